@@ -1,0 +1,79 @@
+/* tick.h: one tick (CONTRACT §1) and its decoders: a JSON object (the daemon's hot path,
+ * allocation-free), a CSV row under a parsed header, and timestamps (integer ns or RFC 3339).
+ * Not for files or Kafka plumbing (see tickfile.h and the daemon). */
+#ifndef INGEST_TICK_H
+#define INGEST_TICK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TICK_SYM_MAX 32
+
+/* Why a tick was rejected. Names (tick_reason_name) are stable: they appear in stats, metrics and
+ * dead letters. */
+enum tick_reason {
+  TICK_OK = 0,
+  TICK_BAD_JSON,      /* not one valid JSON object (or a CSV row with the wrong field count) */
+  TICK_MISSING_FIELD, /* sym, ts or px absent */
+  TICK_BAD_SYM,       /* not 1..32 bytes of 0x21..0x7E without " \ , (or not a string) */
+  TICK_BAD_TS,        /* not an int64 ns integer nor an RFC 3339 string */
+  TICK_BAD_PX,        /* not a finite number > 0 */
+  TICK_BAD_QTY,       /* not a finite number >= 0 */
+  TICK_BAD_QUOTE,     /* bid or ask present but not a finite number > 0 */
+  TICK_KEY_MISMATCH,  /* Kafka message key present and != sym */
+  TICK_OUT_OF_ORDER,  /* ts older than the instrument's last accepted tick */
+  TICK_NREASONS
+};
+
+/* Returns "bad_json", "missing_field", ... ; "ok" for TICK_OK. */
+const char *tick_reason_name(int reason);
+
+typedef struct tick {
+  int64_t ts;                  /* ns since the Unix epoch, UTC */
+  double px;                   /* > 0 */
+  double qty;                  /* >= 0, 0 when absent */
+  double bid;                  /* valid only when has_quote */
+  double ask;                  /* valid only when has_quote */
+  uint8_t has_quote;           /* both present and bid <= ask: the spread feature is used */
+  uint8_t sym_len;             /* 1..TICK_SYM_MAX */
+  char sym[TICK_SYM_MAX + 1];  /* NUL-terminated */
+} tick;
+
+/* Decodes one JSON object (CONTRACT §1) from buf[0..len) (not NUL-terminated). Unknown keys,
+ * including nested objects and arrays, are skipped; duplicate keys: the last one wins.
+ * Returns TICK_OK or a reason; on a reason, writes into err (if errlen > 0) one line naming the
+ * field, what was found and what was expected, e.g. "field px: found -3, expected a finite
+ * number > 0". Never allocates, never reads outside buf. */
+int tick_parse_json(tick *t, const char *buf, size_t len, char *err, size_t errlen);
+
+/* Parses a timestamp string: RFC 3339 (fraction up to 9 digits, Z or +hh:mm/-hh:mm) to ns since
+ * the epoch. Returns 0 or -1. */
+int tick_parse_rfc3339(const char *s, size_t len, int64_t *ns);
+
+/* Parses a decimal int64 (optional '-', no '+', no leading zeros beyond "0") exactly. 0 or -1. */
+int tick_parse_int64(const char *s, size_t len, int64_t *out);
+
+/* Parses a JSON-grammar number to the correctly rounded double. Returns bytes consumed, 0 when
+ * there is no valid number at s. */
+size_t tick_parse_number(const char *s, size_t len, double *out);
+
+/* A CSV header: which column holds which field. */
+typedef struct tick_csv {
+  int ncols;  /* columns in the header */
+  int col_sym, col_ts, col_px, col_qty, col_bid, col_ask; /* -1 when absent (qty/bid/ask) */
+} tick_csv;
+
+/* Parses a header row. Returns 0, or -1 with err saying which required column is missing. */
+int tick_csv_header(tick_csv *h, const char *line, size_t len, char *err, size_t errlen);
+
+/* Decodes one CSV row (no trailing newline; a trailing '\r' is ignored). Fields are plain or
+ * double-quoted (RFC 4180); an empty field is absent. In CSV a ts field is an integer (ns) or an
+ * RFC 3339 string. Same return and err convention as tick_parse_json. */
+int tick_parse_csv(const tick_csv *h, tick *t, const char *line, size_t len, char *err,
+                   size_t errlen);
+
+/* Checks a Kafka message key against the decoded tick: TICK_OK when key is NULL/empty or equals
+ * sym, else TICK_KEY_MISMATCH with err. */
+int tick_check_key(const tick *t, const char *key, size_t keylen, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,36 @@
+/* tickfile.h: reads a tick file (CSV with header, or JSON Lines; '-' = stdin) in constant memory,
+ * one line at a time, telling each line's number. Format is detected from the first non-empty
+ * line: '{' means JSON Lines, anything else is a CSV header. Not for validation of order (the
+ * engine does that, per instrument). */
+#ifndef INGEST_TICKFILE_H
+#define INGEST_TICKFILE_H
+
+#include <stdio.h>
+#include <stdint.h>
+#include "tick.h"
+
+typedef struct tickfile {
+  FILE *f;            /* the open file */
+  int owned;          /* 1 when we fclose it */
+  int jsonl;          /* 1 for JSON Lines, 0 for CSV */
+  tick_csv csv;       /* the header, for CSV */
+  char *buf;          /* line buffer, grows to the longest line */
+  size_t cap;         /* buf capacity */
+  uint64_t line;      /* number of the line last read (1-based) */
+  uint64_t bytes;     /* bytes consumed so far (for progress) */
+  uint64_t size;      /* file size when known (regular file), else 0 */
+  const char *path;   /* for messages */
+} tickfile;
+
+/* Opens path ('-' = stdin) and reads the header. Returns 0, or a negative TC_E* code with err set
+ * ("ticks.csv: cannot open: No such file or directory", "ticks.csv:1: header lacks column px
+ * (found sym,ts,price; expected sym,ts,px[,qty,bid,ask])"). */
+int tickfile_open(tickfile *tf, const char *path, char *err, size_t errlen);
+
+/* Reads and decodes the next non-empty line. Returns 1 with *reason = TICK_OK or a reject reason
+ * (err filled), 0 at end of file, negative TC_EIO on a read error. tf->line is the line number. */
+int tickfile_next(tickfile *tf, tick *t, int *reason, char *err, size_t errlen);
+
+void tickfile_close(tickfile *tf); /* accepts NULL and half-built */
+
+#endif

@@ -1,0 +1,38 @@
+/* features.h: the four input features of CONTRACT §2, computed in double from a tick and the
+ * previous accepted tick of the same instrument, then standardized to float32.
+ * Pure functions; no knowledge of where ticks come from. */
+#ifndef NN_FEATURES_H
+#define NN_FEATURES_H
+
+#include <stdint.h>
+#include "model.h"
+
+/* raw (NN_F): ret, log_qty, log_dt, spread. `first` is 1 for an instrument's first tick (then
+ * ret = log_dt = 0). has_quote is 1 when both bid and ask are present, finite, > 0 and bid <= ask. */
+static inline void nn_features_raw(double raw[NN_F], int first, double px, double prev_px,
+                                   int64_t ts, int64_t prev_ts, double qty, int has_quote,
+                                   double bid, double ask);
+
+/* x (NN_F) = (raw - mean) / std as float32. */
+static inline void nn_features_standardize(const nn_model *m, const double raw[NN_F],
+                                           float x[NN_F]) {
+  for (int i = 0; i < NN_F; i++)
+    x[i] = (float)((raw[i] - (double)m->feat_mean[i]) / (double)m->feat_std[i]);
+}
+
+#include <math.h>
+static inline void nn_features_raw(double raw[NN_F], int first, double px, double prev_px,
+                                   int64_t ts, int64_t prev_ts, double qty, int has_quote,
+                                   double bid, double ask) {
+  raw[0] = first ? 0.0 : log(px / prev_px);
+  raw[1] = log1p(qty);
+  raw[2] = first ? 0.0 : log1p((double)(ts - prev_ts) / 1e9);
+  raw[3] = has_quote ? (ask - bid) / ((ask + bid) / 2.0) : 0.0;
+}
+
+/* pred_ret = y * target.std + target.mean (in double). */
+static inline double nn_pred_ret(const nn_model *m, float y) {
+  return (double)y * (double)m->tgt_std[0] + (double)m->tgt_mean[0];
+}
+
+#endif
