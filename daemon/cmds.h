@@ -1,0 +1,17 @@
+/* cmds.h: the subcommands of `tickcast`, one file each (daemon/cmd_<name>.c). Each takes the
+ * arguments after the subcommand name (argv[0] = the name) and returns the process exit status:
+ * 0 success, 1 runtime failure, 2 bad usage / bad model / unreadable input (CONTRACT §6). */
+#ifndef DAEMON_CMDS_H
+#define DAEMON_CMDS_H
+
+int cmd_replay(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_broker(int argc, char **argv);
+int cmd_feed(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+
+#define TICKCAST_VERSION "0.1.0"
+
+#endif
