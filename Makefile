@@ -42,7 +42,8 @@ all: check-deps tickcast
 # Installs the Debian packages the build, tests and demo need (only when one is missing).
 DEB_PKGS := build-essential pkg-config librdkafka-dev libuv1-dev libopenblas-dev libsqlite3-dev \
             libmicrohttpd-dev libjansson-dev libxxhash-dev libssl-dev kcat sqlite3 \
-            python3 python3-numpy python3-confluent-kafka clang libclang-rt-14-dev curl
+            python3 python3-numpy python3-confluent-kafka python3-torch clang libclang-rt-14-dev \
+            curl
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -50,13 +51,11 @@ deps:
 	  SUDO=$$( [ $$(id -u) -eq 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
-# Torch is only for regenerating fixtures and the PyTorch side of `make bench`; it is large.
-deps-torch: deps
-	@dpkg -s python3-torch >/dev/null 2>&1 || { SUDO=$$( [ $$(id -u) -eq 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q python3-torch; }
-
+# Python's torch and confluent_kafka are the outside references of the tests and benchmarks.
 check-deps:
-	@pkg-config --exists $(PKGS) 2>/dev/null || $(MAKE) --no-print-directory deps
+	@pkg-config --exists $(PKGS) 2>/dev/null && [ -x /usr/bin/kcat ] && \
+	  /usr/bin/python3 -c 'import torch, confluent_kafka' 2>/dev/null || \
+	  $(MAKE) --no-print-directory deps
 
 tickcast: $(B)/daemon/main.o $(ALL_LIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
