@@ -1,0 +1,309 @@
+/* train.c: forward with caches, backpropagation through time, clipping and Adam for the contract
+ * network. Projections are GEMMs over the whole batch (and, where the recurrence allows, over all
+ * T steps at once); only the recurrent h . W_hh^T product runs step by step.
+ * Not for inference (lstm.c) and not for reading data (daemon/dataset.c). */
+#include "train.h"
+
+#include <assert.h>
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tc_err.h"
+
+int nn_train_init(nn_train *tr, const nn_model *m, int Bmax, int Tmax) {
+  memset(tr, 0, sizeof *tr);
+  if (!m || m->L < 1 || m->L > NN_MAX_LAYERS || m->H < 1 || Bmax < 1 || Tmax < 1)
+    return TC_EINVAL;
+  int L = m->L, H = m->H;
+  size_t TB = (size_t)Tmax * Bmax, T1B = (size_t)(Tmax + 1) * Bmax;
+  size_t n = TB * NN_F                        /* x */
+             + (size_t)L * (TB * 4 * H + 2 * T1B * H + TB * H) /* gates, h, c, tc */
+             + 2 * TB                         /* y, dy */
+             + TB * 4 * H + 2 * TB * H        /* dz, dhin, dhin2 */
+             + 2 * (size_t)Bmax * H;          /* dh, dc */
+  tr->buf = calloc(n, sizeof(float));
+  if (!tr->buf) return TC_ENOMEM;
+  tr->L = L;
+  tr->H = H;
+  tr->peephole = m->peephole;
+  tr->Bmax = Bmax;
+  tr->Tmax = Tmax;
+  float *p = tr->buf;
+  tr->x = p, p += TB * NN_F;
+  for (int k = 0; k < L; k++) {
+    tr->gates[k] = p, p += TB * 4 * H;
+    tr->h[k] = p, p += T1B * H;
+    tr->c[k] = p, p += T1B * H;
+    tr->tc[k] = p, p += TB * H;
+  }
+  tr->y = p, p += TB;
+  tr->dy = p, p += TB;
+  tr->dz = p, p += TB * 4 * H;
+  tr->dhin = p, p += TB * H;
+  tr->dhin2 = p, p += TB * H;
+  tr->dh = p, p += (size_t)Bmax * H;
+  tr->dc = p, p += (size_t)Bmax * H;
+  assert((size_t)(p - tr->buf) == n);
+  return 0;
+}
+
+void nn_train_free(nn_train *tr) {
+  if (!tr) return;
+  free(tr->buf);
+  memset(tr, 0, sizeof *tr);
+}
+
+static inline float sigmoidf_(float v) { return 1.0f / (1.0f + expf(-v)); }
+
+double nn_train_forward(nn_train *tr, const nn_model *m, int B, int T, const float *x,
+                        const float *tgt, const float *w, float *state) {
+  assert(B >= 1 && B <= tr->Bmax && T >= 1 && T <= tr->Tmax);
+  assert(m->L == tr->L && m->H == tr->H && m->peephole == tr->peephole);
+  const int L = m->L, H = m->H, G = 4 * H, TB = T * B;
+  const size_t sf = nn_state_floats(m);
+  tr->B = B;
+  tr->T = T;
+  memcpy(tr->x, x, sizeof(float) * (size_t)TB * NN_F);
+  for (int k = 0; k < L; k++) {
+    const int D = k == 0 ? NN_F : H;
+    const float *X = k == 0 ? tr->x : tr->h[k - 1] + (size_t)B * H; /* (T*B, D) */
+    float *Z = tr->gates[k];                                         /* (T*B, 4H) */
+    float *hk = tr->h[k], *ck = tr->c[k], *tck = tr->tc[k];
+    const float *bi = m->b_ih[k], *bh = m->b_hh[k];
+    const float *wci = m->w_ci[k], *wcf = m->w_cf[k], *wco = m->w_co[k];
+    /* Z (T*B, 4H) = b_ih + b_hh, then += X (T*B, D) . W_ih^T (D, 4H), for all steps at once. */
+    for (int r = 0; r < TB; r++)
+      for (int j = 0; j < G; j++) Z[(size_t)r * G + j] = bi[j] + bh[j];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, TB, G, D, 1.0f, X, D, m->W_ih[k], D,
+                1.0f, Z, G);
+    for (int b = 0; b < B; b++) {
+      memcpy(hk + (size_t)b * H, state + b * sf + (size_t)(2 * k) * H, sizeof(float) * H);
+      memcpy(ck + (size_t)b * H, state + b * sf + (size_t)(2 * k + 1) * H, sizeof(float) * H);
+    }
+    for (int t = 0; t < T; t++) {
+      float *zt = Z + (size_t)t * B * G;             /* (B, 4H) */
+      const float *hp = hk + (size_t)t * B * H;      /* (B, H) h before step t */
+      const float *cp = ck + (size_t)t * B * H;      /* (B, H) */
+      float *hn = hk + (size_t)(t + 1) * B * H;      /* (B, H) h after step t */
+      float *cn = ck + (size_t)(t + 1) * B * H;
+      float *tct = tck + (size_t)t * B * H;
+      /* zt (B, 4H) += h (B, H) . W_hh^T (H, 4H) */
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, H, 1.0f, hp, H, m->W_hh[k], H,
+                  1.0f, zt, G);
+      for (int b = 0; b < B; b++) {
+        float *z = zt + (size_t)b * G;
+        const float *c0 = cp + (size_t)b * H;
+        float *c1 = cn + (size_t)b * H, *h1 = hn + (size_t)b * H, *tc1 = tct + (size_t)b * H;
+        for (int j = 0; j < H; j++) {
+          float zi = z[j], zf = z[H + j], zg = z[2 * H + j], zo = z[3 * H + j];
+          if (wci) {
+            zi += wci[j] * c0[j];
+            zf += wcf[j] * c0[j];
+          }
+          float gi = sigmoidf_(zi), gf = sigmoidf_(zf), gg = tanhf(zg);
+          float c = gf * c0[j] + gi * gg;
+          if (wco) zo += wco[j] * c;
+          float go = sigmoidf_(zo), tcv = tanhf(c);
+          c1[j] = c;
+          tc1[j] = tcv;
+          h1[j] = go * tcv;
+          z[j] = gi, z[H + j] = gf, z[2 * H + j] = gg, z[3 * H + j] = go;
+        }
+      }
+    }
+    for (int b = 0; b < B; b++) {
+      memcpy(state + b * sf + (size_t)(2 * k) * H, hk + ((size_t)T * B + b) * H,
+             sizeof(float) * H);
+      memcpy(state + b * sf + (size_t)(2 * k + 1) * H, ck + ((size_t)T * B + b) * H,
+             sizeof(float) * H);
+    }
+  }
+  /* y (T*B) = h_top (T*B, H) . head_w^T + head_b; the loss and its gradient. */
+  const float *top = tr->h[L - 1] + (size_t)B * H;
+  double loss = 0.0;
+  for (int r = 0; r < TB; r++) {
+    const float *hr = top + (size_t)r * H;
+    float acc = 0.0f;
+    for (int j = 0; j < H; j++) acc += m->head_w[j] * hr[j];
+    float y = acc + m->head_b[0];
+    tr->y[r] = y;
+    float d = y - tgt[r];
+    loss += (double)w[r] * (double)d * (double)d;
+    tr->dy[r] = 2.0f * w[r] * d;
+  }
+  return loss;
+}
+
+void nn_train_backward(nn_train *tr, const nn_model *m, float *grad) {
+  const int L = m->L, H = m->H, G = 4 * H, B = tr->B, T = tr->T, TB = T * B;
+#define GRAD(p) (grad + ((p) - m->params))
+  /* Head: d head_w (1, H) += dy (T*B)^T . h_top (T*B, H); dhin (T*B, H) = dy x head_w. */
+  const float *top = tr->h[L - 1] + (size_t)B * H;
+  float *ghw = GRAD(m->head_w), *ghb = GRAD(m->head_b);
+  float dbsum = 0.0f;
+  for (int r = 0; r < TB; r++) dbsum += tr->dy[r];
+  ghb[0] += dbsum;
+  cblas_sgemv(CblasRowMajor, CblasTrans, TB, H, 1.0f, top, H, tr->dy, 1, 1.0f, ghw, 1);
+  for (int r = 0; r < TB; r++)
+    for (int j = 0; j < H; j++) tr->dhin[(size_t)r * H + j] = tr->dy[r] * m->head_w[j];
+
+  for (int k = L - 1; k >= 0; k--) {
+    const int D = k == 0 ? NN_F : H;
+    const float *X = k == 0 ? tr->x : tr->h[k - 1] + (size_t)B * H; /* (T*B, D) */
+    const float *gk = tr->gates[k], *hk = tr->h[k], *ck = tr->c[k], *tck = tr->tc[k];
+    const float *wci = m->w_ci[k], *wcf = m->w_cf[k], *wco = m->w_co[k];
+    float *gci = wci ? GRAD(m->w_ci[k]) : NULL, *gcf = wcf ? GRAD(m->w_cf[k]) : NULL,
+          *gco = wco ? GRAD(m->w_co[k]) : NULL;
+    float *dz = tr->dz, *dh = tr->dh, *dc = tr->dc;
+    memset(dh, 0, sizeof(float) * (size_t)B * H);
+    memset(dc, 0, sizeof(float) * (size_t)B * H);
+    for (int t = T - 1; t >= 0; t--) {
+      for (int b = 0; b < B; b++) {
+        size_t r = (size_t)t * B + b;
+        const float *g = gk + r * G;
+        const float *cp = ck + r * H, *cn = ck + (r + B) * H, *tcn = tck + r * H;
+        const float *din = tr->dhin + r * H;
+        float *dzr = dz + r * G, *dhb = dh + (size_t)b * H, *dcb = dc + (size_t)b * H;
+        for (int j = 0; j < H; j++) {
+          float gi = g[j], gf = g[H + j], gg = g[2 * H + j], go = g[3 * H + j];
+          float dht = din[j] + dhb[j];
+          float dpo = dht * tcn[j] * go * (1.0f - go);
+          float dcn = dcb[j] + dht * go * (1.0f - tcn[j] * tcn[j]);
+          if (wco) {
+            dcn += dpo * wco[j];
+            gco[j] += dpo * cn[j];
+          }
+          float dpi = dcn * gg * gi * (1.0f - gi);
+          float dpf = dcn * cp[j] * gf * (1.0f - gf);
+          float dpg = dcn * gi * (1.0f - gg * gg);
+          float dcp = dcn * gf;
+          if (wci) {
+            dcp += dpi * wci[j] + dpf * wcf[j];
+            gci[j] += dpi * cp[j];
+            gcf[j] += dpf * cp[j];
+          }
+          dcb[j] = dcp;
+          dzr[j] = dpi, dzr[H + j] = dpf, dzr[2 * H + j] = dpg, dzr[3 * H + j] = dpo;
+        }
+      }
+      /* dh (B, H) = dz_t (B, 4H) . W_hh (4H, H); not needed past the window start. */
+      if (t > 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, G, 1.0f,
+                    dz + (size_t)t * B * G, G, m->W_hh[k], H, 0.0f, dh, H);
+    }
+    /* d W_hh (4H, H) += dz^T (4H, T*B) . h_prev (T*B, H); d W_ih (4H, D) += dz^T . X (T*B, D) */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, H, TB, 1.0f, dz, G, hk, H, 1.0f,
+                GRAD(m->W_hh[k]), H);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, D, TB, 1.0f, dz, G, X, D, 1.0f,
+                GRAD(m->W_ih[k]), D);
+    float *gbi = GRAD(m->b_ih[k]), *gbh = GRAD(m->b_hh[k]);
+    for (int r = 0; r < TB; r++) {
+      const float *dzr = dz + (size_t)r * G;
+      for (int j = 0; j < G; j++) gbi[j] += dzr[j];
+      for (int j = 0; j < G; j++) gbh[j] += dzr[j];
+    }
+    if (k > 0) {
+      /* dhin for layer k-1 (T*B, H) = dz (T*B, 4H) . W_ih (4H, H) */
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, TB, H, G, 1.0f, dz, G, m->W_ih[k],
+                  H, 0.0f, tr->dhin2, H);
+      float *tmp = tr->dhin;
+      tr->dhin = tr->dhin2;
+      tr->dhin2 = tmp;
+    }
+  }
+#undef GRAD
+}
+
+double nn_grad_clip(float *grad, size_t n, double maxnorm) {
+  double ss = 0.0;
+  for (size_t i = 0; i < n; i++) ss += (double)grad[i] * grad[i];
+  double norm = sqrt(ss);
+  if (maxnorm > 0 && norm > maxnorm) {
+    float s = (float)(maxnorm / norm);
+    for (size_t i = 0; i < n; i++) grad[i] *= s;
+  }
+  return norm;
+}
+
+int nn_param_trainable(const nn_model *m, size_t i) {
+  const float *p = m->params + i;
+  if (p >= m->feat_mean && p < m->feat_mean + NN_F) return 0;
+  if (p >= m->feat_std && p < m->feat_std + NN_F) return 0;
+  if (p == m->tgt_mean || p == m->tgt_std) return 0;
+  return 1;
+}
+
+static void fill_uniform(float *p, size_t n, float a, nn_rng *r) {
+  for (size_t i = 0; i < n; i++) p[i] = (float)((2.0 * nn_rng_uniform(r) - 1.0) * a);
+}
+
+void nn_train_init_weights(nn_model *m, nn_rng *r) {
+  const int H = m->H, G = 4 * H;
+  float a = 1.0f / sqrtf((float)H);
+  for (int k = 0; k < m->L; k++) {
+    int D = k == 0 ? NN_F : H;
+    fill_uniform(m->W_ih[k], (size_t)G * D, a, r);
+    fill_uniform(m->W_hh[k], (size_t)G * H, a, r);
+    fill_uniform(m->b_ih[k], G, a, r);
+    fill_uniform(m->b_hh[k], G, a, r);
+    if (m->peephole) {
+      fill_uniform(m->w_ci[k], H, a, r);
+      fill_uniform(m->w_cf[k], H, a, r);
+      fill_uniform(m->w_co[k], H, a, r);
+    }
+  }
+  fill_uniform(m->head_w, H, a, r);
+  fill_uniform(m->head_b, 1, a, r);
+}
+
+int nn_adam_init(nn_adam *a, size_t n, float lr) {
+  memset(a, 0, sizeof *a);
+  a->mom = calloc(n ? 2 * n : 1, sizeof(float));
+  if (!a->mom) return TC_ENOMEM;
+  a->vel = a->mom + n;
+  a->n = n;
+  a->lr = lr;
+  a->beta1 = 0.9f;
+  a->beta2 = 0.999f;
+  a->eps = 1e-8f;
+  return 0;
+}
+
+void nn_adam_free(nn_adam *a) {
+  if (!a) return;
+  free(a->mom);
+  memset(a, 0, sizeof *a);
+}
+
+/* Updates params[lo, hi) */
+static void adam_range(nn_adam *a, float *params, const float *grad, size_t lo, size_t hi,
+                       float c1, float c2) {
+  const float b1 = a->beta1, b2 = a->beta2, lr = a->lr, eps = a->eps;
+  for (size_t i = lo; i < hi; i++) {
+    float g = grad[i];
+    float mo = a->mom[i] = b1 * a->mom[i] + (1.0f - b1) * g;
+    float ve = a->vel[i] = b2 * a->vel[i] + (1.0f - b2) * g * g;
+    params[i] -= lr * (mo / c1) / (sqrtf(ve / c2) + eps);
+  }
+}
+
+void nn_adam_step(nn_adam *a, nn_model *m, const float *grad) {
+  assert(a->n == m->nparams);
+  a->t++;
+  float c1 = 1.0f - (float)pow(a->beta1, (double)a->t);
+  float c2 = 1.0f - (float)pow(a->beta2, (double)a->t);
+  /* Runs of trainable entries between the features/target tensors, wherever model.c put them. */
+  size_t i = 0, n = m->nparams;
+  while (i < n) {
+    if (!nn_param_trainable(m, i)) {
+      i++;
+      continue;
+    }
+    size_t j = i;
+    while (j < n && nn_param_trainable(m, j)) j++;
+    adam_range(a, m->params, grad, i, j, c1, c2);
+    i = j;
+  }
+}

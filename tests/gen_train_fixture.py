@@ -1,0 +1,100 @@
+#!/usr/bin/python3
+"""gen_train_fixture.py: PyTorch reference for the trainer's forward and backward passes.
+
+Writes tests/fixtures/train_grad_*.txt: a random model, a batch x (T, B, 4), targets, loss weights,
+and what PyTorch autograd computes for the loss sum(w * (y - tgt)^2): the loss, the outputs y, the
+final state (B, L, 2, H) and the gradient of every parameter. Without peepholes the network is
+torch.nn.LSTM itself; with them it is the CONTRACT §3 cell written out in torch ops.
+Format: one line per entry, "name n v0 v1 ...". Run with Debian's python3 (has torch):
+    /usr/bin/python3 tests/gen_train_fixture.py
+"""
+import os
+import torch
+
+F = 4
+
+
+def lstm_peephole(x, p, L, H):
+    """CONTRACT §3 with peepholes, zero initial state. x (T, B, F) -> h_top (T, B, H), state."""
+    T, B, _ = x.shape
+    h = [torch.zeros(B, H, dtype=x.dtype) for _ in range(L)]
+    c = [torch.zeros(B, H, dtype=x.dtype) for _ in range(L)]
+    out = []
+    for t in range(T):
+        inp = x[t]
+        for k in range(L):
+            z = inp @ p[f"lstm.weight_ih_l{k}"].T + p[f"lstm.bias_ih_l{k}"] \
+                + h[k] @ p[f"lstm.weight_hh_l{k}"].T + p[f"lstm.bias_hh_l{k}"]
+            zi, zf, zg, zo = z.split(H, dim=1)
+            i = torch.sigmoid(zi + p[f"lstm.weight_ci_l{k}"] * c[k])
+            f = torch.sigmoid(zf + p[f"lstm.weight_cf_l{k}"] * c[k])
+            g = torch.tanh(zg)
+            c[k] = f * c[k] + i * g
+            o = torch.sigmoid(zo + p[f"lstm.weight_co_l{k}"] * c[k])
+            h[k] = o * torch.tanh(c[k])
+            inp = h[k]
+        out.append(inp)
+    return torch.stack(out), h, c
+
+
+def make(path, L, H, peephole, B, T, seed):
+    torch.manual_seed(seed)
+    lstm = torch.nn.LSTM(F, H, num_layers=L)
+    head = torch.nn.Linear(H, 1)
+    p = {}
+    for name, v in lstm.state_dict().items():
+        p["lstm." + name] = v.detach().clone() * 2  # away from the linear regime
+    for name, v in head.state_dict().items():
+        p["head." + name] = v.detach().clone()
+    if peephole:
+        for k in range(L):
+            for g in ("ci", "cf", "co"):
+                p[f"lstm.weight_{g}_l{k}"] = (torch.rand(H) * 2 - 1) / H ** 0.5 * 2
+    x = torch.randn(T, B, F) * 1.5
+    tgt = torch.randn(T, B)
+    w = torch.full((T, B), 1.0 / (T * B))
+    w[T // 2, 0] = 0.0  # one padded position
+    w[T - 1, B - 1] = 0.0
+    # Work in float64 so the reference is exact to well below float32 rounding.
+    pd = {k: v.double().requires_grad_(True) for k, v in p.items()}
+    xd = x.double()
+    if peephole:
+        top, h, c = lstm_peephole(xd, pd, L, H)
+    else:
+        # nn.LSTM's own kernel (what its forward calls), on our float64 leaf tensors
+        flat = []
+        for k in range(L):
+            flat += [pd[f"lstm.{n}_l{k}"] for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        zero = torch.zeros(L, B, H, dtype=torch.float64)
+        top, hn, cn = torch._VF.lstm(xd, (zero, zero), flat, True, L, 0.0, False, False, False)
+        h = [hn[k] for k in range(L)]
+        c = [cn[k] for k in range(L)]
+    y = (top @ pd["head.weight"].T).squeeze(-1) + pd["head.bias"]
+    loss = (w.double() * (y - tgt.double()) ** 2).sum()
+    loss.backward()
+    state = torch.stack([torch.stack([h[k], c[k]], 1) for k in range(L)], 1)  # (B, L, 2, H)
+
+    def line(name, t):
+        v = t.detach().reshape(-1).tolist()
+        return f"{name} {len(v)} " + " ".join(f"{a:.17g}" for a in v) + "\n"
+
+    with open(path, "w") as f:
+        f.write(line("config", torch.tensor([L, H, peephole, B, T], dtype=torch.float64)))
+        for k, v in p.items():  # float32 values, exactly representable
+            f.write(line(k, v))
+        f.write(line("x", x))
+        f.write(line("tgt", tgt))
+        f.write(line("w", w))
+        f.write(line("loss", loss.reshape(1)))
+        f.write(line("y", y))
+        f.write(line("state", state))
+        for k, v in pd.items():
+            f.write(line("grad." + k, v.grad))
+    print(f"wrote {path}: L={L} H={H} peephole={peephole} B={B} T={T} loss={loss.item():.9g}")
+
+
+if __name__ == "__main__":
+    d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+    os.makedirs(d, exist_ok=True)
+    make(os.path.join(d, "train_grad_l1.txt"), L=1, H=8, peephole=0, B=3, T=12, seed=11)
+    make(os.path.join(d, "train_grad_l2_peephole.txt"), L=2, H=6, peephole=1, B=4, T=9, seed=12)

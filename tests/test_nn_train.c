@@ -1,0 +1,332 @@
+/* test_nn_train.c: the trainer's forward and backward passes (nn/train.c). Gradients of every
+ * parameter tensor against central finite differences of a double-precision reference of the
+ * same loss, for L = 1 and 2, with and without peepholes; against PyTorch autograd on a fixed
+ * batch (tests/fixtures/train_grad_*.txt from tests/gen_train_fixture.py); state carried across
+ * windows; clipping; Adam's first step in closed form. */
+#include <stdlib.h>
+
+#include "../nn/model.h"
+#include "../nn/tc_err.h"
+#include "../nn/train.h"
+#include "check.h"
+
+/* The loss of CONTRACT §3 in double, with params read from p (laid out like m->params).
+ * x (T, B, F), tgt (T, B), w (T, B), initial state zero. */
+static double ref_loss(const nn_model *m, const double *p, int B, int T, const float *x,
+                       const float *tgt, const float *w) {
+  const int L = m->L, H = m->H, G = 4 * H;
+#define P(ptr) (p + ((ptr) - m->params))
+  double *h = calloc((size_t)L * B * H, sizeof(double)), *c = calloc((size_t)L * B * H, 8);
+  double *in = calloc((size_t)(H > NN_F ? H : NN_F), 8), *z = calloc(G, 8);
+  double loss = 0;
+  for (int t = 0; t < T; t++)
+    for (int b = 0; b < B; b++) {
+      for (int i = 0; i < NN_F; i++) in[i] = x[((size_t)t * B + b) * NN_F + i];
+      for (int k = 0; k < L; k++) {
+        int D = k == 0 ? NN_F : H;
+        double *hk = h + ((size_t)k * B + b) * H, *ck = c + ((size_t)k * B + b) * H;
+        const double *Wi = P(m->W_ih[k]), *Wh = P(m->W_hh[k]), *bi = P(m->b_ih[k]),
+                     *bh = P(m->b_hh[k]);
+        for (int r = 0; r < G; r++) {
+          double s = bi[r] + bh[r];
+          for (int d = 0; d < D; d++) s += Wi[(size_t)r * D + d] * in[d];
+          for (int d = 0; d < H; d++) s += Wh[(size_t)r * H + d] * hk[d];
+          z[r] = s;
+        }
+        for (int j = 0; j < H; j++) {
+          double zi = z[j], zf = z[H + j], zg = z[2 * H + j], zo = z[3 * H + j];
+          if (m->peephole) {
+            zi += P(m->w_ci[k])[j] * ck[j];
+            zf += P(m->w_cf[k])[j] * ck[j];
+          }
+          double gi = 1 / (1 + exp(-zi)), gf = 1 / (1 + exp(-zf)), gg = tanh(zg);
+          ck[j] = gf * ck[j] + gi * gg;
+          if (m->peephole) zo += P(m->w_co[k])[j] * ck[j];
+          hk[j] = 1 / (1 + exp(-zo)) * tanh(ck[j]);
+        }
+        for (int j = 0; j < H; j++) in[j] = hk[j];
+      }
+      double y = P(m->head_b)[0];
+      for (int j = 0; j < H; j++) y += P(m->head_w)[j] * in[j];
+      size_t r = (size_t)t * B + b;
+      loss += w[r] * (y - tgt[r]) * (y - tgt[r]);
+    }
+#undef P
+  free(h), free(c), free(in), free(z);
+  return loss;
+}
+
+static float frand(nn_rng *r, float a) { return (float)((2 * nn_rng_uniform(r) - 1) * a); }
+
+/* One configuration: analytic gradients of every tensor vs finite differences. */
+static void check_grads(int L, int H, int peephole, int B, int T, uint64_t seed) {
+  nn_model m;
+  nn_train tr;
+  nn_rng r;
+  nn_rng_seed(&r, seed);
+  CHECK_INT(nn_model_init(&m, L, H, peephole), 0);
+  nn_train_init_weights(&m, &r);
+  /* Larger-than-default weights so that every gate is exercised away from its linear regime. */
+  for (size_t i = 0; i < m.nparams; i++)
+    if (nn_param_trainable(&m, i)) m.params[i] *= 2.0f;
+  CHECK_INT(nn_train_init(&tr, &m, B, T), 0);
+  size_t TB = (size_t)T * B;
+  float *x = malloc(TB * NN_F * 4), *tgt = malloc(TB * 4), *w = malloc(TB * 4);
+  float *state = calloc((size_t)B * nn_state_floats(&m), 4), *grad = calloc(m.nparams, 4);
+  for (size_t i = 0; i < TB * NN_F; i++) x[i] = frand(&r, 1.5f);
+  for (size_t i = 0; i < TB; i++) {
+    tgt[i] = frand(&r, 1.0f);
+    w[i] = (i % 5 == 3) ? 0.0f : 1.0f / (float)TB; /* some padding */
+  }
+  double loss = nn_train_forward(&tr, &m, B, T, x, tgt, w, state);
+  nn_train_backward(&tr, &m, grad);
+  double *p = malloc(m.nparams * sizeof(double));
+  for (size_t i = 0; i < m.nparams; i++) p[i] = m.params[i];
+  double ref = ref_loss(&m, p, B, T, x, tgt, w);
+  CHECK_NEAR(loss, ref, 1e-5 * fabs(ref) + 1e-7);
+
+  struct {
+    const char *name;
+    float *t;
+    size_t n;
+  } ts[7 * NN_MAX_LAYERS + 2];
+  int nt = 0;
+  for (int k = 0; k < L; k++) {
+    size_t D = k == 0 ? NN_F : (size_t)H;
+    ts[nt++] = (typeof(ts[0])){"W_ih", m.W_ih[k], 4 * H * D};
+    ts[nt++] = (typeof(ts[0])){"W_hh", m.W_hh[k], (size_t)4 * H * H};
+    ts[nt++] = (typeof(ts[0])){"b_ih", m.b_ih[k], (size_t)4 * H};
+    ts[nt++] = (typeof(ts[0])){"b_hh", m.b_hh[k], (size_t)4 * H};
+    if (peephole) {
+      ts[nt++] = (typeof(ts[0])){"w_ci", m.w_ci[k], (size_t)H};
+      ts[nt++] = (typeof(ts[0])){"w_cf", m.w_cf[k], (size_t)H};
+      ts[nt++] = (typeof(ts[0])){"w_co", m.w_co[k], (size_t)H};
+    }
+  }
+  ts[nt++] = (typeof(ts[0])){"head_w", m.head_w, (size_t)H};
+  ts[nt++] = (typeof(ts[0])){"head_b", m.head_b, 1};
+  int bad = 0, checked = 0;
+  double maxrel = 0;
+  for (int q = 0; q < nt; q++) {
+    /* Several entries per tensor: the gate blocks i, f, g, o of a 4H tensor are all hit. */
+    int ne = ts[q].n < 8 ? (int)ts[q].n : 8;
+    for (int e = 0; e < ne; e++) {
+      size_t j = ts[q].n <= 8 ? (size_t)e : (size_t)e * ts[q].n / 8 + nn_rng_below(&r, ts[q].n / 8);
+      size_t idx = (size_t)(ts[q].t - m.params) + j;
+      const double eps = 1e-5;
+      double save = p[idx];
+      p[idx] = save + eps;
+      double lp = ref_loss(&m, p, B, T, x, tgt, w);
+      p[idx] = save - eps;
+      double lm = ref_loss(&m, p, B, T, x, tgt, w);
+      p[idx] = save;
+      double fd = (lp - lm) / (2 * eps), an = grad[idx];
+      double tol = 2e-5 + 2e-3 * fabs(fd);
+      checked++;
+      double rel = fabs(an - fd) / (fabs(fd) + 1e-6);
+      if (rel > maxrel && fabs(fd) > 1e-4) maxrel = rel;
+      if (!(fabs(an - fd) <= tol)) {
+        bad++;
+        fprintf(stderr, "L=%d H=%d peep=%d %s[%d][%zu]: analytic %.9g vs fd %.9g\n", L, H,
+                peephole, ts[q].name, q, j, an, fd);
+      }
+    }
+  }
+  printf("grads L=%d H=%d peephole=%d B=%d T=%d: %d entries vs finite differences, max rel err "
+         "%.2e\n", L, H, peephole, B, T, checked, maxrel);
+  CHECK_INT(bad, 0);
+  /* features.* and target.* get no gradient. */
+  for (size_t i = 0; i < m.nparams; i++)
+    if (!nn_param_trainable(&m, i)) CHECK(grad[i] == 0.0f);
+  free(p), free(x), free(tgt), free(w), free(state), free(grad);
+  nn_train_free(&tr);
+  nn_model_free(&m);
+}
+
+/* Two windows of T with carried state give the outputs of one window of 2T. */
+static void check_carry(void) {
+  nn_model m;
+  nn_train tr;
+  nn_rng r;
+  nn_rng_seed(&r, 7);
+  int L = 2, H = 6, B = 3, T = 5;
+  CHECK_INT(nn_model_init(&m, L, H, 1), 0);
+  nn_train_init_weights(&m, &r);
+  CHECK_INT(nn_train_init(&tr, &m, B, 2 * T), 0);
+  size_t TB = (size_t)2 * T * B;
+  float *x = malloc(TB * NN_F * 4), *tgt = calloc(TB, 4), *w = calloc(TB, 4), *y = malloc(TB * 4);
+  float *s1 = calloc((size_t)B * nn_state_floats(&m), 4), *s2 = calloc((size_t)B * nn_state_floats(&m), 4);
+  for (size_t i = 0; i < TB * NN_F; i++) x[i] = frand(&r, 1.0f);
+  nn_train_forward(&tr, &m, B, 2 * T, x, tgt, w, s1);
+  memcpy(y, tr.y, TB * 4);
+  nn_train_forward(&tr, &m, B, T, x, tgt, w, s2);
+  float maxd = 0;
+  for (size_t i = 0; i < TB / 2; i++) maxd = fmaxf(maxd, fabsf(tr.y[i] - y[i]));
+  nn_train_forward(&tr, &m, B, T, x + TB / 2 * NN_F, tgt, w, s2);
+  for (size_t i = 0; i < TB / 2; i++) maxd = fmaxf(maxd, fabsf(tr.y[i] - y[TB / 2 + i]));
+  CHECK(maxd == 0.0f);
+  float maxs = 0;
+  for (size_t i = 0; i < (size_t)B * nn_state_floats(&m); i++) maxs = fmaxf(maxs, fabsf(s1[i] - s2[i]));
+  CHECK(maxs == 0.0f);
+  free(x), free(tgt), free(w), free(y), free(s1), free(s2);
+  nn_train_free(&tr);
+  nn_model_free(&m);
+}
+
+static void check_clip_adam(void) {
+  float g[3] = {3, 4, 0};
+  CHECK_NEAR(nn_grad_clip(g, 3, 1.0), 5.0, 1e-12);
+  CHECK_NEAR(g[0], 0.6, 1e-6);
+  CHECK_NEAR(g[1], 0.8, 1e-6);
+  CHECK_NEAR(nn_grad_clip(g, 3, 0), 1.0, 1e-6); /* no clipping */
+  CHECK_NEAR(g[1], 0.8, 1e-6);
+
+  nn_model m;
+  nn_adam a;
+  CHECK_INT(nn_model_init(&m, 1, 2, 0), 0);
+  CHECK_INT(nn_adam_init(&a, m.nparams, 0.01f), 0);
+  float *grad = calloc(m.nparams, 4);
+  for (size_t i = 0; i < m.nparams; i++) grad[i] = (i % 2 ? -1.0f : 1.0f) * (float)(i + 1);
+  float *before = malloc(m.nparams * 4);
+  memcpy(before, m.params, m.nparams * 4);
+  nn_adam_step(&a, &m, grad);
+  /* First step: m_hat = g, v_hat = g^2, so each trainable entry moves by -lr * sign(g). */
+  int ok = 1;
+  for (size_t i = 0; i < m.nparams; i++) {
+    float want = nn_param_trainable(&m, i) ? before[i] - 0.01f * (grad[i] > 0 ? 1 : -1) : before[i];
+    if (fabsf(m.params[i] - want) > 1e-6f) ok = 0;
+  }
+  CHECK(ok);
+  CHECK(m.feat_std[0] == 1.0f && m.tgt_std[0] == 1.0f && m.feat_mean[0] == 0.0f);
+  free(grad), free(before);
+  nn_adam_free(&a);
+  nn_adam_free(&a); /* twice is fine */
+  nn_model_free(&m);
+}
+
+/* The fixture: "name n v0 v1 ..." lines (tests/gen_train_fixture.py). Returns the values of one
+ * entry or NULL. */
+typedef struct fx {
+  char name[64];
+  int n;
+  double *v;
+} fx;
+
+static int fx_load(const char *path, fx *out, int max) {
+  FILE *f = fopen(path, "r");
+  if (!f) return -1;
+  int k = 0;
+  while (k < max && fscanf(f, "%63s %d", out[k].name, &out[k].n) == 2) {
+    out[k].v = malloc(sizeof(double) * (out[k].n ? out[k].n : 1));
+    for (int i = 0; i < out[k].n; i++)
+      if (fscanf(f, "%lf", &out[k].v[i]) != 1) return -1;
+    k++;
+  }
+  fclose(f);
+  return k;
+}
+
+static const fx *fx_get(const fx *f, int n, const char *name) {
+  for (int i = 0; i < n; i++)
+    if (!strcmp(f[i].name, name)) return &f[i];
+  fprintf(stderr, "fixture lacks %s\n", name);
+  return NULL;
+}
+
+/* Our gradients against PyTorch autograd on the same model and batch. */
+static void check_torch(const char *path) {
+  fx f[200];
+  int nf = fx_load(path, f, 200);
+  CHECK(nf > 0);
+  if (nf <= 0) {
+    fprintf(stderr, "cannot read %s (run from the repository root)\n", path);
+    return;
+  }
+  const fx *cfg = fx_get(f, nf, "config");
+  if (!cfg) return;
+  int L = (int)cfg->v[0], H = (int)cfg->v[1], peep = (int)cfg->v[2], B = (int)cfg->v[3],
+      T = (int)cfg->v[4];
+  nn_model m;
+  nn_train tr;
+  CHECK_INT(nn_model_init(&m, L, H, peep), 0);
+  CHECK_INT(nn_train_init(&tr, &m, B, T), 0);
+  struct {
+    char name[48];
+    float *t;
+  } map[7 * NN_MAX_LAYERS + 2];
+  int nm = 0;
+  for (int k = 0; k < L; k++) {
+    snprintf(map[nm].name, 48, "lstm.weight_ih_l%d", k), map[nm++].t = m.W_ih[k];
+    snprintf(map[nm].name, 48, "lstm.weight_hh_l%d", k), map[nm++].t = m.W_hh[k];
+    snprintf(map[nm].name, 48, "lstm.bias_ih_l%d", k), map[nm++].t = m.b_ih[k];
+    snprintf(map[nm].name, 48, "lstm.bias_hh_l%d", k), map[nm++].t = m.b_hh[k];
+    if (peep) {
+      snprintf(map[nm].name, 48, "lstm.weight_ci_l%d", k), map[nm++].t = m.w_ci[k];
+      snprintf(map[nm].name, 48, "lstm.weight_cf_l%d", k), map[nm++].t = m.w_cf[k];
+      snprintf(map[nm].name, 48, "lstm.weight_co_l%d", k), map[nm++].t = m.w_co[k];
+    }
+  }
+  snprintf(map[nm].name, 48, "head.weight"), map[nm++].t = m.head_w;
+  snprintf(map[nm].name, 48, "head.bias"), map[nm++].t = m.head_b;
+  for (int q = 0; q < nm; q++) {
+    const fx *e = fx_get(f, nf, map[q].name);
+    if (!e) return;
+    for (int i = 0; i < e->n; i++) map[q].t[i] = (float)e->v[i];
+  }
+  const fx *fxx = fx_get(f, nf, "x"), *fxt = fx_get(f, nf, "tgt"), *fxw = fx_get(f, nf, "w"),
+           *fxl = fx_get(f, nf, "loss"), *fxy = fx_get(f, nf, "y"), *fxs = fx_get(f, nf, "state");
+  if (!fxx || !fxt || !fxw || !fxl || !fxy || !fxs) return;
+  size_t TB = (size_t)T * B;
+  float *x = malloc(TB * NN_F * 4), *tgt = malloc(TB * 4), *w = malloc(TB * 4);
+  float *state = calloc((size_t)B * nn_state_floats(&m), 4), *grad = calloc(m.nparams, 4);
+  for (size_t i = 0; i < TB * NN_F; i++) x[i] = (float)fxx->v[i];
+  for (size_t i = 0; i < TB; i++) tgt[i] = (float)fxt->v[i], w[i] = (float)fxw->v[i];
+  double loss = nn_train_forward(&tr, &m, B, T, x, tgt, w, state);
+  nn_train_backward(&tr, &m, grad);
+  CHECK_NEAR(loss, fxl->v[0], 1e-5 * fabs(fxl->v[0]));
+  double maxy = 0;
+  for (size_t i = 0; i < TB; i++) maxy = fmax(maxy, fabs(tr.y[i] - fxy->v[i]));
+  CHECK(maxy < 1e-5);
+  double maxs = 0;
+  for (int i = 0; i < fxs->n; i++) maxs = fmax(maxs, fabs(state[i] - fxs->v[i]));
+  CHECK(maxs < 1e-5);
+  double worst = 0;
+  for (int q = 0; q < nm; q++) {
+    char gname[80];
+    snprintf(gname, sizeof gname, "grad.%.47s", map[q].name);
+    const fx *e = fx_get(f, nf, gname);
+    if (!e) return;
+    double scale = 0;
+    for (int i = 0; i < e->n; i++) scale = fmax(scale, fabs(e->v[i]));
+    const float *g = grad + (map[q].t - m.params);
+    for (int i = 0; i < e->n; i++) {
+      double d = fabs(g[i] - e->v[i]) / (scale + 1e-12);
+      if (d > worst) worst = d;
+      if (d > 1e-4) {
+        fprintf(stderr, "%s %s[%d]: ours %.9g, torch %.9g\n", path, map[q].name, i, g[i], e->v[i]);
+        CHECK(d <= 1e-4);
+        break;
+      }
+    }
+  }
+  printf("%s: L=%d H=%d peephole=%d B=%d T=%d, loss %.9g vs %.9g, worst grad diff %.2e of the "
+         "tensor's max\n", path, L, H, peep, B, T, loss, fxl->v[0], worst);
+  CHECK(worst < 1e-4);
+  for (int i = 0; i < nf; i++) free(f[i].v);
+  free(x), free(tgt), free(w), free(state), free(grad);
+  nn_train_free(&tr);
+  nn_model_free(&m);
+}
+
+int main(void) {
+  check_grads(1, 5, 0, 3, 6, 1);
+  check_grads(1, 5, 1, 3, 6, 2);
+  check_grads(2, 4, 0, 2, 7, 3);
+  check_grads(2, 4, 1, 4, 5, 4);
+  check_grads(1, 1, 1, 1, 1, 5); /* the smallest case */
+  check_carry();
+  check_clip_adam();
+  check_torch("tests/fixtures/train_grad_l1.txt");
+  check_torch("tests/fixtures/train_grad_l2_peephole.txt");
+  return check_done();
+}
