@@ -38,7 +38,7 @@ typedef struct engine {
   uint32_t *occ;      /* (st.cap) ticks of each slot in the current chunk; zero between calls */
   uint32_t occ_cap;   /* capacity of occ */
   uint64_t accepted;  /* ticks accepted so far */
-  uint64_t rejected[TICK_NREASONS]; /* ticks rejected so far, by reason */
+  uint64_t rejected[TICK_NREASONS]; /* ticks rejected so far, by reason (see engine_process) */
 } engine;
 
 /* Sets up an engine for model m with chunks of at most chunk_max ticks. 0 or TC_E*. */
@@ -46,7 +46,9 @@ int engine_init(engine *e, const nn_model *m, int chunk_max);
 void engine_free(engine *e); /* accepts NULL and half-built */
 
 /* Processes ticks[0..N) (N <= chunk_max) in input order semantics: every accepted tick updates its
- * instrument's state and gets its prediction; rejected ticks touch nothing. Counters updated.
+ * instrument's state and gets its prediction; rejected ticks touch nothing. Ticks that come in
+ * with a reason are skipped: the caller counts decode rejections in e->rejected itself (it knows
+ * them first); the engine counts what it rejects (out_of_order) and what it accepts.
  * Returns 0 or TC_ENOMEM (then no state was changed). Never allocates except when the symbol
  * table grows. */
 int engine_process(engine *e, eng_tick *ticks, int N);
