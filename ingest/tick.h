@@ -9,11 +9,15 @@
 
 #define TICK_SYM_MAX 32
 
+/* Deepest nesting tick_parse_json accepts, the tick object itself counting as 1; deeper values
+ * (in unknown keys) make the tick bad_json. */
+#define TICK_JSON_DEPTH_MAX 64
+
 /* Why a tick was rejected. Names (tick_reason_name) are stable: they appear in stats, metrics and
  * dead letters. */
 enum tick_reason {
   TICK_OK = 0,
-  TICK_BAD_JSON,      /* not one valid JSON object (or a CSV row with the wrong field count) */
+  TICK_BAD_JSON,      /* not one valid JSON object (CSV rows use TICK_BAD_ROW) */
   TICK_MISSING_FIELD, /* sym, ts or px absent */
   TICK_BAD_SYM,       /* not 1..32 bytes of 0x21..0x7E without " \ , (or not a string) */
   TICK_BAD_TS,        /* not an int64 ns integer nor an RFC 3339 string */
@@ -22,6 +26,7 @@ enum tick_reason {
   TICK_BAD_QUOTE,     /* bid or ask present but not a finite number > 0 */
   TICK_KEY_MISMATCH,  /* Kafka message key present and != sym */
   TICK_OUT_OF_ORDER,  /* ts older than the instrument's last accepted tick */
+  TICK_BAD_ROW,       /* a CSV row with the wrong field count or bad quoting ("bad_row") */
   TICK_NREASONS
 };
 

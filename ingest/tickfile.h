@@ -19,7 +19,11 @@ typedef struct tickfile {
   uint64_t line;      /* number of the line last read (1-based) */
   uint64_t bytes;     /* bytes consumed so far (for progress) */
   uint64_t size;      /* file size when known (regular file), else 0 */
-  const char *path;   /* for messages */
+  const char *path;   /* for messages ("stdin" for '-') */
+  size_t beg;         /* start of the unread bytes in buf */
+  size_t end;         /* end of the bytes read into buf */
+  int eof;            /* the file has no more bytes to read */
+  size_t lbeg, llen;  /* the last line returned, in buf (without its '\n' and '\r') */
 } tickfile;
 
 /* Opens path ('-' = stdin) and reads the header. Returns 0, or a negative TC_E* code with err set
@@ -27,9 +31,18 @@ typedef struct tickfile {
  * (found sym,ts,price; expected sym,ts,px[,qty,bid,ask])"). */
 int tickfile_open(tickfile *tf, const char *path, char *err, size_t errlen);
 
-/* Reads and decodes the next non-empty line. Returns 1 with *reason = TICK_OK or a reject reason
- * (err filled), 0 at end of file, negative TC_EIO on a read error. tf->line is the line number. */
+/* Reads and decodes the next non-empty line (lines of only spaces, tabs and '\r' are skipped).
+ * Returns 1 with *reason = TICK_OK or a reject reason (err filled with the decoder's message,
+ * without the FILE:LINE prefix), 0 at end of file, negative TC_EIO on a read error (err set).
+ * tf->line is the line number. */
 int tickfile_next(tickfile *tf, tick *t, int *reason, char *err, size_t errlen);
+
+/* The raw text of the line last returned by tickfile_next (without the line end), valid until the
+ * next call; for dead letters and `feed`. */
+static inline const char *tickfile_text(const tickfile *tf, size_t *len) {
+  *len = tf->llen;
+  return tf->buf + tf->lbeg;
+}
 
 void tickfile_close(tickfile *tf); /* accepts NULL and half-built */
 

@@ -1,0 +1,168 @@
+/* tickfile.c: reads tick files (CSV with a header row, or JSON Lines) line by line in constant
+ * memory: one read buffer that grows only to hold the longest line, fread in 64 KiB blocks and
+ * memchr for line ends. Not for ordering or state (the engine) nor for output. */
+#include "tickfile.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../nn/tc_err.h"
+
+#define TICKFILE_BLOCK 65536
+
+/* Reads more bytes into buf, first moving the unread tail to the front and growing buf when the
+ * tail already fills it. Returns 1 when bytes were added, 0 at end of file, TC_E* on failure. */
+static int fill(tickfile *tf) {
+  if (tf->eof) return 0;
+  if (tf->beg > 0) {
+    memmove(tf->buf, tf->buf + tf->beg, tf->end - tf->beg);
+    tf->end -= tf->beg;
+    tf->lbeg = tf->llen = 0;
+    tf->beg = 0;
+  }
+  if (tf->end == tf->cap) {
+    size_t cap = tf->cap ? tf->cap * 2 : TICKFILE_BLOCK;
+    char *b = realloc(tf->buf, cap);
+    if (!b) return TC_ENOMEM;
+    tf->buf = b;
+    tf->cap = cap;
+  }
+  size_t got = fread(tf->buf + tf->end, 1, tf->cap - tf->end, tf->f);
+  if (got == 0) {
+    if (ferror(tf->f)) return TC_EIO;
+    tf->eof = 1;
+    return 0;
+  }
+  tf->end += got;
+  return 1;
+}
+
+/* Sets *s, *n to the next line (without "\n" or "\r\n") and advances. Returns 1, 0 at end of
+ * file, or TC_E*. */
+static int next_line(tickfile *tf, const char **s, size_t *n) {
+  for (;;) {
+    char *b = tf->buf + tf->beg;
+    char *nl = tf->end > tf->beg ? memchr(b, '\n', tf->end - tf->beg) : NULL;
+    size_t len, used;
+    if (nl) {
+      len = (size_t)(nl - b);
+      used = len + 1;
+    } else {
+      int rc = fill(tf);
+      if (rc > 0) continue;
+      if (rc < 0) return rc;
+      if (tf->end == tf->beg) return 0;
+      len = used = tf->end - tf->beg; /* a last line without '\n' */
+      b = tf->buf + tf->beg;
+    }
+    if (len && b[len - 1] == '\r') len--;
+    tf->lbeg = tf->beg;
+    tf->llen = len;
+    tf->beg += used;
+    tf->bytes += used;
+    tf->line++;
+    *s = b;
+    *n = len;
+    return 1;
+  }
+}
+
+static int blank(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return 0;
+  return 1;
+}
+
+/* Opens the file, skips a UTF-8 byte order mark, and looks at the first non-blank line: '{'
+ * starts JSON Lines (the line is left for tickfile_next), anything else is the CSV header. */
+int tickfile_open(tickfile *tf, const char *path, char *err, size_t errlen) {
+  memset(tf, 0, sizeof *tf);
+  int rc;
+  if (strcmp(path, "-") == 0) {
+    tf->f = stdin;
+    tf->path = "stdin";
+  } else {
+    tf->path = path;
+    tf->f = fopen(path, "rb");
+    if (!tf->f) {
+      int e = errno;
+      if (errlen) snprintf(err, errlen, "%s: cannot open: %s", path, strerror(e));
+      return e == ENOENT ? TC_ENOENT : TC_EIO;
+    }
+    tf->owned = 1;
+  }
+  struct stat st;
+  if (fstat(fileno(tf->f), &st) == 0 && S_ISREG(st.st_mode)) tf->size = (uint64_t)st.st_size;
+  rc = fill(tf);
+  if (rc < 0) goto io;
+  if (tf->end >= 3 && memcmp(tf->buf, "\xEF\xBB\xBF", 3) == 0) tf->beg = 3, tf->bytes = 3;
+  for (;;) {
+    const char *s;
+    size_t n;
+    uint64_t bytes = tf->bytes;
+    rc = next_line(tf, &s, &n);
+    if (rc < 0) goto io;
+    if (rc == 0) {
+      if (errlen) snprintf(err, errlen, "%s: no header: the file is empty (expected a CSV header "
+                                        "sym,ts,px[,qty,bid,ask] or JSON Lines)", tf->path);
+      tickfile_close(tf);
+      return TC_EFORMAT;
+    }
+    if (blank(s, n)) continue;
+    size_t i = 0;
+    while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
+    if (s[i] == '{') {
+      /* Unread the line: it is still in buf at lbeg (fill may have moved it there). */
+      tf->jsonl = 1;
+      tf->beg = tf->lbeg;
+      tf->bytes = bytes;
+      tf->line--;
+      return 0;
+    }
+    char msg[256];
+    if (tick_csv_header(&tf->csv, s, n, msg, sizeof msg) != 0) {
+      if (errlen) snprintf(err, errlen, "%s:%llu: %s", tf->path, (unsigned long long)tf->line, msg);
+      tickfile_close(tf);
+      return TC_EFORMAT;
+    }
+    return 0;
+  }
+io:
+  if (errlen)
+    snprintf(err, errlen, "%s: cannot read: %s", tf->path,
+             rc == TC_ENOMEM ? "out of memory" : strerror(errno));
+  tickfile_close(tf);
+  return rc;
+}
+
+/* Returns the next non-blank line decoded: 1 (with *reason), 0 at the end, TC_E* on failure. */
+int tickfile_next(tickfile *tf, tick *t, int *reason, char *err, size_t errlen) {
+  for (;;) {
+    const char *s;
+    size_t n;
+    int rc = next_line(tf, &s, &n);
+    if (rc < 0) {
+      if (errlen)
+        snprintf(err, errlen, "%s:%llu: cannot read: %s", tf->path,
+                 (unsigned long long)tf->line + 1, rc == TC_ENOMEM ? "out of memory" : strerror(errno));
+      return rc;
+    }
+    if (rc == 0) return 0;
+    if (n == 0 || blank(s, n)) continue;
+    *reason = tf->jsonl ? tick_parse_json(t, s, n, err, errlen)
+                        : tick_parse_csv(&tf->csv, t, s, n, err, errlen);
+    return 1;
+  }
+}
+
+/* Closes the file when we opened it and frees the buffer; accepts NULL and half-built. */
+void tickfile_close(tickfile *tf) {
+  if (!tf) return;
+  if (tf->f && tf->owned) fclose(tf->f);
+  free(tf->buf);
+  tf->f = NULL;
+  tf->buf = NULL;
+  tf->cap = tf->beg = tf->end = 0;
+}
