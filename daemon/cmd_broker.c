@@ -1,10 +1,91 @@
-/* cmd_broker.c: placeholder until `tickcast broker` is built; it only says so and fails. */
+/* cmd_broker.c: `tickcast broker`, an embedded development Kafka broker (librdkafka's mock
+ * cluster, see mockbroker.h): prints its bootstrap list as the first line of stdout and runs until
+ * SIGINT or SIGTERM. Not for production data: everything lives in memory. */
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../nn/tc_err.h"
 #include "cmds.h"
+#include "log.h"
+#include "mockbroker.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: tickcast broker [--topics NAME[:PARTITIONS],...] [--port P] [--log-level L]\n"
+          "\n"
+          "An embedded development Kafka broker (librdkafka's in-memory mock cluster, one broker\n"
+          "on 127.0.0.1). Prints its bootstrap list (127.0.0.1:PORT) as the first line of stdout,\n"
+          "logs to stderr, runs until SIGINT or SIGTERM, then exits 0.\n"
+          "\n"
+          "  --topics LIST     topics to create, e.g. ticks:8,predictions:8 (default: none; topics\n"
+          "                    that clients auto-create get %d partitions)\n"
+          "  --port P          listen on 127.0.0.1:P (default 0: any free port)\n"
+          "  --log-level L     error, warn, info (default) or debug\n"
+          "\n"
+          "Limits of the mock: each partition keeps a bounded log (older batches are dropped), and\n"
+          "offsets-for-times (ListOffsets by timestamp) is not implemented.\n",
+          MOCKBROKER_AUTO_PARTITIONS);
+}
 
 int cmd_broker(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
-  fprintf(stderr, "tickcast broker: not built yet\n");
-  return 1;
+  const char *topics = NULL;
+  int port = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      usage(stdout);
+      return 0;
+    }
+    if (i + 1 >= argc || (strcmp(a, "--topics") && strcmp(a, "--port") && strcmp(a, "--log-level"))) {
+      fprintf(stderr, "tickcast broker: %s '%s' (see tickcast broker --help)\n",
+              i + 1 >= argc && a[0] == '-' ? "missing value for" : "unknown argument", a);
+      return 2;
+    }
+    const char *v = argv[++i];
+    if (!strcmp(a, "--topics")) {
+      topics = v;
+    } else if (!strcmp(a, "--port")) {
+      char *end;
+      long p = strtol(v, &end, 10);
+      if (!*v || *end || p < 0 || p > 65535) {
+        fprintf(stderr, "tickcast broker: --port %s: expected an integer 0..65535\n", v);
+        return 2;
+      }
+      port = (int)p;
+    } else {
+      int lv = log_level_parse(v);
+      if (lv < 0) {
+        fprintf(stderr, "tickcast broker: --log-level %s: expected error, warn, info or debug\n", v);
+        return 2;
+      }
+      log_level = lv;
+    }
+  }
+
+  /* Block the stop signals before librdkafka starts its threads (they inherit the mask), so only
+   * sigwait below sees them. */
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, NULL);
+
+  char err[512];
+  mockbroker *mb;
+  int rc = mockbroker_start(&mb, port, topics, err, sizeof err);
+  if (rc < 0) {
+    fprintf(stderr, "tickcast broker: %s\n", err);
+    return rc == TC_EUSAGE ? 2 : 1;
+  }
+  printf("%s\n", mockbroker_bootstraps(mb));
+  fflush(stdout);
+  log_info("broker", "listening on %s, topics %s", mockbroker_bootstraps(mb),
+           topics && *topics ? topics : "(none; auto-created on use)");
+  int sig = 0;
+  sigwait(&stop, &sig);
+  log_info("broker", "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  mockbroker_stop(mb);
+  return 0;
 }

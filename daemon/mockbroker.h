@@ -1,0 +1,31 @@
+/* mockbroker.h: an embedded development Kafka broker (librdkafka's mock cluster, one broker on
+ * 127.0.0.1) for `tickcast broker` and for `tickcast run` without --brokers. Not a real broker:
+ * it keeps everything in memory, a bounded log per partition (older batches are dropped), and does
+ * not implement offsets-for-times (ListOffsets by timestamp). */
+#ifndef DAEMON_MOCKBROKER_H
+#define DAEMON_MOCKBROKER_H
+
+#include <stddef.h>
+
+typedef struct mockbroker mockbroker; /* opaque */
+
+/* Partitions of a topic that clients create by producing to or asking metadata for a topic the
+ * broker does not have (librdkafka's mock default). */
+#define MOCKBROKER_AUTO_PARTITIONS 4
+
+/* Starts a mock cluster of one broker listening on 127.0.0.1:port (port 0 = any free port) and
+ * creates the topics in `topics` ("ticks:8,predictions:8"; a name without ":N" gets
+ * MOCKBROKER_AUTO_PARTITIONS; NULL or "" creates none). Topic names follow Kafka's rule (1..249
+ * bytes of [A-Za-z0-9._-]); partitions 1..100000. On success returns 0 and *out (stop it with
+ * mockbroker_stop). On failure returns TC_EUSAGE (bad topics spec, bad port), TC_EBUSY (the port
+ * is taken) or TC_EKAFKA, with err like "--topics ticks:0: partitions must be 1..100000, found 0"
+ * or "--port 9092: address in use". Messages of the broker's own client go through log.h. */
+int mockbroker_start(mockbroker **out, int port, const char *topics, char *err, size_t errlen);
+
+/* The bootstrap list ("127.0.0.1:PORT"), valid until mockbroker_stop. */
+const char *mockbroker_bootstraps(const mockbroker *mb);
+
+/* Stops the broker and frees it; clients still connected see their connections drop. Accepts NULL. */
+void mockbroker_stop(mockbroker *mb);
+
+#endif
