@@ -1,0 +1,82 @@
+# lib.sh: shell helpers for the end-to-end tests (tests/e2e_*.sh): a scratch directory, background
+# processes that are always cleaned up, an embedded `tickcast broker` on a free port, waiting with
+# a deadline, and assertions. Source it: `. "$(dirname "$0")/lib.sh"`. Not a test by itself.
+#
+#   tc_broker_start [--topics ticks:8,...]  sets BROKERS (bootstrap list) and BROKER_PID
+#   tc_bg CMD...                            runs CMD in the background, sets BG_PID, killed at exit
+#   tc_wait_for SECONDS CMD...              retries CMD every 0.1 s until it succeeds or time is up
+#   tc_fail MESSAGE                         prints "FAIL: MESSAGE" and exits 1
+#   tc_eq WHAT FOUND EXPECTED               fails unless FOUND == EXPECTED (strings)
+#   tc_stop PID [SECONDS]                   SIGTERM, wait up to SECONDS (default 10), sets STOP_RC
+# Also: ROOT (repo), TC (the tickcast binary; $TICKCAST overrides), TMP (scratch dir, removed at
+# exit), PY (/usr/bin/python3, Debian's, which has confluent_kafka and numpy).
+
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TC=${TICKCAST:-$ROOT/tickcast}
+PY=/usr/bin/python3
+export OPENBLAS_NUM_THREADS=1
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/tickcast-e2e.XXXXXX")
+TC_PIDS=()
+
+tc_cleanup() {
+  local rc=$? pid
+  set +e
+  for pid in "${TC_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${TC_PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  if [ "$rc" -ne 0 ] && [ -z "${TC_KEEP_TMP:-}" ]; then
+    # Show the logs of the background processes to explain the failure.
+    for f in "$TMP"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 20 "$f"; }; done
+  fi
+  [ -n "${TC_KEEP_TMP:-}" ] && echo "kept $TMP" || rm -rf "$TMP"
+  exit "$rc"
+}
+trap tc_cleanup EXIT
+trap 'exit 130' INT TERM
+
+tc_fail() { echo "FAIL: $*" >&2; exit 1; }
+
+tc_eq() { # what found expected
+  [ "$2" == "$3" ] || tc_fail "$1: found '$2', expected '$3'"
+  echo "ok: $1 = $3"
+}
+
+tc_bg() { # CMD... ; stdout/stderr are the caller's business (redirect the call)
+  "$@" &
+  BG_PID=$!
+  TC_PIDS+=("$BG_PID")
+}
+
+tc_wait_for() { # seconds cmd...
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" 2>/dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.1
+  done
+}
+
+# Starts `tickcast broker` with the given arguments; its first stdout line is the bootstrap list.
+tc_broker_start() {
+  local out="$TMP/broker.out"
+  : >"$out"
+  tc_bg "$TC" broker "$@" >"$out" 2>"$TMP/broker.log"
+  BROKER_PID=$BG_PID
+  tc_wait_for 10 grep -q . "$out" || tc_fail "tickcast broker printed no bootstrap list in 10 s"
+  BROKERS=$(head -n 1 "$out")
+  echo "broker at $BROKERS (pid $BROKER_PID)"
+}
+
+tc_stop() { # pid [seconds]: SIGTERM and wait; STOP_RC = exit status (124 if it did not exit)
+  local pid=$1 t=${2:-10} i
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < t * 10; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then STOP_RC=124; kill -KILL "$pid"; wait "$pid" 2>/dev/null || true
+  else STOP_RC=0; wait "$pid" || STOP_RC=$?; fi
+  local keep=() q
+  for q in "${TC_PIDS[@]}"; do [ "$q" == "$pid" ] || keep+=("$q"); done
+  TC_PIDS=("${keep[@]}")
+}
