@@ -1,0 +1,740 @@
+/* store.c: the state database on SQLite: open with checks and forward migrations, the state blob
+ * codec, checkpoint writes in one transaction with prepared statements, and loads.
+ * Not for policy (when to checkpoint, what a model change means): see daemon/ckpt.c. */
+#include "store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include "../nn/tc_err.h"
+
+#define BLOB_MAGIC "TCST"
+#define BLOB_VERSION 1
+
+/* Forward migrations: migrations[v] takes schema version v to v + 1. Each runs inside the one
+ * transaction that also sets user_version, so a crash mid-migration leaves the old version. */
+static const char *const migrations[] = {
+    /* 0 -> 1: the first schema. */
+    "CREATE TABLE meta ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  model_sha256 TEXT NOT NULL DEFAULT '',"
+    "  features TEXT NOT NULL DEFAULT '',"
+    "  layers INTEGER NOT NULL DEFAULT 0,"
+    "  hidden INTEGER NOT NULL DEFAULT 0,"
+    "  ckpt_time_ns INTEGER NOT NULL DEFAULT 0,"
+    "  ckpts INTEGER NOT NULL DEFAULT 0,"
+    "  app TEXT NOT NULL DEFAULT '');"
+    "CREATE TABLE offsets ("
+    "  topic TEXT NOT NULL,"
+    "  partition INTEGER NOT NULL,"
+    "  next_offset INTEGER NOT NULL,"
+    "  PRIMARY KEY (topic, partition)) WITHOUT ROWID;"
+    "CREATE TABLE instruments ("
+    "  sym TEXT PRIMARY KEY NOT NULL,"
+    "  partition INTEGER NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  last_ts INTEGER NOT NULL,"
+    "  last_px REAL NOT NULL,"
+    "  state BLOB NOT NULL);",
+};
+_Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
+               "one migration per schema version");
+
+/* The prepared statements, made once at open. */
+enum {
+  Q_BEGIN,
+  Q_COMMIT,
+  Q_ROLLBACK,
+  Q_INST_UPSERT,
+  Q_INST_DELETE,
+  Q_INST_CLEAR,
+  Q_OFF_UPSERT,
+  Q_OFF_CLEAR,
+  Q_META_CKPT,
+  Q_META_SET,
+  Q_META_GET,
+  Q_INST_ALL,
+  Q_INST_TOP,
+  Q_INST_COUNT,
+  Q_OFF_ALL,
+  Q_N
+};
+
+static const char *const q_sql[Q_N] = {
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_INST_UPSERT] = "INSERT INTO instruments (sym, partition, n, last_ts, last_px, state) "
+                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (sym) DO UPDATE SET "
+                      "partition = ?2, n = ?3, last_ts = ?4, last_px = ?5, state = ?6",
+    [Q_INST_DELETE] = "DELETE FROM instruments WHERE sym = ?1",
+    [Q_INST_CLEAR] = "DELETE FROM instruments",
+    [Q_OFF_UPSERT] = "INSERT INTO offsets (topic, partition, next_offset) VALUES (?1, ?2, ?3) "
+                     "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = ?3",
+    [Q_OFF_CLEAR] = "DELETE FROM offsets",
+    [Q_META_CKPT] = "INSERT INTO meta (id, model_sha256, ckpt_time_ns, ckpts) "
+                    "VALUES (1, coalesce(?1, ''), ?2, 1) ON CONFLICT (id) DO UPDATE SET "
+                    "model_sha256 = coalesce(?1, model_sha256), ckpt_time_ns = ?2, "
+                    "ckpts = ckpts + 1",
+    [Q_META_SET] = "INSERT OR REPLACE INTO meta (id, model_sha256, features, layers, hidden, "
+                   "ckpt_time_ns, ckpts, app) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [Q_META_GET] = "SELECT model_sha256, features, layers, hidden, ckpt_time_ns, ckpts, app "
+                   "FROM meta WHERE id = 1",
+    [Q_INST_ALL] = "SELECT sym, partition, n, last_ts, last_px, state FROM instruments",
+    [Q_INST_TOP] = "SELECT sym, partition, n, last_ts, last_px FROM instruments "
+                   "ORDER BY n DESC, sym LIMIT ?1",
+    [Q_INST_COUNT] = "SELECT count(*) FROM instruments",
+    [Q_OFF_ALL] = "SELECT topic, partition, next_offset FROM offsets ORDER BY topic, partition",
+};
+
+struct store {
+  sqlite3 *db;            /* the connection */
+  char *path;             /* as opened, for messages */
+  int readonly;           /* opened with STORE_OPEN_READONLY */
+  sqlite3_stmt *q[Q_N];   /* prepared statements (NULL for writes when read-only) */
+  unsigned char *blob;    /* (blob_cap) scratch for encoding one state blob */
+  size_t blob_cap;
+  float *fbuf;            /* (fcap) scratch for decoding one state */
+  size_t fcap;
+};
+
+/* ---- errors ---- */
+
+static int map_rc(int rc) {
+  switch (rc & 0xff) {
+  case SQLITE_OK: return 0;
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED: return TC_EBUSY;
+  case SQLITE_FULL:
+  case SQLITE_READONLY:
+  case SQLITE_IOERR:
+  case SQLITE_CANTOPEN:
+  case SQLITE_PERM: return TC_EIO;
+  case SQLITE_CORRUPT:
+  case SQLITE_NOTADB: return TC_EFORMAT;
+  case SQLITE_NOMEM: return TC_ENOMEM;
+  default: return TC_ESTORE;
+  }
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || !errlen) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+/* Writes "state db PATH: WHAT: sqlite's message (code)" and returns the TC_E* code for rc. */
+static int db_fail(const store *st, int rc, const char *what, char *err, size_t errlen) {
+  const char *msg = st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
+  int code = map_rc(rc);
+  const char *hint = code == TC_EBUSY ? "; another process holds the database lock, retry later"
+                                      : "";
+  set_err(err, errlen, "state db %s: %s: %s (sqlite code %d)%s", st->path, what, msg, rc, hint);
+  return code ? code : TC_ESTORE;
+}
+
+/* ---- blob codec ---- */
+
+static void put_u16(unsigned char *p, uint16_t v) {
+  p[0] = (unsigned char)v;
+  p[1] = (unsigned char)(v >> 8);
+}
+static void put_u32(unsigned char *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static void put_u64(unsigned char *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint16_t get_u16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t get_u32(const unsigned char *p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; i--) v = v << 8 | p[i];
+  return v;
+}
+static uint64_t get_u64(const unsigned char *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+  return v;
+}
+
+/* Floats as little-endian bytes: a plain copy on little-endian hosts. */
+static void floats_to_le(unsigned char *dst, const float *src, size_t n) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  memcpy(dst, src, n * sizeof(float));
+#else
+  for (size_t i = 0; i < n; i++) {
+    uint32_t u;
+    memcpy(&u, &src[i], 4);
+    put_u32(dst + 4 * i, u);
+  }
+#endif
+}
+static void floats_from_le(float *dst, const unsigned char *src, size_t n) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  memcpy(dst, src, n * sizeof(float));
+#else
+  for (size_t i = 0; i < n; i++) {
+    uint32_t u = get_u32(src + 4 * i);
+    memcpy(&dst[i], &u, 4);
+  }
+#endif
+}
+
+static size_t blob_len(int L, int H) {
+  return STORE_BLOB_HEADER + (size_t)4 * 2 * L * H + STORE_BLOB_TRAILER;
+}
+
+size_t store_blob_encode(unsigned char *buf, int L, int H, const float *state) {
+  size_t nf = (size_t)2 * L * H;
+  memcpy(buf, BLOB_MAGIC, 4);
+  put_u16(buf + 4, BLOB_VERSION);
+  put_u16(buf + 6, (uint16_t)L);
+  put_u32(buf + 8, (uint32_t)H);
+  put_u32(buf + 12, (uint32_t)nf);
+  floats_to_le(buf + STORE_BLOB_HEADER, state, nf);
+  size_t body = STORE_BLOB_HEADER + 4 * nf;
+  put_u64(buf + body, XXH64(buf, body, 0));
+  return body + STORE_BLOB_TRAILER;
+}
+
+int store_blob_decode(const unsigned char *buf, size_t len, int L, int H, float *state,
+                      char *err, size_t errlen) {
+  if (len < STORE_BLOB_HEADER + STORE_BLOB_TRAILER) {
+    set_err(err, errlen, "state blob is %zu bytes, expected at least %d", len,
+            STORE_BLOB_HEADER + STORE_BLOB_TRAILER);
+    return TC_EFORMAT;
+  }
+  if (memcmp(buf, BLOB_MAGIC, 4) != 0) {
+    set_err(err, errlen, "state blob magic is %02x%02x%02x%02x, expected \"%s\"", buf[0], buf[1],
+            buf[2], buf[3], BLOB_MAGIC);
+    return TC_EFORMAT;
+  }
+  if (get_u16(buf + 4) != BLOB_VERSION) {
+    set_err(err, errlen, "state blob version is %u, expected %d", get_u16(buf + 4), BLOB_VERSION);
+    return TC_EFORMAT;
+  }
+  unsigned bl = get_u16(buf + 6), bh = get_u32(buf + 8), bn = get_u32(buf + 12);
+  if ((int)bl != L || (int64_t)bh != H) {
+    set_err(err, errlen, "state blob has L=%u H=%u, expected L=%d H=%d (the model's shape)", bl, bh,
+            L, H);
+    return TC_EFORMAT;
+  }
+  if ((size_t)bn != (size_t)2 * L * H) {
+    set_err(err, errlen, "state blob holds %u floats, expected %zu (L x 2 x H)", bn,
+            (size_t)2 * L * H);
+    return TC_EFORMAT;
+  }
+  if (len != blob_len(L, H)) {
+    set_err(err, errlen, "state blob is %zu bytes, expected %zu", len, blob_len(L, H));
+    return TC_EFORMAT;
+  }
+  size_t body = len - STORE_BLOB_TRAILER;
+  uint64_t want = get_u64(buf + body), got = XXH64(buf, body, 0);
+  if (want != got) {
+    set_err(err, errlen,
+            "state blob checksum is %016" PRIx64 ", computed %016" PRIx64 " (corrupted)", want,
+            got);
+    return TC_EFORMAT;
+  }
+  floats_from_le(state, buf + STORE_BLOB_HEADER, bn);
+  return 0;
+}
+
+/* ---- open, migrate, close ---- */
+
+int store_sync_parse(const char *s) {
+  if (!s) return -1;
+  if (!strcmp(s, "normal")) return STORE_SYNC_NORMAL;
+  if (!strcmp(s, "full")) return STORE_SYNC_FULL;
+  return -1;
+}
+
+/* Runs one statement that returns at most one integer (a PRAGMA); *v = 0 when it returns none. */
+static int exec_int(store *st, const char *sql, int64_t *v) {
+  sqlite3_stmt *s = NULL;
+  int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+  if (rc != SQLITE_OK) return rc;
+  rc = sqlite3_step(s);
+  if (v) *v = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+  if (rc == SQLITE_ROW || rc == SQLITE_DONE) rc = SQLITE_OK;
+  sqlite3_finalize(s);
+  return rc;
+}
+
+/* PRAGMA quick_check: collects the first problem into msg ("" when ok). */
+static int quick_check(store *st, char *msg, size_t msglen) {
+  sqlite3_stmt *s = NULL;
+  msg[0] = 0;
+  int rc = sqlite3_prepare_v2(st->db, "PRAGMA quick_check(5)", -1, &s, NULL);
+  if (rc != SQLITE_OK) return rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    const char *r = (const char *)sqlite3_column_text(s, 0);
+    if (r && strcmp(r, "ok") != 0 && !msg[0]) snprintf(msg, msglen, "%s", r);
+  }
+  sqlite3_finalize(s);
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Lists up to a few user tables of the file into buf, for the "foreign file" message. */
+static int list_tables(store *st, char *buf, size_t len, int64_t *count) {
+  sqlite3_stmt *s = NULL;
+  buf[0] = 0;
+  *count = 0;
+  int rc = sqlite3_prepare_v2(st->db,
+                              "SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') "
+                              "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+                              -1, &s, NULL);
+  if (rc != SQLITE_OK) return rc;
+  size_t used = 0;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(s, 0);
+    if (*count < 5 && used < len) {
+      int w = snprintf(buf + used, len - used, "%s%s", *count ? ", " : "", name ? name : "?");
+      used += w > 0 ? (size_t)w : 0;
+    }
+    ++*count;
+  }
+  sqlite3_finalize(s);
+  if (*count > 5 && used < len) snprintf(buf + used, len - used, ", ...");
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Brings a fresh or older file to STORE_SCHEMA_VERSION in one transaction. */
+static int migrate(store *st, char *err, size_t errlen) {
+  int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) return db_fail(st, rc, "starting the schema migration", err, errlen);
+  int64_t ver = 0;
+  /* Re-read under the write lock: another process may have migrated meanwhile. */
+  rc = exec_int(st, "PRAGMA user_version", &ver);
+  for (int64_t v = ver; rc == SQLITE_OK && v < STORE_SCHEMA_VERSION; v++)
+    rc = sqlite3_exec(st->db, migrations[v], NULL, NULL, NULL);
+  if (rc == SQLITE_OK) {
+    char sql[96];
+    snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = %d",
+             STORE_APP_ID, STORE_SCHEMA_VERSION);
+    rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+  }
+  if (rc == SQLITE_OK) rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    int code = db_fail(st, rc, "migrating the schema", err, errlen);
+    if (!sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return code;
+  }
+  return 0;
+}
+
+/* Checks what the file is and brings it to the current schema; refuses anything not ours. */
+static int check_and_migrate(store *st, int fresh_ok, char *err, size_t errlen) {
+  char msg[256];
+  int rc = quick_check(st, msg, sizeof msg);
+  if (rc != SQLITE_OK) {
+    if ((rc & 0xff) == SQLITE_NOTADB) {
+      set_err(err, errlen,
+              "state db %s: not a SQLite database (%s); expected a tickcast state file, refusing "
+              "to touch it",
+              st->path, sqlite3_errmsg(st->db));
+      return TC_EFORMAT;
+    }
+    if ((rc & 0xff) == SQLITE_CORRUPT) {
+      set_err(err, errlen,
+              "state db %s: corrupt or truncated (%s); expected an intact tickcast state file, "
+              "refusing to touch it (restore a backup or start with another --state file)",
+              st->path, sqlite3_errmsg(st->db));
+      return TC_EFORMAT;
+    }
+    return db_fail(st, rc, "checking the file (quick_check)", err, errlen);
+  }
+  if (msg[0]) {
+    set_err(err, errlen,
+            "state db %s: corrupt or truncated (quick_check: %s); expected an intact tickcast "
+            "state file, refusing to touch it (restore a backup or start with another --state "
+            "file)",
+            st->path, msg);
+    return TC_EFORMAT;
+  }
+  int64_t app = 0, ver = 0, ntab = 0;
+  char tables[160];
+  if ((rc = exec_int(st, "PRAGMA application_id", &app)) != SQLITE_OK ||
+      (rc = exec_int(st, "PRAGMA user_version", &ver)) != SQLITE_OK ||
+      (rc = list_tables(st, tables, sizeof tables, &ntab)) != SQLITE_OK)
+    return db_fail(st, rc, "reading the schema", err, errlen);
+  int fresh = app == 0 && ver == 0 && ntab == 0;
+  if (!fresh && app != STORE_APP_ID) {
+    set_err(err, errlen,
+            "state db %s: not a tickcast state file (SQLite application_id 0x%08" PRIx32
+            ", expected 0x%08x; tables: %s); refusing to touch it",
+            st->path, (uint32_t)app, STORE_APP_ID, ntab ? tables : "none");
+    return TC_EFORMAT;
+  }
+  if (ver > STORE_SCHEMA_VERSION) {
+    set_err(err, errlen,
+            "state db %s: schema version %" PRId64
+            " is newer than this tickcast supports (%d); use a newer tickcast",
+            st->path, ver, STORE_SCHEMA_VERSION);
+    return TC_EFORMAT;
+  }
+  if (ver == STORE_SCHEMA_VERSION) return 0;
+  if (st->readonly || !fresh_ok) {
+    if (fresh)
+      set_err(err, errlen, "state db %s: empty file, expected a tickcast state file", st->path);
+    else
+      set_err(err, errlen,
+              "state db %s: schema version %" PRId64 " needs migrating to %d, which a read-only "
+              "open cannot do; open it once with `tickcast run`",
+              st->path, ver, STORE_SCHEMA_VERSION);
+    return TC_EFORMAT;
+  }
+  return migrate(st, err, errlen);
+}
+
+void store_set_busy_timeout(store *st, int ms) {
+  if (st) sqlite3_busy_timeout(st->db, ms);
+}
+
+const char *store_path(const store *st) { return st ? st->path : ""; }
+
+struct sqlite3 *store_handle(store *st) { return st ? st->db : NULL; }
+
+int store_open(const char *path, int sync_mode, int mode, store **out, char *err, size_t errlen) {
+  *out = NULL;
+  if (sync_mode != STORE_SYNC_NORMAL && sync_mode != STORE_SYNC_FULL) {
+    set_err(err, errlen, "state db %s: sync mode %d, expected normal or full", path, sync_mode);
+    return TC_EINVAL;
+  }
+  store *st = calloc(1, sizeof *st);
+  if (!st || !(st->path = strdup(path))) {
+    free(st);
+    set_err(err, errlen, "state db %s: out of memory", path);
+    return TC_ENOMEM;
+  }
+  st->readonly = mode == STORE_OPEN_READONLY;
+  int code;
+  struct stat sb;
+  if (st->readonly && stat(path, &sb) != 0) {
+    set_err(err, errlen, "state db %s: %s", path, strerror(errno));
+    code = errno == ENOENT ? TC_ENOENT : TC_EIO;
+    goto fail;
+  }
+  int flags = (st->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+              SQLITE_OPEN_NOMUTEX;
+  int rc = sqlite3_open_v2(path, &st->db, flags, NULL);
+  if (rc != SQLITE_OK) {
+    code = db_fail(st, rc, "opening", err, errlen);
+    goto fail;
+  }
+  sqlite3_extended_result_codes(st->db, 1);
+  sqlite3_busy_timeout(st->db, 200);
+  if ((code = check_and_migrate(st, 1, err, errlen)) != 0) goto fail;
+  if (!st->readonly) {
+    /* WAL: readers (inspect) never block the writer, and a commit is one append. With
+     * synchronous=NORMAL a commit survives a process crash (kill -9); FULL also survives power
+     * loss. The WAL is truncated back to 64 MB after a checkpoint so it cannot grow forever. */
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s; "
+             "PRAGMA journal_size_limit = 67108864; PRAGMA cache_size = -16384",
+             sync_mode == STORE_SYNC_FULL ? "FULL" : "NORMAL");
+    if ((rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL)) != SQLITE_OK) {
+      code = db_fail(st, rc, "setting WAL mode", err, errlen);
+      goto fail;
+    }
+  }
+  for (int i = 0; i < Q_N; i++) {
+    rc = sqlite3_prepare_v3(st->db, q_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->q[i], NULL);
+    if (rc != SQLITE_OK) {
+      code = db_fail(st, rc, "preparing statements", err, errlen);
+      goto fail;
+    }
+  }
+  *out = st;
+  return 0;
+fail:
+  store_close(st);
+  return code;
+}
+
+void store_close(store *st) {
+  if (!st) return;
+  for (int i = 0; i < Q_N; i++) sqlite3_finalize(st->q[i]);
+  sqlite3_close(st->db);
+  free(st->blob);
+  free(st->fbuf);
+  free(st->path);
+  free(st);
+}
+
+/* ---- meta ---- */
+
+static void copy_col(char *dst, size_t cap, sqlite3_stmt *s, int col) {
+  const char *v = (const char *)sqlite3_column_text(s, col);
+  snprintf(dst, cap, "%s", v ? v : "");
+}
+
+int store_meta_get(store *st, store_meta *m, char *err, size_t errlen) {
+  sqlite3_stmt *s = st->q[Q_META_GET];
+  memset(m, 0, sizeof *m);
+  int rc = sqlite3_step(s);
+  int code = 0;
+  if (rc == SQLITE_ROW) {
+    copy_col(m->model_sha256, sizeof m->model_sha256, s, 0);
+    copy_col(m->features, sizeof m->features, s, 1);
+    m->L = sqlite3_column_int(s, 2);
+    m->H = sqlite3_column_int(s, 3);
+    m->ckpt_time_ns = sqlite3_column_int64(s, 4);
+    m->ckpts = (uint64_t)sqlite3_column_int64(s, 5);
+    copy_col(m->app, sizeof m->app, s, 6);
+  } else if (rc == SQLITE_DONE) {
+    set_err(err, errlen, "state db %s: no model bound yet (fresh file)", st->path);
+    code = TC_ENOENT;
+  } else {
+    code = db_fail(st, rc, "reading meta", err, errlen);
+  }
+  sqlite3_reset(s);
+  return code;
+}
+
+int store_meta_set(store *st, const store_meta *m, char *err, size_t errlen) {
+  sqlite3_stmt *s = st->q[Q_META_SET];
+  sqlite3_bind_text(s, 1, m->model_sha256, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, m->features, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 3, m->L);
+  sqlite3_bind_int(s, 4, m->H);
+  sqlite3_bind_int64(s, 5, m->ckpt_time_ns);
+  sqlite3_bind_int64(s, 6, (int64_t)m->ckpts);
+  sqlite3_bind_text(s, 7, m->app, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(s);
+  int code = rc == SQLITE_DONE ? 0 : db_fail(st, rc, "writing meta", err, errlen);
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return code;
+}
+
+/* ---- checkpoint write ---- */
+
+/* Steps a bound write statement to completion and resets it. */
+static int step_done(sqlite3_stmt *s) {
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+int store_checkpoint_write(store *st, const store_ckpt *c, char *err, size_t errlen) {
+  if (st->readonly) {
+    set_err(err, errlen, "state db %s: opened read-only, cannot write a checkpoint", st->path);
+    return TC_EIO;
+  }
+  if (c->L < 1 || c->H < 1 || c->L > 0xffff) {
+    set_err(err, errlen, "state db %s: checkpoint with L=%d H=%d, expected L >= 1, H >= 1",
+            st->path, c->L, c->H);
+    return TC_EINVAL;
+  }
+  size_t bl = blob_len(c->L, c->H);
+  if (st->blob_cap < bl) {
+    unsigned char *b = realloc(st->blob, bl);
+    if (!b) {
+      set_err(err, errlen, "state db %s: out of memory for a %zu-byte state blob", st->path, bl);
+      return TC_ENOMEM;
+    }
+    st->blob = b;
+    st->blob_cap = bl;
+  }
+  int rc = step_done(st->q[Q_BEGIN]);
+  if (rc != SQLITE_OK) return db_fail(st, rc, "starting the checkpoint", err, errlen);
+  const char *what = "writing the checkpoint";
+  int code = 0;
+  if (c->clear_instruments && (rc = step_done(st->q[Q_INST_CLEAR])) != SQLITE_OK) goto fail;
+  for (size_t i = 0; i < c->ndel; i++) {
+    sqlite3_stmt *s = st->q[Q_INST_DELETE];
+    sqlite3_bind_text(s, 1, c->del[i], -1, SQLITE_STATIC);
+    if ((rc = step_done(s)) != SQLITE_OK) goto fail;
+  }
+  sqlite3_stmt *s = st->q[Q_INST_UPSERT];
+  for (size_t i = 0; i < c->ninst; i++) {
+    const store_inst *in = &c->inst[i];
+    if (in->sym_len < 1 || in->sym_len > STORE_SYM_MAX || !in->state) {
+      set_err(err, errlen,
+              "state db %s: checkpoint row %zu has a symbol of %zu bytes%s, expected 1..%d bytes "
+              "and a state",
+              st->path, i, in->sym_len, in->state ? "" : " and no state", STORE_SYM_MAX);
+      code = TC_EINVAL;
+      goto fail;
+    }
+    size_t len = store_blob_encode(st->blob, c->L, c->H, in->state);
+    sqlite3_bind_text(s, 1, in->sym, (int)in->sym_len, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, in->partition);
+    sqlite3_bind_int64(s, 3, (int64_t)in->n);
+    sqlite3_bind_int64(s, 4, in->last_ts);
+    sqlite3_bind_double(s, 5, in->last_px);
+    sqlite3_bind_blob(s, 6, st->blob, (int)len, SQLITE_STATIC);
+    if ((rc = step_done(s)) != SQLITE_OK) goto fail;
+  }
+  for (size_t i = 0; i < c->noff; i++) {
+    sqlite3_stmt *o = st->q[Q_OFF_UPSERT];
+    sqlite3_bind_text(o, 1, c->off[i].topic, -1, SQLITE_STATIC);
+    sqlite3_bind_int(o, 2, c->off[i].partition);
+    sqlite3_bind_int64(o, 3, c->off[i].next_offset);
+    if ((rc = step_done(o)) != SQLITE_OK) goto fail;
+  }
+  sqlite3_stmt *m = st->q[Q_META_CKPT];
+  if (c->model_sha256)
+    sqlite3_bind_text(m, 1, c->model_sha256, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(m, 1);
+  sqlite3_bind_int64(m, 2, c->time_ns);
+  if ((rc = step_done(m)) != SQLITE_OK) goto fail;
+  what = "committing the checkpoint";
+  if ((rc = step_done(st->q[Q_COMMIT])) != SQLITE_OK) goto fail;
+  return 0;
+fail:
+  if (!code) code = db_fail(st, rc, what, err, errlen);
+  /* SQLite may already have rolled back (e.g. on SQLITE_FULL); roll back only what is open. */
+  if (!sqlite3_get_autocommit(st->db)) step_done(st->q[Q_ROLLBACK]);
+  return code;
+}
+
+/* ---- loads ---- */
+
+int store_instruments_load(store *st, int L, int H, store_inst_fn fn, void *ud, char *err,
+                           size_t errlen) {
+  size_t nf = (size_t)2 * L * H;
+  if (L < 1 || H < 1) {
+    set_err(err, errlen, "state db %s: load with L=%d H=%d, expected positive", st->path, L, H);
+    return TC_EINVAL;
+  }
+  if (st->fcap < nf) {
+    float *f = realloc(st->fbuf, nf * sizeof(float));
+    if (!f) {
+      set_err(err, errlen, "state db %s: out of memory", st->path);
+      return TC_ENOMEM;
+    }
+    st->fbuf = f;
+    st->fcap = nf;
+  }
+  sqlite3_stmt *s = st->q[Q_INST_ALL];
+  int rc, code = 0;
+  char why[200];
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    store_inst in;
+    in.sym = (const char *)sqlite3_column_text(s, 0);
+    in.sym_len = (size_t)sqlite3_column_bytes(s, 0);
+    in.partition = sqlite3_column_int(s, 1);
+    in.n = (uint64_t)sqlite3_column_int64(s, 2);
+    in.last_ts = sqlite3_column_int64(s, 3);
+    in.last_px = sqlite3_column_double(s, 4);
+    const unsigned char *b = sqlite3_column_blob(s, 5);
+    size_t blen = (size_t)sqlite3_column_bytes(s, 5);
+    if (!in.sym || in.sym_len < 1 || in.sym_len > STORE_SYM_MAX) {
+      set_err(err, errlen, "state db %s: an instrument has a symbol of %zu bytes, expected 1..%d",
+              st->path, in.sym_len, STORE_SYM_MAX);
+      code = TC_EFORMAT;
+      break;
+    }
+    if (!b) blen = 0;
+    if ((code = store_blob_decode(b ? b : (const unsigned char *)"", blen, L, H, st->fbuf, why,
+                                  sizeof why)) != 0) {
+      set_err(err, errlen, "state db %s: instrument %.*s: %s", st->path, (int)in.sym_len, in.sym,
+              why);
+      break;
+    }
+    in.state = st->fbuf;
+    if ((code = fn(ud, &in)) != 0) break;
+  }
+  if (!code && rc != SQLITE_DONE) code = db_fail(st, rc, "reading instruments", err, errlen);
+  sqlite3_reset(s);
+  return code;
+}
+
+int store_instruments_top(store *st, int k, store_inst_fn fn, void *ud, char *err,
+                          size_t errlen) {
+  sqlite3_stmt *s = st->q[Q_INST_TOP];
+  sqlite3_bind_int(s, 1, k);
+  int rc, code = 0;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    store_inst in;
+    in.sym = (const char *)sqlite3_column_text(s, 0);
+    in.sym_len = (size_t)sqlite3_column_bytes(s, 0);
+    if (!in.sym) in.sym = "";
+    in.partition = sqlite3_column_int(s, 1);
+    in.n = (uint64_t)sqlite3_column_int64(s, 2);
+    in.last_ts = sqlite3_column_int64(s, 3);
+    in.last_px = sqlite3_column_double(s, 4);
+    in.state = NULL;
+    if ((code = fn(ud, &in)) != 0) break;
+  }
+  if (!code && rc != SQLITE_DONE) code = db_fail(st, rc, "reading instruments", err, errlen);
+  sqlite3_reset(s);
+  return code;
+}
+
+int store_instruments_count(store *st, uint64_t *count, char *err, size_t errlen) {
+  sqlite3_stmt *s = st->q[Q_INST_COUNT];
+  int rc = sqlite3_step(s), code = 0;
+  if (rc == SQLITE_ROW)
+    *count = (uint64_t)sqlite3_column_int64(s, 0);
+  else
+    code = db_fail(st, rc, "counting instruments", err, errlen);
+  sqlite3_reset(s);
+  return code;
+}
+
+int store_offsets_load(store *st, store_offset **out, size_t *n, char *err, size_t errlen) {
+  *out = NULL;
+  *n = 0;
+  sqlite3_stmt *s = st->q[Q_OFF_ALL];
+  store_offset *v = NULL;
+  size_t cnt = 0, cap = 0;
+  int rc, code = 0;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    if (cnt == cap) {
+      size_t nc = cap ? 2 * cap : 16;
+      store_offset *nv = realloc(v, nc * sizeof *nv);
+      if (!nv) {
+        set_err(err, errlen, "state db %s: out of memory reading offsets", st->path);
+        code = TC_ENOMEM;
+        break;
+      }
+      v = nv;
+      cap = nc;
+    }
+    store_offset *o = &v[cnt++];
+    copy_col(o->topic, sizeof o->topic, s, 0);
+    o->partition = sqlite3_column_int(s, 1);
+    o->next_offset = sqlite3_column_int64(s, 2);
+  }
+  if (!code && rc != SQLITE_DONE) code = db_fail(st, rc, "reading offsets", err, errlen);
+  sqlite3_reset(s);
+  if (code) {
+    free(v);
+    return code;
+  }
+  *out = v;
+  *n = cnt;
+  return 0;
+}
+
+int store_reset(store *st, char *err, size_t errlen) {
+  if (st->readonly) {
+    set_err(err, errlen, "state db %s: opened read-only, cannot reset", st->path);
+    return TC_EIO;
+  }
+  int rc = step_done(st->q[Q_BEGIN]);
+  if (rc != SQLITE_OK) return db_fail(st, rc, "starting the reset", err, errlen);
+  if ((rc = step_done(st->q[Q_INST_CLEAR])) == SQLITE_OK &&
+      (rc = step_done(st->q[Q_OFF_CLEAR])) == SQLITE_OK)
+    rc = step_done(st->q[Q_COMMIT]);
+  if (rc == SQLITE_OK) return 0;
+  int code = db_fail(st, rc, "resetting the state", err, errlen);
+  if (!sqlite3_get_autocommit(st->db)) step_done(st->q[Q_ROLLBACK]);
+  return code;
+}

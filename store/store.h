@@ -1,0 +1,148 @@
+/* store.h: the state database: one SQLite file (WAL mode) holding the model binding, the next
+ * input offset per partition and every instrument's (n, last tick, LSTM state), written in one
+ * transaction per checkpoint. Not for deciding what or when to checkpoint (daemon/ckpt.h does),
+ * and it knows nothing of libuv, Kafka or the symbol table: plain values in, plain values out.
+ *
+ * Threading: a store may be used from any thread, but from one thread at a time (the daemon
+ * hands it to libuv's thread pool for a write and takes it back on completion). */
+#ifndef STORE_STORE_H
+#define STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_SCHEMA_VERSION 1       /* PRAGMA user_version this code writes */
+#define STORE_APP_ID 0x54434b43      /* PRAGMA application_id: "TCKC" */
+#define STORE_SYM_MAX 32             /* longest symbol (CONTRACT §1) */
+#define STORE_TOPIC_MAX 249          /* longest Kafka topic name */
+#define STORE_FEATURES_MAX 127       /* longest feature spec string */
+#define STORE_APP_MAX 63             /* longest writer name */
+
+/* State blob layout (all little-endian): magic "TCST", u16 version (1), u16 L, u32 H,
+ * u32 float count (= L * 2 * H), then the floats (L, 2, H) = h0, c0, h1, c1, ..., then the XXH64
+ * (seed 0) of every byte before it. */
+#define STORE_BLOB_HEADER 16
+#define STORE_BLOB_TRAILER 8
+
+enum { STORE_SYNC_NORMAL = 1, STORE_SYNC_FULL = 2 };
+enum { STORE_OPEN_CREATE = 0, STORE_OPEN_READONLY = 1 };
+
+typedef struct store store; /* opaque */
+
+/* The model binding and bookkeeping, one row. */
+typedef struct store_meta {
+  char model_sha256[65];                 /* lowercase hex, "" when no model is bound yet */
+  char features[STORE_FEATURES_MAX + 1]; /* e.g. "ret,log_qty,log_dt,spread" */
+  int L;                                 /* layers */
+  int H;                                 /* hidden size */
+  int64_t ckpt_time_ns;                  /* wall clock of the last checkpoint, 0 when none */
+  uint64_t ckpts;                        /* checkpoints written so far */
+  char app[STORE_APP_MAX + 1];           /* writer, e.g. "tickcast 0.1.0" */
+} store_meta;
+
+/* One instrument as stored. On write, sym and state point at the caller's memory; on load they
+ * point into the store's buffers and are valid only during the callback. */
+typedef struct store_inst {
+  const char *sym;      /* not NUL-terminated on write; sym_len bytes */
+  size_t sym_len;       /* 1..STORE_SYM_MAX */
+  int32_t partition;    /* input partition, -1 for none */
+  uint64_t n;           /* ticks applied to the state */
+  int64_t last_ts;      /* ns of the last accepted tick */
+  double last_px;       /* px of the last accepted tick */
+  const float *state;   /* (L, 2, H) h and c of every layer */
+} store_inst;
+
+/* The next offset to read on one input partition. */
+typedef struct store_offset {
+  char topic[STORE_TOPIC_MAX + 1]; /* NUL-terminated */
+  int32_t partition;
+  int64_t next_offset;             /* first offset whose tick is NOT reflected in the states */
+} store_offset;
+
+/* One checkpoint, written in one transaction. Order inside: clear (when asked), deletes, then
+ * the instruments in array order (a later row for the same sym wins), offsets, meta. */
+typedef struct store_ckpt {
+  const store_inst *inst;      /* (ninst) instruments to insert or replace */
+  size_t ninst;
+  const char *const *del;      /* (ndel) NUL-terminated symbols to delete */
+  size_t ndel;
+  const store_offset *off;     /* (noff) offsets to insert or replace */
+  size_t noff;
+  const char *model_sha256;    /* NULL, or a new model hash recorded in meta atomically */
+  int clear_instruments;       /* 1: delete every stored instrument first (model reset) */
+  int64_t time_ns;             /* wall clock recorded as the checkpoint time */
+  int L;                       /* layers of every state */
+  int H;                       /* hidden size of every state */
+} store_ckpt;
+
+/* Parses "normal" or "full" (the --sync flag); returns STORE_SYNC_* or -1. */
+int store_sync_parse(const char *s);
+
+/* Opens (creating when absent, unless mode is STORE_OPEN_READONLY) the state database at path,
+ * in WAL mode with PRAGMA synchronous per sync_mode, migrating an older schema forward in one
+ * transaction. Refuses, with one line in err naming the file, what was found and what was
+ * expected: a file that is not SQLite or is truncated/corrupt (PRAGMA quick_check), a SQLite file
+ * of another application, a schema newer than STORE_SCHEMA_VERSION. Never resets or rewrites a
+ * file it refuses. Returns 0 and *out, or TC_ENOENT (read-only open of a missing file),
+ * TC_EFORMAT (not ours / corrupt / too new), TC_EBUSY, TC_EIO, TC_ENOMEM, TC_ESTORE. */
+int store_open(const char *path, int sync_mode, int mode, store **out, char *err, size_t errlen);
+
+/* Closes the database; accepts NULL. */
+void store_close(store *st);
+
+/* Milliseconds a write waits for another connection's lock before giving up with TC_EBUSY
+ * (default 200). */
+void store_set_busy_timeout(store *st, int ms);
+
+/* The path it was opened with. */
+const char *store_path(const store *st);
+
+/* The underlying SQLite connection, for tests (fault injection such as PRAGMA max_page_count)
+ * and tools. Do not use it while a checkpoint write is in flight. */
+struct sqlite3 *store_handle(store *st);
+
+/* Reads the meta row. Returns 0, or TC_ENOENT when it was never written (fresh file). */
+int store_meta_get(store *st, store_meta *m, char *err, size_t errlen);
+
+/* Writes the meta row (every field; ckpt_time_ns and ckpts as given). */
+int store_meta_set(store *st, const store_meta *m, char *err, size_t errlen);
+
+/* Writes one checkpoint in one transaction (see store_ckpt). Every state has c->L * 2 * c->H
+ * floats. On any failure nothing of it is written (rolled back) and the return is
+ * TC_EBUSY (locked by another connection: retry later), TC_EIO (disk full, read-only file, I/O
+ * error), TC_EINVAL (a bad row) or TC_ESTORE; err names the cause. */
+int store_checkpoint_write(store *st, const store_ckpt *c, char *err, size_t errlen);
+
+/* Calls fn for every stored instrument (in storage order), after checking each state blob: magic,
+ * version, L and H equal to the arguments, length, checksum. A bad blob stops the load with
+ * TC_EFORMAT and err naming the symbol and the check. fn returning non-zero stops the load and
+ * that value is returned. */
+typedef int (*store_inst_fn)(void *ud, const store_inst *in);
+int store_instruments_load(store *st, int L, int H, store_inst_fn fn, void *ud, char *err,
+                           size_t errlen);
+
+/* Calls fn for the k instruments with the largest n (ties by sym), without checking or passing
+ * the state (in->state is NULL). For inspection. */
+int store_instruments_top(store *st, int k, store_inst_fn fn, void *ud, char *err,
+                          size_t errlen);
+
+/* Number of stored instruments. */
+int store_instruments_count(store *st, uint64_t *count, char *err, size_t errlen);
+
+/* Loads every stored offset into a malloc'd array (*out, free() it; NULL when *n == 0), ordered
+ * by topic and partition. */
+int store_offsets_load(store *st, store_offset **out, size_t *n, char *err, size_t errlen);
+
+/* Deletes every instrument and offset in one transaction (--reset-state); meta is kept. */
+int store_reset(store *st, char *err, size_t errlen);
+
+/* Encodes a state blob (STORE_BLOB_HEADER + 4 * L * 2 * H + STORE_BLOB_TRAILER bytes) into buf;
+ * returns its length. For tests and tools. state (L, 2, H). */
+size_t store_blob_encode(unsigned char *buf, int L, int H, const float *state);
+
+/* Checks and decodes a blob into state (L, 2, H). 0, or TC_EFORMAT with err saying which check
+ * failed (magic, version, shape, length, checksum). */
+int store_blob_decode(const unsigned char *buf, size_t len, int L, int H, float *state,
+                      char *err, size_t errlen);
+
+#endif
