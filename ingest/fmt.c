@@ -1,0 +1,191 @@
+/* fmt.c: number formatting for the prediction encoders without snprintf on the hot path:
+ * integers with a two-digit table, doubles with one long-double scaling to an integer mantissa.
+ * Not a general printf: the output format is fixed (see fmt.h) and always valid JSON and CSV. */
+#include "fmt.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "tick.h"
+
+static const char digit_pairs[201] = "00010203040506070809"
+                                     "10111213141516171819"
+                                     "20212223242526272829"
+                                     "30313233343536373839"
+                                     "40414243444546474849"
+                                     "50515253545556575859"
+                                     "60616263646566676869"
+                                     "70717273747576777879"
+                                     "80818283848586878889"
+                                     "90919293949596979899";
+
+/* Writes v's decimal digits; returns their count (1..20). */
+size_t fmt_u64(char *out, uint64_t v) {
+  char tmp[20];
+  char *p = tmp + 20;
+  while (v >= 100) {
+    unsigned r = (unsigned)(v % 100);
+    v /= 100;
+    p -= 2;
+    memcpy(p, digit_pairs + 2 * r, 2);
+  }
+  if (v >= 10) {
+    p -= 2;
+    memcpy(p, digit_pairs + 2 * v, 2);
+  } else {
+    *--p = (char)('0' + v);
+  }
+  size_t n = (size_t)(tmp + 20 - p);
+  memcpy(out, p, n);
+  return n;
+}
+
+/* Writes v in decimal with a leading '-' when negative (INT64_MIN included). */
+size_t fmt_i64(char *out, int64_t v) {
+  if (v < 0) {
+    *out = '-';
+    return 1 + fmt_u64(out + 1, (uint64_t)0 - (uint64_t)v);
+  }
+  return fmt_u64(out, (uint64_t)v);
+}
+
+/* Powers of ten exact in long double (5^27 < 2^64). */
+static const long double pow10l_exact[28] = {
+    1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
+    1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
+    1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
+
+static const uint64_t pow10_u64[20] = {1ULL,
+                                       10ULL,
+                                       100ULL,
+                                       1000ULL,
+                                       10000ULL,
+                                       100000ULL,
+                                       1000000ULL,
+                                       10000000ULL,
+                                       100000000ULL,
+                                       1000000000ULL,
+                                       10000000000ULL,
+                                       100000000000ULL,
+                                       1000000000000ULL,
+                                       10000000000000ULL,
+                                       100000000000000ULL,
+                                       1000000000000000ULL,
+                                       10000000000000000ULL,
+                                       100000000000000000ULL,
+                                       1000000000000000000ULL,
+                                       10000000000000000000ULL};
+
+/* Lays out the decimal digits d[0..nd) (d[0] != '0', no trailing zeros) times 10^e10 (the
+ * exponent of the first digit): plain decimal for -5 <= e10 < 15, else d.ddde[+-]XX. */
+static size_t layout(char *out, int neg, const char *d, int nd, int e10) {
+  char *p = out;
+  if (neg) *p++ = '-';
+  if (e10 >= -5 && e10 < 15) {
+    if (e10 < 0) {
+      *p++ = '0';
+      *p++ = '.';
+      for (int k = -1; k > e10; k--) *p++ = '0';
+      memcpy(p, d, (size_t)nd);
+      p += nd;
+    } else if (nd <= e10 + 1) {
+      memcpy(p, d, (size_t)nd);
+      p += nd;
+      for (int k = nd; k <= e10; k++) *p++ = '0';
+    } else {
+      memcpy(p, d, (size_t)e10 + 1);
+      p += e10 + 1;
+      *p++ = '.';
+      memcpy(p, d + e10 + 1, (size_t)(nd - e10 - 1));
+      p += nd - e10 - 1;
+    }
+  } else {
+    *p++ = d[0];
+    if (nd > 1) {
+      *p++ = '.';
+      memcpy(p, d + 1, (size_t)nd - 1);
+      p += nd - 1;
+    }
+    *p++ = 'e';
+    *p++ = e10 < 0 ? '-' : '+';
+    unsigned ae = (unsigned)(e10 < 0 ? -e10 : e10);
+    if (ae >= 100) *p++ = (char)('0' + ae / 100), ae %= 100;
+    memcpy(p, digit_pairs + 2 * ae, 2);
+    p += 2;
+  }
+  return (size_t)(p - out);
+}
+
+/* The digits of |v| rounded to sig significant digits, through snprintf: used off the fast
+ * path's range (|v| < 1e-5 or >= 1e15) and as the exact fallback of fmt_double_short. */
+static size_t sig_slow(char *out, double v, int sig) {
+  char tmp[64], d[24];
+  snprintf(tmp, sizeof tmp, "%.*e", sig - 1, v);
+  const char *p = tmp;
+  int neg = 0, nd = 0;
+  if (*p == '-') neg = 1, p++;
+  for (; *p && *p != 'e'; p++)
+    if (*p >= '0' && *p <= '9') d[nd++] = *p;
+  int e10 = 0, eneg = 0;
+  if (*p == 'e') p++;
+  if (*p == '-' || *p == '+') eneg = *p == '-', p++;
+  for (; *p >= '0' && *p <= '9'; p++) e10 = e10 * 10 + (*p - '0');
+  if (eneg) e10 = -e10;
+  while (nd > 1 && d[nd - 1] == '0') nd--;
+  return layout(out, neg, d, nd, e10);
+}
+
+/* Writes v with sig (1..17) significant digits, %g-style rounding, trailing zeros stripped:
+ * plain decimal for 1e-5 <= |v| < 1e15, else d.ddde[+-]XX; 0 and -0 as "0"; NaN and +-Inf as
+ * "null". In the plain range one long-double multiply or divide by an exact power of ten scales
+ * |v| to a sig-digit integer (relative error <= 2^-64), so only a value within ~1e-3 units of the
+ * last digit from a rounding halfway point can differ from printf in that last digit. */
+size_t fmt_double_sig(char *out, double v, int sig) {
+  if (sig < 1) sig = 1;
+  if (sig > 17) sig = 17;
+  if (!(v - v == 0)) {
+    memcpy(out, "null", 4);
+    return 4;
+  }
+  if (v == 0) {
+    out[0] = '0';
+    return 1;
+  }
+  int neg = v < 0;
+  double a = neg ? -v : v;
+  if (!(a >= 1e-5 && a < 1e15)) return sig_slow(out, v, sig);
+  /* e10 estimate from the binary exponent, then fixed up by the rounded mantissa's size. */
+  int e2;
+  __builtin_frexp(a, &e2);
+  int e10 = (int)((e2 - 1) * 0.30102999566398120) - ((e2 - 1) < 0);
+  uint64_t lo = pow10_u64[sig - 1], hi = pow10_u64[sig];
+  uint64_t m = 0;
+  for (int tries = 0; tries < 3; tries++) {
+    int k = sig - 1 - e10; /* scale by 10^k; |k| <= 22 in this range */
+    long double s = k >= 0 ? (long double)a * pow10l_exact[k] : (long double)a / pow10l_exact[-k];
+    long double r = __builtin_rintl(s);
+    m = (uint64_t)r;
+    if (m >= hi) e10++;
+    else if (m < lo) e10--;
+    else break;
+  }
+  if (m < lo || m >= hi) return sig_slow(out, v, sig);
+  if (e10 < -5 || e10 >= 15) return sig_slow(out, v, sig); /* rounded across the range edge */
+  char d[20];
+  for (int i = sig - 1; i >= 0; i--) d[i] = (char)('0' + m % 10), m /= 10;
+  int nd = sig;
+  while (nd > 1 && d[nd - 1] == '0') nd--;
+  return layout(out, neg, d, nd, e10);
+}
+
+/* Writes the shortest of the 15, 16 and 17 significant digit forms that parses back to exactly
+ * v (checked with tick_parse_number, the decoders' own parser), else printf's 17 digits. */
+size_t fmt_double_short(char *out, double v) {
+  if (!(v - v == 0) || v == 0) return fmt_double_sig(out, v, 17);
+  for (int sig = 15; sig <= 17; sig++) {
+    size_t n = fmt_double_sig(out, v, sig);
+    double back;
+    if (tick_parse_number(out, n, &back) == n && back == v) return n;
+  }
+  return sig_slow(out, v, 17);
+}
