@@ -72,8 +72,10 @@ $(B)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(EXTRA_$(subst /,_,$*)) -c -o $@ $<
 
-# The gate nonlinearities are the one place that wants -O3 vectorization.
-EXTRA_nn_gates := -O3
+# The gate nonlinearities are the one place that wants -O3 vectorization. -fno-trapping-math lets
+# GCC if-convert the clamps (values are unchanged); -ffp-contract=off keeps results independent
+# of B even if CFLAGS adds -march with FMA.
+EXTRA_nn_gates := -O3 -fno-trapping-math -ffp-contract=off
 
 $(B)/tests/test_nn_%: tests/test_nn_%.c $(LIBNN)
 	@mkdir -p $(@D)

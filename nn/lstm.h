@@ -17,9 +17,14 @@ typedef struct nn_work {
   float *h;   /* (Bmax, H) gathered h of the current layer */
   float *c;   /* (Bmax, H) gathered c of the current layer */
   float *z;   /* (Bmax, 4H) gate pre-activations */
+  float *bias; /* (L, 4H) b_ih + b_hh per layer, summed at init (see nn_work_update) */
 } nn_work;
 
+/* Allocates scratch for up to Bmax instruments of m's shape and sums m's biases. Returns 0,
+ * TC_EINVAL (Bmax < 1 or a model without parameters) or TC_ENOMEM; on failure w is freed. */
 int nn_work_init(nn_work *w, const nn_model *m, int Bmax);
+/* Re-sums the biases after m's weights changed (same shape); init already did this once. */
+void nn_work_update(nn_work *w, const nn_model *m);
 void nn_work_free(nn_work *w); /* accepts NULL and half-built */
 
 /* Steps B instruments (B <= w->Bmax) by one tick each.
@@ -27,7 +32,10 @@ void nn_work_free(nn_work *w); /* accepts NULL and half-built */
  * state  (B) pointers, each to one instrument's state of nn_state_floats(m) floats, layout
  *        (L, 2, H) = h0, c0, h1, c1, ...; read, then updated in place
  * y      (B) standardized output, head.weight . h[L-1] + head.bias
- * Distinct state pointers are required (one tick per instrument per step). */
+ * Distinct state pointers are required (one tick per instrument per step).
+ * An instrument's result does not depend on which others share the call except for rounding:
+ * OpenBLAS's sgemm sums a row differently by its place in the batch (tests/test_nn_lstm.c
+ * measures <= 2.4e-7 on y), so waves equal the sequential result to ~1e-7, not bit for bit. */
 void nn_lstm_step(const nn_model *m, nn_work *w, int B, const float *x, float *const *state,
                   float *y);
 
@@ -38,5 +46,9 @@ void nn_lstm_step(const nn_model *m, nn_work *w, int B, const float *x, float *c
  * Max abs error against double-precision libm: documented in gates.c and tested. */
 void nn_gates(int B, int H, const float *z, float *c, float *h, const float *wci,
               const float *wcf, const float *wco);
+
+/* The approximations nn_gates uses, over arrays: y (n) = tanh(x) or sigmoid(x), x (n). */
+void nn_gate_tanh_n(int n, const float *x, float *y);
+void nn_gate_sigmoid_n(int n, const float *x, float *y);
 
 #endif

@@ -1,0 +1,95 @@
+/* lstm.c: one step of the contract network (CONTRACT §3) for B instruments at once: gather their
+ * h, c into contiguous (B, H) blocks, two OpenBLAS GEMMs per layer, the fused gates of gates.c,
+ * scatter back, then the linear head. Not for training and not for choosing which ticks form a
+ * batch (the caller's waves do that). The step never allocates. */
+#include "lstm.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tc_err.h"
+
+/* Rounds a float count up to 16 (64 bytes) so every block in nn_work starts cache-aligned. */
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* Allocates the scratch blocks of w in one aligned allocation; see lstm.h. */
+int nn_work_init(nn_work *w, const nn_model *m, int Bmax) {
+  memset(w, 0, sizeof *w);
+  if (!m || !m->params || Bmax < 1 || m->L < 1 || m->H < 1) return TC_EINVAL;
+  size_t H = (size_t)m->H, Bm = (size_t)Bmax, Dx = H > NN_F ? H : NN_F;
+  size_t nx = round16(Bm * Dx), nh = round16(Bm * H), nz = round16(Bm * 4 * H),
+         nb = round16((size_t)m->L * 4 * H);
+  void *p = NULL;
+  if (posix_memalign(&p, 64, (nx + 2 * nh + nz + nb) * sizeof(float)) != 0) return TC_ENOMEM;
+  w->buf = p;
+  memset(w->buf, 0, (nx + 2 * nh + nz + nb) * sizeof(float));
+  w->x = w->buf;
+  w->h = w->x + nx;
+  w->c = w->h + nh;
+  w->z = w->c + nh;
+  w->bias = w->z + nz;
+  w->Bmax = Bmax;
+  w->H = m->H;
+  w->L = m->L;
+  nn_work_update(w, m);
+  return 0;
+}
+
+/* bias (L, 4H) = b_ih + b_hh, so the step adds one vector per row instead of two. */
+void nn_work_update(nn_work *w, const nn_model *m) {
+  int G = 4 * m->H;
+  for (int k = 0; k < m->L; k++)
+    for (int j = 0; j < G; j++) w->bias[(size_t)k * G + j] = m->b_ih[k][j] + m->b_hh[k][j];
+}
+
+void nn_work_free(nn_work *w) {
+  if (!w) return;
+  free(w->buf);
+  memset(w, 0, sizeof *w);
+}
+
+/* Steps B instruments by one tick (see lstm.h). Layer k reads its input from `in` (B, D) and
+ * gathers its own h into `hk` (B, H); the gates overwrite hk with the new h, which is the next
+ * layer's input, so the two h blocks (w->h and w->x) alternate between layers. */
+void nn_lstm_step(const nn_model *m, nn_work *w, int B, const float *x, float *const *state,
+                  float *y) {
+  const int H = m->H, G = 4 * H;
+  const size_t H2 = 2 * (size_t)H;
+  const float *in = x; /* (B, D) layer input */
+  float *hk = w->h;    /* (B, H) */
+  for (int k = 0; k < m->L; k++) {
+    const int D = k == 0 ? NN_F : H;
+    float *c = w->c, *z = w->z;
+    const float *bias = w->bias + (size_t)k * G;
+    for (int b = 0; b < B; b++) {
+      const float *s = state[b] + (size_t)k * H2;
+      memcpy(hk + (size_t)b * H, s, (size_t)H * sizeof(float));
+      memcpy(c + (size_t)b * H, s + H, (size_t)H * sizeof(float));
+      memcpy(z + (size_t)b * G, bias, (size_t)G * sizeof(float));
+    }
+    /* z (B, 4H) += in (B, D) . W_ih^T (D, 4H) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, D, 1.0f, in, D, m->W_ih[k], D,
+                1.0f, z, G);
+    /* z (B, 4H) += h (B, H) . W_hh^T (H, 4H) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, H, 1.0f, hk, H, m->W_hh[k], H,
+                1.0f, z, G);
+    nn_gates(B, H, z, c, hk, m->w_ci[k], m->w_cf[k], m->w_co[k]);
+    for (int b = 0; b < B; b++) {
+      float *s = state[b] + (size_t)k * H2;
+      memcpy(s, hk + (size_t)b * H, (size_t)H * sizeof(float));
+      memcpy(s + H, c + (size_t)b * H, (size_t)H * sizeof(float));
+    }
+    in = hk;
+    hk = hk == w->h ? w->x : w->h;
+  }
+  /* y (B) = h[L-1] (B, H) . head.weight (H) + head.bias, in a fixed order per row so a row's
+   * result does not depend on B. */
+  const float *hl = in;
+  for (int b = 0; b < B; b++) {
+    const float *hr = hl + (size_t)b * H;
+    float acc = 0.0f;
+    for (int j = 0; j < H; j++) acc += hr[j] * m->head_w[j];
+    y[b] = acc + m->head_b[0];
+  }
+}
