@@ -1,0 +1,234 @@
+/* test_nn_lstm.c: nn_lstm_step against the PyTorch fixtures of tests/gen_fixtures.py (1-3
+ * layers, with and without peepholes, 4 instruments x 220 steps), and the batching property the
+ * daemon's waves rely on: stepping B instruments in one call gives the same results (to 1e-6;
+ * not bit for bit, see below) as stepping them one at a time, in any order and grouping. */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "../nn/lstm.h"
+#include "../nn/tc_err.h"
+#include "check.h"
+
+#define FIX "tests/fixtures/"
+
+static uint32_t rng = 2463534242u;
+static uint32_t urand(void) { /* xorshift32 */
+  rng ^= rng << 13;
+  rng ^= rng >> 17;
+  rng ^= rng << 5;
+  return rng;
+}
+static float frand(float lo, float hi) { return lo + (hi - lo) * (float)(urand() >> 8) / 16777216.0f; }
+
+/* Reads a whole little-endian float32 file of exactly n floats into a new array. */
+static float *read_f32(const char *path, size_t n) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    fprintf(stderr, "%s: cannot open (run from the repository root)\n", path);
+    return NULL;
+  }
+  float *a = malloc(n * sizeof *a + 1);
+  size_t got = fread(a, sizeof *a, n + 1, f);
+  fclose(f);
+  if (got != n) {
+    fprintf(stderr, "%s: %zu floats, expected %zu\n", path, got, n);
+    free(a);
+    return NULL;
+  }
+  return a;
+}
+
+static double maxdiff(const float *a, const float *b, size_t n) {
+  double e = 0;
+  for (size_t i = 0; i < n; i++) e = fmax(e, fabs((double)a[i] - b[i]));
+  return e;
+}
+
+/* max |a - b| / (1 + |a|): state c can grow past 1, where float rounding is coarser. */
+static double maxdiff_rel(const float *a, const float *b, size_t n) {
+  double e = 0;
+  for (size_t i = 0; i < n; i++) e = fmax(e, fabs((double)a[i] - b[i]) / (1 + fabs((double)a[i])));
+  return e;
+}
+
+/* Runs all T steps of N instruments; mode 0: all N in one call per step; mode 1: one call per
+ * instrument; mode 2: each step's instruments in a shuffled order, split into random groups.
+ * x (T, N, 4), out (T, N); state is (N, state floats), zeroed here. */
+static void run_all(const nn_model *m, nn_work *w, int mode, int T, int N, const float *x,
+                    float *state, float *out) {
+  size_t S = nn_state_floats(m);
+  memset(state, 0, (size_t)N * S * sizeof *state);
+  float *sp[64], xb[64 * NN_F], yb[64];
+  int perm[64];
+  for (int t = 0; t < T; t++) {
+    const float *xt = x + (size_t)t * N * NN_F;
+    if (mode == 0) {
+      for (int n = 0; n < N; n++) sp[n] = state + n * S;
+      nn_lstm_step(m, w, N, xt, sp, out + (size_t)t * N);
+    } else if (mode == 1) {
+      for (int n = 0; n < N; n++) {
+        sp[0] = state + n * S;
+        nn_lstm_step(m, w, 1, xt + n * NN_F, sp, out + (size_t)t * N + n);
+      }
+    } else {
+      for (int n = 0; n < N; n++) perm[n] = n;
+      for (int n = N - 1; n > 0; n--) {
+        int j = (int)(urand() % (uint32_t)(n + 1)), tmp = perm[n];
+        perm[n] = perm[j];
+        perm[j] = tmp;
+      }
+      for (int at = 0; at < N;) {
+        int g = 1 + (int)(urand() % (uint32_t)(N - at));
+        for (int i = 0; i < g; i++) {
+          int n = perm[at + i];
+          sp[i] = state + n * S;
+          memcpy(xb + i * NN_F, xt + n * NN_F, NN_F * sizeof(float));
+        }
+        nn_lstm_step(m, w, g, xb, sp, yb);
+        for (int i = 0; i < g; i++) out[(size_t)t * N + perm[at + i]] = yb[i];
+        at += g;
+      }
+    }
+  }
+}
+
+static void test_fixture(const char *name) {
+  char path[256], err[512];
+  nn_model m;
+  snprintf(path, sizeof path, FIX "nn_%s.safetensors", name);
+  int rc = nn_model_load(&m, path, err, sizeof err);
+  CHECK_INT(rc, 0);
+  if (rc) {
+    fprintf(stderr, "%s\n", err);
+    return;
+  }
+  const char *sn = nn_model_get_meta(&m, "test.instruments"), *st = nn_model_get_meta(&m, "test.steps");
+  CHECK(sn && st);
+  if (!sn || !st) return;
+  int N = atoi(sn), T = atoi(st);
+  CHECK(N >= 3 && N <= 64 && T >= 200);
+  snprintf(path, sizeof path, FIX "nn_%s.x.f32", name);
+  float *x = read_f32(path, (size_t)T * N * NN_F);
+  snprintf(path, sizeof path, FIX "nn_%s.y.f32", name);
+  float *y = read_f32(path, (size_t)T * N);
+  CHECK(x && y);
+  size_t S = nn_state_floats(&m);
+  float *st0 = calloc((size_t)N * S, sizeof *st0), *st1 = calloc((size_t)N * S, sizeof *st1),
+        *o0 = calloc((size_t)T * N, sizeof *o0), *o1 = calloc((size_t)T * N, sizeof *o1);
+  nn_work w;
+  CHECK_INT(nn_work_init(&w, &m, N), 0);
+  if (x && y) {
+    run_all(&m, &w, 0, T, N, x, st0, o0);
+    double e = 0;
+    int at = 0;
+    for (int i = 0; i < T * N; i++)
+      if (fabs((double)o0[i] - y[i]) > e) e = fabs((double)o0[i] - y[i]), at = i;
+    printf("lstm %s: L=%d H=%d peephole=%d N=%d T=%d: max abs error vs PyTorch %.3g (step %d, "
+           "instrument %d)\n", name, m.L, m.H, m.peephole, N, T, e, at / N, at % N);
+    CHECK(e <= 1e-5);
+    /* One at a time, and shuffled random groups. OpenBLAS's sgemm kernels sum a row
+     * differently depending on where it falls in the batch, so the results agree to rounding
+     * rather than bit for bit; the bound covers all 220 steps of state carried forward. */
+    for (int mode = 1; mode <= 2; mode++) {
+      run_all(&m, &w, mode, T, N, x, st1, o1);
+      double dy = maxdiff(o0, o1, (size_t)T * N), ds = maxdiff_rel(st0, st1, (size_t)N * S);
+      int exact = dy == 0 && ds == 0 && memcmp(o0, o1, (size_t)T * N * sizeof *o0) == 0;
+      printf("lstm %s: batched vs %s: max diff y %.3g, final state (relative) %.3g (bit-exact %d)\n", name,
+             mode == 1 ? "one-at-a-time" : "shuffled random groups", dy, ds, exact);
+      CHECK(dy <= 1e-6);
+      CHECK(ds <= 1e-6);
+    }
+  }
+  nn_work_free(&w);
+  free(st0);
+  free(st1);
+  free(o0);
+  free(o1);
+  free(x);
+  free(y);
+  nn_model_free(&m);
+}
+
+/* Bigger shapes than the fixtures, where OpenBLAS takes its blocked paths: B=1 and B=300 calls
+ * give the same bits, and the first step from zero state matches a scalar double reference. */
+static void test_batch_large(int L, int H, int peep) {
+  nn_model m;
+  CHECK_INT(nn_model_init(&m, L, H, peep), 0);
+  float sc = 1.5f / sqrtf((float)H);
+  for (size_t i = 0; i < m.nparams; i++) m.params[i] = frand(-sc, sc);
+  for (int i = 0; i < NN_F; i++) m.feat_std[i] = 1;
+  m.tgt_std[0] = 1;
+  enum { B = 300, T = 6 };
+  size_t S = nn_state_floats(&m);
+  float *sa = calloc(B * S, sizeof *sa), *sb = calloc(B * S, sizeof *sb);
+  float *x = malloc(B * NN_F * sizeof *x), *ya = malloc(B * sizeof *ya), *yb = malloc(B * sizeof *yb);
+  float **pa = malloc(B * sizeof *pa);
+  nn_work w;
+  CHECK_INT(nn_work_init(&w, &m, B), 0);
+  double dmax = 0, e0 = 0;
+  for (int t = 0; t < T; t++) {
+    for (int i = 0; i < B * NN_F; i++) x[i] = frand(-3, 3);
+    for (int b = 0; b < B; b++) pa[b] = sa + b * S;
+    nn_lstm_step(&m, &w, B, x, pa, ya);
+    for (int b = 0; b < B; b++) {
+      float *p = sb + b * S;
+      nn_lstm_step(&m, &w, 1, x + b * NN_F, &p, yb + b);
+    }
+    dmax = fmax(dmax, fmax(maxdiff(ya, yb, B), maxdiff_rel(sa, sb, B * S)));
+    if (t == 0) { /* zero state: check a few rows in double against the contract equations */
+      for (int b = 0; b < 5; b++) {
+        double hin[4096], hk[4096], in0[NN_F];
+        for (int d = 0; d < NN_F; d++) in0[d] = x[b * NN_F + d];
+        const double *in = in0;
+        for (int k = 0; k < L; k++) {
+          int D = k ? H : NN_F;
+          for (int j = 0; j < H; j++) {
+            double zz[4];
+            for (int g = 0; g < 4; g++) {
+              int r = g * H + j;
+              double s = (double)m.b_ih[k][r] + m.b_hh[k][r];
+              for (int d = 0; d < D; d++) s += (double)m.W_ih[k][(size_t)r * D + d] * in[d];
+              zz[g] = s; /* h = c = 0, so W_hh and the i/f peepholes add nothing */
+            }
+            double ig = 1 / (1 + exp(-zz[0])), gg = tanh(zz[2]), c = ig * gg;
+            double og = 1 / (1 + exp(-(zz[3] + (peep ? m.w_co[k][j] * c : 0))));
+            hk[j] = og * tanh(c);
+          }
+          memcpy(hin, hk, (size_t)H * sizeof(double));
+          in = hin;
+        }
+        double yr = m.head_b[0];
+        for (int j = 0; j < H; j++) yr += (double)m.head_w[j] * in[j];
+        e0 = fmax(e0, fabs(yr - ya[b]));
+      }
+    }
+  }
+  printf("lstm random L=%d H=%d peephole=%d: B=%d vs B=1 max diff (y and state) %.3g over %d "
+         "steps; step-0 error vs double %.3g\n", L, H, peep, B, dmax, T, e0);
+  CHECK(dmax <= 1e-6);
+  CHECK(e0 <= 1e-5);
+  nn_work_free(&w);
+  nn_work_free(&w); /* a second free of a freed work is harmless */
+  nn_work_free(NULL);
+  free(sa);
+  free(sb);
+  free(x);
+  free(ya);
+  free(yb);
+  free(pa);
+  nn_model_free(&m);
+}
+
+int main(void) {
+  const char *cases[] = {"l1_h8", "l2_h16", "l1_h8_peep", "l2_h16_peep", "l3_h5_peep"};
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) test_fixture(cases[i]);
+  test_batch_large(1, 64, 0);
+  test_batch_large(2, 32, 1);
+  test_batch_large(1, 128, 1);
+  nn_work w;
+  nn_model m;
+  CHECK_INT(nn_model_init(&m, 1, 8, 0), 0);
+  CHECK_INT(nn_work_init(&w, &m, 0), TC_EINVAL);
+  nn_model_free(&m);
+  return check_done();
+}
