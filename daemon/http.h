@@ -1,0 +1,31 @@
+/* http.h: a tiny HTTP server for /metrics, /healthz and /readyz, run by libmicrohttpd inside the
+ * daemon's libuv loop (no thread of its own: MHD's epoll fd is watched by uv_poll and MHD_run is
+ * called on readiness and on MHD's timeout). Not for anything that needs request bodies. */
+#ifndef DAEMON_HTTP_H
+#define DAEMON_HTTP_H
+
+#include <stddef.h>
+#include <uv.h>
+
+typedef struct http_srv http_srv;
+
+/* Answers one GET/HEAD request for `path`: returns the HTTP status and sets *body to a malloc'd
+ * buffer of *len bytes (freed by the server) and *ctype to a static content type. Runs on the loop
+ * thread. */
+typedef int (*http_handler)(void *ud, const char *path, char **body, size_t *len,
+                            const char **ctype);
+
+/* Binds ADDR:PORT ("127.0.0.1:9464", "[::1]:9464", "localhost:0" for any free port) and serves on
+ * `loop`. Returns 0 and *out, or a negative TC_E* code with err like "--http 127.0.0.1:9464: cannot
+ * bind: Address already in use". */
+int http_start(http_srv **out, uv_loop_t *loop, const char *addr_port, http_handler h, void *ud,
+               char *err, size_t errlen);
+
+/* The bound port (useful with port 0). */
+int http_port(const http_srv *s);
+
+/* Stops serving and frees the server once its handles have closed (the loop must run on for
+ * that). Accepts NULL. */
+void http_stop(http_srv *s);
+
+#endif

@@ -1,0 +1,903 @@
+/* run.c: the daemon's libuv loop (see run.h). One loop thread owns every piece of state: the
+ * consumer's queue and the producer's delivery reports wake it through librdkafka's queue io
+ * events on pipes watched by uv_poll; each wake drains up to a chunk of messages, steps the engine
+ * once and produces the results, then yields to timers and HTTP (a uv_idle handle reschedules the
+ * rest). Checkpoints are not done here: the hook_* functions mark where the state module plugs in. */
+#include "run.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "../nn/model.h"
+#include "../nn/tc_err.h"
+#include "cmds.h"
+#include "dlq.h"
+#include "encode.h"
+#include "engine.h"
+#include "http.h"
+#include "log.h"
+#include "mockbroker.h"
+#include "stats.h"
+
+/* Offsets of one input partition whose outputs (prediction or dead letter) are in flight, in
+ * produce order. Delivery reports come back in any order across output partitions, so an input
+ * offset is stored for commit only when it and everything before it were acknowledged. */
+typedef struct part {
+  int64_t *off;      /* (cap) input offset of ring sequence seq at off[seq & (cap - 1)] */
+  uint8_t *done;     /* (cap) 1 when acknowledged */
+  uint32_t cap;      /* power of two */
+  uint64_t head;     /* next sequence number */
+  uint64_t tail;     /* oldest unacknowledged sequence number */
+  int64_t next;      /* next offset to commit (last acknowledged + 1), -1 none yet */
+  uint8_t gen;       /* assignment generation: reports from an older assignment are ignored */
+  uint8_t assigned;  /* 1 while assigned to this consumer */
+  uint8_t stuck;     /* a delivery failed: offsets are no longer stored (at-least-once) */
+  uint8_t dirty;     /* next advanced since the last offset store */
+} part;
+
+/* msg_opaque of produced messages: generation (8 bits), partition (16), sequence (40). */
+#define OPQ_SEQ_BITS 40
+#define OPQ_PART_MAX 65535
+#define OPQ_NONE ((void *)(uintptr_t)UINT64_MAX) /* stats messages: not tracked */
+
+typedef struct run {
+  const run_opts *o;
+  uv_loop_t *loop;
+  rd_kafka_t *consumer, *producer;
+  rd_kafka_queue_t *cq, *pq;  /* consumer queue, producer main queue (io events enabled) */
+  rd_kafka_topic_t *t_in;     /* consumer-side handle of the input topic, for offset_store */
+  rd_kafka_topic_t *t_out, *t_stats, *t_dlq;
+  int cpipe[2], ppipe[2];     /* io-event pipes: consumer, producer */
+  uv_poll_t cpoll, ppoll;
+  uv_idle_t idle;             /* continues draining after a full chunk */
+  uv_timer_t t_stats_timer, t_second, t_ckpt, t_stop;
+  uv_signal_t sig_term, sig_int, sig_hup;
+  http_srv *http;
+  mockbroker *mb;
+  nn_model *model;            /* the running model (owned) */
+  engine e;
+  int chunk;                  /* budget per drain */
+  rd_kafka_message_t **msgs;  /* (chunk) messages of the chunk being gathered */
+  eng_tick *ticks;            /* (chunk) */
+  uint64_t *t_poll;           /* (chunk) monotonic ns when each message was polled */
+  int n;                      /* messages gathered so far */
+  part *parts;                /* (nparts) by partition number */
+  int32_t nparts;
+  int assigned;               /* partitions assigned */
+  int paused;                 /* backpressure holds consumption */
+  int64_t outq_high, outq_low;
+  int stopping;
+  int exit_code;
+  size_t in_prefix_len;       /* strlen(input topic) + 1: src = "topic/" + partition/offset */
+  char src[320];              /* src buffer, "topic/" prefix kept */
+  stats st;
+  int64_t warned_unknown_topic_ms;
+} run;
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- Hook points for checkpoints (issue 5). Until the state module lands they do what an
+ * at-least-once daemon without state storage must do, and nothing more. */
+
+/* Every --checkpoint-interval: snapshot dirty instruments + the offsets they reflect. */
+static void hook_checkpoint_timer(run *r) {
+  (void)r;
+}
+
+/* Partitions assigned: restore their instruments and set their start offsets in `parts`. */
+static void hook_assign(run *r, rd_kafka_topic_partition_list_t *parts) {
+  (void)r;
+  (void)parts;
+}
+
+/* Partitions about to be revoked (outputs already flushed, offsets committed): checkpoint them.
+ * Then their instruments are dropped, since another consumer may advance them meanwhile. */
+static void hook_revoke(run *r, rd_kafka_topic_partition_list_t *parts) {
+  for (int i = 0; i < parts->cnt; i++) {
+    if (strcmp(parts->elems[i].topic, r->o->input_topic)) continue;
+    int32_t p = parts->elems[i].partition;
+    for (uint32_t s = 0; s < r->e.st.count; s++)
+      if (r->e.st.inst[s].live && r->e.st.inst[s].partition == p) symtab_remove(&r->e.st, (int32_t)s);
+  }
+}
+
+/* Shutdown, after the producer flush: the final checkpoint. */
+static void hook_shutdown(run *r) {
+  (void)r;
+}
+
+/* A new model of the same shape was swapped in (states reset unless --on-model-change keep). */
+static void hook_model_change(run *r) {
+  (void)r;
+}
+
+/* ---- Per-partition in-flight tracking. */
+
+static part *part_get(run *r, int32_t p) {
+  if (p < 0 || p > OPQ_PART_MAX) return NULL;
+  if (p >= r->nparts) {
+    int32_t n = r->nparts ? r->nparts : 16;
+    while (n <= p) n *= 2;
+    part *np = realloc(r->parts, (size_t)n * sizeof *np);
+    if (!np) return NULL;
+    memset(np + r->nparts, 0, (size_t)(n - r->nparts) * sizeof *np);
+    r->parts = np;
+    r->nparts = n;
+  }
+  return &r->parts[p];
+}
+
+/* Appends offset to the partition's ring (grows it when full: the only allocation, bounded by the
+ * producer queue) and returns the opaque for the produced message, or OPQ_NONE on ENOMEM. */
+static void *part_push(run *r, int32_t p, int64_t offset) {
+  part *pt = part_get(r, p);
+  if (!pt) return OPQ_NONE;
+  if (pt->head - pt->tail >= pt->cap) {
+    uint32_t cap = pt->cap ? pt->cap * 2 : 4096;
+    int64_t *off = malloc((size_t)cap * sizeof *off);
+    uint8_t *done = malloc(cap);
+    if (!off || !done) {
+      free(off);
+      free(done);
+      return OPQ_NONE;
+    }
+    for (uint64_t s = pt->tail; s < pt->head; s++) {
+      off[s & (cap - 1)] = pt->off[s & (pt->cap - 1)];
+      done[s & (cap - 1)] = pt->done[s & (pt->cap - 1)];
+    }
+    free(pt->off);
+    free(pt->done);
+    pt->off = off;
+    pt->done = done;
+    pt->cap = cap;
+  }
+  uint64_t seq = pt->head++;
+  pt->off[seq & (pt->cap - 1)] = offset;
+  pt->done[seq & (pt->cap - 1)] = 0;
+  uint64_t v = ((uint64_t)pt->gen << 56) | ((uint64_t)p << OPQ_SEQ_BITS) |
+               (seq & (((uint64_t)1 << OPQ_SEQ_BITS) - 1));
+  return (void *)(uintptr_t)v;
+}
+
+/* A delivery report for a tracked message: marks it and advances the committable offset. */
+static void part_ack(run *r, void *opaque, int failed) {
+  if (opaque == OPQ_NONE) return;
+  uint64_t v = (uint64_t)(uintptr_t)opaque;
+  int32_t p = (int32_t)((v >> OPQ_SEQ_BITS) & 0xFFFF);
+  if (p >= r->nparts) return;
+  part *pt = &r->parts[p];
+  if (!pt->assigned || (uint8_t)(v >> 56) != pt->gen) return;
+  /* Recover the full sequence from its low 40 bits: it lies in [tail, head). */
+  uint64_t lo = v & (((uint64_t)1 << OPQ_SEQ_BITS) - 1);
+  uint64_t seq = (pt->tail & ~(((uint64_t)1 << OPQ_SEQ_BITS) - 1)) | lo;
+  if (seq < pt->tail) seq += (uint64_t)1 << OPQ_SEQ_BITS;
+  if (seq >= pt->head) return;
+  if (failed) pt->stuck = 1;
+  pt->done[seq & (pt->cap - 1)] = 1;
+  while (pt->tail < pt->head && pt->done[pt->tail & (pt->cap - 1)]) {
+    pt->next = pt->off[pt->tail & (pt->cap - 1)] + 1;
+    pt->tail++;
+    pt->dirty = 1;
+  }
+}
+
+/* Stores the committable offsets of partitions that advanced (auto-commit sends them). */
+static void parts_store(run *r) {
+  for (int32_t p = 0; p < r->nparts; p++) {
+    part *pt = &r->parts[p];
+    if (!pt->dirty) continue;
+    pt->dirty = 0;
+    if (!pt->assigned || pt->stuck || pt->next < 0) continue;
+    /* rd_kafka_offset_store stores offset + 1, the next one to read. */
+    rd_kafka_resp_err_t err = rd_kafka_offset_store(r->t_in, p, pt->next - 1);
+    if (err && err != RD_KAFKA_RESP_ERR__STATE)
+      log_warn("run", "offset store %s/%d at %lld: %s", r->o->input_topic, p,
+               (long long)pt->next, rd_kafka_err2str(err));
+  }
+}
+
+/* ---- Producing. */
+
+/* Produces one message; on a full queue it serves delivery reports and retries (bounded by
+ * backpressure, so rare). Other failures are counted as delivery errors. */
+static void produce(run *r, rd_kafka_topic_t *t, int flags, void *buf, size_t len, const void *key,
+                    size_t keylen, void *opaque) {
+  for (int tries = 0;; tries++) {
+    if (rd_kafka_produce(t, RD_KAFKA_PARTITION_UA, flags, buf, len, key, keylen, opaque) == 0)
+      return;
+    rd_kafka_resp_err_t err = rd_kafka_last_error();
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && tries < 1000) {
+      rd_kafka_poll(r->producer, 10);
+      continue;
+    }
+    log_error("run", "produce to %s failed: %s", rd_kafka_topic_name(t), rd_kafka_err2str(err));
+    r->st.delivery_errors++;
+    if (flags & RD_KAFKA_MSG_F_FREE) free(buf);
+    part_ack(r, opaque, 1);
+    return;
+  }
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+  (void)rk;
+  run *r = opaque;
+  if (m->err) {
+    r->st.delivery_errors++;
+    if (r->st.delivery_errors <= 10 || r->st.delivery_errors % 10000 == 0)
+      log_error("run", "delivery to %s failed: %s (%llu delivery errors so far; offsets of the "
+                "input partition are no longer committed)",
+                rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err),
+                (unsigned long long)r->st.delivery_errors);
+  } else {
+    r->st.delivered++;
+  }
+  part_ack(r, m->_private, m->err != 0);
+}
+
+/* Writes "PARTITION/OFFSET" after the "topic/" prefix of r->src; returns the src length. */
+static size_t src_format(run *r, int32_t p, int64_t off) {
+  char tmp[48];
+  size_t n = 0;
+  uint64_t v = (uint64_t)off;
+  do tmp[n++] = (char)('0' + v % 10), v /= 10;
+  while (v);
+  char *q = r->src + r->in_prefix_len;
+  uint32_t pv = (uint32_t)p;
+  char pb[16];
+  size_t pn = 0;
+  do pb[pn++] = (char)('0' + pv % 10), pv /= 10;
+  while (pv);
+  while (pn) *q++ = pb[--pn];
+  *q++ = '/';
+  while (n) *q++ = tmp[--n];
+  return (size_t)(q - r->src);
+}
+
+/* A rejected message: its dead letter (with the decoder's error text, recomputed here since the
+ * hot path decodes without it). */
+static void send_dead_letter(run *r, const rd_kafka_message_t *m, eng_tick *t, size_t srclen,
+                             void *opaque) {
+  char err[256] = "";
+  if (t->reason == TICK_OUT_OF_ORDER) {
+    int32_t s = symtab_find(&r->e.st, t->t.sym, t->t.sym_len);
+    snprintf(err, sizeof err, "field ts: found %lld, expected at least the last accepted ts of %s"
+             " (%lld)", (long long)t->t.ts, t->t.sym,
+             s >= 0 ? (long long)r->e.st.inst[s].last_ts : -1LL);
+  } else {
+    tick tk;
+    int rs = tick_parse_json(&tk, m->payload, m->len, err, sizeof err);
+    if (rs == TICK_OK) tick_check_key(&tk, m->key, m->key_len, err, sizeof err);
+  }
+  r->src[srclen] = 0;
+  size_t len = 0;
+  char *d = dlq_encode(tick_reason_name(t->reason), err, r->src, m->key, m->key_len, wall_ms(),
+                       m->payload, m->len, DLQ_PAYLOAD_MAX, &len);
+  if (!d) {
+    log_error("run", "dead letter for %s: out of memory", r->src);
+    part_ack(r, opaque, 1);
+    return;
+  }
+  produce(r, r->t_dlq, RD_KAFKA_MSG_F_FREE, d, len, m->key, m->key_len, opaque);
+  r->st.dlq_out++;
+}
+
+/* ---- The pipeline: decode, one engine step, produce. */
+
+static void begin_shutdown(run *r, int code);
+
+static void process_chunk(run *r) {
+  int N = r->n;
+  r->n = 0;
+  if (!N) return;
+  for (int i = 0; i < N; i++) {
+    rd_kafka_message_t *m = r->msgs[i];
+    eng_tick *t = &r->ticks[i];
+    t->partition = m->partition;
+    t->reason = m->payload ? tick_parse_json(&t->t, m->payload, m->len, NULL, 0) : TICK_BAD_JSON;
+    if (t->reason == TICK_OK && m->key_len)
+      t->reason = tick_check_key(&t->t, m->key, m->key_len, NULL, 0);
+    if (t->reason != TICK_OK) r->e.rejected[t->reason]++;
+    r->st.ticks_in++;
+    stats_part_in(&r->st, m->partition);
+  }
+  int rc = engine_process(&r->e, r->ticks, N);
+  r->st.chunks++;
+  if (rc != 0) {
+    /* Nothing was applied; the messages are not acknowledged, so a restart reprocesses them. */
+    log_error("run", "engine: %s on a chunk of %d ticks; stopping", tc_strerror(rc), N);
+    for (int i = 0; i < N; i++) rd_kafka_message_destroy(r->msgs[i]);
+    begin_shutdown(r, 1);
+    return;
+  }
+  char buf[ENC_PRED_MAX];
+  for (int i = 0; i < N; i++) {
+    rd_kafka_message_t *m = r->msgs[i];
+    eng_tick *t = &r->ticks[i];
+    size_t srclen = src_format(r, m->partition, m->offset);
+    void *opq = part_push(r, m->partition, m->offset);
+    if (t->reason == TICK_OK) {
+      size_t len = enc_pred_json(buf, t, r->src, srclen);
+      produce(r, r->t_out, RD_KAFKA_MSG_F_COPY, buf, len, t->t.sym, t->t.sym_len, opq);
+      r->st.predictions_out++;
+    } else {
+      r->st.rejected[t->reason]++;
+      send_dead_letter(r, m, t, srclen, opq);
+    }
+    stats_latency(&r->st, now_ns() - r->t_poll[i]);
+    rd_kafka_message_destroy(m);
+  }
+}
+
+/* ---- Consumer side. */
+
+static void on_idle(uv_idle_t *h);
+
+/* Pauses or resumes fetching of every assigned partition (backpressure). */
+static void set_paused(run *r, int pause) {
+  if (r->paused == pause) return;
+  r->paused = pause;
+  r->st.paused = pause;
+  rd_kafka_topic_partition_list_t *a = NULL;
+  if (rd_kafka_assignment(r->consumer, &a) == 0 && a) {
+    if (pause) rd_kafka_pause_partitions(r->consumer, a);
+    else rd_kafka_resume_partitions(r->consumer, a);
+    rd_kafka_topic_partition_list_destroy(a);
+  }
+  if (pause) {
+    r->st.backpressure_pauses++;
+    log_warn("run", "producer queue at %d messages (high mark %lld): pausing consumption",
+             rd_kafka_outq_len(r->producer), (long long)r->outq_high);
+  } else {
+    log_info("run", "producer queue down to %d messages: resuming consumption",
+             rd_kafka_outq_len(r->producer));
+    uv_idle_start(&r->idle, on_idle);
+  }
+}
+
+static void on_consumer_error(run *r, rd_kafka_message_t *m) {
+  r->st.consume_errors++;
+  if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+      m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+    int64_t now = wall_ms();
+    if (now - r->warned_unknown_topic_ms > 10000) {
+      r->warned_unknown_topic_ms = now;
+      log_warn("run", "input topic %s: %s (waiting for it)", r->o->input_topic,
+               rd_kafka_message_errstr(m));
+    }
+    return;
+  }
+  log_warn("run", "consumer: %s%s%s", rd_kafka_err2name(m->err), m->payload ? ": " : "",
+           m->payload ? rd_kafka_message_errstr(m) : "");
+}
+
+/* Gathers up to a chunk from the consumer queue and processes it; reschedules itself while the
+ * queue may hold more (the io event fires only on empty -> non-empty). */
+static void drain(run *r) {
+  if (r->stopping) return;
+  while (r->n < r->chunk && !r->stopping) {
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, 0);
+    if (!m) break;
+    if (m->err) {
+      on_consumer_error(r, m);
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    r->t_poll[r->n] = now_ns();
+    r->msgs[r->n++] = m;
+  }
+  int full = r->n >= r->chunk;
+  process_chunk(r);
+  if (r->stopping) return;
+  if (rd_kafka_outq_len(r->producer) > r->outq_high) set_paused(r, 1);
+  if (full) uv_idle_start(&r->idle, on_idle);
+  else uv_idle_stop(&r->idle);
+}
+
+static void on_idle(uv_idle_t *h) {
+  drain(h->data);
+}
+
+static void drain_pipe(int fd) {
+  char b[256];
+  while (read(fd, b, sizeof b) > 0) {
+  }
+}
+
+static void on_consumer_io(uv_poll_t *h, int status, int events) {
+  (void)status;
+  (void)events;
+  run *r = h->data;
+  drain_pipe(r->cpipe[0]);
+  drain(r);
+}
+
+static void on_producer_io(uv_poll_t *h, int status, int events) {
+  (void)status;
+  (void)events;
+  run *r = h->data;
+  drain_pipe(r->ppipe[0]);
+  rd_kafka_poll(r->producer, 0);
+  parts_store(r);
+  if (r->paused && rd_kafka_outq_len(r->producer) < r->outq_low) set_paused(r, 0);
+}
+
+/* Waits (bounded) for every output in flight to be acknowledged and stores the offsets. */
+static void settle(run *r, int timeout_ms) {
+  rd_kafka_resp_err_t err = rd_kafka_flush(r->producer, timeout_ms);
+  if (err)
+    log_warn("run", "flush: %d messages still unacknowledged after %d ms",
+             rd_kafka_outq_len(r->producer), timeout_ms);
+  parts_store(r);
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+  run *r = opaque;
+  int coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+  r->st.rebalances++;
+  char list[512];
+  size_t o = 0;
+  list[0] = 0;
+  for (int i = 0; i < parts->cnt && o < sizeof list - 16; i++)
+    o += (size_t)snprintf(list + o, sizeof list - o, "%s%d", i ? "," : "", parts->elems[i].partition);
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    for (int i = 0; i < parts->cnt; i++) {
+      if (strcmp(parts->elems[i].topic, r->o->input_topic)) continue;
+      int32_t p = parts->elems[i].partition;
+      part *pt = part_get(r, p);
+      if (!pt) continue;
+      pt->gen++;
+      pt->assigned = 1;
+      pt->tail = pt->head = 0;
+      pt->next = -1;
+      pt->stuck = pt->dirty = 0;
+      if (p < STATS_MAX_PARTS) {
+        r->st.assigned[p] = 1;
+        r->st.lag[p] = -1;
+        if (p >= r->st.nparts) r->st.nparts = p + 1;
+      }
+      r->assigned++;
+    }
+    hook_assign(r, parts);
+    rd_kafka_error_t *e = NULL;
+    rd_kafka_resp_err_t ae = 0;
+    if (coop) e = rd_kafka_incremental_assign(rk, parts);
+    else ae = rd_kafka_assign(rk, parts);
+    if (e || ae) {
+      log_error("run", "assign: %s", e ? rd_kafka_error_string(e) : rd_kafka_err2str(ae));
+      if (e) rd_kafka_error_destroy(e);
+    }
+    if (r->paused) rd_kafka_pause_partitions(rk, parts);
+    log_info("run", "assigned %s partitions [%s] (%s), %d in all", r->o->input_topic, list,
+             coop ? "cooperative" : "eager", r->assigned);
+    uv_idle_start(&r->idle, on_idle);
+  } else {
+    /* A revoke may land while a chunk is being gathered: finish it first, flush its outputs and
+     * commit, so the partitions leave with their offsets exactly at what we processed. */
+    process_chunk(r);
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+      settle(r, 5000);
+      rd_kafka_resp_err_t ce = rd_kafka_commit(rk, NULL, 0);
+      if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        log_warn("run", "commit before revoke: %s", rd_kafka_err2str(ce));
+      hook_revoke(r, parts);
+    } else {
+      log_error("run", "rebalance error: %s", rd_kafka_err2str(err));
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+      if (strcmp(parts->elems[i].topic, r->o->input_topic)) continue;
+      int32_t p = parts->elems[i].partition;
+      if (p < r->nparts && r->parts[p].assigned) {
+        r->parts[p].assigned = 0;
+        r->assigned--;
+      }
+      if (p >= 0 && p < STATS_MAX_PARTS) r->st.assigned[p] = 0;
+    }
+    if (coop) {
+      rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+      if (e) {
+        log_error("run", "unassign: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+      }
+    } else {
+      rd_kafka_assign(rk, NULL);
+      r->assigned = 0;
+      for (int32_t p = 0; p < r->nparts; p++) r->parts[p].assigned = 0;
+      memset(r->st.assigned, 0, sizeof r->st.assigned);
+    }
+    log_info("run", "revoked %s partitions [%s], %d left", r->o->input_topic, list, r->assigned);
+  }
+}
+
+static int on_rdkafka_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+  (void)rk;
+  run *r = opaque;
+  if (stats_parse_rdkafka(&r->st, json, len, r->o->input_topic) < 0)
+    log_debug("run", "librdkafka statistics did not parse");
+  return 0; /* librdkafka frees json */
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+  run *r = opaque;
+  if (err == RD_KAFKA_RESP_ERR__FATAL) {
+    char buf[512];
+    rd_kafka_fatal_error(rk, buf, sizeof buf);
+    log_error("run", "%s: fatal: %s", rd_kafka_name(rk), buf);
+    begin_shutdown(r, 1);
+    return;
+  }
+  log_warn("run", "%s: %s: %s", rd_kafka_name(rk), rd_kafka_err2name(err), reason);
+}
+
+/* ---- Timers, HTTP, signals. */
+
+static void stats_fill(run *r) {
+  r->st.instruments = r->e.st.live;
+  r->st.outq = rd_kafka_outq_len(r->producer);
+  memcpy(r->st.model_id, r->model->id, sizeof r->st.model_id);
+}
+
+static void on_stats_timer(uv_timer_t *h) {
+  run *r = h->data;
+  stats_fill(r);
+  char *js = stats_json(&r->st, wall_ms(), 1);
+  if (!js) return;
+  produce(r, r->t_stats, RD_KAFKA_MSG_F_FREE, js, strlen(js), r->o->group, strlen(r->o->group),
+          OPQ_NONE);
+  log_debug("run", "stats: in %llu, out %llu", (unsigned long long)r->st.ticks_in,
+            (unsigned long long)r->st.predictions_out);
+}
+
+static void on_second(uv_timer_t *h) {
+  stats_second(&((run *)h->data)->st);
+}
+
+static void on_ckpt_timer(uv_timer_t *h) {
+  hook_checkpoint_timer(h->data);
+}
+
+static int on_http(void *ud, const char *path, char **body, size_t *len, const char **ctype) {
+  run *r = ud;
+  if (!strcmp(path, "/metrics")) {
+    stats_fill(r);
+    *body = stats_prometheus(&r->st, wall_ms(), len);
+    *ctype = "text/plain; version=0.0.4; charset=utf-8";
+    return *body ? 200 : 500;
+  }
+  const char *msg;
+  int status;
+  if (!strcmp(path, "/healthz")) {
+    status = r->stopping ? 503 : 200;
+    msg = r->stopping ? "stopping\n" : "ok\n";
+  } else if (!strcmp(path, "/readyz")) {
+    int ready = !r->stopping && r->model && r->assigned > 0;
+    status = ready ? 200 : 503;
+    msg = ready ? "ready\n" : r->stopping ? "not ready: stopping\n"
+                                          : "not ready: no partitions assigned\n";
+  } else {
+    status = 404;
+    msg = "not found (try /metrics, /healthz, /readyz)\n";
+  }
+  *body = strdup(msg);
+  *len = *body ? strlen(*body) : 0;
+  return status;
+}
+
+static void reload_model(run *r) {
+  char err[512];
+  nn_model *nm = calloc(1, sizeof *nm);
+  if (!nm) return;
+  int rc = nn_model_load(nm, r->o->model_path, err, sizeof err);
+  if (rc != 0) {
+    r->st.model_reload_failures++;
+    log_error("run", "SIGHUP: %s; keeping model %s", err, r->model->id);
+    free(nm);
+    return;
+  }
+  if (!nn_model_same_shape(nm, r->model)) {
+    r->st.model_reload_failures++;
+    log_error("run", "SIGHUP: model %s has shape L=%d H=%d peephole=%d, expected L=%d H=%d "
+              "peephole=%d (the running model's); refused, keeping model %s",
+              r->o->model_path, nm->L, nm->H, nm->peephole, r->model->L, r->model->H,
+              r->model->peephole, r->model->id);
+    nn_model_free(nm);
+    free(nm);
+    return;
+  }
+  if (!strcmp(nm->id, r->model->id)) {
+    log_info("run", "SIGHUP: model %s unchanged (%s); nothing to do", r->o->model_path, nm->id);
+    nn_model_free(nm);
+    free(nm);
+    return;
+  }
+  int reset = !r->o->on_model_change_keep;
+  engine_set_model(&r->e, nm, reset);
+  log_info("run", "SIGHUP: model %s -> %s (%s instrument states)", r->model->id, nm->id,
+           reset ? "reset" : "kept");
+  nn_model_free(r->model);
+  free(r->model);
+  r->model = nm;
+  r->st.model_reloads++;
+  hook_model_change(r);
+}
+
+static void close_cb(uv_handle_t *h) {
+  (void)h;
+}
+
+static void close_all(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h)) uv_close(h, close_cb);
+}
+
+/* Stops consuming, flushes the producer (bounded), commits, leaves the group and lets the loop
+ * end. Blocking inside the loop is fine here: nothing else is left to serve. Runs from a timer,
+ * never from inside a librdkafka callback. */
+static void on_stop(uv_timer_t *h) {
+  run *r = h->data;
+  log_info("run", "stopping: flushing %d queued messages", rd_kafka_outq_len(r->producer));
+  uv_poll_stop(&r->cpoll);
+  uv_idle_stop(&r->idle);
+  settle(r, 5000);
+  hook_shutdown(r);
+  rd_kafka_resp_err_t ce = rd_kafka_commit(r->consumer, NULL, 0);
+  if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
+    log_warn("run", "final commit: %s", rd_kafka_err2str(ce));
+  rd_kafka_consumer_close(r->consumer);
+  settle(r, 1000);
+  http_stop(r->http);
+  r->http = NULL;
+  uv_walk(r->loop, close_all, NULL);
+}
+
+/* Asks the loop to stop (from anywhere, librdkafka callbacks included): no more draining; the
+ * shutdown itself runs on the next loop turn. */
+static void begin_shutdown(run *r, int code) {
+  if (r->stopping) return;
+  r->stopping = 1;
+  r->exit_code = code;
+  uv_timer_start(&r->t_stop, on_stop, 0, 0);
+}
+
+static void on_signal(uv_signal_t *h, int sig) {
+  run *r = h->data;
+  if (sig == SIGHUP) {
+    reload_model(r);
+    return;
+  }
+  log_info("run", "%s received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  begin_shutdown(r, 0);
+}
+
+/* ---- Setup. */
+
+static int make_pipe(int fds[2]) {
+  return pipe2(fds, O_NONBLOCK | O_CLOEXEC);
+}
+
+/* Builds the consumer and producer confs from defaults + --config + -X. */
+static int make_clients(run *r, const char *bootstrap, char *err, size_t errlen) {
+  const run_opts *o = r->o;
+  char stats_ms[32];
+  snprintf(stats_ms, sizeof stats_ms, "%d", o->stats_ms);
+  const char *cdef[] = {"group.id", o->group, "auto.offset.reset", "earliest",
+                        "enable.auto.commit", "true", "enable.auto.offset.store", "false",
+                        "statistics.interval.ms", stats_ms, "client.id", "tickcast-run",
+                        bootstrap ? "bootstrap.servers" : NULL, bootstrap, NULL};
+  const char *pdef[] = {"client.id", "tickcast-run", "linger.ms", "5",
+                        bootstrap ? "bootstrap.servers" : NULL, bootstrap, NULL};
+  rd_kafka_conf_t *cc = NULL, *pc = NULL;
+  if (kconf_build(&o->kc, cdef, &cc, err, errlen) != 0) return TC_EUSAGE;
+  if (kconf_build(&o->kc, pdef, &pc, err, errlen) != 0) {
+    rd_kafka_conf_destroy(cc);
+    return TC_EUSAGE;
+  }
+  char v[64];
+  size_t vl = sizeof v;
+  long qmax = 100000;
+  if (rd_kafka_conf_get(pc, "queue.buffering.max.messages", v, &vl) == RD_KAFKA_CONF_OK)
+    qmax = strtol(v, NULL, 10);
+  r->outq_high = qmax * 8 / 10;
+  r->outq_low = qmax / 2;
+  if (r->outq_high < 1) r->outq_high = 1;
+  rd_kafka_conf_set_opaque(cc, r);
+  rd_kafka_conf_set_opaque(pc, r);
+  rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
+  rd_kafka_conf_set_stats_cb(cc, on_rdkafka_stats);
+  rd_kafka_conf_set_error_cb(cc, on_error);
+  rd_kafka_conf_set_error_cb(pc, on_error);
+  rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
+  char kerr[512];
+  r->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, kerr, sizeof kerr);
+  if (!r->consumer) {
+    rd_kafka_conf_destroy(cc);
+    rd_kafka_conf_destroy(pc);
+    snprintf(err, errlen, "consumer: %s", kerr);
+    return TC_EKAFKA;
+  }
+  r->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, kerr, sizeof kerr);
+  if (!r->producer) {
+    rd_kafka_conf_destroy(pc);
+    snprintf(err, errlen, "producer: %s", kerr);
+    return TC_EKAFKA;
+  }
+  rd_kafka_poll_set_consumer(r->consumer);
+  r->t_in = rd_kafka_topic_new(r->consumer, o->input_topic, NULL);
+  r->t_out = rd_kafka_topic_new(r->producer, o->output_topic, NULL);
+  r->t_stats = rd_kafka_topic_new(r->producer, o->stats_topic, NULL);
+  r->t_dlq = rd_kafka_topic_new(r->producer, o->dlq_topic, NULL);
+  if (!r->t_in || !r->t_out || !r->t_stats || !r->t_dlq) {
+    snprintf(err, errlen, "topic handles: %s", rd_kafka_err2str(rd_kafka_last_error()));
+    return TC_EKAFKA;
+  }
+  rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(sub, o->input_topic, RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t se = rd_kafka_subscribe(r->consumer, sub);
+  rd_kafka_topic_partition_list_destroy(sub);
+  if (se) {
+    snprintf(err, errlen, "subscribe to %s: %s", o->input_topic, rd_kafka_err2str(se));
+    return TC_EKAFKA;
+  }
+  /* Wake the loop through pipes: librdkafka writes a byte when a queue becomes non-empty. */
+  if (make_pipe(r->cpipe) || make_pipe(r->ppipe)) {
+    snprintf(err, errlen, "pipe: %s", strerror(errno));
+    return TC_EIO;
+  }
+  r->cq = rd_kafka_queue_get_consumer(r->consumer);
+  r->pq = rd_kafka_queue_get_main(r->producer);
+  rd_kafka_queue_io_event_enable(r->cq, r->cpipe[1], "1", 1);
+  rd_kafka_queue_io_event_enable(r->pq, r->ppipe[1], "1", 1);
+  return 0;
+}
+
+int run_main(const run_opts *o) {
+  run *r = calloc(1, sizeof *r);
+  if (!r) return 1;
+  r->o = o;
+  r->cpipe[0] = r->cpipe[1] = r->ppipe[0] = r->ppipe[1] = -1;
+  r->chunk = o->chunk;
+  char err[1024];
+  int code = 1;
+  uv_loop_t loop;
+  int loop_ok = 0;
+  stats_init(&r->st, wall_ms());
+  snprintf(r->st.version, sizeof r->st.version, "%s", TICKCAST_VERSION);
+
+  r->model = calloc(1, sizeof *r->model);
+  if (!r->model) goto out;
+  if (nn_model_load(r->model, o->model_path, err, sizeof err) != 0) {
+    log_error("run", "%s", err);
+    code = 2;
+    goto out;
+  }
+  if (engine_init(&r->e, r->model, r->chunk) != 0) {
+    log_error("run", "engine: out of memory for chunks of %d", r->chunk);
+    goto out;
+  }
+  r->msgs = calloc((size_t)r->chunk, sizeof *r->msgs);
+  r->ticks = calloc((size_t)r->chunk, sizeof *r->ticks);
+  r->t_poll = calloc((size_t)r->chunk, sizeof *r->t_poll);
+  if (!r->msgs || !r->ticks || !r->t_poll) goto out;
+  r->in_prefix_len = strlen(o->input_topic) + 1;
+  snprintf(r->src, sizeof r->src, "%s/", o->input_topic);
+
+  const char *bootstrap = NULL;
+  if (!o->kc.brokers) {
+    char topics[1024];
+    snprintf(topics, sizeof topics, "%s,%s,%s,%s", o->input_topic, o->output_topic,
+             o->stats_topic, o->dlq_topic);
+    if (mockbroker_start(&r->mb, 0, topics, err, sizeof err) != 0) {
+      log_error("run", "embedded broker: %s", err);
+      goto out;
+    }
+    bootstrap = mockbroker_bootstraps(r->mb);
+    log_info("run", "no --brokers: started an embedded development broker at %s "
+             "(publish ticks to topic %s there)", bootstrap, o->input_topic);
+  }
+  uv_loop_init(&loop);
+  loop_ok = 1;
+  r->loop = &loop;
+  if (o->http) {
+    int hr = http_start(&r->http, &loop, o->http, on_http, r, err, sizeof err);
+    if (hr != 0) {
+      log_error("run", "%s", err);
+      goto out;
+    }
+    log_info("run", "http on %s (port %d): /metrics /healthz /readyz", o->http,
+             http_port(r->http));
+  }
+  int kr = make_clients(r, bootstrap, err, sizeof err);
+  if (kr != 0) {
+    log_error("run", "%s", err);
+    code = kr == TC_EUSAGE ? 2 : 1;
+    goto out;
+  }
+  uv_poll_init(&loop, &r->cpoll, r->cpipe[0]);
+  uv_poll_init(&loop, &r->ppoll, r->ppipe[0]);
+  uv_idle_init(&loop, &r->idle);
+  uv_timer_init(&loop, &r->t_stats_timer);
+  uv_timer_init(&loop, &r->t_second);
+  uv_timer_init(&loop, &r->t_ckpt);
+  uv_timer_init(&loop, &r->t_stop);
+  uv_signal_init(&loop, &r->sig_term);
+  uv_signal_init(&loop, &r->sig_int);
+  uv_signal_init(&loop, &r->sig_hup);
+  r->cpoll.data = r->ppoll.data = r->idle.data = r->t_stats_timer.data = r->t_second.data =
+      r->t_ckpt.data = r->t_stop.data = r->sig_term.data = r->sig_int.data = r->sig_hup.data = r;
+  uv_poll_start(&r->cpoll, UV_READABLE, on_consumer_io);
+  uv_poll_start(&r->ppoll, UV_READABLE, on_producer_io);
+  uv_idle_start(&r->idle, on_idle); /* the queue may be non-empty already: no event for that */
+  uv_timer_start(&r->t_stats_timer, on_stats_timer, (uint64_t)o->stats_ms, (uint64_t)o->stats_ms);
+  uv_timer_start(&r->t_second, on_second, 0, 1000);
+  uv_timer_start(&r->t_ckpt, on_ckpt_timer, (uint64_t)o->checkpoint_ms,
+                 (uint64_t)o->checkpoint_ms);
+  uv_signal_start(&r->sig_term, on_signal, SIGTERM);
+  uv_signal_start(&r->sig_int, on_signal, SIGINT);
+  uv_signal_start(&r->sig_hup, on_signal, SIGHUP);
+  log_info("run", "model %s (%s: L=%d H=%d%s); consuming %s as group %s -> %s", r->model->id,
+           o->model_path, r->model->L, r->model->H, r->model->peephole ? " peephole" : "",
+           o->input_topic, o->group, o->output_topic);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  code = r->exit_code;
+  log_info("run", "stopped: %llu ticks in, %llu predictions, %llu dead letters, %llu delivery "
+           "errors", (unsigned long long)r->st.ticks_in, (unsigned long long)r->st.predictions_out,
+           (unsigned long long)r->st.dlq_out, (unsigned long long)r->st.delivery_errors);
+out:
+  if (loop_ok) {
+    if (r->http) http_stop(r->http);
+    uv_walk(&loop, close_all, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+  }
+  if (r->cq) {
+    rd_kafka_queue_io_event_enable(r->cq, -1, NULL, 0);
+    rd_kafka_queue_destroy(r->cq);
+  }
+  if (r->pq) {
+    rd_kafka_queue_io_event_enable(r->pq, -1, NULL, 0);
+    rd_kafka_queue_destroy(r->pq);
+  }
+  if (r->t_in) rd_kafka_topic_destroy(r->t_in);
+  if (r->t_out) rd_kafka_topic_destroy(r->t_out);
+  if (r->t_stats) rd_kafka_topic_destroy(r->t_stats);
+  if (r->t_dlq) rd_kafka_topic_destroy(r->t_dlq);
+  if (r->consumer) rd_kafka_destroy(r->consumer);
+  if (r->producer) {
+    rd_kafka_purge(r->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_destroy(r->producer);
+  }
+  mockbroker_stop(r->mb);
+  for (int i = 0; i < 2; i++) {
+    if (r->cpipe[i] >= 0) close(r->cpipe[i]);
+    if (r->ppipe[i] >= 0) close(r->ppipe[i]);
+  }
+  for (int32_t p = 0; p < r->nparts; p++) {
+    free(r->parts[p].off);
+    free(r->parts[p].done);
+  }
+  free(r->parts);
+  engine_free(&r->e);
+  nn_model_free(r->model);
+  free(r->model);
+  free(r->msgs);
+  free(r->ticks);
+  free(r->t_poll);
+  free(r);
+  return code;
+}
