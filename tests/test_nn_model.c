@@ -1,0 +1,409 @@
+/* test_nn_model.c: the safetensors model loader and writer of nn/model.c. Malformed files of
+ * every kind are each rejected with a negative code and the right one-line message; a save/load
+ * round trip keeps every value and metadata entry; the PyTorch-written fixtures load. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "../nn/model.h"
+#include "../nn/tc_err.h"
+#include "check.h"
+
+/* A model file under construction: tensors with their header fields, metadata JSON, and the
+ * data section. The base is a valid L=1, H=2 model without peepholes. */
+typedef struct tt {
+  char name[40];
+  char dtype[8];
+  char shape[40]; /* JSON text, e.g. "[8,4]" */
+  long long b, e; /* data_offsets */
+  char raw[80];   /* when set, the whole JSON value of this entry instead */
+} tt;
+
+typedef struct mf {
+  tt t[64];
+  int n;
+  char meta[256]; /* JSON text of __metadata__, or "" for none */
+  float data[1024];
+  size_t datalen; /* bytes */
+} mf;
+
+static void add(mf *f, const char *name, const char *shape, int numel) {
+  tt *t = &f->t[f->n++];
+  memset(t, 0, sizeof *t);
+  snprintf(t->name, sizeof t->name, "%s", name);
+  snprintf(t->dtype, sizeof t->dtype, "F32");
+  snprintf(t->shape, sizeof t->shape, "%s", shape);
+  t->b = (long long)f->datalen;
+  t->e = t->b + 4LL * numel;
+  for (int i = 0; i < numel; i++) f->data[f->datalen / 4 + i] = 0.25f * (float)((i % 7) + 1);
+  f->datalen += 4 * (size_t)numel;
+}
+
+static tt *find(mf *f, const char *name) {
+  for (int i = 0; i < f->n; i++)
+    if (strcmp(f->t[i].name, name) == 0) return &f->t[i];
+  return NULL;
+}
+
+static void base(mf *f, int peep) {
+  memset(f, 0, sizeof *f);
+  snprintf(f->meta, sizeof f->meta,
+           "{\"tickcast.format\":\"1\",\"tickcast.features\":\"ret,log_qty,log_dt,spread\"}");
+  add(f, "lstm.weight_ih_l0", "[8,4]", 32);
+  add(f, "lstm.weight_hh_l0", "[8,2]", 16);
+  add(f, "lstm.bias_ih_l0", "[8]", 8);
+  add(f, "lstm.bias_hh_l0", "[8]", 8);
+  if (peep) {
+    add(f, "lstm.weight_ci_l0", "[2]", 2);
+    add(f, "lstm.weight_cf_l0", "[2]", 2);
+    add(f, "lstm.weight_co_l0", "[2]", 2);
+  }
+  add(f, "head.weight", "[1,2]", 2);
+  add(f, "head.bias", "[1]", 1);
+  add(f, "features.mean", "[4]", 4);
+  add(f, "features.std", "[4]", 4);
+  add(f, "target.mean", "[1]", 1);
+  add(f, "target.std", "[1]", 1);
+}
+
+/* Serializes f: 8-byte LE header length, header padded with spaces to 8, data. */
+static unsigned char *build(const mf *f, size_t *len) {
+  static char hdr[16384];
+  size_t o = 0;
+  o += (size_t)snprintf(hdr + o, sizeof hdr - o, "{");
+  if (f->meta[0]) o += (size_t)snprintf(hdr + o, sizeof hdr - o, "\"__metadata__\":%s", f->meta);
+  for (int i = 0; i < f->n; i++) {
+    const tt *t = &f->t[i];
+    const char *sep = (i || f->meta[0]) ? "," : "";
+    if (t->raw[0])
+      o += (size_t)snprintf(hdr + o, sizeof hdr - o, "%s\"%s\":%s", sep, t->name, t->raw);
+    else
+      o += (size_t)snprintf(hdr + o, sizeof hdr - o,
+                            "%s\"%s\":{\"dtype\":\"%s\",\"shape\":%s,\"data_offsets\":[%lld,%lld]}",
+                            sep, t->name, t->dtype, t->shape, t->b, t->e);
+  }
+  o += (size_t)snprintf(hdr + o, sizeof hdr - o, "}");
+  while (o % 8) hdr[o++] = ' ';
+  *len = 8 + o + f->datalen;
+  unsigned char *buf = malloc(*len);
+  for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((unsigned long long)o >> (8 * i));
+  memcpy(buf + 8, hdr, o);
+  memcpy(buf + 8 + o, f->data, f->datalen);
+  return buf;
+}
+
+/* Loads buf, expects failure with code `code` (0 = any negative) and `want` in the message,
+ * which must be one line naming the input. */
+static void expect_bad(const char *what, const unsigned char *buf, size_t len, int code,
+                       const char *want) {
+  nn_model m;
+  char err[512] = "";
+  int rc = nn_model_load_mem(&m, buf, len, "bad.safetensors", err, sizeof err);
+  CHECK(rc < 0);
+  if (code) CHECK_INT(rc, code);
+  CHECK_CONTAINS(err, want);
+  CHECK(strncmp(err, "model bad.safetensors: ", 23) == 0);
+  CHECK(strchr(err, '\n') == NULL);
+  CHECK(m.params == NULL && m.nmeta == 0); /* left freed */
+  printf("  %-28s -> %s\n", what, err);
+}
+
+static void expect_bad_mf(const char *what, const mf *f, int code, const char *want) {
+  size_t len;
+  unsigned char *buf = build(f, &len);
+  expect_bad(what, buf, len, code, want);
+  free(buf);
+}
+
+static int kinds; /* distinct malformed-file kinds tested */
+#define BAD(what, f, code, want) (kinds++, expect_bad_mf(what, f, code, want))
+
+static void test_malformed(void) {
+  mf f;
+  size_t len;
+  unsigned char *buf;
+  nn_model m;
+  char err[512];
+
+  /* The base files are valid. */
+  for (int p = 0; p < 2; p++) {
+    base(&f, p);
+    buf = build(&f, &len);
+    int rc = nn_model_load_mem(&m, buf, len, "ok", err, sizeof err);
+    CHECK_INT(rc, 0);
+    if (rc) fprintf(stderr, "%s\n", err);
+    CHECK_INT(m.L, 1);
+    CHECK_INT(m.H, 2);
+    CHECK_INT(m.peephole, p);
+    CHECK_INT(strlen(m.id), 16);
+    nn_model_free(&m);
+    free(buf);
+  }
+
+  printf("malformed model files:\n");
+  /* Byte-level damage. */
+  base(&f, 0);
+  buf = build(&f, &len);
+  kinds++, expect_bad("shorter than 8 bytes", buf, 5, TC_EFORMAT, "file is 5 bytes, expected at least 8");
+  unsigned char *b2 = malloc(len);
+  memcpy(b2, buf, len);
+  b2[0] = 1, memset(b2 + 1, 0, 7);
+  kinds++, expect_bad("header length 1", b2, len, TC_EFORMAT, "header length is 1, expected 2..");
+  memcpy(b2, buf, 8);
+  b2[6] = 1;
+  kinds++, expect_bad("header length > file", b2, len, TC_EFORMAT, "header length is 281474976711");
+  kinds++, expect_bad("truncated in the data", buf, len - 10, TC_EFORMAT,
+                      "end beyond the data section");
+  size_t hl = buf[0] | (size_t)buf[1] << 8;
+  kinds++, expect_bad("truncated in the header", buf, 8 + hl / 2, TC_EFORMAT, "header length is");
+  memcpy(b2, buf, len);
+  b2[8] = ','; /* ",\"__metadata__\":..." */
+  kinds++, expect_bad("bad JSON", b2, len, TC_EFORMAT, "header is not valid JSON");
+  memcpy(b2, buf, len);
+  b2[8] = '[', b2[8 + hl - 1] = ']'; /* the last header byte is padding or the closing brace */
+  for (size_t i = 9; i < 8 + hl - 1; i++) b2[i] = ' ';
+  kinds++, expect_bad("header an array", b2, len, TC_EFORMAT, "header is an array, expected a JSON object");
+  free(b2);
+  free(buf);
+
+  /* Structure. */
+  base(&f, 0); find(&f, "head.bias")->name[0] = 'x';
+  BAD("unknown tensor", &f, TC_EFORMAT, "unknown tensor xead.bias");
+  base(&f, 0); f.n--; /* drop target.std */
+  BAD("missing tensor", &f, TC_ENOENT, "missing tensor target.std (F32, shape [1]");
+  base(&f, 0); snprintf(find(&f, "lstm.weight_hh_l0")->name, 40, "lstm.weight_hh_l1");
+  BAD("no weight_hh_l0", &f, TC_ENOENT, "missing tensor lstm.weight_hh_l0");
+  base(&f, 0);
+  add(&f, "lstm.weight_hh_l2", "[8,2]", 16);
+  BAD("layer gap", &f, TC_ENOENT, "lstm.weight_hh_l2 present but lstm.weight_hh_l1 missing");
+  base(&f, 0);
+  add(&f, "lstm.weight_hh_l1", "[8,2]", 16);
+  BAD("second layer incomplete", &f, TC_ENOENT, "missing tensor lstm.weight_ih_l1 (F32, shape [8,2]");
+  base(&f, 0);
+  add(&f, "lstm.weight_hh_l16", "[8,2]", 16);
+  BAD("too many layers", &f, TC_ESHAPE, "layer 16, expected at most 16 layers");
+  base(&f, 0);
+  add(&f, "lstm.weight_ci_l0", "[2]", 2);
+  add(&f, "lstm.weight_cf_l0", "[2]", 2);
+  BAD("partial peepholes", &f, TC_ENOENT, "missing tensor lstm.weight_co_l0 (found lstm.weight_ci_l0");
+  base(&f, 0);
+  add(&f, "lstm.weight_ci_l1", "[2]", 2);
+  BAD("peephole beyond L", &f, TC_ENOENT, "missing tensor lstm.weight_ci_l0");
+  base(&f, 0);
+  add(&f, "lstm.weight_ih_l01", "[8,2]", 16);
+  BAD("non-canonical layer index", &f, TC_EFORMAT, "unknown tensor lstm.weight_ih_l01");
+
+  /* Entry types, dtype, shapes. */
+  base(&f, 0); snprintf(find(&f, "head.weight")->dtype, 8, "F16");
+  BAD("dtype F16", &f, TC_EFORMAT, "tensor head.weight has dtype F16, expected F32");
+  base(&f, 0); snprintf(find(&f, "head.weight")->raw, 80, "[1,2]");
+  BAD("entry not an object", &f, TC_EFORMAT, "tensor head.weight is an array in the header");
+  base(&f, 0); snprintf(find(&f, "head.weight")->shape, 40, "\"1x2\"");
+  BAD("shape a string", &f, TC_EFORMAT, "tensor head.weight field shape is a string");
+  base(&f, 0); snprintf(find(&f, "head.weight")->shape, 40, "[1,-2]");
+  BAD("negative dimension", &f, TC_EFORMAT, "tensor head.weight shape[1] is negative");
+  base(&f, 0); snprintf(find(&f, "head.weight")->raw, 80, "{\"dtype\":\"F32\",\"shape\":[1,2]}");
+  BAD("no data_offsets", &f, TC_EFORMAT, "tensor head.weight field data_offsets is missing");
+  base(&f, 0); snprintf(find(&f, "head.weight")->raw, 80,
+                        "{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0.5,8]}");
+  BAD("fractional offset", &f, TC_EFORMAT, "data_offsets are not two integers >= 0");
+  base(&f, 0); snprintf(find(&f, "lstm.weight_hh_l0")->shape, 40, "[8,3]");
+  find(&f, "lstm.weight_hh_l0")->e += 32;
+  BAD("weight_hh not [4H,H]", &f, TC_ESHAPE, "tensor lstm.weight_hh_l0 has shape [8,3], expected [4H,H]");
+  base(&f, 0); snprintf(find(&f, "lstm.weight_ih_l0")->shape, 40, "[8,3]");
+  find(&f, "lstm.weight_ih_l0")->e -= 32;
+  BAD("wrong shape", &f, TC_ESHAPE,
+      "tensor lstm.weight_ih_l0 has shape [8,3], expected [8,4] (4H x 4 with H=2 from lstm.weight_hh_l0)");
+  base(&f, 0); snprintf(find(&f, "lstm.bias_hh_l0")->shape, 40, "[12]");
+  find(&f, "lstm.bias_hh_l0")->e += 16;
+  f.datalen += 16;
+  BAD("H inconsistent", &f, TC_ESHAPE, "tensor lstm.bias_hh_l0 has shape [12], expected [8] (4H with H=2");
+  base(&f, 0); snprintf(find(&f, "features.mean")->shape, 40, "[2,2]");
+  BAD("rank differs", &f, TC_ESHAPE, "tensor features.mean has shape [2,2], expected [4]");
+
+  /* Offsets. */
+  base(&f, 0); find(&f, "target.std")->e += 4, find(&f, "target.std")->b += 4;
+  BAD("offsets outside file", &f, TC_EFORMAT, "tensor target.std data_offsets");
+  base(&f, 0); find(&f, "head.bias")->b = find(&f, "head.weight")->b + 4;
+  find(&f, "head.bias")->e = find(&f, "head.bias")->b + 4;
+  BAD("overlapping tensors", &f, TC_EFORMAT, "overlap, expected disjoint data_offsets");
+  base(&f, 0); find(&f, "features.std")->e -= 4;
+  BAD("length != shape", &f, TC_EFORMAT, "hold 12 bytes, expected 16 (4 bytes x shape [4])");
+  base(&f, 0); { tt *t = find(&f, "head.bias"); long long x = t->b; t->b = t->e; t->e = x; }
+  BAD("begin > end", &f, TC_EFORMAT, "have begin > end");
+  base(&f, 0); snprintf(find(&f, "head.bias")->raw, 80,
+                        "{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,18446744073709551615]}");
+  BAD("offset overflows int64", &f, TC_EFORMAT, "header is not valid JSON");
+
+  /* Values. */
+  base(&f, 0); f.data[find(&f, "lstm.weight_hh_l0")->b / 4 + 5] = NAN;
+  BAD("NaN weight", &f, TC_ERANGE, "tensor lstm.weight_hh_l0 value [5] is nan, expected a finite number");
+  base(&f, 0); f.data[find(&f, "head.bias")->b / 4] = -INFINITY;
+  BAD("Inf weight", &f, TC_ERANGE, "tensor head.bias value [0] is inf");
+  base(&f, 0); f.data[find(&f, "features.std")->b / 4 + 1] = 0.0f;
+  BAD("features.std = 0", &f, TC_ERANGE, "tensor features.std value [1] is 0, expected > 0");
+  base(&f, 0); f.data[find(&f, "target.std")->b / 4] = -1.0f;
+  BAD("target.std < 0", &f, TC_ERANGE, "tensor target.std value [0] is -1, expected > 0");
+
+  /* Metadata. */
+  base(&f, 0); f.meta[0] = '\0';
+  BAD("no __metadata__", &f, TC_EFORMAT, "header has no __metadata__");
+  base(&f, 0); snprintf(f.meta, sizeof f.meta, "{\"tickcast.format\":\"2\",\"tickcast.features\":\"ret,log_qty,log_dt,spread\"}");
+  BAD("format 2", &f, TC_EFORMAT, "__metadata__ \"tickcast.format\" is \"2\", expected \"1\"");
+  base(&f, 0); snprintf(f.meta, sizeof f.meta, "{\"tickcast.format\":\"1\",\"tickcast.features\":\"ret,log_qty\"}");
+  BAD("other features", &f, TC_EFORMAT, "\"tickcast.features\" is \"ret,log_qty\", expected \"ret,log_qty,log_dt,spread\"");
+  base(&f, 0); snprintf(f.meta, sizeof f.meta, "{\"tickcast.features\":\"ret,log_qty,log_dt,spread\"}");
+  BAD("format missing", &f, TC_EFORMAT, "__metadata__ has no \"tickcast.format\"");
+  base(&f, 0); snprintf(f.meta, sizeof f.meta, "{\"tickcast.format\":1,\"tickcast.features\":\"ret,log_qty,log_dt,spread\"}");
+  BAD("metadata not a string", &f, TC_EFORMAT, "__metadata__ entry \"tickcast.format\" is an integer, expected a string");
+  base(&f, 0); snprintf(f.meta, sizeof f.meta, "[]");
+  BAD("metadata an array", &f, TC_EFORMAT, "__metadata__ is an array, expected an object");
+  base(&f, 0); snprintf(find(&f, "head.bias")->name, 40, "head.weight");
+  BAD("duplicate tensor name", &f, TC_EFORMAT, "duplicate object key");
+
+  printf("%d kinds of malformed file\n", kinds);
+  CHECK(kinds >= 15);
+
+  /* A file that is not there, and a directory. */
+  int rc = nn_model_load(&m, "/nonexistent/m.safetensors", err, sizeof err);
+  CHECK_INT(rc, TC_ENOENT);
+  CHECK_CONTAINS(err, "model /nonexistent/m.safetensors: cannot open");
+  rc = nn_model_load(&m, "tests", err, sizeof err);
+  CHECK(rc < 0);
+  CHECK_CONTAINS(err, "not a regular file");
+}
+
+static uint32_t rng = 99u;
+static float frand(void) {
+  rng ^= rng << 13;
+  rng ^= rng >> 17;
+  rng ^= rng << 5;
+  return (float)(rng >> 8) / 16777216.0f - 0.5f;
+}
+
+static unsigned char *slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  unsigned char *b = malloc((size_t)n + 1);
+  *len = fread(b, 1, (size_t)n, f);
+  fclose(f);
+  return b;
+}
+
+static void test_roundtrip(void) {
+  nn_model m, m2, m3;
+  char err[512], path[64], path2[64];
+  snprintf(path, sizeof path, "/tmp/test_nn_model_%d.safetensors", (int)getpid());
+  snprintf(path2, sizeof path2, "/tmp/test_nn_model_%d_b.safetensors", (int)getpid());
+  CHECK_INT(nn_model_init(&m, 0, 8, 0), TC_EINVAL);
+  CHECK_INT(nn_model_init(&m, NN_MAX_LAYERS + 1, 8, 0), TC_EINVAL);
+  CHECK_INT(nn_model_init(&m, 1, 0, 0), TC_EINVAL);
+  CHECK_INT(nn_model_init(&m, 2, 5, 1), 0);
+  /* Fresh model: zeros, std 1, the two required keys, no id. */
+  CHECK_INT(m.nparams, (80 + 100 + 40 + 15) + (100 + 100 + 40 + 15) + 6 + 8 + 2); /* 506 */
+  CHECK(m.W_hh[0][3] == 0.0f && m.feat_std[2] == 1.0f && m.tgt_std[0] == 1.0f);
+  CHECK_STR(nn_model_get_meta(&m, "tickcast.format"), "1");
+  CHECK_STR(nn_model_get_meta(&m, "tickcast.features"), "ret,log_qty,log_dt,spread");
+  CHECK(nn_model_get_meta(&m, "nope") == NULL);
+  CHECK_STR(m.id, "");
+  for (size_t i = 0; i < m.nparams; i++) m.params[i] = frand();
+  for (int i = 0; i < NN_F; i++) m.feat_std[i] = 0.5f + (float)i;
+  m.tgt_std[0] = 1e-3f;
+  CHECK_INT(nn_model_set_meta(&m, "note", "first"), 0);
+  CHECK_INT(nn_model_set_meta(&m, "note", "trained on \"x\", 3 epochs"), 0); /* replaces */
+  CHECK_INT(nn_model_set_meta(&m, "tickcast.train.seed", "7"), 0);
+  CHECK_INT(m.nmeta, 4);
+  int rc = nn_model_save(&m, path, err, sizeof err);
+  CHECK_INT(rc, 0);
+  rc = nn_model_load(&m2, path, err, sizeof err);
+  CHECK_INT(rc, 0);
+  if (rc == 0) {
+    CHECK(nn_model_same_shape(&m, &m2));
+    CHECK_INT(m2.nparams, m.nparams);
+    int same = 1;
+    for (int k = 0; k < 2; k++) {
+      same &= memcmp(m.W_ih[k], m2.W_ih[k], (k ? 5 : 4) * 20 * sizeof(float)) == 0;
+      same &= memcmp(m.W_hh[k], m2.W_hh[k], 100 * sizeof(float)) == 0;
+      same &= memcmp(m.b_ih[k], m2.b_ih[k], 20 * sizeof(float)) == 0;
+      same &= memcmp(m.b_hh[k], m2.b_hh[k], 20 * sizeof(float)) == 0;
+      same &= memcmp(m.w_ci[k], m2.w_ci[k], 5 * sizeof(float)) == 0;
+      same &= memcmp(m.w_cf[k], m2.w_cf[k], 5 * sizeof(float)) == 0;
+      same &= memcmp(m.w_co[k], m2.w_co[k], 5 * sizeof(float)) == 0;
+    }
+    same &= memcmp(m.head_w, m2.head_w, 5 * sizeof(float)) == 0 && *m.head_b == *m2.head_b;
+    same &= memcmp(m.feat_mean, m2.feat_mean, 4 * sizeof(float)) == 0;
+    same &= memcmp(m.feat_std, m2.feat_std, 4 * sizeof(float)) == 0;
+    same &= *m.tgt_mean == *m2.tgt_mean && *m.tgt_std == *m2.tgt_std;
+    CHECK(same);
+    CHECK_STR(nn_model_get_meta(&m2, "note"), "trained on \"x\", 3 epochs");
+    CHECK_STR(nn_model_get_meta(&m2, "tickcast.train.seed"), "7");
+    CHECK_INT(m2.nmeta, 4);
+    CHECK_INT(strlen(m2.id), 16);
+    /* Saving the loaded model again gives the same bytes, hence the same id. */
+    CHECK_INT(nn_model_save(&m2, path2, err, sizeof err), 0);
+    size_t la, lb;
+    unsigned char *a = slurp(path, &la), *b = slurp(path2, &lb);
+    CHECK(a && b && la == lb && memcmp(a, b, la) == 0);
+    /* The layout is what safetensors writes: header length a multiple of 8, starting '{'. */
+    if (a) {
+      uint64_t h = 0;
+      for (int i = 7; i >= 0; i--) h = h << 8 | a[i];
+      CHECK_INT(h % 8, 0);
+      CHECK_INT(a[8], '{');
+      CHECK_INT(la, 8 + h + 4 * m.nparams);
+    }
+    CHECK_INT(nn_model_load(&m3, path2, err, sizeof err), 0);
+    CHECK_STR(m3.id, m2.id);
+    nn_model_free(&m3);
+    free(a);
+    free(b);
+    nn_model m4;
+    CHECK_INT(nn_model_init(&m4, 2, 5, 0), 0);
+    CHECK(!nn_model_same_shape(&m2, &m4)); /* peephole differs */
+    nn_model_free(&m4);
+  }
+  /* Saving into a missing directory fails cleanly. */
+  rc = nn_model_save(&m, "/nonexistent/dir/m.safetensors", err, sizeof err);
+  CHECK_INT(rc, TC_EIO);
+  CHECK_CONTAINS(err, "model /nonexistent/dir/m.safetensors: cannot create");
+  unlink(path);
+  unlink(path2);
+  nn_model_free(&m);
+  nn_model_free(&m2);
+  nn_model_free(&m2); /* twice is harmless */
+  nn_model_free(NULL);
+}
+
+/* The files PyTorch wrote (tests/gen_fixtures.py) load, with their values and metadata. */
+static void test_fixtures(void) {
+  static const struct { const char *name; int L, H, peep; } fx[] = {
+      {"l1_h8", 1, 8, 0}, {"l2_h16", 2, 16, 0}, {"l1_h8_peep", 1, 8, 1},
+      {"l2_h16_peep", 2, 16, 1}, {"l3_h5_peep", 3, 5, 1}};
+  for (size_t i = 0; i < sizeof fx / sizeof *fx; i++) {
+    char path[128], err[512];
+    nn_model m;
+    snprintf(path, sizeof path, "tests/fixtures/nn_%s.safetensors", fx[i].name);
+    int rc = nn_model_load(&m, path, err, sizeof err);
+    CHECK_INT(rc, 0);
+    if (rc) {
+      fprintf(stderr, "%s\n", err);
+      continue;
+    }
+    CHECK_INT(m.L, fx[i].L);
+    CHECK_INT(m.H, fx[i].H);
+    CHECK_INT(m.peephole, fx[i].peep);
+    CHECK_STR(nn_model_get_meta(&m, "test.case"), fx[i].name);
+    CHECK(m.feat_mean[1] == 2.3f && m.feat_std[3] == 1e-4f && m.tgt_std[0] == 1.7e-3f);
+    nn_model_free(&m);
+  }
+}
+
+int main(void) {
+  test_malformed();
+  test_roundtrip();
+  test_fixtures();
+  return check_done();
+}
