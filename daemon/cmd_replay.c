@@ -56,11 +56,11 @@ typedef struct replay_sum {
 } replay_sum;
 
 static void note_reject(replay_sum *s, const engine *e, int reason, const char *path,
-                        uint64_t line, const char *err, int quiet) {
+                        uint64_t line, const char *err, int quiet, int bar) {
   uint64_t k = e->rejected[reason]; /* already counted, this one included */
   if (k >= 1 && k <= FIRST_LINES) s->first_line[reason][k - 1] = line;
   if (!quiet && s->shown < SHOWN_ERRORS) {
-    fprintf(stderr, "\r\033[K%s:%llu: %s: %s\n", path, (unsigned long long)line,
+    fprintf(stderr, "%s%s:%llu: %s: %s\n", bar ? "\r\033[K" : "", path, (unsigned long long)line,
             tick_reason_name(reason), err);
     if (++s->shown == SHOWN_ERRORS)
       fprintf(stderr, "%s: further rejected lines are only counted\n", path);
@@ -159,6 +159,7 @@ int cmd_replay(int argc, char **argv) {
   char *outbuf = malloc(CHUNK * (size_t)ENC_PRED_MAX);
   replay_sum sum;
   memset(&sum, 0, sizeof sum);
+  int bar = !quiet && isatty(2);
   FILE *out = stdout;
   int jsonl = out_path && ends_with(out_path, ".jsonl");
   if (engine_init(&e, &m, CHUNK) != 0 || !ticks || !lines || !outbuf) {
@@ -171,7 +172,6 @@ int cmd_replay(int argc, char **argv) {
     goto done;
   }
   if (!jsonl) fputs(ENC_CSV_HEADER "\n", out);
-  int bar = !quiet && isatty(2);
   double t0 = now_s(), last_bar = 0;
   const char *src_name = strcmp(in_path, "-") ? in_path : "stdin";
   size_t src_len = strlen(src_name);
@@ -184,7 +184,7 @@ int cmd_replay(int argc, char **argv) {
       sum.read++;
       if (t->reason != TICK_OK) { /* no output for it, so it need not go through the engine */
         e.rejected[t->reason]++;
-        note_reject(&sum, &e, t->reason, src_name, tf.line, err, quiet);
+        note_reject(&sum, &e, t->reason, src_name, tf.line, err, quiet, bar);
         continue;
       }
       t->partition = -1;
@@ -205,7 +205,7 @@ int cmd_replay(int argc, char **argv) {
       if (t->reason == TICK_OUT_OF_ORDER) {
         snprintf(err, sizeof err, "field ts: found %lld, older than the last accepted tick of %s",
                  (long long)t->t.ts, t->t.sym);
-        note_reject(&sum, &e, TICK_OUT_OF_ORDER, src_name, lines[i], err, quiet);
+        note_reject(&sum, &e, TICK_OUT_OF_ORDER, src_name, lines[i], err, quiet, bar);
       }
       if (t->reason != TICK_OK) continue;
       if (jsonl) {

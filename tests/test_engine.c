@@ -1,0 +1,168 @@
+/* test_engine.c: the engine's wave scheduling gives the sequential result (the same ticks one
+ * call each), whatever the chunking, up to float rounding (OpenBLAS picks kernels by batch size,
+ * so sums may associate differently: differences are ~1e-7); out-of-order ticks are rejected without touching state;
+ * n counts per instrument; features follow CONTRACT §2 (checked through a model whose head reads
+ * one feature straight through). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../daemon/engine.h"
+#include "../nn/model.h"
+#include "check.h"
+
+static uint64_t rng = 12345;
+static double urand(void) {
+  uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return (double)((z ^ (z >> 31)) >> 11) / 9007199254740992.0;
+}
+
+static void random_model(nn_model *m, int L, int H, int peep) {
+  CHECK_INT(nn_model_init(m, L, H, peep), 0);
+  for (size_t i = 0; i < m->nparams; i++) m->params[i] = (float)(urand() * 2 - 1) * 0.5f;
+  for (int i = 0; i < NN_F; i++) {
+    m->feat_mean[i] = (float)(urand() * 0.1);
+    m->feat_std[i] = (float)(0.5 + urand());
+  }
+  m->tgt_mean[0] = 0.001f;
+  m->tgt_std[0] = 0.02f;
+}
+
+#define NT 3000
+#define NS 9
+
+/* Random ticks over NS instruments, bursts of the same instrument, ~3% going back in time. */
+static void make_ticks(eng_tick *t) {
+  int64_t last[NS] = {0};
+  double px[NS];
+  for (int k = 0; k < NS; k++) px[k] = 10 + k;
+  int k = 0;
+  for (int i = 0; i < NT; i++) {
+    if (urand() < 0.6) k = (int)(urand() * NS);
+    memset(&t[i], 0, sizeof t[i]);
+    t[i].t.sym_len = (uint8_t)sprintf(t[i].t.sym, "SYM%d", k);
+    px[k] *= exp((urand() - 0.5) * 0.01);
+    last[k] += (int64_t)(urand() * 5e9);
+    t[i].t.ts = urand() < 0.03 ? last[k] - 1000000000 : last[k];
+    t[i].t.px = px[k];
+    t[i].t.qty = floor(urand() * 10);
+    if (urand() < 0.5) {
+      t[i].t.bid = px[k] * 0.999;
+      t[i].t.ask = px[k] * 1.001;
+      t[i].t.has_quote = 1;
+    }
+    t[i].partition = -1;
+    t[i].reason = urand() < 0.02 ? TICK_BAD_PX : TICK_OK; /* decode rejects pass straight by */
+  }
+}
+
+static void run_chunked(const nn_model *m, const eng_tick *in, eng_tick *out, int chunk_max,
+                        int random_chunks, engine *e) {
+  memcpy(out, in, NT * sizeof *in);
+  CHECK_INT(engine_init(e, m, chunk_max), 0);
+  for (int i = 0; i < NT;) {
+    int n = random_chunks ? 1 + (int)(urand() * chunk_max) : chunk_max;
+    if (n > NT - i) n = NT - i;
+    CHECK_INT(engine_process(e, out + i, n), 0);
+    i += n;
+  }
+}
+
+static void compare(const nn_model *m, const char *what) {
+  static eng_tick in[NT], seq[NT], big[NT], rnd[NT];
+  make_ticks(in);
+  engine e1, e2, e3;
+  run_chunked(m, in, seq, 1, 0, &e1);
+  run_chunked(m, in, big, NT, 0, &e2);
+  run_chunked(m, in, rnd, 700, 1, &e3);
+  int diff_reason = 0, diff_n = 0, accepted = 0, ooo = 0;
+  double maxd = 0, maxd2 = 0;
+  for (int i = 0; i < NT; i++) {
+    diff_reason += seq[i].reason != big[i].reason || seq[i].reason != rnd[i].reason;
+    if (seq[i].reason == TICK_OUT_OF_ORDER) ooo++;
+    if (seq[i].reason != TICK_OK) continue;
+    accepted++;
+    diff_n += seq[i].n != big[i].n || seq[i].n != rnd[i].n;
+    maxd = fmax(maxd, fabs((double)seq[i].y - big[i].y));
+    maxd2 = fmax(maxd2, fabs((double)seq[i].y - rnd[i].y));
+  }
+  printf("%s: %d accepted, %d out of order, max |y_seq - y_waves| = %.3g (one chunk), %.3g "
+         "(random chunks)\n", what, accepted, ooo, maxd, maxd2);
+  CHECK_INT(diff_reason, 0);
+  CHECK_INT(diff_n, 0);
+  CHECK(ooo > 10);
+  CHECK(accepted > NT / 2);
+  CHECK_NEAR(maxd, 0, 1e-6);
+  CHECK_NEAR(maxd2, 0, 1e-6);
+  /* The final states agree too. */
+  double maxs = 0;
+  for (uint32_t s = 0; s < e1.st.count; s++) {
+    int32_t s2 = symtab_find(&e2.st, e1.st.inst[s].sym, e1.st.inst[s].sym_len);
+    CHECK(s2 >= 0);
+    if (s2 < 0) continue;
+    CHECK_INT(e1.st.inst[s].n, e2.st.inst[s2].n);
+    for (size_t j = 0; j < e1.st.state_floats; j++) { /* relative: c can grow large */
+      double a = symtab_state(&e1.st, s)[j], b = symtab_state(&e2.st, s2)[j];
+      maxs = fmax(maxs, fabs(a - b) / fmax(1.0, fabs(a)));
+    }
+  }
+  CHECK_NEAR(maxs, 0, 1e-6);
+  CHECK_INT(e1.accepted, (uint64_t)accepted);
+  CHECK_INT(e1.rejected[TICK_OUT_OF_ORDER], (uint64_t)ooo);
+  engine_free(&e1);
+  engine_free(&e2);
+  engine_free(&e3);
+}
+
+/* With all weights zero, y = head.bias; pred_ret = bias * std + mean and pred_px = px e^pred_ret:
+ * closed forms. Also n and the out-of-order rule with equal timestamps accepted. */
+static void closed_form(void) {
+  nn_model m;
+  CHECK_INT(nn_model_init(&m, 1, 4, 0), 0);
+  m.head_b[0] = 0.5f;
+  m.tgt_mean[0] = 0.01f;
+  m.tgt_std[0] = 0.1f;
+  engine e;
+  CHECK_INT(engine_init(&e, &m, 8), 0);
+  eng_tick t[4];
+  memset(t, 0, sizeof t);
+  const int64_t ts[4] = {100, 100, 99, 200};
+  for (int i = 0; i < 4; i++) {
+    strcpy(t[i].t.sym, "A");
+    t[i].t.sym_len = 1;
+    t[i].t.ts = ts[i];
+    t[i].t.px = 2.0;
+    t[i].partition = 3;
+  }
+  CHECK_INT(engine_process(&e, t, 4), 0);
+  CHECK_INT(t[0].reason, TICK_OK);
+  CHECK_INT(t[1].reason, TICK_OK); /* equal ts is accepted */
+  CHECK_INT(t[2].reason, TICK_OUT_OF_ORDER);
+  CHECK_INT(t[3].reason, TICK_OK);
+  CHECK_INT(t[0].n, 1);
+  CHECK_INT(t[1].n, 2);
+  CHECK_INT(t[3].n, 3);
+  double pr = 0.5 * (double)0.1f + (double)0.01f;
+  CHECK_NEAR(t[3].pred_ret, pr, 1e-12);
+  CHECK_NEAR(t[3].pred_px, 2.0 * exp(pr), 1e-12);
+  CHECK_INT(e.st.inst[t[0].slot].partition, 3);
+  CHECK_INT(e.st.inst[t[0].slot].last_ts, 200);
+  engine_free(&e);
+  nn_model_free(&m);
+}
+
+int main(void) {
+  closed_form();
+  for (int L = 1; L <= 2; L++)
+    for (int p = 0; p <= 1; p++) {
+      nn_model m;
+      random_model(&m, L, 16, p);
+      char what[64];
+      snprintf(what, sizeof what, "L=%d H=16 peephole=%d", L, p);
+      compare(&m, what);
+      nn_model_free(&m);
+    }
+  return check_done();
+}
