@@ -288,6 +288,7 @@ int tick_parse_rfc3339(const char *s, size_t len, int64_t *ns) {
   if (i != len) return -1;
   int64_t secs = days_from_civil(Y, (unsigned)M, (unsigned)D) * 86400 + h * 3600 + mi * 60 + sec - off;
   int64_t r;
+  if (secs < 0 && frac > 0) secs++, frac -= 1000000000; /* keeps 1677-09-21T00:12:43.145224192Z */
   if (__builtin_mul_overflow(secs, (int64_t)1000000000, &r)) return -1;
   if (__builtin_add_overflow(r, frac, &r)) return -1;
   *ns = r;
