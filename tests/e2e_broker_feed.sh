@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# e2e_broker_feed.sh: `tickcast broker` and `tickcast feed` against outside clients (kcat and
+# Python confluent_kafka): topics with the requested partition counts, every valid tick delivered
+# once, keyed by sym, in the Java client's murmur2 partition, in file order per key, decoding to
+# the same tick; bad lines reported with their line numbers and not sent; --raw, -X passthrough
+# and its errors, delivery failure -> exit 1, a consumer group commit, SIGTERM -> exit 0.
+. "$(dirname "$0")/lib.sh"
+
+# A CSV tick file (5 instruments, 120 ticks, quotes on some, an RFC 3339 ts, empty fields) with
+# 4 bad lines, and the same ticks as JSON Lines.
+$PY - "$TMP" <<'PYEOF'
+import json, random, sys
+d = sys.argv[1]
+rnd = random.Random(7)
+syms = ["EURUSD", "USDTHB", "BTC-USD", "X", "S.P_500"]
+px = {s: 10 + 90 * rnd.random() for s in syms}
+ts = 1700000000000000000
+rows, bad = [], {13: "EURUSD,1700000000000000000,-3,1,,", 40: "USDTHB,notatime,12.5,1,,",
+                 77: "BAD\"SYM,1700000000000000000,1,1,,", 101: "X,1700000000000000000,,1,,"}
+csv = ["sym,ts,px,qty,bid,ask"]
+jl = []
+for i in range(120):
+    s = syms[rnd.randrange(5)]
+    px[s] *= 1 + 0.001 * rnd.gauss(0, 1)
+    ts += rnd.randrange(1, 10**9)
+    q = rnd.choice(["", "0", "3", "0.25"])
+    b = a = ""
+    if rnd.random() < 0.5:
+        b, a = repr(px[s] * 0.999), repr(px[s] * 1.001)
+    t = str(ts) if i != 5 else "2023-11-14T22:13:20.123456789Z"
+    csv.append(",".join([s, t, repr(px[s]), q, b, a]))
+    o = {"sym": s, "ts": ts if i != 5 else "2023-11-14T22:13:20.123456789Z", "px": px[s]}
+    if q: o["qty"] = float(q)
+    if b: o["bid"], o["ask"] = float(b), float(a)
+    o["extra"] = {"ignored": [1, 2]}
+    jl.append(json.dumps(o))
+    if len(csv) + 1 in bad: csv.append(bad[len(csv) + 1])
+open(d + "/ticks.csv", "w").write("\n".join(csv) + "\n")
+open(d + "/ticks.jsonl", "w").write("\n".join(jl) + "\n{not json}\n")
+PYEOF
+grep -c . "$TMP/ticks.csv" >/dev/null
+
+tc_broker_start --topics ticks:8,jticks:3,raw:1
+# kcat sees the topics with the requested partition counts.
+kcat -b "$BROKERS" -L >"$TMP/meta.txt"
+tc_eq "ticks partitions" "$(grep -o 'topic "ticks" with [0-9]* partitions' "$TMP/meta.txt")" \
+  'topic "ticks" with 8 partitions'
+tc_eq "jticks partitions" "$(grep -o 'topic "jticks" with [0-9]* partitions' "$TMP/meta.txt")" \
+  'topic "jticks" with 3 partitions'
+
+# Feed the CSV: 120 sent, the 4 bad lines reported by reason and line number.
+"$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/ticks.csv" 2>"$TMP/feed.log" ||
+  tc_fail "feed exited $?: $(cat "$TMP/feed.log")"
+grep -q "sent 120, delivered 120, failed 0, rejected 4" "$TMP/feed.log" || tc_fail "summary: $(cat "$TMP/feed.log")"
+grep -q "rejected bad_px: 1 (line 13)" "$TMP/feed.log" || tc_fail "bad_px line: $(cat "$TMP/feed.log")"
+grep -q "rejected bad_ts: 1 (line 40)" "$TMP/feed.log" || tc_fail "bad_ts line: $(cat "$TMP/feed.log")"
+grep -q "rejected bad_sym: 1 (line 77)" "$TMP/feed.log" || tc_fail "bad_sym line: $(cat "$TMP/feed.log")"
+grep -q "rejected missing_field: 1 (line 101)" "$TMP/feed.log" || tc_fail "missing line: $(cat "$TMP/feed.log")"
+echo "ok: feed summary and rejected line numbers"
+
+# JSON Lines are forwarded verbatim (unknown keys kept); the bad last line is not sent.
+"$TC" feed --brokers "$BROKERS" --topic jticks --input "$TMP/ticks.jsonl" 2>"$TMP/feedj.log" ||
+  tc_fail "feed jsonl exited $?"
+grep -q "sent 120, delivered 120, failed 0, rejected 1" "$TMP/feedj.log" || tc_fail "$(cat "$TMP/feedj.log")"
+grep -q "rejected bad_json: 1 (line 121)" "$TMP/feedj.log" || tc_fail "$(cat "$TMP/feedj.log")"
+
+# --raw sends every line, malformed ones and the CSV header included.
+"$TC" feed --brokers "$BROKERS" --topic raw --input "$TMP/ticks.csv" --raw 2>"$TMP/feedr.log" ||
+  tc_fail "feed --raw exited $?"
+tc_eq "raw messages" "$(kcat -b "$BROKERS" -t raw -C -e -q -f '%s\n' | wc -l)" \
+  "$(grep -c . "$TMP/ticks.csv")"
+kcat -b "$BROKERS" -t raw -C -e -q -f '%s\n' | grep -qx 'USDTHB,notatime,12.5,1,,' ||
+  tc_fail "raw topic lacks the malformed line"
+
+# An outside consumer (confluent_kafka, explicit assignment) checks every message.
+$PY - "$BROKERS" "$TMP" <<'PYEOF' || tc_fail "consumer check"
+import csv, json, sys, datetime
+import confluent_kafka as ck
+brokers, d = sys.argv[1], sys.argv[2]
+
+def murmur2(data):  # Java's org.apache.kafka.common.utils.Utils.murmur2
+    m, h = 0x5bd1e995, 0x9747b28c ^ len(data)
+    n4 = len(data) // 4
+    for i in range(n4):
+        k = int.from_bytes(data[4 * i:4 * i + 4], "little")
+        k = (k * m) & 0xffffffff; k ^= k >> 24; k = (k * m) & 0xffffffff
+        h = (h * m) & 0xffffffff; h ^= k
+    rest = len(data) & 3; i = n4 * 4
+    if rest == 3: h ^= data[i + 2] << 16
+    if rest >= 2: h ^= data[i + 1] << 8
+    if rest >= 1: h ^= data[i]; h = (h * m) & 0xffffffff
+    h ^= h >> 13; h = (h * m) & 0xffffffff; h ^= h >> 15
+    return h
+
+def ns(v):
+    if isinstance(v, int): return v
+    s, frac = v[:19], v[20:-1]
+    t = datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    return int(t.timestamp()) * 10**9 + int(frac.ljust(9, "0"))
+
+def consume(topic, nparts):
+    c = ck.Consumer({"bootstrap.servers": brokers, "group.id": "unused", "enable.auto.commit": False})
+    out = []
+    for p in range(nparts):
+        lo, hi = c.get_watermark_offsets(ck.TopicPartition(topic, p), timeout=10)
+        c.assign([ck.TopicPartition(topic, p, lo)])
+        while hi > lo and (not out or out[-1][1] != p or out[-1][2] < hi - 1):
+            m = c.poll(5)
+            assert m is not None, f"{topic}/{p}: timed out before offset {hi}"
+            if m.error(): continue
+            out.append((m.key().decode(), m.partition(), m.offset(), m.value()))
+    c.close()
+    return out
+
+# Expected: the valid CSV rows in file order.
+exp = []
+for r in csv.DictReader(open(d + "/ticks.csv")):
+    try:
+        t = (r["sym"], ns(int(r["ts"]) if r["ts"].isdigit() else r["ts"]), float(r["px"]),
+             float(r["qty"] or 0), r["bid"] and float(r["bid"]), r["ask"] and float(r["ask"]))
+        if '"' in t[0] or not t[2] > 0: continue
+    except (ValueError, TypeError):
+        continue
+    exp.append(t)
+assert len(exp) == 120, len(exp)
+for topic, nparts in (("ticks", 8), ("jticks", 3)):
+    got = consume(topic, nparts)
+    assert len(got) == 120, f"{topic}: {len(got)} messages, expected 120"
+    per = {}
+    for key, part, off, val in got:
+        o = json.loads(val)
+        assert key == o["sym"], f"{topic}/{part}/{off}: key {key} != sym {o['sym']}"
+        want = (murmur2(key.encode()) & 0x7fffffff) % nparts
+        assert part == want, f"{topic}: key {key} in partition {part}, murmur2 says {want}"
+        t = (o["sym"], ns(o["ts"]), o["px"], o.get("qty", 0.0), o.get("bid", ""), o.get("ask", ""))
+        per.setdefault(key, []).append(t)
+        if topic == "jticks": assert "extra" in o, "JSONL not forwarded verbatim"
+    for s in per:
+        e = [t for t in exp if t[0] == s]
+        assert per[s] == e, f"{topic}: {s}: order or values differ:\n{per[s][:3]}\n{e[:3]}"
+    print(f"ok: {topic}: 120 messages, keys = sym, murmur2 partitions, per-key order and values")
+
+# A consumer group over the fed topic commits its offsets on the mock.
+c = ck.Consumer({"bootstrap.servers": brokers, "group.id": "e2e", "auto.offset.reset": "earliest",
+                 "enable.auto.commit": False})
+c.subscribe(["ticks"])
+n = 0
+import time
+t0 = time.time()
+while n < 120 and time.time() - t0 < 30:
+    m = c.poll(0.5)
+    if m is not None and not m.error(): n += 1
+assert n == 120, f"group consumer got {n}"
+c.commit(asynchronous=False)
+com = c.committed([ck.TopicPartition("ticks", p) for p in range(8)], timeout=10)
+assert sum(max(tp.offset, 0) for tp in com) == 120, com
+c.close()
+print("ok: consumer group read 120 and committed offsets summing to 120")
+PYEOF
+
+# -X passes through; a bad property names key, value and librdkafka's reason; exit 2.
+set +e
+"$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/ticks.csv" -X no.such=1 2>"$TMP/x.log"
+rc=$?
+set -e
+tc_eq "bad -X exit" "$rc" 2
+grep -q "^tickcast feed: -X no.such=1: No such configuration property" "$TMP/x.log" ||
+  tc_fail "bad -X message: $(cat "$TMP/x.log")"
+set +e
+"$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/nonexistent.csv" 2>"$TMP/nf.log"
+rc=$?
+set -e
+tc_eq "missing input exit" "$rc" 2
+grep -q "nonexistent.csv: cannot open" "$TMP/nf.log" || tc_fail "$(cat "$TMP/nf.log")"
+
+# Nothing listens there: every delivery fails after message.timeout.ms, exit 1.
+port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+set +e
+timeout 30 "$TC" feed --brokers "127.0.0.1:$port" --topic ticks --input "$TMP/ticks.csv" \
+  -X message.timeout.ms=1500 --log-level error 2>"$TMP/down.log"
+rc=$?
+set -e
+tc_eq "unreachable broker exit" "$rc" 1
+grep -q "failed 120" "$TMP/down.log" || tc_fail "$(tail -3 "$TMP/down.log")"
+
+# --port: a fixed port, and a taken one is refused with exit 1.
+fport=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+tc_bg "$TC" broker --port "$fport" --topics t2:2 >"$TMP/b2.out" 2>"$TMP/b2.log"
+B2=$BG_PID
+tc_wait_for 10 grep -q . "$TMP/b2.out" || tc_fail "second broker did not start"
+tc_eq "fixed port bootstrap" "$(head -1 "$TMP/b2.out")" "127.0.0.1:$fport"
+kcat -b "127.0.0.1:$fport" -L -t t2 | grep -q 'topic "t2" with 2 partitions' || tc_fail "kcat on fixed port"
+set +e
+"$TC" broker --port "$fport" >/dev/null 2>"$TMP/b3.log"
+rc=$?
+set -e
+tc_eq "taken port exit" "$rc" 1
+grep -q "Address already in use" "$TMP/b3.log" || tc_fail "$(cat "$TMP/b3.log")"
+tc_stop "$B2"
+
+tc_stop "$BROKER_PID"
+tc_eq "broker exit on SIGTERM" "$STOP_RC" 0
+echo "e2e_broker_feed: all ok"
