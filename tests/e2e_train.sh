@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# e2e_train.sh: `tickcast train` and `tickcast eval` end to end: on a synthetic AR(1) return series
+# (r[t+1] = 0.5 r[t] + noise, optimal skill 0.25) the trained model's skill on a held-out file is
+# within 0.02 of 0.25; a trained model loaded into PyTorch (tests/torch_eval_check.py reads the
+# safetensors by hand) predicts what `replay` and `eval` say, for a 1-layer and a 2-layer peephole
+# model; the same seed gives the same model bytes and another seed does not; rejected lines are
+# reported; --search prints its table; the plot is an SVG; exit codes follow CONTRACT §6.
+. "$(dirname "$0")/lib.sh"
+
+# AR(1) ticks: one instrument, 1 s apart. Train and test files use different seeds.
+gen_ar1() { # n seed nsym file
+  $PY - "$@" <<'PYEOF'
+import math, random, sys
+n, seed, nsym, path = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+rnd = random.Random(seed)
+st = [(0.0, 100.0)] * nsym
+with open(path, "w") as f:
+    f.write("sym,ts,px\n")
+    for i in range(n):
+        k = i % nsym
+        r, px = st[k]
+        r = 0.5 * r + rnd.gauss(0, 0.001)
+        px *= math.exp(r)
+        st[k] = (r, px)
+        f.write(f"S{k},{1700000000000000000 + i * 1000000000},{px:.12g}\n")
+PYEOF
+}
+gen_ar1 50000 1 1 "$TMP/ar1_train.csv"
+gen_ar1 50000 2 1 "$TMP/ar1_test.csv"
+
+# 1. AR(1): skill on held-out data near the optimum 0.25.
+t0=$SECONDS
+"$TC" train --input "$TMP/ar1_train.csv" --output "$TMP/ar1.safetensors" --seed 3 2>"$TMP/train.log" \
+  || { cat "$TMP/train.log"; tc_fail "train on AR(1) exited $?"; }
+echo "train on 50000 AR(1) ticks: $((SECONDS - t0)) s"
+tail -n 1 "$TMP/train.log"
+"$TC" eval --model "$TMP/ar1.safetensors" --input "$TMP/ar1_test.csv" --json --quiet >"$TMP/ar1_eval.json"
+skill=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["overall"]["skill"])' "$TMP/ar1_eval.json")
+echo "AR(1) held-out skill: $skill (optimum 0.25)"
+$PY -c 'import sys; sys.exit(0 if abs(float(sys.argv[1]) - 0.25) <= 0.02 else 1)' "$skill" \
+  || tc_fail "AR(1) skill $skill is not within 0.02 of 0.25"
+grep -q '"tickcast.val_skill"' "$TMP/ar1.safetensors" || tc_fail "model lacks tickcast.val_skill metadata"
+
+# 2. PyTorch agrees with replay and eval on that model.
+"$TC" replay --model "$TMP/ar1.safetensors" --input "$TMP/ar1_test.csv" --output "$TMP/ar1_pred.csv" --quiet
+$PY "$ROOT/tests/torch_eval_check.py" "$TMP/ar1.safetensors" "$TMP/ar1_test.csv" "$TMP/ar1_pred.csv" \
+  "$TMP/ar1_eval.json" || tc_fail "PyTorch disagrees with tickcast on the AR(1) model"
+
+# 3. Several instruments with qty, quotes and bad lines; a 2-layer peephole model.
+$PY - "$TMP/multi.csv" <<'PYEOF'
+import math, random, sys
+rnd = random.Random(5)
+syms = ["AAA", "BBB", "CCC"]
+st = {s: (0.0, 50.0 + 10 * i) for i, s in enumerate(syms)}
+ts = 1600000000000000000
+lines = ["sym,ts,px,qty,bid,ask"]
+for i in range(3000):
+    s = syms[rnd.randrange(3)]
+    r, px = st[s]
+    r = -0.3 * r + rnd.gauss(0, 0.002)
+    px *= math.exp(r)
+    st[s] = (r, px)
+    ts += rnd.randrange(1, 3 * 10**9)
+    q = rnd.choice(["", "1", "7.5", "100"])
+    b = a = ""
+    if rnd.random() < 0.7:
+        b, a = f"{px * 0.9995:.9g}", f"{px * 1.0005:.9g}"
+    lines.append(f"{s},{ts},{px:.10g},{q},{b},{a}")
+lines.insert(100, "AAA,1600000000000000000,12.5,1,,")   # out of order (older than AAA's last)
+lines.insert(200, "BBB,1600000000000000000,-1,1,,")     # bad px
+open(sys.argv[1], "w").write("\n".join(lines) + "\n")
+PYEOF
+"$TC" train --input "$TMP/multi.csv" --output "$TMP/multi.safetensors" --layers 2 --hidden 8 \
+  --peephole --epochs 3 --seq 16 --batch 8 2>"$TMP/multi.log" || { cat "$TMP/multi.log"; tc_fail "train multi"; }
+grep -q "rejected out_of_order *1 " "$TMP/multi.log" || { cat "$TMP/multi.log"; tc_fail "out_of_order not reported"; }
+grep -q "rejected bad_px *1 " "$TMP/multi.log" || tc_fail "bad_px not reported"
+grep -q "3000 accepted, 2 rejected, 3 instruments" "$TMP/multi.log" || tc_fail "summary counts"
+grep -q "multi.csv:101: out_of_order" "$TMP/multi.log" || tc_fail "line number of the out-of-order tick"
+# Keep only valid lines for the torch check (its CSV reader does not validate).
+grep -v -e '^AAA,1600000000000000000,' -e ',-1,' "$TMP/multi.csv" >"$TMP/multi_ok.csv"
+"$TC" replay --model "$TMP/multi.safetensors" --input "$TMP/multi_ok.csv" --output "$TMP/multi_pred.csv" --quiet
+"$TC" eval --model "$TMP/multi.safetensors" --input "$TMP/multi_ok.csv" --json --quiet >"$TMP/multi_eval.json"
+$PY "$ROOT/tests/torch_eval_check.py" "$TMP/multi.safetensors" "$TMP/multi_ok.csv" "$TMP/multi_pred.csv" \
+  "$TMP/multi_eval.json" || tc_fail "PyTorch disagrees with tickcast on the 2-layer peephole model"
+n_inst=$($PY -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["instruments"]))' "$TMP/multi_eval.json")
+tc_eq "instruments in eval --json" "$n_inst" 3
+
+# 4. Same seed, same bytes; another seed, other bytes.
+head -n 8001 "$TMP/ar1_train.csv" >"$TMP/small.csv"
+for s in 11 11 12; do
+  "$TC" train --input "$TMP/small.csv" --output "$TMP/seed_$s.$RANDOM.safetensors" --seed $s \
+    --epochs 3 --quiet
+done
+set -- "$TMP"/seed_11.*.safetensors
+[ $# -eq 2 ] || tc_fail "expected two seed-11 models"
+cmp "$1" "$2" || tc_fail "same seed gave different model bytes"
+echo "ok: same seed, identical model bytes ($(stat -c %s "$1") bytes)"
+cmp -s "$1" "$TMP"/seed_12.*.safetensors && tc_fail "seeds 11 and 12 gave identical models"
+echo "ok: another seed, different bytes"
+
+# 5. --search table, --plot SVG, --sym.
+"$TC" train --input "$TMP/small.csv" --output "$TMP/search.safetensors" --search --trials 2 \
+  --epochs 2 --quiet >"$TMP/search.out"
+cat "$TMP/search.out"
+[ "$(grep -c '^[12] ' "$TMP/search.out")" -eq 2 ] || tc_fail "search table lacks 2 trial rows"
+grep -q '^best: trial [12] ' "$TMP/search.out" || tc_fail "search names no best trial"
+"$TC" eval --model "$TMP/multi.safetensors" --input "$TMP/multi_ok.csv" --sym BBB \
+  --plot "$TMP/p.svg" --quiet >"$TMP/bbb.txt"
+grep -q '^BBB ' "$TMP/bbb.txt" || tc_fail "--sym BBB row"
+grep -q '^ALL ' "$TMP/bbb.txt" && tc_fail "--sym shows ALL"
+$PY - "$TMP/p.svg" <<'PYEOF' || tc_fail "plot is not a well-formed SVG with labels"
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+text = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+for want in ("predicted", "realized", "sign of prediction", "buy and hold", "time (UTC)"):
+    assert want in text, want
+assert root.tag.endswith("svg")
+PYEOF
+echo "ok: search table, --sym, SVG plot"
+
+# 6. Exit codes (CONTRACT §6).
+code() { set +e; "$@" >/dev/null 2>"$TMP/err"; echo $?; set -e; }
+tc_eq "train --help" "$(code "$TC" train --help)" 0
+tc_eq "eval --help" "$(code "$TC" eval --help)" 0
+tc_eq "train without --output" "$(code "$TC" train --input "$TMP/small.csv")" 2
+tc_eq "train --hidden 0" "$(code "$TC" train --input "$TMP/small.csv" --output "$TMP/x" --hidden 0)" 2
+grep -q -- "--hidden: found '0', expected an integer" "$TMP/err" || tc_fail "--hidden message"
+tc_eq "train missing input" "$(code "$TC" train --input "$TMP/nope.csv" --output "$TMP/x")" 2
+grep -q "nope.csv: cannot open" "$TMP/err" || tc_fail "missing-input message"
+printf 'foo,bar\n1,2\n' >"$TMP/noheader.csv"
+tc_eq "train without a valid header" "$(code "$TC" train --input "$TMP/noheader.csv" --output "$TMP/x")" 2
+printf 'sym,ts,px\nA,1,1\n' >"$TMP/one.csv"
+tc_eq "train with no training targets" "$(code "$TC" train --input "$TMP/one.csv" --output "$TMP/x")" 1
+head -c 100 "$TMP/ar1.safetensors" >"$TMP/bad.safetensors"
+tc_eq "eval bad model" "$(code "$TC" eval --model "$TMP/bad.safetensors" --input "$TMP/small.csv")" 2
+grep -q "bad.safetensors" "$TMP/err" || tc_fail "bad-model message names the file"
+tc_eq "eval --sym absent" "$(code "$TC" eval --model "$TMP/ar1.safetensors" --input "$TMP/small.csv" --sym ZZZ)" 2
+echo "e2e_train: all passed in $SECONDS s"
