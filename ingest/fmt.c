@@ -138,8 +138,8 @@ static size_t sig_slow(char *out, double v, int sig) {
 /* Writes v with sig (1..17) significant digits, %g-style rounding, trailing zeros stripped:
  * plain decimal for 1e-5 <= |v| < 1e15, else d.ddde[+-]XX; 0 and -0 as "0"; NaN and +-Inf as
  * "null". In the plain range one long-double multiply or divide by an exact power of ten scales
- * |v| to a sig-digit integer (relative error <= 2^-64), so only a value within ~1e-3 units of the
- * last digit from a rounding halfway point can differ from printf in that last digit. */
+ * |v| to a sig-digit integer (relative error <= 2^-64); the rare values that land within that
+ * error of a rounding halfway point go to printf, so the digits always equal printf's %.*e. */
 size_t fmt_double_sig(char *out, double v, int sig) {
   if (sig < 1) sig = 1;
   if (sig > 17) sig = 17;
@@ -163,6 +163,9 @@ size_t fmt_double_sig(char *out, double v, int sig) {
   for (int tries = 0; tries < 3; tries++) {
     int k = sig - 1 - e10; /* scale by 10^k; |k| <= 22 in this range */
     long double s = k >= 0 ? (long double)a * pow10l_exact[k] : (long double)a / pow10l_exact[-k];
+    /* s carries one rounding (<= s * 2^-64): near a halfway point let printf decide. */
+    long double half = s - __builtin_floorl(s) - 0.5L;
+    if (__builtin_fabsl(half) < s * 0x1p-60L) return sig_slow(out, v, sig);
     long double r = __builtin_rintl(s);
     m = (uint64_t)r;
     if (m >= hi) e10++;
