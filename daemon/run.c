@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,7 @@ typedef struct run {
   int paused;                 /* backpressure holds consumption */
   int64_t outq_high, outq_low;
   int stopping;
+  int flush_failed;           /* a flush timed out: later ones do not wait */
   int exit_code;
   size_t in_prefix_len;       /* strlen(input topic) + 1: src = "topic/" + partition/offset */
   char src[320];              /* src buffer, "topic/" prefix kept */
@@ -438,12 +440,16 @@ static void on_producer_io(uv_poll_t *h, int status, int events) {
 }
 
 /* Waits (bounded) for every output in flight to be acknowledged and stores the offsets. */
-static void settle(run *r, int timeout_ms) {
+static int settle(run *r, int timeout_ms) {
+  if (r->flush_failed) timeout_ms = 0; /* the broker did not answer once: do not wait again */
   rd_kafka_resp_err_t err = rd_kafka_flush(r->producer, timeout_ms);
-  if (err)
+  if (err) {
+    r->flush_failed = 1;
     log_warn("run", "flush: %d messages still unacknowledged after %d ms",
              rd_kafka_outq_len(r->producer), timeout_ms);
+  }
   parts_store(r);
+  return err ? -1 : 0;
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -492,8 +498,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
      * commit, so the partitions leave with their offsets exactly at what we processed. */
     process_chunk(r);
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-      settle(r, 5000);
-      rd_kafka_resp_err_t ce = rd_kafka_commit(rk, NULL, 0);
+      rd_kafka_resp_err_t ce = settle(r, 5000) == 0 ? rd_kafka_commit(rk, NULL, 0) : 0;
       if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
         log_warn("run", "commit before revoke: %s", rd_kafka_err2str(ce));
       hook_revoke(r, parts);
@@ -542,7 +547,9 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
     begin_shutdown(r, 1);
     return;
   }
-  log_warn("run", "%s: %s: %s", rd_kafka_name(rk), rd_kafka_err2name(err), reason);
+  /* Transport errors are already in librdkafka's own log lines; keep them out of warnings. */
+  int lv = err == RD_KAFKA_RESP_ERR__TRANSPORT ? LOG_DEBUG : LOG_WARN;
+  log_msg(lv, "run", "%s: %s: %s", rd_kafka_name(rk), rd_kafka_err2name(err), reason);
 }
 
 /* ---- Timers, HTTP, signals. */
@@ -628,6 +635,8 @@ static void reload_model(run *r) {
   }
   int reset = !r->o->on_model_change_keep;
   engine_set_model(&r->e, nm, reset);
+  /* The LSTM scratch caches the summed biases of the model it was set up with. */
+  nn_work_update(&r->e.w, nm);
   log_info("run", "SIGHUP: model %s -> %s (%s instrument states)", r->model->id, nm->id,
            reset ? "reset" : "kept");
   nn_model_free(r->model);
@@ -646,6 +655,18 @@ static void close_all(uv_handle_t *h, void *arg) {
   if (!uv_is_closing(h)) uv_close(h, close_cb);
 }
 
+/* Shutdown must end within 10 s even when the broker is gone (rd_kafka_consumer_close can wait
+ * on a coordinator that never answers): this thread ends the process with status 1 at 9.5 s. */
+static void *watchdog(void *arg) {
+  (void)arg;
+  struct timespec ts = {9, 500000000};
+  nanosleep(&ts, NULL);
+  log_error("run", "shutdown did not finish in 9.5 s (broker unreachable?); exiting without "
+            "leaving the group cleanly");
+  _exit(1);
+  return NULL;
+}
+
 /* Stops consuming, flushes the producer (bounded), commits, leaves the group and lets the loop
  * end. Blocking inside the loop is fine here: nothing else is left to serve. Runs from a timer,
  * never from inside a librdkafka callback. */
@@ -654,9 +675,11 @@ static void on_stop(uv_timer_t *h) {
   log_info("run", "stopping: flushing %d queued messages", rd_kafka_outq_len(r->producer));
   uv_poll_stop(&r->cpoll);
   uv_idle_stop(&r->idle);
-  settle(r, 5000);
+  pthread_t wd;
+  if (pthread_create(&wd, NULL, watchdog, NULL) == 0) pthread_detach(wd);
+  int flushed = settle(r, 5000) == 0;
   hook_shutdown(r);
-  rd_kafka_resp_err_t ce = rd_kafka_commit(r->consumer, NULL, 0);
+  rd_kafka_resp_err_t ce = flushed ? rd_kafka_commit(r->consumer, NULL, 0) : 0;
   if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
     log_warn("run", "final commit: %s", rd_kafka_err2str(ce));
   rd_kafka_consumer_close(r->consumer);
