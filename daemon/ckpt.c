@@ -14,6 +14,12 @@
 
 _Static_assert(STORE_SYM_MAX == TICK_SYM_MAX, "store and ingest agree on the longest symbol");
 
+static double cpu_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
 static int64_t wall_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -126,6 +132,7 @@ static int offsets_merge(ckpt *ck, const store_offset *off, size_t noff) {
  * both. */
 static int take(ckpt *ck, symtab *t, const store_offset *off, size_t noff) {
   uint64_t t0 = uv_hrtime();
+  double c0 = cpu_us();
   assert(t->state_floats == ck->sf);
   size_t n = 0;
   if (ck->carry) {
@@ -181,6 +188,7 @@ static int take(ckpt *ck, symtab *t, const store_offset *off, size_t noff) {
   ck->snap_mono_ns = uv_hrtime();
   double us = (double)(ck->snap_mono_ns - t0) / 1e3;
   ck->stats.last_copy_us = us;
+  ck->stats.last_copy_cpu_us = cpu_us() - c0;
   if (us > ck->stats.max_copy_us) ck->stats.max_copy_us = us;
   return 0;
 }
@@ -192,8 +200,9 @@ int ckpt_take(ckpt *ck, symtab *t, const store_offset *off, size_t noff) {
 
 /* Any thread: writes the snapshot in the arena. The pointers into the arena are set here rather
  * than during the copy, to keep the loop thread's part minimal. */
-static int write_snapshot(ckpt *ck, char *err, size_t errlen, double *us) {
+static int write_snapshot(ckpt *ck, char *err, size_t errlen, double *us, double *cpu) {
   uint64_t t0 = uv_hrtime();
+  double c0 = cpu_us();
   for (size_t i = 0; i < ck->nrows; i++) {
     ck->inst[i].sym = ck->sym[i];
     ck->inst[i].state = ck->state + i * ck->sf;
@@ -209,14 +218,16 @@ static int write_snapshot(ckpt *ck, char *err, size_t errlen, double *us) {
                   .H = ck->H};
   int rc = store_checkpoint_write(ck->st, &c, err, errlen);
   *us = (double)(uv_hrtime() - t0) / 1e3;
+  *cpu = cpu_us() - c0;
   return rc;
 }
 
 /* Loop thread: applies the result of a write: on success the arena is free again; on failure it
  * is kept to be merged into the next snapshot. */
-static void complete(ckpt *ck, int status, const char *err, double write_us) {
+static void complete(ckpt *ck, int status, const char *err, double write_us, double write_cpu) {
   ck->wstate = 0;
   ck->stats.last_write_us = write_us;
+  ck->stats.last_write_cpu_us = write_cpu;
   if (status == 0) {
     ck->stats.written++;
     ck->stats.consecutive_failures = 0;
@@ -238,11 +249,12 @@ static void work_cb(uv_work_t *w) {
   ckpt *ck = w->data;
   char err[sizeof ck->err];
   err[0] = 0;
-  double us = 0;
-  int rc = write_snapshot(ck, err, sizeof err, &us);
+  double us = 0, cpu = 0;
+  int rc = write_snapshot(ck, err, sizeof err, &us, &cpu);
   uv_mutex_lock(&ck->mu);
   ck->status = rc;
   ck->write_us = us;
+  ck->write_cpu_us = cpu;
   memcpy(ck->err, err, sizeof err);
   ck->wstate = 2;
   uv_cond_signal(&ck->cv);
@@ -257,7 +269,7 @@ static void after_cb(uv_work_t *w, int uvstatus) {
     snprintf(ck->err, sizeof ck->err, "checkpoint write cancelled: %s", uv_strerror(uvstatus));
     ck->wstate = 2;
   }
-  if (ck->wstate == 2) complete(ck, ck->status, ck->err, ck->write_us);
+  if (ck->wstate == 2) complete(ck, ck->status, ck->err, ck->write_us, ck->write_cpu_us);
   if (ck->cb) ck->cb(ck, ck->status, ck->err, ck->ud);
 }
 
@@ -272,7 +284,7 @@ int ckpt_submit(ckpt *ck, ckpt_done_fn cb, void *ud) {
   if (rc != 0) {
     ck->in_flight = 0;
     snprintf(ck->err, sizeof ck->err, "checkpoint: uv_queue_work: %s", uv_strerror(rc));
-    complete(ck, TC_EIO, ck->err, 0);
+    complete(ck, TC_EIO, ck->err, 0, 0);
     return TC_EIO;
   }
   return 0;
@@ -286,7 +298,7 @@ int ckpt_flush(ckpt *ck, symtab *t, const store_offset *off, size_t noff, char *
     uv_mutex_lock(&ck->mu);
     while (ck->wstate == 1) uv_cond_wait(&ck->cv, &ck->mu);
     uv_mutex_unlock(&ck->mu);
-    if (ck->wstate == 2) complete(ck, ck->status, ck->err, ck->write_us);
+    if (ck->wstate == 2) complete(ck, ck->status, ck->err, ck->write_us, ck->write_cpu_us);
   }
   int rc = take(ck, t, off, noff);
   if (rc) {
@@ -295,9 +307,9 @@ int ckpt_flush(ckpt *ck, symtab *t, const store_offset *off, size_t noff, char *
   }
   char e[sizeof ck->err];
   e[0] = 0;
-  double us = 0;
-  rc = write_snapshot(ck, e, sizeof e, &us);
-  complete(ck, rc, e, us);
+  double us = 0, cpu = 0;
+  rc = write_snapshot(ck, e, sizeof e, &us, &cpu);
+  complete(ck, rc, e, us, cpu);
   if (rc) snprintf(err, errlen, "%s", e);
   return rc;
 }

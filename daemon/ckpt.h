@@ -76,7 +76,9 @@ typedef struct ckpt_stats {
   int64_t last_ok_wall_ns;       /* wall clock of the same, 0 = none */
   double last_copy_us;           /* loop-thread time of the last snapshot copy */
   double max_copy_us;            /* the most it took */
+  double last_copy_cpu_us;       /* CPU time of the same (wall minus CPU = time preempted) */
   double last_write_us;          /* time of the last database write (on the pool) */
+  double last_write_cpu_us;      /* CPU time of the same */
   char last_error[256];          /* message of the last failure, "" after a success */
 } ckpt_stats;
 
@@ -108,6 +110,7 @@ struct ckpt {
   int in_flight;            /* submitted and its after-work callback not yet run */
   int status;               /* result of the last write */
   double write_us;          /* its duration */
+  double write_cpu_us;      /* its CPU time */
   char err[256];
   ckpt_done_fn cb;
   void *ud;
