@@ -76,6 +76,8 @@ $(B)/%.o: %.c
 # GCC if-convert the clamps (values are unchanged); -ffp-contract=off keeps results independent
 # of B even if CFLAGS adds -march with FMA.
 EXTRA_nn_gates := -O3 -fno-trapping-math -ffp-contract=off
+# The trainer's gate loops (nn/train.c) likewise.
+EXTRA_nn_train := -O3 -fno-trapping-math -ffp-contract=off
 
 $(B)/tests/test_nn_%: tests/test_nn_%.c $(LIBNN)
 	@mkdir -p $(@D)

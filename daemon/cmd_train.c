@@ -27,7 +27,8 @@ static void usage(FILE *f) {
           "is held out for validation (split by time, never shuffled); feature and target\n"
           "statistics come from the training part only. Training stops early when the\n"
           "validation MSE has not improved for --patience epochs. If no epoch beats predicting a\n"
-          "zero return (the random walk) on validation, the saved model predicts exactly zero.\n\n"
+          "zero return (the random walk) on validation, the saved model predicts exactly zero;\n"
+          "otherwise its output is shrunk by the least-squares factor in [0, 1] on validation.\n\n"
           "  --input FILE    tick file (CSV or JSON Lines, '-' = stdin); repeat for more files\n"
           "  --output M      model file to write\n"
           "  --hidden H      hidden size (default 32)\n"
@@ -119,6 +120,8 @@ static int set_train_meta(nn_model *m, const fit_opts *o, const fit_result *r, d
   rc |= nn_model_set_meta(m, "tickcast.val_mse_rw", v);
   snprintf(v, sizeof v, "%.6f", r->val_mse_rw > 0 ? 1 - r->val_mse / r->val_mse_rw : 0.0);
   rc |= nn_model_set_meta(m, "tickcast.val_skill", v);
+  snprintf(v, sizeof v, "%.6f", r->scale);
+  rc |= nn_model_set_meta(m, "tickcast.output_scale", v);
   snprintf(v, sizeof v, "%d", r->best_epoch);
   rc |= nn_model_set_meta(m, "tickcast.best_epoch", v);
   snprintf(v, sizeof v, "%d", r->epochs_run);

@@ -377,9 +377,27 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
     if (nval > 0 && bad >= o->patience) break;
   }
   memcpy(m->params, best, m->nparams * sizeof *best);
+  res->scale = 1.0;
   if (best_epoch == 0) { /* nothing beat the random walk: predict exactly a zero return */
     memset(m->head_w, 0, (size_t)m->H * sizeof(float));
     m->head_b[0] = 0;
+    res->scale = 0.0;
+  } else if (nval > 0) {
+    /* Shrink the output toward zero by the least-squares factor on validation, clamped to
+     * [0, 1]: where the signal is weak the model is over-confident out of sample, and a zero
+     * prediction (the random walk) is the safe limit. */
+    double vm, vr, yt, yy;
+    uint64_t nv;
+    if (validate(d, &f, m, &vm, &vr, &nv, &yt, &yy) != 0) goto oom;
+    double a = yy > 0 ? yt / yy : 0.0;
+    a = a < 0 ? 0 : a > 1 ? 1 : a;
+    for (int j = 0; j < m->H; j++) m->head_w[j] *= (float)a;
+    m->head_b[0] *= (float)a;
+    res->scale = a;
+    if (validate(d, &f, m, &vbest, &vr, &nv, NULL, NULL) != 0) goto oom;
+    if (log && o->verbose)
+      fprintf(log, "output scale %.4f (least squares on validation): val %.5f, skill %+.4f\n", a,
+              vbest, vr > 0 ? 1 - vbest / vr : 0.0);
   }
   res->best_epoch = best_epoch;
   res->val_mse = vbest;

@@ -32,6 +32,7 @@ typedef struct fit_result {
   double val_mse;     /* standardized validation MSE of the saved model */
   double val_mse_rw;  /* the same for a zero prediction (the random walk) */
   double train_mse;   /* training loss of the best epoch (0 for the zero model) */
+  double scale;       /* factor applied to the head (least squares on validation, in [0, 1]) */
   int best_epoch;     /* 0 = no epoch beat the zero model, which is what was kept */
   int epochs_run;     /* epochs trained */
   uint64_t nval;      /* validation targets */
@@ -42,8 +43,9 @@ typedef struct fit_result {
 
 /* Trains a model of shape (o->L, o->H, o->peephole) on d (split and stats already done) into m,
  * which is initialized here (the caller frees it). The model returned is the one with the best
- * validation MSE, or, when no epoch beats a zero prediction, the model with a zero head (it
- * predicts exactly a zero return). Without validation ticks the last epoch is kept.
+ * validation MSE, its head scaled by the least-squares factor in [0, 1] on validation; when no
+ * epoch beats a zero prediction, the head is zero (it predicts exactly a zero return). Without
+ * validation ticks the last epoch is kept as it is.
  * Returns 0 or TC_E* with err. */
 int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, FILE *log,
             char *err, size_t errlen);

@@ -80,7 +80,7 @@ void nn_train_free(nn_train *tr); /* accepts NULL and half-built */
  * state  (B, L, 2, H) per sequence h0, c0, h1, c1, ...: in the initial state, out the final one
  *        (truncated BPTT: no gradient flows into the initial state)
  * Returns loss = sum w * (y - tgt)^2, accumulated in double. Outputs are left in tr->y.
- * Uses exact expf/tanhf; the inference gates approximate them to ~1e-6. */
+ * The gate functions are the rational approximations of nn/gates.c (within ~4e-7 of libm). */
 double nn_train_forward(nn_train *tr, const nn_model *m, int B, int T, const float *x,
                         const float *tgt, const float *w, float *state);
 

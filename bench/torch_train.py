@@ -1,0 +1,49 @@
+#!/usr/bin/python3
+"""torch_train.py [H B T L SECONDS]: PyTorch training throughput of the contract network on one
+thread, the reference for bench/bench_train.c. Same work per step as the C trainer: nn.LSTM over
+(T, B, 4) from the carried (detached) state, a Linear head, the MSE loss, backward, global-norm
+clipping and an Adam step. Prints one line: "torch_train H=.. B=.. T=.. L=..: N tick-steps/s".
+"""
+import sys
+import time
+
+import torch
+
+
+def main():
+    H, B, T, L = (int(a) for a in sys.argv[1:5]) if len(sys.argv) > 4 else (64, 64, 32, 1)
+    seconds = float(sys.argv[5]) if len(sys.argv) > 5 else 3.0
+    torch.set_num_threads(1)
+    torch.manual_seed(1)
+    lstm = torch.nn.LSTM(4, H, num_layers=L)
+    head = torch.nn.Linear(H, 1)
+    params = list(lstm.parameters()) + list(head.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3)
+    x = torch.randn(T, B, 4)
+    tgt = torch.randn(T, B)
+    h = torch.zeros(L, B, H)
+    c = torch.zeros(L, B, H)
+
+    def step(h, c):
+        out, (h, c) = lstm(x, (h.detach(), c.detach()))
+        y = head(out).squeeze(-1)
+        loss = ((y - tgt) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        return h, c
+
+    for _ in range(3):
+        h, c = step(h, c)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        h, c = step(h, c)
+        n += 1
+    dt = time.perf_counter() - t0
+    print(f"torch_train H={H} B={B} T={T} L={L}: {n * B * T / dt:.0f} tick-steps/s "
+          f"({n} steps in {dt:.2f} s, torch {torch.__version__}, 1 thread)")
+
+
+if __name__ == "__main__":
+    main()
