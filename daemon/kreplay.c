@@ -361,7 +361,9 @@ int kreplay_main(int argc, char **argv) {
   const char *cdefaults[] = {"client.id", "tickcast-replay", "group.id", "tickcast-replay",
                              "enable.auto.commit", "false", "enable.auto.offset.store", "false",
                              "enable.partition.eof", "true", "auto.offset.reset", "earliest",
-                             NULL};
+                             /* A fetch at the end of one partition must not hold up the next
+                              * partition's first fetch for the default 500 ms. */
+                             "fetch.wait.max.ms", "10", NULL};
   rd_kafka_conf_t *conf;
   if (kconf_build(&kc, cdefaults, &conf, err, sizeof err) < 0) {
     fprintf(stderr, "tickcast replay: %s\n", err);
@@ -474,55 +476,70 @@ int kreplay_main(int argc, char **argv) {
   }
   if (out && !jsonl) fputs(ENC_CSV_HEADER "\n", out);
 
-  /* Assign the partitions that have something in range. */
-  assign = rd_kafka_topic_partition_list_new(np);
+  /* Partitions are read one at a time, each in chunks of the next KR_CHUNK accepted ticks (or
+   * the rest of its range). The engine's float32 results depend slightly on which instruments
+   * share a chunk, so fixing chunks by offsets rather than by fetch timing makes two replays of
+   * one range give identical output. Instruments never span partitions when keyed by sym. */
+  assign = rd_kafka_topic_partition_list_new(1);
   int remaining = 0;
   for (int i = 0; i < np; i++) {
     kr_part *p = &parts[i];
     p->next = p->start;
-    if (p->start >= p->end) continue;
-    rd_kafka_topic_partition_list_add(assign, o.topic, p->id)->offset = p->start;
-    remaining++;
+    if (p->start < p->end) remaining++;
     log_debug("replay", "%s/%d: offsets [%lld, %lld)", o.topic, (int)p->id, (long long)p->start,
               (long long)p->end);
   }
-  if (remaining && (ke = rd_kafka_assign(rk, assign))) {
-    fprintf(stderr, "tickcast replay: assign %s: %s\n", o.topic, rd_kafka_err2str(ke));
-    goto done;
-  }
-
-  /* part index by partition id, for the hot loop */
-  int32_t *pidx = calloc((size_t)ntopic, sizeof *pidx);
-  if (!pidx) goto done;
-  for (int i = 0; i < ntopic; i++) pidx[i] = -1;
-  for (int i = 0; i < np; i++) pidx[parts[i].id] = i;
 
   kr_sum sum;
   memset(&sum, 0, sizeof sum);
   size_t tlen = strlen(o.topic) > 200 ? 200 : strlen(o.topic);
   double t0 = now_s(), last_msg = t0;
-  int failed = 0;
+  int failed = 0, cur = -1;
+  kr_part *p = NULL;
   while (remaining > 0 && !failed) {
-    /* Gather a chunk: block briefly for the first message, then drain what is there. */
+    if (!p || p->next >= p->end) { /* on to the next partition with something in range */
+      do cur++; /* remaining > 0: there is one */
+      while (parts[cur].next >= parts[cur].end);
+      p = &parts[cur];
+      assign->cnt = 0;
+      rd_kafka_topic_partition_list_add(assign, o.topic, p->id)->offset = p->start;
+      if ((ke = rd_kafka_assign(rk, assign))) {
+        fprintf(stderr, "tickcast replay: assign %s/%d: %s\n", o.topic, (int)p->id,
+                rd_kafka_err2str(ke));
+        failed = 1;
+        break;
+      }
+      last_msg = now_s();
+    }
     int N = 0;
-    while (N < KR_CHUNK && remaining > 0) {
-      rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, N ? 0 : 100);
-      if (!msg) break;
-      int32_t pi = msg->partition >= 0 && msg->partition < ntopic ? pidx[msg->partition] : -1;
-      kr_part *p = pi >= 0 ? &parts[pi] : NULL;
+    while (N < KR_CHUNK && p->next < p->end && !failed) {
+      rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, 100);
+      if (msg && msg->partition != p->id) { /* not ours: a client-wide error, or stale */
+        if (msg->err && msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+          log_warn("replay", "%s", rd_kafka_message_errstr(msg));
+        rd_kafka_message_destroy(msg);
+        msg = NULL;
+      }
+      if (!msg) {
+        if (now_s() - last_msg > o.idle_ms / 1000.0) {
+          fprintf(stderr, "tickcast replay: %s/%d: no message for %d ms at offset %lld, before "
+                          "the end of the range %lld\n", o.topic, (int)p->id, o.idle_ms,
+                  (long long)p->next, (long long)p->end);
+          failed = 1;
+        }
+        continue;
+      }
+      last_msg = now_s();
       if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         /* End of the log: done when the range end is reached (offsets may have gaps). */
-        if (p && p->next < p->end && msg->offset >= p->end) {
-          p->next = p->end;
-          remaining--;
-        } else if (p && p->next < p->end && msg->offset >= p->next) {
-          p->next = msg->offset;
-        }
+        if (msg->offset >= p->end) p->next = p->end;
+        else if (msg->offset > p->next) p->next = msg->offset;
+        if (p->next >= p->end) remaining--;
       } else if (msg->err) {
-        fprintf(stderr, "tickcast replay: %s/%d: %s\n", o.topic, (int)msg->partition,
+        fprintf(stderr, "tickcast replay: %s/%d: %s\n", o.topic, (int)p->id,
                 rd_kafka_message_errstr(msg));
         failed = 1;
-      } else if (p && p->next < p->end && msg->offset >= p->next) {
+      } else if (msg->offset >= p->next) {
         if (msg->offset < p->end) {
           eng_tick *t = &ticks[N];
           char derr[256];
@@ -543,19 +560,10 @@ int kreplay_main(int argc, char **argv) {
             N++;
           }
         }
-        p->next = msg->offset + 1;
+        p->next = msg->offset + 1 < p->end ? msg->offset + 1 : p->end;
         if (p->next >= p->end) remaining--;
       }
       rd_kafka_message_destroy(msg);
-      last_msg = now_s();
-    }
-    if (N == 0 && remaining > 0 && !failed && now_s() - last_msg > o.idle_ms / 1000.0) {
-      for (int i = 0; i < np; i++)
-        if (parts[i].next < parts[i].end)
-          fprintf(stderr, "tickcast replay: %s/%d: no message for %d ms at offset %lld, before "
-                          "the end of the range %lld\n", o.topic, (int)parts[i].id, o.idle_ms,
-                  (long long)parts[i].next, (long long)parts[i].end);
-      failed = 1;
     }
     if (N == 0) continue;
     if (engine_process(&e, ticks, N) != 0) {
@@ -606,7 +614,6 @@ int kreplay_main(int argc, char **argv) {
       failed = 1;
     }
   }
-  free(pidx);
   if (out && fflush(out) != 0) {
     fprintf(stderr, "tickcast replay: %s: write failed: %s\n", o.output ? o.output : "stdout",
             strerror(errno));
