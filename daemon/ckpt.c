@@ -347,6 +347,9 @@ int ckpt_bind_model(store *st, const nn_model *m, int reset, char *err, size_t e
 
 typedef struct restore_ctx {
   symtab *t;
+  const int32_t *parts; /* (nparts) partitions to load, NULL for all */
+  int nparts;
+  uint64_t skipped;     /* already live (partition restore only) */
   char *err;
   size_t errlen;
 } restore_ctx;
@@ -354,6 +357,15 @@ typedef struct restore_ctx {
 static int restore_one(void *ud, const store_inst *in) {
   restore_ctx *rc = ud;
   symtab *t = rc->t;
+  if (rc->parts) {
+    int want = 0;
+    for (int i = 0; i < rc->nparts && !want; i++) want = rc->parts[i] == in->partition;
+    if (!want) return 0;
+    if (symtab_find(t, in->sym, in->sym_len) >= 0) {
+      rc->skipped++;
+      return 0;
+    }
+  }
   if (symtab_find(t, in->sym, in->sym_len) >= 0) {
     snprintf(rc->err, rc->errlen, "restore: instrument %.*s is already in the table",
              (int)in->sym_len, in->sym);
@@ -384,8 +396,39 @@ int ckpt_restore(store *st, const nn_model *m, symtab *t, store_offset **off, si
              t->state_floats, nn_state_floats(m));
     return TC_ESHAPE;
   }
-  restore_ctx rc = {t, err, errlen};
+  restore_ctx rc = {.t = t, .err = err, .errlen = errlen};
   int r = store_instruments_load(st, m->L, m->H, restore_one, &rc, err, errlen);
   if (r) return r;
   return store_offsets_load(st, off, noff, err, errlen);
+}
+
+int ckpt_restore_partitions(store *st, const nn_model *m, symtab *t, const char *topic,
+                            const int32_t *parts, int nparts, store_offset **off, size_t *noff,
+                            char *err, size_t errlen) {
+  *off = NULL;
+  *noff = 0;
+  if (t->state_floats != nn_state_floats(m)) {
+    snprintf(err, errlen, "restore: table holds %zu floats per state, expected %zu (2 L H)",
+             t->state_floats, nn_state_floats(m));
+    return TC_ESHAPE;
+  }
+  if (nparts <= 0) return 0;
+  restore_ctx rc = {.t = t, .parts = parts, .nparts = nparts, .err = err, .errlen = errlen};
+  int r = store_instruments_load(st, m->L, m->H, restore_one, &rc, err, errlen);
+  if (r) return r;
+  store_offset *all = NULL;
+  size_t nall = 0, k = 0;
+  if ((r = store_offsets_load(st, &all, &nall, err, errlen)) != 0) return r;
+  for (size_t i = 0; i < nall; i++) { /* keep only the asked ones, in place */
+    int want = 0;
+    for (int j = 0; j < nparts && !want; j++) want = parts[j] == all[i].partition;
+    if (want && strcmp(all[i].topic, topic) == 0) all[k++] = all[i];
+  }
+  if (k == 0) {
+    free(all);
+    all = NULL;
+  }
+  *off = all;
+  *noff = k;
+  return 0;
 }

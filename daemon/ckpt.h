@@ -42,6 +42,7 @@
  *              ckpt_bind_model(st, model, reset_state, ...);       TC_EMODEL -> exit 2
  *              ckpt_restore(st, model, &engine.st, &offs, &noffs, ...); offs seed the consumer's
  *              assignment (stored offsets win over Kafka's committed ones); free(offs)
+ *              (or, per assignment: ckpt_restore_partitions for the assigned partitions)
  *              ckpt_init(&ck, loop, st, model);
  *   timer:     (quiescent, see above) if (!ckpt_busy(&ck)) { ckpt_take(&ck, &engine.st, offs, n);
  *              ckpt_submit(&ck, on_done, ud); }   on_done may commit ckpt_offsets() to Kafka.
@@ -174,5 +175,13 @@ int ckpt_bind_model(store *st, const nn_model *m, int reset, char *err, size_t e
  * 0 or TC_E* with err. */
 int ckpt_restore(store *st, const nn_model *m, symtab *t, store_offset **off, size_t *noff,
                  char *err, size_t errlen);
+
+/* At partition assignment: loads the stored instruments of partitions parts[0..nparts) into t,
+ * skipping symbols already live in t (their in-memory state is newer), and the stored offsets of
+ * those partitions of `topic` into *off (malloc'd, free() it). One scan of the instruments table.
+ * Pair with dropping the instruments of revoked partitions (after ckpt_flush). 0 or TC_E*. */
+int ckpt_restore_partitions(store *st, const nn_model *m, symtab *t, const char *topic,
+                            const int32_t *parts, int nparts, store_offset **off, size_t *noff,
+                            char *err, size_t errlen);
 
 #endif

@@ -324,6 +324,47 @@ int main(void) {
   CHECK_INT(nlo, 3);
   free(lo);
   symtab_free(&got);
+
+  /* Restore at partition assignment: only partitions 1 and 3 of "ticks", and their offsets;
+   * a second assignment of partition 1 keeps the live (newer) instruments. */
+  {
+    store *ro = NULL;
+    CHECK_INT(store_open(path, STORE_SYNC_NORMAL, STORE_OPEN_READONLY, &ro, err, sizeof err), 0);
+    symtab_init(&got, nn_state_floats(&m), 16);
+    int32_t parts[2] = {3, 1};
+    CHECK_INT(ckpt_restore_partitions(ro, &m, &got, "ticks", parts, 2, &lo, &nlo, err,
+                                      sizeof err),
+              0);
+    CHECK_INT(got.live, N / 2);
+    int wrong_part = 0, differs = 0;
+    for (uint32_t s = 0; s < got.count; s++) {
+      const inst *gi = &got.inst[s];
+      wrong_part += gi->partition != 1 && gi->partition != 3;
+      int32_t w = symtab_find(&want, gi->sym, gi->sym_len);
+      differs += w < 0 || want.inst[w].n != gi->n ||
+                 memcmp(symtab_state(&want, w), symtab_state(&got, (int32_t)s), got.state_floats * 4);
+    }
+    CHECK_INT(wrong_part, 0);
+    CHECK_INT(differs, 0);
+    CHECK_INT(nlo, 2);
+    if (nlo == 2) {
+      CHECK_INT(lo[0].partition, 1);
+      CHECK_INT(lo[0].next_offset, 900);
+      CHECK_INT(lo[1].partition, 3);
+      CHECK_INT(lo[1].next_offset, 42);
+    }
+    free(lo);
+    int32_t one = 1;
+    got.inst[symtab_find(&got, "I1", 2)].n = 424242; /* "newer" in memory */
+    CHECK_INT(ckpt_restore_partitions(ro, &m, &got, "other", &one, 1, &lo, &nlo, err, sizeof err),
+              0);
+    CHECK_INT(got.live, N / 2);
+    CHECK_INT(got.inst[symtab_find(&got, "I1", 2)].n, 424242);
+    CHECK_INT(nlo, 0); /* no offsets stored for topic "other" */
+    CHECK(lo == NULL);
+    symtab_free(&got);
+    store_close(ro);
+  }
   symtab_free(&want);
 
   /* 4. Model change with reset: the next checkpoint records the new hash, drops stored rows of
