@@ -181,7 +181,7 @@ typedef struct entry {
   int used;          /* matched by a spec */
 } entry;
 
-/* Writes "model NAME: <message>" into err and returns code. */
+/* Writes "model NAME: <message>" into err (control characters shown as ?) and returns code. */
 static int fail(char *err, size_t errlen, const char *name, int code, const char *fmt, ...) {
   if (err && errlen) {
     int n = snprintf(err, errlen, "model %s: ", name);
@@ -191,6 +191,9 @@ static int fail(char *err, size_t errlen, const char *name, int code, const char
       vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
       va_end(ap);
     }
+    /* Names come from the file: keep the message one printable line whatever they hold. */
+    for (char *p = err; *p; p++)
+      if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
   }
   return code;
 }
@@ -277,7 +280,13 @@ static int entry_parse(const char *file, const char *key, json_t *v, size_t data
                 "the data section of %zu bytes", key, bo, eo, datalen);
   e->begin = (size_t)bo;
   e->end = (size_t)eo;
-  if (numel > datalen / 4 || (size_t)(eo - bo) != 4 * (size_t)numel) {
+  if (numel > datalen / 4) {
+    char sb[128];
+    return fail(err, errlen, file, TC_EFORMAT, "tensor %s shape %s needs more than the %zu "
+                "bytes of the data section", key, shape_str(sb, sizeof sb, e->ndim, e->dim),
+                datalen);
+  }
+  if ((size_t)(eo - bo) != 4 * (size_t)numel) {
     char sb[128];
     return fail(err, errlen, file, TC_EFORMAT, "tensor %s data_offsets [%lld,%lld] hold %lld "
                 "bytes, expected %llu (4 bytes x shape %s)", key, bo, eo, eo - bo,

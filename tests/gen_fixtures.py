@@ -125,11 +125,111 @@ def make_case(name, L, H, peep, seed):
           f"y range [{y.min().item():.3f}, {y.max().item():.3f}] std {y.std().item():.3f}")
 
 
+def tiny_tensors(L, H, peep, rng):
+    t = {}
+    for k in range(L):
+        t[f"lstm.weight_ih_l{k}"] = rng.uniform(-1, 1, (4 * H, 4 if k == 0 else H))
+        t[f"lstm.weight_hh_l{k}"] = rng.uniform(-1, 1, (4 * H, H))
+        t[f"lstm.bias_ih_l{k}"] = rng.uniform(-1, 1, (4 * H,))
+        t[f"lstm.bias_hh_l{k}"] = rng.uniform(-1, 1, (4 * H,))
+        if peep:
+            for w in ("ci", "cf", "co"):
+                t[f"lstm.weight_{w}_l{k}"] = rng.uniform(-1, 1, (H,))
+    t["head.weight"] = rng.uniform(-1, 1, (1, H))
+    t["head.bias"] = rng.uniform(-1, 1, (1,))
+    t["features.mean"] = rng.uniform(-1, 1, (4,))
+    t["features.std"] = rng.uniform(0.5, 2, (4,))
+    t["target.mean"] = rng.uniform(-1, 1, (1,))
+    t["target.std"] = rng.uniform(0.5, 2, (1,))
+    return {k: v.astype("<f4") for k, v in t.items()}
+
+
+def raw_file(tensors, metadata, mutate=None):
+    """Bytes of a safetensors file; mutate(header_dict) may damage the header first."""
+    header = {"__metadata__": metadata} if metadata is not None else {}
+    off = 0
+    for n in sorted(tensors):
+        header[n] = {"dtype": "F32", "shape": list(tensors[n].shape),
+                     "data_offsets": [off, off + tensors[n].nbytes]}
+        off += tensors[n].nbytes
+    if mutate:
+        mutate(header)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    return struct.pack("<Q", len(h)) + h + b"".join(tensors[n].tobytes() for n in sorted(tensors))
+
+
+def make_corpus():
+    """The seed corpus of tests/fuzz/fuzz_model.c: small valid models and damaged variants."""
+    out = os.path.join(os.path.dirname(OUT), "corpus", "model")
+    os.makedirs(out, exist_ok=True)
+    rng = np.random.default_rng(7)
+    meta = {"tickcast.format": "1", "tickcast.features": "ret,log_qty,log_dt,spread", "note": "x"}
+    files = {}
+    for L, H, peep in ((1, 1, False), (1, 2, True), (2, 2, False), (2, 1, True), (3, 2, False)):
+        files[f"valid_l{L}_h{H}{'_peep' if peep else ''}"] = raw_file(tiny_tensors(L, H, peep, rng), meta)
+    t = tiny_tensors(1, 2, False, rng)
+
+    def setf(name, field, val):
+        def f(h):
+            h[name][field] = val
+        return f
+
+    def delk(name):
+        return lambda h: h.pop(name)
+
+    def swap_offsets(h):
+        b = h["head.weight"]["data_offsets"][0]
+        h["head.bias"]["data_offsets"] = [b, b + 4]
+    mut = {
+        "dtype_f16": setf("head.weight", "dtype", "F16"),
+        "shape_wrong": setf("lstm.weight_ih_l0", "shape", [8, 3]),
+        "shape_string": setf("head.weight", "shape", "1x2"),
+        "shape_huge": setf("head.weight", "shape", [1, 4611686018427387904]),
+        "shape_3d": setf("head.weight", "shape", [1, 1, 2]),
+        "offsets_out": setf("target.std", "data_offsets", [0, 99999]),
+        "offsets_reversed": setf("head.bias", "data_offsets", [8, 4]),
+        "offsets_negative": setf("head.bias", "data_offsets", [-4, 0]),
+        "offsets_overlap": swap_offsets,
+        "missing_tensor": delk("head.bias"),
+        "missing_hh0": delk("lstm.weight_hh_l0"),
+        "meta_not_object": lambda h: h.__setitem__("__metadata__", [1]),
+        "meta_format_2": lambda h: h["__metadata__"].__setitem__("tickcast.format", "2"),
+        "meta_int": lambda h: h["__metadata__"].__setitem__("n", 3),
+        "entry_null": lambda h: h.__setitem__("head.bias", None),
+        "unknown_tensor": lambda h: h.__setitem__("lstm.weight_ih_l1", h["head.bias"]),
+        "layer_gap": lambda h: h.__setitem__("lstm.weight_hh_l2", h["lstm.weight_hh_l0"]),
+        "partial_peep": lambda h: h.__setitem__("lstm.weight_ci_l0", h["head.bias"]),
+    }
+    for name, f in mut.items():
+        files["bad_" + name] = raw_file(t, meta, f)
+    files["bad_no_metadata"] = raw_file(t, None)
+    good = raw_file(t, meta)
+    hl = struct.unpack("<Q", good[:8])[0]
+    files["bad_truncated"] = good[: len(good) - 7]
+    files["bad_header_len_big"] = struct.pack("<Q", 1 << 40) + good[8:]
+    files["bad_header_len_1"] = struct.pack("<Q", 1) + good[8:]
+    files["bad_short"] = good[:6]
+    files["bad_json"] = good[:8] + b"{" + good[10:]
+    files["bad_header_array"] = good[:8] + b"[" + b" " * (hl - 2) + b"]" + good[8 + hl:]
+    nan = bytearray(good)
+    nan[8 + hl + 4:8 + hl + 8] = struct.pack("<f", float("nan"))
+    files["bad_nan"] = bytes(nan)
+    zero_std = tiny_tensors(1, 2, False, np.random.default_rng(1))
+    zero_std["features.std"][2] = 0
+    files["bad_std_zero"] = raw_file(zero_std, meta)
+    for name, b in files.items():
+        with open(os.path.join(out, name + ".safetensors"), "wb") as f:
+            f.write(b)
+    print(f"corpus: {len(files)} files in {out}")
+
+
 def main():
     torch.manual_seed(0)
     os.makedirs(OUT, exist_ok=True)
     for case in CASES:
         make_case(*case)
+    make_corpus()
     return 0
 
 

@@ -189,6 +189,8 @@ static void test_malformed(void) {
   base(&f, 0);
   add(&f, "lstm.weight_ci_l1", "[2]", 2);
   BAD("peephole beyond L", &f, TC_ENOENT, "missing tensor lstm.weight_ci_l0");
+  base(&f, 0); snprintf(find(&f, "head.bias")->name, 40, "head.bi\\nas\\u0007");
+  BAD("control chars in a name", &f, TC_EFORMAT, "unknown tensor head.bi?as? (model");
   base(&f, 0);
   add(&f, "lstm.weight_ih_l01", "[8,2]", 16);
   BAD("non-canonical layer index", &f, TC_EFORMAT, "unknown tensor lstm.weight_ih_l01");
