@@ -72,6 +72,8 @@ typedef struct run {
   int32_t nparts;
   int assigned;               /* partitions assigned */
   int paused;                 /* backpressure holds consumption */
+  int hard_paused;            /* ... for long: the partitions are paused in librdkafka too */
+  uv_timer_t t_pause;         /* turns a long pause into a partition pause */
   int64_t outq_high, outq_low;
   int stopping;
   int flush_failed;           /* a flush timed out: later ones do not wait */
@@ -350,24 +352,51 @@ static void process_chunk(run *r) {
 
 static void on_idle(uv_idle_t *h);
 
-/* Pauses or resumes fetching of every assigned partition (backpressure). */
-static void set_paused(run *r, int pause) {
-  if (r->paused == pause) return;
-  r->paused = pause;
-  r->st.paused = pause;
+/* Backpressure. Pausing first just stops draining: messages wait in librdkafka's bounded fetch
+ * queue and resuming costs nothing. librdkafka's own pause (which drops the prefetched messages
+ * and refetches on resume) is used only when a pause outlasts PAUSE_HARD_MS, so that the loop can
+ * go on serving rebalances and stay within max.poll.interval.ms while the output is down. */
+#define PAUSE_HARD_MS 10000
+
+static void pause_partitions(run *r, int pause) {
   rd_kafka_topic_partition_list_t *a = NULL;
   if (rd_kafka_assignment(r->consumer, &a) == 0 && a) {
     if (pause) rd_kafka_pause_partitions(r->consumer, a);
     else rd_kafka_resume_partitions(r->consumer, a);
     rd_kafka_topic_partition_list_destroy(a);
   }
+}
+
+static void on_pause_timer(uv_timer_t *h) {
+  run *r = h->data;
+  if (!r->paused || r->hard_paused || r->stopping) return;
+  r->hard_paused = 1;
+  log_warn("run", "output still backed up after %d ms (%d messages queued): pausing the "
+           "partitions", PAUSE_HARD_MS, rd_kafka_outq_len(r->producer));
+  pause_partitions(r, 1);
+  uv_idle_start(&r->idle, on_idle); /* keep serving the consumer queue's events */
+}
+
+static void set_paused(run *r, int pause) {
+  if (r->paused == pause) return;
+  r->paused = pause;
+  r->st.paused = pause;
   if (pause) {
     r->st.backpressure_pauses++;
-    log_warn("run", "producer queue at %d messages (high mark %lld): pausing consumption",
-             rd_kafka_outq_len(r->producer), (long long)r->outq_high);
+    log_debug("run", "producer queue at %d messages (high mark %lld): pausing consumption",
+              rd_kafka_outq_len(r->producer), (long long)r->outq_high);
+    uv_timer_start(&r->t_pause, on_pause_timer, PAUSE_HARD_MS, 0);
   } else {
-    log_info("run", "producer queue down to %d messages: resuming consumption",
-             rd_kafka_outq_len(r->producer));
+    uv_timer_stop(&r->t_pause);
+    if (r->hard_paused) {
+      r->hard_paused = 0;
+      pause_partitions(r, 0);
+      log_info("run", "producer queue down to %d messages: resuming the partitions",
+               rd_kafka_outq_len(r->producer));
+    } else {
+      log_debug("run", "producer queue down to %d messages: resuming consumption",
+                rd_kafka_outq_len(r->producer));
+    }
     uv_idle_start(&r->idle, on_idle);
   }
 }
@@ -391,7 +420,10 @@ static void on_consumer_error(run *r, rd_kafka_message_t *m) {
 /* Gathers up to a chunk from the consumer queue and processes it; reschedules itself while the
  * queue may hold more (the io event fires only on empty -> non-empty). */
 static void drain(run *r) {
-  if (r->stopping) return;
+  if (r->stopping || (r->paused && !r->hard_paused)) {
+    uv_idle_stop(&r->idle);
+    return;
+  }
   while (r->n < r->chunk && !r->stopping) {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, 0);
     if (!m) break;
@@ -407,7 +439,7 @@ static void drain(run *r) {
   process_chunk(r);
   if (r->stopping) return;
   if (rd_kafka_outq_len(r->producer) > r->outq_high) set_paused(r, 1);
-  if (full) uv_idle_start(&r->idle, on_idle);
+  if (full && (!r->paused || r->hard_paused)) uv_idle_start(&r->idle, on_idle);
   else uv_idle_stop(&r->idle);
 }
 
@@ -489,7 +521,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
       log_error("run", "assign: %s", e ? rd_kafka_error_string(e) : rd_kafka_err2str(ae));
       if (e) rd_kafka_error_destroy(e);
     }
-    if (r->paused) rd_kafka_pause_partitions(rk, parts);
+    if (r->hard_paused) rd_kafka_pause_partitions(rk, parts);
     log_info("run", "assigned %s partitions [%s] (%s), %d in all", r->o->input_topic, list,
              coop ? "cooperative" : "eager", r->assigned);
     uv_idle_start(&r->idle, on_idle);
@@ -714,6 +746,26 @@ static int make_pipe(int fds[2]) {
   return pipe2(fds, O_NONBLOCK | O_CLOEXEC);
 }
 
+/* The -X properties for one of the two clients: "consumer.KEY" and "producer.KEY" go only to that
+ * client (prefix removed), plain keys to both. kc->brokers is shared. */
+static int kconf_for(kconf *out, const kconf *kc, const char *mine, const char *other) {
+  kconf_init(out);
+  out->brokers = kc->brokers; /* borrowed: cleared before kconf_free */
+  size_t ml = strlen(mine), ol = strlen(other);
+  for (int i = 0; i < kc->nprops; i++) {
+    const char *k = kc->props[i].key;
+    if (!strncmp(k, other, ol)) continue;
+    if (!strncmp(k, mine, ml)) k += ml;
+    if (kconf_prop_add(out, k, kc->props[i].val, kc->props[i].where) != 0) return TC_ENOMEM;
+  }
+  return 0;
+}
+
+static void kconf_for_free(kconf *k) {
+  k->brokers = NULL;
+  kconf_free(k);
+}
+
 /* Builds the consumer and producer confs from defaults + --config + -X. */
 static int make_clients(run *r, const char *bootstrap, char *err, size_t errlen) {
   const run_opts *o = r->o;
@@ -726,10 +778,19 @@ static int make_clients(run *r, const char *bootstrap, char *err, size_t errlen)
   const char *pdef[] = {"client.id", "tickcast-run", "linger.ms", "5",
                         bootstrap ? "bootstrap.servers" : NULL, bootstrap, NULL};
   rd_kafka_conf_t *cc = NULL, *pc = NULL;
-  if (kconf_build(&o->kc, cdef, &cc, err, errlen) != 0) return TC_EUSAGE;
-  if (kconf_build(&o->kc, pdef, &pc, err, errlen) != 0) {
-    rd_kafka_conf_destroy(cc);
-    return TC_EUSAGE;
+  kconf ck, pk;
+  kconf_init(&ck);
+  kconf_init(&pk);
+  int rc = kconf_for(&ck, &o->kc, "consumer.", "producer.");
+  if (rc == 0) rc = kconf_for(&pk, &o->kc, "producer.", "consumer.");
+  if (rc == 0 && kconf_build(&ck, cdef, &cc, err, errlen) != 0) rc = TC_EUSAGE;
+  if (rc == 0 && kconf_build(&pk, pdef, &pc, err, errlen) != 0) rc = TC_EUSAGE;
+  kconf_for_free(&ck);
+  kconf_for_free(&pk);
+  if (rc != 0) {
+    if (rc == TC_ENOMEM) snprintf(err, errlen, "out of memory");
+    if (cc) rd_kafka_conf_destroy(cc);
+    return rc;
   }
   char v[64];
   size_t vl = sizeof v;
@@ -858,11 +919,12 @@ int run_main(const run_opts *o) {
   uv_timer_init(&loop, &r->t_second);
   uv_timer_init(&loop, &r->t_ckpt);
   uv_timer_init(&loop, &r->t_stop);
+  uv_timer_init(&loop, &r->t_pause);
   uv_signal_init(&loop, &r->sig_term);
   uv_signal_init(&loop, &r->sig_int);
   uv_signal_init(&loop, &r->sig_hup);
   r->cpoll.data = r->ppoll.data = r->idle.data = r->t_stats_timer.data = r->t_second.data =
-      r->t_ckpt.data = r->t_stop.data = r->sig_term.data = r->sig_int.data = r->sig_hup.data = r;
+      r->t_ckpt.data = r->t_stop.data = r->t_pause.data = r->sig_term.data = r->sig_int.data = r->sig_hup.data = r;
   uv_poll_start(&r->cpoll, UV_READABLE, on_consumer_io);
   uv_poll_start(&r->ppoll, UV_READABLE, on_producer_io);
   uv_idle_start(&r->idle, on_idle); /* the queue may be non-empty already: no event for that */

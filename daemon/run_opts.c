@@ -36,6 +36,8 @@ void run_usage(FILE *f) {
           "                         instruments' states (default reset)\n"
           "  --sync normal|full     SQLite synchronous mode (default normal)\n"
           "\n"
+          "-X consumer.KEY=VALUE or -X producer.KEY=VALUE sets a property on one client only\n"
+          "(e.g. -X producer.queue.buffering.max.messages=20000); plain -X KEY=VALUE sets both.\n"
           "Defaults: auto.offset.reset=earliest (override with -X auto.offset.reset=latest),\n"
           "offsets committed after the broker acknowledged the prediction (at-least-once).\n"
           "Signals: SIGTERM/SIGINT finish the chunk, flush, leave the group and exit 0;\n"
