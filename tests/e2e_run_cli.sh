@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# e2e_run_cli.sh: `tickcast run` as a command: --help, usage errors (exit 2, one line naming the
+# flag), a bad model file (exit 2), an HTTP port in use (exit 1, one clear line), and the embedded
+# broker when --brokers is absent (ticks in and predictions out with kcat, nothing else running).
+. "$(dirname "$0")/lib.sh"
+H="$ROOT/tests/e2e_run.py"
+$PY "$H" model "$TMP/m.safetensors" 1 8 1
+
+"$TC" run --help >"$TMP/help.txt" || tc_fail "--help exit status"
+for w in --model --brokers --group --input-topic --output-topic --stats-topic --dlq-topic \
+  --stats-interval --http --state --checkpoint-interval --reset-state --on-model-change --sync \
+  -X --config --log-level SIGHUP SIGTERM; do
+  grep -q -- "$w" "$TMP/help.txt" || tc_fail "--help does not mention $w"
+done
+echo "ok: --help lists every flag"
+
+usage() { # expected-substring args...
+  local want=$1; shift
+  set +e
+  "$TC" run "$@" >"$TMP/out.txt" 2>"$TMP/err.txt"
+  local rc=$?
+  set -e
+  [ "$rc" -eq 2 ] || tc_fail "run $*: exit $rc, expected 2 ($(cat "$TMP/err.txt"))"
+  [ "$(wc -l <"$TMP/err.txt")" -eq 1 ] || tc_fail "run $*: not one error line: $(cat "$TMP/err.txt")"
+  grep -qF -- "$want" "$TMP/err.txt" || tc_fail "run $*: '$(cat "$TMP/err.txt")' lacks '$want'"
+  echo "ok: run $* -> 2: $(cat "$TMP/err.txt")"
+}
+M="$TMP/m.safetensors"
+usage "--model: missing" --brokers x:1
+usage "--stats-interval 0" --model "$M" --stats-interval 0
+usage "--stats-interval abc" --model "$M" --stats-interval abc
+usage "--chunk 0" --model "$M" --chunk 0
+usage "--on-model-change maybe" --model "$M" --on-model-change maybe
+usage "--sync fast" --model "$M" --sync fast
+usage "--log-level loud" --model "$M" --log-level loud
+usage "unknown flag '--bogus'" --model "$M" --bogus 1
+usage "--group: missing value" --model "$M" --group
+usage "--input-topic 'bad topic'" --model "$M" --input-topic "bad topic"
+usage "must differ" --model "$M" --input-topic same --output-topic same
+usage "-X" --model "$M" -X nonsense
+usage "unexpected argument 'extra'" --model "$M" extra
+printf 'input-topic = ticks\ninptu-topic = x\n' >"$TMP/bad.conf"
+usage "inptu-topic" --model "$M" --config "$TMP/bad.conf"
+# A librdkafka property it does not know: one line, exit 2, before any network activity.
+usage "no.such.property" --model "$M" --brokers 127.0.0.1:1 --http off -X no.such.property=1
+
+# A bad model file: exit 2 with the loader's one-line error naming the file.
+printf 'not a model' >"$TMP/bad.safetensors"
+set +e
+"$TC" run --model "$TMP/bad.safetensors" --brokers 127.0.0.1:1 --http off 2>"$TMP/err.txt"
+rc=$?
+set -e
+tc_eq "exit status with a bad model" "$rc" 2
+grep -q "bad.safetensors" "$TMP/err.txt" || tc_fail "model error does not name the file: $(cat "$TMP/err.txt")"
+
+# The HTTP port in use: exit 1 with one clear line.
+$PY -c "
+import socket, time, sys
+s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)
+open(sys.argv[1], 'w').write(str(s.getsockname()[1])); time.sleep(30)" "$TMP/port" &
+HOLDER=$!
+TC_PIDS+=("$HOLDER")
+tc_wait_for 10 test -s "$TMP/port" || tc_fail "no port holder"
+BUSY=$(cat "$TMP/port")
+set +e
+timeout 20 "$TC" run --model "$M" --http "127.0.0.1:$BUSY" 2>"$TMP/err.txt"
+rc=$?
+set -e
+tc_eq "exit status with the http port in use" "$rc" 1
+grep -q "ERROR .*--http 127.0.0.1:$BUSY: cannot listen: Address already in use" "$TMP/err.txt" ||
+  tc_fail "port-in-use message: $(cat "$TMP/err.txt")"
+[ "$(grep -c ERROR "$TMP/err.txt")" -eq 1 ] || tc_fail "more than one error line: $(cat "$TMP/err.txt")"
+echo "ok: port in use -> exit 1: $(grep ERROR "$TMP/err.txt")"
+
+# No --brokers: the embedded broker, reachable by an outside client (kcat).
+tc_bg "$TC" run --model "$M" --http off 2>"$TMP/run.log"
+RUN_PID=$BG_PID
+tc_wait_for 10 grep -q "embedded development broker at" "$TMP/run.log" || tc_fail "no embedded broker line"
+EMB=$(sed -n 's/.*embedded development broker at \([0-9.:]*\) .*/\1/p' "$TMP/run.log")
+tc_wait_for 20 grep -q "assigned ticks partitions" "$TMP/run.log" || tc_fail "no assignment"
+printf '%s\n' 'E1|{"sym":"E1","ts":1,"px":2.5}' 'E1|{"sym":"E1","ts":2,"px":2.6}' \
+  'E2|{"sym":"E2","ts":"2024-01-01T00:00:00Z","px":7}' |
+  kcat -P -b "$EMB" -t ticks -K '|' 2>/dev/null
+kcat -C -b "$EMB" -t predictions -o beginning -c 3 -e -q -f '%k %s\n' >"$TMP/emb.txt" 2>/dev/null || true
+tc_wait_for 15 sh -c "kcat -C -b $EMB -t predictions -o beginning -e -q -f '%k %s\n' 2>/dev/null >$TMP/emb.txt; [ \$(wc -l <$TMP/emb.txt) -ge 3 ]" ||
+  tc_fail "no 3 predictions from the embedded broker: $(cat "$TMP/emb.txt")"
+grep -q '^E1 {"sym":"E1","ts":2,"px":2.6,.*"n":2,"src":"ticks/' "$TMP/emb.txt" ||
+  tc_fail "prediction for E1 n=2: $(cat "$TMP/emb.txt")"
+grep -q '^E2 {"sym":"E2","ts":1704067200000000000,"px":7,.*"n":1,' "$TMP/emb.txt" ||
+  tc_fail "prediction for E2: $(cat "$TMP/emb.txt")"
+echo "ok: embedded broker: 3 ticks in with kcat, 3 predictions out"
+tc_stop "$RUN_PID" 10
+tc_eq "exit status after SIGTERM (embedded)" "$STOP_RC" 0
+echo "PASS e2e_run_cli"
