@@ -15,8 +15,18 @@
  * in float: backward steps of up to 4.2e-7, within the same bound. */
 #include "lstm.h"
 
+/* The exported loops are built for baseline x86-64 and for AVX and AVX-512 (8 and 16 lanes),
+ * picked at load time by the CPU. Every clone does the same IEEE single-precision operations
+ * in the same order without FMA, so all give identical bits; only the width changes. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(NN_GATES_NO_CLONES)
+#define GATES_CLONES __attribute__((target_clones("avx512f", "avx", "default")))
+#else
+#define GATES_CLONES
+#endif
+#define GATES_INLINE static inline __attribute__((always_inline))
+
 /* tanh(x) to within ~1e-7 abs. */
-static inline float gate_tanh(float x) {
+GATES_INLINE float gate_tanh(float x) {
   const float lim = 7.90531110763549805f;
   x = x > lim ? lim : x;
   x = x < -lim ? -lim : x;
@@ -36,10 +46,10 @@ static inline float gate_tanh(float x) {
   return p / q;
 }
 
-static inline float gate_sigmoid(float x) { return 0.5f + 0.5f * gate_tanh(0.5f * x); }
+GATES_INLINE float gate_sigmoid(float x) { return 0.5f + 0.5f * gate_tanh(0.5f * x); }
 
 /* One row without peepholes. zi..zo (H) are the four gate blocks of z; c, h (H). */
-static void row_plain(int H, const float *restrict zi, const float *restrict zf,
+GATES_INLINE void row_plain(int H, const float *restrict zi, const float *restrict zf,
                       const float *restrict zg, const float *restrict zo, float *restrict c,
                       float *restrict h) {
   for (int j = 0; j < H; j++) {
@@ -53,7 +63,7 @@ static void row_plain(int H, const float *restrict zi, const float *restrict zf,
 }
 
 /* One row with peepholes wci, wcf, wco (H): i and f see the old c, o sees the new one. */
-static void row_peep(int H, const float *restrict zi, const float *restrict zf,
+GATES_INLINE void row_peep(int H, const float *restrict zi, const float *restrict zf,
                      const float *restrict zg, const float *restrict zo, float *restrict c,
                      float *restrict h, const float *restrict wci, const float *restrict wcf,
                      const float *restrict wco) {
@@ -70,7 +80,7 @@ static void row_peep(int H, const float *restrict zi, const float *restrict zf,
 
 /* Applies the gates to B rows (see lstm.h): z (B, 4H) in gate order i, f, g, o; c (B, H) read
  * and updated; h (B, H) written; wci, wcf, wco (H) or all NULL. */
-void nn_gates(int B, int H, const float *z, float *c, float *h, const float *wci,
+GATES_CLONES void nn_gates(int B, int H, const float *z, float *c, float *h, const float *wci,
               const float *wcf, const float *wco) {
   for (int b = 0; b < B; b++) {
     const float *zr = z + (size_t)b * 4 * H;
@@ -84,9 +94,9 @@ void nn_gates(int B, int H, const float *z, float *c, float *h, const float *wci
 
 /* Array forms for tests and benchmarks: y (n) = tanh or sigmoid of x (n), through the same
  * vectorized code path as nn_gates. */
-void nn_gate_tanh_n(int n, const float *restrict x, float *restrict y) {
+GATES_CLONES void nn_gate_tanh_n(int n, const float *restrict x, float *restrict y) {
   for (int j = 0; j < n; j++) y[j] = gate_tanh(x[j]);
 }
-void nn_gate_sigmoid_n(int n, const float *restrict x, float *restrict y) {
+GATES_CLONES void nn_gate_sigmoid_n(int n, const float *restrict x, float *restrict y) {
   for (int j = 0; j < n; j++) y[j] = gate_sigmoid(x[j]);
 }

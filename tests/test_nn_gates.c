@@ -150,7 +150,39 @@ static void test_position_independence(void) {
   CHECK(pos);
 }
 
+/* The exact bits over a fixed input set. gates.c uses only IEEE single mul, add, div and
+ * compare, without FMA, so every build gives this one value: the SSE2, AVX and AVX-512 clones,
+ * gcc -march=native with -ffp-contract=off, clang, -O0 (all checked when it was written). If
+ * the approximation is changed on purpose, print the new value and update it here. */
+static void test_bits(void) {
+  const int N = 2000003;
+  float *x = malloc((size_t)N * 4), *y = malloc((size_t)N * 4);
+  uint64_t hsh = 1469598103934665603ULL;
+#define MIX(v) do { uint32_t u_; memcpy(&u_, &(v), 4); hsh = (hsh ^ u_) * 1099511628211ULL; } while (0)
+  for (int i = 0; i < N; i++) x[i] = -25.f + 50.f * (float)i / (float)N;
+  nn_gate_tanh_n(N, x, y);
+  for (int i = 0; i < N; i++) MIX(y[i]);
+  nn_gate_sigmoid_n(N, x, y);
+  for (int i = 0; i < N; i++) MIX(y[i]);
+  static float z[37 * 4 * 29], c[37 * 29], h[37 * 29], w[29];
+  for (int i = 0; i < 37 * 4 * 29; i++) z[i] = x[i * 97 % N] / 3;
+  for (int i = 0; i < 37 * 29; i++) c[i] = x[i * 31 % N] / 8;
+  for (int i = 0; i < 29; i++) w[i] = 0.1f * (float)i - 1;
+  nn_gates(37, 29, z, c, h, w, w, w);
+  nn_gates(37, 29, z, c, h, NULL, NULL, NULL);
+  for (int i = 0; i < 37 * 29; i++) {
+    MIX(h[i]);
+    MIX(c[i]);
+  }
+#undef MIX
+  printf("gates bit hash %016llx\n", (unsigned long long)hsh);
+  CHECK(hsh == 0xcc7bded5b10fd8daULL);
+  free(x);
+  free(y);
+}
+
 int main(void) {
+  test_bits();
   test_grid();
   test_gates_formula(0);
   test_gates_formula(1);

@@ -1,0 +1,122 @@
+/* bench_lstm.c: nanoseconds per instrument-step of nn_lstm_step (L=1) for H = 32, 64, 128 and
+ * B = 1, 16, 256, 4096, and of its parts: the gates alone, the two GEMMs alone, and for
+ * comparison one GEMM on the concatenation [x | h] (K = 4 + H). One machine-readable line per
+ * case. Not part of `make test`; run with OPENBLAS_NUM_THREADS=1 for one-core figures.
+ * Usage: bench_lstm [seconds per case, default 0.2] */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../nn/lstm.h"
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint32_t rng = 1u;
+static float frand(float lo, float hi) {
+  rng ^= rng << 13;
+  rng ^= rng >> 17;
+  rng ^= rng << 5;
+  return lo + (hi - lo) * (float)(rng >> 8) / 16777216.0f;
+}
+
+/* Runs fn(arg) repeatedly for at least `secs` seconds (after one warm-up call) and returns the
+ * mean seconds per call. */
+typedef struct job {
+  const nn_model *m;
+  nn_work *w;
+  int B, H;
+  float *x, *y, *z, *c, *h, *xh, *wcat;
+  float **sp;
+} job;
+
+static void run_step(job *j) { nn_lstm_step(j->m, j->w, j->B, j->x, j->sp, j->y); }
+static void run_gates(job *j) { nn_gates(j->B, j->H, j->z, j->c, j->h, NULL, NULL, NULL); }
+static void run_gemm2(job *j) {
+  int H = j->H, G = 4 * H;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->B, G, NN_F, 1.0f, j->x, NN_F,
+              j->m->W_ih[0], NN_F, 1.0f, j->z, G);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->B, G, H, 1.0f, j->h, H, j->m->W_hh[0],
+              H, 1.0f, j->z, G);
+}
+static void run_gemmcat(job *j) {
+  int H = j->H, G = 4 * H, K = NN_F + H;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->B, G, K, 1.0f, j->xh, K, j->wcat, K,
+              1.0f, j->z, G);
+}
+
+static double timeit(void (*fn)(job *), job *j, double secs) {
+  fn(j);
+  long n = 0, batch = 1;
+  double t0 = now(), t;
+  for (;;) {
+    for (long i = 0; i < batch; i++) fn(j);
+    n += batch;
+    t = now() - t0;
+    if (t >= secs) break;
+    if (batch < (1L << 20)) batch *= 2;
+  }
+  return t / (double)n;
+}
+
+int main(int argc, char **argv) {
+  double secs = argc > 1 ? atof(argv[1]) : 0.2;
+  const int Hs[] = {32, 64, 128}, Bs[] = {1, 16, 256, 4096};
+  printf("# ns per instrument-step, L=1, one thread (OPENBLAS_NUM_THREADS=%s), %.2f s per case\n",
+         getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "unset", secs);
+  for (int hi = 0; hi < 3; hi++) {
+    int H = Hs[hi], G = 4 * H;
+    nn_model m;
+    if (nn_model_init(&m, 1, H, 0) != 0) return 1;
+    for (size_t i = 0; i < m.nparams; i++) m.params[i] = frand(-0.3f, 0.3f);
+    for (int bi = 0; bi < 4; bi++) {
+      int B = Bs[bi];
+      nn_work w;
+      if (nn_work_init(&w, &m, B) != 0) return 1;
+      size_t S = nn_state_floats(&m);
+      job j = {.m = &m, .w = &w, .B = B, .H = H};
+      float *state = malloc((size_t)B * S * sizeof *state);
+      j.sp = malloc((size_t)B * sizeof *j.sp);
+      j.x = malloc((size_t)B * NN_F * sizeof *j.x);
+      j.y = malloc((size_t)B * sizeof *j.y);
+      j.z = malloc((size_t)B * G * sizeof *j.z);
+      j.c = malloc((size_t)B * H * sizeof *j.c);
+      j.h = malloc((size_t)B * H * sizeof *j.h);
+      j.xh = malloc((size_t)B * (NN_F + H) * sizeof *j.xh);
+      j.wcat = malloc((size_t)G * (NN_F + H) * sizeof *j.wcat);
+      for (size_t i = 0; i < (size_t)B * S; i++) state[i] = frand(-0.5f, 0.5f);
+      /* Instruments' states in a scattered order, as a hash table would hand them out. */
+      for (int b = 0; b < B; b++) j.sp[b] = state + (size_t)((b * 7919L) % B) * S;
+      for (int i = 0; i < B * NN_F; i++) j.x[i] = frand(-2, 2);
+      for (int i = 0; i < B * G; i++) j.z[i] = frand(-4, 4);
+      for (int i = 0; i < B * H; i++) j.c[i] = frand(-1, 1), j.h[i] = frand(-1, 1);
+      for (int i = 0; i < B * (NN_F + H); i++) j.xh[i] = frand(-1, 1);
+      for (int r = 0; r < G; r++) {
+        memcpy(j.wcat + (size_t)r * (NN_F + H), m.W_ih[0] + (size_t)r * NN_F, NN_F * sizeof(float));
+        memcpy(j.wcat + (size_t)r * (NN_F + H) + NN_F, m.W_hh[0] + (size_t)r * H, H * sizeof(float));
+      }
+      double ts = timeit(run_step, &j, secs) * 1e9 / B;
+      /* The gates update c in place; with z fixed it converges, so values stay ordinary. */
+      double tg = timeit(run_gates, &j, secs / 2) * 1e9 / B;
+      double t2 = timeit(run_gemm2, &j, secs / 2) * 1e9 / B;
+      double tc = timeit(run_gemmcat, &j, secs / 2) * 1e9 / B;
+      printf("lstm H=%d B=%d ns_per_step=%.1f steps_per_s=%.0f\n", H, B, ts, 1e9 / ts);
+      printf("gates H=%d B=%d ns_per_step=%.1f\n", H, B, tg);
+      printf("gemm2 H=%d B=%d ns_per_step=%.1f gflops=%.2f\n", H, B, t2,
+             2.0 * G * (NN_F + H) / t2);
+      printf("gemmcat H=%d B=%d ns_per_step=%.1f gflops=%.2f\n", H, B, tc,
+             2.0 * G * (NN_F + H) / tc);
+      fflush(stdout);
+      free(state), free(j.sp), free(j.x), free(j.y), free(j.z), free(j.c), free(j.h);
+      free(j.xh), free(j.wcat);
+      nn_work_free(&w);
+    }
+    nn_model_free(&m);
+  }
+  return 0;
+}
