@@ -365,6 +365,7 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
       bad = 0;
     } else {
       bad++;
+      adam.lr *= 0.5f; /* a plateau: take smaller steps from here */
     }
     res->epochs_run = epoch;
     if (log && o->verbose) {

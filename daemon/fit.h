@@ -1,7 +1,7 @@
 /* fit.h: the training loop of `tickcast train`: minibatches of sequence pieces over the training
  * part of a dataset, truncated BPTT with state carried across windows, Adam, clipping, validation
- * after every epoch on the held-out tail of each instrument, early stopping, and the choice of the
- * best model. Not for command-line parsing (cmd_train.c) nor file I/O. */
+ * after every epoch on the held-out tail of each instrument (the learning rate is halved after
+ * every epoch that does not improve it), early stopping, and the choice of the best model. Not for command-line parsing (cmd_train.c) nor file I/O. */
 #ifndef DAEMON_FIT_H
 #define DAEMON_FIT_H
 

@@ -61,8 +61,8 @@ static void x_axis(FILE *f, const panel *p, int64_t t0, int64_t t1) {
     double x = PL + frac * COLS;
     fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#444'/>\n", x, p->bot, x,
             p->bot + 5);
-    fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='middle' font-size='11'>%s</text>\n", x,
-            p->bot + 18, buf);
+    fprintf(f, "<text x='%.1f' y='%.1f' text-anchor='%s' font-size='11'>%s</text>\n", x,
+            p->bot + 18, k == 6 ? "end" : "middle", buf);
   }
 }
 
