@@ -1,7 +1,8 @@
 /* bench_store.c: checkpoint cost for 10,000 and 100,000 dirty instruments at H = 64 (one layer):
  * the loop-thread stall of the snapshot copy (goal < 1 ms at 10,000) and instruments written per
  * second by the pool-thread write with synchronous=normal (goal >= 200,000/s), plus a plain
- * memcpy of the same bytes as the machine's floor and synchronous=full for comparison.
+ * memcpy of the same bytes as the machine's floor and synchronous=full for comparison; then the
+ * start-up side: open (quick_check included) and restore of the whole file.
  * Not a test: it asserts nothing and prints one machine-readable line per case.
  * Usage: bench_store [DIR [N]] (DIR: default $TMPDIR or /tmp; the database is removed afterwards;
  * N: run only N instruments with synchronous=normal). */
@@ -120,6 +121,31 @@ static int run_case(const char *dir, int N, int sync) {
   ckpt_free(&ck);
   uv_loop_close(&loop);
   store_close(st);
+  /* Start-up: open (with quick_check over the whole file) and restore into a fresh table. */
+  if (sync == STORE_SYNC_NORMAL) {
+    uint64_t t0 = uv_hrtime();
+    if (store_open(path, sync, STORE_OPEN_CREATE, &st, err, sizeof err) != 0) {
+      fprintf(stderr, "bench_store: %s\n", err);
+      return 1;
+    }
+    uint64_t t1 = uv_hrtime();
+    symtab r;
+    symtab_init(&r, nn_state_floats(&m), (uint32_t)N);
+    store_offset *ro = NULL;
+    size_t nro = 0;
+    if (ckpt_restore(st, &m, &r, &ro, &nro, err, sizeof err) != 0) {
+      fprintf(stderr, "bench_store: %s\n", err);
+      return 1;
+    }
+    uint64_t t2 = uv_hrtime();
+    printf("store_restore instruments=%u H=%d L=%d open_ms=%.1f restore_ms=%.1f "
+           "inst_per_s=%.0f\n",
+           r.live, H, L, (t1 - t0) / 1e6, (t2 - t1) / 1e6, r.live / ((t2 - t1) / 1e9));
+    fflush(stdout);
+    free(ro);
+    symtab_free(&r);
+    store_close(st);
+  }
   symtab_free(&t);
   nn_model_free(&m);
   char side[600];
