@@ -89,6 +89,35 @@ static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6, 
 
 static inline int is_digit(char c) { return (unsigned char)(c - '0') < 10; }
 
+/* Eight ASCII digits at once (the SWAR trick of fast_float/simdjson): is_8digits tests a
+ * little-endian load, parse_8digits returns their value. */
+static inline int is_8digits(uint64_t v) {
+  return ((v & 0xF0F0F0F0F0F0F0F0ULL) |
+          (((v + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) >> 4)) == 0x3333333333333333ULL;
+}
+static inline uint64_t parse_8digits(uint64_t v) {
+  v -= 0x3030303030303030ULL;
+  v = (v * 10) + (v >> 8);
+  v = (((v & 0x000000FF000000FFULL) * 0x000F424000000064ULL) +
+       (((v >> 16) & 0x000000FF000000FFULL) * 0x0000271000000001ULL)) >> 32;
+  return v;
+}
+
+/* Accumulates the digits at p into *m (wrapping past 19 digits: callers count digits and then
+ * take another path). Returns the first non-digit position. */
+static inline const char *digits_u64(const char *p, const char *end, uint64_t *m) {
+  uint64_t x = *m, w;
+  while (end - p >= 8) {
+    memcpy(&w, p, 8);
+    if (!is_8digits(w)) break;
+    x = x * 100000000 + parse_8digits(w);
+    p += 8;
+  }
+  while (p < end && is_digit(*p)) x = x * 10 + (uint64_t)(*p++ - '0');
+  *m = x;
+  return p;
+}
+
 /* Slow path of tick_parse_number: the number s[0..n) is known to match the JSON grammar. It is
  * rewritten as "<significant digits>e<exponent>" (no decimal point, so no locale issue) in a
  * bounded stack buffer and given to strtod. Beyond 780 significant digits the rest is replaced by
@@ -142,10 +171,8 @@ static double parse_number_slow(const char *s, size_t n) {
   return strtod(tmp, NULL);
 }
 
-/* Parses a JSON number (RFC 8259 grammar) at s[0..len) to the correctly rounded double. The
- * Clinger fast path covers mantissas below 2^53 with |exp10| <= 22 (one exact multiply or divide);
- * everything else goes through parse_number_slow. Returns the bytes consumed, 0 on no number. */
-size_t tick_parse_number(const char *s, size_t len, double *out) {
+/* The general case of tick_parse_number (more than 19 digits): counts significant digits only. */
+static size_t parse_number_general(const char *s, size_t len, double *out) {
   size_t i = 0;
   int neg = 0;
   if (i < len && s[i] == '-') neg = 1, i++;
@@ -200,6 +227,56 @@ size_t tick_parse_number(const char *s, size_t len, double *out) {
   }
   *out = neg ? -v : v;
   return i;
+}
+
+/* Parses a JSON number (RFC 8259 grammar) at s[0..len) to the correctly rounded double. Numbers
+ * of at most 19 digits are read in one pass into a uint64 mantissa; the Clinger fast path then
+ * covers mantissas up to 2^53 with |exp10| <= 22 (one exact multiply or divide); everything else
+ * goes through parse_number_slow. Returns the bytes consumed, 0 when there is no number at s. */
+size_t tick_parse_number(const char *s, size_t len, double *out) {
+  const char *p = s, *end = s + len;
+  int neg = 0;
+  if (p < end && *p == '-') neg = 1, p++;
+  if (p >= end || !is_digit(*p)) return 0;
+  const char *d0 = p;
+  uint64_t m = 0; /* wraps beyond 19 digits: then the general path starts over */
+  if (*p == '0') p++;
+  else
+    p = digits_u64(p, end, &m);
+  long nd = p - d0, nfrac = 0;
+  if (p < end && *p == '.') {
+    const char *f0 = ++p;
+    p = digits_u64(p, end, &m);
+    nfrac = p - f0;
+    if (nfrac == 0) return 0;
+  }
+  long long e10 = 0;
+  if (p < end && (*p == 'e' || *p == 'E')) {
+    p++;
+    int eneg = 0;
+    if (p < end && (*p == '+' || *p == '-')) eneg = *p == '-', p++;
+    if (p >= end || !is_digit(*p)) return 0;
+    while (p < end && is_digit(*p)) {
+      if (e10 < 100000000) e10 = e10 * 10 + (*p - '0');
+      p++;
+    }
+    if (eneg) e10 = -e10;
+  }
+  size_t n = (size_t)(p - s);
+  if (nd + nfrac > 19) return parse_number_general(s, n, out);
+  e10 -= nfrac;
+  double v;
+  if (m == 0) {
+    v = 0.0;
+  } else if (m <= (1ULL << 53) && e10 >= -22 && e10 <= 22) {
+    v = (double)m;
+    v = e10 < 0 ? v / pow10_exact[-e10] : v * pow10_exact[e10];
+  } else {
+    *out = parse_number_slow(s, n);
+    return n;
+  }
+  *out = neg ? -v : v;
+  return n;
 }
 
 /* Parses a decimal int64 exactly: optional '-', then "0" or [1-9][0-9]*; the whole of s[0..len). */
@@ -323,6 +400,7 @@ static inline const char *jfail(jctx *c, const char *p, const char *msg) {
 }
 
 static inline const char *skip_ws(const char *p, const char *end) {
+  if (p < end && (unsigned char)*p > ' ') return p; /* compact JSON: no whitespace at all */
   while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
   return p;
 }
@@ -369,6 +447,22 @@ static const char *scan_string(jctx *c, const char *p, int *esc) {
   const char *end = c->end;
   p++;
   for (;;) {
+    /* Eight bytes at a time: flag bytes < 0x20, == '"', == '\\' or >= 0x80. Borrows only
+     * flag bytes above a true match, so the lowest flag is the first byte to look at. */
+    while (end - p >= 8) {
+      uint64_t w, q, b, m;
+      memcpy(&w, p, 8);
+      q = w ^ 0x2222222222222222ULL;
+      b = w ^ 0x5C5C5C5C5C5C5C5CULL;
+      m = ((w - 0x2020202020202020ULL) & ~w) | ((q - 0x0101010101010101ULL) & ~q) |
+          ((b - 0x0101010101010101ULL) & ~b) | w;
+      m &= 0x8080808080808080ULL;
+      if (m) {
+        p += __builtin_ctzll(m) >> 3;
+        break;
+      }
+      p += 8;
+    }
     while (p < end && str_plain[(unsigned char)*p]) p++;
     if (p >= end) return jfail(c, p, "unterminated string");
     unsigned char ch = (unsigned char)*p;
@@ -591,23 +685,54 @@ static int key_field(const char *k, size_t n, int esc) {
 }
 
 /* What a known field held: its raw token and, for numbers of px/qty/bid/ask, the value. */
-enum { V_ABSENT, V_STRING, V_NUMBER, V_OTHER };
+enum { V_ABSENT, V_STRING, V_NUMBER, V_INT, V_OTHER };
 typedef struct jval {
   const char *s; /* raw token (strings: the body without quotes) */
   size_t n;
   int kind;
-  int esc;  /* string with escapes */
-  double v; /* V_NUMBER of a numeric field */
+  int esc;    /* string with escapes */
+  double v;   /* V_NUMBER of a numeric field */
+  int64_t iv; /* V_INT: a ts that is a plain int64 integer */
 } jval;
 
+/* The common ts: an int64 integer token at p (no fraction or exponent, no leading zero, in
+ * range), read in one pass. Returns 1 and fills jv, or 0 to let the general path decide. */
+static inline int ts_int(const char *p, const char *end, jval *jv) {
+  const char *q = p;
+  int neg = *q == '-';
+  q += neg;
+  const char *d0 = q;
+  uint64_t u = 0;
+  q = digits_u64(q, end, &u);
+  long nd = q - d0;
+  if (nd == 0 || nd > 19 || (*d0 == '0' && nd > 1)) return 0;
+  if (q < end && (*q == '.' || *q == 'e' || *q == 'E')) return 0;
+  if (u > (uint64_t)INT64_MAX + (uint64_t)neg) return 0;
+  jv->kind = V_INT;
+  jv->iv = neg ? (int64_t)(0 - u) : (int64_t)u;
+  jv->s = p;
+  jv->n = (size_t)(q - p);
+  return 1;
+}
+
 /* Checks sym bytes: 1..32 of 0x21..0x7E without '"', '\\', ','. */
+static const unsigned char sym_byte[256] = {
+#define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+    R16(0), R16(0),
+    0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* ' ' '"' ',' */
+    R16(1), R16(1),
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* '\\' */
+    R16(1),
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, /* 0x7F */
+    R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0),
+#undef R16
+};
+
 static int sym_ok(const char *s, size_t n) {
   if (n < 1 || n > TICK_SYM_MAX) return 0;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    if (ch < 0x21 || ch > 0x7E || ch == '"' || ch == '\\' || ch == ',') return 0;
-  }
-  return 1;
+  unsigned ok = 1;
+  for (size_t i = 0; i < n; i++) ok &= sym_byte[(unsigned char)s[i]];
+  return (int)ok;
 }
 
 static int bad_jval(int f, const jval *v, char *err, size_t errlen) {
@@ -638,7 +763,9 @@ static int finish(tick *t, jval *v, char *err, size_t errlen) {
   }
   t->sym[t->sym_len] = 0;
   /* ts */
-  if (v[F_TS].kind == V_NUMBER) {
+  if (v[F_TS].kind == V_INT) {
+    t->ts = v[F_TS].iv;
+  } else if (v[F_TS].kind == V_NUMBER) {
     if (tick_parse_int64(v[F_TS].s, v[F_TS].n, &t->ts) != 0)
       return bad_jval(F_TS, &v[F_TS], err, errlen);
   } else if (v[F_TS].kind == V_STRING) {
@@ -720,6 +847,8 @@ int tick_parse_json(tick *t, const char *buf, size_t len, char *err, size_t errl
           jv->kind = V_STRING;
           jv->s = s + 1;
           jv->n = (size_t)(p - 1 - jv->s);
+        } else if (f == F_TS && (*p == '-' || is_digit(*p)) && ts_int(p, end, jv)) {
+          p += jv->n;
         } else if (*p == '-' || is_digit(*p)) {
           if (f == F_SYM || f == F_TS) {
             p = scan_number(&c, p);
