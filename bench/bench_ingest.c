@@ -1,0 +1,89 @@
+/* bench_ingest.c: nanoseconds per call of the ingest hot paths: tick_parse_json on a typical
+ * ~80-byte tick, tick_parse_csv on a typical row, and the fmt.h formatters next to snprintf.
+ * Single thread, best of 5 runs of N calls each. Usage: build/bench/bench_ingest [N] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../ingest/fmt.h"
+#include "../ingest/tick.h"
+
+static double now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static volatile uint64_t sink;
+
+#define BENCH(label, N, body)                                                                      \
+  do {                                                                                             \
+    double best = 1e300;                                                                           \
+    for (int rep = 0; rep < 5; rep++) {                                                            \
+      double t0 = now_ns();                                                                        \
+      for (long i = 0; i < (N); i++) {                                                             \
+        body;                                                                                      \
+      }                                                                                            \
+      double dt = (now_ns() - t0) / (double)(N);                                                   \
+      if (dt < best) best = dt;                                                                    \
+    }                                                                                              \
+    printf("%-44s %8.1f ns/call\n", label, best);                                                 \
+  } while (0)
+
+int main(int argc, char **argv) {
+  long N = argc > 1 ? atol(argv[1]) : 2000000;
+  /* 8 distinct ticks so the branch predictor cannot learn one input. */
+  char js[8][128], csv[8][128];
+  size_t jn[8], cn[8];
+  for (int k = 0; k < 8; k++) {
+    jn[k] = (size_t)snprintf(js[k], sizeof js[k],
+                             "{\"sym\":\"EURUSD%d\",\"ts\":17000000000%08d,\"px\":1.08%d5,\"qty\":%d000,"
+                             "\"bid\":1.08%d4,\"ask\":1.08%d6}",
+                             k, 12345678 + k * 1111, k, k + 1, k, k);
+    cn[k] = (size_t)snprintf(csv[k], sizeof csv[k], "EURUSD%d,17000000000%08d,1.08%d5,%d000,1.08%d4,1.08%d6",
+                             k, 12345678 + k * 1111, k, k + 1, k, k);
+  }
+  printf("typical JSON tick (%zu bytes): %s\n", jn[0], js[0]);
+  printf("typical CSV row (%zu bytes):   %s\n", cn[0], csv[0]);
+  tick t;
+  char err[256];
+  for (int k = 0; k < 8; k++)
+    if (tick_parse_json(&t, js[k], jn[k], err, sizeof err) != TICK_OK) return 1;
+  BENCH("tick_parse_json", N, {
+    tick_parse_json(&t, js[i & 7], jn[i & 7], err, sizeof err);
+    sink += (uint64_t)t.ts;
+  });
+  tick_csv h;
+  tick_csv_header(&h, "sym,ts,px,qty,bid,ask", 21, err, sizeof err);
+  for (int k = 0; k < 8; k++)
+    if (tick_parse_csv(&h, &t, csv[k], cn[k], err, sizeof err) != TICK_OK) return 1;
+  BENCH("tick_parse_csv", N, {
+    tick_parse_csv(&h, &t, csv[i & 7], cn[i & 7], err, sizeof err);
+    sink += (uint64_t)t.ts;
+  });
+  const char *rfc = "2023-11-14T22:13:20.123456789Z";
+  int64_t ns;
+  BENCH("tick_parse_rfc3339", N, {
+    tick_parse_rfc3339(rfc, 30, &ns);
+    sink += (uint64_t)ns;
+  });
+
+  double vals[1024];
+  srand(1);
+  for (int k = 0; k < 1024; k++)
+    vals[k] = (k & 1 ? 1.0 : 1e-4) * ((double)rand() / RAND_MAX - 0.5) * (1 + k % 100);
+  char out[64];
+  BENCH("fmt_double_sig(v, 10)", N, { sink += fmt_double_sig(out, vals[i & 1023], 10); });
+  BENCH("snprintf(\"%.10g\")", N, { sink += (uint64_t)snprintf(out, sizeof out, "%.10g", vals[i & 1023]); });
+  BENCH("fmt_double_short(v)", N, { sink += fmt_double_short(out, vals[i & 1023]); });
+  BENCH("snprintf(\"%.17g\")", N, { sink += (uint64_t)snprintf(out, sizeof out, "%.17g", vals[i & 1023]); });
+  double prices[1024];
+  for (int k = 0; k < 1024; k++) prices[k] = (double)(100000 + rand() % 100000) / 10000.0;
+  BENCH("fmt_double_short(price like 12.3456)", N, { sink += fmt_double_short(out, prices[i & 1023]); });
+  BENCH("fmt_i64(ns timestamp)", N, { sink += fmt_i64(out, 1700000000123456789LL + i); });
+  BENCH("snprintf(\"%lld\")", N, {
+    sink += (uint64_t)snprintf(out, sizeof out, "%lld", 1700000000123456789LL + i);
+  });
+  return 0;
+}
