@@ -14,6 +14,7 @@
  * sigmoid 2.0e-7 (asserted <= 1e-6). Near saturation the rational form is not exactly monotone
  * in float: backward steps of up to 4.2e-7, within the same bound. */
 #include "lstm.h"
+#include "lstm_int.h"
 
 /* The exported loops are built for baseline x86-64 and for AVX and AVX-512 (8 and 16 lanes),
  * picked at load time by the CPU. Every clone does the same IEEE single-precision operations
@@ -99,4 +100,21 @@ GATES_CLONES void nn_gate_tanh_n(int n, const float *restrict x, float *restrict
 }
 GATES_CLONES void nn_gate_sigmoid_n(int n, const float *restrict x, float *restrict y) {
   for (int j = 0; j < n; j++) y[j] = gate_sigmoid(x[j]);
+}
+
+/* Layer 0's input projection plus biases (see lstm_int.h): with K = 4 a GEMM call costs more in
+ * packing than the arithmetic, and this loop vectorizes along G. */
+GATES_CLONES void nn_proj4(int B, int G, const float *restrict x, const float *restrict wt,
+                           const float *restrict bias, float *restrict z) {
+  const float *w0 = wt, *w1 = wt + G, *w2 = wt + 2 * G, *w3 = wt + 3 * G;
+  for (int b = 0; b < B; b++) {
+    const float x0 = x[4 * b], x1 = x[4 * b + 1], x2 = x[4 * b + 2], x3 = x[4 * b + 3];
+    float *zr = z + (size_t)b * G;
+    for (int r = 0; r < G; r++) {
+      float a = bias[r] + x0 * w0[r];
+      a = a + x1 * w1[r];
+      a = a + x2 * w2[r];
+      zr[r] = a + x3 * w3[r];
+    }
+  }
 }

@@ -1,5 +1,6 @@
 /* lstm.c: one step of the contract network (CONTRACT §3) for B instruments at once: gather their
- * h, c into contiguous (B, H) blocks, two OpenBLAS GEMMs per layer, the fused gates of gates.c,
+ * h, c into contiguous (B, H) blocks, OpenBLAS GEMMs (GEMVs for tiny B) for the projections,
+ * except layer 0's K=4 input projection (nn_proj4), the fused gates of gates.c,
  * scatter back, then the linear head. Not for training and not for choosing which ticks form a
  * batch (the caller's waves do that). The step never allocates. */
 #include "lstm.h"
@@ -8,7 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lstm_int.h"
 #include "tc_err.h"
+
+/* Below this many rows the recurrent product is done row by row with sgemv, whose per-call
+ * cost is far lower than sgemm's packing (bench/bench_lstm.c). */
+#ifndef GEMV_MAX_B
+#define GEMV_MAX_B 4
+#endif
 
 /* Rounds a float count up to 16 (64 bytes) so every block in nn_work starts cache-aligned. */
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -19,16 +27,18 @@ int nn_work_init(nn_work *w, const nn_model *m, int Bmax) {
   if (!m || !m->params || Bmax < 1 || m->L < 1 || m->H < 1) return TC_EINVAL;
   size_t H = (size_t)m->H, Bm = (size_t)Bmax, Dx = H > NN_F ? H : NN_F;
   size_t nx = round16(Bm * Dx), nh = round16(Bm * H), nz = round16(Bm * 4 * H),
-         nb = round16((size_t)m->L * 4 * H);
+         nb = round16((size_t)m->L * 4 * H), nw = round16((size_t)NN_F * 4 * H);
+  size_t total = nx + 2 * nh + nz + nb + nw;
   void *p = NULL;
-  if (posix_memalign(&p, 64, (nx + 2 * nh + nz + nb) * sizeof(float)) != 0) return TC_ENOMEM;
+  if (posix_memalign(&p, 64, total * sizeof(float)) != 0) return TC_ENOMEM;
   w->buf = p;
-  memset(w->buf, 0, (nx + 2 * nh + nz + nb) * sizeof(float));
+  memset(w->buf, 0, total * sizeof(float));
   w->x = w->buf;
   w->h = w->x + nx;
   w->c = w->h + nh;
   w->z = w->c + nh;
   w->bias = w->z + nz;
+  w->wx = w->bias + nb;
   w->Bmax = Bmax;
   w->H = m->H;
   w->L = m->L;
@@ -36,11 +46,25 @@ int nn_work_init(nn_work *w, const nn_model *m, int Bmax) {
   return 0;
 }
 
-/* bias (L, 4H) = b_ih + b_hh, so the step adds one vector per row instead of two. */
+/* bias (L, 4H) = b_ih + b_hh, so the step adds one vector per row instead of two; wx (4, 4H) =
+ * W_ih[0]^T, so layer 0's input projection runs along rows of W (nn_proj4). */
 void nn_work_update(nn_work *w, const nn_model *m) {
   int G = 4 * m->H;
   for (int k = 0; k < m->L; k++)
     for (int j = 0; j < G; j++) w->bias[(size_t)k * G + j] = m->b_ih[k][j] + m->b_hh[k][j];
+  for (int r = 0; r < G; r++)
+    for (int d = 0; d < NN_F; d++) w->wx[(size_t)d * G + r] = m->W_ih[0][(size_t)r * NN_F + d];
+}
+
+/* z (B, G) += a (B, K) . W^T (K, G), W being (G, K) row-major. */
+static void proj(int B, int G, int K, const float *a, const float *W, float *z) {
+  if (B <= GEMV_MAX_B) {
+    for (int b = 0; b < B; b++)
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, G, K, 1.0f, W, K, a + (size_t)b * K, 1, 1.0f,
+                  z + (size_t)b * G, 1);
+  } else {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, K, 1.0f, a, K, W, K, 1.0f, z, G);
+  }
 }
 
 void nn_work_free(nn_work *w) {
@@ -66,14 +90,17 @@ void nn_lstm_step(const nn_model *m, nn_work *w, int B, const float *x, float *c
       const float *s = state[b] + (size_t)k * H2;
       memcpy(hk + (size_t)b * H, s, (size_t)H * sizeof(float));
       memcpy(c + (size_t)b * H, s + H, (size_t)H * sizeof(float));
-      memcpy(z + (size_t)b * G, bias, (size_t)G * sizeof(float));
     }
-    /* z (B, 4H) += in (B, D) . W_ih^T (D, 4H) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, D, 1.0f, in, D, m->W_ih[k], D,
-                1.0f, z, G);
+    if (k == 0) {
+      /* z (B, 4H) = bias + x (B, 4) . W_ih^T (4, 4H) */
+      nn_proj4(B, G, in, w->wx, bias, z);
+    } else {
+      /* z (B, 4H) = bias + in (B, H) . W_ih^T (H, 4H) */
+      for (int b = 0; b < B; b++) memcpy(z + (size_t)b * G, bias, (size_t)G * sizeof(float));
+      proj(B, G, D, in, m->W_ih[k], z);
+    }
     /* z (B, 4H) += h (B, H) . W_hh^T (H, 4H) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, H, 1.0f, hk, H, m->W_hh[k], H,
-                1.0f, z, G);
+    proj(B, G, H, hk, m->W_hh[k], z);
     nn_gates(B, H, z, c, hk, m->w_ci[k], m->w_cf[k], m->w_co[k]);
     for (int b = 0; b < B; b++) {
       float *s = state[b] + (size_t)k * H2;

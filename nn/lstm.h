@@ -18,12 +18,13 @@ typedef struct nn_work {
   float *c;   /* (Bmax, H) gathered c of the current layer */
   float *z;   /* (Bmax, 4H) gate pre-activations */
   float *bias; /* (L, 4H) b_ih + b_hh per layer, summed at init (see nn_work_update) */
+  float *wx;   /* (NN_F, 4H) W_ih[0] transposed, copied at init (see nn_work_update) */
 } nn_work;
 
 /* Allocates scratch for up to Bmax instruments of m's shape and sums m's biases. Returns 0,
  * TC_EINVAL (Bmax < 1 or a model without parameters) or TC_ENOMEM; on failure w is freed. */
 int nn_work_init(nn_work *w, const nn_model *m, int Bmax);
-/* Re-sums the biases after m's weights changed (same shape); init already did this once. */
+/* Re-derives bias and wx after m's weights changed (same shape); init already did this once. */
 void nn_work_update(nn_work *w, const nn_model *m);
 void nn_work_free(nn_work *w); /* accepts NULL and half-built */
 
@@ -34,8 +35,10 @@ void nn_work_free(nn_work *w); /* accepts NULL and half-built */
  * y      (B) standardized output, head.weight . h[L-1] + head.bias
  * Distinct state pointers are required (one tick per instrument per step).
  * An instrument's result does not depend on which others share the call except for rounding:
- * OpenBLAS's sgemm sums a row differently by its place in the batch (tests/test_nn_lstm.c
- * measures <= 2.4e-7 on y), so waves equal the sequential result to ~1e-7, not bit for bit. */
+ * for B <= 4 each row is computed alone (sgemv) and results are bit-identical to one-at-a-time
+ * calls; for larger B OpenBLAS's sgemm sums a row differently by its place in the batch
+ * (tests/test_nn_lstm.c measures <= 2.4e-7 on y), so waves equal the sequential result to
+ * ~1e-7, not bit for bit. */
 void nn_lstm_step(const nn_model *m, nn_work *w, int B, const float *x, float *const *state,
                   float *y);
 
