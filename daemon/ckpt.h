@@ -46,7 +46,12 @@
  *              ckpt_init(&ck, loop, st, model);
  *   timer:     (quiescent, see above) if (!ckpt_busy(&ck)) { ckpt_take(&ck, &engine.st, offs, n);
  *              ckpt_submit(&ck, on_done, ud); }   on_done may commit ckpt_offsets() to Kafka.
- *   SIGHUP:    engine_set_model(&e, m, reset); ckpt_model_changed(&ck, m, reset);
+ *   SIGHUP:    engine_set_model(&e, m, reset); ckpt_model_changed(&ck, m, reset); then
+ *              checkpoint right away (not at the next tick of the timer): until it commits, a
+ *              restart with the new model file is refused as "state of another model".
+ *   delivery failure: a prediction that failed for good is lost, so no checkpoint may cover
+ *              its tick; while any partition has a failed delivery, take no checkpoint (the
+ *              last good one stays, and a restart re-produces from there).
  *   revoke / shutdown (quiescent): ckpt_flush(&ck, &engine.st, offs, n, err, errlen) writes
  *              synchronously on the loop thread (waits for an in-flight write first); then drop
  *              the revoked partitions' instruments (symtab_remove). Stored rows of removed
