@@ -135,11 +135,47 @@ static size_t sig_slow(char *out, double v, int sig) {
   return layout(out, neg, d, nd, e10);
 }
 
-/* Writes v with sig (1..17) significant digits, %g-style rounding, trailing zeros stripped:
- * plain decimal for 1e-5 <= |v| < 1e15, else d.ddde[+-]XX; 0 and -0 as "0"; NaN and +-Inf as
- * "null". In the plain range one long-double multiply or divide by an exact power of ten scales
- * |v| to a sig-digit integer (relative error <= 2^-64); the rare values that land within that
- * error of a rounding halfway point go to printf, so the digits always equal printf's %.*e. */
+/* The sig-digit decimal of a = |v| for 1e-5 <= a < 1e15: *m (sig digits, first one non-zero)
+ * times 10^(*e10 - sig + 1). One long-double multiply or divide by an exact power of ten scales a
+ * to a sig-digit integer (relative error <= 2^-64); the rare values that land within that error
+ * of a rounding halfway point return -1, for printf to decide, so the digits always equal
+ * printf's %.*e. Also -1 when rounding carries the value out of the range. */
+static int sig_digits(double a, int sig, uint64_t *mo, int *e10o) {
+  /* e10 estimate from the binary exponent, then fixed up by the rounded mantissa's size. */
+  int e2;
+  __builtin_frexp(a, &e2);
+  int e10 = (int)((e2 - 1) * 0.30102999566398120) - ((e2 - 1) < 0);
+  uint64_t lo = pow10_u64[sig - 1], hi = pow10_u64[sig];
+  uint64_t m = 0;
+  for (int tries = 0; tries < 3; tries++) {
+    int k = sig - 1 - e10; /* scale by 10^k; |k| <= 22 in this range */
+    if (k < -27 || k > 27) return -1;
+    long double s = k >= 0 ? (long double)a * pow10l_exact[k] : (long double)a / pow10l_exact[-k];
+    long double half = s - __builtin_floorl(s) - 0.5L;
+    if (__builtin_fabsl(half) < s * 0x1p-62L) return -1; /* 4x the worst rounding error */
+    m = (uint64_t)__builtin_rintl(s);
+    if (m >= hi) e10++;
+    else if (m < lo) e10--;
+    else break;
+  }
+  if (m < lo || m >= hi || e10 < -5 || e10 >= 15) return -1;
+  *mo = m;
+  *e10o = e10;
+  return 0;
+}
+
+/* Lays out mantissa m of sig digits with first-digit exponent e10, trailing zeros stripped. */
+static size_t layout_m(char *out, int neg, uint64_t m, int sig, int e10) {
+  char d[20];
+  for (int i = sig - 1; i >= 0; i--) d[i] = (char)('0' + m % 10), m /= 10;
+  int nd = sig;
+  while (nd > 1 && d[nd - 1] == '0') nd--;
+  return layout(out, neg, d, nd, e10);
+}
+
+/* Writes v with sig (1..17) significant digits, rounded as printf's %.{sig-1}e rounds, trailing
+ * zeros stripped: plain decimal for 1e-5 <= |v| < 1e15, else d.ddde[+-]XX; 0 and -0 as "0"; NaN
+ * and +-Inf as "null". The plain range takes the snprintf-free path of sig_digits. */
 size_t fmt_double_sig(char *out, double v, int sig) {
   if (sig < 1) sig = 1;
   if (sig > 17) sig = 17;
@@ -153,38 +189,40 @@ size_t fmt_double_sig(char *out, double v, int sig) {
   }
   int neg = v < 0;
   double a = neg ? -v : v;
-  if (!(a >= 1e-5 && a < 1e15)) return sig_slow(out, v, sig);
-  /* e10 estimate from the binary exponent, then fixed up by the rounded mantissa's size. */
-  int e2;
-  __builtin_frexp(a, &e2);
-  int e10 = (int)((e2 - 1) * 0.30102999566398120) - ((e2 - 1) < 0);
-  uint64_t lo = pow10_u64[sig - 1], hi = pow10_u64[sig];
-  uint64_t m = 0;
-  for (int tries = 0; tries < 3; tries++) {
-    int k = sig - 1 - e10; /* scale by 10^k; |k| <= 22 in this range */
-    long double s = k >= 0 ? (long double)a * pow10l_exact[k] : (long double)a / pow10l_exact[-k];
-    /* s carries one rounding (<= s * 2^-64): near a halfway point let printf decide. */
-    long double half = s - __builtin_floorl(s) - 0.5L;
-    if (__builtin_fabsl(half) < s * 0x1p-60L) return sig_slow(out, v, sig);
-    long double r = __builtin_rintl(s);
-    m = (uint64_t)r;
-    if (m >= hi) e10++;
-    else if (m < lo) e10--;
-    else break;
-  }
-  if (m < lo || m >= hi) return sig_slow(out, v, sig);
-  if (e10 < -5 || e10 >= 15) return sig_slow(out, v, sig); /* rounded across the range edge */
-  char d[20];
-  for (int i = sig - 1; i >= 0; i--) d[i] = (char)('0' + m % 10), m /= 10;
-  int nd = sig;
-  while (nd > 1 && d[nd - 1] == '0') nd--;
-  return layout(out, neg, d, nd, e10);
+  uint64_t m;
+  int e10;
+  if (!(a >= 1e-5 && a < 1e15) || sig_digits(a, sig, &m, &e10) != 0) return sig_slow(out, v, sig);
+  return layout_m(out, neg, m, sig, e10);
 }
 
-/* Writes the shortest of the 15, 16 and 17 significant digit forms that parses back to exactly
- * v (checked with tick_parse_number, the decoders' own parser), else printf's 17 digits. */
+/* Writes the first of the 15, 16 and 17 digit forms that reads back as exactly v. Whether a form
+ * m * 10^q reads back as v is decided without parsing: it does when it lies strictly inside v's
+ * rounding interval (half an ulp on its side). The difference is computed in long double with
+ * an error far below that half ulp; only a form within the error of the interval's edge is parsed
+ * back with tick_parse_number. Seventeen correctly rounded digits always read back. */
 size_t fmt_double_short(char *out, double v) {
   if (!(v - v == 0) || v == 0) return fmt_double_sig(out, v, 17);
+  int neg = v < 0;
+  double a = neg ? -v : v;
+  if (a >= 1e-5 && a < 1e15) {
+    for (int sig = 15; sig <= 17; sig++) {
+      uint64_t m;
+      int e10;
+      if (sig_digits(a, sig, &m, &e10) != 0) break;
+      if (sig == 17) return layout_m(out, neg, m, sig, e10);
+      int q = e10 - sig + 1; /* in [-20, 0] */
+      long double d = q < 0 ? (long double)m / pow10l_exact[-q] : (long double)m;
+      long double diff = d - (long double)a;
+      long double half = diff >= 0 ? (long double)(__builtin_nextafter(a, 1e308) - a) / 2
+                                   : (long double)(a - __builtin_nextafter(a, 0)) / 2;
+      long double err = (long double)a * 0x1p-62L, ad = __builtin_fabsl(diff);
+      if (ad + err < half) return layout_m(out, neg, m, sig, e10);
+      if (ad - err > half) continue;
+      size_t n = layout_m(out, neg, m, sig, e10);
+      double back;
+      if (tick_parse_number(out, n, &back) == n && back == v) return n;
+    }
+  }
   for (int sig = 15; sig <= 17; sig++) {
     size_t n = fmt_double_sig(out, v, sig);
     double back;
