@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "../nn/tc_err.h"
@@ -98,6 +101,7 @@ struct store {
   sqlite3 *db;            /* the connection */
   char *path;             /* as opened, for messages */
   int readonly;           /* opened with STORE_OPEN_READONLY */
+  int lockfd;             /* the file, flock()ed by a writer so a second writer is refused */
   sqlite3_stmt *q[Q_N];   /* prepared statements (NULL for writes when read-only) */
   unsigned char *blob;    /* (blob_cap) scratch for encoding one state blob */
   size_t blob_cap;
@@ -422,12 +426,33 @@ int store_open(const char *path, int sync_mode, int mode, store **out, char *err
     return TC_ENOMEM;
   }
   st->readonly = mode == STORE_OPEN_READONLY;
+  st->lockfd = -1;
   int code;
   struct stat sb;
   if (st->readonly && stat(path, &sb) != 0) {
     set_err(err, errlen, "state db %s: %s", path, strerror(errno));
     code = errno == ENOENT ? TC_ENOENT : TC_EIO;
     goto fail;
+  }
+  if (!st->readonly) {
+    /* One writer per file: two daemons checkpointing into one file would each record offsets
+     * and states the other does not know about. flock() locks are separate from the POSIX
+     * locks SQLite uses, so this does not interfere with SQLite's own locking; readers (inspect)
+     * do not take it. */
+    st->lockfd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (st->lockfd < 0) {
+      set_err(err, errlen, "state db %s: %s", path, strerror(errno));
+      code = errno == ENOENT ? TC_ENOENT : TC_EIO;
+      goto fail;
+    }
+    if (flock(st->lockfd, LOCK_EX | LOCK_NB) != 0) {
+      set_err(err, errlen,
+              "state db %s: in use by another process (another tickcast run holds it); two "
+              "daemons must not share a state file",
+              path);
+      code = TC_EBUSY;
+      goto fail;
+    }
   }
   int flags = (st->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
               SQLITE_OPEN_NOMUTEX;
@@ -471,6 +496,7 @@ void store_close(store *st) {
   if (!st) return;
   for (int i = 0; i < Q_N; i++) sqlite3_finalize(st->q[i]);
   sqlite3_close(st->db);
+  if (st->lockfd >= 0) close(st->lockfd); /* after SQLite has closed its own descriptors */
   free(st->blob);
   free(st->fbuf);
   free(st->path);

@@ -554,6 +554,22 @@ static void test_readonly(void) {
   fixture_free(&f);
 }
 
+/* One writer per file: a second read-write open is refused while the first is open; readers are
+ * not; after the first closes, the second goes through. */
+static void test_one_writer(void) {
+  const char *p = path_in("owner.db");
+  store *a = NULL, *b = NULL, *r = NULL;
+  CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &a, err, sizeof err), 0);
+  CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &b, err, sizeof err), TC_EBUSY);
+  CHECK_CONTAINS(err, "in use by another process");
+  CHECK(b == NULL);
+  CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_READONLY, &r, err, sizeof err), 0);
+  store_close(r);
+  store_close(a);
+  CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &b, err, sizeof err), 0);
+  store_close(b);
+}
+
 static void test_busy(void) {
   const char *p = path_in("busy.db");
   store *st = NULL;
@@ -666,6 +682,7 @@ int main(void) {
   test_migrations();
   test_bad_files();
   test_readonly();
+  test_one_writer();
   test_busy();
   test_full();
   test_checksum();
