@@ -620,8 +620,14 @@ int nn_model_save(const nn_model *m, const char *path, char *err, size_t errlen)
   FILE *f = NULL;
   json_t *root = json_object(), *md = json_object();
   if (!root || !md) goto nomem;
-  for (int i = 0; i < m->nmeta; i++)
-    if (json_object_set_new(md, m->meta_key[i], json_string(m->meta_val[i])) != 0) goto nomem;
+  for (int i = 0; i < m->nmeta; i++) {
+    json_t *v = json_string(m->meta_val[i]);
+    if (!v || json_object_set_new(md, m->meta_key[i], v) != 0) {
+      rc = fail(err, errlen, path, TC_EINVAL, "metadata entry \"%.64s\" is not valid UTF-8",
+                m->meta_key[i]);
+      goto out;
+    }
+  }
   if (json_object_set_new(root, "__metadata__", md) != 0) {
     md = NULL;
     goto nomem;

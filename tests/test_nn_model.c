@@ -367,6 +367,16 @@ static void test_roundtrip(void) {
     CHECK(!nn_model_same_shape(&m2, &m4)); /* peephole differs */
     nn_model_free(&m4);
   }
+  unlink(path);
+  /* Metadata that JSON cannot carry is refused by name, and nothing is written. */
+  nn_model mu;
+  CHECK_INT(nn_model_init(&mu, 1, 2, 0), 0);
+  CHECK_INT(nn_model_set_meta(&mu, "bad", "\xff\xfe"), 0);
+  rc = nn_model_save(&mu, path, err, sizeof err);
+  CHECK_INT(rc, TC_EINVAL);
+  CHECK_CONTAINS(err, "metadata entry \"bad\" is not valid UTF-8");
+  CHECK(access(path, F_OK) != 0);
+  nn_model_free(&mu);
   /* Saving into a missing directory fails cleanly. */
   rc = nn_model_save(&m, "/nonexistent/dir/m.safetensors", err, sizeof err);
   CHECK_INT(rc, TC_EIO);
