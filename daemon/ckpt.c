@@ -44,7 +44,7 @@ int ckpt_init(ckpt *ck, uv_loop_t *loop, store *st, const nn_model *m) {
 
 void ckpt_free(ckpt *ck) {
   if (!ck || !ck->loop) return;
-  assert(ck->wstate != 1 && "ckpt_free with a write in flight");
+  assert(!ck->in_flight && "ckpt_free before the last write's completion ran");
   free(ck->inst);
   free(ck->sym);
   free(ck->slot);

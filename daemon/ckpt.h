@@ -56,7 +56,8 @@
  *              synchronously on the loop thread (waits for an in-flight write first); then drop
  *              the revoked partitions' instruments (symtab_remove). Stored rows of removed
  *              instruments are kept: they match the stored offsets of their partitions.
- *   end:       after the loop has run the last completion: ckpt_free(&ck); store_close(st). */
+ *   end:       after the loop has run the last completion (ckpt_busy() == 0): ckpt_free(&ck);
+ *              store_close(st). */
 #ifndef DAEMON_CKPT_H
 #define DAEMON_CKPT_H
 
@@ -127,8 +128,9 @@ struct ckpt {
  * Allocates nothing yet (see ckpt_reserve). 0 or TC_E*. */
 int ckpt_init(ckpt *ck, uv_loop_t *loop, store *st, const nn_model *m);
 
-/* Frees the arena; accepts NULL and half-built. Must not be called while a write is in flight
- * (after ckpt_flush or once the completion callback ran). */
+/* Frees the arena; accepts NULL and half-built. Only once the loop has run the completion of
+ * the last submitted write (ckpt_busy() == 0; running the loop until it has no more work does
+ * that, also after a ckpt_flush). */
 void ckpt_free(ckpt *ck);
 
 /* Grows the arena to hold n instruments now, so that the first checkpoints after start-up do

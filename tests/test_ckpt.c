@@ -2,8 +2,10 @@
  * written on the thread pool while the loop keeps turning; what is stored is the snapshot, not
  * later changes; restore gives back the states bit for bit; a failed write (SQLITE_BUSY) is merged
  * into the next one so nothing is lost; flush during a write; model binding and model change. */
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "../daemon/ckpt.h"
@@ -139,6 +141,12 @@ static void run_until_done(uv_loop_t *loop, run_ctx *r) {
   uv_run(loop, UV_RUN_DEFAULT);
   uv_close((uv_handle_t *)&tm, NULL);
   uv_run(loop, UV_RUN_DEFAULT);
+}
+
+static void *release_later(void *db) {
+  usleep(100000);
+  sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+  return NULL;
 }
 
 static void set_hash(nn_model *m, unsigned char b) {
@@ -366,6 +374,43 @@ int main(void) {
     store_close(ro);
   }
   symtab_free(&want);
+
+  /* 3b. Flush right after a submitted write failed (revoke or shutdown while the disk is
+   * locked): the failed snapshot is merged into the flush, and its callback still fires once. */
+  {
+    copy_of(&want, &t);
+    CHECK_INT(sqlite3_exec(raw, "BEGIN EXCLUSIVE; DELETE FROM offsets WHERE 0", NULL, NULL, NULL),
+              SQLITE_OK);
+    store_set_busy_timeout(st, 20);
+    for (int k = 0; k < 100; k++) touch(&t, 3000 + k);
+    r = (run_ctx){.ck = &ck};
+    CHECK_INT(ckpt_take(&ck, &t, offC, 1), 0);
+    CHECK_INT(ckpt_submit(&ck, on_done, &r), 0);
+    usleep(300000); /* the pool's attempt gives up after 20 ms */
+    store_set_busy_timeout(st, 5000);
+    pthread_t th;
+    pthread_create(&th, NULL, release_later, raw); /* the lock goes away 100 ms from now */
+    for (int k = 0; k < 100; k++) touch(&t, 4000 + k);
+    store_offset offD[1] = {{"ticks", 0, 1234}};
+    CHECK_INT(ckpt_flush(&ck, &t, offD, 1, err, sizeof err), 0);
+    pthread_join(th, NULL);
+    CHECK_INT(ck.stats.last_rows, 200); /* 100 carried from the failed write + 100 new */
+    run_until_done(&loop, &r);
+    CHECK_INT(r.done, 1);
+    CHECK_INT(r.status, TC_EBUSY);
+    symtab_free(&want);
+    copy_of(&want, &t);
+    w2 = symtab_add(&want, "I2", 2);
+    want.inst[w2] = i2_at_a;
+    memcpy(symtab_state(&want, w2), i2_state_at_a, t.state_floats * 4);
+    CHECK_INT(restore(&m, &got, &lo, &nlo), 0);
+    CHECK_INT(diff_tables(&want, &got), 0);
+    CHECK_INT(nlo, 3);
+    if (nlo == 3) CHECK_INT(lo[0].next_offset, 1234);
+    free(lo);
+    symtab_free(&got);
+    symtab_free(&want);
+  }
 
   /* 4. Model change with reset: the next checkpoint records the new hash, drops stored rows of
    * instruments no longer live (I2) and stores the zeroed live ones, atomically. */
