@@ -1,7 +1,9 @@
 /* bench_lstm.c: nanoseconds per instrument-step of nn_lstm_step (L=1) for H = 32, 64, 128 and
- * B = 1, 16, 256, 4096, and of its parts: the gates alone, the two GEMMs alone, and for
- * comparison one GEMM on the concatenation [x | h] (K = 4 + H). One machine-readable line per
- * case. Not part of `make test`; run with OPENBLAS_NUM_THREADS=1 for one-core figures.
+ * B = 1, 16, 256, 4096, and of its parts as the step runs them: the gates, layer 0's input
+ * projection (nn_proj4) and the recurrent projection (sgemm, or sgemv per row for B <= 4);
+ * for comparison, the two-sgemm and the one-sgemm-on-[x | h] (K = 4 + H) variants. One
+ * machine-readable line per case: `ns_per_step` is wall time, `cpu_ns` the thread's CPU time
+ * (steadier on a shared machine). Not part of `make test`; run with OPENBLAS_NUM_THREADS=1.
  * Usage: bench_lstm [seconds per case, default 0.2] */
 #include <cblas.h>
 #include <stdio.h>
@@ -10,12 +12,15 @@
 #include <time.h>
 
 #include "../nn/lstm.h"
+#include "../nn/lstm_int.h"
 
-static double now(void) {
+static double clk(clockid_t id) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(id, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+static double now(void) { return clk(CLOCK_MONOTONIC); }
+static double cpu(void) { return clk(CLOCK_THREAD_CPUTIME_ID); }
 
 static uint32_t rng = 1u;
 static float frand(float lo, float hi) {
@@ -37,6 +42,18 @@ typedef struct job {
 
 static void run_step(job *j) { nn_lstm_step(j->m, j->w, j->B, j->x, j->sp, j->y); }
 static void run_gates(job *j) { nn_gates(j->B, j->H, j->z, j->c, j->h, NULL, NULL, NULL); }
+static void run_proj4(job *j) { nn_proj4(j->B, 4 * j->H, j->x, j->w->wx, j->w->bias, j->z); }
+static void run_hh(job *j) { /* what nn_lstm_step does for the recurrent product */
+  int H = j->H, G = 4 * H;
+  if (j->B <= 4) {
+    for (int b = 0; b < j->B; b++)
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, G, H, 1.0f, j->m->W_hh[0], H, j->h + (size_t)b * H,
+                  1, 1.0f, j->z + (size_t)b * G, 1);
+  } else {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->B, G, H, 1.0f, j->h, H,
+                j->m->W_hh[0], H, 1.0f, j->z, G);
+  }
+}
 static void run_gemm2(job *j) {
   int H = j->H, G = 4 * H;
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->B, G, NN_F, 1.0f, j->x, NN_F,
@@ -50,10 +67,11 @@ static void run_gemmcat(job *j) {
               1.0f, j->z, G);
 }
 
-static double timeit(void (*fn)(job *), job *j, double secs) {
+/* Mean wall and CPU seconds per call of fn, over at least `secs` of wall time. */
+static double timeit(void (*fn)(job *), job *j, double secs, double *cpu_per_call) {
   fn(j);
   long n = 0, batch = 1;
-  double t0 = now(), t;
+  double t0 = now(), c0 = cpu(), t;
   for (;;) {
     for (long i = 0; i < batch; i++) fn(j);
     n += batch;
@@ -61,6 +79,7 @@ static double timeit(void (*fn)(job *), job *j, double secs) {
     if (t >= secs) break;
     if (batch < (1L << 20)) batch *= 2;
   }
+  *cpu_per_call = (cpu() - c0) / (double)n;
   return t / (double)n;
 }
 
@@ -100,17 +119,23 @@ int main(int argc, char **argv) {
         memcpy(j.wcat + (size_t)r * (NN_F + H), m.W_ih[0] + (size_t)r * NN_F, NN_F * sizeof(float));
         memcpy(j.wcat + (size_t)r * (NN_F + H) + NN_F, m.W_hh[0] + (size_t)r * H, H * sizeof(float));
       }
-      double ts = timeit(run_step, &j, secs) * 1e9 / B;
-      /* The gates update c in place; with z fixed it converges, so values stay ordinary. */
-      double tg = timeit(run_gates, &j, secs / 2) * 1e9 / B;
-      double t2 = timeit(run_gemm2, &j, secs / 2) * 1e9 / B;
-      double tc = timeit(run_gemmcat, &j, secs / 2) * 1e9 / B;
-      printf("lstm H=%d B=%d ns_per_step=%.1f steps_per_s=%.0f\n", H, B, ts, 1e9 / ts);
-      printf("gates H=%d B=%d ns_per_step=%.1f\n", H, B, tg);
-      printf("gemm2 H=%d B=%d ns_per_step=%.1f gflops=%.2f\n", H, B, t2,
-             2.0 * G * (NN_F + H) / t2);
-      printf("gemmcat H=%d B=%d ns_per_step=%.1f gflops=%.2f\n", H, B, tc,
-             2.0 * G * (NN_F + H) / tc);
+      static const struct {
+        const char *name;
+        void (*fn)(job *);
+        int flops; /* 1: print GFLOP/s of the recurrent (and input) products */
+      } parts[] = {{"lstm", run_step, 0},       {"gates", run_gates, 0},
+                   {"proj4", run_proj4, 0},     {"gemm_hh", run_hh, 1},
+                   {"gemm2", run_gemm2, 2},     {"gemmcat", run_gemmcat, 2}};
+      for (size_t p = 0; p < sizeof parts / sizeof *parts; p++) {
+        double c, t = timeit(parts[p].fn, &j, p == 0 ? secs : secs / 2, &c);
+        t *= 1e9 / B;
+        c *= 1e9 / B;
+        printf("%s H=%d B=%d ns_per_step=%.1f cpu_ns=%.1f", parts[p].name, H, B, t, c);
+        if (p == 0) printf(" steps_per_s=%.0f", 1e9 / t);
+        if (parts[p].flops)
+          printf(" cpu_gflops=%.2f", 2.0 * G * (parts[p].flops == 1 ? H : NN_F + H) / c);
+        printf("\n");
+      }
       fflush(stdout);
       free(state), free(j.sp), free(j.x), free(j.y), free(j.z), free(j.c), free(j.h);
       free(j.xh), free(j.wcat);
