@@ -5,6 +5,7 @@
  * batch (the caller's waves do that). The step never allocates. */
 #include "lstm.h"
 
+#include <assert.h>
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,7 @@ void nn_work_free(nn_work *w) {
  * layer's input, so the two h blocks (w->h and w->x) alternate between layers. */
 void nn_lstm_step(const nn_model *m, nn_work *w, int B, const float *x, float *const *state,
                   float *y) {
+  assert(B >= 0 && B <= w->Bmax && w->H == m->H && w->L == m->L);
   const int H = m->H, G = 4 * H;
   const size_t H2 = 2 * (size_t)H;
   const float *in = x; /* (B, D) layer input */

@@ -1,6 +1,11 @@
 /* model.c: the contract network's parameters and its safetensors file (CONTRACT §4): set-up,
  * metadata, a strict loader that treats every byte of the file as untrusted, and a writer whose
- * output PyTorch's safetensors.torch.load_file reads. Not for running the network (lstm.c). */
+ * output PyTorch's safetensors.torch.load_file reads. Not for running the network (lstm.c).
+ *
+ * The loader checks everything CONTRACT §4 lists and never reads outside the buffer. It is
+ * lenient in two harmless ways: unused bytes between or after tensors are allowed (the Rust
+ * safetensors crate insists on contiguous data), and fields other than dtype, shape and
+ * data_offsets in a tensor entry are ignored (as that crate does). */
 #include "model.h"
 
 #include <errno.h>

@@ -246,7 +246,34 @@ static void test_batch_large(int L, int H, int peep) {
   nn_model_free(&m);
 }
 
+/* nn_work_update picks up changed biases and layer-0 input weights: after it, a step equals
+ * one with a freshly made work; without it, the step still uses the old values. */
+static void test_work_update(void) {
+  nn_model m;
+  CHECK_INT(nn_model_init(&m, 2, 8, 1), 0);
+  for (size_t i = 0; i < m.nparams; i++) m.params[i] = frand(-0.5f, 0.5f);
+  nn_work w, w2;
+  CHECK_INT(nn_work_init(&w, &m, 3), 0);
+  for (int j = 0; j < 32; j++) m.b_ih[0][j] += 0.25f, m.b_hh[1][j] -= 0.5f;
+  for (int j = 0; j < 32 * NN_F; j++) m.W_ih[0][j] *= -1.0f;
+  float x[3 * NN_F], y1[3], y2[3], y3[3], st[3][64] = {{0}}, st2[3][64] = {{0}}, st3[3][64] = {{0}};
+  for (int i = 0; i < 3 * NN_F; i++) x[i] = frand(-2, 2);
+  float *p1[3] = {st[0], st[1], st[2]}, *p2[3] = {st2[0], st2[1], st2[2]},
+        *p3[3] = {st3[0], st3[1], st3[2]};
+  nn_lstm_step(&m, &w, 3, x, p3, y3); /* stale */
+  nn_work_update(&w, &m);
+  nn_lstm_step(&m, &w, 3, x, p1, y1);
+  CHECK_INT(nn_work_init(&w2, &m, 3), 0);
+  nn_lstm_step(&m, &w2, 3, x, p2, y2);
+  CHECK(memcmp(y1, y2, sizeof y1) == 0 && memcmp(st, st2, sizeof st) == 0);
+  CHECK(memcmp(y1, y3, sizeof y1) != 0);
+  nn_work_free(&w);
+  nn_work_free(&w2);
+  nn_model_free(&m);
+}
+
 int main(void) {
+  test_work_update();
   const char *cases[] = {"l1_h8", "l2_h16", "l1_h8_peep", "l2_h16_peep", "l3_h5_peep"};
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) test_fixture(cases[i]);
   test_batch_large(1, 64, 0);
