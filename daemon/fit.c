@@ -78,7 +78,7 @@ static int flat_build(flat *f, const dataset *d) {
 }
 
 /* Validation over flat data: every series from its first tick, loss on its validation targets.
- * With ycal != NULL also accumulates sum y*t and y*y (for the output calibration). */
+ * With yt != NULL also returns the sums of y*t and y*y (for the output scale). */
 static int validate(const dataset *d, const flat *f, const nn_model *m, double *mse,
                     double *mse_rw, uint64_t *count, double *yt, double *yy) {
   int Bv = d->ns < VAL_B ? d->ns : VAL_B;
@@ -108,8 +108,7 @@ static int validate(const dataset *d, const flat *f, const nn_model *m, double *
     memset(state, 0, (size_t)B * sf * sizeof(float));
     for (size_t p0 = 0; p0 < len; p0 += VAL_T) {
       int T = len - p0 < VAL_T ? (int)(len - p0) : VAL_T;
-      /* Skip windows with no validation target in any lane only when no lane needs its state
-       * later: never, since state must be carried. So run every window. */
+      /* Windows before the validation part carry no loss but build the state. */
       for (int t = 0; t < T; t++)
         for (int b = 0; b < B; b++) {
           const ds_series *s = &d->s[g0 + b];
