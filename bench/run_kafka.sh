@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# run_kafka.sh: the daemon benchmark of issue 4, in one run on one embedded broker:
+#  1. `tickcast feed --synthetic` N ticks over K instruments into a topic of P partitions;
+#  2. bench/passthrough (plain consume -> produce, no model): the I/O ceiling, msgs/s;
+#  3. `tickcast run` with an H=64 model on the same ticks, fresh group: steady-state ticks/s from
+#     its stats topic (ticks_in over time), and the ratio to the passthrough (goal >= 0.80);
+#  4. `tickcast run` on a fresh topic fed at half the passthrough rate (`feed --rate`): consume ->
+#     produce-enqueue latency per stats interval (goal: p99 < 200 us).
+# Environment: BENCH_KAFKA_TICKS (N, default 1000000; 200000 with BENCH_QUICK), BENCH_INSTRUMENTS
+# (K, default 1000), BENCH_PARTITIONS (default: N/20000, at least 8: the embedded broker keeps
+# about 5 MiB, ~40k synthetic ticks, per partition and drops older batches).
+# Not a test: it prints numbers; the exit status is 0 unless something failed to run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${TICKCAST_BUILD:-build}
+. tests/lib.sh
+N=${BENCH_KAFKA_TICKS:-1000000}
+[ -n "${BENCH_QUICK:-}" ] && N=${BENCH_KAFKA_TICKS:-200000}
+K=${BENCH_INSTRUMENTS:-1000}
+P=${BENCH_PARTITIONS:-$(((N + 19999) / 20000))}
+[ "$P" -ge 8 ] || P=8
+H=64
+make -s "$B/bench/passthrough" "$B/bench/bench_replay" tickcast >/dev/null
+
+"$B/bench/bench_replay" --write "$TMP/model.csv" --hidden $H --instruments 4 --ticks 10
+MODEL=$TMP/model.csv.safetensors
+
+tc_broker_start --topics "ticks:$P,pass:$P,preds:$P,stats:1,dlq:1,lat:$P,preds2:$P,stats2:1,dlq2:1"
+
+# Messages in a topic now (high - low watermarks): what survived the broker's retention.
+retained() {
+  $PY - "$BROKERS" "$1" <<'PYEOF'
+import sys, confluent_kafka as ck
+c = ck.Consumer({"bootstrap.servers": sys.argv[1], "group.id": "wm"})
+md = c.list_topics(sys.argv[2], timeout=10).topics[sys.argv[2]]
+w = [c.get_watermark_offsets(ck.TopicPartition(sys.argv[2], p), timeout=10) for p in md.partitions]
+print(sum(h - l for l, h in w))
+PYEOF
+}
+
+# Reads a stats topic from the start until ticks_in >= $2 or $3 seconds pass; prints one JSON
+# object: the series [(time_ms, ticks_in, latency_us)], the steady-state rate (first to last
+# message strictly between 0 and the target) and the latency of the intervals with traffic.
+stats_watch() {
+  $PY - "$BROKERS" "$1" "$2" "$3" <<'PYEOF'
+import json, statistics, sys, time, confluent_kafka as ck
+brokers, topic, target, tmo = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+c = ck.Consumer({"bootstrap.servers": brokers, "group.id": "stats-watch", "enable.auto.commit": False})
+c.assign([ck.TopicPartition(topic, 0, ck.OFFSET_BEGINNING)])
+series, t0 = [], time.time()
+while time.time() - t0 < tmo and (not series or series[-1][1] < target):
+    m = c.poll(0.5)
+    if m is None or m.error(): continue
+    s = json.loads(m.value())
+    series.append((s["time"], s["ticks_in"], s["latency_us"]))
+c.close()
+mid = [x for x in series if 0 < x[1] < target]
+rate = (mid[-1][1] - mid[0][1]) / ((mid[-1][0] - mid[0][0]) / 1e3) if len(mid) >= 2 else None
+p99 = [x[2]["p99"] for x in series if x[2]["count"] >= 100 and x[2]["p99"] is not None]
+p50 = [x[2]["p50"] for x in series if x[2]["count"] >= 100 and x[2]["p50"] is not None]
+done = bool(series) and series[-1][1] >= target
+print(json.dumps({"done": done, "ticks_in": series[-1][1] if series else 0, "rate": rate,
+                  "intervals": len(mid), "p99_max": max(p99) if p99 else None,
+                  "p99_median": statistics.median(p99) if p99 else None,
+                  "p50_median": statistics.median(p50) if p50 else None,
+                  "p999_max": max((x[2]["p999"] for x in series if x[2]["count"] >= 100
+                                   and x[2]["p999"] is not None), default=None)}))
+PYEOF
+}
+jget() { $PY -c 'import json,sys; v=json.loads(sys.argv[1])[sys.argv[2]]; print("n/a" if v is None else (f"{v:.6g}" if isinstance(v,float) else v))' "$1" "$2"; }
+
+echo "# $N synthetic ticks, $K instruments, $P partitions, H=$H; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+"$TC" feed --brokers "$BROKERS" --topic ticks --synthetic "$N" --instruments "$K" 2>"$TMP/feed.log" ||
+  tc_fail "feed: $(cat "$TMP/feed.log")"
+grep "^feed:" "$TMP/feed.log"
+R=$(retained ticks)
+[ "$R" -eq "$N" ] || echo "warning: the broker kept $R of $N ticks (raise BENCH_PARTITIONS)"
+
+# 2. The passthrough.
+PT=$("$B/bench/passthrough" --brokers "$BROKERS" --input-topic ticks --output-topic pass \
+  --count "$R" --group "pass-$$" --timeout 300)
+PT_RATE=$(jget "$PT" rate)
+echo "passthrough: $(jget "$PT" msgs) msgs in $(jget "$PT" seconds) s = $PT_RATE msgs/s (first consume to last delivery)"
+
+# 3. The daemon on the same ticks, fresh group.
+tc_bg "$TC" run --brokers "$BROKERS" --group "bench-$$" --input-topic ticks --output-topic preds \
+  --stats-topic stats --dlq-topic dlq --stats-interval 250 --http off --model "$MODEL" \
+  --state "$TMP/run.db" >"$TMP/run.log" 2>&1
+RUN_PID=$BG_PID
+ST=$(stats_watch stats "$R" 300)
+tc_stop "$RUN_PID" 15
+[ "$(jget "$ST" done)" == "True" ] || tc_fail "daemon processed $(jget "$ST" ticks_in) of $R: $(tail -5 "$TMP/run.log")"
+RUN_RATE=$(jget "$ST" rate)
+echo "tickcast run (H=$H): $R ticks, steady state $RUN_RATE ticks/s over $(jget "$ST" intervals) stats intervals (exit $STOP_RC)"
+echo "throughput ratio run/passthrough: $(awk -v a="$RUN_RATE" -v b="$PT_RATE" 'BEGIN { if (a == "n/a") print "n/a"; else printf "%.2f", a / b }') (goal >= 0.80)"
+
+# 4. Latency at half the passthrough rate, on a fresh topic: start the daemon, wait until it has
+# its partitions (/readyz), then feed at the rate.
+HALF=$(awk -v r="$PT_RATE" 'BEGIN { printf "%d", r / 2 }')
+M=$(awk -v h="$HALF" -v p="$P" 'BEGIN { m = h * 10; c = p * 25000; printf "%d", m < c ? m : c }')
+port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+tc_bg "$TC" run --brokers "$BROKERS" --group "bench2-$$" --input-topic lat --output-topic preds2 \
+  --stats-topic stats2 --dlq-topic dlq2 --stats-interval 1000 --http "127.0.0.1:$port" \
+  --model "$MODEL" --state "$TMP/run2.db" >"$TMP/run2.log" 2>&1
+RUN2_PID=$BG_PID
+tc_wait_for 60 curl -sf "http://127.0.0.1:$port/readyz" -o /dev/null || tc_fail "daemon 2 not ready"
+"$TC" feed --brokers "$BROKERS" --topic lat --synthetic "$M" --instruments "$K" --rate "$HALF" \
+  2>"$TMP/feed2.log" || tc_fail "feed at rate: $(cat "$TMP/feed2.log")"
+grep "^feed:" "$TMP/feed2.log"
+ST2=$(stats_watch stats2 "$M" 120)
+tc_stop "$RUN2_PID" 15
+echo "latency at $HALF ticks/s (half the passthrough), consume -> produce enqueue, per 1 s interval:" \
+  "p50 median $(jget "$ST2" p50_median) us, p99 median $(jget "$ST2" p99_median) us," \
+  "p99 worst $(jget "$ST2" p99_max) us, p999 worst $(jget "$ST2" p999_max) us (goal p99 < 200 us)"
