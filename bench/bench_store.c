@@ -47,10 +47,12 @@ static int run_case(const char *dir, int N, int sync) {
   char path[512], err[512];
   snprintf(path, sizeof path, "%s/bench_store_%d.db", dir, (int)getpid());
   nn_model m;
-  if (nn_model_init(&m, L, H, 0) != 0) return 1;
+  if (nn_model_init(&m, L, H, 0) != 0)
+    return 1;
   memset(m.sha256, 0x42, sizeof m.sha256);
   symtab t;
-  if (symtab_init(&t, nn_state_floats(&m), (uint32_t)N) != 0) return 1;
+  if (symtab_init(&t, nn_state_floats(&m), (uint32_t)N) != 0)
+    return 1;
   for (int k = 0; k < N; k++) {
     char sym[16];
     int len = snprintf(sym, sizeof sym, "SYM%06d", k);
@@ -59,7 +61,8 @@ static int run_case(const char *dir, int N, int sync) {
     t.inst[s].last_ts = 1700000000000000000ll + k;
     t.inst[s].last_px = 1.0 + k;
     float *st = symtab_state(&t, s);
-    for (size_t j = 0; j < t.state_floats; j++) st[j] = rndf();
+    for (size_t j = 0; j < t.state_floats; j++)
+      st[j] = rndf();
   }
   store *st = NULL;
   if (store_open(path, sync, STORE_OPEN_CREATE, &st, err, sizeof err) != 0 ||
@@ -73,7 +76,8 @@ static int run_case(const char *dir, int N, int sync) {
   ckpt_init(&ck, &loop, st, &m);
   ckpt_reserve(&ck, (size_t)N); /* as the daemon does after restore */
   store_offset off[8];
-  for (int p = 0; p < 8; p++) off[p] = (store_offset){"ticks", p, 0};
+  for (int p = 0; p < 8; p++)
+    off[p] = (store_offset){"ticks", p, 0};
   double copy_us[ROUNDS], write_us[ROUNDS], memcpy_us[ROUNDS], copy_cpu[ROUNDS], write_cpu[ROUNDS];
   size_t bytes = (size_t)N * t.state_floats * sizeof(float);
   float *scratch = malloc(bytes);
@@ -84,12 +88,14 @@ static int run_case(const char *dir, int N, int sync) {
       t.inst[s].dirty = 1;
       symtab_state(&t, (int32_t)s)[0] += 1.0f;
     }
-    for (int p = 0; p < 8; p++) off[p].next_offset += N / 8;
+    for (int p = 0; p < 8; p++)
+      off[p].next_offset += N / 8;
     /* Floor: one memcpy of the same state bytes. */
     uint64_t t0 = uv_hrtime();
     memcpy(scratch, t.state, bytes);
     memcpy_us[r] = (double)(uv_hrtime() - t0) / 1e3;
-    if (ckpt_take(&ck, &t, off, 8) != 0) return 1;
+    if (ckpt_take(&ck, &t, off, 8) != 0)
+      return 1;
     copy_us[r] = ck.stats.last_copy_us;
     copy_cpu[r] = ck.stats.last_copy_cpu_us;
     done_ctx d = {-99, ""};
@@ -160,7 +166,8 @@ static int run_case(const char *dir, int N, int sync) {
 int main(int argc, char **argv) {
   const char *dir = argc > 1 ? argv[1] : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
   int rc = 0;
-  if (argc > 2) return run_case(dir, atoi(argv[2]), STORE_SYNC_NORMAL); /* one size only */
+  if (argc > 2)
+    return run_case(dir, atoi(argv[2]), STORE_SYNC_NORMAL); /* one size only */
   rc |= run_case(dir, 10000, STORE_SYNC_NORMAL);
   rc |= run_case(dir, 100000, STORE_SYNC_NORMAL);
   rc |= run_case(dir, 10000, STORE_SYNC_FULL);

@@ -33,7 +33,8 @@ int ckpt_init(ckpt *ck, uv_loop_t *loop, store *st, const nn_model *m) {
   ck->L = m->L;
   ck->H = m->H;
   ck->sf = nn_state_floats(m);
-  if (uv_mutex_init(&ck->mu) != 0) return TC_ENOMEM;
+  if (uv_mutex_init(&ck->mu) != 0)
+    return TC_ENOMEM;
   if (uv_cond_init(&ck->cv) != 0) {
     uv_mutex_destroy(&ck->mu);
     return TC_ENOMEM;
@@ -43,7 +44,8 @@ int ckpt_init(ckpt *ck, uv_loop_t *loop, store *st, const nn_model *m) {
 }
 
 void ckpt_free(ckpt *ck) {
-  if (!ck || !ck->loop) return;
+  if (!ck || !ck->loop)
+    return;
   assert(!ck->in_flight && "ckpt_free before the last write's completion ran");
   free(ck->inst);
   free(ck->sym);
@@ -56,20 +58,26 @@ void ckpt_free(ckpt *ck) {
 }
 
 int ckpt_reserve(ckpt *ck, size_t n) {
-  if (n <= ck->cap) return 0;
+  if (n <= ck->cap)
+    return 0;
   size_t cap = ck->cap ? ck->cap : 64;
-  while (cap < n) cap *= 2;
+  while (cap < n)
+    cap *= 2;
   store_inst *in = realloc(ck->inst, cap * sizeof *in);
-  if (!in) return TC_ENOMEM;
+  if (!in)
+    return TC_ENOMEM;
   ck->inst = in;
   char(*sym)[STORE_SYM_MAX + 1] = realloc(ck->sym, cap * sizeof *sym);
-  if (!sym) return TC_ENOMEM;
+  if (!sym)
+    return TC_ENOMEM;
   ck->sym = sym;
   int32_t *slot = realloc(ck->slot, cap * sizeof *slot);
-  if (!slot) return TC_ENOMEM;
+  if (!slot)
+    return TC_ENOMEM;
   ck->slot = slot;
   float *state = realloc(ck->state, cap * ck->sf * sizeof *state);
-  if (!state) return TC_ENOMEM;
+  if (!state)
+    return TC_ENOMEM;
   /* Touch the new pages now, so the first copy into them does not pay the page faults. */
   memset(state + ck->cap * ck->sf, 0, (cap - ck->cap) * ck->sf * sizeof *state);
   memset(sym + ck->cap, 0, (cap - ck->cap) * sizeof *sym);
@@ -78,7 +86,9 @@ int ckpt_reserve(ckpt *ck, size_t n) {
   return 0;
 }
 
-int ckpt_busy(const ckpt *ck) { return ck->in_flight; }
+int ckpt_busy(const ckpt *ck) {
+  return ck->in_flight;
+}
 
 const store_offset *ckpt_offsets(const ckpt *ck, size_t *n) {
   *n = ck->noff;
@@ -86,7 +96,8 @@ const store_offset *ckpt_offsets(const ckpt *ck, size_t *n) {
 }
 
 double ckpt_age_s(const ckpt *ck) {
-  if (!ck->stats.last_ok_mono_ns) return -1;
+  if (!ck->stats.last_ok_mono_ns)
+    return -1;
   return (double)(uv_hrtime() - ck->stats.last_ok_mono_ns) / 1e9;
 }
 
@@ -101,7 +112,8 @@ void ckpt_model_hex(const nn_model *m, char hex[65]) {
 
 void ckpt_model_changed(ckpt *ck, const nn_model *m, int reset) {
   ckpt_model_hex(m, ck->pend_model);
-  if (reset) ck->pend_clear = 1;
+  if (reset)
+    ck->pend_clear = 1;
 }
 
 /* Merges the offsets off[0..noff) into the snapshot's: same (topic, partition) replaced, others
@@ -116,7 +128,8 @@ static int offsets_merge(ckpt *ck, const store_offset *off, size_t noff) {
       if (ck->noff == ck->off_cap) {
         size_t cap = ck->off_cap ? 2 * ck->off_cap : 16;
         store_offset *o = realloc(ck->off, cap * sizeof *o);
-        if (!o) return TC_ENOMEM;
+        if (!o)
+          return TC_ENOMEM;
         ck->off = o;
         ck->off_cap = cap;
       }
@@ -138,7 +151,8 @@ static int take(ckpt *ck, symtab *t, const store_offset *off, size_t noff) {
   if (ck->carry) {
     for (size_t i = 0; i < ck->nrows; i++) {
       int32_t s = ck->slot[i];
-      if ((uint32_t)s < t->count && t->inst[s].live && t->inst[s].dirty) continue;
+      if ((uint32_t)s < t->count && t->inst[s].live && t->inst[s].dirty)
+        continue;
       if (n != i) {
         ck->inst[n] = ck->inst[i];
         memcpy(ck->sym[n], ck->sym[i], sizeof ck->sym[n]);
@@ -154,15 +168,19 @@ static int take(ckpt *ck, symtab *t, const store_offset *off, size_t noff) {
     ck->clear_instruments = 0;
   }
   /* Grow once for the worst case so the copy loop below never reallocates. */
-  if (ckpt_reserve(ck, n + t->live) != 0) return TC_ENOMEM;
-  if (offsets_merge(ck, off, noff) != 0) return TC_ENOMEM;
+  if (ckpt_reserve(ck, n + t->live) != 0)
+    return TC_ENOMEM;
+  if (offsets_merge(ck, off, noff) != 0)
+    return TC_ENOMEM;
   const size_t sf = ck->sf;
   inst *tin = t->inst;
   for (uint32_t s = 0; s < t->count; s++) {
     inst *in = &tin[s];
-    if (!in->dirty) continue;
+    if (!in->dirty)
+      continue;
     in->dirty = 0;
-    if (!in->live) continue;
+    if (!in->live)
+      continue;
     store_inst *r = &ck->inst[n];
     r->sym_len = in->sym_len;
     r->partition = in->partition;
@@ -189,12 +207,14 @@ static int take(ckpt *ck, symtab *t, const store_offset *off, size_t noff) {
   double us = (double)(ck->snap_mono_ns - t0) / 1e3;
   ck->stats.last_copy_us = us;
   ck->stats.last_copy_cpu_us = cpu_us() - c0;
-  if (us > ck->stats.max_copy_us) ck->stats.max_copy_us = us;
+  if (us > ck->stats.max_copy_us)
+    ck->stats.max_copy_us = us;
   return 0;
 }
 
 int ckpt_take(ckpt *ck, symtab *t, const store_offset *off, size_t noff) {
-  if (ck->in_flight) return TC_EBUSY;
+  if (ck->in_flight)
+    return TC_EBUSY;
   return take(ck, t, off, noff);
 }
 
@@ -269,12 +289,15 @@ static void after_cb(uv_work_t *w, int uvstatus) {
     snprintf(ck->err, sizeof ck->err, "checkpoint write cancelled: %s", uv_strerror(uvstatus));
     ck->wstate = 2;
   }
-  if (ck->wstate == 2) complete(ck, ck->status, ck->err, ck->write_us, ck->write_cpu_us);
-  if (ck->cb) ck->cb(ck, ck->status, ck->err, ck->ud);
+  if (ck->wstate == 2)
+    complete(ck, ck->status, ck->err, ck->write_us, ck->write_cpu_us);
+  if (ck->cb)
+    ck->cb(ck, ck->status, ck->err, ck->ud);
 }
 
 int ckpt_submit(ckpt *ck, ckpt_done_fn cb, void *ud) {
-  if (ck->in_flight) return TC_EBUSY;
+  if (ck->in_flight)
+    return TC_EBUSY;
   ck->cb = cb;
   ck->ud = ud;
   ck->wstate = 1;
@@ -296,9 +319,11 @@ int ckpt_flush(ckpt *ck, symtab *t, const store_offset *off, size_t noff, char *
     /* Wait for the pool to finish with the arena and the store, then apply its result now; the
      * after-work callback still runs later and only reports it. */
     uv_mutex_lock(&ck->mu);
-    while (ck->wstate == 1) uv_cond_wait(&ck->cv, &ck->mu);
+    while (ck->wstate == 1)
+      uv_cond_wait(&ck->cv, &ck->mu);
     uv_mutex_unlock(&ck->mu);
-    if (ck->wstate == 2) complete(ck, ck->status, ck->err, ck->write_us, ck->write_cpu_us);
+    if (ck->wstate == 2)
+      complete(ck, ck->status, ck->err, ck->write_us, ck->write_cpu_us);
   }
   int rc = take(ck, t, off, noff);
   if (rc) {
@@ -310,7 +335,8 @@ int ckpt_flush(ckpt *ck, symtab *t, const store_offset *off, size_t noff, char *
   double us = 0, cpu = 0;
   rc = write_snapshot(ck, e, sizeof e, &us, &cpu);
   complete(ck, rc, e, us, cpu);
-  if (rc) snprintf(err, errlen, "%s", e);
+  if (rc)
+    snprintf(err, errlen, "%s", e);
   return rc;
 }
 
@@ -321,10 +347,12 @@ int ckpt_bind_model(store *st, const nn_model *m, int reset, char *err, size_t e
   ckpt_model_hex(m, hex);
   store_meta cur;
   int rc = store_meta_get(st, &cur, err, errlen);
-  if (rc != 0 && rc != TC_ENOENT) return rc;
+  if (rc != 0 && rc != TC_ENOENT)
+    return rc;
   int fresh = rc == TC_ENOENT || !cur.model_sha256[0];
   if (!fresh && !reset) {
-    if (strcmp(cur.model_sha256, hex) == 0 && cur.L == m->L && cur.H == m->H) return 0;
+    if (strcmp(cur.model_sha256, hex) == 0 && cur.L == m->L && cur.H == m->H)
+      return 0;
     snprintf(err, errlen,
              "state db %s: holds state of model %.16s (L=%d H=%d), but the model given is %.16s "
              "(L=%d H=%d); refusing to mix them: pass --reset-state to drop the stored state, or "
@@ -332,7 +360,8 @@ int ckpt_bind_model(store *st, const nn_model *m, int reset, char *err, size_t e
              store_path(st), cur.model_sha256, cur.L, cur.H, hex, m->L, m->H);
     return TC_EMODEL;
   }
-  if (reset && (rc = store_reset(st, err, errlen)) != 0) return rc;
+  if (reset && (rc = store_reset(st, err, errlen)) != 0)
+    return rc;
   store_meta nm = {.L = m->L, .H = m->H};
   if (!fresh) { /* keep the checkpoint history */
     nm.ckpt_time_ns = cur.ckpt_time_ns;
@@ -349,7 +378,7 @@ typedef struct restore_ctx {
   symtab *t;
   const int32_t *parts; /* (nparts) partitions to load, NULL for all */
   int nparts;
-  uint64_t skipped;     /* already live (partition restore only) */
+  uint64_t skipped; /* already live (partition restore only) */
   char *err;
   size_t errlen;
 } restore_ctx;
@@ -359,8 +388,10 @@ static int restore_one(void *ud, const store_inst *in) {
   symtab *t = rc->t;
   if (rc->parts) {
     int want = 0;
-    for (int i = 0; i < rc->nparts && !want; i++) want = rc->parts[i] == in->partition;
-    if (!want) return 0;
+    for (int i = 0; i < rc->nparts && !want; i++)
+      want = rc->parts[i] == in->partition;
+    if (!want)
+      return 0;
     if (symtab_find(t, in->sym, in->sym_len) >= 0) {
       rc->skipped++;
       return 0;
@@ -398,7 +429,8 @@ int ckpt_restore(store *st, const nn_model *m, symtab *t, store_offset **off, si
   }
   restore_ctx rc = {.t = t, .err = err, .errlen = errlen};
   int r = store_instruments_load(st, m->L, m->H, restore_one, &rc, err, errlen);
-  if (r) return r;
+  if (r)
+    return r;
   return store_offsets_load(st, off, noff, err, errlen);
 }
 
@@ -412,17 +444,22 @@ int ckpt_restore_partitions(store *st, const nn_model *m, symtab *t, const char 
              t->state_floats, nn_state_floats(m));
     return TC_ESHAPE;
   }
-  if (nparts <= 0) return 0;
+  if (nparts <= 0)
+    return 0;
   restore_ctx rc = {.t = t, .parts = parts, .nparts = nparts, .err = err, .errlen = errlen};
   int r = store_instruments_load(st, m->L, m->H, restore_one, &rc, err, errlen);
-  if (r) return r;
+  if (r)
+    return r;
   store_offset *all = NULL;
   size_t nall = 0, k = 0;
-  if ((r = store_offsets_load(st, &all, &nall, err, errlen)) != 0) return r;
+  if ((r = store_offsets_load(st, &all, &nall, err, errlen)) != 0)
+    return r;
   for (size_t i = 0; i < nall; i++) { /* keep only the asked ones, in place */
     int want = 0;
-    for (int j = 0; j < nparts && !want; j++) want = parts[j] == all[i].partition;
-    if (want && strcmp(all[i].topic, topic) == 0) all[k++] = all[i];
+    for (int j = 0; j < nparts && !want; j++)
+      want = parts[j] == all[i].partition;
+    if (want && strcmp(all[i].topic, topic) == 0)
+      all[k++] = all[i];
   }
   if (k == 0) {
     free(all);

@@ -90,34 +90,34 @@ typedef struct ckpt_stats {
 } ckpt_stats;
 
 struct ckpt {
-  uv_loop_t *loop;          /* the daemon's loop */
-  store *st;                /* not owned */
-  int L, H;                 /* state shape */
-  size_t sf;                /* floats per state, 2 * L * H */
+  uv_loop_t *loop; /* the daemon's loop */
+  store *st;       /* not owned */
+  int L, H;        /* state shape */
+  size_t sf;       /* floats per state, 2 * L * H */
   /* The snapshot arena: parallel arrays, grown by doubling, reused across checkpoints. */
-  store_inst *inst;         /* (cap) rows; sym and state pointers are set on the pool thread */
+  store_inst *inst; /* (cap) rows; sym and state pointers are set on the pool thread */
   char (*sym)[STORE_SYM_MAX + 1]; /* (cap) symbols */
-  int32_t *slot;            /* (cap) symtab slot of each row, for merging after a failure */
-  float *state;             /* (cap, sf) copied states */
+  int32_t *slot;                  /* (cap) symtab slot of each row, for merging after a failure */
+  float *state;                   /* (cap, sf) copied states */
   size_t nrows, cap;
-  store_offset *off;        /* (off_cap) offsets of the snapshot */
+  store_offset *off; /* (off_cap) offsets of the snapshot */
   size_t noff, off_cap;
-  char model_sha256[65];    /* new model hash to record with the snapshot, "" for none */
-  int clear_instruments;    /* the snapshot starts by deleting all stored instruments */
-  int carry;                /* the arena holds a failed snapshot to merge into the next */
-  char pend_model[65];      /* from ckpt_model_changed, picked up by the next take */
+  char model_sha256[65]; /* new model hash to record with the snapshot, "" for none */
+  int clear_instruments; /* the snapshot starts by deleting all stored instruments */
+  int carry;             /* the arena holds a failed snapshot to merge into the next */
+  char pend_model[65];   /* from ckpt_model_changed, picked up by the next take */
   int pend_clear;
-  int64_t snap_wall_ns;     /* wall clock of the snapshot */
-  uint64_t snap_mono_ns;    /* uv_hrtime() of the snapshot */
+  int64_t snap_wall_ns;  /* wall clock of the snapshot */
+  uint64_t snap_mono_ns; /* uv_hrtime() of the snapshot */
   /* The write in flight. */
   uv_work_t work;
-  uv_mutex_t mu;            /* guards wstate, status, err between the pool and the loop */
+  uv_mutex_t mu; /* guards wstate, status, err between the pool and the loop */
   uv_cond_t cv;
-  int wstate;               /* 0 idle, 1 queued or writing, 2 written but not yet completed */
-  int in_flight;            /* submitted and its after-work callback not yet run */
-  int status;               /* result of the last write */
-  double write_us;          /* its duration */
-  double write_cpu_us;      /* its CPU time */
+  int wstate;          /* 0 idle, 1 queued or writing, 2 written but not yet completed */
+  int in_flight;       /* submitted and its after-work callback not yet run */
+  int status;          /* result of the last write */
+  double write_us;     /* its duration */
+  double write_cpu_us; /* its CPU time */
   char err[256];
   ckpt_done_fn cb;
   void *ud;
@@ -153,8 +153,7 @@ int ckpt_submit(ckpt *ck, ckpt_done_fn cb, void *ud);
 /* Loop thread, for revoke and shutdown: waits for a write in flight to finish (its callback
  * still runs later from the loop), then takes a snapshot and writes it synchronously.
  * 0 or TC_E* with err. */
-int ckpt_flush(ckpt *ck, symtab *t, const store_offset *off, size_t noff, char *err,
-               size_t errlen);
+int ckpt_flush(ckpt *ck, symtab *t, const store_offset *off, size_t noff, char *err, size_t errlen);
 
 /* The offsets of the snapshot last taken (for committing them to Kafka in the callback). */
 const store_offset *ckpt_offsets(const ckpt *ck, size_t *n);

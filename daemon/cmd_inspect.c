@@ -55,7 +55,8 @@ typedef struct top_list {
 
 static int top_cb(void *ud, const store_inst *in) {
   top_list *t = ud;
-  if (t->n >= TOP_MAX) return 0;
+  if (t->n >= TOP_MAX)
+    return 0;
   t->in[t->n] = *in;
   snprintf(t->sym[t->n], sizeof t->sym[t->n], "%.*s", (int)in->sym_len, in->sym);
   t->in[t->n].sym = t->sym[t->n];
@@ -74,9 +75,8 @@ static int exit_for(int rc) {
   return rc == TC_ENOENT || rc == TC_EFORMAT || rc == TC_ESHAPE ? 2 : 1;
 }
 
-static void print_json(const char *path, const store_meta *m, int has_meta,
-                       const store_offset *off, size_t noff, uint64_t count, uint64_t verified,
-                       const top_list *top) {
+static void print_json(const char *path, const store_meta *m, int has_meta, const store_offset *off,
+                       size_t noff, uint64_t count, uint64_t verified, const top_list *top) {
   json_t *o = json_object();
   char ts[40] = "";
   json_object_set_new(o, "state", json_string(path));
@@ -86,7 +86,8 @@ static void print_json(const char *path, const store_meta *m, int has_meta,
   json_object_set_new(o, "layers", json_integer(m->L));
   json_object_set_new(o, "hidden", json_integer(m->H));
   json_object_set_new(o, "checkpoint_time_ns", json_integer(m->ckpt_time_ns));
-  if (m->ckpt_time_ns) fmt_time(ts, sizeof ts, m->ckpt_time_ns);
+  if (m->ckpt_time_ns)
+    fmt_time(ts, sizeof ts, m->ckpt_time_ns);
   json_object_set_new(o, "checkpoint_time", m->ckpt_time_ns ? json_string(ts) : json_null());
   json_object_set_new(o, "checkpoint_age_s",
                       m->ckpt_time_ns ? json_real((double)(now_ns() - m->ckpt_time_ns) / 1e9)
@@ -117,14 +118,14 @@ static void print_json(const char *path, const store_meta *m, int has_meta,
   }
   json_object_set_new(o, "top", ta);
   char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
-  if (s) printf("%s\n", s);
+  if (s)
+    printf("%s\n", s);
   free(s);
   json_decref(o);
 }
 
-static void print_text(const char *path, const store_meta *m, int has_meta,
-                       const store_offset *off, size_t noff, uint64_t count, uint64_t verified,
-                       const top_list *top) {
+static void print_text(const char *path, const store_meta *m, int has_meta, const store_offset *off,
+                       size_t noff, uint64_t count, uint64_t verified, const top_list *top) {
   printf("state        %s (schema %d)\n", path, STORE_SCHEMA_VERSION);
   if (has_meta) {
     printf("model        sha256 %s\n", m->model_sha256[0] ? m->model_sha256 : "(none bound)");
@@ -141,7 +142,8 @@ static void print_text(const char *path, const store_meta *m, int has_meta,
   } else {
     printf("checkpoint   (none yet)\n");
   }
-  if (m->app[0]) printf("written by   %s\n", m->app);
+  if (m->app[0])
+    printf("written by   %s\n", m->app);
   printf("offsets      %zu partition%s\n", noff, noff == 1 ? "" : "s");
   for (size_t i = 0; i < noff; i++) {
     char tp[STORE_TOPIC_MAX + 16];
@@ -154,8 +156,8 @@ static void print_text(const char *path, const store_meta *m, int has_meta,
     printf("  %-32s %9s %12s %20s %s\n", "sym", "partition", "n", "last_ts", "last_px");
     for (int i = 0; i < top->n; i++) {
       const store_inst *in = &top->in[i];
-      printf("  %-32s %9d %12" PRIu64 " %20" PRId64 " %.10g\n", in->sym, (int)in->partition,
-             in->n, in->last_ts, in->last_px);
+      printf("  %-32s %9d %12" PRIu64 " %20" PRId64 " %.10g\n", in->sym, (int)in->partition, in->n,
+             in->last_ts, in->last_px);
     }
   }
 }
@@ -210,24 +212,32 @@ int cmd_inspect(int argc, char **argv) {
   store_meta m;
   rc = store_meta_get(st, &m, err, sizeof err);
   int has_meta = rc == 0;
-  if (rc == TC_ENOENT) rc = 0;
+  if (rc == TC_ENOENT)
+    rc = 0;
   store_offset *off = NULL;
   size_t noff = 0;
   uint64_t count = 0, verified = 0;
   top_list *top = calloc(1, sizeof *top);
-  if (!top) rc = TC_ENOMEM;
-  if (!rc) rc = store_offsets_load(st, &off, &noff, err, sizeof err);
-  if (!rc) rc = store_instruments_count(st, &count, err, sizeof err);
+  if (!top)
+    rc = TC_ENOMEM;
+  if (!rc)
+    rc = store_offsets_load(st, &off, &noff, err, sizeof err);
+  if (!rc)
+    rc = store_instruments_count(st, &count, err, sizeof err);
   if (!rc && count && !(has_meta && m.L > 0 && m.H > 0)) {
-    snprintf(err, sizeof err, "state db %s: %" PRIu64 " instruments stored but no model shape "
-             "(L=%d H=%d) to check them against", path, count, m.L, m.H);
+    snprintf(err, sizeof err,
+             "state db %s: %" PRIu64 " instruments stored but no model shape "
+             "(L=%d H=%d) to check them against",
+             path, count, m.L, m.H);
     rc = TC_EFORMAT;
   }
-  if (!rc && count) rc = store_instruments_load(st, m.L, m.H, verify_cb, &verified, err,
-                                                sizeof err);
-  if (!rc && ntop) rc = store_instruments_top(st, ntop, top_cb, top, err, sizeof err);
+  if (!rc && count)
+    rc = store_instruments_load(st, m.L, m.H, verify_cb, &verified, err, sizeof err);
+  if (!rc && ntop)
+    rc = store_instruments_top(st, ntop, top_cb, top, err, sizeof err);
   if (rc) {
-    if (rc == TC_ENOMEM) snprintf(err, sizeof err, "out of memory");
+    if (rc == TC_ENOMEM)
+      snprintf(err, sizeof err, "out of memory");
     fprintf(stderr, "tickcast inspect: %s\n", err);
   } else if (json) {
     print_json(path, &m, has_meta, off, noff, count, verified, top);

@@ -4,13 +4,13 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -98,14 +98,14 @@ static const char *const q_sql[Q_N] = {
 };
 
 struct store {
-  sqlite3 *db;            /* the connection */
-  char *path;             /* as opened, for messages */
-  int readonly;           /* opened with STORE_OPEN_READONLY */
-  int lockfd;             /* the file, flock()ed by a writer so a second writer is refused */
-  sqlite3_stmt *q[Q_N];   /* prepared statements (NULL for writes when read-only) */
-  unsigned char *blob;    /* (blob_cap) scratch for encoding one state blob */
+  sqlite3 *db;          /* the connection */
+  char *path;           /* as opened, for messages */
+  int readonly;         /* opened with STORE_OPEN_READONLY */
+  int lockfd;           /* the file, flock()ed by a writer so a second writer is refused */
+  sqlite3_stmt *q[Q_N]; /* prepared statements (NULL for writes when read-only) */
+  unsigned char *blob;  /* (blob_cap) scratch for encoding one state blob */
   size_t blob_cap;
-  float *fbuf;            /* (fcap) scratch for decoding one state */
+  float *fbuf; /* (fcap) scratch for decoding one state */
   size_t fcap;
 };
 
@@ -131,7 +131,8 @@ static int map_rc(int rc) {
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t errlen, const char *fmt, ...) {
-  if (!err || !errlen) return;
+  if (!err || !errlen)
+    return;
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(err, errlen, fmt, ap);
@@ -142,8 +143,8 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...) {
 static int db_fail(const store *st, int rc, const char *what, char *err, size_t errlen) {
   const char *msg = st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
   int code = map_rc(rc);
-  const char *hint = code == TC_EBUSY ? "; another process holds the database lock, retry later"
-                                      : "";
+  const char *hint =
+      code == TC_EBUSY ? "; another process holds the database lock, retry later" : "";
   set_err(err, errlen, "state db %s: %s: %s (sqlite code %d)%s", st->path, what, msg, rc, hint);
   return code ? code : TC_ESTORE;
 }
@@ -155,20 +156,26 @@ static void put_u16(unsigned char *p, uint16_t v) {
   p[1] = (unsigned char)(v >> 8);
 }
 static void put_u32(unsigned char *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+  for (int i = 0; i < 4; i++)
+    p[i] = (unsigned char)(v >> (8 * i));
 }
 static void put_u64(unsigned char *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+  for (int i = 0; i < 8; i++)
+    p[i] = (unsigned char)(v >> (8 * i));
 }
-static uint16_t get_u16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint16_t get_u16(const unsigned char *p) {
+  return (uint16_t)(p[0] | p[1] << 8);
+}
 static uint32_t get_u32(const unsigned char *p) {
   uint32_t v = 0;
-  for (int i = 3; i >= 0; i--) v = v << 8 | p[i];
+  for (int i = 3; i >= 0; i--)
+    v = v << 8 | p[i];
   return v;
 }
 static uint64_t get_u64(const unsigned char *p) {
   uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+  for (int i = 7; i >= 0; i--)
+    v = v << 8 | p[i];
   return v;
 }
 
@@ -212,8 +219,8 @@ size_t store_blob_encode(unsigned char *buf, int L, int H, const float *state) {
   return body + STORE_BLOB_TRAILER;
 }
 
-int store_blob_decode(const unsigned char *buf, size_t len, int L, int H, float *state,
-                      char *err, size_t errlen) {
+int store_blob_decode(const unsigned char *buf, size_t len, int L, int H, float *state, char *err,
+                      size_t errlen) {
   if (len < STORE_BLOB_HEADER + STORE_BLOB_TRAILER) {
     set_err(err, errlen, "state blob is %zu bytes, expected at least %d", len,
             STORE_BLOB_HEADER + STORE_BLOB_TRAILER);
@@ -258,9 +265,12 @@ int store_blob_decode(const unsigned char *buf, size_t len, int L, int H, float 
 /* ---- open, migrate, close ---- */
 
 int store_sync_parse(const char *s) {
-  if (!s) return -1;
-  if (!strcmp(s, "normal")) return STORE_SYNC_NORMAL;
-  if (!strcmp(s, "full")) return STORE_SYNC_FULL;
+  if (!s)
+    return -1;
+  if (!strcmp(s, "normal"))
+    return STORE_SYNC_NORMAL;
+  if (!strcmp(s, "full"))
+    return STORE_SYNC_FULL;
   return -1;
 }
 
@@ -268,10 +278,13 @@ int store_sync_parse(const char *s) {
 static int exec_int(store *st, const char *sql, int64_t *v) {
   sqlite3_stmt *s = NULL;
   int rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
-  if (rc != SQLITE_OK) return rc;
+  if (rc != SQLITE_OK)
+    return rc;
   rc = sqlite3_step(s);
-  if (v) *v = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-  if (rc == SQLITE_ROW || rc == SQLITE_DONE) rc = SQLITE_OK;
+  if (v)
+    *v = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+  if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+    rc = SQLITE_OK;
   sqlite3_finalize(s);
   return rc;
 }
@@ -281,10 +294,12 @@ static int quick_check(store *st, char *msg, size_t msglen) {
   sqlite3_stmt *s = NULL;
   msg[0] = 0;
   int rc = sqlite3_prepare_v2(st->db, "PRAGMA quick_check(5)", -1, &s, NULL);
-  if (rc != SQLITE_OK) return rc;
+  if (rc != SQLITE_OK)
+    return rc;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     const char *r = (const char *)sqlite3_column_text(s, 0);
-    if (r && strcmp(r, "ok") != 0 && !msg[0]) snprintf(msg, msglen, "%s", r);
+    if (r && strcmp(r, "ok") != 0 && !msg[0])
+      snprintf(msg, msglen, "%s", r);
   }
   sqlite3_finalize(s);
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
@@ -299,7 +314,8 @@ static int list_tables(store *st, char *buf, size_t len, int64_t *count) {
                               "SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') "
                               "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
                               -1, &s, NULL);
-  if (rc != SQLITE_OK) return rc;
+  if (rc != SQLITE_OK)
+    return rc;
   size_t used = 0;
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     const char *name = (const char *)sqlite3_column_text(s, 0);
@@ -310,7 +326,8 @@ static int list_tables(store *st, char *buf, size_t len, int64_t *count) {
     ++*count;
   }
   sqlite3_finalize(s);
-  if (*count > 5 && used < len) snprintf(buf + used, len - used, ", ...");
+  if (*count > 5 && used < len)
+    snprintf(buf + used, len - used, ", ...");
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
@@ -318,9 +335,11 @@ static int list_tables(store *st, char *buf, size_t len, int64_t *count) {
 static int migrate(store *st, int fresh, char *err, size_t errlen) {
   /* A state blob is ~0.5 KB per instrument at H = 64; 16 KB pages cut the per-page work of a big
    * checkpoint (measured ~40% less CPU per instrument than 4 KB). Only a new file can take it. */
-  if (fresh) sqlite3_exec(st->db, "PRAGMA page_size = 16384", NULL, NULL, NULL);
+  if (fresh)
+    sqlite3_exec(st->db, "PRAGMA page_size = 16384", NULL, NULL, NULL);
   int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-  if (rc != SQLITE_OK) return db_fail(st, rc, "starting the schema migration", err, errlen);
+  if (rc != SQLITE_OK)
+    return db_fail(st, rc, "starting the schema migration", err, errlen);
   int64_t ver = 0;
   /* Re-read under the write lock: another process may have migrated meanwhile. */
   rc = exec_int(st, "PRAGMA user_version", &ver);
@@ -328,14 +347,16 @@ static int migrate(store *st, int fresh, char *err, size_t errlen) {
     rc = sqlite3_exec(st->db, migrations[v], NULL, NULL, NULL);
   if (rc == SQLITE_OK) {
     char sql[96];
-    snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = %d",
-             STORE_APP_ID, STORE_SCHEMA_VERSION);
+    snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = %d", STORE_APP_ID,
+             STORE_SCHEMA_VERSION);
     rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
   }
-  if (rc == SQLITE_OK) rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
     int code = db_fail(st, rc, "migrating the schema", err, errlen);
-    if (!sqlite3_get_autocommit(st->db)) sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    if (!sqlite3_get_autocommit(st->db))
+      sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     return code;
   }
   return 0;
@@ -391,7 +412,8 @@ static int check_and_migrate(store *st, int fresh_ok, char *err, size_t errlen) 
             st->path, ver, STORE_SCHEMA_VERSION);
     return TC_EFORMAT;
   }
-  if (ver == STORE_SCHEMA_VERSION) return 0;
+  if (ver == STORE_SCHEMA_VERSION)
+    return 0;
   if (st->readonly || !fresh_ok) {
     if (fresh)
       set_err(err, errlen, "state db %s: empty file, expected a tickcast state file", st->path);
@@ -406,12 +428,17 @@ static int check_and_migrate(store *st, int fresh_ok, char *err, size_t errlen) 
 }
 
 void store_set_busy_timeout(store *st, int ms) {
-  if (st) sqlite3_busy_timeout(st->db, ms);
+  if (st)
+    sqlite3_busy_timeout(st->db, ms);
 }
 
-const char *store_path(const store *st) { return st ? st->path : ""; }
+const char *store_path(const store *st) {
+  return st ? st->path : "";
+}
 
-struct sqlite3 *store_handle(store *st) { return st ? st->db : NULL; }
+struct sqlite3 *store_handle(store *st) {
+  return st ? st->db : NULL;
+}
 
 int store_open(const char *path, int sync_mode, int mode, store **out, char *err, size_t errlen) {
   *out = NULL;
@@ -463,7 +490,8 @@ int store_open(const char *path, int sync_mode, int mode, store **out, char *err
   }
   sqlite3_extended_result_codes(st->db, 1);
   sqlite3_busy_timeout(st->db, 200);
-  if ((code = check_and_migrate(st, 1, err, errlen)) != 0) goto fail;
+  if ((code = check_and_migrate(st, 1, err, errlen)) != 0)
+    goto fail;
   if (!st->readonly) {
     /* WAL: readers (inspect) never block the writer, and a commit is one append. With
      * synchronous=NORMAL a commit survives a process crash (kill -9); FULL also survives power
@@ -493,10 +521,13 @@ fail:
 }
 
 void store_close(store *st) {
-  if (!st) return;
-  for (int i = 0; i < Q_N; i++) sqlite3_finalize(st->q[i]);
+  if (!st)
+    return;
+  for (int i = 0; i < Q_N; i++)
+    sqlite3_finalize(st->q[i]);
   sqlite3_close(st->db);
-  if (st->lockfd >= 0) close(st->lockfd); /* after SQLite has closed its own descriptors */
+  if (st->lockfd >= 0)
+    close(st->lockfd); /* after SQLite has closed its own descriptors */
   free(st->blob);
   free(st->fbuf);
   free(st->path);
@@ -579,14 +610,17 @@ int store_checkpoint_write(store *st, const store_ckpt *c, char *err, size_t err
     st->blob_cap = bl;
   }
   int rc = step_done(st->q[Q_BEGIN]);
-  if (rc != SQLITE_OK) return db_fail(st, rc, "starting the checkpoint", err, errlen);
+  if (rc != SQLITE_OK)
+    return db_fail(st, rc, "starting the checkpoint", err, errlen);
   const char *what = "writing the checkpoint";
   int code = 0;
-  if (c->clear_instruments && (rc = step_done(st->q[Q_INST_CLEAR])) != SQLITE_OK) goto fail;
+  if (c->clear_instruments && (rc = step_done(st->q[Q_INST_CLEAR])) != SQLITE_OK)
+    goto fail;
   for (size_t i = 0; i < c->ndel; i++) {
     sqlite3_stmt *s = st->q[Q_INST_DELETE];
     sqlite3_bind_text(s, 1, c->del[i], -1, SQLITE_STATIC);
-    if ((rc = step_done(s)) != SQLITE_OK) goto fail;
+    if ((rc = step_done(s)) != SQLITE_OK)
+      goto fail;
   }
   sqlite3_stmt *s = st->q[Q_INST_UPSERT];
   for (size_t i = 0; i < c->ninst; i++) {
@@ -606,14 +640,16 @@ int store_checkpoint_write(store *st, const store_ckpt *c, char *err, size_t err
     sqlite3_bind_int64(s, 4, in->last_ts);
     sqlite3_bind_double(s, 5, in->last_px);
     sqlite3_bind_blob(s, 6, st->blob, (int)len, SQLITE_STATIC);
-    if ((rc = step_done(s)) != SQLITE_OK) goto fail;
+    if ((rc = step_done(s)) != SQLITE_OK)
+      goto fail;
   }
   for (size_t i = 0; i < c->noff; i++) {
     sqlite3_stmt *o = st->q[Q_OFF_UPSERT];
     sqlite3_bind_text(o, 1, c->off[i].topic, -1, SQLITE_STATIC);
     sqlite3_bind_int(o, 2, c->off[i].partition);
     sqlite3_bind_int64(o, 3, c->off[i].next_offset);
-    if ((rc = step_done(o)) != SQLITE_OK) goto fail;
+    if ((rc = step_done(o)) != SQLITE_OK)
+      goto fail;
   }
   sqlite3_stmt *m = st->q[Q_META_CKPT];
   if (c->model_sha256)
@@ -621,14 +657,18 @@ int store_checkpoint_write(store *st, const store_ckpt *c, char *err, size_t err
   else
     sqlite3_bind_null(m, 1);
   sqlite3_bind_int64(m, 2, c->time_ns);
-  if ((rc = step_done(m)) != SQLITE_OK) goto fail;
+  if ((rc = step_done(m)) != SQLITE_OK)
+    goto fail;
   what = "committing the checkpoint";
-  if ((rc = step_done(st->q[Q_COMMIT])) != SQLITE_OK) goto fail;
+  if ((rc = step_done(st->q[Q_COMMIT])) != SQLITE_OK)
+    goto fail;
   return 0;
 fail:
-  if (!code) code = db_fail(st, rc, what, err, errlen);
+  if (!code)
+    code = db_fail(st, rc, what, err, errlen);
   /* SQLite may already have rolled back (e.g. on SQLITE_FULL); roll back only what is open. */
-  if (!sqlite3_get_autocommit(st->db)) step_done(st->q[Q_ROLLBACK]);
+  if (!sqlite3_get_autocommit(st->db))
+    step_done(st->q[Q_ROLLBACK]);
   return code;
 }
 
@@ -669,7 +709,8 @@ int store_instruments_load(store *st, int L, int H, store_inst_fn fn, void *ud, 
       code = TC_EFORMAT;
       break;
     }
-    if (!b) blen = 0;
+    if (!b)
+      blen = 0;
     if ((code = store_blob_decode(b ? b : (const unsigned char *)"", blen, L, H, st->fbuf, why,
                                   sizeof why)) != 0) {
       set_err(err, errlen, "state db %s: instrument %.*s: %s", st->path, (int)in.sym_len, in.sym,
@@ -677,15 +718,16 @@ int store_instruments_load(store *st, int L, int H, store_inst_fn fn, void *ud, 
       break;
     }
     in.state = st->fbuf;
-    if ((code = fn(ud, &in)) != 0) break;
+    if ((code = fn(ud, &in)) != 0)
+      break;
   }
-  if (!code && rc != SQLITE_DONE) code = db_fail(st, rc, "reading instruments", err, errlen);
+  if (!code && rc != SQLITE_DONE)
+    code = db_fail(st, rc, "reading instruments", err, errlen);
   sqlite3_reset(s);
   return code;
 }
 
-int store_instruments_top(store *st, int k, store_inst_fn fn, void *ud, char *err,
-                          size_t errlen) {
+int store_instruments_top(store *st, int k, store_inst_fn fn, void *ud, char *err, size_t errlen) {
   sqlite3_stmt *s = st->q[Q_INST_TOP];
   sqlite3_bind_int(s, 1, k);
   int rc, code = 0;
@@ -693,15 +735,18 @@ int store_instruments_top(store *st, int k, store_inst_fn fn, void *ud, char *er
     store_inst in;
     in.sym = (const char *)sqlite3_column_text(s, 0);
     in.sym_len = (size_t)sqlite3_column_bytes(s, 0);
-    if (!in.sym) in.sym = "";
+    if (!in.sym)
+      in.sym = "";
     in.partition = sqlite3_column_int(s, 1);
     in.n = (uint64_t)sqlite3_column_int64(s, 2);
     in.last_ts = sqlite3_column_int64(s, 3);
     in.last_px = sqlite3_column_double(s, 4);
     in.state = NULL;
-    if ((code = fn(ud, &in)) != 0) break;
+    if ((code = fn(ud, &in)) != 0)
+      break;
   }
-  if (!code && rc != SQLITE_DONE) code = db_fail(st, rc, "reading instruments", err, errlen);
+  if (!code && rc != SQLITE_DONE)
+    code = db_fail(st, rc, "reading instruments", err, errlen);
   sqlite3_reset(s);
   return code;
 }
@@ -741,7 +786,8 @@ int store_offsets_load(store *st, store_offset **out, size_t *n, char *err, size
     o->partition = sqlite3_column_int(s, 1);
     o->next_offset = sqlite3_column_int64(s, 2);
   }
-  if (!code && rc != SQLITE_DONE) code = db_fail(st, rc, "reading offsets", err, errlen);
+  if (!code && rc != SQLITE_DONE)
+    code = db_fail(st, rc, "reading offsets", err, errlen);
   sqlite3_reset(s);
   if (code) {
     free(v);
@@ -758,12 +804,15 @@ int store_reset(store *st, char *err, size_t errlen) {
     return TC_EIO;
   }
   int rc = step_done(st->q[Q_BEGIN]);
-  if (rc != SQLITE_OK) return db_fail(st, rc, "starting the reset", err, errlen);
+  if (rc != SQLITE_OK)
+    return db_fail(st, rc, "starting the reset", err, errlen);
   if ((rc = step_done(st->q[Q_INST_CLEAR])) == SQLITE_OK &&
       (rc = step_done(st->q[Q_OFF_CLEAR])) == SQLITE_OK)
     rc = step_done(st->q[Q_COMMIT]);
-  if (rc == SQLITE_OK) return 0;
+  if (rc == SQLITE_OK)
+    return 0;
   int code = db_fail(st, rc, "resetting the state", err, errlen);
-  if (!sqlite3_get_autocommit(st->db)) step_done(st->q[Q_ROLLBACK]);
+  if (!sqlite3_get_autocommit(st->db))
+    step_done(st->q[Q_ROLLBACK]);
   return code;
 }

@@ -11,12 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 1       /* PRAGMA user_version this code writes */
-#define STORE_APP_ID 0x54434b43      /* PRAGMA application_id: "TCKC" */
-#define STORE_SYM_MAX 32             /* longest symbol (CONTRACT §1) */
-#define STORE_TOPIC_MAX 249          /* longest Kafka topic name */
-#define STORE_FEATURES_MAX 127       /* longest feature spec string */
-#define STORE_APP_MAX 63             /* longest writer name */
+#define STORE_SCHEMA_VERSION 1  /* PRAGMA user_version this code writes */
+#define STORE_APP_ID 0x54434b43 /* PRAGMA application_id: "TCKC" */
+#define STORE_SYM_MAX 32        /* longest symbol (CONTRACT §1) */
+#define STORE_TOPIC_MAX 249     /* longest Kafka topic name */
+#define STORE_FEATURES_MAX 127  /* longest feature spec string */
+#define STORE_APP_MAX 63        /* longest writer name */
 
 /* State blob layout (all little-endian): magic "TCST", u16 version (1), u16 L, u32 H,
  * u32 float count (= L * 2 * H), then the floats (L, 2, H) = h0, c0, h1, c1, ..., then the XXH64
@@ -43,36 +43,36 @@ typedef struct store_meta {
 /* One instrument as stored. On write, sym and state point at the caller's memory; on load they
  * point into the store's buffers and are valid only during the callback. */
 typedef struct store_inst {
-  const char *sym;      /* not NUL-terminated on write; sym_len bytes */
-  size_t sym_len;       /* 1..STORE_SYM_MAX */
-  int32_t partition;    /* input partition, -1 for none */
-  uint64_t n;           /* ticks applied to the state */
-  int64_t last_ts;      /* ns of the last accepted tick */
-  double last_px;       /* px of the last accepted tick */
-  const float *state;   /* (L, 2, H) h and c of every layer */
+  const char *sym;    /* not NUL-terminated on write; sym_len bytes */
+  size_t sym_len;     /* 1..STORE_SYM_MAX */
+  int32_t partition;  /* input partition, -1 for none */
+  uint64_t n;         /* ticks applied to the state */
+  int64_t last_ts;    /* ns of the last accepted tick */
+  double last_px;     /* px of the last accepted tick */
+  const float *state; /* (L, 2, H) h and c of every layer */
 } store_inst;
 
 /* The next offset to read on one input partition. */
 typedef struct store_offset {
   char topic[STORE_TOPIC_MAX + 1]; /* NUL-terminated */
   int32_t partition;
-  int64_t next_offset;             /* first offset whose tick is NOT reflected in the states */
+  int64_t next_offset; /* first offset whose tick is NOT reflected in the states */
 } store_offset;
 
 /* One checkpoint, written in one transaction. Order inside: clear (when asked), deletes, then
  * the instruments in array order (a later row for the same sym wins), offsets, meta. */
 typedef struct store_ckpt {
-  const store_inst *inst;      /* (ninst) instruments to insert or replace */
+  const store_inst *inst; /* (ninst) instruments to insert or replace */
   size_t ninst;
-  const char *const *del;      /* (ndel) NUL-terminated symbols to delete */
+  const char *const *del; /* (ndel) NUL-terminated symbols to delete */
   size_t ndel;
-  const store_offset *off;     /* (noff) offsets to insert or replace */
+  const store_offset *off; /* (noff) offsets to insert or replace */
   size_t noff;
-  const char *model_sha256;    /* NULL, or a new model hash recorded in meta atomically */
-  int clear_instruments;       /* 1: delete every stored instrument first (model reset) */
-  int64_t time_ns;             /* wall clock recorded as the checkpoint time */
-  int L;                       /* layers of every state */
-  int H;                       /* hidden size of every state */
+  const char *model_sha256; /* NULL, or a new model hash recorded in meta atomically */
+  int clear_instruments;    /* 1: delete every stored instrument first (model reset) */
+  int64_t time_ns;          /* wall clock recorded as the checkpoint time */
+  int L;                    /* layers of every state */
+  int H;                    /* hidden size of every state */
 } store_ckpt;
 
 /* Parses "normal" or "full" (the --sync flag); returns STORE_SYNC_* or -1. */
@@ -123,8 +123,7 @@ int store_instruments_load(store *st, int L, int H, store_inst_fn fn, void *ud, 
 
 /* Calls fn for the k instruments with the largest n (ties by sym), without checking or passing
  * the state (in->state is NULL). For inspection. */
-int store_instruments_top(store *st, int k, store_inst_fn fn, void *ud, char *err,
-                          size_t errlen);
+int store_instruments_top(store *st, int k, store_inst_fn fn, void *ud, char *err, size_t errlen);
 
 /* Number of stored instruments. */
 int store_instruments_count(store *st, uint64_t *count, char *err, size_t errlen);
@@ -142,7 +141,7 @@ size_t store_blob_encode(unsigned char *buf, int L, int H, const float *state);
 
 /* Checks and decodes a blob into state (L, 2, H). 0, or TC_EFORMAT with err saying which check
  * failed (magic, version, shape, length, checksum). */
-int store_blob_decode(const unsigned char *buf, size_t len, int L, int H, float *state,
-                      char *err, size_t errlen);
+int store_blob_decode(const unsigned char *buf, size_t len, int L, int H, float *state, char *err,
+                      size_t errlen);
 
 #endif

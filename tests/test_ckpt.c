@@ -35,7 +35,8 @@ static void fill(symtab *t, int N) {
     in->partition = k % 4;
     in->dirty = 1;
     float *st = symtab_state(t, s);
-    for (size_t j = 0; j < t->state_floats; j++) st[j] = rndf();
+    for (size_t j = 0; j < t->state_floats; j++)
+      st[j] = rndf();
   }
 }
 
@@ -44,12 +45,14 @@ static void touch(symtab *t, int k) {
   char sym[16];
   int len = snprintf(sym, sizeof sym, "I%d", k);
   int32_t s = symtab_find(t, sym, (size_t)len);
-  if (s < 0) return;
+  if (s < 0)
+    return;
   t->inst[s].n += 10;
   t->inst[s].last_px *= 1.01;
   t->inst[s].dirty = 1;
   float *st = symtab_state(t, s);
-  for (size_t j = 0; j < t->state_floats; j++) st[j] = rndf();
+  for (size_t j = 0; j < t->state_floats; j++)
+    st[j] = rndf();
 }
 
 /* A deep copy of the table's live instruments for later comparison. */
@@ -57,7 +60,8 @@ static void copy_of(symtab *dst, const symtab *src) {
   symtab_init(dst, src->state_floats, src->count);
   for (uint32_t s = 0; s < src->count; s++) {
     const inst *in = &src->inst[s];
-    if (!in->live) continue;
+    if (!in->live)
+      continue;
     int32_t d = symtab_add(dst, in->sym, in->sym_len);
     dst->inst[d] = *in;
     memcpy(symtab_state(dst, d), symtab_state(src, (int32_t)s), src->state_floats * 4);
@@ -69,7 +73,8 @@ static int diff_tables(const symtab *want, const symtab *got) {
   int bad = 0;
   for (uint32_t s = 0; s < want->count; s++) {
     const inst *w = &want->inst[s];
-    if (!w->live) continue;
+    if (!w->live)
+      continue;
     int32_t g = symtab_find(got, w->sym, w->sym_len);
     if (g < 0) {
       bad++;
@@ -88,7 +93,8 @@ static int diff_tables(const symtab *want, const symtab *got) {
 static int restore(const nn_model *m, symtab *t, store_offset **off, size_t *noff) {
   store *st = NULL;
   int rc = store_open(path, STORE_SYNC_NORMAL, STORE_OPEN_READONLY, &st, err, sizeof err);
-  if (rc) return rc;
+  if (rc)
+    return rc;
   symtab_init(t, nn_state_floats(m), 16);
   rc = ckpt_restore(st, m, t, off, noff, err, sizeof err);
   store_close(st);
@@ -102,8 +108,8 @@ typedef struct run_ctx {
   char err[256];
   uint64_t turns_in_flight;
   uint64_t max_gap_ns, last_turn_ns;
-  sqlite3 *release;    /* a connection holding the write lock, committed by the timer */
-  uint64_t start_ns;   /* when the timer started */
+  sqlite3 *release;  /* a connection holding the write lock, committed by the timer */
+  uint64_t start_ns; /* when the timer started */
 } run_ctx;
 
 static void on_done(ckpt *ck, int status, const char *e, void *ud) {
@@ -120,12 +126,14 @@ static void on_timer(uv_timer_t *h) {
   if (r->last_turn_ns && now - r->last_turn_ns > r->max_gap_ns)
     r->max_gap_ns = now - r->last_turn_ns;
   r->last_turn_ns = now;
-  if (ckpt_busy(r->ck)) r->turns_in_flight++;
+  if (ckpt_busy(r->ck))
+    r->turns_in_flight++;
   if (r->release && now - r->start_ns > 150000000ull) {
     sqlite3_exec(r->release, "COMMIT", NULL, NULL, NULL);
     r->release = NULL;
   }
-  if (!ckpt_busy(r->ck)) uv_timer_stop(h);
+  if (!ckpt_busy(r->ck))
+    uv_timer_stop(h);
 }
 
 /* Runs the loop until the submitted write completed; a 1 ms timer measures the loop meanwhile. */
@@ -156,7 +164,8 @@ static void set_hash(nn_model *m, unsigned char b) {
 static void test_bind(nn_model *m) {
   store *st = NULL;
   CHECK_INT(store_open(path, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
-  if (!st) return;
+  if (!st)
+    return;
   CHECK_INT(ckpt_bind_model(st, m, 0, err, sizeof err), 0); /* fresh: bound */
   store_meta meta;
   CHECK_INT(store_meta_get(st, &meta, err, sizeof err), 0);
@@ -181,7 +190,8 @@ static void test_bind(nn_model *m) {
 
 int main(void) {
   snprintf(dir, sizeof dir, "/tmp/test_ckpt_XXXXXX");
-  if (!mkdtemp(dir)) return 1;
+  if (!mkdtemp(dir))
+    return 1;
   snprintf(path, sizeof path, "%s/state.db", dir);
   nn_model m;
   CHECK_INT(nn_model_init(&m, 1, 64, 0), 0);
@@ -192,7 +202,8 @@ int main(void) {
   uv_loop_init(&loop);
   store *st = NULL;
   CHECK_INT(store_open(path, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
-  if (!st) return check_done();
+  if (!st)
+    return check_done();
   ckpt ck;
   CHECK_INT(ckpt_init(&ck, &loop, st, &m), 0);
   symtab t;
@@ -206,7 +217,8 @@ int main(void) {
   store_offset off[2] = {{"ticks", 0, 500}, {"ticks", 1, 600}};
   CHECK_INT(ckpt_take(&ck, &t, off, 2), 0);
   int still_dirty = 0;
-  for (uint32_t s = 0; s < t.count; s++) still_dirty += t.inst[s].dirty;
+  for (uint32_t s = 0; s < t.count; s++)
+    still_dirty += t.inst[s].dirty;
   CHECK_INT(still_dirty, 0);
   CHECK_INT(ck.nrows, N);
   printf("snapshot copy of %d instruments (H=64): %.1f us on the loop thread\n", N,
@@ -226,7 +238,8 @@ int main(void) {
   CHECK_INT(ckpt_submit(&ck, on_done, &r), 0);
   CHECK_INT(ckpt_take(&ck, &t, off, 2), TC_EBUSY); /* one at a time */
   CHECK_INT(ckpt_submit(&ck, on_done, &r), TC_EBUSY);
-  for (int k = 0; k < N; k += 2) touch(&t, k); /* ticks keep coming during the write */
+  for (int k = 0; k < N; k += 2)
+    touch(&t, k); /* ticks keep coming during the write */
   r.release = raw;
   run_until_done(&loop, &r);
   CHECK(r.release == NULL);
@@ -248,9 +261,11 @@ int main(void) {
   CHECK_INT(restore(&m, &got, &lo, &nlo), 0);
   CHECK_INT(got.live, N);
   CHECK_INT(diff_tables(&want, &got), 0);
-  for (uint32_t s = 0; s < got.count; s++) CHECK_INT(got.inst[s].dirty, 0);
+  for (uint32_t s = 0; s < got.count; s++)
+    CHECK_INT(got.inst[s].dirty, 0);
   CHECK_INT(nlo, 2);
-  if (nlo == 2) CHECK_INT(lo[1].next_offset, 600);
+  if (nlo == 2)
+    CHECK_INT(lo[1].next_offset, 600);
   free(lo);
   symtab_free(&got);
   symtab_free(&want);
@@ -281,7 +296,8 @@ int main(void) {
   inst i2_at_a = t.inst[gone];
   float *i2_state_at_a = malloc(t.state_floats * 4);
   memcpy(i2_state_at_a, symtab_state(&t, gone), t.state_floats * 4);
-  for (int k = 0; k < 100; k++) touch(&t, k); /* 50 of them were in A */
+  for (int k = 0; k < 100; k++)
+    touch(&t, k); /* 50 of them were in A */
   symtab_remove(&t, gone);
   symtab_free(&want);
   copy_of(&want, &t);
@@ -310,12 +326,14 @@ int main(void) {
   symtab_free(&want);
 
   /* 3. Flush while a write is in flight: both land, the callback fires once. */
-  for (int k = 0; k < 300; k++) touch(&t, k + 1000);
+  for (int k = 0; k < 300; k++)
+    touch(&t, k + 1000);
   store_set_busy_timeout(st, 2000);
   r = (run_ctx){.ck = &ck};
   CHECK_INT(ckpt_take(&ck, &t, offB, 1), 0);
   CHECK_INT(ckpt_submit(&ck, on_done, &r), 0);
-  for (int k = 0; k < 300; k++) touch(&t, k + 2000);
+  for (int k = 0; k < 300; k++)
+    touch(&t, k + 2000);
   store_offset offC[1] = {{"ticks", 3, 42}};
   CHECK_INT(ckpt_flush(&ck, &t, offC, 1, err, sizeof err), 0);
   CHECK_INT(ck.stats.last_rows, 300);
@@ -340,8 +358,7 @@ int main(void) {
     CHECK_INT(store_open(path, STORE_SYNC_NORMAL, STORE_OPEN_READONLY, &ro, err, sizeof err), 0);
     symtab_init(&got, nn_state_floats(&m), 16);
     int32_t parts[2] = {3, 1};
-    CHECK_INT(ckpt_restore_partitions(ro, &m, &got, "ticks", parts, 2, &lo, &nlo, err,
-                                      sizeof err),
+    CHECK_INT(ckpt_restore_partitions(ro, &m, &got, "ticks", parts, 2, &lo, &nlo, err, sizeof err),
               0);
     CHECK_INT(got.live, N / 2);
     int wrong_part = 0, differs = 0;
@@ -349,8 +366,9 @@ int main(void) {
       const inst *gi = &got.inst[s];
       wrong_part += gi->partition != 1 && gi->partition != 3;
       int32_t w = symtab_find(&want, gi->sym, gi->sym_len);
-      differs += w < 0 || want.inst[w].n != gi->n ||
-                 memcmp(symtab_state(&want, w), symtab_state(&got, (int32_t)s), got.state_floats * 4);
+      differs +=
+          w < 0 || want.inst[w].n != gi->n ||
+          memcmp(symtab_state(&want, w), symtab_state(&got, (int32_t)s), got.state_floats * 4);
     }
     CHECK_INT(wrong_part, 0);
     CHECK_INT(differs, 0);
@@ -382,7 +400,8 @@ int main(void) {
     CHECK_INT(sqlite3_exec(raw, "BEGIN EXCLUSIVE; DELETE FROM offsets WHERE 0", NULL, NULL, NULL),
               SQLITE_OK);
     store_set_busy_timeout(st, 20);
-    for (int k = 0; k < 100; k++) touch(&t, 3000 + k);
+    for (int k = 0; k < 100; k++)
+      touch(&t, 3000 + k);
     r = (run_ctx){.ck = &ck};
     CHECK_INT(ckpt_take(&ck, &t, offC, 1), 0);
     CHECK_INT(ckpt_submit(&ck, on_done, &r), 0);
@@ -390,7 +409,8 @@ int main(void) {
     store_set_busy_timeout(st, 5000);
     pthread_t th;
     pthread_create(&th, NULL, release_later, raw); /* the lock goes away 100 ms from now */
-    for (int k = 0; k < 100; k++) touch(&t, 4000 + k);
+    for (int k = 0; k < 100; k++)
+      touch(&t, 4000 + k);
     store_offset offD[1] = {{"ticks", 0, 1234}};
     CHECK_INT(ckpt_flush(&ck, &t, offD, 1, err, sizeof err), 0);
     pthread_join(th, NULL);
@@ -406,7 +426,8 @@ int main(void) {
     CHECK_INT(restore(&m, &got, &lo, &nlo), 0);
     CHECK_INT(diff_tables(&want, &got), 0);
     CHECK_INT(nlo, 3);
-    if (nlo == 3) CHECK_INT(lo[0].next_offset, 1234);
+    if (nlo == 3)
+      CHECK_INT(lo[0].next_offset, 1234);
     free(lo);
     symtab_free(&got);
     symtab_free(&want);
@@ -459,6 +480,7 @@ int main(void) {
   uv_loop_close(&loop);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "could not remove %s\n", dir);
   return check_done();
 }

@@ -18,7 +18,7 @@
 #define NI 2000 /* instruments */
 #define NL 1
 #define NH 16
-#define NP 4    /* partitions */
+#define NP 4 /* partitions */
 
 static char path[128];
 
@@ -35,11 +35,12 @@ typedef struct check_ctx {
 static int check_cb(void *ud, const store_inst *in) {
   check_ctx *c = ud;
   int i = atoi(in->sym + 1);
-  if (!c->seen) c->round = in->n;
+  if (!c->seen)
+    c->round = in->n;
   c->seen++;
-  int ok = in->n == c->round && in->last_ts == (int64_t)in->n * 10 + i &&
-           in->partition == i % NP;
-  for (int j = 0; ok && j < 2 * NL * NH; j++) ok = in->state[j] == pattern(i, in->n, j);
+  int ok = in->n == c->round && in->last_ts == (int64_t)in->n * 10 + i && in->partition == i % NP;
+  for (int j = 0; ok && j < 2 * NL * NH; j++)
+    ok = in->state[j] == pattern(i, in->n, j);
   c->bad += !ok;
   return 0;
 }
@@ -62,35 +63,44 @@ static void child(int fd) {
     k++;
     for (int i = 0; i < NI; i++) {
       snprintf(syms[i], sizeof syms[i], "S%d", i);
-      for (int j = 0; j < 2 * NL * NH; j++) states[i][j] = pattern(i, k, j);
-      in[i] = (store_inst){.sym = syms[i], .sym_len = strlen(syms[i]), .partition = i % NP,
-                           .n = k, .last_ts = (int64_t)k * 10 + i, .last_px = 1.0,
+      for (int j = 0; j < 2 * NL * NH; j++)
+        states[i][j] = pattern(i, k, j);
+      in[i] = (store_inst){.sym = syms[i],
+                           .sym_len = strlen(syms[i]),
+                           .partition = i % NP,
+                           .n = k,
+                           .last_ts = (int64_t)k * 10 + i,
+                           .last_px = 1.0,
                            .state = states[i]};
     }
     store_offset off[NP];
-    for (int p = 0; p < NP; p++) off[p] = (store_offset){"ticks", p, (int64_t)k * 1000};
-    store_ckpt c = {.inst = in, .ninst = NI, .off = off, .noff = NP, .time_ns = (int64_t)k,
-                    .L = NL, .H = NH};
+    for (int p = 0; p < NP; p++)
+      off[p] = (store_offset){"ticks", p, (int64_t)k * 1000};
+    store_ckpt c = {
+        .inst = in, .ninst = NI, .off = off, .noff = NP, .time_ns = (int64_t)k, .L = NL, .H = NH};
     if (store_checkpoint_write(st, &c, err, sizeof err) != 0) {
       fprintf(stderr, "child: %s\n", err);
       _exit(3);
     }
     /* meta.ckpts counts checkpoints; it equals k because every round is one checkpoint. */
-    if (write(fd, &k, sizeof k) != sizeof k) _exit(4);
+    if (write(fd, &k, sizeof k) != sizeof k)
+      _exit(4);
   }
 }
 
 int main(void) {
   char dir[64];
   snprintf(dir, sizeof dir, "/tmp/test_store_crash_XXXXXX");
-  if (!mkdtemp(dir)) return 1;
+  if (!mkdtemp(dir))
+    return 1;
   snprintf(path, sizeof path, "%s/crash.db", dir);
   srand((unsigned)time(NULL));
   uint64_t last_round = 0;
   int kills = 0;
   for (int run = 0; run < 8; run++) {
     int pfd[2];
-    if (pipe(pfd) != 0) return 1;
+    if (pipe(pfd) != 0)
+      return 1;
     pid_t pid = fork();
     if (pid == 0) {
       close(pfd[0]);
@@ -99,10 +109,12 @@ int main(void) {
     close(pfd[1]);
     /* Let it commit at least one round, then kill it at a random moment inside a later one. */
     uint64_t k = 0, committed = 0;
-    if (read(pfd[0], &k, sizeof k) == sizeof k) committed = k;
+    if (read(pfd[0], &k, sizeof k) == sizeof k)
+      committed = k;
     usleep(1000 * (unsigned)(rand() % 60));
     kill(pid, SIGKILL);
-    while (read(pfd[0], &k, sizeof k) == sizeof k) committed = k; /* reported before the kill */
+    while (read(pfd[0], &k, sizeof k) == sizeof k)
+      committed = k; /* reported before the kill */
     close(pfd[0]);
     int ws;
     waitpid(pid, &ws, 0);
@@ -123,7 +135,8 @@ int main(void) {
     size_t noff = 0;
     CHECK_INT(store_offsets_load(st, &off, &noff, err, sizeof err), 0);
     CHECK_INT(noff, NP);
-    for (size_t p = 0; p < noff; p++) CHECK_INT(off[p].next_offset, (int64_t)c.round * 1000);
+    for (size_t p = 0; p < noff; p++)
+      CHECK_INT(off[p].next_offset, (int64_t)c.round * 1000);
     free(off);
     store_meta m;
     CHECK_INT(store_meta_get(st, &m, err, sizeof err), 0);
@@ -140,6 +153,7 @@ int main(void) {
   CHECK(last_round >= 8);
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "could not remove %s\n", dir);
   return check_done();
 }

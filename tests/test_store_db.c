@@ -54,7 +54,8 @@ static void fixture_make(fixture *f, int N, int L, int H, uint64_t n_base) {
     snprintf(f->sym[i], sizeof f->sym[i], "SYM%05d.X", i);
     for (size_t j = 0; j < nf; j++) {
       uint32_t u = rnd32();
-      if ((u >> 23 & 0xff) == 0xff) u &= ~(1u << 30); /* keep it finite */
+      if ((u >> 23 & 0xff) == 0xff)
+        u &= ~(1u << 30); /* keep it finite */
       memcpy(&f->state[i * nf + j], &u, 4);
     }
     if (nf >= 4) {
@@ -108,8 +109,13 @@ static int count_cb(void *ud, const store_inst *in) {
 }
 
 static store_ckpt ckpt_of(const fixture *f, const store_offset *off, size_t noff) {
-  return (store_ckpt){.inst = f->in, .ninst = (size_t)f->N, .off = off, .noff = noff,
-                      .time_ns = 1764370000123456789ll, .L = f->L, .H = f->H};
+  return (store_ckpt){.inst = f->in,
+                      .ninst = (size_t)f->N,
+                      .off = off,
+                      .noff = noff,
+                      .time_ns = 1764370000123456789ll,
+                      .L = f->L,
+                      .H = f->H};
 }
 
 /* Opens a raw SQLite connection (the "other process" in several tests). */
@@ -134,7 +140,8 @@ static int64_t raw_int(sqlite3 *db, const char *sql) {
 static void test_blob(void) {
   int L = 2, H = 5;
   float st[20], back[20];
-  for (int i = 0; i < 20; i++) st[i] = (float)(i - 7) / 3.0f;
+  for (int i = 0; i < 20; i++)
+    st[i] = (float)(i - 7) / 3.0f;
   unsigned char buf[STORE_BLOB_HEADER + 80 + STORE_BLOB_TRAILER];
   size_t n = store_blob_encode(buf, L, H, st);
   CHECK_INT(n, sizeof buf);
@@ -169,7 +176,8 @@ static void test_round_trip(void) {
   const char *p = path_in("rt.db");
   store *st = NULL;
   CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
-  if (!st) return;
+  if (!st)
+    return;
   /* A fresh file: schema at the current version, ours, no meta yet, nothing stored. */
   sqlite3 *raw = raw_open(p);
   CHECK_INT(raw_int(raw, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
@@ -180,8 +188,11 @@ static void test_round_trip(void) {
   uint64_t cnt = 99;
   CHECK_INT(store_instruments_count(st, &cnt, err, sizeof err), 0);
   CHECK_INT(cnt, 0);
-  store_meta w = {.model_sha256 = "ab12", .features = "ret,log_qty,log_dt,spread", .L = 2,
-                  .H = 16, .app = "tickcast test"};
+  store_meta w = {.model_sha256 = "ab12",
+                  .features = "ret,log_qty,log_dt,spread",
+                  .L = 2,
+                  .H = 16,
+                  .app = "tickcast test"};
   CHECK_INT(store_meta_set(st, &w, err, sizeof err), 0);
 
   fixture f;
@@ -194,7 +205,8 @@ static void test_round_trip(void) {
   /* Reopen: everything back, states bit-exact. */
   st = NULL;
   CHECK_INT(store_open(p, STORE_SYNC_FULL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
-  if (!st) return;
+  if (!st)
+    return;
   CHECK_INT(store_meta_get(st, &m, err, sizeof err), 0);
   CHECK_STR(m.model_sha256, "ab12");
   CHECK_STR(m.features, "ret,log_qty,log_dt,spread");
@@ -229,8 +241,16 @@ static void test_round_trip(void) {
   f.in[0].last_px = 42.25;
   const char *del[] = {"SYM00299.X"};
   store_offset off2[1] = {{"ticks", 0, 150}};
-  store_ckpt c2 = {.inst = f.in, .ninst = 1, .del = del, .ndel = 1, .off = off2, .noff = 1,
-                   .model_sha256 = "cd34", .time_ns = 5, .L = 2, .H = 16};
+  store_ckpt c2 = {.inst = f.in,
+                   .ninst = 1,
+                   .del = del,
+                   .ndel = 1,
+                   .off = off2,
+                   .noff = 1,
+                   .model_sha256 = "cd34",
+                   .time_ns = 5,
+                   .L = 2,
+                   .H = 16};
   CHECK_INT(store_checkpoint_write(st, &c2, err, sizeof err), 0);
   f.N = 299; /* the deleted one is the last */
   cc = (cmp_ctx){.f = &f};
@@ -244,7 +264,8 @@ static void test_round_trip(void) {
   CHECK_INT(m.ckpt_time_ns, 5);
   CHECK_INT(store_offsets_load(st, &lo, &nlo, err, sizeof err), 0);
   CHECK_INT(nlo, 3);
-  if (nlo == 3) CHECK_INT(lo[1].next_offset, 150);
+  if (nlo == 3)
+    CHECK_INT(lo[1].next_offset, 150);
   free(lo);
 
   CHECK_INT(store_instruments_count(st, &cnt, err, sizeof err), 0);
@@ -304,10 +325,10 @@ static int top_sym_cb(void *ud, const store_inst *in) {
 
 static void test_top(void) {
   store *st = NULL;
-  CHECK_INT(store_open(path_in("top.db"), STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err,
-                       sizeof err),
-            0);
-  if (!st) return;
+  CHECK_INT(
+      store_open(path_in("top.db"), STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
+  if (!st)
+    return;
   fixture f;
   fixture_make(&f, 20, 1, 4, 10);
   f.in[7].n = 1000;
@@ -363,9 +384,9 @@ static void test_migrations(void) {
   CHECK(stat(p, &sb) == 0 && sb.st_size == 0);
 
   /* A missing file, read-only: not found. */
-  CHECK_INT(store_open(path_in("nope.db"), STORE_SYNC_NORMAL, STORE_OPEN_READONLY, &st, err,
-                       sizeof err),
-            TC_ENOENT);
+  CHECK_INT(
+      store_open(path_in("nope.db"), STORE_SYNC_NORMAL, STORE_OPEN_READONLY, &st, err, sizeof err),
+      TC_ENOENT);
   CHECK_CONTAINS(err, "No such file");
   CHECK(st == NULL);
 
@@ -376,8 +397,7 @@ static void test_migrations(void) {
   CHECK_INT(sqlite3_exec(raw, "CREATE TABLE instruments (x)", NULL, NULL, NULL), SQLITE_OK);
   CHECK_INT(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(raw);
-  CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err),
-            TC_EFORMAT);
+  CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), TC_EFORMAT);
   CHECK_CONTAINS(err, "schema version 7 is newer than this tickcast supports (1)");
   raw = raw_open(p);
   CHECK_INT(raw_int(raw, "PRAGMA user_version"), 7);
@@ -394,7 +414,8 @@ static void file_bytes(const char *p, unsigned char **buf, size_t *len) {
   *len = (size_t)ftell(fp);
   fseek(fp, 0, SEEK_SET);
   *buf = malloc(*len ? *len : 1);
-  if (fread(*buf, 1, *len, fp) != *len) *len = 0;
+  if (fread(*buf, 1, *len, fp) != *len)
+    *len = 0;
   fclose(fp);
 }
 
@@ -405,8 +426,7 @@ static void check_refused_untouched(const char *p, const char *want) {
   file_bytes(p, &before, &nb);
   store *st = NULL;
   err[0] = 0;
-  CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err),
-            TC_EFORMAT);
+  CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), TC_EFORMAT);
   CHECK(st == NULL);
   CHECK_CONTAINS(err, want);
   CHECK_CONTAINS(err, p);
@@ -424,7 +444,8 @@ static void test_bad_files(void) {
   /* Random bytes. */
   const char *p = path_in("random.db");
   FILE *fp = fopen(p, "wb");
-  for (int i = 0; i < 8192; i++) fputc((int)(rnd32() & 0xff), fp);
+  for (int i = 0; i < 8192; i++)
+    fputc((int)(rnd32() & 0xff), fp);
   fclose(fp);
   check_refused_untouched(p, "not a SQLite database");
 
@@ -454,9 +475,10 @@ static void test_bad_files(void) {
   /* A valid SQLite file of another application. */
   p = path_in("foreign.db");
   sqlite3 *raw = raw_open(p);
-  CHECK_INT(sqlite3_exec(raw, "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);"
-                              "CREATE TABLE orders (id INTEGER);"
-                              "INSERT INTO users VALUES (1, 'ann')",
+  CHECK_INT(sqlite3_exec(raw,
+                         "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);"
+                         "CREATE TABLE orders (id INTEGER);"
+                         "INSERT INTO users VALUES (1, 'ann')",
                          NULL, NULL, NULL),
             SQLITE_OK);
   sqlite3_close(raw);
@@ -466,8 +488,8 @@ static void test_bad_files(void) {
   /* Another application's id, even with our table names. */
   p = path_in("foreign2.db");
   raw = raw_open(p);
-  CHECK_INT(sqlite3_exec(raw, "PRAGMA application_id = 1234; CREATE TABLE instruments (x)",
-                         NULL, NULL, NULL),
+  CHECK_INT(sqlite3_exec(raw, "PRAGMA application_id = 1234; CREATE TABLE instruments (x)", NULL,
+                         NULL, NULL),
             SQLITE_OK);
   sqlite3_close(raw);
   check_refused_untouched(p, "application_id 0x000004d2");
@@ -476,7 +498,8 @@ static void test_bad_files(void) {
 /* The number of stored instruments, or -1 on error. */
 static uint64_t stored_count(store *st) {
   uint64_t n = 0;
-  if (store_instruments_count(st, &n, err, sizeof err) != 0) return (uint64_t)-1;
+  if (store_instruments_count(st, &n, err, sizeof err) != 0)
+    return (uint64_t)-1;
   return n;
 }
 
@@ -495,7 +518,8 @@ static void test_readonly(void) {
    * fails with TC_EIO and a clear message, and nothing changes. */
   st = NULL;
   CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_READONLY, &st, err, sizeof err), 0);
-  if (!st) return;
+  if (!st)
+    return;
   c.ninst = 50;
   CHECK_INT(store_checkpoint_write(st, &c, err, sizeof err), TC_EIO);
   CHECK_CONTAINS(err, "read-only");
@@ -507,13 +531,11 @@ static void test_readonly(void) {
    * through the transaction, and is rolled back. */
   st = NULL;
   CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
-  CHECK_INT(sqlite3_exec(store_handle(st), "PRAGMA query_only = 1", NULL, NULL, NULL),
-            SQLITE_OK);
+  CHECK_INT(sqlite3_exec(store_handle(st), "PRAGMA query_only = 1", NULL, NULL, NULL), SQLITE_OK);
   CHECK_INT(store_checkpoint_write(st, &c, err, sizeof err), TC_EIO);
   CHECK_CONTAINS(err, "readonly");
   CHECK_INT(stored_count(st), 10);
-  CHECK_INT(sqlite3_exec(store_handle(st), "PRAGMA query_only = 0", NULL, NULL, NULL),
-            SQLITE_OK);
+  CHECK_INT(sqlite3_exec(store_handle(st), "PRAGMA query_only = 0", NULL, NULL, NULL), SQLITE_OK);
   CHECK_INT(store_checkpoint_write(st, &c, err, sizeof err), 0); /* retried later: succeeds */
   CHECK_INT(stored_count(st), 50);
   store_close(st);
@@ -526,11 +548,13 @@ static void test_readonly(void) {
   pid_t pid = fork();
   if (pid == 0) {
     struct passwd *pw = getpwnam("nobody");
-    if (geteuid() == 0 && (!pw || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)) _exit(3);
+    if (geteuid() == 0 && (!pw || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0))
+      _exit(3);
     store *s2 = NULL;
     char e2[512];
     int rc = store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &s2, e2, sizeof e2);
-    if (rc == 0) rc = store_checkpoint_write(s2, &c, e2, sizeof e2);
+    if (rc == 0)
+      rc = store_checkpoint_write(s2, &c, e2, sizeof e2);
     store_close(s2);
     fprintf(stderr, "  (chmod 0444 as uid %d: %s)\n", (int)getuid(), rc ? e2 : "no error");
     _exit(rc == TC_EIO ? 0 : 1);
@@ -574,15 +598,15 @@ static void test_busy(void) {
   const char *p = path_in("busy.db");
   store *st = NULL;
   CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
-  if (!st) return;
+  if (!st)
+    return;
   store_set_busy_timeout(st, 50);
   fixture f;
   fixture_make(&f, 100, 1, 8, 1);
   store_ckpt c = ckpt_of(&f, NULL, 0);
   /* Another connection holds the write lock. */
   sqlite3 *raw = raw_open(p);
-  CHECK_INT(sqlite3_exec(raw, "BEGIN EXCLUSIVE; DELETE FROM offsets", NULL, NULL, NULL),
-            SQLITE_OK);
+  CHECK_INT(sqlite3_exec(raw, "BEGIN EXCLUSIVE; DELETE FROM offsets", NULL, NULL, NULL), SQLITE_OK);
   CHECK_INT(store_checkpoint_write(st, &c, err, sizeof err), TC_EBUSY);
   CHECK_CONTAINS(err, "locked");
   CHECK_CONTAINS(err, "retry later");
@@ -607,7 +631,8 @@ static void test_full(void) {
   const char *p = path_in("full.db");
   store *st = NULL;
   CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
-  if (!st) return;
+  if (!st)
+    return;
   fixture f;
   fixture_make(&f, 3000, 1, 64, 1);
   store_ckpt c = ckpt_of(&f, NULL, 0);
@@ -639,7 +664,8 @@ static void test_checksum(void) {
   const char *p = path_in("sum.db");
   store *st = NULL;
   CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
-  if (!st) return;
+  if (!st)
+    return;
   fixture f;
   fixture_make(&f, 10, 1, 8, 1);
   store_ckpt c = ckpt_of(&f, NULL, 0);
@@ -675,7 +701,8 @@ static void test_checksum(void) {
 
 int main(void) {
   snprintf(dir, sizeof dir, "/tmp/test_store_XXXXXX");
-  if (!mkdtemp(dir)) return 1;
+  if (!mkdtemp(dir))
+    return 1;
   test_blob();
   test_round_trip();
   test_top();
@@ -688,6 +715,7 @@ int main(void) {
   test_checksum();
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "could not remove %s\n", dir);
   return check_done();
 }

@@ -10,7 +10,8 @@
 #include "../../store/store.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (size < 2) return 0;
+  if (size < 2)
+    return 0;
   int L = 1 + data[0] % 4, H = 1 + data[1] % 64;
   const uint8_t *b = data + 2;
   size_t n = size - 2;
@@ -20,7 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   err[0] = 0;
   if (store_blob_decode(b, n, L, H, state, err, sizeof err) == 0) {
     size_t m = store_blob_encode(again, L, H, state);
-    if (m != n || memcmp(again, b, n) != 0) abort(); /* accepted bytes must round-trip */
+    if (m != n || memcmp(again, b, n) != 0)
+      abort(); /* accepted bytes must round-trip */
   } else if (!err[0] || !memchr(err, 0, sizeof err)) {
     abort(); /* every refusal says why */
   }
