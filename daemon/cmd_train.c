@@ -34,9 +34,11 @@ static void usage(FILE *f) {
           "  --hidden H      hidden size (default 32)\n"
           "  --layers L      LSTM layers (default 1)\n"
           "  --peephole      add peephole weights w_ci, w_cf, w_co\n"
-          "  --epochs N      most epochs (default 30)\n"
+          "  --epochs N      most epochs (default 30; for fewer than 20,000 training ticks\n"
+          "                  600,000 / ticks, at most 200: small inputs take more passes)\n"
           "  --seq T         truncated-BPTT window in ticks (default 32)\n"
-          "  --batch B       sequences per minibatch (default 32)\n"
+          "  --batch B       sequences per minibatch (default 32, fewer for small inputs so that\n"
+          "                  an epoch has at least 8 steps)\n"
           "  --lr X          Adam learning rate (default 0.003)\n"
           "  --clip X        gradient-norm limit, 0 = none (default 1)\n"
           "  --val-frac F    validation fraction per instrument, 0 <= F < 1 (default 0.2)\n"
@@ -177,7 +179,7 @@ static int run_search(const dataset *d, const fit_opts *base, int trials, nn_mod
 
 int cmd_train(int argc, char **argv) {
   char *inputs[MAX_INPUTS];
-  int ninputs = 0, help = 0, search = 0, trials = 8, quiet = 0;
+  int ninputs = 0, help = 0, search = 0, trials = 8, quiet = 0, epochs_set = 0, batch_set = 0;
   const char *out_path = NULL;
   double val_frac = 0.2;
   fit_opts o;
@@ -208,11 +210,17 @@ int cmd_train(int argc, char **argv) {
     case 'o': out_path = optarg; break;
     case 'H': bad = parse_int("--hidden", optarg, 1, 1024, &o.H); break;
     case 'L': bad = parse_int("--layers", optarg, 1, NN_MAX_LAYERS, &o.L); break;
-    case 'e': bad = parse_int("--epochs", optarg, 0, 100000, &o.epochs); break;
+    case 'e':
+      bad = parse_int("--epochs", optarg, 0, 100000, &o.epochs);
+      epochs_set = 1;
+      break;
     case 's': bad = parse_u64("--seed", optarg, &o.seed); break;
     case 'p': o.peephole = 1; break;
     case 'T': bad = parse_int("--seq", optarg, 1, 4096, &o.T); break;
-    case 'B': bad = parse_int("--batch", optarg, 1, 4096, &o.B); break;
+    case 'B':
+      bad = parse_int("--batch", optarg, 1, 4096, &o.B);
+      batch_set = 1;
+      break;
     case 'l': bad = parse_double("--lr", optarg, 0, 10, 1, &o.lr); break;
     case 'c': bad = parse_double("--clip", optarg, 0, 1e30, 0, &o.clip); break;
     case 'v':
@@ -275,6 +283,10 @@ int cmd_train(int argc, char **argv) {
             (unsigned long long)d.accepted, d.ns);
     goto done;
   }
+  if (!epochs_set && ntr < 20000) /* early stopping still ends it when nothing improves */
+    o.epochs = ntr > 3000 ? (int)(600000 / ntr) : 200;
+  if (!batch_set && ntr / ((uint64_t)o.T * 8) < (uint64_t)o.B) /* at least ~8 steps an epoch */
+    o.B = ntr / ((uint64_t)o.T * 8) > 1 ? (int)(ntr / ((uint64_t)o.T * 8)) : 1;
   dataset_stats(&d);
   fit_result res;
   fit_opts used = o;
