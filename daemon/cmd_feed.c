@@ -44,6 +44,9 @@ static void usage(FILE *f) {
           "  --synthetic N        instead of --input: N random-walk ticks (JSON) over K instruments\n"
           "  --instruments K      instruments for --synthetic (default 16), named SYN0000...\n"
           "  --seed S             seed for --synthetic (default 1)\n"
+          "  --start-time T       ts of the first synthetic tick, RFC 3339 or integer ns (default\n"
+          "                       2024-01-01T00:00:00Z; feeding a topic twice needs a later one, or\n"
+          "                       the second run's ticks are out of order)\n"
           "  --rate R             at most R ticks per second (token bucket; default: as fast as\n"
           "                       the producer takes them)\n"
           "  --log-level L        error, warn, info (default) or debug\n"
@@ -184,6 +187,7 @@ typedef struct feed_opts {
   long long synthetic; /* -1 = not synthetic */
   int instruments;
   uint64_t seed;
+  int64_t start_ts; /* ns, first synthetic tick */
   double rate;
 } feed_opts;
 
@@ -246,8 +250,9 @@ static int feed_raw(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, b
   return rc;
 }
 
-/* N ticks of a geometric random walk per instrument, round-robin over a shuffled order, with
- * timestamps 1 ms apart on average from 2024-01-01T00:00:00Z, a quote on 3 ticks in 4. */
+/* N ticks of a geometric random walk per instrument, each tick of a uniformly drawn instrument,
+ * timestamps 1 ms apart on average from --start-time, a quote on 3 ticks in 4. Same seed, same
+ * ticks. */
 static int feed_synthetic(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, bucket *b,
                           feed_stats *st, char *err, size_t errlen) {
   int K = o->instruments;
@@ -258,7 +263,7 @@ static int feed_synthetic(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *
   }
   uint64_t s = o->seed;
   for (int k = 0; k < K; k++) px[k] = 10 + 190 * rng_unit(&s);
-  int64_t ts = 1704067200000000000LL;
+  int64_t ts = o->start_ts;
   char json[256];
   int rc = 0;
   for (long long i = 0; i < o->synthetic && rc == 0; i++) {
@@ -292,7 +297,8 @@ static int parse_num(const char *flag, const char *v, double lo, double hi, doub
 }
 
 int cmd_feed(int argc, char **argv) {
-  feed_opts o = {.synthetic = -1, .instruments = 16, .seed = 1};
+  feed_opts o = {.synthetic = -1, .instruments = 16, .seed = 1,
+                 .start_ts = 1704067200000000000LL}; /* 2024-01-01T00:00:00Z */
   kconf kc;
   kconf_init(&kc);
   char err[1024];
@@ -300,7 +306,7 @@ int cmd_feed(int argc, char **argv) {
   rd_kafka_t *rk = NULL;
   rd_kafka_topic_t *rkt = NULL;
   static const char *const flags[] = {"topic", "input", "rate", "synthetic", "instruments",
-                                      "seed", "raw", "log-level", NULL};
+                                      "seed", "start-time", "log-level", NULL};
   for (int i = 1; i < argc; i++) {
     int r = kconf_arg(&kc, argc, argv, &i, err, sizeof err);
     if (r < 0) {
@@ -347,6 +353,12 @@ int cmd_feed(int argc, char **argv) {
     } else if (!strcmp(a, "--seed")) {
       if (parse_num(a, v, 0, 1e18, &d)) goto out;
       o.seed = (uint64_t)d;
+    } else if (!strcmp(a, "--start-time")) {
+      if (tick_parse_int64(v, strlen(v), &o.start_ts) != 0 &&
+          tick_parse_rfc3339(v, strlen(v), &o.start_ts) != 0) {
+        fprintf(stderr, "tickcast feed: --start-time %s: expected RFC 3339 or integer ns\n", v);
+        goto out;
+      }
     } else if (!strcmp(a, "--log-level")) {
       if ((log_level = log_level_parse(v)) < 0) {
         log_level = LOG_INFO;
