@@ -1,5 +1,5 @@
 /* tickfile.c: reads tick files (CSV with a header row, or JSON Lines) line by line in constant
- * memory: one read buffer that grows only to hold the longest line, fread in 64 KiB blocks and
+ * memory: one read buffer that grows only to hold the longest line, read(2) in 64 KiB blocks and
  * memchr for line ends. Not for ordering or state (the engine) nor for output. */
 #include "tickfile.h"
 
@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../nn/tc_err.h"
 
@@ -29,13 +30,17 @@ static int fill(tickfile *tf) {
     tf->buf = b;
     tf->cap = cap;
   }
-  size_t got = fread(tf->buf + tf->end, 1, tf->cap - tf->end, tf->f);
+  /* read(2), not fread: on a pipe it returns what is there instead of waiting for a full block,
+   * so `tail -f ticks.jsonl | tickcast replay --input -` sees each line as it comes. */
+  ssize_t got;
+  do got = read(fileno(tf->f), tf->buf + tf->end, tf->cap - tf->end);
+  while (got < 0 && errno == EINTR);
+  if (got < 0) return TC_EIO;
   if (got == 0) {
-    if (ferror(tf->f)) return TC_EIO;
     tf->eof = 1;
     return 0;
   }
-  tf->end += got;
+  tf->end += (size_t)got;
   return 1;
 }
 

@@ -197,6 +197,31 @@ static void test_errors(void) {
   CHECK_CONTAINS(err, "cannot read");
 }
 
+/* '-' reads standard input (here a pipe), and the path in messages is "stdin". */
+static void test_stdin(void) {
+  int fd[2];
+  if (pipe(fd) != 0) return;
+  const char data[] = "{\"sym\":\"P\",\"ts\":5,\"px\":9}\n{\"sym\":\"P\"}\n";
+  CHECK_INT(write(fd[1], data, sizeof data - 1), sizeof data - 1);
+  close(fd[1]);
+  int saved = dup(0);
+  dup2(fd[0], 0);
+  close(fd[0]);
+  tickfile tf;
+  char err[256];
+  CHECK_INT(tickfile_open(&tf, "-", err, sizeof err), 0);
+  CHECK_STR(tf.path, "stdin");
+  CHECK_INT(tf.size, 0);
+  row r[4];
+  CHECK_INT(read_all(&tf, r, 4), 2);
+  CHECK_INT(r[0].ts, 5);
+  CHECK_INT(r[1].reason, TICK_MISSING_FIELD);
+  CHECK_INT(tf.bytes, sizeof data - 1);
+  tickfile_close(&tf);
+  dup2(saved, 0);
+  close(saved);
+}
+
 int main(void) {
   if (!mkdtemp(dir)) {
     perror("mkdtemp");
@@ -206,6 +231,7 @@ int main(void) {
   test_jsonl();
   test_long_lines();
   test_errors();
+  test_stdin();
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
