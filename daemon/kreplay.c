@@ -501,7 +501,8 @@ int kreplay_main(int argc, char **argv) {
       do cur++; /* remaining > 0: there is one */
       while (parts[cur].next >= parts[cur].end);
       p = &parts[cur];
-      assign->cnt = 0;
+      rd_kafka_topic_partition_list_destroy(assign);
+      assign = rd_kafka_topic_partition_list_new(1);
       rd_kafka_topic_partition_list_add(assign, o.topic, p->id)->offset = p->start;
       if ((ke = rd_kafka_assign(rk, assign))) {
         fprintf(stderr, "tickcast replay: assign %s/%d: %s\n", o.topic, (int)p->id,
