@@ -588,6 +588,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
 
 static void stats_fill(run *r) {
   r->st.instruments = r->e.st.live;
+  r->st.assigned_count = r->assigned;
   r->st.outq = rd_kafka_outq_len(r->producer);
   memcpy(r->st.model_id, r->model->id, sizeof r->st.model_id);
 }
@@ -773,6 +774,7 @@ static int make_clients(run *r, const char *bootstrap, char *err, size_t errlen)
   snprintf(stats_ms, sizeof stats_ms, "%d", o->stats_ms);
   const char *cdef[] = {"group.id", o->group, "auto.offset.reset", "earliest",
                         "enable.auto.commit", "true", "enable.auto.offset.store", "false",
+                        "auto.commit.interval.ms", "1000",
                         "statistics.interval.ms", stats_ms, "client.id", "tickcast-run",
                         bootstrap ? "bootstrap.servers" : NULL, bootstrap, NULL};
   const char *pdef[] = {"client.id", "tickcast-run", "linger.ms", "5",

@@ -161,6 +161,7 @@ char *stats_json(stats *s, int64_t now_ms, int reset_interval) {
     json_object_set_new(lag, key, s->lag[p] < 0 ? json_null() : json_integer(s->lag[p]));
   }
   json_object_set_new(o, "lag", lag);
+  json_object_set_new(o, "partitions_assigned", json_integer(s->assigned_count));
   json_object_set_new(o, "producer_queue", json_integer(s->outq));
   json_object_set_new(o, "paused", json_boolean(s->paused));
   json_object_set_new(o, "delivery_errors", json_integer((json_int_t)s->delivery_errors));
@@ -259,6 +260,8 @@ char *stats_prometheus(const stats *s, int64_t now_ms, size_t *len) {
     if (s->assigned[p] && s->lag[p] >= 0)
       sb_printf(&b, "tickcast_consumer_lag{partition=\"%d\"} %lld\n", p, (long long)s->lag[p]);
   gauge(&b, "instruments", "Live instruments.", s->instruments);
+  gauge(&b, "partitions_assigned", "Input partitions assigned to this consumer.",
+        s->assigned_count);
   gauge(&b, "producer_queue", "Messages in the producer queue.", (double)s->outq);
   gauge(&b, "paused", "1 while backpressure holds consumption.", s->paused);
   gauge(&b, "rate_1s", "Input ticks per second over the last second.", stats_rate(s, 1));

@@ -79,6 +79,7 @@ typedef struct stats {
   /* gauges filled by the daemon before rendering */
   int64_t start_ms;             /* wall clock at start */
   uint32_t instruments;         /* live instruments */
+  int32_t assigned_count;       /* input partitions assigned */
   int64_t outq;                 /* producer queue depth */
   int paused;                   /* 1 while backpressure holds the consumer */
   int64_t checkpoint_age_ms;    /* -1 until checkpoints exist */

@@ -14,6 +14,7 @@ Not a test by itself. Subcommands:
                                    one prediction per replayed row, equal values, n increasing
                                    (messages also in OLD, an earlier collect, are left out)
   check-dlq DLQ EXP                the dead letters expected, with reasons and fields
+  committed BROKERS GROUP TOPIC     print the sum of the group's committed offsets on TOPIC
   check-stats STATS TICKS_IN PREDS the last stats object has every documented field and totals
 """
 import csv, json, struct, sys, time
@@ -151,6 +152,16 @@ def collect(brokers, topic, n, secs, out):
     print(f"collect {topic}: {len(got)} messages (wanted {n})")
 
 
+def committed(brokers, group, topic):
+    """Prints the sum of the group's committed offsets on topic (OffsetFetch, no join)."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": brokers, "group.id": group})
+    md = c.list_topics(topic, timeout=10).topics[topic]
+    offs = c.committed([TopicPartition(topic, p) for p in md.partitions], timeout=10)
+    c.close()
+    print(sum(max(o.offset, 0) for o in offs))
+
+
 def fail(msg):
     print("FAIL:", msg, file=sys.stderr)
     sys.exit(1)
@@ -278,6 +289,7 @@ def main():
     elif a[0] == "publish-b": publish_b(*a[1:5])
     elif a[0] == "publish-csv": publish_csv(*a[1:4])
     elif a[0] == "collect": collect(a[1], a[2], int(a[3]), float(a[4]), a[5])
+    elif a[0] == "committed": committed(a[1], a[2], a[3])
     elif a[0] == "check-preds": check_preds(a[1], a[2:])
     elif a[0] == "check-dlq": check_dlq(a[1], a[2])
     elif a[0] == "check-stats": check_stats(a[1], int(a[2]), int(a[3]))
