@@ -173,6 +173,18 @@ set -e
 tc_eq "missing input exit" "$rc" 2
 grep -q "nonexistent.csv: cannot open" "$TMP/nf.log" || tc_fail "$(cat "$TMP/nf.log")"
 
+# A config file: flags without '--', librdkafka properties as kafka.KEY; errors quote FILE:LINE.
+printf '# feed settings\nbrokers = %s\ntopic=cfg\nkafka.linger.ms=1\n' "$BROKERS" >"$TMP/feed.conf"
+"$TC" feed --config "$TMP/feed.conf" --synthetic 7 2>"$TMP/cfg.log" || tc_fail "feed --config: $(cat "$TMP/cfg.log")"
+tc_eq "messages via --config" "$(kcat -b "$BROKERS" -t cfg -C -e -q | wc -l)" 7
+printf 'brokers=%s\ntopic=cfg\ninptu=x\n' "$BROKERS" >"$TMP/bad.conf"
+set +e
+"$TC" feed --config "$TMP/bad.conf" --synthetic 7 2>"$TMP/badcfg.log"
+rc=$?
+set -e
+tc_eq "bad config exit" "$rc" 2
+grep -q "bad.conf:3: unknown key 'inptu'" "$TMP/badcfg.log" || tc_fail "$(cat "$TMP/badcfg.log")"
+
 # Nothing listens there: every delivery fails after message.timeout.ms, exit 1.
 port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 set +e
