@@ -29,8 +29,10 @@ static uint64_t delivered, failed;
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   (void)rk;
   (void)opaque;
-  if (m->err) failed++;
-  else delivered++;
+  if (m->err)
+    failed++;
+  else
+    delivered++;
 }
 
 static int cmp_u64(const void *a, const void *b) {
@@ -60,11 +62,16 @@ int main(int argc, char **argv) {
       return 2;
     }
     const char *a = argv[i], *v = argv[++i];
-    if (!strcmp(a, "--input-topic")) in = v;
-    else if (!strcmp(a, "--output-topic")) out = v;
-    else if (!strcmp(a, "--group")) group = v;
-    else if (!strcmp(a, "--count")) count = atoll(v);
-    else if (!strcmp(a, "--timeout")) timeout_s = atof(v);
+    if (!strcmp(a, "--input-topic"))
+      in = v;
+    else if (!strcmp(a, "--output-topic"))
+      out = v;
+    else if (!strcmp(a, "--group"))
+      group = v;
+    else if (!strcmp(a, "--count"))
+      count = atoll(v);
+    else if (!strcmp(a, "--timeout"))
+      timeout_s = atof(v);
     else {
       fprintf(stderr, "passthrough: unknown flag %s\n", a);
       return 2;
@@ -82,8 +89,9 @@ int main(int argc, char **argv) {
   }
 
   /* The consumer: a group like the daemon's (subscribe, earliest). */
-  const char *cdef[] = {"group.id", group, "auto.offset.reset", "earliest",
-                        "enable.auto.commit", "true", "client.id", "passthrough", NULL};
+  const char *cdef[] = {
+      "group.id", group,       "auto.offset.reset", "earliest", "enable.auto.commit",
+      "true",     "client.id", "passthrough",       NULL};
   rd_kafka_conf_t *cconf, *pconf;
   if (kconf_build(&kc, cdef, &cconf, err, sizeof err) < 0) {
     fprintf(stderr, "passthrough: %s\n", err);
@@ -133,7 +141,8 @@ int main(int argc, char **argv) {
                 timeout_s, passed, count);
         return 1;
       }
-      if (!(m = rd_kafka_consumer_poll(c, 10))) continue;
+      if (!(m = rd_kafka_consumer_poll(c, 10)))
+        continue;
     }
     if (m->err) {
       if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -142,7 +151,8 @@ int main(int argc, char **argv) {
       continue;
     }
     uint64_t t0 = now_ns();
-    if (!t_first) t_first = t0;
+    if (!t_first)
+      t_first = t0;
     while (rd_kafka_produce(ot, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, m->payload, m->len,
                             m->key, m->key_len, NULL) != 0) {
       if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -152,11 +162,13 @@ int main(int argc, char **argv) {
       rd_kafka_poll(p, 1);
     }
     uint64_t t1 = now_ns();
-    if ((passed & 15) == 0 && nlat < caplat) lat[nlat++] = t1 - t0;
+    if ((passed & 15) == 0 && nlat < caplat)
+      lat[nlat++] = t1 - t0;
     t_last_consume = t1;
     passed++;
     rd_kafka_message_destroy(m);
-    if ((passed & 1023) == 0) rd_kafka_poll(p, 0);
+    if ((passed & 1023) == 0)
+      rd_kafka_poll(p, 0);
   }
   rd_kafka_flush(p, 30000);
   uint64_t t_end = now_ns();
@@ -164,10 +176,9 @@ int main(int argc, char **argv) {
   double secs = (t_end - t_first) / 1e9;
   printf("{\"msgs\":%lld,\"delivered\":%llu,\"failed\":%llu,\"seconds\":%.4f,\"rate\":%.0f,"
          "\"consume_seconds\":%.4f,\"latency_us\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f}}\n",
-         passed, (unsigned long long)delivered, (unsigned long long)failed, secs,
-         passed / secs, (t_last_consume - t_first) / 1e9,
-         nlat ? lat[nlat / 2] / 1e3 : 0.0, nlat ? lat[(size_t)(nlat * 0.99)] / 1e3 : 0.0,
-         nlat ? lat[nlat - 1] / 1e3 : 0.0);
+         passed, (unsigned long long)delivered, (unsigned long long)failed, secs, passed / secs,
+         (t_last_consume - t_first) / 1e9, nlat ? lat[nlat / 2] / 1e3 : 0.0,
+         nlat ? lat[(size_t)(nlat * 0.99)] / 1e3 : 0.0, nlat ? lat[nlat - 1] / 1e3 : 0.0);
   fflush(stdout);
   free(lat);
   rd_kafka_topic_destroy(ot);

@@ -12,21 +12,22 @@
 #include "mockbroker.h"
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: tickcast broker [--topics NAME[:PARTITIONS],...] [--port P] [--log-level L]\n"
-          "\n"
-          "An embedded development Kafka broker (librdkafka's in-memory mock cluster, one broker\n"
-          "on 127.0.0.1). Prints its bootstrap list (127.0.0.1:PORT) as the first line of stdout,\n"
-          "logs to stderr, runs until SIGINT or SIGTERM, then exits 0.\n"
-          "\n"
-          "  --topics LIST     topics to create, e.g. ticks:8,predictions:8 (default: none; topics\n"
-          "                    that clients auto-create get %d partitions)\n"
-          "  --port P          listen on 127.0.0.1:P (default 0: any free port)\n"
-          "  --log-level L     error, warn, info (default) or debug\n"
-          "\n"
-          "Limits of the mock: each partition keeps a bounded log (older batches are dropped), and\n"
-          "offsets-for-times (ListOffsets by timestamp) is not implemented.\n",
-          MOCKBROKER_AUTO_PARTITIONS);
+  fprintf(
+      f,
+      "usage: tickcast broker [--topics NAME[:PARTITIONS],...] [--port P] [--log-level L]\n"
+      "\n"
+      "An embedded development Kafka broker (librdkafka's in-memory mock cluster, one broker\n"
+      "on 127.0.0.1). Prints its bootstrap list (127.0.0.1:PORT) as the first line of stdout,\n"
+      "logs to stderr, runs until SIGINT or SIGTERM, then exits 0.\n"
+      "\n"
+      "  --topics LIST     topics to create, e.g. ticks:8,predictions:8 (default: none; topics\n"
+      "                    that clients auto-create get %d partitions)\n"
+      "  --port P          listen on 127.0.0.1:P (default 0: any free port)\n"
+      "  --log-level L     error, warn, info (default) or debug\n"
+      "\n"
+      "Limits of the mock: each partition keeps a bounded log (older batches are dropped), and\n"
+      "offsets-for-times (ListOffsets by timestamp) is not implemented.\n",
+      MOCKBROKER_AUTO_PARTITIONS);
 }
 
 int cmd_broker(int argc, char **argv) {
@@ -38,7 +39,8 @@ int cmd_broker(int argc, char **argv) {
       usage(stdout);
       return 0;
     }
-    if (i + 1 >= argc || (strcmp(a, "--topics") && strcmp(a, "--port") && strcmp(a, "--log-level"))) {
+    if (i + 1 >= argc ||
+        (strcmp(a, "--topics") && strcmp(a, "--port") && strcmp(a, "--log-level"))) {
       fprintf(stderr, "tickcast broker: %s '%s' (see tickcast broker --help)\n",
               i + 1 >= argc && a[0] == '-' ? "missing value for" : "unknown argument", a);
       return 2;
@@ -57,7 +59,8 @@ int cmd_broker(int argc, char **argv) {
     } else {
       int lv = log_level_parse(v);
       if (lv < 0) {
-        fprintf(stderr, "tickcast broker: --log-level %s: expected error, warn, info or debug\n", v);
+        fprintf(stderr, "tickcast broker: --log-level %s: expected error, warn, info or debug\n",
+                v);
         return 2;
       }
       log_level = lv;

@@ -26,46 +26,46 @@
 #define FEED_FLUSH_MS 30000    /* how long the final flush may wait for delivery reports */
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: tickcast feed --brokers LIST --topic T (--input FILE | --synthetic N) [options]\n"
-          "\n"
-          "Publishes ticks to Kafka, one JSON object per message (CONTRACT section 1), key = sym,\n"
-          "partitioner murmur2_random (the Java client's: one instrument, one partition), with an\n"
-          "idempotent producer (order kept per partition). Lines that do not decode are not sent:\n"
-          "they are counted and reported with their line numbers.\n"
-          "\n"
-          "  --topic T            topic to publish to (required)\n"
-          "  --input FILE         tick file, CSV with header or JSON Lines ('-' = stdin). JSON Lines\n"
-          "                       are sent verbatim (unknown keys kept); CSV rows are re-encoded as\n"
-          "                       {\"sym\",\"ts\" (integer ns),\"px\",\"qty\"[,\"bid\",\"ask\"]} with\n"
-          "                       numbers in their shortest exact form, so they decode to the same tick\n"
-          "  --raw                with --input: send every non-empty line verbatim, undecoded (key =\n"
-          "                       sym when the line is a valid tick, else no key); for tests\n"
-          "  --synthetic N        instead of --input: N random-walk ticks (JSON) over K instruments\n"
-          "  --instruments K      instruments for --synthetic (default 16), named SYN0000...\n"
-          "  --seed S             seed for --synthetic (default 1)\n"
-          "  --start-time T       ts of the first synthetic tick, RFC 3339 or integer ns (default\n"
-          "                       2024-01-01T00:00:00Z; feeding a topic twice needs a later one, or\n"
-          "                       the second run's ticks are out of order)\n"
-          "  --rate R             at most R ticks per second (token bucket; default: as fast as\n"
-          "                       the producer takes them)\n"
-          "  --log-level L        error, warn, info (default) or debug\n"
-          KCONF_USAGE
-          "\n"
-          "Producer defaults (override with -X): enable.idempotence=true,\n"
-          "partitioner=murmur2_random, linger.ms=5. Exit status: 0 when every message was\n"
-          "delivered (rejected lines are not failures), 1 when a delivery failed, 2 on bad usage or\n"
-          "an unreadable input file. A summary goes to stderr.\n");
+  fprintf(
+      f,
+      "usage: tickcast feed --brokers LIST --topic T (--input FILE | --synthetic N) [options]\n"
+      "\n"
+      "Publishes ticks to Kafka, one JSON object per message (CONTRACT section 1), key = sym,\n"
+      "partitioner murmur2_random (the Java client's: one instrument, one partition), with an\n"
+      "idempotent producer (order kept per partition). Lines that do not decode are not sent:\n"
+      "they are counted and reported with their line numbers.\n"
+      "\n"
+      "  --topic T            topic to publish to (required)\n"
+      "  --input FILE         tick file, CSV with header or JSON Lines ('-' = stdin). JSON Lines\n"
+      "                       are sent verbatim (unknown keys kept); CSV rows are re-encoded as\n"
+      "                       {\"sym\",\"ts\" (integer ns),\"px\",\"qty\"[,\"bid\",\"ask\"]} with\n"
+      "                       numbers in their shortest exact form, so they decode to the same "
+      "tick\n"
+      "  --raw                with --input: send every non-empty line verbatim, undecoded (key =\n"
+      "                       sym when the line is a valid tick, else no key); for tests\n"
+      "  --synthetic N        instead of --input: N random-walk ticks (JSON) over K instruments\n"
+      "  --instruments K      instruments for --synthetic (default 16), named SYN0000...\n"
+      "  --seed S             seed for --synthetic (default 1)\n"
+      "  --start-time T       ts of the first synthetic tick, RFC 3339 or integer ns (default\n"
+      "                       2024-01-01T00:00:00Z; feeding a topic twice needs a later one, or\n"
+      "                       the second run's ticks are out of order)\n"
+      "  --rate R             at most R ticks per second (token bucket; default: as fast as\n"
+      "                       the producer takes them)\n"
+      "  --log-level L        error, warn, info (default) or debug\n" KCONF_USAGE "\n"
+      "Producer defaults (override with -X): enable.idempotence=true,\n"
+      "partitioner=murmur2_random, linger.ms=5. Exit status: 0 when every message was\n"
+      "delivered (rejected lines are not failures), 1 when a delivery failed, 2 on bad usage or\n"
+      "an unreadable input file. A summary goes to stderr.\n");
 }
 
 /* What one run did; read by the summary. */
 typedef struct feed_stats {
-  uint64_t sent;                 /* messages handed to the producer */
-  uint64_t delivered;            /* delivery reports without error */
-  uint64_t failed;               /* delivery reports with an error */
-  uint64_t rejected[TICK_NREASONS];                   /* lines not sent, by reason */
+  uint64_t sent;                                       /* messages handed to the producer */
+  uint64_t delivered;                                  /* delivery reports without error */
+  uint64_t failed;                                     /* delivery reports with an error */
+  uint64_t rejected[TICK_NREASONS];                    /* lines not sent, by reason */
   uint64_t lines[TICK_NREASONS][FEED_MAX_LINES_SHOWN]; /* their first line numbers */
-  char first_error[256];         /* the first delivery error */
+  char first_error[256];                               /* the first delivery error */
 } feed_stats;
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
@@ -73,8 +73,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
   feed_stats *st = opaque;
   if (m->err) {
     if (!st->failed)
-      snprintf(st->first_error, sizeof st->first_error, "%s [%d]: %s",
-               rd_kafka_topic_name(m->rkt), (int)m->partition, rd_kafka_err2str(m->err));
+      snprintf(st->first_error, sizeof st->first_error, "%s [%d]: %s", rd_kafka_topic_name(m->rkt),
+               (int)m->partition, rd_kafka_err2str(m->err));
     st->failed++;
   } else {
     st->delivered++;
@@ -94,12 +94,14 @@ typedef struct bucket {
 
 /* Takes one token, sleeping (while serving delivery reports) until there is one. */
 static void bucket_take(bucket *b, rd_kafka_t *rk) {
-  if (b->rate <= 0) return;
+  if (b->rate <= 0)
+    return;
   for (;;) {
     double t = now_s();
     b->tokens += (t - b->last) * b->rate;
     b->last = t;
-    if (b->tokens > b->burst) b->tokens = b->burst;
+    if (b->tokens > b->burst)
+      b->tokens = b->burst;
     if (b->tokens >= 1) {
       b->tokens -= 1;
       return;
@@ -159,13 +161,14 @@ static size_t tick_to_json(char *out, const tick *t) {
 
 static void reject(feed_stats *st, const char *path, uint64_t line, int reason, const char *msg) {
   uint64_t k = st->rejected[reason]++;
-  if (k < FEED_MAX_LINES_SHOWN) st->lines[reason][k] = line;
+  if (k < FEED_MAX_LINES_SHOWN)
+    st->lines[reason][k] = line;
   uint64_t total = 0;
-  for (int r = 0; r < TICK_NREASONS; r++) total += st->rejected[r];
+  for (int r = 0; r < TICK_NREASONS; r++)
+    total += st->rejected[r];
   if (total <= FEED_MAX_LOGGED)
-    log_warn("feed", "%s:%llu: %s: %s%s", path, (unsigned long long)line,
-             tick_reason_name(reason), msg,
-             total == FEED_MAX_LOGGED ? " (further rejects only counted)" : "");
+    log_warn("feed", "%s:%llu: %s: %s%s", path, (unsigned long long)line, tick_reason_name(reason),
+             msg, total == FEED_MAX_LOGGED ? " (further rejects only counted)" : "");
 }
 
 /* splitmix64: small, seedable, good enough for a load generator. */
@@ -175,7 +178,9 @@ static uint64_t rng_next(uint64_t *s) {
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return z ^ (z >> 31);
 }
-static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1.0p-53; }
+static double rng_unit(uint64_t *s) {
+  return (double)(rng_next(s) >> 11) * 0x1.0p-53;
+}
 static double rng_normal(uint64_t *s) {
   double u = rng_unit(s), v = rng_unit(s);
   return sqrt(-2 * log(u + 0x1.0p-60)) * cos(6.283185307179586 * v);
@@ -195,7 +200,8 @@ static int feed_file(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, 
                      feed_stats *st, char *err, size_t errlen) {
   tickfile tf;
   int rc = tickfile_open(&tf, o->input, err, errlen);
-  if (rc < 0) return TC_EUSAGE; /* unreadable input or no valid header: exit 2 */
+  if (rc < 0)
+    return TC_EUSAGE; /* unreadable input or no valid header: exit 2 */
   char json[256], derr[256];
   tick t;
   int reason;
@@ -212,10 +218,11 @@ static int feed_file(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, 
     }
     bucket_take(b, rk);
     rc = produce(rkt, rk, val, len, t.sym, t.sym_len, st, err, errlen);
-    if (rc < 0) break;
+    if (rc < 0)
+      break;
   }
-  if (rc < 0 && rc != TC_EKAFKA) snprintf(err, errlen, "%s:%llu: %s", tf.path,
-                                          (unsigned long long)tf.line, derr);
+  if (rc < 0 && rc != TC_EKAFKA)
+    snprintf(err, errlen, "%s:%llu: %s", tf.path, (unsigned long long)tf.line, derr);
   tickfile_close(&tf);
   return rc < 0 ? rc : 0;
 }
@@ -232,21 +239,24 @@ static int feed_raw(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, b
   ssize_t n;
   int rc = 0;
   while ((n = getline(&line, &cap, f)) >= 0) {
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
-    if (n == 0) continue;
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+      n--;
+    if (n == 0)
+      continue;
     tick t;
     int ok = tick_parse_json(&t, line, (size_t)n, derr, 0) == TICK_OK;
     bucket_take(b, rk);
-    rc = produce(rkt, rk, line, (size_t)n, ok ? t.sym : NULL, ok ? t.sym_len : 0, st, err,
-                 errlen);
-    if (rc < 0) break;
+    rc = produce(rkt, rk, line, (size_t)n, ok ? t.sym : NULL, ok ? t.sym_len : 0, st, err, errlen);
+    if (rc < 0)
+      break;
   }
   if (rc == 0 && ferror(f)) {
     snprintf(err, errlen, "%s: read error: %s", o->input, strerror(errno));
     rc = TC_EIO;
   }
   free(line);
-  if (f != stdin) fclose(f);
+  if (f != stdin)
+    fclose(f);
   return rc;
 }
 
@@ -262,7 +272,8 @@ static int feed_synthetic(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *
     return TC_ENOMEM;
   }
   uint64_t s = o->seed;
-  for (int k = 0; k < K; k++) px[k] = 10 + 190 * rng_unit(&s);
+  for (int k = 0; k < K; k++)
+    px[k] = 10 + 190 * rng_unit(&s);
   int64_t ts = o->start_ts;
   char json[256];
   int rc = 0;
@@ -297,7 +308,9 @@ static int parse_num(const char *flag, const char *v, double lo, double hi, doub
 }
 
 int cmd_feed(int argc, char **argv) {
-  feed_opts o = {.synthetic = -1, .instruments = 16, .seed = 1,
+  feed_opts o = {.synthetic = -1,
+                 .instruments = 16,
+                 .seed = 1,
                  .start_ts = 1704067200000000000LL}; /* 2024-01-01T00:00:00Z */
   kconf kc;
   kconf_init(&kc);
@@ -305,8 +318,9 @@ int cmd_feed(int argc, char **argv) {
   int status = 2;
   rd_kafka_t *rk = NULL;
   rd_kafka_topic_t *rkt = NULL;
-  static const char *const flags[] = {"topic", "input", "rate", "synthetic", "instruments",
-                                      "seed", "start-time", "log-level", NULL};
+  static const char *const flags[] = {"topic",      "input",       "rate",
+                                      "synthetic",  "instruments", "seed",
+                                      "start-time", "log-level",   NULL};
   for (int i = 1; i < argc; i++) {
     int r = kconf_arg(&kc, argc, argv, &i, err, sizeof err);
     if (r < 0) {
@@ -329,7 +343,8 @@ int cmd_feed(int argc, char **argv) {
     }
     int known = 0;
     for (int j = 0; flags[j]; j++)
-      if (a[0] == '-' && a[1] == '-' && !strcmp(a + 2, flags[j])) known = 1;
+      if (a[0] == '-' && a[1] == '-' && !strcmp(a + 2, flags[j]))
+        known = 1;
     if (!known) {
       fprintf(stderr, "tickcast feed: unknown argument '%s' (see tickcast feed --help)\n", a);
       goto out;
@@ -340,18 +355,24 @@ int cmd_feed(int argc, char **argv) {
     }
     const char *v = argv[++i];
     double d;
-    if (!strcmp(a, "--topic")) o.topic = v;
-    else if (!strcmp(a, "--input")) o.input = v;
+    if (!strcmp(a, "--topic"))
+      o.topic = v;
+    else if (!strcmp(a, "--input"))
+      o.input = v;
     else if (!strcmp(a, "--rate")) {
-      if (parse_num(a, v, 0, 1e9, &o.rate)) goto out;
+      if (parse_num(a, v, 0, 1e9, &o.rate))
+        goto out;
     } else if (!strcmp(a, "--synthetic")) {
-      if (parse_num(a, v, 0, 1e12, &d)) goto out;
+      if (parse_num(a, v, 0, 1e12, &d))
+        goto out;
       o.synthetic = (long long)d;
     } else if (!strcmp(a, "--instruments")) {
-      if (parse_num(a, v, 1, 1000000, &d)) goto out;
+      if (parse_num(a, v, 1, 1000000, &d))
+        goto out;
       o.instruments = (int)d;
     } else if (!strcmp(a, "--seed")) {
-      if (parse_num(a, v, 0, 1e18, &d)) goto out;
+      if (parse_num(a, v, 0, 1e18, &d))
+        goto out;
       o.seed = (uint64_t)d;
     } else if (!strcmp(a, "--start-time")) {
       if (tick_parse_int64(v, strlen(v), &o.start_ts) != 0 &&
@@ -372,25 +393,28 @@ int cmd_feed(int argc, char **argv) {
     goto out;
   }
   /* Flags the command line did not give come from the config file. */
-  if (!o.topic) o.topic = kconf_flag(&kc, "topic");
-  if (!o.input) o.input = kconf_flag(&kc, "input");
+  if (!o.topic)
+    o.topic = kconf_flag(&kc, "topic");
+  if (!o.input)
+    o.input = kconf_flag(&kc, "input");
   const char *cv;
   if (o.rate == 0 && (cv = kconf_flag(&kc, "rate")) && parse_num("rate", cv, 0, 1e9, &o.rate))
     goto out;
   if (!kc.brokers || !o.topic || (!o.input && o.synthetic < 0) || (o.input && o.synthetic >= 0) ||
       (o.raw && !o.input)) {
     fprintf(stderr, "tickcast feed: %s (see tickcast feed --help)\n",
-            !kc.brokers ? "--brokers is required"
-            : !o.topic  ? "--topic is required"
+            !kc.brokers         ? "--brokers is required"
+            : !o.topic          ? "--topic is required"
             : o.raw && !o.input ? "--raw needs --input"
-            : o.input   ? "--input and --synthetic exclude each other"
-                        : "one of --input FILE or --synthetic N is required");
+            : o.input           ? "--input and --synthetic exclude each other"
+                                : "one of --input FILE or --synthetic N is required");
     goto out;
   }
 
   feed_stats st = {0};
-  const char *defaults[] = {"enable.idempotence", "true", "partitioner", "murmur2_random",
-                            "linger.ms", "5", "client.id", "tickcast-feed", NULL};
+  const char *defaults[] = {"enable.idempotence", "true",          "partitioner",
+                            "murmur2_random",     "linger.ms",     "5",
+                            "client.id",          "tickcast-feed", NULL};
   rd_kafka_conf_t *conf;
   if (kconf_build(&kc, defaults, &conf, err, sizeof err) < 0) {
     fprintf(stderr, "tickcast feed: %s\n", err);
@@ -416,24 +440,30 @@ int cmd_feed(int argc, char **argv) {
   int rc = o.synthetic >= 0 ? feed_synthetic(&o, rk, rkt, &b, &st, err, sizeof err)
            : o.raw          ? feed_raw(&o, rk, rkt, &b, &st, err, sizeof err)
                             : feed_file(&o, rk, rkt, &b, &st, err, sizeof err);
-  if (rc < 0) fprintf(stderr, "tickcast feed: %s\n", err);
+  if (rc < 0)
+    fprintf(stderr, "tickcast feed: %s\n", err);
   rd_kafka_resp_err_t ferr = rd_kafka_flush(rk, FEED_FLUSH_MS);
   double dt = now_s() - t0;
   uint64_t undelivered = st.sent - st.delivered - st.failed;
-  if (ferr) log_error("feed", "flush: %llu messages still undelivered after %d ms: %s",
-                      (unsigned long long)undelivered, FEED_FLUSH_MS, rd_kafka_err2str(ferr));
-  if (st.failed) log_error("feed", "first delivery error: %s", st.first_error);
+  if (ferr)
+    log_error("feed", "flush: %llu messages still undelivered after %d ms: %s",
+              (unsigned long long)undelivered, FEED_FLUSH_MS, rd_kafka_err2str(ferr));
+  if (st.failed)
+    log_error("feed", "first delivery error: %s", st.first_error);
 
   /* The summary: one line, then one line per reject reason with its first line numbers. */
   uint64_t nrej = 0;
-  for (int r = 0; r < TICK_NREASONS; r++) nrej += st.rejected[r];
-  fprintf(stderr, "feed: %s -> %s: sent %llu, delivered %llu, failed %llu, rejected %llu, "
-                  "%.2f s, %.0f ticks/s\n",
+  for (int r = 0; r < TICK_NREASONS; r++)
+    nrej += st.rejected[r];
+  fprintf(stderr,
+          "feed: %s -> %s: sent %llu, delivered %llu, failed %llu, rejected %llu, "
+          "%.2f s, %.0f ticks/s\n",
           o.synthetic >= 0 ? "synthetic" : o.input, o.topic, (unsigned long long)st.sent,
           (unsigned long long)st.delivered, (unsigned long long)(st.failed + undelivered),
           (unsigned long long)nrej, dt, dt > 0 ? st.delivered / dt : 0.0);
   for (int r = 0; r < TICK_NREASONS; r++) {
-    if (!st.rejected[r]) continue;
+    if (!st.rejected[r])
+      continue;
     char lines[128];
     size_t n = 0;
     uint64_t shown = st.rejected[r] < FEED_MAX_LINES_SHOWN ? st.rejected[r] : FEED_MAX_LINES_SHOWN;
@@ -444,11 +474,15 @@ int cmd_feed(int argc, char **argv) {
             (unsigned long long)st.rejected[r], shown > 1 ? "s" : "", lines,
             st.rejected[r] > shown ? ", ..." : "");
   }
-  if (rc == TC_EUSAGE) status = 2;
-  else status = rc < 0 || st.failed || undelivered ? 1 : 0;
+  if (rc == TC_EUSAGE)
+    status = 2;
+  else
+    status = rc < 0 || st.failed || undelivered ? 1 : 0;
 out:
-  if (rkt) rd_kafka_topic_destroy(rkt);
-  if (rk) rd_kafka_destroy(rk);
+  if (rkt)
+    rd_kafka_topic_destroy(rkt);
+  if (rk)
+    rd_kafka_destroy(rk);
   kconf_free(&kc);
   return status;
 }

@@ -12,7 +12,9 @@
 #include "../nn/tc_err.h"
 #include "log.h"
 
-void kconf_init(kconf *kc) { memset(kc, 0, sizeof *kc); }
+void kconf_init(kconf *kc) {
+  memset(kc, 0, sizeof *kc);
+}
 
 static void kv_free(kconf_kv *v, int n) {
   for (int i = 0; i < n; i++) {
@@ -24,7 +26,8 @@ static void kv_free(kconf_kv *v, int n) {
 }
 
 void kconf_free(kconf *kc) {
-  if (!kc) return;
+  if (!kc)
+    return;
   free(kc->brokers);
   free(kc->config_path);
   kv_free(kc->props, kc->nprops);
@@ -35,7 +38,8 @@ void kconf_free(kconf *kc) {
 /* Appends key=val to *v (n entries). Growth by one is fine: a handful of entries, at start-up. */
 static int kv_push(kconf_kv **v, int *n, const char *key, const char *val, const char *where) {
   kconf_kv *nv = realloc(*v, (size_t)(*n + 1) * sizeof **v);
-  if (!nv) return TC_ENOMEM;
+  if (!nv)
+    return TC_ENOMEM;
   *v = nv;
   kconf_kv *e = &nv[*n];
   e->key = strdup(key);
@@ -57,7 +61,8 @@ int kconf_prop_add(kconf *kc, const char *key, const char *val, const char *wher
 
 static int set_str(char **dst, const char *s) {
   char *d = strdup(s);
-  if (!d) return TC_ENOMEM;
+  if (!d)
+    return TC_ENOMEM;
   free(*dst);
   *dst = d;
   return 0;
@@ -82,17 +87,19 @@ static int add_x(kconf *kc, const char *kv, char *err, size_t errlen) {
 }
 
 /* Matches argv[*i] against --name VALUE / --name=VALUE; sets *val. 1 match, 0 no, <0 missing. */
-static int flag_value(int argc, char **argv, int *i, const char *name, const char **val,
-                      char *err, size_t errlen) {
+static int flag_value(int argc, char **argv, int *i, const char *name, const char **val, char *err,
+                      size_t errlen) {
   const char *a = argv[*i];
   size_t nl = strlen(name);
-  if (strncmp(a, name, nl) != 0) return 0;
+  if (strncmp(a, name, nl) != 0)
+    return 0;
   if (a[nl] == '=') {
     *val = a + nl + 1;
     *i += 1;
     return 1;
   }
-  if (a[nl] != 0) return 0;
+  if (a[nl] != 0)
+    return 0;
   if (*i + 1 >= argc) {
     snprintf(err, errlen, "%s: missing value", name);
     return TC_EUSAGE;
@@ -120,7 +127,8 @@ int kconf_arg(kconf *kc, int argc, char **argv, int *i, char *err, size_t errlen
     return r < 0 ? r : 1;
   }
   if ((r = flag_value(argc, argv, i, "--brokers", &v, err, errlen)) != 0) {
-    if (r < 0) return r;
+    if (r < 0)
+      return r;
     if (!*v) {
       snprintf(err, errlen, "--brokers: empty list (expected host:port[,host:port...])");
       return TC_EUSAGE;
@@ -129,7 +137,8 @@ int kconf_arg(kconf *kc, int argc, char **argv, int *i, char *err, size_t errlen
     return set_str(&kc->brokers, v) < 0 ? TC_ENOMEM : 1;
   }
   if ((r = flag_value(argc, argv, i, "--config", &v, err, errlen)) != 0) {
-    if (r < 0) return r;
+    if (r < 0)
+      return r;
     r = kconf_load_file(kc, v, err, errlen);
     return r < 0 ? r : 1;
   }
@@ -137,9 +146,11 @@ int kconf_arg(kconf *kc, int argc, char **argv, int *i, char *err, size_t errlen
 }
 
 static char *trim(char *s) {
-  while (*s == ' ' || *s == '\t') s++;
+  while (*s == ' ' || *s == '\t')
+    s++;
   char *e = s + strlen(s);
-  while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n')) *--e = 0;
+  while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+    *--e = 0;
   return s;
 }
 
@@ -158,7 +169,8 @@ int kconf_load_file(kconf *kc, const char *path, char *err, size_t errlen) {
   while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
     lineno++;
     char *s = trim(line);
-    if (!*s || *s == '#') continue;
+    if (!*s || *s == '#')
+      continue;
     snprintf(where, sizeof where, "%s:%u", path, lineno);
     char *eq = strchr(s, '=');
     if (!eq) {
@@ -186,15 +198,18 @@ int kconf_load_file(kconf *kc, const char *path, char *err, size_t errlen) {
                where, key, key + 2);
       rc = TC_EFORMAT;
     } else {
-      if (!strcmp(key, "brokers") && !kc->brokers_from_cli) rc = set_str(&kc->brokers, val);
-      if (rc == 0) rc = kv_push(&kc->flags, &kc->nflags, key, val, where);
+      if (!strcmp(key, "brokers") && !kc->brokers_from_cli)
+        rc = set_str(&kc->brokers, val);
+      if (rc == 0)
+        rc = kv_push(&kc->flags, &kc->nflags, key, val, where);
     }
   }
   if (rc == 0 && ferror(f)) {
     snprintf(err, errlen, "--config %s: read error: %s", path, strerror(errno));
     rc = TC_EIO;
   }
-  if (rc == TC_ENOMEM) snprintf(err, errlen, "--config %s: out of memory", path);
+  if (rc == TC_ENOMEM)
+    snprintf(err, errlen, "--config %s: out of memory", path);
   free(line);
   fclose(f);
   return rc;
@@ -202,7 +217,8 @@ int kconf_load_file(kconf *kc, const char *path, char *err, size_t errlen) {
 
 const char *kconf_flag(const kconf *kc, const char *name) {
   for (int i = kc->nflags - 1; i >= 0; i--)
-    if (!strcmp(kc->flags[i].key, name)) return kc->flags[i].val;
+    if (!strcmp(kc->flags[i].key, name))
+      return kc->flags[i].val;
   return NULL;
 }
 
@@ -210,13 +226,16 @@ int kconf_check_flags(const kconf *kc, const char *const *allowed, char *err, si
   for (int i = 0; i < kc->nflags; i++) {
     const char *k = kc->flags[i].key;
     int ok = !strcmp(k, "brokers");
-    for (int j = 0; !ok && allowed && allowed[j]; j++) ok = !strcmp(k, allowed[j]);
-    if (ok) continue;
+    for (int j = 0; !ok && allowed && allowed[j]; j++)
+      ok = !strcmp(k, allowed[j]);
+    if (ok)
+      continue;
     char list[512];
     size_t n = (size_t)snprintf(list, sizeof list, "brokers");
     for (int j = 0; allowed && allowed[j] && n < sizeof list; j++)
       n += (size_t)snprintf(list + n, sizeof list - n, ", %s", allowed[j]);
-    snprintf(err, errlen, "%s: unknown key '%s' (expected one of %s, or kafka.<librdkafka property>)",
+    snprintf(err, errlen,
+             "%s: unknown key '%s' (expected one of %s, or kafka.<librdkafka property>)",
              kc->flags[i].where, k, list);
     return TC_EUSAGE;
   }
@@ -289,7 +308,8 @@ int kconf_parse_int_list(const char *what, const char *s, int32_t *out, int max,
       return TC_EUSAGE;
     }
     out[n++] = (int32_t)v;
-    if (!*end) break;
+    if (!*end)
+      break;
     p = end + 1;
   }
   return n;

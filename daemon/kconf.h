@@ -5,9 +5,9 @@
 #ifndef DAEMON_KCONF_H
 #define DAEMON_KCONF_H
 
+#include <librdkafka/rdkafka.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <librdkafka/rdkafka.h>
 
 /* One key=value setting and where it came from, for error messages. */
 typedef struct kconf_kv {
@@ -18,20 +18,20 @@ typedef struct kconf_kv {
 
 /* The Kafka-related settings of one command line. Caller-owned: kconf_init / kconf_free. */
 typedef struct kconf {
-  char *brokers;     /* --brokers (or "brokers" from the config file); NULL when not given */
-  char *config_path; /* --config FILE, NULL when not given */
-  kconf_kv *props;   /* librdkafka properties in the order they apply: file, then -X */
-  int nprops;        /* entries in props */
-  kconf_kv *flags;   /* tickcast flags from the config file ("input-topic=ticks"), file order */
-  int nflags;        /* entries in flags */
+  char *brokers;        /* --brokers (or "brokers" from the config file); NULL when not given */
+  char *config_path;    /* --config FILE, NULL when not given */
+  kconf_kv *props;      /* librdkafka properties in the order they apply: file, then -X */
+  int nprops;           /* entries in props */
+  kconf_kv *flags;      /* tickcast flags from the config file ("input-topic=ticks"), file order */
+  int nflags;           /* entries in flags */
   int brokers_from_cli; /* 1 when --brokers was on the command line (it beats the file) */
 } kconf;
 
 /* The help text for the common flags, for each command's --help (two-space indented lines). */
-#define KCONF_USAGE                                                                            \
-  "  --brokers LIST         Kafka bootstrap servers (host:port,...)\n"                           \
-  "  -X KEY=VALUE           any librdkafka property, passed through (repeatable)\n"              \
-  "  --config FILE          config file: key=value lines, '#' comments; tickcast flags without\n" \
+#define KCONF_USAGE                                                                                \
+  "  --brokers LIST         Kafka bootstrap servers (host:port,...)\n"                             \
+  "  -X KEY=VALUE           any librdkafka property, passed through (repeatable)\n"                \
+  "  --config FILE          config file: key=value lines, '#' comments; tickcast flags without\n"  \
   "                         '--' (brokers=..., input-topic=...), librdkafka keys as kafka.KEY\n"
 
 /* Zeroes kc. Never fails. */
@@ -77,7 +77,8 @@ int kconf_check_flags(const kconf *kc, const char *const *allowed, char *err, si
  * set, then kc->props in order. Installs the log callback (kconf_log_cb). On success returns 0 and
  * *out owns the conf (pass it to rd_kafka_new, or rd_kafka_conf_destroy it). On a rejected
  * property returns TC_EUSAGE, *out = NULL, err like "-X foo=bar: No such configuration property:
- * \"foo\"" or "tickcast.conf:3: kafka.compression.codec=zzz: Invalid value \"zzz\" for configuration property
+ * \"foo\"" or "tickcast.conf:3: kafka.compression.codec=zzz: Invalid value \"zzz\" for
+ * configuration property
  * \"compression.codec\"". kc may be NULL (defaults only). */
 int kconf_build(const kconf *kc, const char *const *defaults, rd_kafka_conf_t **out, char *err,
                 size_t errlen);

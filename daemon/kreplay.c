@@ -21,47 +21,47 @@
 #include "kconf.h"
 #include "log.h"
 
-#define KR_CHUNK 4096          /* ticks per engine call */
-#define KR_MAX_PARTS 4096      /* partitions a replay may read */
-#define KR_FIRST 5             /* sources kept per reject reason for the summary */
-#define KR_SHOWN 10            /* rejected messages logged one by one */
-#define KR_META_MS 10000       /* metadata, watermark and offsets-for-times requests */
-#define KR_FLUSH_MS 30000      /* final flush of --output-topic */
+#define KR_CHUNK 4096     /* ticks per engine call */
+#define KR_MAX_PARTS 4096 /* partitions a replay may read */
+#define KR_FIRST 5        /* sources kept per reject reason for the summary */
+#define KR_SHOWN 10       /* rejected messages logged one by one */
+#define KR_META_MS 10000  /* metadata, watermark and offsets-for-times requests */
+#define KR_FLUSH_MS 30000 /* final flush of --output-topic */
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: tickcast replay --model M --brokers LIST --topic T [--partitions P,...]\n"
-          "         [--start-offset N | --start-time T] [--end-offset N | --end-time T]\n"
-          "         [--output FILE | --output-topic T] [--idle-timeout MS] [--quiet]\n"
-          "\n"
-          "Runs the model over a range of a Kafka topic, with fresh state, and stops at the end\n"
-          "of the range. Partitions are assigned explicitly: no consumer group joins, nothing is\n"
-          "committed. Each partition's range is [start, end): start = --start-offset, or the first\n"
-          "offset whose message timestamp is >= --start-time, or the partition's first offset;\n"
-          "end = --end-offset, or the first offset whose timestamp is >= --end-time, or the high\n"
-          "watermark when the replay starts. Message timestamps are Kafka's (producer CreateTime\n"
-          "by default), not the ticks' ts; times are RFC 3339 or integer ns since the epoch.\n"
-          "Ticks keep their per-partition order. Predictions: CSV (" ENC_CSV_HEADER ") by\n"
-          "default, JSON Lines (src = TOPIC/PARTITION/OFFSET) when the output name ends in .jsonl,\n"
-          "stdout without --output; or --output-topic T: one JSON prediction per message, key = sym.\n"
-          "\n"
-          "  --model M            safetensors model file\n"
-          "  --topic T            input topic (required)\n"
-          "  --partitions LIST    partitions to read, e.g. 0,3 (default: all)\n"
-          "  --start-offset N     same offset in every partition (clamped to the first offset)\n"
-          "  --start-time T       via offsets-for-times (needs a real broker; the embedded one\n"
-          "                       does not implement it)\n"
-          "  --end-offset N       exclusive; clamped to the high watermark\n"
-          "  --end-time T         exclusive, via offsets-for-times\n"
-          "  --output FILE        prediction file ('-' = stdout)\n"
-          "  --output-topic T     produce predictions to topic T instead\n"
-          "  --idle-timeout MS    give up when no message arrives for MS ms before the end of the\n"
-          "                       range (default 10000)\n"
-          "  --quiet              no summary\n"
-          "  --log-level L        error, warn, info (default) or debug\n"
-          KCONF_USAGE
-          "Exit status: 0 done (rejected messages are counted, never fatal), 1 runtime failure\n"
-          "(broker, topic, output), 2 bad usage or a bad model file.\n");
+  fprintf(
+      f,
+      "usage: tickcast replay --model M --brokers LIST --topic T [--partitions P,...]\n"
+      "         [--start-offset N | --start-time T] [--end-offset N | --end-time T]\n"
+      "         [--output FILE | --output-topic T] [--idle-timeout MS] [--quiet]\n"
+      "\n"
+      "Runs the model over a range of a Kafka topic, with fresh state, and stops at the end\n"
+      "of the range. Partitions are assigned explicitly: no consumer group joins, nothing is\n"
+      "committed. Each partition's range is [start, end): start = --start-offset, or the first\n"
+      "offset whose message timestamp is >= --start-time, or the partition's first offset;\n"
+      "end = --end-offset, or the first offset whose timestamp is >= --end-time, or the high\n"
+      "watermark when the replay starts. Message timestamps are Kafka's (producer CreateTime\n"
+      "by default), not the ticks' ts; times are RFC 3339 or integer ns since the epoch.\n"
+      "Ticks keep their per-partition order. Predictions: CSV (" ENC_CSV_HEADER ") by\n"
+      "default, JSON Lines (src = TOPIC/PARTITION/OFFSET) when the output name ends in .jsonl,\n"
+      "stdout without --output; or --output-topic T: one JSON prediction per message, key = sym.\n"
+      "\n"
+      "  --model M            safetensors model file\n"
+      "  --topic T            input topic (required)\n"
+      "  --partitions LIST    partitions to read, e.g. 0,3 (default: all)\n"
+      "  --start-offset N     same offset in every partition (clamped to the first offset)\n"
+      "  --start-time T       via offsets-for-times (needs a real broker; the embedded one\n"
+      "                       does not implement it)\n"
+      "  --end-offset N       exclusive; clamped to the high watermark\n"
+      "  --end-time T         exclusive, via offsets-for-times\n"
+      "  --output FILE        prediction file ('-' = stdout)\n"
+      "  --output-topic T     produce predictions to topic T instead\n"
+      "  --idle-timeout MS    give up when no message arrives for MS ms before the end of the\n"
+      "                       range (default 10000)\n"
+      "  --quiet              no summary\n"
+      "  --log-level L        error, warn, info (default) or debug\n" KCONF_USAGE
+      "Exit status: 0 done (rejected messages are counted, never fatal), 1 runtime failure\n"
+      "(broker, topic, output), 2 bad usage or a bad model file.\n");
 }
 
 static double now_s(void) {
@@ -77,11 +77,11 @@ static int ends_with(const char *s, const char *suffix) {
 
 /* One partition's range and progress. */
 typedef struct kr_part {
-  int32_t id;      /* partition number */
-  int64_t start;   /* first offset to read */
-  int64_t end;     /* first offset not to read */
-  int64_t next;    /* next offset expected; done when next >= end */
-  uint64_t read;   /* messages read in range */
+  int32_t id;    /* partition number */
+  int64_t start; /* first offset to read */
+  int64_t end;   /* first offset not to read */
+  int64_t next;  /* next offset expected; done when next >= end */
+  uint64_t read; /* messages read in range */
 } kr_part;
 
 typedef struct kr_opts {
@@ -107,8 +107,10 @@ static int parse_time_ms(const char *flag, const char *v, int64_t *ms) {
   int64_t ns;
   size_t n = strlen(v);
   if (tick_parse_int64(v, n, &ns) != 0 && tick_parse_rfc3339(v, n, &ns) != 0) {
-    fprintf(stderr, "tickcast replay: %s %s: expected RFC 3339 (2024-01-02T03:04:05Z) or integer "
-                    "ns since the epoch\n", flag, v);
+    fprintf(stderr,
+            "tickcast replay: %s %s: expected RFC 3339 (2024-01-02T03:04:05Z) or integer "
+            "ns since the epoch\n",
+            flag, v);
     return -1;
   }
   if (ns < 0) {
@@ -131,7 +133,8 @@ static int last_timestamp(rd_kafka_t *rk, const char *topic, int32_t part, int64
     int got = 0;
     while (!got && now_s() < deadline) {
       rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-      if (!m) continue;
+      if (!m)
+        continue;
       if (!m->err && m->partition == part && m->offset == off) {
         *ts = rd_kafka_message_timestamp(m, NULL);
         found = *ts >= 0;
@@ -152,15 +155,18 @@ static int offsets_for_time(rd_kafka_t *rk, const char *topic, kr_part *parts, i
                             int is_start, const char *flag, const char *val, char *err,
                             size_t errlen) {
   rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np);
-  for (int i = 0; i < np; i++) rd_kafka_topic_partition_list_add(l, topic, parts[i].id)->offset = ms;
+  for (int i = 0; i < np; i++)
+    rd_kafka_topic_partition_list_add(l, topic, parts[i].id)->offset = ms;
   rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(rk, l, KR_META_MS);
   for (int i = 0; !e && i < l->cnt; i++)
-    if (l->elems[i].err) e = l->elems[i].err;
+    if (l->elems[i].err)
+      e = l->elems[i].err;
   if (e) {
-    snprintf(err, errlen,
-             "%s %s: offsets-for-times (ListOffsets by timestamp) failed on %s: %s; the embedded "
-             "broker (tickcast broker) does not implement it: use --start-offset/--end-offset there",
-             flag, val, topic, rd_kafka_err2str(e));
+    snprintf(
+        err, errlen,
+        "%s %s: offsets-for-times (ListOffsets by timestamp) failed on %s: %s; the embedded "
+        "broker (tickcast broker) does not implement it: use --start-offset/--end-offset there",
+        flag, val, topic, rd_kafka_err2str(e));
     rd_kafka_topic_partition_list_destroy(l);
     return -1;
   }
@@ -171,18 +177,22 @@ static int offsets_for_time(rd_kafka_t *rk, const char *topic, kr_part *parts, i
      * -1, so check against the partition's last message before believing it. */
     if (off < 0 && p->end > p->start && last_timestamp(rk, topic, p->id, p->end - 1, &last_ts) &&
         last_ts >= ms) {
-      snprintf(err, errlen,
-               "%s %s: the broker found no offset in %s/%d although its message at offset %lld "
-               "has timestamp %lld ms >= %lld: it does not implement offsets-for-times (ListOffsets "
-               "by timestamp; the embedded tickcast broker does not): use --start-offset/"
-               "--end-offset", flag, val, topic, (int)p->id, (long long)(p->end - 1),
-               (long long)last_ts, (long long)ms);
+      snprintf(
+          err, errlen,
+          "%s %s: the broker found no offset in %s/%d although its message at offset %lld "
+          "has timestamp %lld ms >= %lld: it does not implement offsets-for-times (ListOffsets "
+          "by timestamp; the embedded tickcast broker does not): use --start-offset/"
+          "--end-offset",
+          flag, val, topic, (int)p->id, (long long)(p->end - 1), (long long)last_ts, (long long)ms);
       rd_kafka_topic_partition_list_destroy(l);
       return -1;
     }
-    if (off < 0) off = p->end; /* no message that late: the range ends (or starts) at the end */
-    if (is_start) p->start = off;
-    else p->end = off;
+    if (off < 0)
+      off = p->end; /* no message that late: the range ends (or starts) at the end */
+    if (is_start)
+      p->start = off;
+    else
+      p->end = off;
   }
   rd_kafka_topic_partition_list_destroy(l);
   return 0;
@@ -203,7 +213,8 @@ typedef struct kr_sum {
 static void note_reject(kr_sum *s, const engine *e, const char *topic, int reason, kr_src src,
                         const char *msg, int quiet) {
   uint64_t k = e->rejected[reason]; /* already counted, this one included */
-  if (k >= 1 && k <= KR_FIRST) s->first[reason][k - 1] = src;
+  if (k >= 1 && k <= KR_FIRST)
+    s->first[reason][k - 1] = src;
   s->rejected++;
   if (!quiet && s->shown < KR_SHOWN) {
     log_warn("replay", "%s/%d/%lld: %s: %s%s", topic, (int)src.part, (long long)src.off,
@@ -250,9 +261,9 @@ int kreplay_main(int argc, char **argv) {
   char *outbuf = NULL;
   FILE *out = NULL;
   kr_dr dr = {0};
-  static const char *const flags[] = {"model", "topic", "partitions", "start-offset",
-                                      "start-time", "end-offset", "end-time", "output",
-                                      "output-topic", "idle-timeout", "log-level", NULL};
+  static const char *const flags[] = {"model",        "topic",        "partitions", "start-offset",
+                                      "start-time",   "end-offset",   "end-time",   "output",
+                                      "output-topic", "idle-timeout", "log-level",  NULL};
 
   for (int i = 1; i < argc; i++) {
     int r = kconf_arg(&kc, argc, argv, &i, err, sizeof err);
@@ -282,30 +293,44 @@ int kreplay_main(int argc, char **argv) {
     if (a[0] == '-' && a[1] == '-' && nl - 2 < sizeof name) {
       memcpy(name, a + 2, nl - 2);
       name[nl - 2] = 0;
-      for (int j = 0; flags[j]; j++) known |= !strcmp(name, flags[j]);
+      for (int j = 0; flags[j]; j++)
+        known |= !strcmp(name, flags[j]);
     }
     if (!known) {
-      fprintf(stderr, "tickcast replay: unknown argument '%s' (see tickcast replay --brokers x "
-                      "--help)\n", a);
+      fprintf(stderr,
+              "tickcast replay: unknown argument '%s' (see tickcast replay --brokers x "
+              "--help)\n",
+              a);
       goto done;
     }
-    if (eq) v = eq + 1;
-    else if (i + 1 < argc) v = argv[++i];
+    if (eq)
+      v = eq + 1;
+    else if (i + 1 < argc)
+      v = argv[++i];
     else {
       fprintf(stderr, "tickcast replay: %s: missing value\n", a);
       goto done;
     }
-    if (!strcmp(name, "model")) o.model = v;
-    else if (!strcmp(name, "topic")) o.topic = v;
-    else if (!strcmp(name, "partitions")) o.parts = v;
-    else if (!strcmp(name, "output")) o.output = v;
-    else if (!strcmp(name, "output-topic")) o.out_topic = v;
-    else if (!strcmp(name, "start-time")) o.start_time = v;
-    else if (!strcmp(name, "end-time")) o.end_time = v;
+    if (!strcmp(name, "model"))
+      o.model = v;
+    else if (!strcmp(name, "topic"))
+      o.topic = v;
+    else if (!strcmp(name, "partitions"))
+      o.parts = v;
+    else if (!strcmp(name, "output"))
+      o.output = v;
+    else if (!strcmp(name, "output-topic"))
+      o.out_topic = v;
+    else if (!strcmp(name, "start-time"))
+      o.start_time = v;
+    else if (!strcmp(name, "end-time"))
+      o.end_time = v;
     else if (!strcmp(name, "start-offset")) {
-      if (parse_off("--start-offset", v, &o.start_off)) goto done;
+      if (parse_off("--start-offset", v, &o.start_off))
+        goto done;
     } else if (!strcmp(name, "end-offset")) {
-      if (parse_off("--end-offset", v, &o.end_off)) goto done;
+      if (parse_off("--end-offset", v, &o.end_off))
+        goto done;
     } else if (!strcmp(name, "idle-timeout")) {
       int64_t ms;
       if (tick_parse_int64(v, strlen(v), &ms) || ms < 1 || ms > 86400000) {
@@ -316,7 +341,8 @@ int kreplay_main(int argc, char **argv) {
     } else if (!strcmp(name, "log-level")) {
       int lv = log_level_parse(v);
       if (lv < 0) {
-        fprintf(stderr, "tickcast replay: --log-level %s: expected error, warn, info or debug\n", v);
+        fprintf(stderr, "tickcast replay: --log-level %s: expected error, warn, info or debug\n",
+                v);
         goto done;
       }
       log_level = lv;
@@ -326,29 +352,33 @@ int kreplay_main(int argc, char **argv) {
     fprintf(stderr, "tickcast replay: %s\n", err);
     goto done;
   }
-  if (!o.model) o.model = kconf_flag(&kc, "model");
-  if (!o.topic) o.topic = kconf_flag(&kc, "topic");
+  if (!o.model)
+    o.model = kconf_flag(&kc, "model");
+  if (!o.topic)
+    o.topic = kconf_flag(&kc, "topic");
   if (!o.model || !o.topic || !kc.brokers || (o.output && o.out_topic) ||
       (o.start_off >= 0 && o.start_time) || (o.end_off >= 0 && o.end_time)) {
     fprintf(stderr, "tickcast replay: %s (see tickcast replay --brokers x --help)\n",
-            !o.model    ? "--model is required"
-            : !o.topic  ? "--topic is required with --brokers"
-            : !kc.brokers ? "--brokers is required with --topic"
+            !o.model                  ? "--model is required"
+            : !o.topic                ? "--topic is required with --brokers"
+            : !kc.brokers             ? "--brokers is required with --topic"
             : o.output && o.out_topic ? "--output and --output-topic exclude each other"
-            : o.start_time ? "--start-offset and --start-time exclude each other"
-                           : "--end-offset and --end-time exclude each other");
+            : o.start_time            ? "--start-offset and --start-time exclude each other"
+                                      : "--end-offset and --end-time exclude each other");
     goto done;
   }
   int32_t want[KR_MAX_PARTS];
   int nwant = 0;
-  if (o.parts &&
-      (nwant = kconf_parse_int_list("--partitions", o.parts, want, KR_MAX_PARTS, err, sizeof err)) < 0) {
+  if (o.parts && (nwant = kconf_parse_int_list("--partitions", o.parts, want, KR_MAX_PARTS, err,
+                                               sizeof err)) < 0) {
     fprintf(stderr, "tickcast replay: %s\n", err);
     goto done;
   }
   int64_t start_ms = -1, end_ms = -1;
-  if (o.start_time && parse_time_ms("--start-time", o.start_time, &start_ms)) goto done;
-  if (o.end_time && parse_time_ms("--end-time", o.end_time, &end_ms)) goto done;
+  if (o.start_time && parse_time_ms("--start-time", o.start_time, &start_ms))
+    goto done;
+  if (o.end_time && parse_time_ms("--end-time", o.end_time, &end_ms))
+    goto done;
 
   if (nn_model_load(&m, o.model, err, sizeof err) != 0) {
     fprintf(stderr, "tickcast replay: %s\n", err);
@@ -383,13 +413,17 @@ int kreplay_main(int argc, char **argv) {
   rd_kafka_resp_err_t ke = rd_kafka_metadata(rk, 1, NULL, &md, KR_META_MS);
   int ti = -1;
   for (int i = 0; !ke && i < md->topic_cnt; i++)
-    if (!strcmp(md->topics[i].topic, o.topic)) ti = i;
-  if (!ke && ti < 0) ke = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
-  if (!ke && md->topics[ti].err) ke = md->topics[ti].err;
+    if (!strcmp(md->topics[i].topic, o.topic))
+      ti = i;
+  if (!ke && ti < 0)
+    ke = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+  if (!ke && md->topics[ti].err)
+    ke = md->topics[ti].err;
   if (ke) {
     fprintf(stderr, "tickcast replay: topic %s on %s: %s\n", o.topic, kc.brokers,
             rd_kafka_err2str(ke));
-    if (md) rd_kafka_metadata_destroy(md);
+    if (md)
+      rd_kafka_metadata_destroy(md);
     goto done;
   }
   int ntopic = md->topics[ti].partition_cnt;
@@ -440,8 +474,8 @@ int kreplay_main(int argc, char **argv) {
     fprintf(stderr, "tickcast replay: %s\n", err);
     goto done;
   }
-  if (end_ms >= 0 && offsets_for_time(rk, o.topic, parts, np, end_ms, 0, "--end-time",
-                                      o.end_time, err, sizeof err) < 0) {
+  if (end_ms >= 0 && offsets_for_time(rk, o.topic, parts, np, end_ms, 0, "--end-time", o.end_time,
+                                      err, sizeof err) < 0) {
     fprintf(stderr, "tickcast replay: %s\n", err);
     goto done;
   }
@@ -449,8 +483,9 @@ int kreplay_main(int argc, char **argv) {
   /* Output: a file (CSV or JSONL) or a topic. */
   int jsonl = o.out_topic || (o.output && ends_with(o.output, ".jsonl"));
   if (o.out_topic) {
-    const char *pdefaults[] = {"client.id", "tickcast-replay", "enable.idempotence", "true",
-                               "partitioner", "murmur2_random", "linger.ms", "5", NULL};
+    const char *pdefaults[] = {"client.id",   "tickcast-replay", "enable.idempotence", "true",
+                               "partitioner", "murmur2_random",  "linger.ms",          "5",
+                               NULL};
     if (kconf_build(&kc, pdefaults, &conf, err, sizeof err) < 0) {
       fprintf(stderr, "tickcast replay: %s\n", err);
       goto done;
@@ -474,7 +509,8 @@ int kreplay_main(int argc, char **argv) {
             strerror(errno));
     goto done;
   }
-  if (out && !jsonl) fputs(ENC_CSV_HEADER "\n", out);
+  if (out && !jsonl)
+    fputs(ENC_CSV_HEADER "\n", out);
 
   /* Partitions are read one at a time, each in chunks of the next KR_CHUNK accepted ticks (or
    * the rest of its range). The engine's float32 results depend slightly on which instruments
@@ -485,7 +521,8 @@ int kreplay_main(int argc, char **argv) {
   for (int i = 0; i < np; i++) {
     kr_part *p = &parts[i];
     p->next = p->start;
-    if (p->start < p->end) remaining++;
+    if (p->start < p->end)
+      remaining++;
     log_debug("replay", "%s/%d: offsets [%lld, %lld)", o.topic, (int)p->id, (long long)p->start,
               (long long)p->end);
   }
@@ -498,7 +535,8 @@ int kreplay_main(int argc, char **argv) {
   kr_part *p = NULL;
   while (remaining > 0 && !failed) {
     if (!p || p->next >= p->end) { /* on to the next partition with something in range */
-      do cur++; /* remaining > 0: there is one */
+      do
+        cur++; /* remaining > 0: there is one */
       while (parts[cur].next >= parts[cur].end);
       p = &parts[cur];
       rd_kafka_topic_partition_list_destroy(assign);
@@ -523,9 +561,10 @@ int kreplay_main(int argc, char **argv) {
       }
       if (!msg) {
         if (now_s() - last_msg > o.idle_ms / 1000.0) {
-          fprintf(stderr, "tickcast replay: %s/%d: no message for %d ms at offset %lld, before "
-                          "the end of the range %lld\n", o.topic, (int)p->id, o.idle_ms,
-                  (long long)p->next, (long long)p->end);
+          fprintf(stderr,
+                  "tickcast replay: %s/%d: no message for %d ms at offset %lld, before "
+                  "the end of the range %lld\n",
+                  o.topic, (int)p->id, o.idle_ms, (long long)p->next, (long long)p->end);
           failed = 1;
         }
         continue;
@@ -533,9 +572,12 @@ int kreplay_main(int argc, char **argv) {
       last_msg = now_s();
       if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         /* End of the log: done when the range end is reached (offsets may have gaps). */
-        if (msg->offset >= p->end) p->next = p->end;
-        else if (msg->offset > p->next) p->next = msg->offset;
-        if (p->next >= p->end) remaining--;
+        if (msg->offset >= p->end)
+          p->next = p->end;
+        else if (msg->offset > p->next)
+          p->next = msg->offset;
+        if (p->next >= p->end)
+          remaining--;
       } else if (msg->err) {
         fprintf(stderr, "tickcast replay: %s/%d: %s\n", o.topic, (int)p->id,
                 rd_kafka_message_errstr(msg));
@@ -548,7 +590,8 @@ int kreplay_main(int argc, char **argv) {
           t->reason = msg->payload
                           ? tick_parse_json(&t->t, msg->payload, msg->len, derr, sizeof derr)
                           : TICK_BAD_JSON;
-          if (!msg->payload) snprintf(derr, sizeof derr, "empty message (null value)");
+          if (!msg->payload)
+            snprintf(derr, sizeof derr, "empty message (null value)");
           if (t->reason == TICK_OK)
             t->reason = tick_check_key(&t->t, msg->key, msg->key_len, derr, sizeof derr);
           srcs[N] = (kr_src){p->id, msg->offset};
@@ -562,11 +605,13 @@ int kreplay_main(int argc, char **argv) {
           }
         }
         p->next = msg->offset + 1 < p->end ? msg->offset + 1 : p->end;
-        if (p->next >= p->end) remaining--;
+        if (p->next >= p->end)
+          remaining--;
       }
       rd_kafka_message_destroy(msg);
     }
-    if (N == 0) continue;
+    if (N == 0)
+      continue;
     if (engine_process(&e, ticks, N) != 0) {
       fprintf(stderr, "tickcast replay: out of memory\n");
       failed = 1;
@@ -580,7 +625,8 @@ int kreplay_main(int argc, char **argv) {
                  (long long)t->t.ts, t->t.sym);
         note_reject(&sum, &e, o.topic, TICK_OUT_OF_ORDER, srcs[i], err, o.quiet);
       }
-      if (t->reason != TICK_OK) continue;
+      if (t->reason != TICK_OK)
+        continue;
       if (!jsonl) {
         bp += enc_pred_csv(bp, t);
         *bp++ = '\n';
@@ -597,8 +643,8 @@ int kreplay_main(int argc, char **argv) {
         *bp++ = '\n';
         continue;
       }
-      while (rd_kafka_produce(out_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, bp, n,
-                              t->t.sym, t->t.sym_len, NULL) != 0) {
+      while (rd_kafka_produce(out_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, bp, n, t->t.sym,
+                              t->t.sym_len, NULL) != 0) {
         if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
           fprintf(stderr, "tickcast replay: produce to %s: %s\n", o.out_topic,
                   rd_kafka_err2str(rd_kafka_last_error()));
@@ -608,7 +654,8 @@ int kreplay_main(int argc, char **argv) {
         rd_kafka_poll(prod, 10);
       }
     }
-    if (prod) rd_kafka_poll(prod, 0);
+    if (prod)
+      rd_kafka_poll(prod, 0);
     if (out && fwrite(outbuf, 1, (size_t)(bp - outbuf), out) != (size_t)(bp - outbuf)) {
       fprintf(stderr, "tickcast replay: %s: write failed: %s\n", o.output ? o.output : "stdout",
               strerror(errno));
@@ -633,8 +680,9 @@ int kreplay_main(int argc, char **argv) {
   }
   double dt = now_s() - t0;
   if (!o.quiet) {
-    fprintf(stderr, "replay %s: %llu messages read, %llu accepted, %llu rejected, %u instruments, "
-                    "%.3f s, %.0f ticks/s\n",
+    fprintf(stderr,
+            "replay %s: %llu messages read, %llu accepted, %llu rejected, %u instruments, "
+            "%.3f s, %.0f ticks/s\n",
             o.topic, (unsigned long long)sum.read, (unsigned long long)e.accepted,
             (unsigned long long)sum.rejected, e.st.live, dt, dt > 0 ? sum.read / dt : 0.0);
     for (int i = 0; i < np; i++)
@@ -642,7 +690,8 @@ int kreplay_main(int argc, char **argv) {
               (long long)parts[i].start, (long long)parts[i].end,
               (unsigned long long)parts[i].read);
     for (int r = 1; r < TICK_NREASONS; r++) {
-      if (!e.rejected[r]) continue;
+      if (!e.rejected[r])
+        continue;
       fprintf(stderr, "  rejected %-14s %8llu  (", tick_reason_name(r),
               (unsigned long long)e.rejected[r]);
       for (uint64_t k = 0; k < e.rejected[r] && k < KR_FIRST; k++)
@@ -657,19 +706,24 @@ done:
     fprintf(stderr, "tickcast replay: %s: write failed: %s\n", o.output, strerror(errno));
     status = 1;
   }
-  if (assign) rd_kafka_topic_partition_list_destroy(assign);
+  if (assign)
+    rd_kafka_topic_partition_list_destroy(assign);
   if (rk) {
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
   }
-  if (out_rkt) rd_kafka_topic_destroy(out_rkt);
-  if (prod) rd_kafka_destroy(prod);
-  if (engine_ok) engine_free(&e);
+  if (out_rkt)
+    rd_kafka_topic_destroy(out_rkt);
+  if (prod)
+    rd_kafka_destroy(prod);
+  if (engine_ok)
+    engine_free(&e);
   free(parts);
   free(ticks);
   free(srcs);
   free(outbuf);
-  if (model_loaded) nn_model_free(&m);
+  if (model_loaded)
+    nn_model_free(&m);
   kconf_free(&kc);
   return status;
 }

@@ -31,14 +31,15 @@ struct mockbroker {
  * (only inside mockbroker_start, under want_lock), the first bind of an IPv4 loopback socket to
  * port 0 is rewritten to want_port. Every other bind in the process goes straight to libc. */
 static pthread_mutex_t want_lock = PTHREAD_MUTEX_INITIALIZER;
-static volatile int want_port;   /* 0 = no rewrite */
-static volatile int want_errno;  /* errno of the rewritten bind, when it failed */
+static volatile int want_port;  /* 0 = no rewrite */
+static volatile int want_errno; /* errno of the rewritten bind, when it failed */
 
 typedef int (*bind_fn)(int, const struct sockaddr *, socklen_t);
 
 int bind(int fd, const struct sockaddr *addr, socklen_t len) {
   static bind_fn real;
-  if (!real) real = (bind_fn)dlsym(RTLD_NEXT, "bind");
+  if (!real)
+    real = (bind_fn)dlsym(RTLD_NEXT, "bind");
   if (!real) {
     errno = ENOSYS;
     return -1;
@@ -53,7 +54,8 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len) {
       setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
       sin.sin_port = htons((uint16_t)port);
       int r = real(fd, (const struct sockaddr *)&sin, sizeof sin);
-      if (r < 0) want_errno = errno;
+      if (r < 0)
+        want_errno = errno;
       return r;
     }
   }
@@ -61,8 +63,8 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len) {
 }
 
 /* Checks one "name[:N]" item of the topics spec; fills name (NUL-terminated) and *parts. */
-static int topic_parse(const char *s, size_t len, char *name, size_t namecap, int *parts,
-                       char *err, size_t errlen) {
+static int topic_parse(const char *s, size_t len, char *name, size_t namecap, int *parts, char *err,
+                       size_t errlen) {
   const char *colon = memchr(s, ':', len);
   size_t nl = colon ? (size_t)(colon - s) : len;
   if (nl == 0 || nl > 249 || nl >= namecap) {
@@ -83,8 +85,10 @@ static int topic_parse(const char *s, size_t len, char *name, size_t namecap, in
   if (colon) {
     long v = 0;
     size_t i = nl + 1;
-    if (i == len) v = -1;
-    for (; i < len && v >= 0; i++) v = isdigit((unsigned char)s[i]) && v < 1000000 ? v * 10 + (s[i] - '0') : -1;
+    if (i == len)
+      v = -1;
+    for (; i < len && v >= 0; i++)
+      v = isdigit((unsigned char)s[i]) && v < 1000000 ? v * 10 + (s[i] - '0') : -1;
     if (v < 1 || v > 100000) {
       snprintf(err, errlen, "--topics %.*s: partitions must be 1..100000, found '%.*s'", (int)len,
                s, (int)(len - nl - 1), colon + 1);
@@ -108,19 +112,23 @@ int mockbroker_start(mockbroker **out, int port, const char *topics, char *err, 
     const char *e = strchr(p, ',');
     size_t len = e ? (size_t)(e - p) : strlen(p);
     int r = topic_parse(p, len, name, sizeof name, &parts, err, errlen);
-    if (r < 0) return r;
+    if (r < 0)
+      return r;
     p = e ? e + 1 : p + len;
   }
 
   /* librdkafka 2.0.2 asserts (aborts) when the mock cannot bind, so try the port first. */
   if (port > 0) {
     int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1, e = 0;
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in sin = {.sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)port),
                               .sin_addr = {.s_addr = htonl(INADDR_LOOPBACK)}};
-    if (fd < 0) e = errno;
+    if (fd < 0)
+      e = errno;
     else {
       setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-      if (bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0) e = errno;
+      if (bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0)
+        e = errno;
       close(fd);
     }
     if (e) {
@@ -141,7 +149,8 @@ int mockbroker_start(mockbroker **out, int port, const char *topics, char *err, 
                             log_level >= LOG_DEBUG ? "7" : "4", NULL};
   rd_kafka_conf_t *conf;
   int rc = kconf_build(NULL, defaults, &conf, err, errlen);
-  if (rc < 0) goto fail;
+  if (rc < 0)
+    goto fail;
   char rerr[512];
   mb->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof rerr);
   if (!mb->rk) {
@@ -191,8 +200,11 @@ const char *mockbroker_bootstraps(const mockbroker *mb) {
 }
 
 void mockbroker_stop(mockbroker *mb) {
-  if (!mb) return;
-  if (mb->mcluster) rd_kafka_mock_cluster_destroy(mb->mcluster);
-  if (mb->rk) rd_kafka_destroy(mb->rk);
+  if (!mb)
+    return;
+  if (mb->mcluster)
+    rd_kafka_mock_cluster_destroy(mb->mcluster);
+  if (mb->rk)
+    rd_kafka_destroy(mb->rk);
   free(mb);
 }

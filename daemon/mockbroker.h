@@ -25,7 +25,8 @@ int mockbroker_start(mockbroker **out, int port, const char *topics, char *err, 
 /* The bootstrap list ("127.0.0.1:PORT"), valid until mockbroker_stop. */
 const char *mockbroker_bootstraps(const mockbroker *mb);
 
-/* Stops the broker and frees it; clients still connected see their connections drop. Accepts NULL. */
+/* Stops the broker and frees it; clients still connected see their connections drop. Accepts NULL.
+ */
 void mockbroker_stop(mockbroker *mb);
 
 #endif

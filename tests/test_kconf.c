@@ -11,15 +11,18 @@
 
 static const char *get(rd_kafka_conf_t *c, const char *k, char *buf, size_t cap) {
   size_t n = cap;
-  if (rd_kafka_conf_get(c, k, buf, &n) != RD_KAFKA_CONF_OK) return "(unset)";
+  if (rd_kafka_conf_get(c, k, buf, &n) != RD_KAFKA_CONF_OK)
+    return "(unset)";
   return buf;
 }
 
 static int parse(kconf *kc, int argc, char **argv, char *err, size_t errlen) {
   for (int i = 0; i < argc;) {
     int r = kconf_arg(kc, argc, argv, &i, err, errlen);
-    if (r < 0) return r;
-    if (r == 0) i++;
+    if (r < 0)
+      return r;
+    if (r == 0)
+      i++;
   }
   return 0;
 }
@@ -37,8 +40,8 @@ int main(void) {
   /* Precedence: file < -X for properties; --brokers on the command line beats the file's. */
   kconf kc;
   kconf_init(&kc);
-  char *argv1[] = {"--brokers", "cli:1", "--config", path, "-X", "linger.ms=9", "--other",
-                   "-Xacks=1"};
+  char *argv1[] = {"--brokers", "cli:1",       "--config", path,
+                   "-X",        "linger.ms=9", "--other",  "-Xacks=1"};
   CHECK_INT(parse(&kc, 8, argv1, err, sizeof err), 0);
   CHECK_STR(kc.brokers, "cli:1");
   CHECK_INT(kc.nprops, 4);
