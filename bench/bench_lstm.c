@@ -19,8 +19,12 @@ static double clk(clockid_t id) {
   clock_gettime(id, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
-static double now(void) { return clk(CLOCK_MONOTONIC); }
-static double cpu(void) { return clk(CLOCK_THREAD_CPUTIME_ID); }
+static double now(void) {
+  return clk(CLOCK_MONOTONIC);
+}
+static double cpu(void) {
+  return clk(CLOCK_THREAD_CPUTIME_ID);
+}
 
 static uint32_t rng = 1u;
 static float frand(float lo, float hi) {
@@ -40,9 +44,15 @@ typedef struct job {
   float **sp;
 } job;
 
-static void run_step(job *j) { nn_lstm_step(j->m, j->w, j->B, j->x, j->sp, j->y); }
-static void run_gates(job *j) { nn_gates(j->B, j->H, j->z, j->c, j->h, NULL, NULL, NULL); }
-static void run_proj4(job *j) { nn_proj4(j->B, 4 * j->H, j->x, j->w->wx, j->w->bias, j->z); }
+static void run_step(job *j) {
+  nn_lstm_step(j->m, j->w, j->B, j->x, j->sp, j->y);
+}
+static void run_gates(job *j) {
+  nn_gates(j->B, j->H, j->z, j->c, j->h, NULL, NULL, NULL);
+}
+static void run_proj4(job *j) {
+  nn_proj4(j->B, 4 * j->H, j->x, j->w->wx, j->w->bias, j->z);
+}
 static void run_hh(job *j) { /* what nn_lstm_step does for the recurrent product */
   int H = j->H, G = 4 * H;
   if (j->B <= 4) {
@@ -50,21 +60,21 @@ static void run_hh(job *j) { /* what nn_lstm_step does for the recurrent product
       cblas_sgemv(CblasRowMajor, CblasNoTrans, G, H, 1.0f, j->m->W_hh[0], H, j->h + (size_t)b * H,
                   1, 1.0f, j->z + (size_t)b * G, 1);
   } else {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->B, G, H, 1.0f, j->h, H,
-                j->m->W_hh[0], H, 1.0f, j->z, G);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->B, G, H, 1.0f, j->h, H, j->m->W_hh[0],
+                H, 1.0f, j->z, G);
   }
 }
 static void run_gemm2(job *j) {
   int H = j->H, G = 4 * H;
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->B, G, NN_F, 1.0f, j->x, NN_F,
               j->m->W_ih[0], NN_F, 1.0f, j->z, G);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->B, G, H, 1.0f, j->h, H, j->m->W_hh[0],
-              H, 1.0f, j->z, G);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->B, G, H, 1.0f, j->h, H, j->m->W_hh[0], H,
+              1.0f, j->z, G);
 }
 static void run_gemmcat(job *j) {
   int H = j->H, G = 4 * H, K = NN_F + H;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->B, G, K, 1.0f, j->xh, K, j->wcat, K,
-              1.0f, j->z, G);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->B, G, K, 1.0f, j->xh, K, j->wcat, K, 1.0f,
+              j->z, G);
 }
 
 /* Mean wall and CPU seconds per call of fn, over at least `secs` of wall time. */
@@ -73,11 +83,14 @@ static double timeit(void (*fn)(job *), job *j, double secs, double *cpu_per_cal
   long n = 0, batch = 1;
   double t0 = now(), c0 = cpu(), t;
   for (;;) {
-    for (long i = 0; i < batch; i++) fn(j);
+    for (long i = 0; i < batch; i++)
+      fn(j);
     n += batch;
     t = now() - t0;
-    if (t >= secs) break;
-    if (batch < (1L << 20)) batch *= 2;
+    if (t >= secs)
+      break;
+    if (batch < (1L << 20))
+      batch *= 2;
   }
   *cpu_per_call = (cpu() - c0) / (double)n;
   return t / (double)n;
@@ -91,12 +104,15 @@ int main(int argc, char **argv) {
   for (int hi = 0; hi < 3; hi++) {
     int H = Hs[hi], G = 4 * H;
     nn_model m;
-    if (nn_model_init(&m, 1, H, 0) != 0) return 1;
-    for (size_t i = 0; i < m.nparams; i++) m.params[i] = frand(-0.3f, 0.3f);
+    if (nn_model_init(&m, 1, H, 0) != 0)
+      return 1;
+    for (size_t i = 0; i < m.nparams; i++)
+      m.params[i] = frand(-0.3f, 0.3f);
     for (int bi = 0; bi < 4; bi++) {
       int B = Bs[bi];
       nn_work w;
-      if (nn_work_init(&w, &m, B) != 0) return 1;
+      if (nn_work_init(&w, &m, B) != 0)
+        return 1;
       size_t S = nn_state_floats(&m);
       job j = {.m = &m, .w = &w, .B = B, .H = H};
       float *state = malloc((size_t)B * S * sizeof *state);
@@ -108,30 +124,37 @@ int main(int argc, char **argv) {
       j.h = malloc((size_t)B * H * sizeof *j.h);
       j.xh = malloc((size_t)B * (NN_F + H) * sizeof *j.xh);
       j.wcat = malloc((size_t)G * (NN_F + H) * sizeof *j.wcat);
-      for (size_t i = 0; i < (size_t)B * S; i++) state[i] = frand(-0.5f, 0.5f);
+      for (size_t i = 0; i < (size_t)B * S; i++)
+        state[i] = frand(-0.5f, 0.5f);
       /* Instruments' states in a scattered order, as a hash table would hand them out. */
-      for (int b = 0; b < B; b++) j.sp[b] = state + (size_t)((b * 7919L) % B) * S;
-      for (int i = 0; i < B * NN_F; i++) j.x[i] = frand(-2, 2);
-      for (int i = 0; i < B * G; i++) j.z[i] = frand(-4, 4);
-      for (int i = 0; i < B * H; i++) j.c[i] = frand(-1, 1), j.h[i] = frand(-1, 1);
-      for (int i = 0; i < B * (NN_F + H); i++) j.xh[i] = frand(-1, 1);
+      for (int b = 0; b < B; b++)
+        j.sp[b] = state + (size_t)((b * 7919L) % B) * S;
+      for (int i = 0; i < B * NN_F; i++)
+        j.x[i] = frand(-2, 2);
+      for (int i = 0; i < B * G; i++)
+        j.z[i] = frand(-4, 4);
+      for (int i = 0; i < B * H; i++)
+        j.c[i] = frand(-1, 1), j.h[i] = frand(-1, 1);
+      for (int i = 0; i < B * (NN_F + H); i++)
+        j.xh[i] = frand(-1, 1);
       for (int r = 0; r < G; r++) {
         memcpy(j.wcat + (size_t)r * (NN_F + H), m.W_ih[0] + (size_t)r * NN_F, NN_F * sizeof(float));
-        memcpy(j.wcat + (size_t)r * (NN_F + H) + NN_F, m.W_hh[0] + (size_t)r * H, H * sizeof(float));
+        memcpy(j.wcat + (size_t)r * (NN_F + H) + NN_F, m.W_hh[0] + (size_t)r * H,
+               H * sizeof(float));
       }
       static const struct {
         const char *name;
         void (*fn)(job *);
         int flops; /* 1: print GFLOP/s of the recurrent (and input) products */
-      } parts[] = {{"lstm", run_step, 0},       {"gates", run_gates, 0},
-                   {"proj4", run_proj4, 0},     {"gemm_hh", run_hh, 1},
-                   {"gemm2", run_gemm2, 2},     {"gemmcat", run_gemmcat, 2}};
+      } parts[] = {{"lstm", run_step, 0},  {"gates", run_gates, 0}, {"proj4", run_proj4, 0},
+                   {"gemm_hh", run_hh, 1}, {"gemm2", run_gemm2, 2}, {"gemmcat", run_gemmcat, 2}};
       for (size_t p = 0; p < sizeof parts / sizeof *parts; p++) {
         double c, t = timeit(parts[p].fn, &j, p == 0 ? secs : secs / 2, &c);
         t *= 1e9 / B;
         c *= 1e9 / B;
         printf("%s H=%d B=%d ns_per_step=%.1f cpu_ns=%.1f", parts[p].name, H, B, t, c);
-        if (p == 0) printf(" steps_per_s=%.0f", 1e9 / t);
+        if (p == 0)
+          printf(" steps_per_s=%.0f", 1e9 / t);
         if (parts[p].flops)
           printf(" cpu_gflops=%.2f", 2.0 * G * (parts[p].flops == 1 ? H : NN_F + H) / c);
         printf("\n");

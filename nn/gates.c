@@ -47,12 +47,14 @@ GATES_INLINE float gate_tanh(float x) {
   return p / q;
 }
 
-GATES_INLINE float gate_sigmoid(float x) { return 0.5f + 0.5f * gate_tanh(0.5f * x); }
+GATES_INLINE float gate_sigmoid(float x) {
+  return 0.5f + 0.5f * gate_tanh(0.5f * x);
+}
 
 /* One row without peepholes. zi..zo (H) are the four gate blocks of z; c, h (H). */
 GATES_INLINE void row_plain(int H, const float *restrict zi, const float *restrict zf,
-                      const float *restrict zg, const float *restrict zo, float *restrict c,
-                      float *restrict h) {
+                            const float *restrict zg, const float *restrict zo, float *restrict c,
+                            float *restrict h) {
   for (int j = 0; j < H; j++) {
     float i = gate_sigmoid(zi[j]);
     float f = gate_sigmoid(zf[j]);
@@ -65,9 +67,9 @@ GATES_INLINE void row_plain(int H, const float *restrict zi, const float *restri
 
 /* One row with peepholes wci, wcf, wco (H): i and f see the old c, o sees the new one. */
 GATES_INLINE void row_peep(int H, const float *restrict zi, const float *restrict zf,
-                     const float *restrict zg, const float *restrict zo, float *restrict c,
-                     float *restrict h, const float *restrict wci, const float *restrict wcf,
-                     const float *restrict wco) {
+                           const float *restrict zg, const float *restrict zo, float *restrict c,
+                           float *restrict h, const float *restrict wci, const float *restrict wcf,
+                           const float *restrict wco) {
   for (int j = 0; j < H; j++) {
     float cj = c[j];
     float i = gate_sigmoid(zi[j] + wci[j] * cj);
@@ -82,7 +84,7 @@ GATES_INLINE void row_peep(int H, const float *restrict zi, const float *restric
 /* Applies the gates to B rows (see lstm.h): z (B, 4H) in gate order i, f, g, o; c (B, H) read
  * and updated; h (B, H) written; wci, wcf, wco (H) or all NULL. */
 GATES_CLONES void nn_gates(int B, int H, const float *z, float *c, float *h, const float *wci,
-              const float *wcf, const float *wco) {
+                           const float *wcf, const float *wco) {
   for (int b = 0; b < B; b++) {
     const float *zr = z + (size_t)b * 4 * H;
     float *cr = c + (size_t)b * H, *hr = h + (size_t)b * H;
@@ -96,10 +98,12 @@ GATES_CLONES void nn_gates(int B, int H, const float *z, float *c, float *h, con
 /* Array forms for tests and benchmarks: y (n) = tanh or sigmoid of x (n), through the same
  * vectorized code path as nn_gates. */
 GATES_CLONES void nn_gate_tanh_n(int n, const float *restrict x, float *restrict y) {
-  for (int j = 0; j < n; j++) y[j] = gate_tanh(x[j]);
+  for (int j = 0; j < n; j++)
+    y[j] = gate_tanh(x[j]);
 }
 GATES_CLONES void nn_gate_sigmoid_n(int n, const float *restrict x, float *restrict y) {
-  for (int j = 0; j < n; j++) y[j] = gate_sigmoid(x[j]);
+  for (int j = 0; j < n; j++)
+    y[j] = gate_sigmoid(x[j]);
 }
 
 /* Layer 0's input projection plus biases (see lstm_int.h): with K = 4 a GEMM call costs more in

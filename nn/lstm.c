@@ -20,18 +20,22 @@
 #endif
 
 /* Rounds a float count up to 16 (64 bytes) so every block in nn_work starts cache-aligned. */
-static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+static size_t round16(size_t n) {
+  return (n + 15) & ~(size_t)15;
+}
 
 /* Allocates the scratch blocks of w in one aligned allocation; see lstm.h. */
 int nn_work_init(nn_work *w, const nn_model *m, int Bmax) {
   memset(w, 0, sizeof *w);
-  if (!m || !m->params || Bmax < 1 || m->L < 1 || m->H < 1) return TC_EINVAL;
+  if (!m || !m->params || Bmax < 1 || m->L < 1 || m->H < 1)
+    return TC_EINVAL;
   size_t H = (size_t)m->H, Bm = (size_t)Bmax, Dx = H > NN_F ? H : NN_F;
   size_t nx = round16(Bm * Dx), nh = round16(Bm * H), nz = round16(Bm * 4 * H),
          nb = round16((size_t)m->L * 4 * H), nw = round16((size_t)NN_F * 4 * H);
   size_t total = nx + 2 * nh + nz + nb + nw;
   void *p = NULL;
-  if (posix_memalign(&p, 64, total * sizeof(float)) != 0) return TC_ENOMEM;
+  if (posix_memalign(&p, 64, total * sizeof(float)) != 0)
+    return TC_ENOMEM;
   w->buf = p;
   memset(w->buf, 0, total * sizeof(float));
   w->x = w->buf;
@@ -52,9 +56,11 @@ int nn_work_init(nn_work *w, const nn_model *m, int Bmax) {
 void nn_work_update(nn_work *w, const nn_model *m) {
   int G = 4 * m->H;
   for (int k = 0; k < m->L; k++)
-    for (int j = 0; j < G; j++) w->bias[(size_t)k * G + j] = m->b_ih[k][j] + m->b_hh[k][j];
+    for (int j = 0; j < G; j++)
+      w->bias[(size_t)k * G + j] = m->b_ih[k][j] + m->b_hh[k][j];
   for (int r = 0; r < G; r++)
-    for (int d = 0; d < NN_F; d++) w->wx[(size_t)d * G + r] = m->W_ih[0][(size_t)r * NN_F + d];
+    for (int d = 0; d < NN_F; d++)
+      w->wx[(size_t)d * G + r] = m->W_ih[0][(size_t)r * NN_F + d];
 }
 
 /* z (B, G) += a (B, K) . W^T (K, G), W being (G, K) row-major. */
@@ -69,7 +75,8 @@ static void proj(int B, int G, int K, const float *a, const float *W, float *z) 
 }
 
 void nn_work_free(nn_work *w) {
-  if (!w) return;
+  if (!w)
+    return;
   free(w->buf);
   memset(w, 0, sizeof *w);
 }
@@ -98,7 +105,8 @@ void nn_lstm_step(const nn_model *m, nn_work *w, int B, const float *x, float *c
       nn_proj4(B, G, in, w->wx, bias, z);
     } else {
       /* z (B, 4H) = bias + in (B, H) . W_ih^T (H, 4H) */
-      for (int b = 0; b < B; b++) memcpy(z + (size_t)b * G, bias, (size_t)G * sizeof(float));
+      for (int b = 0; b < B; b++)
+        memcpy(z + (size_t)b * G, bias, (size_t)G * sizeof(float));
       proj(B, G, D, in, m->W_ih[k], z);
     }
     /* z (B, 4H) += h (B, H) . W_hh^T (H, 4H) */
@@ -118,7 +126,8 @@ void nn_lstm_step(const nn_model *m, nn_work *w, int B, const float *x, float *c
   for (int b = 0; b < B; b++) {
     const float *hr = hl + (size_t)b * H;
     float acc = 0.0f;
-    for (int j = 0; j < H; j++) acc += hr[j] * m->head_w[j];
+    for (int j = 0; j < H; j++)
+      acc += hr[j] * m->head_w[j];
     y[b] = acc + m->head_b[0];
   }
 }

@@ -9,14 +9,14 @@
 
 /* Scratch for up to Bmax instruments per step, allocated once; the step itself never allocates. */
 typedef struct nn_work {
-  int Bmax; /* capacity in instruments */
-  int H;    /* hidden size it was made for */
-  int L;    /* layers it was made for */
-  float *buf; /* one allocation holding the blocks below */
-  float *x;   /* (Bmax, max(NN_F, H)) layer input */
-  float *h;   /* (Bmax, H) gathered h of the current layer */
-  float *c;   /* (Bmax, H) gathered c of the current layer */
-  float *z;   /* (Bmax, 4H) gate pre-activations */
+  int Bmax;    /* capacity in instruments */
+  int H;       /* hidden size it was made for */
+  int L;       /* layers it was made for */
+  float *buf;  /* one allocation holding the blocks below */
+  float *x;    /* (Bmax, max(NN_F, H)) layer input */
+  float *h;    /* (Bmax, H) gathered h of the current layer */
+  float *c;    /* (Bmax, H) gathered c of the current layer */
+  float *z;    /* (Bmax, 4H) gate pre-activations */
   float *bias; /* (L, 4H) b_ih + b_hh per layer, summed at init (see nn_work_update) */
   float *wx;   /* (NN_F, 4H) W_ih[0] transposed, copied at init (see nn_work_update) */
 } nn_work;
@@ -47,8 +47,8 @@ void nn_lstm_step(const nn_model *m, nn_work *w, int B, const float *x, float *c
  *   i = sigmoid(zi + wci*c), f = sigmoid(zf + wcf*c), g = tanh(zg), c = f*c + i*g,
  *   o = sigmoid(zo + wco*c), h = o * tanh(c).
  * Max abs error against double-precision libm: documented in gates.c and tested. */
-void nn_gates(int B, int H, const float *z, float *c, float *h, const float *wci,
-              const float *wcf, const float *wco);
+void nn_gates(int B, int H, const float *z, float *c, float *h, const float *wci, const float *wcf,
+              const float *wco);
 
 /* The approximations nn_gates uses, over arrays: y (n) = tanh(x) or sigmoid(x), x (n). */
 void nn_gate_tanh_n(int n, const float *x, float *y);

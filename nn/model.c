@@ -29,11 +29,11 @@
 /* One tensor the layer structure requires: its name, where its pointer lives in the model, its
  * shape, and a few words saying where that shape comes from (for error messages). */
 typedef struct spec {
-  char name[32];   /* e.g. "lstm.weight_ih_l0" */
-  float **slot;    /* the model field that points at its data */
-  int ndim;        /* 1 or 2 */
+  char name[32];    /* e.g. "lstm.weight_ih_l0" */
+  float **slot;     /* the model field that points at its data */
+  int ndim;         /* 1 or 2 */
   long long dim[2]; /* expected shape */
-  char why[64];    /* e.g. "4H x H with H=32 from lstm.weight_hh_l0" */
+  char why[64];     /* e.g. "4H x H with H=32 from lstm.weight_hh_l0" */
 } spec;
 
 static void spec_add(spec *s, int *n, float **slot, int ndim, long long d0, long long d1,
@@ -93,13 +93,16 @@ static long long spec_numel(const spec *t) {
  * TC_ENOMEM. On failure m is left freed. */
 int nn_model_init(nn_model *m, int L, int H, int peephole) {
   memset(m, 0, sizeof *m);
-  if (L < 1 || L > NN_MAX_LAYERS || H < 1 || H > NN_MAX_HIDDEN) return TC_EINVAL;
+  if (L < 1 || L > NN_MAX_LAYERS || H < 1 || H > NN_MAX_HIDDEN)
+    return TC_EINVAL;
   spec s[SPEC_MAX];
   int n = model_specs(m, L, H, peephole != 0, s);
   size_t total = 0;
-  for (int i = 0; i < n; i++) total += (size_t)spec_numel(&s[i]);
+  for (int i = 0; i < n; i++)
+    total += (size_t)spec_numel(&s[i]);
   m->params = calloc(total, sizeof(float));
-  if (!m->params) return TC_ENOMEM;
+  if (!m->params)
+    return TC_ENOMEM;
   m->L = L;
   m->H = H;
   m->peephole = peephole != 0;
@@ -109,7 +112,8 @@ int nn_model_init(nn_model *m, int L, int H, int peephole) {
     *s[i].slot = m->params + off;
     off += (size_t)spec_numel(&s[i]);
   }
-  for (int i = 0; i < NN_F; i++) m->feat_std[i] = 1.0f;
+  for (int i = 0; i < NN_F; i++)
+    m->feat_std[i] = 1.0f;
   m->tgt_std[0] = 1.0f;
   if (nn_model_set_meta(m, "tickcast.format", META_FORMAT) != 0 ||
       nn_model_set_meta(m, "tickcast.features", META_FEATURES) != 0) {
@@ -122,11 +126,14 @@ int nn_model_init(nn_model *m, int L, int H, int peephole) {
 /* Frees what nn_model_init or nn_model_load allocated and zeroes m; accepts NULL and half-built
  * models (any pointer field that is NULL is skipped). */
 void nn_model_free(nn_model *m) {
-  if (!m) return;
+  if (!m)
+    return;
   free(m->params);
   for (int i = 0; i < m->nmeta; i++) {
-    if (m->meta_key) free(m->meta_key[i]);
-    if (m->meta_val) free(m->meta_val[i]);
+    if (m->meta_key)
+      free(m->meta_key[i]);
+    if (m->meta_val)
+      free(m->meta_val[i]);
   }
   free(m->meta_key);
   free(m->meta_val);
@@ -136,9 +143,11 @@ void nn_model_free(nn_model *m) {
 /* Sets (adds or replaces) one metadata entry; key and val are copied. Returns 0, TC_EINVAL for a
  * NULL argument or TC_ENOMEM. */
 int nn_model_set_meta(nn_model *m, const char *key, const char *val) {
-  if (!m || !key || !val) return TC_EINVAL;
+  if (!m || !key || !val)
+    return TC_EINVAL;
   char *v = strdup(val);
-  if (!v) return TC_ENOMEM;
+  if (!v)
+    return TC_ENOMEM;
   for (int i = 0; i < m->nmeta; i++) {
     if (strcmp(m->meta_key[i], key) == 0) {
       free(m->meta_val[i]);
@@ -148,9 +157,11 @@ int nn_model_set_meta(nn_model *m, const char *key, const char *val) {
   }
   char *k = strdup(key);
   char **nk = realloc(m->meta_key, (size_t)(m->nmeta + 1) * sizeof *nk);
-  if (nk) m->meta_key = nk;
+  if (nk)
+    m->meta_key = nk;
   char **nv = nk ? realloc(m->meta_val, (size_t)(m->nmeta + 1) * sizeof *nv) : NULL;
-  if (nv) m->meta_val = nv;
+  if (nv)
+    m->meta_val = nv;
   if (!k || !nk || !nv) {
     free(k);
     free(v);
@@ -164,9 +175,11 @@ int nn_model_set_meta(nn_model *m, const char *key, const char *val) {
 
 /* Returns the value of a metadata entry (owned by m) or NULL when absent. */
 const char *nn_model_get_meta(const nn_model *m, const char *key) {
-  if (!m || !key) return NULL;
+  if (!m || !key)
+    return NULL;
   for (int i = 0; i < m->nmeta; i++)
-    if (strcmp(m->meta_key[i], key) == 0) return m->meta_val[i];
+    if (strcmp(m->meta_key[i], key) == 0)
+      return m->meta_val[i];
   return NULL;
 }
 
@@ -198,7 +211,8 @@ static int fail(char *err, size_t errlen, const char *name, int code, const char
     }
     /* Names come from the file: keep the message one printable line whatever they hold. */
     for (char *p = err; *p; p++)
-      if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+      if ((unsigned char)*p < 0x20 || *p == 0x7f)
+        *p = '?';
   }
   return code;
 }
@@ -209,7 +223,8 @@ static const char *shape_str(char *buf, size_t n, int ndim, const long long *dim
   o += (size_t)snprintf(buf + o, n - o, "[");
   for (int i = 0; i < ndim && o < n; i++)
     o += (size_t)snprintf(buf + o, n - o, i ? ",%lld" : "%lld", dim[i]);
-  if (o < n) snprintf(buf + o, n - o, "]");
+  if (o < n)
+    snprintf(buf + o, n - o, "]");
   return buf;
 }
 
@@ -235,8 +250,10 @@ static int entry_parse(const char *file, const char *key, json_t *v, size_t data
   e->name = key;
   e->used = 0;
   if (!json_is_object(v))
-    return fail(err, errlen, file, TC_EFORMAT, "tensor %s is %s in the header, expected an object "
-                "with dtype, shape and data_offsets", key, json_kind(v));
+    return fail(err, errlen, file, TC_EFORMAT,
+                "tensor %s is %s in the header, expected an object "
+                "with dtype, shape and data_offsets",
+                key, json_kind(v));
   json_t *dt = json_object_get(v, "dtype");
   json_t *sh = json_object_get(v, "shape");
   json_t *of = json_object_get(v, "data_offsets");
@@ -251,67 +268,83 @@ static int entry_parse(const char *file, const char *key, json_t *v, size_t data
                 key, sh ? json_kind(sh) : "missing");
   size_t nd = json_array_size(sh);
   if (nd > 8)
-    return fail(err, errlen, file, TC_ESHAPE, "tensor %s has %zu dimensions, expected 1 or 2",
-                key, nd);
+    return fail(err, errlen, file, TC_ESHAPE, "tensor %s has %zu dimensions, expected 1 or 2", key,
+                nd);
   unsigned long long numel = 1;
   e->ndim = (int)nd;
   for (size_t i = 0; i < nd; i++) {
     json_t *d = json_array_get(sh, i);
     if (!json_is_integer(d) || json_integer_value(d) < 0)
-      return fail(err, errlen, file, TC_EFORMAT, "tensor %s shape[%zu] is %s, expected an "
-                  "integer >= 0", key, i, json_is_integer(d) ? "negative" : json_kind(d));
+      return fail(err, errlen, file, TC_EFORMAT,
+                  "tensor %s shape[%zu] is %s, expected an "
+                  "integer >= 0",
+                  key, i, json_is_integer(d) ? "negative" : json_kind(d));
     e->dim[i] = json_integer_value(d);
     /* Bounded by the data section, so the product cannot overflow before the check below. */
     if ((unsigned long long)e->dim[i] > datalen + 1ULL)
       numel = datalen + 1ULL;
     else
       numel = numel * (unsigned long long)e->dim[i];
-    if (numel > datalen + 1ULL) numel = datalen + 1ULL;
+    if (numel > datalen + 1ULL)
+      numel = datalen + 1ULL;
   }
   if (!of || !json_is_array(of) || json_array_size(of) != 2)
-    return fail(err, errlen, file, TC_EFORMAT, "tensor %s field data_offsets is %s, expected "
-                "an array [begin, end]", key, of ? json_kind(of) : "missing");
+    return fail(err, errlen, file, TC_EFORMAT,
+                "tensor %s field data_offsets is %s, expected "
+                "an array [begin, end]",
+                key, of ? json_kind(of) : "missing");
   json_t *b = json_array_get(of, 0), *en = json_array_get(of, 1);
   if (!json_is_integer(b) || !json_is_integer(en) || json_integer_value(b) < 0 ||
       json_integer_value(en) < 0)
-    return fail(err, errlen, file, TC_EFORMAT, "tensor %s data_offsets are not two integers "
-                ">= 0", key);
+    return fail(err, errlen, file, TC_EFORMAT,
+                "tensor %s data_offsets are not two integers "
+                ">= 0",
+                key);
   long long bo = json_integer_value(b), eo = json_integer_value(en);
   if (bo > eo)
-    return fail(err, errlen, file, TC_EFORMAT, "tensor %s data_offsets [%lld,%lld] have begin "
-                "> end", key, bo, eo);
+    return fail(err, errlen, file, TC_EFORMAT,
+                "tensor %s data_offsets [%lld,%lld] have begin "
+                "> end",
+                key, bo, eo);
   if ((unsigned long long)eo > datalen)
-    return fail(err, errlen, file, TC_EFORMAT, "tensor %s data_offsets [%lld,%lld] end beyond "
-                "the data section of %zu bytes", key, bo, eo, datalen);
+    return fail(err, errlen, file, TC_EFORMAT,
+                "tensor %s data_offsets [%lld,%lld] end beyond "
+                "the data section of %zu bytes",
+                key, bo, eo, datalen);
   e->begin = (size_t)bo;
   e->end = (size_t)eo;
   if (numel > datalen / 4) {
     char sb[128];
-    return fail(err, errlen, file, TC_EFORMAT, "tensor %s shape %s needs more than the %zu "
-                "bytes of the data section", key, shape_str(sb, sizeof sb, e->ndim, e->dim),
-                datalen);
+    return fail(err, errlen, file, TC_EFORMAT,
+                "tensor %s shape %s needs more than the %zu "
+                "bytes of the data section",
+                key, shape_str(sb, sizeof sb, e->ndim, e->dim), datalen);
   }
   if ((size_t)(eo - bo) != 4 * (size_t)numel) {
     char sb[128];
-    return fail(err, errlen, file, TC_EFORMAT, "tensor %s data_offsets [%lld,%lld] hold %lld "
-                "bytes, expected %llu (4 bytes x shape %s)", key, bo, eo, eo - bo,
-                4ULL * numel, shape_str(sb, sizeof sb, e->ndim, e->dim));
+    return fail(err, errlen, file, TC_EFORMAT,
+                "tensor %s data_offsets [%lld,%lld] hold %lld "
+                "bytes, expected %llu (4 bytes x shape %s)",
+                key, bo, eo, eo - bo, 4ULL * numel, shape_str(sb, sizeof sb, e->ndim, e->dim));
   }
   return 0;
 }
 
 /* If name is "lstm.<kind>_l<k>" with a canonical decimal k, returns the kind index (0..6, in
  * the order of kinds[] below) and stores k; else -1. */
-static const char *const kinds[] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh",
+static const char *const kinds[] = {"weight_ih", "weight_hh", "bias_ih",  "bias_hh",
                                     "weight_ci", "weight_cf", "weight_co"};
 static int lstm_name(const char *name, int *k) {
-  if (strncmp(name, "lstm.", 5) != 0) return -1;
+  if (strncmp(name, "lstm.", 5) != 0)
+    return -1;
   for (int i = 0; i < 7; i++) {
     size_t n = strlen(kinds[i]);
-    if (strncmp(name + 5, kinds[i], n) != 0 || strncmp(name + 5 + n, "_l", 2) != 0) continue;
+    if (strncmp(name + 5, kinds[i], n) != 0 || strncmp(name + 5 + n, "_l", 2) != 0)
+      continue;
     const char *d = name + 5 + n + 2;
     size_t nd = strspn(d, "0123456789");
-    if (nd == 0 || nd > 4 || d[nd] != '\0' || (d[0] == '0' && nd > 1)) return -1;
+    if (nd == 0 || nd > 4 || d[nd] != '\0' || (d[0] == '0' && nd > 1))
+      return -1;
     *k = atoi(d);
     return i;
   }
@@ -326,9 +359,10 @@ static int entry_cmp(const void *a, const void *b) {
 /* Checks __metadata__ and copies its entries into m. */
 static int meta_load(nn_model *m, const char *file, json_t *md, char *err, size_t errlen) {
   if (!md)
-    return fail(err, errlen, file, TC_EFORMAT, "header has no __metadata__, expected "
-                "{\"tickcast.format\": \"" META_FORMAT "\", \"tickcast.features\": \""
-                META_FEATURES "\"}");
+    return fail(err, errlen, file, TC_EFORMAT,
+                "header has no __metadata__, expected "
+                "{\"tickcast.format\": \"" META_FORMAT "\", \"tickcast.features\": \"" META_FEATURES
+                "\"}");
   if (!json_is_object(md))
     return fail(err, errlen, file, TC_EFORMAT, "__metadata__ is %s, expected an object",
                 json_kind(md));
@@ -336,8 +370,10 @@ static int meta_load(nn_model *m, const char *file, json_t *md, char *err, size_
   json_t *v;
   json_object_foreach(md, key, v) {
     if (!json_is_string(v))
-      return fail(err, errlen, file, TC_EFORMAT, "__metadata__ entry \"%.64s\" is %s, expected "
-                  "a string", key, json_kind(v));
+      return fail(err, errlen, file, TC_EFORMAT,
+                  "__metadata__ entry \"%.64s\" is %s, expected "
+                  "a string",
+                  key, json_kind(v));
   }
   static const char *const req[2][2] = {{"tickcast.format", META_FORMAT},
                                         {"tickcast.features", META_FEATURES}};
@@ -347,8 +383,10 @@ static int meta_load(nn_model *m, const char *file, json_t *md, char *err, size_
       return fail(err, errlen, file, TC_EFORMAT, "__metadata__ has no \"%s\", expected \"%s\"",
                   req[i][0], req[i][1]);
     if (strcmp(json_string_value(r), req[i][1]) != 0)
-      return fail(err, errlen, file, TC_EFORMAT, "__metadata__ \"%s\" is \"%.64s\", expected "
-                  "\"%s\"", req[i][0], json_string_value(r), req[i][1]);
+      return fail(err, errlen, file, TC_EFORMAT,
+                  "__metadata__ \"%s\" is \"%.64s\", expected "
+                  "\"%s\"",
+                  req[i][0], json_string_value(r), req[i][1]);
   }
   json_object_foreach(md, key, v) {
     if (nn_model_set_meta(m, key, json_string_value(v)) != 0)
@@ -358,25 +396,30 @@ static int meta_load(nn_model *m, const char *file, json_t *md, char *err, size_
 }
 
 /* The loader proper; on failure the caller frees m. */
-static int load_mem(nn_model *m, const unsigned char *buf, size_t len, const char *file,
-                    char *err, size_t errlen) {
+static int load_mem(nn_model *m, const unsigned char *buf, size_t len, const char *file, char *err,
+                    size_t errlen) {
   if (len < 8)
-    return fail(err, errlen, file, TC_EFORMAT, "file is %zu bytes, expected at least 8 (the "
-                "header length)", len);
+    return fail(err, errlen, file, TC_EFORMAT,
+                "file is %zu bytes, expected at least 8 (the "
+                "header length)",
+                len);
   unsigned long long hl = 0;
-  for (int i = 7; i >= 0; i--) hl = hl << 8 | buf[i];
+  for (int i = 7; i >= 0; i--)
+    hl = hl << 8 | buf[i];
   if (hl < 2 || hl > len - 8 || hl > HEADER_MAX)
-    return fail(err, errlen, file, TC_EFORMAT, "header length is %llu, expected 2..%zu (file "
-                "size %zu minus 8%s)", hl, len - 8 < HEADER_MAX ? len - 8 : (size_t)HEADER_MAX,
-                len, len - 8 < HEADER_MAX ? "" : ", capped at 100 MB");
+    return fail(err, errlen, file, TC_EFORMAT,
+                "header length is %llu, expected 2..%zu (file "
+                "size %zu minus 8%s)",
+                hl, len - 8 < HEADER_MAX ? len - 8 : (size_t)HEADER_MAX, len,
+                len - 8 < HEADER_MAX ? "" : ", capped at 100 MB");
   const unsigned char *data = buf + 8 + hl;
   size_t datalen = len - 8 - (size_t)hl;
 
   json_error_t je;
   json_t *root = json_loadb((const char *)buf + 8, (size_t)hl, JSON_REJECT_DUPLICATES, &je);
   if (!root)
-    return fail(err, errlen, file, TC_EFORMAT, "header is not valid JSON: %s at byte %d",
-                je.text, je.position);
+    return fail(err, errlen, file, TC_EFORMAT, "header is not valid JSON: %s at byte %d", je.text,
+                je.position);
   int rc = 0;
   entry *es = NULL, **order = NULL;
   spec s[SPEC_MAX];
@@ -398,8 +441,10 @@ static int load_mem(nn_model *m, const unsigned char *buf, size_t len, const cha
   const char *key;
   json_t *v;
   json_object_foreach(root, key, v) {
-    if (strcmp(key, "__metadata__") == 0) continue;
-    if ((rc = entry_parse(file, key, v, datalen, &es[n], err, errlen)) != 0) goto out;
+    if (strcmp(key, "__metadata__") == 0)
+      continue;
+    if ((rc = entry_parse(file, key, v, datalen, &es[n], err, errlen)) != 0)
+      goto out;
     n++;
   }
 
@@ -411,20 +456,25 @@ static int load_mem(nn_model *m, const unsigned char *buf, size_t len, const cha
     int k, kind = lstm_name(es[i].name, &k);
     if (kind == 1) {
       if (k >= NN_MAX_LAYERS) {
-        rc = fail(err, errlen, file, TC_ESHAPE, "tensor %s: layer %d, expected at most %d "
-                  "layers", es[i].name, k, NN_MAX_LAYERS);
+        rc = fail(err, errlen, file, TC_ESHAPE,
+                  "tensor %s: layer %d, expected at most %d "
+                  "layers",
+                  es[i].name, k, NN_MAX_LAYERS);
         goto out;
       }
       hh_count++;
-      if (k > hh_max) hh_max = k;
-      if (k == 0) hh0 = &es[i];
+      if (k > hh_max)
+        hh_max = k;
+      if (k == 0)
+        hh0 = &es[i];
     } else if (kind >= 4 && !peep) {
       peep = 1;
       peep_name = es[i].name;
     }
   }
   if (!hh0) {
-    rc = fail(err, errlen, file, TC_ENOENT, "missing tensor lstm.weight_hh_l0 (F32 [4H,H]; it "
+    rc = fail(err, errlen, file, TC_ENOENT,
+              "missing tensor lstm.weight_hh_l0 (F32 [4H,H]; it "
               "sets the hidden size H)");
     goto out;
   }
@@ -433,22 +483,28 @@ static int load_mem(nn_model *m, const unsigned char *buf, size_t len, const cha
     for (; gap < hh_max; gap++) {
       char nm[32];
       snprintf(nm, sizeof nm, "lstm.weight_hh_l%d", gap);
-      if (!json_object_get(root, nm)) break;
+      if (!json_object_get(root, nm))
+        break;
     }
-    rc = fail(err, errlen, file, TC_ENOENT, "tensor lstm.weight_hh_l%d present but "
+    rc = fail(err, errlen, file, TC_ENOENT,
+              "tensor lstm.weight_hh_l%d present but "
               "lstm.weight_hh_l%d missing (layers must be numbered 0..L-1 without gaps)",
               hh_max, gap);
     goto out;
   }
   if (hh0->ndim != 2 || hh0->dim[1] < 1 || hh0->dim[0] != 4 * hh0->dim[1]) {
     char sb[128];
-    rc = fail(err, errlen, file, TC_ESHAPE, "tensor lstm.weight_hh_l0 has shape %s, expected "
-              "[4H,H] for a hidden size H >= 1", shape_str(sb, sizeof sb, hh0->ndim, hh0->dim));
+    rc = fail(err, errlen, file, TC_ESHAPE,
+              "tensor lstm.weight_hh_l0 has shape %s, expected "
+              "[4H,H] for a hidden size H >= 1",
+              shape_str(sb, sizeof sb, hh0->ndim, hh0->dim));
     goto out;
   }
   if (hh0->dim[1] > NN_MAX_HIDDEN) {
-    rc = fail(err, errlen, file, TC_ESHAPE, "tensor lstm.weight_hh_l0 gives hidden size H=%lld, "
-              "expected at most %d", hh0->dim[1], NN_MAX_HIDDEN);
+    rc = fail(err, errlen, file, TC_ESHAPE,
+              "tensor lstm.weight_hh_l0 gives hidden size H=%lld, "
+              "expected at most %d",
+              hh0->dim[1], NN_MAX_HIDDEN);
     goto out;
   }
   int L = hh_count, H = (int)hh0->dim[1];
@@ -458,9 +514,10 @@ static int load_mem(nn_model *m, const unsigned char *buf, size_t len, const cha
         char nm[32];
         snprintf(nm, sizeof nm, "lstm.%s_l%d", kinds[c], k);
         if (!json_object_get(root, nm)) {
-          rc = fail(err, errlen, file, TC_ENOENT, "missing tensor %s (found %s: peephole "
-                    "tensors come all three per layer, for every layer, or not at all)", nm,
-                    peep_name);
+          rc = fail(err, errlen, file, TC_ENOENT,
+                    "missing tensor %s (found %s: peephole "
+                    "tensors come all three per layer, for every layer, or not at all)",
+                    nm, peep_name);
           goto out;
         }
       }
@@ -474,18 +531,21 @@ static int load_mem(nn_model *m, const unsigned char *buf, size_t len, const cha
   int ns = model_specs(m, L, H, peep, s);
   for (size_t i = 0; i < n; i++) {
     int found = 0;
-    for (int j = 0; j < ns && !found; j++) found = strcmp(es[i].name, s[j].name) == 0;
+    for (int j = 0; j < ns && !found; j++)
+      found = strcmp(es[i].name, s[j].name) == 0;
     if (!found) {
-      rc = fail(err, errlen, file, TC_EFORMAT, "unknown tensor %.64s (model has L=%d layers, "
-                "H=%d%s; expected lstm.*_l0..l%d, head.*, features.*, target.*)", es[i].name,
-                L, H, peep ? ", peepholes" : "", L - 1);
+      rc = fail(err, errlen, file, TC_EFORMAT,
+                "unknown tensor %.64s (model has L=%d layers, "
+                "H=%d%s; expected lstm.*_l0..l%d, head.*, features.*, target.*)",
+                es[i].name, L, H, peep ? ", peepholes" : "", L - 1);
       goto out;
     }
   }
   for (int j = 0; j < ns; j++) {
     entry *e = NULL;
     for (size_t i = 0; i < n && !e; i++)
-      if (strcmp(es[i].name, s[j].name) == 0) e = &es[i];
+      if (strcmp(es[i].name, s[j].name) == 0)
+        e = &es[i];
     if (!e) {
       char sb[64];
       rc = fail(err, errlen, file, TC_ENOENT, "missing tensor %s (F32, shape %s: %s)", s[j].name,
@@ -495,8 +555,8 @@ static int load_mem(nn_model *m, const unsigned char *buf, size_t len, const cha
     if (e->ndim != s[j].ndim || e->dim[0] != s[j].dim[0] ||
         (s[j].ndim == 2 && e->dim[1] != s[j].dim[1])) {
       char sa[128], sb[64];
-      rc = fail(err, errlen, file, TC_ESHAPE, "tensor %s has shape %s, expected %s (%s)",
-                s[j].name, shape_str(sa, sizeof sa, e->ndim, e->dim),
+      rc = fail(err, errlen, file, TC_ESHAPE, "tensor %s has shape %s, expected %s (%s)", s[j].name,
+                shape_str(sa, sizeof sa, e->ndim, e->dim),
                 shape_str(sb, sizeof sb, s[j].ndim, s[j].dim), s[j].why);
       goto out;
     }
@@ -504,13 +564,16 @@ static int load_mem(nn_model *m, const unsigned char *buf, size_t len, const cha
   }
 
   /* Pass 4: no two tensors share bytes. */
-  for (size_t i = 0; i < n; i++) order[i] = &es[i];
+  for (size_t i = 0; i < n; i++)
+    order[i] = &es[i];
   qsort(order, n, sizeof *order, entry_cmp);
   for (size_t i = 1; i < n; i++) {
     if (order[i]->begin < order[i - 1]->end) {
-      rc = fail(err, errlen, file, TC_EFORMAT, "tensors %s [%zu,%zu] and %s [%zu,%zu] overlap, "
-                "expected disjoint data_offsets", order[i - 1]->name, order[i - 1]->begin,
-                order[i - 1]->end, order[i]->name, order[i]->begin, order[i]->end);
+      rc = fail(err, errlen, file, TC_EFORMAT,
+                "tensors %s [%zu,%zu] and %s [%zu,%zu] overlap, "
+                "expected disjoint data_offsets",
+                order[i - 1]->name, order[i - 1]->begin, order[i - 1]->end, order[i]->name,
+                order[i]->begin, order[i]->end);
       goto out;
     }
   }
@@ -519,25 +582,30 @@ static int load_mem(nn_model *m, const unsigned char *buf, size_t len, const cha
   for (int j = 0; j < ns; j++) {
     entry *e = NULL;
     for (size_t i = 0; i < n && !e; i++)
-      if (strcmp(es[i].name, s[j].name) == 0) e = &es[i];
+      if (strcmp(es[i].name, s[j].name) == 0)
+        e = &es[i];
     float *dst = *s[j].slot;
     size_t cnt = (size_t)spec_numel(&s[j]);
     const unsigned char *p = data + e->begin;
     for (size_t i = 0; i < cnt; i++, p += 4) {
-      uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                   (uint32_t)p[3] << 24;
+      uint32_t u =
+          (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
       memcpy(&dst[i], &u, 4);
       if (!isfinite(dst[i])) {
-        rc = fail(err, errlen, file, TC_ERANGE, "tensor %s value [%zu] is %s, expected a "
-                  "finite number", s[j].name, i, isnan(dst[i]) ? "nan" : "inf");
+        rc = fail(err, errlen, file, TC_ERANGE,
+                  "tensor %s value [%zu] is %s, expected a "
+                  "finite number",
+                  s[j].name, i, isnan(dst[i]) ? "nan" : "inf");
         goto out;
       }
     }
   }
   for (int i = 0; i < NN_F; i++)
     if (!(m->feat_std[i] > 0)) {
-      rc = fail(err, errlen, file, TC_ERANGE, "tensor features.std value [%d] is %g, expected "
-                "> 0", i, (double)m->feat_std[i]);
+      rc = fail(err, errlen, file, TC_ERANGE,
+                "tensor features.std value [%d] is %g, expected "
+                "> 0",
+                i, (double)m->feat_std[i]);
       goto out;
     }
   if (!(m->tgt_std[0] > 0)) {
@@ -553,7 +621,8 @@ static int load_mem(nn_model *m, const unsigned char *buf, size_t len, const cha
     rc = fail(err, errlen, file, TC_ENOMEM, "sha256 failed");
     goto out;
   }
-  for (int i = 0; i < 8; i++) snprintf(m->id + 2 * i, 3, "%02x", m->sha256[i]);
+  for (int i = 0; i < 8; i++)
+    snprintf(m->id + 2 * i, 3, "%02x", m->sha256[i]);
 
 out:
   free(es);
@@ -566,11 +635,15 @@ out:
 int nn_model_load_mem(nn_model *m, const unsigned char *buf, size_t len, const char *name,
                       char *err, size_t errlen) {
   memset(m, 0, sizeof *m);
-  if (err && errlen) err[0] = '\0';
-  if (!name) name = "(memory)";
-  if (!buf && len) return fail(err, errlen, name, TC_EINVAL, "no buffer");
+  if (err && errlen)
+    err[0] = '\0';
+  if (!name)
+    name = "(memory)";
+  if (!buf && len)
+    return fail(err, errlen, name, TC_EINVAL, "no buffer");
   int rc = load_mem(m, buf ? buf : (const unsigned char *)"", len, name, err, errlen);
-  if (rc != 0) nn_model_free(m);
+  if (rc != 0)
+    nn_model_free(m);
   return rc;
 }
 
@@ -615,7 +688,8 @@ static int spec_name_cmp(const void *a, const void *b) {
  * to a multiple of 8, then the little-endian F32 data. Written to a temp file in the same
  * directory, then renamed over path. */
 int nn_model_save(const nn_model *m, const char *path, char *err, size_t errlen) {
-  if (!m || !m->params || !path) return fail(err, errlen, path ? path : "?", TC_EINVAL, "no model");
+  if (!m || !m->params || !path)
+    return fail(err, errlen, path ? path : "?", TC_EINVAL, "no model");
   spec s[SPEC_MAX];
   nn_model tmp = *m; /* model_specs records slots; we only read them */
   int ns = model_specs(&tmp, m->L, m->H, m->peephole, s);
@@ -624,7 +698,8 @@ int nn_model_save(const nn_model *m, const char *path, char *err, size_t errlen)
   char *hdr = NULL, *tpath = NULL;
   FILE *f = NULL;
   json_t *root = json_object(), *md = json_object();
-  if (!root || !md) goto nomem;
+  if (!root || !md)
+    goto nomem;
   for (int i = 0; i < m->nmeta; i++) {
     json_t *v = json_string(m->meta_val[i]);
     if (!v || json_object_set_new(md, m->meta_key[i], v) != 0) {
@@ -641,20 +716,23 @@ int nn_model_save(const nn_model *m, const char *path, char *err, size_t errlen)
   size_t off = 0;
   for (int i = 0; i < ns; i++) {
     size_t bytes = 4 * (size_t)spec_numel(&s[i]);
-    json_t *shape = s[i].ndim == 1 ? json_pack("[I]", (json_int_t)s[i].dim[0])
-                                   : json_pack("[II]", (json_int_t)s[i].dim[0],
-                                               (json_int_t)s[i].dim[1]);
+    json_t *shape = s[i].ndim == 1
+                        ? json_pack("[I]", (json_int_t)s[i].dim[0])
+                        : json_pack("[II]", (json_int_t)s[i].dim[0], (json_int_t)s[i].dim[1]);
     json_t *t = json_pack("{s:s,s:o,s:[II]}", "dtype", "F32", "shape", shape, "data_offsets",
                           (json_int_t)off, (json_int_t)(off + bytes));
-    if (!t || json_object_set_new(root, s[i].name, t) != 0) goto nomem;
+    if (!t || json_object_set_new(root, s[i].name, t) != 0)
+      goto nomem;
     off += bytes;
   }
   hdr = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
-  if (!hdr) goto nomem;
+  if (!hdr)
+    goto nomem;
   size_t hl = strlen(hdr), pad = (8 - hl % 8) % 8;
   size_t plen = strlen(path);
   tpath = malloc(plen + 16);
-  if (!tpath) goto nomem;
+  if (!tpath)
+    goto nomem;
   snprintf(tpath, plen + 16, "%s.tmp.XXXXXX", path);
   int fd = mkstemp(tpath);
   if (fd < 0) {
@@ -672,9 +750,11 @@ int nn_model_save(const nn_model *m, const char *path, char *err, size_t errlen)
   }
   unsigned char le[8];
   unsigned long long total = hl + pad;
-  for (int i = 0; i < 8; i++) le[i] = (unsigned char)(total >> (8 * i));
+  for (int i = 0; i < 8; i++)
+    le[i] = (unsigned char)(total >> (8 * i));
   int ok = fwrite(le, 1, 8, f) == 8 && fwrite(hdr, 1, hl, f) == hl;
-  for (size_t i = 0; ok && i < pad; i++) ok = fputc(' ', f) != EOF;
+  for (size_t i = 0; ok && i < pad; i++)
+    ok = fputc(' ', f) != EOF;
   for (int i = 0; ok && i < ns; i++) {
     const float *src = *s[i].slot;
     size_t cnt = (size_t)spec_numel(&s[i]);
@@ -687,7 +767,8 @@ int nn_model_save(const nn_model *m, const char *path, char *err, size_t errlen)
     }
   }
   ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-  if (fclose(f) != 0) ok = 0;
+  if (fclose(f) != 0)
+    ok = 0;
   f = NULL;
   if (!ok || rename(tpath, path) != 0) {
     rc = fail(err, errlen, path, TC_EIO, "cannot write: %s", strerror(errno));

@@ -10,7 +10,9 @@
 #include "../nn/lstm.h"
 #include "check.h"
 
-static double sigmoid_d(double x) { return 1.0 / (1.0 + exp(-x)); }
+static double sigmoid_d(double x) {
+  return 1.0 / (1.0 + exp(-x));
+}
 
 static uint32_t rng = 12345u;
 static float frand(float lo, float hi) { /* xorshift32, uniform in [lo, hi) */
@@ -28,7 +30,8 @@ static void test_grid(void) {
   float *x = malloc((size_t)N * sizeof *x), *t = malloc((size_t)N * sizeof *t),
         *s = malloc((size_t)N * sizeof *s);
   int n = 0;
-  for (int i = 0; i < NG; i++) x[n++] = -20.0f + (float)i / 16384.0f;
+  for (int i = 0; i < NG; i++)
+    x[n++] = -20.0f + (float)i / 16384.0f;
   for (int i = 0; i < 1000; i++) { /* 1e-45 .. 1e-3, both signs, and the same around 7.9 */
     float v = powf(10.0f, -45.0f + 42.0f * (float)i / 1000.0f);
     x[n++] = v;
@@ -36,8 +39,8 @@ static void test_grid(void) {
     x[n++] = 7.90531110763549805f + v * 1e3f;
     x[n++] = -7.90531110763549805f - v * 1e3f;
   }
-  const float ext[] = {0.0f, -0.0f, 7.9f, 8.0f, 9.0f, 15.9f, 16.0f, 17.0f, 30.0f, 88.0f, 89.0f,
-                       1e3f, 1e6f, 1e30f, FLT_MAX, INFINITY, FLT_MIN, FLT_TRUE_MIN};
+  const float ext[] = {0.0f,  -0.0f, 7.9f, 8.0f, 9.0f,  15.9f,   16.0f,    17.0f,   30.0f,
+                       88.0f, 89.0f, 1e3f, 1e6f, 1e30f, FLT_MAX, INFINITY, FLT_MIN, FLT_TRUE_MIN};
   for (size_t i = 0; i < sizeof ext / sizeof *ext; i++) {
     x[n++] = ext[i];
     x[n++] = -ext[i];
@@ -49,12 +52,15 @@ static void test_grid(void) {
   for (int i = 0; i < n; i++) {
     double dt = fabs((double)t[i] - tanh((double)x[i]));
     double ds = fabs((double)s[i] - sigmoid_d((double)x[i]));
-    if (dt > et) et = dt, xt = x[i];
-    if (ds > es) es = ds, xs = x[i];
+    if (dt > et)
+      et = dt, xt = x[i];
+    if (ds > es)
+      es = ds, xs = x[i];
     nan += isnan(t[i]) || isnan(s[i]);
     range &= t[i] >= -1.0f && t[i] <= 1.0f && s[i] >= 0.0f && s[i] <= 1.0f;
   }
-  for (int i = 0; i < NG; i++) sym &= t[i] == -t[NG - 1 - i]; /* the grid is symmetric */
+  for (int i = 0; i < NG; i++)
+    sym &= t[i] == -t[NG - 1 - i]; /* the grid is symmetric */
   /* The rational form is not exactly monotone in float near saturation; its backward steps
    * stay within the error bound. */
   double drop_t = 0, drop_s = 0;
@@ -63,7 +69,8 @@ static void test_grid(void) {
     drop_s = fmax(drop_s, (double)s[i - 1] - s[i]);
   }
   printf("gates: %d points; max abs error tanh %.3g (at x=%.9g), sigmoid %.3g (at x=%.9g); "
-         "largest backward step tanh %.3g sigmoid %.3g\n", n, et, xt, es, xs, drop_t, drop_s);
+         "largest backward step tanh %.3g sigmoid %.3g\n",
+         n, et, xt, es, xs, drop_t, drop_s);
   CHECK(et <= 1e-6);
   CHECK(es <= 1e-6);
   CHECK_INT(nan, 0);
@@ -96,9 +103,12 @@ static void test_grid(void) {
 static void test_gates_formula(int peep) {
   enum { B = 37, H = 13 };
   static float z[B * 4 * H], c[B * H], c0[B * H], h[B * H], wci[H], wcf[H], wco[H];
-  for (int i = 0; i < B * 4 * H; i++) z[i] = frand(-6, 6);
-  for (int i = 0; i < B * H; i++) c0[i] = c[i] = frand(-3, 3);
-  for (int j = 0; j < H; j++) wci[j] = frand(-1, 1), wcf[j] = frand(-1, 1), wco[j] = frand(-1, 1);
+  for (int i = 0; i < B * 4 * H; i++)
+    z[i] = frand(-6, 6);
+  for (int i = 0; i < B * H; i++)
+    c0[i] = c[i] = frand(-3, 3);
+  for (int j = 0; j < H; j++)
+    wci[j] = frand(-1, 1), wcf[j] = frand(-1, 1), wco[j] = frand(-1, 1);
   nn_gates(B, H, z, c, h, peep ? wci : NULL, peep ? wcf : NULL, peep ? wco : NULL);
   double ec = 0, eh = 0;
   for (int b = 0; b < B; b++)
@@ -123,9 +133,12 @@ static void test_gates_formula(int peep) {
 static void test_position_independence(void) {
   enum { B = 29, H = 23 };
   static float z[B * 4 * H], c[B * H], h[B * H], c1[H], h1[H], wc[3][H];
-  for (int i = 0; i < B * 4 * H; i++) z[i] = frand(-5, 5);
-  for (int i = 0; i < B * H; i++) c[i] = frand(-2, 2);
-  for (int j = 0; j < H; j++) wc[0][j] = wc[1][j] = wc[2][j] = 0.25f;
+  for (int i = 0; i < B * 4 * H; i++)
+    z[i] = frand(-5, 5);
+  for (int i = 0; i < B * H; i++)
+    c[i] = frand(-2, 2);
+  for (int j = 0; j < H; j++)
+    wc[0][j] = wc[1][j] = wc[2][j] = 0.25f;
   static float cc[B * H];
   memcpy(cc, c, sizeof c);
   nn_gates(B, H, z, c, h, wc[0], wc[1], wc[2]);
@@ -142,10 +155,13 @@ static void test_position_independence(void) {
     float zv[4] = {frand(-9, 9), frand(-9, 9), frand(-9, 9), frand(-9, 9)}, cv = frand(-4, 4);
     float zr[4 * H], cr[H], hr[H];
     for (int g = 0; g < 4; g++)
-      for (int j = 0; j < H; j++) zr[g * H + j] = zv[g];
-    for (int j = 0; j < H; j++) cr[j] = cv;
+      for (int j = 0; j < H; j++)
+        zr[g * H + j] = zv[g];
+    for (int j = 0; j < H; j++)
+      cr[j] = cv;
     nn_gates(1, H, zr, cr, hr, wc[0], wc[1], wc[2]);
-    for (int j = 1; j < H; j++) pos &= cr[j] == cr[0] && hr[j] == hr[0];
+    for (int j = 1; j < H; j++)
+      pos &= cr[j] == cr[0] && hr[j] == hr[0];
   }
   CHECK(pos);
 }
@@ -158,16 +174,27 @@ static void test_bits(void) {
   const int N = 2000003;
   float *x = malloc((size_t)N * 4), *y = malloc((size_t)N * 4);
   uint64_t hsh = 1469598103934665603ULL;
-#define MIX(v) do { uint32_t u_; memcpy(&u_, &(v), 4); hsh = (hsh ^ u_) * 1099511628211ULL; } while (0)
-  for (int i = 0; i < N; i++) x[i] = -25.f + 50.f * (float)i / (float)N;
+#define MIX(v)                                                                                     \
+  do {                                                                                             \
+    uint32_t u_;                                                                                   \
+    memcpy(&u_, &(v), 4);                                                                          \
+    hsh = (hsh ^ u_) * 1099511628211ULL;                                                           \
+  } while (0)
+  for (int i = 0; i < N; i++)
+    x[i] = -25.f + 50.f * (float)i / (float)N;
   nn_gate_tanh_n(N, x, y);
-  for (int i = 0; i < N; i++) MIX(y[i]);
+  for (int i = 0; i < N; i++)
+    MIX(y[i]);
   nn_gate_sigmoid_n(N, x, y);
-  for (int i = 0; i < N; i++) MIX(y[i]);
+  for (int i = 0; i < N; i++)
+    MIX(y[i]);
   static float z[37 * 4 * 29], c[37 * 29], h[37 * 29], w[29];
-  for (int i = 0; i < 37 * 4 * 29; i++) z[i] = x[i * 97 % N] / 3;
-  for (int i = 0; i < 37 * 29; i++) c[i] = x[i * 31 % N] / 8;
-  for (int i = 0; i < 29; i++) w[i] = 0.1f * (float)i - 1;
+  for (int i = 0; i < 37 * 4 * 29; i++)
+    z[i] = x[i * 97 % N] / 3;
+  for (int i = 0; i < 37 * 29; i++)
+    c[i] = x[i * 31 % N] / 8;
+  for (int i = 0; i < 29; i++)
+    w[i] = 0.1f * (float)i - 1;
   nn_gates(37, 29, z, c, h, w, w, w);
   nn_gates(37, 29, z, c, h, NULL, NULL, NULL);
   for (int i = 0; i < 37 * 29; i++) {

@@ -18,7 +18,9 @@ static uint32_t urand(void) { /* xorshift32 */
   rng ^= rng << 5;
   return rng;
 }
-static float frand(float lo, float hi) { return lo + (hi - lo) * (float)(urand() >> 8) / 16777216.0f; }
+static float frand(float lo, float hi) {
+  return lo + (hi - lo) * (float)(urand() >> 8) / 16777216.0f;
+}
 
 /* Reads a whole little-endian float32 file of exactly n floats into a new array. */
 static float *read_f32(const char *path, size_t n) {
@@ -40,14 +42,16 @@ static float *read_f32(const char *path, size_t n) {
 
 static double maxdiff(const float *a, const float *b, size_t n) {
   double e = 0;
-  for (size_t i = 0; i < n; i++) e = fmax(e, fabs((double)a[i] - b[i]));
+  for (size_t i = 0; i < n; i++)
+    e = fmax(e, fabs((double)a[i] - b[i]));
   return e;
 }
 
 /* max |a - b| / (1 + |a|): state c can grow past 1, where float rounding is coarser. */
 static double maxdiff_rel(const float *a, const float *b, size_t n) {
   double e = 0;
-  for (size_t i = 0; i < n; i++) e = fmax(e, fabs((double)a[i] - b[i]) / (1 + fabs((double)a[i])));
+  for (size_t i = 0; i < n; i++)
+    e = fmax(e, fabs((double)a[i] - b[i]) / (1 + fabs((double)a[i])));
   return e;
 }
 
@@ -63,7 +67,8 @@ static void run_all(const nn_model *m, nn_work *w, int mode, int T, int N, const
   for (int t = 0; t < T; t++) {
     const float *xt = x + (size_t)t * N * NN_F;
     if (mode == 0) {
-      for (int n = 0; n < N; n++) sp[n] = state + n * S;
+      for (int n = 0; n < N; n++)
+        sp[n] = state + n * S;
       nn_lstm_step(m, w, N, xt, sp, out + (size_t)t * N);
     } else if (mode == 1) {
       for (int n = 0; n < N; n++) {
@@ -71,7 +76,8 @@ static void run_all(const nn_model *m, nn_work *w, int mode, int T, int N, const
         nn_lstm_step(m, w, 1, xt + n * NN_F, sp, out + (size_t)t * N + n);
       }
     } else {
-      for (int n = 0; n < N; n++) perm[n] = n;
+      for (int n = 0; n < N; n++)
+        perm[n] = n;
       for (int n = N - 1; n > 0; n--) {
         int j = (int)(urand() % (uint32_t)(n + 1)), tmp = perm[n];
         perm[n] = perm[j];
@@ -85,7 +91,8 @@ static void run_all(const nn_model *m, nn_work *w, int mode, int T, int N, const
           memcpy(xb + i * NN_F, xt + n * NN_F, NN_F * sizeof(float));
         }
         nn_lstm_step(m, w, g, xb, sp, yb);
-        for (int i = 0; i < g; i++) out[(size_t)t * N + perm[at + i]] = yb[i];
+        for (int i = 0; i < g; i++)
+          out[(size_t)t * N + perm[at + i]] = yb[i];
         at += g;
       }
     }
@@ -102,9 +109,11 @@ static void test_fixture(const char *name) {
     fprintf(stderr, "%s\n", err);
     return;
   }
-  const char *sn = nn_model_get_meta(&m, "test.instruments"), *st = nn_model_get_meta(&m, "test.steps");
+  const char *sn = nn_model_get_meta(&m, "test.instruments"),
+             *st = nn_model_get_meta(&m, "test.steps");
   CHECK(sn && st);
-  if (!sn || !st) return;
+  if (!sn || !st)
+    return;
   int N = atoi(sn), T = atoi(st);
   CHECK(N >= 3 && N <= 64 && T >= 200);
   snprintf(path, sizeof path, FIX "nn_%s.x.f32", name);
@@ -122,9 +131,11 @@ static void test_fixture(const char *name) {
     double e = 0;
     int at = 0;
     for (int i = 0; i < T * N; i++)
-      if (fabs((double)o0[i] - y[i]) > e) e = fabs((double)o0[i] - y[i]), at = i;
+      if (fabs((double)o0[i] - y[i]) > e)
+        e = fabs((double)o0[i] - y[i]), at = i;
     printf("lstm %s: L=%d H=%d peephole=%d N=%d T=%d: max abs error vs PyTorch %.3g (step %d, "
-           "instrument %d)\n", name, m.L, m.H, m.peephole, N, T, e, at / N, at % N);
+           "instrument %d)\n",
+           name, m.L, m.H, m.peephole, N, T, e, at / N, at % N);
     CHECK(e <= 1e-5);
     /* One at a time, and shuffled random groups. OpenBLAS's sgemm kernels sum a row
      * differently depending on where it falls in the batch, so the results agree to rounding
@@ -133,8 +144,9 @@ static void test_fixture(const char *name) {
       run_all(&m, &w, mode, T, N, x, st1, o1);
       double dy = maxdiff(o0, o1, (size_t)T * N), ds = maxdiff_rel(st0, st1, (size_t)N * S);
       int exact = dy == 0 && ds == 0 && memcmp(o0, o1, (size_t)T * N * sizeof *o0) == 0;
-      printf("lstm %s: batched vs %s: max diff y %.3g, final state (relative) %.3g (bit-exact %d)\n", name,
-             mode == 1 ? "one-at-a-time" : "shuffled random groups", dy, ds, exact);
+      printf(
+          "lstm %s: batched vs %s: max diff y %.3g, final state (relative) %.3g (bit-exact %d)\n",
+          name, mode == 1 ? "one-at-a-time" : "shuffled random groups", dy, ds, exact);
       CHECK(dy <= 1e-6);
       CHECK(ds <= 1e-6);
     }
@@ -148,7 +160,8 @@ static void test_fixture(const char *name) {
     CHECK_INT(nn_work_init(&wb, &m, NB), 0);
     float *sb = calloc((size_t)NB * S, sizeof *sb), *xb = malloc((size_t)NB * NN_F * sizeof *xb),
           *yb = malloc((size_t)NB * sizeof *yb), **pb = malloc((size_t)NB * sizeof *pb);
-    for (int b = 0; b < NB; b++) pb[b] = sb + (size_t)((b * 37) % NB) * S; /* scattered states */
+    for (int b = 0; b < NB; b++)
+      pb[b] = sb + (size_t)((b * 37) % NB) * S; /* scattered states */
     double e = 0, d = 0;
     for (int t = 0; t < T; t++) {
       for (int b = 0; b < NB; b++)
@@ -160,7 +173,8 @@ static void test_fixture(const char *name) {
       }
     }
     printf("lstm %s: B=%d (each instrument %d times): max abs error vs PyTorch %.3g, vs B=%d "
-           "%.3g\n", name, NB, R, e, N, d);
+           "%.3g\n",
+           name, NB, R, e, N, d);
     CHECK(e <= 1e-5);
     CHECK(d <= 1e-6);
     free(sb), free(xb), free(yb), free(pb);
@@ -182,20 +196,25 @@ static void test_batch_large(int L, int H, int peep) {
   nn_model m;
   CHECK_INT(nn_model_init(&m, L, H, peep), 0);
   float sc = 1.5f / sqrtf((float)H);
-  for (size_t i = 0; i < m.nparams; i++) m.params[i] = frand(-sc, sc);
-  for (int i = 0; i < NN_F; i++) m.feat_std[i] = 1;
+  for (size_t i = 0; i < m.nparams; i++)
+    m.params[i] = frand(-sc, sc);
+  for (int i = 0; i < NN_F; i++)
+    m.feat_std[i] = 1;
   m.tgt_std[0] = 1;
   enum { B = 300, T = 6 };
   size_t S = nn_state_floats(&m);
   float *sa = calloc(B * S, sizeof *sa), *sb = calloc(B * S, sizeof *sb);
-  float *x = malloc(B * NN_F * sizeof *x), *ya = malloc(B * sizeof *ya), *yb = malloc(B * sizeof *yb);
+  float *x = malloc(B * NN_F * sizeof *x), *ya = malloc(B * sizeof *ya),
+        *yb = malloc(B * sizeof *yb);
   float **pa = malloc(B * sizeof *pa);
   nn_work w;
   CHECK_INT(nn_work_init(&w, &m, B), 0);
   double dmax = 0, e0 = 0;
   for (int t = 0; t < T; t++) {
-    for (int i = 0; i < B * NN_F; i++) x[i] = frand(-3, 3);
-    for (int b = 0; b < B; b++) pa[b] = sa + b * S;
+    for (int i = 0; i < B * NN_F; i++)
+      x[i] = frand(-3, 3);
+    for (int b = 0; b < B; b++)
+      pa[b] = sa + b * S;
     nn_lstm_step(&m, &w, B, x, pa, ya);
     for (int b = 0; b < B; b++) {
       float *p = sb + b * S;
@@ -205,7 +224,8 @@ static void test_batch_large(int L, int H, int peep) {
     if (t == 0) { /* zero state: check a few rows in double against the contract equations */
       for (int b = 0; b < 5; b++) {
         double hin[4096], hk[4096], in0[NN_F];
-        for (int d = 0; d < NN_F; d++) in0[d] = x[b * NN_F + d];
+        for (int d = 0; d < NN_F; d++)
+          in0[d] = x[b * NN_F + d];
         const double *in = in0;
         for (int k = 0; k < L; k++) {
           int D = k ? H : NN_F;
@@ -214,7 +234,8 @@ static void test_batch_large(int L, int H, int peep) {
             for (int g = 0; g < 4; g++) {
               int r = g * H + j;
               double s = (double)m.b_ih[k][r] + m.b_hh[k][r];
-              for (int d = 0; d < D; d++) s += (double)m.W_ih[k][(size_t)r * D + d] * in[d];
+              for (int d = 0; d < D; d++)
+                s += (double)m.W_ih[k][(size_t)r * D + d] * in[d];
               zz[g] = s; /* h = c = 0, so W_hh and the i/f peepholes add nothing */
             }
             double ig = 1 / (1 + exp(-zz[0])), gg = tanh(zz[2]), c = ig * gg;
@@ -225,13 +246,15 @@ static void test_batch_large(int L, int H, int peep) {
           in = hin;
         }
         double yr = m.head_b[0];
-        for (int j = 0; j < H; j++) yr += (double)m.head_w[j] * in[j];
+        for (int j = 0; j < H; j++)
+          yr += (double)m.head_w[j] * in[j];
         e0 = fmax(e0, fabs(yr - ya[b]));
       }
     }
   }
   printf("lstm random L=%d H=%d peephole=%d: B=%d vs B=1 max diff (y and state) %.3g over %d "
-         "steps; step-0 error vs double %.3g\n", L, H, peep, B, dmax, T, e0);
+         "steps; step-0 error vs double %.3g\n",
+         L, H, peep, B, dmax, T, e0);
   CHECK(dmax <= 1e-6);
   CHECK(e0 <= 1e-5);
   nn_work_free(&w);
@@ -251,13 +274,17 @@ static void test_batch_large(int L, int H, int peep) {
 static void test_work_update(void) {
   nn_model m;
   CHECK_INT(nn_model_init(&m, 2, 8, 1), 0);
-  for (size_t i = 0; i < m.nparams; i++) m.params[i] = frand(-0.5f, 0.5f);
+  for (size_t i = 0; i < m.nparams; i++)
+    m.params[i] = frand(-0.5f, 0.5f);
   nn_work w, w2;
   CHECK_INT(nn_work_init(&w, &m, 3), 0);
-  for (int j = 0; j < 32; j++) m.b_ih[0][j] += 0.25f, m.b_hh[1][j] -= 0.5f;
-  for (int j = 0; j < 32 * NN_F; j++) m.W_ih[0][j] *= -1.0f;
+  for (int j = 0; j < 32; j++)
+    m.b_ih[0][j] += 0.25f, m.b_hh[1][j] -= 0.5f;
+  for (int j = 0; j < 32 * NN_F; j++)
+    m.W_ih[0][j] *= -1.0f;
   float x[3 * NN_F], y1[3], y2[3], y3[3], st[3][64] = {{0}}, st2[3][64] = {{0}}, st3[3][64] = {{0}};
-  for (int i = 0; i < 3 * NN_F; i++) x[i] = frand(-2, 2);
+  for (int i = 0; i < 3 * NN_F; i++)
+    x[i] = frand(-2, 2);
   float *p1[3] = {st[0], st[1], st[2]}, *p2[3] = {st2[0], st2[1], st2[2]},
         *p3[3] = {st3[0], st3[1], st3[2]};
   nn_lstm_step(&m, &w, 3, x, p3, y3); /* stale */
@@ -275,7 +302,8 @@ static void test_work_update(void) {
 int main(void) {
   test_work_update();
   const char *cases[] = {"l1_h8", "l2_h16", "l1_h8_peep", "l2_h16_peep", "l3_h5_peep"};
-  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) test_fixture(cases[i]);
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    test_fixture(cases[i]);
   test_batch_large(1, 64, 0);
   test_batch_large(2, 32, 1);
   test_batch_large(1, 128, 1);

@@ -35,13 +35,15 @@ static void add(mf *f, const char *name, const char *shape, int numel) {
   snprintf(t->shape, sizeof t->shape, "%s", shape);
   t->b = (long long)f->datalen;
   t->e = t->b + 4LL * numel;
-  for (int i = 0; i < numel; i++) f->data[f->datalen / 4 + i] = 0.25f * (float)((i % 7) + 1);
+  for (int i = 0; i < numel; i++)
+    f->data[f->datalen / 4 + i] = 0.25f * (float)((i % 7) + 1);
   f->datalen += 4 * (size_t)numel;
 }
 
 static tt *find(mf *f, const char *name) {
   for (int i = 0; i < f->n; i++)
-    if (strcmp(f->t[i].name, name) == 0) return &f->t[i];
+    if (strcmp(f->t[i].name, name) == 0)
+      return &f->t[i];
   return NULL;
 }
 
@@ -71,7 +73,8 @@ static unsigned char *build(const mf *f, size_t *len) {
   static char hdr[16384];
   size_t o = 0;
   o += (size_t)snprintf(hdr + o, sizeof hdr - o, "{");
-  if (f->meta[0]) o += (size_t)snprintf(hdr + o, sizeof hdr - o, "\"__metadata__\":%s", f->meta);
+  if (f->meta[0])
+    o += (size_t)snprintf(hdr + o, sizeof hdr - o, "\"__metadata__\":%s", f->meta);
   for (int i = 0; i < f->n; i++) {
     const tt *t = &f->t[i];
     const char *sep = (i || f->meta[0]) ? "," : "";
@@ -83,10 +86,12 @@ static unsigned char *build(const mf *f, size_t *len) {
                             sep, t->name, t->dtype, t->shape, t->b, t->e);
   }
   o += (size_t)snprintf(hdr + o, sizeof hdr - o, "}");
-  while (o % 8) hdr[o++] = ' ';
+  while (o % 8)
+    hdr[o++] = ' ';
   *len = 8 + o + f->datalen;
   unsigned char *buf = malloc(*len);
-  for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((unsigned long long)o >> (8 * i));
+  for (int i = 0; i < 8; i++)
+    buf[i] = (unsigned char)((unsigned long long)o >> (8 * i));
   memcpy(buf + 8, hdr, o);
   memcpy(buf + 8 + o, f->data, f->datalen);
   return buf;
@@ -100,7 +105,8 @@ static void expect_bad(const char *what, const unsigned char *buf, size_t len, i
   char err[512] = "";
   int rc = nn_model_load_mem(&m, buf, len, "bad.safetensors", err, sizeof err);
   CHECK(rc < 0);
-  if (code) CHECK_INT(rc, code);
+  if (code)
+    CHECK_INT(rc, code);
   CHECK_CONTAINS(err, want);
   CHECK(strncmp(err, "model bad.safetensors: ", 23) == 0);
   CHECK(strchr(err, '\n') == NULL);
@@ -131,7 +137,8 @@ static void test_malformed(void) {
     buf = build(&f, &len);
     int rc = nn_model_load_mem(&m, buf, len, "ok", err, sizeof err);
     CHECK_INT(rc, 0);
-    if (rc) fprintf(stderr, "%s\n", err);
+    if (rc)
+      fprintf(stderr, "%s\n", err);
     CHECK_INT(m.L, 1);
     CHECK_INT(m.H, 2);
     CHECK_INT(m.peephole, p);
@@ -144,7 +151,8 @@ static void test_malformed(void) {
   /* Byte-level damage. */
   base(&f, 0);
   buf = build(&f, &len);
-  kinds++, expect_bad("shorter than 8 bytes", buf, 5, TC_EFORMAT, "file is 5 bytes, expected at least 8");
+  kinds++, expect_bad("shorter than 8 bytes", buf, 5, TC_EFORMAT,
+                      "file is 5 bytes, expected at least 8");
   unsigned char *b2 = malloc(len);
   memcpy(b2, buf, len);
   b2[0] = 1, memset(b2 + 1, 0, 7);
@@ -152,8 +160,8 @@ static void test_malformed(void) {
   memcpy(b2, buf, 8);
   b2[6] = 1;
   kinds++, expect_bad("header length > file", b2, len, TC_EFORMAT, "header length is 281474976711");
-  kinds++, expect_bad("truncated in the data", buf, len - 10, TC_EFORMAT,
-                      "end beyond the data section");
+  kinds++,
+      expect_bad("truncated in the data", buf, len - 10, TC_EFORMAT, "end beyond the data section");
   size_t hl = buf[0] | (size_t)buf[1] << 8;
   kinds++, expect_bad("truncated in the header", buf, 8 + hl / 2, TC_EFORMAT, "header length is");
   memcpy(b2, buf, len);
@@ -161,106 +169,154 @@ static void test_malformed(void) {
   kinds++, expect_bad("bad JSON", b2, len, TC_EFORMAT, "header is not valid JSON");
   memcpy(b2, buf, len);
   b2[8] = '[', b2[8 + hl - 1] = ']'; /* the last header byte is padding or the closing brace */
-  for (size_t i = 9; i < 8 + hl - 1; i++) b2[i] = ' ';
-  kinds++, expect_bad("header an array", b2, len, TC_EFORMAT, "header is an array, expected a JSON object");
+  for (size_t i = 9; i < 8 + hl - 1; i++)
+    b2[i] = ' ';
+  kinds++, expect_bad("header an array", b2, len, TC_EFORMAT,
+                      "header is an array, expected a JSON object");
   free(b2);
   free(buf);
 
   /* Structure. */
-  base(&f, 0); find(&f, "head.bias")->name[0] = 'x';
+  base(&f, 0);
+  find(&f, "head.bias")->name[0] = 'x';
   BAD("unknown tensor", &f, TC_EFORMAT, "unknown tensor xead.bias");
-  base(&f, 0); f.n--; /* drop target.std */
+  base(&f, 0);
+  f.n--; /* drop target.std */
   BAD("missing tensor", &f, TC_ENOENT, "missing tensor target.std (F32, shape [1]");
-  base(&f, 0); snprintf(find(&f, "lstm.weight_hh_l0")->name, 40, "lstm.weight_hh_l1");
+  base(&f, 0);
+  snprintf(find(&f, "lstm.weight_hh_l0")->name, 40, "lstm.weight_hh_l1");
   BAD("no weight_hh_l0", &f, TC_ENOENT, "missing tensor lstm.weight_hh_l0");
   base(&f, 0);
   add(&f, "lstm.weight_hh_l2", "[8,2]", 16);
   BAD("layer gap", &f, TC_ENOENT, "lstm.weight_hh_l2 present but lstm.weight_hh_l1 missing");
   base(&f, 0);
   add(&f, "lstm.weight_hh_l1", "[8,2]", 16);
-  BAD("second layer incomplete", &f, TC_ENOENT, "missing tensor lstm.weight_ih_l1 (F32, shape [8,2]");
+  BAD("second layer incomplete", &f, TC_ENOENT,
+      "missing tensor lstm.weight_ih_l1 (F32, shape [8,2]");
   base(&f, 0);
   add(&f, "lstm.weight_hh_l16", "[8,2]", 16);
   BAD("too many layers", &f, TC_ESHAPE, "layer 16, expected at most 16 layers");
   base(&f, 0);
   add(&f, "lstm.weight_ci_l0", "[2]", 2);
   add(&f, "lstm.weight_cf_l0", "[2]", 2);
-  BAD("partial peepholes", &f, TC_ENOENT, "missing tensor lstm.weight_co_l0 (found lstm.weight_ci_l0");
+  BAD("partial peepholes", &f, TC_ENOENT,
+      "missing tensor lstm.weight_co_l0 (found lstm.weight_ci_l0");
   base(&f, 0);
   add(&f, "lstm.weight_ci_l1", "[2]", 2);
   BAD("peephole beyond L", &f, TC_ENOENT, "missing tensor lstm.weight_ci_l0");
-  base(&f, 0); snprintf(find(&f, "head.bias")->name, 40, "head.bi\\nas\\u0007");
+  base(&f, 0);
+  snprintf(find(&f, "head.bias")->name, 40, "head.bi\\nas\\u0007");
   BAD("control chars in a name", &f, TC_EFORMAT, "unknown tensor head.bi?as? (model");
   base(&f, 0);
   add(&f, "lstm.weight_ih_l01", "[8,2]", 16);
   BAD("non-canonical layer index", &f, TC_EFORMAT, "unknown tensor lstm.weight_ih_l01");
 
   /* Entry types, dtype, shapes. */
-  base(&f, 0); snprintf(find(&f, "head.weight")->dtype, 8, "F16");
+  base(&f, 0);
+  snprintf(find(&f, "head.weight")->dtype, 8, "F16");
   BAD("dtype F16", &f, TC_EFORMAT, "tensor head.weight has dtype F16, expected F32");
-  base(&f, 0); snprintf(find(&f, "head.weight")->raw, 80, "[1,2]");
+  base(&f, 0);
+  snprintf(find(&f, "head.weight")->raw, 80, "[1,2]");
   BAD("entry not an object", &f, TC_EFORMAT, "tensor head.weight is an array in the header");
-  base(&f, 0); snprintf(find(&f, "head.weight")->shape, 40, "\"1x2\"");
+  base(&f, 0);
+  snprintf(find(&f, "head.weight")->shape, 40, "\"1x2\"");
   BAD("shape a string", &f, TC_EFORMAT, "tensor head.weight field shape is a string");
-  base(&f, 0); snprintf(find(&f, "head.weight")->shape, 40, "[1,-2]");
+  base(&f, 0);
+  snprintf(find(&f, "head.weight")->shape, 40, "[1,-2]");
   BAD("negative dimension", &f, TC_EFORMAT, "tensor head.weight shape[1] is negative");
-  base(&f, 0); snprintf(find(&f, "head.weight")->raw, 80, "{\"dtype\":\"F32\",\"shape\":[1,2]}");
+  base(&f, 0);
+  snprintf(find(&f, "head.weight")->raw, 80, "{\"dtype\":\"F32\",\"shape\":[1,2]}");
   BAD("no data_offsets", &f, TC_EFORMAT, "tensor head.weight field data_offsets is missing");
-  base(&f, 0); snprintf(find(&f, "head.weight")->raw, 80,
-                        "{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0.5,8]}");
+  base(&f, 0);
+  snprintf(find(&f, "head.weight")->raw, 80,
+           "{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0.5,8]}");
   BAD("fractional offset", &f, TC_EFORMAT, "data_offsets are not two integers >= 0");
-  base(&f, 0); snprintf(find(&f, "lstm.weight_hh_l0")->shape, 40, "[8,3]");
+  base(&f, 0);
+  snprintf(find(&f, "lstm.weight_hh_l0")->shape, 40, "[8,3]");
   find(&f, "lstm.weight_hh_l0")->e += 32;
-  BAD("weight_hh not [4H,H]", &f, TC_ESHAPE, "tensor lstm.weight_hh_l0 has shape [8,3], expected [4H,H]");
-  base(&f, 0); snprintf(find(&f, "lstm.weight_ih_l0")->shape, 40, "[8,3]");
+  BAD("weight_hh not [4H,H]", &f, TC_ESHAPE,
+      "tensor lstm.weight_hh_l0 has shape [8,3], expected [4H,H]");
+  base(&f, 0);
+  snprintf(find(&f, "lstm.weight_ih_l0")->shape, 40, "[8,3]");
   find(&f, "lstm.weight_ih_l0")->e -= 32;
   BAD("wrong shape", &f, TC_ESHAPE,
-      "tensor lstm.weight_ih_l0 has shape [8,3], expected [8,4] (4H x 4 with H=2 from lstm.weight_hh_l0)");
-  base(&f, 0); snprintf(find(&f, "lstm.bias_hh_l0")->shape, 40, "[12]");
+      "tensor lstm.weight_ih_l0 has shape [8,3], expected [8,4] (4H x 4 with H=2 from "
+      "lstm.weight_hh_l0)");
+  base(&f, 0);
+  snprintf(find(&f, "lstm.bias_hh_l0")->shape, 40, "[12]");
   find(&f, "lstm.bias_hh_l0")->e += 16;
   f.datalen += 16;
-  BAD("H inconsistent", &f, TC_ESHAPE, "tensor lstm.bias_hh_l0 has shape [12], expected [8] (4H with H=2");
-  base(&f, 0); snprintf(find(&f, "features.mean")->shape, 40, "[2,2]");
+  BAD("H inconsistent", &f, TC_ESHAPE,
+      "tensor lstm.bias_hh_l0 has shape [12], expected [8] (4H with H=2");
+  base(&f, 0);
+  snprintf(find(&f, "features.mean")->shape, 40, "[2,2]");
   BAD("rank differs", &f, TC_ESHAPE, "tensor features.mean has shape [2,2], expected [4]");
 
   /* Offsets. */
-  base(&f, 0); find(&f, "target.std")->e += 4, find(&f, "target.std")->b += 4;
+  base(&f, 0);
+  find(&f, "target.std")->e += 4, find(&f, "target.std")->b += 4;
   BAD("offsets outside file", &f, TC_EFORMAT, "tensor target.std data_offsets");
-  base(&f, 0); find(&f, "head.bias")->b = find(&f, "head.weight")->b + 4;
+  base(&f, 0);
+  find(&f, "head.bias")->b = find(&f, "head.weight")->b + 4;
   find(&f, "head.bias")->e = find(&f, "head.bias")->b + 4;
   BAD("overlapping tensors", &f, TC_EFORMAT, "overlap, expected disjoint data_offsets");
-  base(&f, 0); find(&f, "features.std")->e -= 4;
+  base(&f, 0);
+  find(&f, "features.std")->e -= 4;
   BAD("length != shape", &f, TC_EFORMAT, "hold 12 bytes, expected 16 (4 bytes x shape [4])");
-  base(&f, 0); { tt *t = find(&f, "head.bias"); long long x = t->b; t->b = t->e; t->e = x; }
+  base(&f, 0);
+  {
+    tt *t = find(&f, "head.bias");
+    long long x = t->b;
+    t->b = t->e;
+    t->e = x;
+  }
   BAD("begin > end", &f, TC_EFORMAT, "have begin > end");
-  base(&f, 0); snprintf(find(&f, "head.bias")->raw, 80,
-                        "{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,18446744073709551615]}");
+  base(&f, 0);
+  snprintf(find(&f, "head.bias")->raw, 80,
+           "{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,18446744073709551615]}");
   BAD("offset overflows int64", &f, TC_EFORMAT, "header is not valid JSON");
 
   /* Values. */
-  base(&f, 0); f.data[find(&f, "lstm.weight_hh_l0")->b / 4 + 5] = NAN;
-  BAD("NaN weight", &f, TC_ERANGE, "tensor lstm.weight_hh_l0 value [5] is nan, expected a finite number");
-  base(&f, 0); f.data[find(&f, "head.bias")->b / 4] = -INFINITY;
+  base(&f, 0);
+  f.data[find(&f, "lstm.weight_hh_l0")->b / 4 + 5] = NAN;
+  BAD("NaN weight", &f, TC_ERANGE,
+      "tensor lstm.weight_hh_l0 value [5] is nan, expected a finite number");
+  base(&f, 0);
+  f.data[find(&f, "head.bias")->b / 4] = -INFINITY;
   BAD("Inf weight", &f, TC_ERANGE, "tensor head.bias value [0] is inf");
-  base(&f, 0); f.data[find(&f, "features.std")->b / 4 + 1] = 0.0f;
+  base(&f, 0);
+  f.data[find(&f, "features.std")->b / 4 + 1] = 0.0f;
   BAD("features.std = 0", &f, TC_ERANGE, "tensor features.std value [1] is 0, expected > 0");
-  base(&f, 0); f.data[find(&f, "target.std")->b / 4] = -1.0f;
+  base(&f, 0);
+  f.data[find(&f, "target.std")->b / 4] = -1.0f;
   BAD("target.std < 0", &f, TC_ERANGE, "tensor target.std value [0] is -1, expected > 0");
 
   /* Metadata. */
-  base(&f, 0); f.meta[0] = '\0';
+  base(&f, 0);
+  f.meta[0] = '\0';
   BAD("no __metadata__", &f, TC_EFORMAT, "header has no __metadata__");
-  base(&f, 0); snprintf(f.meta, sizeof f.meta, "{\"tickcast.format\":\"2\",\"tickcast.features\":\"ret,log_qty,log_dt,spread\"}");
+  base(&f, 0);
+  snprintf(f.meta, sizeof f.meta,
+           "{\"tickcast.format\":\"2\",\"tickcast.features\":\"ret,log_qty,log_dt,spread\"}");
   BAD("format 2", &f, TC_EFORMAT, "__metadata__ \"tickcast.format\" is \"2\", expected \"1\"");
-  base(&f, 0); snprintf(f.meta, sizeof f.meta, "{\"tickcast.format\":\"1\",\"tickcast.features\":\"ret,log_qty\"}");
-  BAD("other features", &f, TC_EFORMAT, "\"tickcast.features\" is \"ret,log_qty\", expected \"ret,log_qty,log_dt,spread\"");
-  base(&f, 0); snprintf(f.meta, sizeof f.meta, "{\"tickcast.features\":\"ret,log_qty,log_dt,spread\"}");
+  base(&f, 0);
+  snprintf(f.meta, sizeof f.meta,
+           "{\"tickcast.format\":\"1\",\"tickcast.features\":\"ret,log_qty\"}");
+  BAD("other features", &f, TC_EFORMAT,
+      "\"tickcast.features\" is \"ret,log_qty\", expected \"ret,log_qty,log_dt,spread\"");
+  base(&f, 0);
+  snprintf(f.meta, sizeof f.meta, "{\"tickcast.features\":\"ret,log_qty,log_dt,spread\"}");
   BAD("format missing", &f, TC_EFORMAT, "__metadata__ has no \"tickcast.format\"");
-  base(&f, 0); snprintf(f.meta, sizeof f.meta, "{\"tickcast.format\":1,\"tickcast.features\":\"ret,log_qty,log_dt,spread\"}");
-  BAD("metadata not a string", &f, TC_EFORMAT, "__metadata__ entry \"tickcast.format\" is an integer, expected a string");
-  base(&f, 0); snprintf(f.meta, sizeof f.meta, "[]");
+  base(&f, 0);
+  snprintf(f.meta, sizeof f.meta,
+           "{\"tickcast.format\":1,\"tickcast.features\":\"ret,log_qty,log_dt,spread\"}");
+  BAD("metadata not a string", &f, TC_EFORMAT,
+      "__metadata__ entry \"tickcast.format\" is an integer, expected a string");
+  base(&f, 0);
+  snprintf(f.meta, sizeof f.meta, "[]");
   BAD("metadata an array", &f, TC_EFORMAT, "__metadata__ is an array, expected an object");
-  base(&f, 0); snprintf(find(&f, "head.bias")->name, 40, "head.weight");
+  base(&f, 0);
+  snprintf(find(&f, "head.bias")->name, 40, "head.weight");
   BAD("duplicate tensor name", &f, TC_EFORMAT, "duplicate object key");
 
   printf("%d kinds of malformed file\n", kinds);
@@ -285,7 +341,8 @@ static float frand(void) {
 
 static unsigned char *slurp(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
+  if (!f)
+    return NULL;
   fseek(f, 0, SEEK_END);
   long n = ftell(f);
   fseek(f, 0, SEEK_SET);
@@ -311,8 +368,10 @@ static void test_roundtrip(void) {
   CHECK_STR(nn_model_get_meta(&m, "tickcast.features"), "ret,log_qty,log_dt,spread");
   CHECK(nn_model_get_meta(&m, "nope") == NULL);
   CHECK_STR(m.id, "");
-  for (size_t i = 0; i < m.nparams; i++) m.params[i] = frand();
-  for (int i = 0; i < NN_F; i++) m.feat_std[i] = 0.5f + (float)i;
+  for (size_t i = 0; i < m.nparams; i++)
+    m.params[i] = frand();
+  for (int i = 0; i < NN_F; i++)
+    m.feat_std[i] = 0.5f + (float)i;
   m.tgt_std[0] = 1e-3f;
   CHECK_INT(nn_model_set_meta(&m, "note", "first"), 0);
   CHECK_INT(nn_model_set_meta(&m, "note", "trained on \"x\", 3 epochs"), 0); /* replaces */
@@ -352,7 +411,8 @@ static void test_roundtrip(void) {
     /* The layout is what safetensors writes: header length a multiple of 8, starting '{'. */
     if (a) {
       uint64_t h = 0;
-      for (int i = 7; i >= 0; i--) h = h << 8 | a[i];
+      for (int i = 7; i >= 0; i--)
+        h = h << 8 | a[i];
       CHECK_INT(h % 8, 0);
       CHECK_INT(a[8], '{');
       CHECK_INT(la, 8 + h + 4 * m.nparams);
@@ -391,9 +451,14 @@ static void test_roundtrip(void) {
 
 /* The files PyTorch wrote (tests/gen_fixtures.py) load, with their values and metadata. */
 static void test_fixtures(void) {
-  static const struct { const char *name; int L, H, peep; } fx[] = {
-      {"l1_h8", 1, 8, 0}, {"l2_h16", 2, 16, 0}, {"l1_h8_peep", 1, 8, 1},
-      {"l2_h16_peep", 2, 16, 1}, {"l3_h5_peep", 3, 5, 1}};
+  static const struct {
+    const char *name;
+    int L, H, peep;
+  } fx[] = {{"l1_h8", 1, 8, 0},
+            {"l2_h16", 2, 16, 0},
+            {"l1_h8_peep", 1, 8, 1},
+            {"l2_h16_peep", 2, 16, 1},
+            {"l3_h5_peep", 3, 5, 1}};
   for (size_t i = 0; i < sizeof fx / sizeof *fx; i++) {
     char path[128], err[512];
     nn_model m;

@@ -13,8 +13,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char err[512];
   int rc = nn_model_load_mem(&m, data, size, "fuzz", err, sizeof err);
   if (rc != 0) {
-    if (rc > 0 || strncmp(err, "model fuzz: ", 12) != 0 || strchr(err, '\n')) abort();
-    if (m.params || m.nmeta) abort(); /* left freed */
+    if (rc > 0 || strncmp(err, "model fuzz: ", 12) != 0 || strchr(err, '\n'))
+      abort();
+    if (m.params || m.nmeta)
+      abort(); /* left freed */
     return 0;
   }
   if (m.L < 1 || m.L > NN_MAX_LAYERS || m.H < 1 || m.H > NN_MAX_HIDDEN || strlen(m.id) != 16)
@@ -27,8 +29,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int D = k ? m.H : NN_F;
     sink += m.W_ih[k][(size_t)4 * m.H * D - 1] + m.W_hh[k][(size_t)4 * m.H * m.H - 1];
     sink += m.b_ih[k][4 * m.H - 1] + m.b_hh[k][4 * m.H - 1];
-    if (m.peephole) sink += m.w_ci[k][m.H - 1] + m.w_cf[k][m.H - 1] + m.w_co[k][m.H - 1];
-    else if (m.w_ci[k]) abort();
+    if (m.peephole)
+      sink += m.w_ci[k][m.H - 1] + m.w_cf[k][m.H - 1] + m.w_co[k][m.H - 1];
+    else if (m.w_ci[k])
+      abort();
   }
   sink += m.head_w[m.H - 1] + m.head_b[0] + m.feat_mean[NN_F - 1] + m.tgt_mean[0];
   /* One step from zero state, two instruments. */
