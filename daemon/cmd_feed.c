@@ -5,6 +5,7 @@
  * Not a validator of order: out-of-order ticks are sent; the consumer rejects them. */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,9 +22,10 @@
 #include "kconf.h"
 #include "log.h"
 
-#define FEED_MAX_LINES_SHOWN 5 /* line numbers kept per reject reason for the summary */
-#define FEED_MAX_LOGGED 10     /* rejected lines logged one by one; the rest only counted */
-#define FEED_FLUSH_MS 30000    /* how long the final flush may wait for delivery reports */
+#define FEED_MAX_LINES_SHOWN 5  /* line numbers kept per reject reason for the summary */
+#define FEED_MAX_LOGGED 10      /* rejected lines logged one by one; the rest only counted */
+#define FEED_FLUSH_MS 30000     /* how long the final flush may wait for delivery reports */
+#define FEED_STOP_FLUSH_MS 5000 /* the same after SIGINT/SIGTERM */
 
 static void usage(FILE *f) {
   fprintf(
@@ -55,7 +57,16 @@ static void usage(FILE *f) {
       "Producer defaults (override with -X): enable.idempotence=true,\n"
       "partitioner=murmur2_random, linger.ms=5. Exit status: 0 when every message was\n"
       "delivered (rejected lines are not failures), 1 when a delivery failed, 2 on bad usage or\n"
-      "an unreadable input file. A summary goes to stderr.\n");
+      "an unreadable input file. SIGINT/SIGTERM stop sending; what was sent is flushed (5 s at\n"
+      "most) and counted as usual. A summary goes to stderr.\n");
+}
+
+/* Set by SIGINT/SIGTERM: stop sending, flush what was sent, print the summary. */
+static volatile sig_atomic_t feed_stop;
+
+static void on_stop_signal(int sig) {
+  (void)sig;
+  feed_stop = 1;
 }
 
 /* What one run did; read by the summary. */
@@ -96,7 +107,7 @@ typedef struct bucket {
 static void bucket_take(bucket *b, rd_kafka_t *rk) {
   if (b->rate <= 0)
     return;
-  for (;;) {
+  while (!feed_stop) {
     double t = now_s();
     b->tokens += (t - b->last) * b->rate;
     b->last = t;
@@ -119,10 +130,12 @@ static void bucket_take(bucket *b, rd_kafka_t *rk) {
 }
 
 /* Hands one message to the producer, waiting (serving delivery reports) while its queue is full.
- * Returns 0 or TC_EKAFKA with err set. */
+ * Returns 0, TC_EAGAIN when a stop signal came (nothing sent), or TC_EKAFKA with err set. */
 static int produce(rd_kafka_topic_t *rkt, rd_kafka_t *rk, const char *val, size_t len,
                    const char *key, size_t keylen, feed_stats *st, char *err, size_t errlen) {
   for (;;) {
+    if (feed_stop)
+      return TC_EAGAIN;
     if (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)val, len, key,
                          keylen, NULL) == 0) {
       st->sent++;
@@ -435,19 +448,31 @@ int cmd_feed(int argc, char **argv) {
     goto out;
   }
 
+  /* No SA_RESTART: a read blocked on stdin returns, and the loops see feed_stop. */
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
   bucket b = {.rate = o.rate, .burst = o.rate > 100 ? o.rate / 100 : 1, .last = now_s()};
   double t0 = now_s();
   int rc = o.synthetic >= 0 ? feed_synthetic(&o, rk, rkt, &b, &st, err, sizeof err)
            : o.raw          ? feed_raw(&o, rk, rkt, &b, &st, err, sizeof err)
                             : feed_file(&o, rk, rkt, &b, &st, err, sizeof err);
-  if (rc < 0)
+  int flush_ms = FEED_FLUSH_MS;
+  if (feed_stop) { /* stopped on request: not a failure if what was sent gets delivered */
+    log_info("feed", "stop signal: stopped sending, flushing");
+    rc = 0;
+    flush_ms = FEED_STOP_FLUSH_MS;
+  } else if (rc < 0) {
     fprintf(stderr, "tickcast feed: %s\n", err);
-  rd_kafka_resp_err_t ferr = rd_kafka_flush(rk, FEED_FLUSH_MS);
+  }
+  rd_kafka_resp_err_t ferr = rd_kafka_flush(rk, flush_ms);
   double dt = now_s() - t0;
   uint64_t undelivered = st.sent - st.delivered - st.failed;
   if (ferr)
     log_error("feed", "flush: %llu messages still undelivered after %d ms: %s",
-              (unsigned long long)undelivered, FEED_FLUSH_MS, rd_kafka_err2str(ferr));
+              (unsigned long long)undelivered, flush_ms, rd_kafka_err2str(ferr));
   if (st.failed)
     log_error("feed", "first delivery error: %s", st.first_error);
 

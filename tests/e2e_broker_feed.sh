@@ -185,6 +185,18 @@ set -e
 tc_eq "bad config exit" "$rc" 2
 grep -q "bad.conf:3: unknown key 'inptu'" "$TMP/badcfg.log" || tc_fail "$(cat "$TMP/badcfg.log")"
 
+# --rate paces; SIGINT stops sending, flushes and reports: exit 0, every sent message delivered.
+tc_bg "$TC" feed --brokers "$BROKERS" --topic paced --synthetic 100000 --rate 2000 2>"$TMP/paced.log"
+FP=$BG_PID
+sleep 1.5
+kill -INT "$FP"
+tc_stop "$FP" 10
+tc_eq "feed exit after SIGINT" "$STOP_RC" 0
+sent=$(grep -o 'sent [0-9]*' "$TMP/paced.log" | cut -d' ' -f2)
+got=$(kcat -b "$BROKERS" -t paced -C -e -q | wc -l)
+tc_eq "paced messages delivered" "$got" "$sent"
+[ "$sent" -ge 1000 ] && [ "$sent" -le 4000 ] || tc_fail "--rate 2000 for ~1.5 s sent $sent"
+
 # Nothing listens there: every delivery fails after message.timeout.ms, exit 1.
 port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 set +e
