@@ -68,7 +68,8 @@ grep -q "rejected bad_json: 1 (line 121)" "$TMP/feedj.log" || tc_fail "$(cat "$T
   tc_fail "feed --raw exited $?"
 tc_eq "raw messages" "$(kcat -b "$BROKERS" -t raw -C -e -q -f '%s\n' | wc -l)" \
   "$(grep -c . "$TMP/ticks.csv")"
-kcat -b "$BROKERS" -t raw -C -e -q -f '%s\n' | grep -qx 'USDTHB,notatime,12.5,1,,' ||
+kcat -b "$BROKERS" -t raw -C -e -q -f '%s\n' >"$TMP/raw.txt"
+grep -qx 'USDTHB,notatime,12.5,1,,' "$TMP/raw.txt" ||
   tc_fail "raw topic lacks the malformed line"
 
 # An outside consumer (confluent_kafka, explicit assignment) checks every message.
@@ -214,7 +215,8 @@ tc_bg "$TC" broker --port "$fport" --topics t2:2 >"$TMP/b2.out" 2>"$TMP/b2.log"
 B2=$BG_PID
 tc_wait_for 10 grep -q . "$TMP/b2.out" || tc_fail "second broker did not start"
 tc_eq "fixed port bootstrap" "$(head -1 "$TMP/b2.out")" "127.0.0.1:$fport"
-kcat -b "127.0.0.1:$fport" -L -t t2 | grep -q 'topic "t2" with 2 partitions' || tc_fail "kcat on fixed port"
+kcat -b "127.0.0.1:$fport" -L -t t2 >"$TMP/t2.txt"
+grep -q 'topic "t2" with 2 partitions' "$TMP/t2.txt" || tc_fail "kcat on fixed port"
 set +e
 "$TC" broker --port "$fport" >/dev/null 2>"$TMP/b3.log"
 rc=$?
