@@ -27,8 +27,9 @@ static void usage(FILE *f) {
           "is held out for validation (split by time, never shuffled); feature and target\n"
           "statistics come from the training part only. Training stops early when the\n"
           "validation MSE has not improved for --patience epochs. If no epoch beats predicting a\n"
-          "zero return (the random walk) on validation, the saved model predicts exactly zero;\n"
-          "otherwise its output is shrunk by the least-squares factor in [0, 1] on validation.\n\n"
+          "zero return (the random walk) on validation by a significant margin (t-statistic of the\n"
+          "loss difference >= 2), the saved model predicts exactly zero; otherwise its output is\n"
+          "shrunk by the least-squares factor in [0, 1] on validation.\n\n"
           "  --input FILE    tick file (CSV or JSON Lines, '-' = stdin); repeat for more files\n"
           "  --output M      model file to write\n"
           "  --hidden H      hidden size (default 32)\n"
@@ -122,6 +123,8 @@ static int set_train_meta(nn_model *m, const fit_opts *o, const fit_result *r, d
   rc |= nn_model_set_meta(m, "tickcast.val_mse_rw", v);
   snprintf(v, sizeof v, "%.6f", r->val_mse_rw > 0 ? 1 - r->val_mse / r->val_mse_rw : 0.0);
   rc |= nn_model_set_meta(m, "tickcast.val_skill", v);
+  snprintf(v, sizeof v, "%.3f", r->tstat);
+  rc |= nn_model_set_meta(m, "tickcast.val_tstat", v);
   snprintf(v, sizeof v, "%.6f", r->scale);
   rc |= nn_model_set_meta(m, "tickcast.output_scale", v);
   snprintf(v, sizeof v, "%d", r->best_epoch);
@@ -313,8 +316,8 @@ int cmd_train(int argc, char **argv) {
             out_path, res.best_epoch, res.epochs_run, res.val_mse, res.val_mse_rw,
             res.val_mse_rw > 0 ? 1 - res.val_mse / res.val_mse_rw : 0.0,
             (unsigned long long)res.nval, res.seconds, res.steps_per_s,
-            res.best_epoch == 0 && res.nval ? "; no epoch beat the random walk, so the model "
-                                              "predicts a zero return" : "");
+            res.fallback ? "; no significant gain over the random walk, so the model "
+                           "predicts a zero return" : "");
   status = 0;
 done:
   nn_model_free(&m);

@@ -15,6 +15,7 @@
 
 #define VAL_B 64 /* lanes (instruments) per validation pass */
 #define VAL_T 64 /* steps per validation window */
+#define FIT_MIN_T 2.0 /* least t-statistic of the validation gain for a non-zero model */
 
 void fit_opts_default(fit_opts *o) {
   memset(o, 0, sizeof *o);
@@ -77,14 +78,20 @@ static int flat_build(flat *f, const dataset *d) {
   return 0;
 }
 
+/* Sums over the validation targets beyond the MSE: y*t and y*y (for the output scale), and the
+ * loss differential g = t^2 - (y - t)^2 against the zero prediction and g^2 (for its t-stat). */
+typedef struct vsums {
+  double yt, yy, g, gg;
+} vsums;
+
 /* Validation over flat data: every series from its first tick, loss on its validation targets.
- * With yt != NULL also returns the sums of y*t and y*y (for the output scale). */
+ * With vs != NULL also fills the sums above. */
 static int validate(const dataset *d, const flat *f, const nn_model *m, double *mse,
-                    double *mse_rw, uint64_t *count, double *yt, double *yy) {
+                    double *mse_rw, uint64_t *count, vsums *vs) {
   int Bv = d->ns < VAL_B ? d->ns : VAL_B;
   *mse = *mse_rw = 0;
   *count = 0;
-  if (yt) *yt = *yy = 0;
+  if (vs) memset(vs, 0, sizeof *vs);
   if (Bv == 0) return 0;
   nn_train tr;
   if (nn_train_init(&tr, m, Bv, VAL_T) != 0) return TC_ENOMEM;
@@ -98,7 +105,7 @@ static int validate(const dataset *d, const flat *f, const nn_model *m, double *
     nn_train_free(&tr);
     return TC_ENOMEM;
   }
-  double se = 0, se0 = 0, syt = 0, syy = 0;
+  double se = 0, se0 = 0, syt = 0, syy = 0, sg = 0, sgg = 0;
   uint64_t n = 0;
   for (int g0 = 0; g0 < d->ns; g0 += Bv) {
     int B = d->ns - g0 < Bv ? d->ns - g0 : Bv;
@@ -132,6 +139,9 @@ static int validate(const dataset *d, const flat *f, const nn_model *m, double *
         se0 += (double)tg[r] * tg[r];
         syt += (double)tr.y[r] * tg[r];
         syy += (double)tr.y[r] * tr.y[r];
+        double g = (double)tg[r] * tg[r] - e * e;
+        sg += g;
+        sgg += g * g;
         n++;
       }
     }
@@ -139,7 +149,7 @@ static int validate(const dataset *d, const flat *f, const nn_model *m, double *
   *mse = n ? se / (double)n : 0;
   *mse_rw = n ? se0 / (double)n : 0;
   *count = n;
-  if (yt) *yt = syt, *yy = syy;
+  if (vs) *vs = (vsums){syt, syy, sg, sgg};
   free(x), free(tg), free(w), free(state);
   nn_train_free(&tr);
   return 0;
@@ -148,7 +158,7 @@ static int validate(const dataset *d, const flat *f, const nn_model *m, double *
 int fit_validate(const dataset *d, const nn_model *m, double *mse, double *mse_rw, uint64_t *n) {
   flat f;
   if (flat_build(&f, d) != 0) return TC_ENOMEM;
-  int rc = validate(d, &f, m, mse, mse_rw, n, NULL, NULL);
+  int rc = validate(d, &f, m, mse, mse_rw, n, NULL);
   flat_free(&f);
   return rc;
 }
@@ -293,7 +303,7 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
   /* Epoch 0 is the zero prediction: a trained model has to beat it on validation to be kept. */
   double vbest, vrw;
   uint64_t nval;
-  if (validate(d, &f, m, &vbest, &vrw, &nval, NULL, NULL) != 0) goto oom;
+  if (validate(d, &f, m, &vbest, &vrw, &nval, NULL) != 0) goto oom;
   vbest = vrw;
   res->val_mse_rw = vrw;
   res->nval = nval;
@@ -353,7 +363,7 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
     steps_total += steps;
     res->ntrain = (uint64_t)steps;
     double vmse, vrw2;
-    if (validate(d, &f, m, &vmse, &vrw2, &nval, NULL, NULL) != 0) goto oom;
+    if (validate(d, &f, m, &vmse, &vrw2, &nval, NULL) != 0) goto oom;
     double tl = steps > 0 ? loss_sum / steps : 0;
     int improved = nval == 0 || vmse < vbest;
     if (improved) {
@@ -382,22 +392,40 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
     memset(m->head_w, 0, (size_t)m->H * sizeof(float));
     m->head_b[0] = 0;
     res->scale = 0.0;
+    res->fallback = nval > 0;
   } else if (nval > 0) {
     /* Shrink the output toward zero by the least-squares factor on validation, clamped to
      * [0, 1]: where the signal is weak the model is over-confident out of sample, and a zero
      * prediction (the random walk) is the safe limit. */
-    double vm, vr, yt, yy;
+    double vm, vr;
     uint64_t nv;
-    if (validate(d, &f, m, &vm, &vr, &nv, &yt, &yy) != 0) goto oom;
-    double a = yy > 0 ? yt / yy : 0.0;
+    vsums vs;
+    if (validate(d, &f, m, &vm, &vr, &nv, &vs) != 0) goto oom;
+    double a = vs.yy > 0 ? vs.yt / vs.yy : 0.0;
     a = a < 0 ? 0 : a > 1 ? 1 : a;
     for (int j = 0; j < m->H; j++) m->head_w[j] *= (float)a;
     m->head_b[0] *= (float)a;
     res->scale = a;
-    if (validate(d, &f, m, &vbest, &vr, &nv, NULL, NULL) != 0) goto oom;
+    if (validate(d, &f, m, &vbest, &vr, &nv, &vs) != 0) goto oom;
+    /* Is the gain over the zero prediction more than validation noise? The t-statistic of the
+     * mean loss differential (Diebold-Mariano, one-step forecasts): heavy tails and a few lucky
+     * ticks give a large variance and a small t. Below FIT_MIN_T, predict zero instead. */
+    double mg = vs.g / (double)nv, var = vs.gg / (double)nv - mg * mg;
+    res->tstat = var > 0 && nv > 1 ? mg / sqrt(var / (double)(nv - 1)) : 0.0;
     if (log && o->verbose)
-      fprintf(log, "output scale %.4f (least squares on validation): val %.5f, skill %+.4f\n", a,
-              vbest, vr > 0 ? 1 - vbest / vr : 0.0);
+      fprintf(log, "output scale %.4f (least squares on validation): val %.5f, skill %+.4f, "
+                   "t-stat of the gain over the random walk %.2f\n",
+              a, vbest, vr > 0 ? 1 - vbest / vr : 0.0, res->tstat);
+    if (res->tstat < FIT_MIN_T) {
+      memset(m->head_w, 0, (size_t)m->H * sizeof(float));
+      m->head_b[0] = 0;
+      res->scale = 0.0;
+      res->fallback = 1;
+      vbest = vrw;
+      if (log && o->verbose)
+        fprintf(log, "the gain is not significant (t %.2f < %.1f): the model predicts a zero "
+                     "return\n", res->tstat, FIT_MIN_T);
+    }
   }
   res->best_epoch = best_epoch;
   res->val_mse = vbest;

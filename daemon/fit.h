@@ -33,6 +33,8 @@ typedef struct fit_result {
   double val_mse_rw;  /* the same for a zero prediction (the random walk) */
   double train_mse;   /* training loss of the best epoch (0 for the zero model) */
   double scale;       /* factor applied to the head (least squares on validation, in [0, 1]) */
+  double tstat;       /* t-statistic of the validation gain over the zero prediction */
+  int fallback;       /* 1: the saved model predicts zero (no epoch beat it, or t < 2) */
   int best_epoch;     /* 0 = no epoch beat the zero model, which is what was kept */
   int epochs_run;     /* epochs trained */
   uint64_t nval;      /* validation targets */
@@ -43,9 +45,9 @@ typedef struct fit_result {
 
 /* Trains a model of shape (o->L, o->H, o->peephole) on d (split and stats already done) into m,
  * which is initialized here (the caller frees it). The model returned is the one with the best
- * validation MSE, its head scaled by the least-squares factor in [0, 1] on validation; when no
- * epoch beats a zero prediction, the head is zero (it predicts exactly a zero return). Without
- * validation ticks the last epoch is kept as it is.
+ * validation MSE, its head scaled by the least-squares factor in [0, 1] on validation. When no
+ * epoch beats a zero prediction, or the gain over it has a t-statistic below 2 (noise), the head
+ * is zero: it predicts exactly a zero return. Without validation ticks the last epoch is kept.
  * Returns 0 or TC_E* with err. */
 int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, FILE *log,
             char *err, size_t errlen);

@@ -3,8 +3,9 @@
 # (r[t+1] = 0.5 r[t] + noise, optimal skill 0.25) the trained model's skill on a held-out file is
 # within 0.02 of 0.25; a trained model loaded into PyTorch (tests/torch_eval_check.py reads the
 # safetensors by hand) predicts what `replay` and `eval` say, for a 1-layer and a 2-layer peephole
-# model; the same seed gives the same model bytes and another seed does not; rejected lines are
-# reported; --search prints its table; the plot is an SVG; exit codes follow CONTRACT §6.
+# model; pure noise gives the zero model; the same seed gives the same model bytes and another
+# seed does not; rejected lines are reported; --search prints its table; the plot is an SVG; exit
+# codes follow CONTRACT §6.
 . "$(dirname "$0")/lib.sh"
 
 # AR(1) ticks: one instrument, 1 s apart. Train and test files use different seeds.
@@ -71,7 +72,12 @@ lines.insert(200, "BBB,1600000000000000000,-1,1,,")     # bad px
 open(sys.argv[1], "w").write("\n".join(lines) + "\n")
 PYEOF
 "$TC" train --input "$TMP/multi.csv" --output "$TMP/multi.safetensors" --layers 2 --hidden 8 \
-  --peephole --epochs 3 --seq 16 --batch 8 2>"$TMP/multi.log" || { cat "$TMP/multi.log"; tc_fail "train multi"; }
+  --peephole --epochs 20 --seq 16 --batch 8 2>"$TMP/multi.log" || { cat "$TMP/multi.log"; tc_fail "train multi"; }
+# The check below needs a model that predicts something (not the zero fallback).
+scale() { $PY -c 'import json,struct,sys; b=open(sys.argv[1],"rb").read(); n=struct.unpack("<Q",b[:8])[0]
+print(json.loads(b[8:8+n])["__metadata__"]["tickcast.output_scale"])' "$1"; }
+s=$(scale "$TMP/multi.safetensors")
+$PY -c 'import sys; sys.exit(0 if float(sys.argv[1]) > 0 else 1)' "$s" || { cat "$TMP/multi.log"; tc_fail "multi model fell back to zero"; }
 grep -q "rejected out_of_order *1 " "$TMP/multi.log" || { cat "$TMP/multi.log"; tc_fail "out_of_order not reported"; }
 grep -q "rejected bad_px *1 " "$TMP/multi.log" || tc_fail "bad_px not reported"
 grep -q "3000 accepted, 2 rejected, 3 instruments" "$TMP/multi.log" || tc_fail "summary counts"
@@ -84,6 +90,23 @@ $PY "$ROOT/tests/torch_eval_check.py" "$TMP/multi.safetensors" "$TMP/multi_ok.cs
   "$TMP/multi_eval.json" || tc_fail "PyTorch disagrees with tickcast on the 2-layer peephole model"
 n_inst=$($PY -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["instruments"]))' "$TMP/multi_eval.json")
 tc_eq "instruments in eval --json" "$n_inst" 3
+
+# 3b. Pure noise (iid returns): no significant gain, so the saved model predicts exactly zero.
+$PY - "$TMP/noise.csv" <<'PYEOF'
+import math, random, sys
+rnd = random.Random(9)
+px = 100.0
+with open(sys.argv[1], "w") as f:
+    f.write("sym,ts,px\n")
+    for i in range(20000):
+        px *= math.exp(rnd.gauss(0, 0.001))
+        f.write(f"N,{1700000000000000000 + i * 10**9},{px:.12g}\n")
+PYEOF
+"$TC" train --input "$TMP/noise.csv" --output "$TMP/noise.safetensors" 2>"$TMP/noise.log"
+grep -q "predicts a zero return" "$TMP/noise.log" || { cat "$TMP/noise.log"; tc_fail "noise model did not fall back"; }
+tc_eq "output scale of the noise model" "$(scale "$TMP/noise.safetensors")" 0.000000
+"$TC" eval --model "$TMP/noise.safetensors" --input "$TMP/ar1_test.csv" --json --quiet >"$TMP/noise_eval.json"
+tc_eq "skill of the zero model" "$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["overall"]["skill"])' "$TMP/noise_eval.json")" 0
 
 # 4. Same seed, same bytes; another seed, other bytes.
 head -n 8001 "$TMP/ar1_train.csv" >"$TMP/small.csv"

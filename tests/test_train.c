@@ -1,8 +1,8 @@
 /* test_train.c: the data side of training (daemon/dataset.c) and the training loop (daemon/fit.c):
  * rejected and out-of-order lines counted with their line numbers, the per-instrument time split,
  * statistics from the training part only (validation prices do not move them), the target scale
- * (RMS, mean 0), the zero model when nothing is trained, seed reproducibility, and a model that
- * learns an AR(1) coefficient. */
+ * (RMS, mean 0), the zero model when nothing is trained or the gain is noise, seed
+ * reproducibility, and a model that learns an AR(1) coefficient. */
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -181,10 +181,28 @@ static void check_fit(void) {
   CHECK(skill > 0.18 && skill < 0.32);
   CHECK(r1.best_epoch >= 1);
   CHECK(r1.scale > 0.5 && r1.scale <= 1.0);
+  CHECK(!r1.fallback && r1.tstat > 5);
   /* Training never touches the statistics. */
   CHECK(m1.feat_mean[0] == (float)d.feat_mean[0] && m1.tgt_std[0] == (float)d.tgt_std);
   CHECK(m1.tgt_mean[0] == 0.0f);
   nn_model_free(&m0), nn_model_free(&m1), nn_model_free(&m2), nn_model_free(&m3);
+  dataset_free(&d);
+
+  /* Pure noise: whatever validation gain training finds is not significant; zero model. */
+  write_ar1(path, 6000, 0.0, 44); /* a seed where an epoch does beat zero on validation */
+  CHECK_INT(dataset_init(&d), 0);
+  CHECK_INT(dataset_load(&d, path, 0, err, sizeof err), 0);
+  dataset_split(&d, 0.25);
+  dataset_stats(&d);
+  CHECK_INT(fit_run(&d, &o, &m0, &r0, NULL, err, sizeof err), 0);
+  printf("iid noise: best epoch %d, t-stat %.2f, fallback %d\n", r0.best_epoch, r0.tstat,
+         r0.fallback);
+  CHECK(r0.best_epoch > 0 && r0.tstat < 2 && r0.fallback); /* the t-test path, not "no epoch" */
+  zero = m0.head_b[0] == 0;
+  for (int j = 0; j < m0.H; j++) zero &= m0.head_w[j] == 0;
+  CHECK(zero);
+  CHECK(r0.val_mse == r0.val_mse_rw);
+  nn_model_free(&m0);
   dataset_free(&d);
 }
 
