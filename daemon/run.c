@@ -417,6 +417,9 @@ static void on_consumer_error(run *r, rd_kafka_message_t *m) {
            m->payload ? rd_kafka_message_errstr(m) : "");
 }
 
+#define CHUNK_SMALL 64      /* messages per chunk while there is no backlog */
+#define CHUNK_BACKLOG 16384 /* queued messages from which chunks grow to --chunk */
+
 /* Gathers up to a chunk from the consumer queue and processes it; reschedules itself while the
  * queue may hold more (the io event fires only on empty -> non-empty). */
 static void drain(run *r) {
@@ -424,7 +427,11 @@ static void drain(run *r) {
     uv_idle_stop(&r->idle);
     return;
   }
-  while (r->n < r->chunk && !r->stopping) {
+  /* Chunk size: latency is about one chunk's processing time (a message polled first waits for
+   * the whole chunk), so keep chunks small unless a backlog makes throughput the only concern. */
+  int limit = r->chunk;
+  if (limit > CHUNK_SMALL && rd_kafka_queue_length(r->cq) < CHUNK_BACKLOG) limit = CHUNK_SMALL;
+  while (r->n < limit && !r->stopping) {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, 0);
     if (!m) break;
     if (m->err) {
@@ -435,7 +442,7 @@ static void drain(run *r) {
     r->t_poll[r->n] = now_ns();
     r->msgs[r->n++] = m;
   }
-  int full = r->n >= r->chunk;
+  int full = r->n >= limit;
   process_chunk(r);
   if (r->stopping) return;
   if (rd_kafka_outq_len(r->producer) > r->outq_high) set_paused(r, 1);
