@@ -103,15 +103,36 @@ static inline uint64_t parse_8digits(uint64_t v) {
   return v;
 }
 
+static const uint64_t pow10_u64[9] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+                                      100000000};
+
 /* Accumulates the digits at p into *m (wrapping past 19 digits: callers count digits and then
- * take another path). Returns the first non-digit position. */
+ * take another path). Returns the first non-digit position. Whole groups of eight go through
+ * parse_8digits; a shorter run of k digits inside an 8-byte load is shifted up, padded with
+ * leading '0' bytes and parsed the same way. */
 static inline const char *digits_u64(const char *p, const char *end, uint64_t *m) {
   uint64_t x = *m, w;
   while (end - p >= 8) {
     memcpy(&w, p, 8);
-    if (!is_8digits(w)) break;
-    x = x * 100000000 + parse_8digits(w);
-    p += 8;
+    if (is_8digits(w)) {
+      x = x * 100000000 + parse_8digits(w);
+      p += 8;
+      continue;
+    }
+    /* Non-digit bytes are non-zero in a | b (a: high nibble != 3; b: low nibble > 9). A carry
+     * from a byte >= 0xFA can only spoil bytes above it, which are past the first non-digit. */
+    uint64_t a = (w & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL;
+    uint64_t b = ((w + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) ^ 0x3030303030303030ULL;
+    uint64_t nd = a | b;
+    nd = (nd | ((nd & 0x7F7F7F7F7F7F7F7FULL) + 0x7F7F7F7F7F7F7F7FULL)) & 0x8080808080808080ULL;
+    int k = __builtin_ctzll(nd) >> 3; /* leading digits, 0..7 */
+    if (k) {
+      uint64_t v = (w << (8 * (8 - k))) | (0x3030303030303030ULL >> (8 * k));
+      x = x * pow10_u64[k] + parse_8digits(v);
+      p += k;
+    }
+    *m = x;
+    return p;
   }
   while (p < end && is_digit(*p)) x = x * 10 + (uint64_t)(*p++ - '0');
   *m = x;
@@ -287,11 +308,8 @@ int tick_parse_int64(const char *s, size_t len, int64_t *out) {
   if (i >= len || !is_digit(s[i])) return -1;
   if (s[i] == '0' && len - i > 1) return -1;
   if (len - i > 19) return -1;
-  uint64_t u = 0;
-  for (; i < len; i++) {
-    if (!is_digit(s[i])) return -1;
-    u = u * 10 + (uint64_t)(s[i] - '0'); /* 19 digits never wrap a uint64 */
-  }
+  uint64_t u = 0; /* 19 digits never wrap a uint64 */
+  if (digits_u64(s + i, s + len, &u) != s + len) return -1;
   if (neg) {
     if (u > (uint64_t)INT64_MAX + 1) return -1;
     *out = (int64_t)(0 - u);
@@ -1010,8 +1028,18 @@ int tick_parse_csv(const tick_csv *h, tick *t, const char *line, size_t len, cha
   const char *fs[F_N] = {0};
   size_t fn[F_N] = {0};
   int fdq[F_N] = {0};
+  /* The wanted columns in increasing order, so each field costs one comparison. */
+  int want_col[F_N + 1], want_f[F_N], nw = 0;
   const int cols[F_N] = {h->col_sym, h->col_ts, h->col_px, h->col_qty, h->col_bid, h->col_ask};
-  int n = 0;
+  for (int f = 0; f < F_N; f++) {
+    if (cols[f] < 0) continue;
+    int k = nw++;
+    for (; k > 0 && want_col[k - 1] > cols[f]; k--) want_col[k] = want_col[k - 1], want_f[k] = want_f[k - 1];
+    want_col[k] = cols[f];
+    want_f[k] = f;
+  }
+  want_col[nw] = -1;
+  int n = 0, wi = 0;
   for (;;) {
     const char *s, *why = NULL;
     size_t k;
@@ -1021,8 +1049,10 @@ int tick_parse_csv(const tick_csv *h, tick *t, const char *line, size_t len, cha
       if (errlen) snprintf(err, errlen, "bad CSV row: field %d: %s", n + 1, why);
       return TICK_BAD_ROW;
     }
-    for (int f = 0; f < F_N; f++)
-      if (cols[f] == n) fs[f] = s, fn[f] = k, fdq[f] = dq;
+    if (n == want_col[wi]) {
+      int f = want_f[wi++];
+      fs[f] = s, fn[f] = k, fdq[f] = dq;
+    }
     n++;
     if (p >= end) break;
     p++;
