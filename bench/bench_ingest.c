@@ -26,9 +26,10 @@ static volatile uint64_t sink;
         body;                                                                                      \
       }                                                                                            \
       double dt = (now_ns() - t0) / (double)(N);                                                   \
-      if (dt < best) best = dt;                                                                    \
+      if (dt < best)                                                                               \
+        best = dt;                                                                                 \
     }                                                                                              \
-    printf("%-44s %8.1f ns/call\n", label, best);                                                 \
+    printf("%-44s %8.1f ns/call\n", label, best);                                                  \
   } while (0)
 
 int main(int argc, char **argv) {
@@ -37,19 +38,22 @@ int main(int argc, char **argv) {
   char js[8][128], csv[8][128];
   size_t jn[8], cn[8];
   for (int k = 0; k < 8; k++) {
-    jn[k] = (size_t)snprintf(js[k], sizeof js[k],
-                             "{\"sym\":\"EURUSD%d\",\"ts\":17000000000%08d,\"px\":1.08%d5,\"qty\":%d000,"
-                             "\"bid\":1.08%d4,\"ask\":1.08%d6}",
-                             k, 12345678 + k * 1111, k, k + 1, k, k);
-    cn[k] = (size_t)snprintf(csv[k], sizeof csv[k], "EURUSD%d,17000000000%08d,1.08%d5,%d000,1.08%d4,1.08%d6",
-                             k, 12345678 + k * 1111, k, k + 1, k, k);
+    jn[k] = (size_t)snprintf(
+        js[k], sizeof js[k],
+        "{\"sym\":\"EURUSD%d\",\"ts\":17000000000%08d,\"px\":1.08%d5,\"qty\":%d000,"
+        "\"bid\":1.08%d4,\"ask\":1.08%d6}",
+        k, 12345678 + k * 1111, k, k + 1, k, k);
+    cn[k] = (size_t)snprintf(csv[k], sizeof csv[k],
+                             "EURUSD%d,17000000000%08d,1.08%d5,%d000,1.08%d4,1.08%d6", k,
+                             12345678 + k * 1111, k, k + 1, k, k);
   }
   printf("typical JSON tick (%zu bytes): %s\n", jn[0], js[0]);
   printf("typical CSV row (%zu bytes):   %s\n", cn[0], csv[0]);
   tick t;
   char err[256];
   for (int k = 0; k < 8; k++)
-    if (tick_parse_json(&t, js[k], jn[k], err, sizeof err) != TICK_OK) return 1;
+    if (tick_parse_json(&t, js[k], jn[k], err, sizeof err) != TICK_OK)
+      return 1;
   BENCH("tick_parse_json", N, {
     tick_parse_json(&t, js[i & 7], jn[i & 7], err, sizeof err);
     sink += (uint64_t)t.ts;
@@ -57,7 +61,8 @@ int main(int argc, char **argv) {
   tick_csv h;
   tick_csv_header(&h, "sym,ts,px,qty,bid,ask", 21, err, sizeof err);
   for (int k = 0; k < 8; k++)
-    if (tick_parse_csv(&h, &t, csv[k], cn[k], err, sizeof err) != TICK_OK) return 1;
+    if (tick_parse_csv(&h, &t, csv[k], cn[k], err, sizeof err) != TICK_OK)
+      return 1;
   BENCH("tick_parse_csv", N, {
     tick_parse_csv(&h, &t, csv[i & 7], cn[i & 7], err, sizeof err);
     sink += (uint64_t)t.ts;
@@ -75,15 +80,18 @@ int main(int argc, char **argv) {
     vals[k] = (k & 1 ? 1.0 : 1e-4) * ((double)rand() / RAND_MAX - 0.5) * (1 + k % 100);
   char out[64];
   BENCH("fmt_double_sig(v, 10)", N, { sink += fmt_double_sig(out, vals[i & 1023], 10); });
-  BENCH("snprintf(\"%.10g\")", N, { sink += (uint64_t)snprintf(out, sizeof out, "%.10g", vals[i & 1023]); });
+  BENCH("snprintf(\"%.10g\")", N,
+        { sink += (uint64_t)snprintf(out, sizeof out, "%.10g", vals[i & 1023]); });
   BENCH("fmt_double_short(v)", N, { sink += fmt_double_short(out, vals[i & 1023]); });
-  BENCH("snprintf(\"%.17g\")", N, { sink += (uint64_t)snprintf(out, sizeof out, "%.17g", vals[i & 1023]); });
+  BENCH("snprintf(\"%.17g\")", N,
+        { sink += (uint64_t)snprintf(out, sizeof out, "%.17g", vals[i & 1023]); });
   double prices[1024];
-  for (int k = 0; k < 1024; k++) prices[k] = (double)(100000 + rand() % 100000) / 10000.0;
-  BENCH("fmt_double_short(price like 12.3456)", N, { sink += fmt_double_short(out, prices[i & 1023]); });
+  for (int k = 0; k < 1024; k++)
+    prices[k] = (double)(100000 + rand() % 100000) / 10000.0;
+  BENCH("fmt_double_short(price like 12.3456)", N,
+        { sink += fmt_double_short(out, prices[i & 1023]); });
   BENCH("fmt_i64(ns timestamp)", N, { sink += fmt_i64(out, 1700000000123456789LL + i); });
-  BENCH("snprintf(\"%lld\")", N, {
-    sink += (uint64_t)snprintf(out, sizeof out, "%lld", 1700000000123456789LL + i);
-  });
+  BENCH("snprintf(\"%lld\")", N,
+        { sink += (uint64_t)snprintf(out, sizeof out, "%lld", 1700000000123456789LL + i); });
   return 0;
 }

@@ -50,10 +50,10 @@ size_t fmt_i64(char *out, int64_t v) {
 }
 
 /* Powers of ten exact in long double (5^27 < 2^64). */
-static const long double pow10l_exact[28] = {
-    1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
-    1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
-    1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
+static const long double pow10l_exact[28] = {1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,
+                                             1e7L,  1e8L,  1e9L,  1e10L, 1e11L, 1e12L, 1e13L,
+                                             1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L, 1e20L,
+                                             1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
 
 static const uint64_t pow10_u64[20] = {1ULL,
                                        10ULL,
@@ -80,18 +80,21 @@ static const uint64_t pow10_u64[20] = {1ULL,
  * exponent of the first digit): plain decimal for -5 <= e10 < 15, else d.ddde[+-]XX. */
 static size_t layout(char *out, int neg, const char *d, int nd, int e10) {
   char *p = out;
-  if (neg) *p++ = '-';
+  if (neg)
+    *p++ = '-';
   if (e10 >= -5 && e10 < 15) {
     if (e10 < 0) {
       *p++ = '0';
       *p++ = '.';
-      for (int k = -1; k > e10; k--) *p++ = '0';
+      for (int k = -1; k > e10; k--)
+        *p++ = '0';
       memcpy(p, d, (size_t)nd);
       p += nd;
     } else if (nd <= e10 + 1) {
       memcpy(p, d, (size_t)nd);
       p += nd;
-      for (int k = nd; k <= e10; k++) *p++ = '0';
+      for (int k = nd; k <= e10; k++)
+        *p++ = '0';
     } else {
       memcpy(p, d, (size_t)e10 + 1);
       p += e10 + 1;
@@ -109,7 +112,8 @@ static size_t layout(char *out, int neg, const char *d, int nd, int e10) {
     *p++ = 'e';
     *p++ = e10 < 0 ? '-' : '+';
     unsigned ae = (unsigned)(e10 < 0 ? -e10 : e10);
-    if (ae >= 100) *p++ = (char)('0' + ae / 100), ae %= 100;
+    if (ae >= 100)
+      *p++ = (char)('0' + ae / 100), ae %= 100;
     memcpy(p, digit_pairs + 2 * ae, 2);
     p += 2;
   }
@@ -123,15 +127,22 @@ static size_t sig_slow(char *out, double v, int sig) {
   snprintf(tmp, sizeof tmp, "%.*e", sig - 1, v);
   const char *p = tmp;
   int neg = 0, nd = 0;
-  if (*p == '-') neg = 1, p++;
+  if (*p == '-')
+    neg = 1, p++;
   for (; *p && *p != 'e'; p++)
-    if (*p >= '0' && *p <= '9') d[nd++] = *p;
+    if (*p >= '0' && *p <= '9')
+      d[nd++] = *p;
   int e10 = 0, eneg = 0;
-  if (*p == 'e') p++;
-  if (*p == '-' || *p == '+') eneg = *p == '-', p++;
-  for (; *p >= '0' && *p <= '9'; p++) e10 = e10 * 10 + (*p - '0');
-  if (eneg) e10 = -e10;
-  while (nd > 1 && d[nd - 1] == '0') nd--;
+  if (*p == 'e')
+    p++;
+  if (*p == '-' || *p == '+')
+    eneg = *p == '-', p++;
+  for (; *p >= '0' && *p <= '9'; p++)
+    e10 = e10 * 10 + (*p - '0');
+  if (eneg)
+    e10 = -e10;
+  while (nd > 1 && d[nd - 1] == '0')
+    nd--;
   return layout(out, neg, d, nd, e10);
 }
 
@@ -149,16 +160,22 @@ static int sig_digits(double a, int sig, uint64_t *mo, int *e10o) {
   uint64_t m = 0;
   for (int tries = 0; tries < 3; tries++) {
     int k = sig - 1 - e10; /* scale by 10^k; |k| <= 22 in this range */
-    if (k < -27 || k > 27) return -1;
+    if (k < -27 || k > 27)
+      return -1;
     long double s = k >= 0 ? (long double)a * pow10l_exact[k] : (long double)a / pow10l_exact[-k];
     long double half = s - __builtin_floorl(s) - 0.5L;
-    if (__builtin_fabsl(half) < s * 0x1p-62L) return -1; /* 4x the worst rounding error */
+    if (__builtin_fabsl(half) < s * 0x1p-62L)
+      return -1; /* 4x the worst rounding error */
     m = (uint64_t)__builtin_rintl(s);
-    if (m >= hi) e10++;
-    else if (m < lo) e10--;
-    else break;
+    if (m >= hi)
+      e10++;
+    else if (m < lo)
+      e10--;
+    else
+      break;
   }
-  if (m < lo || m >= hi || e10 < -5 || e10 >= 15) return -1;
+  if (m < lo || m >= hi || e10 < -5 || e10 >= 15)
+    return -1;
   *mo = m;
   *e10o = e10;
   return 0;
@@ -167,9 +184,11 @@ static int sig_digits(double a, int sig, uint64_t *mo, int *e10o) {
 /* Lays out mantissa m of sig digits with first-digit exponent e10, trailing zeros stripped. */
 static size_t layout_m(char *out, int neg, uint64_t m, int sig, int e10) {
   char d[20];
-  for (int i = sig - 1; i >= 0; i--) d[i] = (char)('0' + m % 10), m /= 10;
+  for (int i = sig - 1; i >= 0; i--)
+    d[i] = (char)('0' + m % 10), m /= 10;
   int nd = sig;
-  while (nd > 1 && d[nd - 1] == '0') nd--;
+  while (nd > 1 && d[nd - 1] == '0')
+    nd--;
   return layout(out, neg, d, nd, e10);
 }
 
@@ -177,8 +196,10 @@ static size_t layout_m(char *out, int neg, uint64_t m, int sig, int e10) {
  * zeros stripped: plain decimal for 1e-5 <= |v| < 1e15, else d.ddde[+-]XX; 0 and -0 as "0"; NaN
  * and +-Inf as "null". The plain range takes the snprintf-free path of sig_digits. */
 size_t fmt_double_sig(char *out, double v, int sig) {
-  if (sig < 1) sig = 1;
-  if (sig > 17) sig = 17;
+  if (sig < 1)
+    sig = 1;
+  if (sig > 17)
+    sig = 17;
   if (!(v - v == 0)) {
     memcpy(out, "null", 4);
     return 4;
@@ -191,7 +212,8 @@ size_t fmt_double_sig(char *out, double v, int sig) {
   double a = neg ? -v : v;
   uint64_t m;
   int e10;
-  if (!(a >= 1e-5 && a < 1e15) || sig_digits(a, sig, &m, &e10) != 0) return sig_slow(out, v, sig);
+  if (!(a >= 1e-5 && a < 1e15) || sig_digits(a, sig, &m, &e10) != 0)
+    return sig_slow(out, v, sig);
   return layout_m(out, neg, m, sig, e10);
 }
 
@@ -201,32 +223,39 @@ size_t fmt_double_sig(char *out, double v, int sig) {
  * an error far below that half ulp; only a form within the error of the interval's edge is parsed
  * back with tick_parse_number. Seventeen correctly rounded digits always read back. */
 size_t fmt_double_short(char *out, double v) {
-  if (!(v - v == 0) || v == 0) return fmt_double_sig(out, v, 17);
+  if (!(v - v == 0) || v == 0)
+    return fmt_double_sig(out, v, 17);
   int neg = v < 0;
   double a = neg ? -v : v;
   if (a >= 1e-5 && a < 1e15) {
     for (int sig = 15; sig <= 17; sig++) {
       uint64_t m;
       int e10;
-      if (sig_digits(a, sig, &m, &e10) != 0) break;
-      if (sig == 17) return layout_m(out, neg, m, sig, e10);
+      if (sig_digits(a, sig, &m, &e10) != 0)
+        break;
+      if (sig == 17)
+        return layout_m(out, neg, m, sig, e10);
       int q = e10 - sig + 1; /* in [-20, 0] */
       long double d = q < 0 ? (long double)m / pow10l_exact[-q] : (long double)m;
       long double diff = d - (long double)a;
       long double half = diff >= 0 ? (long double)(__builtin_nextafter(a, 1e308) - a) / 2
                                    : (long double)(a - __builtin_nextafter(a, 0)) / 2;
       long double err = (long double)a * 0x1p-62L, ad = __builtin_fabsl(diff);
-      if (ad + err < half) return layout_m(out, neg, m, sig, e10);
-      if (ad - err > half) continue;
+      if (ad + err < half)
+        return layout_m(out, neg, m, sig, e10);
+      if (ad - err > half)
+        continue;
       size_t n = layout_m(out, neg, m, sig, e10);
       double back;
-      if (tick_parse_number(out, n, &back) == n && back == v) return n;
+      if (tick_parse_number(out, n, &back) == n && back == v)
+        return n;
     }
   }
   for (int sig = 15; sig <= 17; sig++) {
     size_t n = fmt_double_sig(out, v, sig);
     double back;
-    if (tick_parse_number(out, n, &back) == n && back == v) return n;
+    if (tick_parse_number(out, n, &back) == n && back == v)
+      return n;
   }
   return sig_slow(out, v, 17);
 }

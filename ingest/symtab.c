@@ -10,17 +10,22 @@
 
 #include "../nn/tc_err.h"
 
-static inline uint64_t sym_hash(const char *s, size_t n) { return XXH3_64bits(s, n); }
+static inline uint64_t sym_hash(const char *s, size_t n) {
+  return XXH3_64bits(s, n);
+}
 
 /* Rebuilds the index at size `size` (a power of two) from the live slots. */
 static int index_build(symtab *t, uint32_t size) {
   uint32_t *ix = calloc(size, sizeof *ix);
-  if (!ix) return TC_ENOMEM;
+  if (!ix)
+    return TC_ENOMEM;
   uint32_t mask = size - 1;
   for (uint32_t s = 0; s < t->count; s++) {
-    if (!t->inst[s].live) continue;
+    if (!t->inst[s].live)
+      continue;
     uint32_t h = (uint32_t)sym_hash(t->inst[s].sym, t->inst[s].sym_len) & mask;
-    while (ix[h]) h = (h + 1) & mask;
+    while (ix[h])
+      h = (h + 1) & mask;
     ix[h] = s + 1;
   }
   free(t->index);
@@ -34,12 +39,15 @@ int symtab_init(symtab *t, size_t state_floats, uint32_t initial_cap) {
   memset(t, 0, sizeof *t);
   t->state_floats = state_floats;
   uint32_t cap = 16;
-  while (cap < initial_cap && cap < (1u << 30)) cap <<= 1;
+  while (cap < initial_cap && cap < (1u << 30))
+    cap <<= 1;
   t->inst = calloc(cap, sizeof *t->inst);
   t->state = calloc((size_t)cap * (state_floats ? state_floats : 1), sizeof *t->state);
-  if (!t->inst || !t->state) goto fail;
+  if (!t->inst || !t->state)
+    goto fail;
   t->cap = cap;
-  if (index_build(t, cap * 2) != 0) goto fail;
+  if (index_build(t, cap * 2) != 0)
+    goto fail;
   return 0;
 fail:
   symtab_free(t);
@@ -48,7 +56,8 @@ fail:
 
 /* Frees everything; accepts NULL and a half-built table. */
 void symtab_free(symtab *t) {
-  if (!t) return;
+  if (!t)
+    return;
   free(t->inst);
   free(t->state);
   free(t->index);
@@ -60,31 +69,37 @@ void symtab_free(symtab *t) {
 
 /* Returns the live slot of sym or -1. */
 int32_t symtab_find(const symtab *t, const char *sym, size_t len) {
-  if (!t->index) return -1;
+  if (!t->index)
+    return -1;
   uint32_t mask = t->index_mask;
   uint32_t h = (uint32_t)sym_hash(sym, len) & mask;
   for (uint32_t e; (e = t->index[h]) != 0; h = (h + 1) & mask) {
     const inst *in = &t->inst[e - 1];
-    if (in->sym_len == len && memcmp(in->sym, sym, len) == 0) return (int32_t)(e - 1);
+    if (in->sym_len == len && memcmp(in->sym, sym, len) == 0)
+      return (int32_t)(e - 1);
   }
   return -1;
 }
 
 /* Doubles the slot arrays (inst, state) and the index. */
 static int symtab_grow(symtab *t) {
-  if (t->cap >= (1u << 30)) return TC_ENOMEM;
+  if (t->cap >= (1u << 30))
+    return TC_ENOMEM;
   uint32_t cap = t->cap * 2;
   size_t sf = t->state_floats ? t->state_floats : 1;
   inst *in = realloc(t->inst, (size_t)cap * sizeof *in);
-  if (!in) return TC_ENOMEM;
+  if (!in)
+    return TC_ENOMEM;
   t->inst = in;
   float *st = realloc(t->state, (size_t)cap * sf * sizeof *st);
-  if (!st) return TC_ENOMEM;
+  if (!st)
+    return TC_ENOMEM;
   t->state = st;
   memset(t->inst + t->cap, 0, (size_t)(cap - t->cap) * sizeof *in);
   memset(t->state + (size_t)t->cap * sf, 0, (size_t)(cap - t->cap) * sf * sizeof *st);
   int rc = index_build(t, cap * 2);
-  if (rc) return rc;
+  if (rc)
+    return rc;
   t->cap = cap;
   return 0;
 }
@@ -92,12 +107,15 @@ static int symtab_grow(symtab *t) {
 /* Returns the slot of sym, adding a fresh one (zero state, n = 0, partition -1) when absent.
  * Slots are never reused: a removed symbol added again gets a new slot. */
 int32_t symtab_add(symtab *t, const char *sym, size_t len) {
-  if (len < 1 || len > TICK_SYM_MAX) return TC_EINVAL;
+  if (len < 1 || len > TICK_SYM_MAX)
+    return TC_EINVAL;
   int32_t s = symtab_find(t, sym, len);
-  if (s >= 0) return s;
+  if (s >= 0)
+    return s;
   if (t->count >= t->cap) {
     int rc = symtab_grow(t);
-    if (rc) return rc;
+    if (rc)
+      return rc;
   }
   uint32_t slot = t->count++;
   inst *in = &t->inst[slot];
@@ -110,7 +128,8 @@ int32_t symtab_add(symtab *t, const char *sym, size_t len) {
   memset(symtab_state(t, (int32_t)slot), 0, t->state_floats * sizeof(float));
   uint32_t mask = t->index_mask;
   uint32_t h = (uint32_t)sym_hash(sym, len) & mask;
-  while (t->index[h]) h = (h + 1) & mask;
+  while (t->index[h])
+    h = (h + 1) & mask;
   t->index[h] = slot + 1;
   t->live++;
   return (int32_t)slot;
@@ -119,11 +138,13 @@ int32_t symtab_add(symtab *t, const char *sym, size_t len) {
 /* Marks slot dead and takes it out of the index with backward-shift deletion: later entries of
  * the probe run move back into the hole unless that would put them before their home bucket. */
 void symtab_remove(symtab *t, int32_t slot) {
-  if (slot < 0 || (uint32_t)slot >= t->count || !t->inst[slot].live) return;
+  if (slot < 0 || (uint32_t)slot >= t->count || !t->inst[slot].live)
+    return;
   inst *in = &t->inst[slot];
   uint32_t mask = t->index_mask;
   uint32_t h = (uint32_t)sym_hash(in->sym, in->sym_len) & mask;
-  while (t->index[h] != (uint32_t)slot + 1) h = (h + 1) & mask;
+  while (t->index[h] != (uint32_t)slot + 1)
+    h = (h + 1) & mask;
   uint32_t hole = h;
   for (uint32_t j = (hole + 1) & mask; t->index[j]; j = (j + 1) & mask) {
     const inst *o = &t->inst[t->index[j] - 1];

@@ -20,13 +20,14 @@
  * Reasons */
 
 static const char *const reason_names[TICK_NREASONS] = {
-    "ok",      "bad_json", "missing_field", "bad_sym",      "bad_ts",       "bad_px",
-    "bad_qty", "bad_quote", "key_mismatch", "out_of_order", "bad_row",
+    "ok",      "bad_json",  "missing_field", "bad_sym",      "bad_ts",  "bad_px",
+    "bad_qty", "bad_quote", "key_mismatch",  "out_of_order", "bad_row",
 };
 
 /* Returns the stable name of a reason; "unknown" outside the table. */
 const char *tick_reason_name(int reason) {
-  if (reason < 0 || reason >= TICK_NREASONS) return "unknown";
+  if (reason < 0 || reason >= TICK_NREASONS)
+    return "unknown";
   return reason_names[reason];
 }
 
@@ -69,14 +70,16 @@ static int bad_field(int f, const char *s, size_t n, int quote, char *err, size_
   if (errlen) {
     char ex[48];
     excerpt(ex, s, n);
-    snprintf(err, errlen, quote ? "field %s: found \"%s\", expected %s" : "field %s: found %s, expected %s",
+    snprintf(err, errlen,
+             quote ? "field %s: found \"%s\", expected %s" : "field %s: found %s, expected %s",
              field_names[f], ex, field_expect[f]);
   }
   return field_reason[f];
 }
 
 static int missing_field(int f, char *err, size_t errlen) {
-  if (errlen) snprintf(err, errlen, "missing field %s", field_names[f]);
+  if (errlen)
+    snprintf(err, errlen, "missing field %s", field_names[f]);
   return TICK_MISSING_FIELD;
 }
 
@@ -87,7 +90,9 @@ static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6, 
                                        1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                        1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-static inline int is_digit(char c) { return (unsigned char)(c - '0') < 10; }
+static inline int is_digit(char c) {
+  return (unsigned char)(c - '0') < 10;
+}
 
 /* Eight ASCII digits at once (the SWAR trick of fast_float/simdjson): is_8digits tests a
  * little-endian load, parse_8digits returns their value. */
@@ -99,12 +104,13 @@ static inline uint64_t parse_8digits(uint64_t v) {
   v -= 0x3030303030303030ULL;
   v = (v * 10) + (v >> 8);
   v = (((v & 0x000000FF000000FFULL) * 0x000F424000000064ULL) +
-       (((v >> 16) & 0x000000FF000000FFULL) * 0x0000271000000001ULL)) >> 32;
+       (((v >> 16) & 0x000000FF000000FFULL) * 0x0000271000000001ULL)) >>
+      32;
   return v;
 }
 
-static const uint64_t pow10_u64[9] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
-                                      100000000};
+static const uint64_t pow10_u64[9] = {1,      10,      100,      1000,     10000,
+                                      100000, 1000000, 10000000, 100000000};
 
 /* Accumulates the digits at p into *m (wrapping past 19 digits: callers count digits and then
  * take another path). Returns the first non-digit position. Whole groups of eight go through
@@ -134,7 +140,8 @@ static inline const char *digits_u64(const char *p, const char *end, uint64_t *m
     *m = x;
     return p;
   }
-  while (p < end && is_digit(*p)) x = x * 10 + (uint64_t)(*p++ - '0');
+  while (p < end && is_digit(*p))
+    x = x * 10 + (uint64_t)(*p++ - '0');
   *m = x;
   return p;
 }
@@ -150,17 +157,22 @@ static double parse_number_slow(const char *s, size_t n) {
   size_t i = 0, j = 0;
   int neg = 0, sticky = 0;
   long long dexp = 0; /* decimal exponent adjustment from the digit positions */
-  if (s[i] == '-') neg = 1, i++;
+  if (s[i] == '-')
+    neg = 1, i++;
   size_t ndig = 0;
   int seen_nonzero = 0;
-  if (neg) tmp[j++] = '-';
+  if (neg)
+    tmp[j++] = '-';
   for (; i < n && is_digit(s[i]); i++) { /* integer part */
-    if (!seen_nonzero && s[i] == '0') continue;
+    if (!seen_nonzero && s[i] == '0')
+      continue;
     seen_nonzero = 1;
-    if (ndig < MAXDIG) tmp[j++] = s[i], ndig++;
+    if (ndig < MAXDIG)
+      tmp[j++] = s[i], ndig++;
     else {
       dexp++;
-      if (s[i] != '0') sticky = 1;
+      if (s[i] != '0')
+        sticky = 1;
     }
   }
   if (i < n && s[i] == '.') {
@@ -170,24 +182,33 @@ static double parse_number_slow(const char *s, size_t n) {
         continue;
       }
       seen_nonzero = 1;
-      if (ndig < MAXDIG) tmp[j++] = s[i], ndig++, dexp--;
-      else if (s[i] != '0') sticky = 1;
+      if (ndig < MAXDIG)
+        tmp[j++] = s[i], ndig++, dexp--;
+      else if (s[i] != '0')
+        sticky = 1;
     }
   }
   long long e = 0;
   if (i < n && (s[i] == 'e' || s[i] == 'E')) {
     int eneg = 0;
     i++;
-    if (s[i] == '+' || s[i] == '-') eneg = s[i] == '-', i++;
+    if (s[i] == '+' || s[i] == '-')
+      eneg = s[i] == '-', i++;
     for (; i < n && is_digit(s[i]); i++)
-      if (e < 100000000) e = e * 10 + (s[i] - '0'); /* saturates: the result is 0 or inf anyway */
-    if (eneg) e = -e;
+      if (e < 100000000)
+        e = e * 10 + (s[i] - '0'); /* saturates: the result is 0 or inf anyway */
+    if (eneg)
+      e = -e;
   }
-  if (!seen_nonzero) return neg ? -0.0 : 0.0;
-  if (sticky) tmp[j++] = '1', dexp--;
+  if (!seen_nonzero)
+    return neg ? -0.0 : 0.0;
+  if (sticky)
+    tmp[j++] = '1', dexp--;
   e += dexp;
-  if (e > 100000) e = 100000;
-  if (e < -100000) e = -100000;
+  if (e > 100000)
+    e = 100000;
+  if (e < -100000)
+    e = -100000;
   j += (size_t)snprintf(tmp + j, sizeof tmp - j, "e%lld", e);
   return strtod(tmp, NULL);
 }
@@ -196,40 +217,50 @@ static double parse_number_slow(const char *s, size_t n) {
 static size_t parse_number_general(const char *s, size_t len, double *out) {
   size_t i = 0;
   int neg = 0;
-  if (i < len && s[i] == '-') neg = 1, i++;
-  if (i >= len || !is_digit(s[i])) return 0;
+  if (i < len && s[i] == '-')
+    neg = 1, i++;
+  if (i >= len || !is_digit(s[i]))
+    return 0;
   uint64_t m = 0;
-  int nd = 0;       /* significant digits accumulated in m (leading zeros not counted) */
-  int trunc = 0;    /* more than 19 significant digits */
+  int nd = 0;    /* significant digits accumulated in m (leading zeros not counted) */
+  int trunc = 0; /* more than 19 significant digits */
   long long e10 = 0;
   if (s[i] == '0') {
     i++;
   } else {
     for (; i < len && is_digit(s[i]); i++) {
-      if (nd < 19) m = m * 10 + (uint64_t)(s[i] - '0'), nd++;
-      else trunc = 1, e10++;
+      if (nd < 19)
+        m = m * 10 + (uint64_t)(s[i] - '0'), nd++;
+      else
+        trunc = 1, e10++;
     }
   }
   if (i < len && s[i] == '.') {
     i++;
-    if (i >= len || !is_digit(s[i])) return 0;
+    if (i >= len || !is_digit(s[i]))
+      return 0;
     for (; i < len && is_digit(s[i]); i++) {
       if (nd == 0 && s[i] == '0') {
         e10--;
         continue;
       }
-      if (nd < 19) m = m * 10 + (uint64_t)(s[i] - '0'), nd++, e10--;
-      else trunc = 1;
+      if (nd < 19)
+        m = m * 10 + (uint64_t)(s[i] - '0'), nd++, e10--;
+      else
+        trunc = 1;
     }
   }
   if (i < len && (s[i] == 'e' || s[i] == 'E')) {
     i++;
     int eneg = 0;
-    if (i < len && (s[i] == '+' || s[i] == '-')) eneg = s[i] == '-', i++;
-    if (i >= len || !is_digit(s[i])) return 0;
+    if (i < len && (s[i] == '+' || s[i] == '-'))
+      eneg = s[i] == '-', i++;
+    if (i >= len || !is_digit(s[i]))
+      return 0;
     long long e = 0;
     for (; i < len && is_digit(s[i]); i++)
-      if (e < 100000000) e = e * 10 + (s[i] - '0');
+      if (e < 100000000)
+        e = e * 10 + (s[i] - '0');
     e10 += eneg ? -e : e;
   }
   double v;
@@ -257,11 +288,14 @@ static size_t parse_number_general(const char *s, size_t len, double *out) {
 size_t tick_parse_number(const char *s, size_t len, double *out) {
   const char *p = s, *end = s + len;
   int neg = 0;
-  if (p < end && *p == '-') neg = 1, p++;
-  if (p >= end || !is_digit(*p)) return 0;
+  if (p < end && *p == '-')
+    neg = 1, p++;
+  if (p >= end || !is_digit(*p))
+    return 0;
   const char *d0 = p;
   uint64_t m = 0; /* wraps beyond 19 digits: then the general path starts over */
-  if (*p == '0') p++;
+  if (*p == '0')
+    p++;
   else
     p = digits_u64(p, end, &m);
   long nd = p - d0, nfrac = 0;
@@ -269,22 +303,28 @@ size_t tick_parse_number(const char *s, size_t len, double *out) {
     const char *f0 = ++p;
     p = digits_u64(p, end, &m);
     nfrac = p - f0;
-    if (nfrac == 0) return 0;
+    if (nfrac == 0)
+      return 0;
   }
   long long e10 = 0;
   if (p < end && (*p == 'e' || *p == 'E')) {
     p++;
     int eneg = 0;
-    if (p < end && (*p == '+' || *p == '-')) eneg = *p == '-', p++;
-    if (p >= end || !is_digit(*p)) return 0;
+    if (p < end && (*p == '+' || *p == '-'))
+      eneg = *p == '-', p++;
+    if (p >= end || !is_digit(*p))
+      return 0;
     while (p < end && is_digit(*p)) {
-      if (e10 < 100000000) e10 = e10 * 10 + (*p - '0');
+      if (e10 < 100000000)
+        e10 = e10 * 10 + (*p - '0');
       p++;
     }
-    if (eneg) e10 = -e10;
+    if (eneg)
+      e10 = -e10;
   }
   size_t n = (size_t)(p - s);
-  if (nd + nfrac > 19) return parse_number_general(s, n, out);
+  if (nd + nfrac > 19)
+    return parse_number_general(s, n, out);
   e10 -= nfrac;
   double v;
   if (m == 0) {
@@ -304,17 +344,24 @@ size_t tick_parse_number(const char *s, size_t len, double *out) {
 int tick_parse_int64(const char *s, size_t len, int64_t *out) {
   size_t i = 0;
   int neg = 0;
-  if (len && s[0] == '-') neg = 1, i = 1;
-  if (i >= len || !is_digit(s[i])) return -1;
-  if (s[i] == '0' && len - i > 1) return -1;
-  if (len - i > 19) return -1;
+  if (len && s[0] == '-')
+    neg = 1, i = 1;
+  if (i >= len || !is_digit(s[i]))
+    return -1;
+  if (s[i] == '0' && len - i > 1)
+    return -1;
+  if (len - i > 19)
+    return -1;
   uint64_t u = 0; /* 19 digits never wrap a uint64 */
-  if (digits_u64(s + i, s + len, &u) != s + len) return -1;
+  if (digits_u64(s + i, s + len, &u) != s + len)
+    return -1;
   if (neg) {
-    if (u > (uint64_t)INT64_MAX + 1) return -1;
+    if (u > (uint64_t)INT64_MAX + 1)
+      return -1;
     *out = (int64_t)(0 - u);
   } else {
-    if (u > (uint64_t)INT64_MAX) return -1;
+    if (u > (uint64_t)INT64_MAX)
+      return -1;
     *out = (int64_t)u;
   }
   return 0;
@@ -336,7 +383,8 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
 static int digits(const char *s, int n) {
   int v = 0;
   for (int i = 0; i < n; i++) {
-    if (!is_digit(s[i])) return -1;
+    if (!is_digit(s[i]))
+      return -1;
     v = v * 10 + (s[i] - '0');
   }
   return v;
@@ -346,46 +394,64 @@ static int digits(const char *s, int n) {
  * Ranges are checked (day against the month, leap years included); a leap second (:60) is
  * rejected because Unix time cannot represent it; the result must fit an int64 (1677..2262). */
 int tick_parse_rfc3339(const char *s, size_t len, int64_t *ns) {
-  if (len < 20) return -1;
+  if (len < 20)
+    return -1;
   int Y = digits(s, 4), M = digits(s + 5, 2), D = digits(s + 8, 2);
   int h = digits(s + 11, 2), mi = digits(s + 14, 2), sec = digits(s + 17, 2);
-  if (Y < 0 || M < 0 || D < 0 || h < 0 || mi < 0 || sec < 0) return -1;
-  if (s[4] != '-' || s[7] != '-' || s[13] != ':' || s[16] != ':') return -1;
-  if (s[10] != 'T' && s[10] != 't' && s[10] != ' ') return -1;
+  if (Y < 0 || M < 0 || D < 0 || h < 0 || mi < 0 || sec < 0)
+    return -1;
+  if (s[4] != '-' || s[7] != '-' || s[13] != ':' || s[16] != ':')
+    return -1;
+  if (s[10] != 'T' && s[10] != 't' && s[10] != ' ')
+    return -1;
   static const unsigned char mdays[13] = {0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (M < 1 || M > 12 || D < 1 || D > mdays[M]) return -1;
-  if (M == 2 && D == 29 && !((Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0)) return -1;
-  if (h > 23 || mi > 59 || sec > 59) return -1;
+  if (M < 1 || M > 12 || D < 1 || D > mdays[M])
+    return -1;
+  if (M == 2 && D == 29 && !((Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0))
+    return -1;
+  if (h > 23 || mi > 59 || sec > 59)
+    return -1;
   size_t i = 19;
   int64_t frac = 0;
   if (s[i] == '.') {
     int nf = 0;
     for (i++; i < len && is_digit(s[i]); i++, nf++) {
-      if (nf >= 9) return -1;
+      if (nf >= 9)
+        return -1;
       frac = frac * 10 + (s[i] - '0');
     }
-    if (nf == 0) return -1;
-    for (int k = nf; k < 9; k++) frac *= 10;
+    if (nf == 0)
+      return -1;
+    for (int k = nf; k < 9; k++)
+      frac *= 10;
   }
-  if (i >= len) return -1;
+  if (i >= len)
+    return -1;
   int off = 0; /* seconds east of UTC */
   if (s[i] == 'Z' || s[i] == 'z') {
     i++;
   } else if (s[i] == '+' || s[i] == '-') {
-    if (len - i < 6) return -1;
+    if (len - i < 6)
+      return -1;
     int oh = digits(s + i + 1, 2), om = digits(s + i + 4, 2);
-    if (oh < 0 || om < 0 || s[i + 3] != ':' || oh > 23 || om > 59) return -1;
+    if (oh < 0 || om < 0 || s[i + 3] != ':' || oh > 23 || om > 59)
+      return -1;
     off = (oh * 3600 + om * 60) * (s[i] == '-' ? -1 : 1);
     i += 6;
   } else {
     return -1;
   }
-  if (i != len) return -1;
-  int64_t secs = days_from_civil(Y, (unsigned)M, (unsigned)D) * 86400 + h * 3600 + mi * 60 + sec - off;
+  if (i != len)
+    return -1;
+  int64_t secs =
+      days_from_civil(Y, (unsigned)M, (unsigned)D) * 86400 + h * 3600 + mi * 60 + sec - off;
   int64_t r;
-  if (secs < 0 && frac > 0) secs++, frac -= 1000000000; /* keeps 1677-09-21T00:12:43.145224192Z */
-  if (__builtin_mul_overflow(secs, (int64_t)1000000000, &r)) return -1;
-  if (__builtin_add_overflow(r, frac, &r)) return -1;
+  if (secs < 0 && frac > 0)
+    secs++, frac -= 1000000000; /* keeps 1677-09-21T00:12:43.145224192Z */
+  if (__builtin_mul_overflow(secs, (int64_t)1000000000, &r))
+    return -1;
+  if (__builtin_add_overflow(r, frac, &r))
+    return -1;
   *ns = r;
   return 0;
 }
@@ -394,6 +460,7 @@ int tick_parse_rfc3339(const char *s, size_t len, int64_t *ns) {
  * JSON scanning */
 
 /* Character classes: 1 = plain string byte (0x20..0x7F except '"' and '\\'). */
+/* clang-format off */
 static const unsigned char str_plain[256] = {
 #define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
     R16(0), R16(0), /* 0x00..0x1F: control */
@@ -404,6 +471,7 @@ static const unsigned char str_plain[256] = {
     R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), /* 0x80..0xFF: UTF-8 */
 #undef R16
 };
+/* clang-format on */
 
 typedef struct jctx {
   const char *buf, *end;
@@ -418,8 +486,10 @@ static inline const char *jfail(jctx *c, const char *p, const char *msg) {
 }
 
 static inline const char *skip_ws(const char *p, const char *end) {
-  if (p < end && (unsigned char)*p > ' ') return p; /* compact JSON: no whitespace at all */
-  while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
+  if (p < end && (unsigned char)*p > ' ')
+    return p; /* compact JSON: no whitespace at all */
+  while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+    p++;
   return p;
 }
 
@@ -428,10 +498,14 @@ static int hex4(const char *p) {
   for (int i = 0; i < 4; i++) {
     char ch = p[i];
     int d;
-    if (ch >= '0' && ch <= '9') d = ch - '0';
-    else if (ch >= 'a' && ch <= 'f') d = ch - 'a' + 10;
-    else if (ch >= 'A' && ch <= 'F') d = ch - 'A' + 10;
-    else return -1;
+    if (ch >= '0' && ch <= '9')
+      d = ch - '0';
+    else if (ch >= 'a' && ch <= 'f')
+      d = ch - 'a' + 10;
+    else if (ch >= 'A' && ch <= 'F')
+      d = ch - 'A' + 10;
+    else
+      return -1;
     v = v * 16 + d;
   }
   return v;
@@ -442,20 +516,29 @@ static size_t utf8_len(const unsigned char *p, const unsigned char *end) {
   unsigned char c0 = p[0];
   size_t n;
   unsigned char lo = 0x80, hi = 0xBF;
-  if (c0 >= 0xC2 && c0 <= 0xDF) n = 2;
+  if (c0 >= 0xC2 && c0 <= 0xDF)
+    n = 2;
   else if (c0 >= 0xE0 && c0 <= 0xEF) {
     n = 3;
-    if (c0 == 0xE0) lo = 0xA0;
-    if (c0 == 0xED) hi = 0x9F; /* no encoded surrogates */
+    if (c0 == 0xE0)
+      lo = 0xA0;
+    if (c0 == 0xED)
+      hi = 0x9F; /* no encoded surrogates */
   } else if (c0 >= 0xF0 && c0 <= 0xF4) {
     n = 4;
-    if (c0 == 0xF0) lo = 0x90;
-    if (c0 == 0xF4) hi = 0x8F; /* nothing above U+10FFFF */
-  } else return 0;
-  if ((size_t)(end - p) < n) return 0;
-  if (p[1] < lo || p[1] > hi) return 0;
+    if (c0 == 0xF0)
+      lo = 0x90;
+    if (c0 == 0xF4)
+      hi = 0x8F; /* nothing above U+10FFFF */
+  } else
+    return 0;
+  if ((size_t)(end - p) < n)
+    return 0;
+  if (p[1] < lo || p[1] > hi)
+    return 0;
   for (size_t k = 2; k < n; k++)
-    if (p[k] < 0x80 || p[k] > 0xBF) return 0;
+    if (p[k] < 0x80 || p[k] > 0xBF)
+      return 0;
   return n;
 }
 
@@ -481,41 +564,54 @@ static const char *scan_string(jctx *c, const char *p, int *esc) {
       }
       p += 8;
     }
-    while (p < end && str_plain[(unsigned char)*p]) p++;
-    if (p >= end) return jfail(c, p, "unterminated string");
+    while (p < end && str_plain[(unsigned char)*p])
+      p++;
+    if (p >= end)
+      return jfail(c, p, "unterminated string");
     unsigned char ch = (unsigned char)*p;
-    if (ch == '"') return p + 1;
+    if (ch == '"')
+      return p + 1;
     if (ch == '\\') {
       *esc = 1;
-      if (end - p < 2) return jfail(c, end, "unterminated string");
+      if (end - p < 2)
+        return jfail(c, end, "unterminated string");
       switch (p[1]) {
-      case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-        p += 2;
-        break;
+      case '"':
+      case '\\':
+      case '/':
+      case 'b':
+      case 'f':
+      case 'n':
+      case 'r':
+      case 't': p += 2; break;
       case 'u': {
-        if (end - p < 6) return jfail(c, p, "invalid \\u escape");
+        if (end - p < 6)
+          return jfail(c, p, "invalid \\u escape");
         int u = hex4(p + 2);
-        if (u < 0) return jfail(c, p, "invalid \\u escape");
-        if (u >= 0xDC00 && u <= 0xDFFF) return jfail(c, p, "unpaired surrogate in \\u escape");
+        if (u < 0)
+          return jfail(c, p, "invalid \\u escape");
+        if (u >= 0xDC00 && u <= 0xDFFF)
+          return jfail(c, p, "unpaired surrogate in \\u escape");
         if (u >= 0xD800 && u <= 0xDBFF) {
           if (end - p < 12 || p[6] != '\\' || p[7] != 'u')
             return jfail(c, p, "unpaired surrogate in \\u escape");
           int lo = hex4(p + 8);
-          if (lo < 0xDC00 || lo > 0xDFFF) return jfail(c, p, "unpaired surrogate in \\u escape");
+          if (lo < 0xDC00 || lo > 0xDFFF)
+            return jfail(c, p, "unpaired surrogate in \\u escape");
           p += 12;
         } else {
           p += 6;
         }
         break;
       }
-      default:
-        return jfail(c, p, "invalid escape in string");
+      default: return jfail(c, p, "invalid escape in string");
       }
     } else if (ch < 0x20) {
       return jfail(c, p, "control character in string");
     } else {
       size_t n = utf8_len((const unsigned char *)p, (const unsigned char *)end);
-      if (!n) return jfail(c, p, "invalid UTF-8 in string");
+      if (!n)
+        return jfail(c, p, "invalid UTF-8 in string");
       p += n;
     }
   }
@@ -528,7 +624,8 @@ static size_t unescape(const char *s, size_t n, char *out, size_t cap) {
   for (size_t i = 0; i < n;) {
     char ch = s[i];
     if (ch != '\\') {
-      if (j >= cap) return cap + 1;
+      if (j >= cap)
+        return cap + 1;
       out[j++] = ch;
       i++;
       continue;
@@ -555,15 +652,21 @@ static size_t unescape(const char *s, size_t n, char *out, size_t cap) {
     }
     unsigned char tmp[4];
     size_t k;
-    if (u < 0x80) tmp[0] = (unsigned char)u, k = 1;
-    else if (u < 0x800) tmp[0] = (unsigned char)(0xC0 | (u >> 6)), tmp[1] = (unsigned char)(0x80 | (u & 0x3F)), k = 2;
+    if (u < 0x80)
+      tmp[0] = (unsigned char)u, k = 1;
+    else if (u < 0x800)
+      tmp[0] = (unsigned char)(0xC0 | (u >> 6)), tmp[1] = (unsigned char)(0x80 | (u & 0x3F)), k = 2;
     else if (u < 0x10000)
-      tmp[0] = (unsigned char)(0xE0 | (u >> 12)), tmp[1] = (unsigned char)(0x80 | ((u >> 6) & 0x3F)),
+      tmp[0] = (unsigned char)(0xE0 | (u >> 12)),
+      tmp[1] = (unsigned char)(0x80 | ((u >> 6) & 0x3F)),
       tmp[2] = (unsigned char)(0x80 | (u & 0x3F)), k = 3;
     else
-      tmp[0] = (unsigned char)(0xF0 | (u >> 18)), tmp[1] = (unsigned char)(0x80 | ((u >> 12) & 0x3F)),
-      tmp[2] = (unsigned char)(0x80 | ((u >> 6) & 0x3F)), tmp[3] = (unsigned char)(0x80 | (u & 0x3F)), k = 4;
-    if (j + k > cap) return cap + 1;
+      tmp[0] = (unsigned char)(0xF0 | (u >> 18)),
+      tmp[1] = (unsigned char)(0x80 | ((u >> 12) & 0x3F)),
+      tmp[2] = (unsigned char)(0x80 | ((u >> 6) & 0x3F)),
+      tmp[3] = (unsigned char)(0x80 | (u & 0x3F)), k = 4;
+    if (j + k > cap)
+      return cap + 1;
     memcpy(out + j, tmp, k);
     j += k;
   }
@@ -573,27 +676,37 @@ static size_t unescape(const char *s, size_t n, char *out, size_t cap) {
 /* Scans a JSON number's grammar at p (no conversion). Returns the end or NULL. */
 static const char *scan_number(jctx *c, const char *p) {
   const char *end = c->end, *s = p;
-  if (p < end && *p == '-') p++;
-  if (p >= end || !is_digit(*p)) return jfail(c, s, "invalid number");
-  if (*p == '0') p++;
+  if (p < end && *p == '-')
+    p++;
+  if (p >= end || !is_digit(*p))
+    return jfail(c, s, "invalid number");
+  if (*p == '0')
+    p++;
   else
-    while (p < end && is_digit(*p)) p++;
+    while (p < end && is_digit(*p))
+      p++;
   if (p < end && *p == '.') {
     p++;
-    if (p >= end || !is_digit(*p)) return jfail(c, s, "invalid number");
-    while (p < end && is_digit(*p)) p++;
+    if (p >= end || !is_digit(*p))
+      return jfail(c, s, "invalid number");
+    while (p < end && is_digit(*p))
+      p++;
   }
   if (p < end && (*p == 'e' || *p == 'E')) {
     p++;
-    if (p < end && (*p == '+' || *p == '-')) p++;
-    if (p >= end || !is_digit(*p)) return jfail(c, s, "invalid number");
-    while (p < end && is_digit(*p)) p++;
+    if (p < end && (*p == '+' || *p == '-'))
+      p++;
+    if (p >= end || !is_digit(*p))
+      return jfail(c, s, "invalid number");
+    while (p < end && is_digit(*p))
+      p++;
   }
   return p;
 }
 
 static const char *scan_literal(jctx *c, const char *p, const char *lit, size_t n) {
-  if ((size_t)(c->end - p) < n || memcmp(p, lit, n) != 0) return jfail(c, p, "expected a value");
+  if ((size_t)(c->end - p) < n || memcmp(p, lit, n) != 0)
+    return jfail(c, p, "expected a value");
   return p + n;
 }
 
@@ -606,22 +719,29 @@ static const char *skip_value(jctx *c, const char *p, int depth) {
   int esc;
   for (;;) {
     p = skip_ws(p, end);
-    if (p >= end) return jfail(c, p, "expected a value");
+    if (p >= end)
+      return jfail(c, p, "expected a value");
     switch (*p) {
-    case '"':
-      p = scan_string(c, p, &esc);
-      break;
-    case '-': case '0': case '1': case '2': case '3': case '4':
-    case '5': case '6': case '7': case '8': case '9':
-      p = scan_number(c, p);
-      break;
+    case '"': p = scan_string(c, p, &esc); break;
+    case '-':
+    case '0':
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+    case '7':
+    case '8':
+    case '9': p = scan_number(c, p); break;
     case 't': p = scan_literal(c, p, "true", 4); break;
     case 'f': p = scan_literal(c, p, "false", 5); break;
     case 'n': p = scan_literal(c, p, "null", 4); break;
     case '{':
     case '[': {
       int arr = *p == '[';
-      if (depth + d + 1 > TICK_JSON_DEPTH_MAX) return jfail(c, p, "nesting too deep");
+      if (depth + d + 1 > TICK_JSON_DEPTH_MAX)
+        return jfail(c, p, "nesting too deep");
       stack = (stack << 1) | (uint64_t)arr;
       d++;
       p = skip_ws(p + 1, end);
@@ -631,22 +751,27 @@ static const char *skip_value(jctx *c, const char *p, int depth) {
         d--;
         break;
       }
-      if (arr) continue;
-      if (p >= end || *p != '"') return jfail(c, p, "expected a string key or '}'");
+      if (arr)
+        continue;
+      if (p >= end || *p != '"')
+        return jfail(c, p, "expected a string key or '}'");
       p = scan_string(c, p, &esc);
-      if (!p) return NULL;
+      if (!p)
+        return NULL;
       p = skip_ws(p, end);
-      if (p >= end || *p != ':') return jfail(c, p, "expected ':'");
+      if (p >= end || *p != ':')
+        return jfail(c, p, "expected ':'");
       p++;
       continue;
     }
-    default:
-      return jfail(c, p, "expected a value");
+    default: return jfail(c, p, "expected a value");
     }
-    if (!p) return NULL;
+    if (!p)
+      return NULL;
     /* After a value: close containers or move to the next element. */
     for (;;) {
-      if (d == 0) return p;
+      if (d == 0)
+        return p;
       p = skip_ws(p, end);
       if (stack & 1) {
         if (p < end && *p == ',') {
@@ -661,11 +786,14 @@ static const char *skip_value(jctx *c, const char *p, int depth) {
       }
       if (p < end && *p == ',') {
         p = skip_ws(p + 1, end);
-        if (p >= end || *p != '"') return jfail(c, p, "expected a string key");
+        if (p >= end || *p != '"')
+          return jfail(c, p, "expected a string key");
         p = scan_string(c, p, &esc);
-        if (!p) return NULL;
+        if (!p)
+          return NULL;
         p = skip_ws(p, end);
-        if (p >= end || *p != ':') return jfail(c, p, "expected ':'");
+        if (p >= end || *p != ':')
+          return jfail(c, p, "expected ':'");
         p++;
         break;
       }
@@ -683,22 +811,28 @@ static int key_field(const char *k, size_t n, int esc) {
   char tmp[4];
   if (esc) {
     n = unescape(k, n, tmp, 3);
-    if (n > 3) return F_OTHER;
+    if (n > 3)
+      return F_OTHER;
     k = tmp;
   }
   switch (n) {
   case 2:
-    if (k[0] == 't' && k[1] == 's') return F_TS;
-    if (k[0] == 'p' && k[1] == 'x') return F_PX;
+    if (k[0] == 't' && k[1] == 's')
+      return F_TS;
+    if (k[0] == 'p' && k[1] == 'x')
+      return F_PX;
     return F_OTHER;
   case 3:
-    if (!memcmp(k, "sym", 3)) return F_SYM;
-    if (!memcmp(k, "qty", 3)) return F_QTY;
-    if (!memcmp(k, "bid", 3)) return F_BID;
-    if (!memcmp(k, "ask", 3)) return F_ASK;
+    if (!memcmp(k, "sym", 3))
+      return F_SYM;
+    if (!memcmp(k, "qty", 3))
+      return F_QTY;
+    if (!memcmp(k, "bid", 3))
+      return F_BID;
+    if (!memcmp(k, "ask", 3))
+      return F_ASK;
     return F_OTHER;
-  default:
-    return F_OTHER;
+  default: return F_OTHER;
   }
 }
 
@@ -723,9 +857,12 @@ static inline int ts_int(const char *p, const char *end, jval *jv) {
   uint64_t u = 0;
   q = digits_u64(q, end, &u);
   long nd = q - d0;
-  if (nd == 0 || nd > 19 || (*d0 == '0' && nd > 1)) return 0;
-  if (q < end && (*q == '.' || *q == 'e' || *q == 'E')) return 0;
-  if (u > (uint64_t)INT64_MAX + (uint64_t)neg) return 0;
+  if (nd == 0 || nd > 19 || (*d0 == '0' && nd > 1))
+    return 0;
+  if (q < end && (*q == '.' || *q == 'e' || *q == 'E'))
+    return 0;
+  if (u > (uint64_t)INT64_MAX + (uint64_t)neg)
+    return 0;
   jv->kind = V_INT;
   jv->iv = neg ? (int64_t)(0 - u) : (int64_t)u;
   jv->s = p;
@@ -734,6 +871,7 @@ static inline int ts_int(const char *p, const char *end, jval *jv) {
 }
 
 /* Checks sym bytes: 1..32 of 0x21..0x7E without '"', '\\', ','. */
+/* clang-format off */
 static const unsigned char sym_byte[256] = {
 #define R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
     R16(0), R16(0),
@@ -745,37 +883,46 @@ static const unsigned char sym_byte[256] = {
     R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0), R16(0),
 #undef R16
 };
+/* clang-format on */
 
 static int sym_ok(const char *s, size_t n) {
-  if (n < 1 || n > TICK_SYM_MAX) return 0;
+  if (n < 1 || n > TICK_SYM_MAX)
+    return 0;
   unsigned ok = 1;
-  for (size_t i = 0; i < n; i++) ok &= sym_byte[(unsigned char)s[i]];
+  for (size_t i = 0; i < n; i++)
+    ok &= sym_byte[(unsigned char)s[i]];
   return (int)ok;
 }
 
 static int bad_jval(int f, const jval *v, char *err, size_t errlen) {
-  if (v->kind == V_STRING) return bad_field(f, v->s, v->n, 1, err, errlen);
+  if (v->kind == V_STRING)
+    return bad_field(f, v->s, v->n, 1, err, errlen);
   return bad_field(f, v->s, v->n, 0, err, errlen);
 }
 
 /* Validates a numeric field: px/bid/ask finite > 0, qty finite >= 0. */
 static inline int num_ok(int f, double x) {
-  if (!(x - x == 0)) return 0; /* NaN or inf */
+  if (!(x - x == 0))
+    return 0; /* NaN or inf */
   return f == F_QTY ? x >= 0 : x > 0;
 }
 
 /* Applies the field rules of CONTRACT §1 to the values found and fills t. */
 static int finish(tick *t, jval *v, char *err, size_t errlen) {
   for (int f = F_SYM; f <= F_PX; f++)
-    if (v[f].kind == V_ABSENT) return missing_field(f, err, errlen);
+    if (v[f].kind == V_ABSENT)
+      return missing_field(f, err, errlen);
   /* sym */
-  if (v[F_SYM].kind != V_STRING) return bad_jval(F_SYM, &v[F_SYM], err, errlen);
+  if (v[F_SYM].kind != V_STRING)
+    return bad_jval(F_SYM, &v[F_SYM], err, errlen);
   if (v[F_SYM].esc) {
     size_t n = unescape(v[F_SYM].s, v[F_SYM].n, t->sym, TICK_SYM_MAX);
-    if (n > TICK_SYM_MAX || !sym_ok(t->sym, n)) return bad_jval(F_SYM, &v[F_SYM], err, errlen);
+    if (n > TICK_SYM_MAX || !sym_ok(t->sym, n))
+      return bad_jval(F_SYM, &v[F_SYM], err, errlen);
     t->sym_len = (uint8_t)n;
   } else {
-    if (!sym_ok(v[F_SYM].s, v[F_SYM].n)) return bad_jval(F_SYM, &v[F_SYM], err, errlen);
+    if (!sym_ok(v[F_SYM].s, v[F_SYM].n))
+      return bad_jval(F_SYM, &v[F_SYM], err, errlen);
     memcpy(t->sym, v[F_SYM].s, v[F_SYM].n);
     t->sym_len = (uint8_t)v[F_SYM].n;
   }
@@ -801,8 +948,10 @@ static int finish(tick *t, jval *v, char *err, size_t errlen) {
   }
   /* px, qty, bid, ask */
   for (int f = F_PX; f <= F_ASK; f++) {
-    if (v[f].kind == V_ABSENT) continue;
-    if (v[f].kind != V_NUMBER || !num_ok(f, v[f].v)) return bad_jval(f, &v[f], err, errlen);
+    if (v[f].kind == V_ABSENT)
+      continue;
+    if (v[f].kind != V_NUMBER || !num_ok(f, v[f].v))
+      return bad_jval(f, &v[f], err, errlen);
   }
   t->px = v[F_PX].v;
   t->qty = v[F_QTY].kind == V_ABSENT ? 0.0 : v[F_QTY].v + 0.0; /* -0 becomes +0 */
@@ -823,7 +972,8 @@ int tick_parse_json(tick *t, const char *buf, size_t len, char *err, size_t errl
   jctx c = {buf, buf + len, NULL, NULL};
   const char *end = c.end, *p = skip_ws(buf, end);
   jval v[F_N];
-  for (int f = 0; f < F_N; f++) v[f].kind = V_ABSENT;
+  for (int f = 0; f < F_N; f++)
+    v[f].kind = V_ABSENT;
   if (p >= end || *p != '{') {
     jfail(&c, p, "expected '{'");
     goto bad;
@@ -840,7 +990,8 @@ int tick_parse_json(tick *t, const char *buf, size_t len, char *err, size_t errl
       int esc = 0;
       const char *k = p + 1;
       p = scan_string(&c, p, &esc);
-      if (!p) goto bad;
+      if (!p)
+        goto bad;
       int f = key_field(k, (size_t)(p - 1 - k), esc);
       p = skip_ws(p, end);
       if (p >= end || *p != ':') {
@@ -854,14 +1005,16 @@ int tick_parse_json(tick *t, const char *buf, size_t len, char *err, size_t errl
       }
       if (f == F_OTHER) {
         p = skip_value(&c, p, 1);
-        if (!p) goto bad;
+        if (!p)
+          goto bad;
       } else {
         jval *jv = &v[f];
         const char *s = p;
         if (*p == '"') {
           jv->esc = 0;
           p = scan_string(&c, p, &jv->esc);
-          if (!p) goto bad;
+          if (!p)
+            goto bad;
           jv->kind = V_STRING;
           jv->s = s + 1;
           jv->n = (size_t)(p - 1 - jv->s);
@@ -870,7 +1023,8 @@ int tick_parse_json(tick *t, const char *buf, size_t len, char *err, size_t errl
         } else if (*p == '-' || is_digit(*p)) {
           if (f == F_SYM || f == F_TS) {
             p = scan_number(&c, p);
-            if (!p) goto bad;
+            if (!p)
+              goto bad;
           } else {
             size_t n = tick_parse_number(p, (size_t)(end - p), &jv->v);
             if (!n) {
@@ -884,11 +1038,13 @@ int tick_parse_json(tick *t, const char *buf, size_t len, char *err, size_t errl
           jv->n = (size_t)(p - s);
         } else if (*p == 'n') {
           p = scan_literal(&c, p, "null", 4);
-          if (!p) goto bad;
+          if (!p)
+            goto bad;
           jv->kind = V_ABSENT; /* null means absent */
         } else {
           p = skip_value(&c, p, 1);
-          if (!p) goto bad;
+          if (!p)
+            goto bad;
           jv->kind = V_OTHER;
           jv->s = s;
           jv->n = (size_t)(p - s);
@@ -957,7 +1113,8 @@ static const char *csv_field(const char *p, const char *end, const char **fs, si
     }
   }
   const char *q = memchr(p, ',', (size_t)(end - p));
-  if (!q) q = end;
+  if (!q)
+    q = end;
   *fs = p;
   *fn = (size_t)(q - p);
   return q;
@@ -965,11 +1122,14 @@ static const char *csv_field(const char *p, const char *end, const char **fs, si
 
 static int name_is(const char *s, size_t n, const char *name) {
   size_t k = strlen(name);
-  if (n != k) return 0;
+  if (n != k)
+    return 0;
   for (size_t i = 0; i < n; i++) {
     char ch = s[i];
-    if (ch >= 'A' && ch <= 'Z') ch = (char)(ch - 'A' + 'a');
-    if (ch != name[i]) return 0;
+    if (ch >= 'A' && ch <= 'Z')
+      ch = (char)(ch - 'A' + 'a');
+    if (ch != name[i])
+      return 0;
   }
   return 1;
 }
@@ -978,9 +1138,11 @@ static int name_is(const char *s, size_t n, const char *name) {
  * tabs; unknown columns are ignored; a known column named twice is an error. */
 int tick_csv_header(tick_csv *h, const char *line, size_t len, char *err, size_t errlen) {
   const char *p = line, *end = line + len;
-  if (len && end[-1] == '\r') end--;
+  if (len && end[-1] == '\r')
+    end--;
   int *cols[F_N] = {&h->col_sym, &h->col_ts, &h->col_px, &h->col_qty, &h->col_bid, &h->col_ask};
-  for (int f = 0; f < F_N; f++) *cols[f] = -1;
+  for (int f = 0; f < F_N; f++)
+    *cols[f] = -1;
   h->ncols = 0;
   for (;;) {
     const char *fs, *why = NULL;
@@ -988,25 +1150,32 @@ int tick_csv_header(tick_csv *h, const char *line, size_t len, char *err, size_t
     int dq;
     p = csv_field(p, end, &fs, &fn, &dq, &why);
     if (!p) {
-      if (errlen) snprintf(err, errlen, "bad header: %s", why);
+      if (errlen)
+        snprintf(err, errlen, "bad header: %s", why);
       return -1;
     }
-    while (fn && (*fs == ' ' || *fs == '\t')) fs++, fn--;
-    while (fn && (fs[fn - 1] == ' ' || fs[fn - 1] == '\t')) fn--;
+    while (fn && (*fs == ' ' || *fs == '\t'))
+      fs++, fn--;
+    while (fn && (fs[fn - 1] == ' ' || fs[fn - 1] == '\t'))
+      fn--;
     for (int f = 0; f < F_N; f++) {
-      if (!name_is(fs, fn, field_names[f])) continue;
+      if (!name_is(fs, fn, field_names[f]))
+        continue;
       if (*cols[f] >= 0) {
-        if (errlen) snprintf(err, errlen, "header names column %s twice", field_names[f]);
+        if (errlen)
+          snprintf(err, errlen, "header names column %s twice", field_names[f]);
         return -1;
       }
       *cols[f] = h->ncols;
     }
     h->ncols++;
-    if (p >= end) break;
+    if (p >= end)
+      break;
     p++; /* ',' */
   }
   for (int f = F_SYM; f <= F_PX; f++) {
-    if (*cols[f] >= 0) continue;
+    if (*cols[f] >= 0)
+      continue;
     if (errlen) {
       char ex[48];
       excerpt(ex, line, (size_t)(end - line));
@@ -1024,7 +1193,8 @@ int tick_csv_header(tick_csv *h, const char *line, size_t len, char *err, size_t
 int tick_parse_csv(const tick_csv *h, tick *t, const char *line, size_t len, char *err,
                    size_t errlen) {
   const char *p = line, *end = line + len;
-  if (len && end[-1] == '\r') end--;
+  if (len && end[-1] == '\r')
+    end--;
   const char *fs[F_N] = {0};
   size_t fn[F_N] = {0};
   int fdq[F_N] = {0};
@@ -1032,9 +1202,11 @@ int tick_parse_csv(const tick_csv *h, tick *t, const char *line, size_t len, cha
   int want_col[F_N + 1], want_f[F_N], nw = 0;
   const int cols[F_N] = {h->col_sym, h->col_ts, h->col_px, h->col_qty, h->col_bid, h->col_ask};
   for (int f = 0; f < F_N; f++) {
-    if (cols[f] < 0) continue;
+    if (cols[f] < 0)
+      continue;
     int k = nw++;
-    for (; k > 0 && want_col[k - 1] > cols[f]; k--) want_col[k] = want_col[k - 1], want_f[k] = want_f[k - 1];
+    for (; k > 0 && want_col[k - 1] > cols[f]; k--)
+      want_col[k] = want_col[k - 1], want_f[k] = want_f[k - 1];
     want_col[k] = cols[f];
     want_f[k] = f;
   }
@@ -1046,7 +1218,8 @@ int tick_parse_csv(const tick_csv *h, tick *t, const char *line, size_t len, cha
     int dq;
     p = csv_field(p, end, &s, &k, &dq, &why);
     if (!p) {
-      if (errlen) snprintf(err, errlen, "bad CSV row: field %d: %s", n + 1, why);
+      if (errlen)
+        snprintf(err, errlen, "bad CSV row: field %d: %s", n + 1, why);
       return TICK_BAD_ROW;
     }
     if (n == want_col[wi]) {
@@ -1054,15 +1227,18 @@ int tick_parse_csv(const tick_csv *h, tick *t, const char *line, size_t len, cha
       fs[f] = s, fn[f] = k, fdq[f] = dq;
     }
     n++;
-    if (p >= end) break;
+    if (p >= end)
+      break;
     p++;
   }
   if (n != h->ncols) {
-    if (errlen) snprintf(err, errlen, "row has %d fields, header has %d", n, h->ncols);
+    if (errlen)
+      snprintf(err, errlen, "row has %d fields, header has %d", n, h->ncols);
     return TICK_BAD_ROW;
   }
   for (int f = F_SYM; f <= F_PX; f++)
-    if (!fn[f]) return missing_field(f, err, errlen);
+    if (!fn[f])
+      return missing_field(f, err, errlen);
   if (fdq[F_SYM] || !sym_ok(fs[F_SYM], fn[F_SYM]))
     return bad_field(F_SYM, fs[F_SYM], fn[F_SYM], 1, err, errlen);
   memcpy(t->sym, fs[F_SYM], fn[F_SYM]);
@@ -1073,7 +1249,8 @@ int tick_parse_csv(const tick_csv *h, tick *t, const char *line, size_t len, cha
     return bad_field(F_TS, fs[F_TS], fn[F_TS], 1, err, errlen);
   double val[F_N] = {0};
   for (int f = F_PX; f <= F_ASK; f++) {
-    if (!fn[f]) continue;
+    if (!fn[f])
+      continue;
     if (fdq[f] || tick_parse_number(fs[f], fn[f], &val[f]) != fn[f] || !num_ok(f, val[f]))
       return bad_field(f, fs[f], fn[f], 1, err, errlen);
   }
@@ -1094,8 +1271,10 @@ int tick_parse_csv(const tick_csv *h, tick *t, const char *line, size_t len, cha
 
 /* TICK_OK when key is NULL/empty or equals t->sym, else TICK_KEY_MISMATCH with err. */
 int tick_check_key(const tick *t, const char *key, size_t keylen, char *err, size_t errlen) {
-  if (!key || keylen == 0) return TICK_OK;
-  if (keylen == t->sym_len && memcmp(key, t->sym, keylen) == 0) return TICK_OK;
+  if (!key || keylen == 0)
+    return TICK_OK;
+  if (keylen == t->sym_len && memcmp(key, t->sym, keylen) == 0)
+    return TICK_OK;
   if (errlen) {
     char ex[48];
     excerpt(ex, key, keylen);

@@ -16,7 +16,8 @@
 /* Reads more bytes into buf, first moving the unread tail to the front and growing buf when the
  * tail already fills it. Returns 1 when bytes were added, 0 at end of file, TC_E* on failure. */
 static int fill(tickfile *tf) {
-  if (tf->eof) return 0;
+  if (tf->eof)
+    return 0;
   if (tf->beg > 0) {
     memmove(tf->buf, tf->buf + tf->beg, tf->end - tf->beg);
     tf->end -= tf->beg;
@@ -26,16 +27,19 @@ static int fill(tickfile *tf) {
   if (tf->end == tf->cap) {
     size_t cap = tf->cap ? tf->cap * 2 : TICKFILE_BLOCK;
     char *b = realloc(tf->buf, cap);
-    if (!b) return TC_ENOMEM;
+    if (!b)
+      return TC_ENOMEM;
     tf->buf = b;
     tf->cap = cap;
   }
   /* read(2), not fread: on a pipe it returns what is there instead of waiting for a full block,
    * so `tail -f ticks.jsonl | tickcast replay --input -` sees each line as it comes. */
   ssize_t got;
-  do got = read(fileno(tf->f), tf->buf + tf->end, tf->cap - tf->end);
+  do
+    got = read(fileno(tf->f), tf->buf + tf->end, tf->cap - tf->end);
   while (got < 0 && errno == EINTR);
-  if (got < 0) return TC_EIO;
+  if (got < 0)
+    return TC_EIO;
   if (got == 0) {
     tf->eof = 1;
     return 0;
@@ -56,13 +60,17 @@ static int next_line(tickfile *tf, const char **s, size_t *n) {
       used = len + 1;
     } else {
       int rc = fill(tf);
-      if (rc > 0) continue;
-      if (rc < 0) return rc;
-      if (tf->end == tf->beg) return 0;
+      if (rc > 0)
+        continue;
+      if (rc < 0)
+        return rc;
+      if (tf->end == tf->beg)
+        return 0;
       len = used = tf->end - tf->beg; /* a last line without '\n' */
       b = tf->buf + tf->beg;
     }
-    if (len && b[len - 1] == '\r') len--;
+    if (len && b[len - 1] == '\r')
+      len--;
     tf->lbeg = tf->beg;
     tf->llen = len;
     tf->beg += used;
@@ -76,7 +84,8 @@ static int next_line(tickfile *tf, const char **s, size_t *n) {
 
 static int blank(const char *s, size_t n) {
   for (size_t i = 0; i < n; i++)
-    if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return 0;
+    if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
+      return 0;
   return 1;
 }
 
@@ -93,31 +102,41 @@ int tickfile_open(tickfile *tf, const char *path, char *err, size_t errlen) {
     tf->f = fopen(path, "rb");
     if (!tf->f) {
       int e = errno;
-      if (errlen) snprintf(err, errlen, "%s: cannot open: %s", path, strerror(e));
+      if (errlen)
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(e));
       return e == ENOENT ? TC_ENOENT : TC_EIO;
     }
     tf->owned = 1;
   }
   struct stat st;
-  if (fstat(fileno(tf->f), &st) == 0 && S_ISREG(st.st_mode)) tf->size = (uint64_t)st.st_size;
+  if (fstat(fileno(tf->f), &st) == 0 && S_ISREG(st.st_mode))
+    tf->size = (uint64_t)st.st_size;
   rc = fill(tf);
-  if (rc < 0) goto io;
-  if (tf->end >= 3 && memcmp(tf->buf, "\xEF\xBB\xBF", 3) == 0) tf->beg = 3, tf->bytes = 3;
+  if (rc < 0)
+    goto io;
+  if (tf->end >= 3 && memcmp(tf->buf, "\xEF\xBB\xBF", 3) == 0)
+    tf->beg = 3, tf->bytes = 3;
   for (;;) {
     const char *s;
     size_t n;
     uint64_t bytes = tf->bytes;
     rc = next_line(tf, &s, &n);
-    if (rc < 0) goto io;
+    if (rc < 0)
+      goto io;
     if (rc == 0) {
-      if (errlen) snprintf(err, errlen, "%s: no header: the file is empty (expected a CSV header "
-                                        "sym,ts,px[,qty,bid,ask] or JSON Lines)", tf->path);
+      if (errlen)
+        snprintf(err, errlen,
+                 "%s: no header: the file is empty (expected a CSV header "
+                 "sym,ts,px[,qty,bid,ask] or JSON Lines)",
+                 tf->path);
       tickfile_close(tf);
       return TC_EFORMAT;
     }
-    if (blank(s, n)) continue;
+    if (blank(s, n))
+      continue;
     size_t i = 0;
-    while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
+    while (i < n && (s[i] == ' ' || s[i] == '\t'))
+      i++;
     if (s[i] == '{') {
       /* Unread the line: it is still in buf at lbeg (fill may have moved it there). */
       tf->jsonl = 1;
@@ -128,7 +147,8 @@ int tickfile_open(tickfile *tf, const char *path, char *err, size_t errlen) {
     }
     char msg[256];
     if (tick_csv_header(&tf->csv, s, n, msg, sizeof msg) != 0) {
-      if (errlen) snprintf(err, errlen, "%s:%llu: %s", tf->path, (unsigned long long)tf->line, msg);
+      if (errlen)
+        snprintf(err, errlen, "%s:%llu: %s", tf->path, (unsigned long long)tf->line, msg);
       tickfile_close(tf);
       return TC_EFORMAT;
     }
@@ -151,11 +171,14 @@ int tickfile_next(tickfile *tf, tick *t, int *reason, char *err, size_t errlen) 
     if (rc < 0) {
       if (errlen)
         snprintf(err, errlen, "%s:%llu: cannot read: %s", tf->path,
-                 (unsigned long long)tf->line + 1, rc == TC_ENOMEM ? "out of memory" : strerror(errno));
+                 (unsigned long long)tf->line + 1,
+                 rc == TC_ENOMEM ? "out of memory" : strerror(errno));
       return rc;
     }
-    if (rc == 0) return 0;
-    if (n == 0 || blank(s, n)) continue;
+    if (rc == 0)
+      return 0;
+    if (n == 0 || blank(s, n))
+      continue;
     *reason = tf->jsonl ? tick_parse_json(t, s, n, err, errlen)
                         : tick_parse_csv(&tf->csv, t, s, n, err, errlen);
     return 1;
@@ -164,8 +187,10 @@ int tickfile_next(tickfile *tf, tick *t, int *reason, char *err, size_t errlen) 
 
 /* Closes the file when we opened it and frees the buffer; accepts NULL and half-built. */
 void tickfile_close(tickfile *tf) {
-  if (!tf) return;
-  if (tf->f && tf->owned) fclose(tf->f);
+  if (!tf)
+    return;
+  if (tf->f && tf->owned)
+    fclose(tf->f);
   free(tf->buf);
   tf->f = NULL;
   tf->buf = NULL;

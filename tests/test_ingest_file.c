@@ -48,18 +48,19 @@ static int read_all(tickfile *tf, row *rows, int max) {
 }
 
 static void test_csv(void) {
-  const char *p = WRITE("a.csv", "\xEF\xBB\xBF"
-                                 "sym,ts,px,qty,\"bid\",ask,venue\r\n"
-                                 "EURUSD,1700000000000000000,1.0875,1000000,1.0874,1.0876,\"EBS, London\"\r\n"
-                                 "\r\n"
-                                 "   \r\n"
-                                 "\"USDJPY\",2023-11-14T22:13:20.5Z,150.1,,,,x\r\n"
-                                 "USDJPY,1,-3,,,,x\r\n"
-                                 "USDJPY,1,3,,,\r\n"
-                                 "\n"
-                                 "\"GBP\"X,1,3,,,,\r\n"
-                                 "GBPUSD,1,1.25,,,,\"multi \"\"quoted\"\"\"\r\n"
-                                 "AUDUSD,1,0.65,0,,,last line without newline");
+  const char *p =
+      WRITE("a.csv", "\xEF\xBB\xBF"
+                     "sym,ts,px,qty,\"bid\",ask,venue\r\n"
+                     "EURUSD,1700000000000000000,1.0875,1000000,1.0874,1.0876,\"EBS, London\"\r\n"
+                     "\r\n"
+                     "   \r\n"
+                     "\"USDJPY\",2023-11-14T22:13:20.5Z,150.1,,,,x\r\n"
+                     "USDJPY,1,-3,,,,x\r\n"
+                     "USDJPY,1,3,,,\r\n"
+                     "\n"
+                     "\"GBP\"X,1,3,,,,\r\n"
+                     "GBPUSD,1,1.25,,,,\"multi \"\"quoted\"\"\"\r\n"
+                     "AUDUSD,1,0.65,0,,,last line without newline");
   tickfile tf;
   char err[256];
   CHECK_INT(tickfile_open(&tf, p, err, sizeof err), 0);
@@ -74,8 +75,8 @@ static void test_csv(void) {
     uint64_t line;
     int reason;
     const char *sym;
-  } want[] = {{2, TICK_OK, "EURUSD"},     {5, TICK_OK, "USDJPY"},     {6, TICK_BAD_PX, ""},
-              {7, TICK_BAD_ROW, ""},      {9, TICK_BAD_ROW, ""},      {10, TICK_OK, "GBPUSD"},
+  } want[] = {{2, TICK_OK, "EURUSD"}, {5, TICK_OK, "USDJPY"}, {6, TICK_BAD_PX, ""},
+              {7, TICK_BAD_ROW, ""},  {9, TICK_BAD_ROW, ""},  {10, TICK_OK, "GBPUSD"},
               {11, TICK_OK, "AUDUSD"}};
   for (int i = 0; i < n && i < 7; i++) {
     CHECK_INT(r[i].line, want[i].line);
@@ -153,8 +154,10 @@ static void test_long_lines(void) {
   CHECK_INT(got, lines);
   int bad = 0;
   for (int i = 0; i < got; i++) {
-    if (r[i].reason != TICK_OK || r[i].line != (uint64_t)i + 1 || r[i].ts != i) bad++;
-    if (i > 0 && r[i].px != i + 0.5) bad++;
+    if (r[i].reason != TICK_OK || r[i].line != (uint64_t)i + 1 || r[i].ts != i)
+      bad++;
+    if (i > 0 && r[i].px != i + 0.5)
+      bad++;
   }
   CHECK_INT(bad, 0);
   CHECK(tf.cap >= 200000 && tf.cap <= 1 << 19); /* grew to the longest line, no further */
@@ -177,7 +180,8 @@ static void test_errors(void) {
   const char *p = WRITE("bad.csv", "\n\nsym,ts,price\nA,1,2\n");
   CHECK_INT(tickfile_open(&tf, p, err, sizeof err), TC_EFORMAT);
   snprintf(want, sizeof want,
-           "%s:3: header lacks column px (found sym,ts,price; expected sym,ts,px[,qty,bid,ask])", p);
+           "%s:3: header lacks column px (found sym,ts,price; expected sym,ts,px[,qty,bid,ask])",
+           p);
   CHECK_STR(err, want);
   tickfile_close(&tf);
 
@@ -200,7 +204,8 @@ static void test_errors(void) {
 /* '-' reads standard input (here a pipe), and the path in messages is "stdin". */
 static void test_stdin(void) {
   int fd[2];
-  if (pipe(fd) != 0) return;
+  if (pipe(fd) != 0)
+    return;
   const char data[] = "{\"sym\":\"P\",\"ts\":5,\"px\":9}\n{\"sym\":\"P\"}\n";
   CHECK_INT(write(fd[1], data, sizeof data - 1), sizeof data - 1);
   close(fd[1]);
@@ -234,6 +239,7 @@ int main(void) {
   test_stdin();
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "could not remove %s\n", dir);
   return check_done();
 }

@@ -7,7 +7,9 @@
 #include "../nn/tc_err.h"
 #include "check.h"
 
-static int symname(char *out, int i) { return sprintf(out, "SYM%d", i); }
+static int symname(char *out, int i) {
+  return sprintf(out, "SYM%d", i);
+}
 
 static void test_growth(void) {
   symtab t;
@@ -19,12 +21,15 @@ static void test_growth(void) {
   int bad = 0;
   for (int i = 0; i < N; i++) {
     int n = symname(s, i);
-    if (symtab_find(&t, s, (size_t)n) != -1) bad++;
+    if (symtab_find(&t, s, (size_t)n) != -1)
+      bad++;
     int32_t slot = symtab_add(&t, s, (size_t)n);
-    if (slot != i) bad++; /* slots are handed out in order */
+    if (slot != i)
+      bad++; /* slots are handed out in order */
     float *st = symtab_state(&t, slot);
     for (size_t k = 0; k < SF; k++) {
-      if (st[k] != 0) bad++; /* fresh states are zero */
+      if (st[k] != 0)
+        bad++; /* fresh states are zero */
       st[k] = (float)(i * 10 + (int)k);
     }
     t.inst[slot].n = (uint64_t)i + 1;
@@ -36,13 +41,16 @@ static void test_growth(void) {
   for (int i = 0; i < N; i++) {
     int n = symname(s, i);
     int32_t slot = symtab_find(&t, s, (size_t)n);
-    if (slot != i) bad++;
+    if (slot != i)
+      bad++;
     /* Adding again returns the same slot. */
-    if (symtab_add(&t, s, (size_t)n) != i) bad++;
+    if (symtab_add(&t, s, (size_t)n) != i)
+      bad++;
     /* States survived every realloc, in one contiguous (cap, SF) array. */
     const float *st = t.state + (size_t)i * SF;
     for (size_t k = 0; k < SF; k++)
-      if (st[k] != (float)(i * 10 + (int)k)) bad++;
+      if (st[k] != (float)(i * 10 + (int)k))
+        bad++;
     if (t.inst[i].n != (uint64_t)i + 1 || strcmp(t.inst[i].sym, s) != 0 || t.inst[i].sym_len != n)
       bad++;
   }
@@ -105,7 +113,8 @@ static void test_random(void) {
   CHECK_INT(symtab_init(&t, 1, 16), 0);
   enum { K = 300 };
   int32_t model[K]; /* live slot of key k, or -1 */
-  for (int k = 0; k < K; k++) model[k] = -1;
+  for (int k = 0; k < K; k++)
+    model[k] = -1;
   int bad = 0;
   char s[40];
   for (int step = 0; step < 200000; step++) {
@@ -113,10 +122,12 @@ static void test_random(void) {
     int n = sprintf(s, "K%d", k);
     if (op == 0) {
       int32_t slot = symtab_add(&t, s, (size_t)n);
-      if (model[k] >= 0 ? slot != model[k] : slot != (int32_t)t.count - 1) bad++;
+      if (model[k] >= 0 ? slot != model[k] : slot != (int32_t)t.count - 1)
+        bad++;
       model[k] = slot;
     } else if (op == 1) {
-      if (model[k] >= 0) symtab_remove(&t, model[k]);
+      if (model[k] >= 0)
+        symtab_remove(&t, model[k]);
       model[k] = -1;
     } else if (symtab_find(&t, s, (size_t)n) != model[k]) {
       bad++;
@@ -125,10 +136,12 @@ static void test_random(void) {
       uint32_t live = 0;
       for (int j = 0; j < K; j++) {
         n = sprintf(s, "K%d", j);
-        if (symtab_find(&t, s, (size_t)n) != model[j]) bad++;
+        if (symtab_find(&t, s, (size_t)n) != model[j])
+          bad++;
         live += model[j] >= 0;
       }
-      if (live != t.live) bad++;
+      if (live != t.live)
+        bad++;
     }
   }
   CHECK_INT(bad, 0);

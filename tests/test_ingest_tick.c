@@ -21,13 +21,15 @@ static int js(const char *s) {
   do {                                                                                             \
     CHECK_STR(tick_reason_name(js(s)), tick_reason_name(r));                                       \
     const char *m_ = (msg);                                                                        \
-    if (m_) CHECK_STR(err, m_);                                                                    \
+    if (m_)                                                                                        \
+      CHECK_STR(err, m_);                                                                          \
   } while (0)
 
 static void test_accept(void) {
-  CHECK_INT(js("{\"sym\":\"USDTHB\",\"ts\":865193280000000000,\"px\":24.9,\"qty\":100,\"bid\":24.89,"
-               "\"ask\":24.91}"),
-            TICK_OK);
+  CHECK_INT(
+      js("{\"sym\":\"USDTHB\",\"ts\":865193280000000000,\"px\":24.9,\"qty\":100,\"bid\":24.89,"
+         "\"ask\":24.91}"),
+      TICK_OK);
   CHECK_STR(t.sym, "USDTHB");
   CHECK_INT(t.sym_len, 6);
   CHECK_INT(t.ts, 865193280000000000LL);
@@ -69,15 +71,17 @@ static void test_accept(void) {
   CHECK_INT(js("{\"s\\u0079m\":\"EUR\\/USD\",\"\\u0074s\":1,\"p\\u0078\":2.5}"), TICK_OK);
   CHECK_STR(t.sym, "EUR/USD");
   CHECK(t.px == 2.5);
-  CHECK_INT(js("{\"sym\":\"\\u0041\\u0042\",\"ts\":\"1997-06-01T19:28:00\\u005a\",\"px\":1}"), TICK_OK);
+  CHECK_INT(js("{\"sym\":\"\\u0041\\u0042\",\"ts\":\"1997-06-01T19:28:00\\u005a\",\"px\":1}"),
+            TICK_OK);
   CHECK_STR(t.sym, "AB");
   CHECK_INT(t.ts, 865193280000000000LL);
 
   /* Unknown keys with nested values, escapes, surrogate pairs, UTF-8 and every literal. */
-  CHECK_INT(js(" \t\r\n{ \"venue\" : {\"a\":[1,2.5e-3,{\"b\":[[],{}]}],\"c\":null} , \"sym\" :\"A\","
-               "\"note\":\"caf\xC3\xA9 \\ud83d\\ude00 \\\"q\\\" \\\\ \\b\\f\\n\\r\\t \xF0\x9F\x98\x80\","
-               "\"ok\":true,\"no\":false,\"ts\":1,\"px\":1,\"x\":-0.0e+0}\n\t "),
-            TICK_OK);
+  CHECK_INT(
+      js(" \t\r\n{ \"venue\" : {\"a\":[1,2.5e-3,{\"b\":[[],{}]}],\"c\":null} , \"sym\" :\"A\","
+         "\"note\":\"caf\xC3\xA9 \\ud83d\\ude00 \\\"q\\\" \\\\ \\b\\f\\n\\r\\t \xF0\x9F\x98\x80\","
+         "\"ok\":true,\"no\":false,\"ts\":1,\"px\":1,\"x\":-0.0e+0}\n\t "),
+      TICK_OK);
   CHECK_STR(t.sym, "A");
 
   /* Duplicate keys: the last one wins, also over an invalid earlier value. */
@@ -160,8 +164,10 @@ static void test_reject(void) {
   char deep[512];
   for (int depth = TICK_JSON_DEPTH_MAX; depth <= TICK_JSON_DEPTH_MAX + 1; depth++) {
     int n = sprintf(deep, "{\"sym\":\"A\",\"ts\":1,\"px\":1,\"x\":");
-    for (int k = 1; k < depth; k++) deep[n++] = '[';
-    for (int k = 1; k < depth; k++) deep[n++] = ']';
+    for (int k = 1; k < depth; k++)
+      deep[n++] = '[';
+    for (int k = 1; k < depth; k++)
+      deep[n++] = ']';
     deep[n++] = '}';
     deep[n] = 0;
     CHECK_INT(js(deep), depth == TICK_JSON_DEPTH_MAX ? TICK_OK : TICK_BAD_JSON);
@@ -180,8 +186,10 @@ static void test_reject(void) {
   char want[256];
   snprintf(want, sizeof want, "field sym: found \"\", %s", sym_expect);
   JSON_REJECT("{\"sym\":\"\",\"ts\":1,\"px\":1}", TICK_BAD_SYM, want);
-  snprintf(want, sizeof want, "field sym: found \"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456\", %s", sym_expect);
-  JSON_REJECT("{\"sym\":\"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456\",\"ts\":1,\"px\":1}", TICK_BAD_SYM, want);
+  snprintf(want, sizeof want, "field sym: found \"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456\", %s",
+           sym_expect);
+  JSON_REJECT("{\"sym\":\"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456\",\"ts\":1,\"px\":1}", TICK_BAD_SYM,
+              want);
   snprintf(want, sizeof want, "field sym: found 42, %s", sym_expect);
   JSON_REJECT("{\"sym\":42,\"ts\":1,\"px\":1}", TICK_BAD_SYM, want);
   JSON_REJECT("{\"sym\":\"A B\",\"ts\":1,\"px\":1}", TICK_BAD_SYM, NULL);
@@ -259,11 +267,12 @@ static void test_reject(void) {
 }
 
 static void test_reason_names(void) {
-  static const char *names[] = {"ok",      "bad_json",  "missing_field", "bad_sym",
-                                "bad_ts",  "bad_px",    "bad_qty",       "bad_quote",
+  static const char *names[] = {"ok",           "bad_json",     "missing_field", "bad_sym",
+                                "bad_ts",       "bad_px",       "bad_qty",       "bad_quote",
                                 "key_mismatch", "out_of_order", "bad_row"};
   CHECK_INT(TICK_NREASONS, 11);
-  for (int r = 0; r < TICK_NREASONS; r++) CHECK_STR(tick_reason_name(r), names[r]);
+  for (int r = 0; r < TICK_NREASONS; r++)
+    CHECK_STR(tick_reason_name(r), names[r]);
   CHECK_STR(tick_reason_name(-1), "unknown");
   CHECK_STR(tick_reason_name(TICK_NREASONS), "unknown");
 }
@@ -318,19 +327,45 @@ static int number_agrees(const char *s) {
 }
 
 static void test_number(void) {
-  static const char *cases[] = {
-      "0", "-0", "0.0", "1", "-1", "24.9", "0.1", "1e22", "1e23", "9007199254740993",
-      "9007199254740992", "123456789012345678901234567890", "4.9e-324", "2.4703282292062327e-324",
-      "2.4703282292062328e-324", "1.7976931348623157e308", "1.7976931348623159e308", "1e-400",
-      "1e400", "2.2250738585072011e-308", "2.2250738585072014e-308", "0.000000000000000000001",
-      "1E+2", "1e-0", "123e30", "9007199254740991e22", "1.00000000000000011102230246251565404236316680908203125",
-      "1.00000000000000011102230246251565404236316680908203124", "7.2057594037927933e16",
-      "0.30000000000000004", "100000000000000000000000000000000000000e-38",
-      "1e99999999999999999999", "1e-99999999999999999999", "0e99999999"};
+  static const char *cases[] = {"0",
+                                "-0",
+                                "0.0",
+                                "1",
+                                "-1",
+                                "24.9",
+                                "0.1",
+                                "1e22",
+                                "1e23",
+                                "9007199254740993",
+                                "9007199254740992",
+                                "123456789012345678901234567890",
+                                "4.9e-324",
+                                "2.4703282292062327e-324",
+                                "2.4703282292062328e-324",
+                                "1.7976931348623157e308",
+                                "1.7976931348623159e308",
+                                "1e-400",
+                                "1e400",
+                                "2.2250738585072011e-308",
+                                "2.2250738585072014e-308",
+                                "0.000000000000000000001",
+                                "1E+2",
+                                "1e-0",
+                                "123e30",
+                                "9007199254740991e22",
+                                "1.00000000000000011102230246251565404236316680908203125",
+                                "1.00000000000000011102230246251565404236316680908203124",
+                                "7.2057594037927933e16",
+                                "0.30000000000000004",
+                                "100000000000000000000000000000000000000e-38",
+                                "1e99999999999999999999",
+                                "1e-99999999999999999999",
+                                "0e99999999"};
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     int ok = number_agrees(cases[i]);
     CHECK(ok);
-    if (!ok) fprintf(stderr, "  number %s\n", cases[i]);
+    if (!ok)
+      fprintf(stderr, "  number %s\n", cases[i]);
   }
   /* A halfway case past 780 significant digits: the sticky digit must decide. 2^-1074 * 1.5
    * written out exactly is exactly between the two smallest subnormals: ties-to-even gives
@@ -372,15 +407,19 @@ static void test_number(void) {
     uint64_t bits = next_u64();
     double d;
     memcpy(&d, &bits, sizeof d);
-    if (!isfinite(d)) continue;
+    if (!isfinite(d))
+      continue;
     char s[400];
     int sig = 1 + (int)(next_u64() % 17);
     snprintf(s, sizeof s, (i & 1) ? "%.*e" : "%.*g", sig, d);
-    if (strchr(s, 'e') == NULL && strchr(s, '.') == NULL && (i & 1)) continue;
-    if (!number_agrees(s)) bad++;
-    double r = ldexp((double)(next_u64() >> 11), -(int)(next_u64() % 80)) ; /* typical prices */
+    if (strchr(s, 'e') == NULL && strchr(s, '.') == NULL && (i & 1))
+      continue;
+    if (!number_agrees(s))
+      bad++;
+    double r = ldexp((double)(next_u64() >> 11), -(int)(next_u64() % 80)); /* typical prices */
     snprintf(s, sizeof s, "%.*f", (int)(next_u64() % 12), r);
-    if (!number_agrees(s)) bad++;
+    if (!number_agrees(s))
+      bad++;
   }
   CHECK_INT(bad, 0);
 }
@@ -406,19 +445,36 @@ static void test_rfc3339(void) {
     CHECK_INT(tick_parse_rfc3339(ok[i].s, strlen(ok[i].s), &ns), 0);
     CHECK_INT(ns, ok[i].want);
   }
-  static const char *bad[] = {
-      "2023-02-29T00:00:00Z",  "1900-02-29T00:00:00Z", "2023-04-31T00:00:00Z",
-      "2023-00-10T00:00:00Z",  "2023-01-00T00:00:00Z", "2023-01-01T24:00:00Z",
-      "2023-01-01T00:60:00Z",  "2016-12-31T23:59:60Z", "2023-01-01T00:00:00",
-      "2023-01-01T00:00:00.Z", "2023-01-01T00:00:00.1234567890Z", "2023-01-01T00:00:00+0100",
-      "2023-01-01T00:00:00+24:00", "2023-01-01T00:00:00+01:60", "2023-01-01X00:00:00Z",
-      "23-01-01T00:00:00Z",    "2023-1-01T00:00:00Z", "2023-01-01T00:00:00Zjunk",
-      "2262-04-11T23:47:16.854775808Z", "1677-09-21T00:12:43.145224191Z", "9999-12-31T23:59:59Z",
-      "0000-01-01T00:00:00Z",  "2023-01-01T00:00:00 Z", "-023-01-01T00:00:00Z", ""};
+  static const char *bad[] = {"2023-02-29T00:00:00Z",
+                              "1900-02-29T00:00:00Z",
+                              "2023-04-31T00:00:00Z",
+                              "2023-00-10T00:00:00Z",
+                              "2023-01-00T00:00:00Z",
+                              "2023-01-01T24:00:00Z",
+                              "2023-01-01T00:60:00Z",
+                              "2016-12-31T23:59:60Z",
+                              "2023-01-01T00:00:00",
+                              "2023-01-01T00:00:00.Z",
+                              "2023-01-01T00:00:00.1234567890Z",
+                              "2023-01-01T00:00:00+0100",
+                              "2023-01-01T00:00:00+24:00",
+                              "2023-01-01T00:00:00+01:60",
+                              "2023-01-01X00:00:00Z",
+                              "23-01-01T00:00:00Z",
+                              "2023-1-01T00:00:00Z",
+                              "2023-01-01T00:00:00Zjunk",
+                              "2262-04-11T23:47:16.854775808Z",
+                              "1677-09-21T00:12:43.145224191Z",
+                              "9999-12-31T23:59:59Z",
+                              "0000-01-01T00:00:00Z",
+                              "2023-01-01T00:00:00 Z",
+                              "-023-01-01T00:00:00Z",
+                              ""};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     int rc = tick_parse_rfc3339(bad[i], strlen(bad[i]), &ns);
     CHECK_INT(rc, -1);
-    if (rc != -1) fprintf(stderr, "  accepted %s\n", bad[i]);
+    if (rc != -1)
+      fprintf(stderr, "  accepted %s\n", bad[i]);
   }
   /* Every day of 1600..2400 against a day counter (checks days-from-civil and leap years). */
   int64_t days = -135140; /* 1600-01-01 is 135140 days before 1970-01-01 */
@@ -434,12 +490,14 @@ static void test_rfc3339(void) {
         int within = days >= -106751 && days <= 106751; /* int64 ns spans +-106751.99 days */
         int64_t want = within ? days * 86400 * 1000000000LL : 0;
         int rc = tick_parse_rfc3339(s, strlen(s), &ns);
-        if (within ? (rc != 0 || ns != want) : rc != -1) mismatches++;
+        if (within ? (rc != 0 || ns != want) : rc != -1)
+          mismatches++;
       }
       if (m == 2 && !leap) {
         char s[32];
         snprintf(s, sizeof s, "%04d-02-29T00:00:00Z", y);
-        if (tick_parse_rfc3339(s, strlen(s), &ns) != -1) mismatches++;
+        if (tick_parse_rfc3339(s, strlen(s), &ns) != -1)
+          mismatches++;
       }
     }
   }

@@ -24,24 +24,29 @@ static void normalize(const char *s, int sig, char *out) {
   int nd = 0, before = 0, point = 0, lead = 0, seen = 0;
   const char *p = s;
   int neg = *p == '-';
-  if (neg) p++;
+  if (neg)
+    p++;
   for (; *p && *p != 'e'; p++) {
     if (*p == '.') {
       point = 1;
       continue;
     }
     if (!seen && *p == '0') {
-      if (point) lead++;
+      if (point)
+        lead++;
       continue;
     }
     seen = 1;
     d[nd++] = *p;
-    if (!point) before++;
+    if (!point)
+      before++;
   }
   int e10 = *p == 'e' ? atoi(p + 1) + before - 1 : (before ? before - 1 : -lead - 1);
-  while (nd < sig) d[nd++] = '0';
+  while (nd < sig)
+    d[nd++] = '0';
   char *o = out;
-  if (neg) *o++ = '-';
+  if (neg)
+    *o++ = '-';
   *o++ = d[0];
   if (sig > 1) {
     *o++ = '.';
@@ -59,24 +64,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char out[64], ref[64], norm[64];
     size_t n = fmt_double_short(out, v);
     out[n] = 0;
-    if (n > 32) fail("too long", v, 0, out, "");
+    if (n > 32)
+      fail("too long", v, 0, out, "");
     if (!isfinite(v)) {
-      if (strcmp(out, "null")) fail("non-finite", v, 0, out, "null");
+      if (strcmp(out, "null"))
+        fail("non-finite", v, 0, out, "null");
       continue;
     }
     double back = strtod(out, NULL), mine;
-    if (back != v) fail("round trip", v, 0, out, "");
-    if (tick_parse_number(out, n, &mine) != n) fail("not a JSON number", v, 0, out, "");
+    if (back != v)
+      fail("round trip", v, 0, out, "");
+    if (tick_parse_number(out, n, &mine) != n)
+      fail("not a JSON number", v, 0, out, "");
     n = fmt_double_sig(out, v, sig);
     out[n] = 0;
-    if (n > 32 || tick_parse_number(out, n, &mine) != n) fail("not a JSON number", v, sig, out, "");
+    if (n > 32 || tick_parse_number(out, n, &mine) != n)
+      fail("not a JSON number", v, sig, out, "");
     if (v == 0) {
-      if (strcmp(out, "0")) fail("zero", v, sig, out, "0");
+      if (strcmp(out, "0"))
+        fail("zero", v, sig, out, "0");
       continue;
     }
     snprintf(ref, sizeof ref, "%.*e", sig - 1, v);
     normalize(out, sig, norm);
-    if (strcmp(norm, ref)) fail("digits differ from printf", v, sig, out, ref);
+    if (strcmp(norm, ref))
+      fail("digits differ from printf", v, sig, out, ref);
   }
   return 0;
 }

@@ -14,7 +14,8 @@
 static int num(const char *s, int n, int *out) {
   int v = 0;
   for (int i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9') return -1;
+    if (s[i] < '0' || s[i] > '9')
+      return -1;
     v = v * 10 + (s[i] - '0');
   }
   *out = v;
@@ -31,10 +32,13 @@ static int ref_parse(const char *s, size_t len, int64_t *ns) {
   long frac = 0;
   if (s[i] == '.') {
     size_t f0 = ++i;
-    while (i < len && s[i] >= '0' && s[i] <= '9') i++;
+    while (i < len && s[i] >= '0' && s[i] <= '9')
+      i++;
     size_t nf = i - f0;
-    if (nf < 1 || nf > 9) return -1;
-    for (size_t k = 0; k < 9; k++) frac = frac * 10 + (k < nf ? s[f0 + k] - '0' : 0);
+    if (nf < 1 || nf > 9)
+      return -1;
+    for (size_t k = 0; k < 9; k++)
+      frac = frac * 10 + (k < nf ? s[f0 + k] - '0' : 0);
   }
   long off = 0;
   if (i < len && (s[i] == 'Z' || s[i] == 'z')) {
@@ -49,7 +53,8 @@ static int ref_parse(const char *s, size_t len, int64_t *ns) {
   } else {
     return -1;
   }
-  if (i != len || h > 23 || mi > 59 || sec > 59) return -1;
+  if (i != len || h > 23 || mi > 59 || sec > 59)
+    return -1;
   struct tm tm = {0}, back;
   tm.tm_year = Y - 1900;
   tm.tm_mon = M - 1;
@@ -57,12 +62,14 @@ static int ref_parse(const char *s, size_t len, int64_t *ns) {
   tm.tm_hour = h;
   tm.tm_min = mi;
   tm.tm_sec = sec;
-  if (M < 1 || M > 12 || D < 1) return -1;
+  if (M < 1 || M > 12 || D < 1)
+    return -1;
   time_t t = timegm(&tm);
   if (!gmtime_r(&t, &back) || back.tm_year != Y - 1900 || back.tm_mon != M - 1 || back.tm_mday != D)
     return -1; /* e.g. Feb 30 normalizes to March */
   __int128 v = ((__int128)t - off) * 1000000000 + frac;
-  if (v > INT64_MAX || v < INT64_MIN) return -1;
+  if (v > INT64_MAX || v < INT64_MIN)
+    return -1;
   *ns = (int64_t)v;
   return 0;
 }

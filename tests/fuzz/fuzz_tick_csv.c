@@ -22,16 +22,19 @@ static void check_row(const tick_csv *h, const char *row, size_t n) {
   tick t, j;
   char err[256] = "";
   int r = tick_parse_csv(h, &t, row, n, err, sizeof err);
-  if (r < 0 || r >= TICK_NREASONS) fail("reason out of range", row, n, "");
+  if (r < 0 || r >= TICK_NREASONS)
+    fail("reason out of range", row, n, "");
   if (r != TICK_OK) {
-    if (!err[0] || strchr(err, '\n')) fail("bad error text", row, n, err);
+    if (!err[0] || strchr(err, '\n'))
+      fail("bad error text", row, n, err);
     return;
   }
   if (t.sym_len < 1 || t.sym_len > TICK_SYM_MAX || strlen(t.sym) != t.sym_len)
     fail("bad sym", row, n, t.sym);
   for (int i = 0; i < t.sym_len; i++) {
     unsigned char c = (unsigned char)t.sym[i];
-    if (c < 0x21 || c > 0x7E || c == '"' || c == '\\' || c == ',') fail("bad sym byte", row, n, t.sym);
+    if (c < 0x21 || c > 0x7E || c == '"' || c == '\\' || c == ',')
+      fail("bad sym byte", row, n, t.sym);
   }
   if (!(isfinite(t.px) && t.px > 0) || !(isfinite(t.qty) && t.qty >= 0) || signbit(t.qty))
     fail("px or qty out of range", row, n, "");
@@ -53,7 +56,8 @@ static void check_row(const tick_csv *h, const char *row, size_t n) {
   *p++ = '}';
   *p = 0;
   r = tick_parse_json(&j, js, (size_t)(p - js), err, sizeof err);
-  if (r != TICK_OK) fail("JSON re-encoding rejected", row, n, err);
+  if (r != TICK_OK)
+    fail("JSON re-encoding rejected", row, n, err);
   if (j.sym_len != t.sym_len || strcmp(j.sym, t.sym) || j.ts != t.ts || j.px != t.px ||
       j.qty != t.qty || j.has_quote != t.has_quote ||
       (t.has_quote && (j.bid != t.bid || j.ask != t.ask)))
@@ -67,7 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   tick_csv h;
   char err[256] = "";
   if (tick_csv_header(&h, s, (size_t)(hend - s), err, sizeof err) != 0) {
-    if (!err[0] || strchr(err, '\n')) fail("bad header error text", s, (size_t)(hend - s), err);
+    if (!err[0] || strchr(err, '\n'))
+      fail("bad header error text", s, (size_t)(hend - s), err);
     tick_csv_header(&h, "sym,ts,px,qty,bid,ask", 21, err, sizeof err);
   } else if (h.col_sym < 0 || h.col_ts < 0 || h.col_px < 0 || h.col_sym >= h.ncols ||
              h.col_ts >= h.ncols || h.col_px >= h.ncols) {
@@ -76,7 +81,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *p = nl ? nl + 1 : end;
   while (p < end) {
     const char *e = memchr(p, '\n', (size_t)(end - p));
-    if (!e) e = end;
+    if (!e)
+      e = end;
     check_row(&h, p, (size_t)(e - p));
     p = e + 1;
   }

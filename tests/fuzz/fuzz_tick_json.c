@@ -6,19 +6,21 @@
  * Intentional differences, for which the input is skipped (not compared):
  * - jansson rejects a whole document holding an integer beyond long long ("too big integer") or
  *   a real that overflows to infinity ("real number overflow"), even in an unknown key; we parse
- *   numbers only where needed and report ts/px/... as bad_ts/bad_px, or ignore them in unknown keys.
+ *   numbers only where needed and report ts/px/... as bad_ts/bad_px, or ignore them in unknown
+ * keys.
  * - jansson does not support "\u0000" inside object keys; we accept it (the key is then unknown).
  * - jansson 2.14 silently drops a raw NUL byte that directly follows a number ({"a":1<NUL>} loads);
  *   a raw NUL is never valid JSON, so for any input holding one we only require bad_json.
  * Handled in the reference (so still compared):
  * - nesting: jansson allows 2048 levels, we allow TICK_JSON_DEPTH_MAX: the reference rejects
  *   deeper documents as bad_json.
- * - "\u0000" in string values: decoded with JSON_ALLOW_NUL (valid JSON; a sym holding it is bad_sym).
+ * - "\u0000" in string values: decoded with JSON_ALLOW_NUL (valid JSON; a sym holding it is
+ * bad_sym).
  * - duplicate keys: jansson keeps the last, as we do. */
 #include <jansson.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +35,8 @@ static int depth_of(json_t *v) {
     json_t *x;
     json_object_foreach(v, k, x) {
       int dx = depth_of(x);
-      if (dx > d) d = dx;
+      if (dx > d)
+        d = dx;
     }
     return d + 1;
   }
@@ -42,7 +45,8 @@ static int depth_of(json_t *v) {
     json_t *x;
     json_array_foreach(v, i, x) {
       int dx = depth_of(x);
-      if (dx > d) d = dx;
+      if (dx > d)
+        d = dx;
     }
     return d + 1;
   }
@@ -56,18 +60,22 @@ static json_t *field(json_t *o, const char *name) {
 }
 
 static int sym_ok(const char *s, size_t n) {
-  if (n < 1 || n > TICK_SYM_MAX) return 0;
+  if (n < 1 || n > TICK_SYM_MAX)
+    return 0;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
-    if (c < 0x21 || c > 0x7E || c == '"' || c == '\\' || c == ',') return 0;
+    if (c < 0x21 || c > 0x7E || c == '"' || c == '\\' || c == ',')
+      return 0;
   }
   return 1;
 }
 
 static int num_field(json_t *v, double *out, int allow_zero) {
-  if (!json_is_number(v)) return 0;
+  if (!json_is_number(v))
+    return 0;
   double x = json_number_value(v);
-  if (!isfinite(x)) return 0;
+  if (!isfinite(x))
+    return 0;
   *out = x;
   return allow_zero ? x >= 0 : x > 0;
 }
@@ -77,7 +85,8 @@ static int ref_decode(const uint8_t *data, size_t size, tick *t) {
   json_error_t e;
   json_t *root = json_loadb((const char *)data, size, JSON_ALLOW_NUL, &e);
   if (!root) {
-    if (strstr(e.text, "too big") || strstr(e.text, "overflow") || strstr(e.text, "NUL byte in object key"))
+    if (strstr(e.text, "too big") || strstr(e.text, "overflow") ||
+        strstr(e.text, "NUL byte in object key"))
       return SKIP;
     return TICK_BAD_JSON;
   }
@@ -140,21 +149,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memset(&a, 0, sizeof a);
   memset(&b, 0, sizeof b);
   int ours = tick_parse_json(&a, (const char *)data, size, err, sizeof err);
-  if (ours != TICK_OK && (!err[0] || strchr(err, '\n'))) fail("bad error text", data, size, ours, ours, err);
+  if (ours != TICK_OK && (!err[0] || strchr(err, '\n')))
+    fail("bad error text", data, size, ours, ours, err);
   if (memchr(data, 0, size)) {
-    if (ours != TICK_BAD_JSON) fail("raw NUL accepted", data, size, ours, TICK_BAD_JSON, err);
+    if (ours != TICK_BAD_JSON)
+      fail("raw NUL accepted", data, size, ours, TICK_BAD_JSON, err);
     return 0;
   }
   int ref = ref_decode(data, size, &b);
-  if (ref == SKIP) return 0;
-  if (ours != ref) fail("reason differs", data, size, ours, ref, err);
-  if (ours != TICK_OK) return 0;
+  if (ref == SKIP)
+    return 0;
+  if (ours != ref)
+    fail("reason differs", data, size, ours, ref, err);
+  if (ours != TICK_OK)
+    return 0;
   if (a.sym_len != b.sym_len || memcmp(a.sym, b.sym, a.sym_len + 1) != 0)
     fail("sym differs", data, size, ours, ref, a.sym);
-  if (a.ts != b.ts) fail("ts differs", data, size, ours, ref, "");
+  if (a.ts != b.ts)
+    fail("ts differs", data, size, ours, ref, "");
   if (memcmp(&a.px, &b.px, sizeof a.px) || memcmp(&a.qty, &b.qty, sizeof a.qty))
     fail("px or qty differs", data, size, ours, ref, "");
-  if (a.has_quote != b.has_quote) fail("has_quote differs", data, size, ours, ref, "");
+  if (a.has_quote != b.has_quote)
+    fail("has_quote differs", data, size, ours, ref, "");
   if (a.has_quote && (memcmp(&a.bid, &b.bid, sizeof a.bid) || memcmp(&a.ask, &b.ask, sizeof a.ask)))
     fail("bid or ask differs", data, size, ours, ref, "");
   return 0;
