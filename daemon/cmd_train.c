@@ -47,7 +47,9 @@ static void usage(FILE *f) {
           "  --seed S        seed of all randomness; same seed, same input: same model bytes\n"
           "                  (default 1)\n"
           "  --search        random search over hidden, layers, seq and lr on the validation\n"
-          "                  split; prints a table on stdout and keeps the best\n"
+          "                  split; prints a table on stdout (skill of the saved model, fit_skill\n"
+          "                  of the trained one before any fallback to zero, t of its gain) and\n"
+          "                  keeps the best\n"
           "  --trials N      configurations tried by --search (default 8)\n"
           "  --quiet         no progress on stderr\n"
           "Exit status: 0 done, 1 runtime failure (no usable ticks, cannot write), 2 bad usage or\n"
@@ -143,8 +145,8 @@ static int run_search(const dataset *d, const fit_opts *base, int trials, nn_mod
   nn_rng r;
   nn_rng_seed(&r, base->seed ^ 0x5eed5eed5eedULL);
   int best_i = -1;
-  printf("%-5s %6s %6s %5s %8s %7s %10s %10s %8s %7s\n", "trial", "hidden", "layers", "seq", "lr",
-         "epochs", "val_mse", "rw_mse", "skill", "sec");
+  printf("%-5s %6s %6s %5s %8s %7s %10s %10s %8s %9s %6s %7s\n", "trial", "hidden", "layers",
+         "seq", "lr", "epochs", "val_mse", "rw_mse", "skill", "fit_skill", "t", "sec");
   for (int i = 0; i < trials; i++) {
     fit_opts o = *base;
     o.H = Hs[nn_rng_below(&r, 3)];
@@ -161,9 +163,10 @@ static int run_search(const dataset *d, const fit_opts *base, int trials, nn_mod
       if (best_i >= 0) nn_model_free(best);
       return rc;
     }
-    printf("%-5d %6d %6d %5d %8g %7d %10.6f %10.6f %+8.4f %7.1f\n", i + 1, o.H, o.L, o.T, o.lr,
-           res.epochs_run, res.val_mse, res.val_mse_rw,
-           res.val_mse_rw > 0 ? 1 - res.val_mse / res.val_mse_rw : 0.0, res.seconds);
+    double rw = res.val_mse_rw > 0 ? res.val_mse_rw : 1;
+    printf("%-5d %6d %6d %5d %8g %7d %10.6f %10.6f %+8.4f %+9.4f %6.2f %7.1f\n", i + 1, o.H, o.L,
+           o.T, o.lr, res.epochs_run, res.val_mse, res.val_mse_rw, 1 - res.val_mse / rw,
+           1 - res.val_mse_fit / rw, res.tstat, res.seconds);
     fflush(stdout);
     if (best_i < 0 || res.val_mse < best_res->val_mse) {
       if (best_i >= 0) nn_model_free(best);

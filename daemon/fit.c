@@ -388,6 +388,7 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
   }
   memcpy(m->params, best, m->nparams * sizeof *best);
   res->scale = 1.0;
+  res->val_mse_fit = vbest;
   if (best_epoch == 0) { /* nothing beat the random walk: predict exactly a zero return */
     memset(m->head_w, 0, (size_t)m->H * sizeof(float));
     m->head_b[0] = 0;
@@ -407,6 +408,7 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
     m->head_b[0] *= (float)a;
     res->scale = a;
     if (validate(d, &f, m, &vbest, &vr, &nv, &vs) != 0) goto oom;
+    res->val_mse_fit = vbest;
     /* Is the gain over the zero prediction more than validation noise? The t-statistic of the
      * mean loss differential (Diebold-Mariano, one-step forecasts): heavy tails and a few lucky
      * ticks give a large variance and a small t. Below FIT_MIN_T, predict zero instead. */

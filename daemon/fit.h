@@ -34,6 +34,7 @@ typedef struct fit_result {
   double train_mse;   /* training loss of the best epoch (0 for the zero model) */
   double scale;       /* factor applied to the head (least squares on validation, in [0, 1]) */
   double tstat;       /* t-statistic of the validation gain over the zero prediction */
+  double val_mse_fit; /* validation MSE of the trained model before any fallback to zero */
   int fallback;       /* 1: the saved model predicts zero (no epoch beat it, or t < 2) */
   int best_epoch;     /* 0 = no epoch beat the zero model, which is what was kept */
   int epochs_run;     /* epochs trained */
