@@ -80,7 +80,8 @@ R=$(retained ticks)
 PT=$("$B/bench/passthrough" --brokers "$BROKERS" --input-topic ticks --output-topic pass \
   --count "$R" --group "pass-$$" --timeout 300)
 PT_RATE=$(jget "$PT" rate)
-echo "passthrough: $(jget "$PT" msgs) msgs in $(jget "$PT" seconds) s = $PT_RATE msgs/s (first consume to last delivery)"
+echo "passthrough: $(jget "$PT" msgs) msgs in $(jget "$PT" seconds) s = $PT_RATE msgs/s (first consume to last delivery);" \
+  "consume -> produce enqueue $($PY -c 'import json,sys; l=json.loads(sys.argv[1])["latency_us"]; print("p50 %g us, p99 %g us" % (l["p50"], l["p99"]))' "$PT")"
 
 # 3. The daemon on the same ticks, fresh group.
 tc_bg "$TC" run --brokers "$BROKERS" --group "bench-$$" --input-topic ticks --output-topic preds \
