@@ -313,7 +313,11 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "tickcast train: %s\n", err);
     goto done;
   }
-  if (!quiet)
+  if (!quiet && res.nval == 0)
+    fprintf(stderr, "train: wrote %s: %d epochs, no validation ticks (--val-frac 0): the last "
+                    "epoch is kept, %.1f s, %.0f tick-steps/s\n",
+            out_path, res.epochs_run, res.seconds, res.steps_per_s);
+  else if (!quiet)
     fprintf(stderr, "train: wrote %s: best epoch %d of %d, validation MSE %.6f vs random walk "
                     "%.6f (skill %+.4f) on %llu targets, %.1f s, %.0f tick-steps/s%s\n",
             out_path, res.best_epoch, res.epochs_run, res.val_mse, res.val_mse_rw,

@@ -379,10 +379,14 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
     res->epochs_run = epoch;
     if (log && o->verbose) {
       if (o->verbose >= 2) fprintf(log, "\r\033[K");
-      fprintf(log, "epoch %3d/%d  train %.5f  val %.5f (random walk %.5f, skill %+.4f)  %.0f "
-                   "tick-steps/s%s\n",
-              epoch, o->epochs, tl, vmse, vrw, vrw > 0 ? 1 - vmse / vrw : 0.0,
-              dt > 0 ? steps / dt : 0.0, improved ? "  *best" : "");
+      if (nval > 0)
+        fprintf(log, "epoch %3d/%d  train %.5f  val %.5f (random walk %.5f, skill %+.4f)  %.0f "
+                     "tick-steps/s%s\n",
+                epoch, o->epochs, tl, vmse, vrw, vrw > 0 ? 1 - vmse / vrw : 0.0,
+                dt > 0 ? steps / dt : 0.0, improved ? "  *best" : "");
+      else
+        fprintf(log, "epoch %3d/%d  train %.5f  (no validation ticks)  %.0f tick-steps/s\n", epoch,
+                o->epochs, tl, dt > 0 ? steps / dt : 0.0);
     }
     if (nval > 0 && bad >= o->patience) break;
   }
