@@ -108,6 +108,45 @@ tc_eq "output scale of the noise model" "$(scale "$TMP/noise.safetensors")" 0.00
 "$TC" eval --model "$TMP/noise.safetensors" --input "$TMP/ar1_test.csv" --json --quiet >"$TMP/noise_eval.json"
 tc_eq "skill of the zero model" "$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["overall"]["skill"])' "$TMP/noise_eval.json")" 0
 
+# 3c. eval's metrics in closed form: a hand-written model (zero LSTM weights, head bias 1,
+# target.std 0.001) predicts pred_ret = 0.001 for every tick: recall of "up" is 1, precision and
+# directional accuracy are the share of up moves, mse/mae follow from the realized returns.
+$PY - "$TMP/const.safetensors" <<'PYEOF'
+import json, struct, sys
+H = 4
+t = {"lstm.weight_ih_l0": ([4 * H, 4], 0.0), "lstm.weight_hh_l0": ([4 * H, H], 0.0),
+     "lstm.bias_ih_l0": ([4 * H], 0.0), "lstm.bias_hh_l0": ([4 * H], 0.0),
+     "head.weight": ([1, H], 0.0), "head.bias": ([1], 1.0), "features.mean": ([4], 0.0),
+     "features.std": ([4], 1.0), "target.mean": ([1], 0.0), "target.std": ([1], 0.001)}
+hdr, data = {"__metadata__": {"tickcast.format": "1", "tickcast.features": "ret,log_qty,log_dt,spread"}}, b""
+for name, (shape, v) in t.items():
+    n = 1
+    for d in shape: n *= d
+    hdr[name] = {"dtype": "F32", "shape": shape, "data_offsets": [len(data), len(data) + 4 * n]}
+    data += struct.pack("<%df" % n, *([v] * n))
+h = json.dumps(hdr).encode()
+h += b" " * (-len(h) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + data)
+PYEOF
+"$TC" eval --model "$TMP/const.safetensors" --input "$TMP/multi_ok.csv" --json --quiet >"$TMP/const.json"
+$PY - "$TMP/multi_ok.csv" "$TMP/const.json" <<'PYEOF' || tc_fail "eval metrics differ from the closed form"
+import csv, json, math, sys
+rows = {}
+for r in csv.DictReader(open(sys.argv[1])): rows.setdefault(r["sym"], []).append(float(r["px"]))
+real = [math.log(p[i + 1] / p[i]) for p in rows.values() for i in range(len(p) - 1)]
+import struct
+pred = struct.unpack("<f", struct.pack("<f", 0.001))[0]  # y = 1 times float32(0.001), in double
+nz = [r for r in real if r != 0]
+up = sum(r > 0 for r in nz) / len(nz)
+want = {"n": len(real), "mse": sum((pred - r) ** 2 for r in real) / len(real),
+        "mae": sum(abs(pred - r) for r in real) / len(real), "mse_rw": sum(r * r for r in real) / len(real),
+        "dir_acc": up, "precision": up, "recall": 1.0, "f1": 2 * up / (1 + up), "n_nonzero": len(nz)}
+got = json.load(open(sys.argv[2]))["overall"]
+bad = [k for k, v in want.items() if abs(got[k] - v) > 1e-7 * max(1, abs(v))]
+for k in want: print(f"const model {k}: eval {got[k]:.9g}, closed form {want[k]:.9g}")
+sys.exit(1 if bad else 0)
+PYEOF
+
 # 4. Same seed, same bytes; another seed, other bytes.
 head -n 8001 "$TMP/ar1_train.csv" >"$TMP/small.csv"
 for s in 11 11 12; do
