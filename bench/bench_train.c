@@ -21,9 +21,12 @@ int main(int argc, char **argv) {
   int H = 64, B = 64, T = 32, L = 1;
   double seconds = 3.0;
   int torch = 1;
-  if (argc > 1 && !strcmp(argv[argc - 1], "--no-torch")) torch = 0, argc--;
-  if (argc > 4) H = atoi(argv[1]), B = atoi(argv[2]), T = atoi(argv[3]), L = atoi(argv[4]);
-  if (argc > 5) seconds = atof(argv[5]);
+  if (argc > 1 && !strcmp(argv[argc - 1], "--no-torch"))
+    torch = 0, argc--;
+  if (argc > 4)
+    H = atoi(argv[1]), B = atoi(argv[2]), T = atoi(argv[3]), L = atoi(argv[4]);
+  if (argc > 5)
+    seconds = atof(argv[5]);
   openblas_set_num_threads(1);
   nn_model m;
   nn_train tr;
@@ -40,12 +43,15 @@ int main(int argc, char **argv) {
   float *x = malloc(TB * NN_F * sizeof *x), *tgt = malloc(TB * sizeof *tgt);
   float *w = malloc(TB * sizeof *w), *grad = malloc(m.nparams * sizeof *grad);
   float *state = calloc((size_t)B * nn_state_floats(&m), sizeof *state);
-  for (size_t i = 0; i < TB * NN_F; i++) x[i] = (float)(2 * nn_rng_uniform(&r) - 1);
-  for (size_t i = 0; i < TB; i++) tgt[i] = (float)(2 * nn_rng_uniform(&r) - 1), w[i] = 1.0f / TB;
+  for (size_t i = 0; i < TB * NN_F; i++)
+    x[i] = (float)(2 * nn_rng_uniform(&r) - 1);
+  for (size_t i = 0; i < TB; i++)
+    tgt[i] = (float)(2 * nn_rng_uniform(&r) - 1), w[i] = 1.0f / TB;
   long n = 0;
   double t0 = 0, loss = 0;
   for (int warm = 3;; warm--) {
-    if (warm == 0) t0 = now_s();
+    if (warm == 0)
+      t0 = now_s();
     loss = nn_train_forward(&tr, &m, B, T, x, tgt, w, state);
     memset(grad, 0, m.nparams * sizeof *grad);
     nn_train_backward(&tr, &m, grad);
@@ -53,25 +59,29 @@ int main(int argc, char **argv) {
     nn_adam_step(&adam, &m, grad);
     if (warm <= 0) {
       n++;
-      if (now_s() - t0 >= seconds) break;
+      if (now_s() - t0 >= seconds)
+        break;
     }
   }
   double dt = now_s() - t0, ours = (double)n * B * T / dt;
-  printf("bench_train H=%d B=%d T=%d L=%d: %.0f tick-steps/s (%ld steps in %.2f s, loss %.4f)\n",
-         H, B, T, L, ours, n, dt, loss);
+  printf("bench_train H=%d B=%d T=%d L=%d: %.0f tick-steps/s (%ld steps in %.2f s, loss %.4f)\n", H,
+         B, T, L, ours, n, dt, loss);
   fflush(stdout);
   char cmd[512], line[512];
   snprintf(cmd, sizeof cmd,
            "OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 /usr/bin/python3 bench/torch_train.py %d %d "
-           "%d %d %g 2>&1", H, B, T, L, seconds);
+           "%d %d %g 2>&1",
+           H, B, T, L, seconds);
   FILE *p = torch ? popen(cmd, "r") : NULL;
   double theirs = 0;
   while (p && fgets(line, sizeof line, p)) {
     fputs(line, stdout);
     char *s = strstr(line, ": ");
-    if (!strncmp(line, "torch_train", 11) && s) theirs = atof(s + 2);
+    if (!strncmp(line, "torch_train", 11) && s)
+      theirs = atof(s + 2);
   }
-  if (p) pclose(p);
+  if (p)
+    pclose(p);
   if (theirs > 0)
     printf("bench_train: tickcast / PyTorch = %.2fx (training tick-steps/s, one thread each)\n",
            ours / theirs);

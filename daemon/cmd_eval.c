@@ -46,10 +46,10 @@ static void usage(FILE *f) {
 }
 
 typedef struct score {
-  uint64_t n;               /* scored ticks */
-  double se, ae, se_rw;     /* sums of squared error, absolute error, squared realized */
-  uint64_t nz;              /* scored ticks with a non-zero realized return */
-  uint64_t tp, fp, fn, tn;  /* "up" class on those */
+  uint64_t n;              /* scored ticks */
+  double se, ae, se_rw;    /* sums of squared error, absolute error, squared realized */
+  uint64_t nz;             /* scored ticks with a non-zero realized return */
+  uint64_t tp, fp, fn, tn; /* "up" class on those */
 } score;
 
 static void score_add(score *s, double pred, double real) {
@@ -58,13 +58,18 @@ static void score_add(score *s, double pred, double real) {
   s->se += e * e;
   s->ae += fabs(e);
   s->se_rw += real * real;
-  if (real == 0) return;
+  if (real == 0)
+    return;
   s->nz++;
   int up = pred > 0, real_up = real > 0;
-  if (up && real_up) s->tp++;
-  else if (up) s->fp++;
-  else if (real_up) s->fn++;
-  else s->tn++;
+  if (up && real_up)
+    s->tp++;
+  else if (up)
+    s->fp++;
+  else if (real_up)
+    s->fn++;
+  else
+    s->tn++;
 }
 
 typedef struct metrics {
@@ -81,10 +86,14 @@ static metrics score_metrics(const score *s) {
   }
   m.skill_ok = m.mse_rw > 0;
   m.skill = m.skill_ok ? 1 - m.mse / m.mse_rw : 0;
-  if (s->nz) m.dir_acc = (double)(s->tp + s->tn) / s->nz;
-  if (s->tp + s->fp) m.precision = (double)s->tp / (s->tp + s->fp);
-  if (s->tp + s->fn) m.recall = (double)s->tp / (s->tp + s->fn);
-  if (m.precision + m.recall > 0) m.f1 = 2 * m.precision * m.recall / (m.precision + m.recall);
+  if (s->nz)
+    m.dir_acc = (double)(s->tp + s->tn) / s->nz;
+  if (s->tp + s->fp)
+    m.precision = (double)s->tp / (s->tp + s->fp);
+  if (s->tp + s->fn)
+    m.recall = (double)s->tp / (s->tp + s->fn);
+  if (m.precision + m.recall > 0)
+    m.f1 = 2 * m.precision * m.recall / (m.precision + m.recall);
   return m;
 }
 
@@ -98,9 +107,12 @@ static void row_table(const char *name, const score *s) {
 static void json_str(const char *s) {
   putchar('"');
   for (; *s; s++) {
-    if (*s == '"' || *s == '\\') putchar('\\');
-    if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
-    else putchar(*s);
+    if (*s == '"' || *s == '\\')
+      putchar('\\');
+    if ((unsigned char)*s < 0x20)
+      printf("\\u%04x", *s);
+    else
+      putchar(*s);
   }
   putchar('"');
 }
@@ -109,8 +121,10 @@ static void row_json(const score *s) {
   metrics m = score_metrics(s);
   printf("{\"n\":%llu,\"mse\":%.9g,\"mae\":%.9g,\"mse_rw\":%.9g,", (unsigned long long)s->n, m.mse,
          m.mae, m.mse_rw);
-  if (m.skill_ok) printf("\"skill\":%.9g,", m.skill);
-  else printf("\"skill\":null,");
+  if (m.skill_ok)
+    printf("\"skill\":%.9g,", m.skill);
+  else
+    printf("\"skill\":null,");
   printf("\"n_nonzero\":%llu,\"dir_acc\":%.9g,\"precision\":%.9g,\"recall\":%.9g,\"f1\":%.9g,"
          "\"tp\":%llu,\"fp\":%llu,\"fn\":%llu,\"tn\":%llu}",
          (unsigned long long)s->nz, m.dir_acc, m.precision, m.recall, m.f1,
@@ -134,23 +148,27 @@ static int predict_all(const nn_model *m, const dataset *d, double **pred) {
   int ns = d->ns, rc = TC_ENOMEM;
   size_t sf = nn_state_floats(m), maxn = 0;
   for (int i = 0; i < ns; i++)
-    if (d->s[i].n > maxn) maxn = d->s[i].n;
+    if (d->s[i].n > maxn)
+      maxn = d->s[i].n;
   nn_work w;
   memset(&w, 0, sizeof w);
   float *state = calloc((size_t)ns * sf, sizeof(float)), *x = malloc((size_t)ns * NN_F * 4);
   float *y = malloc((size_t)ns * 4), **sp = malloc((size_t)ns * sizeof *sp);
   int *who = malloc((size_t)ns * sizeof *who);
-  if (!state || !x || !y || !sp || !who || nn_work_init(&w, m, ns) != 0) goto done;
+  if (!state || !x || !y || !sp || !who || nn_work_init(&w, m, ns) != 0)
+    goto done;
   for (size_t k = 0; k < maxn; k++) {
     int B = 0;
     for (int i = 0; i < ns; i++) {
-      if (k >= d->s[i].n) continue;
+      if (k >= d->s[i].n)
+        continue;
       nn_features_standardize(m, d->s[i].raw + k * NN_F, x + (size_t)B * NN_F);
       sp[B] = state + (size_t)i * sf;
       who[B++] = i;
     }
     nn_lstm_step(m, &w, B, x, sp, y);
-    for (int b = 0; b < B; b++) pred[who[b]][k] = nn_pred_ret(m, y[b]);
+    for (int b = 0; b < B; b++)
+      pred[who[b]][k] = nn_pred_ret(m, y[b]);
   }
   rc = 0;
 done:
@@ -164,16 +182,12 @@ int cmd_eval(int argc, char **argv) {
   int json = 0, quiet = 0, help = 0, has_since = 0;
   int64_t since = 0;
   double val_frac = -1;
-  static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                       {"input", required_argument, 0, 'i'},
-                                       {"json", no_argument, 0, 'j'},
-                                       {"plot", required_argument, 0, 'p'},
-                                       {"sym", required_argument, 0, 's'},
-                                       {"since", required_argument, 0, 'S'},
-                                       {"val-frac", required_argument, 0, 'v'},
-                                       {"quiet", no_argument, 0, 'q'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
+  static const struct option opts[] = {
+      {"model", required_argument, 0, 'm'},    {"input", required_argument, 0, 'i'},
+      {"json", no_argument, 0, 'j'},           {"plot", required_argument, 0, 'p'},
+      {"sym", required_argument, 0, 's'},      {"since", required_argument, 0, 'S'},
+      {"val-frac", required_argument, 0, 'v'}, {"quiet", no_argument, 0, 'q'},
+      {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
   int c;
   optind = 1;
   opterr = 0;
@@ -186,8 +200,10 @@ int cmd_eval(int argc, char **argv) {
     case 's': sym = optarg; break;
     case 'S':
       if (parse_ts(optarg, &since) != 0) {
-        fprintf(stderr, "tickcast eval: --since: found '%s', expected integer nanoseconds or "
-                        "an RFC 3339 time like 2020-01-01T00:00:00Z\n", optarg);
+        fprintf(stderr,
+                "tickcast eval: --since: found '%s', expected integer nanoseconds or "
+                "an RFC 3339 time like 2020-01-01T00:00:00Z\n",
+                optarg);
         return 2;
       }
       has_since = 1;
@@ -234,14 +250,16 @@ int cmd_eval(int argc, char **argv) {
   double **pred = NULL;
   score *sc = NULL;
   svg_point *pts = NULL;
-  if (dataset_init(&d) != 0) goto oom;
+  if (dataset_init(&d) != 0)
+    goto oom;
   int rc = dataset_load(&d, in_path, !quiet, err, sizeof err);
   if (rc != 0) {
     fprintf(stderr, "tickcast eval: %s\n", err);
     status = rc == TC_ENOMEM ? 1 : 2;
     goto done;
   }
-  if (!quiet) dataset_print_summary(&d, "eval input");
+  if (!quiet)
+    dataset_print_summary(&d, "eval input");
   int only = -1;
   if (sym) {
     only = symtab_find(&d.st, sym, strlen(sym));
@@ -254,26 +272,34 @@ int cmd_eval(int argc, char **argv) {
   }
   pred = calloc(d.ns ? d.ns : 1, sizeof *pred);
   sc = calloc(d.ns ? d.ns : 1, sizeof *sc);
-  if (!pred || !sc) goto oom;
+  if (!pred || !sc)
+    goto oom;
   for (int i = 0; i < d.ns; i++)
-    if (!(pred[i] = malloc((d.s[i].n ? d.s[i].n : 1) * sizeof **pred))) goto oom;
-  if (predict_all(&m, &d, pred) != 0) goto oom;
+    if (!(pred[i] = malloc((d.s[i].n ? d.s[i].n : 1) * sizeof **pred)))
+      goto oom;
+  if (predict_all(&m, &d, pred) != 0)
+    goto oom;
 
   score all = {0};
   size_t npts = 0;
-  for (int i = 0; i < d.ns; i++) npts += d.s[i].n;
-  if (plot_path && !(pts = malloc((npts ? npts : 1) * sizeof *pts))) goto oom;
+  for (int i = 0; i < d.ns; i++)
+    npts += d.s[i].n;
+  if (plot_path && !(pts = malloc((npts ? npts : 1) * sizeof *pts)))
+    goto oom;
   npts = 0;
   for (int i = 0; i < d.ns; i++) {
-    if (only >= 0 && i != only) continue;
+    if (only >= 0 && i != only)
+      continue;
     const ds_series *s = &d.s[i];
     size_t from = val_frac > 0 ? s->n - (size_t)floor((double)s->n * val_frac) : 0;
     for (size_t t = from; t + 1 < s->n; t++) {
-      if (has_since && s->ts[t] < since) continue;
+      if (has_since && s->ts[t] < since)
+        continue;
       double real = s->raw[(t + 1) * NN_F];
       score_add(&sc[i], pred[i][t], real);
       score_add(&all, pred[i][t], real);
-      if (pts) pts[npts++] = (svg_point){s->ts[t], pred[i][t], real};
+      if (pts)
+        pts[npts++] = (svg_point){s->ts[t], pred[i][t], real};
     }
   }
   if (json) {
@@ -284,7 +310,8 @@ int cmd_eval(int argc, char **argv) {
     printf(",\"instruments\":[");
     int first = 1;
     for (int i = 0; i < d.ns; i++) {
-      if (only >= 0 && i != only) continue;
+      if (only >= 0 && i != only)
+        continue;
       printf("%s{\"sym\":", first ? "" : ",");
       json_str(d.s[i].sym);
       printf(",\"metrics\":");
@@ -299,8 +326,10 @@ int cmd_eval(int argc, char **argv) {
     printf("%-16s %9s %12s %12s %12s %9s %8s %9s %7s %7s\n", "sym", "n", "mse", "mae", "mse_rw",
            "skill", "dir_acc", "precision", "recall", "f1");
     for (int i = 0; i < d.ns; i++)
-      if (only < 0 || i == only) row_table(d.s[i].sym, &sc[i]);
-    if (only < 0) row_table("ALL", &all);
+      if (only < 0 || i == only)
+        row_table(d.s[i].sym, &sc[i]);
+    if (only < 0)
+      row_table("ALL", &all);
   }
   if (fflush(stdout) != 0) {
     fprintf(stderr, "tickcast eval: cannot write the report\n");
@@ -322,7 +351,8 @@ oom:
   fprintf(stderr, "tickcast eval: out of memory\n");
 done:
   if (pred)
-    for (int i = 0; i < d.ns; i++) free(pred[i]);
+    for (int i = 0; i < d.ns; i++)
+      free(pred[i]);
   free(pred), free(sc), free(pts);
   dataset_free(&d);
   nn_model_free(&m);

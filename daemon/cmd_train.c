@@ -20,40 +20,40 @@
 #define MAX_INPUTS 256
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: tickcast train --input FILE [--input FILE...] --output M [options]\n\n"
-          "Trains the contract network (CONTRACT §2-§4) to predict each tick's next return and\n"
-          "writes the best model as safetensors. The last --val-frac of every instrument's ticks\n"
-          "is held out for validation (split by time, never shuffled); feature and target\n"
-          "statistics come from the training part only. Training stops early when the\n"
-          "validation MSE has not improved for --patience epochs. If no epoch beats predicting a\n"
-          "zero return (the random walk) on validation by a significant margin (t-statistic of the\n"
-          "loss difference >= 2), the saved model predicts exactly zero; otherwise its output is\n"
-          "shrunk by the least-squares factor in [0, 1] on validation.\n\n"
-          "  --input FILE    tick file (CSV or JSON Lines, '-' = stdin); repeat for more files\n"
-          "  --output M      model file to write\n"
-          "  --hidden H      hidden size (default 32)\n"
-          "  --layers L      LSTM layers (default 1)\n"
-          "  --peephole      add peephole weights w_ci, w_cf, w_co\n"
-          "  --epochs N      most epochs (default 30; for fewer than 20,000 training ticks\n"
-          "                  600,000 / ticks, at most 200: small inputs take more passes)\n"
-          "  --seq T         truncated-BPTT window in ticks (default 32)\n"
-          "  --batch B       sequences per minibatch (default 32, fewer for small inputs so that\n"
-          "                  an epoch has at least 8 steps)\n"
-          "  --lr X          Adam learning rate (default 0.003)\n"
-          "  --clip X        gradient-norm limit, 0 = none (default 1)\n"
-          "  --val-frac F    validation fraction per instrument, 0 <= F < 1 (default 0.2)\n"
-          "  --patience N    epochs without improvement before stopping (default 5)\n"
-          "  --seed S        seed of all randomness; same seed, same input: same model bytes\n"
-          "                  (default 1)\n"
-          "  --search        random search over hidden, layers, seq and lr on the validation\n"
-          "                  split; prints a table on stdout (skill of the saved model, fit_skill\n"
-          "                  of the trained one before any fallback to zero, t of its gain) and\n"
-          "                  keeps the best\n"
-          "  --trials N      configurations tried by --search (default 8)\n"
-          "  --quiet         no progress on stderr\n"
-          "Exit status: 0 done, 1 runtime failure (no usable ticks, cannot write), 2 bad usage or\n"
-          "unreadable input.\n");
+  fprintf(
+      f, "usage: tickcast train --input FILE [--input FILE...] --output M [options]\n\n"
+         "Trains the contract network (CONTRACT §2-§4) to predict each tick's next return and\n"
+         "writes the best model as safetensors. The last --val-frac of every instrument's ticks\n"
+         "is held out for validation (split by time, never shuffled); feature and target\n"
+         "statistics come from the training part only. Training stops early when the\n"
+         "validation MSE has not improved for --patience epochs. If no epoch beats predicting a\n"
+         "zero return (the random walk) on validation by a significant margin (t-statistic of the\n"
+         "loss difference >= 2), the saved model predicts exactly zero; otherwise its output is\n"
+         "shrunk by the least-squares factor in [0, 1] on validation.\n\n"
+         "  --input FILE    tick file (CSV or JSON Lines, '-' = stdin); repeat for more files\n"
+         "  --output M      model file to write\n"
+         "  --hidden H      hidden size (default 32)\n"
+         "  --layers L      LSTM layers (default 1)\n"
+         "  --peephole      add peephole weights w_ci, w_cf, w_co\n"
+         "  --epochs N      most epochs (default 30; for fewer than 20,000 training ticks\n"
+         "                  600,000 / ticks, at most 200: small inputs take more passes)\n"
+         "  --seq T         truncated-BPTT window in ticks (default 32)\n"
+         "  --batch B       sequences per minibatch (default 32, fewer for small inputs so that\n"
+         "                  an epoch has at least 8 steps)\n"
+         "  --lr X          Adam learning rate (default 0.003)\n"
+         "  --clip X        gradient-norm limit, 0 = none (default 1)\n"
+         "  --val-frac F    validation fraction per instrument, 0 <= F < 1 (default 0.2)\n"
+         "  --patience N    epochs without improvement before stopping (default 5)\n"
+         "  --seed S        seed of all randomness; same seed, same input: same model bytes\n"
+         "                  (default 1)\n"
+         "  --search        random search over hidden, layers, seq and lr on the validation\n"
+         "                  split; prints a table on stdout (skill of the saved model, fit_skill\n"
+         "                  of the trained one before any fallback to zero, t of its gain) and\n"
+         "                  keeps the best\n"
+         "  --trials N      configurations tried by --search (default 8)\n"
+         "  --quiet         no progress on stderr\n"
+         "Exit status: 0 done, 1 runtime failure (no usable ticks, cannot write), 2 bad usage or\n"
+         "unreadable input.\n");
 }
 
 /* Strict number parsing: the whole argument, finite, in range. */
@@ -145,8 +145,8 @@ static int run_search(const dataset *d, const fit_opts *base, int trials, nn_mod
   nn_rng r;
   nn_rng_seed(&r, base->seed ^ 0x5eed5eed5eedULL);
   int best_i = -1;
-  printf("%-5s %6s %6s %5s %8s %7s %10s %10s %8s %9s %6s %7s\n", "trial", "hidden", "layers",
-         "seq", "lr", "epochs", "val_mse", "rw_mse", "skill", "fit_skill", "t", "sec");
+  printf("%-5s %6s %6s %5s %8s %7s %10s %10s %8s %9s %6s %7s\n", "trial", "hidden", "layers", "seq",
+         "lr", "epochs", "val_mse", "rw_mse", "skill", "fit_skill", "t", "sec");
   for (int i = 0; i < trials; i++) {
     fit_opts o = *base;
     o.H = Hs[nn_rng_below(&r, 3)];
@@ -154,13 +154,15 @@ static int run_search(const dataset *d, const fit_opts *base, int trials, nn_mod
     o.T = Ts[nn_rng_below(&r, 3)];
     o.lr = lrs[nn_rng_below(&r, 3)];
     o.seed = base->seed + (uint64_t)i;
-    if (o.verbose) fprintf(stderr, "search: trial %d/%d: hidden %d, layers %d, seq %d, lr %g\n",
-                           i + 1, trials, o.H, o.L, o.T, o.lr);
+    if (o.verbose)
+      fprintf(stderr, "search: trial %d/%d: hidden %d, layers %d, seq %d, lr %g\n", i + 1, trials,
+              o.H, o.L, o.T, o.lr);
     nn_model m;
     fit_result res;
     int rc = fit_run(d, &o, &m, &res, stderr, err, errlen);
     if (rc != 0) {
-      if (best_i >= 0) nn_model_free(best);
+      if (best_i >= 0)
+        nn_model_free(best);
       return rc;
     }
     double rw = res.val_mse_rw > 0 ? res.val_mse_rw : 1;
@@ -169,7 +171,8 @@ static int run_search(const dataset *d, const fit_opts *base, int trials, nn_mod
            1 - res.val_mse_fit / rw, res.tstat, res.seconds);
     fflush(stdout);
     if (best_i < 0 || res.val_mse < best_res->val_mse) {
-      if (best_i >= 0) nn_model_free(best);
+      if (best_i >= 0)
+        nn_model_free(best);
       *best = m;
       *best_res = res;
       *best_opts = o;
@@ -191,15 +194,15 @@ int cmd_train(int argc, char **argv) {
   fit_opts o;
   fit_opts_default(&o);
   static const struct option opts[] = {
-      {"input", required_argument, 0, 'i'},   {"output", required_argument, 0, 'o'},
-      {"hidden", required_argument, 0, 'H'},  {"layers", required_argument, 0, 'L'},
-      {"epochs", required_argument, 0, 'e'},  {"seed", required_argument, 0, 's'},
-      {"peephole", no_argument, 0, 'p'},      {"seq", required_argument, 0, 'T'},
-      {"batch", required_argument, 0, 'B'},   {"lr", required_argument, 0, 'l'},
-      {"clip", required_argument, 0, 'c'},    {"val-frac", required_argument, 0, 'v'},
+      {"input", required_argument, 0, 'i'},    {"output", required_argument, 0, 'o'},
+      {"hidden", required_argument, 0, 'H'},   {"layers", required_argument, 0, 'L'},
+      {"epochs", required_argument, 0, 'e'},   {"seed", required_argument, 0, 's'},
+      {"peephole", no_argument, 0, 'p'},       {"seq", required_argument, 0, 'T'},
+      {"batch", required_argument, 0, 'B'},    {"lr", required_argument, 0, 'l'},
+      {"clip", required_argument, 0, 'c'},     {"val-frac", required_argument, 0, 'v'},
       {"patience", required_argument, 0, 'P'}, {"search", no_argument, 0, 'S'},
-      {"trials", required_argument, 0, 'n'},  {"quiet", no_argument, 0, 'q'},
-      {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+      {"trials", required_argument, 0, 'n'},   {"quiet", no_argument, 0, 'q'},
+      {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
   int c;
   optind = 1;
   opterr = 0;
@@ -229,9 +232,7 @@ int cmd_train(int argc, char **argv) {
       break;
     case 'l': bad = parse_double("--lr", optarg, 0, 10, 1, &o.lr); break;
     case 'c': bad = parse_double("--clip", optarg, 0, 1e30, 0, &o.clip); break;
-    case 'v':
-      bad = parse_double("--val-frac", optarg, 0, 0.99, 0, &val_frac);
-      break;
+    case 'v': bad = parse_double("--val-frac", optarg, 0, 0.99, 0, &val_frac); break;
     case 'P': bad = parse_int("--patience", optarg, 1, 100000, &o.patience); break;
     case 'S': search = 1; break;
     case 'n': bad = parse_int("--trials", optarg, 1, 1000, &trials); break;
@@ -242,7 +243,8 @@ int cmd_train(int argc, char **argv) {
               argv[optind - 1]);
       return 2;
     }
-    if (bad) return 2;
+    if (bad)
+      return 2;
   }
   if (help) {
     usage(stdout);
@@ -278,14 +280,17 @@ int cmd_train(int argc, char **argv) {
       goto done;
     }
   }
-  if (!quiet) dataset_print_summary(&d, "train input");
+  if (!quiet)
+    dataset_print_summary(&d, "train input");
   dataset_split(&d, val_frac);
   uint64_t ntr = 0;
   for (int i = 0; i < d.ns; i++)
-    if (d.s[i].ntrain >= 2) ntr += d.s[i].ntrain - 1;
+    if (d.s[i].ntrain >= 2)
+      ntr += d.s[i].ntrain - 1;
   if (ntr == 0) {
-    fprintf(stderr, "tickcast train: no training targets: %llu accepted ticks in %d instruments "
-                    "(an instrument needs at least 2 ticks in its training part)\n",
+    fprintf(stderr,
+            "tickcast train: no training targets: %llu accepted ticks in %d instruments "
+            "(an instrument needs at least 2 ticks in its training part)\n",
             (unsigned long long)d.accepted, d.ns);
     goto done;
   }
@@ -314,17 +319,20 @@ int cmd_train(int argc, char **argv) {
     goto done;
   }
   if (!quiet && res.nval == 0)
-    fprintf(stderr, "train: wrote %s: %d epochs, no validation ticks (--val-frac 0): the last "
-                    "epoch is kept, %.1f s, %.0f tick-steps/s\n",
+    fprintf(stderr,
+            "train: wrote %s: %d epochs, no validation ticks (--val-frac 0): the last "
+            "epoch is kept, %.1f s, %.0f tick-steps/s\n",
             out_path, res.epochs_run, res.seconds, res.steps_per_s);
   else if (!quiet)
-    fprintf(stderr, "train: wrote %s: best epoch %d of %d, validation MSE %.6f vs random walk "
-                    "%.6f (skill %+.4f) on %llu targets, %.1f s, %.0f tick-steps/s%s\n",
+    fprintf(stderr,
+            "train: wrote %s: best epoch %d of %d, validation MSE %.6f vs random walk "
+            "%.6f (skill %+.4f) on %llu targets, %.1f s, %.0f tick-steps/s%s\n",
             out_path, res.best_epoch, res.epochs_run, res.val_mse, res.val_mse_rw,
             res.val_mse_rw > 0 ? 1 - res.val_mse / res.val_mse_rw : 0.0,
             (unsigned long long)res.nval, res.seconds, res.steps_per_s,
             res.fallback ? "; no significant gain over the random walk, so the model "
-                           "predicts a zero return" : "");
+                           "predicts a zero return"
+                         : "");
   status = 0;
 done:
   nn_model_free(&m);

@@ -16,14 +16,17 @@
 
 int dataset_init(dataset *d) {
   memset(d, 0, sizeof *d);
-  if (symtab_init(&d->st, 0, 64) != 0) return TC_ENOMEM;
-  for (int i = 0; i < NN_F; i++) d->feat_std[i] = 1.0;
+  if (symtab_init(&d->st, 0, 64) != 0)
+    return TC_ENOMEM;
+  for (int i = 0; i < NN_F; i++)
+    d->feat_std[i] = 1.0;
   d->tgt_std = 1.0;
   return 0;
 }
 
 void dataset_free(dataset *d) {
-  if (!d) return;
+  if (!d)
+    return;
   for (int i = 0; i < d->ns; i++) {
     free(d->s[i].ts);
     free(d->s[i].px);
@@ -36,15 +39,20 @@ void dataset_free(dataset *d) {
 
 /* Makes room for one more tick in series s. */
 static int series_grow(ds_series *s) {
-  if (s->n < s->cap) return 0;
+  if (s->n < s->cap)
+    return 0;
   size_t cap = s->cap ? s->cap * 2 : 256;
   int64_t *ts = realloc(s->ts, cap * sizeof *ts);
-  if (ts) s->ts = ts;
+  if (ts)
+    s->ts = ts;
   double *px = realloc(s->px, cap * sizeof *px);
-  if (px) s->px = px;
+  if (px)
+    s->px = px;
   double *raw = realloc(s->raw, cap * NN_F * sizeof *raw);
-  if (raw) s->raw = raw;
-  if (!ts || !px || !raw) return TC_ENOMEM;
+  if (raw)
+    s->raw = raw;
+  if (!ts || !px || !raw)
+    return TC_ENOMEM;
   s->cap = cap;
   return 0;
 }
@@ -52,16 +60,19 @@ static int series_grow(ds_series *s) {
 /* Returns the series index of sym, adding an empty series when new; negative on ENOMEM. */
 static int series_of(dataset *d, const tick *t) {
   int32_t slot = symtab_find(&d->st, t->sym, t->sym_len);
-  if (slot >= 0) return slot;
+  if (slot >= 0)
+    return slot;
   if (d->ns == d->scap) {
     int cap = d->scap ? d->scap * 2 : 16;
     ds_series *s = realloc(d->s, (size_t)cap * sizeof *s);
-    if (!s) return TC_ENOMEM;
+    if (!s)
+      return TC_ENOMEM;
     d->s = s;
     d->scap = cap;
   }
   slot = symtab_add(&d->st, t->sym, t->sym_len);
-  if (slot < 0) return slot;
+  if (slot < 0)
+    return slot;
   ds_series *s = &d->s[d->ns++];
   memset(s, 0, sizeof *s);
   memcpy(s->sym, t->sym, t->sym_len);
@@ -72,21 +83,26 @@ static int series_of(dataset *d, const tick *t) {
 static void note_reject(dataset *d, int reason, const char *path, uint64_t line, const char *msg,
                         int verbose) {
   uint64_t k = d->rejected[reason]++;
-  if (k < DS_FIRST_LINES) d->first_line[reason][k] = line;
-  if (k == 0) d->first_file[reason] = path;
+  if (k < DS_FIRST_LINES)
+    d->first_line[reason][k] = line;
+  if (k == 0)
+    d->first_file[reason] = path;
   uint64_t total = 0;
-  for (int r = 1; r < TICK_NREASONS; r++) total += d->rejected[r];
+  for (int r = 1; r < TICK_NREASONS; r++)
+    total += d->rejected[r];
   if (verbose && total <= SHOWN_ERRORS) {
     fprintf(stderr, "%s:%llu: %s: %s\n", path, (unsigned long long)line, tick_reason_name(reason),
             msg);
-    if (total == SHOWN_ERRORS) fprintf(stderr, "further rejected lines are only counted\n");
+    if (total == SHOWN_ERRORS)
+      fprintf(stderr, "further rejected lines are only counted\n");
   }
 }
 
 int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t errlen) {
   tickfile tf;
   int rc = tickfile_open(&tf, path, err, errlen);
-  if (rc != 0) return rc;
+  if (rc != 0)
+    return rc;
   const char *name = strcmp(path, "-") ? path : "stdin";
   char msg[256];
   tick t;
@@ -104,8 +120,10 @@ int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t er
     }
     ds_series *s = &d->s[si];
     if (s->n > 0 && t.ts < s->ts[s->n - 1]) {
-      snprintf(msg, sizeof msg, "field ts: found %lld, expected >= %lld (the last accepted tick "
-                                "of %s)", (long long)t.ts, (long long)s->ts[s->n - 1], s->sym);
+      snprintf(msg, sizeof msg,
+               "field ts: found %lld, expected >= %lld (the last accepted tick "
+               "of %s)",
+               (long long)t.ts, (long long)s->ts[s->n - 1], s->sym);
       note_reject(d, TICK_OUT_OF_ORDER, name, tf.line, msg, verbose);
       continue;
     }
@@ -140,7 +158,8 @@ void dataset_split(dataset *d, double val_frac) {
   for (int i = 0; i < d->ns; i++) {
     ds_series *s = &d->s[i];
     size_t nval = (size_t)floor((double)s->n * val_frac);
-    if (nval > s->n) nval = s->n;
+    if (nval > s->n)
+      nval = s->n;
     s->ntrain = s->n - nval;
   }
 }
@@ -151,10 +170,12 @@ void dataset_stats(dataset *d) {
   for (int i = 0; i < d->ns; i++) {
     const ds_series *s = &d->s[i];
     for (size_t t = 0; t < s->ntrain; t++)
-      for (int f = 0; f < NN_F; f++) sum[f] += s->raw[t * NN_F + f];
+      for (int f = 0; f < NN_F; f++)
+        sum[f] += s->raw[t * NN_F + f];
     n += (double)s->ntrain;
   }
-  for (int f = 0; f < NN_F; f++) d->feat_mean[f] = n > 0 ? sum[f] / n : 0.0;
+  for (int f = 0; f < NN_F; f++)
+    d->feat_mean[f] = n > 0 ? sum[f] / n : 0.0;
   for (int i = 0; i < d->ns; i++) {
     const ds_series *s = &d->s[i];
     for (size_t t = 0; t < s->ntrain; t++)
@@ -188,12 +209,14 @@ void dataset_apply_stats(const dataset *d, nn_model *m) {
 
 void dataset_print_summary(const dataset *d, const char *what) {
   uint64_t rej = 0;
-  for (int r = 1; r < TICK_NREASONS; r++) rej += d->rejected[r];
+  for (int r = 1; r < TICK_NREASONS; r++)
+    rej += d->rejected[r];
   fprintf(stderr, "%s: %llu ticks read, %llu accepted, %llu rejected, %d instruments\n", what,
           (unsigned long long)d->read, (unsigned long long)d->accepted, (unsigned long long)rej,
           d->ns);
   for (int r = 1; r < TICK_NREASONS; r++) {
-    if (!d->rejected[r]) continue;
+    if (!d->rejected[r])
+      continue;
     fprintf(stderr, "  rejected %-14s %8llu  (%s lines", tick_reason_name(r),
             (unsigned long long)d->rejected[r], d->first_file[r] ? d->first_file[r] : "?");
     for (uint64_t k = 0; k < d->rejected[r] && k < DS_FIRST_LINES; k++)

@@ -17,30 +17,30 @@
 /* One instrument's accepted ticks, in order. Target of tick t = raw ret of tick t + 1. */
 typedef struct ds_series {
   char sym[TICK_SYM_MAX + 1];
-  size_t n;        /* accepted ticks */
-  size_t cap;      /* allocated entries */
-  size_t ntrain;   /* ticks [0, ntrain) are training, [ntrain, n) validation (dataset_split) */
-  int64_t *ts;     /* (n) */
-  double *px;      /* (n) */
-  double *raw;     /* (n, NN_F) raw features */
+  size_t n;      /* accepted ticks */
+  size_t cap;    /* allocated entries */
+  size_t ntrain; /* ticks [0, ntrain) are training, [ntrain, n) validation (dataset_split) */
+  int64_t *ts;   /* (n) */
+  double *px;    /* (n) */
+  double *raw;   /* (n, NN_F) raw features */
 } ds_series;
 
 typedef struct dataset {
-  symtab st;          /* sym -> slot; slot i is series[i] (slots are never reused here) */
-  ds_series *s;       /* (ns) */
-  int ns;             /* instruments */
-  int scap;           /* allocated series */
-  uint64_t read;      /* ticks (non-empty lines) read over all files */
-  uint64_t accepted;  /* ticks accepted */
-  uint64_t rejected[TICK_NREASONS];                /* by reason */
+  symtab st;         /* sym -> slot; slot i is series[i] (slots are never reused here) */
+  ds_series *s;      /* (ns) */
+  int ns;            /* instruments */
+  int scap;          /* allocated series */
+  uint64_t read;     /* ticks (non-empty lines) read over all files */
+  uint64_t accepted; /* ticks accepted */
+  uint64_t rejected[TICK_NREASONS];                   /* by reason */
   uint64_t first_line[TICK_NREASONS][DS_FIRST_LINES]; /* first line numbers per reason */
-  const char *first_file[TICK_NREASONS];           /* file of the first rejection per reason */
+  const char *first_file[TICK_NREASONS];              /* file of the first rejection per reason */
   /* Standardization from the training part (dataset_stats). */
   double feat_mean[NN_F], feat_std[NN_F];
   double tgt_mean, tgt_std;
 } dataset;
 
-int dataset_init(dataset *d); /* 0 or TC_ENOMEM */
+int dataset_init(dataset *d);  /* 0 or TC_ENOMEM */
 void dataset_free(dataset *d); /* accepts NULL and half-built */
 
 /* Appends the ticks of one file (CSV or JSON Lines, '-' = stdin). Rejected lines (decoder

@@ -13,8 +13,8 @@
 #include "../nn/tc_err.h"
 #include "../nn/train.h"
 
-#define VAL_B 64 /* lanes (instruments) per validation pass */
-#define VAL_T 64 /* steps per validation window */
+#define VAL_B 64      /* lanes (instruments) per validation pass */
+#define VAL_T 64      /* steps per validation window */
 #define FIT_MIN_T 2.0 /* least t-statistic of the validation gain for a non-zero model */
 
 void fit_opts_default(fit_opts *o) {
@@ -39,10 +39,10 @@ static double now_s(void) {
 
 /* The dataset as flat standardized arrays, series after series. */
 typedef struct flat {
-  size_t N;        /* ticks */
-  size_t *off;     /* (ns + 1) first flat index of each series */
-  float *x;        /* (N, NN_F) standardized features */
-  float *y;        /* (N) standardized target (next tick's ret), 0 where there is none */
+  size_t N;    /* ticks */
+  size_t *off; /* (ns + 1) first flat index of each series */
+  float *x;    /* (N, NN_F) standardized features */
+  float *y;    /* (N) standardized target (next tick's ret), 0 where there is none */
 } flat;
 
 static void flat_free(flat *f) {
@@ -55,9 +55,11 @@ static void flat_free(flat *f) {
 static int flat_build(flat *f, const dataset *d) {
   memset(f, 0, sizeof *f);
   f->off = malloc(((size_t)d->ns + 1) * sizeof *f->off);
-  if (!f->off) return TC_ENOMEM;
+  if (!f->off)
+    return TC_ENOMEM;
   size_t N = 0;
-  for (int i = 0; i < d->ns; i++) f->off[i] = N, N += d->s[i].n;
+  for (int i = 0; i < d->ns; i++)
+    f->off[i] = N, N += d->s[i].n;
   f->off[d->ns] = N;
   f->N = N;
   f->x = malloc((N ? N : 1) * NN_F * sizeof *f->x);
@@ -86,15 +88,18 @@ typedef struct vsums {
 
 /* Validation over flat data: every series from its first tick, loss on its validation targets.
  * With vs != NULL also fills the sums above. */
-static int validate(const dataset *d, const flat *f, const nn_model *m, double *mse,
-                    double *mse_rw, uint64_t *count, vsums *vs) {
+static int validate(const dataset *d, const flat *f, const nn_model *m, double *mse, double *mse_rw,
+                    uint64_t *count, vsums *vs) {
   int Bv = d->ns < VAL_B ? d->ns : VAL_B;
   *mse = *mse_rw = 0;
   *count = 0;
-  if (vs) memset(vs, 0, sizeof *vs);
-  if (Bv == 0) return 0;
+  if (vs)
+    memset(vs, 0, sizeof *vs);
+  if (Bv == 0)
+    return 0;
   nn_train tr;
-  if (nn_train_init(&tr, m, Bv, VAL_T) != 0) return TC_ENOMEM;
+  if (nn_train_init(&tr, m, Bv, VAL_T) != 0)
+    return TC_ENOMEM;
   size_t sf = nn_state_floats(m);
   float *x = malloc((size_t)VAL_T * Bv * NN_F * sizeof(float));
   float *tg = malloc((size_t)VAL_T * Bv * sizeof(float));
@@ -111,7 +116,8 @@ static int validate(const dataset *d, const flat *f, const nn_model *m, double *
     int B = d->ns - g0 < Bv ? d->ns - g0 : Bv;
     size_t len = 0;
     for (int b = 0; b < B; b++)
-      if (d->s[g0 + b].n > len) len = d->s[g0 + b].n;
+      if (d->s[g0 + b].n > len)
+        len = d->s[g0 + b].n;
     memset(state, 0, (size_t)B * sf * sizeof(float));
     for (size_t p0 = 0; p0 < len; p0 += VAL_T) {
       int T = len - p0 < VAL_T ? (int)(len - p0) : VAL_T;
@@ -133,7 +139,8 @@ static int validate(const dataset *d, const flat *f, const nn_model *m, double *
         }
       nn_train_forward(&tr, m, B, T, x, tg, w, state);
       for (int r = 0; r < T * B; r++) {
-        if (w[r] == 0.0f) continue;
+        if (w[r] == 0.0f)
+          continue;
         double e = (double)tr.y[r] - tg[r];
         se += e * e;
         se0 += (double)tg[r] * tg[r];
@@ -149,7 +156,8 @@ static int validate(const dataset *d, const flat *f, const nn_model *m, double *
   *mse = n ? se / (double)n : 0;
   *mse_rw = n ? se0 / (double)n : 0;
   *count = n;
-  if (vs) *vs = (vsums){syt, syy, sg, sgg};
+  if (vs)
+    *vs = (vsums){syt, syy, sg, sgg};
   free(x), free(tg), free(w), free(state);
   nn_train_free(&tr);
   return 0;
@@ -157,7 +165,8 @@ static int validate(const dataset *d, const flat *f, const nn_model *m, double *
 
 int fit_validate(const dataset *d, const nn_model *m, double *mse, double *mse_rw, uint64_t *n) {
   flat f;
-  if (flat_build(&f, d) != 0) return TC_ENOMEM;
+  if (flat_build(&f, d) != 0)
+    return TC_ENOMEM;
   int rc = validate(d, &f, m, mse, mse_rw, n, NULL);
   flat_free(&f);
   return rc;
@@ -172,9 +181,9 @@ typedef struct piece {
  * starts (state reset) for each (lane, window). */
 typedef struct lanes {
   int B, T;
-  size_t W;        /* windows */
-  long long *idx;  /* (B, W * T) */
-  uint8_t *reset;  /* (B, W) */
+  size_t W;       /* windows */
+  long long *idx; /* (B, W * T) */
+  uint8_t *reset; /* (B, W) */
 } lanes;
 
 static void lanes_free(lanes *ln) {
@@ -189,19 +198,23 @@ static int lanes_build(lanes *ln, const dataset *d, const flat *f, int B, int T,
   memset(ln, 0, sizeof *ln);
   size_t ntr = 0;
   for (int i = 0; i < d->ns; i++)
-    if (d->s[i].ntrain >= 2) ntr += d->s[i].ntrain - 1;
-  if (ntr == 0) return 0;
+    if (d->s[i].ntrain >= 2)
+      ntr += d->s[i].ntrain - 1;
+  if (ntr == 0)
+    return 0;
   size_t P = (ntr + B - 1) / B;
   P = (P + T - 1) / T * T;
   size_t np = 0, pcap = 64;
   piece *pc = malloc(pcap * sizeof *pc);
-  if (!pc) return TC_ENOMEM;
+  if (!pc)
+    return TC_ENOMEM;
   for (int i = 0; i < d->ns; i++) {
     size_t n = d->s[i].ntrain >= 2 ? d->s[i].ntrain - 1 : 0; /* inputs with a training target */
     size_t a = 0, first = n > P ? (size_t)nn_rng_below(r, P) : 0;
     while (a < n) {
       size_t len = a == 0 && first > 0 ? first : P;
-      if (len > n - a) len = n - a;
+      if (len > n - a)
+        len = n - a;
       if (np == pcap) {
         piece *q = realloc(pc, 2 * pcap * sizeof *pc);
         if (!q) {
@@ -229,13 +242,15 @@ static int lanes_build(lanes *ln, const dataset *d, const flat *f, int B, int T,
   for (size_t i = 0; i < np; i++) {
     int best = 0;
     for (int b = 1; b < B; b++)
-      if (fill[b] < fill[best]) best = b;
+      if (fill[b] < fill[best])
+        best = b;
     lane_of[i] = best;
     fill[best] += (pc[i].len + T - 1) / T;
   }
   size_t W = 0;
   for (int b = 0; b < B; b++)
-    if (fill[b] > W) W = fill[b];
+    if (fill[b] > W)
+      W = fill[b];
   ln->B = B, ln->T = T, ln->W = W;
   ln->idx = malloc((size_t)B * W * T * sizeof *ln->idx);
   ln->reset = calloc((size_t)B * W, 1);
@@ -244,13 +259,15 @@ static int lanes_build(lanes *ln, const dataset *d, const flat *f, int B, int T,
     lanes_free(ln);
     return TC_ENOMEM;
   }
-  for (size_t i = 0; i < (size_t)B * W * T; i++) ln->idx[i] = -1;
+  for (size_t i = 0; i < (size_t)B * W * T; i++)
+    ln->idx[i] = -1;
   memset(fill, 0, B * sizeof *fill);
   for (size_t i = 0; i < np; i++) {
     int b = lane_of[i];
     ln->reset[(size_t)b * W + fill[b]] = 1;
     long long *dst = ln->idx + (size_t)b * W * T + fill[b] * T;
-    for (size_t k = 0; k < pc[i].len; k++) dst[k] = (long long)(pc[i].start + k);
+    for (size_t k = 0; k < pc[i].len; k++)
+      dst[k] = (long long)(pc[i].start + k);
     fill[b] += (pc[i].len + T - 1) / T;
   }
   free(pc), free(fill), free(lane_of);
@@ -265,13 +282,12 @@ static void bar(FILE *log, int epoch, int epochs, size_t w, size_t W, double ste
   fflush(log);
 }
 
-int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, FILE *log,
-            char *err, size_t errlen) {
+int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, FILE *log, char *err,
+            size_t errlen) {
   memset(res, 0, sizeof *res);
   int rc = nn_model_init(m, o->L, o->H, o->peephole);
   if (rc != 0) {
-    snprintf(err, errlen, "cannot set up a model with L=%d H=%d: %s", o->L, o->H,
-             tc_strerror(rc));
+    snprintf(err, errlen, "cannot set up a model with L=%d H=%d: %s", o->L, o->H, tc_strerror(rc));
     return rc;
   }
   dataset_apply_stats(d, m);
@@ -289,7 +305,8 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
   size_t sf = nn_state_floats(m);
   float *x = NULL, *tg = NULL, *w = NULL, *state = NULL, *grad = NULL, *best = NULL;
   rc = TC_ENOMEM;
-  if (flat_build(&f, d) != 0) goto oom;
+  if (flat_build(&f, d) != 0)
+    goto oom;
   if (nn_train_init(&tr, m, B, T) != 0 || nn_adam_init(&adam, m->nparams, (float)o->lr) != 0)
     goto oom;
   x = malloc((size_t)T * B * NN_F * sizeof *x);
@@ -298,12 +315,14 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
   state = calloc((size_t)B * sf, sizeof *state);
   grad = malloc(m->nparams * sizeof *grad);
   best = malloc(m->nparams * sizeof *best);
-  if (!x || !tg || !w || !state || !grad || !best) goto oom;
+  if (!x || !tg || !w || !state || !grad || !best)
+    goto oom;
 
   /* Epoch 0 is the zero prediction: a trained model has to beat it on validation to be kept. */
   double vbest, vrw;
   uint64_t nval;
-  if (validate(d, &f, m, &vbest, &vrw, &nval, NULL) != 0) goto oom;
+  if (validate(d, &f, m, &vbest, &vrw, &nval, NULL) != 0)
+    goto oom;
   vbest = vrw;
   res->val_mse_rw = vrw;
   res->nval = nval;
@@ -312,21 +331,25 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
   double best_train = 0;
   uint64_t ntr = 0;
   for (int i = 0; i < d->ns; i++)
-    if (d->s[i].ntrain >= 2) ntr += d->s[i].ntrain - 1;
+    if (d->s[i].ntrain >= 2)
+      ntr += d->s[i].ntrain - 1;
   if (log && o->verbose)
-    fprintf(log, "train: %llu training targets, %llu validation targets, %d instruments; model "
-                 "L=%d H=%d%s, %zu parameters\n",
+    fprintf(log,
+            "train: %llu training targets, %llu validation targets, %d instruments; model "
+            "L=%d H=%d%s, %zu parameters\n",
             (unsigned long long)ntr, (unsigned long long)nval, d->ns, o->L, o->H,
             o->peephole ? " peephole" : "", m->nparams);
   double t_start = now_s(), steps_total = 0, train_time = 0;
   for (int epoch = 1; epoch <= o->epochs; epoch++) {
-    if (lanes_build(&ln, d, &f, B, T, &rng) != 0) goto oom;
+    if (lanes_build(&ln, d, &f, B, T, &rng) != 0)
+      goto oom;
     double t0 = now_s(), loss_sum = 0, steps = 0, last_bar = 0;
     size_t nwin = 0;
     for (size_t wi = 0; wi < ln.W; wi++) {
       int nvalid = 0;
       for (int b = 0; b < B; b++) {
-        if (ln.reset[(size_t)b * ln.W + wi]) memset(state + b * sf, 0, sf * sizeof *state);
+        if (ln.reset[(size_t)b * ln.W + wi])
+          memset(state + b * sf, 0, sf * sizeof *state);
         for (int t = 0; t < T; t++) {
           long long gi = ln.idx[(size_t)b * ln.W * T + wi * T + t];
           size_t r = (size_t)t * B + b;
@@ -342,8 +365,10 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
           }
         }
       }
-      if (nvalid == 0) continue;
-      for (int r = 0; r < T * B; r++) w[r] /= (float)nvalid;
+      if (nvalid == 0)
+        continue;
+      for (int r = 0; r < T * B; r++)
+        w[r] /= (float)nvalid;
       double loss = nn_train_forward(&tr, m, B, T, x, tg, w, state);
       memset(grad, 0, m->nparams * sizeof *grad);
       nn_train_backward(&tr, m, grad);
@@ -363,7 +388,8 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
     steps_total += steps;
     res->ntrain = (uint64_t)steps;
     double vmse, vrw2;
-    if (validate(d, &f, m, &vmse, &vrw2, &nval, NULL) != 0) goto oom;
+    if (validate(d, &f, m, &vmse, &vrw2, &nval, NULL) != 0)
+      goto oom;
     double tl = steps > 0 ? loss_sum / steps : 0;
     int improved = nval == 0 || vmse < vbest;
     if (improved) {
@@ -378,17 +404,20 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
     }
     res->epochs_run = epoch;
     if (log && o->verbose) {
-      if (o->verbose >= 2) fprintf(log, "\r\033[K");
+      if (o->verbose >= 2)
+        fprintf(log, "\r\033[K");
       if (nval > 0)
-        fprintf(log, "epoch %3d/%d  train %.5f  val %.5f (random walk %.5f, skill %+.4f)  %.0f "
-                     "tick-steps/s%s\n",
+        fprintf(log,
+                "epoch %3d/%d  train %.5f  val %.5f (random walk %.5f, skill %+.4f)  %.0f "
+                "tick-steps/s%s\n",
                 epoch, o->epochs, tl, vmse, vrw, vrw > 0 ? 1 - vmse / vrw : 0.0,
                 dt > 0 ? steps / dt : 0.0, improved ? "  *best" : "");
       else
         fprintf(log, "epoch %3d/%d  train %.5f  (no validation ticks)  %.0f tick-steps/s\n", epoch,
                 o->epochs, tl, dt > 0 ? steps / dt : 0.0);
     }
-    if (nval > 0 && bad >= o->patience) break;
+    if (nval > 0 && bad >= o->patience)
+      break;
   }
   memcpy(m->params, best, m->nparams * sizeof *best);
   res->scale = 1.0;
@@ -405,13 +434,16 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
     double vm, vr;
     uint64_t nv;
     vsums vs;
-    if (validate(d, &f, m, &vm, &vr, &nv, &vs) != 0) goto oom;
+    if (validate(d, &f, m, &vm, &vr, &nv, &vs) != 0)
+      goto oom;
     double a = vs.yy > 0 ? vs.yt / vs.yy : 0.0;
     a = a < 0 ? 0 : a > 1 ? 1 : a;
-    for (int j = 0; j < m->H; j++) m->head_w[j] *= (float)a;
+    for (int j = 0; j < m->H; j++)
+      m->head_w[j] *= (float)a;
     m->head_b[0] *= (float)a;
     res->scale = a;
-    if (validate(d, &f, m, &vbest, &vr, &nv, &vs) != 0) goto oom;
+    if (validate(d, &f, m, &vbest, &vr, &nv, &vs) != 0)
+      goto oom;
     res->val_mse_fit = vbest;
     /* Is the gain over the zero prediction more than validation noise? The t-statistic of the
      * mean loss differential (Diebold-Mariano, one-step forecasts): heavy tails and a few lucky
@@ -419,8 +451,9 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
     double mg = vs.g / (double)nv, var = vs.gg / (double)nv - mg * mg;
     res->tstat = var > 0 && nv > 1 ? mg / sqrt(var / (double)(nv - 1)) : 0.0;
     if (log && o->verbose)
-      fprintf(log, "output scale %.4f (least squares on validation): val %.5f, skill %+.4f, "
-                   "t-stat of the gain over the random walk %.2f\n",
+      fprintf(log,
+              "output scale %.4f (least squares on validation): val %.5f, skill %+.4f, "
+              "t-stat of the gain over the random walk %.2f\n",
               a, vbest, vr > 0 ? 1 - vbest / vr : 0.0, res->tstat);
     if (res->tstat < FIT_MIN_T) {
       memset(m->head_w, 0, (size_t)m->H * sizeof(float));
@@ -429,8 +462,10 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
       res->fallback = 1;
       vbest = vrw;
       if (log && o->verbose)
-        fprintf(log, "the gain is not significant (t %.2f < %.1f): the model predicts a zero "
-                     "return\n", res->tstat, FIT_MIN_T);
+        fprintf(log,
+                "the gain is not significant (t %.2f < %.1f): the model predicts a zero "
+                "return\n",
+                res->tstat, FIT_MIN_T);
     }
   }
   res->best_epoch = best_epoch;
@@ -449,6 +484,7 @@ done:
   nn_train_free(&tr);
   nn_adam_free(&adam);
   free(x), free(tg), free(w), free(state), free(grad), free(best);
-  if (rc != 0) nn_model_free(m);
+  if (rc != 0)
+    nn_model_free(m);
   return rc;
 }

@@ -1,7 +1,8 @@
 /* fit.h: the training loop of `tickcast train`: minibatches of sequence pieces over the training
  * part of a dataset, truncated BPTT with state carried across windows, Adam, clipping, validation
  * after every epoch on the held-out tail of each instrument (the learning rate is halved after
- * every epoch that does not improve it), early stopping, and the choice of the best model. Not for command-line parsing (cmd_train.c) nor file I/O. */
+ * every epoch that does not improve it), early stopping, and the choice of the best model. Not for
+ * command-line parsing (cmd_train.c) nor file I/O. */
 #ifndef DAEMON_FIT_H
 #define DAEMON_FIT_H
 
@@ -12,17 +13,17 @@
 #include "dataset.h"
 
 typedef struct fit_opts {
-  int H;          /* hidden size */
-  int L;          /* layers */
-  int peephole;   /* 1: with w_ci/w_cf/w_co */
-  int epochs;     /* most epochs */
-  int T;          /* BPTT window (steps) */
-  int B;          /* sequences per minibatch */
-  int patience;   /* epochs without validation improvement before stopping */
-  double lr;      /* Adam learning rate */
-  double clip;    /* global gradient-norm limit, <= 0: none */
-  uint64_t seed;  /* all randomness */
-  int verbose;    /* 0 silent, 1 one line per epoch, 2 plus a \r bar (a terminal) */
+  int H;         /* hidden size */
+  int L;         /* layers */
+  int peephole;  /* 1: with w_ci/w_cf/w_co */
+  int epochs;    /* most epochs */
+  int T;         /* BPTT window (steps) */
+  int B;         /* sequences per minibatch */
+  int patience;  /* epochs without validation improvement before stopping */
+  double lr;     /* Adam learning rate */
+  double clip;   /* global gradient-norm limit, <= 0: none */
+  uint64_t seed; /* all randomness */
+  int verbose;   /* 0 silent, 1 one line per epoch, 2 plus a \r bar (a terminal) */
 } fit_opts;
 
 /* Defaults: H 32, L 1, 30 epochs, T 32, B 32, patience 5, lr 3e-3, clip 1, seed 1. */
@@ -50,8 +51,8 @@ typedef struct fit_result {
  * epoch beats a zero prediction, or the gain over it has a t-statistic below 2 (noise), the head
  * is zero: it predicts exactly a zero return. Without validation ticks the last epoch is kept.
  * Returns 0 or TC_E* with err. */
-int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, FILE *log,
-            char *err, size_t errlen);
+int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, FILE *log, char *err,
+            size_t errlen);
 
 /* Standardized MSE of m over the validation ticks of d (state carried from each instrument's
  * first tick), and of the zero prediction. Returns 0 or TC_ENOMEM. */

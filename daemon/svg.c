@@ -19,8 +19,8 @@
 #define COLS (PR - PL)
 
 typedef struct panel {
-  double top, bot;   /* pixel rows */
-  double lo, hi;     /* value range */
+  double top, bot; /* pixel rows */
+  double lo, hi;   /* value range */
 } panel;
 
 static double py(const panel *p, double v) {
@@ -37,15 +37,18 @@ static void y_axis(FILE *f, const panel *p, const char *label) {
   double step = nice_step(p->lo, p->hi, 5);
   for (double v = ceil(p->lo / step) * step; v <= p->hi + step * 1e-9; v += step) {
     double y = py(p, v);
-    if (fabs(v) < step * 1e-9) v = 0;
+    if (fabs(v) < step * 1e-9)
+      v = 0;
     fprintf(f, "<line x1='%d' y1='%.1f' x2='%d' y2='%.1f' stroke='#e5e5e5'/>\n", PL, y, PR, y);
     fprintf(f, "<text x='%d' y='%.1f' text-anchor='end' font-size='11'>%.3g</text>\n", PL - 6,
             y + 4, v);
   }
   fprintf(f, "<rect x='%d' y='%.1f' width='%d' height='%.1f' fill='none' stroke='#444'/>\n", PL,
           p->top, COLS, p->bot - p->top);
-  fprintf(f, "<text transform='translate(18,%.1f) rotate(-90)' text-anchor='middle' "
-             "font-size='12'>%s</text>\n", (p->top + p->bot) / 2, label);
+  fprintf(f,
+          "<text transform='translate(18,%.1f) rotate(-90)' text-anchor='middle' "
+          "font-size='12'>%s</text>\n",
+          (p->top + p->bot) / 2, label);
 }
 
 static void x_axis(FILE *f, const panel *p, int64_t t0, int64_t t1) {
@@ -57,7 +60,11 @@ static void x_axis(FILE *f, const panel *p, int64_t t0, int64_t t1) {
     struct tm tm;
     gmtime_r(&s, &tm);
     char buf[32];
-    strftime(buf, sizeof buf, span > 3 * 86400 ? "%Y-%m-%d" : span > 600 ? "%m-%d %H:%M" : "%H:%M:%S", &tm);
+    strftime(buf, sizeof buf,
+             span > 3 * 86400 ? "%Y-%m-%d"
+             : span > 600     ? "%m-%d %H:%M"
+                              : "%H:%M:%S",
+             &tm);
     double x = PL + frac * COLS;
     fprintf(f, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#444'/>\n", x, p->bot, x,
             p->bot + 5);
@@ -77,11 +84,16 @@ static void legend(FILE *f, double x, double y, const char *const *names, const 
 
 static void xml_text(FILE *f, const char *s) {
   for (; *s; s++) {
-    if (*s == '<') fputs("&lt;", f);
-    else if (*s == '>') fputs("&gt;", f);
-    else if (*s == '&') fputs("&amp;", f);
-    else if (*s == '\'') fputs("&apos;", f);
-    else fputc(*s, f);
+    if (*s == '<')
+      fputs("&lt;", f);
+    else if (*s == '>')
+      fputs("&gt;", f);
+    else if (*s == '&')
+      fputs("&amp;", f);
+    else if (*s == '\'')
+      fputs("&apos;", f);
+    else
+      fputc(*s, f);
   }
 }
 
@@ -104,12 +116,15 @@ int svg_eval_plot(const char *path, const char *title, const svg_point *pts, siz
     goto done;
   }
   int64_t t0 = pts[0].ts, t1 = pts[n - 1].ts;
-  if (t1 <= t0) t1 = t0 + 1;
+  if (t1 <= t0)
+    t1 = t0 + 1;
   double rlo = 0, rhi = 0, clo = 0, chi = 0, s = 0, b = 0;
   for (size_t i = 0; i < n; i++) {
     int col = (int)((double)(pts[i].ts - t0) / (double)(t1 - t0) * (COLS - 1));
-    if (col < 0) col = 0;
-    if (col >= COLS) col = COLS - 1;
+    if (col < 0)
+      col = 0;
+    if (col >= COLS)
+      col = COLS - 1;
     double sig = pts[i].pred > 0 ? 1 : pts[i].pred < 0 ? -1 : 0;
     s += sig * pts[i].real;
     b += pts[i].real;
@@ -122,11 +137,14 @@ int svg_eval_plot(const char *path, const char *title, const svg_point *pts, siz
       pmin[col] = fmin(pmin[col], pts[i].pred), pmax[col] = fmax(pmax[col], pts[i].pred);
     }
     cs[col] = s, cb[col] = b;
-    rlo = fmin(rlo, fmin(pts[i].real, pts[i].pred)), rhi = fmax(rhi, fmax(pts[i].real, pts[i].pred));
+    rlo = fmin(rlo, fmin(pts[i].real, pts[i].pred)),
+    rhi = fmax(rhi, fmax(pts[i].real, pts[i].pred));
     clo = fmin(clo, fmin(s, b)), chi = fmax(chi, fmax(s, b));
   }
-  if (rhi - rlo < 1e-12) rlo -= 1e-6, rhi += 1e-6;
-  if (chi - clo < 1e-12) clo -= 1e-6, chi += 1e-6;
+  if (rhi - rlo < 1e-12)
+    rlo -= 1e-6, rhi += 1e-6;
+  if (chi - clo < 1e-12)
+    clo -= 1e-6, chi += 1e-6;
   double pad = 0.05 * (rhi - rlo);
   panel top = {70, 360, rlo - pad, rhi + pad};
   pad = 0.05 * (chi - clo);
@@ -137,13 +155,17 @@ int svg_eval_plot(const char *path, const char *title, const svg_point *pts, siz
     snprintf(err, errlen, "%s: cannot open for writing: %s", path, strerror(errno));
     goto done;
   }
-  fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='720' "
-             "viewBox='0 0 %d 720' font-family='sans-serif'>\n<rect width='100%%' height='100%%' "
-             "fill='white'/>\n<text x='%d' y='24' text-anchor='middle' font-size='16' "
-             "font-weight='bold'>", W, W, W / 2);
+  fprintf(f,
+          "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='720' "
+          "viewBox='0 0 %d 720' font-family='sans-serif'>\n<rect width='100%%' height='100%%' "
+          "fill='white'/>\n<text x='%d' y='24' text-anchor='middle' font-size='16' "
+          "font-weight='bold'>",
+          W, W, W / 2);
   xml_text(f, title);
-  fprintf(f, "</text>\n<text x='%d' y='58' font-size='13'>Next-tick log return: predicted vs "
-             "realized (%zu ticks)</text>\n", PL, n);
+  fprintf(f,
+          "</text>\n<text x='%d' y='58' font-size='13'>Next-tick log return: predicted vs "
+          "realized (%zu ticks)</text>\n",
+          PL, n);
   y_axis(f, &top, "log return");
   x_axis(f, &top, t0, t1);
   fprintf(f, "<line x1='%d' y1='%.1f' x2='%d' y2='%.1f' stroke='#888' stroke-dasharray='3,3'/>\n",
@@ -153,22 +175,26 @@ int svg_eval_plot(const char *path, const char *title, const svg_point *pts, siz
   for (int c = 0; c < COLS; c++)
     if (used[c]) {
       double y0 = py(&top, rmin[c]), y1 = py(&top, rmax[c]);
-      if (y0 - y1 < 1) y0 += 0.5, y1 -= 0.5;
+      if (y0 - y1 < 1)
+        y0 += 0.5, y1 -= 0.5;
       fprintf(f, "M%d.5 %.1fV%.1f", PL + c, y0, y1);
     }
   fputs("'/>\n<path stroke='#1f5fd1' stroke-width='1.2' fill='none' d='", f);
   for (int c = 0; c < COLS; c++)
     if (used[c]) {
       double y0 = py(&top, pmin[c]), y1 = py(&top, pmax[c]);
-      if (y0 - y1 < 1) y0 += 0.5, y1 -= 0.5;
+      if (y0 - y1 < 1)
+        y0 += 0.5, y1 -= 0.5;
       fprintf(f, "M%d.5 %.1fV%.1f", PL + c, y0, y1);
     }
   fputs("'/>\n", f);
   static const char *const n1[] = {"realized", "predicted"}, *const c1[] = {"#9a9a9a", "#1f5fd1"};
   legend(f, PR - 110, top.top + 18, n1, c1, 2);
 
-  fprintf(f, "<text x='%d' y='408' font-size='13'>Cumulative log return: trading the sign of the "
-             "prediction (final %.4g) vs buy and hold (final %.4g)</text>\n", PL, s, b);
+  fprintf(f,
+          "<text x='%d' y='408' font-size='13'>Cumulative log return: trading the sign of the "
+          "prediction (final %.4g) vs buy and hold (final %.4g)</text>\n",
+          PL, s, b);
   y_axis(f, &bot, "cumulative log return");
   x_axis(f, &bot, t0, t1);
   fprintf(f, "<line x1='%d' y1='%.1f' x2='%d' y2='%.1f' stroke='#888' stroke-dasharray='3,3'/>\n",
@@ -178,7 +204,8 @@ int svg_eval_plot(const char *path, const char *title, const svg_point *pts, siz
   for (int k = 0; k < 2; k++) {
     fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='1.5' points='", cols2[k]);
     for (int c = 0; c < COLS; c++)
-      if (used[c]) fprintf(f, "%d,%.1f ", PL + c, py(&bot, curves[k][c]));
+      if (used[c])
+        fprintf(f, "%d,%.1f ", PL + c, py(&bot, curves[k][c]));
     fputs("'/>\n", f);
   }
   static const char *const n2[] = {"buy and hold", "sign of prediction"};
@@ -193,7 +220,8 @@ int svg_eval_plot(const char *path, const char *title, const svg_point *pts, siz
   f = NULL;
   rc = 0;
 done:
-  if (f) fclose(f);
+  if (f)
+    fclose(f);
   free(rmin), free(rmax), free(pmin), free(pmax), free(cs), free(cb), free(used);
   return rc;
 }

@@ -9,9 +9,9 @@
 
 /* One scored tick: when the prediction was made, what was predicted and what happened. */
 typedef struct svg_point {
-  int64_t ts;   /* ns since the epoch */
-  double pred;  /* predicted next return */
-  double real;  /* realized next return */
+  int64_t ts;  /* ns since the epoch */
+  double pred; /* predicted next return */
+  double real; /* realized next return */
 } svg_point;
 
 /* Writes the plot of pts[0..n) (sorted by ts) to path. Long series are drawn per pixel column

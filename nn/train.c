@@ -18,13 +18,14 @@ int nn_train_init(nn_train *tr, const nn_model *m, int Bmax, int Tmax) {
     return TC_EINVAL;
   int L = m->L, H = m->H;
   size_t TB = (size_t)Tmax * Bmax, T1B = (size_t)(Tmax + 1) * Bmax;
-  size_t n = TB * NN_F                        /* x */
+  size_t n = TB * NN_F                                         /* x */
              + (size_t)L * (TB * 4 * H + 2 * T1B * H + TB * H) /* gates, h, c, tc */
-             + 2 * TB                         /* y, dy */
-             + TB * 4 * H + 2 * TB * H        /* dz, dhin, dhin2 */
-             + 2 * (size_t)Bmax * H;          /* dh, dc */
+             + 2 * TB                                          /* y, dy */
+             + TB * 4 * H + 2 * TB * H                         /* dz, dhin, dhin2 */
+             + 2 * (size_t)Bmax * H;                           /* dh, dc */
   tr->buf = calloc(n, sizeof(float));
-  if (!tr->buf) return TC_ENOMEM;
+  if (!tr->buf)
+    return TC_ENOMEM;
   tr->L = L;
   tr->H = H;
   tr->peephole = m->peephole;
@@ -50,7 +51,8 @@ int nn_train_init(nn_train *tr, const nn_model *m, int Bmax, int Tmax) {
 }
 
 void nn_train_free(nn_train *tr) {
-  if (!tr) return;
+  if (!tr)
+    return;
   free(tr->buf);
   memset(tr, 0, sizeof *tr);
 }
@@ -79,7 +81,9 @@ static inline float tr_tanh(float x) {
   return p / q;
 }
 
-static inline float tr_sigmoid(float x) { return 0.5f + 0.5f * tr_tanh(0.5f * x); }
+static inline float tr_sigmoid(float x) {
+  return 0.5f + 0.5f * tr_tanh(0.5f * x);
+}
 
 /* One row of gates, forward. z (4H) pre-activations in, activations i, f, g, o out (in place);
  * c0 (H) old cell; c1, tc1, h1 (H) new cell, tanh of it, new h. Peepholes NULL or (H) each. */
@@ -112,13 +116,13 @@ static void row_forward(int H, float *restrict z, const float *restrict c0, floa
  * cell; dz (4H) out. Peephole gradients accumulate into gci, gcf, gco. */
 static void row_backward(int H, const float *restrict g, const float *restrict cp,
                          const float *restrict cn, const float *restrict tcn,
-                         const float *restrict din, const float *restrict dh,
-                         float *restrict dc, float *restrict dz, const float *restrict wci,
-                         const float *restrict wcf, const float *restrict wco,
-                         float *restrict gci, float *restrict gcf, float *restrict gco) {
+                         const float *restrict din, const float *restrict dh, float *restrict dc,
+                         float *restrict dz, const float *restrict wci, const float *restrict wcf,
+                         const float *restrict wco, float *restrict gci, float *restrict gcf,
+                         float *restrict gco) {
   const float *gi = g, *gf = g + H, *gg = g + 2 * H, *go = g + 3 * H;
   float *restrict di = dz, *restrict df = dz + H, *restrict dg = dz + 2 * H,
-        *restrict dout = dz + 3 * H;
+                  *restrict dout = dz + 3 * H;
   if (wci) {
     for (int j = 0; j < H; j++) {
       float dht = din[j] + dh[j];
@@ -159,24 +163,25 @@ double nn_train_forward(nn_train *tr, const nn_model *m, int B, int T, const flo
   for (int k = 0; k < L; k++) {
     const int D = k == 0 ? NN_F : H;
     const float *X = k == 0 ? tr->x : tr->h[k - 1] + (size_t)B * H; /* (T*B, D) */
-    float *Z = tr->gates[k];                                         /* (T*B, 4H) */
+    float *Z = tr->gates[k];                                        /* (T*B, 4H) */
     float *hk = tr->h[k], *ck = tr->c[k], *tck = tr->tc[k];
     const float *bi = m->b_ih[k], *bh = m->b_hh[k];
     const float *wci = m->w_ci[k], *wcf = m->w_cf[k], *wco = m->w_co[k];
     /* Z (T*B, 4H) = b_ih + b_hh, then += X (T*B, D) . W_ih^T (D, 4H), for all steps at once. */
     for (int r = 0; r < TB; r++)
-      for (int j = 0; j < G; j++) Z[(size_t)r * G + j] = bi[j] + bh[j];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, TB, G, D, 1.0f, X, D, m->W_ih[k], D,
-                1.0f, Z, G);
+      for (int j = 0; j < G; j++)
+        Z[(size_t)r * G + j] = bi[j] + bh[j];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, TB, G, D, 1.0f, X, D, m->W_ih[k], D, 1.0f,
+                Z, G);
     for (int b = 0; b < B; b++) {
       memcpy(hk + (size_t)b * H, state + b * sf + (size_t)(2 * k) * H, sizeof(float) * H);
       memcpy(ck + (size_t)b * H, state + b * sf + (size_t)(2 * k + 1) * H, sizeof(float) * H);
     }
     for (int t = 0; t < T; t++) {
-      float *zt = Z + (size_t)t * B * G;             /* (B, 4H) */
-      const float *hp = hk + (size_t)t * B * H;      /* (B, H) h before step t */
-      const float *cp = ck + (size_t)t * B * H;      /* (B, H) */
-      float *hn = hk + (size_t)(t + 1) * B * H;      /* (B, H) h after step t */
+      float *zt = Z + (size_t)t * B * G;        /* (B, 4H) */
+      const float *hp = hk + (size_t)t * B * H; /* (B, H) h before step t */
+      const float *cp = ck + (size_t)t * B * H; /* (B, H) */
+      float *hn = hk + (size_t)(t + 1) * B * H; /* (B, H) h after step t */
       float *cn = ck + (size_t)(t + 1) * B * H;
       float *tct = tck + (size_t)t * B * H;
       /* zt (B, 4H) += h (B, H) . W_hh^T (H, 4H) */
@@ -187,8 +192,7 @@ double nn_train_forward(nn_train *tr, const nn_model *m, int B, int T, const flo
                     tct + (size_t)b * H, hn + (size_t)b * H, wci, wcf, wco);
     }
     for (int b = 0; b < B; b++) {
-      memcpy(state + b * sf + (size_t)(2 * k) * H, hk + ((size_t)T * B + b) * H,
-             sizeof(float) * H);
+      memcpy(state + b * sf + (size_t)(2 * k) * H, hk + ((size_t)T * B + b) * H, sizeof(float) * H);
       memcpy(state + b * sf + (size_t)(2 * k + 1) * H, ck + ((size_t)T * B + b) * H,
              sizeof(float) * H);
     }
@@ -199,7 +203,8 @@ double nn_train_forward(nn_train *tr, const nn_model *m, int B, int T, const flo
   for (int r = 0; r < TB; r++) {
     const float *hr = top + (size_t)r * H;
     float acc = 0.0f;
-    for (int j = 0; j < H; j++) acc += m->head_w[j] * hr[j];
+    for (int j = 0; j < H; j++)
+      acc += m->head_w[j] * hr[j];
     float y = acc + m->head_b[0];
     tr->y[r] = y;
     float d = y - tgt[r];
@@ -211,16 +216,18 @@ double nn_train_forward(nn_train *tr, const nn_model *m, int B, int T, const flo
 
 void nn_train_backward(nn_train *tr, const nn_model *m, float *grad) {
   const int L = m->L, H = m->H, G = 4 * H, B = tr->B, T = tr->T, TB = T * B;
-#define GRAD(p) (grad + ((p) - m->params))
+#define GRAD(p) (grad + ((p)-m->params))
   /* Head: d head_w (1, H) += dy (T*B)^T . h_top (T*B, H); dhin (T*B, H) = dy x head_w. */
   const float *top = tr->h[L - 1] + (size_t)B * H;
   float *ghw = GRAD(m->head_w), *ghb = GRAD(m->head_b);
   float dbsum = 0.0f;
-  for (int r = 0; r < TB; r++) dbsum += tr->dy[r];
+  for (int r = 0; r < TB; r++)
+    dbsum += tr->dy[r];
   ghb[0] += dbsum;
   cblas_sgemv(CblasRowMajor, CblasTrans, TB, H, 1.0f, top, H, tr->dy, 1, 1.0f, ghw, 1);
   for (int r = 0; r < TB; r++)
-    for (int j = 0; j < H; j++) tr->dhin[(size_t)r * H + j] = tr->dy[r] * m->head_w[j];
+    for (int j = 0; j < H; j++)
+      tr->dhin[(size_t)r * H + j] = tr->dy[r] * m->head_w[j];
 
   for (int k = L - 1; k >= 0; k--) {
     const int D = k == 0 ? NN_F : H;
@@ -236,8 +243,8 @@ void nn_train_backward(nn_train *tr, const nn_model *m, float *grad) {
       for (int b = 0; b < B; b++) {
         size_t r = (size_t)t * B + b;
         row_backward(H, gk + r * G, ck + r * H, ck + (r + B) * H, tck + r * H, tr->dhin + r * H,
-                     dh + (size_t)b * H, dc + (size_t)b * H, dz + r * G, wci, wcf, wco, gci,
-                     gcf, gco);
+                     dh + (size_t)b * H, dc + (size_t)b * H, dz + r * G, wci, wcf, wco, gci, gcf,
+                     gco);
       }
       /* dh (B, H) = dz_t (B, 4H) . W_hh (4H, H); not needed past the window start. */
       if (t > 0)
@@ -252,13 +259,15 @@ void nn_train_backward(nn_train *tr, const nn_model *m, float *grad) {
     float *gbi = GRAD(m->b_ih[k]), *gbh = GRAD(m->b_hh[k]);
     for (int r = 0; r < TB; r++) {
       const float *dzr = dz + (size_t)r * G;
-      for (int j = 0; j < G; j++) gbi[j] += dzr[j];
-      for (int j = 0; j < G; j++) gbh[j] += dzr[j];
+      for (int j = 0; j < G; j++)
+        gbi[j] += dzr[j];
+      for (int j = 0; j < G; j++)
+        gbh[j] += dzr[j];
     }
     if (k > 0) {
       /* dhin for layer k-1 (T*B, H) = dz (T*B, 4H) . W_ih (4H, H) */
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, TB, H, G, 1.0f, dz, G, m->W_ih[k],
-                  H, 0.0f, tr->dhin2, H);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, TB, H, G, 1.0f, dz, G, m->W_ih[k], H,
+                  0.0f, tr->dhin2, H);
       float *tmp = tr->dhin;
       tr->dhin = tr->dhin2;
       tr->dhin2 = tmp;
@@ -269,25 +278,31 @@ void nn_train_backward(nn_train *tr, const nn_model *m, float *grad) {
 
 double nn_grad_clip(float *grad, size_t n, double maxnorm) {
   double ss = 0.0;
-  for (size_t i = 0; i < n; i++) ss += (double)grad[i] * grad[i];
+  for (size_t i = 0; i < n; i++)
+    ss += (double)grad[i] * grad[i];
   double norm = sqrt(ss);
   if (maxnorm > 0 && norm > maxnorm) {
     float s = (float)(maxnorm / norm);
-    for (size_t i = 0; i < n; i++) grad[i] *= s;
+    for (size_t i = 0; i < n; i++)
+      grad[i] *= s;
   }
   return norm;
 }
 
 int nn_param_trainable(const nn_model *m, size_t i) {
   const float *p = m->params + i;
-  if (p >= m->feat_mean && p < m->feat_mean + NN_F) return 0;
-  if (p >= m->feat_std && p < m->feat_std + NN_F) return 0;
-  if (p == m->tgt_mean || p == m->tgt_std) return 0;
+  if (p >= m->feat_mean && p < m->feat_mean + NN_F)
+    return 0;
+  if (p >= m->feat_std && p < m->feat_std + NN_F)
+    return 0;
+  if (p == m->tgt_mean || p == m->tgt_std)
+    return 0;
   return 1;
 }
 
 static void fill_uniform(float *p, size_t n, float a, nn_rng *r) {
-  for (size_t i = 0; i < n; i++) p[i] = (float)((2.0 * nn_rng_uniform(r) - 1.0) * a);
+  for (size_t i = 0; i < n; i++)
+    p[i] = (float)((2.0 * nn_rng_uniform(r) - 1.0) * a);
 }
 
 void nn_train_init_weights(nn_model *m, nn_rng *r) {
@@ -312,7 +327,8 @@ void nn_train_init_weights(nn_model *m, nn_rng *r) {
 int nn_adam_init(nn_adam *a, size_t n, float lr) {
   memset(a, 0, sizeof *a);
   a->mom = calloc(n ? 2 * n : 1, sizeof(float));
-  if (!a->mom) return TC_ENOMEM;
+  if (!a->mom)
+    return TC_ENOMEM;
   a->vel = a->mom + n;
   a->n = n;
   a->lr = lr;
@@ -323,14 +339,15 @@ int nn_adam_init(nn_adam *a, size_t n, float lr) {
 }
 
 void nn_adam_free(nn_adam *a) {
-  if (!a) return;
+  if (!a)
+    return;
   free(a->mom);
   memset(a, 0, sizeof *a);
 }
 
 /* Updates params[lo, hi) */
-static void adam_range(nn_adam *a, float *params, const float *grad, size_t lo, size_t hi,
-                       float c1, float c2) {
+static void adam_range(nn_adam *a, float *params, const float *grad, size_t lo, size_t hi, float c1,
+                       float c2) {
   const float b1 = a->beta1, b2 = a->beta2, lr = a->lr, eps = a->eps;
   for (size_t i = lo; i < hi; i++) {
     float g = grad[i];
@@ -353,7 +370,8 @@ void nn_adam_step(nn_adam *a, nn_model *m, const float *grad) {
       continue;
     }
     size_t j = i;
-    while (j < n && nn_param_trainable(m, j)) j++;
+    while (j < n && nn_param_trainable(m, j))
+      j++;
     adam_range(a, m->params, grad, i, j, c1, c2);
     i = j;
   }

@@ -6,9 +6,9 @@
 #ifndef NN_TRAIN_H
 #define NN_TRAIN_H
 
+#include "model.h"
 #include <stddef.h>
 #include <stdint.h>
-#include "model.h"
 
 /* xoshiro256** seeded through splitmix64: the only randomness in training, so that a seed fixes
  * every bit of the result on a given machine. */
@@ -24,7 +24,8 @@ static inline uint64_t nn_rng_splitmix_(uint64_t *x) {
 }
 
 static inline void nn_rng_seed(nn_rng *r, uint64_t seed) {
-  for (int i = 0; i < 4; i++) r->s[i] = nn_rng_splitmix_(&seed);
+  for (int i = 0; i < 4; i++)
+    r->s[i] = nn_rng_splitmix_(&seed);
 }
 
 static inline uint64_t nn_rng_next(nn_rng *r) {
@@ -45,31 +46,34 @@ static inline double nn_rng_uniform(nn_rng *r) {
 }
 
 /* Uniform integer in [0, n), n > 0 (the tiny modulo bias is irrelevant here). */
-static inline uint64_t nn_rng_below(nn_rng *r, uint64_t n) { return nn_rng_next(r) % n; }
+static inline uint64_t nn_rng_below(nn_rng *r, uint64_t n) {
+  return nn_rng_next(r) % n;
+}
 
 /* Scratch and caches for one minibatch of at most Bmax sequences x Tmax steps. All buffers are in
  * one allocation made by nn_train_init; forward and backward never allocate. Buffers are used
  * compactly with the B and T of the last forward call, row index t * B + b. */
 typedef struct nn_train {
-  int L, H, peephole; /* the shape it was made for */
-  int Bmax, Tmax;     /* capacity */
-  int B, T;           /* of the last forward pass */
-  float *buf;         /* the one allocation */
-  float *x;           /* (T, B, NN_F) inputs of the last forward */
+  int L, H, peephole;          /* the shape it was made for */
+  int Bmax, Tmax;              /* capacity */
+  int B, T;                    /* of the last forward pass */
+  float *buf;                  /* the one allocation */
+  float *x;                    /* (T, B, NN_F) inputs of the last forward */
   float *gates[NN_MAX_LAYERS]; /* (T, B, 4H) i, f, g, o after their nonlinearities */
   float *h[NN_MAX_LAYERS];     /* (T + 1, B, H) h[0] = initial state, h[t + 1] after step t */
   float *c[NN_MAX_LAYERS];     /* (T + 1, B, H) the same for c */
   float *tc[NN_MAX_LAYERS];    /* (T, B, H) tanh(c) after step t */
-  float *y;     /* (T, B) outputs (standardized) */
-  float *dy;    /* (T, B) d loss / d y */
-  float *dz;    /* (T, B, 4H) d loss / d gate pre-activations of the current layer */
+  float *y;                    /* (T, B) outputs (standardized) */
+  float *dy;                   /* (T, B) d loss / d y */
+  float *dz;                   /* (T, B, 4H) d loss / d gate pre-activations of the current layer */
   float *dhin;  /* (T, B, H) d loss / d h coming from above (head or the next layer) */
   float *dhin2; /* (T, B, H) the same for the layer below, filled while going down */
   float *dh;    /* (B, H) d loss / d h[t] through the recurrence */
   float *dc;    /* (B, H) d loss / d c[t] through the recurrence */
 } nn_train;
 
-/* Allocates caches for model shape m and batches of at most Bmax x Tmax. 0 or TC_ENOMEM/TC_EINVAL. */
+/* Allocates caches for model shape m and batches of at most Bmax x Tmax.
+ * Returns 0 or TC_ENOMEM/TC_EINVAL. */
 int nn_train_init(nn_train *tr, const nn_model *m, int Bmax, int Tmax);
 void nn_train_free(nn_train *tr); /* accepts NULL and half-built */
 
@@ -98,14 +102,14 @@ void nn_train_init_weights(nn_model *m, nn_rng *r);
 
 /* Adam (Kingma & Ba) with bias correction, over the trainable entries of m->params. */
 typedef struct nn_adam {
-  size_t n;     /* floats, = m->nparams */
-  float *mom;   /* (n) first moment */
-  float *vel;   /* (n) second moment */
-  long t;       /* steps taken */
-  float lr;     /* learning rate */
-  float beta1;  /* 0.9 */
-  float beta2;  /* 0.999 */
-  float eps;    /* 1e-8 */
+  size_t n;    /* floats, = m->nparams */
+  float *mom;  /* (n) first moment */
+  float *vel;  /* (n) second moment */
+  long t;      /* steps taken */
+  float lr;    /* learning rate */
+  float beta1; /* 0.9 */
+  float beta2; /* 0.999 */
+  float eps;   /* 1e-8 */
 } nn_adam;
 
 int nn_adam_init(nn_adam *a, size_t n, float lr); /* 0 or TC_ENOMEM */

@@ -15,13 +15,14 @@
 static double ref_loss(const nn_model *m, const double *p, int B, int T, const float *x,
                        const float *tgt, const float *w) {
   const int L = m->L, H = m->H, G = 4 * H;
-#define P(ptr) (p + ((ptr) - m->params))
+#define P(ptr) (p + ((ptr)-m->params))
   double *h = calloc((size_t)L * B * H, sizeof(double)), *c = calloc((size_t)L * B * H, 8);
   double *in = calloc((size_t)(H > NN_F ? H : NN_F), 8), *z = calloc(G, 8);
   double loss = 0;
   for (int t = 0; t < T; t++)
     for (int b = 0; b < B; b++) {
-      for (int i = 0; i < NN_F; i++) in[i] = x[((size_t)t * B + b) * NN_F + i];
+      for (int i = 0; i < NN_F; i++)
+        in[i] = x[((size_t)t * B + b) * NN_F + i];
       for (int k = 0; k < L; k++) {
         int D = k == 0 ? NN_F : H;
         double *hk = h + ((size_t)k * B + b) * H, *ck = c + ((size_t)k * B + b) * H;
@@ -29,8 +30,10 @@ static double ref_loss(const nn_model *m, const double *p, int B, int T, const f
                      *bh = P(m->b_hh[k]);
         for (int r = 0; r < G; r++) {
           double s = bi[r] + bh[r];
-          for (int d = 0; d < D; d++) s += Wi[(size_t)r * D + d] * in[d];
-          for (int d = 0; d < H; d++) s += Wh[(size_t)r * H + d] * hk[d];
+          for (int d = 0; d < D; d++)
+            s += Wi[(size_t)r * D + d] * in[d];
+          for (int d = 0; d < H; d++)
+            s += Wh[(size_t)r * H + d] * hk[d];
           z[r] = s;
         }
         for (int j = 0; j < H; j++) {
@@ -41,13 +44,16 @@ static double ref_loss(const nn_model *m, const double *p, int B, int T, const f
           }
           double gi = 1 / (1 + exp(-zi)), gf = 1 / (1 + exp(-zf)), gg = tanh(zg);
           ck[j] = gf * ck[j] + gi * gg;
-          if (m->peephole) zo += P(m->w_co[k])[j] * ck[j];
+          if (m->peephole)
+            zo += P(m->w_co[k])[j] * ck[j];
           hk[j] = 1 / (1 + exp(-zo)) * tanh(ck[j]);
         }
-        for (int j = 0; j < H; j++) in[j] = hk[j];
+        for (int j = 0; j < H; j++)
+          in[j] = hk[j];
       }
       double y = P(m->head_b)[0];
-      for (int j = 0; j < H; j++) y += P(m->head_w)[j] * in[j];
+      for (int j = 0; j < H; j++)
+        y += P(m->head_w)[j] * in[j];
       size_t r = (size_t)t * B + b;
       loss += w[r] * (y - tgt[r]) * (y - tgt[r]);
     }
@@ -56,7 +62,9 @@ static double ref_loss(const nn_model *m, const double *p, int B, int T, const f
   return loss;
 }
 
-static float frand(nn_rng *r, float a) { return (float)((2 * nn_rng_uniform(r) - 1) * a); }
+static float frand(nn_rng *r, float a) {
+  return (float)((2 * nn_rng_uniform(r) - 1) * a);
+}
 
 /* One configuration: analytic gradients of every tensor vs finite differences. */
 static void check_grads(int L, int H, int peephole, int B, int T, uint64_t seed) {
@@ -68,12 +76,14 @@ static void check_grads(int L, int H, int peephole, int B, int T, uint64_t seed)
   nn_train_init_weights(&m, &r);
   /* Larger-than-default weights so that every gate is exercised away from its linear regime. */
   for (size_t i = 0; i < m.nparams; i++)
-    if (nn_param_trainable(&m, i)) m.params[i] *= 2.0f;
+    if (nn_param_trainable(&m, i))
+      m.params[i] *= 2.0f;
   CHECK_INT(nn_train_init(&tr, &m, B, T), 0);
   size_t TB = (size_t)T * B;
   float *x = malloc(TB * NN_F * 4), *tgt = malloc(TB * 4), *w = malloc(TB * 4);
   float *state = calloc((size_t)B * nn_state_floats(&m), 4), *grad = calloc(m.nparams, 4);
-  for (size_t i = 0; i < TB * NN_F; i++) x[i] = frand(&r, 1.5f);
+  for (size_t i = 0; i < TB * NN_F; i++)
+    x[i] = frand(&r, 1.5f);
   for (size_t i = 0; i < TB; i++) {
     tgt[i] = frand(&r, 1.0f);
     w[i] = (i % 5 == 3) ? 0.0f : 1.0f / (float)TB; /* some padding */
@@ -81,7 +91,8 @@ static void check_grads(int L, int H, int peephole, int B, int T, uint64_t seed)
   double loss = nn_train_forward(&tr, &m, B, T, x, tgt, w, state);
   nn_train_backward(&tr, &m, grad);
   double *p = malloc(m.nparams * sizeof(double));
-  for (size_t i = 0; i < m.nparams; i++) p[i] = m.params[i];
+  for (size_t i = 0; i < m.nparams; i++)
+    p[i] = m.params[i];
   double ref = ref_loss(&m, p, B, T, x, tgt, w);
   CHECK_NEAR(loss, ref, 1e-5 * fabs(ref) + 1e-7);
 
@@ -124,20 +135,23 @@ static void check_grads(int L, int H, int peephole, int B, int T, uint64_t seed)
       double tol = 2e-5 + 2e-3 * fabs(fd);
       checked++;
       double rel = fabs(an - fd) / (fabs(fd) + 1e-6);
-      if (rel > maxrel && fabs(fd) > 1e-4) maxrel = rel;
+      if (rel > maxrel && fabs(fd) > 1e-4)
+        maxrel = rel;
       if (!(fabs(an - fd) <= tol)) {
         bad++;
-        fprintf(stderr, "L=%d H=%d peep=%d %s[%d][%zu]: analytic %.9g vs fd %.9g\n", L, H,
-                peephole, ts[q].name, q, j, an, fd);
+        fprintf(stderr, "L=%d H=%d peep=%d %s[%d][%zu]: analytic %.9g vs fd %.9g\n", L, H, peephole,
+                ts[q].name, q, j, an, fd);
       }
     }
   }
   printf("grads L=%d H=%d peephole=%d B=%d T=%d: %d entries vs finite differences, max rel err "
-         "%.2e\n", L, H, peephole, B, T, checked, maxrel);
+         "%.2e\n",
+         L, H, peephole, B, T, checked, maxrel);
   CHECK_INT(bad, 0);
   /* features.* and target.* get no gradient. */
   for (size_t i = 0; i < m.nparams; i++)
-    if (!nn_param_trainable(&m, i)) CHECK(grad[i] == 0.0f);
+    if (!nn_param_trainable(&m, i))
+      CHECK(grad[i] == 0.0f);
   free(p), free(x), free(tgt), free(w), free(state), free(grad);
   nn_train_free(&tr);
   nn_model_free(&m);
@@ -155,18 +169,23 @@ static void check_carry(void) {
   CHECK_INT(nn_train_init(&tr, &m, B, 2 * T), 0);
   size_t TB = (size_t)2 * T * B;
   float *x = malloc(TB * NN_F * 4), *tgt = calloc(TB, 4), *w = calloc(TB, 4), *y = malloc(TB * 4);
-  float *s1 = calloc((size_t)B * nn_state_floats(&m), 4), *s2 = calloc((size_t)B * nn_state_floats(&m), 4);
-  for (size_t i = 0; i < TB * NN_F; i++) x[i] = frand(&r, 1.0f);
+  float *s1 = calloc((size_t)B * nn_state_floats(&m), 4),
+        *s2 = calloc((size_t)B * nn_state_floats(&m), 4);
+  for (size_t i = 0; i < TB * NN_F; i++)
+    x[i] = frand(&r, 1.0f);
   nn_train_forward(&tr, &m, B, 2 * T, x, tgt, w, s1);
   memcpy(y, tr.y, TB * 4);
   nn_train_forward(&tr, &m, B, T, x, tgt, w, s2);
   float maxd = 0;
-  for (size_t i = 0; i < TB / 2; i++) maxd = fmaxf(maxd, fabsf(tr.y[i] - y[i]));
+  for (size_t i = 0; i < TB / 2; i++)
+    maxd = fmaxf(maxd, fabsf(tr.y[i] - y[i]));
   nn_train_forward(&tr, &m, B, T, x + TB / 2 * NN_F, tgt, w, s2);
-  for (size_t i = 0; i < TB / 2; i++) maxd = fmaxf(maxd, fabsf(tr.y[i] - y[TB / 2 + i]));
+  for (size_t i = 0; i < TB / 2; i++)
+    maxd = fmaxf(maxd, fabsf(tr.y[i] - y[TB / 2 + i]));
   CHECK(maxd == 0.0f);
   float maxs = 0;
-  for (size_t i = 0; i < (size_t)B * nn_state_floats(&m); i++) maxs = fmaxf(maxs, fabsf(s1[i] - s2[i]));
+  for (size_t i = 0; i < (size_t)B * nn_state_floats(&m); i++)
+    maxs = fmaxf(maxs, fabsf(s1[i] - s2[i]));
   CHECK(maxs == 0.0f);
   free(x), free(tgt), free(w), free(y), free(s1), free(s2);
   nn_train_free(&tr);
@@ -186,7 +205,8 @@ static void check_clip_adam(void) {
   CHECK_INT(nn_model_init(&m, 1, 2, 0), 0);
   CHECK_INT(nn_adam_init(&a, m.nparams, 0.01f), 0);
   float *grad = calloc(m.nparams, 4);
-  for (size_t i = 0; i < m.nparams; i++) grad[i] = (i % 2 ? -1.0f : 1.0f) * (float)(i + 1);
+  for (size_t i = 0; i < m.nparams; i++)
+    grad[i] = (i % 2 ? -1.0f : 1.0f) * (float)(i + 1);
   float *before = malloc(m.nparams * 4);
   memcpy(before, m.params, m.nparams * 4);
   nn_adam_step(&a, &m, grad);
@@ -194,7 +214,8 @@ static void check_clip_adam(void) {
   int ok = 1;
   for (size_t i = 0; i < m.nparams; i++) {
     float want = nn_param_trainable(&m, i) ? before[i] - 0.01f * (grad[i] > 0 ? 1 : -1) : before[i];
-    if (fabsf(m.params[i] - want) > 1e-6f) ok = 0;
+    if (fabsf(m.params[i] - want) > 1e-6f)
+      ok = 0;
   }
   CHECK(ok);
   CHECK(m.feat_std[0] == 1.0f && m.tgt_std[0] == 1.0f && m.feat_mean[0] == 0.0f);
@@ -214,12 +235,14 @@ typedef struct fx {
 
 static int fx_load(const char *path, fx *out, int max) {
   FILE *f = fopen(path, "r");
-  if (!f) return -1;
+  if (!f)
+    return -1;
   int k = 0;
   while (k < max && fscanf(f, "%63s %d", out[k].name, &out[k].n) == 2) {
     out[k].v = malloc(sizeof(double) * (out[k].n ? out[k].n : 1));
     for (int i = 0; i < out[k].n; i++)
-      if (fscanf(f, "%lf", &out[k].v[i]) != 1) return -1;
+      if (fscanf(f, "%lf", &out[k].v[i]) != 1)
+        return -1;
     k++;
   }
   fclose(f);
@@ -228,7 +251,8 @@ static int fx_load(const char *path, fx *out, int max) {
 
 static const fx *fx_get(const fx *f, int n, const char *name) {
   for (int i = 0; i < n; i++)
-    if (!strcmp(f[i].name, name)) return &f[i];
+    if (!strcmp(f[i].name, name))
+      return &f[i];
   fprintf(stderr, "fixture lacks %s\n", name);
   return NULL;
 }
@@ -243,7 +267,8 @@ static void check_torch(const char *path) {
     return;
   }
   const fx *cfg = fx_get(f, nf, "config");
-  if (!cfg) return;
+  if (!cfg)
+    return;
   int L = (int)cfg->v[0], H = (int)cfg->v[1], peep = (int)cfg->v[2], B = (int)cfg->v[3],
       T = (int)cfg->v[4];
   nn_model m;
@@ -270,38 +295,48 @@ static void check_torch(const char *path) {
   snprintf(map[nm].name, 48, "head.bias"), map[nm++].t = m.head_b;
   for (int q = 0; q < nm; q++) {
     const fx *e = fx_get(f, nf, map[q].name);
-    if (!e) return;
-    for (int i = 0; i < e->n; i++) map[q].t[i] = (float)e->v[i];
+    if (!e)
+      return;
+    for (int i = 0; i < e->n; i++)
+      map[q].t[i] = (float)e->v[i];
   }
   const fx *fxx = fx_get(f, nf, "x"), *fxt = fx_get(f, nf, "tgt"), *fxw = fx_get(f, nf, "w"),
            *fxl = fx_get(f, nf, "loss"), *fxy = fx_get(f, nf, "y"), *fxs = fx_get(f, nf, "state");
-  if (!fxx || !fxt || !fxw || !fxl || !fxy || !fxs) return;
+  if (!fxx || !fxt || !fxw || !fxl || !fxy || !fxs)
+    return;
   size_t TB = (size_t)T * B;
   float *x = malloc(TB * NN_F * 4), *tgt = malloc(TB * 4), *w = malloc(TB * 4);
   float *state = calloc((size_t)B * nn_state_floats(&m), 4), *grad = calloc(m.nparams, 4);
-  for (size_t i = 0; i < TB * NN_F; i++) x[i] = (float)fxx->v[i];
-  for (size_t i = 0; i < TB; i++) tgt[i] = (float)fxt->v[i], w[i] = (float)fxw->v[i];
+  for (size_t i = 0; i < TB * NN_F; i++)
+    x[i] = (float)fxx->v[i];
+  for (size_t i = 0; i < TB; i++)
+    tgt[i] = (float)fxt->v[i], w[i] = (float)fxw->v[i];
   double loss = nn_train_forward(&tr, &m, B, T, x, tgt, w, state);
   nn_train_backward(&tr, &m, grad);
   CHECK_NEAR(loss, fxl->v[0], 1e-5 * fabs(fxl->v[0]));
   double maxy = 0;
-  for (size_t i = 0; i < TB; i++) maxy = fmax(maxy, fabs(tr.y[i] - fxy->v[i]));
+  for (size_t i = 0; i < TB; i++)
+    maxy = fmax(maxy, fabs(tr.y[i] - fxy->v[i]));
   CHECK(maxy < 1e-5);
   double maxs = 0;
-  for (int i = 0; i < fxs->n; i++) maxs = fmax(maxs, fabs(state[i] - fxs->v[i]));
+  for (int i = 0; i < fxs->n; i++)
+    maxs = fmax(maxs, fabs(state[i] - fxs->v[i]));
   CHECK(maxs < 1e-5);
   double worst = 0;
   for (int q = 0; q < nm; q++) {
     char gname[80];
     snprintf(gname, sizeof gname, "grad.%.47s", map[q].name);
     const fx *e = fx_get(f, nf, gname);
-    if (!e) return;
+    if (!e)
+      return;
     double scale = 0;
-    for (int i = 0; i < e->n; i++) scale = fmax(scale, fabs(e->v[i]));
+    for (int i = 0; i < e->n; i++)
+      scale = fmax(scale, fabs(e->v[i]));
     const float *g = grad + (map[q].t - m.params);
     for (int i = 0; i < e->n; i++) {
       double d = fabs(g[i] - e->v[i]) / (scale + 1e-12);
-      if (d > worst) worst = d;
+      if (d > worst)
+        worst = d;
       if (d > 1e-4) {
         fprintf(stderr, "%s %s[%d]: ours %.9g, torch %.9g\n", path, map[q].name, i, g[i], e->v[i]);
         CHECK(d <= 1e-4);
@@ -310,9 +345,11 @@ static void check_torch(const char *path) {
     }
   }
   printf("%s: L=%d H=%d peephole=%d B=%d T=%d, loss %.9g vs %.9g, worst grad diff %.2e of the "
-         "tensor's max\n", path, L, H, peep, B, T, loss, fxl->v[0], worst);
+         "tensor's max\n",
+         path, L, H, peep, B, T, loss, fxl->v[0], worst);
   CHECK(worst < 1e-4);
-  for (int i = 0; i < nf; i++) free(f[i].v);
+  for (int i = 0; i < nf; i++)
+    free(f[i].v);
   free(x), free(tgt), free(w), free(state), free(grad);
   nn_train_free(&tr);
   nn_model_free(&m);

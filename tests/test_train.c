@@ -18,7 +18,7 @@ static char path[64];
  * vpx is the price of A's last tick (in the validation part). */
 static void write_file(double vpx) {
   FILE *f = fopen(path, "w");
-  fprintf(f, "sym,ts,px,qty,bid,ask\n");                      /* line 1 */
+  fprintf(f, "sym,ts,px,qty,bid,ask\n"); /* line 1 */
   double pa[10] = {10, 10.5, 10.2, 10.8, 11, 10.9, 11.3, 11.1, 11.6, vpx};
   double pb[5] = {100, 99, 101, 102, 100.5};
   int ia = 0, ib = 0, line = 1;
@@ -72,7 +72,8 @@ static void check_dataset(void) {
     double s = 0, ss = 0;
     int n = 0;
     for (int i = 0; i < 2; i++)
-      for (size_t t = 0; t < d.s[i].ntrain; t++) s += d.s[i].raw[t * NN_F + k], n++;
+      for (size_t t = 0; t < d.s[i].ntrain; t++)
+        s += d.s[i].raw[t * NN_F + k], n++;
     double mean = s / n;
     for (int i = 0; i < 2; i++)
       for (size_t t = 0; t < d.s[i].ntrain; t++) {
@@ -87,7 +88,8 @@ static void check_dataset(void) {
   double tss = 0;
   int tn = 0;
   for (int i = 0; i < 2; i++)
-    for (size_t t = 1; t < d.s[i].ntrain; t++) tss += pow(d.s[i].raw[t * NN_F], 2), tn++;
+    for (size_t t = 1; t < d.s[i].ntrain; t++)
+      tss += pow(d.s[i].raw[t * NN_F], 2), tn++;
   CHECK_INT(tn, 7 + 3);
   CHECK_NEAR(d.tgt_std, sqrt(tss / tn), 1e-15);
   CHECK(d.tgt_mean == 0.0);
@@ -156,7 +158,8 @@ static void check_fit(void) {
   CHECK_INT(fit_run(&d, &o, &m0, &r0, NULL, err, sizeof err), 0);
   CHECK_INT(r0.best_epoch, 0);
   int zero = m0.head_b[0] == 0;
-  for (int j = 0; j < m0.H; j++) zero &= m0.head_w[j] == 0;
+  for (int j = 0; j < m0.H; j++)
+    zero &= m0.head_w[j] == 0;
   CHECK(zero);
   CHECK(r0.val_mse == r0.val_mse_rw && r0.val_mse_rw > 0);
   double mse, rw;
@@ -177,7 +180,8 @@ static void check_fit(void) {
   /* It learns: validation skill near the optimum 0.25 (1,499 targets: loose bounds). */
   double skill = 1 - r1.val_mse / r1.val_mse_rw;
   printf("AR(1) 0.5, 4500 training ticks, H=8, B=8: validation skill %.4f, best epoch %d, "
-         "scale %.3f\n", skill, r1.best_epoch, r1.scale);
+         "scale %.3f\n",
+         skill, r1.best_epoch, r1.scale);
   CHECK(skill > 0.18 && skill < 0.32);
   CHECK(r1.best_epoch >= 1);
   CHECK(r1.scale > 0.5 && r1.scale <= 1.0);
@@ -199,7 +203,8 @@ static void check_fit(void) {
          r0.fallback);
   CHECK(r0.best_epoch > 0 && r0.tstat < 2 && r0.fallback); /* the t-test path, not "no epoch" */
   zero = m0.head_b[0] == 0;
-  for (int j = 0; j < m0.H; j++) zero &= m0.head_w[j] == 0;
+  for (int j = 0; j < m0.H; j++)
+    zero &= m0.head_w[j] == 0;
   CHECK(zero);
   CHECK(r0.val_mse == r0.val_mse_rw);
   nn_model_free(&m0);
