@@ -277,7 +277,7 @@ int cmd_eval(int argc, char **argv) {
   for (int i = 0; i < d.ns; i++)
     if (!(pred[i] = malloc((d.s[i].n ? d.s[i].n : 1) * sizeof **pred)))
       goto oom;
-  if (predict_all(&m, &d, pred) != 0)
+  if (d.ns > 0 && predict_all(&m, &d, pred) != 0)
     goto oom;
 
   score all = {0};
