@@ -84,6 +84,16 @@ static void test_accept(void) {
       TICK_OK);
   CHECK_STR(t.sym, "A");
 
+  /* Keys that start like known ones are unknown keys; field order does not matter. */
+  CHECK_INT(js("{\"tsx\":\"?\",\"pxx\":-1,\"symbol\":7,\"qtyy\":-1,\"bi\":0,\"as\":0,\"px\":3,"
+               "\"ts\":2,\"sym\":\"Z\"}"),
+            TICK_OK);
+  CHECK(t.px == 3 && t.ts == 2 && t.qty == 0 && t.has_quote == 0);
+  JSON_REJECT("{\"symbol\":\"A\",\"ts\":1,\"px\":1}", TICK_MISSING_FIELD, "missing field sym");
+  /* A known key within the last bytes of the input still counts (no 4-byte lookahead there). */
+  JSON_REJECT("{\"sym\":\"A\",\"ts\":1,\"px\":1,\"px\"", TICK_BAD_JSON,
+              "bad JSON at byte 29 (end of input): expected ':'");
+
   /* Duplicate keys: the last one wins, also over an invalid earlier value. */
   CHECK_INT(js("{\"sym\":\"A\",\"ts\":1,\"px\":-3,\"px\":7,\"sym\":\"B\"}"), TICK_OK);
   CHECK_STR(t.sym, "B");
