@@ -1,7 +1,9 @@
 /* svg.c: the eval plot as plain SVG text (see svg.h). Two panels, 1000 x 720 pixels: returns on
  * top (realized in grey, predicted in blue, as per-column min-max bars when there are more ticks
- * than pixels), cumulative log return below (sign-of-prediction strategy in green, buy and hold in
- * grey), time axis with date labels, value axes with round tick values, titles and legends. */
+ * than pixels; predictions much smaller than the realized returns get their own right-hand axis,
+ * zero aligned, so they stay visible), cumulative log return below (sign-of-prediction strategy
+ * in green, buy and hold in grey), time axis with date labels, value axes with round tick values,
+ * titles and legends. */
 #include "svg.h"
 
 #include <errno.h>
@@ -15,7 +17,7 @@
 
 #define W 1000
 #define PL 90  /* plot left */
-#define PR 970 /* plot right */
+#define PR 920 /* plot right (room for a right-hand axis) */
 #define COLS (PR - PL)
 
 typedef struct panel {
@@ -49,6 +51,24 @@ static void y_axis(FILE *f, const panel *p, const char *label) {
           "<text transform='translate(18,%.1f) rotate(-90)' text-anchor='middle' "
           "font-size='12'>%s</text>\n",
           (p->top + p->bot) / 2, label);
+}
+
+/* Tick labels of a second value scale on the right edge, in color. */
+static void y_axis_right(FILE *f, const panel *p, const char *label, const char *color) {
+  double step = nice_step(p->lo, p->hi, 5);
+  for (double v = ceil(p->lo / step) * step; v <= p->hi + step * 1e-9; v += step) {
+    double y = py(p, v);
+    if (fabs(v) < step * 1e-9)
+      v = 0;
+    fprintf(f, "<line x1='%d' y1='%.1f' x2='%d' y2='%.1f' stroke='%s'/>\n", PR, y, PR + 4, y,
+            color);
+    fprintf(f, "<text x='%d' y='%.1f' font-size='11' fill='%s'>%.3g</text>\n", PR + 7, y + 4, color,
+            v);
+  }
+  fprintf(f,
+          "<text transform='translate(%d,%.1f) rotate(90)' text-anchor='middle' font-size='12' "
+          "fill='%s'>%s</text>\n",
+          W - 14, (p->top + p->bot) / 2, color, label);
 }
 
 static void x_axis(FILE *f, const panel *p, int64_t t0, int64_t t1) {
@@ -118,7 +138,7 @@ int svg_eval_plot(const char *path, const char *title, const svg_point *pts, siz
   int64_t t0 = pts[0].ts, t1 = pts[n - 1].ts;
   if (t1 <= t0)
     t1 = t0 + 1;
-  double rlo = 0, rhi = 0, clo = 0, chi = 0, s = 0, b = 0;
+  double rlo = 0, rhi = 0, plo = 0, phi = 0, clo = 0, chi = 0, s = 0, b = 0;
   for (size_t i = 0; i < n; i++) {
     int col = (int)((double)(pts[i].ts - t0) / (double)(t1 - t0) * (COLS - 1));
     if (col < 0)
@@ -137,16 +157,25 @@ int svg_eval_plot(const char *path, const char *title, const svg_point *pts, siz
       pmin[col] = fmin(pmin[col], pts[i].pred), pmax[col] = fmax(pmax[col], pts[i].pred);
     }
     cs[col] = s, cb[col] = b;
-    rlo = fmin(rlo, fmin(pts[i].real, pts[i].pred)),
-    rhi = fmax(rhi, fmax(pts[i].real, pts[i].pred));
+    rlo = fmin(rlo, pts[i].real), rhi = fmax(rhi, pts[i].real);
+    plo = fmin(plo, pts[i].pred), phi = fmax(phi, pts[i].pred);
     clo = fmin(clo, fmin(s, b)), chi = fmax(chi, fmax(s, b));
   }
+  /* One scale for both when the predictions are not much smaller than the realized returns;
+   * otherwise a symmetric scale each, so that both zero lines are the middle of the panel. */
+  double rabs = fmax(-rlo, rhi), pabs = fmax(-plo, phi);
+  int dual = pabs > 0 && pabs * 5 < rabs;
+  if (!dual)
+    rlo = fmin(rlo, plo), rhi = fmax(rhi, phi);
+  else
+    rlo = -rabs, rhi = rabs;
   if (rhi - rlo < 1e-12)
     rlo -= 1e-6, rhi += 1e-6;
   if (chi - clo < 1e-12)
     clo -= 1e-6, chi += 1e-6;
   double pad = 0.05 * (rhi - rlo);
   panel top = {70, 360, rlo - pad, rhi + pad};
+  panel ptop = dual ? (panel){70, 360, -pabs * 1.05, pabs * 1.05} : top;
   pad = 0.05 * (chi - clo);
   panel bot = {420, 670, clo - pad, chi + pad};
 
@@ -179,17 +208,20 @@ int svg_eval_plot(const char *path, const char *title, const svg_point *pts, siz
         y0 += 0.5, y1 -= 0.5;
       fprintf(f, "M%d.5 %.1fV%.1f", PL + c, y0, y1);
     }
-  fputs("'/>\n<path stroke='#1f5fd1' stroke-width='1.2' fill='none' d='", f);
+  fputs("'/>\n<path stroke='#1f5fd1' stroke-width='1.2' stroke-opacity='0.75' fill='none' d='", f);
   for (int c = 0; c < COLS; c++)
     if (used[c]) {
-      double y0 = py(&top, pmin[c]), y1 = py(&top, pmax[c]);
+      double y0 = py(&ptop, pmin[c]), y1 = py(&ptop, pmax[c]);
       if (y0 - y1 < 1)
         y0 += 0.5, y1 -= 0.5;
       fprintf(f, "M%d.5 %.1fV%.1f", PL + c, y0, y1);
     }
   fputs("'/>\n", f);
   static const char *const n1[] = {"realized", "predicted"}, *const c1[] = {"#9a9a9a", "#1f5fd1"};
-  legend(f, PR - 110, top.top + 18, n1, c1, 2);
+  static const char *const n1d[] = {"realized (left axis)", "predicted (right axis)"};
+  if (dual)
+    y_axis_right(f, &ptop, "predicted log return", "#1f5fd1");
+  legend(f, PR - (dual ? 160 : 110), top.top + 18, dual ? n1d : n1, c1, 2);
 
   fprintf(f,
           "<text x='%d' y='408' font-size='13'>Cumulative log return: trading the sign of the "
