@@ -1,6 +1,7 @@
 /* dlq.h: the dead-letter record for a rejected input message: one JSON object with the reason, the
  * one-line error, where it came from and the original payload (escaped, cut to a bounded size so a
- * huge bad message still fits the topic). Cold path: uses jansson and allocates. Not for sending. */
+ * huge bad message still fits the topic). Cold path: uses jansson and allocates. Not for sending.
+ */
 #ifndef DAEMON_DLQ_H
 #define DAEMON_DLQ_H
 

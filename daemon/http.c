@@ -1,7 +1,7 @@
-/* http.c: libmicrohttpd driven by the libuv loop (see http.h). MHD is started with MHD_USE_EPOLL and
- * no internal thread; its epoll fd becomes readable whenever any of its sockets needs service, so
- * one uv_poll on that fd plus a timer for MHD's own timeouts is the whole integration. We bind the
- * listening socket ourselves so that "port in use" becomes one clear error line. */
+/* http.c: libmicrohttpd driven by the libuv loop (see http.h). MHD is started with MHD_USE_EPOLL
+ * and no internal thread; its epoll fd becomes readable whenever any of its sockets needs service,
+ * so one uv_poll on that fd plus a timer for MHD's own timeouts is the whole integration. We bind
+ * the listening socket ourselves so that "port in use" becomes one clear error line. */
 #include "http.h"
 
 #include <errno.h>
@@ -42,14 +42,15 @@ static void on_timer(uv_timer_t *t) {
 static void http_service(http_srv *s) {
   MHD_run(s->d);
   MHD_UNSIGNED_LONG_LONG to;
-  if (MHD_get_timeout(s->d, &to) == MHD_YES) uv_timer_start(&s->timer, on_timer, to, 0);
-  else uv_timer_stop(&s->timer);
+  if (MHD_get_timeout(s->d, &to) == MHD_YES)
+    uv_timer_start(&s->timer, on_timer, to, 0);
+  else
+    uv_timer_stop(&s->timer);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls) {
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
   (void)version;
   (void)upload_data;
   (void)upload_data_size;
@@ -73,7 +74,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return MHD_NO;
   }
   MHD_add_response_header(r, "Content-Type", ctype);
-  if (status == MHD_HTTP_METHOD_NOT_ALLOWED) MHD_add_response_header(r, "Allow", "GET, HEAD");
+  if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+    MHD_add_response_header(r, "Allow", "GET, HEAD");
   enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
   MHD_destroy_response(r);
   return ret;
@@ -139,8 +141,10 @@ static int http_listen(const char *addr_port, int *port, char *err, size_t errle
   socklen_t sl = sizeof ss;
   *port = (int)pn;
   if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-    if (ss.ss_family == AF_INET) *port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    else if (ss.ss_family == AF_INET6) *port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    if (ss.ss_family == AF_INET)
+      *port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    else if (ss.ss_family == AF_INET6)
+      *port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
   }
   return fd;
 }
@@ -191,13 +195,15 @@ int http_port(const http_srv *s) {
 
 static void on_closed(uv_handle_t *h) {
   http_srv *s = h->data;
-  if (--s->closing) return;
+  if (--s->closing)
+    return;
   MHD_stop_daemon(s->d); /* closes the epoll fd and the listening socket */
   free(s);
 }
 
 void http_stop(http_srv *s) {
-  if (!s) return;
+  if (!s)
+    return;
   s->closing = 2;
   uv_close((uv_handle_t *)&s->poll, on_closed);
   uv_close((uv_handle_t *)&s->timer, on_closed);

@@ -2,7 +2,8 @@
  * consumer's queue and the producer's delivery reports wake it through librdkafka's queue io
  * events on pipes watched by uv_poll; each wake drains up to a chunk of messages, steps the engine
  * once and produces the results, then yields to timers and HTTP (a uv_idle handle reschedules the
- * rest). Checkpoints are not done here: the hook_* functions mark where the state module plugs in. */
+ * rest). Checkpoints are not done here: the hook_* functions mark where the state module plugs in.
+ */
 #include "run.h"
 
 #include <errno.h>
@@ -30,16 +31,16 @@
  * produce order. Delivery reports come back in any order across output partitions, so an input
  * offset is stored for commit only when it and everything before it were acknowledged. */
 typedef struct part {
-  int64_t *off;      /* (cap) input offset of ring sequence seq at off[seq & (cap - 1)] */
-  uint8_t *done;     /* (cap) 1 when acknowledged */
-  uint32_t cap;      /* power of two */
-  uint64_t head;     /* next sequence number */
-  uint64_t tail;     /* oldest unacknowledged sequence number */
-  int64_t next;      /* next offset to commit (last acknowledged + 1), -1 none yet */
-  uint8_t gen;       /* assignment generation: reports from an older assignment are ignored */
-  uint8_t assigned;  /* 1 while assigned to this consumer */
-  uint8_t stuck;     /* a delivery failed: offsets are no longer stored (at-least-once) */
-  uint8_t dirty;     /* next advanced since the last offset store */
+  int64_t *off;     /* (cap) input offset of ring sequence seq at off[seq & (cap - 1)] */
+  uint8_t *done;    /* (cap) 1 when acknowledged */
+  uint32_t cap;     /* power of two */
+  uint64_t head;    /* next sequence number */
+  uint64_t tail;    /* oldest unacknowledged sequence number */
+  int64_t next;     /* next offset to commit (last acknowledged + 1), -1 none yet */
+  uint8_t gen;      /* assignment generation: reports from an older assignment are ignored */
+  uint8_t assigned; /* 1 while assigned to this consumer */
+  uint8_t stuck;    /* a delivery failed: offsets are no longer stored (at-least-once) */
+  uint8_t dirty;    /* next advanced since the last offset store */
 } part;
 
 /* msg_opaque of produced messages: generation (8 bits), partition (16), sequence (40). */
@@ -51,35 +52,35 @@ typedef struct run {
   const run_opts *o;
   uv_loop_t *loop;
   rd_kafka_t *consumer, *producer;
-  rd_kafka_queue_t *cq, *pq;  /* consumer queue, producer main queue (io events enabled) */
-  rd_kafka_topic_t *t_in;     /* consumer-side handle of the input topic, for offset_store */
+  rd_kafka_queue_t *cq, *pq; /* consumer queue, producer main queue (io events enabled) */
+  rd_kafka_topic_t *t_in;    /* consumer-side handle of the input topic, for offset_store */
   rd_kafka_topic_t *t_out, *t_stats, *t_dlq;
-  int cpipe[2], ppipe[2];     /* io-event pipes: consumer, producer */
+  int cpipe[2], ppipe[2]; /* io-event pipes: consumer, producer */
   uv_poll_t cpoll, ppoll;
-  uv_idle_t idle;             /* continues draining after a full chunk */
+  uv_idle_t idle; /* continues draining after a full chunk */
   uv_timer_t t_stats_timer, t_second, t_ckpt, t_stop;
   uv_signal_t sig_term, sig_int, sig_hup;
   http_srv *http;
   mockbroker *mb;
-  nn_model *model;            /* the running model (owned) */
+  nn_model *model; /* the running model (owned) */
   engine e;
-  int chunk;                  /* budget per drain */
-  rd_kafka_message_t **msgs;  /* (chunk) messages of the chunk being gathered */
-  eng_tick *ticks;            /* (chunk) */
-  uint64_t *t_poll;           /* (chunk) monotonic ns when each message was polled */
-  int n;                      /* messages gathered so far */
-  part *parts;                /* (nparts) by partition number */
+  int chunk;                 /* budget per drain */
+  rd_kafka_message_t **msgs; /* (chunk) messages of the chunk being gathered */
+  eng_tick *ticks;           /* (chunk) */
+  uint64_t *t_poll;          /* (chunk) monotonic ns when each message was polled */
+  int n;                     /* messages gathered so far */
+  part *parts;               /* (nparts) by partition number */
   int32_t nparts;
-  int assigned;               /* partitions assigned */
-  int paused;                 /* backpressure holds consumption */
-  int hard_paused;            /* ... for long: the partitions are paused in librdkafka too */
-  uv_timer_t t_pause;         /* turns a long pause into a partition pause */
+  int assigned;       /* partitions assigned */
+  int paused;         /* backpressure holds consumption */
+  int hard_paused;    /* ... for long: the partitions are paused in librdkafka too */
+  uv_timer_t t_pause; /* turns a long pause into a partition pause */
   int64_t outq_high, outq_low;
   int stopping;
-  int flush_failed;           /* a flush timed out: later ones do not wait */
+  int flush_failed; /* a flush timed out: later ones do not wait */
   int exit_code;
-  size_t in_prefix_len;       /* strlen(input topic) + 1: src = "topic/" + partition/offset */
-  char src[320];              /* src buffer, "topic/" prefix kept */
+  size_t in_prefix_len; /* strlen(input topic) + 1: src = "topic/" + partition/offset */
+  char src[320];        /* src buffer, "topic/" prefix kept */
   stats st;
   int64_t warned_unknown_topic_ms;
 } run;
@@ -114,10 +115,12 @@ static void hook_assign(run *r, rd_kafka_topic_partition_list_t *parts) {
  * Then their instruments are dropped, since another consumer may advance them meanwhile. */
 static void hook_revoke(run *r, rd_kafka_topic_partition_list_t *parts) {
   for (int i = 0; i < parts->cnt; i++) {
-    if (strcmp(parts->elems[i].topic, r->o->input_topic)) continue;
+    if (strcmp(parts->elems[i].topic, r->o->input_topic))
+      continue;
     int32_t p = parts->elems[i].partition;
     for (uint32_t s = 0; s < r->e.st.count; s++)
-      if (r->e.st.inst[s].live && r->e.st.inst[s].partition == p) symtab_remove(&r->e.st, (int32_t)s);
+      if (r->e.st.inst[s].live && r->e.st.inst[s].partition == p)
+        symtab_remove(&r->e.st, (int32_t)s);
   }
 }
 
@@ -134,12 +137,15 @@ static void hook_model_change(run *r) {
 /* ---- Per-partition in-flight tracking. */
 
 static part *part_get(run *r, int32_t p) {
-  if (p < 0 || p > OPQ_PART_MAX) return NULL;
+  if (p < 0 || p > OPQ_PART_MAX)
+    return NULL;
   if (p >= r->nparts) {
     int32_t n = r->nparts ? r->nparts : 16;
-    while (n <= p) n *= 2;
+    while (n <= p)
+      n *= 2;
     part *np = realloc(r->parts, (size_t)n * sizeof *np);
-    if (!np) return NULL;
+    if (!np)
+      return NULL;
     memset(np + r->nparts, 0, (size_t)(n - r->nparts) * sizeof *np);
     r->parts = np;
     r->nparts = n;
@@ -151,7 +157,8 @@ static part *part_get(run *r, int32_t p) {
  * producer queue) and returns the opaque for the produced message, or OPQ_NONE on ENOMEM. */
 static void *part_push(run *r, int32_t p, int64_t offset) {
   part *pt = part_get(r, p);
-  if (!pt) return OPQ_NONE;
+  if (!pt)
+    return OPQ_NONE;
   if (pt->head - pt->tail >= pt->cap) {
     uint32_t cap = pt->cap ? pt->cap * 2 : 4096;
     int64_t *off = malloc((size_t)cap * sizeof *off);
@@ -181,18 +188,24 @@ static void *part_push(run *r, int32_t p, int64_t offset) {
 
 /* A delivery report for a tracked message: marks it and advances the committable offset. */
 static void part_ack(run *r, void *opaque, int failed) {
-  if (opaque == OPQ_NONE) return;
+  if (opaque == OPQ_NONE)
+    return;
   uint64_t v = (uint64_t)(uintptr_t)opaque;
   int32_t p = (int32_t)((v >> OPQ_SEQ_BITS) & 0xFFFF);
-  if (p >= r->nparts) return;
+  if (p >= r->nparts)
+    return;
   part *pt = &r->parts[p];
-  if (!pt->assigned || (uint8_t)(v >> 56) != pt->gen) return;
+  if (!pt->assigned || (uint8_t)(v >> 56) != pt->gen)
+    return;
   /* Recover the full sequence from its low 40 bits: it lies in [tail, head). */
   uint64_t lo = v & (((uint64_t)1 << OPQ_SEQ_BITS) - 1);
   uint64_t seq = (pt->tail & ~(((uint64_t)1 << OPQ_SEQ_BITS) - 1)) | lo;
-  if (seq < pt->tail) seq += (uint64_t)1 << OPQ_SEQ_BITS;
-  if (seq >= pt->head) return;
-  if (failed) pt->stuck = 1;
+  if (seq < pt->tail)
+    seq += (uint64_t)1 << OPQ_SEQ_BITS;
+  if (seq >= pt->head)
+    return;
+  if (failed)
+    pt->stuck = 1;
   pt->done[seq & (pt->cap - 1)] = 1;
   while (pt->tail < pt->head && pt->done[pt->tail & (pt->cap - 1)]) {
     pt->next = pt->off[pt->tail & (pt->cap - 1)] + 1;
@@ -205,14 +218,16 @@ static void part_ack(run *r, void *opaque, int failed) {
 static void parts_store(run *r) {
   for (int32_t p = 0; p < r->nparts; p++) {
     part *pt = &r->parts[p];
-    if (!pt->dirty) continue;
+    if (!pt->dirty)
+      continue;
     pt->dirty = 0;
-    if (!pt->assigned || pt->stuck || pt->next < 0) continue;
+    if (!pt->assigned || pt->stuck || pt->next < 0)
+      continue;
     /* rd_kafka_offset_store stores offset + 1, the next one to read. */
     rd_kafka_resp_err_t err = rd_kafka_offset_store(r->t_in, p, pt->next - 1);
     if (err && err != RD_KAFKA_RESP_ERR__STATE)
-      log_warn("run", "offset store %s/%d at %lld: %s", r->o->input_topic, p,
-               (long long)pt->next, rd_kafka_err2str(err));
+      log_warn("run", "offset store %s/%d at %lld: %s", r->o->input_topic, p, (long long)pt->next,
+               rd_kafka_err2str(err));
   }
 }
 
@@ -232,7 +247,8 @@ static void produce(run *r, rd_kafka_topic_t *t, int flags, void *buf, size_t le
     }
     log_error("run", "produce to %s failed: %s", rd_kafka_topic_name(t), rd_kafka_err2str(err));
     r->st.delivery_errors++;
-    if (flags & RD_KAFKA_MSG_F_FREE) free(buf);
+    if (flags & RD_KAFKA_MSG_F_FREE)
+      free(buf);
     part_ack(r, opaque, 1);
     return;
   }
@@ -244,7 +260,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
   if (m->err) {
     r->st.delivery_errors++;
     if (r->st.delivery_errors <= 10 || r->st.delivery_errors % 10000 == 0)
-      log_error("run", "delivery to %s failed: %s (%llu delivery errors so far; offsets of the "
+      log_error("run",
+                "delivery to %s failed: %s (%llu delivery errors so far; offsets of the "
                 "input partition are no longer committed)",
                 rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err),
                 (unsigned long long)r->st.delivery_errors);
@@ -259,17 +276,21 @@ static size_t src_format(run *r, int32_t p, int64_t off) {
   char tmp[48];
   size_t n = 0;
   uint64_t v = (uint64_t)off;
-  do tmp[n++] = (char)('0' + v % 10), v /= 10;
+  do
+    tmp[n++] = (char)('0' + v % 10), v /= 10;
   while (v);
   char *q = r->src + r->in_prefix_len;
   uint32_t pv = (uint32_t)p;
   char pb[16];
   size_t pn = 0;
-  do pb[pn++] = (char)('0' + pv % 10), pv /= 10;
+  do
+    pb[pn++] = (char)('0' + pv % 10), pv /= 10;
   while (pv);
-  while (pn) *q++ = pb[--pn];
+  while (pn)
+    *q++ = pb[--pn];
   *q++ = '/';
-  while (n) *q++ = tmp[--n];
+  while (n)
+    *q++ = tmp[--n];
   return (size_t)(q - r->src);
 }
 
@@ -280,13 +301,15 @@ static void send_dead_letter(run *r, const rd_kafka_message_t *m, eng_tick *t, s
   char err[256] = "";
   if (t->reason == TICK_OUT_OF_ORDER) {
     int32_t s = symtab_find(&r->e.st, t->t.sym, t->t.sym_len);
-    snprintf(err, sizeof err, "field ts: found %lld, expected at least the last accepted ts of %s"
-             " (%lld)", (long long)t->t.ts, t->t.sym,
-             s >= 0 ? (long long)r->e.st.inst[s].last_ts : -1LL);
+    snprintf(err, sizeof err,
+             "field ts: found %lld, expected at least the last accepted ts of %s"
+             " (%lld)",
+             (long long)t->t.ts, t->t.sym, s >= 0 ? (long long)r->e.st.inst[s].last_ts : -1LL);
   } else {
     tick tk;
     int rs = tick_parse_json(&tk, m->payload, m->len, err, sizeof err);
-    if (rs == TICK_OK) tick_check_key(&tk, m->key, m->key_len, err, sizeof err);
+    if (rs == TICK_OK)
+      tick_check_key(&tk, m->key, m->key_len, err, sizeof err);
   }
   r->src[srclen] = 0;
   size_t len = 0;
@@ -308,7 +331,8 @@ static void begin_shutdown(run *r, int code);
 static void process_chunk(run *r) {
   int N = r->n;
   r->n = 0;
-  if (!N) return;
+  if (!N)
+    return;
   for (int i = 0; i < N; i++) {
     rd_kafka_message_t *m = r->msgs[i];
     eng_tick *t = &r->ticks[i];
@@ -316,7 +340,8 @@ static void process_chunk(run *r) {
     t->reason = m->payload ? tick_parse_json(&t->t, m->payload, m->len, NULL, 0) : TICK_BAD_JSON;
     if (t->reason == TICK_OK && m->key_len)
       t->reason = tick_check_key(&t->t, m->key, m->key_len, NULL, 0);
-    if (t->reason != TICK_OK) r->e.rejected[t->reason]++;
+    if (t->reason != TICK_OK)
+      r->e.rejected[t->reason]++;
     r->st.ticks_in++;
     stats_part_in(&r->st, m->partition);
   }
@@ -325,7 +350,8 @@ static void process_chunk(run *r) {
   if (rc != 0) {
     /* Nothing was applied; the messages are not acknowledged, so a restart reprocesses them. */
     log_error("run", "engine: %s on a chunk of %d ticks; stopping", tc_strerror(rc), N);
-    for (int i = 0; i < N; i++) rd_kafka_message_destroy(r->msgs[i]);
+    for (int i = 0; i < N; i++)
+      rd_kafka_message_destroy(r->msgs[i]);
     begin_shutdown(r, 1);
     return;
   }
@@ -361,24 +387,30 @@ static void on_idle(uv_idle_t *h);
 static void pause_partitions(run *r, int pause) {
   rd_kafka_topic_partition_list_t *a = NULL;
   if (rd_kafka_assignment(r->consumer, &a) == 0 && a) {
-    if (pause) rd_kafka_pause_partitions(r->consumer, a);
-    else rd_kafka_resume_partitions(r->consumer, a);
+    if (pause)
+      rd_kafka_pause_partitions(r->consumer, a);
+    else
+      rd_kafka_resume_partitions(r->consumer, a);
     rd_kafka_topic_partition_list_destroy(a);
   }
 }
 
 static void on_pause_timer(uv_timer_t *h) {
   run *r = h->data;
-  if (!r->paused || r->hard_paused || r->stopping) return;
+  if (!r->paused || r->hard_paused || r->stopping)
+    return;
   r->hard_paused = 1;
-  log_warn("run", "output still backed up after %d ms (%d messages queued): pausing the "
-           "partitions", PAUSE_HARD_MS, rd_kafka_outq_len(r->producer));
+  log_warn("run",
+           "output still backed up after %d ms (%d messages queued): pausing the "
+           "partitions",
+           PAUSE_HARD_MS, rd_kafka_outq_len(r->producer));
   pause_partitions(r, 1);
   uv_idle_start(&r->idle, on_idle); /* keep serving the consumer queue's events */
 }
 
 static void set_paused(run *r, int pause) {
-  if (r->paused == pause) return;
+  if (r->paused == pause)
+    return;
   r->paused = pause;
   r->st.paused = pause;
   if (pause) {
@@ -430,10 +462,12 @@ static void drain(run *r) {
   /* Chunk size: latency is about one chunk's processing time (a message polled first waits for
    * the whole chunk), so keep chunks small unless a backlog makes throughput the only concern. */
   int limit = r->chunk;
-  if (limit > CHUNK_SMALL && rd_kafka_queue_length(r->cq) < CHUNK_BACKLOG) limit = CHUNK_SMALL;
+  if (limit > CHUNK_SMALL && rd_kafka_queue_length(r->cq) < CHUNK_BACKLOG)
+    limit = CHUNK_SMALL;
   while (r->n < limit && !r->stopping) {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, 0);
-    if (!m) break;
+    if (!m)
+      break;
     if (m->err) {
       on_consumer_error(r, m);
       rd_kafka_message_destroy(m);
@@ -444,10 +478,14 @@ static void drain(run *r) {
   }
   int full = r->n >= limit;
   process_chunk(r);
-  if (r->stopping) return;
-  if (rd_kafka_outq_len(r->producer) > r->outq_high) set_paused(r, 1);
-  if (full && (!r->paused || r->hard_paused)) uv_idle_start(&r->idle, on_idle);
-  else uv_idle_stop(&r->idle);
+  if (r->stopping)
+    return;
+  if (rd_kafka_outq_len(r->producer) > r->outq_high)
+    set_paused(r, 1);
+  if (full && (!r->paused || r->hard_paused))
+    uv_idle_start(&r->idle, on_idle);
+  else
+    uv_idle_stop(&r->idle);
 }
 
 static void on_idle(uv_idle_t *h) {
@@ -475,12 +513,14 @@ static void on_producer_io(uv_poll_t *h, int status, int events) {
   drain_pipe(r->ppipe[0]);
   rd_kafka_poll(r->producer, 0);
   parts_store(r);
-  if (r->paused && rd_kafka_outq_len(r->producer) < r->outq_low) set_paused(r, 0);
+  if (r->paused && rd_kafka_outq_len(r->producer) < r->outq_low)
+    set_paused(r, 0);
 }
 
 /* Waits (bounded) for every output in flight to be acknowledged and stores the offsets. */
 static int settle(run *r, int timeout_ms) {
-  if (r->flush_failed) timeout_ms = 0; /* the broker did not answer once: do not wait again */
+  if (r->flush_failed)
+    timeout_ms = 0; /* the broker did not answer once: do not wait again */
   rd_kafka_resp_err_t err = rd_kafka_flush(r->producer, timeout_ms);
   if (err) {
     r->flush_failed = 1;
@@ -500,13 +540,16 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
   size_t o = 0;
   list[0] = 0;
   for (int i = 0; i < parts->cnt && o < sizeof list - 16; i++)
-    o += (size_t)snprintf(list + o, sizeof list - o, "%s%d", i ? "," : "", parts->elems[i].partition);
+    o += (size_t)snprintf(list + o, sizeof list - o, "%s%d", i ? "," : "",
+                          parts->elems[i].partition);
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     for (int i = 0; i < parts->cnt; i++) {
-      if (strcmp(parts->elems[i].topic, r->o->input_topic)) continue;
+      if (strcmp(parts->elems[i].topic, r->o->input_topic))
+        continue;
       int32_t p = parts->elems[i].partition;
       part *pt = part_get(r, p);
-      if (!pt) continue;
+      if (!pt)
+        continue;
       pt->gen++;
       pt->assigned = 1;
       pt->tail = pt->head = 0;
@@ -515,20 +558,25 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
       if (p < STATS_MAX_PARTS) {
         r->st.assigned[p] = 1;
         r->st.lag[p] = -1;
-        if (p >= r->st.nparts) r->st.nparts = p + 1;
+        if (p >= r->st.nparts)
+          r->st.nparts = p + 1;
       }
       r->assigned++;
     }
     hook_assign(r, parts);
     rd_kafka_error_t *e = NULL;
     rd_kafka_resp_err_t ae = 0;
-    if (coop) e = rd_kafka_incremental_assign(rk, parts);
-    else ae = rd_kafka_assign(rk, parts);
+    if (coop)
+      e = rd_kafka_incremental_assign(rk, parts);
+    else
+      ae = rd_kafka_assign(rk, parts);
     if (e || ae) {
       log_error("run", "assign: %s", e ? rd_kafka_error_string(e) : rd_kafka_err2str(ae));
-      if (e) rd_kafka_error_destroy(e);
+      if (e)
+        rd_kafka_error_destroy(e);
     }
-    if (r->hard_paused) rd_kafka_pause_partitions(rk, parts);
+    if (r->hard_paused)
+      rd_kafka_pause_partitions(rk, parts);
     log_info("run", "assigned %s partitions [%s] (%s), %d in all", r->o->input_topic, list,
              coop ? "cooperative" : "eager", r->assigned);
     uv_idle_start(&r->idle, on_idle);
@@ -545,13 +593,15 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
       log_error("run", "rebalance error: %s", rd_kafka_err2str(err));
     }
     for (int i = 0; i < parts->cnt; i++) {
-      if (strcmp(parts->elems[i].topic, r->o->input_topic)) continue;
+      if (strcmp(parts->elems[i].topic, r->o->input_topic))
+        continue;
       int32_t p = parts->elems[i].partition;
       if (p < r->nparts && r->parts[p].assigned) {
         r->parts[p].assigned = 0;
         r->assigned--;
       }
-      if (p >= 0 && p < STATS_MAX_PARTS) r->st.assigned[p] = 0;
+      if (p >= 0 && p < STATS_MAX_PARTS)
+        r->st.assigned[p] = 0;
     }
     if (coop) {
       rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
@@ -562,7 +612,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     } else {
       rd_kafka_assign(rk, NULL);
       r->assigned = 0;
-      for (int32_t p = 0; p < r->nparts; p++) r->parts[p].assigned = 0;
+      for (int32_t p = 0; p < r->nparts; p++)
+        r->parts[p].assigned = 0;
       memset(r->st.assigned, 0, sizeof r->st.assigned);
     }
     log_info("run", "revoked %s partitions [%s], %d left", r->o->input_topic, list, r->assigned);
@@ -604,7 +655,8 @@ static void on_stats_timer(uv_timer_t *h) {
   run *r = h->data;
   stats_fill(r);
   char *js = stats_json(&r->st, wall_ms(), 1);
-  if (!js) return;
+  if (!js)
+    return;
   produce(r, r->t_stats, RD_KAFKA_MSG_F_FREE, js, strlen(js), r->o->group, strlen(r->o->group),
           OPQ_NONE);
   log_debug("run", "stats: in %llu, out %llu", (unsigned long long)r->st.ticks_in,
@@ -635,8 +687,9 @@ static int on_http(void *ud, const char *path, char **body, size_t *len, const c
   } else if (!strcmp(path, "/readyz")) {
     int ready = !r->stopping && r->model && r->assigned > 0;
     status = ready ? 200 : 503;
-    msg = ready ? "ready\n" : r->stopping ? "not ready: stopping\n"
-                                          : "not ready: no partitions assigned\n";
+    msg = ready         ? "ready\n"
+          : r->stopping ? "not ready: stopping\n"
+                        : "not ready: no partitions assigned\n";
   } else {
     status = 404;
     msg = "not found (try /metrics, /healthz, /readyz)\n";
@@ -649,7 +702,8 @@ static int on_http(void *ud, const char *path, char **body, size_t *len, const c
 static void reload_model(run *r) {
   char err[512];
   nn_model *nm = calloc(1, sizeof *nm);
-  if (!nm) return;
+  if (!nm)
+    return;
   int rc = nn_model_load(nm, r->o->model_path, err, sizeof err);
   if (rc != 0) {
     r->st.model_reload_failures++;
@@ -659,7 +713,8 @@ static void reload_model(run *r) {
   }
   if (!nn_model_same_shape(nm, r->model)) {
     r->st.model_reload_failures++;
-    log_error("run", "SIGHUP: model %s has shape L=%d H=%d peephole=%d, expected L=%d H=%d "
+    log_error("run",
+              "SIGHUP: model %s has shape L=%d H=%d peephole=%d, expected L=%d H=%d "
               "peephole=%d (the running model's); refused, keeping model %s",
               r->o->model_path, nm->L, nm->H, nm->peephole, r->model->L, r->model->H,
               r->model->peephole, r->model->id);
@@ -692,7 +747,8 @@ static void close_cb(uv_handle_t *h) {
 
 static void close_all(uv_handle_t *h, void *arg) {
   (void)arg;
-  if (!uv_is_closing(h)) uv_close(h, close_cb);
+  if (!uv_is_closing(h))
+    uv_close(h, close_cb);
 }
 
 /* Shutdown must end within 10 s even when the broker is gone (rd_kafka_consumer_close can wait
@@ -702,7 +758,7 @@ static void *watchdog(void *arg) {
   struct timespec ts = {9, 500000000};
   nanosleep(&ts, NULL);
   log_error("run", "shutdown did not finish in 9.5 s (broker unreachable?); exiting without "
-            "leaving the group cleanly");
+                   "leaving the group cleanly");
   _exit(1);
   return NULL;
 }
@@ -716,7 +772,8 @@ static void on_stop(uv_timer_t *h) {
   uv_poll_stop(&r->cpoll);
   uv_idle_stop(&r->idle);
   pthread_t wd;
-  if (pthread_create(&wd, NULL, watchdog, NULL) == 0) pthread_detach(wd);
+  if (pthread_create(&wd, NULL, watchdog, NULL) == 0)
+    pthread_detach(wd);
   int flushed = settle(r, 5000) == 0;
   hook_shutdown(r);
   rd_kafka_resp_err_t ce = flushed ? rd_kafka_commit(r->consumer, NULL, 0) : 0;
@@ -732,7 +789,8 @@ static void on_stop(uv_timer_t *h) {
 /* Asks the loop to stop (from anywhere, librdkafka callbacks included): no more draining; the
  * shutdown itself runs on the next loop turn. */
 static void begin_shutdown(run *r, int code) {
-  if (r->stopping) return;
+  if (r->stopping)
+    return;
   r->stopping = 1;
   r->exit_code = code;
   uv_timer_start(&r->t_stop, on_stop, 0, 0);
@@ -762,9 +820,12 @@ static int kconf_for(kconf *out, const kconf *kc, const char *mine, const char *
   size_t ml = strlen(mine), ol = strlen(other);
   for (int i = 0; i < kc->nprops; i++) {
     const char *k = kc->props[i].key;
-    if (!strncmp(k, other, ol)) continue;
-    if (!strncmp(k, mine, ml)) k += ml;
-    if (kconf_prop_add(out, k, kc->props[i].val, kc->props[i].where) != 0) return TC_ENOMEM;
+    if (!strncmp(k, other, ol))
+      continue;
+    if (!strncmp(k, mine, ml))
+      k += ml;
+    if (kconf_prop_add(out, k, kc->props[i].val, kc->props[i].where) != 0)
+      return TC_ENOMEM;
   }
   return 0;
 }
@@ -779,26 +840,48 @@ static int make_clients(run *r, const char *bootstrap, char *err, size_t errlen)
   const run_opts *o = r->o;
   char stats_ms[32];
   snprintf(stats_ms, sizeof stats_ms, "%d", o->stats_ms);
-  const char *cdef[] = {"group.id", o->group, "auto.offset.reset", "earliest",
-                        "enable.auto.commit", "true", "enable.auto.offset.store", "false",
-                        "auto.commit.interval.ms", "1000",
-                        "statistics.interval.ms", stats_ms, "client.id", "tickcast-run",
-                        bootstrap ? "bootstrap.servers" : NULL, bootstrap, NULL};
-  const char *pdef[] = {"client.id", "tickcast-run", "linger.ms", "5",
-                        bootstrap ? "bootstrap.servers" : NULL, bootstrap, NULL};
+  const char *cdef[] = {"group.id",
+                        o->group,
+                        "auto.offset.reset",
+                        "earliest",
+                        "enable.auto.commit",
+                        "true",
+                        "enable.auto.offset.store",
+                        "false",
+                        "auto.commit.interval.ms",
+                        "1000",
+                        "statistics.interval.ms",
+                        stats_ms,
+                        "client.id",
+                        "tickcast-run",
+                        bootstrap ? "bootstrap.servers" : NULL,
+                        bootstrap,
+                        NULL};
+  const char *pdef[] = {"client.id",
+                        "tickcast-run",
+                        "linger.ms",
+                        "5",
+                        bootstrap ? "bootstrap.servers" : NULL,
+                        bootstrap,
+                        NULL};
   rd_kafka_conf_t *cc = NULL, *pc = NULL;
   kconf ck, pk;
   kconf_init(&ck);
   kconf_init(&pk);
   int rc = kconf_for(&ck, &o->kc, "consumer.", "producer.");
-  if (rc == 0) rc = kconf_for(&pk, &o->kc, "producer.", "consumer.");
-  if (rc == 0 && kconf_build(&ck, cdef, &cc, err, errlen) != 0) rc = TC_EUSAGE;
-  if (rc == 0 && kconf_build(&pk, pdef, &pc, err, errlen) != 0) rc = TC_EUSAGE;
+  if (rc == 0)
+    rc = kconf_for(&pk, &o->kc, "producer.", "consumer.");
+  if (rc == 0 && kconf_build(&ck, cdef, &cc, err, errlen) != 0)
+    rc = TC_EUSAGE;
+  if (rc == 0 && kconf_build(&pk, pdef, &pc, err, errlen) != 0)
+    rc = TC_EUSAGE;
   kconf_for_free(&ck);
   kconf_for_free(&pk);
   if (rc != 0) {
-    if (rc == TC_ENOMEM) snprintf(err, errlen, "out of memory");
-    if (cc) rd_kafka_conf_destroy(cc);
+    if (rc == TC_ENOMEM)
+      snprintf(err, errlen, "out of memory");
+    if (cc)
+      rd_kafka_conf_destroy(cc);
     return rc;
   }
   char v[64];
@@ -808,7 +891,8 @@ static int make_clients(run *r, const char *bootstrap, char *err, size_t errlen)
     qmax = strtol(v, NULL, 10);
   r->outq_high = qmax * 8 / 10;
   r->outq_low = qmax / 2;
-  if (r->outq_high < 1) r->outq_high = 1;
+  if (r->outq_high < 1)
+    r->outq_high = 1;
   rd_kafka_conf_set_opaque(cc, r);
   rd_kafka_conf_set_opaque(pc, r);
   rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
@@ -861,7 +945,8 @@ static int make_clients(run *r, const char *bootstrap, char *err, size_t errlen)
 
 int run_main(const run_opts *o) {
   run *r = calloc(1, sizeof *r);
-  if (!r) return 1;
+  if (!r)
+    return 1;
   r->o = o;
   r->cpipe[0] = r->cpipe[1] = r->ppipe[0] = r->ppipe[1] = -1;
   r->chunk = o->chunk;
@@ -873,7 +958,8 @@ int run_main(const run_opts *o) {
   snprintf(r->st.version, sizeof r->st.version, "%s", TICKCAST_VERSION);
 
   r->model = calloc(1, sizeof *r->model);
-  if (!r->model) goto out;
+  if (!r->model)
+    goto out;
   if (nn_model_load(r->model, o->model_path, err, sizeof err) != 0) {
     log_error("run", "%s", err);
     code = 2;
@@ -886,22 +972,25 @@ int run_main(const run_opts *o) {
   r->msgs = calloc((size_t)r->chunk, sizeof *r->msgs);
   r->ticks = calloc((size_t)r->chunk, sizeof *r->ticks);
   r->t_poll = calloc((size_t)r->chunk, sizeof *r->t_poll);
-  if (!r->msgs || !r->ticks || !r->t_poll) goto out;
+  if (!r->msgs || !r->ticks || !r->t_poll)
+    goto out;
   r->in_prefix_len = strlen(o->input_topic) + 1;
   snprintf(r->src, sizeof r->src, "%s/", o->input_topic);
 
   const char *bootstrap = NULL;
   if (!o->kc.brokers) {
     char topics[1024];
-    snprintf(topics, sizeof topics, "%s,%s,%s,%s", o->input_topic, o->output_topic,
-             o->stats_topic, o->dlq_topic);
+    snprintf(topics, sizeof topics, "%s,%s,%s,%s", o->input_topic, o->output_topic, o->stats_topic,
+             o->dlq_topic);
     if (mockbroker_start(&r->mb, 0, topics, err, sizeof err) != 0) {
       log_error("run", "embedded broker: %s", err);
       goto out;
     }
     bootstrap = mockbroker_bootstraps(r->mb);
-    log_info("run", "no --brokers: started an embedded development broker at %s "
-             "(publish ticks to topic %s there)", bootstrap, o->input_topic);
+    log_info("run",
+             "no --brokers: started an embedded development broker at %s "
+             "(publish ticks to topic %s there)",
+             bootstrap, o->input_topic);
   }
   uv_loop_init(&loop);
   loop_ok = 1;
@@ -912,8 +1001,7 @@ int run_main(const run_opts *o) {
       log_error("run", "%s", err);
       goto out;
     }
-    log_info("run", "http on %s (port %d): /metrics /healthz /readyz", o->http,
-             http_port(r->http));
+    log_info("run", "http on %s (port %d): /metrics /healthz /readyz", o->http, http_port(r->http));
   }
   int kr = make_clients(r, bootstrap, err, sizeof err);
   if (kr != 0) {
@@ -933,14 +1021,14 @@ int run_main(const run_opts *o) {
   uv_signal_init(&loop, &r->sig_int);
   uv_signal_init(&loop, &r->sig_hup);
   r->cpoll.data = r->ppoll.data = r->idle.data = r->t_stats_timer.data = r->t_second.data =
-      r->t_ckpt.data = r->t_stop.data = r->t_pause.data = r->sig_term.data = r->sig_int.data = r->sig_hup.data = r;
+      r->t_ckpt.data = r->t_stop.data = r->t_pause.data = r->sig_term.data = r->sig_int.data =
+          r->sig_hup.data = r;
   uv_poll_start(&r->cpoll, UV_READABLE, on_consumer_io);
   uv_poll_start(&r->ppoll, UV_READABLE, on_producer_io);
   uv_idle_start(&r->idle, on_idle); /* the queue may be non-empty already: no event for that */
   uv_timer_start(&r->t_stats_timer, on_stats_timer, (uint64_t)o->stats_ms, (uint64_t)o->stats_ms);
   uv_timer_start(&r->t_second, on_second, 0, 1000);
-  uv_timer_start(&r->t_ckpt, on_ckpt_timer, (uint64_t)o->checkpoint_ms,
-                 (uint64_t)o->checkpoint_ms);
+  uv_timer_start(&r->t_ckpt, on_ckpt_timer, (uint64_t)o->checkpoint_ms, (uint64_t)o->checkpoint_ms);
   uv_signal_start(&r->sig_term, on_signal, SIGTERM);
   uv_signal_start(&r->sig_int, on_signal, SIGINT);
   uv_signal_start(&r->sig_hup, on_signal, SIGHUP);
@@ -949,12 +1037,15 @@ int run_main(const run_opts *o) {
            o->input_topic, o->group, o->output_topic);
   uv_run(&loop, UV_RUN_DEFAULT);
   code = r->exit_code;
-  log_info("run", "stopped: %llu ticks in, %llu predictions, %llu dead letters, %llu delivery "
-           "errors", (unsigned long long)r->st.ticks_in, (unsigned long long)r->st.predictions_out,
+  log_info("run",
+           "stopped: %llu ticks in, %llu predictions, %llu dead letters, %llu delivery "
+           "errors",
+           (unsigned long long)r->st.ticks_in, (unsigned long long)r->st.predictions_out,
            (unsigned long long)r->st.dlq_out, (unsigned long long)r->st.delivery_errors);
 out:
   if (loop_ok) {
-    if (r->http) http_stop(r->http);
+    if (r->http)
+      http_stop(r->http);
     uv_walk(&loop, close_all, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
@@ -967,19 +1058,26 @@ out:
     rd_kafka_queue_io_event_enable(r->pq, -1, NULL, 0);
     rd_kafka_queue_destroy(r->pq);
   }
-  if (r->t_in) rd_kafka_topic_destroy(r->t_in);
-  if (r->t_out) rd_kafka_topic_destroy(r->t_out);
-  if (r->t_stats) rd_kafka_topic_destroy(r->t_stats);
-  if (r->t_dlq) rd_kafka_topic_destroy(r->t_dlq);
-  if (r->consumer) rd_kafka_destroy(r->consumer);
+  if (r->t_in)
+    rd_kafka_topic_destroy(r->t_in);
+  if (r->t_out)
+    rd_kafka_topic_destroy(r->t_out);
+  if (r->t_stats)
+    rd_kafka_topic_destroy(r->t_stats);
+  if (r->t_dlq)
+    rd_kafka_topic_destroy(r->t_dlq);
+  if (r->consumer)
+    rd_kafka_destroy(r->consumer);
   if (r->producer) {
     rd_kafka_purge(r->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_destroy(r->producer);
   }
   mockbroker_stop(r->mb);
   for (int i = 0; i < 2; i++) {
-    if (r->cpipe[i] >= 0) close(r->cpipe[i]);
-    if (r->ppipe[i] >= 0) close(r->ppipe[i]);
+    if (r->cpipe[i] >= 0)
+      close(r->cpipe[i]);
+    if (r->ppipe[i] >= 0)
+      close(r->ppipe[i]);
   }
   for (int32_t p = 0; p < r->nparts; p++) {
     free(r->parts[p].off);

@@ -1,11 +1,12 @@
 /* run.h: `tickcast run`, the daemon: its options and the libuv loop that consumes ticks from Kafka,
  * steps the engine once per drained chunk and produces predictions, dead letters and stats.
- * Not for the engine itself (engine.h) nor for checkpoints (the state module hooks in, see run.c). */
+ * Not for the engine itself (engine.h) nor for checkpoints (the state module hooks in, see run.c).
+ */
 #ifndef DAEMON_RUN_H
 #define DAEMON_RUN_H
 
-#include <stdio.h>
 #include "kconf.h"
+#include <stdio.h>
 
 typedef struct run_opts {
   kconf kc;                 /* --brokers, -X, --config */

@@ -8,48 +8,50 @@
 #include "run.h"
 
 void run_usage(FILE *f) {
-  fprintf(f,
-          "usage: tickcast run --model M [--brokers LIST] [OPTIONS]\n"
-          "\n"
-          "The daemon: consumes ticks (JSON, CONTRACT §1) from a Kafka topic in a consumer group,\n"
-          "keeps each instrument's LSTM state, and produces one prediction per accepted tick to\n"
-          "the output topic (keyed by sym), rejected messages to the dead-letter topic and a stats\n"
-          "object every --stats-interval. Without --brokers it starts an embedded development\n"
-          "broker in-process and logs its address.\n"
-          "\n"
-          "  --model M              safetensors model file (required); SIGHUP reloads it\n"
-          "  --group ID             consumer group (default tickcast)\n"
-          "  --input-topic T        ticks in (default ticks)\n"
-          "  --output-topic T       predictions out (default predictions)\n"
-          "  --stats-topic T        stats out (default tickcast.stats)\n"
-          "  --dlq-topic T          dead letters out (default tickcast.dlq)\n"
-          "  --stats-interval MS    stats period in milliseconds (default 5000)\n"
-          "  --http ADDR:PORT       /metrics, /healthz, /readyz (default 127.0.0.1:9464; off)\n"
-          "  --chunk N              messages drained and stepped per loop turn (default 4096)\n"
-          "  --log-level L          error, warn, info (default) or debug\n"
-          "%s"
-          "Used by checkpoints:\n"
-          "  --state DB             state database (default tickcast.db)\n"
-          "  --checkpoint-interval MS  checkpoint period (default 1000)\n"
-          "  --reset-state          start from empty state even if DB holds another model's\n"
-          "  --on-model-change reset|keep  what SIGHUP to a new same-shape model does to the\n"
-          "                         instruments' states (default reset)\n"
-          "  --sync normal|full     SQLite synchronous mode (default normal)\n"
-          "\n"
-          "-X consumer.KEY=VALUE or -X producer.KEY=VALUE sets a property on one client only\n"
-          "(e.g. -X producer.queue.buffering.max.messages=20000); plain -X KEY=VALUE sets both.\n"
-          "Defaults: auto.offset.reset=earliest (override with -X auto.offset.reset=latest),\n"
-          "offsets committed after the broker acknowledged the prediction (at-least-once).\n"
-          "Signals: SIGTERM/SIGINT finish the chunk, flush, leave the group and exit 0;\n"
-          "SIGHUP reloads --model (a model of another shape is refused, the old one kept).\n"
-          "Exit: 0 clean stop, 1 runtime failure, 2 bad usage or bad model file.\n",
-          KCONF_USAGE);
+  fprintf(
+      f,
+      "usage: tickcast run --model M [--brokers LIST] [OPTIONS]\n"
+      "\n"
+      "The daemon: consumes ticks (JSON, CONTRACT §1) from a Kafka topic in a consumer group,\n"
+      "keeps each instrument's LSTM state, and produces one prediction per accepted tick to\n"
+      "the output topic (keyed by sym), rejected messages to the dead-letter topic and a stats\n"
+      "object every --stats-interval. Without --brokers it starts an embedded development\n"
+      "broker in-process and logs its address.\n"
+      "\n"
+      "  --model M              safetensors model file (required); SIGHUP reloads it\n"
+      "  --group ID             consumer group (default tickcast)\n"
+      "  --input-topic T        ticks in (default ticks)\n"
+      "  --output-topic T       predictions out (default predictions)\n"
+      "  --stats-topic T        stats out (default tickcast.stats)\n"
+      "  --dlq-topic T          dead letters out (default tickcast.dlq)\n"
+      "  --stats-interval MS    stats period in milliseconds (default 5000)\n"
+      "  --http ADDR:PORT       /metrics, /healthz, /readyz (default 127.0.0.1:9464; off)\n"
+      "  --chunk N              messages drained and stepped per loop turn (default 4096)\n"
+      "  --log-level L          error, warn, info (default) or debug\n"
+      "%s"
+      "Used by checkpoints:\n"
+      "  --state DB             state database (default tickcast.db)\n"
+      "  --checkpoint-interval MS  checkpoint period (default 1000)\n"
+      "  --reset-state          start from empty state even if DB holds another model's\n"
+      "  --on-model-change reset|keep  what SIGHUP to a new same-shape model does to the\n"
+      "                         instruments' states (default reset)\n"
+      "  --sync normal|full     SQLite synchronous mode (default normal)\n"
+      "\n"
+      "-X consumer.KEY=VALUE or -X producer.KEY=VALUE sets a property on one client only\n"
+      "(e.g. -X producer.queue.buffering.max.messages=20000); plain -X KEY=VALUE sets both.\n"
+      "Defaults: auto.offset.reset=earliest (override with -X auto.offset.reset=latest),\n"
+      "offsets committed after the broker acknowledged the prediction (at-least-once).\n"
+      "Signals: SIGTERM/SIGINT finish the chunk, flush, leave the group and exit 0;\n"
+      "SIGHUP reloads --model (a model of another shape is refused, the old one kept).\n"
+      "Exit: 0 clean stop, 1 runtime failure, 2 bad usage or bad model file.\n",
+      KCONF_USAGE);
 }
 
 static const char *const allowed_flags[] = {
-    "group", "input-topic", "output-topic", "stats-topic", "dlq-topic", "model", "http",
-    "stats-interval", "chunk", "log-level", "state", "checkpoint-interval", "reset-state",
-    "on-model-change", "sync", NULL};
+    "group",       "input-topic",     "output-topic", "stats-topic",
+    "dlq-topic",   "model",           "http",         "stats-interval",
+    "chunk",       "log-level",       "state",        "checkpoint-interval",
+    "reset-state", "on-model-change", "sync",         NULL};
 
 /* Parses a decimal int in [lo, hi] for flag `name`. */
 static int parse_int(const char *name, const char *v, long lo, long hi, const char *what, int *out,
@@ -80,7 +82,8 @@ static int check_topic(const char *name, const char *v, char *err, size_t errlen
 }
 
 void run_opts_free(run_opts *o) {
-  if (!o) return;
+  if (!o)
+    return;
   kconf_free(&o->kc);
   memset(o, 0, sizeof *o);
 }
@@ -97,18 +100,26 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
   const char *http = NULL, *stats_ms = NULL, *chunk = NULL, *loglevel = NULL, *ckpt_ms = NULL,
              *omc = NULL, *sync = NULL, *reset = NULL;
   flagdef defs[] = {
-      {"group", &o->group},           {"input-topic", &o->input_topic},
-      {"output-topic", &o->output_topic}, {"stats-topic", &o->stats_topic},
-      {"dlq-topic", &o->dlq_topic},   {"model", &o->model_path},
-      {"http", &http},                {"stats-interval", &stats_ms},
-      {"chunk", &chunk},              {"log-level", &loglevel},
-      {"state", &o->state_path},      {"checkpoint-interval", &ckpt_ms},
-      {"on-model-change", &omc},      {"sync", &sync},
+      {"group", &o->group},
+      {"input-topic", &o->input_topic},
+      {"output-topic", &o->output_topic},
+      {"stats-topic", &o->stats_topic},
+      {"dlq-topic", &o->dlq_topic},
+      {"model", &o->model_path},
+      {"http", &http},
+      {"stats-interval", &stats_ms},
+      {"chunk", &chunk},
+      {"log-level", &loglevel},
+      {"state", &o->state_path},
+      {"checkpoint-interval", &ckpt_ms},
+      {"on-model-change", &omc},
+      {"sync", &sync},
   };
   const int ndefs = (int)(sizeof defs / sizeof defs[0]);
   for (int i = 1; i < argc; i++) {
     int r = kconf_arg(&o->kc, argc, argv, &i, err, errlen);
-    if (r < 0) return TC_EUSAGE;
+    if (r < 0)
+      return TC_EUSAGE;
     if (r) {
       i--;
       continue;
@@ -130,7 +141,8 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
     size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
     int k;
     for (k = 0; k < ndefs; k++)
-      if (strlen(defs[k].name) == nl && !strncmp(a + 2, defs[k].name, nl)) break;
+      if (strlen(defs[k].name) == nl && !strncmp(a + 2, defs[k].name, nl))
+        break;
     if (k == ndefs) {
       snprintf(err, errlen, "unknown flag '%s' (see tickcast run --help)", a);
       return TC_EUSAGE;
@@ -145,20 +157,29 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
       *defs[k].dst = argv[++i];
     }
   }
-  if (kconf_check_flags(&o->kc, allowed_flags, err, errlen) != 0) return TC_EUSAGE;
+  if (kconf_check_flags(&o->kc, allowed_flags, err, errlen) != 0)
+    return TC_EUSAGE;
   for (int k = 0; k < ndefs; k++)
-    if (!*defs[k].dst) *defs[k].dst = kconf_flag(&o->kc, defs[k].name);
-  if (!reset) reset = kconf_flag(&o->kc, "reset-state");
+    if (!*defs[k].dst)
+      *defs[k].dst = kconf_flag(&o->kc, defs[k].name);
+  if (!reset)
+    reset = kconf_flag(&o->kc, "reset-state");
   if (!o->model_path || !*o->model_path) {
     snprintf(err, errlen, "--model: missing (the safetensors model file to run)");
     return TC_EUSAGE;
   }
-  if (!o->group) o->group = "tickcast";
-  if (!o->input_topic) o->input_topic = "ticks";
-  if (!o->output_topic) o->output_topic = "predictions";
-  if (!o->stats_topic) o->stats_topic = "tickcast.stats";
-  if (!o->dlq_topic) o->dlq_topic = "tickcast.dlq";
-  if (!o->state_path) o->state_path = "tickcast.db";
+  if (!o->group)
+    o->group = "tickcast";
+  if (!o->input_topic)
+    o->input_topic = "ticks";
+  if (!o->output_topic)
+    o->output_topic = "predictions";
+  if (!o->stats_topic)
+    o->stats_topic = "tickcast.stats";
+  if (!o->dlq_topic)
+    o->dlq_topic = "tickcast.dlq";
+  if (!o->state_path)
+    o->state_path = "tickcast.db";
   if (!*o->group) {
     snprintf(err, errlen, "--group '': expected a non-empty consumer group id");
     return TC_EUSAGE;
@@ -174,12 +195,13 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
     return TC_EUSAGE;
   }
   o->http = http ? http : "127.0.0.1:9464";
-  if (!strcmp(o->http, "off")) o->http = NULL;
+  if (!strcmp(o->http, "off"))
+    o->http = NULL;
   o->stats_ms = 5000;
   o->chunk = 4096;
   o->checkpoint_ms = 1000;
-  if (stats_ms && parse_int("stats-interval", stats_ms, 100, 86400000, "milliseconds",
-                            &o->stats_ms, err, errlen))
+  if (stats_ms && parse_int("stats-interval", stats_ms, 100, 86400000, "milliseconds", &o->stats_ms,
+                            err, errlen))
     return TC_EUSAGE;
   if (chunk && parse_int("chunk", chunk, 1, 65536, "messages", &o->chunk, err, errlen))
     return TC_EUSAGE;

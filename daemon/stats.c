@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const double stats_le_us[STATS_NLE] = {5,    10,   25,   50,    100,   200,   500,
+const double stats_le_us[STATS_NLE] = {5,    10,   25,   50,    100,   200,    500,
                                        1000, 2500, 5000, 10000, 25000, 100000, 1000000};
 
 void hist_reset(hist *h) {
@@ -20,9 +20,11 @@ void hist_reset(hist *h) {
 /* Below 2^P the index is the value; above, the exponent picks a group of 2^P buckets and the P bits
  * after the leading one pick the bucket, which keeps the index continuous at 2^P. */
 uint32_t hist_index(uint64_t v) {
-  if (v < HIST_SUB) return (uint32_t)v;
+  if (v < HIST_SUB)
+    return (uint32_t)v;
   int e = 63 - __builtin_clzll(v);
-  if (e >= HIST_MAXBITS) return HIST_NB - 1;
+  if (e >= HIST_MAXBITS)
+    return HIST_NB - 1;
   uint64_t m = v >> (e - HIST_P); /* in [2^P, 2^(P+1)) */
   return (uint32_t)((e - HIST_P + 1) * HIST_SUB + (m - HIST_SUB));
 }
@@ -37,24 +39,32 @@ void hist_bucket_range(uint32_t i, uint64_t *lo, uint64_t *hi) {
   uint64_t m = (uint64_t)(i & (HIST_SUB - 1)) + HIST_SUB;
   *lo = m << shift;
   *hi = *lo + ((uint64_t)1 << shift) - 1;
-  if (i == HIST_NB - 1) *hi = UINT64_MAX;
+  if (i == HIST_NB - 1)
+    *hi = UINT64_MAX;
 }
 
 uint64_t hist_quantile(const hist *h, double q) {
-  if (h->count == 0) return 0;
-  if (q <= 0) return h->min;
+  if (h->count == 0)
+    return 0;
+  if (q <= 0)
+    return h->min;
   uint64_t rank = (uint64_t)(q * (double)h->count);
-  if ((double)rank < q * (double)h->count) rank++;
-  if (rank < 1) rank = 1;
-  if (rank > h->count) rank = h->count;
+  if ((double)rank < q * (double)h->count)
+    rank++;
+  if (rank < 1)
+    rank = 1;
+  if (rank > h->count)
+    rank = h->count;
   uint64_t cum = 0;
   for (uint32_t i = 0; i < HIST_NB; i++) {
     cum += h->b[i];
     if (cum >= rank) {
       uint64_t lo, hi;
       hist_bucket_range(i, &lo, &hi);
-      if (hi > h->max) hi = h->max;
-      if (hi < h->min) hi = h->min;
+      if (hi > h->max)
+        hi = h->max;
+      if (hi < h->min)
+        hi = h->min;
       return hi;
     }
   }
@@ -64,7 +74,8 @@ uint64_t hist_quantile(const hist *h, double q) {
 void stats_init(stats *s, int64_t now_ms) {
   memset(s, 0, sizeof *s);
   hist_reset(&s->lat_interval);
-  for (int i = 0; i < STATS_MAX_PARTS; i++) s->lag[i] = -1;
+  for (int i = 0; i < STATS_MAX_PARTS; i++)
+    s->lag[i] = -1;
   s->start_ms = now_ms;
   s->checkpoint_age_ms = -1;
 }
@@ -87,10 +98,13 @@ void stats_second(stats *s) {
 }
 
 double stats_rate(const stats *s, int secs) {
-  if (s->rate_secs < 2) return s->rate_secs ? (double)s->rate_hist[0] : 0.0;
+  if (s->rate_secs < 2)
+    return s->rate_secs ? (double)s->rate_hist[0] : 0.0;
   uint64_t have = s->rate_secs - 1; /* seconds spanned by the history */
-  if (have > STATS_RATE_WIN - 1) have = STATS_RATE_WIN - 1;
-  if ((uint64_t)secs > have) secs = (int)have;
+  if (have > STATS_RATE_WIN - 1)
+    have = STATS_RATE_WIN - 1;
+  if ((uint64_t)secs > have)
+    secs = (int)have;
   uint64_t now = s->rate_hist[(s->rate_secs - 1) % STATS_RATE_WIN];
   uint64_t then = s->rate_hist[(s->rate_secs - 1 - secs) % STATS_RATE_WIN];
   return (double)(now - then) / secs;
@@ -99,20 +113,25 @@ double stats_rate(const stats *s, int secs) {
 int stats_parse_rdkafka(stats *s, const char *json, size_t len, const char *topic) {
   json_error_t jerr;
   json_t *root = json_loadb(json, len, 0, &jerr);
-  if (!root) return -1;
+  if (!root)
+    return -1;
   int n = 0;
-  json_t *parts = json_object_get(json_object_get(json_object_get(root, "topics"), topic),
-                                  "partitions");
+  json_t *parts =
+      json_object_get(json_object_get(json_object_get(root, "topics"), topic), "partitions");
   const char *k;
   json_t *v;
   json_object_foreach(parts, k, v) {
     long p = strtol(k, NULL, 10);
-    if (p < 0 || p >= STATS_MAX_PARTS) continue; /* "-1" is the internal UA partition */
+    if (p < 0 || p >= STATS_MAX_PARTS)
+      continue; /* "-1" is the internal UA partition */
     json_t *lag = json_object_get(v, "consumer_lag");
-    if (!json_is_integer(lag)) continue;
-    if (!s->assigned[p]) continue;
+    if (!json_is_integer(lag))
+      continue;
+    if (!s->assigned[p])
+      continue;
     s->lag[p] = (int64_t)json_integer_value(lag);
-    if (p >= s->nparts) s->nparts = (int32_t)p + 1;
+    if (p >= s->nparts)
+      s->nparts = (int32_t)p + 1;
     n++;
   }
   json_decref(root);
@@ -120,14 +139,16 @@ int stats_parse_rdkafka(stats *s, const char *json, size_t len, const char *topi
 }
 
 static json_t *us_or_null(const hist *h, double q) {
-  if (!h->count) return json_null();
+  if (!h->count)
+    return json_null();
   uint64_t ns = q >= 1.0 ? h->max : hist_quantile(h, q);
   return json_real((double)ns / 1000.0);
 }
 
 char *stats_json(stats *s, int64_t now_ms, int reset_interval) {
   json_t *o = json_object();
-  if (!o) return NULL;
+  if (!o)
+    return NULL;
   json_object_set_new(o, "time", json_integer(now_ms));
   json_object_set_new(o, "uptime_s", json_real((double)(now_ms - s->start_ms) / 1000.0));
   json_object_set_new(o, "version", json_string(s->version));
@@ -155,7 +176,8 @@ char *stats_json(stats *s, int64_t now_ms, int reset_interval) {
   json_object_set_new(o, "latency_us", lat);
   json_t *lag = json_object();
   for (int p = 0; p < s->nparts; p++) {
-    if (!s->assigned[p]) continue;
+    if (!s->assigned[p])
+      continue;
     char key[16];
     snprintf(key, sizeof key, "%d", p);
     json_object_set_new(lag, key, s->lag[p] < 0 ? json_null() : json_integer(s->lag[p]));
@@ -172,7 +194,8 @@ char *stats_json(stats *s, int64_t now_ms, int reset_interval) {
                       s->checkpoint_age_ms < 0 ? json_null() : json_integer(s->checkpoint_age_ms));
   char *out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
   json_decref(o);
-  if (out && reset_interval) hist_reset(&s->lat_interval);
+  if (out && reset_interval)
+    hist_reset(&s->lat_interval);
   return out;
 }
 
@@ -185,7 +208,8 @@ typedef struct sbuf {
 
 static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void sb_printf(sbuf *b, const char *fmt, ...) {
-  if (b->failed) return;
+  if (b->failed)
+    return;
   for (;;) {
     va_list ap;
     va_start(ap, fmt);
@@ -222,11 +246,13 @@ static void gauge(sbuf *b, const char *name, const char *help, double v) {
 
 char *stats_prometheus(const stats *s, int64_t now_ms, size_t *len) {
   sbuf b = {malloc(8192), 0, 8192, 0};
-  if (!b.p) return NULL;
+  if (!b.p)
+    return NULL;
   b.p[0] = 0;
-  sb_printf(&b, "# HELP tickcast_build_info Version and model of this daemon.\n"
-                "# TYPE tickcast_build_info gauge\n"
-                "tickcast_build_info{version=\"%s\",model=\"%s\"} 1\n",
+  sb_printf(&b,
+            "# HELP tickcast_build_info Version and model of this daemon.\n"
+            "# TYPE tickcast_build_info gauge\n"
+            "tickcast_build_info{version=\"%s\",model=\"%s\"} 1\n",
             s->version, s->model_id);
   counter(&b, "ticks_in_total", "Input messages consumed (accepted and rejected).", s->ticks_in);
   counter(&b, "predictions_out_total", "Predictions enqueued to the output topic.",

@@ -4,9 +4,9 @@
 #ifndef DAEMON_STATS_H
 #define DAEMON_STATS_H
 
+#include "../ingest/tick.h"
 #include <stddef.h>
 #include <stdint.h>
-#include "../ingest/tick.h"
 
 /* Log-linear histogram of non-negative integers (the daemon records nanoseconds): values below
  * 2^HIST_P are exact, above that each power of two is cut into 2^HIST_P equal buckets, so a
@@ -17,10 +17,10 @@
 #define HIST_NB ((HIST_MAXBITS - HIST_P + 1) * HIST_SUB)
 
 typedef struct hist {
-  uint64_t count;         /* values recorded */
-  uint64_t sum;           /* their sum (saturating is not needed for ns over hours) */
-  uint64_t min, max;      /* exact extremes; min = UINT64_MAX when empty */
-  uint32_t b[HIST_NB];    /* bucket counts */
+  uint64_t count;      /* values recorded */
+  uint64_t sum;        /* their sum (saturating is not needed for ns over hours) */
+  uint64_t min, max;   /* exact extremes; min = UINT64_MAX when empty */
+  uint32_t b[HIST_NB]; /* bucket counts */
 } hist;
 
 void hist_reset(hist *h);
@@ -33,8 +33,10 @@ static inline void hist_record(hist *h, uint64_t v) {
   h->b[hist_index(v)]++;
   h->count++;
   h->sum += v;
-  if (v < h->min) h->min = v;
-  if (v > h->max) h->max = v;
+  if (v < h->min)
+    h->min = v;
+  if (v > h->max)
+    h->max = v;
 }
 
 /* The q-quantile (0 < q <= 1): the upper bound of the bucket holding the ceil(q * count)-th
@@ -51,39 +53,39 @@ extern const double stats_le_us[STATS_NLE];
 
 typedef struct stats {
   /* counters since start */
-  uint64_t ticks_in;            /* input messages polled (accepted + rejected) */
-  uint64_t predictions_out;     /* predictions enqueued to the output topic */
+  uint64_t ticks_in;                /* input messages polled (accepted + rejected) */
+  uint64_t predictions_out;         /* predictions enqueued to the output topic */
   uint64_t rejected[TICK_NREASONS]; /* rejected messages by reason (index 0 unused) */
-  uint64_t dlq_out;             /* dead letters enqueued */
-  uint64_t delivered;           /* delivery reports with success */
-  uint64_t delivery_errors;     /* delivery reports with an error */
-  uint64_t consume_errors;      /* consumer error events */
-  uint64_t rebalances;          /* assign + revoke events */
-  uint64_t model_reloads;       /* successful SIGHUP reloads */
-  uint64_t model_reload_failures; /* refused or failed SIGHUP reloads */
-  uint64_t backpressure_pauses; /* times draining stopped on a full producer queue */
-  uint64_t chunks;              /* engine_process calls */
+  uint64_t dlq_out;                 /* dead letters enqueued */
+  uint64_t delivered;               /* delivery reports with success */
+  uint64_t delivery_errors;         /* delivery reports with an error */
+  uint64_t consume_errors;          /* consumer error events */
+  uint64_t rebalances;              /* assign + revoke events */
+  uint64_t model_reloads;           /* successful SIGHUP reloads */
+  uint64_t model_reload_failures;   /* refused or failed SIGHUP reloads */
+  uint64_t backpressure_pauses;     /* times draining stopped on a full producer queue */
+  uint64_t chunks;                  /* engine_process calls */
   /* latency consume (poll) -> produce enqueue, ns */
-  hist lat_interval;            /* since the last stats message */
-  uint64_t lat_le[STATS_NLE];   /* cumulative Prometheus buckets (non-cumulative counts here) */
-  uint64_t lat_count;           /* since start */
-  uint64_t lat_sum_ns;          /* since start */
+  hist lat_interval;          /* since the last stats message */
+  uint64_t lat_le[STATS_NLE]; /* cumulative Prometheus buckets (non-cumulative counts here) */
+  uint64_t lat_count;         /* since start */
+  uint64_t lat_sum_ns;        /* since start */
   /* rates */
   uint64_t rate_hist[STATS_RATE_WIN]; /* ticks_in at each whole second, ring */
-  uint64_t rate_secs;           /* seconds recorded into rate_hist */
+  uint64_t rate_secs;                 /* seconds recorded into rate_hist */
   /* per input partition, indexed by partition number */
-  int32_t nparts;               /* 1 + highest partition seen */
-  int64_t lag[STATS_MAX_PARTS]; /* consumer lag from librdkafka statistics, -1 unknown */
+  int32_t nparts;                    /* 1 + highest partition seen */
+  int64_t lag[STATS_MAX_PARTS];      /* consumer lag from librdkafka statistics, -1 unknown */
   uint64_t part_in[STATS_MAX_PARTS]; /* messages polled per partition */
   uint8_t assigned[STATS_MAX_PARTS]; /* 1 while the partition is assigned to us */
   /* gauges filled by the daemon before rendering */
-  int64_t start_ms;             /* wall clock at start */
-  uint32_t instruments;         /* live instruments */
-  int32_t assigned_count;       /* input partitions assigned */
-  int64_t outq;                 /* producer queue depth */
-  int paused;                   /* 1 while backpressure holds the consumer */
-  int64_t checkpoint_age_ms;    /* -1 until checkpoints exist */
-  char model_id[17];            /* model sha256 prefix */
+  int64_t start_ms;          /* wall clock at start */
+  uint32_t instruments;      /* live instruments */
+  int32_t assigned_count;    /* input partitions assigned */
+  int64_t outq;              /* producer queue depth */
+  int paused;                /* 1 while backpressure holds the consumer */
+  int64_t checkpoint_age_ms; /* -1 until checkpoints exist */
+  char model_id[17];         /* model sha256 prefix */
   char version[16];
 } stats;
 
@@ -100,9 +102,11 @@ double stats_rate(const stats *s, int secs);
 
 /* Notes a partition seen on input; ignores partitions >= STATS_MAX_PARTS. */
 static inline void stats_part_in(stats *s, int32_t p) {
-  if (p < 0 || p >= STATS_MAX_PARTS) return;
+  if (p < 0 || p >= STATS_MAX_PARTS)
+    return;
   s->part_in[p]++;
-  if (p >= s->nparts) s->nparts = p + 1;
+  if (p >= s->nparts)
+    s->nparts = p + 1;
 }
 
 /* Reads consumer_lag per partition of `topic` from a librdkafka statistics JSON document. Returns

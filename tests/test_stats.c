@@ -23,7 +23,8 @@ static void test_buckets(void) {
       break;
     }
   }
-  for (uint32_t i = 0; i < HIST_SUB; i++) CHECK_INT(hist_index(i), i);
+  for (uint32_t i = 0; i < HIST_SUB; i++)
+    CHECK_INT(hist_index(i), i);
   CHECK_INT(hist_index(HIST_SUB), HIST_SUB);
   /* Adjacent buckets tile the line: hi(i) + 1 == lo(i + 1). */
   int tiled = 1;
@@ -31,7 +32,8 @@ static void test_buckets(void) {
     uint64_t lo2, hi2;
     hist_bucket_range(i, &lo, &hi);
     hist_bucket_range(i + 1, &lo2, &hi2);
-    if (hi + 1 != lo2) tiled = 0;
+    if (hi + 1 != lo2)
+      tiled = 0;
   }
   CHECK(tiled);
   /* Relative width at most 2^-P. */
@@ -46,7 +48,8 @@ static void test_quantiles(void) {
   CHECK_INT(hist_quantile(&h, 0.5), 0);
   /* Values 1..N: the q-quantile (nearest rank) is ceil(q N). */
   const uint64_t N = 100000;
-  for (uint64_t v = 1; v <= N; v++) hist_record(&h, v);
+  for (uint64_t v = 1; v <= N; v++)
+    hist_record(&h, v);
   CHECK_INT(h.count, N);
   CHECK_INT(h.min, 1);
   CHECK_INT(h.max, N);
@@ -62,13 +65,16 @@ static void test_quantiles(void) {
   CHECK_INT(hist_quantile(&h, 1.0), N);
   /* Small values are exact: 1..50, median rank 25. */
   hist_reset(&h);
-  for (uint64_t v = 1; v <= 50; v++) hist_record(&h, v);
+  for (uint64_t v = 1; v <= 50; v++)
+    hist_record(&h, v);
   CHECK_INT(hist_quantile(&h, 0.5), 25);
   CHECK_INT(hist_quantile(&h, 0.99), 50);
   /* Two-point distribution: 99 % at 100 us, 1 % at 10 ms (in ns). */
   hist_reset(&h);
-  for (int i = 0; i < 9900; i++) hist_record(&h, 100000);
-  for (int i = 0; i < 100; i++) hist_record(&h, 10000000);
+  for (int i = 0; i < 9900; i++)
+    hist_record(&h, 100000);
+  for (int i = 0; i < 100; i++)
+    hist_record(&h, 10000000);
   CHECK_NEAR((double)hist_quantile(&h, 0.5), 100000, 100000.0 / HIST_SUB);
   CHECK_NEAR((double)hist_quantile(&h, 0.99), 100000, 100000.0 / HIST_SUB);
   CHECK_INT(hist_quantile(&h, 0.999), 10000000); /* clamped to max */
@@ -121,7 +127,8 @@ static void test_rates_and_json(void) {
   s.assigned[0] = s.assigned[2] = 1;
   s.nparts = 3;
   s.lag[2] = 7;
-  for (int i = 1; i <= 10; i++) stats_latency(&s, (uint64_t)i * 1000); /* 1..10 us */
+  for (int i = 1; i <= 10; i++)
+    stats_latency(&s, (uint64_t)i * 1000); /* 1..10 us */
   char *js = stats_json(&s, 3500, 1);
   CHECK(js != NULL);
   json_error_t jerr;
@@ -186,9 +193,10 @@ static void test_dlq(void) {
   char *d = dlq_encode("bad_px", "field px: found -3, expected a finite number > 0", "ticks/3/17",
                        "AAPL", 4, 1700000000123, "{\"px\":-3}", 9, DLQ_PAYLOAD_MAX, &n);
   CHECK(d != NULL);
-  CHECK_STR(d, "{\"reason\":\"bad_px\",\"error\":\"field px: found -3, expected a finite number "
-               "> 0\",\"src\":\"ticks/3/17\",\"key\":\"AAPL\",\"time\":1700000000123,\"len\":9,"
-               "\"payload\":\"{\\\"px\\\":-3}\",\"payload_encoding\":\"text\",\"truncated\":false}");
+  CHECK_STR(d,
+            "{\"reason\":\"bad_px\",\"error\":\"field px: found -3, expected a finite number "
+            "> 0\",\"src\":\"ticks/3/17\",\"key\":\"AAPL\",\"time\":1700000000123,\"len\":9,"
+            "\"payload\":\"{\\\"px\\\":-3}\",\"payload_encoding\":\"text\",\"truncated\":false}");
   CHECK_INT(n, strlen(d));
   free(d);
   /* Binary payload and key: base64; no key: null. */
