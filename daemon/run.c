@@ -305,6 +305,8 @@ static void send_dead_letter(run *r, const rd_kafka_message_t *m, eng_tick *t, s
              "field ts: found %lld, expected at least the last accepted ts of %s"
              " (%lld)",
              (long long)t->t.ts, t->t.sym, s >= 0 ? (long long)r->e.st.inst[s].last_ts : -1LL);
+  } else if (!m->payload) {
+    snprintf(err, sizeof err, "empty message (no value), expected one JSON object");
   } else {
     tick tk;
     int rs = tick_parse_json(&tk, m->payload, m->len, err, sizeof err);

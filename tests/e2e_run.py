@@ -67,7 +67,7 @@ def publish_b(brokers, topic, csv_out, exp_out):
 
     def bad(reason, payload, key):
         p.produce(topic, payload, key=key)
-        expect.append({"reason": reason, "payload_len": len(payload),
+        expect.append({"reason": reason, "payload_len": len(payload or b""),
                        "key": key.decode() if key is not None else None})
 
     for i in range(160):
@@ -99,6 +99,7 @@ def publish_b(brokers, topic, csv_out, exp_out):
         if i == 70: bad("bad_ts", json.dumps({"sym": s, "ts": "yesterday", "px": 1}).encode(), None)
         if i == 80: bad("bad_sym", b'{"sym":"has space","ts":1,"px":1}', None)
         if i == 90: bad("bad_json", b"\xff\xfe binary \x00 junk", None)
+        if i == 95: bad("bad_json", None, s.encode())  # a tombstone: no value at all
         if i == 100:  # a huge bad message: cut in the dead letter
             bad("bad_json", b'{"sym":"' + b"A" * 20000 + b'"', None)
         p.poll(0)
@@ -249,6 +250,9 @@ def check_dlq(dlq_path, exp_path):
     px = [d for d in recs if d["reason"] == "bad_px"][0]
     if "px" not in px["error"] or px["truncated"] or json.loads(px["payload"])["px"] != -3:
         fail(f"bad_px dead letter {px}")
+    tomb = [d for d in recs if d["len"] == 0]
+    if len(tomb) != 1 or tomb[0]["payload"] != "" or "empty message" not in tomb[0]["error"]:
+        fail(f"tombstone dead letter {tomb}")
     print(f"ok: {len(recs)} dead letters with the right reasons, lengths, keys, cut and encoding")
 
 

@@ -47,7 +47,7 @@ $PY "$H" check-stats "$TMP/stats.jsonl" "$TOTAL" "$N1"
 
 curl -s "$URL/metrics" >"$TMP/metrics.txt"
 for want in "tickcast_ticks_in_total $TOTAL" "tickcast_predictions_out_total $N1" \
-  'tickcast_rejected_total{reason="bad_px"} 1' 'tickcast_rejected_total{reason="bad_json"} 3' \
+  'tickcast_rejected_total{reason="bad_px"} 1' 'tickcast_rejected_total{reason="bad_json"} 4' \
   'tickcast_rejected_total{reason="out_of_order"} 1' '# TYPE tickcast_latency_seconds histogram' \
   "tickcast_latency_seconds_count $TOTAL" 'tickcast_latency_seconds_bucket{le="+Inf"}' \
   'tickcast_partition_ticks_in_total{partition="0"}' '# TYPE tickcast_ticks_in_total counter'; do
