@@ -1,6 +1,7 @@
 /* bench_ingest.c: nanoseconds per call of the ingest hot paths: tick_parse_json on a typical
  * ~80-byte tick, tick_parse_csv on a typical row, and the fmt.h formatters next to snprintf.
- * Single thread, best of 5 runs of N calls each. Usage: build/bench/bench_ingest [N] */
+ * and whole files through tickfile_next. Single thread, best of 5 runs of N calls each (files:
+ * best of 3 over max(N/2, 100000) lines). Usage: build/bench/bench_ingest [N] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 
 #include "../ingest/fmt.h"
 #include "../ingest/tick.h"
+#include "../ingest/tickfile.h"
 
 static double now_ns(void) {
   struct timespec ts;
@@ -93,5 +95,47 @@ int main(int argc, char **argv) {
   BENCH("fmt_i64(ns timestamp)", N, { sink += fmt_i64(out, 1700000000123456789LL + i); });
   BENCH("snprintf(\"%lld\")", N,
         { sink += (uint64_t)snprintf(out, sizeof out, "%lld", 1700000000123456789LL + i); });
+  /* Whole files through tickfile (read, split, decode): 1M lines of 256 instruments each. */
+  const char *paths[2] = {"/tmp/bench_ingest.csv", "/tmp/bench_ingest.jsonl"};
+  for (int fmt = 0; fmt < 2; fmt++) {
+    FILE *f = fopen(paths[fmt], "w");
+    if (!f)
+      return 1;
+    if (fmt == 0)
+      fputs("sym,ts,px,qty,bid,ask\n", f);
+    long lines = N / 2 > 100000 ? N / 2 : 100000;
+    for (long i = 0; i < lines; i++) {
+      double px = 100 + (double)(i % 977) / 1000;
+      long long ts = 1700000000000000000LL + i * 1000003LL;
+      if (fmt == 0)
+        fprintf(f, "S%ld,%lld,%.3f,%ld,%.3f,%.3f\n", i % 256, ts, px, 1 + i % 100, px - 0.01,
+                px + 0.01);
+      else
+        fprintf(
+            f, "{\"sym\":\"S%ld\",\"ts\":%lld,\"px\":%.3f,\"qty\":%ld,\"bid\":%.3f,\"ask\":%.3f}\n",
+            i % 256, ts, px, 1 + i % 100, px - 0.01, px + 0.01);
+    }
+    fclose(f);
+    double best = 1e300;
+    long n = 0;
+    for (int rep = 0; rep < 3; rep++) {
+      tickfile tf;
+      if (tickfile_open(&tf, paths[fmt], err, sizeof err) != 0)
+        return 1;
+      int reason;
+      n = 0;
+      double t0 = now_ns();
+      while (tickfile_next(&tf, &t, &reason, err, sizeof err) == 1)
+        n += reason == TICK_OK;
+      double dt = (now_ns() - t0) / (double)n;
+      if (dt < best)
+        best = dt;
+      tickfile_close(&tf);
+    }
+    char label[64];
+    snprintf(label, sizeof label, "tickfile_next (%s file, %ld lines)", fmt ? "JSONL" : "CSV", n);
+    printf("%-44s %8.1f ns/line (%.2f M lines/s)\n", label, best, 1e3 / best);
+    remove(paths[fmt]);
+  }
   return 0;
 }
