@@ -24,6 +24,11 @@ if [ -x "$B/bench/bench_lstm" ]; then
   "$B/bench/bench_lstm"
 fi
 
+if [ -x "$B/bench/bench_ingest" ]; then
+  section "decoders and formatters, ns per call (snprintf alongside)"
+  "$B/bench/bench_ingest" ${BENCH_QUICK:+500000}
+fi
+
 section "replay by stage, in process (decode, features, LSTM, encode, end to end)"
 "$B/bench/bench_replay" ${BENCH_QUICK:+--quick}
 
