@@ -5,6 +5,8 @@
 . "$(dirname "$0")/lib.sh"
 H="$ROOT/tests/e2e_run.py"
 $PY "$H" model "$TMP/m.safetensors" 1 8 1
+$PY "$H" model "$TMP/m2.safetensors" 1 8 2
+cp "$TMP/m.safetensors" "$TMP/live.safetensors"
 
 "$TC" run --help >"$TMP/help.txt" || tc_fail "--help exit status"
 for w in --model --brokers --group --input-topic --output-topic --stats-topic --dlq-topic \
@@ -73,7 +75,7 @@ grep -q "ERROR .*--http 127.0.0.1:$BUSY: cannot listen: Address already in use" 
 echo "ok: port in use -> exit 1: $(grep ERROR "$TMP/err.txt")"
 
 # No --brokers: the embedded broker, reachable by an outside client (kcat).
-tc_bg "$TC" run --model "$M" --http off 2>"$TMP/run.log"
+tc_bg "$TC" run --model "$TMP/live.safetensors" --http off --on-model-change keep 2>"$TMP/run.log"
 RUN_PID=$BG_PID
 tc_wait_for 10 grep -q "embedded development broker at" "$TMP/run.log" || tc_fail "no embedded broker line"
 EMB=$(sed -n 's/.*embedded development broker at \([0-9.:]*\) .*/\1/p' "$TMP/run.log")
@@ -89,6 +91,14 @@ grep -q '^E1 {"sym":"E1","ts":2,"px":2.6,.*"n":2,"src":"ticks/' "$TMP/emb.txt" |
 grep -q '^E2 {"sym":"E2","ts":1704067200000000000,"px":7,.*"n":1,' "$TMP/emb.txt" ||
   tc_fail "prediction for E2: $(cat "$TMP/emb.txt")"
 echo "ok: embedded broker: 3 ticks in with kcat, 3 predictions out"
+# SIGHUP to a same-shape model with --on-model-change keep: E1 goes on at n=3.
+cp "$TMP/m2.safetensors" "$TMP/new.safetensors" && mv "$TMP/new.safetensors" "$TMP/live.safetensors"
+kill -HUP "$RUN_PID"
+tc_wait_for 10 grep -q "SIGHUP: model .* (kept instrument states)" "$TMP/run.log" || tc_fail "no keep swap"
+echo 'E1|{"sym":"E1","ts":3,"px":2.7}' | kcat -P -b "$EMB" -t ticks -K '|' 2>/dev/null
+tc_wait_for 15 sh -c "kcat -C -b $EMB -t predictions -o beginning -e -q -f '%k %s\n' 2>/dev/null | grep -q '\"ts\":3,.*\"n\":3,'" ||
+  tc_fail "after a keep swap E1's next prediction is not n=3"
+echo "ok: SIGHUP with --on-model-change keep carries the states over (n=3)"
 tc_stop "$RUN_PID" 10
 tc_eq "exit status after SIGTERM (embedded)" "$STOP_RC" 0
 echo "PASS e2e_run_cli"
