@@ -45,7 +45,7 @@ typedef struct part {
 
 /* msg_opaque of produced messages: generation (8 bits), partition (16), sequence (40). */
 #define OPQ_SEQ_BITS 40
-#define OPQ_PART_MAX 65535
+#define OPQ_PART_MAX 65534 /* 65535 with generation 255 would collide with OPQ_NONE */
 #define OPQ_NONE ((void *)(uintptr_t)UINT64_MAX) /* stats messages: not tracked */
 
 typedef struct run {
@@ -863,6 +863,8 @@ static int make_clients(run *r, const char *bootstrap, char *err, size_t errlen)
                         "tickcast-run",
                         "linger.ms",
                         "5",
+                        "partitioner", /* the Java client's: same partition as Kafka tools */
+                        "murmur2_random",
                         bootstrap ? "bootstrap.servers" : NULL,
                         bootstrap,
                         NULL};
