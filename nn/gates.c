@@ -26,42 +26,17 @@
 #endif
 #define GATES_INLINE static inline __attribute__((always_inline))
 
-/* tanh(x) to within ~1e-7 abs. */
-GATES_INLINE float gate_tanh(float x) {
-  const float lim = 7.90531110763549805f;
-  x = x > lim ? lim : x;
-  x = x < -lim ? -lim : x;
-  float x2 = x * x;
-  float p = -2.76076847742355e-16f;
-  p = p * x2 + 2.00018790482477e-13f;
-  p = p * x2 + -8.60467152213735e-11f;
-  p = p * x2 + 5.12229709037114e-08f;
-  p = p * x2 + 1.48572235717979e-05f;
-  p = p * x2 + 6.37261928875436e-04f;
-  p = p * x2 + 4.89352455891786e-03f;
-  p = p * x;
-  float q = 1.19825839466702e-06f;
-  q = q * x2 + 1.18534705686654e-04f;
-  q = q * x2 + 2.26843463243900e-03f;
-  q = q * x2 + 4.89352518554385e-03f;
-  return p / q;
-}
-
-GATES_INLINE float gate_sigmoid(float x) {
-  return 0.5f + 0.5f * gate_tanh(0.5f * x);
-}
-
 /* One row without peepholes. zi..zo (H) are the four gate blocks of z; c, h (H). */
 GATES_INLINE void row_plain(int H, const float *restrict zi, const float *restrict zf,
                             const float *restrict zg, const float *restrict zo, float *restrict c,
                             float *restrict h) {
   for (int j = 0; j < H; j++) {
-    float i = gate_sigmoid(zi[j]);
-    float f = gate_sigmoid(zf[j]);
-    float g = gate_tanh(zg[j]);
+    float i = nn_sigmoid_approx(zi[j]);
+    float f = nn_sigmoid_approx(zf[j]);
+    float g = nn_tanh_approx(zg[j]);
     float cn = f * c[j] + i * g;
     c[j] = cn;
-    h[j] = gate_sigmoid(zo[j]) * gate_tanh(cn);
+    h[j] = nn_sigmoid_approx(zo[j]) * nn_tanh_approx(cn);
   }
 }
 
@@ -72,12 +47,12 @@ GATES_INLINE void row_peep(int H, const float *restrict zi, const float *restric
                            const float *restrict wco) {
   for (int j = 0; j < H; j++) {
     float cj = c[j];
-    float i = gate_sigmoid(zi[j] + wci[j] * cj);
-    float f = gate_sigmoid(zf[j] + wcf[j] * cj);
-    float g = gate_tanh(zg[j]);
+    float i = nn_sigmoid_approx(zi[j] + wci[j] * cj);
+    float f = nn_sigmoid_approx(zf[j] + wcf[j] * cj);
+    float g = nn_tanh_approx(zg[j]);
     float cn = f * cj + i * g;
     c[j] = cn;
-    h[j] = gate_sigmoid(zo[j] + wco[j] * cn) * gate_tanh(cn);
+    h[j] = nn_sigmoid_approx(zo[j] + wco[j] * cn) * nn_tanh_approx(cn);
   }
 }
 
@@ -99,11 +74,11 @@ GATES_CLONES void nn_gates(int B, int H, const float *z, float *c, float *h, con
  * vectorized code path as nn_gates. */
 GATES_CLONES void nn_gate_tanh_n(int n, const float *restrict x, float *restrict y) {
   for (int j = 0; j < n; j++)
-    y[j] = gate_tanh(x[j]);
+    y[j] = nn_tanh_approx(x[j]);
 }
 GATES_CLONES void nn_gate_sigmoid_n(int n, const float *restrict x, float *restrict y) {
   for (int j = 0; j < n; j++)
-    y[j] = gate_sigmoid(x[j]);
+    y[j] = nn_sigmoid_approx(x[j]);
 }
 
 /* Layer 0's input projection plus biases (see lstm_int.h): with K = 4 a GEMM call costs more in

@@ -3,6 +3,7 @@
  * T steps at once); only the recurrent h . W_hh^T product runs step by step.
  * Not for inference (lstm.c) and not for reading data (daemon/dataset.c). */
 #include "train.h"
+#include "lstm_int.h"
 
 #include <assert.h>
 #include <cblas.h>
@@ -57,33 +58,9 @@ void nn_train_free(nn_train *tr) {
   memset(tr, 0, sizeof *tr);
 }
 
-/* The gate functions: the same rational tanh as nn/gates.c (max abs error ~4e-7 against libm;
- * see there), so the trainer sees the nonlinearities inference uses, and the loops below
- * auto-vectorize at -O3 (libm's expf/tanhf do not; they took half of the training time).
- * sigmoid(x) = 0.5 + 0.5 tanh(x / 2). */
-static inline float tr_tanh(float x) {
-  const float lim = 7.90531110763549805f;
-  x = x > lim ? lim : x;
-  x = x < -lim ? -lim : x;
-  float x2 = x * x;
-  float p = -2.76076847742355e-16f;
-  p = p * x2 + 2.00018790482477e-13f;
-  p = p * x2 + -8.60467152213735e-11f;
-  p = p * x2 + 5.12229709037114e-08f;
-  p = p * x2 + 1.48572235717979e-05f;
-  p = p * x2 + 6.37261928875436e-04f;
-  p = p * x2 + 4.89352455891786e-03f;
-  p = p * x;
-  float q = 1.19825839466702e-06f;
-  q = q * x2 + 1.18534705686654e-04f;
-  q = q * x2 + 2.26843463243900e-03f;
-  q = q * x2 + 4.89352518554385e-03f;
-  return p / q;
-}
-
-static inline float tr_sigmoid(float x) {
-  return 0.5f + 0.5f * tr_tanh(0.5f * x);
-}
+/* The gate functions are inference's (nn_tanh_approx in lstm_int.h, max abs error ~4e-7), so
+ * the trainer sees the nonlinearities inference uses, and the loops below auto-vectorize at -O3
+ * (libm's expf/tanhf do not; they took half of the training time). */
 
 /* One row of gates, forward. z (4H) pre-activations in, activations i, f, g, o out (in place);
  * c0 (H) old cell; c1, tc1, h1 (H) new cell, tanh of it, new h. Peepholes NULL or (H) each. */
@@ -93,18 +70,18 @@ static void row_forward(int H, float *restrict z, const float *restrict c0, floa
   float *restrict zi = z, *restrict zf = z + H, *restrict zg = z + 2 * H, *restrict zo = z + 3 * H;
   if (wci) {
     for (int j = 0; j < H; j++) {
-      float gi = tr_sigmoid(zi[j] + wci[j] * c0[j]), gf = tr_sigmoid(zf[j] + wcf[j] * c0[j]);
-      float gg = tr_tanh(zg[j]);
+      float gi = nn_sigmoid_approx(zi[j] + wci[j] * c0[j]), gf = nn_sigmoid_approx(zf[j] + wcf[j] * c0[j]);
+      float gg = nn_tanh_approx(zg[j]);
       float c = gf * c0[j] + gi * gg;
-      float go = tr_sigmoid(zo[j] + wco[j] * c), tc = tr_tanh(c);
+      float go = nn_sigmoid_approx(zo[j] + wco[j] * c), tc = nn_tanh_approx(c);
       c1[j] = c, tc1[j] = tc, h1[j] = go * tc;
       zi[j] = gi, zf[j] = gf, zg[j] = gg, zo[j] = go;
     }
   } else {
     for (int j = 0; j < H; j++) {
-      float gi = tr_sigmoid(zi[j]), gf = tr_sigmoid(zf[j]), gg = tr_tanh(zg[j]);
+      float gi = nn_sigmoid_approx(zi[j]), gf = nn_sigmoid_approx(zf[j]), gg = nn_tanh_approx(zg[j]);
       float c = gf * c0[j] + gi * gg;
-      float go = tr_sigmoid(zo[j]), tc = tr_tanh(c);
+      float go = nn_sigmoid_approx(zo[j]), tc = nn_tanh_approx(c);
       c1[j] = c, tc1[j] = tc, h1[j] = go * tc;
       zi[j] = gi, zf[j] = gf, zg[j] = gg, zo[j] = go;
     }
