@@ -129,6 +129,7 @@ int engine_process(engine *e, eng_tick *ticks, int N) {
 
 void engine_set_model(engine *e, const nn_model *m, int reset) {
   e->m = m;
+  nn_work_update(&e->w, m); /* the scratch caches the summed biases and W_ih[0]^T */
   if (!reset) return;
   memset(e->st.state, 0, (size_t)e->st.count * e->st.state_floats * sizeof(float));
   for (uint32_t s = 0; s < e->st.count; s++) {

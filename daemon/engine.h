@@ -53,8 +53,9 @@ void engine_free(engine *e); /* accepts NULL and half-built */
  * table grows. */
 int engine_process(engine *e, eng_tick *ticks, int N);
 
-/* Switches to model m (same shape required; checked by the caller with nn_model_same_shape).
- * reset = 1 zeroes every instrument's state and n. */
+/* Switches to model m (same shape required; checked by the caller with nn_model_same_shape),
+ * refreshing what the LSTM scratch caches of the weights. reset = 1 zeroes every instrument's
+ * state and n: each instrument starts afresh, as if first seen (its next tick has ret = 0). */
 void engine_set_model(engine *e, const nn_model *m, int reset);
 
 #endif

@@ -153,8 +153,42 @@ static void closed_form(void) {
   nn_model_free(&m);
 }
 
+/* A model swap takes effect at once, biases included (the LSTM scratch caches their sum): after
+ * switching from a zero model to one with other biases, the next prediction equals that of a
+ * fresh engine on the new model; with reset, n restarts at 1. */
+static void swap_model(void) {
+  nn_model a, b;
+  CHECK_INT(nn_model_init(&a, 1, 4, 0), 0);
+  random_model(&b, 1, 4, 0);
+  engine e, f;
+  CHECK_INT(engine_init(&e, &a, 4), 0);
+  CHECK_INT(engine_init(&f, &b, 4), 0);
+  eng_tick t[2];
+  memset(t, 0, sizeof t);
+  for (int i = 0; i < 2; i++) {
+    strcpy(t[i].t.sym, "A");
+    t[i].t.sym_len = 1;
+    t[i].t.ts = 1000000000LL * (i + 1);
+    t[i].t.px = 2.0 + i;
+    t[i].partition = -1;
+  }
+  CHECK_INT(engine_process(&e, t, 1), 0);
+  engine_set_model(&e, &b, 1);
+  eng_tick u = t[1];
+  CHECK_INT(engine_process(&e, &t[1], 1), 0);
+  CHECK_INT(engine_process(&f, &u, 1), 0); /* fresh engine: u is its first tick */
+  CHECK_INT(t[1].n, 1);
+  CHECK(t[1].y == u.y);
+  CHECK(u.y != 0.0f);
+  engine_free(&e);
+  engine_free(&f);
+  nn_model_free(&a);
+  nn_model_free(&b);
+}
+
 int main(void) {
   closed_form();
+  swap_model();
   for (int L = 1; L <= 2; L++)
     for (int p = 0; p <= 1; p++) {
       nn_model m;
