@@ -37,7 +37,9 @@ BENCH_SRC  := $(wildcard bench/bench_*.c)
 BENCH_BIN  := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
 .PHONY: all test bench demo asan fuzz clean deps data format check-deps tests
-all: check-deps tickcast
+# The program: ./tickcast for the default build directory; another one (make asan) keeps its own.
+BIN := $(if $(filter build,$(B)),tickcast,$(B)/tickcast)
+all: check-deps $(BIN)
 
 # Installs the Debian packages the build, tests and demo need (only when one is missing).
 DEB_PKGS := build-essential pkg-config librdkafka-dev libuv1-dev libopenblas-dev libsqlite3-dev \
@@ -57,7 +59,7 @@ check-deps:
 	  /usr/bin/python3 -c 'import torch, confluent_kafka' 2>/dev/null || \
 	  $(MAKE) --no-print-directory deps
 
-tickcast: $(B)/daemon/main.o $(ALL_LIBS)
+$(BIN): $(B)/daemon/main.o $(ALL_LIBS)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
 
 $(LIBNN): $(call obj,$(NN_SRC))
@@ -98,7 +100,7 @@ $(B)/bench/%: bench/%.c $(ALL_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
 
-tests: tickcast $(TEST_BIN) $(REPLAY_BIN)
+tests: $(BIN) $(TEST_BIN) $(REPLAY_BIN)
 
 # The README's test command: unit tests, fuzz-corpus replays and end-to-end tests of the binary.
 test: check-deps tests
@@ -115,7 +117,8 @@ demo: check-deps tickcast
 asan:
 	$(MAKE) B=build-asan CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	  LDFLAGS="-fsanitize=address,undefined" tests
-	TICKCAST_BUILD=build-asan ASAN_OPTIONS=detect_leaks=1 tests/run.sh
+	TICKCAST_BUILD=build-asan TICKCAST=$(CURDIR)/build-asan/tickcast ASAN_OPTIONS=detect_leaks=1 \
+	  tests/run.sh
 
 # libFuzzer targets (clang), run for FUZZ_SECONDS each on their corpora in tests/corpus/<name>.
 FUZZ_SECONDS ?= 60

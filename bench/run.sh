@@ -41,7 +41,7 @@ t = time.time(); subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVN
 r = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(f"{time.time() - t:.3f} {r.ru_utime + r.ru_stime:.3f}")' "$@"
 }
-read -r tw tc < <(cpu ./tickcast replay --model "$TMP/ticks.csv.safetensors" --input "$TMP/ticks.csv" --output "$TMP/tc.csv" --quiet)
+read -r tw tc < <(cpu "${TICKCAST:-./tickcast}" replay --model "$TMP/ticks.csv.safetensors" --input "$TMP/ticks.csv" --output "$TMP/tc.csv" --quiet)
 read -r pw pc < <(cpu /usr/bin/python3 bench/torch_replay.py "$TMP/ticks.csv.safetensors" "$TMP/ticks.csv" --out "$TMP/pt.csv")
 /usr/bin/python3 tests/compare_preds.py "$TMP/ticks.csv.safetensors" "$TMP/tc.csv" "$TMP/pt.csv" | sed 's/^/outputs agree: /'
 awk -v n="$N" -v tw="$tw" -v tc="$tc" -v pw="$pw" -v pc="$pc" 'BEGIN {
