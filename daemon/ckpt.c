@@ -313,18 +313,22 @@ int ckpt_submit(ckpt *ck, ckpt_done_fn cb, void *ud) {
   return 0;
 }
 
+void ckpt_wait(ckpt *ck) {
+  if (!ck->in_flight)
+    return;
+  /* Wait for the pool to finish with the arena and the store, then apply its result now; the
+   * after-work callback still runs later and only reports it. */
+  uv_mutex_lock(&ck->mu);
+  while (ck->wstate == 1)
+    uv_cond_wait(&ck->cv, &ck->mu);
+  uv_mutex_unlock(&ck->mu);
+  if (ck->wstate == 2)
+    complete(ck, ck->status, ck->err, ck->write_us, ck->write_cpu_us);
+}
+
 int ckpt_flush(ckpt *ck, symtab *t, const store_offset *off, size_t noff, char *err,
                size_t errlen) {
-  if (ck->in_flight) {
-    /* Wait for the pool to finish with the arena and the store, then apply its result now; the
-     * after-work callback still runs later and only reports it. */
-    uv_mutex_lock(&ck->mu);
-    while (ck->wstate == 1)
-      uv_cond_wait(&ck->cv, &ck->mu);
-    uv_mutex_unlock(&ck->mu);
-    if (ck->wstate == 2)
-      complete(ck, ck->status, ck->err, ck->write_us, ck->write_cpu_us);
-  }
+  ckpt_wait(ck);
   int rc = take(ck, t, off, noff);
   if (rc) {
     snprintf(err, errlen, "checkpoint: out of memory for the snapshot");

@@ -155,6 +155,12 @@ int ckpt_submit(ckpt *ck, ckpt_done_fn cb, void *ud);
  * 0 or TC_E* with err. */
 int ckpt_flush(ckpt *ck, symtab *t, const store_offset *off, size_t noff, char *err, size_t errlen);
 
+/* Loop thread: waits for a write in flight to finish and applies its result to the stats (its
+ * callback still runs later from the loop). The store connection is not shared between threads,
+ * so the loop thread calls this before it uses the store itself (ckpt_restore_partitions at an
+ * assignment). Returns at once when nothing is in flight. */
+void ckpt_wait(ckpt *ck);
+
 /* The offsets of the snapshot last taken (for committing them to Kafka in the callback). */
 const store_offset *ckpt_offsets(const ckpt *ck, size_t *n);
 
