@@ -192,6 +192,10 @@ char *stats_json(stats *s, int64_t now_ms, int reset_interval) {
                       json_integer((json_int_t)s->model_reload_failures));
   json_object_set_new(o, "checkpoint_age_ms",
                       s->checkpoint_age_ms < 0 ? json_null() : json_integer(s->checkpoint_age_ms));
+  json_object_set_new(o, "checkpoints", json_integer((json_int_t)s->checkpoints));
+  json_object_set_new(o, "checkpoint_failures", json_integer((json_int_t)s->checkpoint_failures));
+  json_object_set_new(o, "checkpoints_failing", json_integer((json_int_t)s->checkpoint_failing));
+  json_object_set_new(o, "checkpoints_skipped", json_integer((json_int_t)s->checkpoints_skipped));
   char *out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
   json_decref(o);
   if (out && reset_interval)
@@ -296,6 +300,15 @@ char *stats_prometheus(const stats *s, int64_t now_ms, size_t *len) {
   if (s->checkpoint_age_ms >= 0)
     gauge(&b, "checkpoint_age_seconds", "Seconds since the last checkpoint.",
           (double)s->checkpoint_age_ms / 1000.0);
+  counter(&b, "checkpoints_total", "Checkpoints committed to the state database.", s->checkpoints);
+  counter(&b, "checkpoint_failures_total",
+          "Checkpoint writes that failed (their content goes into the next one).",
+          s->checkpoint_failures);
+  gauge(&b, "checkpoints_failing", "Checkpoint failures since the last success (0 = healthy).",
+        s->checkpoint_failing);
+  counter(&b, "checkpoints_skipped_total",
+          "Checkpoint intervals skipped (a failed delivery or outputs not acknowledged in time).",
+          s->checkpoints_skipped);
   sb_printf(&b, "# HELP tickcast_latency_seconds Consume (poll) to produce-enqueue latency.\n"
                 "# TYPE tickcast_latency_seconds histogram\n");
   uint64_t cum = 0;

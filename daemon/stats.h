@@ -85,6 +85,10 @@ typedef struct stats {
   int64_t outq;              /* producer queue depth */
   int paused;                /* 1 while backpressure holds the consumer */
   int64_t checkpoint_age_ms; /* -1 until checkpoints exist */
+  uint64_t checkpoints;          /* checkpoints committed to the state db */
+  uint64_t checkpoint_failures;  /* checkpoint writes that failed (merged into the next) */
+  uint32_t checkpoint_failing;   /* failures since the last success */
+  uint64_t checkpoints_skipped;  /* intervals without a checkpoint (a failed delivery, slow acks) */
   char model_id[17];         /* model sha256 prefix */
   char version[16];
 } stats;
