@@ -2,7 +2,9 @@
  * consumer's queue and the producer's delivery reports wake it through librdkafka's queue io
  * events on pipes watched by uv_poll; each wake drains up to a chunk of messages, steps the engine
  * once and produces the results, then yields to timers and HTTP (a uv_idle handle reschedules the
- * rest). Checkpoints are not done here: the hook_* functions mark where the state module plugs in.
+ * rest). Checkpoints (daemon/ckpt.h, docs/STATE.md) are taken from this loop at quiet moments, when
+ * the broker has acknowledged every output; with a state db, Kafka's committed offsets follow the
+ * checkpoints (informational: the offsets in the db decide where a restart resumes).
  */
 #include "run.h"
 
@@ -18,6 +20,7 @@
 
 #include "../nn/model.h"
 #include "../nn/tc_err.h"
+#include "ckpt.h"
 #include "cmds.h"
 #include "dlq.h"
 #include "encode.h"
@@ -83,6 +86,13 @@ typedef struct run {
   char src[320];        /* src buffer, "topic/" prefix kept */
   stats st;
   int64_t warned_unknown_topic_ms;
+  store *db;                  /* --state, NULL until opened */
+  ckpt ck;                    /* checkpoints into db (ck.loop != NULL once set up) */
+  int ckpt_wanted;            /* draining paused until every output is acknowledged */
+  uint64_t ckpt_wait_ms;      /* uv_now() when that wait began */
+  uint64_t ckpt_stuck_warned; /* last failed-delivery warning, uv_now() */
+  store_offset *offbuf;       /* (offcap) offsets of the next snapshot */
+  int32_t offcap;
 } run;
 
 static uint64_t now_ns(void) {
@@ -97,22 +107,196 @@ static int64_t wall_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- Hook points for checkpoints (issue 5). Until the state module lands they do what an
- * at-least-once daemon without state storage must do, and nothing more. */
+/* ---- Checkpoints (issue 5, daemon/ckpt.h). A checkpoint covers only ticks whose outputs the
+ * broker acknowledged: it is taken when the producer queue is empty (nothing produced is waiting
+ * for its delivery report), pausing draining until then. */
 
-/* Every --checkpoint-interval: snapshot dirty instruments + the offsets they reflect. */
+static void begin_shutdown(run *r, int code);
+static void on_idle(uv_idle_t *h);
+
+/* Offsets the states reflect, into r->offbuf: next = last processed + 1 of every assigned
+ * partition that processed something since its assignment (the others keep their stored offset).
+ * Valid only while the producer queue is empty, when every processed tick is acknowledged.
+ * Returns the count, -1 when a delivery failed on some partition (no checkpoint may cover a lost
+ * output), or -2 on ENOMEM. */
+static int ckpt_offsets_fill(run *r) {
+  if (r->offcap < r->nparts) {
+    store_offset *nb = realloc(r->offbuf, (size_t)r->nparts * sizeof *nb);
+    if (!nb)
+      return -2;
+    r->offbuf = nb;
+    r->offcap = r->nparts;
+  }
+  int n = 0;
+  for (int32_t p = 0; p < r->nparts; p++) {
+    part *pt = &r->parts[p];
+    if (!pt->assigned)
+      continue;
+    if (pt->stuck)
+      return -1;
+    if (pt->next < 0)
+      continue;
+    store_offset *o = &r->offbuf[n++];
+    snprintf(o->topic, sizeof o->topic, "%s", r->o->input_topic);
+    o->partition = p;
+    o->next_offset = pt->next;
+  }
+  return n;
+}
+
+/* After a committed checkpoint: its offsets become the ones Kafka commits (auto-commit sends
+ * them), so lag tools see progress. They are informational: a restart resumes from the db. */
+static void ckpt_offsets_to_kafka(run *r) {
+  size_t n = 0;
+  const store_offset *off = ckpt_offsets(&r->ck, &n);
+  for (size_t k = 0; k < n; k++) {
+    int32_t p = off[k].partition;
+    if (strcmp(off[k].topic, r->o->input_topic) || p >= r->nparts || !r->parts[p].assigned ||
+        off[k].next_offset <= 0)
+      continue;
+    /* rd_kafka_offset_store stores offset + 1, the next one to read. */
+    rd_kafka_resp_err_t err = rd_kafka_offset_store(r->t_in, p, off[k].next_offset - 1);
+    if (err && err != RD_KAFKA_RESP_ERR__STATE)
+      log_warn("run", "offset store %s/%d at %lld: %s", r->o->input_topic, p,
+               (long long)off[k].next_offset, rd_kafka_err2str(err));
+  }
+}
+
+static void ckpt_try(run *r);
+
+static void on_ckpt_done(ckpt *ck, int status, const char *err, void *ud) {
+  run *r = ud;
+  if (status == 0) {
+    if (r->st.checkpoint_failing)
+      log_info("run", "checkpoint written again after %u failures", r->st.checkpoint_failing);
+    r->st.checkpoint_failing = 0;
+    log_debug("run", "checkpoint: %llu instruments, copy %.0f us, write %.1f ms",
+              (unsigned long long)ck->stats.last_rows, ck->stats.last_copy_us,
+              ck->stats.last_write_us / 1e3);
+    if (!r->stopping) /* at shutdown the consumer is closed; ckpt_now stored them already */
+      ckpt_offsets_to_kafka(r);
+    if (ck->pend_model[0] && !r->stopping) /* a model swap arrived while this one was written */
+      ckpt_try(r);
+    return;
+  }
+  r->st.checkpoint_failing = ck->stats.consecutive_failures;
+  if (ck->stats.consecutive_failures <= 3 || ck->stats.consecutive_failures % 100 == 0)
+    log_warn("run", "checkpoint failed (%u in a row): %s; predicting goes on, retrying",
+             ck->stats.consecutive_failures, err);
+}
+
+/* Takes and submits a checkpoint if the outputs are all acknowledged; else pauses draining until
+ * they are (on_producer_io calls back), giving up after two intervals. */
+static void ckpt_try(run *r) {
+  if (!r->db || r->stopping || ckpt_busy(&r->ck))
+    return;
+  if (rd_kafka_outq_len(r->producer) > 0) {
+    if (!r->ckpt_wanted) {
+      r->ckpt_wanted = 1;
+      r->ckpt_wait_ms = uv_now(r->loop);
+    } else if (uv_now(r->loop) - r->ckpt_wait_ms > 2 * (uint64_t)r->o->checkpoint_ms) {
+      r->ckpt_wanted = 0; /* the broker is slow: predict on, try at the next interval */
+      r->st.checkpoints_skipped++;
+      log_debug("run", "checkpoint skipped: %d outputs unacknowledged after %d ms",
+                rd_kafka_outq_len(r->producer), 2 * r->o->checkpoint_ms);
+      uv_idle_start(&r->idle, on_idle);
+    }
+    return;
+  }
+  int n = ckpt_offsets_fill(r);
+  if (n == -1) {
+    r->st.checkpoints_skipped++;
+    if (!r->ckpt_stuck_warned || uv_now(r->loop) - r->ckpt_stuck_warned > 10000) {
+      r->ckpt_stuck_warned = uv_now(r->loop);
+      log_warn("run", "checkpoint skipped: a delivery failed, so no checkpoint may cover its tick; "
+                      "a restart resumes from the last good checkpoint");
+    }
+  } else {
+    int rc = n < 0 ? TC_ENOMEM : ckpt_take(&r->ck, &r->e.st, r->offbuf, (size_t)n);
+    if (rc == 0)
+      rc = ckpt_submit(&r->ck, on_ckpt_done, r);
+    if (rc != 0)
+      log_warn("run", "checkpoint not started: %s", tc_strerror(rc));
+  }
+  if (r->ckpt_wanted) {
+    r->ckpt_wanted = 0;
+    uv_idle_start(&r->idle, on_idle);
+  }
+}
+
+/* Synchronous checkpoint (revoke, shutdown), after the caller flushed the producer. */
+static void ckpt_now(run *r, const char *why) {
+  if (!r->db)
+    return;
+  if (rd_kafka_outq_len(r->producer) > 0) {
+    log_warn("run", "%s: no checkpoint, %d outputs still unacknowledged", why,
+             rd_kafka_outq_len(r->producer));
+    return;
+  }
+  int n = ckpt_offsets_fill(r);
+  if (n < 0) {
+    log_warn("run", "%s: no checkpoint, %s", why,
+             n == -1 ? "a delivery failed" : "out of memory for the offsets");
+    return;
+  }
+  char err[512];
+  if (ckpt_flush(&r->ck, &r->e.st, r->offbuf, (size_t)n, err, sizeof err) != 0) {
+    r->st.checkpoint_failing = r->ck.stats.consecutive_failures;
+    log_warn("run", "%s: checkpoint failed: %s", why, err);
+    return;
+  }
+  r->st.checkpoint_failing = 0;
+  ckpt_offsets_to_kafka(r);
+  log_info("run", "%s: checkpoint of %llu instruments", why,
+           (unsigned long long)r->ck.stats.last_rows);
+}
+
+/* Every --checkpoint-interval. */
 static void hook_checkpoint_timer(run *r) {
-  (void)r;
+  ckpt_try(r);
 }
 
-/* Partitions assigned: restore their instruments and set their start offsets in `parts`. */
+/* Partitions assigned: restore their instruments and start them at the stored offsets (stored
+ * offsets win over Kafka's committed ones). */
 static void hook_assign(run *r, rd_kafka_topic_partition_list_t *parts) {
-  (void)r;
-  (void)parts;
+  if (!r->db)
+    return;
+  int32_t *ps = malloc((size_t)(parts->cnt ? parts->cnt : 1) * sizeof *ps);
+  if (!ps) {
+    log_error("run", "restore: out of memory; stopping");
+    begin_shutdown(r, 1);
+    return;
+  }
+  int np = 0;
+  for (int i = 0; i < parts->cnt; i++)
+    if (!strcmp(parts->elems[i].topic, r->o->input_topic))
+      ps[np++] = parts->elems[i].partition;
+  store_offset *off = NULL;
+  size_t noff = 0;
+  char err[512];
+  uint32_t before = r->e.st.live;
+  ckpt_wait(&r->ck); /* a checkpoint write on the pool uses the same connection */
+  int rc = ckpt_restore_partitions(r->db, r->model, &r->e.st, r->o->input_topic, ps, np, &off,
+                                   &noff, err, sizeof err);
+  free(ps);
+  if (rc != 0) {
+    log_error("run", "%s; stopping", err);
+    begin_shutdown(r, 1);
+    return;
+  }
+  for (size_t k = 0; k < noff; k++)
+    for (int i = 0; i < parts->cnt; i++)
+      if (!strcmp(parts->elems[i].topic, off[k].topic) &&
+          parts->elems[i].partition == off[k].partition)
+        parts->elems[i].offset = off[k].next_offset;
+  log_info("run", "restored %u instruments and %zu stored offsets for %d partitions",
+           r->e.st.live - before, noff, np);
+  free(off);
 }
 
-/* Partitions about to be revoked (outputs already flushed, offsets committed): checkpoint them.
- * Then their instruments are dropped, since another consumer may advance them meanwhile. */
+/* Partitions about to be revoked (outputs flushed, checkpoint taken, offsets committed): their
+ * instruments are dropped, since another consumer may advance them meanwhile; their stored rows
+ * stay and match the stored offsets. */
 static void hook_revoke(run *r, rd_kafka_topic_partition_list_t *parts) {
   for (int i = 0; i < parts->cnt; i++) {
     if (strcmp(parts->elems[i].topic, r->o->input_topic))
@@ -126,12 +310,17 @@ static void hook_revoke(run *r, rd_kafka_topic_partition_list_t *parts) {
 
 /* Shutdown, after the producer flush: the final checkpoint. */
 static void hook_shutdown(run *r) {
-  (void)r;
+  ckpt_now(r, "shutdown");
 }
 
-/* A new model of the same shape was swapped in (states reset unless --on-model-change keep). */
+/* A new model of the same shape was swapped in (states reset unless --on-model-change keep): the
+ * new hash is recorded with the states in a checkpoint taken right away (until it commits, a
+ * restart with the new model file is refused as state of another model). */
 static void hook_model_change(run *r) {
-  (void)r;
+  if (!r->db)
+    return;
+  ckpt_model_changed(&r->ck, r->model, !r->o->on_model_change_keep);
+  ckpt_try(r);
 }
 
 /* ---- Per-partition in-flight tracking. */
@@ -221,7 +410,8 @@ static void parts_store(run *r) {
     if (!pt->dirty)
       continue;
     pt->dirty = 0;
-    if (!pt->assigned || pt->stuck || pt->next < 0)
+    /* With a state db, offsets go to Kafka only once a checkpoint covers them (ckpt_commit). */
+    if (r->db || !pt->assigned || pt->stuck || pt->next < 0)
       continue;
     /* rd_kafka_offset_store stores offset + 1, the next one to read. */
     rd_kafka_resp_err_t err = rd_kafka_offset_store(r->t_in, p, pt->next - 1);
@@ -457,7 +647,7 @@ static void on_consumer_error(run *r, rd_kafka_message_t *m) {
 /* Gathers up to a chunk from the consumer queue and processes it; reschedules itself while the
  * queue may hold more (the io event fires only on empty -> non-empty). */
 static void drain(run *r) {
-  if (r->stopping || (r->paused && !r->hard_paused)) {
+  if (r->stopping || r->ckpt_wanted || (r->paused && !r->hard_paused)) {
     uv_idle_stop(&r->idle);
     return;
   }
@@ -517,6 +707,8 @@ static void on_producer_io(uv_poll_t *h, int status, int events) {
   parts_store(r);
   if (r->paused && rd_kafka_outq_len(r->producer) < r->outq_low)
     set_paused(r, 0);
+  if (r->ckpt_wanted)
+    ckpt_try(r);
 }
 
 /* Waits (bounded) for every output in flight to be acknowledged and stores the offsets. */
@@ -587,7 +779,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
      * commit, so the partitions leave with their offsets exactly at what we processed. */
     process_chunk(r);
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-      rd_kafka_resp_err_t ce = settle(r, 5000) == 0 ? rd_kafka_commit(rk, NULL, 0) : 0;
+      int flushed = settle(r, 5000) == 0;
+      if (flushed)
+        ckpt_now(r, "revoke");
+      rd_kafka_resp_err_t ce = flushed ? rd_kafka_commit(rk, NULL, 0) : 0;
       if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
         log_warn("run", "commit before revoke: %s", rd_kafka_err2str(ce));
       hook_revoke(r, parts);
@@ -650,6 +845,13 @@ static void stats_fill(run *r) {
   r->st.instruments = r->e.st.live;
   r->st.assigned_count = r->assigned;
   r->st.outq = rd_kafka_outq_len(r->producer);
+  if (r->db) {
+    double age = ckpt_age_s(&r->ck);
+    r->st.checkpoint_age_ms = age < 0 ? -1 : (int64_t)(age * 1000);
+    r->st.checkpoints = r->ck.stats.written;
+    r->st.checkpoint_failures = r->ck.stats.failures;
+    r->st.checkpoint_failing = r->ck.stats.consecutive_failures;
+  }
   memcpy(r->st.model_id, r->model->id, sizeof r->st.model_id);
 }
 
@@ -777,7 +979,11 @@ static void on_stop(uv_timer_t *h) {
   if (pthread_create(&wd, NULL, watchdog, NULL) == 0)
     pthread_detach(wd);
   int flushed = settle(r, 5000) == 0;
-  hook_shutdown(r);
+  if (flushed)
+    hook_shutdown(r);
+  else
+    log_warn("run", "shutdown: no final checkpoint, outputs unacknowledged; a restart resumes "
+                    "from the last checkpoint");
   rd_kafka_resp_err_t ce = flushed ? rd_kafka_commit(r->consumer, NULL, 0) : 0;
   if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
     log_warn("run", "final commit: %s", rd_kafka_err2str(ce));
@@ -1013,6 +1219,21 @@ int run_main(const run_opts *o) {
     code = kr == TC_EUSAGE ? 2 : 1;
     goto out;
   }
+  /* The state db opens after the client configuration was accepted (a bad -X creates no file)
+   * and before the loop runs (the first assignment restores from it). */
+  {
+    int rc = store_open(o->state_path, o->sync_full ? STORE_SYNC_FULL : STORE_SYNC_NORMAL,
+                        STORE_OPEN_CREATE, &r->db, err, sizeof err);
+    if (rc == 0)
+      rc = ckpt_bind_model(r->db, r->model, o->reset_state, err, sizeof err);
+    if (rc != 0) {
+      log_error("run", "%s", err);
+      code = rc == TC_EFORMAT || rc == TC_EMODEL ? 2 : 1;
+      goto out;
+    }
+  }
+  if (ckpt_init(&r->ck, &loop, r->db, r->model) != 0)
+    goto out;
   uv_poll_init(&loop, &r->cpoll, r->cpipe[0]);
   uv_poll_init(&loop, &r->ppoll, r->ppipe[0]);
   uv_idle_init(&loop, &r->idle);
@@ -1054,6 +1275,8 @@ out:
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
   }
+  ckpt_free(&r->ck);
+  store_close(r->db);
   if (r->cq) {
     rd_kafka_queue_io_event_enable(r->cq, -1, NULL, 0);
     rd_kafka_queue_destroy(r->cq);
@@ -1088,6 +1311,7 @@ out:
     free(r->parts[p].done);
   }
   free(r->parts);
+  free(r->offbuf);
   engine_free(&r->e);
   nn_model_free(r->model);
   free(r->model);
