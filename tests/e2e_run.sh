@@ -16,7 +16,8 @@ cp "$TMP/m1.safetensors" "$TMP/model.safetensors"
 head -n 301 "$ROOT/data/sample/fx_daily_2021_2025.csv" >"$TMP/a.csv" # header + 300 ticks
 
 tc_broker_start --topics ticks:4,predictions:4,tickcast.dlq:2,tickcast.stats:1
-tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/model.safetensors" --http 127.0.0.1:0 \
+tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/model.safetensors" --state "$TMP/run.db" \
+  --http 127.0.0.1:0 \
   --stats-interval 500 --log-level debug 2>"$TMP/run.log"
 RUN_PID=$BG_PID
 tc_wait_for 10 grep -q "http on" "$TMP/run.log" || tc_fail "no http line in the log"

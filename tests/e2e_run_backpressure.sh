@@ -32,7 +32,8 @@ tc_broker_start --topics ticks:4,predictions:4,tickcast.dlq:1,tickcast.stats:1
 "$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/a.jsonl" 2>"$TMP/feed.log" ||
   tc_fail "feed failed: $(tail -n 3 "$TMP/feed.log")"
 start_run() {
-  tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/m.safetensors" --http 127.0.0.1:0 \
+  tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/m.safetensors" --state "$TMP/run.db" \
+    --http 127.0.0.1:0 \
     --chunk 64 -X producer.queue.buffering.max.messages=300 -X producer.linger.ms=20 \
     --stats-interval 1000 -X consumer.session.timeout.ms=6000 2>>"$TMP/run.log"
   RUN_PID=$BG_PID

@@ -65,7 +65,7 @@ TC_PIDS+=("$HOLDER")
 tc_wait_for 10 test -s "$TMP/port" || tc_fail "no port holder"
 BUSY=$(cat "$TMP/port")
 set +e
-timeout 20 "$TC" run --model "$M" --http "127.0.0.1:$BUSY" 2>"$TMP/err.txt"
+timeout 20 "$TC" run --model "$M" --state "$TMP/busy.db" --http "127.0.0.1:$BUSY" 2>"$TMP/err.txt"
 rc=$?
 set -e
 tc_eq "exit status with the http port in use" "$rc" 1
@@ -75,7 +75,8 @@ grep -q "ERROR .*--http 127.0.0.1:$BUSY: cannot listen: Address already in use" 
 echo "ok: port in use -> exit 1: $(grep ERROR "$TMP/err.txt")"
 
 # No --brokers: the embedded broker, reachable by an outside client (kcat).
-tc_bg "$TC" run --model "$TMP/live.safetensors" --http off --on-model-change keep 2>"$TMP/run.log"
+tc_bg "$TC" run --model "$TMP/live.safetensors" --state "$TMP/live.db" --http off \
+  --on-model-change keep 2>"$TMP/run.log"
 RUN_PID=$BG_PID
 tc_wait_for 10 grep -q "embedded development broker at" "$TMP/run.log" || tc_fail "no embedded broker line"
 EMB=$(sed -n 's/.*embedded development broker at \([0-9.:]*\) .*/\1/p' "$TMP/run.log")

@@ -29,7 +29,8 @@ for strategy in range cooperative-sticky; do
   PORTS=()
   for who in a b; do
     tc_bg "$TC" run --brokers "$BROKERS" --group "$G" --input-topic "$IN" --output-topic "$OUT" \
-      --model "$TMP/m.safetensors" --http 127.0.0.1:0 -X consumer.session.timeout.ms=6000 \
+      --model "$TMP/m.safetensors" --state "$TMP/state-$strategy-$who.db" --http 127.0.0.1:0 \
+      -X consumer.session.timeout.ms=6000 \
       -X "consumer.partition.assignment.strategy=$strategy" 2>"$TMP/run-$strategy-$who.log"
     PIDS+=("$BG_PID")
     tc_wait_for 10 grep -q "http on" "$TMP/run-$strategy-$who.log" || tc_fail "$who: no http line"
