@@ -29,8 +29,10 @@ void run_usage(FILE *f) {
       "  --chunk N              messages drained and stepped per loop turn (default 4096)\n"
       "  --log-level L          error, warn, info (default) or debug\n"
       "%s"
-      "Used by checkpoints:\n"
-      "  --state DB             state database (default tickcast.db)\n"
+      "State (docs/STATE.md):\n"
+      "  --state DB             state database: instrument states and input offsets,\n"
+      "                         checkpointed and restored (default tickcast.db; one\n"
+      "                         daemon per file)\n"
       "  --checkpoint-interval MS  checkpoint period (default 1000)\n"
       "  --reset-state          start from empty state even if DB holds another model's\n"
       "  --on-model-change reset|keep  what SIGHUP to a new same-shape model does to the\n"
@@ -40,10 +42,13 @@ void run_usage(FILE *f) {
       "-X consumer.KEY=VALUE or -X producer.KEY=VALUE sets a property on one client only\n"
       "(e.g. -X producer.queue.buffering.max.messages=20000); plain -X KEY=VALUE sets both.\n"
       "Defaults: auto.offset.reset=earliest (override with -X auto.offset.reset=latest),\n"
-      "offsets committed after the broker acknowledged the prediction (at-least-once).\n"
+      "a restart resumes from the offsets checkpointed in --state (Kafka's committed\n"
+      "offsets follow the checkpoints); predictions after the last checkpoint may repeat\n"
+      "(same src and values), none is lost.\n"
       "Signals: SIGTERM/SIGINT finish the chunk, flush, leave the group and exit 0;\n"
       "SIGHUP reloads --model (a model of another shape is refused, the old one kept).\n"
-      "Exit: 0 clean stop, 1 runtime failure, 2 bad usage or bad model file.\n",
+      "Exit: 0 clean stop, 1 runtime failure (incl. a state file in use), 2 bad usage,\n"
+      "bad model file, or a state file that is corrupt or of another model.\n",
       KCONF_USAGE);
 }
 
