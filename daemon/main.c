@@ -1,5 +1,8 @@
-/* main.c: `tickcast` dispatches to its subcommands (daemon/cmd_*.c). Nothing else lives here. */
+/* main.c: `tickcast` dispatches to its subcommands (daemon/cmd_*.c) after process-wide setup
+ * (OpenBLAS threads). Nothing else lives here. */
+#include <cblas.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmds.h"
@@ -26,6 +29,9 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+  /* Per-step GEMMs are small: OpenBLAS's worker threads only spin (sched_yield) and slow them
+   * down. One thread unless the user asks otherwise through the usual variable. */
+  if (!getenv("OPENBLAS_NUM_THREADS")) openblas_set_num_threads(1);
   if (argc < 2) {
     usage(stderr);
     return 2;
