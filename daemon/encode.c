@@ -1,5 +1,6 @@
-/* encode.c: prediction text without snprintf (see encode.h). Numbers go through ingest/fmt.h:
- * px in its shortest round-trip form, pred_ret and pred_px with 10 significant digits. */
+/* encode.c: prediction text without snprintf (see encode.h). px is echoed as it was written in
+ * the input when the decoder kept it, else in its shortest round-trip form; pred_ret and pred_px
+ * have 10 significant digits (ingest/fmt.h). */
 #include "encode.h"
 
 #include <string.h>
@@ -7,6 +8,14 @@
 #include "../ingest/fmt.h"
 
 #define PUT(lit) (memcpy(p, lit, sizeof(lit) - 1), p += sizeof(lit) - 1)
+
+static inline char *put_px(char *p, const tick *t) {
+  if (t->px_len) {
+    memcpy(p, t->px_txt, t->px_len);
+    return p + t->px_len;
+  }
+  return p + fmt_double_short(p, t->px);
+}
 
 /* Copies s as the inside of a JSON string: quote, backslash and control bytes escaped. */
 static char *put_json_str(char *p, const char *s, size_t n) {
@@ -37,7 +46,7 @@ size_t enc_pred_json(char *out, const eng_tick *t, const char *src, size_t srcle
   PUT("\",\"ts\":");
   p += fmt_i64(p, t->t.ts);
   PUT(",\"px\":");
-  p += fmt_double_short(p, t->t.px);
+  p = put_px(p, &t->t);
   PUT(",\"pred_ret\":");
   p += fmt_double_sig(p, t->pred_ret, 10);
   PUT(",\"pred_px\":");
@@ -57,7 +66,7 @@ size_t enc_pred_csv(char *out, const eng_tick *t) {
   *p++ = ',';
   p += fmt_i64(p, t->t.ts);
   *p++ = ',';
-  p += fmt_double_short(p, t->t.px);
+  p = put_px(p, &t->t);
   *p++ = ',';
   p += fmt_double_sig(p, t->pred_ret, 10);
   *p++ = ',';

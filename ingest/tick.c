@@ -213,6 +213,35 @@ static double parse_number_slow(const char *s, size_t n) {
   return strtod(tmp, NULL);
 }
 
+/* m (< 10^19) times 10^e10 for |e10| <= 27, in x87 extended precision: both operands are exact
+ * there (64-bit significand; 5^27 < 2^64), so the one multiply or divide rounds once, to 64
+ * bits. The second rounding, to double, drops the low 11 of those bits and is correct unless
+ * the extended result lies within one unit of its last place of a double halfway point (low
+ * bits 0x3FF..0x401): then it returns 0 and the caller takes the slow path. The results are in
+ * the normal double range (1e-27 .. 1e46), where those 11 bits are exactly what is dropped.
+ * This keeps 17-digit prices, the common case in real data, off strtod. */
+static int parse_number_ld(uint64_t m, long long e10, double *out) {
+#if defined(__x86_64__) && defined(__LDBL_MANT_DIG__) && __LDBL_MANT_DIG__ == 64
+  static const long double p10[28] = {
+      1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
+      1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
+      1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
+  if (e10 < -27 || e10 > 27)
+    return 0;
+  long double r = e10 < 0 ? (long double)m / p10[-e10] : (long double)m * p10[e10];
+  uint64_t sig;
+  memcpy(&sig, &r, sizeof sig); /* the 64-bit significand is the low 8 bytes on x86 */
+  unsigned low = (unsigned)(sig & 0x7FF);
+  if (low >= 0x3FF && low <= 0x401)
+    return 0;
+  *out = (double)r;
+  return 1;
+#else
+  (void)m, (void)e10, (void)out;
+  return 0;
+#endif
+}
+
 /* The general case of tick_parse_number (more than 19 digits): counts significant digits only. */
 static size_t parse_number_general(const char *s, size_t len, double *out) {
   size_t i = 0;
@@ -283,8 +312,9 @@ static size_t parse_number_general(const char *s, size_t len, double *out) {
 
 /* Parses a JSON number (RFC 8259 grammar) at s[0..len) to the correctly rounded double. Numbers
  * of at most 19 digits are read in one pass into a uint64 mantissa; the Clinger fast path then
- * covers mantissas up to 2^53 with |exp10| <= 22 (one exact multiply or divide); everything else
- * goes through parse_number_slow. Returns the bytes consumed, 0 when there is no number at s. */
+ * covers mantissas up to 2^53 with |exp10| <= 22 (one exact multiply or divide), the extended
+ * precision path (parse_number_ld) the rest up to |exp10| <= 27 away from halfway points;
+ * everything else goes through parse_number_slow. Returns the bytes consumed, 0 when there is no number at s. */
 size_t tick_parse_number(const char *s, size_t len, double *out) {
   const char *p = s, *end = s + len;
   int neg = 0;
@@ -332,7 +362,7 @@ size_t tick_parse_number(const char *s, size_t len, double *out) {
   } else if (m <= (1ULL << 53) && e10 >= -22 && e10 <= 22) {
     v = (double)m;
     v = e10 < 0 ? v / pow10_exact[-e10] : v * pow10_exact[e10];
-  } else {
+  } else if (!parse_number_ld(m, e10, &v)) {
     *out = parse_number_slow(s, n);
     return n;
   }
@@ -928,6 +958,14 @@ static inline int num_ok(int f, double x) {
   return f == F_QTY ? x >= 0 : x > 0;
 }
 
+/* Keeps px's number token (valid JSON and CSV, reading back to exactly t->px) so encoders can
+ * echo it instead of formatting the double again; px_len = 0 when it is too long to keep. */
+static inline void px_text(tick *t, const char *s, size_t n) {
+  t->px_len = n <= TICK_PX_TXT_MAX ? (uint8_t)n : 0;
+  if (t->px_len)
+    memcpy(t->px_txt, s, n);
+}
+
 /* Applies the field rules of CONTRACT §1 to the values found and fills t. */
 static int finish(tick *t, jval *v, char *err, size_t errlen) {
   for (int f = F_SYM; f <= F_PX; f++)
@@ -975,6 +1013,7 @@ static int finish(tick *t, jval *v, char *err, size_t errlen) {
       return bad_jval(f, &v[f], err, errlen);
   }
   t->px = v[F_PX].v;
+  px_text(t, v[F_PX].s, v[F_PX].n);
   t->qty = v[F_QTY].kind == V_ABSENT ? 0.0 : v[F_QTY].v + 0.0; /* -0 becomes +0 */
   t->has_quote = 0;
   t->bid = t->ask = 0;
@@ -1281,6 +1320,7 @@ int tick_parse_csv(const tick_csv *h, tick *t, const char *line, size_t len, cha
       return bad_field(f, fs[f], fn[f], 1, err, errlen);
   }
   t->px = val[F_PX];
+  px_text(t, fs[F_PX], fn[F_PX]);
   t->qty = val[F_QTY] + 0.0;
   t->has_quote = 0;
   t->bid = t->ask = 0;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #define TICK_SYM_MAX 32
+#define TICK_PX_TXT_MAX 24 /* px tokens up to this long are kept as text (see tick.px_txt) */
 
 /* Deepest nesting tick_parse_json accepts, the tick object itself counting as 1; deeper values
  * (in unknown keys) make the tick bad_json. */
@@ -42,6 +43,9 @@ typedef struct tick {
   uint8_t has_quote;           /* both present and bid <= ask: the spread feature is used */
   uint8_t sym_len;             /* 1..TICK_SYM_MAX */
   char sym[TICK_SYM_MAX + 1];  /* NUL-terminated */
+  uint8_t px_len;              /* bytes in px_txt; 0 when the token was longer than the buffer */
+  char px_txt[TICK_PX_TXT_MAX]; /* px as it was written in the input (a JSON number token, no
+                                   NUL), which reads back to exactly px: echoed by encoders */
 } tick;
 
 /* Decodes one JSON object (CONTRACT §1) from buf[0..len) (not NUL-terminated). Unknown keys,

@@ -35,6 +35,13 @@ static void test_accept(void) {
   CHECK_INT(t.ts, 865193280000000000LL);
   CHECK(t.px == 24.9 && t.qty == 100 && t.bid == 24.89 && t.ask == 24.91);
   CHECK_INT(t.has_quote, 1);
+  /* px is kept as written, for the encoders to echo; a token past the buffer is not kept. */
+  CHECK_INT(t.px_len, 4);
+  CHECK(memcmp(t.px_txt, "24.9", 4) == 0);
+  CHECK_INT(js("{\"sym\":\"A\",\"ts\":1,\"px\":2.50e1}"), TICK_OK);
+  CHECK(t.px_len == 6 && memcmp(t.px_txt, "2.50e1", 6) == 0 && t.px == 25.0);
+  CHECK_INT(js("{\"sym\":\"A\",\"ts\":1,\"px\":1.0000000000000000000000001}"), TICK_OK);
+  CHECK_INT(t.px_len, 0);
 
   /* qty absent = 0, no quote; ts as RFC 3339 (the contract's example instant). */
   CHECK_INT(js("{\"sym\":\"A\",\"ts\":\"1997-06-01T19:28:00Z\",\"px\":1}"), TICK_OK);
@@ -401,6 +408,35 @@ static void test_number(void) {
     memset(big + 2, '0', 900);
     strcpy(big + 902, "17976931348623157e1216");
     CHECK(number_agrees(big));
+  }
+  /* 17..19-digit mantissas with exponents in +-27: the extended-precision path, and its
+   * fallback near halfway points, against strtod. Prices like 1.6087592702405062 are this case. */
+  {
+    int bad17 = 0;
+    char buf[64];
+    for (int i = 0; i < 300000; i++) {
+      uint64_t m = next_u64() % 10000000000000000000ULL;
+      int nd = 17 + (int)(next_u64() % 3);
+      int e = (int)(next_u64() % 55) - 27;
+      int n = snprintf(buf, sizeof buf, "%0*llu", nd, (unsigned long long)m);
+      buf[0] = buf[0] == '0' ? '1' : buf[0];
+      if (i & 1) { /* plain decimal: 1.6087592702405062 */
+        int dot = 1 + (int)(next_u64() % (unsigned)(nd - 1));
+        memmove(buf + dot + 1, buf + dot, (size_t)(n - dot + 1));
+        buf[dot] = '.';
+      } else {
+        snprintf(buf + n, sizeof buf - n, "e%d", e);
+      }
+      if (!number_agrees(buf) && bad17++ < 5)
+        fprintf(stderr, "  number %s\n", buf);
+    }
+    /* Exact halfway points between doubles, written with 17+ digits: ties to even. */
+    static const char *halfway[] = {"9007199254740993", "9007199254740995", "18014398509481986",
+                                     "18014398509481990", "1.00000000000000011102230246251565",
+                                     "4503599627370496.5", "4503599627370497.5"};
+    for (size_t i = 0; i < sizeof halfway / sizeof *halfway; i++)
+      bad17 += !number_agrees(halfway[i]);
+    CHECK_INT(bad17, 0);
   }
   /* Grammar: consumed length stops at the end of the number or is 0 when there is none. */
   double v;
