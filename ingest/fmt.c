@@ -121,7 +121,7 @@ static size_t layout(char *out, int neg, const char *d, int nd, int e10) {
 }
 
 /* The digits of |v| rounded to sig significant digits, through snprintf: used off the fast
- * path's range (|v| < 1e-5 or >= 1e15) and as the exact fallback of fmt_double_short. */
+ * path's scaling range, near rounding ties, and as the exact fallback of fmt_double_short. */
 static size_t sig_slow(char *out, double v, int sig) {
   char tmp[64], d[24];
   snprintf(tmp, sizeof tmp, "%.*e", sig - 1, v);
@@ -146,7 +146,7 @@ static size_t sig_slow(char *out, double v, int sig) {
   return layout(out, neg, d, nd, e10);
 }
 
-/* The sig-digit decimal of a = |v| for 1e-5 <= a < 1e15: *m (sig digits, first one non-zero)
+/* The sig-digit decimal of a = |v| > 0: *m (sig digits, first one non-zero)
  * times 10^(*e10 - sig + 1). One long-double multiply or divide by an exact power of ten scales a
  * to a sig-digit integer (relative error <= 2^-64); the rare values that land within that error
  * of a rounding halfway point return -1, for printf to decide, so the digits always equal
@@ -174,7 +174,7 @@ static int sig_digits(double a, int sig, uint64_t *mo, int *e10o) {
     else
       break;
   }
-  if (m < lo || m >= hi || e10 < -5 || e10 >= 15)
+  if (m < lo || m >= hi)
     return -1;
   *mo = m;
   *e10o = e10;
@@ -194,7 +194,8 @@ static size_t layout_m(char *out, int neg, uint64_t m, int sig, int e10) {
 
 /* Writes v with sig (1..17) significant digits, rounded as printf's %.{sig-1}e rounds, trailing
  * zeros stripped: plain decimal for 1e-5 <= |v| < 1e15, else d.ddde[+-]XX; 0 and -0 as "0"; NaN
- * and +-Inf as "null". The plain range takes the snprintf-free path of sig_digits. */
+ * and +-Inf as "null". Values whose scaling to sig digits stays within 10^+-27 (for sig = 10,
+ * about 1e-18 <= |v| < 1e37: small returns included) take the snprintf-free path of sig_digits. */
 size_t fmt_double_sig(char *out, double v, int sig) {
   if (sig < 1)
     sig = 1;
@@ -212,7 +213,7 @@ size_t fmt_double_sig(char *out, double v, int sig) {
   double a = neg ? -v : v;
   uint64_t m;
   int e10;
-  if (!(a >= 1e-5 && a < 1e15) || sig_digits(a, sig, &m, &e10) != 0)
+  if (sig_digits(a, sig, &m, &e10) != 0) /* out of its +-27 scaling range, or near a tie */
     return sig_slow(out, v, sig);
   return layout_m(out, neg, m, sig, e10);
 }
