@@ -90,6 +90,7 @@ typedef struct run {
   ckpt ck;                    /* checkpoints into db (ck.loop != NULL once set up) */
   int ckpt_wanted;            /* draining paused until every output is acknowledged */
   uint64_t ckpt_wait_ms;      /* uv_now() when that wait began */
+  uint64_t ckpt_waited_ms;    /* how long draining paused for the last checkpoint taken */
   uint64_t ckpt_stuck_warned; /* last failed-delivery warning, uv_now() */
   store_offset *offbuf;       /* (offcap) offsets of the next snapshot */
   int32_t offcap;
@@ -170,9 +171,10 @@ static void on_ckpt_done(ckpt *ck, int status, const char *err, void *ud) {
     if (r->st.checkpoint_failing)
       log_info("run", "checkpoint written again after %u failures", r->st.checkpoint_failing);
     r->st.checkpoint_failing = 0;
-    log_debug("run", "checkpoint: %llu instruments, copy %.0f us, write %.1f ms",
-              (unsigned long long)ck->stats.last_rows, ck->stats.last_copy_us,
-              ck->stats.last_write_us / 1e3);
+    log_debug("run", "checkpoint: %llu instruments, draining paused %llu ms, copy %.0f us, "
+              "write %.1f ms",
+              (unsigned long long)ck->stats.last_rows, (unsigned long long)r->ckpt_waited_ms,
+              ck->stats.last_copy_us, ck->stats.last_write_us / 1e3);
     if (!r->stopping) /* at shutdown the consumer is closed; ckpt_now stored them already */
       ckpt_offsets_to_kafka(r);
     if (ck->pend_model[0] && !r->stopping) /* a model swap arrived while this one was written */
@@ -212,6 +214,7 @@ static void ckpt_try(run *r) {
                       "a restart resumes from the last good checkpoint");
     }
   } else {
+    r->ckpt_waited_ms = r->ckpt_wanted ? uv_now(r->loop) - r->ckpt_wait_ms : 0;
     int rc = n < 0 ? TC_ENOMEM : ckpt_take(&r->ck, &r->e.st, r->offbuf, (size_t)n);
     if (rc == 0)
       rc = ckpt_submit(&r->ck, on_ckpt_done, r);
