@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "pow10_int.h"
 #include "tick.h"
 
 static const char digit_pairs[201] = "00010203040506070809"
@@ -49,11 +50,6 @@ size_t fmt_i64(char *out, int64_t v) {
   return fmt_u64(out, (uint64_t)v);
 }
 
-/* Powers of ten exact in long double (5^27 < 2^64). */
-static const long double pow10l_exact[28] = {1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,
-                                             1e7L,  1e8L,  1e9L,  1e10L, 1e11L, 1e12L, 1e13L,
-                                             1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L, 1e20L,
-                                             1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
 
 static const uint64_t pow10_u64[20] = {1ULL,
                                        10ULL,

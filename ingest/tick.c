@@ -12,6 +12,8 @@
  * - qty -0 is stored as +0. */
 #include "tick.h"
 
+#include "pow10_int.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,13 +224,9 @@ static double parse_number_slow(const char *s, size_t n) {
  * This keeps 17-digit prices, the common case in real data, off strtod. */
 static int parse_number_ld(uint64_t m, long long e10, double *out) {
 #if defined(__x86_64__) && defined(__LDBL_MANT_DIG__) && __LDBL_MANT_DIG__ == 64
-  static const long double p10[28] = {
-      1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
-      1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
-      1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
   if (e10 < -27 || e10 > 27)
     return 0;
-  long double r = e10 < 0 ? (long double)m / p10[-e10] : (long double)m * p10[e10];
+  long double r = e10 < 0 ? (long double)m / pow10l_exact[-e10] : (long double)m * pow10l_exact[e10];
   uint64_t sig;
   memcpy(&sig, &r, sizeof sig); /* the 64-bit significand is the low 8 bytes on x86 */
   unsigned low = (unsigned)(sig & 0x7FF);
