@@ -354,19 +354,19 @@ int cmd_feed(int argc, char **argv) {
       o.raw = 1;
       continue;
     }
-    int known = 0;
-    for (int j = 0; flags[j]; j++)
-      if (a[0] == '-' && a[1] == '-' && !strcmp(a + 2, flags[j]))
-        known = 1;
-    if (!known) {
+    const char *v;
+    int k = kconf_arg_value(argc, argv, &i, flags, &v, err, sizeof err);
+    if (k == -2) {
+      fprintf(stderr, "tickcast feed: %s\n", err);
+      goto out;
+    }
+    if (k < 0) {
       fprintf(stderr, "tickcast feed: unknown argument '%s' (see tickcast feed --help)\n", a);
       goto out;
     }
-    if (i + 1 >= argc) {
-      fprintf(stderr, "tickcast feed: %s: missing value\n", a);
-      goto out;
-    }
-    const char *v = argv[++i];
+    char flag[32];
+    snprintf(flag, sizeof flag, "--%s", flags[k]);
+    a = flag; /* the flag's name, whether given as --name VALUE or --name=VALUE */
     double d;
     if (!strcmp(a, "--topic"))
       o.topic = v;

@@ -50,6 +50,13 @@ void kconf_free(kconf *kc);
  * the i-- when the loop itself increments. */
 int kconf_arg(kconf *kc, int argc, char **argv, int *i, char *err, size_t errlen);
 
+/* A command's own valued flags: argv[*i] as --NAME VALUE or --NAME=VALUE, NAME one of names
+ * (NULL-terminated, without the dashes). Returns the index of NAME in names with *value set
+ * (and *i advanced past a separate value); -1 when argv[*i] is none of them (the caller reports
+ * it as unknown); -2 with err set ("--NAME: missing value") when the value is missing. */
+int kconf_arg_value(int argc, char **argv, int *i, const char *const *names, const char **value,
+                    char *err, size_t errlen);
+
 /* Reads a config file: one key=value per line, blank lines and lines starting with '#' ignored
  * (after leading blanks), blanks around key and value trimmed. "kafka.KEY=VALUE" is a librdkafka
  * property (applied before any -X, so -X wins); "brokers=LIST" sets the brokers unless --brokers

@@ -285,32 +285,20 @@ int kreplay_main(int argc, char **argv) {
       o.quiet = 1;
       continue;
     }
-    /* --flag VALUE or --flag=VALUE */
-    const char *v = NULL, *eq = strchr(a, '=');
-    char name[64];
-    size_t nl = eq ? (size_t)(eq - a) : strlen(a);
-    int known = 0;
-    if (a[0] == '-' && a[1] == '-' && nl - 2 < sizeof name) {
-      memcpy(name, a + 2, nl - 2);
-      name[nl - 2] = 0;
-      for (int j = 0; flags[j]; j++)
-        known |= !strcmp(name, flags[j]);
+    const char *v;
+    int k = kconf_arg_value(argc, argv, &i, flags, &v, err, sizeof err);
+    if (k == -2) {
+      fprintf(stderr, "tickcast replay: %s\n", err);
+      goto done;
     }
-    if (!known) {
+    if (k < 0) {
       fprintf(stderr,
               "tickcast replay: unknown argument '%s' (see tickcast replay --brokers x "
               "--help)\n",
               a);
       goto done;
     }
-    if (eq)
-      v = eq + 1;
-    else if (i + 1 < argc)
-      v = argv[++i];
-    else {
-      fprintf(stderr, "tickcast replay: %s: missing value\n", a);
-      goto done;
-    }
+    const char *name = flags[k];
     if (!strcmp(name, "model"))
       o.model = v;
     else if (!strcmp(name, "topic"))
