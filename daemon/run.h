@@ -37,7 +37,8 @@ void run_opts_free(run_opts *o); /* accepts NULL */
 void run_usage(FILE *f);
 
 /* Runs the daemon until SIGTERM/SIGINT or a fatal error. Returns the exit status: 0 after a clean
- * shutdown, 1 on a runtime failure (port in use, broker unusable), 2 on a bad model file. */
+ * shutdown, 1 on a runtime failure (port in use, broker unusable, state file in use by another
+ * writer), 2 on a bad model file or a state file that is corrupt, foreign or another model's. */
 int run_main(const run_opts *o);
 
 #endif
