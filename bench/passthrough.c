@@ -88,10 +88,19 @@ int main(int argc, char **argv) {
     group = gbuf;
   }
 
-  /* The consumer: a group like the daemon's (subscribe, earliest). */
-  const char *cdef[] = {
-      "group.id", group,       "auto.offset.reset", "earliest", "enable.auto.commit",
-      "true",     "client.id", "passthrough",       NULL};
+  /* The consumer: a group like the daemon's (subscribe, earliest), with the daemon's prefetch
+   * setting (daemon/run.c explains queued.min.messages). */
+  const char *cdef[] = {"group.id",
+                        group,
+                        "auto.offset.reset",
+                        "earliest",
+                        "enable.auto.commit",
+                        "true",
+                        "queued.min.messages",
+                        "1000000",
+                        "client.id",
+                        "passthrough",
+                        NULL};
   rd_kafka_conf_t *cconf, *pconf;
   if (kconf_build(&kc, cdef, &cconf, err, sizeof err) < 0) {
     fprintf(stderr, "passthrough: %s\n", err);

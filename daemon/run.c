@@ -565,8 +565,12 @@ static void process_chunk(run *r) {
       send_dead_letter(r, m, t, srclen, opq);
     }
     stats_latency(&r->st, now_ns() - r->t_poll[i]);
-    rd_kafka_message_destroy(m);
   }
+  /* Inputs are freed after every output is enqueued: their memory belongs to librdkafka's fetch
+   * thread's malloc arena, and freeing them between produces made later messages of the chunk
+   * wait on that arena's lock. */
+  for (int i = 0; i < N; i++)
+    rd_kafka_message_destroy(r->msgs[i]);
 }
 
 /* ---- Consumer side. */
@@ -1060,6 +1064,15 @@ static int make_clients(run *r, const char *bootstrap, char *err, size_t errlen)
                         "1000",
                         "statistics.interval.ms",
                         stats_ms,
+                        /* librdkafka 2.0.2 counts queued.min.messages against the one consumer
+                         * queue all partitions forward to, and once it is exceeded the fetcher
+                         * sleeps until its next wakeup, up to 1 s, even after the loop drained
+                         * the queue (2.4 added fetch.queue.backoff.ms for this). With the default
+                         * 100000, a backlog catch-up stalled for 0.3-0.7 s every ~0.25 s
+                         * (bench/run_kafka.sh, 2026-11-29). The bound on prefetched memory stays
+                         * queued.max.messages.kbytes (64 MiB of payload by default). */
+                        "queued.min.messages",
+                        "1000000",
                         "client.id",
                         "tickcast-run",
                         bootstrap ? "bootstrap.servers" : NULL,
