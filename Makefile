@@ -80,6 +80,9 @@ $(B)/%.o: %.c
 EXTRA_nn_gates := -O3 -fno-trapping-math -ffp-contract=off
 # The trainer's gate loops (nn/train.c) likewise.
 EXTRA_nn_train := -O3 -fno-trapping-math -ffp-contract=off
+# The projection kernel (nn/proj.c): -O3 to unroll its register blocks; -ffp-contract=off keeps
+# the plain C version free of FMA, as its contract says (the SIMD versions fuse explicitly).
+EXTRA_nn_proj := -O3 -ffp-contract=off
 
 $(B)/tests/test_nn_%: tests/test_nn_%.c $(LIBNN)
 	@mkdir -p $(@D)

@@ -1,11 +1,16 @@
 /* bench_lstm.c: nanoseconds per instrument-step of nn_lstm_step (L=1) for H = 32, 64, 128 and
- * B = 1, 16, 256, 4096, and of its parts as the step runs them: the gates, layer 0's input
- * projection (nn_proj4) and the recurrent projection (sgemm, or sgemv per row for B <= 4);
- * for comparison, the two-sgemm and the one-sgemm-on-[x | h] (K = 4 + H) variants. One
+ * B = 1, 4, 16, 20, 64, 256, 4096, as it runs on this CPU (`lstm`) and with OpenBLAS's sgemm
+ * for the recurrent product instead of nn_projT (`lstm_sgemm`, B > 4: the step before the
+ * kernel); and of its parts: the gates, layer 0's input projection (nn_proj4) and the recurrent
+ * projection, as `projT_hh` (nn_projT, which the step uses up to nn_work.Bkern rows; `isa`
+ * says which version ran) and as `gemm_hh` (OpenBLAS: sgemm, or sgemv per row for B <= 4, as
+ * the step did before the kernel), plus `sgemm_hh` (sgemm alone) for B <= 4; for comparison,
+ * the two-sgemm and the one-sgemm-on-[x | h] (K = 4 + H) variants. One
  * machine-readable line per case: `ns_per_step` is wall time, `cpu_ns` the thread's CPU time
  * (steadier on a shared machine). Not part of `make test`; run with OPENBLAS_NUM_THREADS=1.
  * Usage: bench_lstm [seconds per case, default 0.2] */
 #include <cblas.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,13 +52,27 @@ typedef struct job {
 static void run_step(job *j) {
   nn_lstm_step(j->m, j->w, j->B, j->x, j->sp, j->y);
 }
+static void run_step_sgemm(job *j) {
+  int keep = j->w->Bkern;
+  j->w->Bkern = 0;
+  nn_lstm_step(j->m, j->w, j->B, j->x, j->sp, j->y);
+  j->w->Bkern = keep;
+}
 static void run_gates(job *j) {
   nn_gates(j->B, j->H, j->z, j->c, j->h, NULL, NULL, NULL);
 }
 static void run_proj4(job *j) {
   nn_proj4(j->B, 4 * j->H, j->x, j->w->wx, j->w->bias, j->z);
 }
-static void run_hh(job *j) { /* what nn_lstm_step does for the recurrent product */
+static void run_projT(job *j) { /* the recurrent product as nn_lstm_step does it up to Bkern */
+  nn_projT(j->B, 4 * j->H, j->H, j->h, j->w->whh, j->w->ldw, j->z);
+}
+static void run_sgemm(job *j) {
+  int H = j->H, G = 4 * H;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->B, G, H, 1.0f, j->h, H, j->m->W_hh[0], H,
+              1.0f, j->z, G);
+}
+static void run_hh(job *j) { /* OpenBLAS's best for the recurrent product */
   int H = j->H, G = 4 * H;
   if (j->B <= 4) {
     for (int b = 0; b < j->B; b++)
@@ -98,9 +117,15 @@ static double timeit(void (*fn)(job *), job *j, double secs, double *cpu_per_cal
 
 int main(int argc, char **argv) {
   double secs = argc > 1 ? atof(argv[1]) : 0.2;
-  const int Hs[] = {32, 64, 128}, Bs[] = {1, 16, 256, 4096};
-  printf("# ns per instrument-step, L=1, one thread (OPENBLAS_NUM_THREADS=%s), %.2f s per case\n",
-         getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "unset", secs);
+  const int Hs[] = {32, 64, 128}, Bs[] = {1, 4, 16, 20, 64, 256, 4096}, NB = 7;
+  static const char *isa[] = {"plain", "avx2+fma", "avx512f"};
+  char upto[32] = "every B";
+  if (nn_projT_max_b() < INT_MAX)
+    snprintf(upto, sizeof upto, "B <= %d", nn_projT_max_b());
+  printf("# ns per instrument-step, L=1, one thread (OPENBLAS_NUM_THREADS=%s), %.2f s per case; "
+         "nn_projT: %s, used by the step for %s\n",
+         getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "unset", secs,
+         isa[nn_projT_level()], upto);
   for (int hi = 0; hi < 3; hi++) {
     int H = Hs[hi], G = 4 * H;
     nn_model m;
@@ -108,7 +133,7 @@ int main(int argc, char **argv) {
       return 1;
     for (size_t i = 0; i < m.nparams; i++)
       m.params[i] = frand(-0.3f, 0.3f);
-    for (int bi = 0; bi < 4; bi++) {
+    for (int bi = 0; bi < NB; bi++) {
       int B = Bs[bi];
       nn_work w;
       if (nn_work_init(&w, &m, B) != 0)
@@ -146,17 +171,24 @@ int main(int argc, char **argv) {
         const char *name;
         void (*fn)(job *);
         int flops; /* 1: print GFLOP/s of the recurrent (and input) products */
-      } parts[] = {{"lstm", run_step, 0},  {"gates", run_gates, 0}, {"proj4", run_proj4, 0},
-                   {"gemm_hh", run_hh, 1}, {"gemm2", run_gemm2, 2}, {"gemmcat", run_gemmcat, 2}};
+      } parts[] = {{"lstm", run_step, 0},      {"lstm_sgemm", run_step_sgemm, 0},
+                   {"gates", run_gates, 0},    {"proj4", run_proj4, 0},
+                   {"projT_hh", run_projT, 1}, {"gemm_hh", run_hh, 1},
+                   {"sgemm_hh", run_sgemm, 1}, {"gemm2", run_gemm2, 2},
+                   {"gemmcat", run_gemmcat, 2}};
       for (size_t p = 0; p < sizeof parts / sizeof *parts; p++) {
-        double c, t = timeit(parts[p].fn, &j, p == 0 ? secs : secs / 2, &c);
+        if ((parts[p].fn == run_sgemm && B > 4) || (parts[p].fn == run_step_sgemm && B <= 4))
+          continue; /* the same as gemm_hh; the step used sgemv there */
+        double c, t = timeit(parts[p].fn, &j, p <= 1 ? secs : secs / 2, &c);
         t *= 1e9 / B;
         c *= 1e9 / B;
         printf("%s H=%d B=%d ns_per_step=%.1f cpu_ns=%.1f", parts[p].name, H, B, t, c);
-        if (p == 0)
+        if (p <= 1)
           printf(" steps_per_s=%.0f", 1e9 / t);
         if (parts[p].flops)
           printf(" cpu_gflops=%.2f", 2.0 * G * (parts[p].flops == 1 ? H : NN_F + H) / c);
+        if (parts[p].fn == run_projT)
+          printf(" isa=%s", isa[nn_projT_level()]);
         printf("\n");
       }
       fflush(stdout);

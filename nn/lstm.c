@@ -1,8 +1,9 @@
 /* lstm.c: one step of the contract network (CONTRACT §3) for B instruments at once: gather their
- * h, c into contiguous (B, H) blocks, OpenBLAS GEMMs (GEMVs for tiny B) for the projections,
- * except layer 0's K=4 input projection (nn_proj4), the fused gates of gates.c,
- * scatter back, then the linear head. Not for training and not for choosing which ticks form a
- * batch (the caller's waves do that). The step never allocates. */
+ * h, c into contiguous (B, H) blocks, the projections (layer 0's K=4 input projection in
+ * nn_proj4; the others in the register-blocked nn_projT up to nn_work.Bkern rows, which is every
+ * B on an AVX-512 CPU, and in OpenBLAS's sgemm above), the fused gates of gates.c, scatter back,
+ * then the linear head. Not for training and not for choosing which ticks form a batch (the
+ * caller's waves do that). The step never allocates. */
 #include "lstm.h"
 
 #include <assert.h>
@@ -12,12 +13,6 @@
 
 #include "lstm_int.h"
 #include "tc_err.h"
-
-/* Below this many rows the recurrent product is done row by row with sgemv, whose per-call
- * cost is far lower than sgemm's packing (bench/bench_lstm.c). */
-#ifndef GEMV_MAX_B
-#define GEMV_MAX_B 4
-#endif
 
 /* Rounds a float count up to 16 (64 bytes) so every block in nn_work starts cache-aligned. */
 static size_t round16(size_t n) {
@@ -31,8 +26,10 @@ int nn_work_init(nn_work *w, const nn_model *m, int Bmax) {
     return TC_EINVAL;
   size_t H = (size_t)m->H, Bm = (size_t)Bmax, Dx = H > NN_F ? H : NN_F;
   size_t nx = round16(Bm * Dx), nh = round16(Bm * H), nz = round16(Bm * 4 * H),
-         nb = round16((size_t)m->L * 4 * H), nw = round16((size_t)NN_F * 4 * H);
-  size_t total = nx + 2 * nh + nz + nb + nw;
+         nb = round16((size_t)m->L * 4 * H), nw = round16((size_t)NN_F * 4 * H),
+         ldw = (size_t)nn_projT_ldw(4 * m->H), nhh = (size_t)m->L * H * ldw,
+         nih = (size_t)(m->L - 1) * H * ldw;
+  size_t total = nx + 2 * nh + nz + nb + nw + nhh + nih;
   void *p = NULL;
   if (posix_memalign(&p, 64, total * sizeof(float)) != 0)
     return TC_ENOMEM;
@@ -44,34 +41,48 @@ int nn_work_init(nn_work *w, const nn_model *m, int Bmax) {
   w->z = w->c + nh;
   w->bias = w->z + nz;
   w->wx = w->bias + nb;
+  w->whh = w->wx + nw;
+  w->wih = w->whh + nhh;
   w->Bmax = Bmax;
   w->H = m->H;
   w->L = m->L;
+  w->ldw = (int)ldw;
+  w->Bkern = nn_projT_max_b();
   nn_work_update(w, m);
   return 0;
 }
 
+/* wt (K, ldw) = W^T, W being (G, K) row-major; the padding columns stay zero. */
+static void transpose(int G, int K, const float *W, float *wt, int ldw) {
+  for (int r = 0; r < G; r++)
+    for (int d = 0; d < K; d++)
+      wt[(size_t)d * ldw + r] = W[(size_t)r * K + d];
+}
+
 /* bias (L, 4H) = b_ih + b_hh, so the step adds one vector per row instead of two; wx (4, 4H) =
- * W_ih[0]^T, so layer 0's input projection runs along rows of W (nn_proj4). */
+ * W_ih[0]^T, whh (L, H, ldw) = W_hh[k]^T and wih (L-1, H, ldw) = W_ih[k]^T for k >= 1, so that
+ * the projections run along rows of W (nn_proj4, nn_projT). */
 void nn_work_update(nn_work *w, const nn_model *m) {
-  int G = 4 * m->H;
+  const int H = m->H, G = 4 * H;
+  const size_t HW = (size_t)H * w->ldw;
   for (int k = 0; k < m->L; k++)
     for (int j = 0; j < G; j++)
       w->bias[(size_t)k * G + j] = m->b_ih[k][j] + m->b_hh[k][j];
-  for (int r = 0; r < G; r++)
-    for (int d = 0; d < NN_F; d++)
-      w->wx[(size_t)d * G + r] = m->W_ih[0][(size_t)r * NN_F + d];
+  transpose(G, NN_F, m->W_ih[0], w->wx, G);
+  for (int k = 0; k < m->L; k++)
+    transpose(G, H, m->W_hh[k], w->whh + (size_t)k * HW, w->ldw);
+  for (int k = 1; k < m->L; k++)
+    transpose(G, H, m->W_ih[k], w->wih + (size_t)(k - 1) * HW, w->ldw);
 }
 
-/* z (B, G) += a (B, K) . W^T (K, G), W being (G, K) row-major. */
-static void proj(int B, int G, int K, const float *a, const float *W, float *z) {
-  if (B <= GEMV_MAX_B) {
-    for (int b = 0; b < B; b++)
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, G, K, 1.0f, W, K, a + (size_t)b * K, 1, 1.0f,
-                  z + (size_t)b * G, 1);
-  } else {
+/* z (B, G) += a (B, K) . W^T (K, G), W being (G, K) row-major and wt its transpose (K, ldw):
+ * nn_projT on wt up to w->Bkern rows, sgemm on W above (see lstm_int.h). */
+static void proj(const nn_work *w, int B, int G, int K, const float *a, const float *W,
+                 const float *wt, float *z) {
+  if (B <= w->Bkern)
+    nn_projT(B, G, K, a, wt, w->ldw, z);
+  else
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, K, 1.0f, a, K, W, K, 1.0f, z, G);
-  }
 }
 
 void nn_work_free(nn_work *w) {
@@ -107,10 +118,10 @@ void nn_lstm_step(const nn_model *m, nn_work *w, int B, const float *x, float *c
       /* z (B, 4H) = bias + in (B, H) . W_ih^T (H, 4H) */
       for (int b = 0; b < B; b++)
         memcpy(z + (size_t)b * G, bias, (size_t)G * sizeof(float));
-      proj(B, G, D, in, m->W_ih[k], z);
+      proj(w, B, G, D, in, m->W_ih[k], w->wih + (size_t)(k - 1) * H * w->ldw, z);
     }
     /* z (B, 4H) += h (B, H) . W_hh^T (H, 4H) */
-    proj(B, G, H, hk, m->W_hh[k], z);
+    proj(w, B, G, H, hk, m->W_hh[k], w->whh + (size_t)k * H * w->ldw, z);
     nn_gates(B, H, z, c, hk, m->w_ci[k], m->w_cf[k], m->w_co[k]);
     for (int b = 0; b < B; b++) {
       float *s = state[b] + (size_t)k * H2;

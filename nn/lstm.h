@@ -1,5 +1,6 @@
 /* lstm.h: batched inference of the contract network (CONTRACT §3): B instruments, one tick each,
- * in one call, with OpenBLAS GEMMs for the projections and vectorized gate math.
+ * in one call, with a register-blocked kernel (or OpenBLAS's sgemm for large B on CPUs without
+ * AVX-512) for the projections and vectorized gate math.
  * Not for training (see train.h) and not for deciding which ticks go together (the caller's
  * wave scheduling does that). */
 #ifndef NN_LSTM_H
@@ -12,6 +13,9 @@ typedef struct nn_work {
   int Bmax;    /* capacity in instruments */
   int H;       /* hidden size it was made for */
   int L;       /* layers it was made for */
+  int Bkern;   /* batches of up to Bkern use nn_projT, larger ones sgemm: set by init for this
+                  CPU (nn_projT_max_b in lstm_int.h); tests and benchmarks may change it */
+  int ldw;     /* row stride of whh and wih: 4H padded (nn_projT_ldw in lstm_int.h) */
   float *buf;  /* one allocation holding the blocks below */
   float *x;    /* (Bmax, max(NN_F, H)) layer input */
   float *h;    /* (Bmax, H) gathered h of the current layer */
@@ -19,12 +23,16 @@ typedef struct nn_work {
   float *z;    /* (Bmax, 4H) gate pre-activations */
   float *bias; /* (L, 4H) b_ih + b_hh per layer, summed at init (see nn_work_update) */
   float *wx;   /* (NN_F, 4H) W_ih[0] transposed, copied at init (see nn_work_update) */
+  float *whh;  /* (L, H, ldw) W_hh[k] transposed, likewise, for nn_projT */
+  float *wih;  /* (L-1, H, ldw) W_ih[k] transposed for layers k >= 1, likewise */
 } nn_work;
 
-/* Allocates scratch for up to Bmax instruments of m's shape and sums m's biases. Returns 0,
+/* Allocates scratch for up to Bmax instruments of m's shape (plus a transposed copy of the
+ * weights, about as many floats as m itself) and sums m's biases. Returns 0,
  * TC_EINVAL (Bmax < 1 or a model without parameters) or TC_ENOMEM; on failure w is freed. */
 int nn_work_init(nn_work *w, const nn_model *m, int Bmax);
-/* Re-derives bias and wx after m's weights changed (same shape); init already did this once. */
+/* Re-derives bias, wx, whh and wih after m's weights changed (same shape); init already did
+ * this once. */
 void nn_work_update(nn_work *w, const nn_model *m);
 void nn_work_free(nn_work *w); /* accepts NULL and half-built */
 
@@ -35,10 +43,13 @@ void nn_work_free(nn_work *w); /* accepts NULL and half-built */
  * y      (B) standardized output, head.weight . h[L-1] + head.bias
  * Distinct state pointers are required (one tick per instrument per step).
  * An instrument's result does not depend on which others share the call except for rounding:
- * for B <= 4 each row is computed alone (sgemv) and results are bit-identical to one-at-a-time
- * calls; for larger B OpenBLAS's sgemm sums a row differently by its place in the batch
- * (tests/test_nn_lstm.c measures <= 2.4e-7 on y), so waves equal the sequential result to
- * ~1e-7, not bit for bit. */
+ * for B <= w->Bkern every projection sums each row in one fixed order (nn_projT), so
+ * results are bit-identical to one-at-a-time calls, in any order and grouping. That is every B
+ * on a CPU with AVX-512, B <= 64 with AVX2 + FMA and B <= 4 otherwise, where the kernel is the
+ * faster one. Above, OpenBLAS's sgemm sums a row differently by its place in the batch
+ * (tests/test_nn_lstm.c measures up to 6e-7 on y), so such waves equal the sequential result to
+ * ~1e-7, not bit for bit. Results differ in the last bits between CPUs: nn_projT fuses each
+ * multiply-add (FMA) with AVX-512 or AVX2 and does not without. */
 void nn_lstm_step(const nn_model *m, nn_work *w, int B, const float *x, float *const *state,
                   float *y);
 

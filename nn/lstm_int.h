@@ -36,4 +36,32 @@ static inline __attribute__((always_inline)) float nn_sigmoid_approx(float x) {
  * fixed order (bias + x0 w0 + x1 w1 + x2 w2 + x3 w3), so a row's result does not depend on B. */
 void nn_proj4(int B, int G, const float *x, const float *wt, const float *bias, float *z);
 
+/* z (B, G) += a (B, K) . wt (K, G), wt being a weight W (G, K) transposed, row-major with row
+ * stride ldw >= G (nn_projT_ldw(G) is the one that avoids L1 set conflicts); a (B, K) and
+ * z (B, G) are dense (proj.c). Each element is summed in one fixed order,
+ * z + a[b][0] wt[0][g] + a[b][1] wt[1][g] + ..., so a row's result does not depend on B or on
+ * its place in the batch. nn_projT runs the best version this CPU has, as nn_projT_level says:
+ * 2 AVX-512, 1 AVX2 + FMA, 0 plain C. The two SIMD versions fuse each multiply-add (FMA, one
+ * rounding) and so agree bit for bit; the plain one rounds twice and differs in the last bits.
+ * The versions are exposed for tests and benchmarks; call a SIMD one only on a CPU that has its
+ * instructions (nn_projT_level() >= 2 or >= 1). */
+void nn_projT(int B, int G, int K, const float *a, const float *wt, int ldw, float *z);
+int nn_projT_level(void);
+int nn_projT_ldw(int G);
+void nn_projT_plain(int B, int G, int K, const float *a, const float *wt, int ldw, float *z);
+void nn_projT_avx2(int B, int G, int K, const float *a, const float *wt, int ldw, float *z);
+void nn_projT_avx512(int B, int G, int K, const float *a, const float *wt, int ldw, float *z);
+
+/* The largest B for which nn_projT beats OpenBLAS's sgemm with the version nn_projT picks here;
+ * nn_work_init stores it in nn_work.Bkern. Measured with bench/bench_lstm.c on one core of an
+ * AMD EPYC (Zen 5) with OpenBLAS 0.3.21, which runs its Haswell (AVX2) sgemm there at up to
+ * ~100 GFLOP/s. AVX-512 was faster at every B tried (1 to 4096) for H = 32 to 128, and H = 256
+ * and 512 in a one-off run: 3x at B = 16-20, 2x from B = 256 on (and faster than sgemv at
+ * B <= 4), so INT_MAX. (Forced to its AVX-512 kernels, OPENBLAS_CORETYPE=SkylakeX, sgemm draws
+ * level from B = 256 and is up to 5% faster at H = 512, B >= 1024.) AVX2 + FMA:
+ * faster up to B = 64 and level with sgemm above, so 64. The plain version (SSE2, no FMA) was
+ * 2-4x slower than sgemm from B = 16 and from level with to 1.6x slower than the sgemv it
+ * replaces at B <= 4; it keeps B <= 4, so that those calls stay bit-exact as they were. */
+int nn_projT_max_b(void);
+
 #endif
