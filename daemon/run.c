@@ -70,7 +70,7 @@ typedef struct run {
   int chunk;                 /* budget per drain */
   rd_kafka_message_t **msgs; /* (chunk) messages of the chunk being gathered */
   eng_tick *ticks;           /* (chunk) */
-  uint64_t *t_poll;          /* (chunk) monotonic ns when each message was polled */
+  uint64_t t_chunk;          /* monotonic ns before the first poll of the chunk being gathered */
   int n;                     /* messages gathered so far */
   part *parts;               /* (nparts) by partition number */
   int32_t nparts;
@@ -564,8 +564,11 @@ static void process_chunk(run *r) {
       r->st.rejected[t->reason]++;
       send_dead_letter(r, m, t, srclen, opq);
     }
-    stats_latency(&r->st, now_ns() - r->t_poll[i]);
   }
+  /* Latency: every message of the chunk gets the chunk's span, from before its first poll to
+   * after its last produce, an upper bound of each one's poll-to-produce time that costs two
+   * clock reads per chunk instead of two per message (6-10% of the loop thread on this VM). */
+  stats_latency_n(&r->st, now_ns() - r->t_chunk, (uint64_t)N);
   /* Inputs are freed after every output is enqueued: their memory belongs to librdkafka's fetch
    * thread's malloc arena, and freeing them between produces made later messages of the chunk
    * wait on that arena's lock. */
@@ -648,37 +651,53 @@ static void on_consumer_error(run *r, rd_kafka_message_t *m) {
            m->payload ? rd_kafka_message_errstr(m) : "");
 }
 
-/* Gathers up to a chunk (--chunk) from the consumer queue and processes it; reschedules itself
- * while the queue may hold more (the io event fires only on empty -> non-empty). A message's
- * latency is about one chunk's processing time, since the first one polled waits for the whole
- * chunk. Measured on the embedded broker (bench/run_kafka.sh), chunks of 64 kept p50 latency near
- * 90 us at half the passthrough rate and lost no throughput against growing chunks to 4096 for
- * backlogs (which pushed p50 to milliseconds), so chunks are simply of a fixed size. */
+/* Drains the consumer queue in chunks of --chunk messages (default 8): each chunk is decoded,
+ * stepped through the engine once and produced before the next one is polled, so a message's
+ * latency is about one chunk's processing time (the first one polled waits for the whole chunk)
+ * and a chunk is exposed to the loop thread being descheduled only for as long as it runs. A
+ * loop turn handles up to TURN_MSGS messages, then yields to timers and HTTP through the
+ * uv_idle handle, which calls back while the queue may hold more (the io event fires only on
+ * empty -> non-empty); one loop turn per chunk cost about 0.35 us per message. On the embedded
+ * broker at half the passthrough rate (bench/run_kafka.sh with BENCH_LAT_CHUNKS="8 16 64",
+ * docs/BENCHMARKS.md), p99 per second fell from milliseconds with chunks of 64 to about 100 us
+ * with 8, and catching up on a backlog showed no throughput difference between 8 and 16 beyond
+ * the machine's noise. */
+#ifndef TURN_MSGS
+#define TURN_MSGS 256
+#endif
+
 static void drain(run *r) {
-  if (r->stopping || r->ckpt_wanted || (r->paused && !r->hard_paused)) {
-    uv_idle_stop(&r->idle);
-    return;
-  }
-  int limit = r->chunk;
-  while (r->n < limit && !r->stopping) {
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, 0);
-    if (!m)
+  int turn = 0, more = 0;
+  while (!r->stopping && !r->ckpt_wanted && (!r->paused || r->hard_paused)) {
+    if (turn >= TURN_MSGS) {
+      more = 1;
       break;
-    if (m->err) {
-      on_consumer_error(r, m);
-      rd_kafka_message_destroy(m);
-      continue;
     }
-    r->t_poll[r->n] = now_ns();
-    r->msgs[r->n++] = m;
+    int limit = r->chunk;
+    if (!r->n)
+      r->t_chunk = now_ns();
+    while (r->n < limit && !r->stopping) {
+      rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, 0);
+      if (!m)
+        break;
+      if (m->err) {
+        on_consumer_error(r, m);
+        rd_kafka_message_destroy(m);
+        continue;
+      }
+      r->msgs[r->n++] = m;
+    }
+    int got = r->n, full = got >= limit;
+    process_chunk(r);
+    if (r->stopping)
+      return;
+    turn += got;
+    if (rd_kafka_outq_len(r->producer) > r->outq_high)
+      set_paused(r, 1);
+    if (!full)
+      break; /* the queue is empty: the io event wakes us */
   }
-  int full = r->n >= limit;
-  process_chunk(r);
-  if (r->stopping)
-    return;
-  if (rd_kafka_outq_len(r->producer) > r->outq_high)
-    set_paused(r, 1);
-  if (full && (!r->paused || r->hard_paused))
+  if (more)
     uv_idle_start(&r->idle, on_idle);
   else
     uv_idle_stop(&r->idle);
@@ -1194,8 +1213,7 @@ int run_main(const run_opts *o) {
   }
   r->msgs = calloc((size_t)r->chunk, sizeof *r->msgs);
   r->ticks = calloc((size_t)r->chunk, sizeof *r->ticks);
-  r->t_poll = calloc((size_t)r->chunk, sizeof *r->t_poll);
-  if (!r->msgs || !r->ticks || !r->t_poll)
+  if (!r->msgs || !r->ticks)
     goto out;
   r->in_prefix_len = strlen(o->input_topic) + 1;
   snprintf(r->src, sizeof r->src, "%s/", o->input_topic);
@@ -1330,7 +1348,6 @@ out:
   free(r->model);
   free(r->msgs);
   free(r->ticks);
-  free(r->t_poll);
   free(r);
   return code;
 }

@@ -18,7 +18,7 @@ typedef struct run_opts {
   const char *model_path;   /* --model, required */
   const char *http;         /* ADDR:PORT, NULL when --http off */
   int stats_ms;             /* --stats-interval, default 5000 */
-  int chunk;                /* --chunk: messages drained per loop turn, default 4096 */
+  int chunk;                /* --chunk: messages stepped together, default 8 */
   /* Used by checkpoints (store/, daemon/ckpt.h): parsed and validated here. */
   const char *state_path;   /* --state, default "tickcast.db" */
   int checkpoint_ms;        /* --checkpoint-interval, default 1000 */

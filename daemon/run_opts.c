@@ -26,8 +26,8 @@ void run_usage(FILE *f) {
       "  --dlq-topic T          dead letters out (default tickcast.dlq)\n"
       "  --stats-interval MS    stats period in milliseconds (default 5000)\n"
       "  --http ADDR:PORT       /metrics, /healthz, /readyz (default 127.0.0.1:9464; off)\n"
-      "  --chunk N              messages drained and stepped per loop turn (default 64);\n"
-      "                         latency is about one chunk's processing time\n"
+      "  --chunk N              messages decoded, stepped and produced together (default\n"
+      "                         8); latency is about one chunk's processing time\n"
       "  --log-level L          error, warn, info (default) or debug\n"
       "%s"
       "State (docs/STATE.md):\n"
@@ -204,7 +204,7 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
   if (!strcmp(o->http, "off"))
     o->http = NULL;
   o->stats_ms = 5000;
-  o->chunk = 64;
+  o->chunk = 8;
   o->checkpoint_ms = 1000;
   if (stats_ms && parse_int("stats-interval", stats_ms, 100, 86400000, "milliseconds", &o->stats_ms,
                             err, errlen))

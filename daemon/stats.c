@@ -80,16 +80,20 @@ void stats_init(stats *s, int64_t now_ms) {
   s->checkpoint_age_ms = -1;
 }
 
-void stats_latency(stats *s, uint64_t ns) {
-  hist_record(&s->lat_interval, ns);
-  s->lat_count++;
-  s->lat_sum_ns += ns;
+void stats_latency_n(stats *s, uint64_t ns, uint64_t n) {
+  hist_record_n(&s->lat_interval, ns, n);
+  s->lat_count += n;
+  s->lat_sum_ns += ns * n;
   double us = (double)ns / 1000.0;
   for (int i = 0; i < STATS_NLE; i++)
     if (us <= stats_le_us[i]) {
-      s->lat_le[i]++;
+      s->lat_le[i] += n;
       break;
     }
+}
+
+void stats_latency(stats *s, uint64_t ns) {
+  stats_latency_n(s, ns, 1);
 }
 
 void stats_second(stats *s) {

@@ -29,14 +29,17 @@ void hist_reset(hist *h);
 uint32_t hist_index(uint64_t v);
 void hist_bucket_range(uint32_t i, uint64_t *lo, uint64_t *hi);
 
-static inline void hist_record(hist *h, uint64_t v) {
-  h->b[hist_index(v)]++;
-  h->count++;
-  h->sum += v;
+static inline void hist_record_n(hist *h, uint64_t v, uint64_t n) {
+  h->b[hist_index(v)] += n;
+  h->count += n;
+  h->sum += v * n;
   if (v < h->min)
     h->min = v;
   if (v > h->max)
     h->max = v;
+}
+static inline void hist_record(hist *h, uint64_t v) {
+  hist_record_n(h, v, 1);
 }
 
 /* The q-quantile (0 < q <= 1): the upper bound of the bucket holding the ceil(q * count)-th
@@ -95,7 +98,10 @@ typedef struct stats {
 
 void stats_init(stats *s, int64_t now_ms);
 
-/* Records one latency sample (ns) into the interval histogram and the Prometheus buckets. */
+/* Records n latency samples of ns nanoseconds each into the interval histogram and the
+ * Prometheus buckets. */
+void stats_latency_n(stats *s, uint64_t ns, uint64_t n);
+/* One sample. */
 void stats_latency(stats *s, uint64_t ns);
 
 /* Called once per whole second: remembers ticks_in for the rates. */
