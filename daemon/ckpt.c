@@ -218,6 +218,27 @@ int ckpt_take(ckpt *ck, symtab *t, const store_offset *off, size_t noff) {
   return take(ck, t, off, noff);
 }
 
+/* Loop thread: gives up a taken snapshot that was not submitted (see ckpt.h). Its rows' slots
+ * are marked dirty again, so the next take copies those instruments' current states; a model
+ * hash or a clear it picked up goes back to pending; its offsets are dropped. */
+void ckpt_untake(ckpt *ck, symtab *t) {
+  assert(!ck->in_flight);
+  for (size_t i = 0; i < ck->nrows; i++) {
+    int32_t s = ck->slot[i];
+    if ((uint32_t)s < t->count && t->inst[s].live)
+      t->inst[s].dirty = 1;
+  }
+  if (ck->model_sha256[0] && !ck->pend_model[0])
+    memcpy(ck->pend_model, ck->model_sha256, sizeof ck->pend_model);
+  if (ck->clear_instruments)
+    ck->pend_clear = 1;
+  ck->nrows = 0;
+  ck->noff = 0;
+  ck->model_sha256[0] = 0;
+  ck->clear_instruments = 0;
+  ck->carry = 0;
+}
+
 /* Any thread: writes the snapshot in the arena. The pointers into the arena are set here rather
  * than during the copy, to keep the loop thread's part minimal. */
 static int write_snapshot(ckpt *ck, char *err, size_t errlen, double *us, double *cpu) {

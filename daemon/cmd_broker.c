@@ -14,7 +14,8 @@
 static void usage(FILE *f) {
   fprintf(
       f,
-      "usage: tickcast broker [--topics NAME[:PARTITIONS],...] [--port P] [--log-level L]\n"
+      "usage: tickcast broker [--topics NAME[:PARTITIONS],...] [--port P] [--rtt MS]\n"
+      "                       [--log-level L]\n"
       "\n"
       "An embedded development Kafka broker (librdkafka's in-memory mock cluster, one broker\n"
       "on 127.0.0.1). Prints its bootstrap list (127.0.0.1:PORT) as the first line of stdout,\n"
@@ -23,6 +24,8 @@ static void usage(FILE *f) {
       "  --topics LIST     topics to create, e.g. ticks:8,predictions:8 (default: none; topics\n"
       "                    that clients auto-create get %d partitions)\n"
       "  --port P          listen on 127.0.0.1:P (default 0: any free port)\n"
+      "  --rtt MS          delay every response by MS milliseconds (default 0), to test slow\n"
+      "                    networks and delivery timeouts\n"
       "  --log-level L     error, warn, info (default) or debug\n"
       "\n"
       "Limits of the mock: each partition keeps a bounded log (older batches are dropped), and\n"
@@ -32,7 +35,7 @@ static void usage(FILE *f) {
 
 int cmd_broker(int argc, char **argv) {
   const char *topics = NULL;
-  int port = 0;
+  int port = 0, rtt = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -40,7 +43,8 @@ int cmd_broker(int argc, char **argv) {
       return 0;
     }
     if (i + 1 >= argc ||
-        (strcmp(a, "--topics") && strcmp(a, "--port") && strcmp(a, "--log-level"))) {
+        (strcmp(a, "--topics") && strcmp(a, "--port") && strcmp(a, "--rtt") &&
+         strcmp(a, "--log-level"))) {
       fprintf(stderr, "tickcast broker: %s '%s' (see tickcast broker --help)\n",
               i + 1 >= argc && a[0] == '-' ? "missing value for" : "unknown argument", a);
       return 2;
@@ -56,6 +60,14 @@ int cmd_broker(int argc, char **argv) {
         return 2;
       }
       port = (int)p;
+    } else if (!strcmp(a, "--rtt")) {
+      char *end;
+      long ms = strtol(v, &end, 10);
+      if (!*v || *end || ms < 0 || ms > 600000) {
+        fprintf(stderr, "tickcast broker: --rtt %s: expected milliseconds 0..600000\n", v);
+        return 2;
+      }
+      rtt = (int)ms;
     } else {
       int lv = log_level_parse(v);
       if (lv < 0) {
@@ -78,6 +90,8 @@ int cmd_broker(int argc, char **argv) {
   char err[512];
   mockbroker *mb;
   int rc = mockbroker_start(&mb, port, topics, err, sizeof err);
+  if (rc == 0 && rtt)
+    mockbroker_set_rtt(mb, rtt);
   if (rc < 0) {
     fprintf(stderr, "tickcast broker: %s\n", err);
     return rc == TC_EUSAGE ? 2 : 1;

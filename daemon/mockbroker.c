@@ -208,3 +208,7 @@ void mockbroker_stop(mockbroker *mb) {
     rd_kafka_destroy(mb->rk);
   free(mb);
 }
+
+void mockbroker_set_rtt(mockbroker *mb, int ms) {
+  rd_kafka_mock_broker_set_rtt(mb->mcluster, 1, ms);
+}

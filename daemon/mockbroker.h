@@ -22,6 +22,9 @@ typedef struct mockbroker mockbroker; /* opaque */
  * or "--port 9092: address in use". Messages of the broker's own client go through log.h. */
 int mockbroker_start(mockbroker **out, int port, const char *topics, char *err, size_t errlen);
 
+/* Delays every response of the broker by ms milliseconds (librdkafka's mock RTT). */
+void mockbroker_set_rtt(mockbroker *mb, int ms);
+
 /* The bootstrap list ("127.0.0.1:PORT"), valid until mockbroker_stop. */
 const char *mockbroker_bootstraps(const mockbroker *mb);
 
