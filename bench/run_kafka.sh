@@ -5,7 +5,7 @@
 #  3. `tickcast run` with an H=64 model on the same ticks, fresh group: steady-state ticks/s from
 #     its stats topic (ticks_in over time), and the ratio to the passthrough (goal >= 0.80); both
 #     rates are taken between the 10% and 90% points of the tick count;
-#     2 and 3 alternate BENCH_ROUNDS times (default 3) and the median ratio is reported;
+#     2 and 3 alternate BENCH_ROUNDS times (default 5) and the median ratio is reported;
 #  4. `tickcast run` on a fresh topic fed at half the passthrough rate (`feed --rate`): consume ->
 #     produce-enqueue latency per stats interval (goal: p99 < 200 us), once per --chunk size in
 #     BENCH_LAT_CHUNKS (default "8 64": the default and, for comparison, the old default).
@@ -29,7 +29,7 @@ make -s "$B/bench/passthrough" "$B/bench/bench_replay" tickcast >/dev/null
 "$B/bench/bench_replay" --write "$TMP/model.csv" --hidden $H --instruments 4 --ticks 10
 MODEL=$TMP/model.csv.safetensors
 
-tc_broker_start --topics "ticks:$P,pass:$P,preds:$P,$(for i in $(seq "${BENCH_ROUNDS:-3}"); do printf "statsr%d:1," "$i"; done)dlq:1,$(for c in $LAT_CHUNKS; do printf "lat%d:%d,stats2c%d:1," "$c" "$P" "$c"; done)preds2:$P,dlq2:1"
+tc_broker_start --topics "ticks:$P,pass:$P,preds:$P,$(for i in $(seq "${BENCH_ROUNDS:-5}"); do printf "statsr%d:1," "$i"; done)dlq:1,$(for c in $LAT_CHUNKS; do printf "lat%d:%d,stats2c%d:1," "$c" "$P" "$c"; done)preds2:$P,dlq2:1"
 
 # Messages in a topic now (high - low watermarks): what survived the broker's retention.
 retained() {
@@ -93,7 +93,7 @@ R=$(retained ticks)
 # 2-3. The passthrough and the daemon, alternately, $ROUNDS times (the machine is shared and
 # noisy: a ratio is taken within each round, and the median is the figure). Each run uses a fresh
 # group and reads every retained tick from the start.
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 RATIOS=()
 PT_RATES=()
 for round in $(seq "$ROUNDS"); do
