@@ -29,7 +29,7 @@ make -s "$B/bench/passthrough" "$B/bench/bench_replay" tickcast >/dev/null
 "$B/bench/bench_replay" --write "$TMP/model.csv" --hidden $H --instruments 4 --ticks 10
 MODEL=$TMP/model.csv.safetensors
 
-tc_broker_start --topics "ticks:$P,pass:$P,preds:$P,$(for i in $(seq "${BENCH_ROUNDS:-5}"); do printf "statsr%d:1," "$i"; done)dlq:1,$(for c in $LAT_CHUNKS; do printf "lat%d:%d,stats2c%d:1," "$c" "$P" "$c"; done)preds2:$P,dlq2:1"
+tc_broker_start --topics "ticks:$P,$(for i in $(seq "${BENCH_ROUNDS:-5}"); do printf "passr%d:%d,predsr%d:%d,statsr%d:1," "$i" "$P" "$i" "$P" "$i"; done)dlq:1,$(for c in $LAT_CHUNKS; do printf "lat%d:%d,stats2c%d:1," "$c" "$P" "$c"; done)preds2:$P,dlq2:1"
 
 # Messages in a topic now (high - low watermarks): what survived the broker's retention.
 retained() {
@@ -92,18 +92,19 @@ R=$(retained ticks)
 
 # 2-3. The passthrough and the daemon, alternately, $ROUNDS times (the machine is shared and
 # noisy: a ratio is taken within each round, and the median is the figure). Each run uses a fresh
-# group and reads every retained tick from the start.
+# group, reads every retained tick from the start and writes to an empty topic of its own (a
+# topic the embedded broker holds full, dropping its oldest batches, slowed later rounds).
 ROUNDS=${BENCH_ROUNDS:-5}
 RATIOS=()
 PT_RATES=()
 for round in $(seq "$ROUNDS"); do
-  PT=$("$B/bench/passthrough" --brokers "$BROKERS" --input-topic ticks --output-topic pass \
+  PT=$("$B/bench/passthrough" --brokers "$BROKERS" --input-topic ticks --output-topic "passr$round" \
     --count "$R" --group "pass-$$-$round" --timeout 300)
   PT_RATE=$(jget "$PT" steady_rate)
   PT_RATES+=("$PT_RATE")
   echo "round $round: passthrough: $(jget "$PT" msgs) msgs in $(jget "$PT" seconds) s (first consume to last delivery), steady $PT_RATE msgs/s (10% to 90%);" \
     "consume -> produce enqueue $($PY -c 'import json,sys; l=json.loads(sys.argv[1])["latency_us"]; print("p50 %g us, p99 %g us" % (l["p50"], l["p99"]))' "$PT")"
-  tc_bg "$TC" run --brokers "$BROKERS" --group "bench-$$-$round" --input-topic ticks --output-topic preds \
+  tc_bg "$TC" run --brokers "$BROKERS" --group "bench-$$-$round" --input-topic ticks --output-topic "predsr$round" \
     --stats-topic "statsr$round" --dlq-topic dlq --stats-interval 100 --http off --model "$MODEL" \
     --state "$TMP/run$round.db" >"$TMP/run.log" 2>&1
   RUN_PID=$BG_PID
