@@ -462,7 +462,53 @@ int main(void) {
   free(lo);
   symtab_free(&got);
 
-  /* 5. --reset-state: bind with reset drops everything and rebinds. */
+  /* 5. A snapshot given up (ckpt_untake, when an output it covers failed for good): the
+   * instruments it copied are dirty again, the model hash it picked up is pending again, its
+   * offsets are gone; the next snapshot then stores everything as if the first had never been
+   * taken. */
+  for (int k = 0; k < N; k += 3)
+    touch(&t, k);
+  nn_model m3;
+  nn_model_init(&m3, 1, 64, 0);
+  set_hash(&m3, 0x3c);
+  ckpt_model_changed(&ck, &m3, 0);
+  store_offset offE[1] = {{"ticks", 0, 5000}};
+  CHECK_INT(ckpt_take(&ck, &t, offE, 1), 0);
+  size_t taken = ck.nrows;
+  CHECK(taken > (size_t)N / 4);
+  CHECK(ck.pend_model[0] == 0 && ck.model_sha256[0] != 0);
+  ckpt_untake(&ck, &t);
+  CHECK_INT(ck.nrows, 0);
+  CHECK_INT(ck.noff, 0);
+  CHECK(ck.pend_model[0] != 0 && ck.model_sha256[0] == 0);
+  size_t redirty = 0;
+  for (uint32_t s = 0; s < t.count; s++)
+    redirty += t.inst[s].live && t.inst[s].dirty;
+  CHECK_INT(redirty, taken);
+  for (int k = 1; k < N; k += 7)
+    touch(&t, k);
+  store_offset offF[1] = {{"ticks", 0, 6000}};
+  r = (run_ctx){.ck = &ck};
+  CHECK_INT(ckpt_take(&ck, &t, offF, 1), 0);
+  CHECK(ck.nrows >= taken);
+  CHECK_INT(ckpt_submit(&ck, on_done, &r), 0);
+  run_until_done(&loop, &r);
+  CHECK_INT(r.status, 0);
+  CHECK_INT(store_meta_get(st, &meta, err, sizeof err), 0);
+  CHECK_STR(meta.model_sha256, "3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c");
+  CHECK_INT(restore(&m3, &got, &lo, &nlo), 0);
+  CHECK_INT(got.live, N - 1);
+  CHECK_INT(diff_tables(&t, &got), 0);
+  int64_t p0 = -1;
+  for (size_t k = 0; k < nlo; k++)
+    if (lo[k].partition == 0)
+      p0 = lo[k].next_offset;
+  CHECK_INT(p0, 6000);
+  free(lo);
+  symtab_free(&got);
+  nn_model_free(&m3);
+
+  /* 6. --reset-state: bind with reset drops everything and rebinds. */
   CHECK_INT(ckpt_bind_model(st, &m, 1, err, sizeof err), 0);
   uint64_t cnt = 1;
   CHECK_INT(store_instruments_count(st, &cnt, err, sizeof err), 0);
