@@ -33,6 +33,18 @@ static void usage(FILE *f) {
       MOCKBROKER_AUTO_PARTITIONS);
 }
 
+/* Parses v as an integer in 0..max for flag; 0, or -1 after printing "FLAG V: expected WHAT". */
+static int parse_flag_int(const char *flag, const char *v, long max, const char *what, int *out) {
+  char *end;
+  long x = strtol(v, &end, 10);
+  if (!*v || *end || x < 0 || x > max) {
+    fprintf(stderr, "tickcast broker: %s %s: expected %s\n", flag, v, what);
+    return -1;
+  }
+  *out = (int)x;
+  return 0;
+}
+
 int cmd_broker(int argc, char **argv) {
   const char *topics = NULL;
   int port = 0, rtt = 0;
@@ -53,21 +65,11 @@ int cmd_broker(int argc, char **argv) {
     if (!strcmp(a, "--topics")) {
       topics = v;
     } else if (!strcmp(a, "--port")) {
-      char *end;
-      long p = strtol(v, &end, 10);
-      if (!*v || *end || p < 0 || p > 65535) {
-        fprintf(stderr, "tickcast broker: --port %s: expected an integer 0..65535\n", v);
+      if (parse_flag_int(a, v, 65535, "an integer 0..65535", &port))
         return 2;
-      }
-      port = (int)p;
     } else if (!strcmp(a, "--rtt")) {
-      char *end;
-      long ms = strtol(v, &end, 10);
-      if (!*v || *end || ms < 0 || ms > 600000) {
-        fprintf(stderr, "tickcast broker: --rtt %s: expected milliseconds 0..600000\n", v);
+      if (parse_flag_int(a, v, 600000, "milliseconds 0..600000", &rtt))
         return 2;
-      }
-      rtt = (int)ms;
     } else {
       int lv = log_level_parse(v);
       if (lv < 0) {

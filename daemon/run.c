@@ -191,14 +191,19 @@ static void on_ckpt_done(ckpt *ck, int status, const char *err, void *ud) {
              ck->stats.consecutive_failures, err);
 }
 
+/* The pending snapshot leaves the waiting state (submitted, merged or given up). */
+static void ckpt_unpend(run *r) {
+  r->ckpt_pending = 0;
+  for (int32_t p = 0; p < r->nparts; p++)
+    r->parts[p].in_snap = 0;
+}
+
 /* Gives up the pending snapshot (a delivery it covers failed, or a partition it covers is being
  * revoked before its outputs were acknowledged): what it copied becomes dirty again. */
 static void ckpt_abandon(run *r, const char *why) {
   if (!r->ckpt_pending)
     return;
-  r->ckpt_pending = 0;
-  for (int32_t p = 0; p < r->nparts; p++)
-    r->parts[p].in_snap = 0;
+  ckpt_unpend(r);
   ckpt_untake(&r->ck, &r->e.st);
   r->st.checkpoints_skipped++;
   log_debug("run", "checkpoint given up: %s", why);
@@ -221,9 +226,7 @@ static void ckpt_ready(run *r) {
     if (pt->tail < pt->snap_seq)
       return; /* not yet */
   }
-  r->ckpt_pending = 0;
-  for (int32_t p = 0; p < r->nparts; p++)
-    r->parts[p].in_snap = 0;
+  ckpt_unpend(r);
   r->ckpt_acked_ms = uv_now(r->loop) - r->ckpt_taken_ms;
   int rc = ckpt_submit(&r->ck, on_ckpt_done, r);
   if (rc != 0) {
@@ -290,9 +293,7 @@ static void ckpt_now(run *r, const char *why) {
   }
   if (r->ckpt_pending) {
     /* Everything is acknowledged now: the pending snapshot is merged into this one. */
-    r->ckpt_pending = 0;
-    for (int32_t p = 0; p < r->nparts; p++)
-      r->parts[p].in_snap = 0;
+    ckpt_unpend(r);
     r->ck.carry = 1;
   }
   char err[512];
@@ -711,14 +712,13 @@ static void on_consumer_error(run *r, rd_kafka_message_t *m) {
  * and a chunk is exposed to the loop thread being descheduled only for as long as it runs. A
  * loop turn handles up to TURN_MSGS messages, then yields to timers and HTTP through the
  * uv_idle handle, which calls back while the queue may hold more (the io event fires only on
- * empty -> non-empty); one loop turn per chunk cost about 0.35 us per message. On the embedded
+ * empty -> non-empty); with one loop turn per chunk, chunks of 16 cost the loop thread 0.35 us
+ * more per message than chunks of 64 (perf CPU time over a catch-up). On the embedded
  * broker at half the passthrough rate (bench/run_kafka.sh with BENCH_LAT_CHUNKS="8 16 64",
  * docs/BENCHMARKS.md), p99 per second fell from milliseconds with chunks of 64 to about 100 us
  * with 8, and catching up on a backlog showed no throughput difference between 8 and 16 beyond
  * the machine's noise. */
-#ifndef TURN_MSGS
 #define TURN_MSGS 256
-#endif
 
 static void drain(run *r) {
   int turn = 0, more = 0;
@@ -728,8 +728,7 @@ static void drain(run *r) {
       break;
     }
     int limit = r->chunk;
-    if (!r->n)
-      r->t_chunk = now_ns();
+    r->t_chunk = now_ns(); /* process_chunk left r->n at 0 */
     while (r->n < limit && !r->stopping) {
       rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, 0);
       if (!m)
