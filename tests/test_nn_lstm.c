@@ -196,16 +196,21 @@ static void test_fixture(const char *name) {
   nn_model_free(&m);
 }
 
+/* A model of shape (L, H, peep) with every parameter uniform in +-1.5/sqrt(H). */
+static void random_model(nn_model *m, int L, int H, int peep) {
+  CHECK_INT(nn_model_init(m, L, H, peep), 0);
+  float sc = 1.5f / sqrtf((float)H);
+  for (size_t i = 0; i < m->nparams; i++)
+    m->params[i] = frand(-sc, sc);
+}
+
 /* Bigger shapes than the fixtures: B=1 and B=300 calls give the same results, bit for bit when
  * nn_projT does both (B <= Bkern), to 1e-6 when sgemm does B=300 (Bkern = bkern; OpenBLAS
  * takes its blocked paths there), and the first step from zero state matches a scalar double
  * reference. */
 static void test_batch_large(int L, int H, int peep, int bkern) {
   nn_model m;
-  CHECK_INT(nn_model_init(&m, L, H, peep), 0);
-  float sc = 1.5f / sqrtf((float)H);
-  for (size_t i = 0; i < m.nparams; i++)
-    m.params[i] = frand(-sc, sc);
+  random_model(&m, L, H, peep);
   for (int i = 0; i < NN_F; i++)
     m.feat_std[i] = 1;
   m.tgt_std[0] = 1;
@@ -285,10 +290,7 @@ static void test_batch_large(int L, int H, int peep, int bkern) {
  * nn_projT (L = 3). */
 static void test_waves_exact(int L, int H, int peep, int N) {
   nn_model m;
-  CHECK_INT(nn_model_init(&m, L, H, peep), 0);
-  float sc = 1.5f / sqrtf((float)H);
-  for (size_t i = 0; i < m.nparams; i++)
-    m.params[i] = frand(-sc, sc);
+  random_model(&m, L, H, peep);
   enum { T = 30 };
   size_t S = nn_state_floats(&m);
   float *x = malloc((size_t)T * N * NN_F * sizeof *x), *s0 = malloc(N * S * sizeof *s0),

@@ -19,6 +19,16 @@ static float frand(float lo, float hi) { /* xorshift32 */
   return lo + (hi - lo) * (float)(rng >> 8) / 16777216.0f;
 }
 
+/* Random inputs of one case: a (B, K) and wt (K, ldw) uniform in +-1, z0 (B, 4K) in +-2. */
+static void fill_inputs(int B, int K, int ldw, float *a, float *wt, float *z0) {
+  for (int i = 0; i < B * K; i++)
+    a[i] = frand(-1, 1);
+  for (int i = 0; i < K * ldw; i++)
+    wt[i] = frand(-1, 1);
+  for (int i = 0; i < B * 4 * K; i++)
+    z0[i] = frand(-2, 2);
+}
+
 static const struct {
   const char *name;
   proj_fn fn;
@@ -41,12 +51,7 @@ static double check_case(int B, int K, int ldw) {
   float *a = malloc((size_t)B * K * sizeof *a), *wt = malloc((size_t)K * ldw * sizeof *wt),
         *z0 = malloc((size_t)B * G * sizeof *z0), *z = malloc(((size_t)B * G + GUARD) * sizeof *z);
   double *ref = malloc((size_t)B * G * sizeof *ref), *mag = malloc((size_t)B * G * sizeof *mag);
-  for (int i = 0; i < B * K; i++)
-    a[i] = frand(-1, 1);
-  for (int i = 0; i < K * ldw; i++)
-    wt[i] = frand(-1, 1);
-  for (int i = 0; i < B * G; i++)
-    z0[i] = frand(-2, 2);
+  fill_inputs(B, K, ldw, a, wt, z0);
   for (int b = 0; b < B; b++)
     for (int g = 0; g < G; g++) {
       double s = z0[b * G + g], m = fabs(s);
@@ -119,12 +124,7 @@ static void test_invariance(void) {
           *z0 = malloc((size_t)BM * G * sizeof *z0), *zb = malloc((size_t)BM * G * sizeof *zb),
           *zr = malloc((size_t)G * sizeof *zr),
           *alone = malloc((size_t)NV * BM * G * sizeof *alone);
-    for (int i = 0; i < BM * K; i++)
-      a[i] = frand(-1, 1);
-    for (int i = 0; i < K * ldw; i++)
-      wt[i] = frand(-1, 1);
-    for (int i = 0; i < BM * G; i++)
-      z0[i] = frand(-2, 2);
+    fill_inputs(BM, K, ldw, a, wt, z0);
     for (int v = 0; v < NV; v++) {
       if (nn_projT_level() < versions[v].level)
         continue;
