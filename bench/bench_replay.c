@@ -32,9 +32,11 @@ static double urand(void) { /* splitmix64 -> [0, 1) */
 }
 
 static void random_model(nn_model *m, int H) {
-  if (nn_model_init(m, 1, H, 0) != 0) exit(1);
+  if (nn_model_init(m, 1, H, 0) != 0)
+    exit(1);
   float a = 1.0f / sqrtf((float)H);
-  for (size_t i = 0; i < m->nparams; i++) m->params[i] = (float)(urand() * 2 - 1) * a;
+  for (size_t i = 0; i < m->nparams; i++)
+    m->params[i] = (float)(urand() * 2 - 1) * a;
   for (int i = 0; i < NN_F; i++) {
     m->feat_mean[i] = 0.01f * i;
     m->feat_std[i] = 1.0f + i;
@@ -48,7 +50,8 @@ static char *make_csv(int K, int N, size_t *len) {
   size_t cap = (size_t)N * 96 + 64, n = 0;
   char *s = malloc(cap);
   double *px = malloc(K * sizeof *px);
-  for (int k = 0; k < K; k++) px[k] = 100 + k;
+  for (int k = 0; k < K; k++)
+    px[k] = 100 + k;
   n += sprintf(s, "sym,ts,px,qty,bid,ask\n");
   int64_t ts = 1700000000000000000ll;
   for (int i = 0; i < N; i++) {
@@ -76,7 +79,8 @@ static int write_case(const char *path, int H, int K, int N) {
   size_t len;
   char *csv = make_csv(K, N, &len);
   FILE *f = fopen(path, "w");
-  if (!f || fwrite(csv, 1, len, f) != len || fclose(f) != 0) return 1;
+  if (!f || fwrite(csv, 1, len, f) != len || fclose(f) != 0)
+    return 1;
   free(csv);
   nn_model_free(&m);
   return 0;
@@ -119,17 +123,20 @@ static void run_case(int H, int K, int N) {
   engine e;
   engine_init(&e, &m, CHUNK);
   t0 = now_s();
-  for (int i = 0; i < N; i += CHUNK) engine_process(&e, ticks + i, N - i < CHUNK ? N - i : CHUNK);
+  for (int i = 0; i < N; i += CHUNK)
+    engine_process(&e, ticks + i, N - i < CHUNK ? N - i : CHUNK);
   double t_eng = now_s() - t0;
   /* LSTM alone on the same wave sizes: B = min(K, CHUNK) instruments per step. */
   int B = K < CHUNK ? K : CHUNK;
   float *x = calloc((size_t)B * NN_F, sizeof *x), *y = malloc((size_t)B * sizeof *y);
   float **sp = malloc((size_t)B * sizeof *sp);
-  for (int b = 0; b < B; b++) sp[b] = symtab_state(&e.st, b % (int)e.st.count);
+  for (int b = 0; b < B; b++)
+    sp[b] = symtab_state(&e.st, b % (int)e.st.count);
   nn_work w;
   nn_work_init(&w, &m, B);
   t0 = now_s();
-  for (int i = 0; i < N; i += B) nn_lstm_step(&m, &w, B, x, sp, y);
+  for (int i = 0; i < N; i += B)
+    nn_lstm_step(&m, &w, B, x, sp, y);
   double t_lstm = now_s() - t0;
   /* encode */
   char *out = malloc((size_t)CHUNK * ENC_PRED_MAX);
@@ -169,7 +176,8 @@ static void run_case(int H, int K, int N) {
          H, K, N, 1e9 * t_dec / N, 1e9 * t_feat / N, 1e9 * t_lstm / N, 1e9 * t_enc / N,
          1e9 * t_e2e / N, N / t_e2e);
   fflush(stdout);
-  if (bytes == 0) abort(); /* keeps the encoder from being optimized away */
+  if (bytes == 0)
+    abort(); /* keeps the encoder from being optimized away */
   engine_free(&e);
   engine_free(&e2);
   nn_work_free(&w);
@@ -181,14 +189,20 @@ int main(int argc, char **argv) {
   int H = 64, K = 256, N = 1000000;
   const char *write = NULL;
   for (int a = 1; a + 1 < argc; a += 2) {
-    if (!strcmp(argv[a], "--write")) write = argv[a + 1];
-    else if (!strcmp(argv[a], "--hidden")) H = atoi(argv[a + 1]);
-    else if (!strcmp(argv[a], "--instruments")) K = atoi(argv[a + 1]);
-    else if (!strcmp(argv[a], "--ticks")) N = atoi(argv[a + 1]);
+    if (!strcmp(argv[a], "--write"))
+      write = argv[a + 1];
+    else if (!strcmp(argv[a], "--hidden"))
+      H = atoi(argv[a + 1]);
+    else if (!strcmp(argv[a], "--instruments"))
+      K = atoi(argv[a + 1]);
+    else if (!strcmp(argv[a], "--ticks"))
+      N = atoi(argv[a + 1]);
   }
-  if (write) return write_case(write, H, K, N);
+  if (write)
+    return write_case(write, H, K, N);
   static const int Hs[] = {32, 64, 128}, Ks[] = {1, 16, 256, 4096};
   for (int h = 0; h < 3; h++)
-    for (int k = 0; k < 4; k++) run_case(Hs[h], Ks[k], argc > 1 && !strcmp(argv[1], "--quick") ? 100000 : 400000);
+    for (int k = 0; k < 4; k++)
+      run_case(Hs[h], Ks[k], argc > 1 && !strcmp(argv[1], "--quick") ? 100000 : 400000);
   return 0;
 }

@@ -195,9 +195,9 @@ int main(int argc, char **argv) {
          "\"steady_rate\":%.0f,"
          "\"consume_seconds\":%.4f,\"latency_us\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f}}\n",
          passed, (unsigned long long)delivered, (unsigned long long)failed, secs, passed / secs,
-         mid > 0 ? (double)(count - 2 * (count / 10)) / mid : 0.0,
-         (t_last_consume - t_first) / 1e9, nlat ? lat[nlat / 2] / 1e3 : 0.0,
-         nlat ? lat[(size_t)(nlat * 0.99)] / 1e3 : 0.0, nlat ? lat[nlat - 1] / 1e3 : 0.0);
+         mid > 0 ? (double)(count - 2 * (count / 10)) / mid : 0.0, (t_last_consume - t_first) / 1e9,
+         nlat ? lat[nlat / 2] / 1e3 : 0.0, nlat ? lat[(size_t)(nlat * 0.99)] / 1e3 : 0.0,
+         nlat ? lat[nlat - 1] / 1e3 : 0.0);
   fflush(stdout);
   free(lat);
   rd_kafka_topic_destroy(ot);

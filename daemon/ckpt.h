@@ -55,10 +55,10 @@
  *              its tick; while any partition has a failed delivery, take no checkpoint (the
  *              last good one stays, and a restart re-produces from there).
  *   revoke / shutdown (after flushing the producer; a pending snapshot is committed by the
- *              flush when every output was acknowledged, else given up with ckpt_untake): ckpt_flush(&ck, &engine.st, offs, n, err, errlen) writes
- *              synchronously on the loop thread (waits for an in-flight write first); then drop
- *              the revoked partitions' instruments (symtab_remove). Stored rows of removed
- *              instruments are kept: they match the stored offsets of their partitions.
+ *              flush when every output was acknowledged, else given up with ckpt_untake):
+ * ckpt_flush(&ck, &engine.st, offs, n, err, errlen) writes synchronously on the loop thread (waits
+ * for an in-flight write first); then drop the revoked partitions' instruments (symtab_remove).
+ * Stored rows of removed instruments are kept: they match the stored offsets of their partitions.
  *   end:       after the loop has run the last completion (ckpt_busy() == 0): ckpt_free(&ck);
  *              store_close(st). */
 #ifndef DAEMON_CKPT_H
@@ -146,8 +146,9 @@ int ckpt_busy(const ckpt *ck);
 /* Loop thread: copies every live dirty instrument of t (fields and state) and the offsets
  * off[0..noff) into the snapshot and clears the dirty flags (dead slots' flags too). The caller
  * submits it only once THE RULE above holds for it (or gives it up with ckpt_untake; to commit
- * it through ckpt_flush instead, set ck->carry = 1 first so the flush's take merges it). Returns 0, TC_EBUSY while a write is in flight (nothing touched) or
- * TC_ENOMEM (dirty flags untouched). Never blocks on I/O; allocates only when the arena grows. */
+ * it through ckpt_flush instead, set ck->carry = 1 first so the flush's take merges it). Returns 0,
+ * TC_EBUSY while a write is in flight (nothing touched) or TC_ENOMEM (dirty flags untouched). Never
+ * blocks on I/O; allocates only when the arena grows. */
 int ckpt_take(ckpt *ck, symtab *t, const store_offset *off, size_t noff);
 
 /* Loop thread: gives up a snapshot taken but not submitted, because it can no longer satisfy

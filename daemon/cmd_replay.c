@@ -21,21 +21,22 @@
 #define SHOWN_ERRORS 10 /* rejected lines printed in full */
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: tickcast replay --model M --input FILE [--output FILE] [--quiet]\n"
-          "       tickcast replay --model M --brokers LIST --topic T [range options]   "
-          "(see tickcast replay --brokers x --help)\n\n"
-          "Runs the model over a tick file (CSV with a header row, or JSON Lines; '-' = stdin)\n"
-          "and writes one prediction per accepted tick, in input order: CSV\n"
-          "(" ENC_CSV_HEADER ") by default, JSON Lines when the output name ends in .jsonl.\n"
-          "Without --output, predictions go to stdout. Rejected lines are counted and reported\n"
-          "with their line numbers on stderr; they never stop the replay.\n\n"
-          "  --model M      safetensors model file (CONTRACT §4)\n"
-          "  --input FILE   tick file, '-' for stdin\n"
-          "  --output FILE  prediction file ('-' = stdout)\n"
-          "  --quiet        no progress bar and no summary\n"
-          "Exit status: 0 done (even with rejected lines), 1 runtime failure, 2 bad usage, bad model\n"
-          "or unreadable input.\n");
+  fprintf(
+      f,
+      "usage: tickcast replay --model M --input FILE [--output FILE] [--quiet]\n"
+      "       tickcast replay --model M --brokers LIST --topic T [range options]   "
+      "(see tickcast replay --brokers x --help)\n\n"
+      "Runs the model over a tick file (CSV with a header row, or JSON Lines; '-' = stdin)\n"
+      "and writes one prediction per accepted tick, in input order: CSV\n"
+      "(" ENC_CSV_HEADER ") by default, JSON Lines when the output name ends in .jsonl.\n"
+      "Without --output, predictions go to stdout. Rejected lines are counted and reported\n"
+      "with their line numbers on stderr; they never stop the replay.\n\n"
+      "  --model M      safetensors model file (CONTRACT §4)\n"
+      "  --input FILE   tick file, '-' for stdin\n"
+      "  --output FILE  prediction file ('-' = stdout)\n"
+      "  --quiet        no progress bar and no summary\n"
+      "Exit status: 0 done (even with rejected lines), 1 runtime failure, 2 bad usage, bad model\n"
+      "or unreadable input.\n");
 }
 
 static double now_s(void) {
@@ -50,15 +51,16 @@ static int ends_with(const char *s, const char *suffix) {
 }
 
 typedef struct replay_sum {
-  uint64_t read;                                  /* ticks (non-empty lines) read */
+  uint64_t read;                                   /* ticks (non-empty lines) read */
   uint64_t first_line[TICK_NREASONS][FIRST_LINES]; /* first line numbers per reason */
   int shown;                                       /* rejected lines printed so far */
 } replay_sum;
 
-static void note_reject(replay_sum *s, const engine *e, int reason, const char *path,
-                        uint64_t line, const char *err, int quiet, int bar) {
+static void note_reject(replay_sum *s, const engine *e, int reason, const char *path, uint64_t line,
+                        const char *err, int quiet, int bar) {
   uint64_t k = e->rejected[reason]; /* already counted, this one included */
-  if (k >= 1 && k <= FIRST_LINES) s->first_line[reason][k - 1] = line;
+  if (k >= 1 && k <= FIRST_LINES)
+    s->first_line[reason][k - 1] = line;
   if (!quiet && s->shown < SHOWN_ERRORS) {
     fprintf(stderr, "%s%s:%llu: %s: %s\n", bar ? "\r\033[K" : "", path, (unsigned long long)line,
             tick_reason_name(reason), err);
@@ -83,13 +85,16 @@ static void progress(const tickfile *tf, uint64_t ticks, double t0) {
 
 static void summary(const replay_sum *s, const engine *e, const char *path, double dt) {
   uint64_t rej = 0;
-  for (int r = 1; r < TICK_NREASONS; r++) rej += e->rejected[r];
-  fprintf(stderr, "replay %s: %llu ticks read, %llu accepted, %llu rejected, %u instruments, "
-                  "%.3f s, %.0f ticks/s\n",
+  for (int r = 1; r < TICK_NREASONS; r++)
+    rej += e->rejected[r];
+  fprintf(stderr,
+          "replay %s: %llu ticks read, %llu accepted, %llu rejected, %u instruments, "
+          "%.3f s, %.0f ticks/s\n",
           path, (unsigned long long)s->read, (unsigned long long)e->accepted,
           (unsigned long long)rej, e->st.live, dt, dt > 0 ? s->read / dt : 0.0);
   for (int r = 1; r < TICK_NREASONS; r++) {
-    if (!e->rejected[r]) continue;
+    if (!e->rejected[r])
+      continue;
     fprintf(stderr, "  rejected %-14s %8llu  (lines", tick_reason_name(r),
             (unsigned long long)e->rejected[r]);
     for (uint64_t k = 0; k < e->rejected[r] && k < FIRST_LINES; k++)
@@ -104,12 +109,10 @@ int cmd_replay(int argc, char **argv) {
   for (int a = 1; a < argc; a++) /* a topic range is kreplay's, whatever the flag order */
     if (!strncmp(argv[a], "--brokers", 9) || !strncmp(argv[a], "--topic", 7))
       return kreplay_main(argc, argv);
-  static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                       {"input", required_argument, 0, 'i'},
-                                       {"output", required_argument, 0, 'o'},
-                                       {"quiet", no_argument, 0, 'q'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
+  static const struct option opts[] = {
+      {"model", required_argument, 0, 'm'},  {"input", required_argument, 0, 'i'},
+      {"output", required_argument, 0, 'o'}, {"quiet", no_argument, 0, 'q'},
+      {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
   int c;
   optind = 1;
   opterr = 0;
@@ -171,7 +174,8 @@ int cmd_replay(int argc, char **argv) {
     out = NULL;
     goto done;
   }
-  if (!jsonl) fputs(ENC_CSV_HEADER "\n", out);
+  if (!jsonl)
+    fputs(ENC_CSV_HEADER "\n", out);
   double t0 = now_s(), last_bar = 0;
   const char *src_name = strcmp(in_path, "-") ? in_path : "stdin";
   size_t src_len = strlen(src_name);
@@ -180,7 +184,8 @@ int cmd_replay(int argc, char **argv) {
     while (N < CHUNK) {
       eng_tick *t = &ticks[N];
       rc = tickfile_next(&tf, &t->t, &t->reason, err, sizeof err);
-      if (rc <= 0) break;
+      if (rc <= 0)
+        break;
       sum.read++;
       if (t->reason != TICK_OK) { /* no output for it, so it need not go through the engine */
         e.rejected[t->reason]++;
@@ -207,7 +212,8 @@ int cmd_replay(int argc, char **argv) {
                  (long long)t->t.ts, t->t.sym);
         note_reject(&sum, &e, TICK_OUT_OF_ORDER, src_name, lines[i], err, quiet, bar);
       }
-      if (t->reason != TICK_OK) continue;
+      if (t->reason != TICK_OK)
+        continue;
       if (jsonl) {
         char src[400];
         memcpy(src, src_name, src_len > 300 ? 300 : src_len);
@@ -228,14 +234,17 @@ int cmd_replay(int argc, char **argv) {
       last_bar = now_s();
       progress(&tf, sum.read, t0);
     }
-    if (rc == 0) break;
+    if (rc == 0)
+      break;
   }
   if (fflush(out) != 0) {
     fprintf(stderr, "tickcast replay: %s: write failed: %m\n", out_path ? out_path : "stdout");
     goto done;
   }
-  if (bar) fprintf(stderr, "\r\033[K");
-  if (!quiet) summary(&sum, &e, src_name, now_s() - t0);
+  if (bar)
+    fprintf(stderr, "\r\033[K");
+  if (!quiet)
+    summary(&sum, &e, src_name, now_s() - t0);
   status = 0;
 done:
   if (out && out != stdout && fclose(out) != 0 && status == 0) {

@@ -39,7 +39,8 @@ static char *put_json_str(char *p, const char *s, size_t n) {
 
 size_t enc_pred_json(char *out, const eng_tick *t, const char *src, size_t srclen) {
   char *p = out;
-  if (srclen > 300) srclen = 300;
+  if (srclen > 300)
+    srclen = 300;
   PUT("{\"sym\":\"");
   memcpy(p, t->t.sym, t->t.sym_len); /* sym is validated: no quote, backslash or control byte */
   p += t->t.sym_len;

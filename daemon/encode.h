@@ -3,8 +3,8 @@
 #ifndef DAEMON_ENCODE_H
 #define DAEMON_ENCODE_H
 
-#include <stddef.h>
 #include "engine.h"
+#include <stddef.h>
 
 #define ENC_PRED_MAX 512 /* sym 32 + src up to 300 + numbers */
 

@@ -13,7 +13,8 @@
 
 int engine_init(engine *e, const nn_model *m, int chunk_max) {
   memset(e, 0, sizeof *e);
-  if (chunk_max < 1) return TC_EINVAL;
+  if (chunk_max < 1)
+    return TC_EINVAL;
   e->m = m;
   e->chunk_max = chunk_max;
   size_t n = (size_t)chunk_max;
@@ -26,7 +27,8 @@ int engine_init(engine *e, const nn_model *m, int chunk_max) {
   e->wave = malloc(n * sizeof *e->wave);
   e->order = malloc(n * sizeof *e->order);
   e->wstart = calloc(n + 2, sizeof *e->wstart);
-  if (!e->x || !e->xb || !e->yb || !e->sp || !e->wave || !e->order || !e->wstart) goto fail;
+  if (!e->x || !e->xb || !e->yb || !e->sp || !e->wave || !e->order || !e->wstart)
+    goto fail;
   return 0;
 fail:
   engine_free(e);
@@ -34,7 +36,8 @@ fail:
 }
 
 void engine_free(engine *e) {
-  if (!e) return;
+  if (!e)
+    return;
   nn_work_free(&e->w);
   symtab_free(&e->st);
   free(e->x);
@@ -50,9 +53,11 @@ void engine_free(engine *e) {
 
 /* Keeps occ as large as the symbol table; growth is the only allocation on the tick path. */
 static int occ_reserve(engine *e) {
-  if (e->occ_cap >= e->st.cap) return 0;
+  if (e->occ_cap >= e->st.cap)
+    return 0;
   uint32_t *p = realloc(e->occ, (size_t)e->st.cap * sizeof *p);
-  if (!p) return TC_ENOMEM;
+  if (!p)
+    return TC_ENOMEM;
   memset(p + e->occ_cap, 0, (size_t)(e->st.cap - e->occ_cap) * sizeof *p);
   e->occ = p;
   e->occ_cap = e->st.cap;
@@ -62,20 +67,25 @@ static int occ_reserve(engine *e) {
 int engine_process(engine *e, eng_tick *ticks, int N) {
   const nn_model *m = e->m;
   int nwaves = 0;
-  if (N > e->chunk_max) return TC_EINVAL;
+  if (N > e->chunk_max)
+    return TC_EINVAL;
   /* Pass 1, in input order: find or add each instrument (adding can fail, so do all adds
    * before touching any state), then the order check, features and wave number. */
   for (int i = 0; i < N; i++) {
     eng_tick *t = &ticks[i];
-    if (t->reason != TICK_OK) continue;
+    if (t->reason != TICK_OK)
+      continue;
     int32_t s = symtab_add(&e->st, t->t.sym, t->t.sym_len);
-    if (s < 0) return s;
+    if (s < 0)
+      return s;
     t->slot = s;
   }
-  if (occ_reserve(e) != 0) return TC_ENOMEM;
+  if (occ_reserve(e) != 0)
+    return TC_ENOMEM;
   for (int i = 0; i < N; i++) {
     eng_tick *t = &ticks[i];
-    if (t->reason != TICK_OK) continue;
+    if (t->reason != TICK_OK)
+      continue;
     inst *in = &e->st.inst[t->slot];
     int first = in->n == 0;
     if (!first && t->t.ts < in->last_ts) {
@@ -91,11 +101,13 @@ int engine_process(engine *e, eng_tick *ticks, int N) {
     in->last_px = t->t.px;
     in->n++;
     in->dirty = 1;
-    if (t->partition >= 0) in->partition = t->partition;
+    if (t->partition >= 0)
+      in->partition = t->partition;
     t->n = in->n;
     int w = (int)e->occ[t->slot]++;
     e->wave[i] = w;
-    if (w + 1 > nwaves) nwaves = w + 1;
+    if (w + 1 > nwaves)
+      nwaves = w + 1;
     e->accepted++;
   }
   /* Counting sort of accepted ticks by wave; reset occ for the next chunk on the way. */
@@ -105,9 +117,11 @@ int engine_process(engine *e, eng_tick *ticks, int N) {
       e->wstart[e->wave[i] + 2]++;
       e->occ[ticks[i].slot] = 0;
     }
-  for (int w = 0; w < nwaves; w++) e->wstart[w + 2] += e->wstart[w + 1];
+  for (int w = 0; w < nwaves; w++)
+    e->wstart[w + 2] += e->wstart[w + 1];
   for (int i = 0; i < N; i++)
-    if (ticks[i].reason == TICK_OK) e->order[e->wstart[e->wave[i] + 1]++] = i;
+    if (ticks[i].reason == TICK_OK)
+      e->order[e->wstart[e->wave[i] + 1]++] = i;
   /* Now wstart[w] .. wstart[w+1] is wave w in order[]. Step each wave as one batch. */
   for (int w = 0; w < nwaves; w++) {
     int b0 = e->wstart[w], B = e->wstart[w + 1] - b0;
@@ -130,7 +144,8 @@ int engine_process(engine *e, eng_tick *ticks, int N) {
 void engine_set_model(engine *e, const nn_model *m, int reset) {
   e->m = m;
   nn_work_update(&e->w, m); /* the scratch caches the summed biases and W_ih[0]^T */
-  if (!reset) return;
+  if (!reset)
+    return;
   memset(e->st.state, 0, (size_t)e->st.count * e->st.state_floats * sizeof(float));
   for (uint32_t s = 0; s < e->st.count; s++) {
     e->st.inst[s].n = 0;

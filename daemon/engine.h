@@ -5,11 +5,11 @@
 #ifndef DAEMON_ENGINE_H
 #define DAEMON_ENGINE_H
 
-#include <stdint.h>
 #include "../ingest/symtab.h"
 #include "../ingest/tick.h"
 #include "../nn/lstm.h"
 #include "../nn/model.h"
+#include <stdint.h>
 
 /* One tick of a chunk, with what the engine adds. */
 typedef struct eng_tick {
@@ -24,20 +24,20 @@ typedef struct eng_tick {
 } eng_tick;
 
 typedef struct engine {
-  const nn_model *m;  /* not owned; engine_set_model swaps it */
-  nn_work w;          /* LSTM scratch for up to chunk_max instruments */
-  symtab st;          /* instruments and their states */
-  int chunk_max;      /* most ticks per engine_process call */
-  float *x;           /* (chunk_max, NN_F) standardized features, by chunk index */
-  float *xb;          /* (chunk_max, NN_F) features gathered for one wave */
-  float *yb;          /* (chunk_max) outputs of one wave */
-  float **sp;         /* (chunk_max) state pointers of one wave */
-  int32_t *wave;      /* (chunk_max) wave of each tick */
-  int32_t *order;     /* (chunk_max) tick indices sorted by wave */
-  int32_t *wstart;    /* (chunk_max + 2) start of each wave in order */
-  uint32_t *occ;      /* (st.cap) ticks of each slot in the current chunk; zero between calls */
-  uint32_t occ_cap;   /* capacity of occ */
-  uint64_t accepted;  /* ticks accepted so far */
+  const nn_model *m; /* not owned; engine_set_model swaps it */
+  nn_work w;         /* LSTM scratch for up to chunk_max instruments */
+  symtab st;         /* instruments and their states */
+  int chunk_max;     /* most ticks per engine_process call */
+  float *x;          /* (chunk_max, NN_F) standardized features, by chunk index */
+  float *xb;         /* (chunk_max, NN_F) features gathered for one wave */
+  float *yb;         /* (chunk_max) outputs of one wave */
+  float **sp;        /* (chunk_max) state pointers of one wave */
+  int32_t *wave;     /* (chunk_max) wave of each tick */
+  int32_t *order;    /* (chunk_max) tick indices sorted by wave */
+  int32_t *wstart;   /* (chunk_max + 2) start of each wave in order */
+  uint32_t *occ;     /* (st.cap) ticks of each slot in the current chunk; zero between calls */
+  uint32_t occ_cap;  /* capacity of occ */
+  uint64_t accepted; /* ticks accepted so far */
   uint64_t rejected[TICK_NREASONS]; /* ticks rejected so far, by reason (see engine_process) */
 } engine;
 

@@ -31,7 +31,8 @@ static void usage(FILE *f) {
 int main(int argc, char **argv) {
   /* Per-step GEMMs are small: OpenBLAS's worker threads only spin (sched_yield) and slow them
    * down. One thread unless the user asks otherwise through the usual variable. */
-  if (!getenv("OPENBLAS_NUM_THREADS")) openblas_set_num_threads(1);
+  if (!getenv("OPENBLAS_NUM_THREADS"))
+    openblas_set_num_threads(1);
   if (argc < 2) {
     usage(stderr);
     return 2;
@@ -45,8 +46,11 @@ int main(int argc, char **argv) {
     return 0;
   }
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-    if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
-  fprintf(stderr, "tickcast: unknown command '%s' (expected one of replay, run, broker, feed, "
-                  "train, eval, inspect)\n", argv[1]);
+    if (!strcmp(argv[1], cmds[i].name))
+      return cmds[i].fn(argc - 1, argv + 1);
+  fprintf(stderr,
+          "tickcast: unknown command '%s' (expected one of replay, run, broker, feed, "
+          "train, eval, inspect)\n",
+          argv[1]);
   return 2;
 }

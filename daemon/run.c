@@ -35,19 +35,19 @@
  * produce order. Delivery reports come back in any order across output partitions, so an input
  * offset is stored for commit only when it and everything before it were acknowledged. */
 typedef struct part {
-  int64_t *off;     /* (cap) input offset of ring sequence seq at off[seq & (cap - 1)] */
-  uint8_t *done;    /* (cap) 1 when acknowledged */
-  uint32_t cap;     /* power of two */
-  uint64_t head;    /* next sequence number */
-  uint64_t tail;    /* oldest unacknowledged sequence number */
-  int64_t next;     /* next offset to commit (last acknowledged + 1), -1 none yet */
-  int64_t pnext;    /* last processed offset + 1 (outputs possibly in flight), -1 none yet */
+  int64_t *off;      /* (cap) input offset of ring sequence seq at off[seq & (cap - 1)] */
+  uint8_t *done;     /* (cap) 1 when acknowledged */
+  uint32_t cap;      /* power of two */
+  uint64_t head;     /* next sequence number */
+  uint64_t tail;     /* oldest unacknowledged sequence number */
+  int64_t next;      /* next offset to commit (last acknowledged + 1), -1 none yet */
+  int64_t pnext;     /* last processed offset + 1 (outputs possibly in flight), -1 none yet */
   uint64_t snap_seq; /* with in_snap: outputs produced when the pending snapshot was taken */
   uint8_t in_snap;   /* the pending snapshot covers this partition */
-  uint8_t gen;      /* assignment generation: reports from an older assignment are ignored */
-  uint8_t assigned; /* 1 while assigned to this consumer */
-  uint8_t stuck;    /* a delivery failed: offsets are no longer stored (at-least-once) */
-  uint8_t dirty;    /* next advanced since the last offset store */
+  uint8_t gen;       /* assignment generation: reports from an older assignment are ignored */
+  uint8_t assigned;  /* 1 while assigned to this consumer */
+  uint8_t stuck;     /* a delivery failed: offsets are no longer stored (at-least-once) */
+  uint8_t dirty;     /* next advanced since the last offset store */
 } part;
 
 /* msg_opaque of produced messages: generation (8 bits), partition (16), sequence (40). */
@@ -175,7 +175,8 @@ static void on_ckpt_done(ckpt *ck, int status, const char *err, void *ud) {
     if (r->st.checkpoint_failing)
       log_info("run", "checkpoint written again after %u failures", r->st.checkpoint_failing);
     r->st.checkpoint_failing = 0;
-    log_debug("run", "checkpoint: %llu instruments, copy %.0f us, acknowledged after %llu ms, "
+    log_debug("run",
+              "checkpoint: %llu instruments, copy %.0f us, acknowledged after %llu ms, "
               "write %.1f ms",
               (unsigned long long)ck->stats.last_rows, ck->stats.last_copy_us,
               (unsigned long long)r->ckpt_acked_ms, ck->stats.last_write_us / 1e3);
@@ -1131,18 +1132,9 @@ static int make_clients(run *r, const char *bootstrap, char *err, size_t errlen)
    * librdkafka building it. */
   char stats_ms[32];
   snprintf(stats_ms, sizeof stats_ms, "%d", o->stats_ms > 1000 ? o->stats_ms : 1000);
-  const char *cdef[] = {"group.id",
-                        o->group,
-                        "auto.offset.reset",
-                        "earliest",
-                        "enable.auto.commit",
-                        "true",
-                        "enable.auto.offset.store",
-                        "false",
-                        "auto.commit.interval.ms",
-                        "1000",
-                        "statistics.interval.ms",
-                        stats_ms,
+  const char *cdef[] = {"group.id", o->group, "auto.offset.reset", "earliest", "enable.auto.commit",
+                        "true", "enable.auto.offset.store", "false", "auto.commit.interval.ms",
+                        "1000", "statistics.interval.ms", stats_ms,
                         /* librdkafka 2.0.2 counts queued.min.messages against the one consumer
                          * queue all partitions forward to, and once it is exceeded the fetcher
                          * sleeps until its next wakeup, up to 1 s, even after the loop drained
@@ -1150,22 +1142,13 @@ static int make_clients(run *r, const char *bootstrap, char *err, size_t errlen)
                          * 100000, a backlog catch-up stalled for 0.3-0.7 s every ~0.25 s
                          * (bench/run_kafka.sh, 2026-11-29). The bound on prefetched memory stays
                          * queued.max.messages.kbytes (64 MiB of payload by default). */
-                        "queued.min.messages",
-                        "1000000",
-                        "client.id",
-                        "tickcast-run",
-                        bootstrap ? "bootstrap.servers" : NULL,
-                        bootstrap,
-                        NULL};
-  const char *pdef[] = {"client.id",
-                        "tickcast-run",
-                        "linger.ms",
-                        "5",
+                        "queued.min.messages", "1000000", "client.id", "tickcast-run",
+                        bootstrap ? "bootstrap.servers" : NULL, bootstrap, NULL};
+  const char *pdef[] = {"client.id",      "tickcast-run",
+                        "linger.ms",      "5",
                         "partitioner", /* the Java client's: same partition as Kafka tools */
-                        "murmur2_random",
-                        bootstrap ? "bootstrap.servers" : NULL,
-                        bootstrap,
-                        NULL};
+                        "murmur2_random", bootstrap ? "bootstrap.servers" : NULL,
+                        bootstrap,        NULL};
   rd_kafka_conf_t *cc = NULL, *pc = NULL;
   kconf ck, pk;
   kconf_init(&ck);

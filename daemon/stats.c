@@ -311,7 +311,8 @@ char *stats_prometheus(const stats *s, int64_t now_ms, size_t *len) {
   gauge(&b, "checkpoints_failing", "Checkpoint failures since the last success (0 = healthy).",
         s->checkpoint_failing);
   counter(&b, "checkpoints_skipped_total",
-          "Checkpoint intervals skipped (a failed delivery, or the last snapshot still waiting for acknowledgements).",
+          "Checkpoint intervals skipped (a failed delivery, or the last snapshot still waiting for "
+          "acknowledgements).",
           s->checkpoints_skipped);
   sb_printf(&b, "# HELP tickcast_latency_seconds Consume (poll) to produce-enqueue latency.\n"
                 "# TYPE tickcast_latency_seconds histogram\n");

@@ -82,17 +82,18 @@ typedef struct stats {
   uint64_t part_in[STATS_MAX_PARTS]; /* messages polled per partition */
   uint8_t assigned[STATS_MAX_PARTS]; /* 1 while the partition is assigned to us */
   /* gauges filled by the daemon before rendering */
-  int64_t start_ms;          /* wall clock at start */
-  uint32_t instruments;      /* live instruments */
-  int32_t assigned_count;    /* input partitions assigned */
-  int64_t outq;              /* producer queue depth */
-  int paused;                /* 1 while backpressure holds the consumer */
-  int64_t checkpoint_age_ms; /* -1 until checkpoints exist */
-  uint64_t checkpoints;          /* checkpoints committed to the state db */
-  uint64_t checkpoint_failures;  /* checkpoint writes that failed (merged into the next) */
-  uint32_t checkpoint_failing;   /* failures since the last success */
-  uint64_t checkpoints_skipped;  /* intervals without a new checkpoint (failed delivery, slow acks) */
-  char model_id[17];         /* model sha256 prefix */
+  int64_t start_ms;             /* wall clock at start */
+  uint32_t instruments;         /* live instruments */
+  int32_t assigned_count;       /* input partitions assigned */
+  int64_t outq;                 /* producer queue depth */
+  int paused;                   /* 1 while backpressure holds the consumer */
+  int64_t checkpoint_age_ms;    /* -1 until checkpoints exist */
+  uint64_t checkpoints;         /* checkpoints committed to the state db */
+  uint64_t checkpoint_failures; /* checkpoint writes that failed (merged into the next) */
+  uint32_t checkpoint_failing;  /* failures since the last success */
+  uint64_t
+      checkpoints_skipped; /* intervals without a new checkpoint (failed delivery, slow acks) */
+  char model_id[17];       /* model sha256 prefix */
   char version[16];
 } stats;
 

@@ -50,7 +50,6 @@ size_t fmt_i64(char *out, int64_t v) {
   return fmt_u64(out, (uint64_t)v);
 }
 
-
 static const uint64_t pow10_u64[20] = {1ULL,
                                        10ULL,
                                        100ULL,

@@ -4,17 +4,17 @@
 #ifndef INGEST_SYMTAB_H
 #define INGEST_SYMTAB_H
 
+#include "tick.h"
 #include <stddef.h>
 #include <stdint.h>
-#include "tick.h"
 
 typedef struct inst {
-  int64_t last_ts;            /* ts of the last accepted tick */
-  double last_px;             /* px of the last accepted tick */
-  uint64_t n;                 /* ticks applied to the state so far */
-  int32_t partition;          /* input partition it was last seen on, -1 for files */
-  uint8_t live;               /* 0 after symtab_remove */
-  uint8_t dirty;              /* changed since the last checkpoint */
+  int64_t last_ts;   /* ts of the last accepted tick */
+  double last_px;    /* px of the last accepted tick */
+  uint64_t n;        /* ticks applied to the state so far */
+  int32_t partition; /* input partition it was last seen on, -1 for files */
+  uint8_t live;      /* 0 after symtab_remove */
+  uint8_t dirty;     /* changed since the last checkpoint */
   uint8_t sym_len;
   char sym[TICK_SYM_MAX + 1];
 } inst;

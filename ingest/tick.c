@@ -226,7 +226,8 @@ static int parse_number_ld(uint64_t m, long long e10, double *out) {
 #if defined(__x86_64__) && defined(__LDBL_MANT_DIG__) && __LDBL_MANT_DIG__ == 64
   if (e10 < -27 || e10 > 27)
     return 0;
-  long double r = e10 < 0 ? (long double)m / pow10l_exact[-e10] : (long double)m * pow10l_exact[e10];
+  long double r =
+      e10 < 0 ? (long double)m / pow10l_exact[-e10] : (long double)m * pow10l_exact[e10];
   uint64_t sig;
   memcpy(&sig, &r, sizeof sig); /* the 64-bit significand is the low 8 bytes on x86 */
   unsigned low = (unsigned)(sig & 0x7FF);
@@ -312,7 +313,8 @@ static size_t parse_number_general(const char *s, size_t len, double *out) {
  * of at most 19 digits are read in one pass into a uint64 mantissa; the Clinger fast path then
  * covers mantissas up to 2^53 with |exp10| <= 22 (one exact multiply or divide), the extended
  * precision path (parse_number_ld) the rest up to |exp10| <= 27 away from halfway points;
- * everything else goes through parse_number_slow. Returns the bytes consumed, 0 when there is no number at s. */
+ * everything else goes through parse_number_slow. Returns the bytes consumed, 0 when there is no
+ * number at s. */
 size_t tick_parse_number(const char *s, size_t len, double *out) {
   const char *p = s, *end = s + len;
   int neg = 0;

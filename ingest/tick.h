@@ -35,15 +35,15 @@ enum tick_reason {
 const char *tick_reason_name(int reason);
 
 typedef struct tick {
-  int64_t ts;                  /* ns since the Unix epoch, UTC */
-  double px;                   /* > 0 */
-  double qty;                  /* >= 0, 0 when absent */
-  double bid;                  /* valid only when has_quote */
-  double ask;                  /* valid only when has_quote */
-  uint8_t has_quote;           /* both present and bid <= ask: the spread feature is used */
-  uint8_t sym_len;             /* 1..TICK_SYM_MAX */
-  char sym[TICK_SYM_MAX + 1];  /* NUL-terminated */
-  uint8_t px_len;              /* bytes in px_txt; 0 when the token was longer than the buffer */
+  int64_t ts;                   /* ns since the Unix epoch, UTC */
+  double px;                    /* > 0 */
+  double qty;                   /* >= 0, 0 when absent */
+  double bid;                   /* valid only when has_quote */
+  double ask;                   /* valid only when has_quote */
+  uint8_t has_quote;            /* both present and bid <= ask: the spread feature is used */
+  uint8_t sym_len;              /* 1..TICK_SYM_MAX */
+  char sym[TICK_SYM_MAX + 1];   /* NUL-terminated */
+  uint8_t px_len;               /* bytes in px_txt; 0 when the token was longer than the buffer */
   char px_txt[TICK_PX_TXT_MAX]; /* px as it was written in the input (a JSON number token, no
                                    NUL), which reads back to exactly px: echoed by encoders */
 } tick;
@@ -68,7 +68,7 @@ size_t tick_parse_number(const char *s, size_t len, double *out);
 
 /* A CSV header: which column holds which field. */
 typedef struct tick_csv {
-  int ncols;  /* columns in the header */
+  int ncols;                                              /* columns in the header */
   int col_sym, col_ts, col_px, col_qty, col_bid, col_ask; /* -1 when absent (qty/bid/ask) */
 } tick_csv;
 

@@ -5,25 +5,25 @@
 #ifndef INGEST_TICKFILE_H
 #define INGEST_TICKFILE_H
 
-#include <stdio.h>
-#include <stdint.h>
 #include "tick.h"
+#include <stdint.h>
+#include <stdio.h>
 
 typedef struct tickfile {
-  FILE *f;            /* the open file */
-  int owned;          /* 1 when we fclose it */
-  int jsonl;          /* 1 for JSON Lines, 0 for CSV */
-  tick_csv csv;       /* the header, for CSV */
-  char *buf;          /* line buffer, grows to the longest line */
-  size_t cap;         /* buf capacity */
-  uint64_t line;      /* number of the line last read (1-based) */
-  uint64_t bytes;     /* bytes consumed so far (for progress) */
-  uint64_t size;      /* file size when known (regular file), else 0 */
-  const char *path;   /* for messages ("stdin" for '-') */
-  size_t beg;         /* start of the unread bytes in buf */
-  size_t end;         /* end of the bytes read into buf */
-  int eof;            /* the file has no more bytes to read */
-  size_t lbeg, llen;  /* the last line returned, in buf (without its '\n' and '\r') */
+  FILE *f;           /* the open file */
+  int owned;         /* 1 when we fclose it */
+  int jsonl;         /* 1 for JSON Lines, 0 for CSV */
+  tick_csv csv;      /* the header, for CSV */
+  char *buf;         /* line buffer, grows to the longest line */
+  size_t cap;        /* buf capacity */
+  uint64_t line;     /* number of the line last read (1-based) */
+  uint64_t bytes;    /* bytes consumed so far (for progress) */
+  uint64_t size;     /* file size when known (regular file), else 0 */
+  const char *path;  /* for messages ("stdin" for '-') */
+  size_t beg;        /* start of the unread bytes in buf */
+  size_t end;        /* end of the bytes read into buf */
+  int eof;           /* the file has no more bytes to read */
+  size_t lbeg, llen; /* the last line returned, in buf (without its '\n' and '\r') */
 } tickfile;
 
 /* Opens path ('-' = stdin) and reads the header. Returns 0, or a negative TC_E* code with err set

@@ -4,11 +4,12 @@
 #ifndef NN_FEATURES_H
 #define NN_FEATURES_H
 
-#include <stdint.h>
 #include "model.h"
+#include <stdint.h>
 
 /* raw (NN_F): ret, log_qty, log_dt, spread. `first` is 1 for an instrument's first tick (then
- * ret = log_dt = 0). has_quote is 1 when both bid and ask are present, finite, > 0 and bid <= ask. */
+ * ret = log_dt = 0). has_quote is 1 when both bid and ask are present, finite, > 0 and bid <= ask.
+ */
 static inline void nn_features_raw(double raw[NN_F], int first, double px, double prev_px,
                                    int64_t ts, int64_t prev_ts, double qty, int has_quote,
                                    double bid, double ask);

@@ -15,29 +15,29 @@
  * gradients and optimizer moments in parallel arrays: the gradient of m->W_hh[k] is
  * grad + (m->W_hh[k] - m->params). */
 typedef struct nn_model {
-  int L;                          /* layers */
-  int H;                          /* hidden size */
-  int peephole;                   /* 1 when w_ci/w_cf/w_co are present */
-  float *params;                  /* the one allocation holding every tensor below */
-  size_t nparams;                 /* floats in params */
-  float *W_ih[NN_MAX_LAYERS];     /* (4H, D_k), D_0 = NN_F, D_k = H for k > 0 */
-  float *W_hh[NN_MAX_LAYERS];     /* (4H, H) */
-  float *b_ih[NN_MAX_LAYERS];     /* (4H) */
-  float *b_hh[NN_MAX_LAYERS];     /* (4H) */
-  float *w_ci[NN_MAX_LAYERS];     /* (H) or NULL without peepholes */
-  float *w_cf[NN_MAX_LAYERS];     /* (H) or NULL */
-  float *w_co[NN_MAX_LAYERS];     /* (H) or NULL */
-  float *head_w;                  /* (1, H) */
-  float *head_b;                  /* (1) */
-  float *feat_mean;               /* (NN_F) */
-  float *feat_std;                /* (NN_F) */
-  float *tgt_mean;                /* (1) */
-  float *tgt_std;                 /* (1) */
-  int nmeta;                      /* __metadata__ entries, the two required ones included */
-  char **meta_key;                /* (nmeta) malloc'd strings */
-  char **meta_val;                /* (nmeta) malloc'd strings */
-  unsigned char sha256[32];       /* of the file bytes when loaded; zero for a fresh model */
-  char id[17];                    /* first 16 hex digits of sha256, "" for a fresh model */
+  int L;                      /* layers */
+  int H;                      /* hidden size */
+  int peephole;               /* 1 when w_ci/w_cf/w_co are present */
+  float *params;              /* the one allocation holding every tensor below */
+  size_t nparams;             /* floats in params */
+  float *W_ih[NN_MAX_LAYERS]; /* (4H, D_k), D_0 = NN_F, D_k = H for k > 0 */
+  float *W_hh[NN_MAX_LAYERS]; /* (4H, H) */
+  float *b_ih[NN_MAX_LAYERS]; /* (4H) */
+  float *b_hh[NN_MAX_LAYERS]; /* (4H) */
+  float *w_ci[NN_MAX_LAYERS]; /* (H) or NULL without peepholes */
+  float *w_cf[NN_MAX_LAYERS]; /* (H) or NULL */
+  float *w_co[NN_MAX_LAYERS]; /* (H) or NULL */
+  float *head_w;              /* (1, H) */
+  float *head_b;              /* (1) */
+  float *feat_mean;           /* (NN_F) */
+  float *feat_std;            /* (NN_F) */
+  float *tgt_mean;            /* (1) */
+  float *tgt_std;             /* (1) */
+  int nmeta;                  /* __metadata__ entries, the two required ones included */
+  char **meta_key;            /* (nmeta) malloc'd strings */
+  char **meta_val;            /* (nmeta) malloc'd strings */
+  unsigned char sha256[32];   /* of the file bytes when loaded; zero for a fresh model */
+  char id[17];                /* first 16 hex digits of sha256, "" for a fresh model */
 } nn_model;
 
 /* Sets up a model of L layers and hidden size H with all weights zero, feature/target mean 0 and
@@ -69,6 +69,8 @@ const char *nn_model_get_meta(const nn_model *m, const char *key);
 int nn_model_same_shape(const nn_model *a, const nn_model *b);
 
 /* Floats of per-instrument state: h and c for every layer, laid out (L, 2, H). */
-static inline size_t nn_state_floats(const nn_model *m) { return (size_t)2 * m->L * m->H; }
+static inline size_t nn_state_floats(const nn_model *m) {
+  return (size_t)2 * m->L * m->H;
+}
 
 #endif

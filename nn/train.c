@@ -70,7 +70,8 @@ static void row_forward(int H, float *restrict z, const float *restrict c0, floa
   float *restrict zi = z, *restrict zf = z + H, *restrict zg = z + 2 * H, *restrict zo = z + 3 * H;
   if (wci) {
     for (int j = 0; j < H; j++) {
-      float gi = nn_sigmoid_approx(zi[j] + wci[j] * c0[j]), gf = nn_sigmoid_approx(zf[j] + wcf[j] * c0[j]);
+      float gi = nn_sigmoid_approx(zi[j] + wci[j] * c0[j]),
+            gf = nn_sigmoid_approx(zf[j] + wcf[j] * c0[j]);
       float gg = nn_tanh_approx(zg[j]);
       float c = gf * c0[j] + gi * gg;
       float go = nn_sigmoid_approx(zo[j] + wco[j] * c), tc = nn_tanh_approx(c);
@@ -79,7 +80,8 @@ static void row_forward(int H, float *restrict z, const float *restrict c0, floa
     }
   } else {
     for (int j = 0; j < H; j++) {
-      float gi = nn_sigmoid_approx(zi[j]), gf = nn_sigmoid_approx(zf[j]), gg = nn_tanh_approx(zg[j]);
+      float gi = nn_sigmoid_approx(zi[j]), gf = nn_sigmoid_approx(zf[j]),
+            gg = nn_tanh_approx(zg[j]);
       float c = gf * c0[j] + gi * gg;
       float go = nn_sigmoid_approx(zo[j]), tc = nn_tanh_approx(c);
       c1[j] = c, tc1[j] = tc, h1[j] = go * tc;

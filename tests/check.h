@@ -16,7 +16,7 @@ static int check_n, check_failed;
     check_n++;                                                                                     \
     if (!(cond)) {                                                                                 \
       check_failed++;                                                                              \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                    \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                     \
     }                                                                                              \
   } while (0)
 
@@ -26,7 +26,7 @@ static int check_n, check_failed;
     check_n++;                                                                                     \
     if (a_ != b_) {                                                                                \
       check_failed++;                                                                              \
-      fprintf(stderr, "%s:%d: %s == %s failed: %lld != %lld\n", __FILE__, __LINE__, #a, #b, a_,   \
+      fprintf(stderr, "%s:%d: %s == %s failed: %lld != %lld\n", __FILE__, __LINE__, #a, #b, a_,    \
               b_);                                                                                 \
     }                                                                                              \
   } while (0)
@@ -37,7 +37,7 @@ static int check_n, check_failed;
     check_n++;                                                                                     \
     if (!a_ || !b_ || strcmp(a_, b_) != 0) {                                                       \
       check_failed++;                                                                              \
-      fprintf(stderr, "%s:%d: %s == %s failed: \"%s\" != \"%s\"\n", __FILE__, __LINE__, #a, #b,  \
+      fprintf(stderr, "%s:%d: %s == %s failed: \"%s\" != \"%s\"\n", __FILE__, __LINE__, #a, #b,    \
               a_ ? a_ : "(null)", b_ ? b_ : "(null)");                                             \
     }                                                                                              \
   } while (0)
@@ -49,7 +49,7 @@ static int check_n, check_failed;
     check_n++;                                                                                     \
     if (!a_ || !b_ || !strstr(a_, b_)) {                                                           \
       check_failed++;                                                                              \
-      fprintf(stderr, "%s:%d: \"%s\" does not contain \"%s\"\n", __FILE__, __LINE__,              \
+      fprintf(stderr, "%s:%d: \"%s\" does not contain \"%s\"\n", __FILE__, __LINE__,               \
               a_ ? a_ : "(null)", b_ ? b_ : "(null)");                                             \
     }                                                                                              \
   } while (0)
@@ -61,7 +61,7 @@ static int check_n, check_failed;
     check_n++;                                                                                     \
     if (!(fabs(a_ - b_) <= t_)) {                                                                  \
       check_failed++;                                                                              \
-      fprintf(stderr, "%s:%d: %s ~= %s failed: %.9g vs %.9g (diff %.3g > tol %.3g)\n", __FILE__,  \
+      fprintf(stderr, "%s:%d: %s ~= %s failed: %.9g vs %.9g (diff %.3g > tol %.3g)\n", __FILE__,   \
               __LINE__, #a, #b, a_, b_, fabs(a_ - b_), t_);                                        \
     }                                                                                              \
   } while (0)

@@ -1,8 +1,8 @@
 /* test_engine.c: the engine's wave scheduling gives the sequential result (the same ticks one
  * call each), whatever the chunking, up to float rounding (OpenBLAS picks kernels by batch size,
- * so sums may associate differently: differences are ~1e-7); out-of-order ticks are rejected without touching state;
- * n counts per instrument; features follow CONTRACT §2 (checked through a model whose head reads
- * one feature straight through). */
+ * so sums may associate differently: differences are ~1e-7); out-of-order ticks are rejected
+ * without touching state; n counts per instrument; features follow CONTRACT §2 (checked through a
+ * model whose head reads one feature straight through). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +21,8 @@ static double urand(void) {
 
 static void random_model(nn_model *m, int L, int H, int peep) {
   CHECK_INT(nn_model_init(m, L, H, peep), 0);
-  for (size_t i = 0; i < m->nparams; i++) m->params[i] = (float)(urand() * 2 - 1) * 0.5f;
+  for (size_t i = 0; i < m->nparams; i++)
+    m->params[i] = (float)(urand() * 2 - 1) * 0.5f;
   for (int i = 0; i < NN_F; i++) {
     m->feat_mean[i] = (float)(urand() * 0.1);
     m->feat_std[i] = (float)(0.5 + urand());
@@ -37,10 +38,12 @@ static void random_model(nn_model *m, int L, int H, int peep) {
 static void make_ticks(eng_tick *t) {
   int64_t last[NS] = {0};
   double px[NS];
-  for (int k = 0; k < NS; k++) px[k] = 10 + k;
+  for (int k = 0; k < NS; k++)
+    px[k] = 10 + k;
   int k = 0;
   for (int i = 0; i < NT; i++) {
-    if (urand() < 0.6) k = (int)(urand() * NS);
+    if (urand() < 0.6)
+      k = (int)(urand() * NS);
     memset(&t[i], 0, sizeof t[i]);
     t[i].t.sym_len = (uint8_t)sprintf(t[i].t.sym, "SYM%d", k);
     px[k] *= exp((urand() - 0.5) * 0.01);
@@ -64,7 +67,8 @@ static void run_chunked(const nn_model *m, const eng_tick *in, eng_tick *out, in
   CHECK_INT(engine_init(e, m, chunk_max), 0);
   for (int i = 0; i < NT;) {
     int n = random_chunks ? 1 + (int)(urand() * chunk_max) : chunk_max;
-    if (n > NT - i) n = NT - i;
+    if (n > NT - i)
+      n = NT - i;
     CHECK_INT(engine_process(e, out + i, n), 0);
     i += n;
   }
@@ -81,15 +85,18 @@ static void compare(const nn_model *m, const char *what) {
   double maxd = 0, maxd2 = 0;
   for (int i = 0; i < NT; i++) {
     diff_reason += seq[i].reason != big[i].reason || seq[i].reason != rnd[i].reason;
-    if (seq[i].reason == TICK_OUT_OF_ORDER) ooo++;
-    if (seq[i].reason != TICK_OK) continue;
+    if (seq[i].reason == TICK_OUT_OF_ORDER)
+      ooo++;
+    if (seq[i].reason != TICK_OK)
+      continue;
     accepted++;
     diff_n += seq[i].n != big[i].n || seq[i].n != rnd[i].n;
     maxd = fmax(maxd, fabs((double)seq[i].y - big[i].y));
     maxd2 = fmax(maxd2, fabs((double)seq[i].y - rnd[i].y));
   }
   printf("%s: %d accepted, %d out of order, max |y_seq - y_waves| = %.3g (one chunk), %.3g "
-         "(random chunks)\n", what, accepted, ooo, maxd, maxd2);
+         "(random chunks)\n",
+         what, accepted, ooo, maxd, maxd2);
   CHECK_INT(diff_reason, 0);
   CHECK_INT(diff_n, 0);
   CHECK(ooo > 10);
@@ -101,7 +108,8 @@ static void compare(const nn_model *m, const char *what) {
   for (uint32_t s = 0; s < e1.st.count; s++) {
     int32_t s2 = symtab_find(&e2.st, e1.st.inst[s].sym, e1.st.inst[s].sym_len);
     CHECK(s2 >= 0);
-    if (s2 < 0) continue;
+    if (s2 < 0)
+      continue;
     CHECK_INT(e1.st.inst[s].n, e2.st.inst[s2].n);
     for (size_t j = 0; j < e1.st.state_floats; j++) { /* relative: c can grow large */
       double a = symtab_state(&e1.st, s)[j], b = symtab_state(&e2.st, s2)[j];

@@ -431,9 +431,13 @@ static void test_number(void) {
         fprintf(stderr, "  number %s\n", buf);
     }
     /* Exact halfway points between doubles, written with 17+ digits: ties to even. */
-    static const char *halfway[] = {"9007199254740993", "9007199254740995", "18014398509481986",
-                                     "18014398509481990", "1.00000000000000011102230246251565",
-                                     "4503599627370496.5", "4503599627370497.5"};
+    static const char *halfway[] = {"9007199254740993",
+                                    "9007199254740995",
+                                    "18014398509481986",
+                                    "18014398509481990",
+                                    "1.00000000000000011102230246251565",
+                                    "4503599627370496.5",
+                                    "4503599627370497.5"};
     for (size_t i = 0; i < sizeof halfway / sizeof *halfway; i++)
       bad17 += !number_agrees(halfway[i]);
     CHECK_INT(bad17, 0);

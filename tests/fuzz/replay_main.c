@@ -42,7 +42,8 @@ int main(int argc, char **argv) {
     DIR *d = opendir(argv[a]);
     struct dirent *e;
     while ((e = readdir(d))) {
-      if (e->d_name[0] == '.') continue;
+      if (e->d_name[0] == '.')
+        continue;
       char p[4096];
       snprintf(p, sizeof p, "%s/%s", argv[a], e->d_name);
       files += run_file(p) == 0;
