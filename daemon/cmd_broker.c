@@ -15,7 +15,7 @@ static void usage(FILE *f) {
   fprintf(
       f,
       "usage: tickcast broker [--topics NAME[:PARTITIONS],...] [--port P] [--rtt MS]\n"
-      "                       [--log-level L]\n"
+      "                       [--no-leader NAME,...] [--log-level L]\n"
       "\n"
       "An embedded development Kafka broker (librdkafka's in-memory mock cluster, one broker\n"
       "on 127.0.0.1). Prints its bootstrap list (127.0.0.1:PORT) as the first line of stdout,\n"
@@ -26,6 +26,9 @@ static void usage(FILE *f) {
       "  --port P          listen on 127.0.0.1:P (default 0: any free port)\n"
       "  --rtt MS          delay every response by MS milliseconds (default 0), to test slow\n"
       "                    networks and delivery timeouts\n"
+      "  --no-leader LIST  topics whose partitions have no leader (one partition if not in\n"
+      "                    --topics): clients wait for one, so messages produced to them fail\n"
+      "                    once message.timeout.ms passes; to test outputs that never get through\n"
       "  --log-level L     error, warn, info (default) or debug\n"
       "\n"
       "Limits of the mock: each partition keeps a bounded log (older batches are dropped), and\n"
@@ -45,8 +48,30 @@ static int parse_flag_int(const char *flag, const char *v, long max, const char 
   return 0;
 }
 
+/* Makes the partitions of every topic in the comma-separated list leader-less; 0, or -1 with err.
+ */
+static int set_no_leader(mockbroker *mb, const char *list, char *err, size_t errlen) {
+  char name[256];
+  for (const char *p = list; *p;) {
+    const char *e = strchr(p, ',');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (len == 0 || len >= sizeof name) {
+      snprintf(err, errlen, "--no-leader %s: expected topic names separated by ','", list);
+      return -1;
+    }
+    memcpy(name, p, len);
+    name[len] = 0;
+    int n = mockbroker_set_no_leader(mb, name, err, errlen);
+    if (n < 0)
+      return -1;
+    log_info("broker", "topic %s: %d partitions without a leader", name, n);
+    p = e ? e + 1 : p + len;
+  }
+  return 0;
+}
+
 int cmd_broker(int argc, char **argv) {
-  const char *topics = NULL;
+  const char *topics = NULL, *no_leader = NULL;
   int port = 0, rtt = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -54,9 +79,8 @@ int cmd_broker(int argc, char **argv) {
       usage(stdout);
       return 0;
     }
-    if (i + 1 >= argc ||
-        (strcmp(a, "--topics") && strcmp(a, "--port") && strcmp(a, "--rtt") &&
-         strcmp(a, "--log-level"))) {
+    if (i + 1 >= argc || (strcmp(a, "--topics") && strcmp(a, "--port") && strcmp(a, "--rtt") &&
+                          strcmp(a, "--no-leader") && strcmp(a, "--log-level"))) {
       fprintf(stderr, "tickcast broker: %s '%s' (see tickcast broker --help)\n",
               i + 1 >= argc && a[0] == '-' ? "missing value for" : "unknown argument", a);
       return 2;
@@ -70,6 +94,8 @@ int cmd_broker(int argc, char **argv) {
     } else if (!strcmp(a, "--rtt")) {
       if (parse_flag_int(a, v, 600000, "milliseconds 0..600000", &rtt))
         return 2;
+    } else if (!strcmp(a, "--no-leader")) {
+      no_leader = v;
     } else {
       int lv = log_level_parse(v);
       if (lv < 0) {
@@ -94,6 +120,10 @@ int cmd_broker(int argc, char **argv) {
   int rc = mockbroker_start(&mb, port, topics, err, sizeof err);
   if (rc == 0 && rtt)
     mockbroker_set_rtt(mb, rtt);
+  if (rc == 0 && no_leader && set_no_leader(mb, no_leader, err, sizeof err) < 0) {
+    mockbroker_stop(mb);
+    rc = TC_EUSAGE;
+  }
   if (rc < 0) {
     fprintf(stderr, "tickcast broker: %s\n", err);
     return rc == TC_EUSAGE ? 2 : 1;

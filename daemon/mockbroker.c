@@ -212,3 +212,25 @@ void mockbroker_stop(mockbroker *mb) {
 void mockbroker_set_rtt(mockbroker *mb, int ms) {
   rd_kafka_mock_broker_set_rtt(mb->mcluster, 1, ms);
 }
+
+int mockbroker_set_no_leader(mockbroker *mb, const char *topic, char *err, size_t errlen) {
+  char name[256];
+  int parts;
+  size_t len = strlen(topic);
+  if (topic_parse(topic, len, name, sizeof name, &parts, err, errlen) < 0 || strchr(topic, ':')) {
+    snprintf(err, errlen, "--no-leader %s: expected a topic name of [A-Za-z0-9._-]", topic);
+    return -1;
+  }
+  /* The mock has no call that tells a topic's partition count: set partition 0, 1, ... until it
+   * answers that the partition does not exist. */
+  int n = 0;
+  rd_kafka_resp_err_t kerr;
+  while (!(kerr = rd_kafka_mock_partition_set_leader(mb->mcluster, name, n, -1)))
+    n++;
+  if (n == 0) {
+    snprintf(err, errlen, "--no-leader %s: cannot change the topic's leader: %s", name,
+             rd_kafka_err2str(kerr));
+    return -1;
+  }
+  return n;
+}

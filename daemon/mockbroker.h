@@ -25,6 +25,12 @@ int mockbroker_start(mockbroker **out, int port, const char *topics, char *err, 
 /* Delays every response of the broker by ms milliseconds (librdkafka's mock RTT). */
 void mockbroker_set_rtt(mockbroker *mb, int ms);
 
+/* Makes every partition of topic leader-less (a topic the broker does not have is created with
+ * one partition): consumers and producers wait for a leader that never comes, so produced
+ * messages fail once message.timeout.ms passes. Returns the number of partitions changed, or -1
+ * with err like "--no-leader a b: expected a topic name of [A-Za-z0-9._-]". */
+int mockbroker_set_no_leader(mockbroker *mb, const char *topic, char *err, size_t errlen);
+
 /* The bootstrap list ("127.0.0.1:PORT"), valid until mockbroker_stop. */
 const char *mockbroker_bootstraps(const mockbroker *mb);
 

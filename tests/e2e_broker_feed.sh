@@ -209,14 +209,40 @@ set -e
 tc_eq "unreachable broker exit" "$rc" 1
 grep -q "failed 120" "$TMP/down.log" || tc_fail "$(tail -3 "$TMP/down.log")"
 
-# --port: a fixed port, and a taken one is refused with exit 1.
+# --port: a fixed port, and a taken one is refused with exit 1. The same broker has --rtt and
+# --no-leader: a feed there takes at least one round trip of 400 ms, and one to the topic without
+# a leader fails every message.
 fport=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-tc_bg "$TC" broker --port "$fport" --topics t2:2 >"$TMP/b2.out" 2>"$TMP/b2.log"
+tc_bg "$TC" broker --port "$fport" --topics t2:2,t3:3 --rtt 400 --no-leader t3 \
+  >"$TMP/b2.out" 2>"$TMP/b2.log"
 B2=$BG_PID
 tc_wait_for 10 grep -q . "$TMP/b2.out" || tc_fail "second broker did not start"
 tc_eq "fixed port bootstrap" "$(head -1 "$TMP/b2.out")" "127.0.0.1:$fport"
 kcat -b "127.0.0.1:$fport" -L -t t2 >"$TMP/t2.txt"
 grep -q 'topic "t2" with 2 partitions' "$TMP/t2.txt" || tc_fail "kcat on fixed port"
+grep -q "topic t3: 3 partitions without a leader" "$TMP/b2.log" || tc_fail "$(cat "$TMP/b2.log")"
+kcat -b "127.0.0.1:$fport" -L -t t3 >"$TMP/t3.txt"
+[ "$(grep -c 'leader -1' "$TMP/t3.txt")" -eq 3 ] || tc_fail "t3 leaders: $(cat "$TMP/t3.txt")"
+t0=$(date +%s%N)
+head -n 3 "$TMP/ticks.csv" | "$TC" feed --brokers "127.0.0.1:$fport" --topic t2 --input - \
+  2>"$TMP/rtt.log" || tc_fail "feed with --rtt: $(cat "$TMP/rtt.log")"
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -ge 400 ] || tc_fail "feed through --rtt 400 took only $ms ms"
+set +e
+head -n 3 "$TMP/ticks.csv" | "$TC" feed --brokers "127.0.0.1:$fport" --topic t3 --input - \
+  -X message.timeout.ms=1000 --log-level error 2>"$TMP/nl.log"
+rc=$?
+set -e
+tc_eq "feed to a topic without a leader exit" "$rc" 1
+grep -q "delivered 0, failed 2" "$TMP/nl.log" || tc_fail "$(tail -3 "$TMP/nl.log")"
+for bad in "a b" "x:2" ","; do
+  set +e
+  "$TC" broker --no-leader "$bad" >/dev/null 2>"$TMP/bad.log"
+  rc=$?
+  set -e
+  tc_eq "--no-leader '$bad' exit" "$rc" 2
+  grep -q "^tickcast broker: --no-leader $bad: expected" "$TMP/bad.log" || tc_fail "$(cat "$TMP/bad.log")"
+done
 set +e
 "$TC" broker --port "$fport" >/dev/null 2>"$TMP/b3.log"
 rc=$?
