@@ -20,6 +20,7 @@ metric() { curl -s "http://127.0.0.1:$PORT/metrics" | sed -n "s/^tickcast_$1 //p
 
 tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/m.safetensors" --state "$DB" --group g1 \
   --checkpoint-interval 100 --http 127.0.0.1:0 -X producer.message.timeout.ms=300 \
+  -X consumer.session.timeout.ms=6000 \
   --log-level debug 2>"$TMP/run.log"
 RUN_PID=$BG_PID
 tc_wait_for 10 grep -q "http on" "$TMP/run.log" || tc_fail "no http line"
@@ -43,7 +44,9 @@ PYEOF
 echo "ok: 300 predictions lost, $skipped checkpoints skipped or given up, state file holds no offset and no instrument"
 
 # A working producer on the same file and group: it starts from the beginning (nothing stored)
-# and produces all 300 predictions, equal to replay, to a topic that has a leader.
+# and produces all 300 predictions, equal to replay, to a topic that has a leader. (The mock
+# assigns the group's partitions to it only once the first member's session timed out, hence the
+# short session timeout above; see docs/KAFKA.md.)
 "$TC" replay --model "$TMP/m.safetensors" --input "$TMP/all.csv" --output "$TMP/replay.csv" 2>/dev/null
 tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/m.safetensors" --state "$DB" --group g1 \
   --checkpoint-interval 100 --http off --output-topic preds2 2>"$TMP/run2.log"
