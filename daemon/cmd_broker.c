@@ -48,8 +48,7 @@ static int parse_flag_int(const char *flag, const char *v, long max, const char 
   return 0;
 }
 
-/* Makes the partitions of every topic in the comma-separated list leader-less; 0, or -1 with err.
- */
+/* Makes every topic of the comma-separated list leader-less; 0, or -1 with err. */
 static int set_no_leader(mockbroker *mb, const char *list, char *err, size_t errlen) {
   char name[256];
   for (const char *p = list; *p;) {
