@@ -21,6 +21,7 @@
 
 #include "../nn/model.h"
 #include "../nn/tc_err.h"
+#include "changelog.h"
 #include "ckpt.h"
 #include "cmds.h"
 #include "dlq.h"
@@ -62,6 +63,9 @@ typedef struct run {
   rd_kafka_queue_t *cq, *pq; /* consumer queue, producer main queue (io events enabled) */
   rd_kafka_topic_t *t_in;    /* consumer-side handle of the input topic, for offset_store */
   rd_kafka_topic_t *t_out, *t_stats, *t_dlq;
+  rd_kafka_t *cl_rk;      /* reads the changelog at assignments (no group); NULL when off */
+  rd_kafka_topic_t *t_cl; /* producer-side handle of the changelog; NULL when off */
+  uint64_t cl_ids;        /* hand-off ids: random high bits, a counter below */
   int cpipe[2], ppipe[2]; /* io-event pipes: consumer, producer */
   uv_poll_t cpoll, ppoll;
   uv_idle_t idle; /* continues draining after a full chunk */
@@ -314,10 +318,162 @@ static void hook_checkpoint_timer(run *r) {
   ckpt_try(r);
 }
 
+/* ---- Changelog hand-off (changelog.h). */
+
+/* Produces one changelog message to partition q, serving delivery reports while the queue is
+ * full; 0, or -1. */
+static int cl_produce(run *r, int32_t q, const void *buf, size_t len, const void *key, size_t kl) {
+  for (int tries = 0; tries < 1000; tries++) {
+    if (rd_kafka_produce(r->t_cl, q, RD_KAFKA_MSG_F_COPY, (void *)buf, len, key, kl, OPQ_NONE) == 0)
+      return 0;
+    if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+      break;
+    rd_kafka_poll(r->producer, 10);
+  }
+  log_warn("run", "hand-off to %s/%d: %s", r->o->changelog_topic, q,
+           rd_kafka_err2str(rd_kafka_last_error()));
+  return -1;
+}
+
+/* At a revoke, after the flush: one hand-off per revoked partition whose state is exactly that of
+ * its processed offset with every output acknowledged (it processed something since its
+ * assignment, no delivery failed, nothing is in flight), then a bounded wait for the broker. */
+static void handoff(run *r, rd_kafka_topic_partition_list_t *parts) {
+  if (!r->t_cl || rd_kafka_outq_len(r->producer) > 0)
+    return;
+  const struct rd_kafka_metadata *md = NULL;
+  rd_kafka_resp_err_t e = rd_kafka_metadata(r->producer, 0, r->t_cl, &md, 2000);
+  int ncl = !e && md->topic_cnt == 1 && !md->topics[0].err ? md->topics[0].partition_cnt : 0;
+  if (md)
+    rd_kafka_metadata_destroy(md);
+  if (ncl <= 0) {
+    log_warn("run", "hand-off: changelog %s not available (%s); no hand-off", r->o->changelog_topic,
+             e ? rd_kafka_err2str(e) : "no partitions");
+    return;
+  }
+  char sha[65];
+  ckpt_model_hex(r->model, sha);
+  const int L = r->model->L, H = r->model->H;
+  unsigned char *buf = malloc(cl_state_len(L, H));
+  if (!buf)
+    return;
+  int sent = 0;
+  for (int i = 0; i < parts->cnt; i++) {
+    int32_t p = parts->elems[i].partition;
+    if (strcmp(parts->elems[i].topic, r->o->input_topic) || p >= r->nparts)
+      continue;
+    part *pt = &r->parts[p];
+    if (!pt->assigned || pt->stuck || pt->pnext < 0)
+      continue;
+    uint64_t id = r->cl_ids++;
+    int32_t q = p % ncl;
+    uint32_t count = 0;
+    int ok = 1;
+    for (uint32_t s = 0; s < r->e.st.count && ok; s++) {
+      inst *in = &r->e.st.inst[s];
+      if (!in->live || in->partition != p)
+        continue;
+      store_inst si = {.sym = in->sym,
+                       .sym_len = in->sym_len,
+                       .partition = p,
+                       .n = in->n,
+                       .last_ts = in->last_ts,
+                       .last_px = in->last_px,
+                       .state = symtab_state(&r->e.st, (int32_t)s)};
+      size_t len = cl_encode_state(buf, id, p, &si, L, H);
+      ok = cl_produce(r, q, buf, len, in->sym, in->sym_len) == 0;
+      count++;
+    }
+    if (!ok)
+      continue; /* no marker: the records without one are ignored by readers */
+    char mkey[CL_MARKER_KEY_MAX];
+    size_t mkl = cl_marker_key(mkey, p);
+    size_t len = cl_encode_marker(buf, id, p, count, pt->pnext, sha);
+    if (cl_produce(r, q, buf, len, mkey, mkl) == 0) {
+      sent++;
+      log_info("run", "hand-off of %s/%d: %u instruments at offset %lld to %s/%d",
+               r->o->input_topic, p, count, (long long)pt->pnext, r->o->changelog_topic, q);
+    }
+  }
+  free(buf);
+  if (sent && rd_kafka_flush(r->producer, 3000) != 0)
+    log_warn("run", "hand-off: %d changelog messages unacknowledged after 3 s",
+             rd_kafka_outq_len(r->producer));
+}
+
+/* At an assignment: the latest complete hand-off of each assigned partition, taken when it is
+ * ahead of the state file's offset for it (off[], from the file). Its instruments replace their
+ * file states and are dirty, and the partition starts at its offset: the next checkpoint stores
+ * both. A changelog that cannot be read leaves the file's states (logged). */
+static void changelog_restore(run *r, rd_kafka_topic_partition_list_t *parts, const int32_t *ps,
+                              int np, const store_offset *off, size_t noff) {
+  char sha[65], err[512];
+  ckpt_model_hex(r->model, sha);
+  cl_scan *s = NULL;
+  if (cl_scan_new(&s, r->model->L, r->model->H, sha, ps, np) != 0)
+    return;
+  if (cl_read(r->cl_rk, r->o->changelog_topic, s, ps, np, 10000, err, sizeof err) != 0) {
+    log_warn("run", "%s; the assigned partitions start without a hand-off", err);
+    cl_scan_free(s);
+    return;
+  }
+  if (cl_scan_bad(s) || cl_scan_other_model(s))
+    log_info("run",
+             "changelog %s: %llu incomplete or undecodable, %llu of another model "
+             "(ignored)",
+             r->o->changelog_topic, (unsigned long long)cl_scan_bad(s),
+             (unsigned long long)cl_scan_other_model(s));
+  for (int i = 0; i < np; i++) {
+    int32_t p = ps[i];
+    const store_inst *in;
+    size_t n;
+    int64_t x = cl_scan_result(s, p, &in, &n), f = -1;
+    if (x < 0)
+      continue;
+    for (size_t k = 0; k < noff; k++)
+      if (off[k].partition == p && !strcmp(off[k].topic, r->o->input_topic))
+        f = off[k].next_offset;
+    if (f >= x) {
+      log_info("run", "%s/%d: the state file (offset %lld) is not behind the hand-off (%lld)",
+               r->o->input_topic, p, (long long)f, (long long)x);
+      continue;
+    }
+    size_t got = 0;
+    for (size_t k = 0; k < n; k++) {
+      int32_t slot = symtab_find(&r->e.st, in[k].sym, in[k].sym_len);
+      if (slot < 0)
+        slot = symtab_add(&r->e.st, in[k].sym, in[k].sym_len);
+      if (slot < 0) {
+        log_warn("run", "hand-off: cannot add instrument %.*s: %s", (int)in[k].sym_len, in[k].sym,
+                 tc_strerror(slot));
+        continue;
+      }
+      inst *ti = &r->e.st.inst[slot];
+      ti->n = in[k].n;
+      ti->last_ts = in[k].last_ts;
+      ti->last_px = in[k].last_px;
+      ti->partition = p;
+      ti->dirty = 1;
+      memcpy(symtab_state(&r->e.st, slot), in[k].state, r->e.st.state_floats * sizeof(float));
+      got++;
+    }
+    for (int j = 0; j < parts->cnt; j++)
+      if (parts->elems[j].partition == p && !strcmp(parts->elems[j].topic, r->o->input_topic))
+        parts->elems[j].offset = x;
+    r->parts[p].pnext = x;
+    log_info("run",
+             "%s/%d: %zu instruments from the hand-off in %s, starting at offset %lld "
+             "(state file: %s%lld)",
+             r->o->input_topic, p, got, r->o->changelog_topic, (long long)x,
+             f < 0 ? "no offset" : "offset ", f < 0 ? 0LL : (long long)f);
+  }
+  cl_scan_free(s);
+}
+
 /* Partitions assigned: restore their instruments and start them at the stored offsets (stored
- * offsets win over Kafka's committed ones). */
+ * offsets win over Kafka's committed ones), or at a newer hand-off's (changelog_restore). */
 static void hook_assign(run *r, rd_kafka_topic_partition_list_t *parts) {
-  if (!r->db)
+  if (!r->db && !r->cl_rk)
     return;
   int32_t *ps = malloc((size_t)(parts->cnt ? parts->cnt : 1) * sizeof *ps);
   if (!ps) {
@@ -333,11 +489,14 @@ static void hook_assign(run *r, rd_kafka_topic_partition_list_t *parts) {
   size_t noff = 0;
   char err[512];
   uint32_t before = r->e.st.live;
-  ckpt_wait(&r->ck); /* a checkpoint write on the pool uses the same connection */
-  int rc = ckpt_restore_partitions(r->db, r->model, &r->e.st, r->o->input_topic, ps, np, &off,
-                                   &noff, err, sizeof err);
-  free(ps);
+  int rc = 0;
+  if (r->db) {
+    ckpt_wait(&r->ck); /* a checkpoint write on the pool uses the same connection */
+    rc = ckpt_restore_partitions(r->db, r->model, &r->e.st, r->o->input_topic, ps, np, &off, &noff,
+                                 err, sizeof err);
+  }
   if (rc != 0) {
+    free(ps);
     log_error("run", "%s; stopping", err);
     begin_shutdown(r, 1);
     return;
@@ -349,6 +508,9 @@ static void hook_assign(run *r, rd_kafka_topic_partition_list_t *parts) {
         parts->elems[i].offset = off[k].next_offset;
   log_info("run", "restored %u instruments and %zu stored offsets for %d partitions",
            r->e.st.live - before, noff, np);
+  if (r->cl_rk && np > 0)
+    changelog_restore(r, parts, ps, np, off, noff);
+  free(ps);
   free(off);
 }
 
@@ -858,8 +1020,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     process_chunk(r);
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
       int flushed = settle(r, 5000) == 0;
-      if (flushed)
+      if (flushed) {
         ckpt_now(r, "revoke");
+        handoff(r, parts);
+      }
       rd_kafka_resp_err_t ce = flushed ? rd_kafka_commit(rk, NULL, 0) : 0;
       if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
         log_warn("run", "commit before revoke: %s", rd_kafka_err2str(ce));
@@ -1200,6 +1364,44 @@ static int make_clients(run *r, const char *bootstrap, char *err, size_t errlen)
     return TC_EKAFKA;
   }
   rd_kafka_poll_set_consumer(r->consumer);
+  if (o->changelog_topic) {
+    /* The changelog reader: a consumer that never subscribes or commits (librdkafka wants a
+     * group.id for assign), assigned to changelog partitions only while an assignment reads
+     * them. */
+    char lgroup[300];
+    snprintf(lgroup, sizeof lgroup, "%s.changelog-reader", o->group);
+    const char *ldef[] = {"group.id",
+                          lgroup,
+                          "client.id",
+                          "tickcast-run-changelog",
+                          "enable.auto.commit",
+                          "false",
+                          "enable.auto.offset.store",
+                          "false",
+                          "enable.partition.eof",
+                          "true",
+                          "auto.offset.reset",
+                          "earliest",
+                          bootstrap ? "bootstrap.servers" : NULL,
+                          bootstrap,
+                          NULL};
+    kconf lk;
+    rd_kafka_conf_t *lc = NULL;
+    kconf_init(&lk);
+    rc = kconf_for(&lk, &o->kc, "consumer.", "producer.");
+    if (rc == 0 && kconf_build(&lk, ldef, &lc, err, errlen) != 0)
+      rc = TC_EUSAGE;
+    kconf_for_free(&lk);
+    if (rc == 0 && !(r->cl_rk = rd_kafka_new(RD_KAFKA_CONSUMER, lc, kerr, sizeof kerr))) {
+      rd_kafka_conf_destroy(lc);
+      snprintf(err, errlen, "changelog reader: %s", kerr);
+      rc = TC_EKAFKA;
+    }
+    if (rc != 0)
+      return rc;
+    r->t_cl = rd_kafka_topic_new(r->producer, o->changelog_topic, NULL);
+    r->cl_ids = (now_ns() ^ ((uint64_t)getpid() << 40)) << 16;
+  }
   r->t_in = rd_kafka_topic_new(r->consumer, o->input_topic, NULL);
   r->t_out = rd_kafka_topic_new(r->producer, o->output_topic, NULL);
   r->t_stats = rd_kafka_topic_new(r->producer, o->stats_topic, NULL);
@@ -1367,6 +1569,12 @@ out:
     rd_kafka_topic_destroy(r->t_stats);
   if (r->t_dlq)
     rd_kafka_topic_destroy(r->t_dlq);
+  if (r->t_cl)
+    rd_kafka_topic_destroy(r->t_cl);
+  if (r->cl_rk) {
+    rd_kafka_consumer_close(r->cl_rk);
+    rd_kafka_destroy(r->cl_rk);
+  }
   if (r->consumer)
     rd_kafka_destroy(r->consumer);
   if (r->producer) {

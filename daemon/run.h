@@ -9,16 +9,18 @@
 #include <stdio.h>
 
 typedef struct run_opts {
-  kconf kc;                 /* --brokers, -X, --config */
-  const char *group;        /* consumer group, default "tickcast" */
-  const char *input_topic;  /* default "ticks" */
-  const char *output_topic; /* default "predictions" */
-  const char *stats_topic;  /* default "tickcast.stats" */
-  const char *dlq_topic;    /* default "tickcast.dlq" */
-  const char *model_path;   /* --model, required */
-  const char *http;         /* ADDR:PORT, NULL when --http off */
-  int stats_ms;             /* --stats-interval, default 5000 */
-  int chunk;                /* --chunk: messages stepped together, default 8 */
+  kconf kc;                    /* --brokers, -X, --config */
+  const char *group;           /* consumer group, default "tickcast" */
+  const char *input_topic;     /* default "ticks" */
+  const char *output_topic;    /* default "predictions" */
+  const char *stats_topic;     /* default "tickcast.stats" */
+  const char *dlq_topic;       /* default "tickcast.dlq" */
+  const char *changelog_topic; /* default GROUP.state, NULL when --changelog-topic off */
+  char changelog_buf[256];     /* the default's storage */
+  const char *model_path;      /* --model, required */
+  const char *http;            /* ADDR:PORT, NULL when --http off */
+  int stats_ms;                /* --stats-interval, default 5000 */
+  int chunk;                   /* --chunk: messages stepped together, default 8 */
   /* Used by checkpoints (store/, daemon/ckpt.h): parsed and validated here. */
   const char *state_path;   /* --state, default "tickcast.db" */
   int checkpoint_ms;        /* --checkpoint-interval, default 1000 */

@@ -24,6 +24,8 @@ void run_usage(FILE *f) {
       "  --output-topic T       predictions out (default predictions)\n"
       "  --stats-topic T        stats out (default tickcast.stats)\n"
       "  --dlq-topic T          dead letters out (default tickcast.dlq)\n"
+      "  --changelog-topic T    state hand-off between group members (default GROUP.state;\n"
+      "                         off: none); see docs/STATE.md\n"
       "  --stats-interval MS    stats period in milliseconds (default 5000)\n"
       "  --http ADDR:PORT       /metrics, /healthz, /readyz (default 127.0.0.1:9464; off)\n"
       "  --chunk N              messages decoded, stepped and produced together (default\n"
@@ -57,7 +59,8 @@ static const char *const allowed_flags[] = {
     "group",       "input-topic",     "output-topic", "stats-topic",
     "dlq-topic",   "model",           "http",         "stats-interval",
     "chunk",       "log-level",       "state",        "checkpoint-interval",
-    "reset-state", "on-model-change", "sync",         NULL};
+    "reset-state", "on-model-change", "sync",         "changelog-topic",
+    NULL};
 
 /* Parses a decimal int in [lo, hi] for flag `name`. */
 static int parse_int(const char *name, const char *v, long lo, long hi, const char *what, int *out,
@@ -111,6 +114,7 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
       {"output-topic", &o->output_topic},
       {"stats-topic", &o->stats_topic},
       {"dlq-topic", &o->dlq_topic},
+      {"changelog-topic", &o->changelog_topic},
       {"model", &o->model_path},
       {"http", &http},
       {"stats-interval", &stats_ms},
@@ -186,6 +190,13 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
     o->dlq_topic = "tickcast.dlq";
   if (!o->state_path)
     o->state_path = "tickcast.db";
+  if (!o->changelog_topic) {
+    snprintf(o->changelog_buf, sizeof o->changelog_buf, "%.*s.state",
+             (int)(sizeof o->changelog_buf - 7), o->group);
+    o->changelog_topic = o->changelog_buf;
+  }
+  if (!strcmp(o->changelog_topic, "off"))
+    o->changelog_topic = NULL;
   if (!*o->group) {
     snprintf(err, errlen, "--group '': expected a non-empty consumer group id");
     return TC_EUSAGE;
@@ -193,7 +204,8 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
   if (check_topic("input-topic", o->input_topic, err, errlen) ||
       check_topic("output-topic", o->output_topic, err, errlen) ||
       check_topic("stats-topic", o->stats_topic, err, errlen) ||
-      check_topic("dlq-topic", o->dlq_topic, err, errlen))
+      check_topic("dlq-topic", o->dlq_topic, err, errlen) ||
+      (o->changelog_topic && check_topic("changelog-topic", o->changelog_topic, err, errlen)))
     return TC_EUSAGE;
   if (!strcmp(o->input_topic, o->output_topic) || !strcmp(o->input_topic, o->dlq_topic)) {
     snprintf(err, errlen, "--input-topic %s: must differ from the output and dead-letter topics",

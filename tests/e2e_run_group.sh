@@ -3,17 +3,18 @@
 # protocol (range) and the cooperative one (cooperative-sticky). With the group settled, every tick
 # gets exactly one prediction, equal to `tickcast replay` (per-partition order and state kept).
 # When one daemon stops, the other takes its partitions: later ticks are predicted exactly once
-# (the leaver flushed and committed), none lost.
+# (the leaver flushed and committed), none lost, and the instruments of the partitions that moved
+# go on from the states the leaver handed off through the changelog topic (g-*.state): every
+# prediction, before and after the takeover, equals a replay of all the ticks in one go (n
+# continues, values equal).
 . "$(dirname "$0")/lib.sh"
 H="$ROOT/tests/e2e_run.py"
 $PY "$H" model "$TMP/m.safetensors" 1 8 6
 head -n 801 "$ROOT/data/sample/fx_daily_2021_2025.csv" >"$TMP/a.csv"
-$PY - "$TMP/b.csv" <<'PYEOF'
-import sys
-rows = ["sym,ts,px"] + [f"G{i % 12},{1800000000000000000 + i * 10**9},{10 + i * 0.01}" for i in range(240)]
-open(sys.argv[1], "w").write("\n".join(rows) + "\n")
-PYEOF
+{ head -n 1 "$TMP/a.csv"; sed -n 802,1041p "$ROOT/data/sample/fx_daily_2021_2025.csv"; } >"$TMP/b.csv"
+head -n 1041 "$ROOT/data/sample/fx_daily_2021_2025.csv" >"$TMP/ab.csv"
 "$TC" replay --model "$TMP/m.safetensors" --input "$TMP/a.csv" --output "$TMP/ra.csv" 2>/dev/null
+"$TC" replay --model "$TMP/m.safetensors" --input "$TMP/ab.csv" --output "$TMP/rab.csv" 2>/dev/null
 NA=$(($(wc -l <"$TMP/ra.csv") - 1))
 tc_broker_start --topics ticks-range:4,ticks-cooperative-sticky:4,tickcast.dlq:1,tickcast.stats:1
 
@@ -64,6 +65,10 @@ src = [json.loads(m['value'])['src'] for m in map(json.loads, open(sys.argv[2]))
 assert len(src) == len(set(src)), 'duplicate src'
 print(len(src))" "$TMP/p1-$strategy.jsonl" "$TMP/p2-$strategy.jsonl")
   tc_eq "new predictions, one per new tick" "$NEW" 240
+  grep -q "instruments from the hand-off in $G.state" "$TMP/run-$strategy-a.log" ||
+    tc_fail "a took no hand-off: $(grep -i "hand-off" "$TMP"/run-$strategy-*.log)"
+  $PY "$H" check-preds "$TMP/p2-$strategy.jsonl" "$TMP/rab.csv"
+  echo "ok: the moved instruments went on from their handed-off states"
   tc_stop "${PIDS[0]}" 10
   tc_eq "a exit status" "$STOP_RC" 0
 done
