@@ -63,9 +63,9 @@ typedef struct run {
   rd_kafka_queue_t *cq, *pq; /* consumer queue, producer main queue (io events enabled) */
   rd_kafka_topic_t *t_in;    /* consumer-side handle of the input topic, for offset_store */
   rd_kafka_topic_t *t_out, *t_stats, *t_dlq;
-  rd_kafka_t *cl_rk;      /* reads the changelog at assignments (no group); NULL when off */
+  rd_kafka_t *cl_rk;      /* reads the changelog at assignments (never joins); NULL when off */
   rd_kafka_topic_t *t_cl; /* producer-side handle of the changelog; NULL when off */
-  uint64_t cl_ids;        /* hand-off ids: random high bits, a counter below */
+  uint64_t cl_ids;        /* next hand-off id: clock and pid above, a counter below */
   int cpipe[2], ppipe[2]; /* io-event pipes: consumer, producer */
   uv_poll_t cpoll, ppoll;
   uv_idle_t idle; /* continues draining after a full chunk */
