@@ -11,6 +11,7 @@ cp "$TMP/m.safetensors" "$TMP/live.safetensors"
 "$TC" run --help >"$TMP/help.txt" || tc_fail "--help exit status"
 for w in --model --brokers --group --input-topic --output-topic --stats-topic --dlq-topic \
   --stats-interval --http --state --checkpoint-interval --reset-state --on-model-change --sync \
+  --changelog-topic \
   -X --config --log-level SIGHUP SIGTERM; do
   grep -q -- "$w" "$TMP/help.txt" || tc_fail "--help does not mention $w"
 done
@@ -100,6 +101,16 @@ echo 'E1|{"sym":"E1","ts":3,"px":2.7}' | kcat -P -b "$EMB" -t ticks -K '|' 2>/de
 tc_wait_for 15 sh -c "kcat -C -b $EMB -t predictions -o beginning -e -q -f '%k %s\n' 2>/dev/null | grep -q '\"ts\":3,.*\"n\":3,'" ||
   tc_fail "after a keep swap E1's next prediction is not n=3"
 echo "ok: SIGHUP with --on-model-change keep carries the states over (n=3)"
+# The example settings of deploy/ are accepted as they are (the command line overrides the
+# cluster, model, group and paths).
+tc_bg "$TC" run --config "$ROOT/deploy/tickcast.conf" --brokers "$EMB" --group cfg \
+  --output-topic cfg-preds --model "$TMP/m.safetensors" --state "$TMP/cfg.db" \
+  --http 127.0.0.1:0 2>"$TMP/cfg.log"
+CFG_PID=$BG_PID
+tc_wait_for 20 grep -q "assigned ticks partitions" "$TMP/cfg.log" ||
+  tc_fail "deploy/tickcast.conf: $(grep -v rdkafka "$TMP/cfg.log" | tail -n 5)"
+tc_stop "$CFG_PID" 10
+tc_eq "exit status with deploy/tickcast.conf" "$STOP_RC" 0
 tc_stop "$RUN_PID" 10
 tc_eq "exit status after SIGTERM (embedded)" "$STOP_RC" 0
 echo "PASS e2e_run_cli"
