@@ -391,6 +391,7 @@ static void handoff(run *r, rd_kafka_topic_partition_list_t *parts) {
     size_t len = cl_encode_marker(buf, id, p, count, pt->pnext, sha);
     if (cl_produce(r, q, buf, len, mkey, mkl) == 0) {
       sent++;
+      r->st.handoffs_out++;
       log_info("run", "hand-off of %s/%d: %u instruments at offset %lld to %s/%d",
                r->o->input_topic, p, count, (long long)pt->pnext, r->o->changelog_topic, q);
     }
@@ -461,6 +462,7 @@ static void changelog_restore(run *r, rd_kafka_topic_partition_list_t *parts, co
       if (parts->elems[j].partition == p && !strcmp(parts->elems[j].topic, r->o->input_topic))
         parts->elems[j].offset = x;
     r->parts[p].pnext = x;
+    r->st.handoffs_in++;
     log_info("run",
              "%s/%d: %zu instruments from the hand-off in %s, starting at offset %lld "
              "(state file: %s%lld)",

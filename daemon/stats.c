@@ -192,6 +192,8 @@ char *stats_json(stats *s, int64_t now_ms, int reset_interval) {
   json_object_set_new(o, "paused", json_boolean(s->paused));
   json_object_set_new(o, "delivery_errors", json_integer((json_int_t)s->delivery_errors));
   json_object_set_new(o, "rebalances", json_integer((json_int_t)s->rebalances));
+  json_object_set_new(o, "handoffs_out", json_integer((json_int_t)s->handoffs_out));
+  json_object_set_new(o, "handoffs_in", json_integer((json_int_t)s->handoffs_in));
   json_object_set_new(o, "model_reload_failures",
                       json_integer((json_int_t)s->model_reload_failures));
   json_object_set_new(o, "checkpoint_age_ms",
@@ -277,6 +279,10 @@ char *stats_prometheus(const stats *s, int64_t now_ms, size_t *len) {
           s->delivery_errors);
   counter(&b, "consume_errors_total", "Consumer error events.", s->consume_errors);
   counter(&b, "rebalances_total", "Partition assignments and revocations.", s->rebalances);
+  counter(&b, "handoffs_out_total", "Partitions handed off through the changelog topic.",
+          s->handoffs_out);
+  counter(&b, "handoffs_in_total", "Partitions taken over from a hand-off in the changelog topic.",
+          s->handoffs_in);
   counter(&b, "model_reloads_total", "Models swapped in on SIGHUP.", s->model_reloads);
   counter(&b, "model_reload_failures_total", "SIGHUP reloads refused or failed.",
           s->model_reload_failures);

@@ -64,6 +64,8 @@ typedef struct stats {
   uint64_t delivery_errors;         /* delivery reports with an error */
   uint64_t consume_errors;          /* consumer error events */
   uint64_t rebalances;              /* assign + revoke events */
+  uint64_t handoffs_out;            /* partitions handed off through the changelog */
+  uint64_t handoffs_in;             /* partitions taken over from a hand-off */
   uint64_t model_reloads;           /* successful SIGHUP reloads */
   uint64_t model_reload_failures;   /* refused or failed SIGHUP reloads */
   uint64_t backpressure_pauses;     /* times draining stopped on a full producer queue */

@@ -263,7 +263,8 @@ def check_stats(path, ticks_in, preds):
     s = recs[-1]
     for f in ("time", "uptime_s", "version", "model", "ticks_in", "predictions_out", "rejected",
               "instruments", "rate_1s", "rate_60s", "latency_us", "lag", "producer_queue",
-              "delivery_errors", "rebalances", "checkpoint_age_ms"):
+              "delivery_errors", "rebalances", "handoffs_out", "handoffs_in",
+              "checkpoint_age_ms"):
         if f not in s:
             fail(f"stats without {f}: {s}")
     for f in ("p50", "p99", "p999", "max"):

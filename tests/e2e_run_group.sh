@@ -68,6 +68,8 @@ print(len(src))" "$TMP/p1-$strategy.jsonl" "$TMP/p2-$strategy.jsonl")
   grep -q "instruments from the hand-off in $G.state" "$TMP/run-$strategy-a.log" ||
     tc_fail "a took no hand-off: $(grep -i "hand-off" "$TMP"/run-$strategy-*.log)"
   $PY "$H" check-preds "$TMP/p2-$strategy.jsonl" "$TMP/rab.csv"
+  tc_eq "partitions a took over from b's hand-offs (/metrics)" \
+    "$(curl -s "http://127.0.0.1:${PORTS[0]}/metrics" | sed -n 's/^tickcast_handoffs_in_total //p')" 2
   echo "ok: the moved instruments went on from their handed-off states"
   tc_stop "${PIDS[0]}" 10
   tc_eq "a exit status" "$STOP_RC" 0
