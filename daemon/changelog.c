@@ -8,35 +8,11 @@
 #include <xxhash.h>
 
 #include "../nn/tc_err.h"
+#include "../store/le.h"
 #include "log.h"
 
-static void put_u32(unsigned char *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (unsigned char)(v >> (8 * i));
-}
-static void put_u64(unsigned char *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint32_t get_u32(const unsigned char *p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; i--)
-    v = v << 8 | p[i];
-  return v;
-}
-static uint64_t get_u64(const unsigned char *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--)
-    v = v << 8 | p[i];
-  return v;
-}
-
-static size_t blob_len(int L, int H) {
-  return STORE_BLOB_HEADER + (size_t)4 * (size_t)L * 2 * (size_t)H + STORE_BLOB_TRAILER;
-}
-
 size_t cl_state_len(int L, int H) {
-  return CL_STATE_FIXED + blob_len(L, H) + 8;
+  return CL_STATE_FIXED + store_blob_len(L, H) + 8;
 }
 
 /* The trailer: XXH64 of the value before it, seeded with the XXH64 of the key. */
@@ -48,8 +24,8 @@ static void put_head(unsigned char *b, int kind, uint64_t id, int32_t part) {
   memcpy(b, "TCCL", 4);
   b[4] = (unsigned char)kind;
   b[5] = b[6] = b[7] = 0;
-  put_u64(b + 8, id);
-  put_u32(b + 16, (uint32_t)part);
+  le_put_u64(b + 8, id);
+  le_put_u32(b + 16, (uint32_t)part);
 }
 
 size_t cl_encode_state(unsigned char *buf, uint64_t id, int32_t part, const store_inst *in, int L,
@@ -57,11 +33,11 @@ size_t cl_encode_state(unsigned char *buf, uint64_t id, int32_t part, const stor
   put_head(buf, 1, id, part);
   uint64_t ts = (uint64_t)in->last_ts, px;
   memcpy(&px, &in->last_px, 8);
-  put_u64(buf + CL_HEAD, in->n);
-  put_u64(buf + CL_HEAD + 8, ts);
-  put_u64(buf + CL_HEAD + 16, px);
+  le_put_u64(buf + CL_HEAD, in->n);
+  le_put_u64(buf + CL_HEAD + 8, ts);
+  le_put_u64(buf + CL_HEAD + 16, px);
   size_t len = CL_STATE_FIXED + store_blob_encode(buf + CL_STATE_FIXED, L, H, in->state);
-  put_u64(buf + len, seal_of(in->sym, in->sym_len, buf, len));
+  le_put_u64(buf + len, seal_of(in->sym, in->sym_len, buf, len));
   return len + 8;
 }
 
@@ -73,12 +49,12 @@ size_t cl_marker_key(char *key, int32_t part) {
 size_t cl_encode_marker(unsigned char *buf, uint64_t id, int32_t part, uint32_t count,
                         int64_t next_offset, const char *model_sha256) {
   put_head(buf, 2, id, part);
-  put_u32(buf + CL_HEAD, count);
-  put_u64(buf + CL_HEAD + 4, (uint64_t)next_offset);
+  le_put_u32(buf + CL_HEAD, count);
+  le_put_u64(buf + CL_HEAD + 4, (uint64_t)next_offset);
   memcpy(buf + CL_HEAD + 12, model_sha256, 64);
   char key[CL_MARKER_KEY_MAX];
   size_t kl = cl_marker_key(key, part);
-  put_u64(buf + CL_MARKER_LEN - 8, seal_of(key, kl, buf, CL_MARKER_LEN - 8));
+  le_put_u64(buf + CL_MARKER_LEN - 8, seal_of(key, kl, buf, CL_MARKER_LEN - 8));
   return CL_MARKER_LEN;
 }
 
@@ -173,9 +149,9 @@ static void stage(cl_scan *s, uint64_t id, int32_t part, const unsigned char *v,
   memcpy(r->sym, key, klen);
   r->in.sym_len = klen;
   r->in.partition = part;
-  r->in.n = get_u64(v + CL_HEAD);
-  r->in.last_ts = (int64_t)get_u64(v + CL_HEAD + 8);
-  uint64_t px = get_u64(v + CL_HEAD + 16);
+  r->in.n = le_get_u64(v + CL_HEAD);
+  r->in.last_ts = (int64_t)le_get_u64(v + CL_HEAD + 8);
+  uint64_t px = le_get_u64(v + CL_HEAD + 16);
   memcpy(&r->in.last_px, &px, 8);
   r->state = st;
 }
@@ -184,8 +160,8 @@ static void stage(cl_scan *s, uint64_t id, int32_t part, const unsigned char *v,
  * partition's result, replacing an older one; staged records of that hand-off leave either way. */
 static void close_handoff(cl_scan *s, cl_result *res, uint64_t id, int32_t part,
                           const unsigned char *v) {
-  uint32_t count = get_u32(v + CL_HEAD);
-  int64_t next = (int64_t)get_u64(v + CL_HEAD + 4);
+  uint32_t count = le_get_u32(v + CL_HEAD);
+  int64_t next = (int64_t)le_get_u64(v + CL_HEAD + 4);
   int same_model = memcmp(v + CL_HEAD + 12, s->sha, 64) == 0;
   size_t have = 0;
   for (size_t i = 0; i < s->nstaged; i++)
@@ -229,12 +205,12 @@ static void close_handoff(cl_scan *s, cl_result *res, uint64_t id, int32_t part,
 void cl_scan_add(cl_scan *s, const void *key, size_t klen, const void *val, size_t len) {
   const unsigned char *v = val;
   if (!v || len < CL_HEAD + 8 || memcmp(v, "TCCL", 4) || (v[4] != 1 && v[4] != 2) ||
-      get_u64(v + len - 8) != seal_of(key ? key : "", key ? klen : 0, v, len - 8)) {
+      le_get_u64(v + len - 8) != seal_of(key ? key : "", key ? klen : 0, v, len - 8)) {
     s->bad++;
     return;
   }
-  uint64_t id = get_u64(v + 8);
-  int32_t part = (int32_t)get_u32(v + 16);
+  uint64_t id = le_get_u64(v + 8);
+  int32_t part = (int32_t)le_get_u32(v + 16);
   cl_result *res = result_for(s, part);
   if (!res)
     return;

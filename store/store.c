@@ -3,6 +3,8 @@
  * Not for policy (when to checkpoint, what a model change means): see daemon/ckpt.c. */
 #include "store.h"
 
+#include "le.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -151,34 +153,6 @@ static int db_fail(const store *st, int rc, const char *what, char *err, size_t 
 
 /* ---- blob codec ---- */
 
-static void put_u16(unsigned char *p, uint16_t v) {
-  p[0] = (unsigned char)v;
-  p[1] = (unsigned char)(v >> 8);
-}
-static void put_u32(unsigned char *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (unsigned char)(v >> (8 * i));
-}
-static void put_u64(unsigned char *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint16_t get_u16(const unsigned char *p) {
-  return (uint16_t)(p[0] | p[1] << 8);
-}
-static uint32_t get_u32(const unsigned char *p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; i--)
-    v = v << 8 | p[i];
-  return v;
-}
-static uint64_t get_u64(const unsigned char *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--)
-    v = v << 8 | p[i];
-  return v;
-}
-
 /* Floats as little-endian bytes: a plain copy on little-endian hosts. */
 static void floats_to_le(unsigned char *dst, const float *src, size_t n) {
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -187,7 +161,7 @@ static void floats_to_le(unsigned char *dst, const float *src, size_t n) {
   for (size_t i = 0; i < n; i++) {
     uint32_t u;
     memcpy(&u, &src[i], 4);
-    put_u32(dst + 4 * i, u);
+    le_put_u32(dst + 4 * i, u);
   }
 #endif
 }
@@ -196,26 +170,26 @@ static void floats_from_le(float *dst, const unsigned char *src, size_t n) {
   memcpy(dst, src, n * sizeof(float));
 #else
   for (size_t i = 0; i < n; i++) {
-    uint32_t u = get_u32(src + 4 * i);
+    uint32_t u = le_get_u32(src + 4 * i);
     memcpy(&dst[i], &u, 4);
   }
 #endif
 }
 
-static size_t blob_len(int L, int H) {
+size_t store_blob_len(int L, int H) {
   return STORE_BLOB_HEADER + (size_t)4 * 2 * L * H + STORE_BLOB_TRAILER;
 }
 
 size_t store_blob_encode(unsigned char *buf, int L, int H, const float *state) {
   size_t nf = (size_t)2 * L * H;
   memcpy(buf, BLOB_MAGIC, 4);
-  put_u16(buf + 4, BLOB_VERSION);
-  put_u16(buf + 6, (uint16_t)L);
-  put_u32(buf + 8, (uint32_t)H);
-  put_u32(buf + 12, (uint32_t)nf);
+  le_put_u16(buf + 4, BLOB_VERSION);
+  le_put_u16(buf + 6, (uint16_t)L);
+  le_put_u32(buf + 8, (uint32_t)H);
+  le_put_u32(buf + 12, (uint32_t)nf);
   floats_to_le(buf + STORE_BLOB_HEADER, state, nf);
   size_t body = STORE_BLOB_HEADER + 4 * nf;
-  put_u64(buf + body, XXH64(buf, body, 0));
+  le_put_u64(buf + body, XXH64(buf, body, 0));
   return body + STORE_BLOB_TRAILER;
 }
 
@@ -231,11 +205,12 @@ int store_blob_decode(const unsigned char *buf, size_t len, int L, int H, float 
             buf[2], buf[3], BLOB_MAGIC);
     return TC_EFORMAT;
   }
-  if (get_u16(buf + 4) != BLOB_VERSION) {
-    set_err(err, errlen, "state blob version is %u, expected %d", get_u16(buf + 4), BLOB_VERSION);
+  if (le_get_u16(buf + 4) != BLOB_VERSION) {
+    set_err(err, errlen, "state blob version is %u, expected %d", le_get_u16(buf + 4),
+            BLOB_VERSION);
     return TC_EFORMAT;
   }
-  unsigned bl = get_u16(buf + 6), bh = get_u32(buf + 8), bn = get_u32(buf + 12);
+  unsigned bl = le_get_u16(buf + 6), bh = le_get_u32(buf + 8), bn = le_get_u32(buf + 12);
   if ((int)bl != L || (int64_t)bh != H) {
     set_err(err, errlen, "state blob has L=%u H=%u, expected L=%d H=%d (the model's shape)", bl, bh,
             L, H);
@@ -246,12 +221,12 @@ int store_blob_decode(const unsigned char *buf, size_t len, int L, int H, float 
             (size_t)2 * L * H);
     return TC_EFORMAT;
   }
-  if (len != blob_len(L, H)) {
-    set_err(err, errlen, "state blob is %zu bytes, expected %zu", len, blob_len(L, H));
+  if (len != store_blob_len(L, H)) {
+    set_err(err, errlen, "state blob is %zu bytes, expected %zu", len, store_blob_len(L, H));
     return TC_EFORMAT;
   }
   size_t body = len - STORE_BLOB_TRAILER;
-  uint64_t want = get_u64(buf + body), got = XXH64(buf, body, 0);
+  uint64_t want = le_get_u64(buf + body), got = XXH64(buf, body, 0);
   if (want != got) {
     set_err(err, errlen,
             "state blob checksum is %016" PRIx64 ", computed %016" PRIx64 " (corrupted)", want,
@@ -599,7 +574,7 @@ int store_checkpoint_write(store *st, const store_ckpt *c, char *err, size_t err
             st->path, c->L, c->H);
     return TC_EINVAL;
   }
-  size_t bl = blob_len(c->L, c->H);
+  size_t bl = store_blob_len(c->L, c->H);
   if (st->blob_cap < bl) {
     unsigned char *b = realloc(st->blob, bl);
     if (!b) {

@@ -135,6 +135,10 @@ int store_offsets_load(store *st, store_offset **out, size_t *n, char *err, size
 /* Deletes every instrument and offset in one transaction (--reset-state); meta is kept. */
 int store_reset(store *st, char *err, size_t errlen);
 
+/* Bytes of a state blob of L layers of H: STORE_BLOB_HEADER + 4 * L * 2 * H + STORE_BLOB_TRAILER.
+ */
+size_t store_blob_len(int L, int H);
+
 /* Encodes a state blob (STORE_BLOB_HEADER + 4 * L * 2 * H + STORE_BLOB_TRAILER bytes) into buf;
  * returns its length. For tests and tools. state (L, 2, H). */
 size_t store_blob_encode(unsigned char *buf, int L, int H, const float *state);
