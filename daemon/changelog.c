@@ -193,6 +193,11 @@ static void close_handoff(cl_scan *s, cl_result *res, uint64_t id, int32_t part,
   s->nstaged = w;
   if (!mine)
     return;
+  for (size_t i = 0; i < k; i++) { /* the records stay put from here on */
+    insts[i] = mine[i].in;
+    insts[i].sym = mine[i].sym;
+    insts[i].state = mine[i].state;
+  }
   recs_free(res->recs, res->n);
   free(res->recs);
   free(res->insts);
@@ -226,14 +231,9 @@ int64_t cl_scan_result(const cl_scan *s, int32_t p, const store_inst **insts, si
   *insts = NULL;
   *n = 0;
   for (int i = 0; i < s->nres; i++) {
-    cl_result *r = &s->res[i];
+    const cl_result *r = &s->res[i];
     if (r->part != p || r->next < 0)
       continue;
-    for (size_t k = 0; k < r->n; k++) { /* the pointers are set here: recs moved since */
-      r->insts[k] = r->recs[k].in;
-      r->insts[k].sym = r->recs[k].sym;
-      r->insts[k].state = r->recs[k].state;
-    }
     *insts = r->insts;
     *n = r->n;
     return r->next;

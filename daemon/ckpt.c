@@ -427,20 +427,29 @@ static int restore_one(void *ud, const store_inst *in) {
              (int)in->sym_len, in->sym);
     return TC_EINVAL;
   }
-  int32_t s = symtab_add(t, in->sym, in->sym_len);
+  int32_t s = ckpt_inst_put(t, in, 0);
   if (s < 0) {
     snprintf(rc->err, rc->errlen, "restore: cannot add instrument %.*s: %s", (int)in->sym_len,
              in->sym, tc_strerror(s));
     return s;
   }
+  return 0;
+}
+
+int32_t ckpt_inst_put(symtab *t, const store_inst *in, int dirty) {
+  int32_t s = symtab_find(t, in->sym, in->sym_len);
+  if (s < 0)
+    s = symtab_add(t, in->sym, in->sym_len);
+  if (s < 0)
+    return s;
   inst *ti = &t->inst[s];
   ti->n = in->n;
   ti->last_ts = in->last_ts;
   ti->last_px = in->last_px;
   ti->partition = in->partition;
-  ti->dirty = 0;
+  ti->dirty = (uint8_t)dirty;
   memcpy(symtab_state(t, s), in->state, t->state_floats * sizeof(float));
-  return 0;
+  return s;
 }
 
 int ckpt_restore(store *st, const nn_model *m, symtab *t, store_offset **off, size_t *noff,

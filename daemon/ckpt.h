@@ -199,6 +199,11 @@ int ckpt_bind_model(store *st, const nn_model *m, int reset, char *err, size_t e
 int ckpt_restore(store *st, const nn_model *m, symtab *t, store_offset **off, size_t *noff,
                  char *err, size_t errlen);
 
+/* Puts one stored instrument into t: its slot (added when the symbol is new, overwritten when it
+ * is live) gets n, last ts and px, partition and state, and the dirty flag given. Returns the
+ * slot, or a TC_E* from symtab_add. */
+int32_t ckpt_inst_put(symtab *t, const store_inst *in, int dirty);
+
 /* At partition assignment: loads the stored instruments of partitions parts[0..nparts) into t,
  * skipping symbols already live in t (their in-memory state is newer), and the stored offsets of
  * those partitions of `topic` into *off (malloc'd, free() it). One scan of the instruments table.

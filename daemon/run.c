@@ -441,22 +441,12 @@ static void changelog_restore(run *r, rd_kafka_topic_partition_list_t *parts, co
     }
     size_t got = 0;
     for (size_t k = 0; k < n; k++) {
-      int32_t slot = symtab_find(&r->e.st, in[k].sym, in[k].sym_len);
+      int32_t slot = ckpt_inst_put(&r->e.st, &in[k], 1); /* dirty: the next checkpoint stores it */
       if (slot < 0)
-        slot = symtab_add(&r->e.st, in[k].sym, in[k].sym_len);
-      if (slot < 0) {
         log_warn("run", "hand-off: cannot add instrument %.*s: %s", (int)in[k].sym_len, in[k].sym,
                  tc_strerror(slot));
-        continue;
-      }
-      inst *ti = &r->e.st.inst[slot];
-      ti->n = in[k].n;
-      ti->last_ts = in[k].last_ts;
-      ti->last_px = in[k].last_px;
-      ti->partition = p;
-      ti->dirty = 1;
-      memcpy(symtab_state(&r->e.st, slot), in[k].state, r->e.st.state_floats * sizeof(float));
-      got++;
+      else
+        got++;
     }
     for (int j = 0; j < parts->cnt; j++)
       if (parts->elems[j].partition == p && !strcmp(parts->elems[j].topic, r->o->input_topic))
