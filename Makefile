@@ -11,13 +11,13 @@ B       := build
 PKGS     := rdkafka libuv openblas sqlite3 libmicrohttpd jansson libxxhash libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-ALL_CFLAGS := -std=gnu11 -Wall -Wextra $(WERROR) -MMD -MP -D_GNU_SOURCE $(PKG_CFLAGS) $(CFLAGS)
+ALL_CFLAGS := -std=gnu11 -Wall -Wextra $(WERROR) -MMD -MP -D_GNU_SOURCE -I. $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS     := $(PKG_LIBS) -lm -lpthread
 
-NN_SRC     := $(wildcard nn/*.c)
-INGEST_SRC := $(wildcard ingest/*.c)
-STORE_SRC  := $(wildcard store/*.c)
-DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+NN_SRC     := $(wildcard nn/*.c nn/*/*.c)
+INGEST_SRC := $(wildcard ingest/*.c ingest/*/*.c)
+STORE_SRC  := $(wildcard store/*.c store/*/*.c)
+DAEMON_SRC := $(wildcard daemon/*/*.c)
 obj = $(patsubst %.c,$(B)/%.o,$(1))
 
 LIBNN     := $(B)/libnn.a

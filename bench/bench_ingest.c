@@ -7,9 +7,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "../ingest/fmt.h"
-#include "../ingest/tick.h"
-#include "../ingest/tickfile.h"
+#include "ingest/fmt.h"
+#include "ingest/tick.h"
+#include "ingest/tickfile.h"
 
 static double now_ns(void) {
   struct timespec ts;

@@ -16,8 +16,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "../nn/lstm.h"
-#include "../nn/lstm_int.h"
+#include "nn/lstm.h"
+#include "nn/lstm_int.h"
 
 static double clk(clockid_t id) {
   struct timespec ts;

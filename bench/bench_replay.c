@@ -9,11 +9,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "../daemon/encode.h"
-#include "../daemon/engine.h"
-#include "../ingest/tick.h"
-#include "../nn/lstm.h"
-#include "../nn/model.h"
+#include "daemon/pipeline/encode.h"
+#include "daemon/pipeline/engine.h"
+#include "ingest/tick.h"
+#include "nn/lstm.h"
+#include "nn/model.h"
 
 #define CHUNK 4096
 

@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "../daemon/ckpt.h"
+#include "daemon/loop/ckpt.h"
 
 #define ROUNDS 5
 

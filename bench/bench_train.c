@@ -8,8 +8,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "../nn/model.h"
-#include "../nn/train.h"
+#include "nn/model.h"
+#include "nn/train.h"
 
 static double now_s(void) {
   struct timespec ts;

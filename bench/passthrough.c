@@ -16,8 +16,8 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "../daemon/kconf.h"
-#include "../daemon/log.h"
+#include "daemon/kafka/kconf.h"
+#include "daemon/pipeline/log.h"
 
 static uint64_t now_ns(void) {
   struct timespec ts;

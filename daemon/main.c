@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmds.h"
+#include "daemon/cmd/cmds.h"
 
 static const struct {
   const char *name;

@@ -1,13 +1,13 @@
 /* fmt.c: number formatting for the prediction encoders without snprintf on the hot path:
  * integers with a two-digit table, doubles with one long-double scaling to an integer mantissa.
  * Not a general printf: the output format is fixed (see fmt.h) and always valid JSON and CSV. */
-#include "fmt.h"
+#include "ingest/fmt.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "pow10_int.h"
-#include "tick.h"
+#include "ingest/pow10_int.h"
+#include "ingest/tick.h"
 
 static const char digit_pairs[201] = "00010203040506070809"
                                      "10111213141516171819"

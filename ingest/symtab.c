@@ -2,13 +2,13 @@
  * on XXH3 over an index of slot+1 entries (0 = empty), kept at most half full; removal uses
  * backward-shift deletion, so there are no tombstones and find never probes past a gap.
  * Not for persistence (store/) or ordering rules (the engine). */
-#include "symtab.h"
+#include "ingest/symtab.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
-#include "../nn/tc_err.h"
+#include "nn/base/tc_err.h"
 
 static inline uint64_t sym_hash(const char *s, size_t n) {
   return XXH3_64bits(s, n);

@@ -4,7 +4,7 @@
 #ifndef INGEST_SYMTAB_H
 #define INGEST_SYMTAB_H
 
-#include "tick.h"
+#include "ingest/tick.h"
 #include <stddef.h>
 #include <stdint.h>
 

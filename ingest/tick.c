@@ -10,9 +10,9 @@
  * - Nesting inside unknown keys is limited to TICK_JSON_DEPTH_MAX levels (the object included).
  * - A sym or RFC 3339 ts given as a string is unescaped before it is checked.
  * - qty -0 is stored as +0. */
-#include "tick.h"
+#include "ingest/tick.h"
 
-#include "pow10_int.h"
+#include "ingest/pow10_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>

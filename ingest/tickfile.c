@@ -1,7 +1,7 @@
 /* tickfile.c: reads tick files (CSV with a header row, or JSON Lines) line by line in constant
  * memory: one read buffer that grows only to hold the longest line, read(2) in 64 KiB blocks and
  * memchr for line ends. Not for ordering or state (the engine) nor for output. */
-#include "tickfile.h"
+#include "ingest/tickfile.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../nn/tc_err.h"
+#include "nn/base/tc_err.h"
 
 #define TICKFILE_BLOCK 65536
 

@@ -5,7 +5,7 @@
 #ifndef INGEST_TICKFILE_H
 #define INGEST_TICKFILE_H
 
-#include "tick.h"
+#include "ingest/tick.h"
 #include <stdint.h>
 #include <stdio.h>
 

@@ -4,7 +4,7 @@
 #ifndef NN_FEATURES_H
 #define NN_FEATURES_H
 
-#include "model.h"
+#include "nn/model.h"
 #include <stdint.h>
 
 /* raw (NN_F): ret, log_qty, log_dt, spread. `first` is 1 for an instrument's first tick (then

@@ -13,8 +13,8 @@
  * on [-20, 20], a log grid down to the denormals and the extremes up to +-inf: tanh 3.7e-7,
  * sigmoid 2.0e-7 (asserted <= 1e-6). Near saturation the rational form is not exactly monotone
  * in float: backward steps of up to 4.2e-7, within the same bound. */
-#include "lstm.h"
-#include "lstm_int.h"
+#include "nn/lstm.h"
+#include "nn/lstm_int.h"
 
 /* The exported loops are built for baseline x86-64 and for AVX and AVX-512 (8 and 16 lanes),
  * picked at load time by the CPU. Every clone does the same IEEE single-precision operations

@@ -4,15 +4,15 @@
  * B on an AVX-512 CPU, and in OpenBLAS's sgemm above), the fused gates of gates.c, scatter back,
  * then the linear head. Not for training and not for choosing which ticks form a batch (the
  * caller's waves do that). The step never allocates. */
-#include "lstm.h"
+#include "nn/lstm.h"
 
 #include <assert.h>
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "lstm_int.h"
-#include "tc_err.h"
+#include "nn/base/tc_err.h"
+#include "nn/lstm_int.h"
 
 /* Rounds a float count up to 16 (64 bytes) so every block in nn_work starts cache-aligned. */
 static size_t round16(size_t n) {

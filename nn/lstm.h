@@ -6,7 +6,7 @@
 #ifndef NN_LSTM_H
 #define NN_LSTM_H
 
-#include "model.h"
+#include "nn/model.h"
 
 /* Scratch for up to Bmax instruments per step, allocated once; the step itself never allocates. */
 typedef struct nn_work {

@@ -6,7 +6,7 @@
  * lenient in two harmless ways: unused bytes between or after tensors are allowed (the Rust
  * safetensors crate insists on contiguous data), and fields other than dtype, shape and
  * data_offsets in a tensor entry are ignored (as that crate does). */
-#include "model.h"
+#include "nn/model.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tc_err.h"
+#include "nn/base/tc_err.h"
 
 #define HEADER_MAX (100u * 1024u * 1024u) /* a sane cap on the JSON header, as safetensors has */
 #define SPEC_MAX (NN_MAX_LAYERS * 7 + 6)  /* tensors of the largest model */

@@ -13,7 +13,7 @@
  * width); the plain version differs from them in the last bits. Built with -ffp-contract=off
  * (Makefile) so that it keeps its two roundings whatever -march CFLAGS adds; the intrinsics fuse
  * explicitly. */
-#include "lstm_int.h"
+#include "nn/lstm_int.h"
 
 #include <assert.h>
 #include <limits.h>

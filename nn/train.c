@@ -2,8 +2,8 @@
  * network. Projections are GEMMs over the whole batch (and, where the recurrence allows, over all
  * T steps at once); only the recurrent h . W_hh^T product runs step by step.
  * Not for inference (lstm.c) and not for reading data (daemon/dataset.c). */
-#include "train.h"
-#include "lstm_int.h"
+#include "nn/train.h"
+#include "nn/lstm_int.h"
 
 #include <assert.h>
 #include <cblas.h>
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tc_err.h"
+#include "nn/base/tc_err.h"
 
 int nn_train_init(nn_train *tr, const nn_model *m, int Bmax, int Tmax) {
   memset(tr, 0, sizeof *tr);

@@ -6,7 +6,7 @@
 #ifndef NN_TRAIN_H
 #define NN_TRAIN_H
 
-#include "model.h"
+#include "nn/model.h"
 #include <stddef.h>
 #include <stdint.h>
 

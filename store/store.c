@@ -1,9 +1,9 @@
 /* store.c: the state database on SQLite: open with checks and forward migrations, the state blob
  * codec, checkpoint writes in one transaction with prepared statements, and loads.
  * Not for policy (when to checkpoint, what a model change means): see daemon/ckpt.c. */
-#include "store.h"
+#include "store/store.h"
 
-#include "le.h"
+#include "nn/base/le.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "../nn/tc_err.h"
+#include "nn/base/tc_err.h"
 
 #define BLOB_MAGIC "TCST"
 #define BLOB_VERSION 1

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# e2e_state_lost.sh: THE RULE of daemon/ckpt.h when outputs are lost. The daemon takes a
+# e2e_state_lost.sh: THE RULE of daemon/loop/ckpt.h when outputs are lost. The daemon takes a
 # snapshot at every --checkpoint-interval and commits it only once the broker acknowledged every
 # output it covers. Here every prediction fails for good (the output topic has no leader,
 # `tickcast broker --no-leader`, so the producer gives up after message.timeout.ms=300, while

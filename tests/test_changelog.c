@@ -4,8 +4,8 @@
  * truncated, corrupted and random values are ignored and counted, never taken. */
 #include <stdlib.h>
 
-#include "../daemon/changelog.h"
 #include "check.h"
+#include "daemon/kafka/changelog.h"
 
 enum { L = 2, H = 5, SF = L * 2 * H };
 static const char *SHA = "3f1c000000000000000000000000000000000000000000000000000000000abc";

@@ -8,9 +8,9 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "../daemon/ckpt.h"
-#include "../nn/tc_err.h"
 #include "check.h"
+#include "daemon/loop/ckpt.h"
+#include "nn/base/tc_err.h"
 
 static char dir[64], path[128], err[512];
 

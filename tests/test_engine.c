@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../daemon/engine.h"
-#include "../nn/model.h"
 #include "check.h"
+#include "daemon/pipeline/engine.h"
+#include "nn/model.h"
 
 static uint64_t rng = 12345;
 static double urand(void) {

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "../ingest/tickfile.h"
-#include "../nn/tc_err.h"
 #include "check.h"
+#include "ingest/tickfile.h"
+#include "nn/base/tc_err.h"
 
 static char dir[] = "/tmp/tc_test_file_XXXXXX";
 static char path[512];

@@ -4,9 +4,9 @@
 #include <float.h>
 #include <stdlib.h>
 
-#include "../ingest/fmt.h"
-#include "../ingest/tick.h"
 #include "check.h"
+#include "ingest/fmt.h"
+#include "ingest/tick.h"
 
 static uint64_t rng = 0x243F6A8885A308D3ULL;
 static uint64_t rnd(void) {

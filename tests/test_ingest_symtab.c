@@ -3,9 +3,9 @@
  * add/remove/find sequence checked against a brute-force model. */
 #include <stdlib.h>
 
-#include "../ingest/symtab.h"
-#include "../nn/tc_err.h"
 #include "check.h"
+#include "ingest/symtab.h"
+#include "nn/base/tc_err.h"
 
 static int symname(char *out, int i) {
   return sprintf(out, "SYM%d", i);

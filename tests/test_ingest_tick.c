@@ -4,8 +4,8 @@
 #include <float.h>
 #include <stdlib.h>
 
-#include "../ingest/tick.h"
 #include "check.h"
+#include "ingest/tick.h"
 
 static char err[256];
 static tick t;

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "../daemon/kconf.h"
-#include "../nn/tc_err.h"
 #include "check.h"
+#include "daemon/kafka/kconf.h"
+#include "nn/base/tc_err.h"
 
 static const char *get(rd_kafka_conf_t *c, const char *k, char *buf, size_t cap) {
   size_t n = cap;

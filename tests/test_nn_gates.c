@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "../nn/lstm.h"
 #include "check.h"
+#include "nn/lstm.h"
 
 static double sigmoid_d(double x) {
   return 1.0 / (1.0 + exp(-x));

@@ -8,10 +8,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "../nn/lstm.h"
-#include "../nn/lstm_int.h"
-#include "../nn/tc_err.h"
 #include "check.h"
+#include "nn/base/tc_err.h"
+#include "nn/lstm.h"
+#include "nn/lstm_int.h"
 
 #define FIX "tests/fixtures/"
 

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "../nn/model.h"
-#include "../nn/tc_err.h"
 #include "check.h"
+#include "nn/base/tc_err.h"
+#include "nn/model.h"
 
 /* A model file under construction: tensors with their header fields, metadata JSON, and the
  * data section. The base is a valid L=1, H=2 model without peepholes. */

@@ -6,8 +6,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "../nn/lstm_int.h"
 #include "check.h"
+#include "nn/lstm_int.h"
 
 typedef void (*proj_fn)(int B, int G, int K, const float *a, const float *wt, int ldw, float *z);
 

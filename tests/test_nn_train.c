@@ -5,10 +5,10 @@
  * windows; clipping; Adam's first step in closed form. */
 #include <stdlib.h>
 
-#include "../nn/model.h"
-#include "../nn/tc_err.h"
-#include "../nn/train.h"
 #include "check.h"
+#include "nn/base/tc_err.h"
+#include "nn/model.h"
+#include "nn/train.h"
 
 /* The loss of CONTRACT §3 in double, with params read from p (laid out like m->params).
  * x (T, B, F), tgt (T, B), w (T, B), initial state zero. */

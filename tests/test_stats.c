@@ -4,9 +4,9 @@
 #include <jansson.h>
 #include <stdlib.h>
 
-#include "../daemon/dlq.h"
-#include "../daemon/stats.h"
 #include "check.h"
+#include "daemon/pipeline/dlq.h"
+#include "daemon/pipeline/stats.h"
 
 static hist h; /* big: keep it off the stack */
 

@@ -11,9 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../nn/tc_err.h"
-#include "../store/store.h"
 #include "check.h"
+#include "nn/base/tc_err.h"
+#include "store/store.h"
 
 #define NI 2000 /* instruments */
 #define NL 1

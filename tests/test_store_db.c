@@ -11,9 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../nn/tc_err.h"
-#include "../store/store.h"
 #include "check.h"
+#include "nn/base/tc_err.h"
+#include "store/store.h"
 
 static char dir[64];
 static char err[512];

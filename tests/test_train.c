@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "../daemon/dataset.h"
-#include "../daemon/fit.h"
-#include "../nn/features.h"
-#include "../nn/train.h"
 #include "check.h"
+#include "daemon/pipeline/dataset.h"
+#include "daemon/pipeline/fit.h"
+#include "nn/features.h"
+#include "nn/train.h"
 
 static char path[64];
 

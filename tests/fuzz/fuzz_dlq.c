@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../daemon/dlq.c"
+#include "daemon/pipeline/dlq.c"
 
 static void fail(const char *what, const char *rec) {
   fprintf(stderr, "fuzz_dlq: %s: %s\n", what, rec);

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../nn/lstm.h"
+#include "nn/lstm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   nn_model m;

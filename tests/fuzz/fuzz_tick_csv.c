@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../ingest/fmt.h"
-#include "../../ingest/tick.h"
+#include "ingest/fmt.h"
+#include "ingest/tick.h"
 
 static void fail(const char *what, const char *row, size_t n, const char *detail) {
   fprintf(stderr, "fuzz_tick_csv: %s (%s) on row: %.*s\n", what, detail, (int)(n > 300 ? 300 : n),

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../ingest/tick.h"
+#include "ingest/tick.h"
 
 enum { SKIP = -1 };
 

@@ -1,0 +1,360 @@
+/* cmd_eval.c: `tickcast eval`: runs a model over a tick file exactly as replay does (the same
+ * features, the inference LSTM of nn/lstm.c, one state per instrument from its first tick) and
+ * scores every prediction against the realized next return and against the random walk (a zero
+ * prediction): per instrument and overall, as a table, JSON (--json) and an SVG plot (--plot). */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/cmd/cmds.h"
+#include "daemon/pipeline/dataset.h"
+#include "daemon/pipeline/svg.h"
+#include "ingest/tick.h"
+#include "nn/base/tc_err.h"
+#include "nn/features.h"
+#include "nn/lstm.h"
+#include "nn/model.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: tickcast eval --model M --input FILE [--json] [--plot FILE.svg] [--sym SYM]\n"
+          "                     [--since TS] [--val-frac F] [--quiet]\n\n"
+          "Runs the model over a tick file as `tickcast replay` does and scores each prediction\n"
+          "pred_ret of tick t against the realized return of the instrument's next tick:\n"
+          "  n          scored ticks (ticks that have a next tick)\n"
+          "  mse, mae   of pred_ret - realized (log-return scale)\n"
+          "  mse_rw     MSE of the random walk, which predicts a zero return\n"
+          "  skill      1 - mse / mse_rw (> 0: better than the random walk)\n"
+          "  dir_acc    share of ticks with a non-zero next return whose sign was called right\n"
+          "             (pred_ret > 0 calls up, anything else calls down)\n"
+          "  precision, recall, f1   of the \"up\" class on those ticks (0 when undefined)\n"
+          "Each instrument's state starts at zero at its first tick; --since and --val-frac only\n"
+          "choose which predictions are scored (earlier ticks still warm the state up).\n\n"
+          "  --model M       safetensors model file\n"
+          "  --input FILE    tick file (CSV or JSON Lines, '-' = stdin)\n"
+          "  --json          print the report as one JSON object instead of a table\n"
+          "  --plot FILE     write an SVG: predicted vs realized returns and the cumulative\n"
+          "                  return of trading the sign of the prediction\n"
+          "  --sym SYM       only this instrument (table, JSON and plot)\n"
+          "  --since TS      score only predictions made at ts >= TS (integer ns or RFC 3339)\n"
+          "  --val-frac F    score only the last F of every instrument's ticks (the split of\n"
+          "                  `tickcast train --val-frac F`)\n"
+          "  --quiet         no input summary on stderr\n"
+          "Exit status: 0 done, 1 runtime failure, 2 bad usage, bad model or unreadable input.\n");
+}
+
+typedef struct score {
+  uint64_t n;              /* scored ticks */
+  double se, ae, se_rw;    /* sums of squared error, absolute error, squared realized */
+  uint64_t nz;             /* scored ticks with a non-zero realized return */
+  uint64_t tp, fp, fn, tn; /* "up" class on those */
+} score;
+
+static void score_add(score *s, double pred, double real) {
+  double e = pred - real;
+  s->n++;
+  s->se += e * e;
+  s->ae += fabs(e);
+  s->se_rw += real * real;
+  if (real == 0)
+    return;
+  s->nz++;
+  int up = pred > 0, real_up = real > 0;
+  if (up && real_up)
+    s->tp++;
+  else if (up)
+    s->fp++;
+  else if (real_up)
+    s->fn++;
+  else
+    s->tn++;
+}
+
+typedef struct metrics {
+  double mse, mae, mse_rw, skill, dir_acc, precision, recall, f1;
+  int skill_ok; /* mse_rw > 0 */
+} metrics;
+
+static metrics score_metrics(const score *s) {
+  metrics m = {0};
+  if (s->n) {
+    m.mse = s->se / s->n;
+    m.mae = s->ae / s->n;
+    m.mse_rw = s->se_rw / s->n;
+  }
+  m.skill_ok = m.mse_rw > 0;
+  m.skill = m.skill_ok ? 1 - m.mse / m.mse_rw : 0;
+  if (s->nz)
+    m.dir_acc = (double)(s->tp + s->tn) / s->nz;
+  if (s->tp + s->fp)
+    m.precision = (double)s->tp / (s->tp + s->fp);
+  if (s->tp + s->fn)
+    m.recall = (double)s->tp / (s->tp + s->fn);
+  if (m.precision + m.recall > 0)
+    m.f1 = 2 * m.precision * m.recall / (m.precision + m.recall);
+  return m;
+}
+
+static void row_table(const char *name, const score *s) {
+  metrics m = score_metrics(s);
+  printf("%-16s %9llu %12.6g %12.6g %12.6g %+9.5f %8.4f %9.4f %7.4f %7.4f\n", name,
+         (unsigned long long)s->n, m.mse, m.mae, m.mse_rw, m.skill, m.dir_acc, m.precision,
+         m.recall, m.f1);
+}
+
+static void json_str(const char *s) {
+  putchar('"');
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\')
+      putchar('\\');
+    if ((unsigned char)*s < 0x20)
+      printf("\\u%04x", *s);
+    else
+      putchar(*s);
+  }
+  putchar('"');
+}
+
+static void row_json(const score *s) {
+  metrics m = score_metrics(s);
+  printf("{\"n\":%llu,\"mse\":%.9g,\"mae\":%.9g,\"mse_rw\":%.9g,", (unsigned long long)s->n, m.mse,
+         m.mae, m.mse_rw);
+  if (m.skill_ok)
+    printf("\"skill\":%.9g,", m.skill);
+  else
+    printf("\"skill\":null,");
+  printf("\"n_nonzero\":%llu,\"dir_acc\":%.9g,\"precision\":%.9g,\"recall\":%.9g,\"f1\":%.9g,"
+         "\"tp\":%llu,\"fp\":%llu,\"fn\":%llu,\"tn\":%llu}",
+         (unsigned long long)s->nz, m.dir_acc, m.precision, m.recall, m.f1,
+         (unsigned long long)s->tp, (unsigned long long)s->fp, (unsigned long long)s->fn,
+         (unsigned long long)s->tn);
+}
+
+static int parse_ts(const char *s, int64_t *out) {
+  size_t n = strlen(s);
+  return tick_parse_int64(s, n, out) == 0 || tick_parse_rfc3339(s, n, out) == 0 ? 0 : -1;
+}
+
+static int pt_cmp(const void *a, const void *b) {
+  const svg_point *x = a, *y = b;
+  return x->ts < y->ts ? -1 : x->ts > y->ts;
+}
+
+/* Predictions for every tick of every series, stepping all instruments in lockstep (the k-th
+ * tick of each in one batched step), which equals stepping each one alone. pred[i] (n_i). */
+static int predict_all(const nn_model *m, const dataset *d, double **pred) {
+  int ns = d->ns, rc = TC_ENOMEM;
+  size_t sf = nn_state_floats(m), maxn = 0;
+  for (int i = 0; i < ns; i++)
+    if (d->s[i].n > maxn)
+      maxn = d->s[i].n;
+  nn_work w;
+  memset(&w, 0, sizeof w);
+  float *state = calloc((size_t)ns * sf, sizeof(float)), *x = malloc((size_t)ns * NN_F * 4);
+  float *y = malloc((size_t)ns * 4), **sp = malloc((size_t)ns * sizeof *sp);
+  int *who = malloc((size_t)ns * sizeof *who);
+  if (!state || !x || !y || !sp || !who || nn_work_init(&w, m, ns) != 0)
+    goto done;
+  for (size_t k = 0; k < maxn; k++) {
+    int B = 0;
+    for (int i = 0; i < ns; i++) {
+      if (k >= d->s[i].n)
+        continue;
+      nn_features_standardize(m, d->s[i].raw + k * NN_F, x + (size_t)B * NN_F);
+      sp[B] = state + (size_t)i * sf;
+      who[B++] = i;
+    }
+    nn_lstm_step(m, &w, B, x, sp, y);
+    for (int b = 0; b < B; b++)
+      pred[who[b]][k] = nn_pred_ret(m, y[b]);
+  }
+  rc = 0;
+done:
+  nn_work_free(&w);
+  free(state), free(x), free(y), free(sp), free(who);
+  return rc;
+}
+
+int cmd_eval(int argc, char **argv) {
+  const char *model_path = NULL, *in_path = NULL, *plot_path = NULL, *sym = NULL;
+  int json = 0, quiet = 0, help = 0, has_since = 0;
+  int64_t since = 0;
+  double val_frac = -1;
+  static const struct option opts[] = {
+      {"model", required_argument, 0, 'm'},    {"input", required_argument, 0, 'i'},
+      {"json", no_argument, 0, 'j'},           {"plot", required_argument, 0, 'p'},
+      {"sym", required_argument, 0, 's'},      {"since", required_argument, 0, 'S'},
+      {"val-frac", required_argument, 0, 'v'}, {"quiet", no_argument, 0, 'q'},
+      {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+  int c;
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
+    switch (c) {
+    case 'm': model_path = optarg; break;
+    case 'i': in_path = optarg; break;
+    case 'j': json = 1; break;
+    case 'p': plot_path = optarg; break;
+    case 's': sym = optarg; break;
+    case 'S':
+      if (parse_ts(optarg, &since) != 0) {
+        fprintf(stderr,
+                "tickcast eval: --since: found '%s', expected integer nanoseconds or "
+                "an RFC 3339 time like 2020-01-01T00:00:00Z\n",
+                optarg);
+        return 2;
+      }
+      has_since = 1;
+      break;
+    case 'v': {
+      char *end;
+      val_frac = strtod(optarg, &end);
+      if (end == optarg || *end || !(val_frac > 0 && val_frac <= 1)) {
+        fprintf(stderr, "tickcast eval: --val-frac: found '%s', expected a number in (0, 1]\n",
+                optarg);
+        return 2;
+      }
+      break;
+    }
+    case 'q': quiet = 1; break;
+    case 'h': help = 1; break;
+    default:
+      fprintf(stderr, "tickcast eval: unknown or incomplete option '%s' (see --help)\n",
+              argv[optind - 1]);
+      return 2;
+    }
+  }
+  if (help) {
+    usage(stdout);
+    return 0;
+  }
+  if (optind < argc) {
+    fprintf(stderr, "tickcast eval: unexpected argument '%s' (see --help)\n", argv[optind]);
+    return 2;
+  }
+  if (!model_path || !in_path) {
+    fprintf(stderr, "tickcast eval: %s is required (see --help)\n",
+            !model_path ? "--model" : "--input");
+    return 2;
+  }
+  char err[512];
+  nn_model m;
+  if (nn_model_load(&m, model_path, err, sizeof err) != 0) {
+    fprintf(stderr, "tickcast eval: %s\n", err);
+    return 2;
+  }
+  dataset d;
+  int status = 1;
+  double **pred = NULL;
+  score *sc = NULL;
+  svg_point *pts = NULL;
+  if (dataset_init(&d) != 0)
+    goto oom;
+  int rc = dataset_load(&d, in_path, !quiet, err, sizeof err);
+  if (rc != 0) {
+    fprintf(stderr, "tickcast eval: %s\n", err);
+    status = rc == TC_ENOMEM ? 1 : 2;
+    goto done;
+  }
+  if (!quiet)
+    dataset_print_summary(&d, "eval input");
+  int only = -1;
+  if (sym) {
+    only = symtab_find(&d.st, sym, strlen(sym));
+    if (only < 0) {
+      fprintf(stderr, "tickcast eval: --sym %s: no accepted tick of that instrument in %s\n", sym,
+              in_path);
+      status = 2;
+      goto done;
+    }
+  }
+  pred = calloc(d.ns ? d.ns : 1, sizeof *pred);
+  sc = calloc(d.ns ? d.ns : 1, sizeof *sc);
+  if (!pred || !sc)
+    goto oom;
+  for (int i = 0; i < d.ns; i++)
+    if (!(pred[i] = malloc((d.s[i].n ? d.s[i].n : 1) * sizeof **pred)))
+      goto oom;
+  if (d.ns > 0 && predict_all(&m, &d, pred) != 0)
+    goto oom;
+
+  score all = {0};
+  size_t npts = 0;
+  for (int i = 0; i < d.ns; i++)
+    npts += d.s[i].n;
+  if (plot_path && !(pts = malloc((npts ? npts : 1) * sizeof *pts)))
+    goto oom;
+  npts = 0;
+  for (int i = 0; i < d.ns; i++) {
+    if (only >= 0 && i != only)
+      continue;
+    const ds_series *s = &d.s[i];
+    size_t from = val_frac > 0 ? s->n - (size_t)floor((double)s->n * val_frac) : 0;
+    for (size_t t = from; t + 1 < s->n; t++) {
+      if (has_since && s->ts[t] < since)
+        continue;
+      double real = s->raw[(t + 1) * NN_F];
+      score_add(&sc[i], pred[i][t], real);
+      score_add(&all, pred[i][t], real);
+      if (pts)
+        pts[npts++] = (svg_point){s->ts[t], pred[i][t], real};
+    }
+  }
+  if (json) {
+    printf("{\"model\":");
+    json_str(model_path);
+    printf(",\"model_id\":\"%s\",\"input\":", m.id);
+    json_str(in_path);
+    printf(",\"instruments\":[");
+    int first = 1;
+    for (int i = 0; i < d.ns; i++) {
+      if (only >= 0 && i != only)
+        continue;
+      printf("%s{\"sym\":", first ? "" : ",");
+      json_str(d.s[i].sym);
+      printf(",\"metrics\":");
+      row_json(&sc[i]);
+      putchar('}');
+      first = 0;
+    }
+    printf("],\"overall\":");
+    row_json(&all);
+    printf("}\n");
+  } else {
+    printf("%-16s %9s %12s %12s %12s %9s %8s %9s %7s %7s\n", "sym", "n", "mse", "mae", "mse_rw",
+           "skill", "dir_acc", "precision", "recall", "f1");
+    for (int i = 0; i < d.ns; i++)
+      if (only < 0 || i == only)
+        row_table(d.s[i].sym, &sc[i]);
+    if (only < 0)
+      row_table("ALL", &all);
+  }
+  if (fflush(stdout) != 0) {
+    fprintf(stderr, "tickcast eval: cannot write the report\n");
+    goto done;
+  }
+  if (plot_path) {
+    qsort(pts, npts, sizeof *pts, pt_cmp);
+    char title[256];
+    snprintf(title, sizeof title, "tickcast eval: %s on %s%s%s", model_path, in_path,
+             sym ? ", " : "", sym ? sym : "");
+    if (svg_eval_plot(plot_path, title, pts, npts, err, sizeof err) != 0) {
+      fprintf(stderr, "tickcast eval: %s\n", err);
+      goto done;
+    }
+  }
+  status = 0;
+  goto done;
+oom:
+  fprintf(stderr, "tickcast eval: out of memory\n");
+done:
+  if (pred)
+    for (int i = 0; i < d.ns; i++)
+      free(pred[i]);
+  free(pred), free(sc), free(pts);
+  dataset_free(&d);
+  nn_model_free(&m);
+  return status;
+}

@@ -1,0 +1,513 @@
+/* cmd_feed.c: `tickcast feed`, publishes ticks to a Kafka topic: a tick file (CSV or JSON Lines),
+ * raw lines (--raw, for tests that need malformed messages), or a seeded synthetic random walk
+ * (--synthetic, for load tests). Keyed by sym with the murmur2 partitioner and an idempotent
+ * producer, so each instrument's ticks land in one partition in file order.
+ * Not a validator of order: out-of-order ticks are sent; the consumer rejects them. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "daemon/cmd/cmds.h"
+#include "daemon/kafka/kconf.h"
+#include "daemon/pipeline/log.h"
+#include "ingest/fmt.h"
+#include "ingest/tick.h"
+#include "ingest/tickfile.h"
+#include "nn/base/tc_err.h"
+
+#define FEED_MAX_LINES_SHOWN 5  /* line numbers kept per reject reason for the summary */
+#define FEED_MAX_LOGGED 10      /* rejected lines logged one by one; the rest only counted */
+#define FEED_FLUSH_MS 30000     /* how long the final flush may wait for delivery reports */
+#define FEED_STOP_FLUSH_MS 5000 /* the same after SIGINT/SIGTERM */
+
+static void usage(FILE *f) {
+  fprintf(
+      f,
+      "usage: tickcast feed --brokers LIST --topic T (--input FILE | --synthetic N) [options]\n"
+      "\n"
+      "Publishes ticks to Kafka, one JSON object per message (CONTRACT section 1), key = sym,\n"
+      "partitioner murmur2_random (the Java client's: one instrument, one partition), with an\n"
+      "idempotent producer (order kept per partition). Lines that do not decode are not sent:\n"
+      "they are counted and reported with their line numbers.\n"
+      "\n"
+      "  --topic T            topic to publish to (required)\n"
+      "  --input FILE         tick file, CSV with header or JSON Lines ('-' = stdin). JSON Lines\n"
+      "                       are sent verbatim (unknown keys kept); CSV rows are re-encoded as\n"
+      "                       {\"sym\",\"ts\" (integer ns),\"px\",\"qty\"[,\"bid\",\"ask\"]} with\n"
+      "                       numbers in their shortest exact form, so they decode to the same "
+      "tick\n"
+      "  --raw                with --input: send every non-empty line verbatim, undecoded (key =\n"
+      "                       sym when the line is a valid tick, else no key); for tests\n"
+      "  --synthetic N        instead of --input: N random-walk ticks (JSON) over K instruments\n"
+      "  --instruments K      instruments for --synthetic (default 16), named SYN0000...\n"
+      "  --seed S             seed for --synthetic (default 1)\n"
+      "  --start-time T       ts of the first synthetic tick, RFC 3339 or integer ns (default\n"
+      "                       2024-01-01T00:00:00Z; feeding a topic twice needs a later one, or\n"
+      "                       the second run's ticks are out of order)\n"
+      "  --rate R             at most R ticks per second (token bucket; default: as fast as\n"
+      "                       the producer takes them)\n"
+      "  --log-level L        error, warn, info (default) or debug\n" KCONF_USAGE "\n"
+      "Producer defaults (override with -X): enable.idempotence=true,\n"
+      "partitioner=murmur2_random, linger.ms=5. Exit status: 0 when every message was\n"
+      "delivered (rejected lines are not failures), 1 when a delivery failed, 2 on bad usage or\n"
+      "an unreadable input file. SIGINT/SIGTERM stop sending; what was sent is flushed (5 s at\n"
+      "most) and counted as usual. A summary goes to stderr.\n");
+}
+
+/* Set by SIGINT/SIGTERM: stop sending, flush what was sent, print the summary. */
+static volatile sig_atomic_t feed_stop;
+
+static void on_stop_signal(int sig) {
+  (void)sig;
+  feed_stop = 1;
+}
+
+/* What one run did; read by the summary. */
+typedef struct feed_stats {
+  uint64_t sent;                                       /* messages handed to the producer */
+  uint64_t delivered;                                  /* delivery reports without error */
+  uint64_t failed;                                     /* delivery reports with an error */
+  uint64_t rejected[TICK_NREASONS];                    /* lines not sent, by reason */
+  uint64_t lines[TICK_NREASONS][FEED_MAX_LINES_SHOWN]; /* their first line numbers */
+  char first_error[256];                               /* the first delivery error */
+} feed_stats;
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+  (void)rk;
+  feed_stats *st = opaque;
+  if (m->err) {
+    if (!st->failed)
+      snprintf(st->first_error, sizeof st->first_error, "%s [%d]: %s", rd_kafka_topic_name(m->rkt),
+               (int)m->partition, rd_kafka_err2str(m->err));
+    st->failed++;
+  } else {
+    st->delivered++;
+  }
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Token bucket: `rate` tokens per second, at most `burst` saved up. rate <= 0: unlimited. */
+typedef struct bucket {
+  double rate, burst, tokens, last;
+} bucket;
+
+/* Takes one token, sleeping (while serving delivery reports) until there is one. */
+static void bucket_take(bucket *b, rd_kafka_t *rk) {
+  if (b->rate <= 0)
+    return;
+  while (!feed_stop) {
+    double t = now_s();
+    b->tokens += (t - b->last) * b->rate;
+    b->last = t;
+    if (b->tokens > b->burst)
+      b->tokens = b->burst;
+    if (b->tokens >= 1) {
+      b->tokens -= 1;
+      return;
+    }
+    double wait = (1 - b->tokens) / b->rate;
+    int ms = (int)(wait * 1000);
+    if (ms >= 1) {
+      rd_kafka_poll(rk, ms); /* sleeps at most ms, serving delivery reports meanwhile */
+    } else {
+      rd_kafka_poll(rk, 0);
+      struct timespec ts = {0, (long)(wait * 1e9)};
+      nanosleep(&ts, NULL);
+    }
+  }
+}
+
+/* Hands one message to the producer, waiting (serving delivery reports) while its queue is full.
+ * Returns 0, TC_EAGAIN when a stop signal came (nothing sent), or TC_EKAFKA with err set. */
+static int produce(rd_kafka_topic_t *rkt, rd_kafka_t *rk, const char *val, size_t len,
+                   const char *key, size_t keylen, feed_stats *st, char *err, size_t errlen) {
+  for (;;) {
+    if (feed_stop)
+      return TC_EAGAIN;
+    if (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)val, len, key,
+                         keylen, NULL) == 0) {
+      st->sent++;
+      rd_kafka_poll(rk, 0);
+      return 0;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_last_error();
+    if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      snprintf(err, errlen, "produce to %s: %s", rd_kafka_topic_name(rkt), rd_kafka_err2str(e));
+      return TC_EKAFKA;
+    }
+    rd_kafka_poll(rk, 10);
+  }
+}
+
+/* Encodes a decoded tick as the contract's JSON object. out holds at least 256 bytes. */
+static size_t tick_to_json(char *out, const tick *t) {
+  char *p = out;
+  memcpy(p, "{\"sym\":\"", 8), p += 8;
+  memcpy(p, t->sym, t->sym_len), p += t->sym_len; /* sym needs no escaping: no '"' nor '\' */
+  memcpy(p, "\",\"ts\":", 7), p += 7;
+  p += fmt_i64(p, t->ts);
+  memcpy(p, ",\"px\":", 6), p += 6;
+  p += fmt_double_short(p, t->px);
+  memcpy(p, ",\"qty\":", 7), p += 7;
+  p += fmt_double_short(p, t->qty);
+  if (t->has_quote) {
+    memcpy(p, ",\"bid\":", 7), p += 7;
+    p += fmt_double_short(p, t->bid);
+    memcpy(p, ",\"ask\":", 7), p += 7;
+    p += fmt_double_short(p, t->ask);
+  }
+  *p++ = '}';
+  return (size_t)(p - out);
+}
+
+static void reject(feed_stats *st, const char *path, uint64_t line, int reason, const char *msg) {
+  uint64_t k = st->rejected[reason]++;
+  if (k < FEED_MAX_LINES_SHOWN)
+    st->lines[reason][k] = line;
+  uint64_t total = 0;
+  for (int r = 0; r < TICK_NREASONS; r++)
+    total += st->rejected[r];
+  if (total <= FEED_MAX_LOGGED)
+    log_warn("feed", "%s:%llu: %s: %s%s", path, (unsigned long long)line, tick_reason_name(reason),
+             msg, total == FEED_MAX_LOGGED ? " (further rejects only counted)" : "");
+}
+
+/* splitmix64: small, seedable, good enough for a load generator. */
+static uint64_t rng_next(uint64_t *s) {
+  uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+static double rng_unit(uint64_t *s) {
+  return (double)(rng_next(s) >> 11) * 0x1.0p-53;
+}
+static double rng_normal(uint64_t *s) {
+  double u = rng_unit(s), v = rng_unit(s);
+  return sqrt(-2 * log(u + 0x1.0p-60)) * cos(6.283185307179586 * v);
+}
+
+typedef struct feed_opts {
+  const char *topic, *input;
+  int raw;
+  long long synthetic; /* -1 = not synthetic */
+  int instruments;
+  uint64_t seed;
+  int64_t start_ts; /* ns, first synthetic tick */
+  double rate;
+} feed_opts;
+
+static int feed_file(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, bucket *b,
+                     feed_stats *st, char *err, size_t errlen) {
+  tickfile tf;
+  int rc = tickfile_open(&tf, o->input, err, errlen);
+  if (rc < 0)
+    return TC_EUSAGE; /* unreadable input or no valid header: exit 2 */
+  char json[256], derr[256];
+  tick t;
+  int reason;
+  while ((rc = tickfile_next(&tf, &t, &reason, derr, sizeof derr)) > 0) {
+    if (reason != TICK_OK) {
+      reject(st, tf.path, tf.line, reason, derr);
+      continue;
+    }
+    size_t len;
+    const char *val = tickfile_text(&tf, &len);
+    if (!tf.jsonl) {
+      len = tick_to_json(json, &t);
+      val = json;
+    }
+    bucket_take(b, rk);
+    rc = produce(rkt, rk, val, len, t.sym, t.sym_len, st, err, errlen);
+    if (rc < 0)
+      break;
+  }
+  if (rc < 0 && rc != TC_EKAFKA)
+    snprintf(err, errlen, "%s:%llu: %s", tf.path, (unsigned long long)tf.line, derr);
+  tickfile_close(&tf);
+  return rc < 0 ? rc : 0;
+}
+
+static int feed_raw(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, bucket *b,
+                    feed_stats *st, char *err, size_t errlen) {
+  FILE *f = strcmp(o->input, "-") ? fopen(o->input, "rb") : stdin;
+  if (!f) {
+    snprintf(err, errlen, "%s: cannot open: %s", o->input, strerror(errno));
+    return TC_EUSAGE;
+  }
+  char *line = NULL, derr[8];
+  size_t cap = 0;
+  ssize_t n;
+  int rc = 0;
+  while ((n = getline(&line, &cap, f)) >= 0) {
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+      n--;
+    if (n == 0)
+      continue;
+    tick t;
+    int ok = tick_parse_json(&t, line, (size_t)n, derr, 0) == TICK_OK;
+    bucket_take(b, rk);
+    rc = produce(rkt, rk, line, (size_t)n, ok ? t.sym : NULL, ok ? t.sym_len : 0, st, err, errlen);
+    if (rc < 0)
+      break;
+  }
+  if (rc == 0 && ferror(f)) {
+    snprintf(err, errlen, "%s: read error: %s", o->input, strerror(errno));
+    rc = TC_EIO;
+  }
+  free(line);
+  if (f != stdin)
+    fclose(f);
+  return rc;
+}
+
+/* N ticks of a geometric random walk per instrument, each tick of a uniformly drawn instrument,
+ * timestamps 1 ms apart on average from --start-time, a quote on 3 ticks in 4. Same seed, same
+ * ticks. */
+static int feed_synthetic(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, bucket *b,
+                          feed_stats *st, char *err, size_t errlen) {
+  int K = o->instruments;
+  double *px = malloc((size_t)K * sizeof *px);
+  if (!px) {
+    snprintf(err, errlen, "--synthetic: out of memory");
+    return TC_ENOMEM;
+  }
+  uint64_t s = o->seed;
+  for (int k = 0; k < K; k++)
+    px[k] = 10 + 190 * rng_unit(&s);
+  int64_t ts = o->start_ts;
+  char json[256];
+  int rc = 0;
+  for (long long i = 0; i < o->synthetic && rc == 0; i++) {
+    int k = (int)(rng_next(&s) % (uint64_t)K);
+    px[k] *= exp(0.0005 * rng_normal(&s));
+    ts += 1 + (int64_t)(2e6 * rng_unit(&s));
+    tick t = {.ts = ts, .px = px[k], .qty = floor(1 + 100 * rng_unit(&s))};
+    t.sym_len = (uint8_t)snprintf(t.sym, sizeof t.sym, "SYN%04d", k);
+    if (rng_next(&s) % 4) {
+      double half = px[k] * 0.0001 * (1 + rng_unit(&s));
+      t.bid = px[k] - half, t.ask = px[k] + half, t.has_quote = 1;
+    }
+    size_t len = tick_to_json(json, &t);
+    bucket_take(b, rk);
+    rc = produce(rkt, rk, json, len, t.sym, t.sym_len, st, err, errlen);
+  }
+  free(px);
+  return rc;
+}
+
+static int parse_num(const char *flag, const char *v, double lo, double hi, double *out) {
+  char *end;
+  errno = 0;
+  double d = strtod(v, &end);
+  if (!*v || *end || errno || !(d >= lo && d <= hi)) {
+    fprintf(stderr, "tickcast feed: %s %s: expected a number in [%g, %g]\n", flag, v, lo, hi);
+    return -1;
+  }
+  *out = d;
+  return 0;
+}
+
+int cmd_feed(int argc, char **argv) {
+  feed_opts o = {.synthetic = -1,
+                 .instruments = 16,
+                 .seed = 1,
+                 .start_ts = 1704067200000000000LL}; /* 2024-01-01T00:00:00Z */
+  kconf kc;
+  kconf_init(&kc);
+  char err[1024];
+  int status = 2;
+  rd_kafka_t *rk = NULL;
+  rd_kafka_topic_t *rkt = NULL;
+  static const char *const flags[] = {"topic",      "input",       "rate",
+                                      "synthetic",  "instruments", "seed",
+                                      "start-time", "log-level",   NULL};
+  for (int i = 1; i < argc; i++) {
+    int r = kconf_arg(&kc, argc, argv, &i, err, sizeof err);
+    if (r < 0) {
+      fprintf(stderr, "tickcast feed: %s\n", err);
+      goto out;
+    }
+    if (r) {
+      i--;
+      continue;
+    }
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      usage(stdout);
+      status = 0;
+      goto out;
+    }
+    if (!strcmp(a, "--raw")) {
+      o.raw = 1;
+      continue;
+    }
+    const char *v;
+    int k = kconf_arg_value(argc, argv, &i, flags, &v, err, sizeof err);
+    if (k == -2) {
+      fprintf(stderr, "tickcast feed: %s\n", err);
+      goto out;
+    }
+    if (k < 0) {
+      fprintf(stderr, "tickcast feed: unknown argument '%s' (see tickcast feed --help)\n", a);
+      goto out;
+    }
+    char flag[32];
+    snprintf(flag, sizeof flag, "--%s", flags[k]);
+    a = flag; /* the flag's name, whether given as --name VALUE or --name=VALUE */
+    double d;
+    if (!strcmp(a, "--topic"))
+      o.topic = v;
+    else if (!strcmp(a, "--input"))
+      o.input = v;
+    else if (!strcmp(a, "--rate")) {
+      if (parse_num(a, v, 0, 1e9, &o.rate))
+        goto out;
+    } else if (!strcmp(a, "--synthetic")) {
+      if (parse_num(a, v, 0, 1e12, &d))
+        goto out;
+      o.synthetic = (long long)d;
+    } else if (!strcmp(a, "--instruments")) {
+      if (parse_num(a, v, 1, 1000000, &d))
+        goto out;
+      o.instruments = (int)d;
+    } else if (!strcmp(a, "--seed")) {
+      if (parse_num(a, v, 0, 1e18, &d))
+        goto out;
+      o.seed = (uint64_t)d;
+    } else if (!strcmp(a, "--start-time")) {
+      if (tick_parse_int64(v, strlen(v), &o.start_ts) != 0 &&
+          tick_parse_rfc3339(v, strlen(v), &o.start_ts) != 0) {
+        fprintf(stderr, "tickcast feed: --start-time %s: expected RFC 3339 or integer ns\n", v);
+        goto out;
+      }
+    } else if (!strcmp(a, "--log-level")) {
+      if ((log_level = log_level_parse(v)) < 0) {
+        log_level = LOG_INFO;
+        fprintf(stderr, "tickcast feed: --log-level %s: expected error, warn, info or debug\n", v);
+        goto out;
+      }
+    }
+  }
+  if (kconf_check_flags(&kc, flags, err, sizeof err) < 0) {
+    fprintf(stderr, "tickcast feed: %s\n", err);
+    goto out;
+  }
+  /* Flags the command line did not give come from the config file. */
+  if (!o.topic)
+    o.topic = kconf_flag(&kc, "topic");
+  if (!o.input)
+    o.input = kconf_flag(&kc, "input");
+  const char *cv;
+  if (o.rate == 0 && (cv = kconf_flag(&kc, "rate")) && parse_num("rate", cv, 0, 1e9, &o.rate))
+    goto out;
+  if (!kc.brokers || !o.topic || (!o.input && o.synthetic < 0) || (o.input && o.synthetic >= 0) ||
+      (o.raw && !o.input)) {
+    fprintf(stderr, "tickcast feed: %s (see tickcast feed --help)\n",
+            !kc.brokers         ? "--brokers is required"
+            : !o.topic          ? "--topic is required"
+            : o.raw && !o.input ? "--raw needs --input"
+            : o.input           ? "--input and --synthetic exclude each other"
+                                : "one of --input FILE or --synthetic N is required");
+    goto out;
+  }
+
+  feed_stats st = {0};
+  const char *defaults[] = {"enable.idempotence", "true",          "partitioner",
+                            "murmur2_random",     "linger.ms",     "5",
+                            "client.id",          "tickcast-feed", NULL};
+  rd_kafka_conf_t *conf;
+  if (kconf_build(&kc, defaults, &conf, err, sizeof err) < 0) {
+    fprintf(stderr, "tickcast feed: %s\n", err);
+    goto out;
+  }
+  rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+  rd_kafka_conf_set_opaque(conf, &st);
+  char rerr[512];
+  status = 1;
+  if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof rerr))) {
+    rd_kafka_conf_destroy(conf);
+    fprintf(stderr, "tickcast feed: cannot create the producer: %s\n", rerr);
+    goto out;
+  }
+  if (!(rkt = rd_kafka_topic_new(rk, o.topic, NULL))) {
+    fprintf(stderr, "tickcast feed: topic %s: %s\n", o.topic,
+            rd_kafka_err2str(rd_kafka_last_error()));
+    goto out;
+  }
+
+  /* No SA_RESTART: a read blocked on stdin returns, and the loops see feed_stop. */
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  bucket b = {.rate = o.rate, .burst = o.rate > 100 ? o.rate / 100 : 1, .last = now_s()};
+  double t0 = now_s();
+  int rc = o.synthetic >= 0 ? feed_synthetic(&o, rk, rkt, &b, &st, err, sizeof err)
+           : o.raw          ? feed_raw(&o, rk, rkt, &b, &st, err, sizeof err)
+                            : feed_file(&o, rk, rkt, &b, &st, err, sizeof err);
+  int flush_ms = FEED_FLUSH_MS;
+  if (feed_stop) { /* stopped on request: not a failure if what was sent gets delivered */
+    log_info("feed", "stop signal: stopped sending, flushing");
+    rc = 0;
+    flush_ms = FEED_STOP_FLUSH_MS;
+  } else if (rc < 0) {
+    fprintf(stderr, "tickcast feed: %s\n", err);
+  }
+  rd_kafka_resp_err_t ferr = rd_kafka_flush(rk, flush_ms);
+  double dt = now_s() - t0;
+  uint64_t undelivered = st.sent - st.delivered - st.failed;
+  if (ferr)
+    log_error("feed", "flush: %llu messages still undelivered after %d ms: %s",
+              (unsigned long long)undelivered, flush_ms, rd_kafka_err2str(ferr));
+  if (st.failed)
+    log_error("feed", "first delivery error: %s", st.first_error);
+
+  /* The summary: one line, then one line per reject reason with its first line numbers. */
+  uint64_t nrej = 0;
+  for (int r = 0; r < TICK_NREASONS; r++)
+    nrej += st.rejected[r];
+  fprintf(stderr,
+          "feed: %s -> %s: sent %llu, delivered %llu, failed %llu, rejected %llu, "
+          "%.2f s, %.0f ticks/s\n",
+          o.synthetic >= 0 ? "synthetic" : o.input, o.topic, (unsigned long long)st.sent,
+          (unsigned long long)st.delivered, (unsigned long long)(st.failed + undelivered),
+          (unsigned long long)nrej, dt, dt > 0 ? st.delivered / dt : 0.0);
+  for (int r = 0; r < TICK_NREASONS; r++) {
+    if (!st.rejected[r])
+      continue;
+    char lines[128];
+    size_t n = 0;
+    uint64_t shown = st.rejected[r] < FEED_MAX_LINES_SHOWN ? st.rejected[r] : FEED_MAX_LINES_SHOWN;
+    for (uint64_t k = 0; k < shown; k++)
+      n += (size_t)snprintf(lines + n, sizeof lines - n, "%s%llu", k ? ", " : "",
+                            (unsigned long long)st.lines[r][k]);
+    fprintf(stderr, "feed:   rejected %s: %llu (line%s %s%s)\n", tick_reason_name(r),
+            (unsigned long long)st.rejected[r], shown > 1 ? "s" : "", lines,
+            st.rejected[r] > shown ? ", ..." : "");
+  }
+  if (rc == TC_EUSAGE)
+    status = 2;
+  else
+    status = rc < 0 || st.failed || undelivered ? 1 : 0;
+out:
+  if (rkt)
+    rd_kafka_topic_destroy(rkt);
+  if (rk)
+    rd_kafka_destroy(rk);
+  kconf_free(&kc);
+  return status;
+}

@@ -1,0 +1,261 @@
+/* cmd_replay.c: `tickcast replay`: the model over a tick file (CSV or JSON Lines, '-' = stdin),
+ * predictions to a CSV or JSONL file, in input order, in constant memory. Reading a Kafka topic
+ * range instead (--brokers/--topic) is kreplay.c's job. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/cmd/cmds.h"
+#include "daemon/kafka/kreplay.h"
+#include "daemon/pipeline/encode.h"
+#include "daemon/pipeline/engine.h"
+#include "ingest/tickfile.h"
+#include "nn/base/tc_err.h"
+#include "nn/model.h"
+
+#define CHUNK 4096      /* ticks per engine call */
+#define FIRST_LINES 5   /* line numbers kept per rejection reason for the summary */
+#define SHOWN_ERRORS 10 /* rejected lines printed in full */
+
+static void usage(FILE *f) {
+  fprintf(
+      f,
+      "usage: tickcast replay --model M --input FILE [--output FILE] [--quiet]\n"
+      "       tickcast replay --model M --brokers LIST --topic T [range options]   "
+      "(see tickcast replay --brokers x --help)\n\n"
+      "Runs the model over a tick file (CSV with a header row, or JSON Lines; '-' = stdin)\n"
+      "and writes one prediction per accepted tick, in input order: CSV\n"
+      "(" ENC_CSV_HEADER ") by default, JSON Lines when the output name ends in .jsonl.\n"
+      "Without --output, predictions go to stdout. Rejected lines are counted and reported\n"
+      "with their line numbers on stderr; they never stop the replay.\n\n"
+      "  --model M      safetensors model file (CONTRACT §4)\n"
+      "  --input FILE   tick file, '-' for stdin\n"
+      "  --output FILE  prediction file ('-' = stdout)\n"
+      "  --quiet        no progress bar and no summary\n"
+      "Exit status: 0 done (even with rejected lines), 1 runtime failure, 2 bad usage, bad model\n"
+      "or unreadable input.\n");
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+  size_t a = strlen(s), b = strlen(suffix);
+  return a >= b && !strcmp(s + a - b, suffix);
+}
+
+typedef struct replay_sum {
+  uint64_t read;                                   /* ticks (non-empty lines) read */
+  uint64_t first_line[TICK_NREASONS][FIRST_LINES]; /* first line numbers per reason */
+  int shown;                                       /* rejected lines printed so far */
+} replay_sum;
+
+static void note_reject(replay_sum *s, const engine *e, int reason, const char *path, uint64_t line,
+                        const char *err, int quiet, int bar) {
+  uint64_t k = e->rejected[reason]; /* already counted, this one included */
+  if (k >= 1 && k <= FIRST_LINES)
+    s->first_line[reason][k - 1] = line;
+  if (!quiet && s->shown < SHOWN_ERRORS) {
+    fprintf(stderr, "%s%s:%llu: %s: %s\n", bar ? "\r\033[K" : "", path, (unsigned long long)line,
+            tick_reason_name(reason), err);
+    if (++s->shown == SHOWN_ERRORS)
+      fprintf(stderr, "%s: further rejected lines are only counted\n", path);
+  }
+}
+
+static void progress(const tickfile *tf, uint64_t ticks, double t0) {
+  double dt = now_s() - t0;
+  if (tf->size > 0) {
+    double f = (double)tf->bytes / (double)tf->size;
+    int w = 30, fill = (int)(f * w);
+    fprintf(stderr, "\r[%.*s%*s] %5.1f%% %llu ticks, %.0f ticks/s", fill,
+            "##############################", w - fill, "", 100 * f, (unsigned long long)ticks,
+            dt > 0 ? ticks / dt : 0.0);
+  } else {
+    fprintf(stderr, "\r%llu ticks, %.0f ticks/s", (unsigned long long)ticks,
+            dt > 0 ? ticks / dt : 0.0);
+  }
+}
+
+static void summary(const replay_sum *s, const engine *e, const char *path, double dt) {
+  uint64_t rej = 0;
+  for (int r = 1; r < TICK_NREASONS; r++)
+    rej += e->rejected[r];
+  fprintf(stderr,
+          "replay %s: %llu ticks read, %llu accepted, %llu rejected, %u instruments, "
+          "%.3f s, %.0f ticks/s\n",
+          path, (unsigned long long)s->read, (unsigned long long)e->accepted,
+          (unsigned long long)rej, e->st.live, dt, dt > 0 ? s->read / dt : 0.0);
+  for (int r = 1; r < TICK_NREASONS; r++) {
+    if (!e->rejected[r])
+      continue;
+    fprintf(stderr, "  rejected %-14s %8llu  (lines", tick_reason_name(r),
+            (unsigned long long)e->rejected[r]);
+    for (uint64_t k = 0; k < e->rejected[r] && k < FIRST_LINES; k++)
+      fprintf(stderr, "%s%llu", k ? ", " : " ", (unsigned long long)s->first_line[r][k]);
+    fprintf(stderr, "%s)\n", e->rejected[r] > FIRST_LINES ? ", ..." : "");
+  }
+}
+
+int cmd_replay(int argc, char **argv) {
+  const char *model_path = NULL, *in_path = NULL, *out_path = NULL;
+  int quiet = 0, help = 0;
+  for (int a = 1; a < argc; a++) /* a topic range is kreplay's, whatever the flag order */
+    if (!strncmp(argv[a], "--brokers", 9) || !strncmp(argv[a], "--topic", 7))
+      return kreplay_main(argc, argv);
+  static const struct option opts[] = {
+      {"model", required_argument, 0, 'm'},  {"input", required_argument, 0, 'i'},
+      {"output", required_argument, 0, 'o'}, {"quiet", no_argument, 0, 'q'},
+      {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+  int c;
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
+    switch (c) {
+    case 'm': model_path = optarg; break;
+    case 'i': in_path = optarg; break;
+    case 'o': out_path = optarg; break;
+    case 'q': quiet = 1; break;
+    case 'h': help = 1; break;
+    default:
+      fprintf(stderr, "tickcast replay: unknown or incomplete option '%s' (see --help)\n",
+              argv[optind - 1]);
+      return 2;
+    }
+  }
+  if (help) {
+    usage(stdout);
+    return 0;
+  }
+  if (optind < argc) {
+    fprintf(stderr, "tickcast replay: unexpected argument '%s' (see --help)\n", argv[optind]);
+    return 2;
+  }
+  if (!model_path || !in_path) {
+    fprintf(stderr, "tickcast replay: %s is required (see --help)\n",
+            !model_path ? "--model" : "--input");
+    return 2;
+  }
+
+  char err[512];
+  nn_model m;
+  if (nn_model_load(&m, model_path, err, sizeof err) != 0) {
+    fprintf(stderr, "tickcast replay: %s\n", err);
+    return 2;
+  }
+  tickfile tf;
+  if (tickfile_open(&tf, in_path, err, sizeof err) != 0) {
+    fprintf(stderr, "tickcast replay: %s\n", err);
+    nn_model_free(&m);
+    return 2;
+  }
+  int status = 1;
+  engine e;
+  eng_tick *ticks = malloc(CHUNK * sizeof *ticks);
+  uint64_t *lines = malloc(CHUNK * sizeof *lines);
+  char *outbuf = malloc(CHUNK * (size_t)ENC_PRED_MAX);
+  replay_sum sum;
+  memset(&sum, 0, sizeof sum);
+  int bar = !quiet && isatty(2);
+  FILE *out = stdout;
+  int jsonl = out_path && ends_with(out_path, ".jsonl");
+  if (engine_init(&e, &m, CHUNK) != 0 || !ticks || !lines || !outbuf) {
+    fprintf(stderr, "tickcast replay: out of memory\n");
+    goto done;
+  }
+  if (out_path && strcmp(out_path, "-") != 0 && !(out = fopen(out_path, "w"))) {
+    fprintf(stderr, "tickcast replay: %s: cannot open for writing: %m\n", out_path);
+    out = NULL;
+    goto done;
+  }
+  if (!jsonl)
+    fputs(ENC_CSV_HEADER "\n", out);
+  double t0 = now_s(), last_bar = 0;
+  const char *src_name = strcmp(in_path, "-") ? in_path : "stdin";
+  size_t src_len = strlen(src_name);
+  for (;;) {
+    int N = 0, rc = 0;
+    while (N < CHUNK) {
+      eng_tick *t = &ticks[N];
+      rc = tickfile_next(&tf, &t->t, &t->reason, err, sizeof err);
+      if (rc <= 0)
+        break;
+      sum.read++;
+      if (t->reason != TICK_OK) { /* no output for it, so it need not go through the engine */
+        e.rejected[t->reason]++;
+        note_reject(&sum, &e, t->reason, src_name, tf.line, err, quiet, bar);
+        continue;
+      }
+      t->partition = -1;
+      lines[N++] = tf.line;
+    }
+    if (rc < 0) {
+      fprintf(stderr, "\ntickcast replay: %s:%llu: read error\n", src_name,
+              (unsigned long long)tf.line);
+      goto done;
+    }
+    if (engine_process(&e, ticks, N) != 0) {
+      fprintf(stderr, "\ntickcast replay: out of memory\n");
+      goto done;
+    }
+    char *p = outbuf;
+    for (int i = 0; i < N; i++) {
+      eng_tick *t = &ticks[i];
+      if (t->reason == TICK_OUT_OF_ORDER) {
+        snprintf(err, sizeof err, "field ts: found %lld, older than the last accepted tick of %s",
+                 (long long)t->t.ts, t->t.sym);
+        note_reject(&sum, &e, TICK_OUT_OF_ORDER, src_name, lines[i], err, quiet, bar);
+      }
+      if (t->reason != TICK_OK)
+        continue;
+      if (jsonl) {
+        char src[400];
+        memcpy(src, src_name, src_len > 300 ? 300 : src_len);
+        size_t sl = src_len > 300 ? 300 : src_len;
+        src[sl++] = ':';
+        sl += snprintf(src + sl, sizeof src - sl, "%llu", (unsigned long long)lines[i]);
+        p += enc_pred_json(p, t, src, sl);
+      } else {
+        p += enc_pred_csv(p, t);
+      }
+      *p++ = '\n';
+    }
+    if (fwrite(outbuf, 1, (size_t)(p - outbuf), out) != (size_t)(p - outbuf)) {
+      fprintf(stderr, "\ntickcast replay: %s: write failed: %m\n", out_path ? out_path : "stdout");
+      goto done;
+    }
+    if (bar && now_s() - last_bar > 0.2) {
+      last_bar = now_s();
+      progress(&tf, sum.read, t0);
+    }
+    if (rc == 0)
+      break;
+  }
+  if (fflush(out) != 0) {
+    fprintf(stderr, "tickcast replay: %s: write failed: %m\n", out_path ? out_path : "stdout");
+    goto done;
+  }
+  if (bar)
+    fprintf(stderr, "\r\033[K");
+  if (!quiet)
+    summary(&sum, &e, src_name, now_s() - t0);
+  status = 0;
+done:
+  if (out && out != stdout && fclose(out) != 0 && status == 0) {
+    fprintf(stderr, "tickcast replay: %s: write failed: %m\n", out_path);
+    status = 1;
+  }
+  engine_free(&e);
+  free(ticks);
+  free(lines);
+  free(outbuf);
+  tickfile_close(&tf);
+  nn_model_free(&m);
+  return status;
+}

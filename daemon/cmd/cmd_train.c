@@ -1,0 +1,341 @@
+/* cmd_train.c: `tickcast train`: flags, loading the tick files, the time split, one training run
+ * or a random hyperparameter search (--search), and writing the best model with its metadata.
+ * The training loop itself is fit.c; the math is nn/train.c. */
+#include <cblas.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/cmd/cmds.h"
+#include "daemon/pipeline/dataset.h"
+#include "daemon/pipeline/fit.h"
+#include "nn/base/tc_err.h"
+#include "nn/model.h"
+#include "nn/train.h"
+
+#define MAX_INPUTS 256
+
+static void usage(FILE *f) {
+  fprintf(
+      f, "usage: tickcast train --input FILE [--input FILE...] --output M [options]\n\n"
+         "Trains the contract network (CONTRACT §2-§4) to predict each tick's next return and\n"
+         "writes the best model as safetensors. The last --val-frac of every instrument's ticks\n"
+         "is held out for validation (split by time, never shuffled); feature and target\n"
+         "statistics come from the training part only. Training stops early when the\n"
+         "validation MSE has not improved for --patience epochs. If no epoch beats predicting a\n"
+         "zero return (the random walk) on validation by a significant margin (t-statistic of the\n"
+         "loss difference >= 2), the saved model predicts exactly zero; otherwise its output is\n"
+         "shrunk by the least-squares factor in [0, 1] on validation.\n\n"
+         "  --input FILE    tick file (CSV or JSON Lines, '-' = stdin); repeat for more files\n"
+         "  --output M      model file to write\n"
+         "  --hidden H      hidden size (default 32)\n"
+         "  --layers L      LSTM layers (default 1)\n"
+         "  --peephole      add peephole weights w_ci, w_cf, w_co\n"
+         "  --epochs N      most epochs (default 30; for fewer than 20,000 training ticks\n"
+         "                  600,000 / ticks, at most 200: small inputs take more passes)\n"
+         "  --seq T         truncated-BPTT window in ticks (default 32)\n"
+         "  --batch B       sequences per minibatch (default 32, fewer for small inputs so that\n"
+         "                  an epoch has at least 8 steps)\n"
+         "  --lr X          Adam learning rate (default 0.003)\n"
+         "  --clip X        gradient-norm limit, 0 = none (default 1)\n"
+         "  --val-frac F    validation fraction per instrument, 0 <= F < 1 (default 0.2)\n"
+         "  --patience N    epochs without improvement before stopping (default 5)\n"
+         "  --seed S        seed of all randomness; same seed, same input: same model bytes\n"
+         "                  (default 1)\n"
+         "  --search        random search over hidden, layers, seq and lr on the validation\n"
+         "                  split; prints a table on stdout (skill of the saved model, fit_skill\n"
+         "                  of the trained one before any fallback to zero, t of its gain) and\n"
+         "                  keeps the best\n"
+         "  --trials N      configurations tried by --search (default 8)\n"
+         "  --quiet         no progress on stderr\n"
+         "Exit status: 0 done, 1 runtime failure (no usable ticks, cannot write), 2 bad usage or\n"
+         "unreadable input.\n");
+}
+
+/* Strict number parsing: the whole argument, finite, in range. */
+static int parse_int(const char *flag, const char *s, long lo, long hi, int *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi) {
+    fprintf(stderr, "tickcast train: %s: found '%s', expected an integer in [%ld, %ld]\n", flag, s,
+            lo, hi);
+    return -1;
+  }
+  *out = (int)v;
+  return 0;
+}
+
+static int parse_double(const char *flag, const char *s, double lo, double hi, int lo_open,
+                        double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi || (lo_open && v == lo)) {
+    fprintf(stderr, "tickcast train: %s: found '%s', expected a number in %c%g, %g]\n", flag, s,
+            lo_open ? '(' : '[', lo, hi);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+static int parse_u64(const char *flag, const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || end == s || *end || s[0] == '-') {
+    fprintf(stderr, "tickcast train: %s: found '%s', expected an unsigned 64-bit integer\n", flag,
+            s);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+static const char *base_name(const char *p) {
+  const char *s = strrchr(p, '/');
+  return s ? s + 1 : p;
+}
+
+/* Writes the metadata that says how the model was made (no clock values: same seed, same bytes). */
+static int set_train_meta(nn_model *m, const fit_opts *o, const fit_result *r, double val_frac,
+                          char **inputs, int ninputs) {
+  char buf[4096], v[64];
+  size_t n = 0;
+  buf[0] = 0;
+  for (int i = 0; i < ninputs && n < sizeof buf - 1; i++)
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s", i ? "," : "", base_name(inputs[i]));
+  int rc = nn_model_set_meta(m, "tickcast.trained_on", buf);
+  snprintf(buf, sizeof buf,
+           "hidden=%d layers=%d peephole=%d seq=%d batch=%d lr=%g clip=%g val_frac=%g "
+           "patience=%d epochs=%d seed=%llu",
+           o->H, o->L, o->peephole, o->T, o->B, o->lr, o->clip, val_frac, o->patience, o->epochs,
+           (unsigned long long)o->seed);
+  rc |= nn_model_set_meta(m, "tickcast.train_args", buf);
+  snprintf(v, sizeof v, "%llu", (unsigned long long)o->seed);
+  rc |= nn_model_set_meta(m, "tickcast.seed", v);
+  snprintf(v, sizeof v, "%.9g", r->val_mse);
+  rc |= nn_model_set_meta(m, "tickcast.val_mse", v);
+  snprintf(v, sizeof v, "%.9g", r->val_mse_rw);
+  rc |= nn_model_set_meta(m, "tickcast.val_mse_rw", v);
+  snprintf(v, sizeof v, "%.6f", r->val_mse_rw > 0 ? 1 - r->val_mse / r->val_mse_rw : 0.0);
+  rc |= nn_model_set_meta(m, "tickcast.val_skill", v);
+  snprintf(v, sizeof v, "%.3f", r->tstat);
+  rc |= nn_model_set_meta(m, "tickcast.val_tstat", v);
+  snprintf(v, sizeof v, "%.6f", r->scale);
+  rc |= nn_model_set_meta(m, "tickcast.output_scale", v);
+  snprintf(v, sizeof v, "%d", r->best_epoch);
+  rc |= nn_model_set_meta(m, "tickcast.best_epoch", v);
+  snprintf(v, sizeof v, "%d", r->epochs_run);
+  rc |= nn_model_set_meta(m, "tickcast.epochs", v);
+  return rc ? TC_ENOMEM : 0;
+}
+
+/* --search: random configurations (seeded), each trained with early stopping; the table goes to
+ * stdout. Returns the index of the best trial, its model in *best (the others are freed). */
+static int run_search(const dataset *d, const fit_opts *base, int trials, nn_model *best,
+                      fit_result *best_res, fit_opts *best_opts, char *err, size_t errlen) {
+  static const int Hs[] = {16, 32, 64}, Ls[] = {1, 2}, Ts[] = {16, 32, 64};
+  static const double lrs[] = {1e-3, 3e-3, 1e-2};
+  nn_rng r;
+  nn_rng_seed(&r, base->seed ^ 0x5eed5eed5eedULL);
+  int best_i = -1;
+  printf("%-5s %6s %6s %5s %8s %7s %10s %10s %8s %9s %6s %7s\n", "trial", "hidden", "layers", "seq",
+         "lr", "epochs", "val_mse", "rw_mse", "skill", "fit_skill", "t", "sec");
+  for (int i = 0; i < trials; i++) {
+    fit_opts o = *base;
+    o.H = Hs[nn_rng_below(&r, 3)];
+    o.L = Ls[nn_rng_below(&r, 2)];
+    o.T = Ts[nn_rng_below(&r, 3)];
+    o.lr = lrs[nn_rng_below(&r, 3)];
+    o.seed = base->seed + (uint64_t)i;
+    if (o.verbose)
+      fprintf(stderr, "search: trial %d/%d: hidden %d, layers %d, seq %d, lr %g\n", i + 1, trials,
+              o.H, o.L, o.T, o.lr);
+    nn_model m;
+    fit_result res;
+    int rc = fit_run(d, &o, &m, &res, stderr, err, errlen);
+    if (rc != 0) {
+      if (best_i >= 0)
+        nn_model_free(best);
+      return rc;
+    }
+    double rw = res.val_mse_rw > 0 ? res.val_mse_rw : 1;
+    printf("%-5d %6d %6d %5d %8g %7d %10.6f %10.6f %+8.4f %+9.4f %6.2f %7.1f\n", i + 1, o.H, o.L,
+           o.T, o.lr, res.epochs_run, res.val_mse, res.val_mse_rw, 1 - res.val_mse / rw,
+           1 - res.val_mse_fit / rw, res.tstat, res.seconds);
+    fflush(stdout);
+    if (best_i < 0 || res.val_mse < best_res->val_mse) {
+      if (best_i >= 0)
+        nn_model_free(best);
+      *best = m;
+      *best_res = res;
+      *best_opts = o;
+      best_i = i;
+    } else {
+      nn_model_free(&m);
+    }
+  }
+  printf("best: trial %d (hidden %d, layers %d, seq %d, lr %g)\n", best_i + 1, best_opts->H,
+         best_opts->L, best_opts->T, best_opts->lr);
+  return 0;
+}
+
+int cmd_train(int argc, char **argv) {
+  char *inputs[MAX_INPUTS];
+  int ninputs = 0, help = 0, search = 0, trials = 8, quiet = 0, epochs_set = 0, batch_set = 0;
+  const char *out_path = NULL;
+  double val_frac = 0.2;
+  fit_opts o;
+  fit_opts_default(&o);
+  static const struct option opts[] = {
+      {"input", required_argument, 0, 'i'},    {"output", required_argument, 0, 'o'},
+      {"hidden", required_argument, 0, 'H'},   {"layers", required_argument, 0, 'L'},
+      {"epochs", required_argument, 0, 'e'},   {"seed", required_argument, 0, 's'},
+      {"peephole", no_argument, 0, 'p'},       {"seq", required_argument, 0, 'T'},
+      {"batch", required_argument, 0, 'B'},    {"lr", required_argument, 0, 'l'},
+      {"clip", required_argument, 0, 'c'},     {"val-frac", required_argument, 0, 'v'},
+      {"patience", required_argument, 0, 'P'}, {"search", no_argument, 0, 'S'},
+      {"trials", required_argument, 0, 'n'},   {"quiet", no_argument, 0, 'q'},
+      {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+  int c;
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
+    int bad = 0;
+    switch (c) {
+    case 'i':
+      if (ninputs == MAX_INPUTS) {
+        fprintf(stderr, "tickcast train: --input: more than %d files\n", MAX_INPUTS);
+        return 2;
+      }
+      inputs[ninputs++] = optarg;
+      break;
+    case 'o': out_path = optarg; break;
+    case 'H': bad = parse_int("--hidden", optarg, 1, 1024, &o.H); break;
+    case 'L': bad = parse_int("--layers", optarg, 1, NN_MAX_LAYERS, &o.L); break;
+    case 'e':
+      bad = parse_int("--epochs", optarg, 0, 100000, &o.epochs);
+      epochs_set = 1;
+      break;
+    case 's': bad = parse_u64("--seed", optarg, &o.seed); break;
+    case 'p': o.peephole = 1; break;
+    case 'T': bad = parse_int("--seq", optarg, 1, 4096, &o.T); break;
+    case 'B':
+      bad = parse_int("--batch", optarg, 1, 4096, &o.B);
+      batch_set = 1;
+      break;
+    case 'l': bad = parse_double("--lr", optarg, 0, 10, 1, &o.lr); break;
+    case 'c': bad = parse_double("--clip", optarg, 0, 1e30, 0, &o.clip); break;
+    case 'v': bad = parse_double("--val-frac", optarg, 0, 0.99, 0, &val_frac); break;
+    case 'P': bad = parse_int("--patience", optarg, 1, 100000, &o.patience); break;
+    case 'S': search = 1; break;
+    case 'n': bad = parse_int("--trials", optarg, 1, 1000, &trials); break;
+    case 'q': quiet = 1; break;
+    case 'h': help = 1; break;
+    default:
+      fprintf(stderr, "tickcast train: unknown or incomplete option '%s' (see --help)\n",
+              argv[optind - 1]);
+      return 2;
+    }
+    if (bad)
+      return 2;
+  }
+  if (help) {
+    usage(stdout);
+    return 0;
+  }
+  if (optind < argc) {
+    fprintf(stderr, "tickcast train: unexpected argument '%s' (see --help)\n", argv[optind]);
+    return 2;
+  }
+  if (!ninputs || !out_path) {
+    fprintf(stderr, "tickcast train: %s is required (see --help)\n",
+            !ninputs ? "--input" : "--output");
+    return 2;
+  }
+  o.verbose = quiet ? 0 : isatty(2) ? 2 : 1;
+  /* One BLAS thread: the GEMMs are small, and the result must not depend on a thread count. */
+  openblas_set_num_threads(1);
+
+  char err[512];
+  dataset d;
+  if (dataset_init(&d) != 0) {
+    fprintf(stderr, "tickcast train: out of memory\n");
+    return 1;
+  }
+  int status = 1;
+  nn_model m;
+  memset(&m, 0, sizeof m);
+  for (int i = 0; i < ninputs; i++) {
+    int rc = dataset_load(&d, inputs[i], !quiet, err, sizeof err);
+    if (rc != 0) {
+      fprintf(stderr, "tickcast train: %s\n", err);
+      status = rc == TC_ENOMEM ? 1 : 2;
+      goto done;
+    }
+  }
+  if (!quiet)
+    dataset_print_summary(&d, "train input");
+  dataset_split(&d, val_frac);
+  uint64_t ntr = 0;
+  for (int i = 0; i < d.ns; i++)
+    if (d.s[i].ntrain >= 2)
+      ntr += d.s[i].ntrain - 1;
+  if (ntr == 0) {
+    fprintf(stderr,
+            "tickcast train: no training targets: %llu accepted ticks in %d instruments "
+            "(an instrument needs at least 2 ticks in its training part)\n",
+            (unsigned long long)d.accepted, d.ns);
+    goto done;
+  }
+  if (!epochs_set && ntr < 20000) /* early stopping still ends it when nothing improves */
+    o.epochs = ntr > 3000 ? (int)(600000 / ntr) : 200;
+  if (!batch_set && ntr / ((uint64_t)o.T * 8) < (uint64_t)o.B) /* at least ~8 steps an epoch */
+    o.B = ntr / ((uint64_t)o.T * 8) > 1 ? (int)(ntr / ((uint64_t)o.T * 8)) : 1;
+  dataset_stats(&d);
+  fit_result res;
+  fit_opts used = o;
+  if (search) {
+    if (run_search(&d, &o, trials, &m, &res, &used, err, sizeof err) != 0) {
+      fprintf(stderr, "tickcast train: %s\n", err);
+      goto done;
+    }
+  } else if (fit_run(&d, &o, &m, &res, quiet ? NULL : stderr, err, sizeof err) != 0) {
+    fprintf(stderr, "tickcast train: %s\n", err);
+    goto done;
+  }
+  if (set_train_meta(&m, &used, &res, val_frac, inputs, ninputs) != 0) {
+    fprintf(stderr, "tickcast train: out of memory\n");
+    goto done;
+  }
+  if (nn_model_save(&m, out_path, err, sizeof err) != 0) {
+    fprintf(stderr, "tickcast train: %s\n", err);
+    goto done;
+  }
+  if (!quiet && res.nval == 0)
+    fprintf(stderr,
+            "train: wrote %s: %d epochs, no validation ticks (--val-frac 0): the last "
+            "epoch is kept, %.1f s, %.0f tick-steps/s\n",
+            out_path, res.epochs_run, res.seconds, res.steps_per_s);
+  else if (!quiet)
+    fprintf(stderr,
+            "train: wrote %s: best epoch %d of %d, validation MSE %.6f vs random walk "
+            "%.6f (skill %+.4f) on %llu targets, %.1f s, %.0f tick-steps/s%s\n",
+            out_path, res.best_epoch, res.epochs_run, res.val_mse, res.val_mse_rw,
+            res.val_mse_rw > 0 ? 1 - res.val_mse / res.val_mse_rw : 0.0,
+            (unsigned long long)res.nval, res.seconds, res.steps_per_s,
+            res.fallback ? "; no significant gain over the random walk, so the model "
+                           "predicts a zero return"
+                         : "");
+  status = 0;
+done:
+  nn_model_free(&m);
+  dataset_free(&d);
+  return status;
+}

@@ -1,0 +1,210 @@
+/* http.c: libmicrohttpd driven by the libuv loop (see http.h). MHD is started with MHD_USE_EPOLL
+ * and no internal thread; its epoll fd becomes readable whenever any of its sockets needs service,
+ * so one uv_poll on that fd plus a timer for MHD's own timeouts is the whole integration. We bind
+ * the listening socket ourselves so that "port in use" becomes one clear error line. */
+#include "daemon/loop/http.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "daemon/pipeline/log.h"
+#include "nn/base/tc_err.h"
+
+struct http_srv {
+  struct MHD_Daemon *d; /* the MHD daemon, external event loop mode */
+  uv_poll_t poll;       /* watches MHD's epoll fd */
+  uv_timer_t timer;     /* fires at MHD's next timeout */
+  int closing;          /* handles still to close */
+  int port;             /* bound port */
+  http_handler h;
+  void *ud;
+};
+
+static void http_service(http_srv *s);
+
+static void on_poll(uv_poll_t *p, int status, int events) {
+  (void)status;
+  (void)events;
+  http_service(p->data);
+}
+
+static void on_timer(uv_timer_t *t) {
+  http_service(t->data);
+}
+
+/* Runs MHD once, then re-arms the timer from MHD's next timeout (if any). */
+static void http_service(http_srv *s) {
+  MHD_run(s->d);
+  MHD_UNSIGNED_LONG_LONG to;
+  if (MHD_get_timeout(s->d, &to) == MHD_YES)
+    uv_timer_start(&s->timer, on_timer, to, 0);
+  else
+    uv_timer_stop(&s->timer);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
+  (void)version;
+  (void)upload_data;
+  (void)upload_data_size;
+  (void)con_cls;
+  http_srv *s = cls;
+  char *body = NULL;
+  size_t len = 0;
+  const char *ctype = "text/plain; charset=utf-8";
+  int status;
+  if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+    status = MHD_HTTP_METHOD_NOT_ALLOWED;
+    body = strdup("method not allowed\n");
+    len = body ? strlen(body) : 0;
+  } else {
+    status = s->h(s->ud, url, &body, &len, &ctype);
+  }
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(len, body ? body : (char *)"", MHD_RESPMEM_MUST_FREE);
+  if (!r) {
+    free(body);
+    return MHD_NO;
+  }
+  MHD_add_response_header(r, "Content-Type", ctype);
+  if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+    MHD_add_response_header(r, "Allow", "GET, HEAD");
+  enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+  (void)cls;
+  char line[512];
+  vsnprintf(line, sizeof line, fmt, ap);
+  log_warn("http", "%s", line);
+}
+
+/* Opens, binds and listens on ADDR:PORT; returns the fd or -1 with err. */
+static int http_listen(const char *addr_port, int *port, char *err, size_t errlen) {
+  char host[256];
+  const char *colon = strrchr(addr_port, ':');
+  if (!colon || colon == addr_port || !colon[1]) {
+    snprintf(err, errlen, "--http %s: expected ADDR:PORT (e.g. 127.0.0.1:9464) or off", addr_port);
+    return -1;
+  }
+  size_t hl = (size_t)(colon - addr_port);
+  if (hl >= sizeof host) {
+    snprintf(err, errlen, "--http %s: address too long", addr_port);
+    return -1;
+  }
+  memcpy(host, addr_port, hl);
+  host[hl] = 0;
+  if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') { /* [::1]:9464 */
+    memmove(host, host + 1, hl - 2);
+    host[hl - 2] = 0;
+  }
+  char *end;
+  long pn = strtol(colon + 1, &end, 10);
+  if (*end || pn < 0 || pn > 65535) {
+    snprintf(err, errlen, "--http %s: port '%s' is not a number in 0..65535", addr_port, colon + 1);
+    return -1;
+  }
+  struct addrinfo hints = {0}, *ai = NULL;
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai);
+  if (rc) {
+    snprintf(err, errlen, "--http %s: cannot resolve '%s': %s", addr_port, host, gai_strerror(rc));
+    return -1;
+  }
+  int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    snprintf(err, errlen, "--http %s: socket: %s", addr_port, strerror(errno));
+    freeaddrinfo(ai);
+    return -1;
+  }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 64) < 0) {
+    snprintf(err, errlen, "--http %s: cannot listen: %s", addr_port, strerror(errno));
+    freeaddrinfo(ai);
+    close(fd);
+    return -1;
+  }
+  freeaddrinfo(ai);
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  *port = (int)pn;
+  if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+    if (ss.ss_family == AF_INET)
+      *port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    else if (ss.ss_family == AF_INET6)
+      *port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+  }
+  return fd;
+}
+
+int http_start(http_srv **out, uv_loop_t *loop, const char *addr_port, http_handler h, void *ud,
+               char *err, size_t errlen) {
+  *out = NULL;
+  http_srv *s = calloc(1, sizeof *s);
+  if (!s) {
+    snprintf(err, errlen, "--http %s: out of memory", addr_port);
+    return TC_ENOMEM;
+  }
+  s->h = h;
+  s->ud = ud;
+  int fd = http_listen(addr_port, &s->port, err, errlen);
+  if (fd < 0) {
+    free(s);
+    return TC_EIO;
+  }
+  s->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, s,
+                          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
+                          (MHD_socket)fd, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_END);
+  if (!s->d) {
+    snprintf(err, errlen, "--http %s: libmicrohttpd failed to start", addr_port);
+    close(fd);
+    free(s);
+    return TC_EIO;
+  }
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
+  if (!info || uv_poll_init(loop, &s->poll, info->epoll_fd) != 0) {
+    snprintf(err, errlen, "--http %s: cannot watch libmicrohttpd's epoll fd", addr_port);
+    MHD_stop_daemon(s->d);
+    free(s);
+    return TC_EIO;
+  }
+  uv_timer_init(loop, &s->timer);
+  s->poll.data = s->timer.data = s;
+  uv_poll_start(&s->poll, UV_READABLE, on_poll);
+  http_service(s);
+  *out = s;
+  return 0;
+}
+
+int http_port(const http_srv *s) {
+  return s ? s->port : -1;
+}
+
+static void on_closed(uv_handle_t *h) {
+  http_srv *s = h->data;
+  if (--s->closing)
+    return;
+  MHD_stop_daemon(s->d); /* closes the epoll fd and the listening socket */
+  free(s);
+}
+
+void http_stop(http_srv *s) {
+  if (!s)
+    return;
+  s->closing = 2;
+  uv_close((uv_handle_t *)&s->poll, on_closed);
+  uv_close((uv_handle_t *)&s->timer, on_closed);
+}

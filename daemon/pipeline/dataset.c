@@ -1,0 +1,226 @@
+/* dataset.c: tick files into per-instrument series with raw features, the time split and the
+ * training-part statistics, for `train` and `eval`. Holds everything in memory (about 56 bytes a
+ * tick); streaming use goes through the engine instead. */
+#include "daemon/pipeline/dataset.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ingest/tickfile.h"
+#include "nn/base/tc_err.h"
+#include "nn/features.h"
+
+#define SHOWN_ERRORS 10 /* rejected lines printed in full per dataset */
+
+int dataset_init(dataset *d) {
+  memset(d, 0, sizeof *d);
+  if (symtab_init(&d->st, 0, 64) != 0)
+    return TC_ENOMEM;
+  for (int i = 0; i < NN_F; i++)
+    d->feat_std[i] = 1.0;
+  d->tgt_std = 1.0;
+  return 0;
+}
+
+void dataset_free(dataset *d) {
+  if (!d)
+    return;
+  for (int i = 0; i < d->ns; i++) {
+    free(d->s[i].ts);
+    free(d->s[i].px);
+    free(d->s[i].raw);
+  }
+  free(d->s);
+  symtab_free(&d->st);
+  memset(d, 0, sizeof *d);
+}
+
+/* Makes room for one more tick in series s. */
+static int series_grow(ds_series *s) {
+  if (s->n < s->cap)
+    return 0;
+  size_t cap = s->cap ? s->cap * 2 : 256;
+  int64_t *ts = realloc(s->ts, cap * sizeof *ts);
+  if (ts)
+    s->ts = ts;
+  double *px = realloc(s->px, cap * sizeof *px);
+  if (px)
+    s->px = px;
+  double *raw = realloc(s->raw, cap * NN_F * sizeof *raw);
+  if (raw)
+    s->raw = raw;
+  if (!ts || !px || !raw)
+    return TC_ENOMEM;
+  s->cap = cap;
+  return 0;
+}
+
+/* Returns the series index of sym, adding an empty series when new; negative on ENOMEM. */
+static int series_of(dataset *d, const tick *t) {
+  int32_t slot = symtab_find(&d->st, t->sym, t->sym_len);
+  if (slot >= 0)
+    return slot;
+  if (d->ns == d->scap) {
+    int cap = d->scap ? d->scap * 2 : 16;
+    ds_series *s = realloc(d->s, (size_t)cap * sizeof *s);
+    if (!s)
+      return TC_ENOMEM;
+    d->s = s;
+    d->scap = cap;
+  }
+  slot = symtab_add(&d->st, t->sym, t->sym_len);
+  if (slot < 0)
+    return slot;
+  ds_series *s = &d->s[d->ns++];
+  memset(s, 0, sizeof *s);
+  memcpy(s->sym, t->sym, t->sym_len);
+  s->sym[t->sym_len] = 0;
+  return slot;
+}
+
+static void note_reject(dataset *d, int reason, const char *path, uint64_t line, const char *msg,
+                        int verbose) {
+  uint64_t k = d->rejected[reason]++;
+  if (k < DS_FIRST_LINES)
+    d->first_line[reason][k] = line;
+  if (k == 0)
+    d->first_file[reason] = path;
+  uint64_t total = 0;
+  for (int r = 1; r < TICK_NREASONS; r++)
+    total += d->rejected[r];
+  if (verbose && total <= SHOWN_ERRORS) {
+    fprintf(stderr, "%s:%llu: %s: %s\n", path, (unsigned long long)line, tick_reason_name(reason),
+            msg);
+    if (total == SHOWN_ERRORS)
+      fprintf(stderr, "further rejected lines are only counted\n");
+  }
+}
+
+int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t errlen) {
+  tickfile tf;
+  int rc = tickfile_open(&tf, path, err, errlen);
+  if (rc != 0)
+    return rc;
+  const char *name = strcmp(path, "-") ? path : "stdin";
+  char msg[256];
+  tick t;
+  int reason;
+  while ((rc = tickfile_next(&tf, &t, &reason, msg, sizeof msg)) == 1) {
+    d->read++;
+    if (reason != TICK_OK) {
+      note_reject(d, reason, name, tf.line, msg, verbose);
+      continue;
+    }
+    int si = series_of(d, &t);
+    if (si < 0) {
+      rc = TC_ENOMEM;
+      break;
+    }
+    ds_series *s = &d->s[si];
+    if (s->n > 0 && t.ts < s->ts[s->n - 1]) {
+      snprintf(msg, sizeof msg,
+               "field ts: found %lld, expected >= %lld (the last accepted tick "
+               "of %s)",
+               (long long)t.ts, (long long)s->ts[s->n - 1], s->sym);
+      note_reject(d, TICK_OUT_OF_ORDER, name, tf.line, msg, verbose);
+      continue;
+    }
+    if (series_grow(s) != 0) {
+      rc = TC_ENOMEM;
+      break;
+    }
+    size_t i = s->n;
+    int first = i == 0;
+    nn_features_raw(s->raw + i * NN_F, first, t.px, first ? t.px : s->px[i - 1], t.ts,
+                    first ? t.ts : s->ts[i - 1], t.qty, t.has_quote, t.bid, t.ask);
+    s->ts[i] = t.ts;
+    s->px[i] = t.px;
+    s->n++;
+    s->ntrain = s->n;
+    d->accepted++;
+  }
+  tickfile_close(&tf);
+  if (rc == TC_ENOMEM) {
+    snprintf(err, errlen, "%s: out of memory after %llu ticks", name,
+             (unsigned long long)d->accepted);
+    return rc;
+  }
+  if (rc < 0) {
+    snprintf(err, errlen, "%s", msg);
+    return rc;
+  }
+  return 0;
+}
+
+void dataset_split(dataset *d, double val_frac) {
+  for (int i = 0; i < d->ns; i++) {
+    ds_series *s = &d->s[i];
+    size_t nval = (size_t)floor((double)s->n * val_frac);
+    if (nval > s->n)
+      nval = s->n;
+    s->ntrain = s->n - nval;
+  }
+}
+
+void dataset_stats(dataset *d) {
+  /* Two passes in double: mean, then the mean squared deviation (no cancellation). */
+  double sum[NN_F] = {0}, ss[NN_F] = {0}, n = 0, tss = 0, tn = 0;
+  for (int i = 0; i < d->ns; i++) {
+    const ds_series *s = &d->s[i];
+    for (size_t t = 0; t < s->ntrain; t++)
+      for (int f = 0; f < NN_F; f++)
+        sum[f] += s->raw[t * NN_F + f];
+    n += (double)s->ntrain;
+  }
+  for (int f = 0; f < NN_F; f++)
+    d->feat_mean[f] = n > 0 ? sum[f] / n : 0.0;
+  for (int i = 0; i < d->ns; i++) {
+    const ds_series *s = &d->s[i];
+    for (size_t t = 0; t < s->ntrain; t++)
+      for (int f = 0; f < NN_F; f++) {
+        double v = s->raw[t * NN_F + f] - d->feat_mean[f];
+        ss[f] += v * v;
+      }
+    for (size_t t = 0; t + 1 < s->ntrain; t++) {
+      double r = s->raw[(t + 1) * NN_F + 0];
+      tss += r * r;
+      tn += 1;
+    }
+  }
+  for (int f = 0; f < NN_F; f++) {
+    double sd = n > 0 ? sqrt(ss[f] / n) : 0.0;
+    d->feat_std[f] = sd < 1e-12 || !isfinite(sd) ? 1.0 : sd;
+  }
+  double rms = tn > 0 ? sqrt(tss / tn) : 0.0;
+  d->tgt_mean = 0.0;
+  d->tgt_std = rms < 1e-12 || !isfinite(rms) ? 1.0 : rms;
+}
+
+void dataset_apply_stats(const dataset *d, nn_model *m) {
+  for (int f = 0; f < NN_F; f++) {
+    m->feat_mean[f] = (float)d->feat_mean[f];
+    m->feat_std[f] = (float)d->feat_std[f];
+  }
+  m->tgt_mean[0] = (float)d->tgt_mean;
+  m->tgt_std[0] = (float)d->tgt_std;
+}
+
+void dataset_print_summary(const dataset *d, const char *what) {
+  uint64_t rej = 0;
+  for (int r = 1; r < TICK_NREASONS; r++)
+    rej += d->rejected[r];
+  fprintf(stderr, "%s: %llu ticks read, %llu accepted, %llu rejected, %d instruments\n", what,
+          (unsigned long long)d->read, (unsigned long long)d->accepted, (unsigned long long)rej,
+          d->ns);
+  for (int r = 1; r < TICK_NREASONS; r++) {
+    if (!d->rejected[r])
+      continue;
+    fprintf(stderr, "  rejected %-14s %8llu  (%s lines", tick_reason_name(r),
+            (unsigned long long)d->rejected[r], d->first_file[r] ? d->first_file[r] : "?");
+    for (uint64_t k = 0; k < d->rejected[r] && k < DS_FIRST_LINES; k++)
+      fprintf(stderr, "%s%llu", k ? ", " : " ", (unsigned long long)d->first_line[r][k]);
+    fprintf(stderr, "%s)\n", d->rejected[r] > DS_FIRST_LINES ? ", ..." : "");
+  }
+}

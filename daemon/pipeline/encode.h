@@ -1,0 +1,21 @@
+/* encode.h: predictions as text (CONTRACT §5): the Kafka JSON object and the replay CSV row.
+ * Hot path: no snprintf, no allocation; callers give a buffer of at least ENC_PRED_MAX bytes. */
+#ifndef DAEMON_ENCODE_H
+#define DAEMON_ENCODE_H
+
+#include "daemon/pipeline/engine.h"
+#include <stddef.h>
+
+#define ENC_PRED_MAX 512 /* sym 32 + src up to 300 + numbers */
+
+/* {"sym":..,"ts":..,"px":..,"pred_ret":..,"pred_px":..,"n":..,"src":".."} without a newline.
+ * src is TOPIC/PARTITION/OFFSET or FILE:LINE (at most 300 bytes, JSON-escaped here). */
+size_t enc_pred_json(char *out, const eng_tick *t, const char *src, size_t srclen);
+
+/* sym,ts,px,pred_ret,pred_px,n without a newline. */
+size_t enc_pred_csv(char *out, const eng_tick *t);
+
+/* The CSV header line, without a newline. */
+#define ENC_CSV_HEADER "sym,ts,px,pred_ret,pred_px,n"
+
+#endif

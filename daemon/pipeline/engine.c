@@ -1,0 +1,154 @@
+/* engine.c: the per-chunk pipeline of engine.h. Order checks and features run tick by tick in
+ * input order (they depend on the previous accepted tick); the LSTM runs in waves, one batched
+ * step per wave, where wave k holds the k-th accepted tick of every instrument in the chunk.
+ * Within an instrument the waves run in order, so the result is the sequential one. */
+#include "daemon/pipeline/engine.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/base/tc_err.h"
+#include "nn/features.h"
+
+int engine_init(engine *e, const nn_model *m, int chunk_max) {
+  memset(e, 0, sizeof *e);
+  if (chunk_max < 1)
+    return TC_EINVAL;
+  e->m = m;
+  e->chunk_max = chunk_max;
+  size_t n = (size_t)chunk_max;
+  if (nn_work_init(&e->w, m, chunk_max) != 0 || symtab_init(&e->st, nn_state_floats(m), 1024) != 0)
+    goto fail;
+  e->x = malloc(n * NN_F * sizeof *e->x);
+  e->xb = malloc(n * NN_F * sizeof *e->xb);
+  e->yb = malloc(n * sizeof *e->yb);
+  e->sp = malloc(n * sizeof *e->sp);
+  e->wave = malloc(n * sizeof *e->wave);
+  e->order = malloc(n * sizeof *e->order);
+  e->wstart = calloc(n + 2, sizeof *e->wstart);
+  if (!e->x || !e->xb || !e->yb || !e->sp || !e->wave || !e->order || !e->wstart)
+    goto fail;
+  return 0;
+fail:
+  engine_free(e);
+  return TC_ENOMEM;
+}
+
+void engine_free(engine *e) {
+  if (!e)
+    return;
+  nn_work_free(&e->w);
+  symtab_free(&e->st);
+  free(e->x);
+  free(e->xb);
+  free(e->yb);
+  free(e->sp);
+  free(e->wave);
+  free(e->order);
+  free(e->wstart);
+  free(e->occ);
+  memset(e, 0, sizeof *e);
+}
+
+/* Keeps occ as large as the symbol table; growth is the only allocation on the tick path. */
+static int occ_reserve(engine *e) {
+  if (e->occ_cap >= e->st.cap)
+    return 0;
+  uint32_t *p = realloc(e->occ, (size_t)e->st.cap * sizeof *p);
+  if (!p)
+    return TC_ENOMEM;
+  memset(p + e->occ_cap, 0, (size_t)(e->st.cap - e->occ_cap) * sizeof *p);
+  e->occ = p;
+  e->occ_cap = e->st.cap;
+  return 0;
+}
+
+int engine_process(engine *e, eng_tick *ticks, int N) {
+  const nn_model *m = e->m;
+  int nwaves = 0;
+  if (N > e->chunk_max)
+    return TC_EINVAL;
+  /* Pass 1, in input order: find or add each instrument (adding can fail, so do all adds
+   * before touching any state), then the order check, features and wave number. */
+  for (int i = 0; i < N; i++) {
+    eng_tick *t = &ticks[i];
+    if (t->reason != TICK_OK)
+      continue;
+    int32_t s = symtab_add(&e->st, t->t.sym, t->t.sym_len);
+    if (s < 0)
+      return s;
+    t->slot = s;
+  }
+  if (occ_reserve(e) != 0)
+    return TC_ENOMEM;
+  for (int i = 0; i < N; i++) {
+    eng_tick *t = &ticks[i];
+    if (t->reason != TICK_OK)
+      continue;
+    inst *in = &e->st.inst[t->slot];
+    int first = in->n == 0;
+    if (!first && t->t.ts < in->last_ts) {
+      t->reason = TICK_OUT_OF_ORDER;
+      e->rejected[TICK_OUT_OF_ORDER]++;
+      continue;
+    }
+    double raw[NN_F];
+    nn_features_raw(raw, first, t->t.px, in->last_px, t->t.ts, in->last_ts, t->t.qty,
+                    t->t.has_quote, t->t.bid, t->t.ask);
+    nn_features_standardize(m, raw, e->x + (size_t)i * NN_F);
+    in->last_ts = t->t.ts;
+    in->last_px = t->t.px;
+    in->n++;
+    in->dirty = 1;
+    if (t->partition >= 0)
+      in->partition = t->partition;
+    t->n = in->n;
+    int w = (int)e->occ[t->slot]++;
+    e->wave[i] = w;
+    if (w + 1 > nwaves)
+      nwaves = w + 1;
+    e->accepted++;
+  }
+  /* Counting sort of accepted ticks by wave; reset occ for the next chunk on the way. */
+  memset(e->wstart, 0, (size_t)(nwaves + 2) * sizeof *e->wstart);
+  for (int i = 0; i < N; i++)
+    if (ticks[i].reason == TICK_OK) {
+      e->wstart[e->wave[i] + 2]++;
+      e->occ[ticks[i].slot] = 0;
+    }
+  for (int w = 0; w < nwaves; w++)
+    e->wstart[w + 2] += e->wstart[w + 1];
+  for (int i = 0; i < N; i++)
+    if (ticks[i].reason == TICK_OK)
+      e->order[e->wstart[e->wave[i] + 1]++] = i;
+  /* Now wstart[w] .. wstart[w+1] is wave w in order[]. Step each wave as one batch. */
+  for (int w = 0; w < nwaves; w++) {
+    int b0 = e->wstart[w], B = e->wstart[w + 1] - b0;
+    for (int b = 0; b < B; b++) {
+      int i = e->order[b0 + b];
+      memcpy(e->xb + (size_t)b * NN_F, e->x + (size_t)i * NN_F, NN_F * sizeof(float));
+      e->sp[b] = symtab_state(&e->st, ticks[i].slot);
+    }
+    nn_lstm_step(m, &e->w, B, e->xb, e->sp, e->yb);
+    for (int b = 0; b < B; b++) {
+      eng_tick *t = &ticks[e->order[b0 + b]];
+      t->y = e->yb[b];
+      t->pred_ret = nn_pred_ret(m, t->y);
+      t->pred_px = t->t.px * exp(t->pred_ret);
+    }
+  }
+  return 0;
+}
+
+void engine_set_model(engine *e, const nn_model *m, int reset) {
+  e->m = m;
+  nn_work_update(&e->w, m); /* the scratch caches the summed biases and W_ih[0]^T */
+  if (!reset)
+    return;
+  memset(e->st.state, 0, (size_t)e->st.count * e->st.state_floats * sizeof(float));
+  for (uint32_t s = 0; s < e->st.count; s++) {
+    e->st.inst[s].n = 0;
+    e->st.inst[s].dirty = 1;
+  }
+}

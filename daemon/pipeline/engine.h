@@ -1,0 +1,61 @@
+/* engine.h: the prediction pipeline shared by `replay` and `run`: a chunk of decoded ticks is
+ * checked for per-instrument order, turned into features, scheduled into waves (the k-th tick of
+ * each instrument in wave k, so the result equals the sequential one) and stepped through the
+ * batched LSTM. Not for I/O: callers decode input and encode predictions. */
+#ifndef DAEMON_ENGINE_H
+#define DAEMON_ENGINE_H
+
+#include "ingest/symtab.h"
+#include "ingest/tick.h"
+#include "nn/lstm.h"
+#include "nn/model.h"
+#include <stdint.h>
+
+/* One tick of a chunk, with what the engine adds. */
+typedef struct eng_tick {
+  tick t;            /* in: the decoded tick (ignored when reason != TICK_OK) */
+  int reason;        /* in: TICK_OK or the decoder's reason; out: may become TICK_OUT_OF_ORDER */
+  int32_t partition; /* in: input partition, -1 for files */
+  int32_t slot;      /* out: instrument slot when accepted */
+  uint64_t n;        /* out: ticks applied to the instrument, this one included */
+  double pred_ret;   /* out: y * target.std + target.mean */
+  double pred_px;    /* out: px * exp(pred_ret) */
+  float y;           /* out: standardized network output */
+} eng_tick;
+
+typedef struct engine {
+  const nn_model *m; /* not owned; engine_set_model swaps it */
+  nn_work w;         /* LSTM scratch for up to chunk_max instruments */
+  symtab st;         /* instruments and their states */
+  int chunk_max;     /* most ticks per engine_process call */
+  float *x;          /* (chunk_max, NN_F) standardized features, by chunk index */
+  float *xb;         /* (chunk_max, NN_F) features gathered for one wave */
+  float *yb;         /* (chunk_max) outputs of one wave */
+  float **sp;        /* (chunk_max) state pointers of one wave */
+  int32_t *wave;     /* (chunk_max) wave of each tick */
+  int32_t *order;    /* (chunk_max) tick indices sorted by wave */
+  int32_t *wstart;   /* (chunk_max + 2) start of each wave in order */
+  uint32_t *occ;     /* (st.cap) ticks of each slot in the current chunk; zero between calls */
+  uint32_t occ_cap;  /* capacity of occ */
+  uint64_t accepted; /* ticks accepted so far */
+  uint64_t rejected[TICK_NREASONS]; /* ticks rejected so far, by reason (see engine_process) */
+} engine;
+
+/* Sets up an engine for model m with chunks of at most chunk_max ticks. 0 or TC_E*. */
+int engine_init(engine *e, const nn_model *m, int chunk_max);
+void engine_free(engine *e); /* accepts NULL and half-built */
+
+/* Processes ticks[0..N) (N <= chunk_max) in input order semantics: every accepted tick updates its
+ * instrument's state and gets its prediction; rejected ticks touch nothing. Ticks that come in
+ * with a reason are skipped: the caller counts decode rejections in e->rejected itself (it knows
+ * them first); the engine counts what it rejects (out_of_order) and what it accepts.
+ * Returns 0 or TC_ENOMEM (then no state was changed). Never allocates except when the symbol
+ * table grows. */
+int engine_process(engine *e, eng_tick *ticks, int N);
+
+/* Switches to model m (same shape required; checked by the caller with nn_model_same_shape),
+ * refreshing what the LSTM scratch caches of the weights. reset = 1 zeroes every instrument's
+ * state and n: each instrument starts afresh, as if first seen (its next tick has ret = 0). */
+void engine_set_model(engine *e, const nn_model *m, int reset);
+
+#endif

@@ -1,0 +1,490 @@
+/* fit.c: the training loop behind `tickcast train` (see fit.h). The training part of every
+ * instrument is cut into pieces that are packed into B lanes; a lane is walked window by window
+ * (T steps) with its LSTM state carried across windows and zeroed where a new piece starts, so
+ * each window is one batched forward/backward of (T, B). Pieces start on window boundaries, which
+ * keeps the batched pass free of mid-window resets at the cost of a little padding. */
+#include "daemon/pipeline/fit.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "nn/base/tc_err.h"
+#include "nn/train.h"
+
+#define VAL_B 64      /* lanes (instruments) per validation pass */
+#define VAL_T 64      /* steps per validation window */
+#define FIT_MIN_T 2.0 /* least t-statistic of the validation gain for a non-zero model */
+
+void fit_opts_default(fit_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->H = 32;
+  o->L = 1;
+  o->epochs = 30;
+  o->T = 32;
+  o->B = 32;
+  o->patience = 5;
+  o->lr = 3e-3;
+  o->clip = 1.0;
+  o->seed = 1;
+  o->verbose = 1;
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* The dataset as flat standardized arrays, series after series. */
+typedef struct flat {
+  size_t N;    /* ticks */
+  size_t *off; /* (ns + 1) first flat index of each series */
+  float *x;    /* (N, NN_F) standardized features */
+  float *y;    /* (N) standardized target (next tick's ret), 0 where there is none */
+} flat;
+
+static void flat_free(flat *f) {
+  free(f->off);
+  free(f->x);
+  free(f->y);
+  memset(f, 0, sizeof *f);
+}
+
+static int flat_build(flat *f, const dataset *d) {
+  memset(f, 0, sizeof *f);
+  f->off = malloc(((size_t)d->ns + 1) * sizeof *f->off);
+  if (!f->off)
+    return TC_ENOMEM;
+  size_t N = 0;
+  for (int i = 0; i < d->ns; i++)
+    f->off[i] = N, N += d->s[i].n;
+  f->off[d->ns] = N;
+  f->N = N;
+  f->x = malloc((N ? N : 1) * NN_F * sizeof *f->x);
+  f->y = malloc((N ? N : 1) * sizeof *f->y);
+  if (!f->x || !f->y) {
+    flat_free(f);
+    return TC_ENOMEM;
+  }
+  for (int i = 0; i < d->ns; i++) {
+    const ds_series *s = &d->s[i];
+    float *x = f->x + f->off[i] * NN_F, *y = f->y + f->off[i];
+    for (size_t t = 0; t < s->n; t++) {
+      for (int k = 0; k < NN_F; k++)
+        x[t * NN_F + k] = (float)((s->raw[t * NN_F + k] - d->feat_mean[k]) / d->feat_std[k]);
+      y[t] = t + 1 < s->n ? (float)((s->raw[(t + 1) * NN_F] - d->tgt_mean) / d->tgt_std) : 0.0f;
+    }
+  }
+  return 0;
+}
+
+/* Sums over the validation targets beyond the MSE: y*t and y*y (for the output scale), and the
+ * loss differential g = t^2 - (y - t)^2 against the zero prediction and g^2 (for its t-stat). */
+typedef struct vsums {
+  double yt, yy, g, gg;
+} vsums;
+
+/* Validation over flat data: every series from its first tick, loss on its validation targets.
+ * With vs != NULL also fills the sums above. */
+static int validate(const dataset *d, const flat *f, const nn_model *m, double *mse, double *mse_rw,
+                    uint64_t *count, vsums *vs) {
+  int Bv = d->ns < VAL_B ? d->ns : VAL_B;
+  *mse = *mse_rw = 0;
+  *count = 0;
+  if (vs)
+    memset(vs, 0, sizeof *vs);
+  if (Bv == 0)
+    return 0;
+  nn_train tr;
+  if (nn_train_init(&tr, m, Bv, VAL_T) != 0)
+    return TC_ENOMEM;
+  size_t sf = nn_state_floats(m);
+  float *x = malloc((size_t)VAL_T * Bv * NN_F * sizeof(float));
+  float *tg = malloc((size_t)VAL_T * Bv * sizeof(float));
+  float *w = malloc((size_t)VAL_T * Bv * sizeof(float));
+  float *state = malloc((size_t)Bv * sf * sizeof(float));
+  if (!x || !tg || !w || !state) {
+    free(x), free(tg), free(w), free(state);
+    nn_train_free(&tr);
+    return TC_ENOMEM;
+  }
+  double se = 0, se0 = 0, syt = 0, syy = 0, sg = 0, sgg = 0;
+  uint64_t n = 0;
+  for (int g0 = 0; g0 < d->ns; g0 += Bv) {
+    int B = d->ns - g0 < Bv ? d->ns - g0 : Bv;
+    size_t len = 0;
+    for (int b = 0; b < B; b++)
+      if (d->s[g0 + b].n > len)
+        len = d->s[g0 + b].n;
+    memset(state, 0, (size_t)B * sf * sizeof(float));
+    for (size_t p0 = 0; p0 < len; p0 += VAL_T) {
+      int T = len - p0 < VAL_T ? (int)(len - p0) : VAL_T;
+      /* Windows before the validation part carry no loss but build the state. */
+      for (int t = 0; t < T; t++)
+        for (int b = 0; b < B; b++) {
+          const ds_series *s = &d->s[g0 + b];
+          size_t p = p0 + t, r = (size_t)t * B + b;
+          if (p < s->n) {
+            const float *xs = f->x + (f->off[g0 + b] + p) * NN_F;
+            memcpy(x + r * NN_F, xs, NN_F * sizeof(float));
+            tg[r] = f->y[f->off[g0 + b] + p];
+            w[r] = (p >= s->ntrain && p + 1 < s->n) ? 1.0f : 0.0f;
+          } else {
+            memset(x + r * NN_F, 0, NN_F * sizeof(float));
+            tg[r] = 0;
+            w[r] = 0;
+          }
+        }
+      nn_train_forward(&tr, m, B, T, x, tg, w, state);
+      for (int r = 0; r < T * B; r++) {
+        if (w[r] == 0.0f)
+          continue;
+        double e = (double)tr.y[r] - tg[r];
+        se += e * e;
+        se0 += (double)tg[r] * tg[r];
+        syt += (double)tr.y[r] * tg[r];
+        syy += (double)tr.y[r] * tr.y[r];
+        double g = (double)tg[r] * tg[r] - e * e;
+        sg += g;
+        sgg += g * g;
+        n++;
+      }
+    }
+  }
+  *mse = n ? se / (double)n : 0;
+  *mse_rw = n ? se0 / (double)n : 0;
+  *count = n;
+  if (vs)
+    *vs = (vsums){syt, syy, sg, sgg};
+  free(x), free(tg), free(w), free(state);
+  nn_train_free(&tr);
+  return 0;
+}
+
+int fit_validate(const dataset *d, const nn_model *m, double *mse, double *mse_rw, uint64_t *n) {
+  flat f;
+  if (flat_build(&f, d) != 0)
+    return TC_ENOMEM;
+  int rc = validate(d, &f, m, mse, mse_rw, n, NULL);
+  flat_free(&f);
+  return rc;
+}
+
+/* One piece of training data: ticks [start, start + len) of the flat array, in one series. */
+typedef struct piece {
+  size_t start, len;
+} piece;
+
+/* The lane layout of one epoch: idx (B, W*T) flat tick index or -1, with a flag where a piece
+ * starts (state reset) for each (lane, window). */
+typedef struct lanes {
+  int B, T;
+  size_t W;       /* windows */
+  long long *idx; /* (B, W * T) */
+  uint8_t *reset; /* (B, W) */
+} lanes;
+
+static void lanes_free(lanes *ln) {
+  free(ln->idx);
+  free(ln->reset);
+  memset(ln, 0, sizeof *ln);
+}
+
+/* Cuts the training parts into pieces (a random phase per series so that piece boundaries move
+ * between epochs), shuffles them and packs each into the currently shortest lane. */
+static int lanes_build(lanes *ln, const dataset *d, const flat *f, int B, int T, nn_rng *r) {
+  memset(ln, 0, sizeof *ln);
+  size_t ntr = 0;
+  for (int i = 0; i < d->ns; i++)
+    if (d->s[i].ntrain >= 2)
+      ntr += d->s[i].ntrain - 1;
+  if (ntr == 0)
+    return 0;
+  size_t P = (ntr + B - 1) / B;
+  P = (P + T - 1) / T * T;
+  size_t np = 0, pcap = 64;
+  piece *pc = malloc(pcap * sizeof *pc);
+  if (!pc)
+    return TC_ENOMEM;
+  for (int i = 0; i < d->ns; i++) {
+    size_t n = d->s[i].ntrain >= 2 ? d->s[i].ntrain - 1 : 0; /* inputs with a training target */
+    size_t a = 0, first = n > P ? (size_t)nn_rng_below(r, P) : 0;
+    while (a < n) {
+      size_t len = a == 0 && first > 0 ? first : P;
+      if (len > n - a)
+        len = n - a;
+      if (np == pcap) {
+        piece *q = realloc(pc, 2 * pcap * sizeof *pc);
+        if (!q) {
+          free(pc);
+          return TC_ENOMEM;
+        }
+        pc = q, pcap *= 2;
+      }
+      pc[np++] = (piece){f->off[i] + a, len};
+      a += len;
+    }
+  }
+  for (size_t i = np; i > 1; i--) { /* Fisher-Yates */
+    size_t j = (size_t)nn_rng_below(r, i);
+    piece t = pc[i - 1];
+    pc[i - 1] = pc[j];
+    pc[j] = t;
+  }
+  size_t *fill = calloc(B, sizeof *fill); /* windows used per lane */
+  int *lane_of = malloc((np ? np : 1) * sizeof *lane_of);
+  if (!fill || !lane_of) {
+    free(pc), free(fill), free(lane_of);
+    return TC_ENOMEM;
+  }
+  for (size_t i = 0; i < np; i++) {
+    int best = 0;
+    for (int b = 1; b < B; b++)
+      if (fill[b] < fill[best])
+        best = b;
+    lane_of[i] = best;
+    fill[best] += (pc[i].len + T - 1) / T;
+  }
+  size_t W = 0;
+  for (int b = 0; b < B; b++)
+    if (fill[b] > W)
+      W = fill[b];
+  ln->B = B, ln->T = T, ln->W = W;
+  ln->idx = malloc((size_t)B * W * T * sizeof *ln->idx);
+  ln->reset = calloc((size_t)B * W, 1);
+  if (!ln->idx || !ln->reset) {
+    free(pc), free(fill), free(lane_of);
+    lanes_free(ln);
+    return TC_ENOMEM;
+  }
+  for (size_t i = 0; i < (size_t)B * W * T; i++)
+    ln->idx[i] = -1;
+  memset(fill, 0, B * sizeof *fill);
+  for (size_t i = 0; i < np; i++) {
+    int b = lane_of[i];
+    ln->reset[(size_t)b * W + fill[b]] = 1;
+    long long *dst = ln->idx + (size_t)b * W * T + fill[b] * T;
+    for (size_t k = 0; k < pc[i].len; k++)
+      dst[k] = (long long)(pc[i].start + k);
+    fill[b] += (pc[i].len + T - 1) / T;
+  }
+  free(pc), free(fill), free(lane_of);
+  return 0;
+}
+
+static void bar(FILE *log, int epoch, int epochs, size_t w, size_t W, double steps, double dt) {
+  int width = 30, done = W ? (int)(width * w / W) : width;
+  fprintf(log, "\repoch %d/%d [%.*s%*s] %3d%% %.0f tick-steps/s", epoch, epochs, done,
+          "##############################", width - done, "", W ? (int)(100 * w / W) : 100,
+          dt > 0 ? steps / dt : 0.0);
+  fflush(log);
+}
+
+int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, FILE *log, char *err,
+            size_t errlen) {
+  memset(res, 0, sizeof *res);
+  int rc = nn_model_init(m, o->L, o->H, o->peephole);
+  if (rc != 0) {
+    snprintf(err, errlen, "cannot set up a model with L=%d H=%d: %s", o->L, o->H, tc_strerror(rc));
+    return rc;
+  }
+  dataset_apply_stats(d, m);
+  nn_rng rng;
+  nn_rng_seed(&rng, o->seed);
+  nn_train_init_weights(m, &rng);
+  flat f;
+  nn_train tr;
+  nn_adam adam;
+  lanes ln;
+  memset(&tr, 0, sizeof tr);
+  memset(&adam, 0, sizeof adam);
+  memset(&ln, 0, sizeof ln);
+  int B = o->B, T = o->T;
+  size_t sf = nn_state_floats(m);
+  float *x = NULL, *tg = NULL, *w = NULL, *state = NULL, *grad = NULL, *best = NULL;
+  rc = TC_ENOMEM;
+  if (flat_build(&f, d) != 0)
+    goto oom;
+  if (nn_train_init(&tr, m, B, T) != 0 || nn_adam_init(&adam, m->nparams, (float)o->lr) != 0)
+    goto oom;
+  x = malloc((size_t)T * B * NN_F * sizeof *x);
+  tg = malloc((size_t)T * B * sizeof *tg);
+  w = malloc((size_t)T * B * sizeof *w);
+  state = calloc((size_t)B * sf, sizeof *state);
+  grad = malloc(m->nparams * sizeof *grad);
+  best = malloc(m->nparams * sizeof *best);
+  if (!x || !tg || !w || !state || !grad || !best)
+    goto oom;
+
+  /* Epoch 0 is the zero prediction: a trained model has to beat it on validation to be kept. */
+  double vbest, vrw;
+  uint64_t nval;
+  if (validate(d, &f, m, &vbest, &vrw, &nval, NULL) != 0)
+    goto oom;
+  vbest = vrw;
+  res->val_mse_rw = vrw;
+  res->nval = nval;
+  memcpy(best, m->params, m->nparams * sizeof *best);
+  int best_epoch = 0, bad = 0;
+  double best_train = 0;
+  uint64_t ntr = 0;
+  for (int i = 0; i < d->ns; i++)
+    if (d->s[i].ntrain >= 2)
+      ntr += d->s[i].ntrain - 1;
+  if (log && o->verbose)
+    fprintf(log,
+            "train: %llu training targets, %llu validation targets, %d instruments; model "
+            "L=%d H=%d%s, %zu parameters\n",
+            (unsigned long long)ntr, (unsigned long long)nval, d->ns, o->L, o->H,
+            o->peephole ? " peephole" : "", m->nparams);
+  double t_start = now_s(), steps_total = 0, train_time = 0;
+  for (int epoch = 1; epoch <= o->epochs; epoch++) {
+    if (lanes_build(&ln, d, &f, B, T, &rng) != 0)
+      goto oom;
+    double t0 = now_s(), loss_sum = 0, steps = 0, last_bar = 0;
+    size_t nwin = 0;
+    for (size_t wi = 0; wi < ln.W; wi++) {
+      int nvalid = 0;
+      for (int b = 0; b < B; b++) {
+        if (ln.reset[(size_t)b * ln.W + wi])
+          memset(state + b * sf, 0, sf * sizeof *state);
+        for (int t = 0; t < T; t++) {
+          long long gi = ln.idx[(size_t)b * ln.W * T + wi * T + t];
+          size_t r = (size_t)t * B + b;
+          if (gi >= 0) {
+            memcpy(x + r * NN_F, f.x + (size_t)gi * NN_F, NN_F * sizeof *x);
+            tg[r] = f.y[gi];
+            w[r] = 1.0f;
+            nvalid++;
+          } else {
+            memset(x + r * NN_F, 0, NN_F * sizeof *x);
+            tg[r] = 0;
+            w[r] = 0;
+          }
+        }
+      }
+      if (nvalid == 0)
+        continue;
+      for (int r = 0; r < T * B; r++)
+        w[r] /= (float)nvalid;
+      double loss = nn_train_forward(&tr, m, B, T, x, tg, w, state);
+      memset(grad, 0, m->nparams * sizeof *grad);
+      nn_train_backward(&tr, m, grad);
+      nn_grad_clip(grad, m->nparams, o->clip);
+      nn_adam_step(&adam, m, grad);
+      loss_sum += loss * nvalid;
+      steps += nvalid;
+      nwin++;
+      if (log && o->verbose >= 2 && now_s() - last_bar > 0.2) {
+        last_bar = now_s();
+        bar(log, epoch, o->epochs, wi + 1, ln.W, steps, last_bar - t0);
+      }
+    }
+    lanes_free(&ln);
+    double dt = now_s() - t0;
+    train_time += dt;
+    steps_total += steps;
+    res->ntrain = (uint64_t)steps;
+    double vmse, vrw2;
+    if (validate(d, &f, m, &vmse, &vrw2, &nval, NULL) != 0)
+      goto oom;
+    double tl = steps > 0 ? loss_sum / steps : 0;
+    int improved = nval == 0 || vmse < vbest;
+    if (improved) {
+      vbest = nval ? vmse : vbest;
+      best_epoch = epoch;
+      best_train = tl;
+      memcpy(best, m->params, m->nparams * sizeof *best);
+      bad = 0;
+    } else {
+      bad++;
+      adam.lr *= 0.5f; /* a plateau: take smaller steps from here */
+    }
+    res->epochs_run = epoch;
+    if (log && o->verbose) {
+      if (o->verbose >= 2)
+        fprintf(log, "\r\033[K");
+      if (nval > 0)
+        fprintf(log,
+                "epoch %3d/%d  train %.5f  val %.5f (random walk %.5f, skill %+.4f)  %.0f "
+                "tick-steps/s%s\n",
+                epoch, o->epochs, tl, vmse, vrw, vrw > 0 ? 1 - vmse / vrw : 0.0,
+                dt > 0 ? steps / dt : 0.0, improved ? "  *best" : "");
+      else
+        fprintf(log, "epoch %3d/%d  train %.5f  (no validation ticks)  %.0f tick-steps/s\n", epoch,
+                o->epochs, tl, dt > 0 ? steps / dt : 0.0);
+    }
+    if (nval > 0 && bad >= o->patience)
+      break;
+  }
+  memcpy(m->params, best, m->nparams * sizeof *best);
+  res->scale = 1.0;
+  res->val_mse_fit = vbest;
+  if (best_epoch == 0) { /* nothing beat the random walk: predict exactly a zero return */
+    memset(m->head_w, 0, (size_t)m->H * sizeof(float));
+    m->head_b[0] = 0;
+    res->scale = 0.0;
+    res->fallback = nval > 0;
+  } else if (nval > 0) {
+    /* Shrink the output toward zero by the least-squares factor on validation, clamped to
+     * [0, 1]: where the signal is weak the model is over-confident out of sample, and a zero
+     * prediction (the random walk) is the safe limit. */
+    double vm, vr;
+    uint64_t nv;
+    vsums vs;
+    if (validate(d, &f, m, &vm, &vr, &nv, &vs) != 0)
+      goto oom;
+    double a = vs.yy > 0 ? vs.yt / vs.yy : 0.0;
+    a = a < 0 ? 0 : a > 1 ? 1 : a;
+    for (int j = 0; j < m->H; j++)
+      m->head_w[j] *= (float)a;
+    m->head_b[0] *= (float)a;
+    res->scale = a;
+    if (validate(d, &f, m, &vbest, &vr, &nv, &vs) != 0)
+      goto oom;
+    res->val_mse_fit = vbest;
+    /* Is the gain over the zero prediction more than validation noise? The t-statistic of the
+     * mean loss differential (Diebold-Mariano, one-step forecasts): heavy tails and a few lucky
+     * ticks give a large variance and a small t. Below FIT_MIN_T, predict zero instead. */
+    double mg = vs.g / (double)nv, var = vs.gg / (double)nv - mg * mg;
+    res->tstat = var > 0 && nv > 1 ? mg / sqrt(var / (double)(nv - 1)) : 0.0;
+    if (log && o->verbose)
+      fprintf(log,
+              "output scale %.4f (least squares on validation): val %.5f, skill %+.4f, "
+              "t-stat of the gain over the random walk %.2f\n",
+              a, vbest, vr > 0 ? 1 - vbest / vr : 0.0, res->tstat);
+    if (res->tstat < FIT_MIN_T) {
+      memset(m->head_w, 0, (size_t)m->H * sizeof(float));
+      m->head_b[0] = 0;
+      res->scale = 0.0;
+      res->fallback = 1;
+      vbest = vrw;
+      if (log && o->verbose)
+        fprintf(log,
+                "the gain is not significant (t %.2f < %.1f): the model predicts a zero "
+                "return\n",
+                res->tstat, FIT_MIN_T);
+    }
+  }
+  res->best_epoch = best_epoch;
+  res->val_mse = vbest;
+  res->train_mse = best_train;
+  res->seconds = now_s() - t_start;
+  res->steps_per_s = train_time > 0 ? steps_total / train_time : 0;
+  rc = 0;
+  goto done;
+oom:
+  snprintf(err, errlen, "out of memory while training (L=%d H=%d B=%d T=%d)", o->L, o->H, B, T);
+  rc = TC_ENOMEM;
+done:
+  lanes_free(&ln);
+  flat_free(&f);
+  nn_train_free(&tr);
+  nn_adam_free(&adam);
+  free(x), free(tg), free(w), free(state), free(grad), free(best);
+  if (rc != 0)
+    nn_model_free(m);
+  return rc;
+}

@@ -1,0 +1,61 @@
+/* fit.h: the training loop of `tickcast train`: minibatches of sequence pieces over the training
+ * part of a dataset, truncated BPTT with state carried across windows, Adam, clipping, validation
+ * after every epoch on the held-out tail of each instrument (the learning rate is halved after
+ * every epoch that does not improve it), early stopping, and the choice of the best model. Not for
+ * command-line parsing (cmd_train.c) nor file I/O. */
+#ifndef DAEMON_FIT_H
+#define DAEMON_FIT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "daemon/pipeline/dataset.h"
+#include "nn/model.h"
+
+typedef struct fit_opts {
+  int H;         /* hidden size */
+  int L;         /* layers */
+  int peephole;  /* 1: with w_ci/w_cf/w_co */
+  int epochs;    /* most epochs */
+  int T;         /* BPTT window (steps) */
+  int B;         /* sequences per minibatch */
+  int patience;  /* epochs without validation improvement before stopping */
+  double lr;     /* Adam learning rate */
+  double clip;   /* global gradient-norm limit, <= 0: none */
+  uint64_t seed; /* all randomness */
+  int verbose;   /* 0 silent, 1 one line per epoch, 2 plus a \r bar (a terminal) */
+} fit_opts;
+
+/* Defaults: H 32, L 1, 30 epochs, T 32, B 32, patience 5, lr 3e-3, clip 1, seed 1. */
+void fit_opts_default(fit_opts *o);
+
+typedef struct fit_result {
+  double val_mse;     /* standardized validation MSE of the saved model */
+  double val_mse_rw;  /* the same for a zero prediction (the random walk) */
+  double train_mse;   /* training loss of the best epoch (0 for the zero model) */
+  double scale;       /* factor applied to the head (least squares on validation, in [0, 1]) */
+  double tstat;       /* t-statistic of the validation gain over the zero prediction */
+  double val_mse_fit; /* validation MSE of the trained model before any fallback to zero */
+  int fallback;       /* 1: the saved model predicts zero (no epoch beat it, or t < 2) */
+  int best_epoch;     /* 0 = no epoch beat the zero model, which is what was kept */
+  int epochs_run;     /* epochs trained */
+  uint64_t nval;      /* validation targets */
+  uint64_t ntrain;    /* training targets per epoch */
+  double seconds;     /* wall time of training */
+  double steps_per_s; /* tick-steps per second, forward + backward (training only) */
+} fit_result;
+
+/* Trains a model of shape (o->L, o->H, o->peephole) on d (split and stats already done) into m,
+ * which is initialized here (the caller frees it). The model returned is the one with the best
+ * validation MSE, its head scaled by the least-squares factor in [0, 1] on validation. When no
+ * epoch beats a zero prediction, or the gain over it has a t-statistic below 2 (noise), the head
+ * is zero: it predicts exactly a zero return. Without validation ticks the last epoch is kept.
+ * Returns 0 or TC_E* with err. */
+int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, FILE *log, char *err,
+            size_t errlen);
+
+/* Standardized MSE of m over the validation ticks of d (state carried from each instrument's
+ * first tick), and of the zero prediction. Returns 0 or TC_ENOMEM. */
+int fit_validate(const dataset *d, const nn_model *m, double *mse, double *mse_rw, uint64_t *n);
+
+#endif

@@ -1,0 +1,46 @@
+/* log.c: timestamped one-line log records on stderr (see log.h). */
+#include "daemon/pipeline/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+int log_level = LOG_INFO;
+
+static const char *names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+
+int log_level_parse(const char *s) {
+  static const char *lower[] = {"error", "warn", "info", "debug"};
+  for (int i = 0; i < 4; i++)
+    if (!strcmp(s, lower[i]))
+      return i;
+  return -1;
+}
+
+void log_msg(int level, const char *component, const char *fmt, ...) {
+  if (level > log_level)
+    return;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm;
+  gmtime_r(&ts.tv_sec, &tm);
+  char line[2048];
+  int n = snprintf(
+      line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s: ", tm.tm_year + 1900,
+      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+      names[level < 0   ? 0
+            : level > 3 ? 3
+                        : level],
+      component);
+  va_list ap;
+  va_start(ap, fmt);
+  if (n > 0 && (size_t)n < sizeof line)
+    vsnprintf(line + n, sizeof line - n, fmt, ap);
+  va_end(ap);
+  /* Keep it one line whatever the message held. */
+  for (char *p = line; *p; p++)
+    if (*p == '\n' || *p == '\r')
+      *p = ' ';
+  fprintf(stderr, "%s\n", line);
+}

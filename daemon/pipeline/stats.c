@@ -1,0 +1,341 @@
+/* stats.c: the daemon's counters, latency histogram and rates, rendered as the stats-topic JSON
+ * object and as Prometheus text (see stats.h). Rendering is the cold path: it may allocate. Not
+ * for deciding anything: the loop in run.c owns all behaviour. */
+#include "daemon/pipeline/stats.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const double stats_le_us[STATS_NLE] = {5,    10,   25,   50,    100,   200,    500,
+                                       1000, 2500, 5000, 10000, 25000, 100000, 1000000};
+
+void hist_reset(hist *h) {
+  memset(h, 0, sizeof *h);
+  h->min = UINT64_MAX;
+}
+
+/* Below 2^P the index is the value; above, the exponent picks a group of 2^P buckets and the P bits
+ * after the leading one pick the bucket, which keeps the index continuous at 2^P. */
+uint32_t hist_index(uint64_t v) {
+  if (v < HIST_SUB)
+    return (uint32_t)v;
+  int e = 63 - __builtin_clzll(v);
+  if (e >= HIST_MAXBITS)
+    return HIST_NB - 1;
+  uint64_t m = v >> (e - HIST_P); /* in [2^P, 2^(P+1)) */
+  return (uint32_t)((e - HIST_P + 1) * HIST_SUB + (m - HIST_SUB));
+}
+
+void hist_bucket_range(uint32_t i, uint64_t *lo, uint64_t *hi) {
+  uint32_t g = i >> HIST_P;
+  if (g == 0) {
+    *lo = *hi = i;
+    return;
+  }
+  int shift = (int)g - 1;
+  uint64_t m = (uint64_t)(i & (HIST_SUB - 1)) + HIST_SUB;
+  *lo = m << shift;
+  *hi = *lo + ((uint64_t)1 << shift) - 1;
+  if (i == HIST_NB - 1)
+    *hi = UINT64_MAX;
+}
+
+uint64_t hist_quantile(const hist *h, double q) {
+  if (h->count == 0)
+    return 0;
+  if (q <= 0)
+    return h->min;
+  uint64_t rank = (uint64_t)(q * (double)h->count);
+  if ((double)rank < q * (double)h->count)
+    rank++;
+  if (rank < 1)
+    rank = 1;
+  if (rank > h->count)
+    rank = h->count;
+  uint64_t cum = 0;
+  for (uint32_t i = 0; i < HIST_NB; i++) {
+    cum += h->b[i];
+    if (cum >= rank) {
+      uint64_t lo, hi;
+      hist_bucket_range(i, &lo, &hi);
+      if (hi > h->max)
+        hi = h->max;
+      if (hi < h->min)
+        hi = h->min;
+      return hi;
+    }
+  }
+  return h->max;
+}
+
+void stats_init(stats *s, int64_t now_ms) {
+  memset(s, 0, sizeof *s);
+  hist_reset(&s->lat_interval);
+  for (int i = 0; i < STATS_MAX_PARTS; i++)
+    s->lag[i] = -1;
+  s->start_ms = now_ms;
+  s->checkpoint_age_ms = -1;
+}
+
+void stats_latency_n(stats *s, uint64_t ns, uint64_t n) {
+  hist_record_n(&s->lat_interval, ns, n);
+  s->lat_count += n;
+  s->lat_sum_ns += ns * n;
+  double us = (double)ns / 1000.0;
+  for (int i = 0; i < STATS_NLE; i++)
+    if (us <= stats_le_us[i]) {
+      s->lat_le[i] += n;
+      break;
+    }
+}
+
+void stats_latency(stats *s, uint64_t ns) {
+  stats_latency_n(s, ns, 1);
+}
+
+void stats_second(stats *s) {
+  s->rate_hist[s->rate_secs % STATS_RATE_WIN] = s->ticks_in;
+  s->rate_secs++;
+}
+
+double stats_rate(const stats *s, int secs) {
+  if (s->rate_secs < 2)
+    return s->rate_secs ? (double)s->rate_hist[0] : 0.0;
+  uint64_t have = s->rate_secs - 1; /* seconds spanned by the history */
+  if (have > STATS_RATE_WIN - 1)
+    have = STATS_RATE_WIN - 1;
+  if ((uint64_t)secs > have)
+    secs = (int)have;
+  uint64_t now = s->rate_hist[(s->rate_secs - 1) % STATS_RATE_WIN];
+  uint64_t then = s->rate_hist[(s->rate_secs - 1 - secs) % STATS_RATE_WIN];
+  return (double)(now - then) / secs;
+}
+
+int stats_parse_rdkafka(stats *s, const char *json, size_t len, const char *topic) {
+  json_error_t jerr;
+  json_t *root = json_loadb(json, len, 0, &jerr);
+  if (!root)
+    return -1;
+  int n = 0;
+  json_t *parts =
+      json_object_get(json_object_get(json_object_get(root, "topics"), topic), "partitions");
+  const char *k;
+  json_t *v;
+  json_object_foreach(parts, k, v) {
+    long p = strtol(k, NULL, 10);
+    if (p < 0 || p >= STATS_MAX_PARTS)
+      continue; /* "-1" is the internal UA partition */
+    json_t *lag = json_object_get(v, "consumer_lag");
+    if (!json_is_integer(lag))
+      continue;
+    if (!s->assigned[p])
+      continue;
+    s->lag[p] = (int64_t)json_integer_value(lag);
+    if (p >= s->nparts)
+      s->nparts = (int32_t)p + 1;
+    n++;
+  }
+  json_decref(root);
+  return n;
+}
+
+static json_t *us_or_null(const hist *h, double q) {
+  if (!h->count)
+    return json_null();
+  uint64_t ns = q >= 1.0 ? h->max : hist_quantile(h, q);
+  return json_real((double)ns / 1000.0);
+}
+
+char *stats_json(stats *s, int64_t now_ms, int reset_interval) {
+  json_t *o = json_object();
+  if (!o)
+    return NULL;
+  json_object_set_new(o, "time", json_integer(now_ms));
+  json_object_set_new(o, "uptime_s", json_real((double)(now_ms - s->start_ms) / 1000.0));
+  json_object_set_new(o, "version", json_string(s->version));
+  json_object_set_new(o, "model", json_string(s->model_id));
+  json_object_set_new(o, "ticks_in", json_integer((json_int_t)s->ticks_in));
+  json_object_set_new(o, "predictions_out", json_integer((json_int_t)s->predictions_out));
+  json_t *rej = json_object();
+  uint64_t rtot = 0;
+  for (int r = 1; r < TICK_NREASONS; r++) {
+    json_object_set_new(rej, tick_reason_name(r), json_integer((json_int_t)s->rejected[r]));
+    rtot += s->rejected[r];
+  }
+  json_object_set_new(o, "rejected", rej);
+  json_object_set_new(o, "rejected_total", json_integer((json_int_t)rtot));
+  json_object_set_new(o, "dead_letters_out", json_integer((json_int_t)s->dlq_out));
+  json_object_set_new(o, "instruments", json_integer(s->instruments));
+  json_object_set_new(o, "rate_1s", json_real(stats_rate(s, 1)));
+  json_object_set_new(o, "rate_60s", json_real(stats_rate(s, 60)));
+  json_t *lat = json_object();
+  json_object_set_new(lat, "count", json_integer((json_int_t)s->lat_interval.count));
+  json_object_set_new(lat, "p50", us_or_null(&s->lat_interval, 0.5));
+  json_object_set_new(lat, "p99", us_or_null(&s->lat_interval, 0.99));
+  json_object_set_new(lat, "p999", us_or_null(&s->lat_interval, 0.999));
+  json_object_set_new(lat, "max", us_or_null(&s->lat_interval, 1.0));
+  json_object_set_new(o, "latency_us", lat);
+  json_t *lag = json_object();
+  for (int p = 0; p < s->nparts; p++) {
+    if (!s->assigned[p])
+      continue;
+    char key[16];
+    snprintf(key, sizeof key, "%d", p);
+    json_object_set_new(lag, key, s->lag[p] < 0 ? json_null() : json_integer(s->lag[p]));
+  }
+  json_object_set_new(o, "lag", lag);
+  json_object_set_new(o, "partitions_assigned", json_integer(s->assigned_count));
+  json_object_set_new(o, "producer_queue", json_integer(s->outq));
+  json_object_set_new(o, "paused", json_boolean(s->paused));
+  json_object_set_new(o, "delivery_errors", json_integer((json_int_t)s->delivery_errors));
+  json_object_set_new(o, "rebalances", json_integer((json_int_t)s->rebalances));
+  json_object_set_new(o, "handoffs_out", json_integer((json_int_t)s->handoffs_out));
+  json_object_set_new(o, "handoffs_in", json_integer((json_int_t)s->handoffs_in));
+  json_object_set_new(o, "model_reload_failures",
+                      json_integer((json_int_t)s->model_reload_failures));
+  json_object_set_new(o, "checkpoint_age_ms",
+                      s->checkpoint_age_ms < 0 ? json_null() : json_integer(s->checkpoint_age_ms));
+  json_object_set_new(o, "checkpoints", json_integer((json_int_t)s->checkpoints));
+  json_object_set_new(o, "checkpoint_failures", json_integer((json_int_t)s->checkpoint_failures));
+  json_object_set_new(o, "checkpoints_failing", json_integer((json_int_t)s->checkpoint_failing));
+  json_object_set_new(o, "checkpoints_skipped", json_integer((json_int_t)s->checkpoints_skipped));
+  char *out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+  json_decref(o);
+  if (out && reset_interval)
+    hist_reset(&s->lat_interval);
+  return out;
+}
+
+/* A growable text buffer for the exposition; on ENOMEM it stops growing and marks itself failed. */
+typedef struct sbuf {
+  char *p;
+  size_t len, cap;
+  int failed;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+  if (b->failed)
+    return;
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+      b->failed = 1;
+      return;
+    }
+    if ((size_t)n < b->cap - b->len) {
+      b->len += (size_t)n;
+      return;
+    }
+    size_t cap = b->cap * 2 + (size_t)n + 1;
+    char *q = realloc(b->p, cap);
+    if (!q) {
+      b->failed = 1;
+      return;
+    }
+    b->p = q;
+    b->cap = cap;
+  }
+}
+
+static void counter(sbuf *b, const char *name, const char *help, uint64_t v) {
+  sb_printf(b, "# HELP tickcast_%s %s\n# TYPE tickcast_%s counter\ntickcast_%s %llu\n", name, help,
+            name, name, (unsigned long long)v);
+}
+
+static void gauge(sbuf *b, const char *name, const char *help, double v) {
+  sb_printf(b, "# HELP tickcast_%s %s\n# TYPE tickcast_%s gauge\ntickcast_%s %.17g\n", name, help,
+            name, name, v);
+}
+
+char *stats_prometheus(const stats *s, int64_t now_ms, size_t *len) {
+  sbuf b = {malloc(8192), 0, 8192, 0};
+  if (!b.p)
+    return NULL;
+  b.p[0] = 0;
+  sb_printf(&b,
+            "# HELP tickcast_build_info Version and model of this daemon.\n"
+            "# TYPE tickcast_build_info gauge\n"
+            "tickcast_build_info{version=\"%s\",model=\"%s\"} 1\n",
+            s->version, s->model_id);
+  counter(&b, "ticks_in_total", "Input messages consumed (accepted and rejected).", s->ticks_in);
+  counter(&b, "predictions_out_total", "Predictions enqueued to the output topic.",
+          s->predictions_out);
+  sb_printf(&b, "# HELP tickcast_rejected_total Input messages rejected, by reason.\n"
+                "# TYPE tickcast_rejected_total counter\n");
+  for (int r = 1; r < TICK_NREASONS; r++)
+    sb_printf(&b, "tickcast_rejected_total{reason=\"%s\"} %llu\n", tick_reason_name(r),
+              (unsigned long long)s->rejected[r]);
+  counter(&b, "dead_letters_out_total", "Dead letters enqueued to the dead-letter topic.",
+          s->dlq_out);
+  counter(&b, "delivered_total", "Messages acknowledged by the broker.", s->delivered);
+  counter(&b, "delivery_errors_total", "Messages the producer failed to deliver.",
+          s->delivery_errors);
+  counter(&b, "consume_errors_total", "Consumer error events.", s->consume_errors);
+  counter(&b, "rebalances_total", "Partition assignments and revocations.", s->rebalances);
+  counter(&b, "handoffs_out_total", "Partitions handed off through the changelog topic.",
+          s->handoffs_out);
+  counter(&b, "handoffs_in_total", "Partitions taken over from a hand-off in the changelog topic.",
+          s->handoffs_in);
+  counter(&b, "model_reloads_total", "Models swapped in on SIGHUP.", s->model_reloads);
+  counter(&b, "model_reload_failures_total", "SIGHUP reloads refused or failed.",
+          s->model_reload_failures);
+  counter(&b, "backpressure_pauses_total", "Times consumption paused on a full producer queue.",
+          s->backpressure_pauses);
+  sb_printf(&b, "# HELP tickcast_partition_ticks_in_total Input messages per partition.\n"
+                "# TYPE tickcast_partition_ticks_in_total counter\n");
+  for (int p = 0; p < s->nparts; p++)
+    if (s->part_in[p] || s->assigned[p])
+      sb_printf(&b, "tickcast_partition_ticks_in_total{partition=\"%d\"} %llu\n", p,
+                (unsigned long long)s->part_in[p]);
+  sb_printf(&b, "# HELP tickcast_consumer_lag Messages behind the partition end (librdkafka "
+                "statistics).\n# TYPE tickcast_consumer_lag gauge\n");
+  for (int p = 0; p < s->nparts; p++)
+    if (s->assigned[p] && s->lag[p] >= 0)
+      sb_printf(&b, "tickcast_consumer_lag{partition=\"%d\"} %lld\n", p, (long long)s->lag[p]);
+  gauge(&b, "instruments", "Live instruments.", s->instruments);
+  gauge(&b, "partitions_assigned", "Input partitions assigned to this consumer.",
+        s->assigned_count);
+  gauge(&b, "producer_queue", "Messages in the producer queue.", (double)s->outq);
+  gauge(&b, "paused", "1 while backpressure holds consumption.", s->paused);
+  gauge(&b, "rate_1s", "Input ticks per second over the last second.", stats_rate(s, 1));
+  gauge(&b, "rate_60s", "Input ticks per second over the last 60 seconds.", stats_rate(s, 60));
+  gauge(&b, "uptime_seconds", "Seconds since start.", (double)(now_ms - s->start_ms) / 1000.0);
+  if (s->checkpoint_age_ms >= 0)
+    gauge(&b, "checkpoint_age_seconds", "Seconds since the last checkpoint.",
+          (double)s->checkpoint_age_ms / 1000.0);
+  counter(&b, "checkpoints_total", "Checkpoints committed to the state database.", s->checkpoints);
+  counter(&b, "checkpoint_failures_total",
+          "Checkpoint writes that failed (their content goes into the next one).",
+          s->checkpoint_failures);
+  gauge(&b, "checkpoints_failing", "Checkpoint failures since the last success (0 = healthy).",
+        s->checkpoint_failing);
+  counter(&b, "checkpoints_skipped_total",
+          "Checkpoint intervals skipped (a failed delivery, or the last snapshot still waiting for "
+          "acknowledgements).",
+          s->checkpoints_skipped);
+  sb_printf(&b, "# HELP tickcast_latency_seconds Consume (poll) to produce-enqueue latency.\n"
+                "# TYPE tickcast_latency_seconds histogram\n");
+  uint64_t cum = 0;
+  for (int i = 0; i < STATS_NLE; i++) {
+    cum += s->lat_le[i];
+    sb_printf(&b, "tickcast_latency_seconds_bucket{le=\"%g\"} %llu\n", stats_le_us[i] / 1e6,
+              (unsigned long long)cum);
+  }
+  sb_printf(&b, "tickcast_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
+            (unsigned long long)s->lat_count);
+  sb_printf(&b, "tickcast_latency_seconds_sum %.9f\n", (double)s->lat_sum_ns / 1e9);
+  sb_printf(&b, "tickcast_latency_seconds_count %llu\n", (unsigned long long)s->lat_count);
+  if (b.failed) {
+    free(b.p);
+    return NULL;
+  }
+  *len = b.len;
+  return b.p;
+}

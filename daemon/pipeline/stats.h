@@ -1,0 +1,136 @@
+/* stats.h: the daemon's figures: counters, a log-linear latency histogram, input rates over 1 s and
+ * 60 s, per-partition lag, and their two renderings: the stats-topic JSON object and the Prometheus
+ * text format (0.0.4). Not for Kafka or HTTP plumbing: run.c feeds it, http.c serves it. */
+#ifndef DAEMON_STATS_H
+#define DAEMON_STATS_H
+
+#include "ingest/tick.h"
+#include <stddef.h>
+#include <stdint.h>
+
+/* Log-linear histogram of non-negative integers (the daemon records nanoseconds): values below
+ * 2^HIST_P are exact, above that each power of two is cut into 2^HIST_P equal buckets, so a
+ * bucket's width is at most 1/2^HIST_P of its lower bound (1.6 % with P = 6). */
+#define HIST_P 6
+#define HIST_SUB (1u << HIST_P)
+#define HIST_MAXBITS 44 /* values >= 2^44 (4.9 hours in ns) land in the last bucket */
+#define HIST_NB ((HIST_MAXBITS - HIST_P + 1) * HIST_SUB)
+
+typedef struct hist {
+  uint64_t count;      /* values recorded */
+  uint64_t sum;        /* their sum (saturating is not needed for ns over hours) */
+  uint64_t min, max;   /* exact extremes; min = UINT64_MAX when empty */
+  uint32_t b[HIST_NB]; /* bucket counts */
+} hist;
+
+void hist_reset(hist *h);
+
+/* The bucket index of v and the inclusive value range [lo, hi] of bucket i. */
+uint32_t hist_index(uint64_t v);
+void hist_bucket_range(uint32_t i, uint64_t *lo, uint64_t *hi);
+
+static inline void hist_record_n(hist *h, uint64_t v, uint64_t n) {
+  h->b[hist_index(v)] += n;
+  h->count += n;
+  h->sum += v * n;
+  if (v < h->min)
+    h->min = v;
+  if (v > h->max)
+    h->max = v;
+}
+static inline void hist_record(hist *h, uint64_t v) {
+  hist_record_n(h, v, 1);
+}
+
+/* The q-quantile (0 < q <= 1): the upper bound of the bucket holding the ceil(q * count)-th
+ * smallest value, clamped to [min, max], so it is never below the true quantile and at most one
+ * bucket width above it. 0 when empty. */
+uint64_t hist_quantile(const hist *h, double q);
+
+/* Prometheus histogram boundaries for the latency, in microseconds. */
+#define STATS_NLE 14
+extern const double stats_le_us[STATS_NLE];
+
+#define STATS_MAX_PARTS 1024 /* partitions of the input topic tracked for lag and counts */
+#define STATS_RATE_WIN 61    /* seconds of per-second history kept for the 60 s rate */
+
+typedef struct stats {
+  /* counters since start */
+  uint64_t ticks_in;                /* input messages polled (accepted + rejected) */
+  uint64_t predictions_out;         /* predictions enqueued to the output topic */
+  uint64_t rejected[TICK_NREASONS]; /* rejected messages by reason (index 0 unused) */
+  uint64_t dlq_out;                 /* dead letters enqueued */
+  uint64_t delivered;               /* delivery reports with success */
+  uint64_t delivery_errors;         /* delivery reports with an error */
+  uint64_t consume_errors;          /* consumer error events */
+  uint64_t rebalances;              /* assign + revoke events */
+  uint64_t handoffs_out;            /* partitions handed off through the changelog */
+  uint64_t handoffs_in;             /* partitions taken over from a hand-off */
+  uint64_t model_reloads;           /* successful SIGHUP reloads */
+  uint64_t model_reload_failures;   /* refused or failed SIGHUP reloads */
+  uint64_t backpressure_pauses;     /* times draining stopped on a full producer queue */
+  uint64_t chunks;                  /* engine_process calls */
+  /* latency consume (poll) -> produce enqueue, ns */
+  hist lat_interval;          /* since the last stats message */
+  uint64_t lat_le[STATS_NLE]; /* cumulative Prometheus buckets (non-cumulative counts here) */
+  uint64_t lat_count;         /* since start */
+  uint64_t lat_sum_ns;        /* since start */
+  /* rates */
+  uint64_t rate_hist[STATS_RATE_WIN]; /* ticks_in at each whole second, ring */
+  uint64_t rate_secs;                 /* seconds recorded into rate_hist */
+  /* per input partition, indexed by partition number */
+  int32_t nparts;                    /* 1 + highest partition seen */
+  int64_t lag[STATS_MAX_PARTS];      /* consumer lag from librdkafka statistics, -1 unknown */
+  uint64_t part_in[STATS_MAX_PARTS]; /* messages polled per partition */
+  uint8_t assigned[STATS_MAX_PARTS]; /* 1 while the partition is assigned to us */
+  /* gauges filled by the daemon before rendering */
+  int64_t start_ms;             /* wall clock at start */
+  uint32_t instruments;         /* live instruments */
+  int32_t assigned_count;       /* input partitions assigned */
+  int64_t outq;                 /* producer queue depth */
+  int paused;                   /* 1 while backpressure holds the consumer */
+  int64_t checkpoint_age_ms;    /* -1 until checkpoints exist */
+  uint64_t checkpoints;         /* checkpoints committed to the state db */
+  uint64_t checkpoint_failures; /* checkpoint writes that failed (merged into the next) */
+  uint32_t checkpoint_failing;  /* failures since the last success */
+  uint64_t
+      checkpoints_skipped; /* intervals without a new checkpoint (failed delivery, slow acks) */
+  char model_id[17];       /* model sha256 prefix */
+  char version[16];
+} stats;
+
+void stats_init(stats *s, int64_t now_ms);
+
+/* Records n latency samples of ns nanoseconds each into the interval histogram and the
+ * Prometheus buckets. */
+void stats_latency_n(stats *s, uint64_t ns, uint64_t n);
+/* One sample. */
+void stats_latency(stats *s, uint64_t ns);
+
+/* Called once per whole second: remembers ticks_in for the rates. */
+void stats_second(stats *s);
+
+/* Input rates in ticks per second over the last 1 s and last 60 s (or since start when shorter). */
+double stats_rate(const stats *s, int secs);
+
+/* Notes a partition seen on input; ignores partitions >= STATS_MAX_PARTS. */
+static inline void stats_part_in(stats *s, int32_t p) {
+  if (p < 0 || p >= STATS_MAX_PARTS)
+    return;
+  s->part_in[p]++;
+  if (p >= s->nparts)
+    s->nparts = p + 1;
+}
+
+/* Reads consumer_lag per partition of `topic` from a librdkafka statistics JSON document. Returns
+ * the number of partitions updated, or -1 when the JSON does not parse. */
+int stats_parse_rdkafka(stats *s, const char *json, size_t len, const char *topic);
+
+/* The stats-topic JSON object (one line, no newline) into a malloc'd string (caller frees), or
+ * NULL on ENOMEM. Resets the interval histogram when reset_interval is 1. */
+char *stats_json(stats *s, int64_t now_ms, int reset_interval);
+
+/* The Prometheus text exposition (format 0.0.4) into a malloc'd string; *len gets its length. */
+char *stats_prometheus(const stats *s, int64_t now_ms, size_t *len);
+
+#endif
