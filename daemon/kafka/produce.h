@@ -1,0 +1,28 @@
+/* produce.h: the one way to hand a message to a librdkafka producer. rd_kafka_produce refuses
+ * with QUEUE_FULL while the producer's local queue is at queue.buffering.max.messages/kbytes; this
+ * serves delivery reports (which is what empties the queue) and tries again, up to a deadline, so
+ * no caller can wait for ever. Not for delivery tracking: delivery reports go to the producer's
+ * dr_msg_cb as usual. */
+#ifndef DAEMON_KAFKA_PRODUCE_H
+#define DAEMON_KAFKA_PRODUCE_H
+
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Produces val[0..len) with key[0..keylen) to partition `partition` of rkt (RD_KAFKA_PARTITION_UA
+ * lets the partitioner choose) with msgflags (RD_KAFKA_MSG_F_COPY or _FREE) and the delivery
+ * report opaque `opaque`. While the queue is full it calls rd_kafka_poll(rk, up to 10 ms) and
+ * retries, for at most wait_ms milliseconds in all (0: one attempt, no waiting). When `stop` is
+ * not NULL and becomes nonzero (a signal handler's flag), it gives up at once.
+ * Returns RD_KAFKA_RESP_ERR_NO_ERROR when the message was queued (librdkafka owns a _FREE buffer
+ * from then on); RD_KAFKA_RESP_ERR__QUEUE_FULL when the deadline passed; RD_KAFKA_RESP_ERR__INTR
+ * when *stop was set; any other error rd_kafka_produce reported (message too large, unknown
+ * partition, ...). On every error the message was not queued and a _FREE buffer still belongs to
+ * the caller. */
+rd_kafka_resp_err_t kprod_send(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int32_t partition,
+                               int msgflags, void *val, size_t len, const void *key, size_t keylen,
+                               void *opaque, int wait_ms, volatile sig_atomic_t *stop);
+
+#endif
