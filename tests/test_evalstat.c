@@ -4,14 +4,30 @@
  * below is several binomial standard deviations wide). */
 #include "daemon/pipeline/evalstat.h"
 
-#include <float.h>
 #include <stdlib.h>
 
 #include "nn/base/tc_err.h"
+#include "nn/train.h"
 #include "tests/check.h"
 
 /* |a - b| <= rel |b| */
 #define CHECK_REL(a, b, rel) CHECK_NEAR(a, b, (rel)*fabs((double)(b)))
+
+/* Simulation helpers: Box-Muller normals from the project's generator (deliberately not via
+ * evalstat_norm_quantile, which is under test). */
+static double gauss(nn_rng *r) {
+  double u1 = 1 - nn_rng_uniform(r), u2 = nn_rng_uniform(r);
+  return sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
+}
+
+static double *dalloc(size_t n) {
+  double *p = calloc(n, sizeof *p);
+  if (!p) {
+    fprintf(stderr, "out of memory\n");
+    exit(2);
+  }
+  return p;
+}
 
 /* Distributions. */
 
@@ -187,11 +203,333 @@ static void test_binom(void) {
   CHECK_NEAR(evalstat_binom_sf(530000, 1000000, 0.53), 0.5, 1e-3);
 }
 
+/* Newey-West and Diebold-Mariano. */
+
+static void test_nw(void) {
+  CHECK_INT(evalstat_nw_lag(0), 0);
+  CHECK_INT(evalstat_nw_lag(1), 0);
+  CHECK_INT(evalstat_nw_lag(100), 4);
+  CHECK_INT(evalstat_nw_lag(1000), 6);
+  CHECK_INT(evalstat_nw_lag(100000), 18);
+  CHECK_INT(evalstat_nw_lag(1000000), 30);
+  /* By hand for x = 1, 2, 3, 4 (mean 5/2, deviations -3/2, -1/2, 1/2, 3/2):
+   * g0 = 5/4, g1 = (3/4 - 1/4 + 3/4) / 4 = 5/16, g2 = (-3/4 - 3/4) / 4 = -3/8, g3 = -9/16.
+   * lag 1: 5/4 + 2 (1/2) (5/16) = 25/16
+   * lag 2: 5/4 + 2 (2/3) (5/16) + 2 (1/3) (-3/8) = 17/12
+   * lag 3: 5/4 + 2 (3/4) (5/16) + 2 (1/2) (-3/8) + 2 (1/4) (-9/16) = 17/16 (also for any lag >= 3,
+   * which is cut to n - 1). */
+  const double x[4] = {1, 2, 3, 4}, y[4] = {0.5, -1, 2, 7}, xy[4] = {1.5, 1, 5, 11};
+  CHECK_NEAR(evalstat_nw_lrv(x, NULL, 4, 0), 5.0 / 4, 1e-15);
+  CHECK_NEAR(evalstat_nw_lrv(x, NULL, 4, 1), 25.0 / 16, 1e-15);
+  CHECK_NEAR(evalstat_nw_lrv(x, NULL, 4, 2), 17.0 / 12, 1e-15);
+  CHECK_NEAR(evalstat_nw_lrv(x, NULL, 4, 3), 17.0 / 16, 1e-15);
+  CHECK_NEAR(evalstat_nw_lrv(x, NULL, 4, 99), 17.0 / 16, 1e-15);
+  /* The difference of two series is the series of differences. */
+  CHECK_NEAR(evalstat_nw_lrv(xy, y, 4, 2), evalstat_nw_lrv(x, NULL, 4, 2), 1e-14);
+  CHECK(isnan(evalstat_nw_lrv(x, NULL, 0, 1)) && evalstat_nw_lrv(x, NULL, 1, 1) == 0);
+
+  /* Lag 0 is the sample variance (divisor n); the default lag is the documented rule. */
+  size_t n = 200000;
+  double *d = dalloc(n);
+  nn_rng r;
+  nn_rng_seed(&r, 7);
+  double m = 0, v = 0, prev = 0;
+  for (size_t t = 0; t < n; t++) { /* AR(1), phi = 0.5, unit innovations */
+    d[t] = 0.5 * prev + gauss(&r);
+    prev = d[t];
+    m += d[t];
+  }
+  m /= n;
+  for (size_t t = 0; t < n; t++)
+    v += (d[t] - m) * (d[t] - m);
+  CHECK_REL(evalstat_nw_lrv(d, NULL, n, 0), v / n, 1e-12);
+  CHECK(evalstat_nw_lrv(d, NULL, n, -1) == evalstat_nw_lrv(d, NULL, n, evalstat_nw_lag(n)));
+  /* Consistency: the long-run variance of an AR(1) is s^2 / (1 - phi)^2 = 4 (its autocovariances
+   * are g_j = (4/3) phi^j). The Bartlett estimate with lag L = 21 has the expectation
+   * g_0 + 2 sum_{j<=L} (1 - j/(L+1)) g_j = 3.76 (its kernel bias, -6 %), and a standard deviation
+   * of about sqrt(4 L / (3 n)) 4 = 0.047. */
+  int L = evalstat_nw_lag(n);
+  double expect = 4.0 / 3;
+  for (int j = 1; j <= L; j++)
+    expect += 2 * (1 - j / (L + 1.0)) * (4.0 / 3) * pow(0.5, j);
+  double lrv = evalstat_nw_lrv(d, NULL, n, -1);
+  printf("nw: AR(1) phi 0.5, n %zu, lag %d: long-run variance %.4f (expected %.4f, true 4)\n", n, L,
+         lrv, expect);
+  CHECK_NEAR(expect, 3.76, 0.01);
+  CHECK_NEAR(lrv, expect, 0.15);
+  free(d);
+}
+
+/* The rejection rate at 5 % of the two-sided DM test (normal p, and HLN p if hln) over reps
+ * series of n loss differences d_t = u_t + theta u_{t-1} with u i.i.d. N(0,1) - N(0,1)^2 + 1
+ * (mean 0, skewed): equal expected loss. */
+static double dm_size(int reps, size_t n, double theta, int lag, int hln, uint64_t seed) {
+  double *d = dalloc(n);
+  nn_rng r;
+  nn_rng_seed(&r, seed);
+  int rej = 0;
+  for (int i = 0; i < reps; i++) {
+    double up = 0;
+    for (size_t t = 0; t < n; t++) {
+      double z = gauss(&r), u = gauss(&r) - z * z + 1;
+      d[t] = u + theta * up;
+      up = u;
+    }
+    evalstat_dm dm;
+    if (evalstat_dm_test(d, NULL, n, lag, &dm) != 0)
+      return NAN;
+    rej += (hln ? dm.p_hln : dm.p) < 0.05;
+  }
+  free(d);
+  return (double)rej / reps;
+}
+
+static void test_dm(void) {
+  double l1[6] = {0.5, 1.25, 0.125, 4, 0.5, 0.25}, l2[6], l0[6] = {0}; /* exact sums */
+  memcpy(l2, l1, sizeof l1);
+  evalstat_dm dm;
+  CHECK_INT(evalstat_dm_test(l1, l2, 6, -1, &dm), 0);
+  CHECK(dm.stat == 0 && dm.p == 1 && dm.p_hln == 1 && dm.mean == 0 && dm.se == 0);
+  CHECK_INT(dm.n, 6);
+  /* Constant non-zero difference: no variance, infinite evidence. */
+  for (int i = 0; i < 6; i++)
+    l2[i] = l1[i] + 0.25;
+  CHECK_INT(evalstat_dm_test(l1, l2, 6, 2, &dm), 0);
+  CHECK(dm.mean < 0 && dm.stat == -INFINITY && dm.p == 0 && dm.p_hln == 0);
+  CHECK_INT(dm.lag, 2);
+  CHECK_INT(evalstat_dm_test(l1, NULL, 1, -1, &dm), TC_EINVAL);
+  CHECK(isnan(dm.p));
+  l0[3] = NAN;
+  CHECK_INT(evalstat_dm_test(l1, l0, 6, -1, &dm), TC_EINVAL);
+
+  /* The statistic is mean / sqrt(S / n) with S = evalstat_nw_lrv of the difference, the HLN
+   * version sqrt((n-1)/n) of it against t(n-1); the sign says which is better. */
+  size_t n = 2000;
+  double *a = dalloc(n), *b = dalloc(n), *dd = dalloc(n);
+  nn_rng r;
+  nn_rng_seed(&r, 3);
+  for (size_t t = 0; t < n; t++) { /* y = 0.3 x + e: the forecast 0.3 x has skill 0.083 */
+    double x = gauss(&r), y = 0.3 * x + gauss(&r), f = 0.3 * x;
+    a[t] = (y - f) * (y - f); /* the useful forecast */
+    b[t] = y * y;             /* the random walk */
+    dd[t] = a[t] - b[t];
+  }
+  evalstat_dm d2;
+  CHECK_INT(evalstat_dm_test(a, b, n, -1, &dm), 0);
+  CHECK_INT(evalstat_dm_test(dd, NULL, n, -1, &d2), 0);
+  CHECK_NEAR(dm.stat, d2.stat, 1e-12 * fabs(d2.stat));
+  CHECK_INT(dm.lag, evalstat_nw_lag(n));
+  CHECK_REL(dm.se, sqrt(evalstat_nw_lrv(a, b, n, dm.lag) / n), 1e-15);
+  CHECK_REL(dm.stat, dm.mean / dm.se, 1e-15);
+  CHECK_REL(dm.p, 2 * evalstat_norm_sf(fabs(dm.stat)), 1e-14);
+  CHECK_REL(dm.stat_hln, dm.stat * sqrt((n - 1.0) / n), 1e-15);
+  CHECK_REL(dm.p_hln, evalstat_t_p2(dm.stat_hln, n - 1.0), 1e-14);
+  CHECK(dm.p_hln >= dm.p);
+  evalstat_dm rev;
+  CHECK_INT(evalstat_dm_test(b, a, n, -1, &rev), 0);
+  CHECK(rev.stat == -dm.stat && rev.p == dm.p);
+  printf("dm: useful forecast vs random walk, n %zu: mean %.4f se %.4f stat %.2f p %.2g\n", n,
+         dm.mean, dm.se, dm.stat, dm.p_hln);
+  CHECK(dm.mean < 0 && dm.stat < -3 && dm.p_hln < 0.01);
+  free(a);
+  free(b);
+  free(dd);
+
+  /* Size: about 5 % rejections under the null with i.i.d. differences (2000 series; the binomial
+   * standard deviation of the rate is 0.5 %). */
+  double s_iid = dm_size(2000, 500, 0, -1, 1, 11);
+  /* With MA(1) differences (theta 0.8) the variance of the mean is (1 + theta)^2 / (1 + theta^2)
+   * = 1.98 times what lag 0 assumes: lag 0 rejects about 16 %, the default lag (5 at n = 500)
+   * stays near 5 %. */
+  double s_ma0 = dm_size(2000, 500, 0.8, 0, 0, 12);
+  double s_manw = dm_size(2000, 500, 0.8, -1, 1, 12);
+  printf("dm size at 5%%: iid %.4f; MA(1) lag 0 %.4f, default lag %.4f\n", s_iid, s_ma0, s_manw);
+  CHECK(s_iid >= 0.03 && s_iid <= 0.075);
+  CHECK(s_ma0 >= 0.11);
+  CHECK(s_manw >= 0.03 && s_manw <= 0.09);
+}
+
+/* Skill and the bootstrap. */
+
+/* Squared errors of a forecast 0.3 x of y = 0.3 x + e (x, e i.i.d. N(0,1)) and of the random
+ * walk: the population skill is 1 - 1 / 1.09. */
+#define BOOT_TRUE_SKILL (1 - 1 / 1.09)
+static void boot_data(size_t n, uint64_t seed, double *sm, double *sr) {
+  nn_rng r;
+  nn_rng_seed(&r, seed);
+  for (size_t t = 0; t < n; t++) {
+    double x = gauss(&r), e = gauss(&r), y = 0.3 * x + e;
+    sm[t] = e * e;
+    sr[t] = y * y;
+  }
+}
+
+static void test_boot(void) {
+  const double sm4[4] = {1, 2, 3, 4}, sr4[4] = {2, 2, 4, 4}, z4[4] = {0};
+  CHECK_NEAR(evalstat_skill(sm4, sr4, 4), 1 - 10.0 / 12, 1e-15);
+  CHECK(isnan(evalstat_skill(sm4, z4, 4)) && isnan(evalstat_skill(sm4, sr4, 0)));
+
+  size_t n = 16000;
+  double *sm = dalloc(n), *sr = dalloc(n);
+  boot_data(n, 5, sm, sr);
+  evalstat_boot b1, b2, b3, bs;
+  CHECK_INT(evalstat_skill_boot(sm, sr, 1000, 0.9, 0, 0, 42, &b1), 0);
+  CHECK_INT(evalstat_skill_boot(sm, sr, 1000, 0.9, 0, 0, 42, &b2), 0);
+  CHECK_INT(evalstat_skill_boot(sm, sr, 1000, 0.9, 0, 0, 43, &b3), 0);
+  CHECK_INT(evalstat_skill_boot(sm, sr, n, 0.9, 0, 0, 42, &bs), 0);
+  CHECK(b1.lo == b2.lo && b1.hi == b2.hi && b1.se == b2.se); /* same seed, same interval */
+  CHECK(b1.lo != b3.lo || b1.hi != b3.hi);
+  CHECK_INT(b1.reps, EVALSTAT_BOOT_REPS);
+  CHECK_INT(b1.block, 10); /* ceil(1000^(1/3)) */
+  CHECK_INT(bs.block, 26); /* ceil(16000^(1/3)) = ceil(25.2) */
+  CHECK_INT(b1.dropped, 0);
+  CHECK(b1.skill == evalstat_skill(sm, sr, 1000));
+  CHECK(b1.lo < b1.skill && b1.skill < b1.hi);
+  CHECK(bs.lo < bs.skill && bs.skill < bs.hi);
+  /* 16 times the data: the width shrinks about 4 times. */
+  double w1 = b1.hi - b1.lo, ws = bs.hi - bs.lo;
+  printf("boot: skill %.4f [%.4f, %.4f] (n 1000), %.4f [%.4f, %.4f] (n %zu), true %.4f\n", b1.skill,
+         b1.lo, b1.hi, bs.skill, bs.lo, bs.hi, n, BOOT_TRUE_SKILL);
+  CHECK(ws < 0.4 * w1 && ws > 0.15 * w1);
+  /* A normal-theory check of the width: 2 z se. */
+  CHECK_NEAR(ws, 2 * 1.6448536269514722 * bs.se, 0.1 * ws);
+  /* A wider level gives a wider interval from the same replicates. */
+  CHECK_INT(evalstat_skill_boot(sm, sr, 1000, 0.99, 0, 0, 42, &b2), 0);
+  CHECK(b2.lo < b1.lo && b2.hi > b1.hi);
+
+  /* Coverage: 90 % intervals of 400 samples of n = 500 contain the true skill about 90 % of the
+   * time (binomial sd 1.5 %; percentile intervals of a ratio run a little short in small
+   * samples). */
+  int cover = 0, S = 400;
+  for (int s = 0; s < S; s++) {
+    boot_data(500, 1000 + s, sm, sr);
+    evalstat_boot b;
+    if (evalstat_skill_boot(sm, sr, 500, 0.9, 500, 0, s, &b) != 0)
+      break;
+    cover += b.lo <= BOOT_TRUE_SKILL && BOOT_TRUE_SKILL <= b.hi;
+  }
+  printf("boot: coverage of 90%% intervals %.3f (%d samples)\n", (double)cover / S, S);
+  CHECK(cover >= 0.84 * S && cover <= 0.95 * S);
+
+  /* The resampling scheme, exactly. One block of length n wraps around the end: every replicate
+   * is a rotation of the whole sample, so every replicate is the full-sample skill. */
+  CHECK_INT(evalstat_skill_boot(sm, sr, 1000, 0.9, 200, 1000, 3, &b2), 0);
+  CHECK_NEAR(b2.lo, b2.skill, 1e-12);
+  CHECK_NEAR(b2.hi, b2.skill, 1e-12);
+  CHECK(b2.se < 1e-12);
+  /* Ten unit random-walk losses and one model loss at t = 0: a replicate's skill is 1 - k / 10,
+   * k the number of blocks that cover t = 0. Blocks of 4, 4 and 2 (the last cut) starting
+   * uniformly on the circle cover it with probabilities 0.4, 0.4 and 0.2 independently, so
+   * sd(skill*) = sqrt(0.24 + 0.24 + 0.16) / 10 = 0.08 (a moving block bootstrap, which does not
+   * wrap, would give less). 20,000 replicates estimate it to about 1 %. */
+  double *s10 = dalloc(10), *u10 = dalloc(10);
+  for (int t = 0; t < 10; t++)
+    u10[t] = 1;
+  s10[0] = 1;
+  CHECK_INT(evalstat_skill_boot(s10, u10, 10, 0.9, 20000, 4, 77, &b2), 0);
+  CHECK_NEAR(b2.se, 0.08, 0.003);
+  CHECK(b2.skill == 0.9 && b2.lo == 0.8 && b2.hi == 1);
+  free(s10);
+  free(u10);
+  /* Two replicates v1 <= v2: the type-7 quantiles are v1 + q (v2 - v1), so at level 0.5
+   * hi - lo = (v2 - v1) / 2 = se / sqrt 2. */
+  CHECK_INT(evalstat_skill_boot(sm, sr, 1000, 0.5, 2, 0, 5, &b2), 0);
+  CHECK(b2.se > 0);
+  CHECK_NEAR(b2.hi - b2.lo, b2.se / M_SQRT2, 1e-15);
+
+  /* Degenerate input. */
+  CHECK_INT(evalstat_skill_boot(sm4, z4, 4, 0.9, 10, 0, 1, &b1), TC_EINVAL);
+  CHECK(isnan(b1.lo) && isnan(b1.skill));
+  CHECK_INT(evalstat_skill_boot(sm4, sr4, 1, 0.9, 10, 0, 1, &b1), TC_EINVAL);
+  CHECK_INT(evalstat_skill_boot(sm4, sr4, 4, 1.0, 10, 0, 1, &b1), TC_EINVAL);
+  const double neg[4] = {1, -2, 3, 4};
+  CHECK_INT(evalstat_skill_boot(neg, sr4, 4, 0.9, 10, 0, 1, &b1), TC_EINVAL);
+  /* One non-zero random-walk loss in 100: replicates that miss it are dropped and counted. */
+  double *one = dalloc(100);
+  one[37] = 1;
+  CHECK_INT(evalstat_skill_boot(one, one, 100, 0.9, 1000, 1, 9, &b1), 0);
+  CHECK(b1.dropped > 250 && b1.dropped < 450); /* (99/100)^100 = 0.366 */
+  CHECK(b1.lo == 0 && b1.hi == 0 && b1.skill == 0);
+  free(one);
+  free(sm);
+  free(sr);
+}
+
+/* Direction. */
+
+static void test_direction(void) {
+  /* By hand: pairs 0..7; pair 2 has a zero return (skipped), pair 5 a zero prediction. */
+  const double pred[8] = {0.1, -0.2, 0.3, 0.5, -0.1, 0, 0.2, 0.4};
+  const double real[8] = {1, 1, 0, 2, -1, 3, -2, 1};
+  evalstat_dir d;
+  evalstat_direction(pred, real, 8, &d);
+  CHECK_INT(d.n, 6);
+  CHECK_INT(d.nocall, 1);
+  CHECK_INT(d.hits, 4);    /* pairs 0, 3, 4, 7 */
+  CHECK_INT(d.up, 4);      /* 0, 1, 3, 7 */
+  CHECK_INT(d.pred_up, 4); /* 0, 3, 6, 7 */
+  CHECK_NEAR(d.acc, 4.0 / 6, 1e-15);
+  CHECK_NEAR(d.base, 4.0 / 6, 1e-15);
+  CHECK_NEAR(d.p_base, binom_sf_direct(4, 6, 4.0 / 6), 1e-13);
+  /* PT by hand: Py = Px = 2/3, P* = 5/9, V(P) = (20/81)/6, V(P*) = 2 (1/9)(2/9)/6 + 4 (4/81)/36,
+   * PT = (2/3 - 5/9) / sqrt(V(P) - V(P*)). */
+  double vp = (20.0 / 81) / 6, vps = 2 * (1.0 / 9) * (2.0 / 9) / 6 + 4 * (4.0 / 81) / 36;
+  CHECK_NEAR(d.pt_stat, (2.0 / 3 - 5.0 / 9) / sqrt(vp - vps), 1e-12);
+  CHECK_NEAR(d.pt_p, evalstat_norm_sf(d.pt_stat), 1e-15);
+
+  /* The zero model calls nothing. */
+  const double zero[8] = {0};
+  evalstat_direction(zero, real, 8, &d);
+  CHECK(d.n == 0 && d.nocall == 7 && isnan(d.acc) && isnan(d.base) && d.pt_p == 1);
+
+  /* Always calling the majority sign scores the base rate and shows no skill. */
+  size_t n = 3000;
+  double *p = dalloc(n), *y = dalloc(n);
+  nn_rng r;
+  nn_rng_seed(&r, 21);
+  for (size_t t = 0; t < n; t++) {
+    y[t] = gauss(&r) + 0.1; /* 54 % up */
+    p[t] = 1;
+  }
+  evalstat_direction(p, y, n, &d);
+  CHECK(d.acc == d.base && d.base > 0.5 && d.pt_stat == 0 && d.pt_p == 1);
+  CHECK(d.p_base > 0.4 && d.p_base < 0.6); /* P(X >= mean) of a binomial */
+
+  /* Independent signs: PT rejects about 5 % at 5 % (one-sided; 2000 samples of 300, sd 0.5 %). */
+  int rej = 0, reps = 2000;
+  for (int i = 0; i < reps; i++) {
+    for (size_t t = 0; t < 300; t++) {
+      y[t] = gauss(&r) + 0.2; /* 58 % up */
+      p[t] = gauss(&r) - 0.5; /* 31 % up */
+    }
+    evalstat_direction(p, y, 300, &d);
+    rej += d.pt_p < 0.05;
+  }
+  printf("direction: Pesaran-Timmermann size at 5%% %.4f\n", (double)rej / reps);
+  CHECK(rej >= 0.03 * reps && rej <= 0.075 * reps);
+
+  /* A forecast correlated with the return: accuracy above chance, PT significant. */
+  for (size_t t = 0; t < n; t++) {
+    double s = gauss(&r);
+    y[t] = s + gauss(&r);
+    p[t] = s;
+  }
+  evalstat_direction(p, y, n, &d);
+  printf("direction: informative forecast acc %.3f base %.3f PT %.1f\n", d.acc, d.base, d.pt_stat);
+  CHECK(d.acc > 0.7 && d.pt_stat > 10 && d.pt_p < 1e-20 && d.p_base < 1e-20);
+  free(p);
+  free(y);
+}
+
 int main(void) {
   test_norm_cdf();
   test_norm_quantile();
   test_chi2();
   test_t();
   test_binom();
+  test_nw();
+  test_dm();
+  test_boot();
+  test_direction();
   return check_done();
 }

@@ -155,3 +155,230 @@ double evalstat_binom_sf(uint64_t k, uint64_t n, double p) {
     return 0;
   return beta_inc((double)k, (double)(n - k + 1), p, 1 - p);
 }
+
+/* Long-run variance and Diebold-Mariano. */
+
+int evalstat_nw_lag(size_t n) {
+  if (n < 2)
+    return 0;
+  return (int)floor(4 * pow((double)n / 100, 2.0 / 9));
+}
+
+static inline double diff_at(const double *x, const double *y, size_t t) {
+  return y ? x[t] - y[t] : x[t];
+}
+
+static double diff_mean(const double *x, const double *y, size_t n) {
+  double s = 0;
+  for (size_t t = 0; t < n; t++)
+    s += diff_at(x, y, t);
+  return s / (double)n;
+}
+
+/* The effective lag: the default for lag < 0, at most n - 1. */
+static int nw_lag_for(size_t n, int lag) {
+  if (lag < 0)
+    lag = evalstat_nw_lag(n);
+  if (n > 0 && (size_t)lag >= n)
+    lag = (int)(n - 1);
+  return lag;
+}
+
+double evalstat_nw_lrv(const double *x, const double *y, size_t n, int lag) {
+  if (n == 0)
+    return NAN;
+  int L = nw_lag_for(n, lag);
+  double m = diff_mean(x, y, n), S = 0;
+  for (size_t t = 0; t < n; t++) {
+    double u = diff_at(x, y, t) - m;
+    S += u * u;
+  }
+  for (int j = 1; j <= L; j++) {
+    double g = 0;
+    for (size_t t = (size_t)j; t < n; t++)
+      g += (diff_at(x, y, t) - m) * (diff_at(x, y, t - (size_t)j) - m);
+    S += 2 * (1 - (double)j / (L + 1)) * g;
+  }
+  return S / (double)n;
+}
+
+static int all_finite(const double *x, size_t n) {
+  for (size_t t = 0; x && t < n; t++)
+    if (!isfinite(x[t]))
+      return 0;
+  return 1;
+}
+
+int evalstat_dm_test(const double *l1, const double *l2, size_t n, int lag, evalstat_dm *out) {
+  memset(out, 0, sizeof *out);
+  out->p = out->p_hln = NAN;
+  if (n < 2 || !all_finite(l1, n) || !all_finite(l2, n))
+    return TC_EINVAL;
+  out->n = n;
+  out->lag = nw_lag_for(n, lag);
+  out->mean = diff_mean(l1, l2, n);
+  out->se = sqrt(evalstat_nw_lrv(l1, l2, n, out->lag) / (double)n);
+  if (out->se > 0)
+    out->stat = out->mean / out->se;
+  else
+    out->stat = out->mean == 0 ? 0 : copysign(INFINITY, out->mean);
+  out->p = 2 * evalstat_norm_sf(fabs(out->stat));
+  out->stat_hln = out->stat * sqrt((double)(n - 1) / (double)n);
+  out->p_hln = evalstat_t_p2(out->stat_hln, (double)(n - 1));
+  return 0;
+}
+
+/* Skill and its bootstrap interval. */
+
+double evalstat_skill(const double *se_model, const double *se_rw, size_t n) {
+  double sm = 0, sr = 0;
+  for (size_t t = 0; t < n; t++) {
+    sm += se_model[t];
+    sr += se_rw[t];
+  }
+  return sr != 0 ? 1 - sm / sr : NAN;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* The q-quantile of sorted x (k) by linear interpolation between order statistics (type 7). */
+static double quantile_sorted(const double *x, int k, double q) {
+  double h = (k - 1) * q;
+  int i = (int)floor(h);
+  if (i >= k - 1)
+    return x[k - 1];
+  return x[i] + (h - i) * (x[i + 1] - x[i]);
+}
+
+/* The sum of the circular block [s, s + L) of the series whose prefix sums are c (n + 1). */
+static inline double block_sum(const double *c, size_t n, size_t s, size_t L) {
+  if (s + L <= n)
+    return c[s + L] - c[s];
+  return (c[n] - c[s]) + c[s + L - n];
+}
+
+/* Draws one replicate's skill; NaN when its random-walk sum is 0. cm, cr (n + 1). */
+static double boot_replicate(const double *cm, const double *cr, size_t n, size_t block,
+                             nn_rng *rng) {
+  double sm = 0, sr = 0;
+  for (size_t left = n; left > 0;) {
+    size_t L = left < block ? left : block, s = (size_t)nn_rng_below(rng, n);
+    sm += block_sum(cm, n, s, L);
+    sr += block_sum(cr, n, s, L);
+    left -= L;
+  }
+  return sr > 0 ? 1 - sm / sr : NAN;
+}
+
+static int boot_check(const double *se_model, const double *se_rw, size_t n, double level) {
+  if (n < 2 || !(level > 0 && level < 1))
+    return TC_EINVAL;
+  for (size_t t = 0; t < n; t++)
+    if (!(se_model[t] >= 0 && se_rw[t] >= 0 && isfinite(se_model[t]) && isfinite(se_rw[t])))
+      return TC_EINVAL;
+  return 0;
+}
+
+/* Fills out's lo, hi and se from the k finite replicates v (sorted here). */
+static void boot_summarize(double *v, int k, double level, evalstat_boot *out) {
+  if (k == 0) {
+    out->lo = out->hi = out->se = NAN;
+    return;
+  }
+  qsort(v, (size_t)k, sizeof *v, cmp_double);
+  out->lo = quantile_sorted(v, k, 0.5 * (1 - level));
+  out->hi = quantile_sorted(v, k, 0.5 * (1 + level));
+  double m = 0, ss = 0;
+  for (int i = 0; i < k; i++)
+    m += v[i];
+  m /= k;
+  for (int i = 0; i < k; i++)
+    ss += (v[i] - m) * (v[i] - m);
+  out->se = k > 1 ? sqrt(ss / (k - 1)) : 0;
+}
+
+int evalstat_skill_boot(const double *se_model, const double *se_rw, size_t n, double level,
+                        int reps, size_t block, uint64_t seed, evalstat_boot *out) {
+  memset(out, 0, sizeof *out);
+  out->skill = out->lo = out->hi = out->se = NAN;
+  if (boot_check(se_model, se_rw, n, level) != 0)
+    return TC_EINVAL;
+  out->skill = evalstat_skill(se_model, se_rw, n);
+  if (isnan(out->skill))
+    return TC_EINVAL;
+  if (block == 0)
+    block = (size_t)ceil(cbrt((double)n));
+  out->block = block < n ? block : n;
+  out->reps = reps > 0 ? reps : EVALSTAT_BOOT_REPS;
+  double *cm = malloc((2 * (n + 1) + (size_t)out->reps) * sizeof *cm);
+  if (!cm)
+    return TC_ENOMEM;
+  double *cr = cm + n + 1, *v = cr + n + 1;
+  cm[0] = cr[0] = 0;
+  for (size_t t = 0; t < n; t++) {
+    cm[t + 1] = cm[t] + se_model[t];
+    cr[t + 1] = cr[t] + se_rw[t];
+  }
+  nn_rng rng;
+  nn_rng_seed(&rng, seed);
+  int k = 0;
+  for (int r = 0; r < out->reps; r++) {
+    double s = boot_replicate(cm, cr, n, out->block, &rng);
+    if (isnan(s))
+      out->dropped++;
+    else
+      v[k++] = s;
+  }
+  boot_summarize(v, k, level, out);
+  free(cm);
+  return 0;
+}
+
+/* Direction. */
+
+/* Pesaran and Timmermann's statistic for hits of n calls, up realized and pred_up predicted
+ * positive signs; NaN when a sign is constant or the variance is not positive. */
+static double pt_statistic(uint64_t n, uint64_t hits, uint64_t up, uint64_t pred_up) {
+  if (up == 0 || up == n || pred_up == 0 || pred_up == n)
+    return NAN;
+  double N = (double)n, P = hits / N, py = up / N, px = pred_up / N;
+  double ps = py * px + (1 - py) * (1 - px);
+  double vp = ps * (1 - ps) / N;
+  double vps = (2 * py - 1) * (2 * py - 1) * px * (1 - px) / N +
+               (2 * px - 1) * (2 * px - 1) * py * (1 - py) / N +
+               4 * py * px * (1 - py) * (1 - px) / (N * N);
+  double v = vp - vps;
+  return v > 0 ? (P - ps) / sqrt(v) : NAN;
+}
+
+void evalstat_direction(const double *pred, const double *real, size_t n, evalstat_dir *out) {
+  memset(out, 0, sizeof *out);
+  for (size_t t = 0; t < n; t++) {
+    if (real[t] == 0)
+      continue;
+    if (pred[t] == 0) {
+      out->nocall++;
+      continue;
+    }
+    out->n++;
+    out->up += real[t] > 0;
+    out->pred_up += pred[t] > 0;
+    out->hits += (pred[t] > 0) == (real[t] > 0);
+  }
+  if (out->n == 0) {
+    out->acc = out->base = out->p_base = out->pt_stat = NAN;
+    out->pt_p = 1;
+    return;
+  }
+  uint64_t major = out->up > out->n - out->up ? out->up : out->n - out->up;
+  out->acc = (double)out->hits / (double)out->n;
+  out->base = (double)major / (double)out->n;
+  out->p_base = evalstat_binom_sf(out->hits, out->n, out->base);
+  out->pt_stat = pt_statistic(out->n, out->hits, out->up, out->pred_up);
+  out->pt_p = isnan(out->pt_stat) ? 1 : evalstat_norm_sf(out->pt_stat);
+  if (isnan(out->pt_stat))
+    out->pt_stat = 0;
+}
