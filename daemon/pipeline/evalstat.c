@@ -382,3 +382,269 @@ void evalstat_direction(const double *pred, const double *real, size_t n, evalst
   if (isnan(out->pt_stat))
     out->pt_stat = 0;
 }
+
+/* Variance forecasts. */
+
+double evalstat_mean_sq(const double *e, size_t n) {
+  if (n == 0)
+    return NAN;
+  double s = 0;
+  for (size_t t = 0; t < n; t++)
+    s += e[t] * e[t];
+  return s / (double)n;
+}
+
+double evalstat_ewma_filter(const double *e, size_t n, double lambda, double h0, double *h) {
+  double v = h0;
+  for (size_t t = 0; t < n; t++) {
+    if (h)
+      h[t] = v;
+    v = lambda * v + (1 - lambda) * e[t] * e[t];
+  }
+  return v;
+}
+
+double evalstat_garch_filter(const evalstat_garch *g, const double *e, size_t n, double h0,
+                             double *h) {
+  double v = h0;
+  for (size_t t = 0; t < n; t++) {
+    if (h)
+      h[t] = v;
+    v = g->omega + g->alpha * e[t] * e[t] + g->beta * v;
+  }
+  return v;
+}
+
+/* The log-likelihood from raw parameters (shared by the public call and the optimizer). */
+static double garch_ll(double omega, double alpha, double beta, const double *e, size_t n,
+                       double h0) {
+  double v = h0, s = 0;
+  for (size_t t = 0; t < n; t++) {
+    if (!(v > 0))
+      return -INFINITY;
+    double e2 = e[t] * e[t];
+    s += log(v) + e2 / v;
+    v = omega + alpha * e2 + beta * v;
+  }
+  return -0.5 * ((double)n * LN_2PI + s);
+}
+
+double evalstat_garch_loglik(const evalstat_garch *g, const double *e, size_t n, double h0) {
+  return garch_ll(g->omega, g->alpha, g->beta, e, n, h0);
+}
+
+/* The fit: Nelder-Mead over u = (u0, u1, u2) in R^3 (see the header for the map to omega,
+ * alpha, beta), minimizing the negative log-likelihood per observation. */
+#define GARCH_D 3
+#define GARCH_UMAX 40.0 /* |u| is clamped here: 1 - logistic(40) = 4e-18 keeps omega > 0 */
+
+typedef struct garch_obj {
+  const double *e;
+  size_t n;
+  double h0;
+  int evals;
+} garch_obj;
+
+static double logistic(double u) {
+  return 1 / (1 + exp(-u));
+}
+
+static double clampu(double u) {
+  return u > GARCH_UMAX ? GARCH_UMAX : u < -GARCH_UMAX ? -GARCH_UMAX : u;
+}
+
+static void garch_from_u(const double *u, double h0, double *omega, double *alpha, double *beta) {
+  double u0 = clampu(u[0]), u1 = clampu(u[1]), u2 = clampu(u[2]);
+  double p = logistic(u1), q = logistic(-u1), s = logistic(u2); /* q = 1 - p without rounding */
+  *alpha = p * s;
+  *beta = p * (1 - s);
+  *omega = h0 * q * exp(u0);
+}
+
+static double garch_objective(garch_obj *o, const double *u) {
+  double omega, alpha, beta;
+  garch_from_u(u, o->h0, &omega, &alpha, &beta);
+  o->evals++;
+  double ll = garch_ll(omega, alpha, beta, o->e, o->n, o->h0);
+  return isfinite(ll) ? -ll / (double)o->n : INFINITY;
+}
+
+static double logit(double p) {
+  return log(p / (1 - p));
+}
+
+/* Writes the point c + k (w - c) to xt (GARCH_D), w the worst vertex and c the centroid of the
+ * others (k = -1 reflects, -2 expands, -1/2 and 1/2 contract), and returns the objective there. */
+static double nm_point(garch_obj *o, const double *c, const double *w, double k, double *xt) {
+  for (int j = 0; j < GARCH_D; j++)
+    xt[j] = c[j] + k * (w[j] - c[j]);
+  return garch_objective(o, xt);
+}
+
+/* Sorts the simplex by objective, best first (insertion sort of 4 vertices). */
+static void nm_sort(double x[][GARCH_D], double *f) {
+  for (int i = 1; i <= GARCH_D; i++)
+    for (int k = i; k > 0 && f[k] < f[k - 1]; k--) {
+      double tf = f[k], tx[GARCH_D];
+      memcpy(tx, x[k], sizeof tx);
+      f[k] = f[k - 1];
+      memcpy(x[k], x[k - 1], sizeof tx);
+      f[k - 1] = tf;
+      memcpy(x[k - 1], tx, sizeof tx);
+    }
+}
+
+static int nm_converged(double x[][GARCH_D], const double *f) {
+  if (!(f[GARCH_D] - f[0] <= 1e-13 * (1 + fabs(f[0]))))
+    return 0;
+  for (int i = 1; i <= GARCH_D; i++)
+    for (int j = 0; j < GARCH_D; j++)
+      if (fabs(x[i][j] - x[0][j]) > 1e-7)
+        return 0;
+  return 1;
+}
+
+/* One Nelder-Mead run (reflection 1, expansion 2, contractions and shrink 1/2) from u (GARCH_D)
+ * with initial steps of `step`; writes the best point to u and returns its objective. */
+static double nm_run(garch_obj *o, double *u, double step, int max_evals) {
+  double x[GARCH_D + 1][GARCH_D], f[GARCH_D + 1], c[GARCH_D], xr[GARCH_D], xt[GARCH_D];
+  for (int i = 0; i <= GARCH_D; i++) {
+    memcpy(x[i], u, sizeof x[i]);
+    if (i > 0)
+      x[i][i - 1] += step;
+    f[i] = garch_objective(o, x[i]);
+  }
+  int start = o->evals;
+  for (nm_sort(x, f); o->evals - start < max_evals && !nm_converged(x, f); nm_sort(x, f)) {
+    for (int j = 0; j < GARCH_D; j++) {
+      c[j] = 0;
+      for (int i = 0; i < GARCH_D; i++)
+        c[j] += x[i][j] / GARCH_D;
+    }
+    double *w = x[GARCH_D], fr = nm_point(o, c, w, -1, xr), ft;
+    if (fr < f[0] && (ft = nm_point(o, c, w, -2, xt)) < fr) { /* expansion */
+      memcpy(w, xt, sizeof xt);
+      f[GARCH_D] = ft;
+    } else if (fr < f[GARCH_D - 1]) { /* reflection */
+      memcpy(w, xr, sizeof xr);
+      f[GARCH_D] = fr;
+    } else if ((ft = nm_point(o, c, w, fr < f[GARCH_D] ? -0.5 : 0.5, xt)) <
+               fmin(fr, f[GARCH_D])) { /* outside (fr < worst) or inside contraction */
+      memcpy(w, xt, sizeof xt);
+      f[GARCH_D] = ft;
+    } else {
+      for (int i = 1; i <= GARCH_D; i++) { /* shrink towards the best */
+        for (int j = 0; j < GARCH_D; j++)
+          x[i][j] = x[0][j] + 0.5 * (x[i][j] - x[0][j]);
+        f[i] = garch_objective(o, x[i]);
+      }
+    }
+  }
+  memcpy(u, x[0], sizeof x[0]);
+  return f[0];
+}
+
+int evalstat_garch_fit(const double *e, size_t n, evalstat_garch *g) {
+  memset(g, 0, sizeof *g);
+  if (n < 3 || !all_finite(e, n))
+    return TC_EINVAL;
+  garch_obj o = {.e = e, .n = n, .h0 = evalstat_mean_sq(e, n)};
+  if (!(o.h0 > 0))
+    return TC_EINVAL;
+  /* Starting points (persistence alpha + beta, share of alpha in it), at variance targeting. */
+  static const double starts[4][2] = {{0.95, 0.1}, {0.9, 0.2}, {0.99, 0.05}, {0.5, 0.3}};
+  double best[GARCH_D], fbest = INFINITY;
+  for (int i = 0; i < 4; i++) {
+    double u[GARCH_D] = {0, logit(starts[i][0]), logit(starts[i][1])};
+    double f = nm_run(&o, u, 0.5, 2000);
+    if (f < fbest) {
+      fbest = f;
+      memcpy(best, u, sizeof best);
+    }
+  }
+  for (int r = 0; r < 10; r++) { /* restarts: a fresh simplex escapes a collapsed one */
+    double u[GARCH_D];
+    memcpy(u, best, sizeof u);
+    double f = nm_run(&o, u, 0.1, 2000);
+    int done = !(f < fbest - 1e-9);
+    if (f < fbest) {
+      fbest = f;
+      memcpy(best, u, sizeof best);
+    }
+    if (done)
+      break;
+  }
+  garch_from_u(best, o.h0, &g->omega, &g->alpha, &g->beta);
+  g->h0 = o.h0;
+  g->loglik = evalstat_garch_loglik(g, e, n, o.h0);
+  g->evals = o.evals;
+  return 0;
+}
+
+double evalstat_qlike(double e2, double h) {
+  if (!(h > 0))
+    return INFINITY;
+  return log(h) + e2 / h;
+}
+
+void evalstat_var_losses(const double *e, const double *h, size_t n, double *qlike, double *mse) {
+  for (size_t t = 0; t < n; t++) {
+    double e2 = e[t] * e[t];
+    if (qlike)
+      qlike[t] = evalstat_qlike(e2, h[t]);
+    if (mse)
+      mse[t] = (e2 - h[t]) * (e2 - h[t]);
+  }
+}
+
+/* Prediction intervals. */
+
+int evalstat_kupiec(uint64_t n, uint64_t x, double p, double *lr, double *pval) {
+  if (n == 0 || x > n || !(p > 0 && p < 1))
+    return TC_EINVAL;
+  double N = (double)n, X = (double)x, ph = X / N;
+  double l0 = (N - X) * log1p(-p) + X * log(p);
+  double l1 = x == 0 || x == n ? 0 : (N - X) * log1p(-ph) + X * log(ph);
+  double s = -2 * (l0 - l1);
+  *lr = s > 0 ? s : 0; /* rounding can leave -1e-16 when x / n = p */
+  *pval = evalstat_chi2_1_sf(*lr);
+  return 0;
+}
+
+int evalstat_interval_score(const double *r, const double *mu, const double *h, size_t n,
+                            double nominal, evalstat_interval *out) {
+  memset(out, 0, sizeof *out);
+  if (n == 0 || !(nominal > 0 && nominal < 1) || !all_finite(r, n) || !all_finite(mu, n) ||
+      !all_finite(h, n))
+    return TC_EINVAL;
+  out->n = n;
+  out->nominal = nominal;
+  out->z = -evalstat_norm_quantile(0.5 * (1 - nominal));
+  double w = 0;
+  for (size_t t = 0; t < n; t++) {
+    double m = mu ? mu[t] : 0, half = h[t] > 0 ? out->z * sqrt(h[t]) : 0;
+    out->misses += r[t] < m - half || r[t] > m + half;
+    w += 2 * half;
+  }
+  out->coverage = 1 - (double)out->misses / (double)n;
+  out->width = w / (double)n;
+  return evalstat_kupiec(n, out->misses, 1 - nominal, &out->lr, &out->p);
+}
+
+/* Multiple trials. */
+
+double evalstat_sidak_alpha(double alpha, int K) {
+  if (K < 1 || !(alpha > 0 && alpha < 1))
+    return NAN;
+  return -expm1(log1p(-alpha) / K);
+}
+
+double evalstat_sidak_threshold(double alpha, int K) {
+  return -evalstat_norm_quantile(0.5 * evalstat_sidak_alpha(alpha, K));
+}
+
+double evalstat_sidak_p(double p, int K) {
+  if (K < 1 || !(p >= 0 && p <= 1))
+    return NAN;
+  return -expm1(K * log1p(-p));
+}
