@@ -20,6 +20,14 @@ static double gauss(nn_rng *r) {
   return sqrt(-2 * log(u1)) * cos(2 * M_PI * u2);
 }
 
+/* x (n) i.i.d. N(0, sd^2) from seed. */
+static void gauss_fill(double *x, size_t n, double sd, uint64_t seed) {
+  nn_rng r;
+  nn_rng_seed(&r, seed);
+  for (size_t t = 0; t < n; t++)
+    x[t] = sd * gauss(&r);
+}
+
 /* n GARCH(1,1) innovations after 1000 burn-in steps from the unconditional variance. */
 static void garch_sim(double omega, double alpha, double beta, size_t n, uint64_t seed, double *e) {
   nn_rng r;
@@ -539,10 +547,7 @@ static void test_direction(void) {
 static void test_ewma(void) {
   size_t n = 300;
   double *e = dalloc(n), *h = dalloc(n);
-  nn_rng r;
-  nn_rng_seed(&r, 4);
-  for (size_t t = 0; t < n; t++)
-    e[t] = 0.01 * gauss(&r);
+  gauss_fill(e, n, 0.01, 4);
   double lam = EVALSTAT_EWMA_LAMBDA, h0 = 2e-4;
   double next = evalstat_ewma_filter(e, n, lam, h0, h);
   /* The unrolled definition: h_t = lambda^t h0 + (1 - lambda) sum_{j<t} lambda^(t-1-j) e_j^2. */
@@ -572,14 +577,10 @@ static void test_ewma(void) {
 
 static void test_garch_filter(void) {
   size_t n = 500;
-  double *e = dalloc(n), *h = dalloc(n);
-  nn_rng r;
-  nn_rng_seed(&r, 8);
-  double ss = 0;
-  for (size_t t = 0; t < n; t++) {
-    e[t] = 0.02 * gauss(&r);
+  double *e = dalloc(n), *h = dalloc(n), ss = 0;
+  gauss_fill(e, n, 0.02, 8);
+  for (size_t t = 0; t < n; t++)
     ss += e[t] * e[t];
-  }
   /* alpha = 0: h_t = omega (1 - beta^t) / (1 - beta) + beta^t h0. */
   evalstat_garch g = {.omega = 1e-5, .alpha = 0, .beta = 0.7};
   double next = evalstat_garch_filter(&g, e, n, 1e-3, h);
@@ -669,10 +670,7 @@ static void test_garch_fit(void) {
    * variance (beta is not identified there, so it is not checked). */
   size_t n = 20000;
   double *e = dalloc(n);
-  nn_rng r;
-  nn_rng_seed(&r, 13);
-  for (size_t t = 0; t < n; t++)
-    e[t] = 0.01 * gauss(&r);
+  gauss_fill(e, n, 0.01, 13);
   evalstat_garch g;
   CHECK_INT(evalstat_garch_fit(e, n, &g), 0);
   printf("garch: i.i.d. data fit (%.4g, %.4f, %.4f)\n", g.omega, g.alpha, g.beta);

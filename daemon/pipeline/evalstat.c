@@ -78,38 +78,36 @@ double evalstat_chi2_1_sf(double x) {
   return erfc(sqrt(0.5 * x));
 }
 
+#define LENTZ_TINY 1e-300 /* stands in for a zero denominator */
+
+/* One term aa of a continued fraction by the modified Lentz method: updates c and d and returns
+ * the factor by which the value changes. */
+static inline double lentz_step(double aa, double *c, double *d) {
+  *d = 1 + aa * *d;
+  if (fabs(*d) < LENTZ_TINY)
+    *d = LENTZ_TINY;
+  *c = 1 + aa / *c;
+  if (fabs(*c) < LENTZ_TINY)
+    *c = LENTZ_TINY;
+  *d = 1 / *d;
+  return *d * *c;
+}
+
 /* The continued fraction of I_x(a, b) (Numerical Recipes 6.4), evaluated by the modified Lentz
  * method; it converges fast for x < (a + 1) / (a + b + 2), in O(sqrt(max(a, b))) terms. */
 static double beta_cf(double a, double b, double x) {
-  const double tiny = 1e-300, eps = 1e-16;
   double qab = a + b, qap = a + 1, qam = a - 1;
   double c = 1, d = 1 - qab * x / qap;
-  if (fabs(d) < tiny)
-    d = tiny;
+  if (fabs(d) < LENTZ_TINY)
+    d = LENTZ_TINY;
   d = 1 / d;
   double h = d;
   for (int m = 1; m <= 1000000; m++) {
     double m2 = 2.0 * m;
-    double aa = m * (b - m) * x / ((qam + m2) * (a + m2));
-    d = 1 + aa * d;
-    if (fabs(d) < tiny)
-      d = tiny;
-    c = 1 + aa / c;
-    if (fabs(c) < tiny)
-      c = tiny;
-    d = 1 / d;
-    h *= d * c;
-    aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
-    d = 1 + aa * d;
-    if (fabs(d) < tiny)
-      d = tiny;
-    c = 1 + aa / c;
-    if (fabs(c) < tiny)
-      c = tiny;
-    d = 1 / d;
-    double del = d * c;
+    h *= lentz_step(m * (b - m) * x / ((qam + m2) * (a + m2)), &c, &d);
+    double del = lentz_step(-(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)), &c, &d);
     h *= del;
-    if (fabs(del - 1) < eps)
+    if (fabs(del - 1) < 1e-16)
       break;
   }
   return h;
