@@ -434,7 +434,8 @@ double evalstat_garch_loglik(const evalstat_garch *g, const double *e, size_t n,
 /* The fit: Nelder-Mead over u = (u0, u1, u2) in R^3 (see the header for the map to omega,
  * alpha, beta), minimizing the negative log-likelihood per observation. */
 #define GARCH_D 3
-#define GARCH_UMAX 40.0 /* |u| is clamped here: 1 - logistic(40) = 4e-18 keeps omega > 0 */
+#define GARCH_UMAX 40.0      /* |u| is clamped here: 1 - logistic(40) = 4e-18 keeps omega > 0 */
+#define GARCH_SCREEN_N 50000 /* innovations the starting points are compared on */
 
 typedef struct garch_obj {
   const double *e;
@@ -549,17 +550,25 @@ int evalstat_garch_fit(const double *e, size_t n, evalstat_garch *g) {
   garch_obj o = {.e = e, .n = n, .h0 = evalstat_mean_sq(e, n)};
   if (!(o.h0 > 0))
     return TC_EINVAL;
+  /* The starts are compared on the last GARCH_SCREEN_N innovations (all of them when fewer). */
+  garch_obj s = o;
+  if (n > GARCH_SCREEN_N) {
+    s.e = e + (n - GARCH_SCREEN_N);
+    s.n = GARCH_SCREEN_N;
+  }
   /* Starting points (persistence alpha + beta, share of alpha in it), at variance targeting. */
   static const double starts[4][2] = {{0.95, 0.1}, {0.9, 0.2}, {0.99, 0.05}, {0.5, 0.3}};
   double best[GARCH_D], fbest = INFINITY;
   for (int i = 0; i < 4; i++) {
     double u[GARCH_D] = {0, logit(starts[i][0]), logit(starts[i][1])};
-    double f = nm_run(&o, u, 0.5, 2000);
+    double f = nm_run(&s, u, 0.5, 2000);
     if (f < fbest) {
       fbest = f;
       memcpy(best, u, sizeof best);
     }
   }
+  if (s.n < n)
+    fbest = garch_objective(&o, best);
   for (int r = 0; r < 10; r++) { /* restarts: a fresh simplex escapes a collapsed one */
     double u[GARCH_D];
     memcpy(u, best, sizeof u);
@@ -575,7 +584,7 @@ int evalstat_garch_fit(const double *e, size_t n, evalstat_garch *g) {
   garch_from_u(best, o.h0, &g->omega, &g->alpha, &g->beta);
   g->h0 = o.h0;
   g->loglik = evalstat_garch_loglik(g, e, n, o.h0);
-  g->evals = o.evals;
+  g->evals = o.evals + s.evals;
   return 0;
 }
 
