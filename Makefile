@@ -36,7 +36,7 @@ REPLAY_BIN := $(patsubst tests/fuzz/fuzz_%.c,$(B)/tests/replay_%,$(FUZZ_SRC))
 BENCH_SRC  := $(wildcard bench/bench_*.c)
 BENCH_BIN  := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test bench demo asan fuzz clean deps data format check-deps tests
+.PHONY: all test bench demo asan fuzz clean deps data format check-deps tests check-layers
 # The program: ./tickcast for the default build directory; another one (make asan) keeps its own.
 BIN := $(if $(filter build,$(B)),tickcast,$(B)/tickcast)
 all: check-deps $(BIN)
@@ -106,8 +106,12 @@ $(B)/bench/%: bench/%.c $(ALL_LIBS)
 tests: $(BIN) $(TEST_BIN) $(REPLAY_BIN)
 
 # The README's test command: unit tests, fuzz-corpus replays and end-to-end tests of the binary.
-test: check-deps tests
+test: check-deps check-layers tests
 	@tests/run.sh
+
+# Which layer may include which: the rule table is in the script.
+check-layers:
+	@tests/check_layers.sh
 
 bench: check-deps tickcast $(BENCH_BIN)
 	@bench/run.sh
