@@ -19,7 +19,8 @@ DEBS_BUILD := build-essential pkg-config librdkafka-dev libuv1-dev libopenblas-d
 DEBS_PY    := python3 python3-numpy python3-confluent-kafka python3-torch
 DEBS_TEST  := kcat sqlite3 curl $(DEBS_PY)
 DEBS_SAN   := clang libclang-rt-14-dev
-# What a goal needs; a goal not named here (all, tests, a file) needs DEBS_BUILD.
+# What a goal needs; a goal not named here (all, tests, a file) needs DEBS_BUILD. (make data
+# also needs npm, which data/fetch.sh asks for: it is large, and only that target uses it.)
 debs_clean        :=
 debs_format       := clang-format
 debs_check-layers :=
@@ -28,8 +29,7 @@ debs_asan         := $(DEBS_BUILD) $(DEBS_TEST) $(DEBS_SAN)
 debs_fuzz         := $(DEBS_BUILD) $(DEBS_SAN)
 debs_bench        := $(DEBS_BUILD) $(DEBS_PY)
 debs_demo         := $(DEBS_BUILD) kcat curl
-debs_data         := $(DEBS_BUILD) npm
-debs_deps         := $(DEBS_BUILD) $(DEBS_TEST) $(DEBS_SAN) clang-format npm
+debs_deps         := $(DEBS_BUILD) $(DEBS_TEST) $(DEBS_SAN) clang-format
 NEED_DEBS := $(sort $(foreach g,$(or $(MAKECMDGOALS),all),\
                $(if $(filter undefined,$(origin debs_$(g))),$(DEBS_BUILD),$(debs_$(g)))))
 
