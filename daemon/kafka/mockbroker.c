@@ -3,64 +3,24 @@
 #include "daemon/kafka/mockbroker.h"
 
 #include <ctype.h>
-#include <dlfcn.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
 #include "daemon/kafka/kconf.h"
+#include "daemon/kafka/tcprelay.h"
 #include "daemon/pipeline/log.h"
 #include "nn/base/tc_err.h"
 
 struct mockbroker {
   rd_kafka_t *rk;                    /* the handle the cluster lives on (a producer, unused) */
   rd_kafka_mock_cluster_t *mcluster; /* the cluster: one broker */
+  tcprelay *relay;                   /* the fixed port's relay to the mock's port, or NULL */
+  char relay_addr[32];               /* "127.0.0.1:PORT" of the relay */
 };
-
-/* A fixed port. librdkafka 2.0.2's mock broker always binds 127.0.0.1 port 0 and has no option
- * for a port, and the port it advertises in metadata is the one it bound, so a TCP relay on the
- * wanted port would not be enough. Instead this file interposes bind(): while want_port is set
- * (only inside mockbroker_start, under want_lock), the first bind of an IPv4 loopback socket to
- * port 0 is rewritten to want_port. Every other bind in the process goes straight to libc. */
-static pthread_mutex_t want_lock = PTHREAD_MUTEX_INITIALIZER;
-static volatile int want_port;  /* 0 = no rewrite */
-static volatile int want_errno; /* errno of the rewritten bind, when it failed */
-
-typedef int (*bind_fn)(int, const struct sockaddr *, socklen_t);
-
-int bind(int fd, const struct sockaddr *addr, socklen_t len) {
-  static bind_fn real;
-  if (!real)
-    real = (bind_fn)dlsym(RTLD_NEXT, "bind");
-  if (!real) {
-    errno = ENOSYS;
-    return -1;
-  }
-  int port = want_port;
-  if (port > 0 && addr && addr->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
-    struct sockaddr_in sin;
-    memcpy(&sin, addr, sizeof sin);
-    if (sin.sin_port == 0 && sin.sin_addr.s_addr == htonl(INADDR_LOOPBACK)) {
-      want_port = 0;
-      int one = 1;
-      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-      sin.sin_port = htons((uint16_t)port);
-      int r = real(fd, (const struct sockaddr *)&sin, sizeof sin);
-      if (r < 0)
-        want_errno = errno;
-      return r;
-    }
-  }
-  return real(fd, addr, len);
-}
 
 /* Checks one "name[:N]" item of the topics spec; fills name (NUL-terminated) and *parts. */
 static int topic_parse(const char *s, size_t len, char *name, size_t namecap, int *parts, char *err,
@@ -99,50 +59,35 @@ static int topic_parse(const char *s, size_t len, char *name, size_t namecap, in
   return 0;
 }
 
-int mockbroker_start(mockbroker **out, int port, const char *topics, char *err, size_t errlen) {
-  *out = NULL;
+/* The next "name[:N]" item of the topics spec at *p (advancing *p past it): 1 with name and
+ * *parts filled, 0 at the end of the spec, or TC_EUSAGE with err. */
+static int topics_next(const char **p, char *name, size_t namecap, int *parts, char *err,
+                       size_t errlen) {
+  if (!*p || !**p)
+    return 0;
+  const char *e = strchr(*p, ',');
+  size_t len = e ? (size_t)(e - *p) : strlen(*p);
+  int rc = topic_parse(*p, len, name, namecap, parts, err, errlen);
+  *p = e ? e + 1 : *p + len;
+  return rc < 0 ? rc : 1;
+}
+
+/* Checks the port and the whole topics spec, before anything starts. */
+static int args_check(int port, const char *topics, char *err, size_t errlen) {
   if (port < 0 || port > 65535) {
     snprintf(err, errlen, "--port %d: expected 0..65535 (0 = any free port)", port);
     return TC_EUSAGE;
   }
-  /* Check the whole topics spec before starting anything. */
   char name[256];
-  int parts;
-  for (const char *p = topics; p && *p;) {
-    const char *e = strchr(p, ',');
-    size_t len = e ? (size_t)(e - p) : strlen(p);
-    int r = topic_parse(p, len, name, sizeof name, &parts, err, errlen);
-    if (r < 0)
-      return r;
-    p = e ? e + 1 : p + len;
-  }
+  int parts, rc;
+  while ((rc = topics_next(&topics, name, sizeof name, &parts, err, errlen)) > 0)
+    ;
+  return rc;
+}
 
-  /* librdkafka 2.0.2 asserts (aborts) when the mock cannot bind, so try the port first. */
-  if (port > 0) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1, e = 0;
-    struct sockaddr_in sin = {.sin_family = AF_INET,
-                              .sin_port = htons((uint16_t)port),
-                              .sin_addr = {.s_addr = htonl(INADDR_LOOPBACK)}};
-    if (fd < 0)
-      e = errno;
-    else {
-      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-      if (bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0)
-        e = errno;
-      close(fd);
-    }
-    if (e) {
-      snprintf(err, errlen, "--port %d: cannot listen on 127.0.0.1:%d: %s", port, port,
-               strerror(e));
-      return e == EADDRINUSE ? TC_EBUSY : TC_EKAFKA;
-    }
-  }
-
-  mockbroker *mb = calloc(1, sizeof *mb);
-  if (!mb) {
-    snprintf(err, errlen, "mock broker: out of memory");
-    return TC_ENOMEM;
-  }
+/* Starts the mock cluster of one broker on 127.0.0.1, port 0 (librdkafka 2.0.2's mock cannot
+ * take another), on a client handle of its own. */
+static int cluster_start(mockbroker *mb, char *err, size_t errlen) {
   /* The cluster's own client never connects anywhere: keep its notices (such as "no
    * bootstrap.servers configured") out of the log unless debugging. */
   const char *defaults[] = {"client.id", "tickcast-broker", "log_level",
@@ -150,58 +95,80 @@ int mockbroker_start(mockbroker **out, int port, const char *topics, char *err, 
   rd_kafka_conf_t *conf;
   int rc = kconf_build(NULL, defaults, &conf, err, errlen);
   if (rc < 0)
-    goto fail;
+    return rc;
   char rerr[512];
   mb->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof rerr);
   if (!mb->rk) {
     rd_kafka_conf_destroy(conf);
     snprintf(err, errlen, "mock broker: cannot create its client: %s", rerr);
-    rc = TC_EKAFKA;
-    goto fail;
+    return TC_EKAFKA;
   }
-  pthread_mutex_lock(&want_lock);
-  want_port = port;
-  want_errno = 0;
   mb->mcluster = rd_kafka_mock_cluster_new(mb->rk, 1);
-  int berr = want_errno;
-  want_port = 0;
-  pthread_mutex_unlock(&want_lock);
   if (!mb->mcluster) {
-    if (berr)
-      snprintf(err, errlen, "--port %d: cannot listen on 127.0.0.1:%d: %s", port, port,
-               strerror(berr));
-    else
-      snprintf(err, errlen, "mock broker: librdkafka could not start the mock cluster");
-    rc = berr == EADDRINUSE ? TC_EBUSY : TC_EKAFKA;
-    goto fail;
+    snprintf(err, errlen, "mock broker: librdkafka could not start the mock cluster");
+    return TC_EKAFKA;
   }
-  for (const char *p = topics; p && *p;) {
-    const char *e = strchr(p, ',');
-    size_t len = e ? (size_t)(e - p) : strlen(p);
-    topic_parse(p, len, name, sizeof name, &parts, err, errlen);
+  return 0;
+}
+
+static int topics_create(mockbroker *mb, const char *topics, char *err, size_t errlen) {
+  char name[256];
+  int parts, rc;
+  while ((rc = topics_next(&topics, name, sizeof name, &parts, err, errlen)) > 0) {
     rd_kafka_resp_err_t kerr = rd_kafka_mock_topic_create(mb->mcluster, name, parts, 1);
     if (kerr) {
       snprintf(err, errlen, "mock broker: cannot create topic %s with %d partitions: %s", name,
                parts, rd_kafka_err2str(kerr));
-      rc = TC_EKAFKA;
-      goto fail;
+      return TC_EKAFKA;
     }
-    p = e ? e + 1 : p + len;
   }
-  *out = mb;
-  return 0;
-fail:
-  mockbroker_stop(mb);
   return rc;
 }
 
+/* A fixed port: a relay on 127.0.0.1:port to the port the mock bound. The mock's metadata
+ * still names its own port, so clients bootstrap through the relay and then connect to the
+ * mock directly, as Kafka clients do with any bootstrap address. */
+static int relay_start(mockbroker *mb, int port, char *err, size_t errlen) {
+  const char *own = rd_kafka_mock_cluster_bootstraps(mb->mcluster); /* "127.0.0.1:PORT" */
+  const char *colon = strrchr(own, ':');
+  char rerr[256];
+  int rc = tcprelay_start(&mb->relay, port, colon ? atoi(colon + 1) : 0, rerr, sizeof rerr);
+  if (rc < 0) {
+    snprintf(err, errlen, "--port %d: %s", port, rerr);
+    return rc;
+  }
+  snprintf(mb->relay_addr, sizeof mb->relay_addr, "127.0.0.1:%d", tcprelay_port(mb->relay));
+  return 0;
+}
+
+int mockbroker_start(mockbroker **out, int port, const char *topics, char *err, size_t errlen) {
+  *out = NULL;
+  int rc = args_check(port, topics, err, errlen);
+  if (rc < 0)
+    return rc;
+  mockbroker *mb = calloc(1, sizeof *mb);
+  if (!mb) {
+    snprintf(err, errlen, "mock broker: out of memory");
+    return TC_ENOMEM;
+  }
+  if ((rc = cluster_start(mb, err, errlen)) < 0 ||
+      (rc = topics_create(mb, topics, err, errlen)) < 0 ||
+      (port > 0 && (rc = relay_start(mb, port, err, errlen)) < 0)) {
+    mockbroker_stop(mb);
+    return rc;
+  }
+  *out = mb;
+  return 0;
+}
+
 const char *mockbroker_bootstraps(const mockbroker *mb) {
-  return rd_kafka_mock_cluster_bootstraps(mb->mcluster);
+  return mb->relay ? mb->relay_addr : rd_kafka_mock_cluster_bootstraps(mb->mcluster);
 }
 
 void mockbroker_stop(mockbroker *mb) {
   if (!mb)
     return;
+  tcprelay_stop(mb->relay);
   if (mb->mcluster)
     rd_kafka_mock_cluster_destroy(mb->mcluster);
   if (mb->rk)

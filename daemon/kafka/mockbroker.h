@@ -13,13 +13,16 @@ typedef struct mockbroker mockbroker; /* opaque */
  * broker does not have (librdkafka's mock default). */
 #define MOCKBROKER_AUTO_PARTITIONS 4
 
-/* Starts a mock cluster of one broker listening on 127.0.0.1:port (port 0 = any free port) and
- * creates the topics in `topics` ("ticks:8,predictions:8"; a name without ":N" gets
- * MOCKBROKER_AUTO_PARTITIONS; NULL or "" creates none). Topic names follow Kafka's rule (1..249
- * bytes of [A-Za-z0-9._-]); partitions 1..100000. On success returns 0 and *out (stop it with
- * mockbroker_stop). On failure returns TC_EUSAGE (bad topics spec, bad port), TC_EBUSY (the port
- * is taken) or TC_EKAFKA, with err like "--topics ticks:0: partitions must be 1..100000, found 0"
- * or "--port 9092: address in use". Messages of the broker's own client go through log.h. */
+/* Starts a mock cluster of one broker on 127.0.0.1 and creates the topics in `topics`
+ * ("ticks:8,predictions:8"; a name without ":N" gets MOCKBROKER_AUTO_PARTITIONS; NULL or ""
+ * creates none). Topic names follow Kafka's rule (1..249 bytes of [A-Za-z0-9._-]); partitions
+ * 1..100000. The mock listens on a free port of its own; port > 0 adds a relay (tcprelay.h) on
+ * 127.0.0.1:port to it, which becomes the bootstrap address: clients bootstrap there and then
+ * connect to the port the mock advertises in its metadata. On success returns 0 and *out (stop it
+ * with mockbroker_stop). On failure returns TC_EUSAGE (bad topics spec, bad port), TC_EBUSY (the
+ * port is taken) or TC_EKAFKA, with err like "--topics ticks:0: partitions must be 1..100000,
+ * found 0" or "--port 9092: cannot listen on 127.0.0.1:9092: Address already in use". Messages
+ * of the broker's own client go through log.h. */
 int mockbroker_start(mockbroker **out, int port, const char *topics, char *err, size_t errlen);
 
 /* Delays every response of the broker by ms milliseconds (librdkafka's mock RTT). */
@@ -31,7 +34,8 @@ void mockbroker_set_rtt(mockbroker *mb, int ms);
  * with err like "--no-leader a b: expected a topic name of [A-Za-z0-9._-]". */
 int mockbroker_set_no_leader(mockbroker *mb, const char *topic, char *err, size_t errlen);
 
-/* The bootstrap list ("127.0.0.1:PORT"), valid until mockbroker_stop. */
+/* The bootstrap list ("127.0.0.1:PORT", the relay's port when one was asked for), valid until
+ * mockbroker_stop. */
 const char *mockbroker_bootstraps(const mockbroker *mb);
 
 /* Stops the broker and frees it; clients still connected see their connections drop. Accepts NULL.

@@ -1,16 +1,15 @@
-/* fuzz_dlq.c: fuzzes the dead-letter encoder (daemon/dlq.c) with arbitrary message bytes as
- * payload and key: the record must be one line of valid JSON whose payload (text or base64)
- * decodes to a prefix of the input that is cut only when the input is longer than the bound (and
- * then by at most 3 bytes more, to keep UTF-8 whole), with the right len and truncated flag. The
- * encoder is compiled in here so that tests/fuzz/run.sh, which links only nn/ and ingest/, builds
- * it too. */
+/* fuzz_dlq.c: fuzzes the dead-letter encoder (dlq_encode, daemon/pipeline/dlq.h) with arbitrary
+ * message bytes as payload and key: the record must be one line of valid JSON whose payload (text
+ * or base64) decodes to a prefix of the input that is cut only when the input is longer than the
+ * bound (and then by at most 3 bytes more, to keep UTF-8 whole), with the right len and truncated
+ * flag. Small bounds (the `cut` argument) reach the cutting code often. */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/pipeline/dlq.c"
+#include "daemon/pipeline/dlq.h"
 
 static void fail(const char *what, const char *rec) {
   fprintf(stderr, "fuzz_dlq: %s: %s\n", what, rec);

@@ -1,13 +1,12 @@
 /* fuzz_state_blob.c: the state blob decoder (store_blob_decode) on arbitrary bytes: it must never
  * read outside the buffer, must explain every refusal in err, and whatever it accepts must
  * re-encode to exactly the same bytes. Input: byte 0 picks L (1..4), byte 1 picks H (1..64), the
- * rest is the blob. store.c is compiled in directly because tests/fuzz/run.sh links only the
- * ingest and nn sources; under the corpus replayer this TU's definitions win over libstore.a's. */
+ * rest is the blob. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/store.c"
+#include "store/store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 2)

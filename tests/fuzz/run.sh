@@ -12,9 +12,11 @@ mkdir -p "$OUT"
 PKGS="rdkafka libuv openblas sqlite3 libmicrohttpd jansson libxxhash libcrypto"
 FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE"
 # Targets link the module sources (not the archives, which are built without coverage): nn,
-# ingest and store always; daemon (without main.c) only for a target that includes daemon/.
-BASE_SRCS="$(ls nn/*.c nn/*/*.c ingest/*.c ingest/*/*.c store/*.c 2>/dev/null)"
-DAEMON_SRCS="$(ls daemon/*/*.c 2>/dev/null || true)"
+# ingest and store always; daemon/ (without main.c) only for a target that includes a daemon/
+# header. Targets reach the code through its headers, never by including a .c file.
+shopt -s nullglob
+BASE_SRCS=(nn/*.c nn/*/*.c ingest/*.c ingest/*/*.c store/*.c)
+DAEMON_SRCS=(daemon/*/*.c)
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
   for f in tests/fuzz/fuzz_*.c; do n=${f##*/fuzz_}; names+=("${n%.c}"); done
@@ -22,15 +24,11 @@ fi
 fail=0
 for n in "${names[@]}"; do
   src=tests/fuzz/fuzz_$n.c
-  SRCS=$BASE_SRCS
-  grep -q '^#include "daemon/' "$src" && SRCS="$SRCS $DAEMON_SRCS"
-  # A target that #includes a module's .c file (to reach its statics) must not link it again.
-  for inc in $(sed -n 's|^#include "\(.*\.c\)"|\1|p' "$src"); do
-    SRCS=$(echo "$SRCS" | tr ' ' '\n' | grep -vx "$inc" | tr '\n' ' ')
-  done
+  SRCS=("${BASE_SRCS[@]}")
+  if grep -q '^#include "daemon/' "$src"; then SRCS+=("${DAEMON_SRCS[@]}"); fi
   echo "== fuzz $n: building"
   # shellcheck disable=SC2086
-  if ! clang $FLAGS -I. $(pkg-config --cflags $PKGS) -o "$OUT/fuzz_$n" "$src" $SRCS \
+  if ! clang $FLAGS -I. $(pkg-config --cflags $PKGS) -o "$OUT/fuzz_$n" "$src" "${SRCS[@]}" \
       $(pkg-config --libs $PKGS) -lm -lpthread; then
     echo "FAIL fuzz $n: does not build"; fail=1; continue
   fi
