@@ -13,7 +13,7 @@ PKGS="rdkafka libuv openblas sqlite3 libmicrohttpd jansson libxxhash libcrypto"
 FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE"
 # Targets link the module sources (not the archives, which are built without coverage): nn,
 # ingest and store always; daemon (without main.c) only for a target that includes daemon/.
-BASE_SRCS="$(ls nn/*.c nn/*/*.c ingest/*.c ingest/*/*.c store/*.c 2>/dev/null)"
+BASE_SRCS="$(ls nn/*.c nn/*/*.c ingest/*.c ingest/*/*.c store/*.c 2>/dev/null || true)"
 DAEMON_SRCS="$(ls daemon/*/*.c 2>/dev/null || true)"
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
