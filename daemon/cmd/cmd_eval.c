@@ -11,6 +11,8 @@
 #include "daemon/cmd/cmds.h"
 #include "daemon/pipeline/dataset.h"
 #include "daemon/pipeline/svg.h"
+#include "ingest/number.h"
+#include "ingest/rfc3339.h"
 #include "ingest/tick.h"
 #include "nn/base/tc_err.h"
 #include "nn/features.h"

@@ -17,6 +17,8 @@
 #include "daemon/pipeline/encode.h"
 #include "daemon/pipeline/engine.h"
 #include "daemon/pipeline/log.h"
+#include "ingest/number.h"
+#include "ingest/rfc3339.h"
 #include "ingest/tick.h"
 #include "nn/base/tc_err.h"
 #include "nn/model.h"
