@@ -18,6 +18,7 @@
 #include "nn/features.h"
 #include "nn/lstm.h"
 #include "nn/model.h"
+#include "nn/safetensors/safetensors.h"
 
 static void usage(FILE *f) {
   fprintf(f,

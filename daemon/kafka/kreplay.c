@@ -22,6 +22,7 @@
 #include "ingest/tick.h"
 #include "nn/base/tc_err.h"
 #include "nn/model.h"
+#include "nn/safetensors/safetensors.h"
 
 #define KR_CHUNK 4096     /* ticks per engine call */
 #define KR_MAX_PARTS 4096 /* partitions a replay may read */
