@@ -57,27 +57,10 @@ static const char *json_kind(const json_t *v) {
   return "unknown";
 }
 
-/* Checks one tensor entry's JSON types, dtype, shape values and data offsets (inside the data
- * section of `datalen` bytes, length 4 * prod(shape)). Fills e. */
-static int entry_parse(const char *file, const char *key, json_t *v, size_t datalen, entry *e,
-                       char *err, size_t errlen) {
-  e->name = key;
-  e->used = 0;
-  if (!json_is_object(v))
-    return nn_st_fail(err, errlen, file, TC_EFORMAT,
-                      "tensor %s is %s in the header, expected an object "
-                      "with dtype, shape and data_offsets",
-                      key, json_kind(v));
-  json_t *dt = json_object_get(v, "dtype");
-  json_t *sh = json_object_get(v, "shape");
-  json_t *of = json_object_get(v, "data_offsets");
-  if (!dt || !json_is_string(dt))
-    return nn_st_fail(err, errlen, file, TC_EFORMAT,
-                      "tensor %s field dtype is %s, expected a string", key,
-                      dt ? json_kind(dt) : "missing");
-  if (strcmp(json_string_value(dt), "F32") != 0)
-    return nn_st_fail(err, errlen, file, TC_EFORMAT, "tensor %s has dtype %.16s, expected F32", key,
-                      json_string_value(dt));
+/* An entry's shape: an array of at most 8 integers >= 0, into e->ndim and e->dim. *numel gets
+ * their product, capped at datalen + 1 (more than any tensor of the data section can hold). */
+static int entry_shape(const char *file, const char *key, json_t *sh, size_t datalen, entry *e,
+                       unsigned long long *numel, char *err, size_t errlen) {
   if (!sh || !json_is_array(sh))
     return nn_st_fail(err, errlen, file, TC_EFORMAT,
                       "tensor %s field shape is %s, expected an array", key,
@@ -86,7 +69,7 @@ static int entry_parse(const char *file, const char *key, json_t *v, size_t data
   if (nd > 8)
     return nn_st_fail(err, errlen, file, TC_ESHAPE, "tensor %s has %zu dimensions, expected 1 or 2",
                       key, nd);
-  unsigned long long numel = 1;
+  *numel = 1;
   e->ndim = (int)nd;
   for (size_t i = 0; i < nd; i++) {
     json_t *d = json_array_get(sh, i);
@@ -98,12 +81,19 @@ static int entry_parse(const char *file, const char *key, json_t *v, size_t data
     e->dim[i] = json_integer_value(d);
     /* Bounded by the data section, so the product cannot overflow before the check below. */
     if ((unsigned long long)e->dim[i] > datalen + 1ULL)
-      numel = datalen + 1ULL;
+      *numel = datalen + 1ULL;
     else
-      numel = numel * (unsigned long long)e->dim[i];
-    if (numel > datalen + 1ULL)
-      numel = datalen + 1ULL;
+      *numel = *numel * (unsigned long long)e->dim[i];
+    if (*numel > datalen + 1ULL)
+      *numel = datalen + 1ULL;
   }
+  return 0;
+}
+
+/* An entry's data_offsets: [begin, end] inside the data section of datalen bytes, holding exactly
+ * the 4 * numel bytes of its shape. Into e->begin and e->end. */
+static int entry_offsets(const char *file, const char *key, json_t *of, size_t datalen,
+                         unsigned long long numel, entry *e, char *err, size_t errlen) {
   if (!of || !json_is_array(of) || json_array_size(of) != 2)
     return nn_st_fail(err, errlen, file, TC_EFORMAT,
                       "tensor %s field data_offsets is %s, expected "
@@ -145,6 +135,34 @@ static int entry_parse(const char *file, const char *key, json_t *v, size_t data
                       shape_str(sb, sizeof sb, e->ndim, e->dim));
   }
   return 0;
+}
+
+/* Checks one tensor entry's JSON types, dtype, shape values and data offsets (inside the data
+ * section of `datalen` bytes, length 4 * prod(shape)). Fills e. */
+static int entry_parse(const char *file, const char *key, json_t *v, size_t datalen, entry *e,
+                       char *err, size_t errlen) {
+  e->name = key;
+  e->used = 0;
+  if (!json_is_object(v))
+    return nn_st_fail(err, errlen, file, TC_EFORMAT,
+                      "tensor %s is %s in the header, expected an object "
+                      "with dtype, shape and data_offsets",
+                      key, json_kind(v));
+  json_t *dt = json_object_get(v, "dtype");
+  json_t *sh = json_object_get(v, "shape");
+  json_t *of = json_object_get(v, "data_offsets");
+  if (!dt || !json_is_string(dt))
+    return nn_st_fail(err, errlen, file, TC_EFORMAT,
+                      "tensor %s field dtype is %s, expected a string", key,
+                      dt ? json_kind(dt) : "missing");
+  if (strcmp(json_string_value(dt), "F32") != 0)
+    return nn_st_fail(err, errlen, file, TC_EFORMAT, "tensor %s has dtype %.16s, expected F32", key,
+                      json_string_value(dt));
+  unsigned long long numel = 0;
+  int rc = entry_shape(file, key, sh, datalen, e, &numel, err, errlen);
+  if (rc != 0)
+    return rc;
+  return entry_offsets(file, key, of, datalen, numel, e, err, errlen);
 }
 
 /* If name is "lstm.<kind>_l<k>" with a canonical decimal k, returns the kind index (0..6, in
@@ -212,11 +230,24 @@ static int meta_load(nn_model *m, const char *file, json_t *md, char *err, size_
   return 0;
 }
 
-/* The loader proper; on failure the caller frees m. */
-static int load_mem(nn_model *m, const unsigned char *buf, size_t len, const char *file, char *err,
-                    size_t errlen) {
+/* What the loader knows about one file while it checks it. */
+typedef struct reader {
+  const char *file; /* the input's name in messages */
+  char *err;        /* (errlen) where the one-line message goes */
+  size_t errlen;
+  const unsigned char *data; /* (datalen) the data section, after the header */
+  size_t datalen;
+  json_t *root;  /* the header */
+  entry *es;     /* (n) its tensor entries, __metadata__ excluded, in header order */
+  entry **order; /* (n) scratch for sorting them by offset */
+  size_t n;
+} reader;
+
+/* Header length, then the header itself: a JSON object of at most HEADER_MAX bytes inside the
+ * file. Sets r->data, r->datalen and r->root. */
+static int header_read(reader *r, const unsigned char *buf, size_t len) {
   if (len < 8)
-    return nn_st_fail(err, errlen, file, TC_EFORMAT,
+    return nn_st_fail(r->err, r->errlen, r->file, TC_EFORMAT,
                       "file is %zu bytes, expected at least 8 (the "
                       "header length)",
                       len);
@@ -224,227 +255,240 @@ static int load_mem(nn_model *m, const unsigned char *buf, size_t len, const cha
   for (int i = 7; i >= 0; i--)
     hl = hl << 8 | buf[i];
   if (hl < 2 || hl > len - 8 || hl > HEADER_MAX)
-    return nn_st_fail(err, errlen, file, TC_EFORMAT,
+    return nn_st_fail(r->err, r->errlen, r->file, TC_EFORMAT,
                       "header length is %llu, expected 2..%zu (file "
                       "size %zu minus 8%s)",
                       hl, len - 8 < HEADER_MAX ? len - 8 : (size_t)HEADER_MAX, len,
                       len - 8 < HEADER_MAX ? "" : ", capped at 100 MB");
-  const unsigned char *data = buf + 8 + hl;
-  size_t datalen = len - 8 - (size_t)hl;
+  r->data = buf + 8 + hl;
+  r->datalen = len - 8 - (size_t)hl;
 
   json_error_t je;
-  json_t *root = json_loadb((const char *)buf + 8, (size_t)hl, JSON_REJECT_DUPLICATES, &je);
-  if (!root)
-    return nn_st_fail(err, errlen, file, TC_EFORMAT, "header is not valid JSON: %s at byte %d",
-                      je.text, je.position);
-  int rc = 0;
-  entry *es = NULL, **order = NULL;
-  nn_tensor s[NN_TENSORS_MAX];
-  if (!json_is_object(root)) {
-    rc = nn_st_fail(err, errlen, file, TC_EFORMAT, "header is %s, expected a JSON object",
-                    json_kind(root));
-    goto out;
-  }
-  size_t ne = json_object_size(root);
-  es = calloc(ne ? ne : 1, sizeof *es);
-  order = calloc(ne ? ne : 1, sizeof *order);
-  if (!es || !order) {
-    rc = nn_st_fail(err, errlen, file, TC_ENOMEM, "out of memory for %zu header entries", ne);
-    goto out;
-  }
+  r->root = json_loadb((const char *)buf + 8, (size_t)hl, JSON_REJECT_DUPLICATES, &je);
+  if (!r->root)
+    return nn_st_fail(r->err, r->errlen, r->file, TC_EFORMAT,
+                      "header is not valid JSON: %s at byte %d", je.text, je.position);
+  if (!json_is_object(r->root))
+    return nn_st_fail(r->err, r->errlen, r->file, TC_EFORMAT,
+                      "header is %s, expected a JSON object", json_kind(r->root));
+  return 0;
+}
 
-  /* Pass 1: every tensor entry is well-formed by itself. */
-  size_t n = 0;
+/* Pass 1: every tensor entry is well-formed by itself. Fills r->es and r->n. */
+static int entries_read(reader *r) {
+  size_t ne = json_object_size(r->root);
+  r->es = calloc(ne ? ne : 1, sizeof *r->es);
+  r->order = calloc(ne ? ne : 1, sizeof *r->order);
+  if (!r->es || !r->order)
+    return nn_st_fail(r->err, r->errlen, r->file, TC_ENOMEM, "out of memory for %zu header entries",
+                      ne);
   const char *key;
   json_t *v;
-  json_object_foreach(root, key, v) {
+  json_object_foreach(r->root, key, v) {
     if (strcmp(key, "__metadata__") == 0)
       continue;
-    if ((rc = entry_parse(file, key, v, datalen, &es[n], err, errlen)) != 0)
-      goto out;
-    n++;
+    int rc = entry_parse(r->file, key, v, r->datalen, &r->es[r->n], r->err, r->errlen);
+    if (rc != 0)
+      return rc;
+    r->n++;
   }
+  return 0;
+}
 
-  /* Pass 2: the layer structure. H from lstm.weight_hh_l0, L from the weight_hh count. */
+/* Pass 2: the layer structure. H from lstm.weight_hh_l0, L from the weight_hh count; peepholes
+ * when any lstm.weight_c?_l* is present, and then all of them must be. */
+static int layers_find(reader *r, int *L, int *H, int *peep) {
   entry *hh0 = NULL;
-  int hh_count = 0, hh_max = -1, peep = 0;
+  int hh_count = 0, hh_max = -1;
   const char *peep_name = NULL;
-  for (size_t i = 0; i < n; i++) {
-    int k, kind = lstm_name(es[i].name, &k);
+  *peep = 0;
+  for (size_t i = 0; i < r->n; i++) {
+    int k, kind = lstm_name(r->es[i].name, &k);
     if (kind == 1) {
-      if (k >= NN_MAX_LAYERS) {
-        rc = nn_st_fail(err, errlen, file, TC_ESHAPE,
-                        "tensor %s: layer %d, expected at most %d "
-                        "layers",
-                        es[i].name, k, NN_MAX_LAYERS);
-        goto out;
-      }
+      if (k >= NN_MAX_LAYERS)
+        return nn_st_fail(r->err, r->errlen, r->file, TC_ESHAPE,
+                          "tensor %s: layer %d, expected at most %d "
+                          "layers",
+                          r->es[i].name, k, NN_MAX_LAYERS);
       hh_count++;
       if (k > hh_max)
         hh_max = k;
       if (k == 0)
-        hh0 = &es[i];
-    } else if (kind >= 4 && !peep) {
-      peep = 1;
-      peep_name = es[i].name;
+        hh0 = &r->es[i];
+    } else if (kind >= 4 && !*peep) {
+      *peep = 1;
+      peep_name = r->es[i].name;
     }
   }
-  if (!hh0) {
-    rc = nn_st_fail(err, errlen, file, TC_ENOENT,
-                    "missing tensor lstm.weight_hh_l0 (F32 [4H,H]; it "
-                    "sets the hidden size H)");
-    goto out;
-  }
+  if (!hh0)
+    return nn_st_fail(r->err, r->errlen, r->file, TC_ENOENT,
+                      "missing tensor lstm.weight_hh_l0 (F32 [4H,H]; it "
+                      "sets the hidden size H)");
   if (hh_max + 1 != hh_count) {
     int gap = 0;
     for (; gap < hh_max; gap++) {
       char nm[32];
       snprintf(nm, sizeof nm, "lstm.weight_hh_l%d", gap);
-      if (!json_object_get(root, nm))
+      if (!json_object_get(r->root, nm))
         break;
     }
-    rc = nn_st_fail(err, errlen, file, TC_ENOENT,
-                    "tensor lstm.weight_hh_l%d present but "
-                    "lstm.weight_hh_l%d missing (layers must be numbered 0..L-1 without gaps)",
-                    hh_max, gap);
-    goto out;
+    return nn_st_fail(r->err, r->errlen, r->file, TC_ENOENT,
+                      "tensor lstm.weight_hh_l%d present but "
+                      "lstm.weight_hh_l%d missing (layers must be numbered 0..L-1 without gaps)",
+                      hh_max, gap);
   }
   if (hh0->ndim != 2 || hh0->dim[1] < 1 || hh0->dim[0] != 4 * hh0->dim[1]) {
     char sb[128];
-    rc = nn_st_fail(err, errlen, file, TC_ESHAPE,
-                    "tensor lstm.weight_hh_l0 has shape %s, expected "
-                    "[4H,H] for a hidden size H >= 1",
-                    shape_str(sb, sizeof sb, hh0->ndim, hh0->dim));
-    goto out;
+    return nn_st_fail(r->err, r->errlen, r->file, TC_ESHAPE,
+                      "tensor lstm.weight_hh_l0 has shape %s, expected "
+                      "[4H,H] for a hidden size H >= 1",
+                      shape_str(sb, sizeof sb, hh0->ndim, hh0->dim));
   }
-  if (hh0->dim[1] > NN_MAX_HIDDEN) {
-    rc = nn_st_fail(err, errlen, file, TC_ESHAPE,
-                    "tensor lstm.weight_hh_l0 gives hidden size H=%lld, "
-                    "expected at most %d",
-                    hh0->dim[1], NN_MAX_HIDDEN);
-    goto out;
-  }
-  int L = hh_count, H = (int)hh0->dim[1];
-  if (peep) {
-    for (int k = 0; k < L; k++)
+  if (hh0->dim[1] > NN_MAX_HIDDEN)
+    return nn_st_fail(r->err, r->errlen, r->file, TC_ESHAPE,
+                      "tensor lstm.weight_hh_l0 gives hidden size H=%lld, "
+                      "expected at most %d",
+                      hh0->dim[1], NN_MAX_HIDDEN);
+  *L = hh_count;
+  *H = (int)hh0->dim[1];
+  if (*peep) {
+    for (int k = 0; k < *L; k++)
       for (int c = 4; c < 7; c++) {
         char nm[32];
         snprintf(nm, sizeof nm, "lstm.%s_l%d", kinds[c], k);
-        if (!json_object_get(root, nm)) {
-          rc = nn_st_fail(err, errlen, file, TC_ENOENT,
-                          "missing tensor %s (found %s: peephole "
-                          "tensors come all three per layer, for every layer, or not at all)",
-                          nm, peep_name);
-          goto out;
-        }
+        if (!json_object_get(r->root, nm))
+          return nn_st_fail(r->err, r->errlen, r->file, TC_ENOENT,
+                            "missing tensor %s (found %s: peephole "
+                            "tensors come all three per layer, for every layer, or not at all)",
+                            nm, peep_name);
       }
   }
+  return 0;
+}
 
-  /* Pass 3: names against the model's tensors, then shapes. */
-  if ((rc = nn_model_init(m, L, H, peep)) != 0) {
-    rc = nn_st_fail(err, errlen, file, rc, "out of memory for L=%d H=%d", L, H);
-    goto out;
-  }
-  int ns = nn_model_tensors(m, s);
-  for (size_t i = 0; i < n; i++) {
+/* The header entry named like tensor t, or NULL. */
+static entry *entry_find(const reader *r, const nn_tensor *t) {
+  for (size_t i = 0; i < r->n; i++)
+    if (strcmp(r->es[i].name, t->name) == 0)
+      return &r->es[i];
+  return NULL;
+}
+
+/* Pass 3: every entry names a tensor of the model (s, ns), then every tensor is present with its
+ * shape. */
+static int tensors_match(reader *r, const nn_model *m, const nn_tensor *s, int ns) {
+  for (size_t i = 0; i < r->n; i++) {
     int found = 0;
     for (int j = 0; j < ns && !found; j++)
-      found = strcmp(es[i].name, s[j].name) == 0;
-    if (!found) {
-      rc = nn_st_fail(err, errlen, file, TC_EFORMAT,
-                      "unknown tensor %.64s (model has L=%d layers, "
-                      "H=%d%s; expected lstm.*_l0..l%d, head.*, features.*, target.*)",
-                      es[i].name, L, H, peep ? ", peepholes" : "", L - 1);
-      goto out;
-    }
+      found = strcmp(r->es[i].name, s[j].name) == 0;
+    if (!found)
+      return nn_st_fail(r->err, r->errlen, r->file, TC_EFORMAT,
+                        "unknown tensor %.64s (model has L=%d layers, "
+                        "H=%d%s; expected lstm.*_l0..l%d, head.*, features.*, target.*)",
+                        r->es[i].name, m->L, m->H, m->peephole ? ", peepholes" : "", m->L - 1);
   }
   for (int j = 0; j < ns; j++) {
-    entry *e = NULL;
-    for (size_t i = 0; i < n && !e; i++)
-      if (strcmp(es[i].name, s[j].name) == 0)
-        e = &es[i];
+    entry *e = entry_find(r, &s[j]);
     if (!e) {
       char sb[64];
-      rc = nn_st_fail(err, errlen, file, TC_ENOENT, "missing tensor %s (F32, shape %s: %s)",
-                      s[j].name, shape_str(sb, sizeof sb, s[j].ndim, s[j].dim), s[j].why);
-      goto out;
+      return nn_st_fail(r->err, r->errlen, r->file, TC_ENOENT,
+                        "missing tensor %s (F32, shape %s: %s)", s[j].name,
+                        shape_str(sb, sizeof sb, s[j].ndim, s[j].dim), s[j].why);
     }
     if (e->ndim != s[j].ndim || e->dim[0] != s[j].dim[0] ||
         (s[j].ndim == 2 && e->dim[1] != s[j].dim[1])) {
       char sa[128], sb[64];
-      rc = nn_st_fail(err, errlen, file, TC_ESHAPE, "tensor %s has shape %s, expected %s (%s)",
-                      s[j].name, shape_str(sa, sizeof sa, e->ndim, e->dim),
-                      shape_str(sb, sizeof sb, s[j].ndim, s[j].dim), s[j].why);
-      goto out;
+      return nn_st_fail(r->err, r->errlen, r->file, TC_ESHAPE,
+                        "tensor %s has shape %s, expected %s (%s)", s[j].name,
+                        shape_str(sa, sizeof sa, e->ndim, e->dim),
+                        shape_str(sb, sizeof sb, s[j].ndim, s[j].dim), s[j].why);
     }
     e->used = 1;
   }
+  return 0;
+}
 
-  /* Pass 4: no two tensors share bytes. */
-  for (size_t i = 0; i < n; i++)
-    order[i] = &es[i];
-  qsort(order, n, sizeof *order, entry_cmp);
-  for (size_t i = 1; i < n; i++) {
-    if (order[i]->begin < order[i - 1]->end) {
-      rc = nn_st_fail(err, errlen, file, TC_EFORMAT,
-                      "tensors %s [%zu,%zu] and %s [%zu,%zu] overlap, "
-                      "expected disjoint data_offsets",
-                      order[i - 1]->name, order[i - 1]->begin, order[i - 1]->end, order[i]->name,
-                      order[i]->begin, order[i]->end);
-      goto out;
-    }
+/* Pass 4: no two tensors share bytes. */
+static int tensors_disjoint(reader *r) {
+  entry **order = r->order;
+  for (size_t i = 0; i < r->n; i++)
+    order[i] = &r->es[i];
+  qsort(order, r->n, sizeof *order, entry_cmp);
+  for (size_t i = 1; i < r->n; i++) {
+    if (order[i]->begin < order[i - 1]->end)
+      return nn_st_fail(r->err, r->errlen, r->file, TC_EFORMAT,
+                        "tensors %s [%zu,%zu] and %s [%zu,%zu] overlap, "
+                        "expected disjoint data_offsets",
+                        order[i - 1]->name, order[i - 1]->begin, order[i - 1]->end, order[i]->name,
+                        order[i]->begin, order[i]->end);
   }
+  return 0;
+}
 
-  /* Pass 5: copy the values (little-endian F32) and check them. */
+/* Pass 5: copies the values (little-endian F32) into the model's tensors and checks them: all
+ * finite, the standard deviations > 0. */
+static int tensors_copy(reader *r, const nn_model *m, const nn_tensor *s, int ns) {
   for (int j = 0; j < ns; j++) {
-    entry *e = NULL;
-    for (size_t i = 0; i < n && !e; i++)
-      if (strcmp(es[i].name, s[j].name) == 0)
-        e = &es[i];
+    const entry *e = entry_find(r, &s[j]);
     float *dst = s[j].data;
     size_t cnt = nn_tensor_numel(&s[j]);
-    const unsigned char *p = data + e->begin;
+    const unsigned char *p = r->data + e->begin;
     for (size_t i = 0; i < cnt; i++, p += 4) {
       uint32_t u =
           (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
       memcpy(&dst[i], &u, 4);
-      if (!isfinite(dst[i])) {
-        rc = nn_st_fail(err, errlen, file, TC_ERANGE,
-                        "tensor %s value [%zu] is %s, expected a "
-                        "finite number",
-                        s[j].name, i, isnan(dst[i]) ? "nan" : "inf");
-        goto out;
-      }
+      if (!isfinite(dst[i]))
+        return nn_st_fail(r->err, r->errlen, r->file, TC_ERANGE,
+                          "tensor %s value [%zu] is %s, expected a "
+                          "finite number",
+                          s[j].name, i, isnan(dst[i]) ? "nan" : "inf");
     }
   }
   for (int i = 0; i < NN_F; i++)
-    if (!(m->feat_std[i] > 0)) {
-      rc = nn_st_fail(err, errlen, file, TC_ERANGE,
-                      "tensor features.std value [%d] is %g, expected "
-                      "> 0",
-                      i, (double)m->feat_std[i]);
-      goto out;
-    }
-  if (!(m->tgt_std[0] > 0)) {
-    rc = nn_st_fail(err, errlen, file, TC_ERANGE, "tensor target.std value [0] is %g, expected > 0",
-                    (double)m->tgt_std[0]);
-    goto out;
-  }
-  if ((rc = meta_load(m, file, json_object_get(root, "__metadata__"), err, errlen)) != 0)
-    goto out;
+    if (!(m->feat_std[i] > 0))
+      return nn_st_fail(r->err, r->errlen, r->file, TC_ERANGE,
+                        "tensor features.std value [%d] is %g, expected "
+                        "> 0",
+                        i, (double)m->feat_std[i]);
+  if (!(m->tgt_std[0] > 0))
+    return nn_st_fail(r->err, r->errlen, r->file, TC_ERANGE,
+                      "tensor target.std value [0] is %g, expected > 0", (double)m->tgt_std[0]);
+  return 0;
+}
 
+/* The model id: the SHA-256 of the whole file, and its first 16 hex digits. */
+static int model_id(reader *r, nn_model *m, const unsigned char *buf, size_t len) {
   unsigned int dl = 0;
-  if (EVP_Digest(buf, len, m->sha256, &dl, EVP_sha256(), NULL) != 1 || dl != 32) {
-    rc = nn_st_fail(err, errlen, file, TC_ENOMEM, "sha256 failed");
-    goto out;
-  }
+  if (EVP_Digest(buf, len, m->sha256, &dl, EVP_sha256(), NULL) != 1 || dl != 32)
+    return nn_st_fail(r->err, r->errlen, r->file, TC_ENOMEM, "sha256 failed");
   for (int i = 0; i < 8; i++)
     snprintf(m->id + 2 * i, 3, "%02x", m->sha256[i]);
+  return 0;
+}
 
+/* The loader proper: the passes above in order; on failure the caller frees m. */
+static int load_mem(nn_model *m, const unsigned char *buf, size_t len, const char *file, char *err,
+                    size_t errlen) {
+  reader r = {.file = file, .err = err, .errlen = errlen};
+  nn_tensor s[NN_TENSORS_MAX];
+  int L = 0, H = 0, peep = 0, ns, rc;
+  if ((rc = header_read(&r, buf, len)) != 0 || (rc = entries_read(&r)) != 0 ||
+      (rc = layers_find(&r, &L, &H, &peep)) != 0)
+    goto out;
+  if ((rc = nn_model_init(m, L, H, peep)) != 0) {
+    rc = nn_st_fail(err, errlen, file, rc, "out of memory for L=%d H=%d", L, H);
+    goto out;
+  }
+  ns = nn_model_tensors(m, s);
+  if ((rc = tensors_match(&r, m, s, ns)) != 0 || (rc = tensors_disjoint(&r)) != 0 ||
+      (rc = tensors_copy(&r, m, s, ns)) != 0 ||
+      (rc = meta_load(m, file, json_object_get(r.root, "__metadata__"), err, errlen)) != 0)
+    goto out;
+  rc = model_id(&r, m, buf, len);
 out:
-  free(es);
-  free(order);
-  json_decref(root);
+  free(r.es);
+  free(r.order);
+  json_decref(r.root);
   return rc;
 }
 

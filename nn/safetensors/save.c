@@ -17,19 +17,11 @@ static int tensor_name_cmp(const void *a, const void *b) {
   return strcmp(((const nn_tensor *)a)->name, ((const nn_tensor *)b)->name);
 }
 
-/* Writes m as a safetensors file the way safetensors.torch.save_file does: compact JSON header
- * (tensors sorted by name, contiguous offsets, __metadata__ with every entry) padded with spaces
- * to a multiple of 8, then the little-endian F32 data. Written to a temp file in the same
- * directory, then renamed over path. */
-int nn_model_save(const nn_model *m, const char *path, char *err, size_t errlen) {
-  if (!m || !m->params || !path)
-    return nn_st_fail(err, errlen, path ? path : "?", TC_EINVAL, "no model");
-  nn_tensor s[NN_TENSORS_MAX];
-  int ns = nn_model_tensors(m, s);
-  qsort(s, (size_t)ns, sizeof *s, tensor_name_cmp);
+/* The JSON header into *hdr (malloc'd): compact, keys sorted, __metadata__ with every entry of m,
+ * then the tensors s (sorted by name) with contiguous data_offsets in that order. */
+static int header_build(const nn_model *m, const nn_tensor *s, int ns, const char *path, char **hdr,
+                        char *err, size_t errlen) {
   int rc = 0;
-  char *hdr = NULL, *tpath = NULL;
-  FILE *f = NULL;
   json_t *root = json_object(), *md = json_object();
   if (!root || !md)
     goto nomem;
@@ -58,29 +50,48 @@ int nn_model_save(const nn_model *m, const char *path, char *err, size_t errlen)
       goto nomem;
     off += bytes;
   }
-  hdr = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
-  if (!hdr)
+  *hdr = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+  if (!*hdr)
     goto nomem;
-  size_t hl = strlen(hdr), pad = (8 - hl % 8) % 8;
+  goto out;
+nomem:
+  rc = nn_st_fail(err, errlen, path, TC_ENOMEM, "out of memory building the header");
+out:
+  json_decref(md);
+  json_decref(root);
+  return rc;
+}
+
+/* Creates the temp file "PATH.tmp.XXXXXX" next to path (mode 0644): *tpath (malloc'd) and *f. */
+static int temp_open(const char *path, char **tpath, FILE **f, char *err, size_t errlen) {
   size_t plen = strlen(path);
-  tpath = malloc(plen + 16);
-  if (!tpath)
-    goto nomem;
-  snprintf(tpath, plen + 16, "%s.tmp.XXXXXX", path);
-  int fd = mkstemp(tpath);
+  char *t = malloc(plen + 16);
+  if (!t)
+    return nn_st_fail(err, errlen, path, TC_ENOMEM, "out of memory building the header");
+  snprintf(t, plen + 16, "%s.tmp.XXXXXX", path);
+  int fd = mkstemp(t);
   if (fd < 0) {
-    rc = nn_st_fail(err, errlen, path, TC_EIO, "cannot create %s: %s", tpath, strerror(errno));
-    free(tpath);
-    tpath = NULL;
-    goto out;
+    int rc = nn_st_fail(err, errlen, path, TC_EIO, "cannot create %s: %s", t, strerror(errno));
+    free(t);
+    return rc;
   }
   fchmod(fd, 0644);
-  f = fdopen(fd, "wb");
-  if (!f) {
+  *f = fdopen(fd, "wb");
+  if (!*f) {
     close(fd);
-    rc = nn_st_fail(err, errlen, path, TC_EIO, "cannot write %s: %s", tpath, strerror(errno));
-    goto out;
+    int rc = nn_st_fail(err, errlen, path, TC_EIO, "cannot write %s: %s", t, strerror(errno));
+    free(t);
+    return rc;
   }
+  *tpath = t;
+  return 0;
+}
+
+/* Writes the file's bytes: the header length (8 bytes, little-endian), the header hdr padded with
+ * spaces to a multiple of 8, then the tensors' floats (little-endian F32) in the order of s.
+ * Returns 1 when every write succeeded. */
+static int contents_write(FILE *f, const char *hdr, const nn_tensor *s, int ns) {
+  size_t hl = strlen(hdr), pad = (8 - hl % 8) % 8;
   unsigned char le[8];
   unsigned long long total = hl + pad;
   for (int i = 0; i < 8; i++)
@@ -99,25 +110,35 @@ int nn_model_save(const nn_model *m, const char *path, char *err, size_t errlen)
       ok = fwrite(b, 1, 4, f) == 4;
     }
   }
-  ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-  if (fclose(f) != 0)
-    ok = 0;
-  f = NULL;
-  if (!ok || rename(tpath, path) != 0) {
-    rc = nn_st_fail(err, errlen, path, TC_EIO, "cannot write: %s", strerror(errno));
-    unlink(tpath);
-  }
-  goto out;
-nomem:
-  rc = nn_st_fail(err, errlen, path, TC_ENOMEM, "out of memory building the header");
-out:
-  if (f) {
-    fclose(f);
-    unlink(tpath);
+  return ok;
+}
+
+/* Writes m as a safetensors file the way safetensors.torch.save_file does: compact JSON header
+ * (tensors sorted by name, contiguous offsets, __metadata__ with every entry) padded with spaces
+ * to a multiple of 8, then the little-endian F32 data. Written to a temp file in the same
+ * directory, flushed to disk, then renamed over path. */
+int nn_model_save(const nn_model *m, const char *path, char *err, size_t errlen) {
+  if (!m || !m->params || !path)
+    return nn_st_fail(err, errlen, path ? path : "?", TC_EINVAL, "no model");
+  nn_tensor s[NN_TENSORS_MAX];
+  int ns = nn_model_tensors(m, s);
+  qsort(s, (size_t)ns, sizeof *s, tensor_name_cmp);
+  char *hdr = NULL, *tpath = NULL;
+  FILE *f = NULL;
+  int rc = header_build(m, s, ns, path, &hdr, err, errlen);
+  if (rc == 0)
+    rc = temp_open(path, &tpath, &f, err, errlen);
+  if (rc == 0) {
+    int ok = contents_write(f, hdr, s, ns);
+    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (fclose(f) != 0)
+      ok = 0;
+    if (!ok || rename(tpath, path) != 0) {
+      rc = nn_st_fail(err, errlen, path, TC_EIO, "cannot write: %s", strerror(errno));
+      unlink(tpath);
+    }
   }
   free(tpath);
   free(hdr);
-  json_decref(md);
-  json_decref(root);
   return rc;
 }
