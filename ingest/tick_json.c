@@ -271,35 +271,86 @@ static const char *scan_literal(jctx *c, const char *p, const char *lit, size_t 
   return p + n;
 }
 
+/* Scans a string, number or literal at p (anything but a container). Returns the end or NULL. */
+static inline const char *scan_scalar(jctx *c, const char *p) {
+  int esc;
+  switch (*p) {
+  case '"': return scan_string(c, p, &esc);
+  case '-':
+  case '0':
+  case '1':
+  case '2':
+  case '3':
+  case '4':
+  case '5':
+  case '6':
+  case '7':
+  case '8':
+  case '9': return scan_number(c, p);
+  case 't': return scan_literal(c, p, "true", 4);
+  case 'f': return scan_literal(c, p, "false", 5);
+  case 'n': return scan_literal(c, p, "null", 4);
+  default: return jfail(c, p, "expected a value");
+  }
+}
+
+/* Scans a member's key, whose opening quote is at p, and the ':' after it. Returns the position
+ * after the ':', or NULL. */
+static inline const char *scan_key(jctx *c, const char *p) {
+  int esc;
+  p = scan_string(c, p, &esc);
+  if (!p)
+    return NULL;
+  p = skip_ws(p, c->end);
+  if (p >= c->end || *p != ':')
+    return jfail(c, p, "expected ':'");
+  return p + 1;
+}
+
+/* After a value inside skip_value's containers (*d deep, *stack: 1 = array): closes the
+ * containers that end here. Returns the position of the next element's value (after a ',', and
+ * after the key in an object), or, when *d reaches 0, the end of the outermost value; NULL on an
+ * error. */
+static inline const char *scan_after_value(jctx *c, const char *p, uint64_t *stack, int *d) {
+  const char *end = c->end;
+  for (;;) {
+    if (*d == 0)
+      return p;
+    p = skip_ws(p, end);
+    if (*stack & 1) {
+      if (p < end && *p == ',')
+        return p + 1;
+      if (p < end && *p == ']') {
+        p++, *stack >>= 1, (*d)--;
+        continue;
+      }
+      return jfail(c, p, "expected ',' or ']'");
+    }
+    if (p < end && *p == ',') {
+      p = skip_ws(p + 1, end);
+      if (p >= end || *p != '"')
+        return jfail(c, p, "expected a string key");
+      return scan_key(c, p);
+    }
+    if (p < end && *p == '}') {
+      p++, *stack >>= 1, (*d)--;
+      continue;
+    }
+    return jfail(c, p, "expected ',' or '}'");
+  }
+}
+
 /* Scans (validates) any JSON value at p; depth is the nesting level of the container holding it.
  * Containers are walked iteratively with a bit stack (1 = array), so the C stack stays flat. */
 static const char *skip_value(jctx *c, const char *p, int depth) {
   const char *end = c->end;
   uint64_t stack = 0;
   int d = 0;
-  int esc;
   for (;;) {
     p = skip_ws(p, end);
     if (p >= end)
       return jfail(c, p, "expected a value");
-    switch (*p) {
-    case '"': p = scan_string(c, p, &esc); break;
-    case '-':
-    case '0':
-    case '1':
-    case '2':
-    case '3':
-    case '4':
-    case '5':
-    case '6':
-    case '7':
-    case '8':
-    case '9': p = scan_number(c, p); break;
-    case 't': p = scan_literal(c, p, "true", 4); break;
-    case 'f': p = scan_literal(c, p, "false", 5); break;
-    case 'n': p = scan_literal(c, p, "null", 4); break;
-    case '{':
-    case '[': {
+    if (*p == '{' || *p == '[') {
       int arr = *p == '[';
       if (depth + d + 1 > TICK_JSON_DEPTH_MAX)
         return jfail(c, p, "nesting too deep");
@@ -310,60 +361,24 @@ static const char *skip_value(jctx *c, const char *p, int depth) {
         p++;
         stack >>= 1;
         d--;
-        break;
-      }
-      if (arr)
+      } else if (arr) {
         continue;
-      if (p >= end || *p != '"')
-        return jfail(c, p, "expected a string key or '}'");
-      p = scan_string(c, p, &esc);
-      if (!p)
-        return NULL;
-      p = skip_ws(p, end);
-      if (p >= end || *p != ':')
-        return jfail(c, p, "expected ':'");
-      p++;
-      continue;
-    }
-    default: return jfail(c, p, "expected a value");
-    }
-    if (!p)
-      return NULL;
-    /* After a value: close containers or move to the next element. */
-    for (;;) {
-      if (d == 0)
-        return p;
-      p = skip_ws(p, end);
-      if (stack & 1) {
-        if (p < end && *p == ',') {
-          p++;
-          break;
-        }
-        if (p < end && *p == ']') {
-          p++, stack >>= 1, d--;
-          continue;
-        }
-        return jfail(c, p, "expected ',' or ']'");
-      }
-      if (p < end && *p == ',') {
-        p = skip_ws(p + 1, end);
+      } else {
         if (p >= end || *p != '"')
-          return jfail(c, p, "expected a string key");
-        p = scan_string(c, p, &esc);
+          return jfail(c, p, "expected a string key or '}'");
+        p = scan_key(c, p);
         if (!p)
           return NULL;
-        p = skip_ws(p, end);
-        if (p >= end || *p != ':')
-          return jfail(c, p, "expected ':'");
-        p++;
-        break;
-      }
-      if (p < end && *p == '}') {
-        p++, stack >>= 1, d--;
         continue;
       }
-      return jfail(c, p, "expected ',' or '}'");
+    } else {
+      p = scan_scalar(c, p);
+      if (!p)
+        return NULL;
     }
+    p = scan_after_value(c, p, &stack, &d);
+    if (!p || d == 0)
+      return p;
   }
 }
 
@@ -517,122 +532,134 @@ static int finish(tick *t, jval *v, char *err, size_t errlen) {
   return TICK_OK;
 }
 
+/* The key of a member, whose opening quote is at p: *f gets the known field it names or F_OTHER.
+ * Plain known keys are matched with one load (key_fast); others are scanned and unescaped.
+ * Returns the position after the closing quote, or NULL. */
+static inline const char *member_key(jctx *c, const char *p, int *f) {
+  *f = c->end - p >= 5 ? key_fast(p + 1) : -1;
+  if (*f >= 0)
+    return p + (*f == F_TS || *f == F_PX ? 4 : 5); /* the quotes and the name */
+  int esc = 0;
+  const char *k = p + 1;
+  p = scan_string(c, p, &esc);
+  if (!p)
+    return NULL;
+  *f = key_field(k, (size_t)(p - 1 - k), esc);
+  return p;
+}
+
+/* Records the value at p of the known field f in jv (a duplicate replaces it): a string or a
+ * number as its token (px, qty, bid and ask also converted, a plain integer ts read at once),
+ * null as absent, anything else validated and kept as V_OTHER for the error message. Returns
+ * the position after the value, or NULL. */
+static inline const char *field_value(jctx *c, const char *p, int f, jval *jv) {
+  const char *end = c->end, *s = p;
+  if (*p == '"') {
+    jv->esc = 0;
+    p = scan_string(c, p, &jv->esc);
+    if (!p)
+      return NULL;
+    jv->kind = V_STRING;
+    jv->s = s + 1;
+    jv->n = (size_t)(p - 1 - jv->s);
+  } else if (f == F_TS && (*p == '-' || is_digit(*p)) && ts_int(p, end, jv)) {
+    p += jv->n;
+  } else if (*p == '-' || is_digit(*p)) {
+    if (f == F_SYM || f == F_TS) {
+      p = scan_number(c, p);
+      if (!p)
+        return NULL;
+    } else {
+      size_t n = tick_parse_number(p, (size_t)(end - p), &jv->v);
+      if (!n)
+        return jfail(c, p, "invalid number");
+      p += n;
+    }
+    jv->kind = V_NUMBER;
+    jv->s = s;
+    jv->n = (size_t)(p - s);
+  } else if (*p == 'n') {
+    p = scan_literal(c, p, "null", 4);
+    if (!p)
+      return NULL;
+    jv->kind = V_ABSENT; /* null means absent */
+  } else {
+    p = skip_value(c, p, 1);
+    if (!p)
+      return NULL;
+    jv->kind = V_OTHER;
+    jv->s = s;
+    jv->n = (size_t)(p - s);
+  }
+  return p;
+}
+
+/* The members of the object whose '{' is at p: known fields are recorded in v, other values
+ * validated and skipped. Returns the position after the closing '}', or NULL. */
+static inline const char *object_members(jctx *c, const char *p, jval *v) {
+  const char *end = c->end;
+  p = skip_ws(p + 1, end);
+  if (p < end && *p == '}')
+    return p + 1;
+  for (;;) {
+    if (p >= end || *p != '"')
+      return jfail(c, p, "expected a string key");
+    int f;
+    p = member_key(c, p, &f);
+    if (!p)
+      return NULL;
+    p = skip_ws(p, end);
+    if (p >= end || *p != ':')
+      return jfail(c, p, "expected ':'");
+    p = skip_ws(p + 1, end);
+    if (p >= end)
+      return jfail(c, p, "expected a value");
+    p = f == F_OTHER ? skip_value(c, p, 1) : field_value(c, p, f, &v[f]);
+    if (!p)
+      return NULL;
+    p = skip_ws(p, end);
+    if (p < end && *p == ',') {
+      p = skip_ws(p + 1, end);
+      continue;
+    }
+    if (p < end && *p == '}')
+      return p + 1;
+    return jfail(c, p, "expected ',' or '}'");
+  }
+}
+
+/* Writes "bad JSON at byte N: what was expected" into err and returns TICK_BAD_JSON. */
+static int bad_json(const jctx *c, char *err, size_t errlen) {
+  if (errlen) {
+    size_t off = (size_t)(c->errpos - c->buf);
+    if (c->errpos >= c->end)
+      snprintf(err, errlen, "bad JSON at byte %zu (end of input): %s", off, c->errmsg);
+    else
+      snprintf(err, errlen, "bad JSON at byte %zu: %s", off, c->errmsg);
+  }
+  return TICK_BAD_JSON;
+}
+
 /* Decodes one JSON object tick; see tick.h for the contract and the top of this file for the
  * decisions. One pass: keys are matched as they are scanned, known values are recorded (the last
  * duplicate wins) and checked after the closing brace. */
 int tick_parse_json(tick *t, const char *buf, size_t len, char *err, size_t errlen) {
   jctx c = {buf, buf + len, NULL, NULL};
-  const char *end = c.end, *p = skip_ws(buf, end);
   jval v[F_N];
   for (int f = 0; f < F_N; f++)
     v[f].kind = V_ABSENT;
-  if (p >= end || *p != '{') {
+  const char *p = skip_ws(buf, c.end);
+  if (p >= c.end || *p != '{') {
     jfail(&c, p, "expected '{'");
-    goto bad;
+    return bad_json(&c, err, errlen);
   }
-  p = skip_ws(p + 1, end);
-  if (p < end && *p == '}') {
-    p++;
-  } else {
-    for (;;) {
-      if (p >= end || *p != '"') {
-        jfail(&c, p, "expected a string key");
-        goto bad;
-      }
-      int f = end - p >= 5 ? key_fast(p + 1) : -1;
-      if (f >= 0) {
-        p += f == F_TS || f == F_PX ? 4 : 5; /* the quotes and the name */
-      } else {
-        int esc = 0;
-        const char *k = p + 1;
-        p = scan_string(&c, p, &esc);
-        if (!p)
-          goto bad;
-        f = key_field(k, (size_t)(p - 1 - k), esc);
-      }
-      p = skip_ws(p, end);
-      if (p >= end || *p != ':') {
-        jfail(&c, p, "expected ':'");
-        goto bad;
-      }
-      p = skip_ws(p + 1, end);
-      if (p >= end) {
-        jfail(&c, p, "expected a value");
-        goto bad;
-      }
-      if (f == F_OTHER) {
-        p = skip_value(&c, p, 1);
-        if (!p)
-          goto bad;
-      } else {
-        jval *jv = &v[f];
-        const char *s = p;
-        if (*p == '"') {
-          jv->esc = 0;
-          p = scan_string(&c, p, &jv->esc);
-          if (!p)
-            goto bad;
-          jv->kind = V_STRING;
-          jv->s = s + 1;
-          jv->n = (size_t)(p - 1 - jv->s);
-        } else if (f == F_TS && (*p == '-' || is_digit(*p)) && ts_int(p, end, jv)) {
-          p += jv->n;
-        } else if (*p == '-' || is_digit(*p)) {
-          if (f == F_SYM || f == F_TS) {
-            p = scan_number(&c, p);
-            if (!p)
-              goto bad;
-          } else {
-            size_t n = tick_parse_number(p, (size_t)(end - p), &jv->v);
-            if (!n) {
-              jfail(&c, p, "invalid number");
-              goto bad;
-            }
-            p += n;
-          }
-          jv->kind = V_NUMBER;
-          jv->s = s;
-          jv->n = (size_t)(p - s);
-        } else if (*p == 'n') {
-          p = scan_literal(&c, p, "null", 4);
-          if (!p)
-            goto bad;
-          jv->kind = V_ABSENT; /* null means absent */
-        } else {
-          p = skip_value(&c, p, 1);
-          if (!p)
-            goto bad;
-          jv->kind = V_OTHER;
-          jv->s = s;
-          jv->n = (size_t)(p - s);
-        }
-      }
-      p = skip_ws(p, end);
-      if (p < end && *p == ',') {
-        p = skip_ws(p + 1, end);
-        continue;
-      }
-      if (p < end && *p == '}') {
-        p++;
-        break;
-      }
-      jfail(&c, p, "expected ',' or '}'");
-      goto bad;
-    }
-  }
-  p = skip_ws(p, end);
-  if (p != end) {
+  p = object_members(&c, p, v);
+  if (!p)
+    return bad_json(&c, err, errlen);
+  p = skip_ws(p, c.end);
+  if (p != c.end) {
     jfail(&c, p, "unexpected data after the object");
-    goto bad;
+    return bad_json(&c, err, errlen);
   }
   return finish(t, v, err, errlen);
-bad:
-  if (errlen) {
-    size_t off = (size_t)(c.errpos - buf);
-    if (c.errpos >= end)
-      snprintf(err, errlen, "bad JSON at byte %zu (end of input): %s", off, c.errmsg);
-    else
-      snprintf(err, errlen, "bad JSON at byte %zu: %s", off, c.errmsg);
-  }
-  return TICK_BAD_JSON;
 }
