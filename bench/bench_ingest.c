@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "ingest/fmt.h"
+#include "ingest/rfc3339.h"
 #include "ingest/tick.h"
 #include "ingest/tickfile.h"
 

@@ -14,6 +14,7 @@
 #include "ingest/tick.h"
 #include "nn/lstm.h"
 #include "nn/model.h"
+#include "nn/safetensors/safetensors.h"
 
 #define CHUNK 4096
 

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ingest/number.h"
 #include "ingest/pow10_int.h"
-#include "ingest/tick.h"
 
 static const char digit_pairs[201] = "00010203040506070809"
                                      "10111213141516171819"

@@ -1,6 +1,6 @@
 /* fmt.h: fast number formatting for the prediction encoders (no snprintf on the hot path).
  * Outputs are always valid JSON numbers (or `null`) and need no CSV quoting.
- * Not for parsing (tick.h has tick_parse_number, which fmt_double_short uses to verify). */
+ * Not for parsing (number.h has tick_parse_number, which fmt_double_short uses to verify). */
 #ifndef INGEST_FMT_H
 #define INGEST_FMT_H
 

@@ -1,5 +1,5 @@
 /* pow10_int.h: the powers of ten exact in x87 long double (5^27 < 2^64), shared by the number
- * parser (tick.c) and the formatters (fmt.c); internal to ingest/. */
+ * parser (number.c) and the formatters (fmt.c); internal to ingest/. */
 #ifndef INGEST_POW10_INT_H
 #define INGEST_POW10_INT_H
 

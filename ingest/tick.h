@@ -1,6 +1,7 @@
 /* tick.h: one tick (CONTRACT §1) and its decoders: a JSON object (the daemon's hot path,
- * allocation-free), a CSV row under a parsed header, and timestamps (integer ns or RFC 3339).
- * Not for files or Kafka plumbing (see tickfile.h and the daemon). */
+ * allocation-free, tick_json.c), a CSV row under a parsed header (tick_csv.c), and the reasons a
+ * tick is rejected (tick_reason.c). Numbers and timestamps have their own parsers (number.h,
+ * rfc3339.h). Not for files or Kafka plumbing (see tickfile.h and the daemon). */
 #ifndef INGEST_TICK_H
 #define INGEST_TICK_H
 
@@ -54,17 +55,6 @@ typedef struct tick {
  * field, what was found and what was expected, e.g. "field px: found -3, expected a finite
  * number > 0". Never allocates, never reads outside buf. */
 int tick_parse_json(tick *t, const char *buf, size_t len, char *err, size_t errlen);
-
-/* Parses a timestamp string: RFC 3339 (fraction up to 9 digits, Z or +hh:mm/-hh:mm) to ns since
- * the epoch. Returns 0 or -1. */
-int tick_parse_rfc3339(const char *s, size_t len, int64_t *ns);
-
-/* Parses a decimal int64 (optional '-', no '+', no leading zeros beyond "0") exactly. 0 or -1. */
-int tick_parse_int64(const char *s, size_t len, int64_t *out);
-
-/* Parses a JSON-grammar number to the correctly rounded double. Returns bytes consumed, 0 when
- * there is no valid number at s. */
-size_t tick_parse_number(const char *s, size_t len, double *out);
 
 /* A CSV header: which column holds which field. */
 typedef struct tick_csv {

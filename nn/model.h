@@ -1,6 +1,6 @@
-/* model.h: the contract network's parameters (CONTRACT §3) and its safetensors file (§4).
- * Loading treats the file as untrusted input; saving writes what PyTorch's
- * safetensors.torch.load_file reads. Not for running the network: see lstm.h. */
+/* model.h: the contract network's parameters (CONTRACT §3): one allocation holding every
+ * tensor, their names and shapes, and the model's metadata. Pure: no files. Not for reading or
+ * writing the safetensors file (nn/safetensors/safetensors.h) or running the network (lstm.h). */
 #ifndef NN_MODEL_H
 #define NN_MODEL_H
 
@@ -10,6 +10,14 @@
 #define NN_F 4           /* input features: ret, log_qty, log_dt, spread */
 #define NN_MAX_LAYERS 16 /* more layers than this is refused as a bad file */
 #define NN_MAX_HIDDEN 4096
+#define NN_TENSORS_MAX (NN_MAX_LAYERS * 7 + 6) /* tensors of the largest model */
+
+/* The two metadata entries every model carries (CONTRACT §4): nn_model_init sets them, the
+ * loader requires them. */
+#define NN_META_FORMAT_KEY "tickcast.format"
+#define NN_META_FORMAT "1"
+#define NN_META_FEATURES_KEY "tickcast.features"
+#define NN_META_FEATURES "ret,log_qty,log_dt,spread"
 
 /* One model. All float parameters live in one allocation, `params`, so that a trainer can keep
  * gradients and optimizer moments in parallel arrays: the gradient of m->W_hh[k] is
@@ -44,20 +52,9 @@ typedef struct nn_model {
  * std 1, and the two required metadata keys. Returns 0 or TC_ENOMEM/TC_EINVAL. */
 int nn_model_init(nn_model *m, int L, int H, int peephole);
 
-/* Frees what nn_model_init or nn_model_load allocated; accepts NULL and half-built models. */
+/* Frees what nn_model_init or a loader (nn_model_load) allocated; accepts NULL and half-built
+ * models. */
 void nn_model_free(nn_model *m);
-
-/* Loads a safetensors model file (CONTRACT §4). On failure returns a negative TC_E* code and
- * writes one line into err naming the file, the tensor or field, what was found and what was
- * expected; m is left freed. */
-int nn_model_load(nn_model *m, const char *path, char *err, size_t errlen);
-
-/* The same from memory; `name` is used in error messages. Never reads outside buf[0..len). */
-int nn_model_load_mem(nn_model *m, const unsigned char *buf, size_t len, const char *name,
-                      char *err, size_t errlen);
-
-/* Writes m as a safetensors file (atomically: temp file then rename), with all metadata. */
-int nn_model_save(const nn_model *m, const char *path, char *err, size_t errlen);
 
 /* Sets (adds or replaces) one metadata entry. */
 int nn_model_set_meta(nn_model *m, const char *key, const char *val);
@@ -67,6 +64,25 @@ const char *nn_model_get_meta(const nn_model *m, const char *key);
 
 /* 1 when a and b have the same L, H and peephole (so per-instrument state carries over). */
 int nn_model_same_shape(const nn_model *a, const nn_model *b);
+
+/* One tensor of a model, under its name in the model file (PyTorch's state_dict names). */
+typedef struct nn_tensor {
+  char name[32];    /* e.g. "lstm.weight_ih_l0" */
+  float *data;      /* (numel) its floats inside the model's params */
+  int ndim;         /* 1 or 2 */
+  long long dim[2]; /* shape */
+  char why[64];     /* where the shape comes from, for messages: "4H x H with H=32 from
+                       lstm.weight_hh_l0" */
+} nn_tensor;
+
+/* Lists the tensors of m (set up by nn_model_init) into t (room for NN_TENSORS_MAX) in the order
+ * they lie in m->params. Returns the count. */
+int nn_model_tensors(const nn_model *m, nn_tensor *t);
+
+/* Floats in a tensor. */
+static inline size_t nn_tensor_numel(const nn_tensor *t) {
+  return (size_t)(t->ndim == 1 ? t->dim[0] : t->dim[0] * t->dim[1]);
+}
 
 /* Floats of per-instrument state: h and c for every layer, laid out (L, 2, H). */
 static inline size_t nn_state_floats(const nn_model *m) {

@@ -564,7 +564,9 @@ static int step_done(sqlite3_stmt *s) {
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-int store_checkpoint_write(store *st, const store_ckpt *c, char *err, size_t errlen) {
+/* Checks a checkpoint before anything is written: a writable database, a valid state shape, and
+ * room in the scratch blob for one encoded state. */
+static int ckpt_check(store *st, const store_ckpt *c, char *err, size_t errlen) {
   if (st->readonly) {
     set_err(err, errlen, "state db %s: opened read-only, cannot write a checkpoint", st->path);
     return TC_EIO;
@@ -584,19 +586,31 @@ int store_checkpoint_write(store *st, const store_ckpt *c, char *err, size_t err
     st->blob = b;
     st->blob_cap = bl;
   }
-  int rc = step_done(st->q[Q_BEGIN]);
-  if (rc != SQLITE_OK)
-    return db_fail(st, rc, "starting the checkpoint", err, errlen);
-  const char *what = "writing the checkpoint";
-  int code = 0;
+  return 0;
+}
+
+/* The error of a failed write inside the checkpoint's transaction. */
+static int ckpt_fail(const store *st, int rc, char *err, size_t errlen) {
+  return db_fail(st, rc, "writing the checkpoint", err, errlen);
+}
+
+/* Deletes what the checkpoint removes: every instrument on a model reset, then c->del. */
+static int ckpt_delete(store *st, const store_ckpt *c, char *err, size_t errlen) {
+  int rc;
   if (c->clear_instruments && (rc = step_done(st->q[Q_INST_CLEAR])) != SQLITE_OK)
-    goto fail;
+    return ckpt_fail(st, rc, err, errlen);
   for (size_t i = 0; i < c->ndel; i++) {
     sqlite3_stmt *s = st->q[Q_INST_DELETE];
     sqlite3_bind_text(s, 1, c->del[i], -1, SQLITE_STATIC);
     if ((rc = step_done(s)) != SQLITE_OK)
-      goto fail;
+      return ckpt_fail(st, rc, err, errlen);
   }
+  return 0;
+}
+
+/* Inserts or replaces the checkpoint's instruments, each state encoded into the scratch blob. A
+ * row without a valid symbol or a state is TC_EINVAL. */
+static int ckpt_put_instruments(store *st, const store_ckpt *c, char *err, size_t errlen) {
   sqlite3_stmt *s = st->q[Q_INST_UPSERT];
   for (size_t i = 0; i < c->ninst; i++) {
     const store_inst *in = &c->inst[i];
@@ -605,8 +619,7 @@ int store_checkpoint_write(store *st, const store_ckpt *c, char *err, size_t err
               "state db %s: checkpoint row %zu has a symbol of %zu bytes%s, expected 1..%d bytes "
               "and a state",
               st->path, i, in->sym_len, in->state ? "" : " and no state", STORE_SYM_MAX);
-      code = TC_EINVAL;
-      goto fail;
+      return TC_EINVAL;
     }
     size_t len = store_blob_encode(st->blob, c->L, c->H, in->state);
     sqlite3_bind_text(s, 1, in->sym, (int)in->sym_len, SQLITE_STATIC);
@@ -615,32 +628,57 @@ int store_checkpoint_write(store *st, const store_ckpt *c, char *err, size_t err
     sqlite3_bind_int64(s, 4, in->last_ts);
     sqlite3_bind_double(s, 5, in->last_px);
     sqlite3_bind_blob(s, 6, st->blob, (int)len, SQLITE_STATIC);
-    if ((rc = step_done(s)) != SQLITE_OK)
-      goto fail;
+    int rc = step_done(s);
+    if (rc != SQLITE_OK)
+      return ckpt_fail(st, rc, err, errlen);
   }
+  return 0;
+}
+
+/* Inserts or replaces the checkpoint's offsets. */
+static int ckpt_put_offsets(store *st, const store_ckpt *c, char *err, size_t errlen) {
   for (size_t i = 0; i < c->noff; i++) {
     sqlite3_stmt *o = st->q[Q_OFF_UPSERT];
     sqlite3_bind_text(o, 1, c->off[i].topic, -1, SQLITE_STATIC);
     sqlite3_bind_int(o, 2, c->off[i].partition);
     sqlite3_bind_int64(o, 3, c->off[i].next_offset);
-    if ((rc = step_done(o)) != SQLITE_OK)
-      goto fail;
+    int rc = step_done(o);
+    if (rc != SQLITE_OK)
+      return ckpt_fail(st, rc, err, errlen);
   }
+  return 0;
+}
+
+/* Records the checkpoint in meta: its time, one more checkpoint, and a new model hash if any. */
+static int ckpt_put_meta(store *st, const store_ckpt *c, char *err, size_t errlen) {
   sqlite3_stmt *m = st->q[Q_META_CKPT];
   if (c->model_sha256)
     sqlite3_bind_text(m, 1, c->model_sha256, -1, SQLITE_STATIC);
   else
     sqlite3_bind_null(m, 1);
   sqlite3_bind_int64(m, 2, c->time_ns);
-  if ((rc = step_done(m)) != SQLITE_OK)
-    goto fail;
-  what = "committing the checkpoint";
-  if ((rc = step_done(st->q[Q_COMMIT])) != SQLITE_OK)
-    goto fail;
-  return 0;
-fail:
-  if (!code)
-    code = db_fail(st, rc, what, err, errlen);
+  int rc = step_done(m);
+  return rc == SQLITE_OK ? 0 : ckpt_fail(st, rc, err, errlen);
+}
+
+/* Writes one checkpoint in one transaction (see store.h): check, begin, the writes, commit; on any
+ * failure the transaction is rolled back. */
+int store_checkpoint_write(store *st, const store_ckpt *c, char *err, size_t errlen) {
+  int code = ckpt_check(st, c, err, errlen);
+  if (code != 0)
+    return code;
+  int rc = step_done(st->q[Q_BEGIN]);
+  if (rc != SQLITE_OK)
+    return db_fail(st, rc, "starting the checkpoint", err, errlen);
+  if ((code = ckpt_delete(st, c, err, errlen)) == 0 &&
+      (code = ckpt_put_instruments(st, c, err, errlen)) == 0 &&
+      (code = ckpt_put_offsets(st, c, err, errlen)) == 0 &&
+      (code = ckpt_put_meta(st, c, err, errlen)) == 0) {
+    rc = step_done(st->q[Q_COMMIT]);
+    if (rc == SQLITE_OK)
+      return 0;
+    code = db_fail(st, rc, "committing the checkpoint", err, errlen);
+  }
   /* SQLite may already have rolled back (e.g. on SQLITE_FULL); roll back only what is open. */
   if (!sqlite3_get_autocommit(st->db))
     step_done(st->q[Q_ROLLBACK]);

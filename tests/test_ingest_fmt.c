@@ -6,7 +6,7 @@
 
 #include "check.h"
 #include "ingest/fmt.h"
-#include "ingest/tick.h"
+#include "ingest/number.h"
 
 static uint64_t rng = 0x243F6A8885A308D3ULL;
 static uint64_t rnd(void) {

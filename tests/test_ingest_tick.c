@@ -1,10 +1,13 @@
-/* test_ingest_tick.c: the tick decoders of ingest/tick.c: every rejection reason with its message,
- * the accepted edge cases (timestamps, bounds, sym lengths, escapes, nesting, duplicates), the
- * number parser against strtod and the RFC 3339 parser against hand-computed instants. */
+/* test_ingest_tick.c: the tick decoders of ingest/tick_json.c and tick_csv.c: every rejection
+ * reason with its message, the accepted edge cases (timestamps, bounds, sym lengths, escapes,
+ * nesting, duplicates), the number parser (number.c) against strtod and the RFC 3339 parser
+ * (rfc3339.c) against hand-computed instants. */
 #include <float.h>
 #include <stdlib.h>
 
 #include "check.h"
+#include "ingest/number.h"
+#include "ingest/rfc3339.h"
 #include "ingest/tick.h"
 
 static char err[256];

@@ -12,6 +12,7 @@
 #include "nn/base/tc_err.h"
 #include "nn/lstm.h"
 #include "nn/lstm_int.h"
+#include "nn/safetensors/safetensors.h"
 
 #define FIX "tests/fixtures/"
 

@@ -1,6 +1,7 @@
-/* test_nn_model.c: the safetensors model loader and writer of nn/model.c. Malformed files of
- * every kind are each rejected with a negative code and the right one-line message; a save/load
- * round trip keeps every value and metadata entry; the PyTorch-written fixtures load. */
+/* test_nn_model.c: the model parameters (nn/model.c) and the safetensors model loader and writer
+ * (nn/safetensors/). Malformed files of every kind are each rejected with a negative code and the
+ * right one-line message; a save/load round trip keeps every value and metadata entry; the
+ * PyTorch-written fixtures load. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include "check.h"
 #include "nn/base/tc_err.h"
 #include "nn/model.h"
+#include "nn/safetensors/safetensors.h"
 
 /* A model file under construction: tensors with their header fields, metadata JSON, and the
  * data section. The base is a valid L=1, H=2 model without peepholes. */

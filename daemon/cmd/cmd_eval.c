@@ -11,11 +11,14 @@
 #include "daemon/cmd/cmds.h"
 #include "daemon/pipeline/dataset.h"
 #include "daemon/pipeline/svg.h"
+#include "ingest/number.h"
+#include "ingest/rfc3339.h"
 #include "ingest/tick.h"
 #include "nn/base/tc_err.h"
 #include "nn/features.h"
 #include "nn/lstm.h"
 #include "nn/model.h"
+#include "nn/safetensors/safetensors.h"
 
 static void usage(FILE *f) {
   fprintf(f,

@@ -18,6 +18,8 @@
 #include "daemon/kafka/kconf.h"
 #include "daemon/pipeline/log.h"
 #include "ingest/fmt.h"
+#include "ingest/number.h"
+#include "ingest/rfc3339.h"
 #include "ingest/tick.h"
 #include "ingest/tickfile.h"
 #include "nn/base/tc_err.h"

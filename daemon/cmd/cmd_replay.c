@@ -15,6 +15,7 @@
 #include "ingest/tickfile.h"
 #include "nn/base/tc_err.h"
 #include "nn/model.h"
+#include "nn/safetensors/safetensors.h"
 
 #define CHUNK 4096      /* ticks per engine call */
 #define FIRST_LINES 5   /* line numbers kept per rejection reason for the summary */

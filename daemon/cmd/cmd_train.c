@@ -15,6 +15,7 @@
 #include "daemon/pipeline/fit.h"
 #include "nn/base/tc_err.h"
 #include "nn/model.h"
+#include "nn/safetensors/safetensors.h"
 #include "nn/train.h"
 
 #define MAX_INPUTS 256

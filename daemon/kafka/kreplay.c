@@ -17,9 +17,12 @@
 #include "daemon/pipeline/encode.h"
 #include "daemon/pipeline/engine.h"
 #include "daemon/pipeline/log.h"
+#include "ingest/number.h"
+#include "ingest/rfc3339.h"
 #include "ingest/tick.h"
 #include "nn/base/tc_err.h"
 #include "nn/model.h"
+#include "nn/safetensors/safetensors.h"
 
 #define KR_CHUNK 4096     /* ticks per engine call */
 #define KR_MAX_PARTS 4096 /* partitions a replay may read */

@@ -31,6 +31,7 @@
 #include "daemon/pipeline/stats.h"
 #include "nn/base/tc_err.h"
 #include "nn/model.h"
+#include "nn/safetensors/safetensors.h"
 
 /* Offsets of one input partition whose outputs (prediction or dead letter) are in flight, in
  * produce order. Delivery reports come back in any order across output partitions, so an input

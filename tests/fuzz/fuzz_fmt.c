@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "ingest/fmt.h"
-#include "ingest/tick.h"
+#include "ingest/number.h"
 
 static void fail(const char *what, double v, int sig, const char *out, const char *ref) {
   fprintf(stderr, "fuzz_fmt: %s: %.17g (sig %d): fmt \"%s\", reference \"%s\"\n", what, v, sig, out,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "nn/lstm.h"
+#include "nn/safetensors/safetensors.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   nn_model m;

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ingest/tick.h"
+#include "ingest/number.h"
 
 static int dig(char c) {
   return c >= '0' && c <= '9';

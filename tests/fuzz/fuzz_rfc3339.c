@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "ingest/tick.h"
+#include "ingest/rfc3339.h"
 
 static int num(const char *s, int n, int *out) {
   int v = 0;

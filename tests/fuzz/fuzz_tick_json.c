@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ingest/rfc3339.h"
 #include "ingest/tick.h"
 
 enum { SKIP = -1 };
