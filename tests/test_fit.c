@@ -51,10 +51,10 @@ static void check_dataset(void) {
   CHECK_INT(d.ns, 2);
   CHECK_INT(d.accepted, 15);
   CHECK_INT(d.read, 17);
-  CHECK_INT(d.rejected[TICK_OUT_OF_ORDER], 1);
-  CHECK_INT(d.first_line[TICK_OUT_OF_ORDER][0], 5);
-  CHECK_INT(d.rejected[TICK_BAD_PX], 1);
-  CHECK_INT(d.first_line[TICK_BAD_PX][0], 8);
+  CHECK_INT(d.rej.n[TICK_OUT_OF_ORDER], 1);
+  CHECK_INT(d.rej.first[TICK_OUT_OF_ORDER][0].pos, 5);
+  CHECK_INT(d.rej.n[TICK_BAD_PX], 1);
+  CHECK_INT(d.rej.first[TICK_BAD_PX][0].pos, 8);
   CHECK_STR(d.s[0].sym, "A");
   CHECK_INT(d.s[0].n, 10);
   CHECK_INT(d.s[1].n, 5);

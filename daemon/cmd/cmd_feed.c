@@ -18,12 +18,11 @@
 #include "daemon/kafka/kconf.h"
 #include "daemon/pipeline/log.h"
 #include "ingest/fmt.h"
+#include "ingest/reject.h"
 #include "ingest/tick.h"
 #include "ingest/tickfile.h"
 #include "nn/base/tc_err.h"
 
-#define FEED_MAX_LINES_SHOWN 5  /* line numbers kept per reject reason for the summary */
-#define FEED_MAX_LOGGED 10      /* rejected lines logged one by one; the rest only counted */
 #define FEED_FLUSH_MS 30000     /* how long the final flush may wait for delivery reports */
 #define FEED_STOP_FLUSH_MS 5000 /* the same after SIGINT/SIGTERM */
 
@@ -71,12 +70,11 @@ static void on_stop_signal(int sig) {
 
 /* What one run did; read by the summary. */
 typedef struct feed_stats {
-  uint64_t sent;                                       /* messages handed to the producer */
-  uint64_t delivered;                                  /* delivery reports without error */
-  uint64_t failed;                                     /* delivery reports with an error */
-  uint64_t rejected[TICK_NREASONS];                    /* lines not sent, by reason */
-  uint64_t lines[TICK_NREASONS][FEED_MAX_LINES_SHOWN]; /* their first line numbers */
-  char first_error[256];                               /* the first delivery error */
+  uint64_t sent;         /* messages handed to the producer */
+  uint64_t delivered;    /* delivery reports without error */
+  uint64_t failed;       /* delivery reports with an error */
+  reject_tally rej;      /* lines not sent, by reason, with their first line numbers */
+  char first_error[256]; /* the first delivery error */
 } feed_stats;
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
@@ -172,18 +170,6 @@ static size_t tick_to_json(char *out, const tick *t) {
   return (size_t)(p - out);
 }
 
-static void reject(feed_stats *st, const char *path, uint64_t line, int reason, const char *msg) {
-  uint64_t k = st->rejected[reason]++;
-  if (k < FEED_MAX_LINES_SHOWN)
-    st->lines[reason][k] = line;
-  uint64_t total = 0;
-  for (int r = 0; r < TICK_NREASONS; r++)
-    total += st->rejected[r];
-  if (total <= FEED_MAX_LOGGED)
-    log_warn("feed", "%s:%llu: %s: %s%s", path, (unsigned long long)line, tick_reason_name(reason),
-             msg, total == FEED_MAX_LOGGED ? " (further rejects only counted)" : "");
-}
-
 /* splitmix64: small, seedable, good enough for a load generator. */
 static uint64_t rng_next(uint64_t *s) {
   uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
@@ -220,7 +206,8 @@ static int feed_file(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, 
   int reason;
   while ((rc = tickfile_next(&tf, &t, &reason, derr, sizeof derr)) > 0) {
     if (reason != TICK_OK) {
-      reject(st, tf.path, tf.line, reason, derr);
+      reject_tally_note(&st->rej, reason, (reject_loc){tf.path, REJECT_LINE, (int64_t)tf.line},
+                        derr);
       continue;
     }
     size_t len;
@@ -425,6 +412,9 @@ int cmd_feed(int argc, char **argv) {
   }
 
   feed_stats st = {0};
+  reject_tally_init(&st.rej);
+  st.rej.print = log_warn_line;
+  st.rej.print_ud = "feed";
   const char *defaults[] = {"enable.idempotence", "true",          "partitioner",
                             "murmur2_random",     "linger.ms",     "5",
                             "client.id",          "tickcast-feed", NULL};
@@ -477,28 +467,13 @@ int cmd_feed(int argc, char **argv) {
     log_error("feed", "first delivery error: %s", st.first_error);
 
   /* The summary: one line, then one line per reject reason with its first line numbers. */
-  uint64_t nrej = 0;
-  for (int r = 0; r < TICK_NREASONS; r++)
-    nrej += st.rejected[r];
   fprintf(stderr,
           "feed: %s -> %s: sent %llu, delivered %llu, failed %llu, rejected %llu, "
           "%.2f s, %.0f ticks/s\n",
           o.synthetic >= 0 ? "synthetic" : o.input, o.topic, (unsigned long long)st.sent,
           (unsigned long long)st.delivered, (unsigned long long)(st.failed + undelivered),
-          (unsigned long long)nrej, dt, dt > 0 ? st.delivered / dt : 0.0);
-  for (int r = 0; r < TICK_NREASONS; r++) {
-    if (!st.rejected[r])
-      continue;
-    char lines[128];
-    size_t n = 0;
-    uint64_t shown = st.rejected[r] < FEED_MAX_LINES_SHOWN ? st.rejected[r] : FEED_MAX_LINES_SHOWN;
-    for (uint64_t k = 0; k < shown; k++)
-      n += (size_t)snprintf(lines + n, sizeof lines - n, "%s%llu", k ? ", " : "",
-                            (unsigned long long)st.lines[r][k]);
-    fprintf(stderr, "feed:   rejected %s: %llu (line%s %s%s)\n", tick_reason_name(r),
-            (unsigned long long)st.rejected[r], shown > 1 ? "s" : "", lines,
-            st.rejected[r] > shown ? ", ..." : "");
-  }
+          (unsigned long long)st.rej.total, dt, dt > 0 ? st.delivered / dt : 0.0);
+  reject_tally_summary(&st.rej, stderr, "feed: ", REJECT_SUM_INLINE);
   if (rc == TC_EUSAGE)
     status = 2;
   else

@@ -12,13 +12,12 @@
 #include "daemon/kafka/kreplay.h"
 #include "daemon/pipeline/encode.h"
 #include "daemon/pipeline/engine.h"
+#include "ingest/reject.h"
 #include "ingest/tickfile.h"
 #include "nn/base/tc_err.h"
 #include "nn/model.h"
 
-#define CHUNK 4096      /* ticks per engine call */
-#define FIRST_LINES 5   /* line numbers kept per rejection reason for the summary */
-#define SHOWN_ERRORS 10 /* rejected lines printed in full */
+#define CHUNK 4096 /* ticks per engine call */
 
 static void usage(FILE *f) {
   fprintf(
@@ -50,25 +49,6 @@ static int ends_with(const char *s, const char *suffix) {
   return a >= b && !strcmp(s + a - b, suffix);
 }
 
-typedef struct replay_sum {
-  uint64_t read;                                   /* ticks (non-empty lines) read */
-  uint64_t first_line[TICK_NREASONS][FIRST_LINES]; /* first line numbers per reason */
-  int shown;                                       /* rejected lines printed so far */
-} replay_sum;
-
-static void note_reject(replay_sum *s, const engine *e, int reason, const char *path, uint64_t line,
-                        const char *err, int quiet, int bar) {
-  uint64_t k = e->rejected[reason]; /* already counted, this one included */
-  if (k >= 1 && k <= FIRST_LINES)
-    s->first_line[reason][k - 1] = line;
-  if (!quiet && s->shown < SHOWN_ERRORS) {
-    fprintf(stderr, "%s%s:%llu: %s: %s\n", bar ? "\r\033[K" : "", path, (unsigned long long)line,
-            tick_reason_name(reason), err);
-    if (++s->shown == SHOWN_ERRORS)
-      fprintf(stderr, "%s: further rejected lines are only counted\n", path);
-  }
-}
-
 static void progress(const tickfile *tf, uint64_t ticks, double t0) {
   double dt = now_s() - t0;
   if (tf->size > 0) {
@@ -83,24 +63,14 @@ static void progress(const tickfile *tf, uint64_t ticks, double t0) {
   }
 }
 
-static void summary(const replay_sum *s, const engine *e, const char *path, double dt) {
-  uint64_t rej = 0;
-  for (int r = 1; r < TICK_NREASONS; r++)
-    rej += e->rejected[r];
+static void summary(const reject_tally *rej, uint64_t read, const engine *e, const char *path,
+                    double dt) {
   fprintf(stderr,
           "replay %s: %llu ticks read, %llu accepted, %llu rejected, %u instruments, "
           "%.3f s, %.0f ticks/s\n",
-          path, (unsigned long long)s->read, (unsigned long long)e->accepted,
-          (unsigned long long)rej, e->st.live, dt, dt > 0 ? s->read / dt : 0.0);
-  for (int r = 1; r < TICK_NREASONS; r++) {
-    if (!e->rejected[r])
-      continue;
-    fprintf(stderr, "  rejected %-14s %8llu  (lines", tick_reason_name(r),
-            (unsigned long long)e->rejected[r]);
-    for (uint64_t k = 0; k < e->rejected[r] && k < FIRST_LINES; k++)
-      fprintf(stderr, "%s%llu", k ? ", " : " ", (unsigned long long)s->first_line[r][k]);
-    fprintf(stderr, "%s)\n", e->rejected[r] > FIRST_LINES ? ", ..." : "");
-  }
+          path, (unsigned long long)read, (unsigned long long)e->accepted,
+          (unsigned long long)rej->total, e->st.live, dt, dt > 0 ? read / dt : 0.0);
+  reject_tally_summary(rej, stderr, "", 0);
 }
 
 int cmd_replay(int argc, char **argv) {
@@ -160,9 +130,12 @@ int cmd_replay(int argc, char **argv) {
   eng_tick *ticks = malloc(CHUNK * sizeof *ticks);
   uint64_t *lines = malloc(CHUNK * sizeof *lines);
   char *outbuf = malloc(CHUNK * (size_t)ENC_PRED_MAX);
-  replay_sum sum;
-  memset(&sum, 0, sizeof sum);
+  uint64_t read = 0; /* ticks (non-empty lines) read */
+  reject_tally rej;
+  reject_tally_init(&rej);
   int bar = !quiet && isatty(2);
+  rej.quiet = quiet;
+  rej.lead = bar ? "\r\033[K" : "";
   FILE *out = stdout;
   int jsonl = out_path && ends_with(out_path, ".jsonl");
   if (engine_init(&e, &m, CHUNK) != 0 || !ticks || !lines || !outbuf) {
@@ -186,10 +159,10 @@ int cmd_replay(int argc, char **argv) {
       rc = tickfile_next(&tf, &t->t, &t->reason, err, sizeof err);
       if (rc <= 0)
         break;
-      sum.read++;
+      read++;
       if (t->reason != TICK_OK) { /* no output for it, so it need not go through the engine */
-        e.rejected[t->reason]++;
-        note_reject(&sum, &e, t->reason, src_name, tf.line, err, quiet, bar);
+        reject_tally_note(&rej, t->reason, (reject_loc){src_name, REJECT_LINE, (int64_t)tf.line},
+                          err);
         continue;
       }
       t->partition = -1;
@@ -210,7 +183,8 @@ int cmd_replay(int argc, char **argv) {
       if (t->reason == TICK_OUT_OF_ORDER) {
         snprintf(err, sizeof err, "field ts: found %lld, older than the last accepted tick of %s",
                  (long long)t->t.ts, t->t.sym);
-        note_reject(&sum, &e, TICK_OUT_OF_ORDER, src_name, lines[i], err, quiet, bar);
+        reject_tally_note(&rej, TICK_OUT_OF_ORDER,
+                          (reject_loc){src_name, REJECT_LINE, (int64_t)lines[i]}, err);
       }
       if (t->reason != TICK_OK)
         continue;
@@ -232,7 +206,7 @@ int cmd_replay(int argc, char **argv) {
     }
     if (bar && now_s() - last_bar > 0.2) {
       last_bar = now_s();
-      progress(&tf, sum.read, t0);
+      progress(&tf, read, t0);
     }
     if (rc == 0)
       break;
@@ -244,7 +218,7 @@ int cmd_replay(int argc, char **argv) {
   if (bar)
     fprintf(stderr, "\r\033[K");
   if (!quiet)
-    summary(&sum, &e, src_name, now_s() - t0);
+    summary(&rej, read, &e, src_name, now_s() - t0);
   status = 0;
 done:
   if (out && out != stdout && fclose(out) != 0 && status == 0) {

@@ -17,14 +17,13 @@
 #include "daemon/pipeline/encode.h"
 #include "daemon/pipeline/engine.h"
 #include "daemon/pipeline/log.h"
+#include "ingest/reject.h"
 #include "ingest/tick.h"
 #include "nn/base/tc_err.h"
 #include "nn/model.h"
 
 #define KR_CHUNK 4096     /* ticks per engine call */
 #define KR_MAX_PARTS 4096 /* partitions a replay may read */
-#define KR_FIRST 5        /* sources kept per reject reason for the summary */
-#define KR_SHOWN 10       /* rejected messages logged one by one */
 #define KR_META_MS 10000  /* metadata, watermark and offsets-for-times requests */
 #define KR_FLUSH_MS 30000 /* final flush of --output-topic */
 
@@ -198,31 +197,6 @@ static int offsets_for_time(rd_kafka_t *rk, const char *topic, kr_part *parts, i
   return 0;
 }
 
-/* Where a rejected message came from, for the summary. */
-typedef struct kr_src {
-  int32_t part;
-  int64_t off;
-} kr_src;
-
-typedef struct kr_sum {
-  uint64_t read, rejected;
-  kr_src first[TICK_NREASONS][KR_FIRST];
-  int shown;
-} kr_sum;
-
-static void note_reject(kr_sum *s, const engine *e, const char *topic, int reason, kr_src src,
-                        const char *msg, int quiet) {
-  uint64_t k = e->rejected[reason]; /* already counted, this one included */
-  if (k >= 1 && k <= KR_FIRST)
-    s->first[reason][k - 1] = src;
-  s->rejected++;
-  if (!quiet && s->shown < KR_SHOWN) {
-    log_warn("replay", "%s/%d/%lld: %s: %s%s", topic, (int)src.part, (long long)src.off,
-             tick_reason_name(reason), msg,
-             ++s->shown == KR_SHOWN ? " (further rejects only counted)" : "");
-  }
-}
-
 /* Delivery failures of --output-topic. */
 typedef struct kr_dr {
   uint64_t delivered, failed;
@@ -257,7 +231,7 @@ int kreplay_main(int argc, char **argv) {
   rd_kafka_topic_partition_list_t *assign = NULL;
   kr_part *parts = NULL;
   eng_tick *ticks = NULL;
-  kr_src *srcs = NULL;
+  reject_loc *srcs = NULL; /* (KR_CHUNK) where each tick of a chunk came from */
   char *outbuf = NULL;
   FILE *out = NULL;
   kr_dr dr = {0};
@@ -515,8 +489,12 @@ int kreplay_main(int argc, char **argv) {
               (long long)p->end);
   }
 
-  kr_sum sum;
-  memset(&sum, 0, sizeof sum);
+  uint64_t read = 0; /* messages read in range */
+  reject_tally rej;
+  reject_tally_init(&rej);
+  rej.quiet = o.quiet;
+  rej.print = log_warn_line;
+  rej.print_ud = "replay";
   size_t tlen = strlen(o.topic) > 200 ? 200 : strlen(o.topic);
   double t0 = now_s(), last_msg = t0;
   int failed = 0, cur = -1;
@@ -582,12 +560,11 @@ int kreplay_main(int argc, char **argv) {
             snprintf(derr, sizeof derr, "empty message (null value)");
           if (t->reason == TICK_OK)
             t->reason = tick_check_key(&t->t, msg->key, msg->key_len, derr, sizeof derr);
-          srcs[N] = (kr_src){p->id, msg->offset};
-          sum.read++;
+          srcs[N] = (reject_loc){o.topic, p->id, msg->offset};
+          read++;
           p->read++;
           if (t->reason != TICK_OK) {
-            e.rejected[t->reason]++;
-            note_reject(&sum, &e, o.topic, t->reason, srcs[N], derr, o.quiet);
+            reject_tally_note(&rej, t->reason, srcs[N], derr);
           } else {
             N++;
           }
@@ -611,7 +588,7 @@ int kreplay_main(int argc, char **argv) {
       if (t->reason == TICK_OUT_OF_ORDER) {
         snprintf(err, sizeof err, "field ts: found %lld, older than the last accepted tick of %s",
                  (long long)t->t.ts, t->t.sym);
-        note_reject(&sum, &e, o.topic, TICK_OUT_OF_ORDER, srcs[i], err, o.quiet);
+        reject_tally_note(&rej, TICK_OUT_OF_ORDER, srcs[i], err);
       }
       if (t->reason != TICK_OK)
         continue;
@@ -624,7 +601,7 @@ int kreplay_main(int argc, char **argv) {
       memcpy(src, o.topic, tlen);
       size_t sl = tlen;
       sl += (size_t)snprintf(src + sl, sizeof src - sl, "/%d/%lld", (int)srcs[i].part,
-                             (long long)srcs[i].off);
+                             (long long)srcs[i].pos);
       size_t n = enc_pred_json(bp, t, src, sl);
       if (!out_rkt) {
         bp += n;
@@ -671,22 +648,13 @@ int kreplay_main(int argc, char **argv) {
     fprintf(stderr,
             "replay %s: %llu messages read, %llu accepted, %llu rejected, %u instruments, "
             "%.3f s, %.0f ticks/s\n",
-            o.topic, (unsigned long long)sum.read, (unsigned long long)e.accepted,
-            (unsigned long long)sum.rejected, e.st.live, dt, dt > 0 ? sum.read / dt : 0.0);
+            o.topic, (unsigned long long)read, (unsigned long long)e.accepted,
+            (unsigned long long)rej.total, e.st.live, dt, dt > 0 ? read / dt : 0.0);
     for (int i = 0; i < np; i++)
       fprintf(stderr, "  partition %d: offsets [%lld, %lld), %llu read\n", (int)parts[i].id,
               (long long)parts[i].start, (long long)parts[i].end,
               (unsigned long long)parts[i].read);
-    for (int r = 1; r < TICK_NREASONS; r++) {
-      if (!e.rejected[r])
-        continue;
-      fprintf(stderr, "  rejected %-14s %8llu  (", tick_reason_name(r),
-              (unsigned long long)e.rejected[r]);
-      for (uint64_t k = 0; k < e.rejected[r] && k < KR_FIRST; k++)
-        fprintf(stderr, "%s%s/%d/%lld", k ? ", " : "", o.topic, (int)sum.first[r][k].part,
-                (long long)sum.first[r][k].off);
-      fprintf(stderr, "%s)\n", e.rejected[r] > KR_FIRST ? ", ..." : "");
-    }
+    reject_tally_summary(&rej, stderr, "", 0);
   }
   status = failed ? 1 : 0;
 done:

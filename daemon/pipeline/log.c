@@ -44,3 +44,7 @@ void log_msg(int level, const char *component, const char *fmt, ...) {
       *p = ' ';
   fprintf(stderr, "%s\n", line);
 }
+
+void log_warn_line(void *component, const char *line) {
+  log_warn((const char *)component, "%s", line);
+}

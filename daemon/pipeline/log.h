@@ -19,4 +19,8 @@ void log_msg(int level, const char *component, const char *fmt, ...)
 #define log_info(comp, ...) log_msg(LOG_INFO, comp, __VA_ARGS__)
 #define log_debug(comp, ...) log_msg(LOG_DEBUG, comp, __VA_ARGS__)
 
+/* log_warn(component, "%s", line) as a callback for modules below this one (ingest's reject
+ * tally, reject.h): component is the component name. */
+void log_warn_line(void *component, const char *line);
+
 #endif
