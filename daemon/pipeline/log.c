@@ -10,10 +10,11 @@ int log_level = LOG_INFO;
 
 static const char *names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
+const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
+
 int log_level_parse(const char *s) {
-  static const char *lower[] = {"error", "warn", "info", "debug"};
-  for (int i = 0; i < 4; i++)
-    if (!strcmp(s, lower[i]))
+  for (int i = 0; log_level_names[i]; i++)
+    if (!strcmp(s, log_level_names[i]))
       return i;
   return -1;
 }

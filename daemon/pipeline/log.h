@@ -8,6 +8,9 @@ enum { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
 extern int log_level; /* messages above this level are dropped; default LOG_INFO */
 
+/* The level names by level: "error", "warn", "info", "debug", then NULL (for --log-level). */
+extern const char *const log_level_names[];
+
 /* Parses "error", "warn", "info", "debug"; returns the level or -1. */
 int log_level_parse(const char *s);
 
