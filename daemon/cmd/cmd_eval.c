@@ -2,12 +2,12 @@
  * features, the inference LSTM of nn/lstm.c, one state per instrument from its first tick) and
  * scores every prediction against the realized next return and against the random walk (a zero
  * prediction): per instrument and overall, as a table, JSON (--json) and an SVG plot (--plot). */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
 #include "daemon/pipeline/dataset.h"
 #include "daemon/pipeline/svg.h"
@@ -132,11 +132,6 @@ static void row_json(const score *s) {
          (unsigned long long)s->tn);
 }
 
-static int parse_ts(const char *s, int64_t *out) {
-  size_t n = strlen(s);
-  return tick_parse_int64(s, n, out) == 0 || tick_parse_rfc3339(s, n, out) == 0 ? 0 : -1;
-}
-
 static int pt_cmp(const void *a, const void *b) {
   const svg_point *x = a, *y = b;
   return x->ts < y->ts ? -1 : x->ts > y->ts;
@@ -179,61 +174,29 @@ done:
 
 int cmd_eval(int argc, char **argv) {
   const char *model_path = NULL, *in_path = NULL, *plot_path = NULL, *sym = NULL;
-  int json = 0, quiet = 0, help = 0, has_since = 0;
+  int json = 0, quiet = 0, has_since = 0;
   int64_t since = 0;
   double val_frac = -1;
-  static const struct option opts[] = {
-      {"model", required_argument, 0, 'm'},    {"input", required_argument, 0, 'i'},
-      {"json", no_argument, 0, 'j'},           {"plot", required_argument, 0, 'p'},
-      {"sym", required_argument, 0, 's'},      {"since", required_argument, 0, 'S'},
-      {"val-frac", required_argument, 0, 'v'}, {"quiet", no_argument, 0, 'q'},
-      {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
-  int c;
-  optind = 1;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
-    switch (c) {
-    case 'm': model_path = optarg; break;
-    case 'i': in_path = optarg; break;
-    case 'j': json = 1; break;
-    case 'p': plot_path = optarg; break;
-    case 's': sym = optarg; break;
-    case 'S':
-      if (parse_ts(optarg, &since) != 0) {
-        fprintf(stderr,
-                "tickcast eval: --since: found '%s', expected integer nanoseconds or "
-                "an RFC 3339 time like 2020-01-01T00:00:00Z\n",
-                optarg);
-        return 2;
-      }
-      has_since = 1;
-      break;
-    case 'v': {
-      char *end;
-      val_frac = strtod(optarg, &end);
-      if (end == optarg || *end || !(val_frac > 0 && val_frac <= 1)) {
-        fprintf(stderr, "tickcast eval: --val-frac: found '%s', expected a number in (0, 1]\n",
-                optarg);
-        return 2;
-      }
-      break;
-    }
-    case 'q': quiet = 1; break;
-    case 'h': help = 1; break;
-    default:
-      fprintf(stderr, "tickcast eval: unknown or incomplete option '%s' (see --help)\n",
-              argv[optind - 1]);
-      return 2;
-    }
-  }
-  if (help) {
-    usage(stdout);
-    return 0;
-  }
-  if (optind < argc) {
-    fprintf(stderr, "tickcast eval: unexpected argument '%s' (see --help)\n", argv[optind]);
-    return 2;
-  }
+  const args_flag flags[] = {
+      {"model", ARGS_STR, .dst = &model_path},
+      {"input", ARGS_STR, .dst = &in_path},
+      {"json", ARGS_SWITCH, .dst = &json},
+      {"plot", ARGS_STR, .dst = &plot_path},
+      {"sym", ARGS_STR, .dst = &sym},
+      {"since", ARGS_FN, .dst = &since, .parse = args_time_ns, .given = &has_since,
+       .unit = "integer nanoseconds or an RFC 3339 time like 2020-01-01T00:00:00Z"},
+      {"val-frac", ARGS_DOUBLE, .dst = &val_frac, .lo = 0, .hi = 1, .open_lo = 1},
+      {"quiet", ARGS_SWITCH, .dst = &quiet, .short_name = 'q'},
+  };
+  const args_cmd c = {.name = "eval",
+                      .flags = flags,
+                      .nflags = (int)(sizeof flags / sizeof flags[0]),
+                      .usage = usage,
+                      .unknown = "unknown or incomplete option",
+                      .found_style = 1};
+  int status = args_parse_cmd(&c, argc, argv);
+  if (status >= 0)
+    return status;
   if (!model_path || !in_path) {
     fprintf(stderr, "tickcast eval: %s is required (see --help)\n",
             !model_path ? "--model" : "--input");
@@ -246,7 +209,7 @@ int cmd_eval(int argc, char **argv) {
     return 2;
   }
   dataset d;
-  int status = 1;
+  status = 1;
   double **pred = NULL;
   score *sc = NULL;
   svg_point *pts = NULL;

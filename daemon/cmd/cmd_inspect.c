@@ -2,7 +2,6 @@
  * offsets per partition, instrument count, top instruments by n, checkpoint time) and checks every
  * state blob on the way. Opens the file read-only, so it is safe next to a running daemon.
  * Not for changing a state file (see `tickcast run --reset-state`). */
-#include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -10,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
 #include "nn/base/tc_err.h"
 #include "store/store.h"
@@ -163,46 +163,26 @@ static void print_text(const char *path, const store_meta *m, int has_meta, cons
 }
 
 int cmd_inspect(int argc, char **argv) {
-  static const struct option opts[] = {{"state", required_argument, NULL, 's'},
-                                       {"json", no_argument, NULL, 'j'},
-                                       {"top", required_argument, NULL, 't'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
   const char *path = NULL;
-  int json = 0, ntop = 10, c;
-  optind = 1;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-    switch (c) {
-    case 's': path = optarg; break;
-    case 'j': json = 1; break;
-    case 't': {
-      char *end;
-      long v = strtol(optarg, &end, 10);
-      if (!*optarg || *end || v < 0 || v > TOP_MAX) {
-        fprintf(stderr, "tickcast inspect: --top %s: expected a number in 0..%d\n", optarg,
-                TOP_MAX);
-        return 2;
-      }
-      ntop = (int)v;
-      break;
-    }
-    case 'h': usage(stdout); return 0;
-    default:
-      fprintf(stderr, "tickcast inspect: unknown or incomplete option '%s' (see --help)\n",
-              argv[optind - 1]);
-      return 2;
-    }
-  }
-  if (optind < argc) {
-    fprintf(stderr, "tickcast inspect: unexpected argument '%s' (see --help)\n", argv[optind]);
-    return 2;
-  }
+  int json = 0, ntop = 10;
+  const args_flag flags[] = {
+      {"state", ARGS_STR, .dst = &path},
+      {"json", ARGS_SWITCH, .dst = &json},
+      {"top", ARGS_INT, .dst = &ntop, .unit = "a number", .lo = 0, .hi = TOP_MAX},
+  };
+  const args_cmd c = {.name = "inspect",
+                      .flags = flags,
+                      .nflags = (int)(sizeof flags / sizeof flags[0]),
+                      .usage = usage,
+                      .unknown = "unknown or incomplete option"};
+  char err[512];
+  int status = args_parse_cmd(&c, argc, argv);
+  if (status >= 0)
+    return status;
   if (!path) {
     fprintf(stderr, "tickcast inspect: --state DB is required (see --help)\n");
     return 2;
   }
-  char err[512];
   store *st = NULL;
   int rc = store_open(path, STORE_SYNC_NORMAL, STORE_OPEN_READONLY, &st, err, sizeof err);
   if (rc) {

@@ -1,13 +1,13 @@
 /* cmd_replay.c: `tickcast replay`: the model over a tick file (CSV or JSON Lines, '-' = stdin),
  * predictions to a CSV or JSONL file, in input order, in constant memory. Reading a Kafka topic
  * range instead (--brokers/--topic) is kreplay.c's job. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
 #include "daemon/kafka/kreplay.h"
 #include "daemon/pipeline/encode.h"
@@ -75,45 +75,31 @@ static void summary(const reject_tally *rej, uint64_t read, const engine *e, con
 
 int cmd_replay(int argc, char **argv) {
   const char *model_path = NULL, *in_path = NULL, *out_path = NULL;
-  int quiet = 0, help = 0;
+  int quiet = 0;
   for (int a = 1; a < argc; a++) /* a topic range is kreplay's, whatever the flag order */
     if (!strncmp(argv[a], "--brokers", 9) || !strncmp(argv[a], "--topic", 7))
       return kreplay_main(argc, argv);
-  static const struct option opts[] = {
-      {"model", required_argument, 0, 'm'},  {"input", required_argument, 0, 'i'},
-      {"output", required_argument, 0, 'o'}, {"quiet", no_argument, 0, 'q'},
-      {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-  int c;
-  optind = 1;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
-    switch (c) {
-    case 'm': model_path = optarg; break;
-    case 'i': in_path = optarg; break;
-    case 'o': out_path = optarg; break;
-    case 'q': quiet = 1; break;
-    case 'h': help = 1; break;
-    default:
-      fprintf(stderr, "tickcast replay: unknown or incomplete option '%s' (see --help)\n",
-              argv[optind - 1]);
-      return 2;
-    }
-  }
-  if (help) {
-    usage(stdout);
-    return 0;
-  }
-  if (optind < argc) {
-    fprintf(stderr, "tickcast replay: unexpected argument '%s' (see --help)\n", argv[optind]);
-    return 2;
-  }
+  const args_flag flags[] = {
+      {"model", ARGS_STR, .dst = &model_path},
+      {"input", ARGS_STR, .dst = &in_path},
+      {"output", ARGS_STR, .dst = &out_path},
+      {"quiet", ARGS_SWITCH, .dst = &quiet, .short_name = 'q'},
+  };
+  const args_cmd c = {.name = "replay",
+                      .flags = flags,
+                      .nflags = (int)(sizeof flags / sizeof flags[0]),
+                      .usage = usage,
+                      .unknown = "unknown or incomplete option"};
+  char err[512];
+  int status = args_parse_cmd(&c, argc, argv);
+  if (status >= 0)
+    return status;
   if (!model_path || !in_path) {
     fprintf(stderr, "tickcast replay: %s is required (see --help)\n",
             !model_path ? "--model" : "--input");
     return 2;
   }
 
-  char err[512];
   nn_model m;
   if (nn_model_load(&m, model_path, err, sizeof err) != 0) {
     fprintf(stderr, "tickcast replay: %s\n", err);
@@ -125,7 +111,7 @@ int cmd_replay(int argc, char **argv) {
     nn_model_free(&m);
     return 2;
   }
-  int status = 1;
+  status = 1;
   engine e;
   eng_tick *ticks = malloc(CHUNK * sizeof *ticks);
   uint64_t *lines = malloc(CHUNK * sizeof *lines);

@@ -3,13 +3,13 @@
  * The training loop itself is fit.c; the math is nn/train.c. */
 #include <cblas.h>
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
 #include "daemon/pipeline/dataset.h"
 #include "daemon/pipeline/fit.h"
@@ -56,44 +56,14 @@ static void usage(FILE *f) {
          "unreadable input.\n");
 }
 
-/* Strict number parsing: the whole argument, finite, in range. */
-static int parse_int(const char *flag, const char *s, long lo, long hi, int *out) {
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi) {
-    fprintf(stderr, "tickcast train: %s: found '%s', expected an integer in [%ld, %ld]\n", flag, s,
-            lo, hi);
-    return -1;
-  }
-  *out = (int)v;
-  return 0;
-}
-
-static int parse_double(const char *flag, const char *s, double lo, double hi, int lo_open,
-                        double *out) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi || (lo_open && v == lo)) {
-    fprintf(stderr, "tickcast train: %s: found '%s', expected a number in %c%g, %g]\n", flag, s,
-            lo_open ? '(' : '[', lo, hi);
-    return -1;
-  }
-  *out = v;
-  return 0;
-}
-
-static int parse_u64(const char *flag, const char *s, uint64_t *out) {
+/* --seed: an unsigned 64-bit decimal into *(uint64_t *)dst; 0 or -1. */
+static int parse_u64(const char *s, void *dst) {
   char *end;
   errno = 0;
   unsigned long long v = strtoull(s, &end, 10);
-  if (errno || end == s || *end || s[0] == '-') {
-    fprintf(stderr, "tickcast train: %s: found '%s', expected an unsigned 64-bit integer\n", flag,
-            s);
+  if (errno || end == s || *end || s[0] == '-')
     return -1;
-  }
-  *out = v;
+  *(uint64_t *)dst = v;
   return 0;
 }
 
@@ -104,7 +74,7 @@ static const char *base_name(const char *p) {
 
 /* Writes the metadata that says how the model was made (no clock values: same seed, same bytes). */
 static int set_train_meta(nn_model *m, const fit_opts *o, const fit_result *r, double val_frac,
-                          char **inputs, int ninputs) {
+                          const char *const *inputs, int ninputs) {
   char buf[4096], v[64];
   size_t n = 0;
   buf[0] = 0;
@@ -187,73 +157,39 @@ static int run_search(const dataset *d, const fit_opts *base, int trials, nn_mod
 }
 
 int cmd_train(int argc, char **argv) {
-  char *inputs[MAX_INPUTS];
-  int ninputs = 0, help = 0, search = 0, trials = 8, quiet = 0, epochs_set = 0, batch_set = 0;
+  const char *inputs[MAX_INPUTS];
+  int ninputs = 0, search = 0, trials = 8, quiet = 0, epochs_set = 0, batch_set = 0;
   const char *out_path = NULL;
   double val_frac = 0.2;
   fit_opts o;
   fit_opts_default(&o);
-  static const struct option opts[] = {
-      {"input", required_argument, 0, 'i'},    {"output", required_argument, 0, 'o'},
-      {"hidden", required_argument, 0, 'H'},   {"layers", required_argument, 0, 'L'},
-      {"epochs", required_argument, 0, 'e'},   {"seed", required_argument, 0, 's'},
-      {"peephole", no_argument, 0, 'p'},       {"seq", required_argument, 0, 'T'},
-      {"batch", required_argument, 0, 'B'},    {"lr", required_argument, 0, 'l'},
-      {"clip", required_argument, 0, 'c'},     {"val-frac", required_argument, 0, 'v'},
-      {"patience", required_argument, 0, 'P'}, {"search", no_argument, 0, 'S'},
-      {"trials", required_argument, 0, 'n'},   {"quiet", no_argument, 0, 'q'},
-      {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
-  int c;
-  optind = 1;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
-    int bad = 0;
-    switch (c) {
-    case 'i':
-      if (ninputs == MAX_INPUTS) {
-        fprintf(stderr, "tickcast train: --input: more than %d files\n", MAX_INPUTS);
-        return 2;
-      }
-      inputs[ninputs++] = optarg;
-      break;
-    case 'o': out_path = optarg; break;
-    case 'H': bad = parse_int("--hidden", optarg, 1, 1024, &o.H); break;
-    case 'L': bad = parse_int("--layers", optarg, 1, NN_MAX_LAYERS, &o.L); break;
-    case 'e':
-      bad = parse_int("--epochs", optarg, 0, 100000, &o.epochs);
-      epochs_set = 1;
-      break;
-    case 's': bad = parse_u64("--seed", optarg, &o.seed); break;
-    case 'p': o.peephole = 1; break;
-    case 'T': bad = parse_int("--seq", optarg, 1, 4096, &o.T); break;
-    case 'B':
-      bad = parse_int("--batch", optarg, 1, 4096, &o.B);
-      batch_set = 1;
-      break;
-    case 'l': bad = parse_double("--lr", optarg, 0, 10, 1, &o.lr); break;
-    case 'c': bad = parse_double("--clip", optarg, 0, 1e30, 0, &o.clip); break;
-    case 'v': bad = parse_double("--val-frac", optarg, 0, 0.99, 0, &val_frac); break;
-    case 'P': bad = parse_int("--patience", optarg, 1, 100000, &o.patience); break;
-    case 'S': search = 1; break;
-    case 'n': bad = parse_int("--trials", optarg, 1, 1000, &trials); break;
-    case 'q': quiet = 1; break;
-    case 'h': help = 1; break;
-    default:
-      fprintf(stderr, "tickcast train: unknown or incomplete option '%s' (see --help)\n",
-              argv[optind - 1]);
-      return 2;
-    }
-    if (bad)
-      return 2;
-  }
-  if (help) {
-    usage(stdout);
-    return 0;
-  }
-  if (optind < argc) {
-    fprintf(stderr, "tickcast train: unexpected argument '%s' (see --help)\n", argv[optind]);
-    return 2;
-  }
+  const args_flag flags[] = {
+      {"input", ARGS_STRS, .dst = inputs, .max = MAX_INPUTS, .count = &ninputs, .unit = "files"},
+      {"output", ARGS_STR, .dst = &out_path},
+      {"hidden", ARGS_INT, .dst = &o.H, .lo = 1, .hi = 1024},
+      {"layers", ARGS_INT, .dst = &o.L, .lo = 1, .hi = NN_MAX_LAYERS},
+      {"epochs", ARGS_INT, .dst = &o.epochs, .lo = 0, .hi = 100000, .given = &epochs_set},
+      {"seed", ARGS_FN, .dst = &o.seed, .parse = parse_u64, .unit = "an unsigned 64-bit integer"},
+      {"peephole", ARGS_SWITCH, .dst = &o.peephole},
+      {"seq", ARGS_INT, .dst = &o.T, .lo = 1, .hi = 4096},
+      {"batch", ARGS_INT, .dst = &o.B, .lo = 1, .hi = 4096, .given = &batch_set},
+      {"lr", ARGS_DOUBLE, .dst = &o.lr, .lo = 0, .hi = 10, .open_lo = 1},
+      {"clip", ARGS_DOUBLE, .dst = &o.clip, .lo = 0, .hi = 1e30},
+      {"val-frac", ARGS_DOUBLE, .dst = &val_frac, .lo = 0, .hi = 0.99},
+      {"patience", ARGS_INT, .dst = &o.patience, .lo = 1, .hi = 100000},
+      {"search", ARGS_SWITCH, .dst = &search},
+      {"trials", ARGS_INT, .dst = &trials, .lo = 1, .hi = 1000},
+      {"quiet", ARGS_SWITCH, .dst = &quiet, .short_name = 'q'},
+  };
+  const args_cmd c = {.name = "train",
+                      .flags = flags,
+                      .nflags = (int)(sizeof flags / sizeof flags[0]),
+                      .usage = usage,
+                      .unknown = "unknown or incomplete option",
+                      .found_style = 1};
+  int status = args_parse_cmd(&c, argc, argv);
+  if (status >= 0)
+    return status;
   if (!ninputs || !out_path) {
     fprintf(stderr, "tickcast train: %s is required (see --help)\n",
             !ninputs ? "--input" : "--output");
@@ -269,7 +205,7 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "tickcast train: out of memory\n");
     return 1;
   }
-  int status = 1;
+  status = 1;
   nn_model m;
   memset(&m, 0, sizeof m);
   for (int i = 0; i < ninputs; i++) {
