@@ -14,6 +14,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
 #include "daemon/kafka/kconf.h"
 #include "daemon/pipeline/log.h"
@@ -295,121 +296,58 @@ static int feed_synthetic(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *
   return rc;
 }
 
-static int parse_num(const char *flag, const char *v, double lo, double hi, double *out) {
-  char *end;
-  errno = 0;
-  double d = strtod(v, &end);
-  if (!*v || *end || errno || !(d >= lo && d <= hi)) {
-    fprintf(stderr, "tickcast feed: %s %s: expected a number in [%g, %g]\n", flag, v, lo, hi);
-    return -1;
+/* The command line into o and kc (flags not given there from the config file). Returns -1 to go
+ * on, or the exit status to return at once (0 after --help, 2 after a usage error). */
+static int feed_parse(feed_opts *o, kconf *kc, int argc, char **argv) {
+  double synthetic = -1, instruments = 16, seed = 1;
+  /* In the order kconf_check_flags lists them for an unknown config key. */
+  const args_flag flags[] = {
+      {"topic", ARGS_STR, .dst = &o->topic},
+      {"input", ARGS_STR, .dst = &o->input},
+      {"rate", ARGS_DOUBLE, .dst = &o->rate, .lo = 0, .hi = 1e9},
+      {"synthetic", ARGS_DOUBLE, .dst = &synthetic, .lo = 0, .hi = 1e12},
+      {"instruments", ARGS_DOUBLE, .dst = &instruments, .lo = 1, .hi = 1000000},
+      {"seed", ARGS_DOUBLE, .dst = &seed, .lo = 0, .hi = 1e18},
+      {"start-time", ARGS_FN, .dst = &o->start_ts, .parse = args_time_ns,
+       .unit = "RFC 3339 or integer ns"},
+      ARGS_LOG_LEVEL,
+      {"raw", ARGS_SWITCH, .dst = &o->raw},
+  };
+  const args_cmd c = {.name = "feed",
+                      .flags = flags,
+                      .nflags = (int)(sizeof flags / sizeof flags[0]),
+                      .kc = kc,
+                      .usage = usage};
+  int status = args_parse_cmd(&c, argc, argv);
+  if (status >= 0)
+    return status;
+  o->synthetic = synthetic >= 0 ? (long long)synthetic : -1;
+  o->instruments = (int)instruments;
+  o->seed = (uint64_t)seed;
+  if (!kc->brokers || !o->topic || (!o->input && o->synthetic < 0) ||
+      (o->input && o->synthetic >= 0) || (o->raw && !o->input)) {
+    fprintf(stderr, "tickcast feed: %s (see tickcast feed --help)\n",
+            !kc->brokers          ? "--brokers is required"
+            : !o->topic           ? "--topic is required"
+            : o->raw && !o->input ? "--raw needs --input"
+            : o->input            ? "--input and --synthetic exclude each other"
+                                  : "one of --input FILE or --synthetic N is required");
+    return 2;
   }
-  *out = d;
-  return 0;
+  return -1;
 }
 
 int cmd_feed(int argc, char **argv) {
-  feed_opts o = {.synthetic = -1,
-                 .instruments = 16,
-                 .seed = 1,
-                 .start_ts = 1704067200000000000LL}; /* 2024-01-01T00:00:00Z */
+  feed_opts o = {.start_ts = 1704067200000000000LL}; /* 2024-01-01T00:00:00Z */
   kconf kc;
   kconf_init(&kc);
   char err[1024];
-  int status = 2;
   rd_kafka_t *rk = NULL;
   rd_kafka_topic_t *rkt = NULL;
-  static const char *const flags[] = {"topic",      "input",       "rate",
-                                      "synthetic",  "instruments", "seed",
-                                      "start-time", "log-level",   NULL};
-  for (int i = 1; i < argc; i++) {
-    int r = kconf_arg(&kc, argc, argv, &i, err, sizeof err);
-    if (r < 0) {
-      fprintf(stderr, "tickcast feed: %s\n", err);
-      goto out;
-    }
-    if (r) {
-      i--;
-      continue;
-    }
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage(stdout);
-      status = 0;
-      goto out;
-    }
-    if (!strcmp(a, "--raw")) {
-      o.raw = 1;
-      continue;
-    }
-    const char *v;
-    int k = kconf_arg_value(argc, argv, &i, flags, &v, err, sizeof err);
-    if (k == -2) {
-      fprintf(stderr, "tickcast feed: %s\n", err);
-      goto out;
-    }
-    if (k < 0) {
-      fprintf(stderr, "tickcast feed: unknown argument '%s' (see tickcast feed --help)\n", a);
-      goto out;
-    }
-    char flag[32];
-    snprintf(flag, sizeof flag, "--%s", flags[k]);
-    a = flag; /* the flag's name, whether given as --name VALUE or --name=VALUE */
-    double d;
-    if (!strcmp(a, "--topic"))
-      o.topic = v;
-    else if (!strcmp(a, "--input"))
-      o.input = v;
-    else if (!strcmp(a, "--rate")) {
-      if (parse_num(a, v, 0, 1e9, &o.rate))
-        goto out;
-    } else if (!strcmp(a, "--synthetic")) {
-      if (parse_num(a, v, 0, 1e12, &d))
-        goto out;
-      o.synthetic = (long long)d;
-    } else if (!strcmp(a, "--instruments")) {
-      if (parse_num(a, v, 1, 1000000, &d))
-        goto out;
-      o.instruments = (int)d;
-    } else if (!strcmp(a, "--seed")) {
-      if (parse_num(a, v, 0, 1e18, &d))
-        goto out;
-      o.seed = (uint64_t)d;
-    } else if (!strcmp(a, "--start-time")) {
-      if (tick_parse_int64(v, strlen(v), &o.start_ts) != 0 &&
-          tick_parse_rfc3339(v, strlen(v), &o.start_ts) != 0) {
-        fprintf(stderr, "tickcast feed: --start-time %s: expected RFC 3339 or integer ns\n", v);
-        goto out;
-      }
-    } else if (!strcmp(a, "--log-level")) {
-      if ((log_level = log_level_parse(v)) < 0) {
-        log_level = LOG_INFO;
-        fprintf(stderr, "tickcast feed: --log-level %s: expected error, warn, info or debug\n", v);
-        goto out;
-      }
-    }
-  }
-  if (kconf_check_flags(&kc, flags, err, sizeof err) < 0) {
-    fprintf(stderr, "tickcast feed: %s\n", err);
+  int status = feed_parse(&o, &kc, argc, argv);
+  if (status >= 0)
     goto out;
-  }
-  /* Flags the command line did not give come from the config file. */
-  if (!o.topic)
-    o.topic = kconf_flag(&kc, "topic");
-  if (!o.input)
-    o.input = kconf_flag(&kc, "input");
-  const char *cv;
-  if (o.rate == 0 && (cv = kconf_flag(&kc, "rate")) && parse_num("rate", cv, 0, 1e9, &o.rate))
-    goto out;
-  if (!kc.brokers || !o.topic || (!o.input && o.synthetic < 0) || (o.input && o.synthetic >= 0) ||
-      (o.raw && !o.input)) {
-    fprintf(stderr, "tickcast feed: %s (see tickcast feed --help)\n",
-            !kc.brokers         ? "--brokers is required"
-            : !o.topic          ? "--topic is required"
-            : o.raw && !o.input ? "--raw needs --input"
-            : o.input           ? "--input and --synthetic exclude each other"
-                                : "one of --input FILE or --synthetic N is required");
-    goto out;
-  }
+  status = 2;
 
   feed_stats st = {0};
   reject_tally_init(&st.rej);
