@@ -153,25 +153,5 @@ int main(void) {
   CHECK_CONTAINS(err, "--partitions 0,,1: bad item");
   CHECK_INT(kconf_parse_int_list("--partitions", "-1", v, 4, err, sizeof err), TC_EUSAGE);
   CHECK_INT(kconf_parse_int_list("--partitions", "1,2,3,4,5", v, 4, err, sizeof err), TC_EUSAGE);
-
-  /* A command's own valued flags: --name VALUE, --name=VALUE, unknown, missing value. */
-  {
-    static const char *const names[] = {"topic", "rate", NULL};
-    char *av[] = {"feed", "--rate", "5", "--topic=t1", "--rat", "--topic", NULL};
-    int ac = 6, i = 1;
-    const char *val = NULL;
-    CHECK_INT(kconf_arg_value(ac, av, &i, names, &val, err, sizeof err), 1);
-    CHECK_STR(val, "5");
-    CHECK_INT(i, 2); /* on the value; the caller's loop steps past it */
-    i = 3;
-    CHECK_INT(kconf_arg_value(ac, av, &i, names, &val, err, sizeof err), 0);
-    CHECK_STR(val, "t1");
-    CHECK_INT(i, 3);
-    i = 4;
-    CHECK_INT(kconf_arg_value(ac, av, &i, names, &val, err, sizeof err), -1);
-    i = 5;
-    CHECK_INT(kconf_arg_value(ac, av, &i, names, &val, err, sizeof err), -2);
-    CHECK_STR(err, "--topic: missing value");
-  }
   return check_done();
 }

@@ -1,6 +1,6 @@
 /* cmd_replay.c: `tickcast replay`: the model over a tick file (CSV or JSON Lines, '-' = stdin),
  * predictions to a CSV or JSONL file, in input order, in constant memory. Reading a Kafka topic
- * range instead (--brokers/--topic) is kreplay.c's job. */
+ * range instead (--brokers/--topic) is cmd_kreplay.c's job. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +9,6 @@
 
 #include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
-#include "daemon/kafka/kreplay.h"
 #include "daemon/pipeline/encode.h"
 #include "daemon/pipeline/engine.h"
 #include "ingest/reject.h"
@@ -78,7 +77,7 @@ int cmd_replay(int argc, char **argv) {
   int quiet = 0;
   for (int a = 1; a < argc; a++) /* a topic range is kreplay's, whatever the flag order */
     if (!strncmp(argv[a], "--brokers", 9) || !strncmp(argv[a], "--topic", 7))
-      return kreplay_main(argc, argv);
+      return cmd_kreplay(argc, argv);
   const args_flag flags[] = {
       {"model", ARGS_STR, .dst = &model_path},
       {"input", ARGS_STR, .dst = &in_path},

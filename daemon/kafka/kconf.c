@@ -109,29 +109,6 @@ static int flag_value(int argc, char **argv, int *i, const char *name, const cha
   return 1;
 }
 
-int kconf_arg_value(int argc, char **argv, int *i, const char *const *names, const char **value,
-                    char *err, size_t errlen) {
-  const char *a = argv[*i];
-  if (strncmp(a, "--", 2) != 0)
-    return -1;
-  const char *eq = strchr(a, '=');
-  size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-  for (int k = 0; names[k]; k++) {
-    if (strlen(names[k]) != nl || strncmp(a + 2, names[k], nl) != 0)
-      continue;
-    if (eq) {
-      *value = eq + 1;
-    } else if (*i + 1 < argc) {
-      *value = argv[++*i];
-    } else {
-      snprintf(err, errlen, "--%s: missing value", names[k]);
-      return -2;
-    }
-    return k;
-  }
-  return -1;
-}
-
 int kconf_arg(kconf *kc, int argc, char **argv, int *i, char *err, size_t errlen) {
   const char *a = argv[*i], *v = NULL;
   int r;

@@ -1,7 +1,7 @@
 /* kconf.h: Kafka client configuration shared by `run`, `feed` and `replay`: the common flags
  * (--brokers, -X key=value, --config FILE), the config file, and the rd_kafka_conf_t built from
  * defaults + file + -X, with librdkafka's logs routed through daemon/log.h.
- * Not for the commands' own flags (each command parses those) nor for creating rd_kafka_t. */
+ * Not for the commands' own flags (daemon/cmd/args.h parses those) nor for creating rd_kafka_t. */
 #ifndef DAEMON_KCONF_H
 #define DAEMON_KCONF_H
 
@@ -49,13 +49,6 @@ void kconf_free(kconf *kc);
  * if (r < 0) fail; if (r) { i--; continue; } ...own flags... } -- *i points past the flag, hence
  * the i-- when the loop itself increments. */
 int kconf_arg(kconf *kc, int argc, char **argv, int *i, char *err, size_t errlen);
-
-/* A command's own valued flags: argv[*i] as --NAME VALUE or --NAME=VALUE, NAME one of names
- * (NULL-terminated, without the dashes). Returns the index of NAME in names with *value set
- * (and *i advanced past a separate value); -1 when argv[*i] is none of them (the caller reports
- * it as unknown); -2 with err set ("--NAME: missing value") when the value is missing. */
-int kconf_arg_value(int argc, char **argv, int *i, const char *const *names, const char **value,
-                    char *err, size_t errlen);
 
 /* Reads a config file: one key=value per line, blank lines and lines starting with '#' ignored
  * (after leading blanks), blanks around key and value trimmed. "kafka.KEY=VALUE" is a librdkafka

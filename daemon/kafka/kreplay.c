@@ -1,7 +1,7 @@
-/* kreplay.c: `tickcast replay --brokers LIST --topic T`: the model over a Kafka topic range with
- * fresh state, partitions assigned explicitly (no consumer group, nothing committed), stopping at
- * the end of the range. Predictions go through the same engine and encoders as the file replay.
- * Not the daemon: no loop, no checkpoints, no dead-letter topic (rejects are counted). */
+/* kreplay.c: the model over a Kafka topic range with fresh state (see kreplay.h), partitions
+ * assigned explicitly, stopping at the end of the range. Predictions go through the same engine
+ * and encoders as the file replay. Not the daemon: no loop, no checkpoints, no dead-letter topic
+ * (rejects are counted); not the command line (cmd_kreplay.c). */
 #include "daemon/kafka/kreplay.h"
 
 #include <errno.h>
@@ -23,45 +23,8 @@
 #include "nn/model.h"
 
 #define KR_CHUNK 4096     /* ticks per engine call */
-#define KR_MAX_PARTS 4096 /* partitions a replay may read */
 #define KR_META_MS 10000  /* metadata, watermark and offsets-for-times requests */
 #define KR_FLUSH_MS 30000 /* final flush of --output-topic */
-
-static void usage(FILE *f) {
-  fprintf(
-      f,
-      "usage: tickcast replay --model M --brokers LIST --topic T [--partitions P,...]\n"
-      "         [--start-offset N | --start-time T] [--end-offset N | --end-time T]\n"
-      "         [--output FILE | --output-topic T] [--idle-timeout MS] [--quiet]\n"
-      "\n"
-      "Runs the model over a range of a Kafka topic, with fresh state, and stops at the end\n"
-      "of the range. Partitions are assigned explicitly: no consumer group joins, nothing is\n"
-      "committed. Each partition's range is [start, end): start = --start-offset, or the first\n"
-      "offset whose message timestamp is >= --start-time, or the partition's first offset;\n"
-      "end = --end-offset, or the first offset whose timestamp is >= --end-time, or the high\n"
-      "watermark when the replay starts. Message timestamps are Kafka's (producer CreateTime\n"
-      "by default), not the ticks' ts; times are RFC 3339 or integer ns since the epoch.\n"
-      "Ticks keep their per-partition order. Predictions: CSV (" ENC_CSV_HEADER ") by\n"
-      "default, JSON Lines (src = TOPIC/PARTITION/OFFSET) when the output name ends in .jsonl,\n"
-      "stdout without --output; or --output-topic T: one JSON prediction per message, key = sym.\n"
-      "\n"
-      "  --model M            safetensors model file\n"
-      "  --topic T            input topic (required)\n"
-      "  --partitions LIST    partitions to read, e.g. 0,3 (default: all)\n"
-      "  --start-offset N     same offset in every partition (clamped to the first offset)\n"
-      "  --start-time T       via offsets-for-times (needs a real broker; the embedded one\n"
-      "                       does not implement it)\n"
-      "  --end-offset N       exclusive; clamped to the high watermark\n"
-      "  --end-time T         exclusive, via offsets-for-times\n"
-      "  --output FILE        prediction file ('-' = stdout)\n"
-      "  --output-topic T     produce predictions to topic T instead\n"
-      "  --idle-timeout MS    give up when no message arrives for MS ms before the end of the\n"
-      "                       range (default 10000)\n"
-      "  --quiet              no summary\n"
-      "  --log-level L        error, warn, info (default) or debug\n" KCONF_USAGE
-      "Exit status: 0 done (rejected messages are counted, never fatal), 1 runtime failure\n"
-      "(broker, topic, output), 2 bad usage or a bad model file.\n");
-}
 
 static double now_s(void) {
   struct timespec ts;
@@ -82,43 +45,6 @@ typedef struct kr_part {
   int64_t next;  /* next offset expected; done when next >= end */
   uint64_t read; /* messages read in range */
 } kr_part;
-
-typedef struct kr_opts {
-  const char *model, *topic, *parts, *output, *out_topic;
-  const char *start_time, *end_time;
-  int64_t start_off, end_off; /* -1 = not given */
-  int idle_ms;
-  int quiet;
-} kr_opts;
-
-/* Parses an offset (integer >= 0). */
-static int parse_off(const char *flag, const char *v, int64_t *out) {
-  if (tick_parse_int64(v, strlen(v), out) != 0 || *out < 0) {
-    fprintf(stderr, "tickcast replay: %s %s: expected an offset (integer >= 0)\n", flag, v);
-    return -1;
-  }
-  return 0;
-}
-
-/* Parses a time bound (RFC 3339 or integer ns) into Kafka's milliseconds, rounding up so that
- * "timestamp >= T" keeps its meaning. */
-static int parse_time_ms(const char *flag, const char *v, int64_t *ms) {
-  int64_t ns;
-  size_t n = strlen(v);
-  if (tick_parse_int64(v, n, &ns) != 0 && tick_parse_rfc3339(v, n, &ns) != 0) {
-    fprintf(stderr,
-            "tickcast replay: %s %s: expected RFC 3339 (2024-01-02T03:04:05Z) or integer "
-            "ns since the epoch\n",
-            flag, v);
-    return -1;
-  }
-  if (ns < 0) {
-    fprintf(stderr, "tickcast replay: %s %s: before 1970\n", flag, v);
-    return -1;
-  }
-  *ms = ns / 1000000 + (ns % 1000000 != 0);
-  return 0;
-}
 
 /* Reads the message at offset `off` of topic/part and returns 1 with its timestamp (ms), or 0
  * when it cannot be read within KR_META_MS or has none. Leaves nothing assigned. */
@@ -215,14 +141,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
              (int)m->partition, rd_kafka_err2str(m->err));
 }
 
-int kreplay_main(int argc, char **argv) {
-  kr_opts o = {.start_off = -1, .end_off = -1, .idle_ms = 10000};
-  kconf kc;
-  kconf_init(&kc);
+int kreplay_run(const kreplay_opts *o, const nn_model *m, const kconf *kc) {
   char err[1024], rerr[512];
-  int status = 2;
-  nn_model m;
-  int model_loaded = 0;
+  int status = TC_EKAFKA;
   engine e;
   memset(&e, 0, sizeof e);
   int engine_ok = 0;
@@ -235,121 +156,7 @@ int kreplay_main(int argc, char **argv) {
   char *outbuf = NULL;
   FILE *out = NULL;
   kr_dr dr = {0};
-  static const char *const flags[] = {"model",        "topic",        "partitions", "start-offset",
-                                      "start-time",   "end-offset",   "end-time",   "output",
-                                      "output-topic", "idle-timeout", "log-level",  NULL};
 
-  for (int i = 1; i < argc; i++) {
-    int r = kconf_arg(&kc, argc, argv, &i, err, sizeof err);
-    if (r < 0) {
-      fprintf(stderr, "tickcast replay: %s\n", err);
-      goto done;
-    }
-    if (r) {
-      i--;
-      continue;
-    }
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage(stdout);
-      status = 0;
-      goto done;
-    }
-    if (!strcmp(a, "--quiet")) {
-      o.quiet = 1;
-      continue;
-    }
-    const char *v;
-    int k = kconf_arg_value(argc, argv, &i, flags, &v, err, sizeof err);
-    if (k == -2) {
-      fprintf(stderr, "tickcast replay: %s\n", err);
-      goto done;
-    }
-    if (k < 0) {
-      fprintf(stderr,
-              "tickcast replay: unknown argument '%s' (see tickcast replay --brokers x "
-              "--help)\n",
-              a);
-      goto done;
-    }
-    const char *name = flags[k];
-    if (!strcmp(name, "model"))
-      o.model = v;
-    else if (!strcmp(name, "topic"))
-      o.topic = v;
-    else if (!strcmp(name, "partitions"))
-      o.parts = v;
-    else if (!strcmp(name, "output"))
-      o.output = v;
-    else if (!strcmp(name, "output-topic"))
-      o.out_topic = v;
-    else if (!strcmp(name, "start-time"))
-      o.start_time = v;
-    else if (!strcmp(name, "end-time"))
-      o.end_time = v;
-    else if (!strcmp(name, "start-offset")) {
-      if (parse_off("--start-offset", v, &o.start_off))
-        goto done;
-    } else if (!strcmp(name, "end-offset")) {
-      if (parse_off("--end-offset", v, &o.end_off))
-        goto done;
-    } else if (!strcmp(name, "idle-timeout")) {
-      int64_t ms;
-      if (tick_parse_int64(v, strlen(v), &ms) || ms < 1 || ms > 86400000) {
-        fprintf(stderr, "tickcast replay: --idle-timeout %s: expected 1..86400000 ms\n", v);
-        goto done;
-      }
-      o.idle_ms = (int)ms;
-    } else if (!strcmp(name, "log-level")) {
-      int lv = log_level_parse(v);
-      if (lv < 0) {
-        fprintf(stderr, "tickcast replay: --log-level %s: expected error, warn, info or debug\n",
-                v);
-        goto done;
-      }
-      log_level = lv;
-    }
-  }
-  if (kconf_check_flags(&kc, flags, err, sizeof err) < 0) {
-    fprintf(stderr, "tickcast replay: %s\n", err);
-    goto done;
-  }
-  if (!o.model)
-    o.model = kconf_flag(&kc, "model");
-  if (!o.topic)
-    o.topic = kconf_flag(&kc, "topic");
-  if (!o.model || !o.topic || !kc.brokers || (o.output && o.out_topic) ||
-      (o.start_off >= 0 && o.start_time) || (o.end_off >= 0 && o.end_time)) {
-    fprintf(stderr, "tickcast replay: %s (see tickcast replay --brokers x --help)\n",
-            !o.model                  ? "--model is required"
-            : !o.topic                ? "--topic is required with --brokers"
-            : !kc.brokers             ? "--brokers is required with --topic"
-            : o.output && o.out_topic ? "--output and --output-topic exclude each other"
-            : o.start_time            ? "--start-offset and --start-time exclude each other"
-                                      : "--end-offset and --end-time exclude each other");
-    goto done;
-  }
-  int32_t want[KR_MAX_PARTS];
-  int nwant = 0;
-  if (o.parts && (nwant = kconf_parse_int_list("--partitions", o.parts, want, KR_MAX_PARTS, err,
-                                               sizeof err)) < 0) {
-    fprintf(stderr, "tickcast replay: %s\n", err);
-    goto done;
-  }
-  int64_t start_ms = -1, end_ms = -1;
-  if (o.start_time && parse_time_ms("--start-time", o.start_time, &start_ms))
-    goto done;
-  if (o.end_time && parse_time_ms("--end-time", o.end_time, &end_ms))
-    goto done;
-
-  if (nn_model_load(&m, o.model, err, sizeof err) != 0) {
-    fprintf(stderr, "tickcast replay: %s\n", err);
-    goto done;
-  }
-  model_loaded = 1;
-
-  /* From here on failures are runtime failures. */
-  status = 1;
   const char *cdefaults[] = {"client.id", "tickcast-replay", "group.id", "tickcast-replay",
                              "enable.auto.commit", "false", "enable.auto.offset.store", "false",
                              "enable.partition.eof", "true", "auto.offset.reset", "earliest",
@@ -357,9 +164,9 @@ int kreplay_main(int argc, char **argv) {
                               * partition's first fetch for the default 500 ms. */
                              "fetch.wait.max.ms", "10", NULL};
   rd_kafka_conf_t *conf;
-  if (kconf_build(&kc, cdefaults, &conf, err, sizeof err) < 0) {
+  if (kconf_build(kc, cdefaults, &conf, err, sizeof err) < 0) {
     fprintf(stderr, "tickcast replay: %s\n", err);
-    status = 2;
+    status = TC_EUSAGE;
     goto done;
   }
   if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof rerr))) {
@@ -375,14 +182,14 @@ int kreplay_main(int argc, char **argv) {
   rd_kafka_resp_err_t ke = rd_kafka_metadata(rk, 1, NULL, &md, KR_META_MS);
   int ti = -1;
   for (int i = 0; !ke && i < md->topic_cnt; i++)
-    if (!strcmp(md->topics[i].topic, o.topic))
+    if (!strcmp(md->topics[i].topic, o->topic))
       ti = i;
   if (!ke && ti < 0)
     ke = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
   if (!ke && md->topics[ti].err)
     ke = md->topics[ti].err;
   if (ke) {
-    fprintf(stderr, "tickcast replay: topic %s on %s: %s\n", o.topic, kc.brokers,
+    fprintf(stderr, "tickcast replay: topic %s on %s: %s\n", o->topic, kc->brokers,
             rd_kafka_err2str(ke));
     if (md)
       rd_kafka_metadata_destroy(md);
@@ -390,65 +197,65 @@ int kreplay_main(int argc, char **argv) {
   }
   int ntopic = md->topics[ti].partition_cnt;
   rd_kafka_metadata_destroy(md);
-  if (ntopic <= 0 || ntopic > KR_MAX_PARTS) {
-    fprintf(stderr, "tickcast replay: topic %s has %d partitions (expected 1..%d)\n", o.topic,
-            ntopic, KR_MAX_PARTS);
+  if (ntopic <= 0 || ntopic > KREPLAY_MAX_PARTS) {
+    fprintf(stderr, "tickcast replay: topic %s has %d partitions (expected 1..%d)\n", o->topic,
+            ntopic, KREPLAY_MAX_PARTS);
     goto done;
   }
-  int np = o.parts ? nwant : ntopic;
+  int np = o->parts ? o->nparts : ntopic;
   parts = calloc((size_t)np, sizeof *parts);
   ticks = malloc(KR_CHUNK * sizeof *ticks);
   srcs = malloc(KR_CHUNK * sizeof *srcs);
   outbuf = malloc(KR_CHUNK * (size_t)ENC_PRED_MAX);
-  if (!parts || !ticks || !srcs || !outbuf || engine_init(&e, &m, KR_CHUNK) != 0) {
+  if (!parts || !ticks || !srcs || !outbuf || engine_init(&e, m, KR_CHUNK) != 0) {
     fprintf(stderr, "tickcast replay: out of memory\n");
     goto done;
   }
   engine_ok = 1;
   for (int i = 0; i < np; i++) {
-    int32_t id = o.parts ? want[i] : i;
+    int32_t id = o->parts ? o->parts[i] : i;
     for (int j = 0; j < i; j++)
       if (parts[j].id == id) {
-        fprintf(stderr, "tickcast replay: --partitions %s: partition %d named twice\n", o.parts,
-                (int)id);
-        status = 2;
+        fprintf(stderr, "tickcast replay: --partitions %s: partition %d named twice\n",
+                o->parts_arg, (int)id);
+        status = TC_EUSAGE;
         goto done;
       }
     if (id >= ntopic) {
       fprintf(stderr, "tickcast replay: --partitions %s: topic %s has partitions 0..%d, found %d\n",
-              o.parts, o.topic, ntopic - 1, (int)id);
-      status = 2;
+              o->parts_arg, o->topic, ntopic - 1, (int)id);
+      status = TC_EUSAGE;
       goto done;
     }
     parts[i].id = id;
     int64_t lo, hi;
-    ke = rd_kafka_query_watermark_offsets(rk, o.topic, id, &lo, &hi, KR_META_MS);
+    ke = rd_kafka_query_watermark_offsets(rk, o->topic, id, &lo, &hi, KR_META_MS);
     if (ke) {
-      fprintf(stderr, "tickcast replay: %s/%d: watermarks: %s\n", o.topic, (int)id,
+      fprintf(stderr, "tickcast replay: %s/%d: watermarks: %s\n", o->topic, (int)id,
               rd_kafka_err2str(ke));
       goto done;
     }
-    parts[i].start = o.start_off >= 0 ? (o.start_off < lo ? lo : o.start_off) : lo;
-    parts[i].end = o.end_off >= 0 && o.end_off < hi ? o.end_off : hi;
+    parts[i].start = o->start_off >= 0 ? (o->start_off < lo ? lo : o->start_off) : lo;
+    parts[i].end = o->end_off >= 0 && o->end_off < hi ? o->end_off : hi;
   }
-  if (start_ms >= 0 && offsets_for_time(rk, o.topic, parts, np, start_ms, 1, "--start-time",
-                                        o.start_time, err, sizeof err) < 0) {
+  if (o->start_ms >= 0 && offsets_for_time(rk, o->topic, parts, np, o->start_ms, 1, "--start-time",
+                                           o->start_time, err, sizeof err) < 0) {
     fprintf(stderr, "tickcast replay: %s\n", err);
     goto done;
   }
-  if (end_ms >= 0 && offsets_for_time(rk, o.topic, parts, np, end_ms, 0, "--end-time", o.end_time,
-                                      err, sizeof err) < 0) {
+  if (o->end_ms >= 0 && offsets_for_time(rk, o->topic, parts, np, o->end_ms, 0, "--end-time",
+                                         o->end_time, err, sizeof err) < 0) {
     fprintf(stderr, "tickcast replay: %s\n", err);
     goto done;
   }
 
   /* Output: a file (CSV or JSONL) or a topic. */
-  int jsonl = o.out_topic || (o.output && ends_with(o.output, ".jsonl"));
-  if (o.out_topic) {
+  int jsonl = o->out_topic || (o->output && ends_with(o->output, ".jsonl"));
+  if (o->out_topic) {
     const char *pdefaults[] = {"client.id",   "tickcast-replay", "enable.idempotence", "true",
                                "partitioner", "murmur2_random",  "linger.ms",          "5",
                                NULL};
-    if (kconf_build(&kc, pdefaults, &conf, err, sizeof err) < 0) {
+    if (kconf_build(kc, pdefaults, &conf, err, sizeof err) < 0) {
       fprintf(stderr, "tickcast replay: %s\n", err);
       goto done;
     }
@@ -459,15 +266,15 @@ int kreplay_main(int argc, char **argv) {
       fprintf(stderr, "tickcast replay: cannot create the producer: %s\n", rerr);
       goto done;
     }
-    if (!(out_rkt = rd_kafka_topic_new(prod, o.out_topic, NULL))) {
-      fprintf(stderr, "tickcast replay: --output-topic %s: %s\n", o.out_topic,
+    if (!(out_rkt = rd_kafka_topic_new(prod, o->out_topic, NULL))) {
+      fprintf(stderr, "tickcast replay: --output-topic %s: %s\n", o->out_topic,
               rd_kafka_err2str(rd_kafka_last_error()));
       goto done;
     }
-  } else if (!o.output || !strcmp(o.output, "-")) {
+  } else if (!o->output || !strcmp(o->output, "-")) {
     out = stdout;
-  } else if (!(out = fopen(o.output, "w"))) {
-    fprintf(stderr, "tickcast replay: %s: cannot open for writing: %s\n", o.output,
+  } else if (!(out = fopen(o->output, "w"))) {
+    fprintf(stderr, "tickcast replay: %s: cannot open for writing: %s\n", o->output,
             strerror(errno));
     goto done;
   }
@@ -485,17 +292,17 @@ int kreplay_main(int argc, char **argv) {
     p->next = p->start;
     if (p->start < p->end)
       remaining++;
-    log_debug("replay", "%s/%d: offsets [%lld, %lld)", o.topic, (int)p->id, (long long)p->start,
+    log_debug("replay", "%s/%d: offsets [%lld, %lld)", o->topic, (int)p->id, (long long)p->start,
               (long long)p->end);
   }
 
   uint64_t read = 0; /* messages read in range */
   reject_tally rej;
   reject_tally_init(&rej);
-  rej.quiet = o.quiet;
+  rej.quiet = o->quiet;
   rej.print = log_warn_line;
   rej.print_ud = "replay";
-  size_t tlen = strlen(o.topic) > 200 ? 200 : strlen(o.topic);
+  size_t tlen = strlen(o->topic) > 200 ? 200 : strlen(o->topic);
   double t0 = now_s(), last_msg = t0;
   int failed = 0, cur = -1;
   kr_part *p = NULL;
@@ -507,9 +314,9 @@ int kreplay_main(int argc, char **argv) {
       p = &parts[cur];
       rd_kafka_topic_partition_list_destroy(assign);
       assign = rd_kafka_topic_partition_list_new(1);
-      rd_kafka_topic_partition_list_add(assign, o.topic, p->id)->offset = p->start;
+      rd_kafka_topic_partition_list_add(assign, o->topic, p->id)->offset = p->start;
       if ((ke = rd_kafka_assign(rk, assign))) {
-        fprintf(stderr, "tickcast replay: assign %s/%d: %s\n", o.topic, (int)p->id,
+        fprintf(stderr, "tickcast replay: assign %s/%d: %s\n", o->topic, (int)p->id,
                 rd_kafka_err2str(ke));
         failed = 1;
         break;
@@ -526,11 +333,11 @@ int kreplay_main(int argc, char **argv) {
         msg = NULL;
       }
       if (!msg) {
-        if (now_s() - last_msg > o.idle_ms / 1000.0) {
+        if (now_s() - last_msg > o->idle_ms / 1000.0) {
           fprintf(stderr,
                   "tickcast replay: %s/%d: no message for %d ms at offset %lld, before "
                   "the end of the range %lld\n",
-                  o.topic, (int)p->id, o.idle_ms, (long long)p->next, (long long)p->end);
+                  o->topic, (int)p->id, o->idle_ms, (long long)p->next, (long long)p->end);
           failed = 1;
         }
         continue;
@@ -545,7 +352,7 @@ int kreplay_main(int argc, char **argv) {
         if (p->next >= p->end)
           remaining--;
       } else if (msg->err) {
-        fprintf(stderr, "tickcast replay: %s/%d: %s\n", o.topic, (int)p->id,
+        fprintf(stderr, "tickcast replay: %s/%d: %s\n", o->topic, (int)p->id,
                 rd_kafka_message_errstr(msg));
         failed = 1;
       } else if (msg->offset >= p->next) {
@@ -560,7 +367,7 @@ int kreplay_main(int argc, char **argv) {
             snprintf(derr, sizeof derr, "empty message (null value)");
           if (t->reason == TICK_OK)
             t->reason = tick_check_key(&t->t, msg->key, msg->key_len, derr, sizeof derr);
-          srcs[N] = (reject_loc){o.topic, p->id, msg->offset};
+          srcs[N] = (reject_loc){o->topic, p->id, msg->offset};
           read++;
           p->read++;
           if (t->reason != TICK_OK) {
@@ -598,7 +405,7 @@ int kreplay_main(int argc, char **argv) {
         continue;
       }
       char src[400];
-      memcpy(src, o.topic, tlen);
+      memcpy(src, o->topic, tlen);
       size_t sl = tlen;
       sl += (size_t)snprintf(src + sl, sizeof src - sl, "/%d/%lld", (int)srcs[i].part,
                              (long long)srcs[i].pos);
@@ -611,7 +418,7 @@ int kreplay_main(int argc, char **argv) {
       while (rd_kafka_produce(out_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, bp, n, t->t.sym,
                               t->t.sym_len, NULL) != 0) {
         if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-          fprintf(stderr, "tickcast replay: produce to %s: %s\n", o.out_topic,
+          fprintf(stderr, "tickcast replay: produce to %s: %s\n", o->out_topic,
                   rd_kafka_err2str(rd_kafka_last_error()));
           failed = 1;
           break;
@@ -622,13 +429,13 @@ int kreplay_main(int argc, char **argv) {
     if (prod)
       rd_kafka_poll(prod, 0);
     if (out && fwrite(outbuf, 1, (size_t)(bp - outbuf), out) != (size_t)(bp - outbuf)) {
-      fprintf(stderr, "tickcast replay: %s: write failed: %s\n", o.output ? o.output : "stdout",
+      fprintf(stderr, "tickcast replay: %s: write failed: %s\n", o->output ? o->output : "stdout",
               strerror(errno));
       failed = 1;
     }
   }
   if (out && fflush(out) != 0) {
-    fprintf(stderr, "tickcast replay: %s: write failed: %s\n", o.output ? o.output : "stdout",
+    fprintf(stderr, "tickcast replay: %s: write failed: %s\n", o->output ? o->output : "stdout",
             strerror(errno));
     failed = 1;
   }
@@ -638,17 +445,17 @@ int kreplay_main(int argc, char **argv) {
     undelivered = rd_kafka_outq_len(prod);
     if (dr.failed || undelivered) {
       fprintf(stderr, "tickcast replay: --output-topic %s: %llu failed, %llu undelivered%s%s\n",
-              o.out_topic, (unsigned long long)dr.failed, (unsigned long long)undelivered,
+              o->out_topic, (unsigned long long)dr.failed, (unsigned long long)undelivered,
               dr.failed ? "; first error: " : "", dr.first_error);
       failed = 1;
     }
   }
   double dt = now_s() - t0;
-  if (!o.quiet) {
+  if (!o->quiet) {
     fprintf(stderr,
             "replay %s: %llu messages read, %llu accepted, %llu rejected, %u instruments, "
             "%.3f s, %.0f ticks/s\n",
-            o.topic, (unsigned long long)read, (unsigned long long)e.accepted,
+            o->topic, (unsigned long long)read, (unsigned long long)e.accepted,
             (unsigned long long)rej.total, e.st.live, dt, dt > 0 ? read / dt : 0.0);
     for (int i = 0; i < np; i++)
       fprintf(stderr, "  partition %d: offsets [%lld, %lld), %llu read\n", (int)parts[i].id,
@@ -656,11 +463,11 @@ int kreplay_main(int argc, char **argv) {
               (unsigned long long)parts[i].read);
     reject_tally_summary(&rej, stderr, "", 0);
   }
-  status = failed ? 1 : 0;
+  status = failed ? TC_EKAFKA : 0;
 done:
   if (out && out != stdout && fclose(out) != 0 && status == 0) {
-    fprintf(stderr, "tickcast replay: %s: write failed: %s\n", o.output, strerror(errno));
-    status = 1;
+    fprintf(stderr, "tickcast replay: %s: write failed: %s\n", o->output, strerror(errno));
+    status = TC_EIO;
   }
   if (assign)
     rd_kafka_topic_partition_list_destroy(assign);
@@ -678,8 +485,5 @@ done:
   free(ticks);
   free(srcs);
   free(outbuf);
-  if (model_loaded)
-    nn_model_free(&m);
-  kconf_free(&kc);
   return status;
 }

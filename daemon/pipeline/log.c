@@ -3,7 +3,6 @@
 
 #include <stdarg.h>
 #include <stdio.h>
-#include <string.h>
 #include <time.h>
 
 int log_level = LOG_INFO;
@@ -11,13 +10,6 @@ int log_level = LOG_INFO;
 static const char *names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
 const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
-
-int log_level_parse(const char *s) {
-  for (int i = 0; log_level_names[i]; i++)
-    if (!strcmp(s, log_level_names[i]))
-      return i;
-  return -1;
-}
 
 void log_msg(int level, const char *component, const char *fmt, ...) {
   if (level > log_level)

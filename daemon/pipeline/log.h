@@ -11,9 +11,6 @@ extern int log_level; /* messages above this level are dropped; default LOG_INFO
 /* The level names by level: "error", "warn", "info", "debug", then NULL (for --log-level). */
 extern const char *const log_level_names[];
 
-/* Parses "error", "warn", "info", "debug"; returns the level or -1. */
-int log_level_parse(const char *s);
-
 void log_msg(int level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
