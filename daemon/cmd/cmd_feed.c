@@ -22,6 +22,7 @@
 #include "ingest/reject.h"
 #include "ingest/tick.h"
 #include "ingest/tickfile.h"
+#include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 
 #define FEED_FLUSH_MS 30000     /* how long the final flush may wait for delivery reports */
@@ -91,12 +92,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
   }
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Token bucket: `rate` tokens per second, at most `burst` saved up. rate <= 0: unlimited. */
 typedef struct bucket {
   double rate, burst, tokens, last;
@@ -107,7 +102,7 @@ static void bucket_take(bucket *b, rd_kafka_t *rk) {
   if (b->rate <= 0)
     return;
   while (!feed_stop) {
-    double t = now_s();
+    double t = tc_mono_s();
     b->tokens += (t - b->last) * b->rate;
     b->last = t;
     if (b->tokens > b->burst)
@@ -382,8 +377,8 @@ int cmd_feed(int argc, char **argv) {
   sa.sa_handler = on_stop_signal;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
-  bucket b = {.rate = o.rate, .burst = o.rate > 100 ? o.rate / 100 : 1, .last = now_s()};
-  double t0 = now_s();
+  bucket b = {.rate = o.rate, .burst = o.rate > 100 ? o.rate / 100 : 1, .last = tc_mono_s()};
+  double t0 = tc_mono_s();
   int rc = o.synthetic >= 0 ? feed_synthetic(&o, rk, rkt, &b, &st, err, sizeof err)
            : o.raw          ? feed_raw(&o, rk, rkt, &b, &st, err, sizeof err)
                             : feed_file(&o, rk, rkt, &b, &st, err, sizeof err);
@@ -396,7 +391,7 @@ int cmd_feed(int argc, char **argv) {
     fprintf(stderr, "tickcast feed: %s\n", err);
   }
   rd_kafka_resp_err_t ferr = rd_kafka_flush(rk, flush_ms);
-  double dt = now_s() - t0;
+  double dt = tc_mono_s() - t0;
   uint64_t undelivered = st.sent - st.delivered - st.failed;
   if (ferr)
     log_error("feed", "flush: %llu messages still undelivered after %d ms: %s",

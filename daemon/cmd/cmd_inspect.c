@@ -11,6 +11,7 @@
 
 #include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
+#include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 #include "store/store.h"
 
@@ -39,12 +40,6 @@ static void fmt_time(char *buf, size_t len, int64_t ns) {
   gmtime_r(&s, &tm);
   size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
   snprintf(buf + n, len - n, ".%03dZ", (int)(ns % 1000000000 / 1000000));
-}
-
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 typedef struct top_list {
@@ -90,7 +85,7 @@ static void print_json(const char *path, const store_meta *m, int has_meta, cons
     fmt_time(ts, sizeof ts, m->ckpt_time_ns);
   json_object_set_new(o, "checkpoint_time", m->ckpt_time_ns ? json_string(ts) : json_null());
   json_object_set_new(o, "checkpoint_age_s",
-                      m->ckpt_time_ns ? json_real((double)(now_ns() - m->ckpt_time_ns) / 1e9)
+                      m->ckpt_time_ns ? json_real((double)(tc_wall_ns() - m->ckpt_time_ns) / 1e9)
                                       : json_null());
   json_object_set_new(o, "checkpoints", json_integer((json_int_t)m->ckpts));
   json_object_set_new(o, "app", json_string(m->app));
@@ -138,7 +133,7 @@ static void print_text(const char *path, const store_meta *m, int has_meta, cons
     char ts[40];
     fmt_time(ts, sizeof ts, m->ckpt_time_ns);
     printf("checkpoint   %s (%.1f s ago), %" PRIu64 " written\n", ts,
-           (double)(now_ns() - m->ckpt_time_ns) / 1e9, m->ckpts);
+           (double)(tc_wall_ns() - m->ckpt_time_ns) / 1e9, m->ckpts);
   } else {
     printf("checkpoint   (none yet)\n");
   }

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "daemon/cmd/args.h"
@@ -13,6 +12,7 @@
 #include "daemon/pipeline/engine.h"
 #include "ingest/reject.h"
 #include "ingest/tickfile.h"
+#include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 #include "nn/model.h"
 
@@ -37,19 +37,13 @@ static void usage(FILE *f) {
       "or unreadable input.\n");
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int ends_with(const char *s, const char *suffix) {
   size_t a = strlen(s), b = strlen(suffix);
   return a >= b && !strcmp(s + a - b, suffix);
 }
 
 static void progress(const tickfile *tf, uint64_t ticks, double t0) {
-  double dt = now_s() - t0;
+  double dt = tc_mono_s() - t0;
   if (tf->size > 0) {
     double f = (double)tf->bytes / (double)tf->size;
     int w = 30, fill = (int)(f * w);
@@ -134,7 +128,7 @@ int cmd_replay(int argc, char **argv) {
   }
   if (!jsonl)
     fputs(ENC_CSV_HEADER "\n", out);
-  double t0 = now_s(), last_bar = 0;
+  double t0 = tc_mono_s(), last_bar = 0;
   const char *src_name = strcmp(in_path, "-") ? in_path : "stdin";
   size_t src_len = strlen(src_name);
   for (;;) {
@@ -189,8 +183,8 @@ int cmd_replay(int argc, char **argv) {
       fprintf(stderr, "\ntickcast replay: %s: write failed: %m\n", out_path ? out_path : "stdout");
       goto done;
     }
-    if (bar && now_s() - last_bar > 0.2) {
-      last_bar = now_s();
+    if (bar && tc_mono_s() - last_bar > 0.2) {
+      last_bar = tc_mono_s();
       progress(&tf, read, t0);
     }
     if (rc == 0)
@@ -203,7 +197,7 @@ int cmd_replay(int argc, char **argv) {
   if (bar)
     fprintf(stderr, "\r\033[K");
   if (!quiet)
-    summary(&rej, read, &e, src_name, now_s() - t0);
+    summary(&rej, read, &e, src_name, tc_mono_s() - t0);
   status = 0;
 done:
   if (out && out != stdout && fclose(out) != 0 && status == 0) {

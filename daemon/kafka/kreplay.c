@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -19,18 +18,13 @@
 #include "daemon/pipeline/log.h"
 #include "ingest/reject.h"
 #include "ingest/tick.h"
+#include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 #include "nn/model.h"
 
 #define KR_CHUNK 4096     /* ticks per engine call */
 #define KR_META_MS 10000  /* metadata, watermark and offsets-for-times requests */
 #define KR_FLUSH_MS 30000 /* final flush of --output-topic */
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int ends_with(const char *s, const char *suffix) {
   size_t a = strlen(s), b = strlen(suffix);
@@ -54,9 +48,9 @@ static int last_timestamp(rd_kafka_t *rk, const char *topic, int32_t part, int64
   rd_kafka_topic_partition_list_add(l, topic, part)->offset = off;
   int found = 0;
   if (!rd_kafka_assign(rk, l)) {
-    double deadline = now_s() + KR_META_MS / 1000.0;
+    double deadline = tc_mono_s() + KR_META_MS / 1000.0;
     int got = 0;
-    while (!got && now_s() < deadline) {
+    while (!got && tc_mono_s() < deadline) {
       rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
       if (!m)
         continue;
@@ -303,7 +297,7 @@ int kreplay_run(const kreplay_opts *o, const nn_model *m, const kconf *kc) {
   rej.print = log_warn_line;
   rej.print_ud = "replay";
   size_t tlen = strlen(o->topic) > 200 ? 200 : strlen(o->topic);
-  double t0 = now_s(), last_msg = t0;
+  double t0 = tc_mono_s(), last_msg = t0;
   int failed = 0, cur = -1;
   kr_part *p = NULL;
   while (remaining > 0 && !failed) {
@@ -321,7 +315,7 @@ int kreplay_run(const kreplay_opts *o, const nn_model *m, const kconf *kc) {
         failed = 1;
         break;
       }
-      last_msg = now_s();
+      last_msg = tc_mono_s();
     }
     int N = 0;
     while (N < KR_CHUNK && p->next < p->end && !failed) {
@@ -333,7 +327,7 @@ int kreplay_run(const kreplay_opts *o, const nn_model *m, const kconf *kc) {
         msg = NULL;
       }
       if (!msg) {
-        if (now_s() - last_msg > o->idle_ms / 1000.0) {
+        if (tc_mono_s() - last_msg > o->idle_ms / 1000.0) {
           fprintf(stderr,
                   "tickcast replay: %s/%d: no message for %d ms at offset %lld, before "
                   "the end of the range %lld\n",
@@ -342,7 +336,7 @@ int kreplay_run(const kreplay_opts *o, const nn_model *m, const kconf *kc) {
         }
         continue;
       }
-      last_msg = now_s();
+      last_msg = tc_mono_s();
       if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         /* End of the log: done when the range end is reached (offsets may have gaps). */
         if (msg->offset >= p->end)
@@ -450,7 +444,7 @@ int kreplay_run(const kreplay_opts *o, const nn_model *m, const kconf *kc) {
       failed = 1;
     }
   }
-  double dt = now_s() - t0;
+  double dt = tc_mono_s() - t0;
   if (!o->quiet) {
     fprintf(stderr,
             "replay %s: %llu messages read, %llu accepted, %llu rejected, %u instruments, "

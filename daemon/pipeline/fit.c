@@ -8,8 +8,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 #include "nn/train.h"
 
@@ -29,12 +29,6 @@ void fit_opts_default(fit_opts *o) {
   o->clip = 1.0;
   o->seed = 1;
   o->verbose = 1;
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* The dataset as flat standardized arrays, series after series. */
@@ -339,11 +333,11 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
             "L=%d H=%d%s, %zu parameters\n",
             (unsigned long long)ntr, (unsigned long long)nval, d->ns, o->L, o->H,
             o->peephole ? " peephole" : "", m->nparams);
-  double t_start = now_s(), steps_total = 0, train_time = 0;
+  double t_start = tc_mono_s(), steps_total = 0, train_time = 0;
   for (int epoch = 1; epoch <= o->epochs; epoch++) {
     if (lanes_build(&ln, d, &f, B, T, &rng) != 0)
       goto oom;
-    double t0 = now_s(), loss_sum = 0, steps = 0, last_bar = 0;
+    double t0 = tc_mono_s(), loss_sum = 0, steps = 0, last_bar = 0;
     size_t nwin = 0;
     for (size_t wi = 0; wi < ln.W; wi++) {
       int nvalid = 0;
@@ -377,13 +371,13 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
       loss_sum += loss * nvalid;
       steps += nvalid;
       nwin++;
-      if (log && o->verbose >= 2 && now_s() - last_bar > 0.2) {
-        last_bar = now_s();
+      if (log && o->verbose >= 2 && tc_mono_s() - last_bar > 0.2) {
+        last_bar = tc_mono_s();
         bar(log, epoch, o->epochs, wi + 1, ln.W, steps, last_bar - t0);
       }
     }
     lanes_free(&ln);
-    double dt = now_s() - t0;
+    double dt = tc_mono_s() - t0;
     train_time += dt;
     steps_total += steps;
     res->ntrain = (uint64_t)steps;
@@ -471,7 +465,7 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
   res->best_epoch = best_epoch;
   res->val_mse = vbest;
   res->train_mse = best_train;
-  res->seconds = now_s() - t_start;
+  res->seconds = tc_mono_s() - t_start;
   res->steps_per_s = train_time > 0 ? steps_total / train_time : 0;
   rc = 0;
   goto done;
