@@ -1,6 +1,7 @@
 /* test_kconf.c: the common Kafka flags, the config file and the conf they build (daemon/kconf.h):
  * precedence (defaults < file < -X, --brokers beats the file), error lines that quote the key, the
  * value, the file:line and librdkafka's message. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -153,5 +154,21 @@ int main(void) {
   CHECK_CONTAINS(err, "--partitions 0,,1: bad item");
   CHECK_INT(kconf_parse_int_list("--partitions", "-1", v, 4, err, sizeof err), TC_EUSAGE);
   CHECK_INT(kconf_parse_int_list("--partitions", "1,2,3,4,5", v, 4, err, sizeof err), TC_EUSAGE);
+
+  /* The produce wait bound follows the producer's message.timeout.ms. */
+  const char *tmo[] = {NULL, "1500", "0"};
+  const int want[] = {300000 + KCONF_QUEUE_MARGIN_MS, 1500 + KCONF_QUEUE_MARGIN_MS, INT_MAX};
+  for (int k = 0; k < 3; k++) {
+    rd_kafka_conf_t *pc = rd_kafka_conf_new();
+    rd_kafka_conf_set(pc, "log_level", "3", err, sizeof err); /* no notice about the brokers */
+    if (tmo[k])
+      rd_kafka_conf_set(pc, "message.timeout.ms", tmo[k], err, sizeof err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof err);
+    CHECK(rk != NULL);
+    if (rk) {
+      CHECK_INT(kconf_queue_wait_ms(rk), want[k]);
+      rd_kafka_destroy(rk);
+    }
+  }
   return check_done();
 }

@@ -17,6 +17,7 @@
 #include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
 #include "daemon/kafka/kconf.h"
+#include "daemon/kafka/produce.h"
 #include "daemon/pipeline/log.h"
 #include "ingest/fmt.h"
 #include "ingest/reject.h"
@@ -123,26 +124,33 @@ static void bucket_take(bucket *b, rd_kafka_t *rk) {
   }
 }
 
-/* Hands one message to the producer, waiting (serving delivery reports) while its queue is full.
- * Returns 0, TC_EAGAIN when a stop signal came (nothing sent), or TC_EKAFKA with err set. */
-static int produce(rd_kafka_topic_t *rkt, rd_kafka_t *rk, const char *val, size_t len,
-                   const char *key, size_t keylen, feed_stats *st, char *err, size_t errlen) {
-  for (;;) {
-    if (feed_stop)
-      return TC_EAGAIN;
-    if (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)val, len, key,
-                         keylen, NULL) == 0) {
-      st->sent++;
-      rd_kafka_poll(rk, 0);
-      return 0;
-    }
-    rd_kafka_resp_err_t e = rd_kafka_last_error();
-    if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-      snprintf(err, errlen, "produce to %s: %s", rd_kafka_topic_name(rkt), rd_kafka_err2str(e));
-      return TC_EKAFKA;
-    }
-    rd_kafka_poll(rk, 10);
+/* Where the ticks go: the producer and its topic, paced by the token bucket. */
+typedef struct feed_sink {
+  rd_kafka_t *rk;        /* the producer */
+  rd_kafka_topic_t *rkt; /* the topic */
+  bucket b;              /* --rate */
+  int wait_ms;           /* how long a produce may wait for room in a full queue */
+  feed_stats *st;        /* what was sent, delivered and rejected */
+} feed_sink;
+
+/* Hands one message to the producer after the rate limit allows it, waiting at most
+ * sink->wait_ms (serving delivery reports) while its queue is full. Returns 0, TC_EAGAIN when a
+ * stop signal came (nothing sent), or TC_EKAFKA with err set (nothing sent). */
+static int feed_send(feed_sink *sink, const char *val, size_t len, const char *key, size_t keylen,
+                     char *err, size_t errlen) {
+  bucket_take(&sink->b, sink->rk);
+  rd_kafka_resp_err_t e =
+      kprod_send(sink->rk, sink->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)val, len,
+                 key, keylen, NULL, sink->wait_ms, &feed_stop);
+  if (e == RD_KAFKA_RESP_ERR__INTR)
+    return TC_EAGAIN;
+  if (e) {
+    snprintf(err, errlen, "produce to %s: %s", rd_kafka_topic_name(sink->rkt), rd_kafka_err2str(e));
+    return TC_EKAFKA;
   }
+  sink->st->sent++;
+  rd_kafka_poll(sink->rk, 0);
+  return 0;
 }
 
 /* Encodes a decoded tick as the contract's JSON object. out holds at least 256 bytes. */
@@ -191,8 +199,7 @@ typedef struct feed_opts {
   double rate;
 } feed_opts;
 
-static int feed_file(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, bucket *b,
-                     feed_stats *st, char *err, size_t errlen) {
+static int feed_file(const feed_opts *o, feed_sink *sink, char *err, size_t errlen) {
   tickfile tf;
   int rc = tickfile_open(&tf, o->input, err, errlen);
   if (rc < 0)
@@ -202,8 +209,8 @@ static int feed_file(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, 
   int reason;
   while ((rc = tickfile_next(&tf, &t, &reason, derr, sizeof derr)) > 0) {
     if (reason != TICK_OK) {
-      reject_tally_note(&st->rej, reason, (reject_loc){tf.path, REJECT_LINE, (int64_t)tf.line},
-                        derr);
+      reject_tally_note(&sink->st->rej, reason,
+                        (reject_loc){tf.path, REJECT_LINE, (int64_t)tf.line}, derr);
       continue;
     }
     size_t len;
@@ -212,8 +219,7 @@ static int feed_file(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, 
       len = tick_to_json(json, &t);
       val = json;
     }
-    bucket_take(b, rk);
-    rc = produce(rkt, rk, val, len, t.sym, t.sym_len, st, err, errlen);
+    rc = feed_send(sink, val, len, t.sym, t.sym_len, err, errlen);
     if (rc < 0)
       break;
   }
@@ -223,8 +229,7 @@ static int feed_file(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, 
   return rc < 0 ? rc : 0;
 }
 
-static int feed_raw(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, bucket *b,
-                    feed_stats *st, char *err, size_t errlen) {
+static int feed_raw(const feed_opts *o, feed_sink *sink, char *err, size_t errlen) {
   FILE *f = strcmp(o->input, "-") ? fopen(o->input, "rb") : stdin;
   if (!f) {
     snprintf(err, errlen, "%s: cannot open: %s", o->input, strerror(errno));
@@ -241,8 +246,7 @@ static int feed_raw(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, b
       continue;
     tick t;
     int ok = tick_parse_json(&t, line, (size_t)n, derr, 0) == TICK_OK;
-    bucket_take(b, rk);
-    rc = produce(rkt, rk, line, (size_t)n, ok ? t.sym : NULL, ok ? t.sym_len : 0, st, err, errlen);
+    rc = feed_send(sink, line, (size_t)n, ok ? t.sym : NULL, ok ? t.sym_len : 0, err, errlen);
     if (rc < 0)
       break;
   }
@@ -259,8 +263,7 @@ static int feed_raw(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, b
 /* N ticks of a geometric random walk per instrument, each tick of a uniformly drawn instrument,
  * timestamps 1 ms apart on average from --start-time, a quote on 3 ticks in 4. Same seed, same
  * ticks. */
-static int feed_synthetic(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, bucket *b,
-                          feed_stats *st, char *err, size_t errlen) {
+static int feed_synthetic(const feed_opts *o, feed_sink *sink, char *err, size_t errlen) {
   int K = o->instruments;
   double *px = malloc((size_t)K * sizeof *px);
   if (!px) {
@@ -284,8 +287,7 @@ static int feed_synthetic(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *
       t.bid = px[k] - half, t.ask = px[k] + half, t.has_quote = 1;
     }
     size_t len = tick_to_json(json, &t);
-    bucket_take(b, rk);
-    rc = produce(rkt, rk, json, len, t.sym, t.sym_len, st, err, errlen);
+    rc = feed_send(sink, json, len, t.sym, t.sym_len, err, errlen);
   }
   free(px);
   return rc;
@@ -377,11 +379,16 @@ int cmd_feed(int argc, char **argv) {
   sa.sa_handler = on_stop_signal;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
-  bucket b = {.rate = o.rate, .burst = o.rate > 100 ? o.rate / 100 : 1, .last = tc_mono_s()};
+  feed_sink sink = {
+      .rk = rk,
+      .rkt = rkt,
+      .b = {.rate = o.rate, .burst = o.rate > 100 ? o.rate / 100 : 1, .last = tc_mono_s()},
+      .wait_ms = kconf_queue_wait_ms(rk),
+      .st = &st};
   double t0 = tc_mono_s();
-  int rc = o.synthetic >= 0 ? feed_synthetic(&o, rk, rkt, &b, &st, err, sizeof err)
-           : o.raw          ? feed_raw(&o, rk, rkt, &b, &st, err, sizeof err)
-                            : feed_file(&o, rk, rkt, &b, &st, err, sizeof err);
+  int rc = o.synthetic >= 0 ? feed_synthetic(&o, &sink, err, sizeof err)
+           : o.raw          ? feed_raw(&o, &sink, err, sizeof err)
+                            : feed_file(&o, &sink, err, sizeof err);
   int flush_ms = FEED_FLUSH_MS;
   if (feed_stop) { /* stopped on request: not a failure if what was sent gets delivered */
     log_info("feed", "stop signal: stopped sending, flushing");

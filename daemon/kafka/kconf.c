@@ -289,6 +289,17 @@ fail:
   return TC_EUSAGE;
 }
 
+int kconf_queue_wait_ms(rd_kafka_t *rk) {
+  char buf[32];
+  size_t n = sizeof buf;
+  long ms = 300000; /* librdkafka's default */
+  if (rd_kafka_conf_get(rd_kafka_conf(rk), "message.timeout.ms", buf, &n) == RD_KAFKA_CONF_OK)
+    ms = strtol(buf, NULL, 10);
+  if (ms <= 0 || ms > INT_MAX - KCONF_QUEUE_MARGIN_MS)
+    return INT_MAX;
+  return (int)ms + KCONF_QUEUE_MARGIN_MS;
+}
+
 int kconf_parse_int_list(const char *what, const char *s, int32_t *out, int max, char *err,
                          size_t errlen) {
   int n = 0;

@@ -89,6 +89,13 @@ int kconf_build(const kconf *kc, const char *const *defaults, rd_kafka_conf_t **
  * log_msg writes each line with one fprintf, which is safe there. */
 void kconf_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
 
+/* How long a produce may wait for room in producer rk's full queue (kprod_send's wait_ms): rk's
+ * message.timeout.ms, within which every queued message is delivered or fails and so frees its
+ * place, plus KCONF_QUEUE_MARGIN_MS for serving the delivery reports. A queue still full after
+ * that is stuck. INT_MAX when message.timeout.ms is 0 (librdkafka's "no limit"). */
+#define KCONF_QUEUE_MARGIN_MS 5000
+int kconf_queue_wait_ms(rd_kafka_t *rk);
+
 /* Parses a comma-separated list of non-negative int32 ("0,1,5") into out[0..max). Returns the
  * count, or TC_EUSAGE with err naming the flag (`what`) and the bad item. */
 int kconf_parse_int_list(const char *what, const char *s, int32_t *out, int max, char *err,

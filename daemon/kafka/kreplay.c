@@ -13,6 +13,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "daemon/kafka/kconf.h"
+#include "daemon/kafka/produce.h"
 #include "daemon/pipeline/encode.h"
 #include "daemon/pipeline/engine.h"
 #include "daemon/pipeline/log.h"
@@ -150,6 +151,7 @@ int kreplay_run(const kreplay_opts *o, const nn_model *m, const kconf *kc) {
   char *outbuf = NULL;
   FILE *out = NULL;
   kr_dr dr = {0};
+  int prod_wait_ms = 0; /* how long a produce may wait for room in the producer's queue */
 
   const char *cdefaults[] = {"client.id", "tickcast-replay", "group.id", "tickcast-replay",
                              "enable.auto.commit", "false", "enable.auto.offset.store", "false",
@@ -260,6 +262,7 @@ int kreplay_run(const kreplay_opts *o, const nn_model *m, const kconf *kc) {
       fprintf(stderr, "tickcast replay: cannot create the producer: %s\n", rerr);
       goto done;
     }
+    prod_wait_ms = kconf_queue_wait_ms(prod);
     if (!(out_rkt = rd_kafka_topic_new(prod, o->out_topic, NULL))) {
       fprintf(stderr, "tickcast replay: --output-topic %s: %s\n", o->out_topic,
               rd_kafka_err2str(rd_kafka_last_error()));
@@ -409,15 +412,11 @@ int kreplay_run(const kreplay_opts *o, const nn_model *m, const kconf *kc) {
         *bp++ = '\n';
         continue;
       }
-      while (rd_kafka_produce(out_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, bp, n, t->t.sym,
-                              t->t.sym_len, NULL) != 0) {
-        if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-          fprintf(stderr, "tickcast replay: produce to %s: %s\n", o->out_topic,
-                  rd_kafka_err2str(rd_kafka_last_error()));
-          failed = 1;
-          break;
-        }
-        rd_kafka_poll(prod, 10);
+      rd_kafka_resp_err_t pe = kprod_send(prod, out_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+                                          bp, n, t->t.sym, t->t.sym_len, NULL, prod_wait_ms, NULL);
+      if (pe) {
+        fprintf(stderr, "tickcast replay: produce to %s: %s\n", o->out_topic, rd_kafka_err2str(pe));
+        failed = 1;
       }
     }
     if (prod)
