@@ -66,24 +66,169 @@ static void summary(const reject_tally *rej, uint64_t read, const engine *e, con
   reject_tally_summary(rej, stderr, "", 0);
 }
 
+/* One file replay: its files, buffers and counts. */
+typedef struct replay_run {
+  const char *out_path; /* --output, NULL for stdout */
+  const char *src;      /* the input's name in messages and JSONL src ("stdin" for '-') */
+  int quiet;            /* --quiet */
+  int bar;              /* a progress bar on stderr (a terminal, not quiet) */
+  int jsonl;            /* predictions as JSON Lines */
+  tickfile tf;          /* the input */
+  engine e;             /* fresh state */
+  eng_tick *ticks;      /* (CHUNK) the chunk's accepted ticks */
+  uint64_t *lines;      /* (CHUNK) their line numbers */
+  char *outbuf;         /* (CHUNK * ENC_PRED_MAX) the chunk's predictions */
+  FILE *out;            /* the prediction file or stdout */
+  uint64_t read;        /* ticks (non-empty lines) read */
+  reject_tally rej;     /* rejected lines */
+} replay_run;
+
+/* Buffers, the engine and the output file (with the CSV header). 0, or 1 after printing why. */
+static int replay_setup(replay_run *r, const nn_model *m) {
+  r->ticks = malloc(CHUNK * sizeof *r->ticks);
+  r->lines = malloc(CHUNK * sizeof *r->lines);
+  r->outbuf = malloc(CHUNK * (size_t)ENC_PRED_MAX);
+  if (engine_init(&r->e, m, CHUNK) != 0 || !r->ticks || !r->lines || !r->outbuf) {
+    fprintf(stderr, "tickcast replay: out of memory\n");
+    return 1;
+  }
+  r->out = stdout;
+  if (r->out_path && strcmp(r->out_path, "-") != 0 && !(r->out = fopen(r->out_path, "w"))) {
+    fprintf(stderr, "tickcast replay: %s: cannot open for writing: %m\n", r->out_path);
+    return 1;
+  }
+  if (!r->jsonl)
+    fputs(ENC_CSV_HEADER "\n", r->out);
+  return 0;
+}
+
+/* Reads up to CHUNK accepted ticks into the chunk (*N of them), counting rejected lines. Returns
+ * tickfile_next's last result: 1 more to read, 0 end of file, negative a read error. */
+static int replay_read_chunk(replay_run *r, int *N) {
+  char err[512];
+  int rc = 0;
+  *N = 0;
+  while (*N < CHUNK) {
+    eng_tick *t = &r->ticks[*N];
+    rc = tickfile_next(&r->tf, &t->t, &t->reason, err, sizeof err);
+    if (rc <= 0)
+      break;
+    r->read++;
+    if (t->reason != TICK_OK) { /* no output for it, so it need not go through the engine */
+      reject_tally_note(&r->rej, t->reason, (reject_loc){r->src, REJECT_LINE, (int64_t)r->tf.line},
+                        err);
+      continue;
+    }
+    t->partition = -1;
+    r->lines[(*N)++] = r->tf.line;
+  }
+  return rc;
+}
+
+/* Steps the chunk's N ticks through the engine and writes their predictions; JSON Lines name
+ * their source FILE:LINE. 0, or 1 after printing why. */
+static int replay_emit_chunk(replay_run *r, int N) {
+  if (engine_process(&r->e, r->ticks, N) != 0) {
+    fprintf(stderr, "\ntickcast replay: out of memory\n");
+    return 1;
+  }
+  size_t src_len = strlen(r->src) > 300 ? 300 : strlen(r->src);
+  char *p = r->outbuf;
+  for (int i = 0; i < N; i++) {
+    eng_tick *t = &r->ticks[i];
+    if (t->reason == TICK_OUT_OF_ORDER) {
+      char msg[256];
+      snprintf(msg, sizeof msg, "field ts: found %lld, older than the last accepted tick of %s",
+               (long long)t->t.ts, t->t.sym);
+      reject_tally_note(&r->rej, TICK_OUT_OF_ORDER,
+                        (reject_loc){r->src, REJECT_LINE, (int64_t)r->lines[i]}, msg);
+    }
+    if (t->reason != TICK_OK)
+      continue;
+    if (r->jsonl) {
+      char src[400];
+      memcpy(src, r->src, src_len);
+      size_t sl = src_len;
+      src[sl++] = ':';
+      sl += snprintf(src + sl, sizeof src - sl, "%llu", (unsigned long long)r->lines[i]);
+      p += enc_pred_json(p, t, src, sl);
+    } else {
+      p += enc_pred_csv(p, t);
+    }
+    *p++ = '\n';
+  }
+  if (fwrite(r->outbuf, 1, (size_t)(p - r->outbuf), r->out) != (size_t)(p - r->outbuf)) {
+    fprintf(stderr, "\ntickcast replay: %s: write failed: %m\n",
+            r->out_path ? r->out_path : "stdout");
+    return 1;
+  }
+  return 0;
+}
+
+/* The whole input, chunk by chunk, with the progress bar; then the flush and the summary.
+ * 0, or 1 after printing why. */
+static int replay_loop(replay_run *r) {
+  double t0 = tc_mono_s(), last_bar = 0;
+  for (;;) {
+    int N, rc = replay_read_chunk(r, &N);
+    if (rc < 0) {
+      fprintf(stderr, "\ntickcast replay: %s:%llu: read error\n", r->src,
+              (unsigned long long)r->tf.line);
+      return 1;
+    }
+    if (replay_emit_chunk(r, N) != 0)
+      return 1;
+    if (r->bar && tc_mono_s() - last_bar > 0.2) {
+      last_bar = tc_mono_s();
+      progress(&r->tf, r->read, t0);
+    }
+    if (rc == 0)
+      break;
+  }
+  if (fflush(r->out) != 0) {
+    fprintf(stderr, "tickcast replay: %s: write failed: %m\n",
+            r->out_path ? r->out_path : "stdout");
+    return 1;
+  }
+  if (r->bar)
+    fprintf(stderr, "\r\033[K");
+  if (!r->quiet)
+    summary(&r->rej, r->read, &r->e, r->src, tc_mono_s() - t0);
+  return 0;
+}
+
+/* Closes the output (a failure to is a failure of the replay) and frees r. */
+static int replay_close(replay_run *r, int status) {
+  if (r->out && r->out != stdout && fclose(r->out) != 0 && status == 0) {
+    fprintf(stderr, "tickcast replay: %s: write failed: %m\n", r->out_path);
+    status = 1;
+  }
+  engine_free(&r->e);
+  free(r->ticks);
+  free(r->lines);
+  free(r->outbuf);
+  tickfile_close(&r->tf);
+  return status;
+}
+
 int cmd_replay(int argc, char **argv) {
-  const char *model_path = NULL, *in_path = NULL, *out_path = NULL;
-  int quiet = 0;
-  for (int a = 1; a < argc; a++) /* a topic range is kreplay's, whatever the flag order */
+  for (int a = 1; a < argc; a++) /* a topic range is cmd_kreplay's, whatever the flag order */
     if (!strncmp(argv[a], "--brokers", 9) || !strncmp(argv[a], "--topic", 7))
       return cmd_kreplay(argc, argv);
+  const char *model_path = NULL, *in_path = NULL;
+  replay_run r;
+  memset(&r, 0, sizeof r);
   const args_flag flags[] = {
       {"model", ARGS_STR, .dst = &model_path},
       {"input", ARGS_STR, .dst = &in_path},
-      {"output", ARGS_STR, .dst = &out_path},
-      {"quiet", ARGS_SWITCH, .dst = &quiet, .short_name = 'q'},
+      {"output", ARGS_STR, .dst = &r.out_path},
+      {"quiet", ARGS_SWITCH, .dst = &r.quiet, .short_name = 'q'},
   };
   const args_cmd c = {.name = "replay",
                       .flags = flags,
                       .nflags = (int)(sizeof flags / sizeof flags[0]),
                       .usage = usage,
                       .unknown = "unknown or incomplete option"};
-  char err[512];
   int status = args_parse_cmd(&c, argc, argv);
   if (status >= 0)
     return status;
@@ -92,123 +237,27 @@ int cmd_replay(int argc, char **argv) {
             !model_path ? "--model" : "--input");
     return 2;
   }
-
+  char err[512];
   nn_model m;
   if (nn_model_load(&m, model_path, err, sizeof err) != 0) {
     fprintf(stderr, "tickcast replay: %s\n", err);
     return 2;
   }
-  tickfile tf;
-  if (tickfile_open(&tf, in_path, err, sizeof err) != 0) {
+  if (tickfile_open(&r.tf, in_path, err, sizeof err) != 0) {
     fprintf(stderr, "tickcast replay: %s\n", err);
     nn_model_free(&m);
     return 2;
   }
-  status = 1;
-  engine e;
-  eng_tick *ticks = malloc(CHUNK * sizeof *ticks);
-  uint64_t *lines = malloc(CHUNK * sizeof *lines);
-  char *outbuf = malloc(CHUNK * (size_t)ENC_PRED_MAX);
-  uint64_t read = 0; /* ticks (non-empty lines) read */
-  reject_tally rej;
-  reject_tally_init(&rej);
-  int bar = !quiet && isatty(2);
-  rej.quiet = quiet;
-  rej.lead = bar ? "\r\033[K" : "";
-  FILE *out = stdout;
-  int jsonl = out_path && ends_with(out_path, ".jsonl");
-  if (engine_init(&e, &m, CHUNK) != 0 || !ticks || !lines || !outbuf) {
-    fprintf(stderr, "tickcast replay: out of memory\n");
-    goto done;
-  }
-  if (out_path && strcmp(out_path, "-") != 0 && !(out = fopen(out_path, "w"))) {
-    fprintf(stderr, "tickcast replay: %s: cannot open for writing: %m\n", out_path);
-    out = NULL;
-    goto done;
-  }
-  if (!jsonl)
-    fputs(ENC_CSV_HEADER "\n", out);
-  double t0 = tc_mono_s(), last_bar = 0;
-  const char *src_name = strcmp(in_path, "-") ? in_path : "stdin";
-  size_t src_len = strlen(src_name);
-  for (;;) {
-    int N = 0, rc = 0;
-    while (N < CHUNK) {
-      eng_tick *t = &ticks[N];
-      rc = tickfile_next(&tf, &t->t, &t->reason, err, sizeof err);
-      if (rc <= 0)
-        break;
-      read++;
-      if (t->reason != TICK_OK) { /* no output for it, so it need not go through the engine */
-        reject_tally_note(&rej, t->reason, (reject_loc){src_name, REJECT_LINE, (int64_t)tf.line},
-                          err);
-        continue;
-      }
-      t->partition = -1;
-      lines[N++] = tf.line;
-    }
-    if (rc < 0) {
-      fprintf(stderr, "\ntickcast replay: %s:%llu: read error\n", src_name,
-              (unsigned long long)tf.line);
-      goto done;
-    }
-    if (engine_process(&e, ticks, N) != 0) {
-      fprintf(stderr, "\ntickcast replay: out of memory\n");
-      goto done;
-    }
-    char *p = outbuf;
-    for (int i = 0; i < N; i++) {
-      eng_tick *t = &ticks[i];
-      if (t->reason == TICK_OUT_OF_ORDER) {
-        snprintf(err, sizeof err, "field ts: found %lld, older than the last accepted tick of %s",
-                 (long long)t->t.ts, t->t.sym);
-        reject_tally_note(&rej, TICK_OUT_OF_ORDER,
-                          (reject_loc){src_name, REJECT_LINE, (int64_t)lines[i]}, err);
-      }
-      if (t->reason != TICK_OK)
-        continue;
-      if (jsonl) {
-        char src[400];
-        memcpy(src, src_name, src_len > 300 ? 300 : src_len);
-        size_t sl = src_len > 300 ? 300 : src_len;
-        src[sl++] = ':';
-        sl += snprintf(src + sl, sizeof src - sl, "%llu", (unsigned long long)lines[i]);
-        p += enc_pred_json(p, t, src, sl);
-      } else {
-        p += enc_pred_csv(p, t);
-      }
-      *p++ = '\n';
-    }
-    if (fwrite(outbuf, 1, (size_t)(p - outbuf), out) != (size_t)(p - outbuf)) {
-      fprintf(stderr, "\ntickcast replay: %s: write failed: %m\n", out_path ? out_path : "stdout");
-      goto done;
-    }
-    if (bar && tc_mono_s() - last_bar > 0.2) {
-      last_bar = tc_mono_s();
-      progress(&tf, read, t0);
-    }
-    if (rc == 0)
-      break;
-  }
-  if (fflush(out) != 0) {
-    fprintf(stderr, "tickcast replay: %s: write failed: %m\n", out_path ? out_path : "stdout");
-    goto done;
-  }
-  if (bar)
-    fprintf(stderr, "\r\033[K");
-  if (!quiet)
-    summary(&rej, read, &e, src_name, tc_mono_s() - t0);
-  status = 0;
-done:
-  if (out && out != stdout && fclose(out) != 0 && status == 0) {
-    fprintf(stderr, "tickcast replay: %s: write failed: %m\n", out_path);
-    status = 1;
-  }
-  engine_free(&e);
-  free(ticks);
-  free(lines);
-  free(outbuf);
-  tickfile_close(&tf);
+  r.src = strcmp(in_path, "-") ? in_path : "stdin";
+  r.jsonl = r.out_path && ends_with(r.out_path, ".jsonl");
+  r.bar = !r.quiet && isatty(2);
+  reject_tally_init(&r.rej);
+  r.rej.quiet = r.quiet;
+  r.rej.lead = r.bar ? "\r\033[K" : "";
+  status = replay_setup(&r, &m);
+  if (status == 0)
+    status = replay_loop(&r);
+  status = replay_close(&r, status);
   nn_model_free(&m);
   return status;
 }
