@@ -334,95 +334,101 @@ static int feed_parse(feed_opts *o, kconf *kc, int argc, char **argv) {
   return -1;
 }
 
-int cmd_feed(int argc, char **argv) {
-  feed_opts o = {.start_ts = 1704067200000000000LL}; /* 2024-01-01T00:00:00Z */
-  kconf kc;
-  kconf_init(&kc);
-  char err[1024];
-  rd_kafka_t *rk = NULL;
-  rd_kafka_topic_t *rkt = NULL;
-  int status = feed_parse(&o, &kc, argc, argv);
-  if (status >= 0)
-    goto out;
-  status = 2;
-
-  feed_stats st = {0};
-  reject_tally_init(&st.rej);
-  st.rej.print = log_warn_line;
-  st.rej.print_ud = "feed";
+/* The idempotent murmur2 producer and its topic into sink (its delivery reports count into
+ * sink->st). 0, or the exit status after printing why. */
+static int feed_open(feed_sink *sink, const kconf *kc, const char *topic) {
   const char *defaults[] = {"enable.idempotence", "true",          "partitioner",
                             "murmur2_random",     "linger.ms",     "5",
                             "client.id",          "tickcast-feed", NULL};
+  char err[1024];
   rd_kafka_conf_t *conf;
-  if (kconf_build(&kc, defaults, &conf, err, sizeof err) < 0) {
+  if (kconf_build(kc, defaults, &conf, err, sizeof err) < 0) {
     fprintf(stderr, "tickcast feed: %s\n", err);
-    goto out;
+    return 2;
   }
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-  rd_kafka_conf_set_opaque(conf, &st);
-  char rerr[512];
-  status = 1;
-  if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof rerr))) {
+  rd_kafka_conf_set_opaque(conf, sink->st);
+  if (!(sink->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err))) {
     rd_kafka_conf_destroy(conf);
-    fprintf(stderr, "tickcast feed: cannot create the producer: %s\n", rerr);
-    goto out;
+    fprintf(stderr, "tickcast feed: cannot create the producer: %s\n", err);
+    return 1;
   }
-  if (!(rkt = rd_kafka_topic_new(rk, o.topic, NULL))) {
-    fprintf(stderr, "tickcast feed: topic %s: %s\n", o.topic,
+  if (!(sink->rkt = rd_kafka_topic_new(sink->rk, topic, NULL))) {
+    fprintf(stderr, "tickcast feed: topic %s: %s\n", topic,
             rd_kafka_err2str(rd_kafka_last_error()));
-    goto out;
+    return 1;
   }
+  sink->wait_ms = kconf_queue_wait_ms(sink->rk);
+  return 0;
+}
 
+/* Sends the synthetic walk, the raw lines or the tick file, until done or a stop signal.
+ * Returns 0 (also when stopped by a signal) or the source's negative TC_E* code, printed. */
+static int feed_send_all(const feed_opts *o, feed_sink *sink) {
   /* No SA_RESTART: a read blocked on stdin returns, and the loops see feed_stop. */
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_stop_signal;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
-  feed_sink sink = {
-      .rk = rk,
-      .rkt = rkt,
-      .b = {.rate = o.rate, .burst = o.rate > 100 ? o.rate / 100 : 1, .last = tc_mono_s()},
-      .wait_ms = kconf_queue_wait_ms(rk),
-      .st = &st};
-  double t0 = tc_mono_s();
-  int rc = o.synthetic >= 0 ? feed_synthetic(&o, &sink, err, sizeof err)
-           : o.raw          ? feed_raw(&o, &sink, err, sizeof err)
-                            : feed_file(&o, &sink, err, sizeof err);
-  int flush_ms = FEED_FLUSH_MS;
+  sink->b =
+      (bucket){.rate = o->rate, .burst = o->rate > 100 ? o->rate / 100 : 1, .last = tc_mono_s()};
+  char err[1024];
+  int rc = o->synthetic >= 0 ? feed_synthetic(o, sink, err, sizeof err)
+           : o->raw          ? feed_raw(o, sink, err, sizeof err)
+                             : feed_file(o, sink, err, sizeof err);
   if (feed_stop) { /* stopped on request: not a failure if what was sent gets delivered */
     log_info("feed", "stop signal: stopped sending, flushing");
-    rc = 0;
-    flush_ms = FEED_STOP_FLUSH_MS;
-  } else if (rc < 0) {
-    fprintf(stderr, "tickcast feed: %s\n", err);
+    return 0;
   }
-  rd_kafka_resp_err_t ferr = rd_kafka_flush(rk, flush_ms);
+  if (rc < 0)
+    fprintf(stderr, "tickcast feed: %s\n", err);
+  return rc;
+}
+
+/* Waits for the delivery reports (less long after a stop signal) and prints the summary: one line,
+ * then one per reject reason with its first line numbers. Returns the undelivered count. */
+static uint64_t feed_finish(const feed_opts *o, feed_sink *sink, double t0) {
+  const feed_stats *st = sink->st;
+  int flush_ms = feed_stop ? FEED_STOP_FLUSH_MS : FEED_FLUSH_MS;
+  rd_kafka_resp_err_t ferr = rd_kafka_flush(sink->rk, flush_ms);
   double dt = tc_mono_s() - t0;
-  uint64_t undelivered = st.sent - st.delivered - st.failed;
+  uint64_t undelivered = st->sent - st->delivered - st->failed;
   if (ferr)
     log_error("feed", "flush: %llu messages still undelivered after %d ms: %s",
               (unsigned long long)undelivered, flush_ms, rd_kafka_err2str(ferr));
-  if (st.failed)
-    log_error("feed", "first delivery error: %s", st.first_error);
-
-  /* The summary: one line, then one line per reject reason with its first line numbers. */
+  if (st->failed)
+    log_error("feed", "first delivery error: %s", st->first_error);
   fprintf(stderr,
           "feed: %s -> %s: sent %llu, delivered %llu, failed %llu, rejected %llu, "
           "%.2f s, %.0f ticks/s\n",
-          o.synthetic >= 0 ? "synthetic" : o.input, o.topic, (unsigned long long)st.sent,
-          (unsigned long long)st.delivered, (unsigned long long)(st.failed + undelivered),
-          (unsigned long long)st.rej.total, dt, dt > 0 ? st.delivered / dt : 0.0);
-  reject_tally_summary(&st.rej, stderr, "feed: ", REJECT_SUM_INLINE);
-  if (rc == TC_EUSAGE)
-    status = 2;
-  else
-    status = rc < 0 || st.failed || undelivered ? 1 : 0;
-out:
-  if (rkt)
-    rd_kafka_topic_destroy(rkt);
-  if (rk)
-    rd_kafka_destroy(rk);
+          o->synthetic >= 0 ? "synthetic" : o->input, o->topic, (unsigned long long)st->sent,
+          (unsigned long long)st->delivered, (unsigned long long)(st->failed + undelivered),
+          (unsigned long long)st->rej.total, dt, dt > 0 ? st->delivered / dt : 0.0);
+  reject_tally_summary(&st->rej, stderr, "feed: ", REJECT_SUM_INLINE);
+  return undelivered;
+}
+
+int cmd_feed(int argc, char **argv) {
+  feed_opts o = {.start_ts = 1704067200000000000LL}; /* 2024-01-01T00:00:00Z */
+  kconf kc;
+  kconf_init(&kc);
+  feed_stats st = {0};
+  reject_tally_init(&st.rej);
+  st.rej.print = log_warn_line;
+  st.rej.print_ud = "feed";
+  feed_sink sink = {.st = &st};
+  int status = feed_parse(&o, &kc, argc, argv);
+  if (status < 0 && (status = feed_open(&sink, &kc, o.topic)) == 0) {
+    double t0 = tc_mono_s();
+    int rc = feed_send_all(&o, &sink);
+    uint64_t undelivered = feed_finish(&o, &sink, t0);
+    status = rc == TC_EUSAGE ? 2 : rc < 0 || st.failed || undelivered ? 1 : 0;
+  }
+  if (sink.rkt)
+    rd_kafka_topic_destroy(sink.rkt);
+  if (sink.rk)
+    rd_kafka_destroy(sink.rk);
   kconf_free(&kc);
   return status;
 }
