@@ -186,21 +186,14 @@ static void lanes_free(lanes *ln) {
   memset(ln, 0, sizeof *ln);
 }
 
-/* Cuts the training parts into pieces (a random phase per series so that piece boundaries move
- * between epochs), shuffles them and packs each into the currently shortest lane. */
-static int lanes_build(lanes *ln, const dataset *d, const flat *f, int B, int T, nn_rng *r) {
-  memset(ln, 0, sizeof *ln);
-  size_t ntr = 0;
-  for (int i = 0; i < d->ns; i++)
-    if (d->s[i].ntrain >= 2)
-      ntr += d->s[i].ntrain - 1;
-  if (ntr == 0)
-    return 0;
-  size_t P = (ntr + B - 1) / B;
-  P = (P + T - 1) / T * T;
-  size_t np = 0, pcap = 64;
-  piece *pc = malloc(pcap * sizeof *pc);
-  if (!pc)
+/* Cuts every training part into pieces of P ticks, the first one of a random length below P
+ * (a random phase per series, so that piece boundaries move between epochs), then shuffles them.
+ * *pc (np) is the caller's to free. 0 or TC_ENOMEM. */
+static int pieces_cut(const dataset *d, const flat *f, size_t P, nn_rng *r, piece **pc,
+                      size_t *np) {
+  size_t cap = 64;
+  *np = 0;
+  if (!(*pc = malloc(cap * sizeof **pc)))
     return TC_ENOMEM;
   for (int i = 0; i < d->ns; i++) {
     size_t n = d->s[i].ntrain >= 2 ? d->s[i].ntrain - 1 : 0; /* inputs with a training target */
@@ -209,30 +202,33 @@ static int lanes_build(lanes *ln, const dataset *d, const flat *f, int B, int T,
       size_t len = a == 0 && first > 0 ? first : P;
       if (len > n - a)
         len = n - a;
-      if (np == pcap) {
-        piece *q = realloc(pc, 2 * pcap * sizeof *pc);
-        if (!q) {
-          free(pc);
+      if (*np == cap) {
+        piece *q = realloc(*pc, 2 * cap * sizeof **pc);
+        if (!q)
           return TC_ENOMEM;
-        }
-        pc = q, pcap *= 2;
+        *pc = q, cap *= 2;
       }
-      pc[np++] = (piece){f->off[i] + a, len};
+      (*pc)[(*np)++] = (piece){f->off[i] + a, len};
       a += len;
     }
   }
-  for (size_t i = np; i > 1; i--) { /* Fisher-Yates */
+  for (size_t i = *np; i > 1; i--) { /* Fisher-Yates */
     size_t j = (size_t)nn_rng_below(r, i);
-    piece t = pc[i - 1];
-    pc[i - 1] = pc[j];
-    pc[j] = t;
+    piece t = (*pc)[i - 1];
+    (*pc)[i - 1] = (*pc)[j];
+    (*pc)[j] = t;
   }
+  return 0;
+}
+
+/* Packs pieces pc (np) into B lanes of T-step windows, each piece into the lane that is shortest
+ * at the time, starting on a window boundary. 0 or TC_ENOMEM. */
+static int lanes_pack(lanes *ln, const piece *pc, size_t np, int B, int T) {
   size_t *fill = calloc(B, sizeof *fill); /* windows used per lane */
   int *lane_of = malloc((np ? np : 1) * sizeof *lane_of);
-  if (!fill || !lane_of) {
-    free(pc), free(fill), free(lane_of);
-    return TC_ENOMEM;
-  }
+  int rc = TC_ENOMEM;
+  if (!fill || !lane_of)
+    goto done;
   for (size_t i = 0; i < np; i++) {
     int best = 0;
     for (int b = 1; b < B; b++)
@@ -248,11 +244,8 @@ static int lanes_build(lanes *ln, const dataset *d, const flat *f, int B, int T,
   ln->B = B, ln->T = T, ln->W = W;
   ln->idx = malloc((size_t)B * W * T * sizeof *ln->idx);
   ln->reset = calloc((size_t)B * W, 1);
-  if (!ln->idx || !ln->reset) {
-    free(pc), free(fill), free(lane_of);
-    lanes_free(ln);
-    return TC_ENOMEM;
-  }
+  if (!ln->idx || !ln->reset)
+    goto done;
   for (size_t i = 0; i < (size_t)B * W * T; i++)
     ln->idx[i] = -1;
   memset(fill, 0, B * sizeof *fill);
@@ -264,8 +257,33 @@ static int lanes_build(lanes *ln, const dataset *d, const flat *f, int B, int T,
       dst[k] = (long long)(pc[i].start + k);
     fill[b] += (pc[i].len + T - 1) / T;
   }
-  free(pc), free(fill), free(lane_of);
-  return 0;
+  rc = 0;
+done:
+  free(fill), free(lane_of);
+  return rc;
+}
+
+/* One epoch's lane layout: the training parts cut into pieces of about a lane's share (whole
+ * windows), shuffled and packed into B lanes. */
+static int lanes_build(lanes *ln, const dataset *d, const flat *f, int B, int T, nn_rng *r) {
+  memset(ln, 0, sizeof *ln);
+  size_t ntr = 0;
+  for (int i = 0; i < d->ns; i++)
+    if (d->s[i].ntrain >= 2)
+      ntr += d->s[i].ntrain - 1;
+  if (ntr == 0)
+    return 0;
+  size_t P = (ntr + B - 1) / B;
+  P = (P + T - 1) / T * T;
+  piece *pc = NULL;
+  size_t np = 0;
+  int rc = pieces_cut(d, f, P, r, &pc, &np);
+  if (rc == 0)
+    rc = lanes_pack(ln, pc, np, B, T);
+  free(pc);
+  if (rc != 0)
+    lanes_free(ln);
+  return rc;
 }
 
 static void bar(FILE *log, int epoch, int epochs, size_t w, size_t W, double steps, double dt) {
