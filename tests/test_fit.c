@@ -1,8 +1,8 @@
-/* test_train.c: the data side of training (daemon/dataset.c) and the training loop (daemon/fit.c):
- * rejected and out-of-order lines counted with their line numbers, the per-instrument time split,
- * statistics from the training part only (validation prices do not move them), the target scale
- * (RMS, mean 0), the zero model when nothing is trained or the gain is noise, seed
- * reproducibility, and a model that learns an AR(1) coefficient. */
+/* test_fit.c: the data side of training (daemon/pipeline/dataset.c) and the training loop
+ * (daemon/pipeline/fit.c): rejected and out-of-order lines counted with their line numbers, the
+ * per-instrument time split, statistics from the training part only (validation prices do not
+ * move them), the target scale (RMS, mean 0), the zero model when nothing is trained or the gain
+ * is noise, seed reproducibility, and a model that learns an AR(1) coefficient. */
 #include <stdlib.h>
 #include <unistd.h>
 
