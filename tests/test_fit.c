@@ -1,8 +1,8 @@
-/* test_train.c: the data side of training (daemon/dataset.c) and the training loop (daemon/fit.c):
- * rejected and out-of-order lines counted with their line numbers, the per-instrument time split,
- * statistics from the training part only (validation prices do not move them), the target scale
- * (RMS, mean 0), the zero model when nothing is trained or the gain is noise, seed
- * reproducibility, and a model that learns an AR(1) coefficient. */
+/* test_fit.c: the data side of training (daemon/pipeline/dataset.c) and the training loop
+ * (daemon/pipeline/fit.c): rejected and out-of-order lines counted with their line numbers, the
+ * per-instrument time split, statistics from the training part only (validation prices do not
+ * move them), the target scale (RMS, mean 0), the zero model when nothing is trained or the gain
+ * is noise, seed reproducibility, and a model that learns an AR(1) coefficient. */
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -51,10 +51,10 @@ static void check_dataset(void) {
   CHECK_INT(d.ns, 2);
   CHECK_INT(d.accepted, 15);
   CHECK_INT(d.read, 17);
-  CHECK_INT(d.rejected[TICK_OUT_OF_ORDER], 1);
-  CHECK_INT(d.first_line[TICK_OUT_OF_ORDER][0], 5);
-  CHECK_INT(d.rejected[TICK_BAD_PX], 1);
-  CHECK_INT(d.first_line[TICK_BAD_PX][0], 8);
+  CHECK_INT(d.rej.n[TICK_OUT_OF_ORDER], 1);
+  CHECK_INT(d.rej.first[TICK_OUT_OF_ORDER][0].pos, 5);
+  CHECK_INT(d.rej.n[TICK_BAD_PX], 1);
+  CHECK_INT(d.rej.first[TICK_BAD_PX][0].pos, 8);
   CHECK_STR(d.s[0].sym, "A");
   CHECK_INT(d.s[0].n, 10);
   CHECK_INT(d.s[1].n, 5);

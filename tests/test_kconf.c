@@ -1,6 +1,7 @@
 /* test_kconf.c: the common Kafka flags, the config file and the conf they build (daemon/kconf.h):
  * precedence (defaults < file < -X, --brokers beats the file), error lines that quote the key, the
  * value, the file:line and librdkafka's message. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -154,24 +155,20 @@ int main(void) {
   CHECK_INT(kconf_parse_int_list("--partitions", "-1", v, 4, err, sizeof err), TC_EUSAGE);
   CHECK_INT(kconf_parse_int_list("--partitions", "1,2,3,4,5", v, 4, err, sizeof err), TC_EUSAGE);
 
-  /* A command's own valued flags: --name VALUE, --name=VALUE, unknown, missing value. */
-  {
-    static const char *const names[] = {"topic", "rate", NULL};
-    char *av[] = {"feed", "--rate", "5", "--topic=t1", "--rat", "--topic", NULL};
-    int ac = 6, i = 1;
-    const char *val = NULL;
-    CHECK_INT(kconf_arg_value(ac, av, &i, names, &val, err, sizeof err), 1);
-    CHECK_STR(val, "5");
-    CHECK_INT(i, 2); /* on the value; the caller's loop steps past it */
-    i = 3;
-    CHECK_INT(kconf_arg_value(ac, av, &i, names, &val, err, sizeof err), 0);
-    CHECK_STR(val, "t1");
-    CHECK_INT(i, 3);
-    i = 4;
-    CHECK_INT(kconf_arg_value(ac, av, &i, names, &val, err, sizeof err), -1);
-    i = 5;
-    CHECK_INT(kconf_arg_value(ac, av, &i, names, &val, err, sizeof err), -2);
-    CHECK_STR(err, "--topic: missing value");
+  /* The produce wait bound follows the producer's message.timeout.ms. */
+  const char *tmo[] = {NULL, "1500", "0"};
+  const int want[] = {300000 + KCONF_QUEUE_MARGIN_MS, 1500 + KCONF_QUEUE_MARGIN_MS, INT_MAX};
+  for (int k = 0; k < 3; k++) {
+    rd_kafka_conf_t *pc = rd_kafka_conf_new();
+    rd_kafka_conf_set(pc, "log_level", "3", err, sizeof err); /* no notice about the brokers */
+    if (tmo[k])
+      rd_kafka_conf_set(pc, "message.timeout.ms", tmo[k], err, sizeof err);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof err);
+    CHECK(rk != NULL);
+    if (rk) {
+      CHECK_INT(kconf_queue_wait_ms(rk), want[k]);
+      rd_kafka_destroy(rk);
+    }
   }
   return check_done();
 }

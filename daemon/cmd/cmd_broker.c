@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
 #include "daemon/kafka/mockbroker.h"
 #include "daemon/pipeline/log.h"
@@ -36,18 +37,6 @@ static void usage(FILE *f) {
       MOCKBROKER_AUTO_PARTITIONS);
 }
 
-/* Parses v as an integer in 0..max for flag; 0, or -1 after printing "FLAG V: expected WHAT". */
-static int parse_flag_int(const char *flag, const char *v, long max, const char *what, int *out) {
-  char *end;
-  long x = strtol(v, &end, 10);
-  if (!*v || *end || x < 0 || x > max) {
-    fprintf(stderr, "tickcast broker: %s %s: expected %s\n", flag, v, what);
-    return -1;
-  }
-  *out = (int)x;
-  return 0;
-}
-
 /* Makes every topic of the comma-separated list leader-less; 0, or -1 with err. */
 static int set_no_leader(mockbroker *mb, const char *list, char *err, size_t errlen) {
   char name[256];
@@ -72,39 +61,21 @@ static int set_no_leader(mockbroker *mb, const char *list, char *err, size_t err
 int cmd_broker(int argc, char **argv) {
   const char *topics = NULL, *no_leader = NULL;
   int port = 0, rtt = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage(stdout);
-      return 0;
-    }
-    if (i + 1 >= argc || (strcmp(a, "--topics") && strcmp(a, "--port") && strcmp(a, "--rtt") &&
-                          strcmp(a, "--no-leader") && strcmp(a, "--log-level"))) {
-      fprintf(stderr, "tickcast broker: %s '%s' (see tickcast broker --help)\n",
-              i + 1 >= argc && a[0] == '-' ? "missing value for" : "unknown argument", a);
-      return 2;
-    }
-    const char *v = argv[++i];
-    if (!strcmp(a, "--topics")) {
-      topics = v;
-    } else if (!strcmp(a, "--port")) {
-      if (parse_flag_int(a, v, 65535, "an integer 0..65535", &port))
-        return 2;
-    } else if (!strcmp(a, "--rtt")) {
-      if (parse_flag_int(a, v, 600000, "milliseconds 0..600000", &rtt))
-        return 2;
-    } else if (!strcmp(a, "--no-leader")) {
-      no_leader = v;
-    } else {
-      int lv = log_level_parse(v);
-      if (lv < 0) {
-        fprintf(stderr, "tickcast broker: --log-level %s: expected error, warn, info or debug\n",
-                v);
-        return 2;
-      }
-      log_level = lv;
-    }
-  }
+  const args_flag flags[] = {
+      {"topics", ARGS_STR, .dst = &topics},
+      {"port", ARGS_INT, .dst = &port, .unit = "an integer", .lo = 0, .hi = 65535},
+      {"rtt", ARGS_INT, .dst = &rtt, .unit = "milliseconds", .lo = 0, .hi = 600000},
+      {"no-leader", ARGS_STR, .dst = &no_leader},
+      ARGS_LOG_LEVEL,
+  };
+  const args_cmd c = {.name = "broker",
+                      .flags = flags,
+                      .nflags = (int)(sizeof flags / sizeof flags[0]),
+                      .usage = usage};
+  char err[512];
+  int status = args_parse_cmd(&c, argc, argv);
+  if (status >= 0)
+    return status;
 
   /* Block the stop signals before librdkafka starts its threads (they inherit the mask), so only
    * sigwait below sees them. */
@@ -114,7 +85,6 @@ int cmd_broker(int argc, char **argv) {
   sigaddset(&stop, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
-  char err[512];
   mockbroker *mb;
   int rc = mockbroker_start(&mb, port, topics, err, sizeof err);
   if (rc == 0 && rtt)

@@ -2,12 +2,12 @@
  * features, the inference LSTM of nn/lstm.c, one state per instrument from its first tick) and
  * scores every prediction against the realized next return and against the random walk (a zero
  * prediction): per instrument and overall, as a table, JSON (--json) and an SVG plot (--plot). */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
 #include "daemon/pipeline/dataset.h"
 #include "daemon/pipeline/svg.h"
@@ -135,11 +135,6 @@ static void row_json(const score *s) {
          (unsigned long long)s->tn);
 }
 
-static int parse_ts(const char *s, int64_t *out) {
-  size_t n = strlen(s);
-  return tick_parse_int64(s, n, out) == 0 || tick_parse_rfc3339(s, n, out) == 0 ? 0 : -1;
-}
-
 static int pt_cmp(const void *a, const void *b) {
   const svg_point *x = a, *y = b;
   return x->ts < y->ts ? -1 : x->ts > y->ts;
@@ -180,184 +175,205 @@ done:
   return rc;
 }
 
-int cmd_eval(int argc, char **argv) {
-  const char *model_path = NULL, *in_path = NULL, *plot_path = NULL, *sym = NULL;
-  int json = 0, quiet = 0, help = 0, has_since = 0;
-  int64_t since = 0;
-  double val_frac = -1;
-  static const struct option opts[] = {
-      {"model", required_argument, 0, 'm'},    {"input", required_argument, 0, 'i'},
-      {"json", no_argument, 0, 'j'},           {"plot", required_argument, 0, 'p'},
-      {"sym", required_argument, 0, 's'},      {"since", required_argument, 0, 'S'},
-      {"val-frac", required_argument, 0, 'v'}, {"quiet", no_argument, 0, 'q'},
-      {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
-  int c;
-  optind = 1;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
-    switch (c) {
-    case 'm': model_path = optarg; break;
-    case 'i': in_path = optarg; break;
-    case 'j': json = 1; break;
-    case 'p': plot_path = optarg; break;
-    case 's': sym = optarg; break;
-    case 'S':
-      if (parse_ts(optarg, &since) != 0) {
-        fprintf(stderr,
-                "tickcast eval: --since: found '%s', expected integer nanoseconds or "
-                "an RFC 3339 time like 2020-01-01T00:00:00Z\n",
-                optarg);
-        return 2;
-      }
-      has_since = 1;
-      break;
-    case 'v': {
-      char *end;
-      val_frac = strtod(optarg, &end);
-      if (end == optarg || *end || !(val_frac > 0 && val_frac <= 1)) {
-        fprintf(stderr, "tickcast eval: --val-frac: found '%s', expected a number in (0, 1]\n",
-                optarg);
-        return 2;
-      }
-      break;
-    }
-    case 'q': quiet = 1; break;
-    case 'h': help = 1; break;
-    default:
-      fprintf(stderr, "tickcast eval: unknown or incomplete option '%s' (see --help)\n",
-              argv[optind - 1]);
-      return 2;
-    }
-  }
-  if (help) {
-    usage(stdout);
-    return 0;
-  }
-  if (optind < argc) {
-    fprintf(stderr, "tickcast eval: unexpected argument '%s' (see --help)\n", argv[optind]);
-    return 2;
-  }
-  if (!model_path || !in_path) {
+/* The command line. */
+typedef struct eval_opts {
+  const char *model_path, *in_path, *plot_path, *sym; /* --model, --input, --plot, --sym */
+  int json, quiet;                                    /* --json, --quiet */
+  int has_since;                                      /* --since given */
+  int64_t since;                                      /* --since, ns */
+  double val_frac;                                    /* --val-frac, -1 when not given */
+} eval_opts;
+
+/* Parses the command line into o. Returns -1 to go on, or the exit status to return at once. */
+static int eval_parse(eval_opts *o, int argc, char **argv) {
+  memset(o, 0, sizeof *o);
+  o->val_frac = -1;
+  const args_flag flags[] = {
+      {"model", ARGS_STR, .dst = &o->model_path},
+      {"input", ARGS_STR, .dst = &o->in_path},
+      {"json", ARGS_SWITCH, .dst = &o->json},
+      {"plot", ARGS_STR, .dst = &o->plot_path},
+      {"sym", ARGS_STR, .dst = &o->sym},
+      {"since", ARGS_FN, .dst = &o->since, .parse = args_time_ns, .given = &o->has_since,
+       .unit = "integer nanoseconds or an RFC 3339 time like 2020-01-01T00:00:00Z"},
+      {"val-frac", ARGS_DOUBLE, .dst = &o->val_frac, .lo = 0, .hi = 1, .open_lo = 1},
+      {"quiet", ARGS_SWITCH, .dst = &o->quiet, .short_name = 'q'},
+  };
+  const args_cmd c = {.name = "eval",
+                      .flags = flags,
+                      .nflags = (int)(sizeof flags / sizeof flags[0]),
+                      .usage = usage,
+                      .unknown = "unknown or incomplete option",
+                      .found_style = 1};
+  int status = args_parse_cmd(&c, argc, argv);
+  if (status >= 0)
+    return status;
+  if (!o->model_path || !o->in_path) {
     fprintf(stderr, "tickcast eval: %s is required (see --help)\n",
-            !model_path ? "--model" : "--input");
+            !o->model_path ? "--model" : "--input");
     return 2;
   }
+  return -1;
+}
+
+/* One evaluation: the ticks, the predictions and the scores. */
+typedef struct eval_run {
+  dataset d;      /* the input, whole */
+  int only;       /* the series of --sym, or -1 for all */
+  double **pred;  /* (ns) pred[i] (n_i): the prediction after each tick of series i */
+  score *sc;      /* (ns) per instrument */
+  score all;      /* over the instruments scored */
+  svg_point *pts; /* (npts) for --plot */
+  size_t npts;    /* points in pts */
+} eval_run;
+
+/* Loads the input (and its summary) and finds --sym. 0, or the exit status after printing why. */
+static int eval_load(eval_run *r, const eval_opts *o) {
   char err[512];
-  nn_model m;
-  if (nn_model_load(&m, model_path, err, sizeof err) != 0) {
-    fprintf(stderr, "tickcast eval: %s\n", err);
-    return 2;
-  }
-  dataset d;
-  int status = 1;
-  double **pred = NULL;
-  score *sc = NULL;
-  svg_point *pts = NULL;
-  if (dataset_init(&d) != 0)
-    goto oom;
-  int rc = dataset_load(&d, in_path, !quiet, err, sizeof err);
+  int rc = dataset_init(&r->d);
+  if (rc == 0)
+    rc = dataset_load(&r->d, o->in_path, !o->quiet, err, sizeof err);
+  else
+    snprintf(err, sizeof err, "out of memory");
   if (rc != 0) {
     fprintf(stderr, "tickcast eval: %s\n", err);
-    status = rc == TC_ENOMEM ? 1 : 2;
-    goto done;
+    return rc == TC_ENOMEM ? 1 : 2;
   }
-  if (!quiet)
-    dataset_print_summary(&d, "eval input");
-  int only = -1;
-  if (sym) {
-    only = symtab_find(&d.st, sym, strlen(sym));
-    if (only < 0) {
-      fprintf(stderr, "tickcast eval: --sym %s: no accepted tick of that instrument in %s\n", sym,
-              in_path);
-      status = 2;
-      goto done;
-    }
+  if (!o->quiet)
+    dataset_print_summary(&r->d, "eval input");
+  r->only = -1;
+  if (o->sym && (r->only = symtab_find(&r->d.st, o->sym, strlen(o->sym))) < 0) {
+    fprintf(stderr, "tickcast eval: --sym %s: no accepted tick of that instrument in %s\n", o->sym,
+            o->in_path);
+    return 2;
   }
-  pred = calloc(d.ns ? d.ns : 1, sizeof *pred);
-  sc = calloc(d.ns ? d.ns : 1, sizeof *sc);
-  if (!pred || !sc)
-    goto oom;
-  for (int i = 0; i < d.ns; i++)
-    if (!(pred[i] = malloc((d.s[i].n ? d.s[i].n : 1) * sizeof **pred)))
-      goto oom;
-  if (d.ns > 0 && predict_all(&m, &d, pred) != 0)
-    goto oom;
+  return 0;
+}
 
-  score all = {0};
-  size_t npts = 0;
-  for (int i = 0; i < d.ns; i++)
-    npts += d.s[i].n;
-  if (plot_path && !(pts = malloc((npts ? npts : 1) * sizeof *pts)))
-    goto oom;
-  npts = 0;
-  for (int i = 0; i < d.ns; i++) {
-    if (only >= 0 && i != only)
+/* Every series' predictions. 0 or TC_ENOMEM. */
+static int eval_predict(eval_run *r, const nn_model *m) {
+  const dataset *d = &r->d;
+  r->pred = calloc(d->ns ? d->ns : 1, sizeof *r->pred);
+  r->sc = calloc(d->ns ? d->ns : 1, sizeof *r->sc);
+  if (!r->pred || !r->sc)
+    return TC_ENOMEM;
+  for (int i = 0; i < d->ns; i++)
+    if (!(r->pred[i] = malloc((d->s[i].n ? d->s[i].n : 1) * sizeof **r->pred)))
+      return TC_ENOMEM;
+  return d->ns > 0 ? predict_all(m, d, r->pred) : 0;
+}
+
+/* Scores the predictions --sym, --val-frac and --since choose (and keeps them for --plot).
+ * 0 or TC_ENOMEM. */
+static int eval_score(eval_run *r, const eval_opts *o) {
+  const dataset *d = &r->d;
+  size_t n = 0;
+  for (int i = 0; i < d->ns; i++)
+    n += d->s[i].n;
+  if (o->plot_path && !(r->pts = malloc((n ? n : 1) * sizeof *r->pts)))
+    return TC_ENOMEM;
+  for (int i = 0; i < d->ns; i++) {
+    if (r->only >= 0 && i != r->only)
       continue;
-    const ds_series *s = &d.s[i];
-    size_t from = val_frac > 0 ? s->n - (size_t)floor((double)s->n * val_frac) : 0;
+    const ds_series *s = &d->s[i];
+    size_t from = o->val_frac > 0 ? s->n - (size_t)floor((double)s->n * o->val_frac) : 0;
     for (size_t t = from; t + 1 < s->n; t++) {
-      if (has_since && s->ts[t] < since)
+      if (o->has_since && s->ts[t] < o->since)
         continue;
       double real = s->raw[(t + 1) * NN_F];
-      score_add(&sc[i], pred[i][t], real);
-      score_add(&all, pred[i][t], real);
-      if (pts)
-        pts[npts++] = (svg_point){s->ts[t], pred[i][t], real};
+      score_add(&r->sc[i], r->pred[i][t], real);
+      score_add(&r->all, r->pred[i][t], real);
+      if (r->pts)
+        r->pts[r->npts++] = (svg_point){s->ts[t], r->pred[i][t], real};
     }
   }
-  if (json) {
-    printf("{\"model\":");
-    json_str(model_path);
-    printf(",\"model_id\":\"%s\",\"input\":", m.id);
-    json_str(in_path);
-    printf(",\"instruments\":[");
-    int first = 1;
-    for (int i = 0; i < d.ns; i++) {
-      if (only >= 0 && i != only)
-        continue;
-      printf("%s{\"sym\":", first ? "" : ",");
-      json_str(d.s[i].sym);
-      printf(",\"metrics\":");
-      row_json(&sc[i]);
-      putchar('}');
-      first = 0;
+  return 0;
+}
+
+static void eval_report_json(const eval_run *r, const eval_opts *o, const nn_model *m) {
+  printf("{\"model\":");
+  json_str(o->model_path);
+  printf(",\"model_id\":\"%s\",\"input\":", m->id);
+  json_str(o->in_path);
+  printf(",\"instruments\":[");
+  int first = 1;
+  for (int i = 0; i < r->d.ns; i++) {
+    if (r->only >= 0 && i != r->only)
+      continue;
+    printf("%s{\"sym\":", first ? "" : ",");
+    json_str(r->d.s[i].sym);
+    printf(",\"metrics\":");
+    row_json(&r->sc[i]);
+    putchar('}');
+    first = 0;
+  }
+  printf("],\"overall\":");
+  row_json(&r->all);
+  printf("}\n");
+}
+
+static void eval_report_table(const eval_run *r) {
+  printf("%-16s %9s %12s %12s %12s %9s %8s %9s %7s %7s\n", "sym", "n", "mse", "mae", "mse_rw",
+         "skill", "dir_acc", "precision", "recall", "f1");
+  for (int i = 0; i < r->d.ns; i++)
+    if (r->only < 0 || i == r->only)
+      row_table(r->d.s[i].sym, &r->sc[i]);
+  if (r->only < 0)
+    row_table("ALL", &r->all);
+}
+
+/* --plot: the scored points in time order as SVG. 0, or 1 after printing why. */
+static int eval_plot(eval_run *r, const eval_opts *o) {
+  qsort(r->pts, r->npts, sizeof *r->pts, pt_cmp);
+  char title[256], err[512];
+  snprintf(title, sizeof title, "tickcast eval: %s on %s%s%s", o->model_path, o->in_path,
+           o->sym ? ", " : "", o->sym ? o->sym : "");
+  if (svg_eval_plot(o->plot_path, title, r->pts, r->npts, err, sizeof err) != 0) {
+    fprintf(stderr, "tickcast eval: %s\n", err);
+    return 1;
+  }
+  return 0;
+}
+
+static void eval_free(eval_run *r) {
+  if (r->pred)
+    for (int i = 0; i < r->d.ns; i++)
+      free(r->pred[i]);
+  free(r->pred), free(r->sc), free(r->pts);
+  dataset_free(&r->d);
+}
+
+int cmd_eval(int argc, char **argv) {
+  eval_opts o;
+  int status = eval_parse(&o, argc, argv);
+  if (status >= 0)
+    return status;
+  char err[512];
+  nn_model m;
+  if (nn_model_load(&m, o.model_path, err, sizeof err) != 0) {
+    fprintf(stderr, "tickcast eval: %s\n", err);
+    return 2;
+  }
+  eval_run r;
+  memset(&r, 0, sizeof r);
+  status = eval_load(&r, &o);
+  if (status == 0 && (eval_predict(&r, &m) != 0 || eval_score(&r, &o) != 0)) {
+    fprintf(stderr, "tickcast eval: out of memory\n");
+    status = 1;
+  }
+  if (status == 0) {
+    if (o.json)
+      eval_report_json(&r, &o, &m);
+    else
+      eval_report_table(&r);
+    if (fflush(stdout) != 0) {
+      fprintf(stderr, "tickcast eval: cannot write the report\n");
+      status = 1;
     }
-    printf("],\"overall\":");
-    row_json(&all);
-    printf("}\n");
-  } else {
-    printf("%-16s %9s %12s %12s %12s %9s %8s %9s %7s %7s\n", "sym", "n", "mse", "mae", "mse_rw",
-           "skill", "dir_acc", "precision", "recall", "f1");
-    for (int i = 0; i < d.ns; i++)
-      if (only < 0 || i == only)
-        row_table(d.s[i].sym, &sc[i]);
-    if (only < 0)
-      row_table("ALL", &all);
   }
-  if (fflush(stdout) != 0) {
-    fprintf(stderr, "tickcast eval: cannot write the report\n");
-    goto done;
-  }
-  if (plot_path) {
-    qsort(pts, npts, sizeof *pts, pt_cmp);
-    char title[256];
-    snprintf(title, sizeof title, "tickcast eval: %s on %s%s%s", model_path, in_path,
-             sym ? ", " : "", sym ? sym : "");
-    if (svg_eval_plot(plot_path, title, pts, npts, err, sizeof err) != 0) {
-      fprintf(stderr, "tickcast eval: %s\n", err);
-      goto done;
-    }
-  }
-  status = 0;
-  goto done;
-oom:
-  fprintf(stderr, "tickcast eval: out of memory\n");
-done:
-  if (pred)
-    for (int i = 0; i < d.ns; i++)
-      free(pred[i]);
-  free(pred), free(sc), free(pts);
-  dataset_free(&d);
+  if (status == 0 && o.plot_path)
+    status = eval_plot(&r, &o);
+  eval_free(&r);
   nn_model_free(&m);
   return status;
 }

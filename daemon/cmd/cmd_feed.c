@@ -14,18 +14,18 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
 #include "daemon/kafka/kconf.h"
+#include "daemon/kafka/produce.h"
 #include "daemon/pipeline/log.h"
 #include "ingest/fmt.h"
-#include "ingest/number.h"
-#include "ingest/rfc3339.h"
+#include "ingest/reject.h"
 #include "ingest/tick.h"
 #include "ingest/tickfile.h"
+#include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 
-#define FEED_MAX_LINES_SHOWN 5  /* line numbers kept per reject reason for the summary */
-#define FEED_MAX_LOGGED 10      /* rejected lines logged one by one; the rest only counted */
 #define FEED_FLUSH_MS 30000     /* how long the final flush may wait for delivery reports */
 #define FEED_STOP_FLUSH_MS 5000 /* the same after SIGINT/SIGTERM */
 
@@ -73,12 +73,11 @@ static void on_stop_signal(int sig) {
 
 /* What one run did; read by the summary. */
 typedef struct feed_stats {
-  uint64_t sent;                                       /* messages handed to the producer */
-  uint64_t delivered;                                  /* delivery reports without error */
-  uint64_t failed;                                     /* delivery reports with an error */
-  uint64_t rejected[TICK_NREASONS];                    /* lines not sent, by reason */
-  uint64_t lines[TICK_NREASONS][FEED_MAX_LINES_SHOWN]; /* their first line numbers */
-  char first_error[256];                               /* the first delivery error */
+  uint64_t sent;         /* messages handed to the producer */
+  uint64_t delivered;    /* delivery reports without error */
+  uint64_t failed;       /* delivery reports with an error */
+  reject_tally rej;      /* lines not sent, by reason, with their first line numbers */
+  char first_error[256]; /* the first delivery error */
 } feed_stats;
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
@@ -94,12 +93,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
   }
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Token bucket: `rate` tokens per second, at most `burst` saved up. rate <= 0: unlimited. */
 typedef struct bucket {
   double rate, burst, tokens, last;
@@ -110,7 +103,7 @@ static void bucket_take(bucket *b, rd_kafka_t *rk) {
   if (b->rate <= 0)
     return;
   while (!feed_stop) {
-    double t = now_s();
+    double t = tc_mono_s();
     b->tokens += (t - b->last) * b->rate;
     b->last = t;
     if (b->tokens > b->burst)
@@ -131,26 +124,33 @@ static void bucket_take(bucket *b, rd_kafka_t *rk) {
   }
 }
 
-/* Hands one message to the producer, waiting (serving delivery reports) while its queue is full.
- * Returns 0, TC_EAGAIN when a stop signal came (nothing sent), or TC_EKAFKA with err set. */
-static int produce(rd_kafka_topic_t *rkt, rd_kafka_t *rk, const char *val, size_t len,
-                   const char *key, size_t keylen, feed_stats *st, char *err, size_t errlen) {
-  for (;;) {
-    if (feed_stop)
-      return TC_EAGAIN;
-    if (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)val, len, key,
-                         keylen, NULL) == 0) {
-      st->sent++;
-      rd_kafka_poll(rk, 0);
-      return 0;
-    }
-    rd_kafka_resp_err_t e = rd_kafka_last_error();
-    if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-      snprintf(err, errlen, "produce to %s: %s", rd_kafka_topic_name(rkt), rd_kafka_err2str(e));
-      return TC_EKAFKA;
-    }
-    rd_kafka_poll(rk, 10);
+/* Where the ticks go: the producer and its topic, paced by the token bucket. */
+typedef struct feed_sink {
+  rd_kafka_t *rk;        /* the producer */
+  rd_kafka_topic_t *rkt; /* the topic */
+  bucket b;              /* --rate */
+  int wait_ms;           /* how long a produce may wait for room in a full queue */
+  feed_stats *st;        /* what was sent, delivered and rejected */
+} feed_sink;
+
+/* Hands one message to the producer after the rate limit allows it, waiting at most
+ * sink->wait_ms (serving delivery reports) while its queue is full. Returns 0, TC_EAGAIN when a
+ * stop signal came (nothing sent), or TC_EKAFKA with err set (nothing sent). */
+static int feed_send(feed_sink *sink, const char *val, size_t len, const char *key, size_t keylen,
+                     char *err, size_t errlen) {
+  bucket_take(&sink->b, sink->rk);
+  rd_kafka_resp_err_t e =
+      kprod_send(sink->rk, sink->rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)val, len,
+                 key, keylen, NULL, sink->wait_ms, &feed_stop);
+  if (e == RD_KAFKA_RESP_ERR__INTR)
+    return TC_EAGAIN;
+  if (e) {
+    snprintf(err, errlen, "produce to %s: %s", rd_kafka_topic_name(sink->rkt), rd_kafka_err2str(e));
+    return TC_EKAFKA;
   }
+  sink->st->sent++;
+  rd_kafka_poll(sink->rk, 0);
+  return 0;
 }
 
 /* Encodes a decoded tick as the contract's JSON object. out holds at least 256 bytes. */
@@ -172,18 +172,6 @@ static size_t tick_to_json(char *out, const tick *t) {
   }
   *p++ = '}';
   return (size_t)(p - out);
-}
-
-static void reject(feed_stats *st, const char *path, uint64_t line, int reason, const char *msg) {
-  uint64_t k = st->rejected[reason]++;
-  if (k < FEED_MAX_LINES_SHOWN)
-    st->lines[reason][k] = line;
-  uint64_t total = 0;
-  for (int r = 0; r < TICK_NREASONS; r++)
-    total += st->rejected[r];
-  if (total <= FEED_MAX_LOGGED)
-    log_warn("feed", "%s:%llu: %s: %s%s", path, (unsigned long long)line, tick_reason_name(reason),
-             msg, total == FEED_MAX_LOGGED ? " (further rejects only counted)" : "");
 }
 
 /* splitmix64: small, seedable, good enough for a load generator. */
@@ -211,8 +199,7 @@ typedef struct feed_opts {
   double rate;
 } feed_opts;
 
-static int feed_file(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, bucket *b,
-                     feed_stats *st, char *err, size_t errlen) {
+static int feed_file(const feed_opts *o, feed_sink *sink, char *err, size_t errlen) {
   tickfile tf;
   int rc = tickfile_open(&tf, o->input, err, errlen);
   if (rc < 0)
@@ -222,7 +209,8 @@ static int feed_file(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, 
   int reason;
   while ((rc = tickfile_next(&tf, &t, &reason, derr, sizeof derr)) > 0) {
     if (reason != TICK_OK) {
-      reject(st, tf.path, tf.line, reason, derr);
+      reject_tally_note(&sink->st->rej, reason,
+                        (reject_loc){tf.path, REJECT_LINE, (int64_t)tf.line}, derr);
       continue;
     }
     size_t len;
@@ -231,8 +219,7 @@ static int feed_file(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, 
       len = tick_to_json(json, &t);
       val = json;
     }
-    bucket_take(b, rk);
-    rc = produce(rkt, rk, val, len, t.sym, t.sym_len, st, err, errlen);
+    rc = feed_send(sink, val, len, t.sym, t.sym_len, err, errlen);
     if (rc < 0)
       break;
   }
@@ -242,8 +229,7 @@ static int feed_file(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, 
   return rc < 0 ? rc : 0;
 }
 
-static int feed_raw(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, bucket *b,
-                    feed_stats *st, char *err, size_t errlen) {
+static int feed_raw(const feed_opts *o, feed_sink *sink, char *err, size_t errlen) {
   FILE *f = strcmp(o->input, "-") ? fopen(o->input, "rb") : stdin;
   if (!f) {
     snprintf(err, errlen, "%s: cannot open: %s", o->input, strerror(errno));
@@ -260,8 +246,7 @@ static int feed_raw(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, b
       continue;
     tick t;
     int ok = tick_parse_json(&t, line, (size_t)n, derr, 0) == TICK_OK;
-    bucket_take(b, rk);
-    rc = produce(rkt, rk, line, (size_t)n, ok ? t.sym : NULL, ok ? t.sym_len : 0, st, err, errlen);
+    rc = feed_send(sink, line, (size_t)n, ok ? t.sym : NULL, ok ? t.sym_len : 0, err, errlen);
     if (rc < 0)
       break;
   }
@@ -278,8 +263,7 @@ static int feed_raw(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, b
 /* N ticks of a geometric random walk per instrument, each tick of a uniformly drawn instrument,
  * timestamps 1 ms apart on average from --start-time, a quote on 3 ticks in 4. Same seed, same
  * ticks. */
-static int feed_synthetic(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *rkt, bucket *b,
-                          feed_stats *st, char *err, size_t errlen) {
+static int feed_synthetic(const feed_opts *o, feed_sink *sink, char *err, size_t errlen) {
   int K = o->instruments;
   double *px = malloc((size_t)K * sizeof *px);
   if (!px) {
@@ -303,213 +287,148 @@ static int feed_synthetic(const feed_opts *o, rd_kafka_t *rk, rd_kafka_topic_t *
       t.bid = px[k] - half, t.ask = px[k] + half, t.has_quote = 1;
     }
     size_t len = tick_to_json(json, &t);
-    bucket_take(b, rk);
-    rc = produce(rkt, rk, json, len, t.sym, t.sym_len, st, err, errlen);
+    rc = feed_send(sink, json, len, t.sym, t.sym_len, err, errlen);
   }
   free(px);
   return rc;
 }
 
-static int parse_num(const char *flag, const char *v, double lo, double hi, double *out) {
-  char *end;
-  errno = 0;
-  double d = strtod(v, &end);
-  if (!*v || *end || errno || !(d >= lo && d <= hi)) {
-    fprintf(stderr, "tickcast feed: %s %s: expected a number in [%g, %g]\n", flag, v, lo, hi);
-    return -1;
+/* The command line into o and kc (flags not given there from the config file). Returns -1 to go
+ * on, or the exit status to return at once (0 after --help, 2 after a usage error). */
+static int feed_parse(feed_opts *o, kconf *kc, int argc, char **argv) {
+  double synthetic = -1, instruments = 16, seed = 1;
+  /* In the order kconf_check_flags lists them for an unknown config key. */
+  const args_flag flags[] = {
+      {"topic", ARGS_STR, .dst = &o->topic},
+      {"input", ARGS_STR, .dst = &o->input},
+      {"rate", ARGS_DOUBLE, .dst = &o->rate, .lo = 0, .hi = 1e9},
+      {"synthetic", ARGS_DOUBLE, .dst = &synthetic, .lo = 0, .hi = 1e12},
+      {"instruments", ARGS_DOUBLE, .dst = &instruments, .lo = 1, .hi = 1000000},
+      {"seed", ARGS_DOUBLE, .dst = &seed, .lo = 0, .hi = 1e18},
+      {"start-time", ARGS_FN, .dst = &o->start_ts, .parse = args_time_ns,
+       .unit = "RFC 3339 or integer ns"},
+      ARGS_LOG_LEVEL,
+      {"raw", ARGS_SWITCH, .dst = &o->raw},
+  };
+  const args_cmd c = {.name = "feed",
+                      .flags = flags,
+                      .nflags = (int)(sizeof flags / sizeof flags[0]),
+                      .kc = kc,
+                      .usage = usage};
+  int status = args_parse_cmd(&c, argc, argv);
+  if (status >= 0)
+    return status;
+  o->synthetic = synthetic >= 0 ? (long long)synthetic : -1;
+  o->instruments = (int)instruments;
+  o->seed = (uint64_t)seed;
+  if (!kc->brokers || !o->topic || (!o->input && o->synthetic < 0) ||
+      (o->input && o->synthetic >= 0) || (o->raw && !o->input)) {
+    fprintf(stderr, "tickcast feed: %s (see tickcast feed --help)\n",
+            !kc->brokers          ? "--brokers is required"
+            : !o->topic           ? "--topic is required"
+            : o->raw && !o->input ? "--raw needs --input"
+            : o->input            ? "--input and --synthetic exclude each other"
+                                  : "one of --input FILE or --synthetic N is required");
+    return 2;
   }
-  *out = d;
-  return 0;
+  return -1;
 }
 
-int cmd_feed(int argc, char **argv) {
-  feed_opts o = {.synthetic = -1,
-                 .instruments = 16,
-                 .seed = 1,
-                 .start_ts = 1704067200000000000LL}; /* 2024-01-01T00:00:00Z */
-  kconf kc;
-  kconf_init(&kc);
-  char err[1024];
-  int status = 2;
-  rd_kafka_t *rk = NULL;
-  rd_kafka_topic_t *rkt = NULL;
-  static const char *const flags[] = {"topic",      "input",       "rate",
-                                      "synthetic",  "instruments", "seed",
-                                      "start-time", "log-level",   NULL};
-  for (int i = 1; i < argc; i++) {
-    int r = kconf_arg(&kc, argc, argv, &i, err, sizeof err);
-    if (r < 0) {
-      fprintf(stderr, "tickcast feed: %s\n", err);
-      goto out;
-    }
-    if (r) {
-      i--;
-      continue;
-    }
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage(stdout);
-      status = 0;
-      goto out;
-    }
-    if (!strcmp(a, "--raw")) {
-      o.raw = 1;
-      continue;
-    }
-    const char *v;
-    int k = kconf_arg_value(argc, argv, &i, flags, &v, err, sizeof err);
-    if (k == -2) {
-      fprintf(stderr, "tickcast feed: %s\n", err);
-      goto out;
-    }
-    if (k < 0) {
-      fprintf(stderr, "tickcast feed: unknown argument '%s' (see tickcast feed --help)\n", a);
-      goto out;
-    }
-    char flag[32];
-    snprintf(flag, sizeof flag, "--%s", flags[k]);
-    a = flag; /* the flag's name, whether given as --name VALUE or --name=VALUE */
-    double d;
-    if (!strcmp(a, "--topic"))
-      o.topic = v;
-    else if (!strcmp(a, "--input"))
-      o.input = v;
-    else if (!strcmp(a, "--rate")) {
-      if (parse_num(a, v, 0, 1e9, &o.rate))
-        goto out;
-    } else if (!strcmp(a, "--synthetic")) {
-      if (parse_num(a, v, 0, 1e12, &d))
-        goto out;
-      o.synthetic = (long long)d;
-    } else if (!strcmp(a, "--instruments")) {
-      if (parse_num(a, v, 1, 1000000, &d))
-        goto out;
-      o.instruments = (int)d;
-    } else if (!strcmp(a, "--seed")) {
-      if (parse_num(a, v, 0, 1e18, &d))
-        goto out;
-      o.seed = (uint64_t)d;
-    } else if (!strcmp(a, "--start-time")) {
-      if (tick_parse_int64(v, strlen(v), &o.start_ts) != 0 &&
-          tick_parse_rfc3339(v, strlen(v), &o.start_ts) != 0) {
-        fprintf(stderr, "tickcast feed: --start-time %s: expected RFC 3339 or integer ns\n", v);
-        goto out;
-      }
-    } else if (!strcmp(a, "--log-level")) {
-      if ((log_level = log_level_parse(v)) < 0) {
-        log_level = LOG_INFO;
-        fprintf(stderr, "tickcast feed: --log-level %s: expected error, warn, info or debug\n", v);
-        goto out;
-      }
-    }
-  }
-  if (kconf_check_flags(&kc, flags, err, sizeof err) < 0) {
-    fprintf(stderr, "tickcast feed: %s\n", err);
-    goto out;
-  }
-  /* Flags the command line did not give come from the config file. */
-  if (!o.topic)
-    o.topic = kconf_flag(&kc, "topic");
-  if (!o.input)
-    o.input = kconf_flag(&kc, "input");
-  const char *cv;
-  if (o.rate == 0 && (cv = kconf_flag(&kc, "rate")) && parse_num("rate", cv, 0, 1e9, &o.rate))
-    goto out;
-  if (!kc.brokers || !o.topic || (!o.input && o.synthetic < 0) || (o.input && o.synthetic >= 0) ||
-      (o.raw && !o.input)) {
-    fprintf(stderr, "tickcast feed: %s (see tickcast feed --help)\n",
-            !kc.brokers         ? "--brokers is required"
-            : !o.topic          ? "--topic is required"
-            : o.raw && !o.input ? "--raw needs --input"
-            : o.input           ? "--input and --synthetic exclude each other"
-                                : "one of --input FILE or --synthetic N is required");
-    goto out;
-  }
-
-  feed_stats st = {0};
+/* The idempotent murmur2 producer and its topic into sink (its delivery reports count into
+ * sink->st). 0, or the exit status after printing why. */
+static int feed_open(feed_sink *sink, const kconf *kc, const char *topic) {
   const char *defaults[] = {"enable.idempotence", "true",          "partitioner",
                             "murmur2_random",     "linger.ms",     "5",
                             "client.id",          "tickcast-feed", NULL};
+  char err[1024];
   rd_kafka_conf_t *conf;
-  if (kconf_build(&kc, defaults, &conf, err, sizeof err) < 0) {
+  if (kconf_build(kc, defaults, &conf, err, sizeof err) < 0) {
     fprintf(stderr, "tickcast feed: %s\n", err);
-    goto out;
+    return 2;
   }
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-  rd_kafka_conf_set_opaque(conf, &st);
-  char rerr[512];
-  status = 1;
-  if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof rerr))) {
+  rd_kafka_conf_set_opaque(conf, sink->st);
+  if (!(sink->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err))) {
     rd_kafka_conf_destroy(conf);
-    fprintf(stderr, "tickcast feed: cannot create the producer: %s\n", rerr);
-    goto out;
+    fprintf(stderr, "tickcast feed: cannot create the producer: %s\n", err);
+    return 1;
   }
-  if (!(rkt = rd_kafka_topic_new(rk, o.topic, NULL))) {
-    fprintf(stderr, "tickcast feed: topic %s: %s\n", o.topic,
+  if (!(sink->rkt = rd_kafka_topic_new(sink->rk, topic, NULL))) {
+    fprintf(stderr, "tickcast feed: topic %s: %s\n", topic,
             rd_kafka_err2str(rd_kafka_last_error()));
-    goto out;
+    return 1;
   }
+  sink->wait_ms = kconf_queue_wait_ms(sink->rk);
+  return 0;
+}
 
+/* Sends the synthetic walk, the raw lines or the tick file, until done or a stop signal.
+ * Returns 0 (also when stopped by a signal) or the source's negative TC_E* code, printed. */
+static int feed_send_all(const feed_opts *o, feed_sink *sink) {
   /* No SA_RESTART: a read blocked on stdin returns, and the loops see feed_stop. */
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_stop_signal;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
-  bucket b = {.rate = o.rate, .burst = o.rate > 100 ? o.rate / 100 : 1, .last = now_s()};
-  double t0 = now_s();
-  int rc = o.synthetic >= 0 ? feed_synthetic(&o, rk, rkt, &b, &st, err, sizeof err)
-           : o.raw          ? feed_raw(&o, rk, rkt, &b, &st, err, sizeof err)
-                            : feed_file(&o, rk, rkt, &b, &st, err, sizeof err);
-  int flush_ms = FEED_FLUSH_MS;
+  sink->b =
+      (bucket){.rate = o->rate, .burst = o->rate > 100 ? o->rate / 100 : 1, .last = tc_mono_s()};
+  char err[1024];
+  int rc = o->synthetic >= 0 ? feed_synthetic(o, sink, err, sizeof err)
+           : o->raw          ? feed_raw(o, sink, err, sizeof err)
+                             : feed_file(o, sink, err, sizeof err);
   if (feed_stop) { /* stopped on request: not a failure if what was sent gets delivered */
     log_info("feed", "stop signal: stopped sending, flushing");
-    rc = 0;
-    flush_ms = FEED_STOP_FLUSH_MS;
-  } else if (rc < 0) {
-    fprintf(stderr, "tickcast feed: %s\n", err);
+    return 0;
   }
-  rd_kafka_resp_err_t ferr = rd_kafka_flush(rk, flush_ms);
-  double dt = now_s() - t0;
-  uint64_t undelivered = st.sent - st.delivered - st.failed;
+  if (rc < 0)
+    fprintf(stderr, "tickcast feed: %s\n", err);
+  return rc;
+}
+
+/* Waits for the delivery reports (less long after a stop signal) and prints the summary: one line,
+ * then one per reject reason with its first line numbers. Returns the undelivered count. */
+static uint64_t feed_finish(const feed_opts *o, feed_sink *sink, double t0) {
+  const feed_stats *st = sink->st;
+  int flush_ms = feed_stop ? FEED_STOP_FLUSH_MS : FEED_FLUSH_MS;
+  rd_kafka_resp_err_t ferr = rd_kafka_flush(sink->rk, flush_ms);
+  double dt = tc_mono_s() - t0;
+  uint64_t undelivered = st->sent - st->delivered - st->failed;
   if (ferr)
     log_error("feed", "flush: %llu messages still undelivered after %d ms: %s",
               (unsigned long long)undelivered, flush_ms, rd_kafka_err2str(ferr));
-  if (st.failed)
-    log_error("feed", "first delivery error: %s", st.first_error);
-
-  /* The summary: one line, then one line per reject reason with its first line numbers. */
-  uint64_t nrej = 0;
-  for (int r = 0; r < TICK_NREASONS; r++)
-    nrej += st.rejected[r];
+  if (st->failed)
+    log_error("feed", "first delivery error: %s", st->first_error);
   fprintf(stderr,
           "feed: %s -> %s: sent %llu, delivered %llu, failed %llu, rejected %llu, "
           "%.2f s, %.0f ticks/s\n",
-          o.synthetic >= 0 ? "synthetic" : o.input, o.topic, (unsigned long long)st.sent,
-          (unsigned long long)st.delivered, (unsigned long long)(st.failed + undelivered),
-          (unsigned long long)nrej, dt, dt > 0 ? st.delivered / dt : 0.0);
-  for (int r = 0; r < TICK_NREASONS; r++) {
-    if (!st.rejected[r])
-      continue;
-    char lines[128];
-    size_t n = 0;
-    uint64_t shown = st.rejected[r] < FEED_MAX_LINES_SHOWN ? st.rejected[r] : FEED_MAX_LINES_SHOWN;
-    for (uint64_t k = 0; k < shown; k++)
-      n += (size_t)snprintf(lines + n, sizeof lines - n, "%s%llu", k ? ", " : "",
-                            (unsigned long long)st.lines[r][k]);
-    fprintf(stderr, "feed:   rejected %s: %llu (line%s %s%s)\n", tick_reason_name(r),
-            (unsigned long long)st.rejected[r], shown > 1 ? "s" : "", lines,
-            st.rejected[r] > shown ? ", ..." : "");
+          o->synthetic >= 0 ? "synthetic" : o->input, o->topic, (unsigned long long)st->sent,
+          (unsigned long long)st->delivered, (unsigned long long)(st->failed + undelivered),
+          (unsigned long long)st->rej.total, dt, dt > 0 ? st->delivered / dt : 0.0);
+  reject_tally_summary(&st->rej, stderr, "feed: ", REJECT_SUM_INLINE);
+  return undelivered;
+}
+
+int cmd_feed(int argc, char **argv) {
+  feed_opts o = {.start_ts = 1704067200000000000LL}; /* 2024-01-01T00:00:00Z */
+  kconf kc;
+  kconf_init(&kc);
+  feed_stats st = {0};
+  reject_tally_init(&st.rej);
+  st.rej.print = log_warn_line;
+  st.rej.print_ud = "feed";
+  feed_sink sink = {.st = &st};
+  int status = feed_parse(&o, &kc, argc, argv);
+  if (status < 0 && (status = feed_open(&sink, &kc, o.topic)) == 0) {
+    double t0 = tc_mono_s();
+    int rc = feed_send_all(&o, &sink);
+    uint64_t undelivered = feed_finish(&o, &sink, t0);
+    status = rc == TC_EUSAGE ? 2 : rc < 0 || st.failed || undelivered ? 1 : 0;
   }
-  if (rc == TC_EUSAGE)
-    status = 2;
-  else
-    status = rc < 0 || st.failed || undelivered ? 1 : 0;
-out:
-  if (rkt)
-    rd_kafka_topic_destroy(rkt);
-  if (rk)
-    rd_kafka_destroy(rk);
+  if (sink.rkt)
+    rd_kafka_topic_destroy(sink.rkt);
+  if (sink.rk)
+    rd_kafka_destroy(sink.rk);
   kconf_free(&kc);
   return status;
 }

@@ -2,7 +2,6 @@
  * offsets per partition, instrument count, top instruments by n, checkpoint time) and checks every
  * state blob on the way. Opens the file read-only, so it is safe next to a running daemon.
  * Not for changing a state file (see `tickcast run --reset-state`). */
-#include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -10,7 +9,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
+#include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 #include "store/store.h"
 
@@ -41,12 +42,6 @@ static void fmt_time(char *buf, size_t len, int64_t ns) {
   snprintf(buf + n, len - n, ".%03dZ", (int)(ns % 1000000000 / 1000000));
 }
 
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 typedef struct top_list {
   int n;
   store_inst in[TOP_MAX];
@@ -75,39 +70,52 @@ static int exit_for(int rc) {
   return rc == TC_ENOENT || rc == TC_EFORMAT || rc == TC_ESHAPE ? 2 : 1;
 }
 
-static void print_json(const char *path, const store_meta *m, int has_meta, const store_offset *off,
-                       size_t noff, uint64_t count, uint64_t verified, const top_list *top) {
+/* What inspect shows of a state file. */
+typedef struct inspect_view {
+  const char *path;  /* the file */
+  store_meta m;      /* its model binding and checkpoint record */
+  int has_meta;      /* m was found */
+  store_offset *off; /* (noff) next input offset per partition */
+  size_t noff;
+  uint64_t count;    /* instruments stored */
+  uint64_t verified; /* states whose header and checksum were checked */
+  top_list *top;     /* the top instruments by n */
+} inspect_view;
+
+static void print_json(const inspect_view *v) {
   json_t *o = json_object();
   char ts[40] = "";
-  json_object_set_new(o, "state", json_string(path));
+  json_object_set_new(o, "state", json_string(v->path));
   json_object_set_new(o, "schema", json_integer(STORE_SCHEMA_VERSION));
-  json_object_set_new(o, "model_sha256", has_meta ? json_string(m->model_sha256) : json_null());
-  json_object_set_new(o, "features", has_meta ? json_string(m->features) : json_null());
-  json_object_set_new(o, "layers", json_integer(m->L));
-  json_object_set_new(o, "hidden", json_integer(m->H));
-  json_object_set_new(o, "checkpoint_time_ns", json_integer(m->ckpt_time_ns));
-  if (m->ckpt_time_ns)
-    fmt_time(ts, sizeof ts, m->ckpt_time_ns);
-  json_object_set_new(o, "checkpoint_time", m->ckpt_time_ns ? json_string(ts) : json_null());
+  json_object_set_new(o, "model_sha256",
+                      v->has_meta ? json_string(v->m.model_sha256) : json_null());
+  json_object_set_new(o, "features", v->has_meta ? json_string(v->m.features) : json_null());
+  json_object_set_new(o, "layers", json_integer(v->m.L));
+  json_object_set_new(o, "hidden", json_integer(v->m.H));
+  json_object_set_new(o, "checkpoint_time_ns", json_integer(v->m.ckpt_time_ns));
+  if (v->m.ckpt_time_ns)
+    fmt_time(ts, sizeof ts, v->m.ckpt_time_ns);
+  json_object_set_new(o, "checkpoint_time", v->m.ckpt_time_ns ? json_string(ts) : json_null());
   json_object_set_new(o, "checkpoint_age_s",
-                      m->ckpt_time_ns ? json_real((double)(now_ns() - m->ckpt_time_ns) / 1e9)
-                                      : json_null());
-  json_object_set_new(o, "checkpoints", json_integer((json_int_t)m->ckpts));
-  json_object_set_new(o, "app", json_string(m->app));
+                      v->m.ckpt_time_ns
+                          ? json_real((double)(tc_wall_ns() - v->m.ckpt_time_ns) / 1e9)
+                          : json_null());
+  json_object_set_new(o, "checkpoints", json_integer((json_int_t)v->m.ckpts));
+  json_object_set_new(o, "app", json_string(v->m.app));
   json_t *oa = json_array();
-  for (size_t i = 0; i < noff; i++) {
+  for (size_t i = 0; i < v->noff; i++) {
     json_t *e = json_object();
-    json_object_set_new(e, "topic", json_string(off[i].topic));
-    json_object_set_new(e, "partition", json_integer(off[i].partition));
-    json_object_set_new(e, "next_offset", json_integer(off[i].next_offset));
+    json_object_set_new(e, "topic", json_string(v->off[i].topic));
+    json_object_set_new(e, "partition", json_integer(v->off[i].partition));
+    json_object_set_new(e, "next_offset", json_integer(v->off[i].next_offset));
     json_array_append_new(oa, e);
   }
   json_object_set_new(o, "offsets", oa);
-  json_object_set_new(o, "instruments", json_integer((json_int_t)count));
-  json_object_set_new(o, "states_verified", json_integer((json_int_t)verified));
+  json_object_set_new(o, "instruments", json_integer((json_int_t)v->count));
+  json_object_set_new(o, "states_verified", json_integer((json_int_t)v->verified));
   json_t *ta = json_array();
-  for (int i = 0; i < top->n; i++) {
-    const store_inst *in = &top->in[i];
+  for (int i = 0; i < v->top->n; i++) {
+    const store_inst *in = &v->top->in[i];
     json_t *e = json_object();
     json_object_set_new(e, "sym", json_string(in->sym));
     json_object_set_new(e, "partition", json_integer(in->partition));
@@ -124,128 +132,108 @@ static void print_json(const char *path, const store_meta *m, int has_meta, cons
   json_decref(o);
 }
 
-static void print_text(const char *path, const store_meta *m, int has_meta, const store_offset *off,
-                       size_t noff, uint64_t count, uint64_t verified, const top_list *top) {
-  printf("state        %s (schema %d)\n", path, STORE_SCHEMA_VERSION);
-  if (has_meta) {
-    printf("model        sha256 %s\n", m->model_sha256[0] ? m->model_sha256 : "(none bound)");
-    printf("features     %s\n", m->features);
-    printf("shape        L=%d H=%d\n", m->L, m->H);
+static void print_text(const inspect_view *v) {
+  printf("state        %s (schema %d)\n", v->path, STORE_SCHEMA_VERSION);
+  if (v->has_meta) {
+    printf("model        sha256 %s\n", v->m.model_sha256[0] ? v->m.model_sha256 : "(none bound)");
+    printf("features     %s\n", v->m.features);
+    printf("shape        L=%d H=%d\n", v->m.L, v->m.H);
   } else {
     printf("model        (none bound yet)\n");
   }
-  if (m->ckpt_time_ns) {
+  if (v->m.ckpt_time_ns) {
     char ts[40];
-    fmt_time(ts, sizeof ts, m->ckpt_time_ns);
+    fmt_time(ts, sizeof ts, v->m.ckpt_time_ns);
     printf("checkpoint   %s (%.1f s ago), %" PRIu64 " written\n", ts,
-           (double)(now_ns() - m->ckpt_time_ns) / 1e9, m->ckpts);
+           (double)(tc_wall_ns() - v->m.ckpt_time_ns) / 1e9, v->m.ckpts);
   } else {
     printf("checkpoint   (none yet)\n");
   }
-  if (m->app[0])
-    printf("written by   %s\n", m->app);
-  printf("offsets      %zu partition%s\n", noff, noff == 1 ? "" : "s");
-  for (size_t i = 0; i < noff; i++) {
+  if (v->m.app[0])
+    printf("written by   %s\n", v->m.app);
+  printf("offsets      %zu partition%s\n", v->noff, v->noff == 1 ? "" : "s");
+  for (size_t i = 0; i < v->noff; i++) {
     char tp[STORE_TOPIC_MAX + 16];
-    snprintf(tp, sizeof tp, "%s/%d", off[i].topic, (int)off[i].partition);
-    printf("  %-24s next offset %" PRId64 "\n", tp, off[i].next_offset);
+    snprintf(tp, sizeof tp, "%s/%d", v->off[i].topic, (int)v->off[i].partition);
+    printf("  %-24s next offset %" PRId64 "\n", tp, v->off[i].next_offset);
   }
-  printf("instruments  %" PRIu64 " (%" PRIu64 " states verified)\n", count, verified);
-  if (top->n) {
-    printf("top %d by n:\n", top->n);
+  printf("instruments  %" PRIu64 " (%" PRIu64 " states verified)\n", v->count, v->verified);
+  if (v->top->n) {
+    printf("top %d by n:\n", v->top->n);
     printf("  %-32s %9s %12s %20s %s\n", "sym", "partition", "n", "last_ts", "last_px");
-    for (int i = 0; i < top->n; i++) {
-      const store_inst *in = &top->in[i];
+    for (int i = 0; i < v->top->n; i++) {
+      const store_inst *in = &v->top->in[i];
       printf("  %-32s %9d %12" PRIu64 " %20" PRId64 " %.10g\n", in->sym, (int)in->partition, in->n,
              in->last_ts, in->last_px);
     }
   }
 }
 
+/* Reads v->path's model binding, offsets and instrument count, checks every stored state and
+ * lists the top ntop instruments. 0 or a TC_E* code with err set. */
+static int inspect_read(inspect_view *v, store *st, int ntop, char *err, size_t errlen) {
+  int rc = store_meta_get(st, &v->m, err, errlen);
+  v->has_meta = rc == 0;
+  if (rc == TC_ENOENT)
+    rc = 0;
+  if (!rc && !(v->top = calloc(1, sizeof *v->top))) {
+    snprintf(err, errlen, "out of memory");
+    rc = TC_ENOMEM;
+  }
+  if (!rc)
+    rc = store_offsets_load(st, &v->off, &v->noff, err, errlen);
+  if (!rc)
+    rc = store_instruments_count(st, &v->count, err, errlen);
+  if (!rc && v->count && !(v->has_meta && v->m.L > 0 && v->m.H > 0)) {
+    snprintf(err, errlen,
+             "state db %s: %" PRIu64 " instruments stored but no model shape "
+             "(L=%d H=%d) to check them against",
+             v->path, v->count, v->m.L, v->m.H);
+    rc = TC_EFORMAT;
+  }
+  if (!rc && v->count)
+    rc = store_instruments_load(st, v->m.L, v->m.H, verify_cb, &v->verified, err, errlen);
+  if (!rc && ntop)
+    rc = store_instruments_top(st, ntop, top_cb, v->top, err, errlen);
+  if (rc == TC_ENOMEM)
+    snprintf(err, errlen, "out of memory");
+  return rc;
+}
+
 int cmd_inspect(int argc, char **argv) {
-  static const struct option opts[] = {{"state", required_argument, NULL, 's'},
-                                       {"json", no_argument, NULL, 'j'},
-                                       {"top", required_argument, NULL, 't'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
-  const char *path = NULL;
-  int json = 0, ntop = 10, c;
-  optind = 1;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-    switch (c) {
-    case 's': path = optarg; break;
-    case 'j': json = 1; break;
-    case 't': {
-      char *end;
-      long v = strtol(optarg, &end, 10);
-      if (!*optarg || *end || v < 0 || v > TOP_MAX) {
-        fprintf(stderr, "tickcast inspect: --top %s: expected a number in 0..%d\n", optarg,
-                TOP_MAX);
-        return 2;
-      }
-      ntop = (int)v;
-      break;
-    }
-    case 'h': usage(stdout); return 0;
-    default:
-      fprintf(stderr, "tickcast inspect: unknown or incomplete option '%s' (see --help)\n",
-              argv[optind - 1]);
-      return 2;
-    }
-  }
-  if (optind < argc) {
-    fprintf(stderr, "tickcast inspect: unexpected argument '%s' (see --help)\n", argv[optind]);
-    return 2;
-  }
-  if (!path) {
+  inspect_view v;
+  memset(&v, 0, sizeof v);
+  int json = 0, ntop = 10;
+  const args_flag flags[] = {
+      {"state", ARGS_STR, .dst = &v.path},
+      {"json", ARGS_SWITCH, .dst = &json},
+      {"top", ARGS_INT, .dst = &ntop, .unit = "a number", .lo = 0, .hi = TOP_MAX},
+  };
+  const args_cmd c = {.name = "inspect",
+                      .flags = flags,
+                      .nflags = (int)(sizeof flags / sizeof flags[0]),
+                      .usage = usage,
+                      .unknown = "unknown or incomplete option"};
+  int status = args_parse_cmd(&c, argc, argv);
+  if (status >= 0)
+    return status;
+  if (!v.path) {
     fprintf(stderr, "tickcast inspect: --state DB is required (see --help)\n");
     return 2;
   }
   char err[512];
   store *st = NULL;
-  int rc = store_open(path, STORE_SYNC_NORMAL, STORE_OPEN_READONLY, &st, err, sizeof err);
-  if (rc) {
-    fprintf(stderr, "tickcast inspect: %s\n", err);
-    return exit_for(rc);
-  }
-  store_meta m;
-  rc = store_meta_get(st, &m, err, sizeof err);
-  int has_meta = rc == 0;
-  if (rc == TC_ENOENT)
-    rc = 0;
-  store_offset *off = NULL;
-  size_t noff = 0;
-  uint64_t count = 0, verified = 0;
-  top_list *top = calloc(1, sizeof *top);
-  if (!top)
-    rc = TC_ENOMEM;
+  int rc = store_open(v.path, STORE_SYNC_NORMAL, STORE_OPEN_READONLY, &st, err, sizeof err);
   if (!rc)
-    rc = store_offsets_load(st, &off, &noff, err, sizeof err);
-  if (!rc)
-    rc = store_instruments_count(st, &count, err, sizeof err);
-  if (!rc && count && !(has_meta && m.L > 0 && m.H > 0)) {
-    snprintf(err, sizeof err,
-             "state db %s: %" PRIu64 " instruments stored but no model shape "
-             "(L=%d H=%d) to check them against",
-             path, count, m.L, m.H);
-    rc = TC_EFORMAT;
-  }
-  if (!rc && count)
-    rc = store_instruments_load(st, m.L, m.H, verify_cb, &verified, err, sizeof err);
-  if (!rc && ntop)
-    rc = store_instruments_top(st, ntop, top_cb, top, err, sizeof err);
-  if (rc) {
-    if (rc == TC_ENOMEM)
-      snprintf(err, sizeof err, "out of memory");
+    rc = inspect_read(&v, st, ntop, err, sizeof err);
+  if (rc)
     fprintf(stderr, "tickcast inspect: %s\n", err);
-  } else if (json) {
-    print_json(path, &m, has_meta, off, noff, count, verified, top);
-  } else {
-    print_text(path, &m, has_meta, off, noff, count, verified, top);
-  }
-  free(off);
-  free(top);
+  else if (json)
+    print_json(&v);
+  else
+    print_text(&v);
+  free(v.off);
+  free(v.top);
   store_close(st);
   return rc ? exit_for(rc) : 0;
 }

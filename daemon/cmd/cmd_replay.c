@@ -1,25 +1,23 @@
 /* cmd_replay.c: `tickcast replay`: the model over a tick file (CSV or JSON Lines, '-' = stdin),
  * predictions to a CSV or JSONL file, in input order, in constant memory. Reading a Kafka topic
- * range instead (--brokers/--topic) is kreplay.c's job. */
-#include <getopt.h>
+ * range instead (--brokers/--topic) is cmd_kreplay.c's job. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
-#include "daemon/kafka/kreplay.h"
 #include "daemon/pipeline/encode.h"
 #include "daemon/pipeline/engine.h"
+#include "ingest/reject.h"
 #include "ingest/tickfile.h"
+#include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 #include "nn/model.h"
 #include "nn/safetensors/safetensors.h"
 
-#define CHUNK 4096      /* ticks per engine call */
-#define FIRST_LINES 5   /* line numbers kept per rejection reason for the summary */
-#define SHOWN_ERRORS 10 /* rejected lines printed in full */
+#define CHUNK 4096 /* ticks per engine call */
 
 static void usage(FILE *f) {
   fprintf(
@@ -40,38 +38,13 @@ static void usage(FILE *f) {
       "or unreadable input.\n");
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int ends_with(const char *s, const char *suffix) {
   size_t a = strlen(s), b = strlen(suffix);
   return a >= b && !strcmp(s + a - b, suffix);
 }
 
-typedef struct replay_sum {
-  uint64_t read;                                   /* ticks (non-empty lines) read */
-  uint64_t first_line[TICK_NREASONS][FIRST_LINES]; /* first line numbers per reason */
-  int shown;                                       /* rejected lines printed so far */
-} replay_sum;
-
-static void note_reject(replay_sum *s, const engine *e, int reason, const char *path, uint64_t line,
-                        const char *err, int quiet, int bar) {
-  uint64_t k = e->rejected[reason]; /* already counted, this one included */
-  if (k >= 1 && k <= FIRST_LINES)
-    s->first_line[reason][k - 1] = line;
-  if (!quiet && s->shown < SHOWN_ERRORS) {
-    fprintf(stderr, "%s%s:%llu: %s: %s\n", bar ? "\r\033[K" : "", path, (unsigned long long)line,
-            tick_reason_name(reason), err);
-    if (++s->shown == SHOWN_ERRORS)
-      fprintf(stderr, "%s: further rejected lines are only counted\n", path);
-  }
-}
-
 static void progress(const tickfile *tf, uint64_t ticks, double t0) {
-  double dt = now_s() - t0;
+  double dt = tc_mono_s() - t0;
   if (tf->size > 0) {
     double f = (double)tf->bytes / (double)tf->size;
     int w = 30, fill = (int)(f * w);
@@ -84,179 +57,208 @@ static void progress(const tickfile *tf, uint64_t ticks, double t0) {
   }
 }
 
-static void summary(const replay_sum *s, const engine *e, const char *path, double dt) {
-  uint64_t rej = 0;
-  for (int r = 1; r < TICK_NREASONS; r++)
-    rej += e->rejected[r];
+static void summary(const reject_tally *rej, uint64_t read, const engine *e, const char *path,
+                    double dt) {
   fprintf(stderr,
           "replay %s: %llu ticks read, %llu accepted, %llu rejected, %u instruments, "
           "%.3f s, %.0f ticks/s\n",
-          path, (unsigned long long)s->read, (unsigned long long)e->accepted,
-          (unsigned long long)rej, e->st.live, dt, dt > 0 ? s->read / dt : 0.0);
-  for (int r = 1; r < TICK_NREASONS; r++) {
-    if (!e->rejected[r])
-      continue;
-    fprintf(stderr, "  rejected %-14s %8llu  (lines", tick_reason_name(r),
-            (unsigned long long)e->rejected[r]);
-    for (uint64_t k = 0; k < e->rejected[r] && k < FIRST_LINES; k++)
-      fprintf(stderr, "%s%llu", k ? ", " : " ", (unsigned long long)s->first_line[r][k]);
-    fprintf(stderr, "%s)\n", e->rejected[r] > FIRST_LINES ? ", ..." : "");
+          path, (unsigned long long)read, (unsigned long long)e->accepted,
+          (unsigned long long)rej->total, e->st.live, dt, dt > 0 ? read / dt : 0.0);
+  reject_tally_summary(rej, stderr, "", 0);
+}
+
+/* One file replay: its files, buffers and counts. */
+typedef struct replay_run {
+  const char *out_path; /* --output, NULL for stdout */
+  const char *src;      /* the input's name in messages and JSONL src ("stdin" for '-') */
+  int quiet;            /* --quiet */
+  int bar;              /* a progress bar on stderr (a terminal, not quiet) */
+  int jsonl;            /* predictions as JSON Lines */
+  tickfile tf;          /* the input */
+  engine e;             /* fresh state */
+  eng_tick *ticks;      /* (CHUNK) the chunk's accepted ticks */
+  uint64_t *lines;      /* (CHUNK) their line numbers */
+  char *outbuf;         /* (CHUNK * ENC_PRED_MAX) the chunk's predictions */
+  FILE *out;            /* the prediction file or stdout */
+  uint64_t read;        /* ticks (non-empty lines) read */
+  reject_tally rej;     /* rejected lines */
+} replay_run;
+
+/* Buffers, the engine and the output file (with the CSV header). 0, or 1 after printing why. */
+static int replay_setup(replay_run *r, const nn_model *m) {
+  r->ticks = malloc(CHUNK * sizeof *r->ticks);
+  r->lines = malloc(CHUNK * sizeof *r->lines);
+  r->outbuf = malloc(CHUNK * (size_t)ENC_PRED_MAX);
+  if (engine_init(&r->e, m, CHUNK) != 0 || !r->ticks || !r->lines || !r->outbuf) {
+    fprintf(stderr, "tickcast replay: out of memory\n");
+    return 1;
   }
+  r->out = stdout;
+  if (r->out_path && strcmp(r->out_path, "-") != 0 && !(r->out = fopen(r->out_path, "w"))) {
+    fprintf(stderr, "tickcast replay: %s: cannot open for writing: %m\n", r->out_path);
+    return 1;
+  }
+  if (!r->jsonl)
+    fputs(ENC_CSV_HEADER "\n", r->out);
+  return 0;
+}
+
+/* Reads up to CHUNK accepted ticks into the chunk (*N of them), counting rejected lines. Returns
+ * tickfile_next's last result: 1 more to read, 0 end of file, negative a read error. */
+static int replay_read_chunk(replay_run *r, int *N) {
+  char err[512];
+  int rc = 0;
+  *N = 0;
+  while (*N < CHUNK) {
+    eng_tick *t = &r->ticks[*N];
+    rc = tickfile_next(&r->tf, &t->t, &t->reason, err, sizeof err);
+    if (rc <= 0)
+      break;
+    r->read++;
+    if (t->reason != TICK_OK) { /* no output for it, so it need not go through the engine */
+      reject_tally_note(&r->rej, t->reason, (reject_loc){r->src, REJECT_LINE, (int64_t)r->tf.line},
+                        err);
+      continue;
+    }
+    t->partition = -1;
+    r->lines[(*N)++] = r->tf.line;
+  }
+  return rc;
+}
+
+/* Steps the chunk's N ticks through the engine and writes their predictions; JSON Lines name
+ * their source FILE:LINE. 0, or 1 after printing why. */
+static int replay_emit_chunk(replay_run *r, int N) {
+  if (engine_process(&r->e, r->ticks, N) != 0) {
+    fprintf(stderr, "\ntickcast replay: out of memory\n");
+    return 1;
+  }
+  size_t src_len = strlen(r->src) > 300 ? 300 : strlen(r->src);
+  char *p = r->outbuf;
+  for (int i = 0; i < N; i++) {
+    eng_tick *t = &r->ticks[i];
+    if (t->reason == TICK_OUT_OF_ORDER) {
+      char msg[256];
+      snprintf(msg, sizeof msg, "field ts: found %lld, older than the last accepted tick of %s",
+               (long long)t->t.ts, t->t.sym);
+      reject_tally_note(&r->rej, TICK_OUT_OF_ORDER,
+                        (reject_loc){r->src, REJECT_LINE, (int64_t)r->lines[i]}, msg);
+    }
+    if (t->reason != TICK_OK)
+      continue;
+    if (r->jsonl) {
+      char src[400];
+      memcpy(src, r->src, src_len);
+      size_t sl = src_len;
+      src[sl++] = ':';
+      sl += snprintf(src + sl, sizeof src - sl, "%llu", (unsigned long long)r->lines[i]);
+      p += enc_pred_json(p, t, src, sl);
+    } else {
+      p += enc_pred_csv(p, t);
+    }
+    *p++ = '\n';
+  }
+  if (fwrite(r->outbuf, 1, (size_t)(p - r->outbuf), r->out) != (size_t)(p - r->outbuf)) {
+    fprintf(stderr, "\ntickcast replay: %s: write failed: %m\n",
+            r->out_path ? r->out_path : "stdout");
+    return 1;
+  }
+  return 0;
+}
+
+/* The whole input, chunk by chunk, with the progress bar; then the flush and the summary.
+ * 0, or 1 after printing why. */
+static int replay_loop(replay_run *r) {
+  double t0 = tc_mono_s(), last_bar = 0;
+  for (;;) {
+    int N, rc = replay_read_chunk(r, &N);
+    if (rc < 0) {
+      fprintf(stderr, "\ntickcast replay: %s:%llu: read error\n", r->src,
+              (unsigned long long)r->tf.line);
+      return 1;
+    }
+    if (replay_emit_chunk(r, N) != 0)
+      return 1;
+    if (r->bar && tc_mono_s() - last_bar > 0.2) {
+      last_bar = tc_mono_s();
+      progress(&r->tf, r->read, t0);
+    }
+    if (rc == 0)
+      break;
+  }
+  if (fflush(r->out) != 0) {
+    fprintf(stderr, "tickcast replay: %s: write failed: %m\n",
+            r->out_path ? r->out_path : "stdout");
+    return 1;
+  }
+  if (r->bar)
+    fprintf(stderr, "\r\033[K");
+  if (!r->quiet)
+    summary(&r->rej, r->read, &r->e, r->src, tc_mono_s() - t0);
+  return 0;
+}
+
+/* Closes the output (a failure to is a failure of the replay) and frees r. */
+static int replay_close(replay_run *r, int status) {
+  if (r->out && r->out != stdout && fclose(r->out) != 0 && status == 0) {
+    fprintf(stderr, "tickcast replay: %s: write failed: %m\n", r->out_path);
+    status = 1;
+  }
+  engine_free(&r->e);
+  free(r->ticks);
+  free(r->lines);
+  free(r->outbuf);
+  tickfile_close(&r->tf);
+  return status;
 }
 
 int cmd_replay(int argc, char **argv) {
-  const char *model_path = NULL, *in_path = NULL, *out_path = NULL;
-  int quiet = 0, help = 0;
-  for (int a = 1; a < argc; a++) /* a topic range is kreplay's, whatever the flag order */
+  for (int a = 1; a < argc; a++) /* a topic range is cmd_kreplay's, whatever the flag order */
     if (!strncmp(argv[a], "--brokers", 9) || !strncmp(argv[a], "--topic", 7))
-      return kreplay_main(argc, argv);
-  static const struct option opts[] = {
-      {"model", required_argument, 0, 'm'},  {"input", required_argument, 0, 'i'},
-      {"output", required_argument, 0, 'o'}, {"quiet", no_argument, 0, 'q'},
-      {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-  int c;
-  optind = 1;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
-    switch (c) {
-    case 'm': model_path = optarg; break;
-    case 'i': in_path = optarg; break;
-    case 'o': out_path = optarg; break;
-    case 'q': quiet = 1; break;
-    case 'h': help = 1; break;
-    default:
-      fprintf(stderr, "tickcast replay: unknown or incomplete option '%s' (see --help)\n",
-              argv[optind - 1]);
-      return 2;
-    }
-  }
-  if (help) {
-    usage(stdout);
-    return 0;
-  }
-  if (optind < argc) {
-    fprintf(stderr, "tickcast replay: unexpected argument '%s' (see --help)\n", argv[optind]);
-    return 2;
-  }
+      return cmd_kreplay(argc, argv);
+  const char *model_path = NULL, *in_path = NULL;
+  replay_run r;
+  memset(&r, 0, sizeof r);
+  const args_flag flags[] = {
+      {"model", ARGS_STR, .dst = &model_path},
+      {"input", ARGS_STR, .dst = &in_path},
+      {"output", ARGS_STR, .dst = &r.out_path},
+      {"quiet", ARGS_SWITCH, .dst = &r.quiet, .short_name = 'q'},
+  };
+  const args_cmd c = {.name = "replay",
+                      .flags = flags,
+                      .nflags = (int)(sizeof flags / sizeof flags[0]),
+                      .usage = usage,
+                      .unknown = "unknown or incomplete option"};
+  int status = args_parse_cmd(&c, argc, argv);
+  if (status >= 0)
+    return status;
   if (!model_path || !in_path) {
     fprintf(stderr, "tickcast replay: %s is required (see --help)\n",
             !model_path ? "--model" : "--input");
     return 2;
   }
-
   char err[512];
   nn_model m;
   if (nn_model_load(&m, model_path, err, sizeof err) != 0) {
     fprintf(stderr, "tickcast replay: %s\n", err);
     return 2;
   }
-  tickfile tf;
-  if (tickfile_open(&tf, in_path, err, sizeof err) != 0) {
+  if (tickfile_open(&r.tf, in_path, err, sizeof err) != 0) {
     fprintf(stderr, "tickcast replay: %s\n", err);
     nn_model_free(&m);
     return 2;
   }
-  int status = 1;
-  engine e;
-  eng_tick *ticks = malloc(CHUNK * sizeof *ticks);
-  uint64_t *lines = malloc(CHUNK * sizeof *lines);
-  char *outbuf = malloc(CHUNK * (size_t)ENC_PRED_MAX);
-  replay_sum sum;
-  memset(&sum, 0, sizeof sum);
-  int bar = !quiet && isatty(2);
-  FILE *out = stdout;
-  int jsonl = out_path && ends_with(out_path, ".jsonl");
-  if (engine_init(&e, &m, CHUNK) != 0 || !ticks || !lines || !outbuf) {
-    fprintf(stderr, "tickcast replay: out of memory\n");
-    goto done;
-  }
-  if (out_path && strcmp(out_path, "-") != 0 && !(out = fopen(out_path, "w"))) {
-    fprintf(stderr, "tickcast replay: %s: cannot open for writing: %m\n", out_path);
-    out = NULL;
-    goto done;
-  }
-  if (!jsonl)
-    fputs(ENC_CSV_HEADER "\n", out);
-  double t0 = now_s(), last_bar = 0;
-  const char *src_name = strcmp(in_path, "-") ? in_path : "stdin";
-  size_t src_len = strlen(src_name);
-  for (;;) {
-    int N = 0, rc = 0;
-    while (N < CHUNK) {
-      eng_tick *t = &ticks[N];
-      rc = tickfile_next(&tf, &t->t, &t->reason, err, sizeof err);
-      if (rc <= 0)
-        break;
-      sum.read++;
-      if (t->reason != TICK_OK) { /* no output for it, so it need not go through the engine */
-        e.rejected[t->reason]++;
-        note_reject(&sum, &e, t->reason, src_name, tf.line, err, quiet, bar);
-        continue;
-      }
-      t->partition = -1;
-      lines[N++] = tf.line;
-    }
-    if (rc < 0) {
-      fprintf(stderr, "\ntickcast replay: %s:%llu: read error\n", src_name,
-              (unsigned long long)tf.line);
-      goto done;
-    }
-    if (engine_process(&e, ticks, N) != 0) {
-      fprintf(stderr, "\ntickcast replay: out of memory\n");
-      goto done;
-    }
-    char *p = outbuf;
-    for (int i = 0; i < N; i++) {
-      eng_tick *t = &ticks[i];
-      if (t->reason == TICK_OUT_OF_ORDER) {
-        snprintf(err, sizeof err, "field ts: found %lld, older than the last accepted tick of %s",
-                 (long long)t->t.ts, t->t.sym);
-        note_reject(&sum, &e, TICK_OUT_OF_ORDER, src_name, lines[i], err, quiet, bar);
-      }
-      if (t->reason != TICK_OK)
-        continue;
-      if (jsonl) {
-        char src[400];
-        memcpy(src, src_name, src_len > 300 ? 300 : src_len);
-        size_t sl = src_len > 300 ? 300 : src_len;
-        src[sl++] = ':';
-        sl += snprintf(src + sl, sizeof src - sl, "%llu", (unsigned long long)lines[i]);
-        p += enc_pred_json(p, t, src, sl);
-      } else {
-        p += enc_pred_csv(p, t);
-      }
-      *p++ = '\n';
-    }
-    if (fwrite(outbuf, 1, (size_t)(p - outbuf), out) != (size_t)(p - outbuf)) {
-      fprintf(stderr, "\ntickcast replay: %s: write failed: %m\n", out_path ? out_path : "stdout");
-      goto done;
-    }
-    if (bar && now_s() - last_bar > 0.2) {
-      last_bar = now_s();
-      progress(&tf, sum.read, t0);
-    }
-    if (rc == 0)
-      break;
-  }
-  if (fflush(out) != 0) {
-    fprintf(stderr, "tickcast replay: %s: write failed: %m\n", out_path ? out_path : "stdout");
-    goto done;
-  }
-  if (bar)
-    fprintf(stderr, "\r\033[K");
-  if (!quiet)
-    summary(&sum, &e, src_name, now_s() - t0);
-  status = 0;
-done:
-  if (out && out != stdout && fclose(out) != 0 && status == 0) {
-    fprintf(stderr, "tickcast replay: %s: write failed: %m\n", out_path);
-    status = 1;
-  }
-  engine_free(&e);
-  free(ticks);
-  free(lines);
-  free(outbuf);
-  tickfile_close(&tf);
+  r.src = strcmp(in_path, "-") ? in_path : "stdin";
+  r.jsonl = r.out_path && ends_with(r.out_path, ".jsonl");
+  r.bar = !r.quiet && isatty(2);
+  reject_tally_init(&r.rej);
+  r.rej.quiet = r.quiet;
+  r.rej.lead = r.bar ? "\r\033[K" : "";
+  status = replay_setup(&r, &m);
+  if (status == 0)
+    status = replay_loop(&r);
+  status = replay_close(&r, status);
   nn_model_free(&m);
   return status;
 }

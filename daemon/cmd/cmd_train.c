@@ -3,13 +3,13 @@
  * The training loop itself is fit.c; the math is nn/train.c. */
 #include <cblas.h>
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
 #include "daemon/pipeline/dataset.h"
 #include "daemon/pipeline/fit.h"
@@ -57,44 +57,14 @@ static void usage(FILE *f) {
          "unreadable input.\n");
 }
 
-/* Strict number parsing: the whole argument, finite, in range. */
-static int parse_int(const char *flag, const char *s, long lo, long hi, int *out) {
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi) {
-    fprintf(stderr, "tickcast train: %s: found '%s', expected an integer in [%ld, %ld]\n", flag, s,
-            lo, hi);
-    return -1;
-  }
-  *out = (int)v;
-  return 0;
-}
-
-static int parse_double(const char *flag, const char *s, double lo, double hi, int lo_open,
-                        double *out) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi || (lo_open && v == lo)) {
-    fprintf(stderr, "tickcast train: %s: found '%s', expected a number in %c%g, %g]\n", flag, s,
-            lo_open ? '(' : '[', lo, hi);
-    return -1;
-  }
-  *out = v;
-  return 0;
-}
-
-static int parse_u64(const char *flag, const char *s, uint64_t *out) {
+/* --seed: an unsigned 64-bit decimal into *(uint64_t *)dst; 0 or -1. */
+static int parse_u64(const char *s, void *dst) {
   char *end;
   errno = 0;
   unsigned long long v = strtoull(s, &end, 10);
-  if (errno || end == s || *end || s[0] == '-') {
-    fprintf(stderr, "tickcast train: %s: found '%s', expected an unsigned 64-bit integer\n", flag,
-            s);
+  if (errno || end == s || *end || s[0] == '-')
     return -1;
-  }
-  *out = v;
+  *(uint64_t *)dst = v;
   return 0;
 }
 
@@ -105,7 +75,7 @@ static const char *base_name(const char *p) {
 
 /* Writes the metadata that says how the model was made (no clock values: same seed, same bytes). */
 static int set_train_meta(nn_model *m, const fit_opts *o, const fit_result *r, double val_frac,
-                          char **inputs, int ninputs) {
+                          const char *const *inputs, int ninputs) {
   char buf[4096], v[64];
   size_t n = 0;
   buf[0] = 0;
@@ -187,155 +157,176 @@ static int run_search(const dataset *d, const fit_opts *base, int trials, nn_mod
   return 0;
 }
 
-int cmd_train(int argc, char **argv) {
-  char *inputs[MAX_INPUTS];
-  int ninputs = 0, help = 0, search = 0, trials = 8, quiet = 0, epochs_set = 0, batch_set = 0;
-  const char *out_path = NULL;
-  double val_frac = 0.2;
-  fit_opts o;
-  fit_opts_default(&o);
-  static const struct option opts[] = {
-      {"input", required_argument, 0, 'i'},    {"output", required_argument, 0, 'o'},
-      {"hidden", required_argument, 0, 'H'},   {"layers", required_argument, 0, 'L'},
-      {"epochs", required_argument, 0, 'e'},   {"seed", required_argument, 0, 's'},
-      {"peephole", no_argument, 0, 'p'},       {"seq", required_argument, 0, 'T'},
-      {"batch", required_argument, 0, 'B'},    {"lr", required_argument, 0, 'l'},
-      {"clip", required_argument, 0, 'c'},     {"val-frac", required_argument, 0, 'v'},
-      {"patience", required_argument, 0, 'P'}, {"search", no_argument, 0, 'S'},
-      {"trials", required_argument, 0, 'n'},   {"quiet", no_argument, 0, 'q'},
-      {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
-  int c;
-  optind = 1;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
-    int bad = 0;
-    switch (c) {
-    case 'i':
-      if (ninputs == MAX_INPUTS) {
-        fprintf(stderr, "tickcast train: --input: more than %d files\n", MAX_INPUTS);
-        return 2;
-      }
-      inputs[ninputs++] = optarg;
-      break;
-    case 'o': out_path = optarg; break;
-    case 'H': bad = parse_int("--hidden", optarg, 1, 1024, &o.H); break;
-    case 'L': bad = parse_int("--layers", optarg, 1, NN_MAX_LAYERS, &o.L); break;
-    case 'e':
-      bad = parse_int("--epochs", optarg, 0, 100000, &o.epochs);
-      epochs_set = 1;
-      break;
-    case 's': bad = parse_u64("--seed", optarg, &o.seed); break;
-    case 'p': o.peephole = 1; break;
-    case 'T': bad = parse_int("--seq", optarg, 1, 4096, &o.T); break;
-    case 'B':
-      bad = parse_int("--batch", optarg, 1, 4096, &o.B);
-      batch_set = 1;
-      break;
-    case 'l': bad = parse_double("--lr", optarg, 0, 10, 1, &o.lr); break;
-    case 'c': bad = parse_double("--clip", optarg, 0, 1e30, 0, &o.clip); break;
-    case 'v': bad = parse_double("--val-frac", optarg, 0, 0.99, 0, &val_frac); break;
-    case 'P': bad = parse_int("--patience", optarg, 1, 100000, &o.patience); break;
-    case 'S': search = 1; break;
-    case 'n': bad = parse_int("--trials", optarg, 1, 1000, &trials); break;
-    case 'q': quiet = 1; break;
-    case 'h': help = 1; break;
-    default:
-      fprintf(stderr, "tickcast train: unknown or incomplete option '%s' (see --help)\n",
-              argv[optind - 1]);
-      return 2;
-    }
-    if (bad)
-      return 2;
-  }
-  if (help) {
-    usage(stdout);
-    return 0;
-  }
-  if (optind < argc) {
-    fprintf(stderr, "tickcast train: unexpected argument '%s' (see --help)\n", argv[optind]);
-    return 2;
-  }
-  if (!ninputs || !out_path) {
-    fprintf(stderr, "tickcast train: %s is required (see --help)\n",
-            !ninputs ? "--input" : "--output");
-    return 2;
-  }
-  o.verbose = quiet ? 0 : isatty(2) ? 2 : 1;
-  /* One BLAS thread: the GEMMs are small, and the result must not depend on a thread count. */
-  openblas_set_num_threads(1);
+/* The command line. */
+typedef struct train_opts {
+  const char *inputs[MAX_INPUTS]; /* --input, ninputs of them */
+  int ninputs;
+  const char *out_path;      /* --output */
+  double val_frac;           /* --val-frac */
+  int search, trials, quiet; /* --search, --trials, --quiet */
+  int epochs_set, batch_set; /* --epochs, --batch given (else sized to the data) */
+  fit_opts fit;              /* the rest */
+} train_opts;
 
+/* Parses the command line into o. Returns -1 to go on, or the exit status to return at once. */
+static int train_parse(train_opts *o, int argc, char **argv) {
+  memset(o, 0, sizeof *o);
+  o->val_frac = 0.2;
+  o->trials = 8;
+  fit_opts_default(&o->fit);
+  fit_opts *f = &o->fit;
+  const args_flag flags[] = {
+      {"input", ARGS_STRS, .dst = o->inputs, .max = MAX_INPUTS, .count = &o->ninputs,
+       .unit = "files"},
+      {"output", ARGS_STR, .dst = &o->out_path},
+      {"hidden", ARGS_INT, .dst = &f->H, .lo = 1, .hi = 1024},
+      {"layers", ARGS_INT, .dst = &f->L, .lo = 1, .hi = NN_MAX_LAYERS},
+      {"epochs", ARGS_INT, .dst = &f->epochs, .lo = 0, .hi = 100000, .given = &o->epochs_set},
+      {"seed", ARGS_FN, .dst = &f->seed, .parse = parse_u64, .unit = "an unsigned 64-bit integer"},
+      {"peephole", ARGS_SWITCH, .dst = &f->peephole},
+      {"seq", ARGS_INT, .dst = &f->T, .lo = 1, .hi = 4096},
+      {"batch", ARGS_INT, .dst = &f->B, .lo = 1, .hi = 4096, .given = &o->batch_set},
+      {"lr", ARGS_DOUBLE, .dst = &f->lr, .lo = 0, .hi = 10, .open_lo = 1},
+      {"clip", ARGS_DOUBLE, .dst = &f->clip, .lo = 0, .hi = 1e30},
+      {"val-frac", ARGS_DOUBLE, .dst = &o->val_frac, .lo = 0, .hi = 0.99},
+      {"patience", ARGS_INT, .dst = &f->patience, .lo = 1, .hi = 100000},
+      {"search", ARGS_SWITCH, .dst = &o->search},
+      {"trials", ARGS_INT, .dst = &o->trials, .lo = 1, .hi = 1000},
+      {"quiet", ARGS_SWITCH, .dst = &o->quiet, .short_name = 'q'},
+  };
+  const args_cmd c = {.name = "train",
+                      .flags = flags,
+                      .nflags = (int)(sizeof flags / sizeof flags[0]),
+                      .usage = usage,
+                      .unknown = "unknown or incomplete option",
+                      .found_style = 1};
+  int status = args_parse_cmd(&c, argc, argv);
+  if (status >= 0)
+    return status;
+  if (!o->ninputs || !o->out_path) {
+    fprintf(stderr, "tickcast train: %s is required (see --help)\n",
+            !o->ninputs ? "--input" : "--output");
+    return 2;
+  }
+  f->verbose = o->quiet ? 0 : isatty(2) ? 2 : 1;
+  return -1;
+}
+
+/* Loads every input into d (initialized here), prints the summary and splits by time. 0, or the
+ * exit status after printing why. */
+static int train_load(dataset *d, const train_opts *o) {
   char err[512];
-  dataset d;
-  if (dataset_init(&d) != 0) {
+  if (dataset_init(d) != 0) {
     fprintf(stderr, "tickcast train: out of memory\n");
     return 1;
   }
-  int status = 1;
-  nn_model m;
-  memset(&m, 0, sizeof m);
-  for (int i = 0; i < ninputs; i++) {
-    int rc = dataset_load(&d, inputs[i], !quiet, err, sizeof err);
+  for (int i = 0; i < o->ninputs; i++) {
+    int rc = dataset_load(d, o->inputs[i], !o->quiet, err, sizeof err);
     if (rc != 0) {
       fprintf(stderr, "tickcast train: %s\n", err);
-      status = rc == TC_ENOMEM ? 1 : 2;
-      goto done;
+      return rc == TC_ENOMEM ? 1 : 2;
     }
   }
-  if (!quiet)
-    dataset_print_summary(&d, "train input");
-  dataset_split(&d, val_frac);
+  if (!o->quiet)
+    dataset_print_summary(d, "train input");
+  dataset_split(d, o->val_frac);
+  return 0;
+}
+
+/* Sizes epochs and batch to the training targets unless given: small inputs take more passes,
+ * and an epoch has at least ~8 steps. 0, or 1 after printing that there is nothing to train on. */
+static int train_size(train_opts *o, const dataset *d) {
   uint64_t ntr = 0;
-  for (int i = 0; i < d.ns; i++)
-    if (d.s[i].ntrain >= 2)
-      ntr += d.s[i].ntrain - 1;
+  for (int i = 0; i < d->ns; i++)
+    if (d->s[i].ntrain >= 2)
+      ntr += d->s[i].ntrain - 1;
   if (ntr == 0) {
     fprintf(stderr,
             "tickcast train: no training targets: %llu accepted ticks in %d instruments "
             "(an instrument needs at least 2 ticks in its training part)\n",
-            (unsigned long long)d.accepted, d.ns);
-    goto done;
+            (unsigned long long)d->accepted, d->ns);
+    return 1;
   }
-  if (!epochs_set && ntr < 20000) /* early stopping still ends it when nothing improves */
-    o.epochs = ntr > 3000 ? (int)(600000 / ntr) : 200;
-  if (!batch_set && ntr / ((uint64_t)o.T * 8) < (uint64_t)o.B) /* at least ~8 steps an epoch */
-    o.B = ntr / ((uint64_t)o.T * 8) > 1 ? (int)(ntr / ((uint64_t)o.T * 8)) : 1;
-  dataset_stats(&d);
-  fit_result res;
-  fit_opts used = o;
-  if (search) {
-    if (run_search(&d, &o, trials, &m, &res, &used, err, sizeof err) != 0) {
-      fprintf(stderr, "tickcast train: %s\n", err);
-      goto done;
-    }
-  } else if (fit_run(&d, &o, &m, &res, quiet ? NULL : stderr, err, sizeof err) != 0) {
+  fit_opts *f = &o->fit;
+  if (!o->epochs_set && ntr < 20000) /* early stopping still ends it when nothing improves */
+    f->epochs = ntr > 3000 ? (int)(600000 / ntr) : 200;
+  uint64_t steps = ntr / ((uint64_t)f->T * 8);
+  if (!o->batch_set && steps < (uint64_t)f->B)
+    f->B = steps > 1 ? (int)steps : 1;
+  return 0;
+}
+
+/* One training run or the search into m (*used: the options of the model kept). 0, or 1 after
+ * printing why. */
+static int train_fit(const dataset *d, const train_opts *o, nn_model *m, fit_result *res,
+                     fit_opts *used) {
+  char err[512];
+  *used = o->fit;
+  int rc = o->search ? run_search(d, &o->fit, o->trials, m, res, used, err, sizeof err)
+                     : fit_run(d, &o->fit, m, res, o->quiet ? NULL : stderr, err, sizeof err);
+  if (rc != 0) {
     fprintf(stderr, "tickcast train: %s\n", err);
-    goto done;
+    return 1;
   }
-  if (set_train_meta(&m, &used, &res, val_frac, inputs, ninputs) != 0) {
+  return 0;
+}
+
+/* Writes m with its metadata to --output. 0, or 1 after printing why. */
+static int train_save(nn_model *m, const train_opts *o, const fit_opts *used,
+                      const fit_result *res) {
+  char err[512];
+  if (set_train_meta(m, used, res, o->val_frac, o->inputs, o->ninputs) != 0) {
     fprintf(stderr, "tickcast train: out of memory\n");
-    goto done;
+    return 1;
   }
-  if (nn_model_save(&m, out_path, err, sizeof err) != 0) {
+  if (nn_model_save(m, o->out_path, err, sizeof err) != 0) {
     fprintf(stderr, "tickcast train: %s\n", err);
-    goto done;
+    return 1;
   }
-  if (!quiet && res.nval == 0)
+  return 0;
+}
+
+static void train_report(const train_opts *o, const fit_result *res) {
+  if (res->nval == 0)
     fprintf(stderr,
             "train: wrote %s: %d epochs, no validation ticks (--val-frac 0): the last "
             "epoch is kept, %.1f s, %.0f tick-steps/s\n",
-            out_path, res.epochs_run, res.seconds, res.steps_per_s);
-  else if (!quiet)
+            o->out_path, res->epochs_run, res->seconds, res->steps_per_s);
+  else
     fprintf(stderr,
             "train: wrote %s: best epoch %d of %d, validation MSE %.6f vs random walk "
             "%.6f (skill %+.4f) on %llu targets, %.1f s, %.0f tick-steps/s%s\n",
-            out_path, res.best_epoch, res.epochs_run, res.val_mse, res.val_mse_rw,
-            res.val_mse_rw > 0 ? 1 - res.val_mse / res.val_mse_rw : 0.0,
-            (unsigned long long)res.nval, res.seconds, res.steps_per_s,
-            res.fallback ? "; no significant gain over the random walk, so the model "
-                           "predicts a zero return"
-                         : "");
-  status = 0;
-done:
+            o->out_path, res->best_epoch, res->epochs_run, res->val_mse, res->val_mse_rw,
+            res->val_mse_rw > 0 ? 1 - res->val_mse / res->val_mse_rw : 0.0,
+            (unsigned long long)res->nval, res->seconds, res->steps_per_s,
+            res->fallback ? "; no significant gain over the random walk, so the model "
+                            "predicts a zero return"
+                          : "");
+}
+
+int cmd_train(int argc, char **argv) {
+  train_opts o;
+  int status = train_parse(&o, argc, argv);
+  if (status >= 0)
+    return status;
+  /* One BLAS thread: the GEMMs are small, and the result must not depend on a thread count. */
+  openblas_set_num_threads(1);
+  dataset d;
+  nn_model m;
+  memset(&m, 0, sizeof m);
+  fit_result res;
+  fit_opts used;
+  status = train_load(&d, &o);
+  if (status == 0)
+    status = train_size(&o, &d);
+  if (status == 0) {
+    dataset_stats(&d);
+    status = train_fit(&d, &o, &m, &res, &used);
+  }
+  if (status == 0)
+    status = train_save(&m, &o, &used, &res);
+  if (status == 0 && !o.quiet)
+    train_report(&o, &res);
   nn_model_free(&m);
   dataset_free(&d);
   return status;

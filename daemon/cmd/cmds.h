@@ -1,10 +1,12 @@
-/* cmds.h: the subcommands of `tickcast`, one file each (daemon/cmd_<name>.c). Each takes the
+/* cmds.h: the subcommands of `tickcast`, one file each (daemon/cmd/cmd_<name>.c). Each takes the
  * arguments after the subcommand name (argv[0] = the name) and returns the process exit status:
  * 0 success, 1 runtime failure, 2 bad usage / bad model / unreadable input (CONTRACT §6). */
 #ifndef DAEMON_CMDS_H
 #define DAEMON_CMDS_H
 
 int cmd_replay(int argc, char **argv);
+/* `replay` over a Kafka topic range: cmd_replay hands over when --brokers or --topic is given. */
+int cmd_kreplay(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_broker(int argc, char **argv);
 int cmd_feed(int argc, char **argv);

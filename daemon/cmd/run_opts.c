@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/cmd/args.h"
 #include "daemon/loop/run.h"
-#include "daemon/pipeline/log.h"
 #include "nn/base/tc_err.h"
 
 void run_usage(FILE *f) {
@@ -55,26 +55,6 @@ void run_usage(FILE *f) {
       KCONF_USAGE);
 }
 
-static const char *const allowed_flags[] = {
-    "group",       "input-topic",     "output-topic", "stats-topic",
-    "dlq-topic",   "model",           "http",         "stats-interval",
-    "chunk",       "log-level",       "state",        "checkpoint-interval",
-    "reset-state", "on-model-change", "sync",         "changelog-topic",
-    NULL};
-
-/* Parses a decimal int in [lo, hi] for flag `name`. */
-static int parse_int(const char *name, const char *v, long lo, long hi, const char *what, int *out,
-                     char *err, size_t errlen) {
-  char *end;
-  long x = strtol(v, &end, 10);
-  if (!*v || *end || x < lo || x > hi) {
-    snprintf(err, errlen, "--%s %s: expected %s in %ld..%ld", name, v, what, lo, hi);
-    return TC_EUSAGE;
-  }
-  *out = (int)x;
-  return 0;
-}
-
 /* Kafka topic names: 1..249 bytes of [A-Za-z0-9._-]. */
 static int check_topic(const char *name, const char *v, char *err, size_t errlen) {
   size_t n = strlen(v);
@@ -97,83 +77,8 @@ void run_opts_free(run_opts *o) {
   memset(o, 0, sizeof *o);
 }
 
-/* The string flags, by name, and where their values go. */
-typedef struct flagdef {
-  const char *name;
-  const char **dst;
-} flagdef;
-
-int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen) {
-  memset(o, 0, sizeof *o);
-  kconf_init(&o->kc);
-  const char *http = NULL, *stats_ms = NULL, *chunk = NULL, *loglevel = NULL, *ckpt_ms = NULL,
-             *omc = NULL, *sync = NULL, *reset = NULL;
-  flagdef defs[] = {
-      {"group", &o->group},
-      {"input-topic", &o->input_topic},
-      {"output-topic", &o->output_topic},
-      {"stats-topic", &o->stats_topic},
-      {"dlq-topic", &o->dlq_topic},
-      {"changelog-topic", &o->changelog_topic},
-      {"model", &o->model_path},
-      {"http", &http},
-      {"stats-interval", &stats_ms},
-      {"chunk", &chunk},
-      {"log-level", &loglevel},
-      {"state", &o->state_path},
-      {"checkpoint-interval", &ckpt_ms},
-      {"on-model-change", &omc},
-      {"sync", &sync},
-  };
-  const int ndefs = (int)(sizeof defs / sizeof defs[0]);
-  for (int i = 1; i < argc; i++) {
-    int r = kconf_arg(&o->kc, argc, argv, &i, err, errlen);
-    if (r < 0)
-      return TC_EUSAGE;
-    if (r) {
-      i--;
-      continue;
-    }
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      run_usage(stdout);
-      return 1;
-    }
-    if (!strcmp(a, "--reset-state")) {
-      reset = "1";
-      continue;
-    }
-    if (strncmp(a, "--", 2) != 0) {
-      snprintf(err, errlen, "unexpected argument '%s' (run takes only flags; see --help)", a);
-      return TC_EUSAGE;
-    }
-    const char *eq = strchr(a, '=');
-    size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-    int k;
-    for (k = 0; k < ndefs; k++)
-      if (strlen(defs[k].name) == nl && !strncmp(a + 2, defs[k].name, nl))
-        break;
-    if (k == ndefs) {
-      snprintf(err, errlen, "unknown flag '%s' (see tickcast run --help)", a);
-      return TC_EUSAGE;
-    }
-    if (eq) {
-      *defs[k].dst = eq + 1;
-    } else {
-      if (i + 1 >= argc) {
-        snprintf(err, errlen, "--%s: missing value", defs[k].name);
-        return TC_EUSAGE;
-      }
-      *defs[k].dst = argv[++i];
-    }
-  }
-  if (kconf_check_flags(&o->kc, allowed_flags, err, errlen) != 0)
-    return TC_EUSAGE;
-  for (int k = 0; k < ndefs; k++)
-    if (!*defs[k].dst)
-      *defs[k].dst = kconf_flag(&o->kc, defs[k].name);
-  if (!reset)
-    reset = kconf_flag(&o->kc, "reset-state");
+/* After the flags: the required model, the defaults, and the topics. */
+static int check_opts(run_opts *o, const char *http, char *err, size_t errlen) {
   if (!o->model_path || !*o->model_path) {
     snprintf(err, errlen, "--model: missing (the safetensors model file to run)");
     return TC_EUSAGE;
@@ -215,45 +120,49 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
   o->http = http ? http : "127.0.0.1:9464";
   if (!strcmp(o->http, "off"))
     o->http = NULL;
+  return 0;
+}
+
+static const char *const model_change_names[] = {"reset", "keep",
+                                                 NULL};           /* by on_model_change_keep */
+static const char *const sync_names[] = {"normal", "full", NULL}; /* by sync_full */
+
+int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen) {
+  memset(o, 0, sizeof *o);
+  kconf_init(&o->kc);
   o->stats_ms = 5000;
   o->chunk = 8;
   o->checkpoint_ms = 1000;
-  if (stats_ms && parse_int("stats-interval", stats_ms, 100, 86400000, "milliseconds", &o->stats_ms,
-                            err, errlen))
-    return TC_EUSAGE;
-  if (chunk && parse_int("chunk", chunk, 1, 65536, "messages", &o->chunk, err, errlen))
-    return TC_EUSAGE;
-  if (ckpt_ms && parse_int("checkpoint-interval", ckpt_ms, 10, 86400000, "milliseconds",
-                           &o->checkpoint_ms, err, errlen))
-    return TC_EUSAGE;
-  if (loglevel) {
-    int lv = log_level_parse(loglevel);
-    if (lv < 0) {
-      snprintf(err, errlen, "--log-level %s: expected error, warn, info or debug", loglevel);
-      return TC_EUSAGE;
-    }
-    log_level = lv;
-  }
-  if (omc) {
-    if (strcmp(omc, "reset") && strcmp(omc, "keep")) {
-      snprintf(err, errlen, "--on-model-change %s: expected reset or keep", omc);
-      return TC_EUSAGE;
-    }
-    o->on_model_change_keep = !strcmp(omc, "keep");
-  }
-  if (sync) {
-    if (strcmp(sync, "normal") && strcmp(sync, "full")) {
-      snprintf(err, errlen, "--sync %s: expected normal or full", sync);
-      return TC_EUSAGE;
-    }
-    o->sync_full = !strcmp(sync, "full");
-  }
-  if (reset) {
-    if (strcmp(reset, "1") && strcmp(reset, "true") && strcmp(reset, "yes")) {
-      snprintf(err, errlen, "reset-state=%s: expected true (or leave it out)", reset);
-      return TC_EUSAGE;
-    }
-    o->reset_state = 1;
-  }
-  return 0;
+  const char *http = NULL;
+  /* In the order kconf_check_flags lists them for an unknown config key. */
+  const args_flag flags[] = {
+      {"group", ARGS_STR, .dst = &o->group},
+      {"input-topic", ARGS_STR, .dst = &o->input_topic},
+      {"output-topic", ARGS_STR, .dst = &o->output_topic},
+      {"stats-topic", ARGS_STR, .dst = &o->stats_topic},
+      {"dlq-topic", ARGS_STR, .dst = &o->dlq_topic},
+      {"model", ARGS_STR, .dst = &o->model_path},
+      {"http", ARGS_STR, .dst = &http},
+      {"stats-interval", ARGS_INT, .dst = &o->stats_ms, .unit = "milliseconds", .lo = 100,
+       .hi = 86400000},
+      {"chunk", ARGS_INT, .dst = &o->chunk, .unit = "messages", .lo = 1, .hi = 65536},
+      ARGS_LOG_LEVEL,
+      {"state", ARGS_STR, .dst = &o->state_path},
+      {"checkpoint-interval", ARGS_INT, .dst = &o->checkpoint_ms, .unit = "milliseconds", .lo = 10,
+       .hi = 86400000},
+      {"reset-state", ARGS_SWITCH, .dst = &o->reset_state},
+      {"on-model-change", ARGS_CHOICE, .dst = &o->on_model_change_keep,
+       .choices = model_change_names},
+      {"sync", ARGS_CHOICE, .dst = &o->sync_full, .choices = sync_names},
+      {"changelog-topic", ARGS_STR, .dst = &o->changelog_topic},
+  };
+  const args_cmd c = {.name = "run",
+                      .flags = flags,
+                      .nflags = (int)(sizeof flags / sizeof flags[0]),
+                      .kc = &o->kc,
+                      .usage = run_usage};
+  int rc = args_parse(&c, argc, argv, err, errlen);
+  if (rc != 0)
+    return rc;
+  return check_opts(o, http, err, errlen);
 }

@@ -109,29 +109,6 @@ static int flag_value(int argc, char **argv, int *i, const char *name, const cha
   return 1;
 }
 
-int kconf_arg_value(int argc, char **argv, int *i, const char *const *names, const char **value,
-                    char *err, size_t errlen) {
-  const char *a = argv[*i];
-  if (strncmp(a, "--", 2) != 0)
-    return -1;
-  const char *eq = strchr(a, '=');
-  size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-  for (int k = 0; names[k]; k++) {
-    if (strlen(names[k]) != nl || strncmp(a + 2, names[k], nl) != 0)
-      continue;
-    if (eq) {
-      *value = eq + 1;
-    } else if (*i + 1 < argc) {
-      *value = argv[++*i];
-    } else {
-      snprintf(err, errlen, "--%s: missing value", names[k]);
-      return -2;
-    }
-    return k;
-  }
-  return -1;
-}
-
 int kconf_arg(kconf *kc, int argc, char **argv, int *i, char *err, size_t errlen) {
   const char *a = argv[*i], *v = NULL;
   int r;
@@ -310,6 +287,17 @@ int kconf_build(const kconf *kc, const char *const *defaults, rd_kafka_conf_t **
 fail:
   rd_kafka_conf_destroy(conf);
   return TC_EUSAGE;
+}
+
+int kconf_queue_wait_ms(rd_kafka_t *rk) {
+  char buf[32];
+  size_t n = sizeof buf;
+  long ms = 300000; /* librdkafka's default */
+  if (rd_kafka_conf_get(rd_kafka_conf(rk), "message.timeout.ms", buf, &n) == RD_KAFKA_CONF_OK)
+    ms = strtol(buf, NULL, 10);
+  if (ms <= 0 || ms > INT_MAX - KCONF_QUEUE_MARGIN_MS)
+    return INT_MAX;
+  return (int)ms + KCONF_QUEUE_MARGIN_MS;
 }
 
 int kconf_parse_int_list(const char *what, const char *s, int32_t *out, int max, char *err,

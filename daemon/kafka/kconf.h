@@ -1,7 +1,7 @@
 /* kconf.h: Kafka client configuration shared by `run`, `feed` and `replay`: the common flags
  * (--brokers, -X key=value, --config FILE), the config file, and the rd_kafka_conf_t built from
  * defaults + file + -X, with librdkafka's logs routed through daemon/log.h.
- * Not for the commands' own flags (each command parses those) nor for creating rd_kafka_t. */
+ * Not for the commands' own flags (daemon/cmd/args.h parses those) nor for creating rd_kafka_t. */
 #ifndef DAEMON_KCONF_H
 #define DAEMON_KCONF_H
 
@@ -50,13 +50,6 @@ void kconf_free(kconf *kc);
  * the i-- when the loop itself increments. */
 int kconf_arg(kconf *kc, int argc, char **argv, int *i, char *err, size_t errlen);
 
-/* A command's own valued flags: argv[*i] as --NAME VALUE or --NAME=VALUE, NAME one of names
- * (NULL-terminated, without the dashes). Returns the index of NAME in names with *value set
- * (and *i advanced past a separate value); -1 when argv[*i] is none of them (the caller reports
- * it as unknown); -2 with err set ("--NAME: missing value") when the value is missing. */
-int kconf_arg_value(int argc, char **argv, int *i, const char *const *names, const char **value,
-                    char *err, size_t errlen);
-
 /* Reads a config file: one key=value per line, blank lines and lines starting with '#' ignored
  * (after leading blanks), blanks around key and value trimmed. "kafka.KEY=VALUE" is a librdkafka
  * property (applied before any -X, so -X wins); "brokers=LIST" sets the brokers unless --brokers
@@ -95,6 +88,13 @@ int kconf_build(const kconf *kc, const char *const *defaults, rd_kafka_conf_t **
  * "<client name> <facility>: <text>". It runs on librdkafka's threads (no log queue is set);
  * log_msg writes each line with one fprintf, which is safe there. */
 void kconf_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+
+/* How long a produce may wait for room in producer rk's full queue (kprod_send's wait_ms): rk's
+ * message.timeout.ms, within which every queued message is delivered or fails and so frees its
+ * place, plus KCONF_QUEUE_MARGIN_MS for serving the delivery reports. A queue still full after
+ * that is stuck. INT_MAX when message.timeout.ms is 0 (librdkafka's "no limit"). */
+#define KCONF_QUEUE_MARGIN_MS 5000
+int kconf_queue_wait_ms(rd_kafka_t *rk);
 
 /* Parses a comma-separated list of non-negative int32 ("0,1,5") into out[0..max). Returns the
  * count, or TC_EUSAGE with err naming the flag (`what`) and the bad item. */

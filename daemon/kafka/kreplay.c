@@ -1,7 +1,7 @@
-/* kreplay.c: `tickcast replay --brokers LIST --topic T`: the model over a Kafka topic range with
- * fresh state, partitions assigned explicitly (no consumer group, nothing committed), stopping at
- * the end of the range. Predictions go through the same engine and encoders as the file replay.
- * Not the daemon: no loop, no checkpoints, no dead-letter topic (rejects are counted). */
+/* kreplay.c: the model over a Kafka topic range with fresh state (see kreplay.h), partitions
+ * assigned explicitly, stopping at the end of the range. Predictions go through the same engine
+ * and encoders as the file replay. Not the daemon: no loop, no checkpoints, no dead-letter topic
+ * (rejects are counted); not the command line (cmd_kreplay.c). */
 #include "daemon/kafka/kreplay.h"
 
 #include <errno.h>
@@ -9,69 +9,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
 #include "daemon/kafka/kconf.h"
+#include "daemon/kafka/produce.h"
 #include "daemon/pipeline/encode.h"
 #include "daemon/pipeline/engine.h"
 #include "daemon/pipeline/log.h"
-#include "ingest/number.h"
-#include "ingest/rfc3339.h"
+#include "ingest/reject.h"
 #include "ingest/tick.h"
+#include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 #include "nn/model.h"
-#include "nn/safetensors/safetensors.h"
 
 #define KR_CHUNK 4096     /* ticks per engine call */
-#define KR_MAX_PARTS 4096 /* partitions a replay may read */
-#define KR_FIRST 5        /* sources kept per reject reason for the summary */
-#define KR_SHOWN 10       /* rejected messages logged one by one */
 #define KR_META_MS 10000  /* metadata, watermark and offsets-for-times requests */
 #define KR_FLUSH_MS 30000 /* final flush of --output-topic */
-
-static void usage(FILE *f) {
-  fprintf(
-      f,
-      "usage: tickcast replay --model M --brokers LIST --topic T [--partitions P,...]\n"
-      "         [--start-offset N | --start-time T] [--end-offset N | --end-time T]\n"
-      "         [--output FILE | --output-topic T] [--idle-timeout MS] [--quiet]\n"
-      "\n"
-      "Runs the model over a range of a Kafka topic, with fresh state, and stops at the end\n"
-      "of the range. Partitions are assigned explicitly: no consumer group joins, nothing is\n"
-      "committed. Each partition's range is [start, end): start = --start-offset, or the first\n"
-      "offset whose message timestamp is >= --start-time, or the partition's first offset;\n"
-      "end = --end-offset, or the first offset whose timestamp is >= --end-time, or the high\n"
-      "watermark when the replay starts. Message timestamps are Kafka's (producer CreateTime\n"
-      "by default), not the ticks' ts; times are RFC 3339 or integer ns since the epoch.\n"
-      "Ticks keep their per-partition order. Predictions: CSV (" ENC_CSV_HEADER ") by\n"
-      "default, JSON Lines (src = TOPIC/PARTITION/OFFSET) when the output name ends in .jsonl,\n"
-      "stdout without --output; or --output-topic T: one JSON prediction per message, key = sym.\n"
-      "\n"
-      "  --model M            safetensors model file\n"
-      "  --topic T            input topic (required)\n"
-      "  --partitions LIST    partitions to read, e.g. 0,3 (default: all)\n"
-      "  --start-offset N     same offset in every partition (clamped to the first offset)\n"
-      "  --start-time T       via offsets-for-times (needs a real broker; the embedded one\n"
-      "                       does not implement it)\n"
-      "  --end-offset N       exclusive; clamped to the high watermark\n"
-      "  --end-time T         exclusive, via offsets-for-times\n"
-      "  --output FILE        prediction file ('-' = stdout)\n"
-      "  --output-topic T     produce predictions to topic T instead\n"
-      "  --idle-timeout MS    give up when no message arrives for MS ms before the end of the\n"
-      "                       range (default 10000)\n"
-      "  --quiet              no summary\n"
-      "  --log-level L        error, warn, info (default) or debug\n" KCONF_USAGE
-      "Exit status: 0 done (rejected messages are counted, never fatal), 1 runtime failure\n"
-      "(broker, topic, output), 2 bad usage or a bad model file.\n");
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int ends_with(const char *s, const char *suffix) {
   size_t a = strlen(s), b = strlen(suffix);
@@ -87,43 +41,6 @@ typedef struct kr_part {
   uint64_t read; /* messages read in range */
 } kr_part;
 
-typedef struct kr_opts {
-  const char *model, *topic, *parts, *output, *out_topic;
-  const char *start_time, *end_time;
-  int64_t start_off, end_off; /* -1 = not given */
-  int idle_ms;
-  int quiet;
-} kr_opts;
-
-/* Parses an offset (integer >= 0). */
-static int parse_off(const char *flag, const char *v, int64_t *out) {
-  if (tick_parse_int64(v, strlen(v), out) != 0 || *out < 0) {
-    fprintf(stderr, "tickcast replay: %s %s: expected an offset (integer >= 0)\n", flag, v);
-    return -1;
-  }
-  return 0;
-}
-
-/* Parses a time bound (RFC 3339 or integer ns) into Kafka's milliseconds, rounding up so that
- * "timestamp >= T" keeps its meaning. */
-static int parse_time_ms(const char *flag, const char *v, int64_t *ms) {
-  int64_t ns;
-  size_t n = strlen(v);
-  if (tick_parse_int64(v, n, &ns) != 0 && tick_parse_rfc3339(v, n, &ns) != 0) {
-    fprintf(stderr,
-            "tickcast replay: %s %s: expected RFC 3339 (2024-01-02T03:04:05Z) or integer "
-            "ns since the epoch\n",
-            flag, v);
-    return -1;
-  }
-  if (ns < 0) {
-    fprintf(stderr, "tickcast replay: %s %s: before 1970\n", flag, v);
-    return -1;
-  }
-  *ms = ns / 1000000 + (ns % 1000000 != 0);
-  return 0;
-}
-
 /* Reads the message at offset `off` of topic/part and returns 1 with its timestamp (ms), or 0
  * when it cannot be read within KR_META_MS or has none. Leaves nothing assigned. */
 static int last_timestamp(rd_kafka_t *rk, const char *topic, int32_t part, int64_t off,
@@ -132,9 +49,9 @@ static int last_timestamp(rd_kafka_t *rk, const char *topic, int32_t part, int64
   rd_kafka_topic_partition_list_add(l, topic, part)->offset = off;
   int found = 0;
   if (!rd_kafka_assign(rk, l)) {
-    double deadline = now_s() + KR_META_MS / 1000.0;
+    double deadline = tc_mono_s() + KR_META_MS / 1000.0;
     int got = 0;
-    while (!got && now_s() < deadline) {
+    while (!got && tc_mono_s() < deadline) {
       rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
       if (!m)
         continue;
@@ -201,31 +118,6 @@ static int offsets_for_time(rd_kafka_t *rk, const char *topic, kr_part *parts, i
   return 0;
 }
 
-/* Where a rejected message came from, for the summary. */
-typedef struct kr_src {
-  int32_t part;
-  int64_t off;
-} kr_src;
-
-typedef struct kr_sum {
-  uint64_t read, rejected;
-  kr_src first[TICK_NREASONS][KR_FIRST];
-  int shown;
-} kr_sum;
-
-static void note_reject(kr_sum *s, const engine *e, const char *topic, int reason, kr_src src,
-                        const char *msg, int quiet) {
-  uint64_t k = e->rejected[reason]; /* already counted, this one included */
-  if (k >= 1 && k <= KR_FIRST)
-    s->first[reason][k - 1] = src;
-  s->rejected++;
-  if (!quiet && s->shown < KR_SHOWN) {
-    log_warn("replay", "%s/%d/%lld: %s: %s%s", topic, (int)src.part, (long long)src.off,
-             tick_reason_name(reason), msg,
-             ++s->shown == KR_SHOWN ? " (further rejects only counted)" : "");
-  }
-}
-
 /* Delivery failures of --output-topic. */
 typedef struct kr_dr {
   uint64_t delivered, failed;
@@ -244,477 +136,434 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
              (int)m->partition, rd_kafka_err2str(m->err));
 }
 
-int kreplay_main(int argc, char **argv) {
-  kr_opts o = {.start_off = -1, .end_off = -1, .idle_ms = 10000};
-  kconf kc;
-  kconf_init(&kc);
-  char err[1024], rerr[512];
-  int status = 2;
-  nn_model m;
-  int model_loaded = 0;
-  engine e;
-  memset(&e, 0, sizeof e);
-  int engine_ok = 0;
-  rd_kafka_t *rk = NULL, *prod = NULL;
-  rd_kafka_topic_t *out_rkt = NULL;
-  rd_kafka_topic_partition_list_t *assign = NULL;
-  kr_part *parts = NULL;
-  eng_tick *ticks = NULL;
-  kr_src *srcs = NULL;
-  char *outbuf = NULL;
-  FILE *out = NULL;
-  kr_dr dr = {0};
-  static const char *const flags[] = {"model",        "topic",        "partitions", "start-offset",
-                                      "start-time",   "end-offset",   "end-time",   "output",
-                                      "output-topic", "idle-timeout", "log-level",  NULL};
+/* One replay: its settings, clients, buffers and counts. */
+typedef struct kr_run {
+  const kreplay_opts *o;     /* what to replay */
+  const kconf *kc;           /* the Kafka settings */
+  rd_kafka_t *rk;            /* the consumer */
+  rd_kafka_t *prod;          /* --output-topic's producer, or NULL */
+  rd_kafka_topic_t *out_rkt; /* its topic */
+  int prod_wait_ms;          /* how long a produce may wait for room in prod's queue */
+  kr_dr dr;                  /* prod's delivery reports */
+  FILE *out;                 /* the prediction file, or NULL */
+  int jsonl;                 /* predictions as JSON Lines (always for a topic) */
+  kr_part *parts;            /* (np) the partitions' ranges and progress */
+  int np;                    /* partitions to read */
+  engine e;                  /* fresh state */
+  int engine_ok;             /* e is set up */
+  eng_tick *ticks;           /* (KR_CHUNK) the chunk */
+  reject_loc *srcs;          /* (KR_CHUNK) where each tick of the chunk came from */
+  char *outbuf;              /* (KR_CHUNK * ENC_PRED_MAX) the chunk's predictions */
+  uint64_t read;             /* messages read in range */
+  reject_tally rej;          /* rejected messages */
+  double last_msg;           /* when the consumer last returned a message (tc_mono_s) */
+  int failed;                /* a runtime failure was reported */
+} kr_run;
 
-  for (int i = 1; i < argc; i++) {
-    int r = kconf_arg(&kc, argc, argv, &i, err, sizeof err);
-    if (r < 0) {
-      fprintf(stderr, "tickcast replay: %s\n", err);
-      goto done;
-    }
-    if (r) {
-      i--;
-      continue;
-    }
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage(stdout);
-      status = 0;
-      goto done;
-    }
-    if (!strcmp(a, "--quiet")) {
-      o.quiet = 1;
-      continue;
-    }
-    const char *v;
-    int k = kconf_arg_value(argc, argv, &i, flags, &v, err, sizeof err);
-    if (k == -2) {
-      fprintf(stderr, "tickcast replay: %s\n", err);
-      goto done;
-    }
-    if (k < 0) {
-      fprintf(stderr,
-              "tickcast replay: unknown argument '%s' (see tickcast replay --brokers x "
-              "--help)\n",
-              a);
-      goto done;
-    }
-    const char *name = flags[k];
-    if (!strcmp(name, "model"))
-      o.model = v;
-    else if (!strcmp(name, "topic"))
-      o.topic = v;
-    else if (!strcmp(name, "partitions"))
-      o.parts = v;
-    else if (!strcmp(name, "output"))
-      o.output = v;
-    else if (!strcmp(name, "output-topic"))
-      o.out_topic = v;
-    else if (!strcmp(name, "start-time"))
-      o.start_time = v;
-    else if (!strcmp(name, "end-time"))
-      o.end_time = v;
-    else if (!strcmp(name, "start-offset")) {
-      if (parse_off("--start-offset", v, &o.start_off))
-        goto done;
-    } else if (!strcmp(name, "end-offset")) {
-      if (parse_off("--end-offset", v, &o.end_off))
-        goto done;
-    } else if (!strcmp(name, "idle-timeout")) {
-      int64_t ms;
-      if (tick_parse_int64(v, strlen(v), &ms) || ms < 1 || ms > 86400000) {
-        fprintf(stderr, "tickcast replay: --idle-timeout %s: expected 1..86400000 ms\n", v);
-        goto done;
-      }
-      o.idle_ms = (int)ms;
-    } else if (!strcmp(name, "log-level")) {
-      int lv = log_level_parse(v);
-      if (lv < 0) {
-        fprintf(stderr, "tickcast replay: --log-level %s: expected error, warn, info or debug\n",
-                v);
-        goto done;
-      }
-      log_level = lv;
-    }
-  }
-  if (kconf_check_flags(&kc, flags, err, sizeof err) < 0) {
-    fprintf(stderr, "tickcast replay: %s\n", err);
-    goto done;
-  }
-  if (!o.model)
-    o.model = kconf_flag(&kc, "model");
-  if (!o.topic)
-    o.topic = kconf_flag(&kc, "topic");
-  if (!o.model || !o.topic || !kc.brokers || (o.output && o.out_topic) ||
-      (o.start_off >= 0 && o.start_time) || (o.end_off >= 0 && o.end_time)) {
-    fprintf(stderr, "tickcast replay: %s (see tickcast replay --brokers x --help)\n",
-            !o.model                  ? "--model is required"
-            : !o.topic                ? "--topic is required with --brokers"
-            : !kc.brokers             ? "--brokers is required with --topic"
-            : o.output && o.out_topic ? "--output and --output-topic exclude each other"
-            : o.start_time            ? "--start-offset and --start-time exclude each other"
-                                      : "--end-offset and --end-time exclude each other");
-    goto done;
-  }
-  int32_t want[KR_MAX_PARTS];
-  int nwant = 0;
-  if (o.parts && (nwant = kconf_parse_int_list("--partitions", o.parts, want, KR_MAX_PARTS, err,
-                                               sizeof err)) < 0) {
-    fprintf(stderr, "tickcast replay: %s\n", err);
-    goto done;
-  }
-  int64_t start_ms = -1, end_ms = -1;
-  if (o.start_time && parse_time_ms("--start-time", o.start_time, &start_ms))
-    goto done;
-  if (o.end_time && parse_time_ms("--end-time", o.end_time, &end_ms))
-    goto done;
-
-  if (nn_model_load(&m, o.model, err, sizeof err) != 0) {
-    fprintf(stderr, "tickcast replay: %s\n", err);
-    goto done;
-  }
-  model_loaded = 1;
-
-  /* From here on failures are runtime failures. */
-  status = 1;
-  const char *cdefaults[] = {"client.id", "tickcast-replay", "group.id", "tickcast-replay",
-                             "enable.auto.commit", "false", "enable.auto.offset.store", "false",
-                             "enable.partition.eof", "true", "auto.offset.reset", "earliest",
-                             /* A fetch at the end of one partition must not hold up the next
-                              * partition's first fetch for the default 500 ms. */
-                             "fetch.wait.max.ms", "10", NULL};
+/* The consumer: explicit assignment, nothing committed, an end-of-partition event. */
+static int kr_open_consumer(kr_run *r) {
+  const char *defaults[] = {"client.id", "tickcast-replay", "group.id", "tickcast-replay",
+                            "enable.auto.commit", "false", "enable.auto.offset.store", "false",
+                            "enable.partition.eof", "true", "auto.offset.reset", "earliest",
+                            /* A fetch at the end of one partition must not hold up the next
+                             * partition's first fetch for the default 500 ms. */
+                            "fetch.wait.max.ms", "10", NULL};
+  char err[1024];
   rd_kafka_conf_t *conf;
-  if (kconf_build(&kc, cdefaults, &conf, err, sizeof err) < 0) {
+  if (kconf_build(r->kc, defaults, &conf, err, sizeof err) < 0) {
     fprintf(stderr, "tickcast replay: %s\n", err);
-    status = 2;
-    goto done;
+    return TC_EUSAGE;
   }
-  if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof rerr))) {
+  if (!(r->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err))) {
     rd_kafka_conf_destroy(conf);
-    fprintf(stderr, "tickcast replay: cannot create the consumer: %s\n", rerr);
-    goto done;
+    fprintf(stderr, "tickcast replay: cannot create the consumer: %s\n", err);
+    return TC_EKAFKA;
   }
-  rd_kafka_poll_set_consumer(rk);
+  rd_kafka_poll_set_consumer(r->rk);
+  return 0;
+}
 
-  /* The topic's partitions. All-topics metadata, because asking for one topic makes brokers
-   * with auto-creation (the embedded one always) create it. */
+/* The topic's partition count into *n. All-topics metadata, because asking for one topic makes
+ * brokers with auto-creation (the embedded one always) create it. */
+static int kr_topic_partitions(kr_run *r, int *n) {
+  const char *topic = r->o->topic;
   const struct rd_kafka_metadata *md = NULL;
-  rd_kafka_resp_err_t ke = rd_kafka_metadata(rk, 1, NULL, &md, KR_META_MS);
+  rd_kafka_resp_err_t ke = rd_kafka_metadata(r->rk, 1, NULL, &md, KR_META_MS);
   int ti = -1;
   for (int i = 0; !ke && i < md->topic_cnt; i++)
-    if (!strcmp(md->topics[i].topic, o.topic))
+    if (!strcmp(md->topics[i].topic, topic))
       ti = i;
   if (!ke && ti < 0)
     ke = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
   if (!ke && md->topics[ti].err)
     ke = md->topics[ti].err;
   if (ke) {
-    fprintf(stderr, "tickcast replay: topic %s on %s: %s\n", o.topic, kc.brokers,
+    fprintf(stderr, "tickcast replay: topic %s on %s: %s\n", topic, r->kc->brokers,
             rd_kafka_err2str(ke));
     if (md)
       rd_kafka_metadata_destroy(md);
-    goto done;
+    return TC_EKAFKA;
   }
-  int ntopic = md->topics[ti].partition_cnt;
+  *n = md->topics[ti].partition_cnt;
   rd_kafka_metadata_destroy(md);
-  if (ntopic <= 0 || ntopic > KR_MAX_PARTS) {
-    fprintf(stderr, "tickcast replay: topic %s has %d partitions (expected 1..%d)\n", o.topic,
-            ntopic, KR_MAX_PARTS);
-    goto done;
+  if (*n <= 0 || *n > KREPLAY_MAX_PARTS) {
+    fprintf(stderr, "tickcast replay: topic %s has %d partitions (expected 1..%d)\n", topic, *n,
+            KREPLAY_MAX_PARTS);
+    return TC_EKAFKA;
   }
-  int np = o.parts ? nwant : ntopic;
-  parts = calloc((size_t)np, sizeof *parts);
-  ticks = malloc(KR_CHUNK * sizeof *ticks);
-  srcs = malloc(KR_CHUNK * sizeof *srcs);
-  outbuf = malloc(KR_CHUNK * (size_t)ENC_PRED_MAX);
-  if (!parts || !ticks || !srcs || !outbuf || engine_init(&e, &m, KR_CHUNK) != 0) {
+  return 0;
+}
+
+/* The chunk buffers and the engine. */
+static int kr_alloc(kr_run *r, const nn_model *m) {
+  r->parts = calloc((size_t)r->np, sizeof *r->parts);
+  r->ticks = malloc(KR_CHUNK * sizeof *r->ticks);
+  r->srcs = malloc(KR_CHUNK * sizeof *r->srcs);
+  r->outbuf = malloc(KR_CHUNK * (size_t)ENC_PRED_MAX);
+  if (!r->parts || !r->ticks || !r->srcs || !r->outbuf || engine_init(&r->e, m, KR_CHUNK) != 0) {
     fprintf(stderr, "tickcast replay: out of memory\n");
-    goto done;
+    return TC_ENOMEM;
   }
-  engine_ok = 1;
-  for (int i = 0; i < np; i++) {
-    int32_t id = o.parts ? want[i] : i;
+  r->engine_ok = 1;
+  return 0;
+}
+
+/* Each partition's range from the watermarks, the offsets and the time bounds. */
+static int kr_set_ranges(kr_run *r, int ntopic) {
+  const kreplay_opts *o = r->o;
+  for (int i = 0; i < r->np; i++) {
+    int32_t id = o->parts ? o->parts[i] : i;
     for (int j = 0; j < i; j++)
-      if (parts[j].id == id) {
-        fprintf(stderr, "tickcast replay: --partitions %s: partition %d named twice\n", o.parts,
-                (int)id);
-        status = 2;
-        goto done;
+      if (r->parts[j].id == id) {
+        fprintf(stderr, "tickcast replay: --partitions %s: partition %d named twice\n",
+                o->parts_arg, (int)id);
+        return TC_EUSAGE;
       }
     if (id >= ntopic) {
       fprintf(stderr, "tickcast replay: --partitions %s: topic %s has partitions 0..%d, found %d\n",
-              o.parts, o.topic, ntopic - 1, (int)id);
-      status = 2;
-      goto done;
+              o->parts_arg, o->topic, ntopic - 1, (int)id);
+      return TC_EUSAGE;
     }
-    parts[i].id = id;
+    r->parts[i].id = id;
     int64_t lo, hi;
-    ke = rd_kafka_query_watermark_offsets(rk, o.topic, id, &lo, &hi, KR_META_MS);
+    rd_kafka_resp_err_t ke =
+        rd_kafka_query_watermark_offsets(r->rk, o->topic, id, &lo, &hi, KR_META_MS);
     if (ke) {
-      fprintf(stderr, "tickcast replay: %s/%d: watermarks: %s\n", o.topic, (int)id,
+      fprintf(stderr, "tickcast replay: %s/%d: watermarks: %s\n", o->topic, (int)id,
               rd_kafka_err2str(ke));
-      goto done;
+      return TC_EKAFKA;
     }
-    parts[i].start = o.start_off >= 0 ? (o.start_off < lo ? lo : o.start_off) : lo;
-    parts[i].end = o.end_off >= 0 && o.end_off < hi ? o.end_off : hi;
+    r->parts[i].start = o->start_off >= 0 ? (o->start_off < lo ? lo : o->start_off) : lo;
+    r->parts[i].end = o->end_off >= 0 && o->end_off < hi ? o->end_off : hi;
   }
-  if (start_ms >= 0 && offsets_for_time(rk, o.topic, parts, np, start_ms, 1, "--start-time",
-                                        o.start_time, err, sizeof err) < 0) {
+  char err[1024];
+  if ((o->start_ms >= 0 && offsets_for_time(r->rk, o->topic, r->parts, r->np, o->start_ms, 1,
+                                            "--start-time", o->start_time, err, sizeof err) < 0) ||
+      (o->end_ms >= 0 && offsets_for_time(r->rk, o->topic, r->parts, r->np, o->end_ms, 0,
+                                          "--end-time", o->end_time, err, sizeof err) < 0)) {
     fprintf(stderr, "tickcast replay: %s\n", err);
-    goto done;
+    return TC_EKAFKA;
   }
-  if (end_ms >= 0 && offsets_for_time(rk, o.topic, parts, np, end_ms, 0, "--end-time", o.end_time,
-                                      err, sizeof err) < 0) {
-    fprintf(stderr, "tickcast replay: %s\n", err);
-    goto done;
-  }
-
-  /* Output: a file (CSV or JSONL) or a topic. */
-  int jsonl = o.out_topic || (o.output && ends_with(o.output, ".jsonl"));
-  if (o.out_topic) {
-    const char *pdefaults[] = {"client.id",   "tickcast-replay", "enable.idempotence", "true",
-                               "partitioner", "murmur2_random",  "linger.ms",          "5",
-                               NULL};
-    if (kconf_build(&kc, pdefaults, &conf, err, sizeof err) < 0) {
-      fprintf(stderr, "tickcast replay: %s\n", err);
-      goto done;
-    }
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    rd_kafka_conf_set_opaque(conf, &dr);
-    if (!(prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof rerr))) {
-      rd_kafka_conf_destroy(conf);
-      fprintf(stderr, "tickcast replay: cannot create the producer: %s\n", rerr);
-      goto done;
-    }
-    if (!(out_rkt = rd_kafka_topic_new(prod, o.out_topic, NULL))) {
-      fprintf(stderr, "tickcast replay: --output-topic %s: %s\n", o.out_topic,
-              rd_kafka_err2str(rd_kafka_last_error()));
-      goto done;
-    }
-  } else if (!o.output || !strcmp(o.output, "-")) {
-    out = stdout;
-  } else if (!(out = fopen(o.output, "w"))) {
-    fprintf(stderr, "tickcast replay: %s: cannot open for writing: %s\n", o.output,
-            strerror(errno));
-    goto done;
-  }
-  if (out && !jsonl)
-    fputs(ENC_CSV_HEADER "\n", out);
-
-  /* Partitions are read one at a time, each in chunks of the next KR_CHUNK accepted ticks (or
-   * the rest of its range). The engine's float32 results depend slightly on which instruments
-   * share a chunk, so fixing chunks by offsets rather than by fetch timing makes two replays of
-   * one range give identical output. Instruments never span partitions when keyed by sym. */
-  assign = rd_kafka_topic_partition_list_new(1);
-  int remaining = 0;
-  for (int i = 0; i < np; i++) {
-    kr_part *p = &parts[i];
+  for (int i = 0; i < r->np; i++) {
+    kr_part *p = &r->parts[i];
     p->next = p->start;
-    if (p->start < p->end)
-      remaining++;
-    log_debug("replay", "%s/%d: offsets [%lld, %lld)", o.topic, (int)p->id, (long long)p->start,
+    log_debug("replay", "%s/%d: offsets [%lld, %lld)", o->topic, (int)p->id, (long long)p->start,
               (long long)p->end);
   }
+  return 0;
+}
 
-  kr_sum sum;
-  memset(&sum, 0, sizeof sum);
-  size_t tlen = strlen(o.topic) > 200 ? 200 : strlen(o.topic);
-  double t0 = now_s(), last_msg = t0;
-  int failed = 0, cur = -1;
-  kr_part *p = NULL;
-  while (remaining > 0 && !failed) {
-    if (!p || p->next >= p->end) { /* on to the next partition with something in range */
-      do
-        cur++; /* remaining > 0: there is one */
-      while (parts[cur].next >= parts[cur].end);
-      p = &parts[cur];
-      rd_kafka_topic_partition_list_destroy(assign);
-      assign = rd_kafka_topic_partition_list_new(1);
-      rd_kafka_topic_partition_list_add(assign, o.topic, p->id)->offset = p->start;
-      if ((ke = rd_kafka_assign(rk, assign))) {
-        fprintf(stderr, "tickcast replay: assign %s/%d: %s\n", o.topic, (int)p->id,
-                rd_kafka_err2str(ke));
-        failed = 1;
-        break;
-      }
-      last_msg = now_s();
-    }
-    int N = 0;
-    while (N < KR_CHUNK && p->next < p->end && !failed) {
-      rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, 100);
-      if (msg && msg->partition != p->id) { /* not ours: a client-wide error, or stale */
-        if (msg->err && msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-          log_warn("replay", "%s", rd_kafka_message_errstr(msg));
-        rd_kafka_message_destroy(msg);
-        msg = NULL;
-      }
-      if (!msg) {
-        if (now_s() - last_msg > o.idle_ms / 1000.0) {
-          fprintf(stderr,
-                  "tickcast replay: %s/%d: no message for %d ms at offset %lld, before "
-                  "the end of the range %lld\n",
-                  o.topic, (int)p->id, o.idle_ms, (long long)p->next, (long long)p->end);
-          failed = 1;
-        }
-        continue;
-      }
-      last_msg = now_s();
-      if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        /* End of the log: done when the range end is reached (offsets may have gaps). */
-        if (msg->offset >= p->end)
-          p->next = p->end;
-        else if (msg->offset > p->next)
-          p->next = msg->offset;
-        if (p->next >= p->end)
-          remaining--;
-      } else if (msg->err) {
-        fprintf(stderr, "tickcast replay: %s/%d: %s\n", o.topic, (int)p->id,
-                rd_kafka_message_errstr(msg));
-        failed = 1;
-      } else if (msg->offset >= p->next) {
-        if (msg->offset < p->end) {
-          eng_tick *t = &ticks[N];
-          char derr[256];
-          t->partition = p->id;
-          t->reason = msg->payload
-                          ? tick_parse_json(&t->t, msg->payload, msg->len, derr, sizeof derr)
-                          : TICK_BAD_JSON;
-          if (!msg->payload)
-            snprintf(derr, sizeof derr, "empty message (null value)");
-          if (t->reason == TICK_OK)
-            t->reason = tick_check_key(&t->t, msg->key, msg->key_len, derr, sizeof derr);
-          srcs[N] = (kr_src){p->id, msg->offset};
-          sum.read++;
-          p->read++;
-          if (t->reason != TICK_OK) {
-            e.rejected[t->reason]++;
-            note_reject(&sum, &e, o.topic, t->reason, srcs[N], derr, o.quiet);
-          } else {
-            N++;
-          }
-        }
-        p->next = msg->offset + 1 < p->end ? msg->offset + 1 : p->end;
-        if (p->next >= p->end)
-          remaining--;
-      }
-      rd_kafka_message_destroy(msg);
-    }
-    if (N == 0)
-      continue;
-    if (engine_process(&e, ticks, N) != 0) {
-      fprintf(stderr, "tickcast replay: out of memory\n");
-      failed = 1;
-      break;
-    }
-    char *bp = outbuf;
-    for (int i = 0; i < N && !failed; i++) {
-      eng_tick *t = &ticks[i];
-      if (t->reason == TICK_OUT_OF_ORDER) {
-        snprintf(err, sizeof err, "field ts: found %lld, older than the last accepted tick of %s",
-                 (long long)t->t.ts, t->t.sym);
-        note_reject(&sum, &e, o.topic, TICK_OUT_OF_ORDER, srcs[i], err, o.quiet);
-      }
-      if (t->reason != TICK_OK)
-        continue;
-      if (!jsonl) {
-        bp += enc_pred_csv(bp, t);
-        *bp++ = '\n';
-        continue;
-      }
-      char src[400];
-      memcpy(src, o.topic, tlen);
-      size_t sl = tlen;
-      sl += (size_t)snprintf(src + sl, sizeof src - sl, "/%d/%lld", (int)srcs[i].part,
-                             (long long)srcs[i].off);
-      size_t n = enc_pred_json(bp, t, src, sl);
-      if (!out_rkt) {
-        bp += n;
-        *bp++ = '\n';
-        continue;
-      }
-      while (rd_kafka_produce(out_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, bp, n, t->t.sym,
-                              t->t.sym_len, NULL) != 0) {
-        if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-          fprintf(stderr, "tickcast replay: produce to %s: %s\n", o.out_topic,
-                  rd_kafka_err2str(rd_kafka_last_error()));
-          failed = 1;
-          break;
-        }
-        rd_kafka_poll(prod, 10);
-      }
-    }
-    if (prod)
-      rd_kafka_poll(prod, 0);
-    if (out && fwrite(outbuf, 1, (size_t)(bp - outbuf), out) != (size_t)(bp - outbuf)) {
-      fprintf(stderr, "tickcast replay: %s: write failed: %s\n", o.output ? o.output : "stdout",
-              strerror(errno));
-      failed = 1;
-    }
+/* --output-topic's producer. */
+static int kr_open_producer(kr_run *r) {
+  const char *defaults[] = {"client.id",   "tickcast-replay", "enable.idempotence", "true",
+                            "partitioner", "murmur2_random",  "linger.ms",          "5",
+                            NULL};
+  char err[1024];
+  rd_kafka_conf_t *conf;
+  if (kconf_build(r->kc, defaults, &conf, err, sizeof err) < 0) {
+    fprintf(stderr, "tickcast replay: %s\n", err);
+    return TC_EKAFKA;
   }
-  if (out && fflush(out) != 0) {
-    fprintf(stderr, "tickcast replay: %s: write failed: %s\n", o.output ? o.output : "stdout",
+  rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+  rd_kafka_conf_set_opaque(conf, &r->dr);
+  if (!(r->prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err))) {
+    rd_kafka_conf_destroy(conf);
+    fprintf(stderr, "tickcast replay: cannot create the producer: %s\n", err);
+    return TC_EKAFKA;
+  }
+  r->prod_wait_ms = kconf_queue_wait_ms(r->prod);
+  if (!(r->out_rkt = rd_kafka_topic_new(r->prod, r->o->out_topic, NULL))) {
+    fprintf(stderr, "tickcast replay: --output-topic %s: %s\n", r->o->out_topic,
+            rd_kafka_err2str(rd_kafka_last_error()));
+    return TC_EKAFKA;
+  }
+  return 0;
+}
+
+/* Where predictions go: a topic, or a file (CSV with its header, or JSONL) or stdout. */
+static int kr_open_output(kr_run *r) {
+  const kreplay_opts *o = r->o;
+  r->jsonl = o->out_topic || (o->output && ends_with(o->output, ".jsonl"));
+  if (o->out_topic)
+    return kr_open_producer(r);
+  if (!o->output || !strcmp(o->output, "-")) {
+    r->out = stdout;
+  } else if (!(r->out = fopen(o->output, "w"))) {
+    fprintf(stderr, "tickcast replay: %s: cannot open for writing: %s\n", o->output,
             strerror(errno));
-    failed = 1;
+    return TC_EIO;
   }
-  uint64_t undelivered = 0;
-  if (prod) {
-    rd_kafka_flush(prod, KR_FLUSH_MS);
-    undelivered = rd_kafka_outq_len(prod);
-    if (dr.failed || undelivered) {
-      fprintf(stderr, "tickcast replay: --output-topic %s: %llu failed, %llu undelivered%s%s\n",
-              o.out_topic, (unsigned long long)dr.failed, (unsigned long long)undelivered,
-              dr.failed ? "; first error: " : "", dr.first_error);
-      failed = 1;
+  if (!r->jsonl)
+    fputs(ENC_CSV_HEADER "\n", r->out);
+  return 0;
+}
+
+/* Starts reading partition p at its start. */
+static int kr_assign(kr_run *r, const kr_part *p) {
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(l, r->o->topic, p->id)->offset = p->start;
+  rd_kafka_resp_err_t ke = rd_kafka_assign(r->rk, l);
+  rd_kafka_topic_partition_list_destroy(l);
+  if (ke) {
+    fprintf(stderr, "tickcast replay: assign %s/%d: %s\n", r->o->topic, (int)p->id,
+            rd_kafka_err2str(ke));
+    r->failed = 1;
+    return TC_EKAFKA;
+  }
+  r->last_msg = tc_mono_s();
+  return 0;
+}
+
+/* Decodes message msg of p at its offset into the chunk's tick N; returns 1 when accepted (for the
+ * engine to check its order), 0 when rejected (counted). */
+static int kr_decode(kr_run *r, kr_part *p, const rd_kafka_message_t *msg, int N) {
+  eng_tick *t = &r->ticks[N];
+  char derr[256];
+  t->partition = p->id;
+  t->reason = msg->payload ? tick_parse_json(&t->t, msg->payload, msg->len, derr, sizeof derr)
+                           : TICK_BAD_JSON;
+  if (!msg->payload)
+    snprintf(derr, sizeof derr, "empty message (null value)");
+  if (t->reason == TICK_OK)
+    t->reason = tick_check_key(&t->t, msg->key, msg->key_len, derr, sizeof derr);
+  r->srcs[N] = (reject_loc){r->o->topic, p->id, msg->offset};
+  r->read++;
+  p->read++;
+  if (t->reason == TICK_OK)
+    return 1;
+  reject_tally_note(&r->rej, t->reason, r->srcs[N], derr);
+  return 0;
+}
+
+/* Takes one message of p: the end of the log, an error, or a tick in range (into the chunk at
+ * *N). Moves p->next past it. */
+static void kr_take(kr_run *r, kr_part *p, const rd_kafka_message_t *msg, int *N) {
+  if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+    /* End of the log: done when the range end is reached (offsets may have gaps). */
+    if (msg->offset >= p->end)
+      p->next = p->end;
+    else if (msg->offset > p->next)
+      p->next = msg->offset;
+  } else if (msg->err) {
+    fprintf(stderr, "tickcast replay: %s/%d: %s\n", r->o->topic, (int)p->id,
+            rd_kafka_message_errstr(msg));
+    r->failed = 1;
+  } else if (msg->offset >= p->next) {
+    if (msg->offset < p->end)
+      *N += kr_decode(r, p, msg, *N);
+    p->next = msg->offset + 1 < p->end ? msg->offset + 1 : p->end;
+  }
+}
+
+/* Reads the next chunk of p: up to KR_CHUNK accepted ticks or the rest of its range. Returns the
+ * ticks in the chunk; sets r->failed on a consumer error or after idle_ms without a message. */
+static int kr_read_chunk(kr_run *r, kr_part *p) {
+  int N = 0;
+  while (N < KR_CHUNK && p->next < p->end && !r->failed) {
+    rd_kafka_message_t *msg = rd_kafka_consumer_poll(r->rk, 100);
+    if (msg && msg->partition != p->id) { /* not ours: a client-wide error, or stale */
+      if (msg->err && msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        log_warn("replay", "%s", rd_kafka_message_errstr(msg));
+      rd_kafka_message_destroy(msg);
+      msg = NULL;
+    }
+    if (!msg) {
+      if (tc_mono_s() - r->last_msg > r->o->idle_ms / 1000.0) {
+        fprintf(stderr,
+                "tickcast replay: %s/%d: no message for %d ms at offset %lld, before "
+                "the end of the range %lld\n",
+                r->o->topic, (int)p->id, r->o->idle_ms, (long long)p->next, (long long)p->end);
+        r->failed = 1;
+      }
+      continue;
+    }
+    r->last_msg = tc_mono_s();
+    kr_take(r, p, msg, &N);
+    rd_kafka_message_destroy(msg);
+  }
+  return N;
+}
+
+/* Produces the prediction json[0..n) of t to --output-topic, keyed by sym. */
+static void kr_produce(kr_run *r, const eng_tick *t, char *json, size_t n) {
+  rd_kafka_resp_err_t pe =
+      kprod_send(r->prod, r->out_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, json, n, t->t.sym,
+                 t->t.sym_len, NULL, r->prod_wait_ms, NULL);
+  if (pe) {
+    fprintf(stderr, "tickcast replay: produce to %s: %s\n", r->o->out_topic, rd_kafka_err2str(pe));
+    r->failed = 1;
+  }
+}
+
+/* Steps the chunk's N ticks through the engine and writes or produces their predictions; JSON
+ * Lines name their source TOPIC/PARTITION/OFFSET. */
+static void kr_emit_chunk(kr_run *r, int N) {
+  if (engine_process(&r->e, r->ticks, N) != 0) {
+    fprintf(stderr, "tickcast replay: out of memory\n");
+    r->failed = 1;
+    return;
+  }
+  const char *topic = r->o->topic;
+  size_t tlen = strlen(topic) > 200 ? 200 : strlen(topic);
+  char *bp = r->outbuf;
+  for (int i = 0; i < N && !r->failed; i++) {
+    eng_tick *t = &r->ticks[i];
+    if (t->reason == TICK_OUT_OF_ORDER) {
+      char msg[256];
+      snprintf(msg, sizeof msg, "field ts: found %lld, older than the last accepted tick of %s",
+               (long long)t->t.ts, t->t.sym);
+      reject_tally_note(&r->rej, TICK_OUT_OF_ORDER, r->srcs[i], msg);
+    }
+    if (t->reason != TICK_OK)
+      continue;
+    if (!r->jsonl) {
+      bp += enc_pred_csv(bp, t);
+      *bp++ = '\n';
+      continue;
+    }
+    char src[400];
+    memcpy(src, topic, tlen);
+    size_t sl = tlen;
+    sl += (size_t)snprintf(src + sl, sizeof src - sl, "/%d/%lld", (int)r->srcs[i].part,
+                           (long long)r->srcs[i].pos);
+    size_t n = enc_pred_json(bp, t, src, sl);
+    if (r->out_rkt) {
+      kr_produce(r, t, bp, n);
+      continue;
+    }
+    bp += n;
+    *bp++ = '\n';
+  }
+  if (r->prod)
+    rd_kafka_poll(r->prod, 0);
+  if (r->out &&
+      fwrite(r->outbuf, 1, (size_t)(bp - r->outbuf), r->out) != (size_t)(bp - r->outbuf)) {
+    fprintf(stderr, "tickcast replay: %s: write failed: %s\n",
+            r->o->output ? r->o->output : "stdout", strerror(errno));
+    r->failed = 1;
+  }
+}
+
+/* Partitions are read one at a time, each in chunks of the next KR_CHUNK accepted ticks (or the
+ * rest of its range). The engine's float32 results depend slightly on which instruments share a
+ * chunk, so fixing chunks by offsets rather than by fetch timing makes two replays of one range
+ * give identical output. Instruments never span partitions when keyed by sym. */
+static void kr_replay(kr_run *r) {
+  for (int i = 0; i < r->np && !r->failed; i++) {
+    kr_part *p = &r->parts[i];
+    if (p->next >= p->end || kr_assign(r, p) != 0)
+      continue;
+    while (p->next < p->end && !r->failed) {
+      int N = kr_read_chunk(r, p);
+      if (N > 0)
+        kr_emit_chunk(r, N);
     }
   }
-  double dt = now_s() - t0;
-  if (!o.quiet) {
-    fprintf(stderr,
-            "replay %s: %llu messages read, %llu accepted, %llu rejected, %u instruments, "
-            "%.3f s, %.0f ticks/s\n",
-            o.topic, (unsigned long long)sum.read, (unsigned long long)e.accepted,
-            (unsigned long long)sum.rejected, e.st.live, dt, dt > 0 ? sum.read / dt : 0.0);
-    for (int i = 0; i < np; i++)
-      fprintf(stderr, "  partition %d: offsets [%lld, %lld), %llu read\n", (int)parts[i].id,
-              (long long)parts[i].start, (long long)parts[i].end,
-              (unsigned long long)parts[i].read);
-    for (int r = 1; r < TICK_NREASONS; r++) {
-      if (!e.rejected[r])
-        continue;
-      fprintf(stderr, "  rejected %-14s %8llu  (", tick_reason_name(r),
-              (unsigned long long)e.rejected[r]);
-      for (uint64_t k = 0; k < e.rejected[r] && k < KR_FIRST; k++)
-        fprintf(stderr, "%s%s/%d/%lld", k ? ", " : "", o.topic, (int)sum.first[r][k].part,
-                (long long)sum.first[r][k].off);
-      fprintf(stderr, "%s)\n", e.rejected[r] > KR_FIRST ? ", ..." : "");
-    }
+}
+
+/* Flushes the output: the file, or the producer with its delivery check. */
+static void kr_flush(kr_run *r) {
+  if (r->out && fflush(r->out) != 0) {
+    fprintf(stderr, "tickcast replay: %s: write failed: %s\n",
+            r->o->output ? r->o->output : "stdout", strerror(errno));
+    r->failed = 1;
   }
-  status = failed ? 1 : 0;
-done:
-  if (out && out != stdout && fclose(out) != 0 && status == 0) {
-    fprintf(stderr, "tickcast replay: %s: write failed: %s\n", o.output, strerror(errno));
-    status = 1;
+  if (!r->prod)
+    return;
+  rd_kafka_flush(r->prod, KR_FLUSH_MS);
+  uint64_t undelivered = (uint64_t)rd_kafka_outq_len(r->prod);
+  if (r->dr.failed || undelivered) {
+    fprintf(stderr, "tickcast replay: --output-topic %s: %llu failed, %llu undelivered%s%s\n",
+            r->o->out_topic, (unsigned long long)r->dr.failed, (unsigned long long)undelivered,
+            r->dr.failed ? "; first error: " : "", r->dr.first_error);
+    r->failed = 1;
   }
-  if (assign)
-    rd_kafka_topic_partition_list_destroy(assign);
-  if (rk) {
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
+}
+
+static void kr_summary(const kr_run *r, double dt) {
+  fprintf(stderr,
+          "replay %s: %llu messages read, %llu accepted, %llu rejected, %u instruments, "
+          "%.3f s, %.0f ticks/s\n",
+          r->o->topic, (unsigned long long)r->read, (unsigned long long)r->e.accepted,
+          (unsigned long long)r->rej.total, r->e.st.live, dt, dt > 0 ? r->read / dt : 0.0);
+  for (int i = 0; i < r->np; i++)
+    fprintf(stderr, "  partition %d: offsets [%lld, %lld), %llu read\n", (int)r->parts[i].id,
+            (long long)r->parts[i].start, (long long)r->parts[i].end,
+            (unsigned long long)r->parts[i].read);
+  reject_tally_summary(&r->rej, stderr, "", 0);
+}
+
+/* Closes and frees what r holds; rc is the result so far, returned unless closing the output
+ * file fails. */
+static int kr_close(kr_run *r, int rc) {
+  if (r->out && r->out != stdout && fclose(r->out) != 0 && rc == 0) {
+    fprintf(stderr, "tickcast replay: %s: write failed: %s\n", r->o->output, strerror(errno));
+    rc = TC_EIO;
   }
-  if (out_rkt)
-    rd_kafka_topic_destroy(out_rkt);
-  if (prod)
-    rd_kafka_destroy(prod);
-  if (engine_ok)
-    engine_free(&e);
-  free(parts);
-  free(ticks);
-  free(srcs);
-  free(outbuf);
-  if (model_loaded)
-    nn_model_free(&m);
-  kconf_free(&kc);
-  return status;
+  if (r->rk) {
+    rd_kafka_consumer_close(r->rk);
+    rd_kafka_destroy(r->rk);
+  }
+  if (r->out_rkt)
+    rd_kafka_topic_destroy(r->out_rkt);
+  if (r->prod)
+    rd_kafka_destroy(r->prod);
+  if (r->engine_ok)
+    engine_free(&r->e);
+  free(r->parts);
+  free(r->ticks);
+  free(r->srcs);
+  free(r->outbuf);
+  return rc;
+}
+
+int kreplay_run(const kreplay_opts *o, const nn_model *m, const kconf *kc) {
+  kr_run r;
+  memset(&r, 0, sizeof r);
+  r.o = o;
+  r.kc = kc;
+  reject_tally_init(&r.rej);
+  r.rej.quiet = o->quiet;
+  r.rej.print = log_warn_line;
+  r.rej.print_ud = "replay";
+  int ntopic = 0;
+  int rc = kr_open_consumer(&r);
+  if (rc == 0)
+    rc = kr_topic_partitions(&r, &ntopic);
+  r.np = o->parts ? o->nparts : ntopic;
+  if (rc == 0)
+    rc = kr_alloc(&r, m);
+  if (rc == 0)
+    rc = kr_set_ranges(&r, ntopic);
+  if (rc == 0)
+    rc = kr_open_output(&r);
+  if (rc == 0) {
+    double t0 = tc_mono_s();
+    kr_replay(&r);
+    kr_flush(&r);
+    if (!o->quiet)
+      kr_summary(&r, tc_mono_s() - t0);
+    rc = r.failed ? TC_EKAFKA : 0;
+  }
+  return kr_close(&r, rc);
 }

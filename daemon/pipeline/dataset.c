@@ -12,10 +12,9 @@
 #include "nn/base/tc_err.h"
 #include "nn/features.h"
 
-#define SHOWN_ERRORS 10 /* rejected lines printed in full per dataset */
-
 int dataset_init(dataset *d) {
   memset(d, 0, sizeof *d);
+  reject_tally_init(&d->rej);
   if (symtab_init(&d->st, 0, 64) != 0)
     return TC_ENOMEM;
   for (int i = 0; i < NN_F; i++)
@@ -80,37 +79,20 @@ static int series_of(dataset *d, const tick *t) {
   return slot;
 }
 
-static void note_reject(dataset *d, int reason, const char *path, uint64_t line, const char *msg,
-                        int verbose) {
-  uint64_t k = d->rejected[reason]++;
-  if (k < DS_FIRST_LINES)
-    d->first_line[reason][k] = line;
-  if (k == 0)
-    d->first_file[reason] = path;
-  uint64_t total = 0;
-  for (int r = 1; r < TICK_NREASONS; r++)
-    total += d->rejected[r];
-  if (verbose && total <= SHOWN_ERRORS) {
-    fprintf(stderr, "%s:%llu: %s: %s\n", path, (unsigned long long)line, tick_reason_name(reason),
-            msg);
-    if (total == SHOWN_ERRORS)
-      fprintf(stderr, "further rejected lines are only counted\n");
-  }
-}
-
 int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t errlen) {
   tickfile tf;
   int rc = tickfile_open(&tf, path, err, errlen);
   if (rc != 0)
     return rc;
   const char *name = strcmp(path, "-") ? path : "stdin";
+  d->rej.quiet = !verbose;
   char msg[256];
   tick t;
   int reason;
   while ((rc = tickfile_next(&tf, &t, &reason, msg, sizeof msg)) == 1) {
     d->read++;
     if (reason != TICK_OK) {
-      note_reject(d, reason, name, tf.line, msg, verbose);
+      reject_tally_note(&d->rej, reason, (reject_loc){name, REJECT_LINE, (int64_t)tf.line}, msg);
       continue;
     }
     int si = series_of(d, &t);
@@ -124,7 +106,8 @@ int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t er
                "field ts: found %lld, expected >= %lld (the last accepted tick "
                "of %s)",
                (long long)t.ts, (long long)s->ts[s->n - 1], s->sym);
-      note_reject(d, TICK_OUT_OF_ORDER, name, tf.line, msg, verbose);
+      reject_tally_note(&d->rej, TICK_OUT_OF_ORDER,
+                        (reject_loc){name, REJECT_LINE, (int64_t)tf.line}, msg);
       continue;
     }
     if (series_grow(s) != 0) {
@@ -208,19 +191,8 @@ void dataset_apply_stats(const dataset *d, nn_model *m) {
 }
 
 void dataset_print_summary(const dataset *d, const char *what) {
-  uint64_t rej = 0;
-  for (int r = 1; r < TICK_NREASONS; r++)
-    rej += d->rejected[r];
   fprintf(stderr, "%s: %llu ticks read, %llu accepted, %llu rejected, %d instruments\n", what,
-          (unsigned long long)d->read, (unsigned long long)d->accepted, (unsigned long long)rej,
-          d->ns);
-  for (int r = 1; r < TICK_NREASONS; r++) {
-    if (!d->rejected[r])
-      continue;
-    fprintf(stderr, "  rejected %-14s %8llu  (%s lines", tick_reason_name(r),
-            (unsigned long long)d->rejected[r], d->first_file[r] ? d->first_file[r] : "?");
-    for (uint64_t k = 0; k < d->rejected[r] && k < DS_FIRST_LINES; k++)
-      fprintf(stderr, "%s%llu", k ? ", " : " ", (unsigned long long)d->first_line[r][k]);
-    fprintf(stderr, "%s)\n", d->rejected[r] > DS_FIRST_LINES ? ", ..." : "");
-  }
+          (unsigned long long)d->read, (unsigned long long)d->accepted,
+          (unsigned long long)d->rej.total, d->ns);
+  reject_tally_summary(&d->rej, stderr, "", REJECT_SUM_FILE);
 }

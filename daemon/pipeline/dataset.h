@@ -8,11 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ingest/reject.h"
 #include "ingest/symtab.h"
 #include "ingest/tick.h"
 #include "nn/model.h"
-
-#define DS_FIRST_LINES 5 /* line numbers kept per rejection reason */
 
 /* One instrument's accepted ticks, in order. Target of tick t = raw ret of tick t + 1. */
 typedef struct ds_series {
@@ -32,9 +31,7 @@ typedef struct dataset {
   int scap;          /* allocated series */
   uint64_t read;     /* ticks (non-empty lines) read over all files */
   uint64_t accepted; /* ticks accepted */
-  uint64_t rejected[TICK_NREASONS];                   /* by reason */
-  uint64_t first_line[TICK_NREASONS][DS_FIRST_LINES]; /* first line numbers per reason */
-  const char *first_file[TICK_NREASONS];              /* file of the first rejection per reason */
+  reject_tally rej;  /* ticks rejected, by reason, with their first lines (over all files) */
   /* Standardization from the training part (dataset_stats). */
   double feat_mean[NN_F], feat_std[NN_F];
   double tgt_mean, tgt_std;
@@ -45,7 +42,8 @@ void dataset_free(dataset *d); /* accepts NULL and half-built */
 
 /* Appends the ticks of one file (CSV or JSON Lines, '-' = stdin). Rejected lines (decoder
  * reasons, and out_of_order: ts older than the instrument's last accepted tick, also across
- * files) are counted, never fatal; when verbose, the first few are printed on stderr. Returns 0,
+ * files) are counted in d->rej, never fatal; when verbose, the first REJECT_SHOWN of the dataset
+ * are printed on stderr. path must outlive d (the tally keeps it). Returns 0,
  * TC_ENOENT/TC_EFORMAT (cannot open, no valid header; err says which) or TC_EIO/TC_ENOMEM. */
 int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t errlen);
 

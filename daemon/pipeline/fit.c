@@ -8,8 +8,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 #include "nn/train.h"
 
@@ -29,12 +29,6 @@ void fit_opts_default(fit_opts *o) {
   o->clip = 1.0;
   o->seed = 1;
   o->verbose = 1;
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* The dataset as flat standardized arrays, series after series. */
@@ -192,21 +186,14 @@ static void lanes_free(lanes *ln) {
   memset(ln, 0, sizeof *ln);
 }
 
-/* Cuts the training parts into pieces (a random phase per series so that piece boundaries move
- * between epochs), shuffles them and packs each into the currently shortest lane. */
-static int lanes_build(lanes *ln, const dataset *d, const flat *f, int B, int T, nn_rng *r) {
-  memset(ln, 0, sizeof *ln);
-  size_t ntr = 0;
-  for (int i = 0; i < d->ns; i++)
-    if (d->s[i].ntrain >= 2)
-      ntr += d->s[i].ntrain - 1;
-  if (ntr == 0)
-    return 0;
-  size_t P = (ntr + B - 1) / B;
-  P = (P + T - 1) / T * T;
-  size_t np = 0, pcap = 64;
-  piece *pc = malloc(pcap * sizeof *pc);
-  if (!pc)
+/* Cuts every training part into pieces of P ticks, the first one of a random length below P
+ * (a random phase per series, so that piece boundaries move between epochs), then shuffles them.
+ * *pc (np) is the caller's to free. 0 or TC_ENOMEM. */
+static int pieces_cut(const dataset *d, const flat *f, size_t P, nn_rng *r, piece **pc,
+                      size_t *np) {
+  size_t cap = 64;
+  *np = 0;
+  if (!(*pc = malloc(cap * sizeof **pc)))
     return TC_ENOMEM;
   for (int i = 0; i < d->ns; i++) {
     size_t n = d->s[i].ntrain >= 2 ? d->s[i].ntrain - 1 : 0; /* inputs with a training target */
@@ -215,30 +202,33 @@ static int lanes_build(lanes *ln, const dataset *d, const flat *f, int B, int T,
       size_t len = a == 0 && first > 0 ? first : P;
       if (len > n - a)
         len = n - a;
-      if (np == pcap) {
-        piece *q = realloc(pc, 2 * pcap * sizeof *pc);
-        if (!q) {
-          free(pc);
+      if (*np == cap) {
+        piece *q = realloc(*pc, 2 * cap * sizeof **pc);
+        if (!q)
           return TC_ENOMEM;
-        }
-        pc = q, pcap *= 2;
+        *pc = q, cap *= 2;
       }
-      pc[np++] = (piece){f->off[i] + a, len};
+      (*pc)[(*np)++] = (piece){f->off[i] + a, len};
       a += len;
     }
   }
-  for (size_t i = np; i > 1; i--) { /* Fisher-Yates */
+  for (size_t i = *np; i > 1; i--) { /* Fisher-Yates */
     size_t j = (size_t)nn_rng_below(r, i);
-    piece t = pc[i - 1];
-    pc[i - 1] = pc[j];
-    pc[j] = t;
+    piece t = (*pc)[i - 1];
+    (*pc)[i - 1] = (*pc)[j];
+    (*pc)[j] = t;
   }
+  return 0;
+}
+
+/* Packs pieces pc (np) into B lanes of T-step windows, each piece into the lane that is shortest
+ * at the time, starting on a window boundary. 0 or TC_ENOMEM. */
+static int lanes_pack(lanes *ln, const piece *pc, size_t np, int B, int T) {
   size_t *fill = calloc(B, sizeof *fill); /* windows used per lane */
   int *lane_of = malloc((np ? np : 1) * sizeof *lane_of);
-  if (!fill || !lane_of) {
-    free(pc), free(fill), free(lane_of);
-    return TC_ENOMEM;
-  }
+  int rc = TC_ENOMEM;
+  if (!fill || !lane_of)
+    goto done;
   for (size_t i = 0; i < np; i++) {
     int best = 0;
     for (int b = 1; b < B; b++)
@@ -254,11 +244,8 @@ static int lanes_build(lanes *ln, const dataset *d, const flat *f, int B, int T,
   ln->B = B, ln->T = T, ln->W = W;
   ln->idx = malloc((size_t)B * W * T * sizeof *ln->idx);
   ln->reset = calloc((size_t)B * W, 1);
-  if (!ln->idx || !ln->reset) {
-    free(pc), free(fill), free(lane_of);
-    lanes_free(ln);
-    return TC_ENOMEM;
-  }
+  if (!ln->idx || !ln->reset)
+    goto done;
   for (size_t i = 0; i < (size_t)B * W * T; i++)
     ln->idx[i] = -1;
   memset(fill, 0, B * sizeof *fill);
@@ -270,8 +257,33 @@ static int lanes_build(lanes *ln, const dataset *d, const flat *f, int B, int T,
       dst[k] = (long long)(pc[i].start + k);
     fill[b] += (pc[i].len + T - 1) / T;
   }
-  free(pc), free(fill), free(lane_of);
-  return 0;
+  rc = 0;
+done:
+  free(fill), free(lane_of);
+  return rc;
+}
+
+/* One epoch's lane layout: the training parts cut into pieces of about a lane's share (whole
+ * windows), shuffled and packed into B lanes. */
+static int lanes_build(lanes *ln, const dataset *d, const flat *f, int B, int T, nn_rng *r) {
+  memset(ln, 0, sizeof *ln);
+  size_t ntr = 0;
+  for (int i = 0; i < d->ns; i++)
+    if (d->s[i].ntrain >= 2)
+      ntr += d->s[i].ntrain - 1;
+  if (ntr == 0)
+    return 0;
+  size_t P = (ntr + B - 1) / B;
+  P = (P + T - 1) / T * T;
+  piece *pc = NULL;
+  size_t np = 0;
+  int rc = pieces_cut(d, f, P, r, &pc, &np);
+  if (rc == 0)
+    rc = lanes_pack(ln, pc, np, B, T);
+  free(pc);
+  if (rc != 0)
+    lanes_free(ln);
+  return rc;
 }
 
 static void bar(FILE *log, int epoch, int epochs, size_t w, size_t W, double steps, double dt) {
@@ -282,208 +294,284 @@ static void bar(FILE *log, int epoch, int epochs, size_t w, size_t W, double ste
   fflush(log);
 }
 
+/* One training run: the data, the trainer and its buffers, and the best model so far. */
+typedef struct fit_ctx {
+  const dataset *d;  /* split, with statistics */
+  const fit_opts *o; /* the options */
+  nn_model *m;       /* the model being trained */
+  FILE *log;         /* progress, or NULL */
+  nn_rng rng;        /* all randomness */
+  flat f;            /* the dataset as standardized flat arrays */
+  nn_train tr;       /* forward/backward scratch for (T, B) */
+  nn_adam adam;      /* the optimizer */
+  size_t sf;         /* state floats per lane */
+  float *x;          /* (T, B, NN_F) a window's inputs */
+  float *tg;         /* (T, B) its targets */
+  float *w;          /* (T, B) its loss weights */
+  float *state;      /* (B, sf) LSTM state carried across a lane's windows */
+  float *grad;       /* (nparams) */
+  float *best;       /* (nparams) the parameters of the best epoch */
+  double vbest;      /* validation MSE of the best epoch (the zero model's before any) */
+  double vrw;        /* validation MSE of the zero model */
+  uint64_t nval;     /* validation targets */
+  int best_epoch;    /* 0: no epoch beat the zero model */
+  double best_train; /* training loss of the best epoch */
+} fit_ctx;
+
+/* The model's seeded weights and the dataset's statistics, the flat data, the trainer and its
+ * buffers. 0 or TC_ENOMEM. */
+static int fit_setup(fit_ctx *c) {
+  const fit_opts *o = c->o;
+  dataset_apply_stats(c->d, c->m);
+  nn_rng_seed(&c->rng, o->seed);
+  nn_train_init_weights(c->m, &c->rng);
+  int B = o->B, T = o->T;
+  size_t np = c->m->nparams;
+  c->sf = nn_state_floats(c->m);
+  if (flat_build(&c->f, c->d) != 0 || nn_train_init(&c->tr, c->m, B, T) != 0 ||
+      nn_adam_init(&c->adam, np, (float)o->lr) != 0)
+    return TC_ENOMEM;
+  c->x = malloc((size_t)T * B * NN_F * sizeof *c->x);
+  c->tg = malloc((size_t)T * B * sizeof *c->tg);
+  c->w = malloc((size_t)T * B * sizeof *c->w);
+  c->state = calloc((size_t)B * c->sf, sizeof *c->state);
+  c->grad = malloc(np * sizeof *c->grad);
+  c->best = malloc(np * sizeof *c->best);
+  return c->x && c->tg && c->w && c->state && c->grad && c->best ? 0 : TC_ENOMEM;
+}
+
+static void fit_free(fit_ctx *c) {
+  flat_free(&c->f);
+  nn_train_free(&c->tr);
+  nn_adam_free(&c->adam);
+  free(c->x), free(c->tg), free(c->w), free(c->state), free(c->grad), free(c->best);
+}
+
+/* Epoch 0 is the zero prediction: a trained model has to beat it on validation to be kept. */
+static int fit_baseline(fit_ctx *c, fit_result *res) {
+  if (validate(c->d, &c->f, c->m, &c->vbest, &c->vrw, &c->nval, NULL) != 0)
+    return TC_ENOMEM;
+  c->vbest = c->vrw;
+  res->val_mse_rw = c->vrw;
+  res->nval = c->nval;
+  memcpy(c->best, c->m->params, c->m->nparams * sizeof *c->best);
+  if (c->log && c->o->verbose) {
+    uint64_t ntr = 0;
+    for (int i = 0; i < c->d->ns; i++)
+      if (c->d->s[i].ntrain >= 2)
+        ntr += c->d->s[i].ntrain - 1;
+    fprintf(c->log,
+            "train: %llu training targets, %llu validation targets, %d instruments; model "
+            "L=%d H=%d%s, %zu parameters\n",
+            (unsigned long long)ntr, (unsigned long long)c->nval, c->d->ns, c->o->L, c->o->H,
+            c->o->peephole ? " peephole" : "", c->m->nparams);
+  }
+  return 0;
+}
+
+/* Loads window wi of every lane into x, tg and w (zeroing the state of lanes where a piece
+ * starts) and weighs each valid step 1 / (valid steps). Returns the valid steps. */
+static int fit_load_window(fit_ctx *c, const lanes *ln, size_t wi) {
+  int B = ln->B, T = ln->T, nvalid = 0;
+  for (int b = 0; b < B; b++) {
+    if (ln->reset[(size_t)b * ln->W + wi])
+      memset(c->state + b * c->sf, 0, c->sf * sizeof *c->state);
+    for (int t = 0; t < T; t++) {
+      long long gi = ln->idx[(size_t)b * ln->W * T + wi * T + t];
+      size_t r = (size_t)t * B + b;
+      if (gi >= 0) {
+        memcpy(c->x + r * NN_F, c->f.x + (size_t)gi * NN_F, NN_F * sizeof *c->x);
+        c->tg[r] = c->f.y[gi];
+        c->w[r] = 1.0f;
+        nvalid++;
+      } else {
+        memset(c->x + r * NN_F, 0, NN_F * sizeof *c->x);
+        c->tg[r] = 0;
+        c->w[r] = 0;
+      }
+    }
+  }
+  for (int r = 0; nvalid && r < T * B; r++)
+    c->w[r] /= (float)nvalid;
+  return nvalid;
+}
+
+/* One pass over the training data in a fresh lane layout: a forward/backward and an Adam step
+ * per window. *loss: mean training loss; *steps: tick-steps; *dt: seconds. */
+static int fit_epoch(fit_ctx *c, int epoch, double *loss, double *steps, double *dt) {
+  const fit_opts *o = c->o;
+  lanes ln;
+  if (lanes_build(&ln, c->d, &c->f, o->B, o->T, &c->rng) != 0)
+    return TC_ENOMEM;
+  double t0 = tc_mono_s(), loss_sum = 0, last_bar = 0;
+  *steps = 0;
+  for (size_t wi = 0; wi < ln.W; wi++) {
+    int nvalid = fit_load_window(c, &ln, wi);
+    if (nvalid == 0)
+      continue;
+    double l = nn_train_forward(&c->tr, c->m, o->B, o->T, c->x, c->tg, c->w, c->state);
+    memset(c->grad, 0, c->m->nparams * sizeof *c->grad);
+    nn_train_backward(&c->tr, c->m, c->grad);
+    nn_grad_clip(c->grad, c->m->nparams, o->clip);
+    nn_adam_step(&c->adam, c->m, c->grad);
+    loss_sum += l * nvalid;
+    *steps += nvalid;
+    if (c->log && o->verbose >= 2 && tc_mono_s() - last_bar > 0.2) {
+      last_bar = tc_mono_s();
+      bar(c->log, epoch, o->epochs, wi + 1, ln.W, *steps, last_bar - t0);
+    }
+  }
+  lanes_free(&ln);
+  *dt = tc_mono_s() - t0;
+  *loss = *steps > 0 ? loss_sum / *steps : 0;
+  return 0;
+}
+
+static void fit_log_epoch(const fit_ctx *c, int epoch, double tl, double vmse, double steps,
+                          double dt, int improved) {
+  const fit_opts *o = c->o;
+  if (o->verbose >= 2)
+    fprintf(c->log, "\r\033[K");
+  if (c->nval > 0)
+    fprintf(c->log,
+            "epoch %3d/%d  train %.5f  val %.5f (random walk %.5f, skill %+.4f)  %.0f "
+            "tick-steps/s%s\n",
+            epoch, o->epochs, tl, vmse, c->vrw, c->vrw > 0 ? 1 - vmse / c->vrw : 0.0,
+            dt > 0 ? steps / dt : 0.0, improved ? "  *best" : "");
+  else
+    fprintf(c->log, "epoch %3d/%d  train %.5f  (no validation ticks)  %.0f tick-steps/s\n", epoch,
+            o->epochs, tl, dt > 0 ? steps / dt : 0.0);
+}
+
+/* Epochs until o->epochs or o->patience epochs without a better validation MSE (each of which
+ * halves the learning rate), keeping the best parameters. */
+static int fit_epochs(fit_ctx *c, fit_result *res) {
+  const fit_opts *o = c->o;
+  double steps_total = 0, train_time = 0;
+  int bad = 0;
+  for (int epoch = 1; epoch <= o->epochs; epoch++) {
+    double tl, steps, dt, vmse, vrw;
+    if (fit_epoch(c, epoch, &tl, &steps, &dt) != 0)
+      return TC_ENOMEM;
+    train_time += dt;
+    steps_total += steps;
+    res->ntrain = (uint64_t)steps;
+    if (validate(c->d, &c->f, c->m, &vmse, &vrw, &c->nval, NULL) != 0)
+      return TC_ENOMEM;
+    int improved = c->nval == 0 || vmse < c->vbest;
+    if (improved) {
+      c->vbest = c->nval ? vmse : c->vbest;
+      c->best_epoch = epoch;
+      c->best_train = tl;
+      memcpy(c->best, c->m->params, c->m->nparams * sizeof *c->best);
+      bad = 0;
+    } else {
+      bad++;
+      c->adam.lr *= 0.5f; /* a plateau: take smaller steps from here */
+    }
+    res->epochs_run = epoch;
+    if (c->log && o->verbose)
+      fit_log_epoch(c, epoch, tl, vmse, steps, dt, improved);
+    if (c->nval > 0 && bad >= o->patience)
+      break;
+  }
+  res->steps_per_s = train_time > 0 ? steps_total / train_time : 0;
+  return 0;
+}
+
+/* Predict exactly a zero return: the random walk. */
+static void fit_zero_head(nn_model *m) {
+  memset(m->head_w, 0, (size_t)m->H * sizeof(float));
+  m->head_b[0] = 0;
+}
+
+/* The best parameters, their head shrunk by the least-squares factor on validation, or the zero
+ * model when nothing beat it or the gain is noise. */
+static int fit_choose(fit_ctx *c, fit_result *res) {
+  nn_model *m = c->m;
+  memcpy(m->params, c->best, m->nparams * sizeof *c->best);
+  res->scale = 1.0;
+  res->val_mse_fit = c->vbest;
+  if (c->best_epoch == 0) { /* nothing beat the random walk: predict exactly a zero return */
+    fit_zero_head(m);
+    res->scale = 0.0;
+    res->fallback = c->nval > 0;
+    return 0;
+  }
+  if (c->nval == 0)
+    return 0;
+  /* Shrink the output toward zero by the least-squares factor on validation, clamped to [0, 1]:
+   * where the signal is weak the model is over-confident out of sample, and a zero prediction
+   * (the random walk) is the safe limit. */
+  double vm, vr;
+  uint64_t nv;
+  vsums vs;
+  if (validate(c->d, &c->f, m, &vm, &vr, &nv, &vs) != 0)
+    return TC_ENOMEM;
+  double a = vs.yy > 0 ? vs.yt / vs.yy : 0.0;
+  a = a < 0 ? 0 : a > 1 ? 1 : a;
+  for (int j = 0; j < m->H; j++)
+    m->head_w[j] *= (float)a;
+  m->head_b[0] *= (float)a;
+  res->scale = a;
+  if (validate(c->d, &c->f, m, &c->vbest, &vr, &nv, &vs) != 0)
+    return TC_ENOMEM;
+  res->val_mse_fit = c->vbest;
+  /* Is the gain over the zero prediction more than validation noise? The t-statistic of the mean
+   * loss differential (Diebold-Mariano, one-step forecasts): heavy tails and a few lucky ticks
+   * give a large variance and a small t. Below FIT_MIN_T, predict zero instead. */
+  double mg = vs.g / (double)nv, var = vs.gg / (double)nv - mg * mg;
+  res->tstat = var > 0 && nv > 1 ? mg / sqrt(var / (double)(nv - 1)) : 0.0;
+  if (c->log && c->o->verbose)
+    fprintf(c->log,
+            "output scale %.4f (least squares on validation): val %.5f, skill %+.4f, "
+            "t-stat of the gain over the random walk %.2f\n",
+            a, c->vbest, vr > 0 ? 1 - c->vbest / vr : 0.0, res->tstat);
+  if (res->tstat < FIT_MIN_T) {
+    fit_zero_head(m);
+    res->scale = 0.0;
+    res->fallback = 1;
+    c->vbest = c->vrw;
+    if (c->log && c->o->verbose)
+      fprintf(c->log,
+              "the gain is not significant (t %.2f < %.1f): the model predicts a zero "
+              "return\n",
+              res->tstat, FIT_MIN_T);
+  }
+  return 0;
+}
+
 int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, FILE *log, char *err,
             size_t errlen) {
   memset(res, 0, sizeof *res);
+  fit_ctx c;
+  memset(&c, 0, sizeof c);
+  c.d = d, c.o = o, c.m = m, c.log = log;
   int rc = nn_model_init(m, o->L, o->H, o->peephole);
   if (rc != 0) {
     snprintf(err, errlen, "cannot set up a model with L=%d H=%d: %s", o->L, o->H, tc_strerror(rc));
     return rc;
   }
-  dataset_apply_stats(d, m);
-  nn_rng rng;
-  nn_rng_seed(&rng, o->seed);
-  nn_train_init_weights(m, &rng);
-  flat f;
-  nn_train tr;
-  nn_adam adam;
-  lanes ln;
-  memset(&tr, 0, sizeof tr);
-  memset(&adam, 0, sizeof adam);
-  memset(&ln, 0, sizeof ln);
-  int B = o->B, T = o->T;
-  size_t sf = nn_state_floats(m);
-  float *x = NULL, *tg = NULL, *w = NULL, *state = NULL, *grad = NULL, *best = NULL;
-  rc = TC_ENOMEM;
-  if (flat_build(&f, d) != 0)
-    goto oom;
-  if (nn_train_init(&tr, m, B, T) != 0 || nn_adam_init(&adam, m->nparams, (float)o->lr) != 0)
-    goto oom;
-  x = malloc((size_t)T * B * NN_F * sizeof *x);
-  tg = malloc((size_t)T * B * sizeof *tg);
-  w = malloc((size_t)T * B * sizeof *w);
-  state = calloc((size_t)B * sf, sizeof *state);
-  grad = malloc(m->nparams * sizeof *grad);
-  best = malloc(m->nparams * sizeof *best);
-  if (!x || !tg || !w || !state || !grad || !best)
-    goto oom;
-
-  /* Epoch 0 is the zero prediction: a trained model has to beat it on validation to be kept. */
-  double vbest, vrw;
-  uint64_t nval;
-  if (validate(d, &f, m, &vbest, &vrw, &nval, NULL) != 0)
-    goto oom;
-  vbest = vrw;
-  res->val_mse_rw = vrw;
-  res->nval = nval;
-  memcpy(best, m->params, m->nparams * sizeof *best);
-  int best_epoch = 0, bad = 0;
-  double best_train = 0;
-  uint64_t ntr = 0;
-  for (int i = 0; i < d->ns; i++)
-    if (d->s[i].ntrain >= 2)
-      ntr += d->s[i].ntrain - 1;
-  if (log && o->verbose)
-    fprintf(log,
-            "train: %llu training targets, %llu validation targets, %d instruments; model "
-            "L=%d H=%d%s, %zu parameters\n",
-            (unsigned long long)ntr, (unsigned long long)nval, d->ns, o->L, o->H,
-            o->peephole ? " peephole" : "", m->nparams);
-  double t_start = now_s(), steps_total = 0, train_time = 0;
-  for (int epoch = 1; epoch <= o->epochs; epoch++) {
-    if (lanes_build(&ln, d, &f, B, T, &rng) != 0)
-      goto oom;
-    double t0 = now_s(), loss_sum = 0, steps = 0, last_bar = 0;
-    size_t nwin = 0;
-    for (size_t wi = 0; wi < ln.W; wi++) {
-      int nvalid = 0;
-      for (int b = 0; b < B; b++) {
-        if (ln.reset[(size_t)b * ln.W + wi])
-          memset(state + b * sf, 0, sf * sizeof *state);
-        for (int t = 0; t < T; t++) {
-          long long gi = ln.idx[(size_t)b * ln.W * T + wi * T + t];
-          size_t r = (size_t)t * B + b;
-          if (gi >= 0) {
-            memcpy(x + r * NN_F, f.x + (size_t)gi * NN_F, NN_F * sizeof *x);
-            tg[r] = f.y[gi];
-            w[r] = 1.0f;
-            nvalid++;
-          } else {
-            memset(x + r * NN_F, 0, NN_F * sizeof *x);
-            tg[r] = 0;
-            w[r] = 0;
-          }
-        }
-      }
-      if (nvalid == 0)
-        continue;
-      for (int r = 0; r < T * B; r++)
-        w[r] /= (float)nvalid;
-      double loss = nn_train_forward(&tr, m, B, T, x, tg, w, state);
-      memset(grad, 0, m->nparams * sizeof *grad);
-      nn_train_backward(&tr, m, grad);
-      nn_grad_clip(grad, m->nparams, o->clip);
-      nn_adam_step(&adam, m, grad);
-      loss_sum += loss * nvalid;
-      steps += nvalid;
-      nwin++;
-      if (log && o->verbose >= 2 && now_s() - last_bar > 0.2) {
-        last_bar = now_s();
-        bar(log, epoch, o->epochs, wi + 1, ln.W, steps, last_bar - t0);
-      }
-    }
-    lanes_free(&ln);
-    double dt = now_s() - t0;
-    train_time += dt;
-    steps_total += steps;
-    res->ntrain = (uint64_t)steps;
-    double vmse, vrw2;
-    if (validate(d, &f, m, &vmse, &vrw2, &nval, NULL) != 0)
-      goto oom;
-    double tl = steps > 0 ? loss_sum / steps : 0;
-    int improved = nval == 0 || vmse < vbest;
-    if (improved) {
-      vbest = nval ? vmse : vbest;
-      best_epoch = epoch;
-      best_train = tl;
-      memcpy(best, m->params, m->nparams * sizeof *best);
-      bad = 0;
-    } else {
-      bad++;
-      adam.lr *= 0.5f; /* a plateau: take smaller steps from here */
-    }
-    res->epochs_run = epoch;
-    if (log && o->verbose) {
-      if (o->verbose >= 2)
-        fprintf(log, "\r\033[K");
-      if (nval > 0)
-        fprintf(log,
-                "epoch %3d/%d  train %.5f  val %.5f (random walk %.5f, skill %+.4f)  %.0f "
-                "tick-steps/s%s\n",
-                epoch, o->epochs, tl, vmse, vrw, vrw > 0 ? 1 - vmse / vrw : 0.0,
-                dt > 0 ? steps / dt : 0.0, improved ? "  *best" : "");
-      else
-        fprintf(log, "epoch %3d/%d  train %.5f  (no validation ticks)  %.0f tick-steps/s\n", epoch,
-                o->epochs, tl, dt > 0 ? steps / dt : 0.0);
-    }
-    if (nval > 0 && bad >= o->patience)
-      break;
+  double t_start = 0;
+  rc = fit_setup(&c);
+  if (rc == 0)
+    rc = fit_baseline(&c, res);
+  if (rc == 0) {
+    t_start = tc_mono_s();
+    rc = fit_epochs(&c, res);
   }
-  memcpy(m->params, best, m->nparams * sizeof *best);
-  res->scale = 1.0;
-  res->val_mse_fit = vbest;
-  if (best_epoch == 0) { /* nothing beat the random walk: predict exactly a zero return */
-    memset(m->head_w, 0, (size_t)m->H * sizeof(float));
-    m->head_b[0] = 0;
-    res->scale = 0.0;
-    res->fallback = nval > 0;
-  } else if (nval > 0) {
-    /* Shrink the output toward zero by the least-squares factor on validation, clamped to
-     * [0, 1]: where the signal is weak the model is over-confident out of sample, and a zero
-     * prediction (the random walk) is the safe limit. */
-    double vm, vr;
-    uint64_t nv;
-    vsums vs;
-    if (validate(d, &f, m, &vm, &vr, &nv, &vs) != 0)
-      goto oom;
-    double a = vs.yy > 0 ? vs.yt / vs.yy : 0.0;
-    a = a < 0 ? 0 : a > 1 ? 1 : a;
-    for (int j = 0; j < m->H; j++)
-      m->head_w[j] *= (float)a;
-    m->head_b[0] *= (float)a;
-    res->scale = a;
-    if (validate(d, &f, m, &vbest, &vr, &nv, &vs) != 0)
-      goto oom;
-    res->val_mse_fit = vbest;
-    /* Is the gain over the zero prediction more than validation noise? The t-statistic of the
-     * mean loss differential (Diebold-Mariano, one-step forecasts): heavy tails and a few lucky
-     * ticks give a large variance and a small t. Below FIT_MIN_T, predict zero instead. */
-    double mg = vs.g / (double)nv, var = vs.gg / (double)nv - mg * mg;
-    res->tstat = var > 0 && nv > 1 ? mg / sqrt(var / (double)(nv - 1)) : 0.0;
-    if (log && o->verbose)
-      fprintf(log,
-              "output scale %.4f (least squares on validation): val %.5f, skill %+.4f, "
-              "t-stat of the gain over the random walk %.2f\n",
-              a, vbest, vr > 0 ? 1 - vbest / vr : 0.0, res->tstat);
-    if (res->tstat < FIT_MIN_T) {
-      memset(m->head_w, 0, (size_t)m->H * sizeof(float));
-      m->head_b[0] = 0;
-      res->scale = 0.0;
-      res->fallback = 1;
-      vbest = vrw;
-      if (log && o->verbose)
-        fprintf(log,
-                "the gain is not significant (t %.2f < %.1f): the model predicts a zero "
-                "return\n",
-                res->tstat, FIT_MIN_T);
-    }
+  if (rc == 0)
+    rc = fit_choose(&c, res);
+  if (rc == 0) {
+    res->best_epoch = c.best_epoch;
+    res->val_mse = c.vbest;
+    res->train_mse = c.best_train;
+    res->seconds = tc_mono_s() - t_start;
+  } else {
+    snprintf(err, errlen, "out of memory while training (L=%d H=%d B=%d T=%d)", o->L, o->H, o->B,
+             o->T);
   }
-  res->best_epoch = best_epoch;
-  res->val_mse = vbest;
-  res->train_mse = best_train;
-  res->seconds = now_s() - t_start;
-  res->steps_per_s = train_time > 0 ? steps_total / train_time : 0;
-  rc = 0;
-  goto done;
-oom:
-  snprintf(err, errlen, "out of memory while training (L=%d H=%d B=%d T=%d)", o->L, o->H, B, T);
-  rc = TC_ENOMEM;
-done:
-  lanes_free(&ln);
-  flat_free(&f);
-  nn_train_free(&tr);
-  nn_adam_free(&adam);
-  free(x), free(tg), free(w), free(state), free(grad), free(best);
+  fit_free(&c);
   if (rc != 0)
     nn_model_free(m);
   return rc;

@@ -3,36 +3,29 @@
 
 #include <stdarg.h>
 #include <stdio.h>
-#include <string.h>
 #include <time.h>
+
+#include "nn/base/clock.h"
 
 int log_level = LOG_INFO;
 
 static const char *names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
-int log_level_parse(const char *s) {
-  static const char *lower[] = {"error", "warn", "info", "debug"};
-  for (int i = 0; i < 4; i++)
-    if (!strcmp(s, lower[i]))
-      return i;
-  return -1;
-}
+const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
 
 void log_msg(int level, const char *component, const char *fmt, ...) {
   if (level > log_level)
     return;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  int64_t ns = tc_wall_ns();
+  time_t sec = (time_t)(ns / 1000000000);
   struct tm tm;
-  gmtime_r(&ts.tv_sec, &tm);
+  gmtime_r(&sec, &tm);
+  int lv = level < LOG_ERROR ? LOG_ERROR : level > LOG_DEBUG ? LOG_DEBUG : level;
   char line[2048];
-  int n = snprintf(
-      line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s: ", tm.tm_year + 1900,
-      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-      names[level < 0   ? 0
-            : level > 3 ? 3
-                        : level],
-      component);
+  int n = snprintf(line, sizeof line,
+                   "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s: ", tm.tm_year + 1900,
+                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                   (long)(ns % 1000000000 / 1000000), names[lv], component);
   va_list ap;
   va_start(ap, fmt);
   if (n > 0 && (size_t)n < sizeof line)
@@ -43,4 +36,8 @@ void log_msg(int level, const char *component, const char *fmt, ...) {
     if (*p == '\n' || *p == '\r')
       *p = ' ';
   fprintf(stderr, "%s\n", line);
+}
+
+void log_warn_line(void *component, const char *line) {
+  log_warn((const char *)component, "%s", line);
 }

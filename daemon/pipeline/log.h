@@ -8,8 +8,8 @@ enum { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
 extern int log_level; /* messages above this level are dropped; default LOG_INFO */
 
-/* Parses "error", "warn", "info", "debug"; returns the level or -1. */
-int log_level_parse(const char *s);
+/* The level names by level: "error", "warn", "info", "debug", then NULL (for --log-level). */
+extern const char *const log_level_names[];
 
 void log_msg(int level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -18,5 +18,9 @@ void log_msg(int level, const char *component, const char *fmt, ...)
 #define log_warn(comp, ...) log_msg(LOG_WARN, comp, __VA_ARGS__)
 #define log_info(comp, ...) log_msg(LOG_INFO, comp, __VA_ARGS__)
 #define log_debug(comp, ...) log_msg(LOG_DEBUG, comp, __VA_ARGS__)
+
+/* log_warn(component, "%s", line) as a callback for modules below this one (ingest's reject
+ * tally, reject.h): component is the component name. */
+void log_warn_line(void *component, const char *line);
 
 #endif

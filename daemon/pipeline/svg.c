@@ -117,30 +117,33 @@ static void xml_text(FILE *f, const char *s) {
   }
 }
 
-int svg_eval_plot(const char *path, const char *title, const svg_point *pts, size_t n, char *err,
-                  size_t errlen) {
-  if (n == 0) {
-    snprintf(err, errlen, "%s: nothing to plot (no scored ticks)", path);
-    return TC_EINVAL;
-  }
-  /* Per pixel column: min/max of realized and predicted, cumulative values at the column end. */
-  double *rmin = malloc(COLS * sizeof(double)), *rmax = malloc(COLS * sizeof(double));
-  double *pmin = malloc(COLS * sizeof(double)), *pmax = malloc(COLS * sizeof(double));
-  double *cs = malloc(COLS * sizeof(double)), *cb = malloc(COLS * sizeof(double));
-  int *used = calloc(COLS, sizeof(int));
-  FILE *f = NULL;
-  int rc = TC_EIO;
-  if (!rmin || !rmax || !pmin || !pmax || !cs || !cb || !used) {
-    snprintf(err, errlen, "%s: out of memory", path);
-    rc = TC_ENOMEM;
-    goto done;
-  }
-  int64_t t0 = pts[0].ts, t1 = pts[n - 1].ts;
-  if (t1 <= t0)
-    t1 = t0 + 1;
-  double rlo = 0, rhi = 0, plo = 0, phi = 0, clo = 0, chi = 0, s = 0, b = 0;
+/* The points binned by pixel column: per column the min/max of realized and predicted returns
+ * and the cumulative returns at its end, and the value ranges over all points. */
+typedef struct columns {
+  double rmin[COLS], rmax[COLS]; /* realized returns in the column */
+  double pmin[COLS], pmax[COLS]; /* predicted returns in the column */
+  double cs[COLS], cb[COLS];     /* cumulative sign-of-prediction and buy-and-hold at its end */
+  int used[COLS];                /* the column holds a point */
+  int64_t t0, t1;                /* time range (t1 > t0) */
+  double rlo, rhi, plo, phi;     /* realized and predicted ranges, including 0 */
+  double clo, chi;               /* cumulative range, including 0 */
+  double s, b;                   /* final cumulative returns: sign of prediction, buy and hold */
+} columns;
+
+/* The scales: realized returns (top), predicted (ptop: top's, or their own right-hand scale when
+ * the predictions are much smaller) and cumulative returns (bot). */
+typedef struct panels {
+  panel top, ptop, bot; /* pixel rows and value ranges */
+  int dual;             /* 1: ptop has its own scale */
+} panels;
+
+static void columns_fill(columns *c, const svg_point *pts, size_t n) {
+  c->t0 = pts[0].ts, c->t1 = pts[n - 1].ts;
+  if (c->t1 <= c->t0)
+    c->t1 = c->t0 + 1;
+  double s = 0, b = 0;
   for (size_t i = 0; i < n; i++) {
-    int col = (int)((double)(pts[i].ts - t0) / (double)(t1 - t0) * (COLS - 1));
+    int col = (int)((double)(pts[i].ts - c->t0) / (double)(c->t1 - c->t0) * (COLS - 1));
     if (col < 0)
       col = 0;
     if (col >= COLS)
@@ -148,25 +151,33 @@ int svg_eval_plot(const char *path, const char *title, const svg_point *pts, siz
     double sig = pts[i].pred > 0 ? 1 : pts[i].pred < 0 ? -1 : 0;
     s += sig * pts[i].real;
     b += pts[i].real;
-    if (!used[col]) {
-      rmin[col] = rmax[col] = pts[i].real;
-      pmin[col] = pmax[col] = pts[i].pred;
-      used[col] = 1;
+    if (!c->used[col]) {
+      c->rmin[col] = c->rmax[col] = pts[i].real;
+      c->pmin[col] = c->pmax[col] = pts[i].pred;
+      c->used[col] = 1;
     } else {
-      rmin[col] = fmin(rmin[col], pts[i].real), rmax[col] = fmax(rmax[col], pts[i].real);
-      pmin[col] = fmin(pmin[col], pts[i].pred), pmax[col] = fmax(pmax[col], pts[i].pred);
+      c->rmin[col] = fmin(c->rmin[col], pts[i].real),
+      c->rmax[col] = fmax(c->rmax[col], pts[i].real);
+      c->pmin[col] = fmin(c->pmin[col], pts[i].pred),
+      c->pmax[col] = fmax(c->pmax[col], pts[i].pred);
     }
-    cs[col] = s, cb[col] = b;
-    rlo = fmin(rlo, pts[i].real), rhi = fmax(rhi, pts[i].real);
-    plo = fmin(plo, pts[i].pred), phi = fmax(phi, pts[i].pred);
-    clo = fmin(clo, fmin(s, b)), chi = fmax(chi, fmax(s, b));
+    c->cs[col] = s, c->cb[col] = b;
+    c->rlo = fmin(c->rlo, pts[i].real), c->rhi = fmax(c->rhi, pts[i].real);
+    c->plo = fmin(c->plo, pts[i].pred), c->phi = fmax(c->phi, pts[i].pred);
+    c->clo = fmin(c->clo, fmin(s, b)), c->chi = fmax(c->chi, fmax(s, b));
   }
+  c->s = s, c->b = b;
+}
+
+static panels panels_scale(const columns *c) {
   /* One scale for both when the predictions are not much smaller than the realized returns;
    * otherwise a symmetric scale each, so that both zero lines are the middle of the panel. */
-  double rabs = fmax(-rlo, rhi), pabs = fmax(-plo, phi);
-  int dual = pabs > 0 && pabs * 5 < rabs;
-  if (!dual)
-    rlo = fmin(rlo, plo), rhi = fmax(rhi, phi);
+  double rlo = c->rlo, rhi = c->rhi, clo = c->clo, chi = c->chi;
+  double rabs = fmax(-rlo, rhi), pabs = fmax(-c->plo, c->phi);
+  panels p;
+  p.dual = pabs > 0 && pabs * 5 < rabs;
+  if (!p.dual)
+    rlo = fmin(rlo, c->plo), rhi = fmax(rhi, c->phi);
   else
     rlo = -rabs, rhi = rabs;
   if (rhi - rlo < 1e-12)
@@ -174,15 +185,88 @@ int svg_eval_plot(const char *path, const char *title, const svg_point *pts, siz
   if (chi - clo < 1e-12)
     clo -= 1e-6, chi += 1e-6;
   double pad = 0.05 * (rhi - rlo);
-  panel top = {70, 360, rlo - pad, rhi + pad};
-  panel ptop = dual ? (panel){70, 360, -pabs * 1.05, pabs * 1.05} : top;
+  p.top = (panel){70, 360, rlo - pad, rhi + pad};
+  p.ptop = p.dual ? (panel){70, 360, -pabs * 1.05, pabs * 1.05} : p.top;
   pad = 0.05 * (chi - clo);
-  panel bot = {420, 670, clo - pad, chi + pad};
+  p.bot = (panel){420, 670, clo - pad, chi + pad};
+  return p;
+}
 
-  f = fopen(path, "w");
+/* One min-max bar per used column, lo/hi per column, on panel p. */
+static void column_bars(FILE *f, const columns *c, const panel *p, const double *lo,
+                        const double *hi) {
+  for (int k = 0; k < COLS; k++)
+    if (c->used[k]) {
+      double y0 = py(p, lo[k]), y1 = py(p, hi[k]);
+      if (y0 - y1 < 1)
+        y0 += 0.5, y1 -= 0.5;
+      fprintf(f, "M%d.5 %.1fV%.1f", PL + k, y0, y1);
+    }
+}
+
+/* The top panel: realized returns as grey bars, predicted as a blue band on top. */
+static void plot_returns(FILE *f, const columns *c, const panels *p, size_t n) {
+  fprintf(f,
+          "<text x='%d' y='58' font-size='13'>Next-tick log return: predicted vs "
+          "realized (%zu ticks)</text>\n",
+          PL, n);
+  y_axis(f, &p->top, "log return");
+  x_axis(f, &p->top, c->t0, c->t1);
+  fprintf(f, "<line x1='%d' y1='%.1f' x2='%d' y2='%.1f' stroke='#888' stroke-dasharray='3,3'/>\n",
+          PL, py(&p->top, 0), PR, py(&p->top, 0));
+  fputs("<path stroke='#9a9a9a' stroke-width='1' fill='none' d='", f);
+  column_bars(f, c, &p->top, c->rmin, c->rmax);
+  fputs("'/>\n<path stroke='#1f5fd1' stroke-width='1.2' stroke-opacity='0.75' fill='none' d='", f);
+  column_bars(f, c, &p->ptop, c->pmin, c->pmax);
+  fputs("'/>\n", f);
+  static const char *const n1[] = {"realized", "predicted"}, *const c1[] = {"#9a9a9a", "#1f5fd1"};
+  static const char *const n1d[] = {"realized (left axis)", "predicted (right axis)"};
+  if (p->dual)
+    y_axis_right(f, &p->ptop, "predicted log return", "#1f5fd1");
+  legend(f, PR - (p->dual ? 160 : 110), p->top.top + 18, p->dual ? n1d : n1, c1, 2);
+}
+
+/* The bottom panel: cumulative returns of trading the sign of the prediction and of holding. */
+static void plot_cumulative(FILE *f, const columns *c, const panel *bot) {
+  fprintf(f,
+          "<text x='%d' y='408' font-size='13'>Cumulative log return: trading the sign of the "
+          "prediction (final %.4g) vs buy and hold (final %.4g)</text>\n",
+          PL, c->s, c->b);
+  y_axis(f, bot, "cumulative log return");
+  x_axis(f, bot, c->t0, c->t1);
+  fprintf(f, "<line x1='%d' y1='%.1f' x2='%d' y2='%.1f' stroke='#888' stroke-dasharray='3,3'/>\n",
+          PL, py(bot, 0), PR, py(bot, 0));
+  const double *curves[2] = {c->cb, c->cs};
+  static const char *const cols2[] = {"#9a9a9a", "#1a9850"};
+  for (int k = 0; k < 2; k++) {
+    fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='1.5' points='", cols2[k]);
+    for (int col = 0; col < COLS; col++)
+      if (c->used[col])
+        fprintf(f, "%d,%.1f ", PL + col, py(bot, curves[k][col]));
+    fputs("'/>\n", f);
+  }
+  static const char *const n2[] = {"buy and hold", "sign of prediction"};
+  legend(f, PL + 12, bot->top + 18, n2, cols2, 2);
+}
+
+int svg_eval_plot(const char *path, const char *title, const svg_point *pts, size_t n, char *err,
+                  size_t errlen) {
+  if (n == 0) {
+    snprintf(err, errlen, "%s: nothing to plot (no scored ticks)", path);
+    return TC_EINVAL;
+  }
+  columns *c = calloc(1, sizeof *c);
+  if (!c) {
+    snprintf(err, errlen, "%s: out of memory", path);
+    return TC_ENOMEM;
+  }
+  columns_fill(c, pts, n);
+  panels p = panels_scale(c);
+  FILE *f = fopen(path, "w");
   if (!f) {
     snprintf(err, errlen, "%s: cannot open for writing: %s", path, strerror(errno));
-    goto done;
+    free(c);
+    return TC_EIO;
   }
   fprintf(f,
           "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='720' "
@@ -191,69 +275,15 @@ int svg_eval_plot(const char *path, const char *title, const svg_point *pts, siz
           "font-weight='bold'>",
           W, W, W / 2);
   xml_text(f, title);
-  fprintf(f,
-          "</text>\n<text x='%d' y='58' font-size='13'>Next-tick log return: predicted vs "
-          "realized (%zu ticks)</text>\n",
-          PL, n);
-  y_axis(f, &top, "log return");
-  x_axis(f, &top, t0, t1);
-  fprintf(f, "<line x1='%d' y1='%.1f' x2='%d' y2='%.1f' stroke='#888' stroke-dasharray='3,3'/>\n",
-          PL, py(&top, 0), PR, py(&top, 0));
-  /* Realized as grey bars, predicted as a blue band on top. */
-  fputs("<path stroke='#9a9a9a' stroke-width='1' fill='none' d='", f);
-  for (int c = 0; c < COLS; c++)
-    if (used[c]) {
-      double y0 = py(&top, rmin[c]), y1 = py(&top, rmax[c]);
-      if (y0 - y1 < 1)
-        y0 += 0.5, y1 -= 0.5;
-      fprintf(f, "M%d.5 %.1fV%.1f", PL + c, y0, y1);
-    }
-  fputs("'/>\n<path stroke='#1f5fd1' stroke-width='1.2' stroke-opacity='0.75' fill='none' d='", f);
-  for (int c = 0; c < COLS; c++)
-    if (used[c]) {
-      double y0 = py(&ptop, pmin[c]), y1 = py(&ptop, pmax[c]);
-      if (y0 - y1 < 1)
-        y0 += 0.5, y1 -= 0.5;
-      fprintf(f, "M%d.5 %.1fV%.1f", PL + c, y0, y1);
-    }
-  fputs("'/>\n", f);
-  static const char *const n1[] = {"realized", "predicted"}, *const c1[] = {"#9a9a9a", "#1f5fd1"};
-  static const char *const n1d[] = {"realized (left axis)", "predicted (right axis)"};
-  if (dual)
-    y_axis_right(f, &ptop, "predicted log return", "#1f5fd1");
-  legend(f, PR - (dual ? 160 : 110), top.top + 18, dual ? n1d : n1, c1, 2);
-
-  fprintf(f,
-          "<text x='%d' y='408' font-size='13'>Cumulative log return: trading the sign of the "
-          "prediction (final %.4g) vs buy and hold (final %.4g)</text>\n",
-          PL, s, b);
-  y_axis(f, &bot, "cumulative log return");
-  x_axis(f, &bot, t0, t1);
-  fprintf(f, "<line x1='%d' y1='%.1f' x2='%d' y2='%.1f' stroke='#888' stroke-dasharray='3,3'/>\n",
-          PL, py(&bot, 0), PR, py(&bot, 0));
-  const double *curves[2] = {cb, cs};
-  static const char *const cols2[] = {"#9a9a9a", "#1a9850"};
-  for (int k = 0; k < 2; k++) {
-    fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='1.5' points='", cols2[k]);
-    for (int c = 0; c < COLS; c++)
-      if (used[c])
-        fprintf(f, "%d,%.1f ", PL + c, py(&bot, curves[k][c]));
-    fputs("'/>\n", f);
-  }
-  static const char *const n2[] = {"buy and hold", "sign of prediction"};
-  legend(f, PL + 12, bot.top + 18, n2, cols2, 2);
+  fputs("</text>\n", f);
+  plot_returns(f, c, &p, n);
+  plot_cumulative(f, c, &p.bot);
   fprintf(f, "<text x='%d' y='712' text-anchor='middle' font-size='12'>time (UTC)</text>\n</svg>\n",
           (PL + PR) / 2);
+  free(c);
   if (ferror(f) | fclose(f)) {
-    f = NULL;
     snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
-    goto done;
+    return TC_EIO;
   }
-  f = NULL;
-  rc = 0;
-done:
-  if (f)
-    fclose(f);
-  free(rmin), free(rmax), free(pmin), free(pmax), free(cs), free(cb), free(used);
-  return rc;
+  return 0;
 }
