@@ -27,24 +27,30 @@ for f in opt/tc/bin/tickcast etc/systemd/system/tickcast.service etc/tickcast/ti
   [ -f "$S/$f" ] || tc_fail "install.sh did not install /$f"
 done
 cmp -s "$S/opt/tc/bin/tickcast" "$TC" || tc_fail "install.sh: the installed binary is not ./tickcast"
-cmp -s "$S/etc/tickcast/tickcast.conf" "$D/tickcast.conf" || tc_fail "install.sh: the config is not deploy/tickcast.conf"
+cmp -s "$S/etc/tickcast/tickcast.conf" "$D/tickcast.conf" ||
+  tc_fail "install.sh: the config is not deploy/tickcast.conf"
 tc_eq "installed config mode" "$(stat -c %a "$S/etc/tickcast/tickcast.conf")" 640
 grep -qx "ExecStart=/opt/tc/bin/tickcast run --config /etc/tickcast/tickcast.conf" \
-  "$S/etc/systemd/system/tickcast.service" || tc_fail "install.sh: the unit's ExecStart does not follow PREFIX"
+  "$S/etc/systemd/system/tickcast.service" ||
+  tc_fail "install.sh: the unit's ExecStart does not follow PREFIX"
 echo "# edited" >>"$S/etc/tickcast/tickcast.conf"
-tree_sum() { (cd "$S" && find . -type f ! -name tickcast.conf -exec sha256sum {} + | sort | sha256sum | cut -c1-16); }
+tree_sum() {
+  (cd "$S" && find . -type f ! -name tickcast.conf -exec sha256sum {} + | sort | sha256sum | cut -c1-16)
+}
 sum1=$(tree_sum)
 DESTDIR="$S" PREFIX=/opt/tc "$D/install.sh" >"$TMP/install2.log"
 sum2=$(tree_sum)
 tc_eq "checksum of the staged files after a second install.sh" "$sum2" "$sum1"
-tail -n 1 "$S/etc/tickcast/tickcast.conf" | grep -qx "# edited" || tc_fail "install.sh overwrote an existing config"
+tail -n 1 "$S/etc/tickcast/tickcast.conf" | grep -qx "# edited" ||
+  tc_fail "install.sh overwrote an existing config"
 grep -q "kept the existing" "$TMP/install2.log" || tc_fail "install.sh did not say it kept the config"
 rc=0; BIN=/nonexistent DESTDIR="$S" "$D/install.sh" >/dev/null 2>&1 || rc=$?
 tc_eq "install.sh exit status without a binary" "$rc" 2
 echo "ok: install.sh honours DESTDIR and PREFIX, is idempotent and keeps an existing config"
 
 # ---- systemd: the unit verifies cleanly and its sandbox scores at most SECURITY_MAX_X10 / 10.
-grep -qx "RestartPreventExitStatus=2" "$D/tickcast.service" || tc_fail "the unit lacks RestartPreventExitStatus=2"
+grep -qx "RestartPreventExitStatus=2" "$D/tickcast.service" ||
+  tc_fail "the unit lacks RestartPreventExitStatus=2"
 if command -v systemd-analyze >/dev/null; then
   mkdir -p "$TMP/unit"
   # verify checks that ExecStart's binary exists: point it at the staged one.
@@ -58,7 +64,8 @@ if command -v systemd-analyze >/dev/null; then
   rc=0
   systemd-analyze security --offline=yes --threshold="$SECURITY_MAX_X10" "$D/tickcast.service" \
     >"$TMP/security.log" 2>&1 || rc=$?
-  score=$(sed -n 's/.*Overall exposure level for tickcast.service: \([0-9.]* [A-Z]*\).*/\1/p' "$TMP/security.log")
+  score=$(sed -n 's/.*Overall exposure level for tickcast.service: \([0-9.]* [A-Z]*\).*/\1/p' \
+    "$TMP/security.log")
   [ -n "$score" ] || tc_fail "systemd-analyze security printed no score: $(tail -n 3 "$TMP/security.log")"
   [ "$rc" -eq 0 ] || tc_fail "systemd-analyze security: exposure $score, above $SECURITY_MAX_X10/10"
   echo "ok: systemd-analyze security --offline=yes: exposure $score (at most $SECURITY_MAX_X10/10)"
@@ -94,7 +101,8 @@ PORT=$(sed -n 's/.*http on .* (port \([0-9]*\)).*/\1/p' "$TMP/run.log" | head -n
 URL="http://127.0.0.1:$PORT"
 tc_wait_for 20 curl -sf "$URL/readyz" -o /dev/null || tc_fail "/readyz not 200 within 20 s"
 while read -r path port; do
-  tc_eq "k8s probe $path (port $port in the manifest)" "$(curl -s -o /dev/null -w '%{http_code}' "$URL$path")" 200
+  tc_eq "k8s probe $path (port $port in the manifest)" \
+    "$(curl -s -o /dev/null -w '%{http_code}' "$URL$path")" 200
 done < <($PY "$H" get "$ROOT" probes)
 mapfile -t HC < <($PY "$H" get "$ROOT" healthcheck)
 "${HC[@]//:9464/:$PORT}" || tc_fail "the Dockerfile's HEALTHCHECK (${HC[*]}) fails against the daemon"
@@ -104,25 +112,28 @@ echo "ok: the Dockerfile's HEALTHCHECK passes against the daemon and fails witho
 # Ticks: the compose file's feed command (the bundled sample), synthetic ticks with malformed
 # messages among them (tests/e2e_run.py), and one message whose key is not UTF-8.
 mapfile -t FEED < <($PY "$H" get "$ROOT" compose-cmd feed --brokers="$BROKERS")
-(cd "$ROOT" && "$TC" "${FEED[@]}") 2>"$TMP/feed.log" || tc_fail "compose's feed command failed: $(tail -n 3 "$TMP/feed.log")"
+(cd "$ROOT" && "$TC" "${FEED[@]}") 2>"$TMP/feed.log" ||
+  tc_fail "compose's feed command failed: $(tail -n 3 "$TMP/feed.log")"
 $PY "$ROOT/tests/e2e_run.py" publish-b "$BROKERS" ticks "$TMP/b.csv" "$TMP/dlq_expected.json"
 $PY "$H" publish-extra "$BROKERS" ticks "$TMP/dlq_expected.json"
-"$TC" replay --model "$MODEL" --input "$ROOT/data/sample/fx_daily_2021_2025.csv" --output "$TMP/ra.csv" 2>/dev/null
+"$TC" replay --model "$MODEL" --input "$ROOT/data/sample/fx_daily_2021_2025.csv" \
+  --output "$TMP/ra.csv" 2>/dev/null
 "$TC" replay --model "$MODEL" --input "$TMP/b.csv" --output "$TMP/rb.csv" 2>/dev/null
 NPRED=$(($(wc -l <"$TMP/ra.csv") + $(wc -l <"$TMP/rb.csv") - 2))
 NDLQ=$($PY -c "import json,sys; print(len(json.load(open(sys.argv[1]))))" "$TMP/dlq_expected.json")
-$PY "$H" collect "$BROKERS" predictions "$NPRED" 60 "$TMP/predictions.jsonl"
-$PY "$H" collect "$BROKERS" tickcast.dlq "$NDLQ" 20 "$TMP/dlq.jsonl"
+$PY "$ROOT/tests/e2e_run.py" collect "$BROKERS" predictions "$NPRED" 60 "$TMP/predictions.jsonl"
+$PY "$ROOT/tests/e2e_run.py" collect "$BROKERS" tickcast.dlq "$NDLQ" 20 "$TMP/dlq.jsonl"
 tc_eq "predictions read back" "$(wc -l <"$TMP/predictions.jsonl")" "$NPRED"
 tc_eq "dead letters read back" "$(wc -l <"$TMP/dlq.jsonl")" "$NDLQ"
 # Metrics that appear only once known: the lag (librdkafka statistics) and the checkpoint age.
 has_late_metrics() {
   curl -s "$URL/metrics" >"$TMP/metrics.txt" &&
-    grep -q '^tickcast_consumer_lag{' "$TMP/metrics.txt" && grep -q '^tickcast_checkpoint_age_seconds ' "$TMP/metrics.txt"
+    grep -q '^tickcast_consumer_lag{' "$TMP/metrics.txt" &&
+    grep -q '^tickcast_checkpoint_age_seconds ' "$TMP/metrics.txt"
 }
 tc_wait_for 15 has_late_metrics || tc_fail "/metrics has no consumer lag or checkpoint age after 15 s"
 sleep 1.2 # one more stats message after all that
-$PY "$H" collect "$BROKERS" tickcast.stats 3 5 "$TMP/stats.jsonl"
+$PY "$ROOT/tests/e2e_run.py" collect "$BROKERS" tickcast.stats 3 5 "$TMP/stats.jsonl"
 $PY "$H" validate "$ROOT" prediction "$TMP/predictions.jsonl"
 $PY "$H" validate "$ROOT" stats "$TMP/stats.jsonl" "$(sed -n "s/^group *= *//p" "$TMP/tickcast.conf")"
 $PY "$H" validate "$ROOT" dead-letter "$TMP/dlq.jsonl" "$TMP/dlq_expected.json"
@@ -141,7 +152,8 @@ start_stop() { # name, command...
   local name=$1; shift
   tc_bg "$@" 2>"$TMP/$name.log"
   local pid=$BG_PID
-  tc_wait_for 10 grep -q "http on" "$TMP/$name.log" || tc_fail "$name did not start: $(tail -n 3 "$TMP/$name.log")"
+  tc_wait_for 10 grep -q "http on" "$TMP/$name.log" ||
+    tc_fail "$name did not start: $(tail -n 3 "$TMP/$name.log")"
   local port; port=$(sed -n 's/.*http on .* (port \([0-9]*\)).*/\1/p' "$TMP/$name.log" | head -n 1)
   tc_eq "$name /healthz" "$(curl -s "http://127.0.0.1:$port/healthz")" ok
   tc_stop "$pid" 10
