@@ -9,7 +9,8 @@ Not a test by itself. Subcommands:
                                    letters as JSON to EXP
   publish-csv BROKERS TOPIC CSV    publish a CSV's ticks as JSON, keyed by sym
   collect BROKERS TOPIC N SECS OUT read TOPIC from the start until N messages (or SECS), then 1 s
-                                   more to catch extras; one JSON value per line to OUT
+                                   more to catch extras; one JSON line per message to OUT:
+                                   partition, offset, key (text), key_b64 (the key's bytes), value
   check-preds PREDS [--exclude OLD] REPLAY...
                                    one prediction per replayed row, equal values, n increasing
                                    (messages also in OLD, an earlier collect, are left out)
@@ -17,7 +18,7 @@ Not a test by itself. Subcommands:
   committed BROKERS GROUP TOPIC     print the sum of the group's committed offsets on TOPIC
   check-stats STATS TICKS_IN PREDS the last stats object has every documented field and totals
 """
-import csv, json, struct, sys, time
+import base64, csv, json, struct, sys, time
 
 
 def model(path, L, H, seed):
@@ -143,8 +144,10 @@ def collect(brokers, topic, n, secs, out):
             if m.error().code() != KafkaError._PARTITION_EOF:
                 print("collect:", m.error(), file=sys.stderr)
             continue
+        k = m.key()
         got.append({"partition": m.partition(), "offset": m.offset(),
-                    "key": m.key().decode() if m.key() else None,
+                    "key": k.decode(errors="replace") if k else None,
+                    "key_b64": base64.b64encode(k).decode() if k is not None else None,
                     "value": m.value().decode()})
     c.close()
     with open(out, "w") as f:
