@@ -17,13 +17,14 @@ DEBS_BUILD := build-essential pkg-config librdkafka-dev libuv1-dev libopenblas-d
               libmicrohttpd-dev libjansson-dev libxxhash-dev libssl-dev
 # Python's torch, numpy and confluent_kafka are the tests' and benchmarks' outside references.
 DEBS_PY    := python3 python3-numpy python3-confluent-kafka python3-torch
-DEBS_TEST  := kcat sqlite3 curl $(DEBS_PY)
+DEBS_TEST  := kcat sqlite3 curl python3-yaml python3-jsonschema $(DEBS_PY)
 DEBS_SAN   := clang libclang-rt-14-dev
 # What a goal needs; a goal not named here (all, tests, a file) needs DEBS_BUILD. (make data
 # also needs npm, which data/fetch.sh asks for: it is large, and only that target uses it.)
 debs_clean        :=
 debs_format       := clang-format
 debs_check-layers :=
+debs_install      := $(DEBS_BUILD)
 debs_test         := $(DEBS_BUILD) $(DEBS_TEST)
 debs_asan         := $(DEBS_BUILD) $(DEBS_TEST) $(DEBS_SAN)
 debs_fuzz         := $(DEBS_BUILD) $(DEBS_SAN)
@@ -64,7 +65,7 @@ REPLAY_BIN := $(patsubst tests/fuzz/fuzz_%.c,$(B)/tests/replay_%,$(FUZZ_SRC))
 BENCH_SRC  := $(wildcard bench/bench_*.c)
 BENCH_BIN  := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test bench demo asan fuzz clean deps data format tests check-layers
+.PHONY: all test bench demo asan fuzz clean deps data format tests check-layers install
 # The program: ./tickcast for the default build directory; another one (make asan) keeps its own.
 BIN := $(if $(filter build,$(B)),tickcast,$(B)/tickcast)
 all: $(BIN)
@@ -144,6 +145,12 @@ bench: deps $(BIN) $(BENCH_BIN)
 # The streaming demo on bundled data (see README).
 demo: deps $(BIN)
 	@deploy/demo.sh
+
+# The binary, the systemd unit, the example config and the system user (deploy/install.sh;
+# DESTDIR and PREFIX as usual).
+PREFIX ?= /usr/local
+install: deps $(BIN)
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" deploy/install.sh
 
 # The whole test suite under AddressSanitizer and UBSan, in its own build directory. The first
 # report stops the process (abort, so an expected exit status 1 cannot hide it), and tests/run.sh
