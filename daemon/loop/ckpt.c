@@ -14,6 +14,41 @@
 
 _Static_assert(STORE_SYM_MAX == TICK_SYM_MAX, "store and ingest agree on the longest symbol");
 
+struct ckpt {
+  uv_loop_t *loop; /* the daemon's loop */
+  store *st;       /* not owned */
+  int L, H;        /* state shape */
+  size_t sf;       /* floats per state, 2 * L * H */
+  /* The snapshot arena: parallel arrays, grown by doubling, reused across checkpoints. */
+  store_inst *inst; /* (cap) rows; sym and state pointers are set on the pool thread */
+  char (*sym)[STORE_SYM_MAX + 1]; /* (cap) symbols */
+  int32_t *slot;                  /* (cap) symtab slot of each row, for merging after a failure */
+  float *state;                   /* (cap, sf) copied states */
+  size_t nrows, cap;
+  store_offset *off; /* (off_cap) offsets of the snapshot */
+  size_t noff, off_cap;
+  char model_sha256[65]; /* new model hash to record with the snapshot, "" for none */
+  int clear_instruments; /* the snapshot starts by deleting all stored instruments */
+  int carry;             /* the arena holds a snapshot (failed or kept) to merge into the next */
+  char pend_model[65];   /* from ckpt_model_changed, picked up by the next take */
+  int pend_clear;        /* from ckpt_model_changed with reset, picked up by the next take */
+  int64_t snap_wall_ns;  /* wall clock of the snapshot */
+  uint64_t snap_mono_ns; /* uv_hrtime() of the snapshot */
+  /* The write in flight. */
+  uv_work_t work;
+  uv_mutex_t mu; /* guards wstate, status, err between the pool and the loop */
+  uv_cond_t cv;
+  int wstate;          /* 0 idle, 1 queued or writing, 2 written but not yet completed */
+  int in_flight;       /* submitted and its after-work callback not yet run */
+  int status;          /* result of the last write */
+  double write_us;     /* its duration */
+  double write_cpu_us; /* its CPU time */
+  char err[256];       /* message of the last write's failure */
+  ckpt_done_fn cb;     /* called on the loop thread when the submitted write ends */
+  void *ud;            /* cb's argument */
+  ckpt_stats stats;    /* for ckpt_get_stats */
+};
+
 static double cpu_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -26,27 +61,32 @@ static int64_t wall_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int ckpt_init(ckpt *ck, uv_loop_t *loop, store *st, const nn_model *m) {
-  memset(ck, 0, sizeof *ck);
+int ckpt_new(ckpt **out, uv_loop_t *loop, store *st, const nn_model *m) {
+  *out = NULL;
+  ckpt *ck = calloc(1, sizeof *ck);
+  if (!ck)
+    return TC_ENOMEM;
   ck->loop = loop;
   ck->st = st;
   ck->L = m->L;
   ck->H = m->H;
   ck->sf = nn_state_floats(m);
-  if (uv_mutex_init(&ck->mu) != 0)
-    return TC_ENOMEM;
-  if (uv_cond_init(&ck->cv) != 0) {
-    uv_mutex_destroy(&ck->mu);
+  int mu_ok = uv_mutex_init(&ck->mu) == 0;
+  if (!mu_ok || uv_cond_init(&ck->cv) != 0) {
+    if (mu_ok)
+      uv_mutex_destroy(&ck->mu);
+    free(ck);
     return TC_ENOMEM;
   }
   ck->work.data = ck;
+  *out = ck;
   return 0;
 }
 
-void ckpt_free(ckpt *ck) {
-  if (!ck || !ck->loop)
+void ckpt_destroy(ckpt *ck) {
+  if (!ck)
     return;
-  assert(!ck->in_flight && "ckpt_free before the last write's completion ran");
+  assert(!ck->in_flight && "ckpt_destroy before the last write's completion ran");
   free(ck->inst);
   free(ck->sym);
   free(ck->slot);
@@ -54,7 +94,7 @@ void ckpt_free(ckpt *ck) {
   free(ck->off);
   uv_cond_destroy(&ck->cv);
   uv_mutex_destroy(&ck->mu);
-  memset(ck, 0, sizeof *ck);
+  free(ck);
 }
 
 int ckpt_reserve(ckpt *ck, size_t n) {
@@ -93,6 +133,22 @@ int ckpt_busy(const ckpt *ck) {
 const store_offset *ckpt_offsets(const ckpt *ck, size_t *n) {
   *n = ck->noff;
   return ck->off;
+}
+
+int ckpt_model_change_pending(const ckpt *ck) {
+  return ck->pend_model[0] != 0;
+}
+
+size_t ckpt_snapshot_rows(const ckpt *ck) {
+  return ck->nrows;
+}
+
+const char *ckpt_snapshot_model(const ckpt *ck) {
+  return ck->model_sha256[0] ? ck->model_sha256 : NULL;
+}
+
+const ckpt_stats *ckpt_get_stats(const ckpt *ck) {
+  return &ck->stats;
 }
 
 double ckpt_age_s(const ckpt *ck) {
@@ -237,6 +293,10 @@ void ckpt_untake(ckpt *ck, symtab *t) {
   ck->model_sha256[0] = 0;
   ck->clear_instruments = 0;
   ck->carry = 0;
+}
+
+void ckpt_carry(ckpt *ck) {
+  ck->carry = 1;
 }
 
 /* Any thread: writes the snapshot in the arena. The pointers into the arena are set here rather

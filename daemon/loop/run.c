@@ -95,7 +95,7 @@ typedef struct run {
   stats st;
   int64_t warned_unknown_topic_ms;
   store *db;                  /* --state, NULL until opened */
-  ckpt ck;                    /* checkpoints into db (ck.loop != NULL once set up) */
+  ckpt *ck;                   /* checkpoints into db, NULL until set up */
   int ckpt_pending;           /* a snapshot is taken and waits for its outputs' acknowledgements */
   uint64_t ckpt_taken_ms;     /* uv_now() when it was taken */
   uint64_t ckpt_acked_ms;     /* how long the last committed one waited for acknowledgements */
@@ -157,7 +157,7 @@ static int ckpt_offsets_fill(run *r) {
  * them), so lag tools see progress. They are informational: a restart resumes from the db. */
 static void ckpt_offsets_to_kafka(run *r) {
   size_t n = 0;
-  const store_offset *off = ckpt_offsets(&r->ck, &n);
+  const store_offset *off = ckpt_offsets(r->ck, &n);
   for (size_t k = 0; k < n; k++) {
     int32_t p = off[k].partition;
     if (strcmp(off[k].topic, r->o->input_topic) || p >= r->nparts || !r->parts[p].assigned ||
@@ -175,6 +175,7 @@ static void ckpt_try(run *r);
 
 static void on_ckpt_done(ckpt *ck, int status, const char *err, void *ud) {
   run *r = ud;
+  const ckpt_stats *cs = ckpt_get_stats(ck);
   if (status == 0) {
     if (r->st.checkpoint_failing)
       log_info("run", "checkpoint written again after %u failures", r->st.checkpoint_failing);
@@ -182,18 +183,19 @@ static void on_ckpt_done(ckpt *ck, int status, const char *err, void *ud) {
     log_debug("run",
               "checkpoint: %llu instruments, copy %.0f us, acknowledged after %llu ms, "
               "write %.1f ms",
-              (unsigned long long)ck->stats.last_rows, ck->stats.last_copy_us,
-              (unsigned long long)r->ckpt_acked_ms, ck->stats.last_write_us / 1e3);
+              (unsigned long long)cs->last_rows, cs->last_copy_us,
+              (unsigned long long)r->ckpt_acked_ms, cs->last_write_us / 1e3);
     if (!r->stopping) /* at shutdown the consumer is closed; ckpt_now stored them already */
       ckpt_offsets_to_kafka(r);
-    if (ck->pend_model[0] && !r->stopping) /* a model swap arrived while this one was written */
+    if (ckpt_model_change_pending(ck) &&
+        !r->stopping) /* a model swap arrived while this one was written */
       ckpt_try(r);
     return;
   }
-  r->st.checkpoint_failing = ck->stats.consecutive_failures;
-  if (ck->stats.consecutive_failures <= 3 || ck->stats.consecutive_failures % 100 == 0)
+  r->st.checkpoint_failing = cs->consecutive_failures;
+  if (cs->consecutive_failures <= 3 || cs->consecutive_failures % 100 == 0)
     log_warn("run", "checkpoint failed (%u in a row): %s; predicting goes on, retrying",
-             ck->stats.consecutive_failures, err);
+             cs->consecutive_failures, err);
 }
 
 /* The pending snapshot leaves the waiting state (submitted, merged or given up). */
@@ -209,7 +211,7 @@ static void ckpt_abandon(run *r, const char *why) {
   if (!r->ckpt_pending)
     return;
   ckpt_unpend(r);
-  ckpt_untake(&r->ck, &r->e.st);
+  ckpt_untake(r->ck, &r->e.st);
   r->st.checkpoints_skipped++;
   log_debug("run", "checkpoint given up: %s", why);
 }
@@ -233,10 +235,10 @@ static void ckpt_ready(run *r) {
   }
   ckpt_unpend(r);
   r->ckpt_acked_ms = uv_now(r->loop) - r->ckpt_taken_ms;
-  int rc = ckpt_submit(&r->ck, on_ckpt_done, r);
+  int rc = ckpt_submit(r->ck, on_ckpt_done, r);
   if (rc != 0) {
     /* Not written: keep it in the arena to be merged into the next one (it satisfies THE RULE). */
-    r->ck.carry = 1;
+    ckpt_carry(r->ck);
     log_warn("run", "checkpoint not started: %s", tc_strerror(rc));
   }
 }
@@ -246,7 +248,7 @@ static void ckpt_ready(run *r) {
  * it once its outputs are acknowledged. A snapshot still pending from the last interval (slow
  * acknowledgements) makes this one count as skipped. */
 static void ckpt_try(run *r) {
-  if (!r->db || r->stopping || ckpt_busy(&r->ck))
+  if (!r->db || r->stopping || ckpt_busy(r->ck))
     return;
   if (r->ckpt_pending) {
     r->st.checkpoints_skipped++;
@@ -264,7 +266,7 @@ static void ckpt_try(run *r) {
     }
     return;
   }
-  int rc = n < 0 ? TC_ENOMEM : ckpt_take(&r->ck, &r->e.st, r->offbuf, (size_t)n);
+  int rc = n < 0 ? TC_ENOMEM : ckpt_take(r->ck, &r->e.st, r->offbuf, (size_t)n);
   if (rc != 0) {
     log_warn("run", "checkpoint not started: %s", tc_strerror(rc));
     return;
@@ -299,18 +301,18 @@ static void ckpt_now(run *r, const char *why) {
   if (r->ckpt_pending) {
     /* Everything is acknowledged now: the pending snapshot is merged into this one. */
     ckpt_unpend(r);
-    r->ck.carry = 1;
+    ckpt_carry(r->ck);
   }
   char err[512];
-  if (ckpt_flush(&r->ck, &r->e.st, r->offbuf, (size_t)n, err, sizeof err) != 0) {
-    r->st.checkpoint_failing = r->ck.stats.consecutive_failures;
+  if (ckpt_flush(r->ck, &r->e.st, r->offbuf, (size_t)n, err, sizeof err) != 0) {
+    r->st.checkpoint_failing = ckpt_get_stats(r->ck)->consecutive_failures;
     log_warn("run", "%s: checkpoint failed: %s", why, err);
     return;
   }
   r->st.checkpoint_failing = 0;
   ckpt_offsets_to_kafka(r);
   log_info("run", "%s: checkpoint of %llu instruments", why,
-           (unsigned long long)r->ck.stats.last_rows);
+           (unsigned long long)ckpt_get_stats(r->ck)->last_rows);
 }
 
 /* Every --checkpoint-interval. */
@@ -483,7 +485,7 @@ static void hook_assign(run *r, rd_kafka_topic_partition_list_t *parts) {
   uint32_t before = r->e.st.live;
   int rc = 0;
   if (r->db) {
-    ckpt_wait(&r->ck); /* a checkpoint write on the pool uses the same connection */
+    ckpt_wait(r->ck); /* a checkpoint write on the pool uses the same connection */
     rc = ckpt_restore_partitions(r->db, r->model, &r->e.st, r->o->input_topic, ps, np, &off, &noff,
                                  err, sizeof err);
   }
@@ -531,7 +533,7 @@ static void hook_shutdown(run *r) {
 static void hook_model_change(run *r) {
   if (!r->db)
     return;
-  ckpt_model_changed(&r->ck, r->model, !r->o->on_model_change_keep);
+  ckpt_model_changed(r->ck, r->model, !r->o->on_model_change_keep);
   ckpt_try(r);
 }
 
@@ -1082,12 +1084,13 @@ static void stats_fill(run *r) {
   r->st.instruments = r->e.st.live;
   r->st.assigned_count = r->assigned;
   r->st.outq = rd_kafka_outq_len(r->producer);
-  if (r->db) {
-    double age = ckpt_age_s(&r->ck);
+  if (r->ck) {
+    const ckpt_stats *cs = ckpt_get_stats(r->ck);
+    double age = ckpt_age_s(r->ck);
     r->st.checkpoint_age_ms = age < 0 ? -1 : (int64_t)(age * 1000);
-    r->st.checkpoints = r->ck.stats.written;
-    r->st.checkpoint_failures = r->ck.stats.failures;
-    r->st.checkpoint_failing = r->ck.stats.consecutive_failures;
+    r->st.checkpoints = cs->written;
+    r->st.checkpoint_failures = cs->failures;
+    r->st.checkpoint_failing = cs->consecutive_failures;
   }
   memcpy(r->st.model_id, r->model->id, sizeof r->st.model_id);
 }
@@ -1500,7 +1503,7 @@ int run_main(const run_opts *o) {
       goto out;
     }
   }
-  if (ckpt_init(&r->ck, &loop, r->db, r->model) != 0)
+  if (ckpt_new(&r->ck, &loop, r->db, r->model) != 0)
     goto out;
   uv_poll_init(&loop, &r->cpoll, r->cpipe[0]);
   uv_poll_init(&loop, &r->ppoll, r->ppipe[0]);
@@ -1543,7 +1546,7 @@ out:
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
   }
-  ckpt_free(&r->ck);
+  ckpt_destroy(r->ck);
   store_close(r->db);
   if (r->cq) {
     rd_kafka_queue_io_event_enable(r->cq, -1, NULL, 0);
