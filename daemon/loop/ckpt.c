@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "daemon/cmd/cmds.h"
+#include "daemon/pipeline/version.h"
 #include "nn/base/tc_err.h"
 
 _Static_assert(STORE_SYM_MAX == TICK_SYM_MAX, "store and ingest agree on the longest symbol");

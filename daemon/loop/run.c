@@ -19,7 +19,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "daemon/cmd/cmds.h"
 #include "daemon/kafka/changelog.h"
 #include "daemon/kafka/mockbroker.h"
 #include "daemon/loop/ckpt.h"
@@ -29,6 +28,7 @@
 #include "daemon/pipeline/engine.h"
 #include "daemon/pipeline/log.h"
 #include "daemon/pipeline/stats.h"
+#include "daemon/pipeline/version.h"
 #include "nn/base/tc_err.h"
 #include "nn/model.h"
 
