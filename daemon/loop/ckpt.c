@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "daemon/pipeline/version.h"
+#include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 
 _Static_assert(STORE_SYM_MAX == TICK_SYM_MAX, "store and ingest agree on the longest symbol");
@@ -48,18 +48,6 @@ struct ckpt {
   void *ud;            /* cb's argument */
   ckpt_stats stats;    /* for ckpt_get_stats */
 };
-
-static double cpu_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return (double)ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int64_t wall_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 int ckpt_new(ckpt **out, uv_loop_t *loop, store *st, const nn_model *m) {
   *out = NULL;
@@ -201,7 +189,7 @@ static int offsets_merge(ckpt *ck, const store_offset *off, size_t noff) {
  * both. */
 static int take(ckpt *ck, symtab *t, const store_offset *off, size_t noff) {
   uint64_t t0 = uv_hrtime();
-  double c0 = cpu_us();
+  double c0 = tc_thread_cpu_us();
   assert(t->state_floats == ck->sf);
   size_t n = 0;
   if (ck->carry) {
@@ -258,11 +246,11 @@ static int take(ckpt *ck, symtab *t, const store_offset *off, size_t noff) {
     ck->pend_clear = 0;
   }
   ck->carry = 0;
-  ck->snap_wall_ns = wall_ns();
+  ck->snap_wall_ns = tc_wall_ns();
   ck->snap_mono_ns = uv_hrtime();
   double us = (double)(ck->snap_mono_ns - t0) / 1e3;
   ck->stats.last_copy_us = us;
-  ck->stats.last_copy_cpu_us = cpu_us() - c0;
+  ck->stats.last_copy_cpu_us = tc_thread_cpu_us() - c0;
   if (us > ck->stats.max_copy_us)
     ck->stats.max_copy_us = us;
   return 0;
@@ -303,7 +291,7 @@ void ckpt_carry(ckpt *ck) {
  * than during the copy, to keep the loop thread's part minimal. */
 static int write_snapshot(ckpt *ck, char *err, size_t errlen, double *us, double *cpu) {
   uint64_t t0 = uv_hrtime();
-  double c0 = cpu_us();
+  double c0 = tc_thread_cpu_us();
   for (size_t i = 0; i < ck->nrows; i++) {
     ck->inst[i].sym = ck->sym[i];
     ck->inst[i].state = ck->state + i * ck->sf;
@@ -319,7 +307,7 @@ static int write_snapshot(ckpt *ck, char *err, size_t errlen, double *us, double
                   .H = ck->H};
   int rc = store_checkpoint_write(ck->st, &c, err, errlen);
   *us = (double)(uv_hrtime() - t0) / 1e3;
-  *cpu = cpu_us() - c0;
+  *cpu = tc_thread_cpu_us() - c0;
   return rc;
 }
 

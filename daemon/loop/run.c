@@ -21,6 +21,7 @@
 
 #include "daemon/kafka/changelog.h"
 #include "daemon/kafka/mockbroker.h"
+#include "daemon/kafka/produce.h"
 #include "daemon/loop/ckpt.h"
 #include "daemon/loop/http.h"
 #include "daemon/pipeline/dlq.h"
@@ -29,6 +30,7 @@
 #include "daemon/pipeline/log.h"
 #include "daemon/pipeline/stats.h"
 #include "daemon/pipeline/version.h"
+#include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 #include "nn/model.h"
 
@@ -103,18 +105,6 @@ typedef struct run {
   store_offset *offbuf;       /* (offcap) offsets of the next snapshot */
   int32_t offcap;
 } run;
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- Checkpoints (issue 5, daemon/ckpt.h). A checkpoint covers only ticks whose outputs the
  * broker acknowledged: the snapshot is copied at the interval and submitted for writing once the
@@ -322,18 +312,20 @@ static void hook_checkpoint_timer(run *r) {
 
 /* ---- Changelog hand-off (changelog.h). */
 
-/* Produces one changelog message to partition q, serving delivery reports while the queue is
- * full; 0, or -1. */
+/* The longest a hand-off record waits on a full producer queue, serving delivery reports: 1 s
+ * (it was up to 1000 polls of 10 ms). The queue is empty when a hand-off starts (it follows the
+ * flush), so it fills only with more instruments in a partition than the queue holds; a record
+ * that still does not fit ends that partition's hand-off (its marker is not sent), so a revoke
+ * blocks the loop thread at most about 1 s per partition beyond the produce calls themselves. */
+#define HANDOFF_WAIT_MS 1000
+
+/* Produces one changelog message to partition q (bounded wait, see HANDOFF_WAIT_MS); 0, or -1. */
 static int cl_produce(run *r, int32_t q, const void *buf, size_t len, const void *key, size_t kl) {
-  for (int tries = 0; tries < 1000; tries++) {
-    if (rd_kafka_produce(r->t_cl, q, RD_KAFKA_MSG_F_COPY, (void *)buf, len, key, kl, OPQ_NONE) == 0)
-      return 0;
-    if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-      break;
-    rd_kafka_poll(r->producer, 10);
-  }
-  log_warn("run", "hand-off to %s/%d: %s", r->o->changelog_topic, q,
-           rd_kafka_err2str(rd_kafka_last_error()));
+  rd_kafka_resp_err_t err = kprod_send(r->producer, r->t_cl, q, RD_KAFKA_MSG_F_COPY, (void *)buf,
+                                       len, key, kl, OPQ_NONE, HANDOFF_WAIT_MS, NULL);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    return 0;
+  log_warn("run", "hand-off to %s/%d: %s", r->o->changelog_topic, q, rd_kafka_err2str(err));
   return -1;
 }
 
@@ -638,25 +630,26 @@ static void parts_store(run *r) {
 
 /* ---- Producing. */
 
-/* Produces one message; on a full queue it serves delivery reports and retries (bounded by
- * backpressure, so rare). Other failures are counted as delivery errors. */
+/* The longest one produce waits on a full producer queue, serving delivery reports: 1 s (it was
+ * up to 1000 polls of 10 ms). Backpressure pauses consumption at the queue's high mark, so the
+ * queue is full only when a chunk is larger than the room above that mark (a tiny
+ * queue.buffering.max.messages) or its byte limit comes first; the loop thread then blocks for as
+ * long as the broker takes to acknowledge, at most 1 s per message. */
+#define PRODUCE_WAIT_MS 1000
+
+/* Produces one message (bounded wait on a full queue, see PRODUCE_WAIT_MS). A failure is counted
+ * as a delivery error and its input offset as failed. */
 static void produce(run *r, rd_kafka_topic_t *t, int flags, void *buf, size_t len, const void *key,
                     size_t keylen, void *opaque) {
-  for (int tries = 0;; tries++) {
-    if (rd_kafka_produce(t, RD_KAFKA_PARTITION_UA, flags, buf, len, key, keylen, opaque) == 0)
-      return;
-    rd_kafka_resp_err_t err = rd_kafka_last_error();
-    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && tries < 1000) {
-      rd_kafka_poll(r->producer, 10);
-      continue;
-    }
-    log_error("run", "produce to %s failed: %s", rd_kafka_topic_name(t), rd_kafka_err2str(err));
-    r->st.delivery_errors++;
-    if (flags & RD_KAFKA_MSG_F_FREE)
-      free(buf);
-    part_ack(r, opaque, 1);
+  rd_kafka_resp_err_t err = kprod_send(r->producer, t, RD_KAFKA_PARTITION_UA, flags, buf, len, key,
+                                       keylen, opaque, PRODUCE_WAIT_MS, NULL);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
     return;
-  }
+  log_error("run", "produce to %s failed: %s", rd_kafka_topic_name(t), rd_kafka_err2str(err));
+  r->st.delivery_errors++;
+  if (flags & RD_KAFKA_MSG_F_FREE)
+    free(buf);
+  part_ack(r, opaque, 1);
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
@@ -720,7 +713,7 @@ static void send_dead_letter(run *r, const rd_kafka_message_t *m, eng_tick *t, s
   }
   r->src[srclen] = 0;
   size_t len = 0;
-  char *d = dlq_encode(tick_reason_name(t->reason), err, r->src, m->key, m->key_len, wall_ms(),
+  char *d = dlq_encode(tick_reason_name(t->reason), err, r->src, m->key, m->key_len, tc_wall_ms(),
                        m->payload, m->len, DLQ_PAYLOAD_MAX, &len);
   if (!d) {
     log_error("run", "dead letter for %s: out of memory", r->src);
@@ -780,7 +773,7 @@ static void process_chunk(run *r) {
   /* Latency: every message of the chunk gets the chunk's span, from before its first poll to
    * after its last produce, an upper bound of each one's poll-to-produce time that costs two
    * clock reads per chunk instead of two per message (6-10% of the loop thread on this VM). */
-  stats_latency_n(&r->st, now_ns() - r->t_chunk, (uint64_t)N);
+  stats_latency_n(&r->st, tc_mono_ns() - r->t_chunk, (uint64_t)N);
   /* Inputs are freed after every output is enqueued: their memory belongs to librdkafka's fetch
    * thread's malloc arena, and freeing them between produces made later messages of the chunk
    * wait on that arena's lock. */
@@ -851,7 +844,7 @@ static void on_consumer_error(run *r, rd_kafka_message_t *m) {
   r->st.consume_errors++;
   if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
       m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
-    int64_t now = wall_ms();
+    int64_t now = tc_wall_ms();
     if (now - r->warned_unknown_topic_ms > 10000) {
       r->warned_unknown_topic_ms = now;
       log_warn("run", "input topic %s: %s (waiting for it)", r->o->input_topic,
@@ -885,7 +878,7 @@ static void drain(run *r) {
       break;
     }
     int limit = r->chunk;
-    r->t_chunk = now_ns(); /* process_chunk left r->n at 0 */
+    r->t_chunk = tc_mono_ns(); /* process_chunk left r->n at 0 */
     while (r->n < limit && !r->stopping) {
       rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, 0);
       if (!m)
@@ -1098,7 +1091,7 @@ static void stats_fill(run *r) {
 static void on_stats_timer(uv_timer_t *h) {
   run *r = h->data;
   stats_fill(r);
-  char *js = stats_json(&r->st, wall_ms(), 1);
+  char *js = stats_json(&r->st, tc_wall_ms(), 1);
   if (!js)
     return;
   produce(r, r->t_stats, RD_KAFKA_MSG_F_FREE, js, strlen(js), r->o->group, strlen(r->o->group),
@@ -1119,7 +1112,7 @@ static int on_http(void *ud, const char *path, char **body, size_t *len, const c
   run *r = ud;
   if (!strcmp(path, "/metrics")) {
     stats_fill(r);
-    *body = stats_prometheus(&r->st, wall_ms(), len);
+    *body = stats_prometheus(&r->st, tc_wall_ms(), len);
     *ctype = "text/plain; version=0.0.4; charset=utf-8";
     return *body ? 200 : 500;
   }
@@ -1395,7 +1388,7 @@ static int make_clients(run *r, const char *bootstrap, char *err, size_t errlen)
     if (rc != 0)
       return rc;
     r->t_cl = rd_kafka_topic_new(r->producer, o->changelog_topic, NULL);
-    r->cl_ids = (now_ns() ^ ((uint64_t)getpid() << 40)) << 16;
+    r->cl_ids = (tc_mono_ns() ^ ((uint64_t)getpid() << 40)) << 16;
   }
   r->t_in = rd_kafka_topic_new(r->consumer, o->input_topic, NULL);
   r->t_out = rd_kafka_topic_new(r->producer, o->output_topic, NULL);
@@ -1436,7 +1429,7 @@ int run_main(const run_opts *o) {
   int code = 1;
   uv_loop_t loop;
   int loop_ok = 0;
-  stats_init(&r->st, wall_ms());
+  stats_init(&r->st, tc_wall_ms());
   snprintf(r->st.version, sizeof r->st.version, "%s", TICKCAST_VERSION);
 
   r->model = calloc(1, sizeof *r->model);
