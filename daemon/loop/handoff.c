@@ -27,12 +27,8 @@ static int cl_produce(run *r, int32_t q, const void *buf, size_t len, const void
   return -1;
 }
 
-/* At a revoke, after the flush: one hand-off per revoked partition whose state is exactly that of
- * its processed offset with every output acknowledged (it processed something since its
- * assignment, no delivery failed, nothing is in flight), then a bounded wait for the broker. */
-void handoff_send(run *r, rd_kafka_topic_partition_list_t *parts) {
-  if (!r->t_cl || rd_kafka_outq_len(r->producer) > 0)
-    return;
+/* The changelog's partition count, or 0 when it is not available (logged). */
+static int changelog_partitions(run *r) {
   const struct rd_kafka_metadata *md = NULL;
   rd_kafka_resp_err_t e = rd_kafka_metadata(r->producer, 0, r->t_cl, &md, 2000);
   int ncl = !e && md->topic_cnt == 1 && !md->topics[0].err ? md->topics[0].partition_cnt : 0;
@@ -41,12 +37,59 @@ void handoff_send(run *r, rd_kafka_topic_partition_list_t *parts) {
   if (ncl <= 0) {
     log_warn("run", "hand-off: changelog %s not available (%s); no hand-off", r->o->changelog_topic,
              e ? rd_kafka_err2str(e) : "no partitions");
-    return;
+    return 0;
   }
+  return ncl;
+}
+
+/* One hand-off of input partition p to changelog partition q: a record per live instrument of p,
+ * then the marker that completes them (model hash sha, offset pnext). buf holds
+ * cl_state_len(L, H) bytes. 0, or -1 when a record or the marker could not be produced (the
+ * records without a marker are ignored by readers). */
+static int send_partition(run *r, int32_t p, int32_t q, const char *sha, unsigned char *buf) {
+  const int L = r->model->L, H = r->model->H;
+  uint64_t id = r->cl_ids++;
+  uint32_t count = 0;
+  for (uint32_t s = 0; s < r->e.st.count; s++) {
+    inst *in = &r->e.st.inst[s];
+    if (!in->live || in->partition != p)
+      continue;
+    store_inst si = {.sym = in->sym,
+                     .sym_len = in->sym_len,
+                     .partition = p,
+                     .n = in->n,
+                     .last_ts = in->last_ts,
+                     .last_px = in->last_px,
+                     .state = symtab_state(&r->e.st, (int32_t)s)};
+    size_t len = cl_encode_state(buf, id, p, &si, L, H);
+    count++;
+    if (cl_produce(r, q, buf, len, in->sym, in->sym_len) != 0)
+      return -1;
+  }
+  int64_t pnext = r->parts[p].pnext;
+  char mkey[CL_MARKER_KEY_MAX];
+  size_t mkl = cl_marker_key(mkey, p);
+  size_t len = cl_encode_marker(buf, id, p, count, pnext, sha);
+  if (cl_produce(r, q, buf, len, mkey, mkl) != 0)
+    return -1;
+  r->st.handoffs_out++;
+  log_info("run", "hand-off of %s/%d: %u instruments at offset %lld to %s/%d", r->o->input_topic, p,
+           count, (long long)pnext, r->o->changelog_topic, q);
+  return 0;
+}
+
+/* At a revoke, after the flush: one hand-off per revoked partition whose state is exactly that of
+ * its processed offset with every output acknowledged (it processed something since its
+ * assignment, no delivery failed, nothing is in flight), then a bounded wait for the broker. */
+void handoff_send(run *r, rd_kafka_topic_partition_list_t *parts) {
+  if (!r->t_cl || rd_kafka_outq_len(r->producer) > 0)
+    return;
+  int ncl = changelog_partitions(r);
+  if (ncl <= 0)
+    return;
   char sha[65];
   ckpt_model_hex(r->model, sha);
-  const int L = r->model->L, H = r->model->H;
-  unsigned char *buf = malloc(cl_state_len(L, H));
+  unsigned char *buf = malloc(cl_state_len(r->model->L, r->model->H));
   if (!buf)
     return;
   int sent = 0;
@@ -57,36 +100,8 @@ void handoff_send(run *r, rd_kafka_topic_partition_list_t *parts) {
     part *pt = &r->parts[p];
     if (!pt->assigned || pt->stuck || pt->pnext < 0)
       continue;
-    uint64_t id = r->cl_ids++;
-    int32_t q = p % ncl;
-    uint32_t count = 0;
-    int ok = 1;
-    for (uint32_t s = 0; s < r->e.st.count && ok; s++) {
-      inst *in = &r->e.st.inst[s];
-      if (!in->live || in->partition != p)
-        continue;
-      store_inst si = {.sym = in->sym,
-                       .sym_len = in->sym_len,
-                       .partition = p,
-                       .n = in->n,
-                       .last_ts = in->last_ts,
-                       .last_px = in->last_px,
-                       .state = symtab_state(&r->e.st, (int32_t)s)};
-      size_t len = cl_encode_state(buf, id, p, &si, L, H);
-      ok = cl_produce(r, q, buf, len, in->sym, in->sym_len) == 0;
-      count++;
-    }
-    if (!ok)
-      continue; /* no marker: the records without one are ignored by readers */
-    char mkey[CL_MARKER_KEY_MAX];
-    size_t mkl = cl_marker_key(mkey, p);
-    size_t len = cl_encode_marker(buf, id, p, count, pt->pnext, sha);
-    if (cl_produce(r, q, buf, len, mkey, mkl) == 0) {
+    if (send_partition(r, p, p % ncl, sha, buf) == 0)
       sent++;
-      r->st.handoffs_out++;
-      log_info("run", "hand-off of %s/%d: %u instruments at offset %lld to %s/%d",
-               r->o->input_topic, p, count, (long long)pt->pnext, r->o->changelog_topic, q);
-    }
   }
   free(buf);
   if (sent && rd_kafka_flush(r->producer, 3000) != 0)

@@ -22,97 +22,121 @@
 #include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 
-int run_main(const run_opts *o) {
+/* The run with its options and its stats started; NULL on ENOMEM. */
+static run *run_new(const run_opts *o) {
   run *r = calloc(1, sizeof *r);
   if (!r)
-    return 1;
+    return NULL;
   r->o = o;
   r->cpipe[0] = r->cpipe[1] = r->ppipe[0] = r->ppipe[1] = -1;
   r->chunk = o->chunk;
-  char err[1024];
-  int code = 1;
-  uv_loop_t loop;
-  int loop_ok = 0;
   stats_init(&r->st, tc_wall_ms());
   snprintf(r->st.version, sizeof r->st.version, "%s", TICKCAST_VERSION);
+  return r;
+}
 
+/* The phases of start-up return 0, or the exit status after logging why. */
+
+static int load_model(run *r) {
+  char err[1024];
   r->model = calloc(1, sizeof *r->model);
   if (!r->model)
-    goto out;
-  if (nn_model_load(r->model, o->model_path, err, sizeof err) != 0) {
+    return 1;
+  if (nn_model_load(r->model, r->o->model_path, err, sizeof err) != 0) {
     log_error("run", "%s", err);
-    code = 2;
-    goto out;
+    return 2;
   }
+  return 0;
+}
+
+/* The engine and the chunk buffers, and the "topic/" prefix of every src. */
+static int setup_engine(run *r) {
   if (engine_init(&r->e, r->model, r->chunk) != 0) {
     log_error("run", "engine: out of memory for chunks of %d", r->chunk);
-    goto out;
+    return 1;
   }
   r->msgs = calloc((size_t)r->chunk, sizeof *r->msgs);
   r->ticks = calloc((size_t)r->chunk, sizeof *r->ticks);
   if (!r->msgs || !r->ticks)
-    goto out;
-  r->in_prefix_len = strlen(o->input_topic) + 1;
-  snprintf(r->src, sizeof r->src, "%s/", o->input_topic);
+    return 1;
+  r->in_prefix_len = strlen(r->o->input_topic) + 1;
+  snprintf(r->src, sizeof r->src, "%s/", r->o->input_topic);
+  return 0;
+}
 
-  const char *bootstrap = NULL;
-  if (!o->kc.brokers) {
-    char topics[1024];
-    snprintf(topics, sizeof topics, "%s,%s,%s,%s", o->input_topic, o->output_topic, o->stats_topic,
-             o->dlq_topic);
-    if (mockbroker_start(&r->mb, 0, topics, err, sizeof err) != 0) {
-      log_error("run", "embedded broker: %s", err);
-      goto out;
-    }
-    bootstrap = mockbroker_bootstraps(r->mb);
-    log_info("run",
-             "no --brokers: started an embedded development broker at %s "
-             "(publish ticks to topic %s there)",
-             bootstrap, o->input_topic);
+/* Without --brokers: a development broker in the process, holding the daemon's topics. */
+static int start_embedded_broker(run *r) {
+  const run_opts *o = r->o;
+  if (o->kc.brokers)
+    return 0;
+  char topics[1024], err[1024];
+  snprintf(topics, sizeof topics, "%s,%s,%s,%s", o->input_topic, o->output_topic, o->stats_topic,
+           o->dlq_topic);
+  if (mockbroker_start(&r->mb, 0, topics, err, sizeof err) != 0) {
+    log_error("run", "embedded broker: %s", err);
+    return 1;
   }
-  uv_loop_init(&loop);
-  loop_ok = 1;
-  r->loop = &loop;
-  if (o->http) {
-    int hr = http_start(&r->http, &loop, o->http, health_on_http, r, err, sizeof err);
-    if (hr != 0) {
-      log_error("run", "%s", err);
-      goto out;
-    }
-    log_info("run", "http on %s (port %d): /metrics /healthz /readyz", o->http, http_port(r->http));
-  }
-  int kr = clients_make(r, bootstrap, err, sizeof err);
-  if (kr != 0) {
+  log_info("run",
+           "no --brokers: started an embedded development broker at %s "
+           "(publish ticks to topic %s there)",
+           mockbroker_bootstraps(r->mb), o->input_topic);
+  return 0;
+}
+
+static int start_http(run *r) {
+  const run_opts *o = r->o;
+  if (!o->http)
+    return 0;
+  char err[1024];
+  if (http_start(&r->http, r->loop, o->http, health_on_http, r, err, sizeof err) != 0) {
     log_error("run", "%s", err);
-    code = kr == TC_EUSAGE ? 2 : 1;
-    goto out;
+    return 1;
   }
-  /* The state db opens after the client configuration was accepted (a bad -X creates no file)
-   * and before the loop runs (the first assignment restores from it). */
-  {
-    int rc = store_open(o->state_path, o->sync_full ? STORE_SYNC_FULL : STORE_SYNC_NORMAL,
-                        STORE_OPEN_CREATE, &r->db, err, sizeof err);
-    if (rc == 0)
-      rc = ckpt_bind_model(r->db, r->model, o->reset_state, err, sizeof err);
-    if (rc != 0) {
-      log_error("run", "%s", err);
-      code = rc == TC_EFORMAT || rc == TC_EMODEL ? 2 : 1;
-      goto out;
-    }
+  log_info("run", "http on %s (port %d): /metrics /healthz /readyz", o->http, http_port(r->http));
+  return 0;
+}
+
+static int make_clients(run *r) {
+  char err[1024];
+  int rc = clients_make(r, r->mb ? mockbroker_bootstraps(r->mb) : NULL, err, sizeof err);
+  if (rc != 0) {
+    log_error("run", "%s", err);
+    return rc == TC_EUSAGE ? 2 : 1;
   }
-  if (ckpt_new(&r->ck, &loop, r->db, r->model) != 0)
-    goto out;
-  uv_poll_init(&loop, &r->cpoll, r->cpipe[0]);
-  uv_poll_init(&loop, &r->ppoll, r->ppipe[0]);
-  uv_idle_init(&loop, &r->idle);
-  uv_timer_init(&loop, &r->t_stats_timer);
-  uv_timer_init(&loop, &r->t_second);
-  uv_timer_init(&loop, &r->t_ckpt);
-  uv_timer_init(&loop, &r->t_stop);
-  uv_timer_init(&loop, &r->t_pause);
-  uv_signal_init(&loop, &r->sig_term);
-  uv_signal_init(&loop, &r->sig_int);
-  uv_signal_init(&loop, &r->sig_hup);
+  return 0;
+}
+
+/* The state db opens after the client configuration was accepted (a bad -X creates no file)
+ * and before the loop runs (the first assignment restores from it). */
+static int open_state(run *r) {
+  const run_opts *o = r->o;
+  char err[1024];
+  int rc = store_open(o->state_path, o->sync_full ? STORE_SYNC_FULL : STORE_SYNC_NORMAL,
+                      STORE_OPEN_CREATE, &r->db, err, sizeof err);
+  if (rc == 0)
+    rc = ckpt_bind_model(r->db, r->model, o->reset_state, err, sizeof err);
+  if (rc != 0) {
+    log_error("run", "%s", err);
+    return rc == TC_EFORMAT || rc == TC_EMODEL ? 2 : 1;
+  }
+  return ckpt_new(&r->ck, r->loop, r->db, r->model) == 0 ? 0 : 1;
+}
+
+/* The loop's handles: io events, the idle drain, timers, signals. */
+static void start_handles(run *r) {
+  const run_opts *o = r->o;
+  uv_loop_t *loop = r->loop;
+  uv_poll_init(loop, &r->cpoll, r->cpipe[0]);
+  uv_poll_init(loop, &r->ppoll, r->ppipe[0]);
+  uv_idle_init(loop, &r->idle);
+  uv_timer_init(loop, &r->t_stats_timer);
+  uv_timer_init(loop, &r->t_second);
+  uv_timer_init(loop, &r->t_ckpt);
+  uv_timer_init(loop, &r->t_stop);
+  uv_timer_init(loop, &r->t_pause);
+  uv_signal_init(loop, &r->sig_term);
+  uv_signal_init(loop, &r->sig_int);
+  uv_signal_init(loop, &r->sig_hup);
   r->cpoll.data = r->ppoll.data = r->idle.data = r->t_stats_timer.data = r->t_second.data =
       r->t_ckpt.data = r->t_stop.data = r->t_pause.data = r->sig_term.data = r->sig_int.data =
           r->sig_hup.data = r;
@@ -131,58 +155,31 @@ int run_main(const run_opts *o) {
   log_info("run", "model %s (%s: L=%d H=%d%s); consuming %s as group %s -> %s", r->model->id,
            o->model_path, r->model->L, r->model->H, r->model->peephole ? " peephole" : "",
            o->input_topic, o->group, o->output_topic);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  code = r->exit_code;
+}
+
+static void report(const run *r) {
   log_info("run",
            "stopped: %llu ticks in, %llu predictions, %llu dead letters, %llu delivery "
            "errors",
            (unsigned long long)r->st.ticks_in, (unsigned long long)r->st.predictions_out,
            (unsigned long long)r->st.dlq_out, (unsigned long long)r->st.delivery_errors);
-out:
-  if (loop_ok) {
+}
+
+/* Frees everything, also after a start-up that stopped half-way: the loop's handles are closed
+ * (and their callbacks run) first, since the checkpointer and the clients are still in use until
+ * then. */
+static void tear_down(run *r) {
+  if (r->loop) {
     if (r->http)
       http_stop(r->http);
-    uv_walk(&loop, lifecycle_close_all, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
+    uv_walk(r->loop, lifecycle_close_all, NULL);
+    uv_run(r->loop, UV_RUN_DEFAULT);
+    uv_loop_close(r->loop);
   }
   ckpt_destroy(r->ck);
   store_close(r->db);
-  if (r->cq) {
-    rd_kafka_queue_io_event_enable(r->cq, -1, NULL, 0);
-    rd_kafka_queue_destroy(r->cq);
-  }
-  if (r->pq) {
-    rd_kafka_queue_io_event_enable(r->pq, -1, NULL, 0);
-    rd_kafka_queue_destroy(r->pq);
-  }
-  if (r->t_in)
-    rd_kafka_topic_destroy(r->t_in);
-  if (r->t_out)
-    rd_kafka_topic_destroy(r->t_out);
-  if (r->t_stats)
-    rd_kafka_topic_destroy(r->t_stats);
-  if (r->t_dlq)
-    rd_kafka_topic_destroy(r->t_dlq);
-  if (r->t_cl)
-    rd_kafka_topic_destroy(r->t_cl);
-  if (r->cl_rk) {
-    rd_kafka_consumer_close(r->cl_rk);
-    rd_kafka_destroy(r->cl_rk);
-  }
-  if (r->consumer)
-    rd_kafka_destroy(r->consumer);
-  if (r->producer) {
-    rd_kafka_purge(r->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_destroy(r->producer);
-  }
+  clients_destroy(r);
   mockbroker_stop(r->mb);
-  for (int i = 0; i < 2; i++) {
-    if (r->cpipe[i] >= 0)
-      close(r->cpipe[i]);
-    if (r->ppipe[i] >= 0)
-      close(r->ppipe[i]);
-  }
   parts_free(r);
   free(r->offbuf);
   engine_free(&r->e);
@@ -191,5 +188,33 @@ out:
   free(r->msgs);
   free(r->ticks);
   free(r);
+}
+
+int run_main(const run_opts *o) {
+  run *r = run_new(o);
+  if (!r)
+    return 1;
+  uv_loop_t loop;
+  int code = load_model(r);
+  if (code == 0)
+    code = setup_engine(r);
+  if (code == 0)
+    code = start_embedded_broker(r);
+  if (code == 0) {
+    uv_loop_init(&loop);
+    r->loop = &loop;
+    code = start_http(r);
+  }
+  if (code == 0)
+    code = make_clients(r);
+  if (code == 0)
+    code = open_state(r);
+  if (code == 0) {
+    start_handles(r);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    code = r->exit_code;
+    report(r);
+  }
+  tear_down(r);
   return code;
 }

@@ -220,4 +220,8 @@ void lifecycle_close_all(uv_handle_t *h, void *arg);
  * configuration, err says which) or TC_EKAFKA / TC_EIO / TC_ENOMEM with err. */
 int clients_make(run *r, const char *bootstrap, char *err, size_t errlen);
 
+/* Closes and frees what clients_make made (also half-made; the pipes' fds must be -1 or open):
+ * the producer's queued messages are purged. */
+void clients_destroy(run *r);
+
 #endif
