@@ -1,5 +1,5 @@
-/* test_ckpt.c: daemon/ckpt.c on a real libuv loop: the snapshot is copied on the loop thread and
- * written on the thread pool while the loop keeps turning; what is stored is the snapshot, not
+/* test_ckpt.c: daemon/loop/ckpt.c on a real libuv loop: the snapshot is copied on the loop thread
+ * and written on the thread pool while the loop keeps turning; what is stored is the snapshot, not
  * later changes; restore gives back the states bit for bit; a failed write (SQLITE_BUSY) is merged
  * into the next one so nothing is lost; flush during a write; model binding and model change. */
 #include <pthread.h>

@@ -1,6 +1,6 @@
 /* stats.c: the daemon's counters, latency histogram and rates, rendered as the stats-topic JSON
  * object and as Prometheus text (see stats.h). Rendering is the cold path: it may allocate. Not
- * for deciding anything: the loop in run.c owns all behaviour. */
+ * for deciding anything: the daemon's loop (daemon/loop/) owns all behaviour. */
 #include "daemon/pipeline/stats.h"
 
 #include <jansson.h>
