@@ -44,51 +44,51 @@ typedef struct part {
 #define OPQ_NONE ((void *)(uintptr_t)UINT64_MAX) /* stats messages: not tracked */
 
 typedef struct run {
-  const run_opts *o;
-  uv_loop_t *loop;
-  rd_kafka_t *consumer, *producer;
-  rd_kafka_queue_t *cq, *pq; /* consumer queue, producer main queue (io events enabled) */
-  rd_kafka_topic_t *t_in;    /* consumer-side handle of the input topic, for offset_store */
-  rd_kafka_topic_t *t_out, *t_stats, *t_dlq;
+  const run_opts *o;               /* the options (not owned) */
+  uv_loop_t *loop;                 /* the loop (run_main's), NULL until initialised */
+  rd_kafka_t *consumer, *producer; /* the input's group member; every output */
+  rd_kafka_queue_t *cq, *pq;       /* consumer queue, producer main queue (io events enabled) */
+  rd_kafka_topic_t *t_in;          /* consumer-side handle of the input topic, for offset_store */
+  rd_kafka_topic_t *t_out, *t_stats, *t_dlq; /* producer-side handles of the outputs */
   rd_kafka_t *cl_rk;      /* reads the changelog at assignments (never joins); NULL when off */
   rd_kafka_topic_t *t_cl; /* producer-side handle of the changelog; NULL when off */
   uint64_t cl_ids;        /* next hand-off id: clock and pid above, a counter below */
   int cpipe[2], ppipe[2]; /* io-event pipes: consumer, producer */
-  uv_poll_t cpoll, ppoll;
-  uv_idle_t idle; /* continues draining after a full chunk */
-  uv_timer_t t_stats_timer, t_second, t_ckpt, t_stop;
-  uv_signal_t sig_term, sig_int, sig_hup;
-  http_srv *http;
-  mockbroker *mb;
-  nn_model *model; /* the running model (owned) */
-  engine e;
-  int chunk;                 /* budget per drain */
-  rd_kafka_message_t **msgs; /* (chunk) messages of the chunk being gathered */
-  eng_tick *ticks;           /* (chunk) */
-  uint64_t t_chunk;          /* monotonic ns before the first poll of the chunk being gathered */
-  int n;                     /* messages gathered so far */
-  part *parts;               /* (nparts) by partition number */
-  int32_t nparts;
-  int assigned;       /* partitions assigned */
-  int paused;         /* backpressure holds consumption */
-  int hard_paused;    /* ... for long: the partitions are paused in librdkafka too */
-  uv_timer_t t_pause; /* turns a long pause into a partition pause */
-  int64_t outq_high, outq_low;
-  int stopping;
-  int flush_failed; /* a flush timed out: later ones do not wait */
-  int exit_code;
-  size_t in_prefix_len; /* strlen(input topic) + 1: src = "topic/" + partition/offset */
-  char src[320];        /* src buffer, "topic/" prefix kept */
-  stats st;
-  int64_t warned_unknown_topic_ms;
-  store *db;                  /* --state, NULL until opened */
-  ckpt *ck;                   /* checkpoints into db, NULL until set up */
+  uv_poll_t cpoll, ppoll; /* watch cpipe[0], ppipe[0] */
+  uv_idle_t idle;         /* continues draining after a full chunk */
+  uv_timer_t t_stats_timer, t_second, t_ckpt, t_stop; /* stats, rates, checkpoints, shutdown */
+  uv_signal_t sig_term, sig_int, sig_hup;             /* stop, stop, model reload */
+  http_srv *http;                                     /* --http, NULL when off */
+  mockbroker *mb;              /* the embedded broker without --brokers, else NULL */
+  nn_model *model;             /* the running model (owned) */
+  engine e;                    /* the instruments and the network */
+  int chunk;                   /* budget per drain */
+  rd_kafka_message_t **msgs;   /* (chunk) messages of the chunk being gathered */
+  eng_tick *ticks;             /* (chunk) */
+  uint64_t t_chunk;            /* monotonic ns before the first poll of the chunk being gathered */
+  int n;                       /* messages gathered so far */
+  part *parts;                 /* (nparts) by partition number */
+  int32_t nparts;              /* entries of parts (grown by doubling) */
+  int assigned;                /* partitions assigned */
+  int paused;                  /* backpressure holds consumption */
+  int hard_paused;             /* ... for long: the partitions are paused in librdkafka too */
+  uv_timer_t t_pause;          /* turns a long pause into a partition pause */
+  int64_t outq_high, outq_low; /* backpressure: pause above, resume below (queued messages) */
+  int stopping;                /* shutdown begun: no more draining */
+  int flush_failed;            /* a flush timed out: later ones do not wait */
+  int exit_code;               /* run_main's result once the loop ends */
+  size_t in_prefix_len;        /* strlen(input topic) + 1: src = "topic/" + partition/offset */
+  char src[320];               /* src buffer, "topic/" prefix kept */
+  stats st;                    /* counters for the stats topic and /metrics */
+  int64_t warned_unknown_topic_ms; /* last "input topic missing" warning, wall ms */
+  store *db;                       /* --state, NULL until opened */
+  ckpt *ck;                        /* checkpoints into db, NULL until set up */
   int ckpt_pending;           /* a snapshot is taken and waits for its outputs' acknowledgements */
   uint64_t ckpt_taken_ms;     /* uv_now() when it was taken */
   uint64_t ckpt_acked_ms;     /* how long the last committed one waited for acknowledgements */
   uint64_t ckpt_stuck_warned; /* last failed-delivery warning, uv_now() */
   store_offset *offbuf;       /* (offcap) offsets of the next snapshot */
-  int32_t offcap;
+  int32_t offcap;             /* entries of offbuf */
 } run;
 
 /* ---- inflight.c: the per-partition rings of offsets in flight. part_get and part_push run once
