@@ -1,6 +1,6 @@
 /* ckpt.c: snapshot on the loop thread, write on libuv's thread pool, merge after failure; model
  * binding and restore at start-up. See ckpt.h for the rule on acknowledged predictions.
- * Not for SQL (store/store.c) nor for scheduling checkpoints (the daemon). */
+ * Not for SQL (store/store.c) nor for scheduling checkpoints (ckpt_sched.c). */
 #include "daemon/loop/ckpt.h"
 
 #include <assert.h>

@@ -2,7 +2,8 @@
  * the input offsets into a reusable snapshot, libuv's thread pool writes it to the state
  * database (store/store.h), and a completion callback on the loop thread reports the result.
  * Also the start-up side: binding the database to the model and restoring it into a symtab.
- * Not for deciding when to checkpoint (the daemon's timer, revoke and shutdown paths do).
+ * Not for deciding when to checkpoint (ckpt_sched.c: the daemon's timer, revoke and shutdown
+ * paths).
  *
  * THE RULE: a checkpoint covers only ticks whose predictions the broker acknowledged.
  *
