@@ -72,9 +72,11 @@ static int run_case(const char *dir, int N, int sync) {
   }
   uv_loop_t loop;
   uv_loop_init(&loop);
-  ckpt ck;
-  ckpt_init(&ck, &loop, st, &m);
-  ckpt_reserve(&ck, (size_t)N); /* as the daemon does after restore */
+  ckpt *ck = NULL;
+  if (ckpt_new(&ck, &loop, st, &m) != 0)
+    return 1;
+  const ckpt_stats *cs = ckpt_get_stats(ck);
+  ckpt_reserve(ck, (size_t)N); /* as the daemon does after restore */
   store_offset off[8];
   for (int p = 0; p < 8; p++)
     off[p] = (store_offset){"ticks", p, 0};
@@ -94,19 +96,19 @@ static int run_case(const char *dir, int N, int sync) {
     uint64_t t0 = uv_hrtime();
     memcpy(scratch, t.state, bytes);
     memcpy_us[r] = (double)(uv_hrtime() - t0) / 1e3;
-    if (ckpt_take(&ck, &t, off, 8) != 0)
+    if (ckpt_take(ck, &t, off, 8) != 0)
       return 1;
-    copy_us[r] = ck.stats.last_copy_us;
-    copy_cpu[r] = ck.stats.last_copy_cpu_us;
+    copy_us[r] = cs->last_copy_us;
+    copy_cpu[r] = cs->last_copy_cpu_us;
     done_ctx d = {-99, ""};
-    ckpt_submit(&ck, on_done, &d);
+    ckpt_submit(ck, on_done, &d);
     uv_run(&loop, UV_RUN_DEFAULT);
     if (d.status != 0) {
       fprintf(stderr, "bench_store: checkpoint failed: %s\n", d.err);
       return 1;
     }
-    write_us[r] = ck.stats.last_write_us;
-    write_cpu[r] = ck.stats.last_write_cpu_us;
+    write_us[r] = cs->last_write_us;
+    write_cpu[r] = cs->last_write_cpu_us;
   }
   qsort(copy_us, ROUNDS, sizeof(double), cmp_double);
   qsort(write_us, ROUNDS, sizeof(double), cmp_double);
@@ -124,7 +126,7 @@ static int run_case(const char *dir, int N, int sync) {
          write_us[ROUNDS - 1] / 1e3, wcpu / 1e3, N / (wmed / 1e6), N / (wcpu / 1e6));
   fflush(stdout);
   free(scratch);
-  ckpt_free(&ck);
+  ckpt_destroy(ck);
   uv_loop_close(&loop);
   store_close(st);
   /* Start-up: open (with quick_check over the whole file) and restore into a fresh table. */

@@ -90,7 +90,7 @@ int main(int argc, char **argv) {
   }
 
   /* The consumer: a group like the daemon's (subscribe, earliest), with the daemon's prefetch
-   * setting (daemon/run.c explains queued.min.messages). */
+   * setting (daemon/loop/clients.c explains queued.min.messages). */
   const char *cdef[] = {"group.id",
                         group,
                         "auto.offset.reset",

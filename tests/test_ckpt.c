@@ -1,5 +1,5 @@
-/* test_ckpt.c: daemon/ckpt.c on a real libuv loop: the snapshot is copied on the loop thread and
- * written on the thread pool while the loop keeps turning; what is stored is the snapshot, not
+/* test_ckpt.c: daemon/loop/ckpt.c on a real libuv loop: the snapshot is copied on the loop thread
+ * and written on the thread pool while the loop keeps turning; what is stored is the snapshot, not
  * later changes; restore gives back the states bit for bit; a failed write (SQLITE_BUSY) is merged
  * into the next one so nothing is lost; flush during a write; model binding and model change. */
 #include <pthread.h>
@@ -204,29 +204,32 @@ int main(void) {
   CHECK_INT(store_open(path, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
   if (!st)
     return check_done();
-  ckpt ck;
-  CHECK_INT(ckpt_init(&ck, &loop, st, &m), 0);
+  ckpt *ck = NULL;
+  CHECK_INT(ckpt_new(&ck, &loop, st, &m), 0);
+  if (!ck)
+    return check_done();
+  const ckpt_stats *cs = ckpt_get_stats(ck);
   symtab t;
   const int N = 10000;
   CHECK_INT(symtab_init(&t, nn_state_floats(&m), N), 0);
   fill(&t, N);
-  CHECK_INT(ckpt_reserve(&ck, (size_t)N), 0);
-  CHECK(ckpt_age_s(&ck) < 0);
+  CHECK_INT(ckpt_reserve(ck, (size_t)N), 0);
+  CHECK(ckpt_age_s(ck) < 0);
 
   /* 1. Snapshot of 10,000 instruments, write on the pool, loop keeps turning. */
   store_offset off[2] = {{"ticks", 0, 500}, {"ticks", 1, 600}};
-  CHECK_INT(ckpt_take(&ck, &t, off, 2), 0);
+  CHECK_INT(ckpt_take(ck, &t, off, 2), 0);
   int still_dirty = 0;
   for (uint32_t s = 0; s < t.count; s++)
     still_dirty += t.inst[s].dirty;
   CHECK_INT(still_dirty, 0);
-  CHECK_INT(ck.nrows, N);
+  CHECK_INT(ckpt_snapshot_rows(ck), N);
   printf("snapshot copy of %d instruments (H=64): %.1f us on the loop thread\n", N,
-         ck.stats.last_copy_us);
-  CHECK(ck.stats.last_copy_us > 0 && ck.stats.last_copy_us < 50000);
+         cs->last_copy_us);
+  CHECK(cs->last_copy_us > 0 && cs->last_copy_us < 50000);
   symtab want;
   copy_of(&want, &t);
-  run_ctx r = {.ck = &ck};
+  run_ctx r = {.ck = ck};
   /* Make the write slow enough to observe: another connection holds the lock for 150 ms while
    * the store waits (busy timeout 2 s), so the pool thread blocks; the loop must not: its timer
    * releases the lock. */
@@ -235,9 +238,9 @@ int main(void) {
   CHECK_INT(sqlite3_exec(raw, "BEGIN EXCLUSIVE; DELETE FROM offsets WHERE 0", NULL, NULL, NULL),
             SQLITE_OK);
   store_set_busy_timeout(st, 2000);
-  CHECK_INT(ckpt_submit(&ck, on_done, &r), 0);
-  CHECK_INT(ckpt_take(&ck, &t, off, 2), TC_EBUSY); /* one at a time */
-  CHECK_INT(ckpt_submit(&ck, on_done, &r), TC_EBUSY);
+  CHECK_INT(ckpt_submit(ck, on_done, &r), 0);
+  CHECK_INT(ckpt_take(ck, &t, off, 2), TC_EBUSY); /* one at a time */
+  CHECK_INT(ckpt_submit(ck, on_done, &r), TC_EBUSY);
   for (int k = 0; k < N; k += 2)
     touch(&t, k); /* ticks keep coming during the write */
   r.release = raw;
@@ -247,12 +250,12 @@ int main(void) {
   CHECK_INT(r.status, 0);
   printf("loop turns while the write was in flight: %" PRIu64 ", longest gap %.2f ms, write %.1f "
          "ms\n",
-         r.turns_in_flight, r.max_gap_ns / 1e6, ck.stats.last_write_us / 1e3);
+         r.turns_in_flight, r.max_gap_ns / 1e6, cs->last_write_us / 1e3);
   CHECK(r.turns_in_flight >= 50); /* the 150 ms lock wait alone is ~150 turns of 1 ms */
   CHECK(r.max_gap_ns < 50000000ull);
-  CHECK_INT(ck.stats.written, 1);
-  CHECK_INT(ck.stats.last_rows, N);
-  CHECK(ckpt_age_s(&ck) >= 0 && ckpt_age_s(&ck) < 5);
+  CHECK_INT(cs->written, 1);
+  CHECK_INT(cs->last_rows, N);
+  CHECK(ckpt_age_s(ck) >= 0 && ckpt_age_s(ck) < 5);
 
   /* The database holds the snapshot, not the later changes. */
   symtab got;
@@ -278,17 +281,17 @@ int main(void) {
   CHECK_INT(sqlite3_exec(raw, "BEGIN EXCLUSIVE; DELETE FROM offsets WHERE 0", NULL, NULL, NULL),
             SQLITE_OK);
   store_set_busy_timeout(st, 20);
-  r = (run_ctx){.ck = &ck};
-  CHECK_INT(ckpt_take(&ck, &t, offA, 2), 0);
-  CHECK_INT(ck.nrows, N / 2);
-  CHECK_INT(ckpt_submit(&ck, on_done, &r), 0);
+  r = (run_ctx){.ck = ck};
+  CHECK_INT(ckpt_take(ck, &t, offA, 2), 0);
+  CHECK_INT(ckpt_snapshot_rows(ck), N / 2);
+  CHECK_INT(ckpt_submit(ck, on_done, &r), 0);
   run_until_done(&loop, &r);
   CHECK_INT(r.done, 1);
   CHECK_INT(r.status, TC_EBUSY);
   CHECK_CONTAINS(r.err, "locked");
-  CHECK_INT(ck.stats.failures, 1);
-  CHECK_INT(ck.stats.consecutive_failures, 1);
-  CHECK_CONTAINS(ck.stats.last_error, "locked");
+  CHECK_INT(cs->failures, 1);
+  CHECK_INT(cs->consecutive_failures, 1);
+  CHECK_CONTAINS(cs->last_error, "locked");
   CHECK_INT(sqlite3_exec(raw, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
   /* "I2" was in A; it changes once more and is then removed (a revoke without the flush the
    * daemon does first): the stored row must be its state as of A. */
@@ -305,14 +308,14 @@ int main(void) {
   want.inst[w2] = i2_at_a;
   memcpy(symtab_state(&want, w2), i2_state_at_a, t.state_floats * 4);
   store_offset offB[1] = {{"ticks", 1, 900}};
-  r = (run_ctx){.ck = &ck};
-  CHECK_INT(ckpt_take(&ck, &t, offB, 1), 0);
-  CHECK_INT(ck.nrows, N / 2 + 50 - 1 + 1); /* A's rows + 50 new; I2 kept from A */
-  CHECK_INT(ckpt_submit(&ck, on_done, &r), 0);
+  r = (run_ctx){.ck = ck};
+  CHECK_INT(ckpt_take(ck, &t, offB, 1), 0);
+  CHECK_INT(ckpt_snapshot_rows(ck), N / 2 + 50 - 1 + 1); /* A's rows + 50 new; I2 kept from A */
+  CHECK_INT(ckpt_submit(ck, on_done, &r), 0);
   run_until_done(&loop, &r);
   CHECK_INT(r.status, 0);
-  CHECK_INT(ck.stats.consecutive_failures, 0);
-  CHECK_STR(ck.stats.last_error, "");
+  CHECK_INT(cs->consecutive_failures, 0);
+  CHECK_STR(cs->last_error, "");
   CHECK_INT(restore(&m, &got, &lo, &nlo), 0);
   CHECK_INT(got.live, N);
   CHECK_INT(diff_tables(&want, &got), 0);
@@ -329,18 +332,18 @@ int main(void) {
   for (int k = 0; k < 300; k++)
     touch(&t, k + 1000);
   store_set_busy_timeout(st, 2000);
-  r = (run_ctx){.ck = &ck};
-  CHECK_INT(ckpt_take(&ck, &t, offB, 1), 0);
-  CHECK_INT(ckpt_submit(&ck, on_done, &r), 0);
+  r = (run_ctx){.ck = ck};
+  CHECK_INT(ckpt_take(ck, &t, offB, 1), 0);
+  CHECK_INT(ckpt_submit(ck, on_done, &r), 0);
   for (int k = 0; k < 300; k++)
     touch(&t, k + 2000);
   store_offset offC[1] = {{"ticks", 3, 42}};
-  CHECK_INT(ckpt_flush(&ck, &t, offC, 1, err, sizeof err), 0);
-  CHECK_INT(ck.stats.last_rows, 300);
+  CHECK_INT(ckpt_flush(ck, &t, offC, 1, err, sizeof err), 0);
+  CHECK_INT(cs->last_rows, 300);
   run_until_done(&loop, &r);
   CHECK_INT(r.done, 1);
   CHECK_INT(r.status, 0);
-  CHECK_INT(ck.stats.written, 4);
+  CHECK_INT(cs->written, 4);
   copy_of(&want, &t);
   w2 = symtab_add(&want, "I2", 2);
   want.inst[w2] = i2_at_a;
@@ -402,9 +405,9 @@ int main(void) {
     store_set_busy_timeout(st, 20);
     for (int k = 0; k < 100; k++)
       touch(&t, 3000 + k);
-    r = (run_ctx){.ck = &ck};
-    CHECK_INT(ckpt_take(&ck, &t, offC, 1), 0);
-    CHECK_INT(ckpt_submit(&ck, on_done, &r), 0);
+    r = (run_ctx){.ck = ck};
+    CHECK_INT(ckpt_take(ck, &t, offC, 1), 0);
+    CHECK_INT(ckpt_submit(ck, on_done, &r), 0);
     usleep(300000); /* the pool's attempt gives up after 20 ms */
     store_set_busy_timeout(st, 5000);
     pthread_t th;
@@ -412,9 +415,9 @@ int main(void) {
     for (int k = 0; k < 100; k++)
       touch(&t, 4000 + k);
     store_offset offD[1] = {{"ticks", 0, 1234}};
-    CHECK_INT(ckpt_flush(&ck, &t, offD, 1, err, sizeof err), 0);
+    CHECK_INT(ckpt_flush(ck, &t, offD, 1, err, sizeof err), 0);
     pthread_join(th, NULL);
-    CHECK_INT(ck.stats.last_rows, 200); /* 100 carried from the failed write + 100 new */
+    CHECK_INT(cs->last_rows, 200); /* 100 carried from the failed write + 100 new */
     run_until_done(&loop, &r);
     CHECK_INT(r.done, 1);
     CHECK_INT(r.status, TC_EBUSY);
@@ -443,11 +446,11 @@ int main(void) {
     t.inst[s].n = 0;
     t.inst[s].dirty = 1;
   }
-  ckpt_model_changed(&ck, &m2, 1);
-  r = (run_ctx){.ck = &ck};
-  CHECK_INT(ckpt_take(&ck, &t, offC, 1), 0);
-  CHECK_INT(ck.nrows, N - 1);
-  CHECK_INT(ckpt_submit(&ck, on_done, &r), 0);
+  ckpt_model_changed(ck, &m2, 1);
+  r = (run_ctx){.ck = ck};
+  CHECK_INT(ckpt_take(ck, &t, offC, 1), 0);
+  CHECK_INT(ckpt_snapshot_rows(ck), N - 1);
+  CHECK_INT(ckpt_submit(ck, on_done, &r), 0);
   run_until_done(&loop, &r);
   CHECK_INT(r.status, 0);
   store_meta meta;
@@ -471,16 +474,18 @@ int main(void) {
   nn_model m3;
   nn_model_init(&m3, 1, 64, 0);
   set_hash(&m3, 0x3c);
-  ckpt_model_changed(&ck, &m3, 0);
+  ckpt_model_changed(ck, &m3, 0);
   store_offset offE[1] = {{"ticks", 0, 5000}};
-  CHECK_INT(ckpt_take(&ck, &t, offE, 1), 0);
-  size_t taken = ck.nrows;
+  CHECK_INT(ckpt_take(ck, &t, offE, 1), 0);
+  size_t taken = ckpt_snapshot_rows(ck);
   CHECK(taken > (size_t)N / 4);
-  CHECK(ck.pend_model[0] == 0 && ck.model_sha256[0] != 0);
-  ckpt_untake(&ck, &t);
-  CHECK_INT(ck.nrows, 0);
-  CHECK_INT(ck.noff, 0);
-  CHECK(ck.pend_model[0] != 0 && ck.model_sha256[0] == 0);
+  CHECK(!ckpt_model_change_pending(ck) && ckpt_snapshot_model(ck) != NULL);
+  ckpt_untake(ck, &t);
+  CHECK_INT(ckpt_snapshot_rows(ck), 0);
+  size_t noff = 1;
+  ckpt_offsets(ck, &noff);
+  CHECK_INT(noff, 0);
+  CHECK(ckpt_model_change_pending(ck) && ckpt_snapshot_model(ck) == NULL);
   size_t redirty = 0;
   for (uint32_t s = 0; s < t.count; s++)
     redirty += t.inst[s].live && t.inst[s].dirty;
@@ -488,10 +493,10 @@ int main(void) {
   for (int k = 1; k < N; k += 7)
     touch(&t, k);
   store_offset offF[1] = {{"ticks", 0, 6000}};
-  r = (run_ctx){.ck = &ck};
-  CHECK_INT(ckpt_take(&ck, &t, offF, 1), 0);
-  CHECK(ck.nrows >= taken);
-  CHECK_INT(ckpt_submit(&ck, on_done, &r), 0);
+  r = (run_ctx){.ck = ck};
+  CHECK_INT(ckpt_take(ck, &t, offF, 1), 0);
+  CHECK(ckpt_snapshot_rows(ck) >= taken);
+  CHECK_INT(ckpt_submit(ck, on_done, &r), 0);
   run_until_done(&loop, &r);
   CHECK_INT(r.status, 0);
   CHECK_INT(store_meta_get(st, &meta, err, sizeof err), 0);
@@ -517,8 +522,8 @@ int main(void) {
 
   free(i2_state_at_a);
   sqlite3_close(raw);
-  ckpt_free(&ck);
-  ckpt_free(NULL);
+  ckpt_destroy(ck);
+  ckpt_destroy(NULL);
   store_close(st);
   symtab_free(&t);
   nn_model_free(&m);

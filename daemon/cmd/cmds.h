@@ -4,6 +4,8 @@
 #ifndef DAEMON_CMDS_H
 #define DAEMON_CMDS_H
 
+#include "daemon/pipeline/version.h" /* TICKCAST_VERSION, for the front ends */
+
 int cmd_replay(int argc, char **argv);
 /* `replay` over a Kafka topic range: cmd_replay hands over when --brokers or --topic is given. */
 int cmd_kreplay(int argc, char **argv);
@@ -13,7 +15,5 @@ int cmd_feed(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
-
-#define TICKCAST_VERSION "0.1.0"
 
 #endif

@@ -1,52 +1,80 @@
 /* ckpt.c: snapshot on the loop thread, write on libuv's thread pool, merge after failure; model
  * binding and restore at start-up. See ckpt.h for the rule on acknowledged predictions.
- * Not for SQL (store/store.c) nor for scheduling checkpoints (the daemon). */
+ * Not for SQL (store/store.c) nor for scheduling checkpoints (ckpt_sched.c). */
 #include "daemon/loop/ckpt.h"
 
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "daemon/cmd/cmds.h"
+#include "daemon/pipeline/version.h"
+#include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 
 _Static_assert(STORE_SYM_MAX == TICK_SYM_MAX, "store and ingest agree on the longest symbol");
 
-static double cpu_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return (double)ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
+struct ckpt {
+  uv_loop_t *loop; /* the daemon's loop */
+  store *st;       /* not owned */
+  int L, H;        /* state shape */
+  size_t sf;       /* floats per state, 2 * L * H */
+  /* The snapshot arena: parallel arrays, grown by doubling, reused across checkpoints. */
+  store_inst *inst; /* (cap) rows; sym and state pointers are set on the pool thread */
+  char (*sym)[STORE_SYM_MAX + 1]; /* (cap) symbols */
+  int32_t *slot;                  /* (cap) symtab slot of each row, for merging after a failure */
+  float *state;                   /* (cap, sf) copied states */
+  size_t nrows, cap;
+  store_offset *off; /* (off_cap) offsets of the snapshot */
+  size_t noff, off_cap;
+  char model_sha256[65]; /* new model hash to record with the snapshot, "" for none */
+  int clear_instruments; /* the snapshot starts by deleting all stored instruments */
+  int carry;             /* the arena holds a snapshot (failed or kept) to merge into the next */
+  char pend_model[65];   /* from ckpt_model_changed, picked up by the next take */
+  int pend_clear;        /* from ckpt_model_changed with reset, picked up by the next take */
+  int64_t snap_wall_ns;  /* wall clock of the snapshot */
+  uint64_t snap_mono_ns; /* uv_hrtime() of the snapshot */
+  /* The write in flight. */
+  uv_work_t work;
+  uv_mutex_t mu; /* guards wstate, status, err between the pool and the loop */
+  uv_cond_t cv;
+  int wstate;          /* 0 idle, 1 queued or writing, 2 written but not yet completed */
+  int in_flight;       /* submitted and its after-work callback not yet run */
+  int status;          /* result of the last write */
+  double write_us;     /* its duration */
+  double write_cpu_us; /* its CPU time */
+  char err[256];       /* message of the last write's failure */
+  ckpt_done_fn cb;     /* called on the loop thread when the submitted write ends */
+  void *ud;            /* cb's argument */
+  ckpt_stats stats;    /* for ckpt_get_stats */
+};
 
-static int64_t wall_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int ckpt_init(ckpt *ck, uv_loop_t *loop, store *st, const nn_model *m) {
-  memset(ck, 0, sizeof *ck);
+int ckpt_new(ckpt **out, uv_loop_t *loop, store *st, const nn_model *m) {
+  *out = NULL;
+  ckpt *ck = calloc(1, sizeof *ck);
+  if (!ck)
+    return TC_ENOMEM;
   ck->loop = loop;
   ck->st = st;
   ck->L = m->L;
   ck->H = m->H;
   ck->sf = nn_state_floats(m);
-  if (uv_mutex_init(&ck->mu) != 0)
-    return TC_ENOMEM;
-  if (uv_cond_init(&ck->cv) != 0) {
-    uv_mutex_destroy(&ck->mu);
+  int mu_ok = uv_mutex_init(&ck->mu) == 0;
+  if (!mu_ok || uv_cond_init(&ck->cv) != 0) {
+    if (mu_ok)
+      uv_mutex_destroy(&ck->mu);
+    free(ck);
     return TC_ENOMEM;
   }
   ck->work.data = ck;
+  *out = ck;
   return 0;
 }
 
-void ckpt_free(ckpt *ck) {
-  if (!ck || !ck->loop)
+void ckpt_destroy(ckpt *ck) {
+  if (!ck)
     return;
-  assert(!ck->in_flight && "ckpt_free before the last write's completion ran");
+  assert(!ck->in_flight && "ckpt_destroy before the last write's completion ran");
   free(ck->inst);
   free(ck->sym);
   free(ck->slot);
@@ -54,7 +82,7 @@ void ckpt_free(ckpt *ck) {
   free(ck->off);
   uv_cond_destroy(&ck->cv);
   uv_mutex_destroy(&ck->mu);
-  memset(ck, 0, sizeof *ck);
+  free(ck);
 }
 
 int ckpt_reserve(ckpt *ck, size_t n) {
@@ -93,6 +121,22 @@ int ckpt_busy(const ckpt *ck) {
 const store_offset *ckpt_offsets(const ckpt *ck, size_t *n) {
   *n = ck->noff;
   return ck->off;
+}
+
+int ckpt_model_change_pending(const ckpt *ck) {
+  return ck->pend_model[0] != 0;
+}
+
+size_t ckpt_snapshot_rows(const ckpt *ck) {
+  return ck->nrows;
+}
+
+const char *ckpt_snapshot_model(const ckpt *ck) {
+  return ck->model_sha256[0] ? ck->model_sha256 : NULL;
+}
+
+const ckpt_stats *ckpt_get_stats(const ckpt *ck) {
+  return &ck->stats;
 }
 
 double ckpt_age_s(const ckpt *ck) {
@@ -145,7 +189,7 @@ static int offsets_merge(ckpt *ck, const store_offset *off, size_t noff) {
  * both. */
 static int take(ckpt *ck, symtab *t, const store_offset *off, size_t noff) {
   uint64_t t0 = uv_hrtime();
-  double c0 = cpu_us();
+  double c0 = tc_thread_cpu_us();
   assert(t->state_floats == ck->sf);
   size_t n = 0;
   if (ck->carry) {
@@ -202,11 +246,11 @@ static int take(ckpt *ck, symtab *t, const store_offset *off, size_t noff) {
     ck->pend_clear = 0;
   }
   ck->carry = 0;
-  ck->snap_wall_ns = wall_ns();
+  ck->snap_wall_ns = tc_wall_ns();
   ck->snap_mono_ns = uv_hrtime();
   double us = (double)(ck->snap_mono_ns - t0) / 1e3;
   ck->stats.last_copy_us = us;
-  ck->stats.last_copy_cpu_us = cpu_us() - c0;
+  ck->stats.last_copy_cpu_us = tc_thread_cpu_us() - c0;
   if (us > ck->stats.max_copy_us)
     ck->stats.max_copy_us = us;
   return 0;
@@ -239,11 +283,15 @@ void ckpt_untake(ckpt *ck, symtab *t) {
   ck->carry = 0;
 }
 
+void ckpt_carry(ckpt *ck) {
+  ck->carry = 1;
+}
+
 /* Any thread: writes the snapshot in the arena. The pointers into the arena are set here rather
  * than during the copy, to keep the loop thread's part minimal. */
 static int write_snapshot(ckpt *ck, char *err, size_t errlen, double *us, double *cpu) {
   uint64_t t0 = uv_hrtime();
-  double c0 = cpu_us();
+  double c0 = tc_thread_cpu_us();
   for (size_t i = 0; i < ck->nrows; i++) {
     ck->inst[i].sym = ck->sym[i];
     ck->inst[i].state = ck->state + i * ck->sf;
@@ -259,7 +307,7 @@ static int write_snapshot(ckpt *ck, char *err, size_t errlen, double *us, double
                   .H = ck->H};
   int rc = store_checkpoint_write(ck->st, &c, err, errlen);
   *us = (double)(uv_hrtime() - t0) / 1e3;
-  *cpu = cpu_us() - c0;
+  *cpu = tc_thread_cpu_us() - c0;
   return rc;
 }
 

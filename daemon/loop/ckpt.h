@@ -2,7 +2,8 @@
  * the input offsets into a reusable snapshot, libuv's thread pool writes it to the state
  * database (store/store.h), and a completion callback on the loop thread reports the result.
  * Also the start-up side: binding the database to the model and restoring it into a symtab.
- * Not for deciding when to checkpoint (the daemon's timer, revoke and shutdown paths do).
+ * Not for deciding when to checkpoint (ckpt_sched.c: the daemon's timer, revoke and shutdown
+ * paths).
  *
  * THE RULE: a checkpoint covers only ticks whose predictions the broker acknowledged.
  *
@@ -44,11 +45,11 @@
  *              ckpt_restore(st, model, &engine.st, &offs, &noffs, ...); offs seed the consumer's
  *              assignment (stored offsets win over Kafka's committed ones); free(offs)
  *              (or, per assignment: ckpt_restore_partitions for the assigned partitions)
- *              ckpt_init(&ck, loop, st, model);
- *   timer:     if (!ckpt_busy(&ck) && nothing pending) ckpt_take(&ck, &engine.st, offs, n);
- *              then, once its outputs are acknowledged, ckpt_submit(&ck, on_done, ud);
+ *              ckpt_new(&ck, loop, st, model);
+ *   timer:     if (!ckpt_busy(ck) && nothing pending) ckpt_take(ck, &engine.st, offs, n);
+ *              then, once its outputs are acknowledged, ckpt_submit(ck, on_done, ud);
  *              on_done may commit ckpt_offsets() to Kafka (see above).
- *   SIGHUP:    engine_set_model(&e, m, reset); ckpt_model_changed(&ck, m, reset); then
+ *   SIGHUP:    engine_set_model(&e, m, reset); ckpt_model_changed(ck, m, reset); then
  *              checkpoint right away (not at the next tick of the timer): until it commits, a
  *              restart with the new model file is refused as "state of another model".
  *   delivery failure: a prediction that failed for good is lost, so no checkpoint may cover
@@ -56,10 +57,10 @@
  *              last good one stays, and a restart re-produces from there).
  *   revoke / shutdown (after flushing the producer; a pending snapshot is committed by the
  *              flush when every output was acknowledged, else given up with ckpt_untake):
- * ckpt_flush(&ck, &engine.st, offs, n, err, errlen) writes synchronously on the loop thread (waits
+ * ckpt_flush(ck, &engine.st, offs, n, err, errlen) writes synchronously on the loop thread (waits
  * for an in-flight write first); then drop the revoked partitions' instruments (symtab_remove).
  * Stored rows of removed instruments are kept: they match the stored offsets of their partitions.
- *   end:       after the loop has run the last completion (ckpt_busy() == 0): ckpt_free(&ck);
+ *   end:       after the loop has run the last completion (ckpt_busy() == 0): ckpt_destroy(ck);
  *              store_close(st). */
 #ifndef DAEMON_CKPT_H
 #define DAEMON_CKPT_H
@@ -92,49 +93,14 @@ typedef struct ckpt_stats {
   char last_error[256];          /* message of the last failure, "" after a success */
 } ckpt_stats;
 
-struct ckpt {
-  uv_loop_t *loop; /* the daemon's loop */
-  store *st;       /* not owned */
-  int L, H;        /* state shape */
-  size_t sf;       /* floats per state, 2 * L * H */
-  /* The snapshot arena: parallel arrays, grown by doubling, reused across checkpoints. */
-  store_inst *inst; /* (cap) rows; sym and state pointers are set on the pool thread */
-  char (*sym)[STORE_SYM_MAX + 1]; /* (cap) symbols */
-  int32_t *slot;                  /* (cap) symtab slot of each row, for merging after a failure */
-  float *state;                   /* (cap, sf) copied states */
-  size_t nrows, cap;
-  store_offset *off; /* (off_cap) offsets of the snapshot */
-  size_t noff, off_cap;
-  char model_sha256[65]; /* new model hash to record with the snapshot, "" for none */
-  int clear_instruments; /* the snapshot starts by deleting all stored instruments */
-  int carry;             /* the arena holds a failed snapshot to merge into the next */
-  char pend_model[65];   /* from ckpt_model_changed, picked up by the next take */
-  int pend_clear;
-  int64_t snap_wall_ns;  /* wall clock of the snapshot */
-  uint64_t snap_mono_ns; /* uv_hrtime() of the snapshot */
-  /* The write in flight. */
-  uv_work_t work;
-  uv_mutex_t mu; /* guards wstate, status, err between the pool and the loop */
-  uv_cond_t cv;
-  int wstate;          /* 0 idle, 1 queued or writing, 2 written but not yet completed */
-  int in_flight;       /* submitted and its after-work callback not yet run */
-  int status;          /* result of the last write */
-  double write_us;     /* its duration */
-  double write_cpu_us; /* its CPU time */
-  char err[256];
-  ckpt_done_fn cb;
-  void *ud;
-  ckpt_stats stats;
-};
+/* Creates a checkpointer writing states of model m's shape to st (not owned) on loop's thread
+ * pool, into *out. Allocates no arena yet (see ckpt_reserve). 0 or TC_ENOMEM (*out stays NULL). */
+int ckpt_new(ckpt **out, uv_loop_t *loop, store *st, const nn_model *m);
 
-/* Sets up a checkpointer writing states of model m's shape to st on loop's thread pool.
- * Allocates nothing yet (see ckpt_reserve). 0 or TC_E*. */
-int ckpt_init(ckpt *ck, uv_loop_t *loop, store *st, const nn_model *m);
-
-/* Frees the arena; accepts NULL and half-built. Only once the loop has run the completion of
- * the last submitted write (ckpt_busy() == 0; running the loop until it has no more work does
+/* Frees the checkpointer and its arena; accepts NULL. Only once the loop has run the completion
+ * of the last submitted write (ckpt_busy() == 0; running the loop until it has no more work does
  * that, also after a ckpt_flush). */
-void ckpt_free(ckpt *ck);
+void ckpt_destroy(ckpt *ck);
 
 /* Grows the arena to hold n instruments now, so that the first checkpoints after start-up do
  * not pay for growth on the loop thread. 0 or TC_ENOMEM. */
@@ -146,7 +112,7 @@ int ckpt_busy(const ckpt *ck);
 /* Loop thread: copies every live dirty instrument of t (fields and state) and the offsets
  * off[0..noff) into the snapshot and clears the dirty flags (dead slots' flags too). The caller
  * submits it only once THE RULE above holds for it (or gives it up with ckpt_untake; to commit
- * it through ckpt_flush instead, set ck->carry = 1 first so the flush's take merges it). Returns 0,
+ * it through ckpt_flush instead, call ckpt_carry first so the flush's take merges it). Returns 0,
  * TC_EBUSY while a write is in flight (nothing touched) or TC_ENOMEM (dirty flags untouched). Never
  * blocks on I/O; allocates only when the arena grows. */
 int ckpt_take(ckpt *ck, symtab *t, const store_offset *off, size_t noff);
@@ -157,6 +123,14 @@ int ckpt_take(ckpt *ck, symtab *t, const store_offset *off, size_t noff);
  * live), its model hash or clear goes back to pending, its offsets are dropped. The next take
  * then copies current states and current offsets, so nothing the snapshot held is lost. */
 void ckpt_untake(ckpt *ck, symtab *t);
+
+/* Loop thread: keeps the snapshot taken but not submitted in the arena, to be merged into the
+ * next take (ckpt_take or ckpt_flush) as a failed write's is: its rows of instruments that changed
+ * since are replaced by fresh copies, its offsets by newer ones, and its model hash or clear is
+ * kept. For a snapshot that satisfies THE RULE but was not written (ckpt_submit refused it, or a
+ * revoke or shutdown commits it through ckpt_flush). */
+void ckpt_carry(ckpt *ck);
+
 /* Loop thread: queues the write of the taken snapshot on the thread pool; cb(ck, status, err, ud)
  * runs on the loop thread when it ends. 0, TC_EBUSY, or TC_EIO when libuv refuses the work. */
 int ckpt_submit(ckpt *ck, ckpt_done_fn cb, void *ud);
@@ -179,6 +153,20 @@ const store_offset *ckpt_offsets(const ckpt *ck, size_t *n);
  * states; with reset = 1 it also deletes every stored instrument first and takes all live
  * instruments (engine_set_model already zeroed and dirtied them). */
 void ckpt_model_changed(ckpt *ck, const nn_model *m, int reset);
+
+/* 1 while a model change (ckpt_model_changed) waits for the next take to record it; 0 once a
+ * snapshot holds it. */
+int ckpt_model_change_pending(const ckpt *ck);
+
+/* Instruments in the snapshot last taken (with any carried rows merged in); 0 after ckpt_untake. */
+size_t ckpt_snapshot_rows(const ckpt *ck);
+
+/* The model hash (64 lowercase hex digits) the snapshot last taken records with its states, or
+ * NULL when it records none (no model change since the last committed checkpoint). */
+const char *ckpt_snapshot_model(const ckpt *ck);
+
+/* Counters and timings of the checkpoints so far (see ckpt_stats); valid until ckpt_destroy. */
+const ckpt_stats *ckpt_get_stats(const ckpt *ck);
 
 /* Seconds since the snapshot of the last committed checkpoint (monotonic clock), -1 when none. */
 double ckpt_age_s(const ckpt *ck);

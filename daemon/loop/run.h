@@ -1,6 +1,7 @@
 /* run.h: `tickcast run`, the daemon: its options and the libuv loop that consumes ticks from Kafka,
  * steps the engine once per drained chunk and produces predictions, dead letters and stats.
- * Not for the engine itself (engine.h) nor for checkpoints (the state module hooks in, see run.c).
+ * Not for the engine itself (engine.h) nor for checkpoints (ckpt.h; the loop schedules them in
+ * ckpt_sched.c).
  */
 #ifndef DAEMON_RUN_H
 #define DAEMON_RUN_H
@@ -21,7 +22,7 @@ typedef struct run_opts {
   const char *http;            /* ADDR:PORT, NULL when --http off */
   int stats_ms;                /* --stats-interval, default 5000 */
   int chunk;                   /* --chunk: messages stepped together, default 8 */
-  /* Used by checkpoints (store/, daemon/ckpt.h): parsed and validated here. */
+  /* Used by checkpoints (store/, daemon/loop/ckpt.h): parsed and validated here. */
   const char *state_path;   /* --state, default "tickcast.db" */
   int checkpoint_ms;        /* --checkpoint-interval, default 1000 */
   int reset_state;          /* --reset-state */

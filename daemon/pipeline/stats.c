@@ -1,6 +1,6 @@
 /* stats.c: the daemon's counters, latency histogram and rates, rendered as the stats-topic JSON
  * object and as Prometheus text (see stats.h). Rendering is the cold path: it may allocate. Not
- * for deciding anything: the loop in run.c owns all behaviour. */
+ * for deciding anything: the daemon's loop (daemon/loop/) owns all behaviour. */
 #include "daemon/pipeline/stats.h"
 
 #include <jansson.h>
@@ -254,84 +254,112 @@ static void gauge(sbuf *b, const char *name, const char *help, double v) {
             name, name, v);
 }
 
+/* The version and model, as labels of a constant gauge. */
+static void prom_build_info(sbuf *b, const stats *s) {
+  sb_printf(b,
+            "# HELP tickcast_build_info Version and model of this daemon.\n"
+            "# TYPE tickcast_build_info gauge\n"
+            "tickcast_build_info{version=\"%s\",model=\"%s\"} 1\n",
+            s->version, s->model_id);
+}
+
+/* Messages in and out, rejections by reason, errors and events. */
+static void prom_traffic(sbuf *b, const stats *s) {
+  counter(b, "ticks_in_total", "Input messages consumed (accepted and rejected).", s->ticks_in);
+  counter(b, "predictions_out_total", "Predictions enqueued to the output topic.",
+          s->predictions_out);
+  sb_printf(b, "# HELP tickcast_rejected_total Input messages rejected, by reason.\n"
+               "# TYPE tickcast_rejected_total counter\n");
+  for (int r = 1; r < TICK_NREASONS; r++)
+    sb_printf(b, "tickcast_rejected_total{reason=\"%s\"} %llu\n", tick_reason_name(r),
+              (unsigned long long)s->rejected[r]);
+  counter(b, "dead_letters_out_total", "Dead letters enqueued to the dead-letter topic.",
+          s->dlq_out);
+  counter(b, "delivered_total", "Messages acknowledged by the broker.", s->delivered);
+  counter(b, "delivery_errors_total", "Messages the producer failed to deliver.",
+          s->delivery_errors);
+  counter(b, "consume_errors_total", "Consumer error events.", s->consume_errors);
+  counter(b, "rebalances_total", "Partition assignments and revocations.", s->rebalances);
+  counter(b, "handoffs_out_total", "Partitions handed off through the changelog topic.",
+          s->handoffs_out);
+  counter(b, "handoffs_in_total", "Partitions taken over from a hand-off in the changelog topic.",
+          s->handoffs_in);
+  counter(b, "model_reloads_total", "Models swapped in on SIGHUP.", s->model_reloads);
+  counter(b, "model_reload_failures_total", "SIGHUP reloads refused or failed.",
+          s->model_reload_failures);
+  counter(b, "backpressure_pauses_total", "Times consumption paused on a full producer queue.",
+          s->backpressure_pauses);
+}
+
+/* Per input partition: messages consumed and the consumer lag. */
+static void prom_partitions(sbuf *b, const stats *s) {
+  sb_printf(b, "# HELP tickcast_partition_ticks_in_total Input messages per partition.\n"
+               "# TYPE tickcast_partition_ticks_in_total counter\n");
+  for (int p = 0; p < s->nparts; p++)
+    if (s->part_in[p] || s->assigned[p])
+      sb_printf(b, "tickcast_partition_ticks_in_total{partition=\"%d\"} %llu\n", p,
+                (unsigned long long)s->part_in[p]);
+  sb_printf(b, "# HELP tickcast_consumer_lag Messages behind the partition end (librdkafka "
+               "statistics).\n# TYPE tickcast_consumer_lag gauge\n");
+  for (int p = 0; p < s->nparts; p++)
+    if (s->assigned[p] && s->lag[p] >= 0)
+      sb_printf(b, "tickcast_consumer_lag{partition=\"%d\"} %lld\n", p, (long long)s->lag[p]);
+}
+
+/* The daemon's state now: instruments, assignment, queue, pause, rates, uptime. */
+static void prom_state(sbuf *b, const stats *s, int64_t now_ms) {
+  gauge(b, "instruments", "Live instruments.", s->instruments);
+  gauge(b, "partitions_assigned", "Input partitions assigned to this consumer.", s->assigned_count);
+  gauge(b, "producer_queue", "Messages in the producer queue.", (double)s->outq);
+  gauge(b, "paused", "1 while backpressure holds consumption.", s->paused);
+  gauge(b, "rate_1s", "Input ticks per second over the last second.", stats_rate(s, 1));
+  gauge(b, "rate_60s", "Input ticks per second over the last 60 seconds.", stats_rate(s, 60));
+  gauge(b, "uptime_seconds", "Seconds since start.", (double)(now_ms - s->start_ms) / 1000.0);
+}
+
+static void prom_checkpoints(sbuf *b, const stats *s) {
+  if (s->checkpoint_age_ms >= 0)
+    gauge(b, "checkpoint_age_seconds", "Seconds since the last checkpoint.",
+          (double)s->checkpoint_age_ms / 1000.0);
+  counter(b, "checkpoints_total", "Checkpoints committed to the state database.", s->checkpoints);
+  counter(b, "checkpoint_failures_total",
+          "Checkpoint writes that failed (their content goes into the next one).",
+          s->checkpoint_failures);
+  gauge(b, "checkpoints_failing", "Checkpoint failures since the last success (0 = healthy).",
+        s->checkpoint_failing);
+  counter(b, "checkpoints_skipped_total",
+          "Checkpoint intervals skipped (a failed delivery, or the last snapshot still waiting for "
+          "acknowledgements).",
+          s->checkpoints_skipped);
+}
+
+/* The latency since start, as a cumulative histogram over stats_le_us. */
+static void prom_latency(sbuf *b, const stats *s) {
+  sb_printf(b, "# HELP tickcast_latency_seconds Consume (poll) to produce-enqueue latency.\n"
+               "# TYPE tickcast_latency_seconds histogram\n");
+  uint64_t cum = 0;
+  for (int i = 0; i < STATS_NLE; i++) {
+    cum += s->lat_le[i];
+    sb_printf(b, "tickcast_latency_seconds_bucket{le=\"%g\"} %llu\n", stats_le_us[i] / 1e6,
+              (unsigned long long)cum);
+  }
+  sb_printf(b, "tickcast_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
+            (unsigned long long)s->lat_count);
+  sb_printf(b, "tickcast_latency_seconds_sum %.9f\n", (double)s->lat_sum_ns / 1e9);
+  sb_printf(b, "tickcast_latency_seconds_count %llu\n", (unsigned long long)s->lat_count);
+}
+
 char *stats_prometheus(const stats *s, int64_t now_ms, size_t *len) {
   sbuf b = {malloc(8192), 0, 8192, 0};
   if (!b.p)
     return NULL;
   b.p[0] = 0;
-  sb_printf(&b,
-            "# HELP tickcast_build_info Version and model of this daemon.\n"
-            "# TYPE tickcast_build_info gauge\n"
-            "tickcast_build_info{version=\"%s\",model=\"%s\"} 1\n",
-            s->version, s->model_id);
-  counter(&b, "ticks_in_total", "Input messages consumed (accepted and rejected).", s->ticks_in);
-  counter(&b, "predictions_out_total", "Predictions enqueued to the output topic.",
-          s->predictions_out);
-  sb_printf(&b, "# HELP tickcast_rejected_total Input messages rejected, by reason.\n"
-                "# TYPE tickcast_rejected_total counter\n");
-  for (int r = 1; r < TICK_NREASONS; r++)
-    sb_printf(&b, "tickcast_rejected_total{reason=\"%s\"} %llu\n", tick_reason_name(r),
-              (unsigned long long)s->rejected[r]);
-  counter(&b, "dead_letters_out_total", "Dead letters enqueued to the dead-letter topic.",
-          s->dlq_out);
-  counter(&b, "delivered_total", "Messages acknowledged by the broker.", s->delivered);
-  counter(&b, "delivery_errors_total", "Messages the producer failed to deliver.",
-          s->delivery_errors);
-  counter(&b, "consume_errors_total", "Consumer error events.", s->consume_errors);
-  counter(&b, "rebalances_total", "Partition assignments and revocations.", s->rebalances);
-  counter(&b, "handoffs_out_total", "Partitions handed off through the changelog topic.",
-          s->handoffs_out);
-  counter(&b, "handoffs_in_total", "Partitions taken over from a hand-off in the changelog topic.",
-          s->handoffs_in);
-  counter(&b, "model_reloads_total", "Models swapped in on SIGHUP.", s->model_reloads);
-  counter(&b, "model_reload_failures_total", "SIGHUP reloads refused or failed.",
-          s->model_reload_failures);
-  counter(&b, "backpressure_pauses_total", "Times consumption paused on a full producer queue.",
-          s->backpressure_pauses);
-  sb_printf(&b, "# HELP tickcast_partition_ticks_in_total Input messages per partition.\n"
-                "# TYPE tickcast_partition_ticks_in_total counter\n");
-  for (int p = 0; p < s->nparts; p++)
-    if (s->part_in[p] || s->assigned[p])
-      sb_printf(&b, "tickcast_partition_ticks_in_total{partition=\"%d\"} %llu\n", p,
-                (unsigned long long)s->part_in[p]);
-  sb_printf(&b, "# HELP tickcast_consumer_lag Messages behind the partition end (librdkafka "
-                "statistics).\n# TYPE tickcast_consumer_lag gauge\n");
-  for (int p = 0; p < s->nparts; p++)
-    if (s->assigned[p] && s->lag[p] >= 0)
-      sb_printf(&b, "tickcast_consumer_lag{partition=\"%d\"} %lld\n", p, (long long)s->lag[p]);
-  gauge(&b, "instruments", "Live instruments.", s->instruments);
-  gauge(&b, "partitions_assigned", "Input partitions assigned to this consumer.",
-        s->assigned_count);
-  gauge(&b, "producer_queue", "Messages in the producer queue.", (double)s->outq);
-  gauge(&b, "paused", "1 while backpressure holds consumption.", s->paused);
-  gauge(&b, "rate_1s", "Input ticks per second over the last second.", stats_rate(s, 1));
-  gauge(&b, "rate_60s", "Input ticks per second over the last 60 seconds.", stats_rate(s, 60));
-  gauge(&b, "uptime_seconds", "Seconds since start.", (double)(now_ms - s->start_ms) / 1000.0);
-  if (s->checkpoint_age_ms >= 0)
-    gauge(&b, "checkpoint_age_seconds", "Seconds since the last checkpoint.",
-          (double)s->checkpoint_age_ms / 1000.0);
-  counter(&b, "checkpoints_total", "Checkpoints committed to the state database.", s->checkpoints);
-  counter(&b, "checkpoint_failures_total",
-          "Checkpoint writes that failed (their content goes into the next one).",
-          s->checkpoint_failures);
-  gauge(&b, "checkpoints_failing", "Checkpoint failures since the last success (0 = healthy).",
-        s->checkpoint_failing);
-  counter(&b, "checkpoints_skipped_total",
-          "Checkpoint intervals skipped (a failed delivery, or the last snapshot still waiting for "
-          "acknowledgements).",
-          s->checkpoints_skipped);
-  sb_printf(&b, "# HELP tickcast_latency_seconds Consume (poll) to produce-enqueue latency.\n"
-                "# TYPE tickcast_latency_seconds histogram\n");
-  uint64_t cum = 0;
-  for (int i = 0; i < STATS_NLE; i++) {
-    cum += s->lat_le[i];
-    sb_printf(&b, "tickcast_latency_seconds_bucket{le=\"%g\"} %llu\n", stats_le_us[i] / 1e6,
-              (unsigned long long)cum);
-  }
-  sb_printf(&b, "tickcast_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
-            (unsigned long long)s->lat_count);
-  sb_printf(&b, "tickcast_latency_seconds_sum %.9f\n", (double)s->lat_sum_ns / 1e9);
-  sb_printf(&b, "tickcast_latency_seconds_count %llu\n", (unsigned long long)s->lat_count);
+  prom_build_info(&b, s);
+  prom_traffic(&b, s);
+  prom_partitions(&b, s);
+  prom_state(&b, s, now_ms);
+  prom_checkpoints(&b, s);
+  prom_latency(&b, s);
   if (b.failed) {
     free(b.p);
     return NULL;

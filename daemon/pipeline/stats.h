@@ -1,6 +1,7 @@
 /* stats.h: the daemon's figures: counters, a log-linear latency histogram, input rates over 1 s and
  * 60 s, per-partition lag, and their two renderings: the stats-topic JSON object and the Prometheus
- * text format (0.0.4). Not for Kafka or HTTP plumbing: run.c feeds it, http.c serves it. */
+ * text format (0.0.4). Not for Kafka or HTTP plumbing: the daemon's loop feeds it
+ * (daemon/loop/health.c), http.c serves it. */
 #ifndef DAEMON_STATS_H
 #define DAEMON_STATS_H
 

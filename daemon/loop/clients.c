@@ -1,0 +1,284 @@
+/* clients.c: the daemon's Kafka clients: the consumer and producer (and the changelog reader)
+ * configured from defaults, --config and -X, their topic handles, the subscription and the pipes
+ * that wake the loop. Not for using them (drain.c, rebalance.c, handoff.c). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/loop/run_int.h"
+#include "daemon/pipeline/log.h"
+#include "nn/base/clock.h"
+#include "nn/base/tc_err.h"
+
+/* A non-blocking pipe for librdkafka's queue io events. */
+static int make_pipe(int fds[2]) {
+  return pipe2(fds, O_NONBLOCK | O_CLOEXEC);
+}
+
+/* The -X properties for one of the two clients: "consumer.KEY" and "producer.KEY" go only to that
+ * client (prefix removed), plain keys to both. kc->brokers is shared. */
+static int kconf_for(kconf *out, const kconf *kc, const char *mine, const char *other) {
+  kconf_init(out);
+  out->brokers = kc->brokers; /* borrowed: cleared before kconf_free */
+  size_t ml = strlen(mine), ol = strlen(other);
+  for (int i = 0; i < kc->nprops; i++) {
+    const char *k = kc->props[i].key;
+    if (!strncmp(k, other, ol))
+      continue;
+    if (!strncmp(k, mine, ml))
+      k += ml;
+    if (kconf_prop_add(out, k, kc->props[i].val, kc->props[i].where) != 0)
+      return TC_ENOMEM;
+  }
+  return 0;
+}
+
+static void kconf_for_free(kconf *k) {
+  k->brokers = NULL;
+  kconf_free(k);
+}
+
+/* Both clients' error callback: a fatal error stops the daemon; others are logged. */
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+  run *r = opaque;
+  if (err == RD_KAFKA_RESP_ERR__FATAL) {
+    char buf[512];
+    rd_kafka_fatal_error(rk, buf, sizeof buf);
+    log_error("run", "%s: fatal: %s", rd_kafka_name(rk), buf);
+    lifecycle_begin_shutdown(r, 1);
+    return;
+  }
+  /* Transport errors are already in librdkafka's own log lines; keep them out of warnings. */
+  int lv = err == RD_KAFKA_RESP_ERR__TRANSPORT ? LOG_DEBUG : LOG_WARN;
+  log_msg(lv, "run", "%s: %s: %s", rd_kafka_name(rk), rd_kafka_err2name(err), reason);
+}
+
+/* One client's conf: its defaults def (key, value, ..., NULL), then --brokers, --config and the
+ * -X properties for it (kconf_for). 0, TC_EUSAGE with err (a property was refused) or TC_ENOMEM
+ * with err. */
+static int client_conf(const kconf *kc, const char *mine, const char *other, const char *const *def,
+                       rd_kafka_conf_t **conf, char *err, size_t errlen) {
+  kconf k;
+  int rc = kconf_for(&k, kc, mine, other);
+  if (rc == 0 && kconf_build(&k, def, conf, err, errlen) != 0)
+    rc = TC_EUSAGE;
+  kconf_for_free(&k);
+  if (rc == TC_ENOMEM)
+    snprintf(err, errlen, "out of memory");
+  return rc;
+}
+
+/* The consumer's conf (bootstrap, when not NULL, is the embedded broker's). */
+static int consumer_conf(const run_opts *o, const char *bootstrap, rd_kafka_conf_t **cc, char *err,
+                         size_t errlen) {
+  /* librdkafka's statistics (the consumer lag in our stats) at most once a second: parsing that
+   * JSON (50 partitions) every 250 ms took 0.8 % of the loop thread in perf, on top of
+   * librdkafka building it. */
+  char stats_ms[32];
+  snprintf(stats_ms, sizeof stats_ms, "%d", o->stats_ms > 1000 ? o->stats_ms : 1000);
+  const char *cdef[] = {"group.id", o->group, "auto.offset.reset", "earliest", "enable.auto.commit",
+                        "true", "enable.auto.offset.store", "false", "auto.commit.interval.ms",
+                        "1000", "statistics.interval.ms", stats_ms,
+                        /* librdkafka 2.0.2 counts queued.min.messages against the one consumer
+                         * queue all partitions forward to, and once it is exceeded the fetcher
+                         * sleeps until its next wakeup, up to 1 s, even after the loop drained
+                         * the queue (2.4 added fetch.queue.backoff.ms for this). With the default
+                         * 100000, a backlog catch-up stalled for 0.3-0.7 s every ~0.25 s
+                         * (bench/run_kafka.sh, 2026-11-29). The bound on prefetched memory stays
+                         * queued.max.messages.kbytes (64 MiB of payload by default). */
+                        "queued.min.messages", "1000000", "client.id", "tickcast-run",
+                        bootstrap ? "bootstrap.servers" : NULL, bootstrap, NULL};
+  return client_conf(&o->kc, "consumer.", "producer.", cdef, cc, err, errlen);
+}
+
+/* The producer's conf. */
+static int producer_conf(const run_opts *o, const char *bootstrap, rd_kafka_conf_t **pc, char *err,
+                         size_t errlen) {
+  const char *pdef[] = {"client.id",      "tickcast-run",
+                        "linger.ms",      "5",
+                        "partitioner", /* the Java client's: same partition as Kafka tools */
+                        "murmur2_random", bootstrap ? "bootstrap.servers" : NULL,
+                        bootstrap,        NULL};
+  return client_conf(&o->kc, "producer.", "consumer.", pdef, pc, err, errlen);
+}
+
+/* Backpressure's marks from the producer's queue.buffering.max.messages (librdkafka's default
+ * 100000): draining pauses above 80 % and resumes below 50 %. */
+static void set_outq_marks(run *r, rd_kafka_conf_t *pc) {
+  char v[64];
+  size_t vl = sizeof v;
+  long qmax = 100000;
+  if (rd_kafka_conf_get(pc, "queue.buffering.max.messages", v, &vl) == RD_KAFKA_CONF_OK)
+    qmax = strtol(v, NULL, 10);
+  r->outq_high = qmax * 8 / 10;
+  r->outq_low = qmax / 2;
+  if (r->outq_high < 1)
+    r->outq_high = 1;
+}
+
+/* Creates the consumer and the producer with the loop's callbacks; cc and pc are owned from here
+ * on, also on failure. 0 or TC_EKAFKA with err. */
+static int create_clients(run *r, rd_kafka_conf_t *cc, rd_kafka_conf_t *pc, char *err,
+                          size_t errlen) {
+  rd_kafka_conf_set_opaque(cc, r);
+  rd_kafka_conf_set_opaque(pc, r);
+  rd_kafka_conf_set_rebalance_cb(cc, rebalance_cb);
+  rd_kafka_conf_set_stats_cb(cc, health_on_rdkafka_stats);
+  rd_kafka_conf_set_error_cb(cc, on_error);
+  rd_kafka_conf_set_error_cb(pc, on_error);
+  rd_kafka_conf_set_dr_msg_cb(pc, parts_on_delivery);
+  char kerr[512];
+  r->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, kerr, sizeof kerr);
+  if (!r->consumer) {
+    rd_kafka_conf_destroy(cc);
+    rd_kafka_conf_destroy(pc);
+    snprintf(err, errlen, "consumer: %s", kerr);
+    return TC_EKAFKA;
+  }
+  r->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, kerr, sizeof kerr);
+  if (!r->producer) {
+    rd_kafka_conf_destroy(pc);
+    snprintf(err, errlen, "producer: %s", kerr);
+    return TC_EKAFKA;
+  }
+  rd_kafka_poll_set_consumer(r->consumer);
+  return 0;
+}
+
+/* With --changelog-topic: the changelog reader, the producer's handle of the changelog and the
+ * first hand-off id. The reader is a consumer that never subscribes or commits (librdkafka wants a
+ * group.id for assign), assigned to changelog partitions only while an assignment reads them. */
+static int changelog_clients(run *r, const char *bootstrap, char *err, size_t errlen) {
+  const run_opts *o = r->o;
+  char lgroup[300];
+  snprintf(lgroup, sizeof lgroup, "%s.changelog-reader", o->group);
+  const char *ldef[] = {"group.id",
+                        lgroup,
+                        "client.id",
+                        "tickcast-run-changelog",
+                        "enable.auto.commit",
+                        "false",
+                        "enable.auto.offset.store",
+                        "false",
+                        "enable.partition.eof",
+                        "true",
+                        "auto.offset.reset",
+                        "earliest",
+                        bootstrap ? "bootstrap.servers" : NULL,
+                        bootstrap,
+                        NULL};
+  rd_kafka_conf_t *lc = NULL;
+  int rc = client_conf(&o->kc, "consumer.", "producer.", ldef, &lc, err, errlen);
+  if (rc != 0)
+    return rc;
+  char kerr[512];
+  if (!(r->cl_rk = rd_kafka_new(RD_KAFKA_CONSUMER, lc, kerr, sizeof kerr))) {
+    rd_kafka_conf_destroy(lc);
+    snprintf(err, errlen, "changelog reader: %s", kerr);
+    return TC_EKAFKA;
+  }
+  r->t_cl = rd_kafka_topic_new(r->producer, o->changelog_topic, NULL);
+  r->cl_ids = (tc_mono_ns() ^ ((uint64_t)getpid() << 40)) << 16;
+  return 0;
+}
+
+/* The topic handles: input (consumer side, for offset_store), output, stats, dead letters. */
+static int make_topics(run *r, char *err, size_t errlen) {
+  const run_opts *o = r->o;
+  r->t_in = rd_kafka_topic_new(r->consumer, o->input_topic, NULL);
+  r->t_out = rd_kafka_topic_new(r->producer, o->output_topic, NULL);
+  r->t_stats = rd_kafka_topic_new(r->producer, o->stats_topic, NULL);
+  r->t_dlq = rd_kafka_topic_new(r->producer, o->dlq_topic, NULL);
+  if (!r->t_in || !r->t_out || !r->t_stats || !r->t_dlq) {
+    snprintf(err, errlen, "topic handles: %s", rd_kafka_err2str(rd_kafka_last_error()));
+    return TC_EKAFKA;
+  }
+  return 0;
+}
+
+static int subscribe_input(run *r, char *err, size_t errlen) {
+  rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(sub, r->o->input_topic, RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t se = rd_kafka_subscribe(r->consumer, sub);
+  rd_kafka_topic_partition_list_destroy(sub);
+  if (se) {
+    snprintf(err, errlen, "subscribe to %s: %s", r->o->input_topic, rd_kafka_err2str(se));
+    return TC_EKAFKA;
+  }
+  return 0;
+}
+
+/* Wake the loop through pipes: librdkafka writes a byte when a queue becomes non-empty. */
+static int enable_io_events(run *r, char *err, size_t errlen) {
+  if (make_pipe(r->cpipe) || make_pipe(r->ppipe)) {
+    snprintf(err, errlen, "pipe: %s", strerror(errno));
+    return TC_EIO;
+  }
+  r->cq = rd_kafka_queue_get_consumer(r->consumer);
+  r->pq = rd_kafka_queue_get_main(r->producer);
+  rd_kafka_queue_io_event_enable(r->cq, r->cpipe[1], "1", 1);
+  rd_kafka_queue_io_event_enable(r->pq, r->ppipe[1], "1", 1);
+  return 0;
+}
+
+int clients_make(run *r, const char *bootstrap, char *err, size_t errlen) {
+  rd_kafka_conf_t *cc = NULL, *pc = NULL;
+  int rc = consumer_conf(r->o, bootstrap, &cc, err, errlen);
+  if (rc == 0)
+    rc = producer_conf(r->o, bootstrap, &pc, err, errlen);
+  if (rc != 0) {
+    if (cc)
+      rd_kafka_conf_destroy(cc);
+    return rc;
+  }
+  set_outq_marks(r, pc);
+  rc = create_clients(r, cc, pc, err, errlen);
+  if (rc == 0 && r->o->changelog_topic)
+    rc = changelog_clients(r, bootstrap, err, errlen);
+  if (rc == 0)
+    rc = make_topics(r, err, errlen);
+  if (rc == 0)
+    rc = subscribe_input(r, err, errlen);
+  if (rc == 0)
+    rc = enable_io_events(r, err, errlen);
+  return rc;
+}
+
+void clients_destroy(run *r) {
+  if (r->cq) {
+    rd_kafka_queue_io_event_enable(r->cq, -1, NULL, 0);
+    rd_kafka_queue_destroy(r->cq);
+  }
+  if (r->pq) {
+    rd_kafka_queue_io_event_enable(r->pq, -1, NULL, 0);
+    rd_kafka_queue_destroy(r->pq);
+  }
+  if (r->t_in)
+    rd_kafka_topic_destroy(r->t_in);
+  if (r->t_out)
+    rd_kafka_topic_destroy(r->t_out);
+  if (r->t_stats)
+    rd_kafka_topic_destroy(r->t_stats);
+  if (r->t_dlq)
+    rd_kafka_topic_destroy(r->t_dlq);
+  if (r->t_cl)
+    rd_kafka_topic_destroy(r->t_cl);
+  if (r->cl_rk) {
+    rd_kafka_consumer_close(r->cl_rk);
+    rd_kafka_destroy(r->cl_rk);
+  }
+  if (r->consumer)
+    rd_kafka_destroy(r->consumer);
+  if (r->producer) {
+    rd_kafka_purge(r->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_destroy(r->producer);
+  }
+  for (int i = 0; i < 2; i++) {
+    if (r->cpipe[i] >= 0)
+      close(r->cpipe[i]);
+    if (r->ppipe[i] >= 0)
+      close(r->ppipe[i]);
+  }
+}

@@ -1,0 +1,298 @@
+/* drain.c: the hot path from the consumer queue to the producer: drain in chunks, decode, one
+ * engine step per chunk, produce predictions and dead letters; and backpressure, which pauses
+ * draining while the producer queue is backed up. Not for delivery reports (inflight.c). */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/kafka/produce.h"
+#include "daemon/loop/run_int.h"
+#include "daemon/pipeline/dlq.h"
+#include "daemon/pipeline/encode.h"
+#include "daemon/pipeline/log.h"
+#include "nn/base/clock.h"
+#include "nn/base/tc_err.h"
+
+/* The longest one produce waits on a full producer queue, serving delivery reports: 1 s (it was
+ * up to 1000 polls of 10 ms). Backpressure pauses consumption at the queue's high mark, so the
+ * queue is full only when a chunk is larger than the room above that mark (a tiny
+ * queue.buffering.max.messages) or its byte limit comes first; the loop thread then blocks for as
+ * long as the broker takes to acknowledge, at most 1 s per message. */
+#define PRODUCE_WAIT_MS 1000
+
+/* Produces one message (bounded wait on a full queue, see PRODUCE_WAIT_MS). A failure is counted
+ * as a delivery error and its input offset as failed. Once per message: no allocation, no clock
+ * read unless the queue is full. */
+void drain_produce(run *r, rd_kafka_topic_t *t, int flags, void *buf, size_t len, const void *key,
+                   size_t keylen, void *opaque) {
+  rd_kafka_resp_err_t err = kprod_send(r->producer, t, RD_KAFKA_PARTITION_UA, flags, buf, len, key,
+                                       keylen, opaque, PRODUCE_WAIT_MS, NULL);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    return;
+  log_error("run", "produce to %s failed: %s", rd_kafka_topic_name(t), rd_kafka_err2str(err));
+  r->st.delivery_errors++;
+  if (flags & RD_KAFKA_MSG_F_FREE)
+    free(buf);
+  part_ack(r, opaque, 1);
+}
+
+/* Writes "PARTITION/OFFSET" after the "topic/" prefix of r->src; returns the src length. */
+static size_t src_format(run *r, int32_t p, int64_t off) {
+  char tmp[48];
+  size_t n = 0;
+  uint64_t v = (uint64_t)off;
+  do
+    tmp[n++] = (char)('0' + v % 10), v /= 10;
+  while (v);
+  char *q = r->src + r->in_prefix_len;
+  uint32_t pv = (uint32_t)p;
+  char pb[16];
+  size_t pn = 0;
+  do
+    pb[pn++] = (char)('0' + pv % 10), pv /= 10;
+  while (pv);
+  while (pn)
+    *q++ = pb[--pn];
+  *q++ = '/';
+  while (n)
+    *q++ = tmp[--n];
+  return (size_t)(q - r->src);
+}
+
+/* A rejected message: its dead letter (with the decoder's error text, recomputed here since the
+ * hot path decodes without it). */
+static void send_dead_letter(run *r, const rd_kafka_message_t *m, eng_tick *t, size_t srclen,
+                             void *opaque) {
+  char err[256] = "";
+  if (t->reason == TICK_OUT_OF_ORDER) {
+    int32_t s = symtab_find(&r->e.st, t->t.sym, t->t.sym_len);
+    snprintf(err, sizeof err,
+             "field ts: found %lld, expected at least the last accepted ts of %s"
+             " (%lld)",
+             (long long)t->t.ts, t->t.sym, s >= 0 ? (long long)r->e.st.inst[s].last_ts : -1LL);
+  } else if (!m->payload) {
+    snprintf(err, sizeof err, "empty message (no value), expected one JSON object");
+  } else {
+    tick tk;
+    int rs = tick_parse_json(&tk, m->payload, m->len, err, sizeof err);
+    if (rs == TICK_OK)
+      tick_check_key(&tk, m->key, m->key_len, err, sizeof err);
+  }
+  r->src[srclen] = 0;
+  size_t len = 0;
+  char *d = dlq_encode(tick_reason_name(t->reason), err, r->src, m->key, m->key_len, tc_wall_ms(),
+                       m->payload, m->len, DLQ_PAYLOAD_MAX, &len);
+  if (!d) {
+    log_error("run", "dead letter for %s: out of memory", r->src);
+    part_ack(r, opaque, 1);
+    return;
+  }
+  drain_produce(r, r->t_dlq, RD_KAFKA_MSG_F_FREE, d, len, m->key, m->key_len, opaque);
+  r->st.dlq_out++;
+}
+
+/* The pipeline: decode, one engine step, produce. */
+void drain_process_chunk(run *r) {
+  int N = r->n;
+  r->n = 0;
+  if (!N)
+    return;
+  for (int i = 0; i < N; i++) {
+    rd_kafka_message_t *m = r->msgs[i];
+    eng_tick *t = &r->ticks[i];
+    t->partition = m->partition;
+    t->reason = m->payload ? tick_parse_json(&t->t, m->payload, m->len, NULL, 0) : TICK_BAD_JSON;
+    if (t->reason == TICK_OK && m->key_len)
+      t->reason = tick_check_key(&t->t, m->key, m->key_len, NULL, 0);
+    if (t->reason != TICK_OK)
+      r->e.rejected[t->reason]++;
+    r->st.ticks_in++;
+    stats_part_in(&r->st, m->partition);
+  }
+  int rc = engine_process(&r->e, r->ticks, N);
+  r->st.chunks++;
+  if (rc != 0) {
+    /* Nothing was applied; the messages are not acknowledged, so a restart reprocesses them. */
+    log_error("run", "engine: %s on a chunk of %d ticks; stopping", tc_strerror(rc), N);
+    for (int i = 0; i < N; i++)
+      rd_kafka_message_destroy(r->msgs[i]);
+    lifecycle_begin_shutdown(r, 1);
+    return;
+  }
+  char buf[ENC_PRED_MAX];
+  for (int i = 0; i < N; i++) {
+    rd_kafka_message_t *m = r->msgs[i];
+    eng_tick *t = &r->ticks[i];
+    size_t srclen = src_format(r, m->partition, m->offset);
+    void *opq = part_push(r, m->partition, m->offset);
+    if (t->reason == TICK_OK) {
+      size_t len = enc_pred_json(buf, t, r->src, srclen);
+      drain_produce(r, r->t_out, RD_KAFKA_MSG_F_COPY, buf, len, t->t.sym, t->t.sym_len, opq);
+      r->st.predictions_out++;
+    } else {
+      r->st.rejected[t->reason]++;
+      send_dead_letter(r, m, t, srclen, opq);
+    }
+  }
+  /* Latency: every message of the chunk gets the chunk's span, from before its first poll to
+   * after its last produce, an upper bound of each one's poll-to-produce time that costs two
+   * clock reads per chunk instead of two per message (6-10% of the loop thread on this VM). */
+  stats_latency_n(&r->st, tc_mono_ns() - r->t_chunk, (uint64_t)N);
+  /* Inputs are freed after every output is enqueued: their memory belongs to librdkafka's fetch
+   * thread's malloc arena, and freeing them between produces made later messages of the chunk
+   * wait on that arena's lock. */
+  for (int i = 0; i < N; i++)
+    rd_kafka_message_destroy(r->msgs[i]);
+}
+
+/* Backpressure. Pausing first just stops draining: messages wait in librdkafka's bounded fetch
+ * queue and resuming costs nothing. librdkafka's own pause (which drops the prefetched messages
+ * and refetches on resume) is used only when a pause outlasts PAUSE_HARD_MS, so that the loop can
+ * go on serving rebalances and stay within max.poll.interval.ms while the output is down. */
+#define PAUSE_HARD_MS 10000
+
+static void pause_partitions(run *r, int pause) {
+  rd_kafka_topic_partition_list_t *a = NULL;
+  if (rd_kafka_assignment(r->consumer, &a) == 0 && a) {
+    if (pause)
+      rd_kafka_pause_partitions(r->consumer, a);
+    else
+      rd_kafka_resume_partitions(r->consumer, a);
+    rd_kafka_topic_partition_list_destroy(a);
+  }
+}
+
+static void on_pause_timer(uv_timer_t *h) {
+  run *r = h->data;
+  if (!r->paused || r->hard_paused || r->stopping)
+    return;
+  r->hard_paused = 1;
+  log_warn("run",
+           "output still backed up after %d ms (%d messages queued): pausing the "
+           "partitions",
+           PAUSE_HARD_MS, rd_kafka_outq_len(r->producer));
+  pause_partitions(r, 1);
+  uv_idle_start(&r->idle, drain_on_idle); /* keep serving the consumer queue's events */
+}
+
+static void set_paused(run *r, int pause) {
+  if (r->paused == pause)
+    return;
+  r->paused = pause;
+  r->st.paused = pause;
+  if (pause) {
+    r->st.backpressure_pauses++;
+    log_debug("run", "producer queue at %d messages (high mark %lld): pausing consumption",
+              rd_kafka_outq_len(r->producer), (long long)r->outq_high);
+    uv_timer_start(&r->t_pause, on_pause_timer, PAUSE_HARD_MS, 0);
+  } else {
+    uv_timer_stop(&r->t_pause);
+    if (r->hard_paused) {
+      r->hard_paused = 0;
+      pause_partitions(r, 0);
+      log_info("run", "producer queue down to %d messages: resuming the partitions",
+               rd_kafka_outq_len(r->producer));
+    } else {
+      log_debug("run", "producer queue down to %d messages: resuming consumption",
+                rd_kafka_outq_len(r->producer));
+    }
+    uv_idle_start(&r->idle, drain_on_idle);
+  }
+}
+
+static void on_consumer_error(run *r, rd_kafka_message_t *m) {
+  r->st.consume_errors++;
+  if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+      m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+    int64_t now = tc_wall_ms();
+    if (now - r->warned_unknown_topic_ms > 10000) {
+      r->warned_unknown_topic_ms = now;
+      log_warn("run", "input topic %s: %s (waiting for it)", r->o->input_topic,
+               rd_kafka_message_errstr(m));
+    }
+    return;
+  }
+  log_warn("run", "consumer: %s%s%s", rd_kafka_err2name(m->err), m->payload ? ": " : "",
+           m->payload ? rd_kafka_message_errstr(m) : "");
+}
+
+/* Drains the consumer queue in chunks of --chunk messages (default 8): each chunk is decoded,
+ * stepped through the engine once and produced before the next one is polled, so a message's
+ * latency is about one chunk's processing time (the first one polled waits for the whole chunk)
+ * and a chunk is exposed to the loop thread being descheduled only for as long as it runs. A
+ * loop turn handles up to TURN_MSGS messages, then yields to timers and HTTP through the
+ * uv_idle handle, which calls back while the queue may hold more (the io event fires only on
+ * empty -> non-empty); with one loop turn per chunk, chunks of 16 cost the loop thread 0.35 us
+ * more per message than chunks of 64 (perf CPU time over a catch-up). On the embedded
+ * broker at half the passthrough rate (bench/run_kafka.sh with BENCH_LAT_CHUNKS="8 16 64",
+ * docs/BENCHMARKS.md), p99 per second fell from milliseconds with chunks of 64 to about 100 us
+ * with 8, and catching up on a backlog showed no throughput difference between 8 and 16 beyond
+ * the machine's noise. */
+#define TURN_MSGS 256
+
+static void drain(run *r) {
+  int turn = 0, more = 0;
+  while (!r->stopping && (!r->paused || r->hard_paused)) {
+    if (turn >= TURN_MSGS) {
+      more = 1;
+      break;
+    }
+    int limit = r->chunk;
+    r->t_chunk = tc_mono_ns(); /* drain_process_chunk left r->n at 0 */
+    while (r->n < limit && !r->stopping) {
+      rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, 0);
+      if (!m)
+        break;
+      if (m->err) {
+        on_consumer_error(r, m);
+        rd_kafka_message_destroy(m);
+        continue;
+      }
+      r->msgs[r->n++] = m;
+    }
+    int got = r->n, full = got >= limit;
+    drain_process_chunk(r);
+    if (r->stopping)
+      return;
+    turn += got;
+    if (rd_kafka_outq_len(r->producer) > r->outq_high)
+      set_paused(r, 1);
+    if (!full)
+      break; /* the queue is empty: the io event wakes us */
+  }
+  if (more)
+    uv_idle_start(&r->idle, drain_on_idle);
+  else
+    uv_idle_stop(&r->idle);
+}
+
+void drain_on_idle(uv_idle_t *h) {
+  drain(h->data);
+}
+
+/* Reads an io-event pipe empty (librdkafka writes a byte when a queue becomes non-empty). */
+static void pipe_clear(int fd) {
+  char b[256];
+  while (read(fd, b, sizeof b) > 0) {
+  }
+}
+
+void drain_on_consumer_io(uv_poll_t *h, int status, int events) {
+  (void)status;
+  (void)events;
+  run *r = h->data;
+  pipe_clear(r->cpipe[0]);
+  drain(r);
+}
+
+void drain_on_producer_io(uv_poll_t *h, int status, int events) {
+  (void)status;
+  (void)events;
+  run *r = h->data;
+  pipe_clear(r->ppipe[0]);
+  rd_kafka_poll(r->producer, 0);
+  parts_store(r);
+  if (r->paused && rd_kafka_outq_len(r->producer) < r->outq_low)
+    set_paused(r, 0);
+  sched_ckpt_ready(r);
+}

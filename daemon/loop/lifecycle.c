@@ -1,0 +1,126 @@
+/* lifecycle.c: signals and the daemon's end: SIGHUP's model reload, and the shutdown (flush,
+ * final checkpoint, commit, leave the group) with a watchdog that bounds it. Not for start-up
+ * (run.c). */
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/loop/run_int.h"
+#include "daemon/pipeline/log.h"
+#include "nn/safetensors/safetensors.h"
+
+/* SIGHUP: loads --model again and swaps it in when it has the running model's shape and another
+ * hash (states reset unless --on-model-change keep); anything else keeps the running model. */
+static void reload_model(run *r) {
+  char err[512];
+  nn_model *nm = calloc(1, sizeof *nm);
+  if (!nm)
+    return;
+  int rc = nn_model_load(nm, r->o->model_path, err, sizeof err);
+  if (rc != 0) {
+    r->st.model_reload_failures++;
+    log_error("run", "SIGHUP: %s; keeping model %s", err, r->model->id);
+    free(nm);
+    return;
+  }
+  if (!nn_model_same_shape(nm, r->model)) {
+    r->st.model_reload_failures++;
+    log_error("run",
+              "SIGHUP: model %s has shape L=%d H=%d peephole=%d, expected L=%d H=%d "
+              "peephole=%d (the running model's); refused, keeping model %s",
+              r->o->model_path, nm->L, nm->H, nm->peephole, r->model->L, r->model->H,
+              r->model->peephole, r->model->id);
+    nn_model_free(nm);
+    free(nm);
+    return;
+  }
+  if (!strcmp(nm->id, r->model->id)) {
+    log_info("run", "SIGHUP: model %s unchanged (%s); nothing to do", r->o->model_path, nm->id);
+    nn_model_free(nm);
+    free(nm);
+    return;
+  }
+  int reset = !r->o->on_model_change_keep;
+  engine_set_model(&r->e, nm, reset);
+  /* The LSTM scratch caches the summed biases of the model it was set up with. */
+  nn_work_update(&r->e.w, nm);
+  log_info("run", "SIGHUP: model %s -> %s (%s instrument states)", r->model->id, nm->id,
+           reset ? "reset" : "kept");
+  nn_model_free(r->model);
+  free(r->model);
+  r->model = nm;
+  r->st.model_reloads++;
+  sched_ckpt_model_changed(r);
+}
+
+static void close_cb(uv_handle_t *h) {
+  (void)h;
+}
+
+void lifecycle_close_all(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h))
+    uv_close(h, close_cb);
+}
+
+/* Shutdown must end within 10 s even when the broker is gone (rd_kafka_consumer_close can wait
+ * on a coordinator that never answers): this thread ends the process with status 1 at 9.5 s. */
+static void *watchdog(void *arg) {
+  (void)arg;
+  struct timespec ts = {9, 500000000};
+  nanosleep(&ts, NULL);
+  log_error("run", "shutdown did not finish in 9.5 s (broker unreachable?); exiting without "
+                   "leaving the group cleanly");
+  _exit(1);
+  return NULL;
+}
+
+/* Stops consuming, flushes the producer (bounded), commits, leaves the group and lets the loop
+ * end. Blocking inside the loop is fine here: nothing else is left to serve. Runs from a timer,
+ * never from inside a librdkafka callback. */
+static void on_stop(uv_timer_t *h) {
+  run *r = h->data;
+  log_info("run", "stopping: flushing %d queued messages", rd_kafka_outq_len(r->producer));
+  uv_poll_stop(&r->cpoll);
+  uv_idle_stop(&r->idle);
+  pthread_t wd;
+  if (pthread_create(&wd, NULL, watchdog, NULL) == 0)
+    pthread_detach(wd);
+  int flushed = parts_settle(r, 5000) == 0;
+  if (flushed)
+    sched_ckpt_now(r, "shutdown"); /* the final checkpoint */
+  else
+    log_warn("run", "shutdown: no final checkpoint, outputs unacknowledged; a restart resumes "
+                    "from the last checkpoint");
+  rd_kafka_resp_err_t ce = flushed ? rd_kafka_commit(r->consumer, NULL, 0) : 0;
+  if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
+    log_warn("run", "final commit: %s", rd_kafka_err2str(ce));
+  rd_kafka_consumer_close(r->consumer);
+  parts_settle(r, 1000);
+  http_stop(r->http);
+  r->http = NULL;
+  uv_walk(r->loop, lifecycle_close_all, NULL);
+}
+
+/* Asks the loop to stop (from anywhere, librdkafka callbacks included): no more draining; the
+ * shutdown itself runs on the next loop turn. */
+void lifecycle_begin_shutdown(run *r, int code) {
+  if (r->stopping)
+    return;
+  r->stopping = 1;
+  r->exit_code = code;
+  uv_timer_start(&r->t_stop, on_stop, 0, 0);
+}
+
+/* SIGTERM and SIGINT stop; SIGHUP reloads the model. */
+void lifecycle_on_signal(uv_signal_t *h, int sig) {
+  run *r = h->data;
+  if (sig == SIGHUP) {
+    reload_model(r);
+    return;
+  }
+  log_info("run", "%s received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  lifecycle_begin_shutdown(r, 0);
+}

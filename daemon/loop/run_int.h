@@ -1,0 +1,227 @@
+/* run_int.h: what the files of the daemon's loop share (run.c and the files named below): the
+ * run struct, which the one loop thread owns, the per-partition rings of offsets in flight, and
+ * the functions one of these files calls in another. Not for use outside daemon/loop/: the
+ * daemon's interface is run.h. */
+#ifndef DAEMON_RUN_INT_H
+#define DAEMON_RUN_INT_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <uv.h>
+
+#include "daemon/kafka/mockbroker.h"
+#include "daemon/loop/ckpt.h"
+#include "daemon/loop/http.h"
+#include "daemon/loop/run.h"
+#include "daemon/pipeline/engine.h"
+#include "daemon/pipeline/stats.h"
+#include "nn/model.h"
+#include "store/store.h"
+
+/* Offsets of one input partition whose outputs (prediction or dead letter) are in flight, in
+ * produce order. Delivery reports come back in any order across output partitions, so an input
+ * offset is stored for commit only when it and everything before it were acknowledged. */
+typedef struct part {
+  int64_t *off;      /* (cap) input offset of ring sequence seq at off[seq & (cap - 1)] */
+  uint8_t *done;     /* (cap) 1 when acknowledged */
+  uint32_t cap;      /* power of two */
+  uint64_t head;     /* next sequence number */
+  uint64_t tail;     /* oldest unacknowledged sequence number */
+  int64_t next;      /* next offset to commit (last acknowledged + 1), -1 none yet */
+  int64_t pnext;     /* last processed offset + 1 (outputs possibly in flight), -1 none yet */
+  uint64_t snap_seq; /* with in_snap: outputs produced when the pending snapshot was taken */
+  uint8_t in_snap;   /* the pending snapshot covers this partition */
+  uint8_t gen;       /* assignment generation: reports from an older assignment are ignored */
+  uint8_t assigned;  /* 1 while assigned to this consumer */
+  uint8_t stuck;     /* a delivery failed: offsets are no longer stored (at-least-once) */
+  uint8_t dirty;     /* next advanced since the last offset store */
+} part;
+
+/* msg_opaque of produced messages: generation (8 bits), partition (16), sequence (40). */
+#define OPQ_SEQ_BITS 40
+#define OPQ_PART_MAX 65534 /* 65535 with generation 255 would collide with OPQ_NONE */
+#define OPQ_NONE ((void *)(uintptr_t)UINT64_MAX) /* stats messages: not tracked */
+
+typedef struct run {
+  const run_opts *o;               /* the options (not owned) */
+  uv_loop_t *loop;                 /* the loop (run_main's), NULL until initialised */
+  rd_kafka_t *consumer, *producer; /* the input's group member; every output */
+  rd_kafka_queue_t *cq, *pq;       /* consumer queue, producer main queue (io events enabled) */
+  rd_kafka_topic_t *t_in;          /* consumer-side handle of the input topic, for offset_store */
+  rd_kafka_topic_t *t_out, *t_stats, *t_dlq; /* producer-side handles of the outputs */
+  rd_kafka_t *cl_rk;      /* reads the changelog at assignments (never joins); NULL when off */
+  rd_kafka_topic_t *t_cl; /* producer-side handle of the changelog; NULL when off */
+  uint64_t cl_ids;        /* next hand-off id: clock and pid above, a counter below */
+  int cpipe[2], ppipe[2]; /* io-event pipes: consumer, producer */
+  uv_poll_t cpoll, ppoll; /* watch cpipe[0], ppipe[0] */
+  uv_idle_t idle;         /* continues draining after a full chunk */
+  uv_timer_t t_stats_timer, t_second, t_ckpt, t_stop; /* stats, rates, checkpoints, shutdown */
+  uv_signal_t sig_term, sig_int, sig_hup;             /* stop, stop, model reload */
+  http_srv *http;                                     /* --http, NULL when off */
+  mockbroker *mb;              /* the embedded broker without --brokers, else NULL */
+  nn_model *model;             /* the running model (owned) */
+  engine e;                    /* the instruments and the network */
+  int chunk;                   /* budget per drain */
+  rd_kafka_message_t **msgs;   /* (chunk) messages of the chunk being gathered */
+  eng_tick *ticks;             /* (chunk) */
+  uint64_t t_chunk;            /* monotonic ns before the first poll of the chunk being gathered */
+  int n;                       /* messages gathered so far */
+  part *parts;                 /* (nparts) by partition number */
+  int32_t nparts;              /* entries of parts (grown by doubling) */
+  int assigned;                /* partitions assigned */
+  int paused;                  /* backpressure holds consumption */
+  int hard_paused;             /* ... for long: the partitions are paused in librdkafka too */
+  uv_timer_t t_pause;          /* turns a long pause into a partition pause */
+  int64_t outq_high, outq_low; /* backpressure: pause above, resume below (queued messages) */
+  int stopping;                /* shutdown begun: no more draining */
+  int flush_failed;            /* a flush timed out: later ones do not wait */
+  int exit_code;               /* run_main's result once the loop ends */
+  size_t in_prefix_len;        /* strlen(input topic) + 1: src = "topic/" + partition/offset */
+  char src[320];               /* src buffer, "topic/" prefix kept */
+  stats st;                    /* counters for the stats topic and /metrics */
+  int64_t warned_unknown_topic_ms; /* last "input topic missing" warning, wall ms */
+  store *db;                       /* --state, NULL until opened */
+  ckpt *ck;                        /* checkpoints into db, NULL until set up */
+  int ckpt_pending;           /* a snapshot is taken and waits for its outputs' acknowledgements */
+  uint64_t ckpt_taken_ms;     /* uv_now() when it was taken */
+  uint64_t ckpt_acked_ms;     /* how long the last committed one waited for acknowledgements */
+  uint64_t ckpt_stuck_warned; /* last failed-delivery warning, uv_now() */
+  store_offset *offbuf;       /* (offcap) offsets of the next snapshot */
+  int32_t offcap;             /* entries of offbuf */
+} run;
+
+/* ---- inflight.c: the per-partition rings of offsets in flight. part_get and part_push run once
+ * per message, so they are inline here; their growth paths are not. */
+
+/* Grows r->parts to hold partition p (0 <= p <= OPQ_PART_MAX); NULL on ENOMEM. */
+part *parts_grow(run *r, int32_t p);
+
+/* Doubles pt's ring (4096 entries the first time); 0 or TC_ENOMEM (the ring is unchanged). */
+int part_ring_grow(part *pt);
+
+/* The tracking of input partition p, grown on first use; NULL when p is out of range or on
+ * ENOMEM. */
+static inline part *part_get(run *r, int32_t p) {
+  if (p < 0 || p > OPQ_PART_MAX)
+    return NULL;
+  if (p >= r->nparts)
+    return parts_grow(r, p);
+  return &r->parts[p];
+}
+
+/* Appends offset to the partition's ring (grows it when full: the only allocation, bounded by the
+ * producer queue) and returns the opaque for the produced message, or OPQ_NONE on ENOMEM. */
+static inline void *part_push(run *r, int32_t p, int64_t offset) {
+  part *pt = part_get(r, p);
+  if (!pt)
+    return OPQ_NONE;
+  if (pt->head - pt->tail >= pt->cap && part_ring_grow(pt) != 0)
+    return OPQ_NONE;
+  uint64_t seq = pt->head++;
+  pt->pnext = offset + 1;
+  pt->off[seq & (pt->cap - 1)] = offset;
+  pt->done[seq & (pt->cap - 1)] = 0;
+  uint64_t v = ((uint64_t)pt->gen << 56) | ((uint64_t)p << OPQ_SEQ_BITS) |
+               (seq & (((uint64_t)1 << OPQ_SEQ_BITS) - 1));
+  return (void *)(uintptr_t)v;
+}
+
+/* A delivery report for a tracked message (opaque from part_push; OPQ_NONE is ignored): marks it,
+ * a failure makes its partition stuck, and advances the committable offset. */
+void part_ack(run *r, void *opaque, int failed);
+
+/* Stores the committable offsets of partitions that advanced (auto-commit sends them). */
+void parts_store(run *r);
+
+/* Waits (bounded) for every output in flight to be acknowledged and stores the offsets; 0, or -1
+ * when some were not acknowledged in time. */
+int parts_settle(run *r, int timeout_ms);
+
+/* The producer's delivery report callback (opaque = r). */
+void parts_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
+
+/* Frees every ring and the partition table. */
+void parts_free(run *r);
+
+/* ---- drain.c: consume, decode, one engine step, produce; backpressure. */
+
+/* Produces one message to topic t (any partition) with a bounded wait on a full queue; a failure
+ * is counted as a delivery error and acknowledges opaque as failed. flags: RD_KAFKA_MSG_F_COPY
+ * or _FREE (buf is then owned here in every case). */
+void drain_produce(run *r, rd_kafka_topic_t *t, int flags, void *buf, size_t len, const void *key,
+                   size_t keylen, void *opaque);
+
+/* Decodes, steps and produces the chunk gathered so far (r->msgs[0..r->n)), then frees it. */
+void drain_process_chunk(run *r);
+
+/* uv callbacks: the idle handle that continues draining, and the io events of the consumer queue
+ * (drain) and the producer queue (delivery reports, resume, checkpoint readiness). */
+void drain_on_idle(uv_idle_t *h);
+void drain_on_consumer_io(uv_poll_t *h, int status, int events);
+void drain_on_producer_io(uv_poll_t *h, int status, int events);
+
+/* ---- ckpt_sched.c: when to checkpoint (ckpt.h does the copying and writing). */
+
+/* Takes a snapshot at this chunk boundary, to be submitted once its outputs are acknowledged. */
+void sched_ckpt_try(run *r);
+
+/* Submits the pending snapshot once its outputs are acknowledged, or gives it up. */
+void sched_ckpt_ready(run *r);
+
+/* Gives up the pending snapshot, if any (why: for the log). */
+void sched_ckpt_abandon(run *r, const char *why);
+
+/* Synchronous checkpoint at a revoke or shutdown, after the caller flushed the producer. */
+void sched_ckpt_now(run *r, const char *why);
+
+/* The --checkpoint-interval timer. */
+void sched_ckpt_on_timer(uv_timer_t *h);
+
+/* After a model swap: records the new model with a checkpoint taken right away. */
+void sched_ckpt_model_changed(run *r);
+
+/* ---- rebalance.c and handoff.c: partitions coming and going. */
+
+/* The consumer's rebalance callback (opaque = r). */
+void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+                  void *opaque);
+
+/* At a revoke, after the flush: hands the revoked partitions' states to the changelog. */
+void handoff_send(run *r, rd_kafka_topic_partition_list_t *parts);
+
+/* At an assignment: takes the newer hand-offs of the assigned partitions ps[0..np), whose offsets
+ * in the state file are off[0..noff), and starts parts at their offsets. */
+void handoff_restore(run *r, rd_kafka_topic_partition_list_t *parts, const int32_t *ps, int np,
+                     const store_offset *off, size_t noff);
+
+/* ---- health.c: stats topic, /metrics, /healthz, /readyz. */
+
+void health_on_stats_timer(uv_timer_t *h);
+void health_on_second(uv_timer_t *h);
+int health_on_http(void *ud, const char *path, char **body, size_t *len, const char **ctype);
+int health_on_rdkafka_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque);
+
+/* ---- lifecycle.c: signals, model reload, shutdown. */
+
+/* Asks the loop to stop with exit status code (from anywhere, librdkafka callbacks included). */
+void lifecycle_begin_shutdown(run *r, int code);
+
+/* SIGTERM and SIGINT stop; SIGHUP reloads the model. */
+void lifecycle_on_signal(uv_signal_t *h, int sig);
+
+/* uv_walk callback: closes every handle not yet closing. */
+void lifecycle_close_all(uv_handle_t *h, void *arg);
+
+/* ---- clients.c: the Kafka clients. */
+
+/* Creates the consumer, producer (and changelog reader), their topic handles, the subscription
+ * and the io-event pipes; bootstrap overrides --brokers (the embedded broker). 0, TC_EUSAGE (bad
+ * configuration, err says which) or TC_EKAFKA / TC_EIO / TC_ENOMEM with err. */
+int clients_make(run *r, const char *bootstrap, char *err, size_t errlen);
+
+/* Closes and frees what clients_make made (also half-made; the pipes' fds must be -1 or open):
+ * the producer's queued messages are purged. */
+void clients_destroy(run *r);
+
+#endif
