@@ -232,11 +232,51 @@ static void test_dlq(void) {
   free(d);
 }
 
+/* Every part of a dead letter is bounded: a 500 KB key, 170 KB of control bytes as key (six bytes
+ * each once escaped), a huge error text and payload of control bytes give records of at most
+ * DLQ_RECORD_MAX bytes, with the key cut to DLQ_KEY_MAX and its original length kept. */
+static void test_dlq_bounds(void) {
+  size_t big = 500000, n = 0;
+  char *key = malloc(big), *pay = malloc(big), *errtxt = malloc(big + 1);
+  memset(key, 'K', big);
+  memset(pay, 1, big);
+  memset(errtxt, 2, big);
+  errtxt[big] = 0;
+  char *d =
+      dlq_encode("key_mismatch", errtxt, "ticks/0/1", key, big, 5, pay, big, DLQ_PAYLOAD_MAX, &n);
+  CHECK(d != NULL && n <= DLQ_RECORD_MAX);
+  json_error_t jerr;
+  json_t *o = json_loads(d, 0, &jerr);
+  CHECK(o != NULL);
+  CHECK_INT(json_string_length(json_object_get(o, "key")), DLQ_KEY_MAX);
+  CHECK(json_is_true(json_object_get(o, "key_truncated")));
+  CHECK_INT(json_integer_value(json_object_get(o, "key_len")), big);
+  CHECK_INT(json_string_length(json_object_get(o, "error")), DLQ_TEXT_MAX);
+  json_decref(o);
+  free(d);
+  CHECK_INT(dlq_key_kept(key, big), DLQ_KEY_MAX);
+  CHECK_INT(dlq_key_kept(key, 7), 7);
+  CHECK_INT(dlq_key_kept(NULL, 0), 0);
+  memset(key, 1, 170000); /* control bytes: "\u0001" each */
+  d = dlq_encode("key_mismatch", "e", "ticks/0/1", key, 170000, 5, pay, big, DLQ_PAYLOAD_MAX, &n);
+  CHECK(d != NULL && n <= DLQ_RECORD_MAX);
+  CHECK(n > 6 * DLQ_PAYLOAD_MAX); /* the bound is tight: the escaped payload alone is 24 KB */
+  free(d);
+  /* A short key is kept whole, without the truncation fields. */
+  d = dlq_encode("bad_px", "e", "t/0/1", "AAPL", 4, 5, "x", 1, DLQ_PAYLOAD_MAX, &n);
+  CHECK(strstr(d, "key_truncated") == NULL && strstr(d, "key_len") == NULL);
+  free(d);
+  free(key);
+  free(pay);
+  free(errtxt);
+}
+
 int main(void) {
   test_buckets();
   test_quantiles();
   test_rates_and_json();
   test_rdkafka_stats();
   test_dlq();
+  test_dlq_bounds();
   return check_done();
 }

@@ -117,6 +117,11 @@ static int check_opts(run_opts *o, const char *http, char *err, size_t errlen) {
              o->input_topic);
     return TC_EUSAGE;
   }
+  /* Delivery reports tell dead letters (which never hold offsets back) by their topic. */
+  if (!strcmp(o->dlq_topic, o->output_topic)) {
+    snprintf(err, errlen, "--dlq-topic %s: must differ from the output topic", o->dlq_topic);
+    return TC_EUSAGE;
+  }
   o->http = http ? http : "127.0.0.1:9464";
   if (!strcmp(o->http, "off"))
     o->http = NULL;

@@ -2,6 +2,7 @@
  * engine step per chunk, produce predictions and dead letters; and backpressure, which pauses
  * draining while the producer queue is backed up. Not for delivery reports (inflight.c). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -20,13 +21,19 @@
  * long as the broker takes to acknowledge, at most 1 s per message. */
 #define PRODUCE_WAIT_MS 1000
 
-/* Produces one message (bounded wait on a full queue, see PRODUCE_WAIT_MS). A failure is counted
- * as a delivery error and its input offset as failed. Once per message: no allocation, no clock
- * read unless the queue is full. */
+/* Hands one message to the producer (bounded wait on a full queue, see PRODUCE_WAIT_MS). Once per
+ * message: no allocation, no clock read unless the queue is full. */
+static rd_kafka_resp_err_t produce(run *r, rd_kafka_topic_t *t, int flags, void *buf, size_t len,
+                                   const void *key, size_t keylen, void *opaque) {
+  return kprod_send(r->producer, t, RD_KAFKA_PARTITION_UA, flags, buf, len, key, keylen, opaque,
+                    PRODUCE_WAIT_MS, NULL);
+}
+
+/* Produces one message. A failure is counted as a delivery error and its input offset as failed
+ * (so no checkpoint covers it). */
 void drain_produce(run *r, rd_kafka_topic_t *t, int flags, void *buf, size_t len, const void *key,
                    size_t keylen, void *opaque) {
-  rd_kafka_resp_err_t err = kprod_send(r->producer, t, RD_KAFKA_PARTITION_UA, flags, buf, len, key,
-                                       keylen, opaque, PRODUCE_WAIT_MS, NULL);
+  rd_kafka_resp_err_t err = produce(r, t, flags, buf, len, key, keylen, opaque);
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
     return;
   log_error("run", "produce to %s failed: %s", rd_kafka_topic_name(t), rd_kafka_err2str(err));
@@ -34,6 +41,18 @@ void drain_produce(run *r, rd_kafka_topic_t *t, int flags, void *buf, size_t len
   if (flags & RD_KAFKA_MSG_F_FREE)
     free(buf);
   part_ack(r, opaque, 1);
+}
+
+/* A dead letter that will never reach its topic (refused by the producer, or its delivery failed
+ * for good): counted, logged (the first ten, then every 10,000th), and its input offset treated
+ * as done, so that one poison message can never stop the checkpoints of its partition. */
+void drain_dead_letter_failed(run *r, const char *why) {
+  r->st.dlq_failed++;
+  if (r->st.dlq_failed <= 10 || r->st.dlq_failed % 10000 == 0)
+    log_error("run",
+              "dead letter not delivered to %s: %s (%llu so far); counted in "
+              "dead_letters_failed, its input offset is not held back",
+              r->o->dlq_topic, why, (unsigned long long)r->st.dlq_failed);
 }
 
 /* Writes "PARTITION/OFFSET" after the "topic/" prefix of r->src; returns the src length. */
@@ -59,6 +78,18 @@ static size_t src_format(run *r, int32_t p, int64_t off) {
   return (size_t)(q - r->src);
 }
 
+/* The producer's message.max.bytes, which a dead letter (value and key) must fit. Read per dead
+ * letter: they are the exception, and this is cheap next to encoding one. */
+static size_t dlq_budget(run *r) {
+  char v[32];
+  size_t vl = sizeof v;
+  long mx = 1000000; /* librdkafka's default */
+  if (rd_kafka_conf_get(rd_kafka_conf(r->producer), "message.max.bytes", v, &vl) ==
+      RD_KAFKA_CONF_OK)
+    mx = strtol(v, NULL, 10);
+  return mx > 0 ? (size_t)mx : 0;
+}
+
 /* A rejected message: its dead letter (with the decoder's error text, recomputed here since the
  * hot path decodes without it). */
 static void send_dead_letter(run *r, const rd_kafka_message_t *m, eng_tick *t, size_t srclen,
@@ -79,16 +110,22 @@ static void send_dead_letter(run *r, const rd_kafka_message_t *m, eng_tick *t, s
       tick_check_key(&tk, m->key, m->key_len, err, sizeof err);
   }
   r->src[srclen] = 0;
-  size_t len = 0;
-  char *d = dlq_encode(tick_reason_name(t->reason), err, r->src, m->key, m->key_len, tc_wall_ms(),
-                       m->payload, m->len, DLQ_PAYLOAD_MAX, &len);
-  if (!d) {
-    log_error("run", "dead letter for %s: out of memory", r->src);
-    part_ack(r, opaque, 1);
-    return;
+  size_t keylen = dlq_key_kept(m->key, m->key_len), len = 0, budget = dlq_budget(r);
+  /* Bounded by DLQ_RECORD_MAX; a smaller message.max.bytes cuts the payload further. */
+  char *d = NULL;
+  for (size_t cut = DLQ_PAYLOAD_MAX;; cut /= 4) {
+    d = dlq_encode(tick_reason_name(t->reason), err, r->src, m->key, m->key_len, tc_wall_ms(),
+                   m->payload, m->len, cut, &len);
+    if (!d || len + keylen <= budget || cut == 0)
+      break;
+    free(d);
   }
-  drain_produce(r, r->t_dlq, RD_KAFKA_MSG_F_FREE, d, len, m->key, m->key_len, opaque);
-  r->st.dlq_out++;
+  rd_kafka_resp_err_t pe = RD_KAFKA_RESP_ERR__NOENT;
+  if (d && (pe = produce(r, r->t_dlq, RD_KAFKA_MSG_F_FREE, d, len, m->key, keylen, opaque)) == 0)
+    return;
+  drain_dead_letter_failed(r, d ? rd_kafka_err2str(pe) : "out of memory");
+  free(d);
+  part_ack(r, opaque, 0);
 }
 
 /* The pipeline: decode, one engine step, produce. */

@@ -114,16 +114,27 @@ int parts_settle(run *r, int timeout_ms) {
 void parts_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   (void)rk;
   run *r = opaque;
-  if (m->err) {
-    r->st.delivery_errors++;
-    if (r->st.delivery_errors <= 10 || r->st.delivery_errors % 10000 == 0)
+  if (m->_private != OPQ_NONE && m->rkt == r->t_dlq) { /* a dead letter never holds offsets back */
+    if (m->err)
+      drain_dead_letter_failed(r, rd_kafka_err2str(m->err));
+    else
+      r->st.dlq_out++, r->st.delivered++;
+    part_ack(r, m->_private, 0);
+    return;
+  }
+  if (!m->err) {
+    r->st.delivered++;
+  } else if (++r->st.delivery_errors <= 10 || r->st.delivery_errors % 10000 == 0) {
+    if (m->_private == OPQ_NONE) /* stats: only that message is lost */
+      log_error("run", "delivery of a stats message to %s failed: %s (%llu delivery errors so far)",
+                rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err),
+                (unsigned long long)r->st.delivery_errors);
+    else
       log_error("run",
                 "delivery to %s failed: %s (%llu delivery errors so far; offsets of the "
                 "input partition are no longer committed)",
                 rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err),
                 (unsigned long long)r->st.delivery_errors);
-  } else {
-    r->st.delivered++;
   }
   part_ack(r, m->_private, m->err != 0);
 }

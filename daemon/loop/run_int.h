@@ -152,6 +152,10 @@ void parts_free(run *r);
 void drain_produce(run *r, rd_kafka_topic_t *t, int flags, void *buf, size_t len, const void *key,
                    size_t keylen, void *opaque);
 
+/* A dead letter that will never be delivered (why: the producer's error): counted in
+ * dead_letters_failed and logged; its input offset is acknowledged as done by the caller. */
+void drain_dead_letter_failed(run *r, const char *why);
+
 /* Decodes, steps and produces the chunk gathered so far (r->msgs[0..r->n)), then frees it. */
 void drain_process_chunk(run *r);
 

@@ -88,6 +88,18 @@ static void set_bytes(json_t *o, const char *name, const char *encname, const un
     json_object_set_new(o, encname, json_string(text ? "text" : "base64"));
 }
 
+size_t dlq_key_kept(const void *key, size_t keylen) {
+  return key ? utf8_cut(key, keylen, DLQ_KEY_MAX) : 0;
+}
+
+/* Sets name to the text s, cut to DLQ_TEXT_MAX bytes; text that is not valid UTF-8 (error texts
+ * quote input bytes) is replaced by `invalid`. */
+static void set_text(json_t *o, const char *name, const char *s, const char *invalid) {
+  size_t n = utf8_cut((const unsigned char *)s, strlen(s), DLQ_TEXT_MAX);
+  int ok = utf8_valid((const unsigned char *)s, n);
+  json_object_set_new(o, name, ok ? json_stringn(s, n) : json_string(invalid));
+}
+
 char *dlq_encode(const char *reason, const char *error, const char *src, const void *key,
                  size_t keylen, int64_t time_ms, const void *payload, size_t len, size_t cut,
                  size_t *outlen) {
@@ -95,17 +107,18 @@ char *dlq_encode(const char *reason, const char *error, const char *src, const v
   if (!o)
     return NULL;
   json_object_set_new(o, "reason", json_string(reason));
-  /* The error text quotes input bytes; keep it valid even if they were not UTF-8. */
-  size_t elen = strlen(error);
-  if (utf8_valid((const unsigned char *)error, elen))
-    json_object_set_new(o, "error", json_string(error));
-  else
-    json_object_set_new(o, "error", json_string("(error text not valid UTF-8)"));
-  json_object_set_new(o, "src", json_string(src));
-  if (key)
-    set_bytes(o, "key", "key_encoding", key, keylen, 0);
-  else
+  set_text(o, "error", error, "(error text not valid UTF-8)");
+  set_text(o, "src", src, "(src not valid UTF-8)");
+  if (key) {
+    size_t kept = dlq_key_kept(key, keylen);
+    set_bytes(o, "key", "key_encoding", key, kept, 0);
+    if (kept < keylen) {
+      json_object_set_new(o, "key_truncated", json_true());
+      json_object_set_new(o, "key_len", json_integer((json_int_t)keylen));
+    }
+  } else {
     json_object_set_new(o, "key", json_null());
+  }
   json_object_set_new(o, "time", json_integer(time_ms));
   json_object_set_new(o, "len", json_integer((json_int_t)len));
   const unsigned char *p = payload ? payload : (const unsigned char *)"";

@@ -168,6 +168,7 @@ char *stats_json(stats *s, int64_t now_ms, int reset_interval) {
   json_object_set_new(o, "rejected", rej);
   json_object_set_new(o, "rejected_total", json_integer((json_int_t)rtot));
   json_object_set_new(o, "dead_letters_out", json_integer((json_int_t)s->dlq_out));
+  json_object_set_new(o, "dead_letters_failed", json_integer((json_int_t)s->dlq_failed));
   json_object_set_new(o, "instruments", json_integer(s->instruments));
   json_object_set_new(o, "rate_1s", json_real(stats_rate(s, 1)));
   json_object_set_new(o, "rate_60s", json_real(stats_rate(s, 60)));
@@ -273,8 +274,11 @@ static void prom_traffic(sbuf *b, const stats *s) {
   for (int r = 1; r < TICK_NREASONS; r++)
     sb_printf(b, "tickcast_rejected_total{reason=\"%s\"} %llu\n", tick_reason_name(r),
               (unsigned long long)s->rejected[r]);
-  counter(b, "dead_letters_out_total", "Dead letters enqueued to the dead-letter topic.",
+  counter(b, "dead_letters_out_total", "Dead letters acknowledged by the dead-letter topic.",
           s->dlq_out);
+  counter(b, "dead_letters_failed_total",
+          "Dead letters the producer refused or could not deliver (their inputs go on).",
+          s->dlq_failed);
   counter(b, "delivered_total", "Messages acknowledged by the broker.", s->delivered);
   counter(b, "delivery_errors_total", "Messages the producer failed to deliver.",
           s->delivery_errors);

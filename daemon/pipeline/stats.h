@@ -60,7 +60,8 @@ typedef struct stats {
   uint64_t ticks_in;                /* input messages polled (accepted + rejected) */
   uint64_t predictions_out;         /* predictions enqueued to the output topic */
   uint64_t rejected[TICK_NREASONS]; /* rejected messages by reason (index 0 unused) */
-  uint64_t dlq_out;                 /* dead letters enqueued */
+  uint64_t dlq_out;                 /* dead letters acknowledged by the broker */
+  uint64_t dlq_failed;              /* dead letters refused by the producer or not delivered */
   uint64_t delivered;               /* delivery reports with success */
   uint64_t delivery_errors;         /* delivery reports with an error */
   uint64_t consume_errors;          /* consumer error events */

@@ -2,7 +2,9 @@
  * message bytes as payload and key: the record must be one line of valid JSON whose payload (text
  * or base64) decodes to a prefix of the input that is cut only when the input is longer than the
  * bound (and then by at most 3 bytes more, to keep UTF-8 whole), with the right len and truncated
- * flag. Small bounds (the `cut` argument) reach the cutting code often. */
+ * flag. Small bounds (the `cut` argument) reach the cutting code often. Keys up to 508 bytes
+ * reach the key's bound (DLQ_KEY_MAX): a longer key is kept as a prefix, cut at most 3 bytes
+ * short of the bound, with key_truncated and key_len. */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -57,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 2)
     return 0;
   size_t cut = 1 + data[0] * 4; /* 1..1021: small bounds reach the cutting code often */
-  size_t keylen = data[1] % 8;
+  size_t keylen = data[1] < 128 ? data[1] % 8u : (data[1] - 128u) * 4;
   data += 2;
   size -= 2;
   if (keylen > size)
@@ -69,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                          keylen, 1, payload, plen, cut, &n);
   if (!rec)
     return 0;
-  if (strlen(rec) != n || memchr(rec, '\n', n))
+  if (strlen(rec) != n || memchr(rec, '\n', n) || n > DLQ_RECORD_MAX)
     fail("not one line", rec);
   json_error_t jerr;
   json_t *o = json_loads(rec, JSON_ALLOW_NUL, &jerr);
@@ -89,10 +91,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (plen <= cut && got != plen)
     fail("cut without need", rec);
   if (keylen) {
-    unsigned char kb[16];
+    unsigned char kb[512];
     size_t kl = field_bytes(o, "key", "key_encoding", kb, rec);
-    if (kl != keylen || memcmp(kb, key, kl))
+    if (kl > keylen || memcmp(kb, key, kl) || kl != dlq_key_kept(key, keylen))
       fail("key", rec);
+    if (keylen <= DLQ_KEY_MAX ? kl != keylen : kl > DLQ_KEY_MAX || kl + 3 < DLQ_KEY_MAX)
+      fail("key cut", rec);
+    int kt = json_is_true(json_object_get(o, "key_truncated"));
+    json_t *klj = json_object_get(o, "key_len");
+    if (kt != (kl < keylen) || (kt && (size_t)json_integer_value(klj) != keylen))
+      fail("key_truncated or key_len", rec);
   } else if (!json_is_null(json_object_get(o, "key"))) {
     fail("key not null", rec);
   }
