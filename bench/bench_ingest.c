@@ -1,7 +1,8 @@
 /* bench_ingest.c: nanoseconds per call of the ingest hot paths: tick_parse_json on a typical
- * ~80-byte tick, tick_parse_csv on a typical row, and the fmt.h formatters next to snprintf.
- * and whole files through tickfile_next. Single thread, best of 5 runs of N calls each (files:
- * best of 3 over max(N/2, 100000) lines). Usage: build/bench/bench_ingest [N] */
+ * ~80-byte tick, tick_parse_csv on a typical row, the fmt.h formatters next to snprintf, the
+ * symbol table (a lookup among 1,000 and 100,000 instruments, and a remove + add that reuses the
+ * slot) and whole files through tickfile_next. Single thread, best of 5 runs of N calls each
+ * (files: best of 3 over max(N/2, 100000) lines). Usage: build/bench/bench_ingest [N] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include "ingest/fmt.h"
 #include "ingest/rfc3339.h"
+#include "ingest/symtab.h"
 #include "ingest/tick.h"
 #include "ingest/tickfile.h"
 
@@ -96,6 +98,38 @@ int main(int argc, char **argv) {
   BENCH("fmt_i64(ns timestamp)", N, { sink += fmt_i64(out, 1700000000123456789LL + i); });
   BENCH("snprintf(\"%lld\")", N,
         { sink += (uint64_t)snprintf(out, sizeof out, "%lld", 1700000000123456789LL + i); });
+  /* The symbol table: lookups of present symbols in random order, and churn. */
+  for (int size = 1000; size <= 100000; size *= 100) {
+    symtab st;
+    if (symtab_init(&st, 128, 16) != 0)
+      return 1;
+    char(*syms)[16] = malloc((size_t)size * sizeof *syms);
+    uint32_t *order = malloc((size_t)size * sizeof *order);
+    for (int k = 0; k < size; k++) {
+      snprintf(syms[k], sizeof syms[k], "SYM%07d.X", k);
+      symtab_add(&st, syms[k], 12);
+      order[k] = (uint32_t)k;
+    }
+    for (int k = size - 1; k > 0; k--) { /* shuffled, so the cache sees what a daemon sees */
+      int j = rand() % (k + 1);
+      uint32_t x = order[k];
+      order[k] = order[j];
+      order[j] = x;
+    }
+    char label[64];
+    snprintf(label, sizeof label, "symtab_find (%d instruments)", size);
+    BENCH(label, N, { sink += (uint64_t)symtab_find(&st, syms[order[i % size]], 12); });
+    snprintf(label, sizeof label, "symtab_remove + symtab_add (%d)", size);
+    BENCH(label, N / 4, {
+      const char *sy = syms[order[i % size]];
+      symtab_remove(&st, symtab_find(&st, sy, 12));
+      sink += (uint64_t)symtab_add(&st, sy, 12);
+    });
+    printf("%-44s %8u slots for %u live\n", "  slots after the churn", st.count, st.live);
+    free(syms);
+    free(order);
+    symtab_free(&st);
+  }
   /* Whole files through tickfile (read, split, decode): 1M lines of 256 instruments each. */
   const char *paths[2] = {"/tmp/bench_ingest.csv", "/tmp/bench_ingest.jsonl"};
   for (int fmt = 0; fmt < 2; fmt++) {

@@ -1,6 +1,8 @@
 /* symtab.h: the per-instrument table: symbol -> slot, with every slot's LSTM state in one
- * contiguous, growable array so a batch gathers cheaply. Open addressing on xxHash3.
- * Slots are never reused while the table lives; removal (partition revoke) marks a slot dead. */
+ * contiguous, growable array so a batch gathers cheaply. Open addressing on xxHash3 with a seed
+ * drawn at random per table, so symbols crafted to collide cost what ordinary ones do. Removal
+ * (partition revoke) marks a slot dead and puts it on a free list; the next add reuses it, so the
+ * table is only ever as large as its peak of live instruments. */
 #ifndef INGEST_SYMTAB_H
 #define INGEST_SYMTAB_H
 
@@ -21,13 +23,16 @@ typedef struct inst {
 
 typedef struct symtab {
   size_t state_floats; /* floats per slot state */
-  uint32_t count;      /* slots in use (including dead ones) */
+  uint32_t count;      /* slots handed out so far (live ones and dead ones on the free list) */
   uint32_t live;       /* live instruments */
   uint32_t cap;        /* slots allocated */
   inst *inst;          /* (cap) */
   float *state;        /* (cap, state_floats); moves on growth: re-take pointers after adds */
   uint32_t *index;     /* open-addressing table of slot+1, 0 = empty */
   uint32_t index_mask; /* index size - 1 (power of two) */
+  uint32_t *free;      /* (cap) dead slots below count, reused last-in first-out */
+  uint32_t nfree;      /* entries of free */
+  uint64_t seed;       /* the hash's seed, random per table */
 } symtab;
 
 int symtab_init(symtab *t, size_t state_floats, uint32_t initial_cap);
@@ -36,13 +41,17 @@ void symtab_free(symtab *t); /* accepts NULL and half-built */
 /* Returns the slot of sym, or -1 when absent (or removed). */
 int32_t symtab_find(const symtab *t, const char *sym, size_t len);
 
-/* Returns the slot of sym, adding it (zero state, n = 0) when absent; negative TC_E* on ENOMEM.
- * Adding may move t->state and t->inst. */
+/* Returns the slot of sym, adding it (zero state, n = 0) when absent, in a dead slot when there is
+ * one, else in a new one; negative TC_E* on ENOMEM. Adding may move t->state and t->inst. */
 int32_t symtab_add(symtab *t, const char *sym, size_t len);
 
-/* Marks a slot removed: find no longer returns it; a later add of the same symbol gets a fresh
- * slot with zero state. */
+/* Marks a slot removed: find no longer returns it, and the slot goes on the free list (a later
+ * add, of this symbol or another, gets it back with zero state). */
 void symtab_remove(symtab *t, int32_t slot);
+
+/* The sum over live symbols of how far each sits from its home bucket in the index (linear probing:
+ * the extra buckets a find of it reads). For tests and benchmarks. */
+uint64_t symtab_displacement(const symtab *t);
 
 static inline float *symtab_state(const symtab *t, int32_t slot) {
   return t->state + (size_t)slot * t->state_floats;

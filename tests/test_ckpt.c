@@ -302,6 +302,11 @@ int main(void) {
   for (int k = 0; k < 100; k++)
     touch(&t, k); /* 50 of them were in A */
   symtab_remove(&t, gone);
+  /* A new instrument reuses I2's slot and changes: I2's row from A must stay all the same. */
+  int32_t j1 = symtab_add(&t, "J1", 2);
+  CHECK_INT(j1, gone);
+  t.inst[j1].n = 1;
+  t.inst[j1].dirty = 1;
   symtab_free(&want);
   copy_of(&want, &t);
   int32_t w2 = symtab_add(&want, "I2", 2);
@@ -310,14 +315,15 @@ int main(void) {
   store_offset offB[1] = {{"ticks", 1, 900}};
   r = (run_ctx){.ck = ck};
   CHECK_INT(ckpt_take(ck, &t, offB, 1), 0);
-  CHECK_INT(ckpt_snapshot_rows(ck), N / 2 + 50 - 1 + 1); /* A's rows + 50 new; I2 kept from A */
+  /* A's rows + 50 new; I2 kept from A; J1 */
+  CHECK_INT(ckpt_snapshot_rows(ck), N / 2 + 50 - 1 + 1 + 1);
   CHECK_INT(ckpt_submit(ck, on_done, &r), 0);
   run_until_done(&loop, &r);
   CHECK_INT(r.status, 0);
   CHECK_INT(cs->consecutive_failures, 0);
   CHECK_STR(cs->last_error, "");
   CHECK_INT(restore(&m, &got, &lo, &nlo), 0);
-  CHECK_INT(got.live, N);
+  CHECK_INT(got.live, N + 1);
   CHECK_INT(diff_tables(&want, &got), 0);
   CHECK_INT(nlo, 2);
   if (nlo == 2) {
@@ -327,6 +333,7 @@ int main(void) {
   free(lo);
   symtab_free(&got);
   symtab_free(&want);
+  symtab_remove(&t, j1); /* the rest counts on N - 1 live instruments */
 
   /* 3. Flush while a write is in flight: both land, the callback fires once. */
   for (int k = 0; k < 300; k++)

@@ -1,7 +1,10 @@
 /* test_ingest_symtab.c: the per-instrument table: growth past several rehashes, find after growth,
- * remove and re-add (fresh zero state, never a dead slot), contiguous states, and a random
- * add/remove/find sequence checked against a brute-force model. */
+ * remove and re-add (fresh zero state in a reused slot), contiguous states, a random
+ * add/remove/find sequence checked against a brute-force model, slot reuse across many
+ * revoke-like cycles (the table stays as large as its peak), and symbols crafted to collide under
+ * the unseeded XXH3, which the table's seeded hash spreads like any others. */
 #include <stdlib.h>
+#include <xxhash.h>
 
 #include "check.h"
 #include "ingest/symtab.h"
@@ -83,17 +86,17 @@ static void test_remove(void) {
   symtab_remove(&t, -1);
   CHECK_INT(t.live, 1);
   int32_t a2 = symtab_add(&t, "AAA", 3);
-  CHECK(a2 != a);
-  CHECK_INT(a2, 2);
+  CHECK_INT(a2, a); /* the dead slot is reused, with a fresh state */
   CHECK(symtab_state(&t, a2)[1] == 0);
   CHECK_INT(t.inst[a2].n, 0);
   CHECK_INT(t.inst[a2].last_ts, 0);
   CHECK_INT(t.inst[a2].partition, -1);
   CHECK_INT(t.inst[a2].live, 1);
   CHECK_INT(symtab_find(&t, "AAA", 3), a2);
-  CHECK(symtab_state(&t, a)[1] == 7); /* the dead slot keeps its data; it is never reused */
-  CHECK_INT(t.count, 3);
+  CHECK_INT(t.count, 2);
   CHECK_INT(t.live, 2);
+  int32_t c = symtab_add(&t, "CCC", 3); /* no free slot left: a new one */
+  CHECK_INT(c, 2);
   symtab_free(&t);
 }
 
@@ -122,8 +125,16 @@ static void test_random(void) {
     int n = sprintf(s, "K%d", k);
     if (op == 0) {
       int32_t slot = symtab_add(&t, s, (size_t)n);
-      if (model[k] >= 0 ? slot != model[k] : slot != (int32_t)t.count - 1)
+      if (model[k] >= 0 && slot != model[k])
         bad++;
+      for (int j = 0; model[k] < 0 && j < K; j++) /* a new symbol never gets a live slot */
+        if (model[j] == slot)
+          bad++;
+      if (slot < 0 || (uint32_t)slot >= t.count || !t.inst[slot].live || t.inst[slot].n != 0 ||
+          (model[k] < 0 && symtab_state(&t, slot)[0] != 0))
+        bad++;
+      if (model[k] < 0)
+        symtab_state(&t, slot)[0] = 1; /* a reused slot must come back zeroed */
       model[k] = slot;
     } else if (op == 1) {
       if (model[k] >= 0)
@@ -145,7 +156,64 @@ static void test_random(void) {
     }
   }
   CHECK_INT(bad, 0);
-  CHECK(t.count > 10000); /* slots are never reused: the table grew through removals */
+  CHECK(t.count <= K); /* slots are reused: never more than the peak of live symbols */
+  symtab_free(&t);
+}
+
+/* A member that keeps 10,000 instruments while partitions are revoked and assigned again: every
+ * cycle removes them all and adds 10,000 (new symbols, then the old ones again). The table must
+ * not grow: 12 cycles once grew it to 130,000 slots, and its memory with it. */
+static void test_reuse_cycles(void) {
+  symtab t;
+  enum { N = 10000 };
+  CHECK_INT(symtab_init(&t, 64, 16), 0);
+  char s[40];
+  for (int i = 0; i < N; i++)
+    symtab_add(&t, s, (size_t)symname(s, i));
+  uint32_t cap = t.cap;
+  int bad = 0;
+  for (int cycle = 1; cycle <= 12; cycle++) {
+    for (uint32_t slot = 0; slot < t.count; slot++)
+      symtab_remove(&t, (int32_t)slot);
+    for (int i = 0; i < N; i++) {
+      int n = symname(s, (cycle & 1) * N + i);
+      int32_t slot = symtab_add(&t, s, (size_t)n);
+      if (slot < 0 || symtab_find(&t, s, (size_t)n) != slot || t.inst[slot].n != 0)
+        bad++;
+    }
+  }
+  CHECK_INT(bad, 0);
+  CHECK_INT(t.live, N);
+  CHECK_INT(t.count, N);
+  CHECK_INT(t.cap, cap);
+  symtab_free(&t);
+}
+
+/* Symbols crafted against the unseeded XXH3 (the table's hash before it was seeded): the low 11
+ * bits of XXH3_64bits are all zero, so with linear probing in an index of up to 2048 buckets they
+ * all start at bucket 0 and the k-th one probes k buckets, quadratic in their number. The seeded
+ * hash must spread them like ordinary symbols: their total distance from their home buckets stays
+ * near the count, as for any symbols at this load. */
+static void test_crafted_symbols(void) {
+  enum { N = 500 };
+  char syms[N][24];
+  int n = 0;
+  for (uint64_t c = 0; n < N; c++) {
+    int len = sprintf(syms[n], "X%llx", (unsigned long long)c);
+    if ((XXH3_64bits(syms[n], (size_t)len) & 2047) == 0)
+      n++;
+  }
+  symtab t;
+  CHECK_INT(symtab_init(&t, 1, 16), 0);
+  for (int i = 0; i < N; i++)
+    CHECK_INT(symtab_add(&t, syms[i], strlen(syms[i])), i);
+  CHECK(t.index_mask + 1 <= 2048);
+  uint64_t d = symtab_displacement(&t);
+  printf("crafted symbols: total displacement %llu for %d (unseeded: %d)\n", (unsigned long long)d,
+         N, N * (N - 1) / 2);
+  CHECK(d < 2 * N);
+  for (int i = 0; i < N; i++)
+    CHECK_INT(symtab_find(&t, syms[i], strlen(syms[i])), i);
   symtab_free(&t);
 }
 
@@ -153,5 +221,7 @@ int main(void) {
   test_growth();
   test_remove();
   test_random();
+  test_reuse_cycles();
+  test_crafted_symbols();
   return check_done();
 }

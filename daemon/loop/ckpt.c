@@ -195,7 +195,8 @@ static int take(ckpt *ck, symtab *t, const store_offset *off, size_t noff) {
   if (ck->carry) {
     for (size_t i = 0; i < ck->nrows; i++) {
       int32_t s = ck->slot[i];
-      if ((uint32_t)s < t->count && t->inst[s].live && t->inst[s].dirty)
+      if ((uint32_t)s < t->count && t->inst[s].live && t->inst[s].dirty &&
+          !strcmp(t->inst[s].sym, ck->sym[i])) /* a reused slot holds another instrument */
         continue;
       if (n != i) {
         ck->inst[n] = ck->inst[i];
