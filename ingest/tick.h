@@ -19,16 +19,18 @@
  * dead letters. */
 enum tick_reason {
   TICK_OK = 0,
-  TICK_BAD_JSON,      /* not one valid JSON object (CSV rows use TICK_BAD_ROW) */
-  TICK_MISSING_FIELD, /* sym, ts or px absent */
-  TICK_BAD_SYM,       /* not 1..32 bytes of 0x21..0x7E without " \ , (or not a string) */
-  TICK_BAD_TS,        /* not an int64 ns integer nor an RFC 3339 string */
-  TICK_BAD_PX,        /* not a finite number > 0 */
-  TICK_BAD_QTY,       /* not a finite number >= 0 */
-  TICK_BAD_QUOTE,     /* bid or ask present but not a finite number > 0 */
-  TICK_KEY_MISMATCH,  /* Kafka message key present and != sym */
-  TICK_OUT_OF_ORDER,  /* ts older than the instrument's last accepted tick */
-  TICK_BAD_ROW,       /* a CSV row with the wrong field count or bad quoting ("bad_row") */
+  TICK_BAD_JSON,         /* not one valid JSON object (CSV rows use TICK_BAD_ROW) */
+  TICK_MISSING_FIELD,    /* sym, ts or px absent */
+  TICK_BAD_SYM,          /* not 1..32 bytes of 0x21..0x7E without " \ , (or not a string) */
+  TICK_BAD_TS,           /* not an int64 ns integer nor an RFC 3339 string */
+  TICK_BAD_PX,           /* not a finite number > 0 */
+  TICK_BAD_QTY,          /* not a finite number >= 0 */
+  TICK_BAD_QUOTE,        /* bid or ask present but not a finite number > 0 */
+  TICK_KEY_MISMATCH,     /* Kafka message key present and != sym */
+  TICK_OUT_OF_ORDER,     /* ts older than the instrument's last accepted tick */
+  TICK_BAD_ROW,          /* a CSV row with the wrong field count or bad quoting ("bad_row") */
+  TICK_FUTURE_TS,        /* ts further ahead of the wall clock than the daemon's --max-future */
+  TICK_INSTRUMENT_LIMIT, /* a new instrument while --max-instruments are live (the daemon) */
   TICK_NREASONS
 };
 

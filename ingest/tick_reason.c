@@ -9,8 +9,9 @@
 #include "ingest/tick_int.h"
 
 static const char *const reason_names[TICK_NREASONS] = {
-    "ok",      "bad_json",  "missing_field", "bad_sym",      "bad_ts",  "bad_px",
-    "bad_qty", "bad_quote", "key_mismatch",  "out_of_order", "bad_row",
+    "ok",      "bad_json",  "missing_field",    "bad_sym",      "bad_ts",
+    "bad_px",  "bad_qty",   "bad_quote",        "key_mismatch", "out_of_order",
+    "bad_row", "future_ts", "instrument_limit",
 };
 
 /* Returns the stable name of a reason; "unknown" outside the table. */

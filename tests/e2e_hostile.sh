@@ -5,13 +5,16 @@
 # bounded dead letter that reaches the dead-letter topic, and the checkpoints go on past it; a
 # dead letter that cannot be delivered at all (a dead-letter topic without a leader, a tiny
 # message.max.bytes) is counted in dead_letters_failed_total and never wedges its partition; a
-# stats message that fails is not said to stop offset commits.
+# stats message that fails is not said to stop offset commits. A tick dated 2262 is rejected
+# (future_ts) instead of freezing its instrument, and an instrument a state file holds frozen (from
+# a daemon without the bound) restarts afresh at its next tick; a new instrument beyond
+# --max-instruments is rejected (instrument_limit) while the known ones go on.
 . "$(dirname "$0")/lib.sh"
 H="$ROOT/tests/e2e_hostile.py"
 $PY "$ROOT/tests/e2e_run.py" model "$TMP/m.safetensors" 1 8 1
 $PY "$ROOT/tests/e2e_run.py" model "$TMP/m2.safetensors" 1 8 2
 cp "$TMP/m.safetensors" "$TMP/live.safetensors"
-tc_broker_start --topics ticks:2,predictions:2,tickcast.dlq:1,tickcast.stats:1,t2:2,p2:2,d2:1,s2:1,t3:1,p3:1 \
+tc_broker_start --topics ticks:2,predictions:2,tickcast.dlq:1,tickcast.stats:1,t2:2,p2:2,d2:1,s2:1,t3:1,p3:1,t4:1,p4:1,t5:1,p5:1 \
   --no-leader d2,s2
 
 start_run() { # name args...: a daemon on state file NAME.db, its log NAME.log; sets PORT
@@ -99,4 +102,41 @@ tc_eq "predictions_out_total" "$(metric predictions_out_total)" 2
 tc_stop "$RUN_PID" 15
 tc_eq "exit after SIGTERM" "$STOP_RC" 0
 echo "ok: a dead letter the producer refuses is counted, the partition goes on"
+
+# 3. The future bound (default --max-future, 5 minutes) and the instrument bound.
+rejected() { curl -s "http://127.0.0.1:$PORT/metrics" | sed -n "s/^tickcast_rejected_total{reason=\"$1\"} //p"; }
+NOW=$(date +%s%N)
+start_run d --input-topic t4 --output-topic p4 --max-instruments 3
+$PY "$H" produce "$BROKERS" t4 "(b'F', $(tick F "$NOW" 1.5))" "(b'F', $(tick F 9200000000000000000 1.5))" \
+  "(b'F', $(tick F $((NOW + 1000000000)) 1.6))" "(b'G', $(tick G "$NOW" 2))" "(b'H', $(tick H "$NOW" 3))" \
+  "(b'I', $(tick I "$NOW" 4))" "(b'F', $(tick F $((NOW + 2000000000)) 1.7))"
+tc_wait_for 15 sh -c "[ \$($PY $H offsets $TMP/d.db) -eq 7 ]" || tc_fail "d: not all 7 ticks checkpointed"
+tc_eq "rejected future_ts" "$(rejected future_ts)" 1
+tc_eq "rejected instrument_limit" "$(rejected instrument_limit)" 1
+tc_eq "rejected out_of_order" "$(rejected out_of_order)" 0
+tc_eq "predictions_out_total" "$(metric predictions_out_total)" 5
+tc_eq "instruments" "$(metric instruments)" 3
+tc_stop "$RUN_PID" 15
+tc_eq "F's n after the 2262 tick and two real ones" "$(sqlite3 "$TMP/d.db" "SELECT n FROM instruments WHERE sym = 'F'")" 3
+$PY "$H" dlq "$BROKERS" tickcast.dlq 4 10 "$TMP/dlq_d.jsonl" >/dev/null
+grep -q '"reason": "future_ts".*more than 300000 ms ahead' "$TMP/dlq_d.jsonl" ||
+  tc_fail "no future_ts dead letter: $(cut -c1-200 "$TMP/dlq_d.jsonl")"
+grep -q '"reason": "instrument_limit"' "$TMP/dlq_d.jsonl" || tc_fail "no instrument_limit dead letter"
+echo "ok: the 2262 tick and the fourth instrument are rejected; F goes on to n = 3"
+
+# A state file that holds a frozen instrument (a daemon without the bound accepted 2262): with the
+# bound, the next real tick restarts it (n = 1) instead of being out of order for ever.
+start_run e --input-topic t5 --output-topic p5 --max-future 0
+$PY "$H" produce "$BROKERS" t5 "(b'Z', $(tick Z "$NOW" 1.5))" "(b'Z', $(tick Z 9200000000000000000 1.5))"
+tc_wait_for 15 sh -c "[ \$($PY $H offsets $TMP/e.db) -eq 2 ]" || tc_fail "e: not checkpointed"
+tc_stop "$RUN_PID" 15
+tc_eq "Z's last ts in the state file" "$(sqlite3 "$TMP/e.db" "SELECT last_ts FROM instruments WHERE sym = 'Z'")" 9200000000000000000
+start_run e --input-topic t5 --output-topic p5
+$PY "$H" produce "$BROKERS" t5 "(b'Z', $(tick Z $((NOW + 1000000000)) 1.6))"
+tc_wait_for 15 sh -c "[ \$($PY $H offsets $TMP/e.db) -eq 3 ]" || tc_fail "e: the third tick not checkpointed"
+tc_eq "rejected out_of_order" "$(rejected out_of_order)" 0
+tc_stop "$RUN_PID" 15
+tc_eq "Z's n after the restart" "$(sqlite3 "$TMP/e.db" "SELECT n FROM instruments WHERE sym = 'Z'")" 1
+grep -q "instrument Z: its last ts lay more than 300000 ms ahead" "$TMP/e.log" || tc_fail "no log line for Z"
+echo "ok: a frozen instrument restarts afresh at its next tick"
 echo "PASS e2e_hostile"

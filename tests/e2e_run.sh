@@ -77,7 +77,7 @@ for s in ("C.ONE", "C.TWO"):
     for i in range(25):
         px *= 1 + 0.003 * rnd.gauss(0, 1); ts += rnd.randrange(1, 10**10)
         rows.append(f"{s},{ts},{px!r}")
-rows.append("B.EUR,1800000000000000000,61.5")  # an instrument from before: starts again at n=1
+rows.append("B.EUR,1760000000000000000,61.5")  # an instrument from before: starts again at n=1
 open(sys.argv[1], "w").write("\n".join(rows) + "\n")
 PYEOF
 $PY "$H" publish-csv "$BROKERS" ticks "$TMP/c.csv"

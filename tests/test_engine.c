@@ -2,13 +2,16 @@
  * call each), whatever the chunking, up to float rounding (OpenBLAS picks kernels by batch size,
  * so sums may associate differently: differences are ~1e-7); out-of-order ticks are rejected
  * without touching state; n counts per instrument; features follow CONTRACT §2 (checked through a
- * model whose head reads one feature straight through). */
+ * model whose head reads one feature straight through); the daemon's bounds: a tick too far ahead
+ * of the wall clock is future_ts (and a new instrument beyond the limit instrument_limit) without
+ * touching state, and an instrument frozen by an earlier far-future tick restarts afresh. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
 #include "daemon/pipeline/engine.h"
+#include "nn/base/clock.h"
 #include "nn/model.h"
 
 static uint64_t rng = 12345;
@@ -194,8 +197,77 @@ static void swap_model(void) {
   nn_model_free(&b);
 }
 
+static void set_tick(eng_tick *t, const char *sym, int64_t ts) {
+  memset(t, 0, sizeof *t);
+  t->t.sym_len = (uint8_t)strlen(sym);
+  memcpy(t->t.sym, sym, t->t.sym_len);
+  t->t.ts = ts;
+  t->t.px = 2.0;
+  t->partition = 0;
+}
+
+/* --max-future and --max-instruments: a tick more than max_future_ns ahead of the wall clock is
+ * future_ts and creates no instrument; ticks of history are accepted; a new instrument when
+ * max_instruments are live is instrument_limit, while known ones go on; an instrument whose last
+ * ts lies beyond the bound (accepted before the bound, or under a larger one) is not frozen: its
+ * next tick restarts it afresh (n = 1, zero state). */
+static void bounds(void) {
+  nn_model m;
+  random_model(&m, 1, 4, 0);
+  engine e;
+  CHECK_INT(engine_init(&e, &m, 8), 0);
+  e.max_future_ns = 60 * 1000000000LL;
+  e.max_instruments = 2;
+  int64_t now = tc_wall_ns(), year2262 = 9200000000000000000LL;
+  eng_tick t[6];
+  set_tick(&t[0], "A", now - 3600 * 1000000000LL); /* an hour ago */
+  set_tick(&t[1], "F", year2262);                  /* a new instrument, far ahead: no slot */
+  set_tick(&t[2], "A", now + 3600 * 1000000000LL); /* an hour ahead */
+  set_tick(&t[3], "B", now + 30 * 1000000000LL);   /* ahead, within the bound */
+  set_tick(&t[4], "C", now);                       /* a third instrument: over the limit */
+  set_tick(&t[5], "A", now);
+  CHECK_INT(engine_process(&e, t, 6), 0);
+  CHECK_INT(t[0].reason, TICK_OK);
+  CHECK_INT(t[1].reason, TICK_FUTURE_TS);
+  CHECK_INT(t[2].reason, TICK_FUTURE_TS);
+  CHECK_INT(t[3].reason, TICK_OK);
+  CHECK_INT(t[4].reason, TICK_INSTRUMENT_LIMIT);
+  CHECK_INT(t[5].reason, TICK_OK);
+  CHECK_INT(t[5].n, 2);
+  CHECK_INT(e.st.live, 2);
+  CHECK_INT(symtab_find(&e.st, "F", 1), -1);
+  CHECK_INT(e.rejected[TICK_FUTURE_TS], 2);
+  CHECK_INT(e.rejected[TICK_INSTRUMENT_LIMIT], 1);
+  CHECK_INT(e.accepted, 3);
+  /* A frozen instrument: B's last ts is in 2262 (as a state file of an older version holds). */
+  int32_t b = symtab_find(&e.st, "B", 1);
+  e.st.inst[b].last_ts = year2262;
+  set_tick(&t[0], "B", now);
+  set_tick(&t[1], "B", now + 1);
+  CHECK_INT(engine_process(&e, t, 2), 0);
+  CHECK_INT(t[0].reason, TICK_OK);
+  CHECK_INT(t[0].n, 1);
+  CHECK_INT(t[1].n, 2);
+  CHECK_INT(e.unfrozen, 1);
+  /* The same ticks in a fresh engine without any bound give the same prediction: afresh. */
+  engine f;
+  CHECK_INT(engine_init(&f, &m, 8), 0);
+  eng_tick u = t[0];
+  u.reason = TICK_OK;
+  CHECK_INT(engine_process(&f, &u, 1), 0);
+  CHECK(u.y == t[0].y);
+  /* Without a bound (files, replay) nothing of this applies. */
+  set_tick(&t[0], "F", year2262);
+  CHECK_INT(engine_process(&f, t, 1), 0);
+  CHECK_INT(t[0].reason, TICK_OK);
+  engine_free(&e);
+  engine_free(&f);
+  nn_model_free(&m);
+}
+
 int main(void) {
   closed_form();
+  bounds();
   swap_model();
   for (int L = 1; L <= 2; L++)
     for (int p = 0; p <= 1; p++) {

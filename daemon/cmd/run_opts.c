@@ -30,6 +30,11 @@ void run_usage(FILE *f) {
       "  --http ADDR:PORT       /metrics, /healthz, /readyz (default 127.0.0.1:9464; off)\n"
       "  --chunk N              messages decoded, stepped and produced together (default\n"
       "                         8); latency is about one chunk's processing time\n"
+      "  --max-instruments N    live instruments at most (default 1000000, 0: no bound); a\n"
+      "                         tick of a new one beyond it is rejected (instrument_limit)\n"
+      "  --max-future MS        a tick whose ts is more than MS ahead of the wall clock is\n"
+      "                         rejected (future_ts), so it cannot freeze its instrument\n"
+      "                         (default 300000, 0: no bound)\n"
       "  --log-level L          error, warn, info (default) or debug\n"
       "%s"
       "State (docs/STATE.md):\n"
@@ -138,6 +143,8 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
   o->stats_ms = 5000;
   o->chunk = 8;
   o->checkpoint_ms = 1000;
+  o->max_instruments = 1000000;
+  o->max_future_ms = 300000;
   const char *http = NULL;
   /* In the order kconf_check_flags lists them for an unknown config key. */
   const args_flag flags[] = {
@@ -151,6 +158,10 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
       {"stats-interval", ARGS_INT, .dst = &o->stats_ms, .unit = "milliseconds", .lo = 100,
        .hi = 86400000},
       {"chunk", ARGS_INT, .dst = &o->chunk, .unit = "messages", .lo = 1, .hi = 65536},
+      {"max-instruments", ARGS_INT, .dst = &o->max_instruments, .unit = "instruments", .lo = 0,
+       .hi = 1 << 30},
+      {"max-future", ARGS_INT, .dst = &o->max_future_ms, .unit = "milliseconds", .lo = 0,
+       .hi = 2147483647},
       ARGS_LOG_LEVEL,
       {"state", ARGS_STR, .dst = &o->state_path},
       {"checkpoint-interval", ARGS_INT, .dst = &o->checkpoint_ms, .unit = "milliseconds", .lo = 10,

@@ -101,6 +101,14 @@ static void send_dead_letter(run *r, const rd_kafka_message_t *m, eng_tick *t, s
              "field ts: found %lld, expected at least the last accepted ts of %s"
              " (%lld)",
              (long long)t->t.ts, t->t.sym, s >= 0 ? (long long)r->e.st.inst[s].last_ts : -1LL);
+  } else if (t->reason == TICK_FUTURE_TS) {
+    snprintf(err, sizeof err,
+             "field ts: found %lld, more than %d ms ahead of the wall clock (--max-future)",
+             (long long)t->t.ts, r->o->max_future_ms);
+  } else if (t->reason == TICK_INSTRUMENT_LIMIT) {
+    snprintf(err, sizeof err,
+             "field sym: found %s, a new instrument while %u are live (--max-instruments)",
+             t->t.sym, r->e.st.live);
   } else if (!m->payload) {
     snprintf(err, sizeof err, "empty message (no value), expected one JSON object");
   } else {
@@ -128,6 +136,18 @@ static void send_dead_letter(run *r, const rd_kafka_message_t *m, eng_tick *t, s
   part_ack(r, opaque, 0);
 }
 
+/* Instruments whose last ts lay beyond --max-future (a state from before the bound) restarted
+ * afresh instead of rejecting every real tick as out of order: logged, the first ten and then
+ * every 1000th. */
+static void log_unfrozen(run *r) {
+  uint64_t n = r->e.unfrozen;
+  if (n <= 10 || n % 1000 == 0)
+    log_warn("run",
+             "instrument %s: its last ts lay more than %d ms ahead of the wall clock, so it "
+             "restarted from zero state instead of rejecting every tick (%llu so far)",
+             r->e.st.inst[r->e.unfrozen_slot].sym, r->o->max_future_ms, (unsigned long long)n);
+}
+
 /* The pipeline: decode, one engine step, produce. */
 void drain_process_chunk(run *r) {
   int N = r->n;
@@ -146,8 +166,11 @@ void drain_process_chunk(run *r) {
     r->st.ticks_in++;
     stats_part_in(&r->st, m->partition);
   }
+  uint64_t unfrozen = r->e.unfrozen;
   int rc = engine_process(&r->e, r->ticks, N);
   r->st.chunks++;
+  if (r->e.unfrozen != unfrozen)
+    log_unfrozen(r);
   if (rc != 0) {
     /* Nothing was applied; the messages are not acknowledged, so a restart reprocesses them. */
     log_error("run", "engine: %s on a chunk of %d ticks; stopping", tc_strerror(rc), N);

@@ -57,6 +57,8 @@ static int setup_engine(run *r) {
     log_error("run", "engine: out of memory for chunks of %d", r->chunk);
     return 1;
   }
+  r->e.max_instruments = (uint32_t)r->o->max_instruments;
+  r->e.max_future_ns = (int64_t)r->o->max_future_ms * 1000000;
   r->msgs = calloc((size_t)r->chunk, sizeof *r->msgs);
   r->ticks = calloc((size_t)r->chunk, sizeof *r->ticks);
   if (!r->msgs || !r->ticks)

@@ -22,6 +22,8 @@ typedef struct run_opts {
   const char *http;            /* ADDR:PORT, NULL when --http off */
   int stats_ms;                /* --stats-interval, default 5000 */
   int chunk;                   /* --chunk: messages stepped together, default 8 */
+  int max_instruments;         /* --max-instruments: live instruments at most, 0 = no bound */
+  int max_future_ms;           /* --max-future: how far ahead of the wall clock a ts may be */
   /* Used by checkpoints (store/, daemon/loop/ckpt.h): parsed and validated here. */
   const char *state_path;   /* --state, default "tickcast.db" */
   int checkpoint_ms;        /* --checkpoint-interval, default 1000 */

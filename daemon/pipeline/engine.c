@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 #include "nn/features.h"
 
@@ -64,20 +65,42 @@ static int occ_reserve(engine *e) {
   return 0;
 }
 
+/* A tick the engine rejects: it touches nothing, and is counted. */
+static inline void reject(engine *e, eng_tick *t, int reason) {
+  t->reason = reason;
+  e->rejected[reason]++;
+}
+
 int engine_process(engine *e, eng_tick *ticks, int N) {
   const nn_model *m = e->m;
   int nwaves = 0;
   if (N > e->chunk_max)
     return TC_EINVAL;
+  /* The latest ts a tick may have: one clock read per chunk, and only with the bound. */
+  int64_t ts_max = INT64_MAX;
+  if (e->max_future_ns > 0) {
+    int64_t now = tc_wall_ns();
+    ts_max = now > INT64_MAX - e->max_future_ns ? INT64_MAX : now + e->max_future_ns;
+  }
   /* Pass 1, in input order: find or add each instrument (adding can fail, so do all adds
    * before touching any state), then the order check, features and wave number. */
   for (int i = 0; i < N; i++) {
     eng_tick *t = &ticks[i];
     if (t->reason != TICK_OK)
       continue;
-    int32_t s = symtab_add(&e->st, t->t.sym, t->t.sym_len);
-    if (s < 0)
+    if (t->t.ts > ts_max) {
+      reject(e, t, TICK_FUTURE_TS);
+      continue;
+    }
+    int32_t s;
+    if (e->max_instruments && e->st.live >= e->max_instruments) {
+      if ((s = symtab_find(&e->st, t->t.sym, t->t.sym_len)) < 0) {
+        reject(e, t, TICK_INSTRUMENT_LIMIT);
+        continue;
+      }
+    } else if ((s = symtab_add(&e->st, t->t.sym, t->t.sym_len)) < 0) {
       return s;
+    }
     t->slot = s;
   }
   if (occ_reserve(e) != 0)
@@ -89,9 +112,17 @@ int engine_process(engine *e, eng_tick *ticks, int N) {
     inst *in = &e->st.inst[t->slot];
     int first = in->n == 0;
     if (!first && t->t.ts < in->last_ts) {
-      t->reason = TICK_OUT_OF_ORDER;
-      e->rejected[TICK_OUT_OF_ORDER]++;
-      continue;
+      if (in->last_ts <= ts_max) {
+        reject(e, t, TICK_OUT_OF_ORDER);
+        continue;
+      }
+      /* Frozen by a tick beyond the bound: this is the instrument's first tick in the chunk (an
+       * earlier one would have restarted it already), so no wave holds its state yet. */
+      in->n = 0;
+      memset(symtab_state(&e->st, t->slot), 0, e->st.state_floats * sizeof(float));
+      first = 1;
+      e->unfrozen++;
+      e->unfrozen_slot = t->slot;
     }
     double raw[NN_F];
     nn_features_raw(raw, first, t->t.px, in->last_px, t->t.ts, in->last_ts, t->t.qty,

@@ -39,6 +39,11 @@ typedef struct engine {
   uint32_t occ_cap;  /* capacity of occ */
   uint64_t accepted; /* ticks accepted so far */
   uint64_t rejected[TICK_NREASONS]; /* ticks rejected so far, by reason (see engine_process) */
+  /* The daemon's bounds (0 = none, as engine_init leaves them; the file tools use none). */
+  int64_t max_future_ns;    /* a tick whose ts is further ahead of the wall clock: future_ts */
+  uint32_t max_instruments; /* a new instrument while this many are live: instrument_limit */
+  uint64_t unfrozen;        /* instruments restarted afresh, their last ts beyond max_future_ns */
+  int32_t unfrozen_slot;    /* the slot of the last one */
 } engine;
 
 /* Sets up an engine for model m with chunks of at most chunk_max ticks. 0 or TC_E*. */
@@ -48,7 +53,11 @@ void engine_free(engine *e); /* accepts NULL and half-built */
 /* Processes ticks[0..N) (N <= chunk_max) in input order semantics: every accepted tick updates its
  * instrument's state and gets its prediction; rejected ticks touch nothing. Ticks that come in
  * with a reason are skipped: the caller counts decode rejections in e->rejected itself (it knows
- * them first); the engine counts what it rejects (out_of_order) and what it accepts.
+ * them first); the engine counts what it rejects (out_of_order, future_ts, instrument_limit) and
+ * what it accepts. With max_future_ns, a tick whose ts lies further ahead of the wall clock is
+ * future_ts and creates no instrument, and an instrument whose last ts lies beyond that bound (a
+ * state from before the bound) is not frozen by it: a tick older than that last ts restarts it
+ * afresh (n = 1, zero state, counted in unfrozen) instead of being out_of_order.
  * Returns 0 or TC_ENOMEM (then no state was changed). Never allocates except when the symbol
  * table grows. */
 int engine_process(engine *e, eng_tick *ticks, int N);
