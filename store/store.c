@@ -8,8 +8,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,12 +102,18 @@ static const char *const q_sql[Q_N] = {
 };
 
 struct store {
-  sqlite3 *db;          /* the connection */
-  char *path;           /* as opened, for messages */
-  int readonly;         /* opened with STORE_OPEN_READONLY */
-  int lockfd;           /* the file, flock()ed by a writer so a second writer is refused */
-  sqlite3_stmt *q[Q_N]; /* prepared statements (NULL for writes when read-only) */
-  unsigned char *blob;  /* (blob_cap) scratch for encoding one state blob */
+  sqlite3 *db;   /* the connection, NULL after a heal that could not reopen it */
+  char *path;    /* as opened, for messages */
+  int readonly;  /* opened with STORE_OPEN_READONLY */
+  int sync_mode; /* STORE_SYNC_*, for reopening */
+  int lockfd;    /* the file, flock()ed by a writer so a second writer is refused */
+  dev_t dev;     /* device and inode of the file a writer opened (store_path_check) */
+  ino_t ino;
+  _Atomic uint64_t heals;  /* times store_path_check healed the file */
+  pthread_mutex_t heal_mu; /* guards heal_msg */
+  char heal_msg[512];      /* what the last heal did */
+  sqlite3_stmt *q[Q_N];    /* prepared statements (NULL for writes when read-only) */
+  unsigned char *blob;     /* (blob_cap) scratch for encoding one state blob */
   size_t blob_cap;
   float *fbuf; /* (fcap) scratch for decoding one state */
   size_t fcap;
@@ -415,6 +423,76 @@ struct sqlite3 *store_handle(store *st) {
   return st ? st->db : NULL;
 }
 
+/* Takes the one-writer lock on the file at the path (creating it 0600 when absent) and records
+ * its device and inode. One writer per file: two daemons checkpointing into one file would each
+ * record offsets and states the other does not know about. flock() locks are separate from the
+ * POSIX locks SQLite uses, so this does not interfere with SQLite's own locking; readers
+ * (inspect) do not take it. SQLite creates the -wal and -shm with the database file's mode. */
+static int lock_path(store *st, char *err, size_t errlen) {
+  int fd = open(st->path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    set_err(err, errlen, "state db %s: %s", st->path, strerror(errno));
+    return errno == ENOENT ? TC_ENOENT : TC_EIO;
+  }
+  struct stat sb;
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0 || fstat(fd, &sb) != 0) {
+    set_err(err, errlen,
+            "state db %s: in use by another process (another tickcast run holds it); two "
+            "daemons must not share a state file",
+            st->path);
+    close(fd);
+    return TC_EBUSY;
+  }
+  if (st->lockfd >= 0)
+    close(st->lockfd);
+  st->lockfd = fd;
+  st->dev = sb.st_dev;
+  st->ino = sb.st_ino;
+  return 0;
+}
+
+/* Opens the SQLite connection at st->path: checks and migrates the file, WAL mode for a writer,
+ * the prepared statements. */
+static int db_connect(store *st, char *err, size_t errlen) {
+  int flags = (st->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+              SQLITE_OPEN_NOMUTEX;
+  int rc = sqlite3_open_v2(st->path, &st->db, flags, NULL), code;
+  if (rc != SQLITE_OK)
+    return db_fail(st, rc, "opening", err, errlen);
+  sqlite3_extended_result_codes(st->db, 1);
+  sqlite3_busy_timeout(st->db, 200);
+  if ((code = check_and_migrate(st, 1, err, errlen)) != 0)
+    return code;
+  if (!st->readonly) {
+    /* WAL: readers (inspect) never block the writer, and a commit is one append. With
+     * synchronous=NORMAL a commit survives a process crash (kill -9); FULL also survives power
+     * loss. The WAL is truncated back to 64 MB after a checkpoint so it cannot grow forever. */
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s; "
+             "PRAGMA journal_size_limit = 67108864; PRAGMA cache_size = -16384",
+             st->sync_mode == STORE_SYNC_FULL ? "FULL" : "NORMAL");
+    if ((rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL)) != SQLITE_OK)
+      return db_fail(st, rc, "setting WAL mode", err, errlen);
+  }
+  for (int i = 0; i < Q_N; i++) {
+    rc = sqlite3_prepare_v3(st->db, q_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->q[i], NULL);
+    if (rc != SQLITE_OK)
+      return db_fail(st, rc, "preparing statements", err, errlen);
+  }
+  return 0;
+}
+
+/* Closes the connection and its statements (not the lock). */
+static void db_disconnect(store *st) {
+  for (int i = 0; i < Q_N; i++) {
+    sqlite3_finalize(st->q[i]);
+    st->q[i] = NULL;
+  }
+  sqlite3_close(st->db);
+  st->db = NULL;
+}
+
 int store_open(const char *path, int sync_mode, int mode, store **out, char *err, size_t errlen) {
   *out = NULL;
   if (sync_mode != STORE_SYNC_NORMAL && sync_mode != STORE_SYNC_FULL) {
@@ -427,7 +505,9 @@ int store_open(const char *path, int sync_mode, int mode, store **out, char *err
     set_err(err, errlen, "state db %s: out of memory", path);
     return TC_ENOMEM;
   }
+  pthread_mutex_init(&st->heal_mu, NULL);
   st->readonly = mode == STORE_OPEN_READONLY;
+  st->sync_mode = sync_mode;
   st->lockfd = -1;
   int code;
   struct stat sb;
@@ -436,58 +516,9 @@ int store_open(const char *path, int sync_mode, int mode, store **out, char *err
     code = errno == ENOENT ? TC_ENOENT : TC_EIO;
     goto fail;
   }
-  if (!st->readonly) {
-    /* One writer per file: two daemons checkpointing into one file would each record offsets
-     * and states the other does not know about. flock() locks are separate from the POSIX
-     * locks SQLite uses, so this does not interfere with SQLite's own locking; readers (inspect)
-     * do not take it. */
-    st->lockfd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (st->lockfd < 0) {
-      set_err(err, errlen, "state db %s: %s", path, strerror(errno));
-      code = errno == ENOENT ? TC_ENOENT : TC_EIO;
-      goto fail;
-    }
-    if (flock(st->lockfd, LOCK_EX | LOCK_NB) != 0) {
-      set_err(err, errlen,
-              "state db %s: in use by another process (another tickcast run holds it); two "
-              "daemons must not share a state file",
-              path);
-      code = TC_EBUSY;
-      goto fail;
-    }
-  }
-  int flags = (st->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
-              SQLITE_OPEN_NOMUTEX;
-  int rc = sqlite3_open_v2(path, &st->db, flags, NULL);
-  if (rc != SQLITE_OK) {
-    code = db_fail(st, rc, "opening", err, errlen);
+  if ((!st->readonly && (code = lock_path(st, err, errlen)) != 0) ||
+      (code = db_connect(st, err, errlen)) != 0)
     goto fail;
-  }
-  sqlite3_extended_result_codes(st->db, 1);
-  sqlite3_busy_timeout(st->db, 200);
-  if ((code = check_and_migrate(st, 1, err, errlen)) != 0)
-    goto fail;
-  if (!st->readonly) {
-    /* WAL: readers (inspect) never block the writer, and a commit is one append. With
-     * synchronous=NORMAL a commit survives a process crash (kill -9); FULL also survives power
-     * loss. The WAL is truncated back to 64 MB after a checkpoint so it cannot grow forever. */
-    char sql[160];
-    snprintf(sql, sizeof sql,
-             "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s; "
-             "PRAGMA journal_size_limit = 67108864; PRAGMA cache_size = -16384",
-             sync_mode == STORE_SYNC_FULL ? "FULL" : "NORMAL");
-    if ((rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL)) != SQLITE_OK) {
-      code = db_fail(st, rc, "setting WAL mode", err, errlen);
-      goto fail;
-    }
-  }
-  for (int i = 0; i < Q_N; i++) {
-    rc = sqlite3_prepare_v3(st->db, q_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->q[i], NULL);
-    if (rc != SQLITE_OK) {
-      code = db_fail(st, rc, "preparing statements", err, errlen);
-      goto fail;
-    }
-  }
   *out = st;
   return 0;
 fail:
@@ -498,15 +529,132 @@ fail:
 void store_close(store *st) {
   if (!st)
     return;
-  for (int i = 0; i < Q_N; i++)
-    sqlite3_finalize(st->q[i]);
-  sqlite3_close(st->db);
+  db_disconnect(st);
   if (st->lockfd >= 0)
     close(st->lockfd); /* after SQLite has closed its own descriptors */
+  pthread_mutex_destroy(&st->heal_mu);
   free(st->blob);
   free(st->fbuf);
   free(st->path);
   free(st);
+}
+
+/* ---- a state file deleted or replaced under the writer ---- */
+
+/* Copies the open database into a new file tmp (created 0600) with SQLite's backup: the copy is
+ * the last committed checkpoint, whole. */
+static int backup_to(store *st, const char *tmp, char *err, size_t errlen) {
+  int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    set_err(err, errlen, "state db %s: cannot create %s for the copy: %s", st->path, tmp,
+            strerror(errno));
+    return TC_EIO;
+  }
+  close(fd);
+  sqlite3 *dst = NULL;
+  int rc = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+  sqlite3_backup *b = rc == SQLITE_OK ? sqlite3_backup_init(dst, "main", st->db, "main") : NULL;
+  if (b) {
+    rc = sqlite3_backup_step(b, -1);
+    rc = rc == SQLITE_DONE ? sqlite3_backup_finish(b) : (sqlite3_backup_finish(b), rc);
+  } else if (rc == SQLITE_OK) {
+    rc = sqlite3_errcode(dst);
+  }
+  if (rc != SQLITE_OK)
+    set_err(err, errlen, "state db %s: copying it to %s: %s (sqlite code %d)", st->path, tmp,
+            dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc), rc);
+  sqlite3_close(dst);
+  if (rc != SQLITE_OK) {
+    unlink(tmp);
+    return map_rc(rc) ? map_rc(rc) : TC_ESTORE;
+  }
+  return 0;
+}
+
+/* The path is gone: copy the open database next to it, close the old connection (SQLite then
+ * checkpoints its WAL into the unlinked file and removes the -wal and -shm at the path, which are
+ * the old file's: a new file must never meet them), move the copy into place, reopen, lock. */
+static int heal(store *st, char *err, size_t errlen) {
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.heal-%ld", st->path, (long)getpid());
+  unlink(tmp);
+  int code = backup_to(st, tmp, err, errlen);
+  if (code != 0)
+    return code;
+  db_disconnect(st);
+  /* Closing removed them unless another connection (inspect) still had the old file open. */
+  char side[4200];
+  snprintf(side, sizeof side, "%s-wal", st->path);
+  unlink(side);
+  snprintf(side, sizeof side, "%s-shm", st->path);
+  unlink(side);
+  if (rename(tmp, st->path) != 0) {
+    set_err(err, errlen, "state db %s: cannot move the copy %s into place: %s", st->path, tmp,
+            strerror(errno));
+    unlink(tmp);
+    return TC_EIO;
+  }
+  if ((code = lock_path(st, err, errlen)) != 0 || (code = db_connect(st, err, errlen)) != 0) {
+    db_disconnect(st);
+    return code;
+  }
+  return 0;
+}
+
+int store_path_check(store *st, int *healed, char *err, size_t errlen) {
+  *healed = 0;
+  if (st->readonly)
+    return 0;
+  struct stat sb;
+  int gone = stat(st->path, &sb) != 0, serr = errno;
+  if (!gone && sb.st_dev == st->dev && sb.st_ino == st->ino) {
+    if (st->db)
+      return 0;
+    /* A heal moved the copy into place but could not open it: try again. */
+    int code = db_connect(st, err, errlen);
+    if (code)
+      db_disconnect(st);
+    return code;
+  }
+  if (!gone) {
+    set_err(err, errlen,
+            "state db %s: the file was replaced by another one (inode %llu, now %llu); this "
+            "daemon's checkpoints do not go into it: stop the daemon, or move the other file "
+            "away to have the state written back at the path",
+            st->path, (unsigned long long)st->ino, (unsigned long long)sb.st_ino);
+    return TC_EIO;
+  }
+  if (serr != ENOENT) {
+    set_err(err, errlen, "state db %s: %s", st->path, strerror(serr));
+    return TC_EIO;
+  }
+  if (!st->db) {
+    set_err(err, errlen, "state db %s: deleted after a failed reopen; its state is lost", st->path);
+    return TC_ESTORE;
+  }
+  int code = heal(st, err, errlen);
+  if (code != 0)
+    return code;
+  *healed = 1;
+  set_err(err, errlen,
+          "state db %s: the file was deleted under the running daemon; wrote a complete copy of "
+          "the last checkpoint back to the path, later checkpoints go there",
+          st->path);
+  pthread_mutex_lock(&st->heal_mu);
+  snprintf(st->heal_msg, sizeof st->heal_msg, "%s", err ? err : "");
+  pthread_mutex_unlock(&st->heal_mu);
+  atomic_fetch_add(&st->heals, 1);
+  return 0;
+}
+
+uint64_t store_heals(store *st) {
+  return st ? atomic_load(&st->heals) : 0;
+}
+
+void store_heal_message(store *st, char *msg, size_t len) {
+  pthread_mutex_lock(&st->heal_mu);
+  snprintf(msg, len, "%s", st->heal_msg);
+  pthread_mutex_unlock(&st->heal_mu);
 }
 
 /* ---- meta ---- */

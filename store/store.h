@@ -83,12 +83,30 @@ int store_sync_parse(const char *s);
  * transaction. Refuses, with one line in err naming the file, what was found and what was
  * expected: a file that is not SQLite or is truncated/corrupt (PRAGMA quick_check), a SQLite file
  * of another application, a schema newer than STORE_SCHEMA_VERSION. Never resets or rewrites a
- * file it refuses. Returns 0 and *out, or TC_ENOENT (read-only open of a missing file),
+ * file it refuses. A new file (and SQLite's -wal and -shm, which take its mode) is created 0600.
+ * Returns 0 and *out, or TC_ENOENT (read-only open of a missing file),
  * TC_EFORMAT (not ours / corrupt / too new), TC_EBUSY, TC_EIO, TC_ENOMEM, TC_ESTORE. */
 int store_open(const char *path, int sync_mode, int mode, store **out, char *err, size_t errlen);
 
 /* Closes the database; accepts NULL. */
 void store_close(store *st);
+
+/* Checks that the path a writer opened still names the open database (same device and inode), at
+ * the start of every checkpoint: a state file deleted under a running daemon would otherwise take
+ * checkpoints into the unlinked file until a restart found an empty one. When the path is gone
+ * (the file deleted, with or without its -wal and -shm) the store heals it: a complete copy of the
+ * open database (SQLite's backup) goes to a new file, created 0600 and renamed into place, the
+ * connection and the one-writer lock move to it, *healed = 1 and err says what happened; the next
+ * checkpoint then writes there. When the path names another file (replaced by a move), the store
+ * does not touch it: TC_EIO with err saying so. Returns 0 (with *healed 0 or 1), or TC_EIO /
+ * TC_ESTORE / TC_ENOMEM with err. A read-only store is never checked. Same threading as writes. */
+int store_path_check(store *st, int *healed, char *err, size_t errlen);
+
+/* How many times store_path_check healed the file, and the message of the last time into msg
+ * ("" when none). Safe from another thread while a write is in flight (the daemon's loop reads it
+ * while the pool writes). */
+uint64_t store_heals(store *st);
+void store_heal_message(store *st, char *msg, size_t len);
 
 /* Milliseconds a write waits for another connection's lock before giving up with TC_EBUSY
  * (default 200). */

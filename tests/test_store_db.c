@@ -1,7 +1,10 @@
 /* test_store_db.c: the state database (store/store.c): bit-exact round trips of states, offsets
  * and meta; schema creation from version 0 and refusal of a newer one; refusal of corrupt,
  * truncated and foreign files; and the failure paths a running daemon meets (read-only file,
- * SQLITE_BUSY, disk full, a damaged state blob), each of which must fail without corrupting. */
+ * SQLITE_BUSY, disk full, a damaged state blob), each of which must fail without corrupting; the
+ * file modes (0600 for the database and its -wal and -shm); and a state file deleted or replaced
+ * under a running writer: deleted, it is healed (a complete copy at the path, then the next
+ * checkpoints go there); replaced by another file, checkpoints fail with a clear error. */
 #include <fcntl.h>
 #include <pwd.h>
 #include <sqlite3.h>
@@ -699,6 +702,107 @@ static void test_checksum(void) {
   fixture_free(&f);
 }
 
+static int file_mode(const char *p) {
+  struct stat sb;
+  return stat(p, &sb) == 0 ? (int)(sb.st_mode & 0777) : -1;
+}
+
+/* The state file holds every instrument's state: only its owner may read it. A new database and
+ * its -wal and -shm are created 0600 whatever the umask lets through. */
+static void test_modes(void) {
+  mode_t old = umask(022);
+  const char *p = path_in("modes.db");
+  store *st = NULL;
+  CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
+  fixture f;
+  fixture_make(&f, 5, 1, 8, 1);
+  store_ckpt c = ckpt_of(&f, NULL, 0);
+  CHECK_INT(store_checkpoint_write(st, &c, err, sizeof err), 0);
+  char wal[160], shm[160];
+  snprintf(wal, sizeof wal, "%s-wal", p);
+  snprintf(shm, sizeof shm, "%s-shm", p);
+  CHECK_INT(file_mode(p), 0600);
+  CHECK_INT(file_mode(wal), 0600);
+  CHECK_INT(file_mode(shm), 0600);
+  store_close(st);
+  fixture_free(&f);
+  umask(old);
+}
+
+static int64_t offsets_sum(store *st) {
+  store_offset *o = NULL;
+  size_t n = 0;
+  int64_t sum = 0;
+  if (store_offsets_load(st, &o, &n, err, sizeof err) != 0)
+    return -1;
+  for (size_t i = 0; i < n; i++)
+    sum += o[i].next_offset;
+  free(o);
+  return sum;
+}
+
+/* The state file is deleted (with or without its -wal and -shm) while the store is open: the
+ * next check heals it with a complete copy at the path, which the next checkpoints then update,
+ * and which a second writer cannot take. */
+static void test_unlinked(int with_wal) {
+  const char *p = path_in(with_wal ? "gone_all.db" : "gone.db");
+  char wal[160], shm[160];
+  snprintf(wal, sizeof wal, "%s-wal", p);
+  snprintf(shm, sizeof shm, "%s-shm", p);
+  store *st = NULL, *b = NULL;
+  CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
+  fixture f, g;
+  fixture_make(&f, 200, 1, 8, 1);
+  fixture_make(&g, 200, 1, 8, 1000);
+  store_offset o1[2] = {{"ticks", 0, 100}, {"ticks", 1, 200}};
+  store_ckpt c = ckpt_of(&f, o1, 2);
+  CHECK_INT(store_checkpoint_write(st, &c, err, sizeof err), 0);
+  int healed = -1;
+  CHECK_INT(store_path_check(st, &healed, err, sizeof err), 0);
+  CHECK_INT(healed, 0);
+  CHECK_INT(unlink(p), 0);
+  if (with_wal) {
+    unlink(wal);
+    unlink(shm);
+  }
+  CHECK_INT(store_path_check(st, &healed, err, sizeof err), 0);
+  CHECK_INT(healed, 1);
+  CHECK_CONTAINS(err, "deleted");
+  CHECK_INT(file_mode(p), 0600);
+  CHECK_INT(store_heals(st), 1);
+  CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &b, err, sizeof err), TC_EBUSY);
+  /* The next checkpoint goes into the file at the path, on top of the healed copy. */
+  g.N = 100;
+  store_offset o2[1] = {{"ticks", 1, 300}};
+  store_ckpt c2 = ckpt_of(&g, o2, 1);
+  CHECK_INT(store_checkpoint_write(st, &c2, err, sizeof err), 0);
+  store_close(st);
+  CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_READONLY, &st, err, sizeof err), 0);
+  int n = 0;
+  CHECK_INT(store_instruments_load(st, 1, 8, count_cb, &n, err, sizeof err), 0);
+  CHECK_INT(n, 200);
+  CHECK_INT(offsets_sum(st), 400);
+  store_close(st);
+  fixture_free(&f);
+  fixture_free(&g);
+}
+
+/* Another file moved to the path: the store does not write into it and says why. */
+static void test_replaced(void) {
+  const char *p = path_in("replaced.db"), *q = path_in("other.db");
+  store *st = NULL, *o = NULL;
+  CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
+  CHECK_INT(store_open(q, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &o, err, sizeof err), 0);
+  store_close(o);
+  CHECK_INT(rename(q, p), 0);
+  int healed = -1;
+  CHECK_INT(store_path_check(st, &healed, err, sizeof err), TC_EIO);
+  CHECK_INT(healed, 0);
+  CHECK_CONTAINS(err, "replaced");
+  CHECK_INT(store_heals(st), 0);
+  store_close(st);
+}
+
 int main(void) {
   snprintf(dir, sizeof dir, "/tmp/test_store_XXXXXX");
   if (!mkdtemp(dir))
@@ -713,6 +817,10 @@ int main(void) {
   test_busy();
   test_full();
   test_checksum();
+  test_modes();
+  test_unlinked(0);
+  test_unlinked(1);
+  test_replaced();
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   if (system(cmd) != 0)

@@ -306,7 +306,9 @@ static int write_snapshot(ckpt *ck, char *err, size_t errlen, double *us, double
                   .time_ns = ck->snap_wall_ns,
                   .L = ck->L,
                   .H = ck->H};
-  int rc = store_checkpoint_write(ck->st, &c, err, errlen);
+  int healed, rc = store_path_check(ck->st, &healed, err, errlen); /* a deleted file: healed */
+  if (rc == 0)
+    rc = store_checkpoint_write(ck->st, &c, err, errlen);
   *us = (double)(uv_hrtime() - t0) / 1e3;
   *cpu = tc_thread_cpu_us() - c0;
   return rc;

@@ -37,9 +37,23 @@ void health_on_stats_timer(uv_timer_t *h) {
             (unsigned long long)r->st.predictions_out);
 }
 
-/* Every second: ticks_in for the rates. */
+/* A state file deleted under the daemon is healed by the checkpoint that finds it (on the thread
+ * pool, store_path_check); the loop says so here. */
+static void note_state_heals(run *r) {
+  uint64_t n = store_heals(r->db);
+  if (n == r->st.state_file_heals)
+    return;
+  char msg[512];
+  store_heal_message(r->db, msg, sizeof msg);
+  log_warn("run", "%s", msg);
+  r->st.state_file_heals = n;
+}
+
+/* Every second: ticks_in for the rates, and what the checkpoints found of the state file. */
 void health_on_second(uv_timer_t *h) {
-  stats_second(&((run *)h->data)->st);
+  run *r = h->data;
+  stats_second(&r->st);
+  note_state_heals(r);
 }
 
 /* The HTTP handler (http.h): /metrics, /healthz, /readyz. */

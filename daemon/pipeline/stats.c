@@ -203,6 +203,7 @@ char *stats_json(stats *s, int64_t now_ms, int reset_interval) {
   json_object_set_new(o, "checkpoint_failures", json_integer((json_int_t)s->checkpoint_failures));
   json_object_set_new(o, "checkpoints_failing", json_integer((json_int_t)s->checkpoint_failing));
   json_object_set_new(o, "checkpoints_skipped", json_integer((json_int_t)s->checkpoints_skipped));
+  json_object_set_new(o, "state_file_heals", json_integer((json_int_t)s->state_file_heals));
   char *out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
   json_decref(o);
   if (out && reset_interval)
@@ -335,6 +336,9 @@ static void prom_checkpoints(sbuf *b, const stats *s) {
           "Checkpoint intervals skipped (a failed delivery, or the last snapshot still waiting for "
           "acknowledgements).",
           s->checkpoints_skipped);
+  counter(b, "state_file_heals_total",
+          "Times the state file was found deleted at a checkpoint and written back whole.",
+          s->state_file_heals);
 }
 
 /* The latency since start, as a cumulative histogram over stats_le_us. */

@@ -96,8 +96,9 @@ typedef struct stats {
   uint64_t checkpoint_failures; /* checkpoint writes that failed (merged into the next) */
   uint32_t checkpoint_failing;  /* failures since the last success */
   uint64_t
-      checkpoints_skipped; /* intervals without a new checkpoint (failed delivery, slow acks) */
-  char model_id[17];       /* model sha256 prefix */
+      checkpoints_skipped;   /* intervals without a new checkpoint (failed delivery, slow acks) */
+  uint64_t state_file_heals; /* times the state file, deleted under the daemon, was written back */
+  char model_id[17];         /* model sha256 prefix */
   char version[16];
 } stats;
 
