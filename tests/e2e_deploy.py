@@ -467,7 +467,7 @@ def check_observability(root):
     ids = [p["id"] for p in dash["panels"]]
     need(len(ids) == len(set(ids)), "dashboard: duplicate panel ids")
     want = {"ticks_in": "tickcast_ticks_in_total", "latency": "tickcast_latency_seconds_bucket",
-            "lag": "tickcast_consumer_lag", "checkpoints": "tickcast_checkpoints_total",
+            "lag": "tickcast_partition_lag_messages", "checkpoints": "tickcast_checkpoints_total",
             "rejects": "tickcast_rejected_total", "instruments": "tickcast_instruments",
             "rebalances": "tickcast_rebalances_total",
             "predictions": "tickcast_predictions_out_total"}

@@ -128,10 +128,10 @@ tc_eq "dead letters read back" "$(wc -l <"$TMP/dlq.jsonl")" "$NDLQ"
 # Metrics that appear only once known: the lag (librdkafka statistics) and the checkpoint age.
 has_late_metrics() {
   curl -s "$URL/metrics" >"$TMP/metrics.txt" &&
-    grep -q '^tickcast_consumer_lag{' "$TMP/metrics.txt" &&
+    grep -q '^tickcast_partition_lag_messages{' "$TMP/metrics.txt" &&
     grep -q '^tickcast_checkpoint_age_seconds ' "$TMP/metrics.txt"
 }
-tc_wait_for 15 has_late_metrics || tc_fail "/metrics has no consumer lag or checkpoint age after 15 s"
+tc_wait_for 15 has_late_metrics || tc_fail "/metrics has no partition lag or checkpoint age after 15 s"
 sleep 1.2 # one more stats message after all that
 $PY "$ROOT/tests/e2e_run.py" collect "$BROKERS" tickcast.stats 3 5 "$TMP/stats.jsonl"
 $PY "$H" validate "$ROOT" prediction "$TMP/predictions.jsonl"

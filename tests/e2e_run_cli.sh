@@ -11,7 +11,7 @@ cp "$TMP/m.safetensors" "$TMP/live.safetensors"
 "$TC" run --help >"$TMP/help.txt" || tc_fail "--help exit status"
 for w in --model --brokers --group --input-topic --output-topic --stats-topic --dlq-topic \
   --stats-interval --http --state --checkpoint-interval --reset-state --on-model-change --sync \
-  --changelog-topic --max-instruments --max-future \
+  --changelog-topic --max-instruments --max-future --unhealthy-after \
   -X --config --log-level SIGHUP SIGTERM; do
   grep -q -- "$w" "$TMP/help.txt" || tc_fail "--help does not mention $w"
 done

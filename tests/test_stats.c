@@ -124,9 +124,13 @@ static void test_rates_and_json(void) {
   s.ticks_in = 12;
   s.predictions_out = 10;
   s.rejected[TICK_BAD_PX] = 2;
-  s.assigned[0] = s.assigned[2] = 1;
-  s.nparts = 3;
-  s.lag[2] = 7;
+  stats_part_assigned(&s, 0);
+  stats_part_assigned(&s, 2);
+  /* Partition 2: watermark 107, 100 processed, the checkpoint covers 90. Partition 0: nothing
+   * known yet. */
+  s.hi[2] = 107;
+  s.next[2] = s.processed[2] = 100;
+  stats_part_checkpointed(&s, 2, 90, 5);
   for (int i = 1; i <= 10; i++)
     stats_latency(&s, (uint64_t)i * 1000); /* 1..10 us */
   char *js = stats_json(&s, 3500, 1);
@@ -143,10 +147,13 @@ static void test_rates_and_json(void) {
   json_t *lat = json_object_get(o, "latency_us");
   CHECK_NEAR(json_real_value(json_object_get(lat, "p50")), 5, 5.0 / HIST_SUB);
   CHECK_NEAR(json_real_value(json_object_get(lat, "max")), 10, 1e-9);
-  json_t *lag = json_object_get(o, "lag");
+  json_t *lag = json_object_get(o, "lag"), *unck = json_object_get(o, "uncheckpointed");
   CHECK_INT(json_object_size(lag), 2);
   CHECK(json_is_null(json_object_get(lag, "0")));
   CHECK_INT(json_integer_value(json_object_get(lag, "2")), 7);
+  CHECK_INT(json_object_size(unck), 2);
+  CHECK_INT(json_integer_value(json_object_get(unck, "0")), 0);
+  CHECK_INT(json_integer_value(json_object_get(unck, "2")), 10);
   CHECK(json_is_null(json_object_get(o, "checkpoint_age_ms")));
   json_decref(o);
   free(js);
@@ -162,7 +169,10 @@ static void test_rates_and_json(void) {
   CHECK(pm != NULL && strlen(pm) == len);
   CHECK_CONTAINS(pm, "# TYPE tickcast_ticks_in_total counter\ntickcast_ticks_in_total 12\n");
   CHECK_CONTAINS(pm, "tickcast_rejected_total{reason=\"bad_px\"} 2\n");
-  CHECK_CONTAINS(pm, "tickcast_consumer_lag{partition=\"2\"} 7\n");
+  CHECK_CONTAINS(pm, "tickcast_partition_lag_messages{partition=\"2\"} 7\n");
+  CHECK(strstr(pm, "tickcast_partition_lag_messages{partition=\"0\"}") == NULL); /* unknown */
+  CHECK_CONTAINS(pm, "tickcast_partition_uncheckpointed_messages{partition=\"2\"} 10\n");
+  CHECK_CONTAINS(pm, "tickcast_partition_uncheckpointed_messages{partition=\"0\"} 0\n");
   /* Cumulative buckets: 1..5 us in le=5e-06, all 10 in le=1e-05 and +Inf; sum 55 us. */
   CHECK_CONTAINS(pm, "tickcast_latency_seconds_bucket{le=\"5e-06\"} 5\n");
   CHECK_CONTAINS(pm, "tickcast_latency_seconds_bucket{le=\"1e-05\"} 10\n");
@@ -172,18 +182,38 @@ static void test_rates_and_json(void) {
   free(pm);
 }
 
+/* Lag is the distance from the next offset to process to the high watermark, never to the last
+ * checkpoint: a caught-up daemon lags by 0 however far its checkpoint is behind; before anything
+ * was processed, librdkafka's statistics give the watermark and the fetch position. */
 static void test_rdkafka_stats(void) {
   stats_init(&s, 0);
-  s.assigned[1] = s.assigned[3] = 1;
+  stats_part_assigned(&s, 1);
+  stats_part_assigned(&s, 3);
   const char *js = "{\"topics\":{\"ticks\":{\"partitions\":{"
-                   "\"1\":{\"consumer_lag\":42},\"3\":{\"consumer_lag\":0},"
-                   "\"2\":{\"consumer_lag\":9},\"-1\":{\"consumer_lag\":-1}}},"
-                   "\"other\":{\"partitions\":{\"1\":{\"consumer_lag\":5}}}}}";
+                   "\"1\":{\"hi_offset\":500,\"next_offset\":480,\"consumer_lag\":42},"
+                   "\"3\":{\"hi_offset\":-1001,\"next_offset\":-1001},"
+                   "\"2\":{\"hi_offset\":9,\"next_offset\":9},\"-1\":{\"hi_offset\":-1}}},"
+                   "\"other\":{\"partitions\":{\"1\":{\"hi_offset\":5}}}}}";
   CHECK_INT(stats_parse_rdkafka(&s, js, strlen(js), "ticks"), 2);
-  CHECK_INT(s.lag[1], 42);
-  CHECK_INT(s.lag[3], 0);
-  CHECK_INT(s.lag[2], -1); /* not assigned to us */
+  CHECK_INT(s.rk_hi[1], 500);
+  CHECK_INT(s.rk_next[1], 480);
+  CHECK_INT(s.rk_hi[3], -1); /* librdkafka's "invalid" offsets are unknown */
+  CHECK_INT(s.rk_hi[2], -1); /* not assigned to us */
   CHECK_INT(s.nparts, 4);
+  /* Caught up: 3000 processed, the watermark 3000, the last checkpoint at 0. */
+  s.hi[1] = 3000;
+  s.next[1] = s.processed[1] = 3000;
+  stats_part_checkpointed(&s, 1, 0, 1);
+  CHECK_INT(stats_lag(&s, 1), 0);
+  CHECK_INT(stats_uncheckpointed(&s, 1), 3000);
+  s.hi[1] = 2990; /* a watermark older than what was processed: still 0, never negative */
+  CHECK_INT(stats_lag(&s, 1), 0);
+  CHECK_INT(stats_lag(&s, 3), -1);
+  CHECK_INT(stats_uncheckpointed(&s, 3), 0);
+  /* A new assignment forgets the partition's offsets. */
+  stats_part_assigned(&s, 1);
+  CHECK_INT(stats_lag(&s, 1), -1);
+  CHECK_INT(stats_uncheckpointed(&s, 1), 0);
   CHECK_INT(stats_parse_rdkafka(&s, "{oops", 5, "ticks"), -1);
   CHECK_INT(stats_parse_rdkafka(&s, "{}", 2, "ticks"), 0);
 }

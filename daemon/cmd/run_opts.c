@@ -35,6 +35,9 @@ void run_usage(FILE *f) {
       "  --max-future MS        a tick whose ts is more than MS ahead of the wall clock is\n"
       "                         rejected (future_ts), so it cannot freeze its instrument\n"
       "                         (default 300000, 0: no bound)\n"
+      "  --unhealthy-after MS   /healthz (and /readyz) answer 503 once checkpoints have\n"
+      "                         failed, processed ticks have gone uncheckpointed or the\n"
+      "                         output has been paused for longer (default 60000, 0: never)\n"
       "  --log-level L          error, warn, info (default) or debug\n"
       "%s"
       "State (docs/STATE.md):\n"
@@ -145,6 +148,7 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
   o->checkpoint_ms = 1000;
   o->max_instruments = 1000000;
   o->max_future_ms = 300000;
+  o->unhealthy_after_ms = 60000;
   const char *http = NULL;
   /* In the order kconf_check_flags lists them for an unknown config key. */
   const args_flag flags[] = {
@@ -161,6 +165,8 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
       {"max-instruments", ARGS_INT, .dst = &o->max_instruments, .unit = "instruments", .lo = 0,
        .hi = 1 << 30},
       {"max-future", ARGS_INT, .dst = &o->max_future_ms, .unit = "milliseconds", .lo = 0,
+       .hi = 2147483647},
+      {"unhealthy-after", ARGS_INT, .dst = &o->unhealthy_after_ms, .unit = "milliseconds", .lo = 0,
        .hi = 2147483647},
       ARGS_LOG_LEVEL,
       {"state", ARGS_STR, .dst = &o->state_path},

@@ -50,6 +50,7 @@ static void offsets_to_kafka(run *r) {
     if (strcmp(off[k].topic, r->o->input_topic) || p >= r->nparts || !r->parts[p].assigned ||
         off[k].next_offset <= 0)
       continue;
+    stats_part_checkpointed(&r->st, p, off[k].next_offset, uv_now(r->loop));
     /* rd_kafka_offset_store stores offset + 1, the next one to read. */
     rd_kafka_resp_err_t err = rd_kafka_offset_store(r->t_in, p, off[k].next_offset - 1);
     if (err && err != RD_KAFKA_RESP_ERR__STATE)

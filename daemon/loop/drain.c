@@ -184,6 +184,8 @@ void drain_process_chunk(run *r) {
     rd_kafka_message_t *m = r->msgs[i];
     eng_tick *t = &r->ticks[i];
     size_t srclen = src_format(r, m->partition, m->offset);
+    if (m->partition >= r->nparts || r->parts[m->partition].pnext < 0) /* first since assigned */
+      stats_part_checkpointed(&r->st, m->partition, m->offset, uv_now(r->loop));
     void *opq = part_push(r, m->partition, m->offset);
     if (t->reason == TICK_OK) {
       size_t len = enc_pred_json(buf, t, r->src, srclen);
@@ -240,6 +242,7 @@ static void set_paused(run *r, int pause) {
     return;
   r->paused = pause;
   r->st.paused = pause;
+  r->paused_since = pause ? uv_now(r->loop) : 0;
   if (pause) {
     r->st.backpressure_pauses++;
     log_debug("run", "producer queue at %d messages (high mark %lld): pausing consumption",

@@ -1,14 +1,49 @@
-/* health.c: what the daemon reports about itself: the stats topic, /metrics, /healthz, /readyz
- * and the consumer lag from librdkafka's statistics. Not for the counters' rendering
- * (daemon/pipeline/stats.c) nor for the HTTP server (http.c). */
+/* health.c: what the daemon reports about itself: the stats topic, /metrics, /healthz, /readyz,
+ * the lag of every assigned partition and the loop's own stalls. Not for the counters' rendering
+ * (daemon/pipeline/stats.c) nor for the HTTP server (http.c).
+ *
+ * Lag, per assigned partition: the high watermark (librdkafka's cached one, from the last fetch
+ * response) minus the next offset to process (last processed + 1; before anything was processed
+ * since the assignment, the fetch position from librdkafka's statistics). A caught-up daemon
+ * reports 0, whatever its checkpoint interval. What is processed but not yet covered by a
+ * committed checkpoint (what a crash would process again) is a separate figure.
+ *
+ * Health: /healthz is 200 "ok" unless the daemon is stopping or, for longer than
+ * --unhealthy-after, checkpoints have failed, or ticks were processed that no checkpoint covers
+ * (a prediction that failed for good stops them), or the output has been paused by backpressure;
+ * then 503 with the reason. /readyz is 200 once the model is loaded and the member has joined its
+ * group (with or without partitions) and /healthz would be 200. */
+#include <stdio.h>
 #include <string.h>
 
 #include "daemon/loop/run_int.h"
 #include "daemon/pipeline/log.h"
 #include "nn/base/clock.h"
 
-/* Copies what the loop knows (instruments, assignment, producer queue, checkpoints, model) into
- * the stats before they are rendered. */
+static int unhealthy(run *r, char *why, size_t len);
+
+/* The offsets behind the lag of every assigned partition (see the top of this file). */
+static void lag_fill(run *r) {
+  stats *s = &r->st;
+  for (int32_t p = 0; p < s->nparts; p++) {
+    if (!s->assigned[p])
+      continue;
+    const part *pt = p < r->nparts ? &r->parts[p] : NULL;
+    s->processed[p] = pt && pt->assigned ? pt->pnext : -1;
+    int64_t lo = -1, hi = -1;
+    if (s->processed[p] >= 0) {
+      rd_kafka_get_watermark_offsets(r->consumer, r->o->input_topic, p, &lo, &hi);
+      s->hi[p] = hi >= 0 ? hi : s->rk_hi[p];
+      s->next[p] = s->processed[p];
+    } else { /* nothing processed yet: the statistics' pair, from one moment */
+      s->hi[p] = s->rk_hi[p];
+      s->next[p] = s->rk_next[p];
+    }
+  }
+}
+
+/* Copies what the loop knows (instruments, assignment, producer queue, checkpoints, model, lag)
+ * into the stats before they are rendered. */
 static void stats_fill(run *r) {
   r->st.instruments = r->e.st.live;
   r->st.assigned_count = r->assigned;
@@ -22,6 +57,9 @@ static void stats_fill(run *r) {
     r->st.checkpoint_failing = cs->consecutive_failures;
   }
   memcpy(r->st.model_id, r->model->id, sizeof r->st.model_id);
+  lag_fill(r);
+  char why[512];
+  r->st.healthy = !unhealthy(r, why, sizeof why);
 }
 
 /* Every --stats-interval: one JSON object to the stats topic (the interval histogram restarts). */
@@ -49,11 +87,79 @@ static void note_state_heals(run *r) {
   r->st.state_file_heals = n;
 }
 
-/* Every second: ticks_in for the rates, and what the checkpoints found of the state file. */
+/* Every second: ticks_in for the rates, what the checkpoints found of the state file, and since
+ * when checkpoints fail. */
 void health_on_second(uv_timer_t *h) {
   run *r = h->data;
   stats_second(&r->st);
   note_state_heals(r);
+  if (r->ck && ckpt_get_stats(r->ck)->consecutive_failures > 0) {
+    if (!r->ckpt_fail_since)
+      r->ckpt_fail_since = uv_now(r->loop);
+  } else {
+    r->ckpt_fail_since = 0;
+  }
+}
+
+/* The loop's stalls: a timer due every STALL_TICK_MS measures how late the loop serves it (a
+ * drain turn, a checkpoint copy, anything that holds the thread). */
+#define STALL_TICK_MS 10
+
+static void on_stall_tick(uv_timer_t *h) {
+  run *r = h->data;
+  uint64_t now = tc_mono_ns();
+  if (r->stall_due_ns && now > r->stall_due_ns)
+    stats_stall(&r->st, now - r->stall_due_ns);
+  r->stall_due_ns = now + STALL_TICK_MS * 1000000ull;
+}
+
+void health_start(run *r) {
+  uv_timer_init(r->loop, &r->t_stall);
+  r->t_stall.data = r;
+  uv_timer_start(&r->t_stall, on_stall_tick, STALL_TICK_MS, STALL_TICK_MS);
+}
+
+/* Why the daemon is not healthy, into why (see the top of this file); 0 when it is. */
+static int unhealthy(run *r, char *why, size_t len) {
+  if (r->stopping) {
+    snprintf(why, len, "stopping");
+    return 1;
+  }
+  uint64_t bound = (uint64_t)r->o->unhealthy_after_ms, now = uv_now(r->loop);
+  if (!bound)
+    return 0;
+  if (r->paused && now - r->paused_since > bound) {
+    snprintf(why, len, "output paused for %.1f s (%d messages in the producer queue)",
+             (double)(now - r->paused_since) / 1e3, rd_kafka_outq_len(r->producer));
+    return 1;
+  }
+  if (r->ck && r->ckpt_fail_since && now - r->ckpt_fail_since > bound) {
+    const ckpt_stats *cs = ckpt_get_stats(r->ck);
+    snprintf(why, len, "checkpoints failing for %.1f s (%u in a row): %s",
+             (double)(now - r->ckpt_fail_since) / 1e3, cs->consecutive_failures, cs->last_error);
+    return 1;
+  }
+  const stats *s = &r->st;
+  for (int32_t p = 0; r->db && p < s->nparts; p++) {
+    int64_t n = s->assigned[p] ? stats_uncheckpointed(s, p) : 0;
+    if (n > 0 && now - s->ckpt_at_ms[p] > bound) {
+      snprintf(why, len,
+               "partition %d: %lld processed messages not covered by a checkpoint for %.1f s "
+               "(a failed delivery, or checkpoints that cannot be written)",
+               p, (long long)n, (double)(now - s->ckpt_at_ms[p]) / 1e3);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* 1 once the consumer has joined its group (librdkafka knows its member id). */
+static int joined(run *r) {
+  char *id = rd_kafka_memberid(r->consumer);
+  int ok = id && *id;
+  if (id)
+    rd_kafka_mem_free(r->consumer, id);
+  return ok;
 }
 
 /* The HTTP handler (http.h): /metrics, /healthz, /readyz. */
@@ -65,20 +171,26 @@ int health_on_http(void *ud, const char *path, char **body, size_t *len, const c
     *ctype = "text/plain; version=0.0.4; charset=utf-8";
     return *body ? 200 : 500;
   }
-  const char *msg;
-  int status;
+  char msg[640], why[512];
+  int status = 200;
   if (!strcmp(path, "/healthz")) {
-    status = r->stopping ? 503 : 200;
-    msg = r->stopping ? "stopping\n" : "ok\n";
+    if (unhealthy(r, why, sizeof why))
+      status = 503, snprintf(msg, sizeof msg, "unhealthy: %s\n", why);
+    else
+      snprintf(msg, sizeof msg, "ok\n");
   } else if (!strcmp(path, "/readyz")) {
-    int ready = !r->stopping && r->model && r->assigned > 0;
-    status = ready ? 200 : 503;
-    msg = ready         ? "ready\n"
-          : r->stopping ? "not ready: stopping\n"
-                        : "not ready: no partitions assigned\n";
+    if (unhealthy(r, why, sizeof why))
+      status = 503, snprintf(msg, sizeof msg, "not ready: %s\n", why);
+    else if (!r->model)
+      status = 503, snprintf(msg, sizeof msg, "not ready: no model loaded\n");
+    else if (!joined(r))
+      status = 503,
+      snprintf(msg, sizeof msg, "not ready: not a member of group %s yet\n", r->o->group);
+    else
+      snprintf(msg, sizeof msg, "ready (%d partitions assigned)\n", r->assigned);
   } else {
     status = 404;
-    msg = "not found (try /metrics, /healthz, /readyz)\n";
+    snprintf(msg, sizeof msg, "not found (try /metrics, /healthz, /readyz)\n");
   }
   *body = strdup(msg);
   *len = *body ? strlen(*body) : 0;

@@ -1,7 +1,12 @@
 /* http.c: libmicrohttpd driven by the libuv loop (see http.h). MHD is started with MHD_USE_EPOLL
  * and no internal thread; its epoll fd becomes readable whenever any of its sockets needs service,
  * so one uv_poll on that fd plus a timer for MHD's own timeouts is the whole integration. We bind
- * the listening socket ourselves so that "port in use" becomes one clear error line. */
+ * the listening socket ourselves so that "port in use" becomes one clear error line.
+ * Slow or idle clients cannot make the probes unreachable: a request must arrive whole within
+ * HTTP_REQUEST_MS of its connection (or of the previous response on it), and when more than
+ * HTTP_CONN_MAX connections are open a new one evicts the least recently served; both cut a
+ * connection by shutting its socket down, which MHD then closes. Once, 64 connections that sent a
+ * byte every 5 s (MHD's timeout counts from the last byte) kept /healthz unreachable for good. */
 #include "daemon/loop/http.h"
 
 #include <errno.h>
@@ -16,15 +21,101 @@
 #include "daemon/pipeline/log.h"
 #include "nn/base/tc_err.h"
 
+#define HTTP_CONN_MAX 32     /* connections kept open at once */
+#define HTTP_MHD_LIMIT 256   /* MHD's own limit: above ours, so a new connection gets in */
+#define HTTP_REQUEST_MS 3000 /* a whole request within this, from connect or the last response */
+#define HTTP_REAP_MS 250     /* how often slow connections are looked for */
+
+/* One open connection, in the server's list from least to most recently served. */
+typedef struct http_conn {
+  struct http_conn *prev, *next;
+  struct MHD_Connection *c;
+  uint64_t since; /* uv_now() at connect or at its last response */
+  int cut;        /* its socket was shut down; MHD closes it */
+} http_conn;
+
 struct http_srv {
   struct MHD_Daemon *d; /* the MHD daemon, external event loop mode */
+  uv_loop_t *loop;      /* for uv_now() */
   uv_poll_t poll;       /* watches MHD's epoll fd */
   uv_timer_t timer;     /* fires at MHD's next timeout */
+  uv_timer_t reaper;    /* cuts connections past HTTP_REQUEST_MS */
   int closing;          /* handles still to close */
   int port;             /* bound port */
+  http_conn *head;      /* least recently served */
+  http_conn *tail;      /* most recently served */
+  int nconn;            /* connections open */
   http_handler h;
   void *ud;
 };
+
+static void conn_unlink(http_srv *s, http_conn *k) {
+  *(k->prev ? &k->prev->next : &s->head) = k->next;
+  *(k->next ? &k->next->prev : &s->tail) = k->prev;
+  k->prev = k->next = NULL;
+}
+
+static void conn_append(http_srv *s, http_conn *k) {
+  k->prev = s->tail;
+  k->next = NULL;
+  *(s->tail ? &s->tail->next : &s->head) = k;
+  s->tail = k;
+}
+
+/* Shuts the connection's socket down: MHD sees the end of it and closes the connection. */
+static void conn_cut(http_conn *k) {
+  if (k->cut)
+    return;
+  k->cut = 1;
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(k->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (ci)
+    shutdown(ci->connect_fd, SHUT_RDWR);
+}
+
+/* MHD's connection notifications: track every connection; a new one beyond HTTP_CONN_MAX evicts
+ * the least recently served one. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
+                          enum MHD_ConnectionNotificationCode code) {
+  http_srv *s = cls;
+  http_conn *k = *ctx;
+  if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+    if (k) {
+      conn_unlink(s, k);
+      s->nconn--;
+      free(k);
+      *ctx = NULL;
+    }
+    return;
+  }
+  if (!(k = calloc(1, sizeof *k))) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci)
+      shutdown(ci->connect_fd, SHUT_RDWR);
+    return;
+  }
+  k->c = c;
+  k->since = uv_now(s->loop);
+  conn_append(s, k);
+  s->nconn++;
+  *ctx = k;
+  int open = s->nconn;
+  for (http_conn *o = s->head; o && open > HTTP_CONN_MAX; o = o->next)
+    if (!o->cut && o != k) {
+      conn_cut(o);
+      open--;
+    }
+}
+
+/* Every HTTP_REAP_MS: cuts the connections whose request has not arrived in time (the list is in
+ * serving order, so the first one in time ends the walk). */
+static void on_reap(uv_timer_t *t) {
+  http_srv *s = t->data;
+  uint64_t now = uv_now(s->loop);
+  for (http_conn *k = s->head; k && now - k->since > HTTP_REQUEST_MS; k = k->next)
+    conn_cut(k);
+}
 
 static void http_service(http_srv *s);
 
@@ -56,6 +147,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   (void)upload_data_size;
   (void)con_cls;
   http_srv *s = cls;
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  http_conn *k = ci ? ci->socket_context : NULL;
+  if (k) { /* served: its next request has HTTP_REQUEST_MS from now */
+    k->since = uv_now(s->loop);
+    conn_unlink(s, k);
+    conn_append(s, k);
+  }
   char *body = NULL;
   size_t len = 0;
   const char *ctype = "text/plain; charset=utf-8";
@@ -159,6 +258,7 @@ int http_start(http_srv **out, uv_loop_t *loop, const char *addr_port, http_hand
   }
   s->h = h;
   s->ud = ud;
+  s->loop = loop;
   int fd = http_listen(addr_port, &s->port, err, errlen);
   if (fd < 0) {
     free(s);
@@ -167,7 +267,8 @@ int http_start(http_srv **out, uv_loop_t *loop, const char *addr_port, http_hand
   s->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, s,
                           MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
                           (MHD_socket)fd, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_END);
+                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MHD_LIMIT,
+                          MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
   if (!s->d) {
     snprintf(err, errlen, "--http %s: libmicrohttpd failed to start", addr_port);
     close(fd);
@@ -182,8 +283,10 @@ int http_start(http_srv **out, uv_loop_t *loop, const char *addr_port, http_hand
     return TC_EIO;
   }
   uv_timer_init(loop, &s->timer);
-  s->poll.data = s->timer.data = s;
+  uv_timer_init(loop, &s->reaper);
+  s->poll.data = s->timer.data = s->reaper.data = s;
   uv_poll_start(&s->poll, UV_READABLE, on_poll);
+  uv_timer_start(&s->reaper, on_reap, HTTP_REAP_MS, HTTP_REAP_MS);
   http_service(s);
   *out = s;
   return 0;
@@ -197,14 +300,20 @@ static void on_closed(uv_handle_t *h) {
   http_srv *s = h->data;
   if (--s->closing)
     return;
-  MHD_stop_daemon(s->d); /* closes the epoll fd and the listening socket */
+  MHD_stop_daemon(s->d); /* closes the epoll fd, the listening socket and every connection */
+  while (s->head) {      /* in case MHD did not report some closed */
+    http_conn *k = s->head;
+    conn_unlink(s, k);
+    free(k);
+  }
   free(s);
 }
 
 void http_stop(http_srv *s) {
   if (!s)
     return;
-  s->closing = 2;
+  s->closing = 3;
   uv_close((uv_handle_t *)&s->poll, on_closed);
   uv_close((uv_handle_t *)&s->timer, on_closed);
+  uv_close((uv_handle_t *)&s->reaper, on_closed);
 }

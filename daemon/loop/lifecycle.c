@@ -9,16 +9,31 @@
 
 #include "daemon/loop/run_int.h"
 #include "daemon/pipeline/log.h"
+#include "nn/base/tc_err.h"
 #include "nn/safetensors/safetensors.h"
 
-/* SIGHUP: loads --model again and swaps it in when it has the running model's shape and another
- * hash (states reset unless --on-model-change keep); anything else keeps the running model. */
-static void reload_model(run *r) {
+/* SIGHUP: loads --model again on libuv's thread pool (reading and checking a model file, on a
+ * slow disk or at a path that is not a regular file, must never hold up the loop) and, back on
+ * the loop, swaps it in when it has the running model's shape and another hash (states reset
+ * unless --on-model-change keep); anything else keeps the running model. A SIGHUP during a reload
+ * starts another one after it. */
+typedef struct reload {
+  uv_work_t w;  /* on the pool */
+  run *r;       /* the daemon */
+  nn_model *nm; /* the model loaded */
+  int rc;       /* nn_model_load's result */
   char err[512];
-  nn_model *nm = calloc(1, sizeof *nm);
-  if (!nm)
-    return;
-  int rc = nn_model_load(nm, r->o->model_path, err, sizeof err);
+} reload;
+
+static void reload_start(run *r);
+
+static void reload_work(uv_work_t *w) {
+  reload *rl = w->data;
+  rl->rc = nn_model_load(rl->nm, rl->r->o->model_path, rl->err, sizeof rl->err);
+}
+
+/* Back on the loop: the model loaded on the pool, swapped in or refused. */
+static void reload_apply(run *r, nn_model *nm, int rc, const char *err) {
   if (rc != 0) {
     r->st.model_reload_failures++;
     log_error("run", "SIGHUP: %s; keeping model %s", err, r->model->id);
@@ -53,6 +68,53 @@ static void reload_model(run *r) {
   r->model = nm;
   r->st.model_reloads++;
   sched_ckpt_model_changed(r);
+}
+
+static void reload_done(uv_work_t *w, int status) {
+  reload *rl = w->data;
+  run *r = rl->r;
+  r->reloading = 0;
+  if (status != 0 || r->stopping) { /* cancelled, or the daemon is stopping: nothing to swap */
+    if (rl->rc == 0)
+      nn_model_free(rl->nm);
+    free(rl->nm);
+  } else {
+    reload_apply(r, rl->nm, rl->rc, rl->err);
+  }
+  free(rl);
+  if (r->reload_again && !r->stopping) {
+    r->reload_again = 0;
+    reload_start(r);
+  }
+}
+
+static void reload_start(run *r) {
+  reload *rl = calloc(1, sizeof *rl);
+  nn_model *nm = calloc(1, sizeof *nm);
+  if (!rl || !nm) {
+    free(rl);
+    free(nm);
+    log_error("run", "SIGHUP: out of memory; keeping model %s", r->model->id);
+    return;
+  }
+  rl->r = r;
+  rl->nm = nm;
+  rl->rc = TC_EAGAIN;
+  rl->w.data = rl;
+  if (uv_queue_work(r->loop, &rl->w, reload_work, reload_done) != 0) {
+    log_error("run", "SIGHUP: cannot queue the reload; keeping model %s", r->model->id);
+    free(nm);
+    free(rl);
+    return;
+  }
+  r->reloading = 1;
+}
+
+static void reload_model(run *r) {
+  if (r->reloading)
+    r->reload_again = 1;
+  else
+    reload_start(r);
 }
 
 static void close_cb(uv_handle_t *h) {

@@ -83,12 +83,7 @@ static void track_assigned(run *r, const rd_kafka_topic_partition_list_t *parts)
     pt->tail = pt->head = 0;
     pt->next = pt->pnext = -1;
     pt->stuck = pt->dirty = 0;
-    if (p < STATS_MAX_PARTS) {
-      r->st.assigned[p] = 1;
-      r->st.lag[p] = -1;
-      if (p >= r->st.nparts)
-        r->st.nparts = p + 1;
-    }
+    stats_part_assigned(&r->st, p);
     r->assigned++;
   }
 }

@@ -24,6 +24,7 @@ typedef struct run_opts {
   int chunk;                   /* --chunk: messages stepped together, default 8 */
   int max_instruments;         /* --max-instruments: live instruments at most, 0 = no bound */
   int max_future_ms;           /* --max-future: how far ahead of the wall clock a ts may be */
+  int unhealthy_after_ms;      /* --unhealthy-after: /healthz bound, 0 = never unhealthy */
   /* Used by checkpoints (store/, daemon/loop/ckpt.h): parsed and validated here. */
   const char *state_path;   /* --state, default "tickcast.db" */
   int checkpoint_ms;        /* --checkpoint-interval, default 1000 */

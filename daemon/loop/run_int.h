@@ -89,6 +89,13 @@ typedef struct run {
   uint64_t ckpt_stuck_warned; /* last failed-delivery warning, uv_now() */
   store_offset *offbuf;       /* (offcap) offsets of the next snapshot */
   int32_t offcap;             /* entries of offbuf */
+  /* lifecycle.c and health.c: a SIGHUP reload on the thread pool, the loop's own health. */
+  int reloading;            /* a model reload is on the pool */
+  int reload_again;         /* a SIGHUP came meanwhile: reload once more after it */
+  uv_timer_t t_stall;       /* measures how late the loop serves a short timer (stalls) */
+  uint64_t stall_due_ns;    /* when t_stall should fire next (monotonic) */
+  uint64_t paused_since;    /* uv_now() when draining last paused, 0 while not paused */
+  uint64_t ckpt_fail_since; /* uv_now() of the first of the current run of failed checkpoints */
 } run;
 
 /* ---- inflight.c: the per-partition rings of offsets in flight. part_get and part_push run once
@@ -200,6 +207,9 @@ void handoff_restore(run *r, rd_kafka_topic_partition_list_t *parts, const int32
                      const store_offset *off, size_t noff);
 
 /* ---- health.c: stats topic, /metrics, /healthz, /readyz. */
+
+/* Starts the stall timer (t_stall). */
+void health_start(run *r);
 
 void health_on_stats_timer(uv_timer_t *h);
 void health_on_second(uv_timer_t *h);

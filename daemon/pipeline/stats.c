@@ -75,7 +75,7 @@ void stats_init(stats *s, int64_t now_ms) {
   memset(s, 0, sizeof *s);
   hist_reset(&s->lat_interval);
   for (int i = 0; i < STATS_MAX_PARTS; i++)
-    s->lag[i] = -1;
+    s->hi[i] = s->next[i] = s->processed[i] = s->ckpt_next[i] = s->rk_hi[i] = s->rk_next[i] = -1;
   s->start_ms = now_ms;
   s->checkpoint_age_ms = -1;
 }
@@ -114,6 +114,12 @@ double stats_rate(const stats *s, int secs) {
   return (double)(now - then) / secs;
 }
 
+/* The integer at key of v, or -1 when absent, negative or not an integer. */
+static int64_t json_offset(json_t *v, const char *key) {
+  json_t *x = json_object_get(v, key);
+  return json_is_integer(x) && json_integer_value(x) >= 0 ? (int64_t)json_integer_value(x) : -1;
+}
+
 int stats_parse_rdkafka(stats *s, const char *json, size_t len, const char *topic) {
   json_error_t jerr;
   json_t *root = json_loadb(json, len, 0, &jerr);
@@ -126,20 +132,37 @@ int stats_parse_rdkafka(stats *s, const char *json, size_t len, const char *topi
   json_t *v;
   json_object_foreach(parts, k, v) {
     long p = strtol(k, NULL, 10);
-    if (p < 0 || p >= STATS_MAX_PARTS)
+    if (p < 0 || p >= STATS_MAX_PARTS || !s->assigned[p])
       continue; /* "-1" is the internal UA partition */
-    json_t *lag = json_object_get(v, "consumer_lag");
-    if (!json_is_integer(lag))
-      continue;
-    if (!s->assigned[p])
-      continue;
-    s->lag[p] = (int64_t)json_integer_value(lag);
+    s->rk_hi[p] = json_offset(v, "hi_offset");
+    s->rk_next[p] = json_offset(v, "next_offset");
     if (p >= s->nparts)
       s->nparts = (int32_t)p + 1;
     n++;
   }
   json_decref(root);
   return n;
+}
+
+void stats_part_assigned(stats *s, int32_t p) {
+  if (p < 0 || p >= STATS_MAX_PARTS)
+    return;
+  s->assigned[p] = 1;
+  s->hi[p] = s->next[p] = s->processed[p] = s->ckpt_next[p] = s->rk_hi[p] = s->rk_next[p] = -1;
+  if (p >= s->nparts)
+    s->nparts = p + 1;
+}
+
+int64_t stats_lag(const stats *s, int32_t p) {
+  if (p < 0 || p >= STATS_MAX_PARTS || s->hi[p] < 0 || s->next[p] < 0)
+    return -1;
+  return s->hi[p] > s->next[p] ? s->hi[p] - s->next[p] : 0;
+}
+
+int64_t stats_uncheckpointed(const stats *s, int32_t p) {
+  if (p < 0 || p >= STATS_MAX_PARTS || s->processed[p] < 0 || s->ckpt_next[p] < 0)
+    return 0;
+  return s->processed[p] > s->ckpt_next[p] ? s->processed[p] - s->ckpt_next[p] : 0;
 }
 
 static json_t *us_or_null(const hist *h, double q) {
@@ -179,18 +202,22 @@ char *stats_json(stats *s, int64_t now_ms, int reset_interval) {
   json_object_set_new(lat, "p999", us_or_null(&s->lat_interval, 0.999));
   json_object_set_new(lat, "max", us_or_null(&s->lat_interval, 1.0));
   json_object_set_new(o, "latency_us", lat);
-  json_t *lag = json_object();
+  json_t *lag = json_object(), *unck = json_object();
   for (int p = 0; p < s->nparts; p++) {
     if (!s->assigned[p])
       continue;
     char key[16];
     snprintf(key, sizeof key, "%d", p);
-    json_object_set_new(lag, key, s->lag[p] < 0 ? json_null() : json_integer(s->lag[p]));
+    int64_t l = stats_lag(s, p);
+    json_object_set_new(lag, key, l < 0 ? json_null() : json_integer(l));
+    json_object_set_new(unck, key, json_integer(stats_uncheckpointed(s, p)));
   }
   json_object_set_new(o, "lag", lag);
+  json_object_set_new(o, "uncheckpointed", unck);
   json_object_set_new(o, "partitions_assigned", json_integer(s->assigned_count));
   json_object_set_new(o, "producer_queue", json_integer(s->outq));
   json_object_set_new(o, "paused", json_boolean(s->paused));
+  json_object_set_new(o, "healthy", json_boolean(s->healthy));
   json_object_set_new(o, "delivery_errors", json_integer((json_int_t)s->delivery_errors));
   json_object_set_new(o, "rebalances", json_integer((json_int_t)s->rebalances));
   json_object_set_new(o, "handoffs_out", json_integer((json_int_t)s->handoffs_out));
@@ -204,10 +231,14 @@ char *stats_json(stats *s, int64_t now_ms, int reset_interval) {
   json_object_set_new(o, "checkpoints_failing", json_integer((json_int_t)s->checkpoint_failing));
   json_object_set_new(o, "checkpoints_skipped", json_integer((json_int_t)s->checkpoints_skipped));
   json_object_set_new(o, "state_file_heals", json_integer((json_int_t)s->state_file_heals));
+  json_object_set_new(o, "loop_stall_max_ms", json_real((double)s->stall_max_ns / 1e6));
+  json_object_set_new(o, "loop_stalls", json_integer((json_int_t)s->stalls));
   char *out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
   json_decref(o);
-  if (out && reset_interval)
+  if (out && reset_interval) {
     hist_reset(&s->lat_interval);
+    s->stall_max_ns = 0;
+  }
   return out;
 }
 
@@ -296,7 +327,7 @@ static void prom_traffic(sbuf *b, const stats *s) {
           s->backpressure_pauses);
 }
 
-/* Per input partition: messages consumed and the consumer lag. */
+/* Per input partition: messages consumed, the lag and what no checkpoint covers yet. */
 static void prom_partitions(sbuf *b, const stats *s) {
   sb_printf(b, "# HELP tickcast_partition_ticks_in_total Input messages per partition.\n"
                "# TYPE tickcast_partition_ticks_in_total counter\n");
@@ -304,11 +335,20 @@ static void prom_partitions(sbuf *b, const stats *s) {
     if (s->part_in[p] || s->assigned[p])
       sb_printf(b, "tickcast_partition_ticks_in_total{partition=\"%d\"} %llu\n", p,
                 (unsigned long long)s->part_in[p]);
-  sb_printf(b, "# HELP tickcast_consumer_lag Messages behind the partition end (librdkafka "
-               "statistics).\n# TYPE tickcast_consumer_lag gauge\n");
+  sb_printf(b, "# HELP tickcast_partition_lag_messages Messages from the next one to process to "
+               "the high watermark, per assigned partition (absent until the watermark is "
+               "known).\n# TYPE tickcast_partition_lag_messages gauge\n");
   for (int p = 0; p < s->nparts; p++)
-    if (s->assigned[p] && s->lag[p] >= 0)
-      sb_printf(b, "tickcast_consumer_lag{partition=\"%d\"} %lld\n", p, (long long)s->lag[p]);
+    if (s->assigned[p] && stats_lag(s, p) >= 0)
+      sb_printf(b, "tickcast_partition_lag_messages{partition=\"%d\"} %lld\n", p,
+                (long long)stats_lag(s, p));
+  sb_printf(b, "# HELP tickcast_partition_uncheckpointed_messages Messages processed but not yet "
+               "covered by a committed checkpoint, per assigned partition.\n"
+               "# TYPE tickcast_partition_uncheckpointed_messages gauge\n");
+  for (int p = 0; p < s->nparts; p++)
+    if (s->assigned[p])
+      sb_printf(b, "tickcast_partition_uncheckpointed_messages{partition=\"%d\"} %lld\n", p,
+                (long long)stats_uncheckpointed(s, p));
 }
 
 /* The daemon's state now: instruments, assignment, queue, pause, rates, uptime. */
@@ -317,9 +357,14 @@ static void prom_state(sbuf *b, const stats *s, int64_t now_ms) {
   gauge(b, "partitions_assigned", "Input partitions assigned to this consumer.", s->assigned_count);
   gauge(b, "producer_queue", "Messages in the producer queue.", (double)s->outq);
   gauge(b, "paused", "1 while backpressure holds consumption.", s->paused);
+  gauge(b, "healthy", "1 while /healthz answers 200 (docs/RUN.md, Health).", s->healthy);
   gauge(b, "rate_1s", "Input ticks per second over the last second.", stats_rate(s, 1));
   gauge(b, "rate_60s", "Input ticks per second over the last 60 seconds.", stats_rate(s, 60));
   gauge(b, "uptime_seconds", "Seconds since start.", (double)(now_ms - s->start_ms) / 1000.0);
+  gauge(b, "loop_stall_max_seconds",
+        "The loop thread's longest stall since the last stats message (a timer served late).",
+        (double)s->stall_max_ns / 1e9);
+  counter(b, "loop_stalls_total", "Loop thread stalls of 50 ms or more.", s->stalls);
 }
 
 static void prom_checkpoints(sbuf *b, const stats *s) {

@@ -80,17 +80,24 @@ typedef struct stats {
   /* rates */
   uint64_t rate_hist[STATS_RATE_WIN]; /* ticks_in at each whole second, ring */
   uint64_t rate_secs;                 /* seconds recorded into rate_hist */
-  /* per input partition, indexed by partition number */
-  int32_t nparts;                    /* 1 + highest partition seen */
-  int64_t lag[STATS_MAX_PARTS];      /* consumer lag from librdkafka statistics, -1 unknown */
-  uint64_t part_in[STATS_MAX_PARTS]; /* messages polled per partition */
-  uint8_t assigned[STATS_MAX_PARTS]; /* 1 while the partition is assigned to us */
+  /* per input partition, indexed by partition number; offsets are "next to read" positions */
+  int32_t nparts;                       /* 1 + highest partition seen */
+  uint64_t part_in[STATS_MAX_PARTS];    /* messages polled per partition */
+  uint8_t assigned[STATS_MAX_PARTS];    /* 1 while the partition is assigned to us */
+  int64_t hi[STATS_MAX_PARTS];          /* high watermark, -1 unknown (filled before rendering) */
+  int64_t next[STATS_MAX_PARTS];        /* next offset to process, -1 unknown (likewise) */
+  int64_t processed[STATS_MAX_PARTS];   /* last processed + 1 since the assignment, -1 none */
+  int64_t ckpt_next[STATS_MAX_PARTS];   /* offset the last checkpoint covers up to, -1 unknown */
+  uint64_t ckpt_at_ms[STATS_MAX_PARTS]; /* monotonic ms when ckpt_next last moved */
+  int64_t rk_hi[STATS_MAX_PARTS];       /* hi_offset from librdkafka statistics, -1 unknown */
+  int64_t rk_next[STATS_MAX_PARTS];     /* next_offset (fetch position) from them, -1 unknown */
   /* gauges filled by the daemon before rendering */
   int64_t start_ms;             /* wall clock at start */
   uint32_t instruments;         /* live instruments */
   int32_t assigned_count;       /* input partitions assigned */
   int64_t outq;                 /* producer queue depth */
   int paused;                   /* 1 while backpressure holds the consumer */
+  int healthy;                  /* 1 while /healthz answers 200 */
   int64_t checkpoint_age_ms;    /* -1 until checkpoints exist */
   uint64_t checkpoints;         /* checkpoints committed to the state db */
   uint64_t checkpoint_failures; /* checkpoint writes that failed (merged into the next) */
@@ -98,6 +105,8 @@ typedef struct stats {
   uint64_t
       checkpoints_skipped;   /* intervals without a new checkpoint (failed delivery, slow acks) */
   uint64_t state_file_heals; /* times the state file, deleted under the daemon, was written back */
+  uint64_t stall_max_ns;     /* the loop's longest stall since the last stats message */
+  uint64_t stalls;           /* stalls of STATS_STALL_NS or more since start */
   char model_id[17];         /* model sha256 prefix */
   char version[16];
 } stats;
@@ -116,6 +125,36 @@ void stats_second(stats *s);
 /* Input rates in ticks per second over the last 1 s and last 60 s (or since start when shorter). */
 double stats_rate(const stats *s, int secs);
 
+/* A loop stall: how late the loop served a timer due every few milliseconds. Stalls of at least
+ * STATS_STALL_NS are counted. */
+#define STATS_STALL_NS 50000000ull
+static inline void stats_stall(stats *s, uint64_t ns) {
+  if (ns > s->stall_max_ns)
+    s->stall_max_ns = ns;
+  s->stalls += ns >= STATS_STALL_NS;
+}
+
+/* A checkpoint (or the first message after an assignment, which the assignment's stored offset
+ * covers) covers partition p up to offset `next`, at monotonic time now_ms. */
+static inline void stats_part_checkpointed(stats *s, int32_t p, int64_t next, uint64_t now_ms) {
+  if (p < 0 || p >= STATS_MAX_PARTS)
+    return;
+  if (next != s->ckpt_next[p])
+    s->ckpt_at_ms[p] = now_ms;
+  s->ckpt_next[p] = next;
+}
+
+/* Partition p is assigned (again): its offsets are unknown until processed or reported. */
+void stats_part_assigned(stats *s, int32_t p);
+
+/* Partition p's lag: messages from the next one to process to the high watermark; -1 while
+ * either is unknown. */
+int64_t stats_lag(const stats *s, int32_t p);
+
+/* Partition p's messages processed but not yet covered by a committed checkpoint (a crash would
+ * process them again); 0 when nothing was processed since the assignment. */
+int64_t stats_uncheckpointed(const stats *s, int32_t p);
+
 /* Notes a partition seen on input; ignores partitions >= STATS_MAX_PARTS. */
 static inline void stats_part_in(stats *s, int32_t p) {
   if (p < 0 || p >= STATS_MAX_PARTS)
@@ -125,8 +164,9 @@ static inline void stats_part_in(stats *s, int32_t p) {
     s->nparts = p + 1;
 }
 
-/* Reads consumer_lag per partition of `topic` from a librdkafka statistics JSON document. Returns
- * the number of partitions updated, or -1 when the JSON does not parse. */
+/* Reads hi_offset and next_offset (the fetch position) per assigned partition of `topic` from a
+ * librdkafka statistics JSON document into rk_hi and rk_next. Returns the number of partitions
+ * updated, or -1 when the JSON does not parse. */
 int stats_parse_rdkafka(stats *s, const char *json, size_t len, const char *topic);
 
 /* The stats-topic JSON object (one line, no newline) into a malloc'd string (caller frees), or

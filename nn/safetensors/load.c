@@ -9,6 +9,7 @@
 #include "nn/safetensors/safetensors.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <openssl/evp.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "nn/base/tc_err.h"
 #include "nn/safetensors/safetensors_int.h"
@@ -508,10 +510,18 @@ int nn_model_load_mem(nn_model *m, const unsigned char *buf, size_t len, const c
   return rc;
 }
 
-/* Loads a model file (see safetensors.h): reads it whole, then checks it from memory. */
+/* Loads a model file (see safetensors.h): reads it whole, then checks it from memory. The open
+ * does not block (a FIFO at the path would wait for a writer for ever): anything but a regular
+ * file is refused right after it. */
 int nn_model_load(nn_model *m, const char *path, char *err, size_t errlen) {
   memset(m, 0, sizeof *m);
-  FILE *f = fopen(path, "rb");
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+  if (!f && fd >= 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+  }
   if (!f)
     return nn_st_fail(err, errlen, path, errno == ENOENT ? TC_ENOENT : TC_EIO, "cannot open: %s",
                       strerror(errno));
