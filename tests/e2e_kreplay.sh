@@ -44,6 +44,17 @@ grep -q "replay ticks: $total messages read, $((ntick - 1)) accepted, 3 rejected
 for r in bad_json key_mismatch out_of_order; do
   grep -Eq "rejected $r +1 " "$TMP/k.log" || tc_fail "no $r reject in the summary"
 done
+# The summaries name where the out-of-order tick is: its message (partition/offset) in the topic,
+# its line in the file (not "ticks/0/0" or "line 0", what they once printed for engine rejects).
+OOO_TS=$(tail -n 1 "$TMP/a.csv" | cut -d, -f2)
+OOO_AT=$(kcat -b "$BROKERS" -t ticks -C -e -q -f '%p/%o %s\n' | grep "\"ts\": *$OOO_TS[,}]" | cut -d' ' -f1)
+[ -n "$OOO_AT" ] || tc_fail "the out-of-order tick is not in the topic"
+grep -Eq "rejected out_of_order +1 +\(ticks/$OOO_AT\)" "$TMP/k.log" ||
+  tc_fail "out_of_order not located at ticks/$OOO_AT: $(grep out_of_order "$TMP/k.log")"
+OOO_LINE=$(wc -l <"$TMP/a.csv")
+grep -Eq "rejected out_of_order +1 +\(lines $OOO_LINE\)" "$TMP/f.log" ||
+  tc_fail "out_of_order not located at line $OOO_LINE: $(grep out_of_order "$TMP/f.log")"
+echo "ok: the out-of-order tick is reported at ticks/$OOO_AT and at line $OOO_LINE"
 # The engine steps each wave of instruments as one float32 GEMM, and how a chunk splits into waves
 # depends on the interleaving of instruments in the input, which differs between the topic
 # (partition by partition) and the file. Float32 rounding therefore differs slightly: sorting the

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon/cmd/args.h"
@@ -34,6 +35,7 @@ static void usage(FILE *f) {
       "  --input FILE   tick file, '-' for stdin\n"
       "  --output FILE  prediction file ('-' = stdout)\n"
       "  --quiet        no progress bar and no summary\n"
+      "An output that is the input file under any name (a link, /dev/stdout) is refused.\n"
       "Exit status: 0 done (even with rejected lines), 1 runtime failure, 2 bad usage, bad model\n"
       "or unreadable input.\n");
 }
@@ -83,6 +85,17 @@ typedef struct replay_run {
   uint64_t read;        /* ticks (non-empty lines) read */
   reject_tally rej;     /* rejected lines */
 } replay_run;
+
+/* 1 when the output (out_path, or stdout for NULL and "-") is the input file (in_path, or stdin
+ * for "-") under any name: the same path, a symlink, a hard link, /dev/stdout, a redirection.
+ * Opening it for writing would truncate the input before a line of it was read. Only regular
+ * files count (a terminal may well be both stdin and stdout). */
+static int output_is_input(const char *in_path, const char *out_path) {
+  struct stat si, so;
+  int in_ok = strcmp(in_path, "-") ? stat(in_path, &si) == 0 : fstat(0, &si) == 0;
+  int out_ok = out_path && strcmp(out_path, "-") ? stat(out_path, &so) == 0 : fstat(1, &so) == 0;
+  return in_ok && out_ok && S_ISREG(si.st_mode) && si.st_dev == so.st_dev && si.st_ino == so.st_ino;
+}
 
 /* Buffers, the engine and the output file (with the CSV header). 0, or 1 after printing why. */
 static int replay_setup(replay_run *r, const nn_model *m) {
@@ -236,6 +249,13 @@ int cmd_replay(int argc, char **argv) {
   if (!model_path || !in_path) {
     fprintf(stderr, "tickcast replay: %s is required (see --help)\n",
             !model_path ? "--model" : "--input");
+    return 2;
+  }
+  if (output_is_input(in_path, r.out_path)) {
+    fprintf(stderr,
+            "tickcast replay: the output (%s) is the input file %s (same device and inode); "
+            "refusing to write predictions over the input\n",
+            r.out_path ? r.out_path : "stdout", strcmp(in_path, "-") ? in_path : "on stdin");
     return 2;
   }
   char err[512];
