@@ -22,12 +22,21 @@ static inline void nn_features_standardize(const nn_model *m, const double raw[N
 }
 
 #include <math.h>
+
+/* ts - prev_ts in double, exact wherever the int64 difference fits (the same bits as before) and
+ * without signed overflow where it does not (timestamps near both ends of int64): the magnitude
+ * is computed in uint64, where it always fits. */
+static inline double nn_ts_diff(int64_t ts, int64_t prev_ts) {
+  return ts >= prev_ts ? (double)((uint64_t)ts - (uint64_t)prev_ts)
+                       : -(double)((uint64_t)prev_ts - (uint64_t)ts);
+}
+
 static inline void nn_features_raw(double raw[NN_F], int first, double px, double prev_px,
                                    int64_t ts, int64_t prev_ts, double qty, int has_quote,
                                    double bid, double ask) {
   raw[0] = first ? 0.0 : log(px / prev_px);
   raw[1] = log1p(qty);
-  raw[2] = first ? 0.0 : log1p((double)(ts - prev_ts) / 1e9);
+  raw[2] = first ? 0.0 : log1p(nn_ts_diff(ts, prev_ts) / 1e9);
   raw[3] = has_quote ? (ask - bid) / ((ask + bid) / 2.0) : 0.0;
 }
 

@@ -12,6 +12,7 @@
 #include "check.h"
 #include "daemon/pipeline/engine.h"
 #include "nn/base/clock.h"
+#include "nn/features.h"
 #include "nn/model.h"
 
 static uint64_t rng = 12345;
@@ -265,9 +266,24 @@ static void bounds(void) {
   nn_model_free(&m);
 }
 
+/* log_dt at the ends of int64: ts - prev_ts of 2^64 - 2 ns does not fit int64 (signed overflow,
+ * which UBSan reports and which once gave NaN); it is computed exactly as unsigned. */
+static void features_extremes(void) {
+  double raw[NN_F];
+  nn_features_raw(raw, 0, 2.0, 1.0, INT64_MAX, INT64_MIN + 1, 0, 0, 0, 0);
+  CHECK(isfinite(raw[2]));
+  CHECK_NEAR(raw[2], log1p(18446744073709551614.0 / 1e9), 1e-12);
+  nn_features_raw(raw, 0, 2.0, 1.0, 1700000000000000000LL, -1700000000000000000LL, 0, 0, 0, 0);
+  CHECK_NEAR(raw[2], log1p(3.4e9), 1e-9);
+  /* Ordinary values keep their exact bits. */
+  nn_features_raw(raw, 0, 2.0, 1.0, 1700000001500000000LL, 1700000000000000000LL, 0, 0, 0, 0);
+  CHECK(raw[2] == log1p((double)1500000000LL / 1e9));
+}
+
 int main(void) {
   closed_form();
   bounds();
+  features_extremes();
   swap_model();
   for (int L = 1; L <= 2; L++)
     for (int p = 0; p <= 1; p++) {

@@ -68,11 +68,37 @@ static int set_str(char **dst, const char *s) {
   return 0;
 }
 
+int kconf_secret(const char *key) {
+  static const char *const words[] = {"password", "secret", "pem",        "key",
+                                      "jaas",     "token",  "credential", "oauthbearer.config",
+                                      NULL};
+  for (int i = 0; words[i]; i++)
+    if (strstr(key, words[i]))
+      return 1;
+  return 0;
+}
+
+/* 1 when s reads like a property name (lowercase letters, digits, '.', '_', '-', with a '.'), so
+ * that quoting it cannot leak a secret typed where a name was expected. */
+static int looks_like_name(const char *s) {
+  if (!strchr(s, '.'))
+    return 0;
+  for (; *s; s++)
+    if (!islower((unsigned char)*s) && !isdigit((unsigned char)*s) && !strchr("._-", *s))
+      return 0;
+  return 1;
+}
+
 /* Splits "KEY=VALUE" from -X into a property. */
 static int add_x(kconf *kc, const char *kv, char *err, size_t errlen) {
   const char *eq = strchr(kv, '=');
   if (!eq || eq == kv) {
-    snprintf(err, errlen, "-X %s: expected KEY=VALUE (a librdkafka property)", kv);
+    if (looks_like_name(kv))
+      snprintf(err, errlen, "-X %s: expected KEY=VALUE (a librdkafka property)", kv);
+    else
+      snprintf(err, errlen,
+               "-X: expected KEY=VALUE (a librdkafka property), found an argument without '=' "
+               "(not shown: it may hold a secret)");
     return TC_EUSAGE;
   }
   char key[256];
@@ -173,8 +199,10 @@ int kconf_load_file(kconf *kc, const char *path, char *err, size_t errlen) {
       continue;
     snprintf(where, sizeof where, "%s:%u", path, lineno);
     char *eq = strchr(s, '=');
-    if (!eq) {
-      snprintf(err, errlen, "%s: expected key=value, found '%.80s'", where, s);
+    if (!eq) { /* the line is not shown: it may be a secret on a line of its own */
+      snprintf(err, errlen,
+               "%s: expected key=value, found a line without '=' (%zu bytes, not shown)", where,
+               strlen(s));
       rc = TC_EFORMAT;
       break;
     }
@@ -273,11 +301,20 @@ int kconf_build(const kconf *kc, const char *const *defaults, rd_kafka_conf_t **
   }
   for (int i = 0; kc && i < kc->nprops; i++) {
     const kconf_kv *p = &kc->props[i];
-    if (rd_kafka_conf_set(conf, p->key, p->val, rerr, sizeof rerr) != RD_KAFKA_CONF_OK) {
-      if (!strcmp(p->where, "-X"))
-        snprintf(err, errlen, "-X %s=%s: %s", p->key, p->val, rerr);
+    rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, p->key, p->val, rerr, sizeof rerr);
+    if (res != RD_KAFKA_CONF_OK) {
+      /* An unknown property may be a mistyped secret (sasl.pasword=...): its value is not shown,
+       * nor a secret's, whose invalid value librdkafka's message would quote. */
+      int hide = res == RD_KAFKA_CONF_UNKNOWN || kconf_secret(p->key);
+      const char *why = hide && res != RD_KAFKA_CONF_UNKNOWN ? "invalid value" : rerr;
+      const char *lead = strcmp(p->where, "-X") ? "kafka." : "";
+      char where[PATH_MAX + 40];
+      snprintf(where, sizeof where, "%s%s%s", strcmp(p->where, "-X") ? p->where : "-X",
+               strcmp(p->where, "-X") ? ": " : " ", lead);
+      if (hide)
+        snprintf(err, errlen, "%s%s (value not shown): %s", where, p->key, why);
       else
-        snprintf(err, errlen, "%s: kafka.%s=%s: %s", p->where, p->key, p->val, rerr);
+        snprintf(err, errlen, "%s%s=%s: %s", where, p->key, p->val, rerr);
       goto fail;
     }
   }

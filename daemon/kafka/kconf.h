@@ -34,6 +34,12 @@ typedef struct kconf {
   "  --config FILE          config file: key=value lines, '#' comments; tickcast flags without\n"  \
   "                         '--' (brokers=..., input-topic=...), librdkafka keys as kafka.KEY\n"
 
+/* 1 when the value of librdkafka property `key` must never be printed: passwords, secrets, keys,
+ * tokens and the configs that hold them (by name: sasl.password, ssl.key.password, ssl.key.pem,
+ * sasl.oauthbearer.client.secret, ...). Error lines also never print the value of a property
+ * librdkafka does not know (a mistyped secret), nor a config line or -X argument without '='. */
+int kconf_secret(const char *key);
+
 /* Zeroes kc. Never fails. */
 void kconf_init(kconf *kc);
 
