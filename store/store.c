@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -835,6 +836,62 @@ int store_checkpoint_write(store *st, const store_ckpt *c, char *err, size_t err
 
 /* ---- loads ---- */
 
+/* s[0..n) for a message: printable ASCII as it is, any other byte as \xHH, cut after 40 bytes,
+ * so that a bad symbol cannot put escape sequences on the reader's terminal. */
+static void excerpt(char *out, size_t cap, const unsigned char *s, size_t n) {
+  size_t o = 0;
+  for (size_t i = 0; i < n && i < 40 && o + 5 < cap; i++)
+    o += (size_t)snprintf(out + o, cap - o, s[i] >= 0x20 && s[i] < 0x7f ? "%c" : "\\x%02x", s[i]);
+  if (n > 40 && o + 4 < cap)
+    o += (size_t)snprintf(out + o, cap - o, "...");
+  out[o] = 0;
+}
+
+/* CONTRACT §1: a symbol is 1..STORE_SYM_MAX bytes of printable ASCII 0x21..0x7E without '"', '\'
+ * or ','. */
+static int sym_valid(const unsigned char *s, size_t n) {
+  if (n < 1 || n > STORE_SYM_MAX)
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (s[i] < 0x21 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\' || s[i] == ',')
+      return 0;
+  return 1;
+}
+
+/* The fields of an instrument row other than its blob: a valid symbol, integer n >= 0, integer
+ * last_ts, integer partition >= -1 (-1: none), a finite last_px >= 0. */
+static int inst_row_check(const store *st, sqlite3_stmt *s, const store_inst *in, char *err,
+                          size_t errlen) {
+  char sym[200], why[96] = "";
+  excerpt(sym, sizeof sym, (const unsigned char *)(in->sym ? in->sym : ""), in->sym_len);
+  if (!in->sym || sqlite3_column_type(s, 0) != SQLITE_TEXT ||
+      !sym_valid((const unsigned char *)in->sym, in->sym_len)) {
+    set_err(err, errlen,
+            "state db %s: an instrument's symbol \"%s\" is not 1..%d bytes of printable ASCII "
+            "without '\"', '\\' or ','",
+            st->path, sym, STORE_SYM_MAX);
+    return TC_EFORMAT;
+  }
+  static const char *const col[] = {"sym", "partition", "n", "last_ts"};
+  for (int c = 1; c <= 3 && !why[0]; c++)
+    if (sqlite3_column_type(s, c) != SQLITE_INTEGER)
+      snprintf(why, sizeof why, "%s is %s, expected an integer", col[c],
+               sqlite3_column_type(s, c) == SQLITE_TEXT ? "text" : "not an integer");
+  if (!why[0] && sqlite3_column_int64(s, 2) < 0)
+    snprintf(why, sizeof why, "n is %lld, expected >= 0", (long long)sqlite3_column_int64(s, 2));
+  if (!why[0] && (sqlite3_column_int64(s, 1) < -1 || sqlite3_column_int64(s, 1) > INT32_MAX))
+    snprintf(why, sizeof why, "partition is %lld, expected -1..%d",
+             (long long)sqlite3_column_int64(s, 1), INT32_MAX);
+  int pt = sqlite3_column_type(s, 4);
+  if (!why[0] &&
+      ((pt != SQLITE_FLOAT && pt != SQLITE_INTEGER) || !isfinite(in->last_px) || in->last_px < 0))
+    snprintf(why, sizeof why, "last_px is %.17g, expected a finite number >= 0", in->last_px);
+  if (!why[0])
+    return 0;
+  set_err(err, errlen, "state db %s: instrument %s: %s", st->path, sym, why);
+  return TC_EFORMAT;
+}
+
 int store_instruments_load(store *st, int L, int H, store_inst_fn fn, void *ud, char *err,
                            size_t errlen) {
   size_t nf = (size_t)2 * L * H;
@@ -864,12 +921,8 @@ int store_instruments_load(store *st, int L, int H, store_inst_fn fn, void *ud, 
     in.last_px = sqlite3_column_double(s, 4);
     const unsigned char *b = sqlite3_column_blob(s, 5);
     size_t blen = (size_t)sqlite3_column_bytes(s, 5);
-    if (!in.sym || in.sym_len < 1 || in.sym_len > STORE_SYM_MAX) {
-      set_err(err, errlen, "state db %s: an instrument has a symbol of %zu bytes, expected 1..%d",
-              st->path, in.sym_len, STORE_SYM_MAX);
-      code = TC_EFORMAT;
+    if ((code = inst_row_check(st, s, &in, err, errlen)) != 0)
       break;
-    }
     if (!b)
       blen = 0;
     if ((code = store_blob_decode(b ? b : (const unsigned char *)"", blen, L, H, st->fbuf, why,
@@ -944,8 +997,21 @@ int store_offsets_load(store *st, store_offset **out, size_t *n, char *err, size
     }
     store_offset *o = &v[cnt++];
     copy_col(o->topic, sizeof o->topic, s, 0);
-    o->partition = sqlite3_column_int(s, 1);
+    int64_t part = sqlite3_column_int64(s, 1);
+    o->partition = (int32_t)part;
     o->next_offset = sqlite3_column_int64(s, 2);
+    if (part < 0 || part > INT32_MAX || o->next_offset < 0 ||
+        sqlite3_column_type(s, 1) != SQLITE_INTEGER ||
+        sqlite3_column_type(s, 2) != SQLITE_INTEGER) {
+      char topic[200];
+      excerpt(topic, sizeof topic, (const unsigned char *)o->topic, strlen(o->topic));
+      set_err(err, errlen,
+              "state db %s: offset of %s partition %lld: next offset %lld, expected integers "
+              ">= 0",
+              st->path, topic, (long long)part, (long long)o->next_offset);
+      code = TC_EFORMAT;
+      break;
+    }
   }
   if (!code && rc != SQLITE_DONE)
     code = db_fail(st, rc, "reading offsets", err, errlen);

@@ -46,6 +46,14 @@ printf 'input-topic = ticks\ninptu-topic = x\n' >"$TMP/bad.conf"
 usage "inptu-topic" --model "$M" --config "$TMP/bad.conf"
 # A librdkafka property it does not know: one line, exit 2, before any network activity.
 usage "no.such.property" --model "$M" --brokers 127.0.0.1:1 --http off -X no.such.property=1
+# Everything is checked before anything starts: a bad --http or -X, without --brokers, exits 2
+# with its one line, and no embedded broker, HTTP server or state file was started or created.
+usage "--http nonsense: expected ADDR:PORT" --model "$M" --http nonsense --state "$TMP/never.db"
+usage "port '99999' is not a number in 0..65535" --model "$M" --http 127.0.0.1:99999 --state "$TMP/never.db"
+usage "-X no.such.property (value not shown)" --model "$M" -X no.such.property=1 --state "$TMP/never.db"
+usage "-X compression.codec=zzz" --model "$M" -X compression.codec=zzz --state "$TMP/never.db"
+[ ! -e "$TMP/never.db" ] || tc_fail "a refused start created its state file"
+echo "ok: bad --http and -X are refused before the broker, the HTTP server and the state file"
 
 # A bad model file: exit 2 with the loader's one-line error naming the file.
 printf 'not a model' >"$TMP/bad.safetensors"

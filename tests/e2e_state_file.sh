@@ -3,7 +3,10 @@
 # job). The next checkpoint notices it, writes a complete copy of the last checkpoint back to the
 # path and goes on there, so a later kill -9 and restart resume from the state (every prediction
 # equal to replay, none repeated with other values: once 4,866 were, after the restart found an
-# empty file). Also: the file and its -wal and -shm are created 0600.
+# empty file). Also: the file and its -wal and -shm are created 0600; a state file with a damaged
+# blob, a symbol of escape bytes or a negative n is refused at start with exit 2 and left
+# untouched (once: exit 1, after a checkpoint wrote to it), and inspect refuses it without
+# printing the escape bytes.
 . "$(dirname "$0")/lib.sh"
 X="$PY $ROOT/tests/e2e_crash.py"
 DB="$TMP/s.db"
@@ -61,4 +64,26 @@ tc_eq "exit after SIGTERM" "$STOP_RC" 0
 $X check "$BROKERS" predictions 600 "$TMP/replay.csv" "$TMP/inspect.json" "$TMP/m.safetensors" \
   >"$TMP/check.txt" || tc_fail "$(cat "$TMP/check.txt")"
 cat "$TMP/check.txt"
+
+# Damaged files: refused at start (exit 2) before anything is written to them.
+damaged() { # what, SQL that damages a copy of the state file, what the error must say
+  cp "$DB" "$TMP/bad.db"
+  sqlite3 "$TMP/bad.db" "$2" >/dev/null
+  local sum rc=0
+  sum=$(sha256sum "$TMP/bad.db" | cut -c1-64)
+  timeout 30 "$TC" run --brokers "$BROKERS" --model "$TMP/m.safetensors" --state "$TMP/bad.db" \
+    --group bad --http off >/dev/null 2>"$TMP/bad.err" || rc=$?
+  tc_eq "exit with $1" "$rc" 2
+  grep -q "$3" "$TMP/bad.err" || tc_fail "$1: $(cat "$TMP/bad.err")"
+  tc_eq "checksum of the refused file ($1)" "$(sha256sum "$TMP/bad.db" | cut -c1-64)" "$sum"
+  rc=0
+  "$TC" inspect --state "$TMP/bad.db" >"$TMP/inspect.out" 2>&1 || rc=$?
+  tc_eq "inspect exit with $1" "$rc" 2
+  if grep -q $'\x1b' "$TMP/inspect.out"; then tc_fail "inspect printed an escape byte"; fi
+  echo "ok: $1 refused: $(grep -o 'state db .*' "$TMP/bad.err" | head -n 1)"
+}
+damaged "a damaged blob" "UPDATE instruments SET state = substr(state, 1, 20) || X'00' || substr(state, 22) WHERE rowid = (SELECT min(rowid) FROM instruments)" "checksum"
+damaged "a short blob" "UPDATE instruments SET state = substr(state, 1, 40) WHERE rowid = (SELECT min(rowid) FROM instruments)" "state blob is 40 bytes"
+damaged "an escape-byte symbol" "UPDATE instruments SET sym = X'1B5D303B6F776E65641B5C' WHERE rowid = (SELECT min(rowid) FROM instruments)" "is not 1..32 bytes"
+damaged "a negative n" "UPDATE instruments SET n = -4 WHERE rowid = (SELECT min(rowid) FROM instruments)" "n is -4"
 echo "PASS e2e_state_file"

@@ -803,6 +803,61 @@ static void test_replaced(void) {
   store_close(st);
 }
 
+/* Every field of a stored row is checked at load, not only the blob: a symbol of the contract's
+ * alphabet (no escape bytes for inspect to print to a terminal), n >= 0, integer last_ts and
+ * partition (>= -1), a finite last_px >= 0; offsets with a partition and next offset >= 0. Each
+ * bad row stops the load with TC_EFORMAT and a line naming it, its bytes escaped. */
+static void test_row_checks(void) {
+  const char *p = path_in("rows.db");
+  store *st = NULL;
+  CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
+  fixture f;
+  fixture_make(&f, 5, 1, 8, 1);
+  store_offset o[1] = {{"ticks", 0, 10}};
+  store_ckpt c = ckpt_of(&f, o, 1);
+  CHECK_INT(store_checkpoint_write(st, &c, err, sizeof err), 0);
+  store_close(st);
+  static const struct {
+    const char *sql, *want;
+  } bad[] = {
+      {"UPDATE instruments SET sym = X'1B5B33316D58' WHERE sym = 'SYM00001.X'",
+       "symbol \"\\x1b[31mX\" is not 1..32 bytes"},
+      {"UPDATE instruments SET sym = 'A,B' WHERE sym = 'SYM00001.X'", "symbol \"A,B\""},
+      {"UPDATE instruments SET n = -5 WHERE sym = 'SYM00001.X'", "n is -5"},
+      {"UPDATE instruments SET last_ts = 'yesterday' WHERE sym = 'SYM00001.X'", "last_ts is text"},
+      {"UPDATE instruments SET partition = -7 WHERE sym = 'SYM00001.X'", "partition is -7"},
+      {"UPDATE instruments SET last_px = -1.5 WHERE sym = 'SYM00001.X'", "last_px is -1.5"},
+      {"UPDATE offsets SET partition = -3", "partition -3"},
+      {"UPDATE offsets SET next_offset = -1", "next offset -1"},
+  };
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    sqlite3 *raw = raw_open(p);
+    CHECK_INT(sqlite3_exec(raw, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(raw, bad[k].sql, NULL, NULL, NULL), SQLITE_OK);
+    CHECK_INT(sqlite3_exec(raw, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_READONLY, &st, err, sizeof err), 0);
+    int n = 0;
+    store_offset *off = NULL;
+    size_t noff = 0;
+    int rc = store_instruments_load(st, 1, 8, count_cb, &n, err, sizeof err);
+    if (rc == 0)
+      rc = store_offsets_load(st, &off, &noff, err, sizeof err);
+    CHECK_INT(rc, TC_EFORMAT);
+    CHECK_CONTAINS(err, bad[k].want);
+    CHECK(!strchr(err, 0x1b));
+    free(off);
+    store_close(st);
+    /* Back to the good rows. */
+    st = NULL;
+    CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
+    CHECK_INT(sqlite3_exec(store_handle(st), "DELETE FROM instruments", NULL, NULL, NULL),
+              SQLITE_OK);
+    CHECK_INT(store_checkpoint_write(st, &c, err, sizeof err), 0);
+    store_close(st);
+  }
+  fixture_free(&f);
+}
+
 int main(void) {
   snprintf(dir, sizeof dir, "/tmp/test_store_XXXXXX");
   if (!mkdtemp(dir))
@@ -821,6 +876,7 @@ int main(void) {
   test_unlinked(0);
   test_unlinked(1);
   test_replaced();
+  test_row_checks();
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   if (system(cmd) != 0)

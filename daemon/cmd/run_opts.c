@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "daemon/cmd/args.h"
+#include "daemon/loop/http.h"
 #include "daemon/loop/run.h"
 #include "nn/base/tc_err.h"
 
@@ -133,6 +134,10 @@ static int check_opts(run_opts *o, const char *http, char *err, size_t errlen) {
   o->http = http ? http : "127.0.0.1:9464";
   if (!strcmp(o->http, "off"))
     o->http = NULL;
+  char host[HTTP_HOST_MAX];
+  int port;
+  if (o->http && http_addr_parse(o->http, host, &port, err, errlen) != 0)
+    return TC_EUSAGE;
   return 0;
 }
 

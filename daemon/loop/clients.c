@@ -223,6 +223,18 @@ static int enable_io_events(run *r, char *err, size_t errlen) {
   return 0;
 }
 
+int clients_check(const run_opts *o, char *err, size_t errlen) {
+  rd_kafka_conf_t *cc = NULL, *pc = NULL;
+  int rc = consumer_conf(o, NULL, &cc, err, errlen);
+  if (rc == 0)
+    rc = producer_conf(o, NULL, &pc, err, errlen);
+  if (cc)
+    rd_kafka_conf_destroy(cc);
+  if (pc)
+    rd_kafka_conf_destroy(pc);
+  return rc;
+}
+
 int clients_make(run *r, const char *bootstrap, char *err, size_t errlen) {
   rd_kafka_conf_t *cc = NULL, *pc = NULL;
   int rc = consumer_conf(r->o, bootstrap, &cc, err, errlen);

@@ -187,18 +187,17 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
   log_warn("http", "%s", line);
 }
 
-/* Opens, binds and listens on ADDR:PORT; returns the fd or -1 with err. */
-static int http_listen(const char *addr_port, int *port, char *err, size_t errlen) {
-  char host[256];
+int http_addr_parse(const char *addr_port, char host[HTTP_HOST_MAX], int *port, char *err,
+                    size_t errlen) {
   const char *colon = strrchr(addr_port, ':');
   if (!colon || colon == addr_port || !colon[1]) {
     snprintf(err, errlen, "--http %s: expected ADDR:PORT (e.g. 127.0.0.1:9464) or off", addr_port);
-    return -1;
+    return TC_EUSAGE;
   }
   size_t hl = (size_t)(colon - addr_port);
-  if (hl >= sizeof host) {
-    snprintf(err, errlen, "--http %s: address too long", addr_port);
-    return -1;
+  if (hl >= HTTP_HOST_MAX) {
+    snprintf(err, errlen, "--http %.40s...: address too long", addr_port);
+    return TC_EUSAGE;
   }
   memcpy(host, addr_port, hl);
   host[hl] = 0;
@@ -206,12 +205,25 @@ static int http_listen(const char *addr_port, int *port, char *err, size_t errle
     memmove(host, host + 1, hl - 2);
     host[hl - 2] = 0;
   }
-  char *end;
-  long pn = strtol(colon + 1, &end, 10);
-  if (*end || pn < 0 || pn > 65535) {
+  const char *d = colon + 1;
+  long pn = 0;
+  while (*d >= '0' && *d <= '9' && pn <= 65535)
+    pn = pn * 10 + (*d++ - '0');
+  if (*d || pn > 65535) {
     snprintf(err, errlen, "--http %s: port '%s' is not a number in 0..65535", addr_port, colon + 1);
-    return -1;
+    return TC_EUSAGE;
   }
+  *port = (int)pn;
+  return 0;
+}
+
+/* Opens, binds and listens on ADDR:PORT; returns the fd or -1 with err. */
+static int http_listen(const char *addr_port, int *port, char *err, size_t errlen) {
+  char host[HTTP_HOST_MAX];
+  int pn;
+  if (http_addr_parse(addr_port, host, &pn, err, errlen) != 0)
+    return -1;
+  const char *colon = strrchr(addr_port, ':');
   struct addrinfo hints = {0}, *ai = NULL;
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -238,7 +250,7 @@ static int http_listen(const char *addr_port, int *port, char *err, size_t errle
   freeaddrinfo(ai);
   struct sockaddr_storage ss;
   socklen_t sl = sizeof ss;
-  *port = (int)pn;
+  *port = pn;
   if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
     if (ss.ss_family == AF_INET)
       *port = ntohs(((struct sockaddr_in *)&ss)->sin_port);

@@ -15,6 +15,15 @@ typedef struct http_srv http_srv;
 typedef int (*http_handler)(void *ud, const char *path, char **body, size_t *len,
                             const char **ctype);
 
+#define HTTP_HOST_MAX 256 /* longest ADDR in ADDR:PORT, with its NUL */
+
+/* Checks the syntax of ADDR:PORT ("127.0.0.1:9464", "[::1]:9464", "localhost:0"): a non-empty
+ * address and a port of 0..65535. Returns 0 with the address (without brackets) in host and the
+ * port, or TC_EUSAGE with err like "--http x:99999: port '99999' is not a number in 0..65535".
+ * Resolves nothing: run's flag check calls it before anything starts. */
+int http_addr_parse(const char *addr_port, char host[HTTP_HOST_MAX], int *port, char *err,
+                    size_t errlen);
+
 /* Binds ADDR:PORT ("127.0.0.1:9464", "[::1]:9464", "localhost:0" for any free port) and serves on
  * `loop`. Returns 0 and *out, or a negative TC_E* code with err like "--http 127.0.0.1:9464: cannot
  * bind: Address already in use". */

@@ -100,6 +100,18 @@ static int start_http(run *r) {
   return 0;
 }
 
+/* Every -X and kafka.* property is checked by librdkafka before anything starts: a bad one exits 2
+ * before the state file, the HTTP port or an embedded broker is touched. */
+static int check_clients(run *r) {
+  char err[1024];
+  int rc = clients_check(r->o, err, sizeof err);
+  if (rc != 0) {
+    log_error("run", "%s", err);
+    return rc == TC_EUSAGE ? 2 : 1;
+  }
+  return 0;
+}
+
 static int make_clients(run *r) {
   char err[1024];
   int rc = clients_make(r, r->mb ? mockbroker_bootstraps(r->mb) : NULL, err, sizeof err);
@@ -110,19 +122,32 @@ static int make_clients(run *r) {
   return 0;
 }
 
+static int count_row(void *ud, const store_inst *in) {
+  (void)in;
+  ++*(uint64_t *)ud;
+  return 0;
+}
+
 /* The state db opens after the client configuration was accepted (a bad -X creates no file)
- * and before the loop runs (the first assignment restores from it). */
+ * and before the loop runs (the first assignment restores from it). Every stored instrument is
+ * checked (fields, blob, checksum) before anything is written: a damaged file is refused with
+ * exit 2 and left as it was, instead of failing at the first assignment. */
 static int open_state(run *r) {
   const run_opts *o = r->o;
   char err[1024];
+  uint64_t rows = 0;
   int rc = store_open(o->state_path, o->sync_full ? STORE_SYNC_FULL : STORE_SYNC_NORMAL,
                       STORE_OPEN_CREATE, &r->db, err, sizeof err);
   if (rc == 0)
     rc = ckpt_bind_model(r->db, r->model, o->reset_state, err, sizeof err);
+  if (rc == 0)
+    rc = store_instruments_load(r->db, r->model->L, r->model->H, count_row, &rows, err, sizeof err);
   if (rc != 0) {
     log_error("run", "%s", err);
     return rc == TC_EFORMAT || rc == TC_EMODEL ? 2 : 1;
   }
+  log_info("run", "state db %s: %llu instruments stored, every one checked", o->state_path,
+           (unsigned long long)rows);
   return ckpt_new(&r->ck, r->loop, r->db, r->model) == 0 ? 0 : 1;
 }
 
@@ -200,20 +225,25 @@ int run_main(const run_opts *o) {
   if (!r)
     return 1;
   uv_loop_t loop;
+  /* What can be refused (usage, model, configuration, state file: exit 2) is checked before
+   * anything starts (state file aside, which is created when absent); then the HTTP port (in
+   * use: exit 1) before the embedded broker and the clients. */
   int code = load_model(r);
   if (code == 0)
     code = setup_engine(r);
   if (code == 0)
-    code = start_embedded_broker(r);
+    code = check_clients(r);
   if (code == 0) {
     uv_loop_init(&loop);
     r->loop = &loop;
-    code = start_http(r);
+    code = open_state(r);
   }
   if (code == 0)
-    code = make_clients(r);
+    code = start_http(r);
   if (code == 0)
-    code = open_state(r);
+    code = start_embedded_broker(r);
+  if (code == 0)
+    code = make_clients(r);
   if (code == 0) {
     start_handles(r);
     uv_run(&loop, UV_RUN_DEFAULT);

@@ -229,6 +229,10 @@ void lifecycle_close_all(uv_handle_t *h, void *arg);
 
 /* ---- clients.c: the Kafka clients. */
 
+/* Builds (and drops) both clients' configurations, so that a property librdkafka refuses stops
+ * the start before anything else starts. 0, TC_EUSAGE with err, or TC_ENOMEM. */
+int clients_check(const run_opts *o, char *err, size_t errlen);
+
 /* Creates the consumer, producer (and changelog reader), their topic handles, the subscription
  * and the io-event pipes; bootstrap overrides --brokers (the embedded broker). 0, TC_EUSAGE (bad
  * configuration, err says which) or TC_EKAFKA / TC_EIO / TC_ENOMEM with err. */
