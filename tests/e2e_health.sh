@@ -21,22 +21,12 @@ cp "$TMP/m.safetensors" "$TMP/live.safetensors"
 tc_broker_start --topics ticks:2,predictions:2,tickcast.dlq:1,tickcast.stats:1,one:1,pone:1,t2:1,dead:1,t3:1,dead3:1,lagt:4,lagp:4,lags:1 \
   --no-leader dead,dead3
 
-start_run() { # name args...: a daemon logging to NAME.log; sets RUN_PID and URL
-  local name=$1
-  shift
-  tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/live.safetensors" --state "$TMP/$name.db" \
-    --group "$name" --checkpoint-interval 200 --http 127.0.0.1:0 \
-    -X consumer.session.timeout.ms=6000 "$@" 2>"$TMP/$name.log"
-  RUN_PID=$BG_PID
-  tc_wait_for 10 grep -q "http on" "$TMP/$name.log" || tc_fail "$name: no http line"
-  URL="http://127.0.0.1:$(sed -n 's/.*http on .* (port \([0-9]*\)).*/\1/p' "$TMP/$name.log" | head -n 1)"
-}
 code() { curl -s -o "$TMP/body" -w '%{http_code}' --max-time "${2:-2}" "$URL$1" || true; }
 body() { cat "$TMP/body" 2>/dev/null; }
 tick() { echo "b'{\"sym\":\"$1\",\"ts\":$2,\"px\":$3}'"; }
 
 # 1. Slow clients.
-start_run a
+tc_run a
 tc_wait_for 20 sh -c "curl -sf $URL/readyz >/dev/null" || tc_fail "a: not ready in 20 s: $(code /readyz)"
 $PY - "${URL#http://}" "$TMP/slow.started" <<'PYEOF' &
 import socket, sys, time
@@ -84,7 +74,7 @@ rm -f "$TMP/live.safetensors"
 cp "$TMP/m.safetensors" "$TMP/live.safetensors"
 
 # 3a. Checkpoints failing (another process holds SQLite's write lock).
-start_run b --unhealthy-after 1500
+tc_run b --unhealthy-after 1500
 tc_wait_for 20 sh -c "curl -sf $URL/readyz >/dev/null" || tc_fail "b: not ready: $(code /readyz) $(body)"
 tc_wait_for 10 test -s "$TMP/b.db" || tc_fail "b: no state file"
 $PY - "$TMP/b.db" "$TMP/locked" "$TMP/release" <<'EOF' &
@@ -113,11 +103,11 @@ echo "ok: /healthz and /readyz back to 200 once a checkpoint succeeds"
 
 # 3b. /readyz on a member without partitions: two members of one group on a one-partition topic.
 tc_stop "$RUN_PID" 10
-start_run c --input-topic one --output-topic pone --group spare
+tc_run c --input-topic one --output-topic pone --group spare
 C_URL=$URL
 C_PID=$RUN_PID
 tc_wait_for 20 sh -c "curl -sf $C_URL/readyz >/dev/null" || tc_fail "c: not ready"
-start_run d --input-topic one --output-topic pone --group spare
+tc_run d --input-topic one --output-topic pone --group spare
 tc_wait_for 40 sh -c "curl -sf $URL/readyz >/dev/null" ||
   tc_fail "/readyz of the spare member: $(code /readyz) $(body)"
 tc_eq "partitions of the spare member" "$(curl -s "$URL/metrics" | sed -n 's/^tickcast_partitions_assigned //p')" 0
@@ -128,7 +118,7 @@ tc_stop "$RUN_PID" 10
 tc_stop "$C_PID" 10
 
 # 3c. A prediction that fails for good: its tick is processed, no checkpoint may cover it.
-start_run e --input-topic t2 --output-topic dead --unhealthy-after 1500 -X producer.message.timeout.ms=300
+tc_run e --input-topic t2 --output-topic dead --unhealthy-after 1500 -X producer.message.timeout.ms=300
 tc_wait_for 20 grep -q "assigned t2 partitions" "$TMP/e.log" || tc_fail "e: no assignment"
 $PY "$H" produce "$BROKERS" t2 "(b'E', $(tick E 1 1.5))"
 tc_wait_for 15 sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' $URL/healthz)\" = 503 ]" ||
@@ -139,7 +129,7 @@ echo "ok: /healthz 503: $(body)"
 tc_stop "$RUN_PID" 10
 
 # 3d. The output paused (a full producer queue to a topic without a leader).
-start_run f --input-topic t3 --output-topic dead3 --unhealthy-after 1500 \
+tc_run f --input-topic t3 --output-topic dead3 --unhealthy-after 1500 \
   -X producer.queue.buffering.max.messages=10 -X producer.message.timeout.ms=60000
 tc_wait_for 20 grep -q "assigned t3 partitions" "$TMP/f.log" || tc_fail "f: no assignment"
 specs=()
@@ -152,7 +142,7 @@ echo "ok: /healthz $(code /healthz): $(body)"
 tc_stop "$RUN_PID" 10
 
 # 4. Honest lag: 500 ticks of one instrument (one partition of four), no checkpoint for a minute.
-start_run g --input-topic lagt --output-topic lagp --stats-topic lags --stats-interval 500 \
+tc_run g --input-topic lagt --output-topic lagp --stats-topic lags --stats-interval 500 \
   --checkpoint-interval 60000
 tc_wait_for 20 grep -q "assigned lagt partitions" "$TMP/g.log" || tc_fail "g: no assignment"
 specs=()

@@ -17,16 +17,9 @@ cp "$TMP/m.safetensors" "$TMP/live.safetensors"
 tc_broker_start --topics ticks:2,predictions:2,tickcast.dlq:1,tickcast.stats:1,t2:2,p2:2,d2:1,s2:1,t3:1,p3:1,t4:1,p4:1,t5:1,p5:1 \
   --no-leader d2,s2
 
-start_run() { # name args...: a daemon on state file NAME.db, its log NAME.log; sets PORT
-  local name=$1
-  shift
-  tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/live.safetensors" --state "$TMP/$name.db" \
-    --group "$name" --checkpoint-interval 200 --http 127.0.0.1:0 \
-    -X consumer.session.timeout.ms=6000 "$@" 2>"$TMP/$name.log"
-  RUN_PID=$BG_PID
-  tc_wait_for 10 grep -q "http on" "$TMP/$name.log" || tc_fail "$name: no http line"
-  PORT=$(sed -n 's/.*http on .* (port \([0-9]*\)).*/\1/p' "$TMP/$name.log" | head -n 1)
-  tc_wait_for 20 grep -q "assigned .* partitions" "$TMP/$name.log" || tc_fail "$name: no assignment"
+start_run() { # name args...: tc_run, then the assignment
+  tc_run "$@"
+  tc_wait_for 20 grep -q "assigned .* partitions" "$TMP/$1.log" || tc_fail "$1: no assignment"
 }
 metric() { curl -s "http://127.0.0.1:$PORT/metrics" | sed -n "s/^tickcast_$1 //p"; }
 stored() { $PY "$H" offsets "$1"; } # the sum of the next offsets in a state file

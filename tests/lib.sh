@@ -8,6 +8,10 @@
 #   tc_fail MESSAGE                         prints "FAIL: MESSAGE" and exits 1
 #   tc_eq WHAT FOUND EXPECTED               fails unless FOUND == EXPECTED (strings)
 #   tc_stop PID [SECONDS]                   SIGTERM, wait up to SECONDS (default 10), sets STOP_RC
+#   tc_run NAME ARGS...                     `tickcast run` on $BROKERS in group NAME with model
+#                                           $TMP/live.safetensors, state $TMP/NAME.db, log $TMP/NAME.log,
+#                                           checkpoints every 200 ms, HTTP on a free port, ARGS last;
+#                                           sets RUN_PID, PORT and URL once HTTP is up
 # Also: ROOT (repo), TC (the tickcast binary; $TICKCAST overrides), TMP (scratch dir, removed at
 # exit), PY (/usr/bin/python3, Debian's, which has confluent_kafka and numpy).
 
@@ -79,4 +83,16 @@ tc_stop() { # pid [seconds]: SIGTERM and wait; STOP_RC = exit status (124 if it 
   local keep=() q
   for q in "${TC_PIDS[@]}"; do [ "$q" == "$pid" ] || keep+=("$q"); done
   TC_PIDS=("${keep[@]}")
+}
+
+tc_run() { # name args...
+  local name=$1
+  shift
+  tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/live.safetensors" --state "$TMP/$name.db" \
+    --group "$name" --checkpoint-interval 200 --http 127.0.0.1:0 \
+    -X consumer.session.timeout.ms=6000 "$@" 2>"$TMP/$name.log"
+  RUN_PID=$BG_PID
+  tc_wait_for 10 grep -q "http on" "$TMP/$name.log" || tc_fail "$name: no http line"
+  PORT=$(sed -n 's/.*http on .* (port \([0-9]*\)).*/\1/p' "$TMP/$name.log" | head -n 1)
+  URL="http://127.0.0.1:$PORT"
 }

@@ -22,10 +22,12 @@ Usage: soak.py TICKCAST WORKDIR   (environment: SOAK_SECONDS 300, SOAK_RATE 5000
 SOAK_PARTITIONS 8, SOAK_INSTRUMENTS 10000 (--max-instruments), SOAK_UNIVERSE 12000, SOAK_WARMUP
 0.3 of the run, SOAK_RSS_PCT 10, SOAK_MAX_STALL_MS 50)
 """
-import base64, json, os, random, signal, struct, subprocess, sys, threading, time
+import json, os, random, signal, subprocess, sys, threading, time
 
-import numpy as np
 from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from e2e_run import model  # noqa: E402  (the tests' contract-model writer)
 
 TC, W = sys.argv[1], sys.argv[2]
 SECS = float(os.environ.get("SOAK_SECONDS", 300))
@@ -44,32 +46,6 @@ procs = []
 
 def log(*a):
     print(f"[{time.strftime('%H:%M:%S')}]", *a, flush=True)
-
-
-def model(path, L, Hh, seed):
-    rng = np.random.default_rng(seed)
-    t = {}
-    for k in range(L):
-        D = 4 if k == 0 else Hh
-        t[f"lstm.weight_ih_l{k}"] = rng.normal(0, 0.2, (4 * Hh, D))
-        t[f"lstm.weight_hh_l{k}"] = rng.normal(0, 0.2, (4 * Hh, Hh))
-        t[f"lstm.bias_ih_l{k}"] = rng.normal(0, 0.1, (4 * Hh,))
-        t[f"lstm.bias_hh_l{k}"] = rng.normal(0, 0.1, (4 * Hh,))
-    t["head.weight"] = rng.normal(0, 0.2, (1, Hh))
-    t["head.bias"] = rng.normal(0, 0.1, (1,))
-    t["features.mean"] = np.array([0, 0.5, 0.1, 0.001])
-    t["features.std"] = np.array([0.002, 1, 0.5, 0.001])
-    t["target.mean"] = np.array([0.0])
-    t["target.std"] = np.array([0.002])
-    hdr = {"__metadata__": {"tickcast.format": "1", "tickcast.features": "ret,log_qty,log_dt,spread"}}
-    data = b""
-    for k, v in t.items():
-        b = np.asarray(v, dtype="<f4").tobytes()
-        hdr[k] = {"dtype": "F32", "shape": list(np.shape(v)), "data_offsets": [len(data), len(data) + len(b)]}
-        data += b
-    h = json.dumps(hdr).encode()
-    h += b" " * (-len(h) % 8)
-    open(path, "wb").write(struct.pack("<Q", len(h)) + h + data)
 
 
 def start(args, logname):
