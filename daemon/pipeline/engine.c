@@ -130,7 +130,7 @@ int engine_process(engine *e, eng_tick *ticks, int N) {
       memcpy(e->xb + (size_t)b * NN_F, e->x + (size_t)i * NN_F, NN_F * sizeof(float));
       e->sp[b] = symtab_state(&e->st, ticks[i].slot);
     }
-    nn_lstm_step(m, &e->w, B, e->xb, e->sp, e->yb);
+    nn_step(m, &e->w, B, e->xb, e->sp, e->yb);
     for (int b = 0; b < B; b++) {
       eng_tick *t = &ticks[e->order[b0 + b]];
       t->y = e->yb[b];
