@@ -3,8 +3,11 @@
 
 Writes tests/fixtures/train_grad_*.txt: a random model, a batch x (T, B, 4), targets, loss weights,
 and what PyTorch autograd computes for the loss sum(w * (y - tgt)^2): the loss, the outputs y, the
-final state (B, L, 2, H) and the gradient of every parameter. Without peepholes the network is
-torch.nn.LSTM itself; with them it is the CONTRACT §3 cell written out in torch ops.
+final state (B, L, 2, H) for the LSTM, (B, L, H) for the GRU and RNN, and the gradient of every
+parameter. Without peepholes the network is torch.nn.LSTM itself; with them it is the CONTRACT §3
+cell written out in torch ops; the GRU and RNN files (train_grad_gru_*, train_grad_rnn_*) are
+torch.nn.GRU and torch.nn.RNN themselves. The config line is L, H, peephole, B, T and, for the
+GRU and RNN, the cell code of nn/base/cell.h (1 GRU, 2 RNN tanh, 3 RNN relu).
 Format: one line per entry, "name n v0 v1 ...". Run with Debian's python3 (has torch):
     /usr/bin/python3 tests/gen_train_fixture.py
 """
@@ -93,8 +96,60 @@ def make(path, L, H, peephole, B, T, seed):
     print(f"wrote {path}: L={L} H={H} peephole={peephole} B={B} T={T} loss={loss.item():.9g}")
 
 
+def make_cell(path, cell, L, H, B, T, seed):
+    """The same for torch.nn.GRU (cell "gru") or torch.nn.RNN ("rnn_tanh", "rnn_relu")."""
+    torch.manual_seed(seed)
+    if cell == "gru":
+        mod, pre, code = torch.nn.GRU(F, H, num_layers=L), "gru", 1
+    else:
+        mod = torch.nn.RNN(F, H, num_layers=L, nonlinearity=cell[4:])
+        pre, code = "rnn", 2 if cell == "rnn_tanh" else 3
+    head = torch.nn.Linear(H, 1)
+    p = {}
+    with torch.no_grad():
+        for name, v in mod.named_parameters():
+            v.mul_(2)  # away from the linear regime
+            p[f"{pre}.{name}"] = v.detach().clone()
+        for name, v in head.state_dict().items():
+            p["head." + name] = v.detach().clone()
+    x = torch.randn(T, B, F) * 1.5
+    tgt = torch.randn(T, B)
+    w = torch.full((T, B), 1.0 / (T * B))
+    w[T // 2, 0] = 0.0
+    w[T - 1, B - 1] = 0.0
+    mod, head = mod.double(), head.double()  # the reference in float64, from the float32 values
+    top, hn = mod(x.double())
+    y = (top @ head.weight.T).squeeze(-1) + head.bias
+    loss = (w.double() * (y - tgt.double()) ** 2).sum()
+    loss.backward()
+    state = hn.transpose(0, 1)  # (B, L, H)
+    grads = {f"{pre}.{n}": v.grad for n, v in mod.named_parameters()}
+    grads.update({"head." + n: v.grad for n, v in head.named_parameters()})
+
+    def line(name, t):
+        v = t.detach().reshape(-1).tolist()
+        return f"{name} {len(v)} " + " ".join(f"{a:.17g}" for a in v) + "\n"
+
+    with open(path, "w") as f:
+        f.write(line("config", torch.tensor([L, H, 0, B, T, code], dtype=torch.float64)))
+        for k, v in p.items():
+            f.write(line(k, v))
+        f.write(line("x", x))
+        f.write(line("tgt", tgt))
+        f.write(line("w", w))
+        f.write(line("loss", loss.reshape(1)))
+        f.write(line("y", y))
+        f.write(line("state", state))
+        for k in p:
+            f.write(line("grad." + k, grads[k]))
+    print(f"wrote {path}: {cell} L={L} H={H} B={B} T={T} loss={loss.item():.9g}")
+
+
 if __name__ == "__main__":
     d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
     os.makedirs(d, exist_ok=True)
     make(os.path.join(d, "train_grad_l1.txt"), L=1, H=8, peephole=0, B=3, T=12, seed=11)
     make(os.path.join(d, "train_grad_l2_peephole.txt"), L=2, H=6, peephole=1, B=4, T=9, seed=12)
+    make_cell(os.path.join(d, "train_grad_gru_l2.txt"), "gru", L=2, H=7, B=3, T=10, seed=13)
+    make_cell(os.path.join(d, "train_grad_rnn_tanh_l2.txt"), "rnn_tanh", L=2, H=6, B=4, T=11, seed=14)
+    make_cell(os.path.join(d, "train_grad_rnn_relu_l1.txt"), "rnn_relu", L=1, H=9, B=3, T=12, seed=15)
