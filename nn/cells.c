@@ -36,7 +36,7 @@ static void proj_input(const nn_model *m, const nn_work *w, int k, int B, const 
   }
   for (int b = 0; b < B; b++)
     memcpy(z + (size_t)b * G, bias, (size_t)G * sizeof(float));
-  nn_work_proj(w, B, G, H, in, m->W_ih[k], w->wih + (size_t)(k - 1) * H * w->ldw, z);
+  nn_work_proj(w, B, G, H, in, m->W_ih[k], w->wih + (size_t)(k - 1) * H * w->ldw, z, G);
 }
 
 /* Layer k reads its input from `in` (B, D) and gathers its own h into `hk` (B, H); the gates
@@ -50,15 +50,16 @@ void nn_gru_step(const nn_model *m, nn_work *w, int B, const float *x, float *co
   const float *in = x; /* (B, D) layer input */
   float *hk = w->h;    /* (B, H) */
   for (int k = 0; k < m->L; k++) {
-    const float *bhh = w->bhh + (size_t)k * G;
+    const float *bhn = w->bhh + (size_t)k * H, *whh = w->whh + (size_t)k * H * w->ldw;
     gather_h(B, H, k, state, hk);
     /* z (B, 3H) = in . W_ih^T + [b_ir + b_hr, b_iz + b_hz, b_in] */
     proj_input(m, w, k, B, in, w->z);
-    /* zh (B, 3H) = [0, 0, b_hn] + h (B, H) . W_hh^T (H, 3H): kept apart from z, because r
-     * multiplies its n block (W_hn h + b_hn) before the sum. */
+    /* z's r and z blocks (B, 2H) += h (B, H) . W_h{r,z}^T (H, 2H), in place (row stride 3H) */
+    nn_work_proj(w, B, 2 * H, H, hk, m->W_hh[k], whh, w->z, G);
+    /* zh (B, H) = b_hn + h . W_hn^T: kept apart from z's n block, as r multiplies it. */
     for (int b = 0; b < B; b++)
-      memcpy(w->zh + (size_t)b * G, bhh, (size_t)G * sizeof(float));
-    nn_work_proj(w, B, G, H, hk, m->W_hh[k], w->whh + (size_t)k * H * w->ldw, w->zh);
+      memcpy(w->zh + (size_t)b * H, bhn, (size_t)H * sizeof(float));
+    nn_work_proj(w, B, H, H, hk, m->W_hh[k] + (size_t)2 * H * H, whh + 2 * H, w->zh, H);
     nn_gates_gru(B, H, w->z, w->zh, hk);
     scatter_h(B, H, k, state, hk);
     in = hk;
@@ -78,7 +79,7 @@ void nn_rnn_step(const nn_model *m, nn_work *w, int B, const float *x, float *co
   for (int k = 0; k < m->L; k++) {
     gather_h(B, H, k, state, hk);
     proj_input(m, w, k, B, in, w->z);
-    nn_work_proj(w, B, H, H, hk, m->W_hh[k], w->whh + (size_t)k * H * w->ldw, w->z);
+    nn_work_proj(w, B, H, H, hk, m->W_hh[k], w->whh + (size_t)k * H * w->ldw, w->z, H);
     nn_gates_rnn(B * H, w->z, hk, m->cell == NN_CELL_RNN_RELU);
     scatter_h(B, H, k, state, hk);
     in = hk;

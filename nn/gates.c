@@ -70,25 +70,23 @@ GATES_CLONES void nn_gates(int B, int H, const float *z, float *c, float *h, con
   }
 }
 
-/* One GRU row (see lstm.h): xr, xz, xn (H) the input side's blocks, hr, hz, hn (H) the recurrent
- * side's; h (H) old in, new out. h' = n + z (h - n) is (1 - z) n + z h as PyTorch's kernel
- * computes it. */
-GATES_INLINE void row_gru(int H, const float *restrict xr, const float *restrict xz,
-                          const float *restrict xn, const float *restrict hr,
-                          const float *restrict hz, const float *restrict hn, float *restrict h) {
+/* One GRU row (see lstm.h): zr, zu, zn (H) the blocks of z, hn (H) the recurrent side of n; h (H)
+ * old in, new out. h' = n + u (h - n) is (1 - u) n + u h as PyTorch's kernel computes it. */
+GATES_INLINE void row_gru(int H, const float *restrict zr, const float *restrict zu,
+                          const float *restrict zn, const float *restrict hn, float *restrict h) {
   for (int j = 0; j < H; j++) {
-    float r = nn_sigmoid_approx(xr[j] + hr[j]);
-    float z = nn_sigmoid_approx(xz[j] + hz[j]);
-    float n = nn_tanh_approx(xn[j] + r * hn[j]);
-    h[j] = n + z * (h[j] - n);
+    float r = nn_sigmoid_approx(zr[j]);
+    float u = nn_sigmoid_approx(zu[j]);
+    float n = nn_tanh_approx(zn[j] + r * hn[j]);
+    h[j] = n + u * (h[j] - n);
   }
 }
 
-/* GRU gates for B rows: zx, zh (B, 3H) in gate order r, z, n; h (B, H) updated. */
-GATES_CLONES void nn_gates_gru(int B, int H, const float *zx, const float *zh, float *h) {
+/* GRU gates for B rows: z (B, 3H) in gate order r, z, n; zh (B, H); h (B, H) updated. */
+GATES_CLONES void nn_gates_gru(int B, int H, const float *z, const float *zh, float *h) {
   for (int b = 0; b < B; b++) {
-    const float *xr = zx + (size_t)b * 3 * H, *hr = zh + (size_t)b * 3 * H;
-    row_gru(H, xr, xr + H, xr + 2 * H, hr, hr + H, hr + 2 * H, h + (size_t)b * H);
+    const float *zr = z + (size_t)b * 3 * H;
+    row_gru(H, zr, zr + H, zr + 2 * H, zh + (size_t)b * H, h + (size_t)b * H);
   }
 }
 

@@ -33,7 +33,8 @@ int nn_work_init(nn_work *w, const nn_model *m, int Bmax) {
          nb = round16((size_t)m->L * G), nw = round16((size_t)NN_F * G),
          ldw = (size_t)nn_projT_ldw(m->G), nhh = (size_t)m->L * H * ldw,
          nih = (size_t)(m->L - 1) * H * ldw;
-  size_t total = nx + 2 * nh + nz + nb + nw + nhh + nih + (gru ? nz + nb : 0);
+  size_t total =
+      nx + 2 * nh + nz + nb + nw + nhh + nih + (gru ? nh + round16((size_t)m->L * H) : 0);
   void *p = NULL;
   if (posix_memalign(&p, 64, total * sizeof(float)) != 0)
     return TC_ENOMEM;
@@ -49,7 +50,7 @@ int nn_work_init(nn_work *w, const nn_model *m, int Bmax) {
   w->wih = w->whh + nhh;
   if (gru) {
     w->zh = w->wih + nih;
-    w->bhh = w->zh + nz;
+    w->bhh = w->zh + nh;
   }
   w->Bmax = Bmax;
   w->cell = m->cell;
@@ -70,8 +71,8 @@ static void transpose(int G, int K, const float *W, float *wt, int ldw) {
 }
 
 /* bias (L, G) = b_ih + b_hh, so the step adds one vector per row instead of two (for the GRU
- * only in the r and z blocks: its n block keeps b_in, and bhh (L, G) holds b_hn there, because
- * r multiplies the recurrent side with its bias); wx (4, G) = W_ih[0]^T, whh (L, H, ldw) =
+ * only in the r and z blocks: its n block keeps b_in, and bhh (L, H) holds b_hn, because r
+ * multiplies the recurrent side with its bias); wx (4, G) = W_ih[0]^T, whh (L, H, ldw) =
  * W_hh[k]^T and wih (L-1, H, ldw) = W_ih[k]^T for k >= 1, so that the projections run along rows
  * of W (nn_proj4, nn_projT). */
 void nn_work_update(nn_work *w, const nn_model *m) {
@@ -82,9 +83,9 @@ void nn_work_update(nn_work *w, const nn_model *m) {
       w->bias[(size_t)k * G + j] = m->b_ih[k][j] + m->b_hh[k][j];
   if (m->cell == NN_CELL_GRU)
     for (int k = 0; k < m->L; k++)
-      for (int j = 2 * H; j < G; j++) {
-        w->bias[(size_t)k * G + j] = m->b_ih[k][j];
-        w->bhh[(size_t)k * G + j] = m->b_hh[k][j];
+      for (int j = 0; j < H; j++) {
+        w->bias[(size_t)k * G + 2 * H + j] = m->b_ih[k][2 * H + j];
+        w->bhh[(size_t)k * H + j] = m->b_hh[k][2 * H + j];
       }
   transpose(G, NN_F, m->W_ih[0], w->wx, G);
   for (int k = 0; k < m->L; k++)
@@ -93,14 +94,14 @@ void nn_work_update(nn_work *w, const nn_model *m) {
     transpose(G, H, m->W_ih[k], w->wih + (size_t)(k - 1) * HW, w->ldw);
 }
 
-/* z (B, G) += a (B, K) . W^T (K, G), W being (G, K) row-major and wt its transpose (K, ldw):
- * nn_projT on wt up to w->Bkern rows, sgemm on W above (see lstm_int.h). */
+/* z (B, G) += a (B, K) . W^T (K, G), W being (G, K) row-major and wt its transpose (K, ldw), z of
+ * row stride ldz: nn_projT on wt up to w->Bkern rows, sgemm on W above (see lstm_int.h). */
 void nn_work_proj(const nn_work *w, int B, int G, int K, const float *a, const float *W,
-                  const float *wt, float *z) {
+                  const float *wt, float *z, int ldz) {
   if (B <= w->Bkern)
-    nn_projT(B, G, K, a, wt, w->ldw, z);
+    nn_projT_ld(B, G, K, a, wt, w->ldw, z, ldz);
   else
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, K, 1.0f, a, K, W, K, 1.0f, z, G);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, K, 1.0f, a, K, W, K, 1.0f, z, ldz);
 }
 
 /* y (B) = h (B, H) . head.weight (H) + head.bias, in a fixed order per row so a row's result does
@@ -150,10 +151,10 @@ void nn_lstm_step(const nn_model *m, nn_work *w, int B, const float *x, float *c
       /* z (B, 4H) = bias + in (B, H) . W_ih^T (H, 4H) */
       for (int b = 0; b < B; b++)
         memcpy(z + (size_t)b * G, bias, (size_t)G * sizeof(float));
-      nn_work_proj(w, B, G, D, in, m->W_ih[k], w->wih + (size_t)(k - 1) * H * w->ldw, z);
+      nn_work_proj(w, B, G, D, in, m->W_ih[k], w->wih + (size_t)(k - 1) * H * w->ldw, z, G);
     }
     /* z (B, 4H) += h (B, H) . W_hh^T (H, 4H) */
-    nn_work_proj(w, B, G, H, hk, m->W_hh[k], w->whh + (size_t)k * H * w->ldw, z);
+    nn_work_proj(w, B, G, H, hk, m->W_hh[k], w->whh + (size_t)k * H * w->ldw, z, G);
     nn_gates(B, H, z, c, hk, m->w_ci[k], m->w_cf[k], m->w_co[k]);
     for (int b = 0; b < B; b++) {
       float *s = state[b] + (size_t)k * H2;

@@ -24,10 +24,10 @@ typedef struct nn_work {
   float *h;    /* (Bmax, H) gathered h of the current layer */
   float *c;    /* (Bmax, H) gathered c of the current layer (LSTM) */
   float *z;    /* (Bmax, G) gate pre-activations (GRU: the input side) */
-  float *zh;   /* (Bmax, G) GRU: the recurrent side, W_hh h + bhh; NULL for other cells */
+  float *zh;   /* (Bmax, H) GRU: the recurrent n block, W_hn h + b_hn; NULL for other cells */
   float *bias; /* (L, G) b_ih + b_hh per layer, summed at init (see nn_work_update); GRU: the
                   n block holds b_in alone */
-  float *bhh;  /* (L, G) GRU: zero in the r and z blocks, b_hn in the n block; else NULL */
+  float *bhh;  /* (L, H) GRU: b_hn; else NULL */
   float *wx;   /* (NN_F, G) W_ih[0] transposed, copied at init (see nn_work_update) */
   float *whh;  /* (L, H, ldw) W_hh[k] transposed, likewise, for nn_projT */
   float *wih;  /* (L-1, H, ldw) W_ih[k] transposed for layers k >= 1, likewise */
@@ -83,11 +83,11 @@ void nn_step(const nn_model *m, nn_work *w, int B, const float *x, float *const 
 void nn_gates(int B, int H, const float *z, float *c, float *h, const float *wci, const float *wcf,
               const float *wco);
 
-/* GRU gates for B rows (gates.c): zx (B, 3H) input-side pre-activations with the biases of
- * nn_work.bias, zh (B, 3H) recurrent side W_hh h + [0, 0, b_hn]; h (B, H) the old h, replaced by
- * the new one: r = sigmoid(zx_r + zh_r), z = sigmoid(zx_z + zh_z), n = tanh(zx_n + r * zh_n),
- * h = n + z * (h - n). */
-void nn_gates_gru(int B, int H, const float *zx, const float *zh, float *h);
+/* GRU gates for B rows (gates.c): z (B, 3H) the pre-activations of r and z (both sides, biases
+ * included) and the input side of n (W_in x + b_in), zh (B, H) the recurrent side of n
+ * (W_hn h + b_hn); h (B, H) the old h, replaced by the new one: r = sigmoid(z_r),
+ * u = sigmoid(z_z), n = tanh(z_n + r * zh), h = n + u * (h - n). */
+void nn_gates_gru(int B, int H, const float *z, const float *zh, float *h);
 
 /* RNN activation over n values: h (n) = tanh(z) (relu == 0) or max(z, 0), z (n). NaN stays
  * NaN in both. */
