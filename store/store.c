@@ -21,7 +21,7 @@
 #include "nn/base/tc_err.h"
 
 #define BLOB_MAGIC "TCST"
-#define BLOB_VERSION 1
+#define BLOB_VERSION 2 /* written; 1 is read too (store.h) */
 
 /* Forward migrations: migrations[v] takes schema version v to v + 1. Each runs inside the one
  * transaction that also sets user_version, so a crash mid-migration leaves the old version. */
@@ -176,15 +176,20 @@ static void floats_from_le(float *dst, const unsigned char *src, size_t n) {
 #endif
 }
 
-size_t store_blob_len(int L, int H) {
-  return STORE_BLOB_HEADER + (size_t)4 * 2 * L * H + STORE_BLOB_TRAILER;
+size_t store_blob_floats(int cell, int L, int H) {
+  return (size_t)nn_cell_state_vectors(cell) * L * H;
 }
 
-size_t store_blob_encode(unsigned char *buf, int L, int H, const float *state) {
-  size_t nf = (size_t)2 * L * H;
+size_t store_blob_len(int cell, int L, int H) {
+  return STORE_BLOB_HEADER + 4 * store_blob_floats(cell, L, H) + STORE_BLOB_TRAILER;
+}
+
+size_t store_blob_encode(unsigned char *buf, int cell, int L, int H, const float *state) {
+  size_t nf = store_blob_floats(cell, L, H);
   memcpy(buf, BLOB_MAGIC, 4);
   le_put_u16(buf + 4, BLOB_VERSION);
-  le_put_u16(buf + 6, (uint16_t)L);
+  buf[6] = (unsigned char)cell;
+  buf[7] = (unsigned char)L;
   le_put_u32(buf + 8, (uint32_t)H);
   le_put_u32(buf + 12, (uint32_t)nf);
   floats_to_le(buf + STORE_BLOB_HEADER, state, nf);
@@ -193,8 +198,25 @@ size_t store_blob_encode(unsigned char *buf, int L, int H, const float *state) {
   return body + STORE_BLOB_TRAILER;
 }
 
-int store_blob_decode(const unsigned char *buf, size_t len, int L, int H, float *state, char *err,
-                      size_t errlen) {
+/* The version, cell and L of a blob's header (len >= STORE_BLOB_HEADER, magic checked): version
+ * 1 has a u16 L and is an LSTM's. Returns the version. */
+static unsigned blob_head(const unsigned char *buf, int *cell, unsigned *L) {
+  unsigned v = le_get_u16(buf + 4);
+  *cell = v == 1 ? NN_CELL_LSTM : buf[6];
+  *L = v == 1 ? le_get_u16(buf + 6) : buf[7];
+  return v;
+}
+
+int store_blob_cell(const unsigned char *buf, size_t len) {
+  if (len < STORE_BLOB_HEADER + STORE_BLOB_TRAILER || memcmp(buf, BLOB_MAGIC, 4) != 0)
+    return -1;
+  int cell;
+  unsigned L, v = blob_head(buf, &cell, &L);
+  return (v == 1 || v == BLOB_VERSION) && nn_cell_valid(cell) ? cell : -1;
+}
+
+int store_blob_decode(const unsigned char *buf, size_t len, int cell, int L, int H, float *state,
+                      char *err, size_t errlen) {
   if (len < STORE_BLOB_HEADER + STORE_BLOB_TRAILER) {
     set_err(err, errlen, "state blob is %zu bytes, expected at least %d", len,
             STORE_BLOB_HEADER + STORE_BLOB_TRAILER);
@@ -205,24 +227,37 @@ int store_blob_decode(const unsigned char *buf, size_t len, int L, int H, float 
             buf[2], buf[3], BLOB_MAGIC);
     return TC_EFORMAT;
   }
-  if (le_get_u16(buf + 4) != BLOB_VERSION) {
-    set_err(err, errlen, "state blob version is %u, expected %d", le_get_u16(buf + 4),
-            BLOB_VERSION);
+  int bc;
+  unsigned bl, v = blob_head(buf, &bc, &bl), bh = le_get_u32(buf + 8), bn = le_get_u32(buf + 12);
+  if (v != 1 && v != BLOB_VERSION) {
+    set_err(err, errlen, "state blob version is %u, expected 1 or %d", v, BLOB_VERSION);
     return TC_EFORMAT;
   }
-  unsigned bl = le_get_u16(buf + 6), bh = le_get_u32(buf + 8), bn = le_get_u32(buf + 12);
+  if (!nn_cell_valid(bc)) {
+    set_err(err, errlen, "state blob cell is %d, expected 0..%d (nn/base/cell.h)", bc,
+            NN_CELL_COUNT - 1);
+    return TC_EFORMAT;
+  }
+  if (bc != cell) {
+    set_err(err, errlen,
+            "state blob holds the state of a%s %s (L=%u H=%u), but the model is a%s %s (L=%d "
+            "H=%d): a state is never restored into another cell",
+            bc == NN_CELL_LSTM ? "n" : "", nn_cell_name(bc), bl, bh,
+            cell == NN_CELL_LSTM ? "n" : "", nn_cell_name(cell), L, H);
+    return TC_EMODEL;
+  }
   if ((int)bl != L || (int64_t)bh != H) {
     set_err(err, errlen, "state blob has L=%u H=%u, expected L=%d H=%d (the model's shape)", bl, bh,
             L, H);
     return TC_EFORMAT;
   }
-  if ((size_t)bn != (size_t)2 * L * H) {
-    set_err(err, errlen, "state blob holds %u floats, expected %zu (L x 2 x H)", bn,
-            (size_t)2 * L * H);
+  if ((size_t)bn != store_blob_floats(cell, L, H)) {
+    set_err(err, errlen, "state blob holds %u floats, expected %zu (L x %d x H)", bn,
+            store_blob_floats(cell, L, H), nn_cell_state_vectors(cell));
     return TC_EFORMAT;
   }
-  if (len != store_blob_len(L, H)) {
-    set_err(err, errlen, "state blob is %zu bytes, expected %zu", len, store_blob_len(L, H));
+  if (len != store_blob_len(cell, L, H)) {
+    set_err(err, errlen, "state blob is %zu bytes, expected %zu", len, store_blob_len(cell, L, H));
     return TC_EFORMAT;
   }
   size_t body = len - STORE_BLOB_TRAILER;
@@ -571,12 +606,14 @@ static int ckpt_check(store *st, const store_ckpt *c, char *err, size_t errlen) 
     set_err(err, errlen, "state db %s: opened read-only, cannot write a checkpoint", st->path);
     return TC_EIO;
   }
-  if (c->L < 1 || c->H < 1 || c->L > 0xffff) {
-    set_err(err, errlen, "state db %s: checkpoint with L=%d H=%d, expected L >= 1, H >= 1",
-            st->path, c->L, c->H);
+  if (c->L < 1 || c->H < 1 || c->L > 0xff || !nn_cell_valid(c->cell)) {
+    set_err(err, errlen,
+            "state db %s: checkpoint with cell %d, L=%d H=%d, expected a cell of "
+            "nn/base/cell.h, 1 <= L <= 255, H >= 1",
+            st->path, c->cell, c->L, c->H);
     return TC_EINVAL;
   }
-  size_t bl = store_blob_len(c->L, c->H);
+  size_t bl = store_blob_len(c->cell, c->L, c->H);
   if (st->blob_cap < bl) {
     unsigned char *b = realloc(st->blob, bl);
     if (!b) {
@@ -621,7 +658,7 @@ static int ckpt_put_instruments(store *st, const store_ckpt *c, char *err, size_
               st->path, i, in->sym_len, in->state ? "" : " and no state", STORE_SYM_MAX);
       return TC_EINVAL;
     }
-    size_t len = store_blob_encode(st->blob, c->L, c->H, in->state);
+    size_t len = store_blob_encode(st->blob, c->cell, c->L, c->H, in->state);
     sqlite3_bind_text(s, 1, in->sym, (int)in->sym_len, SQLITE_STATIC);
     sqlite3_bind_int(s, 2, in->partition);
     sqlite3_bind_int64(s, 3, (int64_t)in->n);
@@ -687,11 +724,12 @@ int store_checkpoint_write(store *st, const store_ckpt *c, char *err, size_t err
 
 /* ---- loads ---- */
 
-int store_instruments_load(store *st, int L, int H, store_inst_fn fn, void *ud, char *err,
+int store_instruments_load(store *st, int cell, int L, int H, store_inst_fn fn, void *ud, char *err,
                            size_t errlen) {
-  size_t nf = (size_t)2 * L * H;
-  if (L < 1 || H < 1) {
-    set_err(err, errlen, "state db %s: load with L=%d H=%d, expected positive", st->path, L, H);
+  size_t nf = store_blob_floats(NN_CELL_LSTM, L, H); /* the most of any cell */
+  if (L < 1 || H < 1 || (cell != -1 && !nn_cell_valid(cell))) {
+    set_err(err, errlen, "state db %s: load with cell %d L=%d H=%d, expected positive", st->path,
+            cell, L, H);
     return TC_EINVAL;
   }
   if (st->fcap < nf) {
@@ -724,7 +762,9 @@ int store_instruments_load(store *st, int L, int H, store_inst_fn fn, void *ud, 
     }
     if (!b)
       blen = 0;
-    if ((code = store_blob_decode(b ? b : (const unsigned char *)"", blen, L, H, st->fbuf, why,
+    in.cell = cell != -1 ? cell : store_blob_cell(b ? b : (const unsigned char *)"", blen);
+    if ((code = store_blob_decode(b ? b : (const unsigned char *)"", blen,
+                                  in.cell < 0 ? NN_CELL_LSTM : in.cell, L, H, st->fbuf, why,
                                   sizeof why)) != 0) {
       set_err(err, errlen, "state db %s: instrument %.*s: %s", st->path, (int)in.sym_len, in.sym,
               why);
@@ -736,6 +776,28 @@ int store_instruments_load(store *st, int L, int H, store_inst_fn fn, void *ud, 
   }
   if (!code && rc != SQLITE_DONE)
     code = db_fail(st, rc, "reading instruments", err, errlen);
+  sqlite3_reset(s);
+  return code;
+}
+
+int store_instruments_cell(store *st, int *cell, char *err, size_t errlen) {
+  sqlite3_stmt *s = st->q[Q_INST_ALL];
+  int rc = sqlite3_step(s), code = 0;
+  if (rc == SQLITE_ROW) {
+    const unsigned char *b = sqlite3_column_blob(s, 5);
+    size_t blen = b ? (size_t)sqlite3_column_bytes(s, 5) : 0;
+    *cell = store_blob_cell(b ? b : (const unsigned char *)"", blen);
+    if (*cell < 0) {
+      const char *sym = (const char *)sqlite3_column_text(s, 0);
+      set_err(err, errlen, "state db %s: instrument %.*s: state is no state blob of a known cell",
+              st->path, sym ? sqlite3_column_bytes(s, 0) : 0, sym ? sym : "");
+      code = TC_EFORMAT;
+    }
+  } else if (rc == SQLITE_DONE) {
+    code = TC_ENOENT;
+  } else {
+    code = db_fail(st, rc, "reading instruments", err, errlen);
+  }
   sqlite3_reset(s);
   return code;
 }
@@ -755,6 +817,7 @@ int store_instruments_top(store *st, int k, store_inst_fn fn, void *ud, char *er
     in.last_ts = sqlite3_column_int64(s, 3);
     in.last_px = sqlite3_column_double(s, 4);
     in.state = NULL;
+    in.cell = -1;
     if ((code = fn(ud, &in)) != 0)
       break;
   }

@@ -192,7 +192,7 @@ static int inspect_read(inspect_view *v, store *st, int ntop, char *err, size_t 
     rc = TC_EFORMAT;
   }
   if (!rc && v->count)
-    rc = store_instruments_load(st, v->m.L, v->m.H, verify_cb, &v->verified, err, errlen);
+    rc = store_instruments_load(st, -1, v->m.L, v->m.H, verify_cb, &v->verified, err, errlen);
   if (!rc && ntop)
     rc = store_instruments_top(st, ntop, top_cb, v->top, err, errlen);
   if (rc == TC_ENOMEM)

@@ -11,8 +11,8 @@
 #include "nn/base/le.h"
 #include "nn/base/tc_err.h"
 
-size_t cl_state_len(int L, int H) {
-  return CL_STATE_FIXED + store_blob_len(L, H) + 8;
+size_t cl_state_len(int cell, int L, int H) {
+  return CL_STATE_FIXED + store_blob_len(cell, L, H) + 8;
 }
 
 /* The trailer: XXH64 of the value before it, seeded with the XXH64 of the key. */
@@ -28,15 +28,15 @@ static void put_head(unsigned char *b, int kind, uint64_t id, int32_t part) {
   le_put_u32(b + 16, (uint32_t)part);
 }
 
-size_t cl_encode_state(unsigned char *buf, uint64_t id, int32_t part, const store_inst *in, int L,
-                       int H) {
+size_t cl_encode_state(unsigned char *buf, uint64_t id, int32_t part, const store_inst *in,
+                       int cell, int L, int H) {
   put_head(buf, 1, id, part);
   uint64_t ts = (uint64_t)in->last_ts, px;
   memcpy(&px, &in->last_px, 8);
   le_put_u64(buf + CL_HEAD, in->n);
   le_put_u64(buf + CL_HEAD + 8, ts);
   le_put_u64(buf + CL_HEAD + 16, px);
-  size_t len = CL_STATE_FIXED + store_blob_encode(buf + CL_STATE_FIXED, L, H, in->state);
+  size_t len = CL_STATE_FIXED + store_blob_encode(buf + CL_STATE_FIXED, cell, L, H, in->state);
   le_put_u64(buf + len, seal_of(in->sym, in->sym_len, buf, len));
   return len + 8;
 }
@@ -76,7 +76,7 @@ typedef struct cl_result {
 } cl_result;
 
 struct cl_scan {
-  int L, H;
+  int cell, L, H;
   char sha[65];
   cl_rec *staged;
   size_t nstaged, capstaged;
@@ -85,13 +85,14 @@ struct cl_scan {
   uint64_t bad, other_model;
 };
 
-int cl_scan_new(cl_scan **out, int L, int H, const char *model_sha256, const int32_t *parts,
-                int nparts) {
+int cl_scan_new(cl_scan **out, int cell, int L, int H, const char *model_sha256,
+                const int32_t *parts, int nparts) {
   cl_scan *s = calloc(1, sizeof *s);
   if (!s || !(s->res = calloc((size_t)(nparts > 0 ? nparts : 1), sizeof *s->res))) {
     free(s);
     return TC_ENOMEM;
   }
+  s->cell = cell;
   s->L = L;
   s->H = H;
   snprintf(s->sha, sizeof s->sha, "%s", model_sha256);
@@ -118,15 +119,15 @@ static void recs_free(cl_rec *r, size_t n) {
 
 static void stage(cl_scan *s, uint64_t id, int32_t part, const unsigned char *v, size_t len,
                   const void *key, size_t klen) {
-  size_t fl = (size_t)s->L * 2 * (size_t)s->H;
-  if (len != cl_state_len(s->L, s->H) || klen < 1 || klen > STORE_SYM_MAX) {
+  size_t fl = store_blob_floats(s->cell, s->L, s->H);
+  if (len != cl_state_len(s->cell, s->L, s->H) || klen < 1 || klen > STORE_SYM_MAX) {
     s->bad++;
     return;
   }
   float *st = malloc(fl * sizeof *st);
   char err[160];
-  if (!st || store_blob_decode(v + CL_STATE_FIXED, len - CL_STATE_FIXED - 8, s->L, s->H, st, err,
-                               sizeof err) != 0) {
+  if (!st || store_blob_decode(v + CL_STATE_FIXED, len - CL_STATE_FIXED - 8, s->cell, s->L, s->H,
+                               st, err, sizeof err) != 0) {
     free(st);
     s->bad++;
     return;

@@ -34,12 +34,13 @@
 #define CL_STATE_FIXED (CL_HEAD + 24)
 #define CL_MARKER_LEN (CL_HEAD + 12 + 64 + 8)
 
-/* Bytes of one state record's value for L layers of H. */
-size_t cl_state_len(int L, int H);
+/* Bytes of one state record's value for a state of the cell (NN_CELL_*), L layers of H. */
+size_t cl_state_len(int cell, int L, int H);
 
-/* Encodes one instrument's state record into buf (cl_state_len bytes); returns the length. */
-size_t cl_encode_state(unsigned char *buf, uint64_t id, int32_t part, const store_inst *in, int L,
-                       int H);
+/* Encodes one instrument's state record into buf (cl_state_len bytes); returns the length. The
+ * state blob records the cell, so a reader of another cell never takes it. */
+size_t cl_encode_state(unsigned char *buf, uint64_t id, int32_t part, const store_inst *in,
+                       int cell, int L, int H);
 
 #define CL_MARKER_KEY_MAX 24
 
@@ -55,9 +56,10 @@ size_t cl_encode_marker(unsigned char *buf, uint64_t id, int32_t part, uint32_t 
 /* Collects, for the input partitions asked for, the latest complete hand-off of one model. */
 typedef struct cl_scan cl_scan;
 
-/* 0 and *out, or TC_ENOMEM. parts: the input partitions of interest. */
-int cl_scan_new(cl_scan **out, int L, int H, const char *model_sha256, const int32_t *parts,
-                int nparts);
+/* 0 and *out, or TC_ENOMEM. parts: the input partitions of interest; records whose state is not
+ * of this cell, L and H do not decode (cl_scan_bad). */
+int cl_scan_new(cl_scan **out, int cell, int L, int H, const char *model_sha256,
+                const int32_t *parts, int nparts);
 
 /* Feeds one changelog message in log order. Records of other partitions are skipped; a value
  * that does not decode is counted in *bad (and skipped). */

@@ -17,8 +17,8 @@ _Static_assert(STORE_SYM_MAX == TICK_SYM_MAX, "store and ingest agree on the lon
 struct ckpt {
   uv_loop_t *loop; /* the daemon's loop */
   store *st;       /* not owned */
-  int L, H;        /* state shape */
-  size_t sf;       /* floats per state, 2 * L * H */
+  int cell, L, H;  /* state shape: NN_CELL_*, layers, hidden size */
+  size_t sf;       /* floats per state, nn_state_floats */
   /* The snapshot arena: parallel arrays, grown by doubling, reused across checkpoints. */
   store_inst *inst; /* (cap) rows; sym and state pointers are set on the pool thread */
   char (*sym)[STORE_SYM_MAX + 1]; /* (cap) symbols */
@@ -56,6 +56,7 @@ int ckpt_new(ckpt **out, uv_loop_t *loop, store *st, const nn_model *m) {
     return TC_ENOMEM;
   ck->loop = loop;
   ck->st = st;
+  ck->cell = m->cell;
   ck->L = m->L;
   ck->H = m->H;
   ck->sf = nn_state_floats(m);
@@ -304,7 +305,8 @@ static int write_snapshot(ckpt *ck, char *err, size_t errlen, double *us, double
                   .clear_instruments = ck->clear_instruments,
                   .time_ns = ck->snap_wall_ns,
                   .L = ck->L,
-                  .H = ck->H};
+                  .H = ck->H,
+                  .cell = ck->cell};
   int rc = store_checkpoint_write(ck->st, &c, err, errlen);
   *us = (double)(uv_hrtime() - t0) / 1e3;
   *cpu = tc_thread_cpu_us() - c0;
@@ -424,13 +426,26 @@ int ckpt_bind_model(store *st, const nn_model *m, int reset, char *err, size_t e
     return rc;
   int fresh = rc == TC_ENOENT || !cur.model_sha256[0];
   if (!fresh && !reset) {
-    if (strcmp(cur.model_sha256, hex) == 0 && cur.L == m->L && cur.H == m->H)
+    /* The stored states' cell, from their blobs (-1: none stored): a state is never restored
+     * into a model of another cell, even under the same hash. */
+    int cell = -1;
+    if ((rc = store_instruments_cell(st, &cell, err, errlen)) != 0 && rc != TC_ENOENT)
+      return rc;
+    if (strcmp(cur.model_sha256, hex) == 0 && cur.L == m->L && cur.H == m->H &&
+        (cell < 0 || cell == m->cell))
       return 0;
+    /* The cells are named when they tell the two apart or the model is not an LSTM. */
+    char was[32] = "", is[32] = "";
+    if ((cell >= 0 && cell != m->cell) || m->cell != NN_CELL_LSTM) {
+      if (cell >= 0)
+        snprintf(was, sizeof was, "%s ", nn_cell_name(cell));
+      snprintf(is, sizeof is, "%s ", nn_cell_name(m->cell));
+    }
     snprintf(err, errlen,
-             "state db %s: holds state of model %.16s (L=%d H=%d), but the model given is %.16s "
-             "(L=%d H=%d); refusing to mix them: pass --reset-state to drop the stored state, or "
+             "state db %s: holds state of model %.16s (%sL=%d H=%d), but the model given is %.16s "
+             "(%sL=%d H=%d); refusing to mix them: pass --reset-state to drop the stored state, or "
              "use another --state file",
-             store_path(st), cur.model_sha256, cur.L, cur.H, hex, m->L, m->H);
+             store_path(st), cur.model_sha256, was, cur.L, cur.H, hex, is, m->L, m->H);
     return TC_EMODEL;
   }
   if (reset && (rc = store_reset(st, err, errlen)) != 0)
@@ -505,12 +520,12 @@ int ckpt_restore(store *st, const nn_model *m, symtab *t, store_offset **off, si
   *off = NULL;
   *noff = 0;
   if (t->state_floats != nn_state_floats(m)) {
-    snprintf(err, errlen, "restore: table holds %zu floats per state, expected %zu (2 L H)",
+    snprintf(err, errlen, "restore: table holds %zu floats per state, expected %zu",
              t->state_floats, nn_state_floats(m));
     return TC_ESHAPE;
   }
   restore_ctx rc = {.t = t, .err = err, .errlen = errlen};
-  int r = store_instruments_load(st, m->L, m->H, restore_one, &rc, err, errlen);
+  int r = store_instruments_load(st, m->cell, m->L, m->H, restore_one, &rc, err, errlen);
   if (r)
     return r;
   return store_offsets_load(st, off, noff, err, errlen);
@@ -522,14 +537,14 @@ int ckpt_restore_partitions(store *st, const nn_model *m, symtab *t, const char 
   *off = NULL;
   *noff = 0;
   if (t->state_floats != nn_state_floats(m)) {
-    snprintf(err, errlen, "restore: table holds %zu floats per state, expected %zu (2 L H)",
+    snprintf(err, errlen, "restore: table holds %zu floats per state, expected %zu",
              t->state_floats, nn_state_floats(m));
     return TC_ESHAPE;
   }
   if (nparts <= 0)
     return 0;
   restore_ctx rc = {.t = t, .parts = parts, .nparts = nparts, .err = err, .errlen = errlen};
-  int r = store_instruments_load(st, m->L, m->H, restore_one, &rc, err, errlen);
+  int r = store_instruments_load(st, m->cell, m->L, m->H, restore_one, &rc, err, errlen);
   if (r)
     return r;
   store_offset *all = NULL;

@@ -180,9 +180,10 @@ void ckpt_model_hex(const nn_model *m, char hex[65]);
  * 0 or TC_E* with err. */
 int ckpt_bind_model(store *st, const nn_model *m, int reset, char *err, size_t errlen);
 
-/* Start-up: loads every stored instrument into t (which must have state_floats = 2 L H of m and
- * hold none of those symbols yet; dirty flags stay 0) and the stored offsets into *off (malloc'd,
- * free() it; *noff entries). A bad state blob stops it with TC_EFORMAT (never a silent reset).
+/* Start-up: loads every stored instrument into t (which must have state_floats =
+ * nn_state_floats(m) and hold none of those symbols yet; dirty flags stay 0) and the stored
+ * offsets into *off (malloc'd, free() it; *noff entries). A bad state blob stops it with
+ * TC_EFORMAT, a state of another cell with TC_EMODEL (never a silent reset).
  * 0 or TC_E* with err. */
 int ckpt_restore(store *st, const nn_model *m, symtab *t, store_offset **off, size_t *noff,
                  char *err, size_t errlen);

@@ -44,10 +44,10 @@ static int changelog_partitions(run *r) {
 
 /* One hand-off of input partition p to changelog partition q: a record per live instrument of p,
  * then the marker that completes them (model hash sha, offset pnext). buf holds
- * cl_state_len(L, H) bytes. 0, or -1 when a record or the marker could not be produced (the
+ * cl_state_len(cell, L, H) bytes. 0, or -1 when a record or the marker could not be produced (the
  * records without a marker are ignored by readers). */
 static int send_partition(run *r, int32_t p, int32_t q, const char *sha, unsigned char *buf) {
-  const int L = r->model->L, H = r->model->H;
+  const int cell = r->model->cell, L = r->model->L, H = r->model->H;
   uint64_t id = r->cl_ids++;
   uint32_t count = 0;
   for (uint32_t s = 0; s < r->e.st.count; s++) {
@@ -61,7 +61,7 @@ static int send_partition(run *r, int32_t p, int32_t q, const char *sha, unsigne
                      .last_ts = in->last_ts,
                      .last_px = in->last_px,
                      .state = symtab_state(&r->e.st, (int32_t)s)};
-    size_t len = cl_encode_state(buf, id, p, &si, L, H);
+    size_t len = cl_encode_state(buf, id, p, &si, cell, L, H);
     count++;
     if (cl_produce(r, q, buf, len, in->sym, in->sym_len) != 0)
       return -1;
@@ -89,7 +89,7 @@ void handoff_send(run *r, rd_kafka_topic_partition_list_t *parts) {
     return;
   char sha[65];
   ckpt_model_hex(r->model, sha);
-  unsigned char *buf = malloc(cl_state_len(r->model->L, r->model->H));
+  unsigned char *buf = malloc(cl_state_len(r->model->cell, r->model->L, r->model->H));
   if (!buf)
     return;
   int sent = 0;
@@ -118,7 +118,7 @@ void handoff_restore(run *r, rd_kafka_topic_partition_list_t *parts, const int32
   char sha[65], err[512];
   ckpt_model_hex(r->model, sha);
   cl_scan *s = NULL;
-  if (cl_scan_new(&s, r->model->L, r->model->H, sha, ps, np) != 0)
+  if (cl_scan_new(&s, r->model->cell, r->model->L, r->model->H, sha, ps, np) != 0)
     return;
   if (cl_read(r->cl_rk, r->o->changelog_topic, s, ps, np, 10000, err, sizeof err) != 0) {
     log_warn("run", "%s; the assigned partitions start without a hand-off", err);

@@ -154,9 +154,9 @@ static void start_handles(run *r) {
   uv_signal_start(&r->sig_term, lifecycle_on_signal, SIGTERM);
   uv_signal_start(&r->sig_int, lifecycle_on_signal, SIGINT);
   uv_signal_start(&r->sig_hup, lifecycle_on_signal, SIGHUP);
-  log_info("run", "model %s (%s: L=%d H=%d%s); consuming %s as group %s -> %s", r->model->id,
-           o->model_path, r->model->L, r->model->H, r->model->peephole ? " peephole" : "",
-           o->input_topic, o->group, o->output_topic);
+  log_info("run", "model %s (%s: %s L=%d H=%d%s); consuming %s as group %s -> %s", r->model->id,
+           o->model_path, nn_cell_name(r->model->cell), r->model->L, r->model->H,
+           r->model->peephole ? " peephole" : "", o->input_topic, o->group, o->output_topic);
 }
 
 static void report(const run *r) {
