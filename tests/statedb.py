@@ -85,15 +85,22 @@ def xxh64(data, seed=0):
 assert xxh64(b"") == 0xEF46DB3751D8E999
 
 
-def blob(L, H, floats):
-    """The state blob: "TCST", u16 version 1, u16 L, u32 H, u32 count, floats LE, XXH64 LE."""
-    assert len(floats) == 2 * L * H
-    body = b"TCST" + struct.pack("<HHII", 1, L, H, len(floats)) + struct.pack(
-        "<%df" % len(floats), *floats)
+CELLS = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}  # nn/base/cell.h
+
+
+def blob(L, H, floats, cell=None):
+    """The state blob: "TCST", u16 version 1, u16 L, u32 H, u32 count, floats LE, XXH64 LE; with
+    a cell, version 2: u16 version 2, u8 cell, u8 L in place of the u16 L."""
+    assert len(floats) == (2 if cell in (None, "lstm") else 1) * L * H
+    if cell is None:
+        head = struct.pack("<HHII", 1, L, H, len(floats))
+    else:
+        head = struct.pack("<HBBII", 2, CELLS[cell], L, H, len(floats))
+    body = b"TCST" + head + struct.pack("<%df" % len(floats), *floats)
     return body + struct.pack("<Q", xxh64(body))
 
 
-def write(path, n_inst, L, H, wal_tail):
+def write(path, n_inst, L, H, wal_tail, cell=None):
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA wal_autocheckpoint = 0")  # keep what follows the checkpoint in the -wal
@@ -111,10 +118,11 @@ def write(path, n_inst, L, H, wal_tail):
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.execute("BEGIN")
     for k in range(n_inst):
-        fl = [((k * 31 + j * 7) % 97 - 48) / 17.0 for j in range(2 * L * H)]
+        nv = 2 if cell in (None, "lstm") else 1
+        fl = [((k * 31 + j * 7) % 97 - 48) / 17.0 for j in range(nv * L * H)]
         db.execute("INSERT INTO instruments VALUES (?, ?, ?, ?, ?, ?)",
                    ("S%03d" % k, k % 3, 7 * k + 1, 1700000000123456789 + k, 1.5 + k / 4,
-                    blob(L, H, fl)))
+                    blob(L, H, fl, cell)))
     db.execute("UPDATE offsets SET next_offset = next_offset + 5")
     db.execute("COMMIT")
     if wal_tail:
@@ -139,8 +147,10 @@ def main(argv):
         ap.add_argument("--layers", type=int, default=1)
         ap.add_argument("--hidden", type=int, default=8)
         ap.add_argument("--wal-tail", action="store_true")
+        ap.add_argument("--cell", choices=sorted(CELLS), help="version 2 blobs of this cell "
+                        "(default: version 1 blobs, an LSTM's)")
         a = ap.parse_args(argv[3:])
-        write(path, a.instruments, a.layers, a.hidden, a.wal_tail)
+        write(path, a.instruments, a.layers, a.hidden, a.wal_tail, a.cell)
     elif cmd == "corrupt-blob":
         corrupt_blob(path, argv[3])
     elif cmd == "foreign":

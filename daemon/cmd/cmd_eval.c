@@ -164,7 +164,7 @@ static int predict_all(const nn_model *m, const dataset *d, double **pred) {
       sp[B] = state + (size_t)i * sf;
       who[B++] = i;
     }
-    nn_lstm_step(m, &w, B, x, sp, y);
+    nn_step(m, &w, B, x, sp, y);
     for (int b = 0; b < B; b++)
       pred[who[b]][k] = nn_pred_ret(m, y[b]);
   }

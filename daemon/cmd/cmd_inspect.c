@@ -11,6 +11,7 @@
 
 #include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
+#include "nn/base/cell.h"
 #include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 #include "store/store.h"
@@ -21,8 +22,9 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: tickcast inspect --state DB [--json] [--top N]\n\n"
           "Shows a state checkpoint written by `tickcast run`: the model it belongs to (sha256,\n"
-          "feature spec, layers, hidden size), when it was written, the next offset per input\n"
-          "partition, the number of instruments and the top instruments by ticks applied (n).\n"
+          "feature spec, layers, hidden size, the states' cell), when it was written, the next\n"
+          "offset per input partition, the number of instruments and the top instruments by\n"
+          "ticks applied (n).\n"
           "Every stored state is checked (header and checksum) on the way. The file is opened\n"
           "read-only; inspecting next to a running daemon is safe.\n\n"
           "  --state DB   the state database (default of `tickcast run`: tickcast.db)\n"
@@ -59,9 +61,23 @@ static int top_cb(void *ud, const store_inst *in) {
   return 0;
 }
 
+/* Counts the checked states and their cell (every state must be of the first one's). */
+typedef struct verify_ctx {
+  uint64_t n; /* states checked */
+  int cell;   /* their cell, -1 before the first */
+  char *err;
+  size_t errlen;
+} verify_ctx;
+
 static int verify_cb(void *ud, const store_inst *in) {
-  (void)in;
-  ++*(uint64_t *)ud;
+  verify_ctx *c = ud;
+  if (c->cell >= 0 && in->cell != c->cell) {
+    snprintf(c->err, c->errlen, "instrument %.*s holds a state of a %s, the ones before of a %s",
+             (int)in->sym_len, in->sym, nn_cell_name(in->cell), nn_cell_name(c->cell));
+    return TC_EFORMAT;
+  }
+  c->cell = in->cell;
+  c->n++;
   return 0;
 }
 
@@ -79,6 +95,7 @@ typedef struct inspect_view {
   size_t noff;
   uint64_t count;    /* instruments stored */
   uint64_t verified; /* states whose header and checksum were checked */
+  int cell;          /* their cell (NN_CELL_*), -1 when none is stored */
   top_list *top;     /* the top instruments by n */
 } inspect_view;
 
@@ -92,6 +109,7 @@ static void print_json(const inspect_view *v) {
   json_object_set_new(o, "features", v->has_meta ? json_string(v->m.features) : json_null());
   json_object_set_new(o, "layers", json_integer(v->m.L));
   json_object_set_new(o, "hidden", json_integer(v->m.H));
+  json_object_set_new(o, "cell", v->cell >= 0 ? json_string(nn_cell_name(v->cell)) : json_null());
   json_object_set_new(o, "checkpoint_time_ns", json_integer(v->m.ckpt_time_ns));
   if (v->m.ckpt_time_ns)
     fmt_time(ts, sizeof ts, v->m.ckpt_time_ns);
@@ -138,6 +156,7 @@ static void print_text(const inspect_view *v) {
     printf("model        sha256 %s\n", v->m.model_sha256[0] ? v->m.model_sha256 : "(none bound)");
     printf("features     %s\n", v->m.features);
     printf("shape        L=%d H=%d\n", v->m.L, v->m.H);
+    printf("cell         %s\n", v->cell >= 0 ? nn_cell_name(v->cell) : "(no states stored)");
   } else {
     printf("model        (none bound yet)\n");
   }
@@ -191,8 +210,11 @@ static int inspect_read(inspect_view *v, store *st, int ntop, char *err, size_t 
              v->path, v->count, v->m.L, v->m.H);
     rc = TC_EFORMAT;
   }
+  verify_ctx vc = {.cell = -1, .err = err, .errlen = errlen};
   if (!rc && v->count)
-    rc = store_instruments_load(st, -1, v->m.L, v->m.H, verify_cb, &v->verified, err, errlen);
+    rc = store_instruments_load(st, -1, v->m.L, v->m.H, verify_cb, &vc, err, errlen);
+  v->verified = vc.n;
+  v->cell = vc.cell;
   if (!rc && ntop)
     rc = store_instruments_top(st, ntop, top_cb, v->top, err, errlen);
   if (rc == TC_ENOMEM)
