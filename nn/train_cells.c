@@ -111,9 +111,11 @@ void nn_train_rnn_backward(nn_train *tr, const nn_model *m, int k) {
     const size_t r0 = (size_t)t * B * H, n = (size_t)B * H;
     const float *restrict h1 = tr->h[k] + r0 + (size_t)B * H, *restrict din = tr->dhin + r0;
     float *restrict dz = tr->dz + r0, *restrict dhr = dh;
-    if (relu)
-      for (size_t j = 0; j < n; j++)
-        dz[j] = h1[j] > 0.0f ? din[j] + dhr[j] : 0.0f;
+    if (relu) /* both loads unconditional, so that the loop vectorizes without branches */
+      for (size_t j = 0; j < n; j++) {
+        float d = din[j] + dhr[j];
+        dz[j] = h1[j] > 0.0f ? d : 0.0f;
+      }
     else
       for (size_t j = 0; j < n; j++)
         dz[j] = (din[j] + dhr[j]) * (1.0f - h1[j] * h1[j]);
