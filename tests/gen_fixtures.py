@@ -77,6 +77,36 @@ def contract_step(sd, L, H, peep, x, h, c):
     return inp @ sd["head.weight"].T + sd["head.bias"]  # (N, 1)
 
 
+def add_head(sd, g, H):
+    sd["head.weight"] = torch.randn(1, H, generator=g) * 0.5
+    sd["head.bias"] = torch.randn(1, generator=g) * 0.1
+
+
+def scaled_and_inputs(sd, g, n):
+    """sd with the scaling tensors every case has, all float32; and the inputs x (T, n, 4): mostly
+    N(0, 1), with spikes of +-6 and an instrument with long quiet stretches."""
+    sd["features.mean"] = torch.tensor([1e-5, 2.3, 0.4, 3e-4])
+    sd["features.std"] = torch.tensor([2e-3, 1.1, 0.7, 1e-4])
+    sd["target.mean"] = torch.tensor([-2e-6])
+    sd["target.std"] = torch.tensor([1.7e-3])
+    sd = {k: v.float() for k, v in sd.items()}
+    x = torch.randn(T, n, 4, generator=g)
+    spikes = torch.rand(T, n, 4, generator=g) < 0.03
+    x[spikes] = 6.0 * torch.sign(torch.randn(int(spikes.sum()), generator=g))
+    x[40:90, n - 1, :] = 0.0
+    return sd, x.float()
+
+
+def save_case(name, sd, x, y, n, meta=None):
+    """nn_<name>.safetensors (with the test.* metadata), .x.f32 and .y.f32."""
+    meta = dict({"tickcast.format": "1", "tickcast.features": "ret,log_qty,log_dt,spread",
+                 "test.case": name, "test.instruments": str(n), "test.steps": str(T)}, **(meta or {}))
+    save_safetensors(os.path.join(OUT, f"nn_{name}.safetensors"),
+                     {k: v.numpy() for k, v in sd.items()}, meta)
+    x.numpy().astype("<f4").tofile(os.path.join(OUT, f"nn_{name}.x.f32"))
+    y.float().numpy().astype("<f4").tofile(os.path.join(OUT, f"nn_{name}.y.f32"))
+
+
 def make_case(name, L, H, peep, seed):
     g = torch.Generator().manual_seed(seed)
     lstm = torch.nn.LSTM(4, H, num_layers=L)
@@ -85,24 +115,12 @@ def make_case(name, L, H, peep, seed):
     # Weights twice PyTorch's default init scale, so that gates leave their linear region.
     for n, p in lstm.state_dict().items():
         sd["lstm." + n] = (torch.rand(p.shape, generator=g) * 2 - 1) * 2 / H ** 0.5
-    sd["head.weight"] = torch.randn(1, H, generator=g) * 0.5
-    sd["head.bias"] = torch.randn(1, generator=g) * 0.1
+    add_head(sd, g, H)
     if peep:
         for k in range(L):
             for w in ("ci", "cf", "co"):
                 sd[f"lstm.weight_{w}_l{k}"] = torch.rand(H, generator=g) - 0.5
-    sd["features.mean"] = torch.tensor([1e-5, 2.3, 0.4, 3e-4])
-    sd["features.std"] = torch.tensor([2e-3, 1.1, 0.7, 1e-4])
-    sd["target.mean"] = torch.tensor([-2e-6])
-    sd["target.std"] = torch.tensor([1.7e-3])
-    sd = {k: v.float() for k, v in sd.items()}
-
-    # Inputs: mostly N(0, 1), with spikes of +-6 and an instrument with long quiet stretches.
-    x = torch.randn(T, N, 4, generator=g)
-    spikes = torch.rand(T, N, 4, generator=g) < 0.03
-    x[spikes] = 6.0 * torch.sign(torch.randn(int(spikes.sum()), generator=g))
-    x[40:90, N - 1, :] = 0.0
-    x = x.float()
+    sd, x = scaled_and_inputs(sd, g, N)
 
     sd64 = {k: v.double() for k, v in sd.items()}
     h = [torch.zeros(N, H, dtype=torch.float64) for _ in range(L)]
@@ -118,12 +136,7 @@ def make_case(name, L, H, peep, seed):
         err = (y2 - y).abs().max().item()
         assert err < 1e-12, f"{name}: contract equations vs nn.LSTM differ by {err}"
 
-    meta = {"tickcast.format": "1", "tickcast.features": "ret,log_qty,log_dt,spread",
-            "test.case": name, "test.instruments": str(N), "test.steps": str(T)}
-    save_safetensors(os.path.join(OUT, f"nn_{name}.safetensors"),
-                     {k: v.numpy() for k, v in sd.items()}, meta)
-    x.numpy().astype("<f4").tofile(os.path.join(OUT, f"nn_{name}.x.f32"))
-    y.float().numpy().astype("<f4").tofile(os.path.join(OUT, f"nn_{name}.y.f32"))
+    save_case(name, sd, x, y, N)
     print(f"{name}: L={L} H={H} peephole={int(peep)} N={N} T={T} "
           f"y range [{y.min().item():.3f}, {y.max().item():.3f}] std {y.std().item():.3f}")
 
@@ -177,18 +190,8 @@ def make_cell_case(name, cell, L, H, N, scale, seed):
     sd = {}
     for n, p in mod.state_dict().items():
         sd[f"{pre}." + n] = (torch.rand(p.shape, generator=g) * 2 - 1) * scale / H ** 0.5
-    sd["head.weight"] = torch.randn(1, H, generator=g) * 0.5
-    sd["head.bias"] = torch.randn(1, generator=g) * 0.1
-    sd["features.mean"] = torch.tensor([1e-5, 2.3, 0.4, 3e-4])
-    sd["features.std"] = torch.tensor([2e-3, 1.1, 0.7, 1e-4])
-    sd["target.mean"] = torch.tensor([-2e-6])
-    sd["target.std"] = torch.tensor([1.7e-3])
-    sd = {k: v.float() for k, v in sd.items()}
-    x = torch.randn(T, N, 4, generator=g)
-    spikes = torch.rand(T, N, 4, generator=g) < 0.03
-    x[spikes] = 6.0 * torch.sign(torch.randn(int(spikes.sum()), generator=g))
-    x[40:90, N - 1, :] = 0.0
-    x = x.float()
+    add_head(sd, g, H)
+    sd, x = scaled_and_inputs(sd, g, N)
 
     sd64 = {k: v.double() for k, v in sd.items()}
     ref = mod.double()
@@ -202,14 +205,8 @@ def make_cell_case(name, cell, L, H, N, scale, seed):
     err = (y2 - y).abs().max().item()
     assert err < 1e-12, f"{name}: written-out equations vs torch.nn module differ by {err}"
 
-    meta = {"tickcast.format": "1", "tickcast.features": "ret,log_qty,log_dt,spread",
-            "test.case": name, "test.instruments": str(N), "test.steps": str(T)}
-    if cell == "rnn_relu":
-        meta["tickcast.nonlinearity"] = "relu"  # tanh, PyTorch's default, is left implicit
-    save_safetensors(os.path.join(OUT, f"nn_{name}.safetensors"),
-                     {k: v.numpy() for k, v in sd.items()}, meta)
-    x.numpy().astype("<f4").tofile(os.path.join(OUT, f"nn_{name}.x.f32"))
-    y.float().numpy().astype("<f4").tofile(os.path.join(OUT, f"nn_{name}.y.f32"))
+    # tanh, PyTorch's default, is left implicit
+    save_case(name, sd, x, y, N, {"tickcast.nonlinearity": "relu"} if cell == "rnn_relu" else {})
     print(f"{name}: cell={cell} L={L} H={H} N={N} T={T} "
           f"y range [{y.min().item():.3f}, {y.max().item():.3f}] std {y.std().item():.3f}")
 

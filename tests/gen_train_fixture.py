@@ -40,6 +40,38 @@ def lstm_peephole(x, p, L, H):
     return torch.stack(out), h, c
 
 
+def batch(T, B):
+    """Inputs x (T, B, F), targets (T, B) and loss weights (T, B) with two padded positions."""
+    x = torch.randn(T, B, F) * 1.5
+    tgt = torch.randn(T, B)
+    w = torch.full((T, B), 1.0 / (T * B))
+    w[T // 2, 0] = 0.0  # one padded position
+    w[T - 1, B - 1] = 0.0
+    return x, tgt, w
+
+
+def line(name, t):
+    v = t.detach().reshape(-1).tolist()
+    return f"{name} {len(v)} " + " ".join(f"{a:.17g}" for a in v) + "\n"
+
+
+def write(path, config, p, x, tgt, w, loss, y, state, grads):
+    """The fixture: config, parameters (float32 values, exactly representable), batch, loss,
+    outputs, final state, then grad.NAME of every parameter."""
+    with open(path, "w") as f:
+        f.write(line("config", torch.tensor(config, dtype=torch.float64)))
+        for k, v in p.items():
+            f.write(line(k, v))
+        f.write(line("x", x))
+        f.write(line("tgt", tgt))
+        f.write(line("w", w))
+        f.write(line("loss", loss.reshape(1)))
+        f.write(line("y", y))
+        f.write(line("state", state))
+        for k in p:
+            f.write(line("grad." + k, grads[k]))
+
+
 def make(path, L, H, peephole, B, T, seed):
     torch.manual_seed(seed)
     lstm = torch.nn.LSTM(F, H, num_layers=L)
@@ -53,11 +85,7 @@ def make(path, L, H, peephole, B, T, seed):
         for k in range(L):
             for g in ("ci", "cf", "co"):
                 p[f"lstm.weight_{g}_l{k}"] = (torch.rand(H) * 2 - 1) / H ** 0.5 * 2
-    x = torch.randn(T, B, F) * 1.5
-    tgt = torch.randn(T, B)
-    w = torch.full((T, B), 1.0 / (T * B))
-    w[T // 2, 0] = 0.0  # one padded position
-    w[T - 1, B - 1] = 0.0
+    x, tgt, w = batch(T, B)
     # Work in float64 so the reference is exact to well below float32 rounding.
     pd = {k: v.double().requires_grad_(True) for k, v in p.items()}
     xd = x.double()
@@ -76,23 +104,8 @@ def make(path, L, H, peephole, B, T, seed):
     loss = (w.double() * (y - tgt.double()) ** 2).sum()
     loss.backward()
     state = torch.stack([torch.stack([h[k], c[k]], 1) for k in range(L)], 1)  # (B, L, 2, H)
-
-    def line(name, t):
-        v = t.detach().reshape(-1).tolist()
-        return f"{name} {len(v)} " + " ".join(f"{a:.17g}" for a in v) + "\n"
-
-    with open(path, "w") as f:
-        f.write(line("config", torch.tensor([L, H, peephole, B, T], dtype=torch.float64)))
-        for k, v in p.items():  # float32 values, exactly representable
-            f.write(line(k, v))
-        f.write(line("x", x))
-        f.write(line("tgt", tgt))
-        f.write(line("w", w))
-        f.write(line("loss", loss.reshape(1)))
-        f.write(line("y", y))
-        f.write(line("state", state))
-        for k, v in pd.items():
-            f.write(line("grad." + k, v.grad))
+    write(path, [L, H, peephole, B, T], p, x, tgt, w, loss, y, state,
+          {k: v.grad for k, v in pd.items()})
     print(f"wrote {path}: L={L} H={H} peephole={peephole} B={B} T={T} loss={loss.item():.9g}")
 
 
@@ -112,11 +125,7 @@ def make_cell(path, cell, L, H, B, T, seed):
             p[f"{pre}.{name}"] = v.detach().clone()
         for name, v in head.state_dict().items():
             p["head." + name] = v.detach().clone()
-    x = torch.randn(T, B, F) * 1.5
-    tgt = torch.randn(T, B)
-    w = torch.full((T, B), 1.0 / (T * B))
-    w[T // 2, 0] = 0.0
-    w[T - 1, B - 1] = 0.0
+    x, tgt, w = batch(T, B)
     mod, head = mod.double(), head.double()  # the reference in float64, from the float32 values
     top, hn = mod(x.double())
     y = (top @ head.weight.T).squeeze(-1) + head.bias
@@ -125,23 +134,7 @@ def make_cell(path, cell, L, H, B, T, seed):
     state = hn.transpose(0, 1)  # (B, L, H)
     grads = {f"{pre}.{n}": v.grad for n, v in mod.named_parameters()}
     grads.update({"head." + n: v.grad for n, v in head.named_parameters()})
-
-    def line(name, t):
-        v = t.detach().reshape(-1).tolist()
-        return f"{name} {len(v)} " + " ".join(f"{a:.17g}" for a in v) + "\n"
-
-    with open(path, "w") as f:
-        f.write(line("config", torch.tensor([L, H, 0, B, T, code], dtype=torch.float64)))
-        for k, v in p.items():
-            f.write(line(k, v))
-        f.write(line("x", x))
-        f.write(line("tgt", tgt))
-        f.write(line("w", w))
-        f.write(line("loss", loss.reshape(1)))
-        f.write(line("y", y))
-        f.write(line("state", state))
-        for k in p:
-            f.write(line("grad." + k, grads[k]))
+    write(path, [L, H, 0, B, T, code], p, x, tgt, w, loss, y, state, grads)
     print(f"wrote {path}: {cell} L={L} H={H} B={B} T={T} loss={loss.item():.9g}")
 
 

@@ -84,6 +84,15 @@ static double max_abs_diff(const float *a, const float *b, size_t n) {
   return e;
 }
 
+/* max |a - b| / (1 + |a|): an RNN's outputs and a relu RNN's states exceed 1, where float
+ * rounding is coarser. */
+static double max_rel_diff(const float *a, const float *b, size_t n) {
+  double e = 0;
+  for (size_t i = 0; i < n; i++)
+    e = fmax(e, fabs((double)a[i] - b[i]) / (1 + fabs((double)a[i])));
+  return e;
+}
+
 /* One fixture: cell, L, H as named; all N instruments per call within 1e-5 of PyTorch; one at a
  * time and random groups bit-exact; R copies of each instrument in one call of R * N, on
  * nn_projT (bit-exact) and on sgemm (1e-6), still within 1e-5 of PyTorch. */
@@ -221,44 +230,38 @@ static double ref_step(const nn_model *m, const float *x, double *h) {
   return y;
 }
 
-/* Larger shapes than the fixtures: B = 300 in one call equals B = 1 calls (bit for bit on
- * nn_projT, to 1e-6 on sgemm with Bkern lowered to bkern), and the first instruments follow the
- * double reference over T steps. */
+/* Larger shapes than the fixtures: N = 300 instruments in one call equal one call each (bit for
+ * bit on nn_projT, to 2e-6 relative on sgemm with Bkern lowered to bkern), and the first ones
+ * follow the double reference over T steps. */
 static void test_batch_large(int cell, int L, int H, int bkern) {
   nn_model m;
   random_model(&m, cell, L, H);
-  enum { B = 300, T = 6, NREF = 4 };
-  const size_t S = nn_state_floats(&m);
-  float *sa = calloc(B * S, sizeof *sa), *sb = calloc(B * S, sizeof *sb);
-  float *x = malloc(B * NN_F * sizeof *x), *ya = malloc(B * sizeof *ya),
-        *yb = malloc(B * sizeof *yb);
-  float **pa = malloc(B * sizeof *pa);
+  enum { N = 300, T = 6, NREF = 4 };
+  const size_t S = nn_state_floats(&m), TN = (size_t)T * N;
+  float *x = malloc(TN * NN_F * sizeof *x), *s0 = malloc(N * S * sizeof *s0),
+        *s1 = malloc(N * S * sizeof *s1), *y0 = malloc(TN * sizeof *y0),
+        *y1 = malloc(TN * sizeof *y1);
   double *href = calloc((size_t)NREF * S, sizeof *href);
+  for (size_t i = 0; i < TN * NN_F; i++)
+    x[i] = urandf(-3, 3);
   nn_work w;
-  CHECK_INT(nn_work_init(&w, &m, B), 0);
+  CHECK_INT(nn_work_init(&w, &m, N), 0);
   w.Bkern = bkern < w.Bkern ? bkern : w.Bkern;
-  double dmax = 0, eref = 0;
-  for (int t = 0; t < T; t++) {
-    for (int i = 0; i < B * NN_F; i++)
-      x[i] = urandf(-3, 3);
-    for (int b = 0; b < B; b++)
-      pa[b] = sa + b * S;
-    nn_step(&m, &w, B, x, pa, ya);
-    for (int b = 0; b < B; b++) {
-      float *p = sb + b * S;
-      nn_step(&m, &w, 1, x + b * NN_F, &p, yb + b);
-    }
-    dmax = fmax(dmax, fmax(max_abs_diff(ya, yb, B), max_abs_diff(sa, sb, B * S)));
-    for (int b = 0; b < NREF; b++)
-      eref = fmax(eref, fabs(ref_step(&m, x + b * NN_F, href + b * S) - ya[b]));
-  }
-  printf("%s random L=%d H=%d: B=%d (%s) vs B=1 max diff (y and state) %.3g over %d steps; "
+  run(&m, &w, ALL_AT_ONCE, T, N, x, s0, y0);
+  run(&m, &w, ONE_BY_ONE, T, N, x, s1, y1);
+  double dmax = fmax(max_rel_diff(y0, y1, TN), max_rel_diff(s0, s1, N * S)), eref = 0;
+  for (int b = 0; b < NREF; b++)
+    for (int t = 0; t < T; t++)
+      eref = fmax(eref, fabs(ref_step(&m, x + ((size_t)t * N + b) * NN_F, href + b * S) -
+                             y0[(size_t)t * N + b]));
+  printf("%s random L=%d H=%d: B=%d (%s) vs B=1 max rel diff (y and state) %.3g over %d steps; "
          "error vs double %.3g\n",
-         nn_cell_name(cell), L, H, B, B <= w.Bkern ? "nn_projT" : "sgemm", dmax, T, eref);
-  CHECK(dmax <= (B <= w.Bkern ? 0 : 1e-6));
+         nn_cell_name(cell), L, H, N, N <= w.Bkern ? "nn_projT" : "sgemm", dmax, T, eref);
+  /* sgemm: 2e-6, as an RNN does not damp the rounding differences step after step. */
+  CHECK(dmax <= (N <= w.Bkern ? 0 : 2e-6));
   CHECK(eref <= 2e-5);
   nn_work_free(&w);
-  free(sa), free(sb), free(x), free(ya), free(yb), free(pa), free(href);
+  free(x), free(s0), free(s1), free(y0), free(y1), free(href);
   nn_model_free(&m);
 }
 
@@ -348,34 +351,38 @@ static void test_dispatch(void) {
   nn_model_free(&m);
 }
 
-/* nn_work_update picks up the GRU's changed b_hn (kept apart in nn_work.bhh), b_ih and weights:
- * after it a step equals one on a fresh work; before it the old values are used. */
+/* nn_work_update picks up changed parameters of a GRU, its b_hn (kept apart in nn_work.bhh)
+ * included: a work made before the change and updated follows the double reference of the new
+ * parameters; not updated, it does not. */
 static void test_work_update(void) {
   nn_model m;
   random_model(&m, NN_CELL_GRU, 2, 8);
-  nn_work w, w2;
-  CHECK_INT(nn_work_init(&w, &m, 3), 0);
+  enum { B = 3, T = 3 };
+  nn_work w;
+  CHECK_INT(nn_work_init(&w, &m, B), 0);
   for (int j = 0; j < m.G; j++)
     m.b_hh[0][j] += 0.5f, m.b_ih[1][j] -= 0.25f;
-  for (int j = 0; j < m.G * 8; j++)
+  for (int j = 0; j < m.G * m.H; j++)
     m.W_hh[1][j] *= -1.0f;
-  float x[3 * NN_F], y1[3], y2[3], y3[3], st[3][16] = {{0}}, st2[3][16] = {{0}}, st3[3][16] = {{0}};
-  for (int i = 0; i < 3 * NN_F; i++)
-    x[i] = urandf(-2, 2);
-  float *p1[3] = {st[0], st[1], st[2]}, *p2[3] = {st2[0], st2[1], st2[2]},
-        *p3[3] = {st3[0], st3[1], st3[2]};
-  for (int t = 0; t < 2; t++)
-    nn_step(&m, &w, 3, x, p3, y3); /* stale */
-  nn_work_update(&w, &m);
-  for (int t = 0; t < 2; t++)
-    nn_step(&m, &w, 3, x, p1, y1);
-  CHECK_INT(nn_work_init(&w2, &m, 3), 0);
-  for (int t = 0; t < 2; t++)
-    nn_step(&m, &w2, 3, x, p2, y2);
-  CHECK(memcmp(y1, y2, sizeof y1) == 0 && memcmp(st, st2, sizeof st) == 0);
-  CHECK(memcmp(y1, y3, sizeof y1) != 0);
+  double e[2] = {0, 0}; /* max |y - reference| without, then with the update */
+  for (int upd = 0; upd < 2; upd++) {
+    if (upd)
+      nn_work_update(&w, &m);
+    float st[B][16] = {{0}}, x[B * NN_F], y[B];
+    double href[B][16] = {{0}};
+    float *sp[B] = {st[0], st[1], st[2]};
+    for (int t = 0; t < T; t++) {
+      for (int i = 0; i < B * NN_F; i++)
+        x[i] = urandf(-2, 2);
+      nn_step(&m, &w, B, x, sp, y);
+      for (int b = 0; b < B; b++)
+        e[upd] = fmax(e[upd], fabs(ref_step(&m, x + b * NN_F, href[b]) - y[b]));
+    }
+  }
+  printf("gru nn_work_update: error vs the new parameters' reference %.3g stale, %.3g updated\n",
+         e[0], e[1]);
+  CHECK(e[0] > 1e-3 && e[1] <= 2e-5);
   nn_work_free(&w);
-  nn_work_free(&w2);
   nn_model_free(&m);
 }
 

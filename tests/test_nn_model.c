@@ -506,6 +506,14 @@ static void base_cell(mf *f, const char *pre, int g, const char *meta) {
   add(f, "target.std", "[1]", 1);
 }
 
+/* Gives tensor `name` of f the JSON shape `shape`, its data `more` bytes longer. */
+static void reshape(mf *f, const char *name, const char *shape, int more) {
+  tt *t = find(f, name);
+  snprintf(t->shape, sizeof t->shape, "%s", shape);
+  t->e += more;
+  f->datalen += (size_t)more;
+}
+
 /* The cells' files: each loads as its cell with G and the metadata of the file; damaged ones are
  * refused with messages that name the cell's tensors. */
 static void test_cells_files(void) {
@@ -554,22 +562,16 @@ static void test_cells_files(void) {
   BAD("two cells", &f, TC_EFORMAT,
       "name two cells, expected one (all lstm.*, all gru.* or all rnn.*)");
   base_cell(&f, "gru", 3, "");
-  snprintf(find(&f, "gru.weight_hh_l0")->shape, 40, "[8,2]");
-  find(&f, "gru.weight_hh_l0")->e += 16;
-  f.datalen += 16;
+  reshape(&f, "gru.weight_hh_l0", "[8,2]", 16);
   BAD("gru weight_hh not [3H,H]", &f, TC_ESHAPE,
       "tensor gru.weight_hh_l0 has shape [8,2], expected [3H,H] for a hidden size H >= 1");
   base_cell(&f, "gru", 3, "");
-  snprintf(find(&f, "gru.weight_ih_l0")->shape, 40, "[8,4]");
-  find(&f, "gru.weight_ih_l0")->e += 32;
-  f.datalen += 32;
+  reshape(&f, "gru.weight_ih_l0", "[8,4]", 32);
   BAD("gru weight_ih wrong", &f, TC_ESHAPE,
       "tensor gru.weight_ih_l0 has shape [8,4], expected [6,4] (3H x 4 with H=2 from "
       "gru.weight_hh_l0)");
   base_cell(&f, "rnn", 1, "");
-  snprintf(find(&f, "rnn.bias_hh_l0")->shape, 40, "[3]");
-  find(&f, "rnn.bias_hh_l0")->e += 4;
-  f.datalen += 4;
+  reshape(&f, "rnn.bias_hh_l0", "[3]", 4);
   BAD("rnn bias wrong", &f, TC_ESHAPE,
       "tensor rnn.bias_hh_l0 has shape [3], expected [2] (H with H=2 from rnn.weight_hh_l0)");
   base_cell(&f, "gru", 3, "");
