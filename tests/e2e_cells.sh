@@ -5,10 +5,10 @@
 # gives. (2) Each cell trained on an AR(1) return series reaches within 10% of the optimal skill
 # on a held-out file, and PyTorch's own module agrees with `replay` and `eval` on that model.
 # (3) --search takes the cells in turn. (4) The daemon with a GRU model predicts what `replay`
-# and a Kafka range replay predict; its state file shows the cell; a restart with an RNN model on
-# that file is refused naming both cells (exit 2) unless --reset-state, and an RNN daemon does
-# not take the GRU daemon's hand-off from the changelog: its instruments start afresh; inspect
-# shows the cell of each kind of state file.
+# and a Kafka range replay predict; a SIGHUP to an RNN model is refused; a restart with an RNN
+# model on its state file is refused naming both cells (exit 2) unless --reset-state, and an RNN
+# daemon does not take the GRU daemon's hand-off from the changelog: its instruments start
+# afresh; inspect shows the cell of each kind of state file.
 . "$(dirname "$0")/lib.sh"
 
 # Ticks: K instruments with AR(1) returns (r' = 0.5 r + noise: optimal skill 0.25), 1 s apart,
@@ -124,8 +124,9 @@ head -n 2001 "$TMP/work/ticks.csv" >"$TMP/a.csv"
 tc_broker_start --topics ticks:3,predictions:3,preds2:3,tickcast.dlq:1,tickcast.stats:1
 "$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/a.csv" 2>"$TMP/feed.log" ||
   tc_fail "feed: $(tail -n 3 "$TMP/feed.log")"
-tc_bg "$TC" run --brokers "$BROKERS" --model "$M" --state "$TMP/gru.db" --group cells \
-  --checkpoint-interval 200 --http off 2>"$TMP/run_gru.log"
+cp "$M" "$TMP/live.safetensors"
+tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/live.safetensors" --state "$TMP/gru.db" \
+  --group cells --checkpoint-interval 200 --http off 2>"$TMP/run_gru.log"
 GRU_PID=$BG_PID
 $PY "$ROOT/tests/e2e_run.py" collect "$BROKERS" predictions 2000 60 "$TMP/preds.jsonl"
 $PY "$ROOT/tests/e2e_run.py" check-preds "$TMP/preds.jsonl" "$TMP/ra.csv" ||
@@ -141,6 +142,11 @@ worst = max(abs(a[k] - b[k]) for k in a)
 assert worst <= 1e-9, worst  # pred_ret ~ 1e-3: float32 rounding of y times target.std at most
 print(f"Kafka range replay = file replay: {len(a)} rows, max |d pred_ret| {worst:.3g}")
 PYEOF
+# SIGHUP with the RNN model in the GRU daemon's model file: refused (another cell), GRU kept.
+cp "$R" "$TMP/new.safetensors" && mv "$TMP/new.safetensors" "$TMP/live.safetensors"
+kill -HUP "$GRU_PID"
+tc_wait_for 10 grep -q "SIGHUP: .* has shape rnn_relu L=1 H=32 .*expected gru L=1 H=32 .*refused" \
+  "$TMP/run_gru.log" || tc_fail "SIGHUP with another cell: $(grep SIGHUP "$TMP/run_gru.log")"
 tc_stop "$GRU_PID" 20
 tc_eq "GRU daemon exit" "$STOP_RC" 0
 grep -q "hand-off of ticks" "$TMP/run_gru.log" || tc_fail "the GRU daemon wrote no hand-off"
