@@ -15,15 +15,19 @@
 #include "nn/safetensors/safetensors.h"
 
 /* The metadata keys shown in their own lines; the others are listed under "other metadata". */
-static const char *const shown_keys[] = {
-    "tickcast.format",     "tickcast.features",    "tickcast.cell",        "tickcast.trained_on",
-    "tickcast.train_args", "tickcast.seed",        "tickcast.epochs",      "tickcast.best_epoch",
-    "tickcast.val_mse",    "tickcast.val_mse_rw",  "tickcast.val_skill",   "tickcast.val_tstat",
-    "tickcast.val_fit_skill",
-    "tickcast.val_t_min",  "tickcast.trials",      "tickcast.output_scale", "tickcast.test_n",
-    "tickcast.test_mse",   "tickcast.test_mse_rw", "tickcast.test_skill",  "tickcast.test_skill_ci",
-    "tickcast.test_dm_p",  "tickcast.test_dir_acc", "tickcast.test_dir_base", "tickcast.ranges",
-    NULL};
+static const char *const shown_keys[] = {"tickcast.format",        "tickcast.features",
+                                         "tickcast.cell",          "tickcast.trained_on",
+                                         "tickcast.train_args",    "tickcast.seed",
+                                         "tickcast.epochs",        "tickcast.best_epoch",
+                                         "tickcast.val_mse",       "tickcast.val_mse_rw",
+                                         "tickcast.val_skill",     "tickcast.val_tstat",
+                                         "tickcast.val_fit_skill", "tickcast.val_t_min",
+                                         "tickcast.trials",        "tickcast.output_scale",
+                                         "tickcast.test_n",        "tickcast.test_mse",
+                                         "tickcast.test_mse_rw",   "tickcast.test_skill",
+                                         "tickcast.test_skill_ci", "tickcast.test_dm_p",
+                                         "tickcast.test_dir_acc",  "tickcast.test_dir_base",
+                                         "tickcast.ranges",        NULL};
 
 static int shown(const char *key) {
   for (int i = 0; shown_keys[i]; i++)
@@ -46,7 +50,7 @@ static const char *meta(const nn_model *m, const char *key) {
 /* One instrument's parts as inspect shows them. */
 typedef struct range_row {
   const char *sym;
-  json_int_t train, val, test;  /* ticks */
+  json_int_t train, val, test;   /* ticks */
   int has_from, has_val, has_to; /* which times are there */
   json_int_t from, val_from, to; /* ns */
 } range_row;
@@ -64,6 +68,20 @@ static range_row range_of(const char *sym, json_t *e) {
   if ((v = json_object_get(e, "to")) && json_is_integer(v))
     r.has_to = 1, r.to = json_integer_value(v);
   return r;
+}
+
+/* The first `top` instruments of tickcast.ranges (an object; its keys stay valid while it lives)
+ * into rows (room for top). Returns how many. */
+static int ranges_rows(json_t *ranges, int top, range_row *rows) {
+  const char *sym;
+  json_t *e;
+  int k = 0;
+  json_object_foreach(ranges, sym, e) {
+    if (k >= top)
+      break;
+    rows[k++] = range_of(sym, e);
+  }
+  return k;
 }
 
 static json_t *time_json(int has, json_int_t ns) {
@@ -88,7 +106,7 @@ static json_t *num_json(const nn_model *m, const char *key) {
 }
 
 static void print_json(const nn_model *m, const char *path, const char *hex, json_t *ranges,
-                       int top) {
+                       const range_row *rows, int nrows) {
   json_t *o = json_object();
   json_object_set_new(o, "model", json_string(path));
   json_object_set_new(o, "sha256", json_string(hex));
@@ -125,15 +143,10 @@ static void print_json(const nn_model *m, const char *path, const char *hex, jso
   json_object_set_new(test, "dir_base", num_json(m, "tickcast.test_dir_base"));
   json_object_set_new(o, "test", test);
   json_t *ra = json_array();
-  const char *sym;
-  json_t *e;
-  int k = 0;
-  json_object_foreach(ranges, sym, e) {
-    if (k++ >= top)
-      break;
-    range_row r = range_of(sym, e);
+  for (int k = 0; k < nrows; k++) {
+    const range_row r = rows[k];
     json_t *x = json_object();
-    json_object_set_new(x, "sym", json_string(sym));
+    json_object_set_new(x, "sym", json_string(r.sym));
     json_object_set_new(x, "train", json_integer(r.train));
     json_object_set_new(x, "val", json_integer(r.val));
     json_object_set_new(x, "test", json_integer(r.test));
@@ -155,23 +168,18 @@ static void print_json(const nn_model *m, const char *path, const char *hex, jso
   json_decref(o);
 }
 
-static void print_ranges(json_t *ranges, int top) {
+static void print_ranges(json_t *ranges, const range_row *rows, int nrows) {
   size_t n = json_object_size(ranges);
   if (!n) {
     printf("ranges       (none recorded: not written by tickcast train, or an older one)\n");
     return;
   }
   printf("ranges       %zu instrument%s (ticks per part; the model saw from .. to)%s\n", n,
-         n == 1 ? "" : "s", (size_t)top < n ? ", first ones:" : "");
-  printf("  %-16s %9s %9s %9s  %-20s %-20s %s\n", "sym", "train", "val", "test", "from",
-         "val_from", "to");
-  const char *sym;
-  json_t *e;
-  int k = 0;
-  json_object_foreach(ranges, sym, e) {
-    if (k++ >= top)
-      break;
-    range_row r = range_of(sym, e);
+         n == 1 ? "" : "s", (size_t)nrows < n ? ", first ones:" : "");
+  printf("  %-16s %9s %9s %9s  %-20s %-20s %s\n", "sym", "train", "val", "test", "from", "val_from",
+         "to");
+  for (int k = 0; k < nrows; k++) {
+    const range_row r = rows[k];
     char a[TICK_RFC3339_MAX] = "-", b[TICK_RFC3339_MAX] = "-", c[TICK_RFC3339_MAX] = "-";
     if (r.has_from)
       tick_format_rfc3339(a, sizeof a, r.from);
@@ -179,18 +187,18 @@ static void print_ranges(json_t *ranges, int top) {
       tick_format_rfc3339(b, sizeof b, r.val_from);
     if (r.has_to)
       tick_format_rfc3339(c, sizeof c, r.to);
-    printf("  %-16s %9lld %9lld %9lld  %-20s %-20s %s\n", sym, (long long)r.train,
+    printf("  %-16s %9lld %9lld %9lld  %-20s %-20s %s\n", r.sym, (long long)r.train,
            (long long)r.val, (long long)r.test, a, b, c);
   }
 }
 
 static void print_text(const nn_model *m, const char *path, const char *hex, json_t *ranges,
-                       int top) {
+                       const range_row *rows, int nrows) {
   printf("model        %s\n", path);
   printf("sha256       %s (id %s)\n", hex, m->id);
   printf("cell         %s\n", model_cell(m));
-  printf("shape        L=%d H=%d%s, %zu parameters\n", m->L, m->H,
-         m->peephole ? " peephole" : "", m->nparams);
+  printf("shape        L=%d H=%d%s, %zu parameters\n", m->L, m->H, m->peephole ? " peephole" : "",
+         m->nparams);
   printf("features     %s\n", meta(m, NN_META_FEATURES_KEY));
   printf("trained on   %s\n", meta(m, "tickcast.trained_on"));
   printf("train args   %s\n", meta(m, "tickcast.train_args"));
@@ -198,10 +206,9 @@ static void print_text(const nn_model *m, const char *path, const char *hex, jso
          meta(m, "tickcast.epochs"), meta(m, "tickcast.output_scale"));
   printf("validation   skill %s (mse %s vs random walk %s); the trained model's skill %s, gain "
          "t %s, kept when t >= %s over %s trial(s)\n",
-         meta(m, "tickcast.val_skill"), meta(m, "tickcast.val_mse"),
-         meta(m, "tickcast.val_mse_rw"), meta(m, "tickcast.val_fit_skill"),
-         meta(m, "tickcast.val_tstat"), meta(m, "tickcast.val_t_min"),
-         meta(m, "tickcast.trials"));
+         meta(m, "tickcast.val_skill"), meta(m, "tickcast.val_mse"), meta(m, "tickcast.val_mse_rw"),
+         meta(m, "tickcast.val_fit_skill"), meta(m, "tickcast.val_tstat"),
+         meta(m, "tickcast.val_t_min"), meta(m, "tickcast.trials"));
   const char *tn = nn_model_get_meta(m, "tickcast.test_n");
   if (!tn || strcmp(tn, "0") == 0)
     printf("test         none held out\n");
@@ -216,7 +223,7 @@ static void print_text(const nn_model *m, const char *path, const char *hex, jso
            tn, meta(m, "tickcast.test_skill"), meta(m, "tickcast.test_skill_ci"),
            meta(m, "tickcast.test_dm_p"), meta(m, "tickcast.test_dir_acc"),
            meta(m, "tickcast.test_dir_base"));
-  print_ranges(ranges, top);
+  print_ranges(ranges, rows, nrows);
   int other = 0;
   for (int i = 0; i < m->nmeta; i++)
     if (!shown(m->meta_key[i]))
@@ -240,11 +247,20 @@ int cmd_inspect_model(const char *path, int json, int top) {
     json_decref(ranges);
     ranges = json_object();
   }
-  if (json)
-    print_json(&m, path, hex, ranges, top);
-  else
-    print_text(&m, path, hex, ranges, top);
+  range_row *rows = calloc(top > 0 ? (size_t)top : 1, sizeof *rows);
+  int status = 1;
+  if (!rows) {
+    fprintf(stderr, "tickcast inspect: out of memory\n");
+  } else {
+    int nrows = ranges_rows(ranges, top, rows);
+    if (json)
+      print_json(&m, path, hex, ranges, rows, nrows);
+    else
+      print_text(&m, path, hex, ranges, rows, nrows);
+    status = fflush(stdout) == 0 ? 0 : 1;
+  }
+  free(rows);
   json_decref(ranges);
   nn_model_free(&m);
-  return fflush(stdout) == 0 ? 0 : 1;
+  return status;
 }
