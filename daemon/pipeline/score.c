@@ -183,9 +183,9 @@ int score_figures(const score_pt *pts, size_t n, int nsym, score_fig *f) {
     size_t g = losses_by_time(pts, n, lm, lr);
     f->times = g;
     f->has_dm = evalstat_dm_test(lm, lr, g, -1, &f->dm) == 0;
-    rc = se_rw > 0 && g >= 2 ? evalstat_skill_boot(lm, lr, g, SCORE_LEVEL, 0, 0, SCORE_BOOT_SEED,
-                                                   &f->ci)
-                             : TC_EINVAL;
+    rc = se_rw > 0 && g >= 2
+             ? evalstat_skill_boot(lm, lr, g, SCORE_LEVEL, 0, 0, SCORE_BOOT_SEED, &f->ci)
+             : TC_EINVAL;
     f->has_ci = rc == 0;
     rc = rc == TC_ENOMEM ? rc : 0;
   }

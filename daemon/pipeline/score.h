@@ -72,8 +72,7 @@ int score_figures(const score_pt *pts, size_t n, int nsym, score_fig *f);
 
 /* The equal-weighted strategy curves of pts (n, sorted by ts) after each point: gross[k], net[k]
  * and hold[k] (n each) are the figures of score_fig over pts[0..k]. Returns 0 or TC_ENOMEM. */
-int score_curves(const score_pt *pts, size_t n, int nsym, double *gross, double *net,
-                 double *hold);
+int score_curves(const score_pt *pts, size_t n, int nsym, double *gross, double *net, double *hold);
 
 /* The Diebold-Mariano test of d = loss1 - loss2 (n, any order) summed per distinct ts, as
  * score_fig does; *times gets the number of distinct timestamps. Returns 0, TC_EINVAL (fewer
