@@ -1,7 +1,8 @@
 /* cmd_inspect.c: `tickcast inspect --state DB [--json]`: shows a state checkpoint (model binding,
  * offsets per partition, instrument count, top instruments by n, checkpoint time) and checks every
  * state blob on the way. Opens the file read-only, so it is safe next to a running daemon.
- * Not for changing a state file (see `tickcast run --reset-state`). */
+ * `--model M` hands over to cmd_inspect_model.c. Not for changing a state file (see
+ * `tickcast run --reset-state`). */
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -20,7 +21,13 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: tickcast inspect --state DB [--json] [--top N]\n\n"
+          "usage: tickcast inspect --state DB [--json] [--top N]\n"
+          "       tickcast inspect --model M [--json] [--top N]\n\n"
+          "--model M shows a model file: sha256 and id (what predictions and stats name), cell,\n"
+          "shape, features, how it was trained, its validation figures and the threshold it had\n"
+          "to pass, the held-out test part's figures, each instrument's training, validation\n"
+          "and test ranges (the first N), and any other metadata.\n\n"
+          "--state DB:\n"
           "Shows a state checkpoint written by `tickcast run`: the model it belongs to (sha256,\n"
           "feature spec, layers, hidden size, the states' cell), when it was written, the next\n"
           "offset per input partition, the number of instruments and the top instruments by\n"
@@ -29,6 +36,7 @@ static void usage(FILE *f) {
           "read-only; inspecting next to a running daemon is safe.\n\n"
           "  --state DB   the state database (default of `tickcast run`: tickcast.db)\n"
           "  --json       one JSON object on stdout instead of text\n"
+          "  --model M    a model file (safetensors) instead of a state database\n"
           "  --top N      how many instruments to list (default 10, at most %d)\n"
           "Exit status: 0 shown, 1 runtime failure (e.g. the file is locked), 2 bad usage or a\n"
           "missing, corrupt, truncated or foreign file.\n",
@@ -226,8 +234,10 @@ int cmd_inspect(int argc, char **argv) {
   inspect_view v;
   memset(&v, 0, sizeof v);
   int json = 0, ntop = 10;
+  const char *model = NULL;
   const args_flag flags[] = {
       {"state", ARGS_STR, .dst = &v.path},
+      {"model", ARGS_STR, .dst = &model},
       {"json", ARGS_SWITCH, .dst = &json},
       {"top", ARGS_INT, .dst = &ntop, .unit = "a number", .lo = 0, .hi = TOP_MAX},
   };
@@ -239,10 +249,14 @@ int cmd_inspect(int argc, char **argv) {
   int status = args_parse_cmd(&c, argc, argv);
   if (status >= 0)
     return status;
-  if (!v.path) {
-    fprintf(stderr, "tickcast inspect: --state DB is required (see --help)\n");
+  if (!v.path == !model) {
+    fprintf(stderr, "tickcast inspect: %s (see --help)\n",
+            model ? "--state and --model exclude each other"
+                  : "--state DB is required, or --model M");
     return 2;
   }
+  if (model)
+    return cmd_inspect_model(model, json, ntop);
   char err[512];
   store *st = NULL;
   int rc = store_open(v.path, STORE_SYNC_NORMAL, STORE_OPEN_READONLY, &st, err, sizeof err);

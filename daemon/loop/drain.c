@@ -20,13 +20,16 @@
  * long as the broker takes to acknowledge, at most 1 s per message. */
 #define PRODUCE_WAIT_MS 1000
 
-/* Produces one message (bounded wait on a full queue, see PRODUCE_WAIT_MS). A failure is counted
- * as a delivery error and its input offset as failed. Once per message: no allocation, no clock
- * read unless the queue is full. */
+/* Produces one message (bounded wait on a full queue, see PRODUCE_WAIT_MS) with the header
+ * tickcast.model = the running model's id, so a consumer knows which model made a prediction
+ * across SIGHUP reloads. A failure is counted as a delivery error and its input offset as failed.
+ * Once per message: no clock read unless the queue is full. */
 void drain_produce(run *r, rd_kafka_topic_t *t, int flags, void *buf, size_t len, const void *key,
                    size_t keylen, void *opaque) {
-  rd_kafka_resp_err_t err = kprod_send(r->producer, t, RD_KAFKA_PARTITION_UA, flags, buf, len, key,
-                                       keylen, opaque, PRODUCE_WAIT_MS, NULL);
+  kprod_header h = {"tickcast.model", r->model ? r->model->id : "",
+                    r->model ? strlen(r->model->id) : 0};
+  rd_kafka_resp_err_t err = kprod_send_hdr(r->producer, t, RD_KAFKA_PARTITION_UA, flags, buf, len,
+                                           key, keylen, &h, opaque, PRODUCE_WAIT_MS, NULL);
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
     return;
   log_error("run", "produce to %s failed: %s", rd_kafka_topic_name(t), rd_kafka_err2str(err));
