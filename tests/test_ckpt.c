@@ -338,7 +338,7 @@ int main(void) {
   for (int k = 0; k < 300; k++)
     touch(&t, k + 2000);
   store_offset offC[1] = {{"ticks", 3, 42}};
-  CHECK_INT(ckpt_flush(ck, &t, offC, 1, err, sizeof err), 0);
+  CHECK_INT(ckpt_flush(ck, &t, offC, 1, NULL, 0, err, sizeof err), 0);
   CHECK_INT(cs->last_rows, 300);
   run_until_done(&loop, &r);
   CHECK_INT(r.done, 1);
@@ -354,46 +354,6 @@ int main(void) {
   free(lo);
   symtab_free(&got);
 
-  /* Restore at partition assignment: only partitions 1 and 3 of "ticks", and their offsets;
-   * a second assignment of partition 1 keeps the live (newer) instruments. */
-  {
-    store *ro = NULL;
-    CHECK_INT(store_open(path, STORE_SYNC_NORMAL, STORE_OPEN_READONLY, &ro, err, sizeof err), 0);
-    symtab_init(&got, nn_state_floats(&m), 16);
-    int32_t parts[2] = {3, 1};
-    CHECK_INT(ckpt_restore_partitions(ro, &m, &got, "ticks", parts, 2, &lo, &nlo, err, sizeof err),
-              0);
-    CHECK_INT(got.live, N / 2);
-    int wrong_part = 0, differs = 0;
-    for (uint32_t s = 0; s < got.count; s++) {
-      const inst *gi = &got.inst[s];
-      wrong_part += gi->partition != 1 && gi->partition != 3;
-      int32_t w = symtab_find(&want, gi->sym, gi->sym_len);
-      differs +=
-          w < 0 || want.inst[w].n != gi->n ||
-          memcmp(symtab_state(&want, w), symtab_state(&got, (int32_t)s), got.state_floats * 4);
-    }
-    CHECK_INT(wrong_part, 0);
-    CHECK_INT(differs, 0);
-    CHECK_INT(nlo, 2);
-    if (nlo == 2) {
-      CHECK_INT(lo[0].partition, 1);
-      CHECK_INT(lo[0].next_offset, 900);
-      CHECK_INT(lo[1].partition, 3);
-      CHECK_INT(lo[1].next_offset, 42);
-    }
-    free(lo);
-    int32_t one = 1;
-    got.inst[symtab_find(&got, "I1", 2)].n = 424242; /* "newer" in memory */
-    CHECK_INT(ckpt_restore_partitions(ro, &m, &got, "other", &one, 1, &lo, &nlo, err, sizeof err),
-              0);
-    CHECK_INT(got.live, N / 2);
-    CHECK_INT(got.inst[symtab_find(&got, "I1", 2)].n, 424242);
-    CHECK_INT(nlo, 0); /* no offsets stored for topic "other" */
-    CHECK(lo == NULL);
-    symtab_free(&got);
-    store_close(ro);
-  }
   symtab_free(&want);
 
   /* 3b. Flush right after a submitted write failed (revoke or shutdown while the disk is
@@ -415,7 +375,7 @@ int main(void) {
     for (int k = 0; k < 100; k++)
       touch(&t, 4000 + k);
     store_offset offD[1] = {{"ticks", 0, 1234}};
-    CHECK_INT(ckpt_flush(ck, &t, offD, 1, err, sizeof err), 0);
+    CHECK_INT(ckpt_flush(ck, &t, offD, 1, NULL, 0, err, sizeof err), 0);
     pthread_join(th, NULL);
     CHECK_INT(cs->last_rows, 200); /* 100 carried from the failed write + 100 new */
     run_until_done(&loop, &r);

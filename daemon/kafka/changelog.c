@@ -618,7 +618,7 @@ static cl_part *part_of(cl_part *parts, size_t nparts, int32_t p) {
 /* The records: produced, then acknowledged; the smallest offset of each partition's records goes
  * into its base when the checkpoint is full. Returns the count sent, or -1 with err. */
 static long put_records(cl_writer *w, const unsigned char sha[32], int L, int H,
-                        const store_inst *in, const int64_t *next, size_t n, cl_part *parts,
+                        const store_inst *in, const uint8_t *send, size_t n, cl_part *parts,
                         size_t nparts, int timeout_ms, char *err, size_t errlen) {
   size_t k = 0;
   int32_t *idx = malloc((n ? n : 1) * sizeof *idx); /* message k -> row */
@@ -629,9 +629,9 @@ static long put_records(cl_writer *w, const unsigned char sha[32], int L, int H,
   int rc = 0;
   for (size_t i = 0; i < n && rc == 0; i++) {
     cl_part *cp = part_of(parts, nparts, in[i].partition);
-    if (!cp)
+    if (!cp || (send && !send[i]) || in[i].next_offset < 0)
       continue;
-    size_t len = cl_encode_state(w->buf, in[i].partition, next[i], sha, &in[i], L, H);
+    size_t len = cl_encode_state(w->buf, in[i].partition, in[i].next_offset, sha, &in[i], L, H);
     idx[k] = (int32_t)i;
     rc = put_one(w, k++, in[i].partition % w->ncl, w->buf, len, in[i].sym, in[i].sym_len,
                  timeout_ms, err, errlen);
@@ -649,7 +649,7 @@ static long put_records(cl_writer *w, const unsigned char sha[32], int L, int H,
 }
 
 int cl_writer_put(cl_writer *w, const unsigned char sha[32], int L, int H, const store_inst *in,
-                  const int64_t *next, size_t n, cl_part *parts, size_t nparts, int64_t time_ns,
+                  const uint8_t *send, size_t n, cl_part *parts, size_t nparts, int64_t time_ns,
                   int timeout_ms, char *err, size_t errlen) {
   w->gen++;
   w->err = 0;
@@ -679,7 +679,7 @@ int cl_writer_put(cl_writer *w, const unsigned char sha[32], int L, int H, const
     if (parts[k].full)
       parts[k].base = -1;
   }
-  long sent = put_records(w, sha, L, H, in, next, n, parts, nparts, timeout_ms, err, errlen);
+  long sent = put_records(w, sha, L, H, in, send, n, parts, nparts, timeout_ms, err, errlen);
   if (sent < 0) {
     for (size_t k = 0; k < nparts; k++)
       parts[k].base = base_in[k];

@@ -178,15 +178,16 @@ typedef struct cl_part {
   uint32_t records;     /* out: records of it in this checkpoint */
 } cl_part;
 
-/* Writes one checkpoint: the rows (in[i] with its own o_A next[i]; rows whose partition is not in
- * parts are not written) to the changelog, waits until the broker acknowledged all of them, then
- * one marker per partition of parts, and waits again. timeout_ms bounds each wait. 0 when every
- * message was acknowledged; TC_EKAFKA with err when one failed or the wait ran out (then the
- * checkpoint must be treated as not written: markers are sent only after every record is
- * acknowledged, so no marker can claim a record that is missing). Not thread-safe: one call at a
- * time (the caller's checkpoints are serialized). */
+/* Writes one checkpoint: the rows in[0..n) (each at its own o_A, in[i].next_offset; rows with
+ * send[i] == 0 (send may be NULL: all), a negative offset, or a partition not in parts are not
+ * written) to the changelog, waits until the broker acknowledged all of them, then one marker per
+ * partition of parts, and waits again. timeout_ms bounds each wait. 0 when every message was
+ * acknowledged; TC_EKAFKA with err when one failed or the wait ran out (then the checkpoint must
+ * be treated as not written: markers are sent only after every record is acknowledged, so no
+ * marker can claim a record that is missing). Not thread-safe: one call at a time (the caller's
+ * checkpoints are serialized). */
 int cl_writer_put(cl_writer *w, const unsigned char sha[32], int L, int H, const store_inst *in,
-                  const int64_t *next, size_t n, cl_part *parts, size_t nparts, int64_t time_ns,
+                  const uint8_t *send, size_t n, cl_part *parts, size_t nparts, int64_t time_ns,
                   int timeout_ms, char *err, size_t errlen);
 
 /* A full checkpoint is due for a partition once the messages since its base exceed this. */
