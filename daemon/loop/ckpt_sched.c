@@ -13,8 +13,8 @@
 #include "daemon/pipeline/log.h"
 #include "nn/base/tc_err.h"
 
-/* A slice of a snapshot copy: about 2 MB of state per loop turn (~1 ms). */
-#define SLICE_BYTES (2u << 20)
+/* A slice of a snapshot copy: about 1 MB of state per loop turn (under 1 ms). */
+#define SLICE_BYTES (1u << 20)
 
 /* How long the changelog may take to acknowledge a checkpoint's records, and then its markers. */
 #define CHANGELOG_ACK_MS 5000

@@ -110,10 +110,13 @@ void rebalance_assign(run *r, rd_kafka_topic_partition_list_t *parts, int coop) 
 static void on_assign(run *r, rd_kafka_topic_partition_list_t *parts, int coop,
                       const char *list) {
   track_assigned(r, parts);
+  int mine = 0;
+  for (int i = 0; i < parts->cnt; i++)
+    mine += !strcmp(parts->elems[i].topic, r->o->input_topic);
+  int now = r->stopping || (!r->db && !r->cl_rk) || !mine;
   log_info("run", "assigned %s partitions [%s] (%s), %d in all%s", r->o->input_topic, list,
-           coop ? "cooperative" : "eager", r->assigned,
-           r->stopping || (!r->db && !r->cl_rk) ? "" : "; restoring them");
-  if (r->stopping || (!r->db && !r->cl_rk))
+           coop ? "cooperative" : "eager", r->assigned, now ? "" : "; restoring them");
+  if (now)
     rebalance_assign(r, parts, coop);
   else
     restore_begin(r, parts, coop);

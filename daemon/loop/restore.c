@@ -148,12 +148,14 @@ static void ensure_changelog(restore_job *j, int ncl) {
   if (t)
     rd_kafka_topic_destroy(t);
   if (ncl == 0 && nin > 0) {
-    if (cl_writer_create(r->clw, nin, 5000, err, sizeof err) == 0)
+    if (cl_writer_create(r->clw, nin, 2000, err, sizeof err) == 0)
       note(j, "changelog %s: created with %d partitions (cleanup.policy=compact)",
            r->o->changelog_topic, nin);
-    else if (cl_writer_partitions(r->clw, 5000, err, sizeof err) > 0)
-      note(j, "changelog %s: auto-created by the broker with %d partitions (default policy)",
-           r->o->changelog_topic, cl_writer_partitions(r->clw, 5000, err, sizeof err));
+    else
+      note(j, "%s; the first checkpoint's write creates it if the broker auto-creates topics (with "
+              "its default partitions and policy: create it compacted, with the input's "
+              "partitions, docs/STATE.md)",
+           err);
   } else if (ncl > 0 && ncl < nin) {
     note(j,
          "changelog %s has %d partitions, fewer than the %d of %s: input partitions share "
@@ -193,7 +195,7 @@ static void read_changelog(restore_job *j, int64_t *lows, int *ncl) {
          err);
     *ncl = 0;
   }
-  if (!r->cl_checked || *ncl == 0) {
+  if (rc == 0 && !r->cl_checked) { /* once: create it when missing, warn when it is small */
     ensure_changelog(j, *ncl);
     r->cl_checked = 1;
   }
