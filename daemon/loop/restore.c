@@ -46,6 +46,9 @@ typedef struct restore_job {
   int resets_file; /* the state file was reset (another cluster or topic) */
   uint64_t file_rows;
   double secs;
+  uint32_t put_at;     /* the next table slot to put into the engine */
+  uint32_t n_put;      /* instruments put so far */
+  uint32_t n_cl;       /* of which the state file lacked */
   char cluster[STORE_CLUSTER_MAX + 1];
 } restore_job;
 
@@ -284,13 +287,14 @@ static void work_cb(uv_work_t *w) {
   j->secs = tc_mono_s() - t0;
 }
 
-/* Puts the restored instruments into the engine: each with its state, n, last tick, the offset
- * below which its ticks are skipped, and what the next checkpoint must write of it. */
-static uint32_t put_instruments(run *r, restore_job *j, uint32_t *from_cl) {
+/* Puts the next restored instruments (about budget of them) into the engine: each with its state,
+ * n, last tick, the offset below which its ticks are skipped, and what the next checkpoint must
+ * write of it. Returns 1 once all are in. Sliced so that a large restore never holds the loop
+ * for long (its partitions are not assigned yet: nothing of them is processed meanwhile). */
+static int put_instruments(run *r, restore_job *j, uint32_t budget) {
   symtab *t = cl_restore_table(j->rs);
-  uint32_t n = 0;
-  *from_cl = 0;
-  for (uint32_t s = 0; s < t->count; s++) {
+  uint32_t end = t->count - j->put_at > budget ? j->put_at + budget : t->count;
+  for (uint32_t s = j->put_at; s < end; s++) {
     const inst *in = &t->inst[s];
     if (!in->live)
       continue;
@@ -311,10 +315,11 @@ static uint32_t put_instruments(run *r, restore_job *j, uint32_t *from_cl) {
     di->dirty = in->dirty;
     memcpy(symtab_state(&r->e.st, d), symtab_state(t, (int32_t)s),
            r->e.st.state_floats * sizeof(float));
-    n++;
-    *from_cl += in->dirty == 2;
+    j->n_put++;
+    j->n_cl += in->dirty == 2;
   }
-  return n;
+  j->put_at = end;
+  return end == t->count;
 }
 
 /* Logs the job's notes (one warning each) and its per-partition outcome. */
@@ -357,7 +362,10 @@ static void free_job(restore_job *j) {
   free(j);
 }
 
-/* Loop thread: the restore is done; the partitions get their instruments and are assigned. */
+static void on_put_idle(uv_idle_t *h);
+
+/* Loop thread: the restore is done; the partitions get their instruments (on_put_idle) and are
+ * assigned. */
 static void after_cb(uv_work_t *w, int status) {
   (void)status;
   restore_job *j = w->data;
@@ -372,8 +380,8 @@ static void after_cb(uv_work_t *w, int status) {
     free_job(j);
     return;
   }
-  r->rj = NULL;
   if (memcmp(j->sha, r->model->sha256, 32) != 0) {
+    r->rj = NULL;
     /* The model changed meanwhile (SIGHUP): what was restored is another model's. */
     log_info("run", "the model changed during the restore: restoring again");
     rd_kafka_topic_partition_list_t *parts = j->parts;
@@ -384,7 +392,26 @@ static void after_cb(uv_work_t *w, int status) {
     rd_kafka_topic_partition_list_destroy(parts);
     return;
   }
-  uint32_t n_cl = 0, n = put_instruments(r, j, &n_cl);
+  r->restore_idle.data = r;
+  uv_idle_start(&r->restore_idle, on_put_idle);
+}
+
+/* Instruments per loop turn put into the engine (a few ms at most). */
+#define PUT_SLICE 4096
+
+/* The restore's instruments go into the engine a slice per loop turn; then the partitions are
+ * assigned. */
+static void on_put_idle(uv_idle_t *h) {
+  run *r = h->data;
+  restore_job *j = r->rj;
+  if (!j) {
+    uv_idle_stop(h);
+    return;
+  }
+  if (!put_instruments(r, j, PUT_SLICE))
+    return;
+  uv_idle_stop(h);
+  r->rj = NULL;
   for (int i = 0; i < j->np; i++) {
     rpart_res *x = &j->res[i];
     part *pt = part_get(r, x->p);
@@ -402,11 +429,11 @@ static void after_cb(uv_work_t *w, int status) {
   }
   r->st.state_resets += (uint64_t)j->resets_file;
   r->st.restores++;
-  r->st.restored_instruments += n;
+  r->st.restored_instruments += j->n_put;
   r->st.restore_records += cl_restore_get_stats(j->rs)->records;
   r->st.restore_last_s = j->secs;
   r->st.restore_total_s += j->secs;
-  report(r, j, n, n_cl);
+  report(r, j, j->n_put, j->n_cl);
   rebalance_assign(r, j->parts, j->coop);
   free_job(j);
   /* The first checkpoint stores where each partition starts (and what only one side lacks). */
@@ -453,6 +480,11 @@ void restore_stop(run *r) {
   if (!j)
     return;
   r->rj = NULL;
-  j->orphan = 1;
   rebalance_assign(r, j->parts, j->coop);
+  if (uv_is_active((uv_handle_t *)&r->restore_idle)) { /* done on the pool, being put in */
+    uv_idle_stop(&r->restore_idle);
+    free_job(j);
+    return;
+  }
+  j->orphan = 1;
 }

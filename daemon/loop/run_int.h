@@ -108,6 +108,7 @@ typedef struct run {
   uint64_t rv_start;                         /* uv_now() of the revoke */
   uv_timer_t t_revoke;                       /* checks the deadline */
   struct restore_job *rj;                    /* the restore under way (restore.c), NULL none */
+  uv_idle_t restore_idle;                    /* puts its instruments in, a slice per turn */
   int bound;                                 /* the state file's binding was checked */
   int cl_checked; /* the changelog topic was checked (created when missing) */
 } run;
