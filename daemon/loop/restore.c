@@ -397,7 +397,7 @@ static void after_cb(uv_work_t *w, int status) {
 }
 
 /* Instruments per loop turn put into the engine (a few ms at most). */
-#define PUT_SLICE 4096
+#define PUT_SLICE 1024
 
 /* The restore's instruments go into the engine a slice per loop turn; then the partitions are
  * assigned. */
