@@ -93,7 +93,7 @@ static double fill_changelog(const char *bootstrap, const unsigned char sha[32],
   size_t sf = (size_t)2 * H;
   float *st = malloc((size_t)N * sf * sizeof *st);
   store_inst *in = calloc((size_t)N, sizeof *in);
-  char (*sym)[16] = calloc((size_t)N, sizeof *sym);
+  char(*sym)[16] = calloc((size_t)N, sizeof *sym);
   cl_part *parts = calloc((size_t)P, sizeof *parts);
   for (size_t i = 0; i < (size_t)N * sf; i++)
     st[i] = rndf();
@@ -108,8 +108,8 @@ static double fill_changelog(const char *bootstrap, const unsigned char sha[32],
     in[k].next_offset = 1;
   }
   for (int q = 0; q < P; q++)
-    parts[q] = (cl_part){.part = q, .next = 1, .instruments = (uint32_t)(N / P), .full = 1,
-                         .base = -1};
+    parts[q] =
+        (cl_part){.part = q, .next = 1, .instruments = (uint32_t)(N / P), .full = 1, .base = -1};
   double t0 = tc_mono_s();
   if (cl_writer_put(w, sha, 1, H, in, NULL, (size_t)N, parts, (size_t)P, tc_wall_ns(), 60000, err,
                     sizeof err) != 0)
@@ -156,8 +156,8 @@ static void restore_in_process(const char *bootstrap, const unsigned char sha[32
          "%lld), %llu records of %llu messages, %.1f MB read; holds %.1f MB (estimate), peak RSS "
          "+%.1f MB\n",
          N, P, H, secs, t->live, (long long)resume, (unsigned long long)cs->records,
-         (unsigned long long)cs->messages, (double)cs->bytes / 1e6,
-         (double)cl_restore_mem(r) / 1e6, (double)(peak_rss_kb() - rss0) / 1e3);
+         (unsigned long long)cs->messages, (double)cs->bytes / 1e6, (double)cl_restore_mem(r) / 1e6,
+         (double)(peak_rss_kb() - rss0) / 1e3);
   symtab eng;
   symtab_init(&eng, (size_t)2 * H, 1024);
   t0 = tc_mono_s();
@@ -193,9 +193,9 @@ static void restore_daemon(const char *bootstrap, const char *model, int N, int 
   snprintf(db, sizeof db, "%s/empty.db", dir);
   snprintf(logp, sizeof logp, "%s/run.log", dir);
   const char *tc = getenv("TICKCAST") ? getenv("TICKCAST") : "./tickcast";
-  const char *argv[] = {tc, "run", "--brokers", bootstrap, "--group", "bench", "--model", model,
-                        "--state", db, "--changelog-topic", "bench.state", "--http", "off",
-                        NULL};
+  const char *argv[] = {
+      tc,        "run", "--brokers",         bootstrap,     "--group", "bench", "--model", model,
+      "--state", db,    "--changelog-topic", "bench.state", "--http",  "off",   NULL};
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 2, logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -204,8 +204,8 @@ static void restore_daemon(const char *bootstrap, const char *model, int N, int 
   if (posix_spawn(&pid, tc, &fa, NULL, (char **)argv, environ) != 0)
     die("spawn", tc);
   char err[256];
-  rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf_for(bootstrap, "bench-preds"), err,
-                               sizeof err);
+  rd_kafka_t *c =
+      rd_kafka_new(RD_KAFKA_CONSUMER, conf_for(bootstrap, "bench-preds"), err, sizeof err);
   rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(P);
   for (int q = 0; q < P; q++)
     rd_kafka_topic_partition_list_add(l, "predictions", q)->offset = RD_KAFKA_OFFSET_BEGINNING;

@@ -747,8 +747,7 @@ static int load_rows(store *st, sqlite3_stmt *s, int L, int H, store_inst_fn fn,
     in.n = (uint64_t)sqlite3_column_int64(s, 2);
     in.last_ts = sqlite3_column_int64(s, 3);
     in.last_px = sqlite3_column_double(s, 4);
-    in.next_offset =
-        sqlite3_column_type(s, 6) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 6);
+    in.next_offset = sqlite3_column_type(s, 6) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 6);
     const unsigned char *b = sqlite3_column_blob(s, 5);
     size_t blen = (size_t)sqlite3_column_bytes(s, 5);
     if (!in.sym || in.sym_len < 1 || in.sym_len > STORE_SYM_MAX) {

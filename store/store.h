@@ -32,27 +32,27 @@ typedef struct store store; /* opaque */
 
 /* The model binding and bookkeeping, one row. */
 typedef struct store_meta {
-  char model_sha256[65];                 /* lowercase hex, "" when no model is bound yet */
-  char features[STORE_FEATURES_MAX + 1]; /* e.g. "ret,log_qty,log_dt,spread" */
-  int L;                                 /* layers */
-  int H;                                 /* hidden size */
-  int64_t ckpt_time_ns;                  /* wall clock of the last checkpoint, 0 when none */
-  uint64_t ckpts;                        /* checkpoints written so far */
-  char app[STORE_APP_MAX + 1];           /* writer, e.g. "tickcast 0.1.0" */
-  char cluster_id[STORE_CLUSTER_MAX + 1];  /* Kafka cluster the offsets belong to, "" unbound */
-  char input_topic[STORE_TOPIC_MAX + 1];   /* input topic they belong to, "" unbound */
+  char model_sha256[65];                  /* lowercase hex, "" when no model is bound yet */
+  char features[STORE_FEATURES_MAX + 1];  /* e.g. "ret,log_qty,log_dt,spread" */
+  int L;                                  /* layers */
+  int H;                                  /* hidden size */
+  int64_t ckpt_time_ns;                   /* wall clock of the last checkpoint, 0 when none */
+  uint64_t ckpts;                         /* checkpoints written so far */
+  char app[STORE_APP_MAX + 1];            /* writer, e.g. "tickcast 0.1.0" */
+  char cluster_id[STORE_CLUSTER_MAX + 1]; /* Kafka cluster the offsets belong to, "" unbound */
+  char input_topic[STORE_TOPIC_MAX + 1];  /* input topic they belong to, "" unbound */
 } store_meta;
 
 /* One instrument as stored. On write, sym and state point at the caller's memory; on load they
  * point into the store's buffers and are valid only during the callback. */
 typedef struct store_inst {
-  const char *sym;    /* not NUL-terminated on write; sym_len bytes */
-  size_t sym_len;     /* 1..STORE_SYM_MAX */
-  int32_t partition;  /* input partition, -1 for none */
-  uint64_t n;         /* ticks applied to the state */
-  int64_t last_ts;    /* ns of the last accepted tick */
-  double last_px;     /* px of the last accepted tick */
-  const float *state; /* (L, 2, H) h and c of every layer */
+  const char *sym;     /* not NUL-terminated on write; sym_len bytes */
+  size_t sym_len;      /* 1..STORE_SYM_MAX */
+  int32_t partition;   /* input partition, -1 for none */
+  uint64_t n;          /* ticks applied to the state */
+  int64_t last_ts;     /* ns of the last accepted tick */
+  double last_px;      /* px of the last accepted tick */
+  const float *state;  /* (L, 2, H) h and c of every layer */
   int64_t next_offset; /* the state holds the instrument's ticks below this input offset (at
                         * least its partition's stored offset); -1: unknown (a schema 1 row,
                         * which is at its partition's stored offset) */

@@ -216,7 +216,8 @@ int main(void) {
   char mk[CL_MARKER_KEY_MAX];
   CHECK_INT(cl_marker_key(mk, 12345), 11);
   CHECK(memcmp(mk, "\0ckpt/12345", 11) == 0);
-  CHECK_INT(cl_state_len(L, H), CL_STATE_FIXED + STORE_BLOB_HEADER + 4 * SF + STORE_BLOB_TRAILER + 8);
+  CHECK_INT(cl_state_len(L, H),
+            CL_STATE_FIXED + STORE_BLOB_HEADER + 4 * SF + STORE_BLOB_TRAILER + 8);
 
   /* 1. One writer, died mid-checkpoint: resume at its last marker (37 * 6 = 222); the three
    * records of the unfinished checkpoint are ahead and their ticks are skipped. */

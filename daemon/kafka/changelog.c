@@ -79,9 +79,9 @@ typedef struct rpart {
 struct cl_restore {
   int L, H;
   unsigned char sha[32];
-  symtab t;           /* the instruments: skip_below = the offset of the state held */
-  int64_t *o_cl;      /* (side_cap) per slot: the largest o_A the changelog holds, -1 none */
-  int64_t *o_file;    /* (side_cap) per slot: the state file's o_A, -1 none */
+  symtab t;        /* the instruments: skip_below = the offset of the state held */
+  int64_t *o_cl;   /* (side_cap) per slot: the largest o_A the changelog holds, -1 none */
+  int64_t *o_file; /* (side_cap) per slot: the state file's o_A, -1 none */
   uint32_t side_cap;
   rpart *parts; /* (nparts) */
   int nparts;
@@ -389,8 +389,8 @@ int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *par
     snprintf(err, errlen, "changelog %s: out of memory", topic);
     return -1;
   }
-  int open = read_assign(rk, topic, parts, nparts, ncl, end, lows, lows_cap, timeout_ms, err,
-                         errlen);
+  int open =
+      read_assign(rk, topic, parts, nparts, ncl, end, lows, lows_cap, timeout_ms, err, errlen);
   int rc = open < 0 ? -1 : 0;
   while (rc == 0 && open > 0) {
     if (mono_ms() - t0 > timeout_ms) {
@@ -429,12 +429,12 @@ int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *par
 /* ---- writing ---- */
 
 struct cl_writer {
-  rd_kafka_t *rk;          /* the writer's own producer */
-  rd_kafka_topic_t *rkt;   /* the changelog */
+  rd_kafka_t *rk;        /* the writer's own producer */
+  rd_kafka_topic_t *rkt; /* the changelog */
   char topic[STORE_TOPIC_MAX + 1];
-  int ncl;                 /* partitions of the changelog, 0 until known */
-  uint64_t gen;            /* put generation: reports of an earlier put are ignored */
-  int64_t *off;            /* (cap) offset of message i of this put; -1 pending, -2 failed */
+  int ncl;      /* partitions of the changelog, 0 until known */
+  uint64_t gen; /* put generation: reports of an earlier put are ignored */
+  int64_t *off; /* (cap) offset of message i of this put; -1 pending, -2 failed */
   size_t cap;
   rd_kafka_resp_err_t err; /* the first delivery error of this put */
   unsigned char *buf;      /* (buf_cap) one encoded value */

@@ -69,10 +69,10 @@ size_t cl_marker_key(char *key, int32_t part);
 
 /* One marker's content. */
 typedef struct cl_marker {
-  int32_t part;        /* input partition */
-  int64_t next;        /* O: resume offset; every instrument with a tick below has a record */
-  int64_t base;        /* changelog offset from which the records it relies on start */
-  uint64_t since_base; /* changelog messages of this partition written since base, this one too */
+  int32_t part;         /* input partition */
+  int64_t next;         /* O: resume offset; every instrument with a tick below has a record */
+  int64_t base;         /* changelog offset from which the records it relies on start */
+  uint64_t since_base;  /* changelog messages of this partition written since base, this one too */
   uint32_t instruments; /* live instruments of the partition at the checkpoint */
   uint32_t records;     /* records of the partition in this checkpoint */
   int64_t time_ns;      /* wall clock of the checkpoint */

@@ -33,16 +33,16 @@ struct ckpt {
   uint32_t cursor, count0; /* next slot to visit; slots that existed at the begin */
   uint8_t *seen;           /* (seen_cap) slots copied ahead of the cursor (copy on write) */
   uint32_t seen_cap;
-  int64_t *p_next;         /* (p_cap) by partition: its offset in the snapshot, -1 none */
-  uint8_t *p_full;         /* (p_cap) by partition: 1 = every instrument is copied */
+  int64_t *p_next; /* (p_cap) by partition: its offset in the snapshot, -1 none */
+  uint8_t *p_full; /* (p_cap) by partition: 1 = every instrument is copied */
   int32_t p_cap;
-  int no_parts;            /* begun without parts: rows of partitions without offset are taken */
+  int no_parts; /* begun without parts: rows of partitions without offset are taken */
   double copy_us, copy_cpu_us; /* loop-thread time of the copy so far */
   uint64_t copy_slices;        /* slices of it so far */
-  ckpt_hook_fn hook;       /* the changelog side, NULL for none */
+  ckpt_hook_fn hook;           /* the changelog side, NULL for none */
   void *hook_ud;
-  uv_mutex_t store_mu;     /* one user of the store at a time */
-  store_offset *off; /* (off_cap) offsets of the snapshot */
+  uv_mutex_t store_mu; /* one user of the store at a time */
+  store_offset *off;   /* (off_cap) offsets of the snapshot */
   size_t noff, off_cap;
   char model_sha256[65]; /* new model hash to record with the snapshot, "" for none */
   int clear_instruments; /* the snapshot starts by deleting all stored instruments */

@@ -42,12 +42,13 @@
  * Wiring in the daemon (each a single call):
  *   start:     store_open(path, sync, STORE_OPEN_CREATE, &st, ...);
  *              ckpt_bind_model(st, model, reset_state, ...);       TC_EMODEL -> exit 2
- *              ckpt_restore(st, model, &engine.st, &offs, &noffs, ...); offs seed the consumer's
- *              assignment (stored offsets win over Kafka's committed ones); free(offs)
- *              (or, per assignment: ckpt_restore_partitions for the assigned partitions)
- *              ckpt_new(&ck, loop, st, model);
- *   timer:     if (!ckpt_busy(ck) && nothing pending) ckpt_take(ck, &engine.st, offs, n);
- *              then, once its outputs are acknowledged, ckpt_submit(ck, on_done, ud);
+ *              ckpt_new(&ck, loop, st, model); ckpt_set_hook(ck, changelog side, ud);
+ *              (restores at each assignment: daemon/loop/restore.c, under ckpt_store_lock;
+ *              ckpt_restore loads a whole file, for tools and tests)
+ *   timer:     if (!ckpt_busy(ck) && nothing pending) ckpt_take_begin(ck, &engine.st, offs, n,
+ *              parts, n); ckpt_take_step once per loop turn until it returns 1 (ckpt_take_guard
+ *              before each change meanwhile); then, once its outputs are acknowledged,
+ *              ckpt_submit(ck, on_done, ud): the hook (changelog) then the file, on the pool;
  *              on_done may commit ckpt_offsets() to Kafka (see above).
  *   SIGHUP:    engine_set_model(&e, m, reset); ckpt_model_changed(ck, m, reset); then
  *              checkpoint right away (not at the next tick of the timer): until it commits, a
@@ -55,11 +56,12 @@
  *   delivery failure: a prediction that failed for good is lost, so no checkpoint may cover
  *              its tick; while any partition has a failed delivery, take no checkpoint (the
  *              last good one stays, and a restart re-produces from there).
- *   revoke / shutdown (after flushing the producer; a pending snapshot is committed by the
- *              flush when every output was acknowledged, else given up with ckpt_untake):
- * ckpt_flush(ck, &engine.st, offs, n, err, errlen) writes synchronously on the loop thread (waits
- * for an in-flight write first); then drop the revoked partitions' instruments (symtab_remove).
- * Stored rows of removed instruments are kept: they match the stored offsets of their partitions.
+ *   revoke:    the timer's path; the partitions leave once a snapshot covering them committed.
+ *   shutdown (after flushing the producer; a pending snapshot is committed by the flush when every
+ *              output was acknowledged, else given up with ckpt_untake):
+ * ckpt_flush(ck, &engine.st, offs, n, parts, n, err, errlen) writes synchronously on the loop
+ * thread (waits for an in-flight write first). Stored rows of removed instruments are kept: each
+ * holds its own offset.
  *   end:       after the loop has run the last completion (ckpt_busy() == 0): ckpt_destroy(ck);
  *              store_close(st). */
 #ifndef DAEMON_CKPT_H
@@ -152,10 +154,10 @@ void ckpt_take_guard(ckpt *ck, symtab *t, int32_t slot);
 const cl_part *ckpt_parts(const ckpt *ck, size_t *n);
 
 /* The changelog side of a checkpoint, run on the pool thread (or the loop thread for ckpt_flush)
- * before the state file is written: it gets the snapshot's rows (each with next_offset set; to_cl[i]
- * says whether the changelog lacks row i) and partitions (which it may update: base, since_base),
- * and returns 0, or a TC_E* with err, which fails the checkpoint as a whole (nothing written to the
- * file: the file never gets ahead of the changelog). */
+ * before the state file is written: it gets the snapshot's rows (each with next_offset set;
+ * to_cl[i] says whether the changelog lacks row i) and partitions (which it may update: base,
+ * since_base), and returns 0, or a TC_E* with err, which fails the checkpoint as a whole (nothing
+ * written to the file: the file never gets ahead of the changelog). */
 typedef int (*ckpt_hook_fn)(void *ud, const store_inst *rows, const uint8_t *to_cl, size_t n,
                             cl_part *parts, size_t nparts, int64_t time_ns, char *err,
                             size_t errlen);

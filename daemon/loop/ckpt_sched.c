@@ -51,12 +51,12 @@ static int offsets_fill(run *r) {
     o->partition = p;
     o->next_offset = pt->pnext;
     int64_t base = pt->cl_base;
-    r->clparts[n] = (cl_part){.part = p,
-                              .next = pt->pnext,
-                              .base = base,
-                              .since_base = pt->cl_since,
-                              .full = base < 0 || base == INT64_MAX ||
-                                      cl_full_due(pt->cl_since, pt->ninst)};
+    r->clparts[n] =
+        (cl_part){.part = p,
+                  .next = pt->pnext,
+                  .base = base,
+                  .since_base = pt->cl_since,
+                  .full = base < 0 || base == INT64_MAX || cl_full_due(pt->cl_since, pt->ninst)};
     n++;
   }
   return n;
@@ -100,8 +100,8 @@ static void parts_from_ckpt(run *r) {
 int sched_changelog_hook(void *ud, const store_inst *rows, const uint8_t *to_cl, size_t n,
                          cl_part *parts, size_t nparts, int64_t time_ns, char *err, size_t errlen) {
   run *r = ud;
-  return cl_writer_put(r->clw, r->ckpt_sha, r->model->L, r->model->H, rows, to_cl, n, parts,
-                       nparts, time_ns, CHANGELOG_ACK_MS, err, errlen);
+  return cl_writer_put(r->clw, r->ckpt_sha, r->model->L, r->model->H, rows, to_cl, n, parts, nparts,
+                       time_ns, CHANGELOG_ACK_MS, err, errlen);
 }
 
 /* A submitted checkpoint write ended (loop thread). */

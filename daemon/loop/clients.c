@@ -180,8 +180,13 @@ static int changelog_clients(run *r, const char *bootstrap, char *err, size_t er
     snprintf(err, errlen, "changelog reader: %s", kerr);
     return TC_EKAFKA;
   }
-  const char *wdef[] = {"client.id", "tickcast-run-changelog", "linger.ms", "5",
-                        bootstrap ? "bootstrap.servers" : NULL, bootstrap, NULL};
+  const char *wdef[] = {"client.id",
+                        "tickcast-run-changelog",
+                        "linger.ms",
+                        "5",
+                        bootstrap ? "bootstrap.servers" : NULL,
+                        bootstrap,
+                        NULL};
   rd_kafka_conf_t *wc = NULL;
   if ((rc = client_conf(&o->kc, "producer.", "consumer.", wdef, &wc, err, errlen)) != 0)
     return rc;

@@ -107,8 +107,7 @@ void rebalance_assign(run *r, rd_kafka_topic_partition_list_t *parts, int coop) 
   uv_idle_start(&r->idle, drain_on_idle);
 }
 
-static void on_assign(run *r, rd_kafka_topic_partition_list_t *parts, int coop,
-                      const char *list) {
+static void on_assign(run *r, rd_kafka_topic_partition_list_t *parts, int coop, const char *list) {
   track_assigned(r, parts);
   int mine = 0;
   for (int i = 0; i < parts->cnt; i++)

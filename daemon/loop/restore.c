@@ -46,9 +46,9 @@ typedef struct restore_job {
   int resets_file; /* the state file was reset (another cluster or topic) */
   uint64_t file_rows;
   double secs;
-  uint32_t put_at;     /* the next table slot to put into the engine */
-  uint32_t n_put;      /* instruments put so far */
-  uint32_t n_cl;       /* of which the state file lacked */
+  uint32_t put_at; /* the next table slot to put into the engine */
+  uint32_t n_put;  /* instruments put so far */
+  uint32_t n_cl;   /* of which the state file lacked */
   char cluster[STORE_CLUSTER_MAX + 1];
 } restore_job;
 
@@ -61,8 +61,8 @@ static void note(restore_job *j, const char *fmt, ...) {
   int w = vsnprintf(j->note + j->note_len, sizeof j->note - j->note_len - 1, fmt, ap);
   va_end(ap);
   if (w > 0)
-    j->note_len += (size_t)w < sizeof j->note - j->note_len - 1 ? (size_t)w
-                                                                 : sizeof j->note - j->note_len - 2;
+    j->note_len +=
+        (size_t)w < sizeof j->note - j->note_len - 1 ? (size_t)w : sizeof j->note - j->note_len - 2;
   j->note[j->note_len++] = '\n';
   j->note[j->note_len] = 0;
 }
@@ -74,8 +74,9 @@ static void check_binding(restore_job *j) {
   char err[512];
   const char *cid = rd_kafka_clusterid(r->consumer, 5000);
   if (!cid) {
-    note(j, "state file %s: the cluster id is not known yet; its binding is checked at the next "
-            "assignment",
+    note(j,
+         "state file %s: the cluster id is not known yet; its binding is checked at the next "
+         "assignment",
          r->o->state_path);
     return;
   }
@@ -155,9 +156,10 @@ static void ensure_changelog(restore_job *j, int ncl) {
       note(j, "changelog %s: created with %d partitions (cleanup.policy=compact)",
            r->o->changelog_topic, nin);
     else
-      note(j, "%s; the first checkpoint's write creates it if the broker auto-creates topics (with "
-              "its default partitions and policy: create it compacted, with the input's "
-              "partitions, docs/STATE.md)",
+      note(j,
+           "%s; the first checkpoint's write creates it if the broker auto-creates topics (with "
+           "its default partitions and policy: create it compacted, with the input's "
+           "partitions, docs/STATE.md)",
            err);
   } else if (ncl > 0 && ncl < nin) {
     note(j,
@@ -193,8 +195,9 @@ static void read_changelog(restore_job *j, int64_t *lows, int *ncl) {
     }
   }
   if (rc != 0) {
-    note(j, "%s; restoring from the state file alone (every instrument is written to the "
-            "changelog again at the next checkpoint)",
+    note(j,
+         "%s; restoring from the state file alone (every instrument is written to the "
+         "changelog again at the next checkpoint)",
          err);
     *ncl = 0;
   }
@@ -216,9 +219,8 @@ static void decide(restore_job *j, const int64_t *lows, int ncl) {
     int64_t low = ncl > 0 && x->p % ncl < 4096 ? lows[x->p % ncl] : -1;
     int64_t R = cl_restore_resume(j->rs, x->p, low, &x->from_cl, &x->mk);
     x->lo = x->hi = -1;
-    rd_kafka_resp_err_t e =
-        rd_kafka_query_watermark_offsets(r->consumer, r->o->input_topic, x->p, &x->lo, &x->hi,
-                                         5000);
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(r->consumer, r->o->input_topic, x->p,
+                                                             &x->lo, &x->hi, 5000);
     if (e) {
       note(j, "%s/%d: watermarks: %s (the resume offset is not checked)", r->o->input_topic, x->p,
            rd_kafka_err2str(e));
@@ -241,9 +243,12 @@ static void decide(restore_job *j, const int64_t *lows, int ncl) {
     x->pnext = R;
   }
   symtab *t = cl_restore_table(j->rs);
-  for (uint32_t s = 0; s < t->count; s++)
+  for (uint32_t s = 0; s < t->count; s++) {
+    if (!r->cl_rk) /* no changelog: what came from the file is in the file */
+      t->inst[s].dirty = 0;
     for (int i = 0; has && t->inst[s].live && i < j->np; i++)
       has[i] += t->inst[s].partition == j->res[i].p;
+  }
   for (int i = 0; i < j->np; i++) {
     rpart_res *x = &j->res[i];
     if (x->resume >= 0 || !has || !has[i])
@@ -336,7 +341,8 @@ static void report(run *r, restore_job *j, uint32_t n, uint32_t n_cl) {
     if (x->from_cl)
       log_info("run", "%s/%d: resuming at offset %lld from the changelog %s (state file: %s%lld)",
                r->o->input_topic, x->p, (long long)x->resume, r->o->changelog_topic,
-               x->file_at < 0 ? "no offset" : "offset ", x->file_at < 0 ? 0LL : (long long)x->file_at);
+               x->file_at < 0 ? "no offset" : "offset ",
+               x->file_at < 0 ? 0LL : (long long)x->file_at);
   }
   const cl_restore_stats *cs = cl_restore_get_stats(j->rs);
   char list[512];
@@ -349,9 +355,15 @@ static void report(run *r, restore_job *j, uint32_t n, uint32_t n_cl) {
            "restored %s partitions [%s] in %.3f s: %u instruments (%u from the changelog, %u "
            "from the state file), %llu changelog records of %llu messages (%.1f MB) read, "
            "about %.1f MB held",
-           r->o->input_topic, list, j->secs, n, n_cl, n - n_cl,
-           (unsigned long long)cs->records, (unsigned long long)cs->messages,
-           (double)cs->bytes / 1e6, (double)cl_restore_mem(j->rs) / 1e6);
+           r->o->input_topic, list, j->secs, n, n_cl, n - n_cl, (unsigned long long)cs->records,
+           (unsigned long long)cs->messages, (double)cs->bytes / 1e6,
+           (double)cl_restore_mem(j->rs) / 1e6);
+  if (cs->bad || cs->old_format || cs->other_model)
+    log_info("run",
+             "changelog %s: ignored %llu values that do not decode, %llu hand-off records of "
+             "an earlier version, %llu records and markers of another model",
+             r->o->changelog_topic, (unsigned long long)cs->bad, (unsigned long long)cs->old_format,
+             (unsigned long long)cs->other_model);
 }
 
 static void free_job(restore_job *j) {

@@ -52,11 +52,11 @@ void engine_free(engine *e); /* accepts NULL and half-built */
 /* Processes ticks[0..N) (N <= chunk_max) in input order semantics: every accepted tick updates its
  * instrument's state and gets its prediction; rejected ticks touch nothing. A decoded tick whose
  * offset is below its instrument's skip_below is already in the state (a checkpoint restored it
- * with that offset): it is marked skipped and touches nothing (no order check, no prediction). Ticks that come in
- * with a reason are skipped: the caller counts decode rejections in e->rejected itself (it knows
- * them first); the engine counts what it rejects (out_of_order) and what it accepts.
- * Returns 0 or TC_ENOMEM (then no state was changed). Never allocates except when the symbol
- * table grows. */
+ * with that offset): it is marked skipped and touches nothing (no order check, no prediction).
+ * Ticks that come in with a reason are skipped: the caller counts decode rejections in e->rejected
+ * itself (it knows them first); the engine counts what it rejects (out_of_order) and what it
+ * accepts. Returns 0 or TC_ENOMEM (then no state was changed). Never allocates except when the
+ * symbol table grows. */
 int engine_process(engine *e, eng_tick *ticks, int N);
 
 /* Switches to model m (same shape required; checked by the caller with nn_model_same_shape),

@@ -195,8 +195,7 @@ char *stats_json(stats *s, int64_t now_ms, int reset_interval) {
   json_object_set_new(o, "handoffs_out", json_integer((json_int_t)s->handoffs_out));
   json_object_set_new(o, "handoffs_in", json_integer((json_int_t)s->handoffs_in));
   json_object_set_new(o, "restores", json_integer((json_int_t)s->restores));
-  json_object_set_new(o, "restored_instruments",
-                      json_integer((json_int_t)s->restored_instruments));
+  json_object_set_new(o, "restored_instruments", json_integer((json_int_t)s->restored_instruments));
   json_object_set_new(o, "restore_records", json_integer((json_int_t)s->restore_records));
   json_object_set_new(o, "restore_last_s", json_real(s->restore_last_s));
   json_object_set_new(o, "restore_total_s", json_real(s->restore_total_s));
@@ -297,9 +296,10 @@ static void prom_traffic(sbuf *b, const stats *s) {
           s->restored_instruments);
   counter(b, "restore_records_total", "Changelog records read by restores.", s->restore_records);
   gauge(b, "restore_last_seconds", "Seconds the last restore took.", s->restore_last_s);
-  sb_printf(b, "# HELP tickcast_restore_seconds_total Seconds all restores took.\n"
-               "# TYPE tickcast_restore_seconds_total counter\ntickcast_restore_seconds_total "
-               "%.17g\n",
+  sb_printf(b,
+            "# HELP tickcast_restore_seconds_total Seconds all restores took.\n"
+            "# TYPE tickcast_restore_seconds_total counter\ntickcast_restore_seconds_total "
+            "%.17g\n",
             s->restore_total_s);
   counter(b, "restore_skipped_total", "Ticks skipped as already in a restored state.",
           s->restore_skipped);
