@@ -34,6 +34,8 @@ import threading
 import time
 import urllib.request
 
+from e2e_crash import read_all, target_stats  # tests/ is this script's directory
+
 K = 240
 PARTS = 12
 
@@ -197,44 +199,11 @@ def committed(brokers):
 
 
 def read_preds(brokers):
-    from confluent_kafka import Consumer, KafkaError, TopicPartition, OFFSET_BEGINNING
-    c = consumer(brokers, "e2e-group-read")
-    md = c.list_topics("predictions", timeout=10).topics["predictions"]
-    parts = list(md.partitions)
-    c.assign([TopicPartition("predictions", p, OFFSET_BEGINNING) for p in parts])
-    out, eof, last = [], set(), time.time()
-    while time.time() - last < 2 or len(eof) < len(parts):
-        m = c.poll(0.2)
-        if m is None:
-            if time.time() - last > 30:
-                break
-            continue
-        if m.error():
-            if m.error().code() == KafkaError._PARTITION_EOF:
-                eof.add(m.partition())
-            continue
-        eof.discard(m.partition())
-        last = time.time()
-        out.append(json.loads(m.value()))
-    c.close()
-    return out
+    return read_all(brokers, "predictions", idle_s=2, max_s=60)
 
 
 def distinct_src(brokers):
     return {v["src"] for v in read_preds(brokers)}
-
-
-def target_stats(model):
-    import struct
-    with open(model, "rb") as f:
-        hl = struct.unpack("<Q", f.read(8))[0]
-        hdr = json.loads(f.read(hl))
-        data = f.read()
-    out = []
-    for name in ("target.mean", "target.std"):
-        a, _ = hdr[name]["data_offsets"]
-        out.append(struct.unpack("<f", data[a:a + 4])[0])
-    return out
 
 
 def check(brokers, ticks, replay_csv, model):

@@ -10,6 +10,7 @@
 
 #include "check.h"
 #include "daemon/loop/ckpt.h"
+#include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 
 static char dir[64], path[128], err[512];
@@ -247,28 +248,39 @@ static void test_sliced(nn_model *m, uv_loop_t *loop) {
   symtab_init(&t, nn_state_floats(m), M);
   fill(&t, M);
   ckpt_reserve(ck, (size_t)M);
+  /* CPU time of the loop thread, which a busy machine's preemption does not inflate. */
+  double c0 = tc_thread_cpu_us();
   uint64_t t0 = uv_hrtime();
   CHECK_INT(ckpt_take(ck, &t, off, 1), 0);
   double one_shot_ms = (double)(uv_hrtime() - t0) / 1e6;
+  double one_shot_cpu_ms = (tc_thread_cpu_us() - c0) / 1e3;
   ckpt_untake(ck, &t); /* all dirty again */
   CHECK_INT(ckpt_take_begin(ck, &t, off, 1, NULL, 0), 0);
-  double worst_ms = 0;
+  double worst_ms = 0, worst_cpu_ms = 0;
+  int over = 0; /* slices above 5 ms of CPU */
   steps = 0;
   for (;;) {
+    c0 = tc_thread_cpu_us();
     t0 = uv_hrtime();
     rc = ckpt_take_step(ck, &t, 1u << 20); /* the daemon's slice */
-    double ms = (double)(uv_hrtime() - t0) / 1e6;
+    double ms = (double)(uv_hrtime() - t0) / 1e6, cpu = (tc_thread_cpu_us() - c0) / 1e3;
     worst_ms = ms > worst_ms ? ms : worst_ms;
+    over += cpu > 5;
+    worst_cpu_ms = cpu > worst_cpu_ms ? cpu : worst_cpu_ms;
     steps++;
     if (rc != 0)
       break;
   }
   CHECK_INT(rc, 1);
   CHECK_INT(ckpt_snapshot_rows(ck), M);
-  printf("1,000,000 changed instruments (H=64): one-shot copy %.1f ms on the loop thread; in %d "
-         "slices the longest took %.2f ms\n",
-         one_shot_ms, steps, worst_ms);
-  CHECK(worst_ms < 25); /* a slice is 1 MB of state, under 1 ms; generous for a loaded machine */
+  printf("1,000,000 changed instruments (H=64): one-shot copy %.1f ms (CPU %.1f ms) on the loop "
+         "thread; in %d slices the longest took %.2f ms (CPU %.2f ms), %d above 5 ms of CPU\n",
+         one_shot_ms, one_shot_cpu_ms, steps, worst_ms, worst_cpu_ms, over);
+  CHECK(one_shot_cpu_ms > 50);
+  /* A slice is 1 MB of state, well under 1 ms of CPU; on a busy machine a rare slice meets a
+   * stall of the kernel's (page reclaim or compaction, up to ~20 ms seen), so the bound is on all
+   * but 1 % of the slices. */
+  CHECK(over * 100 <= steps);
   ckpt_untake(ck, &t);
   symtab_free(&t);
   ckpt_destroy(ck);

@@ -244,7 +244,6 @@ static int parts_merge(ckpt *ck, const cl_part *parts, size_t n) {
       ck->nparts++;
     ck->parts[j] = parts[i];
     ck->parts[j].full |= (uint8_t)was_full;
-    ck->parts[j].instruments = 0;
   }
   return 0;
 }
@@ -354,6 +353,8 @@ static int begin(ckpt *ck, symtab *t, const store_offset *off, size_t noff, cons
       lookups_build(ck) != 0)
     return TC_ENOMEM;
   ck->no_parts = parts == NULL;
+  for (size_t k = 0; k < ck->nparts; k++)
+    ck->parts[k].instruments = 0; /* counted by this copy */
   if (ck->carry)
     carry_compact(ck, t);
   /* Room for the worst case now, so no slice and no copy on write ever reallocates. */

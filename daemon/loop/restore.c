@@ -98,7 +98,6 @@ static void check_binding(restore_job *j) {
   if (rc == 0 && store_binding_set(r->db, j->cluster, r->o->input_topic, err, sizeof err) != 0)
     note(j, "%s", err);
   rd_kafka_mem_free(r->consumer, (void *)cid);
-  r->bound = 1;
 }
 
 typedef struct file_ctx {
@@ -431,6 +430,7 @@ static void on_put_idle(uv_idle_t *h) {
       pt->pnext = x->pnext;
       pt->cl_base = x->mk.part >= 0 ? x->mk.base : -1;
       pt->cl_since = x->mk.part >= 0 ? x->mk.since_base : 0;
+      pt->ninst = x->mk.part >= 0 ? x->mk.instruments : 0;
     }
     for (int k = 0; k < j->parts->cnt; k++)
       if (j->parts->elems[k].partition == x->p &&
