@@ -77,6 +77,8 @@ enum {
   Q_OFF_ALL,
   Q_INST_PART,
   Q_BIND_SET,
+  Q_INST_DEL_PART,
+  Q_OFF_DEL,
   Q_N
 };
 
@@ -112,6 +114,8 @@ static const char *const q_sql[Q_N] = {
     [Q_INST_PART] = "SELECT sym, partition, n, last_ts, last_px, state, next_offset FROM "
                     "instruments WHERE partition = ?1",
     [Q_BIND_SET] = "UPDATE meta SET cluster_id = ?1, input_topic = ?2 WHERE id = 1",
+    [Q_INST_DEL_PART] = "DELETE FROM instruments WHERE partition = ?1",
+    [Q_OFF_DEL] = "DELETE FROM offsets WHERE topic = ?1 AND partition = ?2",
 };
 
 struct store {
@@ -856,6 +860,31 @@ int store_offsets_load(store *st, store_offset **out, size_t *n, char *err, size
   *out = v;
   *n = cnt;
   return 0;
+}
+
+int store_partition_reset(store *st, const char *topic, int32_t partition, char *err,
+                          size_t errlen) {
+  if (st->readonly) {
+    set_err(err, errlen, "state db %s: opened read-only, cannot reset", st->path);
+    return TC_EIO;
+  }
+  int rc = step_done(st->q[Q_BEGIN]);
+  if (rc != SQLITE_OK)
+    return db_fail(st, rc, "starting the partition reset", err, errlen);
+  sqlite3_bind_int(st->q[Q_INST_DEL_PART], 1, partition);
+  sqlite3_bind_text(st->q[Q_OFF_DEL], 1, topic, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st->q[Q_OFF_DEL], 2, partition);
+  if ((rc = step_done(st->q[Q_INST_DEL_PART])) == SQLITE_OK &&
+      (rc = step_done(st->q[Q_OFF_DEL])) == SQLITE_OK)
+    rc = step_done(st->q[Q_COMMIT]);
+  sqlite3_clear_bindings(st->q[Q_INST_DEL_PART]);
+  sqlite3_clear_bindings(st->q[Q_OFF_DEL]);
+  if (rc == SQLITE_OK)
+    return 0;
+  int code = db_fail(st, rc, "resetting a partition", err, errlen);
+  if (!sqlite3_get_autocommit(st->db))
+    step_done(st->q[Q_ROLLBACK]);
+  return code;
 }
 
 int store_reset(store *st, char *err, size_t errlen) {

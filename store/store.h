@@ -146,6 +146,11 @@ int store_instruments_count(store *st, uint64_t *count, char *err, size_t errlen
  * by topic and partition. */
 int store_offsets_load(store *st, store_offset **out, size_t *n, char *err, size_t errlen);
 
+/* Deletes the instruments of one partition and its stored offset of topic, in one transaction (a
+ * partition whose stored state describes another stream, e.g. a recreated topic). */
+int store_partition_reset(store *st, const char *topic, int32_t partition, char *err,
+                          size_t errlen);
+
 /* Deletes every instrument and offset in one transaction (--reset-state); meta is kept. */
 int store_reset(store *st, char *err, size_t errlen);
 

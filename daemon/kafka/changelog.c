@@ -71,7 +71,8 @@ size_t cl_encode_marker(unsigned char *buf, const cl_marker *m, const unsigned c
 typedef struct rpart {
   int32_t part;
   int64_t file_next; /* the state file's offset, -1 none */
-  cl_marker best;    /* the largest marker of this model (best.part = -1: none) */
+  cl_marker best;    /* the latest marker of this model in log order (best.part = -1: none) */
+  int64_t floor;     /* records at changelog offsets below are ignored (-1: none) */
   int usable;        /* set by cl_restore_resume: a marker is usable */
   int decided;       /* cl_restore_resume ran */
 } rpart;
@@ -82,6 +83,7 @@ struct cl_restore {
   symtab t;        /* the instruments: skip_below = the offset of the state held */
   int64_t *o_cl;   /* (side_cap) per slot: the largest o_A the changelog holds, -1 none */
   int64_t *o_file; /* (side_cap) per slot: the state file's o_A, -1 none */
+  int64_t *cl_at;  /* (side_cap) per slot: changelog offset of its latest best record, -1 none */
   uint32_t side_cap;
   rpart *parts; /* (nparts) */
   int nparts;
@@ -108,6 +110,7 @@ int cl_restore_new(cl_restore **out, int L, int H, const unsigned char sha[32],
     r->parts[i].part = parts[i];
     r->parts[i].file_next = -1;
     r->parts[i].best.part = -1;
+    r->parts[i].floor = -1;
   }
   r->nparts = nparts;
   *out = r;
@@ -120,6 +123,7 @@ void cl_restore_free(cl_restore *r) {
   symtab_free(&r->t);
   free(r->o_cl);
   free(r->o_file);
+  free(r->cl_at);
   free(r->parts);
   free(r->tmp);
   free(r);
@@ -144,15 +148,20 @@ static int side_reserve(cl_restore *r) {
   if (!b)
     return TC_ENOMEM;
   r->o_file = b;
+  int64_t *c = realloc(r->cl_at, (size_t)r->t.cap * sizeof *c);
+  if (!c)
+    return TC_ENOMEM;
+  r->cl_at = c;
   for (uint32_t i = r->side_cap; i < r->t.cap; i++)
-    r->o_cl[i] = r->o_file[i] = -1;
+    r->o_cl[i] = r->o_file[i] = r->cl_at[i] = -1;
   r->side_cap = r->t.cap;
   return 0;
 }
 
-/* Offers one fact (instrument in, state st, offset next) from the changelog (from_cl) or the file:
- * it replaces what the table holds when its offset is larger. */
-static int offer(cl_restore *r, const store_inst *in, const float *st, int64_t next, int from_cl) {
+/* Offers one fact (instrument in, state st, offset next) from the changelog (from_cl, at changelog
+ * offset cl_off) or the file: it replaces what the table holds when its offset is larger. */
+static int offer(cl_restore *r, const store_inst *in, const float *st, int64_t next, int from_cl,
+                 int64_t cl_off) {
   int32_t s = symtab_find(&r->t, in->sym, in->sym_len);
   int fresh = s < 0;
   if (fresh && (s = symtab_add(&r->t, in->sym, in->sym_len)) < 0)
@@ -163,6 +172,8 @@ static int offer(cl_restore *r, const store_inst *in, const float *st, int64_t n
   if (next > mine[s])
     mine[s] = next;
   inst *ti = &r->t.inst[s];
+  if (from_cl && (fresh || next >= ti->skip_below))
+    r->cl_at[s] = cl_off; /* an equal fact later in the log: the later one counts */
   if (!fresh && next <= ti->skip_below)
     return 0;
   ti->n = in->n;
@@ -176,7 +187,6 @@ static int offer(cl_restore *r, const store_inst *in, const float *st, int64_t n
 
 void cl_restore_add(cl_restore *r, int64_t cl_off, const void *key, size_t klen, const void *val,
                     size_t len) {
-  (void)cl_off;
   const unsigned char *v = val;
   r->st.messages++;
   r->st.bytes += len;
@@ -213,11 +223,13 @@ void cl_restore_add(cl_restore *r, int64_t cl_off, const void *key, size_t klen,
                    .since_base = le_get_u64(v + CL_HEAD + 8),
                    .instruments = le_get_u32(v + CL_HEAD + 16),
                    .records = le_get_u32(v + CL_HEAD + 20),
-                   .time_ns = (int64_t)le_get_u64(v + CL_HEAD + 24)};
+                   .time_ns = (int64_t)le_get_u64(v + CL_HEAD + 24),
+                   .at = cl_off};
     r->st.markers++;
-    if (rp->best.part < 0 || m.next > rp->best.next ||
-        (m.next == rp->best.next && m.base > rp->best.base))
-      rp->best = m;
+    /* The latest in log order, as compaction keeps it: with one writer at a time markers come in
+     * increasing offsets, and a later lower one (a recreated input topic) must win. Every marker's
+     * claim holds, so an older writer's late marker is safe too (it only resumes lower). */
+    rp->best = m;
     return;
   }
   char why[160];
@@ -234,8 +246,10 @@ void cl_restore_add(cl_restore *r, int64_t cl_off, const void *key, size_t klen,
                    .n = le_get_u64(v + CL_HEAD),
                    .last_ts = (int64_t)le_get_u64(v + CL_HEAD + 8)};
   memcpy(&in.last_px, &px, 8);
+  if (cl_off < rp->floor)
+    return;
   r->st.records++;
-  if (offer(r, &in, r->tmp, off, 1) != 0)
+  if (offer(r, &in, r->tmp, off, 1, cl_off) != 0)
     r->st.bad++;
 }
 
@@ -248,7 +262,7 @@ void cl_restore_file_offset(cl_restore *r, int32_t p, int64_t next) {
 int cl_restore_add_file_inst(cl_restore *r, const store_inst *in, int64_t next) {
   if (!rpart_of(r, in->partition) || next < 0)
     return 0;
-  return offer(r, in, in->state, next, 0);
+  return offer(r, in, in->state, next, 0, -1);
 }
 
 int64_t cl_restore_resume(cl_restore *r, int32_t p, int64_t cl_low, int *from_changelog,
@@ -270,6 +284,33 @@ int64_t cl_restore_resume(cl_restore *r, int32_t p, int64_t cl_low, int *from_ch
     }
   }
   return R;
+}
+
+uint32_t cl_restore_stale(const cl_restore *r, int32_t p) {
+  const rpart *rp = NULL;
+  for (int i = 0; i < r->nparts; i++)
+    if (r->parts[i].part == p)
+      rp = &r->parts[i];
+  int64_t floor = rp ? cl_marker_floor(&rp->best) : -1;
+  if (!rp || !rp->usable || floor <= rp->floor)
+    return 0;
+  uint32_t n = 0;
+  for (uint32_t s = 0; s < r->t.count; s++) {
+    const inst *in = &r->t.inst[s];
+    n += in->live && in->partition == p && r->o_cl[s] == in->skip_below && r->cl_at[s] >= 0 &&
+         r->cl_at[s] < floor;
+  }
+  return n;
+}
+
+void cl_restore_refloor(cl_restore *r, int32_t p, int64_t floor) {
+  cl_restore_drop(r, p);
+  rpart *rp = rpart_of(r, p);
+  if (rp) {
+    rp->floor = floor;
+    rp->best.part = -1;
+    rp->decided = 0;
+  }
 }
 
 symtab *cl_restore_table(cl_restore *r) {

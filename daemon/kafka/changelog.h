@@ -17,7 +17,7 @@
  * the writer died between records and marker (some records are ahead of R: their ticks are
  * skipped), and after compaction (the latest value per key survives: the latest marker of each
  * partition, the latest record of each instrument; with one writer per partition log order is
- * o_A order).
+ * o_A order). A restore uses the latest marker in log order, as compaction keeps it.
  *
  * Retention instead of compaction (the embedded broker keeps about 5 MiB per partition) drops old
  * records that no later record supersedes. Each marker therefore names its base: the changelog
@@ -76,7 +76,14 @@ typedef struct cl_marker {
   uint32_t instruments; /* live instruments of the partition at the checkpoint */
   uint32_t records;     /* records of the partition in this checkpoint */
   int64_t time_ns;      /* wall clock of the checkpoint */
+  int64_t at;           /* restore only: the marker's own changelog offset */
 } cl_marker;
+
+/* The changelog offset below which a marker relies on no record: its base, or the marker itself
+ * when it relies on none (base INT64_MAX: the partition had no instrument). */
+static inline int64_t cl_marker_floor(const cl_marker *m) {
+  return m->base == INT64_MAX ? m->at : m->base;
+}
 
 /* Encodes a marker (CL_MARKER_LEN bytes) of model sha; its key is cl_marker_key(m->part). */
 size_t cl_encode_marker(unsigned char *buf, const cl_marker *m, const unsigned char sha[32]);
@@ -118,6 +125,17 @@ int cl_restore_add_file_inst(cl_restore *r, const store_inst *in, int64_t next);
  * the file). *m gets that marker (m->part = -1 when none is usable). */
 int64_t cl_restore_resume(cl_restore *r, int32_t p, int64_t cl_low, int *from_changelog,
                           cl_marker *m);
+
+/* After cl_restore_resume(p): the instruments of p whose freshest record lies before the floor
+ * (cl_marker_floor) of the marker used. A full checkpoint at the base rewrote every instrument of
+ * p, so such a record belongs to instruments the writer had dropped: states of a deleted and
+ * recreated input topic, whose offsets mean nothing now. When nonzero, call cl_restore_refloor(p,
+ * the marker's floor) and feed the changelog again. */
+uint32_t cl_restore_stale(const cl_restore *r, int32_t p);
+
+/* Drops partition p's instruments and marker and ignores its records below changelog offset floor
+ * from now on (the file's rows are offered again by the caller). */
+void cl_restore_refloor(cl_restore *r, int32_t p, int64_t floor);
 
 /* Finishes: the table of every restored instrument (skip_below = its o_A, the offset its state is
  * at; dirty = 1 when the changelog lacks that state, 2 when only the state file lacks it, so the

@@ -28,6 +28,8 @@ typedef struct rpart_res {
   cl_marker mk;    /* the marker used (mk.part = -1: none) */
   int64_t file_at; /* the file's offset, -1 none */
   int64_t lo, hi;  /* the input partition's watermarks, -1 unknown */
+  int refloored;   /* its changelog was read again without records of a recreated topic */
+  int64_t floor;   /* ... those below this changelog offset */
 } rpart_res;
 
 typedef struct restore_job {
@@ -188,6 +190,9 @@ static void read_changelog(restore_job *j, int64_t *lows, int *ncl) {
       j->rs = NULL;
       if (cl_restore_new(&j->rs, j->L, j->H, j->sha, ps, j->np) != 0)
         break;
+      for (int i = 0; i < j->np; i++)
+        if (j->res[i].refloored)
+          cl_restore_refloor(j->rs, j->res[i].p, j->res[i].floor);
       ckpt_store_lock(r->ck);
       read_file(j);
       ckpt_store_unlock(r->ck);
@@ -207,11 +212,35 @@ static void read_changelog(restore_job *j, int64_t *lows, int *ncl) {
   free(ps);
 }
 
+/* Records of a recreated input topic: the marker's base excludes them (cl_restore_stale). Returns
+ * 1 when a partition needs its changelog read again without them. */
+static int check_stale(restore_job *j, const int64_t *lows, int ncl) {
+  int again = 0;
+  for (int i = 0; i < j->np; i++) {
+    rpart_res *x = &j->res[i];
+    int64_t low = ncl > 0 && x->p % ncl < 4096 ? lows[x->p % ncl] : -1;
+    cl_restore_resume(j->rs, x->p, low, &x->from_cl, &x->mk);
+    uint32_t stale = x->refloored ? 0 : cl_restore_stale(j->rs, x->p);
+    if (!stale)
+      continue;
+    note(j,
+         "%s/%d: %u changelog records lie before the base of its last checkpoint (offset %lld): "
+         "states of an earlier instance of the topic; reading again without them",
+         j->r->o->input_topic, x->p, stale, (long long)cl_marker_floor(&x->mk));
+    x->floor = cl_marker_floor(&x->mk);
+    cl_restore_refloor(j->rs, x->p, x->floor);
+    x->refloored = 1;
+    again = 1;
+  }
+  return again;
+}
+
 /* Each partition's resume offset, checked against the input partition's watermarks: outside them
- * (the topic was recreated, or retention dropped ticks no checkpoint covers) its state is dropped
- * and it starts at the low watermark with zero state. */
+ * (the topic was recreated, or retention dropped ticks no checkpoint covers) its state is dropped,
+ * in the state file too, and it starts at the low watermark with zero state. */
 static void decide(restore_job *j, const int64_t *lows, int ncl) {
   run *r = j->r;
+  char err[512];
   uint32_t *has = calloc((size_t)(j->np ? j->np : 1), sizeof *has);
   for (int i = 0; i < j->np; i++) {
     rpart_res *x = &j->res[i];
@@ -233,6 +262,12 @@ static void decide(restore_job *j, const int64_t *lows, int ncl) {
            R < x->lo ? "retention dropped ticks no checkpoint covers" : "the topic was recreated",
            (long long)x->lo);
       cl_restore_drop(j->rs, x->p);
+      if (r->db) {
+        ckpt_store_lock(r->ck);
+        if (store_partition_reset(r->db, r->o->input_topic, x->p, err, sizeof err) != 0)
+          note(j, "%s", err);
+        ckpt_store_unlock(r->ck);
+      }
       x->reset = 1;
       x->from_cl = 0;
       x->mk.part = -1;
@@ -284,8 +319,17 @@ static void work_cb(uv_work_t *w) {
   }
   static int64_t lows[4096];
   int ncl = 0;
-  if (r->cl_rk && j->rs)
+  if (r->cl_rk && j->rs) {
     read_changelog(j, lows, &ncl);
+    if (j->rs && check_stale(j, lows, ncl)) {
+      if (r->db) {
+        ckpt_store_lock(r->ck);
+        read_file(j); /* the refloored partitions' rows (the others': the same facts again) */
+        ckpt_store_unlock(r->ck);
+      }
+      read_changelog(j, lows, &ncl);
+    }
+  }
   if (j->rs)
     decide(j, lows, ncl);
   j->secs = tc_mono_s() - t0;
