@@ -319,6 +319,10 @@ static void work_cb(uv_work_t *w) {
   }
   static int64_t lows[4096];
   int ncl = 0;
+  if (r->stopping) { /* read without synchronization: at worst one more stage runs */
+    j->secs = tc_mono_s() - t0;
+    return;
+  }
   if (r->cl_rk && j->rs) {
     read_changelog(j, lows, &ncl);
     if (j->rs && check_stale(j, lows, ncl)) {
@@ -330,7 +334,7 @@ static void work_cb(uv_work_t *w) {
       read_changelog(j, lows, &ncl);
     }
   }
-  if (j->rs)
+  if (j->rs && !r->stopping)
     decide(j, lows, ncl);
   j->secs = tc_mono_s() - t0;
 }
@@ -425,6 +429,12 @@ static void after_cb(uv_work_t *w, int status) {
   (void)status;
   restore_job *j = w->data;
   run *r = j->r;
+  if (r->stopping && !j->orphan) { /* stopping: the partitions only need to be given back */
+    r->rj = NULL;
+    rebalance_assign(r, j->parts, j->coop);
+    free_job(j);
+    return;
+  }
   if (j->orphan || !j->rs) {
     if (!j->orphan) {
       log_error("run", "restore failed: %s; stopping", j->note);
