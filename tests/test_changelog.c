@@ -197,6 +197,15 @@ static void restore_and_check(const int *ps, int np, const member *fm, int64_t f
   cl_restore_free(r);
 }
 
+/* A restore of partition p fed the whole log (changelog offset = log index + off0). */
+static cl_restore *feed(int32_t p, int64_t off0) {
+  cl_restore *r = NULL;
+  CHECK_INT(cl_restore_new(&r, L, H, SHA, &p, 1), 0);
+  for (int i = 0; r && i < nlog; i++)
+    cl_restore_add(r, off0 + i, log_[i].key, log_[i].klen, log_[i].val, log_[i].len);
+  return r;
+}
+
 /* Partition p checkpointed every 37 offsets up to `upto`, the writer dying after 3 records of the
  * checkpoint at `upto` + 37 (its ticks were processed and acknowledged: the records are facts). */
 static member writer_run(int p, int upto) {
@@ -292,11 +301,7 @@ int main(void) {
       put_state(4, k, &h.inst[k], 50, SHA), h.inst[k].dirty = 0, has++;
   put_marker(4, 50, 10);
   {
-    int32_t p4 = 4;
-    cl_restore *r = NULL;
-    cl_restore_new(&r, L, H, SHA, &p4, 1);
-    for (int i = 0; i < nlog; i++)
-      cl_restore_add(r, 10 + i, log_[i].key, log_[i].klen, log_[i].val, log_[i].len);
+    cl_restore *r = feed(4, 10);
     int fc;
     cl_marker m;
     CHECK_INT(cl_restore_resume(r, 4, 11, &fc, &m), -1); /* base 10 < low 11: unusable */
@@ -307,9 +312,7 @@ int main(void) {
       dirty1 += t->inst[s].live && t->inst[s].dirty == 1;
     CHECK_INT(dirty1, has);
     cl_restore_free(r);
-    cl_restore_new(&r, L, H, SHA, &p4, 1);
-    for (int i = 0; i < nlog; i++)
-      cl_restore_add(r, 10 + i, log_[i].key, log_[i].klen, log_[i].val, log_[i].len);
+    r = feed(4, 10);
     CHECK_INT(cl_restore_resume(r, 4, 10, &fc, &m), 50);
     CHECK_INT(m.base, 10);
     t = cl_restore_table(r);
@@ -343,11 +346,7 @@ int main(void) {
       put_state(6, k, &fresh.inst[k], 40, SHA), fresh.inst[k].dirty = 0;
   put_marker(6, 40, base);
   {
-    int32_t p6 = 6;
-    cl_restore *r = NULL;
-    cl_restore_new(&r, L, H, SHA, &p6, 1);
-    for (int i = 0; i < nlog; i++)
-      cl_restore_add(r, i, log_[i].key, log_[i].klen, log_[i].val, log_[i].len);
+    cl_restore *r = feed(6, 0);
     int fc;
     cl_marker m;
     CHECK_INT(cl_restore_resume(r, 6, 0, &fc, &m), 40); /* the latest marker, not the largest */
@@ -356,7 +355,7 @@ int main(void) {
     CHECK(stale > 0);
     CHECK_INT(cl_marker_floor(&m), base);
     cl_restore_refloor(r, 6, cl_marker_floor(&m));
-    for (int i = 0; i < nlog; i++)
+    for (int i = 0; i < nlog; i++) /* fed again */
       cl_restore_add(r, i, log_[i].key, log_[i].klen, log_[i].val, log_[i].len);
     CHECK_INT(cl_restore_resume(r, 6, 0, &fc, &m), 40);
     CHECK_INT(cl_restore_stale(r, 6), 0);
@@ -389,18 +388,14 @@ int main(void) {
   int64_t at = nlog;
   put_marker(6, 0, INT64_MAX);
   {
-    int32_t p6 = 6;
-    cl_restore *r = NULL;
-    cl_restore_new(&r, L, H, SHA, &p6, 1);
-    for (int i = 0; i < nlog; i++)
-      cl_restore_add(r, i, log_[i].key, log_[i].klen, log_[i].val, log_[i].len);
+    cl_restore *r = feed(6, 0);
     int fc;
     cl_marker m;
     CHECK_INT(cl_restore_resume(r, 6, 0, &fc, &m), 0);
     CHECK_INT(cl_marker_floor(&m), at);
     CHECK(cl_restore_stale(r, 6) > 0);
     cl_restore_refloor(r, 6, cl_marker_floor(&m));
-    for (int i = 0; i < nlog; i++)
+    for (int i = 0; i < nlog; i++) /* fed again */
       cl_restore_add(r, i, log_[i].key, log_[i].klen, log_[i].val, log_[i].len);
     CHECK_INT(cl_restore_resume(r, 6, 0, &fc, &m), 0);
     CHECK_INT(cl_restore_table(r)->live, 0);
