@@ -48,6 +48,12 @@ static const char *const migrations[] = {
     "  last_ts INTEGER NOT NULL,"
     "  last_px REAL NOT NULL,"
     "  state BLOB NOT NULL);",
+    /* 1 -> 2: per-instrument offsets (a restored state may be ahead of its partition's offset),
+     * the file's binding to a Kafka cluster and input topic, restores by partition. */
+    "ALTER TABLE instruments ADD COLUMN next_offset INTEGER;"
+    "ALTER TABLE meta ADD COLUMN cluster_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE meta ADD COLUMN input_topic TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX instruments_partition ON instruments (partition);",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -69,6 +75,10 @@ enum {
   Q_INST_TOP,
   Q_INST_COUNT,
   Q_OFF_ALL,
+  Q_INST_PART,
+  Q_BIND_SET,
+  Q_INST_DEL_PART,
+  Q_OFF_DEL,
   Q_N
 };
 
@@ -76,9 +86,10 @@ static const char *const q_sql[Q_N] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
-    [Q_INST_UPSERT] = "INSERT INTO instruments (sym, partition, n, last_ts, last_px, state) "
-                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (sym) DO UPDATE SET "
-                      "partition = ?2, n = ?3, last_ts = ?4, last_px = ?5, state = ?6",
+    [Q_INST_UPSERT] = "INSERT INTO instruments (sym, partition, n, last_ts, last_px, state, "
+                      "next_offset) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (sym) DO "
+                      "UPDATE SET partition = ?2, n = ?3, last_ts = ?4, last_px = ?5, state = ?6, "
+                      "next_offset = ?7",
     [Q_INST_DELETE] = "DELETE FROM instruments WHERE sym = ?1",
     [Q_INST_CLEAR] = "DELETE FROM instruments",
     [Q_OFF_UPSERT] = "INSERT INTO offsets (topic, partition, next_offset) VALUES (?1, ?2, ?3) "
@@ -88,15 +99,23 @@ static const char *const q_sql[Q_N] = {
                     "VALUES (1, coalesce(?1, ''), ?2, 1) ON CONFLICT (id) DO UPDATE SET "
                     "model_sha256 = coalesce(?1, model_sha256), ckpt_time_ns = ?2, "
                     "ckpts = ckpts + 1",
-    [Q_META_SET] = "INSERT OR REPLACE INTO meta (id, model_sha256, features, layers, hidden, "
-                   "ckpt_time_ns, ckpts, app) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    [Q_META_GET] = "SELECT model_sha256, features, layers, hidden, ckpt_time_ns, ckpts, app "
-                   "FROM meta WHERE id = 1",
-    [Q_INST_ALL] = "SELECT sym, partition, n, last_ts, last_px, state FROM instruments",
+    [Q_META_SET] = "INSERT INTO meta (id, model_sha256, features, layers, hidden, ckpt_time_ns, "
+                   "ckpts, app) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO UPDATE "
+                   "SET model_sha256 = ?1, features = ?2, layers = ?3, hidden = ?4, "
+                   "ckpt_time_ns = ?5, ckpts = ?6, app = ?7",
+    [Q_META_GET] = "SELECT model_sha256, features, layers, hidden, ckpt_time_ns, ckpts, app, "
+                   "cluster_id, input_topic FROM meta WHERE id = 1",
+    [Q_INST_ALL] = "SELECT sym, partition, n, last_ts, last_px, state, next_offset FROM "
+                   "instruments",
     [Q_INST_TOP] = "SELECT sym, partition, n, last_ts, last_px FROM instruments "
                    "ORDER BY n DESC, sym LIMIT ?1",
     [Q_INST_COUNT] = "SELECT count(*) FROM instruments",
     [Q_OFF_ALL] = "SELECT topic, partition, next_offset FROM offsets ORDER BY topic, partition",
+    [Q_INST_PART] = "SELECT sym, partition, n, last_ts, last_px, state, next_offset FROM "
+                    "instruments WHERE partition = ?1",
+    [Q_BIND_SET] = "UPDATE meta SET cluster_id = ?1, input_topic = ?2 WHERE id = 1",
+    [Q_INST_DEL_PART] = "DELETE FROM instruments WHERE partition = ?1",
+    [Q_OFF_DEL] = "DELETE FROM offsets WHERE topic = ?1 AND partition = ?2",
 };
 
 struct store {
@@ -529,6 +548,8 @@ int store_meta_get(store *st, store_meta *m, char *err, size_t errlen) {
     m->ckpt_time_ns = sqlite3_column_int64(s, 4);
     m->ckpts = (uint64_t)sqlite3_column_int64(s, 5);
     copy_col(m->app, sizeof m->app, s, 6);
+    copy_col(m->cluster_id, sizeof m->cluster_id, s, 7);
+    copy_col(m->input_topic, sizeof m->input_topic, s, 8);
   } else if (rc == SQLITE_DONE) {
     set_err(err, errlen, "state db %s: no model bound yet (fresh file)", st->path);
     code = TC_ENOENT;
@@ -550,6 +571,18 @@ int store_meta_set(store *st, const store_meta *m, char *err, size_t errlen) {
   sqlite3_bind_text(s, 7, m->app, -1, SQLITE_STATIC);
   int rc = sqlite3_step(s);
   int code = rc == SQLITE_DONE ? 0 : db_fail(st, rc, "writing meta", err, errlen);
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return code;
+}
+
+int store_binding_set(store *st, const char *cluster_id, const char *input_topic, char *err,
+                      size_t errlen) {
+  sqlite3_stmt *s = st->q[Q_BIND_SET];
+  sqlite3_bind_text(s, 1, cluster_id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, input_topic, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(s);
+  int code = rc == SQLITE_DONE ? 0 : db_fail(st, rc, "writing the binding", err, errlen);
   sqlite3_reset(s);
   sqlite3_clear_bindings(s);
   return code;
@@ -628,6 +661,10 @@ static int ckpt_put_instruments(store *st, const store_ckpt *c, char *err, size_
     sqlite3_bind_int64(s, 4, in->last_ts);
     sqlite3_bind_double(s, 5, in->last_px);
     sqlite3_bind_blob(s, 6, st->blob, (int)len, SQLITE_STATIC);
+    if (in->next_offset >= 0)
+      sqlite3_bind_int64(s, 7, in->next_offset);
+    else
+      sqlite3_bind_null(s, 7);
     int rc = step_done(s);
     if (rc != SQLITE_OK)
       return ckpt_fail(st, rc, err, errlen);
@@ -687,8 +724,9 @@ int store_checkpoint_write(store *st, const store_ckpt *c, char *err, size_t err
 
 /* ---- loads ---- */
 
-int store_instruments_load(store *st, int L, int H, store_inst_fn fn, void *ud, char *err,
-                           size_t errlen) {
+/* The rows of a bound select of instruments (Q_INST_ALL's columns), checked and passed to fn. */
+static int load_rows(store *st, sqlite3_stmt *s, int L, int H, store_inst_fn fn, void *ud,
+                     char *err, size_t errlen) {
   size_t nf = (size_t)2 * L * H;
   if (L < 1 || H < 1) {
     set_err(err, errlen, "state db %s: load with L=%d H=%d, expected positive", st->path, L, H);
@@ -703,7 +741,6 @@ int store_instruments_load(store *st, int L, int H, store_inst_fn fn, void *ud, 
     st->fbuf = f;
     st->fcap = nf;
   }
-  sqlite3_stmt *s = st->q[Q_INST_ALL];
   int rc, code = 0;
   char why[200];
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -714,6 +751,7 @@ int store_instruments_load(store *st, int L, int H, store_inst_fn fn, void *ud, 
     in.n = (uint64_t)sqlite3_column_int64(s, 2);
     in.last_ts = sqlite3_column_int64(s, 3);
     in.last_px = sqlite3_column_double(s, 4);
+    in.next_offset = sqlite3_column_type(s, 6) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 6);
     const unsigned char *b = sqlite3_column_blob(s, 5);
     size_t blen = (size_t)sqlite3_column_bytes(s, 5);
     if (!in.sym || in.sym_len < 1 || in.sym_len > STORE_SYM_MAX) {
@@ -737,7 +775,19 @@ int store_instruments_load(store *st, int L, int H, store_inst_fn fn, void *ud, 
   if (!code && rc != SQLITE_DONE)
     code = db_fail(st, rc, "reading instruments", err, errlen);
   sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
   return code;
+}
+
+int store_instruments_load(store *st, int L, int H, store_inst_fn fn, void *ud, char *err,
+                           size_t errlen) {
+  return load_rows(st, st->q[Q_INST_ALL], L, H, fn, ud, err, errlen);
+}
+
+int store_instruments_load_partition(store *st, int L, int H, int32_t partition, store_inst_fn fn,
+                                     void *ud, char *err, size_t errlen) {
+  sqlite3_bind_int(st->q[Q_INST_PART], 1, partition);
+  return load_rows(st, st->q[Q_INST_PART], L, H, fn, ud, err, errlen);
 }
 
 int store_instruments_top(store *st, int k, store_inst_fn fn, void *ud, char *err, size_t errlen) {
@@ -755,6 +805,7 @@ int store_instruments_top(store *st, int k, store_inst_fn fn, void *ud, char *er
     in.last_ts = sqlite3_column_int64(s, 3);
     in.last_px = sqlite3_column_double(s, 4);
     in.state = NULL;
+    in.next_offset = -1;
     if ((code = fn(ud, &in)) != 0)
       break;
   }
@@ -809,6 +860,31 @@ int store_offsets_load(store *st, store_offset **out, size_t *n, char *err, size
   *out = v;
   *n = cnt;
   return 0;
+}
+
+int store_partition_reset(store *st, const char *topic, int32_t partition, char *err,
+                          size_t errlen) {
+  if (st->readonly) {
+    set_err(err, errlen, "state db %s: opened read-only, cannot reset", st->path);
+    return TC_EIO;
+  }
+  int rc = step_done(st->q[Q_BEGIN]);
+  if (rc != SQLITE_OK)
+    return db_fail(st, rc, "starting the partition reset", err, errlen);
+  sqlite3_bind_int(st->q[Q_INST_DEL_PART], 1, partition);
+  sqlite3_bind_text(st->q[Q_OFF_DEL], 1, topic, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st->q[Q_OFF_DEL], 2, partition);
+  if ((rc = step_done(st->q[Q_INST_DEL_PART])) == SQLITE_OK &&
+      (rc = step_done(st->q[Q_OFF_DEL])) == SQLITE_OK)
+    rc = step_done(st->q[Q_COMMIT]);
+  sqlite3_clear_bindings(st->q[Q_INST_DEL_PART]);
+  sqlite3_clear_bindings(st->q[Q_OFF_DEL]);
+  if (rc == SQLITE_OK)
+    return 0;
+  int code = db_fail(st, rc, "resetting a partition", err, errlen);
+  if (!sqlite3_get_autocommit(st->db))
+    step_done(st->q[Q_ROLLBACK]);
+  return code;
 }
 
 int store_reset(store *st, char *err, size_t errlen) {

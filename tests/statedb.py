@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""statedb.py: an independent writer of tickcast state databases (store/store.h, schema 1), with its
+"""statedb.py: an independent writer of tickcast state databases (store/store.h, schema 2), with its
 own XXH64, for the end-to-end tests of `tickcast inspect` and for crafting damaged files. It follows
 the documented format, not the C code, so a disagreement shows up as a test failure.
 
@@ -22,11 +22,14 @@ SCHEMA = """
 CREATE TABLE meta (id INTEGER PRIMARY KEY CHECK (id = 1), model_sha256 TEXT NOT NULL DEFAULT '',
   features TEXT NOT NULL DEFAULT '', layers INTEGER NOT NULL DEFAULT 0,
   hidden INTEGER NOT NULL DEFAULT 0, ckpt_time_ns INTEGER NOT NULL DEFAULT 0,
-  ckpts INTEGER NOT NULL DEFAULT 0, app TEXT NOT NULL DEFAULT '');
+  ckpts INTEGER NOT NULL DEFAULT 0, app TEXT NOT NULL DEFAULT '',
+  cluster_id TEXT NOT NULL DEFAULT '', input_topic TEXT NOT NULL DEFAULT '');
 CREATE TABLE offsets (topic TEXT NOT NULL, partition INTEGER NOT NULL,
   next_offset INTEGER NOT NULL, PRIMARY KEY (topic, partition)) WITHOUT ROWID;
 CREATE TABLE instruments (sym TEXT PRIMARY KEY NOT NULL, partition INTEGER NOT NULL,
-  n INTEGER NOT NULL, last_ts INTEGER NOT NULL, last_px REAL NOT NULL, state BLOB NOT NULL);
+  n INTEGER NOT NULL, last_ts INTEGER NOT NULL, last_px REAL NOT NULL, state BLOB NOT NULL,
+  next_offset INTEGER);
+CREATE INDEX instruments_partition ON instruments (partition);
 """
 M64 = (1 << 64) - 1
 P1, P2, P3 = 11400714785074694791, 14029467366897019727, 1609587929392839161
@@ -102,9 +105,9 @@ def write(path, n_inst, L, H, wal_tail):
         if stmt.strip():
             db.execute(stmt)
     db.execute("PRAGMA application_id = %d" % APP_ID)
-    db.execute("PRAGMA user_version = 1")
+    db.execute("PRAGMA user_version = 2")
     db.execute("INSERT INTO meta VALUES (1, ?, 'ret,log_qty,log_dt,spread', ?, ?, ?, 3, "
-               "'statedb.py')", ("ab" * 32, L, H, 1764370000123456789))
+               "'statedb.py', 'statedb-cluster', 'ticks')", ("ab" * 32, L, H, 1764370000123456789))
     for p in range(3):
         db.execute("INSERT INTO offsets VALUES ('ticks', ?, ?)", (p, 1000 * p + 17))
     db.execute("COMMIT")
@@ -112,9 +115,9 @@ def write(path, n_inst, L, H, wal_tail):
     db.execute("BEGIN")
     for k in range(n_inst):
         fl = [((k * 31 + j * 7) % 97 - 48) / 17.0 for j in range(2 * L * H)]
-        db.execute("INSERT INTO instruments VALUES (?, ?, ?, ?, ?, ?)",
+        db.execute("INSERT INTO instruments VALUES (?, ?, ?, ?, ?, ?, ?)",
                    ("S%03d" % k, k % 3, 7 * k + 1, 1700000000123456789 + k, 1.5 + k / 4,
-                    blob(L, H, fl)))
+                    blob(L, H, fl), 1000 * (k % 3) + 22))
     db.execute("UPDATE offsets SET next_offset = next_offset + 5")
     db.execute("COMMIT")
     if wal_tail:

@@ -344,6 +344,13 @@ static void test_top(void) {
 
 /* Version 0 files: a missing path and an empty file are created at the current version; a file
  * of ours at version 0 (application_id set, no tables) is migrated. */
+static int v1_cb(void *ud, const store_inst *in) {
+  int64_t *seen = ud;
+  seen[0]++;
+  seen[1] = in->next_offset;
+  return in->n == 9 && in->state[3] == 4 ? 0 : TC_EINVAL;
+}
+
 static void test_migrations(void) {
   store *st = NULL;
   const char *p = path_in("empty.db");
@@ -368,6 +375,69 @@ static void test_migrations(void) {
   st = NULL;
   CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
   store_close(st);
+  raw = raw_open(p);
+  CHECK_INT(raw_int(raw, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+  sqlite3_close(raw);
+
+  /* A schema 1 file (as tickcast 0.1 wrote it) is migrated to 2 in place: its rows keep their
+   * values and read back with next_offset -1 (at their partition's stored offset), the binding is
+   * empty until set, and rows load by partition. */
+  p = path_in("v1.db");
+  raw = raw_open(p);
+  snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = 1", STORE_APP_ID);
+  CHECK_INT(sqlite3_exec(raw,
+                         "CREATE TABLE meta (id INTEGER PRIMARY KEY CHECK (id = 1), model_sha256 "
+                         "TEXT NOT NULL DEFAULT '', features TEXT NOT NULL DEFAULT '', layers "
+                         "INTEGER NOT NULL DEFAULT 0, hidden INTEGER NOT NULL DEFAULT 0, "
+                         "ckpt_time_ns INTEGER NOT NULL DEFAULT 0, ckpts INTEGER NOT NULL DEFAULT "
+                         "0, app TEXT NOT NULL DEFAULT '');"
+                         "CREATE TABLE offsets (topic TEXT NOT NULL, partition INTEGER NOT NULL, "
+                         "next_offset INTEGER NOT NULL, PRIMARY KEY (topic, partition)) WITHOUT "
+                         "ROWID;"
+                         "CREATE TABLE instruments (sym TEXT PRIMARY KEY NOT NULL, partition "
+                         "INTEGER NOT NULL, n INTEGER NOT NULL, last_ts INTEGER NOT NULL, last_px "
+                         "REAL NOT NULL, state BLOB NOT NULL);"
+                         "INSERT INTO meta (id, model_sha256, layers, hidden) VALUES (1, 'ab', 1, "
+                         "2); INSERT INTO offsets VALUES ('ticks', 3, 77);",
+                         NULL, NULL, NULL),
+            SQLITE_OK);
+  {
+    unsigned char b[STORE_BLOB_HEADER + 16 + STORE_BLOB_TRAILER];
+    float z[4] = {1, 2, 3, 4};
+    size_t bl = store_blob_encode(b, 1, 2, z);
+    sqlite3_stmt *ins = NULL;
+    sqlite3_prepare_v2(raw, "INSERT INTO instruments VALUES ('V1', 3, 9, 10, 1.5, ?1)", -1, &ins,
+                       NULL);
+    sqlite3_bind_blob(ins, 1, b, (int)bl, SQLITE_STATIC);
+    CHECK_INT(sqlite3_step(ins), SQLITE_DONE);
+    sqlite3_finalize(ins);
+  }
+  CHECK_INT(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(raw);
+  st = NULL;
+  CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
+  if (st) {
+    store_meta m;
+    CHECK_INT(store_meta_get(st, &m, err, sizeof err), 0);
+    CHECK_STR(m.model_sha256, "ab");
+    CHECK_STR(m.cluster_id, "");
+    CHECK_INT(store_binding_set(st, "cl-1", "ticks", err, sizeof err), 0);
+    CHECK_INT(store_meta_get(st, &m, err, sizeof err), 0);
+    CHECK_STR(m.cluster_id, "cl-1");
+    CHECK_STR(m.input_topic, "ticks");
+    m.ckpts = 5; /* meta_set keeps the binding */
+    CHECK_INT(store_meta_set(st, &m, err, sizeof err), 0);
+    CHECK_INT(store_meta_get(st, &m, err, sizeof err), 0);
+    CHECK_STR(m.cluster_id, "cl-1");
+    int64_t seen[2] = {0, 0};
+    CHECK_INT(store_instruments_load_partition(st, 1, 2, 3, v1_cb, seen, err, sizeof err), 0);
+    CHECK_INT(seen[0], 1);
+    CHECK_INT(seen[1], -1);
+    seen[0] = 0;
+    CHECK_INT(store_instruments_load_partition(st, 1, 2, 4, v1_cb, seen, err, sizeof err), 0);
+    CHECK_INT(seen[0], 0);
+    store_close(st);
+  }
   raw = raw_open(p);
   CHECK_INT(raw_int(raw, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
   sqlite3_close(raw);
@@ -398,7 +468,7 @@ static void test_migrations(void) {
   CHECK_INT(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(raw);
   CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), TC_EFORMAT);
-  CHECK_CONTAINS(err, "schema version 7 is newer than this tickcast supports (1)");
+  CHECK_CONTAINS(err, "schema version 7 is newer than this tickcast supports (2)");
   raw = raw_open(p);
   CHECK_INT(raw_int(raw, "PRAGMA user_version"), 7);
   sqlite3_close(raw);
