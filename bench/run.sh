@@ -79,6 +79,11 @@ if [ -x "$B/bench/bench_store" ]; then
   "$B/bench/bench_store"
 fi
 
+if [ -x "$B/bench/bench_restore" ]; then
+  section "restore from the changelog (embedded broker): a member with no state file"
+  TICKCAST=${TICKCAST:-./tickcast} "$B/bench/bench_restore" ${BENCH_QUICK:+--quick} 2>/dev/null
+fi
+
 if [ -x bench/run_kafka.sh ]; then
   section "daemon vs passthrough on one embedded broker"
   bench/run_kafka.sh

@@ -48,6 +48,14 @@ static const char *const migrations[] = {
     "  last_ts INTEGER NOT NULL,"
     "  last_px REAL NOT NULL,"
     "  state BLOB NOT NULL);",
+    /* 1 -> 2: per-instrument offsets (a restored state may be ahead of its partition's offset),
+     * the file's binding to a Kafka cluster and input topic, restores by partition, the cell of
+     * the bound model (nn/base/cell.h; the schema 1 files are an LSTM's, 0). */
+    "ALTER TABLE instruments ADD COLUMN next_offset INTEGER;"
+    "ALTER TABLE meta ADD COLUMN cluster_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE meta ADD COLUMN input_topic TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE meta ADD COLUMN cell INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX instruments_partition ON instruments (partition);",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -69,6 +77,10 @@ enum {
   Q_INST_TOP,
   Q_INST_COUNT,
   Q_OFF_ALL,
+  Q_INST_PART,
+  Q_BIND_SET,
+  Q_INST_DEL_PART,
+  Q_OFF_DEL,
   Q_N
 };
 
@@ -76,9 +88,10 @@ static const char *const q_sql[Q_N] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
-    [Q_INST_UPSERT] = "INSERT INTO instruments (sym, partition, n, last_ts, last_px, state) "
-                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (sym) DO UPDATE SET "
-                      "partition = ?2, n = ?3, last_ts = ?4, last_px = ?5, state = ?6",
+    [Q_INST_UPSERT] = "INSERT INTO instruments (sym, partition, n, last_ts, last_px, state, "
+                      "next_offset) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (sym) DO "
+                      "UPDATE SET partition = ?2, n = ?3, last_ts = ?4, last_px = ?5, state = ?6, "
+                      "next_offset = ?7",
     [Q_INST_DELETE] = "DELETE FROM instruments WHERE sym = ?1",
     [Q_INST_CLEAR] = "DELETE FROM instruments",
     [Q_OFF_UPSERT] = "INSERT INTO offsets (topic, partition, next_offset) VALUES (?1, ?2, ?3) "
@@ -88,15 +101,23 @@ static const char *const q_sql[Q_N] = {
                     "VALUES (1, coalesce(?1, ''), ?2, 1) ON CONFLICT (id) DO UPDATE SET "
                     "model_sha256 = coalesce(?1, model_sha256), ckpt_time_ns = ?2, "
                     "ckpts = ckpts + 1",
-    [Q_META_SET] = "INSERT OR REPLACE INTO meta (id, model_sha256, features, layers, hidden, "
-                   "ckpt_time_ns, ckpts, app) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    [Q_META_GET] = "SELECT model_sha256, features, layers, hidden, ckpt_time_ns, ckpts, app "
-                   "FROM meta WHERE id = 1",
-    [Q_INST_ALL] = "SELECT sym, partition, n, last_ts, last_px, state FROM instruments",
+    [Q_META_SET] = "INSERT INTO meta (id, model_sha256, features, layers, hidden, ckpt_time_ns, "
+                   "ckpts, app, cell) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) "
+                   "DO UPDATE SET model_sha256 = ?1, features = ?2, layers = ?3, hidden = ?4, "
+                   "ckpt_time_ns = ?5, ckpts = ?6, app = ?7, cell = ?8",
+    [Q_META_GET] = "SELECT model_sha256, features, layers, hidden, ckpt_time_ns, ckpts, app, "
+                   "cluster_id, input_topic, cell FROM meta WHERE id = 1",
+    [Q_INST_ALL] = "SELECT sym, partition, n, last_ts, last_px, state, next_offset FROM "
+                   "instruments",
     [Q_INST_TOP] = "SELECT sym, partition, n, last_ts, last_px FROM instruments "
                    "ORDER BY n DESC, sym LIMIT ?1",
     [Q_INST_COUNT] = "SELECT count(*) FROM instruments",
     [Q_OFF_ALL] = "SELECT topic, partition, next_offset FROM offsets ORDER BY topic, partition",
+    [Q_INST_PART] = "SELECT sym, partition, n, last_ts, last_px, state, next_offset FROM "
+                    "instruments WHERE partition = ?1",
+    [Q_BIND_SET] = "UPDATE meta SET cluster_id = ?1, input_topic = ?2 WHERE id = 1",
+    [Q_INST_DEL_PART] = "DELETE FROM instruments WHERE partition = ?1",
+    [Q_OFF_DEL] = "DELETE FROM offsets WHERE topic = ?1 AND partition = ?2",
 };
 
 struct store {
@@ -564,6 +585,9 @@ int store_meta_get(store *st, store_meta *m, char *err, size_t errlen) {
     m->ckpt_time_ns = sqlite3_column_int64(s, 4);
     m->ckpts = (uint64_t)sqlite3_column_int64(s, 5);
     copy_col(m->app, sizeof m->app, s, 6);
+    copy_col(m->cluster_id, sizeof m->cluster_id, s, 7);
+    copy_col(m->input_topic, sizeof m->input_topic, s, 8);
+    m->cell = sqlite3_column_int(s, 9);
   } else if (rc == SQLITE_DONE) {
     set_err(err, errlen, "state db %s: no model bound yet (fresh file)", st->path);
     code = TC_ENOENT;
@@ -575,6 +599,11 @@ int store_meta_get(store *st, store_meta *m, char *err, size_t errlen) {
 }
 
 int store_meta_set(store *st, const store_meta *m, char *err, size_t errlen) {
+  if (!nn_cell_valid(m->cell)) {
+    set_err(err, errlen, "state db %s: meta with cell %d, expected one of nn/base/cell.h", st->path,
+            m->cell);
+    return TC_EINVAL;
+  }
   sqlite3_stmt *s = st->q[Q_META_SET];
   sqlite3_bind_text(s, 1, m->model_sha256, -1, SQLITE_STATIC);
   sqlite3_bind_text(s, 2, m->features, -1, SQLITE_STATIC);
@@ -583,8 +612,21 @@ int store_meta_set(store *st, const store_meta *m, char *err, size_t errlen) {
   sqlite3_bind_int64(s, 5, m->ckpt_time_ns);
   sqlite3_bind_int64(s, 6, (int64_t)m->ckpts);
   sqlite3_bind_text(s, 7, m->app, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 8, m->cell);
   int rc = sqlite3_step(s);
   int code = rc == SQLITE_DONE ? 0 : db_fail(st, rc, "writing meta", err, errlen);
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return code;
+}
+
+int store_binding_set(store *st, const char *cluster_id, const char *input_topic, char *err,
+                      size_t errlen) {
+  sqlite3_stmt *s = st->q[Q_BIND_SET];
+  sqlite3_bind_text(s, 1, cluster_id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, input_topic, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(s);
+  int code = rc == SQLITE_DONE ? 0 : db_fail(st, rc, "writing the binding", err, errlen);
   sqlite3_reset(s);
   sqlite3_clear_bindings(s);
   return code;
@@ -665,6 +707,10 @@ static int ckpt_put_instruments(store *st, const store_ckpt *c, char *err, size_
     sqlite3_bind_int64(s, 4, in->last_ts);
     sqlite3_bind_double(s, 5, in->last_px);
     sqlite3_bind_blob(s, 6, st->blob, (int)len, SQLITE_STATIC);
+    if (in->next_offset >= 0)
+      sqlite3_bind_int64(s, 7, in->next_offset);
+    else
+      sqlite3_bind_null(s, 7);
     int rc = step_done(s);
     if (rc != SQLITE_OK)
       return ckpt_fail(st, rc, err, errlen);
@@ -724,14 +770,19 @@ int store_checkpoint_write(store *st, const store_ckpt *c, char *err, size_t err
 
 /* ---- loads ---- */
 
-int store_instruments_load(store *st, int cell, int L, int H, store_inst_fn fn, void *ud, char *err,
-                           size_t errlen) {
-  size_t nf = store_blob_floats(NN_CELL_LSTM, L, H); /* the most of any cell */
-  if (L < 1 || H < 1 || (cell != -1 && !nn_cell_valid(cell))) {
-    set_err(err, errlen, "state db %s: load with cell %d L=%d H=%d, expected positive", st->path,
-            cell, L, H);
+/* The rows of a bound select of instruments (Q_INST_ALL's columns), checked (states of the cell,
+ * L layers of H) and passed to fn. */
+static int load_rows(store *st, sqlite3_stmt *s, int cell, int L, int H, store_inst_fn fn, void *ud,
+                     char *err, size_t errlen) {
+  if (L < 1 || H < 1 || !nn_cell_valid(cell)) {
+    set_err(err, errlen,
+            "state db %s: load with cell %d L=%d H=%d, expected a cell of nn/base/cell.h and "
+            "positive L and H",
+            st->path, cell, L, H);
+    sqlite3_clear_bindings(s);
     return TC_EINVAL;
   }
+  size_t nf = store_blob_floats(cell, L, H);
   if (st->fcap < nf) {
     float *f = realloc(st->fbuf, nf * sizeof(float));
     if (!f) {
@@ -741,7 +792,6 @@ int store_instruments_load(store *st, int cell, int L, int H, store_inst_fn fn, 
     st->fbuf = f;
     st->fcap = nf;
   }
-  sqlite3_stmt *s = st->q[Q_INST_ALL];
   int rc, code = 0;
   char why[200];
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -752,6 +802,7 @@ int store_instruments_load(store *st, int cell, int L, int H, store_inst_fn fn, 
     in.n = (uint64_t)sqlite3_column_int64(s, 2);
     in.last_ts = sqlite3_column_int64(s, 3);
     in.last_px = sqlite3_column_double(s, 4);
+    in.next_offset = sqlite3_column_type(s, 6) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 6);
     const unsigned char *b = sqlite3_column_blob(s, 5);
     size_t blen = (size_t)sqlite3_column_bytes(s, 5);
     if (!in.sym || in.sym_len < 1 || in.sym_len > STORE_SYM_MAX) {
@@ -762,10 +813,8 @@ int store_instruments_load(store *st, int cell, int L, int H, store_inst_fn fn, 
     }
     if (!b)
       blen = 0;
-    in.cell = cell != -1 ? cell : store_blob_cell(b ? b : (const unsigned char *)"", blen);
-    if ((code = store_blob_decode(b ? b : (const unsigned char *)"", blen,
-                                  in.cell < 0 ? NN_CELL_LSTM : in.cell, L, H, st->fbuf, why,
-                                  sizeof why)) != 0) {
+    if ((code = store_blob_decode(b ? b : (const unsigned char *)"", blen, cell, L, H, st->fbuf,
+                                  why, sizeof why)) != 0) {
       set_err(err, errlen, "state db %s: instrument %.*s: %s", st->path, (int)in.sym_len, in.sym,
               why);
       break;
@@ -777,29 +826,19 @@ int store_instruments_load(store *st, int cell, int L, int H, store_inst_fn fn, 
   if (!code && rc != SQLITE_DONE)
     code = db_fail(st, rc, "reading instruments", err, errlen);
   sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
   return code;
 }
 
-int store_instruments_cell(store *st, int *cell, char *err, size_t errlen) {
-  sqlite3_stmt *s = st->q[Q_INST_ALL];
-  int rc = sqlite3_step(s), code = 0;
-  if (rc == SQLITE_ROW) {
-    const unsigned char *b = sqlite3_column_blob(s, 5);
-    size_t blen = b ? (size_t)sqlite3_column_bytes(s, 5) : 0;
-    *cell = store_blob_cell(b ? b : (const unsigned char *)"", blen);
-    if (*cell < 0) {
-      const char *sym = (const char *)sqlite3_column_text(s, 0);
-      set_err(err, errlen, "state db %s: instrument %.*s: state is no state blob of a known cell",
-              st->path, sym ? sqlite3_column_bytes(s, 0) : 0, sym ? sym : "");
-      code = TC_EFORMAT;
-    }
-  } else if (rc == SQLITE_DONE) {
-    code = TC_ENOENT;
-  } else {
-    code = db_fail(st, rc, "reading instruments", err, errlen);
-  }
-  sqlite3_reset(s);
-  return code;
+int store_instruments_load(store *st, int cell, int L, int H, store_inst_fn fn, void *ud, char *err,
+                           size_t errlen) {
+  return load_rows(st, st->q[Q_INST_ALL], cell, L, H, fn, ud, err, errlen);
+}
+
+int store_instruments_load_partition(store *st, int cell, int L, int H, int32_t partition,
+                                     store_inst_fn fn, void *ud, char *err, size_t errlen) {
+  sqlite3_bind_int(st->q[Q_INST_PART], 1, partition);
+  return load_rows(st, st->q[Q_INST_PART], cell, L, H, fn, ud, err, errlen);
 }
 
 int store_instruments_top(store *st, int k, store_inst_fn fn, void *ud, char *err, size_t errlen) {
@@ -817,7 +856,7 @@ int store_instruments_top(store *st, int k, store_inst_fn fn, void *ud, char *er
     in.last_ts = sqlite3_column_int64(s, 3);
     in.last_px = sqlite3_column_double(s, 4);
     in.state = NULL;
-    in.cell = -1;
+    in.next_offset = -1;
     if ((code = fn(ud, &in)) != 0)
       break;
   }
@@ -872,6 +911,31 @@ int store_offsets_load(store *st, store_offset **out, size_t *n, char *err, size
   *out = v;
   *n = cnt;
   return 0;
+}
+
+int store_partition_reset(store *st, const char *topic, int32_t partition, char *err,
+                          size_t errlen) {
+  if (st->readonly) {
+    set_err(err, errlen, "state db %s: opened read-only, cannot reset", st->path);
+    return TC_EIO;
+  }
+  int rc = step_done(st->q[Q_BEGIN]);
+  if (rc != SQLITE_OK)
+    return db_fail(st, rc, "starting the partition reset", err, errlen);
+  sqlite3_bind_int(st->q[Q_INST_DEL_PART], 1, partition);
+  sqlite3_bind_text(st->q[Q_OFF_DEL], 1, topic, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st->q[Q_OFF_DEL], 2, partition);
+  if ((rc = step_done(st->q[Q_INST_DEL_PART])) == SQLITE_OK &&
+      (rc = step_done(st->q[Q_OFF_DEL])) == SQLITE_OK)
+    rc = step_done(st->q[Q_COMMIT]);
+  sqlite3_clear_bindings(st->q[Q_INST_DEL_PART]);
+  sqlite3_clear_bindings(st->q[Q_OFF_DEL]);
+  if (rc == SQLITE_OK)
+    return 0;
+  int code = db_fail(st, rc, "resetting a partition", err, errlen);
+  if (!sqlite3_get_autocommit(st->db))
+    step_done(st->q[Q_ROLLBACK]);
+  return code;
 }
 
 int store_reset(store *st, char *err, size_t errlen) {

@@ -1,5 +1,5 @@
 /* store.h: the state database: one SQLite file (WAL mode) holding the model binding, the next
- * input offset per partition and every instrument's (n, last tick, LSTM state), written in one
+ * input offset per partition and every instrument's (n, last tick, recurrent state), written in one
  * transaction per checkpoint. Not for deciding what or when to checkpoint (daemon/ckpt.h does),
  * and it knows nothing of libuv, Kafka or the symbol table: plain values in, plain values out.
  *
@@ -13,12 +13,13 @@
 
 #include "nn/base/cell.h"
 
-#define STORE_SCHEMA_VERSION 1  /* PRAGMA user_version this code writes */
+#define STORE_SCHEMA_VERSION 2  /* PRAGMA user_version this code writes */
 #define STORE_APP_ID 0x54434b43 /* PRAGMA application_id: "TCKC" */
 #define STORE_SYM_MAX 32        /* longest symbol (CONTRACT §1) */
 #define STORE_TOPIC_MAX 249     /* longest Kafka topic name */
 #define STORE_FEATURES_MAX 127  /* longest feature spec string */
 #define STORE_APP_MAX 63        /* longest writer name */
+#define STORE_CLUSTER_MAX 127   /* longest Kafka cluster id kept */
 
 /* State blob layout (all little-endian): magic "TCST", u16 version (2), u8 cell (NN_CELL_* of
  * nn/base/cell.h), u8 L, u32 H, u32 float count (= L * 2 * H for the LSTM, L * H for the GRU and
@@ -35,26 +36,31 @@ typedef struct store store; /* opaque */
 
 /* The model binding and bookkeeping, one row. */
 typedef struct store_meta {
-  char model_sha256[65];                 /* lowercase hex, "" when no model is bound yet */
-  char features[STORE_FEATURES_MAX + 1]; /* e.g. "ret,log_qty,log_dt,spread" */
-  int L;                                 /* layers */
-  int H;                                 /* hidden size */
-  int64_t ckpt_time_ns;                  /* wall clock of the last checkpoint, 0 when none */
-  uint64_t ckpts;                        /* checkpoints written so far */
-  char app[STORE_APP_MAX + 1];           /* writer, e.g. "tickcast 0.1.0" */
+  char model_sha256[65];                  /* lowercase hex, "" when no model is bound yet */
+  char features[STORE_FEATURES_MAX + 1];  /* e.g. "ret,log_qty,log_dt,spread" */
+  int cell;                               /* the states' cell (NN_CELL_*; schema 1: the LSTM) */
+  int L;                                  /* layers */
+  int H;                                  /* hidden size */
+  int64_t ckpt_time_ns;                   /* wall clock of the last checkpoint, 0 when none */
+  uint64_t ckpts;                         /* checkpoints written so far */
+  char app[STORE_APP_MAX + 1];            /* writer, e.g. "tickcast 0.1.0" */
+  char cluster_id[STORE_CLUSTER_MAX + 1]; /* Kafka cluster the offsets belong to, "" unbound */
+  char input_topic[STORE_TOPIC_MAX + 1];  /* input topic they belong to, "" unbound */
 } store_meta;
 
 /* One instrument as stored. On write, sym and state point at the caller's memory; on load they
  * point into the store's buffers and are valid only during the callback. */
 typedef struct store_inst {
-  const char *sym;    /* not NUL-terminated on write; sym_len bytes */
-  size_t sym_len;     /* 1..STORE_SYM_MAX */
-  int32_t partition;  /* input partition, -1 for none */
-  uint64_t n;         /* ticks applied to the state */
-  int64_t last_ts;    /* ns of the last accepted tick */
-  double last_px;     /* px of the last accepted tick */
-  const float *state; /* (L, 2, H) h and c of every layer of an LSTM, (L, H) h of a GRU or RNN */
-  int cell;           /* on load, the state's cell (NN_CELL_*); not read on write (store_ckpt) */
+  const char *sym;     /* not NUL-terminated on write; sym_len bytes */
+  size_t sym_len;      /* 1..STORE_SYM_MAX */
+  int32_t partition;   /* input partition, -1 for none */
+  uint64_t n;          /* ticks applied to the state */
+  int64_t last_ts;     /* ns of the last accepted tick */
+  double last_px;      /* px of the last accepted tick */
+  const float *state;  /* (L, 2, H) h and c of every layer of an LSTM, (L, H) h of a GRU or RNN */
+  int64_t next_offset; /* the state holds the instrument's ticks below this input offset (at
+                        * least its partition's stored offset); -1: unknown (a schema 1 row,
+                        * which is at its partition's stored offset) */
 } store_inst;
 
 /* The next offset to read on one input partition. */
@@ -110,8 +116,13 @@ struct sqlite3 *store_handle(store *st);
 /* Reads the meta row. Returns 0, or TC_ENOENT when it was never written (fresh file). */
 int store_meta_get(store *st, store_meta *m, char *err, size_t errlen);
 
-/* Writes the meta row (every field; ckpt_time_ns and ckpts as given). */
+/* Writes the meta row (every field but the binding; ckpt_time_ns and ckpts as given). TC_EINVAL
+ * for a cell not of nn/base/cell.h. */
 int store_meta_set(store *st, const store_meta *m, char *err, size_t errlen);
+
+/* Binds the file to a Kafka cluster id and input topic (meta; the row must exist). */
+int store_binding_set(store *st, const char *cluster_id, const char *input_topic, char *err,
+                      size_t errlen);
 
 /* Writes one checkpoint in one transaction (see store_ckpt). Every state has
  * store_blob_floats(c->cell, c->L, c->H) floats. On any failure nothing of it is written (rolled
@@ -120,17 +131,16 @@ int store_meta_set(store *st, const store_meta *m, char *err, size_t errlen);
 int store_checkpoint_write(store *st, const store_ckpt *c, char *err, size_t errlen);
 
 /* Calls fn for every stored instrument (in storage order), after checking each state blob: magic,
- * version, cell (unless cell is -1: any), L and H equal to the arguments, length, checksum. A
- * state of another cell stops the load with TC_EMODEL, any other bad blob with TC_EFORMAT, and err
- * names the symbol and the check. fn returning non-zero stops the load and that value is
- * returned. */
+ * version, cell, L and H equal to the arguments, length, checksum. A state of another cell stops
+ * the load with TC_EMODEL, any other bad blob with TC_EFORMAT, and err names the symbol and the
+ * check. fn returning non-zero stops the load and that value is returned. */
 typedef int (*store_inst_fn)(void *ud, const store_inst *in);
 int store_instruments_load(store *st, int cell, int L, int H, store_inst_fn fn, void *ud, char *err,
                            size_t errlen);
 
-/* The cell of the stored states, from one instrument's blob (checked as store_blob_cell does):
- * 0 and *cell, TC_ENOENT when no instrument is stored, TC_EFORMAT for a blob that is not one. */
-int store_instruments_cell(store *st, int *cell, char *err, size_t errlen);
+/* store_instruments_load for the instruments of one partition only (an index lookup). */
+int store_instruments_load_partition(store *st, int cell, int L, int H, int32_t partition,
+                                     store_inst_fn fn, void *ud, char *err, size_t errlen);
 
 /* Calls fn for the k instruments with the largest n (ties by sym), without checking or passing
  * the state (in->state is NULL). For inspection. */
@@ -142,6 +152,11 @@ int store_instruments_count(store *st, uint64_t *count, char *err, size_t errlen
 /* Loads every stored offset into a malloc'd array (*out, free() it; NULL when *n == 0), ordered
  * by topic and partition. */
 int store_offsets_load(store *st, store_offset **out, size_t *n, char *err, size_t errlen);
+
+/* Deletes the instruments of one partition and its stored offset of topic, in one transaction (a
+ * partition whose stored state describes another stream, e.g. a recreated topic). */
+int store_partition_reset(store *st, const char *topic, int32_t partition, char *err,
+                          size_t errlen);
 
 /* Deletes every instrument and offset in one transaction (--reset-state); meta is kept. */
 int store_reset(store *st, char *err, size_t errlen);

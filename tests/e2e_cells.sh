@@ -7,8 +7,9 @@
 # (3) --search takes the cells in turn. (4) The daemon with a GRU model predicts what `replay`
 # and a Kafka range replay predict; a SIGHUP to an RNN model is refused; a restart with an RNN
 # model on its state file is refused naming both cells (exit 2) unless --reset-state, and an RNN
-# daemon does not take the GRU daemon's hand-off from the changelog: its instruments start
-# afresh; inspect shows the cell of each kind of state file.
+# daemon does not take the GRU daemon's checkpoints from the changelog: its instruments start
+# afresh; a GRU daemon without a state file restores the GRU's states from that changelog (not
+# the RNN's) and continues exactly as replay; inspect shows the cell of each kind of state file.
 . "$(dirname "$0")/lib.sh"
 
 # Ticks: K instruments with AR(1) returns (r' = 0.5 r + noise: optimal skill 0.25), 1 s apart,
@@ -149,7 +150,8 @@ tc_wait_for 10 grep -q "SIGHUP: .* has shape rnn_relu L=1 H=32 .*expected gru L=
   "$TMP/run_gru.log" || tc_fail "SIGHUP with another cell: $(grep SIGHUP "$TMP/run_gru.log")"
 tc_stop "$GRU_PID" 20
 tc_eq "GRU daemon exit" "$STOP_RC" 0
-grep -q "hand-off of ticks" "$TMP/run_gru.log" || tc_fail "the GRU daemon wrote no hand-off"
+grep -q "shutdown: checkpoint of [0-9]* instruments" "$TMP/run_gru.log" ||
+  tc_fail "the GRU daemon wrote no final checkpoint"
 "$TC" inspect --state "$TMP/gru.db" >"$TMP/inspect.txt"
 grep -q "^cell         gru$" "$TMP/inspect.txt" || tc_fail "inspect: $(cat "$TMP/inspect.txt")"
 echo "ok: GRU daemon = replay = Kafka range replay; inspect shows the cell"
@@ -166,9 +168,9 @@ tc_eq "state file untouched" "$(sha "$TMP/gru.db")" "$before"
 echo "ok: $(grep ERROR "$TMP/other.err")"
 
 # With --reset-state it runs. A new group on the same changelog, which holds the GRU daemon's
-# hand-off (offsets 1333 and 667 of partitions 0 and 2, ahead of the emptied file): the RNN
-# daemon does not take it, so it reads every tick from the start with fresh states, and its
-# predictions equal a replay of all the ticks with the RNN model (n from 1).
+# checkpoints (markers at offsets ahead of the emptied file): the RNN daemon does not take them,
+# so it reads every tick from the start with fresh states, and its predictions equal a replay of
+# all the ticks with the RNN model (n from 1).
 head -n 3001 "$TMP/work/ticks.csv" >"$TMP/ab.csv"
 "$TC" replay --model "$R" --input "$TMP/ab.csv" --output "$TMP/rab.csv" --quiet
 "$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/b.csv" 2>>"$TMP/feed.log"
@@ -178,11 +180,33 @@ RNN_PID=$BG_PID
 $PY "$ROOT/tests/e2e_run.py" collect "$BROKERS" preds2 3000 60 "$TMP/preds2.jsonl"
 $PY "$ROOT/tests/e2e_run.py" check-preds "$TMP/preds2.jsonl" "$TMP/rab.csv" ||
   tc_fail "the RNN daemon took state it should not have"
-grep -q "of another model" "$TMP/run_rnn.log" || tc_fail "no hand-off of another model seen"
+grep -q "restored ticks partitions .*: 0 instruments" "$TMP/run_rnn.log" ||
+  tc_fail "the RNN daemon restored instruments: $(grep restored "$TMP/run_rnn.log")"
+grep -q "ignored 0 values that do not decode, 0 hand-off records of an earlier version, [1-9][0-9]* records and markers of another model" \
+  "$TMP/run_rnn.log" || tc_fail "no checkpoint of another model seen: $(grep changelog "$TMP/run_rnn.log")"
 tc_stop "$RNN_PID" 20
+tc_eq "RNN daemon exit" "$STOP_RC" 0
 "$TC" inspect --state "$TMP/gru.db" >"$TMP/inspect2.txt"
 grep -q "^cell         rnn_relu$" "$TMP/inspect2.txt" || tc_fail "inspect: $(cat "$TMP/inspect2.txt")"
-echo "ok: --reset-state runs the RNN model afresh; the GRU hand-off is not taken"
+echo "ok: --reset-state runs the RNN model afresh; the GRU's checkpoints are not taken"
+
+# The GRU model again, in its group, with no state file: it restores the GRU's states from the
+# changelog, which now holds the RNN daemon's checkpoints too (another model: ignored), resumes
+# where the GRU daemon stopped and predicts b.csv's ticks as a replay of all of them does.
+"$TC" replay --model "$M" --input "$TMP/ab.csv" --output "$TMP/gab.csv" --quiet
+tc_bg "$TC" run --brokers "$BROKERS" --model "$M" --state "$TMP/gru2.db" --group cells --http off \
+  2>"$TMP/run_gru2.log"
+GRU2_PID=$BG_PID
+$PY "$ROOT/tests/e2e_run.py" collect "$BROKERS" predictions 3000 60 "$TMP/preds3.jsonl"
+$PY "$ROOT/tests/e2e_run.py" check-preds "$TMP/preds3.jsonl" "$TMP/gab.csv" ||
+  tc_fail "the GRU daemon restored from the changelog disagrees with replay"
+grep -q "restored ticks partitions .*: 3 instruments (3 from the changelog, 0 from the state file)" \
+  "$TMP/run_gru2.log" || tc_fail "GRU restore: $(grep restored "$TMP/run_gru2.log")"
+grep -q "ignored 0 values that do not decode, .*[1-9][0-9]* records and markers of another model" \
+  "$TMP/run_gru2.log" || tc_fail "the RNN's checkpoints not seen: $(grep changelog "$TMP/run_gru2.log")"
+tc_stop "$GRU2_PID" 20
+tc_eq "second GRU daemon exit" "$STOP_RC" 0
+echo "ok: a GRU daemon with no state file restores the GRU's states from the changelog, = replay"
 
 # inspect on files of an independent writer (tests/statedb.py): version 2 blobs of each cell,
 # and version 1 blobs, which are an LSTM's.

@@ -1,12 +1,13 @@
 #!/usr/bin/python3
-"""statedb.py: an independent writer of tickcast state databases (store/store.h, schema 1), with its
+"""statedb.py: an independent writer of tickcast state databases (store/store.h, schema 2), with its
 own XXH64, for the end-to-end tests of `tickcast inspect` and for crafting damaged files. It follows
 the documented format, not the C code, so a disagreement shows up as a test failure.
 
-  statedb.py write DB --instruments N --layers L --hidden H [--wal-tail]
+  statedb.py write DB --instruments N --layers L --hidden H [--wal-tail] [--cell C]
       writes a state file with N instruments "S000".. (n = 7 * k + 1, partition k % 3), offsets
       ticks/0..2, and meta; --wal-tail leaves the last transaction only in the -wal file, as a
-      process killed with -9 would.
+      process killed with -9 would; --cell writes version 2 blobs of cell C (meta bound to it),
+      else version 1 blobs (an LSTM's).
   statedb.py corrupt-blob DB SYM    flips one bit of SYM's state floats (checksum left stale)
   statedb.py foreign DB             a valid SQLite file of another application
   statedb.py future DB              a tickcast file whose schema is newer than this build's
@@ -22,11 +23,15 @@ SCHEMA = """
 CREATE TABLE meta (id INTEGER PRIMARY KEY CHECK (id = 1), model_sha256 TEXT NOT NULL DEFAULT '',
   features TEXT NOT NULL DEFAULT '', layers INTEGER NOT NULL DEFAULT 0,
   hidden INTEGER NOT NULL DEFAULT 0, ckpt_time_ns INTEGER NOT NULL DEFAULT 0,
-  ckpts INTEGER NOT NULL DEFAULT 0, app TEXT NOT NULL DEFAULT '');
+  ckpts INTEGER NOT NULL DEFAULT 0, app TEXT NOT NULL DEFAULT '',
+  cluster_id TEXT NOT NULL DEFAULT '', input_topic TEXT NOT NULL DEFAULT '',
+  cell INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE offsets (topic TEXT NOT NULL, partition INTEGER NOT NULL,
   next_offset INTEGER NOT NULL, PRIMARY KEY (topic, partition)) WITHOUT ROWID;
 CREATE TABLE instruments (sym TEXT PRIMARY KEY NOT NULL, partition INTEGER NOT NULL,
-  n INTEGER NOT NULL, last_ts INTEGER NOT NULL, last_px REAL NOT NULL, state BLOB NOT NULL);
+  n INTEGER NOT NULL, last_ts INTEGER NOT NULL, last_px REAL NOT NULL, state BLOB NOT NULL,
+  next_offset INTEGER);
+CREATE INDEX instruments_partition ON instruments (partition);
 """
 M64 = (1 << 64) - 1
 P1, P2, P3 = 11400714785074694791, 14029467366897019727, 1609587929392839161
@@ -109,9 +114,10 @@ def write(path, n_inst, L, H, wal_tail, cell=None):
         if stmt.strip():
             db.execute(stmt)
     db.execute("PRAGMA application_id = %d" % APP_ID)
-    db.execute("PRAGMA user_version = 1")
+    db.execute("PRAGMA user_version = 2")
     db.execute("INSERT INTO meta VALUES (1, ?, 'ret,log_qty,log_dt,spread', ?, ?, ?, 3, "
-               "'statedb.py')", ("ab" * 32, L, H, 1764370000123456789))
+               "'statedb.py', 'statedb-cluster', 'ticks', ?)",
+               ("ab" * 32, L, H, 1764370000123456789, CELLS[cell or "lstm"]))
     for p in range(3):
         db.execute("INSERT INTO offsets VALUES ('ticks', ?, ?)", (p, 1000 * p + 17))
     db.execute("COMMIT")
@@ -120,9 +126,9 @@ def write(path, n_inst, L, H, wal_tail, cell=None):
     for k in range(n_inst):
         nv = 2 if cell in (None, "lstm") else 1
         fl = [((k * 31 + j * 7) % 97 - 48) / 17.0 for j in range(nv * L * H)]
-        db.execute("INSERT INTO instruments VALUES (?, ?, ?, ?, ?, ?)",
+        db.execute("INSERT INTO instruments VALUES (?, ?, ?, ?, ?, ?, ?)",
                    ("S%03d" % k, k % 3, 7 * k + 1, 1700000000123456789 + k, 1.5 + k / 4,
-                    blob(L, H, fl, cell)))
+                    blob(L, H, fl, cell), 1000 * (k % 3) + 22))
     db.execute("UPDATE offsets SET next_offset = next_offset + 5")
     db.execute("COMMIT")
     if wal_tail:
@@ -147,8 +153,8 @@ def main(argv):
         ap.add_argument("--layers", type=int, default=1)
         ap.add_argument("--hidden", type=int, default=8)
         ap.add_argument("--wal-tail", action="store_true")
-        ap.add_argument("--cell", choices=sorted(CELLS), help="version 2 blobs of this cell "
-                        "(default: version 1 blobs, an LSTM's)")
+        ap.add_argument("--cell", choices=sorted(CELLS), help="version 2 blobs of this cell, "
+                        "bound to it in meta (default: version 1 blobs, an LSTM's)")
         a = ap.parse_args(argv[3:])
         write(path, a.instruments, a.layers, a.hidden, a.wal_tail, a.cell)
     elif cmd == "corrupt-blob":

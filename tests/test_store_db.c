@@ -109,9 +109,15 @@ static int count_cb(void *ud, const store_inst *in) {
   return 0;
 }
 
-static int cell_cb(void *ud, const store_inst *in) {
-  *(int *)ud = in->cell;
-  return 0;
+/* A version 1 state blob of an LSTM of L layers of H, as the encoder wrote it before the cell
+ * byte (u16 version 1, u16 L); returns its length. */
+static size_t blob_v1(unsigned char *buf, int L, int H, const float *state) {
+  size_t n = store_blob_encode(buf, NN_CELL_LSTM, L, H, state);
+  buf[4] = 1, buf[5] = 0, buf[6] = (unsigned char)L, buf[7] = 0;
+  uint64_t h = XXH64(buf, n - STORE_BLOB_TRAILER, 0);
+  for (int i = 0; i < 8; i++)
+    buf[n - STORE_BLOB_TRAILER + i] = (unsigned char)(h >> (8 * i));
+  return n;
 }
 
 static store_ckpt ckpt_of(const fixture *f, const store_offset *off, size_t noff) {
@@ -196,11 +202,8 @@ static void test_blob_cells(void) {
     st[i] = (float)i * 0.125f - 2.0f;
   /* A version 1 blob of L = 2, H = 5 as the old encoder wrote it. */
   unsigned char v1[STORE_BLOB_HEADER + 80 + STORE_BLOB_TRAILER];
-  CHECK_INT(store_blob_encode(v1, NN_CELL_LSTM, 2, 5, st), sizeof v1);
-  v1[4] = 1, v1[6] = 2, v1[7] = 0; /* u16 version 1, u16 L = 2 */
-  uint64_t h = XXH64(v1, sizeof v1 - 8, 0);
-  for (int i = 0; i < 8; i++)
-    v1[sizeof v1 - 8 + i] = (unsigned char)(h >> (8 * i));
+  CHECK_INT(blob_v1(v1, 2, 5, st), sizeof v1);
+  CHECK(v1[4] == 1 && v1[5] == 0 && v1[6] == 2 && v1[7] == 0);
   CHECK_INT(store_blob_cell(v1, sizeof v1), NN_CELL_LSTM);
   CHECK_INT(store_blob_decode(v1, sizeof v1, NN_CELL_LSTM, 2, 5, back, err, sizeof err), 0);
   CHECK(memcmp(back, st, 20 * sizeof *st) == 0);
@@ -225,16 +228,25 @@ static void test_blob_cells(void) {
   }
 }
 
-/* A state file written for one cell: loading it as another is TC_EMODEL naming the symbol and
- * both cells; as any cell (-1, inspect) it reports the stored cell; store_instruments_cell too. */
+/* A state file written for one cell: meta records the cell of its binding; loading the states as
+ * another cell is TC_EMODEL naming the symbol and both cells; an unknown cell is refused in meta
+ * and in a checkpoint. */
 static void test_cells_db(void) {
   const char *p = path_in("cells.db");
   store *st = NULL;
   CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
   if (!st)
     return;
-  int cell = -2;
-  CHECK_INT(store_instruments_cell(st, &cell, err, sizeof err), TC_ENOENT);
+  store_meta m = {.model_sha256 = "cd34", .cell = NN_CELL_GRU, .L = 2, .H = 8};
+  CHECK_INT(store_meta_set(st, &m, err, sizeof err), 0);
+  memset(&m, 0, sizeof m);
+  CHECK_INT(store_meta_get(st, &m, err, sizeof err), 0);
+  CHECK_INT(m.cell, NN_CELL_GRU);
+  m.cell = NN_CELL_COUNT;
+  CHECK_INT(store_meta_set(st, &m, err, sizeof err), TC_EINVAL);
+  CHECK_CONTAINS(err, "meta with cell 4");
+  CHECK_INT(store_meta_get(st, &m, err, sizeof err), 0);
+  CHECK_INT(m.cell, NN_CELL_GRU);
   float s0[3 * 8];
   for (int i = 0; i < 24; i++)
     s0[i] = (float)i;
@@ -242,8 +254,6 @@ static void test_cells_db(void) {
                       {.sym = "BBB", .sym_len = 3, .partition = 1, .n = 2, .state = s0 + 8}};
   store_ckpt c = {.inst = in, .ninst = 2, .L = 2, .H = 8, .cell = NN_CELL_GRU};
   CHECK_INT(store_checkpoint_write(st, &c, err, sizeof err), 0);
-  CHECK_INT(store_instruments_cell(st, &cell, err, sizeof err), 0);
-  CHECK_INT(cell, NN_CELL_GRU);
   int count = 0;
   CHECK_INT(store_instruments_load(st, NN_CELL_LSTM, 2, 8, count_cb, &count, err, sizeof err),
             TC_EMODEL);
@@ -254,8 +264,16 @@ static void test_cells_db(void) {
   CHECK_INT(count, 0);
   CHECK_INT(store_instruments_load(st, NN_CELL_GRU, 2, 8, count_cb, &count, err, sizeof err), 0);
   CHECK_INT(count, 2);
-  CHECK_INT(store_instruments_load(st, -1, 2, 8, cell_cb, &cell, err, sizeof err), 0);
-  CHECK_INT(cell, NN_CELL_GRU);
+  count = 0;
+  CHECK_INT(
+      store_instruments_load_partition(st, NN_CELL_GRU, 2, 8, 1, count_cb, &count, err, sizeof err),
+      0);
+  CHECK_INT(count, 1);
+  CHECK_INT(store_instruments_load_partition(st, NN_CELL_LSTM, 2, 8, 1, count_cb, &count, err,
+                                             sizeof err),
+            TC_EMODEL);
+  CHECK_CONTAINS(err, ": instrument BBB: state blob holds the state of a gru");
+  CHECK_INT(store_instruments_load(st, -1, 2, 8, count_cb, &count, err, sizeof err), TC_EINVAL);
   c.cell = 9;
   CHECK_INT(store_checkpoint_write(st, &c, err, sizeof err), TC_EINVAL);
   CHECK_CONTAINS(err, "checkpoint with cell 9");
@@ -435,6 +453,13 @@ static void test_top(void) {
 
 /* Version 0 files: a missing path and an empty file are created at the current version; a file
  * of ours at version 0 (application_id set, no tables) is migrated. */
+static int v1_cb(void *ud, const store_inst *in) {
+  int64_t *seen = ud;
+  seen[0]++;
+  seen[1] = in->next_offset;
+  return in->n == 9 && in->state[3] == 4 ? 0 : TC_EINVAL;
+}
+
 static void test_migrations(void) {
   store *st = NULL;
   const char *p = path_in("empty.db");
@@ -459,6 +484,75 @@ static void test_migrations(void) {
   st = NULL;
   CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
   store_close(st);
+  raw = raw_open(p);
+  CHECK_INT(raw_int(raw, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+  sqlite3_close(raw);
+
+  /* A schema 1 file (as tickcast 0.1 wrote it) is migrated to 2 in place: its rows keep their
+   * values and read back with next_offset -1 (at their partition's stored offset), the binding is
+   * empty until set, its cell is the LSTM (its version 1 blobs are an LSTM's), and rows load by
+   * partition. */
+  p = path_in("v1.db");
+  raw = raw_open(p);
+  snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = 1", STORE_APP_ID);
+  CHECK_INT(sqlite3_exec(raw,
+                         "CREATE TABLE meta (id INTEGER PRIMARY KEY CHECK (id = 1), model_sha256 "
+                         "TEXT NOT NULL DEFAULT '', features TEXT NOT NULL DEFAULT '', layers "
+                         "INTEGER NOT NULL DEFAULT 0, hidden INTEGER NOT NULL DEFAULT 0, "
+                         "ckpt_time_ns INTEGER NOT NULL DEFAULT 0, ckpts INTEGER NOT NULL DEFAULT "
+                         "0, app TEXT NOT NULL DEFAULT '');"
+                         "CREATE TABLE offsets (topic TEXT NOT NULL, partition INTEGER NOT NULL, "
+                         "next_offset INTEGER NOT NULL, PRIMARY KEY (topic, partition)) WITHOUT "
+                         "ROWID;"
+                         "CREATE TABLE instruments (sym TEXT PRIMARY KEY NOT NULL, partition "
+                         "INTEGER NOT NULL, n INTEGER NOT NULL, last_ts INTEGER NOT NULL, last_px "
+                         "REAL NOT NULL, state BLOB NOT NULL);"
+                         "INSERT INTO meta (id, model_sha256, layers, hidden) VALUES (1, 'ab', 1, "
+                         "2); INSERT INTO offsets VALUES ('ticks', 3, 77);",
+                         NULL, NULL, NULL),
+            SQLITE_OK);
+  {
+    unsigned char b[STORE_BLOB_HEADER + 16 + STORE_BLOB_TRAILER];
+    float z[4] = {1, 2, 3, 4};
+    size_t bl = blob_v1(b, 1, 2, z);
+    sqlite3_stmt *ins = NULL;
+    sqlite3_prepare_v2(raw, "INSERT INTO instruments VALUES ('V1', 3, 9, 10, 1.5, ?1)", -1, &ins,
+                       NULL);
+    sqlite3_bind_blob(ins, 1, b, (int)bl, SQLITE_STATIC);
+    CHECK_INT(sqlite3_step(ins), SQLITE_DONE);
+    sqlite3_finalize(ins);
+  }
+  CHECK_INT(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(raw);
+  st = NULL;
+  CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
+  if (st) {
+    store_meta m;
+    CHECK_INT(store_meta_get(st, &m, err, sizeof err), 0);
+    CHECK_STR(m.model_sha256, "ab");
+    CHECK_STR(m.cluster_id, "");
+    CHECK_INT(m.cell, NN_CELL_LSTM);
+    CHECK_INT(store_binding_set(st, "cl-1", "ticks", err, sizeof err), 0);
+    CHECK_INT(store_meta_get(st, &m, err, sizeof err), 0);
+    CHECK_STR(m.cluster_id, "cl-1");
+    CHECK_STR(m.input_topic, "ticks");
+    m.ckpts = 5; /* meta_set keeps the binding */
+    CHECK_INT(store_meta_set(st, &m, err, sizeof err), 0);
+    CHECK_INT(store_meta_get(st, &m, err, sizeof err), 0);
+    CHECK_STR(m.cluster_id, "cl-1");
+    int64_t seen[2] = {0, 0};
+    CHECK_INT(
+        store_instruments_load_partition(st, NN_CELL_LSTM, 1, 2, 3, v1_cb, seen, err, sizeof err),
+        0);
+    CHECK_INT(seen[0], 1);
+    CHECK_INT(seen[1], -1);
+    seen[0] = 0;
+    CHECK_INT(
+        store_instruments_load_partition(st, NN_CELL_LSTM, 1, 2, 4, v1_cb, seen, err, sizeof err),
+        0);
+    CHECK_INT(seen[0], 0);
+    store_close(st);
+  }
   raw = raw_open(p);
   CHECK_INT(raw_int(raw, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
   sqlite3_close(raw);
@@ -489,7 +583,7 @@ static void test_migrations(void) {
   CHECK_INT(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(raw);
   CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), TC_EFORMAT);
-  CHECK_CONTAINS(err, "schema version 7 is newer than this tickcast supports (1)");
+  CHECK_CONTAINS(err, "schema version 7 is newer than this tickcast supports (2)");
   raw = raw_open(p);
   CHECK_INT(raw_int(raw, "PRAGMA user_version"), 7);
   sqlite3_close(raw);

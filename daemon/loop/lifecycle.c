@@ -98,6 +98,7 @@ static void on_stop(uv_timer_t *h) {
   rd_kafka_resp_err_t ce = flushed ? rd_kafka_commit(r->consumer, NULL, 0) : 0;
   if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
     log_warn("run", "final commit: %s", rd_kafka_err2str(ce));
+  rebalance_stop(r); /* an assignment or revoke still waiting goes to librdkafka now */
   rd_kafka_consumer_close(r->consumer);
   parts_settle(r, 1000);
   http_stop(r->http);
