@@ -1,6 +1,6 @@
 /* clients.c: the daemon's Kafka clients: the consumer and producer (and the changelog reader)
  * configured from defaults, --config and -X, their topic handles, the subscription and the pipes
- * that wake the loop. Not for using them (drain.c, rebalance.c, handoff.c). */
+ * that wake the loop. Not for using them (drain.c, rebalance.c, restore.c, ckpt_sched.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
