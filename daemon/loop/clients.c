@@ -249,10 +249,12 @@ int clients_make(run *r, const char *bootstrap, char *err, size_t errlen) {
   if (rc == 0)
     rc = make_topics(r, err, errlen);
   if (rc == 0)
-    rc = subscribe_input(r, err, errlen);
-  if (rc == 0)
     rc = enable_io_events(r, err, errlen);
   return rc;
+}
+
+int clients_subscribe(run *r, char *err, size_t errlen) {
+  return subscribe_input(r, err, errlen);
 }
 
 void clients_destroy(run *r) {

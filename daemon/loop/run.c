@@ -126,6 +126,10 @@ static int open_state(run *r) {
     return 1;
   if (r->clw)
     ckpt_set_hook(r->ck, sched_changelog_hook, r);
+  if (clients_subscribe(r, err, sizeof err) != 0) {
+    log_error("run", "%s", err);
+    return 1;
+  }
   return 0;
 }
 

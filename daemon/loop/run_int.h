@@ -270,10 +270,14 @@ void lifecycle_close_all(uv_handle_t *h, void *arg);
 
 /* ---- clients.c: the Kafka clients. */
 
-/* Creates the consumer, producer (and changelog reader), their topic handles, the subscription
+/* Creates the consumer, producer (and changelog reader), their topic handles
  * and the io-event pipes; bootstrap overrides --brokers (the embedded broker). 0, TC_EUSAGE (bad
  * configuration, err says which) or TC_EKAFKA / TC_EIO / TC_ENOMEM with err. */
 int clients_make(run *r, const char *bootstrap, char *err, size_t errlen);
+/* Joins the group: after the state db was accepted, so that a start-up refused on its state
+ * never becomes a group member (one that leaves no LeaveGroup stalls the group's next
+ * rebalance for a session timeout). */
+int clients_subscribe(run *r, char *err, size_t errlen);
 
 /* Closes and frees what clients_make made (also half-made; the pipes' fds must be -1 or open):
  * the producer's queued messages are purged. */
