@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run_kafka.sh: the daemon benchmark of issue 4, in one run on one embedded broker:
+# run_kafka.sh: the daemon benchmark, in one run on one embedded broker:
 #  1. `tickcast feed --synthetic` N ticks over K instruments into a topic of P partitions;
 #  2. bench/passthrough (plain consume -> produce, no model): the I/O ceiling, msgs/s;
 #  3. `tickcast run` with an H=64 model on the same ticks, fresh group: steady-state ticks/s from

@@ -138,7 +138,7 @@ int32_t symtab_add(symtab *t, const char *sym, size_t len) {
   if (s >= 0)
     return s;
   uint32_t slot;
-  if (t->nfree) {
+  if (t->nfree && !t->keep_dead) {
     slot = t->free[--t->nfree];
   } else {
     if (t->count >= t->cap) {

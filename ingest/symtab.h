@@ -11,12 +11,14 @@
 #include <stdint.h>
 
 typedef struct inst {
-  int64_t last_ts;   /* ts of the last accepted tick */
-  double last_px;    /* px of the last accepted tick */
-  uint64_t n;        /* ticks applied to the state so far */
-  int32_t partition; /* input partition it was last seen on, -1 for files */
-  uint8_t live;      /* 0 after symtab_remove */
-  uint8_t dirty;     /* changed since the last checkpoint */
+  int64_t last_ts;    /* ts of the last accepted tick */
+  double last_px;     /* px of the last accepted tick */
+  uint64_t n;         /* ticks applied to the state so far */
+  int64_t skip_below; /* Kafka ticks of this instrument with a lower offset are already in the
+                       * state (restored from a checkpoint): the engine skips them; 0 = none */
+  int32_t partition;  /* input partition it was last seen on, -1 for files */
+  uint8_t live;       /* 0 after symtab_remove */
+  uint8_t dirty;      /* changed since the last checkpoint */
   uint8_t sym_len;
   char sym[TICK_SYM_MAX + 1];
 } inst;
@@ -32,6 +34,9 @@ typedef struct symtab {
   uint32_t index_mask; /* index size - 1 (power of two) */
   uint32_t *free;      /* (cap) dead slots below count, reused last-in first-out */
   uint32_t nfree;      /* entries of free */
+  uint8_t keep_dead;   /* while set, adds take new slots and leave dead ones alone: a sliced
+                        * checkpoint copy reads slots by number and must not find another
+                        * instrument in a slot it has not reached yet */
   uint64_t seed;       /* the hash's seed, random per table */
 } symtab;
 
@@ -42,7 +47,8 @@ void symtab_free(symtab *t); /* accepts NULL and half-built */
 int32_t symtab_find(const symtab *t, const char *sym, size_t len);
 
 /* Returns the slot of sym, adding it (zero state, n = 0) when absent, in a dead slot when there is
- * one, else in a new one; negative TC_E* on ENOMEM. Adding may move t->state and t->inst. */
+ * one (and keep_dead is 0), else in a new one; negative TC_E* on ENOMEM. Adding may move t->state
+ * and t->inst. */
 int32_t symtab_add(symtab *t, const char *sym, size_t len);
 
 /* Marks a slot removed: find no longer returns it, and the slot goes on the free list (a later

@@ -44,6 +44,7 @@ typedef struct tick {
   double bid;                   /* valid only when has_quote */
   double ask;                   /* valid only when has_quote */
   uint8_t has_quote;            /* both present and bid <= ask: the spread feature is used */
+  uint8_t ts_int;               /* ts was written as an integer (not a time string) */
   uint8_t sym_len;              /* 1..TICK_SYM_MAX */
   char sym[TICK_SYM_MAX + 1];   /* NUL-terminated */
   uint8_t px_len;               /* bytes in px_txt; 0 when the token was longer than the buffer */
@@ -68,8 +69,9 @@ typedef struct tick_csv {
 int tick_csv_header(tick_csv *h, const char *line, size_t len, char *err, size_t errlen);
 
 /* Decodes one CSV row (no trailing newline; a trailing '\r' is ignored). Fields are plain or
- * double-quoted (RFC 4180); an empty field is absent. In CSV a ts field is an integer (ns) or an
- * RFC 3339 string. Same return and err convention as tick_parse_json. */
+ * double-quoted (RFC 4180); an empty field is absent. In CSV a ts field is an integer (ns), an
+ * RFC 3339 string or a date alone (YYYY-MM-DD, midnight UTC: CSV is only read from files). Same
+ * return and err convention as tick_parse_json. */
 int tick_parse_csv(const tick_csv *h, tick *t, const char *line, size_t len, char *err,
                    size_t errlen);
 

@@ -115,8 +115,9 @@ int tick_csv_header(tick_csv *h, const char *line, size_t len, char *err, size_t
 }
 
 /* Decodes one CSV row under header h (see tick.h). Wrong field counts and bad quoting give
- * TICK_BAD_ROW; field values follow the JSON rules, with every field a string: ts is an integer
- * or an RFC 3339 timestamp, numbers use the JSON number grammar, empty means absent. */
+ * TICK_BAD_ROW; field values follow the JSON rules, with every field a string: ts is an integer,
+ * an RFC 3339 timestamp or a date (YYYY-MM-DD, midnight UTC), numbers use the JSON number grammar,
+ * empty means absent. */
 int tick_parse_csv(const tick_csv *h, tick *t, const char *line, size_t len, char *err,
                    size_t errlen) {
   const char *p = line, *end = line + len;
@@ -171,8 +172,11 @@ int tick_parse_csv(const tick_csv *h, tick *t, const char *line, size_t len, cha
   memcpy(t->sym, fs[F_SYM], fn[F_SYM]);
   t->sym_len = (uint8_t)fn[F_SYM];
   t->sym[t->sym_len] = 0;
-  if (fdq[F_TS] || (tick_parse_int64(fs[F_TS], fn[F_TS], &t->ts) != 0 &&
-                    tick_parse_rfc3339(fs[F_TS], fn[F_TS], &t->ts) != 0))
+  /* ts: an integer (its unit is the reader's business: tickfile.h), an RFC 3339 timestamp, or a
+   * date alone, midnight UTC (CSV is only ever a file; Kafka messages are JSON and stay strict). */
+  t->ts_int = !fdq[F_TS] && tick_parse_int64(fs[F_TS], fn[F_TS], &t->ts) == 0;
+  if (!t->ts_int && (fdq[F_TS] || (tick_parse_rfc3339(fs[F_TS], fn[F_TS], &t->ts) != 0 &&
+                                   tick_parse_date(fs[F_TS], fn[F_TS], &t->ts) != 0)))
     return tick_bad_field(F_TS, fs[F_TS], fn[F_TS], 1, err, errlen);
   double val[F_N] = {0};
   for (int f = F_PX; f <= F_ASK; f++) {

@@ -494,6 +494,7 @@ static int finish(tick *t, jval *v, char *err, size_t errlen) {
   }
   t->sym[t->sym_len] = 0;
   /* ts */
+  t->ts_int = v[F_TS].kind != V_STRING;
   if (v[F_TS].kind == V_INT) {
     t->ts = v[F_TS].iv;
   } else if (v[F_TS].kind == V_NUMBER) {

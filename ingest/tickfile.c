@@ -4,14 +4,22 @@
 #include "ingest/tickfile.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ingest/rfc3339.h"
 #include "nn/base/tc_err.h"
 
 #define TICKFILE_BLOCK 65536
+
+const char *const tickfile_ts_unit_names[] = {"s", "ms", "us", "ns", NULL};
+
+/* Nanoseconds per unit, and what a unit is called in messages. */
+static const int64_t unit_ns[] = {1000000000, 1000000, 1000, 1};
+static const char *const unit_word[] = {"seconds", "milliseconds", "microseconds", "nanoseconds"};
 
 /* Reads more bytes into buf, first moving the unread tail to the front and growing buf when the
  * tail already fills it. Returns 1 when bytes were added, 0 at end of file, TC_E* on failure. */
@@ -89,10 +97,51 @@ static int blank(const char *s, size_t n) {
   return 1;
 }
 
+/* The unit an integer ts looks like when read as nanoseconds it is a time before 1973-03-04
+ * (1e17 ns) and in that unit a time from then to 2286 (1e17 to 1e19 ns), or -1. Times in the
+ * gaps (1970 in nanoseconds, like the FX history that starts in 1971) are left alone. */
+static int ts_looks_like(int64_t v) {
+  uint64_t a = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+  if (a >= 100000000000000000ull)
+    return -1;
+  for (int u = TICKFILE_TS_S; u <= TICKFILE_TS_US; u++)
+    if (a * (uint64_t)unit_ns[u] >= 100000000000000000ull &&
+        a < 10000000000000000000ull / (uint64_t)unit_ns[u])
+      return u;
+  return -1;
+}
+
+/* An integer ts in tf's unit to nanoseconds (TICK_BAD_TS when that overflows), or, with
+ * TICKFILE_TS_AUTO, notes one that looks like another unit. Returns TICK_OK or TICK_BAD_TS. */
+static int ts_scale(tickfile *tf, tick *t, char *err, size_t errlen) {
+  tf->ts_ints++;
+  if (tf->ts_unit == TICKFILE_TS_AUTO) {
+    int u = ts_looks_like(t->ts);
+    if (u >= 0 && !tf->ts_odd++) {
+      tf->odd_line = tf->line;
+      tf->odd_ts = t->ts;
+      tf->odd_unit = u;
+    }
+    return TICK_OK;
+  }
+  int64_t ns;
+  if (!__builtin_mul_overflow(t->ts, unit_ns[tf->ts_unit], &ns)) {
+    t->ts = ns;
+    return TICK_OK;
+  }
+  if (errlen)
+    snprintf(err, errlen,
+             "field ts: found %lld, expected integer %s (--ts-unit %s) within int64 "
+             "nanoseconds (1677-09-21 to 2262-04-11)",
+             (long long)t->ts, unit_word[tf->ts_unit], tickfile_ts_unit_names[tf->ts_unit]);
+  return TICK_BAD_TS;
+}
+
 /* Opens the file, skips a UTF-8 byte order mark, and looks at the first non-blank line: '{'
  * starts JSON Lines (the line is left for tickfile_next), anything else is the CSV header. */
 int tickfile_open(tickfile *tf, const char *path, char *err, size_t errlen) {
   memset(tf, 0, sizeof *tf);
+  tf->ts_unit = TICKFILE_TS_AUTO;
   int rc;
   if (strcmp(path, "-") == 0) {
     tf->f = stdin;
@@ -181,8 +230,31 @@ int tickfile_next(tickfile *tf, tick *t, int *reason, char *err, size_t errlen) 
       continue;
     *reason = tf->jsonl ? tick_parse_json(t, s, n, err, errlen)
                         : tick_parse_csv(&tf->csv, t, s, n, err, errlen);
+    if (*reason == TICK_OK && t->ts_int)
+      *reason = ts_scale(tf, t, err, errlen);
     return 1;
   }
+}
+
+void tickfile_set_ts_unit(tickfile *tf, int unit) {
+  tf->ts_unit = unit;
+}
+
+int tickfile_ts_warning(const tickfile *tf, char *msg, size_t len) {
+  if (!tf->ts_odd)
+    return 0;
+  char as_ns[TICK_RFC3339_MAX], as_unit[TICK_RFC3339_MAX];
+  tick_format_rfc3339(as_ns, sizeof as_ns, tf->odd_ts);
+  tick_format_rfc3339(as_unit, sizeof as_unit, tf->odd_ts * unit_ns[tf->odd_unit]);
+  snprintf(msg, len,
+           "%s:%llu: warning: integer ts %lld is read as nanoseconds (%s) but looks like %s "
+           "(%s); %llu of %llu integer timestamps look like that: pass --ts-unit %s if they "
+           "are %s, or --ts-unit ns to keep nanoseconds",
+           tf->path, (unsigned long long)tf->odd_line, (long long)tf->odd_ts, as_ns,
+           unit_word[tf->odd_unit], as_unit, (unsigned long long)tf->ts_odd,
+           (unsigned long long)tf->ts_ints, tickfile_ts_unit_names[tf->odd_unit],
+           unit_word[tf->odd_unit]);
+  return 1;
 }
 
 /* Closes the file when we opened it and frees the buffer; accepts NULL and half-built. */

@@ -1,13 +1,28 @@
 /* tickfile.h: reads a tick file (CSV with header, or JSON Lines; '-' = stdin) in constant memory,
  * one line at a time, telling each line's number. Format is detected from the first non-empty
- * line: '{' means JSON Lines, anything else is a CSV header. Not for validation of order (the
- * engine does that, per instrument). */
+ * line: '{' means JSON Lines, anything else is a CSV header. Integer timestamps are nanoseconds
+ * unless the caller names another unit (--ts-unit). Not for validation of order (the engine does
+ * that, per instrument). */
 #ifndef INGEST_TICKFILE_H
 #define INGEST_TICKFILE_H
 
 #include "ingest/tick.h"
 #include <stdint.h>
 #include <stdio.h>
+
+/* The unit of integer timestamps in a tick file (--ts-unit); time strings are never scaled.
+ * TICKFILE_TS_AUTO reads nanoseconds, as CONTRACT §1 says, and notes integers that look like
+ * another unit (tickfile_ts_warning). */
+enum tickfile_ts_unit {
+  TICKFILE_TS_S,
+  TICKFILE_TS_MS,
+  TICKFILE_TS_US,
+  TICKFILE_TS_NS,
+  TICKFILE_TS_AUTO
+};
+
+/* "s", "ms", "us", "ns", NULL: the values of --ts-unit, indexed by enum tickfile_ts_unit. */
+extern const char *const tickfile_ts_unit_names[];
 
 typedef struct tickfile {
   FILE *f;           /* the open file */
@@ -24,6 +39,12 @@ typedef struct tickfile {
   size_t end;        /* end of the bytes read into buf */
   int eof;           /* the file has no more bytes to read */
   size_t lbeg, llen; /* the last line returned, in buf (without its '\n' and '\r') */
+  int ts_unit;       /* enum tickfile_ts_unit: TICKFILE_TS_AUTO after open */
+  uint64_t ts_ints;  /* accepted ticks with an integer ts */
+  uint64_t ts_odd;   /* TICKFILE_TS_AUTO: of those, how many look like another unit */
+  uint64_t odd_line; /* the line of the first one (0: none) */
+  int64_t odd_ts;    /* its ts */
+  int odd_unit;      /* the unit it looks like (TICKFILE_TS_S, _MS or _US) */
 } tickfile;
 
 /* Opens path ('-' = stdin) and reads the header. Returns 0, or a negative TC_E* code with err set
@@ -36,6 +57,16 @@ int tickfile_open(tickfile *tf, const char *path, char *err, size_t errlen);
  * without the FILE:LINE prefix), 0 at end of file, negative TC_EIO on a read error (err set).
  * tf->line is the line number. */
 int tickfile_next(tickfile *tf, tick *t, int *reason, char *err, size_t errlen);
+
+/* Integer timestamps of tf are in `unit` (enum tickfile_ts_unit) from now on: tickfile_next
+ * multiplies them to nanoseconds; one that then overflows int64 is bad_ts. */
+void tickfile_set_ts_unit(tickfile *tf, int unit);
+
+/* With TICKFILE_TS_AUTO: when an integer ts read so far looked like seconds, milliseconds or
+ * microseconds (as nanoseconds it would be a time before 1973-03-04, and in that unit it is a
+ * time from then to 2286), writes a one-line warning naming the first one (FILE:LINE, the value,
+ * both readings, how many, the flag to pass) into msg and returns 1; else returns 0. */
+int tickfile_ts_warning(const tickfile *tf, char *msg, size_t len);
 
 /* The raw text of the line last returned by tickfile_next (without the line end), valid until the
  * next call; for dead letters and `feed`. */

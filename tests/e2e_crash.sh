@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# e2e_crash.sh: exactly-once state across crashes (issue 5). While `tickcast run --state DB` works
+# e2e_crash.sh: exactly-once state across crashes. While `tickcast run --state DB` works
 # through a backlog of ticks, it is killed with SIGKILL at random moments 5 times and stopped with
 # SIGTERM twice, restarting each time (under a new consumer group each time, so only the
 # offsets stored in DB can say where to resume). At the end: predictions de-duplicated by src

@@ -4,8 +4,11 @@
 # within 0.02 of 0.25; a trained model loaded into PyTorch (tests/torch_eval_check.py reads the
 # safetensors by hand) predicts what `replay` and `eval` say, for a 1-layer and a 2-layer peephole
 # model; pure noise gives the zero model; the same seed gives the same model bytes and another
-# seed does not; rejected lines are reported; --search prints its table; the plot is an SVG; exit
-# codes follow CONTRACT §6.
+# seed does not; rejected lines are reported; --search prints its table and raises the threshold
+# for its trials; the plot is an SVG; a held-out test part (--test-frac, --test-from) scored by
+# eval --test equals the figures train recorded and an outside implementation (eval_ref.py);
+# eval warns about overlap with the training range; inspect --model; --ts-unit; exit codes follow
+# CONTRACT §6.
 . "$(dirname "$0")/lib.sh"
 
 # AR(1) ticks: one instrument, 1 s apart. Train and test files use different seeds.
@@ -106,11 +109,12 @@ PYEOF
 grep -q "predicts a zero return" "$TMP/noise.log" || { cat "$TMP/noise.log"; tc_fail "noise model did not fall back"; }
 tc_eq "output scale of the noise model" "$(scale "$TMP/noise.safetensors")" 0.000000
 "$TC" eval --model "$TMP/noise.safetensors" --input "$TMP/ar1_test.csv" --json --quiet >"$TMP/noise_eval.json"
-tc_eq "skill of the zero model" "$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["overall"]["skill"])' "$TMP/noise_eval.json")" 0
+tc_eq "skill of the zero model" "$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["overall"]["skill"] == 0)' "$TMP/noise_eval.json")" True
 
 # 3c. eval's metrics in closed form: a hand-written model (zero LSTM weights, head bias 1,
-# target.std 0.001) predicts pred_ret = 0.001 for every tick: recall of "up" is 1, precision and
-# directional accuracy are the share of up moves, mse/mae follow from the realized returns.
+# target.std 0.001) predicts pred_ret = 0.001 for every tick: every non-zero return is a called
+# pair, recall of "up" is 1, precision and directional accuracy are the share of up moves, the
+# base rate is the larger of the up and down shares, mse/mae follow from the realized returns.
 $PY - "$TMP/const.safetensors" <<'PYEOF'
 import json, struct, sys
 H = 4
@@ -140,8 +144,10 @@ nz = [r for r in real if r != 0]
 up = sum(r > 0 for r in nz) / len(nz)
 want = {"n": len(real), "mse": sum((pred - r) ** 2 for r in real) / len(real),
         "mae": sum(abs(pred - r) for r in real) / len(real), "mse_rw": sum(r * r for r in real) / len(real),
-        "dir_acc": up, "precision": up, "recall": 1.0, "f1": 2 * up / (1 + up), "n_nonzero": len(nz)}
-got = json.load(open(sys.argv[2]))["overall"]
+        "acc": up, "base": max(up, 1 - up), "precision": up, "recall": 1.0, "f1": 2 * up / (1 + up),
+        "called": len(nz)}
+o = json.load(open(sys.argv[2]))["overall"]
+got = dict(o, **o["direction"])
 bad = [k for k, v in want.items() if abs(got[k] - v) > 1e-7 * max(1, abs(v))]
 for k in want: print(f"const model {k}: eval {got[k]:.9g}, closed form {want[k]:.9g}")
 sys.exit(1 if bad else 0)
@@ -166,6 +172,11 @@ echo "ok: another seed, different bytes"
 cat "$TMP/search.out"
 [ "$(grep -c '^[12] ' "$TMP/search.out")" -eq 2 ] || tc_fail "search table lacks 2 trial rows"
 grep -q '^best: trial [12] ' "$TMP/search.out" || tc_fail "search names no best trial"
+grep -q '^search: 2 trials; .* is >= 2.27 (Sidak' "$TMP/search.out" || tc_fail "search threshold line"
+meta() { $PY -c 'import json,struct,sys; b=open(sys.argv[1],"rb").read(); n=struct.unpack("<Q",b[:8])[0]
+print(json.loads(b[8:8+n])["__metadata__"].get(sys.argv[2], "-"))' "$1" "$2"; }
+tc_eq "search threshold in the model" "$(meta "$TMP/search.safetensors" tickcast.val_t_min)" 2.273
+tc_eq "search trials in the model" "$(meta "$TMP/search.safetensors" tickcast.trials)" 2
 "$TC" eval --model "$TMP/multi.safetensors" --input "$TMP/multi_ok.csv" --sym BBB \
   --plot "$TMP/p.svg" --quiet >"$TMP/bbb.txt"
 grep -q '^BBB ' "$TMP/bbb.txt" || tc_fail "--sym BBB row"
@@ -174,14 +185,154 @@ $PY - "$TMP/p.svg" <<'PYEOF' || tc_fail "plot is not a well-formed SVG with labe
 import sys, xml.etree.ElementTree as ET
 root = ET.parse(sys.argv[1]).getroot()
 text = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
-for want in ("predicted", "realized", "sign of prediction", "buy and hold", "time (UTC)"):
+for want in ("predicted", "realized", "sign of prediction, net of costs", "sign of prediction, gross",
+             "buy and hold", "time (UTC)", "equal-weighted over 1 instrument:"):
     assert want in text, want
 assert root.tag.endswith("svg")
 PYEOF
+# 100,000 ticks of two instruments: the plot stays small, draws both series per pixel column, and
+# its curves end at the strategy figures of --json (equal-weighted, net and gross).
+$PY - "$TMP/big.csv" <<'PYEOF'
+import math, random, sys
+rnd = random.Random(11)
+st = {"P": [0.0, 50.0], "Q": [0.0, 80.0]}
+with open(sys.argv[1], "w") as f:
+    f.write("sym,ts,px,qty,bid,ask\n")
+    for i in range(100000):
+        s = "PQ"[i % 2]
+        r = -0.3 * st[s][0] + rnd.gauss(0, 0.002)
+        st[s] = [r, st[s][1] * math.exp(r)]
+        px = st[s][1]
+        q = f"{px * 0.9998:.9g},{px * 1.0002:.9g}" if i % 3 else ","
+        f.write(f"{s},{1600000000000000000 + (i // 2) * 10**9},{px:.10g},1,{q}\n")
+PYEOF
+"$TC" eval --model "$TMP/multi.safetensors" --input "$TMP/big.csv" --plot "$TMP/big.svg" --json \
+  --quiet >"$TMP/big.json"
+$PY - "$TMP/big.svg" "$TMP/big.json" <<'PYEOF' || tc_fail "100,000-tick plot"
+import json, os, re, sys, xml.etree.ElementTree as ET
+size = os.path.getsize(sys.argv[1])
+assert size < 200000, size
+root = ET.parse(sys.argv[1]).getroot()
+text = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+for want in ("99998 predictions, per pixel column", "realized: 10-90% of a column", "realized: min-max",
+             "predicted: mean", "predicted: 10-90% of a column", "equal-weighted over 2 instruments",
+             "half the quoted spread, 1 bp without a quote"):
+    assert want in text, want
+st = json.load(open(sys.argv[2]))["overall"]["strategy"]
+m = re.search(r"net (\S+) \(gross (\S+)\), vs buy and hold (\S+)", text)
+assert m and [float(x) for x in m.groups()] == [float(f"{st[k]:.4g}") for k in ("net", "gross", "hold")], (m.groups(), st)
+assert st["net"] < st["gross"]
+print(f"ok: 100,000-tick plot, {size} bytes; net {st['net']:.4g}, gross {st['gross']:.4g}")
+PYEOF
 echo "ok: search table, --sym, SVG plot"
 
-# 6. Exit codes (CONTRACT §6).
+# 6. A held-out test part: train --test-frac records it; eval --test scores exactly it and agrees
+# with the figures train wrote into the model (inspect --model shows them) and with an outside
+# implementation of every figure (tests/eval_ref.py, from replay's predictions); eval of the whole
+# file warns that what it scored overlaps the training range, with counts from the ranges.
+"$TC" train --input "$TMP/multi_ok.csv" --output "$TMP/held.safetensors" --hidden 8 --epochs 20 \
+  --seq 16 --batch 8 --test-frac 0.3 2>"$TMP/held.log" || { cat "$TMP/held.log"; tc_fail "train --test-frac"; }
+grep -q "train: held-out test part (never trained, validated or chosen on): skill" "$TMP/held.log" ||
+  { cat "$TMP/held.log"; tc_fail "train reports no test figures"; }
+"$TC" eval --model "$TMP/held.safetensors" --input "$TMP/multi_ok.csv" --test --json --quiet \
+  --cost-bps 2 >"$TMP/held_test.json" 2>"$TMP/held_test.err"
+[ -s "$TMP/held_test.err" ] && { cat "$TMP/held_test.err"; tc_fail "eval --test warned"; }
+"$TC" replay --model "$TMP/held.safetensors" --input "$TMP/multi_ok.csv" --output "$TMP/held_pred.csv" --quiet
+$PY "$ROOT/tests/eval_ref.py" "$TMP/held.safetensors" "$TMP/multi_ok.csv" "$TMP/held_pred.csv" \
+  "$TMP/held_test.json" --test --cost-bps 2 || tc_fail "eval --test differs from the reference"
+"$TC" inspect --model "$TMP/held.safetensors" --json >"$TMP/held_inspect.json"
+$PY - "$TMP/held_test.json" "$TMP/held_inspect.json" "$TMP/multi_ok.csv" <<'PYEOF' || tc_fail "test figures"
+import csv, json, math, sys
+ev, ins = json.load(open(sys.argv[1]))["overall"], json.load(open(sys.argv[2]))
+t = ins["test"]
+# The test part: per instrument its last floor(0.3 n) ticks, predictions from its first one on.
+n = {}
+for r in csv.DictReader(open(sys.argv[3])): n[r["sym"]] = n.get(r["sym"], 0) + 1
+want_n = sum(math.floor(k * 0.3) - 1 for k in n.values())
+rows = {r["sym"]: r for r in ins["ranges"]}
+assert sum(r["test"] for r in rows.values()) - len(rows) == ev["n"] == t["n"] == want_n, (ev["n"], t["n"], want_n)
+for k in ("skill", "mse", "mse_rw"):
+    assert abs(ev[k] - t[k]) <= 1e-6 * max(abs(t[k]), 1e-12) + 1e-6, (k, ev[k], t[k])
+assert abs(ev["skill_ci"]["lo"] - t["skill_ci"][0]) <= 1e-6 and abs(ev["skill_ci"]["hi"] - t["skill_ci"][1]) <= 1e-6
+assert abs(ev["dm"]["p_hln"] - t["dm_p"]) <= 1e-3 * t["dm_p"] + 1e-300
+assert ins["cell"] == "lstm" and ins["layers"] == 1 and ins["hidden"] == 8 and ins["instruments"] == 3
+assert all(r["train"] + r["val"] + r["test"] == n[s] for s, r in rows.items())
+print(f"ok: eval --test = the model's test figures: n {ev['n']}, skill {ev['skill']:+.5f}")
+PYEOF
+"$TC" eval --model "$TMP/held.safetensors" --input "$TMP/multi_ok.csv" --json --quiet \
+  >"$TMP/held_all.json" 2>"$TMP/held_all.err"
+grep -q "^eval: warning: [0-9]* of [0-9]* scored predictions .* were made inside the model's training range" \
+  "$TMP/held_all.err" || { cat "$TMP/held_all.err"; tc_fail "no overlap warning"; }
+$PY - "$TMP/held_all.json" "$TMP/held_inspect.json" "$TMP/multi_ok.csv" <<'PYEOF' || tc_fail "overlap counts"
+import csv, json, sys
+ev, ins = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+rng = json.loads(ins["metadata"]["tickcast.ranges"])
+ts = {}
+for r in csv.DictReader(open(sys.argv[3])): ts.setdefault(r["sym"], []).append(int(r["ts"]))
+inside = sum(1 for s, v in ts.items() for t in v[:-1] if rng[s]["from"] <= t <= rng[s]["to"])
+ov = ev["overlap"]
+assert ov["checked"] and ov["inside"] == inside and ov["instruments_inside"] == 3, (ov, inside)
+assert ov["warning"].startswith(f"{inside} of {ev['overall']['n']} scored predictions")
+print(f"ok: overlap {inside} of {ev['overall']['n']} in --json")
+PYEOF
 code() { set +e; "$@" >/dev/null 2>"$TMP/err"; echo $?; set -e; }
+tc_eq "eval --test of a model without a test part" \
+  "$(code "$TC" eval --model "$TMP/multi.safetensors" --input "$TMP/multi_ok.csv" --test --quiet)" 1
+grep -q "was made after the model's training range" "$TMP/err" || tc_fail "eval --test message"
+tc_eq "eval --test of a model without ranges" \
+  "$(code "$TC" eval --model "$TMP/const.safetensors" --input "$TMP/multi_ok.csv" --test --quiet)" 2
+grep -q "records no training ranges" "$TMP/err" || tc_fail "eval --test without ranges message"
+# --test-from: every fitted tick is before the bound, and eval --test scores the ticks after it.
+FROM=$(sed -n 2000p "$TMP/multi_ok.csv" | cut -d, -f2)
+"$TC" train --input "$TMP/multi_ok.csv" --output "$TMP/from.safetensors" --hidden 4 --epochs 2 \
+  --test-from "$FROM" --quiet
+"$TC" eval --model "$TMP/from.safetensors" --input "$TMP/multi_ok.csv" --test --json --quiet >"$TMP/from.json"
+$PY - "$TMP/from.safetensors" "$TMP/from.json" "$TMP/multi_ok.csv" "$FROM" <<'PYEOF' || tc_fail "--test-from"
+import csv, json, struct, sys
+b = open(sys.argv[1], "rb").read()
+rng = json.loads(json.loads(b[8:8 + struct.unpack("<Q", b[:8])[0]])["__metadata__"]["tickcast.ranges"])
+frm = int(sys.argv[4])
+assert all(r["to"] < frm for r in rng.values()), rng
+ts = {}
+for r in csv.DictReader(open(sys.argv[3])): ts.setdefault(r["sym"], []).append(int(r["ts"]))
+want = sum(1 for v in ts.values() for t in v[:-1] if t >= frm)
+got = json.load(open(sys.argv[2]))["overall"]["n"]
+assert got == want, (got, want)
+print(f"ok: --test-from: {got} predictions after the bound")
+PYEOF
+
+# 7. inspect --model: text and JSON, and its exit codes.
+"$TC" inspect --model "$TMP/held.safetensors" >"$TMP/inspect.txt"
+for want in "cell         lstm" "shape        L=1 H=8" "trained on   multi_ok.csv" \
+  "kept when t >= 2.000 over 1 trial(s)" "test         $($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["test"]["n"])' "$TMP/held_inspect.json") predictions" \
+  "ranges       3 instruments" "sha256       $(sha256sum "$TMP/held.safetensors" | cut -c1-64)"; do
+  grep -qF "$want" "$TMP/inspect.txt" || { cat "$TMP/inspect.txt"; tc_fail "inspect --model lacks '$want'"; }
+done
+tc_eq "inspect --model id" "$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$TMP/held_inspect.json")" \
+  "$(sha256sum "$TMP/held.safetensors" | cut -c1-16)"
+tc_eq "inspect --model of a missing file" "$(code "$TC" inspect --model "$TMP/nope.safetensors")" 2
+tc_eq "inspect --model with --state" "$(code "$TC" inspect --model "$TMP/held.safetensors" --state x.db)" 2
+
+# 8. --ts-unit: the same ticks with seconds and with nanoseconds give the same model bytes; without
+# the flag the seconds are read as nanoseconds, with a warning.
+awk -F, 'NR == 1 { print; next } NR <= 3001 { $2 = sprintf("%d", 1700000000 + NR); print }' OFS=, \
+  "$TMP/small.csv" >"$TMP/sec.csv"
+awk -F, 'NR == 1 { print; next } { $2 = $2 "000000000"; print }' OFS=, "$TMP/sec.csv" >"$TMP/nsec.csv"
+"$TC" train --input "$TMP/sec.csv" --output "$TMP/sec.safetensors" --epochs 1 --ts-unit s --quiet
+"$TC" train --input "$TMP/nsec.csv" --output "$TMP/nsec.safetensors" --epochs 1 --quiet 2>"$TMP/nsec.err"
+[ -s "$TMP/nsec.err" ] && { cat "$TMP/nsec.err"; tc_fail "warning on nanoseconds"; }
+$PY -c 'import json, sys
+def parts(p):
+    b = open(p, "rb").read(); n = int.from_bytes(b[:8], "little"); h = json.loads(b[8:8 + n])
+    h["__metadata__"].pop("tickcast.trained_on"); return h, b[8 + n:]
+sys.exit(0 if parts(sys.argv[1]) == parts(sys.argv[2]) else 1)' "$TMP/sec.safetensors" "$TMP/nsec.safetensors" ||
+  tc_fail "--ts-unit s differs from nanoseconds"
+"$TC" train --input "$TMP/sec.csv" --output "$TMP/x.safetensors" --epochs 1 --quiet 2>"$TMP/sec.err"
+grep -q "sec.csv:2: warning: integer ts 1700000002 is read as nanoseconds .* looks like seconds" \
+  "$TMP/sec.err" || { cat "$TMP/sec.err"; tc_fail "no seconds warning"; }
+echo "ok: --ts-unit s = nanoseconds; seconds without it warned"
+
+# 9. Exit codes (CONTRACT §6).
 tc_eq "train --help" "$(code "$TC" train --help)" 0
 tc_eq "eval --help" "$(code "$TC" eval --help)" 0
 tc_eq "train without --output" "$(code "$TC" train --input "$TMP/small.csv")" 2

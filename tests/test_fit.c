@@ -1,14 +1,18 @@
 /* test_fit.c: the data side of training (daemon/pipeline/dataset.c) and the training loop
  * (daemon/pipeline/fit.c): rejected and out-of-order lines counted with their line numbers, the
- * per-instrument time split, statistics from the training part only (validation prices do not
- * move them), the target scale (RMS, mean 0), the zero model when nothing is trained or the gain
- * is noise, seed reproducibility, and a model that learns an AR(1) coefficient. */
+ * per-instrument time split (held-out test part, validation, training; the boundary moved past
+ * equal timestamps), statistics from the training part only (validation prices do not move
+ * them), the target scale (RMS, mean 0), the zero model when nothing is trained or the gain is
+ * noise, the trial-corrected threshold, seed reproducibility, a model that learns an AR(1)
+ * coefficient, and a held-out part that changes nothing in training (same model bytes). */
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "daemon/pipeline/dataset.h"
+#include "daemon/pipeline/evalstat.h"
 #include "daemon/pipeline/fit.h"
+#include "ingest/tickfile.h"
 #include "nn/features.h"
 #include "nn/train.h"
 
@@ -47,6 +51,7 @@ static void check_dataset(void) {
   dataset d, d2;
   write_file(12.0);
   CHECK_INT(dataset_init(&d), 0);
+  d.ts_unit = TICKFILE_TS_NS; /* 1e12 ns looks like milliseconds: say it is not */
   CHECK_INT(dataset_load(&d, path, 0, err, sizeof err), 0);
   CHECK_INT(d.ns, 2);
   CHECK_INT(d.accepted, 15);
@@ -97,6 +102,7 @@ static void check_dataset(void) {
   /* A different validation price changes nothing in the statistics. */
   write_file(30.0);
   CHECK_INT(dataset_init(&d2), 0);
+  d2.ts_unit = TICKFILE_TS_NS;
   CHECK_INT(dataset_load(&d2, path, 0, err, sizeof err), 0);
   dataset_split(&d2, 0.2);
   dataset_stats(&d2);
@@ -145,6 +151,7 @@ static void check_fit(void) {
   dataset d;
   write_ar1(path, 6000, 0.5, 42);
   CHECK_INT(dataset_init(&d), 0);
+  d.ts_unit = TICKFILE_TS_NS; /* 1e12 ns looks like milliseconds: say it is not */
   CHECK_INT(dataset_load(&d, path, 0, err, sizeof err), 0);
   dataset_split(&d, 0.25);
   dataset_stats(&d);
@@ -195,6 +202,7 @@ static void check_fit(void) {
   /* Pure noise: whatever validation gain training finds is not significant; zero model. */
   write_ar1(path, 6000, 0.0, 44); /* a seed where an epoch does beat zero on validation */
   CHECK_INT(dataset_init(&d), 0);
+  d.ts_unit = TICKFILE_TS_NS; /* 1e12 ns looks like milliseconds: say it is not */
   CHECK_INT(dataset_load(&d, path, 0, err, sizeof err), 0);
   dataset_split(&d, 0.25);
   dataset_stats(&d);
@@ -211,10 +219,101 @@ static void check_fit(void) {
   dataset_free(&d);
 }
 
+/* dataset_hold_out then dataset_split: counts, the time bound, and the boundary moved past ticks
+ * that share the last kept timestamp. */
+static void check_hold_out(void) {
+  char err[256];
+  FILE *f = fopen(path, "w");
+  /* A: 10 ticks at ts 1..10 except that ticks 8 and 9 (0-based 7, 8) share ts 8; B: 4 ticks. */
+  fprintf(f, "sym,ts,px\n");
+  static const int tsa[10] = {1, 2, 3, 4, 5, 6, 7, 8, 8, 10};
+  for (int i = 0; i < 10; i++)
+    fprintf(f, "A,%d,%d\n", tsa[i], 10 + i);
+  for (int i = 0; i < 4; i++)
+    fprintf(f, "B,%d,%d\n", 100 + i, 50 + i);
+  fclose(f);
+  dataset d;
+  CHECK_INT(dataset_init(&d), 0);
+  d.ts_unit = TICKFILE_TS_NS;
+  CHECK_INT(dataset_load(&d, path, 0, err, sizeof err), 0);
+  CHECK_INT(d.s[0].nfit, 10);
+  /* 20% of A is 2 ticks: nfit 8, but ticks 7 and 8 share ts 8, so the test part starts at 9. */
+  dataset_hold_out(&d, 0.2, 0, 0);
+  CHECK_INT(d.s[0].nfit, 9);
+  CHECK_INT(d.s[1].nfit, 4); /* floor(0.8) = 0 held out */
+  dataset_split(&d, 0.25);
+  CHECK_INT(d.s[0].ntrain, 9 - 2);
+  CHECK_INT(d.s[1].ntrain, 3);
+  /* A time bound: ts >= 6 held out; B (all after) entirely. */
+  dataset_hold_out(&d, 0, 1, 6);
+  CHECK_INT(d.s[0].nfit, 5);
+  CHECK_INT(d.s[0].ntrain, 5);
+  CHECK_INT(d.s[1].nfit, 0);
+  /* Both: the one that holds out more. */
+  dataset_hold_out(&d, 0.5, 1, 9);
+  CHECK_INT(d.s[0].nfit, 5);
+  CHECK_INT(d.s[1].nfit, 0);
+  dataset_hold_out(&d, 0, 0, 0);
+  CHECK_INT(d.s[0].nfit, 10);
+  dataset_free(&d);
+}
+
+/* The threshold of a search keeps the family-wise level of t >= 2. */
+static void check_min_t(void) {
+  CHECK(fit_min_t(1) == 2.0);
+  CHECK(fit_min_t(0) == 2.0);
+  CHECK_NEAR(fit_min_t(2), 2.273186, 1e-6);
+  CHECK_NEAR(fit_min_t(8), 2.758649, 1e-6);
+  double a = 2 * evalstat_norm_sf(2.0); /* the level of one run */
+  CHECK_NEAR(1 - pow(1 - 2 * evalstat_norm_sf(fit_min_t(8)), 8), a, 1e-12);
+}
+
+/* Training never reads the held-out part: other prices there give the same model bytes, the same
+ * validation figures; and a threshold above the gain's t gives the zero model. */
+static void check_test_unseen(void) {
+  char err[256];
+  nn_model m[3];
+  fit_result r[3];
+  write_ar1(path, 3000, 0.5, 42);
+  for (int k = 0; k < 3; k++) {
+    dataset d;
+    CHECK_INT(dataset_init(&d), 0);
+    d.ts_unit = TICKFILE_TS_NS;
+    CHECK_INT(dataset_load(&d, path, 0, err, sizeof err), 0);
+    if (k == 1) /* other returns in the last 20% (what will be the test part) */
+      for (size_t t = 2400; t < 3000; t++)
+        d.s[0].raw[t * NN_F] *= -3;
+    dataset_hold_out(&d, 0.2, 0, 0);
+    CHECK_INT(d.s[0].nfit, 2400);
+    dataset_split(&d, 0.25);
+    dataset_stats(&d);
+    fit_opts o;
+    fit_opts_default(&o);
+    o.verbose = 0, o.H = 8, o.epochs = 4, o.B = 8;
+    if (k == 2)
+      o.min_t = 1e6;
+    CHECK_INT(fit_run(&d, &o, &m[k], &r[k], NULL, err, sizeof err), 0);
+    CHECK_INT(r[k].nval, 600 - 1);
+    dataset_free(&d);
+  }
+  CHECK(memcmp(m[0].params, m[1].params, m[0].nparams * sizeof(float)) == 0);
+  CHECK(r[0].val_mse == r[1].val_mse && r[0].tstat == r[1].tstat);
+  printf("AR(1) 0.5, 1800 training ticks: validation t %.2f (p %.3g over %llu times)\n", r[0].tstat,
+         r[0].pval, (unsigned long long)r[0].val_times);
+  CHECK(!r[0].fallback && r[0].tstat > 3 && r[0].pval < 0.005);
+  CHECK_INT(r[0].val_times, 599);
+  CHECK(r[2].fallback && r[2].scale == 0 && r[2].tstat == r[0].tstat);
+  for (int k = 0; k < 3; k++)
+    nn_model_free(&m[k]);
+}
+
 int main(void) {
   snprintf(path, sizeof path, "/tmp/test_train_%d.csv", (int)getpid());
   check_dataset();
   check_fit();
+  check_hold_out();
+  check_min_t();
+  check_test_unseen();
   unlink(path);
   return check_done();
 }

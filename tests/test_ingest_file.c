@@ -227,6 +227,84 @@ static void test_stdin(void) {
   close(saved);
 }
 
+/* --ts-unit: integers scaled to ns (time strings not), overflow rejected; without it, integers
+ * that look like seconds or milliseconds are read as ns and named in one warning. */
+static void test_ts_unit(void) {
+  tickfile tf;
+  char err[256], msg[512];
+  row r[8];
+  const char *p = WRITE("sec.csv", "sym,ts,px\nA,1704186000,1.1\nA,1704189600,1.2\n"
+                                   "B,2024-01-02,3\nB,2024-01-02T10:00:00Z,3.1\n"
+                                   "C,9300000000,1\n");
+  CHECK_INT(tickfile_open(&tf, p, err, sizeof err), 0);
+  CHECK_INT(read_all(&tf, r, 8), 5);
+  CHECK_INT(r[0].ts, 1704186000);
+  CHECK_INT(r[2].ts, 1704153600000000000LL);
+  CHECK_INT(tf.ts_ints, 3);
+  CHECK_INT(tf.ts_odd, 3);
+  CHECK_INT(tickfile_ts_warning(&tf, msg, sizeof msg), 1);
+  char want[512];
+  snprintf(want, sizeof want,
+           "%s:2: warning: integer ts 1704186000 is read as nanoseconds "
+           "(1970-01-01T00:00:01.704186Z) but looks like seconds (2024-01-02T09:00:00Z); 3 of 3 "
+           "integer timestamps look like that: pass --ts-unit s if they are seconds, or "
+           "--ts-unit ns to keep nanoseconds",
+           p);
+  CHECK_STR(msg, want);
+  tickfile_close(&tf);
+
+  CHECK_INT(tickfile_open(&tf, p, err, sizeof err), 0);
+  tickfile_set_ts_unit(&tf, TICKFILE_TS_S);
+  CHECK_INT(read_all(&tf, r, 8), 5);
+  CHECK_INT(r[0].ts, 1704186000000000000LL);
+  CHECK_INT(r[1].ts, 1704189600000000000LL);
+  CHECK_INT(r[2].ts, 1704153600000000000LL); /* a date: not scaled */
+  CHECK_INT(r[3].ts, 1704189600000000000LL);
+  CHECK_INT(r[4].reason, TICK_BAD_TS); /* 9.3e9 s is past 2262 */
+  CHECK_INT(tickfile_ts_warning(&tf, msg, sizeof msg), 0);
+  tickfile_close(&tf);
+  tick t;
+  int reason;
+  CHECK_INT(tickfile_open(&tf, p, err, sizeof err), 0);
+  tickfile_set_ts_unit(&tf, TICKFILE_TS_S);
+  for (int i = 0; i < 5; i++)
+    CHECK_INT(tickfile_next(&tf, &t, &reason, err, sizeof err), 1);
+  CHECK_STR(err, "field ts: found 9300000000, expected integer seconds (--ts-unit s) within int64 "
+                 "nanoseconds (1677-09-21 to 2262-04-11)");
+  tickfile_close(&tf);
+
+  /* JSON Lines in milliseconds; a date alone stays bad_ts there (JSON is the Kafka contract). */
+  p = WRITE("ms.jsonl", "{\"sym\":\"A\",\"ts\":1704186000123,\"px\":1}\n"
+                        "{\"sym\":\"A\",\"ts\":\"2024-01-03\",\"px\":1}\n");
+  CHECK_INT(tickfile_open(&tf, p, err, sizeof err), 0);
+  CHECK_INT(read_all(&tf, r, 8), 2);
+  CHECK_INT(r[1].reason, TICK_BAD_TS);
+  CHECK_INT(tickfile_ts_warning(&tf, msg, sizeof msg), 1);
+  CHECK_CONTAINS(msg, "ms.jsonl:1: warning: integer ts 1704186000123 is read as nanoseconds "
+                      "(1970-01-01T00:28:24.186000123Z) but looks like milliseconds "
+                      "(2024-01-02T09:00:00.123Z); 1 of 1");
+  tickfile_close(&tf);
+  CHECK_INT(tickfile_open(&tf, p, err, sizeof err), 0);
+  tickfile_set_ts_unit(&tf, TICKFILE_TS_MS);
+  CHECK_INT(read_all(&tf, r, 8), 2);
+  CHECK_INT(r[0].ts, 1704186000123000000LL);
+  tickfile_close(&tf);
+
+  /* Nanoseconds of 1971 (the FX history), small counters and us-looking values in ns files. */
+  p = WRITE("ns.csv", "sym,ts,px\nA,31795200000000000,1\nB,3,1\nC,1704186000123456,1\n");
+  CHECK_INT(tickfile_open(&tf, p, err, sizeof err), 0);
+  CHECK_INT(read_all(&tf, r, 8), 3);
+  CHECK_INT(tf.ts_odd, 1); /* only C, which looks like microseconds */
+  CHECK_INT(tf.odd_line, 4);
+  CHECK_INT(tf.odd_unit, TICKFILE_TS_US);
+  tickfile_close(&tf);
+  CHECK_INT(tickfile_open(&tf, p, err, sizeof err), 0);
+  tickfile_set_ts_unit(&tf, TICKFILE_TS_NS);
+  CHECK_INT(read_all(&tf, r, 8), 3);
+  CHECK_INT(tickfile_ts_warning(&tf, msg, sizeof msg), 0);
+  tickfile_close(&tf);
+}
+
 int main(void) {
   if (!mkdtemp(dir)) {
     perror("mkdtemp");
@@ -237,6 +315,7 @@ int main(void) {
   test_long_lines();
   test_errors();
   test_stdin();
+  test_ts_unit();
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0)

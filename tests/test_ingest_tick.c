@@ -559,6 +559,55 @@ static void test_rfc3339(void) {
   CHECK_INT(mismatches, 0);
 }
 
+/* Dates alone (tick files' CSV) and the formatter that writes what the parser reads. */
+static void test_date_and_format(void) {
+  int64_t ns = 7;
+  CHECK_INT(tick_parse_date("2024-01-02", 10, &ns), 0);
+  CHECK_INT(ns, 1704153600000000000LL);
+  CHECK_INT(tick_parse_date("1970-01-01", 10, &ns), 0);
+  CHECK_INT(ns, 0);
+  CHECK_INT(tick_parse_date("2000-02-29", 10, &ns), 0);
+  CHECK_INT(ns, 951782400000000000LL);
+  static const char *bad[] = {"2023-02-29",  "2024-13-01", "2024-1-02",
+                              "2024-01-02T", "20240102",   "2024-01-02 ",
+                              "1677-09-21",  "2262-04-12", ""};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    ns = 7;
+    CHECK_INT(tick_parse_date(bad[i], strlen(bad[i]), &ns), -1);
+    CHECK_INT(ns, 7);
+  }
+  CHECK_INT(tick_parse_date("1677-09-22", 10, &ns), 0);
+  CHECK_INT(tick_parse_date("2262-04-11", 10, &ns), 0);
+
+  char b[TICK_RFC3339_MAX];
+  static const struct {
+    int64_t ns;
+    const char *s;
+  } fm[] = {{0, "1970-01-01T00:00:00Z"},
+            {-1, "1969-12-31T23:59:59.999999999Z"},
+            {1704186000000000000LL, "2024-01-02T09:00:00Z"},
+            {1704186000500000000LL, "2024-01-02T09:00:00.500Z"},
+            {1704186000000250000LL, "2024-01-02T09:00:00.000250Z"},
+            {1704186000000000001LL, "2024-01-02T09:00:00.000000001Z"},
+            {INT64_MIN, "1677-09-21T00:12:43.145224192Z"},
+            {INT64_MAX, "2262-04-11T23:47:16.854775807Z"}};
+  for (size_t i = 0; i < sizeof fm / sizeof *fm; i++) {
+    CHECK_INT(tick_format_rfc3339(b, sizeof b, fm[i].ns), strlen(fm[i].s));
+    CHECK_STR(b, fm[i].s);
+  }
+  CHECK_INT(tick_format_rfc3339(b, 5, 0), 20); /* cut like snprintf */
+  CHECK_STR(b, "1970");
+  /* Round trips over the whole int64 range, in steps that hit every field. */
+  int bad_trips = 0;
+  for (int64_t v = INT64_MIN; v < INT64_MAX - 3000000000000000000LL / 997;
+       v += 3000000000000000000LL / 997 + 12345) {
+    int64_t back = 0;
+    size_t n = tick_format_rfc3339(b, sizeof b, v);
+    bad_trips += tick_parse_rfc3339(b, n, &back) != 0 || back != v;
+  }
+  CHECK_INT(bad_trips, 0);
+}
+
 static void test_csv(void) {
   tick_csv h;
   CHECK_INT(tick_csv_header(&h, "sym,ts,px", 9, err, sizeof err), 0);
@@ -613,6 +662,15 @@ static void test_csv(void) {
                  "'\"', '\\' or ','");
   CHECK_INT(ROW("\"A,B\",1,2,,,"), TICK_BAD_SYM);
   CHECK_INT(ROW("A B,1,2,,,"), TICK_BAD_SYM);
+  /* A date alone is midnight UTC in CSV (files only); the tick says how ts was written. */
+  CHECK_INT(ROW("A,2024-01-02,2,,,"), TICK_OK);
+  CHECK_INT(t.ts, 1704153600000000000LL);
+  CHECK_INT(t.ts_int, 0);
+  CHECK_INT(ROW("A,1704186000,2,,,"), TICK_OK);
+  CHECK_INT(t.ts, 1704186000);
+  CHECK_INT(t.ts_int, 1);
+  CHECK_INT(ROW("A,\"2024-01-02\",2,,,"), TICK_OK);
+  CHECK_INT(t.ts_int, 0);
   CHECK_INT(ROW("A,2024-13-01,2,,,"), TICK_BAD_TS);
   CHECK_STR(err, "field ts: found \"2024-13-01\", expected integer nanoseconds or an RFC 3339 "
                  "timestamp");
@@ -638,8 +696,21 @@ static void test_csv(void) {
 #undef ROW
 }
 
+/* JSON (Kafka messages) stays strict: no date alone; ts_int says integer or string. */
+static void test_json_ts_kind(void) {
+  CHECK_INT(js("{\"sym\":\"A\",\"ts\":\"2024-01-02\",\"px\":1}"), TICK_BAD_TS);
+  CHECK_INT(js("{\"sym\":\"A\",\"ts\":1704186000,\"px\":1}"), TICK_OK);
+  CHECK_INT(t.ts_int, 1);
+  CHECK_INT(js("{\"sym\":\"A\",\"ts\":-0,\"px\":1}"), TICK_OK);
+  CHECK_INT(t.ts_int, 1);
+  CHECK_INT(js("{\"sym\":\"A\",\"ts\":\"2024-01-02T00:00:00Z\",\"px\":1}"), TICK_OK);
+  CHECK_INT(t.ts_int, 0);
+}
+
 int main(void) {
   test_accept();
+  test_json_ts_kind();
+  test_date_and_format();
   test_reject();
   test_reason_names();
   test_key();

@@ -1,7 +1,11 @@
 /* cmd_eval.c: `tickcast eval`: runs a model over a tick file exactly as replay does (the same
  * features, the inference LSTM of nn/lstm.c, one state per instrument from its first tick) and
- * scores every prediction against the realized next return and against the random walk (a zero
- * prediction): per instrument and overall, as a table, JSON (--json) and an SVG plot (--plot). */
+ * judges every chosen prediction against the realized next return and the random walk (a zero
+ * prediction), per instrument and pooled: skill with a bootstrap interval, a Diebold-Mariano
+ * test, direction against its base rate, the sign-of-prediction strategy net of costs. It warns
+ * when the predictions scored were made where the model was fitted (its recorded training
+ * ranges). Output: a table, JSON (--json) and an SVG plot (--plot). The figures are score.h's. */
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,193 +14,88 @@
 #include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
 #include "daemon/pipeline/dataset.h"
+#include "daemon/pipeline/score.h"
 #include "daemon/pipeline/svg.h"
-#include "ingest/number.h"
 #include "ingest/rfc3339.h"
 #include "ingest/tick.h"
+#include "ingest/tickfile.h"
 #include "nn/base/tc_err.h"
 #include "nn/features.h"
-#include "nn/lstm.h"
 #include "nn/model.h"
 #include "nn/safetensors/safetensors.h"
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: tickcast eval --model M --input FILE [--json] [--plot FILE.svg] [--sym SYM]\n"
-          "                     [--since TS] [--val-frac F] [--quiet]\n\n"
-          "Runs the model over a tick file as `tickcast replay` does and scores each prediction\n"
-          "pred_ret of tick t against the realized return of the instrument's next tick:\n"
-          "  n          scored ticks (ticks that have a next tick)\n"
-          "  mse, mae   of pred_ret - realized (log-return scale)\n"
-          "  mse_rw     MSE of the random walk, which predicts a zero return\n"
-          "  skill      1 - mse / mse_rw (> 0: better than the random walk)\n"
-          "  dir_acc    share of ticks with a non-zero next return whose sign was called right\n"
-          "             (pred_ret > 0 calls up, anything else calls down)\n"
-          "  precision, recall, f1   of the \"up\" class on those ticks (0 when undefined)\n"
-          "Each instrument's state starts at zero at its first tick; --since and --val-frac only\n"
-          "choose which predictions are scored (earlier ticks still warm the state up).\n\n"
-          "  --model M       safetensors model file\n"
-          "  --input FILE    tick file (CSV or JSON Lines, '-' = stdin)\n"
-          "  --json          print the report as one JSON object instead of a table\n"
-          "  --plot FILE     write an SVG: predicted vs realized returns and the cumulative\n"
-          "                  return of trading the sign of the prediction\n"
-          "  --sym SYM       only this instrument (table, JSON and plot)\n"
-          "  --since TS      score only predictions made at ts >= TS (integer ns or RFC 3339)\n"
-          "  --val-frac F    score only the last F of every instrument's ticks (the split of\n"
-          "                  `tickcast train --val-frac F`)\n"
-          "  --quiet         no input summary on stderr\n"
-          "Exit status: 0 done, 1 runtime failure, 2 bad usage, bad model or unreadable input.\n");
-}
-
-typedef struct score {
-  uint64_t n;              /* scored ticks */
-  double se, ae, se_rw;    /* sums of squared error, absolute error, squared realized */
-  uint64_t nz;             /* scored ticks with a non-zero realized return */
-  uint64_t tp, fp, fn, tn; /* "up" class on those */
-} score;
-
-static void score_add(score *s, double pred, double real) {
-  double e = pred - real;
-  s->n++;
-  s->se += e * e;
-  s->ae += fabs(e);
-  s->se_rw += real * real;
-  if (real == 0)
-    return;
-  s->nz++;
-  int up = pred > 0, real_up = real > 0;
-  if (up && real_up)
-    s->tp++;
-  else if (up)
-    s->fp++;
-  else if (real_up)
-    s->fn++;
-  else
-    s->tn++;
-}
-
-typedef struct metrics {
-  double mse, mae, mse_rw, skill, dir_acc, precision, recall, f1;
-  int skill_ok; /* mse_rw > 0 */
-} metrics;
-
-static metrics score_metrics(const score *s) {
-  metrics m = {0};
-  if (s->n) {
-    m.mse = s->se / s->n;
-    m.mae = s->ae / s->n;
-    m.mse_rw = s->se_rw / s->n;
-  }
-  m.skill_ok = m.mse_rw > 0;
-  m.skill = m.skill_ok ? 1 - m.mse / m.mse_rw : 0;
-  if (s->nz)
-    m.dir_acc = (double)(s->tp + s->tn) / s->nz;
-  if (s->tp + s->fp)
-    m.precision = (double)s->tp / (s->tp + s->fp);
-  if (s->tp + s->fn)
-    m.recall = (double)s->tp / (s->tp + s->fn);
-  if (m.precision + m.recall > 0)
-    m.f1 = 2 * m.precision * m.recall / (m.precision + m.recall);
-  return m;
-}
-
-static void row_table(const char *name, const score *s) {
-  metrics m = score_metrics(s);
-  printf("%-16s %9llu %12.6g %12.6g %12.6g %+9.5f %8.4f %9.4f %7.4f %7.4f\n", name,
-         (unsigned long long)s->n, m.mse, m.mae, m.mse_rw, m.skill, m.dir_acc, m.precision,
-         m.recall, m.f1);
-}
-
-static void json_str(const char *s) {
-  putchar('"');
-  for (; *s; s++) {
-    if (*s == '"' || *s == '\\')
-      putchar('\\');
-    if ((unsigned char)*s < 0x20)
-      printf("\\u%04x", *s);
-    else
-      putchar(*s);
-  }
-  putchar('"');
-}
-
-static void row_json(const score *s) {
-  metrics m = score_metrics(s);
-  printf("{\"n\":%llu,\"mse\":%.9g,\"mae\":%.9g,\"mse_rw\":%.9g,", (unsigned long long)s->n, m.mse,
-         m.mae, m.mse_rw);
-  if (m.skill_ok)
-    printf("\"skill\":%.9g,", m.skill);
-  else
-    printf("\"skill\":null,");
-  printf("\"n_nonzero\":%llu,\"dir_acc\":%.9g,\"precision\":%.9g,\"recall\":%.9g,\"f1\":%.9g,"
-         "\"tp\":%llu,\"fp\":%llu,\"fn\":%llu,\"tn\":%llu}",
-         (unsigned long long)s->nz, m.dir_acc, m.precision, m.recall, m.f1,
-         (unsigned long long)s->tp, (unsigned long long)s->fp, (unsigned long long)s->fn,
-         (unsigned long long)s->tn);
-}
-
-static int pt_cmp(const void *a, const void *b) {
-  const svg_point *x = a, *y = b;
-  return x->ts < y->ts ? -1 : x->ts > y->ts;
-}
-
-/* Predictions for every tick of every series, stepping all instruments in lockstep (the k-th
- * tick of each in one batched step), which equals stepping each one alone. pred[i] (n_i). */
-static int predict_all(const nn_model *m, const dataset *d, double **pred) {
-  int ns = d->ns, rc = TC_ENOMEM;
-  size_t sf = nn_state_floats(m), maxn = 0;
-  for (int i = 0; i < ns; i++)
-    if (d->s[i].n > maxn)
-      maxn = d->s[i].n;
-  nn_work w;
-  memset(&w, 0, sizeof w);
-  float *state = calloc((size_t)ns * sf, sizeof(float)), *x = malloc((size_t)ns * NN_F * 4);
-  float *y = malloc((size_t)ns * 4), **sp = malloc((size_t)ns * sizeof *sp);
-  int *who = malloc((size_t)ns * sizeof *who);
-  if (!state || !x || !y || !sp || !who || nn_work_init(&w, m, ns) != 0)
-    goto done;
-  for (size_t k = 0; k < maxn; k++) {
-    int B = 0;
-    for (int i = 0; i < ns; i++) {
-      if (k >= d->s[i].n)
-        continue;
-      nn_features_standardize(m, d->s[i].raw + k * NN_F, x + (size_t)B * NN_F);
-      sp[B] = state + (size_t)i * sf;
-      who[B++] = i;
-    }
-    nn_lstm_step(m, &w, B, x, sp, y);
-    for (int b = 0; b < B; b++)
-      pred[who[b]][k] = nn_pred_ret(m, y[b]);
-  }
-  rc = 0;
-done:
-  nn_work_free(&w);
-  free(state), free(x), free(y), free(sp), free(who);
-  return rc;
+  fprintf(
+      f, "usage: tickcast eval --model M --input FILE [--test | --val-frac F | --since TS]\n"
+         "                     [--json] [--plot FILE.svg] [--sym SYM] [--cost-bps X]\n"
+         "                     [--ts-unit U] [--quiet]\n\n"
+         "Runs the model over a tick file as `tickcast replay` does and scores each prediction\n"
+         "pred_ret made at tick t against the realized log return of the instrument's next tick,\n"
+         "per instrument and pooled (ALL):\n"
+         "  n            scored predictions\n"
+         "  mse, mse_rw  of the model and of the random walk (which predicts a zero return)\n"
+         "  skill        1 - mse / mse_rw (> 0: better than the random walk), with its 95%%\n"
+         "               circular block-bootstrap interval [lo, hi]\n"
+         "  dm, p        Diebold-Mariano statistic of loss(model) - loss(random walk), Newey-West\n"
+         "               variance, Harvey-Leybourne-Newbold correction (< 0: the model is\n"
+         "               better), and its two-sided p-value\n"
+         "  called       predictions with a direction (pred_ret != 0) and a non-zero return\n"
+         "  dir_acc      share of those with the right sign; base: the share of the more\n"
+         "               frequent sign among them (what always calling it scores); pt_p: the\n"
+         "               Pesaran-Timmermann p-value of directional skill\n"
+         "Pooled tests sum the losses of predictions made at the same time. Each instrument's\n"
+         "state starts at zero at its first tick; --test, --val-frac and --since only choose\n"
+         "which predictions are scored (earlier ticks still warm the state up). eval warns when\n"
+         "scored predictions were made inside the model's training range.\n\n"
+         "  --model M       safetensors model file\n"
+         "  --input FILE    tick file (CSV or JSON Lines, '-' = stdin)\n"
+         "  --test          score only predictions made after each instrument's training range\n"
+         "                  (the part `tickcast train --test-frac` held out)\n"
+         "  --val-frac F    score only the last F of every instrument's ticks\n"
+         "  --since TS      score only predictions made at ts >= TS (integer ns or RFC 3339)\n"
+         "  --json          print the report as one JSON object instead of a table\n"
+         "  --plot FILE     write an SVG: predicted vs realized returns, and the cumulative\n"
+         "                  return of trading the sign of the prediction, equal-weighted over\n"
+         "                  instruments, gross and net of costs, next to buying and holding\n"
+         "  --sym SYM       only this instrument (table, JSON and plot)\n"
+         "  --cost-bps X    cost of changing the position by one unit at a tick without a bid\n"
+         "                  and ask, in basis points of the price (default 1); ticks with a\n"
+         "                  quote pay half their spread\n"
+         "  --ts-unit U     integer timestamps in the file are s, ms, us or ns (default ns)\n"
+         "  --quiet         no input summary on stderr\n"
+         "Exit status: 0 done, 1 runtime failure or nothing to score, 2 bad usage, bad model or\n"
+         "unreadable input.\n");
 }
 
 /* The command line. */
 typedef struct eval_opts {
   const char *model_path, *in_path, *plot_path, *sym; /* --model, --input, --plot, --sym */
-  int json, quiet;                                    /* --json, --quiet */
+  int json, quiet, test;                              /* --json, --quiet, --test */
   int has_since;                                      /* --since given */
   int64_t since;                                      /* --since, ns */
   double val_frac;                                    /* --val-frac, -1 when not given */
+  double cost_bps;                                    /* --cost-bps */
+  int ts_unit;                                        /* --ts-unit (enum tickfile_ts_unit) */
 } eval_opts;
 
 /* Parses the command line into o. Returns -1 to go on, or the exit status to return at once. */
 static int eval_parse(eval_opts *o, int argc, char **argv) {
   memset(o, 0, sizeof *o);
   o->val_frac = -1;
+  o->cost_bps = 1;
+  o->ts_unit = TICKFILE_TS_AUTO;
   const args_flag flags[] = {
       {"model", ARGS_STR, .dst = &o->model_path},
       {"input", ARGS_STR, .dst = &o->in_path},
       {"json", ARGS_SWITCH, .dst = &o->json},
       {"plot", ARGS_STR, .dst = &o->plot_path},
       {"sym", ARGS_STR, .dst = &o->sym},
+      {"test", ARGS_SWITCH, .dst = &o->test},
       {"since", ARGS_FN, .dst = &o->since, .parse = args_time_ns, .given = &o->has_since,
        .unit = "integer nanoseconds or an RFC 3339 time like 2020-01-01T00:00:00Z"},
       {"val-frac", ARGS_DOUBLE, .dst = &o->val_frac, .lo = 0, .hi = 1, .open_lo = 1},
+      {"cost-bps", ARGS_DOUBLE, .dst = &o->cost_bps, .lo = 0, .hi = 10000},
+      {"ts-unit", ARGS_CHOICE, .dst = &o->ts_unit, .choices = tickfile_ts_unit_names},
       {"quiet", ARGS_SWITCH, .dst = &o->quiet, .short_name = 'q'},
   };
   const args_cmd c = {.name = "eval",
@@ -216,21 +115,78 @@ static int eval_parse(eval_opts *o, int argc, char **argv) {
   return -1;
 }
 
-/* One evaluation: the ticks, the predictions and the scores. */
+/* What the model says it was fitted on, for one instrument (tickcast.ranges). */
+typedef struct fit_range {
+  int known;        /* the model's ranges name this instrument */
+  int seen;         /* it has a fitted part (from, to are set) */
+  int64_t from, to; /* the first and last tick the model was trained or validated on */
+} fit_range;
+
+/* One evaluation: the ticks, the predictions, the chosen predictions and their figures. */
 typedef struct eval_run {
-  dataset d;      /* the input, whole */
-  int only;       /* the series of --sym, or -1 for all */
-  double **pred;  /* (ns) pred[i] (n_i): the prediction after each tick of series i */
-  score *sc;      /* (ns) per instrument */
-  score all;      /* over the instruments scored */
-  svg_point *pts; /* (npts) for --plot */
-  size_t npts;    /* points in pts */
+  nn_model m;       /* the model */
+  int has_ranges;   /* the model records its training ranges */
+  dataset d;        /* the input, whole */
+  int only;         /* the series of --sym, or -1 for all */
+  fit_range *rng;   /* (ns) per series */
+  double **pred;    /* (ns) pred[i] (n_i): the prediction after each tick of series i */
+  score_pt *pts;    /* (npts) the scored predictions, series after series, each in time order */
+  size_t *off;      /* (ns + 1) where each series starts in pts */
+  size_t npts;      /* scored predictions */
+  score_pt *pooled; /* (npts) the same sorted by time (score_sort) */
+  score_fig *fig;   /* (ns) per instrument */
+  score_fig all;    /* pooled */
+  uint64_t inside;  /* scored predictions made inside their instrument's training range */
+  int inside_syms;  /* instruments with such predictions */
+  int unseen;       /* scored instruments the model's ranges do not name */
+  uint64_t quoted;  /* scored predictions at ticks with a bid and ask (costed by the spread) */
 } eval_run;
 
-/* Loads the input (and its summary) and finds --sym. 0, or the exit status after printing why. */
+/* Reads tickcast.ranges into r->rng for the series of r->d. 0, or 2 after printing why. */
+static int eval_ranges(eval_run *r, const eval_opts *o) {
+  r->rng = calloc(r->d.ns ? (size_t)r->d.ns : 1, sizeof *r->rng);
+  if (!r->rng) {
+    fprintf(stderr, "tickcast eval: out of memory\n");
+    return 1;
+  }
+  const char *txt = nn_model_get_meta(&r->m, "tickcast.ranges");
+  if (!txt)
+    return 0;
+  json_error_t je;
+  json_t *root = json_loads(txt, 0, &je);
+  if (!json_is_object(root)) {
+    fprintf(stderr, "tickcast eval: model %s: metadata tickcast.ranges is not a JSON object: %s\n",
+            o->model_path, je.text);
+    json_decref(root);
+    return 2;
+  }
+  r->has_ranges = 1;
+  for (int i = 0; i < r->d.ns; i++) {
+    json_t *e = json_object_get(root, r->d.s[i].sym), *from, *to;
+    if (!e)
+      continue;
+    r->rng[i].known = 1;
+    from = json_object_get(e, "from"), to = json_object_get(e, "to");
+    if (json_is_integer(from) && json_is_integer(to)) {
+      r->rng[i].seen = 1;
+      r->rng[i].from = json_integer_value(from);
+      r->rng[i].to = json_integer_value(to);
+    }
+  }
+  json_decref(root);
+  return 0;
+}
+
+/* Loads the model and the input (and its summary), finds --sym and the training ranges. 0, or
+ * the exit status after printing why. */
 static int eval_load(eval_run *r, const eval_opts *o) {
   char err[512];
+  if (nn_model_load(&r->m, o->model_path, err, sizeof err) != 0) {
+    fprintf(stderr, "tickcast eval: %s\n", err);
+    return 2;
+  }
   int rc = dataset_init(&r->d);
+  r->d.ts_unit = o->ts_unit;
   if (rc == 0)
     rc = dataset_load(&r->d, o->in_path, !o->quiet, err, sizeof err);
   else
@@ -247,100 +203,323 @@ static int eval_load(eval_run *r, const eval_opts *o) {
             o->in_path);
     return 2;
   }
-  return 0;
+  int status = eval_ranges(r, o);
+  if (status == 0 && o->test && !r->has_ranges) {
+    fprintf(stderr,
+            "tickcast eval: --test: model %s records no training ranges (metadata "
+            "tickcast.ranges, written by tickcast train)\n",
+            o->model_path);
+    status = 2;
+  }
+  return status;
 }
 
 /* Every series' predictions. 0 or TC_ENOMEM. */
-static int eval_predict(eval_run *r, const nn_model *m) {
+static int eval_predict(eval_run *r) {
   const dataset *d = &r->d;
-  r->pred = calloc(d->ns ? d->ns : 1, sizeof *r->pred);
-  r->sc = calloc(d->ns ? d->ns : 1, sizeof *r->sc);
-  if (!r->pred || !r->sc)
+  r->pred = calloc(d->ns ? (size_t)d->ns : 1, sizeof *r->pred);
+  if (!r->pred)
     return TC_ENOMEM;
   for (int i = 0; i < d->ns; i++)
     if (!(r->pred[i] = malloc((d->s[i].n ? d->s[i].n : 1) * sizeof **r->pred)))
       return TC_ENOMEM;
-  return d->ns > 0 ? predict_all(m, d, r->pred) : 0;
+  return score_predict(&r->m, d, r->pred);
 }
 
-/* Scores the predictions --sym, --val-frac and --since choose (and keeps them for --plot).
- * 0 or TC_ENOMEM. */
-static int eval_score(eval_run *r, const eval_opts *o) {
+/* Chooses the predictions --sym, --test, --val-frac and --since ask for, with their costs, and
+ * counts those made inside the model's training ranges. 0 or TC_ENOMEM. */
+static int eval_select(eval_run *r, const eval_opts *o) {
   const dataset *d = &r->d;
   size_t n = 0;
   for (int i = 0; i < d->ns; i++)
     n += d->s[i].n;
-  if (o->plot_path && !(r->pts = malloc((n ? n : 1) * sizeof *r->pts)))
+  r->pts = malloc((n ? n : 1) * sizeof *r->pts);
+  r->off = calloc((size_t)d->ns + 1, sizeof *r->off);
+  if (!r->pts || !r->off)
     return TC_ENOMEM;
+  double cost = o->cost_bps * 1e-4;
   for (int i = 0; i < d->ns; i++) {
+    r->off[i] = r->npts;
     if (r->only >= 0 && i != r->only)
       continue;
     const ds_series *s = &d->s[i];
+    const fit_range *g = &r->rng[i];
     size_t from = o->val_frac > 0 ? s->n - (size_t)floor((double)s->n * o->val_frac) : 0;
+    uint64_t inside = 0;
     for (size_t t = from; t + 1 < s->n; t++) {
-      if (o->has_since && s->ts[t] < o->since)
+      if ((o->has_since && s->ts[t] < o->since) || (o->test && g->seen && s->ts[t] <= g->to))
         continue;
-      double real = s->raw[(t + 1) * NN_F];
-      score_add(&r->sc[i], r->pred[i][t], real);
-      score_add(&r->all, r->pred[i][t], real);
-      if (r->pts)
-        r->pts[r->npts++] = (svg_point){s->ts[t], r->pred[i][t], real};
+      inside += g->seen && s->ts[t] >= g->from && s->ts[t] <= g->to;
+      r->quoted += s->quoted[t];
+      double c = s->quoted[t] ? s->raw[t * NN_F + 3] / 2 : cost;
+      r->pts[r->npts++] = (score_pt){s->ts[t], i, r->pred[i][t], s->raw[(t + 1) * NN_F], c};
     }
+    r->inside += inside;
+    r->inside_syms += inside > 0;
+    r->unseen += r->has_ranges && !g->known && r->npts > r->off[i];
   }
+  r->off[d->ns] = r->npts;
   return 0;
 }
 
-static void eval_report_json(const eval_run *r, const eval_opts *o, const nn_model *m) {
-  printf("{\"model\":");
-  json_str(o->model_path);
-  printf(",\"model_id\":\"%s\",\"input\":", m->id);
-  json_str(o->in_path);
-  printf(",\"instruments\":[");
-  int first = 1;
+/* The figures per instrument and pooled. 0 or TC_ENOMEM. */
+static int eval_score(eval_run *r) {
+  const dataset *d = &r->d;
+  r->fig = calloc(d->ns ? (size_t)d->ns : 1, sizeof *r->fig);
+  r->pooled = malloc((r->npts ? r->npts : 1) * sizeof *r->pooled);
+  if (!r->fig || !r->pooled)
+    return TC_ENOMEM;
+  for (int i = 0; i < d->ns; i++)
+    if ((r->only < 0 || i == r->only) &&
+        score_figures(r->pts + r->off[i], r->off[i + 1] - r->off[i], d->ns, &r->fig[i]) != 0)
+      return TC_ENOMEM;
+  memcpy(r->pooled, r->pts, r->npts * sizeof *r->pts);
+  if (score_sort(r->pooled, r->npts) != 0)
+    return TC_ENOMEM;
+  return score_figures(r->pooled, r->npts, d->ns, &r->all);
+}
+
+/* "2000-01-03" or a full timestamp when the time of day is not midnight. */
+static void day_or_time(char *buf, size_t len, int64_t ns) {
+  tick_format_rfc3339(buf, len, ns);
+  if (strlen(buf) == 20 && strcmp(buf + 10, "T00:00:00Z") == 0)
+    buf[10] = 0;
+}
+
+/* The overlap warning (stderr), or NULL into w when there is none. */
+static void eval_overlap_text(const eval_run *r, char *w, size_t len) {
+  w[0] = 0;
+  if (!r->inside)
+    return;
+  int k = -1; /* an instrument to name */
+  for (int i = 0; i < r->d.ns && k < 0; i++)
+    if (r->rng[i].seen && r->off[i + 1] > r->off[i])
+      k = i;
+  char a[TICK_RFC3339_MAX], b[TICK_RFC3339_MAX];
+  day_or_time(a, sizeof a, r->rng[k].from);
+  day_or_time(b, sizeof b, r->rng[k].to);
+  snprintf(w, len,
+           "%llu of %llu scored predictions (%.1f%%, %d instrument%s) were made inside the "
+           "model's training range (%s: %s to %s): those figures are in-sample, not a test; "
+           "--test scores only what came after",
+           (unsigned long long)r->inside, (unsigned long long)r->npts,
+           100.0 * (double)r->inside / (double)r->npts, r->inside_syms,
+           r->inside_syms == 1 ? "" : "s", r->d.s[k].sym, a, b);
+}
+
+/* A JSON number, or null when it is not finite. */
+static json_t *jnum(double x) {
+  return isfinite(x) ? json_real(x) : json_null();
+}
+
+static json_t *fig_json(const score_fig *f) {
+  json_t *o = json_object();
+  json_object_set_new(o, "n", json_integer((json_int_t)f->n));
+  json_object_set_new(o, "mse", jnum(f->mse));
+  json_object_set_new(o, "mae", jnum(f->mae));
+  json_object_set_new(o, "mse_rw", jnum(f->mse_rw));
+  json_object_set_new(o, "skill", jnum(f->skill));
+  json_t *ci = json_null();
+  if (f->has_ci) {
+    ci = json_object();
+    json_object_set_new(ci, "level", json_real(SCORE_LEVEL));
+    json_object_set_new(ci, "lo", jnum(f->ci.lo));
+    json_object_set_new(ci, "hi", jnum(f->ci.hi));
+    json_object_set_new(ci, "se", jnum(f->ci.se));
+    json_object_set_new(ci, "block", json_integer((json_int_t)f->ci.block));
+    json_object_set_new(ci, "reps", json_integer(f->ci.reps));
+  }
+  json_object_set_new(o, "skill_ci", ci);
+  json_t *dm = json_null();
+  if (f->has_dm) {
+    dm = json_object();
+    json_object_set_new(dm, "times", json_integer((json_int_t)f->times));
+    json_object_set_new(dm, "mean", jnum(f->dm.mean));
+    json_object_set_new(dm, "lag", json_integer(f->dm.lag));
+    json_object_set_new(dm, "stat", jnum(f->dm.stat));
+    json_object_set_new(dm, "p", jnum(f->dm.p));
+    json_object_set_new(dm, "stat_hln", jnum(f->dm.stat_hln));
+    json_object_set_new(dm, "p_hln", jnum(f->dm.p_hln));
+  }
+  json_object_set_new(o, "dm", dm);
+  json_t *dir = json_object();
+  json_object_set_new(dir, "called", json_integer((json_int_t)f->dir.n));
+  json_object_set_new(dir, "no_call", json_integer((json_int_t)f->dir.nocall));
+  json_object_set_new(dir, "hits", json_integer((json_int_t)f->dir.hits));
+  json_object_set_new(dir, "acc", jnum(f->dir.acc));
+  json_object_set_new(dir, "base", jnum(f->dir.base));
+  json_object_set_new(dir, "p_base", jnum(f->dir.p_base));
+  json_object_set_new(dir, "pt_stat", jnum(f->dir.pt_stat));
+  json_object_set_new(dir, "pt_p", jnum(f->dir.pt_p));
+  json_object_set_new(dir, "precision", jnum(f->precision));
+  json_object_set_new(dir, "recall", jnum(f->recall));
+  json_object_set_new(dir, "f1", jnum(f->f1));
+  json_object_set_new(dir, "tp", json_integer((json_int_t)f->tp));
+  json_object_set_new(dir, "fp", json_integer((json_int_t)f->fp));
+  json_object_set_new(dir, "fn", json_integer((json_int_t)f->fn));
+  json_object_set_new(dir, "tn", json_integer((json_int_t)f->tn));
+  json_object_set_new(o, "direction", dir);
+  json_t *st = json_object();
+  json_object_set_new(st, "instruments", json_integer(f->ninst));
+  json_object_set_new(st, "gross", jnum(f->gross));
+  json_object_set_new(st, "net", jnum(f->net));
+  json_object_set_new(st, "hold", jnum(f->hold));
+  json_object_set_new(st, "changes", json_integer((json_int_t)f->changes));
+  json_object_set_new(o, "strategy", st);
+  return o;
+}
+
+static void eval_report_json(const eval_run *r, const eval_opts *o, const char *warning) {
+  json_t *root = json_object();
+  json_object_set_new(root, "model", json_string(o->model_path));
+  json_object_set_new(root, "model_id", json_string(r->m.id));
+  json_object_set_new(root, "input", json_string(o->in_path));
+  json_t *sel = json_object();
+  json_object_set_new(sel, "test", json_boolean(o->test));
+  json_object_set_new(sel, "val_frac", o->val_frac > 0 ? json_real(o->val_frac) : json_null());
+  json_object_set_new(sel, "since", o->has_since ? json_integer(o->since) : json_null());
+  json_object_set_new(sel, "sym", o->sym ? json_string(o->sym) : json_null());
+  json_object_set_new(root, "scored", sel);
+  json_t *ov = json_object();
+  json_object_set_new(ov, "checked", json_boolean(r->has_ranges));
+  json_object_set_new(ov, "inside", json_integer((json_int_t)r->inside));
+  json_object_set_new(ov, "instruments_inside", json_integer(r->inside_syms));
+  json_object_set_new(ov, "instruments_unseen", json_integer(r->unseen));
+  json_object_set_new(ov, "warning", warning[0] ? json_string(warning) : json_null());
+  json_object_set_new(root, "overlap", ov);
+  json_t *cost = json_object();
+  json_object_set_new(cost, "quoted", json_integer((json_int_t)r->quoted));
+  json_object_set_new(cost, "cost_bps", json_real(o->cost_bps));
+  json_object_set_new(root, "costs", cost);
+  json_t *arr = json_array();
   for (int i = 0; i < r->d.ns; i++) {
     if (r->only >= 0 && i != r->only)
       continue;
-    printf("%s{\"sym\":", first ? "" : ",");
-    json_str(r->d.s[i].sym);
-    printf(",\"metrics\":");
-    row_json(&r->sc[i]);
-    putchar('}');
-    first = 0;
+    json_t *e = json_object();
+    json_object_set_new(e, "sym", json_string(r->d.s[i].sym));
+    json_object_set_new(e, "metrics", fig_json(&r->fig[i]));
+    json_array_append_new(arr, e);
   }
-  printf("],\"overall\":");
-  row_json(&r->all);
-  printf("}\n");
+  json_object_set_new(root, "instruments", arr);
+  json_object_set_new(root, "overall", fig_json(&r->all));
+  char *s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+  if (s)
+    printf("%s\n", s);
+  free(s);
+  json_decref(root);
 }
 
-static void eval_report_table(const eval_run *r) {
-  printf("%-16s %9s %12s %12s %12s %9s %8s %9s %7s %7s\n", "sym", "n", "mse", "mae", "mse_rw",
-         "skill", "dir_acc", "precision", "recall", "f1");
+/* fmt of x, or "-" when not ok or not finite. */
+static void cell(char *buf, size_t len, const char *fmt, double x, int ok) {
+  if (ok && isfinite(x))
+    snprintf(buf, len, fmt, x); /* a fmt without a conversion ("<.001") ignores x */
+  else
+    snprintf(buf, len, "-");
+}
+
+static void row_table(const char *name, const score_fig *f) {
+  char mse[16], rw[16], sk[16], lo[16], hi[16], dm[16], p[16], acc[16], base[16], pt[16];
+  cell(mse, sizeof mse, "%.4e", f->mse, 1);
+  cell(rw, sizeof rw, "%.4e", f->mse_rw, 1);
+  cell(sk, sizeof sk, "%+.5f", f->skill, 1);
+  cell(lo, sizeof lo, "%+.5f", f->ci.lo, f->has_ci);
+  cell(hi, sizeof hi, "%+.5f", f->ci.hi, f->has_ci);
+  cell(dm, sizeof dm, "%+.2f", f->dm.stat_hln, f->has_dm);
+  cell(p, sizeof p, f->dm.p_hln < 0.001 ? "<.001" : "%.3f", f->dm.p_hln, f->has_dm);
+  cell(acc, sizeof acc, "%.4f", f->dir.acc, 1);
+  cell(base, sizeof base, "%.4f", f->dir.base, 1);
+  cell(pt, sizeof pt, f->dir.pt_p < 0.001 ? "<.001" : "%.3f", f->dir.pt_p, f->dir.n > 0);
+  printf("%-12s %7llu %10s %10s %9s %9s %9s %6s %6s %7llu %7s %7s %6s\n", name,
+         (unsigned long long)f->n, mse, rw, sk, lo, hi, dm, p, (unsigned long long)f->dir.n, acc,
+         base, pt);
+}
+
+static void eval_report_table(const eval_run *r, const eval_opts *o) {
+  printf("%-12s %7s %10s %10s %9s %9s %9s %6s %6s %7s %7s %7s %6s\n", "sym", "n", "mse", "mse_rw",
+         "skill", "lo95", "hi95", "dm", "p", "called", "dir_acc", "base", "pt_p");
   for (int i = 0; i < r->d.ns; i++)
     if (r->only < 0 || i == r->only)
-      row_table(r->d.s[i].sym, &r->sc[i]);
+      row_table(r->d.s[i].sym, &r->fig[i]);
   if (r->only < 0)
     row_table("ALL", &r->all);
+  const score_fig *f = &r->all;
+  printf("strategy: sign of the prediction, equal-weighted over %d instrument%s: cumulative log "
+         "return %+.4f gross, %+.4f net of costs (%llu position changes; half the spread at "
+         "%llu quoted ticks, %g bp a unit elsewhere); buy and hold %+.4f\n",
+         f->ninst, f->ninst == 1 ? "" : "s", f->gross, f->net, (unsigned long long)f->changes,
+         (unsigned long long)r->quoted, o->cost_bps, f->hold);
 }
 
-/* --plot: the scored points in time order as SVG. 0, or 1 after printing why. */
-static int eval_plot(eval_run *r, const eval_opts *o) {
-  qsort(r->pts, r->npts, sizeof *r->pts, pt_cmp);
-  char title[256], err[512];
-  snprintf(title, sizeof title, "tickcast eval: %s on %s%s%s", o->model_path, o->in_path,
-           o->sym ? ", " : "", o->sym ? o->sym : "");
-  if (svg_eval_plot(o->plot_path, title, r->pts, r->npts, err, sizeof err) != 0) {
-    fprintf(stderr, "tickcast eval: %s\n", err);
-    return 1;
+/* --plot: the pooled predictions in time order as SVG. 0, or 1 after printing why. */
+static int eval_plot(const eval_run *r, const eval_opts *o) {
+  size_t n = r->npts;
+  double *g = malloc((n ? n : 1) * sizeof *g), *nt = malloc((n ? n : 1) * sizeof *nt);
+  double *h = malloc((n ? n : 1) * sizeof *h);
+  char title[256], costs[160], err[512];
+  int status = 1;
+  if (!g || !nt || !h || score_curves(r->pooled, n, r->d.ns, g, nt, h) != 0) {
+    fprintf(stderr, "tickcast eval: out of memory\n");
+    goto done;
   }
-  return 0;
+  snprintf(title, sizeof title, "tickcast eval: %s on %s%s%s%s", o->model_path, o->in_path,
+           o->sym ? ", " : "", o->sym ? o->sym : "", o->test ? " (test part)" : "");
+  if (r->quoted == n)
+    snprintf(costs, sizeof costs, "half the quoted spread per unit of position change");
+  else if (r->quoted)
+    snprintf(costs, sizeof costs, "half the quoted spread, %g bp without a quote", o->cost_bps);
+  else
+    snprintf(costs, sizeof costs, "%g bp per unit of position change", o->cost_bps);
+  const svg_eval e = {title, r->pooled, n, g, nt, h, r->all.ninst, costs};
+  if (svg_eval_plot(o->plot_path, &e, err, sizeof err) != 0) {
+    fprintf(stderr, "tickcast eval: %s\n", err);
+    goto done;
+  }
+  status = 0;
+done:
+  free(g), free(nt), free(h);
+  return status;
 }
 
 static void eval_free(eval_run *r) {
   if (r->pred)
     for (int i = 0; i < r->d.ns; i++)
       free(r->pred[i]);
-  free(r->pred), free(r->sc), free(r->pts);
+  free(r->pred), free(r->pts), free(r->off), free(r->pooled), free(r->fig), free(r->rng);
   dataset_free(&r->d);
+  nn_model_free(&r->m);
+}
+
+/* Scores and reports. 0 or the exit status. */
+static int eval_report(eval_run *r, const eval_opts *o) {
+  if (r->npts == 0 && o->test) {
+    fprintf(stderr,
+            "tickcast eval: --test: no prediction in %s was made after the model's training "
+            "range (was it trained on all of it, without --test-frac?)\n",
+            o->in_path);
+    return 1;
+  }
+  if (eval_score(r) != 0) {
+    fprintf(stderr, "tickcast eval: out of memory\n");
+    return 1;
+  }
+  char warning[512];
+  eval_overlap_text(r, warning, sizeof warning);
+  if (warning[0])
+    fprintf(stderr, "eval: warning: %s\n", warning);
+  else if (!r->has_ranges && !o->quiet)
+    fprintf(stderr,
+            "eval: note: model %s records no training ranges (tickcast.ranges): overlap "
+            "with its training data is not checked\n",
+            o->model_path);
+  if (o->json)
+    eval_report_json(r, o, warning);
+  else
+    eval_report_table(r, o);
+  if (fflush(stdout) != 0) {
+    fprintf(stderr, "tickcast eval: cannot write the report\n");
+    return 1;
+  }
+  return o->plot_path ? eval_plot(r, o) : 0;
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -348,32 +527,15 @@ int cmd_eval(int argc, char **argv) {
   int status = eval_parse(&o, argc, argv);
   if (status >= 0)
     return status;
-  char err[512];
-  nn_model m;
-  if (nn_model_load(&m, o.model_path, err, sizeof err) != 0) {
-    fprintf(stderr, "tickcast eval: %s\n", err);
-    return 2;
-  }
   eval_run r;
   memset(&r, 0, sizeof r);
   status = eval_load(&r, &o);
-  if (status == 0 && (eval_predict(&r, &m) != 0 || eval_score(&r, &o) != 0)) {
+  if (status == 0 && (eval_predict(&r) != 0 || eval_select(&r, &o) != 0)) {
     fprintf(stderr, "tickcast eval: out of memory\n");
     status = 1;
   }
-  if (status == 0) {
-    if (o.json)
-      eval_report_json(&r, &o, &m);
-    else
-      eval_report_table(&r);
-    if (fflush(stdout) != 0) {
-      fprintf(stderr, "tickcast eval: cannot write the report\n");
-      status = 1;
-    }
-  }
-  if (status == 0 && o.plot_path)
-    status = eval_plot(&r, &o);
+  if (status == 0)
+    status = eval_report(&r, &o);
   eval_free(&r);
-  nn_model_free(&m);
   return status;
 }

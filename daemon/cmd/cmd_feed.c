@@ -45,6 +45,10 @@ static void usage(FILE *f) {
       "                       {\"sym\",\"ts\" (integer ns),\"px\",\"qty\"[,\"bid\",\"ask\"]} with\n"
       "                       numbers in their shortest exact form, so they decode to the same "
       "tick\n"
+      "  --ts-unit U          integer timestamps in --input are s, ms, us or ns (default ns,\n"
+      "                       with a warning when they look like another unit); what is sent\n"
+      "                       is always ns: JSON lines with a converted ts are re-encoded as\n"
+      "                       CSV rows are (unknown keys dropped)\n"
       "  --raw                with --input: send every non-empty line verbatim, undecoded (key =\n"
       "                       sym when the line is a valid tick, else no key); for tests\n"
       "  --synthetic N        instead of --input: N random-walk ticks (JSON) over K instruments\n"
@@ -197,6 +201,7 @@ typedef struct feed_opts {
   uint64_t seed;
   int64_t start_ts; /* ns, first synthetic tick */
   double rate;
+  int ts_unit; /* --ts-unit (enum tickfile_ts_unit) */
 } feed_opts;
 
 static int feed_file(const feed_opts *o, feed_sink *sink, char *err, size_t errlen) {
@@ -204,6 +209,9 @@ static int feed_file(const feed_opts *o, feed_sink *sink, char *err, size_t errl
   int rc = tickfile_open(&tf, o->input, err, errlen);
   if (rc < 0)
     return TC_EUSAGE; /* unreadable input or no valid header: exit 2 */
+  tickfile_set_ts_unit(&tf, o->ts_unit);
+  /* A JSON line goes out verbatim unless its ts had to be converted to nanoseconds. */
+  int convert = o->ts_unit != TICKFILE_TS_AUTO && o->ts_unit != TICKFILE_TS_NS;
   char json[256], derr[256];
   tick t;
   int reason;
@@ -215,7 +223,7 @@ static int feed_file(const feed_opts *o, feed_sink *sink, char *err, size_t errl
     }
     size_t len;
     const char *val = tickfile_text(&tf, &len);
-    if (!tf.jsonl) {
+    if (!tf.jsonl || (convert && t.ts_int)) {
       len = tick_to_json(json, &t);
       val = json;
     }
@@ -225,6 +233,9 @@ static int feed_file(const feed_opts *o, feed_sink *sink, char *err, size_t errl
   }
   if (rc < 0 && rc != TC_EKAFKA)
     snprintf(err, errlen, "%s:%llu: %s", tf.path, (unsigned long long)tf.line, derr);
+  char warn[512];
+  if (tickfile_ts_warning(&tf, warn, sizeof warn))
+    log_warn("feed", "%s", warn);
   tickfile_close(&tf);
   return rc < 0 ? rc : 0;
 }
@@ -309,6 +320,7 @@ static int feed_parse(feed_opts *o, kconf *kc, int argc, char **argv) {
        .unit = "RFC 3339 or integer ns"},
       ARGS_LOG_LEVEL,
       {"raw", ARGS_SWITCH, .dst = &o->raw},
+      {"ts-unit", ARGS_CHOICE, .dst = &o->ts_unit, .choices = tickfile_ts_unit_names},
   };
   const args_cmd c = {.name = "feed",
                       .flags = flags,
@@ -410,7 +422,8 @@ static uint64_t feed_finish(const feed_opts *o, feed_sink *sink, double t0) {
 }
 
 int cmd_feed(int argc, char **argv) {
-  feed_opts o = {.start_ts = 1704067200000000000LL}; /* 2024-01-01T00:00:00Z */
+  feed_opts o = {.start_ts = 1704067200000000000LL, /* 2024-01-01T00:00:00Z */
+                 .ts_unit = TICKFILE_TS_AUTO};
   kconf kc;
   kconf_init(&kc);
   feed_stats st = {0};

@@ -23,7 +23,7 @@
 static void usage(FILE *f) {
   fprintf(
       f,
-      "usage: tickcast replay --model M --input FILE [--output FILE] [--quiet]\n"
+      "usage: tickcast replay --model M --input FILE [--output FILE] [--ts-unit U] [--quiet]\n"
       "       tickcast replay --model M --brokers LIST --topic T [range options]   "
       "(see tickcast replay --brokers x --help)\n\n"
       "Runs the model over a tick file (CSV with a header row, or JSON Lines; '-' = stdin)\n"
@@ -34,6 +34,8 @@ static void usage(FILE *f) {
       "  --model M      safetensors model file (CONTRACT §4)\n"
       "  --input FILE   tick file, '-' for stdin\n"
       "  --output FILE  prediction file ('-' = stdout)\n"
+      "  --ts-unit U    integer timestamps in the file are s, ms, us or ns (default ns, with a\n"
+      "                 warning when they look like another unit)\n"
       "  --quiet        no progress bar and no summary\n"
       "An output that is the input file under any name (a link, /dev/stdout) is refused.\n"
       "Exit status: 0 done (even with rejected lines), 1 runtime failure, 2 bad usage, bad model\n"
@@ -230,9 +232,11 @@ int cmd_replay(int argc, char **argv) {
     if (!strncmp(argv[a], "--brokers", 9) || !strncmp(argv[a], "--topic", 7))
       return cmd_kreplay(argc, argv);
   const char *model_path = NULL, *in_path = NULL;
+  int ts_unit = TICKFILE_TS_AUTO;
   replay_run r;
   memset(&r, 0, sizeof r);
   const args_flag flags[] = {
+      {"ts-unit", ARGS_CHOICE, .dst = &ts_unit, .choices = tickfile_ts_unit_names},
       {"model", ARGS_STR, .dst = &model_path},
       {"input", ARGS_STR, .dst = &in_path},
       {"output", ARGS_STR, .dst = &r.out_path},
@@ -269,6 +273,7 @@ int cmd_replay(int argc, char **argv) {
     nn_model_free(&m);
     return 2;
   }
+  tickfile_set_ts_unit(&r.tf, ts_unit);
   r.src = strcmp(in_path, "-") ? in_path : "stdin";
   r.jsonl = r.out_path && ends_with(r.out_path, ".jsonl");
   r.bar = !r.quiet && isatty(2);
@@ -278,6 +283,8 @@ int cmd_replay(int argc, char **argv) {
   status = replay_setup(&r, &m);
   if (status == 0)
     status = replay_loop(&r);
+  if (tickfile_ts_warning(&r.tf, err, sizeof err))
+    fprintf(stderr, "%s\n", err);
   status = replay_close(&r, status);
   nn_model_free(&m);
   return status;

@@ -1,9 +1,12 @@
-/* cmd_train.c: `tickcast train`: flags, loading the tick files, the time split, one training run
- * or a random hyperparameter search (--search), and writing the best model with its metadata.
+/* cmd_train.c: `tickcast train`: flags, loading the tick files, the time split (a held-out test
+ * part, validation, training), one training run or a random hyperparameter search (--search),
+ * the test part's figures once the model is final, and writing the model with its metadata.
  * The training loop itself is fit.c; the math is nn/train.c. */
 #include <cblas.h>
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,30 +15,50 @@
 #include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
 #include "daemon/pipeline/dataset.h"
+#include "daemon/pipeline/evalstat.h"
 #include "daemon/pipeline/fit.h"
+#include "daemon/pipeline/score.h"
+#include "ingest/tickfile.h"
 #include "nn/base/tc_err.h"
+#include "nn/features.h"
 #include "nn/model.h"
 #include "nn/safetensors/safetensors.h"
 #include "nn/train.h"
 
 #define MAX_INPUTS 256
 
+/* How the ticks are split: the held-out test part, then validation. */
+typedef struct train_split {
+  double val_frac;   /* --val-frac: of what is not held out */
+  double test_frac;  /* --test-frac */
+  int has_test_from; /* --test-from given */
+  int64_t test_from; /* --test-from, ns */
+} train_split;
+
 static void usage(FILE *f) {
   fprintf(
       f, "usage: tickcast train --input FILE [--input FILE...] --output M [options]\n\n"
          "Trains the contract network (CONTRACT §2-§4) to predict each tick's next return and\n"
-         "writes the best model as safetensors. The last --val-frac of every instrument's ticks\n"
-         "is held out for validation (split by time, never shuffled); feature and target\n"
-         "statistics come from the training part only. Training stops early when the\n"
-         "validation MSE has not improved for --patience epochs. If no epoch beats predicting a\n"
-         "zero return (the random walk) on validation by a significant margin (t-statistic of the\n"
-         "loss difference >= 2), the saved model predicts exactly zero; otherwise its output is\n"
-         "shrunk by the least-squares factor in [0, 1] on validation.\n\n"
+         "writes the best model as safetensors. With --test-frac or --test-from, the last part of\n"
+         "every instrument's ticks is held out as a test part that nothing sees before the model\n"
+         "is final; its figures are then written into the model and shown. Of the rest, the last\n"
+         "--val-frac is the validation part (split by time, never shuffled) that chooses the\n"
+         "epoch (early stopping), the output scale and whether the model beats predicting a zero\n"
+         "return (the random walk) by a significant margin (Diebold-Mariano t of the gain >= 2,\n"
+         "higher for --search); if not, the saved model predicts exactly zero. Feature and\n"
+         "target statistics come from the training part only.\n\n"
          "  --input FILE    tick file (CSV or JSON Lines, '-' = stdin); repeat for more files\n"
          "  --output M      model file to write\n"
+         "  --cell C        recurrent cell: lstm (default), gru, rnn (tanh) or rnn_relu,\n"
+         "                  PyTorch's nn.LSTM, nn.GRU and nn.RNN\n"
+         "  --test-frac F   hold out the last F of every instrument's ticks, 0 <= F < 1 (default\n"
+         "                  0: train on everything, for a model to deploy)\n"
+         "  --test-from TS  hold out every tick at ts >= TS (integer ns or RFC 3339); with\n"
+         "                  --test-frac, whichever holds out more\n"
+         "  --val-frac F    validation fraction of what is not held out, 0 <= F < 1 (default 0.2)\n"
          "  --hidden H      hidden size (default 32)\n"
-         "  --layers L      LSTM layers (default 1)\n"
-         "  --peephole      add peephole weights w_ci, w_cf, w_co\n"
+         "  --layers L      recurrent layers (default 1)\n"
+         "  --peephole      add peephole weights w_ci, w_cf, w_co (LSTM only)\n"
          "  --epochs N      most epochs (default 30; for fewer than 20,000 training ticks\n"
          "                  600,000 / ticks, at most 200: small inputs take more passes)\n"
          "  --seq T         truncated-BPTT window in ticks (default 32)\n"
@@ -43,15 +66,19 @@ static void usage(FILE *f) {
          "                  an epoch has at least 8 steps)\n"
          "  --lr X          Adam learning rate (default 0.003)\n"
          "  --clip X        gradient-norm limit, 0 = none (default 1)\n"
-         "  --val-frac F    validation fraction per instrument, 0 <= F < 1 (default 0.2)\n"
          "  --patience N    epochs without improvement before stopping (default 5)\n"
          "  --seed S        seed of all randomness; same seed, same input: same model bytes\n"
          "                  (default 1)\n"
          "  --search        random search over hidden, layers, seq and lr on the validation\n"
-         "                  split; prints a table on stdout (skill of the saved model, fit_skill\n"
-         "                  of the trained one before any fallback to zero, t of its gain) and\n"
-         "                  keeps the best\n"
+         "                  part, the trials taking the cells in turn (lstm, gru, rnn_tanh,\n"
+         "                  rnn_relu; only --cell's when given); prints a table on stdout (skill\n"
+         "                  of the saved model, fit_skill of the trained one before any fallback\n"
+         "                  to zero, t of its gain) and keeps the best. Each trial must reach the\n"
+         "                  t that keeps the level of a single run over all the trials (Sidak):\n"
+         "                  2.52 for 4, 2.76 for 8\n"
          "  --trials N      configurations tried by --search (default 8)\n"
+         "  --ts-unit U     integer timestamps in the files are s, ms, us or ns (default ns,\n"
+         "                  with a warning when they look like another unit)\n"
          "  --quiet         no progress on stderr\n"
          "Exit status: 0 done, 1 runtime failure (no usable ticks, cannot write), 2 bad usage or\n"
          "unreadable input.\n");
@@ -68,66 +95,153 @@ static int parse_u64(const char *s, void *dst) {
   return 0;
 }
 
+/* --cell: a cell name (nn_cell_parse) into *(int *)dst; 0 or -1. */
+static int parse_cell(const char *s, void *dst) {
+  int c = nn_cell_parse(s);
+  if (c < 0)
+    return -1;
+  *(int *)dst = c;
+  return 0;
+}
+
 static const char *base_name(const char *p) {
   const char *s = strrchr(p, '/');
   return s ? s + 1 : p;
 }
 
+/* The held-out test part's figures (score_fig) of the final model, computed before saving. */
+typedef struct test_figs {
+  int has;     /* a test part with at least one scored prediction */
+  score_fig f; /* its figures, pooled over instruments */
+} test_figs;
+
+/* Sets key to printf(fmt, ...); 0 or TC_ENOMEM. */
+static int meta_printf(nn_model *m, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int meta_printf(nn_model *m, const char *key, const char *fmt, ...) {
+  char v[128];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(v, sizeof v, fmt, ap);
+  va_end(ap);
+  return nn_model_set_meta(m, key, v) ? TC_ENOMEM : 0;
+}
+
+/* tickcast.ranges: per instrument, the ticks of each part and the time range the model saw
+ * (training and validation): {"SYM":{"train":N,"val":N,"test":N,"from":TS,"val_from":TS,"to":TS}},
+ * times in integer ns; from/val_from/to absent when the part is empty. eval reads it. */
+static int set_ranges_meta(nn_model *m, const dataset *d) {
+  json_t *o = json_object();
+  for (int i = 0; o && i < d->ns; i++) {
+    const ds_series *s = &d->s[i];
+    json_t *e = json_object();
+    json_object_set_new(e, "train", json_integer((json_int_t)s->ntrain));
+    json_object_set_new(e, "val", json_integer((json_int_t)(s->nfit - s->ntrain)));
+    json_object_set_new(e, "test", json_integer((json_int_t)(s->n - s->nfit)));
+    if (s->nfit > 0) {
+      json_object_set_new(e, "from", json_integer(s->ts[0]));
+      if (s->nfit > s->ntrain)
+        json_object_set_new(e, "val_from", json_integer(s->ts[s->ntrain]));
+      json_object_set_new(e, "to", json_integer(s->ts[s->nfit - 1]));
+    }
+    json_object_set_new(o, s->sym, e);
+  }
+  char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+  int rc = txt ? nn_model_set_meta(m, "tickcast.ranges", txt) : TC_ENOMEM;
+  free(txt);
+  json_decref(o);
+  return rc ? TC_ENOMEM : 0;
+}
+
+/* tickcast.test_*: the held-out part's figures, or test_n 0 when nothing was held out. */
+static int set_test_meta(nn_model *m, const test_figs *t) {
+  const score_fig *f = &t->f;
+  int rc = meta_printf(m, "tickcast.test_n", "%llu", t->has ? (unsigned long long)f->n : 0ULL);
+  if (!t->has)
+    return rc;
+  rc |= meta_printf(m, "tickcast.test_mse", "%.9g", f->mse);
+  rc |= meta_printf(m, "tickcast.test_mse_rw", "%.9g", f->mse_rw);
+  rc |= meta_printf(m, "tickcast.test_skill", "%.6f", f->skill);
+  if (f->has_ci)
+    rc |= meta_printf(m, "tickcast.test_skill_ci", "%.6f,%.6f", f->ci.lo, f->ci.hi);
+  if (f->has_dm)
+    rc |= meta_printf(m, "tickcast.test_dm_p", "%.4g", f->dm.p_hln);
+  if (f->dir.n > 0) { /* the zero model calls no direction */
+    rc |= meta_printf(m, "tickcast.test_dir_acc", "%.6f", f->dir.acc);
+    rc |= meta_printf(m, "tickcast.test_dir_base", "%.6f", f->dir.base);
+  }
+  return rc;
+}
+
 /* Writes the metadata that says how the model was made (no clock values: same seed, same bytes). */
-static int set_train_meta(nn_model *m, const fit_opts *o, const fit_result *r, double val_frac,
-                          const char *const *inputs, int ninputs) {
-  char buf[4096], v[64];
+static int set_train_meta(nn_model *m, const fit_opts *o, const fit_result *r,
+                          const train_split *sp, int trials, const char *const *inputs,
+                          int ninputs) {
+  char buf[4096];
   size_t n = 0;
   buf[0] = 0;
   for (int i = 0; i < ninputs && n < sizeof buf - 1; i++)
     n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s", i ? "," : "", base_name(inputs[i]));
   int rc = nn_model_set_meta(m, "tickcast.trained_on", buf);
+  char from[48] = "";
+  if (sp->has_test_from)
+    snprintf(from, sizeof from, " test_from=%lld", (long long)sp->test_from);
+  /* The cell is named when it is not the LSTM, so that LSTM models keep the bytes they had. */
+  char cell[32] = "";
+  if (o->cell != NN_CELL_LSTM)
+    snprintf(cell, sizeof cell, " cell=%s", nn_cell_name(o->cell));
   snprintf(buf, sizeof buf,
            "hidden=%d layers=%d peephole=%d seq=%d batch=%d lr=%g clip=%g val_frac=%g "
-           "patience=%d epochs=%d seed=%llu",
-           o->H, o->L, o->peephole, o->T, o->B, o->lr, o->clip, val_frac, o->patience, o->epochs,
-           (unsigned long long)o->seed);
+           "test_frac=%g%s patience=%d epochs=%d seed=%llu%s",
+           o->H, o->L, o->peephole, o->T, o->B, o->lr, o->clip, sp->val_frac, sp->test_frac, from,
+           o->patience, o->epochs, (unsigned long long)o->seed, cell);
   rc |= nn_model_set_meta(m, "tickcast.train_args", buf);
-  snprintf(v, sizeof v, "%llu", (unsigned long long)o->seed);
-  rc |= nn_model_set_meta(m, "tickcast.seed", v);
-  snprintf(v, sizeof v, "%.9g", r->val_mse);
-  rc |= nn_model_set_meta(m, "tickcast.val_mse", v);
-  snprintf(v, sizeof v, "%.9g", r->val_mse_rw);
-  rc |= nn_model_set_meta(m, "tickcast.val_mse_rw", v);
-  snprintf(v, sizeof v, "%.6f", r->val_mse_rw > 0 ? 1 - r->val_mse / r->val_mse_rw : 0.0);
-  rc |= nn_model_set_meta(m, "tickcast.val_skill", v);
-  snprintf(v, sizeof v, "%.3f", r->tstat);
-  rc |= nn_model_set_meta(m, "tickcast.val_tstat", v);
-  snprintf(v, sizeof v, "%.6f", r->scale);
-  rc |= nn_model_set_meta(m, "tickcast.output_scale", v);
-  snprintf(v, sizeof v, "%d", r->best_epoch);
-  rc |= nn_model_set_meta(m, "tickcast.best_epoch", v);
-  snprintf(v, sizeof v, "%d", r->epochs_run);
-  rc |= nn_model_set_meta(m, "tickcast.epochs", v);
+  rc |= meta_printf(m, "tickcast.seed", "%llu", (unsigned long long)o->seed);
+  rc |= meta_printf(m, "tickcast.val_mse", "%.9g", r->val_mse);
+  rc |= meta_printf(m, "tickcast.val_mse_rw", "%.9g", r->val_mse_rw);
+  rc |= meta_printf(m, "tickcast.val_skill", "%.6f",
+                    r->val_mse_rw > 0 ? 1 - r->val_mse / r->val_mse_rw : 0.0);
+  rc |= meta_printf(m, "tickcast.val_fit_skill", "%.6f",
+                    r->val_mse_rw > 0 ? 1 - r->val_mse_fit / r->val_mse_rw : 0.0);
+  rc |= meta_printf(m, "tickcast.val_tstat", "%.3f", r->tstat);
+  rc |= meta_printf(m, "tickcast.val_t_min", "%.3f", o->min_t);
+  rc |= meta_printf(m, "tickcast.trials", "%d", trials);
+  rc |= meta_printf(m, "tickcast.output_scale", "%.6f", r->scale);
+  rc |= meta_printf(m, "tickcast.best_epoch", "%d", r->best_epoch);
+  rc |= meta_printf(m, "tickcast.epochs", "%d", r->epochs_run);
   return rc ? TC_ENOMEM : 0;
 }
 
 /* --search: random configurations (seeded), each trained with early stopping; the table goes to
- * stdout. Returns the index of the best trial, its model in *best (the others are freed). */
-static int run_search(const dataset *d, const fit_opts *base, int trials, nn_model *best,
-                      fit_result *best_res, fit_opts *best_opts, char *err, size_t errlen) {
+ * stdout. The trials take the cells in turn: all of them, or only base->cell when one_cell (the
+ * draws of the other settings do not depend on it). Returns the index of the best trial, its
+ * model in *best (the others are freed). */
+static int run_search(const dataset *d, const fit_opts *base, int one_cell, int trials,
+                      nn_model *best, fit_result *best_res, fit_opts *best_opts, char *err,
+                      size_t errlen) {
   static const int Hs[] = {16, 32, 64}, Ls[] = {1, 2}, Ts[] = {16, 32, 64};
   static const double lrs[] = {1e-3, 3e-3, 1e-2};
   nn_rng r;
   nn_rng_seed(&r, base->seed ^ 0x5eed5eed5eedULL);
   int best_i = -1;
-  printf("%-5s %6s %6s %5s %8s %7s %10s %10s %8s %9s %6s %7s\n", "trial", "hidden", "layers", "seq",
-         "lr", "epochs", "val_mse", "rw_mse", "skill", "fit_skill", "t", "sec");
+  double min_t = fit_min_t(trials);
+  printf("search: %d trials; a trial keeps a non-zero model when the t of its validation gain is "
+         ">= %.2f (Sidak: the level of t >= 2, %.4f, over all %d trials)\n",
+         trials, min_t, 2 * evalstat_norm_sf(FIT_MIN_T), trials);
+  printf("%-5s %-8s %6s %6s %5s %8s %7s %10s %10s %8s %9s %6s %7s\n", "trial", "cell", "hidden",
+         "layers", "seq", "lr", "epochs", "val_mse", "rw_mse", "skill", "fit_skill", "t", "sec");
   for (int i = 0; i < trials; i++) {
     fit_opts o = *base;
+    o.cell = one_cell ? base->cell : i % NN_CELL_COUNT;
     o.H = Hs[nn_rng_below(&r, 3)];
     o.L = Ls[nn_rng_below(&r, 2)];
     o.T = Ts[nn_rng_below(&r, 3)];
     o.lr = lrs[nn_rng_below(&r, 3)];
     o.seed = base->seed + (uint64_t)i;
+    o.min_t = min_t;
     if (o.verbose)
-      fprintf(stderr, "search: trial %d/%d: hidden %d, layers %d, seq %d, lr %g\n", i + 1, trials,
-              o.H, o.L, o.T, o.lr);
+      fprintf(stderr, "search: trial %d/%d: %s, hidden %d, layers %d, seq %d, lr %g\n", i + 1,
+              trials, nn_cell_name(o.cell), o.H, o.L, o.T, o.lr);
     nn_model m;
     fit_result res;
     int rc = fit_run(d, &o, &m, &res, stderr, err, errlen);
@@ -137,9 +251,9 @@ static int run_search(const dataset *d, const fit_opts *base, int trials, nn_mod
       return rc;
     }
     double rw = res.val_mse_rw > 0 ? res.val_mse_rw : 1;
-    printf("%-5d %6d %6d %5d %8g %7d %10.6f %10.6f %+8.4f %+9.4f %6.2f %7.1f\n", i + 1, o.H, o.L,
-           o.T, o.lr, res.epochs_run, res.val_mse, res.val_mse_rw, 1 - res.val_mse / rw,
-           1 - res.val_mse_fit / rw, res.tstat, res.seconds);
+    printf("%-5d %-8s %6d %6d %5d %8g %7d %10.6f %10.6f %+8.4f %+9.4f %6.2f %7.1f\n", i + 1,
+           nn_cell_name(o.cell), o.H, o.L, o.T, o.lr, res.epochs_run, res.val_mse, res.val_mse_rw,
+           1 - res.val_mse / rw, 1 - res.val_mse_fit / rw, res.tstat, res.seconds);
     fflush(stdout);
     if (best_i < 0 || res.val_mse < best_res->val_mse) {
       if (best_i >= 0)
@@ -152,8 +266,8 @@ static int run_search(const dataset *d, const fit_opts *base, int trials, nn_mod
       nn_model_free(&m);
     }
   }
-  printf("best: trial %d (hidden %d, layers %d, seq %d, lr %g)\n", best_i + 1, best_opts->H,
-         best_opts->L, best_opts->T, best_opts->lr);
+  printf("best: trial %d (%s, hidden %d, layers %d, seq %d, lr %g)\n", best_i + 1,
+         nn_cell_name(best_opts->cell), best_opts->H, best_opts->L, best_opts->T, best_opts->lr);
   return 0;
 }
 
@@ -162,16 +276,19 @@ typedef struct train_opts {
   const char *inputs[MAX_INPUTS]; /* --input, ninputs of them */
   int ninputs;
   const char *out_path;      /* --output */
-  double val_frac;           /* --val-frac */
+  train_split split;         /* --val-frac, --test-frac, --test-from */
+  int ts_unit;               /* --ts-unit (enum tickfile_ts_unit) */
   int search, trials, quiet; /* --search, --trials, --quiet */
   int epochs_set, batch_set; /* --epochs, --batch given (else sized to the data) */
+  int cell_set;              /* --cell given (--search then tries only it) */
   fit_opts fit;              /* the rest */
 } train_opts;
 
 /* Parses the command line into o. Returns -1 to go on, or the exit status to return at once. */
 static int train_parse(train_opts *o, int argc, char **argv) {
   memset(o, 0, sizeof *o);
-  o->val_frac = 0.2;
+  o->split.val_frac = 0.2;
+  o->ts_unit = TICKFILE_TS_AUTO;
   o->trials = 8;
   fit_opts_default(&o->fit);
   fit_opts *f = &o->fit;
@@ -179,6 +296,8 @@ static int train_parse(train_opts *o, int argc, char **argv) {
       {"input", ARGS_STRS, .dst = o->inputs, .max = MAX_INPUTS, .count = &o->ninputs,
        .unit = "files"},
       {"output", ARGS_STR, .dst = &o->out_path},
+      {"cell", ARGS_FN, .dst = &f->cell, .parse = parse_cell, .given = &o->cell_set,
+       .unit = "lstm, gru, rnn (rnn_tanh) or rnn_relu"},
       {"hidden", ARGS_INT, .dst = &f->H, .lo = 1, .hi = 1024},
       {"layers", ARGS_INT, .dst = &f->L, .lo = 1, .hi = NN_MAX_LAYERS},
       {"epochs", ARGS_INT, .dst = &f->epochs, .lo = 0, .hi = 100000, .given = &o->epochs_set},
@@ -188,7 +307,12 @@ static int train_parse(train_opts *o, int argc, char **argv) {
       {"batch", ARGS_INT, .dst = &f->B, .lo = 1, .hi = 4096, .given = &o->batch_set},
       {"lr", ARGS_DOUBLE, .dst = &f->lr, .lo = 0, .hi = 10, .open_lo = 1},
       {"clip", ARGS_DOUBLE, .dst = &f->clip, .lo = 0, .hi = 1e30},
-      {"val-frac", ARGS_DOUBLE, .dst = &o->val_frac, .lo = 0, .hi = 0.99},
+      {"val-frac", ARGS_DOUBLE, .dst = &o->split.val_frac, .lo = 0, .hi = 0.99},
+      {"test-frac", ARGS_DOUBLE, .dst = &o->split.test_frac, .lo = 0, .hi = 0.99},
+      {"test-from", ARGS_FN, .dst = &o->split.test_from, .parse = args_time_ns,
+       .given = &o->split.has_test_from,
+       .unit = "integer nanoseconds or an RFC 3339 time like 2020-01-01T00:00:00Z"},
+      {"ts-unit", ARGS_CHOICE, .dst = &o->ts_unit, .choices = tickfile_ts_unit_names},
       {"patience", ARGS_INT, .dst = &f->patience, .lo = 1, .hi = 100000},
       {"search", ARGS_SWITCH, .dst = &o->search},
       {"trials", ARGS_INT, .dst = &o->trials, .lo = 1, .hi = 1000},
@@ -208,6 +332,12 @@ static int train_parse(train_opts *o, int argc, char **argv) {
             !o->ninputs ? "--input" : "--output");
     return 2;
   }
+  if (f->peephole && f->cell != NN_CELL_LSTM) {
+    fprintf(stderr, "tickcast train: --peephole is for the LSTM only, not --cell %s\n",
+            nn_cell_name(f->cell));
+    return 2;
+  }
+  o->cell_set |= f->peephole; /* peepholes: a search of LSTMs */
   f->verbose = o->quiet ? 0 : isatty(2) ? 2 : 1;
   return -1;
 }
@@ -220,6 +350,7 @@ static int train_load(dataset *d, const train_opts *o) {
     fprintf(stderr, "tickcast train: out of memory\n");
     return 1;
   }
+  d->ts_unit = o->ts_unit;
   for (int i = 0; i < o->ninputs; i++) {
     int rc = dataset_load(d, o->inputs[i], !o->quiet, err, sizeof err);
     if (rc != 0) {
@@ -229,8 +360,44 @@ static int train_load(dataset *d, const train_opts *o) {
   }
   if (!o->quiet)
     dataset_print_summary(d, "train input");
-  dataset_split(d, o->val_frac);
+  dataset_hold_out(d, o->split.test_frac, o->split.has_test_from, o->split.test_from);
+  dataset_split(d, o->split.val_frac);
   return 0;
+}
+
+/* The figures of the final model m on the held-out test parts of d: the predictions made at
+ * ticks [nfit, n - 1) of every series, as `eval --test` scores them. 0 or TC_ENOMEM. */
+static int train_test(const dataset *d, const nn_model *m, test_figs *t) {
+  memset(t, 0, sizeof *t);
+  size_t np = 0;
+  for (int i = 0; i < d->ns; i++)
+    if (d->s[i].n > d->s[i].nfit + 1)
+      np += d->s[i].n - d->s[i].nfit - 1;
+  if (np == 0)
+    return 0;
+  double **pred = calloc((size_t)d->ns, sizeof *pred);
+  score_pt *pts = malloc(np * sizeof *pts);
+  int rc = pred && pts ? 0 : TC_ENOMEM;
+  for (int i = 0; rc == 0 && i < d->ns; i++)
+    if (!(pred[i] = malloc((d->s[i].n ? d->s[i].n : 1) * sizeof **pred)))
+      rc = TC_ENOMEM;
+  if (rc == 0)
+    rc = score_predict(m, d, pred);
+  size_t k = 0;
+  for (int i = 0; rc == 0 && i < d->ns; i++) {
+    const ds_series *s = &d->s[i];
+    for (size_t p = s->nfit; p + 1 < s->n; p++)
+      pts[k++] = (score_pt){s->ts[p], i, pred[i][p], s->raw[(p + 1) * NN_F], 0};
+  }
+  if (rc == 0)
+    rc = score_sort(pts, np);
+  if (rc == 0)
+    rc = score_figures(pts, np, d->ns, &t->f);
+  t->has = rc == 0;
+  for (int i = 0; pred && i < d->ns; i++)
+    free(pred[i]);
+  free(pred), free(pts);
+  return rc;
 }
 
 /* Sizes epochs and batch to the training targets unless given: small inputs take more passes,
@@ -262,7 +429,7 @@ static int train_fit(const dataset *d, const train_opts *o, nn_model *m, fit_res
                      fit_opts *used) {
   char err[512];
   *used = o->fit;
-  int rc = o->search ? run_search(d, &o->fit, o->trials, m, res, used, err, sizeof err)
+  int rc = o->search ? run_search(d, &o->fit, o->cell_set, o->trials, m, res, used, err, sizeof err)
                      : fit_run(d, &o->fit, m, res, o->quiet ? NULL : stderr, err, sizeof err);
   if (rc != 0) {
     fprintf(stderr, "tickcast train: %s\n", err);
@@ -272,10 +439,12 @@ static int train_fit(const dataset *d, const train_opts *o, nn_model *m, fit_res
 }
 
 /* Writes m with its metadata to --output. 0, or 1 after printing why. */
-static int train_save(nn_model *m, const train_opts *o, const fit_opts *used,
-                      const fit_result *res) {
+static int train_save(nn_model *m, const train_opts *o, const fit_opts *used, const fit_result *res,
+                      const dataset *d, const test_figs *t) {
   char err[512];
-  if (set_train_meta(m, used, res, o->val_frac, o->inputs, o->ninputs) != 0) {
+  if (set_train_meta(m, used, res, &o->split, o->search ? o->trials : 1, o->inputs, o->ninputs) !=
+          0 ||
+      set_ranges_meta(m, d) != 0 || set_test_meta(m, t) != 0) {
     fprintf(stderr, "tickcast train: out of memory\n");
     return 1;
   }
@@ -286,7 +455,7 @@ static int train_save(nn_model *m, const train_opts *o, const fit_opts *used,
   return 0;
 }
 
-static void train_report(const train_opts *o, const fit_result *res) {
+static void train_report(const train_opts *o, const fit_result *res, const test_figs *t) {
   if (res->nval == 0)
     fprintf(stderr,
             "train: wrote %s: %d epochs, no validation ticks (--val-frac 0): the last "
@@ -302,6 +471,18 @@ static void train_report(const train_opts *o, const fit_result *res) {
             res->fallback ? "; no significant gain over the random walk, so the model "
                             "predicts a zero return"
                           : "");
+  const score_fig *f = &t->f;
+  if (!t->has)
+    fprintf(stderr, "train: no test part held out (--test-frac, --test-from): score the model "
+                    "with `tickcast eval` on data it has not seen\n");
+  else if (f->has_ci && f->has_dm)
+    fprintf(stderr,
+            "train: held-out test part (never trained, validated or chosen on): skill %+.5f, "
+            "95%% interval [%+.5f, %+.5f], Diebold-Mariano p %.3g, %llu predictions\n",
+            f->skill, f->ci.lo, f->ci.hi, f->dm.p_hln, (unsigned long long)f->n);
+  else
+    fprintf(stderr, "train: held-out test part: %llu predictions, too few for figures\n",
+            (unsigned long long)f->n);
 }
 
 int cmd_train(int argc, char **argv) {
@@ -316,6 +497,7 @@ int cmd_train(int argc, char **argv) {
   memset(&m, 0, sizeof m);
   fit_result res;
   fit_opts used;
+  test_figs tf;
   status = train_load(&d, &o);
   if (status == 0)
     status = train_size(&o, &d);
@@ -323,10 +505,14 @@ int cmd_train(int argc, char **argv) {
     dataset_stats(&d);
     status = train_fit(&d, &o, &m, &res, &used);
   }
+  if (status == 0 && train_test(&d, &m, &tf) != 0) {
+    fprintf(stderr, "tickcast train: out of memory while scoring the test part\n");
+    status = 1;
+  }
   if (status == 0)
-    status = train_save(&m, &o, &used, &res);
+    status = train_save(&m, &o, &used, &res, &d, &tf);
   if (status == 0 && !o.quiet)
-    train_report(&o, &res);
+    train_report(&o, &res, &tf);
   nn_model_free(&m);
   dataset_free(&d);
   return status;

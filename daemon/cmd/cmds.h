@@ -15,5 +15,7 @@ int cmd_feed(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
+/* `inspect --model M`: cmd_inspect hands over with the parsed --json and --top. */
+int cmd_inspect_model(const char *path, int json, int top);
 
 #endif

@@ -25,4 +25,18 @@ rd_kafka_resp_err_t kprod_send(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int32_t pa
                                int msgflags, void *val, size_t len, const void *key, size_t keylen,
                                void *opaque, int wait_ms, volatile sig_atomic_t *stop);
 
+/* One message header: its name and value[0..len) (librdkafka copies both). */
+typedef struct kprod_header {
+  const char *name;
+  const void *value;
+  size_t len;
+} kprod_header;
+
+/* kprod_send with the header h on the message (h NULL: none, exactly kprod_send), through
+ * rd_kafka_producev; the same waiting, returns and ownership. */
+rd_kafka_resp_err_t kprod_send_hdr(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int32_t partition,
+                                   int msgflags, void *val, size_t len, const void *key,
+                                   size_t keylen, const kprod_header *h, void *opaque, int wait_ms,
+                                   volatile sig_atomic_t *stop);
+
 #endif

@@ -21,12 +21,15 @@
  * long as the broker takes to acknowledge, at most 1 s per message. */
 #define PRODUCE_WAIT_MS 1000
 
-/* Hands one message to the producer (bounded wait on a full queue, see PRODUCE_WAIT_MS). Once per
- * message: no allocation, no clock read unless the queue is full. */
+/* Hands one message to the producer (bounded wait on a full queue, see PRODUCE_WAIT_MS) with the
+ * header tickcast.model = the running model's id, so a consumer knows which model made a
+ * prediction across SIGHUP reloads. Once per message: no clock read unless the queue is full. */
 static rd_kafka_resp_err_t produce(run *r, rd_kafka_topic_t *t, int flags, void *buf, size_t len,
                                    const void *key, size_t keylen, void *opaque) {
-  return kprod_send(r->producer, t, RD_KAFKA_PARTITION_UA, flags, buf, len, key, keylen, opaque,
-                    PRODUCE_WAIT_MS, NULL);
+  kprod_header h = {"tickcast.model", r->model ? r->model->id : "",
+                    r->model ? strlen(r->model->id) : 0};
+  return kprod_send_hdr(r->producer, t, RD_KAFKA_PARTITION_UA, flags, buf, len, key, keylen, &h,
+                        opaque, PRODUCE_WAIT_MS, NULL);
 }
 
 /* Produces one message. A failure is counted as a delivery error and its input offset as failed
@@ -78,8 +81,9 @@ static size_t src_format(run *r, int32_t p, int64_t off) {
   return (size_t)(q - r->src);
 }
 
-/* The producer's message.max.bytes, which a dead letter (value and key) must fit. Read per dead
- * letter: they are the exception, and this is cheap next to encoding one. */
+/* The producer's message.max.bytes less the record's framing and its tickcast.model header, which
+ * a dead letter (value and key) must fit. Read per dead letter: they are the exception, and this
+ * is cheap next to encoding one. */
 static size_t dlq_budget(run *r) {
   char v[32];
   size_t vl = sizeof v;
@@ -87,7 +91,9 @@ static size_t dlq_budget(run *r) {
   if (rd_kafka_conf_get(rd_kafka_conf(r->producer), "message.max.bytes", v, &vl) ==
       RD_KAFKA_CONF_OK)
     mx = strtol(v, NULL, 10);
-  return mx > 0 ? (size_t)mx : 0;
+  /* librdkafka counts a v2 record's framing (under 64 bytes) and its headers against the limit. */
+  long frame = 64 + (long)strlen("tickcast.model") + (r->model ? (long)strlen(r->model->id) : 0);
+  return mx > frame ? (size_t)(mx - frame) : 0;
 }
 
 /* A rejected message: its dead letter (with the decoder's error text, recomputed here since the
@@ -158,6 +164,7 @@ void drain_process_chunk(run *r) {
     rd_kafka_message_t *m = r->msgs[i];
     eng_tick *t = &r->ticks[i];
     t->partition = m->partition;
+    t->offset = m->offset;
     t->reason = m->payload ? tick_parse_json(&t->t, m->payload, m->len, NULL, 0) : TICK_BAD_JSON;
     if (t->reason == TICK_OK && m->key_len)
       t->reason = tick_check_key(&t->t, m->key, m->key_len, NULL, 0);
@@ -167,6 +174,7 @@ void drain_process_chunk(run *r) {
     stats_part_in(&r->st, m->partition);
   }
   uint64_t unfrozen = r->e.unfrozen;
+  sched_ckpt_guard(r, N);
   int rc = engine_process(&r->e, r->ticks, N);
   r->st.chunks++;
   if (r->e.unfrozen != unfrozen)
@@ -183,9 +191,13 @@ void drain_process_chunk(run *r) {
   for (int i = 0; i < N; i++) {
     rd_kafka_message_t *m = r->msgs[i];
     eng_tick *t = &r->ticks[i];
-    size_t srclen = src_format(r, m->partition, m->offset);
     if (m->partition >= r->nparts || r->parts[m->partition].pnext < 0) /* first since assigned */
       stats_part_checkpointed(&r->st, m->partition, m->offset, uv_now(r->loop));
+    if (t->skipped) { /* already in its instrument's restored state: no output */
+      part_skip(r, m->partition, m->offset);
+      continue;
+    }
+    size_t srclen = src_format(r, m->partition, m->offset);
     void *opq = part_push(r, m->partition, m->offset);
     if (t->reason == TICK_OK) {
       size_t len = enc_pred_json(buf, t, r->src, srclen);

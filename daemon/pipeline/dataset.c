@@ -1,5 +1,5 @@
 /* dataset.c: tick files into per-instrument series with raw features, the time split and the
- * training-part statistics, for `train` and `eval`. Holds everything in memory (about 56 bytes a
+ * training-part statistics, for `train` and `eval`. Holds everything in memory (about 57 bytes a
  * tick); streaming use goes through the engine instead. */
 #include "daemon/pipeline/dataset.h"
 
@@ -20,6 +20,7 @@ int dataset_init(dataset *d) {
   for (int i = 0; i < NN_F; i++)
     d->feat_std[i] = 1.0;
   d->tgt_std = 1.0;
+  d->ts_unit = TICKFILE_TS_AUTO;
   return 0;
 }
 
@@ -30,6 +31,7 @@ void dataset_free(dataset *d) {
     free(d->s[i].ts);
     free(d->s[i].px);
     free(d->s[i].raw);
+    free(d->s[i].quoted);
   }
   free(d->s);
   symtab_free(&d->st);
@@ -50,7 +52,10 @@ static int series_grow(ds_series *s) {
   double *raw = realloc(s->raw, cap * NN_F * sizeof *raw);
   if (raw)
     s->raw = raw;
-  if (!ts || !px || !raw)
+  uint8_t *quoted = realloc(s->quoted, cap);
+  if (quoted)
+    s->quoted = quoted;
+  if (!ts || !px || !raw || !quoted)
     return TC_ENOMEM;
   s->cap = cap;
   return 0;
@@ -84,6 +89,7 @@ int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t er
   int rc = tickfile_open(&tf, path, err, errlen);
   if (rc != 0)
     return rc;
+  tickfile_set_ts_unit(&tf, d->ts_unit);
   const char *name = strcmp(path, "-") ? path : "stdin";
   d->rej.quiet = !verbose;
   char msg[256];
@@ -120,10 +126,13 @@ int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t er
                     first ? t.ts : s->ts[i - 1], t.qty, t.has_quote, t.bid, t.ask);
     s->ts[i] = t.ts;
     s->px[i] = t.px;
+    s->quoted[i] = t.has_quote;
     s->n++;
-    s->ntrain = s->n;
+    s->ntrain = s->nfit = s->n;
     d->accepted++;
   }
+  if (tickfile_ts_warning(&tf, msg, sizeof msg))
+    fprintf(stderr, "%s\n", msg);
   tickfile_close(&tf);
   if (rc == TC_ENOMEM) {
     snprintf(err, errlen, "%s: out of memory after %llu ticks", name,
@@ -137,13 +146,26 @@ int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t er
   return 0;
 }
 
+void dataset_hold_out(dataset *d, double test_frac, int has_from, int64_t from) {
+  for (int i = 0; i < d->ns; i++) {
+    ds_series *s = &d->s[i];
+    size_t ntest = (size_t)floor((double)s->n * test_frac);
+    size_t nfit = s->n - (ntest < s->n ? ntest : s->n);
+    while (has_from && nfit > 0 && s->ts[nfit - 1] >= from)
+      nfit--;
+    while (nfit > 0 && nfit < s->n && s->ts[nfit] == s->ts[nfit - 1])
+      nfit++;
+    s->nfit = s->ntrain = nfit;
+  }
+}
+
 void dataset_split(dataset *d, double val_frac) {
   for (int i = 0; i < d->ns; i++) {
     ds_series *s = &d->s[i];
-    size_t nval = (size_t)floor((double)s->n * val_frac);
-    if (nval > s->n)
-      nval = s->n;
-    s->ntrain = s->n - nval;
+    size_t nval = (size_t)floor((double)s->nfit * val_frac);
+    if (nval > s->nfit)
+      nval = s->nfit;
+    s->ntrain = s->nfit - nval;
   }
 }
 

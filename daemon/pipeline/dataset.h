@@ -1,7 +1,8 @@
 /* dataset.h: tick files loaded whole into per-instrument series for `train` and `eval`: accepted
- * ticks with their raw features (CONTRACT §2), the split by time into a training part and a
- * validation part (the last ticks of every instrument), and the standardization statistics of
- * the training part. Not for streaming (replay and run go through engine.h in constant memory). */
+ * ticks with their raw features (CONTRACT §2), the split by time into a training, a validation
+ * and a held-out test part (the last ticks of every instrument), and the standardization
+ * statistics of the training part. Not for streaming (replay and run go through engine.h in
+ * constant memory). */
 #ifndef DAEMON_DATASET_H
 #define DAEMON_DATASET_H
 
@@ -13,15 +14,23 @@
 #include "ingest/tick.h"
 #include "nn/model.h"
 
-/* One instrument's accepted ticks, in order. Target of tick t = raw ret of tick t + 1. */
+/* One instrument's accepted ticks, in order. Target of tick t = raw ret of tick t + 1.
+ * Its ticks fall in three parts, in time order: [0, ntrain) training, [ntrain, nfit) validation,
+ * [nfit, n) the held-out test part. A prediction belongs to the part of the tick it is made at
+ * and is scored against the next tick's return, so training scores targets 1..ntrain-1,
+ * validation targets ntrain+1..nfit-1 and the test part targets nfit+1..n-1: the return that
+ * crosses each boundary is a target of neither side, and no price of the test part is ever a
+ * training or validation target. */
 typedef struct ds_series {
   char sym[TICK_SYM_MAX + 1];
-  size_t n;      /* accepted ticks */
-  size_t cap;    /* allocated entries */
-  size_t ntrain; /* ticks [0, ntrain) are training, [ntrain, n) validation (dataset_split) */
-  int64_t *ts;   /* (n) */
-  double *px;    /* (n) */
-  double *raw;   /* (n, NN_F) raw features */
+  size_t n;        /* accepted ticks */
+  size_t cap;      /* allocated entries */
+  size_t ntrain;   /* ticks [0, ntrain) are training (dataset_split) */
+  size_t nfit;     /* ticks [ntrain, nfit) validation, [nfit, n) test (dataset_hold_out) */
+  int64_t *ts;     /* (n) */
+  double *px;      /* (n) */
+  double *raw;     /* (n, NN_F) raw features */
+  uint8_t *quoted; /* (n) 1 when the tick had a valid quote (bid <= ask): raw spread is real */
 } ds_series;
 
 typedef struct dataset {
@@ -32,6 +41,7 @@ typedef struct dataset {
   uint64_t read;     /* ticks (non-empty lines) read over all files */
   uint64_t accepted; /* ticks accepted */
   reject_tally rej;  /* ticks rejected, by reason, with their first lines (over all files) */
+  int ts_unit;       /* unit of integer timestamps in the files (enum tickfile_ts_unit) */
   /* Standardization from the training part (dataset_stats). */
   double feat_mean[NN_F], feat_std[NN_F];
   double tgt_mean, tgt_std;
@@ -40,14 +50,26 @@ typedef struct dataset {
 int dataset_init(dataset *d);  /* 0 or TC_ENOMEM */
 void dataset_free(dataset *d); /* accepts NULL and half-built */
 
-/* Appends the ticks of one file (CSV or JSON Lines, '-' = stdin). Rejected lines (decoder
- * reasons, and out_of_order: ts older than the instrument's last accepted tick, also across
- * files) are counted in d->rej, never fatal; when verbose, the first REJECT_SHOWN of the dataset
- * are printed on stderr. path must outlive d (the tally keeps it). Returns 0,
- * TC_ENOENT/TC_EFORMAT (cannot open, no valid header; err says which) or TC_EIO/TC_ENOMEM. */
+/* Appends the ticks of one file (CSV or JSON Lines, '-' = stdin), integer timestamps in
+ * d->ts_unit (TICKFILE_TS_AUTO after dataset_init: nanoseconds, with tickfile_ts_warning's
+ * warning on stderr, whatever verbose says, when they look like another unit). Rejected lines
+ * (decoder reasons, and out_of_order: ts older than the instrument's last accepted tick, also
+ * across files) are counted in d->rej, never fatal; when verbose, the first REJECT_SHOWN of the
+ * dataset are printed on stderr. path must outlive d (the tally keeps it). Every series is whole
+ * training afterwards (ntrain = nfit = n). Returns 0, TC_ENOENT/TC_EFORMAT (cannot open, no
+ * valid header; err says which) or TC_EIO/TC_ENOMEM. */
 int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t errlen);
 
-/* Splits every series by time: its last floor(n * val_frac) ticks are validation. */
+/* Holds out the test part of every series, which training, validation and every choice made on
+ * them never see: its last floor(n * test_frac) ticks, or, with has_from, its ticks at
+ * ts >= from (the later of the two when both are given). The boundary then moves later past
+ * ticks that share the timestamp of the last tick kept, so the test part starts strictly after
+ * the fitted part ends and "after the training range" (eval --test) is the same set of ticks.
+ * Sets nfit (and ntrain = nfit); call before dataset_split. */
+void dataset_hold_out(dataset *d, double test_frac, int has_from, int64_t from);
+
+/* Splits what dataset_hold_out left of every series, [0, nfit), by time: its last
+ * floor(nfit * val_frac) ticks are validation. */
 void dataset_split(dataset *d, double val_frac);
 
 /* Computes feature mean/std over the training ticks and the target scale over the training

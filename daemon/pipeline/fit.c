@@ -9,13 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/pipeline/score.h"
 #include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 #include "nn/train.h"
 
-#define VAL_B 64      /* lanes (instruments) per validation pass */
-#define VAL_T 64      /* steps per validation window */
-#define FIT_MIN_T 2.0 /* least t-statistic of the validation gain for a non-zero model */
+#define VAL_B 64 /* lanes (instruments) per validation pass */
+#define VAL_T 64 /* steps per validation window */
 
 void fit_opts_default(fit_opts *o) {
   memset(o, 0, sizeof *o);
@@ -29,6 +29,11 @@ void fit_opts_default(fit_opts *o) {
   o->clip = 1.0;
   o->seed = 1;
   o->verbose = 1;
+  o->min_t = FIT_MIN_T;
+}
+
+double fit_min_t(int K) {
+  return K <= 1 ? FIT_MIN_T : evalstat_sidak_threshold(2 * evalstat_norm_sf(FIT_MIN_T), K);
 }
 
 /* The dataset as flat standardized arrays, series after series. */
@@ -74,21 +79,34 @@ static int flat_build(flat *f, const dataset *d) {
   return 0;
 }
 
-/* Sums over the validation targets beyond the MSE: y*t and y*y (for the output scale), and the
- * loss differential g = t^2 - (y - t)^2 against the zero prediction and g^2 (for its t-stat). */
+/* What validation gathers beyond the MSE: y*t and y*y (for the output scale), and, when d is
+ * not NULL, the loss differential d = (y - t)^2 - t^2 against the zero prediction of every
+ * validation target with the ts of its tick (for the Diebold-Mariano test of the gain). */
 typedef struct vsums {
-  double yt, yy, g, gg;
+  double yt, yy;
+  double *d;   /* (cap) or NULL */
+  int64_t *ts; /* (cap) */
+  size_t nd, cap;
 } vsums;
 
-/* Validation over flat data: every series from its first tick, loss on its validation targets.
- * With vs != NULL also fills the sums above. */
+/* Validation targets of d: predictions at ticks [ntrain, nfit - 1) of every series. */
+static size_t val_targets(const dataset *d) {
+  size_t n = 0;
+  for (int i = 0; i < d->ns; i++)
+    if (d->s[i].nfit > d->s[i].ntrain + 1)
+      n += d->s[i].nfit - d->s[i].ntrain - 1;
+  return n;
+}
+
+/* Validation over flat data: every series from its first tick, loss on its validation targets;
+ * the test part (from nfit on) is never read. With vs != NULL also fills vs (whose nd is reset). */
 static int validate(const dataset *d, const flat *f, const nn_model *m, double *mse, double *mse_rw,
                     uint64_t *count, vsums *vs) {
   int Bv = d->ns < VAL_B ? d->ns : VAL_B;
   *mse = *mse_rw = 0;
   *count = 0;
   if (vs)
-    memset(vs, 0, sizeof *vs);
+    vs->yt = vs->yy = 0, vs->nd = 0;
   if (Bv == 0)
     return 0;
   nn_train tr;
@@ -104,14 +122,14 @@ static int validate(const dataset *d, const flat *f, const nn_model *m, double *
     nn_train_free(&tr);
     return TC_ENOMEM;
   }
-  double se = 0, se0 = 0, syt = 0, syy = 0, sg = 0, sgg = 0;
+  double se = 0, se0 = 0, syt = 0, syy = 0;
   uint64_t n = 0;
   for (int g0 = 0; g0 < d->ns; g0 += Bv) {
     int B = d->ns - g0 < Bv ? d->ns - g0 : Bv;
     size_t len = 0;
     for (int b = 0; b < B; b++)
-      if (d->s[g0 + b].n > len)
-        len = d->s[g0 + b].n;
+      if (d->s[g0 + b].nfit > len)
+        len = d->s[g0 + b].nfit;
     memset(state, 0, (size_t)B * sf * sizeof(float));
     for (size_t p0 = 0; p0 < len; p0 += VAL_T) {
       int T = len - p0 < VAL_T ? (int)(len - p0) : VAL_T;
@@ -120,11 +138,11 @@ static int validate(const dataset *d, const flat *f, const nn_model *m, double *
         for (int b = 0; b < B; b++) {
           const ds_series *s = &d->s[g0 + b];
           size_t p = p0 + t, r = (size_t)t * B + b;
-          if (p < s->n) {
+          if (p < s->nfit) {
             const float *xs = f->x + (f->off[g0 + b] + p) * NN_F;
             memcpy(x + r * NN_F, xs, NN_F * sizeof(float));
             tg[r] = f->y[f->off[g0 + b] + p];
-            w[r] = (p >= s->ntrain && p + 1 < s->n) ? 1.0f : 0.0f;
+            w[r] = (p >= s->ntrain && p + 1 < s->nfit) ? 1.0f : 0.0f;
           } else {
             memset(x + r * NN_F, 0, NN_F * sizeof(float));
             tg[r] = 0;
@@ -140,9 +158,10 @@ static int validate(const dataset *d, const flat *f, const nn_model *m, double *
         se0 += (double)tg[r] * tg[r];
         syt += (double)tr.y[r] * tg[r];
         syy += (double)tr.y[r] * tr.y[r];
-        double g = (double)tg[r] * tg[r] - e * e;
-        sg += g;
-        sgg += g * g;
+        if (vs && vs->d && vs->nd < vs->cap) {
+          vs->d[vs->nd] = e * e - (double)tg[r] * tg[r];
+          vs->ts[vs->nd++] = d->s[g0 + r % B].ts[p0 + (size_t)(r / B)];
+        }
         n++;
       }
     }
@@ -151,7 +170,7 @@ static int validate(const dataset *d, const flat *f, const nn_model *m, double *
   *mse_rw = n ? se0 / (double)n : 0;
   *count = n;
   if (vs)
-    *vs = (vsums){syt, syy, sg, sgg};
+    vs->yt = syt, vs->yy = syy;
   free(x), free(tg), free(w), free(state);
   nn_train_free(&tr);
   return 0;
@@ -362,9 +381,10 @@ static int fit_baseline(fit_ctx *c, fit_result *res) {
         ntr += c->d->s[i].ntrain - 1;
     fprintf(c->log,
             "train: %llu training targets, %llu validation targets, %d instruments; model "
-            "L=%d H=%d%s, %zu parameters\n",
-            (unsigned long long)ntr, (unsigned long long)c->nval, c->d->ns, c->o->L, c->o->H,
-            c->o->peephole ? " peephole" : "", c->m->nparams);
+            "%s L=%d H=%d%s, %zu parameters\n",
+            (unsigned long long)ntr, (unsigned long long)c->nval, c->d->ns,
+            nn_cell_name(c->o->cell), c->o->L, c->o->H, c->o->peephole ? " peephole" : "",
+            c->m->nparams);
   }
   return 0;
 }
@@ -505,38 +525,51 @@ static int fit_choose(fit_ctx *c, fit_result *res) {
    * (the random walk) is the safe limit. */
   double vm, vr;
   uint64_t nv;
-  vsums vs;
-  if (validate(c->d, &c->f, m, &vm, &vr, &nv, &vs) != 0)
-    return TC_ENOMEM;
-  double a = vs.yy > 0 ? vs.yt / vs.yy : 0.0;
-  a = a < 0 ? 0 : a > 1 ? 1 : a;
-  for (int j = 0; j < m->H; j++)
-    m->head_w[j] *= (float)a;
-  m->head_b[0] *= (float)a;
-  res->scale = a;
-  if (validate(c->d, &c->f, m, &c->vbest, &vr, &nv, &vs) != 0)
-    return TC_ENOMEM;
+  vsums vs = {0};
+  vs.cap = val_targets(c->d);
+  vs.d = malloc((vs.cap ? vs.cap : 1) * sizeof *vs.d);
+  vs.ts = malloc((vs.cap ? vs.cap : 1) * sizeof *vs.ts);
+  int rc = vs.d && vs.ts ? validate(c->d, &c->f, m, &vm, &vr, &nv, &vs) : TC_ENOMEM;
+  double a = 0;
+  if (rc == 0) {
+    a = vs.yy > 0 ? vs.yt / vs.yy : 0.0;
+    a = a < 0 ? 0 : a > 1 ? 1 : a;
+    for (int j = 0; j < m->H; j++)
+      m->head_w[j] *= (float)a;
+    m->head_b[0] *= (float)a;
+    res->scale = a;
+    rc = validate(c->d, &c->f, m, &c->vbest, &vr, &nv, &vs);
+  }
+  /* Is the gain over the zero prediction more than validation noise? The Diebold-Mariano test of
+   * the loss differential, summed per timestamp across instruments, with a Newey-West variance
+   * (squared errors of returns are serially correlated where volatility clusters) and the
+   * Harvey-Leybourne-Newbold correction: heavy tails and a few lucky ticks give a large variance
+   * and a small t. Below the threshold (2, raised for the trials of a search), predict zero. */
+  evalstat_dm dm;
+  if (rc == 0 && score_dm_by_time(vs.ts, vs.d, vs.nd, &dm, &res->val_times) == TC_ENOMEM)
+    rc = TC_ENOMEM;
+  free(vs.d), free(vs.ts);
+  if (rc != 0)
+    return rc;
   res->val_mse_fit = c->vbest;
-  /* Is the gain over the zero prediction more than validation noise? The t-statistic of the mean
-   * loss differential (Diebold-Mariano, one-step forecasts): heavy tails and a few lucky ticks
-   * give a large variance and a small t. Below FIT_MIN_T, predict zero instead. */
-  double mg = vs.g / (double)nv, var = vs.gg / (double)nv - mg * mg;
-  res->tstat = var > 0 && nv > 1 ? mg / sqrt(var / (double)(nv - 1)) : 0.0;
+  res->tstat = isnan(dm.stat_hln) ? 0.0 : -dm.stat_hln;
+  res->pval = dm.p_hln;
   if (c->log && c->o->verbose)
     fprintf(c->log,
             "output scale %.4f (least squares on validation): val %.5f, skill %+.4f, "
-            "t-stat of the gain over the random walk %.2f\n",
-            a, c->vbest, vr > 0 ? 1 - c->vbest / vr : 0.0, res->tstat);
-  if (res->tstat < FIT_MIN_T) {
+            "t-stat of the gain over the random walk %.2f (Diebold-Mariano, %llu times)\n",
+            a, c->vbest, vr > 0 ? 1 - c->vbest / vr : 0.0, res->tstat,
+            (unsigned long long)res->val_times);
+  if (!(res->tstat >= c->o->min_t)) {
     fit_zero_head(m);
     res->scale = 0.0;
     res->fallback = 1;
     c->vbest = c->vrw;
     if (c->log && c->o->verbose)
       fprintf(c->log,
-              "the gain is not significant (t %.2f < %.1f): the model predicts a zero "
+              "the gain is not significant (t %.2f < %.2f): the model predicts a zero "
               "return\n",
-              res->tstat, FIT_MIN_T);
+              res->tstat, c->o->min_t);
   }
   return 0;
 }
@@ -547,9 +580,11 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
   fit_ctx c;
   memset(&c, 0, sizeof c);
   c.d = d, c.o = o, c.m = m, c.log = log;
-  int rc = nn_model_init(m, o->L, o->H, o->peephole);
+  int rc = nn_model_init_cell(m, o->cell, o->L, o->H, o->peephole);
   if (rc != 0) {
-    snprintf(err, errlen, "cannot set up a model with L=%d H=%d: %s", o->L, o->H, tc_strerror(rc));
+    snprintf(err, errlen, "cannot set up a%s %s model with L=%d H=%d%s: %s",
+             o->cell == NN_CELL_LSTM ? "n" : "", nn_cell_name(o->cell), o->L, o->H,
+             o->peephole ? " and peepholes" : "", tc_strerror(rc));
     return rc;
   }
   double t_start = 0;

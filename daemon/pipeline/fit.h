@@ -13,9 +13,10 @@
 #include "nn/model.h"
 
 typedef struct fit_opts {
+  int cell;      /* NN_CELL_* (nn/base/cell.h): LSTM, GRU or RNN */
   int H;         /* hidden size */
   int L;         /* layers */
-  int peephole;  /* 1: with w_ci/w_cf/w_co */
+  int peephole;  /* 1: with w_ci/w_cf/w_co (LSTM only) */
   int epochs;    /* most epochs */
   int T;         /* BPTT window (steps) */
   int B;         /* sequences per minibatch */
@@ -24,9 +25,19 @@ typedef struct fit_opts {
   double clip;   /* global gradient-norm limit, <= 0: none */
   uint64_t seed; /* all randomness */
   int verbose;   /* 0 silent, 1 one line per epoch, 2 plus a \r bar (a terminal) */
+  double min_t;  /* least t-statistic of the validation gain for a non-zero model */
 } fit_opts;
 
-/* Defaults: H 32, L 1, 30 epochs, T 32, B 32, patience 5, lr 3e-3, clip 1, seed 1. */
+/* The threshold of one training run: a gain t-statistic of 2, a two-sided level of
+ * 2 (1 - Phi(2)) = 0.0455. A search of K trials raises it to fit_min_t(K). */
+#define FIT_MIN_T 2.0
+
+/* The threshold for each of K trials (a search) that keeps the family-wise level of FIT_MIN_T:
+ * evalstat_sidak_threshold(2 (1 - Phi(2)), K); 2 for K = 1, 2.52 for K = 4, 2.76 for 8. */
+double fit_min_t(int K);
+
+/* Defaults: the LSTM, H 32, L 1, 30 epochs, T 32, B 32, patience 5, lr 3e-3, clip 1, seed 1,
+ * min_t 2. */
 void fit_opts_default(fit_opts *o);
 
 typedef struct fit_result {
@@ -34,7 +45,10 @@ typedef struct fit_result {
   double val_mse_rw;  /* the same for a zero prediction (the random walk) */
   double train_mse;   /* training loss of the best epoch (0 for the zero model) */
   double scale;       /* factor applied to the head (least squares on validation, in [0, 1]) */
-  double tstat;       /* t-statistic of the validation gain over the zero prediction */
+  double tstat;       /* t-statistic of the validation gain over the zero prediction: minus the
+                         Diebold-Mariano statistic (HLN) of the loss differential */
+  double pval;        /* its two-sided p-value (Student t, HLN) */
+  uint64_t val_times; /* distinct validation timestamps: the test's sample size */
   double val_mse_fit; /* validation MSE of the trained model before any fallback to zero */
   int fallback;       /* 1: the saved model predicts zero (no epoch beat it, or t < 2) */
   int best_epoch;     /* 0 = no epoch beat the zero model, which is what was kept */
@@ -45,11 +59,13 @@ typedef struct fit_result {
   double steps_per_s; /* tick-steps per second, forward + backward (training only) */
 } fit_result;
 
-/* Trains a model of shape (o->L, o->H, o->peephole) on d (split and stats already done) into m,
- * which is initialized here (the caller frees it). The model returned is the one with the best
- * validation MSE, its head scaled by the least-squares factor in [0, 1] on validation. When no
- * epoch beats a zero prediction, or the gain over it has a t-statistic below 2 (noise), the head
- * is zero: it predicts exactly a zero return. Without validation ticks the last epoch is kept.
+/* Trains a model of shape (o->cell, o->L, o->H, o->peephole) on d (split and stats already
+ * done) into m, which is initialized here (the caller frees it). The model returned is the one
+ * with the best validation MSE, its head scaled by the least-squares factor in [0, 1] on
+ * validation. When no epoch beats a zero prediction, or the gain over it has a t-statistic below
+ * o->min_t (noise), the head is zero: it predicts exactly a zero return. Without validation ticks
+ * the last epoch is kept. Ticks of the held-out test part (from each series' nfit) are never
+ * read.
  * Returns 0 or TC_E* with err. */
 int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, FILE *log, char *err,
             size_t errlen);

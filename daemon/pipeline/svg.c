@@ -1,9 +1,11 @@
-/* svg.c: the eval plot as plain SVG text (see svg.h). Two panels, 1000 x 720 pixels: returns on
- * top (realized in grey, predicted in blue, as per-column min-max bars when there are more ticks
- * than pixels; predictions much smaller than the realized returns get their own right-hand axis,
- * zero aligned, so they stay visible), cumulative log return below (sign-of-prediction strategy
- * in green, buy and hold in grey), time axis with date labels, value axes with round tick values,
- * titles and legends. */
+/* svg.c: the eval plot as plain SVG text (see svg.h). Two panels, 1000 x 740 pixels: returns on
+ * top, per pixel column: the realized returns' min-max (light grey) and 10-90% range (grey), the
+ * predictions' 10-90% range (a translucent blue band) and their mean (a blue line), so that neither
+ * hides the other at 100,000 ticks; predictions much smaller than the realized returns get their
+ * own right-hand axis, zero aligned, so they stay visible. Below, the cumulative log return of
+ * the sign-of-prediction strategy, equal-weighted over instruments, net of costs (green) and
+ * gross (dashed), and buy and hold (grey). Time axis with date labels, value axes with round tick
+ * values, titles and legends. */
 #include "daemon/pipeline/svg.h"
 
 #include <errno.h>
@@ -95,6 +97,12 @@ static void x_axis(FILE *f, const panel *p, int64_t t0, int64_t t1) {
 
 static void legend(FILE *f, double x, double y, const char *const *names, const char *const *cols,
                    int n) {
+  size_t w = 0; /* a white box behind it, about as wide as its longest name */
+  for (int i = 0; i < n; i++)
+    w = strlen(names[i]) > w ? strlen(names[i]) : w;
+  fprintf(f,
+          "<rect x='%.1f' y='%.1f' width='%.1f' height='%d' fill='white' fill-opacity='0.85'/>\n",
+          x - 6, y - 13, 32 + 6.2 * (double)w, 16 * n + 4);
   for (int i = 0; i < n; i++) {
     fprintf(f, "<rect x='%.1f' y='%.1f' width='14' height='4' fill='%s'/>\n", x, y + 16 * i - 4,
             cols[i]);
@@ -117,17 +125,21 @@ static void xml_text(FILE *f, const char *s) {
   }
 }
 
-/* The points binned by pixel column: per column the min/max of realized and predicted returns
- * and the cumulative returns at its end, and the value ranges over all points. */
+/* The points binned by pixel column: per column the realized returns' min, max and 10-90%
+ * range, the predictions' min, max, 10-90% range and mean, and the cumulative curves at its end;
+ * the value ranges over all points. */
 typedef struct columns {
   double rmin[COLS], rmax[COLS]; /* realized returns in the column */
+  double rq10[COLS], rq90[COLS]; /* their 10% and 90% quantiles */
   double pmin[COLS], pmax[COLS]; /* predicted returns in the column */
-  double cs[COLS], cb[COLS];     /* cumulative sign-of-prediction and buy-and-hold at its end */
-  int used[COLS];                /* the column holds a point */
+  double pq10[COLS], pq90[COLS]; /* their 10% and 90% quantiles */
+  double pmean[COLS];            /* their mean */
+  double cg[COLS], cn[COLS];     /* cumulative strategy gross and net at its end */
+  double ch[COLS];               /* cumulative buy and hold at its end */
+  int cnt[COLS];                 /* points in the column (0: unused) */
   int64_t t0, t1;                /* time range (t1 > t0) */
   double rlo, rhi, plo, phi;     /* realized and predicted ranges, including 0 */
   double clo, chi;               /* cumulative range, including 0 */
-  double s, b;                   /* final cumulative returns: sign of prediction, buy and hold */
 } columns;
 
 /* The scales: realized returns (top), predicted (ptop: top's, or their own right-hand scale when
@@ -137,36 +149,63 @@ typedef struct panels {
   int dual;             /* 1: ptop has its own scale */
 } panels;
 
-static void columns_fill(columns *c, const svg_point *pts, size_t n) {
+static int dbl_cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The q-quantile of sorted v (n >= 1), interpolated between order statistics (R's type 7). */
+static double quantile(const double *v, int n, double q) {
+  double h = (n - 1) * q;
+  int i = (int)floor(h);
+  return i + 1 < n ? v[i] + (h - i) * (v[i + 1] - v[i]) : v[n - 1];
+}
+
+static int column_of(const columns *c, int64_t ts) {
+  int col = (int)((double)(ts - c->t0) / (double)(c->t1 - c->t0) * (COLS - 1));
+  return col < 0 ? 0 : col >= COLS ? COLS - 1 : col;
+}
+
+/* Bins e's points into columns. Points are sorted by ts, so each column's are contiguous. */
+static int columns_fill(columns *c, const svg_eval *e) {
+  const score_pt *pts = e->pts;
+  size_t n = e->n;
+  double *buf = malloc(2 * n * sizeof *buf), *pbuf = buf + n;
+  if (!buf)
+    return TC_ENOMEM;
   c->t0 = pts[0].ts, c->t1 = pts[n - 1].ts;
   if (c->t1 <= c->t0)
     c->t1 = c->t0 + 1;
-  double s = 0, b = 0;
-  for (size_t i = 0; i < n; i++) {
-    int col = (int)((double)(pts[i].ts - c->t0) / (double)(c->t1 - c->t0) * (COLS - 1));
-    if (col < 0)
-      col = 0;
-    if (col >= COLS)
-      col = COLS - 1;
-    double sig = pts[i].pred > 0 ? 1 : pts[i].pred < 0 ? -1 : 0;
-    s += sig * pts[i].real;
-    b += pts[i].real;
-    if (!c->used[col]) {
-      c->rmin[col] = c->rmax[col] = pts[i].real;
-      c->pmin[col] = c->pmax[col] = pts[i].pred;
-      c->used[col] = 1;
-    } else {
-      c->rmin[col] = fmin(c->rmin[col], pts[i].real),
-      c->rmax[col] = fmax(c->rmax[col], pts[i].real);
-      c->pmin[col] = fmin(c->pmin[col], pts[i].pred),
-      c->pmax[col] = fmax(c->pmax[col], pts[i].pred);
+  for (size_t a = 0; a < n;) {
+    int col = column_of(c, pts[a].ts);
+    size_t b = a;
+    double psum = 0;
+    c->rmin[col] = c->rmax[col] = pts[a].real;
+    c->pmin[col] = c->pmax[col] = pts[a].pred;
+    for (; b < n && column_of(c, pts[b].ts) == col; b++) {
+      const score_pt *p = &pts[b];
+      c->rmin[col] = fmin(c->rmin[col], p->real), c->rmax[col] = fmax(c->rmax[col], p->real);
+      c->pmin[col] = fmin(c->pmin[col], p->pred), c->pmax[col] = fmax(c->pmax[col], p->pred);
+      psum += p->pred;
+      buf[b - a] = p->real;
+      pbuf[b - a] = p->pred;
+      c->clo = fmin(c->clo, fmin(fmin(e->gross[b], e->net[b]), e->hold[b]));
+      c->chi = fmax(c->chi, fmax(fmax(e->gross[b], e->net[b]), e->hold[b]));
     }
-    c->cs[col] = s, c->cb[col] = b;
-    c->rlo = fmin(c->rlo, pts[i].real), c->rhi = fmax(c->rhi, pts[i].real);
-    c->plo = fmin(c->plo, pts[i].pred), c->phi = fmax(c->phi, pts[i].pred);
-    c->clo = fmin(c->clo, fmin(s, b)), c->chi = fmax(c->chi, fmax(s, b));
+    int k = (int)(b - a);
+    qsort(buf, (size_t)k, sizeof *buf, dbl_cmp);
+    c->rq10[col] = quantile(buf, k, 0.1), c->rq90[col] = quantile(buf, k, 0.9);
+    qsort(pbuf, (size_t)k, sizeof *pbuf, dbl_cmp);
+    c->pq10[col] = quantile(pbuf, k, 0.1), c->pq90[col] = quantile(pbuf, k, 0.9);
+    c->pmean[col] = psum / k;
+    c->cnt[col] = k;
+    c->cg[col] = e->gross[b - 1], c->cn[col] = e->net[b - 1], c->ch[col] = e->hold[b - 1];
+    c->rlo = fmin(c->rlo, c->rmin[col]), c->rhi = fmax(c->rhi, c->rmax[col]);
+    c->plo = fmin(c->plo, c->pmin[col]), c->phi = fmax(c->phi, c->pmax[col]);
+    a = b;
   }
-  c->s = s, c->b = b;
+  free(buf);
+  return 0;
 }
 
 static panels panels_scale(const columns *c) {
@@ -188,15 +227,15 @@ static panels panels_scale(const columns *c) {
   p.top = (panel){70, 360, rlo - pad, rhi + pad};
   p.ptop = p.dual ? (panel){70, 360, -pabs * 1.05, pabs * 1.05} : p.top;
   pad = 0.05 * (chi - clo);
-  p.bot = (panel){420, 670, clo - pad, chi + pad};
+  p.bot = (panel){440, 690, clo - pad, chi + pad};
   return p;
 }
 
-/* One min-max bar per used column, lo/hi per column, on panel p. */
+/* One vertical bar per used column from lo to hi, on panel p (at least a pixel tall). */
 static void column_bars(FILE *f, const columns *c, const panel *p, const double *lo,
                         const double *hi) {
   for (int k = 0; k < COLS; k++)
-    if (c->used[k]) {
+    if (c->cnt[k]) {
       double y0 = py(p, lo[k]), y1 = py(p, hi[k]);
       if (y0 - y1 < 1)
         y0 += 0.5, y1 -= 0.5;
@@ -204,63 +243,102 @@ static void column_bars(FILE *f, const columns *c, const panel *p, const double 
     }
 }
 
-/* The top panel: realized returns as grey bars, predicted as a blue band on top. */
+/* A line through v of the used columns on panel p. */
+static void column_line(FILE *f, const columns *c, const panel *p, const double *v) {
+  for (int k = 0; k < COLS; k++)
+    if (c->cnt[k])
+      fprintf(f, "%d,%.1f ", PL + k, py(p, v[k]));
+}
+
+/* The top panel: realized returns as grey bars (min-max light, 10-90% darker), predicted as a
+ * translucent blue band (10-90%) and a blue line (mean) on top. */
 static void plot_returns(FILE *f, const columns *c, const panels *p, size_t n) {
+  int many = 0;
+  for (int k = 0; k < COLS && !many; k++)
+    many = c->cnt[k] > 1;
   fprintf(f,
-          "<text x='%d' y='58' font-size='13'>Next-tick log return: predicted vs "
-          "realized (%zu ticks)</text>\n",
-          PL, n);
+          "<text x='%d' y='58' font-size='13'>Next-tick log return: predicted vs realized "
+          "(%zu predictions%s)</text>\n",
+          PL, n, many ? ", per pixel column" : "");
   y_axis(f, &p->top, "log return");
   x_axis(f, &p->top, c->t0, c->t1);
   fprintf(f, "<line x1='%d' y1='%.1f' x2='%d' y2='%.1f' stroke='#888' stroke-dasharray='3,3'/>\n",
           PL, py(&p->top, 0), PR, py(&p->top, 0));
-  fputs("<path stroke='#9a9a9a' stroke-width='1' fill='none' d='", f);
+  fputs("<path stroke='#d4d4d4' stroke-width='1' fill='none' d='", f);
   column_bars(f, c, &p->top, c->rmin, c->rmax);
-  fputs("'/>\n<path stroke='#1f5fd1' stroke-width='1.2' stroke-opacity='0.75' fill='none' d='", f);
-  column_bars(f, c, &p->ptop, c->pmin, c->pmax);
+  fputs("'/>\n<path stroke='#8a8a8a' stroke-width='1' fill='none' d='", f);
+  column_bars(f, c, &p->top, c->rq10, c->rq90);
+  fputs("'/>\n<path stroke='#1f5fd1' stroke-width='1' stroke-opacity='0.3' fill='none' d='", f);
+  column_bars(f, c, &p->ptop, c->pq10, c->pq90);
+  fputs("'/>\n<polyline fill='none' stroke='#1f5fd1' stroke-width='1.2' points='", f);
+  column_line(f, c, &p->ptop, c->pmean);
   fputs("'/>\n", f);
-  static const char *const n1[] = {"realized", "predicted"}, *const c1[] = {"#9a9a9a", "#1f5fd1"};
-  static const char *const n1d[] = {"realized (left axis)", "predicted (right axis)"};
+  static const char *const c1[] = {"#8a8a8a", "#d4d4d4", "#1f5fd1", "#8fb0e8"};
+  const char *n1[4] = {"realized", "", "predicted", ""};
+  if (many) {
+    n1[0] = "realized: 10-90% of a column";
+    n1[1] = "realized: min-max";
+    n1[2] = p->dual ? "predicted: mean (right axis)" : "predicted: mean";
+    n1[3] = "predicted: 10-90% of a column";
+  } else if (p->dual) {
+    n1[0] = "realized (left axis)";
+    n1[2] = "predicted (right axis)";
+  }
   if (p->dual)
     y_axis_right(f, &p->ptop, "predicted log return", "#1f5fd1");
-  legend(f, PR - (p->dual ? 160 : 110), p->top.top + 18, p->dual ? n1d : n1, c1, 2);
+  if (many) {
+    legend(f, PR - 200, p->top.top + 18, n1, c1, 4);
+  } else {
+    const char *const n2[] = {n1[0], n1[2]}, *const c2[] = {c1[0], c1[2]};
+    legend(f, PR - (p->dual ? 160 : 110), p->top.top + 18, n2, c2, 2);
+  }
 }
 
-/* The bottom panel: cumulative returns of trading the sign of the prediction and of holding. */
-static void plot_cumulative(FILE *f, const columns *c, const panel *bot) {
+/* The bottom panel: the cumulative returns of trading the sign of the prediction, equal-weighted,
+ * net of costs and gross, and of holding. */
+static void plot_cumulative(FILE *f, const columns *c, const panel *bot, const svg_eval *e) {
+  size_t last = e->n - 1;
   fprintf(f,
-          "<text x='%d' y='408' font-size='13'>Cumulative log return: trading the sign of the "
-          "prediction (final %.4g) vs buy and hold (final %.4g)</text>\n",
-          PL, c->s, c->b);
+          "<text x='%d' y='408' font-size='13'>Cumulative log return, equal-weighted over %d "
+          "instrument%s: sign of the prediction, net %.4g (gross %.4g), vs buy and hold "
+          "%.4g</text>\n",
+          PL, e->ninst, e->ninst == 1 ? "" : "s", e->net[last], e->gross[last], e->hold[last]);
+  fputs("<text x='", f);
+  fprintf(f,
+          "%d' y='424' font-size='11' fill='#444'>The mean over instruments of each one's "
+          "cumulative log return; costs: ",
+          PL);
+  xml_text(f, e->costs);
+  fputs("</text>\n", f);
   y_axis(f, bot, "cumulative log return");
   x_axis(f, bot, c->t0, c->t1);
   fprintf(f, "<line x1='%d' y1='%.1f' x2='%d' y2='%.1f' stroke='#888' stroke-dasharray='3,3'/>\n",
           PL, py(bot, 0), PR, py(bot, 0));
-  const double *curves[2] = {c->cb, c->cs};
-  static const char *const cols2[] = {"#9a9a9a", "#1a9850"};
-  for (int k = 0; k < 2; k++) {
-    fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='1.5' points='", cols2[k]);
-    for (int col = 0; col < COLS; col++)
-      if (c->used[col])
-        fprintf(f, "%d,%.1f ", PL + col, py(bot, curves[k][col]));
+  const double *curves[3] = {c->ch, c->cg, c->cn};
+  static const char *const cols2[] = {"#9a9a9a", "#66bd63", "#1a7837"};
+  static const char *const dash[] = {"", " stroke-dasharray='5,3'", ""};
+  for (int k = 0; k < 3; k++) {
+    fprintf(f, "<polyline fill='none' stroke='%s' stroke-width='1.5'%s points='", cols2[k],
+            dash[k]);
+    column_line(f, c, bot, curves[k]);
     fputs("'/>\n", f);
   }
-  static const char *const n2[] = {"buy and hold", "sign of prediction"};
-  legend(f, PL + 12, bot->top + 18, n2, cols2, 2);
+  static const char *const n2[] = {"buy and hold", "sign of prediction, gross",
+                                   "sign of prediction, net of costs"};
+  legend(f, PL + 12, bot->top + 18, n2, cols2, 3);
 }
 
-int svg_eval_plot(const char *path, const char *title, const svg_point *pts, size_t n, char *err,
-                  size_t errlen) {
-  if (n == 0) {
-    snprintf(err, errlen, "%s: nothing to plot (no scored ticks)", path);
+int svg_eval_plot(const char *path, const svg_eval *e, char *err, size_t errlen) {
+  if (e->n == 0) {
+    snprintf(err, errlen, "%s: nothing to plot (no scored predictions)", path);
     return TC_EINVAL;
   }
   columns *c = calloc(1, sizeof *c);
-  if (!c) {
+  if (!c || columns_fill(c, e) != 0) {
     snprintf(err, errlen, "%s: out of memory", path);
+    free(c);
     return TC_ENOMEM;
   }
-  columns_fill(c, pts, n);
   panels p = panels_scale(c);
   FILE *f = fopen(path, "w");
   if (!f) {
@@ -269,16 +347,16 @@ int svg_eval_plot(const char *path, const char *title, const svg_point *pts, siz
     return TC_EIO;
   }
   fprintf(f,
-          "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='720' "
-          "viewBox='0 0 %d 720' font-family='sans-serif'>\n<rect width='100%%' height='100%%' "
+          "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='740' "
+          "viewBox='0 0 %d 740' font-family='sans-serif'>\n<rect width='100%%' height='100%%' "
           "fill='white'/>\n<text x='%d' y='24' text-anchor='middle' font-size='16' "
           "font-weight='bold'>",
           W, W, W / 2);
-  xml_text(f, title);
+  xml_text(f, e->title);
   fputs("</text>\n", f);
-  plot_returns(f, c, &p, n);
-  plot_cumulative(f, c, &p.bot);
-  fprintf(f, "<text x='%d' y='712' text-anchor='middle' font-size='12'>time (UTC)</text>\n</svg>\n",
+  plot_returns(f, c, &p, e->n);
+  plot_cumulative(f, c, &p.bot, e);
+  fprintf(f, "<text x='%d' y='732' text-anchor='middle' font-size='12'>time (UTC)</text>\n</svg>\n",
           (PL + PR) / 2);
   free(c);
   if (ferror(f) | fclose(f)) {

@@ -1,0 +1,236 @@
+/* score.c: a model's predictions over a dataset and the figures of scored predictions (see
+ * score.h). */
+#include "daemon/pipeline/score.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/base/tc_err.h"
+#include "nn/features.h"
+#include "nn/lstm.h"
+
+int score_predict(const nn_model *m, const dataset *d, double **pred) {
+  int ns = d->ns, rc = TC_ENOMEM;
+  if (ns == 0)
+    return 0;
+  size_t sf = nn_state_floats(m), maxn = 0;
+  for (int i = 0; i < ns; i++)
+    if (d->s[i].n > maxn)
+      maxn = d->s[i].n;
+  nn_work w;
+  memset(&w, 0, sizeof w);
+  float *state = calloc((size_t)ns * sf, sizeof(float)), *x = malloc((size_t)ns * NN_F * 4);
+  float *y = malloc((size_t)ns * 4), **sp = malloc((size_t)ns * sizeof *sp);
+  int *who = malloc((size_t)ns * sizeof *who);
+  if (!state || !x || !y || !sp || !who || nn_work_init(&w, m, ns) != 0)
+    goto done;
+  /* The k-th tick of every series in one batched step, which equals stepping each one alone. */
+  for (size_t k = 0; k < maxn; k++) {
+    int B = 0;
+    for (int i = 0; i < ns; i++) {
+      if (k >= d->s[i].n)
+        continue;
+      nn_features_standardize(m, d->s[i].raw + k * NN_F, x + (size_t)B * NN_F);
+      sp[B] = state + (size_t)i * sf;
+      who[B++] = i;
+    }
+    nn_step(m, &w, B, x, sp, y);
+    for (int b = 0; b < B; b++)
+      pred[who[b]][k] = nn_pred_ret(m, y[b]);
+  }
+  rc = 0;
+done:
+  nn_work_free(&w);
+  free(state), free(x), free(y), free(sp), free(who);
+  return rc;
+}
+
+static int pt_before(const score_pt *a, const score_pt *b) {
+  return a->ts < b->ts || (a->ts == b->ts && a->sym < b->sym);
+}
+
+int score_sort(score_pt *pts, size_t n) {
+  score_pt *tmp = malloc((n ? n : 1) * sizeof *tmp), *src = pts, *dst = tmp;
+  if (!tmp)
+    return TC_ENOMEM;
+  for (size_t w = 1; w < n; w *= 2) { /* bottom-up: runs of w merged into runs of 2w */
+    for (size_t lo = 0; lo < n; lo += 2 * w) {
+      size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+      size_t a = lo, b = mid, k = lo;
+      while (a < mid && b < hi)
+        dst[k++] = pt_before(&src[b], &src[a]) ? src[b++] : src[a++];
+      while (a < mid)
+        dst[k++] = src[a++];
+      while (b < hi)
+        dst[k++] = src[b++];
+    }
+    score_pt *t = src;
+    src = dst, dst = t;
+  }
+  if (src != pts)
+    memcpy(pts, src, n * sizeof *pts);
+  free(tmp);
+  return 0;
+}
+
+static double sign(double x) {
+  return x > 0 ? 1 : x < 0 ? -1 : 0;
+}
+
+/* The strategy over pts (n, by ts): per instrument the position sign(pred) taken at each
+ * prediction, its gross log return and its costs; equal-weighted means after every point into
+ * the curves (any may be NULL) and at the end into f (may be NULL). 0 or TC_ENOMEM. */
+static int strategy(const score_pt *pts, size_t n, int nsym, double *cg, double *cn, double *ch,
+                    score_fig *f) {
+  double *pos = calloc(nsym > 0 ? (size_t)nsym : 1, sizeof *pos);
+  uint8_t *seen = calloc(nsym > 0 ? (size_t)nsym : 1, 1);
+  if (!pos || !seen) {
+    free(pos), free(seen);
+    return TC_ENOMEM;
+  }
+  int ninst = 0;
+  for (size_t k = 0; k < n; k++)
+    if (!seen[pts[k].sym])
+      seen[pts[k].sym] = 1, ninst++;
+  double g = 0, c = 0, h = 0, w = ninst ? 1.0 / ninst : 0;
+  uint64_t changes = 0;
+  for (size_t k = 0; k < n; k++) {
+    const score_pt *p = &pts[k];
+    double s = sign(p->pred), dpos = fabs(s - pos[p->sym]);
+    if (dpos > 0)
+      changes++;
+    c += dpos * p->cost;
+    g += s * p->real;
+    h += p->real;
+    pos[p->sym] = s;
+    if (cg)
+      cg[k] = g * w;
+    if (cn)
+      cn[k] = (g - c) * w;
+    if (ch)
+      ch[k] = h * w;
+  }
+  if (f) {
+    f->ninst = ninst;
+    f->gross = g * w;
+    f->net = (g - c) * w;
+    f->hold = h * w;
+    f->changes = changes;
+  }
+  free(pos), free(seen);
+  return 0;
+}
+
+int score_curves(const score_pt *pts, size_t n, int nsym, double *gross, double *net,
+                 double *hold) {
+  return strategy(pts, n, nsym, gross, net, hold, NULL);
+}
+
+/* Squared errors of the model and of the random walk summed per distinct ts of pts (by ts) into
+ * lm, lr (n each, at most n used). Returns the number of distinct timestamps. */
+static size_t losses_by_time(const score_pt *pts, size_t n, double *lm, double *lr) {
+  size_t g = 0;
+  for (size_t k = 0; k < n; k++) {
+    double e = pts[k].pred - pts[k].real;
+    if (k == 0 || pts[k].ts != pts[k - 1].ts)
+      lm[g] = lr[g] = 0, g++;
+    lm[g - 1] += e * e;
+    lr[g - 1] += pts[k].real * pts[k].real;
+  }
+  return g;
+}
+
+/* Direction, and the "up" class over the same called pairs. */
+static int direction(const score_pt *pts, size_t n, score_fig *f) {
+  double *pred = malloc((n ? n : 1) * sizeof *pred), *real = malloc((n ? n : 1) * sizeof *real);
+  if (!pred || !real) {
+    free(pred), free(real);
+    return TC_ENOMEM;
+  }
+  for (size_t k = 0; k < n; k++) {
+    pred[k] = pts[k].pred, real[k] = pts[k].real;
+    if (pred[k] == 0 || real[k] == 0)
+      continue;
+    int up = pred[k] > 0, real_up = real[k] > 0;
+    f->tp += up && real_up, f->fp += up && !real_up;
+    f->fn += !up && real_up, f->tn += !up && !real_up;
+  }
+  evalstat_direction(pred, real, n, &f->dir);
+  free(pred), free(real);
+  f->precision = f->tp + f->fp ? (double)f->tp / (double)(f->tp + f->fp) : NAN;
+  f->recall = f->tp + f->fn ? (double)f->tp / (double)(f->tp + f->fn) : NAN;
+  f->f1 = f->precision + f->recall > 0 ? 2 * f->precision * f->recall / (f->precision + f->recall)
+                                       : NAN;
+  return 0;
+}
+
+int score_figures(const score_pt *pts, size_t n, int nsym, score_fig *f) {
+  memset(f, 0, sizeof *f);
+  f->n = n;
+  double se = 0, ae = 0, se_rw = 0;
+  for (size_t k = 0; k < n; k++) {
+    double e = pts[k].pred - pts[k].real;
+    se += e * e, ae += fabs(e), se_rw += pts[k].real * pts[k].real;
+  }
+  f->mse = n ? se / (double)n : NAN;
+  f->mae = n ? ae / (double)n : NAN;
+  f->mse_rw = n ? se_rw / (double)n : NAN;
+  f->skill = se_rw > 0 ? 1 - se / se_rw : NAN;
+  double *lm = calloc(n ? n : 1, sizeof *lm), *lr = calloc(n ? n : 1, sizeof *lr);
+  int rc = lm && lr ? 0 : TC_ENOMEM;
+  if (rc == 0) {
+    size_t g = losses_by_time(pts, n, lm, lr);
+    f->times = g;
+    f->has_dm = evalstat_dm_test(lm, lr, g, -1, &f->dm) == 0;
+    rc = se_rw > 0 && g >= 2
+             ? evalstat_skill_boot(lm, lr, g, SCORE_LEVEL, 0, 0, SCORE_BOOT_SEED, &f->ci)
+             : TC_EINVAL;
+    f->has_ci = rc == 0;
+    rc = rc == TC_ENOMEM ? rc : 0;
+  }
+  free(lm), free(lr);
+  if (rc == 0)
+    rc = direction(pts, n, f);
+  if (rc == 0)
+    rc = strategy(pts, n, nsym, NULL, NULL, NULL, f);
+  return rc;
+}
+
+/* (ts, d) pairs, ordered by ts and then by their place in the input, so that the sums per ts
+ * add in input order, bit for bit the same whatever qsort does with equal keys. */
+typedef struct tsd {
+  int64_t ts;
+  size_t k;
+  double d;
+} tsd;
+
+static int tsd_cmp(const void *a, const void *b) {
+  const tsd *x = a, *y = b;
+  if (x->ts != y->ts)
+    return x->ts < y->ts ? -1 : 1;
+  return x->k < y->k ? -1 : x->k > y->k;
+}
+
+int score_dm_by_time(const int64_t *ts, const double *d, size_t n, evalstat_dm *out,
+                     uint64_t *times) {
+  tsd *v = malloc((n ? n : 1) * sizeof *v);
+  double *sum = malloc((n ? n : 1) * sizeof *sum);
+  if (!v || !sum) {
+    free(v), free(sum);
+    return TC_ENOMEM;
+  }
+  for (size_t k = 0; k < n; k++)
+    v[k] = (tsd){ts[k], k, d[k]};
+  qsort(v, n, sizeof *v, tsd_cmp);
+  size_t g = 0;
+  for (size_t k = 0; k < n; k++) {
+    if (k == 0 || v[k].ts != v[k - 1].ts)
+      sum[g++] = 0;
+    sum[g - 1] += v[k].d;
+  }
+  *times = g;
+  int rc = evalstat_dm_test(sum, NULL, g, -1, out);
+  free(v), free(sum);
+  return rc;
+}
