@@ -59,6 +59,9 @@ static void usage(FILE *f) {
          "  --hidden H      hidden size (default 32)\n"
          "  --layers L      recurrent layers (default 1)\n"
          "  --peephole      add peephole weights w_ci, w_cf, w_co (LSTM only)\n"
+         "  --head H        mean (default): the next return's mean; gauss: also its\n"
+         "                  log-variance (the scale head), both trained by Gaussian negative\n"
+         "                  log-likelihood, so that predictions carry pred_std and an interval\n"
          "  --epochs N      most epochs (default 30; for fewer than 20,000 training ticks\n"
          "                  600,000 / ticks, at most 200: small inputs take more passes)\n"
          "  --seq T         truncated-BPTT window in ticks (default 32)\n"
@@ -103,6 +106,9 @@ static int parse_cell(const char *s, void *dst) {
   *(int *)dst = c;
   return 0;
 }
+
+/* --head: the output heads, by fit_opts.gauss. */
+static const char *const head_names[] = {"mean", "gauss", NULL};
 
 static const char *base_name(const char *p) {
   const char *s = strrchr(p, '/');
@@ -186,10 +192,13 @@ static int set_train_meta(nn_model *m, const fit_opts *o, const fit_result *r,
   char from[48] = "";
   if (sp->has_test_from)
     snprintf(from, sizeof from, " test_from=%lld", (long long)sp->test_from);
-  /* The cell is named when it is not the LSTM, so that LSTM models keep the bytes they had. */
-  char cell[32] = "";
+  /* The cell is named when it is not the LSTM and the head when it is gauss, so that LSTM models
+   * with the mean head keep the bytes they had. */
+  char cell[48] = "";
   if (o->cell != NN_CELL_LSTM)
     snprintf(cell, sizeof cell, " cell=%s", nn_cell_name(o->cell));
+  if (o->gauss)
+    snprintf(cell + strlen(cell), sizeof cell - strlen(cell), " head=gauss");
   snprintf(buf, sizeof buf,
            "hidden=%d layers=%d peephole=%d seq=%d batch=%d lr=%g clip=%g val_frac=%g "
            "test_frac=%g%s patience=%d epochs=%d seed=%llu%s",
@@ -209,6 +218,10 @@ static int set_train_meta(nn_model *m, const fit_opts *o, const fit_result *r,
   rc |= meta_printf(m, "tickcast.output_scale", "%.6f", r->scale);
   rc |= meta_printf(m, "tickcast.best_epoch", "%d", r->best_epoch);
   rc |= meta_printf(m, "tickcast.epochs", "%d", r->epochs_run);
+  if (o->gauss && r->nval > 0) {
+    rc |= meta_printf(m, "tickcast.val_nll", "%.9g", r->val_nll);
+    rc |= meta_printf(m, "tickcast.val_nll_const", "%.9g", r->val_nll_const);
+  }
   return rc ? TC_ENOMEM : 0;
 }
 
@@ -303,6 +316,7 @@ static int train_parse(train_opts *o, int argc, char **argv) {
       {"epochs", ARGS_INT, .dst = &f->epochs, .lo = 0, .hi = 100000, .given = &o->epochs_set},
       {"seed", ARGS_FN, .dst = &f->seed, .parse = parse_u64, .unit = "an unsigned 64-bit integer"},
       {"peephole", ARGS_SWITCH, .dst = &f->peephole},
+      {"head", ARGS_CHOICE, .dst = &f->gauss, .choices = head_names},
       {"seq", ARGS_INT, .dst = &f->T, .lo = 1, .hi = 4096},
       {"batch", ARGS_INT, .dst = &f->B, .lo = 1, .hi = 4096, .given = &o->batch_set},
       {"lr", ARGS_DOUBLE, .dst = &f->lr, .lo = 0, .hi = 10, .open_lo = 1},
