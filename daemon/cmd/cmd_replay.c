@@ -22,17 +22,21 @@
 static void usage(FILE *f) {
   fprintf(
       f,
-      "usage: tickcast replay --model M --input FILE [--output FILE] [--ts-unit U] [--quiet]\n"
+      "usage: tickcast replay --model M --input FILE [--output FILE] [--interval C] [--ts-unit U]\n"
+      "                       [--quiet]\n"
       "       tickcast replay --model M --brokers LIST --topic T [range options]   "
       "(see tickcast replay --brokers x --help)\n\n"
       "Runs the model over a tick file (CSV with a header row, or JSON Lines; '-' = stdin)\n"
       "and writes one prediction per accepted tick, in input order: CSV\n"
       "(" ENC_CSV_HEADER ") by default, JSON Lines when the output name ends in .jsonl.\n"
+      "A model with the scale head (train --head gauss) adds pred_std, lo_px and hi_px.\n"
       "Without --output, predictions go to stdout. Rejected lines are counted and reported\n"
       "with their line numbers on stderr; they never stop the replay.\n\n"
       "  --model M      safetensors model file (CONTRACT §4)\n"
       "  --input FILE   tick file, '-' for stdin\n"
       "  --output FILE  prediction file ('-' = stdout)\n"
+      "  --interval C   coverage of lo_px..hi_px, the central interval of the next price, in\n"
+      "                 (0, 1) (default 0.9; models with the scale head)\n"
       "  --ts-unit U    integer timestamps in the file are s, ms, us or ns (default ns, with a\n"
       "                 warning when they look like another unit)\n"
       "  --quiet        no progress bar and no summary\n"
@@ -101,7 +105,7 @@ static int replay_setup(replay_run *r, const nn_model *m) {
     return 1;
   }
   if (!r->jsonl)
-    fputs(ENC_CSV_HEADER "\n", r->out);
+    fprintf(r->out, "%s\n", enc_csv_header(m));
   return 0;
 }
 
@@ -220,6 +224,7 @@ int cmd_replay(int argc, char **argv) {
       return cmd_kreplay(argc, argv);
   const char *model_path = NULL, *in_path = NULL;
   int ts_unit = TICKFILE_TS_AUTO;
+  double interval = 0.9;
   replay_run r;
   memset(&r, 0, sizeof r);
   const args_flag flags[] = {
@@ -228,6 +233,7 @@ int cmd_replay(int argc, char **argv) {
       {"input", ARGS_STR, .dst = &in_path},
       {"output", ARGS_STR, .dst = &r.out_path},
       {"quiet", ARGS_SWITCH, .dst = &r.quiet, .short_name = 'q'},
+      ARGS_INTERVAL,
   };
   const args_cmd c = {.name = "replay",
                       .flags = flags,
@@ -261,6 +267,8 @@ int cmd_replay(int argc, char **argv) {
   r.rej.quiet = r.quiet;
   r.rej.lead = r.bar ? "\r\033[K" : "";
   status = replay_setup(&r, &m);
+  if (status == 0)
+    engine_set_interval(&r.e, interval);
   if (status == 0)
     status = replay_loop(&r);
   if (tickfile_ts_warning(&r.tf, err, sizeof err))

@@ -30,6 +30,9 @@ void run_usage(FILE *f) {
       "  --http ADDR:PORT       /metrics, /healthz, /readyz (default 127.0.0.1:9464; off)\n"
       "  --chunk N              messages decoded, stepped and produced together (default\n"
       "                         8); latency is about one chunk's processing time\n"
+      "  --interval C           coverage of lo_px..hi_px, the central interval of the next\n"
+      "                         price that a model with the scale head adds, in (0, 1)\n"
+      "                         (default 0.9)\n"
       "  --log-level L          error, warn, info (default) or debug\n"
       "%s"
       "State (docs/STATE.md):\n"
@@ -133,6 +136,7 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
   o->stats_ms = 5000;
   o->chunk = 8;
   o->checkpoint_ms = 1000;
+  double interval = 0.9;
   const char *http = NULL;
   /* In the order kconf_check_flags lists them for an unknown config key. */
   const args_flag flags[] = {
@@ -155,6 +159,7 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
        .choices = model_change_names},
       {"sync", ARGS_CHOICE, .dst = &o->sync_full, .choices = sync_names},
       {"changelog-topic", ARGS_STR, .dst = &o->changelog_topic},
+      ARGS_INTERVAL,
   };
   const args_cmd c = {.name = "run",
                       .flags = flags,
@@ -164,5 +169,6 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
   int rc = args_parse(&c, argc, argv, err, errlen);
   if (rc != 0)
     return rc;
+  o->interval = interval;
   return check_opts(o, http, err, errlen);
 }

@@ -225,6 +225,8 @@ static int kr_alloc(kr_run *r, const nn_model *m) {
     return TC_ENOMEM;
   }
   r->engine_ok = 1;
+  if (r->o->interval > 0)
+    engine_set_interval(&r->e, r->o->interval);
   return 0;
 }
 
@@ -314,7 +316,7 @@ static int kr_open_output(kr_run *r) {
     return TC_EIO;
   }
   if (!r->jsonl)
-    fputs(ENC_CSV_HEADER "\n", r->out);
+    fprintf(r->out, "%s\n", enc_csv_header(r->e.m));
   return 0;
 }
 

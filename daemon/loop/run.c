@@ -57,6 +57,7 @@ static int setup_engine(run *r) {
     log_error("run", "engine: out of memory for chunks of %d", r->chunk);
     return 1;
   }
+  engine_set_interval(&r->e, r->o->interval);
   r->msgs = calloc((size_t)r->chunk, sizeof *r->msgs);
   r->ticks = calloc((size_t)r->chunk, sizeof *r->ticks);
   if (!r->msgs || !r->ticks)

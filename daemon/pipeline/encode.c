@@ -56,7 +56,16 @@ size_t enc_pred_json(char *out, const eng_tick *t, const char *src, size_t srcle
   p += fmt_u64(p, t->n);
   PUT(",\"src\":\"");
   p = put_json_str(p, src, srclen);
-  PUT("\"}");
+  PUT("\"");
+  if (t->has_std) {
+    PUT(",\"pred_std\":");
+    p += fmt_double_sig(p, t->pred_std, 10);
+    PUT(",\"lo_px\":");
+    p += fmt_double_sig(p, t->lo_px, 10);
+    PUT(",\"hi_px\":");
+    p += fmt_double_sig(p, t->hi_px, 10);
+  }
+  *p++ = '}';
   return (size_t)(p - out);
 }
 
@@ -74,5 +83,17 @@ size_t enc_pred_csv(char *out, const eng_tick *t) {
   p += fmt_double_sig(p, t->pred_px, 10);
   *p++ = ',';
   p += fmt_u64(p, t->n);
+  if (t->has_std) {
+    *p++ = ',';
+    p += fmt_double_sig(p, t->pred_std, 10);
+    *p++ = ',';
+    p += fmt_double_sig(p, t->lo_px, 10);
+    *p++ = ',';
+    p += fmt_double_sig(p, t->hi_px, 10);
+  }
   return (size_t)(p - out);
+}
+
+const char *enc_csv_header(const nn_model *m) {
+  return m && m->gauss ? ENC_CSV_HEADER_GAUSS : ENC_CSV_HEADER;
 }

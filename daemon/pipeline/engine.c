@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/pipeline/evalstat.h"
 #include "nn/base/tc_err.h"
 #include "nn/features.h"
 
@@ -23,11 +24,13 @@ int engine_init(engine *e, const nn_model *m, int chunk_max) {
   e->x = malloc(n * NN_F * sizeof *e->x);
   e->xb = malloc(n * NN_F * sizeof *e->xb);
   e->yb = malloc(n * sizeof *e->yb);
+  e->sb = malloc(n * sizeof *e->sb);
+  engine_set_interval(e, 0.9);
   e->sp = malloc(n * sizeof *e->sp);
   e->wave = malloc(n * sizeof *e->wave);
   e->order = malloc(n * sizeof *e->order);
   e->wstart = calloc(n + 2, sizeof *e->wstart);
-  if (!e->x || !e->xb || !e->yb || !e->sp || !e->wave || !e->order || !e->wstart)
+  if (!e->x || !e->xb || !e->yb || !e->sb || !e->sp || !e->wave || !e->order || !e->wstart)
     goto fail;
   return 0;
 fail:
@@ -43,6 +46,7 @@ void engine_free(engine *e) {
   free(e->x);
   free(e->xb);
   free(e->yb);
+  free(e->sb);
   free(e->sp);
   free(e->wave);
   free(e->order);
@@ -137,13 +141,29 @@ int engine_process(engine *e, eng_tick *ticks, int N) {
       e->sp[b] = symtab_state(&e->st, ticks[i].slot);
     }
     nn_step(m, &e->w, B, e->xb, e->sp, e->yb);
+    if (m->gauss)
+      nn_model_scale_out(m, B, e->sp, e->sb);
     for (int b = 0; b < B; b++) {
       eng_tick *t = &ticks[e->order[b0 + b]];
       t->y = e->yb[b];
       t->pred_ret = nn_pred_ret(m, t->y);
       t->pred_px = t->t.px * exp(t->pred_ret);
+      t->has_std = (uint8_t)m->gauss;
+      if (m->gauss) {
+        t->pred_std = exp(0.5 * (double)e->sb[b]) * (double)m->tgt_std[0];
+        t->lo_px = t->t.px * exp(t->pred_ret - e->z * t->pred_std);
+        t->hi_px = t->t.px * exp(t->pred_ret + e->z * t->pred_std);
+      }
     }
   }
+  return 0;
+}
+
+int engine_set_interval(engine *e, double c) {
+  if (!(c > 0 && c < 1))
+    return TC_EINVAL;
+  e->interval = c;
+  e->z = evalstat_norm_quantile(0.5 + 0.5 * c);
   return 0;
 }
 

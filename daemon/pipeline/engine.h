@@ -24,6 +24,12 @@ typedef struct eng_tick {
   double pred_ret;   /* out: y * target.std + target.mean */
   double pred_px;    /* out: px * exp(pred_ret) */
   float y;           /* out: standardized network output */
+  uint8_t has_std;   /* out: 1 when the model has the scale head and the three below are set */
+  double pred_std;   /* out: exp(s / 2) * target.std, s the scale head's output: the standard
+                        deviation of the next log return */
+  double lo_px;      /* out: px * exp(pred_ret - z pred_std), z = Phi^-1((1 + interval) / 2) */
+  double hi_px;      /* out: px * exp(pred_ret + z pred_std): the central interval of the next
+                        price at coverage e->interval */
 } eng_tick;
 
 typedef struct engine {
@@ -34,6 +40,9 @@ typedef struct engine {
   float *x;          /* (chunk_max, NN_F) standardized features, by chunk index */
   float *xb;         /* (chunk_max, NN_F) features gathered for one wave */
   float *yb;         /* (chunk_max) outputs of one wave */
+  float *sb;         /* (chunk_max) scale head outputs of one wave (gauss models) */
+  double interval;   /* coverage of lo_px..hi_px, in (0, 1); 0.9 from engine_init */
+  double z;          /* Phi^-1((1 + interval) / 2) */
   float **sp;        /* (chunk_max) state pointers of one wave */
   int32_t *wave;     /* (chunk_max) wave of each tick */
   int32_t *order;    /* (chunk_max) tick indices sorted by wave */
@@ -59,7 +68,12 @@ void engine_free(engine *e); /* accepts NULL and half-built */
  * symbol table grows. */
 int engine_process(engine *e, eng_tick *ticks, int N);
 
-/* Switches to model m (same shape required; checked by the caller with nn_model_same_shape),
+/* Sets the coverage of the interval lo_px..hi_px of a model with the scale head; c in (0, 1)
+ * (callers validate it), else TC_EINVAL and nothing changes. */
+int engine_set_interval(engine *e, double c);
+
+/* Switches to model m (same shape required; checked by the caller with nn_model_same_shape; the
+ * heads may differ),
  * refreshing what the LSTM scratch caches of the weights. reset = 1 zeroes every instrument's
  * state and n: each instrument starts afresh, as if first seen (its next tick has ret = 0). */
 void engine_set_model(engine *e, const nn_model *m, int reset);

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# e2e_gauss.sh: the scale head end to end. (1) On simulated GARCH(1,1) returns (tests/gen_garch.py)
+# a model trained with --head gauss forecasts the variance of the next return on a file of another
+# seed with a QLIKE within 2% of the true conditional variance's (tests/garch_qlike.py). (2) Its
+# file holds scale_head.* and "tickcast.head": "gauss" and a mean model's output keeps its bytes
+# and columns. (3) --interval is checked. (4) The daemon and a Kafka range replay emit pred_std,
+# lo_px and hi_px identical to a file replay's, at --interval 0.8.
+. "$(dirname "$0")/lib.sh"
+
+# 1. GARCH(1,1): alpha 0.1, beta 0.85, three instruments.
+$PY "$ROOT/tests/gen_garch.py" 90000 1 3 "$TMP/g_train.csv" "$TMP/g_train_truth.csv"
+$PY "$ROOT/tests/gen_garch.py" 30000 2 3 "$TMP/g_test.csv" "$TMP/g_test_truth.csv"
+"$TC" train --head gauss --input "$TMP/g_train.csv" --output "$TMP/g.safetensors" --seed 1 \
+  2>"$TMP/train.log" || { cat "$TMP/train.log"; tc_fail "train --head gauss"; }
+grep -q "model lstm L=1 H=32 head=gauss" "$TMP/train.log" || tc_fail "$(head -3 "$TMP/train.log")"
+grep -q "scale head: validation NLL" "$TMP/train.log" || tc_fail "no scale head line"
+"$TC" replay --model "$TMP/g.safetensors" --input "$TMP/g_test.csv" --output "$TMP/g_pred.csv" -q
+tc_eq "gauss CSV header" "$(head -n 1 "$TMP/g_pred.csv")" "sym,ts,px,pred_ret,pred_px,n,pred_std,lo_px,hi_px"
+$PY "$ROOT/tests/garch_qlike.py" "$TMP/g_test.csv" "$TMP/g_test_truth.csv" "$TMP/g_pred.csv" \
+  >"$TMP/qlike.json"
+cat "$TMP/qlike.json"
+$PY -c 'import json, sys; o = json.load(open(sys.argv[1])); sys.exit(0 if o["ratio"] <= 1.02 else 1)' \
+  "$TMP/qlike.json" || tc_fail "QLIKE of the scale head is not within 2% of the truth's"
+# The interval is the normal one around pred_ret: lo = px exp(pred_ret - z sd), z(0.9) = 1.6449.
+$PY - "$TMP/g_pred.csv" <<'PYEOF' || tc_fail "lo_px/hi_px are not px exp(pred_ret -+ 1.6449 pred_std)"
+import csv, math, sys
+worst = 0
+for r in csv.DictReader(open(sys.argv[1])):
+    px, mu, sd = float(r["px"]), float(r["pred_ret"]), float(r["pred_std"])
+    assert sd > 0, r
+    for f, s in (("lo_px", -1), ("hi_px", 1)):
+        want = px * math.exp(mu + s * 1.6448536269514722 * sd)
+        worst = max(worst, abs(float(r[f]) / want - 1))
+assert worst < 1e-9, worst
+print(f"intervals: px exp(pred_ret -+ z pred_std) to {worst:.2g}")
+PYEOF
+echo "ok: the scale head's QLIKE on GARCH(1,1) is within 2% of the true variance's"
+
+# 2. The file: scale_head.* tensors and the head metadata; a mean model keeps its columns.
+grep -q '"scale_head.weight":{"data_offsets":\[[0-9]*,[0-9]*\],"dtype":"F32","shape":\[1,32\]' "$TMP/g.safetensors" ||
+  tc_fail "no scale_head.weight [1,32]"
+grep -q '"tickcast.head":"gauss"' "$TMP/g.safetensors" || tc_fail "no tickcast.head"
+grep -q 'head=gauss' "$TMP/g.safetensors" || tc_fail "train_args lack head=gauss"
+"$TC" train --input "$TMP/g_train.csv" --output "$TMP/m.safetensors" --epochs 2 --quiet
+grep -q 'scale_head\|tickcast.head' "$TMP/m.safetensors" && tc_fail "a mean model has a scale head"
+"$TC" replay --model "$TMP/m.safetensors" --input "$TMP/g_test.csv" --output "$TMP/m.jsonl" -q
+grep -q pred_std "$TMP/m.jsonl" && tc_fail "a mean model's JSON has pred_std"
+tc_eq "mean CSV header" "$("$TC" replay --model "$TMP/m.safetensors" --input "$TMP/g_test.csv" -q |
+  head -n 1)" "sym,ts,px,pred_ret,pred_px,n"
+
+# 3. --interval in (0, 1).
+for bad in 0 1 -0.5 1.5 x; do
+  rc=0
+  "$TC" replay --model "$TMP/g.safetensors" --input "$TMP/g_test.csv" --interval "$bad" -q \
+    >/dev/null 2>"$TMP/bad.err" || rc=$?
+  tc_eq "exit of --interval $bad" "$rc" 2
+  grep -q -- "--interval $bad: expected a coverage in (0, 1)" "$TMP/bad.err" || tc_fail "$(cat "$TMP/bad.err")"
+done
+rc=0
+"$TC" run --model "$TMP/g.safetensors" --interval 1 >/dev/null 2>"$TMP/bad.err" || rc=$?
+tc_eq "exit of run --interval 1" "$rc" 2
+
+# 4. The daemon and a Kafka range replay at --interval 0.8: identical to the file replay.
+head -n 3001 "$TMP/g_test.csv" >"$TMP/a.csv"
+"$TC" replay --model "$TMP/g.safetensors" --input "$TMP/a.csv" --output "$TMP/ra.csv" \
+  --interval 0.8 -q
+tc_broker_start --topics ticks:3,predictions:3,tickcast.dlq:1,tickcast.stats:1
+"$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/a.csv" 2>"$TMP/feed.log" ||
+  tc_fail "feed: $(tail -n 3 "$TMP/feed.log")"
+tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/g.safetensors" --state "$TMP/g.db" \
+  --group gauss --interval 0.8 --http off 2>"$TMP/run.log"
+RUN_PID=$BG_PID
+$PY "$ROOT/tests/e2e_run.py" collect "$BROKERS" predictions 3000 60 "$TMP/preds.jsonl"
+$PY "$ROOT/tests/e2e_run.py" check-preds "$TMP/preds.jsonl" "$TMP/ra.csv" ||
+  tc_fail "the gauss daemon and replay disagree"
+grep -q pred_std "$TMP/preds.jsonl" || tc_fail "no pred_std in the daemon's predictions"
+tc_stop "$RUN_PID" 20
+tc_eq "daemon exit" "$STOP_RC" 0
+"$TC" replay --model "$TMP/g.safetensors" --brokers "$BROKERS" --topic ticks --interval 0.8 \
+  --output "$TMP/k.csv" 2>"$TMP/k.log" || tc_fail "kafka replay: $(cat "$TMP/k.log")"
+$PY - "$TMP/ra.csv" "$TMP/k.csv" <<'PYEOF' || tc_fail "Kafka range replay and file replay disagree"
+import csv, sys
+a, b = ({(r["sym"], r["n"]): (r["pred_std"], r["lo_px"], r["hi_px"]) for r in csv.DictReader(open(p))}
+        for p in sys.argv[1:])
+assert a.keys() == b.keys(), (len(a), len(b))
+diff = [k for k in a if a[k] != b[k]]
+assert not diff, (len(diff), diff[:3], [a[k] for k in diff[:3]], [b[k] for k in diff[:3]])
+print(f"Kafka range replay = file replay: {len(a)} rows, pred_std, lo_px, hi_px identical")
+PYEOF
+echo "ok: daemon = Kafka range replay = file replay for pred_std, lo_px, hi_px"
+echo "e2e_gauss: all passed"
