@@ -66,10 +66,11 @@ static void usage(FILE *f) {
          "                  600,000 / ticks, at most 200: small inputs take more passes)\n"
          "  --seq T         truncated-BPTT window in ticks (default 32)\n"
          "  --batch B       sequences per minibatch (default 32, fewer for small inputs so that\n"
-         "                  an epoch has at least 8 steps)\n"
-         "  --lr X          Adam learning rate (default 0.003)\n"
+         "                  an epoch has at least 8 steps, 32 with --head gauss)\n"
+         "  --lr X          Adam learning rate (default 0.003; 0.001 with --head gauss)\n"
          "  --clip X        gradient-norm limit, 0 = none (default 1)\n"
-         "  --patience N    epochs without improvement before stopping (default 5)\n"
+         "  --patience N    epochs without improvement before stopping (default 5; 20 with\n"
+         "                  --head gauss)\n"
          "  --seed S        seed of all randomness; same seed, same input: same model bytes\n"
          "                  (default 1)\n"
          "  --search        random search over hidden, layers, seq and lr on the validation\n"
@@ -221,6 +222,8 @@ static int set_train_meta(nn_model *m, const fit_opts *o, const fit_result *r,
   if (o->gauss && r->nval > 0) {
     rc |= meta_printf(m, "tickcast.val_nll", "%.9g", r->val_nll);
     rc |= meta_printf(m, "tickcast.val_nll_const", "%.9g", r->val_nll_const);
+    rc |= meta_printf(m, "tickcast.var_scale", "%.6f", r->var_scale);
+    rc |= meta_printf(m, "tickcast.var_shift", "%.6f", r->var_shift);
   }
   return rc ? TC_ENOMEM : 0;
 }
@@ -293,6 +296,8 @@ typedef struct train_opts {
   int ts_unit;               /* --ts-unit (enum tickfile_ts_unit) */
   int search, trials, quiet; /* --search, --trials, --quiet */
   int epochs_set, batch_set; /* --epochs, --batch given (else sized to the data) */
+  int patience_set, lr_set;  /* --patience, --lr given (else 5 and 0.003; 20 and 0.001 with
+                                --head gauss) */
   int cell_set;              /* --cell given (--search then tries only it) */
   fit_opts fit;              /* the rest */
 } train_opts;
@@ -319,7 +324,7 @@ static int train_parse(train_opts *o, int argc, char **argv) {
       {"head", ARGS_CHOICE, .dst = &f->gauss, .choices = head_names},
       {"seq", ARGS_INT, .dst = &f->T, .lo = 1, .hi = 4096},
       {"batch", ARGS_INT, .dst = &f->B, .lo = 1, .hi = 4096, .given = &o->batch_set},
-      {"lr", ARGS_DOUBLE, .dst = &f->lr, .lo = 0, .hi = 10, .open_lo = 1},
+      {"lr", ARGS_DOUBLE, .dst = &f->lr, .lo = 0, .hi = 10, .open_lo = 1, .given = &o->lr_set},
       {"clip", ARGS_DOUBLE, .dst = &f->clip, .lo = 0, .hi = 1e30},
       {"val-frac", ARGS_DOUBLE, .dst = &o->split.val_frac, .lo = 0, .hi = 0.99},
       {"test-frac", ARGS_DOUBLE, .dst = &o->split.test_frac, .lo = 0, .hi = 0.99},
@@ -327,7 +332,7 @@ static int train_parse(train_opts *o, int argc, char **argv) {
        .given = &o->split.has_test_from,
        .unit = "integer nanoseconds or an RFC 3339 time like 2020-01-01T00:00:00Z"},
       {"ts-unit", ARGS_CHOICE, .dst = &o->ts_unit, .choices = tickfile_ts_unit_names},
-      {"patience", ARGS_INT, .dst = &f->patience, .lo = 1, .hi = 100000},
+      {"patience", ARGS_INT, .dst = &f->patience, .lo = 1, .hi = 100000, .given = &o->patience_set},
       {"search", ARGS_SWITCH, .dst = &o->search},
       {"trials", ARGS_INT, .dst = &o->trials, .lo = 1, .hi = 1000},
       {"quiet", ARGS_SWITCH, .dst = &o->quiet, .short_name = 'q'},
@@ -431,9 +436,16 @@ static int train_size(train_opts *o, const dataset *d) {
   fit_opts *f = &o->fit;
   if (!o->epochs_set && ntr < 20000) /* early stopping still ends it when nothing improves */
     f->epochs = ntr > 3000 ? (int)(600000 / ntr) : 200;
-  uint64_t steps = ntr / ((uint64_t)f->T * 8);
+  /* The scale head learns from squared returns, a far noisier signal than the mean's: it takes
+   * at least 32 smaller steps an epoch and 20 epochs of patience (its validation NLL is noisy
+   * too). */
+  uint64_t steps = ntr / ((uint64_t)f->T * (f->gauss ? 32 : 8));
   if (!o->batch_set && steps < (uint64_t)f->B)
     f->B = steps > 1 ? (int)steps : 1;
+  if (f->gauss && !o->patience_set)
+    f->patience = 20;
+  if (f->gauss && !o->lr_set)
+    f->lr = 1e-3;
   return 0;
 }
 

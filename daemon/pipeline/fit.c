@@ -87,6 +87,8 @@ typedef struct vsums {
   double *d;   /* (cap) or NULL */
   int64_t *ts; /* (cap) */
   size_t nd, cap;
+  double *s, *e2; /* (cap) or NULL: the scale head's output and the squared error (y - t)^2 */
+  size_t ns;
 } vsums;
 
 /* Validation targets of d: predictions at ticks [ntrain, nfit - 1) of every series. */
@@ -108,7 +110,7 @@ static int validate(const dataset *d, const flat *f, const nn_model *m, double *
     *nll = 0;
   *count = 0;
   if (vs)
-    vs->yt = vs->yy = 0, vs->nd = 0;
+    vs->yt = vs->yy = 0, vs->nd = vs->ns = 0;
   if (Bv == 0)
     return 0;
   nn_train tr;
@@ -164,6 +166,10 @@ static int validate(const dataset *d, const flat *f, const nn_model *m, double *
           double v = exp((double)tr.s[r]);
           v = v > NN_GAUSS_EPS ? v : NN_GAUSS_EPS;
           snll += 0.5 * (log(v) + e * e / v);
+        }
+        if (vs && vs->s && m->gauss && vs->ns < vs->cap) {
+          vs->s[vs->ns] = tr.s[r];
+          vs->e2[vs->ns++] = e * e;
         }
         if (vs && vs->d && vs->nd < vs->cap) {
           vs->d[vs->nd] = e * e - (double)tg[r] * tg[r];
@@ -482,8 +488,9 @@ static void fit_log_epoch(const fit_ctx *c, int epoch, double tl, double vmse, d
             o->epochs, tl, dt > 0 ? steps / dt : 0.0);
 }
 
-/* Epochs until o->epochs or o->patience epochs without a better validation MSE (NLL with the
- * scale head; each of which halves the learning rate), keeping the best parameters. */
+/* Epochs until o->epochs or o->patience epochs without a better validation MSE (each of which
+ * halves the learning rate), keeping the best parameters. With the scale head: the validation NLL,
+ * and the learning rate stays. */
 static int fit_epochs(fit_ctx *c, fit_result *res) {
   const fit_opts *o = c->o;
   double steps_total = 0, train_time = 0;
@@ -507,7 +514,8 @@ static int fit_epochs(fit_ctx *c, fit_result *res) {
       bad = 0;
     } else {
       bad++;
-      c->adam.lr *= 0.5f; /* a plateau: take smaller steps from here */
+      if (!o->gauss)        /* the scale head's validation NLL is too noisy to read plateaus from */
+        c->adam.lr *= 0.5f; /* a plateau: take smaller steps from here */
     }
     res->epochs_run = epoch;
     if (c->log && o->verbose)
@@ -594,6 +602,61 @@ static int fit_choose(fit_ctx *c, fit_result *res) {
   return 0;
 }
 
+/* The validation NLL (up to constants) of the log-variances a s + b against e2 (n each), and the b
+ * that minimizes it for a given a: ln of the mean of e2 exp(-a s). */
+static double calib_b(const double *s, const double *e2, size_t n, double a) {
+  double acc = 0;
+  for (size_t i = 0; i < n; i++)
+    acc += e2[i] * exp(-a * s[i]);
+  return log(acc / (double)n);
+}
+
+static double calib_nll(const double *s, const double *e2, size_t n, double a, double b) {
+  double acc = 0;
+  for (size_t i = 0; i < n; i++) {
+    double u = a * s[i] + b;
+    acc += 0.5 * (u + e2[i] * exp(-u));
+  }
+  return acc / (double)n;
+}
+
+/* Calibrates the scale head on validation, as the mean head's output scale: log-variance
+ * a s + b with a in [0, 1] (shrinking toward a constant variance where the forecast's swings do
+ * not hold up out of sample) and b its best shift, both by the validation Gaussian NLL at the
+ * saved mean. The NLL profiled over b is convex in a: golden-section search. */
+static int fit_calibrate(fit_ctx *c, fit_result *res) {
+  nn_model *m = c->m;
+  vsums vs = {0};
+  vs.cap = val_targets(c->d);
+  vs.s = malloc((vs.cap ? vs.cap : 1) * sizeof *vs.s);
+  vs.e2 = malloc((vs.cap ? vs.cap : 1) * sizeof *vs.e2);
+  double vm, vr;
+  uint64_t nv;
+  int rc = vs.s && vs.e2 ? validate(c->d, &c->f, m, &vm, &vr, &nv, &vs, NULL) : TC_ENOMEM;
+  if (rc == 0 && vs.ns > 1) {
+    double lo = 0, hi = 1, g = 0.5 * (sqrt(5.0) - 1);
+    for (int it = 0; it < 60; it++) {
+      double a1 = hi - g * (hi - lo), a2 = lo + g * (hi - lo);
+      double f1 = calib_nll(vs.s, vs.e2, vs.ns, a1, calib_b(vs.s, vs.e2, vs.ns, a1));
+      double f2 = calib_nll(vs.s, vs.e2, vs.ns, a2, calib_b(vs.s, vs.e2, vs.ns, a2));
+      if (f1 <= f2)
+        hi = a2;
+      else
+        lo = a1;
+    }
+    double a = 0.5 * (lo + hi), b = calib_b(vs.s, vs.e2, vs.ns, a);
+    for (int j = 0; j < m->H; j++)
+      m->scale_w[j] *= (float)a;
+    m->scale_b[0] = (float)(a * m->scale_b[0] + b);
+    res->var_scale = a;
+    res->var_shift = b;
+    if (c->log && c->o->verbose)
+      fprintf(c->log, "scale head calibrated on validation: log-variance %.4f s %+.4f\n", a, b);
+  }
+  free(vs.s), free(vs.e2);
+  return rc;
+}
+
 int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, FILE *log, char *err,
             size_t errlen) {
   memset(res, 0, sizeof *res);
@@ -617,6 +680,9 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
   }
   if (rc == 0)
     rc = fit_choose(&c, res);
+  res->var_scale = 1;
+  if (rc == 0 && o->gauss && c.nval > 0)
+    rc = fit_calibrate(&c, res);
   if (rc == 0 && o->gauss && c.nval > 0) { /* the saved model's NLL, after its mean head's choice */
     double vm, vr;
     uint64_t nv;

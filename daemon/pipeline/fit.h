@@ -27,7 +27,8 @@ typedef struct fit_opts {
   int verbose;   /* 0 silent, 1 one line per epoch, 2 plus a \r bar (a terminal) */
   double min_t;  /* least t-statistic of the validation gain for a non-zero model */
   int gauss;     /* 1: with the scale head, trained by Gaussian NLL, epochs chosen by validation
-                    NLL (the mean head's scale and fallback are then chosen as without) */
+                    NLL without halving the learning rate (the mean head's scale and fallback are
+                    then chosen as without), the scale head calibrated on validation */
 } fit_opts;
 
 /* The threshold of one training run: a gain t-statistic of 2, a two-sided level of
@@ -62,6 +63,8 @@ typedef struct fit_result {
   double val_nll;       /* gauss: standardized validation Gaussian NLL of the saved model */
   double val_nll_const; /* gauss: the same for the zero mean and the constant variance of the
                            training part (1 in standardized units) */
+  double var_scale;     /* gauss: the factor a of the calibrated log-variance a s + b, in [0, 1] */
+  double var_shift;     /* gauss: b */
 } fit_result;
 
 /* Trains a model of shape (o->cell, o->L, o->H, o->peephole) on d (split and stats already

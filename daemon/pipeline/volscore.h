@@ -61,9 +61,9 @@ typedef struct vol_pt {
  * score_fig's do. */
 typedef struct vol_fig {
   uint64_t n;
-  double qlike[VOL_N];       /* mean evalstat_qlike(real^2, h): ln h + real^2 / h */
-  double mse[VOL_N];         /* mean (real^2 - h)^2 */
-  int has_dm;                /* dm_* are set (at least 2 distinct times) */
+  double qlike[VOL_N];         /* mean evalstat_qlike(real^2, h): ln h + real^2 / h */
+  double mse[VOL_N];           /* mean (real^2 - h)^2 */
+  int has_dm;                  /* dm_* are set (at least 2 distinct times) */
   evalstat_dm dm_qlike[VOL_N]; /* [k], k >= 1: of qlike(model) - qlike(k); < 0 model better */
   evalstat_dm dm_mse[VOL_N];   /* likewise for the MSE */
   evalstat_interval iv[VOL_N]; /* the central interval mu +- z sqrt(h) (mu = 0 for the baselines,
