@@ -4,8 +4,9 @@
 # seed with a QLIKE within 2% of the true conditional variance's (tests/garch_qlike.py), and eval
 # finds it better than EWMA by QLIKE (Diebold-Mariano p < 0.01) with a 90% interval covering 89-91%;
 # on i.i.d. returns it does not beat the constant variance significantly (p > 0.05). (2) Its
-# file holds scale_head.* and "tickcast.head": "gauss" and a mean model's output keeps its bytes
-# and columns. (3) --interval is checked. (4) The daemon and a Kafka range replay emit pred_std,
+# file holds scale_head.* and "tickcast.head": "gauss", PyTorch loads it (docs/torch_roundtrip.py:
+# nn.LSTM, head and scale_head as nn.Linear) and predicts what replay does, and a mean model's
+# output keeps its columns. (3) --interval is checked. (4) The daemon and a Kafka range replay emit pred_std,
 # lo_px and hi_px identical to a file replay's, at --interval 0.8.
 . "$(dirname "$0")/lib.sh"
 
@@ -81,6 +82,20 @@ grep -q pred_std "$TMP/m.jsonl" && tc_fail "a mean model's JSON has pred_std"
 tc_eq "mean CSV header" "$("$TC" replay --model "$TMP/m.safetensors" --input "$TMP/g_test.csv" -q |
   head -n 1)" "sym,ts,px,pred_ret,pred_px,n"
 
+# PyTorch loads it (docs/torch_roundtrip.py: nn.LSTM, head and scale_head as nn.Linear) and
+# predicts what replay does.
+head -n 3001 "$TMP/g_test.csv" >"$TMP/a.csv"
+"$TC" replay --model "$TMP/g.safetensors" --input "$TMP/a.csv" --output "$TMP/r09.csv" -q
+$PY "$ROOT/docs/torch_roundtrip.py" predict "$TMP/g.safetensors" "$TMP/a.csv" >"$TMP/torch.csv"
+$PY - "$TMP/r09.csv" "$TMP/torch.csv" <<'PYEOF' || tc_fail "PyTorch and replay disagree on the scale head"
+import csv, sys
+a, b = (list(csv.DictReader(open(p))) for p in sys.argv[1:])
+assert len(a) == len(b) == 3000 and list(a[0]) == list(b[0]), (len(a), len(b), list(b[0]))
+worst = max(abs(float(x[f]) / float(y[f]) - 1) for x, y in zip(a, b) for f in ("pred_std", "lo_px", "hi_px"))
+assert worst < 1e-5, worst
+print(f"PyTorch = replay: pred_std, lo_px, hi_px of 3000 ticks within {worst:.2g} (relative)")
+PYEOF
+
 # 3. --interval in (0, 1).
 for bad in 0 1 -0.5 1.5 x; do
   rc=0
@@ -94,7 +109,6 @@ rc=0
 tc_eq "exit of run --interval 1" "$rc" 2
 
 # 4. The daemon and a Kafka range replay at --interval 0.8: identical to the file replay.
-head -n 3001 "$TMP/g_test.csv" >"$TMP/a.csv"
 "$TC" replay --model "$TMP/g.safetensors" --input "$TMP/a.csv" --output "$TMP/ra.csv" \
   --interval 0.8 -q
 tc_broker_start --topics ticks:3,predictions:3,tickcast.dlq:1,tickcast.stats:1
