@@ -4,14 +4,15 @@
 # ./tickcast. Every real-data figure is of the held-out test part: train --head gauss
 # --test-frac 0.2 never reads the last 20% of each instrument, eval --test scores exactly that
 # part, and the baselines (EWMA, GARCH(1,1), the constant) are fitted per instrument on the
-# returns before it. The synthetic GARCH(1,1) and i.i.d. streams are tests/gen_garch.py's. About
-# a minute on one core.
+# returns before it. The synthetic GARCH(1,1) and i.i.d. streams are tests/gen_garch.py's. Plots
+# (with the 90% band) go to docs/results_*_gauss.svg. About a minute on one core.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TC=${TICKCAST:-$ROOT/tickcast}
 export OPENBLAS_NUM_THREADS=1 LC_ALL=C
 W=$(mktemp -d "${TMPDIR:-/tmp}/tickcast-results.XXXXXX")
 trap 'rm -rf "$W"' EXIT
+ln -s "$ROOT/data" "$W/data" # so that plot titles name data/real/..., not a scratch path
 for f in fx_daily sp500; do
   [ -f "$ROOT/data/real/$f.csv" ] || { echo "gen_results_gauss: run make data first" >&2; exit 1; }
 done
@@ -43,8 +44,9 @@ for f in fx_daily sp500; do
     "$TC" train --head gauss --input "$ROOT/data/real/$f.csv" --output "$m" --test-frac 0.2 \
       --seed "$s" --quiet
     "$TC" eval --model "$m" --input "$ROOT/data/real/$f.csv" --test --json --quiet >"$W/e.json"
-    [ "$s" = 1 ] && "$TC" eval --model "$m" --input "$ROOT/data/real/$f.csv" --test --quiet |
-      sed -n '/^variance forecasts/,$p' >"$W/${f}_table.txt"
+    [ "$s" = 1 ] && (cd "$W" && "$TC" eval --model "${f}_$s.safetensors" --input "data/real/$f.csv" \
+      --test --quiet --plot "$ROOT/docs/results_${f}_gauss.svg" |
+      sed -n '/^variance forecasts/,$p' >"$W/${f}_table.txt")
     echo "| $f | $s | $(row "$W/e.json") |"
   done
 done

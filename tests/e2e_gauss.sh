@@ -68,6 +68,14 @@ assert d["p_hln"] > 0.05, d
 print(f"i.i.d.: qlike model {v['model']['qlike']:.5f} vs constant {v['const']['qlike']:.5f}, "
       f"DM p {d['p_hln']:.3f} (not significant)")
 PYEOF
+# The plot draws the model's interval over the realized returns (two orange lines, a legend).
+"$TC" eval --model "$TMP/g.safetensors" --input "$TMP/g_test.csv" --quiet --plot "$TMP/g.svg" \
+  >/dev/null 2>&1
+tc_eq "interval lines in the plot" "$(grep -c "stroke='#e08214' stroke-width='1.2' points=" "$TMP/g.svg")" 2
+grep -q "predicted 90% interval (column mean)" "$TMP/g.svg" || tc_fail "no interval legend"
+"$TC" eval --model "$TMP/i.safetensors" --input "$TMP/i_test.csv" --quiet --interval 0.5 \
+  --plot "$TMP/i.svg" >/dev/null 2>&1
+grep -q "predicted 50% interval" "$TMP/i.svg" || tc_fail "--interval 0.5 not in the plot"
 echo "ok: eval scores the variance forecasts against EWMA, GARCH(1,1) and the constant"
 
 # 2. The file: scale_head.* tensors and the head metadata; a mean model keeps its columns.
@@ -79,6 +87,10 @@ grep -q 'head=gauss' "$TMP/g.safetensors" || tc_fail "train_args lack head=gauss
 grep -q 'scale_head\|tickcast.head' "$TMP/m.safetensors" && tc_fail "a mean model has a scale head"
 "$TC" replay --model "$TMP/m.safetensors" --input "$TMP/g_test.csv" --output "$TMP/m.jsonl" -q
 grep -q pred_std "$TMP/m.jsonl" && tc_fail "a mean model's JSON has pred_std"
+"$TC" eval --model "$TMP/m.safetensors" --input "$TMP/g_test.csv" --quiet --plot "$TMP/m.svg" \
+  >"$TMP/m_eval.txt" 2>/dev/null
+grep -q "interval\|e08214" "$TMP/m.svg" && tc_fail "a mean model's plot has an interval"
+grep -q "variance forecasts" "$TMP/m_eval.txt" && tc_fail "a mean model's eval scores a variance"
 tc_eq "mean CSV header" "$("$TC" replay --model "$TMP/m.safetensors" --input "$TMP/g_test.csv" -q |
   head -n 1)" "sym,ts,px,pred_ret,pred_px,n"
 

@@ -620,11 +620,30 @@ static void eval_report_table(const eval_run *r, const eval_opts *o) {
     eval_report_vol(r);
 }
 
+/* The half-widths z sqrt(h) of the model's interval in the order of r->pooled (malloc'd), or NULL
+ * when out of memory. pooled keeps each instrument's points in their order (score_sort is
+ * stable), so a cursor per instrument into r->vpts finds each one. */
+static double *eval_band(const eval_run *r) {
+  double *band = malloc((r->npts ? r->npts : 1) * sizeof *band);
+  size_t *cur = malloc(((size_t)r->d.ns + 1) * sizeof *cur);
+  if (band && cur) {
+    double z = evalstat_norm_quantile(0.5 + 0.5 * r->interval);
+    memcpy(cur, r->off, ((size_t)r->d.ns + 1) * sizeof *cur);
+    for (size_t k = 0; k < r->npts; k++)
+      band[k] = z * sqrt(r->vpts[cur[r->pooled[k].sym]++].h[VOL_MODEL]);
+  } else {
+    free(band);
+    band = NULL;
+  }
+  free(cur);
+  return band;
+}
+
 /* --plot: the pooled predictions in time order as SVG. 0, or 1 after printing why. */
 static int eval_plot(const eval_run *r, const eval_opts *o) {
   size_t n = r->npts;
   double *g = malloc((n ? n : 1) * sizeof *g), *nt = malloc((n ? n : 1) * sizeof *nt);
-  double *h = malloc((n ? n : 1) * sizeof *h);
+  double *h = malloc((n ? n : 1) * sizeof *h), *band = NULL;
   char title[256], costs[160], err[512];
   int status = 1;
   if (!g || !nt || !h || score_curves(r->pooled, n, r->d.ns, g, nt, h) != 0) {
@@ -639,14 +658,19 @@ static int eval_plot(const eval_run *r, const eval_opts *o) {
     snprintf(costs, sizeof costs, "half the quoted spread, %g bp without a quote", o->cost_bps);
   else
     snprintf(costs, sizeof costs, "%g bp per unit of position change", o->cost_bps);
-  const svg_eval e = {title, r->pooled, n, g, nt, h, r->all.ninst, costs};
+  if (r->m.gauss && !(band = eval_band(r))) {
+    fprintf(stderr, "tickcast eval: out of memory\n");
+    goto done;
+  }
+  const svg_eval e = {title, r->pooled,    n,     g,    nt,
+                      h,     r->all.ninst, costs, band, r->m.gauss ? r->interval : 0};
   if (svg_eval_plot(o->plot_path, &e, err, sizeof err) != 0) {
     fprintf(stderr, "tickcast eval: %s\n", err);
     goto done;
   }
   status = 0;
 done:
-  free(g), free(nt), free(h);
+  free(g), free(nt), free(h), free(band);
   return status;
 }
 
