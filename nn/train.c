@@ -278,31 +278,30 @@ static void lstm_layer_backward(nn_train *tr, const nn_model *m, int k, float *g
   }
 }
 
+/* One linear head (1, H) over top (T*B, H) backward from d (T*B), d loss / d its output:
+ * gw (1, H) += d^T . top, gb += sum d; dhin (T*B, H) = d x w, or += when add. */
+static void head_backward(int TB, int H, const float *top, const float *d, const float *w,
+                          float *gw, float *gb, float *dhin, int add) {
+  float dbsum = 0.0f;
+  for (int r = 0; r < TB; r++)
+    dbsum += d[r];
+  gb[0] += dbsum;
+  cblas_sgemv(CblasRowMajor, CblasTrans, TB, H, 1.0f, top, H, d, 1, 1.0f, gw, 1);
+  for (int r = 0; r < TB; r++)
+    for (int j = 0; j < H; j++) {
+      float v = d[r] * w[j];
+      dhin[(size_t)r * H + j] = add ? dhin[(size_t)r * H + j] + v : v;
+    }
+}
+
 void nn_train_backward(nn_train *tr, const nn_model *m, float *grad) {
   const int L = m->L, H = m->H, G = m->G, B = tr->B, T = tr->T, TB = T * B;
 #define GRAD(p) (grad + ((p)-m->params))
-  /* Head: d head_w (1, H) += dy (T*B)^T . h_top (T*B, H); dhin (T*B, H) = dy x head_w. */
+  /* The heads: head (from dy) sets dhin, the scale head (from ds) adds to it. */
   const float *top = tr->h[L - 1] + (size_t)B * H;
-  float *ghw = GRAD(m->head_w), *ghb = GRAD(m->head_b);
-  float dbsum = 0.0f;
-  for (int r = 0; r < TB; r++)
-    dbsum += tr->dy[r];
-  ghb[0] += dbsum;
-  cblas_sgemv(CblasRowMajor, CblasTrans, TB, H, 1.0f, top, H, tr->dy, 1, 1.0f, ghw, 1);
-  for (int r = 0; r < TB; r++)
-    for (int j = 0; j < H; j++)
-      tr->dhin[(size_t)r * H + j] = tr->dy[r] * m->head_w[j];
-  if (m->gauss) { /* the scale head likewise, from ds */
-    float *gsw = GRAD(m->scale_w), *gsb = GRAD(m->scale_b);
-    float dssum = 0.0f;
-    for (int r = 0; r < TB; r++)
-      dssum += tr->ds[r];
-    gsb[0] += dssum;
-    cblas_sgemv(CblasRowMajor, CblasTrans, TB, H, 1.0f, top, H, tr->ds, 1, 1.0f, gsw, 1);
-    for (int r = 0; r < TB; r++)
-      for (int j = 0; j < H; j++)
-        tr->dhin[(size_t)r * H + j] += tr->ds[r] * m->scale_w[j];
-  }
+  head_backward(TB, H, top, tr->dy, m->head_w, GRAD(m->head_w), GRAD(m->head_b), tr->dhin, 0);
+  if (m->gauss)
+    head_backward(TB, H, top, tr->ds, m->scale_w, GRAD(m->scale_w), GRAD(m->scale_b), tr->dhin, 1);
 
   for (int k = L - 1; k >= 0; k--) {
     const int D = k == 0 ? NN_F : H;

@@ -253,7 +253,7 @@ static int eval_predict(eval_run *r) {
   for (int i = 0; i < d->ns; i++)
     if (!(r->var[i] = malloc((d->s[i].n ? d->s[i].n : 1) * sizeof **r->var)))
       return TC_ENOMEM;
-  return vol_predict(&r->m, d, r->pred, r->var);
+  return score_predict_var(&r->m, d, r->pred, r->var);
 }
 
 /* Chooses the predictions --sym, --test, --val-frac and --since ask for, with their costs, and

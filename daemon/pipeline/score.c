@@ -11,6 +11,10 @@
 #include "nn/lstm.h"
 
 int score_predict(const nn_model *m, const dataset *d, double **pred) {
+  return score_predict_var(m, d, pred, NULL);
+}
+
+int score_predict_var(const nn_model *m, const dataset *d, double **pred, double **var) {
   int ns = d->ns, rc = TC_ENOMEM;
   if (ns == 0)
     return 0;
@@ -22,9 +26,11 @@ int score_predict(const nn_model *m, const dataset *d, double **pred) {
   memset(&w, 0, sizeof w);
   float *state = calloc((size_t)ns * sf, sizeof(float)), *x = malloc((size_t)ns * NN_F * 4);
   float *y = malloc((size_t)ns * 4), **sp = malloc((size_t)ns * sizeof *sp);
+  float *s = var ? malloc((size_t)ns * 4) : NULL;
   int *who = malloc((size_t)ns * sizeof *who);
-  if (!state || !x || !y || !sp || !who || nn_work_init(&w, m, ns) != 0)
+  if (!state || !x || !y || !sp || !who || (var && !s) || nn_work_init(&w, m, ns) != 0)
     goto done;
+  const double v0 = (double)m->tgt_std[0] * m->tgt_std[0];
   /* The k-th tick of every series in one batched step, which equals stepping each one alone. */
   for (size_t k = 0; k < maxn; k++) {
     int B = 0;
@@ -38,11 +44,16 @@ int score_predict(const nn_model *m, const dataset *d, double **pred) {
     nn_step(m, &w, B, x, sp, y);
     for (int b = 0; b < B; b++)
       pred[who[b]][k] = nn_pred_ret(m, y[b]);
+    if (var) { /* the scale head's variance of the next log return: exp(s) target.std^2 */
+      nn_model_scale_out(m, B, sp, s);
+      for (int b = 0; b < B; b++)
+        var[who[b]][k] = exp((double)s[b]) * v0;
+    }
   }
   rc = 0;
 done:
   nn_work_free(&w);
-  free(state), free(x), free(y), free(sp), free(who);
+  free(state), free(x), free(y), free(sp), free(who), free(s);
   return rc;
 }
 

@@ -24,6 +24,10 @@
  * series i. Returns 0 or TC_ENOMEM. */
 int score_predict(const nn_model *m, const dataset *d, double **pred);
 
+/* The same, and for a model with the scale head (var not NULL) its variance forecast of the next
+ * log return, var[i][t] = exp(s) target.std^2, after tick t of series i (var[i] like pred[i]). */
+int score_predict_var(const nn_model *m, const dataset *d, double **pred, double **var);
+
 /* One scored prediction. */
 typedef struct score_pt {
   int64_t ts;  /* when it was made: the ts of the tick it follows */

@@ -9,48 +9,8 @@
 #include "daemon/pipeline/score.h"
 #include "nn/base/tc_err.h"
 #include "nn/features.h"
-#include "nn/lstm.h"
 
 const char *const vol_names[VOL_N] = {"model", "ewma", "garch", "const"};
-
-int vol_predict(const nn_model *m, const dataset *d, double **pred, double **var) {
-  int ns = d->ns, rc = TC_ENOMEM;
-  if (ns == 0)
-    return 0;
-  size_t sf = nn_state_floats(m), maxn = 0;
-  for (int i = 0; i < ns; i++)
-    if (d->s[i].n > maxn)
-      maxn = d->s[i].n;
-  nn_work w;
-  memset(&w, 0, sizeof w);
-  float *state = calloc((size_t)ns * sf, sizeof(float)), *x = malloc((size_t)ns * NN_F * 4);
-  float *y = malloc((size_t)ns * 4), *s = malloc((size_t)ns * 4), **sp = malloc(ns * sizeof *sp);
-  int *who = malloc((size_t)ns * sizeof *who);
-  if (!state || !x || !y || !s || !sp || !who || nn_work_init(&w, m, ns) != 0)
-    goto done;
-  const double v0 = (double)m->tgt_std[0] * m->tgt_std[0];
-  for (size_t k = 0; k < maxn; k++) { /* as score_predict: the k-th tick of every series */
-    int B = 0;
-    for (int i = 0; i < ns; i++) {
-      if (k >= d->s[i].n)
-        continue;
-      nn_features_standardize(m, d->s[i].raw + k * NN_F, x + (size_t)B * NN_F);
-      sp[B] = state + (size_t)i * sf;
-      who[B++] = i;
-    }
-    nn_step(m, &w, B, x, sp, y);
-    nn_model_scale_out(m, B, sp, s);
-    for (int b = 0; b < B; b++) {
-      pred[who[b]][k] = nn_pred_ret(m, y[b]);
-      var[who[b]][k] = exp((double)s[b]) * v0;
-    }
-  }
-  rc = 0;
-done:
-  nn_work_free(&w);
-  free(state), free(x), free(y), free(s), free(sp), free(who);
-  return rc;
-}
 
 void vol_baselines(const ds_series *s, size_t first, vol_base *b, double *const *h) {
   memset(b, 0, sizeof *b);

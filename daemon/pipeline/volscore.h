@@ -1,9 +1,9 @@
-/* volscore.h: variance forecasts judged as a risk desk judges them: a model's scale head against
- * the baselines a desk uses, EWMA (RiskMetrics, lambda 0.94), GARCH(1,1) and the constant
- * variance of the fitting part, by QLIKE and by the MSE of squared returns with Diebold-Mariano
- * tests, and the central prediction interval by its coverage, width and Kupiec's test. Used by
- * `eval` on a model with the scale head. The statistics are evalstat.h's; this file decides
- * what they are applied to. No files, no output. */
+/* volscore.h: variance forecasts judged as a risk desk judges them: a model's scale head (its
+ * forecasts from score_predict_var) against the baselines a desk uses, EWMA (RiskMetrics, lambda
+ * 0.94), GARCH(1,1) and the constant variance of the fitting part, by QLIKE and by the MSE of
+ * squared returns with Diebold-Mariano tests, and the central prediction interval by its
+ * coverage, width and Kupiec's test. Used by `eval` on a model with the scale head. The statistics
+ * are evalstat.h's; this file decides what they are applied to. No files, no output. */
 #ifndef DAEMON_VOLSCORE_H
 #define DAEMON_VOLSCORE_H
 
@@ -12,17 +12,10 @@
 
 #include "daemon/pipeline/dataset.h"
 #include "daemon/pipeline/evalstat.h"
-#include "nn/model.h"
 
 /* The forecasts compared, in this order everywhere. */
 enum { VOL_MODEL, VOL_EWMA, VOL_GARCH, VOL_CONST, VOL_N };
 extern const char *const vol_names[VOL_N]; /* "model", "ewma", "garch", "const" */
-
-/* The variance forecasts of the model's scale head for every tick of every series of d, run as
- * score_predict runs the mean: var[i][t] = exp(s) target.std^2 after tick t of series i, the
- * forecast of the square of the next return; pred[i][t] the mean forecast. m must have the
- * scale head. Returns 0 or TC_ENOMEM. */
-int vol_predict(const nn_model *m, const dataset *d, double **pred, double **var);
 
 /* One instrument's baselines. The innovations are its returns (the zero-mean convention of
  * RiskMetrics, which a random-walk mean implies): e_j = the return after tick j, j = 0..n-2.
