@@ -28,6 +28,7 @@ typedef struct engine {
   nn_work w;         /* LSTM scratch for up to chunk_max instruments */
   symtab st;         /* instruments and their states */
   int chunk_max;     /* most ticks per engine_process call */
+  int exact;         /* engine_init_exact: no LSTM step batches more than w.Bkern instruments */
   float *x;          /* (chunk_max, NN_F) standardized features, by chunk index */
   float *xb;         /* (chunk_max, NN_F) features gathered for one wave */
   float *yb;         /* (chunk_max) outputs of one wave */
@@ -43,6 +44,15 @@ typedef struct engine {
 
 /* Sets up an engine for model m with chunks of at most chunk_max ticks. 0 or TC_E*. */
 int engine_init(engine *e, const nn_model *m, int chunk_max);
+
+/* The same for results that must not depend on how ticks are grouped into chunks (the replays,
+ * whose output is the same bits for every --threads): a wave is stepped in batches of at most
+ * wave_max instruments and at most w.Bkern, so every projection runs on nn_projT, which gives an
+ * instrument the same bits whichever others share its step (nn/lstm.h). On AVX-512 (Bkern
+ * unbounded) with wave_max >= chunk_max this is engine_init exactly; on AVX2 it moves waves of
+ * more than 64 instruments from sgemm to nn_projT, which is as fast there; on CPUs without AVX2
+ * (Bkern 4) it is slower than sgemm for large waves: the price of the same bits. */
+int engine_init_exact(engine *e, const nn_model *m, int chunk_max, int wave_max);
 void engine_free(engine *e); /* accepts NULL and half-built */
 
 /* Processes ticks[0..N) (N <= chunk_max) in input order semantics: every accepted tick updates its
