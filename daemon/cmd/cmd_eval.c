@@ -28,7 +28,7 @@ static void usage(FILE *f) {
   fprintf(
       f, "usage: tickcast eval --model M --input FILE [--test | --val-frac F | --since TS]\n"
          "                     [--json] [--plot FILE.svg] [--sym SYM] [--cost-bps X]\n"
-         "                     [--ts-unit U] [--quiet]\n\n"
+         "                     [--ts-unit U] [--threads N] [--quiet]\n\n"
          "Runs the model over a tick file as `tickcast replay` does and scores each prediction\n"
          "pred_ret made at tick t against the realized log return of the instrument's next tick,\n"
          "per instrument and pooled (ALL):\n"
@@ -62,6 +62,8 @@ static void usage(FILE *f) {
          "                  and ask, in basis points of the price (default 1); ticks with a\n"
          "                  quote pay half their spread\n"
          "  --ts-unit U     integer timestamps in the file are s, ms, us or ns (default ns)\n"
+         "  --threads N     threads for the predictions (default: the online cores); the\n"
+         "                  report is the same for every N\n"
          "  --quiet         no input summary on stderr\n"
          "Exit status: 0 done, 1 runtime failure or nothing to score, 2 bad usage, bad model or\n"
          "unreadable input.\n");
@@ -76,6 +78,7 @@ typedef struct eval_opts {
   double val_frac;                                    /* --val-frac, -1 when not given */
   double cost_bps;                                    /* --cost-bps */
   int ts_unit;                                        /* --ts-unit (enum tickfile_ts_unit) */
+  int threads;                                        /* --threads */
 } eval_opts;
 
 /* Parses the command line into o. Returns -1 to go on, or the exit status to return at once. */
@@ -84,6 +87,7 @@ static int eval_parse(eval_opts *o, int argc, char **argv) {
   o->val_frac = -1;
   o->cost_bps = 1;
   o->ts_unit = TICKFILE_TS_AUTO;
+  o->threads = replay_default_threads();
   const args_flag flags[] = {
       {"model", ARGS_STR, .dst = &o->model_path},
       {"input", ARGS_STR, .dst = &o->in_path},
@@ -97,6 +101,7 @@ static int eval_parse(eval_opts *o, int argc, char **argv) {
       {"cost-bps", ARGS_DOUBLE, .dst = &o->cost_bps, .lo = 0, .hi = 10000},
       {"ts-unit", ARGS_CHOICE, .dst = &o->ts_unit, .choices = tickfile_ts_unit_names},
       {"quiet", ARGS_SWITCH, .dst = &o->quiet, .short_name = 'q'},
+      {"threads", ARGS_INT, .dst = &o->threads, .lo = 1, .hi = 1024},
   };
   const args_cmd c = {.name = "eval",
                       .flags = flags,
@@ -214,8 +219,8 @@ static int eval_load(eval_run *r, const eval_opts *o) {
   return status;
 }
 
-/* Every series' predictions. 0 or TC_ENOMEM. */
-static int eval_predict(eval_run *r) {
+/* Every series' predictions, on o->threads threads. 0 or TC_ENOMEM. */
+static int eval_predict(eval_run *r, const eval_opts *o) {
   const dataset *d = &r->d;
   r->pred = calloc(d->ns ? (size_t)d->ns : 1, sizeof *r->pred);
   if (!r->pred)
@@ -223,7 +228,7 @@ static int eval_predict(eval_run *r) {
   for (int i = 0; i < d->ns; i++)
     if (!(r->pred[i] = malloc((d->s[i].n ? d->s[i].n : 1) * sizeof **r->pred)))
       return TC_ENOMEM;
-  return score_predict(&r->m, d, r->pred);
+  return score_predict_threads(&r->m, d, r->pred, o->threads);
 }
 
 /* Chooses the predictions --sym, --test, --val-frac and --since ask for, with their costs, and
@@ -530,7 +535,7 @@ int cmd_eval(int argc, char **argv) {
   eval_run r;
   memset(&r, 0, sizeof r);
   status = eval_load(&r, &o);
-  if (status == 0 && (eval_predict(&r) != 0 || eval_select(&r, &o) != 0)) {
+  if (status == 0 && (eval_predict(&r, &o) != 0 || eval_select(&r, &o) != 0)) {
     fprintf(stderr, "tickcast eval: out of memory\n");
     status = 1;
   }
