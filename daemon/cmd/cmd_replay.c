@@ -75,7 +75,8 @@ static void summary(const reject_tally *rej, uint64_t read, uint64_t accepted, u
   reject_tally_summary(rej, stderr, "", 0);
 }
 
-/* A thread's timestamp notes, on a cache line of its own. */
+/* A thread's timestamp notes, on a cache line of its own (the array is 64-byte aligned): the
+ * workers write them on every tick. */
 typedef union replay_seen {
   tickfile_ts_seen s;
   char pad[64];
@@ -270,7 +271,9 @@ static int par_chunk_done(void *ud) {
 /* The pipeline and the output file. 0, or 1 after printing why. */
 static int par_setup(replay_run *r, const nn_model *m) {
   r->outbuf = malloc(PAR_OUTBUF);
-  r->seen = calloc((size_t)r->threads + 1, sizeof *r->seen);
+  r->seen = aligned_alloc(64, ((size_t)r->threads + 1) * sizeof *r->seen);
+  if (r->seen)
+    memset(r->seen, 0, ((size_t)r->threads + 1) * sizeof *r->seen);
   const preplay_cfg cfg = {.m = m,
                            .threads = r->threads,
                            .jsonl = r->jsonl,

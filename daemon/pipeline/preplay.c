@@ -13,23 +13,36 @@
 
 #include "daemon/pipeline/encode.h"
 #include "ingest/fmt.h"
+#include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 
-#define PREPLAY_CHUNK 8192   /* records per chunk by default */
-#define PREPLAY_BLOCK 65536  /* bytes per read of a file */
+#define PREPLAY_CHUNK 8192       /* records per chunk by default */
+#define PREPLAY_BLOCK 65536      /* bytes per read of a file */
 #define PREPLAY_BYTES (64 << 20) /* a chunk takes no more records once its text is this long */
-#define PREPLAY_PART 256     /* fewest records per decode part */
-#define PREPLAY_BUCKETS 65536 /* symbol hash buckets, each placed on one worker */
-#define PREPLAY_WAVE 1024    /* most instruments per engine step (any value gives the same bits) */
-#define NO_SHARD 0xFFFF      /* shard of a record without an accepted tick */
-#define ST_BLANK 0xFF        /* status of a record without a tick (a blank line) */
+#define PREPLAY_PART 256         /* fewest records per decode part */
+#define PREPLAY_BUCKETS 65536    /* symbol hash buckets, each placed on one worker */
+#define PREPLAY_WAVE 1024 /* most instruments per engine step (any value gives the same bits) */
+#define NO_SHARD 0xFFFF   /* shard of a record without an accepted tick */
+#define ST_BLANK 0xFF     /* status of a record without a tick (a blank line) */
 #define OUT_MAX (ENC_PRED_MAX + 1) /* bytes a prediction may take, with its '\n' */
+
+/* What a Kafka message's record has beyond its text. */
+typedef struct prp_msg {
+  uint32_t koff; /* the key: bytes [koff, koff + klen) */
+  int32_t klen;  /* -1: none */
+  int32_t part;  /* partition */
+  int32_t null;  /* no value */
+  int64_t pos;   /* offset */
+} prp_msg;
 
 struct preplay_chunk {
   uint64_t seq;      /* place in the input, from 0 */
   int n;             /* records */
   int cap;           /* records it may hold (cfg.chunk) */
-  preplay_rec *rec;  /* (cap) */
+  uint32_t *off;     /* (cap) each record's text: bytes [off, off + len) */
+  uint32_t *len;     /* (cap) */
+  int64_t line0;     /* lines: the number of record 0 (record i is line line0 + i) */
+  prp_msg *msg;      /* (cap) messages: the rest of each record; NULL for lines */
   char *bytes;       /* the records' text */
   size_t used;       /* bytes in use */
   size_t bcap;       /* bytes allocated */
@@ -65,6 +78,9 @@ typedef struct prp_worker {
   uint32_t *cnt;    /* (threads) accepted ticks by worker in the part it decodes */
   uint32_t *pos;    /* (threads) where the next of each worker's goes in sidx */
   uint64_t next;    /* the next chunk it steps */
+  double decode_us; /* CPU time in decode_part */
+  double step_us;   /* CPU time in step_shard */
+  double cpu_us;    /* CPU time of the thread (at its end) */
   char err[8];      /* a decoder's message buffer (not read: errlen 0) */
 } prp_worker;
 
@@ -92,26 +108,38 @@ struct preplay {
   int next_shard;        /* the worker the next new bucket goes to (under mu) */
   _Atomic uint16_t *map; /* (PREPLAY_BUCKETS) worker + 1 of each symbol bucket, 0: none yet */
   /* The reader (the caller's thread). */
-  char *carry;           /* bytes read past the last line of the previous chunk */
+  char *carry; /* bytes read past the last line of the previous chunk */
   size_t carry_len, carry_cap;
-  uint64_t line;         /* number of the last line given out */
-  int lines_eof;         /* the file has no more bytes */
+  uint64_t line; /* number of the last line given out */
+  int lines_eof; /* the file has no more bytes */
   /* The writer (the caller's thread). */
-  uint64_t read;         /* records with a tick, emitted so far */
-  size_t *cur;           /* (threads) the next prediction of each worker's region of a chunk */
-  uint32_t *lcur;        /* (threads) and its length's place in out_len */
-  int32_t vpart;         /* partition of the last record with a tick (-2: none yet) */
-  int vok;               /* decode-accepted ticks since the last one-thread chunk boundary */
+  uint64_t read;             /* records with a tick, emitted so far */
+  size_t *cur;               /* (threads) the next prediction of each worker's region of a chunk */
+  uint32_t *lcur;            /* (threads) and its length's place in out_len */
+  int32_t vpart;             /* partition of the last record with a tick (-2: none yet) */
+  int vok;                   /* decode-accepted ticks since the last one-thread chunk boundary */
   prp_ooo ooo[REJECT_SHOWN]; /* held-back out_of_order rejects, the first REJECT_SHOWN */
-  int nooo;              /* held in ooo */
-  uint64_t ooo_more;     /* held back beyond those (only counted: see walk) */
+  int nooo;                  /* held in ooo */
+  uint64_t ooo_more;         /* held back beyond those (only counted: see walk) */
+  double read_us;            /* the caller's thread: CPU time reading (preplay_fill_lines) */
+  double write_us;           /* and writing (walk, with emit and chunk_done) */
 };
+
+/* Record i of c, as the callbacks see it. */
+static inline void rec_at(const preplay_chunk *c, int i, preplay_rec *r) {
+  if (c->msg) {
+    const prp_msg *m = &c->msg[i];
+    *r = (preplay_rec){c->off[i], c->len[i], m->koff, m->klen, m->part, m->null, m->pos};
+  } else {
+    *r = (preplay_rec){c->off[i], c->len[i], 0, -1, REJECT_LINE, 0, c->line0 + i};
+  }
+}
 
 /* ---- set-up ---- */
 
 static void chunk_free(preplay_chunk *c) {
-  free(c->rec), free(c->bytes), free(c->t), free(c->st), free(c->shard), free(c->sidx),
-      free(c->poff);
+  free(c->off), free(c->len), free(c->msg), free(c->bytes), free(c->t), free(c->st), free(c->shard),
+      free(c->sidx), free(c->poff);
   free(c->out_len), free(c->out), free(c->base), free(c->lbase), free(c->cnt);
 }
 
@@ -126,7 +154,8 @@ static int chunk_init(preplay_chunk *c, int cap, int N) {
   size_t n = (size_t)cap;
   c->cap = cap;
   c->bcap = 2 * PREPLAY_BLOCK;
-  c->rec = malloc(n * sizeof *c->rec);
+  c->off = malloc(n * sizeof *c->off);
+  c->len = malloc(n * sizeof *c->len);
   c->bytes = malloc(c->bcap);
   c->t = malloc(n * sizeof *c->t);
   c->st = malloc(n);
@@ -138,8 +167,8 @@ static int chunk_init(preplay_chunk *c, int cap, int N) {
   c->base = malloc((size_t)N * sizeof *c->base);
   c->lbase = malloc((size_t)N * sizeof *c->lbase);
   c->cnt = malloc((size_t)N * sizeof *c->cnt);
-  return c->rec && c->bytes && c->t && c->st && c->shard && c->sidx && c->poff && c->out_len &&
-                 c->out && c->base && c->lbase && c->cnt
+  return c->off && c->len && c->bytes && c->t && c->st && c->shard && c->sidx && c->poff &&
+                 c->out_len && c->out && c->base && c->lbase && c->cnt
              ? 0
              : TC_ENOMEM;
 }
@@ -269,11 +298,12 @@ static void decode_part(prp_worker *w, preplay_chunk *c, int k) {
   int lo = (int)((int64_t)c->n * k / c->nparts), hi = (int)((int64_t)c->n * (k + 1) / c->nparts);
   memset(w->cnt, 0, (size_t)p->N * sizeof *w->cnt);
   for (int i = lo; i < hi; i++) {
-    const preplay_rec *r = &c->rec[i];
+    preplay_rec r;
+    rec_at(c, i, &r);
     eng_tick *t = &c->t[i];
     int reason;
     c->shard[i] = NO_SHARD;
-    if (!p->cfg.decode(p->cfg.ud, w->id, c->bytes, r, &t->t, &reason, w->err, 0)) {
+    if (!p->cfg.decode(p->cfg.ud, w->id, c->bytes, &r, &t->t, &reason, w->err, 0)) {
       c->st[i] = ST_BLANK;
       continue;
     }
@@ -281,7 +311,7 @@ static void decode_part(prp_worker *w, preplay_chunk *c, int k) {
     if (reason != TICK_OK)
       continue;
     t->reason = TICK_OK;
-    t->partition = r->part;
+    t->partition = r.part;
     int s = shard_of(p, &t->t);
     c->shard[i] = (uint16_t)s;
     w->cnt[s]++;
@@ -354,8 +384,14 @@ static int step_shard(prp_worker *w, preplay_chunk *c) {
       ol[j] = 0;
       continue;
     }
-    size_t len = p->cfg.jsonl ? enc_pred_json(o, t, src, src_of(p, &c->rec[w->idx[j]], src))
-                              : enc_pred_csv(o, t);
+    size_t len;
+    if (p->cfg.jsonl) {
+      preplay_rec r;
+      rec_at(c, w->idx[j], &r);
+      len = enc_pred_json(o, t, src, src_of(p, &r, src));
+    } else {
+      len = enc_pred_csv(o, t);
+    }
     o[len++] = '\n';
     ol[j] = (uint16_t)len;
     o += len;
@@ -390,7 +426,9 @@ static void *worker_main(void *arg) {
     preplay_chunk *c = &p->ck[w->next % (uint64_t)p->K];
     if (w->next < p->filled && c->decoded) {
       pthread_mutex_unlock(&p->mu);
+      double t0 = tc_thread_cpu_us();
       int rc = step_shard(w, c);
+      w->step_us += tc_thread_cpu_us() - t0;
       pthread_mutex_lock(&p->mu);
       if (rc != 0)
         fail(p, rc);
@@ -404,7 +442,9 @@ static void *worker_main(void *arg) {
     if ((c = part_to_claim(p))) {
       int k = c->parts_claimed++;
       pthread_mutex_unlock(&p->mu);
+      double t0 = tc_thread_cpu_us();
       decode_part(w, c, k);
+      w->decode_us += tc_thread_cpu_us() - t0;
       pthread_mutex_lock(&p->mu);
       for (int s = 0; s < p->N; s++)
         c->cnt[s] += w->cnt[s];
@@ -417,6 +457,7 @@ static void *worker_main(void *arg) {
     pthread_cond_wait(&p->work, &p->mu);
   }
   pthread_mutex_unlock(&p->mu);
+  w->cpu_us = tc_thread_cpu_us();
   return NULL;
 }
 
@@ -445,14 +486,18 @@ int preplay_add(preplay_chunk *c, const char *val, size_t len, const char *key, 
                 int32_t part, int64_t off) {
   if (len > PREPLAY_BYTES || klen > PREPLAY_BYTES || bytes_reserve(c, len + klen) != 0)
     return TC_ENOMEM;
-  preplay_rec *r = &c->rec[c->n++];
-  *r = (preplay_rec){(uint32_t)c->used, (uint32_t)len, 0, -1, part, !val, off};
+  if (!c->msg && !(c->msg = malloc((size_t)c->cap * sizeof *c->msg)))
+    return TC_ENOMEM;
+  int i = c->n++;
+  c->off[i] = (uint32_t)c->used;
+  c->len[i] = (uint32_t)len;
+  c->msg[i] = (prp_msg){0, -1, part, !val, off};
   if (val)
     memcpy(c->bytes + c->used, val, len);
   c->used += len;
   if (key) {
-    r->koff = (uint32_t)c->used;
-    r->klen = (int32_t)klen;
+    c->msg[i].koff = (uint32_t)c->used;
+    c->msg[i].klen = (int32_t)klen;
     memcpy(c->bytes + c->used, key, klen);
     c->used += klen;
   }
@@ -463,8 +508,9 @@ int preplay_add(preplay_chunk *c, const char *val, size_t len, const char *key, 
 static void add_line(preplay *p, preplay_chunk *c, size_t beg, size_t end) {
   if (end > beg && c->bytes[end - 1] == '\r')
     end--;
-  c->rec[c->n++] = (preplay_rec){(uint32_t)beg, (uint32_t)(end - beg), 0, -1, REJECT_LINE, 0,
-                                 (int64_t)++p->line};
+  p->line++;
+  c->off[c->n] = (uint32_t)beg;
+  c->len[c->n++] = (uint32_t)(end - beg);
 }
 
 /* Keeps c->bytes[beg, used) for the next chunk. 0 or TC_ENOMEM. */
@@ -483,9 +529,19 @@ static int keep_carry(preplay *p, preplay_chunk *c, size_t beg) {
   return 0;
 }
 
+static int fill_lines(preplay *p, preplay_chunk *c, tickfile *tf);
+
 int preplay_fill_lines(preplay *p, preplay_chunk *c, tickfile *tf) {
+  double t0 = tc_thread_cpu_us();
+  int rc = fill_lines(p, c, tf);
+  p->read_us += tc_thread_cpu_us() - t0;
+  return rc;
+}
+
+static int fill_lines(preplay *p, preplay_chunk *c, tickfile *tf) {
   if (!p->line)
     p->line = tf->line;
+  c->line0 = (int64_t)p->line + 1;
   if (bytes_reserve(c, p->carry_len + PREPLAY_BLOCK) != 0)
     return TC_ENOMEM;
   memcpy(c->bytes, p->carry, p->carry_len);
@@ -550,15 +606,16 @@ static void hold_ooo(preplay *p, const preplay_rec *r, const tick *t) {
 /* A decode reject: its message is made again (by the same decoder) only when the tally will
  * print it, so the workers never format one. */
 static void note_reject(preplay *p, const preplay_chunk *c, int i) {
-  const preplay_rec *r = &c->rec[i];
+  preplay_rec r;
+  rec_at(c, i, &r);
   char err[512] = "";
   reject_tally *rej = p->cfg.rej;
   if (!rej->quiet && rej->total < REJECT_SHOWN) {
     tick t;
     int reason;
-    p->cfg.decode(p->cfg.ud, p->N, c->bytes, r, &t, &reason, err, sizeof err);
+    p->cfg.decode(p->cfg.ud, p->N, c->bytes, &r, &t, &reason, err, sizeof err);
   }
-  reject_tally_note(rej, c->st[i], (reject_loc){p->cfg.src, r->part, r->pos}, err);
+  reject_tally_note(rej, c->st[i], (reject_loc){p->cfg.src, r.part, r.pos}, err);
 }
 
 /* Emits chunk c's predictions and notes its rejects, in input order, as the one-thread replays
@@ -568,11 +625,12 @@ static int walk(preplay *p, const preplay_chunk *c) {
   memcpy(p->cur, c->base, (size_t)p->N * sizeof *p->cur);
   memcpy(p->lcur, c->lbase, (size_t)p->N * sizeof *p->lcur);
   for (int i = 0; i < c->n; i++) {
-    const preplay_rec *r = &c->rec[i];
     int st = c->st[i];
     if (st == ST_BLANK)
       continue;
     p->read++;
+    preplay_rec rr, *r = &rr;
+    rec_at(c, i, r);
     if (r->part != p->vpart) {
       flush_ooo(p);
       p->vpart = r->part;
@@ -608,7 +666,9 @@ static int write_oldest(preplay *p) {
   if (c->shards_done < p->N)
     return 0;
   pthread_mutex_unlock(&p->mu);
+  double t0 = tc_thread_cpu_us();
   int rc = walk(p, c);
+  p->write_us += tc_thread_cpu_us() - t0;
   pthread_mutex_lock(&p->mu);
   if (rc != 0)
     fail(p, rc);
@@ -663,6 +723,17 @@ int preplay_finish(preplay *p) {
     flush_ooo(p);
   stop_workers(p);
   return rc;
+}
+
+void preplay_get_stats(const preplay *p, preplay_stats *st) {
+  memset(st, 0, sizeof *st);
+  st->read_us = p->read_us;
+  st->write_us = p->write_us;
+  for (int i = 0; i < p->N; i++) {
+    st->decode_us += p->wk[i].decode_us;
+    st->step_us += p->wk[i].step_us;
+    st->worker_us += p->wk[i].cpu_us;
+  }
 }
 
 uint64_t preplay_read(const preplay *p) {

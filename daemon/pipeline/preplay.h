@@ -63,17 +63,17 @@ typedef int (*preplay_emit_fn)(void *ud, const preplay_rec *r, const tick *t, co
 typedef int (*preplay_chunk_fn)(void *ud);
 
 typedef struct preplay_cfg {
-  const nn_model *m;        /* the model (not owned; outlives the pipeline) */
-  int threads;              /* workers, 1 .. PREPLAY_MAX_THREADS */
-  int chunk;                /* records per chunk (0: a default) */
-  int jsonl;                /* encode JSON Lines (with src), else CSV rows */
-  const char *src;          /* file name ("stdin") or topic: JSONL src and reject locations */
-  size_t src_max;           /* bytes of src that go into a JSONL src (300 files, 200 topics) */
-  reject_tally *rej;        /* where rejected records are noted (caller-owned) */
-  preplay_decode_fn decode; /* required */
-  preplay_emit_fn emit;     /* required */
+  const nn_model *m;           /* the model (not owned; outlives the pipeline) */
+  int threads;                 /* workers, 1 .. PREPLAY_MAX_THREADS */
+  int chunk;                   /* records per chunk (0: a default) */
+  int jsonl;                   /* encode JSON Lines (with src), else CSV rows */
+  const char *src;             /* file name ("stdin") or topic: JSONL src and reject locations */
+  size_t src_max;              /* bytes of src that go into a JSONL src (300 files, 200 topics) */
+  reject_tally *rej;           /* where rejected records are noted (caller-owned) */
+  preplay_decode_fn decode;    /* required */
+  preplay_emit_fn emit;        /* required */
   preplay_chunk_fn chunk_done; /* may be NULL */
-  void *ud;                 /* the callbacks' first argument */
+  void *ud;                    /* the callbacks' first argument */
 } preplay_cfg;
 
 typedef struct preplay preplay;
@@ -114,6 +114,16 @@ int preplay_finish(preplay *p);
 uint64_t preplay_read(const preplay *p);
 uint64_t preplay_accepted(const preplay *p);
 uint32_t preplay_instruments(const preplay *p);
+
+/* Where the CPU time went, for benchmarks (complete after preplay_finish), in microseconds. */
+typedef struct preplay_stats {
+  double read_us;   /* the caller's thread in preplay_fill_lines: reading, splitting lines */
+  double write_us;  /* the caller's thread walking finished chunks: rejects, emit, chunk_done */
+  double decode_us; /* the workers decoding */
+  double step_us;   /* the workers stepping their instruments and encoding predictions */
+  double worker_us; /* the workers' threads in all (the rest: waiting, hand-overs) */
+} preplay_stats;
+void preplay_get_stats(const preplay *p, preplay_stats *st);
 
 /* Stops the workers (without waiting for the input to end) and frees p. Accepts NULL. */
 void preplay_destroy(preplay *p);
