@@ -312,7 +312,8 @@ static void test_ts_unit(void) {
 static void test_raw_decode(void) {
   tickfile tf;
   char err[256], buf[256];
-  const char *p = WRITE("raw.csv", "\xEF\xBB\xBFsym,ts,px\nA,1704186000,1\n\nB,2,x\nC,1704186001,2");
+  const char *p =
+      WRITE("raw.csv", "\xEF\xBB\xBFsym,ts,px\nA,1704186000,1\n\nB,2,x\nC,1704186001,2");
   CHECK_INT(tickfile_open(&tf, p, err, sizeof err), 0);
   int n = 0, got;
   while ((got = tickfile_read_raw(&tf, buf + n, 5)) > 0)
