@@ -32,22 +32,10 @@ fi
 section "replay by stage, in process (decode, features, LSTM, encode, end to end)"
 "$B/bench/bench_replay" ${BENCH_QUICK:+--quick}
 
-section "tickcast replay binary vs batched PyTorch replay, same file: H=64, L=1, 256 instruments, $N ticks"
-"$B/bench/bench_replay" --write "$TMP/ticks.csv" --hidden 64 --instruments 256 --ticks "$N"
-cpu() { # command... -> "wall user+sys" seconds of the child
-  /usr/bin/python3 -c '
-import resource, subprocess, sys, time
-t = time.time(); subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
-r = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(f"{time.time() - t:.3f} {r.ru_utime + r.ru_stime:.3f}")' "$@"
-}
-read -r tw tc < <(cpu "${TICKCAST:-./tickcast}" replay --model "$TMP/ticks.csv.safetensors" --input "$TMP/ticks.csv" --output "$TMP/tc.csv" --quiet)
-read -r pw pc < <(cpu /usr/bin/python3 bench/torch_replay.py "$TMP/ticks.csv.safetensors" "$TMP/ticks.csv" --out "$TMP/pt.csv")
-/usr/bin/python3 tests/compare_preds.py "$TMP/ticks.csv.safetensors" "$TMP/tc.csv" "$TMP/pt.csv" | sed 's/^/outputs agree: /'
-awk -v n="$N" -v tw="$tw" -v tc="$tc" -v pw="$pw" -v pc="$pc" 'BEGIN {
-  printf "tickcast replay: wall %.3f s (%.0f ticks/s), cpu %.3f s (%.0f ticks/s)\n", tw, n / tw, tc, n / tc
-  printf "torch replay:    wall %.3f s (%.0f ticks/s), cpu %.3f s (%.0f ticks/s)\n", pw, n / pw, pc, n / pc
-  printf "ratio tickcast/torch: wall %.1fx, cpu %.1fx\n", pw / tw, pc / tc }'
+if [ -x bench/run_replay.sh ]; then
+  section "replay with 1, 2 and all threads vs batched PyTorch with as many"
+  bench/run_replay.sh
+fi
 
 if [ -x "$B/bench/bench_train" ]; then
   section "training throughput vs PyTorch (one thread)"
