@@ -198,7 +198,7 @@ typedef union pipe_seen { /* a cache line each: the workers write them on every 
 
 typedef struct pipe_run {
   tickfile tf;
-  _Alignas(64) pipe_seen seen[PREPLAY_MAX_THREADS + 1];
+  _Alignas(64) pipe_seen seen[2 * PREPLAY_MAX_THREADS + 1];
   FILE *out;
   char buf[1 << 18];
   size_t len;
@@ -211,9 +211,15 @@ static int pipe_decode(void *ud, int worker, const char *bytes, const preplay_re
                          &r->seen[worker].s, err, errlen);
 }
 
-static int pipe_emit(void *ud, const preplay_rec *rec, const tick *t, const char *text,
-                     size_t len) {
-  (void)rec, (void)t;
+static int pipe_route(void *ud, const char *bytes, const preplay_rec *rec, const char **sym,
+                      size_t *len) {
+  pipe_run *r = ud;
+  return tickfile_sym_hint(&r->tf, bytes + rec->off, rec->len, sym, len);
+}
+
+static int pipe_emit(void *ud, const preplay_rec *rec, const char *sym, size_t symlen,
+                     const char *text, size_t len) {
+  (void)rec, (void)sym, (void)symlen;
   pipe_run *r = ud;
   if (r->len + len > sizeof r->buf) {
     fwrite(r->buf, 1, r->len, r->out);
@@ -241,6 +247,7 @@ static int pipe_case(const char *path, const char *model, int threads) {
                            .src = path,
                            .src_max = 300,
                            .rej = &rej,
+                           .route = pipe_route,
                            .decode = pipe_decode,
                            .emit = pipe_emit,
                            .ud = &r};
@@ -262,9 +269,9 @@ static int pipe_case(const char *path, const char *model, int threads) {
   preplay_get_stats(p, &st);
   double n = (double)preplay_read(p), k = 1e3 / n; /* us -> ns per tick */
   printf("pipeline threads=%d ticks=%.0f wall_s=%.3f ticks_per_s=%.0f cpu_ns=%.1f read_ns=%.1f "
-         "write_ns=%.1f decode_ns=%.1f step_ns=%.1f worker_other_ns=%.1f\n",
-         threads, n, dt, n / dt, 1e9 * cpu / n, st.read_us * k, st.write_us * k, st.decode_us * k,
-         st.step_us * k, (st.worker_us - st.decode_us - st.step_us) * k);
+         "write_ns=%.1f route_ns=%.1f step_ns=%.1f worker_other_ns=%.1f\n",
+         threads, n, dt, n / dt, 1e9 * cpu / n, st.read_us * k, st.write_us * k, st.route_us * k,
+         st.step_us * k, (st.worker_us - st.route_us - st.step_us) * k);
   preplay_destroy(p);
   fclose(r.out);
   tickfile_close(&r.tf);

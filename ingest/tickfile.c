@@ -244,6 +244,13 @@ int tickfile_next(tickfile *tf, tick *t, int *reason, char *err, size_t errlen) 
   }
 }
 
+int tickfile_sym_hint(const tickfile *tf, const char *s, size_t n, const char **sym, size_t *len) {
+  if (n == 0 || blank(s, n))
+    return -1;
+  return tf->jsonl ? tick_json_sym_hint(s, n, sym, len)
+                   : tick_csv_sym_hint(&tf->csv, s, n, sym, len);
+}
+
 int tickfile_read_raw(tickfile *tf, char *dst, size_t cap) {
   size_t have = tf->end - tf->beg;
   if (have) { /* what open read past the header */

@@ -75,6 +75,10 @@ int tickfile_next(tickfile *tf, tick *t, int *reason, char *err, size_t errlen);
  * with *reason = TICK_OK or a reject reason (err filled as by tickfile_next).
  * tickfile_ts_merge adds seen's timestamps to tf's, for tickfile_ts_warning. */
 int tickfile_read_raw(tickfile *tf, char *dst, size_t cap);
+/* tickfile_sym_hint tells, without decoding the line, what tickfile_decode would: -1 for a blank
+ * line, 1 with *sym, *len = bytes of s that are the symbol whenever the line decodes to an
+ * accepted tick (tick_csv_sym_hint, tick_json_sym_hint), 0 when it cannot tell. */
+int tickfile_sym_hint(const tickfile *tf, const char *s, size_t n, const char **sym, size_t *len);
 int tickfile_decode(const tickfile *tf, uint64_t line, const char *s, size_t n, tick *t,
                     int *reason, tickfile_ts_seen *seen, char *err, size_t errlen);
 void tickfile_ts_merge(tickfile *tf, const tickfile_ts_seen *seen);

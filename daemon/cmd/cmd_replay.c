@@ -100,7 +100,7 @@ typedef struct replay_run {
   reject_tally rej;     /* rejected lines */
   /* With --threads N > 1: */
   preplay *pp;         /* the pipeline */
-  replay_seen *seen;   /* (N + 1) each worker's timestamp notes, and the writer's */
+  replay_seen *seen;   /* (2N + 1) each decoder's timestamp notes; the first N count */
   size_t outlen;       /* bytes waiting in outbuf */
   double t0, last_bar; /* start, and the last progress bar */
 } replay_run;
@@ -247,8 +247,15 @@ static int par_decode(void *ud, int worker, const char *bytes, const preplay_rec
                          &r->seen[worker].s, err, errlen);
 }
 
-static int par_emit(void *ud, const preplay_rec *rec, const tick *t, const char *text, size_t len) {
-  (void)rec, (void)t;
+static int par_route(void *ud, const char *bytes, const preplay_rec *rec, const char **sym,
+                     size_t *len) {
+  const replay_run *r = ud;
+  return tickfile_sym_hint(&r->tf, bytes + rec->off, rec->len, sym, len);
+}
+
+static int par_emit(void *ud, const preplay_rec *rec, const char *sym, size_t symlen,
+                    const char *text, size_t len) {
+  (void)rec, (void)sym, (void)symlen;
   replay_run *r = ud;
   if (r->outlen + len > PAR_OUTBUF && par_flush(r) != 0)
     return 1;
@@ -271,15 +278,17 @@ static int par_chunk_done(void *ud) {
 /* The pipeline and the output file. 0, or 1 after printing why. */
 static int par_setup(replay_run *r, const nn_model *m) {
   r->outbuf = malloc(PAR_OUTBUF);
-  r->seen = aligned_alloc(64, ((size_t)r->threads + 1) * sizeof *r->seen);
+  size_t nseen = 2 * (size_t)r->threads + 1; /* see preplay_decode_fn */
+  r->seen = aligned_alloc(64, nseen * sizeof *r->seen);
   if (r->seen)
-    memset(r->seen, 0, ((size_t)r->threads + 1) * sizeof *r->seen);
+    memset(r->seen, 0, nseen * sizeof *r->seen);
   const preplay_cfg cfg = {.m = m,
                            .threads = r->threads,
                            .jsonl = r->jsonl,
                            .src = r->src,
                            .src_max = 300,
                            .rej = &r->rej,
+                           .route = par_route,
                            .decode = par_decode,
                            .emit = par_emit,
                            .chunk_done = par_chunk_done,

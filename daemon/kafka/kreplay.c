@@ -424,11 +424,11 @@ static int kr_read_chunk(kr_run *r, kr_part *p) {
   return N;
 }
 
-/* Produces the prediction json[0..n) of t to --output-topic, keyed by sym. */
-static void kr_produce(kr_run *r, const tick *t, const char *json, size_t n) {
+/* Produces the prediction json[0..n) to --output-topic, keyed by sym. */
+static void kr_produce(kr_run *r, const char *sym, size_t symlen, const char *json, size_t n) {
   rd_kafka_resp_err_t pe =
       kprod_send(r->prod, r->out_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (char *)json, n,
-                 t->sym, t->sym_len, NULL, r->prod_wait_ms, NULL);
+                 sym, symlen, NULL, r->prod_wait_ms, NULL);
   if (pe) {
     fprintf(stderr, "tickcast replay: produce to %s: %s\n", r->o->out_topic, rd_kafka_err2str(pe));
     r->failed = 1;
@@ -468,7 +468,7 @@ static void kr_emit_chunk(kr_run *r, int N) {
                            (long long)r->srcs[i].pos);
     size_t n = enc_pred_json(bp, t, src, sl);
     if (r->out_rkt) {
-      kr_produce(r, &t->t, bp, n);
+      kr_produce(r, t->t.sym, t->t.sym_len, bp, n);
       continue;
     }
     bp += n;
@@ -530,12 +530,19 @@ static int kr_par_decode(void *ud, int worker, const char *bytes, const preplay_
   return 1;
 }
 
-static int kr_par_emit(void *ud, const preplay_rec *rec, const tick *t, const char *text,
-                       size_t len) {
+/* A message's sym without decoding it; a message without a value is bad_json on any worker. */
+static int kr_par_route(void *ud, const char *bytes, const preplay_rec *rec, const char **sym,
+                        size_t *len) {
+  (void)ud;
+  return rec->null ? 0 : tick_json_sym_hint(bytes + rec->off, rec->len, sym, len);
+}
+
+static int kr_par_emit(void *ud, const preplay_rec *rec, const char *sym, size_t symlen,
+                       const char *text, size_t len) {
   (void)rec;
   kr_run *r = ud;
   if (r->out_rkt) {
-    kr_produce(r, t, text, len - 1); /* without the '\n' */
+    kr_produce(r, sym, symlen, text, len - 1); /* without the '\n' */
     return r->failed;
   }
   if (r->outlen + len > KR_CHUNK * (size_t)ENC_PRED_MAX)
@@ -559,9 +566,11 @@ static void kr_replay_par(kr_run *r, const nn_model *m) {
   const preplay_cfg cfg = {.m = m,
                            .threads = r->o->threads,
                            .jsonl = r->jsonl,
+                           .keep_sym = r->out_rkt != NULL,
                            .src = r->o->topic,
                            .src_max = 200,
                            .rej = &r->rej,
+                           .route = kr_par_route,
                            .decode = kr_par_decode,
                            .emit = kr_par_emit,
                            .chunk_done = kr_par_chunk_done,

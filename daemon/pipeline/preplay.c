@@ -1,9 +1,12 @@
 /* preplay.c: the replay on several threads (see preplay.h for the design). One mutex guards the
  * ring of chunk slots and the counters that move work between threads; it is taken a few times
- * per chunk and per part, never per record. Records, ticks and text are read and written without
- * it: a slot's arrays belong to the reader while it fills, to the decoder of each part, to each
- * worker for its own instruments' records, then to the writer, and every hand-over goes through
- * the mutex. */
+ * per chunk and per part, never per record. Records and text are read and written without it: a
+ * slot's arrays belong to the reader while it fills, to the router of each part, to each worker
+ * for its own log, then to the writer, and every hand-over goes through the mutex.
+ * What crosses between threads is kept small, because on a many-core CPU every cache line that
+ * one core writes and another reads costs a transfer: the text (reader -> router and owner), a
+ * worker number per record (router -> owners and writer), and each owner's log of results (owner
+ * -> writer). A record is decoded on the worker that steps it. */
 #include "daemon/pipeline/preplay.h"
 
 #include <pthread.h>
@@ -22,9 +25,13 @@
 #define PREPLAY_PART 256         /* fewest records per decode part */
 #define PREPLAY_BUCKETS 65536    /* symbol hash buckets, each placed on one worker */
 #define PREPLAY_WAVE 1024 /* most instruments per engine step (any value gives the same bits) */
-#define NO_SHARD 0xFFFF   /* shard of a record without an accepted tick */
-#define ST_BLANK 0xFF     /* status of a record without a tick (a blank line) */
-#define OUT_MAX (ENC_PRED_MAX + 1) /* bytes a prediction may take, with its '\n' */
+#define NO_SHARD 0xFFFF   /* the worker of a blank line: none */
+#define ST_BLANK 0xFF     /* a log entry's status for a record that held no tick after all */
+/* A log entry: status (TICK_OK or a reason), sym length, text length (2 bytes, little-endian),
+ * then the sym (when kept: cfg.keep_sym, and out_of_order rejects), then the text (the
+ * prediction with its '\n', or an out_of_order tick's ts as 8 bytes). */
+#define ENTRY_HEAD 4
+#define ENTRY_MAX (ENTRY_HEAD + TICK_SYM_MAX + ENC_PRED_MAX + 1)
 
 /* What a Kafka message's record has beyond its text. */
 typedef struct prp_msg {
@@ -46,23 +53,18 @@ struct preplay_chunk {
   char *bytes;       /* the records' text */
   size_t used;       /* bytes in use */
   size_t bcap;       /* bytes allocated */
-  eng_tick *t;       /* (cap) decoded ticks, by record */
-  uint8_t *st;       /* (cap) ST_BLANK, TICK_OK or the decode's reject reason */
-  uint16_t *shard;   /* (cap) worker of an accepted tick, NO_SHARD otherwise */
-  int32_t *sidx;     /* (cap) each part's accepted records grouped by worker, in input order */
+  uint16_t *shard;   /* (cap) the worker of each record, NO_SHARD for a blank line */
+  int32_t *sidx;     /* (cap) each part's records grouped by worker, in input order */
   uint32_t *poff;    /* (maxparts, threads + 1) where each part's group of each worker starts
                         in sidx */
-  char *out;         /* (cap * OUT_MAX) the predictions, one region per worker, each holding
-                        the worker's in input order */
-  uint16_t *out_len; /* (cap) their lengths ('\n' included; 0: rejected out_of_order), one
-                        region per worker, likewise: no cache line is written by two workers */
-  size_t *base;      /* (threads) start of each worker's region in out */
-  uint32_t *lbase;   /* (threads) start of each worker's region in out_len */
-  uint32_t *cnt;     /* (threads) accepted ticks of each worker, summed over the parts */
-  int nparts;        /* decode parts */
+  char *out;         /* (cap * ENTRY_MAX) one log per worker: an entry for each of its records,
+                        in input order; no cache line is written by two workers */
+  size_t *base;      /* (threads) start of each worker's log in out */
+  uint32_t *cnt;     /* (threads) records of each worker, summed over the parts */
+  int nparts;        /* routing parts */
   int parts_claimed; /* handed to a worker so far (under mu) */
-  int parts_done;    /* decoded so far (under mu) */
-  int decoded;       /* every part decoded and the regions laid out (under mu) */
+  int parts_done;    /* routed so far (under mu) */
+  int routed;        /* every part routed and the logs laid out (under mu) */
   int shards_done;   /* workers done with it (under mu) */
 };
 
@@ -75,11 +77,11 @@ typedef struct prp_worker {
   engine e;                /* its instruments' states */
   eng_tick *loc;           /* (chunk) its ticks of one chunk, in input order */
   int32_t *idx;            /* (chunk) their records */
-  uint32_t *cnt;           /* (threads) accepted ticks by worker in the part it decodes */
+  uint32_t *cnt;           /* (threads) records by worker in the part it routes */
   uint32_t *pos;           /* (threads) where the next of each worker's goes in sidx */
   uint64_t next;           /* the next chunk it steps */
-  double decode_us;        /* CPU time in decode_part */
-  double step_us;          /* CPU time in step_shard */
+  double route_us;         /* CPU time in route_part */
+  double step_us;          /* CPU time in step_shard: decoding, stepping, encoding */
   double cpu_us;           /* CPU time of the thread (at its end) */
   char err[8];             /* a decoder's message buffer (not read: errlen 0) */
 } prp_worker;
@@ -98,7 +100,7 @@ struct preplay {
   preplay_chunk *ck;               /* (K) the ring: chunk seq lives in slot seq % K */
   prp_worker *wk;                  /* (N) */
   _Alignas(64) pthread_mutex_t mu; /* guards what the comments say is under mu */
-  pthread_cond_t work;             /* workers wait here for a part, a decoded chunk, the end */
+  pthread_cond_t work;             /* workers wait here for a part, a routed chunk, the end */
   pthread_cond_t done;             /* the caller's thread waits here for the oldest chunk */
   uint64_t filled;                 /* chunks submitted (under mu) */
   uint64_t written;                /* chunks emitted and freed (under mu) */
@@ -114,8 +116,7 @@ struct preplay {
   int lines_eof; /* the file has no more bytes */
   /* The writer (the caller's thread). */
   _Alignas(64) uint64_t read; /* records with a tick, emitted so far */
-  size_t *cur;                /* (threads) the next prediction of each worker's region of a chunk */
-  uint32_t *lcur;             /* (threads) and its length's place in out_len */
+  size_t *cur;                /* (threads) the next entry of each worker's log of a chunk */
   int32_t vpart;              /* partition of the last record with a tick (-2: none yet) */
   int vok;                    /* decode-accepted ticks since the last one-thread chunk boundary */
   prp_ooo ooo[REJECT_SHOWN];  /* held-back out_of_order rejects, the first REJECT_SHOWN */
@@ -148,12 +149,11 @@ static void *alloc_lines(size_t n) {
 }
 
 static void chunk_free(preplay_chunk *c) {
-  free(c->off), free(c->len), free(c->msg), free(c->bytes), free(c->t), free(c->st), free(c->shard),
-      free(c->sidx), free(c->poff);
-  free(c->out_len), free(c->out), free(c->base), free(c->lbase), free(c->cnt);
+  free(c->off), free(c->len), free(c->msg), free(c->bytes), free(c->shard), free(c->sidx);
+  free(c->poff), free(c->out), free(c->base), free(c->cnt);
 }
 
-/* Decode parts of a chunk of cap records: a few per worker, so that decoding balances, of at
+/* Routing parts of a chunk of cap records: a few per worker, so that the work balances, of at
  * least PREPLAY_PART records. */
 static int max_parts(int cap, int N) {
   int parts = (cap + PREPLAY_PART - 1) / PREPLAY_PART;
@@ -167,18 +167,14 @@ static int chunk_init(preplay_chunk *c, int cap, int N) {
   c->off = malloc(n * sizeof *c->off);
   c->len = malloc(n * sizeof *c->len);
   c->bytes = malloc(c->bcap);
-  c->t = malloc(n * sizeof *c->t);
-  c->st = malloc(n);
   c->shard = malloc(n * sizeof *c->shard);
   c->sidx = malloc(n * sizeof *c->sidx);
   c->poff = malloc((size_t)max_parts(cap, N) * (size_t)(N + 1) * sizeof *c->poff);
-  c->out_len = malloc(n * sizeof *c->out_len);
-  c->out = malloc(n * OUT_MAX); /* untouched pages cost nothing: a region fills from its start */
+  c->out = malloc(n * ENTRY_MAX); /* untouched pages cost nothing: a log fills from its start */
   c->base = malloc((size_t)N * sizeof *c->base);
-  c->lbase = malloc((size_t)N * sizeof *c->lbase);
   c->cnt = malloc((size_t)N * sizeof *c->cnt);
-  return c->off && c->len && c->bytes && c->t && c->st && c->shard && c->sidx && c->poff &&
-                 c->out_len && c->out && c->base && c->lbase && c->cnt
+  return c->off && c->len && c->bytes && c->shard && c->sidx && c->poff && c->out && c->base &&
+                 c->cnt
              ? 0
              : TC_ENOMEM;
 }
@@ -187,8 +183,8 @@ static void *worker_main(void *arg);
 
 int preplay_new(preplay **out, const preplay_cfg *cfg) {
   *out = NULL;
-  if (cfg->threads < 1 || cfg->threads > PREPLAY_MAX_THREADS || !cfg->decode || !cfg->emit ||
-      !cfg->rej || cfg->chunk < 0)
+  if (cfg->threads < 1 || cfg->threads > PREPLAY_MAX_THREADS || !cfg->route || !cfg->decode ||
+      !cfg->emit || !cfg->rej || cfg->chunk < 0)
     return TC_EINVAL;
   preplay *p = alloc_lines(sizeof *p); /* the writer's fields apart from what workers read */
   if (!p)
@@ -208,8 +204,7 @@ int preplay_new(preplay **out, const preplay_cfg *cfg) {
   p->wk = alloc_lines((size_t)p->N * sizeof *p->wk);
   p->map = calloc(PREPLAY_BUCKETS, sizeof *p->map);
   p->cur = alloc_lines((size_t)p->N * sizeof *p->cur);
-  p->lcur = alloc_lines((size_t)p->N * sizeof *p->lcur);
-  int rc = p->ck && p->wk && p->map && p->cur && p->lcur ? 0 : TC_ENOMEM;
+  int rc = p->ck && p->wk && p->map && p->cur ? 0 : TC_ENOMEM;
   for (int k = 0; rc == 0 && k < p->K; k++)
     rc = chunk_init(&p->ck[k], p->cfg.chunk, p->N);
   for (int i = 0; rc == 0 && i < p->N; i++) {
@@ -263,7 +258,7 @@ void preplay_destroy(preplay *p) {
   }
   for (int k = 0; p->ck && k < p->K; k++)
     chunk_free(&p->ck[k]);
-  free(p->ck), free(p->wk), free((void *)p->map), free(p->carry), free(p->cur), free(p->lcur);
+  free(p->ck), free(p->wk), free((void *)p->map), free(p->carry), free(p->cur);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->work);
   pthread_cond_destroy(&p->done);
@@ -272,17 +267,20 @@ void preplay_destroy(preplay *p) {
 
 /* ---- the workers ---- */
 
-/* The worker of an instrument: its bucket's, given round robin when the bucket is first seen.
- * Any placement gives the same output (preplay.h); this one spreads instruments evenly. */
-static int shard_of(preplay *p, const tick *t) {
-  /* A multiplicative hash, 8 bytes at a time: sym holds TICK_SYM_MAX + 1 bytes, so every load
-   * is inside it; the bytes past sym_len are masked off. */
-  uint64_t h = t->sym_len;
-  for (int i = 0; i < t->sym_len; i += 8) {
-    uint64_t v;
-    memcpy(&v, t->sym + i, 8);
-    if (t->sym_len - i < 8)
-      v &= (1ull << (8 * (t->sym_len - i))) - 1;
+/* The worker of an instrument, from its symbol's bytes: its hash bucket's, given round robin
+ * when the bucket is first seen. Any placement gives the same output (preplay.h); this one
+ * spreads instruments evenly. */
+static int shard_of(preplay *p, const char *sym, size_t len) {
+  uint64_t h = len, v; /* a multiplicative hash, 8 bytes at a time */
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    memcpy(&v, sym + i, 8);
+    h = (h ^ v) * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 29;
+  }
+  if (i < len) {
+    v = 0;
+    memcpy(&v, sym + i, len - i);
     h = (h ^ v) * 0x9E3779B97F4A7C15ull;
     h ^= h >> 29;
   }
@@ -301,30 +299,40 @@ static int shard_of(preplay *p, const tick *t) {
   return s - 1;
 }
 
-/* Decodes part k of chunk c, and groups its accepted records by worker in sidx (poff says
- * where); adds its accepted ticks by worker to w->cnt. */
-static void decode_part(prp_worker *w, preplay_chunk *c, int k) {
+/* The worker of record r: the one of its symbol, told by cfg.route or, when route cannot tell,
+ * by decoding it here (with a worker number >= threads: its side notes do not count, the owner
+ * decodes it again). A record that decodes to no tick may go to any worker, which only reports
+ * the reject: the one of its position. NO_SHARD for a blank line. */
+static int route_rec(prp_worker *w, const preplay_chunk *c, const preplay_rec *r) {
+  preplay *p = w->p;
+  const char *sym;
+  size_t len;
+  int h = p->cfg.route(p->cfg.ud, c->bytes, r, &sym, &len);
+  if (h < 0)
+    return NO_SHARD;
+  if (h > 0)
+    return shard_of(p, sym, len);
+  tick t;
+  int reason;
+  if (p->cfg.decode(p->cfg.ud, p->N + w->id, c->bytes, r, &t, &reason, w->err, 0) &&
+      reason == TICK_OK)
+    return shard_of(p, t.sym, t.sym_len);
+  return (int)((uint64_t)r->pos % (uint64_t)p->N);
+}
+
+/* Routes part k of chunk c: each record's worker, and the records grouped by worker in sidx
+ * (poff says where); adds the records of each worker to w->cnt. */
+static void route_part(prp_worker *w, preplay_chunk *c, int k) {
   preplay *p = w->p;
   int lo = (int)((int64_t)c->n * k / c->nparts), hi = (int)((int64_t)c->n * (k + 1) / c->nparts);
   memset(w->cnt, 0, (size_t)p->N * sizeof *w->cnt);
   for (int i = lo; i < hi; i++) {
     preplay_rec r;
     rec_at(c, i, &r);
-    eng_tick *t = &c->t[i];
-    int reason;
-    c->shard[i] = NO_SHARD;
-    if (!p->cfg.decode(p->cfg.ud, w->id, c->bytes, &r, &t->t, &reason, w->err, 0)) {
-      c->st[i] = ST_BLANK;
-      continue;
-    }
-    c->st[i] = (uint8_t)reason;
-    if (reason != TICK_OK)
-      continue;
-    t->reason = TICK_OK;
-    t->partition = r.part;
-    int s = shard_of(p, &t->t);
+    int s = route_rec(w, c, &r);
     c->shard[i] = (uint16_t)s;
-    w->cnt[s]++;
+    if (s != NO_SHARD)
+      w->cnt[s]++;
   }
   uint32_t *off = c->poff + (size_t)k * (size_t)(p->N + 1), at = (uint32_t)lo;
   for (int s = 0; s < p->N; s++) {
@@ -338,17 +346,14 @@ static void decode_part(prp_worker *w, preplay_chunk *c, int k) {
       c->sidx[w->pos[c->shard[i]]++] = i;
 }
 
-/* The last part of c is decoded: each worker's region of c->out (under mu). */
+/* The last part of c is routed: each worker's log in c->out (under mu). */
 static void lay_out(preplay *p, preplay_chunk *c) {
   size_t at = 0;
-  uint32_t k = 0;
   for (int s = 0; s < p->N; s++) {
     c->base[s] = at;
-    c->lbase[s] = k;
-    at += (size_t)c->cnt[s] * OUT_MAX;
-    k += c->cnt[s];
+    at += (size_t)c->cnt[s] * ENTRY_MAX;
   }
-  c->decoded = 1;
+  c->routed = 1;
 }
 
 /* The JSONL src of record r: SRC:LINE for a line, TOPIC/PARTITION/OFFSET for a message, with
@@ -368,48 +373,70 @@ static size_t src_of(const preplay *p, const preplay_rec *r, char *buf) {
   return n + fmt_i64(buf + n, r->pos);
 }
 
-/* Steps w's instruments' ticks of c through w's engine and encodes their predictions into w's
- * region. 0 or TC_ENOMEM. */
-static int step_shard(prp_worker *w, preplay_chunk *c) {
+/* Decodes w's records of c into w->loc (in input order), as the one-thread replay decodes them:
+ * this worker's decode is the one whose side notes count. Returns how many. */
+static int decode_shard(prp_worker *w, const preplay_chunk *c) {
   preplay *p = w->p;
   int k = 0;
   for (int part = 0; part < c->nparts; part++) {
     const uint32_t *off = c->poff + (size_t)part * (size_t)(p->N + 1) + w->id;
     for (uint32_t j = off[0]; j < off[1]; j++) {
-      int i = c->sidx[j];
-      w->loc[k] = c->t[i];
+      int i = c->sidx[j], reason;
+      preplay_rec r;
+      rec_at(c, i, &r);
+      eng_tick *t = &w->loc[k];
+      if (!p->cfg.decode(p->cfg.ud, w->id, c->bytes, &r, &t->t, &reason, w->err, 0))
+        reason = ST_BLANK; /* route said otherwise: a callback pair that disagrees */
+      t->reason = reason;
+      t->partition = r.part;
       w->idx[k++] = i;
     }
   }
+  return k;
+}
+
+/* Decodes w's records of c, steps them through w's engine and writes w's log. 0 or TC_ENOMEM. */
+static int step_shard(prp_worker *w, preplay_chunk *c) {
+  preplay *p = w->p;
+  int k = decode_shard(w, c);
   if (k == 0)
     return 0;
   int rc = engine_process(&w->e, w->loc, k);
   if (rc != 0)
     return rc;
   char *o = c->out + c->base[w->id], src[400];
-  uint16_t *ol = c->out_len + c->lbase[w->id];
   for (int j = 0; j < k; j++) {
     const eng_tick *t = &w->loc[j];
-    if (t->reason != TICK_OK) { /* out_of_order: the writer notes it */
-      ol[j] = 0;
-      continue;
+    int st = t->reason, keep = st == TICK_OUT_OF_ORDER || (st == TICK_OK && p->cfg.keep_sym);
+    size_t sl = keep ? t->t.sym_len : 0, len = 0;
+    char *e = o + ENTRY_HEAD;
+    if (sl) {
+      memcpy(e, t->t.sym, sl);
+      e += sl;
     }
-    size_t len;
-    if (p->cfg.jsonl) {
-      preplay_rec r;
-      rec_at(c, w->idx[j], &r);
-      len = enc_pred_json(o, t, src, src_of(p, &r, src));
-    } else {
-      len = enc_pred_csv(o, t);
+    if (st == TICK_OK) {
+      if (p->cfg.jsonl) {
+        preplay_rec r;
+        rec_at(c, w->idx[j], &r);
+        len = enc_pred_json(e, t, src, src_of(p, &r, src));
+      } else {
+        len = enc_pred_csv(e, t);
+      }
+      e[len++] = '\n';
+    } else if (st == TICK_OUT_OF_ORDER) { /* the writer notes it, with its ts and sym */
+      memcpy(e, &t->t.ts, 8);
+      len = 8;
     }
-    o[len++] = '\n';
-    ol[j] = (uint16_t)len;
-    o += len;
+    o[0] = (char)st;
+    o[1] = (char)sl;
+    o[2] = (char)(len & 0xFF);
+    o[3] = (char)(len >> 8);
+    o = e + len;
   }
   return 0;
 }
 
-/* A chunk with a decode part left, the oldest first (under mu), or NULL. */
+/* A chunk with a routing part left, the oldest first (under mu), or NULL. */
 static preplay_chunk *part_to_claim(preplay *p) {
   for (uint64_t s = p->written; s < p->filled; s++) {
     preplay_chunk *c = &p->ck[s % (uint64_t)p->K];
@@ -426,15 +453,15 @@ static void fail(preplay *p, int rc) { /* under mu */
   pthread_cond_signal(&p->done);
 }
 
-/* A worker: steps its instruments through each decoded chunk in order, and decodes parts of
- * any submitted chunk in between, the oldest first. */
+/* A worker: decodes and steps its instruments' records of each routed chunk in order, and
+ * routes parts of any submitted chunk in between, the oldest first. */
 static void *worker_main(void *arg) {
   prp_worker *w = arg;
   preplay *p = w->p;
   pthread_mutex_lock(&p->mu);
   while (!p->stop && !p->failed) {
     preplay_chunk *c = &p->ck[w->next % (uint64_t)p->K];
-    if (w->next < p->filled && c->decoded) {
+    if (w->next < p->filled && c->routed) {
       pthread_mutex_unlock(&p->mu);
       double t0 = tc_thread_cpu_us();
       int rc = step_shard(w, c);
@@ -453,8 +480,8 @@ static void *worker_main(void *arg) {
       int k = c->parts_claimed++;
       pthread_mutex_unlock(&p->mu);
       double t0 = tc_thread_cpu_us();
-      decode_part(w, c, k);
-      w->decode_us += tc_thread_cpu_us() - t0;
+      route_part(w, c, k);
+      w->route_us += tc_thread_cpu_us() - t0;
       pthread_mutex_lock(&p->mu);
       for (int s = 0; s < p->N; s++)
         c->cnt[s] += w->cnt[s];
@@ -602,61 +629,66 @@ static void flush_ooo(preplay *p) {
   p->nooo = 0;
 }
 
-static void hold_ooo(preplay *p, const preplay_rec *r, const tick *t) {
+static void hold_ooo(preplay *p, const preplay_rec *r, const char *sym, size_t sl, const char *ts) {
   if (p->nooo == REJECT_SHOWN) {
     p->ooo_more++;
     return;
   }
   prp_ooo *o = &p->ooo[p->nooo++];
   o->loc = (reject_loc){p->cfg.src, r->part, r->pos};
-  o->ts = t->ts;
-  memcpy(o->sym, t->sym, (size_t)t->sym_len + 1);
+  memcpy(&o->ts, ts, 8);
+  memcpy(o->sym, sym, sl);
+  o->sym[sl] = 0;
 }
 
-/* A decode reject: its message is made again (by the same decoder) only when the tally will
- * print it, so the workers never format one. */
-static void note_reject(preplay *p, const preplay_chunk *c, int i) {
+/* A decode reject: its message is made again (by the same decoder, with a worker number whose
+ * side notes do not count) only when the tally will print it, so the workers never format one. */
+static void note_reject(preplay *p, const preplay_chunk *c, int i, int reason) {
   preplay_rec r;
   rec_at(c, i, &r);
   char err[512] = "";
   reject_tally *rej = p->cfg.rej;
   if (!rej->quiet && rej->total < REJECT_SHOWN) {
     tick t;
-    int reason;
-    p->cfg.decode(p->cfg.ud, p->N, c->bytes, &r, &t, &reason, err, sizeof err);
+    int again;
+    p->cfg.decode(p->cfg.ud, 2 * p->N, c->bytes, &r, &t, &again, err, sizeof err);
   }
-  reject_tally_note(rej, c->st[i], (reject_loc){p->cfg.src, r.part, r.pos}, err);
+  reject_tally_note(rej, reason, (reject_loc){p->cfg.src, r.part, r.pos}, err);
 }
 
 /* Emits chunk c's predictions and notes its rejects, in input order, as the one-thread replays
  * would: their chunks end after PREPLAY_GROUP decode-accepted ticks or where a partition ends.
- * 0, or TC_EIO when a callback stopped it. */
+ * Each record's result is the next entry of its worker's log. 0, or TC_EIO when a callback
+ * stopped it. */
 static int walk(preplay *p, const preplay_chunk *c) {
   memcpy(p->cur, c->base, (size_t)p->N * sizeof *p->cur);
-  memcpy(p->lcur, c->lbase, (size_t)p->N * sizeof *p->lcur);
   for (int i = 0; i < c->n; i++) {
-    int st = c->st[i];
+    int s = c->shard[i];
+    if (s == NO_SHARD)
+      continue;
+    const char *e = c->out + p->cur[s], *sym = e + ENTRY_HEAD;
+    int st = (unsigned char)e[0];
+    size_t sl = (unsigned char)e[1], len = (unsigned char)e[2] | (size_t)(unsigned char)e[3] << 8;
+    const char *text = sym + sl;
+    p->cur[s] = (size_t)(text + len - c->out);
     if (st == ST_BLANK)
       continue;
     p->read++;
-    preplay_rec rr, *r = &rr;
-    rec_at(c, i, r);
-    if (r->part != p->vpart) {
+    preplay_rec r;
+    rec_at(c, i, &r);
+    if (r.part != p->vpart) {
       flush_ooo(p);
-      p->vpart = r->part;
+      p->vpart = r.part;
       p->vok = 0;
     }
-    if (st != TICK_OK) {
-      note_reject(p, c, i);
+    if (st != TICK_OK && st != TICK_OUT_OF_ORDER) {
+      note_reject(p, c, i, st);
       continue;
     }
-    int s = c->shard[i]; /* this record's prediction is the next one of its worker's region */
-    size_t len = c->out_len[p->lcur[s]++];
-    if (len == 0)
-      hold_ooo(p, r, &c->t[i].t);
-    else if (p->cfg.emit(p->cfg.ud, r, &c->t[i].t, c->out + p->cur[s], len) != 0)
+    if (st == TICK_OUT_OF_ORDER)
+      hold_ooo(p, &r, sym, sl, text);
+    else if (p->cfg.emit(p->cfg.ud, &r, sl ? sym : NULL, sl, text, len) != 0)
       return TC_EIO;
-    p->cur[s] += len;
     if (++p->vok == PREPLAY_GROUP) {
       flush_ooo(p);
       p->vok = 0;
@@ -703,7 +735,7 @@ preplay_chunk *preplay_acquire(preplay *p) {
   c->seq = p->filled;
   c->n = 0;
   c->used = 0;
-  c->nparts = c->parts_claimed = c->parts_done = c->decoded = c->shards_done = 0;
+  c->nparts = c->parts_claimed = c->parts_done = c->routed = c->shards_done = 0;
   memset(c->cnt, 0, (size_t)p->N * sizeof *c->cnt);
   pthread_mutex_unlock(&p->mu);
   return c;
@@ -740,7 +772,7 @@ void preplay_get_stats(const preplay *p, preplay_stats *st) {
   st->read_us = p->read_us;
   st->write_us = p->write_us;
   for (int i = 0; i < p->N; i++) {
-    st->decode_us += p->wk[i].decode_us;
+    st->route_us += p->wk[i].route_us;
     st->step_us += p->wk[i].step_us;
     st->worker_us += p->wk[i].cpu_us;
   }

@@ -5,11 +5,12 @@
  * Not for reading Kafka (kreplay.c adds its messages) nor for opening files or printing summaries.
  *
  * How: the caller's thread reads records into a ring of chunk slots (preplay_fill_lines, or
- * preplay_add per message) and submits them. Workers claim parts of a submitted chunk and decode
- * them (any worker, any part: decoding balances itself); once a chunk is decoded, worker k gathers
- * the ticks of its instruments (an instrument belongs to one worker for the whole run, chosen by
- * a hash of its symbol when first seen), runs them through its own engine and encodes their
- * predictions into the chunk, each at its record. The caller's thread, in preplay_acquire and
+ * preplay_add per message) and submits them. Workers claim parts of a submitted chunk and route
+ * them (any worker, any part: the work balances itself): each record goes to the worker of its
+ * instrument, which is fixed for the whole run, chosen by a hash of the symbol when first seen;
+ * the symbol is found without decoding the record where that is exact (tick_*_sym_hint).
+ * Once a chunk is routed, each worker decodes its records, runs them through its own engine and
+ * encodes the predictions into its log in the chunk. The caller's thread, in preplay_acquire and
  * preplay_finish, walks finished chunks in order: it notes rejected records in the tally in the
  * order the one-thread replay notes them and hands each prediction to emit.
  * Same bits: an instrument's state, order check, n and features see its ticks in input order
@@ -44,19 +45,29 @@ typedef struct preplay_rec {
   int64_t pos;   /* line number (from 1) or offset */
 } preplay_rec;
 
+/* Where record r (its bytes in `bytes`) goes, before it is decoded: -1 when it holds no tick (a
+ * blank line: the decoder would return 0), 1 with *sym, *len set to bytes that are its symbol
+ * whenever it decodes to an accepted tick (tick_csv_sym_hint, tick_json_sym_hint), 0 when that
+ * cannot be told without decoding (the pipeline decodes it once more to know). Called on any
+ * worker at once: it must be thread-safe. */
+typedef int (*preplay_route_fn)(void *ud, const char *bytes, const preplay_rec *r, const char **sym,
+                                size_t *len);
+
 /* Decodes record r (its bytes in `bytes`) into t: returns 0 when it holds no tick (a blank line),
  * else 1 with *reason TICK_OK or a reject reason and err filled as the one-thread replay fills it
- * (errlen may be 0). Called on any worker at once (worker = 0 .. threads-1) and on the caller's
- * thread (worker = threads, when a rejected record's message is printed): it must be thread-safe,
- * with per-worker state indexed by worker. */
+ * (errlen may be 0). Called on any thread at once, with worker: 0 .. threads-1 for the one
+ * decode of each record whose side notes count (a worker decoding its own records: keep state
+ * per worker); threads .. 2 threads-1 when a worker decodes a record only to route it, and
+ * 2 threads on the caller's thread when a rejected record's message is printed: the side notes
+ * of these must not count. */
 typedef int (*preplay_decode_fn)(void *ud, int worker, const char *bytes, const preplay_rec *r,
                                  tick *t, int *reason, char *err, size_t errlen);
 
-/* Takes one prediction, in input order, on the caller's thread: the record, its decoded tick
- * (sym, ts, px) and its encoded text (CSV row or JSON object, ending in '\n'). Returns 0, or
- * non-zero to stop the replay (after printing why). */
-typedef int (*preplay_emit_fn)(void *ud, const preplay_rec *r, const tick *t, const char *text,
-                               size_t len);
+/* Takes one prediction, in input order, on the caller's thread: the record, its sym (with
+ * cfg.keep_sym, else NULL) and its encoded text (CSV row or JSON object, ending in '\n').
+ * Returns 0, or non-zero to stop the replay (after printing why). */
+typedef int (*preplay_emit_fn)(void *ud, const preplay_rec *r, const char *sym, size_t symlen,
+                               const char *text, size_t len);
 
 /* Called on the caller's thread after each chunk's predictions were emitted. Returns 0, or
  * non-zero to stop the replay (after printing why). */
@@ -67,9 +78,11 @@ typedef struct preplay_cfg {
   int threads;                 /* workers, 1 .. PREPLAY_MAX_THREADS */
   int chunk;                   /* records per chunk (0: a default) */
   int jsonl;                   /* encode JSON Lines (with src), else CSV rows */
+  int keep_sym;                /* pass each prediction's sym to emit */
   const char *src;             /* file name ("stdin") or topic: JSONL src and reject locations */
   size_t src_max;              /* bytes of src that go into a JSONL src (300 files, 200 topics) */
   reject_tally *rej;           /* where rejected records are noted (caller-owned) */
+  preplay_route_fn route;      /* required */
   preplay_decode_fn decode;    /* required */
   preplay_emit_fn emit;        /* required */
   preplay_chunk_fn chunk_done; /* may be NULL */
@@ -119,8 +132,8 @@ uint32_t preplay_instruments(const preplay *p);
 typedef struct preplay_stats {
   double read_us;   /* the caller's thread in preplay_fill_lines: reading, splitting lines */
   double write_us;  /* the caller's thread walking finished chunks: rejects, emit, chunk_done */
-  double decode_us; /* the workers decoding */
-  double step_us;   /* the workers stepping their instruments and encoding predictions */
+  double route_us;  /* the workers routing records to their instruments' workers */
+  double step_us;   /* the workers decoding, stepping and encoding their instruments' records */
   double worker_us; /* the workers' threads in all (the rest: waiting, hand-overs) */
 } preplay_stats;
 void preplay_get_stats(const preplay *p, preplay_stats *st);
