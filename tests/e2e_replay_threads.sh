@@ -13,8 +13,10 @@ NS="1 2 3 4 8"
 
 # The files. many.csv: 40000 lines, 300 instruments (40 of them frequent); 25 decode rejects
 # and 25 out-of-order ticks (minus those that fall on blank lines) spread so that both kinds are
-# among the first 10 rejects and on both sides of accepted tick 4096; blank and CRLF lines; no
-# newline at the end. Integer timestamps in seconds, so that the --ts-unit warning names a line.
+# among the first 10 rejects and on both sides of accepted tick 4096; blank and CRLF lines; a
+# quoted field in every ninth row (such rows are decoded to be placed on a worker: an instrument
+# must land on the same worker either way); no newline at the end. Integer timestamps in seconds,
+# so that the --ts-unit warning names a line.
 # many.expect: the counts a replay must report, from the generator's own bookkeeping.
 $PY - "$TMP" <<'PYEOF'
 import random, sys
@@ -47,7 +49,8 @@ while len(out) < 40000:
     ts[s] += rnd.randint(1, 50)
     px[s] *= 1 + rnd.uniform(-1e-3, 1e-3)
     q = f"{px[s] * 0.9999:.4f},{px[s] * 1.0001:.4f}" if i % 5 else ","
-    line = f"{s},{ts[s]},{px[s]:.4f},{rnd.randint(1, 9)},{q}"
+    qty = f'"{rnd.randint(1, 9)}"' if i % 9 == 0 else str(rnd.randint(1, 9))  # decoded to route
+    line = f"{s},{ts[s]},{px[s]:.4f},{qty},{q}"
     out.append(line + ("\r" if i % 13 == 0 else ""))
 open(d + "/many.csv", "w").write("\n".join(out))
 nbad = order.count("decode")
@@ -61,13 +64,15 @@ for k in range(9000):
     one.append(f"ONE,{t},{p:.5f}" if k != 5000 else f"ONE,{t - 10**12},{p:.5f}")
 one[777] = "ONE,1700000000000000000,nope"
 open(d + "/one.csv", "w").write("\n".join(one) + "\n")
-# many.jsonl: the first 12000 lines of many.csv as JSON Lines (nanoseconds), bad ones as they are.
+# many.jsonl: the first 12000 lines of many.csv as JSON Lines (nanoseconds), bad ones as they are;
+# some with an escaped key, a nested or a second sym (the same instrument, decoded to route).
 js = []
-for l in out[1:12000]:
-    f = l.rstrip("\r").split(",")
+for k, l in enumerate(out[1:12000]):
+    f = l.rstrip("\r").replace('"', "").split(",")
     if len(f) != 6 or not f[1].isdigit():
         js.append("{" + l + "}" if l else ""); continue
-    o = f'{{"sym":"{f[0]}","ts":{int(f[1]) * 10**9},"px":{f[2]},"qty":{f[3]}'
+    key = ['"sym"', '"s\\u0079m"', '"meta":{"sym":"ZZ"},"sym"', '"sym":"ZZ","sym"'][k % 4 if k % 3 == 0 else 0]
+    o = f'{{{key}:"{f[0]}","ts":{int(f[1]) * 10**9},"px":{f[2]},"qty":{f[3]}'
     js.append(o + (f',"bid":{f[4]},"ask":{f[5]}}}' if f[4] else "}"))
 open(d + "/many.jsonl", "w").write("\n".join(js) + "\n")
 PYEOF
