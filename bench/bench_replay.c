@@ -269,9 +269,9 @@ static int pipe_case(const char *path, const char *model, int threads) {
   preplay_get_stats(p, &st);
   double n = (double)preplay_read(p), k = 1e3 / n; /* us -> ns per tick */
   printf("pipeline threads=%d ticks=%.0f wall_s=%.3f ticks_per_s=%.0f cpu_ns=%.1f read_ns=%.1f "
-         "write_ns=%.1f route_ns=%.1f step_ns=%.1f worker_other_ns=%.1f\n",
+         "write_ns=%.1f route_ns=%.1f step_ns=%.1f worker_other_ns=%.1f wait_ns=%.1f\n",
          threads, n, dt, n / dt, 1e9 * cpu / n, st.read_us * k, st.write_us * k, st.route_us * k,
-         st.step_us * k, (st.worker_us - st.route_us - st.step_us) * k);
+         st.step_us * k, (st.worker_us - st.route_us - st.step_us) * k, st.wait_us * k);
   preplay_destroy(p);
   fclose(r.out);
   tickfile_close(&r.tf);

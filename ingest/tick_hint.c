@@ -9,24 +9,24 @@ int tick_csv_sym_hint(const tick_csv *h, const char *line, size_t len, const cha
                       size_t *symlen) {
   if (len && line[len - 1] == '\r') /* as tick_parse_csv */
     len--;
-  /* Without a quote every field is the plain bytes between commas, as tick_parse_csv splits
-   * them (and a quoted sym is bad_sym there anyway). */
-  if (memchr(line, '"', len))
-    return 0;
-  const char *p = line, *end = line + len;
-  for (int col = 0;; col++) {
-    const char *q = memchr(p, ',', (size_t)(end - p));
-    if (!q)
-      q = end;
-    if (col == h->col_sym) {
-      *sym = p;
-      *symlen = (size_t)(q - p);
+  /* Up to the end of the sym field, without a quote, every field is the plain bytes between
+   * commas, as tick_parse_csv splits them; a quote there (a quoted field may hold a comma, and a
+   * quoted sym loses its quotes) and the row must be decoded to know. Later fields do not
+   * matter. */
+  const char *p = line, *end = line + len, *f = line;
+  for (int col = 0; p <= end; p++) {
+    if (p < end && *p == '"')
+      return 0;
+    if (p < end && *p != ',')
+      continue;
+    if (col++ == h->col_sym) {
+      *sym = f;
+      *symlen = (size_t)(p - f);
       return 1;
     }
-    if (q == end)
-      return 0; /* too few fields: bad_row */
-    p = q + 1;
+    f = p + 1;
   }
+  return 0; /* too few fields: bad_row */
 }
 
 static int json_ws(char c) {

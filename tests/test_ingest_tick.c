@@ -743,6 +743,8 @@ static void test_sym_hint(void) {
   CHECK_STR(hint_csv("ts,px,sym", "1,2,GBP\r"), "GBP"); /* the row's '\r' is not the sym's */
   CHECK_STR(hint_csv("ts,px,sym", "1,2"), "-");
   CHECK_STR(hint_csv("ts,sym,px", "\"1,0\",A,2"), "-"); /* quoted fields: decode to know */
+  CHECK_STR(hint_csv("ts,sym,px", "1,\"A\",2"), "-");   /* the decoder unquotes it */
+  CHECK_STR(hint_csv("sym,ts,px", "A,1,\"2\""), "A");   /* quotes after the sym do not matter */
   CHECK_STR(hint_csv("sym,ts,px", ",1,2"), "");         /* rejected anyway: missing sym */
 }
 

@@ -83,6 +83,7 @@ typedef struct prp_worker {
   double route_us;         /* CPU time in route_part */
   double step_us;          /* CPU time in step_shard: decoding, stepping, encoding */
   double cpu_us;           /* CPU time of the thread (at its end) */
+  double wait_us;          /* wall time waiting for work */
   char err[8];             /* a decoder's message buffer (not read: errlen 0) */
 } prp_worker;
 
@@ -491,7 +492,9 @@ static void *worker_main(void *arg) {
       }
       continue;
     }
+    double t0 = tc_mono_s();
     pthread_cond_wait(&p->work, &p->mu);
+    w->wait_us += (tc_mono_s() - t0) * 1e6;
   }
   pthread_mutex_unlock(&p->mu);
   w->cpu_us = tc_thread_cpu_us();
@@ -775,6 +778,7 @@ void preplay_get_stats(const preplay *p, preplay_stats *st) {
     st->route_us += p->wk[i].route_us;
     st->step_us += p->wk[i].step_us;
     st->worker_us += p->wk[i].cpu_us;
+    st->wait_us += p->wk[i].wait_us;
   }
 }
 

@@ -134,7 +134,8 @@ typedef struct preplay_stats {
   double write_us;  /* the caller's thread walking finished chunks: rejects, emit, chunk_done */
   double route_us;  /* the workers routing records to their instruments' workers */
   double step_us;   /* the workers decoding, stepping and encoding their instruments' records */
-  double worker_us; /* the workers' threads in all (the rest: waiting, hand-overs) */
+  double worker_us; /* the workers' threads in all (the rest: hand-overs) */
+  double wait_us;   /* the workers' wall time waiting for work (a worker with nothing to do) */
 } preplay_stats;
 void preplay_get_stats(const preplay *p, preplay_stats *st);
 
