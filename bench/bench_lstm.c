@@ -8,7 +8,11 @@
  * the two-sgemm and the one-sgemm-on-[x | h] (K = 4 + H) variants. One
  * machine-readable line per case: `ns_per_step` is wall time, `cpu_ns` the thread's CPU time
  * (steadier on a shared machine). Not part of `make test`; run with OPENBLAS_NUM_THREADS=1.
- * Usage: bench_lstm [seconds per case, default 0.2] */
+ * With --cells it instead times one step (nn_step, L = 1) of every cell (LSTM, GRU, RNN tanh and
+ * relu) at H = 64, 128, 256 and B = 1, 16, 256, with each cell's time against the LSTM's, then
+ * PyTorch's same module stepped the same way (bench/torch_step.py, Debian's /usr/bin/python3)
+ * and tickcast's speed-up over it.
+ * Usage: bench_lstm [--cells] [seconds per case, default 0.2] */
 #include <cblas.h>
 #include <limits.h>
 #include <stdio.h>
@@ -18,6 +22,7 @@
 
 #include "nn/lstm.h"
 #include "nn/lstm_int.h"
+#include "nn/model.h"
 
 static double clk(clockid_t id) {
   struct timespec ts;
@@ -51,6 +56,9 @@ typedef struct job {
 
 static void run_step(job *j) {
   nn_lstm_step(j->m, j->w, j->B, j->x, j->sp, j->y);
+}
+static void run_any_step(job *j) {
+  nn_step(j->m, j->w, j->B, j->x, j->sp, j->y);
 }
 static void run_step_sgemm(job *j) {
   int keep = j->w->Bkern;
@@ -115,7 +123,111 @@ static double timeit(void (*fn)(job *), job *j, double secs, double *cpu_per_cal
   return t / (double)n;
 }
 
+/* One cell's step set up for --cells: model, scratch and B scattered states. */
+typedef struct cell_case {
+  nn_model m;
+  nn_work w;
+  float *state;
+  job j;
+} cell_case;
+
+static int cell_case_init(cell_case *c, int cell, int H, int B) {
+  if (nn_model_init_cell(&c->m, cell, 1, H, 0) != 0)
+    return -1;
+  for (size_t i = 0; i < c->m.nparams; i++)
+    c->m.params[i] = frand(-0.3f, 0.3f);
+  if (nn_work_init(&c->w, &c->m, B) != 0)
+    return -1;
+  size_t S = nn_state_floats(&c->m);
+  c->j = (job){.m = &c->m, .w = &c->w, .B = B, .H = H};
+  c->state = malloc((size_t)B * S * sizeof *c->state);
+  c->j.sp = malloc((size_t)B * sizeof *c->j.sp);
+  c->j.x = malloc((size_t)B * NN_F * sizeof *c->j.x);
+  c->j.y = malloc((size_t)B * sizeof *c->j.y);
+  for (size_t i = 0; i < (size_t)B * S; i++)
+    c->state[i] = frand(-0.5f, 0.5f);
+  for (int b = 0; b < B; b++)
+    c->j.sp[b] = c->state + (size_t)((b * 7919L) % B) * S;
+  for (int i = 0; i < B * NN_F; i++)
+    c->j.x[i] = frand(-2, 2);
+  return 0;
+}
+
+static void cell_case_free(cell_case *c) {
+  free(c->state), free(c->j.sp), free(c->j.x), free(c->j.y);
+  nn_work_free(&c->w);
+  nn_model_free(&c->m);
+}
+
+/* --cells: CPU ns per instrument-step of nn_step for every cell on the H x B grid, and each
+ * cell's ratio to the LSTM's at the same H and B; then PyTorch's module on the same grid. The
+ * cells of one H and B take turns for ROUNDS rounds of secs / ROUNDS each and keep their best
+ * round, so that a burst of other work on a shared machine does not land on one cell alone. */
+static int cells_main(double secs) {
+  enum { NH = 3, NB = 3, ROUNDS = 5 };
+  const int Hs[NH] = {64, 128, 256}, Bs[NB] = {1, 16, 256};
+  static double ours[NN_CELL_COUNT][NH][NB];
+  printf("# nn_step, L=1, one thread: cpu ns per instrument-step (best of %d turns of %.2f s; "
+         "wall ns of that turn alongside); vs_lstm = this cell's cpu time / the LSTM's\n",
+         ROUNDS, secs / ROUNDS);
+  for (int hi = 0; hi < NH; hi++)
+    for (int bi = 0; bi < NB; bi++) {
+      int H = Hs[hi], B = Bs[bi];
+      cell_case cc[NN_CELL_COUNT];
+      double best[NN_CELL_COUNT], wall[NN_CELL_COUNT];
+      for (int cell = 0; cell < NN_CELL_COUNT; cell++) {
+        if (cell_case_init(&cc[cell], cell, H, B) != 0)
+          return 1;
+        best[cell] = 1e30;
+      }
+      for (int r = 0; r < ROUNDS; r++)
+        for (int cell = 0; cell < NN_CELL_COUNT; cell++) {
+          double c, t = timeit(run_any_step, &cc[cell].j, secs / ROUNDS, &c);
+          if (c < best[cell])
+            best[cell] = c, wall[cell] = t;
+        }
+      for (int cell = 0; cell < NN_CELL_COUNT; cell++) {
+        ours[cell][hi][bi] = best[cell] * 1e9 / B;
+        printf("cell=%s H=%d B=%d cpu_ns=%.1f ns_per_step=%.1f vs_lstm=%.3f\n", nn_cell_name(cell),
+               H, B, ours[cell][hi][bi], wall[cell] * 1e9 / B, best[cell] / best[NN_CELL_LSTM]);
+        cell_case_free(&cc[cell]);
+      }
+      fflush(stdout);
+    }
+  char cmd[256], line[256];
+  snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 /usr/bin/python3 bench/torch_step.py %g 2>&1", secs);
+  FILE *p = popen(cmd, "r");
+  int got = 0;
+  printf("# PyTorch's module, one step per call (bench/torch_step.py); speedup = its ns / "
+         "tickcast's cpu ns\n");
+  while (p && fgets(line, sizeof line, p)) {
+    char cname[16];
+    int H, B;
+    double t;
+    fputs(line, stdout);
+    if (sscanf(line, "torch_step cell=%15s H=%d B=%d ns_per_step=%lf", cname, &H, &B, &t) != 4)
+      continue;
+    int cell = nn_cell_parse(cname), hi = 0, bi = 0;
+    while (hi < NH - 1 && Hs[hi] != H)
+      hi++;
+    while (bi < NB - 1 && Bs[bi] != B)
+      bi++;
+    if (cell >= 0 && Hs[hi] == H && Bs[bi] == B) {
+      printf("cell=%s H=%d B=%d speedup_vs_torch=%.1f\n", cname, H, B, t / ours[cell][hi][bi]);
+      got++;
+    }
+    fflush(stdout);
+  }
+  if (p)
+    pclose(p);
+  if (!got)
+    printf("# PyTorch reference not available (needs /usr/bin/python3 with torch)\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "--cells"))
+    return cells_main(argc > 2 ? atof(argv[2]) : 0.2);
   double secs = argc > 1 ? atof(argv[1]) : 0.2;
   const int Hs[] = {32, 64, 128}, Bs[] = {1, 4, 16, 20, 64, 256, 4096}, NB = 7;
   static const char *isa[] = {"plain", "avx2+fma", "avx512f"};

@@ -1,7 +1,8 @@
-/* bench_replay.c: replay throughput by stage (decode, features, LSTM, encode) and end to end,
- * in process, for H = 32, 64, 128 and 1, 16, 256, 4096 active instruments (one layer).
- * With --write FILE --hidden H --instruments K --ticks N it instead writes a synthetic tick CSV
- * and a random model FILE.safetensors, for timing the real binary against PyTorch (bench/run.sh).
+/* bench_replay.c: replay throughput by stage (decode, features, network step, encode) and end to
+ * end, in process, for H = 32, 64, 128 and 1, 16, 256, 4096 active instruments (one layer; the
+ * LSTM unless --cell names another cell). With --write FILE --hidden H --instruments K --ticks N
+ * [--cell C] it instead writes a synthetic tick CSV and a random model FILE.safetensors of that
+ * cell, for timing the real binary against PyTorch (bench/run.sh).
  * Not a test: it asserts nothing and prints one machine-readable line per case. */
 #include <math.h>
 #include <stdio.h>
@@ -35,8 +36,8 @@ static double urand(void) { /* splitmix64 -> [0, 1) */
   return (double)((z ^ (z >> 31)) >> 11) / 9007199254740992.0;
 }
 
-static void random_model(nn_model *m, int H) {
-  if (nn_model_init(m, 1, H, 0) != 0)
+static void random_model(nn_model *m, int cell, int H) {
+  if (nn_model_init_cell(m, cell, 1, H, 0) != 0)
     exit(1);
   float a = 1.0f / sqrtf((float)H);
   for (size_t i = 0; i < m->nparams; i++)
@@ -71,9 +72,9 @@ static char *make_csv(int K, int N, size_t *len) {
   return s;
 }
 
-static int write_case(const char *path, int H, int K, int N) {
+static int write_case(const char *path, int cell, int H, int K, int N) {
   nn_model m;
-  random_model(&m, H);
+  random_model(&m, cell, H);
   char mp[1024], err[256];
   snprintf(mp, sizeof mp, "%s.safetensors", path);
   if (nn_model_save(&m, mp, err, sizeof err) != 0) {
@@ -90,9 +91,9 @@ static int write_case(const char *path, int H, int K, int N) {
   return 0;
 }
 
-static void run_case(int H, int K, int N) {
+static void run_case(int cell, int H, int K, int N) {
   nn_model m;
-  random_model(&m, H);
+  random_model(&m, cell, H);
   size_t len;
   char *csv = make_csv(K, N, &len);
   tick_csv hdr;
@@ -123,14 +124,14 @@ static void run_case(int H, int K, int N) {
     ticks[i].reason = tick_parse_csv(&hdr, &ticks[i].t, starts[i], l, err, sizeof err);
     ticks[i].partition = -1;
   }
-  /* engine = features + waves + LSTM */
+  /* engine = features + waves + network step */
   engine e;
   engine_init(&e, &m, CHUNK);
   t0 = now_s();
   for (int i = 0; i < N; i += CHUNK)
     engine_process(&e, ticks + i, N - i < CHUNK ? N - i : CHUNK);
   double t_eng = now_s() - t0;
-  /* LSTM alone on the same wave sizes: B = min(K, CHUNK) instruments per step. */
+  /* the network step alone on the same wave sizes: B = min(K, CHUNK) instruments per step. */
   int B = K < CHUNK ? K : CHUNK;
   float *x = calloc((size_t)B * NN_F, sizeof *x), *y = malloc((size_t)B * sizeof *y);
   float **sp = malloc((size_t)B * sizeof *sp);
@@ -140,7 +141,7 @@ static void run_case(int H, int K, int N) {
   nn_work_init(&w, &m, B);
   t0 = now_s();
   for (int i = 0; i < N; i += B)
-    nn_lstm_step(&m, &w, B, x, sp, y);
+    nn_step(&m, &w, B, x, sp, y);
   double t_lstm = now_s() - t0;
   /* encode */
   char *out = malloc((size_t)CHUNK * ENC_PRED_MAX);
@@ -175,10 +176,10 @@ static void run_case(int H, int K, int N) {
   }
   double t_e2e = now_s() - t0;
   double t_feat = t_eng - t_lstm > 0 ? t_eng - t_lstm : 0;
-  printf("replay H=%d instruments=%d ticks=%d decode_ns=%.1f features_ns=%.1f lstm_ns=%.1f "
-         "encode_ns=%.1f e2e_ns=%.1f e2e_ticks_per_s=%.0f\n",
-         H, K, N, 1e9 * t_dec / N, 1e9 * t_feat / N, 1e9 * t_lstm / N, 1e9 * t_enc / N,
-         1e9 * t_e2e / N, N / t_e2e);
+  printf("replay cell=%s H=%d instruments=%d ticks=%d decode_ns=%.1f features_ns=%.1f "
+         "step_ns=%.1f encode_ns=%.1f e2e_ns=%.1f e2e_ticks_per_s=%.0f\n",
+         nn_cell_name(cell), H, K, N, 1e9 * t_dec / N, 1e9 * t_feat / N, 1e9 * t_lstm / N,
+         1e9 * t_enc / N, 1e9 * t_e2e / N, N / t_e2e);
   fflush(stdout);
   if (bytes == 0)
     abort(); /* keeps the encoder from being optimized away */
@@ -280,25 +281,32 @@ static int pipe_case(const char *path, const char *model, int threads) {
 }
 
 int main(int argc, char **argv) {
-  int H = 64, K = 256, N = 1000000;
+  int H = 64, K = 256, N = 1000000, cell = NN_CELL_LSTM, quick = 0;
   const char *write = NULL;
   if (argc == 5 && !strcmp(argv[1], "--pipeline"))
     return pipe_case(argv[2], argv[3], atoi(argv[4]));
-  for (int a = 1; a + 1 < argc; a += 2) {
-    if (!strcmp(argv[a], "--write"))
-      write = argv[a + 1];
+  for (int a = 1; a < argc; a++) {
+    const char *v = a + 1 < argc ? argv[a + 1] : NULL;
+    if (!strcmp(argv[a], "--quick"))
+      quick = 1;
+    else if (!v)
+      break;
+    else if (!strcmp(argv[a], "--cell") && nn_cell_parse(v) >= 0)
+      cell = nn_cell_parse(v), a++;
+    else if (!strcmp(argv[a], "--write"))
+      write = v, a++;
     else if (!strcmp(argv[a], "--hidden"))
-      H = atoi(argv[a + 1]);
+      H = atoi(v), a++;
     else if (!strcmp(argv[a], "--instruments"))
-      K = atoi(argv[a + 1]);
+      K = atoi(v), a++;
     else if (!strcmp(argv[a], "--ticks"))
-      N = atoi(argv[a + 1]);
+      N = atoi(v), a++;
   }
   if (write)
-    return write_case(write, H, K, N);
+    return write_case(write, cell, H, K, N);
   static const int Hs[] = {32, 64, 128}, Ks[] = {1, 16, 256, 4096};
   for (int h = 0; h < 3; h++)
     for (int k = 0; k < 4; k++)
-      run_case(Hs[h], Ks[k], argc > 1 && !strcmp(argv[1], "--quick") ? 100000 : 400000);
+      run_case(cell, Hs[h], Ks[k], quick ? 100000 : 400000);
   return 0;
 }

@@ -1,7 +1,8 @@
 /* bench_train.c: training throughput of nn/train.c in tick-steps per second (forward + backward
- * + clipping + Adam, one thread), for H=64, B=64, T=32, L=1 by default, next to PyTorch doing the
- * same on one thread (bench/torch_train.py, run through Debian's /usr/bin/python3 when it has
- * torch), with the ratio. Usage: bench_train [H B T L SECONDS] [--no-torch]. */
+ * + clipping + Adam, one thread), for H=64, B=64, T=32, L=1 of the LSTM by default, next to
+ * PyTorch doing the same with the same module on one thread (bench/torch_train.py, run through
+ * Debian's /usr/bin/python3 when it has torch), with the ratio.
+ * Usage: bench_train [H B T L SECONDS] [--cell lstm|gru|rnn_tanh|rnn_relu] [--no-torch]. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,22 +19,28 @@ static double now_s(void) {
 }
 
 int main(int argc, char **argv) {
-  int H = 64, B = 64, T = 32, L = 1;
+  int H = 64, B = 64, T = 32, L = 1, cell = NN_CELL_LSTM, torch = 1, npos = 0;
   double seconds = 3.0;
-  int torch = 1;
-  if (argc > 1 && !strcmp(argv[argc - 1], "--no-torch"))
-    torch = 0, argc--;
-  if (argc > 4)
-    H = atoi(argv[1]), B = atoi(argv[2]), T = atoi(argv[3]), L = atoi(argv[4]);
-  if (argc > 5)
-    seconds = atof(argv[5]);
+  const char *pos[5];
+  for (int a = 1; a < argc; a++) {
+    if (!strcmp(argv[a], "--no-torch"))
+      torch = 0;
+    else if (!strcmp(argv[a], "--cell") && a + 1 < argc && nn_cell_parse(argv[a + 1]) >= 0)
+      cell = nn_cell_parse(argv[++a]);
+    else if (npos < 5)
+      pos[npos++] = argv[a];
+  }
+  if (npos >= 4)
+    H = atoi(pos[0]), B = atoi(pos[1]), T = atoi(pos[2]), L = atoi(pos[3]);
+  if (npos >= 5)
+    seconds = atof(pos[4]);
   openblas_set_num_threads(1);
   nn_model m;
   nn_train tr;
   nn_adam adam;
   nn_rng r;
   nn_rng_seed(&r, 1);
-  if (nn_model_init(&m, L, H, 0) != 0 || nn_train_init(&tr, &m, B, T) != 0 ||
+  if (nn_model_init_cell(&m, cell, L, H, 0) != 0 || nn_train_init(&tr, &m, B, T) != 0 ||
       nn_adam_init(&adam, m.nparams, 1e-3f) != 0) {
     fprintf(stderr, "bench_train: out of memory\n");
     return 1;
@@ -64,14 +71,15 @@ int main(int argc, char **argv) {
     }
   }
   double dt = now_s() - t0, ours = (double)n * B * T / dt;
-  printf("bench_train H=%d B=%d T=%d L=%d: %.0f tick-steps/s (%ld steps in %.2f s, loss %.4f)\n", H,
-         B, T, L, ours, n, dt, loss);
+  printf("bench_train cell=%s H=%d B=%d T=%d L=%d: %.0f tick-steps/s (%ld steps in %.2f s, loss "
+         "%.4f)\n",
+         nn_cell_name(cell), H, B, T, L, ours, n, dt, loss);
   fflush(stdout);
   char cmd[512], line[512];
   snprintf(cmd, sizeof cmd,
            "OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 /usr/bin/python3 bench/torch_train.py %d %d "
-           "%d %d %g 2>&1",
-           H, B, T, L, seconds);
+           "%d %d %g %s 2>&1",
+           H, B, T, L, seconds, nn_cell_name(cell));
   FILE *p = torch ? popen(cmd, "r") : NULL;
   double theirs = 0;
   while (p && fgets(line, sizeof line, p)) {
@@ -83,8 +91,9 @@ int main(int argc, char **argv) {
   if (p)
     pclose(p);
   if (theirs > 0)
-    printf("bench_train: tickcast / PyTorch = %.2fx (training tick-steps/s, one thread each)\n",
-           ours / theirs);
+    printf("bench_train cell=%s: tickcast / PyTorch = %.2fx (training tick-steps/s, one thread "
+           "each)\n",
+           nn_cell_name(cell), ours / theirs);
   else if (torch)
     printf("bench_train: PyTorch reference not available (needs /usr/bin/python3 with torch)\n");
   free(x), free(tgt), free(w), free(grad), free(state);

@@ -2,9 +2,9 @@
 """torch_replay.py MODEL TICKS.csv [--out FILE] [--threads N]: the PyTorch baseline of `make
 bench`: a batched replay written the way a researcher would make it fast: the CSV parsed in one go
 with numpy, features vectorized per instrument, ticks grouped in chunks of 4096 and stepped in
-waves (the k-th tick of each instrument in wave k) with one torch.nn.LSTM call per wave, on N
-threads (torch.set_num_threads and set_num_interop_threads; default 1). Clean CSV input only
-(sym,ts,px,qty,bid,ask): no validation, unlike tickcast. Prints
+waves (the k-th tick of each instrument in wave k) with one call of the model's torch.nn.LSTM, GRU
+or RNN per wave, on N threads (torch.set_num_threads and set_num_interop_threads; default 1).
+Clean CSV input only (sym,ts,px,qty,bid,ask): no validation, unlike tickcast. Prints
 "torch_replay threads=N ticks=N seconds=S ticks_per_s=R" on stdout."""
 import json, struct, sys, time
 import numpy as np
@@ -17,18 +17,22 @@ torch.set_num_interop_threads(THREADS)
 def load(path):
     b = open(path, 'rb').read()
     n = struct.unpack('<Q', b[:8])[0]
-    h = json.loads(b[8:8 + n]); h.pop('__metadata__', None)
+    h = json.loads(b[8:8 + n]); meta = h.pop('__metadata__', {})
     return {k: torch.from_numpy(np.frombuffer(b[8 + n + v['data_offsets'][0]:8 + n + v['data_offsets'][1]],
-                                              dtype='<f4').copy()).reshape(v['shape']) for k, v in h.items()}
+                                              dtype='<f4').copy()).reshape(v['shape']) for k, v in h.items()}, meta
 
 def main():
     model, path = sys.argv[1], sys.argv[2]
     out = sys.argv[sys.argv.index('--out') + 1] if '--out' in sys.argv else '/dev/null'
     t0 = time.time()
-    sd = load(model)
-    L = sum(1 for k in sd if k.startswith('lstm.weight_hh_l')); H = sd['lstm.weight_hh_l0'].shape[1]
-    lstm = torch.nn.LSTM(4, H, L)
-    lstm.load_state_dict({k[5:]: v for k, v in sd.items() if k.startswith('lstm.')})
+    sd, meta = load(model)
+    cell = next(p for p in ('lstm', 'gru', 'rnn') if f'{p}.weight_hh_l0' in sd)
+    L = sum(1 for k in sd if k.startswith(f'{cell}.weight_hh_l')); H = sd[f'{cell}.weight_hh_l0'].shape[1]
+    if cell == 'rnn':
+        net = torch.nn.RNN(4, H, L, nonlinearity=meta.get('tickcast.nonlinearity', 'tanh'))
+    else:
+        net = (torch.nn.LSTM if cell == 'lstm' else torch.nn.GRU)(4, H, L)
+    net.load_state_dict({k[len(cell) + 1:]: v for k, v in sd.items() if k.startswith(cell + '.')})
     hw, hb = sd['head.weight'][0], sd['head.bias'][0]
     fm, fs = sd['features.mean'].double().numpy(), sd['features.std'].double().numpy()
     tm, tsd = float(sd['target.mean'][0]), float(sd['target.std'][0])
@@ -55,7 +59,7 @@ def main():
     X[:, 3] = np.where(ok, (ask - bid) / ((ask + bid) / 2), 0.0)
     nn_ = np.empty(N, np.int64); nn_[order] = n
     X = torch.from_numpy(((X - fm) / fs).astype(np.float32))
-    h = torch.zeros(L, K, H); c = torch.zeros(L, K, H)
+    h = torch.zeros(L, K, H); c = torch.zeros(L, K, H) if cell == 'lstm' else None
     y = torch.empty(N)
     idx_all = torch.from_numpy(inst)
     with torch.no_grad():
@@ -70,8 +74,12 @@ def main():
             for w in range(wave.max() + 1):
                 sel = np.nonzero(wave == w)[0] + s
                 ii = idx_all[sel]
-                o_, (hn, cn) = lstm(X[sel].unsqueeze(0), (h[:, ii], c[:, ii]))
-                h[:, ii] = hn; c[:, ii] = cn
+                if c is None:
+                    o_, hn = net(X[sel].unsqueeze(0), h[:, ii])
+                else:
+                    o_, (hn, cn) = net(X[sel].unsqueeze(0), (h[:, ii], c[:, ii]))
+                    c[:, ii] = cn
+                h[:, ii] = hn
                 y[sel] = o_[0] @ hw + hb
     pr = y.double().numpy() * tsd + tm
     pp = px * np.exp(pr)

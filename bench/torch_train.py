@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""torch_train.py [H B T L SECONDS]: PyTorch training throughput of the contract network on one
-thread, the reference for bench/bench_train.c. Same work per step as the C trainer: nn.LSTM over
-(T, B, 4) from the carried (detached) state, a Linear head, the MSE loss, backward, global-norm
-clipping and an Adam step. Prints one line: "torch_train H=.. B=.. T=.. L=..: N tick-steps/s".
+"""torch_train.py [H B T L SECONDS [CELL]]: PyTorch training throughput of the contract network
+on one thread, the reference for bench/bench_train.c. Same work per step as the C trainer:
+nn.LSTM (or nn.GRU, nn.RNN with CELL gru, rnn_tanh, rnn_relu) over (T, B, 4) from the carried
+(detached) state, a Linear head, the MSE loss, backward, global-norm clipping and an Adam step.
+Prints one line: "torch_train cell=.. H=.. B=.. T=.. L=..: N tick-steps/s".
 """
 import sys
 import time
@@ -13,9 +14,15 @@ import torch
 def main():
     H, B, T, L = (int(a) for a in sys.argv[1:5]) if len(sys.argv) > 4 else (64, 64, 32, 1)
     seconds = float(sys.argv[5]) if len(sys.argv) > 5 else 3.0
+    cell = sys.argv[6] if len(sys.argv) > 6 else "lstm"
     torch.set_num_threads(1)
     torch.manual_seed(1)
-    lstm = torch.nn.LSTM(4, H, num_layers=L)
+    if cell == "lstm":
+        lstm = torch.nn.LSTM(4, H, num_layers=L)
+    elif cell == "gru":
+        lstm = torch.nn.GRU(4, H, num_layers=L)
+    else:
+        lstm = torch.nn.RNN(4, H, num_layers=L, nonlinearity=cell[4:])
     head = torch.nn.Linear(H, 1)
     params = list(lstm.parameters()) + list(head.parameters())
     opt = torch.optim.Adam(params, lr=1e-3)
@@ -25,7 +32,10 @@ def main():
     c = torch.zeros(L, B, H)
 
     def step(h, c):
-        out, (h, c) = lstm(x, (h.detach(), c.detach()))
+        if cell == "lstm":
+            out, (h, c) = lstm(x, (h.detach(), c.detach()))
+        else:
+            out, h = lstm(x, h.detach())
         y = head(out).squeeze(-1)
         loss = ((y - tgt) ** 2).mean()
         opt.zero_grad(set_to_none=True)
@@ -41,7 +51,7 @@ def main():
         h, c = step(h, c)
         n += 1
     dt = time.perf_counter() - t0
-    print(f"torch_train H={H} B={B} T={T} L={L}: {n * B * T / dt:.0f} tick-steps/s "
+    print(f"torch_train cell={cell} H={H} B={B} T={T} L={L}: {n * B * T / dt:.0f} tick-steps/s "
           f"({n} steps in {dt:.2f} s, torch {torch.__version__}, 1 thread)")
 
 

@@ -57,14 +57,14 @@ for f in fx_daily sp500; do
   echo
 done
 
-echo "## Search (train --search --trials 8 --test-frac 0.2; eval --test)"
+echo "## Search (train --search --cell lstm --trials 8 --test-frac 0.2; eval --test)"
 echo
 for f in fx_daily sp500; do
   m="$W/${f}_search.safetensors"
   echo "### $f"
   echo
   echo '```'
-  "$TC" train --input "$ROOT/data/real/$f.csv" --output "$m" --test-frac 0.2 --search --trials 8 --quiet
+  "$TC" train --input "$ROOT/data/real/$f.csv" --output "$m" --test-frac 0.2 --search --cell lstm --trials 8 --quiet
   echo '```'
   "$TC" eval --model "$m" --input "$ROOT/data/real/$f.csv" --test --json --quiet >"$W/e.json"
   echo

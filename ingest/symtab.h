@@ -9,12 +9,14 @@
 #include <stdint.h>
 
 typedef struct inst {
-  int64_t last_ts;   /* ts of the last accepted tick */
-  double last_px;    /* px of the last accepted tick */
-  uint64_t n;        /* ticks applied to the state so far */
-  int32_t partition; /* input partition it was last seen on, -1 for files */
-  uint8_t live;      /* 0 after symtab_remove */
-  uint8_t dirty;     /* changed since the last checkpoint */
+  int64_t last_ts;    /* ts of the last accepted tick */
+  double last_px;     /* px of the last accepted tick */
+  uint64_t n;         /* ticks applied to the state so far */
+  int64_t skip_below; /* Kafka ticks of this instrument with a lower offset are already in the
+                       * state (restored from a checkpoint): the engine skips them; 0 = none */
+  int32_t partition;  /* input partition it was last seen on, -1 for files */
+  uint8_t live;       /* 0 after symtab_remove */
+  uint8_t dirty;      /* changed since the last checkpoint */
   uint8_t sym_len;
   char sym[TICK_SYM_MAX + 1];
 } inst;

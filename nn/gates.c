@@ -1,6 +1,6 @@
-/* gates.c: the LSTM gate nonlinearities (CONTRACT §3) for a batch of rows, in plain C that GCC
- * auto-vectorizes at -O3 with baseline SSE2. Not a general math library: tanh and sigmoid are
- * only as accurate as float32 inference needs.
+/* gates.c: the gate nonlinearities of the LSTM (CONTRACT §3), the GRU and the RNN for a batch of
+ * rows, in plain C that GCC auto-vectorizes at -O3 with baseline SSE2. Not a general math library:
+ * tanh and sigmoid are only as accurate as float32 inference needs.
  *
  * tanh(x) is a [13/6] odd/even rational minimax approximation on [-7.90531, 7.90531] (the
  * coefficients of Eigen's generic_fast_tanh_float), clamped outside it, where float tanh is 1
@@ -68,6 +68,37 @@ GATES_CLONES void nn_gates(int B, int H, const float *z, float *c, float *h, con
     else
       row_plain(H, zr, zr + H, zr + 2 * H, zr + 3 * H, cr, hr);
   }
+}
+
+/* One GRU row (see lstm.h): zr, zu, zn (H) the blocks of z, hn (H) the recurrent side of n; h (H)
+ * old in, new out. h' = n + u (h - n) is (1 - u) n + u h as PyTorch's kernel computes it. */
+GATES_INLINE void row_gru(int H, const float *restrict zr, const float *restrict zu,
+                          const float *restrict zn, const float *restrict hn, float *restrict h) {
+  for (int j = 0; j < H; j++) {
+    float r = nn_sigmoid_approx(zr[j]);
+    float u = nn_sigmoid_approx(zu[j]);
+    float n = nn_tanh_approx(zn[j] + r * hn[j]);
+    h[j] = n + u * (h[j] - n);
+  }
+}
+
+/* GRU gates for B rows: z (B, 3H) in gate order r, z, n; zh (B, H); h (B, H) updated. */
+GATES_CLONES void nn_gates_gru(int B, int H, const float *z, const float *zh, float *h) {
+  for (int b = 0; b < B; b++) {
+    const float *zr = z + (size_t)b * 3 * H;
+    row_gru(H, zr, zr + H, zr + 2 * H, zh + (size_t)b * H, h + (size_t)b * H);
+  }
+}
+
+/* RNN activation: h (n) = tanh(z) or relu(z), z (n). `z < 0 ? 0 : z` keeps NaN, as PyTorch's
+ * relu does. */
+GATES_CLONES void nn_gates_rnn(int n, const float *restrict z, float *restrict h, int relu) {
+  if (relu)
+    for (int j = 0; j < n; j++)
+      h[j] = z[j] < 0.0f ? 0.0f : z[j];
+  else
+    for (int j = 0; j < n; j++)
+      h[j] = nn_tanh_approx(z[j]);
 }
 
 /* Array forms for tests and benchmarks: y (n) = tanh or sigmoid of x (n), through the same

@@ -3,7 +3,8 @@
  * nn_proj4; the others in the register-blocked nn_projT up to nn_work.Bkern rows, which is every
  * B on an AVX-512 CPU, and in OpenBLAS's sgemm above), the fused gates of gates.c, scatter back,
  * then the linear head. Not for training and not for choosing which ticks form a batch (the
- * caller's waves do that). The step never allocates. */
+ * caller's waves do that). The step never allocates. Also the scratch (nn_work) of every cell,
+ * and the projection and head that the GRU and RNN steps (cells.c) share. */
 #include "nn/lstm.h"
 
 #include <assert.h>
@@ -19,17 +20,21 @@ static size_t round16(size_t n) {
   return (n + 15) & ~(size_t)15;
 }
 
-/* Allocates the scratch blocks of w in one aligned allocation; see lstm.h. */
+/* Allocates the scratch blocks of w in one aligned allocation, sized by the model's gate rows G;
+ * see lstm.h. */
 int nn_work_init(nn_work *w, const nn_model *m, int Bmax) {
   memset(w, 0, sizeof *w);
-  if (!m || !m->params || Bmax < 1 || m->L < 1 || m->H < 1)
+  if (!m || !m->params || Bmax < 1 || m->L < 1 || m->H < 1 || !nn_cell_valid(m->cell) ||
+      m->G != nn_cell_gates(m->cell) * m->H)
     return TC_EINVAL;
-  size_t H = (size_t)m->H, Bm = (size_t)Bmax, Dx = H > NN_F ? H : NN_F;
-  size_t nx = round16(Bm * Dx), nh = round16(Bm * H), nz = round16(Bm * 4 * H),
-         nb = round16((size_t)m->L * 4 * H), nw = round16((size_t)NN_F * 4 * H),
-         ldw = (size_t)nn_projT_ldw(4 * m->H), nhh = (size_t)m->L * H * ldw,
+  const int gru = m->cell == NN_CELL_GRU;
+  size_t H = (size_t)m->H, G = (size_t)m->G, Bm = (size_t)Bmax, Dx = H > NN_F ? H : NN_F;
+  size_t nx = round16(Bm * Dx), nh = round16(Bm * H), nz = round16(Bm * G),
+         nb = round16((size_t)m->L * G), nw = round16((size_t)NN_F * G),
+         ldw = (size_t)nn_projT_ldw(m->G), nhh = (size_t)m->L * H * ldw,
          nih = (size_t)(m->L - 1) * H * ldw;
-  size_t total = nx + 2 * nh + nz + nb + nw + nhh + nih;
+  size_t total =
+      nx + 2 * nh + nz + nb + nw + nhh + nih + (gru ? nh + round16((size_t)m->L * H) : 0);
   void *p = NULL;
   if (posix_memalign(&p, 64, total * sizeof(float)) != 0)
     return TC_ENOMEM;
@@ -43,9 +48,15 @@ int nn_work_init(nn_work *w, const nn_model *m, int Bmax) {
   w->wx = w->bias + nb;
   w->whh = w->wx + nw;
   w->wih = w->whh + nhh;
+  if (gru) {
+    w->zh = w->wih + nih;
+    w->bhh = w->zh + nh;
+  }
   w->Bmax = Bmax;
+  w->cell = m->cell;
   w->H = m->H;
   w->L = m->L;
+  w->G = m->G;
   w->ldw = (int)ldw;
   w->Bkern = nn_projT_max_b();
   nn_work_update(w, m);
@@ -59,15 +70,23 @@ static void transpose(int G, int K, const float *W, float *wt, int ldw) {
       wt[(size_t)d * ldw + r] = W[(size_t)r * K + d];
 }
 
-/* bias (L, 4H) = b_ih + b_hh, so the step adds one vector per row instead of two; wx (4, 4H) =
- * W_ih[0]^T, whh (L, H, ldw) = W_hh[k]^T and wih (L-1, H, ldw) = W_ih[k]^T for k >= 1, so that
- * the projections run along rows of W (nn_proj4, nn_projT). */
+/* bias (L, G) = b_ih + b_hh, so the step adds one vector per row instead of two (for the GRU
+ * only in the r and z blocks: its n block keeps b_in, and bhh (L, H) holds b_hn, because r
+ * multiplies the recurrent side with its bias); wx (4, G) = W_ih[0]^T, whh (L, H, ldw) =
+ * W_hh[k]^T and wih (L-1, H, ldw) = W_ih[k]^T for k >= 1, so that the projections run along rows
+ * of W (nn_proj4, nn_projT). */
 void nn_work_update(nn_work *w, const nn_model *m) {
-  const int H = m->H, G = 4 * H;
+  const int H = m->H, G = m->G;
   const size_t HW = (size_t)H * w->ldw;
   for (int k = 0; k < m->L; k++)
     for (int j = 0; j < G; j++)
       w->bias[(size_t)k * G + j] = m->b_ih[k][j] + m->b_hh[k][j];
+  if (m->cell == NN_CELL_GRU)
+    for (int k = 0; k < m->L; k++)
+      for (int j = 0; j < H; j++) {
+        w->bias[(size_t)k * G + 2 * H + j] = m->b_ih[k][2 * H + j];
+        w->bhh[(size_t)k * H + j] = m->b_hh[k][2 * H + j];
+      }
   transpose(G, NN_F, m->W_ih[0], w->wx, G);
   for (int k = 0; k < m->L; k++)
     transpose(G, H, m->W_hh[k], w->whh + (size_t)k * HW, w->ldw);
@@ -75,14 +94,27 @@ void nn_work_update(nn_work *w, const nn_model *m) {
     transpose(G, H, m->W_ih[k], w->wih + (size_t)(k - 1) * HW, w->ldw);
 }
 
-/* z (B, G) += a (B, K) . W^T (K, G), W being (G, K) row-major and wt its transpose (K, ldw):
- * nn_projT on wt up to w->Bkern rows, sgemm on W above (see lstm_int.h). */
-static void proj(const nn_work *w, int B, int G, int K, const float *a, const float *W,
-                 const float *wt, float *z) {
+/* z (B, G) += a (B, K) . W^T (K, G), W being (G, K) row-major and wt its transpose (K, ldw), z of
+ * row stride ldz: nn_projT on wt up to w->Bkern rows, sgemm on W above (see lstm_int.h). */
+void nn_work_proj(const nn_work *w, int B, int G, int K, const float *a, const float *W,
+                  const float *wt, float *z, int ldz) {
   if (B <= w->Bkern)
-    nn_projT(B, G, K, a, wt, w->ldw, z);
+    nn_projT_ld(B, G, K, a, wt, w->ldw, z, ldz);
   else
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, K, 1.0f, a, K, W, K, 1.0f, z, G);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, K, 1.0f, a, K, W, K, 1.0f, z, ldz);
+}
+
+/* y (B) = h (B, H) . head.weight (H) + head.bias, in a fixed order per row so a row's result does
+ * not depend on B. */
+void nn_head(const nn_model *m, int B, const float *h, float *y) {
+  const int H = m->H;
+  for (int b = 0; b < B; b++) {
+    const float *hr = h + (size_t)b * H;
+    float acc = 0.0f;
+    for (int j = 0; j < H; j++)
+      acc += hr[j] * m->head_w[j];
+    y[b] = acc + m->head_b[0];
+  }
 }
 
 void nn_work_free(nn_work *w) {
@@ -98,6 +130,7 @@ void nn_work_free(nn_work *w) {
 void nn_lstm_step(const nn_model *m, nn_work *w, int B, const float *x, float *const *state,
                   float *y) {
   assert(B >= 0 && B <= w->Bmax && w->H == m->H && w->L == m->L);
+  assert(m->cell == NN_CELL_LSTM && w->cell == NN_CELL_LSTM);
   const int H = m->H, G = 4 * H;
   const size_t H2 = 2 * (size_t)H;
   const float *in = x; /* (B, D) layer input */
@@ -118,10 +151,10 @@ void nn_lstm_step(const nn_model *m, nn_work *w, int B, const float *x, float *c
       /* z (B, 4H) = bias + in (B, H) . W_ih^T (H, 4H) */
       for (int b = 0; b < B; b++)
         memcpy(z + (size_t)b * G, bias, (size_t)G * sizeof(float));
-      proj(w, B, G, D, in, m->W_ih[k], w->wih + (size_t)(k - 1) * H * w->ldw, z);
+      nn_work_proj(w, B, G, D, in, m->W_ih[k], w->wih + (size_t)(k - 1) * H * w->ldw, z, G);
     }
     /* z (B, 4H) += h (B, H) . W_hh^T (H, 4H) */
-    proj(w, B, G, H, hk, m->W_hh[k], w->whh + (size_t)k * H * w->ldw, z);
+    nn_work_proj(w, B, G, H, hk, m->W_hh[k], w->whh + (size_t)k * H * w->ldw, z, G);
     nn_gates(B, H, z, c, hk, m->w_ci[k], m->w_cf[k], m->w_co[k]);
     for (int b = 0; b < B; b++) {
       float *s = state[b] + (size_t)k * H2;
@@ -131,14 +164,5 @@ void nn_lstm_step(const nn_model *m, nn_work *w, int B, const float *x, float *c
     in = hk;
     hk = hk == w->h ? w->x : w->h;
   }
-  /* y (B) = h[L-1] (B, H) . head.weight (H) + head.bias, in a fixed order per row so a row's
-   * result does not depend on B. */
-  const float *hl = in;
-  for (int b = 0; b < B; b++) {
-    const float *hr = hl + (size_t)b * H;
-    float acc = 0.0f;
-    for (int j = 0; j < H; j++)
-      acc += hr[j] * m->head_w[j];
-    y[b] = acc + m->head_b[0];
-  }
+  nn_head(m, B, in, y);
 }

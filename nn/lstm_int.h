@@ -1,7 +1,9 @@
-/* lstm_int.h: kernels shared between lstm.c, gates.c (built with -O3 and CPU clones) and
- * train.c; not part of the public nn API. */
+/* lstm_int.h: kernels shared between lstm.c, cells.c, gates.c (built with -O3 and CPU clones)
+ * and train.c; not part of the public nn API. */
 #ifndef NN_LSTM_INT_H
 #define NN_LSTM_INT_H
+
+#include "nn/lstm.h"
 
 /* tanh(x) to within 3.7e-7 abs (see gates.c for the derivation and the measured bounds): the one
  * definition inference and training share, so the trainer sees the nonlinearities inference
@@ -46,6 +48,9 @@ void nn_proj4(int B, int G, const float *x, const float *wt, const float *bias, 
  * The versions are exposed for tests and benchmarks; call a SIMD one only on a CPU that has its
  * instructions (nn_projT_level() >= 2 or >= 1). */
 void nn_projT(int B, int G, int K, const float *a, const float *wt, int ldw, float *z);
+/* The same with z's row stride ldz >= G, so that a block of columns of a wider z can be updated
+ * (the GRU's r and z blocks); nn_projT is nn_projT_ld with ldz = G. */
+void nn_projT_ld(int B, int G, int K, const float *a, const float *wt, int ldw, float *z, int ldz);
 int nn_projT_level(void);
 int nn_projT_ldw(int G);
 void nn_projT_plain(int B, int G, int K, const float *a, const float *wt, int ldw, float *z);
@@ -63,5 +68,14 @@ void nn_projT_avx512(int B, int G, int K, const float *a, const float *wt, int l
  * 2-4x slower than sgemm from B = 16 and from level with to 1.6x slower than the sgemv it
  * replaces at B <= 4; it keeps B <= 4, so that those calls stay bit-exact as they were. */
 int nn_projT_max_b(void);
+
+/* z (B, G) += a (B, K) . W^T (K, G) as the steps do it, z with row stride ldz >= G: nn_projT on wt
+ * (W transposed, row stride w->ldw) for B <= w->Bkern, OpenBLAS's sgemm on W (G, K) above
+ * (lstm.c). */
+void nn_work_proj(const nn_work *w, int B, int G, int K, const float *a, const float *W,
+                  const float *wt, float *z, int ldz);
+
+/* y (B) = h (B, H) . head.weight + head.bias, each row summed in one fixed order (lstm.c). */
+void nn_head(const nn_model *m, int B, const float *h, float *y);
 
 #endif

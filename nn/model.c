@@ -1,6 +1,7 @@
-/* model.c: the contract network's parameters (CONTRACT §3): set-up in one allocation, the list
- * of tensors with their names and shapes, metadata, and freeing. Pure: no files, no JSON. Not for
- * the safetensors file (nn/safetensors/) or running the network (lstm.c). */
+/* model.c: the contract network's parameters (CONTRACT §3, and its GRU and RNN cells): set-up in
+ * one allocation, the list of tensors with their names and shapes, metadata, and freeing. Pure:
+ * no files, no JSON. Not for the safetensors file (nn/safetensors/) or running the network
+ * (lstm.c, cells.c). */
 #include "nn/model.h"
 
 #include <stdarg.h>
@@ -27,24 +28,29 @@ static void tensor_add(nn_tensor *t, float ***slot, int *n, float **field, int n
   snprintf(e->why, sizeof e->why, "%s", why);
 }
 
-/* Lists the tensors of a model of L layers and hidden size H in the order they are laid out in
- * m->params, with the field of m that points at each (slot). Returns the count (at most
+/* Lists the tensors of a model of the given cell, L layers and hidden size H in the order they are
+ * laid out in m->params, with the field of m that points at each (slot). Names are PyTorch's
+ * state_dict names under the cell's module name (lstm., gru., rnn.). Returns the count (at most
  * NN_TENSORS_MAX). */
-static int model_layout(nn_model *m, int L, int H, int peephole, nn_tensor *t, float ***slot) {
+static int model_layout(nn_model *m, int cell, int L, int H, int peephole, nn_tensor *t,
+                        float ***slot) {
   int n = 0;
-  char w[64];
+  const int g = nn_cell_gates(cell);
+  const char *pre = nn_cell_prefix(cell);
+  char w[64], gh[8];
+  if (g == 1)
+    snprintf(gh, sizeof gh, "H");
+  else
+    snprintf(gh, sizeof gh, "%dH", g);
   for (int k = 0; k < L; k++) {
     int D = k == 0 ? NN_F : H;
-    if (k == 0)
-      snprintf(w, sizeof w, "4H x 4 with H=%d from lstm.weight_hh_l0", H);
-    else
-      snprintf(w, sizeof w, "4H x H with H=%d from lstm.weight_hh_l0", H);
-    tensor_add(t, slot, &n, &m->W_ih[k], 2, 4LL * H, D, w, "lstm.weight_ih_l%d", k);
-    snprintf(w, sizeof w, "4H x H with H=%d from lstm.weight_hh_l0", H);
-    tensor_add(t, slot, &n, &m->W_hh[k], 2, 4LL * H, H, w, "lstm.weight_hh_l%d", k);
-    snprintf(w, sizeof w, "4H with H=%d from lstm.weight_hh_l0", H);
-    tensor_add(t, slot, &n, &m->b_ih[k], 1, 4LL * H, 0, w, "lstm.bias_ih_l%d", k);
-    tensor_add(t, slot, &n, &m->b_hh[k], 1, 4LL * H, 0, w, "lstm.bias_hh_l%d", k);
+    snprintf(w, sizeof w, "%s x %s with H=%d from %s.weight_hh_l0", gh, k == 0 ? "4" : "H", H, pre);
+    tensor_add(t, slot, &n, &m->W_ih[k], 2, (long long)g * H, D, w, "%s.weight_ih_l%d", pre, k);
+    snprintf(w, sizeof w, "%s x H with H=%d from %s.weight_hh_l0", gh, H, pre);
+    tensor_add(t, slot, &n, &m->W_hh[k], 2, (long long)g * H, H, w, "%s.weight_hh_l%d", pre, k);
+    snprintf(w, sizeof w, "%s with H=%d from %s.weight_hh_l0", gh, H, pre);
+    tensor_add(t, slot, &n, &m->b_ih[k], 1, (long long)g * H, 0, w, "%s.bias_ih_l%d", pre, k);
+    tensor_add(t, slot, &n, &m->b_hh[k], 1, (long long)g * H, 0, w, "%s.bias_hh_l%d", pre, k);
     if (peephole) {
       snprintf(w, sizeof w, "H with H=%d from lstm.weight_hh_l0", H);
       tensor_add(t, slot, &n, &m->w_ci[k], 1, H, 0, w, "lstm.weight_ci_l%d", k);
@@ -52,7 +58,7 @@ static int model_layout(nn_model *m, int L, int H, int peephole, nn_tensor *t, f
       tensor_add(t, slot, &n, &m->w_co[k], 1, H, 0, w, "lstm.weight_co_l%d", k);
     }
   }
-  snprintf(w, sizeof w, "1 x H with H=%d from lstm.weight_hh_l0", H);
+  snprintf(w, sizeof w, "1 x H with H=%d from %s.weight_hh_l0", H, pre);
   tensor_add(t, slot, &n, &m->head_w, 2, 1, H, w, "head.weight");
   tensor_add(t, slot, &n, &m->head_b, 1, 1, 0, "one output", "head.bias");
   tensor_add(t, slot, &n, &m->feat_mean, 1, NN_F, 0, "one per feature", "features.mean");
@@ -62,24 +68,33 @@ static int model_layout(nn_model *m, int L, int H, int peephole, nn_tensor *t, f
   return n;
 }
 
-/* Sets up a model of L layers and hidden size H with all weights zero, feature/target mean 0 and
- * std 1, and the two required metadata keys. Returns 0, TC_EINVAL for L or H out of range, or
- * TC_ENOMEM. On failure m is left freed. */
+/* Sets up an LSTM (see model.h). */
 int nn_model_init(nn_model *m, int L, int H, int peephole) {
+  return nn_model_init_cell(m, NN_CELL_LSTM, L, H, peephole);
+}
+
+/* Sets up a model of the given cell, L layers and hidden size H with all weights zero,
+ * feature/target mean 0 and std 1, the two required metadata keys and, for an RNN, its
+ * nonlinearity. Returns 0, TC_EINVAL for a cell, L or H out of range or peepholes on a cell other
+ * than the LSTM, or TC_ENOMEM. On failure m is left freed. */
+int nn_model_init_cell(nn_model *m, int cell, int L, int H, int peephole) {
   memset(m, 0, sizeof *m);
-  if (L < 1 || L > NN_MAX_LAYERS || H < 1 || H > NN_MAX_HIDDEN)
+  if (!nn_cell_valid(cell) || L < 1 || L > NN_MAX_LAYERS || H < 1 || H > NN_MAX_HIDDEN ||
+      (peephole && cell != NN_CELL_LSTM))
     return TC_EINVAL;
   nn_tensor t[NN_TENSORS_MAX];
   float **slot[NN_TENSORS_MAX];
-  int n = model_layout(m, L, H, peephole != 0, t, slot);
+  int n = model_layout(m, cell, L, H, peephole != 0, t, slot);
   size_t total = 0;
   for (int i = 0; i < n; i++)
     total += nn_tensor_numel(&t[i]);
   m->params = calloc(total, sizeof(float));
   if (!m->params)
     return TC_ENOMEM;
+  m->cell = cell;
   m->L = L;
   m->H = H;
+  m->G = nn_cell_gates(cell) * H;
   m->peephole = peephole != 0;
   m->nparams = total;
   size_t off = 0;
@@ -90,8 +105,10 @@ int nn_model_init(nn_model *m, int L, int H, int peephole) {
   for (int i = 0; i < NN_F; i++)
     m->feat_std[i] = 1.0f;
   m->tgt_std[0] = 1.0f;
+  const char *nl = cell == NN_CELL_RNN_RELU ? "relu" : "tanh";
   if (nn_model_set_meta(m, NN_META_FORMAT_KEY, NN_META_FORMAT) != 0 ||
-      nn_model_set_meta(m, NN_META_FEATURES_KEY, NN_META_FEATURES) != 0) {
+      nn_model_set_meta(m, NN_META_FEATURES_KEY, NN_META_FEATURES) != 0 ||
+      (nn_cell_gates(cell) == 1 && nn_model_set_meta(m, NN_META_NONLINEARITY_KEY, nl) != 0)) {
     nn_model_free(m);
     return TC_ENOMEM;
   }
@@ -158,9 +175,26 @@ const char *nn_model_get_meta(const nn_model *m, const char *key) {
   return NULL;
 }
 
-/* 1 when a and b have the same L, H and peephole, so per-instrument state carries over. */
+/* Removes a metadata entry, keeping the others in their order. */
+int nn_model_del_meta(nn_model *m, const char *key) {
+  if (!m || !key)
+    return TC_EINVAL;
+  for (int i = 0; i < m->nmeta; i++) {
+    if (strcmp(m->meta_key[i], key) != 0)
+      continue;
+    free(m->meta_key[i]);
+    free(m->meta_val[i]);
+    memmove(m->meta_key + i, m->meta_key + i + 1, (size_t)(m->nmeta - i - 1) * sizeof *m->meta_key);
+    memmove(m->meta_val + i, m->meta_val + i + 1, (size_t)(m->nmeta - i - 1) * sizeof *m->meta_val);
+    m->nmeta--;
+    return 0;
+  }
+  return TC_ENOENT;
+}
+
+/* 1 when a and b have the same cell, L, H and peephole, so per-instrument state carries over. */
 int nn_model_same_shape(const nn_model *a, const nn_model *b) {
-  return a && b && a->L == b->L && a->H == b->H && a->peephole == b->peephole;
+  return a && b && a->cell == b->cell && a->L == b->L && a->H == b->H && a->peephole == b->peephole;
 }
 
 /* Lists the tensors of m with their data (see model.h). */
@@ -168,7 +202,7 @@ int nn_model_tensors(const nn_model *m, nn_tensor *t) {
   float **slot[NN_TENSORS_MAX];
   /* model_layout only takes the addresses of m's pointer fields; nothing is written through them
    * here. */
-  int n = model_layout((nn_model *)m, m->L, m->H, m->peephole, t, slot);
+  int n = model_layout((nn_model *)m, m->cell, m->L, m->H, m->peephole, t, slot);
   for (int i = 0; i < n; i++)
     t[i].data = *slot[i];
   return n;

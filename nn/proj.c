@@ -22,18 +22,22 @@
 
 #define PROJ_INLINE static inline __attribute__((always_inline))
 
-/* The plain version: rows one at a time, each an axpy per k, which GCC vectorizes along G. */
-void nn_projT_plain(int B, int G, int K, const float *restrict a, const float *restrict wt, int ldw,
-                    float *restrict z) {
+/* The plain version: rows one at a time, each an axpy per k, which GCC vectorizes along G. z has
+ * row stride ldz. */
+static void projT_plain(int B, int G, int K, const float *restrict a, const float *restrict wt,
+                        int ldw, float *restrict z, int ldz) {
   for (int b = 0; b < B; b++) {
     const float *ar = a + (size_t)b * K;
-    float *zr = z + (size_t)b * G;
+    float *zr = z + (size_t)b * ldz;
     for (int k = 0; k < K; k++) {
       const float s = ar[k], *wk = wt + (size_t)k * ldw;
       for (int g = 0; g < G; g++)
         zr[g] = zr[g] + s * wk[g];
     }
   }
+}
+void nn_projT_plain(int B, int G, int K, const float *a, const float *wt, int ldw, float *z) {
+  projT_plain(B, G, K, a, wt, ldw, z, G);
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(NN_PROJ_NO_SIMD)
@@ -46,15 +50,15 @@ void nn_projT_plain(int B, int G, int K, const float *restrict a, const float *r
 /* One block of R rows x V vectors of 16 columns: acc (R, V) held in registers across the whole
  * K loop, one load of Wt per vector and one broadcast of a per row each k. With V == 1 the
  * vector is masked by `mask` (the columns left over at the end of G). a (R, K), wt (K, >= 16V)
- * with row stride ldw, z (R, >= 16V) with row stride G. R <= 4 and V <= 4 are constants at
+ * with row stride ldw, z (R, >= 16V) with row stride ldz. R <= 4 and V <= 4 are constants at
  * every call, so the loops unroll into registers. */
-PROJ_INLINE T512 void blk512(const int R, const int V, int G, int K, const float *a,
+PROJ_INLINE T512 void blk512(const int R, const int V, int ldz, int K, const float *a,
                              const float *wt, int ldw, float *z, __mmask16 mask) {
   __m512 acc[4][4], w[4];
   for (int r = 0; r < R; r++)
     for (int v = 0; v < V; v++)
-      acc[r][v] = V == 1 ? _mm512_maskz_loadu_ps(mask, z + (size_t)r * G)
-                         : _mm512_loadu_ps(z + (size_t)r * G + 16 * v);
+      acc[r][v] = V == 1 ? _mm512_maskz_loadu_ps(mask, z + (size_t)r * ldz)
+                         : _mm512_loadu_ps(z + (size_t)r * ldz + 16 * v);
   for (int k = 0; k < K; k++) {
     const float *wk = wt + (size_t)k * ldw;
     for (int v = 0; v < V; v++)
@@ -68,23 +72,23 @@ PROJ_INLINE T512 void blk512(const int R, const int V, int G, int K, const float
   for (int r = 0; r < R; r++)
     for (int v = 0; v < V; v++) {
       if (V == 1)
-        _mm512_mask_storeu_ps(z + (size_t)r * G, mask, acc[r][v]);
+        _mm512_mask_storeu_ps(z + (size_t)r * ldz, mask, acc[r][v]);
       else
-        _mm512_storeu_ps(z + (size_t)r * G + 16 * v, acc[r][v]);
+        _mm512_storeu_ps(z + (size_t)r * ldz + 16 * v, acc[r][v]);
     }
 }
 
 /* All B rows over one panel of V vectors (16V columns, or 1 masked vector): blocks of 4 rows,
  * then the 1-3 rows left over, so that all of them find the panel of Wt in L1. */
-PROJ_INLINE T512 void panel512(const int V, int B, int G, int K, const float *a, const float *wt,
+PROJ_INLINE T512 void panel512(const int V, int B, int ldz, int K, const float *a, const float *wt,
                                int ldw, float *z, __mmask16 mask) {
   int b = 0;
   for (; b + 4 <= B; b += 4)
-    blk512(4, V, G, K, a + (size_t)b * K, wt, ldw, z + (size_t)b * G, mask);
+    blk512(4, V, ldz, K, a + (size_t)b * K, wt, ldw, z + (size_t)b * ldz, mask);
   switch (B - b) {
-  case 1: blk512(1, V, G, K, a + (size_t)b * K, wt, ldw, z + (size_t)b * G, mask); break;
-  case 2: blk512(2, V, G, K, a + (size_t)b * K, wt, ldw, z + (size_t)b * G, mask); break;
-  case 3: blk512(3, V, G, K, a + (size_t)b * K, wt, ldw, z + (size_t)b * G, mask); break;
+  case 1: blk512(1, V, ldz, K, a + (size_t)b * K, wt, ldw, z + (size_t)b * ldz, mask); break;
+  case 2: blk512(2, V, ldz, K, a + (size_t)b * K, wt, ldw, z + (size_t)b * ldz, mask); break;
+  case 3: blk512(3, V, ldz, K, a + (size_t)b * K, wt, ldw, z + (size_t)b * ldz, mask); break;
   }
 }
 
@@ -92,15 +96,19 @@ PROJ_INLINE T512 void panel512(const int V, int B, int G, int K, const float *a,
  * K = 128) stays in L1 while every block of rows passes over it; then the columns left over, one
  * (masked) vector at a time. A block of 4 rows holds 16 accumulators and does 4 loads and 4
  * broadcasts per 16 FMAs: ~190 GFLOP/s on one Zen 5 core, near its peak. A single row is bound
- * by reading Wt (from L2 once K x G floats pass 48 KB). */
-T512 void nn_projT_avx512(int B, int G, int K, const float *a, const float *wt, int ldw, float *z) {
+ * by reading Wt (from L2 once K x G floats pass 48 KB). z has row stride ldz. */
+static T512 void projT512(int B, int G, int K, const float *a, const float *wt, int ldw, float *z,
+                          int ldz) {
   int g = 0;
   for (; g + 64 <= G; g += 64)
-    panel512(4, B, G, K, a, wt + g, ldw, z + g, 0xffff);
+    panel512(4, B, ldz, K, a, wt + g, ldw, z + g, 0xffff);
   for (; g < G; g += 16) {
     int n = G - g < 16 ? G - g : 16;
-    panel512(1, B, G, K, a, wt + g, ldw, z + g, (__mmask16)((1u << n) - 1));
+    panel512(1, B, ldz, K, a, wt + g, ldw, z + g, (__mmask16)((1u << n) - 1));
   }
+}
+T512 void nn_projT_avx512(int B, int G, int K, const float *a, const float *wt, int ldw, float *z) {
+  projT512(B, G, K, a, wt, ldw, z, G);
 }
 
 /* The AVX2 version: the same scheme with 8-float vectors, and with 16 registers, panels of 2
@@ -111,13 +119,13 @@ PROJ_INLINE T256 __m256i mask256(int n) {
 }
 
 /* As blk512, with 8-float vectors and masks as vectors. */
-PROJ_INLINE T256 void blk256(const int R, const int V, int G, int K, const float *a,
+PROJ_INLINE T256 void blk256(const int R, const int V, int ldz, int K, const float *a,
                              const float *wt, int ldw, float *z, __m256i mask) {
   __m256 acc[4][4], w[4];
   for (int r = 0; r < R; r++)
     for (int v = 0; v < V; v++)
-      acc[r][v] = V == 1 ? _mm256_maskload_ps(z + (size_t)r * G, mask)
-                         : _mm256_loadu_ps(z + (size_t)r * G + 8 * v);
+      acc[r][v] = V == 1 ? _mm256_maskload_ps(z + (size_t)r * ldz, mask)
+                         : _mm256_loadu_ps(z + (size_t)r * ldz + 8 * v);
   for (int k = 0; k < K; k++) {
     const float *wk = wt + (size_t)k * ldw;
     for (int v = 0; v < V; v++)
@@ -131,34 +139,38 @@ PROJ_INLINE T256 void blk256(const int R, const int V, int G, int K, const float
   for (int r = 0; r < R; r++)
     for (int v = 0; v < V; v++) {
       if (V == 1)
-        _mm256_maskstore_ps(z + (size_t)r * G, mask, acc[r][v]);
+        _mm256_maskstore_ps(z + (size_t)r * ldz, mask, acc[r][v]);
       else
-        _mm256_storeu_ps(z + (size_t)r * G + 8 * v, acc[r][v]);
+        _mm256_storeu_ps(z + (size_t)r * ldz + 8 * v, acc[r][v]);
     }
 }
 
 /* All B rows over one panel of V vectors (8V columns, or 1 masked vector), as panel512. */
-PROJ_INLINE T256 void panel256(const int V, int B, int G, int K, const float *a, const float *wt,
+PROJ_INLINE T256 void panel256(const int V, int B, int ldz, int K, const float *a, const float *wt,
                                int ldw, float *z, __m256i mask) {
   int b = 0;
   for (; b + 4 <= B; b += 4)
-    blk256(4, V, G, K, a + (size_t)b * K, wt, ldw, z + (size_t)b * G, mask);
+    blk256(4, V, ldz, K, a + (size_t)b * K, wt, ldw, z + (size_t)b * ldz, mask);
   switch (B - b) {
-  case 1: blk256(1, V, G, K, a + (size_t)b * K, wt, ldw, z + (size_t)b * G, mask); break;
-  case 2: blk256(2, V, G, K, a + (size_t)b * K, wt, ldw, z + (size_t)b * G, mask); break;
-  case 3: blk256(3, V, G, K, a + (size_t)b * K, wt, ldw, z + (size_t)b * G, mask); break;
+  case 1: blk256(1, V, ldz, K, a + (size_t)b * K, wt, ldw, z + (size_t)b * ldz, mask); break;
+  case 2: blk256(2, V, ldz, K, a + (size_t)b * K, wt, ldw, z + (size_t)b * ldz, mask); break;
+  case 3: blk256(3, V, ldz, K, a + (size_t)b * K, wt, ldw, z + (size_t)b * ldz, mask); break;
   }
 }
 
 /* Panels of 16 columns (2 vectors, 8 accumulators for 4 rows), then one masked vector at a
  * time. Measured by calling it directly on an AVX-512 machine: about half the speed of the
  * AVX-512 version, as the vector width says. */
-T256 void nn_projT_avx2(int B, int G, int K, const float *a, const float *wt, int ldw, float *z) {
+static T256 void projT256(int B, int G, int K, const float *a, const float *wt, int ldw, float *z,
+                          int ldz) {
   int g = 0;
   for (; g + 16 <= G; g += 16)
-    panel256(2, B, G, K, a, wt + g, ldw, z + g, mask256(8));
+    panel256(2, B, ldz, K, a, wt + g, ldw, z + g, mask256(8));
   for (; g < G; g += 8)
-    panel256(1, B, G, K, a, wt + g, ldw, z + g, mask256(G - g < 8 ? G - g : 8));
+    panel256(1, B, ldz, K, a, wt + g, ldw, z + g, mask256(G - g < 8 ? G - g : 8));
+}
+T256 void nn_projT_avx2(int B, int G, int K, const float *a, const float *wt, int ldw, float *z) {
+  projT256(B, G, K, a, wt, ldw, z, G);
 }
 #else
 /* Not x86: the SIMD versions exist only so that tests link; nn_projT_level() says not to call
@@ -198,17 +210,21 @@ int nn_projT_ldw(int G) {
   return 16 * (n | 1);
 }
 
-void nn_projT(int B, int G, int K, const float *a, const float *wt, int ldw, float *z) {
-  assert(B >= 0 && G >= 0 && K >= 0 && ldw >= G);
+void nn_projT_ld(int B, int G, int K, const float *a, const float *wt, int ldw, float *z, int ldz) {
+  assert(B >= 0 && G >= 0 && K >= 0 && ldw >= G && ldz >= G);
 #ifdef NN_PROJ_X86
   if (__builtin_cpu_supports("avx512f")) {
-    nn_projT_avx512(B, G, K, a, wt, ldw, z);
+    projT512(B, G, K, a, wt, ldw, z, ldz);
     return;
   }
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-    nn_projT_avx2(B, G, K, a, wt, ldw, z);
+    projT256(B, G, K, a, wt, ldw, z, ldz);
     return;
   }
 #endif
-  nn_projT_plain(B, G, K, a, wt, ldw, z);
+  projT_plain(B, G, K, a, wt, ldw, z, ldz);
+}
+
+void nn_projT(int B, int G, int K, const float *a, const float *wt, int ldw, float *z) {
+  nn_projT_ld(B, G, K, a, wt, ldw, z, G);
 }

@@ -1,9 +1,11 @@
 /* train.c: forward with caches, backpropagation through time, clipping and Adam for the contract
- * network. Projections are GEMMs over the whole batch (and, where the recurrence allows, over all
- * T steps at once); only the recurrent h . W_hh^T product runs step by step.
- * Not for inference (lstm.c) and not for reading data (daemon/dataset.c). */
+ * network: the layer loop, the head and the loss for every cell, and the LSTM's recurrence (the
+ * GRU's and RNN's are in train_cells.c). Projections are GEMMs over the whole batch (and, where
+ * the recurrence allows, over all T steps at once); only the recurrent h . W_hh^T product runs
+ * step by step. Not for inference (lstm.c) and not for reading data (daemon/dataset.c). */
 #include "nn/train.h"
 #include "nn/lstm_int.h"
+#include "nn/train_int.h"
 
 #include <assert.h>
 #include <cblas.h>
@@ -15,34 +17,49 @@
 
 int nn_train_init(nn_train *tr, const nn_model *m, int Bmax, int Tmax) {
   memset(tr, 0, sizeof *tr);
-  if (!m || m->L < 1 || m->L > NN_MAX_LAYERS || m->H < 1 || Bmax < 1 || Tmax < 1)
+  if (!m || m->L < 1 || m->L > NN_MAX_LAYERS || m->H < 1 || Bmax < 1 || Tmax < 1 ||
+      !nn_cell_valid(m->cell) || m->G != nn_cell_gates(m->cell) * m->H)
     return TC_EINVAL;
-  int L = m->L, H = m->H;
+  const int L = m->L, H = m->H, G = m->G, lstm = m->cell == NN_CELL_LSTM,
+            gru = m->cell == NN_CELL_GRU;
   size_t TB = (size_t)Tmax * Bmax, T1B = (size_t)(Tmax + 1) * Bmax;
-  size_t n = TB * NN_F                                         /* x */
-             + (size_t)L * (TB * 4 * H + 2 * T1B * H + TB * H) /* gates, h, c, tc */
-             + 2 * TB                                          /* y, dy */
-             + TB * 4 * H + 2 * TB * H                         /* dz, dhin, dhin2 */
-             + 2 * (size_t)Bmax * H;                           /* dh, dc */
+  size_t n = TB * NN_F                                        /* x */
+             + (size_t)L * (TB * G + T1B * H)                 /* gates, h */
+             + (lstm ? (size_t)L * (T1B * H + TB * H) : 0)    /* c, tc */
+             + (gru ? (size_t)L * TB * H : 0)                 /* hn */
+             + 2 * TB                                         /* y, dy */
+             + TB * G + (gru ? TB * G + (size_t)Bmax * G : 0) /* dz, dzh, zh */
+             + 2 * TB * H                                     /* dhin, dhin2 */
+             + 2 * (size_t)Bmax * H;                          /* dh, dc */
   tr->buf = calloc(n, sizeof(float));
   if (!tr->buf)
     return TC_ENOMEM;
+  tr->cell = m->cell;
   tr->L = L;
   tr->H = H;
+  tr->G = G;
   tr->peephole = m->peephole;
   tr->Bmax = Bmax;
   tr->Tmax = Tmax;
   float *p = tr->buf;
   tr->x = p, p += TB * NN_F;
   for (int k = 0; k < L; k++) {
-    tr->gates[k] = p, p += TB * 4 * H;
+    tr->gates[k] = p, p += TB * G;
     tr->h[k] = p, p += T1B * H;
-    tr->c[k] = p, p += T1B * H;
-    tr->tc[k] = p, p += TB * H;
+    if (lstm) {
+      tr->c[k] = p, p += T1B * H;
+      tr->tc[k] = p, p += TB * H;
+    }
+    if (gru)
+      tr->hn[k] = p, p += TB * H;
   }
   tr->y = p, p += TB;
   tr->dy = p, p += TB;
-  tr->dz = p, p += TB * 4 * H;
+  tr->dz = p, p += TB * G;
+  if (gru) {
+    tr->dzh = p, p += TB * G;
+    tr->zh = p, p += (size_t)Bmax * G;
+  }
   tr->dhin = p, p += TB * H;
   tr->dhin2 = p, p += TB * H;
   tr->dh = p, p += (size_t)Bmax * H;
@@ -130,11 +147,34 @@ static void row_backward(int H, const float *restrict g, const float *restrict c
   }
 }
 
+/* Layer k of the LSTM over the T steps of the last forward: Z = tr->gates[k] holds the input side
+ * with both biases; h[0], c[0] the initial state. Fills h, c, tc for t = 1..T and turns Z into
+ * the gate activations. */
+static void lstm_layer_forward(nn_train *tr, const nn_model *m, int k) {
+  const int H = m->H, G = 4 * H, B = tr->B, T = tr->T;
+  float *Z = tr->gates[k], *hk = tr->h[k], *ck = tr->c[k], *tck = tr->tc[k];
+  const float *wci = m->w_ci[k], *wcf = m->w_cf[k], *wco = m->w_co[k];
+  for (int t = 0; t < T; t++) {
+    float *zt = Z + (size_t)t * B * G;        /* (B, 4H) */
+    const float *hp = hk + (size_t)t * B * H; /* (B, H) h before step t */
+    const float *cp = ck + (size_t)t * B * H; /* (B, H) */
+    float *hn = hk + (size_t)(t + 1) * B * H; /* (B, H) h after step t */
+    float *cn = ck + (size_t)(t + 1) * B * H;
+    float *tct = tck + (size_t)t * B * H;
+    /* zt (B, 4H) += h (B, H) . W_hh^T (H, 4H) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, H, 1.0f, hp, H, m->W_hh[k], H, 1.0f,
+                zt, G);
+    for (int b = 0; b < B; b++)
+      row_forward(H, zt + (size_t)b * G, cp + (size_t)b * H, cn + (size_t)b * H,
+                  tct + (size_t)b * H, hn + (size_t)b * H, wci, wcf, wco);
+  }
+}
+
 double nn_train_forward(nn_train *tr, const nn_model *m, int B, int T, const float *x,
                         const float *tgt, const float *w, float *state) {
   assert(B >= 1 && B <= tr->Bmax && T >= 1 && T <= tr->Tmax);
-  assert(m->L == tr->L && m->H == tr->H && m->peephole == tr->peephole);
-  const int L = m->L, H = m->H, G = 4 * H, TB = T * B;
+  assert(m->cell == tr->cell && m->L == tr->L && m->H == tr->H && m->peephole == tr->peephole);
+  const int L = m->L, H = m->H, G = m->G, TB = T * B, nv = nn_cell_state_vectors(m->cell);
   const size_t sf = nn_state_floats(m);
   tr->B = B;
   tr->T = T;
@@ -142,38 +182,37 @@ double nn_train_forward(nn_train *tr, const nn_model *m, int B, int T, const flo
   for (int k = 0; k < L; k++) {
     const int D = k == 0 ? NN_F : H;
     const float *X = k == 0 ? tr->x : tr->h[k - 1] + (size_t)B * H; /* (T*B, D) */
-    float *Z = tr->gates[k];                                        /* (T*B, 4H) */
-    float *hk = tr->h[k], *ck = tr->c[k], *tck = tr->tc[k];
+    float *Z = tr->gates[k];                                        /* (T*B, G) */
+    float *hk = tr->h[k], *ck = tr->c[k];
     const float *bi = m->b_ih[k], *bh = m->b_hh[k];
-    const float *wci = m->w_ci[k], *wcf = m->w_cf[k], *wco = m->w_co[k];
-    /* Z (T*B, 4H) = b_ih + b_hh, then += X (T*B, D) . W_ih^T (D, 4H), for all steps at once. */
-    for (int r = 0; r < TB; r++)
-      for (int j = 0; j < G; j++)
+    /* Z (T*B, G) = b_ih + b_hh, then += X (T*B, D) . W_ih^T (D, G), for all steps at once. The
+     * GRU's n block takes b_in alone: b_hn is on the recurrent side, which r multiplies. */
+    const int Gb = m->cell == NN_CELL_GRU ? 2 * H : G;
+    for (int r = 0; r < TB; r++) {
+      for (int j = 0; j < Gb; j++)
         Z[(size_t)r * G + j] = bi[j] + bh[j];
+      for (int j = Gb; j < G; j++)
+        Z[(size_t)r * G + j] = bi[j];
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, TB, G, D, 1.0f, X, D, m->W_ih[k], D, 1.0f,
                 Z, G);
     for (int b = 0; b < B; b++) {
-      memcpy(hk + (size_t)b * H, state + b * sf + (size_t)(2 * k) * H, sizeof(float) * H);
-      memcpy(ck + (size_t)b * H, state + b * sf + (size_t)(2 * k + 1) * H, sizeof(float) * H);
+      memcpy(hk + (size_t)b * H, state + b * sf + (size_t)(nv * k) * H, sizeof(float) * H);
+      if (ck)
+        memcpy(ck + (size_t)b * H, state + b * sf + (size_t)(2 * k + 1) * H, sizeof(float) * H);
     }
-    for (int t = 0; t < T; t++) {
-      float *zt = Z + (size_t)t * B * G;        /* (B, 4H) */
-      const float *hp = hk + (size_t)t * B * H; /* (B, H) h before step t */
-      const float *cp = ck + (size_t)t * B * H; /* (B, H) */
-      float *hn = hk + (size_t)(t + 1) * B * H; /* (B, H) h after step t */
-      float *cn = ck + (size_t)(t + 1) * B * H;
-      float *tct = tck + (size_t)t * B * H;
-      /* zt (B, 4H) += h (B, H) . W_hh^T (H, 4H) */
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, H, 1.0f, hp, H, m->W_hh[k], H,
-                  1.0f, zt, G);
-      for (int b = 0; b < B; b++)
-        row_forward(H, zt + (size_t)b * G, cp + (size_t)b * H, cn + (size_t)b * H,
-                    tct + (size_t)b * H, hn + (size_t)b * H, wci, wcf, wco);
+    switch (m->cell) {
+    case NN_CELL_GRU: nn_train_gru_forward(tr, m, k); break;
+    case NN_CELL_RNN_TANH:
+    case NN_CELL_RNN_RELU: nn_train_rnn_forward(tr, m, k); break;
+    default: lstm_layer_forward(tr, m, k); break;
     }
     for (int b = 0; b < B; b++) {
-      memcpy(state + b * sf + (size_t)(2 * k) * H, hk + ((size_t)T * B + b) * H, sizeof(float) * H);
-      memcpy(state + b * sf + (size_t)(2 * k + 1) * H, ck + ((size_t)T * B + b) * H,
+      memcpy(state + b * sf + (size_t)(nv * k) * H, hk + ((size_t)T * B + b) * H,
              sizeof(float) * H);
+      if (ck)
+        memcpy(state + b * sf + (size_t)(2 * k + 1) * H, ck + ((size_t)T * B + b) * H,
+               sizeof(float) * H);
     }
   }
   /* y (T*B) = h_top (T*B, H) . head_w^T + head_b; the loss and its gradient. */
@@ -193,8 +232,35 @@ double nn_train_forward(nn_train *tr, const nn_model *m, int B, int T, const flo
   return loss;
 }
 
+/* Layer k of the LSTM backward over the T steps of the last forward: from tr->dhin (T*B, H),
+ * d loss / d h from above, fills tr->dz (T*B, 4H) and adds the peephole gradients. */
+static void lstm_layer_backward(nn_train *tr, const nn_model *m, int k, float *grad) {
+  const int H = m->H, G = 4 * H, B = tr->B, T = tr->T;
+  const float *gk = tr->gates[k], *ck = tr->c[k], *tck = tr->tc[k];
+  const float *wci = m->w_ci[k], *wcf = m->w_cf[k], *wco = m->w_co[k];
+#define GRAD(p) (grad + ((p)-m->params))
+  float *gci = wci ? GRAD(m->w_ci[k]) : NULL, *gcf = wcf ? GRAD(m->w_cf[k]) : NULL,
+        *gco = wco ? GRAD(m->w_co[k]) : NULL;
+#undef GRAD
+  float *dz = tr->dz, *dh = tr->dh, *dc = tr->dc;
+  memset(dh, 0, sizeof(float) * (size_t)B * H);
+  memset(dc, 0, sizeof(float) * (size_t)B * H);
+  for (int t = T - 1; t >= 0; t--) {
+    for (int b = 0; b < B; b++) {
+      size_t r = (size_t)t * B + b;
+      row_backward(H, gk + r * G, ck + r * H, ck + (r + B) * H, tck + r * H, tr->dhin + r * H,
+                   dh + (size_t)b * H, dc + (size_t)b * H, dz + r * G, wci, wcf, wco, gci, gcf,
+                   gco);
+    }
+    /* dh (B, H) = dz_t (B, 4H) . W_hh (4H, H); not needed past the window start. */
+    if (t > 0)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, G, 1.0f, dz + (size_t)t * B * G,
+                  G, m->W_hh[k], H, 0.0f, dh, H);
+  }
+}
+
 void nn_train_backward(nn_train *tr, const nn_model *m, float *grad) {
-  const int L = m->L, H = m->H, G = 4 * H, B = tr->B, T = tr->T, TB = T * B;
+  const int L = m->L, H = m->H, G = m->G, B = tr->B, T = tr->T, TB = T * B;
 #define GRAD(p) (grad + ((p)-m->params))
   /* Head: d head_w (1, H) += dy (T*B)^T . h_top (T*B, H); dhin (T*B, H) = dy x head_w. */
   const float *top = tr->h[L - 1] + (size_t)B * H;
@@ -211,40 +277,31 @@ void nn_train_backward(nn_train *tr, const nn_model *m, float *grad) {
   for (int k = L - 1; k >= 0; k--) {
     const int D = k == 0 ? NN_F : H;
     const float *X = k == 0 ? tr->x : tr->h[k - 1] + (size_t)B * H; /* (T*B, D) */
-    const float *gk = tr->gates[k], *hk = tr->h[k], *ck = tr->c[k], *tck = tr->tc[k];
-    const float *wci = m->w_ci[k], *wcf = m->w_cf[k], *wco = m->w_co[k];
-    float *gci = wci ? GRAD(m->w_ci[k]) : NULL, *gcf = wcf ? GRAD(m->w_cf[k]) : NULL,
-          *gco = wco ? GRAD(m->w_co[k]) : NULL;
-    float *dz = tr->dz, *dh = tr->dh, *dc = tr->dc;
-    memset(dh, 0, sizeof(float) * (size_t)B * H);
-    memset(dc, 0, sizeof(float) * (size_t)B * H);
-    for (int t = T - 1; t >= 0; t--) {
-      for (int b = 0; b < B; b++) {
-        size_t r = (size_t)t * B + b;
-        row_backward(H, gk + r * G, ck + r * H, ck + (r + B) * H, tck + r * H, tr->dhin + r * H,
-                     dh + (size_t)b * H, dc + (size_t)b * H, dz + r * G, wci, wcf, wco, gci, gcf,
-                     gco);
-      }
-      /* dh (B, H) = dz_t (B, 4H) . W_hh (4H, H); not needed past the window start. */
-      if (t > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, G, 1.0f,
-                    dz + (size_t)t * B * G, G, m->W_hh[k], H, 0.0f, dh, H);
+    const float *hk = tr->h[k];
+    float *dz = tr->dz;
+    switch (m->cell) {
+    case NN_CELL_GRU: nn_train_gru_backward(tr, m, k); break;
+    case NN_CELL_RNN_TANH:
+    case NN_CELL_RNN_RELU: nn_train_rnn_backward(tr, m, k); break;
+    default: lstm_layer_backward(tr, m, k, grad); break;
     }
-    /* d W_hh (4H, H) += dz^T (4H, T*B) . h_prev (T*B, H); d W_ih (4H, D) += dz^T . X (T*B, D) */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, H, TB, 1.0f, dz, G, hk, H, 1.0f,
+    /* The recurrent side's pre-activation gradient: the GRU's differs from dz in its n block. */
+    const float *dzr = m->cell == NN_CELL_GRU ? tr->dzh : dz; /* (T*B, G) */
+    /* d W_hh (G, H) += dzr^T (G, T*B) . h_prev (T*B, H); d W_ih (G, D) += dz^T . X (T*B, D) */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, H, TB, 1.0f, dzr, G, hk, H, 1.0f,
                 GRAD(m->W_hh[k]), H);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, D, TB, 1.0f, dz, G, X, D, 1.0f,
                 GRAD(m->W_ih[k]), D);
     float *gbi = GRAD(m->b_ih[k]), *gbh = GRAD(m->b_hh[k]);
     for (int r = 0; r < TB; r++) {
-      const float *dzr = dz + (size_t)r * G;
+      const float *dzx = dz + (size_t)r * G, *dzh = dzr + (size_t)r * G;
       for (int j = 0; j < G; j++)
-        gbi[j] += dzr[j];
+        gbi[j] += dzx[j];
       for (int j = 0; j < G; j++)
-        gbh[j] += dzr[j];
+        gbh[j] += dzh[j];
     }
     if (k > 0) {
-      /* dhin for layer k-1 (T*B, H) = dz (T*B, 4H) . W_ih (4H, H) */
+      /* dhin for layer k-1 (T*B, H) = dz (T*B, G) . W_ih (G, H) */
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, TB, H, G, 1.0f, dz, G, m->W_ih[k], H,
                   0.0f, tr->dhin2, H);
       float *tmp = tr->dhin;
@@ -285,7 +342,7 @@ static void fill_uniform(float *p, size_t n, float a, nn_rng *r) {
 }
 
 void nn_train_init_weights(nn_model *m, nn_rng *r) {
-  const int H = m->H, G = 4 * H;
+  const int H = m->H, G = m->G;
   float a = 1.0f / sqrtf((float)H);
   for (int k = 0; k < m->L; k++) {
     int D = k == 0 ? NN_F : H;

@@ -1,8 +1,8 @@
-/* train.h: training of the contract network (CONTRACT §3): a forward pass over B sequences x T
- * steps that keeps what the backward pass needs, backpropagation through time into a gradient
- * array parallel to m->params, global-norm clipping, Adam, weight initialization and a seedable
- * PRNG. Pure math: no files and no data loading (daemon/dataset.h does that); inference lives in
- * lstm.h. */
+/* train.h: training of the contract network (CONTRACT §3) with any of its cells (LSTM, GRU,
+ * RNN): a forward pass over B sequences x T steps that keeps what the backward pass needs,
+ * backpropagation through time into a gradient array parallel to m->params, global-norm
+ * clipping, Adam, weight initialization and a seedable PRNG. Pure math: no files and no data
+ * loading (daemon/dataset.h does that); inference lives in lstm.h. */
 #ifndef NN_TRAIN_H
 #define NN_TRAIN_H
 
@@ -52,24 +52,30 @@ static inline uint64_t nn_rng_below(nn_rng *r, uint64_t n) {
 
 /* Scratch and caches for one minibatch of at most Bmax sequences x Tmax steps. All buffers are in
  * one allocation made by nn_train_init; forward and backward never allocate. Buffers are used
- * compactly with the B and T of the last forward call, row index t * B + b. */
+ * compactly with the B and T of the last forward call, row index t * B + b. G is the model's
+ * gate rows (4H LSTM, 3H GRU, H RNN). */
 typedef struct nn_train {
-  int L, H, peephole;          /* the shape it was made for */
+  int cell, L, H, G, peephole; /* the shape it was made for */
   int Bmax, Tmax;              /* capacity */
   int B, T;                    /* of the last forward pass */
   float *buf;                  /* the one allocation */
   float *x;                    /* (T, B, NN_F) inputs of the last forward */
-  float *gates[NN_MAX_LAYERS]; /* (T, B, 4H) i, f, g, o after their nonlinearities */
+  float *gates[NN_MAX_LAYERS]; /* (T, B, G) LSTM: i, f, g, o after their nonlinearities; GRU: r, z,
+                                  n likewise; RNN: the pre-activations */
   float *h[NN_MAX_LAYERS];     /* (T + 1, B, H) h[0] = initial state, h[t + 1] after step t */
-  float *c[NN_MAX_LAYERS];     /* (T + 1, B, H) the same for c */
-  float *tc[NN_MAX_LAYERS];    /* (T, B, H) tanh(c) after step t */
+  float *c[NN_MAX_LAYERS];     /* LSTM: (T + 1, B, H) the same for c; else NULL */
+  float *tc[NN_MAX_LAYERS];    /* LSTM: (T, B, H) tanh(c) after step t; else NULL */
+  float *hn[NN_MAX_LAYERS];    /* GRU: (T, B, H) W_hn h + b_hn at step t, which r multiplied */
   float *y;                    /* (T, B) outputs (standardized) */
   float *dy;                   /* (T, B) d loss / d y */
-  float *dz;                   /* (T, B, 4H) d loss / d gate pre-activations of the current layer */
+  float *dz;    /* (T, B, G) d loss / d gate pre-activations of the current layer (GRU: of the
+                   input side, W_ih x + b_ih) */
+  float *dzh;   /* GRU: (T, B, G) the same for the recurrent side, W_hh h + b_hh; else NULL */
+  float *zh;    /* GRU: (B, G) one step's recurrent side; else NULL */
   float *dhin;  /* (T, B, H) d loss / d h coming from above (head or the next layer) */
   float *dhin2; /* (T, B, H) the same for the layer below, filled while going down */
   float *dh;    /* (B, H) d loss / d h[t] through the recurrence */
-  float *dc;    /* (B, H) d loss / d c[t] through the recurrence */
+  float *dc;    /* (B, H) d loss / d c[t] through the recurrence (LSTM) */
 } nn_train;
 
 /* Allocates caches for model shape m and batches of at most Bmax x Tmax.
@@ -81,8 +87,9 @@ void nn_train_free(nn_train *tr); /* accepts NULL and half-built */
  * x      (T, B, NN_F) standardized inputs
  * tgt    (T, B) standardized targets
  * w      (T, B) loss weight of each position (0 for padding; 1/count for a mean)
- * state  (B, L, 2, H) per sequence h0, c0, h1, c1, ...: in the initial state, out the final one
- *        (truncated BPTT: no gradient flows into the initial state)
+ * state  (B, nn_state_floats(m)) per sequence: LSTM (L, 2, H) h0, c0, h1, c1, ..., else (L, H)
+ *        h0, h1, ...: in the initial state, out the final one (truncated BPTT: no gradient flows
+ *        into the initial state)
  * Returns loss = sum w * (y - tgt)^2, accumulated in double. Outputs are left in tr->y.
  * The gate functions are the rational approximations of nn/gates.c (within ~4e-7 of libm). */
 double nn_train_forward(nn_train *tr, const nn_model *m, int B, int T, const float *x,
@@ -96,7 +103,7 @@ void nn_train_backward(nn_train *tr, const nn_model *m, float *grad);
  * Returns the norm before clipping. */
 double nn_grad_clip(float *grad, size_t n, double maxnorm);
 
-/* Fills the trainable tensors like PyTorch's nn.LSTM/nn.Linear defaults: uniform in
+/* Fills the trainable tensors like PyTorch's nn.LSTM/GRU/RNN and nn.Linear defaults: uniform in
  * [-1/sqrt(H), 1/sqrt(H)]; peepholes the same. features.* and target.* are left alone. */
 void nn_train_init_weights(nn_model *m, nn_rng *r);
 

@@ -1,5 +1,5 @@
 /* store.h: the state database: one SQLite file (WAL mode) holding the model binding, the next
- * input offset per partition and every instrument's (n, last tick, LSTM state), written in one
+ * input offset per partition and every instrument's (n, last tick, recurrent state), written in one
  * transaction per checkpoint. Not for deciding what or when to checkpoint (daemon/ckpt.h does),
  * and it knows nothing of libuv, Kafka or the symbol table: plain values in, plain values out.
  *
@@ -11,16 +11,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 1  /* PRAGMA user_version this code writes */
+#include "nn/base/cell.h"
+
+#define STORE_SCHEMA_VERSION 2  /* PRAGMA user_version this code writes */
 #define STORE_APP_ID 0x54434b43 /* PRAGMA application_id: "TCKC" */
 #define STORE_SYM_MAX 32        /* longest symbol (CONTRACT §1) */
 #define STORE_TOPIC_MAX 249     /* longest Kafka topic name */
 #define STORE_FEATURES_MAX 127  /* longest feature spec string */
 #define STORE_APP_MAX 63        /* longest writer name */
+#define STORE_CLUSTER_MAX 127   /* longest Kafka cluster id kept */
 
-/* State blob layout (all little-endian): magic "TCST", u16 version (1), u16 L, u32 H,
- * u32 float count (= L * 2 * H), then the floats (L, 2, H) = h0, c0, h1, c1, ..., then the XXH64
- * (seed 0) of every byte before it. */
+/* State blob layout (all little-endian): magic "TCST", u16 version (2), u8 cell (NN_CELL_* of
+ * nn/base/cell.h), u8 L, u32 H, u32 float count (= L * 2 * H for the LSTM, L * H for the GRU and
+ * RNN), then the floats (LSTM: (L, 2, H) = h0, c0, h1, c1, ...; else (L, H) = h0, h1, ...), then
+ * the XXH64 (seed 0) of every byte before it. Version 1 (written before the cell byte) has a u16
+ * L where version 2 has the cell and L, and is read as an LSTM's state. */
 #define STORE_BLOB_HEADER 16
 #define STORE_BLOB_TRAILER 8
 
@@ -31,25 +36,31 @@ typedef struct store store; /* opaque */
 
 /* The model binding and bookkeeping, one row. */
 typedef struct store_meta {
-  char model_sha256[65];                 /* lowercase hex, "" when no model is bound yet */
-  char features[STORE_FEATURES_MAX + 1]; /* e.g. "ret,log_qty,log_dt,spread" */
-  int L;                                 /* layers */
-  int H;                                 /* hidden size */
-  int64_t ckpt_time_ns;                  /* wall clock of the last checkpoint, 0 when none */
-  uint64_t ckpts;                        /* checkpoints written so far */
-  char app[STORE_APP_MAX + 1];           /* writer, e.g. "tickcast 0.1.0" */
+  char model_sha256[65];                  /* lowercase hex, "" when no model is bound yet */
+  char features[STORE_FEATURES_MAX + 1];  /* e.g. "ret,log_qty,log_dt,spread" */
+  int cell;                               /* the states' cell (NN_CELL_*; schema 1: the LSTM) */
+  int L;                                  /* layers */
+  int H;                                  /* hidden size */
+  int64_t ckpt_time_ns;                   /* wall clock of the last checkpoint, 0 when none */
+  uint64_t ckpts;                         /* checkpoints written so far */
+  char app[STORE_APP_MAX + 1];            /* writer, e.g. "tickcast 0.1.0" */
+  char cluster_id[STORE_CLUSTER_MAX + 1]; /* Kafka cluster the offsets belong to, "" unbound */
+  char input_topic[STORE_TOPIC_MAX + 1];  /* input topic they belong to, "" unbound */
 } store_meta;
 
 /* One instrument as stored. On write, sym and state point at the caller's memory; on load they
  * point into the store's buffers and are valid only during the callback. */
 typedef struct store_inst {
-  const char *sym;    /* not NUL-terminated on write; sym_len bytes */
-  size_t sym_len;     /* 1..STORE_SYM_MAX */
-  int32_t partition;  /* input partition, -1 for none */
-  uint64_t n;         /* ticks applied to the state */
-  int64_t last_ts;    /* ns of the last accepted tick */
-  double last_px;     /* px of the last accepted tick */
-  const float *state; /* (L, 2, H) h and c of every layer */
+  const char *sym;     /* not NUL-terminated on write; sym_len bytes */
+  size_t sym_len;      /* 1..STORE_SYM_MAX */
+  int32_t partition;   /* input partition, -1 for none */
+  uint64_t n;          /* ticks applied to the state */
+  int64_t last_ts;     /* ns of the last accepted tick */
+  double last_px;      /* px of the last accepted tick */
+  const float *state;  /* (L, 2, H) h and c of every layer of an LSTM, (L, H) h of a GRU or RNN */
+  int64_t next_offset; /* the state holds the instrument's ticks below this input offset (at
+                        * least its partition's stored offset); -1: unknown (a schema 1 row,
+                        * which is at its partition's stored offset) */
 } store_inst;
 
 /* The next offset to read on one input partition. */
@@ -73,6 +84,7 @@ typedef struct store_ckpt {
   int64_t time_ns;          /* wall clock recorded as the checkpoint time */
   int L;                    /* layers of every state */
   int H;                    /* hidden size of every state */
+  int cell;                 /* cell of every state (NN_CELL_*); 0 is the LSTM */
 } store_ckpt;
 
 /* Parses "normal" or "full" (the --sync flag); returns STORE_SYNC_* or -1. */
@@ -104,22 +116,31 @@ struct sqlite3 *store_handle(store *st);
 /* Reads the meta row. Returns 0, or TC_ENOENT when it was never written (fresh file). */
 int store_meta_get(store *st, store_meta *m, char *err, size_t errlen);
 
-/* Writes the meta row (every field; ckpt_time_ns and ckpts as given). */
+/* Writes the meta row (every field but the binding; ckpt_time_ns and ckpts as given). TC_EINVAL
+ * for a cell not of nn/base/cell.h. */
 int store_meta_set(store *st, const store_meta *m, char *err, size_t errlen);
 
-/* Writes one checkpoint in one transaction (see store_ckpt). Every state has c->L * 2 * c->H
- * floats. On any failure nothing of it is written (rolled back) and the return is
- * TC_EBUSY (locked by another connection: retry later), TC_EIO (disk full, read-only file, I/O
- * error), TC_EINVAL (a bad row) or TC_ESTORE; err names the cause. */
+/* Binds the file to a Kafka cluster id and input topic (meta; the row must exist). */
+int store_binding_set(store *st, const char *cluster_id, const char *input_topic, char *err,
+                      size_t errlen);
+
+/* Writes one checkpoint in one transaction (see store_ckpt). Every state has
+ * store_blob_floats(c->cell, c->L, c->H) floats. On any failure nothing of it is written (rolled
+ * back) and the return is TC_EBUSY (locked by another connection: retry later), TC_EIO (disk full,
+ * read-only file, I/O error), TC_EINVAL (a bad row) or TC_ESTORE; err names the cause. */
 int store_checkpoint_write(store *st, const store_ckpt *c, char *err, size_t errlen);
 
 /* Calls fn for every stored instrument (in storage order), after checking each state blob: magic,
- * version, L and H equal to the arguments, length, checksum. A bad blob stops the load with
- * TC_EFORMAT and err naming the symbol and the check. fn returning non-zero stops the load and
- * that value is returned. */
+ * version, cell, L and H equal to the arguments, length, checksum. A state of another cell stops
+ * the load with TC_EMODEL, any other bad blob with TC_EFORMAT, and err names the symbol and the
+ * check. fn returning non-zero stops the load and that value is returned. */
 typedef int (*store_inst_fn)(void *ud, const store_inst *in);
-int store_instruments_load(store *st, int L, int H, store_inst_fn fn, void *ud, char *err,
+int store_instruments_load(store *st, int cell, int L, int H, store_inst_fn fn, void *ud, char *err,
                            size_t errlen);
+
+/* store_instruments_load for the instruments of one partition only (an index lookup). */
+int store_instruments_load_partition(store *st, int cell, int L, int H, int32_t partition,
+                                     store_inst_fn fn, void *ud, char *err, size_t errlen);
 
 /* Calls fn for the k instruments with the largest n (ties by sym), without checking or passing
  * the state (in->state is NULL). For inspection. */
@@ -132,20 +153,32 @@ int store_instruments_count(store *st, uint64_t *count, char *err, size_t errlen
  * by topic and partition. */
 int store_offsets_load(store *st, store_offset **out, size_t *n, char *err, size_t errlen);
 
+/* Deletes the instruments of one partition and its stored offset of topic, in one transaction (a
+ * partition whose stored state describes another stream, e.g. a recreated topic). */
+int store_partition_reset(store *st, const char *topic, int32_t partition, char *err,
+                          size_t errlen);
+
 /* Deletes every instrument and offset in one transaction (--reset-state); meta is kept. */
 int store_reset(store *st, char *err, size_t errlen);
 
-/* Bytes of a state blob of L layers of H: STORE_BLOB_HEADER + 4 * L * 2 * H + STORE_BLOB_TRAILER.
- */
-size_t store_blob_len(int L, int H);
+/* Floats of one state of the cell, L layers of H (nn_state_floats of such a model). */
+size_t store_blob_floats(int cell, int L, int H);
 
-/* Encodes a state blob (STORE_BLOB_HEADER + 4 * L * 2 * H + STORE_BLOB_TRAILER bytes) into buf;
- * returns its length. For tests and tools. state (L, 2, H). */
-size_t store_blob_encode(unsigned char *buf, int L, int H, const float *state);
+/* Bytes of a state blob: STORE_BLOB_HEADER + 4 * store_blob_floats + STORE_BLOB_TRAILER. */
+size_t store_blob_len(int cell, int L, int H);
 
-/* Checks and decodes a blob into state (L, 2, H). 0, or TC_EFORMAT with err saying which check
+/* Encodes a state blob (version 2, store_blob_len bytes) into buf; returns its length. state
+ * (store_blob_floats). */
+size_t store_blob_encode(unsigned char *buf, int cell, int L, int H, const float *state);
+
+/* Checks and decodes a blob into state (store_blob_floats). 0, TC_EMODEL when it holds a state
+ * of another cell than `cell` (err names both), or TC_EFORMAT with err saying which other check
  * failed (magic, version, shape, length, checksum). */
-int store_blob_decode(const unsigned char *buf, size_t len, int L, int H, float *state, char *err,
-                      size_t errlen);
+int store_blob_decode(const unsigned char *buf, size_t len, int cell, int L, int H, float *state,
+                      char *err, size_t errlen);
+
+/* The cell a blob says it holds (a version 1 blob: the LSTM), or -1 when buf is no blob of a
+ * known version and cell; the rest is not checked. */
+int store_blob_cell(const unsigned char *buf, size_t len);
 
 #endif

@@ -65,8 +65,8 @@ src = [json.loads(m['value'])['src'] for m in map(json.loads, open(sys.argv[2]))
 assert len(src) == len(set(src)), 'duplicate src'
 print(len(src))" "$TMP/p1-$strategy.jsonl" "$TMP/p2-$strategy.jsonl")
   tc_eq "new predictions, one per new tick" "$NEW" 240
-  grep -q "instruments from the hand-off in $G.state" "$TMP/run-$strategy-a.log" ||
-    tc_fail "a took no hand-off: $(grep -i "hand-off" "$TMP"/run-$strategy-*.log)"
+  grep -q "from the changelog $G.state" "$TMP/run-$strategy-a.log" ||
+    tc_fail "a resumed nothing from the changelog: $(grep -i "changelog" "$TMP"/run-$strategy-*.log)"
   $PY "$H" check-preds "$TMP/p2-$strategy.jsonl" "$TMP/rab.csv"
   tc_eq "partitions a took over from b's hand-offs (/metrics)" \
     "$(curl -s "http://127.0.0.1:${PORTS[0]}/metrics" | sed -n 's/^tickcast_handoffs_in_total //p')" 2

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""gen_fixtures.py: regenerates the PyTorch fixtures that tests/test_nn_lstm.c and
-tests/test_nn_model.c check the C network against (CONTRACT §3-§4).
+"""gen_fixtures.py: regenerates the PyTorch fixtures that tests/test_nn_lstm.c,
+tests/test_nn_cells.c and tests/test_nn_model.c check the C network against (CONTRACT §3-§4,
+and the GRU and RNN cells).
 
 Run with Debian's python3 (torch 1.13, numpy):  /usr/bin/python3 tests/gen_fixtures.py
 For each case it writes, under tests/fixtures/:
@@ -12,7 +13,9 @@ For each case it writes, under tests/fixtures/:
 The expected y is computed in float64 from the float32 weights, so it is the contract's exact
 answer; the C code (float32, approximate gates) must match within 1e-5. Without peepholes the
 reference is torch.nn.LSTM itself (cross-checked against the hand-written contract equations);
-with peepholes it is the contract equations written out in torch.
+with peepholes it is the contract equations written out in torch. The GRU and RNN cases
+(nn_gru_*, nn_rnn_tanh_*, nn_rnn_relu_*) are torch.nn.GRU and torch.nn.RNN themselves, cross-checked
+against their equations written out here, with the instrument count N varying by case.
 """
 import json
 import os
@@ -74,6 +77,36 @@ def contract_step(sd, L, H, peep, x, h, c):
     return inp @ sd["head.weight"].T + sd["head.bias"]  # (N, 1)
 
 
+def add_head(sd, g, H):
+    sd["head.weight"] = torch.randn(1, H, generator=g) * 0.5
+    sd["head.bias"] = torch.randn(1, generator=g) * 0.1
+
+
+def scaled_and_inputs(sd, g, n):
+    """sd with the scaling tensors every case has, all float32; and the inputs x (T, n, 4): mostly
+    N(0, 1), with spikes of +-6 and an instrument with long quiet stretches."""
+    sd["features.mean"] = torch.tensor([1e-5, 2.3, 0.4, 3e-4])
+    sd["features.std"] = torch.tensor([2e-3, 1.1, 0.7, 1e-4])
+    sd["target.mean"] = torch.tensor([-2e-6])
+    sd["target.std"] = torch.tensor([1.7e-3])
+    sd = {k: v.float() for k, v in sd.items()}
+    x = torch.randn(T, n, 4, generator=g)
+    spikes = torch.rand(T, n, 4, generator=g) < 0.03
+    x[spikes] = 6.0 * torch.sign(torch.randn(int(spikes.sum()), generator=g))
+    x[40:90, n - 1, :] = 0.0
+    return sd, x.float()
+
+
+def save_case(name, sd, x, y, n, meta=None):
+    """nn_<name>.safetensors (with the test.* metadata), .x.f32 and .y.f32."""
+    meta = dict({"tickcast.format": "1", "tickcast.features": "ret,log_qty,log_dt,spread",
+                 "test.case": name, "test.instruments": str(n), "test.steps": str(T)}, **(meta or {}))
+    save_safetensors(os.path.join(OUT, f"nn_{name}.safetensors"),
+                     {k: v.numpy() for k, v in sd.items()}, meta)
+    x.numpy().astype("<f4").tofile(os.path.join(OUT, f"nn_{name}.x.f32"))
+    y.float().numpy().astype("<f4").tofile(os.path.join(OUT, f"nn_{name}.y.f32"))
+
+
 def make_case(name, L, H, peep, seed):
     g = torch.Generator().manual_seed(seed)
     lstm = torch.nn.LSTM(4, H, num_layers=L)
@@ -82,24 +115,12 @@ def make_case(name, L, H, peep, seed):
     # Weights twice PyTorch's default init scale, so that gates leave their linear region.
     for n, p in lstm.state_dict().items():
         sd["lstm." + n] = (torch.rand(p.shape, generator=g) * 2 - 1) * 2 / H ** 0.5
-    sd["head.weight"] = torch.randn(1, H, generator=g) * 0.5
-    sd["head.bias"] = torch.randn(1, generator=g) * 0.1
+    add_head(sd, g, H)
     if peep:
         for k in range(L):
             for w in ("ci", "cf", "co"):
                 sd[f"lstm.weight_{w}_l{k}"] = torch.rand(H, generator=g) - 0.5
-    sd["features.mean"] = torch.tensor([1e-5, 2.3, 0.4, 3e-4])
-    sd["features.std"] = torch.tensor([2e-3, 1.1, 0.7, 1e-4])
-    sd["target.mean"] = torch.tensor([-2e-6])
-    sd["target.std"] = torch.tensor([1.7e-3])
-    sd = {k: v.float() for k, v in sd.items()}
-
-    # Inputs: mostly N(0, 1), with spikes of +-6 and an instrument with long quiet stretches.
-    x = torch.randn(T, N, 4, generator=g)
-    spikes = torch.rand(T, N, 4, generator=g) < 0.03
-    x[spikes] = 6.0 * torch.sign(torch.randn(int(spikes.sum()), generator=g))
-    x[40:90, N - 1, :] = 0.0
-    x = x.float()
+    sd, x = scaled_and_inputs(sd, g, N)
 
     sd64 = {k: v.double() for k, v in sd.items()}
     h = [torch.zeros(N, H, dtype=torch.float64) for _ in range(L)]
@@ -115,23 +136,89 @@ def make_case(name, L, H, peep, seed):
         err = (y2 - y).abs().max().item()
         assert err < 1e-12, f"{name}: contract equations vs nn.LSTM differ by {err}"
 
-    meta = {"tickcast.format": "1", "tickcast.features": "ret,log_qty,log_dt,spread",
-            "test.case": name, "test.instruments": str(N), "test.steps": str(T)}
-    save_safetensors(os.path.join(OUT, f"nn_{name}.safetensors"),
-                     {k: v.numpy() for k, v in sd.items()}, meta)
-    x.numpy().astype("<f4").tofile(os.path.join(OUT, f"nn_{name}.x.f32"))
-    y.float().numpy().astype("<f4").tofile(os.path.join(OUT, f"nn_{name}.y.f32"))
+    save_case(name, sd, x, y, N)
     print(f"{name}: L={L} H={H} peephole={int(peep)} N={N} T={T} "
           f"y range [{y.min().item():.3f}, {y.max().item():.3f}] std {y.std().item():.3f}")
 
 
-def tiny_tensors(L, H, peep, rng):
-    t = {}
+CELL_CASES = [  # name, cell, layers, hidden, instruments, scale, seed
+    ("gru_l1_h8", "gru", 1, 8, 4, 2.0, 21),
+    ("gru_l2_h16", "gru", 2, 16, 7, 2.0, 22),
+    ("gru_l3_h5", "gru", 3, 5, 3, 2.0, 23),
+    ("gru_l1_h64", "gru", 1, 64, 16, 1.5, 24),
+    ("rnn_tanh_l1_h8", "rnn_tanh", 1, 8, 4, 2.0, 25),
+    ("rnn_tanh_l2_h16", "rnn_tanh", 2, 16, 9, 2.0, 26),
+    ("rnn_tanh_l1_h64", "rnn_tanh", 1, 64, 16, 1.5, 27),
+    ("rnn_relu_l1_h8", "rnn_relu", 1, 8, 5, 1.0, 28),
+    ("rnn_relu_l2_h12", "rnn_relu", 2, 12, 6, 1.0, 29),
+]
+
+
+def cell_module(cell, H, L):
+    """The PyTorch module of a cell and its prefix in the model file."""
+    if cell == "gru":
+        return torch.nn.GRU(4, H, num_layers=L), "gru"
+    return torch.nn.RNN(4, H, num_layers=L, nonlinearity=cell[4:]), "rnn"
+
+
+def cell_step(sd, cell, L, H, x, h):
+    """One step of a GRU or RNN in float64 written out from PyTorch's documented equations:
+    x (N, 4), h a list of (N, H). Returns the top layer's h."""
+    inp = x
     for k in range(L):
-        t[f"lstm.weight_ih_l{k}"] = rng.uniform(-1, 1, (4 * H, 4 if k == 0 else H))
-        t[f"lstm.weight_hh_l{k}"] = rng.uniform(-1, 1, (4 * H, H))
-        t[f"lstm.bias_ih_l{k}"] = rng.uniform(-1, 1, (4 * H,))
-        t[f"lstm.bias_hh_l{k}"] = rng.uniform(-1, 1, (4 * H,))
+        p = "gru" if cell == "gru" else "rnn"
+        gi = inp @ sd[f"{p}.weight_ih_l{k}"].T + sd[f"{p}.bias_ih_l{k}"]
+        gh = h[k] @ sd[f"{p}.weight_hh_l{k}"].T + sd[f"{p}.bias_hh_l{k}"]
+        if cell == "gru":
+            ir, iz, i_n = gi.split(H, dim=1)
+            hr, hz, hn = gh.split(H, dim=1)
+            r = torch.sigmoid(ir + hr)
+            z = torch.sigmoid(iz + hz)
+            n = torch.tanh(i_n + r * hn)
+            h[k] = (1 - z) * n + z * h[k]
+        elif cell == "rnn_tanh":
+            h[k] = torch.tanh(gi + gh)
+        else:
+            h[k] = torch.relu(gi + gh)
+        inp = h[k]
+    return inp
+
+
+def make_cell_case(name, cell, L, H, N, scale, seed):
+    g = torch.Generator().manual_seed(seed)
+    mod, pre = cell_module(cell, H, L)
+    sd = {}
+    for n, p in mod.state_dict().items():
+        sd[f"{pre}." + n] = (torch.rand(p.shape, generator=g) * 2 - 1) * scale / H ** 0.5
+    add_head(sd, g, H)
+    sd, x = scaled_and_inputs(sd, g, N)
+
+    sd64 = {k: v.double() for k, v in sd.items()}
+    ref = mod.double()
+    ref.load_state_dict({k[len(pre) + 1:]: v for k, v in sd64.items() if k.startswith(pre + ".")})
+    with torch.no_grad():
+        out, _ = ref(x.double())  # (T, N, H)
+        y = out @ sd64["head.weight"].T[:, 0] + sd64["head.bias"]
+    h = [torch.zeros(N, H, dtype=torch.float64) for _ in range(L)]
+    top = torch.stack([cell_step(sd64, cell, L, H, x[t].double(), h) for t in range(T)])
+    y2 = top @ sd64["head.weight"].T[:, 0] + sd64["head.bias"]
+    err = (y2 - y).abs().max().item()
+    assert err < 1e-12, f"{name}: written-out equations vs torch.nn module differ by {err}"
+
+    # tanh, PyTorch's default, is left implicit
+    save_case(name, sd, x, y, N, {"tickcast.nonlinearity": "relu"} if cell == "rnn_relu" else {})
+    print(f"{name}: cell={cell} L={L} H={H} N={N} T={T} "
+          f"y range [{y.min().item():.3f}, {y.max().item():.3f}] std {y.std().item():.3f}")
+
+
+def tiny_tensors(L, H, peep, rng, pre="lstm"):
+    t = {}
+    G = {"lstm": 4, "gru": 3, "rnn": 1}[pre] * H
+    for k in range(L):
+        t[f"{pre}.weight_ih_l{k}"] = rng.uniform(-1, 1, (G, 4 if k == 0 else H))
+        t[f"{pre}.weight_hh_l{k}"] = rng.uniform(-1, 1, (G, H))
+        t[f"{pre}.bias_ih_l{k}"] = rng.uniform(-1, 1, (G,))
+        t[f"{pre}.bias_hh_l{k}"] = rng.uniform(-1, 1, (G,))
         if peep:
             for w in ("ci", "cf", "co"):
                 t[f"lstm.weight_{w}_l{k}"] = rng.uniform(-1, 1, (H,))
@@ -218,6 +305,20 @@ def make_corpus():
     zero_std = tiny_tensors(1, 2, False, np.random.default_rng(1))
     zero_std["features.std"][2] = 0
     files["bad_std_zero"] = raw_file(zero_std, meta)
+    crng = np.random.default_rng(11)  # the cells' files, after the LSTM ones
+    files["valid_gru_l2_h2"] = raw_file(tiny_tensors(2, 2, False, crng, "gru"), meta)
+    files["valid_rnn_l1_h3"] = raw_file(tiny_tensors(1, 3, False, crng, "rnn"), meta)
+    files["valid_rnn_relu_l2_h2"] = raw_file(tiny_tensors(2, 2, False, crng, "rnn"),
+                                             dict(meta, **{"tickcast.nonlinearity": "relu"}))
+    mixed = tiny_tensors(1, 2, False, crng, "gru")
+    mixed["rnn.weight_hh_l0"] = crng.uniform(-1, 1, (2, 2)).astype("<f4")
+    files["bad_two_cells"] = raw_file(mixed, meta)
+    files["bad_nonlinearity_gru"] = raw_file(tiny_tensors(1, 2, False, crng, "gru"),
+                                             dict(meta, **{"tickcast.nonlinearity": "relu"}))
+    files["bad_nonlinearity_sigmoid"] = raw_file(tiny_tensors(1, 2, False, crng, "rnn"),
+                                                 dict(meta, **{"tickcast.nonlinearity": "sigmoid"}))
+    files["bad_gru_shape"] = raw_file(tiny_tensors(1, 2, False, crng, "gru"), meta,
+                                      lambda h: h["gru.weight_hh_l0"].__setitem__("shape", [8, 2]))
     for name, b in files.items():
         with open(os.path.join(out, name + ".safetensors"), "wb") as f:
             f.write(b)
@@ -229,6 +330,8 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     for case in CASES:
         make_case(*case)
+    for case in CELL_CASES:
+        make_cell_case(*case)
     make_corpus()
     return 0
 

@@ -3,8 +3,11 @@
 
 Writes tests/fixtures/train_grad_*.txt: a random model, a batch x (T, B, 4), targets, loss weights,
 and what PyTorch autograd computes for the loss sum(w * (y - tgt)^2): the loss, the outputs y, the
-final state (B, L, 2, H) and the gradient of every parameter. Without peepholes the network is
-torch.nn.LSTM itself; with them it is the CONTRACT §3 cell written out in torch ops.
+final state (B, L, 2, H) for the LSTM, (B, L, H) for the GRU and RNN, and the gradient of every
+parameter. Without peepholes the network is torch.nn.LSTM itself; with them it is the CONTRACT §3
+cell written out in torch ops; the GRU and RNN files (train_grad_gru_*, train_grad_rnn_*) are
+torch.nn.GRU and torch.nn.RNN themselves. The config line is L, H, peephole, B, T and, for the
+GRU and RNN, the cell code of nn/base/cell.h (1 GRU, 2 RNN tanh, 3 RNN relu).
 Format: one line per entry, "name n v0 v1 ...". Run with Debian's python3 (has torch):
     /usr/bin/python3 tests/gen_train_fixture.py
 """
@@ -37,6 +40,38 @@ def lstm_peephole(x, p, L, H):
     return torch.stack(out), h, c
 
 
+def batch(T, B):
+    """Inputs x (T, B, F), targets (T, B) and loss weights (T, B) with two padded positions."""
+    x = torch.randn(T, B, F) * 1.5
+    tgt = torch.randn(T, B)
+    w = torch.full((T, B), 1.0 / (T * B))
+    w[T // 2, 0] = 0.0  # one padded position
+    w[T - 1, B - 1] = 0.0
+    return x, tgt, w
+
+
+def line(name, t):
+    v = t.detach().reshape(-1).tolist()
+    return f"{name} {len(v)} " + " ".join(f"{a:.17g}" for a in v) + "\n"
+
+
+def write(path, config, p, x, tgt, w, loss, y, state, grads):
+    """The fixture: config, parameters (float32 values, exactly representable), batch, loss,
+    outputs, final state, then grad.NAME of every parameter."""
+    with open(path, "w") as f:
+        f.write(line("config", torch.tensor(config, dtype=torch.float64)))
+        for k, v in p.items():
+            f.write(line(k, v))
+        f.write(line("x", x))
+        f.write(line("tgt", tgt))
+        f.write(line("w", w))
+        f.write(line("loss", loss.reshape(1)))
+        f.write(line("y", y))
+        f.write(line("state", state))
+        for k in p:
+            f.write(line("grad." + k, grads[k]))
+
+
 def make(path, L, H, peephole, B, T, seed):
     torch.manual_seed(seed)
     lstm = torch.nn.LSTM(F, H, num_layers=L)
@@ -50,11 +85,7 @@ def make(path, L, H, peephole, B, T, seed):
         for k in range(L):
             for g in ("ci", "cf", "co"):
                 p[f"lstm.weight_{g}_l{k}"] = (torch.rand(H) * 2 - 1) / H ** 0.5 * 2
-    x = torch.randn(T, B, F) * 1.5
-    tgt = torch.randn(T, B)
-    w = torch.full((T, B), 1.0 / (T * B))
-    w[T // 2, 0] = 0.0  # one padded position
-    w[T - 1, B - 1] = 0.0
+    x, tgt, w = batch(T, B)
     # Work in float64 so the reference is exact to well below float32 rounding.
     pd = {k: v.double().requires_grad_(True) for k, v in p.items()}
     xd = x.double()
@@ -73,24 +104,38 @@ def make(path, L, H, peephole, B, T, seed):
     loss = (w.double() * (y - tgt.double()) ** 2).sum()
     loss.backward()
     state = torch.stack([torch.stack([h[k], c[k]], 1) for k in range(L)], 1)  # (B, L, 2, H)
-
-    def line(name, t):
-        v = t.detach().reshape(-1).tolist()
-        return f"{name} {len(v)} " + " ".join(f"{a:.17g}" for a in v) + "\n"
-
-    with open(path, "w") as f:
-        f.write(line("config", torch.tensor([L, H, peephole, B, T], dtype=torch.float64)))
-        for k, v in p.items():  # float32 values, exactly representable
-            f.write(line(k, v))
-        f.write(line("x", x))
-        f.write(line("tgt", tgt))
-        f.write(line("w", w))
-        f.write(line("loss", loss.reshape(1)))
-        f.write(line("y", y))
-        f.write(line("state", state))
-        for k, v in pd.items():
-            f.write(line("grad." + k, v.grad))
+    write(path, [L, H, peephole, B, T], p, x, tgt, w, loss, y, state,
+          {k: v.grad for k, v in pd.items()})
     print(f"wrote {path}: L={L} H={H} peephole={peephole} B={B} T={T} loss={loss.item():.9g}")
+
+
+def make_cell(path, cell, L, H, B, T, seed):
+    """The same for torch.nn.GRU (cell "gru") or torch.nn.RNN ("rnn_tanh", "rnn_relu")."""
+    torch.manual_seed(seed)
+    if cell == "gru":
+        mod, pre, code = torch.nn.GRU(F, H, num_layers=L), "gru", 1
+    else:
+        mod = torch.nn.RNN(F, H, num_layers=L, nonlinearity=cell[4:])
+        pre, code = "rnn", 2 if cell == "rnn_tanh" else 3
+    head = torch.nn.Linear(H, 1)
+    p = {}
+    with torch.no_grad():
+        for name, v in mod.named_parameters():
+            v.mul_(2)  # away from the linear regime
+            p[f"{pre}.{name}"] = v.detach().clone()
+        for name, v in head.state_dict().items():
+            p["head." + name] = v.detach().clone()
+    x, tgt, w = batch(T, B)
+    mod, head = mod.double(), head.double()  # the reference in float64, from the float32 values
+    top, hn = mod(x.double())
+    y = (top @ head.weight.T).squeeze(-1) + head.bias
+    loss = (w.double() * (y - tgt.double()) ** 2).sum()
+    loss.backward()
+    state = hn.transpose(0, 1)  # (B, L, H)
+    grads = {f"{pre}.{n}": v.grad for n, v in mod.named_parameters()}
+    grads.update({"head." + n: v.grad for n, v in head.named_parameters()})
+    write(path, [L, H, 0, B, T, code], p, x, tgt, w, loss, y, state, grads)
+    print(f"wrote {path}: {cell} L={L} H={H} B={B} T={T} loss={loss.item():.9g}")
 
 
 if __name__ == "__main__":
@@ -98,3 +143,6 @@ if __name__ == "__main__":
     os.makedirs(d, exist_ok=True)
     make(os.path.join(d, "train_grad_l1.txt"), L=1, H=8, peephole=0, B=3, T=12, seed=11)
     make(os.path.join(d, "train_grad_l2_peephole.txt"), L=2, H=6, peephole=1, B=4, T=9, seed=12)
+    make_cell(os.path.join(d, "train_grad_gru_l2.txt"), "gru", L=2, H=7, B=3, T=10, seed=13)
+    make_cell(os.path.join(d, "train_grad_rnn_tanh_l2.txt"), "rnn_tanh", L=2, H=6, B=4, T=11, seed=14)
+    make_cell(os.path.join(d, "train_grad_rnn_relu_l1.txt"), "rnn_relu", L=1, H=9, B=3, T=12, seed=15)

@@ -29,19 +29,33 @@ def load_safetensors(path):
     return out, meta
 
 class Net:
-    def __init__(self, sd):
-        self.L = sum(1 for k in sd if k.startswith('lstm.weight_hh_l'))
-        self.H = sd['lstm.weight_hh_l0'].shape[1]
+    """The model's module: torch.nn.LSTM (lstm.*; the contract cell written out when it has
+    peepholes), torch.nn.GRU (gru.*) or torch.nn.RNN (rnn.*, nonlinearity from the metadata
+    key tickcast.nonlinearity, tanh when absent)."""
+    def __init__(self, sd, meta):
+        self.cell = next(p for p in ('lstm', 'gru', 'rnn') if f'{p}.weight_hh_l0' in sd)
+        self.L = sum(1 for k in sd if k.startswith(f'{self.cell}.weight_hh_l'))
+        self.H = sd[f'{self.cell}.weight_hh_l0'].shape[1]
         self.peep = 'lstm.weight_ci_l0' in sd
         self.sd = sd
+        if self.cell == 'gru':
+            self.mod = torch.nn.GRU(4, self.H, self.L, batch_first=True)
+        elif self.cell == 'rnn':
+            self.mod = torch.nn.RNN(4, self.H, self.L, batch_first=True,
+                                    nonlinearity=meta.get('tickcast.nonlinearity', 'tanh'))
+        elif not self.peep:
+            self.mod = torch.nn.LSTM(4, self.H, self.L, batch_first=True)
         if not self.peep:
-            self.lstm = torch.nn.LSTM(4, self.H, self.L, batch_first=True)
-            self.lstm.load_state_dict({k[5:]: v for k, v in sd.items() if k.startswith('lstm.')})
+            n = len(self.cell) + 1
+            self.mod.load_state_dict({k[n:]: v for k, v in sd.items() if k.startswith(self.cell + '.')})
     def step(self, x, h, c):
-        """x (B,4), h and c (L,B,H) -> y (B,), h, c"""
+        """x (B,4), h and c (L,B,H) -> y (B,), h, c (c unused and returned as is but for the LSTM)"""
         with torch.no_grad():
-            if not self.peep:
-                out, (h, c) = self.lstm(x.unsqueeze(1), (h, c))
+            if self.cell != 'lstm':
+                out, h = self.mod(x.unsqueeze(1), h)
+                top = out[:, 0, :]
+            elif not self.peep:
+                out, (h, c) = self.mod(x.unsqueeze(1), (h, c))
                 top = out[:, 0, :]
             else:
                 hs, cs, inp = [], [], x
@@ -143,7 +157,7 @@ def main():
     out = a[a.index('--out') + 1] if '--out' in a else '/dev/stdout'
     batched, with_y = '--batched' in a, '--y' in a
     sd, meta = load_safetensors(model)
-    net = Net(sd)
+    net = Net(sd, meta)
     fm, fs = sd['features.mean'].double().numpy(), sd['features.std'].double().numpy()
     tm, tsd = float(sd['target.mean'][0]), float(sd['target.std'][0])
     L, H = net.L, net.H

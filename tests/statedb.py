@@ -1,12 +1,13 @@
 #!/usr/bin/python3
-"""statedb.py: an independent writer of tickcast state databases (store/store.h, schema 1), with its
+"""statedb.py: an independent writer of tickcast state databases (store/store.h, schema 2), with its
 own XXH64, for the end-to-end tests of `tickcast inspect` and for crafting damaged files. It follows
 the documented format, not the C code, so a disagreement shows up as a test failure.
 
-  statedb.py write DB --instruments N --layers L --hidden H [--wal-tail]
+  statedb.py write DB --instruments N --layers L --hidden H [--wal-tail] [--cell C]
       writes a state file with N instruments "S000".. (n = 7 * k + 1, partition k % 3), offsets
       ticks/0..2, and meta; --wal-tail leaves the last transaction only in the -wal file, as a
-      process killed with -9 would.
+      process killed with -9 would; --cell writes version 2 blobs of cell C (meta bound to it),
+      else version 1 blobs (an LSTM's).
   statedb.py corrupt-blob DB SYM    flips one bit of SYM's state floats (checksum left stale)
   statedb.py foreign DB             a valid SQLite file of another application
   statedb.py future DB              a tickcast file whose schema is newer than this build's
@@ -22,11 +23,15 @@ SCHEMA = """
 CREATE TABLE meta (id INTEGER PRIMARY KEY CHECK (id = 1), model_sha256 TEXT NOT NULL DEFAULT '',
   features TEXT NOT NULL DEFAULT '', layers INTEGER NOT NULL DEFAULT 0,
   hidden INTEGER NOT NULL DEFAULT 0, ckpt_time_ns INTEGER NOT NULL DEFAULT 0,
-  ckpts INTEGER NOT NULL DEFAULT 0, app TEXT NOT NULL DEFAULT '');
+  ckpts INTEGER NOT NULL DEFAULT 0, app TEXT NOT NULL DEFAULT '',
+  cluster_id TEXT NOT NULL DEFAULT '', input_topic TEXT NOT NULL DEFAULT '',
+  cell INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE offsets (topic TEXT NOT NULL, partition INTEGER NOT NULL,
   next_offset INTEGER NOT NULL, PRIMARY KEY (topic, partition)) WITHOUT ROWID;
 CREATE TABLE instruments (sym TEXT PRIMARY KEY NOT NULL, partition INTEGER NOT NULL,
-  n INTEGER NOT NULL, last_ts INTEGER NOT NULL, last_px REAL NOT NULL, state BLOB NOT NULL);
+  n INTEGER NOT NULL, last_ts INTEGER NOT NULL, last_px REAL NOT NULL, state BLOB NOT NULL,
+  next_offset INTEGER);
+CREATE INDEX instruments_partition ON instruments (partition);
 """
 M64 = (1 << 64) - 1
 P1, P2, P3 = 11400714785074694791, 14029467366897019727, 1609587929392839161
@@ -85,15 +90,22 @@ def xxh64(data, seed=0):
 assert xxh64(b"") == 0xEF46DB3751D8E999
 
 
-def blob(L, H, floats):
-    """The state blob: "TCST", u16 version 1, u16 L, u32 H, u32 count, floats LE, XXH64 LE."""
-    assert len(floats) == 2 * L * H
-    body = b"TCST" + struct.pack("<HHII", 1, L, H, len(floats)) + struct.pack(
-        "<%df" % len(floats), *floats)
+CELLS = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}  # nn/base/cell.h
+
+
+def blob(L, H, floats, cell=None):
+    """The state blob: "TCST", u16 version 1, u16 L, u32 H, u32 count, floats LE, XXH64 LE; with
+    a cell, version 2: u16 version 2, u8 cell, u8 L in place of the u16 L."""
+    assert len(floats) == (2 if cell in (None, "lstm") else 1) * L * H
+    if cell is None:
+        head = struct.pack("<HHII", 1, L, H, len(floats))
+    else:
+        head = struct.pack("<HBBII", 2, CELLS[cell], L, H, len(floats))
+    body = b"TCST" + head + struct.pack("<%df" % len(floats), *floats)
     return body + struct.pack("<Q", xxh64(body))
 
 
-def write(path, n_inst, L, H, wal_tail):
+def write(path, n_inst, L, H, wal_tail, cell=None):
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA wal_autocheckpoint = 0")  # keep what follows the checkpoint in the -wal
@@ -102,19 +114,21 @@ def write(path, n_inst, L, H, wal_tail):
         if stmt.strip():
             db.execute(stmt)
     db.execute("PRAGMA application_id = %d" % APP_ID)
-    db.execute("PRAGMA user_version = 1")
+    db.execute("PRAGMA user_version = 2")
     db.execute("INSERT INTO meta VALUES (1, ?, 'ret,log_qty,log_dt,spread', ?, ?, ?, 3, "
-               "'statedb.py')", ("ab" * 32, L, H, 1764370000123456789))
+               "'statedb.py', 'statedb-cluster', 'ticks', ?)",
+               ("ab" * 32, L, H, 1764370000123456789, CELLS[cell or "lstm"]))
     for p in range(3):
         db.execute("INSERT INTO offsets VALUES ('ticks', ?, ?)", (p, 1000 * p + 17))
     db.execute("COMMIT")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.execute("BEGIN")
     for k in range(n_inst):
-        fl = [((k * 31 + j * 7) % 97 - 48) / 17.0 for j in range(2 * L * H)]
-        db.execute("INSERT INTO instruments VALUES (?, ?, ?, ?, ?, ?)",
+        nv = 2 if cell in (None, "lstm") else 1
+        fl = [((k * 31 + j * 7) % 97 - 48) / 17.0 for j in range(nv * L * H)]
+        db.execute("INSERT INTO instruments VALUES (?, ?, ?, ?, ?, ?, ?)",
                    ("S%03d" % k, k % 3, 7 * k + 1, 1700000000123456789 + k, 1.5 + k / 4,
-                    blob(L, H, fl)))
+                    blob(L, H, fl, cell), 1000 * (k % 3) + 22))
     db.execute("UPDATE offsets SET next_offset = next_offset + 5")
     db.execute("COMMIT")
     if wal_tail:
@@ -139,8 +153,10 @@ def main(argv):
         ap.add_argument("--layers", type=int, default=1)
         ap.add_argument("--hidden", type=int, default=8)
         ap.add_argument("--wal-tail", action="store_true")
+        ap.add_argument("--cell", choices=sorted(CELLS), help="version 2 blobs of this cell, "
+                        "bound to it in meta (default: version 1 blobs, an LSTM's)")
         a = ap.parse_args(argv[3:])
-        write(path, a.instruments, a.layers, a.hidden, a.wal_tail)
+        write(path, a.instruments, a.layers, a.hidden, a.wal_tail, a.cell)
     elif cmd == "corrupt-blob":
         corrupt_blob(path, argv[3])
     elif cmd == "foreign":

@@ -1,7 +1,8 @@
 /* test_nn_model.c: the model parameters (nn/model.c) and the safetensors model loader and writer
  * (nn/safetensors/). Malformed files of every kind are each rejected with a negative code and the
  * right one-line message; a save/load round trip keeps every value and metadata entry; the
- * PyTorch-written fixtures load. */
+ * PyTorch-written fixtures load; the GRU and RNN cells' files (gru.*, rnn.* and
+ * tickcast.nonlinearity) load, are checked like the LSTM's and round-trip. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -456,11 +457,9 @@ static void test_fixtures(void) {
   static const struct {
     const char *name;
     int L, H, peep;
-  } fx[] = {{"l1_h8", 1, 8, 0},
-            {"l2_h16", 2, 16, 0},
-            {"l1_h8_peep", 1, 8, 1},
-            {"l2_h16_peep", 2, 16, 1},
-            {"l3_h5_peep", 3, 5, 1}};
+  } fx[] = {{"l1_h8", 1, 8, 0},          {"l2_h16", 2, 16, 0},         {"l1_h8_peep", 1, 8, 1},
+            {"l2_h16_peep", 2, 16, 1},   {"l3_h5_peep", 3, 5, 1},      {"gru_l2_h16", 2, 16, 0},
+            {"rnn_tanh_l1_h8", 1, 8, 0}, {"rnn_relu_l2_h12", 2, 12, 0}};
   for (size_t i = 0; i < sizeof fx / sizeof *fx; i++) {
     char path[128], err[512];
     nn_model m;
@@ -474,15 +473,220 @@ static void test_fixtures(void) {
     CHECK_INT(m.L, fx[i].L);
     CHECK_INT(m.H, fx[i].H);
     CHECK_INT(m.peephole, fx[i].peep);
+    CHECK_INT(m.cell, nn_cell_parse(fx[i].name[0] == 'l'   ? "lstm"
+                                    : fx[i].name[0] == 'g' ? "gru"
+                                    : fx[i].name[4] == 't' ? "rnn_tanh"
+                                                           : "rnn_relu"));
     CHECK_STR(nn_model_get_meta(&m, "test.case"), fx[i].name);
     CHECK(m.feat_mean[1] == 2.3f && m.feat_std[3] == 1e-4f && m.tgt_std[0] == 1.7e-3f);
     nn_model_free(&m);
   }
 }
 
+/* A valid model file of one GRU or RNN layer (module "gru" or "rnn", g gate blocks) of H = 2,
+ * with extra metadata (JSON members, or ""). */
+static void base_cell(mf *f, const char *pre, int g, const char *meta) {
+  memset(f, 0, sizeof *f);
+  snprintf(f->meta, sizeof f->meta,
+           "{\"tickcast.format\":\"1\",\"tickcast.features\":\"ret,log_qty,log_dt,spread\"%s%s}",
+           meta[0] ? "," : "", meta);
+  char name[40], shape[16];
+  snprintf(shape, sizeof shape, "[%d,4]", 2 * g);
+  snprintf(name, sizeof name, "%s.weight_ih_l0", pre), add(f, name, shape, 8 * g);
+  snprintf(shape, sizeof shape, "[%d,2]", 2 * g);
+  snprintf(name, sizeof name, "%s.weight_hh_l0", pre), add(f, name, shape, 4 * g);
+  snprintf(shape, sizeof shape, "[%d]", 2 * g);
+  snprintf(name, sizeof name, "%s.bias_ih_l0", pre), add(f, name, shape, 2 * g);
+  snprintf(name, sizeof name, "%s.bias_hh_l0", pre), add(f, name, shape, 2 * g);
+  add(f, "head.weight", "[1,2]", 2);
+  add(f, "head.bias", "[1]", 1);
+  add(f, "features.mean", "[4]", 4);
+  add(f, "features.std", "[4]", 4);
+  add(f, "target.mean", "[1]", 1);
+  add(f, "target.std", "[1]", 1);
+}
+
+/* Gives tensor `name` of f the JSON shape `shape`, its data `more` bytes longer. */
+static void reshape(mf *f, const char *name, const char *shape, int more) {
+  tt *t = find(f, name);
+  snprintf(t->shape, sizeof t->shape, "%s", shape);
+  t->e += more;
+  f->datalen += (size_t)more;
+}
+
+/* The cells' files: each loads as its cell with G and the metadata of the file; damaged ones are
+ * refused with messages that name the cell's tensors. */
+static void test_cells_files(void) {
+  static const struct {
+    const char *pre;
+    int g;
+    const char *meta;
+    int cell;
+    const char *nonlin; /* the loaded model's tickcast.nonlinearity, NULL when absent */
+  } ok[] = {{"gru", 3, "", NN_CELL_GRU, NULL},
+            {"rnn", 1, "", NN_CELL_RNN_TANH, NULL},
+            {"rnn", 1, "\"tickcast.nonlinearity\":\"tanh\"", NN_CELL_RNN_TANH, "tanh"},
+            {"rnn", 1, "\"tickcast.nonlinearity\":\"relu\"", NN_CELL_RNN_RELU, "relu"}};
+  mf f;
+  for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+    base_cell(&f, ok[i].pre, ok[i].g, ok[i].meta);
+    size_t len;
+    unsigned char *buf = build(&f, &len);
+    nn_model m;
+    char err[512];
+    int rc = nn_model_load_mem(&m, buf, len, "ok", err, sizeof err);
+    CHECK_INT(rc, 0);
+    if (rc)
+      fprintf(stderr, "%s\n", err);
+    CHECK_INT(m.cell, ok[i].cell);
+    CHECK_INT(m.L, 1);
+    CHECK_INT(m.H, 2);
+    CHECK_INT(m.G, 2 * ok[i].g);
+    CHECK_INT(m.peephole, 0);
+    CHECK_INT(nn_state_floats(&m), 2);
+    CHECK(m.W_hh[0][4 * ok[i].g - 1] == 0.25f * (float)((4 * ok[i].g - 1) % 7 + 1));
+    if (ok[i].nonlin)
+      CHECK_STR(nn_model_get_meta(&m, "tickcast.nonlinearity"), ok[i].nonlin);
+    else
+      CHECK(nn_model_get_meta(&m, "tickcast.nonlinearity") == NULL);
+    nn_model_free(&m);
+    free(buf);
+  }
+  printf("malformed cell files:\n");
+  base_cell(&f, "gru", 3, "");
+  add(&f, "lstm.weight_hh_l1", "[8,2]", 16);
+  BAD("gru and lstm tensors", &f, TC_EFORMAT,
+      "tensors gru.weight_ih_l0 and lstm.weight_hh_l1 name two cells, expected one");
+  base_cell(&f, "gru", 3, "");
+  add(&f, "rnn.weight_hh_l1", "[2,2]", 4);
+  BAD("two cells", &f, TC_EFORMAT,
+      "name two cells, expected one (all lstm.*, all gru.* or all rnn.*)");
+  base_cell(&f, "gru", 3, "");
+  reshape(&f, "gru.weight_hh_l0", "[8,2]", 16);
+  BAD("gru weight_hh not [3H,H]", &f, TC_ESHAPE,
+      "tensor gru.weight_hh_l0 has shape [8,2], expected [3H,H] for a hidden size H >= 1");
+  base_cell(&f, "gru", 3, "");
+  reshape(&f, "gru.weight_ih_l0", "[8,4]", 32);
+  BAD("gru weight_ih wrong", &f, TC_ESHAPE,
+      "tensor gru.weight_ih_l0 has shape [8,4], expected [6,4] (3H x 4 with H=2 from "
+      "gru.weight_hh_l0)");
+  base_cell(&f, "rnn", 1, "");
+  reshape(&f, "rnn.bias_hh_l0", "[3]", 4);
+  BAD("rnn bias wrong", &f, TC_ESHAPE,
+      "tensor rnn.bias_hh_l0 has shape [3], expected [2] (H with H=2 from rnn.weight_hh_l0)");
+  base_cell(&f, "gru", 3, "");
+  add(&f, "gru.weight_ci_l0", "[2]", 2);
+  BAD("peephole on a gru", &f, TC_EFORMAT,
+      "unknown tensor gru.weight_ci_l0 (model has L=1 layers, "
+      "H=2; expected gru.*_l0..l0, head.*");
+  base_cell(&f, "rnn", 1, "");
+  snprintf(find(&f, "rnn.weight_hh_l0")->name, 40, "rnn.weight_hh_l1");
+  BAD("rnn without weight_hh_l0", &f, TC_ENOENT,
+      "missing tensor rnn.weight_hh_l0 (F32 [H,H]; it sets the hidden size H)");
+  base(&f, 0);
+  memmove(f.t, f.t + 4, 6 * sizeof f.t[0]); /* no cell tensors at all: the LSTM's four dropped */
+  f.n = 6;
+  BAD("no cell", &f, TC_ENOENT,
+      "missing tensor lstm.weight_hh_l0 (F32 [4H,H]; it sets the hidden size H) (a GRU has "
+      "gru.weight_hh_l0 [3H,H], an RNN rnn.weight_hh_l0 [H,H])");
+  base_cell(&f, "rnn", 1, "\"tickcast.nonlinearity\":\"sigmoid\"");
+  BAD("rnn nonlinearity sigmoid", &f, TC_EFORMAT,
+      "__metadata__ \"tickcast.nonlinearity\" is \"sigmoid\", expected \"tanh\" or \"relu\"");
+  base_cell(&f, "gru", 3, "\"tickcast.nonlinearity\":\"relu\"");
+  BAD("nonlinearity on a gru", &f, TC_EFORMAT,
+      "__metadata__ \"tickcast.nonlinearity\" is \"relu\" but the model is a gru (gru.* "
+      "tensors), expected it only with rnn.* tensors");
+  base(&f, 0);
+  snprintf(f.meta, sizeof f.meta,
+           "{\"tickcast.format\":\"1\",\"tickcast.features\":\"ret,log_qty,log_dt,spread\","
+           "\"tickcast.nonlinearity\":\"tanh\"}");
+  BAD("nonlinearity on an lstm", &f, TC_EFORMAT, "but the model is an lstm (lstm.* tensors)");
+  base_cell(&f, "rnn", 1, "\"tickcast.nonlinearity\":7");
+  BAD("nonlinearity not a string", &f, TC_EFORMAT,
+      "__metadata__ entry \"tickcast.nonlinearity\" is an integer, expected a string");
+}
+
+/* Each cell saved and loaded back: same cell, values and metadata (an RNN's nonlinearity
+ * written), same bytes when saved again; nn_model_same_shape tells cells apart; del_meta. */
+static void test_cells_roundtrip(void) {
+  char path[64], path2[64], err[512];
+  snprintf(path, sizeof path, "/tmp/test_nn_model_%d_c.safetensors", (int)getpid());
+  snprintf(path2, sizeof path2, "/tmp/test_nn_model_%d_d.safetensors", (int)getpid());
+  nn_model ms[NN_CELL_COUNT];
+  for (int cell = 0; cell < NN_CELL_COUNT; cell++) {
+    nn_model *m = &ms[cell], m2, m3;
+    CHECK_INT(nn_model_init_cell(m, cell, 2, 3, 0), 0);
+    int g = nn_cell_gates(cell);
+    CHECK_INT(m->G, 3 * g);
+    CHECK_INT(m->nparams,
+              (size_t)(3 * g * 4 + 3 * g * 3 + 6 * g) + (3 * g * 3 * 2 + 6 * g) + 3 + 1 + 8 + 2);
+    CHECK_INT(nn_state_floats(m), (size_t)(cell == NN_CELL_LSTM ? 12 : 6));
+    const char *nl = nn_model_get_meta(m, "tickcast.nonlinearity");
+    if (g == 1)
+      CHECK_STR(nl, cell == NN_CELL_RNN_RELU ? "relu" : "tanh");
+    else
+      CHECK(nl == NULL);
+    for (size_t i = 0; i < m->nparams; i++)
+      m->params[i] = frand();
+    m->feat_std[0] = m->tgt_std[0] = 2.0f;
+    for (int i = 1; i < NN_F; i++)
+      m->feat_std[i] = 1.0f;
+    CHECK_INT(nn_model_save(m, path, err, sizeof err), 0);
+    int rc = nn_model_load(&m2, path, err, sizeof err);
+    CHECK_INT(rc, 0);
+    if (rc) {
+      fprintf(stderr, "%s\n", err);
+      continue;
+    }
+    CHECK(nn_model_same_shape(m, &m2));
+    CHECK_INT(m2.cell, cell);
+    CHECK(m2.nparams == m->nparams && memcmp(m2.params, m->params, m->nparams * 4) == 0);
+    CHECK_INT(m2.nmeta, m->nmeta);
+    if (g == 1)
+      CHECK_STR(nn_model_get_meta(&m2, "tickcast.nonlinearity"), nl);
+    char want[40];
+    snprintf(want, sizeof want, "%s.weight_hh_l1", nn_cell_prefix(cell));
+    nn_tensor t[NN_TENSORS_MAX];
+    int nt = nn_model_tensors(&m2, t), found = 0;
+    for (int i = 0; i < nt; i++)
+      found += strcmp(t[i].name, want) == 0 && t[i].dim[0] == 3 * g && t[i].dim[1] == 3;
+    CHECK_INT(found, 1);
+    CHECK_INT(nn_model_save(&m2, path2, err, sizeof err), 0);
+    size_t la, lb;
+    unsigned char *a = slurp(path, &la), *b = slurp(path2, &lb);
+    CHECK(a && b && la == lb && memcmp(a, b, la) == 0);
+    free(a), free(b);
+    CHECK_INT(nn_model_load(&m3, path2, err, sizeof err), 0);
+    CHECK_STR(m3.id, m2.id);
+    nn_model_free(&m2);
+    nn_model_free(&m3);
+  }
+  for (int a = 0; a < NN_CELL_COUNT; a++)
+    for (int b = 0; b < NN_CELL_COUNT; b++)
+      CHECK_INT(nn_model_same_shape(&ms[a], &ms[b]), a == b);
+  CHECK_INT(nn_model_del_meta(&ms[NN_CELL_RNN_RELU], "tickcast.nonlinearity"), 0);
+  CHECK(nn_model_get_meta(&ms[NN_CELL_RNN_RELU], "tickcast.nonlinearity") == NULL);
+  CHECK_STR(nn_model_get_meta(&ms[NN_CELL_RNN_RELU], "tickcast.features"), NN_META_FEATURES);
+  CHECK_INT(nn_model_del_meta(&ms[NN_CELL_RNN_RELU], "tickcast.nonlinearity"), TC_ENOENT);
+  for (int c = 0; c < NN_CELL_COUNT; c++)
+    nn_model_free(&ms[c]);
+  unlink(path);
+  unlink(path2);
+  /* The names and codes of the cells. */
+  CHECK_INT(nn_cell_parse("gru"), NN_CELL_GRU);
+  CHECK_INT(nn_cell_parse("rnn"), NN_CELL_RNN_TANH);
+  CHECK_INT(nn_cell_parse("rnn_relu"), NN_CELL_RNN_RELU);
+  CHECK_INT(nn_cell_parse("lstm"), NN_CELL_LSTM);
+  CHECK_INT(nn_cell_parse("LSTM"), -1);
+  CHECK_STR(nn_cell_name(NN_CELL_RNN_TANH), "rnn_tanh");
+  CHECK_STR(nn_cell_name(9), "?");
+}
+
 int main(void) {
   test_malformed();
   test_roundtrip();
   test_fixtures();
+  test_cells_files();
+  test_cells_roundtrip();
   return check_done();
 }

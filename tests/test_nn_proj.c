@@ -2,7 +2,7 @@
  * against a double-precision reference over odd shapes (B = 1..9, 17, 33; K = 4, 31, 32, 64,
  * 128; G = 4K) with the rounding-error bound of a K-term dot product, never writing outside z;
  * a row's bits do not depend on B or its place in the batch; AVX2 and AVX-512 agree bit for bit;
- * and the padded row stride nn_projT_ldw. */
+ * the padded row stride nn_projT_ldw; nn_projT_ld on a block of columns of a wider z. */
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -186,8 +186,40 @@ static void test_edges(void) {
   printf("projT: level %d, used by nn_lstm_step for B <= %d\n", nn_projT_level(), nn_projT_max_b());
 }
 
+/* nn_projT_ld with ldz > G (the GRU's r and z blocks inside its 3H rows): the G columns it
+ * updates get the bits nn_projT gives on a dense copy, the ldz - G columns after them in every
+ * row stay as they were. */
+static void test_ldz(void) {
+  int same = 1, untouched = 1, n = 0;
+  for (int ki = 0; ki < NK; ki++)
+    for (int bi = 0; bi < NB; bi++) {
+      const int K = Ks[ki], B = Bs[bi], G = 2 * K, ldz = 3 * K, ldw = nn_projT_ldw(ldz);
+      float *a = malloc((size_t)B * K * sizeof *a), *wt = malloc((size_t)K * ldw * sizeof *wt),
+            *z0 = malloc((size_t)B * 4 * K * sizeof *z0), *z = malloc((size_t)B * ldz * sizeof *z),
+            *zd = malloc((size_t)B * G * sizeof *zd);
+      fill_inputs(B, K, ldw, a, wt, z0);
+      memcpy(z, z0, (size_t)B * ldz * sizeof *z);
+      for (int b = 0; b < B; b++)
+        memcpy(zd + (size_t)b * G, z0 + (size_t)b * ldz, (size_t)G * sizeof *zd);
+      nn_projT_ld(B, G, K, a, wt, ldw, z, ldz);
+      nn_projT(B, G, K, a, wt, ldw, zd);
+      for (int b = 0; b < B; b++) {
+        same &= memcmp(z + (size_t)b * ldz, zd + (size_t)b * G, (size_t)G * sizeof *z) == 0;
+        untouched &= memcmp(z + (size_t)b * ldz + G, z0 + (size_t)b * ldz + G,
+                            (size_t)(ldz - G) * sizeof *z) == 0;
+      }
+      n++;
+      free(a), free(wt), free(z0), free(z), free(zd);
+    }
+  printf("projT_ld: %d shapes with ldz = 1.5 G: same bits as dense %d, other columns untouched %d"
+         "\n",
+         n, same, untouched);
+  CHECK(same && untouched);
+}
+
 int main(void) {
   test_edges();
+  test_ldz();
   test_reference();
   test_invariance();
   return check_done();

@@ -1,12 +1,14 @@
-/* test_nn_train.c: the trainer's forward and backward passes (nn/train.c). Gradients of every
- * parameter tensor against central finite differences of a double-precision reference of the
- * same loss, for L = 1 and 2, with and without peepholes; against PyTorch autograd on a fixed
- * batch (tests/fixtures/train_grad_*.txt from tests/gen_train_fixture.py); state carried across
- * windows; clipping; Adam's first step in closed form. */
+/* test_nn_train.c: the trainer's forward and backward passes (nn/train.c, nn/train_cells.c).
+ * Gradients of every parameter tensor against central finite differences of a double-precision
+ * reference of the same loss, for L = 1 and 2, the LSTM with and without peepholes, the GRU and
+ * the RNN with tanh and relu; against PyTorch autograd on a fixed batch
+ * (tests/fixtures/train_grad_*.txt from tests/gen_train_fixture.py: nn.LSTM, nn.GRU, nn.RNN);
+ * state carried across windows; clipping; Adam's first step in closed form. */
 #include <stdlib.h>
 
 #include "check.h"
 #include "nn/base/tc_err.h"
+#include "nn/lstm.h"
 #include "nn/model.h"
 #include "nn/train.h"
 
@@ -14,10 +16,10 @@
  * x (T, B, F), tgt (T, B), w (T, B), initial state zero. */
 static double ref_loss(const nn_model *m, const double *p, int B, int T, const float *x,
                        const float *tgt, const float *w) {
-  const int L = m->L, H = m->H, G = 4 * H;
+  const int L = m->L, H = m->H, G = m->G;
 #define P(ptr) (p + ((ptr)-m->params))
   double *h = calloc((size_t)L * B * H, sizeof(double)), *c = calloc((size_t)L * B * H, 8);
-  double *in = calloc((size_t)(H > NN_F ? H : NN_F), 8), *z = calloc(G, 8);
+  double *in = calloc((size_t)(H > NN_F ? H : NN_F), 8), *z = calloc(G, 8), *zh = calloc(G, 8);
   double loss = 0;
   for (int t = 0; t < T; t++)
     for (int b = 0; b < B; b++) {
@@ -29,14 +31,25 @@ static double ref_loss(const nn_model *m, const double *p, int B, int T, const f
         const double *Wi = P(m->W_ih[k]), *Wh = P(m->W_hh[k]), *bi = P(m->b_ih[k]),
                      *bh = P(m->b_hh[k]);
         for (int r = 0; r < G; r++) {
-          double s = bi[r] + bh[r];
+          double s = bi[r], sh = bh[r];
           for (int d = 0; d < D; d++)
             s += Wi[(size_t)r * D + d] * in[d];
           for (int d = 0; d < H; d++)
-            s += Wh[(size_t)r * H + d] * hk[d];
-          z[r] = s;
+            sh += Wh[(size_t)r * H + d] * hk[d];
+          z[r] = s + sh;
+          zh[r] = sh;
         }
-        for (int j = 0; j < H; j++) {
+        if (m->cell == NN_CELL_GRU) { /* r, z, n; r multiplies the recurrent n block */
+          for (int j = 0; j < H; j++) {
+            double gr = 1 / (1 + exp(-z[j])), gz = 1 / (1 + exp(-z[H + j]));
+            double gn = tanh(z[2 * H + j] - zh[2 * H + j] + gr * zh[2 * H + j]);
+            hk[j] = (1 - gz) * gn + gz * hk[j];
+          }
+        } else if (m->cell != NN_CELL_LSTM) {
+          for (int j = 0; j < H; j++)
+            hk[j] = m->cell == NN_CELL_RNN_RELU ? (z[j] > 0 ? z[j] : 0) : tanh(z[j]);
+        }
+        for (int j = 0; j < H && m->cell == NN_CELL_LSTM; j++) {
           double zi = z[j], zf = z[H + j], zg = z[2 * H + j], zo = z[3 * H + j];
           if (m->peephole) {
             zi += P(m->w_ci[k])[j] * ck[j];
@@ -58,7 +71,7 @@ static double ref_loss(const nn_model *m, const double *p, int B, int T, const f
       loss += w[r] * (y - tgt[r]) * (y - tgt[r]);
     }
 #undef P
-  free(h), free(c), free(in), free(z);
+  free(h), free(c), free(in), free(z), free(zh);
   return loss;
 }
 
@@ -67,12 +80,12 @@ static float frand(nn_rng *r, float a) {
 }
 
 /* One configuration: analytic gradients of every tensor vs finite differences. */
-static void check_grads(int L, int H, int peephole, int B, int T, uint64_t seed) {
+static void check_grads(int cell, int L, int H, int peephole, int B, int T, uint64_t seed) {
   nn_model m;
   nn_train tr;
   nn_rng r;
   nn_rng_seed(&r, seed);
-  CHECK_INT(nn_model_init(&m, L, H, peephole), 0);
+  CHECK_INT(nn_model_init_cell(&m, cell, L, H, peephole), 0);
   nn_train_init_weights(&m, &r);
   /* Larger-than-default weights so that every gate is exercised away from its linear regime. */
   for (size_t i = 0; i < m.nparams; i++)
@@ -103,11 +116,11 @@ static void check_grads(int L, int H, int peephole, int B, int T, uint64_t seed)
   } ts[7 * NN_MAX_LAYERS + 2];
   int nt = 0;
   for (int k = 0; k < L; k++) {
-    size_t D = k == 0 ? NN_F : (size_t)H;
-    ts[nt++] = (typeof(ts[0])){"W_ih", m.W_ih[k], 4 * H * D};
-    ts[nt++] = (typeof(ts[0])){"W_hh", m.W_hh[k], (size_t)4 * H * H};
-    ts[nt++] = (typeof(ts[0])){"b_ih", m.b_ih[k], (size_t)4 * H};
-    ts[nt++] = (typeof(ts[0])){"b_hh", m.b_hh[k], (size_t)4 * H};
+    size_t D = k == 0 ? NN_F : (size_t)H, G = (size_t)m.G;
+    ts[nt++] = (typeof(ts[0])){"W_ih", m.W_ih[k], G * D};
+    ts[nt++] = (typeof(ts[0])){"W_hh", m.W_hh[k], G * H};
+    ts[nt++] = (typeof(ts[0])){"b_ih", m.b_ih[k], G};
+    ts[nt++] = (typeof(ts[0])){"b_hh", m.b_hh[k], G};
     if (peephole) {
       ts[nt++] = (typeof(ts[0])){"w_ci", m.w_ci[k], (size_t)H};
       ts[nt++] = (typeof(ts[0])){"w_cf", m.w_cf[k], (size_t)H};
@@ -119,7 +132,8 @@ static void check_grads(int L, int H, int peephole, int B, int T, uint64_t seed)
   int bad = 0, checked = 0;
   double maxrel = 0;
   for (int q = 0; q < nt; q++) {
-    /* Several entries per tensor: the gate blocks i, f, g, o of a 4H tensor are all hit. */
+    /* Several entries per tensor: the gate blocks (i, f, g, o; r, z, n) of a G-row tensor are
+     * all hit. */
     int ne = ts[q].n < 8 ? (int)ts[q].n : 8;
     for (int e = 0; e < ne; e++) {
       size_t j = ts[q].n <= 8 ? (size_t)e : (size_t)e * ts[q].n / 8 + nn_rng_below(&r, ts[q].n / 8);
@@ -139,14 +153,14 @@ static void check_grads(int L, int H, int peephole, int B, int T, uint64_t seed)
         maxrel = rel;
       if (!(fabs(an - fd) <= tol)) {
         bad++;
-        fprintf(stderr, "L=%d H=%d peep=%d %s[%d][%zu]: analytic %.9g vs fd %.9g\n", L, H, peephole,
-                ts[q].name, q, j, an, fd);
+        fprintf(stderr, "%s L=%d H=%d peep=%d %s[%d][%zu]: analytic %.9g vs fd %.9g\n",
+                nn_cell_name(cell), L, H, peephole, ts[q].name, q, j, an, fd);
       }
     }
   }
-  printf("grads L=%d H=%d peephole=%d B=%d T=%d: %d entries vs finite differences, max rel err "
-         "%.2e\n",
-         L, H, peephole, B, T, checked, maxrel);
+  printf("grads %s L=%d H=%d peephole=%d B=%d T=%d: %d entries vs finite differences, max rel "
+         "err %.2e\n",
+         nn_cell_name(cell), L, H, peephole, B, T, checked, maxrel);
   CHECK_INT(bad, 0);
   /* features.* and target.* get no gradient. */
   for (size_t i = 0; i < m.nparams; i++)
@@ -157,14 +171,56 @@ static void check_grads(int L, int H, int peephole, int B, int T, uint64_t seed)
   nn_model_free(&m);
 }
 
+/* The trainer's forward and inference's step (nn_step) agree on every cell: the same outputs to
+ * float rounding and the same final states, so a model is trained on the network it runs. */
+static void check_infer(int cell) {
+  nn_model m;
+  nn_train tr;
+  nn_work w;
+  nn_rng r;
+  nn_rng_seed(&r, 40 + (uint64_t)cell);
+  enum { L = 2, H = 12, B = 5, T = 20 };
+  CHECK_INT(nn_model_init_cell(&m, cell, L, H, 0), 0);
+  nn_train_init_weights(&m, &r);
+  for (size_t i = 0; i < m.nparams; i++)
+    if (nn_param_trainable(&m, i))
+      m.params[i] *= 2.0f;
+  CHECK_INT(nn_train_init(&tr, &m, B, T), 0);
+  CHECK_INT(nn_work_init(&w, &m, B), 0);
+  const size_t S = nn_state_floats(&m);
+  float x[T * B * NN_F], tgt[T * B] = {0}, wt[T * B] = {0}, y[B];
+  float *s1 = calloc(B * S, sizeof *s1), *s2 = calloc(B * S, sizeof *s2), *sp[B];
+  for (int i = 0; i < T * B * NN_F; i++)
+    x[i] = frand(&r, 2.0f);
+  nn_train_forward(&tr, &m, B, T, x, tgt, wt, s1);
+  for (int b = 0; b < B; b++)
+    sp[b] = s2 + b * S;
+  double dy = 0, ds = 0;
+  for (int t = 0; t < T; t++) {
+    nn_step(&m, &w, B, x + (size_t)t * B * NN_F, sp, y);
+    for (int b = 0; b < B; b++)
+      dy = fmax(dy, fabs((double)y[b] - tr.y[t * B + b]) / (1 + fabs((double)y[b])));
+  }
+  for (size_t i = 0; i < B * S; i++)
+    ds = fmax(ds, fabs((double)s1[i] - s2[i]) / (1 + fabs((double)s1[i])));
+  /* Relative to 1 + |value|: a relu RNN's h is unbounded. */
+  printf("train forward vs nn_step, %s L=%d H=%d B=%d T=%d: max rel diff y %.3g, state %.3g\n",
+         nn_cell_name(cell), L, H, B, T, dy, ds);
+  CHECK(dy <= 1e-5 && ds <= 1e-5);
+  free(s1), free(s2);
+  nn_work_free(&w);
+  nn_train_free(&tr);
+  nn_model_free(&m);
+}
+
 /* Two windows of T with carried state give the outputs of one window of 2T. */
-static void check_carry(void) {
+static void check_carry(int cell) {
   nn_model m;
   nn_train tr;
   nn_rng r;
   nn_rng_seed(&r, 7);
   int L = 2, H = 6, B = 3, T = 5;
-  CHECK_INT(nn_model_init(&m, L, H, 1), 0);
+  CHECK_INT(nn_model_init_cell(&m, cell, L, H, cell == NN_CELL_LSTM), 0);
   nn_train_init_weights(&m, &r);
   CHECK_INT(nn_train_init(&tr, &m, B, 2 * T), 0);
   size_t TB = (size_t)2 * T * B;
@@ -270,10 +326,11 @@ static void check_torch(const char *path) {
   if (!cfg)
     return;
   int L = (int)cfg->v[0], H = (int)cfg->v[1], peep = (int)cfg->v[2], B = (int)cfg->v[3],
-      T = (int)cfg->v[4];
+      T = (int)cfg->v[4], cell = cfg->n > 5 ? (int)cfg->v[5] : NN_CELL_LSTM;
+  const char *pre = nn_cell_prefix(cell);
   nn_model m;
   nn_train tr;
-  CHECK_INT(nn_model_init(&m, L, H, peep), 0);
+  CHECK_INT(nn_model_init_cell(&m, cell, L, H, peep), 0);
   CHECK_INT(nn_train_init(&tr, &m, B, T), 0);
   struct {
     char name[48];
@@ -281,10 +338,10 @@ static void check_torch(const char *path) {
   } map[7 * NN_MAX_LAYERS + 2];
   int nm = 0;
   for (int k = 0; k < L; k++) {
-    snprintf(map[nm].name, 48, "lstm.weight_ih_l%d", k), map[nm++].t = m.W_ih[k];
-    snprintf(map[nm].name, 48, "lstm.weight_hh_l%d", k), map[nm++].t = m.W_hh[k];
-    snprintf(map[nm].name, 48, "lstm.bias_ih_l%d", k), map[nm++].t = m.b_ih[k];
-    snprintf(map[nm].name, 48, "lstm.bias_hh_l%d", k), map[nm++].t = m.b_hh[k];
+    snprintf(map[nm].name, 48, "%s.weight_ih_l%d", pre, k), map[nm++].t = m.W_ih[k];
+    snprintf(map[nm].name, 48, "%s.weight_hh_l%d", pre, k), map[nm++].t = m.W_hh[k];
+    snprintf(map[nm].name, 48, "%s.bias_ih_l%d", pre, k), map[nm++].t = m.b_ih[k];
+    snprintf(map[nm].name, 48, "%s.bias_hh_l%d", pre, k), map[nm++].t = m.b_hh[k];
     if (peep) {
       snprintf(map[nm].name, 48, "lstm.weight_ci_l%d", k), map[nm++].t = m.w_ci[k];
       snprintf(map[nm].name, 48, "lstm.weight_cf_l%d", k), map[nm++].t = m.w_cf[k];
@@ -344,9 +401,9 @@ static void check_torch(const char *path) {
       }
     }
   }
-  printf("%s: L=%d H=%d peephole=%d B=%d T=%d, loss %.9g vs %.9g, worst grad diff %.2e of the "
+  printf("%s: %s L=%d H=%d peephole=%d B=%d T=%d, loss %.9g vs %.9g, worst grad diff %.2e of the "
          "tensor's max\n",
-         path, L, H, peep, B, T, loss, fxl->v[0], worst);
+         path, nn_cell_name(cell), L, H, peep, B, T, loss, fxl->v[0], worst);
   CHECK(worst < 1e-4);
   for (int i = 0; i < nf; i++)
     free(f[i].v);
@@ -356,14 +413,25 @@ static void check_torch(const char *path) {
 }
 
 int main(void) {
-  check_grads(1, 5, 0, 3, 6, 1);
-  check_grads(1, 5, 1, 3, 6, 2);
-  check_grads(2, 4, 0, 2, 7, 3);
-  check_grads(2, 4, 1, 4, 5, 4);
-  check_grads(1, 1, 1, 1, 1, 5); /* the smallest case */
-  check_carry();
+  check_grads(NN_CELL_LSTM, 1, 5, 0, 3, 6, 1);
+  check_grads(NN_CELL_LSTM, 1, 5, 1, 3, 6, 2);
+  check_grads(NN_CELL_LSTM, 2, 4, 0, 2, 7, 3);
+  check_grads(NN_CELL_LSTM, 2, 4, 1, 4, 5, 4);
+  check_grads(NN_CELL_LSTM, 1, 1, 1, 1, 1, 5); /* the smallest case */
+  for (int cell = NN_CELL_GRU; cell < NN_CELL_COUNT; cell++) {
+    check_grads(cell, 1, 5, 0, 3, 6, 10 + (uint64_t)cell);
+    check_grads(cell, 2, 4, 0, 2, 7, 20 + (uint64_t)cell);
+    check_grads(cell, 1, 1, 0, 1, 1, 30 + (uint64_t)cell);
+  }
+  for (int cell = 0; cell < NN_CELL_COUNT; cell++) {
+    check_carry(cell);
+    check_infer(cell);
+  }
   check_clip_adam();
   check_torch("tests/fixtures/train_grad_l1.txt");
   check_torch("tests/fixtures/train_grad_l2_peephole.txt");
+  check_torch("tests/fixtures/train_grad_gru_l2.txt");
+  check_torch("tests/fixtures/train_grad_rnn_tanh_l2.txt");
+  check_torch("tests/fixtures/train_grad_rnn_relu_l1.txt");
   return check_done();
 }

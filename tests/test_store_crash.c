@@ -128,7 +128,7 @@ int main(void) {
       break;
     }
     check_ctx c = {0};
-    CHECK_INT(store_instruments_load(st, NL, NH, check_cb, &c, err, sizeof err), 0);
+    CHECK_INT(store_instruments_load(st, NN_CELL_LSTM, NL, NH, check_cb, &c, err, sizeof err), 0);
     CHECK_INT(c.seen, NI);
     CHECK_INT(c.bad, 0);
     store_offset *off = NULL;

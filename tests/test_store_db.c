@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "check.h"
 #include "nn/base/tc_err.h"
@@ -108,6 +109,17 @@ static int count_cb(void *ud, const store_inst *in) {
   return 0;
 }
 
+/* A version 1 state blob of an LSTM of L layers of H, as the encoder wrote it before the cell
+ * byte (u16 version 1, u16 L); returns its length. */
+static size_t blob_v1(unsigned char *buf, int L, int H, const float *state) {
+  size_t n = store_blob_encode(buf, NN_CELL_LSTM, L, H, state);
+  buf[4] = 1, buf[5] = 0, buf[6] = (unsigned char)L, buf[7] = 0;
+  uint64_t h = XXH64(buf, n - STORE_BLOB_TRAILER, 0);
+  for (int i = 0; i < 8; i++)
+    buf[n - STORE_BLOB_TRAILER + i] = (unsigned char)(h >> (8 * i));
+  return n;
+}
+
 static store_ckpt ckpt_of(const fixture *f, const store_offset *off, size_t noff) {
   return (store_ckpt){.inst = f->in,
                       .ninst = (size_t)f->N,
@@ -143,33 +155,129 @@ static void test_blob(void) {
   for (int i = 0; i < 20; i++)
     st[i] = (float)(i - 7) / 3.0f;
   unsigned char buf[STORE_BLOB_HEADER + 80 + STORE_BLOB_TRAILER];
-  size_t n = store_blob_encode(buf, L, H, st);
+  size_t n = store_blob_encode(buf, NN_CELL_LSTM, L, H, st);
   CHECK_INT(n, sizeof buf);
+  CHECK_INT(store_blob_len(NN_CELL_LSTM, L, H), sizeof buf);
   CHECK(memcmp(buf, "TCST", 4) == 0);
+  CHECK(buf[4] == 2 && buf[5] == 0 && buf[6] == NN_CELL_LSTM && buf[7] == L); /* version 2 */
   /* Little-endian on the wire whatever the host: float 1/3*(0-7) = -7/3 at offset 16. */
   uint32_t u;
   memcpy(&u, &st[0], 4);
   CHECK_INT(buf[16] | buf[17] << 8 | buf[18] << 16 | (uint32_t)buf[19] << 24, u);
-  CHECK_INT(store_blob_decode(buf, n, L, H, back, err, sizeof err), 0);
+  CHECK_INT(store_blob_decode(buf, n, NN_CELL_LSTM, L, H, back, err, sizeof err), 0);
   CHECK(memcmp(st, back, sizeof st) == 0);
+  CHECK_INT(store_blob_cell(buf, n), NN_CELL_LSTM);
   /* Each kind of damage names its check. */
-  CHECK_INT(store_blob_decode(buf, n, L, 6, back, err, sizeof err), TC_EFORMAT);
+  CHECK_INT(store_blob_decode(buf, n, NN_CELL_LSTM, L, 6, back, err, sizeof err), TC_EFORMAT);
   CHECK_CONTAINS(err, "has L=2 H=5, expected L=2 H=6");
-  CHECK_INT(store_blob_decode(buf, n - 1, L, H, back, err, sizeof err), TC_EFORMAT);
+  CHECK_INT(store_blob_decode(buf, n - 1, NN_CELL_LSTM, L, H, back, err, sizeof err), TC_EFORMAT);
   CHECK_CONTAINS(err, "is 103 bytes, expected 104");
-  CHECK_INT(store_blob_decode(buf, 10, L, H, back, err, sizeof err), TC_EFORMAT);
+  CHECK_INT(store_blob_decode(buf, 10, NN_CELL_LSTM, L, H, back, err, sizeof err), TC_EFORMAT);
   CHECK_CONTAINS(err, "expected at least 24");
   buf[40] ^= 0x01;
-  CHECK_INT(store_blob_decode(buf, n, L, H, back, err, sizeof err), TC_EFORMAT);
+  CHECK_INT(store_blob_decode(buf, n, NN_CELL_LSTM, L, H, back, err, sizeof err), TC_EFORMAT);
   CHECK_CONTAINS(err, "checksum");
   buf[40] ^= 0x01;
   buf[0] = 'X';
-  CHECK_INT(store_blob_decode(buf, n, L, H, back, err, sizeof err), TC_EFORMAT);
+  CHECK_INT(store_blob_decode(buf, n, NN_CELL_LSTM, L, H, back, err, sizeof err), TC_EFORMAT);
   CHECK_CONTAINS(err, "magic");
+  CHECK_INT(store_blob_cell(buf, n), -1);
   buf[0] = 'T';
   buf[4] = 9;
-  CHECK_INT(store_blob_decode(buf, n, L, H, back, err, sizeof err), TC_EFORMAT);
-  CHECK_CONTAINS(err, "version is 9, expected 1");
+  CHECK_INT(store_blob_decode(buf, n, NN_CELL_LSTM, L, H, back, err, sizeof err), TC_EFORMAT);
+  CHECK_CONTAINS(err, "version is 9, expected 1 or 2");
+  buf[4] = 2;
+  buf[6] = 7;
+  CHECK_INT(store_blob_decode(buf, n, NN_CELL_LSTM, L, H, back, err, sizeof err), TC_EFORMAT);
+  CHECK_CONTAINS(err, "state blob cell is 7, expected 0..3");
+  buf[6] = NN_CELL_LSTM;
+}
+
+/* Version 1 blobs, written before the cell byte (u16 L where version 2 has the cell and L), are
+ * read as an LSTM's; a blob of one cell is refused for a model of another with TC_EMODEL and a
+ * message naming both; the GRU and RNN states are (L, H). */
+static void test_blob_cells(void) {
+  float st[40], back[40];
+  for (int i = 0; i < 40; i++)
+    st[i] = (float)i * 0.125f - 2.0f;
+  /* A version 1 blob of L = 2, H = 5 as the old encoder wrote it. */
+  unsigned char v1[STORE_BLOB_HEADER + 80 + STORE_BLOB_TRAILER];
+  CHECK_INT(blob_v1(v1, 2, 5, st), sizeof v1);
+  CHECK(v1[4] == 1 && v1[5] == 0 && v1[6] == 2 && v1[7] == 0);
+  CHECK_INT(store_blob_cell(v1, sizeof v1), NN_CELL_LSTM);
+  CHECK_INT(store_blob_decode(v1, sizeof v1, NN_CELL_LSTM, 2, 5, back, err, sizeof err), 0);
+  CHECK(memcmp(back, st, 20 * sizeof *st) == 0);
+  CHECK_INT(store_blob_decode(v1, sizeof v1, NN_CELL_GRU, 2, 5, back, err, sizeof err), TC_EMODEL);
+  CHECK_CONTAINS(err, "state blob holds the state of an lstm (L=2 H=5), but the model is a gru "
+                      "(L=2 H=5)");
+  for (int cell = NN_CELL_GRU; cell < NN_CELL_COUNT; cell++) {
+    unsigned char b[STORE_BLOB_HEADER + 4 * 40 + STORE_BLOB_TRAILER];
+    CHECK_INT(store_blob_floats(cell, 2, 5), 10);
+    size_t n = store_blob_encode(b, cell, 2, 5, st);
+    CHECK_INT(n, STORE_BLOB_HEADER + 40 + STORE_BLOB_TRAILER);
+    CHECK_INT(n, store_blob_len(cell, 2, 5));
+    CHECK_INT(store_blob_cell(b, n), cell);
+    memset(back, 0, sizeof back);
+    CHECK_INT(store_blob_decode(b, n, cell, 2, 5, back, err, sizeof err), 0);
+    CHECK(memcmp(back, st, 10 * sizeof *st) == 0 && back[10] == 0.0f);
+    CHECK_INT(store_blob_decode(b, n, NN_CELL_LSTM, 2, 5, back, err, sizeof err), TC_EMODEL);
+    char want[120];
+    snprintf(want, sizeof want, "holds the state of a %s (L=2 H=5), but the model is an lstm",
+             nn_cell_name(cell));
+    CHECK_CONTAINS(err, want);
+  }
+}
+
+/* A state file written for one cell: meta records the cell of its binding; loading the states as
+ * another cell is TC_EMODEL naming the symbol and both cells; an unknown cell is refused in meta
+ * and in a checkpoint. */
+static void test_cells_db(void) {
+  const char *p = path_in("cells.db");
+  store *st = NULL;
+  CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
+  if (!st)
+    return;
+  store_meta m = {.model_sha256 = "cd34", .cell = NN_CELL_GRU, .L = 2, .H = 8};
+  CHECK_INT(store_meta_set(st, &m, err, sizeof err), 0);
+  memset(&m, 0, sizeof m);
+  CHECK_INT(store_meta_get(st, &m, err, sizeof err), 0);
+  CHECK_INT(m.cell, NN_CELL_GRU);
+  m.cell = NN_CELL_COUNT;
+  CHECK_INT(store_meta_set(st, &m, err, sizeof err), TC_EINVAL);
+  CHECK_CONTAINS(err, "meta with cell 4");
+  CHECK_INT(store_meta_get(st, &m, err, sizeof err), 0);
+  CHECK_INT(m.cell, NN_CELL_GRU);
+  float s0[3 * 8];
+  for (int i = 0; i < 24; i++)
+    s0[i] = (float)i;
+  store_inst in[2] = {{.sym = "AAA", .sym_len = 3, .partition = 0, .n = 1, .state = s0},
+                      {.sym = "BBB", .sym_len = 3, .partition = 1, .n = 2, .state = s0 + 8}};
+  store_ckpt c = {.inst = in, .ninst = 2, .L = 2, .H = 8, .cell = NN_CELL_GRU};
+  CHECK_INT(store_checkpoint_write(st, &c, err, sizeof err), 0);
+  int count = 0;
+  CHECK_INT(store_instruments_load(st, NN_CELL_LSTM, 2, 8, count_cb, &count, err, sizeof err),
+            TC_EMODEL);
+  CHECK_CONTAINS(err, ": instrument AAA: state blob holds the state of a gru (L=2 H=8), but the "
+                      "model is an lstm (L=2 H=8)");
+  CHECK_INT(store_instruments_load(st, NN_CELL_RNN_TANH, 2, 8, count_cb, &count, err, sizeof err),
+            TC_EMODEL);
+  CHECK_INT(count, 0);
+  CHECK_INT(store_instruments_load(st, NN_CELL_GRU, 2, 8, count_cb, &count, err, sizeof err), 0);
+  CHECK_INT(count, 2);
+  count = 0;
+  CHECK_INT(
+      store_instruments_load_partition(st, NN_CELL_GRU, 2, 8, 1, count_cb, &count, err, sizeof err),
+      0);
+  CHECK_INT(count, 1);
+  CHECK_INT(store_instruments_load_partition(st, NN_CELL_LSTM, 2, 8, 1, count_cb, &count, err,
+                                             sizeof err),
+            TC_EMODEL);
+  CHECK_CONTAINS(err, ": instrument BBB: state blob holds the state of a gru");
+  CHECK_INT(store_instruments_load(st, -1, 2, 8, count_cb, &count, err, sizeof err), TC_EINVAL);
+  c.cell = 9;
+  CHECK_INT(store_checkpoint_write(st, &c, err, sizeof err), TC_EINVAL);
+  CHECK_CONTAINS(err, "checkpoint with cell 9");
+  store_close(st);
 }
 
 static void test_round_trip(void) {
@@ -216,7 +324,7 @@ static void test_round_trip(void) {
   CHECK_INT(m.ckpts, 1);
   CHECK_STR(m.app, "tickcast test");
   cmp_ctx cc = {.f = &f};
-  CHECK_INT(store_instruments_load(st, 2, 16, cmp_cb, &cc, err, sizeof err), 0);
+  CHECK_INT(store_instruments_load(st, NN_CELL_LSTM, 2, 16, cmp_cb, &cc, err, sizeof err), 0);
   CHECK_INT(cc.seen, 300);
   CHECK_INT(cc.mismatched, 0);
   store_offset *lo = NULL;
@@ -254,7 +362,7 @@ static void test_round_trip(void) {
   CHECK_INT(store_checkpoint_write(st, &c2, err, sizeof err), 0);
   f.N = 299; /* the deleted one is the last */
   cc = (cmp_ctx){.f = &f};
-  CHECK_INT(store_instruments_load(st, 2, 16, cmp_cb, &cc, err, sizeof err), 0);
+  CHECK_INT(store_instruments_load(st, NN_CELL_LSTM, 2, 16, cmp_cb, &cc, err, sizeof err), 0);
   CHECK_INT(cc.seen, 299);
   CHECK_INT(cc.mismatched, 0);
   CHECK_INT(store_meta_get(st, &m, err, sizeof err), 0);
@@ -278,11 +386,12 @@ static void test_round_trip(void) {
   CHECK_INT(store_checkpoint_write(st, &c3, err, sizeof err), 0);
   f.in[1].n = 777;
   cc = (cmp_ctx){.f = &f};
-  CHECK_INT(store_instruments_load(st, 2, 16, cmp_cb, &cc, err, sizeof err), 0);
+  CHECK_INT(store_instruments_load(st, NN_CELL_LSTM, 2, 16, cmp_cb, &cc, err, sizeof err), 0);
   CHECK_INT(cc.mismatched, 0);
 
   /* Loading with another shape is refused, naming the instrument. */
-  CHECK_INT(store_instruments_load(st, 1, 16, cmp_cb, &cc, err, sizeof err), TC_EFORMAT);
+  CHECK_INT(store_instruments_load(st, NN_CELL_LSTM, 1, 16, cmp_cb, &cc, err, sizeof err),
+            TC_EFORMAT);
   CHECK_CONTAINS(err, "instrument SYM");
   CHECK_CONTAINS(err, "expected L=1 H=16");
 
@@ -294,7 +403,7 @@ static void test_round_trip(void) {
   CHECK_INT(store_checkpoint_write(st, &c4, err, sizeof err), TC_EINVAL);
   CHECK_CONTAINS(err, "expected 1..32 bytes");
   cc = (cmp_ctx){.f = &f};
-  CHECK_INT(store_instruments_load(st, 2, 16, cmp_cb, &cc, err, sizeof err), 0);
+  CHECK_INT(store_instruments_load(st, NN_CELL_LSTM, 2, 16, cmp_cb, &cc, err, sizeof err), 0);
   CHECK_INT(cc.mismatched, 0);
 
   /* clear_instruments (model reset) then the rows of the same checkpoint. */
@@ -344,6 +453,13 @@ static void test_top(void) {
 
 /* Version 0 files: a missing path and an empty file are created at the current version; a file
  * of ours at version 0 (application_id set, no tables) is migrated. */
+static int v1_cb(void *ud, const store_inst *in) {
+  int64_t *seen = ud;
+  seen[0]++;
+  seen[1] = in->next_offset;
+  return in->n == 9 && in->state[3] == 4 ? 0 : TC_EINVAL;
+}
+
 static void test_migrations(void) {
   store *st = NULL;
   const char *p = path_in("empty.db");
@@ -368,6 +484,75 @@ static void test_migrations(void) {
   st = NULL;
   CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
   store_close(st);
+  raw = raw_open(p);
+  CHECK_INT(raw_int(raw, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+  sqlite3_close(raw);
+
+  /* A schema 1 file (as tickcast 0.1 wrote it) is migrated to 2 in place: its rows keep their
+   * values and read back with next_offset -1 (at their partition's stored offset), the binding is
+   * empty until set, its cell is the LSTM (its version 1 blobs are an LSTM's), and rows load by
+   * partition. */
+  p = path_in("v1.db");
+  raw = raw_open(p);
+  snprintf(sql, sizeof sql, "PRAGMA application_id = %d; PRAGMA user_version = 1", STORE_APP_ID);
+  CHECK_INT(sqlite3_exec(raw,
+                         "CREATE TABLE meta (id INTEGER PRIMARY KEY CHECK (id = 1), model_sha256 "
+                         "TEXT NOT NULL DEFAULT '', features TEXT NOT NULL DEFAULT '', layers "
+                         "INTEGER NOT NULL DEFAULT 0, hidden INTEGER NOT NULL DEFAULT 0, "
+                         "ckpt_time_ns INTEGER NOT NULL DEFAULT 0, ckpts INTEGER NOT NULL DEFAULT "
+                         "0, app TEXT NOT NULL DEFAULT '');"
+                         "CREATE TABLE offsets (topic TEXT NOT NULL, partition INTEGER NOT NULL, "
+                         "next_offset INTEGER NOT NULL, PRIMARY KEY (topic, partition)) WITHOUT "
+                         "ROWID;"
+                         "CREATE TABLE instruments (sym TEXT PRIMARY KEY NOT NULL, partition "
+                         "INTEGER NOT NULL, n INTEGER NOT NULL, last_ts INTEGER NOT NULL, last_px "
+                         "REAL NOT NULL, state BLOB NOT NULL);"
+                         "INSERT INTO meta (id, model_sha256, layers, hidden) VALUES (1, 'ab', 1, "
+                         "2); INSERT INTO offsets VALUES ('ticks', 3, 77);",
+                         NULL, NULL, NULL),
+            SQLITE_OK);
+  {
+    unsigned char b[STORE_BLOB_HEADER + 16 + STORE_BLOB_TRAILER];
+    float z[4] = {1, 2, 3, 4};
+    size_t bl = blob_v1(b, 1, 2, z);
+    sqlite3_stmt *ins = NULL;
+    sqlite3_prepare_v2(raw, "INSERT INTO instruments VALUES ('V1', 3, 9, 10, 1.5, ?1)", -1, &ins,
+                       NULL);
+    sqlite3_bind_blob(ins, 1, b, (int)bl, SQLITE_STATIC);
+    CHECK_INT(sqlite3_step(ins), SQLITE_DONE);
+    sqlite3_finalize(ins);
+  }
+  CHECK_INT(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(raw);
+  st = NULL;
+  CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
+  if (st) {
+    store_meta m;
+    CHECK_INT(store_meta_get(st, &m, err, sizeof err), 0);
+    CHECK_STR(m.model_sha256, "ab");
+    CHECK_STR(m.cluster_id, "");
+    CHECK_INT(m.cell, NN_CELL_LSTM);
+    CHECK_INT(store_binding_set(st, "cl-1", "ticks", err, sizeof err), 0);
+    CHECK_INT(store_meta_get(st, &m, err, sizeof err), 0);
+    CHECK_STR(m.cluster_id, "cl-1");
+    CHECK_STR(m.input_topic, "ticks");
+    m.ckpts = 5; /* meta_set keeps the binding */
+    CHECK_INT(store_meta_set(st, &m, err, sizeof err), 0);
+    CHECK_INT(store_meta_get(st, &m, err, sizeof err), 0);
+    CHECK_STR(m.cluster_id, "cl-1");
+    int64_t seen[2] = {0, 0};
+    CHECK_INT(
+        store_instruments_load_partition(st, NN_CELL_LSTM, 1, 2, 3, v1_cb, seen, err, sizeof err),
+        0);
+    CHECK_INT(seen[0], 1);
+    CHECK_INT(seen[1], -1);
+    seen[0] = 0;
+    CHECK_INT(
+        store_instruments_load_partition(st, NN_CELL_LSTM, 1, 2, 4, v1_cb, seen, err, sizeof err),
+        0);
+    CHECK_INT(seen[0], 0);
+    store_close(st);
+  }
   raw = raw_open(p);
   CHECK_INT(raw_int(raw, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
   sqlite3_close(raw);
@@ -398,7 +583,7 @@ static void test_migrations(void) {
   CHECK_INT(sqlite3_exec(raw, sql, NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(raw);
   CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), TC_EFORMAT);
-  CHECK_CONTAINS(err, "schema version 7 is newer than this tickcast supports (1)");
+  CHECK_CONTAINS(err, "schema version 7 is newer than this tickcast supports (2)");
   raw = raw_open(p);
   CHECK_INT(raw_int(raw, "PRAGMA user_version"), 7);
   sqlite3_close(raw);
@@ -571,7 +756,7 @@ static void test_readonly(void) {
   st = NULL;
   CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
   cmp_ctx cc = {.f = &f};
-  CHECK_INT(store_instruments_load(st, 1, 8, cmp_cb, &cc, err, sizeof err), 0);
+  CHECK_INT(store_instruments_load(st, NN_CELL_LSTM, 1, 8, cmp_cb, &cc, err, sizeof err), 0);
   CHECK_INT(cc.seen, 50);
   CHECK_INT(cc.mismatched, 0);
   store_close(st);
@@ -653,7 +838,7 @@ static void test_full(void) {
   CHECK_INT(sqlite3_exec(db, "PRAGMA max_page_count = 1000000000", NULL, NULL, NULL), SQLITE_OK);
   CHECK_INT(store_checkpoint_write(st, &c, err, sizeof err), 0);
   cmp_ctx cc = {.f = &f};
-  CHECK_INT(store_instruments_load(st, 1, 64, cmp_cb, &cc, err, sizeof err), 0);
+  CHECK_INT(store_instruments_load(st, NN_CELL_LSTM, 1, 64, cmp_cb, &cc, err, sizeof err), 0);
   CHECK_INT(cc.seen, 3000);
   CHECK_INT(cc.mismatched, 0);
   store_close(st);
@@ -692,7 +877,8 @@ static void test_checksum(void) {
   sqlite3_finalize(s);
   sqlite3_close(raw);
   int n = 0;
-  CHECK_INT(store_instruments_load(st, 1, 8, count_cb, &n, err, sizeof err), TC_EFORMAT);
+  CHECK_INT(store_instruments_load(st, NN_CELL_LSTM, 1, 8, count_cb, &n, err, sizeof err),
+            TC_EFORMAT);
   CHECK_CONTAINS(err, "instrument SYM00004.X: state blob checksum");
   CHECK_CONTAINS(err, "corrupted");
   store_close(st);
@@ -704,6 +890,8 @@ int main(void) {
   if (!mkdtemp(dir))
     return 1;
   test_blob();
+  test_blob_cells();
+  test_cells_db();
   test_round_trip();
   test_top();
   test_migrations();

@@ -3,7 +3,7 @@
 
 Independent check of a model trained by `tickcast train`: reads the safetensors file by hand,
 loads it into torch.nn.LSTM (+ a Linear head; the CONTRACT §3 cell in torch ops when the file
-has peepholes), computes the CONTRACT §2 features of a sym,ts,px[,qty,bid,ask] CSV in float64,
+has peepholes), torch.nn.GRU (gru.*) or torch.nn.RNN (rnn.*, tickcast.nonlinearity), computes the CONTRACT §2 features of a sym,ts,px[,qty,bid,ask] CSV in float64,
 and compares
   - the standardized output y of every tick with `tickcast replay` (|dy| <= 1e-4), and
   - n, mse, mae, mse_rw and skill of `tickcast eval --json` with its own scoring (rel 1e-4).
@@ -55,14 +55,24 @@ def features(rows):
     return torch.tensor(out, dtype=torch.float64)
 
 
-def run(p, x):
+def run(p, x, meta):
     """x (T, 4) standardized float32 -> y (T,) float64, one instrument from zero state."""
-    L = sum(1 for k in p if k.startswith("lstm.weight_hh_l"))
-    H = p["lstm.weight_hh_l0"].shape[1]
+    cell = next(c for c in ("lstm", "gru", "rnn") if f"{c}.weight_hh_l0" in p)
+    L = sum(1 for k in p if k.startswith(f"{cell}.weight_hh_l"))
+    H = p[f"{cell}.weight_hh_l0"].shape[1]
     peep = "lstm.weight_ci_l0" in p
     xd = x.double().unsqueeze(1)  # (T, 1, 4)
     with torch.no_grad():
-        if not peep:
+        if cell != "lstm":
+            if cell == "gru":
+                net = torch.nn.GRU(F, H, num_layers=L).double()
+            else:
+                nl = meta.get("tickcast.nonlinearity", "tanh")
+                net = torch.nn.RNN(F, H, num_layers=L, nonlinearity=nl).double()
+            n = len(cell) + 1
+            net.load_state_dict({k[n:]: v.double() for k, v in p.items() if k.startswith(cell + ".")})
+            top, _ = net(xd)
+        elif not peep:
             lstm = torch.nn.LSTM(F, H, num_layers=L).double()
             lstm.load_state_dict({k[5:]: v.double() for k, v in p.items() if k.startswith("lstm.")})
             top, _ = lstm(xd)
@@ -104,7 +114,7 @@ def main():
     for sym, rows in by_sym.items():
         raw = features(rows)
         x = ((raw - mean) / std).float()  # CONTRACT §2: standardized in double, then float32
-        y = run(p, x)
+        y = run(p, x, meta)
         ys[sym] = y.tolist()
         pr = y * tstd + tmean
         preds += pr[:-1].tolist()

@@ -12,6 +12,7 @@
 
 #include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
+#include "nn/base/cell.h"
 #include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 #include "store/store.h"
@@ -19,26 +20,28 @@
 #define TOP_MAX 1000
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: tickcast inspect --state DB [--json] [--top N]\n"
-          "       tickcast inspect --model M [--json] [--top N]\n\n"
-          "--model M shows a model file: sha256 and id (what predictions and stats name), cell,\n"
-          "shape, features, how it was trained, its validation figures and the threshold it had\n"
-          "to pass, the held-out test part's figures, each instrument's training, validation\n"
-          "and test ranges (the first N), and any other metadata.\n\n"
-          "--state DB:\n"
-          "Shows a state checkpoint written by `tickcast run`: the model it belongs to (sha256,\n"
-          "feature spec, layers, hidden size), when it was written, the next offset per input\n"
-          "partition, the number of instruments and the top instruments by ticks applied (n).\n"
-          "Every stored state is checked (header and checksum) on the way. The file is opened\n"
-          "read-only; inspecting next to a running daemon is safe.\n\n"
-          "  --state DB   the state database (default of `tickcast run`: tickcast.db)\n"
-          "  --json       one JSON object on stdout instead of text\n"
-          "  --model M    a model file (safetensors) instead of a state database\n"
-          "  --top N      how many instruments to list (default 10, at most %d)\n"
-          "Exit status: 0 shown, 1 runtime failure (e.g. the file is locked), 2 bad usage or a\n"
-          "missing, corrupt, truncated or foreign file.\n",
-          TOP_MAX);
+  fprintf(
+      f,
+      "usage: tickcast inspect --state DB [--json] [--top N]\n"
+      "       tickcast inspect --model M [--json] [--top N]\n\n"
+      "--model M shows a model file: sha256 and id (what predictions and stats name), cell,\n"
+      "shape, features, how it was trained, its validation figures and the threshold it had\n"
+      "to pass, the held-out test part's figures, each instrument's training, validation\n"
+      "and test ranges (the first N), and any other metadata.\n\n"
+      "--state DB:\n"
+      "Shows a state checkpoint written by `tickcast run`: the model it belongs to (sha256,\n"
+      "feature spec, cell, layers, hidden size), when it was written, the next offset per\n"
+      "input partition, the number of instruments and the top instruments by ticks applied\n"
+      "(n). Every stored state is checked (header, cell and checksum) on the way. The file is\n"
+      "opened read-only; inspecting next to a running daemon is safe.\n\n"
+      "  --state DB   the state database (default of `tickcast run`: tickcast.db)\n"
+      "  --json       one JSON object on stdout instead of text\n"
+      "  --model M    a model file (safetensors) instead of a state database\n"
+      "  --top N      how many instruments to list (default 10, at most %d)\n"
+      "Exit status: 0 shown, 1 runtime failure (e.g. the file is locked), 2 bad usage or a\n"
+      "missing, corrupt, truncated or foreign file (or one holding states of another cell than\n"
+      "its binding's).\n",
+      TOP_MAX);
 }
 
 /* "2026-11-28T23:10:00.123Z" from ns since the epoch. */
@@ -73,9 +76,10 @@ static int verify_cb(void *ud, const store_inst *in) {
   return 0;
 }
 
-/* Exit status for a TC_E* code: a file that is missing or not an intact state file is 2. */
+/* Exit status for a TC_E* code: a file that is missing or not an intact state file (a state of
+ * another cell than the binding's too) is 2. */
 static int exit_for(int rc) {
-  return rc == TC_ENOENT || rc == TC_EFORMAT || rc == TC_ESHAPE ? 2 : 1;
+  return rc == TC_ENOENT || rc == TC_EFORMAT || rc == TC_ESHAPE || rc == TC_EMODEL ? 2 : 1;
 }
 
 /* What inspect shows of a state file. */
@@ -100,6 +104,7 @@ static void print_json(const inspect_view *v) {
   json_object_set_new(o, "features", v->has_meta ? json_string(v->m.features) : json_null());
   json_object_set_new(o, "layers", json_integer(v->m.L));
   json_object_set_new(o, "hidden", json_integer(v->m.H));
+  json_object_set_new(o, "cell", v->has_meta ? json_string(nn_cell_name(v->m.cell)) : json_null());
   json_object_set_new(o, "checkpoint_time_ns", json_integer(v->m.ckpt_time_ns));
   if (v->m.ckpt_time_ns)
     fmt_time(ts, sizeof ts, v->m.ckpt_time_ns);
@@ -146,6 +151,7 @@ static void print_text(const inspect_view *v) {
     printf("model        sha256 %s\n", v->m.model_sha256[0] ? v->m.model_sha256 : "(none bound)");
     printf("features     %s\n", v->m.features);
     printf("shape        L=%d H=%d\n", v->m.L, v->m.H);
+    printf("cell         %s\n", nn_cell_name(v->m.cell));
   } else {
     printf("model        (none bound yet)\n");
   }
@@ -200,7 +206,8 @@ static int inspect_read(inspect_view *v, store *st, int ntop, char *err, size_t 
     rc = TC_EFORMAT;
   }
   if (!rc && v->count)
-    rc = store_instruments_load(st, v->m.L, v->m.H, verify_cb, &v->verified, err, errlen);
+    rc =
+        store_instruments_load(st, v->m.cell, v->m.L, v->m.H, verify_cb, &v->verified, err, errlen);
   if (!rc && ntop)
     rc = store_instruments_top(st, ntop, top_cb, v->top, err, errlen);
   if (rc == TC_ENOMEM)

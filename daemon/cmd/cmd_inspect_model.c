@@ -15,19 +15,16 @@
 #include "nn/safetensors/safetensors.h"
 
 /* The metadata keys shown in their own lines; the others are listed under "other metadata". */
-static const char *const shown_keys[] = {"tickcast.format",        "tickcast.features",
-                                         "tickcast.cell",          "tickcast.trained_on",
-                                         "tickcast.train_args",    "tickcast.seed",
-                                         "tickcast.epochs",        "tickcast.best_epoch",
-                                         "tickcast.val_mse",       "tickcast.val_mse_rw",
-                                         "tickcast.val_skill",     "tickcast.val_tstat",
-                                         "tickcast.val_fit_skill", "tickcast.val_t_min",
-                                         "tickcast.trials",        "tickcast.output_scale",
-                                         "tickcast.test_n",        "tickcast.test_mse",
-                                         "tickcast.test_mse_rw",   "tickcast.test_skill",
-                                         "tickcast.test_skill_ci", "tickcast.test_dm_p",
-                                         "tickcast.test_dir_acc",  "tickcast.test_dir_base",
-                                         "tickcast.ranges",        NULL};
+static const char *const shown_keys[] = {
+    "tickcast.format",        "tickcast.features",      "tickcast.cell",
+    "tickcast.trained_on",    "tickcast.train_args",    "tickcast.seed",
+    "tickcast.epochs",        "tickcast.best_epoch",    "tickcast.val_mse",
+    "tickcast.val_mse_rw",    "tickcast.val_skill",     "tickcast.val_tstat",
+    "tickcast.val_fit_skill", "tickcast.val_t_min",     "tickcast.trials",
+    "tickcast.output_scale",  "tickcast.test_n",        "tickcast.test_mse",
+    "tickcast.test_mse_rw",   "tickcast.test_skill",    "tickcast.test_skill_ci",
+    "tickcast.test_dm_p",     "tickcast.test_dir_acc",  "tickcast.test_dir_base",
+    "tickcast.ranges",        NN_META_NONLINEARITY_KEY, NULL};
 
 static int shown(const char *key) {
   for (int i = 0; shown_keys[i]; i++)
@@ -36,10 +33,9 @@ static int shown(const char *key) {
   return 0;
 }
 
-/* The recurrent cell: the model's tickcast.cell, else the contract's LSTM. */
+/* The recurrent cell, from the model's tensor names (and an RNN's tickcast.nonlinearity). */
 static const char *model_cell(const nn_model *m) {
-  const char *c = nn_model_get_meta(m, "tickcast.cell");
-  return c ? c : "lstm";
+  return nn_cell_name(m->cell);
 }
 
 static const char *meta(const nn_model *m, const char *key) {

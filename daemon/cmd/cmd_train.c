@@ -49,14 +49,16 @@ static void usage(FILE *f) {
          "target statistics come from the training part only.\n\n"
          "  --input FILE    tick file (CSV or JSON Lines, '-' = stdin); repeat for more files\n"
          "  --output M      model file to write\n"
+         "  --cell C        recurrent cell: lstm (default), gru, rnn (tanh) or rnn_relu,\n"
+         "                  PyTorch's nn.LSTM, nn.GRU and nn.RNN\n"
          "  --test-frac F   hold out the last F of every instrument's ticks, 0 <= F < 1 (default\n"
          "                  0: train on everything, for a model to deploy)\n"
          "  --test-from TS  hold out every tick at ts >= TS (integer ns or RFC 3339); with\n"
          "                  --test-frac, whichever holds out more\n"
          "  --val-frac F    validation fraction of what is not held out, 0 <= F < 1 (default 0.2)\n"
          "  --hidden H      hidden size (default 32)\n"
-         "  --layers L      LSTM layers (default 1)\n"
-         "  --peephole      add peephole weights w_ci, w_cf, w_co\n"
+         "  --layers L      recurrent layers (default 1)\n"
+         "  --peephole      add peephole weights w_ci, w_cf, w_co (LSTM only)\n"
          "  --epochs N      most epochs (default 30; for fewer than 20,000 training ticks\n"
          "                  600,000 / ticks, at most 200: small inputs take more passes)\n"
          "  --seq T         truncated-BPTT window in ticks (default 32)\n"
@@ -68,10 +70,12 @@ static void usage(FILE *f) {
          "  --seed S        seed of all randomness; same seed, same input: same model bytes\n"
          "                  (default 1)\n"
          "  --search        random search over hidden, layers, seq and lr on the validation\n"
-         "                  part; prints a table on stdout (skill of the saved model, fit_skill\n"
-         "                  of the trained one before any fallback to zero, t of its gain) and\n"
-         "                  keeps the best. Each trial must reach the t that keeps the level of a\n"
-         "                  single run over all the trials (Sidak): 2.52 for 4, 2.76 for 8\n"
+         "                  part, the trials taking the cells in turn (lstm, gru, rnn_tanh,\n"
+         "                  rnn_relu; only --cell's when given); prints a table on stdout (skill\n"
+         "                  of the saved model, fit_skill of the trained one before any fallback\n"
+         "                  to zero, t of its gain) and keeps the best. Each trial must reach the\n"
+         "                  t that keeps the level of a single run over all the trials (Sidak):\n"
+         "                  2.52 for 4, 2.76 for 8\n"
          "  --trials N      configurations tried by --search (default 8)\n"
          "  --ts-unit U     integer timestamps in the files are s, ms, us or ns (default ns,\n"
          "                  with a warning when they look like another unit)\n"
@@ -88,6 +92,15 @@ static int parse_u64(const char *s, void *dst) {
   if (errno || end == s || *end || s[0] == '-')
     return -1;
   *(uint64_t *)dst = v;
+  return 0;
+}
+
+/* --cell: a cell name (nn_cell_parse) into *(int *)dst; 0 or -1. */
+static int parse_cell(const char *s, void *dst) {
+  int c = nn_cell_parse(s);
+  if (c < 0)
+    return -1;
+  *(int *)dst = c;
   return 0;
 }
 
@@ -173,11 +186,15 @@ static int set_train_meta(nn_model *m, const fit_opts *o, const fit_result *r,
   char from[48] = "";
   if (sp->has_test_from)
     snprintf(from, sizeof from, " test_from=%lld", (long long)sp->test_from);
+  /* The cell is named when it is not the LSTM, so that LSTM models keep the bytes they had. */
+  char cell[32] = "";
+  if (o->cell != NN_CELL_LSTM)
+    snprintf(cell, sizeof cell, " cell=%s", nn_cell_name(o->cell));
   snprintf(buf, sizeof buf,
            "hidden=%d layers=%d peephole=%d seq=%d batch=%d lr=%g clip=%g val_frac=%g "
-           "test_frac=%g%s patience=%d epochs=%d seed=%llu",
+           "test_frac=%g%s patience=%d epochs=%d seed=%llu%s",
            o->H, o->L, o->peephole, o->T, o->B, o->lr, o->clip, sp->val_frac, sp->test_frac, from,
-           o->patience, o->epochs, (unsigned long long)o->seed);
+           o->patience, o->epochs, (unsigned long long)o->seed, cell);
   rc |= nn_model_set_meta(m, "tickcast.train_args", buf);
   rc |= meta_printf(m, "tickcast.seed", "%llu", (unsigned long long)o->seed);
   rc |= meta_printf(m, "tickcast.val_mse", "%.9g", r->val_mse);
@@ -196,9 +213,12 @@ static int set_train_meta(nn_model *m, const fit_opts *o, const fit_result *r,
 }
 
 /* --search: random configurations (seeded), each trained with early stopping; the table goes to
- * stdout. Returns the index of the best trial, its model in *best (the others are freed). */
-static int run_search(const dataset *d, const fit_opts *base, int trials, nn_model *best,
-                      fit_result *best_res, fit_opts *best_opts, char *err, size_t errlen) {
+ * stdout. The trials take the cells in turn: all of them, or only base->cell when one_cell (the
+ * draws of the other settings do not depend on it). Returns the index of the best trial, its
+ * model in *best (the others are freed). */
+static int run_search(const dataset *d, const fit_opts *base, int one_cell, int trials,
+                      nn_model *best, fit_result *best_res, fit_opts *best_opts, char *err,
+                      size_t errlen) {
   static const int Hs[] = {16, 32, 64}, Ls[] = {1, 2}, Ts[] = {16, 32, 64};
   static const double lrs[] = {1e-3, 3e-3, 1e-2};
   nn_rng r;
@@ -208,10 +228,11 @@ static int run_search(const dataset *d, const fit_opts *base, int trials, nn_mod
   printf("search: %d trials; a trial keeps a non-zero model when the t of its validation gain is "
          ">= %.2f (Sidak: the level of t >= 2, %.4f, over all %d trials)\n",
          trials, min_t, 2 * evalstat_norm_sf(FIT_MIN_T), trials);
-  printf("%-5s %6s %6s %5s %8s %7s %10s %10s %8s %9s %6s %7s\n", "trial", "hidden", "layers", "seq",
-         "lr", "epochs", "val_mse", "rw_mse", "skill", "fit_skill", "t", "sec");
+  printf("%-5s %-8s %6s %6s %5s %8s %7s %10s %10s %8s %9s %6s %7s\n", "trial", "cell", "hidden",
+         "layers", "seq", "lr", "epochs", "val_mse", "rw_mse", "skill", "fit_skill", "t", "sec");
   for (int i = 0; i < trials; i++) {
     fit_opts o = *base;
+    o.cell = one_cell ? base->cell : i % NN_CELL_COUNT;
     o.H = Hs[nn_rng_below(&r, 3)];
     o.L = Ls[nn_rng_below(&r, 2)];
     o.T = Ts[nn_rng_below(&r, 3)];
@@ -219,8 +240,8 @@ static int run_search(const dataset *d, const fit_opts *base, int trials, nn_mod
     o.seed = base->seed + (uint64_t)i;
     o.min_t = min_t;
     if (o.verbose)
-      fprintf(stderr, "search: trial %d/%d: hidden %d, layers %d, seq %d, lr %g\n", i + 1, trials,
-              o.H, o.L, o.T, o.lr);
+      fprintf(stderr, "search: trial %d/%d: %s, hidden %d, layers %d, seq %d, lr %g\n", i + 1,
+              trials, nn_cell_name(o.cell), o.H, o.L, o.T, o.lr);
     nn_model m;
     fit_result res;
     int rc = fit_run(d, &o, &m, &res, stderr, err, errlen);
@@ -230,9 +251,9 @@ static int run_search(const dataset *d, const fit_opts *base, int trials, nn_mod
       return rc;
     }
     double rw = res.val_mse_rw > 0 ? res.val_mse_rw : 1;
-    printf("%-5d %6d %6d %5d %8g %7d %10.6f %10.6f %+8.4f %+9.4f %6.2f %7.1f\n", i + 1, o.H, o.L,
-           o.T, o.lr, res.epochs_run, res.val_mse, res.val_mse_rw, 1 - res.val_mse / rw,
-           1 - res.val_mse_fit / rw, res.tstat, res.seconds);
+    printf("%-5d %-8s %6d %6d %5d %8g %7d %10.6f %10.6f %+8.4f %+9.4f %6.2f %7.1f\n", i + 1,
+           nn_cell_name(o.cell), o.H, o.L, o.T, o.lr, res.epochs_run, res.val_mse, res.val_mse_rw,
+           1 - res.val_mse / rw, 1 - res.val_mse_fit / rw, res.tstat, res.seconds);
     fflush(stdout);
     if (best_i < 0 || res.val_mse < best_res->val_mse) {
       if (best_i >= 0)
@@ -245,8 +266,8 @@ static int run_search(const dataset *d, const fit_opts *base, int trials, nn_mod
       nn_model_free(&m);
     }
   }
-  printf("best: trial %d (hidden %d, layers %d, seq %d, lr %g)\n", best_i + 1, best_opts->H,
-         best_opts->L, best_opts->T, best_opts->lr);
+  printf("best: trial %d (%s, hidden %d, layers %d, seq %d, lr %g)\n", best_i + 1,
+         nn_cell_name(best_opts->cell), best_opts->H, best_opts->L, best_opts->T, best_opts->lr);
   return 0;
 }
 
@@ -259,6 +280,7 @@ typedef struct train_opts {
   int ts_unit;               /* --ts-unit (enum tickfile_ts_unit) */
   int search, trials, quiet; /* --search, --trials, --quiet */
   int epochs_set, batch_set; /* --epochs, --batch given (else sized to the data) */
+  int cell_set;              /* --cell given (--search then tries only it) */
   fit_opts fit;              /* the rest */
 } train_opts;
 
@@ -274,6 +296,8 @@ static int train_parse(train_opts *o, int argc, char **argv) {
       {"input", ARGS_STRS, .dst = o->inputs, .max = MAX_INPUTS, .count = &o->ninputs,
        .unit = "files"},
       {"output", ARGS_STR, .dst = &o->out_path},
+      {"cell", ARGS_FN, .dst = &f->cell, .parse = parse_cell, .given = &o->cell_set,
+       .unit = "lstm, gru, rnn (rnn_tanh) or rnn_relu"},
       {"hidden", ARGS_INT, .dst = &f->H, .lo = 1, .hi = 1024},
       {"layers", ARGS_INT, .dst = &f->L, .lo = 1, .hi = NN_MAX_LAYERS},
       {"epochs", ARGS_INT, .dst = &f->epochs, .lo = 0, .hi = 100000, .given = &o->epochs_set},
@@ -308,6 +332,12 @@ static int train_parse(train_opts *o, int argc, char **argv) {
             !o->ninputs ? "--input" : "--output");
     return 2;
   }
+  if (f->peephole && f->cell != NN_CELL_LSTM) {
+    fprintf(stderr, "tickcast train: --peephole is for the LSTM only, not --cell %s\n",
+            nn_cell_name(f->cell));
+    return 2;
+  }
+  o->cell_set |= f->peephole; /* peepholes: a search of LSTMs */
   f->verbose = o->quiet ? 0 : isatty(2) ? 2 : 1;
   return -1;
 }
@@ -399,7 +429,7 @@ static int train_fit(const dataset *d, const train_opts *o, nn_model *m, fit_res
                      fit_opts *used) {
   char err[512];
   *used = o->fit;
-  int rc = o->search ? run_search(d, &o->fit, o->trials, m, res, used, err, sizeof err)
+  int rc = o->search ? run_search(d, &o->fit, o->cell_set, o->trials, m, res, used, err, sizeof err)
                      : fit_run(d, &o->fit, m, res, o->quiet ? NULL : stderr, err, sizeof err);
   if (rc != 0) {
     fprintf(stderr, "tickcast train: %s\n", err);

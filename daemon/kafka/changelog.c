@@ -1,4 +1,5 @@
-/* changelog.c: hand-off records and their reader (see changelog.h). */
+/* changelog.c: the changelog's records, the restore accumulator, the reader and the writer (see
+ * changelog.h for the format and why it restores correctly). */
 #include "daemon/kafka/changelog.h"
 
 #include <stdlib.h>
@@ -7,12 +8,15 @@
 
 #include <xxhash.h>
 
+#include "daemon/kafka/produce.h"
 #include "daemon/pipeline/log.h"
 #include "nn/base/le.h"
 #include "nn/base/tc_err.h"
 
-size_t cl_state_len(int L, int H) {
-  return CL_STATE_FIXED + store_blob_len(L, H) + 8;
+/* ---- codec ---- */
+
+size_t cl_state_len(int cell, int L, int H) {
+  return CL_STATE_FIXED + store_blob_len(cell, L, H) + 8;
 }
 
 /* The trailer: XXH64 of the value before it, seeded with the XXH64 of the key. */
@@ -20,253 +24,348 @@ static uint64_t seal_of(const void *key, size_t klen, const unsigned char *v, si
   return XXH64(v, len, XXH64(key, klen, 0));
 }
 
-static void put_head(unsigned char *b, int kind, uint64_t id, int32_t part) {
+static void put_head(unsigned char *b, int kind, int32_t part, int64_t off,
+                     const unsigned char sha[32], int cell) {
   memcpy(b, "TCCL", 4);
   b[4] = (unsigned char)kind;
-  b[5] = b[6] = b[7] = 0;
-  le_put_u64(b + 8, id);
-  le_put_u32(b + 16, (uint32_t)part);
+  b[5] = (unsigned char)cell;
+  b[6] = b[7] = 0;
+  le_put_u32(b + 8, (uint32_t)part);
+  le_put_u64(b + 12, (uint64_t)off);
+  memcpy(b + 20, sha, 32);
 }
 
-size_t cl_encode_state(unsigned char *buf, uint64_t id, int32_t part, const store_inst *in, int L,
-                       int H) {
-  put_head(buf, 1, id, part);
-  uint64_t ts = (uint64_t)in->last_ts, px;
+size_t cl_encode_state(unsigned char *buf, int32_t part, int64_t next, const unsigned char sha[32],
+                       const store_inst *in, int cell, int L, int H) {
+  put_head(buf, CL_KIND_STATE, part, next, sha, cell);
+  uint64_t px;
   memcpy(&px, &in->last_px, 8);
   le_put_u64(buf + CL_HEAD, in->n);
-  le_put_u64(buf + CL_HEAD + 8, ts);
+  le_put_u64(buf + CL_HEAD + 8, (uint64_t)in->last_ts);
   le_put_u64(buf + CL_HEAD + 16, px);
-  size_t len = CL_STATE_FIXED + store_blob_encode(buf + CL_STATE_FIXED, L, H, in->state);
+  size_t len = CL_STATE_FIXED + store_blob_encode(buf + CL_STATE_FIXED, cell, L, H, in->state);
   le_put_u64(buf + len, seal_of(in->sym, in->sym_len, buf, len));
   return len + 8;
 }
 
 size_t cl_marker_key(char *key, int32_t part) {
   key[0] = 0;
-  return 1 + (size_t)snprintf(key + 1, CL_MARKER_KEY_MAX - 1, "handoff/%d", (int)part);
+  return 1 + (size_t)snprintf(key + 1, CL_MARKER_KEY_MAX - 1, "ckpt/%d", (int)part);
 }
 
-size_t cl_encode_marker(unsigned char *buf, uint64_t id, int32_t part, uint32_t count,
-                        int64_t next_offset, const char *model_sha256) {
-  put_head(buf, 2, id, part);
-  le_put_u32(buf + CL_HEAD, count);
-  le_put_u64(buf + CL_HEAD + 4, (uint64_t)next_offset);
-  memcpy(buf + CL_HEAD + 12, model_sha256, 64);
+size_t cl_encode_marker(unsigned char *buf, const cl_marker *m, const unsigned char sha[32],
+                        int cell) {
+  put_head(buf, CL_KIND_MARKER, m->part, m->next, sha, cell);
+  le_put_u64(buf + CL_HEAD, (uint64_t)m->base);
+  le_put_u64(buf + CL_HEAD + 8, m->since_base);
+  le_put_u32(buf + CL_HEAD + 16, m->instruments);
+  le_put_u32(buf + CL_HEAD + 20, m->records);
+  le_put_u64(buf + CL_HEAD + 24, (uint64_t)m->time_ns);
+  memset(buf + CL_HEAD + 32, 0, 4);
   char key[CL_MARKER_KEY_MAX];
-  size_t kl = cl_marker_key(key, part);
+  size_t kl = cl_marker_key(key, m->part);
   le_put_u64(buf + CL_MARKER_LEN - 8, seal_of(key, kl, buf, CL_MARKER_LEN - 8));
   return CL_MARKER_LEN;
 }
 
-/* One instrument of a hand-off, staged until its marker or kept as a result. */
-typedef struct cl_rec {
-  uint64_t id;
-  int32_t part;
-  char sym[STORE_SYM_MAX + 1];
-  store_inst in; /* sym and state point into this record */
-  float *state;
-} cl_rec;
+/* ---- restore ---- */
 
-typedef struct cl_result {
+typedef struct rpart {
   int32_t part;
-  int64_t next; /* -1: none */
-  cl_rec *recs;
-  store_inst *insts;
-  size_t n;
-} cl_result;
+  int64_t file_next; /* the state file's offset, -1 none */
+  cl_marker best;    /* the latest marker of this model in log order (best.part = -1: none) */
+  int64_t floor;     /* records at changelog offsets below are ignored (-1: none) */
+  int usable;        /* set by cl_restore_resume: a marker is usable */
+  int decided;       /* cl_restore_resume ran */
+} rpart;
 
-struct cl_scan {
-  int L, H;
-  char sha[65];
-  cl_rec *staged;
-  size_t nstaged, capstaged;
-  cl_result *res;
-  int nres;
-  uint64_t bad, other_model;
+struct cl_restore {
+  int cell, L, H;
+  unsigned char sha[32];
+  symtab t;        /* the instruments: skip_below = the offset of the state held */
+  int64_t *o_cl;   /* (side_cap) per slot: the largest o_A the changelog holds, -1 none */
+  int64_t *o_file; /* (side_cap) per slot: the state file's o_A, -1 none */
+  int64_t *cl_at;  /* (side_cap) per slot: changelog offset of its latest best record, -1 none */
+  uint32_t side_cap;
+  rpart *parts; /* (nparts) */
+  int nparts;
+  float *tmp; /* (store_blob_floats) a decoded state */
+  cl_restore_stats st;
 };
 
-int cl_scan_new(cl_scan **out, int L, int H, const char *model_sha256, const int32_t *parts,
-                int nparts) {
-  cl_scan *s = calloc(1, sizeof *s);
-  if (!s || !(s->res = calloc((size_t)(nparts > 0 ? nparts : 1), sizeof *s->res))) {
-    free(s);
+int cl_restore_new(cl_restore **out, int cell, int L, int H, const unsigned char sha[32],
+                   const int32_t *parts, int nparts) {
+  *out = NULL;
+  cl_restore *r = calloc(1, sizeof *r);
+  if (!r)
+    return TC_ENOMEM;
+  r->cell = cell;
+  r->L = L;
+  r->H = H;
+  memcpy(r->sha, sha, 32);
+  size_t sf = store_blob_floats(cell, L, H);
+  r->parts = calloc((size_t)(nparts > 0 ? nparts : 1), sizeof *r->parts);
+  r->tmp = malloc(sf * sizeof *r->tmp);
+  if (!r->parts || !r->tmp || symtab_init(&r->t, sf, 1024) != 0) {
+    cl_restore_free(r);
     return TC_ENOMEM;
   }
-  s->L = L;
-  s->H = H;
-  snprintf(s->sha, sizeof s->sha, "%s", model_sha256);
   for (int i = 0; i < nparts; i++) {
-    s->res[i].part = parts[i];
-    s->res[i].next = -1;
+    r->parts[i].part = parts[i];
+    r->parts[i].file_next = -1;
+    r->parts[i].best.part = -1;
+    r->parts[i].floor = -1;
   }
-  s->nres = nparts;
-  *out = s;
+  r->nparts = nparts;
+  *out = r;
   return 0;
 }
 
-static cl_result *result_for(cl_scan *s, int32_t part) {
-  for (int i = 0; i < s->nres; i++)
-    if (s->res[i].part == part)
-      return &s->res[i];
+void cl_restore_free(cl_restore *r) {
+  if (!r)
+    return;
+  symtab_free(&r->t);
+  free(r->o_cl);
+  free(r->o_file);
+  free(r->cl_at);
+  free(r->parts);
+  free(r->tmp);
+  free(r);
+}
+
+static rpart *rpart_of(cl_restore *r, int32_t p) {
+  for (int i = 0; i < r->nparts; i++)
+    if (r->parts[i].part == p)
+      return &r->parts[i];
   return NULL;
 }
 
-static void recs_free(cl_rec *r, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    free(r[i].state);
+/* Keeps the side arrays as large as the table. */
+static int side_reserve(cl_restore *r) {
+  if (r->side_cap >= r->t.cap)
+    return 0;
+  int64_t *a = realloc(r->o_cl, (size_t)r->t.cap * sizeof *a);
+  if (!a)
+    return TC_ENOMEM;
+  r->o_cl = a;
+  int64_t *b = realloc(r->o_file, (size_t)r->t.cap * sizeof *b);
+  if (!b)
+    return TC_ENOMEM;
+  r->o_file = b;
+  int64_t *c = realloc(r->cl_at, (size_t)r->t.cap * sizeof *c);
+  if (!c)
+    return TC_ENOMEM;
+  r->cl_at = c;
+  for (uint32_t i = r->side_cap; i < r->t.cap; i++)
+    r->o_cl[i] = r->o_file[i] = r->cl_at[i] = -1;
+  r->side_cap = r->t.cap;
+  return 0;
 }
 
-static void stage(cl_scan *s, uint64_t id, int32_t part, const unsigned char *v, size_t len,
-                  const void *key, size_t klen) {
-  size_t fl = (size_t)s->L * 2 * (size_t)s->H;
-  if (len != cl_state_len(s->L, s->H) || klen < 1 || klen > STORE_SYM_MAX) {
-    s->bad++;
+/* Offers one fact (instrument in, state st, offset next) from the changelog (from_cl, at changelog
+ * offset cl_off) or the file: it replaces what the table holds when its offset is larger. */
+static int offer(cl_restore *r, const store_inst *in, const float *st, int64_t next, int from_cl,
+                 int64_t cl_off) {
+  int32_t s = symtab_find(&r->t, in->sym, in->sym_len);
+  int fresh = s < 0;
+  if (fresh && (s = symtab_add(&r->t, in->sym, in->sym_len)) < 0)
+    return s;
+  if (side_reserve(r) != 0)
+    return TC_ENOMEM;
+  int64_t *mine = from_cl ? r->o_cl : r->o_file;
+  if (next > mine[s])
+    mine[s] = next;
+  inst *ti = &r->t.inst[s];
+  if (from_cl && (fresh || next >= ti->skip_below))
+    r->cl_at[s] = cl_off; /* an equal fact later in the log: the later one counts */
+  if (!fresh && next <= ti->skip_below)
+    return 0;
+  ti->n = in->n;
+  ti->last_ts = in->last_ts;
+  ti->last_px = in->last_px;
+  ti->partition = in->partition;
+  ti->skip_below = next;
+  memcpy(symtab_state(&r->t, s), st, r->t.state_floats * sizeof(float));
+  return 0;
+}
+
+void cl_restore_add(cl_restore *r, int64_t cl_off, const void *key, size_t klen, const void *val,
+                    size_t len) {
+  const unsigned char *v = val;
+  r->st.messages++;
+  r->st.bytes += len;
+  if (!v || len < 5 || memcmp(v, "TCCL", 4) != 0) {
+    r->st.bad++;
     return;
   }
-  float *st = malloc(fl * sizeof *st);
-  char err[160];
-  if (!st || store_blob_decode(v + CL_STATE_FIXED, len - CL_STATE_FIXED - 8, s->L, s->H, st, err,
-                               sizeof err) != 0) {
-    free(st);
-    s->bad++;
+  if (v[4] == 1 || v[4] == 2) {
+    r->st.old_format++;
     return;
   }
-  if (s->nstaged == s->capstaged) {
-    size_t nc = s->capstaged ? 2 * s->capstaged : 64;
-    cl_rec *nb = realloc(s->staged, nc * sizeof *nb);
-    if (!nb) {
-      free(st);
-      s->bad++;
+  if ((v[4] != CL_KIND_STATE && v[4] != CL_KIND_MARKER) || len < CL_HEAD + 8 ||
+      le_get_u64(v + len - 8) != seal_of(key ? key : "", key ? klen : 0, v, len - 8)) {
+    r->st.bad++;
+    return;
+  }
+  int32_t part = (int32_t)le_get_u32(v + 8);
+  int64_t off = (int64_t)le_get_u64(v + 12);
+  rpart *rp = rpart_of(r, part);
+  if (!rp)
+    return;
+  if (memcmp(v + 20, r->sha, 32) != 0 || v[5] != r->cell) {
+    r->st.other_model++;
+    return;
+  }
+  if (v[4] == CL_KIND_MARKER) {
+    if (len != CL_MARKER_LEN || off < 0) {
+      r->st.bad++;
       return;
     }
-    s->staged = nb;
-    s->capstaged = nc;
+    cl_marker m = {.part = part,
+                   .next = off,
+                   .base = (int64_t)le_get_u64(v + CL_HEAD),
+                   .since_base = le_get_u64(v + CL_HEAD + 8),
+                   .instruments = le_get_u32(v + CL_HEAD + 16),
+                   .records = le_get_u32(v + CL_HEAD + 20),
+                   .time_ns = (int64_t)le_get_u64(v + CL_HEAD + 24),
+                   .at = cl_off};
+    r->st.markers++;
+    /* The latest in log order, as compaction keeps it: with one writer at a time markers come in
+     * increasing offsets, and a later lower one (a recreated input topic) must win. Every marker's
+     * claim holds, so an older writer's late marker is safe too (it only resumes lower). */
+    rp->best = m;
+    return;
   }
-  cl_rec *r = &s->staged[s->nstaged++];
-  memset(r, 0, sizeof *r);
-  r->id = id;
-  r->part = part;
-  memcpy(r->sym, key, klen);
-  r->in.sym_len = klen;
-  r->in.partition = part;
-  r->in.n = le_get_u64(v + CL_HEAD);
-  r->in.last_ts = (int64_t)le_get_u64(v + CL_HEAD + 8);
+  char why[160];
+  /* The blob's own cell is checked too: a record whose header and blob disagree is damaged. */
+  if (len != cl_state_len(r->cell, r->L, r->H) || klen < 1 || klen > STORE_SYM_MAX || off < 0 ||
+      store_blob_decode(v + CL_STATE_FIXED, len - CL_STATE_FIXED - 8, r->cell, r->L, r->H, r->tmp,
+                        why, sizeof why) != 0) {
+    r->st.bad++;
+    return;
+  }
   uint64_t px = le_get_u64(v + CL_HEAD + 16);
-  memcpy(&r->in.last_px, &px, 8);
-  r->state = st;
+  store_inst in = {.sym = key,
+                   .sym_len = klen,
+                   .partition = part,
+                   .n = le_get_u64(v + CL_HEAD),
+                   .last_ts = (int64_t)le_get_u64(v + CL_HEAD + 8)};
+  memcpy(&in.last_px, &px, 8);
+  if (cl_off < rp->floor)
+    return;
+  r->st.records++;
+  if (offer(r, &in, r->tmp, off, 1, cl_off) != 0)
+    r->st.bad++;
 }
 
-/* A marker: if every record it counts was staged (and the model is ours), they become the
- * partition's result, replacing an older one; staged records of that hand-off leave either way. */
-static void close_handoff(cl_scan *s, cl_result *res, uint64_t id, int32_t part,
-                          const unsigned char *v) {
-  uint32_t count = le_get_u32(v + CL_HEAD);
-  int64_t next = (int64_t)le_get_u64(v + CL_HEAD + 4);
-  int same_model = memcmp(v + CL_HEAD + 12, s->sha, 64) == 0;
-  size_t have = 0;
-  for (size_t i = 0; i < s->nstaged; i++)
-    have += s->staged[i].id == id && s->staged[i].part == part;
-  cl_rec *mine = NULL;
-  if (have == count && same_model && next >= 0)
-    mine = malloc((have ? have : 1) * sizeof *mine);
-  store_inst *insts = mine ? malloc((have ? have : 1) * sizeof *insts) : NULL;
-  if (!insts) {
-    free(mine);
-    mine = NULL;
-  }
-  if (have == count && next >= 0 && !same_model)
-    s->other_model++;
-  else if (have != count || next < 0)
-    s->bad++;
-  size_t k = 0, w = 0;
-  for (size_t i = 0; i < s->nstaged; i++) {
-    cl_rec *r = &s->staged[i];
-    if (r->id == id && r->part == part) {
-      if (mine)
-        mine[k++] = *r;
-      else
-        free(r->state);
-    } else {
-      s->staged[w++] = *r;
+void cl_restore_file_offset(cl_restore *r, int32_t p, int64_t next) {
+  rpart *rp = rpart_of(r, p);
+  if (rp)
+    rp->file_next = next;
+}
+
+int cl_restore_add_file_inst(cl_restore *r, const store_inst *in, int64_t next) {
+  if (!rpart_of(r, in->partition) || next < 0)
+    return 0;
+  return offer(r, in, in->state, next, 0, -1);
+}
+
+int64_t cl_restore_resume(cl_restore *r, int32_t p, int64_t cl_low, int *from_changelog,
+                          cl_marker *m) {
+  rpart *rp = rpart_of(r, p);
+  *from_changelog = 0;
+  m->part = -1;
+  if (!rp)
+    return -1;
+  rp->decided = 1;
+  /* base INT64_MAX: the marker relies on no record (the partition had no instrument). */
+  rp->usable = rp->best.part >= 0 && (cl_low < 0 || rp->best.base >= cl_low);
+  int64_t R = rp->file_next;
+  if (rp->usable) {
+    *m = rp->best;
+    if (rp->best.next > R) {
+      R = rp->best.next;
+      *from_changelog = 1;
     }
   }
-  s->nstaged = w;
-  if (!mine)
-    return;
-  for (size_t i = 0; i < k; i++) { /* the records stay put from here on */
-    insts[i] = mine[i].in;
-    insts[i].sym = mine[i].sym;
-    insts[i].state = mine[i].state;
-  }
-  recs_free(res->recs, res->n);
-  free(res->recs);
-  free(res->insts);
-  res->recs = mine;
-  res->insts = insts;
-  res->n = k;
-  res->next = next;
+  return R;
 }
 
-void cl_scan_add(cl_scan *s, const void *key, size_t klen, const void *val, size_t len) {
-  const unsigned char *v = val;
-  if (!v || len < CL_HEAD + 8 || memcmp(v, "TCCL", 4) || (v[4] != 1 && v[4] != 2) ||
-      le_get_u64(v + len - 8) != seal_of(key ? key : "", key ? klen : 0, v, len - 8)) {
-    s->bad++;
-    return;
-  }
-  uint64_t id = le_get_u64(v + 8);
-  int32_t part = (int32_t)le_get_u32(v + 16);
-  cl_result *res = result_for(s, part);
-  if (!res)
-    return;
-  if (v[4] == 1)
-    stage(s, id, part, v, len, key, klen);
-  else if (len != CL_MARKER_LEN)
-    s->bad++;
-  else
-    close_handoff(s, res, id, part, v);
-}
-
-int64_t cl_scan_result(const cl_scan *s, int32_t p, const store_inst **insts, size_t *n) {
-  *insts = NULL;
-  *n = 0;
-  for (int i = 0; i < s->nres; i++) {
-    const cl_result *r = &s->res[i];
-    if (r->part != p || r->next < 0)
-      continue;
-    *insts = r->insts;
-    *n = r->n;
-    return r->next;
-  }
-  return -1;
-}
-
-uint64_t cl_scan_bad(const cl_scan *s) {
-  return s->bad;
-}
-
-uint64_t cl_scan_other_model(const cl_scan *s) {
-  return s->other_model;
-}
-
-void cl_scan_free(cl_scan *s) {
-  if (!s)
-    return;
-  recs_free(s->staged, s->nstaged);
-  free(s->staged);
-  for (int i = 0; i < s->nres; i++) {
-    recs_free(s->res[i].recs, s->res[i].n);
-    free(s->res[i].recs);
-    free(s->res[i].insts);
-  }
-  free(s->res);
-  free(s);
-}
-
-int cl_read(rd_kafka_t *rk, const char *topic, cl_scan *s, const int32_t *parts, int nparts,
-            int timeout_ms, char *err, size_t errlen) {
-  if (nparts <= 0)
+uint32_t cl_restore_stale(const cl_restore *r, int32_t p) {
+  const rpart *rp = NULL;
+  for (int i = 0; i < r->nparts; i++)
+    if (r->parts[i].part == p)
+      rp = &r->parts[i];
+  int64_t floor = rp ? cl_marker_floor(&rp->best) : -1;
+  if (!rp || !rp->usable || floor <= rp->floor)
     return 0;
+  uint32_t n = 0;
+  for (uint32_t s = 0; s < r->t.count; s++) {
+    const inst *in = &r->t.inst[s];
+    n += in->live && in->partition == p && r->o_cl[s] == in->skip_below && r->cl_at[s] >= 0 &&
+         r->cl_at[s] < floor;
+  }
+  return n;
+}
+
+void cl_restore_refloor(cl_restore *r, int32_t p, int64_t floor) {
+  cl_restore_drop(r, p);
+  rpart *rp = rpart_of(r, p);
+  if (rp) {
+    rp->floor = floor;
+    rp->best.part = -1;
+    rp->decided = 0;
+  }
+}
+
+symtab *cl_restore_table(cl_restore *r) {
+  for (uint32_t s = 0; s < r->t.count; s++) {
+    inst *in = &r->t.inst[s];
+    if (!in->live)
+      continue;
+    rpart *rp = rpart_of(r, in->partition);
+    if (!rp || !rp->decided) {
+      symtab_remove(&r->t, (int32_t)s);
+      continue;
+    }
+    /* Without a usable marker the changelog's completeness is unknown: everything is rewritten
+     * (a full checkpoint). */
+    if (!rp->usable || r->o_cl[s] < in->skip_below)
+      in->dirty = 1;
+    else if (r->o_file[s] < in->skip_below)
+      in->dirty = 2;
+    else
+      in->dirty = 0;
+  }
+  return &r->t;
+}
+
+void cl_restore_drop(cl_restore *r, int32_t p) {
+  for (uint32_t s = 0; s < r->t.count; s++)
+    if (r->t.inst[s].live && r->t.inst[s].partition == p)
+      symtab_remove(&r->t, (int32_t)s);
+}
+
+const cl_restore_stats *cl_restore_get_stats(const cl_restore *r) {
+  return &r->st;
+}
+
+size_t cl_restore_mem(const cl_restore *r) {
+  return (size_t)r->t.cap * (sizeof(inst) + r->t.state_floats * sizeof(float) + 16) +
+         (size_t)(r->t.index_mask + 1) * sizeof(uint32_t);
+}
+
+/* ---- reading ---- */
+
+static double mono_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/* The changelog's partition count through rk's metadata: 0 when the topic does not exist. */
+static int topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err,
+                            size_t errlen) {
   rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
   if (!t) {
     snprintf(err, errlen, "changelog %s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
@@ -279,47 +378,68 @@ int cl_read(rd_kafka_t *rk, const char *topic, cl_scan *s, const int32_t *parts,
     snprintf(err, errlen, "changelog %s: metadata: %s", topic, rd_kafka_err2str(e));
     return -1;
   }
-  int ncl = md->topic_cnt == 1 && !md->topics[0].err ? md->topics[0].partition_cnt : 0;
+  int n = md->topic_cnt == 1 && !md->topics[0].err ? md->topics[0].partition_cnt : 0;
   rd_kafka_metadata_destroy(md);
-  if (ncl <= 0)
-    return 0; /* no such topic (yet): no hand-off */
+  return n;
+}
 
-  /* The changelog partitions to read, each from its start to its end now. */
+/* Assigns the changelog partitions of parts to rk from their low watermarks; fills end[] (the high
+ * watermark at the start, 0 for partitions not read) and lows[]; returns how many are open. */
+static int read_assign(rd_kafka_t *rk, const char *topic, const int32_t *parts, int nparts, int ncl,
+                       int64_t *end, int64_t *lows, int lows_cap, int timeout_ms, char *err,
+                       size_t errlen) {
   rd_kafka_topic_partition_list_t *asg = rd_kafka_topic_partition_list_new(nparts);
-  int64_t *end = calloc((size_t)ncl, sizeof *end);
-  if (!asg || !end) {
-    if (asg)
-      rd_kafka_topic_partition_list_destroy(asg);
-    free(end);
-    snprintf(err, errlen, "changelog %s: out of memory", topic);
-    return -1;
-  }
-  int rc = 0, open = 0;
-  for (int i = 0; i < nparts && rc == 0; i++) {
+  int open = 0;
+  for (int i = 0; i < nparts; i++) {
     int32_t q = parts[i] % ncl;
     if (rd_kafka_topic_partition_list_find(asg, topic, q))
       continue;
     int64_t lo = 0, hi = 0;
-    e = rd_kafka_query_watermark_offsets(rk, topic, q, &lo, &hi, timeout_ms);
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, q, &lo, &hi, timeout_ms);
     if (e) {
       snprintf(err, errlen, "changelog %s/%d: watermarks: %s", topic, q, rd_kafka_err2str(e));
-      rc = -1;
-    } else if (hi > lo) {
-      rd_kafka_topic_partition_list_add(asg, topic, q)->offset = lo;
+      rd_kafka_topic_partition_list_destroy(asg);
+      return -1;
+    }
+    if (lows && q < lows_cap)
+      lows[q] = lo;
+    rd_kafka_topic_partition_list_add(asg, topic, q)->offset = lo;
+    if (hi > lo) {
       end[q] = hi;
       open++;
     }
   }
-  if (rc == 0 && open > 0 && (e = rd_kafka_assign(rk, asg)) != 0) {
+  rd_kafka_resp_err_t e = open > 0 ? rd_kafka_assign(rk, asg) : 0;
+  rd_kafka_topic_partition_list_destroy(asg);
+  if (e) {
     snprintf(err, errlen, "changelog %s: assign: %s", topic, rd_kafka_err2str(e));
-    rc = -1;
+    return -1;
   }
-  uint64_t msgs = 0;
-  struct timespec t0, t1;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
+  return open;
+}
+
+int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *parts, int nparts,
+            int64_t *lows, int lows_cap, int *ncl_out, int timeout_ms, char *err, size_t errlen) {
+  for (int i = 0; lows && i < lows_cap; i++)
+    lows[i] = -1;
+  *ncl_out = 0;
+  if (nparts <= 0)
+    return 0;
+  double t0 = mono_ms();
+  int ncl = topic_partitions(rk, topic, timeout_ms, err, errlen);
+  if (ncl <= 0)
+    return ncl; /* 0: no such topic (yet), nothing to read */
+  *ncl_out = ncl;
+  int64_t *end = calloc((size_t)ncl, sizeof *end);
+  if (!end) {
+    snprintf(err, errlen, "changelog %s: out of memory", topic);
+    return -1;
+  }
+  int open =
+      read_assign(rk, topic, parts, nparts, ncl, end, lows, lows_cap, timeout_ms, err, errlen);
+  int rc = open < 0 ? -1 : 0;
   while (rc == 0 && open > 0) {
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    if ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 > timeout_ms) {
+    if (mono_ms() - t0 > timeout_ms) {
       snprintf(err, errlen, "changelog %s: not read to its end within %d ms", topic, timeout_ms);
       rc = -1;
       break;
@@ -327,30 +447,321 @@ int cl_read(rd_kafka_t *rk, const char *topic, cl_scan *s, const int32_t *parts,
     rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
     if (!m)
       continue;
+    int32_t q = m->partition;
+    int mine = q >= 0 && q < ncl && end[q] > 0;
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       /* The end (the last offsets may be control records that are never delivered). */
-      if (m->partition >= 0 && m->partition < ncl && end[m->partition] > 0) {
-        end[m->partition] = 0;
+      if (mine) {
+        end[q] = 0;
         open--;
       }
     } else if (m->err) {
-      snprintf(err, errlen, "changelog %s/%d: %s", topic, m->partition, rd_kafka_message_errstr(m));
+      snprintf(err, errlen, "changelog %s/%d: %s", topic, q, rd_kafka_message_errstr(m));
       rc = -1;
-    } else if (m->partition >= 0 && m->partition < ncl && end[m->partition] > 0) {
-      msgs++;
-      cl_scan_add(s, m->key, m->key_len, m->payload, m->len);
-      if (m->offset + 1 >= end[m->partition]) {
-        end[m->partition] = 0;
+    } else if (mine) {
+      cl_restore_add(r, m->offset, m->key, m->key_len, m->payload, m->len);
+      if (m->offset + 1 >= end[q]) {
+        end[q] = 0;
         open--;
       }
     }
     rd_kafka_message_destroy(m);
   }
   rd_kafka_assign(rk, NULL);
-  rd_kafka_topic_partition_list_destroy(asg);
   free(end);
-  log_debug("changelog", "%s: read %llu messages (%llu bad, %llu of another model)", topic,
-            (unsigned long long)msgs, (unsigned long long)s->bad,
-            (unsigned long long)s->other_model);
   return rc;
+}
+
+/* ---- writing ---- */
+
+struct cl_writer {
+  rd_kafka_t *rk;        /* the writer's own producer */
+  rd_kafka_topic_t *rkt; /* the changelog */
+  char topic[STORE_TOPIC_MAX + 1];
+  int ncl;      /* partitions of the changelog, 0 until known */
+  uint64_t gen; /* put generation: reports of an earlier put are ignored */
+  int64_t *off; /* (cap) offset of message i of this put; -1 pending, -2 failed */
+  size_t cap;
+  rd_kafka_resp_err_t err; /* the first delivery error of this put */
+  unsigned char *buf;      /* (buf_cap) one encoded value */
+  size_t buf_cap;
+};
+
+#define GEN_SHIFT 40
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+  (void)rk;
+  cl_writer *w = opaque;
+  uint64_t v = (uint64_t)(uintptr_t)m->_private;
+  if (v >> GEN_SHIFT != (w->gen & ((1ull << (64 - GEN_SHIFT)) - 1)))
+    return;
+  uint64_t i = (v & ((1ull << GEN_SHIFT) - 1)) - 1;
+  if (i >= w->cap)
+    return;
+  if (m->err) {
+    w->off[i] = -2;
+    if (!w->err)
+      w->err = m->err;
+  } else {
+    w->off[i] = m->offset;
+  }
+}
+
+int cl_writer_new(cl_writer **out, rd_kafka_conf_t *conf, const char *topic, char *err,
+                  size_t errlen) {
+  *out = NULL;
+  cl_writer *w = calloc(1, sizeof *w);
+  if (!w) {
+    rd_kafka_conf_destroy(conf);
+    snprintf(err, errlen, "changelog writer: out of memory");
+    return TC_ENOMEM;
+  }
+  snprintf(w->topic, sizeof w->topic, "%s", topic);
+  char kerr[512];
+  if (rd_kafka_conf_set(conf, "enable.idempotence", "true", kerr, sizeof kerr) ||
+      rd_kafka_conf_set(conf, "acks", "all", kerr, sizeof kerr)) {
+    rd_kafka_conf_destroy(conf);
+    free(w);
+    snprintf(err, errlen, "changelog writer: %s", kerr);
+    return TC_EKAFKA;
+  }
+  rd_kafka_conf_set_opaque(conf, w);
+  rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+  if (!(w->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof kerr))) {
+    rd_kafka_conf_destroy(conf);
+    free(w);
+    snprintf(err, errlen, "changelog writer: %s", kerr);
+    return TC_EKAFKA;
+  }
+  if (!(w->rkt = rd_kafka_topic_new(w->rk, topic, NULL))) {
+    snprintf(err, errlen, "changelog %s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
+    cl_writer_destroy(w);
+    return TC_EKAFKA;
+  }
+  *out = w;
+  return 0;
+}
+
+void cl_writer_destroy(cl_writer *w) {
+  if (!w)
+    return;
+  if (w->rk) {
+    rd_kafka_flush(w->rk, 2000);
+    w->gen++; /* reports from here on belong to no put */
+  }
+  if (w->rkt)
+    rd_kafka_topic_destroy(w->rkt);
+  if (w->rk) {
+    rd_kafka_purge(w->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_destroy(w->rk);
+  }
+  free(w->off);
+  free(w->buf);
+  free(w);
+}
+
+rd_kafka_t *cl_writer_handle(cl_writer *w) {
+  return w->rk;
+}
+
+int cl_writer_partitions(cl_writer *w, int timeout_ms, char *err, size_t errlen) {
+  int n = topic_partitions(w->rk, w->topic, timeout_ms, err, errlen);
+  if (n > 0)
+    w->ncl = n;
+  return n;
+}
+
+int cl_writer_create(cl_writer *w, int nparts, int timeout_ms, char *err, size_t errlen) {
+  char kerr[512];
+  rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(w->topic, nparts, -1, kerr, sizeof kerr);
+  if (!nt) {
+    snprintf(err, errlen, "changelog %s: %s", w->topic, kerr);
+    return TC_EKAFKA;
+  }
+  rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+  rd_kafka_queue_t *q = rd_kafka_queue_new(w->rk);
+  rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(w->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_request_timeout(opt, timeout_ms, kerr, sizeof kerr);
+  rd_kafka_CreateTopics(w->rk, &nt, 1, opt, q);
+  rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
+  int rc = TC_EKAFKA;
+  if (!ev) {
+    snprintf(err, errlen, "changelog %s: create: no answer in %d ms", w->topic, timeout_ms);
+  } else if (rd_kafka_event_error(ev)) {
+    snprintf(err, errlen, "changelog %s: create: %s", w->topic, rd_kafka_event_error_string(ev));
+  } else {
+    size_t n = 0;
+    const rd_kafka_topic_result_t **res =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+    rd_kafka_resp_err_t e = n == 1 ? rd_kafka_topic_result_error(res[0]) : 0;
+    if (!e || e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+      rc = 0;
+    else
+      snprintf(err, errlen, "changelog %s: create: %s", w->topic,
+               rd_kafka_topic_result_error_string(res[0]));
+  }
+  if (ev)
+    rd_kafka_event_destroy(ev);
+  rd_kafka_AdminOptions_destroy(opt);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_NewTopic_destroy(nt);
+  return rc;
+}
+
+/* Room for n messages' delivery offsets and one encoded state. */
+static int put_reserve(cl_writer *w, size_t n, size_t vlen) {
+  if (n > w->cap) {
+    int64_t *o = realloc(w->off, n * sizeof *o);
+    if (!o)
+      return TC_ENOMEM;
+    w->off = o;
+    w->cap = n;
+  }
+  if (vlen > w->buf_cap) {
+    unsigned char *b = realloc(w->buf, vlen);
+    if (!b)
+      return TC_ENOMEM;
+    w->buf = b;
+    w->buf_cap = vlen;
+  }
+  return 0;
+}
+
+/* Produces message number i of this put; 0 or -1 with err. */
+static int put_one(cl_writer *w, size_t i, int32_t q, const void *val, size_t len, const void *key,
+                   size_t klen, int timeout_ms, char *err, size_t errlen) {
+  w->off[i] = -1;
+  void *opq = (void *)(uintptr_t)(((w->gen & ((1ull << (64 - GEN_SHIFT)) - 1)) << GEN_SHIFT) |
+                                  (uint64_t)(i + 1));
+  rd_kafka_resp_err_t e = kprod_send(w->rk, w->rkt, q, RD_KAFKA_MSG_F_COPY, (void *)val, len, key,
+                                     klen, opq, timeout_ms, NULL);
+  if (!e)
+    return 0;
+  w->off[i] = -2;
+  snprintf(err, errlen, "changelog %s/%d: produce: %s", w->topic, q, rd_kafka_err2str(e));
+  return -1;
+}
+
+/* Waits for the reports of messages [0, n) of this put; 0, or -1 with err. */
+static int put_wait(cl_writer *w, size_t n, int timeout_ms, char *err, size_t errlen) {
+  rd_kafka_flush(w->rk, timeout_ms);
+  for (size_t i = 0; i < n; i++)
+    if (w->off[i] < 0) {
+      snprintf(err, errlen, "changelog %s: %s", w->topic,
+               w->off[i] == -1 ? "not acknowledged in time" : rd_kafka_err2str(w->err));
+      return -1;
+    }
+  return 0;
+}
+
+static cl_part *part_of(cl_part *parts, size_t nparts, int32_t p) {
+  for (size_t k = 0; k < nparts; k++)
+    if (parts[k].part == p)
+      return &parts[k];
+  return NULL;
+}
+
+/* The records: produced, then acknowledged; the smallest offset of each partition's records goes
+ * into its base when the checkpoint is full. Returns the count sent, or -1 with err. */
+static long put_records(cl_writer *w, const unsigned char sha[32], int cell, int L, int H,
+                        const store_inst *in, const uint8_t *send, size_t n, cl_part *parts,
+                        size_t nparts, int timeout_ms, char *err, size_t errlen) {
+  size_t k = 0;
+  int32_t *idx = malloc((n ? n : 1) * sizeof *idx); /* message k -> row */
+  if (!idx) {
+    snprintf(err, errlen, "changelog %s: out of memory", w->topic);
+    return -1;
+  }
+  int rc = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    cl_part *cp = part_of(parts, nparts, in[i].partition);
+    if (!cp || (send && !send[i]) || in[i].next_offset < 0)
+      continue;
+    size_t len =
+        cl_encode_state(w->buf, in[i].partition, in[i].next_offset, sha, &in[i], cell, L, H);
+    idx[k] = (int32_t)i;
+    rc = put_one(w, k++, in[i].partition % w->ncl, w->buf, len, in[i].sym, in[i].sym_len,
+                 timeout_ms, err, errlen);
+    cp->records++;
+  }
+  if (rc == 0)
+    rc = put_wait(w, k, timeout_ms, err, errlen);
+  for (size_t j = 0; j < k && rc == 0; j++) {
+    cl_part *cp = part_of(parts, nparts, in[idx[j]].partition);
+    if (cp->full && (cp->base < 0 || w->off[j] < cp->base))
+      cp->base = w->off[j];
+  }
+  free(idx);
+  return rc == 0 ? (long)k : -1;
+}
+
+int cl_writer_put(cl_writer *w, const unsigned char sha[32], int cell, int L, int H,
+                  const store_inst *in, const uint8_t *send, size_t n, cl_part *parts,
+                  size_t nparts, int64_t time_ns, int timeout_ms, char *err, size_t errlen) {
+  w->gen++;
+  w->err = 0;
+  if (w->ncl <= 0 && cl_writer_partitions(w, timeout_ms, err, errlen) <= 0) {
+    if (w->ncl <= 0 && !err[0])
+      snprintf(err, errlen, "changelog %s: the topic does not exist", w->topic);
+    return TC_EKAFKA;
+  }
+  if (put_reserve(w, n > nparts ? n : nparts, cl_state_len(cell, L, H)) != 0) {
+    snprintf(err, errlen, "changelog %s: out of memory", w->topic);
+    return TC_ENOMEM;
+  }
+  /* Bases: a full checkpoint starts a new one (its smallest record offset, or INT64_MAX when the
+   * partition has no instrument: it relies on no record). Without a base (none yet, or
+   * INT64_MAX) the checkpoint must be full: the caller puts every instrument of such a partition
+   * among the rows (cl_part.full). */
+  int64_t *base_in = malloc((nparts ? nparts : 1) * 2 * sizeof *base_in);
+  if (!base_in)
+    return TC_ENOMEM;
+  uint64_t *since_in = (uint64_t *)(base_in + nparts);
+  for (size_t k = 0; k < nparts; k++) {
+    base_in[k] = parts[k].base;
+    since_in[k] = parts[k].since_base;
+    parts[k].records = 0;
+    if (parts[k].base < 0 || parts[k].base == INT64_MAX)
+      parts[k].full = 1;
+    if (parts[k].full)
+      parts[k].base = -1;
+  }
+  long sent = put_records(w, sha, cell, L, H, in, send, n, parts, nparts, timeout_ms, err, errlen);
+  if (sent < 0) {
+    for (size_t k = 0; k < nparts; k++)
+      parts[k].base = base_in[k];
+    free(base_in);
+    return TC_EKAFKA;
+  }
+  w->gen++;
+  int rc = 0;
+  for (size_t k = 0; k < nparts && rc == 0; k++) {
+    cl_part *cp = &parts[k];
+    if (cp->full && cp->base < 0)
+      cp->base = INT64_MAX; /* no instrument: relies on no record */
+    cp->since_base = (cp->base == base_in[k] ? cp->since_base : 0) + cp->records + 1;
+    cl_marker m = {.part = cp->part,
+                   .next = cp->next,
+                   .base = cp->base,
+                   .since_base = cp->since_base,
+                   .instruments = cp->instruments,
+                   .records = cp->records,
+                   .time_ns = time_ns};
+    char key[CL_MARKER_KEY_MAX];
+    size_t kl = cl_marker_key(key, cp->part);
+    size_t len = cl_encode_marker(w->buf, &m, sha, cell);
+    rc = put_one(w, k, cp->part % w->ncl, w->buf, len, key, kl, timeout_ms, err, errlen);
+  }
+  if (rc == 0)
+    rc = put_wait(w, nparts, timeout_ms, err, errlen);
+  if (rc != 0) {
+    for (size_t k = 0; k < nparts; k++) {
+      parts[k].base = base_in[k];
+      parts[k].since_base = since_in[k];
+    }
+    free(base_in);
+    return TC_EKAFKA;
+  }
+  free(base_in);
+  return 0;
 }

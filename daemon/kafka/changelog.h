@@ -1,25 +1,47 @@
-/* changelog.h: state hand-off between members of a consumer group through the changelog topic
- * (CONTRACT §6, default `<group>.state`, `--changelog-topic`).
+/* changelog.h: the state changelog topic (CONTRACT §6, default `<group>.state`,
+ * `--changelog-topic`): the record format, the restore accumulator that picks, per input
+ * partition, where to resume and, per instrument, the freshest state, and the two Kafka sides
+ * (a reader that scans changelog partitions, a writer that puts one checkpoint in and waits for
+ * the broker's acknowledgements). Not for when to checkpoint (daemon/loop/ckpt_sched.c) nor for
+ * the local state file (store/).
  *
- * When a daemon gives up an input partition at a revoke (a rebalance or its own shutdown), after
- * the flush and the synchronous checkpoint, it writes one hand-off: a state record for every
- * instrument of the partition, then a marker with the count of records, the next input offset
- * those states reflect and the model's sha256. Everything of input partition p goes to changelog
- * partition p % (changelog partitions), keyed by the symbol (records) or by "\0handoff/p"
- * (markers; so a compacted changelog keeps every instrument's and every partition's latest). The
- * member that is assigned p next reads that changelog partition and takes the latest complete
- * hand-off for p (all its records seen, same model) when it is ahead of its own state file's
- * offset for p: the instruments continue with the states and `n` they had, from the offset the
- * hand-off names, so a partition moving between members repeats no tick on a state and misses
- * none. A member that crashes (kill -9) writes no hand-off: its successor falls back to the last
- * hand-off or its own file (repeats) or to zero state (docs/RUN.md).
+ * Every record is a fact: "the state of instrument A after every tick of A with offset < o_A in
+ * input partition p, under model M". Processing is deterministic, so a fact is true whoever wrote
+ * it; it is superseded only by a fact with a larger o_A. A checkpoint of partition p taken at
+ * input offset O (last processed + 1) writes a record for every instrument of p that changed since
+ * the writer's previous checkpoint, with o_A = max(O, the instrument's restored skip offset), then,
+ * once all of them are acknowledged, a marker "checkpoint of p complete at O". A marker asserts:
+ * every instrument of p with an accepted tick below O has a record whose o_A is past that tick.
+ * So a restore resumes p at the largest marker offset R of its model and, per instrument, takes
+ * the record with the largest o_A and skips the instrument's ticks below it. This stays true when
+ * the writer died between records and marker (some records are ahead of R: their ticks are
+ * skipped), and after compaction (the latest value per key survives: the latest marker of each
+ * partition, the latest record of each instrument; with one writer per partition log order is
+ * o_A order). A restore uses the latest marker in log order, as compaction keeps it.
  *
- * Value layout (little-endian): "TCCL", u8 kind (1 state, 2 marker), 3 zero bytes, u64 hand-off
- * id, i32 input partition, then for a state: u64 n, i64 last_ts, f64 last_px, a state blob
- * (store_blob_encode: checked by its own hash); for a marker: u32 count, i64 next offset, the
- * model's sha256 as 64 lowercase hex characters; both end with the XXH64 (seeded with the XXH64 of
- * the message key) of every value byte before it, so a record whose key or any byte changed is
- * ignored. */
+ * Retention instead of compaction (the embedded broker keeps about 5 MiB per partition) drops old
+ * records that no later record supersedes. Each marker therefore names its base: the changelog
+ * offset from which the records it relies on start. A writer rewrites every instrument of a
+ * partition (a full checkpoint, which moves the base up) once the messages written since the base
+ * exceed twice the partition's instruments; a restore uses a marker only when its base is still
+ * retained (base >= the changelog partition's low watermark).
+ *
+ * Input partition p goes to changelog partition p % (changelog partitions); every record also
+ * carries p, so partitions may share a changelog partition.
+ *
+ * A model is its file's sha256 and its cell (nn/base/cell.h): both are in every record and
+ * marker, and a restore takes only those of its own model, so a state of one cell is never
+ * restored into a model of another (the state blob records the cell too, and is checked).
+ *
+ * Value layout (little-endian), CL_HEAD bytes of header: "TCCL", u8 kind (3 state, 4 marker;
+ * 1 and 2 were the hand-off records of an earlier version: ignored and counted), u8 cell of the
+ * model (NN_CELL_*), 2 zero bytes, i32 input partition, i64 offset (state: o_A; marker: O), the
+ * model's sha256 (32 raw bytes); then a state: u64 n, i64 last_ts, f64 last_px, a state blob
+ * (store_blob_encode, version 2 with the cell, checked by its own hash); a marker: i64 base, u64
+ * messages since base, u32 instruments of the partition, u32 records of this checkpoint, i64 wall
+ * clock (ns). Both end with the XXH64 (seeded with the XXH64 of the message key) of every value
+ * byte before it, so a record whose key or any byte changed is ignored. Keys: the symbol (states),
+ * "\0ckpt/<p>" (markers). */
 #ifndef DAEMON_CHANGELOG_H
 #define DAEMON_CHANGELOG_H
 
@@ -28,57 +50,176 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "ingest/symtab.h"
 #include "store/store.h"
 
-#define CL_HEAD 20 /* magic, kind, pad, id, partition */
+#define CL_HEAD 52
 #define CL_STATE_FIXED (CL_HEAD + 24)
-#define CL_MARKER_LEN (CL_HEAD + 12 + 64 + 8)
-
-/* Bytes of one state record's value for L layers of H. */
-size_t cl_state_len(int L, int H);
-
-/* Encodes one instrument's state record into buf (cl_state_len bytes); returns the length. */
-size_t cl_encode_state(unsigned char *buf, uint64_t id, int32_t part, const store_inst *in, int L,
-                       int H);
-
+#define CL_MARKER_LEN (CL_HEAD + 36 + 8)
 #define CL_MARKER_KEY_MAX 24
+#define CL_KIND_STATE 3
+#define CL_KIND_MARKER 4
 
-/* Writes the key of partition part's markers ("\0handoff/PART", not NUL-terminated) into key
+/* Bytes of one state record's value for a state of the cell (NN_CELL_*), L layers of H. */
+size_t cl_state_len(int cell, int L, int H);
+
+/* Encodes the record "in (of input partition part) after its ticks below next, under model sha
+ * of the cell" (a state of L layers of H) into buf (cl_state_len bytes); returns the length. */
+size_t cl_encode_state(unsigned char *buf, int32_t part, int64_t next, const unsigned char sha[32],
+                       const store_inst *in, int cell, int L, int H);
+
+/* Writes the key of partition part's markers ("\0ckpt/PART", not NUL-terminated) into key
  * (CL_MARKER_KEY_MAX bytes); returns its length. */
 size_t cl_marker_key(char *key, int32_t part);
 
-/* Encodes a marker (CL_MARKER_LEN bytes) closing hand-off id of count records; its key is
- * cl_marker_key(part). */
-size_t cl_encode_marker(unsigned char *buf, uint64_t id, int32_t part, uint32_t count,
-                        int64_t next_offset, const char *model_sha256);
+/* One marker's content. */
+typedef struct cl_marker {
+  int32_t part;         /* input partition */
+  int64_t next;         /* O: resume offset; every instrument with a tick below has a record */
+  int64_t base;         /* changelog offset from which the records it relies on start */
+  uint64_t since_base;  /* changelog messages of this partition written since base, this one too */
+  uint32_t instruments; /* live instruments of the partition at the checkpoint */
+  uint32_t records;     /* records of the partition in this checkpoint */
+  int64_t time_ns;      /* wall clock of the checkpoint */
+  int64_t at;           /* restore only: the marker's own changelog offset */
+} cl_marker;
 
-/* Collects, for the input partitions asked for, the latest complete hand-off of one model. */
-typedef struct cl_scan cl_scan;
+/* The changelog offset below which a marker relies on no record: its base, or the marker itself
+ * when it relies on none (base INT64_MAX: the partition had no instrument). */
+static inline int64_t cl_marker_floor(const cl_marker *m) {
+  return m->base == INT64_MAX ? m->at : m->base;
+}
 
-/* 0 and *out, or TC_ENOMEM. parts: the input partitions of interest. */
-int cl_scan_new(cl_scan **out, int L, int H, const char *model_sha256, const int32_t *parts,
-                int nparts);
+/* Encodes a marker (CL_MARKER_LEN bytes) of model sha of the cell; its key is
+ * cl_marker_key(m->part). */
+size_t cl_encode_marker(unsigned char *buf, const cl_marker *m, const unsigned char sha[32],
+                        int cell);
 
-/* Feeds one changelog message in log order. Records of other partitions are skipped; a value
- * that does not decode is counted in *bad (and skipped). */
-void cl_scan_add(cl_scan *s, const void *key, size_t klen, const void *val, size_t len);
+/* ---- restore: the freshest state per instrument and the resume offset per partition ---- */
 
-/* The result for input partition p: the next offset the hand-off reflects (-1 when there is no
- * complete hand-off of this model for p) and its instruments (valid until cl_scan_free). */
-int64_t cl_scan_result(const cl_scan *s, int32_t p, const store_inst **insts, size_t *n);
+typedef struct cl_restore cl_restore;
 
-/* Values that did not decode, and complete hand-offs of another model (ignored). */
-uint64_t cl_scan_bad(const cl_scan *s);
-uint64_t cl_scan_other_model(const cl_scan *s);
+/* Counters of what a restore saw. */
+typedef struct cl_restore_stats {
+  uint64_t messages;    /* changelog messages fed */
+  uint64_t bytes;       /* their value bytes */
+  uint64_t records;     /* state records of the partitions asked for, of this model */
+  uint64_t markers;     /* markers of those partitions, of this model */
+  uint64_t other_model; /* records and markers of another model or cell (count as absent) */
+  uint64_t old_format;  /* hand-off records of the earlier format (ignored) */
+  uint64_t bad;         /* values that do not decode (damaged, foreign): ignored */
+} cl_restore_stats;
 
-void cl_scan_free(cl_scan *s); /* accepts NULL */
+/* A restore of input partitions parts[0..nparts) for model sha of the cell (states of L layers of
+ * H, sized by the cell). 0 or TC_ENOMEM. */
+int cl_restore_new(cl_restore **out, int cell, int L, int H, const unsigned char sha[32],
+                   const int32_t *parts, int nparts);
+void cl_restore_free(cl_restore *r); /* accepts NULL */
+
+/* Feeds one changelog message (changelog offset cl_off). Messages of other partitions are
+ * skipped; values that do not decode are counted and skipped. */
+void cl_restore_add(cl_restore *r, int64_t cl_off, const void *key, size_t klen, const void *val,
+                    size_t len);
+
+/* Feeds the state file's view of partition p: it resumes at next (-1: the file has no offset for
+ * p). Then cl_restore_add_file_inst for each of its rows, with the row's own offset o_A. */
+void cl_restore_file_offset(cl_restore *r, int32_t p, int64_t next);
+int cl_restore_add_file_inst(cl_restore *r, const store_inst *in, int64_t next);
+
+/* Decides partition p, knowing the low watermark of its changelog partition (cl_low: a marker
+ * whose base is below it lost records to retention and is not used; -1 when unknown). Returns the
+ * offset to resume at: the larger of the file's offset and the largest usable marker's, or -1
+ * when neither exists. *from_changelog is 1 when the changelog's marker decided (it was ahead of
+ * the file). *m gets that marker (m->part = -1 when none is usable). */
+int64_t cl_restore_resume(cl_restore *r, int32_t p, int64_t cl_low, int *from_changelog,
+                          cl_marker *m);
+
+/* After cl_restore_resume(p): the instruments of p whose freshest record lies before the floor
+ * (cl_marker_floor) of the marker used. A full checkpoint at the base rewrote every instrument of
+ * p, so such a record belongs to instruments the writer had dropped: states of a deleted and
+ * recreated input topic, whose offsets mean nothing now. When nonzero, call cl_restore_refloor(p,
+ * the marker's floor) and feed the changelog again. */
+uint32_t cl_restore_stale(const cl_restore *r, int32_t p);
+
+/* Drops partition p's instruments and marker and ignores its records below changelog offset floor
+ * from now on (the file's rows are offered again by the caller). */
+void cl_restore_refloor(cl_restore *r, int32_t p, int64_t floor);
+
+/* Finishes: the table of every restored instrument (skip_below = its o_A, the offset its state is
+ * at; dirty = 1 when the changelog lacks that state, 2 when only the state file lacks it, so the
+ * next checkpoint writes it where it is missing, 0 when both hold it). Valid until
+ * cl_restore_free. Instruments of partition p are restored only after cl_restore_resume(p). */
+symtab *cl_restore_table(cl_restore *r);
+
+/* Drops partition p's instruments from the table (a reset). */
+void cl_restore_drop(cl_restore *r, int32_t p);
+
+const cl_restore_stats *cl_restore_get_stats(const cl_restore *r);
+
+/* Approximate bytes the restore holds (table, states, side arrays). */
+size_t cl_restore_mem(const cl_restore *r);
+
+/* ---- Kafka: reading ---- */
 
 /* Reads, with consumer rk (no subscription; its assignment is replaced and cleared), every
- * changelog partition that holds one of parts, from its start to its end at the time of the call
- * (rk needs enable.partition.eof=true), into s. A topic that does not exist is empty. At most
- * timeout_ms in all. 0, or -1 with err
- * ("changelog tickcast.state: ..."). */
-int cl_read(rd_kafka_t *rk, const char *topic, cl_scan *s, const int32_t *parts, int nparts,
-            int timeout_ms, char *err, size_t errlen);
+ * changelog partition that holds one of parts[0..nparts), from its low watermark to its high
+ * watermark at the time of the call (rk needs enable.partition.eof=true), into r. lows (ncl
+ * entries, or NULL) get each changelog partition's low watermark (-1 for partitions not read);
+ * *ncl the changelog's partition count (0: the topic does not exist, which reads as empty).
+ * At most timeout_ms in all. 0, or -1 with err ("changelog tickcast.state: ..."). */
+int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *parts, int nparts,
+            int64_t *lows, int lows_cap, int *ncl, int timeout_ms, char *err, size_t errlen);
+
+/* ---- Kafka: writing one checkpoint ---- */
+
+typedef struct cl_writer cl_writer;
+
+/* A writer for topic with a producer of its own made from conf (owned from here on, also on
+ * failure), with what a changelog needs set on it: enable.idempotence=true, acks=all and the
+ * writer's delivery report callback. 0 or TC_ENOMEM / TC_EKAFKA with err. */
+int cl_writer_new(cl_writer **out, rd_kafka_conf_t *conf, const char *topic, char *err,
+                  size_t errlen);
+void cl_writer_destroy(cl_writer *w); /* accepts NULL; waits at most 2 s for messages in flight */
+
+/* The writer's producer (for metadata and the Admin API). */
+rd_kafka_t *cl_writer_handle(cl_writer *w);
+
+/* The changelog's partition count (metadata, at most timeout_ms), 0 when the topic does not exist,
+ * -1 with err when metadata fails. */
+int cl_writer_partitions(cl_writer *w, int timeout_ms, char *err, size_t errlen);
+
+/* Creates the topic with nparts partitions and cleanup.policy=compact (Admin API); 0 when it was
+ * created or exists, TC_EKAFKA with err when the broker refused or does not support it. */
+int cl_writer_create(cl_writer *w, int nparts, int timeout_ms, char *err, size_t errlen);
+
+/* One partition of a checkpoint: in (set by the caller), out (set by cl_writer_put). */
+typedef struct cl_part {
+  int32_t part;         /* in: input partition */
+  int64_t next;         /* in: O, the checkpoint's offset for it */
+  uint32_t instruments; /* in: its live instruments */
+  uint8_t full;         /* in: every instrument of it is among the rows (a full checkpoint) */
+  int64_t base;         /* in: base so far (-1: none yet, then the checkpoint must be full);
+                           out: the marker's base */
+  uint64_t since_base;  /* in: messages since base so far; out: including this checkpoint's */
+  uint32_t records;     /* out: records of it in this checkpoint */
+} cl_part;
+
+/* Writes one checkpoint of model sha of the cell (states of L layers of H): the rows in[0..n) (each
+ * at its own o_A, in[i].next_offset; rows with
+ * send[i] == 0 (send may be NULL: all), a negative offset, or a partition not in parts are not
+ * written) to the changelog, waits until the broker acknowledged all of them, then one marker per
+ * partition of parts, and waits again. timeout_ms bounds each wait. 0 when every message was
+ * acknowledged; TC_EKAFKA with err when one failed or the wait ran out (then the checkpoint must
+ * be treated as not written: markers are sent only after every record is acknowledged, so no
+ * marker can claim a record that is missing). Not thread-safe: one call at a time (the caller's
+ * checkpoints are serialized). */
+int cl_writer_put(cl_writer *w, const unsigned char sha[32], int cell, int L, int H,
+                  const store_inst *in, const uint8_t *send, size_t n, cl_part *parts,
+                  size_t nparts, int64_t time_ns, int timeout_ms, char *err, size_t errlen);
+
+/* A full checkpoint is due for a partition once the messages since its base exceed this. */
+static inline int cl_full_due(uint64_t since_base, uint32_t instruments) {
+  return since_base > 2 * (uint64_t)instruments + 64;
+}
 
 #endif

@@ -17,15 +17,32 @@ _Static_assert(STORE_SYM_MAX == TICK_SYM_MAX, "store and ingest agree on the lon
 struct ckpt {
   uv_loop_t *loop; /* the daemon's loop */
   store *st;       /* not owned */
-  int L, H;        /* state shape */
-  size_t sf;       /* floats per state, 2 * L * H */
+  int cell, L, H;  /* state shape: NN_CELL_*, layers, hidden size */
+  size_t sf;       /* floats per state, nn_state_floats */
   /* The snapshot arena: parallel arrays, grown by doubling, reused across checkpoints. */
   store_inst *inst; /* (cap) rows; sym and state pointers are set on the pool thread */
   char (*sym)[STORE_SYM_MAX + 1]; /* (cap) symbols */
   int32_t *slot;                  /* (cap) symtab slot of each row, for merging after a failure */
   float *state;                   /* (cap, sf) copied states */
+  uint8_t *to_cl;                 /* (cap) 1: the changelog lacks the row (sent by the hook) */
   size_t nrows, cap;
-  store_offset *off; /* (off_cap) offsets of the snapshot */
+  cl_part *parts; /* (parts_cap) the changelog side per partition, nparts of them */
+  size_t nparts, parts_cap;
+  /* A copy under way (ckpt_take_begin .. ckpt_take_step returns 1). */
+  int copying;
+  uint32_t cursor, count0; /* next slot to visit; slots that existed at the begin */
+  uint8_t *seen;           /* (seen_cap) slots copied ahead of the cursor (copy on write) */
+  uint32_t seen_cap;
+  int64_t *p_next; /* (p_cap) by partition: its offset in the snapshot, -1 none */
+  uint8_t *p_full; /* (p_cap) by partition: 1 = every instrument is copied */
+  int32_t p_cap;
+  int no_parts; /* begun without parts: rows of partitions without offset are taken */
+  double copy_us, copy_cpu_us; /* loop-thread time of the copy so far */
+  uint64_t copy_slices;        /* slices of it so far */
+  ckpt_hook_fn hook;           /* the changelog side, NULL for none */
+  void *hook_ud;
+  uv_mutex_t store_mu; /* one user of the store at a time */
+  store_offset *off;   /* (off_cap) offsets of the snapshot */
   size_t noff, off_cap;
   char model_sha256[65]; /* new model hash to record with the snapshot, "" for none */
   int clear_instruments; /* the snapshot starts by deleting all stored instruments */
@@ -56,13 +73,17 @@ int ckpt_new(ckpt **out, uv_loop_t *loop, store *st, const nn_model *m) {
     return TC_ENOMEM;
   ck->loop = loop;
   ck->st = st;
+  ck->cell = m->cell;
   ck->L = m->L;
   ck->H = m->H;
   ck->sf = nn_state_floats(m);
   int mu_ok = uv_mutex_init(&ck->mu) == 0;
-  if (!mu_ok || uv_cond_init(&ck->cv) != 0) {
+  int smu_ok = mu_ok && uv_mutex_init(&ck->store_mu) == 0;
+  if (!smu_ok || uv_cond_init(&ck->cv) != 0) {
     if (mu_ok)
       uv_mutex_destroy(&ck->mu);
+    if (smu_ok)
+      uv_mutex_destroy(&ck->store_mu);
     free(ck);
     return TC_ENOMEM;
   }
@@ -79,13 +100,22 @@ void ckpt_destroy(ckpt *ck) {
   free(ck->sym);
   free(ck->slot);
   free(ck->state);
+  free(ck->to_cl);
   free(ck->off);
+  free(ck->parts);
+  free(ck->seen);
+  free(ck->p_next);
+  free(ck->p_full);
   uv_cond_destroy(&ck->cv);
   uv_mutex_destroy(&ck->mu);
+  uv_mutex_destroy(&ck->store_mu);
   free(ck);
 }
 
-int ckpt_reserve(ckpt *ck, size_t n) {
+/* Grows the arena to n rows. touch = 1 writes the new state pages now (so a later copy does not
+ * pay their page faults); the take path passes 0: large arrays grow by mremap without copying,
+ * and a sliced copy pays the faults a slice at a time. */
+static int arena_grow(ckpt *ck, size_t n, int touch) {
   if (n <= ck->cap)
     return 0;
   size_t cap = ck->cap ? ck->cap : 64;
@@ -103,15 +133,24 @@ int ckpt_reserve(ckpt *ck, size_t n) {
   if (!slot)
     return TC_ENOMEM;
   ck->slot = slot;
+  uint8_t *tc = realloc(ck->to_cl, cap);
+  if (!tc)
+    return TC_ENOMEM;
+  ck->to_cl = tc;
   float *state = realloc(ck->state, cap * ck->sf * sizeof *state);
   if (!state)
     return TC_ENOMEM;
-  /* Touch the new pages now, so the first copy into them does not pay the page faults. */
-  memset(state + ck->cap * ck->sf, 0, (cap - ck->cap) * ck->sf * sizeof *state);
-  memset(sym + ck->cap, 0, (cap - ck->cap) * sizeof *sym);
+  if (touch) {
+    memset(state + ck->cap * ck->sf, 0, (cap - ck->cap) * ck->sf * sizeof *state);
+    memset(sym + ck->cap, 0, (cap - ck->cap) * sizeof *sym);
+  }
   ck->state = state;
   ck->cap = cap;
   return 0;
+}
+
+int ckpt_reserve(ckpt *ck, size_t n) {
+  return arena_grow(ck, n, 1);
 }
 
 int ckpt_busy(const ckpt *ck) {
@@ -184,59 +223,184 @@ static int offsets_merge(ckpt *ck, const store_offset *off, size_t noff) {
   return 0;
 }
 
-/* The snapshot copy. With a carried (failed) snapshot in the arena, its rows whose instrument
- * changed again are dropped (a fresh copy follows) and the rest kept, so the next write covers
- * both. */
-static int take(ckpt *ck, symtab *t, const store_offset *off, size_t noff) {
-  uint64_t t0 = uv_hrtime();
-  double c0 = tc_thread_cpu_us();
-  assert(t->state_floats == ck->sf);
-  size_t n = 0;
-  if (ck->carry) {
-    for (size_t i = 0; i < ck->nrows; i++) {
-      int32_t s = ck->slot[i];
-      if ((uint32_t)s < t->count && t->inst[s].live && t->inst[s].dirty)
-        continue;
-      if (n != i) {
-        ck->inst[n] = ck->inst[i];
-        memcpy(ck->sym[n], ck->sym[i], sizeof ck->sym[n]);
-        ck->slot[n] = s;
-        memcpy(ck->state + n * ck->sf, ck->state + i * ck->sf, ck->sf * sizeof(float));
-      }
-      n++;
-    }
-    ck->nrows = n;
-  } else {
-    ck->noff = 0;
-    ck->model_sha256[0] = 0;
-    ck->clear_instruments = 0;
+/* Merges the partitions parts[0..n) into the snapshot's: same partition replaced (a carried full
+ * partition stays full: its rows plus the fresh ones still cover every instrument), others kept. */
+static int parts_merge(ckpt *ck, const cl_part *parts, size_t n) {
+  if (ck->nparts + n > ck->parts_cap) {
+    size_t cap = ck->parts_cap ? ck->parts_cap : 16;
+    while (cap < ck->nparts + n)
+      cap *= 2;
+    cl_part *np = realloc(ck->parts, cap * sizeof *np);
+    if (!np)
+      return TC_ENOMEM;
+    ck->parts = np;
+    ck->parts_cap = cap;
   }
-  /* Grow once for the worst case so the copy loop below never reallocates. */
-  if (ckpt_reserve(ck, n + t->live) != 0)
-    return TC_ENOMEM;
-  if (offsets_merge(ck, off, noff) != 0)
-    return TC_ENOMEM;
-  const size_t sf = ck->sf;
-  inst *tin = t->inst;
-  for (uint32_t s = 0; s < t->count; s++) {
-    inst *in = &tin[s];
-    if (!in->dirty)
+  for (size_t i = 0; i < n; i++) {
+    size_t j = 0;
+    while (j < ck->nparts && ck->parts[j].part != parts[i].part)
+      j++;
+    int was_full = j < ck->nparts && ck->parts[j].full;
+    if (j == ck->nparts)
+      ck->nparts++;
+    ck->parts[j] = parts[i];
+    ck->parts[j].full |= (uint8_t)was_full;
+  }
+  return 0;
+}
+
+/* The by-partition lookups of the copy: offset and full flag of each partition of the snapshot. */
+static int lookups_build(ckpt *ck) {
+  int32_t maxp = -1;
+  for (size_t k = 0; k < ck->noff; k++)
+    if (ck->off[k].partition > maxp)
+      maxp = ck->off[k].partition;
+  for (size_t k = 0; k < ck->nparts; k++)
+    if (ck->parts[k].part > maxp)
+      maxp = ck->parts[k].part;
+  if (maxp + 1 > ck->p_cap) {
+    int32_t cap = maxp + 1 < 64 ? 64 : maxp + 1;
+    int64_t *pn = realloc(ck->p_next, (size_t)cap * sizeof *pn);
+    if (!pn)
+      return TC_ENOMEM;
+    ck->p_next = pn;
+    uint8_t *pf = realloc(ck->p_full, (size_t)cap);
+    if (!pf)
+      return TC_ENOMEM;
+    ck->p_full = pf;
+    ck->p_cap = cap;
+  }
+  for (int32_t p = 0; p < ck->p_cap; p++) {
+    ck->p_next[p] = -1;
+    ck->p_full[p] = 0;
+  }
+  for (size_t k = 0; k < ck->noff; k++)
+    if (ck->off[k].partition >= 0)
+      ck->p_next[ck->off[k].partition] = ck->off[k].next_offset;
+  for (size_t k = 0; k < ck->nparts; k++)
+    if (ck->parts[k].part >= 0)
+      ck->p_full[ck->parts[k].part] = ck->parts[k].full;
+  return 0;
+}
+
+/* What the snapshot wants of a live slot: -1 nothing, else the row's offset (0..: the state holds
+ * the instrument's ticks below it; -1 is encoded as -2 here: "unknown", a file-only take). */
+static int64_t wants(const ckpt *ck, const inst *in) {
+  int32_t p = in->partition;
+  int known = p >= 0 && p < ck->p_cap && ck->p_next[p] >= 0;
+  int full = known && ck->p_full[p];
+  if (!in->dirty && !full)
+    return -1;
+  if (known)
+    return ck->p_next[p] > in->skip_below ? ck->p_next[p] : in->skip_below;
+  if (!ck->no_parts)
+    return -1; /* a partition without an offset: the row waits for a snapshot that has one */
+  return in->skip_below > 0 ? in->skip_below : -2;
+}
+
+/* Copies slot s of t into the next row (room was reserved) and clears its dirty flag. */
+static void copy_row(ckpt *ck, symtab *t, uint32_t s, int64_t next) {
+  inst *in = &t->inst[s];
+  size_t n = ck->nrows++;
+  store_inst *r = &ck->inst[n];
+  int32_t p = in->partition;
+  r->sym_len = in->sym_len;
+  r->partition = p;
+  r->n = in->n;
+  r->last_ts = in->last_ts;
+  r->last_px = in->last_px;
+  r->next_offset = next == -2 ? -1 : next;
+  ck->to_cl[n] = (uint8_t)(in->dirty != 2 || (p >= 0 && p < ck->p_cap && ck->p_full[p]));
+  memcpy(ck->sym[n], in->sym, sizeof ck->sym[n]);
+  ck->slot[n] = (int32_t)s;
+  memcpy(ck->state + n * ck->sf, t->state + (size_t)s * ck->sf, ck->sf * sizeof(float));
+  in->dirty = 0;
+}
+
+/* With a carried (failed) snapshot in the arena, its rows whose instrument the new snapshot takes
+ * again are dropped (a fresh copy follows) and the rest kept, so the next write covers both. */
+static void carry_compact(ckpt *ck, symtab *t) {
+  size_t n = 0;
+  for (size_t i = 0; i < ck->nrows; i++) {
+    int32_t s = ck->slot[i];
+    if ((uint32_t)s < t->count && t->inst[s].live && wants(ck, &t->inst[s]) != -1)
       continue;
-    in->dirty = 0;
-    if (!in->live)
-      continue;
-    store_inst *r = &ck->inst[n];
-    r->sym_len = in->sym_len;
-    r->partition = in->partition;
-    r->n = in->n;
-    r->last_ts = in->last_ts;
-    r->last_px = in->last_px;
-    memcpy(ck->sym[n], in->sym, sizeof ck->sym[n]);
-    ck->slot[n] = (int32_t)s;
-    memcpy(ck->state + n * sf, t->state + (size_t)s * sf, sf * sizeof(float));
+    if (n != i) {
+      ck->inst[n] = ck->inst[i];
+      memcpy(ck->sym[n], ck->sym[i], sizeof ck->sym[n]);
+      ck->slot[n] = s;
+      ck->to_cl[n] = ck->to_cl[i];
+      memcpy(ck->state + n * ck->sf, ck->state + i * ck->sf, ck->sf * sizeof(float));
+    }
     n++;
   }
   ck->nrows = n;
+}
+
+/* ckpt_take_begin without the busy check (ckpt_flush waited for the write in flight). */
+static int begin(ckpt *ck, symtab *t, const store_offset *off, size_t noff, const cl_part *parts,
+                 size_t nparts) {
+  uint64_t t0 = uv_hrtime();
+  double c0 = tc_thread_cpu_us();
+  assert(t->state_floats == ck->sf);
+  if (!ck->carry) {
+    ck->nrows = 0;
+    ck->noff = 0;
+    ck->nparts = 0;
+    ck->model_sha256[0] = 0;
+    ck->clear_instruments = 0;
+  }
+  if (offsets_merge(ck, off, noff) != 0 || parts_merge(ck, parts, nparts) != 0 ||
+      lookups_build(ck) != 0)
+    return TC_ENOMEM;
+  ck->no_parts = parts == NULL;
+  for (size_t k = 0; k < ck->nparts; k++)
+    ck->parts[k].instruments = 0; /* counted by this copy */
+  if (ck->carry)
+    carry_compact(ck, t);
+  /* Room for the worst case now, so no slice and no copy on write ever reallocates. */
+  if (arena_grow(ck, ck->nrows + t->live, 0) != 0)
+    return TC_ENOMEM;
+  if (t->count > ck->seen_cap) {
+    uint8_t *sn = realloc(ck->seen, t->count);
+    if (!sn)
+      return TC_ENOMEM;
+    ck->seen = sn;
+    ck->seen_cap = t->count;
+  }
+  memset(ck->seen, 0, t->count);
+  ck->count0 = t->count;
+  ck->cursor = 0;
+  ck->copying = 1;
+  ck->copy_slices = 0;
+  ck->snap_wall_ns = tc_wall_ns();
+  ck->snap_mono_ns = uv_hrtime();
+  ck->copy_us = (double)(ck->snap_mono_ns - t0) / 1e3;
+  ck->copy_cpu_us = tc_thread_cpu_us() - c0;
+  ck->stats.max_copy_us = ck->copy_us;
+  return 0;
+}
+
+int ckpt_take_begin(ckpt *ck, symtab *t, const store_offset *off, size_t noff, const cl_part *parts,
+                    size_t nparts) {
+  if (ck->in_flight || ck->copying)
+    return TC_EBUSY;
+  return begin(ck, t, off, noff, parts, nparts);
+}
+
+void ckpt_take_guard(ckpt *ck, symtab *t, int32_t slot) {
+  uint32_t s = (uint32_t)slot;
+  if (!ck->copying || s >= ck->count0 || s < ck->cursor || ck->seen[s])
+    return;
+  ck->seen[s] = 1;
+  inst *in = &t->inst[s];
+  int64_t next = in->live ? wants(ck, in) : -1;
+  if (next != -1)
+    copy_row(ck, t, s, next);
+}
+
+/* The copy is complete: the snapshot picks up a pending model change and is taken. */
+static void take_done(ckpt *ck) {
   if (ck->pend_model[0]) {
     memcpy(ck->model_sha256, ck->pend_model, sizeof ck->model_sha256);
     ck->pend_model[0] = 0;
@@ -246,20 +410,92 @@ static int take(ckpt *ck, symtab *t, const store_offset *off, size_t noff) {
     ck->pend_clear = 0;
   }
   ck->carry = 0;
-  ck->snap_wall_ns = tc_wall_ns();
-  ck->snap_mono_ns = uv_hrtime();
-  double us = (double)(ck->snap_mono_ns - t0) / 1e3;
-  ck->stats.last_copy_us = us;
-  ck->stats.last_copy_cpu_us = tc_thread_cpu_us() - c0;
+  ck->copying = 0;
+  ck->stats.last_copy_us = ck->copy_us;
+  ck->stats.last_copy_cpu_us = ck->copy_cpu_us;
+  ck->stats.copy_slices = ck->copy_slices;
+}
+
+int ckpt_take_step(ckpt *ck, symtab *t, size_t budget_bytes) {
+  if (!ck->copying)
+    return 1;
+  uint64_t t0 = uv_hrtime();
+  double c0 = tc_thread_cpu_us();
+  size_t per = ck->sf * sizeof(float) + sizeof(inst);
+  uint64_t budget = budget_bytes / per + 1;
+  uint32_t end = ck->count0 - ck->cursor > budget ? ck->cursor + (uint32_t)budget : ck->count0;
+  inst *tin = t->inst;
+  for (uint32_t s = ck->cursor; s < end; s++) {
+    inst *in = &tin[s];
+    if (in->live) {
+      int32_t p = in->partition;
+      for (size_t k = 0; k < ck->nparts; k++)
+        if (ck->parts[k].part == p) {
+          ck->parts[k].instruments++;
+          break;
+        }
+    }
+    if (ck->seen[s])
+      continue;
+    if (!in->live) {
+      in->dirty = 0;
+      continue;
+    }
+    int64_t next = wants(ck, in);
+    if (next != -1)
+      copy_row(ck, t, s, next);
+  }
+  ck->cursor = end;
+  ck->copy_slices++;
+  double us = (double)(uv_hrtime() - t0) / 1e3;
+  ck->copy_us += us;
+  ck->copy_cpu_us += tc_thread_cpu_us() - c0;
   if (us > ck->stats.max_copy_us)
     ck->stats.max_copy_us = us;
-  return 0;
+  if (ck->cursor < ck->count0)
+    return 0;
+  take_done(ck);
+  return 1;
+}
+
+int ckpt_copying(const ckpt *ck) {
+  return ck->copying;
+}
+
+const cl_part *ckpt_parts(const ckpt *ck, size_t *n) {
+  *n = ck->nparts;
+  return ck->parts;
+}
+
+void ckpt_set_hook(ckpt *ck, ckpt_hook_fn fn, void *ud) {
+  ck->hook = fn;
+  ck->hook_ud = ud;
+}
+
+void ckpt_store_lock(ckpt *ck) {
+  uv_mutex_lock(&ck->store_mu);
+}
+
+void ckpt_store_unlock(ckpt *ck) {
+  uv_mutex_unlock(&ck->store_mu);
+}
+
+/* One-shot take: begin and copy everything now (the caller checked that no write is in flight,
+ * or waited for it). */
+static int take(ckpt *ck, symtab *t, const store_offset *off, size_t noff, const cl_part *parts,
+                size_t nparts) {
+  if (ck->copying)
+    return TC_EBUSY;
+  int rc = begin(ck, t, off, noff, parts, nparts);
+  if (rc == 0 && ckpt_take_step(ck, t, SIZE_MAX / 2) != 1)
+    rc = TC_ENOMEM;
+  return rc;
 }
 
 int ckpt_take(ckpt *ck, symtab *t, const store_offset *off, size_t noff) {
   if (ck->in_flight)
     return TC_EBUSY;
-  return take(ck, t, off, noff);
+  return take(ck, t, off, noff, NULL, 0);
 }
 
 /* Loop thread: gives up a taken snapshot that was not submitted (see ckpt.h). Its rows' slots
@@ -269,9 +505,14 @@ void ckpt_untake(ckpt *ck, symtab *t) {
   assert(!ck->in_flight);
   for (size_t i = 0; i < ck->nrows; i++) {
     int32_t s = ck->slot[i];
-    if ((uint32_t)s < t->count && t->inst[s].live)
-      t->inst[s].dirty = 1;
+    if ((uint32_t)s < t->count && t->inst[s].live) {
+      inst *in = &t->inst[s];
+      if (ck->to_cl[i] || !in->dirty)
+        in->dirty = ck->to_cl[i] ? 1 : 2;
+    }
   }
+  ck->copying = 0;
+  ck->nparts = 0;
   if (ck->model_sha256[0] && !ck->pend_model[0])
     memcpy(ck->pend_model, ck->model_sha256, sizeof ck->pend_model);
   if (ck->clear_instruments)
@@ -287,8 +528,9 @@ void ckpt_carry(ckpt *ck) {
   ck->carry = 1;
 }
 
-/* Any thread: writes the snapshot in the arena. The pointers into the arena are set here rather
- * than during the copy, to keep the loop thread's part minimal. */
+/* Any thread: writes the snapshot in the arena: the changelog side first (the hook), then the
+ * state file, under the store lock. The pointers into the arena are set here rather than during
+ * the copy, to keep the loop thread's part minimal. */
 static int write_snapshot(ckpt *ck, char *err, size_t errlen, double *us, double *cpu) {
   uint64_t t0 = uv_hrtime();
   double c0 = tc_thread_cpu_us();
@@ -296,16 +538,25 @@ static int write_snapshot(ckpt *ck, char *err, size_t errlen, double *us, double
     ck->inst[i].sym = ck->sym[i];
     ck->inst[i].state = ck->state + i * ck->sf;
   }
-  store_ckpt c = {.inst = ck->inst,
-                  .ninst = ck->nrows,
-                  .off = ck->off,
-                  .noff = ck->noff,
-                  .model_sha256 = ck->model_sha256[0] ? ck->model_sha256 : NULL,
-                  .clear_instruments = ck->clear_instruments,
-                  .time_ns = ck->snap_wall_ns,
-                  .L = ck->L,
-                  .H = ck->H};
-  int rc = store_checkpoint_write(ck->st, &c, err, errlen);
+  int rc = 0;
+  if (ck->hook)
+    rc = ck->hook(ck->hook_ud, ck->inst, ck->to_cl, ck->nrows, ck->parts, ck->nparts,
+                  ck->snap_wall_ns, err, errlen);
+  if (rc == 0) {
+    store_ckpt c = {.inst = ck->inst,
+                    .ninst = ck->nrows,
+                    .off = ck->off,
+                    .noff = ck->noff,
+                    .model_sha256 = ck->model_sha256[0] ? ck->model_sha256 : NULL,
+                    .clear_instruments = ck->clear_instruments,
+                    .time_ns = ck->snap_wall_ns,
+                    .L = ck->L,
+                    .H = ck->H,
+                    .cell = ck->cell};
+    uv_mutex_lock(&ck->store_mu);
+    rc = store_checkpoint_write(ck->st, &c, err, errlen);
+    uv_mutex_unlock(&ck->store_mu);
+  }
   *us = (double)(uv_hrtime() - t0) / 1e3;
   *cpu = tc_thread_cpu_us() - c0;
   return rc;
@@ -395,10 +646,12 @@ void ckpt_wait(ckpt *ck) {
     complete(ck, ck->status, ck->err, ck->write_us, ck->write_cpu_us);
 }
 
-int ckpt_flush(ckpt *ck, symtab *t, const store_offset *off, size_t noff, char *err,
-               size_t errlen) {
+int ckpt_flush(ckpt *ck, symtab *t, const store_offset *off, size_t noff, const cl_part *parts,
+               size_t nparts, char *err, size_t errlen) {
   ckpt_wait(ck);
-  int rc = take(ck, t, off, noff);
+  if (ck->copying) /* a sliced copy under way: it becomes part of this one */
+    ckpt_untake(ck, t);
+  int rc = take(ck, t, off, noff, parts, nparts);
   if (rc) {
     snprintf(err, errlen, "checkpoint: out of memory for the snapshot");
     return rc;
@@ -424,18 +677,26 @@ int ckpt_bind_model(store *st, const nn_model *m, int reset, char *err, size_t e
     return rc;
   int fresh = rc == TC_ENOENT || !cur.model_sha256[0];
   if (!fresh && !reset) {
-    if (strcmp(cur.model_sha256, hex) == 0 && cur.L == m->L && cur.H == m->H)
+    /* The cell is part of the binding: a state is never restored into a model of another cell,
+     * even under the same hash. */
+    if (strcmp(cur.model_sha256, hex) == 0 && cur.cell == m->cell && cur.L == m->L && cur.H == m->H)
       return 0;
+    /* The cells are named when they tell the two apart or the model is not an LSTM. */
+    char was[32] = "", is[32] = "";
+    if (cur.cell != m->cell || m->cell != NN_CELL_LSTM) {
+      snprintf(was, sizeof was, "%s ", nn_cell_name(cur.cell));
+      snprintf(is, sizeof is, "%s ", nn_cell_name(m->cell));
+    }
     snprintf(err, errlen,
-             "state db %s: holds state of model %.16s (L=%d H=%d), but the model given is %.16s "
-             "(L=%d H=%d); refusing to mix them: pass --reset-state to drop the stored state, or "
+             "state db %s: holds state of model %.16s (%sL=%d H=%d), but the model given is %.16s "
+             "(%sL=%d H=%d); refusing to mix them: pass --reset-state to drop the stored state, or "
              "use another --state file",
-             store_path(st), cur.model_sha256, cur.L, cur.H, hex, m->L, m->H);
+             store_path(st), cur.model_sha256, was, cur.L, cur.H, hex, is, m->L, m->H);
     return TC_EMODEL;
   }
   if (reset && (rc = store_reset(st, err, errlen)) != 0)
     return rc;
-  store_meta nm = {.L = m->L, .H = m->H};
+  store_meta nm = {.cell = m->cell, .L = m->L, .H = m->H};
   if (!fresh) { /* keep the checkpoint history */
     nm.ckpt_time_ns = cur.ckpt_time_ns;
     nm.ckpts = cur.ckpts;
@@ -449,9 +710,6 @@ int ckpt_bind_model(store *st, const nn_model *m, int reset, char *err, size_t e
 
 typedef struct restore_ctx {
   symtab *t;
-  const int32_t *parts; /* (nparts) partitions to load, NULL for all */
-  int nparts;
-  uint64_t skipped; /* already live (partition restore only) */
   char *err;
   size_t errlen;
 } restore_ctx;
@@ -459,17 +717,6 @@ typedef struct restore_ctx {
 static int restore_one(void *ud, const store_inst *in) {
   restore_ctx *rc = ud;
   symtab *t = rc->t;
-  if (rc->parts) {
-    int want = 0;
-    for (int i = 0; i < rc->nparts && !want; i++)
-      want = rc->parts[i] == in->partition;
-    if (!want)
-      return 0;
-    if (symtab_find(t, in->sym, in->sym_len) >= 0) {
-      rc->skipped++;
-      return 0;
-    }
-  }
   if (symtab_find(t, in->sym, in->sym_len) >= 0) {
     snprintf(rc->err, rc->errlen, "restore: instrument %.*s is already in the table",
              (int)in->sym_len, in->sym);
@@ -495,6 +742,7 @@ int32_t ckpt_inst_put(symtab *t, const store_inst *in, int dirty) {
   ti->last_ts = in->last_ts;
   ti->last_px = in->last_px;
   ti->partition = in->partition;
+  ti->skip_below = in->next_offset > 0 ? in->next_offset : 0;
   ti->dirty = (uint8_t)dirty;
   memcpy(symtab_state(t, s), in->state, t->state_floats * sizeof(float));
   return s;
@@ -505,49 +753,13 @@ int ckpt_restore(store *st, const nn_model *m, symtab *t, store_offset **off, si
   *off = NULL;
   *noff = 0;
   if (t->state_floats != nn_state_floats(m)) {
-    snprintf(err, errlen, "restore: table holds %zu floats per state, expected %zu (2 L H)",
+    snprintf(err, errlen, "restore: table holds %zu floats per state, expected %zu",
              t->state_floats, nn_state_floats(m));
     return TC_ESHAPE;
   }
   restore_ctx rc = {.t = t, .err = err, .errlen = errlen};
-  int r = store_instruments_load(st, m->L, m->H, restore_one, &rc, err, errlen);
+  int r = store_instruments_load(st, m->cell, m->L, m->H, restore_one, &rc, err, errlen);
   if (r)
     return r;
   return store_offsets_load(st, off, noff, err, errlen);
-}
-
-int ckpt_restore_partitions(store *st, const nn_model *m, symtab *t, const char *topic,
-                            const int32_t *parts, int nparts, store_offset **off, size_t *noff,
-                            char *err, size_t errlen) {
-  *off = NULL;
-  *noff = 0;
-  if (t->state_floats != nn_state_floats(m)) {
-    snprintf(err, errlen, "restore: table holds %zu floats per state, expected %zu (2 L H)",
-             t->state_floats, nn_state_floats(m));
-    return TC_ESHAPE;
-  }
-  if (nparts <= 0)
-    return 0;
-  restore_ctx rc = {.t = t, .parts = parts, .nparts = nparts, .err = err, .errlen = errlen};
-  int r = store_instruments_load(st, m->L, m->H, restore_one, &rc, err, errlen);
-  if (r)
-    return r;
-  store_offset *all = NULL;
-  size_t nall = 0, k = 0;
-  if ((r = store_offsets_load(st, &all, &nall, err, errlen)) != 0)
-    return r;
-  for (size_t i = 0; i < nall; i++) { /* keep only the asked ones, in place */
-    int want = 0;
-    for (int j = 0; j < nparts && !want; j++)
-      want = parts[j] == all[i].partition;
-    if (want && strcmp(all[i].topic, topic) == 0)
-      all[k++] = all[i];
-  }
-  if (k == 0) {
-    free(all);
-    all = NULL;
-  }
-  *off = all;
-  *noff = k;
-  return 0;
 }

@@ -42,12 +42,13 @@
  * Wiring in the daemon (each a single call):
  *   start:     store_open(path, sync, STORE_OPEN_CREATE, &st, ...);
  *              ckpt_bind_model(st, model, reset_state, ...);       TC_EMODEL -> exit 2
- *              ckpt_restore(st, model, &engine.st, &offs, &noffs, ...); offs seed the consumer's
- *              assignment (stored offsets win over Kafka's committed ones); free(offs)
- *              (or, per assignment: ckpt_restore_partitions for the assigned partitions)
- *              ckpt_new(&ck, loop, st, model);
- *   timer:     if (!ckpt_busy(ck) && nothing pending) ckpt_take(ck, &engine.st, offs, n);
- *              then, once its outputs are acknowledged, ckpt_submit(ck, on_done, ud);
+ *              ckpt_new(&ck, loop, st, model); ckpt_set_hook(ck, changelog side, ud);
+ *              (restores at each assignment: daemon/loop/restore.c, under ckpt_store_lock;
+ *              ckpt_restore loads a whole file, for tools and tests)
+ *   timer:     if (!ckpt_busy(ck) && nothing pending) ckpt_take_begin(ck, &engine.st, offs, n,
+ *              parts, n); ckpt_take_step once per loop turn until it returns 1 (ckpt_take_guard
+ *              before each change meanwhile); then, once its outputs are acknowledged,
+ *              ckpt_submit(ck, on_done, ud): the hook (changelog) then the file, on the pool;
  *              on_done may commit ckpt_offsets() to Kafka (see above).
  *   SIGHUP:    engine_set_model(&e, m, reset); ckpt_model_changed(ck, m, reset); then
  *              checkpoint right away (not at the next tick of the timer): until it commits, a
@@ -55,11 +56,12 @@
  *   delivery failure: a prediction that failed for good is lost, so no checkpoint may cover
  *              its tick; while any partition has a failed delivery, take no checkpoint (the
  *              last good one stays, and a restart re-produces from there).
- *   revoke / shutdown (after flushing the producer; a pending snapshot is committed by the
- *              flush when every output was acknowledged, else given up with ckpt_untake):
- * ckpt_flush(ck, &engine.st, offs, n, err, errlen) writes synchronously on the loop thread (waits
- * for an in-flight write first); then drop the revoked partitions' instruments (symtab_remove).
- * Stored rows of removed instruments are kept: they match the stored offsets of their partitions.
+ *   revoke:    the timer's path; the partitions leave once a snapshot covering them committed.
+ *   shutdown (after flushing the producer; a pending snapshot is committed by the flush when every
+ *              output was acknowledged, else given up with ckpt_untake):
+ * ckpt_flush(ck, &engine.st, offs, n, parts, n, err, errlen) writes synchronously on the loop
+ * thread (waits for an in-flight write first). Stored rows of removed instruments are kept: each
+ * holds its own offset.
  *   end:       after the loop has run the last completion (ckpt_busy() == 0): ckpt_destroy(ck);
  *              store_close(st). */
 #ifndef DAEMON_CKPT_H
@@ -68,6 +70,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "daemon/kafka/changelog.h"
 #include "ingest/symtab.h"
 #include "nn/model.h"
 #include "store/store.h"
@@ -85,8 +88,9 @@ typedef struct ckpt_stats {
   uint64_t rows_total;           /* instruments written over all committed checkpoints */
   uint64_t last_ok_mono_ns;      /* uv_hrtime() of the snapshot of the last commit, 0 = none */
   int64_t last_ok_wall_ns;       /* wall clock of the same, 0 = none */
-  double last_copy_us;           /* loop-thread time of the last snapshot copy */
-  double max_copy_us;            /* the most it took */
+  double last_copy_us;           /* loop-thread time of the last snapshot copy (all its slices) */
+  double max_copy_us;            /* the most one loop turn spent copying (one slice) */
+  uint64_t copy_slices;          /* slices of the last snapshot copy */
   double last_copy_cpu_us;       /* CPU time of the same (wall minus CPU = time preempted) */
   double last_write_us;          /* time of the last database write (on the pool) */
   double last_write_cpu_us;      /* CPU time of the same */
@@ -110,12 +114,60 @@ int ckpt_reserve(ckpt *ck, size_t n);
 int ckpt_busy(const ckpt *ck);
 
 /* Loop thread: copies every live dirty instrument of t (fields and state) and the offsets
- * off[0..noff) into the snapshot and clears the dirty flags (dead slots' flags too). The caller
- * submits it only once THE RULE above holds for it (or gives it up with ckpt_untake; to commit
- * it through ckpt_flush instead, call ckpt_carry first so the flush's take merges it). Returns 0,
- * TC_EBUSY while a write is in flight (nothing touched) or TC_ENOMEM (dirty flags untouched). Never
- * blocks on I/O; allocates only when the arena grows. */
+ * off[0..noff) into the snapshot and clears the dirty flags (dead slots' flags too), in one go
+ * (ckpt_take_begin and ckpt_take_step until done). The caller submits it only once THE RULE above
+ * holds for it (or gives it up with ckpt_untake; to commit it through ckpt_flush instead, call
+ * ckpt_carry first so the flush's take merges it). Returns 0, TC_EBUSY while a write is in flight
+ * or a copy is under way (nothing touched) or TC_ENOMEM (dirty flags untouched). Never blocks on
+ * I/O; allocates only when the arena grows. */
 int ckpt_take(ckpt *ck, symtab *t, const store_offset *off, size_t noff);
+
+/* Loop thread: starts a snapshot "as of now" that is copied a slice at a time
+ * (ckpt_take_step), so no single loop turn copies more than a slice however many instruments
+ * changed. Until the copy is done the caller must call ckpt_take_guard for every slot it is about
+ * to change: a slot not yet copied is copied first (copy on write), so the snapshot holds every
+ * state as of this call. Slots added after it are not in the snapshot (their dirty flags stay for
+ * the next). Each row gets its own offset: max(its partition's offset in off, the instrument's
+ * skip_below); instruments of partitions without an offset in off keep their dirty flag unless
+ * parts is NULL (no changelog: they are taken at offset skip_below, or -1). parts[0..nparts) (may
+ * be NULL) describe the changelog side per partition (daemon/kafka/changelog.h): a partition with
+ * full = 1 has every live instrument copied, dirty or not; ckpt_parts gives them back with the
+ * instruments counted. dirty 2 means "only the state file lacks it": such a row is not sent to the
+ * changelog. Returns 0, TC_EBUSY (write in flight or copy under way) or TC_ENOMEM. */
+int ckpt_take_begin(ckpt *ck, symtab *t, const store_offset *off, size_t noff, const cl_part *parts,
+                    size_t nparts);
+
+/* Loop thread: copies the next slice of the snapshot begun by ckpt_take_begin (at most about
+ * budget_bytes of state); returns 1 once the copy is complete (the snapshot is then taken, as by
+ * ckpt_take), 0 while more remains, TC_ENOMEM (the copy is given up as by ckpt_untake). */
+int ckpt_take_step(ckpt *ck, symtab *t, size_t budget_bytes);
+
+/* 1 while a copy begun by ckpt_take_begin is under way. */
+int ckpt_copying(const ckpt *ck);
+
+/* Loop thread, while ckpt_copying: slot is about to change; copies it first if the snapshot
+ * still needs it. Cheap when it does not. */
+void ckpt_take_guard(ckpt *ck, symtab *t, int32_t slot);
+
+/* The partitions of the snapshot last taken (cl_part of ckpt_take_begin, instruments counted;
+ * after a successful write with a changelog hook, the hook's results: base, since_base). */
+const cl_part *ckpt_parts(const ckpt *ck, size_t *n);
+
+/* The changelog side of a checkpoint, run on the pool thread (or the loop thread for ckpt_flush)
+ * before the state file is written: it gets the snapshot's rows (each with next_offset set;
+ * to_cl[i] says whether the changelog lacks row i) and partitions (which it may update: base,
+ * since_base), and returns 0, or a TC_E* with err, which fails the checkpoint as a whole (nothing
+ * written to the file: the file never gets ahead of the changelog). */
+typedef int (*ckpt_hook_fn)(void *ud, const store_inst *rows, const uint8_t *to_cl, size_t n,
+                            cl_part *parts, size_t nparts, int64_t time_ns, char *err,
+                            size_t errlen);
+void ckpt_set_hook(ckpt *ck, ckpt_hook_fn fn, void *ud);
+
+/* The state database is used by one thread at a time: checkpoint writes hold this lock, and so
+ * must anything else that uses the store while the checkpointer lives (the restore at an
+ * assignment, on the pool). */
+void ckpt_store_lock(ckpt *ck);
+void ckpt_store_unlock(ckpt *ck);
 
 /* Loop thread: gives up a snapshot taken but not submitted, because it can no longer satisfy
  * THE RULE (an output it covers failed for good, or a partition it covers was revoked before its
@@ -138,7 +190,8 @@ int ckpt_submit(ckpt *ck, ckpt_done_fn cb, void *ud);
 /* Loop thread, for revoke and shutdown: waits for a write in flight to finish (its callback
  * still runs later from the loop), then takes a snapshot and writes it synchronously.
  * 0 or TC_E* with err. */
-int ckpt_flush(ckpt *ck, symtab *t, const store_offset *off, size_t noff, char *err, size_t errlen);
+int ckpt_flush(ckpt *ck, symtab *t, const store_offset *off, size_t noff, const cl_part *parts,
+               size_t nparts, char *err, size_t errlen);
 
 /* Loop thread: waits for a write in flight to finish and applies its result to the stats (its
  * callback still runs later from the loop). The store connection is not shared between threads,
@@ -174,15 +227,17 @@ double ckpt_age_s(const ckpt *ck);
 /* Writes m's sha256 as 64 lowercase hex digits + NUL into hex (65 bytes). */
 void ckpt_model_hex(const nn_model *m, char hex[65]);
 
-/* Start-up: checks that st belongs to model m (same sha256, L, H). A fresh file is bound to m.
- * Another model is refused with TC_EMODEL and a message naming both hashes, unless reset = 1
+/* Start-up: checks that st belongs to model m (same sha256, cell, L, H). A fresh file is bound to
+ * m. Another model is refused with TC_EMODEL and a message naming both hashes (and both cells when
+ * they differ or are not the LSTM), unless reset = 1
  * (--reset-state): then every instrument and offset is dropped and the file is bound to m.
  * 0 or TC_E* with err. */
 int ckpt_bind_model(store *st, const nn_model *m, int reset, char *err, size_t errlen);
 
-/* Start-up: loads every stored instrument into t (which must have state_floats = 2 L H of m and
- * hold none of those symbols yet; dirty flags stay 0) and the stored offsets into *off (malloc'd,
- * free() it; *noff entries). A bad state blob stops it with TC_EFORMAT (never a silent reset).
+/* Start-up: loads every stored instrument into t (which must have state_floats =
+ * nn_state_floats(m) and hold none of those symbols yet; dirty flags stay 0) and the stored
+ * offsets into *off (malloc'd, free() it; *noff entries). A bad state blob stops it with
+ * TC_EFORMAT, a state of another cell with TC_EMODEL (never a silent reset).
  * 0 or TC_E* with err. */
 int ckpt_restore(store *st, const nn_model *m, symtab *t, store_offset **off, size_t *noff,
                  char *err, size_t errlen);
@@ -191,13 +246,5 @@ int ckpt_restore(store *st, const nn_model *m, symtab *t, store_offset **off, si
  * is live) gets n, last ts and px, partition and state, and the dirty flag given. Returns the
  * slot, or a TC_E* from symtab_add. */
 int32_t ckpt_inst_put(symtab *t, const store_inst *in, int dirty);
-
-/* At partition assignment: loads the stored instruments of partitions parts[0..nparts) into t,
- * skipping symbols already live in t (their in-memory state is newer), and the stored offsets of
- * those partitions of `topic` into *off (malloc'd, free() it). One scan of the instruments table.
- * Pair with dropping the instruments of revoked partitions (after ckpt_flush). 0 or TC_E*. */
-int ckpt_restore_partitions(store *st, const nn_model *m, symtab *t, const char *topic,
-                            const int32_t *parts, int nparts, store_offset **off, size_t *noff,
-                            char *err, size_t errlen);
 
 #endif

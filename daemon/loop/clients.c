@@ -1,6 +1,6 @@
 /* clients.c: the daemon's Kafka clients: the consumer and producer (and the changelog reader)
  * configured from defaults, --config and -X, their topic handles, the subscription and the pipes
- * that wake the loop. Not for using them (drain.c, rebalance.c, handoff.c). */
+ * that wake the loop. Not for using them (drain.c, rebalance.c, restore.c, ckpt_sched.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -9,7 +9,6 @@
 
 #include "daemon/loop/run_int.h"
 #include "daemon/pipeline/log.h"
-#include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 
 /* A non-blocking pipe for librdkafka's queue io events. */
@@ -147,9 +146,11 @@ static int create_clients(run *r, rd_kafka_conf_t *cc, rd_kafka_conf_t *pc, char
   return 0;
 }
 
-/* With --changelog-topic: the changelog reader, the producer's handle of the changelog and the
- * first hand-off id. The reader is a consumer that never subscribes or commits (librdkafka wants a
- * group.id for assign), assigned to changelog partitions only while an assignment reads them. */
+/* With --changelog-topic: the changelog reader and writer. The reader is a consumer that never
+ * subscribes or commits (librdkafka wants a group.id for assign), assigned to changelog partitions
+ * only while a restore reads them (restore.c, on the thread pool). The writer has a producer of its
+ * own (idempotent, acks=all), used only by checkpoint writes on the thread pool, so waiting for
+ * its acknowledgements never holds the loop nor the outputs' delivery reports. */
 static int changelog_clients(run *r, const char *bootstrap, char *err, size_t errlen) {
   const run_opts *o = r->o;
   char lgroup[300];
@@ -179,9 +180,17 @@ static int changelog_clients(run *r, const char *bootstrap, char *err, size_t er
     snprintf(err, errlen, "changelog reader: %s", kerr);
     return TC_EKAFKA;
   }
-  r->t_cl = rd_kafka_topic_new(r->producer, o->changelog_topic, NULL);
-  r->cl_ids = (tc_mono_ns() ^ ((uint64_t)getpid() << 40)) << 16;
-  return 0;
+  const char *wdef[] = {"client.id",
+                        "tickcast-run-changelog",
+                        "linger.ms",
+                        "5",
+                        bootstrap ? "bootstrap.servers" : NULL,
+                        bootstrap,
+                        NULL};
+  rd_kafka_conf_t *wc = NULL;
+  if ((rc = client_conf(&o->kc, "producer.", "consumer.", wdef, &wc, err, errlen)) != 0)
+    return rc;
+  return cl_writer_new(&r->clw, wc, o->changelog_topic, err, errlen);
 }
 
 /* The topic handles: input (consumer side, for offset_store), output, stats, dead letters. */
@@ -240,10 +249,12 @@ int clients_make(run *r, const char *bootstrap, char *err, size_t errlen) {
   if (rc == 0)
     rc = make_topics(r, err, errlen);
   if (rc == 0)
-    rc = subscribe_input(r, err, errlen);
-  if (rc == 0)
     rc = enable_io_events(r, err, errlen);
   return rc;
+}
+
+int clients_subscribe(run *r, char *err, size_t errlen) {
+  return subscribe_input(r, err, errlen);
 }
 
 void clients_destroy(run *r) {
@@ -263,8 +274,6 @@ void clients_destroy(run *r) {
     rd_kafka_topic_destroy(r->t_stats);
   if (r->t_dlq)
     rd_kafka_topic_destroy(r->t_dlq);
-  if (r->t_cl)
-    rd_kafka_topic_destroy(r->t_cl);
   if (r->cl_rk) {
     rd_kafka_consumer_close(r->cl_rk);
     rd_kafka_destroy(r->cl_rk);
@@ -275,6 +284,7 @@ void clients_destroy(run *r) {
     rd_kafka_purge(r->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_destroy(r->producer);
   }
+  cl_writer_destroy(r->clw);
   for (int i = 0; i < 2; i++) {
     if (r->cpipe[i] >= 0)
       close(r->cpipe[i]);

@@ -104,6 +104,7 @@ void drain_process_chunk(run *r) {
     rd_kafka_message_t *m = r->msgs[i];
     eng_tick *t = &r->ticks[i];
     t->partition = m->partition;
+    t->offset = m->offset;
     t->reason = m->payload ? tick_parse_json(&t->t, m->payload, m->len, NULL, 0) : TICK_BAD_JSON;
     if (t->reason == TICK_OK && m->key_len)
       t->reason = tick_check_key(&t->t, m->key, m->key_len, NULL, 0);
@@ -112,6 +113,7 @@ void drain_process_chunk(run *r) {
     r->st.ticks_in++;
     stats_part_in(&r->st, m->partition);
   }
+  sched_ckpt_guard(r, N);
   int rc = engine_process(&r->e, r->ticks, N);
   r->st.chunks++;
   if (rc != 0) {
@@ -126,6 +128,10 @@ void drain_process_chunk(run *r) {
   for (int i = 0; i < N; i++) {
     rd_kafka_message_t *m = r->msgs[i];
     eng_tick *t = &r->ticks[i];
+    if (t->skipped) { /* already in its instrument's restored state: no output */
+      part_skip(r, m->partition, m->offset);
+      continue;
+    }
     size_t srclen = src_format(r, m->partition, m->offset);
     void *opq = part_push(r, m->partition, m->offset);
     if (t->reason == TICK_OK) {

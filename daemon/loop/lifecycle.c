@@ -28,10 +28,11 @@ static void reload_model(run *r) {
   if (!nn_model_same_shape(nm, r->model)) {
     r->st.model_reload_failures++;
     log_error("run",
-              "SIGHUP: model %s has shape L=%d H=%d peephole=%d, expected L=%d H=%d "
+              "SIGHUP: model %s has shape %s L=%d H=%d peephole=%d, expected %s L=%d H=%d "
               "peephole=%d (the running model's); refused, keeping model %s",
-              r->o->model_path, nm->L, nm->H, nm->peephole, r->model->L, r->model->H,
-              r->model->peephole, r->model->id);
+              r->o->model_path, nn_cell_name(nm->cell), nm->L, nm->H, nm->peephole,
+              nn_cell_name(r->model->cell), r->model->L, r->model->H, r->model->peephole,
+              r->model->id);
     nn_model_free(nm);
     free(nm);
     return;
@@ -97,6 +98,7 @@ static void on_stop(uv_timer_t *h) {
   rd_kafka_resp_err_t ce = flushed ? rd_kafka_commit(r->consumer, NULL, 0) : 0;
   if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
     log_warn("run", "final commit: %s", rd_kafka_err2str(ce));
+  rebalance_stop(r); /* an assignment or revoke still waiting goes to librdkafka now */
   rd_kafka_consumer_close(r->consumer);
   parts_settle(r, 1000);
   http_stop(r->http);

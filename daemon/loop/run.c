@@ -6,7 +6,7 @@
  * docs/STATE.md) are copied on this loop between chunks and written once the broker has
  * acknowledged every output they cover; with a state db, Kafka's committed offsets follow the
  * checkpoints (informational: the offsets in the db decide where a restart resumes). The other
- * files of the loop: clients.c, inflight.c, rebalance.c, handoff.c, health.c, lifecycle.c
+ * files of the loop: clients.c, inflight.c, rebalance.c, restore.c, health.c, lifecycle.c
  * (run_int.h).
  */
 #include "daemon/loop/run.h"
@@ -71,9 +71,10 @@ static int start_embedded_broker(run *r) {
   const run_opts *o = r->o;
   if (o->kc.brokers)
     return 0;
-  char topics[1024], err[1024];
-  snprintf(topics, sizeof topics, "%s,%s,%s,%s", o->input_topic, o->output_topic, o->stats_topic,
-           o->dlq_topic);
+  char topics[1400], err[1024];
+  snprintf(topics, sizeof topics, "%s,%s,%s,%s%s%s", o->input_topic, o->output_topic,
+           o->stats_topic, o->dlq_topic, o->changelog_topic ? "," : "",
+           o->changelog_topic ? o->changelog_topic : "");
   if (mockbroker_start(&r->mb, 0, topics, err, sizeof err) != 0) {
     log_error("run", "embedded broker: %s", err);
     return 1;
@@ -121,7 +122,15 @@ static int open_state(run *r) {
     log_error("run", "%s", err);
     return rc == TC_EFORMAT || rc == TC_EMODEL ? 2 : 1;
   }
-  return ckpt_new(&r->ck, r->loop, r->db, r->model) == 0 ? 0 : 1;
+  if (ckpt_new(&r->ck, r->loop, r->db, r->model) != 0)
+    return 1;
+  if (r->clw)
+    ckpt_set_hook(r->ck, sched_changelog_hook, r);
+  if (clients_subscribe(r, err, sizeof err) != 0) {
+    log_error("run", "%s", err);
+    return 1;
+  }
+  return 0;
 }
 
 /* The loop's handles: io events, the idle drain, timers, signals. */
@@ -136,12 +145,15 @@ static void start_handles(run *r) {
   uv_timer_init(loop, &r->t_ckpt);
   uv_timer_init(loop, &r->t_stop);
   uv_timer_init(loop, &r->t_pause);
+  uv_timer_init(loop, &r->t_revoke);
+  uv_idle_init(loop, &r->ckpt_idle);
+  uv_idle_init(loop, &r->restore_idle);
   uv_signal_init(loop, &r->sig_term);
   uv_signal_init(loop, &r->sig_int);
   uv_signal_init(loop, &r->sig_hup);
   r->cpoll.data = r->ppoll.data = r->idle.data = r->t_stats_timer.data = r->t_second.data =
       r->t_ckpt.data = r->t_stop.data = r->t_pause.data = r->sig_term.data = r->sig_int.data =
-          r->sig_hup.data = r;
+          r->sig_hup.data = r->t_revoke.data = r->ckpt_idle.data = r->restore_idle.data = r;
   uv_poll_start(&r->cpoll, UV_READABLE, drain_on_consumer_io);
   uv_poll_start(&r->ppoll, UV_READABLE, drain_on_producer_io);
   /* The queue may be non-empty already: no io event comes for that. */
@@ -154,9 +166,9 @@ static void start_handles(run *r) {
   uv_signal_start(&r->sig_term, lifecycle_on_signal, SIGTERM);
   uv_signal_start(&r->sig_int, lifecycle_on_signal, SIGINT);
   uv_signal_start(&r->sig_hup, lifecycle_on_signal, SIGHUP);
-  log_info("run", "model %s (%s: L=%d H=%d%s); consuming %s as group %s -> %s", r->model->id,
-           o->model_path, r->model->L, r->model->H, r->model->peephole ? " peephole" : "",
-           o->input_topic, o->group, o->output_topic);
+  log_info("run", "model %s (%s: %s L=%d H=%d%s); consuming %s as group %s -> %s", r->model->id,
+           o->model_path, nn_cell_name(r->model->cell), r->model->L, r->model->H,
+           r->model->peephole ? " peephole" : "", o->input_topic, o->group, o->output_topic);
 }
 
 static void report(const run *r) {
@@ -184,6 +196,7 @@ static void tear_down(run *r) {
   mockbroker_stop(r->mb);
   parts_free(r);
   free(r->offbuf);
+  free(r->clparts);
   engine_free(&r->e);
   nn_model_free(r->model);
   free(r->model);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <uv.h>
 
+#include "daemon/kafka/changelog.h"
 #include "daemon/kafka/mockbroker.h"
 #include "daemon/loop/ckpt.h"
 #include "daemon/loop/http.h"
@@ -36,6 +37,11 @@ typedef struct part {
   uint8_t assigned;  /* 1 while assigned to this consumer */
   uint8_t stuck;     /* a delivery failed: offsets are no longer stored (at-least-once) */
   uint8_t dirty;     /* next advanced since the last offset store */
+  uint8_t restoring; /* assigned by the group, its restore under way (librdkafka not told yet) */
+  uint8_t revoking;  /* revoked by the group, waiting for its final checkpoint */
+  int64_t cl_base;   /* changelog base of its last marker; -1 none (the next checkpoint is full) */
+  uint64_t cl_since; /* changelog messages written since that base */
+  uint32_t ninst;    /* its live instruments at the last committed snapshot */
 } part;
 
 /* msg_opaque of produced messages: generation (8 bits), partition (16), sequence (40). */
@@ -51,8 +57,7 @@ typedef struct run {
   rd_kafka_topic_t *t_in;          /* consumer-side handle of the input topic, for offset_store */
   rd_kafka_topic_t *t_out, *t_stats, *t_dlq; /* producer-side handles of the outputs */
   rd_kafka_t *cl_rk;      /* reads the changelog at assignments (never joins); NULL when off */
-  rd_kafka_topic_t *t_cl; /* producer-side handle of the changelog; NULL when off */
-  uint64_t cl_ids;        /* next hand-off id: clock and pid above, a counter below */
+  cl_writer *clw;         /* writes checkpoints to the changelog (own producer); NULL when off */
   int cpipe[2], ppipe[2]; /* io-event pipes: consumer, producer */
   uv_poll_t cpoll, ppoll; /* watch cpipe[0], ppipe[0] */
   uv_idle_t idle;         /* continues draining after a full chunk */
@@ -88,7 +93,24 @@ typedef struct run {
   uint64_t ckpt_acked_ms;     /* how long the last committed one waited for acknowledgements */
   uint64_t ckpt_stuck_warned; /* last failed-delivery warning, uv_now() */
   store_offset *offbuf;       /* (offcap) offsets of the next snapshot */
-  int32_t offcap;             /* entries of offbuf */
+  cl_part *clparts;           /* (offcap) its changelog side per partition */
+  int32_t offcap;             /* entries of offbuf and clparts */
+  uv_idle_t ckpt_idle;        /* copies the snapshot under way a slice per loop turn */
+  uint64_t ckpt_seq;          /* snapshots begun so far: the pending one's number */
+  uint64_t ckpt_write_seq;    /* the number of the snapshot submitted last */
+  uint64_t ckpt_done_seq;     /* the number of the last one committed */
+  unsigned char ckpt_sha[32]; /* the model of the snapshot submitted last (for its records) */
+  /* A revoke waiting for its final checkpoint (rebalance.c). */
+  rd_kafka_topic_partition_list_t *rv_parts; /* the revoked partitions; NULL when none */
+  int rv_coop;                               /* cooperative protocol */
+  uint64_t rv_want_seq;                      /* a snapshot numbered this or later covers them */
+  uint64_t rv_deadline;                      /* uv_now() after which they leave without it */
+  uint64_t rv_start;                         /* uv_now() of the revoke */
+  uv_timer_t t_revoke;                       /* checks the deadline */
+  struct restore_job *rj;                    /* the restore under way (restore.c), NULL none */
+  uv_idle_t restore_idle;                    /* puts its instruments in, a slice per turn */
+  int bound;                                 /* the state file's binding was checked */
+  int cl_checked; /* the changelog topic was checked (created when missing) */
 } run;
 
 /* ---- inflight.c: the per-partition rings of offsets in flight. part_get and part_push run once
@@ -144,6 +166,15 @@ void parts_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque
 /* Frees every ring and the partition table. */
 void parts_free(run *r);
 
+/* A message of partition p at offset was skipped (already in its instrument's restored state):
+ * processed, with no output. */
+static inline void part_skip(run *r, int32_t p, int64_t offset) {
+  part *pt = part_get(r, p);
+  if (pt)
+    pt->pnext = offset + 1;
+  r->st.restore_skipped++;
+}
+
 /* ---- drain.c: consume, decode, one engine step, produce; backpressure. */
 
 /* Produces one message to topic t (any partition) with a bounded wait on a full queue; a failure
@@ -181,19 +212,43 @@ void sched_ckpt_on_timer(uv_timer_t *h);
 /* After a model swap: records the new model with a checkpoint taken right away. */
 void sched_ckpt_model_changed(run *r);
 
-/* ---- rebalance.c and handoff.c: partitions coming and going. */
+/* The changelog side of a checkpoint (ckpt.h's hook, on the pool thread; ud = r). */
+int sched_changelog_hook(void *ud, const store_inst *rows, const uint8_t *to_cl, size_t n,
+                         cl_part *parts, size_t nparts, int64_t time_ns, char *err, size_t errlen);
+
+/* Before the engine steps the chunk r->ticks[0..N): while a snapshot is being copied a slice at a
+ * time, copies first the instruments the chunk is about to change (copy on write). */
+void sched_ckpt_guard(run *r, int N);
+
+/* The checkpoint idle handle: one slice of the copy under way. */
+void sched_ckpt_on_idle(uv_idle_t *h);
+
+/* ---- rebalance.c and restore.c: partitions coming and going. Assignments and revokes are
+ * asynchronous: the rebalance callback starts them and returns; librdkafka waits for the assign or
+ * unassign call, which comes once the restore (pool thread) or the final checkpoint is done. */
 
 /* The consumer's rebalance callback (opaque = r). */
 void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
                   void *opaque);
 
-/* At a revoke, after the flush: hands the revoked partitions' states to the changelog. */
-void handoff_send(run *r, rd_kafka_topic_partition_list_t *parts);
+/* A checkpoint committed or failed, or the revoke timer fired: finishes a waiting revoke when a
+ * checkpoint covers it or its time is up. */
+void rebalance_progress(run *r);
 
-/* At an assignment: takes the newer hand-offs of the assigned partitions ps[0..np), whose offsets
- * in the state file are off[0..noff), and starts parts at their offsets. */
-void handoff_restore(run *r, rd_kafka_topic_partition_list_t *parts, const int32_t *ps, int np,
-                     const store_offset *off, size_t noff);
+/* Shutdown, after the final checkpoint and before the consumer closes: an assignment or revoke
+ * still waiting is given to librdkafka at once. */
+void rebalance_stop(run *r);
+
+/* After the restore: assigns parts (offsets set) to the consumer and starts consuming them. */
+void rebalance_assign(run *r, rd_kafka_topic_partition_list_t *parts, int coop);
+
+/* At an assignment: restores parts (instruments from the state file and the changelog, resume
+ * offsets, checks) on the thread pool, then calls rebalance_assign on the loop. */
+void restore_begin(run *r, rd_kafka_topic_partition_list_t *parts, int coop);
+
+/* Shutdown: a restore under way gives its partitions to librdkafka unrestored (nothing is consumed
+ * any more) and its result is dropped when it ends. */
+void restore_stop(run *r);
 
 /* ---- health.c: stats topic, /metrics, /healthz, /readyz. */
 
@@ -215,10 +270,14 @@ void lifecycle_close_all(uv_handle_t *h, void *arg);
 
 /* ---- clients.c: the Kafka clients. */
 
-/* Creates the consumer, producer (and changelog reader), their topic handles, the subscription
+/* Creates the consumer, producer (and changelog reader), their topic handles
  * and the io-event pipes; bootstrap overrides --brokers (the embedded broker). 0, TC_EUSAGE (bad
  * configuration, err says which) or TC_EKAFKA / TC_EIO / TC_ENOMEM with err. */
 int clients_make(run *r, const char *bootstrap, char *err, size_t errlen);
+/* Joins the group: after the state db was accepted, so that a start-up refused on its state
+ * never becomes a group member (one that leaves no LeaveGroup stalls the group's next
+ * rebalance for a session timeout). */
+int clients_subscribe(run *r, char *err, size_t errlen);
 
 /* Closes and frees what clients_make made (also half-made; the pipes' fds must be -1 or open):
  * the producer's queued messages are purged. */

@@ -86,7 +86,7 @@ static void step_batch(engine *e, eng_tick *ticks, int b0, int B) {
     memcpy(e->xb + (size_t)b * NN_F, e->x + (size_t)i * NN_F, NN_F * sizeof(float));
     e->sp[b] = symtab_state(&e->st, ticks[i].slot);
   }
-  nn_lstm_step(m, &e->w, B, e->xb, e->sp, e->yb);
+  nn_step(m, &e->w, B, e->xb, e->sp, e->yb);
   for (int b = 0; b < B; b++) {
     eng_tick *t = &ticks[e->order[b0 + b]];
     t->y = e->yb[b];
@@ -104,6 +104,7 @@ int engine_process(engine *e, eng_tick *ticks, int N) {
    * before touching any state), then the order check, features and wave number. */
   for (int i = 0; i < N; i++) {
     eng_tick *t = &ticks[i];
+    t->skipped = 0;
     if (t->reason != TICK_OK)
       continue;
     int32_t s = symtab_add(&e->st, t->t.sym, t->t.sym_len);
@@ -118,6 +119,11 @@ int engine_process(engine *e, eng_tick *ticks, int N) {
     if (t->reason != TICK_OK)
       continue;
     inst *in = &e->st.inst[t->slot];
+    t->skipped = t->offset >= 0 && t->offset < in->skip_below;
+    if (t->skipped) {
+      e->skipped++;
+      continue;
+    }
     int first = in->n == 0;
     if (!first && t->t.ts < in->last_ts) {
       t->reason = TICK_OUT_OF_ORDER;
@@ -144,14 +150,14 @@ int engine_process(engine *e, eng_tick *ticks, int N) {
   /* Counting sort of accepted ticks by wave; reset occ for the next chunk on the way. */
   memset(e->wstart, 0, (size_t)(nwaves + 2) * sizeof *e->wstart);
   for (int i = 0; i < N; i++)
-    if (ticks[i].reason == TICK_OK) {
+    if (ticks[i].reason == TICK_OK && !ticks[i].skipped) {
       e->wstart[e->wave[i] + 2]++;
       e->occ[ticks[i].slot] = 0;
     }
   for (int w = 0; w < nwaves; w++)
     e->wstart[w + 2] += e->wstart[w + 1];
   for (int i = 0; i < N; i++)
-    if (ticks[i].reason == TICK_OK)
+    if (ticks[i].reason == TICK_OK && !ticks[i].skipped)
       e->order[e->wstart[e->wave[i] + 1]++] = i;
   /* Now wstart[w] .. wstart[w+1] is wave w in order[]. Step each wave as one batch, or in
    * batches of at most bmax instruments. */

@@ -16,6 +16,9 @@ typedef struct eng_tick {
   tick t;            /* in: the decoded tick (ignored when reason != TICK_OK) */
   int reason;        /* in: TICK_OK or the decoder's reason; out: may become TICK_OUT_OF_ORDER */
   int32_t partition; /* in: input partition, -1 for files */
+  int64_t offset;    /* in: input offset (Kafka), -1 for files */
+  uint8_t skipped;   /* out: 1 when the tick was already in its instrument's restored state
+                      * (offset below the instrument's skip_below): nothing applied, no output */
   int32_t slot;      /* out: instrument slot when accepted */
   uint64_t n;        /* out: ticks applied to the instrument, this one included */
   double pred_ret;   /* out: y * target.std + target.mean */
@@ -39,6 +42,7 @@ typedef struct engine {
   uint32_t *occ;     /* (st.cap) ticks of each slot in the current chunk; zero between calls */
   uint32_t occ_cap;  /* capacity of occ */
   uint64_t accepted; /* ticks accepted so far */
+  uint64_t skipped;  /* ticks skipped as already in a restored state (eng_tick.skipped) */
   uint64_t rejected[TICK_NREASONS]; /* ticks rejected so far, by reason (see engine_process) */
 } engine;
 
@@ -56,11 +60,13 @@ int engine_init_exact(engine *e, const nn_model *m, int chunk_max, int wave_max)
 void engine_free(engine *e); /* accepts NULL and half-built */
 
 /* Processes ticks[0..N) (N <= chunk_max) in input order semantics: every accepted tick updates its
- * instrument's state and gets its prediction; rejected ticks touch nothing. Ticks that come in
- * with a reason are skipped: the caller counts decode rejections in e->rejected itself (it knows
- * them first); the engine counts what it rejects (out_of_order) and what it accepts.
- * Returns 0 or TC_ENOMEM (then no state was changed). Never allocates except when the symbol
- * table grows. */
+ * instrument's state and gets its prediction; rejected ticks touch nothing. A decoded tick whose
+ * offset is below its instrument's skip_below is already in the state (a checkpoint restored it
+ * with that offset): it is marked skipped and touches nothing (no order check, no prediction).
+ * Ticks that come in with a reason are skipped: the caller counts decode rejections in e->rejected
+ * itself (it knows them first); the engine counts what it rejects (out_of_order) and what it
+ * accepts. Returns 0 or TC_ENOMEM (then no state was changed). Never allocates except when the
+ * symbol table grows. */
 int engine_process(engine *e, eng_tick *ticks, int N);
 
 /* Switches to model m (same shape required; checked by the caller with nn_model_same_shape),

@@ -381,9 +381,10 @@ static int fit_baseline(fit_ctx *c, fit_result *res) {
         ntr += c->d->s[i].ntrain - 1;
     fprintf(c->log,
             "train: %llu training targets, %llu validation targets, %d instruments; model "
-            "L=%d H=%d%s, %zu parameters\n",
-            (unsigned long long)ntr, (unsigned long long)c->nval, c->d->ns, c->o->L, c->o->H,
-            c->o->peephole ? " peephole" : "", c->m->nparams);
+            "%s L=%d H=%d%s, %zu parameters\n",
+            (unsigned long long)ntr, (unsigned long long)c->nval, c->d->ns,
+            nn_cell_name(c->o->cell), c->o->L, c->o->H, c->o->peephole ? " peephole" : "",
+            c->m->nparams);
   }
   return 0;
 }
@@ -579,9 +580,11 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
   fit_ctx c;
   memset(&c, 0, sizeof c);
   c.d = d, c.o = o, c.m = m, c.log = log;
-  int rc = nn_model_init(m, o->L, o->H, o->peephole);
+  int rc = nn_model_init_cell(m, o->cell, o->L, o->H, o->peephole);
   if (rc != 0) {
-    snprintf(err, errlen, "cannot set up a model with L=%d H=%d: %s", o->L, o->H, tc_strerror(rc));
+    snprintf(err, errlen, "cannot set up a%s %s model with L=%d H=%d%s: %s",
+             o->cell == NN_CELL_LSTM ? "n" : "", nn_cell_name(o->cell), o->L, o->H,
+             o->peephole ? " and peepholes" : "", tc_strerror(rc));
     return rc;
   }
   double t_start = 0;

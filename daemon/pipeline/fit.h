@@ -13,9 +13,10 @@
 #include "nn/model.h"
 
 typedef struct fit_opts {
+  int cell;      /* NN_CELL_* (nn/base/cell.h): LSTM, GRU or RNN */
   int H;         /* hidden size */
   int L;         /* layers */
-  int peephole;  /* 1: with w_ci/w_cf/w_co */
+  int peephole;  /* 1: with w_ci/w_cf/w_co (LSTM only) */
   int epochs;    /* most epochs */
   int T;         /* BPTT window (steps) */
   int B;         /* sequences per minibatch */
@@ -35,7 +36,8 @@ typedef struct fit_opts {
  * evalstat_sidak_threshold(2 (1 - Phi(2)), K); 2 for K = 1, 2.52 for K = 4, 2.76 for 8. */
 double fit_min_t(int K);
 
-/* Defaults: H 32, L 1, 30 epochs, T 32, B 32, patience 5, lr 3e-3, clip 1, seed 1, min_t 2. */
+/* Defaults: the LSTM, H 32, L 1, 30 epochs, T 32, B 32, patience 5, lr 3e-3, clip 1, seed 1,
+ * min_t 2. */
 void fit_opts_default(fit_opts *o);
 
 typedef struct fit_result {
@@ -57,12 +59,13 @@ typedef struct fit_result {
   double steps_per_s; /* tick-steps per second, forward + backward (training only) */
 } fit_result;
 
-/* Trains a model of shape (o->L, o->H, o->peephole) on d (split and stats already done) into m,
- * which is initialized here (the caller frees it). The model returned is the one with the best
- * validation MSE, its head scaled by the least-squares factor in [0, 1] on validation. When no
- * epoch beats a zero prediction, or the gain over it has a t-statistic below o->min_t (noise),
- * the head is zero: it predicts exactly a zero return. Without validation ticks the last epoch is
- * kept. Ticks of the held-out test part (from each series' nfit) are never read.
+/* Trains a model of shape (o->cell, o->L, o->H, o->peephole) on d (split and stats already
+ * done) into m, which is initialized here (the caller frees it). The model returned is the one
+ * with the best validation MSE, its head scaled by the least-squares factor in [0, 1] on
+ * validation. When no epoch beats a zero prediction, or the gain over it has a t-statistic below
+ * o->min_t (noise), the head is zero: it predicts exactly a zero return. Without validation ticks
+ * the last epoch is kept. Ticks of the held-out test part (from each series' nfit) are never
+ * read.
  * Returns 0 or TC_E* with err. */
 int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, FILE *log, char *err,
             size_t errlen);

@@ -55,7 +55,7 @@ static void *score_part_run(void *arg) {
       }
       if (B == 0)
         continue;
-      nn_lstm_step(m, &w, B, x, sp, y);
+      nn_step(m, &w, B, x, sp, y);
       for (int b = 0; b < B; b++)
         pt->pred[who[b]][k] = nn_pred_ret(m, y[b]);
     }

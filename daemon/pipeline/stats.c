@@ -194,6 +194,13 @@ char *stats_json(stats *s, int64_t now_ms, int reset_interval) {
   json_object_set_new(o, "rebalances", json_integer((json_int_t)s->rebalances));
   json_object_set_new(o, "handoffs_out", json_integer((json_int_t)s->handoffs_out));
   json_object_set_new(o, "handoffs_in", json_integer((json_int_t)s->handoffs_in));
+  json_object_set_new(o, "restores", json_integer((json_int_t)s->restores));
+  json_object_set_new(o, "restored_instruments", json_integer((json_int_t)s->restored_instruments));
+  json_object_set_new(o, "restore_records", json_integer((json_int_t)s->restore_records));
+  json_object_set_new(o, "restore_last_s", json_real(s->restore_last_s));
+  json_object_set_new(o, "restore_total_s", json_real(s->restore_total_s));
+  json_object_set_new(o, "restore_skipped", json_integer((json_int_t)s->restore_skipped));
+  json_object_set_new(o, "state_resets", json_integer((json_int_t)s->state_resets));
   json_object_set_new(o, "model_reload_failures",
                       json_integer((json_int_t)s->model_reload_failures));
   json_object_set_new(o, "checkpoint_age_ms",
@@ -280,10 +287,26 @@ static void prom_traffic(sbuf *b, const stats *s) {
           s->delivery_errors);
   counter(b, "consume_errors_total", "Consumer error events.", s->consume_errors);
   counter(b, "rebalances_total", "Partition assignments and revocations.", s->rebalances);
-  counter(b, "handoffs_out_total", "Partitions handed off through the changelog topic.",
+  counter(b, "handoffs_out_total", "Revoked partitions that left after a final checkpoint.",
           s->handoffs_out);
-  counter(b, "handoffs_in_total", "Partitions taken over from a hand-off in the changelog topic.",
+  counter(b, "handoffs_in_total", "Partitions resumed from the changelog, ahead of the state file.",
           s->handoffs_in);
+  counter(b, "restores_total", "Assignments restored (state file and changelog).", s->restores);
+  counter(b, "restored_instruments_total", "Instruments restored at assignments.",
+          s->restored_instruments);
+  counter(b, "restore_records_total", "Changelog records read by restores.", s->restore_records);
+  gauge(b, "restore_last_seconds", "Seconds the last restore took.", s->restore_last_s);
+  sb_printf(b,
+            "# HELP tickcast_restore_seconds_total Seconds all restores took.\n"
+            "# TYPE tickcast_restore_seconds_total counter\ntickcast_restore_seconds_total "
+            "%.17g\n",
+            s->restore_total_s);
+  counter(b, "restore_skipped_total", "Ticks skipped as already in a restored state.",
+          s->restore_skipped);
+  counter(b, "state_resets_total",
+          "States dropped: a state file of another cluster or topic, or a resume offset outside "
+          "its partition.",
+          s->state_resets);
   counter(b, "model_reloads_total", "Models swapped in on SIGHUP.", s->model_reloads);
   counter(b, "model_reload_failures_total", "SIGHUP reloads refused or failed.",
           s->model_reload_failures);

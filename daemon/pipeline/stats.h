@@ -65,8 +65,16 @@ typedef struct stats {
   uint64_t delivery_errors;         /* delivery reports with an error */
   uint64_t consume_errors;          /* consumer error events */
   uint64_t rebalances;              /* assign + revoke events */
-  uint64_t handoffs_out;            /* partitions handed off through the changelog */
-  uint64_t handoffs_in;             /* partitions taken over from a hand-off */
+  uint64_t handoffs_out;            /* revoked partitions that left after a final checkpoint */
+  uint64_t handoffs_in;             /* partitions resumed from the changelog (ahead of the file) */
+  uint64_t restores;                /* assignments restored */
+  uint64_t restored_instruments;    /* instruments they restored */
+  uint64_t restore_records;         /* changelog records they read */
+  double restore_last_s;            /* seconds the last restore took */
+  double restore_total_s;           /* seconds all restores took */
+  uint64_t restore_skipped;         /* ticks skipped: already in a restored state */
+  uint64_t state_resets;            /* states dropped: a state file of another cluster or topic,
+                                       or a resume offset outside its partition */
   uint64_t model_reloads;           /* successful SIGHUP reloads */
   uint64_t model_reload_failures;   /* refused or failed SIGHUP reloads */
   uint64_t backpressure_pauses;     /* times draining stopped on a full producer queue */

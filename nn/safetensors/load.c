@@ -1,6 +1,6 @@
-/* load.c: the safetensors model reader (CONTRACT §4): a strict loader that treats every byte of
- * the file as untrusted, and the model id (the SHA-256 of the file). Not for writing (save.c) or
- * the parameters themselves (nn/model.c).
+/* load.c: the safetensors model reader (CONTRACT §4, with the GRU and RNN cells' names): a strict
+ * loader that treats every byte of the file as untrusted, and the model id (the SHA-256 of the
+ * file). Not for writing (save.c) or the parameters themselves (nn/model.c).
  *
  * The loader checks everything CONTRACT §4 lists and never reads outside the buffer. It is
  * lenient in two harmless ways: unused bytes between or after tensors are allowed (the Rust
@@ -165,18 +165,34 @@ static int entry_parse(const char *file, const char *key, json_t *v, size_t data
   return entry_offsets(file, key, of, datalen, numel, e, err, errlen);
 }
 
-/* If name is "lstm.<kind>_l<k>" with a canonical decimal k, returns the kind index (0..6, in
- * the order of kinds[] below) and stores k; else -1. */
+/* The cells' module names in tensor names, indexed by prefix_of below. */
+static const char *const prefixes[3] = {"lstm", "gru", "rnn"};
+
+/* The index in prefixes[] of the module name that starts name ("lstm." ...), or -1. */
+static int prefix_of(const char *name) {
+  for (int p = 0; p < 3; p++) {
+    size_t n = strlen(prefixes[p]);
+    if (strncmp(name, prefixes[p], n) == 0 && name[n] == '.')
+      return p;
+  }
+  return -1;
+}
+
+/* If name is "<module>.<kind>_l<k>" with a canonical decimal k, returns the kind index (0..6, in
+ * the order of kinds[] below; the peephole kinds 4..6 only under "lstm.") and stores k; else
+ * -1. */
 static const char *const kinds[] = {"weight_ih", "weight_hh", "bias_ih",  "bias_hh",
                                     "weight_ci", "weight_cf", "weight_co"};
-static int lstm_name(const char *name, int *k) {
-  if (strncmp(name, "lstm.", 5) != 0)
+static int layer_name(const char *name, int *k) {
+  int p = prefix_of(name);
+  if (p < 0)
     return -1;
-  for (int i = 0; i < 7; i++) {
+  const char *s = name + strlen(prefixes[p]) + 1;
+  for (int i = 0; i < (p == 0 ? 7 : 4); i++) {
     size_t n = strlen(kinds[i]);
-    if (strncmp(name + 5, kinds[i], n) != 0 || strncmp(name + 5 + n, "_l", 2) != 0)
+    if (strncmp(s, kinds[i], n) != 0 || strncmp(s + n, "_l", 2) != 0)
       continue;
-    const char *d = name + 5 + n + 2;
+    const char *d = s + n + 2;
     size_t nd = strspn(d, "0123456789");
     if (nd == 0 || nd > 4 || d[nd] != '\0' || (d[0] == '0' && nd > 1))
       return -1;
@@ -295,15 +311,64 @@ static int entries_read(reader *r) {
   return 0;
 }
 
-/* Pass 2: the layer structure. H from lstm.weight_hh_l0, L from the weight_hh count; peepholes
- * when any lstm.weight_c?_l* is present, and then all of them must be. */
-static int layers_find(reader *r, int *L, int *H, int *peep) {
+/* Pass 2a: the cell. Every tensor name under a cell's module (lstm., gru., rnn.) must be under
+ * the same one; none at all is taken as an LSTM (and then reported missing). An RNN's
+ * nonlinearity comes from __metadata__ (its type is checked with the rest of the metadata, by
+ * meta_load); another cell must not have one. */
+static int cell_find(reader *r, int *cell) {
+  const char *first = NULL;
+  int p = -1;
+  for (size_t i = 0; i < r->n; i++) {
+    int q = prefix_of(r->es[i].name);
+    if (q < 0)
+      continue;
+    if (p >= 0 && q != p)
+      return nn_st_fail(r->err, r->errlen, r->file, TC_EFORMAT,
+                        "tensors %.64s and %.64s name two cells, expected one (all lstm.*, all "
+                        "gru.* or all rnn.*)",
+                        first, r->es[i].name);
+    if (p < 0)
+      first = r->es[i].name;
+    p = q;
+  }
+  *cell = p == 1 ? NN_CELL_GRU : p == 2 ? NN_CELL_RNN_TANH : NN_CELL_LSTM;
+  json_t *md = json_object_get(r->root, "__metadata__");
+  json_t *nl = json_is_object(md) ? json_object_get(md, NN_META_NONLINEARITY_KEY) : NULL;
+  if (!nl || !json_is_string(nl))
+    return 0;
+  const char *v = json_string_value(nl);
+  if (*cell != NN_CELL_RNN_TANH)
+    return nn_st_fail(r->err, r->errlen, r->file, TC_EFORMAT,
+                      "__metadata__ \"" NN_META_NONLINEARITY_KEY "\" is \"%.16s\" but the model "
+                      "is a%s %s (%s.* tensors), expected it only with rnn.* tensors",
+                      v, *cell == NN_CELL_LSTM ? "n" : "", nn_cell_prefix(*cell),
+                      nn_cell_prefix(*cell));
+  if (!strcmp(v, "relu"))
+    *cell = NN_CELL_RNN_RELU;
+  else if (strcmp(v, "tanh") != 0)
+    return nn_st_fail(r->err, r->errlen, r->file, TC_EFORMAT,
+                      "__metadata__ \"" NN_META_NONLINEARITY_KEY "\" is \"%.16s\", expected "
+                      "\"tanh\" or \"relu\"",
+                      v);
+  return 0;
+}
+
+/* Pass 2b: the layer structure of the cell's tensors. H from <module>.weight_hh_l0 (G x H, G =
+ * 4H, 3H or H by the cell), L from the weight_hh count; peepholes (LSTM) when any
+ * lstm.weight_c?_l* is present, and then all of them must be. */
+static int layers_find(reader *r, int cell, int *L, int *H, int *peep) {
   entry *hh0 = NULL;
   int hh_count = 0, hh_max = -1;
-  const char *peep_name = NULL;
+  const char *peep_name = NULL, *pre = nn_cell_prefix(cell);
+  const int g = nn_cell_gates(cell);
+  char gh[8];
+  if (g == 1)
+    snprintf(gh, sizeof gh, "H");
+  else
+    snprintf(gh, sizeof gh, "%dH", g);
   *peep = 0;
   for (size_t i = 0; i < r->n; i++) {
-    int k, kind = lstm_name(r->es[i].name, &k);
+    int k, kind = layer_name(r->es[i].name, &k);
     if (kind == 1) {
       if (k >= NN_MAX_LAYERS)
         return nn_st_fail(r->err, r->errlen, r->file, TC_ESHAPE,
@@ -322,33 +387,36 @@ static int layers_find(reader *r, int *L, int *H, int *peep) {
   }
   if (!hh0)
     return nn_st_fail(r->err, r->errlen, r->file, TC_ENOENT,
-                      "missing tensor lstm.weight_hh_l0 (F32 [4H,H]; it "
-                      "sets the hidden size H)");
+                      "missing tensor %s.weight_hh_l0 (F32 [%s,H]; it sets the hidden size H)%s",
+                      pre, gh,
+                      hh_count || cell != NN_CELL_LSTM
+                          ? ""
+                          : " (a GRU has gru.weight_hh_l0 [3H,H], an RNN rnn.weight_hh_l0 [H,H])");
   if (hh_max + 1 != hh_count) {
     int gap = 0;
     for (; gap < hh_max; gap++) {
       char nm[32];
-      snprintf(nm, sizeof nm, "lstm.weight_hh_l%d", gap);
+      snprintf(nm, sizeof nm, "%s.weight_hh_l%d", pre, gap);
       if (!json_object_get(r->root, nm))
         break;
     }
     return nn_st_fail(r->err, r->errlen, r->file, TC_ENOENT,
-                      "tensor lstm.weight_hh_l%d present but "
-                      "lstm.weight_hh_l%d missing (layers must be numbered 0..L-1 without gaps)",
-                      hh_max, gap);
+                      "tensor %s.weight_hh_l%d present but "
+                      "%s.weight_hh_l%d missing (layers must be numbered 0..L-1 without gaps)",
+                      pre, hh_max, pre, gap);
   }
-  if (hh0->ndim != 2 || hh0->dim[1] < 1 || hh0->dim[0] != 4 * hh0->dim[1]) {
+  if (hh0->ndim != 2 || hh0->dim[1] < 1 || hh0->dim[0] != g * hh0->dim[1]) {
     char sb[128];
     return nn_st_fail(r->err, r->errlen, r->file, TC_ESHAPE,
-                      "tensor lstm.weight_hh_l0 has shape %s, expected "
-                      "[4H,H] for a hidden size H >= 1",
-                      shape_str(sb, sizeof sb, hh0->ndim, hh0->dim));
+                      "tensor %s.weight_hh_l0 has shape %s, expected "
+                      "[%s,H] for a hidden size H >= 1",
+                      pre, shape_str(sb, sizeof sb, hh0->ndim, hh0->dim), gh);
   }
   if (hh0->dim[1] > NN_MAX_HIDDEN)
     return nn_st_fail(r->err, r->errlen, r->file, TC_ESHAPE,
-                      "tensor lstm.weight_hh_l0 gives hidden size H=%lld, "
+                      "tensor %s.weight_hh_l0 gives hidden size H=%lld, "
                       "expected at most %d",
-                      hh0->dim[1], NN_MAX_HIDDEN);
+                      pre, hh0->dim[1], NN_MAX_HIDDEN);
   *L = hh_count;
   *H = (int)hh0->dim[1];
   if (*peep) {
@@ -384,8 +452,9 @@ static int tensors_match(reader *r, const nn_model *m, const nn_tensor *s, int n
     if (!found)
       return nn_st_fail(r->err, r->errlen, r->file, TC_EFORMAT,
                         "unknown tensor %.64s (model has L=%d layers, "
-                        "H=%d%s; expected lstm.*_l0..l%d, head.*, features.*, target.*)",
-                        r->es[i].name, m->L, m->H, m->peephole ? ", peepholes" : "", m->L - 1);
+                        "H=%d%s; expected %s.*_l0..l%d, head.*, features.*, target.*)",
+                        r->es[i].name, m->L, m->H, m->peephole ? ", peepholes" : "",
+                        nn_cell_prefix(m->cell), m->L - 1);
   }
   for (int j = 0; j < ns; j++) {
     entry *e = entry_find(r, &s[j]);
@@ -471,14 +540,16 @@ static int load_mem(nn_model *m, const unsigned char *buf, size_t len, const cha
                     size_t errlen) {
   reader r = {.file = file, .err = err, .errlen = errlen};
   nn_tensor s[NN_TENSORS_MAX];
-  int L = 0, H = 0, peep = 0, ns, rc;
+  int cell = NN_CELL_LSTM, L = 0, H = 0, peep = 0, ns, rc;
   if ((rc = header_read(&r, buf, len)) != 0 || (rc = entries_read(&r)) != 0 ||
-      (rc = layers_find(&r, &L, &H, &peep)) != 0)
+      (rc = cell_find(&r, &cell)) != 0 || (rc = layers_find(&r, cell, &L, &H, &peep)) != 0)
     goto out;
-  if ((rc = nn_model_init(m, L, H, peep)) != 0) {
+  if ((rc = nn_model_init_cell(m, cell, L, H, peep)) != 0) {
     rc = nn_st_fail(err, errlen, file, rc, "out of memory for L=%d H=%d", L, H);
     goto out;
   }
+  /* The metadata is the file's: init's nonlinearity goes unless the file has it too. */
+  nn_model_del_meta(m, NN_META_NONLINEARITY_KEY);
   ns = nn_model_tensors(m, s);
   if ((rc = tensors_match(&r, m, s, ns)) != 0 || (rc = tensors_disjoint(&r)) != 0 ||
       (rc = tensors_copy(&r, m, s, ns)) != 0 ||

@@ -1,0 +1,557 @@
+/* restore.c: what an assignment restores, on libuv's thread pool while the loop goes on: the
+ * state file's binding (cluster and input topic), its rows and offsets for the assigned
+ * partitions, the changelog partitions that hold them (changelog.h: per instrument the freshest
+ * state, per partition the resume offset), and the check of each resume offset against the input
+ * partition's watermarks. The loop then puts the instruments into the engine (each with the offset
+ * below which its ticks are already in its state) and assigns the partitions at their resume
+ * offsets (rebalance_assign). Not for the record format (changelog.c) nor the SQL (store.c). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/loop/run_int.h"
+#include "daemon/pipeline/log.h"
+#include "nn/base/clock.h"
+#include "nn/base/tc_err.h"
+
+/* The changelog is read in at most this long per attempt, and tried this many times before the
+ * partitions are restored from the state file alone. */
+#define READ_MS 10000
+#define READ_TRIES 3
+
+typedef struct rpart_res {
+  int32_t p;
+  int64_t resume;  /* offset to assign: >= 0, or RD_KAFKA_OFFSET_INVALID (Kafka's committed) */
+  int64_t pnext;   /* the offset the state is at (the first checkpoint's), -1 none */
+  int from_cl;     /* the changelog's marker was ahead of the file */
+  int reset;       /* the resume offset was outside the partition: state dropped */
+  cl_marker mk;    /* the marker used (mk.part = -1: none) */
+  int64_t file_at; /* the file's offset, -1 none */
+  int64_t lo, hi;  /* the input partition's watermarks, -1 unknown */
+  int refloored;   /* its changelog was read again without records of a recreated topic */
+  int64_t floor;   /* ... those below this changelog offset */
+} rpart_res;
+
+typedef struct restore_job {
+  uv_work_t work;
+  run *r;
+  rd_kafka_topic_partition_list_t *parts; /* the assignment (owned) */
+  int coop;
+  int orphan;     /* shutdown: the partitions were assigned without it; drop the result */
+  int cell, L, H; /* the model's: its states are of this cell, L layers of H */
+  unsigned char sha[32];
+  rpart_res *res; /* (np) */
+  int np;
+  cl_restore *rs;
+  char note[2048]; /* warnings for the loop to log, one per line */
+  size_t note_len;
+  int resets_file; /* the state file was reset (another cluster or topic) */
+  uint64_t file_rows;
+  double secs;
+  uint32_t put_at; /* the next table slot to put into the engine */
+  uint32_t n_put;  /* instruments put so far */
+  uint32_t n_cl;   /* of which the state file lacked */
+  char cluster[STORE_CLUSTER_MAX + 1];
+} restore_job;
+
+static void note(restore_job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(restore_job *j, const char *fmt, ...) {
+  if (j->note_len >= sizeof j->note - 2)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  int w = vsnprintf(j->note + j->note_len, sizeof j->note - j->note_len - 1, fmt, ap);
+  va_end(ap);
+  if (w > 0)
+    j->note_len +=
+        (size_t)w < sizeof j->note - j->note_len - 1 ? (size_t)w : sizeof j->note - j->note_len - 2;
+  j->note[j->note_len++] = '\n';
+  j->note[j->note_len] = 0;
+}
+
+/* The state file belongs to one Kafka cluster and input topic: a file of another is reset (its
+ * instruments and offsets describe another stream), once, at the first assignment. */
+static void check_binding(restore_job *j) {
+  run *r = j->r;
+  char err[512];
+  const char *cid = rd_kafka_clusterid(r->consumer, 5000);
+  if (!cid) {
+    note(j,
+         "state file %s: the cluster id is not known yet; its binding is checked at the next "
+         "assignment",
+         r->o->state_path);
+    return;
+  }
+  snprintf(j->cluster, sizeof j->cluster, "%s", cid);
+  store_meta m;
+  int rc = store_meta_get(r->db, &m, err, sizeof err);
+  if (rc == 0 && ((m.cluster_id[0] && strcmp(m.cluster_id, j->cluster) != 0) ||
+                  (m.input_topic[0] && strcmp(m.input_topic, r->o->input_topic) != 0))) {
+    note(j,
+         "state file %s: its offsets and states are of cluster %s topic %s, not of cluster %s "
+         "topic %s (a new broker or topic?): dropping them and starting from the changelog or "
+         "zero state",
+         r->o->state_path, m.cluster_id, m.input_topic, j->cluster, r->o->input_topic);
+    if (store_reset(r->db, err, sizeof err) != 0)
+      note(j, "%s", err);
+    else
+      j->resets_file = 1;
+  }
+  if (rc == 0 && store_binding_set(r->db, j->cluster, r->o->input_topic, err, sizeof err) != 0)
+    note(j, "%s", err);
+  rd_kafka_mem_free(r->consumer, (void *)cid);
+}
+
+typedef struct file_ctx {
+  restore_job *j;
+  int64_t at; /* the partition's stored offset */
+} file_ctx;
+
+static int file_row(void *ud, const store_inst *in) {
+  file_ctx *f = ud;
+  f->j->file_rows++;
+  return cl_restore_add_file_inst(f->j->rs, in, in->next_offset >= 0 ? in->next_offset : f->at);
+}
+
+/* The state file's offsets and rows of the assigned partitions (under the store lock). */
+static void read_file(restore_job *j) {
+  run *r = j->r;
+  char err[512];
+  store_offset *off = NULL;
+  size_t noff = 0;
+  if (store_offsets_load(r->db, &off, &noff, err, sizeof err) != 0) {
+    note(j, "%s; the state file is not used for this assignment", err);
+    return;
+  }
+  for (int i = 0; i < j->np; i++) {
+    int64_t at = -1;
+    for (size_t k = 0; k < noff; k++)
+      if (off[k].partition == j->res[i].p && !strcmp(off[k].topic, r->o->input_topic))
+        at = off[k].next_offset;
+    j->res[i].file_at = at;
+    cl_restore_file_offset(j->rs, j->res[i].p, at);
+    file_ctx f = {.j = j, .at = at};
+    if (store_instruments_load_partition(r->db, j->cell, j->L, j->H, j->res[i].p, file_row, &f, err,
+                                         sizeof err) != 0)
+      note(j, "%s; partition %d: state file rows not used", err, j->res[i].p);
+  }
+  free(off);
+}
+
+/* The changelog topic exists with as many partitions as the input (created, compacted, when
+ * missing; a broker without the Admin API auto-creates it at the first write). */
+static void ensure_changelog(restore_job *j, int ncl) {
+  run *r = j->r;
+  char err[512] = "";
+  const struct rd_kafka_metadata *md = NULL;
+  rd_kafka_topic_t *t = rd_kafka_topic_new(r->cl_rk, r->o->input_topic, NULL);
+  int nin = 0;
+  if (t && !rd_kafka_metadata(r->cl_rk, 0, t, &md, 5000) && md->topic_cnt == 1)
+    nin = md->topics[0].partition_cnt;
+  if (md)
+    rd_kafka_metadata_destroy(md);
+  if (t)
+    rd_kafka_topic_destroy(t);
+  if (ncl == 0 && nin > 0) {
+    if (cl_writer_create(r->clw, nin, 2000, err, sizeof err) == 0)
+      note(j, "changelog %s: created with %d partitions (cleanup.policy=compact)",
+           r->o->changelog_topic, nin);
+    else
+      note(j,
+           "%s; the first checkpoint's write creates it if the broker auto-creates topics (with "
+           "its default partitions and policy: create it compacted, with the input's "
+           "partitions, docs/STATE.md)",
+           err);
+  } else if (ncl > 0 && ncl < nin) {
+    note(j,
+         "changelog %s has %d partitions, fewer than the %d of %s: input partitions share "
+         "changelog partitions, so restores read more",
+         r->o->changelog_topic, ncl, nin, r->o->input_topic);
+  }
+}
+
+/* The changelog partitions of the assigned partitions, read to their end (a few tries). */
+static void read_changelog(restore_job *j, int64_t *lows, int *ncl) {
+  run *r = j->r;
+  char err[512];
+  int32_t *ps = malloc((size_t)(j->np ? j->np : 1) * sizeof *ps);
+  if (!ps)
+    return;
+  for (int i = 0; i < j->np; i++)
+    ps[i] = j->res[i].p;
+  int rc = -1;
+  for (int k = 0; k < READ_TRIES && rc != 0; k++) {
+    err[0] = 0;
+    rc = cl_read(r->cl_rk, r->o->changelog_topic, j->rs, ps, j->np, lows, 4096, ncl, READ_MS, err,
+                 sizeof err);
+    if (rc != 0 && k + 1 < READ_TRIES) {
+      note(j, "%s; trying again", err);
+      cl_restore_free(j->rs); /* start over: a half-read changelog is fine, but counts twice */
+      j->rs = NULL;
+      if (cl_restore_new(&j->rs, j->cell, j->L, j->H, j->sha, ps, j->np) != 0)
+        break;
+      for (int i = 0; i < j->np; i++)
+        if (j->res[i].refloored)
+          cl_restore_refloor(j->rs, j->res[i].p, j->res[i].floor);
+      ckpt_store_lock(r->ck);
+      read_file(j);
+      ckpt_store_unlock(r->ck);
+    }
+  }
+  if (rc != 0) {
+    note(j,
+         "%s; restoring from the state file alone (every instrument is written to the "
+         "changelog again at the next checkpoint)",
+         err);
+    *ncl = 0;
+  }
+  if (rc == 0 && !r->cl_checked) { /* once: create it when missing, warn when it is small */
+    ensure_changelog(j, *ncl);
+    r->cl_checked = 1;
+  }
+  free(ps);
+}
+
+/* Records of a recreated input topic: the marker's base excludes them (cl_restore_stale). Returns
+ * 1 when a partition needs its changelog read again without them. */
+static int check_stale(restore_job *j, const int64_t *lows, int ncl) {
+  int again = 0;
+  for (int i = 0; i < j->np; i++) {
+    rpart_res *x = &j->res[i];
+    int64_t low = ncl > 0 && x->p % ncl < 4096 ? lows[x->p % ncl] : -1;
+    cl_restore_resume(j->rs, x->p, low, &x->from_cl, &x->mk);
+    uint32_t stale = x->refloored ? 0 : cl_restore_stale(j->rs, x->p);
+    if (!stale)
+      continue;
+    note(j,
+         "%s/%d: %u changelog records lie before the base of its last checkpoint (offset %lld): "
+         "states of an earlier instance of the topic; reading again without them",
+         j->r->o->input_topic, x->p, stale, (long long)cl_marker_floor(&x->mk));
+    x->floor = cl_marker_floor(&x->mk);
+    cl_restore_refloor(j->rs, x->p, x->floor);
+    x->refloored = 1;
+    again = 1;
+  }
+  return again;
+}
+
+/* Each partition's resume offset, checked against the input partition's watermarks: outside them
+ * (the topic was recreated, or retention dropped ticks no checkpoint covers) its state is dropped,
+ * in the state file too, and it starts at the low watermark with zero state. */
+static void decide(restore_job *j, const int64_t *lows, int ncl) {
+  run *r = j->r;
+  char err[512];
+  uint32_t *has = calloc((size_t)(j->np ? j->np : 1), sizeof *has);
+  for (int i = 0; i < j->np; i++) {
+    rpart_res *x = &j->res[i];
+    int64_t low = ncl > 0 && x->p % ncl < 4096 ? lows[x->p % ncl] : -1;
+    int64_t R = cl_restore_resume(j->rs, x->p, low, &x->from_cl, &x->mk);
+    x->lo = x->hi = -1;
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(r->consumer, r->o->input_topic, x->p,
+                                                             &x->lo, &x->hi, 5000);
+    if (e) {
+      note(j, "%s/%d: watermarks: %s (the resume offset is not checked)", r->o->input_topic, x->p,
+           rd_kafka_err2str(e));
+      x->lo = x->hi = -1;
+    }
+    if (R >= 0 && x->lo >= 0 && (R < x->lo || R > x->hi)) {
+      note(j,
+           "%s/%d: the stored resume offset %lld is outside the partition's offsets [%lld, %lld] "
+           "(%s): dropping its state, starting at %lld with zero state",
+           r->o->input_topic, x->p, (long long)R, (long long)x->lo, (long long)x->hi,
+           R < x->lo ? "retention dropped ticks no checkpoint covers" : "the topic was recreated",
+           (long long)x->lo);
+      cl_restore_drop(j->rs, x->p);
+      if (r->db) {
+        ckpt_store_lock(r->ck);
+        if (store_partition_reset(r->db, r->o->input_topic, x->p, err, sizeof err) != 0)
+          note(j, "%s", err);
+        ckpt_store_unlock(r->ck);
+      }
+      x->reset = 1;
+      x->from_cl = 0;
+      x->mk.part = -1;
+      R = x->lo;
+    }
+    x->resume = R;
+    x->pnext = R;
+  }
+  symtab *t = cl_restore_table(j->rs);
+  for (uint32_t s = 0; s < t->count; s++) {
+    if (!r->cl_rk) /* no changelog: what came from the file is in the file */
+      t->inst[s].dirty = 0;
+    for (int i = 0; has && t->inst[s].live && i < j->np; i++)
+      has[i] += t->inst[s].partition == j->res[i].p;
+  }
+  for (int i = 0; i < j->np; i++) {
+    rpart_res *x = &j->res[i];
+    if (x->resume >= 0 || !has || !has[i])
+      continue;
+    /* States without a complete checkpoint (the writer died before its first marker): each is
+     * right at its own offset, so the partition is read from its start with their skips. */
+    x->resume = x->lo >= 0 ? x->lo : 0;
+    x->pnext = x->resume;
+    note(j, "%s/%d: %u states but no complete checkpoint: reading it from offset %lld",
+         r->o->input_topic, x->p, has[i], (long long)x->resume);
+  }
+  free(has);
+}
+
+static void work_cb(uv_work_t *w) {
+  restore_job *j = w->data;
+  run *r = j->r;
+  double t0 = tc_mono_s();
+  int32_t *ps = malloc((size_t)(j->np ? j->np : 1) * sizeof *ps);
+  for (int i = 0; ps && i < j->np; i++)
+    ps[i] = j->res[i].p;
+  if (!ps || cl_restore_new(&j->rs, j->cell, j->L, j->H, j->sha, ps, j->np) != 0) {
+    note(j, "restore: out of memory");
+    free(ps);
+    return;
+  }
+  free(ps);
+  if (r->db) {
+    ckpt_store_lock(r->ck);
+    if (!r->bound)
+      check_binding(j);
+    read_file(j);
+    ckpt_store_unlock(r->ck);
+  }
+  static int64_t lows[4096];
+  int ncl = 0;
+  if (r->stopping) { /* read without synchronization: at worst one more stage runs */
+    j->secs = tc_mono_s() - t0;
+    return;
+  }
+  if (r->cl_rk && j->rs) {
+    read_changelog(j, lows, &ncl);
+    if (j->rs && check_stale(j, lows, ncl)) {
+      if (r->db) {
+        ckpt_store_lock(r->ck);
+        read_file(j); /* the refloored partitions' rows (the others': the same facts again) */
+        ckpt_store_unlock(r->ck);
+      }
+      read_changelog(j, lows, &ncl);
+    }
+  }
+  if (j->rs && !r->stopping)
+    decide(j, lows, ncl);
+  j->secs = tc_mono_s() - t0;
+}
+
+/* Puts the next restored instruments (about budget of them) into the engine: each with its state,
+ * n, last tick, the offset below which its ticks are skipped, and what the next checkpoint must
+ * write of it. Returns 1 once all are in. Sliced so that a large restore never holds the loop
+ * for long (its partitions are not assigned yet: nothing of them is processed meanwhile). */
+static int put_instruments(run *r, restore_job *j, uint32_t budget) {
+  symtab *t = cl_restore_table(j->rs);
+  uint32_t end = t->count - j->put_at > budget ? j->put_at + budget : t->count;
+  for (uint32_t s = j->put_at; s < end; s++) {
+    const inst *in = &t->inst[s];
+    if (!in->live)
+      continue;
+    int32_t d = symtab_find(&r->e.st, in->sym, in->sym_len);
+    if (d < 0)
+      d = symtab_add(&r->e.st, in->sym, in->sym_len);
+    if (d < 0) {
+      log_error("run", "restore: cannot add instrument %.*s: %s", (int)in->sym_len, in->sym,
+                tc_strerror(d));
+      continue;
+    }
+    inst *di = &r->e.st.inst[d];
+    di->n = in->n;
+    di->last_ts = in->last_ts;
+    di->last_px = in->last_px;
+    di->partition = in->partition;
+    di->skip_below = in->skip_below;
+    di->dirty = in->dirty;
+    memcpy(symtab_state(&r->e.st, d), symtab_state(t, (int32_t)s),
+           r->e.st.state_floats * sizeof(float));
+    j->n_put++;
+    j->n_cl += in->dirty == 2;
+  }
+  j->put_at = end;
+  return end == t->count;
+}
+
+/* Logs the job's notes (one warning each) and its per-partition outcome. */
+static void report(run *r, restore_job *j, uint32_t n, uint32_t n_cl) {
+  for (char *line = j->note, *nl; *line; line = nl + 1) {
+    nl = strchr(line, '\n');
+    if (!nl)
+      break;
+    *nl = 0;
+    log_warn("run", "%s", line);
+  }
+  for (int i = 0; i < j->np; i++) {
+    rpart_res *x = &j->res[i];
+    if (x->from_cl)
+      log_info("run", "%s/%d: resuming at offset %lld from the changelog %s (state file: %s%lld)",
+               r->o->input_topic, x->p, (long long)x->resume, r->o->changelog_topic,
+               x->file_at < 0 ? "no offset" : "offset ",
+               x->file_at < 0 ? 0LL : (long long)x->file_at);
+  }
+  const cl_restore_stats *cs = cl_restore_get_stats(j->rs);
+  char list[512];
+  size_t o = 0;
+  list[0] = 0;
+  for (int i = 0; i < j->np && o < sizeof list - 40; i++)
+    o += (size_t)snprintf(list + o, sizeof list - o, "%s%d@%lld", i ? "," : "", j->res[i].p,
+                          (long long)j->res[i].resume);
+  log_info("run",
+           "restored %s partitions [%s] in %.3f s: %u instruments (%u from the changelog, %u "
+           "from the state file), %llu changelog records of %llu messages (%.1f MB) read, "
+           "about %.1f MB held",
+           r->o->input_topic, list, j->secs, n, n_cl, n - n_cl, (unsigned long long)cs->records,
+           (unsigned long long)cs->messages, (double)cs->bytes / 1e6,
+           (double)cl_restore_mem(j->rs) / 1e6);
+  if (cs->bad || cs->old_format || cs->other_model)
+    log_info("run",
+             "changelog %s: ignored %llu values that do not decode, %llu hand-off records of "
+             "an earlier version, %llu records and markers of another model",
+             r->o->changelog_topic, (unsigned long long)cs->bad, (unsigned long long)cs->old_format,
+             (unsigned long long)cs->other_model);
+}
+
+static void free_job(restore_job *j) {
+  cl_restore_free(j->rs);
+  if (j->parts)
+    rd_kafka_topic_partition_list_destroy(j->parts);
+  free(j->res);
+  free(j);
+}
+
+static void on_put_idle(uv_idle_t *h);
+
+/* Loop thread: the restore is done; the partitions get their instruments (on_put_idle) and are
+ * assigned. */
+static void after_cb(uv_work_t *w, int status) {
+  (void)status;
+  restore_job *j = w->data;
+  run *r = j->r;
+  if (r->stopping && !j->orphan) { /* stopping: the partitions only need to be given back */
+    r->rj = NULL;
+    rebalance_assign(r, j->parts, j->coop);
+    free_job(j);
+    return;
+  }
+  if (j->orphan || !j->rs) {
+    if (!j->orphan) {
+      log_error("run", "restore failed: %s; stopping", j->note);
+      r->rj = NULL;
+      rebalance_assign(r, j->parts, j->coop);
+      lifecycle_begin_shutdown(r, 1);
+    }
+    free_job(j);
+    return;
+  }
+  if (memcmp(j->sha, r->model->sha256, 32) != 0) {
+    r->rj = NULL;
+    /* The model changed meanwhile (SIGHUP): what was restored is another model's. */
+    log_info("run", "the model changed during the restore: restoring again");
+    rd_kafka_topic_partition_list_t *parts = j->parts;
+    j->parts = NULL;
+    int coop = j->coop;
+    free_job(j);
+    restore_begin(r, parts, coop);
+    rd_kafka_topic_partition_list_destroy(parts);
+    return;
+  }
+  r->restore_idle.data = r;
+  uv_idle_start(&r->restore_idle, on_put_idle);
+}
+
+/* Instruments per loop turn put into the engine (a few ms at most). */
+#define PUT_SLICE 1024
+
+/* The restore's instruments go into the engine a slice per loop turn; then the partitions are
+ * assigned. */
+static void on_put_idle(uv_idle_t *h) {
+  run *r = h->data;
+  restore_job *j = r->rj;
+  if (!j) {
+    uv_idle_stop(h);
+    return;
+  }
+  if (!put_instruments(r, j, PUT_SLICE))
+    return;
+  uv_idle_stop(h);
+  r->rj = NULL;
+  for (int i = 0; i < j->np; i++) {
+    rpart_res *x = &j->res[i];
+    part *pt = part_get(r, x->p);
+    if (pt) {
+      pt->pnext = x->pnext;
+      pt->cl_base = x->mk.part >= 0 ? x->mk.base : -1;
+      pt->cl_since = x->mk.part >= 0 ? x->mk.since_base : 0;
+      pt->ninst = x->mk.part >= 0 ? x->mk.instruments : 0;
+    }
+    for (int k = 0; k < j->parts->cnt; k++)
+      if (j->parts->elems[k].partition == x->p &&
+          !strcmp(j->parts->elems[k].topic, r->o->input_topic))
+        j->parts->elems[k].offset = x->resume >= 0 ? x->resume : RD_KAFKA_OFFSET_INVALID;
+    r->st.handoffs_in += (uint64_t)x->from_cl;
+    r->st.state_resets += (uint64_t)x->reset;
+  }
+  r->st.state_resets += (uint64_t)j->resets_file;
+  r->st.restores++;
+  r->st.restored_instruments += j->n_put;
+  r->st.restore_records += cl_restore_get_stats(j->rs)->records;
+  r->st.restore_last_s = j->secs;
+  r->st.restore_total_s += j->secs;
+  report(r, j, j->n_put, j->n_cl);
+  rebalance_assign(r, j->parts, j->coop);
+  free_job(j);
+  /* The first checkpoint stores where each partition starts (and what only one side lacks). */
+  sched_ckpt_try(r);
+}
+
+void restore_begin(run *r, rd_kafka_topic_partition_list_t *parts, int coop) {
+  restore_job *j = calloc(1, sizeof *j);
+  if (!j || !(j->parts = rd_kafka_topic_partition_list_copy(parts)) ||
+      !(j->res = calloc((size_t)(parts->cnt ? parts->cnt : 1), sizeof *j->res))) {
+    log_error("run", "restore: out of memory; stopping");
+    if (j)
+      free_job(j);
+    rebalance_assign(r, parts, coop);
+    lifecycle_begin_shutdown(r, 1);
+    return;
+  }
+  j->r = r;
+  j->coop = coop;
+  j->cell = r->model->cell;
+  j->L = r->model->L;
+  j->H = r->model->H;
+  memcpy(j->sha, r->model->sha256, 32);
+  for (int i = 0; i < parts->cnt; i++)
+    if (!strcmp(parts->elems[i].topic, r->o->input_topic)) {
+      j->res[j->np].p = parts->elems[i].partition;
+      j->res[j->np].file_at = -1;
+      j->res[j->np].mk.part = -1;
+      j->np++;
+    }
+  j->work.data = j;
+  r->rj = j;
+  int rc = uv_queue_work(r->loop, &j->work, work_cb, after_cb);
+  if (rc != 0) {
+    log_error("run", "restore: uv_queue_work: %s; stopping", uv_strerror(rc));
+    r->rj = NULL;
+    free_job(j);
+    rebalance_assign(r, parts, coop);
+    lifecycle_begin_shutdown(r, 1);
+  }
+}
+
+void restore_stop(run *r) {
+  restore_job *j = r->rj;
+  if (!j)
+    return;
+  r->rj = NULL;
+  rebalance_assign(r, j->parts, j->coop);
+  if (uv_is_active((uv_handle_t *)&r->restore_idle)) { /* done on the pool, being put in */
+    uv_idle_stop(&r->restore_idle);
+    free_job(j);
+    return;
+  }
+  j->orphan = 1;
+}
