@@ -111,6 +111,15 @@ tc_eq "first rejects by reason" \
 out_of_order "
 tc_eq "csv rows" "$(($(wc -l <"$TMP/many.1.csv") - 1))" "$(cut -d' ' -f4 "$TMP/many.expect")"
 
+# The other cells (GRU, RNN tanh and relu) give the same bytes on any number of threads too.
+for cm in nn_gru_l2_h16 nn_rnn_tanh_l2_h16 nn_rnn_relu_l2_h12; do
+  for n in 1 3; do
+    "$TC" replay --model "tests/fixtures/$cm.safetensors" --threads "$n" --input "$TMP/many.csv" \
+      --output "$TMP/$cm.$n.csv" --quiet || tc_fail "replay $cm --threads $n"
+  done
+  same "$cm predictions" "$TMP/$cm.1.csv" "$TMP/$cm.3.csv"
+done
+
 # JSON Lines out (src = FILE:LINE), to stdout, and --quiet.
 for n in $NS; do run mj "$n" --input "$TMP/many.csv" --output "$TMP/mj.$n.jsonl" --quiet; done
 same "many.csv JSONL" $(for n in $NS; do echo "$TMP/mj.$n.jsonl"; done)
