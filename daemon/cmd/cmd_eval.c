@@ -1,7 +1,7 @@
 /* cmd_eval.c: `tickcast eval`: runs a model over a tick file exactly as replay does (the same
- * features, the inference LSTM of nn/lstm.c, one state per instrument from its first tick) and
- * judges every chosen prediction against the realized next return and the random walk (a zero
- * prediction), per instrument and pooled: skill with a bootstrap interval, a Diebold-Mariano
+ * features, the inference step of nn/lstm.c and nn/cells.c, one state per instrument from its first
+ * tick) and judges every chosen prediction against the realized next return and the random walk (a
+ * zero prediction), per instrument and pooled: skill with a bootstrap interval, a Diebold-Mariano
  * test, direction against its base rate, the sign-of-prediction strategy net of costs. It warns
  * when the predictions scored were made where the model was fitted (its recorded training
  * ranges). Output: a table, JSON (--json) and an SVG plot (--plot). The figures are score.h's. */

@@ -1,7 +1,7 @@
 /* engine.h: the prediction pipeline shared by `replay` and `run`: a chunk of decoded ticks is
  * checked for per-instrument order, turned into features, scheduled into waves (the k-th tick of
  * each instrument in wave k, so the result equals the sequential one) and stepped through the
- * batched LSTM. Not for I/O: callers decode input and encode predictions. */
+ * batched recurrent cell (nn_step). Not for I/O: callers decode input and encode predictions. */
 #ifndef DAEMON_ENGINE_H
 #define DAEMON_ENGINE_H
 
@@ -28,10 +28,10 @@ typedef struct eng_tick {
 
 typedef struct engine {
   const nn_model *m; /* not owned; engine_set_model swaps it */
-  nn_work w;         /* LSTM scratch for up to chunk_max instruments */
+  nn_work w;         /* the cell's scratch for up to chunk_max instruments */
   symtab st;         /* instruments and their states */
   int chunk_max;     /* most ticks per engine_process call */
-  int exact;         /* engine_init_exact: no LSTM step batches more than w.Bkern instruments */
+  int exact;         /* engine_init_exact: no step batches more than w.Bkern instruments */
   float *x;          /* (chunk_max, NN_F) standardized features, by chunk index */
   float *xb;         /* (chunk_max, NN_F) features gathered for one wave */
   float *yb;         /* (chunk_max) outputs of one wave */
@@ -70,7 +70,7 @@ void engine_free(engine *e); /* accepts NULL and half-built */
 int engine_process(engine *e, eng_tick *ticks, int N);
 
 /* Switches to model m (same shape required; checked by the caller with nn_model_same_shape),
- * refreshing what the LSTM scratch caches of the weights. reset = 1 zeroes every instrument's
+ * refreshing what the cell's scratch caches of the weights. reset = 1 zeroes every instrument's
  * state and n: each instrument starts afresh, as if first seen (its next tick has ret = 0). */
 void engine_set_model(engine *e, const nn_model *m, int reset);
 
