@@ -28,7 +28,8 @@ static void usage(FILE *f) {
   fprintf(
       f, "usage: tickcast eval --model M --input FILE [--test | --val-frac F | --since TS]\n"
          "                     [--json] [--plot FILE.svg] [--sym SYM] [--cost-bps X]\n"
-         "                     [--ts-unit U] [--threads N] [--quiet]\n\n"
+         "                     [--ts-unit U] [--max-memory MiB] [--threads N]\n"
+         "                     [--quiet]\n\n"
          "Runs the model over a tick file as `tickcast replay` does and scores each prediction\n"
          "pred_ret made at tick t against the realized log return of the instrument's next tick,\n"
          "per instrument and pooled (ALL):\n"
@@ -62,6 +63,8 @@ static void usage(FILE *f) {
          "                  and ask, in basis points of the price (default 1); ticks with a\n"
          "                  quote pay half their spread\n"
          "  --ts-unit U     integer timestamps in the file are s, ms, us or ns (default ns)\n"
+         "  --max-memory MiB  most memory for the input's ticks (default: half of this\n"
+         "                  machine's; about 200 bytes a tick): past it, exit 1 naming the line\n"
          "  --threads N     threads for the predictions (default: the online cores); the\n"
          "                  report is the same for every N\n"
          "  --quiet         no input summary on stderr\n"
@@ -78,7 +81,8 @@ typedef struct eval_opts {
   double val_frac;                                    /* --val-frac, -1 when not given */
   double cost_bps;                                    /* --cost-bps */
   int ts_unit;                                        /* --ts-unit (enum tickfile_ts_unit) */
-  int threads;                                        /* --threads */
+  int max_memory; /* --max-memory MiB for the input (0: half of the machine's) */
+  int threads;    /* --threads */
 } eval_opts;
 
 /* Parses the command line into o. Returns -1 to go on, or the exit status to return at once. */
@@ -100,6 +104,7 @@ static int eval_parse(eval_opts *o, int argc, char **argv) {
       {"val-frac", ARGS_DOUBLE, .dst = &o->val_frac, .lo = 0, .hi = 1, .open_lo = 1},
       {"cost-bps", ARGS_DOUBLE, .dst = &o->cost_bps, .lo = 0, .hi = 10000},
       {"ts-unit", ARGS_CHOICE, .dst = &o->ts_unit, .choices = tickfile_ts_unit_names},
+      {"max-memory", ARGS_INT, .dst = &o->max_memory, .unit = "MiB", .lo = 1, .hi = 1 << 30},
       {"quiet", ARGS_SWITCH, .dst = &o->quiet, .short_name = 'q'},
       {"threads", ARGS_INT, .dst = &o->threads, .lo = 1, .hi = 1024},
   };
@@ -192,13 +197,14 @@ static int eval_load(eval_run *r, const eval_opts *o) {
   }
   int rc = dataset_init(&r->d);
   r->d.ts_unit = o->ts_unit;
+  r->d.max_ticks = dataset_max_ticks(o->max_memory);
   if (rc == 0)
     rc = dataset_load(&r->d, o->in_path, !o->quiet, err, sizeof err);
   else
     snprintf(err, sizeof err, "out of memory");
   if (rc != 0) {
     fprintf(stderr, "tickcast eval: %s\n", err);
-    return rc == TC_ENOMEM ? 1 : 2;
+    return rc == TC_ENOMEM || rc == TC_ERANGE ? 1 : 2;
   }
   if (!o->quiet)
     dataset_print_summary(&r->d, "eval input");

@@ -37,51 +37,55 @@ typedef struct train_split {
 
 static void usage(FILE *f) {
   fprintf(
-      f, "usage: tickcast train --input FILE [--input FILE...] --output M [options]\n\n"
-         "Trains the contract network (CONTRACT §2-§4) to predict each tick's next return and\n"
-         "writes the best model as safetensors. With --test-frac or --test-from, the last part of\n"
-         "every instrument's ticks is held out as a test part that nothing sees before the model\n"
-         "is final; its figures are then written into the model and shown. Of the rest, the last\n"
-         "--val-frac is the validation part (split by time, never shuffled) that chooses the\n"
-         "epoch (early stopping), the output scale and whether the model beats predicting a zero\n"
-         "return (the random walk) by a significant margin (Diebold-Mariano t of the gain >= 2,\n"
-         "higher for --search); if not, the saved model predicts exactly zero. Feature and\n"
-         "target statistics come from the training part only.\n\n"
-         "  --input FILE    tick file (CSV or JSON Lines, '-' = stdin); repeat for more files\n"
-         "  --output M      model file to write\n"
-         "  --cell C        recurrent cell: lstm (default), gru, rnn (tanh) or rnn_relu,\n"
-         "                  PyTorch's nn.LSTM, nn.GRU and nn.RNN\n"
-         "  --test-frac F   hold out the last F of every instrument's ticks, 0 <= F < 1 (default\n"
-         "                  0: train on everything, for a model to deploy)\n"
-         "  --test-from TS  hold out every tick at ts >= TS (integer ns or RFC 3339); with\n"
-         "                  --test-frac, whichever holds out more\n"
-         "  --val-frac F    validation fraction of what is not held out, 0 <= F < 1 (default 0.2)\n"
-         "  --hidden H      hidden size (default 32)\n"
-         "  --layers L      recurrent layers (default 1)\n"
-         "  --peephole      add peephole weights w_ci, w_cf, w_co (LSTM only)\n"
-         "  --epochs N      most epochs (default 30; for fewer than 20,000 training ticks\n"
-         "                  600,000 / ticks, at most 200: small inputs take more passes)\n"
-         "  --seq T         truncated-BPTT window in ticks (default 32)\n"
-         "  --batch B       sequences per minibatch (default 32, fewer for small inputs so that\n"
-         "                  an epoch has at least 8 steps)\n"
-         "  --lr X          Adam learning rate (default 0.003)\n"
-         "  --clip X        gradient-norm limit, 0 = none (default 1)\n"
-         "  --patience N    epochs without improvement before stopping (default 5)\n"
-         "  --seed S        seed of all randomness; same seed, same input: same model bytes\n"
-         "                  (default 1)\n"
-         "  --search        random search over hidden, layers, seq and lr on the validation\n"
-         "                  part, the trials taking the cells in turn (lstm, gru, rnn_tanh,\n"
-         "                  rnn_relu; only --cell's when given); prints a table on stdout (skill\n"
-         "                  of the saved model, fit_skill of the trained one before any fallback\n"
-         "                  to zero, t of its gain) and keeps the best. Each trial must reach the\n"
-         "                  t that keeps the level of a single run over all the trials (Sidak):\n"
-         "                  2.52 for 4, 2.76 for 8\n"
-         "  --trials N      configurations tried by --search (default 8)\n"
-         "  --ts-unit U     integer timestamps in the files are s, ms, us or ns (default ns,\n"
-         "                  with a warning when they look like another unit)\n"
-         "  --quiet         no progress on stderr\n"
-         "Exit status: 0 done, 1 runtime failure (no usable ticks, cannot write), 2 bad usage or\n"
-         "unreadable input.\n");
+      f,
+      "usage: tickcast train --input FILE [--input FILE...] --output M [options]\n\n"
+      "Trains the contract network (CONTRACT §2-§4) to predict each tick's next return and\n"
+      "writes the best model as safetensors. With --test-frac or --test-from, the last part of\n"
+      "every instrument's ticks is held out as a test part that nothing sees before the model\n"
+      "is final; its figures are then written into the model and shown. Of the rest, the last\n"
+      "--val-frac is the validation part (split by time, never shuffled) that chooses the\n"
+      "epoch (early stopping), the output scale and whether the model beats predicting a zero\n"
+      "return (the random walk) by a significant margin (Diebold-Mariano t of the gain >= 2,\n"
+      "higher for --search); if not, the saved model predicts exactly zero. Feature and\n"
+      "target statistics come from the training part only.\n\n"
+      "  --input FILE    tick file (CSV or JSON Lines, '-' = stdin); repeat for more files\n"
+      "  --output M      model file to write\n"
+      "  --cell C        recurrent cell: lstm (default), gru, rnn (tanh) or rnn_relu,\n"
+      "                  PyTorch's nn.LSTM, nn.GRU and nn.RNN\n"
+      "  --test-frac F   hold out the last F of every instrument's ticks, 0 <= F < 1 (default\n"
+      "                  0: train on everything, for a model to deploy)\n"
+      "  --test-from TS  hold out every tick at ts >= TS (integer ns or RFC 3339); with\n"
+      "                  --test-frac, whichever holds out more\n"
+      "  --val-frac F    validation fraction of what is not held out, 0 <= F < 1 (default 0.2)\n"
+      "  --hidden H      hidden size (default 32)\n"
+      "  --layers L      recurrent layers (default 1)\n"
+      "  --peephole      add peephole weights w_ci, w_cf, w_co (LSTM only)\n"
+      "  --epochs N      most epochs (default 30; for fewer than 20,000 training ticks\n"
+      "                  600,000 / ticks, at most 200: small inputs take more passes)\n"
+      "  --seq T         truncated-BPTT window in ticks (default 32)\n"
+      "  --batch B       sequences per minibatch (default 32, fewer for small inputs so that\n"
+      "                  an epoch has at least 8 steps)\n"
+      "  --lr X          Adam learning rate (default 0.003)\n"
+      "  --clip X        gradient-norm limit, 0 = none (default 1)\n"
+      "  --patience N    epochs without improvement before stopping (default 5)\n"
+      "  --seed S        seed of all randomness; same seed, same input: same model bytes\n"
+      "                  (default 1)\n"
+      "  --search        random search over hidden, layers, seq and lr on the validation\n"
+      "                  part, the trials taking the cells in turn (lstm, gru, rnn_tanh,\n"
+      "                  rnn_relu; only --cell's when given); prints a table on stdout (skill\n"
+      "                  of the saved model, fit_skill of the trained one before any fallback\n"
+      "                  to zero, t of its gain) and keeps the best. Each trial must reach the\n"
+      "                  t that keeps the level of a single run over all the trials (Sidak):\n"
+      "                  2.52 for 4, 2.76 for 8\n"
+      "  --trials N      configurations tried by --search (default 8)\n"
+      "  --ts-unit U     integer timestamps in the files are s, ms, us or ns (default ns,\n"
+      "                  with a warning when they look like another unit)\n"
+      "  --max-memory MiB  most memory for the input's ticks (default: half of this\n"
+      "                  machine's; about 200 bytes a tick): past it, exit 1 naming the line\n"
+      "  --quiet         no progress on stderr\n"
+      "Exit status: 0 done, 1 runtime failure (no usable ticks, past --max-memory, cannot write),\n"
+      "2 bad usage or\n"
+      "unreadable input.\n");
 }
 
 /* --seed: an unsigned 64-bit decimal into *(uint64_t *)dst; 0 or -1. */
@@ -278,6 +282,7 @@ typedef struct train_opts {
   const char *out_path;      /* --output */
   train_split split;         /* --val-frac, --test-frac, --test-from */
   int ts_unit;               /* --ts-unit (enum tickfile_ts_unit) */
+  int max_memory;            /* --max-memory MiB for the input (0: half of the machine's) */
   int search, trials, quiet; /* --search, --trials, --quiet */
   int epochs_set, batch_set; /* --epochs, --batch given (else sized to the data) */
   int cell_set;              /* --cell given (--search then tries only it) */
@@ -313,6 +318,7 @@ static int train_parse(train_opts *o, int argc, char **argv) {
        .given = &o->split.has_test_from,
        .unit = "integer nanoseconds or an RFC 3339 time like 2020-01-01T00:00:00Z"},
       {"ts-unit", ARGS_CHOICE, .dst = &o->ts_unit, .choices = tickfile_ts_unit_names},
+      {"max-memory", ARGS_INT, .dst = &o->max_memory, .unit = "MiB", .lo = 1, .hi = 1 << 30},
       {"patience", ARGS_INT, .dst = &f->patience, .lo = 1, .hi = 100000},
       {"search", ARGS_SWITCH, .dst = &o->search},
       {"trials", ARGS_INT, .dst = &o->trials, .lo = 1, .hi = 1000},
@@ -351,11 +357,12 @@ static int train_load(dataset *d, const train_opts *o) {
     return 1;
   }
   d->ts_unit = o->ts_unit;
+  d->max_ticks = dataset_max_ticks(o->max_memory);
   for (int i = 0; i < o->ninputs; i++) {
     int rc = dataset_load(d, o->inputs[i], !o->quiet, err, sizeof err);
     if (rc != 0) {
       fprintf(stderr, "tickcast train: %s\n", err);
-      return rc == TC_ENOMEM ? 1 : 2;
+      return rc == TC_ENOMEM || rc == TC_ERANGE ? 1 : 2;
     }
   }
   if (!o->quiet)
