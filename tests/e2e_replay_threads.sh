@@ -144,6 +144,26 @@ same "stdin JSONL predictions" $(for n in $NS; do echo "$TMP/js.$n.jsonl"; done)
 same "stdin JSONL stderr" $(for n in $NS; do echo "$TMP/js.$n.err"; done)
 grep -q '"src":"stdin:1"}' "$TMP/js.1.jsonl" || tc_fail "stdin src"
 
+# A file under a directory of 200 tabs: src escapes to 6 bytes a tab and is cut at 300 escaped
+# bytes (it once overran the 512-byte prediction buffers): the same JSONL on 1 and 3 threads,
+# every line valid JSON with src a prefix of FILE:LINE.
+TABS=$(printf '\t%.0s' $(seq 200))
+mkdir -p "$TMP/$TABS" && cp "$TMP/many.jsonl" "$TMP/$TABS/t.jsonl"
+for n in 1 3; do
+  "$TC" replay --model $M --threads "$n" --input "$TMP/$TABS/t.jsonl" --output "$TMP/tabs.$n.jsonl" \
+    --quiet || tc_fail "replay under a directory of tabs, --threads $n"
+done
+same "tab-directory JSONL" "$TMP/tabs.1.jsonl" "$TMP/tabs.3.jsonl"
+$PY - "$TMP/tabs.1.jsonl" "$TMP/$TABS/t.jsonl" <<'PYEOF' || tc_fail "tab-directory JSONL"
+import json, sys
+lines = open(sys.argv[1], "rb").read().splitlines()
+assert lines and max(len(l) for l in lines) <= 512, max(len(l) for l in lines)
+for l in lines:
+    src = json.loads(l)["src"]
+    assert sys.argv[2].startswith(src) and len(src) >= 40, src
+print(f"ok: {len(lines)} lines of at most 512 bytes, src cut to {len(src)} characters")
+PYEOF
+
 # Bad values of --threads.
 set +e
 "$TC" replay --model $M --input "$TMP/one.csv" --threads 0 2>"$TMP/t0.log"

@@ -6,10 +6,12 @@
 #include "daemon/pipeline/engine.h"
 #include <stddef.h>
 
-#define ENC_PRED_MAX 512 /* sym 32 + src up to 300 + numbers */
+#define ENC_SRC_MAX 300  /* bytes of src in a JSON prediction, escaped */
+#define ENC_PRED_MAX 512 /* sym 32 + src up to ENC_SRC_MAX + numbers */
 
 /* {"sym":..,"ts":..,"px":..,"pred_ret":..,"pred_px":..,"n":..,"src":".."} without a newline.
- * src is TOPIC/PARTITION/OFFSET or FILE:LINE (at most 300 bytes, JSON-escaped here). */
+ * src is TOPIC/PARTITION/OFFSET or FILE:LINE, JSON-escaped here and cut to its first
+ * ENC_SRC_MAX bytes as escaped (a file name of quotes or control bytes takes 2 or 6 a byte). */
 size_t enc_pred_json(char *out, const eng_tick *t, const char *src, size_t srclen);
 
 /* sym,ts,px,pred_ret,pred_px,n without a newline. */
