@@ -352,11 +352,17 @@ tc_eq "eval --sym absent" "$(code "$TC" eval --model "$TMP/ar1.safetensors" --in
 # first tick past it (line 5244: a header, then 5242 accepted), exit 1 naming file, line and bound.
 tc_eq "train past --max-memory" "$(code "$TC" train --input "$TMP/ar1_train.csv" --output "$TMP/mm.safetensors" \
   --max-memory 1)" 1
-grep -q "ar1_train.csv:5244: more than 5242 accepted ticks, about 0 MiB .*--max-memory" "$TMP/err" ||
+grep -q "ar1_train.csv:5244: more than 5242 accepted ticks at 200 bytes a tick: past the memory bound of 1 MiB (--max-memory" "$TMP/err" ||
   tc_fail "max-memory message: $(cat "$TMP/err")"
 [ ! -e "$TMP/mm.safetensors" ] || tc_fail "a model was written past --max-memory"
 tc_eq "eval past --max-memory" "$(code "$TC" eval --model "$TMP/ar1.safetensors" --input "$TMP/ar1_test.csv" \
   --max-memory 1)" 1
+# --search at once: 12 MiB holds the 50,000 ticks of ar1_test.csv at 200 bytes (10 MB) and
+# (12 MiB - 10 MB) / (32 bytes x 50,000) = 1 more trial: 2 threads, not 8.
+"$TC" train --input "$TMP/ar1_test.csv" --output "$TMP/mm.safetensors" --search --trials 3 --epochs 1 \
+  --threads 8 --max-memory 12 >/dev/null 2>"$TMP/mm.err" || tc_fail "search within the bound: $(cat "$TMP/mm.err")"
+grep -q "^train: --search on 2 threads instead of 8: each trial at once holds about 32 bytes a tick more, and the memory bound of 12 MiB allows 2$" "$TMP/mm.err" ||
+  tc_fail "search threads under the bound: $(grep -- --search "$TMP/mm.err")"
 tc_eq "eval within --max-memory 10" "$(code "$TC" eval --model "$TMP/ar1.safetensors" --input "$TMP/ar1_test.csv" \
   --max-memory 10 --quiet)" 0
 echo "e2e_train: all passed in $SECONDS s"

@@ -14,6 +14,7 @@
 #include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
 #include "daemon/pipeline/dataset.h"
+#include "daemon/pipeline/preplay.h"
 #include "daemon/pipeline/score.h"
 #include "daemon/pipeline/svg.h"
 #include "ingest/rfc3339.h"
@@ -106,7 +107,7 @@ static int eval_parse(eval_opts *o, int argc, char **argv) {
       {"ts-unit", ARGS_CHOICE, .dst = &o->ts_unit, .choices = tickfile_ts_unit_names},
       {"max-memory", ARGS_INT, .dst = &o->max_memory, .unit = "MiB", .lo = 1, .hi = 1 << 30},
       {"quiet", ARGS_SWITCH, .dst = &o->quiet, .short_name = 'q'},
-      {"threads", ARGS_INT, .dst = &o->threads, .lo = 1, .hi = 1024},
+      {"threads", ARGS_INT, .dst = &o->threads, .lo = 1, .hi = PREPLAY_MAX_THREADS},
   };
   const args_cmd c = {.name = "eval",
                       .flags = flags,
@@ -197,7 +198,7 @@ static int eval_load(eval_run *r, const eval_opts *o) {
   }
   int rc = dataset_init(&r->d);
   r->d.ts_unit = o->ts_unit;
-  r->d.max_ticks = dataset_max_ticks(o->max_memory);
+  r->d.max_bytes = dataset_memory_bound(o->max_memory);
   if (rc == 0)
     rc = dataset_load(&r->d, o->in_path, !o->quiet, err, sizeof err);
   else

@@ -18,6 +18,7 @@
 #include "daemon/pipeline/dataset.h"
 #include "daemon/pipeline/evalstat.h"
 #include "daemon/pipeline/fit.h"
+#include "daemon/pipeline/preplay.h"
 #include "daemon/pipeline/score.h"
 #include "ingest/tickfile.h"
 #include "nn/base/tc_err.h"
@@ -88,8 +89,7 @@ static void usage(FILE *f) {
       "                  machine's; about 200 bytes a tick): past it, exit 1 naming the line\n"
       "  --quiet         no progress on stderr\n"
       "Exit status: 0 done, 1 runtime failure (no usable ticks, past --max-memory, cannot write),\n"
-      "2 bad usage or\n"
-      "unreadable input.\n");
+      "2 bad usage or unreadable input.\n");
 }
 
 /* --seed: an unsigned 64-bit decimal into *(uint64_t *)dst; 0 or -1. */
@@ -439,7 +439,7 @@ static int train_parse(train_opts *o, int argc, char **argv) {
       {"patience", ARGS_INT, .dst = &f->patience, .lo = 1, .hi = 100000},
       {"search", ARGS_SWITCH, .dst = &o->search},
       {"trials", ARGS_INT, .dst = &o->trials, .lo = 1, .hi = 1000},
-      {"threads", ARGS_INT, .dst = &o->threads, .lo = 1, .hi = 1024},
+      {"threads", ARGS_INT, .dst = &o->threads, .lo = 1, .hi = PREPLAY_MAX_THREADS},
       {"quiet", ARGS_SWITCH, .dst = &o->quiet, .short_name = 'q'},
   };
   const args_cmd c = {.name = "train",
@@ -475,7 +475,7 @@ static int train_load(dataset *d, const train_opts *o) {
     return 1;
   }
   d->ts_unit = o->ts_unit;
-  d->max_ticks = dataset_max_ticks(o->max_memory);
+  d->max_bytes = dataset_memory_bound(o->max_memory);
   for (int i = 0; i < o->ninputs; i++) {
     int rc = dataset_load(d, o->inputs[i], !o->quiet, err, sizeof err);
     if (rc != 0) {
@@ -525,8 +525,9 @@ static int train_test(const dataset *d, const nn_model *m, test_figs *t) {
   return rc;
 }
 
-/* Sizes epochs and batch to the training targets unless given: small inputs take more passes,
- * and an epoch has at least ~8 steps. 0, or 1 after printing that there is nothing to train on. */
+/* Sizes epochs and batch to the training targets unless given (small inputs take more passes,
+ * and an epoch has at least ~8 steps), and the trials of --search at once to the memory bound. 0,
+ * or 1 after printing that there is nothing to train on. */
 static int train_size(train_opts *o, const dataset *d) {
   uint64_t ntr = 0;
   for (int i = 0; i < d->ns; i++)
@@ -538,6 +539,18 @@ static int train_size(train_opts *o, const dataset *d) {
             "(an instrument needs at least 2 ticks in its training part)\n",
             (unsigned long long)d->accepted, d->ns);
     return 1;
+  }
+  /* Every trial at once holds its own training arrays: no more at once than the bound allows. */
+  uint64_t n = d->accepted ? d->accepted : 1, used = n * DATASET_TICK_BYTES;
+  uint64_t more = d->max_bytes > used ? (d->max_bytes - used) / (n * DATASET_TRIAL_BYTES) : 0;
+  if (d->max_bytes && o->search && o->threads > 1 && (uint64_t)o->threads > 1 + more) {
+    if (!o->quiet)
+      fprintf(stderr,
+              "train: --search on %d threads instead of %d: each trial at once holds about %d "
+              "bytes a tick more, and the memory bound of %llu MiB allows %d\n",
+              (int)(1 + more), o->threads, DATASET_TRIAL_BYTES,
+              (unsigned long long)(d->max_bytes >> 20), (int)(1 + more));
+    o->threads = (int)(1 + more);
   }
   fit_opts *f = &o->fit;
   if (!o->epochs_set && ntr < 20000) /* early stopping still ends it when nothing improves */

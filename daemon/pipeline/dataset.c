@@ -85,13 +85,11 @@ static int series_of(dataset *d, const tick *t) {
   return slot;
 }
 
-uint64_t dataset_max_ticks(int mib) {
-  uint64_t bytes = (uint64_t)mib << 20;
-  if (mib <= 0) {
-    long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
-    bytes = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize / 2 : 0;
-  }
-  return bytes / DATASET_TICK_BYTES;
+uint64_t dataset_memory_bound(int mib) {
+  if (mib > 0)
+    return (uint64_t)mib << 20;
+  long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+  return pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize / 2 : 0;
 }
 
 int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t errlen) {
@@ -126,13 +124,14 @@ int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t er
                         (reject_loc){name, REJECT_LINE, (int64_t)tf.line}, msg);
       continue;
     }
-    if (d->max_ticks && d->accepted >= d->max_ticks) {
+    if (d->max_bytes && d->accepted >= d->max_bytes / DATASET_TICK_BYTES) {
       snprintf(err, errlen,
-               "%s:%llu: more than %llu accepted ticks, about %llu MiB in memory at %d bytes a "
-               "tick: past --max-memory (default: half of this machine's memory); use a shorter "
-               "range of the input, or raise --max-memory",
-               name, (unsigned long long)tf.line, (unsigned long long)d->max_ticks,
-               (unsigned long long)(d->max_ticks * DATASET_TICK_BYTES >> 20), DATASET_TICK_BYTES);
+               "%s:%llu: more than %llu accepted ticks at %d bytes a tick: past the memory bound "
+               "of %llu MiB (--max-memory; default: half of this machine's memory); use a "
+               "shorter range of the input, or raise --max-memory",
+               name, (unsigned long long)tf.line,
+               (unsigned long long)(d->max_bytes / DATASET_TICK_BYTES), DATASET_TICK_BYTES,
+               (unsigned long long)(d->max_bytes >> 20));
       rc = TC_ERANGE;
       break;
     }

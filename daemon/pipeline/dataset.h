@@ -42,7 +42,8 @@ typedef struct dataset {
   uint64_t accepted;  /* ticks accepted */
   reject_tally rej;   /* ticks rejected, by reason, with their first lines (over all files) */
   int ts_unit;        /* unit of integer timestamps in the files (enum tickfile_ts_unit) */
-  uint64_t max_ticks; /* most accepted ticks over all files (dataset_max_ticks), 0: no bound */
+  uint64_t max_bytes; /* memory bound (dataset_memory_bound): at most max_bytes /
+                       * DATASET_TICK_BYTES accepted ticks over all files; 0: no bound */
   /* Standardization from the training part (dataset_stats). */
   double feat_mean[NN_F], feat_std[NN_F];
   double tgt_mean, tgt_std;
@@ -58,8 +59,8 @@ void dataset_free(dataset *d); /* accepts NULL and half-built */
  * across files) are counted in d->rej, never fatal; when verbose, the first REJECT_SHOWN of the
  * dataset are printed on stderr. path must outlive d (the tally keeps it). Every series is whole
  * training afterwards (ntrain = nfit = n). Returns 0, TC_ENOENT/TC_EFORMAT (cannot open, no
- * valid header; err says which) or TC_EIO/TC_ENOMEM, or TC_ERANGE past max_ticks
- * (err names the file, the line and the bound). */
+ * valid header; err says which) or TC_EIO/TC_ENOMEM, or TC_ERANGE past the memory
+ * bound (err names the file, the line and the bound). */
 int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t errlen);
 
 /* What a dataset command holds in memory per accepted tick, at most: the series (ts, px, raw
@@ -67,9 +68,12 @@ int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t er
  * per-tick arrays (train: the fitting copy, about 82 bytes a tick in all, measured as peak RSS;
  * eval: predictions, scores and bootstrap, about 180). */
 #define DATASET_TICK_BYTES 200
-/* The bound on accepted ticks for a memory budget of mib MiB (0: half of this machine's memory,
- * from sysconf). Past it dataset_load stops with TC_ERANGE and says so. */
-uint64_t dataset_max_ticks(int mib);
+/* Each trial of a search that trains at the same time as another holds this much more a tick
+ * (its own training arrays: 27-31 bytes measured as peak RSS). */
+#define DATASET_TRIAL_BYTES 32
+/* The memory bound in bytes for --max-memory mib MiB (0: half of this machine's memory, from
+ * sysconf), for max_bytes. */
+uint64_t dataset_memory_bound(int mib);
 
 /* Holds out the test part of every series, which training, validation and every choice made on
  * them never see: its last floor(n * test_frac) ticks, or, with has_from, its ticks at
