@@ -584,7 +584,8 @@ static int fill_lines(preplay *p, preplay_chunk *c, tickfile *tf) {
   c->line0 = (int64_t)p->line + 1;
   if (bytes_reserve(c, p->carry_len + PREPLAY_BLOCK) != 0)
     return TC_ENOMEM;
-  memcpy(c->bytes, p->carry, p->carry_len);
+  if (p->carry_len) /* carry is NULL before the first chunk */
+    memcpy(c->bytes, p->carry, p->carry_len);
   c->used = p->carry_len;
   p->carry_len = 0;
   size_t beg = 0, scan = 0; /* the current line's start; where to look for its end */
