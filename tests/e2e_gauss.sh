@@ -108,6 +108,21 @@ assert worst < 1e-5, worst
 print(f"PyTorch = replay: pred_std, lo_px, hi_px of 3000 ticks within {worst:.2g} (relative)")
 PYEOF
 
+# The same bytes on 1 and 3 threads: replay (CSV and JSONL, --interval 0.8) and eval's report.
+for n in 1 3; do
+  "$TC" replay --model "$TMP/g.safetensors" --input "$TMP/g_test.csv" --output "$TMP/t$n.csv" \
+    --threads "$n" --interval 0.8 -q || tc_fail "replay --threads $n"
+  "$TC" replay --model "$TMP/g.safetensors" --input "$TMP/g_test.csv" --output "$TMP/t$n.jsonl" \
+    --threads "$n" -q || tc_fail "replay --threads $n (JSONL)"
+  "$TC" eval --model "$TMP/g.safetensors" --input "$TMP/g_test.csv" --json --threads "$n" --quiet \
+    >"$TMP/e$n.json" || tc_fail "eval --threads $n"
+done
+cmp "$TMP/t1.csv" "$TMP/t3.csv" && cmp "$TMP/t1.jsonl" "$TMP/t3.jsonl" && cmp "$TMP/e1.json" "$TMP/e3.json" ||
+  tc_fail "a gauss model's replay or eval differs between 1 and 3 threads"
+grep -q '"pred_std":' "$TMP/t3.jsonl" || tc_fail "no pred_std on 3 threads"
+cmp -s "$TMP/t1.csv" "$TMP/g_pred.csv" && tc_fail "--interval 0.8 made the same intervals as 0.9"
+echo "ok: a gauss model's replay (CSV, JSONL, --interval 0.8) and eval are the same bytes on 1 and 3 threads"
+
 # 3. --interval in (0, 1).
 for bad in 0 1 -0.5 1.5 x; do
   rc=0

@@ -1,7 +1,7 @@
 /* cmd_eval.c: `tickcast eval`: runs a model over a tick file exactly as replay does (the same
- * features, the inference LSTM of nn/lstm.c, one state per instrument from its first tick) and
- * judges every chosen prediction against the realized next return and the random walk (a zero
- * prediction), per instrument and pooled: skill with a bootstrap interval, a Diebold-Mariano
+ * features, the inference step of nn/lstm.c and nn/cells.c, one state per instrument from its first
+ * tick) and judges every chosen prediction against the realized next return and the random walk (a
+ * zero prediction), per instrument and pooled: skill with a bootstrap interval, a Diebold-Mariano
  * test, direction against its base rate, the sign-of-prediction strategy net of costs. It warns
  * when the predictions scored were made where the model was fitted (its recorded training
  * ranges). Output: a table, JSON (--json) and an SVG plot (--plot). The figures are score.h's. */
@@ -14,6 +14,7 @@
 #include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
 #include "daemon/pipeline/dataset.h"
+#include "daemon/pipeline/preplay.h"
 #include "daemon/pipeline/score.h"
 #include "daemon/pipeline/svg.h"
 #include "daemon/pipeline/volscore.h"
@@ -29,7 +30,8 @@ static void usage(FILE *f) {
   fprintf(
       f, "usage: tickcast eval --model M --input FILE [--test | --val-frac F | --since TS]\n"
          "                     [--json] [--plot FILE.svg] [--sym SYM] [--cost-bps X]\n"
-         "                     [--interval C] [--ts-unit U] [--quiet]\n\n"
+         "                     [--interval C] [--ts-unit U] [--max-memory MiB] [--threads N]\n"
+         "                     [--quiet]\n\n"
          "Runs the model over a tick file as `tickcast replay` does and scores each prediction\n"
          "pred_ret made at tick t against the realized log return of the instrument's next tick,\n"
          "per instrument and pooled (ALL):\n"
@@ -72,6 +74,10 @@ static void usage(FILE *f) {
          "                  quote pay half their spread\n"
          "  --interval C    coverage of the scored interval, in (0, 1) (default 0.9)\n"
          "  --ts-unit U     integer timestamps in the file are s, ms, us or ns (default ns)\n"
+         "  --max-memory MiB  most memory for the input's ticks (default: half of this\n"
+         "                  machine's; about 200 bytes a tick): past it, exit 1 naming the line\n"
+         "  --threads N     threads for the predictions (default: the online cores); the\n"
+         "                  report is the same for every N\n"
          "  --quiet         no input summary on stderr\n"
          "Exit status: 0 done, 1 runtime failure or nothing to score, 2 bad usage, bad model or\n"
          "unreadable input.\n");
@@ -87,6 +93,8 @@ typedef struct eval_opts {
   double cost_bps;                                    /* --cost-bps */
   int ts_unit;                                        /* --ts-unit (enum tickfile_ts_unit) */
   double interval;                                    /* --interval */
+  int max_memory; /* --max-memory MiB for the input (0: half of the machine's) */
+  int threads;    /* --threads */
 } eval_opts;
 
 /* Parses the command line into o. Returns -1 to go on, or the exit status to return at once. */
@@ -96,6 +104,7 @@ static int eval_parse(eval_opts *o, int argc, char **argv) {
   o->cost_bps = 1;
   o->ts_unit = TICKFILE_TS_AUTO;
   o->interval = 0.9;
+  o->threads = replay_default_threads();
   const args_flag flags[] = {
       {"model", ARGS_STR, .dst = &o->model_path},
       {"input", ARGS_STR, .dst = &o->in_path},
@@ -108,9 +117,11 @@ static int eval_parse(eval_opts *o, int argc, char **argv) {
       {"val-frac", ARGS_DOUBLE, .dst = &o->val_frac, .lo = 0, .hi = 1, .open_lo = 1},
       {"cost-bps", ARGS_DOUBLE, .dst = &o->cost_bps, .lo = 0, .hi = 10000},
       {"ts-unit", ARGS_CHOICE, .dst = &o->ts_unit, .choices = tickfile_ts_unit_names},
+      {"max-memory", ARGS_INT, .dst = &o->max_memory, .unit = "MiB", .lo = 1, .hi = 1 << 30},
       {"quiet", ARGS_SWITCH, .dst = &o->quiet, .short_name = 'q'},
       {"interval", ARGS_DOUBLE, .dst = &o->interval, .lo = 0, .hi = 1, .open_lo = 1, .open_hi = 1,
        .unit = "a coverage"},
+      {"threads", ARGS_INT, .dst = &o->threads, .lo = 1, .hi = PREPLAY_MAX_THREADS},
   };
   const args_cmd c = {.name = "eval",
                       .flags = flags,
@@ -209,13 +220,14 @@ static int eval_load(eval_run *r, const eval_opts *o) {
   }
   int rc = dataset_init(&r->d);
   r->d.ts_unit = o->ts_unit;
+  r->d.max_bytes = dataset_memory_bound(o->max_memory);
   if (rc == 0)
     rc = dataset_load(&r->d, o->in_path, !o->quiet, err, sizeof err);
   else
     snprintf(err, sizeof err, "out of memory");
   if (rc != 0) {
     fprintf(stderr, "tickcast eval: %s\n", err);
-    return rc == TC_ENOMEM ? 1 : 2;
+    return rc == TC_ENOMEM || rc == TC_ERANGE ? 1 : 2;
   }
   if (!o->quiet)
     dataset_print_summary(&r->d, "eval input");
@@ -236,8 +248,8 @@ static int eval_load(eval_run *r, const eval_opts *o) {
   return status;
 }
 
-/* Every series' predictions. 0 or TC_ENOMEM. */
-static int eval_predict(eval_run *r) {
+/* Every series' predictions, on o->threads threads. 0 or TC_ENOMEM. */
+static int eval_predict(eval_run *r, const eval_opts *o) {
   const dataset *d = &r->d;
   r->pred = calloc(d->ns ? (size_t)d->ns : 1, sizeof *r->pred);
   if (!r->pred)
@@ -246,14 +258,14 @@ static int eval_predict(eval_run *r) {
     if (!(r->pred[i] = malloc((d->s[i].n ? d->s[i].n : 1) * sizeof **r->pred)))
       return TC_ENOMEM;
   if (!r->m.gauss)
-    return score_predict(&r->m, d, r->pred);
+    return score_predict_threads(&r->m, d, r->pred, o->threads);
   r->var = calloc(d->ns ? (size_t)d->ns : 1, sizeof *r->var);
   if (!r->var)
     return TC_ENOMEM;
   for (int i = 0; i < d->ns; i++)
     if (!(r->var[i] = malloc((d->s[i].n ? d->s[i].n : 1) * sizeof **r->var)))
       return TC_ENOMEM;
-  return score_predict_var(&r->m, d, r->pred, r->var);
+  return score_predict_var_threads(&r->m, d, r->pred, r->var, o->threads);
 }
 
 /* Chooses the predictions --sym, --test, --val-frac and --since ask for, with their costs, and
@@ -729,7 +741,7 @@ int cmd_eval(int argc, char **argv) {
   memset(&r, 0, sizeof r);
   r.interval = o.interval;
   status = eval_load(&r, &o);
-  if (status == 0 && (eval_predict(&r) != 0 || eval_select(&r, &o) != 0)) {
+  if (status == 0 && (eval_predict(&r, &o) != 0 || eval_select(&r, &o) != 0)) {
     fprintf(stderr, "tickcast eval: out of memory\n");
     status = 1;
   }
