@@ -12,7 +12,10 @@
 
 #include "daemon/pipeline/encode.h"
 #include "daemon/pipeline/engine.h"
+#include "daemon/pipeline/preplay.h"
+#include "ingest/reject.h"
 #include "ingest/tick.h"
+#include "ingest/tickfile.h"
 #include "nn/lstm.h"
 #include "nn/model.h"
 #include "nn/safetensors/safetensors.h"
@@ -187,9 +190,101 @@ static void run_case(int cell, int H, int K, int N) {
   nn_model_free(&m);
 }
 
+/* --pipeline: the pipeline of `replay --threads` (preplay.h) in process on a tick file, its
+ * predictions written to /dev/null, with the CPU time of each stage per tick. */
+typedef union pipe_seen { /* a cache line each: the workers write them on every tick */
+  tickfile_ts_seen s;
+  char pad[64];
+} pipe_seen;
+
+typedef struct pipe_run {
+  tickfile tf;
+  _Alignas(64) pipe_seen seen[2 * PREPLAY_MAX_THREADS + 1];
+  FILE *out;
+  char buf[1 << 18];
+  size_t len;
+} pipe_run;
+
+static int pipe_decode(void *ud, int worker, const char *bytes, const preplay_rec *rec, tick *t,
+                       int *reason, char *err, size_t errlen) {
+  pipe_run *r = ud;
+  return tickfile_decode(&r->tf, (uint64_t)rec->pos, bytes + rec->off, rec->len, t, reason,
+                         &r->seen[worker].s, err, errlen);
+}
+
+static int pipe_route(void *ud, const char *bytes, const preplay_rec *rec, const char **sym,
+                      size_t *len) {
+  pipe_run *r = ud;
+  return tickfile_sym_hint(&r->tf, bytes + rec->off, rec->len, sym, len);
+}
+
+static int pipe_emit(void *ud, const preplay_rec *rec, const char *sym, size_t symlen,
+                     const char *text, size_t len) {
+  (void)rec, (void)sym, (void)symlen;
+  pipe_run *r = ud;
+  if (r->len + len > sizeof r->buf) {
+    fwrite(r->buf, 1, r->len, r->out);
+    r->len = 0;
+  }
+  memcpy(r->buf + r->len, text, len);
+  r->len += len;
+  return 0;
+}
+
+static int pipe_case(const char *path, const char *model, int threads) {
+  static pipe_run r;
+  char err[512];
+  nn_model m;
+  reject_tally rej;
+  reject_tally_init(&rej);
+  rej.quiet = 1;
+  if (nn_model_load(&m, model, err, sizeof err) != 0 ||
+      tickfile_open(&r.tf, path, err, sizeof err) != 0 || !(r.out = fopen("/dev/null", "w"))) {
+    fprintf(stderr, "bench_replay: %s\n", err);
+    return 1;
+  }
+  const preplay_cfg cfg = {.m = &m,
+                           .threads = threads,
+                           .src = path,
+                           .src_max = 300,
+                           .rej = &rej,
+                           .route = pipe_route,
+                           .decode = pipe_decode,
+                           .emit = pipe_emit,
+                           .ud = &r};
+  preplay *p;
+  if (preplay_new(&p, &cfg) != 0)
+    return 1;
+  double t0 = now_s(), c0 = (double)clock() / CLOCKS_PER_SEC;
+  int rc = 1;
+  preplay_chunk *c;
+  while (rc > 0 && (c = preplay_acquire(p))) {
+    rc = preplay_fill_lines(p, c, &r.tf);
+    preplay_submit(p, c);
+  }
+  if (preplay_finish(p) != 0 || rc < 0)
+    return 1;
+  fwrite(r.buf, 1, r.len, r.out);
+  double dt = now_s() - t0, cpu = (double)clock() / CLOCKS_PER_SEC - c0;
+  preplay_stats st;
+  preplay_get_stats(p, &st);
+  double n = (double)preplay_read(p), k = 1e3 / n; /* us -> ns per tick */
+  printf("pipeline threads=%d ticks=%.0f wall_s=%.3f ticks_per_s=%.0f cpu_ns=%.1f read_ns=%.1f "
+         "write_ns=%.1f route_ns=%.1f step_ns=%.1f worker_other_ns=%.1f wait_ns=%.1f\n",
+         threads, n, dt, n / dt, 1e9 * cpu / n, st.read_us * k, st.write_us * k, st.route_us * k,
+         st.step_us * k, (st.worker_us - st.route_us - st.step_us) * k, st.wait_us * k);
+  preplay_destroy(p);
+  fclose(r.out);
+  tickfile_close(&r.tf);
+  nn_model_free(&m);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   int H = 64, K = 256, N = 1000000, cell = NN_CELL_LSTM, quick = 0;
   const char *write = NULL;
+  if (argc == 5 && !strcmp(argv[1], "--pipeline"))
+    return pipe_case(argv[2], argv[3], atoi(argv[4]));
   for (int a = 1; a < argc; a++) {
     const char *v = a + 1 < argc ? argv[a + 1] : NULL;
     if (!strcmp(argv[a], "--quick"))

@@ -67,6 +67,11 @@ for cell in $CELLS; do
   replay_vs_torch "$cell" 256 "$NL"
 done
 
+if [ -x bench/run_replay.sh ]; then
+  section "replay with 1, 2 and all threads vs batched PyTorch with as many"
+  bench/run_replay.sh
+fi
+
 if [ -x "$B/bench/bench_train" ]; then
   for cell in $CELLS; do
     section "training throughput vs PyTorch (one thread): $cell"

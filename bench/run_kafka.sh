@@ -9,6 +9,9 @@
 #  4. `tickcast run` on a fresh topic fed at half the passthrough rate (`feed --rate`): consume ->
 #     produce-enqueue latency per stats interval (goal: p99 < 200 us), once per --chunk size in
 #     BENCH_LAT_CHUNKS (default "8 64": the default and, for comparison, the old default).
+# With 2 or more cores (and taskset), the broker is pinned to core 0 and the passthrough or the
+# daemon to core 1 (BENCH_PIN=0: no pinning), so that the ratio does not depend on where the
+# scheduler puts them or on what else runs.
 # Environment: BENCH_KAFKA_TICKS (N, default 1000000; 200000 with BENCH_QUICK), BENCH_INSTRUMENTS
 # (K, default 1000), BENCH_PARTITIONS (default: N/20000, at least 8: the embedded broker keeps
 # about 5 MiB, ~40k synthetic ticks, per partition and drops older batches).
@@ -25,11 +28,18 @@ LAT_CHUNKS=${BENCH_LAT_CHUNKS:-8 64}
 [ "$P" -ge 8 ] || P=8
 H=64
 make -s "$B/bench/passthrough" "$B/bench/bench_replay" tickcast >/dev/null
+PIN=()
+PINNED="not pinned"
+if [ "${BENCH_PIN:-1}" != 0 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  PIN=(taskset -c 1)
+  PINNED="broker on core 0, passthrough and daemon on core 1"
+fi
 
 "$B/bench/bench_replay" --write "$TMP/model.csv" --hidden $H --instruments 4 --ticks 10
 MODEL=$TMP/model.csv.safetensors
 
 tc_broker_start --topics "ticks:$P,$(for i in $(seq "${BENCH_ROUNDS:-5}"); do printf "passr%d:%d,predsr%d:%d,statsr%d:1," "$i" "$P" "$i" "$P" "$i"; done)dlq:1,$(for c in $LAT_CHUNKS; do printf "lat%d:%d,stats2c%d:1," "$c" "$P" "$c"; done)preds2:$P,dlq2:1"
+[ ${#PIN[@]} -eq 0 ] || taskset -a -c -p 0 "$BROKER_PID" >/dev/null # its threads, and the ones it makes
 
 # Messages in a topic now (high - low watermarks): what survived the broker's retention.
 retained() {
@@ -83,7 +93,7 @@ PYEOF
 }
 jget() { $PY -c 'import json,sys; v=json.loads(sys.argv[1])[sys.argv[2]]; print("n/a" if v is None else (f"{v:.6g}" if isinstance(v,float) else v))' "$1" "$2"; }
 
-echo "# $N synthetic ticks, $K instruments, $P partitions, H=$H; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# $N synthetic ticks, $K instruments, $P partitions, H=$H; $PINNED; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$TC" feed --brokers "$BROKERS" --topic ticks --synthetic "$N" --instruments "$K" 2>"$TMP/feed.log" ||
   tc_fail "feed: $(cat "$TMP/feed.log")"
 grep "^feed:" "$TMP/feed.log"
@@ -98,13 +108,13 @@ ROUNDS=${BENCH_ROUNDS:-5}
 RATIOS=()
 PT_RATES=()
 for round in $(seq "$ROUNDS"); do
-  PT=$("$B/bench/passthrough" --brokers "$BROKERS" --input-topic ticks --output-topic "passr$round" \
+  PT=$("${PIN[@]}" "$B/bench/passthrough" --brokers "$BROKERS" --input-topic ticks --output-topic "passr$round" \
     --count "$R" --group "pass-$$-$round" --timeout 300)
   PT_RATE=$(jget "$PT" steady_rate)
   PT_RATES+=("$PT_RATE")
   echo "round $round: passthrough: $(jget "$PT" msgs) msgs in $(jget "$PT" seconds) s (first consume to last delivery), steady $PT_RATE msgs/s (10% to 90%);" \
     "consume -> produce enqueue $($PY -c 'import json,sys; l=json.loads(sys.argv[1])["latency_us"]; print("p50 %g us, p99 %g us" % (l["p50"], l["p99"]))' "$PT")"
-  tc_bg "$TC" run --brokers "$BROKERS" --group "bench-$$-$round" --input-topic ticks --output-topic "predsr$round" \
+  tc_bg "${PIN[@]}" "$TC" run --brokers "$BROKERS" --group "bench-$$-$round" --input-topic ticks --output-topic "predsr$round" \
     --stats-topic "statsr$round" --dlq-topic dlq --stats-interval 100 --http off --model "$MODEL" \
     --state "$TMP/run$round.db" >"$TMP/run.log" 2>&1
   RUN_PID=$BG_PID
@@ -117,7 +127,8 @@ for round in $(seq "$ROUNDS"); do
   echo "round $round: tickcast run (H=$H): $R ticks, steady $RUN_RATE ticks/s (10% to 90%, from its stats every 100 ms; exit $STOP_RC); ratio $RATIO"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-echo "throughput ratio run/passthrough: median $(median "${RATIOS[@]}") of ${RATIOS[*]} (goal >= 0.80)"
+spread() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { a = $1 } { b = $1 } END { print a " to " b }'; }
+echo "throughput ratio run/passthrough: median $(median "${RATIOS[@]}"), spread $(spread "${RATIOS[@]}"), of ${RATIOS[*]} ($PINNED; goal >= 0.80)"
 PT_RATE=$(median "${PT_RATES[@]}")
 
 # 4. Latency at half the passthrough rate, on a fresh topic per chunk size (BENCH_LAT_CHUNKS,
@@ -128,7 +139,7 @@ HALF=$(awk -v r="$PT_RATE" 'BEGIN { printf "%d", r / 2 }')
 M=$(awk -v h="$HALF" -v p="$P" 'BEGIN { m = h * 10; c = p * 25000; printf "%d", m < c ? m : c }')
 for chunk in $LAT_CHUNKS; do
   port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  tc_bg "$TC" run --brokers "$BROKERS" --group "bench2-$$-$chunk" --input-topic "lat$chunk" \
+  tc_bg "${PIN[@]}" "$TC" run --brokers "$BROKERS" --group "bench2-$$-$chunk" --input-topic "lat$chunk" \
     --output-topic preds2 --stats-topic "stats2c$chunk" --dlq-topic dlq2 --stats-interval 1000 \
     --http "127.0.0.1:$port" --chunk "$chunk" --model "$MODEL" --state "$TMP/run2c$chunk.db" \
     >"$TMP/run2.log" 2>&1

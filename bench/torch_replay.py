@@ -1,16 +1,18 @@
 #!/usr/bin/python3
-"""torch_replay.py MODEL TICKS.csv [--out FILE]: the PyTorch baseline of `make bench`: a batched
-replay written the way a researcher would make it fast: the CSV parsed in one go with numpy,
-features vectorized per instrument, ticks grouped in chunks of 4096 and stepped in waves (the
-k-th tick of each instrument in wave k) with one call of the model's torch.nn.LSTM, GRU or RNN per
-wave on one thread.
+"""torch_replay.py MODEL TICKS.csv [--out FILE] [--threads N]: the PyTorch baseline of `make
+bench`: a batched replay written the way a researcher would make it fast: the CSV parsed in one go
+with numpy, features vectorized per instrument, ticks grouped in chunks of 4096 and stepped in
+waves (the k-th tick of each instrument in wave k) with one call of the model's torch.nn.LSTM, GRU
+or RNN per wave, on N threads (torch.set_num_threads and set_num_interop_threads; default 1).
 Clean CSV input only (sym,ts,px,qty,bid,ask): no validation, unlike tickcast. Prints
-"torch_replay ticks=N seconds=S ticks_per_s=R" on stdout."""
+"torch_replay threads=N ticks=N seconds=S ticks_per_s=R" on stdout."""
 import json, struct, sys, time
 import numpy as np
 import torch
 
-torch.set_num_threads(1)
+THREADS = int(sys.argv[sys.argv.index('--threads') + 1]) if '--threads' in sys.argv else 1
+torch.set_num_threads(THREADS)
+torch.set_num_interop_threads(THREADS)
 
 def load(path):
     b = open(path, 'rb').read()
@@ -85,6 +87,6 @@ def main():
         f.write('sym,ts,px,pred_ret,pred_px,n\n')
         f.writelines(f'{a},{b},{c_!r},{d:.10g},{e_:.10g},{g}\n' for a, b, c_, d, e_, g in zip(sym, ts, px, pr, pp, nn_))
     dt = time.time() - t0
-    print(f'torch_replay ticks={N} seconds={dt:.3f} ticks_per_s={N / dt:.0f}')
+    print(f'torch_replay threads={THREADS} ticks={N} seconds={dt:.3f} ticks_per_s={N / dt:.0f}')
 
 main()

@@ -1,4 +1,4 @@
-/* main.c: `tickcast` dispatches to its subcommands (daemon/cmd_*.c) after process-wide setup
+/* main.c: `tickcast` dispatches to its subcommands (daemon/cmd/cmd_*.c) after process-wide setup
  * (OpenBLAS threads). Nothing else lives here. */
 #include <cblas.h>
 #include <stdio.h>
@@ -48,9 +48,9 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     if (!strcmp(argv[1], cmds[i].name))
       return cmds[i].fn(argc - 1, argv + 1);
-  fprintf(stderr,
-          "tickcast: unknown command '%s' (expected one of replay, run, broker, feed, "
-          "train, eval, inspect)\n",
-          argv[1]);
+  fprintf(stderr, "tickcast: unknown command '%s' (expected one of", argv[1]);
+  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+    fprintf(stderr, "%s %s", i ? "," : "", cmds[i].name);
+  fprintf(stderr, ")\n");
   return 2;
 }

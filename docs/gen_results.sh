@@ -168,3 +168,7 @@ PYEOF
   esac
   echo "| $name | $kept of 20 | ${skills:- -} | $(/usr/bin/python3 -c 'import sys; print(f"{float(sys.argv[1]) / 20:+.5f}")' "$sum") |"
 done
+
+echo
+# The scale head's variance forecasts (its own script, so that it can be rerun alone).
+TICKCAST="$TC" bash "$ROOT/docs/gen_results_gauss.sh"

@@ -8,17 +8,21 @@
   python3 torch_roundtrip.py predict MODEL TICKS.csv
       loads a model file (from `tickcast train` or from export) into the PyTorch module it
       names and prints what `tickcast replay` prints for a clean sym,ts,px[,qty,bid,ask] CSV:
-      sym,ts,px,pred_ret,pred_px,n, each instrument run from zero state.
+      sym,ts,px,pred_ret,pred_px,n, each instrument run from zero state; a model with the scale
+      head (train --head gauss) also pred_std,lo_px,hi_px (the 90% interval).
 
 The file is safetensors: an 8-byte little-endian header length, a JSON header, raw little-endian
 float32 data. load_file and save_file below do by hand what safetensors.torch.load_file and
 save_file do where that package is installed (Debian has none). Tensor names are the module's
-state_dict names under its module name (lstm., gru., rnn.), then head.*, features.* and
-target.*; an RNN's nonlinearity is the metadata key tickcast.nonlinearity.
+state_dict names under its module name (lstm., gru., rnn.), then head.*, the scale head's
+scale_head.* when there is one (another torch.nn.Linear(H, 1): the log-variance of the next
+standardized return), features.* and target.*; an RNN's nonlinearity is the metadata key
+tickcast.nonlinearity.
 """
 import csv
 import json
 import math
+import statistics
 import struct
 import sys
 
@@ -87,6 +91,15 @@ def to_torch(path):
     return rnn, head, sd
 
 
+def scale_head(sd):
+    """The scale head of a model file as a torch.nn.Linear(H, 1), or None without one."""
+    if "scale_head.weight" not in sd:
+        return None
+    scale = torch.nn.Linear(sd["scale_head.weight"].shape[1], 1)
+    scale.load_state_dict({"weight": sd["scale_head.weight"], "bias": sd["scale_head.bias"]})
+    return scale
+
+
 def features(rows):
     """CONTRACT §2 raw features of one instrument's rows, in float64: (T, 4)."""
     out, prev = [], None
@@ -103,24 +116,32 @@ def features(rows):
 
 def predict(model, ticks):
     rnn, head, sd = to_torch(model)
+    scale = scale_head(sd)
     rows = list(csv.DictReader(open(ticks)))
     by_sym = {}
     for i, r in enumerate(rows):
         by_sym.setdefault(r["sym"], []).append(i)
-    pred = [0.0] * len(rows)
+    pred, std = [0.0] * len(rows), [0.0] * len(rows)
+    tstd = float(sd["target.std"][0])
     for sym, idx in by_sym.items():
         x = (features([rows[i] for i in idx]) - sd["features.mean"].double()) / sd["features.std"].double()
         with torch.no_grad():
             out, _ = rnn(x.float().unsqueeze(1))  # (T, 1, H), from zero state
             y = head(out[:, 0]).squeeze(-1)
-        for i, yy in zip(idx, y.tolist()):
-            pred[i] = yy * float(sd["target.std"][0]) + float(sd["target.mean"][0])
+            s = scale(out[:, 0]).squeeze(-1) if scale else y
+        for i, yy, ss in zip(idx, y.tolist(), s.tolist()):
+            pred[i] = yy * tstd + float(sd["target.mean"][0])
+            std[i] = math.exp(ss / 2) * tstd  # the variance is exp(s) target.std^2
     n, w = {}, csv.writer(sys.stdout, lineterminator="\n")
-    w.writerow(["sym", "ts", "px", "pred_ret", "pred_px", "n"])
-    for r, p in zip(rows, pred):
+    z = statistics.NormalDist().inv_cdf(0.95)  # the central 90% interval
+    w.writerow(["sym", "ts", "px", "pred_ret", "pred_px", "n"] +
+               (["pred_std", "lo_px", "hi_px"] if scale else []))
+    for r, p, sd_ in zip(rows, pred, std):
         n[r["sym"]] = n.get(r["sym"], 0) + 1
-        w.writerow([r["sym"], r["ts"], r["px"], f"{p:.10g}", f"{float(r['px']) * math.exp(p):.10g}",
-                    n[r["sym"]]])
+        px = float(r["px"])
+        w.writerow([r["sym"], r["ts"], r["px"], f"{p:.10g}", f"{px * math.exp(p):.10g}", n[r["sym"]]] +
+                   ([f"{sd_:.10g}", f"{px * math.exp(p - z * sd_):.10g}",
+                     f"{px * math.exp(p + z * sd_):.10g}"] if scale else []))
 
 
 def export(path, cell="gru", hidden=32, layers=1, seed=1):

@@ -75,6 +75,15 @@ int tick_csv_header(tick_csv *h, const char *line, size_t len, char *err, size_t
 int tick_parse_csv(const tick_csv *h, tick *t, const char *line, size_t len, char *err,
                    size_t errlen);
 
+/* The symbol of a CSV row or JSON tick without decoding it (tick_hint.c), for placing input by
+ * instrument before decoding: 1 with *sym, *symlen set to bytes of line that are exactly the
+ * symbol tick_parse_csv / tick_parse_json gives whenever it accepts the input; 0 when it cannot
+ * tell cheaply (a CSV row with a quote, JSON with a backslash or more than one "sym"), and the
+ * caller decodes. For rejected input the answer means nothing. */
+int tick_csv_sym_hint(const tick_csv *h, const char *line, size_t len, const char **sym,
+                      size_t *symlen);
+int tick_json_sym_hint(const char *buf, size_t len, const char **sym, size_t *symlen);
+
 /* Checks a Kafka message key against the decoded tick: TICK_OK when key is NULL/empty or equals
  * sym, else TICK_KEY_MISMATCH with err. */
 int tick_check_key(const tick *t, const char *key, size_t keylen, char *err, size_t errlen);

@@ -112,15 +112,17 @@ static int ts_looks_like(int64_t v) {
 }
 
 /* An integer ts in tf's unit to nanoseconds (TICK_BAD_TS when that overflows), or, with
- * TICKFILE_TS_AUTO, notes one that looks like another unit. Returns TICK_OK or TICK_BAD_TS. */
-static int ts_scale(tickfile *tf, tick *t, char *err, size_t errlen) {
-  tf->ts_ints++;
+ * TICKFILE_TS_AUTO, notes one that looks like another unit in seen. Returns TICK_OK or
+ * TICK_BAD_TS. */
+static int ts_scale(const tickfile *tf, tickfile_ts_seen *seen, uint64_t line, tick *t, char *err,
+                    size_t errlen) {
+  seen->ints++;
   if (tf->ts_unit == TICKFILE_TS_AUTO) {
     int u = ts_looks_like(t->ts);
-    if (u >= 0 && !tf->ts_odd++) {
-      tf->odd_line = tf->line;
-      tf->odd_ts = t->ts;
-      tf->odd_unit = u;
+    if (u >= 0 && (!seen->odd++ || line < seen->odd_line)) {
+      seen->odd_line = line;
+      seen->odd_ts = t->ts;
+      seen->odd_unit = u;
     }
     return TICK_OK;
   }
@@ -211,6 +213,17 @@ io:
   return rc;
 }
 
+int tickfile_decode(const tickfile *tf, uint64_t line, const char *s, size_t n, tick *t,
+                    int *reason, tickfile_ts_seen *seen, char *err, size_t errlen) {
+  if (n == 0 || blank(s, n))
+    return 0;
+  *reason = tf->jsonl ? tick_parse_json(t, s, n, err, errlen)
+                      : tick_parse_csv(&tf->csv, t, s, n, err, errlen);
+  if (*reason == TICK_OK && t->ts_int)
+    *reason = ts_scale(tf, seen, line, t, err, errlen);
+  return 1;
+}
+
 /* Returns the next non-blank line decoded: 1 (with *reason), 0 at the end, TC_E* on failure. */
 int tickfile_next(tickfile *tf, tick *t, int *reason, char *err, size_t errlen) {
   for (;;) {
@@ -226,14 +239,50 @@ int tickfile_next(tickfile *tf, tick *t, int *reason, char *err, size_t errlen) 
     }
     if (rc == 0)
       return 0;
-    if (n == 0 || blank(s, n))
-      continue;
-    *reason = tf->jsonl ? tick_parse_json(t, s, n, err, errlen)
-                        : tick_parse_csv(&tf->csv, t, s, n, err, errlen);
-    if (*reason == TICK_OK && t->ts_int)
-      *reason = ts_scale(tf, t, err, errlen);
-    return 1;
+    if (tickfile_decode(tf, tf->line, s, n, t, reason, &tf->ts, err, errlen))
+      return 1;
   }
+}
+
+int tickfile_sym_hint(const tickfile *tf, const char *s, size_t n, const char **sym, size_t *len) {
+  if (n == 0 || blank(s, n))
+    return -1;
+  return tf->jsonl ? tick_json_sym_hint(s, n, sym, len)
+                   : tick_csv_sym_hint(&tf->csv, s, n, sym, len);
+}
+
+int tickfile_read_raw(tickfile *tf, char *dst, size_t cap) {
+  size_t have = tf->end - tf->beg;
+  if (have) { /* what open read past the header */
+    size_t k = have < cap ? have : cap;
+    memcpy(dst, tf->buf + tf->beg, k);
+    tf->beg += k;
+    tf->bytes += k;
+    return (int)k;
+  }
+  if (tf->eof || cap == 0)
+    return 0;
+  ssize_t got;
+  do
+    got = read(fileno(tf->f), dst, cap > (1u << 30) ? (1u << 30) : cap);
+  while (got < 0 && errno == EINTR);
+  if (got < 0)
+    return TC_EIO;
+  if (got == 0)
+    tf->eof = 1;
+  tf->bytes += (uint64_t)got;
+  return (int)got;
+}
+
+void tickfile_ts_merge(tickfile *tf, const tickfile_ts_seen *seen) {
+  tickfile_ts_seen *a = &tf->ts;
+  a->ints += seen->ints;
+  if (seen->odd && (!a->odd || seen->odd_line < a->odd_line)) {
+    a->odd_line = seen->odd_line;
+    a->odd_ts = seen->odd_ts;
+    a->odd_unit = seen->odd_unit;
+  }
+  a->odd += seen->odd;
 }
 
 void tickfile_set_ts_unit(tickfile *tf, int unit) {
@@ -241,19 +290,20 @@ void tickfile_set_ts_unit(tickfile *tf, int unit) {
 }
 
 int tickfile_ts_warning(const tickfile *tf, char *msg, size_t len) {
-  if (!tf->ts_odd)
+  const tickfile_ts_seen *ts = &tf->ts;
+  if (!ts->odd)
     return 0;
   char as_ns[TICK_RFC3339_MAX], as_unit[TICK_RFC3339_MAX];
-  tick_format_rfc3339(as_ns, sizeof as_ns, tf->odd_ts);
-  tick_format_rfc3339(as_unit, sizeof as_unit, tf->odd_ts * unit_ns[tf->odd_unit]);
+  tick_format_rfc3339(as_ns, sizeof as_ns, ts->odd_ts);
+  tick_format_rfc3339(as_unit, sizeof as_unit, ts->odd_ts * unit_ns[ts->odd_unit]);
   snprintf(msg, len,
            "%s:%llu: warning: integer ts %lld is read as nanoseconds (%s) but looks like %s "
            "(%s); %llu of %llu integer timestamps look like that: pass --ts-unit %s if they "
            "are %s, or --ts-unit ns to keep nanoseconds",
-           tf->path, (unsigned long long)tf->odd_line, (long long)tf->odd_ts, as_ns,
-           unit_word[tf->odd_unit], as_unit, (unsigned long long)tf->ts_odd,
-           (unsigned long long)tf->ts_ints, tickfile_ts_unit_names[tf->odd_unit],
-           unit_word[tf->odd_unit]);
+           tf->path, (unsigned long long)ts->odd_line, (long long)ts->odd_ts, as_ns,
+           unit_word[ts->odd_unit], as_unit, (unsigned long long)ts->odd,
+           (unsigned long long)ts->ints, tickfile_ts_unit_names[ts->odd_unit],
+           unit_word[ts->odd_unit]);
   return 1;
 }
 

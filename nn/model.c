@@ -32,7 +32,7 @@ static void tensor_add(nn_tensor *t, float ***slot, int *n, float **field, int n
  * laid out in m->params, with the field of m that points at each (slot). Names are PyTorch's
  * state_dict names under the cell's module name (lstm., gru., rnn.). Returns the count (at most
  * NN_TENSORS_MAX). */
-static int model_layout(nn_model *m, int cell, int L, int H, int peephole, nn_tensor *t,
+static int model_layout(nn_model *m, int cell, int L, int H, int peephole, int gauss, nn_tensor *t,
                         float ***slot) {
   int n = 0;
   const int g = nn_cell_gates(cell);
@@ -61,6 +61,10 @@ static int model_layout(nn_model *m, int cell, int L, int H, int peephole, nn_te
   snprintf(w, sizeof w, "1 x H with H=%d from %s.weight_hh_l0", H, pre);
   tensor_add(t, slot, &n, &m->head_w, 2, 1, H, w, "head.weight");
   tensor_add(t, slot, &n, &m->head_b, 1, 1, 0, "one output", "head.bias");
+  if (gauss) {
+    tensor_add(t, slot, &n, &m->scale_w, 2, 1, H, w, "scale_head.weight");
+    tensor_add(t, slot, &n, &m->scale_b, 1, 1, 0, "one output", "scale_head.bias");
+  }
   tensor_add(t, slot, &n, &m->feat_mean, 1, NN_F, 0, "one per feature", "features.mean");
   tensor_add(t, slot, &n, &m->feat_std, 1, NN_F, 0, "one per feature", "features.std");
   tensor_add(t, slot, &n, &m->tgt_mean, 1, 1, 0, "one target", "target.mean");
@@ -78,13 +82,18 @@ int nn_model_init(nn_model *m, int L, int H, int peephole) {
  * nonlinearity. Returns 0, TC_EINVAL for a cell, L or H out of range or peepholes on a cell other
  * than the LSTM, or TC_ENOMEM. On failure m is left freed. */
 int nn_model_init_cell(nn_model *m, int cell, int L, int H, int peephole) {
+  return nn_model_init_head(m, cell, L, H, peephole, 0);
+}
+
+/* The same with the scale head when gauss != 0, laid out after head.bias. */
+int nn_model_init_head(nn_model *m, int cell, int L, int H, int peephole, int gauss) {
   memset(m, 0, sizeof *m);
   if (!nn_cell_valid(cell) || L < 1 || L > NN_MAX_LAYERS || H < 1 || H > NN_MAX_HIDDEN ||
       (peephole && cell != NN_CELL_LSTM))
     return TC_EINVAL;
   nn_tensor t[NN_TENSORS_MAX];
   float **slot[NN_TENSORS_MAX];
-  int n = model_layout(m, cell, L, H, peephole != 0, t, slot);
+  int n = model_layout(m, cell, L, H, peephole != 0, gauss != 0, t, slot);
   size_t total = 0;
   for (int i = 0; i < n; i++)
     total += nn_tensor_numel(&t[i]);
@@ -96,6 +105,7 @@ int nn_model_init_cell(nn_model *m, int cell, int L, int H, int peephole) {
   m->H = H;
   m->G = nn_cell_gates(cell) * H;
   m->peephole = peephole != 0;
+  m->gauss = gauss != 0;
   m->nparams = total;
   size_t off = 0;
   for (int i = 0; i < n; i++) {
@@ -108,7 +118,8 @@ int nn_model_init_cell(nn_model *m, int cell, int L, int H, int peephole) {
   const char *nl = cell == NN_CELL_RNN_RELU ? "relu" : "tanh";
   if (nn_model_set_meta(m, NN_META_FORMAT_KEY, NN_META_FORMAT) != 0 ||
       nn_model_set_meta(m, NN_META_FEATURES_KEY, NN_META_FEATURES) != 0 ||
-      (nn_cell_gates(cell) == 1 && nn_model_set_meta(m, NN_META_NONLINEARITY_KEY, nl) != 0)) {
+      (nn_cell_gates(cell) == 1 && nn_model_set_meta(m, NN_META_NONLINEARITY_KEY, nl) != 0) ||
+      (gauss && nn_model_set_meta(m, NN_META_HEAD_KEY, "gauss") != 0)) {
     nn_model_free(m);
     return TC_ENOMEM;
   }
@@ -202,8 +213,21 @@ int nn_model_tensors(const nn_model *m, nn_tensor *t) {
   float **slot[NN_TENSORS_MAX];
   /* model_layout only takes the addresses of m's pointer fields; nothing is written through them
    * here. */
-  int n = model_layout((nn_model *)m, m->cell, m->L, m->H, m->peephole, t, slot);
+  int n = model_layout((nn_model *)m, m->cell, m->L, m->H, m->peephole, m->gauss, t, slot);
   for (int i = 0; i < n; i++)
     t[i].data = *slot[i];
   return n;
+}
+
+/* The scale head over each instrument's top-layer h (see model.h). */
+void nn_model_scale_out(const nn_model *m, int B, float *const *state, float *s) {
+  const int H = m->H;
+  const size_t top = (size_t)nn_cell_state_vectors(m->cell) * (m->L - 1) * H;
+  for (int b = 0; b < B; b++) {
+    const float *h = state[b] + top;
+    float acc = 0.0f;
+    for (int j = 0; j < H; j++)
+      acc += h[j] * m->scale_w[j];
+    s[b] = acc + m->scale_b[0];
+  }
 }

@@ -13,7 +13,7 @@
 #define NN_F 4           /* input features: ret, log_qty, log_dt, spread */
 #define NN_MAX_LAYERS 16 /* more layers than this is refused as a bad file */
 #define NN_MAX_HIDDEN 4096
-#define NN_TENSORS_MAX (NN_MAX_LAYERS * 7 + 6) /* tensors of the largest model */
+#define NN_TENSORS_MAX (NN_MAX_LAYERS * 7 + 8) /* tensors of the largest model */
 
 /* The two metadata entries every model carries (CONTRACT §4): nn_model_init sets them, the
  * loader requires them. */
@@ -24,6 +24,10 @@
 /* An RNN's nonlinearity, "tanh" (also when absent) or "relu"; nn_model_init_cell sets it for
  * the RNN cells, the loader refuses it on other cells. */
 #define NN_META_NONLINEARITY_KEY "tickcast.nonlinearity"
+/* The output heads: "gauss" when the model has the scale head (scale_head.weight/.bias, the
+ * log-variance of the next standardized return), set by nn_model_init_head; absent or "mean"
+ * without it. The loader requires it to agree with the tensors. */
+#define NN_META_HEAD_KEY "tickcast.head"
 
 /* One model. All float parameters live in one allocation, `params`, so that a trainer can keep
  * gradients and optimizer moments in parallel arrays: the gradient of m->W_hh[k] is
@@ -46,6 +50,9 @@ typedef struct nn_model {
   float *w_co[NN_MAX_LAYERS]; /* (H) or NULL */
   float *head_w;              /* (1, H) */
   float *head_b;              /* (1) */
+  int gauss;                  /* 1 when the scale head below is present */
+  float *scale_w;             /* (1, H) or NULL: log-variance head, scale_head.weight */
+  float *scale_b;             /* (1) or NULL: scale_head.bias */
   float *feat_mean;           /* (NN_F) */
   float *feat_std;            /* (NN_F) */
   float *tgt_mean;            /* (1) */
@@ -64,6 +71,16 @@ int nn_model_init(nn_model *m, int L, int H, int peephole);
 /* The same for any cell (NN_CELL_*); an RNN also gets NN_META_NONLINEARITY_KEY. Peepholes exist
  * only for the LSTM: peephole != 0 with another cell is TC_EINVAL. */
 int nn_model_init_cell(nn_model *m, int cell, int L, int H, int peephole);
+
+/* The same with the scale head when gauss != 0 (tensors scale_head.weight (1, H) and
+ * scale_head.bias (1), zero, and metadata NN_META_HEAD_KEY = "gauss"). */
+int nn_model_init_head(nn_model *m, int cell, int L, int H, int peephole, int gauss);
+
+/* Log-variance of the next standardized return for B instruments after a step (nn_step): s[b] =
+ * scale_head.weight . h[L-1] + scale_head.bias, h[L-1] read from state[b] (the layout of
+ * nn_state_floats). The variance of the next log return is exp(s) * target.std^2. Only for a
+ * model with the scale head. */
+void nn_model_scale_out(const nn_model *m, int B, float *const *state, float *s);
 
 /* Frees what nn_model_init or a loader (nn_model_load) allocated; accepts NULL and half-built
  * models. */

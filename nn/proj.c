@@ -1,4 +1,4 @@
-/* proj.c: the projection kernel z (B, G) += a (B, K) . Wt (K, G) of nn_lstm_step (lstm_int.h),
+/* proj.c: the projection kernel z (B, G) += a (B, K) . Wt (K, G) of every cell step (lstm_int.h),
  * register-blocked with AVX-512 or AVX2 + FMA intrinsics, with a plain C fallback, picked per
  * call by the CPU. It replaces OpenBLAS's sgemm, whose packing costs more than the arithmetic
  * in the small waves the daemon runs (and which, on the AVX-512 machine measured, runs AVX2

@@ -28,6 +28,7 @@ int nn_train_init(nn_train *tr, const nn_model *m, int Bmax, int Tmax) {
              + (lstm ? (size_t)L * (T1B * H + TB * H) : 0)    /* c, tc */
              + (gru ? (size_t)L * TB * H : 0)                 /* hn */
              + 2 * TB                                         /* y, dy */
+             + (m->gauss ? 2 * TB : 0)                        /* s, ds */
              + TB * G + (gru ? TB * G + (size_t)Bmax * G : 0) /* dz, dzh, zh */
              + 2 * TB * H                                     /* dhin, dhin2 */
              + 2 * (size_t)Bmax * H;                          /* dh, dc */
@@ -39,6 +40,7 @@ int nn_train_init(nn_train *tr, const nn_model *m, int Bmax, int Tmax) {
   tr->H = H;
   tr->G = G;
   tr->peephole = m->peephole;
+  tr->gauss = m->gauss;
   tr->Bmax = Bmax;
   tr->Tmax = Tmax;
   float *p = tr->buf;
@@ -55,6 +57,10 @@ int nn_train_init(nn_train *tr, const nn_model *m, int Bmax, int Tmax) {
   }
   tr->y = p, p += TB;
   tr->dy = p, p += TB;
+  if (m->gauss) {
+    tr->s = p, p += TB;
+    tr->ds = p, p += TB;
+  }
   tr->dz = p, p += TB * G;
   if (gru) {
     tr->dzh = p, p += TB * G;
@@ -173,7 +179,8 @@ static void lstm_layer_forward(nn_train *tr, const nn_model *m, int k) {
 double nn_train_forward(nn_train *tr, const nn_model *m, int B, int T, const float *x,
                         const float *tgt, const float *w, float *state) {
   assert(B >= 1 && B <= tr->Bmax && T >= 1 && T <= tr->Tmax);
-  assert(m->cell == tr->cell && m->L == tr->L && m->H == tr->H && m->peephole == tr->peephole);
+  assert(m->cell == tr->cell && m->L == tr->L && m->H == tr->H && m->peephole == tr->peephole &&
+         m->gauss == tr->gauss);
   const int L = m->L, H = m->H, G = m->G, TB = T * B, nv = nn_cell_state_vectors(m->cell);
   const size_t sf = nn_state_floats(m);
   tr->B = B;
@@ -226,8 +233,20 @@ double nn_train_forward(nn_train *tr, const nn_model *m, int B, int T, const flo
     float y = acc + m->head_b[0];
     tr->y[r] = y;
     float d = y - tgt[r];
-    loss += (double)w[r] * (double)d * (double)d;
-    tr->dy[r] = 2.0f * w[r] * d;
+    if (!m->gauss) {
+      loss += (double)w[r] * (double)d * (double)d;
+      tr->dy[r] = 2.0f * w[r] * d;
+      continue;
+    }
+    float sacc = 0.0f;
+    for (int j = 0; j < H; j++)
+      sacc += m->scale_w[j] * hr[j];
+    float s = sacc + m->scale_b[0], e = expf(s), v = e > NN_GAUSS_EPS ? e : NN_GAUSS_EPS;
+    tr->s[r] = s;
+    loss += (double)w[r] * 0.5 * (log((double)v) + (double)d * d / v);
+    tr->dy[r] = w[r] * d / v;
+    /* d/dv of 0.5 (log v + d^2 / v), times dv/ds = exp(s): the clamp passes the gradient. */
+    tr->ds[r] = w[r] * 0.5f * (1.0f / v - d * d / (v * v)) * e;
   }
   return loss;
 }
@@ -259,20 +278,30 @@ static void lstm_layer_backward(nn_train *tr, const nn_model *m, int k, float *g
   }
 }
 
+/* One linear head (1, H) over top (T*B, H) backward from d (T*B), d loss / d its output:
+ * gw (1, H) += d^T . top, gb += sum d; dhin (T*B, H) = d x w, or += when add. */
+static void head_backward(int TB, int H, const float *top, const float *d, const float *w,
+                          float *gw, float *gb, float *dhin, int add) {
+  float dbsum = 0.0f;
+  for (int r = 0; r < TB; r++)
+    dbsum += d[r];
+  gb[0] += dbsum;
+  cblas_sgemv(CblasRowMajor, CblasTrans, TB, H, 1.0f, top, H, d, 1, 1.0f, gw, 1);
+  for (int r = 0; r < TB; r++)
+    for (int j = 0; j < H; j++) {
+      float v = d[r] * w[j];
+      dhin[(size_t)r * H + j] = add ? dhin[(size_t)r * H + j] + v : v;
+    }
+}
+
 void nn_train_backward(nn_train *tr, const nn_model *m, float *grad) {
   const int L = m->L, H = m->H, G = m->G, B = tr->B, T = tr->T, TB = T * B;
 #define GRAD(p) (grad + ((p)-m->params))
-  /* Head: d head_w (1, H) += dy (T*B)^T . h_top (T*B, H); dhin (T*B, H) = dy x head_w. */
+  /* The heads: head (from dy) sets dhin, the scale head (from ds) adds to it. */
   const float *top = tr->h[L - 1] + (size_t)B * H;
-  float *ghw = GRAD(m->head_w), *ghb = GRAD(m->head_b);
-  float dbsum = 0.0f;
-  for (int r = 0; r < TB; r++)
-    dbsum += tr->dy[r];
-  ghb[0] += dbsum;
-  cblas_sgemv(CblasRowMajor, CblasTrans, TB, H, 1.0f, top, H, tr->dy, 1, 1.0f, ghw, 1);
-  for (int r = 0; r < TB; r++)
-    for (int j = 0; j < H; j++)
-      tr->dhin[(size_t)r * H + j] = tr->dy[r] * m->head_w[j];
+  head_backward(TB, H, top, tr->dy, m->head_w, GRAD(m->head_w), GRAD(m->head_b), tr->dhin, 0);
+  if (m->gauss)
+    head_backward(TB, H, top, tr->ds, m->scale_w, GRAD(m->scale_w), GRAD(m->scale_b), tr->dhin, 1);
 
   for (int k = L - 1; k >= 0; k--) {
     const int D = k == 0 ? NN_F : H;
@@ -358,6 +387,10 @@ void nn_train_init_weights(nn_model *m, nn_rng *r) {
   }
   fill_uniform(m->head_w, H, a, r);
   fill_uniform(m->head_b, 1, a, r);
+  if (m->gauss) {
+    fill_uniform(m->scale_w, H, a, r);
+    fill_uniform(m->scale_b, 1, a, r);
+  }
 }
 
 int nn_adam_init(nn_adam *a, size_t n, float lr) {

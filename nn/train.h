@@ -56,6 +56,7 @@ static inline uint64_t nn_rng_below(nn_rng *r, uint64_t n) {
  * gate rows (4H LSTM, 3H GRU, H RNN). */
 typedef struct nn_train {
   int cell, L, H, G, peephole; /* the shape it was made for */
+  int gauss;                   /* 1: the model has the scale head, the loss is Gaussian NLL */
   int Bmax, Tmax;              /* capacity */
   int B, T;                    /* of the last forward pass */
   float *buf;                  /* the one allocation */
@@ -68,6 +69,8 @@ typedef struct nn_train {
   float *hn[NN_MAX_LAYERS];    /* GRU: (T, B, H) W_hn h + b_hn at step t, which r multiplied */
   float *y;                    /* (T, B) outputs (standardized) */
   float *dy;                   /* (T, B) d loss / d y */
+  float *s;                    /* gauss: (T, B) scale head outputs, log-variance; else NULL */
+  float *ds;                   /* gauss: (T, B) d loss / d s; else NULL */
   float *dz;    /* (T, B, G) d loss / d gate pre-activations of the current layer (GRU: of the
                    input side, W_ih x + b_ih) */
   float *dzh;   /* GRU: (T, B, G) the same for the recurrent side, W_hh h + b_hh; else NULL */
@@ -91,9 +94,15 @@ void nn_train_free(nn_train *tr); /* accepts NULL and half-built */
  *        h0, h1, ...: in the initial state, out the final one (truncated BPTT: no gradient flows
  *        into the initial state)
  * Returns loss = sum w * (y - tgt)^2, accumulated in double. Outputs are left in tr->y.
+ * A model with the scale head (m->gauss) also leaves s = scale_head(h) in tr->s and returns
+ * the Gaussian negative log-likelihood sum w * 0.5 (log v + (y - tgt)^2 / v), v = max(exp(s),
+ * NN_GAUSS_EPS), as PyTorch's GaussianNLLLoss(full=False, eps=1e-6) with var = exp(s) (whose
+ * clamp passes the gradient through unchanged).
  * The gate functions are the rational approximations of nn/gates.c (within ~4e-7 of libm). */
 double nn_train_forward(nn_train *tr, const nn_model *m, int B, int T, const float *x,
                         const float *tgt, const float *w, float *state);
+
+#define NN_GAUSS_EPS 1e-6f /* the least variance of the Gaussian NLL (PyTorch's eps) */
 
 /* Backward pass of the last forward: adds d loss / d params into grad (m->nparams floats, same
  * layout as m->params). The entries of features.* and target.* are never touched. */
@@ -104,7 +113,8 @@ void nn_train_backward(nn_train *tr, const nn_model *m, float *grad);
 double nn_grad_clip(float *grad, size_t n, double maxnorm);
 
 /* Fills the trainable tensors like PyTorch's nn.LSTM/GRU/RNN and nn.Linear defaults: uniform in
- * [-1/sqrt(H), 1/sqrt(H)]; peepholes the same. features.* and target.* are left alone. */
+ * [-1/sqrt(H), 1/sqrt(H)]; peepholes and the scale head (drawn last) the same. features.* and
+ * target.* are left alone. */
 void nn_train_init_weights(nn_model *m, nn_rng *r);
 
 /* Adam (Kingma & Ba) with bias correction, over the trainable entries of m->params. */

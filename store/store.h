@@ -1,7 +1,8 @@
 /* store.h: the state database: one SQLite file (WAL mode) holding the model binding, the next
  * input offset per partition and every instrument's (n, last tick, recurrent state), written in one
- * transaction per checkpoint. Not for deciding what or when to checkpoint (daemon/ckpt.h does),
- * and it knows nothing of libuv, Kafka or the symbol table: plain values in, plain values out.
+ * transaction per checkpoint. Not for deciding what or when to checkpoint (daemon/loop/ckpt.h
+ * does), and it knows nothing of libuv, Kafka or the symbol table: plain values in, plain values
+ * out.
  *
  * Threading: a store may be used from any thread, but from one thread at a time (the daemon
  * hands it to libuv's thread pool for a write and takes it back on completion). */

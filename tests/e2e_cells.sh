@@ -106,6 +106,17 @@ echo "ok: every cell within 10% of the optimal skill; PyTorch agrees with replay
 cat "$TMP/search.out"
 tc_eq "cells of the 4 trials" "$(awk '$1 ~ /^[1-4]$/ {printf "%s ", $2}' "$TMP/search.out")" \
   "lstm gru rnn_tanh rnn_relu "
+# The trials on 1 and on 3 threads: the same model bytes, the same table but for its sec column.
+for n in 1 3; do
+  "$TC" train --input "$TMP/work/ticks.csv" --output "$TMP/search_t$n.safetensors" --search \
+    --trials 4 --epochs 2 --threads "$n" --quiet >"$TMP/search_t$n.out"
+done
+cmp "$TMP/search_t1.safetensors" "$TMP/search_t3.safetensors" ||
+  tc_fail "--search on 1 and 3 threads kept different models"
+tc_eq "search table on 1 and 3 threads" "$(awk '{$NF = ""; print}' "$TMP/search_t3.out")" \
+  "$(awk '{$NF = ""; print}' "$TMP/search_t1.out")"
+tc_eq "distinct validation figures of the 4 trials" \
+  "$(awk '$1 ~ /^[1-4]$/ {print $8}' "$TMP/search_t1.out" | sort -u | wc -l)" 4
 "$TC" train --input "$TMP/work/ticks.csv" --output "$TMP/search1.safetensors" --search --trials 2 \
   --epochs 2 --cell gru --quiet >"$TMP/search1.out"
 tc_eq "cells with --cell gru" "$(awk '$1 ~ /^[1-2]$/ {printf "%s ", $2}' "$TMP/search1.out")" "gru gru "

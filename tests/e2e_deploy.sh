@@ -22,7 +22,7 @@ $PY "$H" static "$ROOT"
 
 # ---- install.sh: into a staging root; a second run changes nothing and keeps an edited config.
 S="$TMP/stage"
-DESTDIR="$S" PREFIX=/opt/tc "$D/install.sh" >"$TMP/install1.log"
+BIN="$TC" DESTDIR="$S" PREFIX=/opt/tc "$D/install.sh" >"$TMP/install1.log"
 for f in opt/tc/bin/tickcast etc/systemd/system/tickcast.service etc/tickcast/tickcast.conf; do
   [ -f "$S/$f" ] || tc_fail "install.sh did not install /$f"
 done
@@ -38,7 +38,7 @@ tree_sum() {
   (cd "$S" && find . -type f ! -name tickcast.conf -exec sha256sum {} + | sort | sha256sum | cut -c1-16)
 }
 sum1=$(tree_sum)
-DESTDIR="$S" PREFIX=/opt/tc "$D/install.sh" >"$TMP/install2.log"
+BIN="$TC" DESTDIR="$S" PREFIX=/opt/tc "$D/install.sh" >"$TMP/install2.log"
 sum2=$(tree_sum)
 tc_eq "checksum of the staged files after a second install.sh" "$sum2" "$sum1"
 tail -n 1 "$S/etc/tickcast/tickcast.conf" | grep -qx "# edited" ||

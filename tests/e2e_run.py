@@ -12,7 +12,8 @@ Not a test by itself. Subcommands:
                                    more to catch extras; one JSON line per message to OUT:
                                    partition, offset, key (text), key_b64 (the key's bytes), value
   check-preds PREDS [--exclude OLD] REPLAY...
-                                   one prediction per replayed row, equal values, n increasing
+                                   one prediction per replayed row, equal values (pred_std,
+                                   lo_px, hi_px identical when the replay has them), n increasing
                                    (messages also in OLD, an earlier collect, are left out)
   check-dlq DLQ EXP                the dead letters expected, with reasons and fields
   committed BROKERS GROUP TOPIC     print the sum of the group's committed offsets on TOPIC
@@ -214,6 +215,12 @@ def check_preds(preds_path, replays):
             fail(f"{k}: pred_ret {v['pred_ret']!r} vs replay {r['pred_ret']} (diff {d:.3g})")
         if abs(float(r["pred_px"]) - v["pred_px"]) > 1e-8 * v["pred_px"]:
             fail(f"{k}: pred_px {v['pred_px']!r} vs replay {r['pred_px']}")
+        # The scale head's fields: present exactly when the replay has them, and identical.
+        for f in ("pred_std", "lo_px", "hi_px"):
+            if (f in r) != (f in v):
+                fail(f"{k}: {f} in replay {f in r}, in the prediction {f in v}")
+            if f in r and float(r[f]) != v[f]:
+                fail(f"{k}: {f} {v[f]!r} vs replay {r[f]}")
         worst = max(worst, d)
     missing = set(want) - seen
     if missing:

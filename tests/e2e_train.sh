@@ -348,4 +348,21 @@ head -c 100 "$TMP/ar1.safetensors" >"$TMP/bad.safetensors"
 tc_eq "eval bad model" "$(code "$TC" eval --model "$TMP/bad.safetensors" --input "$TMP/small.csv")" 2
 grep -q "bad.safetensors" "$TMP/err" || tc_fail "bad-model message names the file"
 tc_eq "eval --sym absent" "$(code "$TC" eval --model "$TMP/ar1.safetensors" --input "$TMP/small.csv" --sym ZZZ)" 2
+# The memory bound: 1 MiB holds 5242 ticks at 200 bytes a tick; the 50,000-tick file stops at the
+# first tick past it (line 5244: a header, then 5242 accepted), exit 1 naming file, line and bound.
+tc_eq "train past --max-memory" "$(code "$TC" train --input "$TMP/ar1_train.csv" --output "$TMP/mm.safetensors" \
+  --max-memory 1)" 1
+grep -q "ar1_train.csv:5244: more than 5242 accepted ticks at 200 bytes a tick: past the memory bound of 1 MiB (--max-memory" "$TMP/err" ||
+  tc_fail "max-memory message: $(cat "$TMP/err")"
+[ ! -e "$TMP/mm.safetensors" ] || tc_fail "a model was written past --max-memory"
+tc_eq "eval past --max-memory" "$(code "$TC" eval --model "$TMP/ar1.safetensors" --input "$TMP/ar1_test.csv" \
+  --max-memory 1)" 1
+# --search at once: 12 MiB holds the 50,000 ticks of ar1_test.csv at 200 bytes (10 MB) and
+# (12 MiB - 10 MB) / (32 bytes x 50,000) = 1 more trial: 2 threads, not 8.
+"$TC" train --input "$TMP/ar1_test.csv" --output "$TMP/mm.safetensors" --search --trials 3 --epochs 1 \
+  --threads 8 --max-memory 12 >/dev/null 2>"$TMP/mm.err" || tc_fail "search within the bound: $(cat "$TMP/mm.err")"
+grep -q "^train: --search on 2 threads instead of 8: each trial at once holds about 32 bytes a tick more, and the memory bound of 12 MiB allows 2$" "$TMP/mm.err" ||
+  tc_fail "search threads under the bound: $(grep -- --search "$TMP/mm.err")"
+tc_eq "eval within --max-memory 10" "$(code "$TC" eval --model "$TMP/ar1.safetensors" --input "$TMP/ar1_test.csv" \
+  --max-memory 10 --quiet)" 0
 echo "e2e_train: all passed in $SECONDS s"

@@ -8,6 +8,10 @@ parameter. Without peepholes the network is torch.nn.LSTM itself; with them it i
 cell written out in torch ops; the GRU and RNN files (train_grad_gru_*, train_grad_rnn_*) are
 torch.nn.GRU and torch.nn.RNN themselves. The config line is L, H, peephole, B, T and, for the
 GRU and RNN, the cell code of nn/base/cell.h (1 GRU, 2 RNN tanh, 3 RNN relu).
+The train_grad_gauss_* files are models with the scale head (scale_head = nn.Linear(H, 1), s its
+output, the log-variance): the loss is sum(w * GaussianNLLLoss(full=False, eps=1e-6,
+reduction="none")(y, tgt, exp(s))), which with w = 1/n is the reduction "mean" over the n
+positions that count; they add the outputs s, and 1 (gauss) as the config's seventh number.
 Format: one line per entry, "name n v0 v1 ...". Run with Debian's python3 (has torch):
     /usr/bin/python3 tests/gen_train_fixture.py
 """
@@ -55,7 +59,7 @@ def line(name, t):
     return f"{name} {len(v)} " + " ".join(f"{a:.17g}" for a in v) + "\n"
 
 
-def write(path, config, p, x, tgt, w, loss, y, state, grads):
+def write(path, config, p, x, tgt, w, loss, y, state, grads, s=None):
     """The fixture: config, parameters (float32 values, exactly representable), batch, loss,
     outputs, final state, then grad.NAME of every parameter."""
     with open(path, "w") as f:
@@ -67,6 +71,8 @@ def write(path, config, p, x, tgt, w, loss, y, state, grads):
         f.write(line("w", w))
         f.write(line("loss", loss.reshape(1)))
         f.write(line("y", y))
+        if s is not None:
+            f.write(line("s", s))
         f.write(line("state", state))
         for k in p:
             f.write(line("grad." + k, grads[k]))
@@ -138,6 +144,54 @@ def make_cell(path, cell, L, H, B, T, seed):
     print(f"wrote {path}: {cell} L={L} H={H} B={B} T={T} loss={loss.item():.9g}")
 
 
+def make_gauss(path, cell, L, H, B, T, seed, scale_bias=None):
+    """A model with the scale head: nn.LSTM (cell "lstm"), nn.GRU or nn.RNN, head and scale_head
+    (nn.Linear(H, 1) each), the loss PyTorch's GaussianNLLLoss on var = exp(scale_head(h)).
+    scale_bias, when given, sets scale_head.bias so that some variances fall below eps."""
+    torch.manual_seed(seed)
+    if cell == "lstm":
+        mod, pre, code = torch.nn.LSTM(F, H, num_layers=L), "lstm", 0
+    elif cell == "gru":
+        mod, pre, code = torch.nn.GRU(F, H, num_layers=L), "gru", 1
+    else:
+        mod = torch.nn.RNN(F, H, num_layers=L, nonlinearity=cell[4:])
+        pre, code = "rnn", 2 if cell == "rnn_tanh" else 3
+    head, scale = torch.nn.Linear(H, 1), torch.nn.Linear(H, 1)
+    p = {}
+    with torch.no_grad():
+        for name, v in mod.named_parameters():
+            v.mul_(2)  # away from the linear regime
+            p[f"{pre}.{name}"] = v.detach().clone()
+        if scale_bias is not None:
+            scale.bias.fill_(scale_bias)
+        for name, v in head.state_dict().items():
+            p["head." + name] = v.detach().clone()
+        for name, v in scale.state_dict().items():
+            p["scale_head." + name] = v.detach().clone()
+    x, tgt, w = batch(T, B)
+    mod, head, scale = mod.double(), head.double(), scale.double()
+    top, hn = mod(x.double())
+    if cell == "lstm":
+        hn = torch.stack([hn[0], hn[1]], 2)  # (L, B, 2, H): h, c per layer
+    y = (top @ head.weight.T).squeeze(-1) + head.bias
+    sv = (top @ scale.weight.T).squeeze(-1) + scale.bias
+    nll = torch.nn.GaussianNLLLoss(full=False, eps=1e-6, reduction="none")
+    loss = (w.double() * nll(y, tgt.double(), torch.exp(sv))).sum()
+    # With equal weights and no padding, the weighted sum is PyTorch's reduction "mean".
+    mean = torch.nn.GaussianNLLLoss(full=False, eps=1e-6)(y, tgt.double(), torch.exp(sv))
+    wsum = (nll(y, tgt.double(), torch.exp(sv)) / (T * B)).sum()
+    assert abs(mean.item() - wsum.item()) < 1e-12
+    loss.backward()
+    state = hn.transpose(0, 1)  # (B, L, ...)
+    grads = {f"{pre}.{n}": v.grad for n, v in mod.named_parameters()}
+    grads.update({"head." + n: v.grad for n, v in head.named_parameters()})
+    grads.update({"scale_head." + n: v.grad for n, v in scale.named_parameters()})
+    write(path, [L, H, 0, B, T, code, 1], p, x, tgt, w, loss, y, state, grads, s=sv)
+    clamped = int((torch.exp(sv) < 1e-6).sum())
+    print(f"wrote {path}: gauss {cell} L={L} H={H} B={B} T={T} loss={loss.item():.9g}, "
+          f"{clamped} variances below eps")
+
+
 if __name__ == "__main__":
     d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
     os.makedirs(d, exist_ok=True)
@@ -146,3 +200,7 @@ if __name__ == "__main__":
     make_cell(os.path.join(d, "train_grad_gru_l2.txt"), "gru", L=2, H=7, B=3, T=10, seed=13)
     make_cell(os.path.join(d, "train_grad_rnn_tanh_l2.txt"), "rnn_tanh", L=2, H=6, B=4, T=11, seed=14)
     make_cell(os.path.join(d, "train_grad_rnn_relu_l1.txt"), "rnn_relu", L=1, H=9, B=3, T=12, seed=15)
+    make_gauss(os.path.join(d, "train_grad_gauss_l1.txt"), "lstm", L=1, H=8, B=3, T=12, seed=16)
+    make_gauss(os.path.join(d, "train_grad_gauss_gru_l2.txt"), "gru", L=2, H=7, B=3, T=10, seed=17)
+    make_gauss(os.path.join(d, "train_grad_gauss_rnn_tanh_l1.txt"), "rnn_tanh", L=1, H=6, B=4, T=9,
+               seed=18, scale_bias=-13.8)

@@ -1,6 +1,8 @@
 /* test_engine.c: the engine's wave scheduling gives the sequential result (the same ticks one
- * call each), whatever the chunking, up to float rounding (OpenBLAS picks kernels by batch size,
- * so sums may associate differently: differences are ~1e-7); out-of-order ticks are rejected
+ * call each), whatever the chunking, up to float rounding where a large wave goes to OpenBLAS
+ * (which picks kernels by batch size, so sums may associate differently: ~1e-7), and bit for bit
+ * with engine_init_exact, also across engines that share the instruments (the replays'
+ * --threads); out-of-order ticks are rejected
  * without touching state; n counts per instrument; features follow CONTRACT §2 (checked through a
  * model whose head reads one feature straight through); the daemon's bounds: a tick too far ahead
  * of the wall clock is future_ts (and a new instrument beyond the limit instrument_limit) without
@@ -267,6 +269,70 @@ static void bounds(void) {
   nn_model_free(&m);
 }
 
+/* engine_init_exact: the same bits however the ticks are grouped, even where the projection of a
+ * large batch would go to sgemm (Bkern forced to 64, as on an AVX2 CPU): one engine on chunks of
+ * 4096 over 200 instruments (waves of up to 200), against two engines that share the instruments
+ * by parity on chunks of random sizes, and one tick per call. (The replays rely on this for
+ * --threads.) */
+static void exact_grouping(void) {
+  enum { XT = 20000, XS = 200 };
+  static eng_tick in[XT], big[XT], split[XT], one[XT];
+  nn_model m;
+  random_model(&m, 2, 16, 0);
+  for (int i = 0; i < XT; i++) {
+    int k = (int)(urand() * XS);
+    memset(&in[i], 0, sizeof in[i]);
+    in[i].t.sym_len = (uint8_t)sprintf(in[i].t.sym, "X%d", k);
+    in[i].t.ts = 1000000000LL * i;
+    in[i].t.px = 10 + k + urand();
+    in[i].partition = -1;
+  }
+  memcpy(big, in, sizeof in);
+  memcpy(split, in, sizeof in);
+  memcpy(one, in, sizeof in);
+  engine e, f[2], g;
+  CHECK_INT(engine_init_exact(&e, &m, 4096, 4096), 0);
+  CHECK_INT(engine_init_exact(&f[0], &m, 4096, 4096), 0);
+  CHECK_INT(engine_init_exact(&f[1], &m, 4096, 4096), 0);
+  CHECK_INT(engine_init_exact(&g, &m, 1, 1), 0);
+  e.w.Bkern = f[0].w.Bkern = f[1].w.Bkern = 64;
+  for (int i = 0; i < XT; i += 4096)
+    CHECK_INT(engine_process(&e, big + i, XT - i < 4096 ? XT - i : 4096), 0);
+  for (int i = 0; i < XT; i++)
+    CHECK_INT(engine_process(&g, one + i, 1), 0);
+  static eng_tick part[XT]; /* each engine's ticks in input order, in random chunks */
+  static int at[XT];
+  for (int h = 0; h < 2; h++) {
+    int n = 0;
+    for (int i = 0; i < XT; i++)
+      if (atoi(in[i].t.sym + 1) % 2 == h) {
+        part[n] = in[i];
+        at[n++] = i;
+      }
+    for (int i = 0; i < n;) {
+      int c = 1 + (int)(urand() * 4096);
+      c = c < n - i ? c : n - i;
+      CHECK_INT(engine_process(&f[h], part + i, c), 0);
+      i += c;
+    }
+    for (int i = 0; i < n; i++)
+      split[at[i]] = part[i];
+  }
+  int diff = 0;
+  for (int i = 0; i < XT; i++)
+    diff += memcmp(&big[i].y, &split[i].y, sizeof(float)) != 0 ||
+            memcmp(&big[i].y, &one[i].y, sizeof(float)) != 0 || big[i].n != split[i].n;
+  printf("exact: %d of %d ticks differ in bits between one engine, two engines and one tick per "
+         "call\n",
+         diff, XT);
+  CHECK_INT(diff, 0);
+  engine_free(&e);
+  engine_free(&f[0]);
+  engine_free(&f[1]);
+  engine_free(&g);
+  nn_model_free(&m);
+}
+
 /* A restored instrument skips its Kafka ticks below skip_below (already in its state): they change
  * nothing and are flagged; the ones from skip_below on are applied; file ticks (offset -1) and
  * other instruments are untouched by the rule; and the result equals an engine that never saw the
@@ -330,6 +396,7 @@ int main(void) {
   closed_form();
   bounds();
   features_extremes();
+  exact_grouping();
   swap_model();
   for (int L = 1; L <= 2; L++)
     for (int p = 0; p <= 1; p++) {

@@ -240,8 +240,8 @@ static void test_ts_unit(void) {
   CHECK_INT(read_all(&tf, r, 8), 5);
   CHECK_INT(r[0].ts, 1704186000);
   CHECK_INT(r[2].ts, 1704153600000000000LL);
-  CHECK_INT(tf.ts_ints, 3);
-  CHECK_INT(tf.ts_odd, 3);
+  CHECK_INT(tf.ts.ints, 3);
+  CHECK_INT(tf.ts.odd, 3);
   CHECK_INT(tickfile_ts_warning(&tf, msg, sizeof msg), 1);
   char want[512];
   snprintf(want, sizeof want,
@@ -294,14 +294,59 @@ static void test_ts_unit(void) {
   p = WRITE("ns.csv", "sym,ts,px\nA,31795200000000000,1\nB,3,1\nC,1704186000123456,1\n");
   CHECK_INT(tickfile_open(&tf, p, err, sizeof err), 0);
   CHECK_INT(read_all(&tf, r, 8), 3);
-  CHECK_INT(tf.ts_odd, 1); /* only C, which looks like microseconds */
-  CHECK_INT(tf.odd_line, 4);
-  CHECK_INT(tf.odd_unit, TICKFILE_TS_US);
+  CHECK_INT(tf.ts.odd, 1); /* only C, which looks like microseconds */
+  CHECK_INT(tf.ts.odd_line, 4);
+  CHECK_INT(tf.ts.odd_unit, TICKFILE_TS_US);
   tickfile_close(&tf);
   CHECK_INT(tickfile_open(&tf, p, err, sizeof err), 0);
   tickfile_set_ts_unit(&tf, TICKFILE_TS_NS);
   CHECK_INT(read_all(&tf, r, 8), 3);
   CHECK_INT(tickfile_ts_warning(&tf, msg, sizeof msg), 0);
+  tickfile_close(&tf);
+}
+
+/* The parts of tickfile_next for parallel readers: tickfile_read_raw gives the bytes after the
+ * header (the JSON Lines' first line included), tickfile_decode decodes a line as tickfile_next
+ * does, with its own timestamp notes, and tickfile_ts_merge keeps the lowest line of the odd ones
+ * whatever the order of merging. */
+static void test_raw_decode(void) {
+  tickfile tf;
+  char err[256], buf[256];
+  const char *p =
+      WRITE("raw.csv", "\xEF\xBB\xBFsym,ts,px\nA,1704186000,1\n\nB,2,x\nC,1704186001,2");
+  CHECK_INT(tickfile_open(&tf, p, err, sizeof err), 0);
+  int n = 0, got;
+  while ((got = tickfile_read_raw(&tf, buf + n, 5)) > 0)
+    n += got;
+  CHECK_INT(got, 0);
+  buf[n] = 0;
+  CHECK_STR(buf, "A,1704186000,1\n\nB,2,x\nC,1704186001,2");
+  CHECK_INT(tf.bytes, tf.size);
+  tickfile_ts_seen a = {0}, b = {0};
+  tick t;
+  int reason;
+  CHECK_INT(tickfile_decode(&tf, 5, "C,1704186001,2", 14, &t, &reason, &b, err, sizeof err), 1);
+  CHECK_INT(reason, TICK_OK);
+  CHECK_INT(tickfile_decode(&tf, 3, "  \t", 3, &t, &reason, &a, err, sizeof err), 0);
+  CHECK_INT(tickfile_decode(&tf, 4, "B,2,x", 5, &t, &reason, &a, err, sizeof err), 1);
+  CHECK_INT(reason, TICK_BAD_PX);
+  CHECK_CONTAINS(err, "field px: found \"x\"");
+  CHECK_INT(tickfile_decode(&tf, 2, "A,1704186000,1", 14, &t, &reason, &a, err, sizeof err), 1);
+  CHECK_INT(t.ts, 1704186000);
+  tickfile_ts_merge(&tf, &b); /* line 5 first, then line 2: line 2 is named */
+  tickfile_ts_merge(&tf, &a);
+  CHECK_INT(tf.ts.ints, 2);
+  CHECK_INT(tf.ts.odd, 2);
+  CHECK_INT(tf.ts.odd_line, 2);
+  CHECK_INT(tf.ts.odd_ts, 1704186000);
+  tickfile_close(&tf);
+  /* JSON Lines: the first line, read by open to detect the format, is in the raw bytes. */
+  p = WRITE("raw.jsonl", "\n{\"sym\":\"A\",\"ts\":1,\"px\":1}\n");
+  CHECK_INT(tickfile_open(&tf, p, err, sizeof err), 0);
+  CHECK_INT(tf.line, 1);
+  n = tickfile_read_raw(&tf, buf, sizeof buf - 1);
+  buf[n > 0 ? n : 0] = 0;
+  CHECK_STR(buf, "{\"sym\":\"A\",\"ts\":1,\"px\":1}\n");
   tickfile_close(&tf);
 }
 
@@ -316,6 +361,7 @@ int main(void) {
   test_errors();
   test_stdin();
   test_ts_unit();
+  test_raw_decode();
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0)

@@ -707,8 +707,52 @@ static void test_json_ts_kind(void) {
   CHECK_INT(t.ts_int, 0);
 }
 
+/* tick_json_sym_hint / tick_csv_sym_hint: the symbol where it is sure, 0 where it cannot tell. */
+static const char *hint_json(const char *s) {
+  static char out[64];
+  const char *h;
+  size_t n;
+  if (!tick_json_sym_hint(s, strlen(s), &h, &n))
+    return "-";
+  snprintf(out, sizeof out, "%.*s", (int)n, h);
+  return out;
+}
+
+static const char *hint_csv(const char *hdr, const char *row) {
+  static char out[64];
+  tick_csv h;
+  char err[128];
+  const char *s;
+  size_t n;
+  CHECK_INT(tick_csv_header(&h, hdr, strlen(hdr), err, sizeof err), 0);
+  if (!tick_csv_sym_hint(&h, row, strlen(row), &s, &n))
+    return "-";
+  snprintf(out, sizeof out, "%.*s", (int)n, s);
+  return out;
+}
+
+static void test_sym_hint(void) {
+  CHECK_STR(hint_json("{\"sym\":\"EURUSD\",\"ts\":1,\"px\":1}"), "EURUSD");
+  CHECK_STR(hint_json("{ \"px\":1, \"sym\" :\t\"A.B\" }"), "A.B");
+  CHECK_STR(hint_json("{\"s\\u0079m\":\"A\",\"ts\":1,\"px\":1}"), "-"); /* escapes */
+  CHECK_STR(hint_json("{\"sym\":\"A\\u0042\",\"ts\":1,\"px\":1}"), "-");
+  CHECK_STR(hint_json("{\"sym\":\"A\",\"sym\":\"B\"}"), "-");         /* last one wins */
+  CHECK_STR(hint_json("{\"m\":{\"sym\":\"B\"},\"sym\":\"A\"}"), "-"); /* nested */
+  CHECK_STR(hint_json("{\"note\":\"sym\",\"sym\":\"A\"}"), "-");      /* a value "sym" */
+  CHECK_STR(hint_json("{\"sym\":5}"), "-");
+  CHECK_STR(hint_json("{\"px\":1}"), "-");
+  CHECK_STR(hint_csv("sym,ts,px", "EURUSD,1,2"), "EURUSD");
+  CHECK_STR(hint_csv("ts,px,sym", "1,2,GBP\r"), "GBP"); /* the row's '\r' is not the sym's */
+  CHECK_STR(hint_csv("ts,px,sym", "1,2"), "-");
+  CHECK_STR(hint_csv("ts,sym,px", "\"1,0\",A,2"), "-"); /* quoted fields: decode to know */
+  CHECK_STR(hint_csv("ts,sym,px", "1,\"A\",2"), "-");   /* the decoder unquotes it */
+  CHECK_STR(hint_csv("sym,ts,px", "A,1,\"2\""), "A");   /* quotes after the sym do not matter */
+  CHECK_STR(hint_csv("sym,ts,px", ",1,2"), "");         /* rejected anyway: missing sym */
+}
+
 int main(void) {
   test_accept();
+  test_sym_hint();
   test_json_ts_kind();
   test_date_and_format();
   test_reject();

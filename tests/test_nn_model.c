@@ -682,7 +682,88 @@ static void test_cells_roundtrip(void) {
   CHECK_STR(nn_cell_name(9), "?");
 }
 
+/* The scale head: a file with scale_head.* loads as a gauss model (metadata "tickcast.head"
+ * optional, must agree), saves back to the same bytes and tensors; damaged ones are refused; a
+ * model without it has no scale tensors and no head metadata. */
+static void test_scale_head(void) {
+  mf f;
+  base(&f, 0);
+  add(&f, "scale_head.weight", "[1,2]", 2);
+  add(&f, "scale_head.bias", "[1]", 1);
+  size_t len;
+  unsigned char *buf = build(&f, &len);
+  nn_model m, m2;
+  char err[512], path[64];
+  int rc = nn_model_load_mem(&m, buf, len, "ok", err, sizeof err);
+  free(buf);
+  CHECK_INT(rc, 0);
+  if (rc) {
+    fprintf(stderr, "%s\n", err);
+    return;
+  }
+  CHECK_INT(m.gauss, 1);
+  CHECK(m.scale_w && m.scale_b && m.scale_w[1] == 0.5f && m.scale_b[0] == 0.25f);
+  CHECK(nn_model_get_meta(&m, NN_META_HEAD_KEY) == NULL); /* the file's metadata, as it was */
+  nn_tensor t[NN_TENSORS_MAX];
+  int nt = nn_model_tensors(&m, t);
+  CHECK_STR(t[nt - 5].name, "scale_head.bias");
+  CHECK_STR(t[nt - 6].name, "scale_head.weight");
+  CHECK(t[nt - 6].ndim == 2 && t[nt - 6].dim[0] == 1 && t[nt - 6].dim[1] == 2);
+  snprintf(path, sizeof path, "/tmp/test_nn_model_%d_g.safetensors", (int)getpid());
+  CHECK_INT(nn_model_save(&m, path, err, sizeof err), 0);
+  CHECK_INT(nn_model_load(&m2, path, err, sizeof err), 0);
+  CHECK(m2.gauss == 1 && m2.nparams == m.nparams &&
+        memcmp(m2.params, m.params, m.nparams * 4) == 0);
+  nn_model_free(&m2);
+  nn_model_free(&m);
+  /* nn_model_init_head: the metadata and the scale head's output over the top layer's h. */
+  CHECK_INT(nn_model_init_head(&m, NN_CELL_GRU, 2, 3, 0, 1), 0);
+  CHECK_STR(nn_model_get_meta(&m, NN_META_HEAD_KEY), "gauss");
+  for (int j = 0; j < 3; j++)
+    m.scale_w[j] = (float)(j + 1);
+  m.scale_b[0] = 0.5f;
+  float st[6] = {9, 9, 9, 1, 2, 3}, *sp[1] = {st}, sc;
+  nn_model_scale_out(&m, 1, sp, &sc);
+  CHECK_NEAR(sc, 14.5, 1e-6); /* 1*1 + 2*2 + 3*3 + 0.5, from layer 1's h */
+  CHECK_INT(nn_model_save(&m, path, err, sizeof err), 0);
+  CHECK_INT(nn_model_load(&m2, path, err, sizeof err), 0);
+  CHECK(m2.gauss == 1 && m2.cell == NN_CELL_GRU);
+  CHECK_STR(nn_model_get_meta(&m2, NN_META_HEAD_KEY), "gauss");
+  nn_model_free(&m2);
+  nn_model_free(&m);
+  unlink(path);
+  CHECK_INT(nn_model_init_cell(&m, NN_CELL_LSTM, 1, 2, 0), 0);
+  CHECK(m.gauss == 0 && m.scale_w == NULL && nn_model_get_meta(&m, NN_META_HEAD_KEY) == NULL);
+  nn_model_free(&m);
+
+  base(&f, 0);
+  add(&f, "scale_head.weight", "[1,2]", 2);
+  BAD("scale head without bias", &f, TC_ENOENT,
+      "missing tensor scale_head.bias (F32, shape [1]: one output)");
+  base(&f, 0);
+  add(&f, "scale_head.weight", "[1,3]", 3);
+  add(&f, "scale_head.bias", "[1]", 1);
+  BAD("scale head wrong shape", &f, TC_ESHAPE,
+      "tensor scale_head.weight has shape [1,3], expected [1,2] (1 x H with H=2 from "
+      "lstm.weight_hh_l0)");
+  base(&f, 0);
+  snprintf(f.meta, sizeof f.meta,
+           "{\"tickcast.format\":\"1\",\"tickcast.features\":\"ret,log_qty,log_dt,spread\","
+           "\"tickcast.head\":\"gauss\"}");
+  BAD("head gauss without tensors", &f, TC_EFORMAT,
+      "__metadata__ \"tickcast.head\" is \"gauss\", expected \"mean\" (the file has no "
+      "scale_head.* tensors)");
+  add(&f, "scale_head.weight", "[1,2]", 2);
+  add(&f, "scale_head.bias", "[1]", 1);
+  snprintf(f.meta, sizeof f.meta,
+           "{\"tickcast.format\":\"1\",\"tickcast.features\":\"ret,log_qty,log_dt,spread\","
+           "\"tickcast.head\":\"student\"}");
+  BAD("head unknown", &f, TC_EFORMAT,
+      "__metadata__ \"tickcast.head\" is \"student\", expected \"gauss\"");
+}
+
 int main(void) {
+  test_scale_head();
   test_malformed();
   test_roundtrip();
   test_fixtures();

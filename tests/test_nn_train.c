@@ -2,7 +2,8 @@
  * Gradients of every parameter tensor against central finite differences of a double-precision
  * reference of the same loss, for L = 1 and 2, the LSTM with and without peepholes, the GRU and
  * the RNN with tanh and relu; against PyTorch autograd on a fixed batch
- * (tests/fixtures/train_grad_*.txt from tests/gen_train_fixture.py: nn.LSTM, nn.GRU, nn.RNN);
+ * (tests/fixtures/train_grad_*.txt from tests/gen_train_fixture.py: nn.LSTM, nn.GRU, nn.RNN,
+ * and with the scale head PyTorch's GaussianNLLLoss, its eps clamp included);
  * state carried across windows; clipping; Adam's first step in closed form. */
 #include <stdlib.h>
 
@@ -68,7 +69,15 @@ static double ref_loss(const nn_model *m, const double *p, int B, int T, const f
       for (int j = 0; j < H; j++)
         y += P(m->head_w)[j] * in[j];
       size_t r = (size_t)t * B + b;
-      loss += w[r] * (y - tgt[r]) * (y - tgt[r]);
+      if (!m->gauss) {
+        loss += w[r] * (y - tgt[r]) * (y - tgt[r]);
+        continue;
+      }
+      double s = P(m->scale_b)[0];
+      for (int j = 0; j < H; j++)
+        s += P(m->scale_w)[j] * in[j];
+      double v = fmax(exp(s), 1e-6);
+      loss += w[r] * 0.5 * (log(v) + (y - tgt[r]) * (y - tgt[r]) / v);
     }
 #undef P
   free(h), free(c), free(in), free(z), free(zh);
@@ -80,12 +89,13 @@ static float frand(nn_rng *r, float a) {
 }
 
 /* One configuration: analytic gradients of every tensor vs finite differences. */
-static void check_grads(int cell, int L, int H, int peephole, int B, int T, uint64_t seed) {
+static void check_grads_head(int cell, int L, int H, int peephole, int B, int T, uint64_t seed,
+                             int gauss) {
   nn_model m;
   nn_train tr;
   nn_rng r;
   nn_rng_seed(&r, seed);
-  CHECK_INT(nn_model_init_cell(&m, cell, L, H, peephole), 0);
+  CHECK_INT(nn_model_init_head(&m, cell, L, H, peephole, gauss), 0);
   nn_train_init_weights(&m, &r);
   /* Larger-than-default weights so that every gate is exercised away from its linear regime. */
   for (size_t i = 0; i < m.nparams; i++)
@@ -113,7 +123,7 @@ static void check_grads(int cell, int L, int H, int peephole, int B, int T, uint
     const char *name;
     float *t;
     size_t n;
-  } ts[7 * NN_MAX_LAYERS + 2];
+  } ts[7 * NN_MAX_LAYERS + 4];
   int nt = 0;
   for (int k = 0; k < L; k++) {
     size_t D = k == 0 ? NN_F : (size_t)H, G = (size_t)m.G;
@@ -129,6 +139,10 @@ static void check_grads(int cell, int L, int H, int peephole, int B, int T, uint
   }
   ts[nt++] = (typeof(ts[0])){"head_w", m.head_w, (size_t)H};
   ts[nt++] = (typeof(ts[0])){"head_b", m.head_b, 1};
+  if (gauss) {
+    ts[nt++] = (typeof(ts[0])){"scale_w", m.scale_w, (size_t)H};
+    ts[nt++] = (typeof(ts[0])){"scale_b", m.scale_b, 1};
+  }
   int bad = 0, checked = 0;
   double maxrel = 0;
   for (int q = 0; q < nt; q++) {
@@ -158,9 +172,9 @@ static void check_grads(int cell, int L, int H, int peephole, int B, int T, uint
       }
     }
   }
-  printf("grads %s L=%d H=%d peephole=%d B=%d T=%d: %d entries vs finite differences, max rel "
-         "err %.2e\n",
-         nn_cell_name(cell), L, H, peephole, B, T, checked, maxrel);
+  printf("grads %s%s L=%d H=%d peephole=%d B=%d T=%d: %d entries vs finite differences, max "
+         "rel err %.2e\n",
+         nn_cell_name(cell), gauss ? " gauss" : "", L, H, peephole, B, T, checked, maxrel);
   CHECK_INT(bad, 0);
   /* features.* and target.* get no gradient. */
   for (size_t i = 0; i < m.nparams; i++)
@@ -171,16 +185,20 @@ static void check_grads(int cell, int L, int H, int peephole, int B, int T, uint
   nn_model_free(&m);
 }
 
+static void check_grads(int cell, int L, int H, int peephole, int B, int T, uint64_t seed) {
+  check_grads_head(cell, L, H, peephole, B, T, seed, 0);
+}
+
 /* The trainer's forward and inference's step (nn_step) agree on every cell: the same outputs to
  * float rounding and the same final states, so a model is trained on the network it runs. */
-static void check_infer(int cell) {
+static void check_infer(int cell, int gauss) {
   nn_model m;
   nn_train tr;
   nn_work w;
   nn_rng r;
   nn_rng_seed(&r, 40 + (uint64_t)cell);
   enum { L = 2, H = 12, B = 5, T = 20 };
-  CHECK_INT(nn_model_init_cell(&m, cell, L, H, 0), 0);
+  CHECK_INT(nn_model_init_head(&m, cell, L, H, 0, gauss), 0);
   nn_train_init_weights(&m, &r);
   for (size_t i = 0; i < m.nparams; i++)
     if (nn_param_trainable(&m, i))
@@ -188,7 +206,7 @@ static void check_infer(int cell) {
   CHECK_INT(nn_train_init(&tr, &m, B, T), 0);
   CHECK_INT(nn_work_init(&w, &m, B), 0);
   const size_t S = nn_state_floats(&m);
-  float x[T * B * NN_F], tgt[T * B] = {0}, wt[T * B] = {0}, y[B];
+  float x[T * B * NN_F], tgt[T * B] = {0}, wt[T * B] = {0}, y[B], sc[B];
   float *s1 = calloc(B * S, sizeof *s1), *s2 = calloc(B * S, sizeof *s2), *sp[B];
   for (int i = 0; i < T * B * NN_F; i++)
     x[i] = frand(&r, 2.0f);
@@ -200,12 +218,17 @@ static void check_infer(int cell) {
     nn_step(&m, &w, B, x + (size_t)t * B * NN_F, sp, y);
     for (int b = 0; b < B; b++)
       dy = fmax(dy, fabs((double)y[b] - tr.y[t * B + b]) / (1 + fabs((double)y[b])));
+    if (gauss) { /* the scale head over the stepped state: the trainer's s */
+      nn_model_scale_out(&m, B, sp, sc);
+      for (int b = 0; b < B; b++)
+        dy = fmax(dy, fabs((double)sc[b] - tr.s[t * B + b]) / (1 + fabs((double)sc[b])));
+    }
   }
   for (size_t i = 0; i < B * S; i++)
     ds = fmax(ds, fabs((double)s1[i] - s2[i]) / (1 + fabs((double)s1[i])));
   /* Relative to 1 + |value|: a relu RNN's h is unbounded. */
-  printf("train forward vs nn_step, %s L=%d H=%d B=%d T=%d: max rel diff y %.3g, state %.3g\n",
-         nn_cell_name(cell), L, H, B, T, dy, ds);
+  printf("train forward vs nn_step, %s%s L=%d H=%d B=%d T=%d: max rel diff y %.3g, state %.3g\n",
+         nn_cell_name(cell), gauss ? " gauss (y and s)" : "", L, H, B, T, dy, ds);
   CHECK(dy <= 1e-5 && ds <= 1e-5);
   free(s1), free(s2);
   nn_work_free(&w);
@@ -326,16 +349,17 @@ static void check_torch(const char *path) {
   if (!cfg)
     return;
   int L = (int)cfg->v[0], H = (int)cfg->v[1], peep = (int)cfg->v[2], B = (int)cfg->v[3],
-      T = (int)cfg->v[4], cell = cfg->n > 5 ? (int)cfg->v[5] : NN_CELL_LSTM;
+      T = (int)cfg->v[4], cell = cfg->n > 5 ? (int)cfg->v[5] : NN_CELL_LSTM,
+      gauss = cfg->n > 6 ? (int)cfg->v[6] : 0;
   const char *pre = nn_cell_prefix(cell);
   nn_model m;
   nn_train tr;
-  CHECK_INT(nn_model_init_cell(&m, cell, L, H, peep), 0);
+  CHECK_INT(nn_model_init_head(&m, cell, L, H, peep, gauss), 0);
   CHECK_INT(nn_train_init(&tr, &m, B, T), 0);
   struct {
     char name[48];
     float *t;
-  } map[7 * NN_MAX_LAYERS + 2];
+  } map[7 * NN_MAX_LAYERS + 4];
   int nm = 0;
   for (int k = 0; k < L; k++) {
     snprintf(map[nm].name, 48, "%s.weight_ih_l%d", pre, k), map[nm++].t = m.W_ih[k];
@@ -350,6 +374,10 @@ static void check_torch(const char *path) {
   }
   snprintf(map[nm].name, 48, "head.weight"), map[nm++].t = m.head_w;
   snprintf(map[nm].name, 48, "head.bias"), map[nm++].t = m.head_b;
+  if (gauss) {
+    snprintf(map[nm].name, 48, "scale_head.weight"), map[nm++].t = m.scale_w;
+    snprintf(map[nm].name, 48, "scale_head.bias"), map[nm++].t = m.scale_b;
+  }
   for (int q = 0; q < nm; q++) {
     const fx *e = fx_get(f, nf, map[q].name);
     if (!e)
@@ -375,6 +403,14 @@ static void check_torch(const char *path) {
   for (size_t i = 0; i < TB; i++)
     maxy = fmax(maxy, fabs(tr.y[i] - fxy->v[i]));
   CHECK(maxy < 1e-5);
+  if (gauss) { /* the log-variance output */
+    const fx *fxsc = fx_get(f, nf, "s");
+    CHECK(fxsc != NULL);
+    double maxsc = 0;
+    for (size_t i = 0; fxsc && i < TB; i++)
+      maxsc = fmax(maxsc, fabs(tr.s[i] - fxsc->v[i]) / (1 + fabs(fxsc->v[i])));
+    CHECK(maxsc < 1e-5);
+  }
   double maxs = 0;
   for (int i = 0; i < fxs->n; i++)
     maxs = fmax(maxs, fabs(state[i] - fxs->v[i]));
@@ -401,9 +437,9 @@ static void check_torch(const char *path) {
       }
     }
   }
-  printf("%s: %s L=%d H=%d peephole=%d B=%d T=%d, loss %.9g vs %.9g, worst grad diff %.2e of the "
-         "tensor's max\n",
-         path, nn_cell_name(cell), L, H, peep, B, T, loss, fxl->v[0], worst);
+  printf("%s: %s%s L=%d H=%d peephole=%d B=%d T=%d, loss %.9g vs %.9g, worst grad diff %.2e of "
+         "the tensor's max\n",
+         path, nn_cell_name(cell), gauss ? " gauss" : "", L, H, peep, B, T, loss, fxl->v[0], worst);
   CHECK(worst < 1e-4);
   for (int i = 0; i < nf; i++)
     free(f[i].v);
@@ -423,9 +459,16 @@ int main(void) {
     check_grads(cell, 2, 4, 0, 2, 7, 20 + (uint64_t)cell);
     check_grads(cell, 1, 1, 0, 1, 1, 30 + (uint64_t)cell);
   }
+  /* The scale head and the Gaussian NLL, every cell. */
+  check_grads_head(NN_CELL_LSTM, 2, 4, 1, 3, 6, 51, 1);
+  for (int cell = 0; cell < NN_CELL_COUNT; cell++) {
+    check_grads_head(cell, 1, 5, 0, 3, 6, 60 + (uint64_t)cell, 1);
+    check_grads_head(cell, 2, 4, 0, 2, 7, 70 + (uint64_t)cell, 1);
+  }
   for (int cell = 0; cell < NN_CELL_COUNT; cell++) {
     check_carry(cell);
-    check_infer(cell);
+    check_infer(cell, 0);
+    check_infer(cell, 1);
   }
   check_clip_adam();
   check_torch("tests/fixtures/train_grad_l1.txt");
@@ -433,5 +476,8 @@ int main(void) {
   check_torch("tests/fixtures/train_grad_gru_l2.txt");
   check_torch("tests/fixtures/train_grad_rnn_tanh_l2.txt");
   check_torch("tests/fixtures/train_grad_rnn_relu_l1.txt");
+  check_torch("tests/fixtures/train_grad_gauss_l1.txt");
+  check_torch("tests/fixtures/train_grad_gauss_gru_l2.txt");
+  check_torch("tests/fixtures/train_grad_gauss_rnn_tanh_l1.txt"); /* variances below eps */
   return check_done();
 }

@@ -49,9 +49,9 @@ static int set_double(const args_cmd *c, const args_flag *f, const char *v, char
   errno = 0;
   double x = strtod(v, &end);
   if (!*v || *end || errno || !isfinite(x) || x < f->lo || x > f->hi ||
-      (f->open_lo && x == f->lo)) {
-    snprintf(what, sizeof what, "%s in %c%g, %g]", f->unit ? f->unit : "a number",
-             f->open_lo ? '(' : '[', f->lo, f->hi);
+      (f->open_lo && x == f->lo) || (f->open_hi && x == f->hi)) {
+    snprintf(what, sizeof what, "%s in %c%g, %g%c", f->unit ? f->unit : "a number",
+             f->open_lo ? '(' : '[', f->lo, f->hi, f->open_hi ? ')' : ']');
     return bad_value(c, f, v, what, err, errlen);
   }
   *(double *)f->dst = x;

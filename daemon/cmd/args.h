@@ -33,6 +33,7 @@ typedef struct args_flag {
   const char *unit;                       /* what a value is, for errors ("milliseconds") */
   double lo, hi;                          /* ARGS_INT and ARGS_DOUBLE range, inclusive */
   int open_lo;                            /* ARGS_DOUBLE: lo itself is out of range */
+  int open_hi;                            /* ARGS_DOUBLE: hi itself is out of range */
   const char *const *choices;             /* ARGS_CHOICE */
   int (*parse)(const char *v, void *dst); /* ARGS_FN: 0 or -1 */
   int max;                                /* ARGS_STRS: most values */
@@ -40,6 +41,14 @@ typedef struct args_flag {
   char short_name;                        /* also -c for this flag, or 0 */
   int *given;                             /* when not NULL, set to 1 once the flag is given */
 } args_flag;
+
+/* --interval C: the coverage of a scale head's interval lo_px..hi_px, in (0, 1), into the
+ * double interval. */
+#define ARGS_INTERVAL                                                                              \
+  {                                                                                                \
+    "interval", ARGS_DOUBLE, .dst = &interval, .lo = 0, .hi = 1, .open_lo = 1, .open_hi = 1,       \
+                             .unit = "a coverage"                                                  \
+  }
 
 /* --log-level L (error, warn, info or debug) into log_level, for the commands that log. */
 #define ARGS_LOG_LEVEL                                                                             \

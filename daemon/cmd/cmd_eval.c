@@ -1,7 +1,7 @@
 /* cmd_eval.c: `tickcast eval`: runs a model over a tick file exactly as replay does (the same
- * features, the inference LSTM of nn/lstm.c, one state per instrument from its first tick) and
- * judges every chosen prediction against the realized next return and the random walk (a zero
- * prediction), per instrument and pooled: skill with a bootstrap interval, a Diebold-Mariano
+ * features, the inference step of nn/lstm.c and nn/cells.c, one state per instrument from its first
+ * tick) and judges every chosen prediction against the realized next return and the random walk (a
+ * zero prediction), per instrument and pooled: skill with a bootstrap interval, a Diebold-Mariano
  * test, direction against its base rate, the sign-of-prediction strategy net of costs. It warns
  * when the predictions scored were made where the model was fitted (its recorded training
  * ranges). Output: a table, JSON (--json) and an SVG plot (--plot). The figures are score.h's. */
@@ -14,8 +14,10 @@
 #include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
 #include "daemon/pipeline/dataset.h"
+#include "daemon/pipeline/preplay.h"
 #include "daemon/pipeline/score.h"
 #include "daemon/pipeline/svg.h"
+#include "daemon/pipeline/volscore.h"
 #include "ingest/rfc3339.h"
 #include "ingest/tick.h"
 #include "ingest/tickfile.h"
@@ -28,7 +30,8 @@ static void usage(FILE *f) {
   fprintf(
       f, "usage: tickcast eval --model M --input FILE [--test | --val-frac F | --since TS]\n"
          "                     [--json] [--plot FILE.svg] [--sym SYM] [--cost-bps X]\n"
-         "                     [--ts-unit U] [--quiet]\n\n"
+         "                     [--interval C] [--ts-unit U] [--max-memory MiB] [--threads N]\n"
+         "                     [--quiet]\n\n"
          "Runs the model over a tick file as `tickcast replay` does and scores each prediction\n"
          "pred_ret made at tick t against the realized log return of the instrument's next tick,\n"
          "per instrument and pooled (ALL):\n"
@@ -46,7 +49,15 @@ static void usage(FILE *f) {
          "Pooled tests sum the losses of predictions made at the same time. Each instrument's\n"
          "state starts at zero at its first tick; --test, --val-frac and --since only choose\n"
          "which predictions are scored (earlier ticks still warm the state up). eval warns when\n"
-         "scored predictions were made inside the model's training range.\n\n"
+         "scored predictions were made inside the model's training range.\n"
+         "A model with the scale head (train --head gauss) also has its variance forecast\n"
+         "h = pred_std^2 scored against the next squared return, next to EWMA (RiskMetrics,\n"
+         "lambda 0.94), GARCH(1,1) and the constant variance, all three fitted per instrument\n"
+         "on its returns before the first scored prediction (the first half when fewer than\n"
+         "100): qlike = mean of ln h + r^2 / h and mse = mean of (r^2 - h)^2 (lower is better),\n"
+         "Diebold-Mariano tests of the model's loss minus each baseline's (< 0: the model is\n"
+         "better), and the central --interval: coverage, mean width (of the log return) and\n"
+         "Kupiec's test of the misses.\n\n"
          "  --model M       safetensors model file\n"
          "  --input FILE    tick file (CSV or JSON Lines, '-' = stdin)\n"
          "  --test          score only predictions made after each instrument's training range\n"
@@ -61,7 +72,12 @@ static void usage(FILE *f) {
          "  --cost-bps X    cost of changing the position by one unit at a tick without a bid\n"
          "                  and ask, in basis points of the price (default 1); ticks with a\n"
          "                  quote pay half their spread\n"
+         "  --interval C    coverage of the scored interval, in (0, 1) (default 0.9)\n"
          "  --ts-unit U     integer timestamps in the file are s, ms, us or ns (default ns)\n"
+         "  --max-memory MiB  most memory for the input's ticks (default: half of this\n"
+         "                  machine's; about 200 bytes a tick): past it, exit 1 naming the line\n"
+         "  --threads N     threads for the predictions (default: the online cores); the\n"
+         "                  report is the same for every N\n"
          "  --quiet         no input summary on stderr\n"
          "Exit status: 0 done, 1 runtime failure or nothing to score, 2 bad usage, bad model or\n"
          "unreadable input.\n");
@@ -76,6 +92,9 @@ typedef struct eval_opts {
   double val_frac;                                    /* --val-frac, -1 when not given */
   double cost_bps;                                    /* --cost-bps */
   int ts_unit;                                        /* --ts-unit (enum tickfile_ts_unit) */
+  double interval;                                    /* --interval */
+  int max_memory; /* --max-memory MiB for the input (0: half of the machine's) */
+  int threads;    /* --threads */
 } eval_opts;
 
 /* Parses the command line into o. Returns -1 to go on, or the exit status to return at once. */
@@ -84,6 +103,8 @@ static int eval_parse(eval_opts *o, int argc, char **argv) {
   o->val_frac = -1;
   o->cost_bps = 1;
   o->ts_unit = TICKFILE_TS_AUTO;
+  o->interval = 0.9;
+  o->threads = replay_default_threads();
   const args_flag flags[] = {
       {"model", ARGS_STR, .dst = &o->model_path},
       {"input", ARGS_STR, .dst = &o->in_path},
@@ -96,7 +117,11 @@ static int eval_parse(eval_opts *o, int argc, char **argv) {
       {"val-frac", ARGS_DOUBLE, .dst = &o->val_frac, .lo = 0, .hi = 1, .open_lo = 1},
       {"cost-bps", ARGS_DOUBLE, .dst = &o->cost_bps, .lo = 0, .hi = 10000},
       {"ts-unit", ARGS_CHOICE, .dst = &o->ts_unit, .choices = tickfile_ts_unit_names},
+      {"max-memory", ARGS_INT, .dst = &o->max_memory, .unit = "MiB", .lo = 1, .hi = 1 << 30},
       {"quiet", ARGS_SWITCH, .dst = &o->quiet, .short_name = 'q'},
+      {"interval", ARGS_DOUBLE, .dst = &o->interval, .lo = 0, .hi = 1, .open_lo = 1, .open_hi = 1,
+       .unit = "a coverage"},
+      {"threads", ARGS_INT, .dst = &o->threads, .lo = 1, .hi = PREPLAY_MAX_THREADS},
   };
   const args_cmd c = {.name = "eval",
                       .flags = flags,
@@ -140,6 +165,14 @@ typedef struct eval_run {
   int inside_syms;  /* instruments with such predictions */
   int unseen;       /* scored instruments the model's ranges do not name */
   uint64_t quoted;  /* scored predictions at ticks with a bid and ask (costed by the spread) */
+  /* A model with the scale head: its variance forecasts and the baselines'. */
+  double **var;    /* (ns) var[i] (n_i): the model's variance forecast after each tick */
+  double *hb;      /* (3 * max n) one series' baseline forecasts, EWMA, GARCH, const */
+  vol_base *vb;    /* (ns) the baselines' fits */
+  vol_pt *vpts;    /* (npts) the scored variance forecasts, like pts */
+  vol_fig *vfig;   /* (ns) per instrument */
+  vol_fig vall;    /* pooled */
+  double interval; /* --interval */
 } eval_run;
 
 /* Reads tickcast.ranges into r->rng for the series of r->d. 0, or 2 after printing why. */
@@ -187,13 +220,14 @@ static int eval_load(eval_run *r, const eval_opts *o) {
   }
   int rc = dataset_init(&r->d);
   r->d.ts_unit = o->ts_unit;
+  r->d.max_bytes = dataset_memory_bound(o->max_memory);
   if (rc == 0)
     rc = dataset_load(&r->d, o->in_path, !o->quiet, err, sizeof err);
   else
     snprintf(err, sizeof err, "out of memory");
   if (rc != 0) {
     fprintf(stderr, "tickcast eval: %s\n", err);
-    return rc == TC_ENOMEM ? 1 : 2;
+    return rc == TC_ENOMEM || rc == TC_ERANGE ? 1 : 2;
   }
   if (!o->quiet)
     dataset_print_summary(&r->d, "eval input");
@@ -214,8 +248,8 @@ static int eval_load(eval_run *r, const eval_opts *o) {
   return status;
 }
 
-/* Every series' predictions. 0 or TC_ENOMEM. */
-static int eval_predict(eval_run *r) {
+/* Every series' predictions, on o->threads threads. 0 or TC_ENOMEM. */
+static int eval_predict(eval_run *r, const eval_opts *o) {
   const dataset *d = &r->d;
   r->pred = calloc(d->ns ? (size_t)d->ns : 1, sizeof *r->pred);
   if (!r->pred)
@@ -223,7 +257,15 @@ static int eval_predict(eval_run *r) {
   for (int i = 0; i < d->ns; i++)
     if (!(r->pred[i] = malloc((d->s[i].n ? d->s[i].n : 1) * sizeof **r->pred)))
       return TC_ENOMEM;
-  return score_predict(&r->m, d, r->pred);
+  if (!r->m.gauss)
+    return score_predict_threads(&r->m, d, r->pred, o->threads);
+  r->var = calloc(d->ns ? (size_t)d->ns : 1, sizeof *r->var);
+  if (!r->var)
+    return TC_ENOMEM;
+  for (int i = 0; i < d->ns; i++)
+    if (!(r->var[i] = malloc((d->s[i].n ? d->s[i].n : 1) * sizeof **r->var)))
+      return TC_ENOMEM;
+  return score_predict_var_threads(&r->m, d, r->pred, r->var, o->threads);
 }
 
 /* Chooses the predictions --sym, --test, --val-frac and --since ask for, with their costs, and
@@ -237,6 +279,19 @@ static int eval_select(eval_run *r, const eval_opts *o) {
   r->off = calloc((size_t)d->ns + 1, sizeof *r->off);
   if (!r->pts || !r->off)
     return TC_ENOMEM;
+  size_t maxn = 0, *tix = NULL; /* gauss: the tick of each scored prediction */
+  for (int i = 0; i < d->ns; i++)
+    maxn = d->s[i].n > maxn ? d->s[i].n : maxn;
+  if (r->m.gauss) {
+    r->vpts = malloc((n ? n : 1) * sizeof *r->vpts);
+    r->vb = calloc(d->ns ? (size_t)d->ns : 1, sizeof *r->vb);
+    r->hb = malloc(3 * (maxn ? maxn : 1) * sizeof *r->hb);
+    tix = malloc((n ? n : 1) * sizeof *tix);
+    if (!r->vpts || !r->vb || !r->hb || !tix) {
+      free(tix);
+      return TC_ENOMEM;
+    }
+  }
   double cost = o->cost_bps * 1e-4;
   for (int i = 0; i < d->ns; i++) {
     r->off[i] = r->npts;
@@ -252,13 +307,26 @@ static int eval_select(eval_run *r, const eval_opts *o) {
       inside += g->seen && s->ts[t] >= g->from && s->ts[t] <= g->to;
       r->quoted += s->quoted[t];
       double c = s->quoted[t] ? s->raw[t * NN_F + 3] / 2 : cost;
+      if (tix)
+        tix[r->npts] = t;
       r->pts[r->npts++] = (score_pt){s->ts[t], i, r->pred[i][t], s->raw[(t + 1) * NN_F], c};
+    }
+    if (tix) { /* the baselines, fitted on what comes before the first scored prediction */
+      double *h[VOL_N] = {NULL, r->hb, r->hb + maxn, r->hb + 2 * maxn};
+      vol_baselines(s, r->npts > r->off[i] ? tix[r->off[i]] : s->n, &r->vb[i], h);
+      for (size_t k = r->off[i]; k < r->npts; k++) {
+        size_t t = tix[k];
+        r->vpts[k] = (vol_pt){s->ts[t], i, r->pts[k].real, r->pts[k].pred, {r->var[i][t]}};
+        for (int q = VOL_EWMA; q < VOL_N; q++)
+          r->vpts[k].h[q] = h[q][t];
+      }
     }
     r->inside += inside;
     r->inside_syms += inside > 0;
     r->unseen += r->has_ranges && !g->known && r->npts > r->off[i];
   }
   r->off[d->ns] = r->npts;
+  free(tix);
   return 0;
 }
 
@@ -276,7 +344,17 @@ static int eval_score(eval_run *r) {
   memcpy(r->pooled, r->pts, r->npts * sizeof *r->pts);
   if (score_sort(r->pooled, r->npts) != 0)
     return TC_ENOMEM;
-  return score_figures(r->pooled, r->npts, d->ns, &r->all);
+  int rc = score_figures(r->pooled, r->npts, d->ns, &r->all);
+  if (rc != 0 || !r->m.gauss)
+    return rc;
+  r->vfig = calloc(d->ns ? (size_t)d->ns : 1, sizeof *r->vfig);
+  if (!r->vfig)
+    return TC_ENOMEM;
+  for (int i = 0; i < d->ns; i++)
+    if ((r->only < 0 || i == r->only) &&
+        vol_figures(r->vpts + r->off[i], r->off[i + 1] - r->off[i], r->interval, &r->vfig[i]) != 0)
+      return TC_ENOMEM;
+  return vol_figures(r->vpts, r->npts, r->interval, &r->vall);
 }
 
 /* "2000-01-03" or a full timestamp when the time of day is not midnight. */
@@ -369,6 +447,62 @@ static json_t *fig_json(const score_fig *f) {
   return o;
 }
 
+/* The variance figures of one set: per forecast its losses and interval, per baseline the DM
+ * tests of the model against it. */
+static json_t *vfig_json(const vol_fig *f) {
+  json_t *o = json_object();
+  json_object_set_new(o, "n", json_integer((json_int_t)f->n));
+  for (int k = 0; k < VOL_N; k++) {
+    json_t *e = json_object();
+    json_object_set_new(e, "qlike", jnum(f->qlike[k]));
+    json_object_set_new(e, "mse", jnum(f->mse[k]));
+    if (k > 0) {
+      json_t *dq = json_null(), *dm = json_null();
+      if (f->has_dm) {
+        dq = json_object(), dm = json_object();
+        json_object_set_new(dq, "mean", jnum(f->dm_qlike[k].mean));
+        json_object_set_new(dq, "stat_hln", jnum(f->dm_qlike[k].stat_hln));
+        json_object_set_new(dq, "p_hln", jnum(f->dm_qlike[k].p_hln));
+        json_object_set_new(dm, "mean", jnum(f->dm_mse[k].mean));
+        json_object_set_new(dm, "stat_hln", jnum(f->dm_mse[k].stat_hln));
+        json_object_set_new(dm, "p_hln", jnum(f->dm_mse[k].p_hln));
+      }
+      json_object_set_new(e, "dm_qlike", dq);
+      json_object_set_new(e, "dm_mse", dm);
+    }
+    json_t *iv = json_null();
+    if (f->has_iv) {
+      iv = json_object();
+      json_object_set_new(iv, "nominal", jnum(f->iv[k].nominal));
+      json_object_set_new(iv, "coverage", jnum(f->iv[k].coverage));
+      json_object_set_new(iv, "misses", json_integer((json_int_t)f->iv[k].misses));
+      json_object_set_new(iv, "width", jnum(f->iv[k].width));
+      json_object_set_new(iv, "kupiec_lr", jnum(f->iv[k].lr));
+      json_object_set_new(iv, "kupiec_p", jnum(f->iv[k].p));
+    }
+    json_object_set_new(e, "interval", iv);
+    json_object_set_new(o, vol_names[k], e);
+  }
+  return o;
+}
+
+/* The baselines' fit for one instrument. */
+static json_t *vbase_json(const vol_base *b) {
+  json_t *o = json_object();
+  json_object_set_new(o, "fit_returns", json_integer((json_int_t)b->nfit));
+  json_object_set_new(o, "in_sample", json_boolean(b->in_sample));
+  json_object_set_new(o, "var_fit", jnum(b->var_fit));
+  json_t *g = json_null();
+  if (b->garch_ok) {
+    g = json_object();
+    json_object_set_new(g, "omega", jnum(b->g.omega));
+    json_object_set_new(g, "alpha", jnum(b->g.alpha));
+    json_object_set_new(g, "beta", jnum(b->g.beta));
+  }
+  json_object_set_new(o, "garch", g);
+  return o;
+}
+
 static void eval_report_json(const eval_run *r, const eval_opts *o, const char *warning) {
   json_t *root = json_object();
   json_object_set_new(root, "model", json_string(o->model_path));
@@ -398,10 +532,16 @@ static void eval_report_json(const eval_run *r, const eval_opts *o, const char *
     json_t *e = json_object();
     json_object_set_new(e, "sym", json_string(r->d.s[i].sym));
     json_object_set_new(e, "metrics", fig_json(&r->fig[i]));
+    if (r->m.gauss) {
+      json_object_set_new(e, "variance", vfig_json(&r->vfig[i]));
+      json_object_set_new(e, "baselines", vbase_json(&r->vb[i]));
+    }
     json_array_append_new(arr, e);
   }
   json_object_set_new(root, "instruments", arr);
   json_object_set_new(root, "overall", fig_json(&r->all));
+  if (r->m.gauss)
+    json_object_set_new(root, "variance", vfig_json(&r->vall));
   char *s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
   if (s)
     printf("%s\n", s);
@@ -434,6 +574,46 @@ static void row_table(const char *name, const score_fig *f) {
          base, pt);
 }
 
+static void vrow_table(const char *name, const vol_fig *f) {
+  char q[VOL_N][16], p[VOL_N][16], cov[16], w[16], kp[16];
+  for (int k = 0; k < VOL_N; k++)
+    cell(q[k], sizeof q[k], "%.4f", f->qlike[k], f->n > 0);
+  for (int k = 1; k < VOL_N; k++)
+    cell(p[k], sizeof p[k], f->dm_qlike[k].p_hln < 0.001 ? "<.001" : "%.3f", f->dm_qlike[k].p_hln,
+         f->has_dm);
+  cell(cov, sizeof cov, "%.4f", f->iv[VOL_MODEL].coverage, f->has_iv);
+  cell(w, sizeof w, "%.3e", f->iv[VOL_MODEL].width, f->has_iv);
+  cell(kp, sizeof kp, f->iv[VOL_MODEL].p < 0.001 ? "<.001" : "%.3f", f->iv[VOL_MODEL].p, f->has_iv);
+  printf("%-12s %7llu %9s %9s %6s %9s %6s %9s %6s %8s %9s %8s\n", name, (unsigned long long)f->n,
+         q[VOL_MODEL], q[VOL_EWMA], p[VOL_EWMA], q[VOL_GARCH], p[VOL_GARCH], q[VOL_CONST],
+         p[VOL_CONST], cov, w, kp);
+}
+
+/* The variance table of a model with the scale head. */
+static void eval_report_vol(const eval_run *r) {
+  printf("\nvariance forecasts: qlike = mean of ln h + r^2/h (lower is better); p: Diebold-Mariano "
+         "p-value of qlike(model) - qlike(baseline); interval: central %g%% of the model, "
+         "coverage, mean width of the log return, Kupiec p\n",
+         100 * r->interval);
+  printf("%-12s %7s %9s %9s %6s %9s %6s %9s %6s %8s %9s %8s\n", "sym", "n", "model", "ewma", "p",
+         "garch", "p", "const", "p", "cover", "width", "kupiec_p");
+  for (int i = 0; i < r->d.ns; i++)
+    if (r->only < 0 || i == r->only)
+      vrow_table(r->d.s[i].sym, &r->vfig[i]);
+  if (r->only < 0)
+    vrow_table("ALL", &r->vall);
+  const vol_fig *f = &r->vall;
+  printf("mse of squared returns: model %.4e, ewma %.4e, garch %.4e, const %.4e\n",
+         f->mse[VOL_MODEL], f->mse[VOL_EWMA], f->mse[VOL_GARCH], f->mse[VOL_CONST]);
+  int ins = 0;
+  for (int i = 0; i < r->d.ns; i++)
+    ins += (r->only < 0 || i == r->only) && r->vb[i].in_sample;
+  if (ins)
+    printf("note: %d instrument%s had fewer than %d returns before the first scored prediction: "
+           "their baselines were fitted on the first half of the series, which is scored too\n",
+           ins, ins == 1 ? "" : "s", VOL_MIN_FIT);
+}
+
 static void eval_report_table(const eval_run *r, const eval_opts *o) {
   printf("%-12s %7s %10s %10s %9s %9s %9s %6s %6s %7s %7s %7s %6s\n", "sym", "n", "mse", "mse_rw",
          "skill", "lo95", "hi95", "dm", "p", "called", "dir_acc", "base", "pt_p");
@@ -448,13 +628,34 @@ static void eval_report_table(const eval_run *r, const eval_opts *o) {
          "%llu quoted ticks, %g bp a unit elsewhere); buy and hold %+.4f\n",
          f->ninst, f->ninst == 1 ? "" : "s", f->gross, f->net, (unsigned long long)f->changes,
          (unsigned long long)r->quoted, o->cost_bps, f->hold);
+  if (r->m.gauss)
+    eval_report_vol(r);
+}
+
+/* The half-widths z sqrt(h) of the model's interval in the order of r->pooled (malloc'd), or NULL
+ * when out of memory. pooled keeps each instrument's points in their order (score_sort is
+ * stable), so a cursor per instrument into r->vpts finds each one. */
+static double *eval_band(const eval_run *r) {
+  double *band = malloc((r->npts ? r->npts : 1) * sizeof *band);
+  size_t *cur = malloc(((size_t)r->d.ns + 1) * sizeof *cur);
+  if (band && cur) {
+    double z = evalstat_norm_quantile(0.5 + 0.5 * r->interval);
+    memcpy(cur, r->off, ((size_t)r->d.ns + 1) * sizeof *cur);
+    for (size_t k = 0; k < r->npts; k++)
+      band[k] = z * sqrt(r->vpts[cur[r->pooled[k].sym]++].h[VOL_MODEL]);
+  } else {
+    free(band);
+    band = NULL;
+  }
+  free(cur);
+  return band;
 }
 
 /* --plot: the pooled predictions in time order as SVG. 0, or 1 after printing why. */
 static int eval_plot(const eval_run *r, const eval_opts *o) {
   size_t n = r->npts;
   double *g = malloc((n ? n : 1) * sizeof *g), *nt = malloc((n ? n : 1) * sizeof *nt);
-  double *h = malloc((n ? n : 1) * sizeof *h);
+  double *h = malloc((n ? n : 1) * sizeof *h), *band = NULL;
   char title[256], costs[160], err[512];
   int status = 1;
   if (!g || !nt || !h || score_curves(r->pooled, n, r->d.ns, g, nt, h) != 0) {
@@ -469,14 +670,19 @@ static int eval_plot(const eval_run *r, const eval_opts *o) {
     snprintf(costs, sizeof costs, "half the quoted spread, %g bp without a quote", o->cost_bps);
   else
     snprintf(costs, sizeof costs, "%g bp per unit of position change", o->cost_bps);
-  const svg_eval e = {title, r->pooled, n, g, nt, h, r->all.ninst, costs};
+  if (r->m.gauss && !(band = eval_band(r))) {
+    fprintf(stderr, "tickcast eval: out of memory\n");
+    goto done;
+  }
+  const svg_eval e = {title, r->pooled,    n,     g,    nt,
+                      h,     r->all.ninst, costs, band, r->m.gauss ? r->interval : 0};
   if (svg_eval_plot(o->plot_path, &e, err, sizeof err) != 0) {
     fprintf(stderr, "tickcast eval: %s\n", err);
     goto done;
   }
   status = 0;
 done:
-  free(g), free(nt), free(h);
+  free(g), free(nt), free(h), free(band);
   return status;
 }
 
@@ -484,6 +690,10 @@ static void eval_free(eval_run *r) {
   if (r->pred)
     for (int i = 0; i < r->d.ns; i++)
       free(r->pred[i]);
+  if (r->var)
+    for (int i = 0; i < r->d.ns; i++)
+      free(r->var[i]);
+  free(r->var), free(r->hb), free(r->vb), free(r->vpts), free(r->vfig);
   free(r->pred), free(r->pts), free(r->off), free(r->pooled), free(r->fig), free(r->rng);
   dataset_free(&r->d);
   nn_model_free(&r->m);
@@ -529,8 +739,9 @@ int cmd_eval(int argc, char **argv) {
     return status;
   eval_run r;
   memset(&r, 0, sizeof r);
+  r.interval = o.interval;
   status = eval_load(&r, &o);
-  if (status == 0 && (eval_predict(&r) != 0 || eval_select(&r, &o) != 0)) {
+  if (status == 0 && (eval_predict(&r, &o) != 0 || eval_select(&r, &o) != 0)) {
     fprintf(stderr, "tickcast eval: out of memory\n");
     status = 1;
   }

@@ -15,16 +15,22 @@
 #include "nn/safetensors/safetensors.h"
 
 /* The metadata keys shown in their own lines; the others are listed under "other metadata". */
-static const char *const shown_keys[] = {
-    "tickcast.format",        "tickcast.features",      "tickcast.cell",
-    "tickcast.trained_on",    "tickcast.train_args",    "tickcast.seed",
-    "tickcast.epochs",        "tickcast.best_epoch",    "tickcast.val_mse",
-    "tickcast.val_mse_rw",    "tickcast.val_skill",     "tickcast.val_tstat",
-    "tickcast.val_fit_skill", "tickcast.val_t_min",     "tickcast.trials",
-    "tickcast.output_scale",  "tickcast.test_n",        "tickcast.test_mse",
-    "tickcast.test_mse_rw",   "tickcast.test_skill",    "tickcast.test_skill_ci",
-    "tickcast.test_dm_p",     "tickcast.test_dir_acc",  "tickcast.test_dir_base",
-    "tickcast.ranges",        NN_META_NONLINEARITY_KEY, NULL};
+static const char *const shown_keys[] = {"tickcast.format",        "tickcast.features",
+                                         "tickcast.cell",          "tickcast.trained_on",
+                                         "tickcast.train_args",    "tickcast.seed",
+                                         "tickcast.epochs",        "tickcast.best_epoch",
+                                         "tickcast.val_mse",       "tickcast.val_mse_rw",
+                                         "tickcast.val_skill",     "tickcast.val_tstat",
+                                         "tickcast.val_fit_skill", "tickcast.val_t_min",
+                                         "tickcast.trials",        "tickcast.output_scale",
+                                         "tickcast.test_n",        "tickcast.test_mse",
+                                         "tickcast.test_mse_rw",   "tickcast.test_skill",
+                                         "tickcast.test_skill_ci", "tickcast.test_dm_p",
+                                         "tickcast.test_dir_acc",  "tickcast.test_dir_base",
+                                         "tickcast.ranges",        NN_META_NONLINEARITY_KEY,
+                                         NN_META_HEAD_KEY,         "tickcast.val_nll",
+                                         "tickcast.val_nll_const", "tickcast.var_scale",
+                                         "tickcast.var_shift",     NULL};
 
 static int shown(const char *key) {
   for (int i = 0; shown_keys[i]; i++)
@@ -111,6 +117,15 @@ static void print_json(const nn_model *m, const char *path, const char *hex, jso
   json_object_set_new(o, "layers", json_integer(m->L));
   json_object_set_new(o, "hidden", json_integer(m->H));
   json_object_set_new(o, "peephole", json_boolean(m->peephole));
+  json_object_set_new(o, "head", json_string(m->gauss ? "gauss" : "mean"));
+  if (m->gauss) {
+    json_t *sh = json_object();
+    json_object_set_new(sh, "val_nll", num_json(m, "tickcast.val_nll"));
+    json_object_set_new(sh, "val_nll_const", num_json(m, "tickcast.val_nll_const"));
+    json_object_set_new(sh, "var_scale", num_json(m, "tickcast.var_scale"));
+    json_object_set_new(sh, "var_shift", num_json(m, "tickcast.var_shift"));
+    json_object_set_new(o, "scale_head", sh);
+  }
   json_object_set_new(o, "parameters", json_integer((json_int_t)m->nparams));
   json_object_set_new(o, "features", json_string(meta(m, NN_META_FEATURES_KEY)));
   json_t *val = json_object();
@@ -195,6 +210,13 @@ static void print_text(const nn_model *m, const char *path, const char *hex, jso
   printf("cell         %s\n", model_cell(m));
   printf("shape        L=%d H=%d%s, %zu parameters\n", m->L, m->H, m->peephole ? " peephole" : "",
          m->nparams);
+  if (m->gauss) {
+    const char *b = meta(m, "tickcast.var_shift");
+    printf("head         gauss (scale head): validation NLL %s vs %s for a constant variance; "
+           "log-variance calibrated as %s s %s%s\n",
+           meta(m, "tickcast.val_nll"), meta(m, "tickcast.val_nll_const"),
+           meta(m, "tickcast.var_scale"), b[0] == '-' ? "" : "+", b);
+  }
   printf("features     %s\n", meta(m, NN_META_FEATURES_KEY));
   printf("trained on   %s\n", meta(m, "tickcast.trained_on"));
   printf("train args   %s\n", meta(m, "tickcast.train_args"));

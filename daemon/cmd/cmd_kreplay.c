@@ -8,6 +8,7 @@
 #include "daemon/cmd/cmds.h"
 #include "daemon/kafka/kreplay.h"
 #include "daemon/pipeline/encode.h"
+#include "daemon/pipeline/preplay.h"
 #include "ingest/number.h"
 #include "ingest/tick.h"
 #include "nn/base/tc_err.h"
@@ -18,7 +19,8 @@ static void usage(FILE *f) {
       f,
       "usage: tickcast replay --model M --brokers LIST --topic T [--partitions P,...]\n"
       "         [--start-offset N | --start-time T] [--end-offset N | --end-time T]\n"
-      "         [--output FILE | --output-topic T] [--idle-timeout MS] [--quiet]\n"
+      "         [--output FILE | --output-topic T] [--interval C] [--idle-timeout MS]\n"
+      "         [--threads N] [--quiet]\n"
       "\n"
       "Runs the model over a range of a Kafka topic, with fresh state, and stops at the end\n"
       "of the range. Partitions are assigned explicitly: no consumer group joins, nothing is\n"
@@ -30,6 +32,7 @@ static void usage(FILE *f) {
       "Ticks keep their per-partition order. Predictions: CSV (" ENC_CSV_HEADER ") by\n"
       "default, JSON Lines (src = TOPIC/PARTITION/OFFSET) when the output name ends in .jsonl,\n"
       "stdout without --output; or --output-topic T: one JSON prediction per message, key = sym.\n"
+      "A model with the scale head (train --head gauss) adds pred_std, lo_px and hi_px.\n"
       "\n"
       "  --model M            safetensors model file\n"
       "  --topic T            input topic (required)\n"
@@ -41,8 +44,11 @@ static void usage(FILE *f) {
       "  --end-time T         exclusive, via offsets-for-times\n"
       "  --output FILE        prediction file ('-' = stdout)\n"
       "  --output-topic T     produce predictions to topic T instead\n"
+      "  --interval C         coverage of lo_px..hi_px, in (0, 1) (default 0.9)\n"
       "  --idle-timeout MS    give up when no message arrives for MS ms before the end of the\n"
       "                       range (default 10000)\n"
+      "  --threads N          worker threads (default: the online cores): one reader, the\n"
+      "                       instruments spread over N workers; the same output for every N\n"
       "  --quiet              no summary\n"
       "  --log-level L        error, warn, info (default) or debug\n" KCONF_USAGE
       "Exit status: 0 done (rejected messages are counted, never fatal), 1 runtime failure\n"
@@ -91,10 +97,13 @@ static int kreplay_parse(kreplay_opts *o, const char **model, kconf *kc, int32_t
       {"end-time", ARGS_STR, .dst = &o->end_time},
       {"output", ARGS_STR, .dst = &o->output},
       {"output-topic", ARGS_STR, .dst = &o->out_topic},
+      {"interval", ARGS_DOUBLE, .dst = &o->interval, .lo = 0, .hi = 1, .open_lo = 1, .open_hi = 1,
+       .unit = "a coverage"},
       {"idle-timeout", ARGS_INT, .dst = &o->idle_ms, .unit = "milliseconds", .lo = 1,
        .hi = 86400000},
       ARGS_LOG_LEVEL,
       {"quiet", ARGS_SWITCH, .dst = &o->quiet, .short_name = 'q'},
+      {"threads", ARGS_INT, .dst = &o->threads, .lo = 1, .hi = PREPLAY_MAX_THREADS},
   };
   const args_cmd c = {.name = "replay",
                       .see = "tickcast replay --brokers x --help",
@@ -133,7 +142,12 @@ static int kreplay_parse(kreplay_opts *o, const char **model, kconf *kc, int32_t
 }
 
 int cmd_kreplay(int argc, char **argv) {
-  kreplay_opts o = {.start_off = -1, .end_off = -1, .start_ms = -1, .end_ms = -1, .idle_ms = 10000};
+  kreplay_opts o = {.start_off = -1,
+                    .end_off = -1,
+                    .start_ms = -1,
+                    .end_ms = -1,
+                    .idle_ms = 10000,
+                    .threads = replay_default_threads()};
   const char *model = NULL;
   kconf kc;
   kconf_init(&kc);

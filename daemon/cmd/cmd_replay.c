@@ -1,6 +1,8 @@
 /* cmd_replay.c: `tickcast replay`: the model over a tick file (CSV or JSON Lines, '-' = stdin),
- * predictions to a CSV or JSONL file, in input order, in constant memory. Reading a Kafka topic
- * range instead (--brokers/--topic) is cmd_kreplay.c's job. */
+ * predictions to a CSV or JSONL file, in input order, in constant memory. One thread reads,
+ * steps and writes chunk by chunk; with --threads N > 1 the parallel pipeline of preplay.h does
+ * the same work on N workers and writes the same bytes. Reading a Kafka topic range instead
+ * (--brokers/--topic) is cmd_kreplay.c's job. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "daemon/cmd/cmds.h"
 #include "daemon/pipeline/encode.h"
 #include "daemon/pipeline/engine.h"
+#include "daemon/pipeline/preplay.h"
 #include "ingest/reject.h"
 #include "ingest/tickfile.h"
 #include "nn/base/clock.h"
@@ -23,17 +26,23 @@
 static void usage(FILE *f) {
   fprintf(
       f,
-      "usage: tickcast replay --model M --input FILE [--output FILE] [--ts-unit U] [--quiet]\n"
+      "usage: tickcast replay --model M --input FILE [--output FILE] [--interval C]\n"
+      "                       [--threads N] [--ts-unit U] [--quiet]\n"
       "       tickcast replay --model M --brokers LIST --topic T [range options]   "
       "(see tickcast replay --brokers x --help)\n\n"
       "Runs the model over a tick file (CSV with a header row, or JSON Lines; '-' = stdin)\n"
       "and writes one prediction per accepted tick, in input order: CSV\n"
       "(" ENC_CSV_HEADER ") by default, JSON Lines when the output name ends in .jsonl.\n"
+      "A model with the scale head (train --head gauss) adds pred_std, lo_px and hi_px.\n"
       "Without --output, predictions go to stdout. Rejected lines are counted and reported\n"
       "with their line numbers on stderr; they never stop the replay.\n\n"
       "  --model M      safetensors model file (CONTRACT §4)\n"
       "  --input FILE   tick file, '-' for stdin\n"
       "  --output FILE  prediction file ('-' = stdout)\n"
+      "  --interval C   coverage of lo_px..hi_px, the central interval of the next price, in\n"
+      "                 (0, 1) (default 0.9; models with the scale head)\n"
+      "  --threads N    worker threads (default: the online cores); instruments are spread over\n"
+      "                 them and the output is the same bytes for every N; 1 runs on one thread\n"
       "  --ts-unit U    integer timestamps in the file are s, ms, us or ns (default ns, with a\n"
       "                 warning when they look like another unit)\n"
       "  --quiet        no progress bar and no summary\n"
@@ -61,19 +70,27 @@ static void progress(const tickfile *tf, uint64_t ticks, double t0) {
   }
 }
 
-static void summary(const reject_tally *rej, uint64_t read, const engine *e, const char *path,
-                    double dt) {
+static void summary(const reject_tally *rej, uint64_t read, uint64_t accepted, uint32_t live,
+                    const char *path, double dt) {
   fprintf(stderr,
           "replay %s: %llu ticks read, %llu accepted, %llu rejected, %u instruments, "
           "%.3f s, %.0f ticks/s\n",
-          path, (unsigned long long)read, (unsigned long long)e->accepted,
-          (unsigned long long)rej->total, e->st.live, dt, dt > 0 ? read / dt : 0.0);
+          path, (unsigned long long)read, (unsigned long long)accepted,
+          (unsigned long long)rej->total, live, dt, dt > 0 ? read / dt : 0.0);
   reject_tally_summary(rej, stderr, "", 0);
 }
+
+/* A thread's timestamp notes, on a cache line of its own (the array is 64-byte aligned): the
+ * workers write them on every tick. */
+typedef union replay_seen {
+  tickfile_ts_seen s;
+  char pad[64];
+} replay_seen;
 
 /* One file replay: its files, buffers and counts. */
 typedef struct replay_run {
   const char *out_path; /* --output, NULL for stdout */
+  int threads;          /* --threads */
   const char *src;      /* the input's name in messages and JSONL src ("stdin" for '-') */
   int quiet;            /* --quiet */
   int bar;              /* a progress bar on stderr (a terminal, not quiet) */
@@ -86,6 +103,11 @@ typedef struct replay_run {
   FILE *out;            /* the prediction file or stdout */
   uint64_t read;        /* ticks (non-empty lines) read */
   reject_tally rej;     /* rejected lines */
+  /* With --threads N > 1: */
+  preplay *pp;         /* the pipeline */
+  replay_seen *seen;   /* (2N + 1) each decoder's timestamp notes; the first N count */
+  size_t outlen;       /* bytes waiting in outbuf */
+  double t0, last_bar; /* start, and the last progress bar */
 } replay_run;
 
 /* 1 when the output (out_path, or stdout for NULL and "-") is the input file (in_path, or stdin
@@ -99,23 +121,29 @@ static int output_is_input(const char *in_path, const char *out_path) {
   return in_ok && out_ok && S_ISREG(si.st_mode) && si.st_dev == so.st_dev && si.st_ino == so.st_ino;
 }
 
-/* Buffers, the engine and the output file (with the CSV header). 0, or 1 after printing why. */
-static int replay_setup(replay_run *r, const nn_model *m) {
-  r->ticks = malloc(CHUNK * sizeof *r->ticks);
-  r->lines = malloc(CHUNK * sizeof *r->lines);
-  r->outbuf = malloc(CHUNK * (size_t)ENC_PRED_MAX);
-  if (engine_init(&r->e, m, CHUNK) != 0 || !r->ticks || !r->lines || !r->outbuf) {
-    fprintf(stderr, "tickcast replay: out of memory\n");
-    return 1;
-  }
+/* The output file (with the CSV header). 0, or 1 after printing why. */
+static int replay_open_output(replay_run *r, const nn_model *m) {
   r->out = stdout;
   if (r->out_path && strcmp(r->out_path, "-") != 0 && !(r->out = fopen(r->out_path, "w"))) {
     fprintf(stderr, "tickcast replay: %s: cannot open for writing: %m\n", r->out_path);
     return 1;
   }
   if (!r->jsonl)
-    fputs(ENC_CSV_HEADER "\n", r->out);
+    fprintf(r->out, "%s\n", enc_csv_header(m));
   return 0;
+}
+
+/* Buffers, the engine and the output file. 0, or 1 after printing why. */
+static int replay_setup(replay_run *r, const nn_model *m) {
+  r->ticks = malloc(CHUNK * sizeof *r->ticks);
+  r->lines = malloc(CHUNK * sizeof *r->lines);
+  r->outbuf = malloc(CHUNK * (size_t)ENC_PRED_MAX);
+  /* Exact: the same bits as the workers of --threads N > 1, on every CPU (engine.h). */
+  if (engine_init_exact(&r->e, m, CHUNK, CHUNK) != 0 || !r->ticks || !r->lines || !r->outbuf) {
+    fprintf(stderr, "tickcast replay: out of memory\n");
+    return 1;
+  }
+  return replay_open_output(r, m);
 }
 
 /* Reads up to CHUNK accepted ticks into the chunk (*N of them), counting rejected lines. Returns
@@ -209,7 +237,119 @@ static int replay_loop(replay_run *r) {
   if (r->bar)
     fprintf(stderr, "\r\033[K");
   if (!r->quiet)
-    summary(&r->rej, r->read, &r->e, r->src, tc_mono_s() - t0);
+    summary(&r->rej, r->read, r->e.accepted, r->e.st.live, r->src, tc_mono_s() - t0);
+  return 0;
+}
+
+/* ---- --threads N > 1: the pipeline of preplay.h, writing what replay_loop writes ---- */
+
+#define PAR_OUTBUF (256 * 1024) /* predictions gathered before a write */
+
+/* Writes the gathered predictions. 0, or 1 after printing why. */
+static int par_flush(replay_run *r) {
+  if (r->outlen && fwrite(r->outbuf, 1, r->outlen, r->out) != r->outlen) {
+    fprintf(stderr, "\ntickcast replay: %s: write failed: %m\n",
+            r->out_path ? r->out_path : "stdout");
+    return 1;
+  }
+  r->outlen = 0;
+  return 0;
+}
+
+static int par_decode(void *ud, int worker, const char *bytes, const preplay_rec *rec, tick *t,
+                      int *reason, char *err, size_t errlen) {
+  replay_run *r = ud;
+  return tickfile_decode(&r->tf, (uint64_t)rec->pos, bytes + rec->off, rec->len, t, reason,
+                         &r->seen[worker].s, err, errlen);
+}
+
+static int par_route(void *ud, const char *bytes, const preplay_rec *rec, const char **sym,
+                     size_t *len) {
+  const replay_run *r = ud;
+  return tickfile_sym_hint(&r->tf, bytes + rec->off, rec->len, sym, len);
+}
+
+static int par_emit(void *ud, const preplay_rec *rec, const char *sym, size_t symlen,
+                    const char *text, size_t len) {
+  (void)rec, (void)sym, (void)symlen;
+  replay_run *r = ud;
+  if (r->outlen + len > PAR_OUTBUF && par_flush(r) != 0)
+    return 1;
+  memcpy(r->outbuf + r->outlen, text, len);
+  r->outlen += len;
+  return 0;
+}
+
+static int par_chunk_done(void *ud) {
+  replay_run *r = ud;
+  if (par_flush(r) != 0)
+    return 1;
+  if (r->bar && tc_mono_s() - r->last_bar > 0.2) {
+    r->last_bar = tc_mono_s();
+    progress(&r->tf, preplay_read(r->pp), r->t0);
+  }
+  return 0;
+}
+
+/* The pipeline and the output file. 0, or 1 after printing why. */
+static int par_setup(replay_run *r, const nn_model *m, double interval) {
+  r->outbuf = malloc(PAR_OUTBUF);
+  size_t nseen = 2 * (size_t)r->threads + 1; /* see preplay_decode_fn */
+  r->seen = aligned_alloc(64, nseen * sizeof *r->seen);
+  if (r->seen)
+    memset(r->seen, 0, nseen * sizeof *r->seen);
+  const preplay_cfg cfg = {.m = m,
+                           .interval = interval,
+                           .threads = r->threads,
+                           .jsonl = r->jsonl,
+                           .src = r->src,
+                           .src_max = 300,
+                           .rej = &r->rej,
+                           .route = par_route,
+                           .decode = par_decode,
+                           .emit = par_emit,
+                           .chunk_done = par_chunk_done,
+                           .ud = r};
+  if (!r->outbuf || !r->seen || preplay_new(&r->pp, &cfg) != 0) {
+    fprintf(stderr, "tickcast replay: out of memory\n");
+    return 1;
+  }
+  return replay_open_output(r, m);
+}
+
+/* The whole input through the pipeline; then the flush and the summary, as replay_loop. */
+static int par_loop(replay_run *r) {
+  r->t0 = tc_mono_s();
+  int rc = 1;
+  preplay_chunk *c;
+  while (rc > 0 && (c = preplay_acquire(r->pp))) {
+    rc = preplay_fill_lines(r->pp, c, &r->tf);
+    preplay_submit(r->pp, c);
+  }
+  int prc = preplay_finish(r->pp);
+  for (int w = 0; w < r->threads; w++)
+    tickfile_ts_merge(&r->tf, &r->seen[w].s);
+  if (prc == TC_ENOMEM || rc == TC_ENOMEM) {
+    fprintf(stderr, "\ntickcast replay: out of memory\n");
+    return 1;
+  }
+  if (prc != 0) /* emit or chunk_done printed why */
+    return 1;
+  if (rc < 0) {
+    fprintf(stderr, "\ntickcast replay: %s:%llu: read error\n", r->src,
+            (unsigned long long)r->tf.line);
+    return 1;
+  }
+  if (par_flush(r) != 0 || fflush(r->out) != 0) {
+    fprintf(stderr, "tickcast replay: %s: write failed: %m\n",
+            r->out_path ? r->out_path : "stdout");
+    return 1;
+  }
+  if (r->bar)
+    fprintf(stderr, "\r\033[K");
+  if (!r->quiet)
+    summary(&r->rej, preplay_read(r->pp), preplay_accepted(r->pp), preplay_instruments(r->pp),
+            r->src, tc_mono_s() - r->t0);
   return 0;
 }
 
@@ -220,11 +360,18 @@ static int replay_close(replay_run *r, int status) {
     status = 1;
   }
   engine_free(&r->e);
+  preplay_destroy(r->pp);
+  free(r->seen);
   free(r->ticks);
   free(r->lines);
   free(r->outbuf);
   tickfile_close(&r->tf);
   return status;
+}
+
+int replay_default_threads(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > PREPLAY_MAX_THREADS ? PREPLAY_MAX_THREADS : (int)n;
 }
 
 int cmd_replay(int argc, char **argv) {
@@ -233,14 +380,18 @@ int cmd_replay(int argc, char **argv) {
       return cmd_kreplay(argc, argv);
   const char *model_path = NULL, *in_path = NULL;
   int ts_unit = TICKFILE_TS_AUTO;
+  double interval = 0.9;
   replay_run r;
   memset(&r, 0, sizeof r);
+  r.threads = replay_default_threads();
   const args_flag flags[] = {
       {"ts-unit", ARGS_CHOICE, .dst = &ts_unit, .choices = tickfile_ts_unit_names},
       {"model", ARGS_STR, .dst = &model_path},
       {"input", ARGS_STR, .dst = &in_path},
       {"output", ARGS_STR, .dst = &r.out_path},
+      {"threads", ARGS_INT, .dst = &r.threads, .lo = 1, .hi = PREPLAY_MAX_THREADS},
       {"quiet", ARGS_SWITCH, .dst = &r.quiet, .short_name = 'q'},
+      ARGS_INTERVAL,
   };
   const args_cmd c = {.name = "replay",
                       .flags = flags,
@@ -280,9 +431,17 @@ int cmd_replay(int argc, char **argv) {
   reject_tally_init(&r.rej);
   r.rej.quiet = r.quiet;
   r.rej.lead = r.bar ? "\r\033[K" : "";
-  status = replay_setup(&r, &m);
-  if (status == 0)
-    status = replay_loop(&r);
+  if (r.threads > 1) {
+    status = par_setup(&r, &m, interval);
+    if (status == 0)
+      status = par_loop(&r);
+  } else {
+    status = replay_setup(&r, &m);
+    if (status == 0)
+      engine_set_interval(&r.e, interval);
+    if (status == 0)
+      status = replay_loop(&r);
+  }
   if (tickfile_ts_warning(&r.tf, err, sizeof err))
     fprintf(stderr, "%s\n", err);
   status = replay_close(&r, status);

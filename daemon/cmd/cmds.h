@@ -9,6 +9,8 @@
 int cmd_replay(int argc, char **argv);
 /* `replay` over a Kafka topic range: cmd_replay hands over when --brokers or --topic is given. */
 int cmd_kreplay(int argc, char **argv);
+/* The default of --threads for replay and eval: the online cores (at least 1). */
+int replay_default_threads(void);
 int cmd_run(int argc, char **argv);
 int cmd_broker(int argc, char **argv);
 int cmd_feed(int argc, char **argv);

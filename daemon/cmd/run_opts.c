@@ -39,6 +39,9 @@ void run_usage(FILE *f) {
       "  --unhealthy-after MS   /healthz (and /readyz) answer 503 once checkpoints have\n"
       "                         failed, processed ticks have gone uncheckpointed or the\n"
       "                         output has been paused for longer (default 60000, 0: never)\n"
+      "  --interval C           coverage of lo_px..hi_px, the central interval of the next\n"
+      "                         price that a model with the scale head adds, in (0, 1)\n"
+      "                         (default 0.9)\n"
       "  --log-level L          error, warn, info (default) or debug\n"
       "%s"
       "State (docs/STATE.md):\n"
@@ -154,6 +157,7 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
   o->max_instruments = 1000000;
   o->max_future_ms = 300000;
   o->unhealthy_after_ms = 60000;
+  double interval = 0.9;
   const char *http = NULL;
   /* In the order kconf_check_flags lists them for an unknown config key. */
   const args_flag flags[] = {
@@ -182,6 +186,7 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
        .choices = model_change_names},
       {"sync", ARGS_CHOICE, .dst = &o->sync_full, .choices = sync_names},
       {"changelog-topic", ARGS_STR, .dst = &o->changelog_topic},
+      ARGS_INTERVAL,
   };
   const args_cmd c = {.name = "run",
                       .flags = flags,
@@ -191,5 +196,6 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
   int rc = args_parse(&c, argc, argv, err, errlen);
   if (rc != 0)
     return rc;
+  o->interval = interval;
   return check_opts(o, http, err, errlen);
 }

@@ -1,6 +1,6 @@
 /* kconf.h: Kafka client configuration shared by `run`, `feed` and `replay`: the common flags
  * (--brokers, -X key=value, --config FILE), the config file, and the rd_kafka_conf_t built from
- * defaults + file + -X, with librdkafka's logs routed through daemon/log.h.
+ * defaults + file + -X, with librdkafka's logs routed through daemon/pipeline/log.h.
  * Not for the commands' own flags (daemon/cmd/args.h parses those) nor for creating rd_kafka_t. */
 #ifndef DAEMON_KCONF_H
 #define DAEMON_KCONF_H

@@ -1,7 +1,9 @@
 /* kreplay.c: the model over a Kafka topic range with fresh state (see kreplay.h), partitions
  * assigned explicitly, stopping at the end of the range. Predictions go through the same engine
- * and encoders as the file replay. Not the daemon: no loop, no checkpoints, no dead-letter topic
- * (rejects are counted); not the command line (cmd_kreplay.c). */
+ * and encoders as the file replay; with threads > 1, this thread reads the messages in the same
+ * order and the pipeline of preplay.h decodes, steps and encodes them on the workers, writing
+ * the same output. Not the daemon: no loop, no checkpoints, no dead-letter topic (rejects are
+ * counted); not the command line (cmd_kreplay.c). */
 #include "daemon/kafka/kreplay.h"
 
 #include <errno.h>
@@ -17,6 +19,7 @@
 #include "daemon/pipeline/encode.h"
 #include "daemon/pipeline/engine.h"
 #include "daemon/pipeline/log.h"
+#include "daemon/pipeline/preplay.h"
 #include "ingest/reject.h"
 #include "ingest/tick.h"
 #include "nn/base/clock.h"
@@ -156,6 +159,8 @@ typedef struct kr_run {
   char *outbuf;              /* (KR_CHUNK * ENC_PRED_MAX) the chunk's predictions */
   uint64_t read;             /* messages read in range */
   reject_tally rej;          /* rejected messages */
+  preplay *pp;               /* threads > 1: the pipeline */
+  size_t outlen;             /* threads > 1: bytes waiting in outbuf */
   double last_msg;           /* when the consumer last returned a message (tc_mono_s) */
   int failed;                /* a runtime failure was reported */
 } kr_run;
@@ -220,11 +225,15 @@ static int kr_alloc(kr_run *r, const nn_model *m) {
   r->ticks = malloc(KR_CHUNK * sizeof *r->ticks);
   r->srcs = malloc(KR_CHUNK * sizeof *r->srcs);
   r->outbuf = malloc(KR_CHUNK * (size_t)ENC_PRED_MAX);
-  if (!r->parts || !r->ticks || !r->srcs || !r->outbuf || engine_init(&r->e, m, KR_CHUNK) != 0) {
+  /* Exact: the same bits as the workers of threads > 1, on every CPU (engine.h). */
+  if (!r->parts || !r->ticks || !r->srcs || !r->outbuf ||
+      (r->o->threads <= 1 && engine_init_exact(&r->e, m, KR_CHUNK, KR_CHUNK) != 0)) {
     fprintf(stderr, "tickcast replay: out of memory\n");
     return TC_ENOMEM;
   }
-  r->engine_ok = 1;
+  r->engine_ok = r->o->threads <= 1;
+  if (r->engine_ok && r->o->interval > 0)
+    engine_set_interval(&r->e, r->o->interval);
   return 0;
 }
 
@@ -301,7 +310,7 @@ static int kr_open_producer(kr_run *r) {
 }
 
 /* Where predictions go: a topic, or a file (CSV with its header, or JSONL) or stdout. */
-static int kr_open_output(kr_run *r) {
+static int kr_open_output(kr_run *r, const nn_model *m) {
   const kreplay_opts *o = r->o;
   r->jsonl = o->out_topic || (o->output && ends_with(o->output, ".jsonl"));
   if (o->out_topic)
@@ -314,7 +323,7 @@ static int kr_open_output(kr_run *r) {
     return TC_EIO;
   }
   if (!r->jsonl)
-    fputs(ENC_CSV_HEADER "\n", r->out);
+    fprintf(r->out, "%s\n", enc_csv_header(m));
   return 0;
 }
 
@@ -355,9 +364,9 @@ static int kr_decode(kr_run *r, kr_part *p, const rd_kafka_message_t *msg, int N
   return 0;
 }
 
-/* Takes one message of p: the end of the log, an error, or a tick in range (into the chunk at
- * *N). Moves p->next past it. */
-static void kr_take(kr_run *r, kr_part *p, const rd_kafka_message_t *msg, int *N) {
+/* Takes one message of p: the end of the log, an error, or a message; moves p->next past it.
+ * Returns 1 for a message in range (the caller decodes it), else 0. */
+static int kr_take(kr_run *r, kr_part *p, const rd_kafka_message_t *msg) {
   if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
     /* End of the log: done when the range end is reached (offsets may have gaps). */
     if (msg->offset >= p->end)
@@ -369,17 +378,17 @@ static void kr_take(kr_run *r, kr_part *p, const rd_kafka_message_t *msg, int *N
             rd_kafka_message_errstr(msg));
     r->failed = 1;
   } else if (msg->offset >= p->next) {
-    if (msg->offset < p->end)
-      *N += kr_decode(r, p, msg, *N);
+    int in = msg->offset < p->end;
     p->next = msg->offset + 1 < p->end ? msg->offset + 1 : p->end;
+    return in;
   }
+  return 0;
 }
 
-/* Reads the next chunk of p: up to KR_CHUNK accepted ticks or the rest of its range. Returns the
- * ticks in the chunk; sets r->failed on a consumer error or after idle_ms without a message. */
-static int kr_read_chunk(kr_run *r, kr_part *p) {
-  int N = 0;
-  while (N < KR_CHUNK && p->next < p->end && !r->failed) {
+/* The next message of p in its range (destroy it after use), or NULL at the end of the range or
+ * after a failure: a consumer error, or idle_ms without a message (r->failed set). */
+static rd_kafka_message_t *kr_next(kr_run *r, kr_part *p) {
+  while (p->next < p->end && !r->failed) {
     rd_kafka_message_t *msg = rd_kafka_consumer_poll(r->rk, 100);
     if (msg && msg->partition != p->id) { /* not ours: a client-wide error, or stale */
       if (msg->err && msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -398,17 +407,30 @@ static int kr_read_chunk(kr_run *r, kr_part *p) {
       continue;
     }
     r->last_msg = tc_mono_s();
-    kr_take(r, p, msg, &N);
+    if (kr_take(r, p, msg))
+      return msg;
+    rd_kafka_message_destroy(msg);
+  }
+  return NULL;
+}
+
+/* Reads the next chunk of p: up to KR_CHUNK accepted ticks or the rest of its range. Returns the
+ * ticks in the chunk; sets r->failed on a consumer error or after idle_ms without a message. */
+static int kr_read_chunk(kr_run *r, kr_part *p) {
+  int N = 0;
+  rd_kafka_message_t *msg;
+  while (N < KR_CHUNK && (msg = kr_next(r, p))) {
+    N += kr_decode(r, p, msg, N);
     rd_kafka_message_destroy(msg);
   }
   return N;
 }
 
-/* Produces the prediction json[0..n) of t to --output-topic, keyed by sym. */
-static void kr_produce(kr_run *r, const eng_tick *t, char *json, size_t n) {
+/* Produces the prediction json[0..n) to --output-topic, keyed by sym. */
+static void kr_produce(kr_run *r, const char *sym, size_t symlen, const char *json, size_t n) {
   rd_kafka_resp_err_t pe =
-      kprod_send(r->prod, r->out_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, json, n, t->t.sym,
-                 t->t.sym_len, NULL, r->prod_wait_ms, NULL);
+      kprod_send(r->prod, r->out_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (char *)json, n,
+                 sym, symlen, NULL, r->prod_wait_ms, NULL);
   if (pe) {
     fprintf(stderr, "tickcast replay: produce to %s: %s\n", r->o->out_topic, rd_kafka_err2str(pe));
     r->failed = 1;
@@ -448,7 +470,7 @@ static void kr_emit_chunk(kr_run *r, int N) {
                            (long long)r->srcs[i].pos);
     size_t n = enc_pred_json(bp, t, src, sl);
     if (r->out_rkt) {
-      kr_produce(r, t, bp, n);
+      kr_produce(r, t->t.sym, t->t.sym_len, bp, n);
       continue;
     }
     bp += n;
@@ -481,6 +503,115 @@ static void kr_replay(kr_run *r) {
   }
 }
 
+/* ---- threads > 1: this thread reads, the pipeline of preplay.h does the rest ---- */
+
+/* Writes the gathered predictions to the file. */
+static void kr_par_flush(kr_run *r) {
+  if (r->out && r->outlen && fwrite(r->outbuf, 1, r->outlen, r->out) != r->outlen) {
+    fprintf(stderr, "tickcast replay: %s: write failed: %s\n",
+            r->o->output ? r->o->output : "stdout", strerror(errno));
+    r->failed = 1;
+  }
+  r->outlen = 0;
+}
+
+/* A message as kr_decode decodes it: no value is bad_json, the key must match sym. */
+static int kr_par_decode(void *ud, int worker, const char *bytes, const preplay_rec *rec, tick *t,
+                         int *reason, char *err, size_t errlen) {
+  (void)ud, (void)worker;
+  if (rec->null) {
+    if (errlen)
+      snprintf(err, errlen, "empty message (null value)");
+    *reason = TICK_BAD_JSON;
+    return 1;
+  }
+  *reason = tick_parse_json(t, bytes + rec->off, rec->len, err, errlen);
+  if (*reason == TICK_OK)
+    *reason = tick_check_key(t, rec->klen >= 0 ? bytes + rec->koff : NULL,
+                             rec->klen >= 0 ? (size_t)rec->klen : 0, err, errlen);
+  return 1;
+}
+
+/* A message's sym without decoding it; a message without a value is bad_json on any worker. */
+static int kr_par_route(void *ud, const char *bytes, const preplay_rec *rec, const char **sym,
+                        size_t *len) {
+  (void)ud;
+  return rec->null ? 0 : tick_json_sym_hint(bytes + rec->off, rec->len, sym, len);
+}
+
+static int kr_par_emit(void *ud, const preplay_rec *rec, const char *sym, size_t symlen,
+                       const char *text, size_t len) {
+  (void)rec;
+  kr_run *r = ud;
+  if (r->out_rkt) {
+    kr_produce(r, sym, symlen, text, len - 1); /* without the '\n' */
+    return r->failed;
+  }
+  if (r->outlen + len > KR_CHUNK * (size_t)ENC_PRED_MAX)
+    kr_par_flush(r);
+  memcpy(r->outbuf + r->outlen, text, len);
+  r->outlen += len;
+  return r->failed;
+}
+
+static int kr_par_chunk_done(void *ud) {
+  kr_run *r = ud;
+  if (r->prod)
+    rd_kafka_poll(r->prod, 0);
+  kr_par_flush(r);
+  return r->failed;
+}
+
+/* Adds the messages of every partition in turn to the pipeline's chunks, as kr_replay reads
+ * them, then lets the pipeline finish. */
+static void kr_replay_par(kr_run *r, const nn_model *m) {
+  const preplay_cfg cfg = {.m = m,
+                           .interval = r->o->interval,
+                           .threads = r->o->threads,
+                           .jsonl = r->jsonl,
+                           .keep_sym = r->out_rkt != NULL,
+                           .src = r->o->topic,
+                           .src_max = 200,
+                           .rej = &r->rej,
+                           .route = kr_par_route,
+                           .decode = kr_par_decode,
+                           .emit = kr_par_emit,
+                           .chunk_done = kr_par_chunk_done,
+                           .ud = r};
+  if (preplay_new(&r->pp, &cfg) != 0) {
+    fprintf(stderr, "tickcast replay: out of memory\n");
+    r->failed = 1;
+    return;
+  }
+  preplay_chunk *c = preplay_acquire(r->pp);
+  for (int i = 0; i < r->np && c && !r->failed; i++) {
+    kr_part *p = &r->parts[i];
+    if (p->next >= p->end || kr_assign(r, p) != 0)
+      continue;
+    rd_kafka_message_t *msg;
+    while (c && (msg = kr_next(r, p))) {
+      int room = preplay_add(c, msg->payload, msg->len, msg->key, msg->key_len, p->id, msg->offset);
+      rd_kafka_message_destroy(msg);
+      r->read++;
+      p->read++;
+      if (room < 0) {
+        fprintf(stderr, "tickcast replay: out of memory\n");
+        r->failed = 1;
+      } else if (room == 0) {
+        preplay_submit(r->pp, c);
+        c = preplay_acquire(r->pp);
+      }
+    }
+  }
+  if (c)
+    preplay_submit(r->pp, c);
+  int rc = preplay_finish(r->pp);
+  if (rc == TC_ENOMEM)
+    fprintf(stderr, "tickcast replay: out of memory\n");
+  if (rc != 0)
+    r->failed = 1;
+}
+
 /* Flushes the output: the file, or the producer with its delivery check. */
 static void kr_flush(kr_run *r) {
   if (r->out && fflush(r->out) != 0) {
@@ -501,11 +632,13 @@ static void kr_flush(kr_run *r) {
 }
 
 static void kr_summary(const kr_run *r, double dt) {
+  uint64_t accepted = r->pp ? preplay_accepted(r->pp) : r->e.accepted;
+  uint32_t live = r->pp ? preplay_instruments(r->pp) : r->e.st.live;
   fprintf(stderr,
           "replay %s: %llu messages read, %llu accepted, %llu rejected, %u instruments, "
           "%.3f s, %.0f ticks/s\n",
-          r->o->topic, (unsigned long long)r->read, (unsigned long long)r->e.accepted,
-          (unsigned long long)r->rej.total, r->e.st.live, dt, dt > 0 ? r->read / dt : 0.0);
+          r->o->topic, (unsigned long long)r->read, (unsigned long long)accepted,
+          (unsigned long long)r->rej.total, live, dt, dt > 0 ? r->read / dt : 0.0);
   for (int i = 0; i < r->np; i++)
     fprintf(stderr, "  partition %d: offsets [%lld, %lld), %llu read\n", (int)r->parts[i].id,
             (long long)r->parts[i].start, (long long)r->parts[i].end,
@@ -530,6 +663,7 @@ static int kr_close(kr_run *r, int rc) {
     rd_kafka_destroy(r->prod);
   if (r->engine_ok)
     engine_free(&r->e);
+  preplay_destroy(r->pp);
   free(r->parts);
   free(r->ticks);
   free(r->srcs);
@@ -556,10 +690,13 @@ int kreplay_run(const kreplay_opts *o, const nn_model *m, const kconf *kc) {
   if (rc == 0)
     rc = kr_set_ranges(&r, ntopic);
   if (rc == 0)
-    rc = kr_open_output(&r);
+    rc = kr_open_output(&r, m);
   if (rc == 0) {
     double t0 = tc_mono_s();
-    kr_replay(&r);
+    if (o->threads > 1)
+      kr_replay_par(&r, m);
+    else
+      kr_replay(&r);
     kr_flush(&r);
     if (!o->quiet)
       kr_summary(&r, tc_mono_s() - t0);

@@ -25,6 +25,9 @@ typedef struct kreplay_opts {
   const char *out_topic;             /* instead of output: produce predictions to this topic */
   int idle_ms;                       /* give up after this long without a message */
   int quiet;                         /* no summary, no rejected message logged */
+  double interval;                   /* coverage of lo_px..hi_px (scale head), in (0, 1); 0: 0.9 */
+  int threads;                       /* workers: 1 reads, steps and writes on this thread;
+                                        more run the pipeline of preplay.h, same output */
 } kreplay_opts;
 
 /* Runs model m over the range of o with the Kafka settings of kc, writing each problem as one

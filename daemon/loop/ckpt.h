@@ -197,8 +197,8 @@ int ckpt_flush(ckpt *ck, symtab *t, const store_offset *off, size_t noff, const 
 
 /* Loop thread: waits for a write in flight to finish and applies its result to the stats (its
  * callback still runs later from the loop). The store connection is not shared between threads,
- * so the loop thread calls this before it uses the store itself (ckpt_restore_partitions at an
- * assignment). Returns at once when nothing is in flight. */
+ * so the loop thread calls this before it uses the store itself (ckpt_flush, at shutdown and
+ * revoke). Returns at once when nothing is in flight. */
 void ckpt_wait(ckpt *ck);
 
 /* The offsets of the snapshot last taken (for committing them to Kafka in the callback). */

@@ -99,6 +99,8 @@ static void check_binding(restore_job *j) {
   }
   if (rc == 0 && store_binding_set(r->db, j->cluster, r->o->input_topic, err, sizeof err) != 0)
     note(j, "%s", err);
+  else if (rc == 0)
+    r->bound = 1; /* under the store lock, as its reader in work_cb */
   rd_kafka_mem_free(r->consumer, (void *)cid);
 }
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ingest/tickfile.h"
 #include "nn/base/tc_err.h"
@@ -84,6 +85,13 @@ static int series_of(dataset *d, const tick *t) {
   return slot;
 }
 
+uint64_t dataset_memory_bound(int mib) {
+  if (mib > 0)
+    return (uint64_t)mib << 20;
+  long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+  return pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize / 2 : 0;
+}
+
 int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t errlen) {
   tickfile tf;
   int rc = tickfile_open(&tf, path, err, errlen);
@@ -116,6 +124,17 @@ int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t er
                         (reject_loc){name, REJECT_LINE, (int64_t)tf.line}, msg);
       continue;
     }
+    if (d->max_bytes && d->accepted >= d->max_bytes / DATASET_TICK_BYTES) {
+      snprintf(err, errlen,
+               "%s:%llu: more than %llu accepted ticks at %d bytes a tick: past the memory bound "
+               "of %llu MiB (--max-memory; default: half of this machine's memory); use a "
+               "shorter range of the input, or raise --max-memory",
+               name, (unsigned long long)tf.line,
+               (unsigned long long)(d->max_bytes / DATASET_TICK_BYTES), DATASET_TICK_BYTES,
+               (unsigned long long)(d->max_bytes >> 20));
+      rc = TC_ERANGE;
+      break;
+    }
     if (series_grow(s) != 0) {
       rc = TC_ENOMEM;
       break;
@@ -139,6 +158,8 @@ int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t er
              (unsigned long long)d->accepted);
     return rc;
   }
+  if (rc == TC_ERANGE) /* err says it */
+    return rc;
   if (rc < 0) {
     snprintf(err, errlen, "%s", msg);
     return rc;

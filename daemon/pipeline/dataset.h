@@ -34,14 +34,16 @@ typedef struct ds_series {
 } ds_series;
 
 typedef struct dataset {
-  symtab st;         /* sym -> slot; slot i is series[i] (slots are never reused here) */
-  ds_series *s;      /* (ns) */
-  int ns;            /* instruments */
-  int scap;          /* allocated series */
-  uint64_t read;     /* ticks (non-empty lines) read over all files */
-  uint64_t accepted; /* ticks accepted */
-  reject_tally rej;  /* ticks rejected, by reason, with their first lines (over all files) */
-  int ts_unit;       /* unit of integer timestamps in the files (enum tickfile_ts_unit) */
+  symtab st;          /* sym -> slot; slot i is series[i] (slots are never reused here) */
+  ds_series *s;       /* (ns) */
+  int ns;             /* instruments */
+  int scap;           /* allocated series */
+  uint64_t read;      /* ticks (non-empty lines) read over all files */
+  uint64_t accepted;  /* ticks accepted */
+  reject_tally rej;   /* ticks rejected, by reason, with their first lines (over all files) */
+  int ts_unit;        /* unit of integer timestamps in the files (enum tickfile_ts_unit) */
+  uint64_t max_bytes; /* memory bound (dataset_memory_bound): at most max_bytes /
+                       * DATASET_TICK_BYTES accepted ticks over all files; 0: no bound */
   /* Standardization from the training part (dataset_stats). */
   double feat_mean[NN_F], feat_std[NN_F];
   double tgt_mean, tgt_std;
@@ -57,8 +59,21 @@ void dataset_free(dataset *d); /* accepts NULL and half-built */
  * across files) are counted in d->rej, never fatal; when verbose, the first REJECT_SHOWN of the
  * dataset are printed on stderr. path must outlive d (the tally keeps it). Every series is whole
  * training afterwards (ntrain = nfit = n). Returns 0, TC_ENOENT/TC_EFORMAT (cannot open, no
- * valid header; err says which) or TC_EIO/TC_ENOMEM. */
+ * valid header; err says which) or TC_EIO/TC_ENOMEM, or TC_ERANGE past the memory
+ * bound (err names the file, the line and the bound). */
 int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t errlen);
+
+/* What a dataset command holds in memory per accepted tick, at most: the series (ts, px, raw
+ * features, quote flag: 49 bytes, up to twice that while an array doubles) and the command's own
+ * per-tick arrays (train: the fitting copy, about 82 bytes a tick in all, measured as peak RSS;
+ * eval: predictions, scores and bootstrap, about 180). */
+#define DATASET_TICK_BYTES 200
+/* Each trial of a search that trains at the same time as another holds this much more a tick
+ * (its own training arrays: 27-31 bytes measured as peak RSS). */
+#define DATASET_TRIAL_BYTES 32
+/* The memory bound in bytes for --max-memory mib MiB (0: half of this machine's memory, from
+ * sysconf), for max_bytes. */
+uint64_t dataset_memory_bound(int mib);
 
 /* Holds out the test part of every series, which training, validation and every choice made on
  * them never see: its last floor(n * test_frac) ticks, or, with has_from, its ticks at

@@ -17,11 +17,16 @@ static inline char *put_px(char *p, const tick *t) {
   return p + fmt_double_short(p, t->px);
 }
 
-/* Copies s as the inside of a JSON string: quote, backslash and control bytes escaped. */
-static char *put_json_str(char *p, const char *s, size_t n) {
+/* Copies s as the inside of a JSON string: quote, backslash and control bytes escaped; stops
+ * before the escaped text would pass max bytes (never inside an escape). */
+static char *put_json_str(char *p, const char *s, size_t n, size_t max) {
   static const char hex[] = "0123456789abcdef";
+  const char *end = p + max;
   for (size_t i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
+    size_t w = c == '"' || c == '\\' ? 2 : c < 0x20 ? 6 : 1;
+    if ((size_t)(end - p) < w)
+      break;
     if (c == '"' || c == '\\') {
       *p++ = '\\';
       *p++ = (char)c;
@@ -39,8 +44,6 @@ static char *put_json_str(char *p, const char *s, size_t n) {
 
 size_t enc_pred_json(char *out, const eng_tick *t, const char *src, size_t srclen) {
   char *p = out;
-  if (srclen > 300)
-    srclen = 300;
   PUT("{\"sym\":\"");
   memcpy(p, t->t.sym, t->t.sym_len); /* sym is validated: no quote, backslash or control byte */
   p += t->t.sym_len;
@@ -55,8 +58,17 @@ size_t enc_pred_json(char *out, const eng_tick *t, const char *src, size_t srcle
   PUT(",\"n\":");
   p += fmt_u64(p, t->n);
   PUT(",\"src\":\"");
-  p = put_json_str(p, src, srclen);
-  PUT("\"}");
+  p = put_json_str(p, src, srclen, ENC_SRC_MAX);
+  PUT("\"");
+  if (t->has_std) {
+    PUT(",\"pred_std\":");
+    p += fmt_double_sig(p, t->pred_std, 10);
+    PUT(",\"lo_px\":");
+    p += fmt_double_sig(p, t->lo_px, 10);
+    PUT(",\"hi_px\":");
+    p += fmt_double_sig(p, t->hi_px, 10);
+  }
+  *p++ = '}';
   return (size_t)(p - out);
 }
 
@@ -74,5 +86,17 @@ size_t enc_pred_csv(char *out, const eng_tick *t) {
   p += fmt_double_sig(p, t->pred_px, 10);
   *p++ = ',';
   p += fmt_u64(p, t->n);
+  if (t->has_std) {
+    *p++ = ',';
+    p += fmt_double_sig(p, t->pred_std, 10);
+    *p++ = ',';
+    p += fmt_double_sig(p, t->lo_px, 10);
+    *p++ = ',';
+    p += fmt_double_sig(p, t->hi_px, 10);
+  }
   return (size_t)(p - out);
+}
+
+const char *enc_csv_header(const nn_model *m) {
+  return m && m->gauss ? ENC_CSV_HEADER_GAUSS : ENC_CSV_HEADER;
 }

@@ -8,32 +8,48 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/pipeline/evalstat.h"
 #include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 #include "nn/features.h"
 
-int engine_init(engine *e, const nn_model *m, int chunk_max) {
+/* An engine whose LSTM scratch holds waves of up to wave_max instruments. */
+static int engine_setup(engine *e, const nn_model *m, int chunk_max, int wave_max) {
   memset(e, 0, sizeof *e);
-  if (chunk_max < 1)
+  if (chunk_max < 1 || wave_max < 1)
     return TC_EINVAL;
   e->m = m;
   e->chunk_max = chunk_max;
   size_t n = (size_t)chunk_max;
-  if (nn_work_init(&e->w, m, chunk_max) != 0 || symtab_init(&e->st, nn_state_floats(m), 1024) != 0)
+  if (nn_work_init(&e->w, m, wave_max < chunk_max ? wave_max : chunk_max) != 0 ||
+      symtab_init(&e->st, nn_state_floats(m), 1024) != 0)
     goto fail;
   e->x = malloc(n * NN_F * sizeof *e->x);
   e->xb = malloc(n * NN_F * sizeof *e->xb);
   e->yb = malloc(n * sizeof *e->yb);
+  e->sb = malloc(n * sizeof *e->sb);
+  engine_set_interval(e, 0.9);
   e->sp = malloc(n * sizeof *e->sp);
   e->wave = malloc(n * sizeof *e->wave);
   e->order = malloc(n * sizeof *e->order);
   e->wstart = calloc(n + 2, sizeof *e->wstart);
-  if (!e->x || !e->xb || !e->yb || !e->sp || !e->wave || !e->order || !e->wstart)
+  if (!e->x || !e->xb || !e->yb || !e->sb || !e->sp || !e->wave || !e->order || !e->wstart)
     goto fail;
   return 0;
 fail:
   engine_free(e);
   return TC_ENOMEM;
+}
+
+int engine_init(engine *e, const nn_model *m, int chunk_max) {
+  return engine_setup(e, m, chunk_max, chunk_max);
+}
+
+int engine_init_exact(engine *e, const nn_model *m, int chunk_max, int wave_max) {
+  int rc = engine_setup(e, m, chunk_max, wave_max);
+  if (rc == 0)
+    e->exact = 1;
+  return rc;
 }
 
 void engine_free(engine *e) {
@@ -44,6 +60,7 @@ void engine_free(engine *e) {
   free(e->x);
   free(e->xb);
   free(e->yb);
+  free(e->sb);
   free(e->sp);
   free(e->wave);
   free(e->order);
@@ -69,6 +86,32 @@ static int occ_reserve(engine *e) {
 static inline void reject(engine *e, eng_tick *t, int reason) {
   t->reason = reason;
   e->rejected[reason]++;
+}
+
+/* Steps the B ticks order[b0 .. b0+B) (one per instrument) as one batch and fills in their
+ * predictions. */
+static void step_batch(engine *e, eng_tick *ticks, int b0, int B) {
+  const nn_model *m = e->m;
+  for (int b = 0; b < B; b++) {
+    int i = e->order[b0 + b];
+    memcpy(e->xb + (size_t)b * NN_F, e->x + (size_t)i * NN_F, NN_F * sizeof(float));
+    e->sp[b] = symtab_state(&e->st, ticks[i].slot);
+  }
+  nn_step(m, &e->w, B, e->xb, e->sp, e->yb);
+  if (m->gauss)
+    nn_model_scale_out(m, B, e->sp, e->sb);
+  for (int b = 0; b < B; b++) {
+    eng_tick *t = &ticks[e->order[b0 + b]];
+    t->y = e->yb[b];
+    t->pred_ret = nn_pred_ret(m, t->y);
+    t->pred_px = t->t.px * exp(t->pred_ret);
+    t->has_std = (uint8_t)m->gauss;
+    if (m->gauss) {
+      t->pred_std = exp(0.5 * (double)e->sb[b]) * (double)m->tgt_std[0];
+      t->lo_px = t->t.px * exp(t->pred_ret - e->z * t->pred_std);
+      t->hi_px = t->t.px * exp(t->pred_ret + e->z * t->pred_std);
+    }
+  }
 }
 
 int engine_process(engine *e, eng_tick *ticks, int N) {
@@ -159,22 +202,22 @@ int engine_process(engine *e, eng_tick *ticks, int N) {
   for (int i = 0; i < N; i++)
     if (ticks[i].reason == TICK_OK && !ticks[i].skipped)
       e->order[e->wstart[e->wave[i] + 1]++] = i;
-  /* Now wstart[w] .. wstart[w+1] is wave w in order[]. Step each wave as one batch. */
-  for (int w = 0; w < nwaves; w++) {
-    int b0 = e->wstart[w], B = e->wstart[w + 1] - b0;
-    for (int b = 0; b < B; b++) {
-      int i = e->order[b0 + b];
-      memcpy(e->xb + (size_t)b * NN_F, e->x + (size_t)i * NN_F, NN_F * sizeof(float));
-      e->sp[b] = symtab_state(&e->st, ticks[i].slot);
-    }
-    nn_step(m, &e->w, B, e->xb, e->sp, e->yb);
-    for (int b = 0; b < B; b++) {
-      eng_tick *t = &ticks[e->order[b0 + b]];
-      t->y = e->yb[b];
-      t->pred_ret = nn_pred_ret(m, t->y);
-      t->pred_px = t->t.px * exp(t->pred_ret);
-    }
-  }
+  /* Now wstart[w] .. wstart[w+1] is wave w in order[]. Step each wave as one batch, or in
+   * batches of at most bmax instruments. */
+  int bmax = e->w.Bmax;
+  if (e->exact && e->w.Bkern < bmax)
+    bmax = e->w.Bkern;
+  for (int w = 0; w < nwaves; w++)
+    for (int b0 = e->wstart[w]; b0 < e->wstart[w + 1]; b0 += bmax)
+      step_batch(e, ticks, b0, e->wstart[w + 1] - b0 < bmax ? e->wstart[w + 1] - b0 : bmax);
+  return 0;
+}
+
+int engine_set_interval(engine *e, double c) {
+  if (!(c > 0 && c < 1))
+    return TC_EINVAL;
+  e->interval = c;
+  e->z = evalstat_norm_quantile(0.5 + 0.5 * c);
   return 0;
 }
 

@@ -1,7 +1,7 @@
 /* engine.h: the prediction pipeline shared by `replay` and `run`: a chunk of decoded ticks is
  * checked for per-instrument order, turned into features, scheduled into waves (the k-th tick of
  * each instrument in wave k, so the result equals the sequential one) and stepped through the
- * batched LSTM. Not for I/O: callers decode input and encode predictions. */
+ * batched recurrent cell (nn_step). Not for I/O: callers decode input and encode predictions. */
 #ifndef DAEMON_ENGINE_H
 #define DAEMON_ENGINE_H
 
@@ -24,16 +24,26 @@ typedef struct eng_tick {
   double pred_ret;   /* out: y * target.std + target.mean */
   double pred_px;    /* out: px * exp(pred_ret) */
   float y;           /* out: standardized network output */
+  uint8_t has_std;   /* out: 1 when the model has the scale head and the three below are set */
+  double pred_std;   /* out: exp(s / 2) * target.std, s the scale head's output: the standard
+                        deviation of the next log return */
+  double lo_px;      /* out: px * exp(pred_ret - z pred_std), z = Phi^-1((1 + interval) / 2) */
+  double hi_px;      /* out: px * exp(pred_ret + z pred_std): the central interval of the next
+                        price at coverage e->interval */
 } eng_tick;
 
 typedef struct engine {
   const nn_model *m; /* not owned; engine_set_model swaps it */
-  nn_work w;         /* LSTM scratch for up to chunk_max instruments */
+  nn_work w;         /* the cell's scratch for up to chunk_max instruments */
   symtab st;         /* instruments and their states */
   int chunk_max;     /* most ticks per engine_process call */
+  int exact;         /* engine_init_exact: no step batches more than w.Bkern instruments */
   float *x;          /* (chunk_max, NN_F) standardized features, by chunk index */
   float *xb;         /* (chunk_max, NN_F) features gathered for one wave */
   float *yb;         /* (chunk_max) outputs of one wave */
+  float *sb;         /* (chunk_max) scale head outputs of one wave (gauss models) */
+  double interval;   /* coverage of lo_px..hi_px, in (0, 1); 0.9 from engine_init */
+  double z;          /* Phi^-1((1 + interval) / 2) */
   float **sp;        /* (chunk_max) state pointers of one wave */
   int32_t *wave;     /* (chunk_max) wave of each tick */
   int32_t *order;    /* (chunk_max) tick indices sorted by wave */
@@ -52,6 +62,15 @@ typedef struct engine {
 
 /* Sets up an engine for model m with chunks of at most chunk_max ticks. 0 or TC_E*. */
 int engine_init(engine *e, const nn_model *m, int chunk_max);
+
+/* The same for results that must not depend on how ticks are grouped into chunks (the replays,
+ * whose output is the same bits for every --threads): a wave is stepped in batches of at most
+ * wave_max instruments and at most w.Bkern, so every projection runs on nn_projT, which gives an
+ * instrument the same bits whichever others share its step (nn/lstm.h). On AVX-512 (Bkern
+ * unbounded) with wave_max >= chunk_max this is engine_init exactly; on AVX2 it moves waves of
+ * more than 64 instruments from sgemm to nn_projT, which is as fast there; on CPUs without AVX2
+ * (Bkern 4) it is slower than sgemm for large waves: the price of the same bits. */
+int engine_init_exact(engine *e, const nn_model *m, int chunk_max, int wave_max);
 void engine_free(engine *e); /* accepts NULL and half-built */
 
 /* Processes ticks[0..N) (N <= chunk_max) in input order semantics: every accepted tick updates its
@@ -68,9 +87,14 @@ void engine_free(engine *e); /* accepts NULL and half-built */
  * the symbol table grows. */
 int engine_process(engine *e, eng_tick *ticks, int N);
 
-/* Switches to model m (same shape required; checked by the caller with nn_model_same_shape),
- * refreshing what the LSTM scratch caches of the weights. reset = 1 zeroes every instrument's
- * state and n: each instrument starts afresh, as if first seen (its next tick has ret = 0). */
+/* Sets the coverage of the interval lo_px..hi_px of a model with the scale head; c in (0, 1)
+ * (callers validate it), else TC_EINVAL and nothing changes. */
+int engine_set_interval(engine *e, double c);
+
+/* Switches to model m (same shape required; checked by the caller with nn_model_same_shape; the
+ * heads may differ), refreshing what the cell's scratch caches of the weights. reset = 1 zeroes
+ * every instrument's state and n: each instrument starts afresh, as if first seen (its next tick
+ * has ret = 0). */
 void engine_set_model(engine *e, const nn_model *m, int reset);
 
 #endif

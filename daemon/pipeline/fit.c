@@ -87,6 +87,8 @@ typedef struct vsums {
   double *d;   /* (cap) or NULL */
   int64_t *ts; /* (cap) */
   size_t nd, cap;
+  double *s, *e2; /* (cap) or NULL: the scale head's output and the squared error (y - t)^2 */
+  size_t ns;
 } vsums;
 
 /* Validation targets of d: predictions at ticks [ntrain, nfit - 1) of every series. */
@@ -101,12 +103,14 @@ static size_t val_targets(const dataset *d) {
 /* Validation over flat data: every series from its first tick, loss on its validation targets;
  * the test part (from nfit on) is never read. With vs != NULL also fills vs (whose nd is reset). */
 static int validate(const dataset *d, const flat *f, const nn_model *m, double *mse, double *mse_rw,
-                    uint64_t *count, vsums *vs) {
+                    uint64_t *count, vsums *vs, double *nll) {
   int Bv = d->ns < VAL_B ? d->ns : VAL_B;
   *mse = *mse_rw = 0;
+  if (nll)
+    *nll = 0;
   *count = 0;
   if (vs)
-    vs->yt = vs->yy = 0, vs->nd = 0;
+    vs->yt = vs->yy = 0, vs->nd = vs->ns = 0;
   if (Bv == 0)
     return 0;
   nn_train tr;
@@ -122,7 +126,7 @@ static int validate(const dataset *d, const flat *f, const nn_model *m, double *
     nn_train_free(&tr);
     return TC_ENOMEM;
   }
-  double se = 0, se0 = 0, syt = 0, syy = 0;
+  double se = 0, se0 = 0, syt = 0, syy = 0, snll = 0;
   uint64_t n = 0;
   for (int g0 = 0; g0 < d->ns; g0 += Bv) {
     int B = d->ns - g0 < Bv ? d->ns - g0 : Bv;
@@ -158,6 +162,15 @@ static int validate(const dataset *d, const flat *f, const nn_model *m, double *
         se0 += (double)tg[r] * tg[r];
         syt += (double)tr.y[r] * tg[r];
         syy += (double)tr.y[r] * tr.y[r];
+        if (m->gauss) {
+          double v = exp((double)tr.s[r]);
+          v = v > NN_GAUSS_EPS ? v : NN_GAUSS_EPS;
+          snll += 0.5 * (log(v) + e * e / v);
+        }
+        if (vs && vs->s && m->gauss && vs->ns < vs->cap) {
+          vs->s[vs->ns] = tr.s[r];
+          vs->e2[vs->ns++] = e * e;
+        }
         if (vs && vs->d && vs->nd < vs->cap) {
           vs->d[vs->nd] = e * e - (double)tg[r] * tg[r];
           vs->ts[vs->nd++] = d->s[g0 + r % B].ts[p0 + (size_t)(r / B)];
@@ -169,6 +182,8 @@ static int validate(const dataset *d, const flat *f, const nn_model *m, double *
   *mse = n ? se / (double)n : 0;
   *mse_rw = n ? se0 / (double)n : 0;
   *count = n;
+  if (nll)
+    *nll = n ? snll / (double)n : 0;
   if (vs)
     vs->yt = syt, vs->yy = syy;
   free(x), free(tg), free(w), free(state);
@@ -180,7 +195,7 @@ int fit_validate(const dataset *d, const nn_model *m, double *mse, double *mse_r
   flat f;
   if (flat_build(&f, d) != 0)
     return TC_ENOMEM;
-  int rc = validate(d, &f, m, mse, mse_rw, n, NULL);
+  int rc = validate(d, &f, m, mse, mse_rw, n, NULL, NULL);
   flat_free(&f);
   return rc;
 }
@@ -335,6 +350,7 @@ typedef struct fit_ctx {
   uint64_t nval;     /* validation targets */
   int best_epoch;    /* 0: no epoch beat the zero model */
   double best_train; /* training loss of the best epoch */
+  double nbest;      /* gauss: validation NLL of the best epoch (+inf before any) */
 } fit_ctx;
 
 /* The model's seeded weights and the dataset's statistics, the flat data, the trainer and its
@@ -368,9 +384,12 @@ static void fit_free(fit_ctx *c) {
 
 /* Epoch 0 is the zero prediction: a trained model has to beat it on validation to be kept. */
 static int fit_baseline(fit_ctx *c, fit_result *res) {
-  if (validate(c->d, &c->f, c->m, &c->vbest, &c->vrw, &c->nval, NULL) != 0)
+  if (validate(c->d, &c->f, c->m, &c->vbest, &c->vrw, &c->nval, NULL, NULL) != 0)
     return TC_ENOMEM;
   c->vbest = c->vrw;
+  c->nbest = INFINITY;
+  /* The zero mean with the training part's variance (1, standardized): NLL 0.5 mse_rw. */
+  res->val_nll_const = 0.5 * c->vrw;
   res->val_mse_rw = c->vrw;
   res->nval = c->nval;
   memcpy(c->best, c->m->params, c->m->nparams * sizeof *c->best);
@@ -381,10 +400,10 @@ static int fit_baseline(fit_ctx *c, fit_result *res) {
         ntr += c->d->s[i].ntrain - 1;
     fprintf(c->log,
             "train: %llu training targets, %llu validation targets, %d instruments; model "
-            "%s L=%d H=%d%s, %zu parameters\n",
+            "%s L=%d H=%d%s%s, %zu parameters\n",
             (unsigned long long)ntr, (unsigned long long)c->nval, c->d->ns,
             nn_cell_name(c->o->cell), c->o->L, c->o->H, c->o->peephole ? " peephole" : "",
-            c->m->nparams);
+            c->o->gauss ? " head=gauss" : "", c->m->nparams);
   }
   return 0;
 }
@@ -447,12 +466,18 @@ static int fit_epoch(fit_ctx *c, int epoch, double *loss, double *steps, double 
   return 0;
 }
 
-static void fit_log_epoch(const fit_ctx *c, int epoch, double tl, double vmse, double steps,
-                          double dt, int improved) {
+static void fit_log_epoch(const fit_ctx *c, int epoch, double tl, double vmse, double vnll,
+                          double steps, double dt, int improved) {
   const fit_opts *o = c->o;
   if (o->verbose >= 2)
     fprintf(c->log, "\r\033[K");
-  if (c->nval > 0)
+  if (c->nval > 0 && o->gauss)
+    fprintf(c->log,
+            "epoch %3d/%d  train NLL %.5f  val NLL %.5f (constant variance %.5f)  val %.5f  "
+            "%.0f tick-steps/s%s\n",
+            epoch, o->epochs, tl, vnll, 0.5 * c->vrw, vmse, dt > 0 ? steps / dt : 0.0,
+            improved ? "  *best" : "");
+  else if (c->nval > 0)
     fprintf(c->log,
             "epoch %3d/%d  train %.5f  val %.5f (random walk %.5f, skill %+.4f)  %.0f "
             "tick-steps/s%s\n",
@@ -464,34 +489,37 @@ static void fit_log_epoch(const fit_ctx *c, int epoch, double tl, double vmse, d
 }
 
 /* Epochs until o->epochs or o->patience epochs without a better validation MSE (each of which
- * halves the learning rate), keeping the best parameters. */
+ * halves the learning rate), keeping the best parameters. With the scale head: the validation NLL,
+ * and the learning rate stays. */
 static int fit_epochs(fit_ctx *c, fit_result *res) {
   const fit_opts *o = c->o;
   double steps_total = 0, train_time = 0;
   int bad = 0;
   for (int epoch = 1; epoch <= o->epochs; epoch++) {
-    double tl, steps, dt, vmse, vrw;
+    double tl, steps, dt, vmse, vrw, vnll;
     if (fit_epoch(c, epoch, &tl, &steps, &dt) != 0)
       return TC_ENOMEM;
     train_time += dt;
     steps_total += steps;
     res->ntrain = (uint64_t)steps;
-    if (validate(c->d, &c->f, c->m, &vmse, &vrw, &c->nval, NULL) != 0)
+    if (validate(c->d, &c->f, c->m, &vmse, &vrw, &c->nval, NULL, &vnll) != 0)
       return TC_ENOMEM;
-    int improved = c->nval == 0 || vmse < c->vbest;
+    int improved = c->nval == 0 || (o->gauss ? vnll < c->nbest : vmse < c->vbest);
     if (improved) {
       c->vbest = c->nval ? vmse : c->vbest;
+      c->nbest = c->nval ? vnll : c->nbest;
       c->best_epoch = epoch;
       c->best_train = tl;
       memcpy(c->best, c->m->params, c->m->nparams * sizeof *c->best);
       bad = 0;
     } else {
       bad++;
-      c->adam.lr *= 0.5f; /* a plateau: take smaller steps from here */
+      if (!o->gauss)        /* the scale head's validation NLL is too noisy to read plateaus from */
+        c->adam.lr *= 0.5f; /* a plateau: take smaller steps from here */
     }
     res->epochs_run = epoch;
     if (c->log && o->verbose)
-      fit_log_epoch(c, epoch, tl, vmse, steps, dt, improved);
+      fit_log_epoch(c, epoch, tl, vmse, vnll, steps, dt, improved);
     if (c->nval > 0 && bad >= o->patience)
       break;
   }
@@ -529,7 +557,7 @@ static int fit_choose(fit_ctx *c, fit_result *res) {
   vs.cap = val_targets(c->d);
   vs.d = malloc((vs.cap ? vs.cap : 1) * sizeof *vs.d);
   vs.ts = malloc((vs.cap ? vs.cap : 1) * sizeof *vs.ts);
-  int rc = vs.d && vs.ts ? validate(c->d, &c->f, m, &vm, &vr, &nv, &vs) : TC_ENOMEM;
+  int rc = vs.d && vs.ts ? validate(c->d, &c->f, m, &vm, &vr, &nv, &vs, NULL) : TC_ENOMEM;
   double a = 0;
   if (rc == 0) {
     a = vs.yy > 0 ? vs.yt / vs.yy : 0.0;
@@ -538,7 +566,7 @@ static int fit_choose(fit_ctx *c, fit_result *res) {
       m->head_w[j] *= (float)a;
     m->head_b[0] *= (float)a;
     res->scale = a;
-    rc = validate(c->d, &c->f, m, &c->vbest, &vr, &nv, &vs);
+    rc = validate(c->d, &c->f, m, &c->vbest, &vr, &nv, &vs, NULL);
   }
   /* Is the gain over the zero prediction more than validation noise? The Diebold-Mariano test of
    * the loss differential, summed per timestamp across instruments, with a Newey-West variance
@@ -574,13 +602,68 @@ static int fit_choose(fit_ctx *c, fit_result *res) {
   return 0;
 }
 
+/* The validation NLL (up to constants) of the log-variances a s + b against e2 (n each), and the b
+ * that minimizes it for a given a: ln of the mean of e2 exp(-a s). */
+static double calib_b(const double *s, const double *e2, size_t n, double a) {
+  double acc = 0;
+  for (size_t i = 0; i < n; i++)
+    acc += e2[i] * exp(-a * s[i]);
+  return log(acc / (double)n);
+}
+
+static double calib_nll(const double *s, const double *e2, size_t n, double a, double b) {
+  double acc = 0;
+  for (size_t i = 0; i < n; i++) {
+    double u = a * s[i] + b;
+    acc += 0.5 * (u + e2[i] * exp(-u));
+  }
+  return acc / (double)n;
+}
+
+/* Calibrates the scale head on validation, as the mean head's output scale: log-variance
+ * a s + b with a in [0, 1] (shrinking toward a constant variance where the forecast's swings do
+ * not hold up out of sample) and b its best shift, both by the validation Gaussian NLL at the
+ * saved mean. The NLL profiled over b is convex in a: golden-section search. */
+static int fit_calibrate(fit_ctx *c, fit_result *res) {
+  nn_model *m = c->m;
+  vsums vs = {0};
+  vs.cap = val_targets(c->d);
+  vs.s = malloc((vs.cap ? vs.cap : 1) * sizeof *vs.s);
+  vs.e2 = malloc((vs.cap ? vs.cap : 1) * sizeof *vs.e2);
+  double vm, vr;
+  uint64_t nv;
+  int rc = vs.s && vs.e2 ? validate(c->d, &c->f, m, &vm, &vr, &nv, &vs, NULL) : TC_ENOMEM;
+  if (rc == 0 && vs.ns > 1) {
+    double lo = 0, hi = 1, g = 0.5 * (sqrt(5.0) - 1);
+    for (int it = 0; it < 60; it++) {
+      double a1 = hi - g * (hi - lo), a2 = lo + g * (hi - lo);
+      double f1 = calib_nll(vs.s, vs.e2, vs.ns, a1, calib_b(vs.s, vs.e2, vs.ns, a1));
+      double f2 = calib_nll(vs.s, vs.e2, vs.ns, a2, calib_b(vs.s, vs.e2, vs.ns, a2));
+      if (f1 <= f2)
+        hi = a2;
+      else
+        lo = a1;
+    }
+    double a = 0.5 * (lo + hi), b = calib_b(vs.s, vs.e2, vs.ns, a);
+    for (int j = 0; j < m->H; j++)
+      m->scale_w[j] *= (float)a;
+    m->scale_b[0] = (float)(a * m->scale_b[0] + b);
+    res->var_scale = a;
+    res->var_shift = b;
+    if (c->log && c->o->verbose)
+      fprintf(c->log, "scale head calibrated on validation: log-variance %.4f s %+.4f\n", a, b);
+  }
+  free(vs.s), free(vs.e2);
+  return rc;
+}
+
 int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, FILE *log, char *err,
             size_t errlen) {
   memset(res, 0, sizeof *res);
   fit_ctx c;
   memset(&c, 0, sizeof c);
   c.d = d, c.o = o, c.m = m, c.log = log;
-  int rc = nn_model_init_cell(m, o->cell, o->L, o->H, o->peephole);
+  int rc = nn_model_init_head(m, o->cell, o->L, o->H, o->peephole, o->gauss);
   if (rc != 0) {
     snprintf(err, errlen, "cannot set up a%s %s model with L=%d H=%d%s: %s",
              o->cell == NN_CELL_LSTM ? "n" : "", nn_cell_name(o->cell), o->L, o->H,
@@ -597,6 +680,17 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
   }
   if (rc == 0)
     rc = fit_choose(&c, res);
+  res->var_scale = 1;
+  if (rc == 0 && o->gauss && c.nval > 0)
+    rc = fit_calibrate(&c, res);
+  if (rc == 0 && o->gauss && c.nval > 0) { /* the saved model's NLL, after its mean head's choice */
+    double vm, vr;
+    uint64_t nv;
+    rc = validate(d, &c.f, m, &vm, &vr, &nv, NULL, &res->val_nll);
+    if (rc == 0 && log && o->verbose)
+      fprintf(log, "scale head: validation NLL %.5f vs %.5f for a constant variance\n",
+              res->val_nll, res->val_nll_const);
+  }
   if (rc == 0) {
     res->best_epoch = c.best_epoch;
     res->val_mse = c.vbest;

@@ -26,6 +26,9 @@ typedef struct fit_opts {
   uint64_t seed; /* all randomness */
   int verbose;   /* 0 silent, 1 one line per epoch, 2 plus a \r bar (a terminal) */
   double min_t;  /* least t-statistic of the validation gain for a non-zero model */
+  int gauss;     /* 1: with the scale head, trained by Gaussian NLL, epochs chosen by validation
+                    NLL without halving the learning rate (the mean head's scale and fallback are
+                    then chosen as without), the scale head calibrated on validation */
 } fit_opts;
 
 /* The threshold of one training run: a gain t-statistic of 2, a two-sided level of
@@ -41,22 +44,27 @@ double fit_min_t(int K);
 void fit_opts_default(fit_opts *o);
 
 typedef struct fit_result {
-  double val_mse;     /* standardized validation MSE of the saved model */
-  double val_mse_rw;  /* the same for a zero prediction (the random walk) */
-  double train_mse;   /* training loss of the best epoch (0 for the zero model) */
-  double scale;       /* factor applied to the head (least squares on validation, in [0, 1]) */
-  double tstat;       /* t-statistic of the validation gain over the zero prediction: minus the
-                         Diebold-Mariano statistic (HLN) of the loss differential */
-  double pval;        /* its two-sided p-value (Student t, HLN) */
-  uint64_t val_times; /* distinct validation timestamps: the test's sample size */
-  double val_mse_fit; /* validation MSE of the trained model before any fallback to zero */
-  int fallback;       /* 1: the saved model predicts zero (no epoch beat it, or t < 2) */
-  int best_epoch;     /* 0 = no epoch beat the zero model, which is what was kept */
-  int epochs_run;     /* epochs trained */
-  uint64_t nval;      /* validation targets */
-  uint64_t ntrain;    /* training targets per epoch */
-  double seconds;     /* wall time of training */
-  double steps_per_s; /* tick-steps per second, forward + backward (training only) */
+  double val_mse;       /* standardized validation MSE of the saved model */
+  double val_mse_rw;    /* the same for a zero prediction (the random walk) */
+  double train_mse;     /* training loss of the best epoch (0 for the zero model) */
+  double scale;         /* factor applied to the head (least squares on validation, in [0, 1]) */
+  double tstat;         /* t-statistic of the validation gain over the zero prediction: minus the
+                           Diebold-Mariano statistic (HLN) of the loss differential */
+  double pval;          /* its two-sided p-value (Student t, HLN) */
+  uint64_t val_times;   /* distinct validation timestamps: the test's sample size */
+  double val_mse_fit;   /* validation MSE of the trained model before any fallback to zero */
+  int fallback;         /* 1: the saved model predicts zero (no epoch beat it, or t < 2) */
+  int best_epoch;       /* 0 = no epoch beat the zero model, which is what was kept */
+  int epochs_run;       /* epochs trained */
+  uint64_t nval;        /* validation targets */
+  uint64_t ntrain;      /* training targets per epoch */
+  double seconds;       /* wall time of training */
+  double steps_per_s;   /* tick-steps per second, forward + backward (training only) */
+  double val_nll;       /* gauss: standardized validation Gaussian NLL of the saved model */
+  double val_nll_const; /* gauss: the same for the zero mean and the constant variance of the
+                           training part (1 in standardized units) */
+  double var_scale;     /* gauss: the factor a of the calibrated log-variance a s + b, in [0, 1] */
+  double var_shift;     /* gauss: b */
 } fit_result;
 
 /* Trains a model of shape (o->cell, o->L, o->H, o->peephole) on d (split and stats already

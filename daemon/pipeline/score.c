@@ -3,6 +3,7 @@
 #include "daemon/pipeline/score.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,39 +11,148 @@
 #include "nn/features.h"
 #include "nn/lstm.h"
 
+/* One thread's part of score_predict_threads: the series who[0..ns) and its scratch. */
+typedef struct score_part {
+  const nn_model *m;
+  const dataset *d;
+  double **pred;
+  double **var; /* the scale head's variance forecasts, or NULL */
+  int *who;     /* (ns) its series, in index order */
+  int ns;       /* series */
+  int rc;       /* 0 or TC_ENOMEM */
+} score_part;
+
+/* The k-th tick of every series of the part in lockstep, in batches of at most w.Bkern (and 1024)
+ * instruments: nn_projT then gives each series the bits of stepping it alone, however the series
+ * are split between threads and batches (nn/lstm.h). */
+static void *score_part_run(void *arg) {
+  score_part *pt = arg;
+  const nn_model *m = pt->m;
+  const dataset *d = pt->d;
+  int ns = pt->ns, Bmax = ns < 1024 ? ns : 1024;
+  size_t sf = nn_state_floats(m), maxn = 0;
+  for (int j = 0; j < ns; j++)
+    if (d->s[pt->who[j]].n > maxn)
+      maxn = d->s[pt->who[j]].n;
+  nn_work w;
+  memset(&w, 0, sizeof w);
+  float *state = calloc((size_t)ns * sf, sizeof(float)), *x = malloc((size_t)Bmax * NN_F * 4);
+  float *y = malloc((size_t)Bmax * 4), **sp = malloc((size_t)Bmax * sizeof *sp);
+  float *sv = pt->var ? malloc((size_t)Bmax * 4) : NULL;
+  int *who = malloc((size_t)Bmax * sizeof *who);
+  pt->rc = TC_ENOMEM;
+  if (!state || !x || !y || !sp || !who || (pt->var && !sv) || nn_work_init(&w, m, Bmax) != 0)
+    goto done;
+  int bcap = w.Bkern < Bmax ? w.Bkern : Bmax;
+  const double v0 = (double)m->tgt_std[0] * m->tgt_std[0];
+  for (size_t k = 0; k < maxn; k++) {
+    for (int j = 0; j < ns;) {
+      int B = 0;
+      for (; j < ns && B < bcap; j++) {
+        int i = pt->who[j];
+        if (k >= d->s[i].n)
+          continue;
+        nn_features_standardize(m, d->s[i].raw + k * NN_F, x + (size_t)B * NN_F);
+        sp[B] = state + (size_t)j * sf;
+        who[B++] = i;
+      }
+      if (B == 0)
+        continue;
+      nn_step(m, &w, B, x, sp, y);
+      for (int b = 0; b < B; b++)
+        pt->pred[who[b]][k] = nn_pred_ret(m, y[b]);
+      if (pt->var) { /* the scale head's variance of the next log return: exp(s) target.std^2 */
+        nn_model_scale_out(m, B, sp, sv);
+        for (int b = 0; b < B; b++)
+          pt->var[who[b]][k] = exp((double)sv[b]) * v0;
+      }
+    }
+  }
+  pt->rc = 0;
+done:
+  nn_work_free(&w);
+  free(state), free(x), free(y), free(sp), free(who), free(sv);
+  return NULL;
+}
+
 int score_predict(const nn_model *m, const dataset *d, double **pred) {
+  return score_predict_var_threads(m, d, pred, NULL, 1);
+}
+
+int score_predict_var(const nn_model *m, const dataset *d, double **pred, double **var) {
+  return score_predict_var_threads(m, d, pred, var, 1);
+}
+
+int score_predict_threads(const nn_model *m, const dataset *d, double **pred, int threads) {
+  return score_predict_var_threads(m, d, pred, NULL, threads);
+}
+
+/* A series and its length, for dealing series out to threads. */
+typedef struct score_len {
+  size_t n;
+  int i;
+} score_len;
+
+static int longer_first(const void *a, const void *b) { /* then by index: a total order */
+  const score_len *x = a, *y = b;
+  if (x->n != y->n)
+    return x->n > y->n ? -1 : 1;
+  return x->i - y->i;
+}
+
+int score_predict_var_threads(const nn_model *m, const dataset *d, double **pred, double **var,
+                              int threads) {
   int ns = d->ns, rc = TC_ENOMEM;
   if (ns == 0)
     return 0;
-  size_t sf = nn_state_floats(m), maxn = 0;
-  for (int i = 0; i < ns; i++)
-    if (d->s[i].n > maxn)
-      maxn = d->s[i].n;
-  nn_work w;
-  memset(&w, 0, sizeof w);
-  float *state = calloc((size_t)ns * sf, sizeof(float)), *x = malloc((size_t)ns * NN_F * 4);
-  float *y = malloc((size_t)ns * 4), **sp = malloc((size_t)ns * sizeof *sp);
+  if (threads > ns)
+    threads = ns;
+  if (threads < 1)
+    threads = 1;
+  /* Series to threads, the longest first, each to the thread with the fewest ticks so far. */
+  score_part *pt = calloc((size_t)threads, sizeof *pt);
+  score_len *order = malloc((size_t)ns * sizeof *order);
+  int *owner = malloc((size_t)ns * sizeof *owner);
   int *who = malloc((size_t)ns * sizeof *who);
-  if (!state || !x || !y || !sp || !who || nn_work_init(&w, m, ns) != 0)
+  size_t *load = calloc((size_t)threads, sizeof *load);
+  pthread_t *th = calloc((size_t)threads, sizeof *th);
+  int started = 0;
+  if (!pt || !order || !owner || !who || !load || !th)
     goto done;
-  /* The k-th tick of every series in one batched step, which equals stepping each one alone. */
-  for (size_t k = 0; k < maxn; k++) {
-    int B = 0;
-    for (int i = 0; i < ns; i++) {
-      if (k >= d->s[i].n)
-        continue;
-      nn_features_standardize(m, d->s[i].raw + k * NN_F, x + (size_t)B * NN_F);
-      sp[B] = state + (size_t)i * sf;
-      who[B++] = i;
-    }
-    nn_step(m, &w, B, x, sp, y);
-    for (int b = 0; b < B; b++)
-      pred[who[b]][k] = nn_pred_ret(m, y[b]);
+  for (int i = 0; i < ns; i++)
+    order[i] = (score_len){d->s[i].n, i};
+  qsort(order, (size_t)ns, sizeof *order, longer_first);
+  for (int i = 0; i < ns; i++) {
+    int best = 0;
+    for (int t = 1; t < threads; t++)
+      if (load[t] < load[best])
+        best = t;
+    owner[order[i].i] = best;
+    load[best] += order[i].n;
+  }
+  for (int t = 0, at = 0; t < threads; t++) {
+    pt[t] = (score_part){m, d, pred, var, who + at, 0, 0};
+    for (int i = 0; i < ns; i++)
+      if (owner[i] == t)
+        who[at + pt[t].ns++] = i;
+    at += pt[t].ns;
   }
   rc = 0;
+  for (int t = 1; t < threads; t++) {
+    if (pthread_create(&th[t], NULL, score_part_run, &pt[t]) != 0) {
+      rc = TC_ENOMEM;
+      break;
+    }
+    started = t;
+  }
+  if (rc == 0)
+    score_part_run(&pt[0]);
+  for (int t = 1; t <= started; t++)
+    pthread_join(th[t], NULL);
+  for (int t = 0; rc == 0 && t < threads; t++)
+    rc = pt[t].rc;
 done:
-  nn_work_free(&w);
-  free(state), free(x), free(y), free(sp), free(who);
+  free(pt), free(order), free(owner), free(who), free(load), free(th);
   return rc;
 }
 

@@ -20,9 +20,24 @@
 
 /* The predictions of m for every tick of every series of d, run as `replay` runs them (the
  * inference network, each instrument's state from zero at its first tick), all instruments
- * stepped in lockstep in one batch. pred[i] (d->s[i].n): the prediction made after tick t of
+ * stepped in lockstep. pred[i] (d->s[i].n): the prediction made after tick t of
  * series i. Returns 0 or TC_ENOMEM. */
 int score_predict(const nn_model *m, const dataset *d, double **pred);
+
+/* The same, and for a model with the scale head (var not NULL) its variance forecast of the next
+ * log return, var[i][t] = exp(s) target.std^2, after tick t of series i (var[i] like pred[i]). */
+int score_predict_var(const nn_model *m, const dataset *d, double **pred, double **var);
+
+/* score_predict on `threads` threads (eval --threads): series are dealt out by length, and each
+ * thread steps its series in lockstep. Every series is stepped in batches of at most the kernel's
+ * Bkern instruments, so the predictions are the same bits for every thread count and on every
+ * CPU (nn/lstm.h); score_predict is this with one thread. */
+int score_predict_threads(const nn_model *m, const dataset *d, double **pred, int threads);
+
+/* Both: the predictions and, for a model with the scale head (var not NULL), the variances, on
+ * `threads` threads, the same bits for every thread count. */
+int score_predict_var_threads(const nn_model *m, const dataset *d, double **pred, double **var,
+                              int threads);
 
 /* One scored prediction. */
 typedef struct score_pt {

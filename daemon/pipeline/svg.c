@@ -134,6 +134,7 @@ typedef struct columns {
   double pmin[COLS], pmax[COLS]; /* predicted returns in the column */
   double pq10[COLS], pq90[COLS]; /* their 10% and 90% quantiles */
   double pmean[COLS];            /* their mean */
+  double blo[COLS], bhi[COLS];   /* the interval's bounds pred -+ band, averaged */
   double cg[COLS], cn[COLS];     /* cumulative strategy gross and net at its end */
   double ch[COLS];               /* cumulative buy and hold at its end */
   int cnt[COLS];                 /* points in the column (0: unused) */
@@ -179,7 +180,7 @@ static int columns_fill(columns *c, const svg_eval *e) {
   for (size_t a = 0; a < n;) {
     int col = column_of(c, pts[a].ts);
     size_t b = a;
-    double psum = 0;
+    double psum = 0, bsum = 0;
     c->rmin[col] = c->rmax[col] = pts[a].real;
     c->pmin[col] = c->pmax[col] = pts[a].pred;
     for (; b < n && column_of(c, pts[b].ts) == col; b++) {
@@ -187,6 +188,7 @@ static int columns_fill(columns *c, const svg_eval *e) {
       c->rmin[col] = fmin(c->rmin[col], p->real), c->rmax[col] = fmax(c->rmax[col], p->real);
       c->pmin[col] = fmin(c->pmin[col], p->pred), c->pmax[col] = fmax(c->pmax[col], p->pred);
       psum += p->pred;
+      bsum += e->band ? e->band[b] : 0;
       buf[b - a] = p->real;
       pbuf[b - a] = p->pred;
       c->clo = fmin(c->clo, fmin(fmin(e->gross[b], e->net[b]), e->hold[b]));
@@ -198,6 +200,9 @@ static int columns_fill(columns *c, const svg_eval *e) {
     qsort(pbuf, (size_t)k, sizeof *pbuf, dbl_cmp);
     c->pq10[col] = quantile(pbuf, k, 0.1), c->pq90[col] = quantile(pbuf, k, 0.9);
     c->pmean[col] = psum / k;
+    c->blo[col] = (psum - bsum) / k, c->bhi[col] = (psum + bsum) / k;
+    if (e->band) /* the band is drawn on the realized returns' scale */
+      c->rlo = fmin(c->rlo, c->blo[col]), c->rhi = fmax(c->rhi, c->bhi[col]);
     c->cnt[col] = k;
     c->cg[col] = e->gross[b - 1], c->cn[col] = e->net[b - 1], c->ch[col] = e->hold[b - 1];
     c->rlo = fmin(c->rlo, c->rmin[col]), c->rhi = fmax(c->rhi, c->rmax[col]);
@@ -252,7 +257,7 @@ static void column_line(FILE *f, const columns *c, const panel *p, const double 
 
 /* The top panel: realized returns as grey bars (min-max light, 10-90% darker), predicted as a
  * translucent blue band (10-90%) and a blue line (mean) on top. */
-static void plot_returns(FILE *f, const columns *c, const panels *p, size_t n) {
+static void plot_returns(FILE *f, const columns *c, const panels *p, size_t n, double level) {
   int many = 0;
   for (int k = 0; k < COLS && !many; k++)
     many = c->cnt[k] > 1;
@@ -273,6 +278,19 @@ static void plot_returns(FILE *f, const columns *c, const panels *p, size_t n) {
   fputs("'/>\n<polyline fill='none' stroke='#1f5fd1' stroke-width='1.2' points='", f);
   column_line(f, c, &p->ptop, c->pmean);
   fputs("'/>\n", f);
+  if (level > 0) /* the scale head's interval, on the realized returns' scale */
+    for (int k = 0; k < 2; k++) {
+      fputs("<polyline fill='none' stroke='#e08214' stroke-width='1.2' points='", f);
+      column_line(f, c, &p->top, k ? c->bhi : c->blo);
+      fputs("'/>\n", f);
+    }
+  char band[64];
+  snprintf(band, sizeof band, "predicted %g%% interval%s", 100 * level,
+           many ? " (column mean)" : "");
+  if (level > 0) {
+    const char *const nb[] = {band}, *const cb[] = {"#e08214"};
+    legend(f, PL + 12, p->top.top + 18, nb, cb, 1);
+  }
   static const char *const c1[] = {"#8a8a8a", "#d4d4d4", "#1f5fd1", "#8fb0e8"};
   const char *n1[4] = {"realized", "", "predicted", ""};
   if (many) {
@@ -354,7 +372,7 @@ int svg_eval_plot(const char *path, const svg_eval *e, char *err, size_t errlen)
           W, W, W / 2);
   xml_text(f, e->title);
   fputs("</text>\n", f);
-  plot_returns(f, c, &p, e->n);
+  plot_returns(f, c, &p, e->n, e->band ? e->band_level : 0);
   plot_cumulative(f, c, &p.bot, e);
   fprintf(f, "<text x='%d' y='732' text-anchor='middle' font-size='12'>time (UTC)</text>\n</svg>\n",
           (PL + PR) / 2);

@@ -20,12 +20,15 @@ typedef struct svg_eval {
   const double *hold;  /* (n) buy and hold, equal-weighted */
   int ninst;           /* instruments the curves average over */
   const char *costs;   /* how costs were charged, for the legend */
+  const double *band;  /* (n) or NULL: half-width of the model's central interval of the log
+                          return at each point (a model with the scale head) */
+  double band_level;   /* its coverage, for the legend */
 } svg_eval;
 
 /* Writes the plot of e to path. Long series are drawn per pixel column (the realized returns'
- * 10-90% range and min-max, the predictions' mean and 10-90% range), so the file stays small and
- * neither series hides the other at any length. Returns 0 or TC_EIO/TC_EINVAL/TC_ENOMEM with
- * err. */
+ * 10-90% range and min-max, the predictions' mean and 10-90% range, the interval's bounds averaged
+ * over the column), so the file stays small and neither series hides the other at any length.
+ * Returns 0 or TC_EIO/TC_EINVAL/TC_ENOMEM with err. */
 int svg_eval_plot(const char *path, const svg_eval *e, char *err, size_t errlen);
 
 #endif

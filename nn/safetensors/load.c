@@ -355,6 +355,27 @@ static int cell_find(reader *r, int *cell) {
   return 0;
 }
 
+/* Pass 2c: the heads. The scale head is there when any scale_head.* tensor is (tensors_match then
+ * requires both); __metadata__ NN_META_HEAD_KEY, when present, must agree: "gauss" with it,
+ * "mean" without. */
+static int head_find(reader *r, int *gauss) {
+  *gauss = 0;
+  for (size_t i = 0; i < r->n; i++)
+    if (strncmp(r->es[i].name, "scale_head.", 11) == 0)
+      *gauss = 1;
+  json_t *md = json_object_get(r->root, "__metadata__");
+  json_t *hd = json_is_object(md) ? json_object_get(md, NN_META_HEAD_KEY) : NULL;
+  if (!hd || !json_is_string(hd))
+    return 0;
+  const char *v = json_string_value(hd), *want = *gauss ? "gauss" : "mean";
+  if (strcmp(v, want) != 0)
+    return nn_st_fail(r->err, r->errlen, r->file, TC_EFORMAT,
+                      "__metadata__ \"" NN_META_HEAD_KEY "\" is \"%.16s\", expected \"%s\" (the "
+                      "file has %sscale_head.* tensors)",
+                      v, want, *gauss ? "" : "no ");
+  return 0;
+}
+
 /* Pass 2b: the layer structure of the cell's tensors. H from <module>.weight_hh_l0 (G x H, G =
  * 4H, 3H or H by the cell), L from the weight_hh count; peepholes (LSTM) when any
  * lstm.weight_c?_l* is present, and then all of them must be. */
@@ -452,11 +473,12 @@ static int tensors_match(reader *r, const nn_model *m, const nn_tensor *s, int n
     for (int j = 0; j < ns && !found; j++)
       found = strcmp(r->es[i].name, s[j].name) == 0;
     if (!found)
-      return nn_st_fail(r->err, r->errlen, r->file, TC_EFORMAT,
-                        "unknown tensor %.64s (model has L=%d layers, "
-                        "H=%d%s; expected %s.*_l0..l%d, head.*, features.*, target.*)",
-                        r->es[i].name, m->L, m->H, m->peephole ? ", peepholes" : "",
-                        nn_cell_prefix(m->cell), m->L - 1);
+      return nn_st_fail(
+          r->err, r->errlen, r->file, TC_EFORMAT,
+          "unknown tensor %.64s (model has L=%d layers, "
+          "H=%d%s; expected %s.*_l0..l%d, head.*, scale_head.*, features.*, target.*)",
+          r->es[i].name, m->L, m->H, m->peephole ? ", peepholes" : "", nn_cell_prefix(m->cell),
+          m->L - 1);
   }
   for (int j = 0; j < ns; j++) {
     entry *e = entry_find(r, &s[j]);
@@ -542,16 +564,18 @@ static int load_mem(nn_model *m, const unsigned char *buf, size_t len, const cha
                     size_t errlen) {
   reader r = {.file = file, .err = err, .errlen = errlen};
   nn_tensor s[NN_TENSORS_MAX];
-  int cell = NN_CELL_LSTM, L = 0, H = 0, peep = 0, ns, rc;
+  int cell = NN_CELL_LSTM, L = 0, H = 0, peep = 0, gauss = 0, ns, rc;
   if ((rc = header_read(&r, buf, len)) != 0 || (rc = entries_read(&r)) != 0 ||
-      (rc = cell_find(&r, &cell)) != 0 || (rc = layers_find(&r, cell, &L, &H, &peep)) != 0)
+      (rc = cell_find(&r, &cell)) != 0 || (rc = head_find(&r, &gauss)) != 0 ||
+      (rc = layers_find(&r, cell, &L, &H, &peep)) != 0)
     goto out;
-  if ((rc = nn_model_init_cell(m, cell, L, H, peep)) != 0) {
+  if ((rc = nn_model_init_head(m, cell, L, H, peep, gauss)) != 0) {
     rc = nn_st_fail(err, errlen, file, rc, "out of memory for L=%d H=%d", L, H);
     goto out;
   }
   /* The metadata is the file's: init's nonlinearity goes unless the file has it too. */
   nn_model_del_meta(m, NN_META_NONLINEARITY_KEY);
+  nn_model_del_meta(m, NN_META_HEAD_KEY);
   ns = nn_model_tensors(m, s);
   if ((rc = tensors_match(&r, m, s, ns)) != 0 || (rc = tensors_disjoint(&r)) != 0 ||
       (rc = tensors_copy(&r, m, s, ns)) != 0 ||

@@ -2,7 +2,8 @@
  * not a valid one, the fixed header sym,ts,px,qty,bid,ask is used); every further line is a row.
  * Checks, beyond memory safety: an accepted tick obeys CONTRACT §1, and re-encoded as JSON with
  * ingest/fmt.h it decodes through tick_parse_json to the very same tick (so the CSV and JSON
- * paths agree, and fmt_double_short round-trips); a rejected row has a one-line message. */
+ * paths agree, and fmt_double_short round-trips), and tick_csv_sym_hint, when it answers, gives
+ * its sym; a rejected row has a one-line message. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,6 +32,10 @@ static void check_row(const tick_csv *h, const char *row, size_t n) {
   }
   if (t.sym_len < 1 || t.sym_len > TICK_SYM_MAX || strlen(t.sym) != t.sym_len)
     fail("bad sym", row, n, t.sym);
+  const char *hs;
+  size_t hn;
+  if (tick_csv_sym_hint(h, row, n, &hs, &hn) && (hn != t.sym_len || memcmp(hs, t.sym, hn) != 0))
+    fail("sym hint differs", row, n, t.sym);
   for (int i = 0; i < t.sym_len; i++) {
     unsigned char c = (unsigned char)t.sym[i];
     if (c < 0x21 || c > 0x7E || c == '"' || c == '\\' || c == ',')

@@ -1,7 +1,8 @@
 /* fuzz_tick_json.c: differential fuzzing of tick_parse_json against jansson. Each input is decoded
  * by our one-pass decoder and by json_loadb plus a reference implementation of the CONTRACT §1
  * field rules written here on the jansson object; any disagreement in the reason or in a decoded
- * value (sym bytes, ts exactly, px/qty/bid/ask bit for bit, has_quote) aborts.
+ * value (sym bytes, ts exactly, px/qty/bid/ask bit for bit, has_quote) aborts, and so does a
+ * tick_json_sym_hint answer other than the decoded sym of an accepted tick.
  *
  * Intentional differences, for which the input is skipped (not compared):
  * - jansson rejects a whole document holding an integer beyond long long ("too big integer") or
@@ -164,6 +165,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fail("reason differs", data, size, ours, ref, err);
   if (ours != TICK_OK)
     return 0;
+  const char *hs;
+  size_t hn;
+  if (tick_json_sym_hint((const char *)data, size, &hs, &hn) &&
+      (hn != a.sym_len || memcmp(hs, a.sym, hn) != 0))
+    fail("sym hint differs", data, size, ours, ref, a.sym);
   if (a.sym_len != b.sym_len || memcmp(a.sym, b.sym, a.sym_len + 1) != 0)
     fail("sym differs", data, size, ours, ref, a.sym);
   if (a.ts != b.ts)

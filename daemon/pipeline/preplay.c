@@ -1,0 +1,804 @@
+/* preplay.c: the replay on several threads (see preplay.h for the design). One mutex guards the
+ * ring of chunk slots and the counters that move work between threads; it is taken a few times
+ * per chunk and per part, never per record. Records and text are read and written without it: a
+ * slot's arrays belong to the reader while it fills, to the router of each part, to each worker
+ * for its own log, then to the writer, and every hand-over goes through the mutex.
+ * What crosses between threads is kept small, because on a many-core CPU every cache line that
+ * one core writes and another reads costs a transfer: the text (reader -> router and owner), a
+ * worker number per record (router -> owners and writer), and each owner's log of results (owner
+ * -> writer). A record is decoded on the worker that steps it. */
+#include "daemon/pipeline/preplay.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/pipeline/encode.h"
+#include "ingest/fmt.h"
+#include "nn/base/clock.h"
+#include "nn/base/tc_err.h"
+
+#define PREPLAY_CHUNK 8192       /* records per chunk by default */
+#define PREPLAY_BLOCK 65536      /* bytes per read of a file */
+#define PREPLAY_BYTES (64 << 20) /* a chunk takes no more records once its text is this long */
+#define PREPLAY_PART 256         /* fewest records per decode part */
+#define PREPLAY_BUCKETS 65536    /* symbol hash buckets, each placed on one worker */
+#define PREPLAY_WAVE 1024 /* most instruments per engine step (any value gives the same bits) */
+#define NO_SHARD 0xFFFF   /* the worker of a blank line: none */
+#define ST_BLANK 0xFF     /* a log entry's status for a record that held no tick after all */
+/* A log entry: status (TICK_OK or a reason), sym length, text length (2 bytes, little-endian),
+ * then the sym (when kept: cfg.keep_sym, and out_of_order rejects), then the text (the
+ * prediction with its '\n', or an out_of_order tick's ts as 8 bytes). */
+#define ENTRY_HEAD 4
+#define ENTRY_MAX (ENTRY_HEAD + TICK_SYM_MAX + ENC_PRED_MAX + 1)
+
+/* What a Kafka message's record has beyond its text. */
+typedef struct prp_msg {
+  uint32_t koff; /* the key: bytes [koff, koff + klen) */
+  int32_t klen;  /* -1: none */
+  int32_t part;  /* partition */
+  int32_t null;  /* no value */
+  int64_t pos;   /* offset */
+} prp_msg;
+
+struct preplay_chunk {
+  uint64_t seq;      /* place in the input, from 0 */
+  int n;             /* records */
+  int cap;           /* records it may hold (cfg.chunk) */
+  uint32_t *off;     /* (cap) each record's text: bytes [off, off + len) */
+  uint32_t *len;     /* (cap) */
+  int64_t line0;     /* lines: the number of record 0 (record i is line line0 + i) */
+  prp_msg *msg;      /* (cap) messages: the rest of each record; NULL for lines */
+  char *bytes;       /* the records' text */
+  size_t used;       /* bytes in use */
+  size_t bcap;       /* bytes allocated */
+  uint16_t *shard;   /* (cap) the worker of each record, NO_SHARD for a blank line */
+  int32_t *sidx;     /* (cap) each part's records grouped by worker, in input order */
+  uint32_t *poff;    /* (maxparts, threads + 1) where each part's group of each worker starts
+                        in sidx */
+  char *out;         /* (cap * ENTRY_MAX) one log per worker: an entry for each of its records,
+                        in input order; no cache line is written by two workers */
+  size_t *base;      /* (threads) start of each worker's log in out */
+  uint32_t *cnt;     /* (threads) records of each worker, summed over the parts */
+  int nparts;        /* routing parts */
+  int parts_claimed; /* handed to a worker so far (under mu) */
+  int parts_done;    /* routed so far (under mu) */
+  int routed;        /* every part routed and the logs laid out (under mu) */
+  int shards_done;   /* workers done with it (under mu) */
+};
+
+/* One worker: an engine for its instruments and room to gather them. */
+typedef struct prp_worker {
+  _Alignas(64) preplay *p; /* (each worker on cache lines of its own) */
+  int id;                  /* 0 .. threads-1: the shard it owns */
+  pthread_t th;            /* the thread */
+  int started;             /* th runs */
+  engine e;                /* its instruments' states */
+  eng_tick *loc;           /* (chunk) its ticks of one chunk, in input order */
+  int32_t *idx;            /* (chunk) their records */
+  uint32_t *cnt;           /* (threads) records by worker in the part it routes */
+  uint32_t *pos;           /* (threads) where the next of each worker's goes in sidx */
+  uint64_t next;           /* the next chunk it steps */
+  double route_us;         /* CPU time in route_part */
+  double step_us;          /* CPU time in step_shard: decoding, stepping, encoding */
+  double cpu_us;           /* CPU time of the thread (at its end) */
+  double wait_us;          /* wall time waiting for work */
+  char err[8];             /* a decoder's message buffer (not read: errlen 0) */
+} prp_worker;
+
+/* An out_of_order reject held back until the end of its one-thread chunk (see walk). */
+typedef struct prp_ooo {
+  reject_loc loc;
+  int64_t ts;
+  char sym[TICK_SYM_MAX + 1];
+} prp_ooo;
+
+struct preplay {
+  preplay_cfg cfg;
+  int N;                           /* workers */
+  int K;                           /* chunk slots */
+  preplay_chunk *ck;               /* (K) the ring: chunk seq lives in slot seq % K */
+  prp_worker *wk;                  /* (N) */
+  _Alignas(64) pthread_mutex_t mu; /* guards what the comments say is under mu */
+  pthread_cond_t work;             /* workers wait here for a part, a routed chunk, the end */
+  pthread_cond_t done;             /* the caller's thread waits here for the oldest chunk */
+  uint64_t filled;                 /* chunks submitted (under mu) */
+  uint64_t written;                /* chunks emitted and freed (under mu) */
+  int eof;                         /* no more chunks will come (under mu) */
+  int stop;                        /* workers must return (under mu) */
+  int failed;            /* 0, or TC_ENOMEM from a worker, TC_EIO from a callback (under mu) */
+  int next_shard;        /* the worker the next new bucket goes to (under mu) */
+  _Atomic uint16_t *map; /* (PREPLAY_BUCKETS) worker + 1 of each symbol bucket, 0: none yet */
+  /* The reader (the caller's thread). */
+  char *carry; /* bytes read past the last line of the previous chunk */
+  size_t carry_len, carry_cap;
+  uint64_t line; /* number of the last line given out */
+  int lines_eof; /* the file has no more bytes */
+  /* The writer (the caller's thread). */
+  _Alignas(64) uint64_t read; /* records with a tick, emitted so far */
+  size_t *cur;                /* (threads) the next entry of each worker's log of a chunk */
+  int32_t vpart;              /* partition of the last record with a tick (-2: none yet) */
+  int vok;                    /* decode-accepted ticks since the last one-thread chunk boundary */
+  prp_ooo ooo[REJECT_SHOWN];  /* held-back out_of_order rejects, the first REJECT_SHOWN */
+  int nooo;                   /* held in ooo */
+  uint64_t ooo_more;          /* held back beyond those (only counted: see walk) */
+  double read_us;             /* the caller's thread: CPU time reading (preplay_fill_lines) */
+  double write_us;            /* and writing (walk, with emit and chunk_done) */
+};
+
+/* Record i of c, as the callbacks see it. */
+static inline void rec_at(const preplay_chunk *c, int i, preplay_rec *r) {
+  if (c->msg) {
+    const prp_msg *m = &c->msg[i];
+    *r = (preplay_rec){c->off[i], c->len[i], m->koff, m->klen, m->part, m->null, m->pos};
+  } else {
+    *r = (preplay_rec){c->off[i], c->len[i], 0, -1, REJECT_LINE, 0, c->line0 + i};
+  }
+}
+
+/* ---- set-up ---- */
+
+/* n zeroed bytes on cache lines of their own: what one thread writes on every record must not
+ * share a line with what another thread touches (false sharing cost the decoders a fifth). */
+static void *alloc_lines(size_t n) {
+  n = (n + 63) / 64 * 64;
+  void *b = aligned_alloc(64, n ? n : 64);
+  if (b)
+    memset(b, 0, n);
+  return b;
+}
+
+static void chunk_free(preplay_chunk *c) {
+  free(c->off), free(c->len), free(c->msg), free(c->bytes), free(c->shard), free(c->sidx);
+  free(c->poff), free(c->out), free(c->base), free(c->cnt);
+}
+
+/* Routing parts of a chunk of cap records: a few per worker, so that the work balances, of at
+ * least PREPLAY_PART records. */
+static int max_parts(int cap, int N) {
+  int parts = (cap + PREPLAY_PART - 1) / PREPLAY_PART;
+  return parts < 4 * N ? parts : 4 * N;
+}
+
+static int chunk_init(preplay_chunk *c, int cap, int N) {
+  size_t n = (size_t)cap;
+  c->cap = cap;
+  c->bcap = 2 * PREPLAY_BLOCK;
+  c->off = malloc(n * sizeof *c->off);
+  c->len = malloc(n * sizeof *c->len);
+  c->bytes = malloc(c->bcap);
+  c->shard = malloc(n * sizeof *c->shard);
+  c->sidx = malloc(n * sizeof *c->sidx);
+  c->poff = malloc((size_t)max_parts(cap, N) * (size_t)(N + 1) * sizeof *c->poff);
+  c->out = malloc(n * ENTRY_MAX); /* untouched pages cost nothing: a log fills from its start */
+  c->base = malloc((size_t)N * sizeof *c->base);
+  c->cnt = malloc((size_t)N * sizeof *c->cnt);
+  return c->off && c->len && c->bytes && c->shard && c->sidx && c->poff && c->out && c->base &&
+                 c->cnt
+             ? 0
+             : TC_ENOMEM;
+}
+
+static void *worker_main(void *arg);
+
+int preplay_new(preplay **out, const preplay_cfg *cfg) {
+  *out = NULL;
+  if (cfg->threads < 1 || cfg->threads > PREPLAY_MAX_THREADS || !cfg->route || !cfg->decode ||
+      !cfg->emit || !cfg->rej || cfg->chunk < 0)
+    return TC_EINVAL;
+  preplay *p = alloc_lines(sizeof *p); /* the writer's fields apart from what workers read */
+  if (!p)
+    return TC_ENOMEM;
+  p->cfg = *cfg;
+  if (!p->cfg.chunk)
+    p->cfg.chunk = PREPLAY_CHUNK;
+  p->N = cfg->threads;
+  /* Room for every worker to be a chunk apart from the slowest, and for one being filled and
+   * one being written. */
+  p->K = p->N + 3 < 32 ? p->N + 3 : 32;
+  p->vpart = -2;
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->work, NULL);
+  pthread_cond_init(&p->done, NULL);
+  p->ck = calloc((size_t)p->K, sizeof *p->ck);
+  p->wk = alloc_lines((size_t)p->N * sizeof *p->wk);
+  p->map = calloc(PREPLAY_BUCKETS, sizeof *p->map);
+  p->cur = alloc_lines((size_t)p->N * sizeof *p->cur);
+  int rc = p->ck && p->wk && p->map && p->cur ? 0 : TC_ENOMEM;
+  for (int k = 0; rc == 0 && k < p->K; k++)
+    rc = chunk_init(&p->ck[k], p->cfg.chunk, p->N);
+  for (int i = 0; rc == 0 && i < p->N; i++) {
+    prp_worker *w = &p->wk[i];
+    w->p = p;
+    w->id = i;
+    w->loc = malloc((size_t)p->cfg.chunk * sizeof *w->loc);
+    w->idx = malloc((size_t)p->cfg.chunk * sizeof *w->idx);
+    w->cnt = alloc_lines((size_t)p->N * sizeof *w->cnt);
+    w->pos = alloc_lines((size_t)p->N * sizeof *w->pos);
+    if (!w->loc || !w->idx || !w->cnt || !w->pos)
+      rc = TC_ENOMEM;
+    else
+      rc = engine_init_exact(&w->e, cfg->m, p->cfg.chunk, PREPLAY_WAVE);
+    if (rc == 0 && cfg->interval > 0)
+      engine_set_interval(&w->e, cfg->interval);
+  }
+  for (int i = 0; rc == 0 && i < p->N; i++) {
+    if (pthread_create(&p->wk[i].th, NULL, worker_main, &p->wk[i]) != 0)
+      rc = TC_ENOMEM;
+    else
+      p->wk[i].started = 1;
+  }
+  if (rc != 0) {
+    preplay_destroy(p);
+    return rc;
+  }
+  *out = p;
+  return 0;
+}
+
+/* Makes every worker return and waits for them. */
+static void stop_workers(preplay *p) {
+  pthread_mutex_lock(&p->mu);
+  p->stop = 1;
+  pthread_cond_broadcast(&p->work);
+  pthread_mutex_unlock(&p->mu);
+  for (int i = 0; i < p->N; i++)
+    if (p->wk[i].started) {
+      pthread_join(p->wk[i].th, NULL);
+      p->wk[i].started = 0;
+    }
+}
+
+void preplay_destroy(preplay *p) {
+  if (!p)
+    return;
+  if (p->wk)
+    stop_workers(p);
+  for (int i = 0; p->wk && i < p->N; i++) {
+    engine_free(&p->wk[i].e);
+    free(p->wk[i].loc), free(p->wk[i].idx), free(p->wk[i].cnt), free(p->wk[i].pos);
+  }
+  for (int k = 0; p->ck && k < p->K; k++)
+    chunk_free(&p->ck[k]);
+  free(p->ck), free(p->wk), free((void *)p->map), free(p->carry), free(p->cur);
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->work);
+  pthread_cond_destroy(&p->done);
+  free(p);
+}
+
+/* ---- the workers ---- */
+
+/* The worker of an instrument, from its symbol's bytes: its hash bucket's, given round robin
+ * when the bucket is first seen. Any placement gives the same output (preplay.h); this one
+ * spreads instruments evenly. */
+static int shard_of(preplay *p, const char *sym, size_t len) {
+  uint64_t h = len, v; /* a multiplicative hash, 8 bytes at a time */
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    memcpy(&v, sym + i, 8);
+    h = (h ^ v) * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 29;
+  }
+  if (i < len) {
+    v = 0;
+    memcpy(&v, sym + i, len - i);
+    h = (h ^ v) * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 29;
+  }
+  size_t b = (size_t)((h * 0xBF58476D1CE4E5B9ull) >> 48);
+  uint16_t s = atomic_load_explicit(&p->map[b], memory_order_acquire);
+  if (s)
+    return s - 1;
+  pthread_mutex_lock(&p->mu);
+  s = atomic_load_explicit(&p->map[b], memory_order_relaxed);
+  if (!s) {
+    s = (uint16_t)(p->next_shard + 1);
+    p->next_shard = (p->next_shard + 1) % p->N;
+    atomic_store_explicit(&p->map[b], s, memory_order_release);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return s - 1;
+}
+
+/* The worker of record r: the one of its symbol, told by cfg.route or, when route cannot tell,
+ * by decoding it here (with a worker number >= threads: its side notes do not count, the owner
+ * decodes it again). A record that decodes to no tick may go to any worker, which only reports
+ * the reject: the one of its position. NO_SHARD for a blank line. */
+static int route_rec(prp_worker *w, const preplay_chunk *c, const preplay_rec *r) {
+  preplay *p = w->p;
+  const char *sym;
+  size_t len;
+  int h = p->cfg.route(p->cfg.ud, c->bytes, r, &sym, &len);
+  if (h < 0)
+    return NO_SHARD;
+  if (h > 0)
+    return shard_of(p, sym, len);
+  tick t;
+  int reason;
+  if (p->cfg.decode(p->cfg.ud, p->N + w->id, c->bytes, r, &t, &reason, w->err, 0) &&
+      reason == TICK_OK)
+    return shard_of(p, t.sym, t.sym_len);
+  return (int)((uint64_t)r->pos % (uint64_t)p->N);
+}
+
+/* Routes part k of chunk c: each record's worker, and the records grouped by worker in sidx
+ * (poff says where); adds the records of each worker to w->cnt. */
+static void route_part(prp_worker *w, preplay_chunk *c, int k) {
+  preplay *p = w->p;
+  int lo = (int)((int64_t)c->n * k / c->nparts), hi = (int)((int64_t)c->n * (k + 1) / c->nparts);
+  memset(w->cnt, 0, (size_t)p->N * sizeof *w->cnt);
+  for (int i = lo; i < hi; i++) {
+    preplay_rec r;
+    rec_at(c, i, &r);
+    int s = route_rec(w, c, &r);
+    c->shard[i] = (uint16_t)s;
+    if (s != NO_SHARD)
+      w->cnt[s]++;
+  }
+  uint32_t *off = c->poff + (size_t)k * (size_t)(p->N + 1), at = (uint32_t)lo;
+  for (int s = 0; s < p->N; s++) {
+    off[s] = at;
+    at += w->cnt[s];
+  }
+  off[p->N] = at;
+  memcpy(w->pos, off, (size_t)p->N * sizeof *w->pos);
+  for (int i = lo; i < hi; i++)
+    if (c->shard[i] != NO_SHARD)
+      c->sidx[w->pos[c->shard[i]]++] = i;
+}
+
+/* The last part of c is routed: each worker's log in c->out (under mu). */
+static void lay_out(preplay *p, preplay_chunk *c) {
+  size_t at = 0;
+  for (int s = 0; s < p->N; s++) {
+    c->base[s] = at;
+    at += (size_t)c->cnt[s] * ENTRY_MAX;
+  }
+  c->routed = 1;
+}
+
+/* The JSONL src of record r: SRC:LINE for a line, TOPIC/PARTITION/OFFSET for a message, with
+ * src cut to cfg.src_max bytes, as the one-thread replays write it. Returns its length. */
+static size_t src_of(const preplay *p, const preplay_rec *r, char *buf) {
+  size_t n = strlen(p->cfg.src);
+  if (n > p->cfg.src_max)
+    n = p->cfg.src_max;
+  memcpy(buf, p->cfg.src, n);
+  if (r->part < 0) {
+    buf[n++] = ':';
+    return n + fmt_u64(buf + n, (uint64_t)r->pos);
+  }
+  buf[n++] = '/';
+  n += fmt_i64(buf + n, r->part);
+  buf[n++] = '/';
+  return n + fmt_i64(buf + n, r->pos);
+}
+
+/* Decodes w's records of c into w->loc (in input order), as the one-thread replay decodes them:
+ * this worker's decode is the one whose side notes count. Returns how many. */
+static int decode_shard(prp_worker *w, const preplay_chunk *c) {
+  preplay *p = w->p;
+  int k = 0;
+  for (int part = 0; part < c->nparts; part++) {
+    const uint32_t *off = c->poff + (size_t)part * (size_t)(p->N + 1) + w->id;
+    for (uint32_t j = off[0]; j < off[1]; j++) {
+      int i = c->sidx[j], reason;
+      preplay_rec r;
+      rec_at(c, i, &r);
+      eng_tick *t = &w->loc[k];
+      if (!p->cfg.decode(p->cfg.ud, w->id, c->bytes, &r, &t->t, &reason, w->err, 0))
+        reason = ST_BLANK; /* route said otherwise: a callback pair that disagrees */
+      t->reason = reason;
+      t->partition = r.part;
+      w->idx[k++] = i;
+    }
+  }
+  return k;
+}
+
+/* Decodes w's records of c, steps them through w's engine and writes w's log. 0 or TC_ENOMEM. */
+static int step_shard(prp_worker *w, preplay_chunk *c) {
+  preplay *p = w->p;
+  int k = decode_shard(w, c);
+  if (k == 0)
+    return 0;
+  int rc = engine_process(&w->e, w->loc, k);
+  if (rc != 0)
+    return rc;
+  char *o = c->out + c->base[w->id], src[400];
+  for (int j = 0; j < k; j++) {
+    const eng_tick *t = &w->loc[j];
+    int st = t->reason, keep = st == TICK_OUT_OF_ORDER || (st == TICK_OK && p->cfg.keep_sym);
+    size_t sl = keep ? t->t.sym_len : 0, len = 0;
+    char *e = o + ENTRY_HEAD;
+    if (sl) {
+      memcpy(e, t->t.sym, sl);
+      e += sl;
+    }
+    if (st == TICK_OK) {
+      if (p->cfg.jsonl) {
+        preplay_rec r;
+        rec_at(c, w->idx[j], &r);
+        len = enc_pred_json(e, t, src, src_of(p, &r, src));
+      } else {
+        len = enc_pred_csv(e, t);
+      }
+      e[len++] = '\n';
+    } else if (st == TICK_OUT_OF_ORDER) { /* the writer notes it, with its ts and sym */
+      memcpy(e, &t->t.ts, 8);
+      len = 8;
+    }
+    o[0] = (char)st;
+    o[1] = (char)sl;
+    o[2] = (char)(len & 0xFF);
+    o[3] = (char)(len >> 8);
+    o = e + len;
+  }
+  return 0;
+}
+
+/* A chunk with a routing part left, the oldest first (under mu), or NULL. */
+static preplay_chunk *part_to_claim(preplay *p) {
+  for (uint64_t s = p->written; s < p->filled; s++) {
+    preplay_chunk *c = &p->ck[s % (uint64_t)p->K];
+    if (c->parts_claimed < c->nparts)
+      return c;
+  }
+  return NULL;
+}
+
+static void fail(preplay *p, int rc) { /* under mu */
+  if (!p->failed)
+    p->failed = rc;
+  pthread_cond_broadcast(&p->work);
+  pthread_cond_signal(&p->done);
+}
+
+/* A worker: decodes and steps its instruments' records of each routed chunk in order, and
+ * routes parts of any submitted chunk in between, the oldest first. */
+static void *worker_main(void *arg) {
+  prp_worker *w = arg;
+  preplay *p = w->p;
+  pthread_mutex_lock(&p->mu);
+  while (!p->stop && !p->failed) {
+    preplay_chunk *c = &p->ck[w->next % (uint64_t)p->K];
+    if (w->next < p->filled && c->routed) {
+      pthread_mutex_unlock(&p->mu);
+      double t0 = tc_thread_cpu_us();
+      int rc = step_shard(w, c);
+      w->step_us += tc_thread_cpu_us() - t0;
+      pthread_mutex_lock(&p->mu);
+      if (rc != 0)
+        fail(p, rc);
+      if (++c->shards_done == p->N)
+        pthread_cond_signal(&p->done);
+      w->next++;
+      continue;
+    }
+    if (w->next >= p->filled && p->eof)
+      break;
+    if ((c = part_to_claim(p))) {
+      int k = c->parts_claimed++;
+      pthread_mutex_unlock(&p->mu);
+      double t0 = tc_thread_cpu_us();
+      route_part(w, c, k);
+      w->route_us += tc_thread_cpu_us() - t0;
+      pthread_mutex_lock(&p->mu);
+      for (int s = 0; s < p->N; s++)
+        c->cnt[s] += w->cnt[s];
+      if (++c->parts_done == c->nparts) {
+        lay_out(p, c);
+        pthread_cond_broadcast(&p->work);
+      }
+      continue;
+    }
+    double t0 = tc_mono_s();
+    pthread_cond_wait(&p->work, &p->mu);
+    w->wait_us += (tc_mono_s() - t0) * 1e6;
+  }
+  pthread_mutex_unlock(&p->mu);
+  w->cpu_us = tc_thread_cpu_us();
+  return NULL;
+}
+
+/* ---- the reader ---- */
+
+int preplay_count(const preplay_chunk *c) {
+  return c->n;
+}
+
+/* Room for n more bytes in c->bytes. 0 or TC_ENOMEM. */
+static int bytes_reserve(preplay_chunk *c, size_t n) {
+  if (c->bcap - c->used >= n)
+    return 0;
+  size_t cap = c->bcap;
+  while (cap - c->used < n)
+    cap *= 2;
+  char *b = realloc(c->bytes, cap);
+  if (!b)
+    return TC_ENOMEM;
+  c->bytes = b;
+  c->bcap = cap;
+  return 0;
+}
+
+int preplay_add(preplay_chunk *c, const char *val, size_t len, const char *key, size_t klen,
+                int32_t part, int64_t off) {
+  if (len > PREPLAY_BYTES || klen > PREPLAY_BYTES || bytes_reserve(c, len + klen) != 0)
+    return TC_ENOMEM;
+  if (!c->msg && !(c->msg = malloc((size_t)c->cap * sizeof *c->msg)))
+    return TC_ENOMEM;
+  int i = c->n++;
+  c->off[i] = (uint32_t)c->used;
+  c->len[i] = (uint32_t)len;
+  c->msg[i] = (prp_msg){0, -1, part, !val, off};
+  if (val)
+    memcpy(c->bytes + c->used, val, len);
+  c->used += len;
+  if (key) {
+    c->msg[i].koff = (uint32_t)c->used;
+    c->msg[i].klen = (int32_t)klen;
+    memcpy(c->bytes + c->used, key, klen);
+    c->used += klen;
+  }
+  return c->used >= PREPLAY_BYTES ? 0 : c->cap - c->n;
+}
+
+/* The line c->bytes[beg, end) as the next record, without a trailing '\r'. */
+static void add_line(preplay *p, preplay_chunk *c, size_t beg, size_t end) {
+  if (end > beg && c->bytes[end - 1] == '\r')
+    end--;
+  p->line++;
+  c->off[c->n] = (uint32_t)beg;
+  c->len[c->n++] = (uint32_t)(end - beg);
+}
+
+/* Keeps c->bytes[beg, used) for the next chunk. 0 or TC_ENOMEM. */
+static int keep_carry(preplay *p, preplay_chunk *c, size_t beg) {
+  size_t n = c->used - beg;
+  if (n > p->carry_cap) {
+    char *b = realloc(p->carry, n);
+    if (!b)
+      return TC_ENOMEM;
+    p->carry = b;
+    p->carry_cap = n;
+  }
+  memcpy(p->carry, c->bytes + beg, n);
+  p->carry_len = n;
+  c->used = beg;
+  return 0;
+}
+
+static int fill_lines(preplay *p, preplay_chunk *c, tickfile *tf);
+
+int preplay_fill_lines(preplay *p, preplay_chunk *c, tickfile *tf) {
+  double t0 = tc_thread_cpu_us();
+  int rc = fill_lines(p, c, tf);
+  p->read_us += tc_thread_cpu_us() - t0;
+  return rc;
+}
+
+static int fill_lines(preplay *p, preplay_chunk *c, tickfile *tf) {
+  if (!p->line)
+    p->line = tf->line;
+  c->line0 = (int64_t)p->line + 1;
+  if (bytes_reserve(c, p->carry_len + PREPLAY_BLOCK) != 0)
+    return TC_ENOMEM;
+  if (p->carry_len) /* carry is NULL before the first chunk */
+    memcpy(c->bytes, p->carry, p->carry_len);
+  c->used = p->carry_len;
+  p->carry_len = 0;
+  size_t beg = 0, scan = 0; /* the current line's start; where to look for its end */
+  while (c->n < c->cap && (c->n == 0 || beg < PREPLAY_BYTES)) {
+    char *nl = memchr(c->bytes + scan, '\n', c->used - scan);
+    if (nl) {
+      add_line(p, c, beg, (size_t)(nl - c->bytes));
+      beg = scan = (size_t)(nl - c->bytes) + 1;
+      continue;
+    }
+    scan = c->used;
+    if (p->lines_eof) {
+      if (beg < c->used) /* a last line without '\n' */
+        add_line(p, c, beg, c->used);
+      return 0;
+    }
+    if (bytes_reserve(c, PREPLAY_BLOCK) != 0)
+      return TC_ENOMEM;
+    int got = tickfile_read_raw(tf, c->bytes + c->used, PREPLAY_BLOCK);
+    if (got < 0)
+      return got;
+    if (got == 0)
+      p->lines_eof = 1;
+    c->used += (size_t)got;
+  }
+  return keep_carry(p, c, beg) != 0 ? TC_ENOMEM : 1;
+}
+
+/* ---- the writer ---- */
+
+/* Notes the held-back out_of_order rejects: the one-thread replays note a chunk's decode rejects
+ * as they read it and its out_of_order ones after stepping it, so the printed first rejects and
+ * each reason's first locations come in that order. */
+static void flush_ooo(preplay *p) {
+  for (int k = 0; k < p->nooo; k++) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "field ts: found %lld, older than the last accepted tick of %s",
+             (long long)p->ooo[k].ts, p->ooo[k].sym);
+    reject_tally_note(p->cfg.rej, TICK_OUT_OF_ORDER, p->ooo[k].loc, msg);
+  }
+  /* Beyond REJECT_SHOWN held back, the tally has printed all it prints and holds the first
+   * locations of the reason: these are only counted, and their place does not matter. */
+  for (; p->ooo_more; p->ooo_more--)
+    reject_tally_note(p->cfg.rej, TICK_OUT_OF_ORDER, p->ooo[0].loc, "");
+  p->nooo = 0;
+}
+
+static void hold_ooo(preplay *p, const preplay_rec *r, const char *sym, size_t sl, const char *ts) {
+  if (p->nooo == REJECT_SHOWN) {
+    p->ooo_more++;
+    return;
+  }
+  prp_ooo *o = &p->ooo[p->nooo++];
+  o->loc = (reject_loc){p->cfg.src, r->part, r->pos};
+  memcpy(&o->ts, ts, 8);
+  memcpy(o->sym, sym, sl);
+  o->sym[sl] = 0;
+}
+
+/* A decode reject: its message is made again (by the same decoder, with a worker number whose
+ * side notes do not count) only when the tally will print it, so the workers never format one. */
+static void note_reject(preplay *p, const preplay_chunk *c, int i, int reason) {
+  preplay_rec r;
+  rec_at(c, i, &r);
+  char err[512] = "";
+  reject_tally *rej = p->cfg.rej;
+  if (!rej->quiet && rej->total < REJECT_SHOWN) {
+    tick t;
+    int again;
+    p->cfg.decode(p->cfg.ud, 2 * p->N, c->bytes, &r, &t, &again, err, sizeof err);
+  }
+  reject_tally_note(rej, reason, (reject_loc){p->cfg.src, r.part, r.pos}, err);
+}
+
+/* Emits chunk c's predictions and notes its rejects, in input order, as the one-thread replays
+ * would: their chunks end after PREPLAY_GROUP decode-accepted ticks or where a partition ends.
+ * Each record's result is the next entry of its worker's log. 0, or TC_EIO when a callback
+ * stopped it. */
+static int walk(preplay *p, const preplay_chunk *c) {
+  memcpy(p->cur, c->base, (size_t)p->N * sizeof *p->cur);
+  for (int i = 0; i < c->n; i++) {
+    int s = c->shard[i];
+    if (s == NO_SHARD)
+      continue;
+    const char *e = c->out + p->cur[s], *sym = e + ENTRY_HEAD;
+    int st = (unsigned char)e[0];
+    size_t sl = (unsigned char)e[1], len = (unsigned char)e[2] | (size_t)(unsigned char)e[3] << 8;
+    const char *text = sym + sl;
+    p->cur[s] = (size_t)(text + len - c->out);
+    if (st == ST_BLANK)
+      continue;
+    p->read++;
+    preplay_rec r;
+    rec_at(c, i, &r);
+    if (r.part != p->vpart) {
+      flush_ooo(p);
+      p->vpart = r.part;
+      p->vok = 0;
+    }
+    if (st != TICK_OK && st != TICK_OUT_OF_ORDER) {
+      note_reject(p, c, i, st);
+      continue;
+    }
+    if (st == TICK_OUT_OF_ORDER)
+      hold_ooo(p, &r, sym, sl, text);
+    else if (p->cfg.emit(p->cfg.ud, &r, sl ? sym : NULL, sl, text, len) != 0)
+      return TC_EIO;
+    if (++p->vok == PREPLAY_GROUP) {
+      flush_ooo(p);
+      p->vok = 0;
+    }
+  }
+  if (p->cfg.chunk_done && p->cfg.chunk_done(p->cfg.ud) != 0)
+    return TC_EIO;
+  return 0;
+}
+
+/* Emits the oldest chunk, when every worker is done with it, and frees its slot (called and
+ * returning under mu). Returns 1 when it did, 0 when that chunk is not ready. */
+static int write_oldest(preplay *p) {
+  if (p->written >= p->filled)
+    return 0;
+  preplay_chunk *c = &p->ck[p->written % (uint64_t)p->K];
+  if (c->shards_done < p->N)
+    return 0;
+  pthread_mutex_unlock(&p->mu);
+  double t0 = tc_thread_cpu_us();
+  int rc = walk(p, c);
+  p->write_us += tc_thread_cpu_us() - t0;
+  pthread_mutex_lock(&p->mu);
+  if (rc != 0)
+    fail(p, rc);
+  p->written++;
+  return 1;
+}
+
+preplay_chunk *preplay_acquire(preplay *p) {
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    if (p->failed) {
+      pthread_mutex_unlock(&p->mu);
+      return NULL;
+    }
+    if (write_oldest(p))
+      continue;
+    if (p->filled - p->written < (uint64_t)p->K)
+      break;
+    pthread_cond_wait(&p->done, &p->mu);
+  }
+  preplay_chunk *c = &p->ck[p->filled % (uint64_t)p->K];
+  c->seq = p->filled;
+  c->n = 0;
+  c->used = 0;
+  c->nparts = c->parts_claimed = c->parts_done = c->routed = c->shards_done = 0;
+  memset(c->cnt, 0, (size_t)p->N * sizeof *c->cnt);
+  pthread_mutex_unlock(&p->mu);
+  return c;
+}
+
+void preplay_submit(preplay *p, preplay_chunk *c) {
+  int parts = max_parts(c->n, p->N);
+  pthread_mutex_lock(&p->mu);
+  c->nparts = parts;
+  if (parts == 0)
+    lay_out(p, c);
+  p->filled++;
+  pthread_cond_broadcast(&p->work);
+  pthread_mutex_unlock(&p->mu);
+}
+
+int preplay_finish(preplay *p) {
+  pthread_mutex_lock(&p->mu);
+  p->eof = 1;
+  pthread_cond_broadcast(&p->work);
+  while (!p->failed && p->written < p->filled)
+    if (!write_oldest(p))
+      pthread_cond_wait(&p->done, &p->mu);
+  int rc = p->failed;
+  pthread_mutex_unlock(&p->mu);
+  if (rc == 0)
+    flush_ooo(p);
+  stop_workers(p);
+  return rc;
+}
+
+void preplay_get_stats(const preplay *p, preplay_stats *st) {
+  memset(st, 0, sizeof *st);
+  st->read_us = p->read_us;
+  st->write_us = p->write_us;
+  for (int i = 0; i < p->N; i++) {
+    st->route_us += p->wk[i].route_us;
+    st->step_us += p->wk[i].step_us;
+    st->worker_us += p->wk[i].cpu_us;
+    st->wait_us += p->wk[i].wait_us;
+  }
+}
+
+uint64_t preplay_read(const preplay *p) {
+  return p->read;
+}
+
+uint64_t preplay_accepted(const preplay *p) {
+  uint64_t n = 0;
+  for (int i = 0; i < p->N; i++)
+    n += p->wk[i].e.accepted;
+  return n;
+}
+
+uint32_t preplay_instruments(const preplay *p) {
+  uint32_t n = 0;
+  for (int i = 0; i < p->N; i++)
+    n += p->wk[i].e.st.live;
+  return n;
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# gen_results_gauss.sh: the runs behind the "Variance forecasts" part of docs/RESULTS.md, printed
+# as the tables it shows. Needs `make data` (data/real/fx_daily.csv, data/real/sp500.csv) and
+# ./tickcast. Every real-data figure is of the held-out test part: train --head gauss
+# --test-frac 0.2 never reads the last 20% of each instrument, eval --test scores exactly that
+# part, and the baselines (EWMA, GARCH(1,1), the constant) are fitted per instrument on the
+# returns before it. The synthetic GARCH(1,1) and i.i.d. streams are tests/gen_garch.py's. Plots
+# (with the 90% band) go to docs/results_*_gauss.svg. About a minute on one core.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TC=${TICKCAST:-$ROOT/tickcast}
+export OPENBLAS_NUM_THREADS=1 LC_ALL=C
+W=$(mktemp -d "${TMPDIR:-/tmp}/tickcast-results.XXXXXX")
+trap 'rm -rf "$W"' EXIT
+ln -s "$ROOT/data" "$W/data" # so that plot titles name data/real/..., not a scratch path
+for f in fx_daily sp500; do
+  [ -f "$ROOT/data/real/$f.csv" ] || { echo "gen_results_gauss: run make data first" >&2; exit 1; }
+done
+
+# One row from eval --test --json: QLIKE of each forecast, DM p of the model against EWMA and
+# GARCH (sign: < 0 the model is better), the model's 90% interval.
+row() { # eval.json
+  /usr/bin/python3 - "$1" <<'PYEOF'
+import json, sys
+v = json.load(open(sys.argv[1]))["variance"]
+m, e, g, c = v["model"], v["ewma"], v["garch"], v["const"]
+iv = m["interval"]
+def dm(b):
+    d = b["dm_qlike"]
+    return f"{d['stat_hln']:+.2f} ({d['p_hln']:.2g})"
+print(f"{m['qlike']:.4f} | {e['qlike']:.4f} | {dm(e)} | {g['qlike']:.4f} | {dm(g)} | {c['qlike']:.4f} | "
+      f"{iv['coverage']:.4f} | {iv['width']:.4f} | {iv['kupiec_p']:.2g} | "
+      f"{e['interval']['coverage']:.4f} | {v['n']}")
+PYEOF
+}
+
+echo "## Variance forecasts on real data, five seeds (train --head gauss --test-frac 0.2 --seed S; eval --test)"
+echo
+echo "| data | seed | QLIKE model | EWMA | DM vs EWMA (p) | GARCH(1,1) | DM vs GARCH (p) | constant | model 90% coverage | width | Kupiec p | EWMA 90% coverage | n |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+for f in fx_daily sp500; do
+  for s in 1 2 3 4 5; do
+    m="$W/${f}_$s.safetensors"
+    "$TC" train --head gauss --input "$ROOT/data/real/$f.csv" --output "$m" --test-frac 0.2 \
+      --seed "$s" --quiet
+    "$TC" eval --model "$m" --input "$ROOT/data/real/$f.csv" --test --json --quiet >"$W/e.json"
+    [ "$s" = 1 ] && (cd "$W" && "$TC" eval --model "${f}_$s.safetensors" --input "data/real/$f.csv" \
+      --test --quiet --plot "$ROOT/docs/results_${f}_gauss.svg" |
+      sed -n '/^variance forecasts/,$p' >"$W/${f}_table.txt")
+    echo "| $f | $s | $(row "$W/e.json") |"
+  done
+done
+echo
+for f in fx_daily sp500; do
+  echo "### $f, seed 1, test part per instrument"
+  echo
+  echo '```'
+  cat "$W/${f}_table.txt"
+  echo '```'
+  echo
+done
+
+echo "## Variance forecasts on simulated streams (tests/gen_garch.py; train on one seed, test on another)"
+echo
+echo "| process | n test | QLIKE model / true variance (normalized form) | QLIKE model | EWMA | GARCH(1,1) | constant | DM vs constant (p) | model 90% coverage |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for p in garch iid; do
+  a=(); [ $p = iid ] && a=(--alpha 0 --beta 0)
+  /usr/bin/python3 "$ROOT/tests/gen_garch.py" 90000 1 3 "$W/${p}_train.csv" "$W/t1.csv" "${a[@]}"
+  /usr/bin/python3 "$ROOT/tests/gen_garch.py" 30000 2 3 "$W/${p}_test.csv" "$W/${p}_truth.csv" "${a[@]}"
+  "$TC" train --head gauss --input "$W/${p}_train.csv" --output "$W/$p.safetensors" --seed 1 --quiet
+  "$TC" replay --model "$W/$p.safetensors" --input "$W/${p}_test.csv" --output "$W/${p}_pred.csv" -q
+  /usr/bin/python3 "$ROOT/tests/garch_qlike.py" "$W/${p}_test.csv" "$W/${p}_truth.csv" \
+    "$W/${p}_pred.csv" >"$W/q.json"
+  "$TC" eval --model "$W/$p.safetensors" --input "$W/${p}_test.csv" --json --quiet >"$W/e.json" 2>/dev/null
+  /usr/bin/python3 - "$W/q.json" "$W/e.json" "$p" <<'PYEOF'
+import json, sys
+q, v = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))["variance"]
+name = {"garch": "GARCH(1,1), alpha 0.1, beta 0.85, 3 instruments",
+        "iid": "i.i.d. normal, 3 instruments"}[sys.argv[3]]
+d = v["const"]["dm_qlike"]
+print(f"| {name} | {q['n']} | {q['qlike_model']:.4f} / {q['qlike_true']:.4f} = {q['ratio']:.4f} | "
+      f"{v['model']['qlike']:.4f} | {v['ewma']['qlike']:.4f} | {v['garch']['qlike']:.4f} | "
+      f"{v['const']['qlike']:.4f} | {d['stat_hln']:+.2f} ({d['p_hln']:.2g}) | "
+      f"{v['model']['interval']['coverage']:.4f} |")
+PYEOF
+done

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# e2e_gauss.sh: the scale head end to end. (1) On simulated GARCH(1,1) returns (tests/gen_garch.py)
+# a model trained with --head gauss forecasts the variance of the next return on a file of another
+# seed with a QLIKE within 2% of the true conditional variance's (tests/garch_qlike.py), and eval
+# finds it better than EWMA by QLIKE (Diebold-Mariano p < 0.01) with a 90% interval covering 89-91%;
+# on i.i.d. returns it does not beat the constant variance significantly (p > 0.05). (2) Its
+# file holds scale_head.* and "tickcast.head": "gauss", PyTorch loads it (docs/torch_roundtrip.py:
+# nn.LSTM, head and scale_head as nn.Linear) and predicts what replay does, and a mean model's
+# output keeps its columns. (3) --interval is checked. (4) The daemon and a Kafka range replay emit pred_std,
+# lo_px and hi_px identical to a file replay's, at --interval 0.8.
+. "$(dirname "$0")/lib.sh"
+
+# 1. GARCH(1,1): alpha 0.1, beta 0.85, three instruments.
+$PY "$ROOT/tests/gen_garch.py" 90000 1 3 "$TMP/g_train.csv" "$TMP/g_train_truth.csv"
+$PY "$ROOT/tests/gen_garch.py" 30000 2 3 "$TMP/g_test.csv" "$TMP/g_test_truth.csv"
+"$TC" train --head gauss --input "$TMP/g_train.csv" --output "$TMP/g.safetensors" --seed 1 \
+  2>"$TMP/train.log" || { cat "$TMP/train.log"; tc_fail "train --head gauss"; }
+grep -q "model lstm L=1 H=32 head=gauss" "$TMP/train.log" || tc_fail "$(head -3 "$TMP/train.log")"
+grep -q "scale head: validation NLL" "$TMP/train.log" || tc_fail "no scale head line"
+"$TC" replay --model "$TMP/g.safetensors" --input "$TMP/g_test.csv" --output "$TMP/g_pred.csv" -q
+tc_eq "gauss CSV header" "$(head -n 1 "$TMP/g_pred.csv")" "sym,ts,px,pred_ret,pred_px,n,pred_std,lo_px,hi_px"
+$PY "$ROOT/tests/garch_qlike.py" "$TMP/g_test.csv" "$TMP/g_test_truth.csv" "$TMP/g_pred.csv" \
+  >"$TMP/qlike.json"
+cat "$TMP/qlike.json"
+$PY -c 'import json, sys; o = json.load(open(sys.argv[1])); sys.exit(0 if o["ratio"] <= 1.02 else 1)' \
+  "$TMP/qlike.json" || tc_fail "QLIKE of the scale head is not within 2% of the truth's"
+# The interval is the normal one around pred_ret: lo = px exp(pred_ret - z sd), z(0.9) = 1.6449.
+$PY - "$TMP/g_pred.csv" <<'PYEOF' || tc_fail "lo_px/hi_px are not px exp(pred_ret -+ 1.6449 pred_std)"
+import csv, math, sys
+worst = 0
+for r in csv.DictReader(open(sys.argv[1])):
+    px, mu, sd = float(r["px"]), float(r["pred_ret"]), float(r["pred_std"])
+    assert sd > 0, r
+    for f, s in (("lo_px", -1), ("hi_px", 1)):
+        want = px * math.exp(mu + s * 1.6448536269514722 * sd)
+        worst = max(worst, abs(float(r[f]) / want - 1))
+assert worst < 1e-9, worst
+print(f"intervals: px exp(pred_ret -+ z pred_std) to {worst:.2g}")
+PYEOF
+echo "ok: the scale head's QLIKE on GARCH(1,1) is within 2% of the true variance's"
+"$TC" eval --model "$TMP/g.safetensors" --input "$TMP/g_test.csv" --json --quiet >"$TMP/g_eval.json" \
+  2>/dev/null
+"$TC" eval --model "$TMP/g.safetensors" --input "$TMP/g_test.csv" --quiet 2>/dev/null | tail -n 7
+$PY - "$TMP/g_eval.json" <<'PYEOF' || tc_fail "eval of the GARCH model"
+import json, sys
+o = json.load(open(sys.argv[1]))
+v = o["variance"]
+m, e = v["model"], v["ewma"]
+assert m["qlike"] < e["qlike"] and e["dm_qlike"]["mean"] < 0 and e["dm_qlike"]["p_hln"] < 0.01, v
+assert 0.89 <= m["interval"]["coverage"] <= 0.91 and m["interval"]["nominal"] == 0.9, m
+assert v["n"] == 29997 and len(o["instruments"]) == 3, v["n"]
+b = o["instruments"][0]["baselines"]
+assert b["in_sample"] and b["garch"]["alpha"] > 0.05, b  # no split: the first half; the ARCH effect
+print(f"eval: qlike model {m['qlike']:.4f}, ewma {e['qlike']:.4f} (DM p {e['dm_qlike']['p_hln']:.2g}), "
+      f"garch {v['garch']['qlike']:.4f}; 90% interval covers {m['interval']['coverage']:.4f}")
+PYEOF
+# I.i.d. returns: nothing to forecast beyond the constant variance, and the model does not pretend.
+$PY "$ROOT/tests/gen_garch.py" 60000 3 3 "$TMP/i_train.csv" "$TMP/i_train_truth.csv" --alpha 0 --beta 0
+$PY "$ROOT/tests/gen_garch.py" 30000 4 3 "$TMP/i_test.csv" "$TMP/i_test_truth.csv" --alpha 0 --beta 0
+"$TC" train --head gauss --input "$TMP/i_train.csv" --output "$TMP/i.safetensors" --quiet
+"$TC" eval --model "$TMP/i.safetensors" --input "$TMP/i_test.csv" --json --quiet >"$TMP/i_eval.json" \
+  2>/dev/null
+$PY - "$TMP/i_eval.json" <<'PYEOF' || tc_fail "the i.i.d. model beats the constant variance"
+import json, sys
+v = json.load(open(sys.argv[1]))["variance"]
+d = v["const"]["dm_qlike"]
+assert d["p_hln"] > 0.05, d
+print(f"i.i.d.: qlike model {v['model']['qlike']:.5f} vs constant {v['const']['qlike']:.5f}, "
+      f"DM p {d['p_hln']:.3f} (not significant)")
+PYEOF
+# The plot draws the model's interval over the realized returns (two orange lines, a legend).
+"$TC" eval --model "$TMP/g.safetensors" --input "$TMP/g_test.csv" --quiet --plot "$TMP/g.svg" \
+  >/dev/null 2>&1
+tc_eq "interval lines in the plot" "$(grep -c "stroke='#e08214' stroke-width='1.2' points=" "$TMP/g.svg")" 2
+grep -q "predicted 90% interval (column mean)" "$TMP/g.svg" || tc_fail "no interval legend"
+"$TC" eval --model "$TMP/i.safetensors" --input "$TMP/i_test.csv" --quiet --interval 0.5 \
+  --plot "$TMP/i.svg" >/dev/null 2>&1
+grep -q "predicted 50% interval" "$TMP/i.svg" || tc_fail "--interval 0.5 not in the plot"
+echo "ok: eval scores the variance forecasts against EWMA, GARCH(1,1) and the constant"
+
+# 2. The file: scale_head.* tensors and the head metadata; a mean model keeps its columns.
+grep -q '"scale_head.weight":{"data_offsets":\[[0-9]*,[0-9]*\],"dtype":"F32","shape":\[1,32\]' "$TMP/g.safetensors" ||
+  tc_fail "no scale_head.weight [1,32]"
+grep -q '"tickcast.head":"gauss"' "$TMP/g.safetensors" || tc_fail "no tickcast.head"
+grep -q 'head=gauss' "$TMP/g.safetensors" || tc_fail "train_args lack head=gauss"
+"$TC" train --input "$TMP/g_train.csv" --output "$TMP/m.safetensors" --epochs 2 --quiet
+grep -q 'scale_head\|tickcast.head' "$TMP/m.safetensors" && tc_fail "a mean model has a scale head"
+"$TC" replay --model "$TMP/m.safetensors" --input "$TMP/g_test.csv" --output "$TMP/m.jsonl" -q
+grep -q pred_std "$TMP/m.jsonl" && tc_fail "a mean model's JSON has pred_std"
+"$TC" eval --model "$TMP/m.safetensors" --input "$TMP/g_test.csv" --quiet --plot "$TMP/m.svg" \
+  >"$TMP/m_eval.txt" 2>/dev/null
+grep -q "interval\|e08214" "$TMP/m.svg" && tc_fail "a mean model's plot has an interval"
+grep -q "variance forecasts" "$TMP/m_eval.txt" && tc_fail "a mean model's eval scores a variance"
+tc_eq "mean CSV header" "$("$TC" replay --model "$TMP/m.safetensors" --input "$TMP/g_test.csv" -q |
+  head -n 1)" "sym,ts,px,pred_ret,pred_px,n"
+
+# PyTorch loads it (docs/torch_roundtrip.py: nn.LSTM, head and scale_head as nn.Linear) and
+# predicts what replay does.
+head -n 3001 "$TMP/g_test.csv" >"$TMP/a.csv"
+"$TC" replay --model "$TMP/g.safetensors" --input "$TMP/a.csv" --output "$TMP/r09.csv" -q
+$PY "$ROOT/docs/torch_roundtrip.py" predict "$TMP/g.safetensors" "$TMP/a.csv" >"$TMP/torch.csv"
+$PY - "$TMP/r09.csv" "$TMP/torch.csv" <<'PYEOF' || tc_fail "PyTorch and replay disagree on the scale head"
+import csv, sys
+a, b = (list(csv.DictReader(open(p))) for p in sys.argv[1:])
+assert len(a) == len(b) == 3000 and list(a[0]) == list(b[0]), (len(a), len(b), list(b[0]))
+worst = max(abs(float(x[f]) / float(y[f]) - 1) for x, y in zip(a, b) for f in ("pred_std", "lo_px", "hi_px"))
+assert worst < 1e-5, worst
+print(f"PyTorch = replay: pred_std, lo_px, hi_px of 3000 ticks within {worst:.2g} (relative)")
+PYEOF
+
+# The same bytes on 1 and 3 threads: replay (CSV and JSONL, --interval 0.8) and eval's report.
+for n in 1 3; do
+  "$TC" replay --model "$TMP/g.safetensors" --input "$TMP/g_test.csv" --output "$TMP/t$n.csv" \
+    --threads "$n" --interval 0.8 -q || tc_fail "replay --threads $n"
+  "$TC" replay --model "$TMP/g.safetensors" --input "$TMP/g_test.csv" --output "$TMP/t$n.jsonl" \
+    --threads "$n" -q || tc_fail "replay --threads $n (JSONL)"
+  "$TC" eval --model "$TMP/g.safetensors" --input "$TMP/g_test.csv" --json --threads "$n" --quiet \
+    >"$TMP/e$n.json" || tc_fail "eval --threads $n"
+done
+cmp "$TMP/t1.csv" "$TMP/t3.csv" && cmp "$TMP/t1.jsonl" "$TMP/t3.jsonl" && cmp "$TMP/e1.json" "$TMP/e3.json" ||
+  tc_fail "a gauss model's replay or eval differs between 1 and 3 threads"
+grep -q '"pred_std":' "$TMP/t3.jsonl" || tc_fail "no pred_std on 3 threads"
+cmp -s "$TMP/t1.csv" "$TMP/g_pred.csv" && tc_fail "--interval 0.8 made the same intervals as 0.9"
+echo "ok: a gauss model's replay (CSV, JSONL, --interval 0.8) and eval are the same bytes on 1 and 3 threads"
+
+# 3. --interval in (0, 1).
+for bad in 0 1 -0.5 1.5 x; do
+  rc=0
+  "$TC" replay --model "$TMP/g.safetensors" --input "$TMP/g_test.csv" --interval "$bad" -q \
+    >/dev/null 2>"$TMP/bad.err" || rc=$?
+  tc_eq "exit of --interval $bad" "$rc" 2
+  grep -q -- "--interval $bad: expected a coverage in (0, 1)" "$TMP/bad.err" || tc_fail "$(cat "$TMP/bad.err")"
+done
+rc=0
+"$TC" run --model "$TMP/g.safetensors" --interval 1 >/dev/null 2>"$TMP/bad.err" || rc=$?
+tc_eq "exit of run --interval 1" "$rc" 2
+
+# 4. The daemon and a Kafka range replay at --interval 0.8: identical to the file replay.
+"$TC" replay --model "$TMP/g.safetensors" --input "$TMP/a.csv" --output "$TMP/ra.csv" \
+  --interval 0.8 -q
+tc_broker_start --topics ticks:3,predictions:3,tickcast.dlq:1,tickcast.stats:1
+"$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/a.csv" 2>"$TMP/feed.log" ||
+  tc_fail "feed: $(tail -n 3 "$TMP/feed.log")"
+tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/g.safetensors" --state "$TMP/g.db" \
+  --group gauss --interval 0.8 --http off 2>"$TMP/run.log"
+RUN_PID=$BG_PID
+$PY "$ROOT/tests/e2e_run.py" collect "$BROKERS" predictions 3000 60 "$TMP/preds.jsonl"
+$PY "$ROOT/tests/e2e_run.py" check-preds "$TMP/preds.jsonl" "$TMP/ra.csv" ||
+  tc_fail "the gauss daemon and replay disagree"
+grep -q pred_std "$TMP/preds.jsonl" || tc_fail "no pred_std in the daemon's predictions"
+tc_stop "$RUN_PID" 20
+tc_eq "daemon exit" "$STOP_RC" 0
+"$TC" replay --model "$TMP/g.safetensors" --brokers "$BROKERS" --topic ticks --interval 0.8 \
+  --output "$TMP/k.csv" 2>"$TMP/k.log" || tc_fail "kafka replay: $(cat "$TMP/k.log")"
+$PY - "$TMP/ra.csv" "$TMP/k.csv" <<'PYEOF' || tc_fail "Kafka range replay and file replay disagree"
+import csv, sys
+a, b = ({(r["sym"], r["n"]): (r["pred_std"], r["lo_px"], r["hi_px"]) for r in csv.DictReader(open(p))}
+        for p in sys.argv[1:])
+assert a.keys() == b.keys(), (len(a), len(b))
+diff = [k for k in a if a[k] != b[k]]
+assert not diff, (len(diff), diff[:3], [a[k] for k in diff[:3]], [b[k] for k in diff[:3]])
+print(f"Kafka range replay = file replay: {len(a)} rows, pred_std, lo_px, hi_px identical")
+PYEOF
+echo "ok: daemon = Kafka range replay = file replay for pred_std, lo_px, hi_px"
+echo "e2e_gauss: all passed"

@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# e2e_replay_threads.sh: `replay --threads N`, the Kafka range replay's --threads and `eval
+# --threads` write the same bytes for N = 1, 2, 3, 4 and 8: predictions (CSV and JSONL, to a file
+# and to stdout), the rejected lines printed in full on stderr with their order, the summary's
+# counts and the --ts-unit warning. Inputs: many instruments over several chunks with rejected,
+# blank, CRLF and out-of-order lines placed to interleave in the first ten rejects and around
+# the one-thread replay's chunk boundary (4096 accepted ticks); a one-instrument file (nothing to
+# spread); JSON Lines from stdin; a Kafka topic with malformed messages; eval --json.
+. "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+M=tests/fixtures/nn_l2_h16_peep.safetensors
+NS="1 2 3 4 8"
+
+# The files. many.csv: 40000 lines, 300 instruments (40 of them frequent); 25 decode rejects
+# and 25 out-of-order ticks (minus those that fall on blank lines) spread so that both kinds are
+# among the first 10 rejects and on both sides of accepted tick 4096; blank and CRLF lines; a
+# quoted field in every ninth row (such rows are decoded to be placed on a worker: an instrument
+# must land on the same worker either way); no newline at the end. Integer timestamps in seconds,
+# so that the --ts-unit warning names a line.
+# many.expect: the counts a replay must report, from the generator's own bookkeeping.
+$PY - "$TMP" <<'PYEOF'
+import random, sys
+d = sys.argv[1]
+rnd = random.Random(7)
+syms = [f"S{k:03d}" for k in range(300)]
+px = {s: 100.0 + k for k, s in enumerate(syms)}
+ts = {s: 1704186000 + k for k, s in enumerate(syms)}
+bad = {40: "S001,1704186100,-3,1,,", 90: "S002,1704186100,abc,1,,", 4095: "S003,x,1,1,,",
+       4102: "S004,1704186100,1", 9000: ",1704186100,1,,,"}
+for k in range(20):
+    bad[15000 + 1000 * k] = f"S{k:03d},1704186100,0,1,,"
+ooo = {60, 70, 100, 4097, 4099, 4101, 4105} | {20000 + 700 * k for k in range(18)}
+out = ["sym,ts,px,qty,bid,ask"]
+seen, nread, nok, order = set(), 0, 0, []  # what a one-thread replay must report
+i = 0
+while len(out) < 40000:
+    i += 1
+    if i % 997 == 0:
+        out.append(""); continue
+    nread += 1
+    if i in bad:
+        out.append(bad[i]); order.append("decode"); continue
+    s = rnd.choice(syms[:40]) if i % 3 else rnd.choice(syms)
+    if i in ooo:
+        s = sorted(seen)[0]
+        out.append(f"{s},{ts[s] - 5},{px[s]:.4f},1,,"); order.append("ooo"); nok += 1; continue
+    seen.add(s)
+    nok += 1
+    ts[s] += rnd.randint(1, 50)
+    px[s] *= 1 + rnd.uniform(-1e-3, 1e-3)
+    q = f"{px[s] * 0.9999:.4f},{px[s] * 1.0001:.4f}" if i % 5 else ","
+    qty = f'"{rnd.randint(1, 9)}"' if i % 9 == 0 else str(rnd.randint(1, 9))  # decoded to route
+    line = f"{s},{ts[s]},{px[s]:.4f},{qty},{q}"
+    out.append(line + ("\r" if i % 13 == 0 else ""))
+open(d + "/many.csv", "w").write("\n".join(out))
+nbad = order.count("decode")
+open(d + "/many.expect", "w").write(
+    f"{nread} ticks read, {nok - order.count('ooo')} accepted, {len(order)} rejected, "
+    f"{len(seen)} instruments\n")
+# one.csv: one instrument, 9000 ticks, one out-of-order tick and one bad line.
+one, t, p = ["sym,ts,px"], 1_700_000_000_000_000_000, 50.0
+for k in range(9000):
+    t += 1_000_000_000; p *= 1.0001 if k % 2 else 0.9999
+    one.append(f"ONE,{t},{p:.5f}" if k != 5000 else f"ONE,{t - 10**12},{p:.5f}")
+one[777] = "ONE,1700000000000000000,nope"
+open(d + "/one.csv", "w").write("\n".join(one) + "\n")
+# many.jsonl: the first 12000 lines of many.csv as JSON Lines (nanoseconds), bad ones as they are;
+# some with an escaped key, a nested or a second sym (the same instrument, decoded to route).
+js = []
+for k, l in enumerate(out[1:12000]):
+    f = l.rstrip("\r").replace('"', "").split(",")
+    if len(f) != 6 or not f[1].isdigit():
+        js.append("{" + l + "}" if l else ""); continue
+    key = ['"sym"', '"s\\u0079m"', '"meta":{"sym":"ZZ"},"sym"', '"sym":"ZZ","sym"'][k % 4 if k % 3 == 0 else 0]
+    o = f'{{{key}:"{f[0]}","ts":{int(f[1]) * 10**9},"px":{f[2]},"qty":{f[3]}'
+    js.append(o + (f',"bid":{f[4]},"ask":{f[5]}}}' if f[4] else "}"))
+open(d + "/many.jsonl", "w").write("\n".join(js) + "\n")
+PYEOF
+
+# Runs replay with --threads N on the rest of the arguments; stderr to $TMP/NAME.N.err without
+# the timing of the summary line. Every run must exit 0.
+run() { # name n args...
+  local name=$1 n=$2
+  shift 2
+  "$TC" replay --model $M --threads "$n" "$@" 2>"$TMP/$name.$n.raw" ||
+    tc_fail "replay $name --threads $n exited $?: $(cat "$TMP/$name.$n.raw")"
+  sed -E 's/, [0-9.]+ s, [0-9]+ ticks\/s$//' "$TMP/$name.$n.raw" >"$TMP/$name.$n.err"
+}
+same() { # name files...: every file equal to the first, byte for byte
+  local name=$1 first=$2 f
+  shift 2
+  for f in "$@"; do cmp "$first" "$f" || tc_fail "$name: $f differs from $first"; done
+  echo "ok: $name identical, $(($# + 1)) runs ($(wc -c <"$first") bytes)"
+}
+
+for n in $NS; do run many "$n" --input "$TMP/many.csv" --output "$TMP/many.$n.csv"; done
+same "many.csv predictions" $(for n in $NS; do echo "$TMP/many.$n.csv"; done)
+same "many.csv stderr" $(for n in $NS; do echo "$TMP/many.$n.err"; done)
+cat "$TMP/many.1.err"
+# The values themselves: the counts, the first rejects interleaved, the warning naming line 2.
+grep -qF "replay $TMP/many.csv: $(cat "$TMP/many.expect")" "$TMP/many.1.err" ||
+  tc_fail "many.csv summary, expected $(cat "$TMP/many.expect")"
+tc_eq "rejects printed in full" \
+  "$(grep "^$TMP/many.csv:[0-9][0-9]*: [a-z]" "$TMP/many.1.err" | grep -vc ": warning: ")" 10
+grep -q "^$TMP/many.csv:2: warning: integer ts" "$TMP/many.1.err" || tc_fail "no ts warning"
+# The one-thread order: a chunk's decode rejects as read, then its out-of-order ticks.
+tc_eq "first rejects by reason" \
+  "$(grep -o "^$TMP/many.csv:[0-9][0-9]*: [a-z_]*" "$TMP/many.1.err" | sed 's/.*: //' |
+    head -n 10 | tr '\n' ' ')" \
+  "bad_px bad_px bad_ts bad_row out_of_order out_of_order out_of_order out_of_order out_of_order \
+out_of_order "
+tc_eq "csv rows" "$(($(wc -l <"$TMP/many.1.csv") - 1))" "$(cut -d' ' -f4 "$TMP/many.expect")"
+
+# The other cells (GRU, RNN tanh and relu) give the same bytes on any number of threads too.
+for cm in nn_gru_l2_h16 nn_rnn_tanh_l2_h16 nn_rnn_relu_l2_h12; do
+  for n in 1 3; do
+    "$TC" replay --model "tests/fixtures/$cm.safetensors" --threads "$n" --input "$TMP/many.csv" \
+      --output "$TMP/$cm.$n.csv" --quiet || tc_fail "replay $cm --threads $n"
+  done
+  same "$cm predictions" "$TMP/$cm.1.csv" "$TMP/$cm.3.csv"
+done
+
+# JSON Lines out (src = FILE:LINE), to stdout, and --quiet.
+for n in $NS; do run mj "$n" --input "$TMP/many.csv" --output "$TMP/mj.$n.jsonl" --quiet; done
+same "many.csv JSONL" $(for n in $NS; do echo "$TMP/mj.$n.jsonl"; done)
+same "--quiet stderr" $(for n in $NS; do echo "$TMP/mj.$n.err"; done)
+grep -q '"src":"'"$TMP"'/many.csv:39999"}' "$TMP/mj.1.jsonl" || tc_fail "JSONL src of the last line"
+for n in 1 3; do run so "$n" --input "$TMP/many.csv" --quiet >"$TMP/so.$n.csv"; done
+same "stdout" "$TMP/so.1.csv" "$TMP/so.3.csv" "$TMP/many.1.csv"
+
+# One instrument: all ticks on one worker, still correct.
+for n in $NS; do run one "$n" --input "$TMP/one.csv" --output "$TMP/one.$n.csv"; done
+same "one.csv predictions" $(for n in $NS; do echo "$TMP/one.$n.csv"; done)
+same "one.csv stderr" $(for n in $NS; do echo "$TMP/one.$n.err"; done)
+grep -q "9000 ticks read, 8998 accepted, 2 rejected, 1 instruments" "$TMP/one.1.err" ||
+  tc_fail "one.csv summary: $(cat "$TMP/one.1.err")"
+tc_eq "one.csv last n" "$(tail -n 1 "$TMP/one.1.csv" | cut -d, -f6)" 8998
+
+# JSON Lines from stdin, JSONL out with src stdin:LINE.
+for n in $NS; do
+  run js "$n" --input - --output "$TMP/js.$n.jsonl" <"$TMP/many.jsonl"
+done
+same "stdin JSONL predictions" $(for n in $NS; do echo "$TMP/js.$n.jsonl"; done)
+same "stdin JSONL stderr" $(for n in $NS; do echo "$TMP/js.$n.err"; done)
+grep -q '"src":"stdin:1"}' "$TMP/js.1.jsonl" || tc_fail "stdin src"
+
+# A file under a directory of 200 tabs: src escapes to 6 bytes a tab and is cut at 300 escaped
+# bytes (it once overran the 512-byte prediction buffers): the same JSONL on 1 and 3 threads,
+# every line valid JSON with src a prefix of FILE:LINE.
+TABS=$(printf '\t%.0s' $(seq 200))
+mkdir -p "$TMP/$TABS" && cp "$TMP/many.jsonl" "$TMP/$TABS/t.jsonl"
+for n in 1 3; do
+  "$TC" replay --model $M --threads "$n" --input "$TMP/$TABS/t.jsonl" --output "$TMP/tabs.$n.jsonl" \
+    --quiet || tc_fail "replay under a directory of tabs, --threads $n"
+done
+same "tab-directory JSONL" "$TMP/tabs.1.jsonl" "$TMP/tabs.3.jsonl"
+$PY - "$TMP/tabs.1.jsonl" "$TMP/$TABS/t.jsonl" <<'PYEOF' || tc_fail "tab-directory JSONL"
+import json, sys
+lines = open(sys.argv[1], "rb").read().splitlines()
+assert lines and max(len(l) for l in lines) <= 512, max(len(l) for l in lines)
+for l in lines:
+    src = json.loads(l)["src"]
+    assert sys.argv[2].startswith(src) and len(src) >= 40, src
+print(f"ok: {len(lines)} lines of at most 512 bytes, src cut to {len(src)} characters")
+PYEOF
+
+# Bad values of --threads.
+set +e
+"$TC" replay --model $M --input "$TMP/one.csv" --threads 0 2>"$TMP/t0.log"
+rc=$?
+set -e
+tc_eq "--threads 0 exit" "$rc" 2
+grep -q -- "--threads 0" "$TMP/t0.log" || tc_fail "$(cat "$TMP/t0.log")"
+
+# eval --json: the same report for every N.
+for n in $NS; do
+  "$TC" eval --model $M --input "$TMP/many.csv" --json --threads "$n" --quiet \
+    >"$TMP/ev.$n.json" 2>/dev/null || tc_fail "eval --threads $n"
+done
+same "eval --json" $(for n in $NS; do echo "$TMP/ev.$n.json"; done)
+
+# The Kafka range replay: many.csv's first 12000 ticks fed to 4 partitions with two malformed
+# messages; every N reads the same order and writes the same bytes.
+tc_broker_start --topics ticks:4,preds:4
+head -n 12000 "$TMP/many.csv" | tr -d '\r' | grep -v '^$' >"$TMP/k.csv"
+"$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/k.csv" 2>"$TMP/feed.log"
+printf 'S001:{not json\nS002:{"sym":"S003","ts":1,"px":1}\n' |
+  kcat -b "$BROKERS" -t ticks -P -K: 2>>"$TMP/feed.log"
+for n in $NS; do
+  "$TC" replay --model $M --brokers "$BROKERS" --topic ticks --threads "$n" \
+    --output "$TMP/kr.$n.jsonl" 2>"$TMP/kr.$n.raw" || tc_fail "kafka replay --threads $n"
+  sed -E 's/, [0-9.]+ s, [0-9]+ ticks\/s$//; s/^[0-9T:.-]+Z //' "$TMP/kr.$n.raw" >"$TMP/kr.$n.err"
+done
+same "kafka replay JSONL" $(for n in $NS; do echo "$TMP/kr.$n.jsonl"; done)
+same "kafka replay stderr" $(for n in $NS; do echo "$TMP/kr.$n.err"; done)
+cat "$TMP/kr.1.err"
+grep -q "rejected out_of_order" "$TMP/kr.1.err" || tc_fail "kafka: no out_of_order"
+grep -q "rejected key_mismatch" "$TMP/kr.1.err" || tc_fail "kafka: no key_mismatch"
+for n in 1 2; do
+  "$TC" replay --model $M --brokers "$BROKERS" --topic ticks --threads "$n" --quiet \
+    >"$TMP/kc.$n.csv" || tc_fail "kafka replay to stdout --threads $n"
+done
+same "kafka replay CSV" "$TMP/kc.1.csv" "$TMP/kc.2.csv"
+tc_stop "$BROKER_PID"
+echo "e2e_replay_threads: all ok"
