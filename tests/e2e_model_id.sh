@@ -50,7 +50,7 @@ PYEOF
 
 tc_broker_start --topics ticks:2,predictions:2,tickcast.dlq:1,tickcast.stats:1
 tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/model.safetensors" --state "$TMP/run.db" \
-  --stats-interval 300 --log-level debug 2>"$TMP/run.log"
+  --stats-interval 300 --http off --log-level debug 2>"$TMP/run.log"
 RUN_PID=$BG_PID
 "$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/a.csv" --ts-unit s 2>"$TMP/feed.log" ||
   tc_fail "feed: $(tail -n 3 "$TMP/feed.log")"
