@@ -369,7 +369,8 @@ static int begin(ckpt *ck, symtab *t, const store_offset *off, size_t noff, cons
     ck->seen = sn;
     ck->seen_cap = t->count;
   }
-  memset(ck->seen, 0, t->count);
+  if (t->count) /* seen is NULL until the first instrument */
+    memset(ck->seen, 0, t->count);
   ck->count0 = t->count;
   ck->cursor = 0;
   ck->copying = 1;
