@@ -1026,6 +1026,7 @@ static void test_row_checks(void) {
     CHECK_INT(sqlite3_exec(raw, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
     CHECK_INT(sqlite3_exec(raw, bad[k].sql, NULL, NULL, NULL), SQLITE_OK);
     CHECK_INT(sqlite3_exec(raw, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(raw);
     CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_READONLY, &st, err, sizeof err), 0);
     int n = 0;
     store_offset *off = NULL;
