@@ -215,8 +215,13 @@ static int sig_digits(double a, int sig, uint64_t *mo, int *e10o) {
 /* Lays out mantissa m of sig digits with first-digit exponent e10, trailing zeros stripped. */
 static size_t layout_m(char *out, int neg, uint64_t m, int sig, int e10) {
   char d[20];
-  for (int i = sig - 1; i >= 0; i--)
-    d[i] = (char)('0' + m % 10), m /= 10;
+  int i = sig;
+  for (; i >= 2; i -= 2) { /* two digits at a time, from the last */
+    memcpy(d + i - 2, digit_pairs + 2 * (m % 100), 2);
+    m /= 100;
+  }
+  if (i)
+    d[0] = (char)('0' + m);
   int nd = sig;
   while (nd > 1 && d[nd - 1] == '0')
     nd--;
