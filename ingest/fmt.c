@@ -141,11 +141,35 @@ static size_t sig_slow(char *out, double v, int sig) {
   return layout(out, neg, d, nd, e10);
 }
 
+/* a * 10^k rounded to the nearest integer, exactly, for 0 <= k <= 19: a = M * 2^E with M < 2^53,
+ * so M * 10^k < 2^117 is one 64 x 64 -> 128-bit product, and the bits that E < 0 shifts out
+ * decide the rounding. Returns 0 with *m set; 1 when a is too large for this path (E >= 0) or the
+ * result would not fit 64 bits; -1 on an exact halfway case (printf decides those). */
+static int scale_exact(double a, int k, uint64_t *m) {
+  int e2;
+  double f = __builtin_frexp(a, &e2); /* a = f * 2^e2, 0.5 <= f < 1 */
+  uint64_t M = (uint64_t)(f * 0x1p53);
+  int sh = 53 - e2; /* a = M * 2^-sh */
+  if (sh <= 0 || sh > 117)
+    return 1;
+  unsigned __int128 P = (unsigned __int128)M * pow10_u64[k]; /* < 2^117 */
+  if ((P >> sh) >> 63)
+    return 1;
+  unsigned __int128 half = (unsigned __int128)1 << (sh - 1);
+  unsigned __int128 rem = P & ((half << 1) - 1);
+  if (rem == half)
+    return -1;
+  *m = (uint64_t)(P >> sh) + (rem > half);
+  return 0;
+}
+
 /* The sig-digit decimal of a = |v| > 0: *m (sig digits, first one non-zero)
- * times 10^(*e10 - sig + 1). One long-double multiply or divide by an exact power of ten scales a
- * to a sig-digit integer (relative error <= 2^-64); the rare values that land within that error
- * of a rounding halfway point return -1, for printf to decide, so the digits always equal
- * printf's %.*e. Also -1 when rounding carries the value out of the range. */
+ * times 10^(*e10 - sig + 1). The scaling by 10^k to a sig-digit integer is exact in 128-bit
+ * integers for 0 <= k <= 19 (scale_exact: prices and returns); otherwise one long-double
+ * multiply or divide by an exact power of ten (relative error <= 2^-64), where the rare values
+ * that land within that error of a rounding halfway point return -1. Exact halfway points also
+ * return -1, for printf to decide, so the digits always equal printf's %.*e. Also -1 when
+ * rounding carries the value out of the range. */
 static int sig_digits(double a, int sig, uint64_t *mo, int *e10o) {
   /* e10 estimate from the binary exponent, then fixed up by the rounded mantissa's size. */
   int e2;
@@ -157,6 +181,18 @@ static int sig_digits(double a, int sig, uint64_t *mo, int *e10o) {
     int k = sig - 1 - e10; /* scale by 10^k; |k| <= 22 in this range */
     if (k < -27 || k > 27)
       return -1;
+    int ex = k >= 0 && k <= 19 ? scale_exact(a, k, &m) : 1;
+    if (ex < 0)
+      return -1;
+    if (ex == 0) {
+      if (m >= hi)
+        e10++;
+      else if (m < lo)
+        e10--;
+      else
+        break;
+      continue;
+    }
     long double s = k >= 0 ? (long double)a * pow10l_exact[k] : (long double)a / pow10l_exact[-k];
     long double half = s - __builtin_floorl(s) - 0.5L;
     if (__builtin_fabsl(half) < s * 0x1p-62L)
@@ -179,8 +215,13 @@ static int sig_digits(double a, int sig, uint64_t *mo, int *e10o) {
 /* Lays out mantissa m of sig digits with first-digit exponent e10, trailing zeros stripped. */
 static size_t layout_m(char *out, int neg, uint64_t m, int sig, int e10) {
   char d[20];
-  for (int i = sig - 1; i >= 0; i--)
-    d[i] = (char)('0' + m % 10), m /= 10;
+  int i = sig;
+  for (; i >= 2; i -= 2) { /* two digits at a time, from the last */
+    memcpy(d + i - 2, digit_pairs + 2 * (m % 100), 2);
+    m /= 100;
+  }
+  if (i)
+    d[0] = (char)('0' + m);
   int nd = sig;
   while (nd > 1 && d[nd - 1] == '0')
     nd--;

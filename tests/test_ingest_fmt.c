@@ -16,12 +16,13 @@ static uint64_t rnd(void) {
   return z ^ (z >> 31);
 }
 
-/* A test value: random bits (every exponent), log-uniform 1e-12..1e18, price-like decimals, and
- * the neighbours of powers of ten and of the plain/exponent boundaries. */
+/* A test value: random bits (every exponent), log-uniform 1e-12..1e18, price-like decimals, the
+ * neighbours of powers of ten and of the plain/exponent boundaries, and odd multiples of powers
+ * of two (exact decimal halfway points at some digit count: the ties printf rounds to even). */
 static double pick(uint64_t i) {
   uint64_t u = rnd();
   double d;
-  switch (i % 5) {
+  switch (i % 6) {
   case 0: memcpy(&d, &u, sizeof d); return d;
   case 1:
     return (u & 1 ? -1 : 1) * pow(10.0, -12.0 + 30.0 * (double)(u >> 11) / 9007199254740992.0);
@@ -35,6 +36,7 @@ static double pick(uint64_t i) {
       p = nextafter(p, 0);
     return p;
   }
+  case 4: return ldexp((double)(2 * (u >> 24) + 1), -(int)(rnd() % 70));
   default: {
     static const double edges[] = {1e-5,    1e15,    9.9999999999e-6, 999999999999999.0, 0.5,
                                    DBL_MIN, DBL_MAX, DBL_TRUE_MIN,    4.8153075e-05,     24.9};
@@ -155,6 +157,12 @@ static void test_fixed(void) {
       {100, 10, "100"},
       {0.1, 1, "0.1"},
       {9.5, 1, "10"}, /* ties to even, like printf, then 10 is plain */
+      {0.125, 2, "0.12"},
+      {0.375, 2, "0.38"},
+      {1234567.5, 7, "1234568"},
+      {1234568.5, 7, "1234568"},
+      {1.1, 10, "1.1"},
+      {1.000123456789e-10, 10, "1.000123457e-10"},
       {5e-324, 3, "4.94e-324"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
