@@ -27,8 +27,8 @@ static const char *ival_point_check(const nn_ival *t, int i, char *buf, size_t l
   else if (!(q >= 0 && isfinite(q)))
     snprintf(buf, len, "point %d has quantile %g, expected a finite one >= 0", i, q);
   else if (i > 0 && !(q >= t->q[i - 1]))
-    snprintf(buf, len, "point %d has quantile %g after %g, expected non-decreasing quantiles", i,
-             q, t->q[i - 1]);
+    snprintf(buf, len, "point %d has quantile %g after %g, expected non-decreasing quantiles", i, q,
+             t->q[i - 1]);
   else
     return NULL;
   return buf;
@@ -46,7 +46,8 @@ int nn_ival_get(const nn_model *m, nn_ival *t, char *err, size_t errlen) {
          *a = json_object_get(root, "absz");
   int rc = 0;
   if (!json_is_object(root)) {
-    snprintf(why, sizeof why, "is not a JSON object%s%.80s, expected {\"n\":N,\"absz\":[[c,q],...]}",
+    snprintf(why, sizeof why,
+             "is not a JSON object%s%.80s, expected {\"n\":N,\"absz\":[[c,q],...]}",
              root ? "" : ": ", root ? "" : je.text);
     rc = ival_fail(err, errlen, why);
   } else if (!json_is_integer(n) || json_integer_value(n) < 1) {
@@ -98,9 +99,9 @@ int nn_ival_set(nn_model *m, const nn_ival *t) {
     rc = json_object_set(root, "absz", a) ? TC_ENOMEM : 0;
   /* 7 significant digits: the quantiles' sampling error is far larger, and coverages such as
    * 0.9 print as written. Readers use the value as written (so tickcast and a script agree). */
-  char *txt = rc == 0 ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER |
-                                             JSON_REAL_PRECISION(7))
-                      : NULL;
+  char *txt = rc == 0
+                  ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7))
+                  : NULL;
   if (rc == 0)
     rc = txt && nn_model_set_meta(m, NN_META_INTERVAL_KEY, txt) == 0 ? 0 : TC_ENOMEM;
   free(txt);
