@@ -621,19 +621,27 @@ static double calib_nll(const double *s, const double *e2, size_t n, double a, d
   return acc / (double)n;
 }
 
+/* Validation of the current model gathering the scale head's output and the squared error of
+ * every validation target into vs (s, e2, ns; the caller frees vs->s and vs->e2 whatever the
+ * result), and the NLL into *nll when not NULL. 0 or TC_ENOMEM. */
+static int validate_scale(fit_ctx *c, vsums *vs, double *nll) {
+  memset(vs, 0, sizeof *vs);
+  vs->cap = val_targets(c->d);
+  vs->s = malloc((vs->cap ? vs->cap : 1) * sizeof *vs->s);
+  vs->e2 = malloc((vs->cap ? vs->cap : 1) * sizeof *vs->e2);
+  double vm, vr;
+  uint64_t nv;
+  return vs->s && vs->e2 ? validate(c->d, &c->f, c->m, &vm, &vr, &nv, vs, nll) : TC_ENOMEM;
+}
+
 /* Calibrates the scale head on validation, as the mean head's output scale: log-variance
  * a s + b with a in [0, 1] (shrinking toward a constant variance where the forecast's swings do
  * not hold up out of sample) and b its best shift, both by the validation Gaussian NLL at the
  * saved mean. The NLL profiled over b is convex in a: golden-section search. */
 static int fit_calibrate(fit_ctx *c, fit_result *res) {
   nn_model *m = c->m;
-  vsums vs = {0};
-  vs.cap = val_targets(c->d);
-  vs.s = malloc((vs.cap ? vs.cap : 1) * sizeof *vs.s);
-  vs.e2 = malloc((vs.cap ? vs.cap : 1) * sizeof *vs.e2);
-  double vm, vr;
-  uint64_t nv;
-  int rc = vs.s && vs.e2 ? validate(c->d, &c->f, m, &vm, &vr, &nv, &vs, NULL) : TC_ENOMEM;
+  vsums vs;
+  int rc = validate_scale(c, &vs, NULL);
   if (rc == 0 && vs.ns > 1) {
     double lo = 0, hi = 1, g = 0.5 * (sqrt(5.0) - 1);
     for (int it = 0; it < 60; it++) {
@@ -664,13 +672,8 @@ static int fit_calibrate(fit_ctx *c, fit_result *res) {
  * ones in the body, so the normal interval would cover more than its level. */
 static int fit_interval(fit_ctx *c, fit_result *res) {
   nn_model *m = c->m;
-  vsums vs = {0};
-  vs.cap = val_targets(c->d);
-  vs.s = malloc((vs.cap ? vs.cap : 1) * sizeof *vs.s);
-  vs.e2 = malloc((vs.cap ? vs.cap : 1) * sizeof *vs.e2);
-  double vm, vr;
-  uint64_t nv;
-  int rc = vs.s && vs.e2 ? validate(c->d, &c->f, m, &vm, &vr, &nv, &vs, &res->val_nll) : TC_ENOMEM;
+  vsums vs;
+  int rc = validate_scale(c, &vs, &res->val_nll);
   if (rc == 0 && c->log && c->o->verbose)
     fprintf(c->log, "scale head: validation NLL %.5f vs %.5f for a constant variance\n",
             res->val_nll, res->val_nll_const);
