@@ -4,8 +4,9 @@
 # ./tickcast. Every real-data figure is of the held-out test part: train --head gauss
 # --test-frac 0.2 never reads the last 20% of each instrument, eval --test scores exactly that
 # part, and the baselines (EWMA, GARCH(1,1), the constant) are fitted per instrument on the
-# returns before it. The synthetic GARCH(1,1) and i.i.d. streams are tests/gen_garch.py's. Plots
-# (with the 90% band) go to docs/results_*_gauss.svg. About a minute on one core.
+# returns before it. The synthetic GARCH(1,1) (normal and Student t(4) innovations) and i.i.d.
+# streams are tests/gen_garch.py's. Plots (with the 90% band) go to docs/results_*_gauss.svg.
+# About a minute and a half on one core.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TC=${TICKCAST:-$ROOT/tickcast}
@@ -18,7 +19,8 @@ for f in fx_daily sp500; do
 done
 
 # One row from eval --test --json: QLIKE of each forecast, DM p of the model against EWMA and
-# GARCH (sign: < 0 the model is better), the model's 90% interval.
+# GARCH (sign: < 0 the model is better), the model's 90% interval (its z, the quantile of |z| the
+# model calibrated on its validation part).
 row() { # eval.json
   /usr/bin/python3 - "$1" <<'PYEOF'
 import json, sys
@@ -29,15 +31,15 @@ def dm(b):
     d = b["dm_qlike"]
     return f"{d['stat_hln']:+.2f} ({d['p_hln']:.2g})"
 print(f"{m['qlike']:.4f} | {e['qlike']:.4f} | {dm(e)} | {g['qlike']:.4f} | {dm(g)} | {c['qlike']:.4f} | "
-      f"{iv['coverage']:.4f} | {iv['width']:.4f} | {iv['kupiec_p']:.2g} | "
+      f"{iv['z']:.4f} | {iv['coverage']:.4f} | {iv['width']:.4f} | {iv['kupiec_p']:.2g} | "
       f"{e['interval']['coverage']:.4f} | {v['n']}")
 PYEOF
 }
 
 echo "## Variance forecasts on real data, five seeds (train --head gauss --test-frac 0.2 --seed S; eval --test)"
 echo
-echo "| data | seed | QLIKE model | EWMA | DM vs EWMA (p) | GARCH(1,1) | DM vs GARCH (p) | constant | model 90% coverage | width | Kupiec p | EWMA 90% coverage | n |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| data | seed | QLIKE model | EWMA | DM vs EWMA (p) | GARCH(1,1) | DM vs GARCH (p) | constant | model 90% z (normal 1.6449) | model 90% coverage | width | Kupiec p | EWMA 90% coverage | n |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for f in fx_daily sp500; do
   for s in 1 2 3 4 5; do
     m="$W/${f}_$s.safetensors"
@@ -64,8 +66,9 @@ echo "## Variance forecasts on simulated streams (tests/gen_garch.py; train on o
 echo
 echo "| process | n test | QLIKE model / true variance (normalized form) | QLIKE model | EWMA | GARCH(1,1) | constant | DM vs constant (p) | model 90% coverage |"
 echo "|---|---|---|---|---|---|---|---|---|"
-for p in garch iid; do
+for p in garch garch_t4 iid; do
   a=(); [ $p = iid ] && a=(--alpha 0 --beta 0)
+  [ $p = garch_t4 ] && a=(--df 4)
   /usr/bin/python3 "$ROOT/tests/gen_garch.py" 90000 1 3 "$W/${p}_train.csv" "$W/t1.csv" "${a[@]}"
   /usr/bin/python3 "$ROOT/tests/gen_garch.py" 30000 2 3 "$W/${p}_test.csv" "$W/${p}_truth.csv" "${a[@]}"
   "$TC" train --head gauss --input "$W/${p}_train.csv" --output "$W/$p.safetensors" --seed 1 --quiet
@@ -77,6 +80,7 @@ for p in garch iid; do
 import json, sys
 q, v = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))["variance"]
 name = {"garch": "GARCH(1,1), alpha 0.1, beta 0.85, 3 instruments",
+        "garch_t4": "the same with Student t(4) innovations",
         "iid": "i.i.d. normal, 3 instruments"}[sys.argv[3]]
 d = v["const"]["dm_qlike"]
 print(f"| {name} | {q['n']} | {q['qlike_model']:.4f} / {q['qlike_true']:.4f} = {q['ratio']:.4f} | "

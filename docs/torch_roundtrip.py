@@ -9,7 +9,8 @@
       loads a model file (from `tickcast train` or from export) into the PyTorch module it
       names and prints what `tickcast replay` prints for a clean sym,ts,px[,qty,bid,ask] CSV:
       sym,ts,px,pred_ret,pred_px,n, each instrument run from zero state; a model with the scale
-      head (train --head gauss) also pred_std,lo_px,hi_px (the 90% interval).
+      head (train --head gauss) also pred_std,lo_px,hi_px (the 90% interval, with the model's
+      calibrated quantile when it has one: interval_z).
 
 The file is safetensors: an 8-byte little-endian header length, a JSON header, raw little-endian
 float32 data. load_file and save_file below do by hand what safetensors.torch.load_file and
@@ -73,8 +74,22 @@ def from_torch(rnn, head, path, feat_mean, feat_std, target_std):
     save_file(sd, path, meta)
 
 
+def interval_z(meta, c):
+    """z of the central interval at coverage c (tickcast's ivcal_z): the model's calibrated
+    quantiles of |z| (metadata tickcast.interval_absz, written by train --head gauss), linear
+    between their coverages; outside them or without them the normal quantile."""
+    pts = json.loads(meta["tickcast.interval_absz"])["absz"] if "tickcast.interval_absz" in meta else []
+    if not pts or not pts[0][0] <= c <= pts[-1][0]:
+        return statistics.NormalDist().inv_cdf(0.5 + 0.5 * c)
+    i = max(j for j, (cj, _) in enumerate(pts) if cj <= c)
+    if i + 1 == len(pts) or c == pts[i][0]:
+        return pts[i][1]
+    (c0, q0), (c1, q1) = pts[i], pts[i + 1]
+    return q0 + (c - c0) / (c1 - c0) * (q1 - q0)
+
+
 def to_torch(path):
-    """(rnn, head, tensors) from a tickcast model file."""
+    """(rnn, head, tensors, metadata) from a tickcast model file."""
     sd, meta = load_file(path)
     prefix = next(p for p in ("lstm", "gru", "rnn") if f"{p}.weight_hh_l0" in sd)
     L = sum(k.startswith(f"{prefix}.weight_hh_l") for k in sd)
@@ -88,7 +103,7 @@ def to_torch(path):
     rnn.load_state_dict({k[len(prefix) + 1:]: v for k, v in sd.items() if k.startswith(prefix + ".")})
     head = torch.nn.Linear(H, 1)
     head.load_state_dict({"weight": sd["head.weight"], "bias": sd["head.bias"]})
-    return rnn, head, sd
+    return rnn, head, sd, meta
 
 
 def scale_head(sd):
@@ -115,7 +130,7 @@ def features(rows):
 
 
 def predict(model, ticks):
-    rnn, head, sd = to_torch(model)
+    rnn, head, sd, meta = to_torch(model)
     scale = scale_head(sd)
     rows = list(csv.DictReader(open(ticks)))
     by_sym = {}
@@ -133,7 +148,7 @@ def predict(model, ticks):
             pred[i] = yy * tstd + float(sd["target.mean"][0])
             std[i] = math.exp(ss / 2) * tstd  # the variance is exp(s) target.std^2
     n, w = {}, csv.writer(sys.stdout, lineterminator="\n")
-    z = statistics.NormalDist().inv_cdf(0.95)  # the central 90% interval
+    z = interval_z(meta, 0.9)  # the central 90% interval
     w.writerow(["sym", "ts", "px", "pred_ret", "pred_px", "n"] +
                (["pred_std", "lo_px", "hi_px"] if scale else []))
     for r, p, sd_ in zip(rows, pred, std):

@@ -28,6 +28,11 @@
  * log-variance of the next standardized return), set by nn_model_init_head; absent or "mean"
  * without it. The loader requires it to agree with the tensors. */
 #define NN_META_HEAD_KEY "tickcast.head"
+/* The scale head's calibrated interval (gauss models only, optional): the empirical quantiles of
+ * |z|, z = (next return - pred_ret) / pred_std, on the validation part, as a JSON object
+ * {"n":N,"absz":[[coverage,q],...]} (nn_ival in nn/safetensors/safetensors.h reads and writes
+ * it). Absent: the normal quantile. */
+#define NN_META_INTERVAL_KEY "tickcast.interval_absz"
 
 /* One model. All float parameters live in one allocation, `params`, so that a trainer can keep
  * gradients and optimizer moments in parallel arrays: the gradient of m->W_hh[k] is

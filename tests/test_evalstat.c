@@ -787,7 +787,7 @@ static void test_interval(void) {
     r[t] = mu[t] + 0.01 * gauss(&g);
   }
   evalstat_interval iv;
-  CHECK_INT(evalstat_interval_score(r, mu, h, n, 0.9, &iv), 0);
+  CHECK_INT(evalstat_interval_score(r, mu, h, n, 0.9, 1.6448536269514722, &iv), 0);
   printf("interval: nominal 0.9 coverage %.4f width %.5f Kupiec LR %.2f p %.3f\n", iv.coverage,
          iv.width, iv.lr, iv.p);
   CHECK_NEAR(iv.z, 1.6448536269514722, 1e-15);
@@ -797,17 +797,23 @@ static void test_interval(void) {
   CHECK_INT(iv.n, n);
   CHECK_NEAR(iv.coverage, 1 - (double)iv.misses / n, 1e-15);
   /* Half the variance: coverage 2 Phi(1.645 / sqrt 2) - 1 = 0.755, rejected. */
-  CHECK_INT(evalstat_interval_score(r, mu, hs, n, 0.9, &iv), 0);
+  CHECK_INT(evalstat_interval_score(r, mu, hs, n, 0.9, 1.6448536269514722, &iv), 0);
   CHECK_NEAR(iv.coverage, 2 * evalstat_norm_cdf(1.6448536269514722 / M_SQRT2) - 1, 0.015);
   CHECK(iv.p < 1e-10);
   /* NULL mu is a zero mean; bounds are inclusive; h <= 0 is a point interval. */
   const double r3[3] = {1, 0, 0.5}, h3[3] = {1 / (1.6448536269514722 * 1.6448536269514722), 0, -1};
-  CHECK_INT(evalstat_interval_score(r3, NULL, h3, 3, 0.9, &iv), 0);
+  CHECK_INT(evalstat_interval_score(r3, NULL, h3, 3, 0.9, -evalstat_norm_quantile(0.05), &iv), 0);
   CHECK_INT(iv.misses, 1); /* r = 1 sits on the bound (to rounding, inside); 0.5 misses */
-  CHECK_INT(evalstat_interval_score(r3, NULL, h3, 0, 0.9, &iv), TC_EINVAL);
-  CHECK_INT(evalstat_interval_score(r3, NULL, h3, 3, 1, &iv), TC_EINVAL);
+  CHECK_INT(evalstat_interval_score(r3, NULL, h3, 0, 0.9, 1.6448536269514722, &iv), TC_EINVAL);
+  CHECK_INT(evalstat_interval_score(r3, NULL, h3, 3, 1, 1.0, &iv), TC_EINVAL);
+  CHECK_INT(evalstat_interval_score(r3, NULL, h3, 3, 0.9, -1.0, &iv), TC_EINVAL);
+  CHECK_INT(evalstat_interval_score(r3, NULL, h3, 3, 0.9, INFINITY, &iv), TC_EINVAL);
+  /* A calibrated z (narrower than the normal one) is used as given: r = 1 is now outside. */
+  CHECK_INT(evalstat_interval_score(r3, NULL, h3, 3, 0.9, 1.5, &iv), 0);
+  CHECK_NEAR(iv.z, 1.5, 0);
+  CHECK_INT(iv.misses, 2);
   hs[4] = NAN;
-  CHECK_INT(evalstat_interval_score(r, mu, hs, n, 0.9, &iv), TC_EINVAL);
+  CHECK_INT(evalstat_interval_score(r, mu, hs, n, 0.9, 1.6448536269514722, &iv), TC_EINVAL);
   free(r), free(mu), free(h), free(hs);
 }
 

@@ -2,7 +2,8 @@
  * one series in closed form (the constant and EWMA started at the fitting part's mean square,
  * GARCH fitted there, the first half when too little comes before the first scored prediction);
  * the figures of a few forecasts in closed form (QLIKE, MSE of squared returns, the DM mean of
- * the model minus a baseline, the model's interval around its mean, the baselines' around zero). */
+ * the model minus a baseline, the model's interval around its mean with its own z, the baselines'
+ * around zero with the normal z). */
 #include <math.h>
 #include <stdlib.h>
 
@@ -49,7 +50,7 @@ static void check_figures(void) {
                  {20, 0, -0.01, 0, {4e-4, 1e-4, 2e-4, 1e-4}},
                  {30, 0, 0.03, 0, {9e-4, 1e-4, 2e-4, 1e-4}}};
   vol_fig f;
-  CHECK_INT(vol_figures(p, 3, 0.9, &f), 0);
+  CHECK_INT(vol_figures(p, 3, 0.9, 1.6448536269514722, &f), 0);
   CHECK_INT(f.n, 3);
   double q0 = 0, q1 = 0, m0 = 0;
   for (int j = 0; j < 3; j++) {
@@ -69,7 +70,15 @@ static void check_figures(void) {
   CHECK_INT(f.iv[VOL_MODEL].misses, 0);
   CHECK_INT(f.iv[VOL_CONST].misses, 2);
   CHECK_NEAR(f.iv[VOL_MODEL].width, 2 * 1.6448536269514722 * (0.01 + 0.02 + 0.03) / 3, 1e-12);
-  CHECK_INT(vol_figures(p, 0, 0.9, &f), 0);
+  /* A calibrated z of 0.9 for the model only: [0.01 -+ 0.009] misses 0.02, [-+0.018] holds -0.01,
+   * [-+0.027] misses 0.03; the baselines keep the normal z (the constant still misses 2). */
+  CHECK_INT(vol_figures(p, 3, 0.9, 0.9, &f), 0);
+  CHECK_INT(f.iv[VOL_MODEL].misses, 2);
+  CHECK_NEAR(f.iv[VOL_MODEL].z, 0.9, 0);
+  CHECK_NEAR(f.iv[VOL_CONST].z, 1.6448536269514722, 1e-12);
+  CHECK_INT(f.iv[VOL_CONST].misses, 2);
+  CHECK_NEAR(f.iv[VOL_MODEL].width, 2 * 0.9 * (0.01 + 0.02 + 0.03) / 3, 1e-12);
+  CHECK_INT(vol_figures(p, 0, 0.9, 1.6448536269514722, &f), 0);
   CHECK_INT(f.n, 0);
 }
 

@@ -14,6 +14,7 @@
 #include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
 #include "daemon/pipeline/dataset.h"
+#include "daemon/pipeline/ivcal.h"
 #include "daemon/pipeline/preplay.h"
 #include "daemon/pipeline/score.h"
 #include "daemon/pipeline/svg.h"
@@ -350,11 +351,12 @@ static int eval_score(eval_run *r) {
   r->vfig = calloc(d->ns ? (size_t)d->ns : 1, sizeof *r->vfig);
   if (!r->vfig)
     return TC_ENOMEM;
+  double z = ivcal_z(&r->m, r->interval);
   for (int i = 0; i < d->ns; i++)
-    if ((r->only < 0 || i == r->only) &&
-        vol_figures(r->vpts + r->off[i], r->off[i + 1] - r->off[i], r->interval, &r->vfig[i]) != 0)
+    if ((r->only < 0 || i == r->only) && vol_figures(r->vpts + r->off[i], r->off[i + 1] - r->off[i],
+                                                     r->interval, z, &r->vfig[i]) != 0)
       return TC_ENOMEM;
-  return vol_figures(r->vpts, r->npts, r->interval, &r->vall);
+  return vol_figures(r->vpts, r->npts, r->interval, z, &r->vall);
 }
 
 /* "2000-01-03" or a full timestamp when the time of day is not midnight. */
@@ -474,6 +476,7 @@ static json_t *vfig_json(const vol_fig *f) {
     if (f->has_iv) {
       iv = json_object();
       json_object_set_new(iv, "nominal", jnum(f->iv[k].nominal));
+      json_object_set_new(iv, "z", jnum(f->iv[k].z));
       json_object_set_new(iv, "coverage", jnum(f->iv[k].coverage));
       json_object_set_new(iv, "misses", json_integer((json_int_t)f->iv[k].misses));
       json_object_set_new(iv, "width", jnum(f->iv[k].width));
@@ -593,8 +596,10 @@ static void vrow_table(const char *name, const vol_fig *f) {
 static void eval_report_vol(const eval_run *r) {
   printf("\nvariance forecasts: qlike = mean of ln h + r^2/h (lower is better); p: Diebold-Mariano "
          "p-value of qlike(model) - qlike(baseline); interval: central %g%% of the model, "
-         "coverage, mean width of the log return, Kupiec p\n",
-         100 * r->interval);
+         "pred_ret -+ %.4f pred_std (normal: %.4f), coverage, mean width of the log return, "
+         "Kupiec p\n",
+         100 * r->interval, ivcal_z(&r->m, r->interval),
+         evalstat_norm_quantile(0.5 + 0.5 * r->interval));
   printf("%-12s %7s %9s %9s %6s %9s %6s %9s %6s %8s %9s %8s\n", "sym", "n", "model", "ewma", "p",
          "garch", "p", "const", "p", "cover", "width", "kupiec_p");
   for (int i = 0; i < r->d.ns; i++)
@@ -639,7 +644,7 @@ static double *eval_band(const eval_run *r) {
   double *band = malloc((r->npts ? r->npts : 1) * sizeof *band);
   size_t *cur = malloc(((size_t)r->d.ns + 1) * sizeof *cur);
   if (band && cur) {
-    double z = evalstat_norm_quantile(0.5 + 0.5 * r->interval);
+    double z = ivcal_z(&r->m, r->interval);
     memcpy(cur, r->off, ((size_t)r->d.ns + 1) * sizeof *cur);
     for (size_t k = 0; k < r->npts; k++)
       band[k] = z * sqrt(r->vpts[cur[r->pooled[k].sym]++].h[VOL_MODEL]);

@@ -10,27 +10,25 @@
 #include <string.h>
 
 #include "daemon/cmd/cmds.h"
+#include "daemon/pipeline/evalstat.h"
+#include "daemon/pipeline/ivcal.h"
 #include "ingest/rfc3339.h"
 #include "nn/model.h"
 #include "nn/safetensors/safetensors.h"
 
 /* The metadata keys shown in their own lines; the others are listed under "other metadata". */
-static const char *const shown_keys[] = {"tickcast.format",        "tickcast.features",
-                                         "tickcast.cell",          "tickcast.trained_on",
-                                         "tickcast.train_args",    "tickcast.seed",
-                                         "tickcast.epochs",        "tickcast.best_epoch",
-                                         "tickcast.val_mse",       "tickcast.val_mse_rw",
-                                         "tickcast.val_skill",     "tickcast.val_tstat",
-                                         "tickcast.val_fit_skill", "tickcast.val_t_min",
-                                         "tickcast.trials",        "tickcast.output_scale",
-                                         "tickcast.test_n",        "tickcast.test_mse",
-                                         "tickcast.test_mse_rw",   "tickcast.test_skill",
-                                         "tickcast.test_skill_ci", "tickcast.test_dm_p",
-                                         "tickcast.test_dir_acc",  "tickcast.test_dir_base",
-                                         "tickcast.ranges",        NN_META_NONLINEARITY_KEY,
-                                         NN_META_HEAD_KEY,         "tickcast.val_nll",
-                                         "tickcast.val_nll_const", "tickcast.var_scale",
-                                         "tickcast.var_shift",     NULL};
+static const char *const shown_keys[] = {
+    "tickcast.format",        "tickcast.features",      "tickcast.cell",
+    "tickcast.trained_on",    "tickcast.train_args",    "tickcast.seed",
+    "tickcast.epochs",        "tickcast.best_epoch",    "tickcast.val_mse",
+    "tickcast.val_mse_rw",    "tickcast.val_skill",     "tickcast.val_tstat",
+    "tickcast.val_fit_skill", "tickcast.val_t_min",     "tickcast.trials",
+    "tickcast.output_scale",  "tickcast.test_n",        "tickcast.test_mse",
+    "tickcast.test_mse_rw",   "tickcast.test_skill",    "tickcast.test_skill_ci",
+    "tickcast.test_dm_p",     "tickcast.test_dir_acc",  "tickcast.test_dir_base",
+    "tickcast.ranges",        NN_META_NONLINEARITY_KEY, NN_META_HEAD_KEY,
+    "tickcast.val_nll",       "tickcast.val_nll_const", "tickcast.var_scale",
+    "tickcast.var_shift",     NN_META_INTERVAL_KEY,     NULL};
 
 static int shown(const char *key) {
   for (int i = 0; shown_keys[i]; i++)
@@ -124,6 +122,16 @@ static void print_json(const nn_model *m, const char *path, const char *hex, jso
     json_object_set_new(sh, "val_nll_const", num_json(m, "tickcast.val_nll_const"));
     json_object_set_new(sh, "var_scale", num_json(m, "tickcast.var_scale"));
     json_object_set_new(sh, "var_shift", num_json(m, "tickcast.var_shift"));
+    nn_ival t;
+    json_t *iv = json_null();
+    if (nn_ival_get(m, &t, NULL, 0) == 0 && t.k > 0) {
+      json_t *a = json_array();
+      for (int i = 0; i < t.k; i++)
+        json_array_append_new(a, json_pack("[f,f]", t.c[i], t.q[i]));
+      iv = json_pack("{s:I,s:o}", "n", (json_int_t)t.n, "absz", a);
+    }
+    json_object_set_new(sh, "interval", iv);
+    json_object_set_new(sh, "z90", json_real(ivcal_z(m, 0.9)));
     json_object_set_new(o, "scale_head", sh);
   }
   json_object_set_new(o, "parameters", json_integer((json_int_t)m->nparams));
@@ -203,6 +211,22 @@ static void print_ranges(json_t *ranges, const range_row *rows, int nrows) {
   }
 }
 
+/* The interval line of a gauss model: z at a few coverages, calibrated or normal. */
+static void print_interval(const nn_model *m) {
+  static const double cs[] = {0.5, 0.8, 0.9, 0.95, 0.99};
+  nn_ival t;
+  if (nn_ival_get(m, &t, NULL, 0) != 0 || t.k == 0) {
+    printf("interval     normal quantiles (no calibration table)\n");
+    return;
+  }
+  printf("interval     z = quantile of |z| on %llu validation residuals (normal's in brackets):",
+         (unsigned long long)t.n);
+  for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
+    printf("%s %g%% %.4f (%.4f)", i ? "," : "", 100 * cs[i], ivcal_z(m, cs[i]),
+           evalstat_norm_quantile(0.5 + 0.5 * cs[i]));
+  printf("\n");
+}
+
 static void print_text(const nn_model *m, const char *path, const char *hex, json_t *ranges,
                        const range_row *rows, int nrows) {
   printf("model        %s\n", path);
@@ -216,6 +240,7 @@ static void print_text(const nn_model *m, const char *path, const char *hex, jso
            "log-variance calibrated as %s s %s%s\n",
            meta(m, "tickcast.val_nll"), meta(m, "tickcast.val_nll_const"),
            meta(m, "tickcast.var_scale"), b[0] == '-' ? "" : "+", b);
+    print_interval(m);
   }
   printf("features     %s\n", meta(m, NN_META_FEATURES_KEY));
   printf("trained on   %s\n", meta(m, "tickcast.trained_on"));

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/pipeline/evalstat.h"
+#include "daemon/pipeline/ivcal.h"
 #include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 #include "nn/features.h"
@@ -217,13 +217,14 @@ int engine_set_interval(engine *e, double c) {
   if (!(c > 0 && c < 1))
     return TC_EINVAL;
   e->interval = c;
-  e->z = evalstat_norm_quantile(0.5 + 0.5 * c);
+  e->z = ivcal_z(e->m, c);
   return 0;
 }
 
 void engine_set_model(engine *e, const nn_model *m, int reset) {
   e->m = m;
-  nn_work_update(&e->w, m); /* the scratch caches the summed biases and W_ih[0]^T */
+  e->z = ivcal_z(m, e->interval); /* the new model's calibration */
+  nn_work_update(&e->w, m);       /* the scratch caches the summed biases and W_ih[0]^T */
   if (!reset)
     return;
   memset(e->st.state, 0, (size_t)e->st.count * e->st.state_floats * sizeof(float));

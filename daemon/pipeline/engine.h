@@ -27,7 +27,7 @@ typedef struct eng_tick {
   uint8_t has_std;   /* out: 1 when the model has the scale head and the three below are set */
   double pred_std;   /* out: exp(s / 2) * target.std, s the scale head's output: the standard
                         deviation of the next log return */
-  double lo_px;      /* out: px * exp(pred_ret - z pred_std), z = Phi^-1((1 + interval) / 2) */
+  double lo_px;      /* out: px * exp(pred_ret - z pred_std), z = ivcal_z(model, interval) */
   double hi_px;      /* out: px * exp(pred_ret + z pred_std): the central interval of the next
                         price at coverage e->interval */
 } eng_tick;
@@ -43,7 +43,8 @@ typedef struct engine {
   float *yb;         /* (chunk_max) outputs of one wave */
   float *sb;         /* (chunk_max) scale head outputs of one wave (gauss models) */
   double interval;   /* coverage of lo_px..hi_px, in (0, 1); 0.9 from engine_init */
-  double z;          /* Phi^-1((1 + interval) / 2) */
+  double z;          /* ivcal_z(m, interval): the model's calibrated quantile of |z| or the normal
+                        Phi^-1((1 + interval) / 2) */
   float **sp;        /* (chunk_max) state pointers of one wave */
   int32_t *wave;     /* (chunk_max) wave of each tick */
   int32_t *order;    /* (chunk_max) tick indices sorted by wave */
@@ -88,7 +89,8 @@ void engine_free(engine *e); /* accepts NULL and half-built */
 int engine_process(engine *e, eng_tick *ticks, int N);
 
 /* Sets the coverage of the interval lo_px..hi_px of a model with the scale head; c in (0, 1)
- * (callers validate it), else TC_EINVAL and nothing changes. */
+ * (callers validate it), else TC_EINVAL and nothing changes. Its z is ivcal_z's for the model
+ * (engine_set_model takes the new model's). */
 int engine_set_interval(engine *e, double c);
 
 /* Switches to model m (same shape required; checked by the caller with nn_model_same_shape; the

@@ -619,14 +619,14 @@ int evalstat_kupiec(uint64_t n, uint64_t x, double p, double *lr, double *pval) 
 }
 
 int evalstat_interval_score(const double *r, const double *mu, const double *h, size_t n,
-                            double nominal, evalstat_interval *out) {
+                            double nominal, double z, evalstat_interval *out) {
   memset(out, 0, sizeof *out);
-  if (n == 0 || !(nominal > 0 && nominal < 1) || !all_finite(r, n) || !all_finite(mu, n) ||
-      !all_finite(h, n))
+  if (n == 0 || !(nominal > 0 && nominal < 1) || !(z >= 0 && isfinite(z)) || !all_finite(r, n) ||
+      !all_finite(mu, n) || !all_finite(h, n))
     return TC_EINVAL;
   out->n = n;
   out->nominal = nominal;
-  out->z = -evalstat_norm_quantile(0.5 * (1 - nominal));
+  out->z = z;
   double w = 0;
   for (size_t t = 0; t < n; t++) {
     double m = mu ? mu[t] : 0, half = h[t] > 0 ? out->z * sqrt(h[t]) : 0;

@@ -232,18 +232,20 @@ typedef struct evalstat_interval {
   uint64_t n;      /* scored observations */
   uint64_t misses; /* realized outside [mu - z sd, mu + z sd] */
   double nominal;  /* requested coverage */
-  double z;        /* Phi^-1((1 + nominal) / 2) */
+  double z;        /* the half-width in sd: Phi^-1((1 + nominal) / 2), or a calibrated one */
   double coverage; /* 1 - misses / n */
   double width;    /* mean of 2 z sd_t */
   double lr, p;    /* Kupiec's test of misses against 1 - nominal */
 } evalstat_interval;
 
-/* Scores the central prediction intervals mu_t +- z sqrt(h_t) (Gaussian, coverage nominal) on the
- * realized returns r (n): coverage, mean width and Kupiec's test. mu (n) may be NULL (a zero mean
- * forecast); h (n) is the variance forecast; h_t <= 0 gives a zero-width interval. The bounds are
- * inclusive. Returns 0, or TC_EINVAL for n = 0, nominal outside (0, 1) or a non-finite input. */
+/* Scores the central prediction intervals mu_t +- z sqrt(h_t) of coverage nominal on the realized
+ * returns r (n): coverage, mean width and Kupiec's test. z is the interval's half-width in
+ * standard deviations: Phi^-1((1 + nominal) / 2) for a Gaussian interval, or a calibrated
+ * quantile (ivcal_z). mu (n) may be NULL (a zero mean forecast); h (n) is the variance forecast;
+ * h_t <= 0 gives a zero-width interval. The bounds are inclusive. Returns 0, or TC_EINVAL for
+ * n = 0, nominal outside (0, 1), z not finite and >= 0, or a non-finite input. */
 int evalstat_interval_score(const double *r, const double *mu, const double *h, size_t n,
-                            double nominal, evalstat_interval *out);
+                            double nominal, double z, evalstat_interval *out);
 
 /* Multiple trials. */
 

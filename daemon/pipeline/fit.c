@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/pipeline/ivcal.h"
 #include "daemon/pipeline/score.h"
 #include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
@@ -620,19 +621,27 @@ static double calib_nll(const double *s, const double *e2, size_t n, double a, d
   return acc / (double)n;
 }
 
+/* Validation of the current model gathering the scale head's output and the squared error of
+ * every validation target into vs (s, e2, ns; the caller frees vs->s and vs->e2 whatever the
+ * result), and the NLL into *nll when not NULL. 0 or TC_ENOMEM. */
+static int validate_scale(fit_ctx *c, vsums *vs, double *nll) {
+  memset(vs, 0, sizeof *vs);
+  vs->cap = val_targets(c->d);
+  vs->s = malloc((vs->cap ? vs->cap : 1) * sizeof *vs->s);
+  vs->e2 = malloc((vs->cap ? vs->cap : 1) * sizeof *vs->e2);
+  double vm, vr;
+  uint64_t nv;
+  return vs->s && vs->e2 ? validate(c->d, &c->f, c->m, &vm, &vr, &nv, vs, nll) : TC_ENOMEM;
+}
+
 /* Calibrates the scale head on validation, as the mean head's output scale: log-variance
  * a s + b with a in [0, 1] (shrinking toward a constant variance where the forecast's swings do
  * not hold up out of sample) and b its best shift, both by the validation Gaussian NLL at the
  * saved mean. The NLL profiled over b is convex in a: golden-section search. */
 static int fit_calibrate(fit_ctx *c, fit_result *res) {
   nn_model *m = c->m;
-  vsums vs = {0};
-  vs.cap = val_targets(c->d);
-  vs.s = malloc((vs.cap ? vs.cap : 1) * sizeof *vs.s);
-  vs.e2 = malloc((vs.cap ? vs.cap : 1) * sizeof *vs.e2);
-  double vm, vr;
-  uint64_t nv;
-  int rc = vs.s && vs.e2 ? validate(c->d, &c->f, m, &vm, &vr, &nv, &vs, NULL) : TC_ENOMEM;
+  vsums vs;
+  int rc = validate_scale(c, &vs, NULL);
   if (rc == 0 && vs.ns > 1) {
     double lo = 0, hi = 1, g = 0.5 * (sqrt(5.0) - 1);
     for (int it = 0; it < 60; it++) {
@@ -652,6 +661,34 @@ static int fit_calibrate(fit_ctx *c, fit_result *res) {
     res->var_shift = b;
     if (c->log && c->o->verbose)
       fprintf(c->log, "scale head calibrated on validation: log-variance %.4f s %+.4f\n", a, b);
+  }
+  free(vs.s), free(vs.e2);
+  return rc;
+}
+
+/* The saved model's validation NLL and its interval table (NN_META_INTERVAL_KEY): the quantiles
+ * of |z| = |t - y| / exp(s / 2), the standardized residuals of the final mean and variance, over
+ * every validation target (never the test part). Fat tails make them smaller than the normal
+ * ones in the body, so the normal interval would cover more than its level. */
+static int fit_interval(fit_ctx *c, fit_result *res) {
+  nn_model *m = c->m;
+  vsums vs;
+  int rc = validate_scale(c, &vs, &res->val_nll);
+  if (rc == 0 && c->log && c->o->verbose)
+    fprintf(c->log, "scale head: validation NLL %.5f vs %.5f for a constant variance\n",
+            res->val_nll, res->val_nll_const);
+  nn_ival t;
+  for (size_t i = 0; rc == 0 && i < vs.ns; i++)
+    vs.e2[i] = sqrt(vs.e2[i]) * exp(-0.5 * vs.s[i]); /* |z| in place */
+  if (rc == 0 && ivcal_fit(vs.e2, vs.ns, &t) == 0) {
+    rc = nn_ival_set(m, &t) == TC_ENOMEM ? TC_ENOMEM : 0;
+    res->ival_n = t.n;
+    res->ival_z90 = ivcal_z(m, 0.9);
+    if (rc == 0 && c->log && c->o->verbose)
+      fprintf(c->log,
+              "interval calibrated on %llu validation residuals: the 90%% interval is "
+              "pred_ret -+ %.4f pred_std (normal: 1.6449)\n",
+              (unsigned long long)t.n, res->ival_z90);
   }
   free(vs.s), free(vs.e2);
   return rc;
@@ -683,14 +720,8 @@ int fit_run(const dataset *d, const fit_opts *o, nn_model *m, fit_result *res, F
   res->var_scale = 1;
   if (rc == 0 && o->gauss && c.nval > 0)
     rc = fit_calibrate(&c, res);
-  if (rc == 0 && o->gauss && c.nval > 0) { /* the saved model's NLL, after its mean head's choice */
-    double vm, vr;
-    uint64_t nv;
-    rc = validate(d, &c.f, m, &vm, &vr, &nv, NULL, &res->val_nll);
-    if (rc == 0 && log && o->verbose)
-      fprintf(log, "scale head: validation NLL %.5f vs %.5f for a constant variance\n",
-              res->val_nll, res->val_nll_const);
-  }
+  if (rc == 0 && o->gauss && c.nval > 0)
+    rc = fit_interval(&c, res);
   if (rc == 0) {
     res->best_epoch = c.best_epoch;
     res->val_mse = c.vbest;

@@ -28,7 +28,9 @@ typedef struct fit_opts {
   double min_t;  /* least t-statistic of the validation gain for a non-zero model */
   int gauss;     /* 1: with the scale head, trained by Gaussian NLL, epochs chosen by validation
                     NLL without halving the learning rate (the mean head's scale and fallback are
-                    then chosen as without), the scale head calibrated on validation */
+                    then chosen as without), the scale head calibrated on validation, and the
+                    interval's quantiles of |z| on validation written to the model
+                    (NN_META_INTERVAL_KEY, daemon/pipeline/ivcal.h) */
 } fit_opts;
 
 /* The threshold of one training run: a gain t-statistic of 2, a two-sided level of
@@ -65,6 +67,8 @@ typedef struct fit_result {
                            training part (1 in standardized units) */
   double var_scale;     /* gauss: the factor a of the calibrated log-variance a s + b, in [0, 1] */
   double var_shift;     /* gauss: b */
+  uint64_t ival_n;      /* gauss: validation residuals of the interval table (0: no table) */
+  double ival_z90;      /* gauss: the table's z of the 90% interval (ivcal_z) */
 } fit_result;
 
 /* Trains a model of shape (o->cell, o->L, o->H, o->peephole) on d (split and stats already

@@ -43,7 +43,7 @@ void vol_baselines(const ds_series *s, size_t first, vol_base *b, double *const 
   free(e);
 }
 
-int vol_figures(const vol_pt *p, size_t n, double nominal, vol_fig *f) {
+int vol_figures(const vol_pt *p, size_t n, double nominal, double zmodel, vol_fig *f) {
   memset(f, 0, sizeof *f);
   f->n = n;
   if (n == 0)
@@ -80,10 +80,12 @@ int vol_figures(const vol_pt *p, size_t n, double nominal, vol_fig *f) {
       f->has_dm = 0;
   }
   f->has_iv = 1;
+  double znorm = evalstat_norm_quantile(0.5 + 0.5 * nominal);
   for (int k = 0; k < VOL_N; k++) {
     for (size_t j = 0; j < n; j++)
       h[j] = p[j].h[k];
-    if (evalstat_interval_score(r, k == VOL_MODEL ? mu : NULL, h, n, nominal, &f->iv[k]) != 0)
+    if (evalstat_interval_score(r, k == VOL_MODEL ? mu : NULL, h, n, nominal,
+                                k == VOL_MODEL ? zmodel : znorm, &f->iv[k]) != 0)
       f->has_iv = 0;
   }
   rc = 0;

@@ -60,12 +60,15 @@ typedef struct vol_fig {
   evalstat_dm dm_qlike[VOL_N]; /* [k], k >= 1: of qlike(model) - qlike(k); < 0 model better */
   evalstat_dm dm_mse[VOL_N];   /* likewise for the MSE */
   evalstat_interval iv[VOL_N]; /* the central interval mu +- z sqrt(h) (mu = 0 for the baselines,
-                                  the model's mean for the model) at the nominal coverage */
+                                  the model's mean for the model) at the nominal coverage; z is
+                                  the model's calibrated one for the model, the normal one for
+                                  the baselines */
   int has_iv;
 } vol_fig;
 
-/* Computes f over p (n, any order) at interval coverage nominal in (0, 1). Returns 0 or
+/* Computes f over p (n, any order) at interval coverage nominal in (0, 1); the model's interval
+ * is mu -+ zmodel sqrt(h) (ivcal_z of the model), the baselines' the Gaussian one. Returns 0 or
  * TC_ENOMEM. */
-int vol_figures(const vol_pt *p, size_t n, double nominal, vol_fig *f);
+int vol_figures(const vol_pt *p, size_t n, double nominal, double zmodel, vol_fig *f);
 
 #endif

@@ -248,6 +248,21 @@ static int meta_load(nn_model *m, const char *file, json_t *md, char *err, size_
   return 0;
 }
 
+/* The calibrated interval table, when there is one, must read (nn_ival_get) and belongs to a
+ * model with the scale head. */
+static int ival_check(const nn_model *m, const char *file, char *err, size_t errlen) {
+  nn_ival t;
+  char why[256];
+  if (nn_ival_get(m, &t, why, sizeof why) != 0)
+    return nn_st_fail(err, errlen, file, TC_EFORMAT, "%s", why);
+  if (t.k > 0 && !m->gauss)
+    return nn_st_fail(err, errlen, file, TC_EFORMAT,
+                      "__metadata__ has \"" NN_META_INTERVAL_KEY "\" but no scale head (it "
+                      "calibrates the scale head's interval; expected scale_head.weight and "
+                      "scale_head.bias)");
+  return 0;
+}
+
 /* What the loader knows about one file while it checks it. */
 typedef struct reader {
   const char *file; /* the input's name in messages */
@@ -579,7 +594,8 @@ static int load_mem(nn_model *m, const unsigned char *buf, size_t len, const cha
   ns = nn_model_tensors(m, s);
   if ((rc = tensors_match(&r, m, s, ns)) != 0 || (rc = tensors_disjoint(&r)) != 0 ||
       (rc = tensors_copy(&r, m, s, ns)) != 0 ||
-      (rc = meta_load(m, file, json_object_get(r.root, "__metadata__"), err, errlen)) != 0)
+      (rc = meta_load(m, file, json_object_get(r.root, "__metadata__"), err, errlen)) != 0 ||
+      (rc = ival_check(m, file, err, errlen)) != 0)
     goto out;
   rc = model_id(&r, m, buf, len);
 out:
