@@ -334,6 +334,9 @@ static void trial_wait(search_pool *p, int i) {
 static int run_search(const dataset *d, const fit_opts *base, int one_cell, int trials, int threads,
                       nn_model *best, fit_result *best_res, fit_opts *best_opts, char *err,
                       size_t errlen) {
+  /* Trials run side by side; threads left over when there are fewer trials than threads go to
+   * the shards inside each trial (the same floats for any split). */
+  int inner = threads > trials ? threads / trials : 1;
   if (threads > trials)
     threads = trials;
   search_pool p = {.d = d, .n = trials, .t = calloc((size_t)trials, sizeof(trial))};
@@ -344,6 +347,8 @@ static int run_search(const dataset *d, const fit_opts *base, int one_cell, int 
     return TC_ENOMEM;
   }
   draw_trials(p.t, trials, base, one_cell, threads);
+  for (int i = 0; i < trials; i++)
+    p.t[i].o.threads = inner;
   pthread_mutex_init(&p.mu, NULL);
   pthread_cond_init(&p.cv, NULL);
   int started = 0;
@@ -415,7 +420,8 @@ typedef struct train_opts {
   int ts_unit;               /* --ts-unit (enum tickfile_ts_unit) */
   int max_memory;            /* --max-memory MiB for the input (0: half of the machine's) */
   int search, trials, quiet; /* --search, --trials, --quiet */
-  int threads;               /* --threads: trials of --search at once */
+  int threads;               /* --threads: the shards of each step and of validation, or trials
+                                of --search, at once */
   int epochs_set, batch_set; /* --epochs, --batch given (else sized to the data) */
   int patience_set, lr_set;  /* --patience, --lr given (else 5 and 0.003; 20 and 0.001 with
                                 --head gauss) */
@@ -593,9 +599,11 @@ static int train_fit(const dataset *d, const train_opts *o, nn_model *m, fit_res
                      fit_opts *used) {
   char err[512];
   *used = o->fit;
+  fit_opts one = o->fit;
+  one.threads = o->threads;
   int rc = o->search ? run_search(d, &o->fit, o->cell_set, o->trials, o->threads, m, res, used, err,
                                   sizeof err)
-                     : fit_run(d, &o->fit, m, res, o->quiet ? NULL : stderr, err, sizeof err);
+                     : fit_run(d, &one, m, res, o->quiet ? NULL : stderr, err, sizeof err);
   if (rc != 0) {
     fprintf(stderr, "tickcast train: %s\n", err);
     return 1;
