@@ -14,10 +14,10 @@
 #include "daemon/pipeline/tpool.h"
 #include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
+#include "nn/lstm.h"
 #include "nn/train.h"
 
 #define VAL_B 64    /* instruments per group of the validation sums' order */
-#define VAL_T 64    /* steps per validation window */
 #define VAL_ROWS 16 /* most instruments (lanes) in one validation shard */
 
 void fit_opts_default(fit_opts *o) {
@@ -103,17 +103,20 @@ static size_t val_targets(const dataset *d) {
   return n;
 }
 
-/* Validation runs as a fixed set of shards, each a few instruments walked together from their
- * first tick as the lanes of nn_train_forward; shards run at once on a tpool and write their
+/* Validation runs as a fixed set of shards, each a few instruments stepped together from their
+ * first tick by the inference step (nn_step, what replay and eval run: no caches to keep, and its
+ * kernel is fast at the few lanes of a shard); shards run at once on a tpool and write their
  * outputs at the validation positions, which are then summed on one thread in a fixed order.
  * The split depends on the dataset alone, so the sums are the same floats for any thread count. */
 typedef struct vshard {
   int n;        /* lanes */
   int *inst;    /* (n) its instruments, longest first: lanes still running are a prefix */
-  nn_train tr;  /* forward scratch for (VAL_T, n) */
-  float *x;     /* (VAL_T, n, NN_F) a window's inputs */
-  float *zero;  /* (VAL_T, n) zero targets and weights (the outputs are all that is used) */
+  nn_work w;    /* inference scratch for n lanes */
+  float *x;     /* (n, NN_F) one tick's inputs */
+  float *y;     /* (n) outputs */
+  float *s;     /* gauss: (n) scale head outputs; else NULL */
   float *state; /* (n, sf) */
+  float **sp;   /* (n) each lane's state */
 } vshard;
 
 typedef struct vplan {
@@ -136,8 +139,8 @@ static size_t val_len(const ds_series *s) {
 static void vplan_free(vplan *v) {
   for (int k = 0; v->s && k < v->K; k++) {
     vshard *sh = &v->s[k];
-    nn_train_free(&sh->tr);
-    free(sh->inst), free(sh->x), free(sh->zero), free(sh->state);
+    nn_work_free(&sh->w);
+    free(sh->inst), free(sh->x), free(sh->y), free(sh->s), free(sh->state), free(sh->sp);
   }
   free(v->s), free(v->voff), free(v->y), free(v->sv);
   memset(v, 0, sizeof *v);
@@ -182,13 +185,18 @@ static int vplan_init(vplan *v, const dataset *d, const flat *f, const nn_model 
     vshard *sh = &v->s[k];
     sh->n = (nl - k + v->K - 1) / v->K;
     sh->inst = malloc((size_t)sh->n * sizeof *sh->inst);
-    sh->x = malloc((size_t)VAL_T * sh->n * NN_F * sizeof *sh->x);
-    sh->zero = calloc((size_t)VAL_T * sh->n, sizeof *sh->zero);
+    sh->x = malloc((size_t)sh->n * NN_F * sizeof *sh->x);
+    sh->y = malloc((size_t)sh->n * sizeof *sh->y);
+    sh->s = m->gauss ? malloc((size_t)sh->n * sizeof *sh->s) : NULL;
     sh->state = malloc((size_t)sh->n * sf * sizeof *sh->state);
-    if (!sh->inst || !sh->x || !sh->zero || !sh->state || nn_train_init(&sh->tr, m, sh->n, VAL_T))
+    sh->sp = malloc((size_t)sh->n * sizeof *sh->sp);
+    if (!sh->inst || !sh->x || !sh->y || (m->gauss && !sh->s) || !sh->state || !sh->sp ||
+        nn_work_init(&sh->w, m, sh->n) != 0)
       goto oom;
-    for (int b = 0; b < sh->n; b++)
+    for (int b = 0; b < sh->n; b++) {
       sh->inst[b] = ord[k + b * v->K];
+      sh->sp[b] = sh->state + (size_t)b * sf;
+    }
   }
   free(ord);
   return 0;
@@ -198,40 +206,35 @@ oom:
   return TC_ENOMEM;
 }
 
-/* Shard k of a validation pass: its lanes from their first tick, window by window, the outputs
- * at validation positions into v->y (and v->sv). The test part (from nfit on) is never read. */
+/* Shard k of a validation pass: its lanes from their first tick, tick by tick, the outputs at
+ * validation positions into v->y (and v->sv). The test part (from nfit on) is never read. */
 static void vplan_job(void *arg, int k) {
   vplan *v = arg;
   vshard *sh = &v->s[k];
   const dataset *d = v->d;
   const flat *f = v->f;
   size_t sf = nn_state_floats(v->m), len = val_len(&d->s[sh->inst[0]]);
+  nn_work_update(&sh->w, v->m); /* the weights moved since the last pass */
   memset(sh->state, 0, (size_t)sh->n * sf * sizeof *sh->state);
-  for (size_t p0 = 0; p0 < len; p0 += VAL_T) {
-    int B = 0, T = len - p0 < VAL_T ? (int)(len - p0) : VAL_T;
-    while (B < sh->n && val_len(&d->s[sh->inst[B]]) > p0)
-      B++;
-    for (int t = 0; t < T; t++)
-      for (int b = 0; b < B; b++) {
-        int i = sh->inst[b];
-        size_t p = p0 + t, r = (size_t)t * B + b;
-        if (p < val_len(&d->s[i]))
-          memcpy(sh->x + r * NN_F, f->x + (f->off[i] + p) * NN_F, NN_F * sizeof *sh->x);
-        else
-          memset(sh->x + r * NN_F, 0, NN_F * sizeof *sh->x);
-      }
-    nn_train_forward(&sh->tr, v->m, B, T, sh->x, sh->zero, sh->zero, sh->state);
-    for (int t = 0; t < T; t++)
-      for (int b = 0; b < B; b++) {
-        const ds_series *s = &d->s[sh->inst[b]];
-        size_t p = p0 + t, r = (size_t)t * B + b;
-        if (p < s->ntrain || p >= val_len(s))
-          continue;
-        size_t q = v->voff[sh->inst[b]] + p - s->ntrain;
-        v->y[q] = sh->tr.y[r];
-        if (v->sv)
-          v->sv[q] = sh->tr.s[r];
-      }
+  int B = sh->n;
+  for (size_t p = 0; p < len; p++) {
+    while (val_len(&d->s[sh->inst[B - 1]]) <= p) /* lanes that have ended drop out */
+      B--;
+    for (int b = 0; b < B; b++)
+      memcpy(sh->x + (size_t)b * NN_F, f->x + (f->off[sh->inst[b]] + p) * NN_F,
+             NN_F * sizeof *sh->x);
+    nn_step(v->m, &sh->w, B, sh->x, sh->sp, sh->y);
+    if (v->sv)
+      nn_model_scale_out(v->m, B, sh->sp, sh->s);
+    for (int b = 0; b < B; b++) {
+      const ds_series *s = &d->s[sh->inst[b]];
+      if (p < s->ntrain)
+        continue;
+      size_t q = v->voff[sh->inst[b]] + p - s->ntrain;
+      v->y[q] = sh->y[b];
+      if (v->sv)
+        v->sv[q] = sh->s[b];
+    }
   }
 }
 
