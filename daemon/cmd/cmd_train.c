@@ -518,8 +518,9 @@ static int train_load(dataset *d, const train_opts *o) {
 }
 
 /* The figures of the final model m on the held-out test parts of d: the predictions made at
- * ticks [nfit, n - 1) of every series, as `eval --test` scores them. 0 or TC_ENOMEM. */
-static int train_test(const dataset *d, const nn_model *m, test_figs *t) {
+ * ticks [nfit, n - 1) of every series, as `eval --test` scores them, on threads threads (the same
+ * figures for any number). 0 or TC_ENOMEM. */
+static int train_test(const dataset *d, const nn_model *m, int threads, test_figs *t) {
   memset(t, 0, sizeof *t);
   size_t np = 0;
   for (int i = 0; i < d->ns; i++)
@@ -534,7 +535,7 @@ static int train_test(const dataset *d, const nn_model *m, test_figs *t) {
     if (!(pred[i] = malloc((d->s[i].n ? d->s[i].n : 1) * sizeof **pred)))
       rc = TC_ENOMEM;
   if (rc == 0)
-    rc = score_predict(m, d, pred);
+    rc = score_predict_threads(m, d, pred, threads);
   size_t k = 0;
   for (int i = 0; rc == 0 && i < d->ns; i++) {
     const ds_series *s = &d->s[i];
@@ -680,7 +681,7 @@ int cmd_train(int argc, char **argv) {
     dataset_stats(&d);
     status = train_fit(&d, &o, &m, &res, &used);
   }
-  if (status == 0 && train_test(&d, &m, &tf) != 0) {
+  if (status == 0 && train_test(&d, &m, o.threads, &tf) != 0) {
     fprintf(stderr, "tickcast train: out of memory while scoring the test part\n");
     status = 1;
   }
