@@ -5,32 +5,10 @@
 # different lengths with --batch 40 (three training shards) and two validation shards; a
 # one-instrument file trained on 2 threads keeps its skill on a held-out file (near the optimal
 # 0.25) and the bytes of 1 thread; --search with more threads than trials (the rest go to the
-# shards inside each trial) keeps the one-thread model.
+# shards inside each trial) keeps the one-thread model. Ticks: tests/gen_ar1.py.
 . "$(dirname "$0")/lib.sh"
 
-# n ticks of AR(1) returns (r[t+1] = 0.5 r[t] + noise) over nsym instruments; instrument k
-# starts at tick k * skew, so the lengths differ.
-gen_ar1() { # n seed nsym skew file
-  $PY - "$@" <<'PYEOF'
-import math, random, sys
-n, seed, nsym, skew = (int(a) for a in sys.argv[1:5])
-path = sys.argv[5]
-rnd = random.Random(seed)
-st = [(0.0, 100.0 + k) for k in range(nsym)]
-with open(path, "w") as f:
-    f.write("sym,ts,px\n")
-    for i in range(n):
-        k = i % nsym
-        if i < k * skew:
-            continue
-        r, px = st[k]
-        r = 0.5 * r + rnd.gauss(0, 0.001)
-        px *= math.exp(r)
-        st[k] = (r, px)
-        f.write(f"S{k},{1700000000000000000 + i * 1000000000},{px:.12g}\n")
-PYEOF
-}
-gen_ar1 30000 11 10 300 "$TMP/multi.csv"
+$PY "$ROOT/tests/gen_ar1.py" 30000 11 10 "$TMP/multi.csv" --skew 300
 
 strip_times() { # the progress without its timings
   sed -E 's/[0-9]+ tick-steps\/s//g; s/, [0-9.]+ s,/,/; s/_t[0-9]+[.]safetensors/.safetensors/' "$1"
@@ -57,8 +35,8 @@ for cfg in "lstm --batch 40" "gauss --head gauss --batch 40" "gru --cell gru --l
 done
 
 # 2. One instrument on 2 threads: the bytes of 1 thread, and the skill of an AR(1) 0.5 model.
-gen_ar1 20000 1 1 0 "$TMP/one_train.csv"
-gen_ar1 20000 2 1 0 "$TMP/one_test.csv"
+$PY "$ROOT/tests/gen_ar1.py" 20000 1 1 "$TMP/one_train.csv"
+$PY "$ROOT/tests/gen_ar1.py" 20000 2 1 "$TMP/one_test.csv"
 for n in 1 2; do
   "$TC" train --input "$TMP/one_train.csv" --output "$TMP/one_t$n.safetensors" --seed 3 \
     --threads "$n" --quiet || tc_fail "train on one instrument, --threads $n, exited $?"
