@@ -5,6 +5,7 @@
 # compared byte for byte. The file is data/real/fx_daily.csv (`make data`: ten FX rates since
 # 1971, 130,000 ticks) when it is there, else the bundled sample. TRAIN_ARGS adds flags.
 set -euo pipefail
+export OPENBLAS_NUM_THREADS=1
 cd "$(dirname "$0")/.."
 TC=${TICKCAST:-./tickcast}
 R=${BENCH_ROUNDS:-3}
