@@ -1,9 +1,11 @@
 #!/usr/bin/python3
-"""torch_train.py [H B T L SECONDS [CELL]]: PyTorch training throughput of the contract network
-on one thread, the reference for bench/bench_train.c. Same work per step as the C trainer:
+"""torch_train.py [H B T L SECONDS [CELL [THREADS]]]: PyTorch training throughput of the contract
+network on THREADS threads (torch.set_num_threads, default 1), the reference for
+bench/bench_train.c. Same work per step as the C trainer:
 nn.LSTM (or nn.GRU, nn.RNN with CELL gru, rnn_tanh, rnn_relu) over (T, B, 4) from the carried
 (detached) state, a Linear head, the MSE loss, backward, global-norm clipping and an Adam step.
-Prints one line: "torch_train cell=.. H=.. B=.. T=.. L=..: N tick-steps/s".
+Prints one line: "torch_train cell=.. H=.. B=.. T=.. L=..: N tick-steps/s (...)" with the CPU
+time per step of the whole process (every thread) as cpu_us_per_step=.
 """
 import sys
 import time
@@ -15,7 +17,8 @@ def main():
     H, B, T, L = (int(a) for a in sys.argv[1:5]) if len(sys.argv) > 4 else (64, 64, 32, 1)
     seconds = float(sys.argv[5]) if len(sys.argv) > 5 else 3.0
     cell = sys.argv[6] if len(sys.argv) > 6 else "lstm"
-    torch.set_num_threads(1)
+    threads = int(sys.argv[7]) if len(sys.argv) > 7 else 1
+    torch.set_num_threads(threads)
     torch.manual_seed(1)
     if cell == "lstm":
         lstm = torch.nn.LSTM(4, H, num_layers=L)
@@ -46,13 +49,14 @@ def main():
 
     for _ in range(3):
         h, c = step(h, c)
-    n, t0 = 0, time.perf_counter()
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < seconds:
         h, c = step(h, c)
         n += 1
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(f"torch_train cell={cell} H={H} B={B} T={T} L={L}: {n * B * T / dt:.0f} tick-steps/s "
-          f"({n} steps in {dt:.2f} s, torch {torch.__version__}, 1 thread)")
+          f"({n} steps in {dt:.2f} s, torch {torch.__version__}, {threads} thread"
+          f"{'s' if threads > 1 else ''}, cpu_us_per_step={cpu * 1e6 / n:.0f})")
 
 
 if __name__ == "__main__":

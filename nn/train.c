@@ -178,14 +178,23 @@ static void lstm_layer_forward(nn_train *tr, const nn_model *m, int k) {
 
 double nn_train_forward(nn_train *tr, const nn_model *m, int B, int T, const float *x,
                         const float *tgt, const float *w, float *state) {
-  assert(B >= 1 && B <= tr->Bmax && T >= 1 && T <= tr->Tmax);
+  return nn_train_forward_rows(tr, m, B, 0, B, T, x, tgt, w, state);
+}
+
+double nn_train_forward_rows(nn_train *tr, const nn_model *m, int Ball, int b0, int B, int T,
+                             const float *x, const float *tgt, const float *w, float *state) {
+  assert(B >= 1 && B <= tr->Bmax && T >= 1 && T <= tr->Tmax && b0 >= 0 && b0 + B <= Ball);
   assert(m->cell == tr->cell && m->L == tr->L && m->H == tr->H && m->peephole == tr->peephole &&
          m->gauss == tr->gauss);
   const int L = m->L, H = m->H, G = m->G, TB = T * B, nv = nn_cell_state_vectors(m->cell);
   const size_t sf = nn_state_floats(m);
   tr->B = B;
   tr->T = T;
-  memcpy(tr->x, x, sizeof(float) * (size_t)TB * NN_F);
+  /* The rows of this slice, compact: x (T, Ball, NN_F) rows t * Ball + b0 .. + B. */
+  for (int t = 0; t < T; t++)
+    memcpy(tr->x + (size_t)t * B * NN_F, x + ((size_t)t * Ball + b0) * NN_F,
+           sizeof(float) * (size_t)B * NN_F);
+  state += (size_t)b0 * sf;
   for (int k = 0; k < L; k++) {
     const int D = k == 0 ? NN_F : H;
     const float *X = k == 0 ? tr->x : tr->h[k - 1] + (size_t)B * H; /* (T*B, D) */
@@ -227,15 +236,16 @@ double nn_train_forward(nn_train *tr, const nn_model *m, int B, int T, const flo
   double loss = 0.0;
   for (int r = 0; r < TB; r++) {
     const float *hr = top + (size_t)r * H;
+    const size_t q = (size_t)(r / B) * Ball + b0 + r % B; /* the row in tgt and w */
     float acc = 0.0f;
     for (int j = 0; j < H; j++)
       acc += m->head_w[j] * hr[j];
     float y = acc + m->head_b[0];
     tr->y[r] = y;
-    float d = y - tgt[r];
+    float d = y - tgt[q];
     if (!m->gauss) {
-      loss += (double)w[r] * (double)d * (double)d;
-      tr->dy[r] = 2.0f * w[r] * d;
+      loss += (double)w[q] * (double)d * (double)d;
+      tr->dy[r] = 2.0f * w[q] * d;
       continue;
     }
     float sacc = 0.0f;
@@ -243,10 +253,10 @@ double nn_train_forward(nn_train *tr, const nn_model *m, int B, int T, const flo
       sacc += m->scale_w[j] * hr[j];
     float s = sacc + m->scale_b[0], e = expf(s), v = e > NN_GAUSS_EPS ? e : NN_GAUSS_EPS;
     tr->s[r] = s;
-    loss += (double)w[r] * 0.5 * (log((double)v) + (double)d * d / v);
-    tr->dy[r] = w[r] * d / v;
+    loss += (double)w[q] * 0.5 * (log((double)v) + (double)d * d / v);
+    tr->dy[r] = w[q] * d / v;
     /* d/dv of 0.5 (log v + d^2 / v), times dv/ds = exp(s): the clamp passes the gradient. */
-    tr->ds[r] = w[r] * 0.5f * (1.0f / v - d * d / (v * v)) * e;
+    tr->ds[r] = w[q] * 0.5f * (1.0f / v - d * d / (v * v)) * e;
   }
   return loss;
 }

@@ -102,6 +102,15 @@ void nn_train_free(nn_train *tr); /* accepts NULL and half-built */
 double nn_train_forward(nn_train *tr, const nn_model *m, int B, int T, const float *x,
                         const float *tgt, const float *w, float *state);
 
+/* The same for the sequences [b0, b0 + B) of a minibatch of Ball (b0 + B <= Ball, B <= Bmax):
+ * x (T, Ball, NN_F), tgt and w (T, Ball) and state (Ball, nn_state_floats(m)) are the whole
+ * minibatch's arrays, of which only those rows are read (and those rows of state written). A
+ * slice is one shard of a data-parallel step: its loss and its backward's gradient are the
+ * slice's part of the whole minibatch's sums (w already carries the global 1/count), and the
+ * slices of a minibatch can run at once on separate nn_train scratch. */
+double nn_train_forward_rows(nn_train *tr, const nn_model *m, int Ball, int b0, int B, int T,
+                             const float *x, const float *tgt, const float *w, float *state);
+
 #define NN_GAUSS_EPS 1e-6f /* the least variance of the Gaussian NLL (PyTorch's eps) */
 
 /* Backward pass of the last forward: adds d loss / d params into grad (m->nparams floats, same

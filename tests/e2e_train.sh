@@ -11,24 +11,9 @@
 # CONTRACT §6.
 . "$(dirname "$0")/lib.sh"
 
-# AR(1) ticks: one instrument, 1 s apart. Train and test files use different seeds.
-gen_ar1() { # n seed nsym file
-  $PY - "$@" <<'PYEOF'
-import math, random, sys
-n, seed, nsym, path = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-rnd = random.Random(seed)
-st = [(0.0, 100.0)] * nsym
-with open(path, "w") as f:
-    f.write("sym,ts,px\n")
-    for i in range(n):
-        k = i % nsym
-        r, px = st[k]
-        r = 0.5 * r + rnd.gauss(0, 0.001)
-        px *= math.exp(r)
-        st[k] = (r, px)
-        f.write(f"S{k},{1700000000000000000 + i * 1000000000},{px:.12g}\n")
-PYEOF
-}
+# AR(1) ticks (tests/gen_ar1.py): one instrument, 1 s apart. Train and test files use different
+# seeds.
+gen_ar1() { $PY "$ROOT/tests/gen_ar1.py" "$@"; }
 gen_ar1 50000 1 1 "$TMP/ar1_train.csv"
 gen_ar1 50000 2 1 "$TMP/ar1_test.csv"
 

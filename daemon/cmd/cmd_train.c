@@ -84,9 +84,11 @@ static void usage(FILE *f) {
       "                  t that keeps the level of a single run over all the trials (Sidak):\n"
       "                  2.52 for 4, 2.76 for 8\n"
       "  --trials N      configurations tried by --search (default 8)\n"
-      "  --threads N     trials of --search trained at once (default: the online cores);\n"
-      "                  the model and the table (but its sec column) are the same for every\n"
-      "                  N. A single training run uses one thread\n"
+      "  --threads N     threads (default: the online cores): every minibatch runs as shards\n"
+      "                  of at most 16 sequences and validation as shards of instruments, at\n"
+      "                  once, summed in a fixed order; --search trains trials at once (threads\n"
+      "                  beyond the trials go to their shards). The model, the progress and\n"
+      "                  the table are the same for every N but for their timings\n"
       "  --ts-unit U     integer timestamps in the files are s, ms, us or ns (default ns,\n"
       "                  with a warning when they look like another unit)\n"
       "  --max-memory MiB  most memory for the input's ticks (default: half of this\n"
@@ -334,6 +336,9 @@ static void trial_wait(search_pool *p, int i) {
 static int run_search(const dataset *d, const fit_opts *base, int one_cell, int trials, int threads,
                       nn_model *best, fit_result *best_res, fit_opts *best_opts, char *err,
                       size_t errlen) {
+  /* Trials run side by side; threads left over when there are fewer trials than threads go to
+   * the shards inside each trial (the same floats for any split). */
+  int inner = threads > trials ? threads / trials : 1;
   if (threads > trials)
     threads = trials;
   search_pool p = {.d = d, .n = trials, .t = calloc((size_t)trials, sizeof(trial))};
@@ -344,6 +349,8 @@ static int run_search(const dataset *d, const fit_opts *base, int one_cell, int 
     return TC_ENOMEM;
   }
   draw_trials(p.t, trials, base, one_cell, threads);
+  for (int i = 0; i < trials; i++)
+    p.t[i].o.threads = inner;
   pthread_mutex_init(&p.mu, NULL);
   pthread_cond_init(&p.cv, NULL);
   int started = 0;
@@ -415,7 +422,8 @@ typedef struct train_opts {
   int ts_unit;               /* --ts-unit (enum tickfile_ts_unit) */
   int max_memory;            /* --max-memory MiB for the input (0: half of the machine's) */
   int search, trials, quiet; /* --search, --trials, --quiet */
-  int threads;               /* --threads: trials of --search at once */
+  int threads;               /* --threads: the shards of each step and of validation, or trials
+                                of --search, at once */
   int epochs_set, batch_set; /* --epochs, --batch given (else sized to the data) */
   int patience_set, lr_set;  /* --patience, --lr given (else 5 and 0.003; 20 and 0.001 with
                                 --head gauss) */
@@ -510,8 +518,9 @@ static int train_load(dataset *d, const train_opts *o) {
 }
 
 /* The figures of the final model m on the held-out test parts of d: the predictions made at
- * ticks [nfit, n - 1) of every series, as `eval --test` scores them. 0 or TC_ENOMEM. */
-static int train_test(const dataset *d, const nn_model *m, test_figs *t) {
+ * ticks [nfit, n - 1) of every series, as `eval --test` scores them, on threads threads (the same
+ * figures for any number). 0 or TC_ENOMEM. */
+static int train_test(const dataset *d, const nn_model *m, int threads, test_figs *t) {
   memset(t, 0, sizeof *t);
   size_t np = 0;
   for (int i = 0; i < d->ns; i++)
@@ -526,7 +535,7 @@ static int train_test(const dataset *d, const nn_model *m, test_figs *t) {
     if (!(pred[i] = malloc((d->s[i].n ? d->s[i].n : 1) * sizeof **pred)))
       rc = TC_ENOMEM;
   if (rc == 0)
-    rc = score_predict(m, d, pred);
+    rc = score_predict_threads(m, d, pred, threads);
   size_t k = 0;
   for (int i = 0; rc == 0 && i < d->ns; i++) {
     const ds_series *s = &d->s[i];
@@ -593,9 +602,11 @@ static int train_fit(const dataset *d, const train_opts *o, nn_model *m, fit_res
                      fit_opts *used) {
   char err[512];
   *used = o->fit;
+  fit_opts one = o->fit;
+  one.threads = o->threads;
   int rc = o->search ? run_search(d, &o->fit, o->cell_set, o->trials, o->threads, m, res, used, err,
                                   sizeof err)
-                     : fit_run(d, &o->fit, m, res, o->quiet ? NULL : stderr, err, sizeof err);
+                     : fit_run(d, &one, m, res, o->quiet ? NULL : stderr, err, sizeof err);
   if (rc != 0) {
     fprintf(stderr, "tickcast train: %s\n", err);
     return 1;
@@ -670,7 +681,7 @@ int cmd_train(int argc, char **argv) {
     dataset_stats(&d);
     status = train_fit(&d, &o, &m, &res, &used);
   }
-  if (status == 0 && train_test(&d, &m, &tf) != 0) {
+  if (status == 0 && train_test(&d, &m, o.threads, &tf) != 0) {
     fprintf(stderr, "tickcast train: out of memory while scoring the test part\n");
     status = 1;
   }

@@ -11,12 +11,15 @@
 
 #include "daemon/pipeline/ivcal.h"
 #include "daemon/pipeline/score.h"
+#include "daemon/pipeline/shard.h"
+#include "daemon/pipeline/tpool.h"
 #include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
+#include "nn/lstm.h"
 #include "nn/train.h"
 
-#define VAL_B 64 /* lanes (instruments) per validation pass */
-#define VAL_T 64 /* steps per validation window */
+#define VAL_B 64    /* instruments per group of the validation sums' order */
+#define VAL_ROWS 16 /* most instruments (lanes) in one validation shard */
 
 void fit_opts_default(fit_opts *o) {
   memset(o, 0, sizeof *o);
@@ -101,84 +104,186 @@ static size_t val_targets(const dataset *d) {
   return n;
 }
 
-/* Validation over flat data: every series from its first tick, loss on its validation targets;
- * the test part (from nfit on) is never read. With vs != NULL also fills vs (whose nd is reset). */
-static int validate(const dataset *d, const flat *f, const nn_model *m, double *mse, double *mse_rw,
-                    uint64_t *count, vsums *vs, double *nll) {
-  int Bv = d->ns < VAL_B ? d->ns : VAL_B;
-  *mse = *mse_rw = 0;
-  if (nll)
-    *nll = 0;
-  *count = 0;
-  if (vs)
-    vs->yt = vs->yy = 0, vs->nd = vs->ns = 0;
-  if (Bv == 0)
-    return 0;
-  nn_train tr;
-  if (nn_train_init(&tr, m, Bv, VAL_T) != 0)
-    return TC_ENOMEM;
-  size_t sf = nn_state_floats(m);
-  float *x = malloc((size_t)VAL_T * Bv * NN_F * sizeof(float));
-  float *tg = malloc((size_t)VAL_T * Bv * sizeof(float));
-  float *w = malloc((size_t)VAL_T * Bv * sizeof(float));
-  float *state = malloc((size_t)Bv * sf * sizeof(float));
-  if (!x || !tg || !w || !state) {
-    free(x), free(tg), free(w), free(state);
-    nn_train_free(&tr);
-    return TC_ENOMEM;
+/* Validation runs as a fixed set of shards, each a few instruments stepped together from their
+ * first tick by the inference step (nn_step, what replay and eval run: no caches to keep, and its
+ * kernel is fast at the few lanes of a shard); shards run at once on a tpool and write their
+ * outputs at the validation positions, which are then summed on one thread in a fixed order.
+ * The split depends on the dataset alone, so the sums are the same floats for any thread count. */
+typedef struct vshard {
+  int n;        /* lanes */
+  int *inst;    /* (n) its instruments, longest first: lanes still running are a prefix */
+  nn_work w;    /* inference scratch for n lanes */
+  float *x;     /* (n, NN_F) one tick's inputs */
+  float *y;     /* (n) outputs */
+  float *s;     /* gauss: (n) scale head outputs; else NULL */
+  float *state; /* (n, sf) */
+  float **sp;   /* (n) each lane's state */
+} vshard;
+
+typedef struct vplan {
+  const dataset *d;
+  const flat *f;
+  const nn_model *m; /* the model being validated */
+  int K;             /* shards */
+  vshard *s;         /* (K) */
+  size_t *voff;      /* (ns) first index of each instrument's validation outputs */
+  float *y;          /* (nv) the output at every validation position, instrument after instrument */
+  float *sv;         /* gauss: (nv) the scale head's output there; else NULL */
+} vplan;
+
+/* Positions of series s that the validation forward needs: up to its last validation target
+ * (predictions at [ntrain, nfit - 1)); 0 when it has none. */
+static size_t val_len(const ds_series *s) {
+  return s->nfit > s->ntrain + 1 ? s->nfit - 1 : 0;
+}
+
+static void vplan_free(vplan *v) {
+  for (int k = 0; v->s && k < v->K; k++) {
+    vshard *sh = &v->s[k];
+    nn_work_free(&sh->w);
+    free(sh->inst), free(sh->x), free(sh->y), free(sh->s), free(sh->state), free(sh->sp);
   }
+  free(v->s), free(v->voff), free(v->y), free(v->sv);
+  memset(v, 0, sizeof *v);
+}
+
+/* Deals the instruments with validation targets, longest first, in turn to K shards, where K is
+ * ceil(instruments / VAL_ROWS) and at least 2 from 8 instruments on (two threads then share
+ * validation; a shard of 4 or more lanes keeps the GEMMs reasonably efficient). 0 or TC_ENOMEM. */
+static int vplan_init(vplan *v, const dataset *d, const flat *f, const nn_model *m) {
+  memset(v, 0, sizeof *v);
+  v->d = d, v->f = f, v->m = m;
+  int ns = d->ns, nl = 0;
+  int *ord = malloc((ns ? (size_t)ns : 1) * sizeof *ord);
+  v->voff = malloc(((size_t)ns + 1) * sizeof *v->voff);
+  if (!ord || !v->voff)
+    goto oom;
+  size_t nv = 0;
+  for (int i = 0; i < ns; i++) {
+    v->voff[i] = nv;
+    size_t len = val_len(&d->s[i]);
+    nv += len ? len - d->s[i].ntrain : 0;
+    if (len)
+      ord[nl++] = i;
+  }
+  v->voff[ns] = nv;
+  for (int a = 1; a < nl; a++) { /* insertion sort, longest first, ties by index: stable */
+    int i = ord[a], b = a;
+    for (; b > 0 && val_len(&d->s[ord[b - 1]]) < val_len(&d->s[i]); b--)
+      ord[b] = ord[b - 1];
+    ord[b] = i;
+  }
+  v->K = (nl + VAL_ROWS - 1) / VAL_ROWS;
+  if (v->K < 2 && nl >= 8)
+    v->K = 2;
+  v->y = malloc((nv ? nv : 1) * sizeof *v->y);
+  v->sv = m->gauss ? malloc((nv ? nv : 1) * sizeof *v->sv) : NULL;
+  v->s = calloc(v->K ? (size_t)v->K : 1, sizeof *v->s);
+  if (!v->y || (m->gauss && !v->sv) || !v->s)
+    goto oom;
+  size_t sf = nn_state_floats(m);
+  for (int k = 0; k < v->K; k++) {
+    vshard *sh = &v->s[k];
+    sh->n = (nl - k + v->K - 1) / v->K;
+    sh->inst = malloc((size_t)sh->n * sizeof *sh->inst);
+    sh->x = malloc((size_t)sh->n * NN_F * sizeof *sh->x);
+    sh->y = malloc((size_t)sh->n * sizeof *sh->y);
+    sh->s = m->gauss ? malloc((size_t)sh->n * sizeof *sh->s) : NULL;
+    sh->state = malloc((size_t)sh->n * sf * sizeof *sh->state);
+    sh->sp = malloc((size_t)sh->n * sizeof *sh->sp);
+    if (!sh->inst || !sh->x || !sh->y || (m->gauss && !sh->s) || !sh->state || !sh->sp ||
+        nn_work_init(&sh->w, m, sh->n) != 0)
+      goto oom;
+    for (int b = 0; b < sh->n; b++) {
+      sh->inst[b] = ord[k + b * v->K];
+      sh->sp[b] = sh->state + (size_t)b * sf;
+    }
+  }
+  free(ord);
+  return 0;
+oom:
+  free(ord);
+  vplan_free(v);
+  return TC_ENOMEM;
+}
+
+/* Shard k of a validation pass: its lanes from their first tick, tick by tick, the outputs at
+ * validation positions into v->y (and v->sv). The test part (from nfit on) is never read. */
+static void vplan_job(void *arg, int k) {
+  vplan *v = arg;
+  vshard *sh = &v->s[k];
+  const dataset *d = v->d;
+  const flat *f = v->f;
+  size_t sf = nn_state_floats(v->m), len = val_len(&d->s[sh->inst[0]]);
+  nn_work_update(&sh->w, v->m); /* the weights moved since the last pass */
+  memset(sh->state, 0, (size_t)sh->n * sf * sizeof *sh->state);
+  int B = sh->n;
+  for (size_t p = 0; p < len; p++) {
+    while (val_len(&d->s[sh->inst[B - 1]]) <= p) /* lanes that have ended drop out */
+      B--;
+    for (int b = 0; b < B; b++)
+      memcpy(sh->x + (size_t)b * NN_F, f->x + (f->off[sh->inst[b]] + p) * NN_F,
+             NN_F * sizeof *sh->x);
+    nn_step(v->m, &sh->w, B, sh->x, sh->sp, sh->y);
+    if (v->sv)
+      nn_model_scale_out(v->m, B, sh->sp, sh->s);
+    for (int b = 0; b < B; b++) {
+      const ds_series *s = &d->s[sh->inst[b]];
+      if (p < s->ntrain)
+        continue;
+      size_t q = v->voff[sh->inst[b]] + p - s->ntrain;
+      v->y[q] = sh->y[b];
+      if (v->sv)
+        v->sv[q] = sh->s[b];
+    }
+  }
+}
+
+/* Validation of v->m: every series from its first tick, loss on its validation targets; the test
+ * part (from nfit on) is never read. The shards run on pool (NULL: this thread); the sums run
+ * here in a fixed order (groups of VAL_B instruments, position by position, instrument by
+ * instrument). With vs != NULL also fills vs (whose nd is reset). */
+static void validate(const vplan *v, tpool *pool, double *mse, double *mse_rw, uint64_t *count,
+                     vsums *vs, double *nll) {
+  const dataset *d = v->d;
+  const flat *f = v->f;
+  tpool_run(pool, v->K, vplan_job, (void *)v);
   double se = 0, se0 = 0, syt = 0, syy = 0, snll = 0;
   uint64_t n = 0;
-  for (int g0 = 0; g0 < d->ns; g0 += Bv) {
-    int B = d->ns - g0 < Bv ? d->ns - g0 : Bv;
+  if (vs)
+    vs->nd = vs->ns = 0;
+  for (int g0 = 0; g0 < d->ns; g0 += VAL_B) {
+    int B = d->ns - g0 < VAL_B ? d->ns - g0 : VAL_B;
     size_t len = 0;
     for (int b = 0; b < B; b++)
-      if (d->s[g0 + b].nfit > len)
-        len = d->s[g0 + b].nfit;
-    memset(state, 0, (size_t)B * sf * sizeof(float));
-    for (size_t p0 = 0; p0 < len; p0 += VAL_T) {
-      int T = len - p0 < VAL_T ? (int)(len - p0) : VAL_T;
-      /* Windows before the validation part carry no loss but build the state. */
-      for (int t = 0; t < T; t++)
-        for (int b = 0; b < B; b++) {
-          const ds_series *s = &d->s[g0 + b];
-          size_t p = p0 + t, r = (size_t)t * B + b;
-          if (p < s->nfit) {
-            const float *xs = f->x + (f->off[g0 + b] + p) * NN_F;
-            memcpy(x + r * NN_F, xs, NN_F * sizeof(float));
-            tg[r] = f->y[f->off[g0 + b] + p];
-            w[r] = (p >= s->ntrain && p + 1 < s->nfit) ? 1.0f : 0.0f;
-          } else {
-            memset(x + r * NN_F, 0, NN_F * sizeof(float));
-            tg[r] = 0;
-            w[r] = 0;
-          }
-        }
-      nn_train_forward(&tr, m, B, T, x, tg, w, state);
-      for (int r = 0; r < T * B; r++) {
-        if (w[r] == 0.0f)
+      if (val_len(&d->s[g0 + b]) > len)
+        len = val_len(&d->s[g0 + b]);
+    for (size_t p = 0; p < len; p++)
+      for (int b = 0; b < B; b++) {
+        const ds_series *s = &d->s[g0 + b];
+        if (p < s->ntrain || p >= val_len(s))
           continue;
-        double e = (double)tr.y[r] - tg[r];
+        size_t q = v->voff[g0 + b] + p - s->ntrain;
+        double y = v->y[q], tg = f->y[f->off[g0 + b] + p], e = y - tg;
         se += e * e;
-        se0 += (double)tg[r] * tg[r];
-        syt += (double)tr.y[r] * tg[r];
-        syy += (double)tr.y[r] * tr.y[r];
-        if (m->gauss) {
-          double v = exp((double)tr.s[r]);
-          v = v > NN_GAUSS_EPS ? v : NN_GAUSS_EPS;
-          snll += 0.5 * (log(v) + e * e / v);
+        se0 += tg * tg;
+        syt += y * tg;
+        syy += y * y;
+        if (v->sv) {
+          double var = exp((double)v->sv[q]);
+          var = var > NN_GAUSS_EPS ? var : NN_GAUSS_EPS;
+          snll += 0.5 * (log(var) + e * e / var);
         }
-        if (vs && vs->s && m->gauss && vs->ns < vs->cap) {
-          vs->s[vs->ns] = tr.s[r];
+        if (vs && vs->s && v->sv && vs->ns < vs->cap) {
+          vs->s[vs->ns] = v->sv[q];
           vs->e2[vs->ns++] = e * e;
         }
         if (vs && vs->d && vs->nd < vs->cap) {
-          vs->d[vs->nd] = e * e - (double)tg[r] * tg[r];
-          vs->ts[vs->nd++] = d->s[g0 + r % B].ts[p0 + (size_t)(r / B)];
+          vs->d[vs->nd] = e * e - tg * tg;
+          vs->ts[vs->nd++] = s->ts[p];
         }
         n++;
       }
-    }
   }
   *mse = n ? se / (double)n : 0;
   *mse_rw = n ? se0 / (double)n : 0;
@@ -187,16 +292,17 @@ static int validate(const dataset *d, const flat *f, const nn_model *m, double *
     *nll = n ? snll / (double)n : 0;
   if (vs)
     vs->yt = syt, vs->yy = syy;
-  free(x), free(tg), free(w), free(state);
-  nn_train_free(&tr);
-  return 0;
 }
 
 int fit_validate(const dataset *d, const nn_model *m, double *mse, double *mse_rw, uint64_t *n) {
   flat f;
+  vplan v;
   if (flat_build(&f, d) != 0)
     return TC_ENOMEM;
-  int rc = validate(d, &f, m, mse, mse_rw, n, NULL, NULL);
+  int rc = vplan_init(&v, d, &f, m);
+  if (rc == 0)
+    validate(&v, NULL, mse, mse_rw, n, NULL, NULL);
+  vplan_free(&v);
   flat_free(&f);
   return rc;
 }
@@ -337,7 +443,9 @@ typedef struct fit_ctx {
   FILE *log;         /* progress, or NULL */
   nn_rng rng;        /* all randomness */
   flat f;            /* the dataset as standardized flat arrays */
-  nn_train tr;       /* forward/backward scratch for (T, B) */
+  tpool *pool;       /* o->threads threads for the shards of steps and validation */
+  shard_set sh;      /* forward/backward scratch of the shards of a (T, B) minibatch */
+  vplan val;         /* the validation shards and outputs */
   nn_adam adam;      /* the optimizer */
   size_t sf;         /* state floats per lane */
   float *x;          /* (T, B, NN_F) a window's inputs */
@@ -364,7 +472,9 @@ static int fit_setup(fit_ctx *c) {
   int B = o->B, T = o->T;
   size_t np = c->m->nparams;
   c->sf = nn_state_floats(c->m);
-  if (flat_build(&c->f, c->d) != 0 || nn_train_init(&c->tr, c->m, B, T) != 0 ||
+  if (flat_build(&c->f, c->d) != 0 || shard_set_init(&c->sh, c->m, B, T) != 0 ||
+      vplan_init(&c->val, c->d, &c->f, c->m) != 0 ||
+      tpool_new(&c->pool, o->threads > 1 ? o->threads : 1) != 0 ||
       nn_adam_init(&c->adam, np, (float)o->lr) != 0)
     return TC_ENOMEM;
   c->x = malloc((size_t)T * B * NN_F * sizeof *c->x);
@@ -378,15 +488,16 @@ static int fit_setup(fit_ctx *c) {
 
 static void fit_free(fit_ctx *c) {
   flat_free(&c->f);
-  nn_train_free(&c->tr);
+  tpool_destroy(c->pool);
+  shard_set_free(&c->sh);
+  vplan_free(&c->val);
   nn_adam_free(&c->adam);
   free(c->x), free(c->tg), free(c->w), free(c->state), free(c->grad), free(c->best);
 }
 
 /* Epoch 0 is the zero prediction: a trained model has to beat it on validation to be kept. */
 static int fit_baseline(fit_ctx *c, fit_result *res) {
-  if (validate(c->d, &c->f, c->m, &c->vbest, &c->vrw, &c->nval, NULL, NULL) != 0)
-    return TC_ENOMEM;
+  validate(&c->val, c->pool, &c->vbest, &c->vrw, &c->nval, NULL, NULL);
   c->vbest = c->vrw;
   c->nbest = INFINITY;
   /* The zero mean with the training part's variance (1, standardized): NLL 0.5 mse_rw. */
@@ -449,9 +560,8 @@ static int fit_epoch(fit_ctx *c, int epoch, double *loss, double *steps, double 
     int nvalid = fit_load_window(c, &ln, wi);
     if (nvalid == 0)
       continue;
-    double l = nn_train_forward(&c->tr, c->m, o->B, o->T, c->x, c->tg, c->w, c->state);
-    memset(c->grad, 0, c->m->nparams * sizeof *c->grad);
-    nn_train_backward(&c->tr, c->m, c->grad);
+    double l =
+        shard_set_grad(&c->sh, c->pool, c->m, o->B, o->T, c->x, c->tg, c->w, c->state, c->grad);
     nn_grad_clip(c->grad, c->m->nparams, o->clip);
     nn_adam_step(&c->adam, c->m, c->grad);
     loss_sum += l * nvalid;
@@ -503,8 +613,7 @@ static int fit_epochs(fit_ctx *c, fit_result *res) {
     train_time += dt;
     steps_total += steps;
     res->ntrain = (uint64_t)steps;
-    if (validate(c->d, &c->f, c->m, &vmse, &vrw, &c->nval, NULL, &vnll) != 0)
-      return TC_ENOMEM;
+    validate(&c->val, c->pool, &vmse, &vrw, &c->nval, NULL, &vnll);
     int improved = c->nval == 0 || (o->gauss ? vnll < c->nbest : vmse < c->vbest);
     if (improved) {
       c->vbest = c->nval ? vmse : c->vbest;
@@ -558,7 +667,9 @@ static int fit_choose(fit_ctx *c, fit_result *res) {
   vs.cap = val_targets(c->d);
   vs.d = malloc((vs.cap ? vs.cap : 1) * sizeof *vs.d);
   vs.ts = malloc((vs.cap ? vs.cap : 1) * sizeof *vs.ts);
-  int rc = vs.d && vs.ts ? validate(c->d, &c->f, m, &vm, &vr, &nv, &vs, NULL) : TC_ENOMEM;
+  int rc = vs.d && vs.ts ? 0 : TC_ENOMEM;
+  if (rc == 0)
+    validate(&c->val, c->pool, &vm, &vr, &nv, &vs, NULL);
   double a = 0;
   if (rc == 0) {
     a = vs.yy > 0 ? vs.yt / vs.yy : 0.0;
@@ -567,7 +678,7 @@ static int fit_choose(fit_ctx *c, fit_result *res) {
       m->head_w[j] *= (float)a;
     m->head_b[0] *= (float)a;
     res->scale = a;
-    rc = validate(c->d, &c->f, m, &c->vbest, &vr, &nv, &vs, NULL);
+    validate(&c->val, c->pool, &c->vbest, &vr, &nv, &vs, NULL);
   }
   /* Is the gain over the zero prediction more than validation noise? The Diebold-Mariano test of
    * the loss differential, summed per timestamp across instruments, with a Newey-West variance
@@ -631,7 +742,10 @@ static int validate_scale(fit_ctx *c, vsums *vs, double *nll) {
   vs->e2 = malloc((vs->cap ? vs->cap : 1) * sizeof *vs->e2);
   double vm, vr;
   uint64_t nv;
-  return vs->s && vs->e2 ? validate(c->d, &c->f, c->m, &vm, &vr, &nv, vs, nll) : TC_ENOMEM;
+  if (!vs->s || !vs->e2)
+    return TC_ENOMEM;
+  validate(&c->val, c->pool, &vm, &vr, &nv, vs, nll);
+  return 0;
 }
 
 /* Calibrates the scale head on validation, as the mean head's output scale: log-variance

@@ -26,6 +26,8 @@ typedef struct fit_opts {
   uint64_t seed; /* all randomness */
   int verbose;   /* 0 silent, 1 one line per epoch, 2 plus a \r bar (a terminal) */
   double min_t;  /* least t-statistic of the validation gain for a non-zero model */
+  int threads;   /* threads for the shards of each step and of validation (<= 1: this one);
+                    the result is the same floats for any value */
   int gauss;     /* 1: with the scale head, trained by Gaussian NLL, epochs chosen by validation
                     NLL without halving the learning rate (the mean head's scale and fallback are
                     then chosen as without), the scale head calibrated on validation, and the

@@ -38,4 +38,9 @@ static inline double tc_thread_cpu_us(void) {
   return (double)tc_clock_ns_(CLOCK_THREAD_CPUTIME_ID) / 1e3;
 }
 
+/* CPU time of the whole process (every thread) in microseconds (CLOCK_PROCESS_CPUTIME_ID). */
+static inline double tc_process_cpu_us(void) {
+  return (double)tc_clock_ns_(CLOCK_PROCESS_CPUTIME_ID) / 1e3;
+}
+
 #endif

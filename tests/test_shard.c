@@ -1,0 +1,161 @@
+/* test_shard.c: the data-parallel training step (daemon/pipeline/shard.c) and its worker pool
+ * (daemon/pipeline/tpool.c). The split of a minibatch covers every sequence once in at most
+ * SHARD_ROWS-row shards of near-equal size; the sharded loss, gradient and carried state equal
+ * the whole-batch nn_train_forward/backward's within float rounding (LSTM with peepholes, GRU,
+ * RNN, with and without the scale head, 1 and 2 layers, minibatches of 1 to 3 shards and uneven
+ * padding weights); on 1, 2, 3 and 8 threads they are the same bytes; the pool runs every job of
+ * every section exactly once, including with more threads than jobs. */
+#include <stdlib.h>
+
+#include "check.h"
+#include "daemon/pipeline/shard.h"
+#include "daemon/pipeline/tpool.h"
+#include "nn/model.h"
+#include "nn/train.h"
+
+static void check_split(void) {
+  for (int B = 1; B <= 100; B++) {
+    int K = shard_count(B), next = 0, lo = B, hi = 0;
+    CHECK_INT(K, (B + SHARD_ROWS - 1) / SHARD_ROWS);
+    for (int k = 0; k < K; k++) {
+      int b0, n;
+      shard_rows(B, k, &b0, &n);
+      CHECK_INT(b0, next);
+      CHECK(n >= 1 && n <= SHARD_ROWS);
+      lo = n < lo ? n : lo, hi = n > hi ? n : hi;
+      next = b0 + n;
+    }
+    CHECK_INT(next, B);
+    CHECK(hi - lo <= 1);
+  }
+}
+
+/* Counts how often each job ran. */
+typedef struct pool_arg {
+  int count[64];
+} pool_arg;
+
+static void pool_job(void *arg, int j) {
+  pool_arg *a = arg;
+  __atomic_fetch_add(&a->count[j], 1, __ATOMIC_RELAXED);
+}
+
+static void check_pool(int threads) {
+  tpool *p;
+  CHECK_INT(tpool_new(&p, threads), 0);
+  CHECK_INT(tpool_threads(p), threads);
+  int bad = 0;
+  for (int sec = 0; sec < 2000; sec++) {
+    pool_arg a = {{0}};
+    int n = sec % 9; /* 0 to 8 jobs: fewer and more than the threads */
+    tpool_run(p, n, pool_job, &a);
+    for (int j = 0; j < 64; j++)
+      bad += a.count[j] != (j < n);
+  }
+  CHECK_INT(bad, 0);
+  tpool_destroy(p);
+  tpool_destroy(NULL);
+  CHECK_INT(tpool_threads(NULL), 1);
+}
+
+static float urand(nn_rng *r, float a) {
+  return (float)((2 * nn_rng_uniform(r) - 1) * a);
+}
+
+static double max_abs(const float *v, size_t n) {
+  double m = 0;
+  for (size_t i = 0; i < n; i++)
+    m = fabs(v[i]) > m ? fabs(v[i]) : m;
+  return m;
+}
+
+/* One shape: the whole batch against the shards on 1, 2, 3 and 8 threads. */
+static void check_step(int cell, int L, int H, int peephole, int gauss, int B, int T) {
+  nn_model m;
+  nn_rng r;
+  memset(&m, 0, sizeof m);
+  CHECK_INT(nn_model_init_head(&m, cell, L, H, peephole, gauss), 0);
+  nn_rng_seed(&r, 42 + B);
+  nn_train_init_weights(&m, &r);
+  size_t TB = (size_t)T * B, sf = nn_state_floats(&m), np = m.nparams;
+  float *x = malloc(TB * NN_F * 4), *tgt = malloc(TB * 4), *w = malloc(TB * 4);
+  float *s0 = malloc((size_t)B * sf * 4), *sw = malloc((size_t)B * sf * 4);
+  float *ss = malloc((size_t)B * sf * 4), *s1 = malloc((size_t)B * sf * 4);
+  float *gw = calloc(np, 4), *gs = malloc(np * 4), *g1 = malloc(np * 4);
+  int nvalid = 0;
+  for (size_t i = 0; i < TB * NN_F; i++)
+    x[i] = urand(&r, 1.5f);
+  for (size_t i = 0; i < TB; i++) {
+    tgt[i] = urand(&r, 1);
+    w[i] = nn_rng_uniform(&r) < 0.8 ? 1.0f : 0.0f; /* padding here and there */
+    nvalid += w[i] != 0;
+  }
+  for (size_t i = 0; i < TB; i++)
+    w[i] /= (float)nvalid;
+  for (size_t i = 0; i < (size_t)B * sf; i++)
+    s0[i] = urand(&r, 0.5f);
+  /* The whole batch in one nn_train. */
+  nn_train tr;
+  CHECK_INT(nn_train_init(&tr, &m, B, T), 0);
+  memcpy(sw, s0, (size_t)B * sf * 4);
+  double lw = nn_train_forward(&tr, &m, B, T, x, tgt, w, sw);
+  nn_train_backward(&tr, &m, gw);
+  nn_train_free(&tr);
+  double gmax = max_abs(gw, np), lref = 0;
+  shard_set sh;
+  CHECK_INT(shard_set_init(&sh, &m, B, T), 0);
+  for (int ti = 0; ti < 4; ti++) {
+    static const int threads[] = {1, 2, 3, 8};
+    tpool *p;
+    CHECK_INT(tpool_new(&p, threads[ti]), 0);
+    memcpy(ss, s0, (size_t)B * sf * 4);
+    memset(gs, 0x7f, np * 4); /* set, not added to */
+    double ls = 0;
+    for (int rep = 0; rep < 2; rep++) { /* the second step on reused scratch: the same again */
+      memcpy(ss, s0, (size_t)B * sf * 4);
+      ls = shard_set_grad(&sh, p, &m, B, T, x, tgt, w, ss, gs);
+    }
+    tpool_destroy(p);
+    if (ti == 0) {
+      lref = ls;
+      memcpy(g1, gs, np * 4);
+      memcpy(s1, ss, (size_t)B * sf * 4);
+      CHECK_NEAR(ls, lw, 1e-6 * fabs(lw) + 1e-9);
+      double worst = 0, wstate = 0;
+      for (size_t i = 0; i < np; i++)
+        worst = fabs(gs[i] - gw[i]) > worst ? fabs(gs[i] - gw[i]) : worst;
+      for (size_t i = 0; i < (size_t)B * sf; i++)
+        wstate = fabs(ss[i] - sw[i]) > wstate ? fabs(ss[i] - sw[i]) : wstate;
+      CHECK(gmax > 0);
+      CHECK_NEAR(worst / gmax, 0, 1e-5);
+      CHECK_NEAR(wstate, 0, 1e-5);
+      printf("%s L=%d H=%d%s%s B=%d (%d shards) T=%d: loss %.9g vs %.9g, worst grad diff %.2g of "
+             "the max, state %.2g\n",
+             nn_cell_name(cell), L, H, peephole ? " peephole" : "", gauss ? " gauss" : "", B,
+             shard_count(B), T, ls, lw, worst / gmax, wstate);
+    } else { /* other thread counts: the very same floats */
+      CHECK(ls == lref);
+      CHECK_INT(memcmp(gs, g1, np * 4), 0);
+      CHECK_INT(memcmp(ss, s1, (size_t)B * sf * 4), 0);
+    }
+  }
+  shard_set_free(&sh);
+  free(x), free(tgt), free(w), free(s0), free(sw), free(ss), free(s1), free(gw), free(gs), free(g1);
+  nn_model_free(&m);
+}
+
+int main(void) {
+  check_split();
+  check_pool(1);
+  check_pool(2);
+  check_pool(5);
+  check_step(NN_CELL_LSTM, 1, 16, 0, 0, 40, 7); /* 3 shards: 13, 13, 14 */
+  check_step(NN_CELL_LSTM, 2, 12, 1, 0, 33, 5);
+  check_step(NN_CELL_LSTM, 1, 16, 0, 0, 16, 6); /* one shard */
+  check_step(NN_CELL_LSTM, 1, 16, 0, 1, 20, 6);
+  check_step(NN_CELL_GRU, 2, 16, 0, 0, 40, 7);
+  check_step(NN_CELL_GRU, 1, 8, 0, 1, 17, 4);
+  check_step(NN_CELL_RNN_TANH, 2, 16, 0, 0, 48, 5);
+  check_step(NN_CELL_RNN_RELU, 1, 16, 0, 0, 19, 9);
+  return check_done();
+}
