@@ -22,7 +22,7 @@ enum { N = 12000, P = 12, H = 64 };
 /* What the restore may hold beyond its table: the capped prefetch (1 MiB of values, with
  * librdkafka's per-message overhead about twice that), the fetch responses its messages still
  * point into, one in flight, and the embedded broker's own response buffers (the broker runs in
- * this process). Measured: 1.7-4.8 MB; 17.6-22.0 MB for the long changelog with the default
+ * this process). Measured: 1.2-4.8 MB; 17.6-22.0 MB for the long changelog with the default
  * prefetch. */
 #define EXTRA_MAX (8.0 * 1e6)
 
