@@ -167,9 +167,13 @@ int main(void) {
   fill(bs, "long", sha, 5);
   double x1 = read_peak(bs, "short", sha, 1);
   double x5 = read_peak(bs, "long", sha, 5);
-  CHECK(x1 < EXTRA_MAX);
-  CHECK(x5 < EXTRA_MAX);
-  if (!(x5 < EXTRA_MAX))
+  /* glibc's statistics show the 10 MB table; a sanitizer's allocator keeps its own. */
+  int seen = x1 > -5e6;
+  if (!seen)
+    printf("malloc statistics do not show the restore's table: the memory bound is not checked\n");
+  CHECK(!seen || x1 < EXTRA_MAX);
+  CHECK(!seen || x5 < EXTRA_MAX);
+  if (seen && x5 >= EXTRA_MAX)
     fprintf(stderr, "the long changelog's read held %.1f MB beyond its table, bound %.1f MB\n",
             x5 / 1e6, EXTRA_MAX / 1e6);
   mockbroker_stop(mb);
