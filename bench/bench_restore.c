@@ -56,9 +56,11 @@ static rd_kafka_conf_t *conf_for(const char *bootstrap, const char *group) {
   char e[256];
   rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, e, sizeof e);
   rd_kafka_conf_set(c, "log_level", "3", e, sizeof e);
-  if (group) {
+  if (group) { /* the daemon's changelog reader */
+    static const char *const reader[] = {CL_READER_CONF, NULL};
     rd_kafka_conf_set(c, "group.id", group, e, sizeof e);
-    rd_kafka_conf_set(c, "enable.partition.eof", "true", e, sizeof e);
+    for (int i = 0; reader[i]; i += 2)
+      rd_kafka_conf_set(c, reader[i], reader[i + 1], e, sizeof e);
     rd_kafka_conf_set(c, "enable.auto.commit", "false", e, sizeof e);
     rd_kafka_conf_set(c, "auto.offset.reset", "earliest", e, sizeof e);
   }

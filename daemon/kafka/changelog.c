@@ -420,6 +420,33 @@ static int read_assign(rd_kafka_t *rk, const char *topic, const int32_t *parts, 
   return open;
 }
 
+/* The reader polls for this long; an empty poll wakes the fetcher when at least WAKE_BYTES of
+ * values came since the last wake (the queue had likely reached its cap), or WAKE_MS after it
+ * (a fetch that waits for the network needs no wake-up requests). */
+#define POLL_MS 1
+#define WAKE_BYTES (256 * 1024)
+#define WAKE_MS 100
+
+/* librdkafka (2.0.2) stops fetching a partition while its queue is over
+ * queued.max.messages.kbytes and decides again only when its broker thread next wakes up, up to a
+ * second later, however soon the queue was drained (2.4 added fetch.queue.backoff.ms, also 1 s by
+ * default): with CL_READER_CONF's 1 MiB, 38 MB of changelog took 20 s instead of 0.2 s. A request
+ * through the broker thread wakes it: the watermarks of a partition still being read (the leader
+ * of all of them on the embedded broker; on a cluster each stalled leader is woken in turn, as
+ * the poll keeps finding nothing). */
+static void wake_fetcher(rd_kafka_t *rk, const char *topic, const int64_t *end, int ncl,
+                         int32_t *next, int timeout_ms) {
+  for (int k = 0; k < ncl; k++) {
+    int32_t q = (*next + k) % ncl;
+    if (end[q] > 0) {
+      int64_t lo, hi;
+      rd_kafka_query_watermark_offsets(rk, topic, q, &lo, &hi, timeout_ms);
+      *next = q + 1;
+      return;
+    }
+  }
+}
+
 int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *parts, int nparts,
             int64_t *lows, int lows_cap, int *ncl_out, int timeout_ms, char *err, size_t errlen) {
   for (int i = 0; lows && i < lows_cap; i++)
@@ -440,15 +467,26 @@ int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *par
   int open =
       read_assign(rk, topic, parts, nparts, ncl, end, lows, lows_cap, timeout_ms, err, errlen);
   int rc = open < 0 ? -1 : 0;
+  int32_t woken = 0;   /* the next partition wake_fetcher asks about */
+  size_t since = 0;    /* value bytes since the last wake-up */
+  double woke_at = t0; /* its time */
   while (rc == 0 && open > 0) {
     if (mono_ms() - t0 > timeout_ms) {
       snprintf(err, errlen, "changelog %s: not read to its end within %d ms", topic, timeout_ms);
       rc = -1;
       break;
     }
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-    if (!m)
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, POLL_MS);
+    if (!m) {
+      double now = mono_ms(), left = timeout_ms - (now - t0);
+      if (since >= WAKE_BYTES || now - woke_at >= WAKE_MS) {
+        wake_fetcher(rk, topic, end, ncl, &woken, left < 1 ? 1 : left < 1000 ? (int)left : 1000);
+        since = 0;
+        woke_at = now;
+      }
       continue;
+    }
+    since += m->len;
     int32_t q = m->partition;
     int mine = q >= 0 && q < ncl && end[q] > 0;
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {

@@ -161,11 +161,22 @@ size_t cl_restore_mem(const cl_restore *r);
 
 /* ---- Kafka: reading ---- */
 
-/* Reads, with consumer rk (no subscription; its assignment is replaced and cleared), every
- * changelog partition that holds one of parts[0..nparts), from its low watermark to its high
- * watermark at the time of the call (rk needs enable.partition.eof=true), into r. lows (ncl
- * entries, or NULL) get each changelog partition's low watermark (-1 for partitions not read);
- * *ncl the changelog's partition count (0: the topic does not exist, which reads as empty).
+/* The reader consumer's settings (key, value pairs for kconf_build's defaults or
+ * rd_kafka_conf_set), besides its group.id: the end of a partition as an event, and a bounded
+ * prefetch. A restore applies each record as it reads it (the table is the map: per instrument
+ * only the freshest state), so what it holds grows with the instruments; librdkafka's prefetch
+ * queue, 64 MiB by default, grows with the changelog when the broker sends faster than the
+ * records are applied (12,000 instruments, 60,000 records: 10-20 MB more at the peak). Capped at
+ * 1 MiB of values in the queue and fetch responses of 1 MiB (256 KiB per partition). */
+#define CL_READER_CONF                                                                             \
+  "enable.partition.eof", "true", "queued.max.messages.kbytes", "1024", "fetch.max.bytes",         \
+      "1048576", "max.partition.fetch.bytes", "262144"
+
+/* Reads, with consumer rk (no subscription; its assignment is replaced and cleared; made with
+ * CL_READER_CONF), every changelog partition that holds one of parts[0..nparts), from its low
+ * watermark to its high watermark at the time of the call, into r. lows (ncl entries, or NULL)
+ * get each changelog partition's low watermark (-1 for partitions not read); *ncl the
+ * changelog's partition count (0: the topic does not exist, which reads as empty).
  * At most timeout_ms in all. 0, or -1 with err ("changelog tickcast.state: ..."). */
 int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *parts, int nparts,
             int64_t *lows, int lows_cap, int *ncl, int timeout_ms, char *err, size_t errlen);

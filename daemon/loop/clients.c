@@ -148,9 +148,10 @@ static int create_clients(run *r, rd_kafka_conf_t *cc, rd_kafka_conf_t *pc, char
 
 /* With --changelog-topic: the changelog reader and writer. The reader is a consumer that never
  * subscribes or commits (librdkafka wants a group.id for assign), assigned to changelog partitions
- * only while a restore reads them (restore.c, on the thread pool). The writer has a producer of its
- * own (idempotent, acks=all), used only by checkpoint writes on the thread pool, so waiting for
- * its acknowledgements never holds the loop nor the outputs' delivery reports. */
+ * only while a restore reads them (restore.c, on the thread pool), with a bounded prefetch
+ * (CL_READER_CONF; consumer.* settings given by the user apply to it too). The writer has a
+ * producer of its own (idempotent, acks=all), used only by checkpoint writes on the thread pool, so
+ * waiting for its acknowledgements never holds the loop nor the outputs' delivery reports. */
 static int changelog_clients(run *r, const char *bootstrap, char *err, size_t errlen) {
   const run_opts *o = r->o;
   char lgroup[300];
@@ -163,8 +164,7 @@ static int changelog_clients(run *r, const char *bootstrap, char *err, size_t er
                         "false",
                         "enable.auto.offset.store",
                         "false",
-                        "enable.partition.eof",
-                        "true",
+                        CL_READER_CONF,
                         "auto.offset.reset",
                         "earliest",
                         bootstrap ? "bootstrap.servers" : NULL,

@@ -5,6 +5,7 @@
  * partition's watermarks. The loop then puts the instruments into the engine (each with the offset
  * below which its ticks are already in its state) and assigns the partitions at their resume
  * offsets (rebalance_assign). Not for the record format (changelog.c) nor the SQL (store.c). */
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -425,6 +426,29 @@ static void free_job(restore_job *j) {
 
 static void on_put_idle(uv_idle_t *h);
 
+/* Pool thread: frees the restored table and hands the allocator's free pages back to the system
+ * (malloc_trim: 4-6 ms after a restore of 12,000 instruments, off the loop). Without it what a
+ * restore freed stays resident (glibc raises its mmap threshold as large blocks are freed, so the
+ * restore's table and librdkafka's fetch buffers come from the arenas' heaps, which keep them):
+ * 12,000 instruments read from 37 MB of changelog left 30 MB resident, 12 MB after the trim. */
+static void release_cb(uv_work_t *w) {
+  restore_job *j = w->data;
+  cl_restore_free(j->rs);
+  j->rs = NULL;
+  malloc_trim(0);
+}
+
+static void released_cb(uv_work_t *w, int status) {
+  (void)status;
+  free_job(w->data);
+}
+
+/* Loop thread: the job is done; it is freed on the pool. */
+static void release_job(run *r, restore_job *j) {
+  if (uv_queue_work(r->loop, &j->work, release_cb, released_cb) != 0)
+    free_job(j);
+}
+
 /* Loop thread: the restore is done; the partitions get their instruments (on_put_idle) and are
  * assigned. */
 static void after_cb(uv_work_t *w, int status) {
@@ -503,7 +527,7 @@ static void on_put_idle(uv_idle_t *h) {
   r->st.restore_total_s += j->secs;
   report(r, j, j->n_put, j->n_cl);
   rebalance_assign(r, j->parts, j->coop);
-  free_job(j);
+  release_job(r, j);
   /* The first checkpoint stores where each partition starts (and what only one side lacks). */
   sched_ckpt_try(r);
 }
