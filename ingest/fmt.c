@@ -1,5 +1,6 @@
 /* fmt.c: number formatting for the prediction encoders without snprintf on the hot path:
- * integers with a two-digit table, doubles with one long-double scaling to an integer mantissa.
+ * integers with a two-digit table, doubles with one exact 128-bit integer scaling to an integer
+ * mantissa (a long-double scaling for very small or large values).
  * Not a general printf: the output format is fixed (see fmt.h) and always valid JSON and CSV. */
 #include "ingest/fmt.h"
 
