@@ -185,20 +185,13 @@ static int sig_digits(double a, int sig, uint64_t *mo, int *e10o) {
     int ex = k >= 0 && k <= 19 ? scale_exact(a, k, &m) : 1;
     if (ex < 0)
       return -1;
-    if (ex == 0) {
-      if (m >= hi)
-        e10++;
-      else if (m < lo)
-        e10--;
-      else
-        break;
-      continue;
+    if (ex > 0) {
+      long double s = k >= 0 ? (long double)a * pow10l_exact[k] : (long double)a / pow10l_exact[-k];
+      long double half = s - __builtin_floorl(s) - 0.5L;
+      if (__builtin_fabsl(half) < s * 0x1p-62L)
+        return -1; /* 4x the worst rounding error */
+      m = (uint64_t)__builtin_rintl(s);
     }
-    long double s = k >= 0 ? (long double)a * pow10l_exact[k] : (long double)a / pow10l_exact[-k];
-    long double half = s - __builtin_floorl(s) - 0.5L;
-    if (__builtin_fabsl(half) < s * 0x1p-62L)
-      return -1; /* 4x the worst rounding error */
-    m = (uint64_t)__builtin_rintl(s);
     if (m >= hi)
       e10++;
     else if (m < lo)
