@@ -77,10 +77,16 @@ def from_torch(rnn, head, path, feat_mean, feat_std, target_std):
 def interval_z(meta, c):
     """z of the central interval at coverage c (tickcast's ivcal_z): the model's calibrated
     quantiles of |z| (metadata tickcast.interval_absz, written by train --head gauss), linear
-    between their coverages; outside them or without them the normal quantile."""
+    between their coverages; without them the normal quantile, and outside them the normal
+    quantile bounded by the table's end (below: at most the first q; above: at least the last)."""
     pts = json.loads(meta["tickcast.interval_absz"])["absz"] if "tickcast.interval_absz" in meta else []
-    if not pts or not pts[0][0] <= c <= pts[-1][0]:
-        return statistics.NormalDist().inv_cdf(0.5 + 0.5 * c)
+    zn = statistics.NormalDist().inv_cdf(0.5 + 0.5 * c)
+    if not pts:
+        return zn
+    if c < pts[0][0]:
+        return min(zn, pts[0][1])
+    if c > pts[-1][0]:
+        return max(zn, pts[-1][1])
     i = max(j for j, (cj, _) in enumerate(pts) if cj <= c)
     if i + 1 == len(pts) or c == pts[i][0]:
         return pts[i][1]

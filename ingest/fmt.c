@@ -1,5 +1,6 @@
 /* fmt.c: number formatting for the prediction encoders without snprintf on the hot path:
- * integers with a two-digit table, doubles with one long-double scaling to an integer mantissa.
+ * integers with a two-digit table, doubles with one exact 128-bit integer scaling to an integer
+ * mantissa (a long-double scaling for very small or large values).
  * Not a general printf: the output format is fixed (see fmt.h) and always valid JSON and CSV. */
 #include "ingest/fmt.h"
 
@@ -184,20 +185,13 @@ static int sig_digits(double a, int sig, uint64_t *mo, int *e10o) {
     int ex = k >= 0 && k <= 19 ? scale_exact(a, k, &m) : 1;
     if (ex < 0)
       return -1;
-    if (ex == 0) {
-      if (m >= hi)
-        e10++;
-      else if (m < lo)
-        e10--;
-      else
-        break;
-      continue;
+    if (ex > 0) {
+      long double s = k >= 0 ? (long double)a * pow10l_exact[k] : (long double)a / pow10l_exact[-k];
+      long double half = s - __builtin_floorl(s) - 0.5L;
+      if (__builtin_fabsl(half) < s * 0x1p-62L)
+        return -1; /* 4x the worst rounding error */
+      m = (uint64_t)__builtin_rintl(s);
     }
-    long double s = k >= 0 ? (long double)a * pow10l_exact[k] : (long double)a / pow10l_exact[-k];
-    long double half = s - __builtin_floorl(s) - 0.5L;
-    if (__builtin_fabsl(half) < s * 0x1p-62L)
-      return -1; /* 4x the worst rounding error */
-    m = (uint64_t)__builtin_rintl(s);
     if (m >= hi)
       e10++;
     else if (m < lo)

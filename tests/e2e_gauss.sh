@@ -21,6 +21,20 @@ grep -q "model lstm L=1 H=32 head=gauss" "$TMP/train.log" || tc_fail "$(head -3 
 grep -q "scale head: validation NLL" "$TMP/train.log" || tc_fail "no scale head line"
 "$TC" replay --model "$TMP/g.safetensors" --input "$TMP/g_test.csv" --output "$TMP/g_pred.csv" -q
 tc_eq "gauss CSV header" "$(head -n 1 "$TMP/g_pred.csv")" "sym,ts,px,pred_ret,pred_px,n,pred_std,lo_px,hi_px"
+# docs/CONTRACT.md quotes this model's first row and its 90% z: they must be what the code prints.
+$PY - "$ROOT/docs/CONTRACT.md" "$TMP/g_pred.csv" "$("$TC" inspect --model "$TMP/g.safetensors" --json)" <<'PYEOF' ||
+import json, re, sys
+doc = open(sys.argv[1]).read()
+row = json.loads(re.search(r'`(\{"sym":"S0".*?"hi_px":[^}]*\})`', doc).group(1))
+got = open(sys.argv[2]).read().splitlines()[1].split(",")
+want = [row[k] for k in ("pred_std", "lo_px", "hi_px")]
+z = float(re.search(r"90% interval z ([0-9.]+)", doc).group(1))
+z90 = json.loads(sys.argv[3])["scale_head"]["z90"]
+ok = [float(x) for x in got[6:9]] == want and abs(z - z90) < 5e-7
+print(f"CONTRACT row {want}, z {z}; replay {got[6:9]}, z {z90}")
+sys.exit(0 if ok else 1)
+PYEOF
+  tc_fail "docs/CONTRACT.md's gauss example row is stale"
 $PY "$ROOT/tests/garch_qlike.py" "$TMP/g_test.csv" "$TMP/g_test_truth.csv" "$TMP/g_pred.csv" \
   >"$TMP/qlike.json"
 cat "$TMP/qlike.json"

@@ -104,9 +104,30 @@ static void check_z(void) {
   CHECK_NEAR(ivcal_z(&m, 0.9), 1.5, 0);
   CHECK_NEAR(ivcal_z(&m, 0.85), 1.375, 1e-15);
   CHECK_NEAR(ivcal_z(&m, 0.575), 0.625 + 0.25 * 0.625, 1e-15);
-  /* Outside the grid: the normal quantile. */
+  /* Outside the grid: the normal quantile, bounded by the table's ends so that z never falls
+   * as c grows. Above: normal 1.96 at 0.95 is beyond the last q, 1.5. Below: normal 0.6743 at
+   * 0.4999 is above the first q, 0.625, so the first q; at 0.3, normal 0.3853 is below it. */
   CHECK_NEAR(ivcal_z(&m, 0.95), znorm(0.95), 0);
-  CHECK_NEAR(ivcal_z(&m, 0.4999), znorm(0.4999), 0);
+  CHECK_NEAR(ivcal_z(&m, 0.4999), 0.625, 0);
+  CHECK_NEAR(ivcal_z(&m, 0.3), znorm(0.3), 0);
+  /* A fat-tailed table that ends at 0.99 above the normal z at 0.995 (2.807): the 0.995 and
+   * 0.999 intervals are at least as wide as the 0.99 one. */
+  nn_ival fat = {.k = 2, .n = 150, .c = {0.9, 0.99}, .q = {1.6, 2.9}};
+  nn_model mf;
+  CHECK_INT(nn_model_init_head(&mf, NN_CELL_LSTM, 1, 2, 0, 1), 0);
+  CHECK_INT(nn_ival_set(&mf, &fat), 0);
+  CHECK_NEAR(ivcal_z(&mf, 0.99), 2.9, 0);
+  CHECK_NEAR(ivcal_z(&mf, 0.995), 2.9, 0);
+  CHECK_NEAR(ivcal_z(&mf, 0.999), znorm(0.999), 0); /* 3.29 > 2.9 */
+  double prev = 0;
+  int falls = 0;
+  for (int i = 1; i < 1000; i++) {
+    double z = ivcal_z(&mf, i / 1000.0);
+    falls += z < prev;
+    prev = z;
+  }
+  CHECK_INT(falls, 0);
+  nn_model_free(&mf);
   /* A mean model has no interval table (the loader refuses one): normal. */
   CHECK_INT(nn_ival_set(&mean, &t), 0);
   CHECK_NEAR(ivcal_z(&mean, 0.9), 1.6448536269514722, 1e-12);

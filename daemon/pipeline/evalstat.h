@@ -243,7 +243,7 @@ typedef struct evalstat_interval {
  * standard deviations: Phi^-1((1 + nominal) / 2) for a Gaussian interval, or a calibrated
  * quantile (ivcal_z). mu (n) may be NULL (a zero mean forecast); h (n) is the variance forecast;
  * h_t <= 0 gives a zero-width interval. The bounds are inclusive. Returns 0, or TC_EINVAL for
- * n = 0, nominal outside (0, 1), z not finite and >= 0, or a non-finite input. */
+ * n = 0, nominal outside (0, 1), z not finite or < 0, or a non-finite input. */
 int evalstat_interval_score(const double *r, const double *mu, const double *h, size_t n,
                             double nominal, double z, evalstat_interval *out);
 

@@ -39,8 +39,17 @@ int ivcal_fit(double *absz, size_t n, nn_ival *t) {
 
 double ivcal_z(const nn_model *m, double c) {
   nn_ival t;
-  if (m && m->gauss && nn_ival_get(m, &t, NULL, 0) == 0 && t.k > 0 && c >= t.c[0] &&
-      c <= t.c[t.k - 1]) {
+  double zn = evalstat_norm_quantile(0.5 + 0.5 * c);
+  if (!m || !m->gauss || nn_ival_get(m, &t, NULL, 0) != 0 || t.k == 0)
+    return zn;
+  /* Outside the table the normal quantile, but never on the wrong side of the table's end: a
+   * fat-tailed q(0.99) can exceed the normal z at 0.995, and a wider coverage must not get a
+   * narrower interval. */
+  if (c < t.c[0])
+    return zn < t.q[0] ? zn : t.q[0];
+  if (c > t.c[t.k - 1])
+    return zn > t.q[t.k - 1] ? zn : t.q[t.k - 1];
+  {
     int i = 0;
     while (i + 1 < t.k && t.c[i + 1] <= c) /* c[i] <= c < c[i + 1], or i = k - 1 at the end */
       i++;
@@ -49,5 +58,4 @@ double ivcal_z(const nn_model *m, double c) {
     double w = (c - t.c[i]) / (t.c[i + 1] - t.c[i]);
     return t.q[i] + w * (t.q[i + 1] - t.q[i]);
   }
-  return evalstat_norm_quantile(0.5 + 0.5 * c);
 }

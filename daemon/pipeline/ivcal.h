@@ -28,8 +28,10 @@ int ivcal_fit(double *absz, size_t n, nn_ival *t);
 
 /* The z of the central interval at coverage c in (0, 1) of model m: with m's table (nn_ival_get)
  * and c within its coverages, the linear interpolation of its quantiles (the quantile itself at
- * a grid point); otherwise (no table, c outside it, or a mean model) the normal quantile
- * Phi^-1((1 + c) / 2), as for every model before the table existed. */
+ * a grid point); below the table's first coverage the least of its first quantile and the
+ * normal quantile Phi^-1((1 + c) / 2), above its last the greatest of its last quantile and the
+ * normal one (so z never falls as c grows); without a table, or for a mean model, the normal
+ * quantile, as for every model before the table existed. */
 double ivcal_z(const nn_model *m, double c);
 
 #endif

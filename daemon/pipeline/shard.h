@@ -32,10 +32,12 @@ typedef struct shard_set {
   float *grad;  /* (K - 1, np) shards 1.. (shard 0 adds into the caller's grad) */
   double *loss; /* (K) each shard's loss */
   /* The step being run (set by shard_set_grad for its jobs). */
-  const nn_model *m;
-  int B, T;
-  const float *x, *tgt, *w;
-  float *state, *out;
+  const nn_model *m;    /* the model */
+  int B, T;             /* the minibatch's sequences and steps */
+  const float *x;       /* (T, B, NN_F) inputs */
+  const float *tgt, *w; /* (T, B) targets and loss weights */
+  float *state;         /* (B, nn_state_floats(m)) carried state, in and out */
+  float *out;           /* the caller's grad, shard 0 adds into it */
 } shard_set;
 
 /* 0 or TC_ENOMEM/TC_EINVAL. */

@@ -3,11 +3,14 @@
  * is: on this project's VMs a futex wake-up reaches an idle vCPU only after 100 us or more, as
  * long as the gap between two training steps. So a worker that runs out of jobs, and the caller
  * waiting for the last job, first spin for up to TPOOL_SPIN_NS watching the section counter, and
- * only then sleep on a condition variable; a pool between sections costs nothing after that. */
+ * only then sleep on a condition variable; a pool between sections costs nothing after that.
+ * A pool with more threads than online cores does not spin: a spinner would take the core of a
+ * thread still running the section's last job. */
 #include "daemon/pipeline/tpool.h"
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
@@ -16,6 +19,7 @@
 
 struct tpool {
   int nworkers;        /* threads started */
+  uint64_t spin_ns;    /* TPOOL_SPIN_NS, or 0 when the threads outnumber the online cores */
   pthread_t *th;       /* (nworkers) */
   pthread_mutex_t mu;  /* guards everything below; gen and left are also read without it */
   pthread_cond_t go;   /* a section has jobs to claim, or quit */
@@ -35,14 +39,16 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-/* Spins until *v differs from old or TPOOL_SPIN_NS passed; 1 if it changed. */
-static int spin_while(const unsigned *v, unsigned old) {
+/* Spins until *v differs from old or ns passed; 1 if it changed. */
+static int spin_while(const unsigned *v, unsigned old, uint64_t ns) {
+  if (!ns)
+    return 0;
   uint64_t t0 = tc_mono_ns();
   for (int i = 0;; i++) {
     if (__atomic_load_n(v, __ATOMIC_ACQUIRE) != old)
       return 1;
     cpu_relax();
-    if ((i & 63) == 63 && tc_mono_ns() - t0 > TPOOL_SPIN_NS)
+    if ((i & 63) == 63 && tc_mono_ns() - t0 > ns)
       return 0;
   }
 }
@@ -75,7 +81,7 @@ static void *worker_main(void *arg) {
     }
     unsigned g = p->gen;
     pthread_mutex_unlock(&p->mu);
-    spin_while(&p->gen, g);
+    spin_while(&p->gen, g, p->spin_ns);
     pthread_mutex_lock(&p->mu);
     if (p->gen == g && !p->quit && p->next >= p->n)
       pthread_cond_wait(&p->go, &p->mu);
@@ -97,6 +103,8 @@ int tpool_new(tpool **out, int threads) {
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->go, NULL);
   pthread_cond_init(&p->done, NULL);
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  p->spin_ns = cores < 1 || threads <= cores ? TPOOL_SPIN_NS : 0;
   for (; p->nworkers < want; p->nworkers++)
     if (pthread_create(&p->th[p->nworkers], NULL, worker_main, p) != 0)
       break;
@@ -142,9 +150,9 @@ void tpool_run(tpool *p, int n, tpool_fn fn, void *arg) {
   if (p->left > 0) { /* the others' jobs are running: spin a while, then sleep */
     pthread_mutex_unlock(&p->mu);
     uint64_t t0 = tc_mono_ns();
-    for (int i = 0; __atomic_load_n(&p->left, __ATOMIC_ACQUIRE) > 0; i++) {
+    for (int i = 0; p->spin_ns && __atomic_load_n(&p->left, __ATOMIC_ACQUIRE) > 0; i++) {
       cpu_relax();
-      if ((i & 63) == 63 && tc_mono_ns() - t0 > TPOOL_SPIN_NS)
+      if ((i & 63) == 63 && tc_mono_ns() - t0 > p->spin_ns)
         break;
     }
     pthread_mutex_lock(&p->mu);
