@@ -5,16 +5,8 @@
 # and eval --test scores exactly that part. Synthetic processes are trained on one file and scored
 # on another file of the same process made with another seed. Plots go to docs/results_*.svg.
 # About 2 minutes on one core.
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TC=${TICKCAST:-$ROOT/tickcast}
-export OPENBLAS_NUM_THREADS=1 LC_ALL=C
-W=$(mktemp -d "${TMPDIR:-/tmp}/tickcast-results.XXXXXX")
-trap 'rm -rf "$W"' EXIT
-ln -s "$ROOT/data" "$W/data" # so that plot titles name data/real/..., not a scratch path
-for f in fx_daily sp500; do
-  [ -f "$ROOT/data/real/$f.csv" ] || { echo "gen_results: run make data first" >&2; exit 1; }
-done
+NAME=gen_results
+. "$(dirname "$0")/results_common.sh"
 
 meta() { # model key
   /usr/bin/python3 -c 'import json,struct,sys; b=open(sys.argv[1],"rb").read(); n=struct.unpack("<Q",b[:8])[0]
@@ -48,14 +40,7 @@ for f in fx_daily sp500; do
   done
 done
 echo
-for f in fx_daily sp500; do
-  echo "### $f, seed 1, test part per instrument"
-  echo
-  echo '```'
-  cat "$W/${f}_table.txt"
-  echo '```'
-  echo
-done
+instrument_tables
 
 echo "## Search (train --search --cell lstm --trials 8 --test-frac 0.2; eval --test)"
 echo

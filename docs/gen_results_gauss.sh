@@ -7,16 +7,8 @@
 # returns before it. The synthetic GARCH(1,1) (normal and Student t(4) innovations) and i.i.d.
 # streams are tests/gen_garch.py's. Plots (with the 90% band) go to docs/results_*_gauss.svg.
 # About a minute and a half on one core.
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TC=${TICKCAST:-$ROOT/tickcast}
-export OPENBLAS_NUM_THREADS=1 LC_ALL=C
-W=$(mktemp -d "${TMPDIR:-/tmp}/tickcast-results.XXXXXX")
-trap 'rm -rf "$W"' EXIT
-ln -s "$ROOT/data" "$W/data" # so that plot titles name data/real/..., not a scratch path
-for f in fx_daily sp500; do
-  [ -f "$ROOT/data/real/$f.csv" ] || { echo "gen_results_gauss: run make data first" >&2; exit 1; }
-done
+NAME=gen_results_gauss
+. "$(dirname "$0")/results_common.sh"
 
 # One row from eval --test --json: QLIKE of each forecast, DM p of the model against EWMA and
 # GARCH (sign: < 0 the model is better), the model's 90% interval (its z, the quantile of |z| the
@@ -53,14 +45,7 @@ for f in fx_daily sp500; do
   done
 done
 echo
-for f in fx_daily sp500; do
-  echo "### $f, seed 1, test part per instrument"
-  echo
-  echo '```'
-  cat "$W/${f}_table.txt"
-  echo '```'
-  echo
-done
+instrument_tables
 
 echo "## Variance forecasts on simulated streams (tests/gen_garch.py; train on one seed, test on another)"
 echo
