@@ -5,6 +5,7 @@
 # and eval --test scores exactly that part. Synthetic processes are trained on one file and scored
 # on another file of the same process made with another seed. Plots go to docs/results_*.svg.
 # About 2 minutes on one core.
+# shellcheck disable=SC2034 # NAME is read by results_common.sh
 NAME=gen_results
 . "$(dirname "$0")/results_common.sh"
 

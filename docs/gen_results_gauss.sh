@@ -7,6 +7,7 @@
 # returns before it. The synthetic GARCH(1,1) (normal and Student t(4) innovations) and i.i.d.
 # streams are tests/gen_garch.py's. Plots (with the 90% band) go to docs/results_*_gauss.svg.
 # About a minute and a half on one core.
+# shellcheck disable=SC2034 # NAME is read by results_common.sh
 NAME=gen_results_gauss
 . "$(dirname "$0")/results_common.sh"
 
