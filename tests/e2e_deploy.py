@@ -9,7 +9,7 @@ real messages against deploy/schemas/. Not a test by itself. Subcommands (ROOT =
                               print, one argument per line, a command the deploy files run:
                               configmap-conf (the ConfigMap's tickcast.conf), statefulset-args,
                               compose-cmd SERVICE, healthcheck (the Dockerfile's HEALTHCHECK CMD),
-                              probes (PATH PORT per line), unit-exec (the unit's ExecStart);
+                              probes (PATH PORT per line), unit-exec [UNIT [DIR]] (a unit's ExecStart);
                               FLAG=VALUE replaces (or appends) a flag's value in the command
   publish-extra BROKERS TOPIC EXP
                               publish a rejected message whose key is not UTF-8 and append the
@@ -586,8 +586,9 @@ def get(root, what, rest):
             g = c[pr]["httpGet"]
             print(g["path"], named.get(g["port"], g["port"]))
         return
-    elif what == "unit-exec":
-        unit = open(os.path.join(d, "tickcast.service"))
+    elif what == "unit-exec":  # [UNIT [DIR]]: deploy/tickcast.service by default
+        name = rest.pop(0) if rest else "tickcast.service"
+        unit = open(os.path.join(rest.pop(0) if rest else d, name))
         line = [l for l in unit if l.startswith("ExecStart=")][0]
         out = shlex.split(line[len("ExecStart="):])
     else:

@@ -23,7 +23,8 @@ $PY "$H" static "$ROOT"
 # ---- install.sh: into a staging root; a second run changes nothing and keeps an edited config.
 S="$TMP/stage"
 BIN="$TC" DESTDIR="$S" PREFIX=/opt/tc "$D/install.sh" >"$TMP/install1.log"
-for f in opt/tc/bin/tickcast etc/systemd/system/tickcast.service etc/tickcast/tickcast.conf; do
+for f in opt/tc/bin/tickcast etc/systemd/system/tickcast.service etc/systemd/system/tickcast@.service \
+  etc/tickcast/tickcast.conf; do
   [ -f "$S/$f" ] || tc_fail "install.sh did not install /$f"
 done
 cmp -s "$S/opt/tc/bin/tickcast" "$TC" || tc_fail "install.sh: the installed binary is not ./tickcast"
@@ -69,6 +70,16 @@ if command -v systemd-analyze >/dev/null; then
   [ -n "$score" ] || tc_fail "systemd-analyze security printed no score: $(tail -n 3 "$TMP/security.log")"
   [ "$rc" -eq 0 ] || tc_fail "systemd-analyze security: exposure $score, above $SECURITY_MAX_X10/10"
   echo "ok: systemd-analyze security --offline=yes: exposure $score (at most $SECURITY_MAX_X10/10)"
+  # The template, as an instance: the same checks.
+  sed "s|^ExecStart=/opt/tc/bin/tickcast|ExecStart=$S/opt/tc/bin/tickcast|" \
+    "$S/etc/systemd/system/tickcast@.service" >"$TMP/unit/tickcast@.service"
+  systemd-analyze verify "$TMP/unit/tickcast@9465.service" >"$TMP/verify.log" 2>&1 ||
+    tc_fail "systemd-analyze verify tickcast@9465: $(cat "$TMP/verify.log")"
+  [ ! -s "$TMP/verify.log" ] || tc_fail "systemd-analyze verify tickcast@9465 warns: $(cat "$TMP/verify.log")"
+  systemd-analyze security --offline=yes --threshold="$SECURITY_MAX_X10" \
+    "$TMP/unit/tickcast@9465.service" >"$TMP/security.log" 2>&1 ||
+    tc_fail "systemd-analyze security tickcast@9465: $(tail -n 1 "$TMP/security.log")"
+  echo "ok: the template tickcast@.service verifies and scores like the unit"
 else
   echo "skip: systemd-analyze not installed: the unit is not verified"
 fi
@@ -166,4 +177,35 @@ mapfile -t UNIT < <($PY "$H" get "$ROOT" unit-exec)
 UNIT=("${UNIT[@]//\/etc\/tickcast\/tickcast.conf/$D/tickcast.conf}")
 start_stop systemd-exec "$TC" "${UNIT[@]:1}" --brokers "$BROKERS" --model "$MODEL" \
   --state "$TMP/unit.db" --http 127.0.0.1:0 --group deploy-unit
+# The template's ExecStart, two instances named by free ports, in one group on the 4-partition
+# input: both start, each serves its own port, the partitions are split between them (2 + 2), and
+# each keeps its own state file; both stop with status 0.
+mapfile -t TPL < <($PY "$H" get "$ROOT" unit-exec "tickcast@.service" "$S/etc/systemd/system")
+TPL=("${TPL[@]//\/etc\/tickcast\/tickcast.conf/$D/tickcast.conf}")
+TPL=("${TPL[@]//\/var\/lib\/tickcast/$TMP}")
+PIDS=()
+for inst in $($PY -c 'import socket
+ss = [socket.socket() for _ in range(2)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])'); do
+  M=("${TPL[@]:1}")
+  tc_bg "$TC" "${M[@]//%i/$inst}" --brokers "$BROKERS" --model "$MODEL" --group deploy-template \
+    -X consumer.session.timeout.ms=6000 2>"$TMP/member-$inst.log"
+  PIDS+=("$BG_PID:$inst")
+done
+two_assigned() {
+  local pi
+  for pi in "${PIDS[@]}"; do
+    [ "$(curl -s "http://127.0.0.1:${pi#*:}/metrics" |
+      sed -n 's/^tickcast_partitions_assigned //p')" = 2 ] || return 1
+  done
+}
+tc_wait_for 30 two_assigned || tc_fail "the template's two members did not split 4 partitions 2 + 2: \
+$(for pi in "${PIDS[@]}"; do tail -n 2 "$TMP/member-${pi#*:}.log"; done)"
+for pi in "${PIDS[@]}"; do
+  [ -f "$TMP/member-${pi#*:}.db" ] || tc_fail "member ${pi#*:} has no state file member-${pi#*:}.db"
+  tc_stop "${pi%%:*}" 15
+  tc_eq "template member ${pi#*:} exit status after SIGTERM" "$STOP_RC" 0
+done
+echo "ok: two members from tickcast@.service split the partitions 2 + 2, each on its own port and state file"
 echo "PASS e2e_deploy"
