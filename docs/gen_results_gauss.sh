@@ -12,27 +12,29 @@ NAME=gen_results_gauss
 . "$(dirname "$0")/results_common.sh"
 
 # One row from eval --test --json: QLIKE of each forecast, DM p of the model against EWMA and
-# GARCH (sign: < 0 the model is better), the model's 90% interval (its z, the quantile of |z| the
-# model calibrated on its validation part).
+# GARCH (sign: < 0 the model is better), the model's 90% interval: the static one (its z, the
+# quantile of |z| the model calibrated on its validation part) and the online one the model emits
+# by default (--interval-adapt 0.02: each instrument's z tracked from its first tick).
 row() { # eval.json
   /usr/bin/python3 - "$1" <<'PYEOF'
 import json, sys
 v = json.load(open(sys.argv[1]))["variance"]
 m, e, g, c = v["model"], v["ewma"], v["garch"], v["const"]
-iv = m["interval"]
+iv, st = m["interval"], m["interval_static"]
 def dm(b):
     d = b["dm_qlike"]
     return f"{d['stat_hln']:+.2f} ({d['p_hln']:.2g})"
 print(f"{m['qlike']:.4f} | {e['qlike']:.4f} | {dm(e)} | {g['qlike']:.4f} | {dm(g)} | {c['qlike']:.4f} | "
-      f"{iv['z']:.4f} | {iv['coverage']:.4f} | {iv['width']:.4f} | {iv['kupiec_p']:.2g} | "
+      f"{st['z']:.4f} | {st['coverage']:.4f} | {st['width']:.4f} | {st['kupiec_p']:.2g} | "
+      f"**{iv['coverage']:.4f}** | {iv['width']:.4f} | {iv['kupiec_p']:.2g} | "
       f"{e['interval']['coverage']:.4f} | {v['n']}")
 PYEOF
 }
 
 echo "## Variance forecasts on real data, five seeds (train --head gauss --test-frac 0.2 --seed S; eval --test)"
 echo
-echo "| data | seed | QLIKE model | EWMA | DM vs EWMA (p) | GARCH(1,1) | DM vs GARCH (p) | constant | model 90% z (normal 1.6449) | model 90% coverage | width | Kupiec p | EWMA 90% coverage | n |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| data | seed | QLIKE model | EWMA | DM vs EWMA (p) | GARCH(1,1) | DM vs GARCH (p) | constant | static 90% z (normal 1.6449) | static coverage | width | Kupiec p | online coverage | width | Kupiec p | EWMA 90% coverage | n |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for f in fx_daily sp500; do
   for s in 1 2 3 4 5; do
     m="$W/${f}_$s.safetensors"
@@ -50,7 +52,7 @@ instrument_tables
 
 echo "## Variance forecasts on simulated streams (tests/gen_garch.py; train on one seed, test on another)"
 echo
-echo "| process | n test | QLIKE model / true variance (normalized form) | QLIKE model | EWMA | GARCH(1,1) | constant | DM vs constant (p) | model 90% coverage |"
+echo "| process | n test | QLIKE model / true variance (normalized form) | QLIKE model | EWMA | GARCH(1,1) | constant | DM vs constant (p) | model 90% coverage (online; static) |"
 echo "|---|---|---|---|---|---|---|---|---|"
 for p in garch garch_t4 iid; do
   a=(); [ $p = iid ] && a=(--alpha 0 --beta 0)
@@ -72,6 +74,6 @@ d = v["const"]["dm_qlike"]
 print(f"| {name} | {q['n']} | {q['qlike_model']:.4f} / {q['qlike_true']:.4f} = {q['ratio']:.4f} | "
       f"{v['model']['qlike']:.4f} | {v['ewma']['qlike']:.4f} | {v['garch']['qlike']:.4f} | "
       f"{v['const']['qlike']:.4f} | {d['stat_hln']:+.2f} ({d['p_hln']:.2g}) | "
-      f"{v['model']['interval']['coverage']:.4f} |")
+      f"{v['model']['interval']['coverage']:.4f}; {v['model']['interval_static']['coverage']:.4f} |")
 PYEOF
 done

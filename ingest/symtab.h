@@ -10,15 +10,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define SYMTAB_IV 3 /* doubles of an instrument's interval tracker */
+
 typedef struct inst {
-  int64_t last_ts;    /* ts of the last accepted tick */
-  double last_px;     /* px of the last accepted tick */
-  uint64_t n;         /* ticks applied to the state so far */
-  int64_t skip_below; /* Kafka ticks of this instrument with a lower offset are already in the
-                       * state (restored from a checkpoint): the engine skips them; 0 = none */
-  int32_t partition;  /* input partition it was last seen on, -1 for files */
-  uint8_t live;       /* 0 after symtab_remove */
-  uint8_t dirty;      /* changed since the last checkpoint */
+  int64_t last_ts;      /* ts of the last accepted tick */
+  double last_px;       /* px of the last accepted tick */
+  uint64_t n;           /* ticks applied to the state so far */
+  int64_t skip_below;   /* Kafka ticks of this instrument with a lower offset are already in the
+                         * state (restored from a checkpoint): the engine skips them; 0 = none */
+  int32_t partition;    /* input partition it was last seen on, -1 for files */
+  double iv[SYMTAB_IV]; /* the online interval's tracker (daemon/pipeline/ivtrack.h): its z, and
+                         * lo_px and hi_px of the interval emitted after the last tick */
+  uint8_t iv_on;        /* 1: iv is set (an interval was emitted with the tracker on) */
+  uint8_t live;         /* 0 after symtab_remove */
+  uint8_t dirty;        /* changed since the last checkpoint */
   uint8_t sym_len;
   char sym[TICK_SYM_MAX + 1];
 } inst;

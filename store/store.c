@@ -24,7 +24,8 @@
 #include "nn/base/tc_err.h"
 
 #define BLOB_MAGIC "TCST"
-#define BLOB_VERSION 2 /* written; 1 is read too (store.h) */
+#define BLOB_VERSION 2       /* written without a tracker; 1 is read too (store.h) */
+#define BLOB_VERSION_TRACK 3 /* written with one */
 
 /* Forward migrations: migrations[v] takes schema version v to v + 1. Each runs inside the one
  * transaction that also sets user_version, so a crash mid-migration leaves the old version. */
@@ -214,16 +215,22 @@ size_t store_blob_len(int cell, int L, int H) {
   return STORE_BLOB_HEADER + 4 * store_blob_floats(cell, L, H) + STORE_BLOB_TRAILER;
 }
 
-size_t store_blob_encode(unsigned char *buf, int cell, int L, int H, const float *state) {
+size_t store_blob_encode(unsigned char *buf, int cell, int L, int H, const float *state,
+                         const double *track) {
   size_t nf = store_blob_floats(cell, L, H);
   memcpy(buf, BLOB_MAGIC, 4);
-  le_put_u16(buf + 4, BLOB_VERSION);
+  le_put_u16(buf + 4, track ? BLOB_VERSION_TRACK : BLOB_VERSION);
   buf[6] = (unsigned char)cell;
   buf[7] = (unsigned char)L;
   le_put_u32(buf + 8, (uint32_t)H);
   le_put_u32(buf + 12, (uint32_t)nf);
   floats_to_le(buf + STORE_BLOB_HEADER, state, nf);
   size_t body = STORE_BLOB_HEADER + 4 * nf;
+  for (int i = 0; track && i < STORE_BLOB_TRACK; i++, body += 8) {
+    uint64_t u;
+    memcpy(&u, &track[i], 8);
+    le_put_u64(buf + body, u);
+  }
   le_put_u64(buf + body, XXH64(buf, body, 0));
   return body + STORE_BLOB_TRAILER;
 }
@@ -242,11 +249,13 @@ int store_blob_cell(const unsigned char *buf, size_t len) {
     return -1;
   int cell;
   unsigned L, v = blob_head(buf, &cell, &L);
-  return (v == 1 || v == BLOB_VERSION) && nn_cell_valid(cell) ? cell : -1;
+  return (v == 1 || v == BLOB_VERSION || v == BLOB_VERSION_TRACK) && nn_cell_valid(cell) ? cell
+                                                                                         : -1;
 }
 
 int store_blob_decode(const unsigned char *buf, size_t len, int cell, int L, int H, float *state,
-                      char *err, size_t errlen) {
+                      double *track, int *has_track, char *err, size_t errlen) {
+  *has_track = 0;
   if (len < STORE_BLOB_HEADER + STORE_BLOB_TRAILER) {
     set_err(err, errlen, "state blob is %zu bytes, expected at least %d", len,
             STORE_BLOB_HEADER + STORE_BLOB_TRAILER);
@@ -259,10 +268,13 @@ int store_blob_decode(const unsigned char *buf, size_t len, int cell, int L, int
   }
   int bc;
   unsigned bl, v = blob_head(buf, &bc, &bl), bh = le_get_u32(buf + 8), bn = le_get_u32(buf + 12);
-  if (v != 1 && v != BLOB_VERSION) {
-    set_err(err, errlen, "state blob version is %u, expected 1 or %d", v, BLOB_VERSION);
+  if (v != 1 && v != BLOB_VERSION && v != BLOB_VERSION_TRACK) {
+    set_err(err, errlen, "state blob version is %u, expected 1, %d or %d", v, BLOB_VERSION,
+            BLOB_VERSION_TRACK);
     return TC_EFORMAT;
   }
+  size_t want_len =
+      store_blob_len(cell, L, H) + (v == BLOB_VERSION_TRACK ? STORE_BLOB_TRACK_LEN : 0);
   if (!nn_cell_valid(bc)) {
     set_err(err, errlen, "state blob cell is %d, expected 0..%d (nn/base/cell.h)", bc,
             NN_CELL_COUNT - 1);
@@ -286,8 +298,8 @@ int store_blob_decode(const unsigned char *buf, size_t len, int cell, int L, int
             store_blob_floats(cell, L, H), nn_cell_state_vectors(cell));
     return TC_EFORMAT;
   }
-  if (len != store_blob_len(cell, L, H)) {
-    set_err(err, errlen, "state blob is %zu bytes, expected %zu", len, store_blob_len(cell, L, H));
+  if (len != want_len) {
+    set_err(err, errlen, "state blob is %zu bytes, expected %zu (version %u)", len, want_len, v);
     return TC_EFORMAT;
   }
   size_t body = len - STORE_BLOB_TRAILER;
@@ -297,6 +309,22 @@ int store_blob_decode(const unsigned char *buf, size_t len, int cell, int L, int
             "state blob checksum is %016" PRIx64 ", computed %016" PRIx64 " (corrupted)", want,
             got);
     return TC_EFORMAT;
+  }
+  if (v == BLOB_VERSION_TRACK) {
+    double t[STORE_BLOB_TRACK];
+    for (int i = 0; i < STORE_BLOB_TRACK; i++) {
+      uint64_t u = le_get_u64(buf + STORE_BLOB_HEADER + 4 * (size_t)bn + 8 * (size_t)i);
+      memcpy(&t[i], &u, 8);
+    }
+    if (!(t[0] >= 0 && isfinite(t[0]) && isfinite(t[1]) && isfinite(t[2]))) {
+      set_err(err, errlen,
+              "state blob's interval tracker is z %g, lo %g, hi %g, expected finite "
+              "values and z >= 0",
+              t[0], t[1], t[2]);
+      return TC_EFORMAT;
+    }
+    memcpy(track, t, sizeof t);
+    *has_track = 1;
   }
   floats_from_le(state, buf + STORE_BLOB_HEADER, bn);
   return 0;
@@ -804,7 +832,7 @@ static int ckpt_check(store *st, const store_ckpt *c, char *err, size_t errlen) 
             st->path, c->cell, c->L, c->H);
     return TC_EINVAL;
   }
-  size_t bl = store_blob_len(c->cell, c->L, c->H);
+  size_t bl = store_blob_len(c->cell, c->L, c->H) + STORE_BLOB_TRACK_LEN;
   if (st->blob_cap < bl) {
     unsigned char *b = realloc(st->blob, bl);
     if (!b) {
@@ -849,7 +877,8 @@ static int ckpt_put_instruments(store *st, const store_ckpt *c, char *err, size_
               st->path, i, in->sym_len, in->state ? "" : " and no state", STORE_SYM_MAX);
       return TC_EINVAL;
     }
-    size_t len = store_blob_encode(st->blob, c->cell, c->L, c->H, in->state);
+    size_t len = store_blob_encode(st->blob, c->cell, c->L, c->H, in->state,
+                                   in->has_track ? in->track : NULL);
     sqlite3_bind_text(s, 1, in->sym, (int)in->sym_len, SQLITE_STATIC);
     sqlite3_bind_int(s, 2, in->partition);
     sqlite3_bind_int64(s, 3, (int64_t)in->n);
@@ -1005,7 +1034,7 @@ static int load_rows(store *st, sqlite3_stmt *s, int cell, int L, int H, store_i
   int rc, code = 0;
   char why[200];
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    store_inst in;
+    store_inst in = {0};
     in.sym = (const char *)sqlite3_column_text(s, 0);
     in.sym_len = (size_t)sqlite3_column_bytes(s, 0);
     in.partition = sqlite3_column_int(s, 1);
@@ -1020,7 +1049,7 @@ static int load_rows(store *st, sqlite3_stmt *s, int cell, int L, int H, store_i
     if (!b)
       blen = 0;
     if ((code = store_blob_decode(b ? b : (const unsigned char *)"", blen, cell, L, H, st->fbuf,
-                                  why, sizeof why)) != 0) {
+                                  in.track, &in.has_track, why, sizeof why)) != 0) {
       set_err(err, errlen, "state db %s: instrument %.*s: %s", st->path, (int)in.sym_len, in.sym,
               why);
       break;
@@ -1062,6 +1091,7 @@ int store_instruments_top(store *st, int k, store_inst_fn fn, void *ud, char *er
     in.last_ts = sqlite3_column_int64(s, 3);
     in.last_px = sqlite3_column_double(s, 4);
     in.state = NULL;
+    in.has_track = 0;
     in.next_offset = -1;
     if ((code = fn(ud, &in)) != 0)
       break;

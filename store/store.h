@@ -26,9 +26,15 @@
  * nn/base/cell.h), u8 L, u32 H, u32 float count (= L * 2 * H for the LSTM, L * H for the GRU and
  * RNN), then the floats (LSTM: (L, 2, H) = h0, c0, h1, c1, ...; else (L, H) = h0, h1, ...), then
  * the XXH64 (seed 0) of every byte before it. Version 1 (written before the cell byte) has a u16
- * L where version 2 has the cell and L, and is read as an LSTM's state. */
+ * L where version 2 has the cell and L, and is read as an LSTM's state. Version 3 is version 2
+ * with STORE_BLOB_TRACK f64 after the floats, before the hash: the instrument's online interval
+ * tracker (daemon/pipeline/ivtrack.h: its z, and lo_px and hi_px of the interval emitted after
+ * its last tick); it is written only for an instrument that has one, so a daemon with the
+ * static interval writes version 2, which older versions read. */
 #define STORE_BLOB_HEADER 16
 #define STORE_BLOB_TRAILER 8
+#define STORE_BLOB_TRACK 3                          /* doubles of a version 3 blob's tracker */
+#define STORE_BLOB_TRACK_LEN (8 * STORE_BLOB_TRACK) /* its bytes */
 
 enum { STORE_SYNC_NORMAL = 1, STORE_SYNC_FULL = 2 };
 enum { STORE_OPEN_CREATE = 0, STORE_OPEN_READONLY = 1 };
@@ -52,13 +58,15 @@ typedef struct store_meta {
 /* One instrument as stored. On write, sym and state point at the caller's memory; on load they
  * point into the store's buffers and are valid only during the callback. */
 typedef struct store_inst {
-  const char *sym;     /* not NUL-terminated on write; sym_len bytes */
-  size_t sym_len;      /* 1..STORE_SYM_MAX */
-  int32_t partition;   /* input partition, -1 for none */
-  uint64_t n;          /* ticks applied to the state */
-  int64_t last_ts;     /* ns of the last accepted tick */
-  double last_px;      /* px of the last accepted tick */
-  const float *state;  /* (L, 2, H) h and c of every layer of an LSTM, (L, H) h of a GRU or RNN */
+  const char *sym;    /* not NUL-terminated on write; sym_len bytes */
+  size_t sym_len;     /* 1..STORE_SYM_MAX */
+  int32_t partition;  /* input partition, -1 for none */
+  uint64_t n;         /* ticks applied to the state */
+  int64_t last_ts;    /* ns of the last accepted tick */
+  double last_px;     /* px of the last accepted tick */
+  const float *state; /* (L, 2, H) h and c of every layer of an LSTM, (L, H) h of a GRU or RNN */
+  int has_track;      /* 1: track holds the online interval's tracker (a version 3 blob) */
+  double track[STORE_BLOB_TRACK]; /* z, lo_px, hi_px (see the blob layout); unset without it */
   int64_t next_offset; /* the state holds the instrument's ticks below this input offset (at
                         * least its partition's stored offset); -1: unknown (a schema 1 row,
                         * which is at its partition's stored offset) */
@@ -183,18 +191,22 @@ int store_reset(store *st, char *err, size_t errlen);
 /* Floats of one state of the cell, L layers of H (nn_state_floats of such a model). */
 size_t store_blob_floats(int cell, int L, int H);
 
-/* Bytes of a state blob: STORE_BLOB_HEADER + 4 * store_blob_floats + STORE_BLOB_TRAILER. */
+/* Bytes of a version 2 state blob: STORE_BLOB_HEADER + 4 * store_blob_floats +
+ * STORE_BLOB_TRAILER; a version 3 blob has STORE_BLOB_TRACK_LEN more. */
 size_t store_blob_len(int cell, int L, int H);
 
-/* Encodes a state blob (version 2, store_blob_len bytes) into buf; returns its length. state
- * (store_blob_floats). */
-size_t store_blob_encode(unsigned char *buf, int cell, int L, int H, const float *state);
+/* Encodes a state blob into buf; returns its length. state (store_blob_floats); track NULL: a
+ * version 2 blob (store_blob_len bytes), else (STORE_BLOB_TRACK) the tracker: version 3. */
+size_t store_blob_encode(unsigned char *buf, int cell, int L, int H, const float *state,
+                         const double *track);
 
-/* Checks and decodes a blob into state (store_blob_floats). 0, TC_EMODEL when it holds a state
- * of another cell than `cell` (err names both), or TC_EFORMAT with err saying which other check
- * failed (magic, version, shape, length, checksum). */
+/* Checks and decodes a blob into state (store_blob_floats), and a version 3 blob's tracker into
+ * track (STORE_BLOB_TRACK) with *has_track = 1 (versions 1 and 2: *has_track = 0, track left
+ * alone). 0, TC_EMODEL when it holds a state of another cell than `cell` (err names both), or
+ * TC_EFORMAT with err saying which other check failed (magic, version, shape, length, checksum,
+ * a tracker that is not finite or has a negative z). */
 int store_blob_decode(const unsigned char *buf, size_t len, int cell, int L, int H, float *state,
-                      char *err, size_t errlen);
+                      double *track, int *has_track, char *err, size_t errlen);
 
 /* The cell a blob says it holds (a version 1 blob: the LSTM), or -1 when buf is no blob of a
  * known version and cell; the rest is not checked. */

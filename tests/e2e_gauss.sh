@@ -8,8 +8,11 @@
 # returns it does not beat the constant variance significantly (p > 0.05). (2) Its
 # file holds scale_head.* and "tickcast.head": "gauss", PyTorch loads it (docs/torch_roundtrip.py:
 # nn.LSTM, head and scale_head as nn.Linear) and predicts what replay does, and a mean model's
-# output keeps its columns. (3) --interval is checked. (4) The daemon and a Kafka range replay emit pred_std,
-# lo_px and hi_px identical to a file replay's, at --interval 0.8.
+# output keeps its columns. (3) --interval and --interval-adapt are checked. (4) The daemon,
+# restarted from its changelog and from its state file, and a Kafka range replay emit pred_std,
+# lo_px and hi_px identical to a file replay's, at --interval 0.8 with the online interval (its
+# per-instrument z survives the restarts). Replays and evals run with the default
+# --interval-adapt (the online interval) unless they say --interval-adapt 0 (the static z).
 . "$(dirname "$0")/lib.sh"
 
 # 1. GARCH(1,1): alpha 0.1, beta 0.85, three instruments.
@@ -40,9 +43,12 @@ $PY "$ROOT/tests/garch_qlike.py" "$TMP/g_test.csv" "$TMP/g_test_truth.csv" "$TMP
 cat "$TMP/qlike.json"
 $PY -c 'import json, sys; o = json.load(open(sys.argv[1])); sys.exit(0 if o["ratio"] <= 1.02 else 1)' \
   "$TMP/qlike.json" || tc_fail "QLIKE of the scale head is not within 2% of the truth's"
-# The interval is pred_ret -+ z pred_std with z the 90% point of the model's table of |z|
-# quantiles (tickcast.interval_absz, read here from the file's header): lo = px exp(pred_ret - z sd).
-$PY - "$TMP/g.safetensors" "$TMP/g_pred.csv" "$TMP/train.log" <<'PYEOF' || tc_fail "lo_px/hi_px are not px exp(pred_ret -+ z pred_std)"
+# The static interval (--interval-adapt 0) is pred_ret -+ z pred_std with z the 90% point of the
+# model's table of |z| quantiles (tickcast.interval_absz, read here from the file's header):
+# lo = px exp(pred_ret - z sd).
+"$TC" replay --model "$TMP/g.safetensors" --input "$TMP/g_test.csv" --output "$TMP/g_static.csv" \
+  --interval-adapt 0 -q
+$PY - "$TMP/g.safetensors" "$TMP/g_static.csv" "$TMP/train.log" <<'PYEOF' || tc_fail "lo_px/hi_px are not px exp(pred_ret -+ z pred_std)"
 import csv, json, math, struct, sys
 buf = open(sys.argv[1], "rb").read()
 meta = json.loads(buf[8:8 + struct.unpack("<Q", buf[:8])[0]])["__metadata__"]
@@ -63,6 +69,45 @@ for r in csv.DictReader(open(sys.argv[2])):
 assert worst < 1e-9, worst
 print(f"intervals: px exp(pred_ret -+ {z} pred_std) to {worst:.2g} (n {t['n']})")
 PYEOF
+# The online interval (the default, --interval-adapt 0.02): each instrument's z starts at that z
+# and after every row moves by 0.02 (miss - 0.1), miss = the row's price outside the interval of
+# the instrument's row before; recomputed here from the printed fields (10 digits). The static
+# and online rows agree in everything else, and online the miss rate is within the tracker's
+# bound of 10%: |misses / T - 0.1| <= (B + eta) / (eta T), B the largest |z| score seen.
+$PY - "$TMP/g.safetensors" "$TMP/g_pred.csv" "$TMP/g_static.csv" <<'PYEOF' || tc_fail "the online interval does not follow the quantile tracker"
+import csv, json, math, struct, sys
+buf = open(sys.argv[1], "rb").read()
+meta = json.loads(buf[8:8 + struct.unpack("<Q", buf[:8])[0]])["__metadata__"]
+z0 = dict(json.loads(meta["tickcast.interval_absz"])["absz"])[0.9]
+eta, alpha = 0.02, 0.1
+q, prev, T, misses, B, worst, moved = {}, {}, 0, 0, 0.0, 0.0, 0
+rows = list(csv.DictReader(open(sys.argv[2])))
+static = list(csv.DictReader(open(sys.argv[3])))
+assert len(rows) == len(static) == 30000, (len(rows), len(static))
+for r, s in zip(rows, static):
+    assert [r[k] for k in r if k not in ("lo_px", "hi_px")] == [s[k] for k in s if k not in ("lo_px", "hi_px")], (r, s)
+    sym, px = r["sym"], float(r["px"])
+    mu, sd = float(r["pred_ret"]), float(r["pred_std"])
+    if sym in prev:
+        p = prev[sym]
+        miss = px < float(p["lo_px"]) or px > float(p["hi_px"])
+        misses += miss
+        T += 1
+        B = max(B, abs(math.log(px / float(p["px"])) - float(p["pred_ret"])) / float(p["pred_std"]))
+        q[sym] = max(0.0, q[sym] + eta * (miss - alpha))
+    else:
+        q[sym] = z0
+    for f, sg in (("lo_px", -1), ("hi_px", 1)):
+        worst = max(worst, abs(float(r[f]) / (px * math.exp(mu + sg * q[sym] * sd)) - 1))
+    moved += r["lo_px"] != s["lo_px"]
+    prev[sym] = r
+assert worst < 1e-8 and T == 29997, (worst, T)
+assert moved > len(rows) // 2, moved
+bound = (B + eta) / (eta * T)
+assert abs(misses / T - alpha) <= bound, (misses / T, bound)
+print(f"online interval: z from {z0:.4f} to {', '.join(f'{v:.4f}' for v in q.values())}; "
+      f"misses {misses / T:.4f} (bound |. - 0.1| <= {bound:.4f}); rows to {worst:.2g}")
+PYEOF
 echo "ok: the scale head's QLIKE on GARCH(1,1) is within 2% of the true variance's"
 "$TC" eval --model "$TMP/g.safetensors" --input "$TMP/g_test.csv" --json --quiet >"$TMP/g_eval.json" \
   2>/dev/null
@@ -74,6 +119,7 @@ v = o["variance"]
 m, e = v["model"], v["ewma"]
 assert m["qlike"] < e["qlike"] and e["dm_qlike"]["mean"] < 0 and e["dm_qlike"]["p_hln"] < 0.01, v
 assert 0.89 <= m["interval"]["coverage"] <= 0.91 and m["interval"]["nominal"] == 0.9, m
+assert 0.89 <= m["interval_static"]["coverage"] <= 0.91 and v["interval_adapt"] == 0.02, m
 assert v["n"] == 29997 and len(o["instruments"]) == 3, v["n"]
 b = o["instruments"][0]["baselines"]
 assert b["in_sample"] and b["garch"]["alpha"] > 0.05, b  # no split: the first half; the ARCH effect
@@ -87,14 +133,21 @@ $PY "$ROOT/tests/gen_garch.py" 90000 5 3 "$TMP/t_train.csv" "$TMP/t_train_truth.
 $PY "$ROOT/tests/gen_garch.py" 30000 6 3 "$TMP/t_test.csv" "$TMP/t_test_truth.csv" --df 4
 "$TC" train --head gauss --input "$TMP/t_train.csv" --output "$TMP/t.safetensors" --seed 1 --quiet
 "$TC" replay --model "$TMP/t.safetensors" --input "$TMP/t_test.csv" --output "$TMP/t_pred.csv" -q
-"$TC" eval --model "$TMP/t.safetensors" --input "$TMP/t_test.csv" --json --quiet >"$TMP/t_eval.json" \
-  2>/dev/null
+"$TC" eval --model "$TMP/t.safetensors" --input "$TMP/t_test.csv" --json --quiet \
+  --interval-adapt 0 >"$TMP/t_eval.json" 2>/dev/null
+"$TC" eval --model "$TMP/t.safetensors" --input "$TMP/t_test.csv" --json --quiet \
+  >"$TMP/t_eval_online.json" 2>/dev/null
 "$TC" inspect --model "$TMP/t.safetensors" --json >"$TMP/t_inspect.json"
 "$TC" inspect --model "$TMP/t.safetensors" >"$TMP/t_inspect.txt"
-$PY - "$TMP/t_eval.json" "$TMP/t_pred.csv" "$TMP/t_inspect.json" <<'PYEOF' || tc_fail "the calibrated interval on t(4) returns"
+$PY - "$TMP/t_eval.json" "$TMP/t_pred.csv" "$TMP/t_inspect.json" "$TMP/t_eval_online.json" <<'PYEOF' || tc_fail "the calibrated interval on t(4) returns"
 import csv, json, math, sys
 v = json.load(open(sys.argv[1]))["variance"]
 iv = v["model"]["interval"]
+assert "interval_static" not in v["model"] and v["interval_adapt"] == 0, v["model"]
+# Online, the interval eval scores is the one replay emits; the static one, beside it, is the
+# --interval-adapt 0 figure.
+on = json.load(open(sys.argv[4]))["variance"]["model"]
+assert on["interval_static"] == iv and 0.88 <= on["interval"]["coverage"] <= 0.92, on
 sh = json.load(open(sys.argv[3]))["scale_head"]
 q = dict(map(tuple, sh["interval"]["absz"]))
 assert sh["interval"]["n"] == 17997 and sh["z90"] == q[0.9] == iv["z"], (sh, iv)
@@ -115,7 +168,7 @@ cal = iv["coverage"]
 assert n == v["n"] == 29997, (n, v["n"])
 assert 0.88 <= cal <= 0.92 and abs(cal - 0.9) < abs(normal - 0.9) and normal > 0.91, (cal, normal)
 print(f"t(4): 90% interval z {q[0.9]:.4f} (normal 1.6449) covers {cal:.4f} of the test part; "
-      f"the normal one {normal:.4f}")
+      f"the normal one {normal:.4f}; the online one {on['interval']['coverage']:.4f}")
 PYEOF
 grep -q "^interval     z = quantile of |z| on 17997 validation residuals" "$TMP/t_inspect.txt" ||
   tc_fail "inspect: $(grep interval "$TMP/t_inspect.txt")"
@@ -162,9 +215,10 @@ tc_eq "mean CSV header" "$("$TC" replay --model "$TMP/m.safetensors" --input "$T
   head -n 1)" "sym,ts,px,pred_ret,pred_px,n"
 
 # PyTorch loads it (docs/torch_roundtrip.py: nn.LSTM, head and scale_head as nn.Linear) and
-# predicts what replay does.
+# predicts what replay does with the static interval.
 head -n 3001 "$TMP/g_test.csv" >"$TMP/a.csv"
-"$TC" replay --model "$TMP/g.safetensors" --input "$TMP/a.csv" --output "$TMP/r09.csv" -q
+"$TC" replay --model "$TMP/g.safetensors" --input "$TMP/a.csv" --output "$TMP/r09.csv" \
+  --interval-adapt 0 -q
 $PY "$ROOT/docs/torch_roundtrip.py" predict "$TMP/g.safetensors" "$TMP/a.csv" >"$TMP/torch.csv"
 $PY - "$TMP/r09.csv" "$TMP/torch.csv" <<'PYEOF' || tc_fail "PyTorch and replay disagree on the scale head"
 import csv, sys
@@ -175,7 +229,8 @@ assert worst < 1e-5, worst
 print(f"PyTorch = replay: pred_std, lo_px, hi_px of 3000 ticks within {worst:.2g} (relative)")
 PYEOF
 
-# The same bytes on 1 and 3 threads: replay (CSV and JSONL, --interval 0.8) and eval's report.
+# The same bytes on 1 and 3 threads, with the online interval (each worker keeps its instruments'
+# z): replay (CSV and JSONL, --interval 0.8) and eval's report.
 for n in 1 3; do
   "$TC" replay --model "$TMP/g.safetensors" --input "$TMP/g_test.csv" --output "$TMP/t$n.csv" \
     --threads "$n" --interval 0.8 -q || tc_fail "replay --threads $n"
@@ -201,24 +256,53 @@ done
 rc=0
 "$TC" run --model "$TMP/g.safetensors" --interval 1 >/dev/null 2>"$TMP/bad.err" || rc=$?
 tc_eq "exit of run --interval 1" "$rc" 2
+for bad in -0.01 1.5 x; do
+  for cmd in replay run eval; do
+    rc=0
+    input=(--input "$TMP/g_test.csv")
+    [ "$cmd" = run ] && input=()
+    "$TC" "$cmd" --model "$TMP/g.safetensors" "${input[@]}" --interval-adapt "$bad" \
+      >/dev/null 2>"$TMP/bad.err" || rc=$?
+    tc_eq "exit of $cmd --interval-adapt $bad" "$rc" 2
+    grep -q -- "--interval-adapt.*$bad.*expected a step in z units (0: off) in \[0, 1\]" "$TMP/bad.err" ||
+      tc_fail "$(cat "$TMP/bad.err")"
+  done
+done
 
-# 4. The daemon and a Kafka range replay at --interval 0.8: identical to the file replay.
+# 4. The daemon and a Kafka range replay at --interval 0.8, the online interval on: identical to
+# the file replay of all the ticks. The ticks come in thirds: the first daemon checkpoints to its
+# state file and the changelog; the second starts without a state file, so every instrument, its
+# z and last interval with it, comes back from the changelog; the third restarts from the
+# second's state file. Each resumes where the one before stopped.
 "$TC" replay --model "$TMP/g.safetensors" --input "$TMP/a.csv" --output "$TMP/ra.csv" \
   --interval 0.8 -q
+head -n 1001 "$TMP/a.csv" >"$TMP/a1.csv"
+{ head -n 1 "$TMP/a.csv"; sed -n 1002,2001p "$TMP/a.csv"; } >"$TMP/a2.csv"
+{ head -n 1 "$TMP/a.csv"; sed -n 2002,3001p "$TMP/a.csv"; } >"$TMP/a3.csv"
 tc_broker_start --topics ticks:3,predictions:3,tickcast.dlq:1,tickcast.stats:1
-"$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/a.csv" 2>"$TMP/feed.log" ||
-  tc_fail "feed: $(tail -n 3 "$TMP/feed.log")"
-tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/g.safetensors" --state "$TMP/g.db" \
-  --group gauss --interval 0.8 --http off 2>"$TMP/run.log"
-RUN_PID=$BG_PID
-$PY "$ROOT/tests/e2e_run.py" collect "$BROKERS" predictions 3000 60 "$TMP/preds.jsonl"
+gauss_run() { # k db: feed a<k>.csv, run a daemon on db until 1000 k predictions are out, stop it
+  "$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/a$1.csv" 2>"$TMP/feed.log" ||
+    tc_fail "feed: $(tail -n 3 "$TMP/feed.log")"
+  tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/g.safetensors" --state "$2" \
+    --group gauss --interval 0.8 --http off 2>"$TMP/run$1.log"
+  RUN_PID=$BG_PID
+  $PY "$ROOT/tests/e2e_run.py" collect "$BROKERS" predictions $((1000 * $1)) 60 "$TMP/preds.jsonl"
+  tc_stop "$RUN_PID" 20
+  tc_eq "daemon $1 exit" "$STOP_RC" 0
+}
+gauss_run 1 "$TMP/g.db"
+gauss_run 2 "$TMP/g2.db"
+grep -q "restored ticks partitions .*: 3 instruments (3 from the changelog, 0 from the state file)" \
+  "$TMP/run2.log" || tc_fail "daemon 2 did not restore from the changelog: $(grep restored "$TMP/run2.log")"
+gauss_run 3 "$TMP/g2.db"
 $PY "$ROOT/tests/e2e_run.py" check-preds "$TMP/preds.jsonl" "$TMP/ra.csv" ||
-  tc_fail "the gauss daemon and replay disagree"
+  tc_fail "the gauss daemon, restarted, and replay disagree"
 grep -q pred_std "$TMP/preds.jsonl" || tc_fail "no pred_std in the daemon's predictions"
-tc_stop "$RUN_PID" 20
-tc_eq "daemon exit" "$STOP_RC" 0
 "$TC" replay --model "$TMP/g.safetensors" --brokers "$BROKERS" --topic ticks --interval 0.8 \
-  --output "$TMP/k.csv" 2>"$TMP/k.log" || tc_fail "kafka replay: $(cat "$TMP/k.log")"
+  --output "$TMP/k.csv" --threads 1 2>"$TMP/k.log" || tc_fail "kafka replay: $(cat "$TMP/k.log")"
+"$TC" replay --model "$TMP/g.safetensors" --brokers "$BROKERS" --topic ticks --interval 0.8 \
+  --output "$TMP/k2.csv" --threads 2 2>"$TMP/k.log" || tc_fail "kafka replay: $(cat "$TMP/k.log")"
+cmp "$TMP/k.csv" "$TMP/k2.csv" || tc_fail "Kafka range replay differs between 1 and 2 threads"
 $PY - "$TMP/ra.csv" "$TMP/k.csv" <<'PYEOF' || tc_fail "Kafka range replay and file replay disagree"
 import csv, sys
 a, b = ({(r["sym"], r["n"]): (r["pred_std"], r["lo_px"], r["hi_px"]) for r in csv.DictReader(open(p))}

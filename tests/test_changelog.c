@@ -6,8 +6,10 @@
  * per key, with other partitions, another model, the earlier format and damaged values mixed in,
  * with a state file ahead of or behind the changelog), followed by consuming from the resume
  * offset with the per-instrument skips, must end with exactly the states of one uninterrupted run.
- * Also: encoded states come back bit for bit, damaged or random values are ignored and counted,
- * never taken, and a checkpoint of one cell is never restored into a model of another. */
+ * Every toy instrument also carries an online interval tracker (a version 3 blob in its records),
+ * which must come back with its state. Also: encoded states come back bit for bit, damaged or
+ * random values are ignored and counted, never taken, and a checkpoint of one cell is never
+ * restored into a model of another. */
 #include <stdlib.h>
 #include <xxhash.h>
 
@@ -40,6 +42,7 @@ typedef struct toy {
   int64_t ts;
   double px;
   float st[SF];
+  double iv[3]; /* the interval tracker: z, lo_px, hi_px */
   int64_t skip; /* restored: ticks below are already in */
   int dirty;
 } toy;
@@ -50,6 +53,9 @@ static void step(toy *t, int p, int o) {
   t->px = 1.5 + o;
   for (int i = 0; i < SF; i++)
     t->st[i] = t->st[i] * 0.5f + (float)(o * (i + 1) + p);
+  t->iv[0] = t->iv[0] * 0.75 + 0.001 * o + p;
+  t->iv[1] = t->px - 0.25;
+  t->iv[2] = t->px + 0.25;
 }
 
 /* One member's view of a partition: the instruments, what it processed. */
@@ -84,7 +90,9 @@ static void put_state(int p, int k, const toy *t, int64_t next, const unsigned c
                    .n = t->n,
                    .last_ts = t->ts,
                    .last_px = t->px,
-                   .state = t->st};
+                   .state = t->st,
+                   .has_track = 1,
+                   .track = {t->iv[0], t->iv[1], t->iv[2]}};
   m->len = cl_encode_state(m->val, p, next, sha, &in, NN_CELL_LSTM, L, H);
 }
 
@@ -154,7 +162,9 @@ static void restore_and_check(const int *ps, int np, const member *fm, int64_t f
                        .n = fm->inst[k].n,
                        .last_ts = fm->inst[k].ts,
                        .last_px = fm->inst[k].px,
-                       .state = fm->inst[k].st};
+                       .state = fm->inst[k].st,
+                       .has_track = 1,
+                       .track = {fm->inst[k].iv[0], fm->inst[k].iv[1], fm->inst[k].iv[2]}};
       CHECK_INT(cl_restore_add_file_inst(r, &in, file_next), 0);
     }
   }
@@ -182,6 +192,8 @@ static void restore_and_check(const int *ps, int np, const member *fm, int64_t f
       m.inst[k].px = t->inst[s].last_px;
       m.inst[k].skip = t->inst[s].skip_below;
       memcpy(m.inst[k].st, symtab_state(t, s), sizeof m.inst[k].st);
+      CHECK_INT(t->inst[s].iv_on, 1);
+      memcpy(m.inst[k].iv, t->inst[s].iv, sizeof m.inst[k].iv);
     }
     consume(&m, N);
     member one = {.p = ps[i]};
@@ -189,7 +201,8 @@ static void restore_and_check(const int *ps, int np, const member *fm, int64_t f
     int differ = 0;
     for (int k = 0; k < K; k++)
       differ += m.inst[k].n != one.inst[k].n || m.inst[k].ts != one.inst[k].ts ||
-                memcmp(m.inst[k].st, one.inst[k].st, sizeof one.inst[k].st) != 0;
+                memcmp(m.inst[k].st, one.inst[k].st, sizeof one.inst[k].st) != 0 ||
+                memcmp(m.inst[k].iv, one.inst[k].iv, sizeof one.inst[k].iv) != 0;
     if (differ)
       fprintf(stderr, "partition %d resumed at %lld: %d instruments differ\n", ps[i], (long long)R,
               differ);

@@ -1,6 +1,7 @@
 /* test_ckpt.c: daemon/loop/ckpt.c on a real libuv loop: the snapshot is copied on the loop thread
  * and written on the thread pool while the loop keeps turning; what is stored is the snapshot, not
- * later changes; restore gives back the states bit for bit; a failed write (SQLITE_BUSY) is merged
+ * later changes; restore gives back the states bit for bit (an online interval tracker with them,
+ * a version 3 blob, beside states without one); a failed write (SQLITE_BUSY) is merged
  * into the next one so nothing is lost; flush during a write; model binding and model change. */
 #include <pthread.h>
 #include <sqlite3.h>
@@ -23,7 +24,8 @@ static float rndf(void) {
   return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
 }
 
-/* Fills a table with N instruments "I<k>", all dirty, random states. */
+/* Fills a table with N instruments "I<k>", all dirty, random states; every other one has an
+ * online interval tracker (a version 3 blob), the rest none. */
 static void fill(symtab *t, int N) {
   for (int k = 0; k < N; k++) {
     char sym[16];
@@ -35,6 +37,12 @@ static void fill(symtab *t, int N) {
     in->last_px = 100.0 + k * 0.01;
     in->partition = k % 4;
     in->dirty = 1;
+    in->iv_on = (uint8_t)(k % 2);
+    if (in->iv_on) {
+      in->iv[0] = 1.6 + k * 0.001;
+      in->iv[1] = in->last_px * 0.98;
+      in->iv[2] = in->last_px * 1.02;
+    }
     float *st = symtab_state(t, s);
     for (size_t j = 0; j < t->state_floats; j++)
       st[j] = rndf();
@@ -51,6 +59,8 @@ static void touch(symtab *t, int k) {
   t->inst[s].n += 10;
   t->inst[s].last_px *= 1.01;
   t->inst[s].dirty = 1;
+  if (t->inst[s].iv_on) /* the tracker moves with every tick */
+    t->inst[s].iv[0] += 0.018, t->inst[s].iv[1] *= 1.01, t->inst[s].iv[2] *= 1.01;
   float *st = symtab_state(t, s);
   for (size_t j = 0; j < t->state_floats; j++)
     st[j] = rndf();
@@ -83,7 +93,8 @@ static int diff_tables(const symtab *want, const symtab *got) {
     }
     const inst *gi = &got->inst[g];
     if (gi->n != w->n || gi->last_ts != w->last_ts || gi->last_px != w->last_px ||
-        gi->partition != w->partition ||
+        gi->partition != w->partition || gi->iv_on != w->iv_on ||
+        (w->iv_on && memcmp(gi->iv, w->iv, sizeof w->iv) != 0) ||
         memcmp(symtab_state(got, g), symtab_state(want, (int32_t)s), want->state_floats * 4))
       bad++;
   }

@@ -21,6 +21,8 @@
 
 static char dir[64];
 static char err[512];
+static double tr[STORE_BLOB_TRACK]; /* a decoded blob's tracker */
+static int ht;                      /* and whether it had one */
 
 static const char *path_in(const char *name) {
   static char buf[4][128];
@@ -40,7 +42,8 @@ static uint32_t rnd32(void) {
 }
 
 /* A synthetic instrument set: N instruments with L x 2 x H random-bit states (finite floats plus
- * a few special patterns: -0, denormal, the largest float). */
+ * a few special patterns: -0, denormal, the largest float); every third has an interval tracker
+ * (a version 3 blob), the others none (version 2). */
 typedef struct fixture {
   int N, L, H;
   char (*sym)[STORE_SYM_MAX + 1];
@@ -72,7 +75,9 @@ static void fixture_make(fixture *f, int N, int L, int H, uint64_t n_base) {
                             .n = n_base + (uint64_t)i * 3,
                             .last_ts = 1700000000000000000ll + (int64_t)i * 1000000007ll,
                             .last_px = 1.0 + i / 3.0,
-                            .state = &f->state[i * nf]};
+                            .state = &f->state[i * nf],
+                            .has_track = i % 3 == 0,
+                            .track = {1.5 + i / 7.0, 0.99 + i / 3.1, 1.01 + i / 2.9}};
   }
 }
 
@@ -97,7 +102,8 @@ static int cmp_cb(void *ud, const store_inst *in) {
     size_t nf = (size_t)2 * f->L * f->H;
     if (in->partition != w->partition || in->n != w->n || in->last_ts != w->last_ts ||
         in->last_px != w->last_px || memcmp(in->state, w->state, nf * sizeof(float)) != 0 ||
-        memcmp(in->sym, w->sym, w->sym_len) != 0)
+        memcmp(in->sym, w->sym, w->sym_len) != 0 || in->has_track != w->has_track ||
+        (w->has_track && memcmp(in->track, w->track, sizeof w->track) != 0))
       c->mismatched++;
   } else {
     c->mismatched++;
@@ -115,7 +121,7 @@ static int count_cb(void *ud, const store_inst *in) {
 /* A version 1 state blob of an LSTM of L layers of H, as the encoder wrote it before the cell
  * byte (u16 version 1, u16 L); returns its length. */
 static size_t blob_v1(unsigned char *buf, int L, int H, const float *state) {
-  size_t n = store_blob_encode(buf, NN_CELL_LSTM, L, H, state);
+  size_t n = store_blob_encode(buf, NN_CELL_LSTM, L, H, state, NULL);
   buf[4] = 1, buf[5] = 0, buf[6] = (unsigned char)L, buf[7] = 0;
   uint64_t h = XXH64(buf, n - STORE_BLOB_TRAILER, 0);
   for (int i = 0; i < 8; i++)
@@ -158,7 +164,7 @@ static void test_blob(void) {
   for (int i = 0; i < 20; i++)
     st[i] = (float)(i - 7) / 3.0f;
   unsigned char buf[STORE_BLOB_HEADER + 80 + STORE_BLOB_TRAILER];
-  size_t n = store_blob_encode(buf, NN_CELL_LSTM, L, H, st);
+  size_t n = store_blob_encode(buf, NN_CELL_LSTM, L, H, st, NULL);
   CHECK_INT(n, sizeof buf);
   CHECK_INT(store_blob_len(NN_CELL_LSTM, L, H), sizeof buf);
   CHECK(memcmp(buf, "TCST", 4) == 0);
@@ -167,33 +173,88 @@ static void test_blob(void) {
   uint32_t u;
   memcpy(&u, &st[0], 4);
   CHECK_INT(buf[16] | buf[17] << 8 | buf[18] << 16 | (uint32_t)buf[19] << 24, u);
-  CHECK_INT(store_blob_decode(buf, n, NN_CELL_LSTM, L, H, back, err, sizeof err), 0);
+  CHECK_INT(store_blob_decode(buf, n, NN_CELL_LSTM, L, H, back, tr, &ht, err, sizeof err), 0);
   CHECK(memcmp(st, back, sizeof st) == 0);
   CHECK_INT(store_blob_cell(buf, n), NN_CELL_LSTM);
   /* Each kind of damage names its check. */
-  CHECK_INT(store_blob_decode(buf, n, NN_CELL_LSTM, L, 6, back, err, sizeof err), TC_EFORMAT);
+  CHECK_INT(store_blob_decode(buf, n, NN_CELL_LSTM, L, 6, back, tr, &ht, err, sizeof err),
+            TC_EFORMAT);
   CHECK_CONTAINS(err, "has L=2 H=5, expected L=2 H=6");
-  CHECK_INT(store_blob_decode(buf, n - 1, NN_CELL_LSTM, L, H, back, err, sizeof err), TC_EFORMAT);
+  CHECK_INT(store_blob_decode(buf, n - 1, NN_CELL_LSTM, L, H, back, tr, &ht, err, sizeof err),
+            TC_EFORMAT);
   CHECK_CONTAINS(err, "is 103 bytes, expected 104");
-  CHECK_INT(store_blob_decode(buf, 10, NN_CELL_LSTM, L, H, back, err, sizeof err), TC_EFORMAT);
+  CHECK_INT(store_blob_decode(buf, 10, NN_CELL_LSTM, L, H, back, tr, &ht, err, sizeof err),
+            TC_EFORMAT);
   CHECK_CONTAINS(err, "expected at least 24");
   buf[40] ^= 0x01;
-  CHECK_INT(store_blob_decode(buf, n, NN_CELL_LSTM, L, H, back, err, sizeof err), TC_EFORMAT);
+  CHECK_INT(store_blob_decode(buf, n, NN_CELL_LSTM, L, H, back, tr, &ht, err, sizeof err),
+            TC_EFORMAT);
   CHECK_CONTAINS(err, "checksum");
   buf[40] ^= 0x01;
   buf[0] = 'X';
-  CHECK_INT(store_blob_decode(buf, n, NN_CELL_LSTM, L, H, back, err, sizeof err), TC_EFORMAT);
+  CHECK_INT(store_blob_decode(buf, n, NN_CELL_LSTM, L, H, back, tr, &ht, err, sizeof err),
+            TC_EFORMAT);
   CHECK_CONTAINS(err, "magic");
   CHECK_INT(store_blob_cell(buf, n), -1);
   buf[0] = 'T';
   buf[4] = 9;
-  CHECK_INT(store_blob_decode(buf, n, NN_CELL_LSTM, L, H, back, err, sizeof err), TC_EFORMAT);
-  CHECK_CONTAINS(err, "version is 9, expected 1 or 2");
+  CHECK_INT(store_blob_decode(buf, n, NN_CELL_LSTM, L, H, back, tr, &ht, err, sizeof err),
+            TC_EFORMAT);
+  CHECK_CONTAINS(err, "version is 9, expected 1, 2 or 3");
   buf[4] = 2;
   buf[6] = 7;
-  CHECK_INT(store_blob_decode(buf, n, NN_CELL_LSTM, L, H, back, err, sizeof err), TC_EFORMAT);
+  CHECK_INT(store_blob_decode(buf, n, NN_CELL_LSTM, L, H, back, tr, &ht, err, sizeof err),
+            TC_EFORMAT);
   CHECK_CONTAINS(err, "state blob cell is 7, expected 0..3");
   buf[6] = NN_CELL_LSTM;
+}
+
+/* Version 3 blobs carry the interval tracker after the floats (three little-endian f64 before the
+ * hash); a version 2 blob still loads, with none; a bad tracker is refused. */
+static void test_blob_track(void) {
+  int L = 1, H = 2;
+  float st[4] = {0.5f, -1.25f, 3.0f, -0.0f}, back[4];
+  const double t[STORE_BLOB_TRACK] = {1.6448536269514722, 99.5, 101.25};
+  enum { V2 = STORE_BLOB_HEADER + 16 + STORE_BLOB_TRAILER, V3 = V2 + STORE_BLOB_TRACK_LEN };
+  unsigned char b2[V2], b3[V3];
+  CHECK_INT(store_blob_encode(b2, NN_CELL_LSTM, L, H, st, NULL), V2);
+  CHECK_INT(store_blob_encode(b3, NN_CELL_LSTM, L, H, st, t), V3);
+  CHECK(b2[4] == 2 && b3[4] == 3 && b3[5] == 0);
+  CHECK(memcmp(b2 + 5, b3 + 5, V2 - 5 - STORE_BLOB_TRAILER) == 0); /* the same but the version */
+  uint64_t u = 0;
+  for (int i = 0; i < 8; i++)
+    u |= (uint64_t)b3[STORE_BLOB_HEADER + 16 + 8 + i] << (8 * i);
+  double lo;
+  memcpy(&lo, &u, 8);
+  CHECK_NEAR(lo, 99.5, 0); /* the second double, little-endian */
+  CHECK_INT(store_blob_cell(b3, V3), NN_CELL_LSTM);
+  tr[0] = -1;
+  CHECK_INT(store_blob_decode(b3, V3, NN_CELL_LSTM, L, H, back, tr, &ht, err, sizeof err), 0);
+  CHECK_INT(ht, 1);
+  CHECK(memcmp(tr, t, sizeof t) == 0 && memcmp(back, st, sizeof st) == 0);
+  /* An old blob: no tracker, and tr is left alone. */
+  tr[0] = -1;
+  CHECK_INT(store_blob_decode(b2, V2, NN_CELL_LSTM, L, H, back, tr, &ht, err, sizeof err), 0);
+  CHECK_INT(ht, 0);
+  CHECK_NEAR(tr[0], -1, 0);
+  /* Lengths are per version: a version 3 header on a version 2 body, and the reverse. */
+  b2[4] = 3;
+  CHECK_INT(store_blob_decode(b2, V2, NN_CELL_LSTM, L, H, back, tr, &ht, err, sizeof err),
+            TC_EFORMAT);
+  CHECK_CONTAINS(err, "is 40 bytes, expected 64 (version 3)");
+  b3[4] = 2;
+  CHECK_INT(store_blob_decode(b3, V3, NN_CELL_LSTM, L, H, back, tr, &ht, err, sizeof err),
+            TC_EFORMAT);
+  CHECK_CONTAINS(err, "is 64 bytes, expected 40 (version 2)");
+  /* A negative z or a non-finite bound is refused, checksum and all in order. */
+  const double bad[2][STORE_BLOB_TRACK] = {{-0.5, 1, 2}, {1, NAN, 2}};
+  for (int k = 0; k < 2; k++) {
+    CHECK_INT(store_blob_encode(b3, NN_CELL_LSTM, L, H, st, bad[k]), V3);
+    CHECK_INT(store_blob_decode(b3, V3, NN_CELL_LSTM, L, H, back, tr, &ht, err, sizeof err),
+              TC_EFORMAT);
+    CHECK_CONTAINS(err, "interval tracker");
+    CHECK_INT(ht, 0);
+  }
 }
 
 /* Version 1 blobs, written before the cell byte (u16 L where version 2 has the cell and L), are
@@ -208,22 +269,25 @@ static void test_blob_cells(void) {
   CHECK_INT(blob_v1(v1, 2, 5, st), sizeof v1);
   CHECK(v1[4] == 1 && v1[5] == 0 && v1[6] == 2 && v1[7] == 0);
   CHECK_INT(store_blob_cell(v1, sizeof v1), NN_CELL_LSTM);
-  CHECK_INT(store_blob_decode(v1, sizeof v1, NN_CELL_LSTM, 2, 5, back, err, sizeof err), 0);
+  CHECK_INT(store_blob_decode(v1, sizeof v1, NN_CELL_LSTM, 2, 5, back, tr, &ht, err, sizeof err),
+            0);
   CHECK(memcmp(back, st, 20 * sizeof *st) == 0);
-  CHECK_INT(store_blob_decode(v1, sizeof v1, NN_CELL_GRU, 2, 5, back, err, sizeof err), TC_EMODEL);
+  CHECK_INT(store_blob_decode(v1, sizeof v1, NN_CELL_GRU, 2, 5, back, tr, &ht, err, sizeof err),
+            TC_EMODEL);
   CHECK_CONTAINS(err, "state blob holds the state of an lstm (L=2 H=5), but the model is a gru "
                       "(L=2 H=5)");
   for (int cell = NN_CELL_GRU; cell < NN_CELL_COUNT; cell++) {
     unsigned char b[STORE_BLOB_HEADER + 4 * 40 + STORE_BLOB_TRAILER];
     CHECK_INT(store_blob_floats(cell, 2, 5), 10);
-    size_t n = store_blob_encode(b, cell, 2, 5, st);
+    size_t n = store_blob_encode(b, cell, 2, 5, st, NULL);
     CHECK_INT(n, STORE_BLOB_HEADER + 40 + STORE_BLOB_TRAILER);
     CHECK_INT(n, store_blob_len(cell, 2, 5));
     CHECK_INT(store_blob_cell(b, n), cell);
     memset(back, 0, sizeof back);
-    CHECK_INT(store_blob_decode(b, n, cell, 2, 5, back, err, sizeof err), 0);
+    CHECK_INT(store_blob_decode(b, n, cell, 2, 5, back, tr, &ht, err, sizeof err), 0);
     CHECK(memcmp(back, st, 10 * sizeof *st) == 0 && back[10] == 0.0f);
-    CHECK_INT(store_blob_decode(b, n, NN_CELL_LSTM, 2, 5, back, err, sizeof err), TC_EMODEL);
+    CHECK_INT(store_blob_decode(b, n, NN_CELL_LSTM, 2, 5, back, tr, &ht, err, sizeof err),
+              TC_EMODEL);
     char want[120];
     snprintf(want, sizeof want, "holds the state of a %s (L=2 H=5), but the model is an lstm",
              nn_cell_name(cell));
@@ -1056,6 +1120,7 @@ int main(void) {
     return 1;
   test_blob();
   test_blob_cells();
+  test_blob_track();
   test_cells_db();
   test_round_trip();
   test_top();

@@ -46,11 +46,11 @@ static void check_baselines(void) {
 
 static void check_figures(void) {
   /* Three forecasts at distinct times; the model's mean 0.01 at the first. */
-  vol_pt p[3] = {{10, 0, 0.02, 0.01, {1e-4, 4e-4, 2e-4, 1e-4}},
-                 {20, 0, -0.01, 0, {4e-4, 1e-4, 2e-4, 1e-4}},
-                 {30, 0, 0.03, 0, {9e-4, 1e-4, 2e-4, 1e-4}}};
+  vol_pt p[3] = {{10, 0, 0.02, 0.01, {1e-4, 4e-4, 2e-4, 1e-4}, 0},
+                 {20, 0, -0.01, 0, {4e-4, 1e-4, 2e-4, 1e-4}, 0},
+                 {30, 0, 0.03, 0, {9e-4, 1e-4, 2e-4, 1e-4}, 0}};
   vol_fig f;
-  CHECK_INT(vol_figures(p, 3, 0.9, 1.6448536269514722, &f), 0);
+  CHECK_INT(vol_figures(p, 3, 0.9, 1.6448536269514722, 0, &f), 0);
   CHECK_INT(f.n, 3);
   double q0 = 0, q1 = 0, m0 = 0;
   for (int j = 0; j < 3; j++) {
@@ -72,13 +72,26 @@ static void check_figures(void) {
   CHECK_NEAR(f.iv[VOL_MODEL].width, 2 * 1.6448536269514722 * (0.01 + 0.02 + 0.03) / 3, 1e-12);
   /* A calibrated z of 0.9 for the model only: [0.01 -+ 0.009] misses 0.02, [-+0.018] holds -0.01,
    * [-+0.027] misses 0.03; the baselines keep the normal z (the constant still misses 2). */
-  CHECK_INT(vol_figures(p, 3, 0.9, 0.9, &f), 0);
+  CHECK_INT(vol_figures(p, 3, 0.9, 0.9, 0, &f), 0);
   CHECK_INT(f.iv[VOL_MODEL].misses, 2);
   CHECK_NEAR(f.iv[VOL_MODEL].z, 0.9, 0);
   CHECK_NEAR(f.iv[VOL_CONST].z, 1.6448536269514722, 1e-12);
   CHECK_INT(f.iv[VOL_CONST].misses, 2);
   CHECK_NEAR(f.iv[VOL_MODEL].width, 2 * 0.9 * (0.01 + 0.02 + 0.03) / 3, 1e-12);
-  CHECK_INT(vol_figures(p, 0, 0.9, 1.6448536269514722, &f), 0);
+  /* Online: the model's interval takes each point's z (0.9, 3, 0.5: [0.01 -+ 0.009] misses 0.02,
+   * [-+0.06] holds -0.01, [-+0.015] misses 0.03), the static one (z 0.9) sits beside it. */
+  p[0].z = 0.9, p[1].z = 3, p[2].z = 0.5;
+  CHECK_INT(vol_figures(p, 3, 0.9, 0.9, 1, &f), 0);
+  CHECK_INT(f.iv[VOL_MODEL].misses, 2);
+  CHECK_NEAR(f.iv[VOL_MODEL].z, (0.9 + 3 + 0.5) / 3, 1e-15);
+  CHECK_NEAR(f.iv[VOL_MODEL].width, 2 * (0.9 * 0.01 + 3 * 0.02 + 0.5 * 0.03) / 3, 1e-15);
+  CHECK_INT(f.iv_static.misses, 2);
+  CHECK_NEAR(f.iv_static.width, 2 * 0.9 * (0.01 + 0.02 + 0.03) / 3, 1e-12);
+  p[1].z = 0.1; /* [-+0.002] misses -0.01 too */
+  CHECK_INT(vol_figures(p, 3, 0.9, 0.9, 1, &f), 0);
+  CHECK_INT(f.iv[VOL_MODEL].misses, 3);
+  CHECK_INT(f.iv_static.misses, 2);
+  CHECK_INT(vol_figures(p, 0, 0.9, 1.6448536269514722, 0, &f), 0);
   CHECK_INT(f.n, 0);
 }
 

@@ -50,6 +50,14 @@ typedef struct args_flag {
                              .unit = "a coverage"                                                  \
   }
 
+/* --interval-adapt ETA: the online interval's step (daemon/pipeline/ivtrack.h) in z units, in
+ * [0, 1] (0: the model's static z), into the double *dst. */
+#define ARGS_INTERVAL_ADAPT(dst_)                                                                  \
+  {                                                                                                \
+    "interval-adapt", ARGS_DOUBLE, .dst = (dst_), .lo = 0, .hi = 1,                                \
+                                   .unit = "a step in z units (0: off)"                            \
+  }
+
 /* --log-level L (error, warn, info or debug) into log_level, for the commands that log. */
 #define ARGS_LOG_LEVEL                                                                             \
   { "log-level", ARGS_CHOICE, .dst = &log_level, .choices = log_level_names }

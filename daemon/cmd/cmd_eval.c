@@ -15,6 +15,7 @@
 #include "daemon/cmd/cmds.h"
 #include "daemon/pipeline/dataset.h"
 #include "daemon/pipeline/ivcal.h"
+#include "daemon/pipeline/ivtrack.h"
 #include "daemon/pipeline/preplay.h"
 #include "daemon/pipeline/score.h"
 #include "daemon/pipeline/svg.h"
@@ -29,59 +30,63 @@
 
 static void usage(FILE *f) {
   fprintf(
-      f, "usage: tickcast eval --model M --input FILE [--test | --val-frac F | --since TS]\n"
-         "                     [--json] [--plot FILE.svg] [--sym SYM] [--cost-bps X]\n"
-         "                     [--interval C] [--ts-unit U] [--max-memory MiB] [--threads N]\n"
-         "                     [--quiet]\n\n"
-         "Runs the model over a tick file as `tickcast replay` does and scores each prediction\n"
-         "pred_ret made at tick t against the realized log return of the instrument's next tick,\n"
-         "per instrument and pooled (ALL):\n"
-         "  n            scored predictions\n"
-         "  mse, mse_rw  of the model and of the random walk (which predicts a zero return)\n"
-         "  skill        1 - mse / mse_rw (> 0: better than the random walk), with its 95%%\n"
-         "               circular block-bootstrap interval [lo, hi]\n"
-         "  dm, p        Diebold-Mariano statistic of loss(model) - loss(random walk), Newey-West\n"
-         "               variance, Harvey-Leybourne-Newbold correction (< 0: the model is\n"
-         "               better), and its two-sided p-value\n"
-         "  called       predictions with a direction (pred_ret != 0) and a non-zero return\n"
-         "  dir_acc      share of those with the right sign; base: the share of the more\n"
-         "               frequent sign among them (what always calling it scores); pt_p: the\n"
-         "               Pesaran-Timmermann p-value of directional skill\n"
-         "Pooled tests sum the losses of predictions made at the same time. Each instrument's\n"
-         "state starts at zero at its first tick; --test, --val-frac and --since only choose\n"
-         "which predictions are scored (earlier ticks still warm the state up). eval warns when\n"
-         "scored predictions were made inside the model's training range.\n"
-         "A model with the scale head (train --head gauss) also has its variance forecast\n"
-         "h = pred_std^2 scored against the next squared return, next to EWMA (RiskMetrics,\n"
-         "lambda 0.94), GARCH(1,1) and the constant variance, all three fitted per instrument\n"
-         "on its returns before the first scored prediction (the first half when fewer than\n"
-         "100): qlike = mean of ln h + r^2 / h and mse = mean of (r^2 - h)^2 (lower is better),\n"
-         "Diebold-Mariano tests of the model's loss minus each baseline's (< 0: the model is\n"
-         "better), and the central --interval: coverage, mean width (of the log return) and\n"
-         "Kupiec's test of the misses.\n\n"
-         "  --model M       safetensors model file\n"
-         "  --input FILE    tick file (CSV or JSON Lines, '-' = stdin)\n"
-         "  --test          score only predictions made after each instrument's training range\n"
-         "                  (the part `tickcast train --test-frac` held out)\n"
-         "  --val-frac F    score only the last F of every instrument's ticks\n"
-         "  --since TS      score only predictions made at ts >= TS (integer ns or RFC 3339)\n"
-         "  --json          print the report as one JSON object instead of a table\n"
-         "  --plot FILE     write an SVG: predicted vs realized returns, and the cumulative\n"
-         "                  return of trading the sign of the prediction, equal-weighted over\n"
-         "                  instruments, gross and net of costs, next to buying and holding\n"
-         "  --sym SYM       only this instrument (table, JSON and plot)\n"
-         "  --cost-bps X    cost of changing the position by one unit at a tick without a bid\n"
-         "                  and ask, in basis points of the price (default 1); ticks with a\n"
-         "                  quote pay half their spread\n"
-         "  --interval C    coverage of the scored interval, in (0, 1) (default 0.9)\n"
-         "  --ts-unit U     integer timestamps in the file are s, ms, us or ns (default ns)\n"
-         "  --max-memory MiB  most memory for the input's ticks (default: half of this\n"
-         "                  machine's; about 200 bytes a tick): past it, exit 1 naming the line\n"
-         "  --threads N     threads for the predictions (default: the online cores); the\n"
-         "                  report is the same for every N\n"
-         "  --quiet         no input summary on stderr\n"
-         "Exit status: 0 done, 1 runtime failure or nothing to score, 2 bad usage, bad model or\n"
-         "unreadable input.\n");
+      f,
+      "usage: tickcast eval --model M --input FILE [--test | --val-frac F | --since TS]\n"
+      "                     [--json] [--plot FILE.svg] [--sym SYM] [--cost-bps X]\n"
+      "                     [--interval C] [--interval-adapt ETA] [--ts-unit U]\n"
+      "                     [--max-memory MiB] [--threads N] [--quiet]\n\n"
+      "Runs the model over a tick file as `tickcast replay` does and scores each prediction\n"
+      "pred_ret made at tick t against the realized log return of the instrument's next tick,\n"
+      "per instrument and pooled (ALL):\n"
+      "  n            scored predictions\n"
+      "  mse, mse_rw  of the model and of the random walk (which predicts a zero return)\n"
+      "  skill        1 - mse / mse_rw (> 0: better than the random walk), with its 95%%\n"
+      "               circular block-bootstrap interval [lo, hi]\n"
+      "  dm, p        Diebold-Mariano statistic of loss(model) - loss(random walk), Newey-West\n"
+      "               variance, Harvey-Leybourne-Newbold correction (< 0: the model is\n"
+      "               better), and its two-sided p-value\n"
+      "  called       predictions with a direction (pred_ret != 0) and a non-zero return\n"
+      "  dir_acc      share of those with the right sign; base: the share of the more\n"
+      "               frequent sign among them (what always calling it scores); pt_p: the\n"
+      "               Pesaran-Timmermann p-value of directional skill\n"
+      "Pooled tests sum the losses of predictions made at the same time. Each instrument's\n"
+      "state starts at zero at its first tick; --test, --val-frac and --since only choose\n"
+      "which predictions are scored (earlier ticks still warm the state up). eval warns when\n"
+      "scored predictions were made inside the model's training range.\n"
+      "A model with the scale head (train --head gauss) also has its variance forecast\n"
+      "h = pred_std^2 scored against the next squared return, next to EWMA (RiskMetrics,\n"
+      "lambda 0.94), GARCH(1,1) and the constant variance, all three fitted per instrument\n"
+      "on its returns before the first scored prediction (the first half when fewer than\n"
+      "100): qlike = mean of ln h + r^2 / h and mse = mean of (r^2 - h)^2 (lower is better),\n"
+      "Diebold-Mariano tests of the model's loss minus each baseline's (< 0: the model is\n"
+      "better), and the central --interval: coverage, mean width (of the log return) and\n"
+      "Kupiec's test of the misses.\n\n"
+      "  --model M       safetensors model file\n"
+      "  --input FILE    tick file (CSV or JSON Lines, '-' = stdin)\n"
+      "  --test          score only predictions made after each instrument's training range\n"
+      "                  (the part `tickcast train --test-frac` held out)\n"
+      "  --val-frac F    score only the last F of every instrument's ticks\n"
+      "  --since TS      score only predictions made at ts >= TS (integer ns or RFC 3339)\n"
+      "  --json          print the report as one JSON object instead of a table\n"
+      "  --plot FILE     write an SVG: predicted vs realized returns, and the cumulative\n"
+      "                  return of trading the sign of the prediction, equal-weighted over\n"
+      "                  instruments, gross and net of costs, next to buying and holding\n"
+      "  --sym SYM       only this instrument (table, JSON and plot)\n"
+      "  --cost-bps X    cost of changing the position by one unit at a tick without a bid\n"
+      "                  and ask, in basis points of the price (default 1); ticks with a\n"
+      "                  quote pay half their spread\n"
+      "  --interval C    coverage of the scored interval, in (0, 1) (default 0.9)\n"
+      "  --interval-adapt ETA  the online interval's step, as replay emits it (default\n"
+      "                  " IVTRACK_ETA_TEXT "; 0: the model's static z); with it on, the static\n"
+      "                  interval's figures are shown beside\n"
+      "  --ts-unit U     integer timestamps in the file are s, ms, us or ns (default ns)\n"
+      "  --max-memory MiB  most memory for the input's ticks (default: half of this\n"
+      "                  machine's; about 200 bytes a tick): past it, exit 1 naming the line\n"
+      "  --threads N     threads for the predictions (default: the online cores); the\n"
+      "                  report is the same for every N\n"
+      "  --quiet         no input summary on stderr\n"
+      "Exit status: 0 done, 1 runtime failure or nothing to score, 2 bad usage, bad model or\n"
+      "unreadable input.\n");
 }
 
 /* The command line. */
@@ -94,6 +99,7 @@ typedef struct eval_opts {
   double cost_bps;                                    /* --cost-bps */
   int ts_unit;                                        /* --ts-unit (enum tickfile_ts_unit) */
   double interval;                                    /* --interval */
+  double interval_adapt;                              /* --interval-adapt */
   int max_memory; /* --max-memory MiB for the input (0: half of the machine's) */
   int threads;    /* --threads */
 } eval_opts;
@@ -105,6 +111,7 @@ static int eval_parse(eval_opts *o, int argc, char **argv) {
   o->cost_bps = 1;
   o->ts_unit = TICKFILE_TS_AUTO;
   o->interval = 0.9;
+  o->interval_adapt = IVTRACK_ETA_DEFAULT;
   o->threads = replay_default_threads();
   const args_flag flags[] = {
       {"model", ARGS_STR, .dst = &o->model_path},
@@ -122,6 +129,7 @@ static int eval_parse(eval_opts *o, int argc, char **argv) {
       {"quiet", ARGS_SWITCH, .dst = &o->quiet, .short_name = 'q'},
       {"interval", ARGS_DOUBLE, .dst = &o->interval, .lo = 0, .hi = 1, .open_lo = 1, .open_hi = 1,
        .unit = "a coverage"},
+      ARGS_INTERVAL_ADAPT(&o->interval_adapt),
       {"threads", ARGS_INT, .dst = &o->threads, .lo = 1, .hi = PREPLAY_MAX_THREADS},
   };
   const args_cmd c = {.name = "eval",
@@ -174,6 +182,7 @@ typedef struct eval_run {
   vol_fig *vfig;   /* (ns) per instrument */
   vol_fig vall;    /* pooled */
   double interval; /* --interval */
+  double adapt;    /* --interval-adapt: the online interval's step, 0: the static z */
 } eval_run;
 
 /* Reads tickcast.ranges into r->rng for the series of r->d. 0, or 2 after printing why. */
@@ -280,7 +289,8 @@ static int eval_select(eval_run *r, const eval_opts *o) {
   r->off = calloc((size_t)d->ns + 1, sizeof *r->off);
   if (!r->pts || !r->off)
     return TC_ENOMEM;
-  size_t maxn = 0, *tix = NULL; /* gauss: the tick of each scored prediction */
+  size_t maxn = 0, *tix = NULL;   /* gauss: the tick of each scored prediction */
+  double *ret = NULL, *zt = NULL; /* gauss: (maxn) a series' returns, its intervals' z */
   for (int i = 0; i < d->ns; i++)
     maxn = d->s[i].n > maxn ? d->s[i].n : maxn;
   if (r->m.gauss) {
@@ -288,8 +298,10 @@ static int eval_select(eval_run *r, const eval_opts *o) {
     r->vb = calloc(d->ns ? (size_t)d->ns : 1, sizeof *r->vb);
     r->hb = malloc(3 * (maxn ? maxn : 1) * sizeof *r->hb);
     tix = malloc((n ? n : 1) * sizeof *tix);
-    if (!r->vpts || !r->vb || !r->hb || !tix) {
-      free(tix);
+    ret = malloc((maxn ? maxn : 1) * sizeof *ret);
+    zt = malloc((maxn ? maxn : 1) * sizeof *zt);
+    if (!r->vpts || !r->vb || !r->hb || !tix || !ret || !zt) {
+      free(tix), free(ret), free(zt);
       return TC_ENOMEM;
     }
   }
@@ -315,9 +327,14 @@ static int eval_select(eval_run *r, const eval_opts *o) {
     if (tix) { /* the baselines, fitted on what comes before the first scored prediction */
       double *h[VOL_N] = {NULL, r->hb, r->hb + maxn, r->hb + 2 * maxn};
       vol_baselines(s, r->npts > r->off[i] ? tix[r->off[i]] : s->n, &r->vb[i], h);
+      /* The interval as replay emits it: the online z runs from the series' first tick. */
+      for (size_t t = 0; t < s->n; t++)
+        ret[t] = t + 1 < s->n ? s->raw[(t + 1) * NN_F] : 0;
+      ivtrack_series(ret, r->pred[i], r->var[i], s->n, ivcal_z(&r->m, r->interval), r->adapt,
+                     r->interval, zt);
       for (size_t k = r->off[i]; k < r->npts; k++) {
         size_t t = tix[k];
-        r->vpts[k] = (vol_pt){s->ts[t], i, r->pts[k].real, r->pts[k].pred, {r->var[i][t]}};
+        r->vpts[k] = (vol_pt){s->ts[t], i, r->pts[k].real, r->pts[k].pred, {r->var[i][t]}, zt[t]};
         for (int q = VOL_EWMA; q < VOL_N; q++)
           r->vpts[k].h[q] = h[q][t];
       }
@@ -327,7 +344,7 @@ static int eval_select(eval_run *r, const eval_opts *o) {
     r->unseen += r->has_ranges && !g->known && r->npts > r->off[i];
   }
   r->off[d->ns] = r->npts;
-  free(tix);
+  free(tix), free(ret), free(zt);
   return 0;
 }
 
@@ -353,10 +370,11 @@ static int eval_score(eval_run *r) {
     return TC_ENOMEM;
   double z = ivcal_z(&r->m, r->interval);
   for (int i = 0; i < d->ns; i++)
-    if ((r->only < 0 || i == r->only) && vol_figures(r->vpts + r->off[i], r->off[i + 1] - r->off[i],
-                                                     r->interval, z, &r->vfig[i]) != 0)
+    if ((r->only < 0 || i == r->only) &&
+        vol_figures(r->vpts + r->off[i], r->off[i + 1] - r->off[i], r->interval, z, r->adapt > 0,
+                    &r->vfig[i]) != 0)
       return TC_ENOMEM;
-  return vol_figures(r->vpts, r->npts, r->interval, z, &r->vall);
+  return vol_figures(r->vpts, r->npts, r->interval, z, r->adapt > 0, &r->vall);
 }
 
 /* "2000-01-03" or a full timestamp when the time of day is not midnight. */
@@ -449,9 +467,22 @@ static json_t *fig_json(const score_fig *f) {
   return o;
 }
 
-/* The variance figures of one set: per forecast its losses and interval, per baseline the DM
- * tests of the model against it. */
-static json_t *vfig_json(const vol_fig *f) {
+/* One interval's figures. */
+static json_t *iv_json(const evalstat_interval *v) {
+  json_t *iv = json_object();
+  json_object_set_new(iv, "nominal", jnum(v->nominal));
+  json_object_set_new(iv, "z", jnum(v->z));
+  json_object_set_new(iv, "coverage", jnum(v->coverage));
+  json_object_set_new(iv, "misses", json_integer((json_int_t)v->misses));
+  json_object_set_new(iv, "width", jnum(v->width));
+  json_object_set_new(iv, "kupiec_lr", jnum(v->lr));
+  json_object_set_new(iv, "kupiec_p", jnum(v->p));
+  return iv;
+}
+
+/* The variance figures of one set: per forecast its losses and interval (the model's as emitted,
+ * and with online also its static one), per baseline the DM tests of the model against it. */
+static json_t *vfig_json(const vol_fig *f, int online) {
   json_t *o = json_object();
   json_object_set_new(o, "n", json_integer((json_int_t)f->n));
   for (int k = 0; k < VOL_N; k++) {
@@ -472,18 +503,9 @@ static json_t *vfig_json(const vol_fig *f) {
       json_object_set_new(e, "dm_qlike", dq);
       json_object_set_new(e, "dm_mse", dm);
     }
-    json_t *iv = json_null();
-    if (f->has_iv) {
-      iv = json_object();
-      json_object_set_new(iv, "nominal", jnum(f->iv[k].nominal));
-      json_object_set_new(iv, "z", jnum(f->iv[k].z));
-      json_object_set_new(iv, "coverage", jnum(f->iv[k].coverage));
-      json_object_set_new(iv, "misses", json_integer((json_int_t)f->iv[k].misses));
-      json_object_set_new(iv, "width", jnum(f->iv[k].width));
-      json_object_set_new(iv, "kupiec_lr", jnum(f->iv[k].lr));
-      json_object_set_new(iv, "kupiec_p", jnum(f->iv[k].p));
-    }
-    json_object_set_new(e, "interval", iv);
+    json_object_set_new(e, "interval", f->has_iv ? iv_json(&f->iv[k]) : json_null());
+    if (k == VOL_MODEL && online)
+      json_object_set_new(e, "interval_static", f->has_iv ? iv_json(&f->iv_static) : json_null());
     json_object_set_new(o, vol_names[k], e);
   }
   return o;
@@ -536,15 +558,18 @@ static void eval_report_json(const eval_run *r, const eval_opts *o, const char *
     json_object_set_new(e, "sym", json_string(r->d.s[i].sym));
     json_object_set_new(e, "metrics", fig_json(&r->fig[i]));
     if (r->m.gauss) {
-      json_object_set_new(e, "variance", vfig_json(&r->vfig[i]));
+      json_object_set_new(e, "variance", vfig_json(&r->vfig[i], r->adapt > 0));
       json_object_set_new(e, "baselines", vbase_json(&r->vb[i]));
     }
     json_array_append_new(arr, e);
   }
   json_object_set_new(root, "instruments", arr);
   json_object_set_new(root, "overall", fig_json(&r->all));
-  if (r->m.gauss)
-    json_object_set_new(root, "variance", vfig_json(&r->vall));
+  if (r->m.gauss) {
+    json_t *v = vfig_json(&r->vall, r->adapt > 0);
+    json_object_set_new(v, "interval_adapt", json_real(r->adapt));
+    json_object_set_new(root, "variance", v);
+  }
   char *s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
   if (s)
     printf("%s\n", s);
@@ -594,12 +619,17 @@ static void vrow_table(const char *name, const vol_fig *f) {
 
 /* The variance table of a model with the scale head. */
 static void eval_report_vol(const eval_run *r) {
+  char zs[96];
+  if (r->adapt > 0)
+    snprintf(zs, sizeof zs, "z online (--interval-adapt %g, from %.4f)", r->adapt,
+             ivcal_z(&r->m, r->interval));
+  else
+    snprintf(zs, sizeof zs, "%.4f", ivcal_z(&r->m, r->interval));
   printf("\nvariance forecasts: qlike = mean of ln h + r^2/h (lower is better); p: Diebold-Mariano "
          "p-value of qlike(model) - qlike(baseline); interval: central %g%% of the model, "
-         "pred_ret -+ %.4f pred_std (normal: %.4f), coverage, mean width of the log return, "
+         "pred_ret -+ %s pred_std (normal: %.4f), coverage, mean width of the log return, "
          "Kupiec p\n",
-         100 * r->interval, ivcal_z(&r->m, r->interval),
-         evalstat_norm_quantile(0.5 + 0.5 * r->interval));
+         100 * r->interval, zs, evalstat_norm_quantile(0.5 + 0.5 * r->interval));
   printf("%-12s %7s %9s %9s %6s %9s %6s %9s %6s %8s %9s %8s\n", "sym", "n", "model", "ewma", "p",
          "garch", "p", "const", "p", "cover", "width", "kupiec_p");
   for (int i = 0; i < r->d.ns; i++)
@@ -610,6 +640,12 @@ static void eval_report_vol(const eval_run *r) {
   const vol_fig *f = &r->vall;
   printf("mse of squared returns: model %.4e, ewma %.4e, garch %.4e, const %.4e\n",
          f->mse[VOL_MODEL], f->mse[VOL_EWMA], f->mse[VOL_GARCH], f->mse[VOL_CONST]);
+  if (r->adapt > 0 && f->has_iv)
+    printf("interval: online coverage %.4f (mean z %.4f, width %.3e, Kupiec p %.3g); static z "
+           "%.4f: coverage %.4f (width %.3e, Kupiec p %.3g)\n",
+           f->iv[VOL_MODEL].coverage, f->iv[VOL_MODEL].z, f->iv[VOL_MODEL].width,
+           f->iv[VOL_MODEL].p, f->iv_static.z, f->iv_static.coverage, f->iv_static.width,
+           f->iv_static.p);
   int ins = 0;
   for (int i = 0; i < r->d.ns; i++)
     ins += (r->only < 0 || i == r->only) && r->vb[i].in_sample;
@@ -644,10 +680,11 @@ static double *eval_band(const eval_run *r) {
   double *band = malloc((r->npts ? r->npts : 1) * sizeof *band);
   size_t *cur = malloc(((size_t)r->d.ns + 1) * sizeof *cur);
   if (band && cur) {
-    double z = ivcal_z(&r->m, r->interval);
     memcpy(cur, r->off, ((size_t)r->d.ns + 1) * sizeof *cur);
-    for (size_t k = 0; k < r->npts; k++)
-      band[k] = z * sqrt(r->vpts[cur[r->pooled[k].sym]++].h[VOL_MODEL]);
+    for (size_t k = 0; k < r->npts; k++) {
+      const vol_pt *v = &r->vpts[cur[r->pooled[k].sym]++];
+      band[k] = v->z * sqrt(v->h[VOL_MODEL]);
+    }
   } else {
     free(band);
     band = NULL;
@@ -745,6 +782,7 @@ int cmd_eval(int argc, char **argv) {
   eval_run r;
   memset(&r, 0, sizeof r);
   r.interval = o.interval;
+  r.adapt = o.interval_adapt;
   status = eval_load(&r, &o);
   if (status == 0 && (eval_predict(&r, &o) != 0 || eval_select(&r, &o) != 0)) {
     fprintf(stderr, "tickcast eval: out of memory\n");

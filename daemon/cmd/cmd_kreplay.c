@@ -8,6 +8,7 @@
 #include "daemon/cmd/cmds.h"
 #include "daemon/kafka/kreplay.h"
 #include "daemon/pipeline/encode.h"
+#include "daemon/pipeline/ivtrack.h"
 #include "daemon/pipeline/preplay.h"
 #include "ingest/number.h"
 #include "ingest/tick.h"
@@ -45,6 +46,8 @@ static void usage(FILE *f) {
       "  --output FILE        prediction file ('-' = stdout)\n"
       "  --output-topic T     produce predictions to topic T instead\n"
       "  --interval C         coverage of lo_px..hi_px, in (0, 1) (default 0.9)\n"
+      "  --interval-adapt ETA step of each instrument's online z, 0: the model's static z\n"
+      "                       (default " IVTRACK_ETA_TEXT "; see tickcast replay --help)\n"
       "  --idle-timeout MS    give up when no message arrives for MS ms before the end of the\n"
       "                       range (default 10000)\n"
       "  --threads N          worker threads (default: the online cores): one reader, the\n"
@@ -99,6 +102,7 @@ static int kreplay_parse(kreplay_opts *o, const char **model, kconf *kc, int32_t
       {"output-topic", ARGS_STR, .dst = &o->out_topic},
       {"interval", ARGS_DOUBLE, .dst = &o->interval, .lo = 0, .hi = 1, .open_lo = 1, .open_hi = 1,
        .unit = "a coverage"},
+      ARGS_INTERVAL_ADAPT(&o->adapt),
       {"idle-timeout", ARGS_INT, .dst = &o->idle_ms, .unit = "milliseconds", .lo = 1,
        .hi = 86400000},
       ARGS_LOG_LEVEL,
@@ -147,6 +151,7 @@ int cmd_kreplay(int argc, char **argv) {
                     .start_ms = -1,
                     .end_ms = -1,
                     .idle_ms = 10000,
+                    .adapt = IVTRACK_ETA_DEFAULT,
                     .threads = replay_default_threads()};
   const char *model = NULL;
   kconf kc;

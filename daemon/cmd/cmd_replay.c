@@ -13,6 +13,7 @@
 #include "daemon/cmd/cmds.h"
 #include "daemon/pipeline/encode.h"
 #include "daemon/pipeline/engine.h"
+#include "daemon/pipeline/ivtrack.h"
 #include "daemon/pipeline/preplay.h"
 #include "ingest/reject.h"
 #include "ingest/tickfile.h"
@@ -27,7 +28,7 @@ static void usage(FILE *f) {
   fprintf(
       f,
       "usage: tickcast replay --model M --input FILE [--output FILE] [--interval C]\n"
-      "                       [--threads N] [--ts-unit U] [--quiet]\n"
+      "                       [--interval-adapt ETA] [--threads N] [--ts-unit U] [--quiet]\n"
       "       tickcast replay --model M --brokers LIST --topic T [range options]   "
       "(see tickcast replay --brokers x --help)\n\n"
       "Runs the model over a tick file (CSV with a header row, or JSON Lines; '-' = stdin)\n"
@@ -41,6 +42,10 @@ static void usage(FILE *f) {
       "  --output FILE  prediction file ('-' = stdout)\n"
       "  --interval C   coverage of lo_px..hi_px, the central interval of the next price, in\n"
       "                 (0, 1) (default 0.9; models with the scale head)\n"
+      "  --interval-adapt ETA  step of each instrument's online z (quantile tracking, in z\n"
+      "                 units per tick): after every tick the interval widens by ETA (1 - C)\n"
+      "                 when the price fell outside the last one and narrows by ETA C when\n"
+      "                 inside; 0 keeps the model's calibrated z (default " IVTRACK_ETA_TEXT ")\n"
       "  --threads N    worker threads (default: the online cores); instruments are spread over\n"
       "                 them and the output is the same bytes for every N; 1 runs on one thread\n"
       "  --ts-unit U    integer timestamps in the file are s, ms, us or ns (default ns, with a\n"
@@ -292,7 +297,7 @@ static int par_chunk_done(void *ud) {
 }
 
 /* The pipeline and the output file. 0, or 1 after printing why. */
-static int par_setup(replay_run *r, const nn_model *m, double interval) {
+static int par_setup(replay_run *r, const nn_model *m, double interval, double adapt) {
   r->outbuf = malloc(PAR_OUTBUF);
   size_t nseen = 2 * (size_t)r->threads + 1; /* see preplay_decode_fn */
   r->seen = aligned_alloc(64, nseen * sizeof *r->seen);
@@ -300,6 +305,7 @@ static int par_setup(replay_run *r, const nn_model *m, double interval) {
     memset(r->seen, 0, nseen * sizeof *r->seen);
   const preplay_cfg cfg = {.m = m,
                            .interval = interval,
+                           .adapt = adapt,
                            .threads = r->threads,
                            .jsonl = r->jsonl,
                            .src = r->src,
@@ -380,7 +386,7 @@ int cmd_replay(int argc, char **argv) {
       return cmd_kreplay(argc, argv);
   const char *model_path = NULL, *in_path = NULL;
   int ts_unit = TICKFILE_TS_AUTO;
-  double interval = 0.9;
+  double interval = 0.9, interval_adapt = IVTRACK_ETA_DEFAULT;
   replay_run r;
   memset(&r, 0, sizeof r);
   r.threads = replay_default_threads();
@@ -392,6 +398,7 @@ int cmd_replay(int argc, char **argv) {
       {"threads", ARGS_INT, .dst = &r.threads, .lo = 1, .hi = PREPLAY_MAX_THREADS},
       {"quiet", ARGS_SWITCH, .dst = &r.quiet, .short_name = 'q'},
       ARGS_INTERVAL,
+      ARGS_INTERVAL_ADAPT(&interval_adapt),
   };
   const args_cmd c = {.name = "replay",
                       .flags = flags,
@@ -432,13 +439,15 @@ int cmd_replay(int argc, char **argv) {
   r.rej.quiet = r.quiet;
   r.rej.lead = r.bar ? "\r\033[K" : "";
   if (r.threads > 1) {
-    status = par_setup(&r, &m, interval);
+    status = par_setup(&r, &m, interval, interval_adapt);
     if (status == 0)
       status = par_loop(&r);
   } else {
     status = replay_setup(&r, &m);
-    if (status == 0)
+    if (status == 0) {
       engine_set_interval(&r.e, interval);
+      engine_set_adapt(&r.e, interval_adapt);
+    }
     if (status == 0)
       status = replay_loop(&r);
   }

@@ -6,6 +6,7 @@
 #include "daemon/cmd/args.h"
 #include "daemon/loop/http.h"
 #include "daemon/loop/run.h"
+#include "daemon/pipeline/ivtrack.h"
 #include "nn/base/tc_err.h"
 
 void run_usage(FILE *f) {
@@ -42,6 +43,9 @@ void run_usage(FILE *f) {
       "  --interval C           coverage of lo_px..hi_px, the central interval of the next\n"
       "                         price that a model with the scale head adds, in (0, 1)\n"
       "                         (default 0.9)\n"
+      "  --interval-adapt ETA   step of each instrument's online z (quantile tracking, in z\n"
+      "                         units per tick; kept in the checkpointed state); 0 keeps the\n"
+      "                         model's calibrated z (default " IVTRACK_ETA_TEXT ")\n"
       "  --log-level L          error, warn, info (default) or debug\n"
       "%s"
       "State (docs/STATE.md):\n"
@@ -158,6 +162,7 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
   o->max_future_ms = 300000;
   o->unhealthy_after_ms = 60000;
   double interval = 0.9;
+  o->interval_adapt = IVTRACK_ETA_DEFAULT;
   const char *http = NULL;
   /* In the order kconf_check_flags lists them for an unknown config key. */
   const args_flag flags[] = {
@@ -187,6 +192,7 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
       {"sync", ARGS_CHOICE, .dst = &o->sync_full, .choices = sync_names},
       {"changelog-topic", ARGS_STR, .dst = &o->changelog_topic},
       ARGS_INTERVAL,
+      ARGS_INTERVAL_ADAPT(&o->interval_adapt),
   };
   const args_cmd c = {.name = "run",
                       .flags = flags,

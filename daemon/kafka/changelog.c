@@ -43,7 +43,8 @@ size_t cl_encode_state(unsigned char *buf, int32_t part, int64_t next, const uns
   le_put_u64(buf + CL_HEAD, in->n);
   le_put_u64(buf + CL_HEAD + 8, (uint64_t)in->last_ts);
   le_put_u64(buf + CL_HEAD + 16, px);
-  size_t len = CL_STATE_FIXED + store_blob_encode(buf + CL_STATE_FIXED, cell, L, H, in->state);
+  size_t len = CL_STATE_FIXED + store_blob_encode(buf + CL_STATE_FIXED, cell, L, H, in->state,
+                                                  in->has_track ? in->track : NULL);
   le_put_u64(buf + len, seal_of(in->sym, in->sym_len, buf, len));
   return len + 8;
 }
@@ -187,6 +188,8 @@ static int offer(cl_restore *r, const store_inst *in, const float *st, int64_t n
   ti->last_px = in->last_px;
   ti->partition = in->partition;
   ti->skip_below = next;
+  ti->iv_on = (uint8_t)in->has_track;
+  memcpy(ti->iv, in->track, sizeof ti->iv);
   memcpy(symtab_state(&r->t, s), st, r->t.state_floats * sizeof(float));
   return 0;
 }
@@ -239,19 +242,21 @@ void cl_restore_add(cl_restore *r, int64_t cl_off, const void *key, size_t klen,
     return;
   }
   char why[160];
-  /* The blob's own cell is checked too: a record whose header and blob disagree is damaged. */
-  if (len != cl_state_len(r->cell, r->L, r->H) || klen < 1 || klen > STORE_SYM_MAX || off < 0 ||
-      store_blob_decode(v + CL_STATE_FIXED, len - CL_STATE_FIXED - 8, r->cell, r->L, r->H, r->tmp,
-                        why, sizeof why) != 0) {
-    r->st.bad++;
-    return;
-  }
-  uint64_t px = le_get_u64(v + CL_HEAD + 16);
   store_inst in = {.sym = key,
                    .sym_len = klen,
                    .partition = part,
                    .n = le_get_u64(v + CL_HEAD),
                    .last_ts = (int64_t)le_get_u64(v + CL_HEAD + 8)};
+  /* The blob's own cell is checked too: a record whose header and blob disagree is damaged. */
+  size_t sl = cl_state_len(r->cell, r->L, r->H);
+  if ((len != sl && len != sl + STORE_BLOB_TRACK_LEN) || klen < 1 || klen > STORE_SYM_MAX ||
+      off < 0 ||
+      store_blob_decode(v + CL_STATE_FIXED, len - CL_STATE_FIXED - 8, r->cell, r->L, r->H, r->tmp,
+                        in.track, &in.has_track, why, sizeof why) != 0) {
+    r->st.bad++;
+    return;
+  }
+  uint64_t px = le_get_u64(v + CL_HEAD + 16);
   memcpy(&in.last_px, &px, 8);
   if (cl_off < rp->floor)
     return;
@@ -745,7 +750,8 @@ int cl_writer_put(cl_writer *w, const unsigned char sha[32], int cell, int L, in
       snprintf(err, errlen, "changelog %s: the topic does not exist", w->topic);
     return TC_EKAFKA;
   }
-  if (put_reserve(w, n > nparts ? n : nparts, cl_state_len(cell, L, H)) != 0) {
+  if (put_reserve(w, n > nparts ? n : nparts, cl_state_len(cell, L, H) + STORE_BLOB_TRACK_LEN) !=
+      0) {
     snprintf(err, errlen, "changelog %s: out of memory", w->topic);
     return TC_ENOMEM;
   }

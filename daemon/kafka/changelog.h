@@ -37,7 +37,8 @@
  * 1 and 2 were the hand-off records of an earlier version: ignored and counted), u8 cell of the
  * model (NN_CELL_*), 2 zero bytes, i32 input partition, i64 offset (state: o_A; marker: O), the
  * model's sha256 (32 raw bytes); then a state: u64 n, i64 last_ts, f64 last_px, a state blob
- * (store_blob_encode, version 2 with the cell, checked by its own hash); a marker: i64 base, u64
+ * (store_blob_encode: version 2 with the cell, or version 3 with the instrument's interval
+ * tracker too; checked by its own hash); a marker: i64 base, u64
  * messages since base, u32 instruments of the partition, u32 records of this checkpoint, i64 wall
  * clock (ns). Both end with the XXH64 (seeded with the XXH64 of the message key) of every value
  * byte before it, so a record whose key or any byte changed is ignored. Keys: the symbol (states),
@@ -60,11 +61,13 @@
 #define CL_KIND_STATE 3
 #define CL_KIND_MARKER 4
 
-/* Bytes of one state record's value for a state of the cell (NN_CELL_*), L layers of H. */
+/* Bytes of one state record's value for a state of the cell (NN_CELL_*), L layers of H, without
+ * an interval tracker; one with it (a version 3 blob) has STORE_BLOB_TRACK_LEN more. */
 size_t cl_state_len(int cell, int L, int H);
 
 /* Encodes the record "in (of input partition part) after its ticks below next, under model sha
- * of the cell" (a state of L layers of H) into buf (cl_state_len bytes); returns the length. */
+ * of the cell" (a state of L layers of H, and in's tracker when it has one) into buf
+ * (cl_state_len bytes, STORE_BLOB_TRACK_LEN more with a tracker); returns the length. */
 size_t cl_encode_state(unsigned char *buf, int32_t part, int64_t next, const unsigned char sha[32],
                        const store_inst *in, int cell, int L, int H);
 

@@ -234,6 +234,8 @@ static int kr_alloc(kr_run *r, const nn_model *m) {
   r->engine_ok = r->o->threads <= 1;
   if (r->engine_ok && r->o->interval > 0)
     engine_set_interval(&r->e, r->o->interval);
+  if (r->engine_ok)
+    engine_set_adapt(&r->e, r->o->adapt);
   return 0;
 }
 
@@ -567,6 +569,7 @@ static int kr_par_chunk_done(void *ud) {
 static void kr_replay_par(kr_run *r, const nn_model *m) {
   const preplay_cfg cfg = {.m = m,
                            .interval = r->o->interval,
+                           .adapt = r->o->adapt,
                            .threads = r->o->threads,
                            .jsonl = r->jsonl,
                            .keep_sym = r->out_rkt != NULL,

@@ -26,6 +26,7 @@ typedef struct kreplay_opts {
   int idle_ms;                       /* give up after this long without a message */
   int quiet;                         /* no summary, no rejected message logged */
   double interval;                   /* coverage of lo_px..hi_px (scale head), in (0, 1); 0: 0.9 */
+  double adapt;                      /* the online interval's step (engine_set_adapt); 0: off */
   int threads;                       /* workers: 1 reads, steps and writes on this thread;
                                         more run the pipeline of preplay.h, same output */
 } kreplay_opts;

@@ -12,6 +12,9 @@
 #include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 
+/* An instrument's interval tracker goes to and from its blob as is. */
+_Static_assert(SYMTAB_IV == STORE_BLOB_TRACK, "the tracker's doubles: symtab.h and store.h");
+
 _Static_assert(STORE_SYM_MAX == TICK_SYM_MAX, "store and ingest agree on the longest symbol");
 
 struct ckpt {
@@ -309,6 +312,8 @@ static void copy_row(ckpt *ck, symtab *t, uint32_t s, int64_t next) {
   r->n = in->n;
   r->last_ts = in->last_ts;
   r->last_px = in->last_px;
+  r->has_track = in->iv_on;
+  memcpy(r->track, in->iv, sizeof r->track);
   r->next_offset = next == -2 ? -1 : next;
   ck->to_cl[n] = (uint8_t)(in->dirty != 2 || (p >= 0 && p < ck->p_cap && ck->p_full[p]));
   memcpy(ck->sym[n], in->sym, sizeof ck->sym[n]);
@@ -752,6 +757,8 @@ int32_t ckpt_inst_put(symtab *t, const store_inst *in, int dirty) {
   ti->partition = in->partition;
   ti->skip_below = in->next_offset > 0 ? in->next_offset : 0;
   ti->dirty = (uint8_t)dirty;
+  ti->iv_on = (uint8_t)in->has_track;
+  memcpy(ti->iv, in->track, sizeof ti->iv);
   memcpy(symtab_state(t, s), in->state, t->state_floats * sizeof(float));
   return s;
 }

@@ -368,6 +368,8 @@ static int put_instruments(run *r, restore_job *j, uint32_t budget) {
     di->partition = in->partition;
     di->skip_below = in->skip_below;
     di->dirty = in->dirty;
+    di->iv_on = in->iv_on;
+    memcpy(di->iv, in->iv, sizeof di->iv);
     memcpy(symtab_state(&r->e.st, d), symtab_state(t, (int32_t)s),
            r->e.st.state_floats * sizeof(float));
     j->n_put++;

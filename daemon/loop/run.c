@@ -62,6 +62,7 @@ static int setup_engine(run *r) {
   r->e.max_instruments = (uint32_t)r->o->max_instruments;
   r->e.max_future_ns = (int64_t)r->o->max_future_ms * 1000000;
   engine_set_interval(&r->e, r->o->interval);
+  engine_set_adapt(&r->e, r->o->interval_adapt);
   r->msgs = calloc((size_t)r->chunk, sizeof *r->msgs);
   r->ticks = calloc((size_t)r->chunk, sizeof *r->ticks);
   if (!r->msgs || !r->ticks)

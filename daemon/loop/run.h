@@ -32,6 +32,7 @@ typedef struct run_opts {
   int on_model_change_keep; /* --on-model-change keep (1) | reset (0, default) */
   int sync_full;            /* --sync full (1) | normal (0, default) */
   double interval;          /* --interval: coverage of lo_px..hi_px (scale head), default 0.9 */
+  double interval_adapt;    /* --interval-adapt: the online interval's step (0: off) */
 } run_opts;
 
 /* Parses the arguments after "run" (argv[0] = "run") into o (which it initialises; free with

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "daemon/pipeline/ivcal.h"
+#include "daemon/pipeline/ivtrack.h"
 #include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 #include "nn/features.h"
@@ -88,6 +89,29 @@ static inline void reject(engine *e, eng_tick *t, int reason) {
   e->rejected[reason]++;
 }
 
+/* lo_px and hi_px of tick t (pred_ret and pred_std set): with the online interval, first the
+ * instrument's z learns from whether this price fell outside the interval emitted after its last
+ * tick; then the interval of the next price. */
+static void interval(engine *e, eng_tick *t) {
+  double z = e->z;
+  inst *in = &e->st.inst[t->slot];
+  if (e->eta <= 0) {
+    in->iv_on = 0; /* a tracker restored from a run with it on is dropped, not frozen */
+    in = NULL;
+  } else {
+    z = in->iv_on ? ivtrack_step(in->iv[0], ivtrack_miss(t->t.px, in->iv[1], in->iv[2]), e->eta,
+                                 e->interval)
+                  : e->z;
+    in->iv[0] = z;
+  }
+  ivtrack_bounds(t->t.px, t->pred_ret, t->pred_std, z, &t->lo_px, &t->hi_px);
+  if (in) {
+    in->iv[1] = t->lo_px;
+    in->iv[2] = t->hi_px;
+    in->iv_on = 1;
+  }
+}
+
 /* Steps the B ticks order[b0 .. b0+B) (one per instrument) as one batch and fills in their
  * predictions. */
 static void step_batch(engine *e, eng_tick *ticks, int b0, int B) {
@@ -108,8 +132,7 @@ static void step_batch(engine *e, eng_tick *ticks, int b0, int B) {
     t->has_std = (uint8_t)m->gauss;
     if (m->gauss) {
       t->pred_std = exp(0.5 * (double)e->sb[b]) * (double)m->tgt_std[0];
-      t->lo_px = t->t.px * exp(t->pred_ret - e->z * t->pred_std);
-      t->hi_px = t->t.px * exp(t->pred_ret + e->z * t->pred_std);
+      interval(e, t);
     }
   }
 }
@@ -168,6 +191,7 @@ int engine_process(engine *e, eng_tick *ticks, int N) {
       /* Frozen by a tick beyond the bound: this is the instrument's first tick in the chunk (an
        * earlier one would have restarted it already), so no wave holds its state yet. */
       in->n = 0;
+      in->iv_on = 0;
       memset(symtab_state(&e->st, t->slot), 0, e->st.state_floats * sizeof(float));
       first = 1;
       e->unfrozen++;
@@ -221,10 +245,19 @@ int engine_set_interval(engine *e, double c) {
   return 0;
 }
 
+int engine_set_adapt(engine *e, double eta) {
+  if (!(eta >= 0 && isfinite(eta)))
+    return TC_EINVAL;
+  e->eta = eta;
+  return 0;
+}
+
 void engine_set_model(engine *e, const nn_model *m, int reset) {
   e->m = m;
   e->z = ivcal_z(m, e->interval); /* the new model's calibration */
   nn_work_update(&e->w, m);       /* the scratch caches the summed biases and W_ih[0]^T */
+  for (uint32_t s = 0; s < e->st.count; s++)
+    e->st.inst[s].iv_on = 0; /* the tracker restarts at the new model's z */
   if (!reset)
     return;
   memset(e->st.state, 0, (size_t)e->st.count * e->st.state_floats * sizeof(float));

@@ -27,7 +27,8 @@ typedef struct eng_tick {
   uint8_t has_std;   /* out: 1 when the model has the scale head and the three below are set */
   double pred_std;   /* out: exp(s / 2) * target.std, s the scale head's output: the standard
                         deviation of the next log return */
-  double lo_px;      /* out: px * exp(pred_ret - z pred_std), z = ivcal_z(model, interval) */
+  double lo_px;      /* out: px * exp(pred_ret - z pred_std), z = e->z, or the instrument's
+                        tracked z when e->eta > 0 (daemon/pipeline/ivtrack.h) */
   double hi_px;      /* out: px * exp(pred_ret + z pred_std): the central interval of the next
                         price at coverage e->interval */
 } eng_tick;
@@ -45,6 +46,7 @@ typedef struct engine {
   double interval;   /* coverage of lo_px..hi_px, in (0, 1); 0.9 from engine_init */
   double z;          /* ivcal_z(m, interval): the model's calibrated quantile of |z| or the normal
                         Phi^-1((1 + interval) / 2) */
+  double eta;        /* the online interval's step (engine_set_adapt); 0: z for every tick */
   float **sp;        /* (chunk_max) state pointers of one wave */
   int32_t *wave;     /* (chunk_max) wave of each tick */
   int32_t *order;    /* (chunk_max) tick indices sorted by wave */
@@ -93,10 +95,19 @@ int engine_process(engine *e, eng_tick *ticks, int N);
  * (engine_set_model takes the new model's). */
 int engine_set_interval(engine *e, double c);
 
+/* Turns the online interval on (eta > 0) or off (0) for a model with the scale head: every
+ * instrument tracks its own z (ivtrack.h), starting at e->z at its first tick, updated on each
+ * accepted tick after the first by whether its price fell outside the interval emitted after the
+ * tick before, and kept in its state (inst.iv) so that checkpoints and restores carry it. A mean
+ * model ignores it. eta < 0 or not finite: TC_EINVAL and nothing changes. */
+int engine_set_adapt(engine *e, double eta);
+
 /* Switches to model m (same shape required; checked by the caller with nn_model_same_shape; the
  * heads may differ), refreshing what the cell's scratch caches of the weights. reset = 1 zeroes
  * every instrument's state and n: each instrument starts afresh, as if first seen (its next tick
- * has ret = 0). */
+ * has ret = 0). Either way every instrument's online interval restarts at the new model's z
+ * (the old q was learnt on the old model's errors): its next tick emits with z and counts no
+ * miss. */
 void engine_set_model(engine *e, const nn_model *m, int reset);
 
 #endif

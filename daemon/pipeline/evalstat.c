@@ -618,24 +618,39 @@ int evalstat_kupiec(uint64_t n, uint64_t x, double p, double *lr, double *pval) 
   return 0;
 }
 
-int evalstat_interval_score(const double *r, const double *mu, const double *h, size_t n,
-                            double nominal, double z, evalstat_interval *out) {
+/* The interval score with z, or zt[t] when zt is not NULL. */
+static int interval_score(const double *r, const double *mu, const double *h, double z,
+                          const double *zt, size_t n, double nominal, evalstat_interval *out) {
   memset(out, 0, sizeof *out);
   if (n == 0 || !(nominal > 0 && nominal < 1) || !(z >= 0 && isfinite(z)) || !all_finite(r, n) ||
       !all_finite(mu, n) || !all_finite(h, n))
     return TC_EINVAL;
+  for (size_t t = 0; zt && t < n; t++)
+    if (!(zt[t] >= 0 && isfinite(zt[t])))
+      return TC_EINVAL;
   out->n = n;
   out->nominal = nominal;
-  out->z = z;
-  double w = 0;
+  double w = 0, zs = 0;
   for (size_t t = 0; t < n; t++) {
-    double m = mu ? mu[t] : 0, half = h[t] > 0 ? out->z * sqrt(h[t]) : 0;
-    out->misses += r[t] < m - half || r[t] > m + half;
+    double m = mu ? mu[t] : 0, zz = zt ? zt[t] : z, half = h[t] > 0 ? zz * sqrt(h[t]) : 0;
+    out->misses += evalstat_interval_miss(r[t], m, h[t], zz);
     w += 2 * half;
+    zs += zz;
   }
+  out->z = zt ? zs / (double)n : z;
   out->coverage = 1 - (double)out->misses / (double)n;
   out->width = w / (double)n;
   return evalstat_kupiec(n, out->misses, 1 - nominal, &out->lr, &out->p);
+}
+
+int evalstat_interval_score(const double *r, const double *mu, const double *h, size_t n,
+                            double nominal, double z, evalstat_interval *out) {
+  return interval_score(r, mu, h, z, NULL, n, nominal, out);
+}
+
+int evalstat_interval_score_zt(const double *r, const double *mu, const double *h, const double *zt,
+                               size_t n, double nominal, evalstat_interval *out) {
+  return interval_score(r, mu, h, 0, zt, n, nominal, out);
 }
 
 /* Multiple trials. */

@@ -7,6 +7,7 @@
 #ifndef DAEMON_EVALSTAT_H
 #define DAEMON_EVALSTAT_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -238,6 +239,13 @@ typedef struct evalstat_interval {
   double lr, p;    /* Kupiec's test of misses against 1 - nominal */
 } evalstat_interval;
 
+/* Whether the realized return r falls outside the central interval m +- z sqrt(h) (inclusive
+ * bounds; h <= 0 gives a zero-width interval): the miss every interval score counts. */
+static inline int evalstat_interval_miss(double r, double m, double h, double z) {
+  double half = h > 0 ? z * sqrt(h) : 0;
+  return r < m - half || r > m + half;
+}
+
 /* Scores the central prediction intervals mu_t +- z sqrt(h_t) of coverage nominal on the realized
  * returns r (n): coverage, mean width and Kupiec's test. z is the interval's half-width in
  * standard deviations: Phi^-1((1 + nominal) / 2) for a Gaussian interval, or a calibrated
@@ -246,6 +254,11 @@ typedef struct evalstat_interval {
  * n = 0, nominal outside (0, 1), z not finite or < 0, or a non-finite input. */
 int evalstat_interval_score(const double *r, const double *mu, const double *h, size_t n,
                             double nominal, double z, evalstat_interval *out);
+
+/* The same with a z per interval, zt (n) (an online interval, daemon/pipeline/ivtrack.h); out->z
+ * is their mean. TC_EINVAL also for a zt not finite or < 0. */
+int evalstat_interval_score_zt(const double *r, const double *mu, const double *h, const double *zt,
+                               size_t n, double nominal, evalstat_interval *out);
 
 /* Multiple trials. */
 

@@ -222,6 +222,8 @@ int preplay_new(preplay **out, const preplay_cfg *cfg) {
       rc = engine_init_exact(&w->e, cfg->m, p->cfg.chunk, PREPLAY_WAVE);
     if (rc == 0 && cfg->interval > 0)
       engine_set_interval(&w->e, cfg->interval);
+    if (rc == 0)
+      rc = engine_set_adapt(&w->e, cfg->adapt);
   }
   for (int i = 0; rc == 0 && i < p->N; i++) {
     if (pthread_create(&p->wk[i].th, NULL, worker_main, &p->wk[i]) != 0)

@@ -76,6 +76,7 @@ typedef int (*preplay_chunk_fn)(void *ud);
 typedef struct preplay_cfg {
   const nn_model *m;           /* the model (not owned; outlives the pipeline) */
   double interval;             /* coverage of lo_px..hi_px (the scale head's); 0: 0.9 */
+  double adapt;                /* the online interval's step (engine_set_adapt); 0: off */
   int threads;                 /* workers, 1 .. PREPLAY_MAX_THREADS */
   int chunk;                   /* records per chunk (0: a default) */
   int jsonl;                   /* encode JSON Lines (with src), else CSV rows */

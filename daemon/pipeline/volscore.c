@@ -43,7 +43,7 @@ void vol_baselines(const ds_series *s, size_t first, vol_base *b, double *const 
   free(e);
 }
 
-int vol_figures(const vol_pt *p, size_t n, double nominal, double zmodel, vol_fig *f) {
+int vol_figures(const vol_pt *p, size_t n, double nominal, double zmodel, int online, vol_fig *f) {
   memset(f, 0, sizeof *f);
   f->n = n;
   if (n == 0)
@@ -87,6 +87,13 @@ int vol_figures(const vol_pt *p, size_t n, double nominal, double zmodel, vol_fi
     if (evalstat_interval_score(r, k == VOL_MODEL ? mu : NULL, h, n, nominal,
                                 k == VOL_MODEL ? zmodel : znorm, &f->iv[k]) != 0)
       f->has_iv = 0;
+    if (k == VOL_MODEL && online) { /* the emitted interval; the static one beside it */
+      f->iv_static = f->iv[k];
+      for (size_t j = 0; j < n; j++)
+        d[j] = p[j].z;
+      if (evalstat_interval_score_zt(r, mu, h, d, n, nominal, &f->iv[k]) != 0)
+        f->has_iv = 0;
+    }
   }
   rc = 0;
 done:

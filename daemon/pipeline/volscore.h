@@ -47,6 +47,7 @@ typedef struct vol_pt {
   double real;
   double mu;
   double h[VOL_N];
+  double z; /* the z of the model's interval emitted then (the online one's, ivtrack.h) */
 } vol_pt;
 
 /* The figures of a set of scored forecasts. Means are over the points; the Diebold-Mariano tests
@@ -64,11 +65,13 @@ typedef struct vol_fig {
                                   the model's calibrated one for the model, the normal one for
                                   the baselines */
   int has_iv;
+  evalstat_interval iv_static; /* with online: the model's interval at the static zmodel */
 } vol_fig;
 
 /* Computes f over p (n, any order) at interval coverage nominal in (0, 1); the model's interval
- * is mu -+ zmodel sqrt(h) (ivcal_z of the model), the baselines' the Gaussian one. Returns 0 or
- * TC_ENOMEM. */
-int vol_figures(const vol_pt *p, size_t n, double nominal, double zmodel, vol_fig *f);
+ * is mu -+ zmodel sqrt(h) (ivcal_z of the model), or with online mu -+ p.z sqrt(h) (the online
+ * interval, as emitted) and then also iv_static with zmodel; the baselines' is the Gaussian one.
+ * Returns 0 or TC_ENOMEM. */
+int vol_figures(const vol_pt *p, size_t n, double nominal, double zmodel, int online, vol_fig *f);
 
 #endif
