@@ -28,9 +28,8 @@ static rd_kafka_resp_err_t produce_once(rd_kafka_t *rk, rd_kafka_topic_t *rkt, i
 /* The retry loop of every kprod_send*: h or lent (at most one). */
 static rd_kafka_resp_err_t send_wait(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int32_t partition,
                                      int msgflags, void *val, size_t len, const void *key,
-                                     size_t keylen, const kprod_header *h,
-                                     rd_kafka_headers_t *lent, void *opaque, int wait_ms,
-                                     volatile sig_atomic_t *stop) {
+                                     size_t keylen, const kprod_header *h, rd_kafka_headers_t *lent,
+                                     void *opaque, int wait_ms, volatile sig_atomic_t *stop) {
   uint64_t deadline = 0;
   for (;;) {
     if (stop && *stop)
@@ -79,8 +78,8 @@ rd_kafka_resp_err_t kprod_send_lent(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int32
                                     int msgflags, void *val, size_t len, const void *key,
                                     size_t keylen, rd_kafka_headers_t *hdrs, void *opaque,
                                     int wait_ms, volatile sig_atomic_t *stop) {
-  return send_wait(rk, rkt, partition, msgflags, val, len, key, keylen, NULL, hdrs, opaque,
-                   wait_ms, stop);
+  return send_wait(rk, rkt, partition, msgflags, val, len, key, keylen, NULL, hdrs, opaque, wait_ms,
+                   stop);
 }
 
 rd_kafka_headers_t *kprod_hdrs_reclaim(const rd_kafka_message_t *m) {

@@ -88,10 +88,10 @@ typedef struct run {
   rd_kafka_headers_t *hdrs;
   rd_kafka_headers_t **hdrs_old;
   int nhdrs_old;
-  int exit_code;               /* run_main's result once the loop ends */
-  size_t in_prefix_len;        /* strlen(input topic) + 1: src = "topic/" + partition/offset */
-  char src[320];               /* src buffer, "topic/" prefix kept */
-  stats st;                    /* counters for the stats topic and /metrics */
+  int exit_code;                   /* run_main's result once the loop ends */
+  size_t in_prefix_len;            /* strlen(input topic) + 1: src = "topic/" + partition/offset */
+  char src[320];                   /* src buffer, "topic/" prefix kept */
+  stats st;                        /* counters for the stats topic and /metrics */
   int64_t warned_unknown_topic_ms; /* last "input topic missing" warning, wall ms */
   store *db;                       /* --state, NULL until opened */
   ckpt *ck;                        /* checkpoints into db, NULL until set up */
