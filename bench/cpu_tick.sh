@@ -21,6 +21,7 @@ P=${CPU_PARTITIONS:-$(((N + 19999) / 20000))}
 ROUNDS=${CPU_ROUNDS:-3}
 BINS=${CPU_BINS:-cur:$TC}
 PERF_DIR=${CPU_PERF_DIR:-/tmp}
+read -ra POPTS <<<"${CPU_PERF_OPTS:--g}"
 make -s "$B/bench/passthrough" "$B/bench/bench_replay" tickcast >/dev/null
 "$B/bench/bench_replay" --write "$TMP/model.csv" --hidden 64 --instruments 4 --ticks 10
 MODEL=$TMP/model.csv.safetensors
@@ -37,7 +38,7 @@ echo "# $N ticks, $K instruments, $P partitions; broker on core 0, client on cor
 threads() {
   local pid=$1 hz
   hz=$(getconf CLK_TCK)
-  for f in $(ls -d /proc/"$pid"/task/* | sort -t/ -k5 -n); do
+  for f in $(printf '%s\n' /proc/"$pid"/task/* | sort -t/ -k5 -n); do
     sed 's/^[0-9]* (\(.*\)) \S* \(.*\)/\1 \2/' "$f/stat" 2>/dev/null | awk '{ print $1, $12 + $13 }'
   done | awk -v hz="$hz" -v n="$N" '{ k = $1 "#" ++seen[$1]; s += $2; if ($2 > 0) printf "%s=%.2f ", k, $2 / hz * 1e6 / n }
     END { printf "(live threads %.2f)", s / hz * 1e6 / n }'
@@ -53,7 +54,7 @@ run_i=0
 for round in $(seq "$ROUNDS"); do
   run_i=$((run_i + 1))
   prec=()
-  [ "${CPU_PERF:-}" == 1 ] && prec=(perf record -q ${CPU_PERF_OPTS:--g} -o "$PERF_DIR/cpu_pt_$round.data" --)
+  [ "${CPU_PERF:-}" == 1 ] && prec=(perf record -q "${POPTS[@]}" -o "$PERF_DIR/cpu_pt_$round.data" --)
   "${prec[@]}" perf stat -x, -e task-clock,page-faults,context-switches -o "$TMP/pt.stat" -- taskset -c 1 "$B/bench/passthrough" \
     --brokers "$BROKERS" --input-topic ticks --output-topic "out$run_i" --count "$N" \
     --group "pt-$round" --timeout 300 >"$TMP/pt.json" &
@@ -74,7 +75,7 @@ for round in $(seq "$ROUNDS"); do
     run_i=$((run_i + 1))
     port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     prec=()
-    [ "${CPU_PERF:-}" == 1 ] && prec=(perf record -q ${CPU_PERF_OPTS:--g} -o "$PERF_DIR/cpu_${name}_$round.data" --)
+    [ "${CPU_PERF:-}" == 1 ] && prec=(perf record -q "${POPTS[@]}" -o "$PERF_DIR/cpu_${name}_$round.data" --)
     "${prec[@]}" perf stat -x, -e task-clock,page-faults,context-switches -o "$TMP/run.stat" -- taskset -c 1 "$bin" run \
       --brokers "$BROKERS" --group "run-$name-$round" --input-topic ticks --output-topic "out$run_i" \
       --stats-topic "stats$run_i" --dlq-topic dlq --stats-interval 100 --http "127.0.0.1:$port" \
