@@ -33,10 +33,42 @@ typedef struct kprod_header {
 } kprod_header;
 
 /* kprod_send with the header h on the message (h NULL: none, exactly kprod_send), through
- * rd_kafka_producev; the same waiting, returns and ownership. */
+ * rd_kafka_producev; the same waiting, returns and ownership. librdkafka builds a header list
+ * per message (three allocations, freed with the message). */
 rd_kafka_resp_err_t kprod_send_hdr(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int32_t partition,
                                    int msgflags, void *val, size_t len, const void *key,
                                    size_t keylen, const kprod_header *h, void *opaque, int wait_ms,
                                    volatile sig_atomic_t *stop);
+
+/* Lent headers: one header list (kprod_hdrs_new) that many messages in flight carry at once,
+ * instead of a list built and freed per message. librdkafka owns a message's header list and
+ * frees it with the message, so the producer that lends one must take it back from every message
+ * before that: kprod_hdrs_reclaim in its delivery report callback (for every message, delivered
+ * or failed; librdkafka frees a message right after its report), and, before rd_kafka_destroy,
+ * kprod_close_lent, since rd_kafka_destroy frees undelivered messages without reports. A lent list
+ * is only read while lent (librdkafka serializes it on its broker threads) and is destroyed
+ * (rd_kafka_headers_destroy) once no message holds it: rd_kafka_outq_len 0, or after
+ * rd_kafka_destroy. */
+
+/* A header list with the one header name = value[0..len); NULL when out of memory. */
+rd_kafka_headers_t *kprod_hdrs_new(const char *name, const void *value, size_t len);
+
+/* kprod_send with the lent header list hdrs on the message (NULL: none, exactly kprod_send); the
+ * same waiting, returns and ownership of val. On any error the message was not queued and holds
+ * nothing. */
+rd_kafka_resp_err_t kprod_send_lent(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int32_t partition,
+                                    int msgflags, void *val, size_t len, const void *key,
+                                    size_t keylen, rd_kafka_headers_t *hdrs, void *opaque,
+                                    int wait_ms, volatile sig_atomic_t *stop);
+
+/* In a delivery report callback: takes the message's header list back (librdkafka will not free
+ * it); returns it, NULL when the message had none. */
+rd_kafka_headers_t *kprod_hdrs_reclaim(const rd_kafka_message_t *m);
+
+/* Before rd_kafka_destroy of a producer that lent headers: purges what is still queued or in
+ * flight and serves the purged messages' delivery reports (whose callback reclaims the headers),
+ * for up to timeout_ms. Returns 0 when no message is left, so rd_kafka_destroy frees no lent
+ * list; -1 otherwise (then the caller must not destroy the producer). */
+int kprod_close_lent(rd_kafka_t *rk, int timeout_ms);
 
 #endif

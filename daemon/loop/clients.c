@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/kafka/produce.h"
 #include "daemon/loop/run_int.h"
 #include "daemon/pipeline/log.h"
 #include "nn/base/tc_err.h"
@@ -293,8 +294,20 @@ void clients_destroy(run *r) {
   if (r->consumer)
     rd_kafka_destroy(r->consumer);
   if (r->producer) {
-    rd_kafka_purge(r->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_destroy(r->producer);
+    /* Purged, and the purged messages' reports served (they only take their headers back), so
+     * that rd_kafka_destroy frees no lent header list. Should a message remain, the producer is
+     * left undestroyed (and its lists with it): the process is about to exit. */
+    r->closing = 1;
+    if (kprod_close_lent(r->producer, 1000) == 0) {
+      rd_kafka_destroy(r->producer);
+      parts_hdrs_free(r);
+    } else {
+      log_warn("run", "producer: %d messages left after purging; not destroyed",
+               rd_kafka_outq_len(r->producer));
+    }
+    r->producer = NULL;
+  } else {
+    parts_hdrs_free(r);
   }
   cl_writer_destroy(r->clw);
   for (int i = 0; i < 2; i++) {

@@ -23,11 +23,20 @@
 
 /* Hands one message to the producer (bounded wait on a full queue, see PRODUCE_WAIT_MS) with the
  * header tickcast.model = the running model's id, so a consumer knows which model made a
- * prediction across SIGHUP reloads. Once per message: no clock read unless the queue is full. */
+ * prediction across SIGHUP reloads. Once per message: no clock read unless the queue is full.
+ * The header list is built once per model and lent to every message (parts_on_delivery takes it
+ * back): a list per message cost the loop thread three allocations and three frees, 0.2-0.35 us
+ * a tick with the producer's thread (docs/BENCHMARKS.md). Out of memory for the list, the
+ * message gets a list of its own. */
 static rd_kafka_resp_err_t produce(run *r, rd_kafka_topic_t *t, int flags, void *buf, size_t len,
                                    const void *key, size_t keylen, void *opaque) {
-  kprod_header h = {"tickcast.model", r->model ? r->model->id : "",
-                    r->model ? strlen(r->model->id) : 0};
+  const char *id = r->model ? r->model->id : "";
+  if (!r->hdrs)
+    r->hdrs = kprod_hdrs_new("tickcast.model", id, strlen(id));
+  if (r->hdrs)
+    return kprod_send_lent(r->producer, t, RD_KAFKA_PARTITION_UA, flags, buf, len, key, keylen,
+                           r->hdrs, opaque, PRODUCE_WAIT_MS, NULL);
+  kprod_header h = {"tickcast.model", id, strlen(id)};
   return kprod_send_hdr(r->producer, t, RD_KAFKA_PARTITION_UA, flags, buf, len, key, keylen, &h,
                         opaque, PRODUCE_WAIT_MS, NULL);
 }
@@ -367,6 +376,7 @@ void drain_on_producer_io(uv_poll_t *h, int status, int events) {
   pipe_clear(r->ppipe[0]);
   rd_kafka_poll(r->producer, 0);
   parts_store(r);
+  parts_hdrs_sweep(r);
   if (r->paused && rd_kafka_outq_len(r->producer) < r->outq_low)
     set_paused(r, 0);
   sched_ckpt_ready(r);

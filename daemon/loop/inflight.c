@@ -3,6 +3,7 @@
  * advance them and the offsets they let the consumer store. Not for checkpoints (ckpt_sched.c). */
 #include <string.h>
 
+#include "daemon/kafka/produce.h"
 #include "daemon/loop/run_int.h"
 #include "daemon/pipeline/log.h"
 #include "nn/base/tc_err.h"
@@ -97,6 +98,49 @@ void parts_store(run *r) {
   }
 }
 
+/* Whether hs is one of the lent header lists. */
+static int hdrs_lent(const run *r, const rd_kafka_headers_t *hs) {
+  if (hs == r->hdrs)
+    return 1;
+  for (int i = 0; i < r->nhdrs_old; i++)
+    if (hs == r->hdrs_old[i])
+      return 1;
+  return 0;
+}
+
+void parts_hdrs_retire(run *r) {
+  if (!r->hdrs)
+    return;
+  rd_kafka_headers_t **o = realloc(r->hdrs_old, (size_t)(r->nhdrs_old + 1) * sizeof *o);
+  if (!o) { /* out of memory: the list stays allocated for good rather than freed under a message */
+    log_warn("run", "out of memory retiring the header list of the previous model (kept)");
+    r->hdrs = NULL;
+    return;
+  }
+  r->hdrs_old = o;
+  r->hdrs_old[r->nhdrs_old++] = r->hdrs;
+  r->hdrs = NULL;
+}
+
+void parts_hdrs_sweep(run *r) {
+  if (!r->nhdrs_old || !r->producer || rd_kafka_outq_len(r->producer) != 0)
+    return;
+  for (int i = 0; i < r->nhdrs_old; i++)
+    rd_kafka_headers_destroy(r->hdrs_old[i]);
+  r->nhdrs_old = 0;
+}
+
+void parts_hdrs_free(run *r) {
+  for (int i = 0; i < r->nhdrs_old; i++)
+    rd_kafka_headers_destroy(r->hdrs_old[i]);
+  free(r->hdrs_old);
+  r->hdrs_old = NULL;
+  r->nhdrs_old = 0;
+  if (r->hdrs)
+    rd_kafka_headers_destroy(r->hdrs);
+  r->hdrs = NULL;
+}
+
 /* Waits (bounded) for every output in flight to be acknowledged and stores the offsets. */
 int parts_settle(run *r, int timeout_ms) {
   if (r->flush_failed)
@@ -114,6 +158,13 @@ int parts_settle(run *r, int timeout_ms) {
 void parts_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   (void)rk;
   run *r = opaque;
+  /* Every header list on this producer's messages is lent (r->hdrs or a retired one), a message
+   * with its own list aside (drain.c's fallback): that one is freed here as librdkafka would. */
+  rd_kafka_headers_t *hs = kprod_hdrs_reclaim(m);
+  if (hs && !hdrs_lent(r, hs))
+    rd_kafka_headers_destroy(hs);
+  if (r->closing)
+    return;
   if (m->_private != OPQ_NONE && m->rkt == r->t_dlq) { /* a dead letter never holds offsets back */
     if (m->err)
       drain_dead_letter_failed(r, rd_kafka_err2str(m->err));

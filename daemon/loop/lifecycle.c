@@ -67,6 +67,7 @@ static void reload_apply(run *r, nn_model *nm, int rc, const char *err) {
   nn_model_free(r->model);
   free(r->model);
   r->model = nm;
+  parts_hdrs_retire(r); /* the next message gets a list with the new id */
   r->st.model_reloads++;
   sched_ckpt_model_changed(r);
 }

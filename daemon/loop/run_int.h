@@ -81,10 +81,17 @@ typedef struct run {
   int64_t outq_high, outq_low; /* backpressure: pause above, resume below (queued messages) */
   int stopping;                /* shutdown begun: no more draining */
   int flush_failed;            /* a flush timed out: later ones do not wait */
-  int exit_code;               /* run_main's result once the loop ends */
-  size_t in_prefix_len;        /* strlen(input topic) + 1: src = "topic/" + partition/offset */
-  char src[320];               /* src buffer, "topic/" prefix kept */
-  stats st;                    /* counters for the stats topic and /metrics */
+  int closing;                 /* the producer is being closed: reports only reclaim headers */
+  /* The header tickcast.model = the running model's id, one list lent to every prediction and
+   * dead letter (daemon/kafka/produce.h, "Lent headers"); NULL until the first produce after a
+   * model change. The lists of earlier models wait in hdrs_old until no message holds them. */
+  rd_kafka_headers_t *hdrs;
+  rd_kafka_headers_t **hdrs_old;
+  int nhdrs_old;
+  int exit_code;                   /* run_main's result once the loop ends */
+  size_t in_prefix_len;            /* strlen(input topic) + 1: src = "topic/" + partition/offset */
+  char src[320];                   /* src buffer, "topic/" prefix kept */
+  stats st;                        /* counters for the stats topic and /metrics */
   int64_t warned_unknown_topic_ms; /* last "input topic missing" warning, wall ms */
   store *db;                       /* --state, NULL until opened */
   ckpt *ck;                        /* checkpoints into db, NULL until set up */
@@ -172,6 +179,16 @@ void parts_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque
 
 /* Frees every ring and the partition table. */
 void parts_free(run *r);
+
+/* The model changed: the lent header list of the old one is retired (destroyed once no message
+ * holds it, by parts_hdrs_sweep or parts_hdrs_free). */
+void parts_hdrs_retire(run *r);
+
+/* Destroys the retired header lists when no message is in flight (rd_kafka_outq_len 0). */
+void parts_hdrs_sweep(run *r);
+
+/* Destroys every header list; only once the producer is destroyed (or was never created). */
+void parts_hdrs_free(run *r);
 
 /* A message of partition p at offset was skipped (already in its instrument's restored state):
  * processed, with no output. */
