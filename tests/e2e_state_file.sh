@@ -54,7 +54,7 @@ tc_eq "mode of the healed file" "$(stat -c %a "$DB")" 600
 # kill -9, restart under a new group (only the file says where to resume), the rest of the ticks.
 kill -KILL "$RUN_PID"
 wait "$RUN_PID" 2>/dev/null || true
-TC_PIDS=()
+tc_forget "$RUN_PID"
 start_run g2
 feed "$TMP/c.csv"
 for _ in $(seq 40); do [ "$(distinct)" -ge 600 ] && break; sleep 1; done

@@ -80,8 +80,12 @@ tc_stop() { # pid [seconds]: SIGTERM and wait; STOP_RC = exit status (124 if it 
   for ((i = 0; i < t * 10; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$pid" 2>/dev/null; then STOP_RC=124; kill -KILL "$pid"; wait "$pid" 2>/dev/null || true
   else STOP_RC=0; wait "$pid" || STOP_RC=$?; fi
+  tc_forget "$pid"
+}
+
+tc_forget() { # pid: no longer stopped at exit (the caller ended it)
   local keep=() q
-  for q in "${TC_PIDS[@]}"; do [ "$q" == "$pid" ] || keep+=("$q"); done
+  for q in "${TC_PIDS[@]}"; do [ "$q" == "$1" ] || keep+=("$q"); done
   TC_PIDS=("${keep[@]}")
 }
 
