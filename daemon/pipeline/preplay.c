@@ -127,6 +127,12 @@ struct preplay {
   double write_us;            /* and writing (walk, with emit and chunk_done) */
 };
 
+/* The calling thread's CPU time for preplay_get_stats, with cfg.stats; else 0 (the clock is a
+ * system call, and the pipeline reads it a few times per chunk). */
+static inline double stage_us(const preplay *p) {
+  return p->cfg.stats ? tc_thread_cpu_us() : 0;
+}
+
 /* Record i of c, as the callbacks see it. */
 static inline void rec_at(const preplay_chunk *c, int i, preplay_rec *r) {
   if (c->msg) {
@@ -218,10 +224,6 @@ int preplay_new(preplay **out, const preplay_cfg *cfg) {
     w->pos = alloc_lines((size_t)p->N * sizeof *w->pos);
     if (!w->loc || !w->idx || !w->cnt || !w->pos)
       rc = TC_ENOMEM;
-    else
-      rc = engine_init_exact(&w->e, cfg->m, p->cfg.chunk, PREPLAY_WAVE);
-    if (rc == 0 && cfg->interval > 0)
-      engine_set_interval(&w->e, cfg->interval);
   }
   for (int i = 0; rc == 0 && i < p->N; i++) {
     if (pthread_create(&p->wk[i].th, NULL, worker_main, &p->wk[i]) != 0)
@@ -456,19 +458,25 @@ static void fail(preplay *p, int rc) { /* under mu */
   pthread_cond_signal(&p->done);
 }
 
-/* A worker: decodes and steps its instruments' records of each routed chunk in order, and
- * routes parts of any submitted chunk in between, the oldest first. */
+/* A worker: makes its engine (here, so that the workers zero their buffers at once, while the
+ * caller's thread reads), then decodes and steps its instruments' records of each routed chunk
+ * in order, and routes parts of any submitted chunk in between, the oldest first. */
 static void *worker_main(void *arg) {
   prp_worker *w = arg;
   preplay *p = w->p;
+  int rc = engine_init_exact(&w->e, p->cfg.m, p->cfg.chunk, PREPLAY_WAVE);
+  if (rc == 0 && p->cfg.interval > 0)
+    engine_set_interval(&w->e, p->cfg.interval);
   pthread_mutex_lock(&p->mu);
+  if (rc != 0)
+    fail(p, rc);
   while (!p->stop && !p->failed) {
     preplay_chunk *c = &p->ck[w->next % (uint64_t)p->K];
     if (w->next < p->filled && c->routed) {
       pthread_mutex_unlock(&p->mu);
-      double t0 = tc_thread_cpu_us();
-      int rc = step_shard(w, c);
-      w->step_us += tc_thread_cpu_us() - t0;
+      double t0 = stage_us(p);
+      rc = step_shard(w, c);
+      w->step_us += stage_us(p) - t0;
       pthread_mutex_lock(&p->mu);
       if (rc != 0)
         fail(p, rc);
@@ -482,9 +490,9 @@ static void *worker_main(void *arg) {
     if ((c = part_to_claim(p))) {
       int k = c->parts_claimed++;
       pthread_mutex_unlock(&p->mu);
-      double t0 = tc_thread_cpu_us();
+      double t0 = stage_us(p);
       route_part(w, c, k);
-      w->route_us += tc_thread_cpu_us() - t0;
+      w->route_us += stage_us(p) - t0;
       pthread_mutex_lock(&p->mu);
       for (int s = 0; s < p->N; s++)
         c->cnt[s] += w->cnt[s];
@@ -499,7 +507,7 @@ static void *worker_main(void *arg) {
     w->wait_us += (tc_mono_s() - t0) * 1e6;
   }
   pthread_mutex_unlock(&p->mu);
-  w->cpu_us = tc_thread_cpu_us();
+  w->cpu_us = stage_us(p);
   return NULL;
 }
 
@@ -574,9 +582,9 @@ static int keep_carry(preplay *p, preplay_chunk *c, size_t beg) {
 static int fill_lines(preplay *p, preplay_chunk *c, tickfile *tf);
 
 int preplay_fill_lines(preplay *p, preplay_chunk *c, tickfile *tf) {
-  double t0 = tc_thread_cpu_us();
+  double t0 = stage_us(p);
   int rc = fill_lines(p, c, tf);
-  p->read_us += tc_thread_cpu_us() - t0;
+  p->read_us += stage_us(p) - t0;
   return rc;
 }
 
@@ -714,9 +722,9 @@ static int write_oldest(preplay *p) {
   if (c->shards_done < p->N)
     return 0;
   pthread_mutex_unlock(&p->mu);
-  double t0 = tc_thread_cpu_us();
+  double t0 = stage_us(p);
   int rc = walk(p, c);
-  p->write_us += tc_thread_cpu_us() - t0;
+  p->write_us += stage_us(p) - t0;
   pthread_mutex_lock(&p->mu);
   if (rc != 0)
     fail(p, rc);
