@@ -170,7 +170,9 @@ static int max_parts(int cap, int N) {
 static int chunk_init(preplay_chunk *c, int cap, int N) {
   size_t n = (size_t)cap;
   c->cap = cap;
-  c->bcap = 2 * PREPLAY_BLOCK;
+  /* Room for records of 256 bytes from the start: growing by realloc moves the pages (mremap),
+   * and on a virtual machine each moved page costs a fault again. Untouched pages cost nothing. */
+  c->bcap = (size_t)cap * 256 + PREPLAY_BLOCK;
   c->off = malloc(n * sizeof *c->off);
   c->len = malloc(n * sizeof *c->len);
   c->bytes = malloc(c->bcap);
