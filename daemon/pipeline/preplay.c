@@ -24,9 +24,9 @@
 #define PREPLAY_BYTES (64 << 20) /* a chunk takes no more records once its text is this long */
 #define PREPLAY_PART 256         /* fewest records per decode part */
 #define PREPLAY_BUCKETS 65536    /* symbol hash buckets, each placed on one worker */
-#define PREPLAY_WAVE 1024 /* most instruments per engine step (any value gives the same bits) */
-#define NO_SHARD 0xFFFF   /* the worker of a blank line: none */
-#define ST_BLANK 0xFF     /* a log entry's status for a record that held no tick after all */
+#define PREPLAY_WAVE 256 /* most instruments per engine step (any value gives the same bits) */
+#define NO_SHARD 0xFFFF  /* the worker of a blank line: none */
+#define ST_BLANK 0xFF    /* a log entry's status for a record that held no tick after all */
 /* A log entry: status (TICK_OK or a reason), sym length, text length (2 bytes, little-endian),
  * then the sym (when kept: cfg.keep_sym, and out_of_order rejects), then the text (the
  * prediction with its '\n', or an out_of_order tick's ts as 8 bytes). */
