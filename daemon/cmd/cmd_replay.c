@@ -109,8 +109,9 @@ typedef struct replay_run {
   /* With --threads N > 1: */
   preplay *pp;         /* the pipeline */
   pthread_t cutter;    /* truncates the output file while the replay starts */
+  int cut_fd;          /* the output's descriptor, for cutter (which does not touch out) */
   int cutting;         /* cutter runs or was not joined yet */
-  int cut_errno;       /* its ftruncate's errno, 0 when it truncated the file */
+  int cut_errno;       /* its ftruncate's errno; 0: truncated, or nothing to truncate */
   replay_seen *seen;   /* (2N + 1) each decoder's timestamp notes; the first N count */
   size_t outlen;       /* bytes waiting in outbuf */
   double t0, last_bar; /* start, and the last progress bar */
@@ -141,6 +142,7 @@ static int replay_open_output(replay_run *r, const nn_model *m) {
         close(fd);
       return 1;
     }
+    r->cut_fd = fd;
     if (r->threads > 1 && par_cut_start(r) != 0)
       return 1;
   }
@@ -268,7 +270,7 @@ static int replay_loop(replay_run *r) {
 static void *par_cut_main(void *arg) {
   replay_run *r = arg;
   struct stat st;
-  int fd = fileno(r->out);
+  int fd = r->cut_fd;
   if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && ftruncate(fd, 0) != 0)
     r->cut_errno = errno ? errno : EIO;
   return NULL;
