@@ -251,6 +251,7 @@ static int pipe_case(const char *path, const char *model, int threads) {
                            .route = pipe_route,
                            .decode = pipe_decode,
                            .emit = pipe_emit,
+                           .stats = 1,
                            .ud = &r};
   preplay *p;
   if (preplay_new(&p, &cfg) != 0)

@@ -164,6 +164,24 @@ for l in lines:
 print(f"ok: {len(lines)} lines of at most 512 bytes, src cut to {len(src)} characters")
 PYEOF
 
+# Over an existing file longer than the output (truncated on a thread of its own with N > 1,
+# before the first write): the same bytes; and one that cannot be opened: exit 1, one message.
+for n in 1 3; do
+  head -c 3000000 /dev/zero | tr '\0' x >"$TMP/over.$n.csv"
+  run over "$n" --input "$TMP/many.csv" --output "$TMP/over.$n.csv" --quiet
+done
+same "over a longer file" "$TMP/many.1.csv" "$TMP/over.1.csv" "$TMP/over.3.csv"
+for n in 1 3; do
+  set +e
+  "$TC" replay --model $M --threads "$n" --input "$TMP/many.csv" --output "$TMP/no/dir.csv" \
+    2>"$TMP/nodir.$n.err"
+  rc=$?
+  set -e
+  tc_eq "unopenable output, --threads $n: exit" "$rc" 1
+done
+same "unopenable output stderr" "$TMP/nodir.1.err" "$TMP/nodir.3.err"
+grep -q "dir.csv: cannot open for writing" "$TMP/nodir.1.err" || tc_fail "$(cat "$TMP/nodir.1.err")"
+
 # Bad values of --threads.
 set +e
 "$TC" replay --model $M --input "$TMP/one.csv" --threads 0 2>"$TMP/t0.log"

@@ -3,6 +3,9 @@
  * steps and writes chunk by chunk; with --threads N > 1 the parallel pipeline of preplay.h does
  * the same work on N workers and writes the same bytes. Reading a Kafka topic range instead
  * (--brokers/--topic) is cmd_kreplay.c's job. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +113,10 @@ typedef struct replay_run {
   reject_tally rej;     /* rejected lines */
   /* With --threads N > 1: */
   preplay *pp;         /* the pipeline */
+  pthread_t cutter;    /* truncates the output file while the replay starts */
+  int cut_fd;          /* the output's descriptor, for cutter (which does not touch out) */
+  int cutting;         /* cutter runs or was not joined yet */
+  int cut_errno;       /* its ftruncate's errno; 0: truncated, or nothing to truncate */
   replay_seen *seen;   /* (2N + 1) each decoder's timestamp notes; the first N count */
   size_t outlen;       /* bytes waiting in outbuf */
   double t0, last_bar; /* start, and the last progress bar */
@@ -126,12 +133,23 @@ static int output_is_input(const char *in_path, const char *out_path) {
   return in_ok && out_ok && S_ISREG(si.st_mode) && si.st_dev == so.st_dev && si.st_ino == so.st_ino;
 }
 
-/* The output file (with the CSV header). 0, or 1 after printing why. */
+static int par_cut_start(replay_run *r);
+
+/* The output file (with the CSV header). With --threads N > 1 an existing file is truncated on a
+ * thread of its own (par_cut_start), else as fopen "w" does. 0, or 1 after printing why. */
 static int replay_open_output(replay_run *r, const nn_model *m) {
   r->out = stdout;
-  if (r->out_path && strcmp(r->out_path, "-") != 0 && !(r->out = fopen(r->out_path, "w"))) {
-    fprintf(stderr, "tickcast replay: %s: cannot open for writing: %m\n", r->out_path);
-    return 1;
+  if (r->out_path && strcmp(r->out_path, "-") != 0) {
+    int fd = open(r->out_path, O_WRONLY | O_CREAT | (r->threads > 1 ? 0 : O_TRUNC), 0666);
+    if (fd < 0 || !(r->out = fdopen(fd, "w"))) {
+      fprintf(stderr, "tickcast replay: %s: cannot open for writing: %m\n", r->out_path);
+      if (fd >= 0)
+        close(fd);
+      return 1;
+    }
+    r->cut_fd = fd;
+    if (r->threads > 1 && par_cut_start(r) != 0)
+      return 1;
   }
   if (!r->jsonl)
     fprintf(r->out, "%s\n", enc_csv_header(m));
@@ -250,8 +268,47 @@ static int replay_loop(replay_run *r) {
 
 #define PAR_OUTBUF (256 * 1024) /* predictions gathered before a write */
 
+/* Truncating an existing output file makes the kernel free its pages, after waiting for any
+ * write-back of them: tens of milliseconds for a large file. On a thread of its own the replay
+ * reads and steps meanwhile; the first write waits for it (par_cut_done). Nothing is written to
+ * the file before. */
+static void *par_cut_main(void *arg) {
+  replay_run *r = arg;
+  struct stat st;
+  int fd = r->cut_fd;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && ftruncate(fd, 0) != 0)
+    r->cut_errno = errno ? errno : EIO;
+  return NULL;
+}
+
+/* Starts truncating the output. 0, or 1 after printing why. */
+static int par_cut_start(replay_run *r) {
+  if (pthread_create(&r->cutter, NULL, par_cut_main, r) != 0) {
+    fprintf(stderr, "tickcast replay: cannot start a thread\n");
+    return 1;
+  }
+  r->cutting = 1;
+  return 0;
+}
+
+/* Waits for the output to be truncated: 0, or 1 after printing why it could not be. */
+static int par_cut_done(replay_run *r) {
+  if (!r->cutting)
+    return 0;
+  pthread_join(r->cutter, NULL);
+  r->cutting = 0;
+  if (r->cut_errno) {
+    fprintf(stderr, "\ntickcast replay: %s: cannot truncate: %s\n", r->out_path,
+            strerror(r->cut_errno));
+    return 1;
+  }
+  return 0;
+}
+
 /* Writes the gathered predictions. 0, or 1 after printing why. */
 static int par_flush(replay_run *r) {
+  if (par_cut_done(r) != 0)
+    return 1;
   if (r->outlen && fwrite(r->outbuf, 1, r->outlen, r->out) != r->outlen) {
     fprintf(stderr, "\ntickcast replay: %s: write failed: %m\n",
             r->out_path ? r->out_path : "stdout");
@@ -361,6 +418,8 @@ static int par_loop(replay_run *r) {
 
 /* Closes the output (a failure to is a failure of the replay) and frees r. */
 static int replay_close(replay_run *r, int status) {
+  if (par_cut_done(r) != 0)
+    status = 1;
   if (r->out && r->out != stdout && fclose(r->out) != 0 && status == 0) {
     fprintf(stderr, "tickcast replay: %s: write failed: %m\n", r->out_path);
     status = 1;

@@ -24,9 +24,9 @@
 #define PREPLAY_BYTES (64 << 20) /* a chunk takes no more records once its text is this long */
 #define PREPLAY_PART 256         /* fewest records per decode part */
 #define PREPLAY_BUCKETS 65536    /* symbol hash buckets, each placed on one worker */
-#define PREPLAY_WAVE 1024 /* most instruments per engine step (any value gives the same bits) */
-#define NO_SHARD 0xFFFF   /* the worker of a blank line: none */
-#define ST_BLANK 0xFF     /* a log entry's status for a record that held no tick after all */
+#define PREPLAY_WAVE 256 /* most instruments per engine step (any value gives the same bits) */
+#define NO_SHARD 0xFFFF  /* the worker of a blank line: none */
+#define ST_BLANK 0xFF    /* a log entry's status for a record that held no tick after all */
 /* A log entry: status (TICK_OK or a reason), sym length, text length (2 bytes, little-endian),
  * then the sym (when kept: cfg.keep_sym, and out_of_order rejects), then the text (the
  * prediction with its '\n', or an out_of_order tick's ts as 8 bytes). */
@@ -127,6 +127,12 @@ struct preplay {
   double write_us;            /* and writing (walk, with emit and chunk_done) */
 };
 
+/* The calling thread's CPU time for preplay_get_stats, with cfg.stats; else 0 (the clock is a
+ * system call, and the pipeline reads it a few times per chunk). */
+static inline double stage_us(const preplay *p) {
+  return p->cfg.stats ? tc_thread_cpu_us() : 0;
+}
+
 /* Record i of c, as the callbacks see it. */
 static inline void rec_at(const preplay_chunk *c, int i, preplay_rec *r) {
   if (c->msg) {
@@ -164,7 +170,9 @@ static int max_parts(int cap, int N) {
 static int chunk_init(preplay_chunk *c, int cap, int N) {
   size_t n = (size_t)cap;
   c->cap = cap;
-  c->bcap = 2 * PREPLAY_BLOCK;
+  /* Room for records of 256 bytes from the start: growing by realloc moves the pages (mremap),
+   * and on a virtual machine each moved page costs a fault again. Untouched pages cost nothing. */
+  c->bcap = (size_t)cap * 256 + PREPLAY_BLOCK;
   c->off = malloc(n * sizeof *c->off);
   c->len = malloc(n * sizeof *c->len);
   c->bytes = malloc(c->bcap);
@@ -218,12 +226,6 @@ int preplay_new(preplay **out, const preplay_cfg *cfg) {
     w->pos = alloc_lines((size_t)p->N * sizeof *w->pos);
     if (!w->loc || !w->idx || !w->cnt || !w->pos)
       rc = TC_ENOMEM;
-    else
-      rc = engine_init_exact(&w->e, cfg->m, p->cfg.chunk, PREPLAY_WAVE);
-    if (rc == 0 && cfg->interval > 0)
-      engine_set_interval(&w->e, cfg->interval);
-    if (rc == 0)
-      rc = engine_set_adapt(&w->e, cfg->adapt);
   }
   for (int i = 0; rc == 0 && i < p->N; i++) {
     if (pthread_create(&p->wk[i].th, NULL, worker_main, &p->wk[i]) != 0)
@@ -283,9 +285,18 @@ static int shard_of(preplay *p, const char *sym, size_t len) {
     h = (h ^ v) * 0x9E3779B97F4A7C15ull;
     h ^= h >> 29;
   }
-  if (i < len) {
-    v = 0;
-    memcpy(&v, sym + i, len - i);
+  if (i < len) { /* 1..7 bytes left, read without a call to memcpy (a fifth of the routing) */
+    size_t n = len - i;
+    const char *t = sym + i;
+    uint32_t lo, hi;
+    if (n >= 4) { /* two 4-byte words, overlapping when n < 8 */
+      memcpy(&lo, t, 4);
+      memcpy(&hi, t + n - 4, 4);
+      v = (uint64_t)hi << 32 | lo;
+    } else {
+      v = (uint64_t)(unsigned char)t[0] << 16 | (uint64_t)(unsigned char)t[n / 2] << 8 |
+          (unsigned char)t[n - 1];
+    }
     h = (h ^ v) * 0x9E3779B97F4A7C15ull;
     h ^= h >> 29;
   }
@@ -458,19 +469,27 @@ static void fail(preplay *p, int rc) { /* under mu */
   pthread_cond_signal(&p->done);
 }
 
-/* A worker: decodes and steps its instruments' records of each routed chunk in order, and
- * routes parts of any submitted chunk in between, the oldest first. */
+/* A worker: makes its engine (here, so that the workers zero their buffers at once, while the
+ * caller's thread reads), then decodes and steps its instruments' records of each routed chunk
+ * in order, and routes parts of any submitted chunk in between, the oldest first. */
 static void *worker_main(void *arg) {
   prp_worker *w = arg;
   preplay *p = w->p;
+  int rc = engine_init_exact(&w->e, p->cfg.m, p->cfg.chunk, PREPLAY_WAVE);
+  if (rc == 0 && p->cfg.interval > 0)
+    engine_set_interval(&w->e, p->cfg.interval);
+  if (rc == 0)
+    rc = engine_set_adapt(&w->e, p->cfg.adapt);
   pthread_mutex_lock(&p->mu);
+  if (rc != 0)
+    fail(p, rc);
   while (!p->stop && !p->failed) {
     preplay_chunk *c = &p->ck[w->next % (uint64_t)p->K];
     if (w->next < p->filled && c->routed) {
       pthread_mutex_unlock(&p->mu);
-      double t0 = tc_thread_cpu_us();
-      int rc = step_shard(w, c);
-      w->step_us += tc_thread_cpu_us() - t0;
+      double t0 = stage_us(p);
+      rc = step_shard(w, c);
+      w->step_us += stage_us(p) - t0;
       pthread_mutex_lock(&p->mu);
       if (rc != 0)
         fail(p, rc);
@@ -484,9 +503,9 @@ static void *worker_main(void *arg) {
     if ((c = part_to_claim(p))) {
       int k = c->parts_claimed++;
       pthread_mutex_unlock(&p->mu);
-      double t0 = tc_thread_cpu_us();
+      double t0 = stage_us(p);
       route_part(w, c, k);
-      w->route_us += tc_thread_cpu_us() - t0;
+      w->route_us += stage_us(p) - t0;
       pthread_mutex_lock(&p->mu);
       for (int s = 0; s < p->N; s++)
         c->cnt[s] += w->cnt[s];
@@ -501,7 +520,7 @@ static void *worker_main(void *arg) {
     w->wait_us += (tc_mono_s() - t0) * 1e6;
   }
   pthread_mutex_unlock(&p->mu);
-  w->cpu_us = tc_thread_cpu_us();
+  w->cpu_us = stage_us(p);
   return NULL;
 }
 
@@ -576,9 +595,9 @@ static int keep_carry(preplay *p, preplay_chunk *c, size_t beg) {
 static int fill_lines(preplay *p, preplay_chunk *c, tickfile *tf);
 
 int preplay_fill_lines(preplay *p, preplay_chunk *c, tickfile *tf) {
-  double t0 = tc_thread_cpu_us();
+  double t0 = stage_us(p);
   int rc = fill_lines(p, c, tf);
-  p->read_us += tc_thread_cpu_us() - t0;
+  p->read_us += stage_us(p) - t0;
   return rc;
 }
 
@@ -716,9 +735,9 @@ static int write_oldest(preplay *p) {
   if (c->shards_done < p->N)
     return 0;
   pthread_mutex_unlock(&p->mu);
-  double t0 = tc_thread_cpu_us();
+  double t0 = stage_us(p);
   int rc = walk(p, c);
-  p->write_us += tc_thread_cpu_us() - t0;
+  p->write_us += stage_us(p) - t0;
   pthread_mutex_lock(&p->mu);
   if (rc != 0)
     fail(p, rc);

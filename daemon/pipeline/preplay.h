@@ -88,13 +88,16 @@ typedef struct preplay_cfg {
   preplay_decode_fn decode;    /* required */
   preplay_emit_fn emit;        /* required */
   preplay_chunk_fn chunk_done; /* may be NULL */
+  int stats;                   /* measure each stage's CPU time for preplay_get_stats */
   void *ud;                    /* the callbacks' first argument */
 } preplay_cfg;
 
 typedef struct preplay preplay;
 typedef struct preplay_chunk preplay_chunk;
 
-/* Starts the workers (each with its own engine of m). 0, TC_EINVAL or TC_ENOMEM. */
+/* Starts the workers, each of which makes its own engine of m on its thread (meanwhile the caller
+ * reads; a worker out of memory fails the replay: preplay_acquire, preplay_finish). 0, TC_EINVAL
+ * or TC_ENOMEM. */
 int preplay_new(preplay **out, const preplay_cfg *cfg);
 
 /* A free chunk slot to fill; first emits every chunk that has finished, and waits for the oldest
@@ -130,7 +133,8 @@ uint64_t preplay_read(const preplay *p);
 uint64_t preplay_accepted(const preplay *p);
 uint32_t preplay_instruments(const preplay *p);
 
-/* Where the CPU time went, for benchmarks (complete after preplay_finish), in microseconds. */
+/* Where the CPU time went, for benchmarks (complete after preplay_finish, with cfg.stats; else
+ * only wait_us), in microseconds. */
 typedef struct preplay_stats {
   double read_us;   /* the caller's thread in preplay_fill_lines: reading, splitting lines */
   double write_us;  /* the caller's thread walking finished chunks: rejects, emit, chunk_done */
