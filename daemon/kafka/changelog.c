@@ -242,12 +242,9 @@ void cl_restore_add(cl_restore *r, int64_t cl_off, const void *key, size_t klen,
     return;
   }
   char why[160];
-  store_inst in = {.sym = key,
-                   .sym_len = klen,
-                   .partition = part,
-                   .n = le_get_u64(v + CL_HEAD),
-                   .last_ts = (int64_t)le_get_u64(v + CL_HEAD + 8)};
-  /* The blob's own cell is checked too: a record whose header and blob disagree is damaged. */
+  store_inst in = {.sym = key, .sym_len = klen, .partition = part};
+  /* The blob's own cell is checked too: a record whose header and blob disagree is damaged. The
+   * fixed fields are read only once the length is known to hold them. */
   size_t sl = cl_state_len(r->cell, r->L, r->H);
   if ((len != sl && len != sl + STORE_BLOB_TRACK_LEN) || klen < 1 || klen > STORE_SYM_MAX ||
       off < 0 ||
@@ -256,6 +253,8 @@ void cl_restore_add(cl_restore *r, int64_t cl_off, const void *key, size_t klen,
     r->st.bad++;
     return;
   }
+  in.n = le_get_u64(v + CL_HEAD);
+  in.last_ts = (int64_t)le_get_u64(v + CL_HEAD + 8);
   uint64_t px = le_get_u64(v + CL_HEAD + 16);
   memcpy(&in.last_px, &px, 8);
   if (cl_off < rp->floor)
