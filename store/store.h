@@ -29,8 +29,9 @@
  * L where version 2 has the cell and L, and is read as an LSTM's state. Version 3 is version 2
  * with STORE_BLOB_TRACK f64 after the floats, before the hash: the instrument's online interval
  * tracker (daemon/pipeline/ivtrack.h: its z, and lo_px and hi_px of the interval emitted after
- * its last tick); it is written only for an instrument that has one, so a daemon with the
- * static interval writes version 2, which older versions read. */
+ * its last tick); it is written only for an instrument that has one. A daemon with the static
+ * interval drops an instrument's tracker at its next tick, so until then an instrument restored
+ * with one is still written as version 3. */
 #define STORE_BLOB_HEADER 16
 #define STORE_BLOB_TRAILER 8
 #define STORE_BLOB_TRACK 3                          /* doubles of a version 3 blob's tracker */

@@ -6,6 +6,7 @@
  * negative; coverage converging from a miscalibrated start on i.i.d. normal residuals; the series
  * run eval uses; and the engine: each instrument's lo_px..hi_px follows the tracker on its own
  * prices, whatever the chunking, and a model swap restarts it at the new model's z. */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -252,6 +253,25 @@ static void check_engine(void) {
   ivtrack_bounds(b[64].t.px, b[64].pred_ret, b[64].pred_std, z0, &l, &h);
   CHECK(l == b[64].lo_px && h == b[64].hi_px);
   CHECK_NEAR(e.st.inst[b[64].slot].iv[0], z0, 0);
+  /* A bound that overflows (a price near DBL_MAX) is not kept: a state blob refuses non-finite
+   * bounds, so the instrument's tracker restarts at its next tick instead. */
+  eng_tick big[2];
+  memset(big, 0, sizeof big);
+  for (int i = 0; i < 2; i++) {
+    big[i].t.sym_len = (uint8_t)sprintf(big[i].t.sym, "BIG");
+    big[i].t.ts = 1000 + i;
+    big[i].t.px = i ? 100 : DBL_MAX;
+    big[i].t.qty = 1;
+    big[i].partition = -1;
+    big[i].reason = TICK_OK;
+  }
+  CHECK_INT(engine_process(&e, big, 1), 0);
+  CHECK(!isfinite(big[0].hi_px));
+  CHECK_INT(e.st.inst[big[0].slot].iv_on, 0);
+  CHECK_INT(engine_process(&e, big + 1, 1), 0);
+  CHECK(isfinite(big[1].lo_px) && isfinite(big[1].hi_px));
+  CHECK_INT(e.st.inst[big[1].slot].iv_on, 1);
+  CHECK_NEAR(e.st.inst[big[1].slot].iv[0], z0, 0); /* restarted, no miss counted */
   CHECK_INT(engine_set_adapt(&e, -0.1), TC_EINVAL);
   CHECK_INT(engine_set_adapt(&e, NAN), TC_EINVAL);
   CHECK_NEAR(e.eta, eta, 0);

@@ -106,9 +106,11 @@ static void interval(engine *e, eng_tick *t) {
   }
   ivtrack_bounds(t->t.px, t->pred_ret, t->pred_std, z, &t->lo_px, &t->hi_px);
   if (in) {
+    /* A bound that overflowed (a px near DBL_MAX, a huge pred_std) is no interval to learn from,
+     * and a state blob refuses it: the tracker restarts at the next tick instead. */
+    in->iv_on = isfinite(t->lo_px) && isfinite(t->hi_px);
     in->iv[1] = t->lo_px;
     in->iv[2] = t->hi_px;
-    in->iv_on = 1;
   }
 }
 
