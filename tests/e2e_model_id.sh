@@ -3,7 +3,8 @@
 # a `tickcast broker`; ticks fed with `tickcast feed --ts-unit s` from a file whose timestamps are
 # seconds. Asserts: every prediction carries the Kafka header tickcast.model = the running model's
 # id (the sha256 prefix `inspect --model` shows), before and after a same-shape model is swapped in
-# on SIGHUP; the stats topic names the current model; fed timestamps arrive as nanoseconds.
+# on SIGHUP; the stats topic names the current model; fed timestamps arrive as nanoseconds; a
+# producer that would report only errors is refused.
 . "$(dirname "$0")/lib.sh"
 H="$ROOT/tests/e2e_run.py"
 
@@ -47,6 +48,16 @@ json.dump(got, open(out, "w"))
 print(f"collect {topic}: {len(got)} messages (wanted {n})")
 PYEOF
 }
+
+# The header list is shared by every message and taken back in its delivery report: a producer
+# that reports only errors is refused before anything starts (exit 2, one line naming it).
+for x in producer.delivery.report.only.error=true delivery.report.only.error=true; do
+  rc=0
+  "$TC" run --model "$TMP/model.safetensors" -X "$x" >/dev/null 2>"$TMP/dr.err" || rc=$?
+  tc_eq "exit of run -X $x" "$rc" 2
+  grep -q -- "-X delivery.report.only.error: found true, expected false" "$TMP/dr.err" ||
+    tc_fail "-X $x: $(cat "$TMP/dr.err")"
+done
 
 tc_broker_start --topics ticks:2,predictions:2,tickcast.dlq:1,tickcast.stats:1
 tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/model.safetensors" --state "$TMP/run.db" \

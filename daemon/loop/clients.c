@@ -101,7 +101,22 @@ static int producer_conf(const run_opts *o, const char *bootstrap, rd_kafka_conf
                         "partitioner", /* the Java client's: same partition as Kafka tools */
                         "murmur2_random", bootstrap ? "bootstrap.servers" : NULL,
                         bootstrap,        NULL};
-  return client_conf(&o->kc, "producer.", "consumer.", pdef, pc, err, errlen);
+  int rc = client_conf(&o->kc, "producer.", "consumer.", pdef, pc, err, errlen);
+  /* Every output's delivery report acknowledges its input offset and takes back the lent header
+   * list (inflight.c): without reports for delivered messages offsets would never advance, and
+   * librdkafka would free the shared list with each message. */
+  char v[16];
+  size_t vl = sizeof v;
+  if (rc == 0 && rd_kafka_conf_get(*pc, "delivery.report.only.error", v, &vl) == RD_KAFKA_CONF_OK &&
+      strcmp(v, "true") == 0) {
+    snprintf(err, errlen,
+             "-X delivery.report.only.error: found true, expected false (tickcast acknowledges "
+             "each input offset on its output's delivery report)");
+    rd_kafka_conf_destroy(*pc);
+    *pc = NULL;
+    rc = TC_EUSAGE;
+  }
+  return rc;
 }
 
 /* Backpressure's marks from the producer's queue.buffering.max.messages (librdkafka's default

@@ -31,11 +31,10 @@
 static rd_kafka_resp_err_t produce(run *r, rd_kafka_topic_t *t, int flags, void *buf, size_t len,
                                    const void *key, size_t keylen, void *opaque) {
   const char *id = r->model ? r->model->id : "";
-  if (!r->hdrs)
-    r->hdrs = kprod_hdrs_new("tickcast.model", id, strlen(id));
-  if (r->hdrs)
-    return kprod_send_lent(r->producer, t, RD_KAFKA_PARTITION_UA, flags, buf, len, key, keylen,
-                           r->hdrs, opaque, PRODUCE_WAIT_MS, NULL);
+  rd_kafka_headers_t *hs = parts_hdrs(r, id);
+  if (hs)
+    return kprod_send_lent(r->producer, t, RD_KAFKA_PARTITION_UA, flags, buf, len, key, keylen, hs,
+                           opaque, PRODUCE_WAIT_MS, NULL);
   kprod_header h = {"tickcast.model", id, strlen(id)};
   return kprod_send_hdr(r->producer, t, RD_KAFKA_PARTITION_UA, flags, buf, len, key, keylen, &h,
                         opaque, PRODUCE_WAIT_MS, NULL);

@@ -108,17 +108,25 @@ static int hdrs_lent(const run *r, const rd_kafka_headers_t *hs) {
   return 0;
 }
 
+rd_kafka_headers_t *parts_hdrs(run *r, const char *id) {
+  if (r->hdrs)
+    return r->hdrs;
+  if (r->nhdrs_old == r->cap_hdrs_old) {
+    int cap = r->cap_hdrs_old ? 2 * r->cap_hdrs_old : 4;
+    rd_kafka_headers_t **o = realloc(r->hdrs_old, (size_t)cap * sizeof *o);
+    if (!o)
+      return NULL;
+    r->hdrs_old = o;
+    r->cap_hdrs_old = cap;
+  }
+  r->hdrs = kprod_hdrs_new("tickcast.model", id, strlen(id));
+  return r->hdrs;
+}
+
 void parts_hdrs_retire(run *r) {
   if (!r->hdrs)
     return;
-  rd_kafka_headers_t **o = realloc(r->hdrs_old, (size_t)(r->nhdrs_old + 1) * sizeof *o);
-  if (!o) { /* out of memory: the list stays allocated for good rather than freed under a message */
-    log_warn("run", "out of memory retiring the header list of the previous model (kept)");
-    r->hdrs = NULL;
-    return;
-  }
-  r->hdrs_old = o;
-  r->hdrs_old[r->nhdrs_old++] = r->hdrs;
+  r->hdrs_old[r->nhdrs_old++] = r->hdrs; /* parts_hdrs made the room */
   r->hdrs = NULL;
 }
 
@@ -135,7 +143,7 @@ void parts_hdrs_free(run *r) {
     rd_kafka_headers_destroy(r->hdrs_old[i]);
   free(r->hdrs_old);
   r->hdrs_old = NULL;
-  r->nhdrs_old = 0;
+  r->nhdrs_old = r->cap_hdrs_old = 0;
   if (r->hdrs)
     rd_kafka_headers_destroy(r->hdrs);
   r->hdrs = NULL;

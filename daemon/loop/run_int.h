@@ -86,8 +86,8 @@ typedef struct run {
    * dead letter (daemon/kafka/produce.h, "Lent headers"); NULL until the first produce after a
    * model change. The lists of earlier models wait in hdrs_old until no message holds them. */
   rd_kafka_headers_t *hdrs;
-  rd_kafka_headers_t **hdrs_old;
-  int nhdrs_old;
+  rd_kafka_headers_t **hdrs_old;   /* (cap_hdrs_old) */
+  int nhdrs_old, cap_hdrs_old;     /* hdrs is made only with room here to retire it later */
   int exit_code;                   /* run_main's result once the loop ends */
   size_t in_prefix_len;            /* strlen(input topic) + 1: src = "topic/" + partition/offset */
   char src[320];                   /* src buffer, "topic/" prefix kept */
@@ -179,6 +179,10 @@ void parts_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque
 
 /* Frees every ring and the partition table. */
 void parts_free(run *r);
+
+/* The lent header list of the running model, made when missing (with room in hdrs_old to retire
+ * it, so that retiring never fails); NULL when out of memory. */
+rd_kafka_headers_t *parts_hdrs(run *r, const char *id);
 
 /* The model changed: the lent header list of the old one is retired (destroyed once no message
  * holds it, by parts_hdrs_sweep or parts_hdrs_free). */
