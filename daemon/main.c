@@ -7,6 +7,10 @@
 
 #include "daemon/cmd/cmds.h"
 
+/* OpenBLAS's (libopenblas0-pthread) own: stops its worker threads; a later call that wants
+ * several threads starts them again. It is what OpenBLAS runs before a fork. */
+extern int blas_thread_shutdown_(void);
+
 static const struct {
   const char *name;
   int (*fn)(int, char **);
@@ -30,9 +34,14 @@ static void usage(FILE *f) {
 
 int main(int argc, char **argv) {
   /* Per-step GEMMs are small: OpenBLAS's worker threads only spin (sched_yield) and slow them
-   * down. One thread unless the user asks otherwise through the usual variable. */
-  if (!getenv("OPENBLAS_NUM_THREADS"))
+   * down. One thread unless the user asks otherwise through the usual variable. OpenBLAS starts
+   * its workers when it is loaded, before main, and each spins about 0.1 s before it sleeps:
+   * on 2 cores that took a core from `replay --threads 2` for its first 0.1 s (0.37 -> 0.40 s
+   * for a million ticks), so they are stopped here. */
+  if (!getenv("OPENBLAS_NUM_THREADS")) {
     openblas_set_num_threads(1);
+    blas_thread_shutdown_();
+  }
   if (argc < 2) {
     usage(stderr);
     return 2;
