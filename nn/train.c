@@ -436,22 +436,30 @@ static void adam_range(nn_adam *a, float *params, const float *grad, size_t lo, 
   }
 }
 
-void nn_adam_step(nn_adam *a, nn_model *m, const float *grad) {
-  assert(a->n == m->nparams);
+void nn_adam_next(nn_adam *a) {
   a->t++;
+}
+
+void nn_adam_part(nn_adam *a, nn_model *m, const float *grad, size_t lo, size_t hi) {
+  assert(a->n == m->nparams && lo <= hi && hi <= m->nparams);
   float c1 = 1.0f - (float)pow(a->beta1, (double)a->t);
   float c2 = 1.0f - (float)pow(a->beta2, (double)a->t);
   /* Runs of trainable entries between the features/target tensors, wherever model.c put them. */
-  size_t i = 0, n = m->nparams;
-  while (i < n) {
+  size_t i = lo;
+  while (i < hi) {
     if (!nn_param_trainable(m, i)) {
       i++;
       continue;
     }
     size_t j = i;
-    while (j < n && nn_param_trainable(m, j))
+    while (j < hi && nn_param_trainable(m, j))
       j++;
     adam_range(a, m->params, grad, i, j, c1, c2);
     i = j;
   }
+}
+
+void nn_adam_step(nn_adam *a, nn_model *m, const float *grad) {
+  nn_adam_next(a);
+  nn_adam_part(a, m, grad, 0, m->nparams);
 }

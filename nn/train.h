@@ -144,6 +144,12 @@ void nn_adam_free(nn_adam *a);                    /* accepts NULL and half-built
 /* One update of m->params from grad; features.* and target.* are left as they are. */
 void nn_adam_step(nn_adam *a, nn_model *m, const float *grad);
 
+/* The same update in parts, for several threads: nn_adam_next once, then nn_adam_part on ranges
+ * [lo, hi) that together cover [0, m->nparams) once each, in any order and on any threads (each
+ * entry's update depends only on itself: any split gives nn_adam_step's floats). */
+void nn_adam_next(nn_adam *a);
+void nn_adam_part(nn_adam *a, nn_model *m, const float *grad, size_t lo, size_t hi);
+
 /* 1 when params[i] is a trainable entry (not features.* or target.*). */
 int nn_param_trainable(const nn_model *m, size_t i);
 

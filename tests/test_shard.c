@@ -3,9 +3,12 @@
  * SHARD_ROWS-row shards of near-equal size; the sharded loss, gradient and carried state equal
  * the whole-batch nn_train_forward/backward's within float rounding (LSTM with peepholes, GRU,
  * RNN, with and without the scale head, 1 and 2 layers, minibatches of 1 to 3 shards and uneven
- * padding weights); on 1, 2, 3 and 8 threads they are the same bytes; the pool runs every job of
- * every section exactly once, including with more threads than jobs. */
+ * padding weights); on 1, 2, 3 and 8 threads they are the same bytes; the optimizer step on the
+ * pool (shard_set_update) gives nn_grad_clip's and nn_adam_step's very floats on any thread count;
+ * the pool runs every job of every section exactly once, including with more threads than jobs,
+ * more jobs than one section holds, workers that fell asleep and a caller that did. */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "daemon/pipeline/shard.h"
@@ -40,6 +43,15 @@ static void pool_job(void *arg, int j) {
   __atomic_fetch_add(&a->count[j], 1, __ATOMIC_RELAXED);
 }
 
+static void slow_job(void *arg, int j) {
+  usleep(j == 0 ? 2000 : 0); /* longer than the pool's spinning */
+  pool_job(arg, j);
+}
+
+static void many_job(void *arg, int j) {
+  __atomic_fetch_add(&((int *)arg)[j], 1, __ATOMIC_RELAXED);
+}
+
 static void check_pool(int threads) {
   tpool *p;
   CHECK_INT(tpool_new(&p, threads), 0);
@@ -53,6 +65,24 @@ static void check_pool(int threads) {
       bad += a.count[j] != (j < n);
   }
   CHECK_INT(bad, 0);
+  /* Sections after a pause longer than the spinning (the workers sleep and must be woken), and
+   * sections whose jobs outlast it (the caller sleeps until the last one is done). */
+  for (int sec = 0; sec < 6; sec++) {
+    pool_arg a = {{0}};
+    usleep(sec % 2 ? 1000 : 0);
+    tpool_run(p, 5, sec % 2 ? pool_job : slow_job, &a);
+    for (int j = 0; j < 64; j++)
+      bad += a.count[j] != (j < 5);
+  }
+  CHECK_INT(bad, 0);
+  /* More jobs than one section holds (tpool.c cuts them at 32768). */
+  int n = 70001;
+  int *many = calloc((size_t)n, sizeof *many);
+  tpool_run(p, n, many_job, many);
+  for (int j = 0; j < n; j++)
+    bad += many[j] != 1;
+  CHECK_INT(bad, 0);
+  free(many);
   tpool_destroy(p);
   tpool_destroy(NULL);
   CHECK_INT(tpool_threads(NULL), 1);
@@ -67,6 +97,72 @@ static double max_abs(const float *v, size_t n) {
   for (size_t i = 0; i < n; i++)
     m = fabs(v[i]) > m ? fabs(v[i]) : m;
   return m;
+}
+
+/* The optimizer step on the pool against nn_grad_clip + nn_adam_step, three steps, with the
+ * clipping on (a small limit) and off, on 1, 2, 3 and 8 threads: the same params and moments. */
+static void check_update(int H, double maxnorm) {
+  nn_model m, m1;
+  nn_rng r;
+  memset(&m, 0, sizeof m);
+  memset(&m1, 0, sizeof m1);
+  CHECK_INT(nn_model_init_head(&m, NN_CELL_LSTM, 2, H, 1, 1), 0);
+  CHECK_INT(nn_model_init_head(&m1, NN_CELL_LSTM, 2, H, 1, 1), 0);
+  nn_rng_seed(&r, 7);
+  nn_train_init_weights(&m, &r);
+  size_t np = m.nparams;
+  for (size_t i = 0; i < np; i++) /* features.* and target.* too: the update leaves them */
+    m.params[i] = nn_param_trainable(&m, i) ? m.params[i] : urand(&r, 2);
+  float *g = malloc(np * 4), *gref = malloc(np * 4), *gs = malloc(np * 4);
+  float *p0 = malloc(np * 4);
+  memcpy(p0, m.params, np * 4);
+  nn_adam aref;
+  CHECK_INT(nn_adam_init(&aref, np, 3e-3f), 0);
+  shard_set sh;
+  CHECK_INT(shard_set_init(&sh, &m, 16, 2), 0);
+  for (int ti = 0; ti < 4; ti++) {
+    static const int threads[] = {1, 2, 3, 8};
+    tpool *p;
+    CHECK_INT(tpool_new(&p, threads[ti]), 0);
+    nn_adam a;
+    CHECK_INT(nn_adam_init(&a, np, 3e-3f), 0);
+    memcpy(m.params, p0, np * 4);
+    if (ti == 0)
+      memcpy(m1.params, p0, np * 4);
+    nn_rng_seed(&r, 11);
+    double norm = 0, nref = 0;
+    for (int step = 0; step < 3; step++) {
+      for (size_t i = 0; i < np; i++)
+        g[i] = urand(&r, 0.1f);
+      memcpy(gs, g, np * 4);
+      norm = shard_set_update(&sh, p, &m, &a, gs, maxnorm);
+      if (ti == 0) { /* the reference, once */
+        memcpy(gref, g, np * 4);
+        nref = nn_grad_clip(gref, np, maxnorm);
+        nn_adam_step(&aref, &m1, gref);
+        CHECK(norm == nref);
+        CHECK_INT(memcmp(gs, gref, np * 4), 0); /* clipped in place the same way */
+      }
+    }
+    CHECK_INT(memcmp(m.params, m1.params, np * 4), 0);
+    CHECK_INT(memcmp(a.mom, aref.mom, 2 * np * 4), 0);
+    CHECK(a.t == aref.t);
+    CHECK(memcmp(m.params, p0, np * 4) != 0); /* it did move */
+    for (size_t i = 0; i < np; i++)
+      if (!nn_param_trainable(&m, i))
+        CHECK(m.params[i] == p0[i]);
+    nn_adam_free(&a);
+    tpool_destroy(p);
+  }
+  if (maxnorm > 0)
+    CHECK(nn_grad_clip(g, np, 0) > maxnorm); /* the limit did clip */
+  printf("update L=2 H=%d (%zu parameters), clip %g: identical on 1, 2, 3 and 8 threads\n", H, np,
+         maxnorm);
+  shard_set_free(&sh);
+  nn_adam_free(&aref);
+  free(g), free(gref), free(gs), free(p0);
+  nn_model_free(&m);
+  nn_model_free(&m1);
 }
 
 /* One shape: the whole batch against the shards on 1, 2, 3 and 8 threads. */
@@ -157,5 +253,9 @@ int main(void) {
   check_step(NN_CELL_GRU, 1, 8, 0, 1, 17, 4);
   check_step(NN_CELL_RNN_TANH, 2, 16, 0, 0, 48, 5);
   check_step(NN_CELL_RNN_RELU, 1, 16, 0, 0, 19, 9);
+  check_step(NN_CELL_LSTM, 1, 48, 0, 0, 40, 3); /* 13k parameters: the sum in several ranges */
+  check_update(8, 0);                           /* one range */
+  check_update(40, 0);                          /* several */
+  check_update(40, 0.05);
   return check_done();
 }

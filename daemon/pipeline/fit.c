@@ -562,8 +562,7 @@ static int fit_epoch(fit_ctx *c, int epoch, double *loss, double *steps, double 
       continue;
     double l =
         shard_set_grad(&c->sh, c->pool, c->m, o->B, o->T, c->x, c->tg, c->w, c->state, c->grad);
-    nn_grad_clip(c->grad, c->m->nparams, o->clip);
-    nn_adam_step(&c->adam, c->m, c->grad);
+    shard_set_update(&c->sh, c->pool, c->m, &c->adam, c->grad, o->clip);
     loss_sum += l * nvalid;
     *steps += nvalid;
     if (c->log && o->verbose >= 2 && tc_mono_s() - last_bar > 0.2) {

@@ -2,6 +2,7 @@
 #include "daemon/pipeline/shard.h"
 
 #include <assert.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,20 +64,72 @@ static void shard_job(void *arg, int k) {
   nn_train_backward(&s->tr[k], s->m, g);
 }
 
+/* The parameter ranges of the reduction and the update: one per thread, of at least
+ * PART_MIN floats (below that, waking a thread costs more than the work). */
+#define PART_MIN 2048
+
+static int part_count(const shard_set *s, const tpool *pool) {
+  size_t byn = (s->np + PART_MIN - 1) / PART_MIN;
+  int t = tpool_threads(pool);
+  return byn < (size_t)t ? (int)(byn ? byn : 1) : t;
+}
+
+static void part_range(const shard_set *s, int j, size_t *lo, size_t *hi) {
+  *lo = s->np * (size_t)j / (size_t)s->parts;
+  *hi = s->np * (size_t)(j + 1) / (size_t)s->parts;
+}
+
+/* Range j of the reduction, in the fixed order ((g0 + g1) + g2) + ... entry by entry. */
+static void reduce_job(void *arg, int j) {
+  shard_set *s = arg;
+  size_t lo, hi;
+  part_range(s, j, &lo, &hi);
+  for (int k = 1; k < s->K1; k++) {
+    const float *g = s->grad + (size_t)(k - 1) * s->np;
+    for (size_t i = lo; i < hi; i++)
+      s->out[i] += g[i];
+  }
+}
+
 double shard_set_grad(shard_set *s, tpool *pool, const nn_model *m, int B, int T, const float *x,
                       const float *tgt, const float *w, float *state, float *grad) {
   int K = shard_count(B);
   assert(K <= s->K && m->nparams == s->np);
-  s->m = m, s->B = B, s->T = T;
+  s->m = m, s->B = B, s->T = T, s->K1 = K;
   s->x = x, s->tgt = tgt, s->w = w, s->state = state, s->out = grad;
   tpool_run(pool, K, shard_job, s);
-  /* The fixed reduction order: ((g0 + g1) + g2) + ..., and the losses likewise. */
-  double loss = s->loss[0];
-  for (int k = 1; k < K; k++) {
-    const float *g = s->grad + (size_t)(k - 1) * s->np;
-    for (size_t i = 0; i < s->np; i++)
-      grad[i] += g[i];
-    loss += s->loss[k];
+  if (K > 1) {
+    s->parts = part_count(s, pool);
+    tpool_run(pool, s->parts, reduce_job, s);
   }
+  double loss = s->loss[0]; /* the losses in the same order */
+  for (int k = 1; k < K; k++)
+    loss += s->loss[k];
   return loss;
+}
+
+/* Range j of the update: the clipping's scaling, then Adam. */
+static void update_job(void *arg, int j) {
+  shard_set *s = arg;
+  size_t lo, hi;
+  part_range(s, j, &lo, &hi);
+  if (s->clip != 1.0f)
+    for (size_t i = lo; i < hi; i++)
+      s->out[i] *= s->clip;
+  nn_adam_part(s->adam, s->um, s->out, lo, hi);
+}
+
+double shard_set_update(shard_set *s, tpool *pool, nn_model *m, nn_adam *a, float *grad,
+                        double maxnorm) {
+  assert(m->nparams == s->np);
+  double ss = 0.0; /* nn_grad_clip's sum and factor */
+  for (size_t i = 0; i < s->np; i++)
+    ss += (double)grad[i] * grad[i];
+  double norm = sqrt(ss);
+  s->clip = maxnorm > 0 && norm > maxnorm ? (float)(maxnorm / norm) : 1.0f;
+  s->um = m, s->adam = a, s->out = grad;
+  s->parts = part_count(s, pool);
+  nn_adam_next(a);
+  tpool_run(pool, s->parts, update_job, s);
+  return norm;
 }

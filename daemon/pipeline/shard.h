@@ -2,8 +2,8 @@
  * of shards (a function of B alone, never of the thread count), each shard's forward and backward
  * runs on its own scratch and gradient buffer on a tpool, and the shards' losses and gradients are
  * summed in shard order 0, 1, 2, ...: the same floats whatever the threads, so that a seed and an
- * input give the same model bytes for any --threads. The math is nn/train.h's; not for the
- * optimizer step (clipping and Adam stay with the caller). */
+ * input give the same model bytes for any --threads. The math is nn/train.h's; the optimizer
+ * step (clipping and Adam) runs on the pool too, in parts of the parameters (shard_set_update). */
 #ifndef DAEMON_SHARD_H
 #define DAEMON_SHARD_H
 
@@ -38,6 +38,11 @@ typedef struct shard_set {
   const float *tgt, *w; /* (T, B) targets and loss weights */
   float *state;         /* (B, nn_state_floats(m)) carried state, in and out */
   float *out;           /* the caller's grad, shard 0 adds into it */
+  int K1;               /* the step's shards */
+  int parts;            /* parameter ranges of the reduction and the update */
+  nn_model *um;         /* the update (shard_set_update): its model, */
+  nn_adam *adam;        /* optimizer, */
+  float clip;           /* and the factor grad is scaled by (1: none) */
 } shard_set;
 
 /* 0 or TC_ENOMEM/TC_EINVAL. */
@@ -51,5 +56,12 @@ void shard_set_free(shard_set *s); /* accepts NULL and half-built */
  * Returns the loss, the shards' losses summed in shard order. */
 double shard_set_grad(shard_set *s, tpool *pool, const nn_model *m, int B, int T, const float *x,
                       const float *tgt, const float *w, float *state, float *grad);
+
+/* The optimizer step on grad, on pool (NULL: this thread): grad clipped to an L2 norm of at most
+ * maxnorm (<= 0: no clipping), then Adam's update of m->params. The norm is summed on this thread
+ * in index order and the rest runs in ranges of the parameters on the pool, so the floats are
+ * nn_grad_clip's and nn_adam_step's for any thread count. Returns the norm before clipping. */
+double shard_set_update(shard_set *s, tpool *pool, nn_model *m, nn_adam *a, float *grad,
+                        double maxnorm);
 
 #endif
