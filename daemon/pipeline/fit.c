@@ -137,6 +137,12 @@ static size_t val_len(const ds_series *s) {
   return s->nfit > s->ntrain + 1 ? s->nfit - 1 : 0;
 }
 
+/* Whole cache lines: a shard's buffers are written at every step, on its own thread, and must
+ * not share a line with another shard's. */
+static void *lines(size_t n) {
+  return aligned_alloc(64, (n + 63) / 64 * 64);
+}
+
 static void vplan_free(vplan *v) {
   for (int k = 0; v->s && k < v->K; k++) {
     vshard *sh = &v->s[k];
@@ -185,12 +191,12 @@ static int vplan_init(vplan *v, const dataset *d, const flat *f, const nn_model 
   for (int k = 0; k < v->K; k++) {
     vshard *sh = &v->s[k];
     sh->n = (nl - k + v->K - 1) / v->K;
-    sh->inst = malloc((size_t)sh->n * sizeof *sh->inst);
-    sh->x = malloc((size_t)sh->n * NN_F * sizeof *sh->x);
-    sh->y = malloc((size_t)sh->n * sizeof *sh->y);
-    sh->s = m->gauss ? malloc((size_t)sh->n * sizeof *sh->s) : NULL;
-    sh->state = malloc((size_t)sh->n * sf * sizeof *sh->state);
-    sh->sp = malloc((size_t)sh->n * sizeof *sh->sp);
+    sh->inst = lines((size_t)sh->n * sizeof *sh->inst);
+    sh->x = lines((size_t)sh->n * NN_F * sizeof *sh->x);
+    sh->y = lines((size_t)sh->n * sizeof *sh->y);
+    sh->s = m->gauss ? lines((size_t)sh->n * sizeof *sh->s) : NULL;
+    sh->state = lines((size_t)sh->n * sf * sizeof *sh->state);
+    sh->sp = lines((size_t)sh->n * sizeof *sh->sp);
     if (!sh->inst || !sh->x || !sh->y || (m->gauss && !sh->s) || !sh->state || !sh->sp ||
         nn_work_init(&sh->w, m, sh->n) != 0)
       goto oom;
