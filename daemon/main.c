@@ -7,9 +7,11 @@
 
 #include "daemon/cmd/cmds.h"
 
-/* OpenBLAS's (libopenblas0-pthread) own: stops its worker threads; a later call that wants
- * several threads starts them again. It is what OpenBLAS runs before a fork. */
-extern int blas_thread_shutdown_(void);
+/* OpenBLAS's own, in its threaded builds (libopenblas0-pthread, -openmp): stops its worker
+ * threads; a later call that wants several threads starts them again. It is what OpenBLAS runs
+ * before a fork. Weak: a serial OpenBLAS, or another BLAS behind the libblas alternative, has no
+ * such symbol and no threads to stop. */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
 
 static const struct {
   const char *name;
@@ -40,7 +42,8 @@ int main(int argc, char **argv) {
    * for a million ticks), so they are stopped here. */
   if (!getenv("OPENBLAS_NUM_THREADS")) {
     openblas_set_num_threads(1);
-    blas_thread_shutdown_();
+    if (blas_thread_shutdown_)
+      blas_thread_shutdown_();
   }
   if (argc < 2) {
     usage(stderr);

@@ -63,7 +63,8 @@ static inline void cpu_relax(void) {
 /* Claims and runs jobs until a claim finds none; returns the generation of that last claim. */
 static uint32_t run_jobs(tpool *p) {
   for (;;) {
-    uint64_t v = __atomic_fetch_add(&p->ctl, 1, __ATOMIC_ACQ_REL);
+    /* Sequentially consistent like the caller's store of ctl (the same instruction on x86). */
+    uint64_t v = __atomic_fetch_add(&p->ctl, 1, __ATOMIC_SEQ_CST);
     if (CTL_IDX(v) >= CTL_N(v))
       return CTL_GEN(v);
     int d = (int)(CTL_GEN(v) & 1);
@@ -82,7 +83,8 @@ static uint32_t run_jobs(tpool *p) {
 static void wait_section(tpool *p, uint32_t seen) {
   uint64_t t0 = p->spin_ns ? tc_mono_ns() : 0;
   for (int i = 0; p->spin_ns; i++) {
-    if (CTL_GEN(__atomic_load_n(&p->ctl, __ATOMIC_ACQUIRE)) != seen)
+    if (CTL_GEN(__atomic_load_n(&p->ctl, __ATOMIC_ACQUIRE)) != seen ||
+        __atomic_load_n(&p->quit, __ATOMIC_ACQUIRE))
       return;
     cpu_relax();
     if ((i & 63) == 63 && tc_mono_ns() - t0 > p->spin_ns)
@@ -113,6 +115,8 @@ static void *worker_main(void *arg) {
 
 int tpool_new(tpool **out, int threads) {
   *out = NULL;
+  if (threads > SECTION_MAX - 1) /* each thread's last claim must stay below the count's bits */
+    return TC_EINVAL;
   tpool *p = calloc(1, sizeof *p);
   if (!p)
     return TC_ENOMEM;

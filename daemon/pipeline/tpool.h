@@ -12,7 +12,7 @@ typedef void (*tpool_fn)(void *arg, int job);
 
 /* Makes a pool of threads - 1 workers (threads >= 1; 1: no thread, tpool_run runs the jobs on
  * the caller). When a worker cannot be started, the pool keeps the ones that were (the jobs still
- * all run). Returns 0 or TC_ENOMEM. */
+ * all run). Returns 0, TC_ENOMEM, or TC_EINVAL for more than 32767 threads. */
 int tpool_new(tpool **out, int threads);
 
 /* Stops and joins the workers and frees the pool; accepts NULL. */
