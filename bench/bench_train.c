@@ -63,8 +63,7 @@ static int run_ours(const bench_cfg *c, int threads, bench_fig *out, double *los
     if (warm == 0)
       t0 = tc_mono_s(), cpu0 = tc_process_cpu_us();
     *loss = shard_set_grad(&sh, pool, &m, c->B, c->T, x, tgt, w, state, grad);
-    nn_grad_clip(grad, m.nparams, 1.0);
-    nn_adam_step(&adam, &m, grad);
+    shard_set_update(&sh, pool, &m, &adam, grad, 1.0); /* as train does */
     if (warm <= 0) {
       n++;
       if (tc_mono_s() - t0 >= c->seconds)
