@@ -71,12 +71,37 @@ int nn_train_init(nn_train *tr, const nn_model *m, int Bmax, int Tmax) {
   tr->dh = p, p += (size_t)Bmax * H;
   tr->dc = p, p += (size_t)Bmax * H;
   assert((size_t)(p - tr->buf) == n);
+  if (Bmax <= nn_projT_max_b()) {
+    tr->ldwg = nn_projT_ldw(G);
+    tr->ldwh = nn_projT_ldw(H);
+    size_t a = (size_t)H * tr->ldwg, b = (size_t)G * tr->ldwh;
+    void *w = NULL;
+    if (posix_memalign(&w, 64, (a > b ? a : b) * sizeof(float)) != 0) {
+      nn_train_free(tr);
+      return TC_ENOMEM;
+    }
+    tr->wpk = w;
+  }
   return 0;
+}
+
+void nn_train_pack_wt(nn_train *tr, const float *W) {
+  const int H = tr->H, G = tr->G;
+  for (int g = 0; g < G; g++)
+    for (int j = 0; j < H; j++)
+      tr->wpk[(size_t)j * tr->ldwg + g] = W[(size_t)g * H + j];
+}
+
+void nn_train_pack_w(nn_train *tr, const float *W) {
+  const int H = tr->H, G = tr->G;
+  for (int g = 0; g < G; g++)
+    memcpy(tr->wpk + (size_t)g * tr->ldwh, W + (size_t)g * H, (size_t)H * sizeof *tr->wpk);
 }
 
 void nn_train_free(nn_train *tr) {
   if (!tr)
     return;
+  free(tr->wpk);
   free(tr->buf);
   memset(tr, 0, sizeof *tr);
 }
@@ -160,6 +185,9 @@ static void lstm_layer_forward(nn_train *tr, const nn_model *m, int k) {
   const int H = m->H, G = 4 * H, B = tr->B, T = tr->T;
   float *Z = tr->gates[k], *hk = tr->h[k], *ck = tr->c[k], *tck = tr->tc[k];
   const float *wci = m->w_ci[k], *wcf = m->w_cf[k], *wco = m->w_co[k];
+  float *wt = tr->wpk; /* W_hh^T (H, G), row stride ldwg, for nn_projT */
+  if (wt)
+    nn_train_pack_wt(tr, m->W_hh[k]);
   for (int t = 0; t < T; t++) {
     float *zt = Z + (size_t)t * B * G;        /* (B, 4H) */
     const float *hp = hk + (size_t)t * B * H; /* (B, H) h before step t */
@@ -168,8 +196,11 @@ static void lstm_layer_forward(nn_train *tr, const nn_model *m, int k) {
     float *cn = ck + (size_t)(t + 1) * B * H;
     float *tct = tck + (size_t)t * B * H;
     /* zt (B, 4H) += h (B, H) . W_hh^T (H, 4H) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, H, 1.0f, hp, H, m->W_hh[k], H, 1.0f,
-                zt, G);
+    if (wt)
+      nn_projT(B, G, H, hp, wt, tr->ldwg, zt);
+    else
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, H, 1.0f, hp, H, m->W_hh[k], H,
+                  1.0f, zt, G);
     for (int b = 0; b < B; b++)
       row_forward(H, zt + (size_t)b * G, cp + (size_t)b * H, cn + (size_t)b * H,
                   tct + (size_t)b * H, hn + (size_t)b * H, wci, wcf, wco);
@@ -272,6 +303,9 @@ static void lstm_layer_backward(nn_train *tr, const nn_model *m, int k, float *g
         *gco = wco ? GRAD(m->w_co[k]) : NULL;
 #undef GRAD
   float *dz = tr->dz, *dh = tr->dh, *dc = tr->dc;
+  float *wp = tr->wpk; /* W_hh (G, H), row stride ldwh: (W_hh^T)^T for nn_projT */
+  if (wp)
+    nn_train_pack_w(tr, m->W_hh[k]);
   memset(dh, 0, sizeof(float) * (size_t)B * H);
   memset(dc, 0, sizeof(float) * (size_t)B * H);
   for (int t = T - 1; t >= 0; t--) {
@@ -282,9 +316,13 @@ static void lstm_layer_backward(nn_train *tr, const nn_model *m, int k, float *g
                    gco);
     }
     /* dh (B, H) = dz_t (B, 4H) . W_hh (4H, H); not needed past the window start. */
-    if (t > 0)
+    if (t > 0 && wp) {
+      memset(dh, 0, sizeof(float) * (size_t)B * H);
+      nn_projT(B, H, G, dz + (size_t)t * B * G, wp, tr->ldwh, dh);
+    } else if (t > 0) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, G, 1.0f, dz + (size_t)t * B * G,
                   G, m->W_hh[k], H, 0.0f, dh, H);
+    }
   }
 }
 

@@ -79,6 +79,13 @@ typedef struct nn_train {
   float *dhin2; /* (T, B, H) the same for the layer below, filled while going down */
   float *dh;    /* (B, H) d loss / d h[t] through the recurrence */
   float *dc;    /* (B, H) d loss / d c[t] through the recurrence (LSTM) */
+  /* Bmax <= nn_projT_max_b(): the recurrence's products run on nn_projT, the inference step's
+   * kernel (lstm_int.h), which for such small batches is 2-3x faster than sgemm and takes no lock
+   * (OpenBLAS locks a global buffer in every call, which threads contend for); else NULL and
+   * sgemm. */
+  float *wpk; /* (max(H * ldwg, G * ldwh)) a layer's W_hh packed for it, per pass */
+  int ldwg;   /* nn_projT_ldw(G): row stride of W_hh^T (H, G) packed for the forward */
+  int ldwh;   /* nn_projT_ldw(H): row stride of W_hh (G, H) packed for the backward */
 } nn_train;
 
 /* Allocates caches for model shape m and batches of at most Bmax x Tmax.

@@ -53,6 +53,8 @@ void nn_train_gru_forward(nn_train *tr, const nn_model *m, int k) {
   const int H = m->H, G = m->G, B = tr->B, T = tr->T;
   const float *bh = m->b_hh[k];
   float *zh = tr->zh, *hk = tr->h[k], *hnk = tr->hn[k];
+  if (tr->wpk)
+    nn_train_pack_wt(tr, m->W_hh[k]);
   for (int t = 0; t < T; t++) {
     float *zt = tr->gates[k] + (size_t)t * B * G; /* (B, 3H) */
     const float *hp = hk + (size_t)t * B * H;     /* (B, H) h before step t */
@@ -62,8 +64,11 @@ void nn_train_gru_forward(nn_train *tr, const nn_model *m, int k) {
       memset(zh + (size_t)b * G, 0, sizeof(float) * 2 * H);
       memcpy(zh + (size_t)b * G + 2 * H, bh + 2 * H, sizeof(float) * H);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, H, 1.0f, hp, H, m->W_hh[k], H, 1.0f,
-                zh, G);
+    if (tr->wpk)
+      nn_projT(B, G, H, hp, tr->wpk, tr->ldwg, zh);
+    else
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, H, 1.0f, hp, H, m->W_hh[k], H,
+                  1.0f, zh, G);
     for (int b = 0; b < B; b++)
       gru_row_forward(H, zt + (size_t)b * G, zh + (size_t)b * G, hp + (size_t)b * H,
                       hnk + ((size_t)t * B + b) * H, h1 + (size_t)b * H);
@@ -73,6 +78,8 @@ void nn_train_gru_forward(nn_train *tr, const nn_model *m, int k) {
 void nn_train_gru_backward(nn_train *tr, const nn_model *m, int k) {
   const int H = m->H, G = m->G, B = tr->B, T = tr->T;
   float *dh = tr->dh;
+  if (tr->wpk)
+    nn_train_pack_w(tr, m->W_hh[k]);
   memset(dh, 0, sizeof(float) * (size_t)B * H);
   for (int t = T - 1; t >= 0; t--) {
     for (int b = 0; b < B; b++) {
@@ -81,7 +88,9 @@ void nn_train_gru_backward(nn_train *tr, const nn_model *m, int k) {
                        tr->dhin + r * H, dh + (size_t)b * H, tr->dz + r * G, tr->dzh + r * G);
     }
     /* dh (B, H) += dzh_t (B, 3H) . W_hh (3H, H); not needed past the window start. */
-    if (t > 0)
+    if (t > 0 && tr->wpk)
+      nn_projT(B, H, G, tr->dzh + (size_t)t * B * G, tr->wpk, tr->ldwh, dh);
+    else if (t > 0)
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, G, 1.0f,
                   tr->dzh + (size_t)t * B * G, G, m->W_hh[k], H, 1.0f, dh, H);
   }
@@ -91,12 +100,17 @@ void nn_train_rnn_forward(nn_train *tr, const nn_model *m, int k) {
   assert((m->cell == NN_CELL_RNN_TANH || m->cell == NN_CELL_RNN_RELU) && tr->cell == m->cell);
   const int H = m->H, B = tr->B, T = tr->T, relu = m->cell == NN_CELL_RNN_RELU;
   float *hk = tr->h[k];
+  if (tr->wpk)
+    nn_train_pack_wt(tr, m->W_hh[k]);
   for (int t = 0; t < T; t++) {
     float *zt = tr->gates[k] + (size_t)t * B * H; /* (B, H) */
     const float *hp = hk + (size_t)t * B * H;
     /* zt (B, H) += h (B, H) . W_hh^T (H, H); h after step t = act(zt) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, H, H, 1.0f, hp, H, m->W_hh[k], H, 1.0f,
-                zt, H);
+    if (tr->wpk)
+      nn_projT(B, H, H, hp, tr->wpk, tr->ldwg, zt);
+    else
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, H, H, 1.0f, hp, H, m->W_hh[k], H,
+                  1.0f, zt, H);
     nn_gates_rnn(B * H, zt, hk + (size_t)(t + 1) * B * H, relu);
   }
 }
@@ -106,6 +120,8 @@ void nn_train_rnn_forward(nn_train *tr, const nn_model *m, int k) {
 void nn_train_rnn_backward(nn_train *tr, const nn_model *m, int k) {
   const int H = m->H, B = tr->B, T = tr->T, relu = m->cell == NN_CELL_RNN_RELU;
   float *dh = tr->dh;
+  if (tr->wpk)
+    nn_train_pack_w(tr, m->W_hh[k]);
   memset(dh, 0, sizeof(float) * (size_t)B * H);
   for (int t = T - 1; t >= 0; t--) {
     const size_t r0 = (size_t)t * B * H, n = (size_t)B * H;
@@ -120,8 +136,12 @@ void nn_train_rnn_backward(nn_train *tr, const nn_model *m, int k) {
       for (size_t j = 0; j < n; j++)
         dz[j] = (din[j] + dhr[j]) * (1.0f - h1[j] * h1[j]);
     /* dh (B, H) = dz_t (B, H) . W_hh (H, H) */
-    if (t > 0)
+    if (t > 0 && tr->wpk) {
+      memset(dh, 0, sizeof(float) * (size_t)B * H);
+      nn_projT(B, H, H, dz, tr->wpk, tr->ldwh, dh);
+    } else if (t > 0) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, H, 1.0f, dz, H, m->W_hh[k], H,
                   0.0f, dh, H);
+    }
   }
 }

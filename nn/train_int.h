@@ -18,4 +18,11 @@ void nn_train_rnn_forward(nn_train *tr, const nn_model *m, int k);
 void nn_train_gru_backward(nn_train *tr, const nn_model *m, int k);
 void nn_train_rnn_backward(nn_train *tr, const nn_model *m, int k);
 
+/* The recurrence's products on nn_projT (tr->wpk not NULL, see nn_train): W (G, H), a layer's
+ * W_hh, packed into tr->wpk as W^T (H, G) for z (B, G) += h (B, H) . W^T (nn_train_pack_wt, then
+ * nn_projT(B, G, H, h, tr->wpk, tr->ldwg, z)), or as W with padded rows for dh (B, H) += dz (B, G)
+ * . W (nn_train_pack_w, then nn_projT(B, H, G, dz, tr->wpk, tr->ldwh, dh)). */
+void nn_train_pack_wt(nn_train *tr, const float *W);
+void nn_train_pack_w(nn_train *tr, const float *W);
+
 #endif

@@ -4,7 +4,8 @@
  * the RNN with tanh and relu; against PyTorch autograd on a fixed batch
  * (tests/fixtures/train_grad_*.txt from tests/gen_train_fixture.py: nn.LSTM, nn.GRU, nn.RNN,
  * and with the scale head PyTorch's GaussianNLLLoss, its eps clamp included);
- * state carried across windows; clipping; Adam's first step in closed form. */
+ * state carried across windows; clipping; Adam's first step in closed form; the recurrence's
+ * products on nn_projT (packed W_hh, row strides padded) against sgemm's, every cell. */
 #include <stdlib.h>
 
 #include "check.h"
@@ -271,6 +272,60 @@ static void check_carry(int cell) {
   nn_model_free(&m);
 }
 
+/* The same forward and backward with the recurrence on nn_projT (tr.wpk, the default for small
+ * batches) and on sgemm (tr.wpk taken away): the same loss, outputs and gradients within float
+ * rounding, so the packing of W_hh (transposed for the forward, rows padded for the backward) and
+ * the strides are right. H = 24: G and H both get padded row strides. */
+static void check_kernels(int cell) {
+  nn_model m;
+  nn_rng r;
+  nn_rng_seed(&r, 11 + (uint64_t)cell);
+  int L = 2, H = 24, B = 4, T = 6;
+  CHECK_INT(nn_model_init_cell(&m, cell, L, H, cell == NN_CELL_LSTM), 0);
+  nn_train_init_weights(&m, &r);
+  size_t TB = (size_t)T * B, sf = nn_state_floats(&m), np = m.nparams;
+  float *x = malloc(TB * NN_F * 4), *tgt = malloc(TB * 4), *w = malloc(TB * 4);
+  float *s0 = malloc((size_t)B * sf * 4), *st = malloc((size_t)B * sf * 4);
+  float *g[2] = {calloc(np, 4), calloc(np, 4)}, *y[2] = {malloc(TB * 4), malloc(TB * 4)};
+  for (size_t i = 0; i < TB * NN_F; i++)
+    x[i] = frand(&r, 1.0f);
+  for (size_t i = 0; i < TB; i++)
+    tgt[i] = frand(&r, 1.0f), w[i] = 1.0f / (float)TB;
+  for (size_t i = 0; i < (size_t)B * sf; i++)
+    s0[i] = frand(&r, 0.5f);
+  double loss[2];
+  for (int v = 0; v < 2; v++) {
+    nn_train tr;
+    CHECK_INT(nn_train_init(&tr, &m, B, T), 0);
+    CHECK(tr.wpk != NULL); /* B = 4 is a small batch for every SIMD level, the plain one too */
+    if (v == 1) {
+      free(tr.wpk);
+      tr.wpk = NULL;
+    }
+    memcpy(st, s0, (size_t)B * sf * 4);
+    loss[v] = nn_train_forward(&tr, &m, B, T, x, tgt, w, st);
+    memcpy(y[v], tr.y, TB * 4);
+    nn_train_backward(&tr, &m, g[v]);
+    nn_train_free(&tr);
+  }
+  double gmax = 0, gd = 0, yd = 0;
+  for (size_t i = 0; i < np; i++) {
+    gmax = fmax(gmax, fabs(g[1][i]));
+    gd = fmax(gd, fabs(g[0][i] - g[1][i]));
+  }
+  for (size_t i = 0; i < TB; i++)
+    yd = fmax(yd, fabs(y[0][i] - y[1][i]));
+  CHECK(gmax > 0);
+  CHECK_NEAR(loss[0], loss[1], 1e-6 * fabs(loss[1]));
+  CHECK_NEAR(gd / gmax, 0, 1e-5);
+  CHECK_NEAR(yd, 0, 1e-5);
+  printf("kernels %s L=%d H=%d B=%d T=%d: nn_projT vs sgemm, loss %.9g vs %.9g, outputs %.2g, "
+         "worst grad diff %.2g of the max\n",
+         nn_cell_name(cell), L, H, B, T, loss[0], loss[1], yd, gd / gmax);
+  free(x), free(tgt), free(w), free(s0), free(st), free(g[0]), free(g[1]), free(y[0]), free(y[1]);
+  nn_model_free(&m);
+}
+
 static void check_clip_adam(void) {
   float g[3] = {3, 4, 0};
   CHECK_NEAR(nn_grad_clip(g, 3, 1.0), 5.0, 1e-12);
@@ -469,6 +524,7 @@ int main(void) {
     check_carry(cell);
     check_infer(cell, 0);
     check_infer(cell, 1);
+    check_kernels(cell);
   }
   check_clip_adam();
   check_torch("tests/fixtures/train_grad_l1.txt");
