@@ -11,6 +11,7 @@
 #include "check.h"
 #include "nn/base/tc_err.h"
 #include "nn/lstm.h"
+#include "nn/lstm_int.h"
 #include "nn/model.h"
 #include "nn/train.h"
 
@@ -275,12 +276,13 @@ static void check_carry(int cell) {
 /* The same forward and backward with the recurrence on nn_projT (tr.wpk, the default for small
  * batches) and on sgemm (tr.wpk taken away): the same loss, outputs and gradients within float
  * rounding, so the packing of W_hh (transposed for the forward, rows padded for the backward) and
- * the strides are right. H = 24: G and H both get padded row strides. */
+ * the strides are right. H = 24: G and H both get padded row strides; B = 7: a block of 4 rows
+ * and a remainder of 3; two passes with the weights moved in between: packed again each pass. */
 static void check_kernels(int cell) {
   nn_model m;
   nn_rng r;
   nn_rng_seed(&r, 11 + (uint64_t)cell);
-  int L = 2, H = 24, B = 4, T = 6;
+  int L = 2, H = 24, B = 7, T = 6;
   CHECK_INT(nn_model_init_cell(&m, cell, L, H, cell == NN_CELL_LSTM), 0);
   nn_train_init_weights(&m, &r);
   size_t TB = (size_t)T * B, sf = nn_state_floats(&m), np = m.nparams;
@@ -294,20 +296,33 @@ static void check_kernels(int cell) {
   for (size_t i = 0; i < (size_t)B * sf; i++)
     s0[i] = frand(&r, 0.5f);
   double loss[2];
+  float *p0 = malloc(np * 4);
+  memcpy(p0, m.params, np * 4);
   for (int v = 0; v < 2; v++) {
     nn_train tr;
     CHECK_INT(nn_train_init(&tr, &m, B, T), 0);
-    CHECK(tr.wpk != NULL); /* B = 4 is a small batch for every SIMD level, the plain one too */
+    CHECK((tr.wpk != NULL) == (B <= nn_projT_max_b())); /* 7: every SIMD level, not plain C */
     if (v == 1) {
       free(tr.wpk);
       tr.wpk = NULL;
     }
-    memcpy(st, s0, (size_t)B * sf * 4);
-    loss[v] = nn_train_forward(&tr, &m, B, T, x, tgt, w, st);
-    memcpy(y[v], tr.y, TB * 4);
-    nn_train_backward(&tr, &m, g[v]);
+    memcpy(m.params, p0, np * 4);
+    for (int pass = 0; pass < 2; pass++) { /* the second pass on moved weights */
+      memcpy(st, s0, (size_t)B * sf * 4);
+      memset(g[v], 0, np * 4);
+      loss[v] = nn_train_forward(&tr, &m, B, T, x, tgt, w, st);
+      memcpy(y[v], tr.y, TB * 4);
+      nn_train_backward(&tr, &m, g[v]);
+      nn_rng q; /* the same move for both variants */
+      nn_rng_seed(&q, 99);
+      if (pass == 0)
+        for (size_t i = 0; i < np; i++)
+          m.params[i] += nn_param_trainable(&m, i) ? frand(&q, 0.05f) : 0.0f;
+    }
     nn_train_free(&tr);
   }
+  memcpy(m.params, p0, np * 4);
+  free(p0);
   double gmax = 0, gd = 0, yd = 0;
   for (size_t i = 0; i < np; i++) {
     gmax = fmax(gmax, fabs(g[1][i]));
