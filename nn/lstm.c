@@ -63,8 +63,7 @@ int nn_work_init(nn_work *w, const nn_model *m, int Bmax) {
   return 0;
 }
 
-/* wt (K, ldw) = W^T, W being (G, K) row-major; the padding columns stay zero. */
-static void transpose(int G, int K, const float *W, float *wt, int ldw) {
+void nn_transpose_ld(int G, int K, const float *W, float *wt, int ldw) {
   for (int r = 0; r < G; r++)
     for (int d = 0; d < K; d++)
       wt[(size_t)d * ldw + r] = W[(size_t)r * K + d];
@@ -87,11 +86,11 @@ void nn_work_update(nn_work *w, const nn_model *m) {
         w->bias[(size_t)k * G + 2 * H + j] = m->b_ih[k][2 * H + j];
         w->bhh[(size_t)k * H + j] = m->b_hh[k][2 * H + j];
       }
-  transpose(G, NN_F, m->W_ih[0], w->wx, G);
+  nn_transpose_ld(G, NN_F, m->W_ih[0], w->wx, G);
   for (int k = 0; k < m->L; k++)
-    transpose(G, H, m->W_hh[k], w->whh + (size_t)k * HW, w->ldw);
+    nn_transpose_ld(G, H, m->W_hh[k], w->whh + (size_t)k * HW, w->ldw);
   for (int k = 1; k < m->L; k++)
-    transpose(G, H, m->W_ih[k], w->wih + (size_t)(k - 1) * HW, w->ldw);
+    nn_transpose_ld(G, H, m->W_ih[k], w->wih + (size_t)(k - 1) * HW, w->ldw);
 }
 
 /* z (B, G) += a (B, K) . W^T (K, G), W being (G, K) row-major and wt its transpose (K, ldw), z of

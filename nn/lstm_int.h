@@ -38,6 +38,10 @@ static inline __attribute__((always_inline)) float nn_sigmoid_approx(float x) {
  * fixed order (bias + x0 w0 + x1 w1 + x2 w2 + x3 w3), so a row's result does not depend on B. */
 void nn_proj4(int B, int G, const float *x, const float *wt, const float *bias, float *z);
 
+/* wt (K, ldw) = W^T, W being (G, K) row-major: the layout nn_projT reads; the padding columns
+ * (G..ldw) are not written (nn_projT never reads them into a result). */
+void nn_transpose_ld(int G, int K, const float *W, float *wt, int ldw);
+
 /* z (B, G) += a (B, K) . wt (K, G), wt being a weight W (G, K) transposed, row-major with row
  * stride ldw >= G (nn_projT_ldw(G) is the one that avoids L1 set conflicts); a (B, K) and
  * z (B, G) are dense (proj.c). Each element is summed in one fixed order,

@@ -86,10 +86,7 @@ int nn_train_init(nn_train *tr, const nn_model *m, int Bmax, int Tmax) {
 }
 
 void nn_train_pack_wt(nn_train *tr, const float *W) {
-  const int H = tr->H, G = tr->G;
-  for (int g = 0; g < G; g++)
-    for (int j = 0; j < H; j++)
-      tr->wpk[(size_t)j * tr->ldwg + g] = W[(size_t)g * H + j];
+  nn_transpose_ld(tr->G, tr->H, W, tr->wpk, tr->ldwg);
 }
 
 void nn_train_pack_w(nn_train *tr, const float *W) {
