@@ -8,7 +8,8 @@
 # Environment: CPU_TICKS (default 1000000), CPU_INSTRUMENTS (1000), CPU_PARTITIONS (N/20000, >= 8),
 # CPU_PERF=1: also `perf record` each client (CPU_PERF_OPTS, default -g: frame-pointer call graphs) into $CPU_PERF_DIR (default /tmp).
 # Prints per run: the client's total CPU us per tick (perf stat task-clock, start to exit) and, from
-# /proc/PID/task/*/stat when the last tick was processed, us per tick per thread.
+# /proc/PID/task/*/stat when the last tick was processed, us per tick per thread, and the daemon's
+# peak and current RSS then (VmHWM, VmRSS).
 # Not a test: it prints numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -93,8 +94,9 @@ for round in $(seq "$ROUNDS"); do
       sleep 0.2
     done
     th=$(threads "$pid")
+    mem=$(awk '$1 == "VmHWM:" { h = $2 } $1 == "VmRSS:" { r = $2 } END { printf "VmHWM %.0f MB, VmRSS %.0f MB", h / 1024, r / 1024 }' /proc/"$pid"/status)
     kill -TERM "$pid"
     wait "$WPID" || true
-    echo "round $round $name: total $(taskclock "$TMP/run.stat") us/tick (start to exit); at done: $th"
+    echo "round $round $name: total $(taskclock "$TMP/run.stat") us/tick (start to exit); at done: $th; $mem"
   done
 done
