@@ -32,6 +32,9 @@ void run_usage(FILE *f) {
       "  --http ADDR:PORT       /metrics, /healthz, /readyz (default 127.0.0.1:9464; off)\n"
       "  --chunk N              messages decoded, stepped and produced together (default\n"
       "                         8); latency is about one chunk's processing time\n"
+      "  --backlog-chunk N      the same while the messages are more than 1 s old (their\n"
+      "                         Kafka timestamps): a backlog, as when catching up (default\n"
+      "                         64; at most --chunk: off)\n"
       "  --max-instruments N    live instruments at most (default 1000000, 0: no bound); a\n"
       "                         tick of a new one beyond it is rejected (instrument_limit)\n"
       "  --max-future MS        a tick whose ts is more than MS ahead of the wall clock is\n"
@@ -157,6 +160,7 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
   kconf_init(&o->kc);
   o->stats_ms = 5000;
   o->chunk = 8;
+  o->backlog_chunk = 64;
   o->checkpoint_ms = 1000;
   o->max_instruments = 1000000;
   o->max_future_ms = 300000;
@@ -176,6 +180,8 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
       {"stats-interval", ARGS_INT, .dst = &o->stats_ms, .unit = "milliseconds", .lo = 100,
        .hi = 86400000},
       {"chunk", ARGS_INT, .dst = &o->chunk, .unit = "messages", .lo = 1, .hi = 65536},
+      {"backlog-chunk", ARGS_INT, .dst = &o->backlog_chunk, .unit = "messages", .lo = 1,
+       .hi = 65536},
       {"max-instruments", ARGS_INT, .dst = &o->max_instruments, .unit = "instruments", .lo = 0,
        .hi = 1 << 30},
       {"max-future", ARGS_INT, .dst = &o->max_future_ms, .unit = "milliseconds", .lo = 0,

@@ -310,8 +310,19 @@ static void on_consumer_error(run *r, rd_kafka_message_t *m) {
  * broker at half the passthrough rate (bench/run_kafka.sh with BENCH_LAT_CHUNKS="8 16 64",
  * docs/BENCHMARKS.md), p99 per second fell from milliseconds with chunks of 64 to about 100 us
  * with 8, and catching up on a backlog showed no throughput difference between 8 and 16 beyond
- * the machine's noise. */
+ * the machine's noise.
+ * While the daemon works through a backlog, chunks take up to --backlog-chunk messages (default
+ * 64): per message, a larger batch of the network's step and fewer turns of the loop. On the pinned
+ * catch-up (bench/cpu_tick.sh, docs/BENCHMARKS.md) the process spent 2.29-2.45 us of CPU per tick
+ * instead of 2.58-2.72, lower in each of 5 alternating rounds. A backlog is told by the age of the
+ * messages: the last of a full chunk was written (its Kafka timestamp) more than BACKLOG_MS before
+ * the wall clock, as after a restart, an outage or a stall. The length of the consumer queue cannot
+ * tell it: librdkafka prefetches whatever the broker holds, so at half the passthrough rate the
+ * queue held over 4096 messages after two chunks in three, and chunks of 64 there put p99 back in
+ * the milliseconds (a chunk is exposed to the loop thread being descheduled for as long as it
+ * runs). Fresh messages keep chunks at --chunk. */
 #define TURN_MSGS 256
+#define BACKLOG_MS 1000
 
 static void drain(run *r) {
   int turn = 0, more = 0;
@@ -320,7 +331,7 @@ static void drain(run *r) {
       more = 1;
       break;
     }
-    int limit = r->chunk;
+    int limit = r->backlog ? r->chunk_backlog : r->chunk;
     r->t_chunk = tc_mono_ns(); /* drain_process_chunk left r->n at 0 */
     while (r->n < limit && !r->stopping) {
       rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, 0);
@@ -334,12 +345,14 @@ static void drain(run *r) {
       r->msgs[r->n++] = m;
     }
     int got = r->n, full = got >= limit;
+    int64_t ts = full ? rd_kafka_message_timestamp(r->msgs[got - 1], NULL) : -1;
     drain_process_chunk(r);
     if (r->stopping)
       return;
     turn += got;
     if (rd_kafka_outq_len(r->producer) > r->outq_high)
       set_paused(r, 1);
+    r->backlog = r->chunk_backlog > r->chunk && ts >= 0 && tc_wall_ms() - ts > BACKLOG_MS;
     if (!full)
       break; /* the queue is empty: the io event wakes us */
   }

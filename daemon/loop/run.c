@@ -34,6 +34,7 @@ static run *run_new(const run_opts *o) {
   r->o = o;
   r->cpipe[0] = r->cpipe[1] = r->ppipe[0] = r->ppipe[1] = -1;
   r->chunk = o->chunk;
+  r->chunk_backlog = o->backlog_chunk > o->chunk ? o->backlog_chunk : o->chunk;
   stats_init(&r->st, tc_wall_ms());
   snprintf(r->st.version, sizeof r->st.version, "%s", TICKCAST_VERSION);
   return r;
@@ -55,16 +56,16 @@ static int load_model(run *r) {
 
 /* The engine and the chunk buffers, and the "topic/" prefix of every src. */
 static int setup_engine(run *r) {
-  if (engine_init(&r->e, r->model, r->chunk) != 0) {
-    log_error("run", "engine: out of memory for chunks of %d", r->chunk);
+  if (engine_init(&r->e, r->model, r->chunk_backlog) != 0) {
+    log_error("run", "engine: out of memory for chunks of %d", r->chunk_backlog);
     return 1;
   }
   r->e.max_instruments = (uint32_t)r->o->max_instruments;
   r->e.max_future_ns = (int64_t)r->o->max_future_ms * 1000000;
   engine_set_interval(&r->e, r->o->interval);
   engine_set_adapt(&r->e, r->o->interval_adapt);
-  r->msgs = calloc((size_t)r->chunk, sizeof *r->msgs);
-  r->ticks = calloc((size_t)r->chunk, sizeof *r->ticks);
+  r->msgs = calloc((size_t)r->chunk_backlog, sizeof *r->msgs);
+  r->ticks = calloc((size_t)r->chunk_backlog, sizeof *r->ticks);
   if (!r->msgs || !r->ticks)
     return 1;
   r->in_prefix_len = strlen(r->o->input_topic) + 1;

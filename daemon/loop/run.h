@@ -22,6 +22,7 @@ typedef struct run_opts {
   const char *http;            /* ADDR:PORT, NULL when --http off */
   int stats_ms;                /* --stats-interval, default 5000 */
   int chunk;                   /* --chunk: messages stepped together, default 8 */
+  int backlog_chunk;           /* --backlog-chunk: the same while a backlog waits, default 64 */
   int max_instruments;         /* --max-instruments: live instruments at most, 0 = no bound */
   int max_future_ms;           /* --max-future: how far ahead of the wall clock a ts may be */
   int unhealthy_after_ms;      /* --unhealthy-after: /healthz bound, 0 = never unhealthy */

@@ -67,9 +67,11 @@ typedef struct run {
   mockbroker *mb;              /* the embedded broker without --brokers, else NULL */
   nn_model *model;             /* the running model (owned) */
   engine e;                    /* the instruments and the network */
-  int chunk;                   /* budget per drain */
-  rd_kafka_message_t **msgs;   /* (chunk) messages of the chunk being gathered */
-  eng_tick *ticks;             /* (chunk) */
+  int chunk;                   /* messages per chunk (--chunk) */
+  int chunk_backlog;           /* the same while a backlog waits (--backlog-chunk, >= chunk) */
+  int backlog;                 /* a backlog waited after the last full chunk */
+  rd_kafka_message_t **msgs;   /* (chunk_backlog) messages of the chunk being gathered */
+  eng_tick *ticks;             /* (chunk_backlog) */
   uint64_t t_chunk;            /* monotonic ns before the first poll of the chunk being gathered */
   int n;                       /* messages gathered so far */
   part *parts;                 /* (nparts) by partition number */

@@ -182,6 +182,7 @@ char *stats_json(stats *s, int64_t now_ms, int reset_interval) {
   json_object_set_new(o, "model", json_string(s->model_id));
   json_object_set_new(o, "ticks_in", json_integer((json_int_t)s->ticks_in));
   json_object_set_new(o, "predictions_out", json_integer((json_int_t)s->predictions_out));
+  json_object_set_new(o, "chunks", json_integer((json_int_t)s->chunks));
   json_t *rej = json_object();
   uint64_t rtot = 0;
   for (int r = 1; r < TICK_NREASONS; r++) {
@@ -308,6 +309,8 @@ static void prom_traffic(sbuf *b, const stats *s) {
   counter(b, "ticks_in_total", "Input messages consumed (accepted and rejected).", s->ticks_in);
   counter(b, "predictions_out_total", "Predictions enqueued to the output topic.",
           s->predictions_out);
+  counter(b, "chunks_total", "Chunks of input messages stepped through the network together.",
+          s->chunks);
   sb_printf(b, "# HELP tickcast_rejected_total Input messages rejected, by reason.\n"
                "# TYPE tickcast_rejected_total counter\n");
   for (int r = 1; r < TICK_NREASONS; r++)
