@@ -326,6 +326,7 @@ static void on_consumer_error(run *r, rd_kafka_message_t *m) {
 
 static void drain(run *r) {
   int turn = 0, more = 0;
+  int64_t now_ms = r->chunk_backlog > r->chunk ? tc_wall_ms() : 0; /* once a turn: 1 s is coarse */
   while (!r->stopping && (!r->paused || r->hard_paused)) {
     if (turn >= TURN_MSGS) {
       more = 1;
@@ -352,7 +353,7 @@ static void drain(run *r) {
     turn += got;
     if (rd_kafka_outq_len(r->producer) > r->outq_high)
       set_paused(r, 1);
-    r->backlog = r->chunk_backlog > r->chunk && ts >= 0 && tc_wall_ms() - ts > BACKLOG_MS;
+    r->backlog = r->chunk_backlog > r->chunk && ts >= 0 && now_ms - ts > BACKLOG_MS;
     if (!full)
       break; /* the queue is empty: the io event wakes us */
   }
