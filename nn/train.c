@@ -95,6 +95,26 @@ void nn_train_pack_w(nn_train *tr, const float *W) {
     memcpy(tr->wpk + (size_t)g * tr->ldwh, W + (size_t)g * H, (size_t)H * sizeof *tr->wpk);
 }
 
+void nn_train_rec_fwd(const nn_train *tr, int B, int G, int H, const float *h, const float *W,
+                      float *z) {
+  if (tr->wpk)
+    nn_projT(B, G, H, h, tr->wpk, tr->ldwg, z);
+  else
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, H, 1.0f, h, H, W, H, 1.0f, z, G);
+}
+
+void nn_train_rec_bwd(const nn_train *tr, int B, int H, int G, const float *dz, const float *W,
+                      float *dh, int acc) {
+  if (tr->wpk) {
+    if (!acc)
+      memset(dh, 0, sizeof(float) * (size_t)B * H);
+    nn_projT(B, H, G, dz, tr->wpk, tr->ldwh, dh);
+  } else {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, G, 1.0f, dz, G, W, H,
+                acc ? 1.0f : 0.0f, dh, H);
+  }
+}
+
 void nn_train_free(nn_train *tr) {
   if (!tr)
     return;
@@ -182,8 +202,7 @@ static void lstm_layer_forward(nn_train *tr, const nn_model *m, int k) {
   const int H = m->H, G = 4 * H, B = tr->B, T = tr->T;
   float *Z = tr->gates[k], *hk = tr->h[k], *ck = tr->c[k], *tck = tr->tc[k];
   const float *wci = m->w_ci[k], *wcf = m->w_cf[k], *wco = m->w_co[k];
-  float *wt = tr->wpk; /* W_hh^T (H, G), row stride ldwg, for nn_projT */
-  if (wt)
+  if (tr->wpk)
     nn_train_pack_wt(tr, m->W_hh[k]);
   for (int t = 0; t < T; t++) {
     float *zt = Z + (size_t)t * B * G;        /* (B, 4H) */
@@ -193,11 +212,7 @@ static void lstm_layer_forward(nn_train *tr, const nn_model *m, int k) {
     float *cn = ck + (size_t)(t + 1) * B * H;
     float *tct = tck + (size_t)t * B * H;
     /* zt (B, 4H) += h (B, H) . W_hh^T (H, 4H) */
-    if (wt)
-      nn_projT(B, G, H, hp, wt, tr->ldwg, zt);
-    else
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, H, 1.0f, hp, H, m->W_hh[k], H,
-                  1.0f, zt, G);
+    nn_train_rec_fwd(tr, B, G, H, hp, m->W_hh[k], zt);
     for (int b = 0; b < B; b++)
       row_forward(H, zt + (size_t)b * G, cp + (size_t)b * H, cn + (size_t)b * H,
                   tct + (size_t)b * H, hn + (size_t)b * H, wci, wcf, wco);
@@ -300,8 +315,7 @@ static void lstm_layer_backward(nn_train *tr, const nn_model *m, int k, float *g
         *gco = wco ? GRAD(m->w_co[k]) : NULL;
 #undef GRAD
   float *dz = tr->dz, *dh = tr->dh, *dc = tr->dc;
-  float *wp = tr->wpk; /* W_hh (G, H), row stride ldwh: (W_hh^T)^T for nn_projT */
-  if (wp)
+  if (tr->wpk)
     nn_train_pack_w(tr, m->W_hh[k]);
   memset(dh, 0, sizeof(float) * (size_t)B * H);
   memset(dc, 0, sizeof(float) * (size_t)B * H);
@@ -313,13 +327,8 @@ static void lstm_layer_backward(nn_train *tr, const nn_model *m, int k, float *g
                    gco);
     }
     /* dh (B, H) = dz_t (B, 4H) . W_hh (4H, H); not needed past the window start. */
-    if (t > 0 && wp) {
-      memset(dh, 0, sizeof(float) * (size_t)B * H);
-      nn_projT(B, H, G, dz + (size_t)t * B * G, wp, tr->ldwh, dh);
-    } else if (t > 0) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, G, 1.0f, dz + (size_t)t * B * G,
-                  G, m->W_hh[k], H, 0.0f, dh, H);
-    }
+    if (t > 0)
+      nn_train_rec_bwd(tr, B, H, G, dz + (size_t)t * B * G, m->W_hh[k], dh, 0);
   }
 }
 

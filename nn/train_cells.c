@@ -4,7 +4,6 @@
  * inference's (lstm_int.h), so the trainer sees the nonlinearities inference uses. Built with -O3
  * like train.c (Makefile) so the row loops vectorize. Not for inference (cells.c). */
 #include <assert.h>
-#include <cblas.h>
 #include <string.h>
 
 #include "nn/lstm_int.h"
@@ -64,11 +63,7 @@ void nn_train_gru_forward(nn_train *tr, const nn_model *m, int k) {
       memset(zh + (size_t)b * G, 0, sizeof(float) * 2 * H);
       memcpy(zh + (size_t)b * G + 2 * H, bh + 2 * H, sizeof(float) * H);
     }
-    if (tr->wpk)
-      nn_projT(B, G, H, hp, tr->wpk, tr->ldwg, zh);
-    else
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, H, 1.0f, hp, H, m->W_hh[k], H,
-                  1.0f, zh, G);
+    nn_train_rec_fwd(tr, B, G, H, hp, m->W_hh[k], zh);
     for (int b = 0; b < B; b++)
       gru_row_forward(H, zt + (size_t)b * G, zh + (size_t)b * G, hp + (size_t)b * H,
                       hnk + ((size_t)t * B + b) * H, h1 + (size_t)b * H);
@@ -88,11 +83,8 @@ void nn_train_gru_backward(nn_train *tr, const nn_model *m, int k) {
                        tr->dhin + r * H, dh + (size_t)b * H, tr->dz + r * G, tr->dzh + r * G);
     }
     /* dh (B, H) += dzh_t (B, 3H) . W_hh (3H, H); not needed past the window start. */
-    if (t > 0 && tr->wpk)
-      nn_projT(B, H, G, tr->dzh + (size_t)t * B * G, tr->wpk, tr->ldwh, dh);
-    else if (t > 0)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, G, 1.0f,
-                  tr->dzh + (size_t)t * B * G, G, m->W_hh[k], H, 1.0f, dh, H);
+    if (t > 0)
+      nn_train_rec_bwd(tr, B, H, G, tr->dzh + (size_t)t * B * G, m->W_hh[k], dh, 1);
   }
 }
 
@@ -106,11 +98,7 @@ void nn_train_rnn_forward(nn_train *tr, const nn_model *m, int k) {
     float *zt = tr->gates[k] + (size_t)t * B * H; /* (B, H) */
     const float *hp = hk + (size_t)t * B * H;
     /* zt (B, H) += h (B, H) . W_hh^T (H, H); h after step t = act(zt) */
-    if (tr->wpk)
-      nn_projT(B, H, H, hp, tr->wpk, tr->ldwg, zt);
-    else
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, H, H, 1.0f, hp, H, m->W_hh[k], H,
-                  1.0f, zt, H);
+    nn_train_rec_fwd(tr, B, H, H, hp, m->W_hh[k], zt);
     nn_gates_rnn(B * H, zt, hk + (size_t)(t + 1) * B * H, relu);
   }
 }
@@ -136,12 +124,7 @@ void nn_train_rnn_backward(nn_train *tr, const nn_model *m, int k) {
       for (size_t j = 0; j < n; j++)
         dz[j] = (din[j] + dhr[j]) * (1.0f - h1[j] * h1[j]);
     /* dh (B, H) = dz_t (B, H) . W_hh (H, H) */
-    if (t > 0 && tr->wpk) {
-      memset(dh, 0, sizeof(float) * (size_t)B * H);
-      nn_projT(B, H, H, dz, tr->wpk, tr->ldwh, dh);
-    } else if (t > 0) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, H, 1.0f, dz, H, m->W_hh[k], H,
-                  0.0f, dh, H);
-    }
+    if (t > 0)
+      nn_train_rec_bwd(tr, B, H, H, dz, m->W_hh[k], dh, 0);
   }
 }

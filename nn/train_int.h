@@ -25,4 +25,13 @@ void nn_train_rnn_backward(nn_train *tr, const nn_model *m, int k);
 void nn_train_pack_wt(nn_train *tr, const float *W);
 void nn_train_pack_w(nn_train *tr, const float *W);
 
+/* z (B, G) += h (B, H) . W^T, W (G, H) a layer's W_hh: on nn_projT from tr->wpk (packed by
+ * nn_train_pack_wt) when there is one, else sgemm from W. */
+void nn_train_rec_fwd(const nn_train *tr, int B, int G, int H, const float *h, const float *W,
+                      float *z);
+/* dh (B, H) = dz (B, G) . W, or += with acc: on nn_projT from tr->wpk (packed by
+ * nn_train_pack_w) when there is one, else sgemm from W. */
+void nn_train_rec_bwd(const nn_train *tr, int B, int H, int G, const float *dz, const float *W,
+                      float *dh, int acc);
+
 #endif
