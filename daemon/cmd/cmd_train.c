@@ -666,8 +666,13 @@ int cmd_train(int argc, char **argv) {
   int status = train_parse(&o, argc, argv);
   if (status >= 0)
     return status;
-  /* One BLAS thread: the GEMMs are small, and the result must not depend on a thread count. */
-  openblas_set_num_threads(1);
+  /* One BLAS thread: the GEMMs are small, and the result must not depend on a thread count.
+   * main has set it unless OPENBLAS_NUM_THREADS is in the environment, and has stopped
+   * OpenBLAS's workers: setting the count again would start them again (OpenBLAS rebuilds its
+   * pool on the next call after a shutdown, as after a fork), and the new worker spun for 0.1 s
+   * of CPU while the input loaded. */
+  if (openblas_get_num_threads() != 1)
+    openblas_set_num_threads(1);
   dataset d;
   nn_model m;
   memset(&m, 0, sizeof m);
