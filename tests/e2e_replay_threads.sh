@@ -221,17 +221,9 @@ done
 same "kafka replay CSV" "$TMP/kc.1.csv" "$TMP/kc.2.csv"
 tc_stop "$BROKER_PID"
 
-# Without OPENBLAS_NUM_THREADS (lib.sh sets it), OpenBLAS starts a worker per core when it is
-# loaded, and each spins for about 0.1 s: tickcast stops them in main, so that a replay waiting
-# for its input (a FIFO nobody has opened yet) runs on its own thread only.
-mkfifo "$TMP/fifo"
-env -u OPENBLAS_NUM_THREADS "$TC" replay --model $M --input "$TMP/fifo" --output "$TMP/fifo.csv" \
-  --threads 1 --quiet 2>"$TMP/fifo.err" &
-FP=$!
-tc_wait_for 5 test -e "/proc/$FP/task"
-sleep 0.3 # past main's start
-nth=$(find "/proc/$FP/task" -mindepth 1 -maxdepth 1 | wc -l)
-printf 'sym,ts,px\nA,1,1\n' >"$TMP/fifo"
-wait "$FP" || tc_fail "replay from a FIFO: $(cat "$TMP/fifo.err")"
-tc_eq "threads of a replay --threads 1 waiting for its input, OpenBLAS left to its default" "$nth" 1
+# A replay waiting for its input runs on its own thread only (OpenBLAS's workers stopped).
+printf 'sym,ts,px\nA,1,1\n' >"$TMP/fifo.in"
+tc_threads_waiting "$TMP/fifo.in" replay --model $M --output "$TMP/fifo.csv" --threads 1 --quiet
+tc_eq "threads of a replay --threads 1 waiting for its input, OpenBLAS left to its default" \
+  "$NTHREADS" 1
 echo "e2e_replay_threads: all ok"

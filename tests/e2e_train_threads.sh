@@ -59,17 +59,10 @@ cmp "$TMP/search_t1.safetensors" "$TMP/search_t4.safetensors" ||
   tc_fail "--search --trials 2 on 1 and 4 threads kept different models"
 tc_eq "search table on 1 and 4 threads" "$(awk '{$NF = ""; print}' "$TMP/search_t4.out")" \
   "$(awk '{$NF = ""; print}' "$TMP/search_t1.out")"
-# 4. Without OPENBLAS_NUM_THREADS (lib.sh sets it), main stops the workers OpenBLAS starts when it
-# is loaded, and train must not start them again: a train --threads 1 waiting for its input (a
-# FIFO nobody has opened yet) runs on its own thread only.
-mkfifo "$TMP/fifo"
-env -u OPENBLAS_NUM_THREADS "$TC" train --input "$TMP/fifo" --output "$TMP/fifo.safetensors" \
-  --threads 1 --epochs 1 --quiet 2>"$TMP/fifo.err" &
-FP=$!
-tc_wait_for 5 test -e "/proc/$FP/task"
-sleep 0.3 # past main's start
-nth=$(find "/proc/$FP/task" -mindepth 1 -maxdepth 1 | wc -l)
-cat "$TMP/one_train.csv" >"$TMP/fifo"
-wait "$FP" || tc_fail "train from a FIFO: $(cat "$TMP/fifo.err")"
-tc_eq "threads of a train --threads 1 waiting for its input, OpenBLAS left to its default" "$nth" 1
+# 4. A train waiting for its input runs on its own thread only: main stopped OpenBLAS's workers,
+# and train must not start them again by setting OpenBLAS's thread count.
+tc_threads_waiting "$TMP/one_train.csv" train --output "$TMP/fifo.safetensors" --threads 1 \
+  --epochs 1 --quiet
+tc_eq "threads of a train --threads 1 waiting for its input, OpenBLAS left to its default" \
+  "$NTHREADS" 1
 echo "e2e_train_threads: all passed"

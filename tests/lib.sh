@@ -63,6 +63,25 @@ tc_wait_for() { # seconds cmd...
   done
 }
 
+# Without OPENBLAS_NUM_THREADS (set above), OpenBLAS starts a worker per core when it is loaded,
+# and each spins for about 0.1 s; tickcast stops them in main, and no command may start them
+# again. Runs `tickcast CMD ARGS...` with --input a FIFO nobody has opened yet and without the
+# variable, counts its threads 0.3 s in (past main's start), then writes FEED into the FIFO and
+# waits for it (it must exit 0). NTHREADS = the count.
+tc_threads_waiting() { # feed cmd args...
+  local feed=$1 fifo="$TMP/threads.fifo" pid
+  shift
+  rm -f "$fifo"
+  mkfifo "$fifo"
+  env -u OPENBLAS_NUM_THREADS "$TC" "$@" --input "$fifo" 2>"$TMP/threads.err" &
+  pid=$!
+  tc_wait_for 5 test -e "/proc/$pid/task"
+  sleep 0.3
+  NTHREADS=$(find "/proc/$pid/task" -mindepth 1 -maxdepth 1 | wc -l)
+  cat "$feed" >"$fifo"
+  wait "$pid" || tc_fail "$1 from a FIFO: $(cat "$TMP/threads.err")"
+}
+
 # Starts `tickcast broker` with the given arguments; its first stdout line is the bootstrap list.
 tc_broker_start() {
   local out="$TMP/broker.out"
