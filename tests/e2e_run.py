@@ -173,6 +173,9 @@ def fail(msg):
 
 
 def check_preds(preds_path, replays):
+    exact = replays[0] == "--exact"  # the same printed values as the replay's, not within 1e-7
+    if exact:
+        replays = replays[1:]
     exclude = set()
     if replays[0] == "--exclude":  # messages already checked in an earlier phase
         exclude = {(m["partition"], m["offset"]) for m in map(json.loads, open(replays[1]))}
@@ -210,10 +213,10 @@ def check_preds(preds_path, replays):
         if int(r["ts"]) != v["ts"] or float(r["px"]) != v["px"]:
             fail(f"{k}: ts/px {v['ts']}/{v['px']} vs replay {r['ts']}/{r['px']}")
         d = abs(float(r["pred_ret"]) - v["pred_ret"])
-        tol = 1e-7 * max(1.0, abs(v["pred_ret"]) * 1e4)
+        tol = 0 if exact else 1e-7 * max(1.0, abs(v["pred_ret"]) * 1e4)
         if d > tol:
             fail(f"{k}: pred_ret {v['pred_ret']!r} vs replay {r['pred_ret']} (diff {d:.3g})")
-        if abs(float(r["pred_px"]) - v["pred_px"]) > 1e-8 * v["pred_px"]:
+        if abs(float(r["pred_px"]) - v["pred_px"]) > (0 if exact else 1e-8 * v["pred_px"]):
             fail(f"{k}: pred_px {v['pred_px']!r} vs replay {r['pred_px']}")
         # The scale head's fields: present exactly when the replay has them, and identical.
         for f in ("pred_std", "lo_px", "hi_px"):

@@ -2,15 +2,17 @@
 # e2e_run_backlog.sh: a daemon started on a backlog (30,000 ticks published 2 s before, so older
 # than the 1 s that marks one) steps it in chunks of --backlog-chunk (default 64), not --chunk (8):
 # tickcast_chunks_total must come out under a sixteenth of the ticks, and the predictions equal
-# `tickcast replay`'s, exactly once each. With --backlog-chunk 8 (= --chunk: off) on another
-# group, no chunk holds more than 8, so the count is at least an eighth.
+# `tickcast replay`'s (the same printed values), exactly once each. With --backlog-chunk 8
+# (= --chunk: off) on another group, no chunk holds more than 8, so the count is at least an
+# eighth. With --backlog-chunk 256 waves hold up to 100 instruments (past the 64 of the AVX2
+# kernel), and the predictions must still print as replay's.
 . "$(dirname "$0")/lib.sh"
 H="$ROOT/tests/e2e_run.py"
 N=30000
 
 $PY "$H" model "$TMP/m.safetensors" 1 8 4
-tc_broker_start --topics ticks:4,predictions:4,preds2:4,tickcast.dlq:1,tickcast.stats:1
-"$TC" feed --brokers "$BROKERS" --topic ticks --synthetic $N --instruments 40 2>"$TMP/feed.log" ||
+tc_broker_start --topics ticks:4,predictions:4,preds2:4,preds3:4,tickcast.dlq:1,tickcast.stats:1
+"$TC" feed --brokers "$BROKERS" --topic ticks --synthetic $N --instruments 100 2>"$TMP/feed.log" ||
   tc_fail "feed failed: $(tail -n 3 "$TMP/feed.log")"
 # The same ticks as a file, for the replay to compare with.
 $PY "$H" collect "$BROKERS" ticks $N 30 "$TMP/ticks.jsonl"
@@ -46,7 +48,7 @@ C=$CHUNKS
 echo "ok: a backlog of $N ticks took $C chunks with the defaults (--chunk 8, --backlog-chunk 64)"
 "$TC" replay --model "$TMP/m.safetensors" --input "$TMP/ticks_in.jsonl" --output "$TMP/r.csv" 2>/dev/null
 $PY "$H" collect "$BROKERS" predictions $N 30 "$TMP/p1.jsonl"
-$PY "$H" check-preds "$TMP/p1.jsonl" "$TMP/r.csv"
+$PY "$H" check-preds "$TMP/p1.jsonl" --exact "$TMP/r.csv"
 tc_stop "$RUN_PID" 10
 tc_eq "exit status after SIGTERM" "$STOP_RC" 0
 
@@ -55,6 +57,16 @@ C=$CHUNKS
 [ -n "$C" ] && [ "$C" -ge $((N / 8)) ] ||
   tc_fail "--backlog-chunk 8: $C chunks for $N ticks, expected at least $((N / 8))"
 echo "ok: with --backlog-chunk 8 the same backlog took $C chunks"
+tc_stop "$RUN_PID" 10
+tc_eq "exit status after SIGTERM" "$STOP_RC" 0
+
+chunks_for g3 preds3 --backlog-chunk 256
+C=$CHUNKS
+[ -n "$C" ] && [ "$C" -le $((N / 64)) ] ||
+  tc_fail "--backlog-chunk 256: $C chunks for $N ticks, expected at most $((N / 64))"
+echo "ok: with --backlog-chunk 256 the same backlog took $C chunks"
+$PY "$H" collect "$BROKERS" preds3 $N 30 "$TMP/p3.jsonl"
+$PY "$H" check-preds "$TMP/p3.jsonl" --exact "$TMP/r.csv"
 tc_stop "$RUN_PID" 10
 tc_eq "exit status after SIGTERM" "$STOP_RC" 0
 echo "PASS e2e_run_backlog"

@@ -54,9 +54,13 @@ static int load_model(run *r) {
   return 0;
 }
 
-/* The engine and the chunk buffers, and the "topic/" prefix of every src. */
+/* The engine and the chunk buffers, and the "topic/" prefix of every src. The engine is the
+ * replays' exact one (engine_init_exact): a prediction's bits do not depend on how the ticks
+ * were grouped into chunks, whatever --chunk and --backlog-chunk, so stream = replay and a
+ * re-run after a crash gives the same bits on every CPU. On AVX-512 that is engine_init itself;
+ * on AVX2 waves of more than 64 instruments run on nn_projT instead of sgemm, as fast. */
 static int setup_engine(run *r) {
-  if (engine_init(&r->e, r->model, r->chunk_backlog) != 0) {
+  if (engine_init_exact(&r->e, r->model, r->chunk_backlog, r->chunk_backlog) != 0) {
     log_error("run", "engine: out of memory for chunks of %d", r->chunk_backlog);
     return 1;
   }
