@@ -92,7 +92,8 @@ static void usage(FILE *f) {
       "  --ts-unit U     integer timestamps in the files are s, ms, us or ns (default ns,\n"
       "                  with a warning when they look like another unit)\n"
       "  --max-memory MiB  most memory for the input's ticks (default: half of this\n"
-      "                  machine's; about 200 bytes a tick): past it, exit 1 naming the line\n"
+      "                  machine's; about 200 bytes a tick, an instrument at least 16\n"
+      "                  ticks): past it, exit 1 naming the line\n"
       "  --quiet         no progress on stderr\n"
       "Exit status: 0 done, 1 runtime failure (no usable ticks, past --max-memory, cannot write),\n"
       "2 bad usage or unreadable input.\n");
@@ -569,7 +570,7 @@ static int train_size(train_opts *o, const dataset *d) {
     return 1;
   }
   /* Every trial at once holds its own training arrays: no more at once than the bound allows. */
-  uint64_t n = d->accepted ? d->accepted : 1, used = n * DATASET_TICK_BYTES;
+  uint64_t n = d->accepted ? d->accepted : 1, used = d->charged * DATASET_TICK_BYTES;
   uint64_t more = d->max_bytes > used ? (d->max_bytes - used) / (n * DATASET_TRIAL_BYTES) : 0;
   if (d->max_bytes && o->search && o->threads > 1 && (uint64_t)o->threads > 1 + more) {
     if (!o->quiet)

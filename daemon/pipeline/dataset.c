@@ -39,11 +39,12 @@ void dataset_free(dataset *d) {
   memset(d, 0, sizeof *d);
 }
 
-/* Makes room for one more tick in series s. */
+/* Makes room for one more tick in series s: 8 to start with (an instrument of a few ticks holds
+ * no more), then doubling. */
 static int series_grow(ds_series *s) {
   if (s->n < s->cap)
     return 0;
-  size_t cap = s->cap ? s->cap * 2 : 256;
+  size_t cap = s->cap ? s->cap * 2 : 8;
   int64_t *ts = realloc(s->ts, cap * sizeof *ts);
   if (ts)
     s->ts = ts;
@@ -124,14 +125,25 @@ int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t er
                         (reject_loc){name, REJECT_LINE, (int64_t)tf.line}, msg);
       continue;
     }
-    if (d->max_bytes && d->accepted >= d->max_bytes / DATASET_TICK_BYTES) {
+    /* An instrument counts as at least DATASET_SERIES_TICKS ticks: its first tick pays for
+     * them, and its ticks past them one each. */
+    uint64_t cost = s->n == 0 ? DATASET_SERIES_TICKS : s->n >= DATASET_SERIES_TICKS ? 1 : 0;
+    if (d->max_bytes && d->charged + cost > d->max_bytes / DATASET_TICK_BYTES) {
+      unsigned long long most = d->max_bytes / DATASET_TICK_BYTES;
+      char what[160];
+      if (d->charged == d->accepted)
+        snprintf(what, sizeof what, "more than %llu accepted ticks at %d bytes a tick", most,
+                 DATASET_TICK_BYTES);
+      else
+        snprintf(what, sizeof what,
+                 "%llu accepted ticks in %d instruments, each counted as at least %d ticks, "
+                 "make more than %llu at %d bytes a tick",
+                 (unsigned long long)d->accepted, d->ns - (s->n == 0), DATASET_SERIES_TICKS, most,
+                 DATASET_TICK_BYTES);
       snprintf(err, errlen,
-               "%s:%llu: more than %llu accepted ticks at %d bytes a tick: past the memory bound "
-               "of %llu MiB (--max-memory; default: half of this machine's memory); use a "
-               "shorter range of the input, or raise --max-memory",
-               name, (unsigned long long)tf.line,
-               (unsigned long long)(d->max_bytes / DATASET_TICK_BYTES), DATASET_TICK_BYTES,
-               (unsigned long long)(d->max_bytes >> 20));
+               "%s:%llu: %s: past the memory bound of %llu MiB (--max-memory; default: half of "
+               "this machine's memory); use a shorter range of the input, or raise --max-memory",
+               name, (unsigned long long)tf.line, what, (unsigned long long)(d->max_bytes >> 20));
       rc = TC_ERANGE;
       break;
     }
@@ -149,6 +161,7 @@ int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t er
     s->n++;
     s->ntrain = s->nfit = s->n;
     d->accepted++;
+    d->charged += cost;
   }
   if (tickfile_ts_warning(&tf, msg, sizeof msg))
     fprintf(stderr, "%s\n", msg);

@@ -43,7 +43,9 @@ typedef struct dataset {
   reject_tally rej;   /* ticks rejected, by reason, with their first lines (over all files) */
   int ts_unit;        /* unit of integer timestamps in the files (enum tickfile_ts_unit) */
   uint64_t max_bytes; /* memory bound (dataset_memory_bound): at most max_bytes /
-                       * DATASET_TICK_BYTES accepted ticks over all files; 0: no bound */
+                       * DATASET_TICK_BYTES charged ticks over all files; 0: no bound */
+  uint64_t charged;   /* accepted ticks as the bound counts them: an instrument counts as at
+                       * least DATASET_SERIES_TICKS */
   /* Standardization from the training part (dataset_stats). */
   double feat_mean[NN_F], feat_std[NN_F];
   double tgt_mean, tgt_std;
@@ -68,6 +70,11 @@ int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t er
  * per-tick arrays (train: the fitting copy, about 82 bytes a tick in all, measured as peak RSS;
  * eval: predictions, scores and bootstrap, about 180). */
 #define DATASET_TICK_BYTES 200
+/* An instrument counts as at least this many ticks: what a command holds per instrument whatever
+ * its ticks (the series, its symbol, train's piece of a lane padded to a whole window, eval's
+ * per-instrument arrays: about 1.6 KB in train and 0.9 KB in eval beyond its ticks, measured as
+ * peak RSS on 20,000 and 40,000 instruments of 2 ticks each). */
+#define DATASET_SERIES_TICKS 16
 /* Each trial of a search that trains at the same time as another holds this much more a tick
  * (its own training arrays: 27-31 bytes measured as peak RSS). */
 #define DATASET_TRIAL_BYTES 32
