@@ -182,6 +182,32 @@ done
 same "unopenable output stderr" "$TMP/nodir.1.err" "$TMP/nodir.3.err"
 grep -q "dir.csv: cannot open for writing" "$TMP/nodir.1.err" || tc_fail "$(cat "$TMP/nodir.1.err")"
 
+# Wide lines (JSON ticks with 16 KB of other fields, 4000 of them, 64 MB): a chunk takes no more
+# lines once it holds 1 MiB, so the ring stays small: the same bytes on 1 and 2 threads, and
+# --threads 2 peaks under 40 MB (with chunks of 8192 lines whatever their width, the first one
+# held the whole file).
+$PY - "$TMP/wide.jsonl" <<'PYEOF'
+import json, sys
+pad = "w" * 16000
+with open(sys.argv[1], "w") as f:
+    for i in range(4000):
+        f.write(json.dumps({"sym": "W%d" % (i % 50), "ts": 1700000000000000000 + i * 1000,
+                            "px": 100 + i % 7, "meta": pad}) + "\n")
+PYEOF
+for n in 1 2; do
+  rss=$($PY - "$TC" "$M" "$TMP/wide.jsonl" "$TMP/wide.$n.csv" "$n" <<'PYEOF'
+import resource, subprocess, sys
+tc, m, i, o, n = sys.argv[1:]
+subprocess.run([tc, "replay", "--model", m, "--input", i, "--output", o, "--threads", n,
+                "--quiet"], check=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
+PYEOF
+  ) || tc_fail "wide lines, --threads $n"
+  echo "wide lines, --threads $n: peak $rss MB"
+done
+same "wide lines" "$TMP/wide.1.csv" "$TMP/wide.2.csv"
+[ "$rss" -lt 40 ] || tc_fail "wide lines, --threads 2: peak $rss MB, expected under 40"
+
 # Bad values of --threads.
 set +e
 "$TC" replay --model $M --input "$TMP/one.csv" --threads 0 2>"$TMP/t0.log"

@@ -17,8 +17,8 @@
  * wherever it lives, and the engines step in batches that give an instrument the same bits
  * whichever others share its step (engine_init_exact), so the output does not depend on the
  * number of threads, the chunk size or which worker holds an instrument.
- * Memory: a ring of threads + 3 (at most 32) chunks of `chunk` records (and at most 64 MiB of
- * text, plus one line) each, whatever the input's length. */
+ * Memory: a ring of threads + 3 (at most 32) chunks of `chunk` records (and at most 1 MiB of
+ * text, plus one record) each, whatever the input's length. */
 #ifndef DAEMON_PREPLAY_H
 #define DAEMON_PREPLAY_H
 
@@ -111,8 +111,8 @@ preplay_chunk *preplay_acquire(preplay *p);
 int preplay_fill_lines(preplay *p, preplay_chunk *c, tickfile *tf);
 
 /* Adds one Kafka message to c: its value (NULL: none), key (NULL: none), partition and offset.
- * Returns the records c still has room for after it (0: submit it; also once c holds 64 MiB),
- * or TC_ENOMEM (also for a message over 64 MiB). */
+ * Returns the records c still has room for after it (0: submit it; also once c holds 1 MiB of
+ * text), or TC_ENOMEM (also for a message over 64 MiB). */
 int preplay_add(preplay_chunk *c, const char *val, size_t len, const char *key, size_t klen,
                 int32_t part, int64_t off);
 
