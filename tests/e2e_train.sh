@@ -333,27 +333,27 @@ head -c 100 "$TMP/ar1.safetensors" >"$TMP/bad.safetensors"
 tc_eq "eval bad model" "$(code "$TC" eval --model "$TMP/bad.safetensors" --input "$TMP/small.csv")" 2
 grep -q "bad.safetensors" "$TMP/err" || tc_fail "bad-model message names the file"
 tc_eq "eval --sym absent" "$(code "$TC" eval --model "$TMP/ar1.safetensors" --input "$TMP/small.csv" --sym ZZZ)" 2
+# past_bound WHAT TRAIN_INPUT EVAL_INPUT MESSAGE: with --max-memory 1, train on TRAIN_INPUT exits
+# 1 with MESSAGE and writes no model, and eval on EVAL_INPUT exits 1.
+past_bound() {
+  tc_eq "train past --max-memory$1" "$(code "$TC" train --input "$2" --output "$TMP/mm.safetensors" \
+    --max-memory 1)" 1
+  grep -qF "$4" "$TMP/err" || tc_fail "max-memory message$1: $(cat "$TMP/err")"
+  [ ! -e "$TMP/mm.safetensors" ] || tc_fail "a model was written past --max-memory$1"
+  tc_eq "eval past --max-memory$1" "$(code "$TC" eval --model "$TMP/ar1.safetensors" --input "$3" \
+    --max-memory 1)" 1
+}
 # The memory bound: 1 MiB holds 5242 ticks at 200 bytes a tick; the 50,000-tick file stops at the
 # first tick past it (line 5244: a header, then 5242 accepted), exit 1 naming file, line and bound.
-tc_eq "train past --max-memory" "$(code "$TC" train --input "$TMP/ar1_train.csv" --output "$TMP/mm.safetensors" \
-  --max-memory 1)" 1
-grep -q "ar1_train.csv:5244: more than 5242 accepted ticks at 200 bytes a tick: past the memory bound of 1 MiB (--max-memory" "$TMP/err" ||
-  tc_fail "max-memory message: $(cat "$TMP/err")"
-[ ! -e "$TMP/mm.safetensors" ] || tc_fail "a model was written past --max-memory"
-tc_eq "eval past --max-memory" "$(code "$TC" eval --model "$TMP/ar1.safetensors" --input "$TMP/ar1_test.csv" \
-  --max-memory 1)" 1
+past_bound "" "$TMP/ar1_train.csv" "$TMP/ar1_test.csv" \
+  "ar1_train.csv:5244: more than 5242 accepted ticks at 200 bytes a tick: past the memory bound of 1 MiB (--max-memory"
 # An instrument counts as at least 16 ticks (what it holds whatever its ticks: once 17 KB, its
 # first 256 ticks' arrays): 1,000 instruments of 2 ticks each (2,000 ticks) stop at the first
 # tick of the 328th (16 x 328 > 5242), line 329.
 awk 'BEGIN { print "sym,ts,px"; for (t = 0; t < 2; t++) for (i = 0; i < 1000; i++)
   printf "S%d,%d,%.3f\n", i, 1000 * t + i + 1, 100 + t * 0.01 + (i % 7) * 0.001 }' >"$TMP/syms.csv"
-tc_eq "train past --max-memory by instruments" "$(code "$TC" train --input "$TMP/syms.csv" --output "$TMP/mm.safetensors" \
-  --max-memory 1)" 1
-grep -q "syms.csv:329: 327 accepted ticks in 327 instruments, each counted as at least 16 ticks, make more than 5242 at 200 bytes a tick: past the memory bound of 1 MiB (--max-memory" "$TMP/err" ||
-  tc_fail "max-memory message for instruments: $(cat "$TMP/err")"
-[ ! -e "$TMP/mm.safetensors" ] || tc_fail "a model was written past --max-memory"
-tc_eq "eval past --max-memory by instruments" "$(code "$TC" eval --model "$TMP/ar1.safetensors" --input "$TMP/syms.csv" \
-  --max-memory 1)" 1
+past_bound " by instruments" "$TMP/syms.csv" "$TMP/syms.csv" \
+  "syms.csv:329: 327 accepted ticks in 327 instruments, each counted as at least 16 ticks, make more than 5242 at 200 bytes a tick: past the memory bound of 1 MiB (--max-memory"
 # --search at once: 12 MiB holds the 50,000 ticks of ar1_test.csv at 200 bytes (10 MB) and
 # (12 MiB - 10 MB) / (32 bytes x 50,000) = 1 more trial: 2 threads, not 8.
 "$TC" train --input "$TMP/ar1_test.csv" --output "$TMP/mm.safetensors" --search --trials 3 --epochs 1 \
