@@ -41,32 +41,33 @@ chunks_for() {
   CHUNKS=$(curl -s "http://127.0.0.1:$port/metrics" | sed -n 's/^tickcast_chunks_total //p')
 }
 
+# expect_chunks -le|-ge BOUND WHAT: CHUNKS is at most / at least BOUND.
+expect_chunks() {
+  local how="at most"
+  [ "$1" == -le ] || how="at least"
+  [ -n "$CHUNKS" ] && [ "$CHUNKS" "$1" "$2" ] ||
+    tc_fail "$3: $CHUNKS chunks for $N ticks of backlog, expected $how $2"
+  echo "ok: $3: $N ticks of backlog took $CHUNKS chunks"
+}
+stop_ok() {
+  tc_stop "$RUN_PID" 10
+  tc_eq "exit status after SIGTERM" "$STOP_RC" 0
+}
+
 chunks_for g1 predictions
-C=$CHUNKS
-[ -n "$C" ] && [ "$C" -le $((N / 16)) ] ||
-  tc_fail "default flags: $C chunks for $N ticks of backlog, expected at most $((N / 16))"
-echo "ok: a backlog of $N ticks took $C chunks with the defaults (--chunk 8, --backlog-chunk 64)"
+expect_chunks -le $((N / 16)) "default flags (--chunk 8, --backlog-chunk 64)"
 "$TC" replay --model "$TMP/m.safetensors" --input "$TMP/ticks_in.jsonl" --output "$TMP/r.csv" 2>/dev/null
 $PY "$H" collect "$BROKERS" predictions $N 30 "$TMP/p1.jsonl"
 $PY "$H" check-preds "$TMP/p1.jsonl" --exact "$TMP/r.csv"
-tc_stop "$RUN_PID" 10
-tc_eq "exit status after SIGTERM" "$STOP_RC" 0
+stop_ok
 
 chunks_for g2 preds2 --backlog-chunk 8
-C=$CHUNKS
-[ -n "$C" ] && [ "$C" -ge $((N / 8)) ] ||
-  tc_fail "--backlog-chunk 8: $C chunks for $N ticks, expected at least $((N / 8))"
-echo "ok: with --backlog-chunk 8 the same backlog took $C chunks"
-tc_stop "$RUN_PID" 10
-tc_eq "exit status after SIGTERM" "$STOP_RC" 0
+expect_chunks -ge $((N / 8)) "--backlog-chunk 8"
+stop_ok
 
 chunks_for g3 preds3 --backlog-chunk 256
-C=$CHUNKS
-[ -n "$C" ] && [ "$C" -le $((N / 64)) ] ||
-  tc_fail "--backlog-chunk 256: $C chunks for $N ticks, expected at most $((N / 64))"
-echo "ok: with --backlog-chunk 256 the same backlog took $C chunks"
+expect_chunks -le $((N / 64)) "--backlog-chunk 256"
 $PY "$H" collect "$BROKERS" preds3 $N 30 "$TMP/p3.jsonl"
 $PY "$H" check-preds "$TMP/p3.jsonl" --exact "$TMP/r.csv"
-tc_stop "$RUN_PID" 10
-tc_eq "exit status after SIGTERM" "$STOP_RC" 0
+stop_ok
 echo "PASS e2e_run_backlog"
