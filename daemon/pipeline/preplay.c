@@ -25,8 +25,9 @@
 /* A chunk takes no more records once its text is this long. A chunk of 8192 lines of 580 bytes
  * (ticks as JSON with other fields) held 4.75 MB, the ring of 2 threads 24 MB: the reader's
  * read() into it faulted pages in and missed the cache all the way, and `replay --threads 2` on
- * 200,000 such lines took 0.25 s against 0.20 s on one thread (lines of 9 KB: 0.45-0.64 s
- * against 0.12). With 1 MiB it took 0.15-0.18 s (9 KB: 0.07-0.09 s). The benchmark's CSV lines
+ * 200,000 such lines (bench/gen_wide.py) took 0.26-0.28 s against 0.21-0.25 s on one thread
+ * (lines of 9 KB: 0.42-0.45 s against 0.10-0.12). With 1 MiB it takes 0.15-0.17 s (9 KB:
+ * 0.09-0.10 s, as one thread); docs/BENCHMARKS.md, "Wide lines". The benchmark's CSV lines
  * (62 bytes) fill 8192 records in 0.5 MB, unchanged. */
 #define PREPLAY_TEXT (1 << 20)
 #define PREPLAY_PART 256      /* fewest records per decode part */
