@@ -210,6 +210,22 @@ same "wide lines" "$TMP/wide.1.csv" "$TMP/wide.2.csv"
 [ "$rss2" -lt $((rss1 + 20)) ] ||
   tc_fail "wide lines: peak $rss2 MB on 2 threads, expected under $((rss1 + 20)) ($rss1 on 1 + 20)"
 
+# The one-thread replay's fixed memory: the cell's scratch is for waves of 256 instruments
+# (ENGINE_WAVE), not for the whole chunk of 4096 ticks, so a replay of a small file at H = 64
+# peaks less than 6 MB above `tickcast --version` (4 MB; 11 MB with the scratch of a
+# whole chunk, zeroed at the start).
+peak_kb() { # command... -> the peak RSS of the command in KB
+  $PY -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$@"
+}
+base=$(peak_kb "$TC" --version) || tc_fail "tickcast --version"
+small=$(peak_kb "$TC" replay --model tests/fixtures/nn_gru_l1_h64.safetensors --input "$TMP/one.csv" \
+  --output "$TMP/one.small.csv" --threads 1 --quiet) || tc_fail "replay of a small file"
+echo "replay --threads 1 of a small file at H = 64: peak $small KB, tickcast --version $base KB"
+[ "$small" -lt $((base + 6144)) ] ||
+  tc_fail "replay --threads 1 of a small file at H = 64: peak $small KB, expected under $((base + 6144))"
+
 # Bad values of --threads.
 set +e
 "$TC" replay --model $M --input "$TMP/one.csv" --threads 0 2>"$TMP/t0.log"

@@ -162,7 +162,8 @@ static int replay_setup(replay_run *r, const nn_model *m) {
   r->lines = malloc(CHUNK * sizeof *r->lines);
   r->outbuf = malloc(CHUNK * (size_t)ENC_PRED_MAX);
   /* Exact: the same bits as the workers of --threads N > 1, on every CPU (engine.h). */
-  if (engine_init_exact(&r->e, m, CHUNK, CHUNK) != 0 || !r->ticks || !r->lines || !r->outbuf) {
+  if (engine_init_exact(&r->e, m, CHUNK, ENGINE_WAVE) != 0 || !r->ticks || !r->lines ||
+      !r->outbuf) {
     fprintf(stderr, "tickcast replay: out of memory\n");
     return 1;
   }

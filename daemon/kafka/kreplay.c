@@ -227,7 +227,7 @@ static int kr_alloc(kr_run *r, const nn_model *m) {
   r->outbuf = malloc(KR_CHUNK * (size_t)ENC_PRED_MAX);
   /* Exact: the same bits as the workers of threads > 1, on every CPU (engine.h). */
   if (!r->parts || !r->ticks || !r->srcs || !r->outbuf ||
-      (r->o->threads <= 1 && engine_init_exact(&r->e, m, KR_CHUNK, KR_CHUNK) != 0)) {
+      (r->o->threads <= 1 && engine_init_exact(&r->e, m, KR_CHUNK, ENGINE_WAVE) != 0)) {
     fprintf(stderr, "tickcast replay: out of memory\n");
     return TC_ENOMEM;
   }

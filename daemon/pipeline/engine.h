@@ -74,6 +74,12 @@ int engine_init(engine *e, const nn_model *m, int chunk_max);
  * more than 64 instruments from sgemm to nn_projT, which is as fast there; on CPUs without AVX2
  * (Bkern 4) it is slower than sgemm for large waves: the price of the same bits. */
 int engine_init_exact(engine *e, const nn_model *m, int chunk_max, int wave_max);
+
+/* The wave_max of the replays (any value gives the same bits). 256 instruments fill nn_projT's
+ * rows as well as more do, and the cell's scratch (nn_work) for 256 is 0.5 MB at H = 64, where
+ * the one for a whole chunk of 4096 was 7 MB, zeroed at start-up: 1,700 page faults more, and a
+ * `replay --threads 1` of two lines took 46 ms instead of 25 on this virtual machine. */
+#define ENGINE_WAVE 256
 void engine_free(engine *e); /* accepts NULL and half-built */
 
 /* Processes ticks[0..N) (N <= chunk_max) in input order semantics: every accepted tick updates its

@@ -32,7 +32,6 @@
 #define PREPLAY_TEXT (1 << 20)
 #define PREPLAY_PART 256      /* fewest records per decode part */
 #define PREPLAY_BUCKETS 65536 /* symbol hash buckets, each placed on one worker */
-#define PREPLAY_WAVE 256      /* most instruments per engine step (any value gives the same bits) */
 #define NO_SHARD 0xFFFF       /* the worker of a blank line: none */
 #define ST_BLANK 0xFF         /* a log entry's status for a record that held no tick after all */
 /* A log entry: status (TICK_OK or a reason), sym length, text length (2 bytes, little-endian),
@@ -483,7 +482,7 @@ static void fail(preplay *p, int rc) { /* under mu */
 static void *worker_main(void *arg) {
   prp_worker *w = arg;
   preplay *p = w->p;
-  int rc = engine_init_exact(&w->e, p->cfg.m, p->cfg.chunk, PREPLAY_WAVE);
+  int rc = engine_init_exact(&w->e, p->cfg.m, p->cfg.chunk, ENGINE_WAVE);
   if (rc == 0 && p->cfg.interval > 0)
     engine_set_interval(&w->e, p->cfg.interval);
   if (rc == 0)
