@@ -212,19 +212,19 @@ same "wide lines" "$TMP/wide.1.csv" "$TMP/wide.2.csv"
 
 # The one-thread replay's fixed memory: the cell's scratch is for waves of 256 instruments
 # (ENGINE_WAVE), not for the whole chunk of 4096 ticks, so a replay of a small file at H = 64
-# peaks less than 6 MB above `tickcast --version` (4 MB; 11 MB with the scratch of a
-# whole chunk, zeroed at the start).
-peak_kb() { # command... -> the peak RSS of the command in KB
+# peaks less than 3 MB above the same replay at H = 8 (0.6 MB; 6.5 MB with the scratch of a whole
+# chunk, zeroed at the start).
+peak_kb() { # model -> the peak RSS in KB of `replay --threads 1` of one.csv with it
   $PY -c 'import resource, subprocess, sys
 subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$@"
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' \
+    "$TC" replay --model "$1" --input "$TMP/one.csv" --output "$TMP/one.small.csv" --threads 1 --quiet
 }
-base=$(peak_kb "$TC" --version) || tc_fail "tickcast --version"
-small=$(peak_kb "$TC" replay --model tests/fixtures/nn_gru_l1_h64.safetensors --input "$TMP/one.csv" \
-  --output "$TMP/one.small.csv" --threads 1 --quiet) || tc_fail "replay of a small file"
-echo "replay --threads 1 of a small file at H = 64: peak $small KB, tickcast --version $base KB"
-[ "$small" -lt $((base + 6144)) ] ||
-  tc_fail "replay --threads 1 of a small file at H = 64: peak $small KB, expected under $((base + 6144))"
+h8=$(peak_kb tests/fixtures/nn_gru_l1_h8.safetensors) || tc_fail "replay of a small file, H = 8"
+h64=$(peak_kb tests/fixtures/nn_gru_l1_h64.safetensors) || tc_fail "replay of a small file, H = 64"
+echo "replay --threads 1 of a small file: peak $h64 KB at H = 64, $h8 KB at H = 8"
+[ "$h64" -lt $((h8 + 3072)) ] ||
+  tc_fail "replay --threads 1 of a small file: peak $h64 KB at H = 64, expected under $((h8 + 3072)) (H = 8: $h8)"
 
 # Bad values of --threads.
 set +e
