@@ -6,7 +6,8 @@
  * padding weights); on 1, 2, 3 and 8 threads they are the same bytes; the optimizer step on the
  * pool (shard_set_update) gives nn_grad_clip's and nn_adam_step's very floats on any thread count;
  * the pool runs every job of every section exactly once, including with more threads than jobs,
- * more jobs than one section holds, workers that fell asleep and a caller that did. */
+ * more jobs than one section holds, workers that fell asleep and a caller that did, and the first
+ * section of a new pool. */
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -86,6 +87,36 @@ static void check_pool(int threads) {
   tpool_destroy(p);
   tpool_destroy(NULL);
   CHECK_INT(tpool_threads(NULL), 1);
+}
+
+/* Two jobs that each wait (up to a second) until the other has started: they finish together
+ * only when two threads run them at once. */
+typedef struct meet_arg {
+  int started;
+  int met[2];
+} meet_arg;
+
+static void meet_job(void *arg, int j) {
+  meet_arg *a = arg;
+  __atomic_fetch_add(&a->started, 1, __ATOMIC_SEQ_CST);
+  for (int i = 0; i < 10000 && __atomic_load_n(&a->started, __ATOMIC_SEQ_CST) < 2; i++)
+    usleep(100);
+  a->met[j] = __atomic_load_n(&a->started, __ATOMIC_SEQ_CST) == 2;
+}
+
+/* The first section of a new pool runs on its workers too: a worker that started after the
+ * section did took it for one it had seen, and left every job of it to the caller. */
+static void check_first_section(void) {
+  int bad = 0;
+  for (int rep = 0; rep < 20; rep++) {
+    tpool *p;
+    CHECK_INT(tpool_new(&p, 2), 0);
+    meet_arg a = {0, {0, 0}};
+    tpool_run(p, 2, meet_job, &a);
+    bad += !a.met[0] || !a.met[1];
+    tpool_destroy(p);
+  }
+  CHECK_INT(bad, 0);
 }
 
 static float urand(nn_rng *r, float a) {
@@ -245,6 +276,7 @@ int main(void) {
   check_pool(1);
   check_pool(2);
   check_pool(5);
+  check_first_section();
   check_step(NN_CELL_LSTM, 1, 16, 0, 0, 40, 7); /* 3 shards: 13, 13, 14 */
   check_step(NN_CELL_LSTM, 2, 12, 1, 0, 33, 5);
   check_step(NN_CELL_LSTM, 1, 16, 0, 0, 16, 6); /* one shard */

@@ -103,7 +103,10 @@ static void wait_section(tpool *p, uint32_t seen) {
 
 static void *worker_main(void *arg) {
   tpool *p = arg;
-  uint32_t seen = CTL_GEN(__atomic_load_n(&p->ctl, __ATOMIC_ACQUIRE));
+  /* The generation the pool was made with (0), not the one current when this thread starts:
+   * the caller may have started a section by then, and a worker that took it for one it had
+   * seen left all its jobs to the caller (the first section of every new pool, on this VM). */
+  uint32_t seen = 0;
   for (;;) {
     wait_section(p, seen);
     if (__atomic_load_n(&p->quit, __ATOMIC_ACQUIRE))
