@@ -19,6 +19,7 @@
 #include "daemon/pipeline/preplay.h"
 #include "daemon/pipeline/score.h"
 #include "daemon/pipeline/svg.h"
+#include "daemon/pipeline/tpool.h"
 #include "daemon/pipeline/volscore.h"
 #include "ingest/rfc3339.h"
 #include "ingest/tick.h"
@@ -83,8 +84,8 @@ static void usage(FILE *f) {
       "  --max-memory MiB  most memory for the input's ticks (default: half of this\n"
       "                  machine's; about 200 bytes a tick, an instrument at least 16\n"
       "                  ticks): past it, exit 1 naming the line\n"
-      "  --threads N     threads for the predictions (default: the online cores); the\n"
-      "                  report is the same for every N\n"
+      "  --threads N     threads for the predictions and the figures (default: the\n"
+      "                  online cores); the report is the same for every N\n"
       "  --quiet         no input summary on stderr\n"
       "Exit status: 0 done, 1 runtime failure or nothing to score, 2 bad usage, bad model or\n"
       "unreadable input.\n");
@@ -349,33 +350,63 @@ static int eval_select(eval_run *r, const eval_opts *o) {
   return 0;
 }
 
-/* The figures per instrument and pooled. 0 or TC_ENOMEM. */
-static int eval_score(eval_run *r) {
+/* eval_score's jobs: job 0 the pooled figures (the largest: sorted first, so the others run
+ * beside it), job i + 1 the figures of series i. Each job writes only its own figures, and a
+ * bootstrap's randomness is seeded per call (SCORE_BOOT_SEED), so the figures do not depend on
+ * the threads. */
+typedef struct score_jobs {
+  eval_run *r;
+  double z; /* the interval's quantile (ivcal_z), for vol_figures */
+  int *rc;  /* (ns + 1) each job's result */
+} score_jobs;
+
+static void score_job(void *arg, int j) {
+  score_jobs *sj = arg;
+  eval_run *r = sj->r;
+  int rc = 0;
+  if (j == 0) {
+    memcpy(r->pooled, r->pts, r->npts * sizeof *r->pts);
+    rc = score_sort(r->pooled, r->npts);
+    if (rc == 0)
+      rc = score_figures(r->pooled, r->npts, r->d.ns, &r->all);
+    if (rc == 0 && r->m.gauss)
+      rc = vol_figures(r->vpts, r->npts, r->interval, sj->z, r->adapt > 0, &r->vall);
+  } else if (r->only < 0 || j - 1 == r->only) {
+    int i = j - 1;
+    size_t at = r->off[i], n = r->off[i + 1] - r->off[i];
+    rc = score_figures(r->pts + at, n, r->d.ns, &r->fig[i]);
+    if (rc == 0 && r->m.gauss)
+      rc = vol_figures(r->vpts + at, n, r->interval, sj->z, r->adapt > 0, &r->vfig[i]);
+  }
+  sj->rc[j] = rc;
+}
+
+/* The figures per instrument and pooled, on threads threads (their bootstraps take most of an
+ * eval's time after the predictions). 0 or TC_ENOMEM. */
+static int eval_score(eval_run *r, int threads) {
   const dataset *d = &r->d;
-  r->fig = calloc(d->ns ? (size_t)d->ns : 1, sizeof *r->fig);
+  size_t ns = d->ns ? (size_t)d->ns : 1;
+  r->fig = calloc(ns, sizeof *r->fig);
   r->pooled = malloc((r->npts ? r->npts : 1) * sizeof *r->pooled);
-  if (!r->fig || !r->pooled)
-    return TC_ENOMEM;
-  for (int i = 0; i < d->ns; i++)
-    if ((r->only < 0 || i == r->only) &&
-        score_figures(r->pts + r->off[i], r->off[i + 1] - r->off[i], d->ns, &r->fig[i]) != 0)
-      return TC_ENOMEM;
-  memcpy(r->pooled, r->pts, r->npts * sizeof *r->pts);
-  if (score_sort(r->pooled, r->npts) != 0)
-    return TC_ENOMEM;
-  int rc = score_figures(r->pooled, r->npts, d->ns, &r->all);
-  if (rc != 0 || !r->m.gauss)
-    return rc;
-  r->vfig = calloc(d->ns ? (size_t)d->ns : 1, sizeof *r->vfig);
-  if (!r->vfig)
-    return TC_ENOMEM;
-  double z = ivcal_z(&r->m, r->interval);
-  for (int i = 0; i < d->ns; i++)
-    if ((r->only < 0 || i == r->only) &&
-        vol_figures(r->vpts + r->off[i], r->off[i + 1] - r->off[i], r->interval, z, r->adapt > 0,
-                    &r->vfig[i]) != 0)
-      return TC_ENOMEM;
-  return vol_figures(r->vpts, r->npts, r->interval, z, r->adapt > 0, &r->vall);
+  if (r->m.gauss)
+    r->vfig = calloc(ns, sizeof *r->vfig);
+  score_jobs sj = {r, r->m.gauss ? ivcal_z(&r->m, r->interval) : 0, calloc(ns + 1, sizeof(int))};
+  tpool *pool = NULL;
+  if (threads > d->ns + 1)
+    threads = d->ns + 1;
+  int rc = !r->fig || !r->pooled || (r->m.gauss && !r->vfig) || !sj.rc ||
+                   (threads > 1 && tpool_new(&pool, threads) != 0)
+               ? TC_ENOMEM
+               : 0;
+  if (rc == 0) {
+    tpool_run(pool, d->ns + 1, score_job, &sj);
+    for (int j = 0; j <= d->ns; j++)
+      if (sj.rc[j] != 0)
+        rc = TC_ENOMEM;
+  }
+  tpool_destroy(pool);
+  free(sj.rc);
+  return rc;
 }
 
 /* "2000-01-03" or a full timestamp when the time of day is not midnight. */
@@ -751,7 +782,7 @@ static int eval_report(eval_run *r, const eval_opts *o) {
             o->in_path);
     return 1;
   }
-  if (eval_score(r) != 0) {
+  if (eval_score(r, o->threads) != 0) {
     fprintf(stderr, "tickcast eval: out of memory\n");
     return 1;
   }
