@@ -6,6 +6,7 @@
  * independence of score_dm_by_time; the curves ending at the figures; score_predict of a zero
  * model. */
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -139,6 +140,43 @@ static void check_sort(void) {
   for (int k = 0; k < 7; k++)
     CHECK_INT((int)p[k].pred, want[k]);
   CHECK_INT(score_sort(p, 0), 0);
+  /* Against a stable insertion sort: series after series, each in time order with repeated
+   * times (eval's layout: one run each), then the same points shuffled (runs of one or two),
+   * with few distinct times and instruments so that equal keys abound. */
+  srand(7);
+  for (int rep = 0; rep < 200; rep++) {
+    int n = rep % 3 == 2 ? rand() % 600 : rand() % 2000, ns = 1 + rand() % 40, at = 0;
+    score_pt *a = malloc((size_t)(n ? n : 1) * sizeof *a),
+             *b = malloc((size_t)(n ? n : 1) * sizeof *b);
+    for (int sym = 0; at < n; sym = (sym + 1) % ns) {
+      int len = 1 + rand() % 100;
+      int64_t t = rand() % 50;
+      for (int k = 0; k < len && at < n; k++, at++) {
+        t += rand() % 3;                      /* 0: a repeated time */
+        a[at] = (score_pt){t, sym, at, 0, 0}; /* pred: the original place */
+      }
+    }
+    if (rep % 2)
+      for (int i = n - 1; i > 0; i--) {
+        int j = rand() % (i + 1);
+        score_pt t = a[i];
+        a[i] = a[j], a[j] = t;
+      }
+    memcpy(b, a, (size_t)n * sizeof *a);
+    for (int i = 1; i < n; i++) { /* the reference */
+      score_pt x = b[i];
+      int j = i;
+      for (; j > 0 && (x.ts < b[j - 1].ts || (x.ts == b[j - 1].ts && x.sym < b[j - 1].sym)); j--)
+        b[j] = b[j - 1];
+      b[j] = x;
+    }
+    CHECK_INT(score_sort(a, (size_t)n), 0);
+    int bad = 0;
+    for (int i = 0; i < n; i++)
+      bad += a[i].ts != b[i].ts || a[i].sym != b[i].sym || a[i].pred != b[i].pred;
+    CHECK_INT(bad, 0);
+    free(a), free(b);
+  }
 }
 
 /* A zero-head model predicts exactly 0 at every tick of every series. */
