@@ -194,15 +194,15 @@ with open(sys.argv[1], "w") as f:
         f.write(json.dumps({"sym": "W%d" % (i % 50), "ts": 1700000000000000000 + i * 1000,
                             "px": 100 + i % 7, "meta": pad}) + "\n")
 PYEOF
+peak_kb() { # command... -> its peak RSS in KB
+  $PY -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$@"
+}
 for n in 1 2; do
-  rss=$($PY - "$TC" "$M" "$TMP/wide.jsonl" "$TMP/wide.$n.csv" "$n" <<'PYEOF'
-import resource, subprocess, sys
-tc, m, i, o, n = sys.argv[1:]
-subprocess.run([tc, "replay", "--model", m, "--input", i, "--output", o, "--threads", n,
-                "--quiet"], check=True)
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
-PYEOF
-  ) || tc_fail "wide lines, --threads $n"
+  rss=$(peak_kb "$TC" replay --model "$M" --input "$TMP/wide.jsonl" --output "$TMP/wide.$n.csv" \
+    --threads "$n" --quiet) || tc_fail "wide lines, --threads $n"
+  rss=$((rss / 1024))
   echo "wide lines, --threads $n: peak $rss MB"
   eval "rss$n=$rss"
 done
@@ -214,14 +214,12 @@ same "wide lines" "$TMP/wide.1.csv" "$TMP/wide.2.csv"
 # (ENGINE_WAVE), not for the whole chunk of 4096 ticks, so a replay of a small file at H = 64
 # peaks less than 3 MB above the same replay at H = 8 (0.6 MB; 6.5 MB with the scratch of a whole
 # chunk, zeroed at the start).
-peak_kb() { # model -> the peak RSS in KB of `replay --threads 1` of one.csv with it
-  $PY -c 'import resource, subprocess, sys
-subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' \
-    "$TC" replay --model "$1" --input "$TMP/one.csv" --output "$TMP/one.small.csv" --threads 1 --quiet
+small_kb() { # model -> the peak RSS in KB of `replay --threads 1` of one.csv with it
+  peak_kb "$TC" replay --model "$1" --input "$TMP/one.csv" --output "$TMP/one.small.csv" \
+    --threads 1 --quiet
 }
-h8=$(peak_kb tests/fixtures/nn_gru_l1_h8.safetensors) || tc_fail "replay of a small file, H = 8"
-h64=$(peak_kb tests/fixtures/nn_gru_l1_h64.safetensors) || tc_fail "replay of a small file, H = 64"
+h8=$(small_kb tests/fixtures/nn_gru_l1_h8.safetensors) || tc_fail "replay of a small file, H = 8"
+h64=$(small_kb tests/fixtures/nn_gru_l1_h64.safetensors) || tc_fail "replay of a small file, H = 64"
 echo "replay --threads 1 of a small file: peak $h64 KB at H = 64, $h8 KB at H = 8"
 [ "$h64" -lt $((h8 + 3072)) ] ||
   tc_fail "replay --threads 1 of a small file: peak $h64 KB at H = 64, expected under $((h8 + 3072)) (H = 8: $h8)"
