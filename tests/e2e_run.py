@@ -18,8 +18,9 @@ Not a test by itself. Subcommands:
   check-dlq DLQ EXP                the dead letters expected, with reasons and fields
   committed BROKERS GROUP TOPIC     print the sum of the group's committed offsets on TOPIC
   check-stats STATS TICKS_IN PREDS the last stats object has every documented field and totals
+  check-process URL PID            /metrics' process_* figures against what /proc says of PID
 """
-import base64, csv, json, struct, sys, time
+import base64, csv, json, os, struct, sys, time
 
 
 def model(path, L, H, seed):
@@ -277,7 +278,7 @@ def check_stats(path, ticks_in, preds):
     for f in ("time", "uptime_s", "version", "model", "ticks_in", "predictions_out", "rejected",
               "instruments", "rate_1s", "rate_60s", "latency_us", "lag", "producer_queue",
               "delivery_errors", "rebalances", "handoffs_out", "handoffs_in",
-              "checkpoint_age_ms"):
+              "checkpoint_age_ms", "cpu_s", "rss_bytes"):
         if f not in s:
             fail(f"stats without {f}: {s}")
     for f in ("p50", "p99", "p999", "max"):
@@ -298,7 +299,68 @@ def check_stats(path, ticks_in, preds):
         fail(f"latency quantiles out of order: {l}")
     if set(s["lag"]) != {"0", "1", "2", "3"}:
         fail(f"stats lag partitions {s['lag']}")
-    print(f"ok: {len(recs)} stats messages, last: ticks_in {s['ticks_in']}, latency {l}")
+    # The process's CPU time only grows, and no more than the cores allow since the start.
+    cpu = [r["cpu_s"] for r in recs]
+    ncpu = os.cpu_count()
+    if not (0 < cpu[0] and all(a <= b for a, b in zip(cpu, cpu[1:]))
+            and cpu[-1] <= s["uptime_s"] * ncpu + 0.5):
+        fail(f"stats cpu_s {cpu} (uptime {s['uptime_s']} s, {ncpu} cores)")
+    if not (1 << 20 < s["rss_bytes"] < 1 << 34):
+        fail(f"stats rss_bytes {s['rss_bytes']}")
+    print(f"ok: {len(recs)} stats messages, last: ticks_in {s['ticks_in']}, latency {l}, "
+          f"cpu {s['cpu_s']:.3f} s, rss {s['rss_bytes'] >> 20} MiB")
+
+
+def proc_cpu_s(pid):
+    """utime + stime of pid in seconds, from /proc (whole clock ticks)."""
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def check_process(url, pid):
+    """Each process_* figure of /metrics against /proc/PID, read just before and after."""
+    import urllib.request
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    cpu0 = proc_cpu_s(pid)
+    text = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
+    cpu1 = proc_cpu_s(pid)
+    m = {}
+    for line in text.splitlines():
+        if line.startswith("process_"):
+            k, v = line.split()
+            m[k] = float(v)
+    want = {"process_cpu_seconds_total", "process_open_fds", "process_max_fds",
+            "process_virtual_memory_bytes", "process_resident_memory_bytes",
+            "process_start_time_seconds"}
+    if set(m) != want or "# TYPE process_cpu_seconds_total counter" not in text:
+        fail(f"/metrics process figures {sorted(m)}, expected {sorted(want)}")
+    # /proc counts whole clock ticks (rounded down), the daemon's figure is exact.
+    if not (cpu0 - tick <= m["process_cpu_seconds_total"] <= cpu1 + 2 * tick):
+        fail(f"process_cpu_seconds_total {m['process_cpu_seconds_total']} outside /proc's "
+             f"{cpu0} .. {cpu1}")
+    status = dict(l.split(":", 1) for l in open(f"/proc/{pid}/status"))
+    vm, rss = (int(status[k].split()[0]) * 1024 for k in ("VmSize", "VmRSS"))
+    if abs(m["process_virtual_memory_bytes"] - vm) > vm / 10:
+        fail(f"process_virtual_memory_bytes {m['process_virtual_memory_bytes']}, /proc VmSize {vm}")
+    if abs(m["process_resident_memory_bytes"] - rss) > rss / 4:
+        fail(f"process_resident_memory_bytes {m['process_resident_memory_bytes']}, VmRSS {rss}")
+    limit = [l.split()[3] for l in open(f"/proc/{pid}/limits") if l.startswith("Max open files")][0]
+    if m["process_max_fds"] != float(limit):
+        fail(f"process_max_fds {m['process_max_fds']}, /proc limits {limit}")
+    fds = len(os.listdir(f"/proc/{pid}/fd"))  # the scrape's own connection may be gone by now
+    if not (fds - 3 <= m["process_open_fds"] <= fds + 3):
+        fail(f"process_open_fds {m['process_open_fds']}, /proc has {fds}")
+    # Start: the process's start after boot plus the boot time, as ps computes it.
+    start = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[19])
+    btime = [int(l.split()[1]) for l in open("/proc/stat") if l.startswith("btime")][0]
+    want_start = btime + start / os.sysconf("SC_CLK_TCK")
+    if abs(m["process_start_time_seconds"] - want_start) > 0.02:
+        fail(f"process_start_time_seconds {m['process_start_time_seconds']}, /proc {want_start}")
+    if not (0 < time.time() - m["process_start_time_seconds"] < 3600):
+        fail(f"process_start_time_seconds {m['process_start_time_seconds']} is not recent")
+    print(f"ok: /metrics process figures agree with /proc: cpu {m['process_cpu_seconds_total']:.3f}"
+          f" s, {int(m['process_open_fds'])} of {int(m['process_max_fds'])} fds, "
+          f"rss {int(m['process_resident_memory_bytes']) >> 20} MiB")
 
 
 def main():
@@ -311,6 +373,7 @@ def main():
     elif a[0] == "check-preds": check_preds(a[1], a[2:])
     elif a[0] == "check-dlq": check_dlq(a[1], a[2])
     elif a[0] == "check-stats": check_stats(a[1], int(a[2]), int(a[3]))
+    elif a[0] == "check-process": check_process(a[1], int(a[2]))
     else: sys.exit(f"e2e_run.py: unknown subcommand {a[0]}")
 
 

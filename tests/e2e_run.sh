@@ -4,8 +4,9 @@
 # ticks with qty/quotes/RFC 3339, malformed messages among them); predictions, dead letters and
 # stats read with an outside client. Asserts: one prediction per accepted tick, equal to
 # `tickcast replay` of the same ticks; per-instrument order; dead letters with the right reasons;
-# the stats fields; /metrics, /healthz, /readyz; SIGHUP refusing another shape and swapping a
-# same-shape model (predictions then follow the new model from fresh state); SIGTERM -> 0 in < 10 s.
+# the stats fields; /metrics (its process_* figures against /proc), /healthz, /readyz; SIGHUP
+# refusing another shape and swapping a same-shape model (predictions then follow the new model
+# from fresh state); SIGTERM -> 0 in < 10 s.
 . "$(dirname "$0")/lib.sh"
 H="$ROOT/tests/e2e_run.py"
 
@@ -55,6 +56,7 @@ for want in "tickcast_ticks_in_total $TOTAL" "tickcast_predictions_out_total $N1
   grep -qF "$want" "$TMP/metrics.txt" || tc_fail "/metrics lacks '$want'"
 done
 echo "ok: /metrics has the counters, rejects by reason, per-partition counts, latency histogram"
+$PY "$H" check-process "$URL" "$RUN_PID"
 
 # SIGHUP with a model of another shape: refused, old model kept and counted.
 cp "$TMP/m3.safetensors" "$TMP/new.safetensors" && mv "$TMP/new.safetensors" "$TMP/model.safetensors"

@@ -155,6 +155,8 @@ static void test_rates_and_json(void) {
   CHECK_INT(json_integer_value(json_object_get(unck, "0")), 0);
   CHECK_INT(json_integer_value(json_object_get(unck, "2")), 10);
   CHECK(json_is_null(json_object_get(o, "checkpoint_age_ms")));
+  CHECK(json_is_null(json_object_get(o, "cpu_s"))); /* the process figures: unknown until filled */
+  CHECK(json_is_null(json_object_get(o, "rss_bytes")));
   json_decref(o);
   free(js);
   /* The interval histogram was reset: the next object has null quantiles. */
@@ -179,6 +181,28 @@ static void test_rates_and_json(void) {
   CHECK_CONTAINS(pm, "tickcast_latency_seconds_bucket{le=\"+Inf\"} 10\n");
   CHECK_CONTAINS(pm, "tickcast_latency_seconds_sum 0.000055000\n");
   CHECK_CONTAINS(pm, "tickcast_latency_seconds_count 10\n");
+  CHECK(strstr(pm, "process_") == NULL); /* unknown process figures are left out */
+  free(pm);
+  /* Known ones: Prometheus' standard names, types and values, unknown ones still left out. */
+  s.cpu_s = 1.5;
+  s.rss_bytes = 3 << 20;
+  s.vm_bytes = 1 << 30;
+  s.proc_start_s = 1700000000.25;
+  s.open_fds = 17;
+  js = stats_json(&s, 4000, 0);
+  o = json_loads(js, 0, &jerr);
+  CHECK_NEAR(json_real_value(json_object_get(o, "cpu_s")), 1.5, 0);
+  CHECK_INT(json_integer_value(json_object_get(o, "rss_bytes")), 3 << 20);
+  json_decref(o);
+  free(js);
+  pm = stats_prometheus(&s, 4000, &len);
+  CHECK_CONTAINS(pm, "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1.5\n");
+  CHECK_CONTAINS(pm, "# TYPE process_resident_memory_bytes gauge\n"
+                     "process_resident_memory_bytes 3145728\n");
+  CHECK_CONTAINS(pm, "process_virtual_memory_bytes 1073741824\n");
+  CHECK_CONTAINS(pm, "process_start_time_seconds 1700000000.25\n");
+  CHECK_CONTAINS(pm, "process_open_fds 17\n");
+  CHECK(strstr(pm, "process_max_fds") == NULL);
   free(pm);
 }
 

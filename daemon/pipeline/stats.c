@@ -78,6 +78,8 @@ void stats_init(stats *s, int64_t now_ms) {
     s->hi[i] = s->next[i] = s->processed[i] = s->ckpt_next[i] = s->rk_hi[i] = s->rk_next[i] = -1;
   s->start_ms = now_ms;
   s->checkpoint_age_ms = -1;
+  s->cpu_s = s->proc_start_s = -1;
+  s->rss_bytes = s->vm_bytes = s->open_fds = s->max_fds = -1;
 }
 
 void stats_latency_n(stats *s, uint64_t ns, uint64_t n) {
@@ -241,6 +243,8 @@ char *stats_json(stats *s, int64_t now_ms, int reset_interval) {
   json_object_set_new(o, "state_file_heals", json_integer((json_int_t)s->state_file_heals));
   json_object_set_new(o, "loop_stall_max_ms", json_real((double)s->stall_max_ns / 1e6));
   json_object_set_new(o, "loop_stalls", json_integer((json_int_t)s->stalls));
+  json_object_set_new(o, "cpu_s", s->cpu_s < 0 ? json_null() : json_real(s->cpu_s));
+  json_object_set_new(o, "rss_bytes", s->rss_bytes < 0 ? json_null() : json_integer(s->rss_bytes));
   char *out = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
   json_decref(o);
   if (out && reset_interval) {
@@ -428,6 +432,31 @@ static void prom_latency(sbuf *b, const stats *s) {
   sb_printf(b, "tickcast_latency_seconds_count %llu\n", (unsigned long long)s->lat_count);
 }
 
+/* The process: the standard names and help texts of Prometheus' process collector (client_golang
+ * and the others), so that dashboards made for any exporter work; a figure that could not be read
+ * is left out. */
+static void prom_process(sbuf *b, const stats *s) {
+  const struct {
+    const char *name, *type, *help;
+    double v;
+  } m[] = {
+      {"process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
+       s->cpu_s},
+      {"process_open_fds", "gauge", "Number of open file descriptors.", (double)s->open_fds},
+      {"process_max_fds", "gauge", "Maximum number of open file descriptors.", (double)s->max_fds},
+      {"process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+       (double)s->vm_bytes},
+      {"process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+       (double)s->rss_bytes},
+      {"process_start_time_seconds", "gauge",
+       "Start time of the process since unix epoch in seconds.", s->proc_start_s},
+  };
+  for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+    if (m[i].v >= 0)
+      sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", m[i].name, m[i].help, m[i].name,
+                m[i].type, m[i].name, m[i].v);
+}
+
 char *stats_prometheus(const stats *s, int64_t now_ms, size_t *len) {
   sbuf b = {malloc(8192), 0, 8192, 0};
   if (!b.p)
@@ -439,6 +468,7 @@ char *stats_prometheus(const stats *s, int64_t now_ms, size_t *len) {
   prom_state(&b, s, now_ms);
   prom_checkpoints(&b, s);
   prom_latency(&b, s);
+  prom_process(&b, s);
   if (b.failed) {
     free(b.p);
     return NULL;

@@ -114,8 +114,15 @@ typedef struct stats {
       checkpoints_skipped;   /* intervals without a new checkpoint (failed delivery, slow acks) */
   uint64_t state_file_heals; /* times the state file, deleted under the daemon, was written back */
   uint64_t stall_max_ns;     /* the loop's longest stall since the last stats message */
-  uint64_t stalls;           /* stalls of STATS_STALL_NS or more since start */
-  char model_id[17];         /* model sha256 prefix */
+  /* the process, as Prometheus' standard process collector reports it (-1: unknown) */
+  double cpu_s;        /* CPU time, user + system, of all threads since start */
+  int64_t rss_bytes;   /* resident memory */
+  int64_t vm_bytes;    /* virtual memory */
+  double proc_start_s; /* when the process started, seconds since the epoch */
+  int64_t open_fds;    /* open file descriptors */
+  int64_t max_fds;     /* their limit (RLIMIT_NOFILE, soft) */
+  uint64_t stalls;     /* stalls of STATS_STALL_NS or more since start */
+  char model_id[17];   /* model sha256 prefix */
   char version[16];
 } stats;
 
