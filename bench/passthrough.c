@@ -7,11 +7,13 @@
  *                    [--timeout S] [-X key=value]...
  * Prints one JSON object on stdout: msgs, seconds (first consume to last delivery), rate (msgs/s),
  * steady_rate (msgs/s between the 10% and 90% points of --count, produce enqueue side),
+ * steady_cpu_s (the process's CPU time, all threads, between those two points),
  * consume_seconds (first to last consume), latency_us (consume -> produce enqueue p50/p99/max). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <librdkafka/rdkafka.h>
@@ -23,6 +25,14 @@ static uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The process's CPU time (user + system, all threads), seconds. */
+static double cpu_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static uint64_t delivered, failed;
@@ -140,6 +150,7 @@ int main(int argc, char **argv) {
   uint64_t *lat = malloc(caplat * sizeof *lat);
   long long passed = 0;
   uint64_t t_first = 0, t_last_consume = 0, t_start = now_ns(), t_p10 = 0, t_p90 = 0;
+  double cpu_p10 = 0, cpu_p90 = 0;
   while (passed < count) {
     /* The drain loop: poll(0) while messages are there; when empty, serve delivery reports and
      * block briefly for the next one. */
@@ -176,10 +187,14 @@ int main(int argc, char **argv) {
       lat[nlat++] = t1 - t0;
     t_last_consume = t1;
     passed++;
-    if (passed == count / 10)
+    if (passed == count / 10) {
       t_p10 = t1;
-    if (passed == count - count / 10)
+      cpu_p10 = cpu_s();
+    }
+    if (passed == count - count / 10) {
       t_p90 = t1;
+      cpu_p90 = cpu_s();
+    }
     rd_kafka_message_destroy(m);
     if ((passed & 1023) == 0)
       rd_kafka_poll(p, 0);
@@ -192,12 +207,12 @@ int main(int argc, char **argv) {
    * window bench/run_kafka.sh also takes from the daemon's stats. */
   double mid = t_p90 > t_p10 ? (t_p90 - t_p10) / 1e9 : 0;
   printf("{\"msgs\":%lld,\"delivered\":%llu,\"failed\":%llu,\"seconds\":%.4f,\"rate\":%.0f,"
-         "\"steady_rate\":%.0f,"
+         "\"steady_rate\":%.0f,\"steady_cpu_s\":%.4f,"
          "\"consume_seconds\":%.4f,\"latency_us\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f}}\n",
          passed, (unsigned long long)delivered, (unsigned long long)failed, secs, passed / secs,
-         mid > 0 ? (double)(count - 2 * (count / 10)) / mid : 0.0, (t_last_consume - t_first) / 1e9,
-         nlat ? lat[nlat / 2] / 1e3 : 0.0, nlat ? lat[(size_t)(nlat * 0.99)] / 1e3 : 0.0,
-         nlat ? lat[nlat - 1] / 1e3 : 0.0);
+         mid > 0 ? (double)(count - 2 * (count / 10)) / mid : 0.0, cpu_p90 - cpu_p10,
+         (t_last_consume - t_first) / 1e9, nlat ? lat[nlat / 2] / 1e3 : 0.0,
+         nlat ? lat[(size_t)(nlat * 0.99)] / 1e3 : 0.0, nlat ? lat[nlat - 1] / 1e3 : 0.0);
   fflush(stdout);
   free(lat);
   rd_kafka_topic_destroy(ot);

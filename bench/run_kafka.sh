@@ -5,7 +5,10 @@
 #  3. `tickcast run` with an H=64 model on the same ticks, fresh group: steady-state ticks/s from
 #     its stats topic (ticks_in over time), and the ratio to the passthrough (goal >= 0.80); both
 #     rates are taken between the 10% and 90% points of the tick count;
-#     2 and 3 alternate BENCH_ROUNDS times (default 5) and the median ratio is reported;
+#     2 and 3 alternate BENCH_ROUNDS times (default 5) and the median ratio is reported; so is
+#     the ratio of their CPU time per message over the same window (all threads; the daemon's
+#     from the cpu_s of its stats, the passthrough's from getrusage), which the other load on the
+#     core does not change;
 #  4. `tickcast run` on a fresh topic fed at half the passthrough rate (`feed --rate`): consume ->
 #     produce-enqueue latency per stats interval (goal: p99 < 200 us), once per --chunk size in
 #     BENCH_LAT_CHUNKS (default "8 64": the default and, for comparison, the old default).
@@ -66,23 +69,32 @@ while time.time() - t0 < tmo and (not series or series[-1][1] < target):
     m = c.poll(0.5)
     if m is None or m.error(): continue
     s = json.loads(m.value())
-    series.append((s["time"], s["ticks_in"], s["latency_us"]))
+    series.append((s["time"], s["ticks_in"], s["latency_us"], s.get("cpu_s")))
 c.close()
 mid = [x for x in series if 0 < x[1] < target]
 # Steady rate: ticks between the 10% and 90% points of the target over the time between, each
 # point interpolated linearly between the two stats messages around it (as bench/passthrough's
 # steady_rate, which takes the same window).
 def cross(x):
-    for (t0, n0, _), (t1, n1, _) in zip(series, series[1:]):
+    for (t0, n0, *_), (t1, n1, *_) in zip(series, series[1:]):
         if n0 < x <= n1:
             return t0 + (t1 - t0) * (x - n0) / (n1 - n0)
     return None
+# The process's CPU seconds at time t, interpolated between the stats messages around it.
+def cpu_at(t):
+    for (t0, _, _, c0), (t1, _, _, c1) in zip(series, series[1:]):
+        if t0 <= t <= t1 and c0 is not None and c1 is not None:
+            return c0 + (c1 - c0) * (t - t0) / (t1 - t0) if t1 > t0 else c0
+    return None
 a, b = cross(target // 10), cross(target - target // 10)
 rate = (target - 2 * (target // 10)) / ((b - a) / 1e3) if a is not None and b is not None and b > a else None
+ca, cb = (cpu_at(a), cpu_at(b)) if rate else (None, None)
+cpu = cb - ca if ca is not None and cb is not None else None
 p99 = [x[2]["p99"] for x in series if x[2]["count"] >= 100 and x[2]["p99"] is not None]
 p50 = [x[2]["p50"] for x in series if x[2]["count"] >= 100 and x[2]["p50"] is not None]
 done = bool(series) and series[-1][1] >= target
 print(json.dumps({"done": done, "ticks_in": series[-1][1] if series else 0, "rate": rate,
+                  "steady_cpu_s": cpu, "steady_s": (b - a) / 1e3 if rate else None,
                   "intervals": len(mid), "p99_max": max(p99) if p99 else None,
                   "p99_median": statistics.median(p99) if p99 else None,
                   "p50_median": statistics.median(p50) if p50 else None,
@@ -106,12 +118,15 @@ R=$(retained ticks)
 # topic the embedded broker holds full, dropping its oldest batches, slowed later rounds).
 ROUNDS=${BENCH_ROUNDS:-5}
 RATIOS=()
+CRATIOS=()
 PT_RATES=()
 for round in $(seq "$ROUNDS"); do
   PT=$("${PIN[@]}" "$B/bench/passthrough" --brokers "$BROKERS" --input-topic ticks --output-topic "passr$round" \
     --count "$R" --group "pass-$$-$round" --timeout 300)
   PT_RATE=$(jget "$PT" steady_rate)
   PT_RATES+=("$PT_RATE")
+  WIN=$((R - 2 * (R / 10))) # messages between the 10% and 90% points
+  PT_CPU=$(awk -v c="$(jget "$PT" steady_cpu_s)" -v n="$WIN" 'BEGIN { printf "%.3f", c * 1e6 / n }')
   echo "round $round: passthrough: $(jget "$PT" msgs) msgs in $(jget "$PT" seconds) s (first consume to last delivery), steady $PT_RATE msgs/s (10% to 90%);" \
     "consume -> produce enqueue $($PY -c 'import json,sys; l=json.loads(sys.argv[1])["latency_us"]; print("p50 %g us, p99 %g us" % (l["p50"], l["p99"]))' "$PT")"
   tc_bg "${PIN[@]}" "$TC" run --brokers "$BROKERS" --group "bench-$$-$round" --input-topic ticks --output-topic "predsr$round" \
@@ -125,10 +140,18 @@ for round in $(seq "$ROUNDS"); do
   RATIO=$(awk -v a="$RUN_RATE" -v b="$PT_RATE" 'BEGIN { if (a == "n/a") print "n/a"; else printf "%.2f", a / b }')
   RATIOS+=("$RATIO")
   echo "round $round: tickcast run (H=$H): $R ticks, steady $RUN_RATE ticks/s (10% to 90%, from its stats every 100 ms; exit $STOP_RC); ratio $RATIO"
+  # CPU per message over the same window, all threads of each process (the daemon's from the
+  # cpu_s of its stats): what the ratio would be if each had core 1 to itself, whatever else ran.
+  read -r RUN_CPU RUN_UTIL PT_UTIL CRATIO < <(awk -v c="$(jget "$ST" steady_cpu_s)" -v s="$(jget "$ST" steady_s)" \
+    -v n="$WIN" -v p="$PT_CPU" -v pr="$PT_RATE" 'BEGIN { if (c == "n/a") { print "n/a n/a n/a n/a"; exit }
+      u = c * 1e6 / n; printf "%.3f %.0f %.0f %.2f\n", u, 100 * c / s, p * pr / 1e4, p / u }')
+  CRATIOS+=("$CRATIO")
+  echo "round $round: CPU per message over that window: passthrough $PT_CPU us ($PT_UTIL% of a core), daemon $RUN_CPU us ($RUN_UTIL% of a core); passthrough/daemon $CRATIO"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 spread() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { a = $1 } { b = $1 } END { print a " to " b }'; }
 echo "throughput ratio run/passthrough: median $(median "${RATIOS[@]}"), spread $(spread "${RATIOS[@]}"), of ${RATIOS[*]} ($PINNED; goal >= 0.80)"
+echo "CPU per message, passthrough/daemon: median $(median "${CRATIOS[@]}"), spread $(spread "${CRATIOS[@]}"), of ${CRATIOS[*]}"
 PT_RATE=$(median "${PT_RATES[@]}")
 
 # 4. Latency at half the passthrough rate, on a fresh topic per chunk size (BENCH_LAT_CHUNKS,
