@@ -19,8 +19,9 @@ real messages against deploy/schemas/. Not a test by itself. Subcommands (ROOT =
                               deploy/schemas/KIND (prediction, stats, dead-letter), with its
                               key; mutated copies must fail; stats: EXPECTED is the group id (the
                               key); dead-letter: EXPECTED is the JSON list of the dead letters
-  metrics ROOT SCRAPE         deploy/metrics.txt is exactly the tickcast_* names of the alert rules
-                              and the dashboard, and every one is in SCRAPE (a /metrics body)
+  metrics ROOT SCRAPE         deploy/metrics.txt is exactly the tickcast_* and process_* names
+                              of the alert rules and the dashboard, and every one is in SCRAPE
+                              (a /metrics body)
 """
 import base64, glob, json, os, re, shlex, shutil, subprocess, sys
 
@@ -478,7 +479,7 @@ def check_observability(root):
     # The one list of metric names.
     used = set()
     for f in ("prometheus/tickcast-alerts.yml", "grafana/tickcast.json"):
-        used |= set(re.findall(r"tickcast_[a-z0-9_]+", open(os.path.join(d, f)).read()))
+        used |= set(re.findall(r"\b(?:tickcast|process)_[a-z0-9_]+", open(os.path.join(d, f)).read()))
     listed = metric_list(root)
     need(used == listed, "deploy/metrics.txt differs from the names the rules and the dashboard "
          f"use: missing {sorted(used - listed)}, unused {sorted(listed - used)}")
