@@ -205,12 +205,15 @@ int main(int argc, char **argv) {
   double secs = (t_end - t_first) / 1e9;
   /* steady_rate: the messages between 10% and 90% of the count over the time between, the
    * window bench/run_kafka.sh also takes from the daemon's stats. */
-  double mid = t_p90 > t_p10 ? (t_p90 - t_p10) / 1e9 : 0;
+  double mid = t_p10 && t_p90 > t_p10 ? (t_p90 - t_p10) / 1e9 : 0;
+  char steady_cpu[32] = "null"; /* no window below 10 messages */
+  if (mid > 0)
+    snprintf(steady_cpu, sizeof steady_cpu, "%.4f", cpu_p90 - cpu_p10);
   printf("{\"msgs\":%lld,\"delivered\":%llu,\"failed\":%llu,\"seconds\":%.4f,\"rate\":%.0f,"
-         "\"steady_rate\":%.0f,\"steady_cpu_s\":%.4f,"
+         "\"steady_rate\":%.0f,\"steady_cpu_s\":%s,"
          "\"consume_seconds\":%.4f,\"latency_us\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f}}\n",
          passed, (unsigned long long)delivered, (unsigned long long)failed, secs, passed / secs,
-         mid > 0 ? (double)(count - 2 * (count / 10)) / mid : 0.0, cpu_p90 - cpu_p10,
+         mid > 0 ? (double)(count - 2 * (count / 10)) / mid : 0.0, steady_cpu,
          (t_last_consume - t_first) / 1e9, nlat ? lat[nlat / 2] / 1e3 : 0.0,
          nlat ? lat[(size_t)(nlat * 0.99)] / 1e3 : 0.0, nlat ? lat[nlat - 1] / 1e3 : 0.0);
   fflush(stdout);

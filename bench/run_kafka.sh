@@ -8,7 +8,7 @@
 #     2 and 3 alternate BENCH_ROUNDS times (default 5) and the median ratio is reported; so is
 #     the ratio of their CPU time per message over the same window (all threads; the daemon's
 #     from the cpu_s of its stats, the passthrough's from getrusage), which the other load on the
-#     core does not change;
+#     core changes much less than the rates;
 #  4. `tickcast run` on a fresh topic fed at half the passthrough rate (`feed --rate`): consume ->
 #     produce-enqueue latency per stats interval (goal: p99 < 200 us), once per --chunk size in
 #     BENCH_LAT_CHUNKS (default "8 64": the default and, for comparison, the old default).
@@ -126,7 +126,7 @@ for round in $(seq "$ROUNDS"); do
   PT_RATE=$(jget "$PT" steady_rate)
   PT_RATES+=("$PT_RATE")
   WIN=$((R - 2 * (R / 10))) # messages between the 10% and 90% points
-  PT_CPU=$(awk -v c="$(jget "$PT" steady_cpu_s)" -v n="$WIN" 'BEGIN { printf "%.3f", c * 1e6 / n }')
+  PT_CPU=$(awk -v c="$(jget "$PT" steady_cpu_s)" -v n="$WIN" 'BEGIN { if (c == "n/a") print c; else printf "%.3f", c * 1e6 / n }')
   echo "round $round: passthrough: $(jget "$PT" msgs) msgs in $(jget "$PT" seconds) s (first consume to last delivery), steady $PT_RATE msgs/s (10% to 90%);" \
     "consume -> produce enqueue $($PY -c 'import json,sys; l=json.loads(sys.argv[1])["latency_us"]; print("p50 %g us, p99 %g us" % (l["p50"], l["p99"]))' "$PT")"
   tc_bg "${PIN[@]}" "$TC" run --brokers "$BROKERS" --group "bench-$$-$round" --input-topic ticks --output-topic "predsr$round" \
@@ -143,13 +143,16 @@ for round in $(seq "$ROUNDS"); do
   # CPU per message over the same window, all threads of each process (the daemon's from the
   # cpu_s of its stats): what the ratio would be if each had core 1 to itself, whatever else ran.
   read -r RUN_CPU RUN_UTIL PT_UTIL CRATIO < <(awk -v c="$(jget "$ST" steady_cpu_s)" -v s="$(jget "$ST" steady_s)" \
-    -v n="$WIN" -v p="$PT_CPU" -v pr="$PT_RATE" 'BEGIN { if (c == "n/a") { print "n/a n/a n/a n/a"; exit }
-      u = c * 1e6 / n; printf "%.3f %.0f %.0f %.2f\n", u, 100 * c / s, p * pr / 1e4, p / u }')
+    -v n="$WIN" -v p="$PT_CPU" -v pr="$PT_RATE" 'BEGIN {
+      pu = p == "n/a" ? "n/a" : sprintf("%.0f", p * pr / 1e4)
+      if (c == "n/a") { print "n/a n/a", pu, "n/a"; exit }
+      u = c * 1e6 / n; printf "%.3f %.0f %s %s\n", u, 100 * c / s, pu, p == "n/a" ? "n/a" : sprintf("%.2f", p / u) }')
   CRATIOS+=("$CRATIO")
   echo "round $round: CPU per message over that window: passthrough $PT_CPU us ($PT_UTIL% of a core), daemon $RUN_CPU us ($RUN_UTIL% of a core); passthrough/daemon $CRATIO"
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-spread() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { a = $1 } { b = $1 } END { print a " to " b }'; }
+# The median and the range of the rounds that gave a number ("n/a": a figure the round lacked).
+median() { printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "n/a" }'; }
+spread() { printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk 'NR == 1 { a = $1 } { b = $1 } END { print NR ? a " to " b : "n/a" }'; }
 echo "throughput ratio run/passthrough: median $(median "${RATIOS[@]}"), spread $(spread "${RATIOS[@]}"), of ${RATIOS[*]} ($PINNED; goal >= 0.80)"
 echo "CPU per message, passthrough/daemon: median $(median "${CRATIOS[@]}"), spread $(spread "${CRATIOS[@]}"), of ${CRATIOS[*]}"
 PT_RATE=$(median "${PT_RATES[@]}")
