@@ -13,26 +13,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include <librdkafka/rdkafka.h>
 
 #include "daemon/kafka/kconf.h"
 #include "daemon/pipeline/log.h"
+#include "nn/base/clock.h"
 
 static uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* The process's CPU time (user + system, all threads), seconds. */
-static double cpu_s(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static uint64_t delivered, failed;
@@ -189,11 +181,11 @@ int main(int argc, char **argv) {
     passed++;
     if (passed == count / 10) {
       t_p10 = t1;
-      cpu_p10 = cpu_s();
+      cpu_p10 = tc_process_cpu_us();
     }
     if (passed == count - count / 10) {
       t_p90 = t1;
-      cpu_p90 = cpu_s();
+      cpu_p90 = tc_process_cpu_us();
     }
     rd_kafka_message_destroy(m);
     if ((passed & 1023) == 0)
@@ -208,7 +200,7 @@ int main(int argc, char **argv) {
   double mid = t_p10 && t_p90 > t_p10 ? (t_p90 - t_p10) / 1e9 : 0;
   char steady_cpu[32] = "null"; /* no window below 10 messages */
   if (mid > 0)
-    snprintf(steady_cpu, sizeof steady_cpu, "%.4f", cpu_p90 - cpu_p10);
+    snprintf(steady_cpu, sizeof steady_cpu, "%.4f", (cpu_p90 - cpu_p10) / 1e6);
   printf("{\"msgs\":%lld,\"delivered\":%llu,\"failed\":%llu,\"seconds\":%.4f,\"rate\":%.0f,"
          "\"steady_rate\":%.0f,\"steady_cpu_s\":%s,"
          "\"consume_seconds\":%.4f,\"latency_us\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f}}\n",

@@ -7,7 +7,7 @@
 #     rates are taken between the 10% and 90% points of the tick count;
 #     2 and 3 alternate BENCH_ROUNDS times (default 5) and the median ratio is reported; so is
 #     the ratio of their CPU time per message over the same window (all threads; the daemon's
-#     from the cpu_s of its stats, the passthrough's from getrusage), which the other load on the
+#     from the cpu_s of its stats, the passthrough's its own), which the other load on the
 #     core changes much less than the rates;
 #  4. `tickcast run` on a fresh topic fed at half the passthrough rate (`feed --rate`): consume ->
 #     produce-enqueue latency per stats interval (goal: p99 < 200 us), once per --chunk size in

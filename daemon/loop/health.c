@@ -77,10 +77,7 @@ static double proc_start_s(void) {
  * descriptors only with fds (for /metrics: the stats topic does not carry them, and listing
  * /proc/self/fd grows with the descriptors, about 20 us for a hundred). */
 static void proc_fill(stats *s, int fds) {
-  uv_rusage_t ru;
-  s->cpu_s = uv_getrusage(&ru) == 0 ? (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
-                                          (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6
-                                    : -1;
+  s->cpu_s = tc_process_cpu_us() / 1e6;
   s->vm_bytes = s->rss_bytes = -1;
   FILE *f = fopen("/proc/self/statm", "r");
   long long size, resident, page = sysconf(_SC_PAGESIZE);
