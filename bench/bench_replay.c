@@ -231,7 +231,7 @@ static int pipe_emit(void *ud, const preplay_rec *rec, const char *sym, size_t s
   return 0;
 }
 
-static int pipe_case(const char *path, const char *model, int threads) {
+static int pipe_case(const char *path, const char *model, int threads, int shards) {
   static pipe_run r;
   char err[512];
   nn_model m;
@@ -245,6 +245,7 @@ static int pipe_case(const char *path, const char *model, int threads) {
   }
   const preplay_cfg cfg = {.m = &m,
                            .threads = threads,
+                           .shards = shards,
                            .src = path,
                            .src_max = 300,
                            .rej = &rej,
@@ -270,10 +271,12 @@ static int pipe_case(const char *path, const char *model, int threads) {
   preplay_stats st;
   preplay_get_stats(p, &st);
   double n = (double)preplay_read(p), k = 1e3 / n; /* us -> ns per tick */
-  printf("pipeline threads=%d ticks=%.0f wall_s=%.3f ticks_per_s=%.0f cpu_ns=%.1f read_ns=%.1f "
+  printf("pipeline threads=%d shards=%d ticks=%.0f wall_s=%.3f ticks_per_s=%.0f cpu_ns=%.1f "
+         "read_ns=%.1f "
          "write_ns=%.1f route_ns=%.1f step_ns=%.1f worker_other_ns=%.1f wait_ns=%.1f\n",
-         threads, n, dt, n / dt, 1e9 * cpu / n, st.read_us * k, st.write_us * k, st.route_us * k,
-         st.step_us * k, (st.worker_us - st.route_us - st.step_us) * k, st.wait_us * k);
+         threads, shards, n, dt, n / dt, 1e9 * cpu / n, st.read_us * k, st.write_us * k,
+         st.route_us * k, st.step_us * k, (st.worker_us - st.route_us - st.step_us) * k,
+         st.wait_us * k);
   preplay_destroy(p);
   fclose(r.out);
   tickfile_close(&r.tf);
@@ -284,8 +287,8 @@ static int pipe_case(const char *path, const char *model, int threads) {
 int main(int argc, char **argv) {
   int H = 64, K = 256, N = 1000000, cell = NN_CELL_LSTM, quick = 0;
   const char *write = NULL;
-  if (argc == 5 && !strcmp(argv[1], "--pipeline"))
-    return pipe_case(argv[2], argv[3], atoi(argv[4]));
+  if ((argc == 5 || argc == 6) && !strcmp(argv[1], "--pipeline"))
+    return pipe_case(argv[2], argv[3], atoi(argv[4]), argc == 6 ? atoi(argv[5]) : 0);
   for (int a = 1; a < argc; a++) {
     const char *v = a + 1 < argc ? argv[a + 1] : NULL;
     if (!strcmp(argv[a], "--quick"))

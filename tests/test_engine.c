@@ -272,8 +272,9 @@ static void bounds(void) {
 /* engine_init_exact: the same bits however the ticks are grouped, even where the projection of a
  * large batch would go to sgemm (Bkern forced to 64, as on an AVX2 CPU): one engine on chunks of
  * 4096 over 200 instruments (waves of up to 200), against two engines that share the instruments
- * by parity on chunks of random sizes, and one tick per call. (The replays rely on this for
- * --threads.) */
+ * by parity on chunks of random sizes, one tick per call, and three books (engine_swap_book) that
+ * share them by sym mod 3, each chunk of a book stepped by either of two engines at random, as
+ * preplay's shards move between workers. (The replays rely on this for --threads.) */
 static void exact_grouping(void) {
   enum { XT = 20000, XS = 200 };
   static eng_tick in[XT], big[XT], split[XT], one[XT];
@@ -318,14 +319,47 @@ static void exact_grouping(void) {
     for (int i = 0; i < n; i++)
       split[at[i]] = part[i];
   }
+  static eng_tick books[XT];
+  memcpy(books, in, sizeof in);
+  engine_book b[3];
+  uint64_t accepted = 0, live = 0;
+  for (int h = 0; h < 3; h++) {
+    CHECK_INT(engine_book_init(&b[h], &m), 0);
+    int n = 0;
+    for (int i = 0; i < XT; i++)
+      if (atoi(in[i].t.sym + 1) % 3 == h) {
+        part[n] = in[i];
+        at[n++] = i;
+      }
+    for (int i = 0; i < n;) {
+      int c = 1 + (int)(urand() * 2000);
+      c = c < n - i ? c : n - i;
+      engine *w = &f[urand() < 0.5];
+      engine_swap_book(w, &b[h]);
+      CHECK_INT(engine_process(w, part + i, c), 0);
+      engine_swap_book(w, &b[h]);
+      i += c;
+    }
+    for (int i = 0; i < n; i++)
+      books[at[i]] = part[i];
+    accepted += b[h].accepted;
+    live += b[h].st.live;
+  }
+  CHECK_INT((long long)accepted, XT);
+  CHECK_INT((long long)live, (long long)e.st.live);
+  CHECK_INT((long long)f[0].st.live + (long long)f[1].st.live, (long long)e.st.live);
   int diff = 0;
   for (int i = 0; i < XT; i++)
     diff += memcmp(&big[i].y, &split[i].y, sizeof(float)) != 0 ||
-            memcmp(&big[i].y, &one[i].y, sizeof(float)) != 0 || big[i].n != split[i].n;
-  printf("exact: %d of %d ticks differ in bits between one engine, two engines and one tick per "
-         "call\n",
+            memcmp(&big[i].y, &one[i].y, sizeof(float)) != 0 ||
+            memcmp(&big[i].y, &books[i].y, sizeof(float)) != 0 || big[i].n != split[i].n ||
+            big[i].n != books[i].n;
+  printf("exact: %d of %d ticks differ in bits between one engine, two engines, one tick per "
+         "call and three books swapped between two engines\n",
          diff, XT);
   CHECK_INT(diff, 0);
+  for (int h = 0; h < 3; h++)
+    engine_book_free(&b[h]);
   engine_free(&e);
   engine_free(&f[0]);
   engine_free(&f[1]);

@@ -70,6 +70,33 @@ void engine_free(engine *e) {
   memset(e, 0, sizeof *e);
 }
 
+int engine_book_init(engine_book *b, const nn_model *m) {
+  memset(b, 0, sizeof *b);
+  return symtab_init(&b->st, nn_state_floats(m), 1024);
+}
+
+void engine_book_free(engine_book *b) {
+  if (b)
+    symtab_free(&b->st);
+}
+
+/* occ stays: it is zero between calls and engine_process grows it to the table in use. */
+void engine_swap_book(engine *e, engine_book *b) {
+  engine_book t = *b;
+  b->st = e->st;
+  b->accepted = e->accepted;
+  b->skipped = e->skipped;
+  memcpy(b->rejected, e->rejected, sizeof b->rejected);
+  b->unfrozen = e->unfrozen;
+  b->unfrozen_slot = e->unfrozen_slot;
+  e->st = t.st;
+  e->accepted = t.accepted;
+  e->skipped = t.skipped;
+  memcpy(e->rejected, t.rejected, sizeof e->rejected);
+  e->unfrozen = t.unfrozen;
+  e->unfrozen_slot = t.unfrozen_slot;
+}
+
 /* Keeps occ as large as the symbol table; growth is the only allocation on the tick path. */
 static int occ_reserve(engine *e) {
   if (e->occ_cap >= e->st.cap)

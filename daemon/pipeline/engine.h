@@ -82,6 +82,22 @@ int engine_init_exact(engine *e, const nn_model *m, int chunk_max, int wave_max)
 #define ENGINE_WAVE 256
 void engine_free(engine *e); /* accepts NULL and half-built */
 
+/* An engine's instruments and counts without its scratch. The pipeline of preplay.h keeps one per
+ * shard of instruments and swaps it into the engine of whichever worker steps that shard next, so
+ * that a shard moves between threads for the price of a few words. */
+typedef struct engine_book {
+  symtab st;
+  uint64_t accepted, skipped, rejected[TICK_NREASONS], unfrozen;
+  int32_t unfrozen_slot;
+} engine_book;
+
+int engine_book_init(engine_book *b, const nn_model *m); /* no instruments: 0 or TC_ENOMEM */
+void engine_book_free(engine_book *b);                   /* accepts NULL and half-built */
+
+/* Exchanges e's instruments and counts with b's; a second call restores both. Between calls to
+ * engine_process only: e's other fields are scratch, or settings that stay with e. */
+void engine_swap_book(engine *e, engine_book *b);
+
 /* Processes ticks[0..N) (N <= chunk_max) in input order semantics: every accepted tick updates its
  * instrument's state and gets its prediction; rejected ticks touch nothing. A decoded tick whose
  * offset is below its instrument's skip_below is already in the state (a checkpoint restored it

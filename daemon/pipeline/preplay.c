@@ -1,12 +1,14 @@
 /* preplay.c: the replay on several threads (see preplay.h for the design). One mutex guards the
- * ring of chunk slots and the counters that move work between threads; it is taken a few times
- * per chunk and per part, never per record. Records and text are read and written without it: a
- * slot's arrays belong to the reader while it fills, to the router of each part, to each worker
- * for its own log, then to the writer, and every hand-over goes through the mutex.
+ * ring of chunk slots, the ready queue of shards and the counters that move work between threads;
+ * it is taken a few times per chunk, part and shard, never per record. Records and text are read
+ * and written without it: a slot's arrays belong to the reader while it fills, to the router of
+ * each part, to the worker stepping a shard for that shard's log, then to the writer, and every
+ * hand-over goes through the mutex.
  * What crosses between threads is kept small, because on a many-core CPU every cache line that
- * one core writes and another reads costs a transfer: the text (reader -> router and owner), a
- * worker number per record (router -> owners and writer), and each owner's log of results (owner
- * -> writer). A record is decoded on the worker that steps it. */
+ * one core writes and another reads costs a transfer: the text (reader -> router and stepper), a
+ * shard number per record (router -> steppers and writer), each shard's log of results (stepper
+ * -> writer) and, when a shard changes workers, its instruments' states. A record is decoded on
+ * the worker that steps it. */
 #include "daemon/pipeline/preplay.h"
 
 #include <pthread.h>
@@ -32,8 +34,20 @@
 #define PREPLAY_TEXT (1 << 20)
 #define PREPLAY_PART 256      /* fewest records per decode part */
 #define PREPLAY_BUCKETS 65536 /* symbol hash buckets, each placed on one worker */
-#define NO_SHARD 0xFFFF       /* the worker of a blank line: none */
+#define NO_SHARD 0xFFFF       /* the shard of a blank line: none */
 #define ST_BLANK 0xFF         /* a log entry's status for a record that held no tick after all */
+/* Shards of instruments per worker. A shard's chunk is stepped by whichever worker is free, so
+ * that a worker on a slower core (another process on it) steps fewer and the others more,
+ * instead of the slowest setting the pace. `replay --threads 2`, 1M ticks of 256 instruments,
+ * with a busy loop at nice 5 on core 0: 0.51-0.60 s against 0.48-0.66 s (median 0.63) with one
+ * fixed shard per worker; on the idle machine the same (medians 0.387, 0.390 s). In process
+ * (bench_replay --pipeline), 2 per worker did a little better than 4 and 1. */
+#define PREPLAY_SHARDS 2
+/* Symbol buckets each shard of a row of N (one per worker) takes before the next row of shards is
+ * opened: a wave of fewer instruments steps slower (bench_replay --pipeline, H = 64, 2 workers:
+ * 1 instrument a shard 0.29 s, 2 0.21 s, 4 to 64 0.17 s), so an input of few instruments keeps
+ * them on one shard per worker. */
+#define PREPLAY_FILL 8
 /* A log entry: status (TICK_OK or a reason), sym length, text length (2 bytes, little-endian),
  * then the sym (when kept: cfg.keep_sym, and out_of_order rejects), then the text (the
  * prediction with its '\n', or an out_of_order tick's ts as 8 bytes). */
@@ -60,33 +74,41 @@ struct preplay_chunk {
   char *bytes;       /* the records' text */
   size_t used;       /* bytes in use */
   size_t bcap;       /* bytes allocated */
-  uint16_t *shard;   /* (cap) the worker of each record, NO_SHARD for a blank line */
-  int32_t *sidx;     /* (cap) each part's records grouped by worker, in input order */
-  uint32_t *poff;    /* (maxparts, threads + 1) where each part's group of each worker starts
-                        in sidx */
-  char *out;         /* (cap * ENTRY_MAX) one log per worker: an entry for each of its records,
-                        in input order; no cache line is written by two workers */
-  size_t *base;      /* (threads) start of each worker's log in out */
-  uint32_t *cnt;     /* (threads) records of each worker, summed over the parts */
+  uint16_t *shard;   /* (cap) the shard of each record, NO_SHARD for a blank line */
+  int32_t *sidx;     /* (cap) each part's records grouped by shard, in input order */
+  uint32_t *poff;    /* (maxparts, shards + 1) where each part's group of each shard starts in
+                        sidx */
+  char *out;         /* (cap * ENTRY_MAX) one log per shard: an entry for each of its records,
+                        in input order; no cache line is written by two workers at once */
+  size_t *base;      /* (shards) start of each shard's log in out */
+  uint32_t *cnt;     /* (shards) records of each shard, summed over the parts */
   int nparts;        /* routing parts */
   int parts_claimed; /* handed to a worker so far (under mu) */
   int parts_done;    /* routed so far (under mu) */
   int routed;        /* every part routed and the logs laid out (under mu) */
-  int shards_done;   /* workers done with it (under mu) */
+  int shards_done;   /* shards stepped through it (under mu) */
 };
 
-/* One worker: an engine for its instruments and room to gather them. */
+/* One shard: the instruments of the symbol buckets given to it, with their states, stepped one
+ * chunk after the other by whichever worker is free. */
+typedef struct prp_shard {
+  _Alignas(64) engine_book b; /* (each shard on cache lines of its own) */
+  uint64_t next;              /* the next chunk it steps (under mu) */
+  int queued;                 /* in the ready queue or being stepped (under mu) */
+} prp_shard;
+
+/* One worker: an engine's scratch, into which it swaps the book of the shard it steps, and room
+ * to gather a shard's ticks. */
 typedef struct prp_worker {
   _Alignas(64) preplay *p; /* (each worker on cache lines of its own) */
-  int id;                  /* 0 .. threads-1: the shard it owns */
+  int id;                  /* 0 .. threads-1 */
   pthread_t th;            /* the thread */
   int started;             /* th runs */
-  engine e;                /* its instruments' states */
-  eng_tick *loc;           /* (chunk) its ticks of one chunk, in input order */
+  engine e;                /* scratch (its own book stays empty) */
+  eng_tick *loc;           /* (chunk) a shard's ticks of one chunk, in input order */
   int32_t *idx;            /* (chunk) their records */
-  uint32_t *cnt;           /* (threads) records by worker in the part it routes */
-  uint32_t *pos;           /* (threads) where the next of each worker's goes in sidx */
-  uint64_t next;           /* the next chunk it steps */
+  uint32_t *cnt;           /* (shards) records by shard in the part it routes */
+  uint32_t *pos;           /* (shards) where the next of each shard's goes in sidx */
   double route_us;         /* CPU time in route_part */
   double step_us;          /* CPU time in step_shard: decoding, stepping, encoding */
   double cpu_us;           /* CPU time of the thread (at its end) */
@@ -104,9 +126,11 @@ typedef struct prp_ooo {
 struct preplay {
   preplay_cfg cfg;
   int N;                           /* workers */
+  int S;                           /* shards */
   int K;                           /* chunk slots */
   preplay_chunk *ck;               /* (K) the ring: chunk seq lives in slot seq % K */
   prp_worker *wk;                  /* (N) */
+  prp_shard *sh;                   /* (S) */
   _Alignas(64) pthread_mutex_t mu; /* guards what the comments say is under mu */
   pthread_cond_t work;             /* workers wait here for a part, a routed chunk, the end */
   pthread_cond_t done;             /* the caller's thread waits here for the oldest chunk */
@@ -115,8 +139,12 @@ struct preplay {
   int eof;                         /* no more chunks will come (under mu) */
   int stop;                        /* workers must return (under mu) */
   int failed;            /* 0, or TC_ENOMEM from a worker, TC_EIO from a callback (under mu) */
-  int next_shard;        /* the worker the next new bucket goes to (under mu) */
-  _Atomic uint16_t *map; /* (PREPLAY_BUCKETS) worker + 1 of each symbol bucket, 0: none yet */
+  uint64_t buckets;      /* symbol buckets given a shard so far (under mu) */
+  _Atomic uint16_t *map; /* (PREPLAY_BUCKETS) shard + 1 of each symbol bucket, 0: none yet */
+  int *rq;               /* (S) the ready queue: shards whose next chunk is routed (under mu) */
+  int rq_head, rq_len;   /* (under mu) */
+  int waiting;           /* workers waiting on work (under mu) */
+  uint64_t steps;        /* shard steps done, one per shard and chunk (under mu) */
   /* The reader (the caller's thread). */
   char *carry; /* bytes read past the last line of the previous chunk */
   size_t carry_len, carry_cap;
@@ -124,7 +152,7 @@ struct preplay {
   int lines_eof; /* the file has no more bytes */
   /* The writer (the caller's thread). */
   _Alignas(64) uint64_t read; /* records with a tick, emitted so far */
-  size_t *cur;                /* (threads) the next entry of each worker's log of a chunk */
+  size_t *cur;                /* (shards) the next entry of each shard's log of a chunk */
   int32_t vpart;              /* partition of the last record with a tick (-2: none yet) */
   int vok;                    /* decode-accepted ticks since the last one-thread chunk boundary */
   prp_ooo ooo[REJECT_SHOWN];  /* held-back out_of_order rejects, the first REJECT_SHOWN */
@@ -174,7 +202,7 @@ static int max_parts(int cap, int N) {
   return parts < 4 * N ? parts : 4 * N;
 }
 
-static int chunk_init(preplay_chunk *c, int cap, int N) {
+static int chunk_init(preplay_chunk *c, int cap, int N, int S) {
   size_t n = (size_t)cap;
   c->cap = cap;
   /* Room for records of 256 bytes from the start: growing by realloc moves the pages (mremap),
@@ -185,10 +213,10 @@ static int chunk_init(preplay_chunk *c, int cap, int N) {
   c->bytes = malloc(c->bcap);
   c->shard = malloc(n * sizeof *c->shard);
   c->sidx = malloc(n * sizeof *c->sidx);
-  c->poff = malloc((size_t)max_parts(cap, N) * (size_t)(N + 1) * sizeof *c->poff);
+  c->poff = malloc((size_t)max_parts(cap, N) * (size_t)(S + 1) * sizeof *c->poff);
   c->out = malloc(n * ENTRY_MAX); /* untouched pages cost nothing: a log fills from its start */
-  c->base = malloc((size_t)N * sizeof *c->base);
-  c->cnt = malloc((size_t)N * sizeof *c->cnt);
+  c->base = malloc((size_t)S * sizeof *c->base);
+  c->cnt = malloc((size_t)S * sizeof *c->cnt);
   return c->off && c->len && c->bytes && c->shard && c->sidx && c->poff && c->out && c->base &&
                  c->cnt
              ? 0
@@ -200,7 +228,7 @@ static void *worker_main(void *arg);
 int preplay_new(preplay **out, const preplay_cfg *cfg) {
   *out = NULL;
   if (cfg->threads < 1 || cfg->threads > PREPLAY_MAX_THREADS || !cfg->route || !cfg->decode ||
-      !cfg->emit || !cfg->rej || cfg->chunk < 0)
+      !cfg->emit || !cfg->rej || cfg->chunk < 0 || cfg->shards < 0)
     return TC_EINVAL;
   preplay *p = alloc_lines(sizeof *p); /* the writer's fields apart from what workers read */
   if (!p)
@@ -209,6 +237,9 @@ int preplay_new(preplay **out, const preplay_cfg *cfg) {
   if (!p->cfg.chunk)
     p->cfg.chunk = PREPLAY_CHUNK;
   p->N = cfg->threads;
+  p->S = cfg->shards > 0 ? cfg->shards : p->N * PREPLAY_SHARDS;
+  if (p->S > PREPLAY_MAX_SHARDS)
+    p->S = PREPLAY_MAX_SHARDS;
   /* Room for every worker to be a chunk apart from the slowest, and for one being filled and
    * one being written. */
   p->K = p->N + 3 < 32 ? p->N + 3 : 32;
@@ -218,19 +249,23 @@ int preplay_new(preplay **out, const preplay_cfg *cfg) {
   pthread_cond_init(&p->done, NULL);
   p->ck = calloc((size_t)p->K, sizeof *p->ck);
   p->wk = alloc_lines((size_t)p->N * sizeof *p->wk);
+  p->sh = alloc_lines((size_t)p->S * sizeof *p->sh);
+  p->rq = malloc((size_t)p->S * sizeof *p->rq);
   p->map = calloc(PREPLAY_BUCKETS, sizeof *p->map);
-  p->cur = alloc_lines((size_t)p->N * sizeof *p->cur);
-  int rc = p->ck && p->wk && p->map && p->cur ? 0 : TC_ENOMEM;
+  p->cur = alloc_lines((size_t)p->S * sizeof *p->cur);
+  int rc = p->ck && p->wk && p->sh && p->rq && p->map && p->cur ? 0 : TC_ENOMEM;
   for (int k = 0; rc == 0 && k < p->K; k++)
-    rc = chunk_init(&p->ck[k], p->cfg.chunk, p->N);
+    rc = chunk_init(&p->ck[k], p->cfg.chunk, p->N, p->S);
+  for (int s = 0; rc == 0 && s < p->S; s++)
+    rc = engine_book_init(&p->sh[s].b, p->cfg.m);
   for (int i = 0; rc == 0 && i < p->N; i++) {
     prp_worker *w = &p->wk[i];
     w->p = p;
     w->id = i;
     w->loc = malloc((size_t)p->cfg.chunk * sizeof *w->loc);
     w->idx = malloc((size_t)p->cfg.chunk * sizeof *w->idx);
-    w->cnt = alloc_lines((size_t)p->N * sizeof *w->cnt);
-    w->pos = alloc_lines((size_t)p->N * sizeof *w->pos);
+    w->cnt = alloc_lines((size_t)p->S * sizeof *w->cnt);
+    w->pos = alloc_lines((size_t)p->S * sizeof *w->pos);
     if (!w->loc || !w->idx || !w->cnt || !w->pos)
       rc = TC_ENOMEM;
   }
@@ -270,9 +305,12 @@ void preplay_destroy(preplay *p) {
     engine_free(&p->wk[i].e);
     free(p->wk[i].loc), free(p->wk[i].idx), free(p->wk[i].cnt), free(p->wk[i].pos);
   }
+  for (int s = 0; p->sh && s < p->S; s++)
+    engine_book_free(&p->sh[s].b);
   for (int k = 0; p->ck && k < p->K; k++)
     chunk_free(&p->ck[k]);
-  free(p->ck), free(p->wk), free((void *)p->map), free(p->carry), free(p->cur);
+  free(p->ck), free(p->wk), free(p->sh), free(p->rq), free((void *)p->map), free(p->carry);
+  free(p->cur);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->work);
   pthread_cond_destroy(&p->done);
@@ -281,9 +319,11 @@ void preplay_destroy(preplay *p) {
 
 /* ---- the workers ---- */
 
-/* The worker of an instrument, from its symbol's bytes: its hash bucket's, given round robin
- * when the bucket is first seen. Any placement gives the same output (preplay.h); this one
- * spreads instruments evenly. */
+/* The shard of an instrument, from its symbol's bytes: its hash bucket's, given when the bucket
+ * is first seen: round robin over the first worker's worth of shards until each has PREPLAY_FILL
+ * buckets, then over the next, and so on; once all are filled, round robin over all. Any
+ * placement gives the same output (preplay.h); this one spreads instruments evenly without
+ * making waves narrow. */
 static int shard_of(preplay *p, const char *sym, size_t len) {
   uint64_t h = len, v; /* a multiplicative hash, 8 bytes at a time */
   size_t i = 0;
@@ -314,18 +354,19 @@ static int shard_of(preplay *p, const char *sym, size_t len) {
   pthread_mutex_lock(&p->mu);
   s = atomic_load_explicit(&p->map[b], memory_order_relaxed);
   if (!s) {
-    s = (uint16_t)(p->next_shard + 1);
-    p->next_shard = (p->next_shard + 1) % p->N;
+    uint64_t k = p->buckets++, n = (uint64_t)p->N, row = n * PREPLAY_FILL;
+    uint64_t sh = k < (uint64_t)p->S * PREPLAY_FILL ? k / row * n + k % n : k % (uint64_t)p->S;
+    s = (uint16_t)((sh < (uint64_t)p->S ? sh : k % (uint64_t)p->S) + 1);
     atomic_store_explicit(&p->map[b], s, memory_order_release);
   }
   pthread_mutex_unlock(&p->mu);
   return s - 1;
 }
 
-/* The worker of record r: the one of its symbol, told by cfg.route or, when route cannot tell,
- * by decoding it here (with a worker number >= threads: its side notes do not count, the owner
- * decodes it again). A record that decodes to no tick may go to any worker, which only reports
- * the reject: the one of its position. NO_SHARD for a blank line. */
+/* The shard of record r: the one of its symbol, told by cfg.route or, when route cannot tell,
+ * by decoding it here (with a worker number >= threads: its side notes do not count, the worker
+ * that steps it decodes it again). A record that decodes to no tick may go to any shard, which
+ * only reports the reject: the one of its position. NO_SHARD for a blank line. */
 static int route_rec(prp_worker *w, const preplay_chunk *c, const preplay_rec *r) {
   preplay *p = w->p;
   const char *sym;
@@ -340,15 +381,15 @@ static int route_rec(prp_worker *w, const preplay_chunk *c, const preplay_rec *r
   if (p->cfg.decode(p->cfg.ud, p->N + w->id, c->bytes, r, &t, &reason, w->err, 0) &&
       reason == TICK_OK)
     return shard_of(p, t.sym, t.sym_len);
-  return (int)((uint64_t)r->pos % (uint64_t)p->N);
+  return (int)((uint64_t)r->pos % (uint64_t)p->S);
 }
 
-/* Routes part k of chunk c: each record's worker, and the records grouped by worker in sidx
- * (poff says where); adds the records of each worker to w->cnt. */
+/* Routes part k of chunk c: each record's shard, and the records grouped by shard in sidx
+ * (poff says where); adds the records of each shard to w->cnt. */
 static void route_part(prp_worker *w, preplay_chunk *c, int k) {
   preplay *p = w->p;
   int lo = (int)((int64_t)c->n * k / c->nparts), hi = (int)((int64_t)c->n * (k + 1) / c->nparts);
-  memset(w->cnt, 0, (size_t)p->N * sizeof *w->cnt);
+  memset(w->cnt, 0, (size_t)p->S * sizeof *w->cnt);
   for (int i = lo; i < hi; i++) {
     preplay_rec r;
     rec_at(c, i, &r);
@@ -357,26 +398,38 @@ static void route_part(prp_worker *w, preplay_chunk *c, int k) {
     if (s != NO_SHARD)
       w->cnt[s]++;
   }
-  uint32_t *off = c->poff + (size_t)k * (size_t)(p->N + 1), at = (uint32_t)lo;
-  for (int s = 0; s < p->N; s++) {
+  uint32_t *off = c->poff + (size_t)k * (size_t)(p->S + 1), at = (uint32_t)lo;
+  for (int s = 0; s < p->S; s++) {
     off[s] = at;
     at += w->cnt[s];
   }
-  off[p->N] = at;
-  memcpy(w->pos, off, (size_t)p->N * sizeof *w->pos);
+  off[p->S] = at;
+  memcpy(w->pos, off, (size_t)p->S * sizeof *w->pos);
   for (int i = lo; i < hi; i++)
     if (c->shard[i] != NO_SHARD)
       c->sidx[w->pos[c->shard[i]]++] = i;
 }
 
-/* The last part of c is routed: each worker's log in c->out (under mu). */
+/* Puts shard s in the ready queue (under mu), and wakes a worker if one waits. */
+static void ready(preplay *p, int s) {
+  p->sh[s].queued = 1;
+  p->rq[(p->rq_head + p->rq_len++) % p->S] = s;
+  if (p->waiting)
+    pthread_cond_signal(&p->work);
+}
+
+/* The last part of c is routed: each shard's log in c->out, and the shards waiting for c are
+ * ready (under mu). */
 static void lay_out(preplay *p, preplay_chunk *c) {
   size_t at = 0;
-  for (int s = 0; s < p->N; s++) {
+  for (int s = 0; s < p->S; s++) {
     c->base[s] = at;
     at += (size_t)c->cnt[s] * ENTRY_MAX;
   }
   c->routed = 1;
+  for (int s = 0; s < p->S; s++)
+    if (!p->sh[s].queued && p->sh[s].next == c->seq)
+      ready(p, s);
 }
 
 /* The JSONL src of record r: SRC:LINE for a line, TOPIC/PARTITION/OFFSET for a message, with
@@ -396,13 +449,13 @@ static size_t src_of(const preplay *p, const preplay_rec *r, char *buf) {
   return n + fmt_i64(buf + n, r->pos);
 }
 
-/* Decodes w's records of c into w->loc (in input order), as the one-thread replay decodes them:
- * this worker's decode is the one whose side notes count. Returns how many. */
-static int decode_shard(prp_worker *w, const preplay_chunk *c) {
+/* Decodes shard s's records of c into w->loc (in input order), as the one-thread replay decodes
+ * them: this decode is the one whose side notes count. Returns how many. */
+static int decode_shard(prp_worker *w, int s, const preplay_chunk *c) {
   preplay *p = w->p;
   int k = 0;
   for (int part = 0; part < c->nparts; part++) {
-    const uint32_t *off = c->poff + (size_t)part * (size_t)(p->N + 1) + w->id;
+    const uint32_t *off = c->poff + (size_t)part * (size_t)(p->S + 1) + s;
     for (uint32_t j = off[0]; j < off[1]; j++) {
       int i = c->sidx[j], reason;
       preplay_rec r;
@@ -418,16 +471,19 @@ static int decode_shard(prp_worker *w, const preplay_chunk *c) {
   return k;
 }
 
-/* Decodes w's records of c, steps them through w's engine and writes w's log. 0 or TC_ENOMEM. */
-static int step_shard(prp_worker *w, preplay_chunk *c) {
+/* Decodes shard s's records of c, steps them through w's engine with s's book swapped in and
+ * writes s's log. 0 or TC_ENOMEM. */
+static int step_shard(prp_worker *w, int s, preplay_chunk *c) {
   preplay *p = w->p;
-  int k = decode_shard(w, c);
+  int k = decode_shard(w, s, c);
   if (k == 0)
     return 0;
+  engine_swap_book(&w->e, &p->sh[s].b);
   int rc = engine_process(&w->e, w->loc, k);
+  engine_swap_book(&w->e, &p->sh[s].b);
   if (rc != 0)
     return rc;
-  char *o = c->out + c->base[w->id], src[400];
+  char *o = c->out + c->base[s], src[400];
   for (int j = 0; j < k; j++) {
     const eng_tick *t = &w->loc[j];
     int st = t->reason, keep = st == TICK_OUT_OF_ORDER || (st == TICK_OK && p->cfg.keep_sym);
@@ -476,9 +532,23 @@ static void fail(preplay *p, int rc) { /* under mu */
   pthread_cond_signal(&p->done);
 }
 
-/* A worker: makes its engine (here, so that the workers zero their buffers at once, while the
- * caller's thread reads), then decodes and steps its instruments' records of each routed chunk
- * in order, and routes parts of any submitted chunk in between, the oldest first. */
+/* Shard s is done with chunk c (under mu): on to its next chunk, ready at once when that one is
+ * routed; the caller's thread learns when c is done, and the workers when everything is. */
+static void stepped(preplay *p, int s, preplay_chunk *c) {
+  prp_shard *sh = &p->sh[s];
+  sh->queued = 0;
+  sh->next++;
+  if (++c->shards_done == p->S)
+    pthread_cond_signal(&p->done);
+  if (sh->next < p->filled && p->ck[sh->next % (uint64_t)p->K].routed)
+    ready(p, s);
+  if (++p->steps == p->filled * (uint64_t)p->S && p->eof)
+    pthread_cond_broadcast(&p->work);
+}
+
+/* A worker: makes its engine's scratch (here, so that the workers zero their buffers at once,
+ * while the caller's thread reads), then steps ready shards, the longest-ready first, and routes
+ * parts of any submitted chunk when no shard is ready, the oldest chunk first. */
 static void *worker_main(void *arg) {
   prp_worker *w = arg;
   preplay *p = w->p;
@@ -491,30 +561,34 @@ static void *worker_main(void *arg) {
   if (rc != 0)
     fail(p, rc);
   while (!p->stop && !p->failed) {
-    preplay_chunk *c = &p->ck[w->next % (uint64_t)p->K];
-    if (w->next < p->filled && c->routed) {
-      pthread_mutex_unlock(&p->mu);
-      double t0 = stage_us(p);
-      rc = step_shard(w, c);
-      w->step_us += stage_us(p) - t0;
-      pthread_mutex_lock(&p->mu);
-      if (rc != 0)
-        fail(p, rc);
-      if (++c->shards_done == p->N)
-        pthread_cond_signal(&p->done);
-      w->next++;
+    if (p->rq_len) {
+      int s = p->rq[p->rq_head];
+      p->rq_head = (p->rq_head + 1) % p->S;
+      p->rq_len--;
+      preplay_chunk *c = &p->ck[p->sh[s].next % (uint64_t)p->K];
+      if (c->cnt[s]) {
+        pthread_mutex_unlock(&p->mu);
+        double t0 = stage_us(p);
+        rc = step_shard(w, s, c);
+        w->step_us += stage_us(p) - t0;
+        pthread_mutex_lock(&p->mu);
+        if (rc != 0)
+          fail(p, rc);
+      }
+      stepped(p, s, c);
       continue;
     }
-    if (w->next >= p->filled && p->eof)
+    if (p->eof && p->steps == p->filled * (uint64_t)p->S)
       break;
-    if ((c = part_to_claim(p))) {
+    preplay_chunk *c = part_to_claim(p);
+    if (c) {
       int k = c->parts_claimed++;
       pthread_mutex_unlock(&p->mu);
       double t0 = stage_us(p);
       route_part(w, c, k);
       w->route_us += stage_us(p) - t0;
       pthread_mutex_lock(&p->mu);
-      for (int s = 0; s < p->N; s++)
+      for (int s = 0; s < p->S; s++)
         c->cnt[s] += w->cnt[s];
       if (++c->parts_done == c->nparts) {
         lay_out(p, c);
@@ -523,7 +597,9 @@ static void *worker_main(void *arg) {
       continue;
     }
     double t0 = tc_mono_s();
+    p->waiting++;
     pthread_cond_wait(&p->work, &p->mu);
+    p->waiting--;
     w->wait_us += (tc_mono_s() - t0) * 1e6;
   }
   pthread_mutex_unlock(&p->mu);
@@ -695,7 +771,7 @@ static void note_reject(preplay *p, const preplay_chunk *c, int i, int reason) {
  * Each record's result is the next entry of its worker's log. 0, or TC_EIO when a callback
  * stopped it. */
 static int walk(preplay *p, const preplay_chunk *c) {
-  memcpy(p->cur, c->base, (size_t)p->N * sizeof *p->cur);
+  memcpy(p->cur, c->base, (size_t)p->S * sizeof *p->cur);
   for (int i = 0; i < c->n; i++) {
     int s = c->shard[i];
     if (s == NO_SHARD)
@@ -739,7 +815,7 @@ static int write_oldest(preplay *p) {
   if (p->written >= p->filled)
     return 0;
   preplay_chunk *c = &p->ck[p->written % (uint64_t)p->K];
-  if (c->shards_done < p->N)
+  if (c->shards_done < p->S)
     return 0;
   pthread_mutex_unlock(&p->mu);
   double t0 = stage_us(p);
@@ -770,7 +846,7 @@ preplay_chunk *preplay_acquire(preplay *p) {
   c->n = 0;
   c->used = 0;
   c->nparts = c->parts_claimed = c->parts_done = c->routed = c->shards_done = 0;
-  memset(c->cnt, 0, (size_t)p->N * sizeof *c->cnt);
+  memset(c->cnt, 0, (size_t)p->S * sizeof *c->cnt);
   pthread_mutex_unlock(&p->mu);
   return c;
 }
@@ -819,14 +895,14 @@ uint64_t preplay_read(const preplay *p) {
 
 uint64_t preplay_accepted(const preplay *p) {
   uint64_t n = 0;
-  for (int i = 0; i < p->N; i++)
-    n += p->wk[i].e.accepted;
+  for (int s = 0; s < p->S; s++)
+    n += p->sh[s].b.accepted;
   return n;
 }
 
 uint32_t preplay_instruments(const preplay *p) {
   uint32_t n = 0;
-  for (int i = 0; i < p->N; i++)
-    n += p->wk[i].e.st.live;
+  for (int s = 0; s < p->S; s++)
+    n += p->sh[s].b.st.live;
   return n;
 }

@@ -1,22 +1,26 @@
 /* preplay.h: the replay on several threads (`replay --threads N`, the Kafka range replay and its
  * --threads): input records (lines of a tick file, or Kafka messages) in chunks, decoded on every
- * thread, each instrument's ticks stepped by one worker's engine, predictions encoded there, and
- * written in input order by the caller's thread, byte for byte what the one-thread replay writes.
+ * thread, each instrument's ticks stepped in its shard (a set of instruments with their states,
+ * which any worker may step), predictions encoded there, and written in input order by the
+ * caller's thread, byte for byte what the one-thread replay writes.
  * Not for reading Kafka (kreplay.c adds its messages) nor for opening files or printing summaries.
  *
  * How: the caller's thread reads records into a ring of chunk slots (preplay_fill_lines, or
  * preplay_add per message) and submits them. Workers claim parts of a submitted chunk and route
- * them (any worker, any part: the work balances itself): each record goes to the worker of its
+ * them (any worker, any part: the work balances itself): each record goes to the shard of its
  * instrument, which is fixed for the whole run, chosen by a hash of the symbol when first seen;
  * the symbol is found without decoding the record where that is exact (tick_*_sym_hint).
- * Once a chunk is routed, each worker decodes its records, runs them through its own engine and
- * encodes the predictions into its log in the chunk. The caller's thread, in preplay_acquire and
- * preplay_finish, walks finished chunks in order: it notes rejected records in the tally in the
- * order the one-thread replay notes them and hands each prediction to emit.
+ * Once a chunk is routed, each shard is ready when it is done with the chunk before; a free worker
+ * takes the shard ready longest, decodes its records, runs them through its engine with the
+ * shard's book swapped in (engine_swap_book) and encodes the predictions into the shard's log in
+ * the chunk. Shards outnumber workers and belong to none, so a worker that a busy core slows
+ * steps fewer of them (the work balances itself here too). The caller's thread, in
+ * preplay_acquire and preplay_finish, walks finished chunks in order: it notes rejected records
+ * in the tally in the order the one-thread replay notes them and hands each prediction to emit.
  * Same bits: an instrument's state, order check, n and features see its ticks in input order
  * wherever it lives, and the engines step in batches that give an instrument the same bits
  * whichever others share its step (engine_init_exact), so the output does not depend on the
- * number of threads, the chunk size or which worker holds an instrument.
+ * number of threads, the number of shards, the chunk size or which worker steps a shard.
  * Memory: a ring of threads + 3 (at most 32) chunks of `chunk` records (and at most 1 MiB of
  * text, plus one record) each, whatever the input's length. */
 #ifndef DAEMON_PREPLAY_H
@@ -32,6 +36,7 @@
 #include "nn/model.h"
 
 #define PREPLAY_MAX_THREADS 1024 /* workers a pipeline may have */
+#define PREPLAY_MAX_SHARDS 4096  /* shards of instruments a pipeline may have */
 #define PREPLAY_GROUP 4096       /* accepted ticks per chunk of the one-thread replays */
 
 /* One input record, as the reader gave it. */
@@ -78,6 +83,8 @@ typedef struct preplay_cfg {
   double interval;             /* coverage of lo_px..hi_px (the scale head's); 0: 0.9 */
   double adapt;                /* the online interval's step (engine_set_adapt); 0: off */
   int threads;                 /* workers, 1 .. PREPLAY_MAX_THREADS */
+  int shards;                  /* shards of instruments (0: 2 per worker; at most
+                                  PREPLAY_MAX_SHARDS); any number gives the same output */
   int chunk;                   /* records per chunk (0: a default) */
   int jsonl;                   /* encode JSON Lines (with src), else CSV rows */
   int keep_sym;                /* pass each prediction's sym to emit */
