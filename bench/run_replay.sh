@@ -4,7 +4,10 @@
 # --threads T, torch.set_num_threads(T)), in BENCH_ROUNDS rounds (default 3) that alternate the
 # thread counts and the two sides, so that all of them see the same load. Each round's speedup is
 # against the 1-thread run of the same round; the figures are medians over the rounds, with
-# efficiency per added core = (speedup - 1) / (T - 1). Then the pipeline's CPU per tick by
+# efficiency per added core = (speedup - 1) / (T - 1). On up to 8 cores each round also runs
+# --threads 1 pinned to each core (taskset): a shared machine's cores are not equally fast (another
+# tenant's load), so the unpinned 1-thread run's speed depends on where it landed, and the rate
+# of all the cores is set against the sum of their own rates. Then the pipeline's CPU per tick by
 # stage (bench_replay --pipeline). BENCH_TICKS (default 1000000; BENCH_QUICK=1: 200000).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +41,13 @@ for r in $(seq "$ROUNDS"); do
       --out "$TMP/pt$t.csv" --threads "$t")
     echo "$r torch $t $w $c" >>"$TMP/times"
   done
+  if [ "$NCPU" -le 8 ]; then
+    for k in $(seq 0 $((NCPU - 1))); do
+      read -r w c < <(cpu taskset -c "$k" "${TICKCAST:-./tickcast}" replay --model "$M" \
+        --input "$TMP/ticks.csv" --output "$TMP/tc1.csv" --threads 1 --quiet)
+      echo "$r core $k $w $c" >>"$TMP/times"
+    done
+  fi
 done
 for t in $TS; do
   cmp -s "$TMP/tc1.csv" "$TMP/tc$t.csv" && echo "tickcast --threads $t output: byte-identical to --threads 1" ||
@@ -52,7 +62,8 @@ n, ncpu = int(sys.argv[2]), int(sys.argv[3])
 t = {}
 for r, who, th, w, c in rows:
     t[(int(r), who, int(th))] = (float(w), float(c))
-rounds = sorted({k[0] for k in t}); ths = sorted({k[2] for k in t})
+rounds = sorted({k[0] for k in t}); ths = sorted({k[2] for k in t if k[1] != "core"})
+cores = sorted({k[2] for k in t if k[1] == "core"})
 print(f"cores {ncpu}; per thread count, medians over {len(rounds)} rounds (ticks/s on wall time; "
       "speedup against 1 thread in the same round)")
 print(f"{'threads':>7} | {'tickcast ticks/s':>16} {'speedup':>7} {'eff/core':>8} {'cpu s':>6} | "
@@ -69,6 +80,15 @@ for th in ths:
     ratio = st.median(t[(r, "torch", th)][0] / t[(r, "tickcast", th)][0] for r in rounds)
     print(f"{th:>7} | {a:16,.0f} {sa:6.2f}x {eff} {ca:6.2f} | {b:13,.0f} {sb:6.2f}x {cb:6.2f} | "
           f"{ratio:13.1f}x")
+if cores:
+    rate = {k: st.median(n / t[(r, "core", k)][0] for r in rounds) for k in cores}
+    print("tickcast --threads 1 pinned to each core (taskset), median ticks/s: " +
+          ", ".join(f"core {k} {rate[k]:,.0f}" for k in cores))
+    frac = st.median(n / t[(r, "tickcast", ncpu)][0] / sum(n / t[(r, "core", k)][0] for k in cores)
+                     for r in rounds)
+    print(f"--threads {ncpu} against the sum of the cores' own 1-thread rates in the same round: "
+          f"median {frac:.0%}; against the fastest core: median "
+          f"{st.median(t[(r, 'core', max(cores, key=rate.get))][0] / t[(r, 'tickcast', ncpu)][0] for r in rounds):.2f}x")
 PYEOF
 echo "per-stage CPU of the replay pipeline (bench_replay --pipeline, ns per tick; read and write run"
 echo "on the caller's thread, decode and step on the workers):"
