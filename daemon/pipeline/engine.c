@@ -72,7 +72,7 @@ void engine_free(engine *e) {
 
 int engine_book_init(engine_book *b, const nn_model *m) {
   memset(b, 0, sizeof *b);
-  return symtab_init(&b->st, nn_state_floats(m), 1024);
+  return symtab_init(&b->st, nn_state_floats(m), 16); /* grows by doubling */
 }
 
 void engine_book_free(engine_book *b) {

@@ -95,7 +95,9 @@ int engine_book_init(engine_book *b, const nn_model *m); /* no instruments: 0 or
 void engine_book_free(engine_book *b);                   /* accepts NULL and half-built */
 
 /* Exchanges e's instruments and counts with b's; a second call restores both. Between calls to
- * engine_process only: e's other fields are scratch, or settings that stay with e. */
+ * engine_process only: e's other fields are scratch, or settings that stay with e and apply to
+ * whichever book is swapped in (the model, the interval, max_instruments, max_future_ns;
+ * engine_set_model resets or restarts the instruments of the book in e at the time). */
 void engine_swap_book(engine *e, engine_book *b);
 
 /* Processes ticks[0..N) (N <= chunk_max) in input order semantics: every accepted tick updates its

@@ -33,20 +33,22 @@
  * (62 bytes) fill 8192 records in 0.5 MB, unchanged. */
 #define PREPLAY_TEXT (1 << 20)
 #define PREPLAY_PART 256      /* fewest records per decode part */
-#define PREPLAY_BUCKETS 65536 /* symbol hash buckets, each placed on one worker */
+#define PREPLAY_BUCKETS 65536 /* symbol hash buckets, each placed in one shard */
 #define NO_SHARD 0xFFFF       /* the shard of a blank line: none */
 #define ST_BLANK 0xFF         /* a log entry's status for a record that held no tick after all */
 /* Shards of instruments per worker. A shard's chunk is stepped by whichever worker is free, so
  * that a worker on a slower core (another process on it) steps fewer and the others more,
  * instead of the slowest setting the pace. `replay --threads 2`, 1M ticks of 256 instruments,
- * with a busy loop at nice 5 on core 0: 0.51-0.60 s against 0.48-0.66 s (median 0.63) with one
- * fixed shard per worker; on the idle machine the same (medians 0.387, 0.390 s). In process
- * (bench_replay --pipeline), 2 per worker did a little better than 4 and 1. */
+ * medians of 10: with a busy loop at nice 5 on core 0, 0.468 s against 0.508 s with a fixed half
+ * of the instruments per worker; at nice 0, 0.547 against 0.621 s; idle, the same within the
+ * noise (docs/BENCHMARKS.md, "Shards that any worker steps"). In process (bench_replay
+ * --pipeline) 2 and 4 per worker took the same time on the idle machine (4 per worker was a
+ * little slower with the busy loop: narrower waves). */
 #define PREPLAY_SHARDS 2
-/* Symbol buckets each shard of a row of N (one per worker) takes before the next row of shards is
- * opened: a wave of fewer instruments steps slower (bench_replay --pipeline, H = 64, 2 workers:
- * 1 instrument a shard 0.29 s, 2 0.21 s, 4 to 64 0.17 s), so an input of few instruments keeps
- * them on one shard per worker. */
+/* Symbol buckets each shard of a row of N shards (as many as workers) takes before the next row
+ * is opened: a wave of fewer instruments steps slower (bench_replay --pipeline, H = 64, 2
+ * workers: 1 instrument a shard 0.29 s, 2 0.21 s, 4 to 64 0.17 s), so an input of few
+ * instruments stays on the first N shards. */
 #define PREPLAY_FILL 8
 /* A log entry: status (TICK_OK or a reason), sym length, text length (2 bytes, little-endian),
  * then the sym (when kept: cfg.keep_sym, and out_of_order rejects), then the text (the
@@ -320,10 +322,10 @@ void preplay_destroy(preplay *p) {
 /* ---- the workers ---- */
 
 /* The shard of an instrument, from its symbol's bytes: its hash bucket's, given when the bucket
- * is first seen: round robin over the first worker's worth of shards until each has PREPLAY_FILL
- * buckets, then over the next, and so on; once all are filled, round robin over all. Any
- * placement gives the same output (preplay.h); this one spreads instruments evenly without
- * making waves narrow. */
+ * is first seen: round robin over the first row of N shards (N = workers) until each has
+ * PREPLAY_FILL buckets, then over the next row, and so on; once all are filled, round robin over
+ * all. Any placement gives the same output (preplay.h); this one spreads instruments evenly
+ * without making waves narrow. */
 static int shard_of(preplay *p, const char *sym, size_t len) {
   uint64_t h = len, v; /* a multiplicative hash, 8 bytes at a time */
   size_t i = 0;
@@ -410,16 +412,14 @@ static void route_part(prp_worker *w, preplay_chunk *c, int k) {
       c->sidx[w->pos[c->shard[i]]++] = i;
 }
 
-/* Puts shard s in the ready queue (under mu), and wakes a worker if one waits. */
+/* Puts shard s in the ready queue (under mu). The caller wakes the workers. */
 static void ready(preplay *p, int s) {
   p->sh[s].queued = 1;
   p->rq[(p->rq_head + p->rq_len++) % p->S] = s;
-  if (p->waiting)
-    pthread_cond_signal(&p->work);
 }
 
 /* The last part of c is routed: each shard's log in c->out, and the shards waiting for c are
- * ready (under mu). */
+ * ready (under mu; the caller then wakes every worker). */
 static void lay_out(preplay *p, preplay_chunk *c) {
   size_t at = 0;
   for (int s = 0; s < p->S; s++) {
@@ -540,8 +540,11 @@ static void stepped(preplay *p, int s, preplay_chunk *c) {
   sh->next++;
   if (++c->shards_done == p->S)
     pthread_cond_signal(&p->done);
-  if (sh->next < p->filled && p->ck[sh->next % (uint64_t)p->K].routed)
+  if (sh->next < p->filled && p->ck[sh->next % (uint64_t)p->K].routed) {
     ready(p, s);
+    if (p->rq_len > 1 && p->waiting) /* the calling worker takes one */
+      pthread_cond_signal(&p->work);
+  }
   if (++p->steps == p->filled * (uint64_t)p->S && p->eof)
     pthread_cond_broadcast(&p->work);
 }
@@ -768,7 +771,7 @@ static void note_reject(preplay *p, const preplay_chunk *c, int i, int reason) {
 
 /* Emits chunk c's predictions and notes its rejects, in input order, as the one-thread replays
  * would: their chunks end after PREPLAY_GROUP decode-accepted ticks or where a partition ends.
- * Each record's result is the next entry of its worker's log. 0, or TC_EIO when a callback
+ * Each record's result is the next entry of its shard's log. 0, or TC_EIO when a callback
  * stopped it. */
 static int walk(preplay *p, const preplay_chunk *c) {
   memcpy(p->cur, c->base, (size_t)p->S * sizeof *p->cur);
@@ -809,7 +812,7 @@ static int walk(preplay *p, const preplay_chunk *c) {
   return 0;
 }
 
-/* Emits the oldest chunk, when every worker is done with it, and frees its slot (called and
+/* Emits the oldest chunk, when every shard is done with it, and frees its slot (called and
  * returning under mu). Returns 1 when it did, 0 when that chunk is not ready. */
 static int write_oldest(preplay *p) {
   if (p->written >= p->filled)

@@ -13,8 +13,8 @@
  * Once a chunk is routed, each shard is ready when it is done with the chunk before; a free worker
  * takes the shard ready longest, decodes its records, runs them through its engine with the
  * shard's book swapped in (engine_swap_book) and encodes the predictions into the shard's log in
- * the chunk. Shards outnumber workers and belong to none, so a worker that a busy core slows
- * steps fewer of them (the work balances itself here too). The caller's thread, in
+ * the chunk. Shards belong to no worker (by default there are twice as many), so a worker that a
+ * busy core slows steps fewer of them (the work balances itself here too). The caller's thread, in
  * preplay_acquire and preplay_finish, walks finished chunks in order: it notes rejected records
  * in the tally in the order the one-thread replay notes them and hands each prediction to emit.
  * Same bits: an instrument's state, order check, n and features see its ticks in input order
@@ -61,8 +61,10 @@ typedef int (*preplay_route_fn)(void *ud, const char *bytes, const preplay_rec *
 /* Decodes record r (its bytes in `bytes`) into t: returns 0 when it holds no tick (a blank line),
  * else 1 with *reason TICK_OK or a reject reason and err filled as the one-thread replay fills it
  * (errlen may be 0). Called on any thread at once, with worker: 0 .. threads-1 for the one
- * decode of each record whose side notes count (a worker decoding its own records: keep state
- * per worker); threads .. 2 threads-1 when a worker decodes a record only to route it, and
+ * decode of each record whose side notes count (a worker decoding the records of a shard it
+ * steps: keep state per worker, and do not rely on the order: a worker sees the shards' records
+ * of different chunks in no set order); threads .. 2 threads-1 when a worker decodes a record
+ * only to route it, and
  * 2 threads on the caller's thread when a rejected record's message is printed: the side notes
  * of these must not count. */
 typedef int (*preplay_decode_fn)(void *ud, int worker, const char *bytes, const preplay_rec *r,
@@ -135,7 +137,7 @@ void preplay_submit(preplay *p, preplay_chunk *c);
 int preplay_finish(preplay *p);
 
 /* Counts for the summary: records read (non-blank), ticks accepted and instruments, over all
- * workers; the last two are exact after preplay_finish. */
+ * shards; the last two are exact after preplay_finish. */
 uint64_t preplay_read(const preplay *p);
 uint64_t preplay_accepted(const preplay *p);
 uint32_t preplay_instruments(const preplay *p);
@@ -145,8 +147,8 @@ uint32_t preplay_instruments(const preplay *p);
 typedef struct preplay_stats {
   double read_us;   /* the caller's thread in preplay_fill_lines: reading, splitting lines */
   double write_us;  /* the caller's thread walking finished chunks: rejects, emit, chunk_done */
-  double route_us;  /* the workers routing records to their instruments' workers */
-  double step_us;   /* the workers decoding, stepping and encoding their instruments' records */
+  double route_us;  /* the workers routing records to their instruments' shards */
+  double step_us;   /* the workers decoding, stepping and encoding the shards' records */
   double worker_us; /* the workers' threads in all (the rest: hand-overs) */
   double wait_us;   /* the workers' wall time waiting for work (a worker with nothing to do) */
 } preplay_stats;
