@@ -39,9 +39,9 @@
 /* Shards of instruments per worker. A shard's chunk is stepped by whichever worker is free, so
  * that a worker on a slower core (another process on it) steps fewer and the others more,
  * instead of the slowest setting the pace. `replay --threads 2`, 1M ticks of 256 instruments,
- * medians of 10: with a busy loop at nice 5 on core 0, 0.468 s against 0.508 s with a fixed half
- * of the instruments per worker; at nice 0, 0.547 against 0.621 s; idle, the same within the
- * noise (docs/BENCHMARKS.md, "Shards that any worker steps"). In process (bench_replay
+ * medians of 10: with a busy loop at nice 5 on core 0, 0.451 s against 0.537 s with a fixed half
+ * of the instruments per worker; at nice 0, 0.565 against 0.663 s; idle, 1-3 % slower or the
+ * same (docs/BENCHMARKS.md, "Shards that any worker steps"). In process (bench_replay
  * --pipeline) 2 and 4 per worker took the same time on the idle machine (4 per worker was a
  * little slower with the busy loop: narrower waves). */
 #define PREPLAY_SHARDS 2
