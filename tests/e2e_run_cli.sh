@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # e2e_run_cli.sh: `tickcast run` as a command: --help, usage errors (exit 2, one line naming the
-# flag), a bad model file (exit 2), an HTTP port in use (exit 1, one clear line), and the embedded
+# flag), a bad model file (exit 2), an HTTP port in use (exit 1, one clear line), libmicrohttpd
+# missing (exit 1, one clear line; replay unaffected), and the embedded
 # broker when --brokers is absent (ticks in and predictions out with kcat, nothing else running).
 . "$(dirname "$0")/lib.sh"
 H="$ROOT/tests/e2e_run.py"
@@ -82,6 +83,34 @@ grep -q "ERROR .*--http 127.0.0.1:$BUSY: cannot listen: Address already in use" 
   tc_fail "port-in-use message: $(cat "$TMP/err.txt")"
 [ "$(grep -c ERROR "$TMP/err.txt")" -eq 1 ] || tc_fail "more than one error line: $(cat "$TMP/err.txt")"
 echo "ok: port in use -> exit 1: $(grep ERROR "$TMP/err.txt")"
+
+# libmicrohttpd is loaded, not linked: without it (the library file hidden in a private mount
+# namespace) `run` stops at its flag check with one line naming --http and exit status 1, creates
+# no state file, and runs with --http off; `replay` does not need it at all.
+LIBMHD=$(readlink -f "$(ldconfig -p | awk '/libmicrohttpd\.so\.12 .*x86-64/ {print $NF; exit}')")
+[ -f "$LIBMHD" ] || tc_fail "libmicrohttpd.so.12 not found by ldconfig"
+if ! ldd "$TC" | grep -q microhttpd && unshare -m true 2>/dev/null; then
+  set +e
+  unshare -m sh -c 'mount --bind /dev/null "$1" && shift && exec "$@"' sh "$LIBMHD" \
+    "$TC" run --model "$M" --brokers 127.0.0.1:1 --state "$TMP/nolib.db" 2>"$TMP/err.txt"
+  rc=$?
+  set -e
+  tc_eq "exit status without libmicrohttpd" "$rc" 1
+  [ "$(wc -l <"$TMP/err.txt")" -eq 1 ] || tc_fail "not one error line: $(cat "$TMP/err.txt")"
+  grep -q "^tickcast run: --http: cannot load libmicrohttpd (libmicrohttpd.so.12; install Debian's libmicrohttpd12, or --http off): " "$TMP/err.txt" ||
+    tc_fail "missing-library message: $(cat "$TMP/err.txt")"
+  [ ! -e "$TMP/nolib.db" ] || tc_fail "a state file was created before the flag check failed"
+  printf 'sym,ts,px\nA,1700000000000000000,10\nA,1700000001000000000,11\n' >"$TMP/two.csv"
+  unshare -m sh -c 'mount --bind /dev/null "$1" && shift && exec "$@"' sh "$LIBMHD" \
+    "$TC" replay --model "$M" --input "$TMP/two.csv" --output "$TMP/two.out" --quiet ||
+    tc_fail "replay without libmicrohttpd failed"
+  tc_eq "prediction rows of a replay without libmicrohttpd" "$(($(wc -l <"$TMP/two.out") - 1))" 2
+  echo "ok: without libmicrohttpd: run -> exit 1: $(cat "$TMP/err.txt"); replay works"
+elif ldd "$TC" | grep -q microhttpd; then
+  tc_fail "$TC links libmicrohttpd"
+else
+  echo "skip: no private mount namespace here (unshare -m), so libmicrohttpd cannot be hidden"
+fi
 
 # No --brokers: the embedded broker, reachable by an outside client (kcat).
 tc_bg "$TC" run --model "$TMP/live.safetensors" --state "$TMP/live.db" --http off \

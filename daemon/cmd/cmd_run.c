@@ -4,6 +4,7 @@
 
 #include "daemon/cmd/cmds.h"
 #include "daemon/loop/run.h"
+#include "nn/base/tc_err.h"
 
 int cmd_run(int argc, char **argv) {
   run_opts o;
@@ -16,7 +17,7 @@ int cmd_run(int argc, char **argv) {
   if (r < 0) {
     fprintf(stderr, "tickcast run: %s\n", err);
     run_opts_free(&o);
-    return 2;
+    return r == TC_EIO ? 1 : 2; /* TC_EIO: libmicrohttpd would not load */
   }
   int code = run_main(&o);
   run_opts_free(&o);

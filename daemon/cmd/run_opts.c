@@ -148,6 +148,8 @@ static int check_opts(run_opts *o, const char *http, char *err, size_t errlen) {
   int port;
   if (o->http && http_addr_parse(o->http, host, &port, err, errlen) != 0)
     return TC_EUSAGE;
+  if (o->http && http_lib_load(err, errlen) != 0)
+    return TC_EIO;
   return 0;
 }
 

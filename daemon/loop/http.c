@@ -6,9 +6,13 @@
  * HTTP_REQUEST_MS of its connection (or of the previous response on it), and when more than
  * HTTP_CONN_MAX connections are open a new one evicts the least recently served; both cut a
  * connection by shutting its socket down, which MHD then closes. Once, 64 connections that sent a
- * byte every 5 s (MHD's timeout counts from the last byte) kept /healthz unreachable for good. */
+ * byte every 5 s (MHD's timeout counts from the last byte) kept /healthz unreachable for good.
+ * libmicrohttpd is loaded with dlopen when the daemon starts serving (http_lib_load), not linked:
+ * its TLS chain (GnuTLS and 8 more libraries) took about 5 ms of every command's start, and only
+ * `run` serves HTTP. */
 #include "daemon/loop/http.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -21,6 +25,8 @@
 #include "daemon/pipeline/log.h"
 #include "nn/base/tc_err.h"
 
+/* The library's file: its ABI has kept this soname since 0.9.x (2014). */
+#define HTTP_MHD_SONAME "libmicrohttpd.so.12"
 #define HTTP_CONN_MAX 32     /* connections kept open at once */
 #define HTTP_MHD_LIMIT 256   /* MHD's own limit: above ours, so a new connection gets in */
 #define HTTP_REQUEST_MS 3000 /* a whole request within this, from connect or the last response */
@@ -49,6 +55,55 @@ struct http_srv {
   void *ud;
 };
 
+/* The functions of libmicrohttpd this file calls, from http_lib_load. */
+static struct {
+  void *lib;
+  __typeof__(MHD_start_daemon) *start_daemon;
+  __typeof__(MHD_stop_daemon) *stop_daemon;
+  __typeof__(MHD_run) *run;
+  __typeof__(MHD_get_timeout) *get_timeout;
+  __typeof__(MHD_get_daemon_info) *get_daemon_info;
+  __typeof__(MHD_get_connection_info) *get_connection_info;
+  __typeof__(MHD_create_response_from_buffer) *create_response_from_buffer;
+  __typeof__(MHD_add_response_header) *add_response_header;
+  __typeof__(MHD_queue_response) *queue_response;
+  __typeof__(MHD_destroy_response) *destroy_response;
+} mhd;
+
+int http_lib_load(char *err, size_t errlen) {
+  if (mhd.lib)
+    return 0;
+  void *lib = dlopen(HTTP_MHD_SONAME, RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    snprintf(err, errlen,
+             "--http: cannot load libmicrohttpd (%s; install Debian's libmicrohttpd12, "
+             "or --http off): %s",
+             HTTP_MHD_SONAME, dlerror());
+    return TC_EIO;
+  }
+  struct {
+    void **fn;
+    const char *name;
+  } want[] = {{(void **)&mhd.start_daemon, "MHD_start_daemon"},
+              {(void **)&mhd.stop_daemon, "MHD_stop_daemon"},
+              {(void **)&mhd.run, "MHD_run"},
+              {(void **)&mhd.get_timeout, "MHD_get_timeout"},
+              {(void **)&mhd.get_daemon_info, "MHD_get_daemon_info"},
+              {(void **)&mhd.get_connection_info, "MHD_get_connection_info"},
+              {(void **)&mhd.create_response_from_buffer, "MHD_create_response_from_buffer"},
+              {(void **)&mhd.add_response_header, "MHD_add_response_header"},
+              {(void **)&mhd.queue_response, "MHD_queue_response"},
+              {(void **)&mhd.destroy_response, "MHD_destroy_response"}};
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+    if (!(*want[i].fn = dlsym(lib, want[i].name))) {
+      snprintf(err, errlen, "--http: %s has no %s: %s", HTTP_MHD_SONAME, want[i].name, dlerror());
+      dlclose(lib);
+      return TC_EIO;
+    }
+  mhd.lib = lib;
+  return 0;
+}
+
 static void conn_unlink(http_srv *s, http_conn *k) {
   *(k->prev ? &k->prev->next : &s->head) = k->next;
   *(k->next ? &k->next->prev : &s->tail) = k->prev;
@@ -68,7 +123,7 @@ static void conn_cut(http_conn *k) {
     return;
   k->cut = 1;
   const union MHD_ConnectionInfo *ci =
-      MHD_get_connection_info(k->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+      mhd.get_connection_info(k->c, MHD_CONNECTION_INFO_CONNECTION_FD);
   if (ci)
     shutdown(ci->connect_fd, SHUT_RDWR);
 }
@@ -90,7 +145,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
   }
   if (!(k = calloc(1, sizeof *k))) {
     const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        mhd.get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (ci)
       shutdown(ci->connect_fd, SHUT_RDWR);
     return;
@@ -131,9 +186,9 @@ static void on_timer(uv_timer_t *t) {
 
 /* Runs MHD once, then re-arms the timer from MHD's next timeout (if any). */
 static void http_service(http_srv *s) {
-  MHD_run(s->d);
+  mhd.run(s->d);
   MHD_UNSIGNED_LONG_LONG to;
-  if (MHD_get_timeout(s->d, &to) == MHD_YES)
+  if (mhd.get_timeout(s->d, &to) == MHD_YES)
     uv_timer_start(&s->timer, on_timer, to, 0);
   else
     uv_timer_stop(&s->timer);
@@ -148,7 +203,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   (void)con_cls;
   http_srv *s = cls;
   const union MHD_ConnectionInfo *ci =
-      MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+      mhd.get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   http_conn *k = ci ? ci->socket_context : NULL;
   if (k) { /* served: its next request has HTTP_REQUEST_MS from now */
     k->since = uv_now(s->loop);
@@ -167,16 +222,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     status = s->h(s->ud, url, &body, &len, &ctype);
   }
   struct MHD_Response *r =
-      MHD_create_response_from_buffer(len, body ? body : (char *)"", MHD_RESPMEM_MUST_FREE);
+      mhd.create_response_from_buffer(len, body ? body : (char *)"", MHD_RESPMEM_MUST_FREE);
   if (!r) {
     free(body);
     return MHD_NO;
   }
-  MHD_add_response_header(r, "Content-Type", ctype);
+  mhd.add_response_header(r, "Content-Type", ctype);
   if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-    MHD_add_response_header(r, "Allow", "GET, HEAD");
-  enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
-  MHD_destroy_response(r);
+    mhd.add_response_header(r, "Allow", "GET, HEAD");
+  enum MHD_Result ret = mhd.queue_response(c, (unsigned)status, r);
+  mhd.destroy_response(r);
   return ret;
 }
 
@@ -271,12 +326,16 @@ int http_start(http_srv **out, uv_loop_t *loop, const char *addr_port, http_hand
   s->h = h;
   s->ud = ud;
   s->loop = loop;
+  if (http_lib_load(err, errlen) != 0) {
+    free(s);
+    return TC_EIO;
+  }
   int fd = http_listen(addr_port, &s->port, err, errlen);
   if (fd < 0) {
     free(s);
     return TC_EIO;
   }
-  s->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, s,
+  s->d = mhd.start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, s,
                           MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
                           (MHD_socket)fd, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
                           MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_MHD_LIMIT,
@@ -287,10 +346,10 @@ int http_start(http_srv **out, uv_loop_t *loop, const char *addr_port, http_hand
     free(s);
     return TC_EIO;
   }
-  const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
+  const union MHD_DaemonInfo *info = mhd.get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
   if (!info || uv_poll_init(loop, &s->poll, info->epoll_fd) != 0) {
     snprintf(err, errlen, "--http %s: cannot watch libmicrohttpd's epoll fd", addr_port);
-    MHD_stop_daemon(s->d);
+    mhd.stop_daemon(s->d);
     free(s);
     return TC_EIO;
   }
@@ -312,7 +371,7 @@ static void on_closed(uv_handle_t *h) {
   http_srv *s = h->data;
   if (--s->closing)
     return;
-  MHD_stop_daemon(s->d); /* closes the epoll fd, the listening socket and every connection */
+  mhd.stop_daemon(s->d); /* closes the epoll fd, the listening socket and every connection */
   while (s->head) {      /* in case MHD did not report some closed */
     http_conn *k = s->head;
     conn_unlink(s, k);

@@ -24,6 +24,12 @@ typedef int (*http_handler)(void *ud, const char *path, char **body, size_t *len
 int http_addr_parse(const char *addr_port, char host[HTTP_HOST_MAX], int *port, char *err,
                     size_t errlen);
 
+/* Loads libmicrohttpd (dlopen; once, on the loop's thread or before it runs): 0, or TC_EIO with
+ * err like "--http: cannot load libmicrohttpd (libmicrohttpd.so.12; install Debian's
+ * libmicrohttpd12, or --http off): ...". http_start calls it; run's flag check calls it first, so
+ * that a missing library stops the daemon before anything starts. */
+int http_lib_load(char *err, size_t errlen);
+
 /* Binds ADDR:PORT ("127.0.0.1:9464", "[::1]:9464", "localhost:0" for any free port) and serves on
  * `loop`. Returns 0 and *out, or a negative TC_E* code with err like "--http 127.0.0.1:9464: cannot
  * bind: Address already in use". */
