@@ -87,8 +87,8 @@ echo "ok: port in use -> exit 1: $(grep ERROR "$TMP/err.txt")"
 # libmicrohttpd is loaded, not linked: without it (the library file hidden in a private mount
 # namespace) `run` stops at its flag check with one line naming --http and exit status 1, creates
 # no state file, and runs with --http off; `replay` does not need it at all.
-LIBMHD=$(readlink -f "$(ldconfig -p | awk '/libmicrohttpd\.so\.12 .*x86-64/ {print $NF; exit}')")
-[ -f "$LIBMHD" ] || tc_fail "libmicrohttpd.so.12 not found by ldconfig"
+LIBMHD=$(readlink -f "$(pkg-config --variable=libdir libmicrohttpd)/libmicrohttpd.so.12")
+[ -f "$LIBMHD" ] || tc_fail "libmicrohttpd.so.12 not found in pkg-config's libdir: $LIBMHD"
 if ! ldd "$TC" | grep -q microhttpd && unshare -m true 2>/dev/null; then
   set +e
   unshare -m sh -c 'mount --bind /dev/null "$1" && shift && exec "$@"' sh "$LIBMHD" \
