@@ -15,6 +15,9 @@
 # With 2 or more cores (and taskset), the broker is pinned to core 0 and the passthrough or the
 # daemon to core 1 (BENCH_PIN=0: no pinning), so that the ratio does not depend on where the
 # scheduler puts them or on what else runs.
+# BENCH_PT_HEAP=1 runs the passthrough with the daemon's heap policy (daemon/cmd/heap.c: malloc on
+# transparent huge pages, freed memory kept; the same glibc settings given through
+# GLIBC_TUNABLES), to show what that policy is worth to a plain client.
 # Environment: BENCH_KAFKA_TICKS (N, default 1000000; 200000 with BENCH_QUICK), BENCH_INSTRUMENTS
 # (K, default 1000), BENCH_PARTITIONS (default: N/20000, at least 8: the embedded broker keeps
 # about 5 MiB, ~40k synthetic ticks, per partition and drops older batches).
@@ -105,7 +108,7 @@ PYEOF
 }
 jget() { $PY -c 'import json,sys; v=json.loads(sys.argv[1])[sys.argv[2]]; print("n/a" if v is None else (f"{v:.6g}" if isinstance(v,float) else v))' "$1" "$2"; }
 
-echo "# $N synthetic ticks, $K instruments, $P partitions, H=$H; $PINNED; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# $N synthetic ticks, $K instruments, $P partitions, H=$H; $PINNED${BENCH_PT_HEAP:+; passthrough with the heap policy of the daemon}; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$TC" feed --brokers "$BROKERS" --topic ticks --synthetic "$N" --instruments "$K" 2>"$TMP/feed.log" ||
   tc_fail "feed: $(cat "$TMP/feed.log")"
 grep "^feed:" "$TMP/feed.log"
@@ -120,8 +123,10 @@ ROUNDS=${BENCH_ROUNDS:-5}
 RATIOS=()
 CRATIOS=()
 PT_RATES=()
+PT_ENV=()
+[ "${BENCH_PT_HEAP:-}" == 1 ] && PT_ENV=(env GLIBC_TUNABLES=glibc.malloc.hugetlb=1:glibc.malloc.trim_threshold=1073741824:glibc.malloc.mmap_threshold=33554432:glibc.malloc.top_pad=67108864)
 for round in $(seq "$ROUNDS"); do
-  PT=$("${PIN[@]}" "$B/bench/passthrough" --brokers "$BROKERS" --input-topic ticks --output-topic "passr$round" \
+  PT=$("${PIN[@]}" "${PT_ENV[@]}" "$B/bench/passthrough" --brokers "$BROKERS" --input-topic ticks --output-topic "passr$round" \
     --count "$R" --group "pass-$$-$round" --timeout 300)
   PT_RATE=$(jget "$PT" steady_rate)
   PT_RATES+=("$PT_RATE")

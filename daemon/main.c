@@ -1,11 +1,12 @@
 /* main.c: `tickcast` dispatches to its subcommands (daemon/cmd/cmd_*.c) after process-wide setup
- * (OpenBLAS threads). Nothing else lives here. */
+ * (the daemon's heap policy, OpenBLAS threads). Nothing else lives here. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon/cmd/cmds.h"
+#include "daemon/cmd/heap.h"
 
 /* OpenBLAS's own, in its threaded builds (libopenblas0-pthread, -openmp): stops its worker
  * threads; a later call that wants several threads starts them again. It is what OpenBLAS runs
@@ -35,6 +36,9 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+  /* First, since it may re-execute the program (daemon/cmd/heap.c). */
+  if (argc >= 2 && !strcmp(argv[1], "run"))
+    heap_daemon(argv);
   /* Per-step GEMMs are small: OpenBLAS's worker threads only spin (sched_yield) and slow them
    * down. One thread unless the user asks otherwise through the usual variable. OpenBLAS starts
    * its workers when it is loaded, before main, and each spins about 0.1 s before it sleeps:

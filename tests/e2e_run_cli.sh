@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # e2e_run_cli.sh: `tickcast run` as a command: --help, usage errors (exit 2, one line naming the
 # flag), a bad model file (exit 2), an HTTP port in use (exit 1, one clear line), libmicrohttpd
-# missing (exit 1, one clear line; replay unaffected), and the embedded
-# broker when --brokers is absent (ticks in and predictions out with kcat, nothing else running).
+# missing (exit 1, one clear line; replay unaffected), the embedded broker when --brokers is absent
+# (ticks in and predictions out with kcat, nothing else running), and the heap policy's re-exec
+# (daemon/cmd/heap.c: same pid and process name, GLIBC_TUNABLES with glibc.malloc.hugetlb=1 when
+# the kernel has transparent huge pages, a user's own setting left alone).
 . "$(dirname "$0")/lib.sh"
 H="$ROOT/tests/e2e_run.py"
 $PY "$H" model "$TMP/m.safetensors" 1 8 1
@@ -130,6 +132,16 @@ grep -q '^E1 {"sym":"E1","ts":2,"px":2.6,.*"n":2,"src":"ticks/' "$TMP/emb.txt" |
 grep -q '^E2 {"sym":"E2","ts":1704067200000000000,"px":7,.*"n":1,' "$TMP/emb.txt" ||
   tc_fail "prediction for E2: $(cat "$TMP/emb.txt")"
 echo "ok: embedded broker: 3 ticks in with kcat, 3 predictions out"
+# The heap policy: `run` re-executed itself (the same pid, still named tickcast) with huge pages
+# for malloc when the kernel has them (THP "always" or "madvise"), else it did not.
+tc_eq "process name after the re-exec" "$(cat /proc/"$RUN_PID"/comm)" tickcast
+THP=$(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null || true)
+TUN=$(tr '\0' '\n' </proc/"$RUN_PID"/environ | sed -n 's/^GLIBC_TUNABLES=//p')
+case $THP in
+*"[always]"* | *"[madvise]"*) tc_eq "GLIBC_TUNABLES of run (THP: $THP)" "$TUN" "glibc.malloc.hugetlb=1" ;;
+*) tc_eq "GLIBC_TUNABLES of run (no THP: $THP)" "$TUN" "" ;;
+esac
+echo "ok: heap policy: $(grep AnonHugePages /proc/"$RUN_PID"/smaps_rollup 2>/dev/null | tr -s ' ')"
 # SIGHUP to a same-shape model with --on-model-change keep: E1 goes on at n=3.
 cp "$TMP/m2.safetensors" "$TMP/new.safetensors" && mv "$TMP/new.safetensors" "$TMP/live.safetensors"
 kill -HUP "$RUN_PID"
@@ -139,13 +151,18 @@ tc_wait_for 15 sh -c "kcat -C -b $EMB -t predictions -o beginning -e -q -f '%k %
   tc_fail "after a keep swap E1's next prediction is not n=3"
 echo "ok: SIGHUP with --on-model-change keep carries the states over (n=3)"
 # The example settings of deploy/ are accepted as they are (the command line overrides the
-# cluster, model, group and paths).
-tc_bg "$TC" run --config "$ROOT/deploy/tickcast.conf" --brokers "$EMB" --group cfg \
+# cluster, model, group and paths). With the user's own glibc.malloc.hugetlb, which stands.
+GLIBC_TUNABLES=glibc.malloc.arena_max=2:glibc.malloc.hugetlb=0 tc_bg "$TC" run --config "$ROOT/deploy/tickcast.conf" --brokers "$EMB" --group cfg \
   --output-topic cfg-preds --model "$TMP/m.safetensors" --state "$TMP/cfg.db" \
   --http 127.0.0.1:0 2>"$TMP/cfg.log"
 CFG_PID=$BG_PID
 tc_wait_for 20 grep -q "assigned ticks partitions" "$TMP/cfg.log" ||
   tc_fail "deploy/tickcast.conf: $(grep -v rdkafka "$TMP/cfg.log" | tail -n 5)"
+# (glibc's tunables parser cuts the variable's original text at each ':' in place, so
+# /proc/PID/environ shows its items as separate strings.)
+tc_eq "glibc.malloc.hugetlb of run, the user's" \
+  "$(tr '\0' '\n' </proc/"$CFG_PID"/environ | grep -o 'glibc\.malloc\.hugetlb=[0-9]*' | tr '\n' ' ')" \
+  "glibc.malloc.hugetlb=0 "
 tc_stop "$CFG_PID" 10
 tc_eq "exit status with deploy/tickcast.conf" "$STOP_RC" 0
 tc_stop "$RUN_PID" 10
