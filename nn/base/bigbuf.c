@@ -1,0 +1,45 @@
+/* bigbuf.c: large buffers on transparent huge pages (bigbuf.h). */
+#include "nn/base/bigbuf.h"
+
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+
+static size_t round_up(size_t n) {
+  return (n + TC_BIG_ALIGN - 1) & ~(TC_BIG_ALIGN - 1);
+}
+
+void *tc_big_alloc(size_t n) {
+  if (n == 0 || n > SIZE_MAX - 2 * TC_BIG_ALIGN)
+    return NULL;
+  size_t len = round_up(n), span = len + TC_BIG_ALIGN;
+  char *m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED)
+    return NULL;
+  /* Keep the aligned len bytes inside the span, give back the rest. */
+  char *a = (char *)(((uintptr_t)m + TC_BIG_ALIGN - 1) & ~(uintptr_t)(TC_BIG_ALIGN - 1));
+  if (a > m)
+    munmap(m, (size_t)(a - m));
+  if (m + span > a + len)
+    munmap(a + len, (size_t)(m + span - (a + len)));
+  madvise(a, len, MADV_HUGEPAGE); /* EINVAL without THP: an ordinary mapping then */
+  return a;
+}
+
+void *tc_big_realloc(void *p, size_t old, size_t n) {
+  if (p && round_up(n) == round_up(old))
+    return p;
+  void *q = tc_big_alloc(n);
+  if (!q)
+    return NULL;
+  if (p) {
+    memcpy(q, p, old < n ? old : n);
+    tc_big_free(p, old);
+  }
+  return q;
+}
+
+void tc_big_free(void *p, size_t n) {
+  if (p)
+    munmap(p, round_up(n));
+}

@@ -1,0 +1,22 @@
+/* bigbuf.h: large buffers on transparent huge pages. Anonymous memory mapped at a 2 MiB boundary
+ * and advised with MADV_HUGEPAGE, so that where the kernel offers huge pages (THP "always" or
+ * "madvise") the first touch of each 2 MiB costs one page fault instead of 512. On the VM of
+ * docs/BENCHMARKS.md a 4 KiB fault costs 14-21 us and a huge one the same per 2 MiB as 0.3 us per
+ * 4 KiB. For buffers that a run fills from the start and reuses (the chunk slots of
+ * daemon/pipeline/preplay.c); resident memory is then counted in 2 MiB steps. Without THP the
+ * memory is an ordinary mapping. */
+#ifndef NN_BASE_BIGBUF_H
+#define NN_BASE_BIGBUF_H
+
+#include <stddef.h>
+
+#define TC_BIG_ALIGN ((size_t)2 << 20)
+
+/* n bytes (n > 0), zeroed; NULL when the mapping fails. Freed with tc_big_free(p, n). */
+void *tc_big_alloc(size_t n);
+/* A buffer of n bytes that holds the first old bytes of p (a tc_big_alloc of old bytes, or NULL
+ * with old 0); p is freed. NULL when the mapping fails, and then p is kept. */
+void *tc_big_realloc(void *p, size_t old, size_t n);
+void tc_big_free(void *p, size_t n);
+
+#endif

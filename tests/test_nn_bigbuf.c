@@ -1,0 +1,98 @@
+/* test_nn_bigbuf.c: large buffers on transparent huge pages (nn/base/bigbuf.h): 2 MiB alignment,
+ * zeroed and writable to the last byte, growth that keeps the content (and keeps the buffer when
+ * the size stays within the same 2 MiB), and, where the kernel offers THP, the advice itself: the
+ * mapping is THP-eligible in /proc/self/smaps (an ordinary mapping is not, under "madvise"). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "check.h"
+#include "nn/base/bigbuf.h"
+
+/* The THPeligible line of the mapping that holds p in /proc/self/smaps: 1, 0, or -1 unknown. */
+static int thp_eligible(const void *p) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (!f)
+    return -1;
+  char line[512], perms[8];
+  int in = 0, r = -1;
+  while (r < 0 && fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3) /* a mapping's first line */
+      in = lo <= (uintptr_t)p && (uintptr_t)p < hi;
+    else if (in)
+      sscanf(line, "THPeligible: %d", &r);
+  }
+  fclose(f);
+  return r;
+}
+
+static int thp_mode_madvise_or_always(void) {
+  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  char b[128] = "";
+  if (!f)
+    return 0;
+  size_t n = fread(b, 1, sizeof b - 1, f);
+  fclose(f);
+  b[n] = 0;
+  return strstr(b, "[madvise]") || strstr(b, "[always]");
+}
+
+int main(void) {
+  size_t n = 3u << 20; /* 3 MiB: two huge pages */
+  unsigned char *p = tc_big_alloc(n);
+  CHECK(p != NULL);
+  CHECK_INT((uintptr_t)p % TC_BIG_ALIGN, 0);
+  int zero = 1;
+  for (size_t i = 0; i < n; i += 4096)
+    zero &= p[i] == 0;
+  CHECK(zero && p[n - 1] == 0);
+  for (size_t i = 0; i < n; i++)
+    p[i] = (unsigned char)(i * 7);
+  if (thp_mode_madvise_or_always()) {
+    CHECK_INT(thp_eligible(p), 1);
+    /* Under "madvise" an ordinary mapping is not eligible: the check above can tell. */
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    char b[128] = "";
+    size_t got = f ? fread(b, 1, sizeof b - 1, f) : 0;
+    if (f)
+      fclose(f);
+    b[got] = 0;
+    if (strstr(b, "[madvise]")) {
+      void *q = mmap(NULL, 4u << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      CHECK_INT(thp_eligible(q), 0);
+      munmap(q, 4u << 20);
+    }
+  } else {
+    printf("no transparent huge pages here: the advice is not checked\n");
+  }
+  /* Within the same 2 MiB multiple: the same buffer. */
+  CHECK(tc_big_realloc(p, n, n + 4096) == p);
+  /* Growth: a new buffer with the content; the old one is gone. */
+  size_t m = 9u << 20;
+  unsigned char *g = tc_big_realloc(p, n, m);
+  CHECK(g != NULL);
+  CHECK_INT((uintptr_t)g % TC_BIG_ALIGN, 0);
+  int same = 1;
+  for (size_t i = 0; i < n; i++)
+    same &= g[i] == (unsigned char)(i * 7);
+  CHECK(same);
+  CHECK(g[m - 1] == 0);
+  g[m - 1] = 1;
+  /* Shrinking keeps the first bytes. */
+  unsigned char *s = tc_big_realloc(g, m, 1000);
+  CHECK(s != NULL);
+  same = 1;
+  for (size_t i = 0; i < 1000; i++)
+    same &= s[i] == (unsigned char)(i * 7);
+  CHECK(same);
+  tc_big_free(s, 1000);
+  /* From nothing, like realloc(NULL, n); nothing to free, and a size no mapping can have. */
+  unsigned char *z = tc_big_realloc(NULL, 0, 10);
+  CHECK(z != NULL && z[9] == 0);
+  tc_big_free(z, 10);
+  tc_big_free(NULL, 10);
+  CHECK(tc_big_alloc(0) == NULL);
+  CHECK(tc_big_alloc(SIZE_MAX - 100) == NULL);
+  return check_done();
+}
