@@ -14,10 +14,11 @@
  *     4 KiB instead. glibc reads this tunable only from the environment when a process starts,
  *     hence the re-exec.
  *   - a top pad of HEAP_PAD: glibc advises only the memory a heap gets when it is made or extended
- *     by sbrk, and a thread's arena (all threads but the main one share the second arena, see
- *     run.c) starts at the top pad, 128 KiB by default, smaller than a huge page, then grows by
- *     mprotect without advice. With this pad an arena starts at its largest size, 64 MiB, all of
- *     it advised; the address space is reserved either way, pages become resident when touched.
+ *     by sbrk, and an arena other than the main one (the daemon has two, run.c; librdkafka's
+ *     threads allocate from them) starts at the top pad, 128 KiB by default, smaller than a huge
+ *     page, then grows by mprotect without advice. With this pad an arena starts at its largest
+ *     size, 64 MiB, all of it advised; the address space is reserved either way, and pages
+ *     become resident when touched.
  *   - freed memory is kept: no trimming below HEAP_TRIM bytes at the top of a heap, and blocks
  *     below HEAP_MMAP bytes come from the heap instead of mappings of their own. The resident set
  *     stays at its high-water mark (bounded by the consumer's prefetch,
