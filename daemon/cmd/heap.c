@@ -5,13 +5,13 @@
  * and the producer allocates one per prediction. With glibc's defaults the freed memory goes back
  * to the kernel (the top of a heap above 128 KiB is trimmed, large blocks are mmap'd and unmapped)
  * and comes back as new pages, each one a page fault. On this VM a fault on a 4 KiB page costs
- * 14-21 us (a loop touching 256 MiB of fresh memory), so the 0.033-0.048 faults per tick of a
- * catch-up (bench/cpu_tick.sh, 1M ticks) were 0.5-0.9 us of the 2.9-3.2 us of CPU a tick took,
- * more than the model. In perf, 60 % of the faults were the consumer's broker thread receiving
- * into new buffers, a quarter malloc splitting fresh heap. So:
+ * 11-21 us (build/bench/bench_faults: the first touch of 256 MiB of fresh memory), so the
+ * 0.033-0.048 faults per tick of a catch-up (bench/cpu_tick.sh, 1M ticks) were 0.5-0.9 us of
+ * the 2.9-3.2 us of CPU a tick took, more than the model. In perf, 60 % of the faults were the
+ * consumer's broker thread receiving into new buffers, a quarter malloc splitting fresh heap. So:
  *   - glibc.malloc.hugetlb=1: malloc advises transparent huge pages (madvise) for the memory it
- *     gets from the kernel, so new memory comes 2 MiB per fault; the same loop faulted 0.3 us per
- *     4 KiB instead. glibc reads this tunable only from the environment when a process starts,
+ *     gets from the kernel, so new memory comes 2 MiB per fault; the same loop faulted 0.24-0.3 us
+ * per 4 KiB instead. glibc reads this tunable only from the environment when a process starts,
  *     hence the re-exec.
  *   - a top pad of HEAP_PAD: glibc advises only the memory a heap gets when it is made or extended
  *     by sbrk, and an arena other than the main one (the daemon has two, run.c; librdkafka's

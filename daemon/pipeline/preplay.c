@@ -213,7 +213,7 @@ static int chunk_init(preplay_chunk *c, int cap, int N, int S) {
   /* Room for records of 256 bytes from the start: growing moves the text, and on a virtual
    * machine each new page costs a fault again. Untouched pages cost nothing. The text and the
    * log are the slot's large buffers, on huge pages (nn/base/bigbuf.h): with 4 KiB pages their
-   * first fill took 1900 faults, 14-21 us each on this VM, in a replay of a million ticks on 2
+   * first fill took 1900 faults, 11-21 us each on this VM, in a replay of a million ticks on 2
    * threads (2961 faults against 1048 on one). */
   c->bcap = (size_t)cap * 256 + PREPLAY_BLOCK;
   c->off = malloc(n * sizeof *c->off);

@@ -1,8 +1,8 @@
 /* bigbuf.h: large buffers on transparent huge pages. Anonymous memory mapped at a 2 MiB boundary
  * and advised with MADV_HUGEPAGE, so that where the kernel offers huge pages (THP "always" or
  * "madvise") the first touch of each 2 MiB costs one page fault instead of 512. On the VM of
- * docs/BENCHMARKS.md a 4 KiB fault costs 14-21 us and a huge one the same per 2 MiB as 0.3 us per
- * 4 KiB. For buffers that a run fills from the start and reuses (the chunk slots of
+ * docs/BENCHMARKS.md a 4 KiB fault costs 11-21 us and a huge one the same per 2 MiB as 0.24-0.3 us
+ * per 4 KiB. For buffers that a run fills from the start and reuses (the chunk slots of
  * daemon/pipeline/preplay.c); resident memory is then counted in 2 MiB steps. Without THP the
  * memory is an ordinary mapping. */
 #ifndef NN_BASE_BIGBUF_H
