@@ -27,7 +27,8 @@ static int thp_eligible(const void *p) {
   return r;
 }
 
-static int thp_mode_madvise_or_always(void) {
+/* The kernel's THP mode: 'a' always, 'm' madvise, 0 never or unknown. */
+static int thp_mode(void) {
   FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
   char b[128] = "";
   if (!f)
@@ -35,7 +36,7 @@ static int thp_mode_madvise_or_always(void) {
   size_t n = fread(b, 1, sizeof b - 1, f);
   fclose(f);
   b[n] = 0;
-  return strstr(b, "[madvise]") || strstr(b, "[always]");
+  return strstr(b, "[always]") ? 'a' : strstr(b, "[madvise]") ? 'm' : 0;
 }
 
 int main(void) {
@@ -49,16 +50,11 @@ int main(void) {
   CHECK(zero && p[n - 1] == 0);
   for (size_t i = 0; i < n; i++)
     p[i] = (unsigned char)(i * 7);
-  if (thp_mode_madvise_or_always()) {
+  int mode = thp_mode();
+  if (mode) {
     CHECK_INT(thp_eligible(p), 1);
     /* Under "madvise" an ordinary mapping is not eligible: the check above can tell. */
-    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
-    char b[128] = "";
-    size_t got = f ? fread(b, 1, sizeof b - 1, f) : 0;
-    if (f)
-      fclose(f);
-    b[got] = 0;
-    if (strstr(b, "[madvise]")) {
+    if (mode == 'm') {
       void *q = mmap(NULL, 4u << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       CHECK_INT(thp_eligible(q), 0);
       munmap(q, 4u << 20);
