@@ -3,7 +3,8 @@
  * src with quotes, backslashes and control bytes comes back unchanged through a JSON parser; a src
  * that escapes to more than ENC_SRC_MAX bytes is cut to a prefix that still parses, never inside an
  * escape, and the whole object stays within ENC_PRED_MAX (a file name of 200 tabs once wrote 1344
- * bytes into 512); the CSV row. */
+ * bytes into 512); the CSV row, and that no row is longer than ENC_CSV_MAX (the replay on threads
+ * lays out its logs by it). */
 #include <jansson.h>
 #include <stdlib.h>
 
@@ -105,10 +106,48 @@ static void csv(void) {
     fprintf(stderr, "csv: %s\n", buf);
 }
 
+/* A random double of any bit pattern: every sign, exponent, subnormal, infinity and NaN. */
+static double any_double(uint64_t *x) {
+  *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+  double d;
+  memcpy(&d, x, sizeof d);
+  return d;
+}
+
+/* The longest rows: a 32-byte sym, the most negative ts and n's largest, numbers of every bit
+ * pattern, px as text and as a number, with and without the scale head's columns. */
+static void csv_longest(void) {
+  char buf[ENC_PRED_MAX + 64];
+  uint64_t x = 88172645463325252ULL;
+  size_t most[2] = {0, 0};
+  for (int i = 0; i < 200000; i++) {
+    eng_tick t = tick_of("SYMBOL_OF_THIRTY_TWO_CHARACTERS_", any_double(&x));
+    t.t.ts = i & 1 ? INT64_MIN : (int64_t)x;
+    t.n = i & 2 ? UINT64_MAX : x;
+    t.pred_ret = i % 7 ? any_double(&x) : -1.2345678901234e-300;
+    t.pred_px = i % 5 ? any_double(&x) : -9.87654321012345e-307;
+    t.has_std = (uint8_t)(i & 4 ? 1 : 0);
+    t.pred_std = any_double(&x), t.lo_px = any_double(&x), t.hi_px = -4.9e-324;
+    if (i & 8) { /* px kept as written: at most TICK_PX_TXT_MAX bytes */
+      t.t.px_len = TICK_PX_TXT_MAX;
+      memset(t.t.px_txt, '9', TICK_PX_TXT_MAX);
+    }
+    size_t n = enc_pred_csv(buf, &t);
+    if (n > most[t.has_std])
+      most[t.has_std] = n;
+  }
+  CHECK(most[0] > 100 && most[0] <= (size_t)ENC_CSV_MAX(0));
+  CHECK(most[1] > most[0] && most[1] <= (size_t)ENC_CSV_MAX(1));
+  if (most[0] > (size_t)ENC_CSV_MAX(0) || most[1] > (size_t)ENC_CSV_MAX(1))
+    fprintf(stderr, "csv rows of %zu and %zu bytes, bounds %d and %d\n", most[0], most[1],
+            ENC_CSV_MAX(0), ENC_CSV_MAX(1));
+}
+
 int main(void) {
   fields();
   escapes();
   long_src();
   csv();
+  csv_longest();
   return check_done();
 }

@@ -16,6 +16,10 @@
  * byte). */
 size_t enc_pred_json(char *out, const eng_tick *t, const char *src, size_t srclen);
 
+/* The longest enc_pred_csv row: the sym, 5 numbers (8 with the scale head's) of at most 32 bytes
+ * each (ingest/fmt.h; a px kept as text is shorter) and the commas. */
+#define ENC_CSV_MAX(std) (TICK_SYM_MAX + 5 * 33 + ((std) ? 3 * 33 : 0))
+
 /* sym,ts,px,pred_ret,pred_px,n without a newline; then ,pred_std,lo_px,hi_px when t->has_std. */
 size_t enc_pred_csv(char *out, const eng_tick *t);
 

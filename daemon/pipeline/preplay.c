@@ -56,6 +56,12 @@
  * prediction with its '\n', or an out_of_order tick's ts as 8 bytes). */
 #define ENTRY_HEAD 4
 #define ENTRY_MAX (ENTRY_HEAD + TICK_SYM_MAX + ENC_PRED_MAX + 1)
+/* The longest entry of a CSV row, with and without the scale head's columns. A chunk's logs are
+ * laid out by the longest entry, so with CSV rows the 8192 of a chunk (1.9 MB without the scale
+ * head) fit one huge page. By ENTRY_MAX they spanned 5.5 MB, each shard's log began in another
+ * huge page, and a replay on 2 threads cleared 15 huge pages for logs of under 3 MB (30 ms of CPU
+ * on this VM; docs/BENCHMARKS.md, "Replay on several threads"). */
+#define ENTRY_CSV_MAX(std) (ENTRY_HEAD + TICK_SYM_MAX + ENC_CSV_MAX(std) + 1)
 
 /* What a Kafka message's record has beyond its text. */
 typedef struct prp_msg {
@@ -81,7 +87,8 @@ struct preplay_chunk {
   int32_t *sidx;     /* (cap) each part's records grouped by shard, in input order */
   uint32_t *poff;    /* (maxparts, shards + 1) where each part's group of each shard starts in
                         sidx */
-  char *out;         /* (cap * ENTRY_MAX) one log per shard: an entry for each of its records,
+  size_t emax;       /* the longest log entry (preplay.emax) */
+  char *out;         /* (cap * emax) one log per shard: an entry for each of its records,
                         in input order; no cache line is written by two workers at once */
   size_t *base;      /* (shards) start of each shard's log in out */
   uint32_t *cnt;     /* (shards) records of each shard, summed over the parts */
@@ -131,6 +138,7 @@ struct preplay {
   int N;                           /* workers */
   int S;                           /* shards */
   int K;                           /* chunk slots */
+  size_t emax;                     /* the longest log entry: ENTRY_MAX or ENTRY_CSV_MAX */
   preplay_chunk *ck;               /* (K) the ring: chunk seq lives in slot seq % K */
   prp_worker *wk;                  /* (N) */
   prp_shard *sh;                   /* (S) */
@@ -197,7 +205,7 @@ static void chunk_free(preplay_chunk *c) {
   free(c->off), free(c->len), free(c->msg), free(c->shard), free(c->sidx);
   free(c->poff), free(c->base), free(c->cnt);
   tc_big_free(c->bytes, c->bcap);
-  tc_big_free(c->out, (size_t)c->cap * ENTRY_MAX);
+  tc_big_free(c->out, (size_t)c->cap * c->emax);
 }
 
 /* Routing parts of a chunk of cap records: a few per worker, so that the work balances, of at
@@ -207,9 +215,10 @@ static int max_parts(int cap, int N) {
   return parts < 4 * N ? parts : 4 * N;
 }
 
-static int chunk_init(preplay_chunk *c, int cap, int N, int S) {
+static int chunk_init(preplay_chunk *c, int cap, int N, int S, size_t emax) {
   size_t n = (size_t)cap;
   c->cap = cap;
+  c->emax = emax;
   /* Room for records of 256 bytes from the start: growing moves the text, and on a virtual
    * machine each new page costs a fault again. Untouched pages cost nothing. The text and the
    * log are the slot's large buffers, on huge pages (nn/base/bigbuf.h): with 4 KiB pages their
@@ -222,7 +231,7 @@ static int chunk_init(preplay_chunk *c, int cap, int N, int S) {
   c->shard = malloc(n * sizeof *c->shard);
   c->sidx = malloc(n * sizeof *c->sidx);
   c->poff = malloc((size_t)max_parts(cap, N) * (size_t)(S + 1) * sizeof *c->poff);
-  c->out = tc_big_alloc(n * ENTRY_MAX); /* untouched pages cost nothing: it fills from the start */
+  c->out = tc_big_alloc(n * emax); /* untouched pages cost nothing */
   c->base = malloc((size_t)S * sizeof *c->base);
   c->cnt = malloc((size_t)S * sizeof *c->cnt);
   return c->off && c->len && c->bytes && c->shard && c->sidx && c->poff && c->out && c->base &&
@@ -251,6 +260,7 @@ int preplay_new(preplay **out, const preplay_cfg *cfg) {
   /* Room for every worker to be a chunk apart from the slowest, and for one being filled and
    * one being written. */
   p->K = p->N + 3 < 32 ? p->N + 3 : 32;
+  p->emax = p->cfg.jsonl ? ENTRY_MAX : ENTRY_CSV_MAX(p->cfg.m->gauss);
   p->vpart = -2;
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->work, NULL);
@@ -263,7 +273,7 @@ int preplay_new(preplay **out, const preplay_cfg *cfg) {
   p->cur = alloc_lines((size_t)p->S * sizeof *p->cur);
   int rc = p->ck && p->wk && p->sh && p->rq && p->map && p->cur ? 0 : TC_ENOMEM;
   for (int k = 0; rc == 0 && k < p->K; k++)
-    rc = chunk_init(&p->ck[k], p->cfg.chunk, p->N, p->S);
+    rc = chunk_init(&p->ck[k], p->cfg.chunk, p->N, p->S, p->emax);
   for (int s = 0; rc == 0 && s < p->S; s++)
     rc = engine_book_init(&p->sh[s].b, p->cfg.m);
   for (int i = 0; rc == 0 && i < p->N; i++) {
@@ -430,7 +440,7 @@ static void lay_out(preplay *p, preplay_chunk *c) {
   size_t at = 0;
   for (int s = 0; s < p->S; s++) {
     c->base[s] = at;
-    at += (size_t)c->cnt[s] * ENTRY_MAX;
+    at += (size_t)c->cnt[s] * p->emax;
   }
   c->routed = 1;
   for (int s = 0; s < p->S; s++)
