@@ -87,8 +87,10 @@ deps:
 	@$(if $(filter pkg-config,$(NEED_DEBS)),pkg-config --exists $(PKGS) || \
 	  { echo "make: pkg-config does not find:$$(for p in $(PKGS); do pkg-config --exists $$p || printf ' %s' $$p; done)" >&2; exit 1; })
 
+# tickcast does not link OpenBLAS: nn/blas.c loads it when a command first needs it (its loading
+# took 4-6 ms of every command's start). The tests and benchmarks link it, to call it directly.
 $(BIN): $(B)/daemon/main.o $(ALL_LIBS) | deps
-	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(filter-out -lopenblas,$(LDLIBS))
 
 $(LIBNN): $(call obj,$(NN_SRC))
 $(LIBINGEST): $(call obj,$(INGEST_SRC))
@@ -116,6 +118,8 @@ EXTRA_nn_proj := -O3 -ffp-contract=off
 $(B)/tests/test_nn_%: tests/test_nn_%.c $(LIBNN) | deps
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
+# test_nn_blas checks that OpenBLAS is loaded on first use: it must not link it either.
+$(B)/tests/test_nn_blas: LDLIBS = $(filter-out -lopenblas,$(PKG_LIBS)) -lm -lpthread
 $(B)/tests/test_ingest_%: tests/test_ingest_%.c $(LIBINGEST) $(LIBNN) | deps
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)

@@ -1,18 +1,12 @@
 /* main.c: `tickcast` dispatches to its subcommands (daemon/cmd/cmd_*.c) after process-wide setup
- * (the daemon's heap policy, OpenBLAS threads). Nothing else lives here. */
-#include <cblas.h>
+ * (the daemon's heap policy). Nothing else lives here. OpenBLAS is not linked: nn/blas.c loads it
+ * when a command first needs it, and sets its threads then. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon/cmd/cmds.h"
 #include "daemon/cmd/heap.h"
-
-/* OpenBLAS's own, in its threaded builds (libopenblas0-pthread, -openmp): stops its worker
- * threads; a later call that wants several threads starts them again. It is what OpenBLAS runs
- * before a fork. Weak: a serial OpenBLAS, or another BLAS behind the libblas alternative, has no
- * such symbol and no threads to stop. */
-extern int blas_thread_shutdown_(void) __attribute__((weak));
 
 static const struct {
   const char *name;
@@ -39,16 +33,6 @@ int main(int argc, char **argv) {
   /* First, since it may re-execute the program (daemon/cmd/heap.c). */
   if (argc >= 2 && !strcmp(argv[1], "run"))
     heap_daemon(argv);
-  /* Per-step GEMMs are small: OpenBLAS's worker threads only spin (sched_yield) and slow them
-   * down. One thread unless the user asks otherwise through the usual variable. OpenBLAS starts
-   * its workers when it is loaded, before main, and each spins about 0.1 s before it sleeps:
-   * on 2 cores that took a core from `replay --threads 2` for its first 0.1 s (0.37 -> 0.40 s
-   * for a million ticks), so they are stopped here. */
-  if (!getenv("OPENBLAS_NUM_THREADS")) {
-    openblas_set_num_threads(1);
-    if (blas_thread_shutdown_)
-      blas_thread_shutdown_();
-  }
   if (argc < 2) {
     usage(stderr);
     return 2;

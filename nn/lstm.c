@@ -8,11 +8,12 @@
 #include "nn/lstm.h"
 
 #include <assert.h>
-#include <cblas.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nn/base/tc_err.h"
+#include "nn/blas.h"
 #include "nn/lstm_int.h"
 
 /* Rounds a float count up to 16 (64 bytes) so every block in nn_work starts cache-aligned. */
@@ -27,6 +28,11 @@ int nn_work_init(nn_work *w, const nn_model *m, int Bmax) {
   if (!m || !m->params || Bmax < 1 || m->L < 1 || m->H < 1 || !nn_cell_valid(m->cell) ||
       m->G != nn_cell_gates(m->cell) * m->H)
     return TC_EINVAL;
+  char err[320];
+  if (Bmax > nn_projT_max_b() && nn_blas_load(err, sizeof err) != 0) { /* nn_work_proj's sgemm */
+    fprintf(stderr, "tickcast: %s\n", err);
+    return TC_EIO;
+  }
   const int gru = m->cell == NN_CELL_GRU;
   size_t H = (size_t)m->H, G = (size_t)m->G, Bm = (size_t)Bmax, Dx = H > NN_F ? H : NN_F;
   size_t nx = round16(Bm * Dx), nh = round16(Bm * H), nz = round16(Bm * G),
@@ -100,7 +106,7 @@ void nn_work_proj(const nn_work *w, int B, int G, int K, const float *a, const f
   if (B <= w->Bkern)
     nn_projT_ld(B, G, K, a, wt, w->ldw, z, ldz);
   else
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, K, 1.0f, a, K, W, K, 1.0f, z, ldz);
+    nn_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, K, 1.0f, a, K, W, K, 1.0f, z, ldz);
 }
 
 /* y (B) = h (B, H) . head.weight (H) + head.bias, in a fixed order per row so a row's result does

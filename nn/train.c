@@ -8,12 +8,12 @@
 #include "nn/train_int.h"
 
 #include <assert.h>
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nn/base/tc_err.h"
+#include "nn/blas.h"
 
 int nn_train_init(nn_train *tr, const nn_model *m, int Bmax, int Tmax) {
   memset(tr, 0, sizeof *tr);
@@ -100,7 +100,7 @@ void nn_train_rec_fwd(const nn_train *tr, int B, int G, int H, const float *h, c
   if (tr->wpk)
     nn_projT(B, G, H, h, tr->wpk, tr->ldwg, z);
   else
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, H, 1.0f, h, H, W, H, 1.0f, z, G);
+    nn_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G, H, 1.0f, h, H, W, H, 1.0f, z, G);
 }
 
 void nn_train_rec_bwd(const nn_train *tr, int B, int H, int G, const float *dz, const float *W,
@@ -110,8 +110,8 @@ void nn_train_rec_bwd(const nn_train *tr, int B, int H, int G, const float *dz, 
       memset(dh, 0, sizeof(float) * (size_t)B * H);
     nn_projT(B, H, G, dz, tr->wpk, tr->ldwh, dh);
   } else {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, G, 1.0f, dz, G, W, H,
-                acc ? 1.0f : 0.0f, dh, H);
+    nn_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, G, 1.0f, dz, G, W, H,
+             acc ? 1.0f : 0.0f, dh, H);
   }
 }
 
@@ -253,8 +253,8 @@ double nn_train_forward_rows(nn_train *tr, const nn_model *m, int Ball, int b0, 
       for (int j = Gb; j < G; j++)
         Z[(size_t)r * G + j] = bi[j];
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, TB, G, D, 1.0f, X, D, m->W_ih[k], D, 1.0f,
-                Z, G);
+    nn_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, TB, G, D, 1.0f, X, D, m->W_ih[k], D, 1.0f, Z,
+             G);
     for (int b = 0; b < B; b++) {
       memcpy(hk + (size_t)b * H, state + b * sf + (size_t)(nv * k) * H, sizeof(float) * H);
       if (ck)
@@ -340,7 +340,7 @@ static void head_backward(int TB, int H, const float *top, const float *d, const
   for (int r = 0; r < TB; r++)
     dbsum += d[r];
   gb[0] += dbsum;
-  cblas_sgemv(CblasRowMajor, CblasTrans, TB, H, 1.0f, top, H, d, 1, 1.0f, gw, 1);
+  nn_sgemv(CblasRowMajor, CblasTrans, TB, H, 1.0f, top, H, d, 1, 1.0f, gw, 1);
   for (int r = 0; r < TB; r++)
     for (int j = 0; j < H; j++) {
       float v = d[r] * w[j];
@@ -371,10 +371,10 @@ void nn_train_backward(nn_train *tr, const nn_model *m, float *grad) {
     /* The recurrent side's pre-activation gradient: the GRU's differs from dz in its n block. */
     const float *dzr = m->cell == NN_CELL_GRU ? tr->dzh : dz; /* (T*B, G) */
     /* d W_hh (G, H) += dzr^T (G, T*B) . h_prev (T*B, H); d W_ih (G, D) += dz^T . X (T*B, D) */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, H, TB, 1.0f, dzr, G, hk, H, 1.0f,
-                GRAD(m->W_hh[k]), H);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, D, TB, 1.0f, dz, G, X, D, 1.0f,
-                GRAD(m->W_ih[k]), D);
+    nn_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, H, TB, 1.0f, dzr, G, hk, H, 1.0f,
+             GRAD(m->W_hh[k]), H);
+    nn_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, D, TB, 1.0f, dz, G, X, D, 1.0f,
+             GRAD(m->W_ih[k]), D);
     float *gbi = GRAD(m->b_ih[k]), *gbh = GRAD(m->b_hh[k]);
     for (int r = 0; r < TB; r++) {
       const float *dzx = dz + (size_t)r * G, *dzh = dzr + (size_t)r * G;
@@ -385,8 +385,8 @@ void nn_train_backward(nn_train *tr, const nn_model *m, float *grad) {
     }
     if (k > 0) {
       /* dhin for layer k-1 (T*B, H) = dz (T*B, G) . W_ih (G, H) */
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, TB, H, G, 1.0f, dz, G, m->W_ih[k], H,
-                  0.0f, tr->dhin2, H);
+      nn_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, TB, H, G, 1.0f, dz, G, m->W_ih[k], H,
+               0.0f, tr->dhin2, H);
       float *tmp = tr->dhin;
       tr->dhin = tr->dhin2;
       tr->dhin2 = tmp;

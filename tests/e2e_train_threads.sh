@@ -59,10 +59,12 @@ cmp "$TMP/search_t1.safetensors" "$TMP/search_t4.safetensors" ||
   tc_fail "--search --trials 2 on 1 and 4 threads kept different models"
 tc_eq "search table on 1 and 4 threads" "$(awk '{$NF = ""; print}' "$TMP/search_t4.out")" \
   "$(awk '{$NF = ""; print}' "$TMP/search_t1.out")"
-# 4. A train waiting for its input runs on its own thread only: main stopped OpenBLAS's workers,
-# and train must not start them again by setting OpenBLAS's thread count.
+# 4. A train waiting for its input runs on its own thread only: train loaded OpenBLAS before it
+# read (nn/blas.c), which stopped OpenBLAS's workers, and must not start them again by setting
+# OpenBLAS's thread count.
 tc_threads_waiting "$TMP/one_train.csv" train --output "$TMP/fifo.safetensors" --threads 1 \
   --epochs 1 --quiet
 tc_eq "threads of a train --threads 1 waiting for its input, OpenBLAS left to its default" \
   "$NTHREADS" 1
+[ "$NBLAS" -gt 0 ] || tc_fail "train waiting for its input has not loaded OpenBLAS"
 echo "e2e_train_threads: all passed"

@@ -64,10 +64,11 @@ tc_wait_for() { # seconds cmd...
 }
 
 # Without OPENBLAS_NUM_THREADS (set above), OpenBLAS starts a worker per core when it is loaded,
-# and each spins for about 0.1 s; tickcast stops them in main, and no command may start them
-# again. Runs `tickcast CMD ARGS...` with --input a FIFO nobody has opened yet and without the
-# variable, counts its threads 0.3 s in (past main's start), then writes FEED into the FIFO and
-# waits for it (it must exit 0). NTHREADS = the count.
+# and each spins for about 0.1 s; tickcast stops them when it loads OpenBLAS (nn/blas.c), and no
+# command may start them again. Runs `tickcast CMD ARGS...` with --input a FIFO nobody has opened
+# yet and without the variable, counts its threads 0.3 s in (past main's start) and its mappings
+# of libopenblas, then writes FEED into the FIFO and waits for it (it must exit 0). NTHREADS = the
+# count, NBLAS = the mappings (0: OpenBLAS not loaded).
 tc_threads_waiting() { # feed cmd args...
   local feed=$1 fifo="$TMP/threads.fifo" pid
   shift
@@ -78,6 +79,7 @@ tc_threads_waiting() { # feed cmd args...
   tc_wait_for 5 test -e "/proc/$pid/task"
   sleep 0.3
   NTHREADS=$(find "/proc/$pid/task" -mindepth 1 -maxdepth 1 | wc -l)
+  NBLAS=$(grep -c 'libopenblas' "/proc/$pid/maps" || true)
   cat "$feed" >"$fifo"
   wait "$pid" || tc_fail "$1 from a FIFO: $(cat "$TMP/threads.err")"
 }

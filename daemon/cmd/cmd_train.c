@@ -2,7 +2,6 @@
  * part, validation, training), one training run or a random hyperparameter search (--search),
  * the test part's figures once the model is final, and writing the model with its metadata.
  * The training loop itself is fit.c; the math is nn/train.c. */
-#include <cblas.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -22,6 +21,7 @@
 #include "daemon/pipeline/score.h"
 #include "ingest/tickfile.h"
 #include "nn/base/tc_err.h"
+#include "nn/blas.h"
 #include "nn/features.h"
 #include "nn/model.h"
 #include "nn/safetensors/safetensors.h"
@@ -668,12 +668,17 @@ int cmd_train(int argc, char **argv) {
   if (status >= 0)
     return status;
   /* One BLAS thread: the GEMMs are small, and the result must not depend on a thread count.
-   * main has set it unless OPENBLAS_NUM_THREADS is in the environment, and has stopped
-   * OpenBLAS's workers: setting the count again would start them again (OpenBLAS rebuilds its
-   * pool on the next call after a shutdown, as after a fork), and the new worker spun for 0.1 s
-   * of CPU while the input loaded. */
-  if (openblas_get_num_threads() != 1)
-    openblas_set_num_threads(1);
+   * Loading OpenBLAS sets it unless OPENBLAS_NUM_THREADS is in the environment, and stops
+   * OpenBLAS's workers (nn/blas.c): setting the count again would start them again (OpenBLAS
+   * rebuilds its pool on the next call after a shutdown, as after a fork), and the new worker spun
+   * for 0.1 s of CPU while the input loaded. */
+  char err[320];
+  if (nn_blas_load(err, sizeof err) != 0) {
+    fprintf(stderr, "tickcast train: %s\n", err);
+    return 1;
+  }
+  if (nn_blas_threads() != 1)
+    nn_blas_set_threads(1);
   dataset d;
   nn_model m;
   memset(&m, 0, sizeof m);

@@ -1,0 +1,36 @@
+/* blas.h: OpenBLAS, loaded with dlopen when it is first needed, not linked. Linked, it was loaded
+ * at the start of every command: 4-6 ms of its own and libgfortran's relocations and of its
+ * constructor's thread pool, a fifth of a small replay's time, while replay, eval and the daemon
+ * never call it on CPUs with AVX-512 (nn/proj.c's kernels make their projections; nn_work_init
+ * loads it when its waves are wider than those kernels take). Training loads it at its start
+ * (nn_blas_load), so that a missing library is an error before anything runs.
+ * Loading sets one OpenBLAS thread unless OPENBLAS_NUM_THREADS is in the environment, and then
+ * stops the workers OpenBLAS started when it was loaded (each spins about 0.1 s before it
+ * sleeps, which took a core from the replay's own threads). */
+#ifndef NN_BLAS_H
+#define NN_BLAS_H
+
+#include <cblas.h>
+#include <stddef.h>
+
+#define NN_BLAS_SONAME "libopenblas.so.0"
+
+/* Loads OpenBLAS once (any thread, any number of times): 0, or TC_EIO with a one-line reason in
+ * err (errlen may be 0). */
+int nn_blas_load(char *err, size_t errlen);
+/* 1 once OpenBLAS is loaded. */
+int nn_blas_loaded(void);
+
+/* cblas_sgemm and cblas_sgemv. Load OpenBLAS first if need be; a failure to load it then is
+ * printed to stderr and aborts (nn_blas_load at the start is the way to report it). */
+void nn_sgemm(CBLAS_ORDER o, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K,
+              float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C,
+              int ldc);
+void nn_sgemv(CBLAS_ORDER o, CBLAS_TRANSPOSE t, int M, int N, float alpha, const float *A, int lda,
+              const float *x, int incx, float beta, float *y, int incy);
+
+/* openblas_get_num_threads and openblas_set_num_threads (they load it first, as above). */
+int nn_blas_threads(void);
+void nn_blas_set_threads(int n);
+
+#endif
