@@ -249,8 +249,8 @@ static void *worker_main(void *arg);
 
 int preplay_new(preplay **out, const preplay_cfg *cfg) {
   *out = NULL;
-  if (cfg->threads < 1 || cfg->threads > PREPLAY_MAX_THREADS || !cfg->route || !cfg->decode ||
-      !cfg->emit || !cfg->rej || cfg->chunk < 0 || cfg->shards < 0)
+  if (!cfg->m || cfg->threads < 1 || cfg->threads > PREPLAY_MAX_THREADS || !cfg->route ||
+      !cfg->decode || !cfg->emit || !cfg->rej || cfg->chunk < 0 || cfg->shards < 0)
     return TC_EINVAL;
   preplay *p = alloc_lines(sizeof *p); /* the writer's fields apart from what workers read */
   if (!p)
@@ -482,7 +482,7 @@ static int decode_shard(prp_worker *w, int s, const preplay_chunk *c) {
       if (j + PREFETCH_AHEAD < off[1]) { /* see PREFETCH_AHEAD */
         const char *a = c->bytes + c->off[c->sidx[j + PREFETCH_AHEAD]];
         __builtin_prefetch(a);
-        __builtin_prefetch(a + c->len[c->sidx[j + PREFETCH_AHEAD]]);
+        __builtin_prefetch(a + c->len[c->sidx[j + PREFETCH_AHEAD]] - 1); /* its last line */
       }
       preplay_rec r;
       rec_at(c, i, &r);
