@@ -88,7 +88,8 @@ deps:
 	  { echo "make: pkg-config does not find:$$(for p in $(PKGS); do pkg-config --exists $$p || printf ' %s' $$p; done)" >&2; exit 1; })
 
 # tickcast does not link OpenBLAS: nn/blas.c loads it when a command first needs it (its loading
-# took 4-6 ms of every command's start). The tests and benchmarks link it, to call it directly.
+# took 4-6 ms of every command's start). The other test and benchmark programs link it (two
+# benchmarks call it directly).
 $(BIN): $(B)/daemon/main.o $(ALL_LIBS) | deps
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(filter-out -lopenblas,$(LDLIBS))
 

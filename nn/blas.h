@@ -1,9 +1,9 @@
 /* blas.h: OpenBLAS, loaded with dlopen when it is first needed, not linked. Linked, it was loaded
  * at the start of every command: 4-6 ms of its own and libgfortran's relocations and of its
  * constructor's thread pool, a fifth of a small replay's time, while replay, eval and the daemon
- * never call it on CPUs with AVX-512 (nn/proj.c's kernels make their projections; nn_work_init
- * loads it when its waves are wider than those kernels take). Training loads it at its start
- * (nn_blas_load), so that a missing library is an error before anything runs.
+ * never call it (their engines step batches of at most the rows nn/proj.c's kernels take:
+ * engine_init_exact). Training loads it at its start (nn_blas_load), so that a missing library is
+ * an error before anything runs.
  * Loading sets one OpenBLAS thread unless OPENBLAS_NUM_THREADS is in the environment, and then
  * stops the workers OpenBLAS started when it was loaded (each spins about 0.1 s before it
  * sleeps, which took a core from the replay's own threads). */

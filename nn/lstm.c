@@ -8,7 +8,6 @@
 #include "nn/lstm.h"
 
 #include <assert.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,11 +27,6 @@ int nn_work_init(nn_work *w, const nn_model *m, int Bmax) {
   if (!m || !m->params || Bmax < 1 || m->L < 1 || m->H < 1 || !nn_cell_valid(m->cell) ||
       m->G != nn_cell_gates(m->cell) * m->H)
     return TC_EINVAL;
-  char err[320];
-  if (Bmax > nn_projT_max_b() && nn_blas_load(err, sizeof err) != 0) { /* nn_work_proj's sgemm */
-    fprintf(stderr, "tickcast: %s\n", err);
-    return TC_EIO;
-  }
   const int gru = m->cell == NN_CELL_GRU;
   size_t H = (size_t)m->H, G = (size_t)m->G, Bm = (size_t)Bmax, Dx = H > NN_F ? H : NN_F;
   size_t nx = round16(Bm * Dx), nh = round16(Bm * H), nz = round16(Bm * G),
