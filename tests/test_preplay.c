@@ -4,7 +4,10 @@
  * shards that are fewer than the workers, not a multiple of them, one per record's chunk, capped
  * at PREPLAY_MAX_SHARDS, and chunks of 1 to 8192 records. The input holds 1,500 instruments (the
  * shards' symbol tables grow while swapped into the workers' engines), rejected, blank and
- * out-of-order lines; a second input has 3 instruments (fewer than the workers). */
+ * out-of-order lines; a second input has 3 instruments (fewer than the workers). The shards' logs
+ * are laid out by the longest entry the output can have, so the outputs with the longest entries
+ * are replayed too: JSON Lines with the syms kept and a src escaped to its 300 bytes, and CSV rows
+ * of a model with the scale head (random weights: numbers of every length). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,13 +46,18 @@ static int route(void *ud, const char *bytes, const preplay_rec *rec, const char
 
 static int emit(void *ud, const preplay_rec *rec, const char *sym, size_t symlen, const char *text,
                 size_t len) {
-  (void)rec, (void)sym, (void)symlen;
+  (void)rec;
   run *r = ud;
-  if (r->len + len > r->cap) {
-    r->cap = 2 * (r->len + len);
+  if (r->len + symlen + 1 + len > r->cap) {
+    r->cap = 2 * (r->len + symlen + 1 + len);
     r->out = realloc(r->out, r->cap);
     if (!r->out)
       return 1;
+  }
+  if (sym) { /* kept syms go into the output too, before their prediction */
+    memcpy(r->out + r->len, sym, symlen);
+    r->out[r->len + symlen] = '|';
+    r->len += symlen + 1;
   }
   memcpy(r->out + r->len, text, len);
   r->len += len;
@@ -65,6 +73,11 @@ typedef struct result {
   uint32_t instruments;
 } result;
 
+/* How the predictions are written: CSV rows, or JSON Lines with the syms passed to emit and a src
+ * of quotes and backslashes (escaped to 300 bytes). */
+static int out_jsonl;
+static char long_src[200];
+
 static void replay(const char *path, const nn_model *m, int threads, int shards, int chunk,
                    result *res) {
   run r = {0};
@@ -79,7 +92,9 @@ static void replay(const char *path, const nn_model *m, int threads, int shards,
                            .threads = threads,
                            .shards = shards,
                            .chunk = chunk,
-                           .src = path,
+                           .jsonl = out_jsonl,
+                           .keep_sym = out_jsonl,
+                           .src = out_jsonl ? long_src : path,
                            .src_max = 300,
                            .rej = &res->rej,
                            .route = route,
@@ -149,36 +164,65 @@ static void compare(const result *a, const result *b, const char *what) {
   }
 }
 
+/* A model of the fixture's shape with the scale head and random weights. */
+static void gauss_model(nn_model *g) {
+  CHECK_INT(nn_model_init_head(g, NN_CELL_LSTM, 2, 16, 0, 1), 0);
+  unsigned x = 777;
+  for (size_t i = 0; i < g->nparams; i++) {
+    x = x * 1103515245u + 12345u;
+    g->params[i] = (float)((x >> 8) & 0xFFFF) / 65536.0f - 0.5f;
+  }
+  for (int i = 0; i < NN_F; i++) /* positive, as a trained model's */
+    g->feat_std[i] = 1;
+  *g->tgt_std = 0.01f;
+}
+
 int main(void) {
-  nn_model m;
+  nn_model m, g;
   char err[256], many[64], few[64];
   if (nn_model_load(&m, "tests/fixtures/nn_l2_h16_peep.safetensors", err, sizeof err) != 0) {
     fprintf(stderr, "test_preplay: %s\n", err);
     return 1;
   }
+  gauss_model(&g);
+  for (size_t i = 0; i + 1 < sizeof long_src; i++)
+    long_src[i] = i % 2 ? '"' : '\\';
   write_input(many, 30000, 1500);
   write_input(few, 6000, 3);
   /* threads, shards (0: the default), chunk (0: the default) */
   static const int cases[][3] = {{2, 0, 0},  {2, 1, 0},  {3, 5, 100},     {4, 7, 1},
                                  {8, 0, 64}, {2, 3, 37}, {5, 4096, 8192}, {16, 9999, 500}};
+  /* output (0 CSV, 1 JSON Lines), model (0 the fixture, 1 with the scale head); the first two
+   * outputs run every case, the others the first and the last three */
+  static const int outs[][2] = {{0, 0}, {1, 0}, {0, 1}, {1, 1}};
   const char *files[] = {many, few};
-  for (int f = 0; f < 2; f++) {
-    result ref;
-    replay(files[f], &m, 1, 1, 0, &ref);
-    CHECK(ref.accepted > 0 && ref.rej.n[TICK_OUT_OF_ORDER] > 0 && ref.rej.total > 0);
-    CHECK_INT(ref.instruments, f == 0 ? 1500 : 3);
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-      result r;
-      char what[128];
-      replay(files[f], &m, cases[i][0], cases[i][1], cases[i][2], &r);
-      snprintf(what, sizeof what, "%s instruments, threads %d, shards %d, chunk %d",
-               f == 0 ? "1500" : "3", cases[i][0], cases[i][1], cases[i][2]);
-      compare(&ref, &r, what);
-      free(r.out);
+  for (int o = 0; o < 4; o++)
+    for (int f = 0; f < 2; f++) {
+      const nn_model *mm = outs[o][1] ? &g : &m;
+      out_jsonl = outs[o][0];
+      result ref;
+      replay(files[f], mm, 1, 1, 0, &ref);
+      CHECK(ref.accepted > 0 && ref.rej.n[TICK_OUT_OF_ORDER] > 0 && ref.rej.total > 0);
+      CHECK_INT(ref.instruments, f == 0 ? 1500 : 3);
+      if (out_jsonl) /* the src is in every object, escaped to its 300 bytes */
+        CHECK(ref.len > 300 * ref.accepted);
+      for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (o >= 2 && i > 0 && i < sizeof cases / sizeof cases[0] - 3)
+          continue;
+        result r;
+        char what[160];
+        replay(files[f], mm, cases[i][0], cases[i][1], cases[i][2], &r);
+        snprintf(what, sizeof what, "%s, %s%s instruments, threads %d, shards %d, chunk %d",
+                 out_jsonl ? "JSON Lines" : "CSV", outs[o][1] ? "scale head, " : "",
+                 f == 0 ? "1500" : "3", cases[i][0], cases[i][1], cases[i][2]);
+        compare(&ref, &r, what);
+        free(r.out);
+      }
+      free(ref.out);
     }
-    free(ref.out);
-    unlink(files[f]);
-  }
+  unlink(many);
+  unlink(few);
   nn_model_free(&m);
+  nn_model_free(&g);
   return check_done();
 }
