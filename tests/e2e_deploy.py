@@ -202,6 +202,24 @@ def check_dockerfile(root):
                  "linked by ./tickcast)")
         ok(f"Dockerfile: the runtime stage installs the package of each of the {len(direct)} "
            "libraries ./tickcast links")
+    # And of the libraries it opens with dlopen when it needs them: their sonames in the source.
+    sonames = {}
+    for src, name in (("nn/blas.h", "NN_BLAS_SONAME"), ("daemon/loop/http.c", "HTTP_MHD_SONAME")):
+        m = re.search(r'#define\s+' + name + r'\s+"([^"]+)"', open(os.path.join(root, src)).read())
+        need(m, f"{src}: no {name}")
+        sonames[m.group(1)] = src
+    cache = run([shutil.which("ldconfig") or "/sbin/ldconfig", "-p"]).stdout
+    paths = {}
+    for so in sonames:
+        m = re.search(r"^\s*" + re.escape(so) + r" \([^)]*\) => (\S+)$", cache, re.M)
+        need(m, f"{so} ({sonames[so]}) is not installed here (ldconfig -p)")
+        paths[so] = m.group(1)
+    owner = debian_packages_of(paths.values())
+    for so, p in paths.items():
+        need(owner[p] in rpk, f"Dockerfile: the runtime stage lacks {owner[p]} ({so}, opened by "
+             f"{sonames[so]})")
+    ok(f"Dockerfile: the runtime stage installs the package of each of the {len(paths)} "
+       "libraries ./tickcast opens when it needs them")
 
 
 # ---- The compose file.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # e2e_deploy.sh: the files in deploy/ against the real daemon. Static checks (tests/e2e_deploy.py
 # static: every YAML and JSON parses; Dockerfile stages, user, health check, COPY sources and
-# package names; the compose file's KRaft broker, topics, members and feed; the Kubernetes
+# package names (the runtime stage has those of the libraries tickcast links and of those it
+# opens with dlopen); the compose file's KRaft broker, topics, members and feed; the Kubernetes
 # manifests' probes, ports and volumes; alert rules, dashboard and deploy/metrics.txt); install.sh
 # into a staging root, twice; the systemd unit with systemd-analyze (verify, security score);
 # the alert rules with promtool when it is installed. Then `tickcast run` with the Kubernetes
