@@ -2,7 +2,6 @@
  * (the daemon's heap policy). Nothing else lives here. OpenBLAS is not linked: nn/blas.c loads it
  * when a command first needs it, and sets its threads then. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "daemon/cmd/cmds.h"

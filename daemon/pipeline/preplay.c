@@ -36,9 +36,9 @@
 #define PREPLAY_PART 256      /* fewest records per decode part */
 #define PREPLAY_BUCKETS 65536 /* symbol hash buckets, each placed in one shard */
 /* A shard's records are spread over the chunk, and another thread read or routed them: the first
- * byte of each missed the cache, and the decoder spent about 8 ms of a million ticks waiting
- * there (perf annotate). It prefetches the text of the record this many ahead of the one it
- * decodes. */
+ * byte of each missed the cache: 78 % of tickfile_decode's samples, most of the 10 ms it took
+ * more than on one thread per million ticks (perf record, perf annotate). It prefetches the text of
+ * the record this many ahead of the one it decodes. */
 #define PREFETCH_AHEAD 8
 #define NO_SHARD 0xFFFF /* the shard of a blank line: none */
 #define ST_BLANK 0xFF   /* a log entry's status for a record that held no tick after all */
@@ -64,8 +64,8 @@
 /* The longest entry of a CSV row, with and without the scale head's columns. A chunk's logs are
  * laid out by the longest entry, so with CSV rows the 8192 of a chunk (1.9 MB without the scale
  * head) fit one huge page. By ENTRY_MAX they spanned 5.5 MB, each shard's log began in another
- * huge page, and a replay on 2 threads cleared 15 huge pages for logs of under 3 MB (30 ms of CPU
- * on this VM; docs/BENCHMARKS.md, "Replay on several threads"). */
+ * huge page, and a replay on 2 threads cleared 15 huge pages for logs of under 3 MB (11-26 ms of
+ * CPU on this VM in perf record; docs/BENCHMARKS.md, "Replay on several threads"). */
 #define ENTRY_CSV_MAX(std) (ENTRY_HEAD + TICK_SYM_MAX + ENC_CSV_MAX(std) + 1)
 
 /* What a Kafka message's record has beyond its text. */
@@ -92,7 +92,6 @@ struct preplay_chunk {
   int32_t *sidx;     /* (cap) each part's records grouped by shard, in input order */
   uint32_t *poff;    /* (maxparts, shards + 1) where each part's group of each shard starts in
                         sidx */
-  size_t emax;       /* the longest log entry (preplay.emax) */
   char *out;         /* (cap * emax) one log per shard: an entry for each of its records,
                         in input order; no cache line is written by two workers at once */
   size_t *base;      /* (shards) start of each shard's log in out */
@@ -206,11 +205,11 @@ static void *alloc_lines(size_t n) {
   return b;
 }
 
-static void chunk_free(preplay_chunk *c) {
+static void chunk_free(preplay_chunk *c, size_t emax) {
   free(c->off), free(c->len), free(c->msg), free(c->shard), free(c->sidx);
   free(c->poff), free(c->base), free(c->cnt);
   tc_big_free(c->bytes, c->bcap);
-  tc_big_free(c->out, (size_t)c->cap * c->emax);
+  tc_big_free(c->out, (size_t)c->cap * emax);
 }
 
 /* Routing parts of a chunk of cap records: a few per worker, so that the work balances, of at
@@ -223,7 +222,6 @@ static int max_parts(int cap, int N) {
 static int chunk_init(preplay_chunk *c, int cap, int N, int S, size_t emax) {
   size_t n = (size_t)cap;
   c->cap = cap;
-  c->emax = emax;
   /* Room for records of 256 bytes from the start: growing moves the text, and on a virtual
    * machine each new page costs a fault again. Untouched pages cost nothing. The text and the
    * log are the slot's large buffers, on huge pages (nn/base/bigbuf.h): with 4 KiB pages their
@@ -331,7 +329,7 @@ void preplay_destroy(preplay *p) {
   for (int s = 0; p->sh && s < p->S; s++)
     engine_book_free(&p->sh[s].b);
   for (int k = 0; p->ck && k < p->K; k++)
-    chunk_free(&p->ck[k]);
+    chunk_free(&p->ck[k], p->emax);
   free(p->ck), free(p->wk), free(p->sh), free(p->rq), free((void *)p->map), free(p->carry);
   free(p->cur);
   pthread_mutex_destroy(&p->mu);
