@@ -325,6 +325,75 @@ static void test_dlq_bounds(void) {
   free(errtxt);
 }
 
+/* Two stream threads' stats merged: the latency figures equal one thread's that saw both threads'
+ * samples, counters and gauges add up, rates add by age over the seconds both have, each
+ * thread's assigned partitions keep their offsets, and the renderings give the thread count. */
+static void test_merge(void) {
+  stats *a = malloc(sizeof *a), *b = malloc(sizeof *b), *one = malloc(sizeof *one);
+  stats_init(a, 0);
+  stats_init(b, 0);
+  stats_init(one, 0);
+  uint64_t x = 88172645463325252ull;
+  for (int i = 0; i < 5000; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    uint64_t ns = x % 20000000;
+    stats_latency(i % 3 ? a : b, ns);
+    stats_latency(one, ns);
+  }
+  for (int s = 0; s < 10; s++) { /* a: 10 s at 100 ticks/s; b, started 5 s later: 50 ticks/s */
+    a->ticks_in = 100 * (uint64_t)(s + 1);
+    stats_second(a);
+  }
+  for (int s = 0; s < 5; s++) {
+    b->ticks_in = 50 * (uint64_t)(s + 1);
+    stats_second(b);
+  }
+  a->rejected[1] = 2, b->rejected[1] = 3;
+  a->predictions_out = 990, b->predictions_out = 240;
+  stats_part_assigned(a, 0), stats_part_assigned(a, 1), stats_part_assigned(b, 2);
+  for (int i = 0; i < 7; i++)
+    stats_part_in(a, 1), stats_part_in(b, 3), stats_part_in(b, 2);
+  a->hi[0] = 10, a->next[0] = 7, b->hi[2] = 20, b->next[2] = 5;
+  a->instruments = 3, b->instruments = 4, a->assigned_count = 2, b->assigned_count = 1;
+  a->healthy = 1, b->healthy = 0, a->checkpoint_age_ms = 200, b->checkpoint_age_ms = 500;
+  a->stall_max_ns = 7, b->stall_max_ns = 9, a->stalls = 1, b->stalls = 2;
+  stats_merge(a, b);
+  CHECK(!memcmp(&a->lat_interval, &one->lat_interval, sizeof a->lat_interval));
+  CHECK(!memcmp(a->lat_le, one->lat_le, sizeof a->lat_le));
+  CHECK_INT(a->lat_count, 5000);
+  CHECK_INT(a->lat_sum_ns, one->lat_sum_ns);
+  CHECK_INT(a->ticks_in, 1250);
+  CHECK_INT(a->predictions_out, 1230);
+  CHECK_INT(a->rejected[1], 5);
+  CHECK_INT(a->rate_secs, 5);
+  CHECK_NEAR(stats_rate(a, 1), 150, 1e-9);
+  CHECK_NEAR(stats_rate(a, 60), 150, 1e-9); /* the 4 s both spanned */
+  CHECK_INT(a->nparts, 4);
+  CHECK_INT(a->assigned[0] + a->assigned[1] + a->assigned[2] + a->assigned[3], 3);
+  CHECK_INT(stats_lag(a, 0), 3);
+  CHECK_INT(stats_lag(a, 2), 15);
+  CHECK_INT(a->part_in[1], 7);
+  CHECK_INT(a->part_in[3], 7);
+  CHECK_INT(a->instruments, 7);
+  CHECK_INT(a->assigned_count, 3);
+  CHECK_INT(a->healthy, 0);
+  CHECK_INT(a->checkpoint_age_ms, 500);
+  CHECK_INT(a->stall_max_ns, 9);
+  CHECK_INT(a->stalls, 3);
+  CHECK_INT(a->threads, 2);
+  char *js = stats_json(a, 1000, 0);
+  json_t *o = json_loads(js, 0, NULL);
+  CHECK_INT(json_integer_value(json_object_get(o, "threads")), 2);
+  CHECK_INT(json_integer_value(json_object_get(o, "ticks_in")), 1250);
+  json_decref(o);
+  free(js);
+  size_t len;
+  char *prom = stats_prometheus(a, 1000, &len);
+  CHECK(strstr(prom, "\ntickcast_stream_threads 2\n") != NULL);
+  free(prom);
+  free(a), free(b), free(one);
+}
+
 int main(void) {
   test_buckets();
   test_quantiles();
@@ -332,5 +401,6 @@ int main(void) {
   test_rdkafka_stats();
   test_dlq();
   test_dlq_bounds();
+  test_merge();
   return check_done();
 }

@@ -80,6 +80,97 @@ void stats_init(stats *s, int64_t now_ms) {
   s->checkpoint_age_ms = -1;
   s->cpu_s = s->proc_start_s = -1;
   s->rss_bytes = s->vm_bytes = s->open_fds = s->max_fds = -1;
+  s->threads = 1;
+}
+
+void hist_merge(hist *d, const hist *s) {
+  for (uint32_t i = 0; i < HIST_NB; i++)
+    d->b[i] += s->b[i];
+  d->count += s->count;
+  d->sum += s->sum;
+  if (s->min < d->min)
+    d->min = s->min;
+  if (s->max > d->max)
+    d->max = s->max;
+}
+
+/* rate_hist holds ticks_in at each whole second: the sums of the two at equal ages, over the
+ * seconds both have. */
+static void rates_merge(stats *d, const stats *s) {
+  uint64_t n = d->rate_secs < s->rate_secs ? d->rate_secs : s->rate_secs;
+  uint64_t keep = n < STATS_RATE_WIN ? n : STATS_RATE_WIN;
+  uint64_t sum[STATS_RATE_WIN];
+  for (uint64_t k = 0; k < keep; k++)
+    sum[k] = d->rate_hist[(d->rate_secs - 1 - k) % STATS_RATE_WIN] +
+             s->rate_hist[(s->rate_secs - 1 - k) % STATS_RATE_WIN];
+  for (uint64_t k = 0; k < keep; k++)
+    d->rate_hist[(n - 1 - k) % STATS_RATE_WIN] = sum[k];
+  d->rate_secs = n;
+}
+
+void stats_merge(stats *d, const stats *s) {
+  d->ticks_in += s->ticks_in;
+  d->predictions_out += s->predictions_out;
+  for (int r = 0; r < TICK_NREASONS; r++)
+    d->rejected[r] += s->rejected[r];
+  d->dlq_out += s->dlq_out;
+  d->dlq_failed += s->dlq_failed;
+  d->delivered += s->delivered;
+  d->delivery_errors += s->delivery_errors;
+  d->consume_errors += s->consume_errors;
+  d->rebalances += s->rebalances;
+  d->handoffs_out += s->handoffs_out;
+  d->handoffs_in += s->handoffs_in;
+  d->restores += s->restores;
+  d->restored_instruments += s->restored_instruments;
+  d->restore_records += s->restore_records;
+  if (s->restore_last_s > d->restore_last_s)
+    d->restore_last_s = s->restore_last_s;
+  d->restore_total_s += s->restore_total_s;
+  d->restore_skipped += s->restore_skipped;
+  d->state_resets += s->state_resets;
+  d->model_reloads += s->model_reloads;
+  d->model_reload_failures += s->model_reload_failures;
+  d->backpressure_pauses += s->backpressure_pauses;
+  d->chunks += s->chunks;
+  hist_merge(&d->lat_interval, &s->lat_interval);
+  for (int i = 0; i < STATS_NLE; i++)
+    d->lat_le[i] += s->lat_le[i];
+  d->lat_count += s->lat_count;
+  d->lat_sum_ns += s->lat_sum_ns;
+  rates_merge(d, s);
+  if (s->nparts > d->nparts)
+    d->nparts = s->nparts;
+  for (int32_t p = 0; p < s->nparts; p++) {
+    d->part_in[p] += s->part_in[p];
+    if (!s->assigned[p])
+      continue;
+    d->assigned[p] = 1;
+    d->hi[p] = s->hi[p];
+    d->next[p] = s->next[p];
+    d->processed[p] = s->processed[p];
+    d->ckpt_next[p] = s->ckpt_next[p];
+    d->ckpt_at_ms[p] = s->ckpt_at_ms[p];
+    d->rk_hi[p] = s->rk_hi[p];
+    d->rk_next[p] = s->rk_next[p];
+  }
+  d->instruments += s->instruments;
+  d->assigned_count += s->assigned_count;
+  d->outq += s->outq;
+  d->paused |= s->paused;
+  d->healthy &= s->healthy;
+  if (s->checkpoint_age_ms > d->checkpoint_age_ms)
+    d->checkpoint_age_ms = s->checkpoint_age_ms;
+  d->checkpoints += s->checkpoints;
+  d->checkpoint_failures += s->checkpoint_failures;
+  if (s->checkpoint_failing > d->checkpoint_failing)
+    d->checkpoint_failing = s->checkpoint_failing;
+  d->checkpoints_skipped += s->checkpoints_skipped;
+  d->state_file_heals += s->state_file_heals;
+  if (s->stall_max_ns > d->stall_max_ns)
+    d->stall_max_ns = s->stall_max_ns;
+  d->stalls += s->stalls;
+  d->threads += s->threads;
 }
 
 void stats_latency_n(stats *s, uint64_t ns, uint64_t n) {
@@ -218,6 +309,7 @@ char *stats_json(stats *s, int64_t now_ms, int reset_interval) {
   json_object_set_new(o, "lag", lag);
   json_object_set_new(o, "uncheckpointed", unck);
   json_object_set_new(o, "partitions_assigned", json_integer(s->assigned_count));
+  json_object_set_new(o, "threads", json_integer(s->threads));
   json_object_set_new(o, "producer_queue", json_integer(s->outq));
   json_object_set_new(o, "paused", json_boolean(s->paused));
   json_object_set_new(o, "healthy", json_boolean(s->healthy));
@@ -384,7 +476,10 @@ static void prom_partitions(sbuf *b, const stats *s) {
 /* The daemon's state now: instruments, assignment, queue, pause, rates, uptime. */
 static void prom_state(sbuf *b, const stats *s, int64_t now_ms) {
   gauge(b, "instruments", "Live instruments.", s->instruments);
-  gauge(b, "partitions_assigned", "Input partitions assigned to this consumer.", s->assigned_count);
+  gauge(b, "partitions_assigned", "Input partitions assigned to this process's consumers.",
+        s->assigned_count);
+  gauge(b, "stream_threads", "Stream threads of this process (run --threads), each a consumer.",
+        s->threads);
   gauge(b, "producer_queue", "Messages in the producer queue.", (double)s->outq);
   gauge(b, "paused", "1 while backpressure holds consumption.", s->paused);
   gauge(b, "healthy", "1 while /healthz answers 200 (docs/RUN.md, Health).", s->healthy);

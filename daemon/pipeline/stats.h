@@ -26,6 +26,9 @@ typedef struct hist {
 
 void hist_reset(hist *h);
 
+/* Adds the values recorded in s into d. */
+void hist_merge(hist *d, const hist *s);
+
 /* The bucket index of v and the inclusive value range [lo, hi] of bucket i. */
 uint32_t hist_index(uint64_t v);
 void hist_bucket_range(uint32_t i, uint64_t *lo, uint64_t *hi);
@@ -124,9 +127,17 @@ typedef struct stats {
   uint64_t stalls;     /* stalls of STATS_STALL_NS or more since start */
   char model_id[17];   /* model sha256 prefix */
   char version[16];
+  int threads; /* stream threads of the process (run --threads), 1 unless merged */
 } stats;
 
 void stats_init(stats *s, int64_t now_ms);
+
+/* Adds the figures of another stream thread of the same process (run --threads) into dst: its
+ * counters, histograms and rates (by age: dst's second k ago plus src's second k ago), its
+ * gauges (instruments, partitions, queue: summed; checkpoint age and stalls: the worst; healthy:
+ * both) and its assigned partitions, which no other thread holds. The process figures, the
+ * version, the model and the start stay dst's. */
+void stats_merge(stats *dst, const stats *src);
 
 /* Records n latency samples of ns nanoseconds each into the interval histogram and the
  * Prometheus buckets. */
