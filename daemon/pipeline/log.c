@@ -13,6 +13,12 @@ static const char *names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
 const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
 
+static __thread int log_thread = -1;
+
+void log_set_thread(int k) {
+  log_thread = k;
+}
+
 void log_msg(int level, const char *component, const char *fmt, ...) {
   if (level > log_level)
     return;
@@ -21,11 +27,13 @@ void log_msg(int level, const char *component, const char *fmt, ...) {
   struct tm tm;
   gmtime_r(&sec, &tm);
   int lv = level < LOG_ERROR ? LOG_ERROR : level > LOG_DEBUG ? LOG_DEBUG : level;
-  char line[2048];
+  char line[2048], tag[16] = "";
+  if (log_thread >= 0)
+    snprintf(tag, sizeof tag, "[%d]", log_thread);
   int n = snprintf(line, sizeof line,
-                   "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s: ", tm.tm_year + 1900,
+                   "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s%s: ", tm.tm_year + 1900,
                    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                   (long)(ns % 1000000000 / 1000000), names[lv], component);
+                   (long)(ns % 1000000000 / 1000000), names[lv], component, tag);
   va_list ap;
   va_start(ap, fmt);
   if (n > 0 && (size_t)n < sizeof line)

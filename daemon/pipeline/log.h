@@ -19,6 +19,10 @@ void log_msg(int level, const char *component, const char *fmt, ...)
 #define log_info(comp, ...) log_msg(LOG_INFO, comp, __VA_ARGS__)
 #define log_debug(comp, ...) log_msg(LOG_DEBUG, comp, __VA_ARGS__)
 
+/* Tags the records this thread logs from now on as "component[k]" (a stream thread of run
+ * --threads); -1 (the default) tags none. */
+void log_set_thread(int k);
+
 /* log_warn(component, "%s", line) as a callback for modules below this one (ingest's reject
  * tally, reject.h): component is the component name. */
 void log_warn_line(void *component, const char *line);
