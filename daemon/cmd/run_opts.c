@@ -50,11 +50,14 @@ void run_usage(FILE *f) {
       "                         units per tick; kept in the checkpointed state); 0 keeps the\n"
       "                         model's calibrated z (default " IVTRACK_ETA_TEXT ")\n"
       "  --log-level L          error, warn, info (default) or debug\n"
+      "  --threads N            stream threads, 1..64 (default 1): each its own consumer in\n"
+      "                         the group, partitions, producer and state file; one\n"
+      "                         endpoint and stats message for all (docs/RUN.md)\n"
       "%s"
       "State (docs/STATE.md):\n"
       "  --state DB             state database: instrument states and input offsets,\n"
       "                         checkpointed and restored (default tickcast.db; one\n"
-      "                         daemon per file)\n"
+      "                         daemon per file; stream thread K > 0 uses DB.K)\n"
       "  --checkpoint-interval MS  checkpoint period (default 1000)\n"
       "  --reset-state          start from empty state even if DB holds another model's\n"
       "  --on-model-change reset|keep  what SIGHUP to a new same-shape model does to the\n"
@@ -167,6 +170,7 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
   o->max_instruments = 1000000;
   o->max_future_ms = 300000;
   o->unhealthy_after_ms = 60000;
+  o->threads = 1;
   double interval = 0.9;
   o->interval_adapt = IVTRACK_ETA_DEFAULT;
   const char *http = NULL;
@@ -191,6 +195,8 @@ int run_opts_parse(run_opts *o, int argc, char **argv, char *err, size_t errlen)
       {"unhealthy-after", ARGS_INT, .dst = &o->unhealthy_after_ms, .unit = "milliseconds", .lo = 0,
        .hi = 2147483647},
       ARGS_LOG_LEVEL,
+      {"threads", ARGS_INT, .dst = &o->threads, .unit = "stream threads", .lo = 1,
+       .hi = RUN_THREADS_MAX},
       {"state", ARGS_STR, .dst = &o->state_path},
       {"checkpoint-interval", ARGS_INT, .dst = &o->checkpoint_ms, .unit = "milliseconds", .lo = 10,
        .hi = 86400000},

@@ -15,6 +15,7 @@
  * group (with or without partitions) and /healthz would be 200. */
 #include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -126,17 +127,45 @@ static void stats_fill(run *r, int fds) {
   r->st.healthy = !unhealthy(r, why, sizeof why);
 }
 
-/* Every --stats-interval: one JSON object to the stats topic (the interval histogram restarts). */
+/* The figures to render: the run's own, or with stream threads (the leader) a merged copy of
+ * them and the other threads' (free it with stats_done); take: the other threads' interval
+ * histograms move over (a stats message). NULL on ENOMEM. */
+static stats *stats_all(run *r, int take) {
+  if (!r->crew)
+    return &r->st;
+  stats *s = malloc(sizeof *s);
+  if (!s)
+    return NULL;
+  memcpy(s, &r->st, sizeof *s);
+  crew_merge(r->crew, s, take);
+  if (take) { /* the copy carries the leader's interval away too */
+    hist_reset(&r->st.lat_interval);
+    r->st.stall_max_ns = 0;
+  }
+  return s;
+}
+
+static void stats_done(run *r, stats *s) {
+  if (s != &r->st)
+    free(s);
+}
+
+/* Every --stats-interval: one JSON object to the stats topic (the interval histogram restarts),
+ * for every stream thread of the process. */
 void health_on_stats_timer(uv_timer_t *h) {
   run *r = h->data;
   stats_fill(r, 0);
-  char *js = stats_json(&r->st, tc_wall_ms(), 1);
+  stats *s = stats_all(r, 1);
+  char *js = s ? stats_json(s, tc_wall_ms(), 1) : NULL;
+  if (s) {
+    log_debug("run", "stats: in %llu, out %llu", (unsigned long long)s->ticks_in,
+              (unsigned long long)s->predictions_out);
+    stats_done(r, s);
+  }
   if (!js)
     return;
   drain_produce(r, r->t_stats, RD_KAFKA_MSG_F_FREE, js, strlen(js), r->o->group,
                 strlen(r->o->group), OPQ_NONE);
-  log_debug("run", "stats: in %llu, out %llu", (unsigned long long)r->st.ticks_in,
-            (unsigned long long)r->st.predictions_out);
 }
 
 /* A state file deleted under the daemon is healed by the checkpoint that finds it (on the thread
@@ -157,6 +186,8 @@ void health_on_second(uv_timer_t *h) {
   run *r = h->data;
   stats_second(&r->st);
   note_state_heals(r);
+  if (r->idx > 0)
+    health_publish(r);
   if (r->ck && ckpt_get_stats(r->ck)->consecutive_failures > 0) {
     if (!r->ckpt_fail_since)
       r->ckpt_fail_since = uv_now(r->loop);
@@ -226,32 +257,58 @@ static int joined(run *r) {
   return ok;
 }
 
+/* Why this run or, with stream threads, another one is unhealthy; 0 when none is. */
+static int unhealthy_all(run *r, char *why, size_t len) {
+  return unhealthy(r, why, len) || (r->crew && crew_unhealthy(r->crew, why, len));
+}
+
+/* The partitions assigned to every stream thread. */
+static int assigned_all(run *r) {
+  r->st.assigned_count = r->assigned;
+  stats *s = stats_all(r, 0);
+  int n = s ? s->assigned_count : r->assigned;
+  if (s)
+    stats_done(r, s);
+  return n;
+}
+
+void health_publish(run *r) {
+  char why[512] = "";
+  stats_fill(r, 0);
+  if (unhealthy(r, why, sizeof why) == 0)
+    why[0] = 0;
+  crew_publish(r, why, joined(r));
+}
+
 /* The HTTP handler (http.h): /metrics, /healthz, /readyz. */
 int health_on_http(void *ud, const char *path, char **body, size_t *len, const char **ctype) {
   run *r = ud;
   if (!strcmp(path, "/metrics")) {
     stats_fill(r, 1);
-    *body = stats_prometheus(&r->st, tc_wall_ms(), len);
+    stats *s = stats_all(r, 0);
+    *body = s ? stats_prometheus(s, tc_wall_ms(), len) : NULL;
+    if (s)
+      stats_done(r, s);
     *ctype = "text/plain; version=0.0.4; charset=utf-8";
     return *body ? 200 : 500;
   }
-  char msg[640], why[512];
+  char msg[640], why[600];
   int status = 200;
   if (!strcmp(path, "/healthz")) {
-    if (unhealthy(r, why, sizeof why))
+    if (unhealthy_all(r, why, sizeof why))
       status = 503, snprintf(msg, sizeof msg, "unhealthy: %s\n", why);
     else
       snprintf(msg, sizeof msg, "ok\n");
   } else if (!strcmp(path, "/readyz")) {
-    if (unhealthy(r, why, sizeof why))
+    if (unhealthy_all(r, why, sizeof why))
       status = 503, snprintf(msg, sizeof msg, "not ready: %s\n", why);
     else if (!r->model)
       status = 503, snprintf(msg, sizeof msg, "not ready: no model loaded\n");
-    else if (!joined(r))
+    else if (!joined(r) || (r->crew && !crew_joined(r->crew)))
       status = 503,
       snprintf(msg, sizeof msg, "not ready: not a member of group %s yet\n", r->o->group);
     else
-      snprintf(msg, sizeof msg, "ready (%d partitions assigned)\n", r->assigned);
+      snprintf(msg, sizeof msg, "ready (%d partitions assigned)\n", assigned_all(r));
   } else {
     status = 404;
     snprintf(msg, sizeof msg, "not found (try /metrics, /healthz, /readyz)\n");

@@ -16,11 +16,13 @@
  * slow disk or at a path that is not a regular file, must never hold up the loop) and, back on
  * the loop, swaps it in when it has the running model's shape and another hash (states reset
  * unless --on-model-change keep); anything else keeps the running model. A SIGHUP during a reload
- * starts another one after it. */
+ * starts another one after it. With stream threads the leader loads the file once and hands the
+ * model it swapped in to every other thread (crew_model_all), so that the process runs one model,
+ * whatever happens to the file meanwhile. */
 typedef struct reload {
   uv_work_t w;  /* on the pool */
   run *r;       /* the daemon */
-  nn_model *nm; /* the model loaded */
+  nn_model *nm; /* the model loaded (model_new) */
   int rc;       /* nn_model_load's result */
   char err[512];
 } reload;
@@ -32,12 +34,25 @@ static void reload_work(uv_work_t *w) {
   rl->rc = nn_model_load(rl->nm, rl->r->o->model_path, rl->err, sizeof rl->err);
 }
 
+void lifecycle_swap_model(run *r, nn_model *nm) {
+  int reset = !r->o->on_model_change_keep;
+  engine_set_model(&r->e, nm, reset);
+  /* The LSTM scratch caches the summed biases of the model it was set up with. */
+  nn_work_update(&r->e.w, nm);
+  log_info("run", "SIGHUP: model %s -> %s (%s instrument states)", r->model->id, nm->id,
+           reset ? "reset" : "kept");
+  model_unref(r->model);
+  r->model = nm;
+  parts_hdrs_retire(r); /* the next message gets a list with the new id */
+  sched_ckpt_model_changed(r);
+}
+
 /* Back on the loop: the model loaded on the pool, swapped in or refused. */
 static void reload_apply(run *r, nn_model *nm, int rc, const char *err) {
   if (rc != 0) {
     r->st.model_reload_failures++;
     log_error("run", "SIGHUP: %s; keeping model %s", err, r->model->id);
-    free(nm);
+    model_unref(nm);
     return;
   }
   if (!nn_model_same_shape(nm, r->model)) {
@@ -48,41 +63,27 @@ static void reload_apply(run *r, nn_model *nm, int rc, const char *err) {
               r->o->model_path, nn_cell_name(nm->cell), nm->L, nm->H, nm->peephole,
               nn_cell_name(r->model->cell), r->model->L, r->model->H, r->model->peephole,
               r->model->id);
-    nn_model_free(nm);
-    free(nm);
+    model_unref(nm);
     return;
   }
   if (!strcmp(nm->id, r->model->id)) {
     log_info("run", "SIGHUP: model %s unchanged (%s); nothing to do", r->o->model_path, nm->id);
-    nn_model_free(nm);
-    free(nm);
+    model_unref(nm);
     return;
   }
-  int reset = !r->o->on_model_change_keep;
-  engine_set_model(&r->e, nm, reset);
-  /* The LSTM scratch caches the summed biases of the model it was set up with. */
-  nn_work_update(&r->e.w, nm);
-  log_info("run", "SIGHUP: model %s -> %s (%s instrument states)", r->model->id, nm->id,
-           reset ? "reset" : "kept");
-  nn_model_free(r->model);
-  free(r->model);
-  r->model = nm;
-  parts_hdrs_retire(r); /* the next message gets a list with the new id */
   r->st.model_reloads++;
-  sched_ckpt_model_changed(r);
+  crew_model_all(r, nm);
+  lifecycle_swap_model(r, nm);
 }
 
 static void reload_done(uv_work_t *w, int status) {
   reload *rl = w->data;
   run *r = rl->r;
   r->reloading = 0;
-  if (status != 0 || r->stopping) { /* cancelled, or the daemon is stopping: nothing to swap */
-    if (rl->rc == 0)
-      nn_model_free(rl->nm);
-    free(rl->nm);
-  } else {
+  if (status != 0 || r->stopping) /* cancelled, or the daemon is stopping: nothing to swap */
+    model_unref(rl->nm);
+  else
     reload_apply(r, rl->nm, rl->rc, rl->err);
-  }
   free(rl);
   if (r->reload_again && !r->stopping) {
     r->reload_again = 0;
@@ -92,10 +93,10 @@ static void reload_done(uv_work_t *w, int status) {
 
 static void reload_start(run *r) {
   reload *rl = calloc(1, sizeof *rl);
-  nn_model *nm = calloc(1, sizeof *nm);
+  nn_model *nm = model_new();
   if (!rl || !nm) {
     free(rl);
-    free(nm);
+    model_unref(nm);
     log_error("run", "SIGHUP: out of memory; keeping model %s", r->model->id);
     return;
   }
@@ -105,7 +106,7 @@ static void reload_start(run *r) {
   rl->w.data = rl;
   if (uv_queue_work(r->loop, &rl->w, reload_work, reload_done) != 0) {
     log_error("run", "SIGHUP: cannot queue the reload; keeping model %s", r->model->id);
-    free(nm);
+    model_unref(nm);
     free(rl);
     return;
   }
@@ -166,6 +167,7 @@ static void on_stop(uv_timer_t *h) {
   parts_settle(r, 1000);
   http_stop(r->http);
   r->http = NULL;
+  crew_leave(r);
   uv_walk(r->loop, lifecycle_close_all, NULL);
 }
 
@@ -177,6 +179,7 @@ void lifecycle_begin_shutdown(run *r, int code) {
   r->stopping = 1;
   r->exit_code = code;
   uv_timer_start(&r->t_stop, on_stop, 0, 0);
+  crew_stop_all(r, code);
 }
 
 /* SIGTERM and SIGINT stop; SIGHUP reloads the model. */

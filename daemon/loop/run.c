@@ -26,12 +26,23 @@
 #include "nn/model.h"
 #include "nn/safetensors/safetensors.h"
 
-/* The run with its options and its stats started; NULL on ENOMEM. */
-static run *run_new(const run_opts *o) {
+/* Stream thread k's run with its options, state path and stats started; NULL on ENOMEM. */
+static run *run_new(const run_opts *o, int k) {
   run *r = calloc(1, sizeof *r);
   if (!r)
     return NULL;
   r->o = o;
+  r->idx = k;
+  r->state_path = o->state_path;
+  if (k > 0) {
+    size_t n = strlen(o->state_path) + 16;
+    if (!(r->state_buf = malloc(n))) {
+      free(r);
+      return NULL;
+    }
+    snprintf(r->state_buf, n, "%s.%d", o->state_path, k);
+    r->state_path = r->state_buf;
+  }
   r->cpipe[0] = r->cpipe[1] = r->ppipe[0] = r->ppipe[1] = -1;
   r->chunk = o->chunk;
   r->chunk_backlog = o->backlog_chunk > o->chunk ? o->backlog_chunk : o->chunk;
@@ -44,7 +55,7 @@ static run *run_new(const run_opts *o) {
 
 static int load_model(run *r) {
   char err[1024];
-  r->model = calloc(1, sizeof *r->model);
+  r->model = model_new();
   if (!r->model)
     return 1;
   if (nn_model_load(r->model, r->o->model_path, err, sizeof err) != 0) {
@@ -122,16 +133,6 @@ static int check_clients(run *r) {
   return 0;
 }
 
-static int make_clients(run *r) {
-  char err[1024];
-  int rc = clients_make(r, r->mb ? mockbroker_bootstraps(r->mb) : NULL, err, sizeof err);
-  if (rc != 0) {
-    log_error("run", "%s", err);
-    return rc == TC_EUSAGE ? 2 : 1;
-  }
-  return 0;
-}
-
 static int count_row(void *ud, const store_inst *in) {
   (void)in;
   ++*(uint64_t *)ud;
@@ -146,7 +147,7 @@ static int open_state(run *r) {
   const run_opts *o = r->o;
   char err[1024];
   uint64_t rows = 0;
-  int rc = store_open(o->state_path, o->sync_full ? STORE_SYNC_FULL : STORE_SYNC_NORMAL,
+  int rc = store_open(r->state_path, o->sync_full ? STORE_SYNC_FULL : STORE_SYNC_NORMAL,
                       STORE_OPEN_CREATE, &r->db, err, sizeof err);
   if (rc == 0)
     rc = ckpt_bind_model(r->db, r->model, o->reset_state, err, sizeof err);
@@ -157,7 +158,7 @@ static int open_state(run *r) {
     log_error("run", "%s", err);
     return rc == TC_EFORMAT || rc == TC_EMODEL ? 2 : 1;
   }
-  log_info("run", "state db %s: %llu instruments stored, every one checked", o->state_path,
+  log_info("run", "state db %s: %llu instruments stored, every one checked", r->state_path,
            (unsigned long long)rows);
   return ckpt_new(&r->ck, r->loop, r->db, r->model) == 0 ? 0 : 1;
 }
@@ -176,7 +177,8 @@ static int join_group(run *r) {
   return 0;
 }
 
-/* The loop's handles: io events, the idle drain, timers, signals. */
+/* The loop's handles: io events, the idle drain, timers, signals (the leader's: stats messages and
+ * signals are the process's; crew.c). */
 static void start_handles(run *r) {
   const run_opts *o = r->o;
   uv_loop_t *loop = r->loop;
@@ -201,14 +203,18 @@ static void start_handles(run *r) {
   uv_poll_start(&r->ppoll, UV_READABLE, drain_on_producer_io);
   /* The queue may be non-empty already: no io event comes for that. */
   uv_idle_start(&r->idle, drain_on_idle);
-  uv_timer_start(&r->t_stats_timer, health_on_stats_timer, (uint64_t)o->stats_ms,
-                 (uint64_t)o->stats_ms);
   uv_timer_start(&r->t_second, health_on_second, 0, 1000);
   uv_timer_start(&r->t_ckpt, sched_ckpt_on_timer, (uint64_t)o->checkpoint_ms,
                  (uint64_t)o->checkpoint_ms);
-  uv_signal_start(&r->sig_term, lifecycle_on_signal, SIGTERM);
-  uv_signal_start(&r->sig_int, lifecycle_on_signal, SIGINT);
-  uv_signal_start(&r->sig_hup, lifecycle_on_signal, SIGHUP);
+  if (r->idx == 0) {
+    uv_timer_start(&r->t_stats_timer, health_on_stats_timer, (uint64_t)o->stats_ms,
+                   (uint64_t)o->stats_ms);
+    uv_signal_start(&r->sig_term, lifecycle_on_signal, SIGTERM);
+    uv_signal_start(&r->sig_int, lifecycle_on_signal, SIGINT);
+    uv_signal_start(&r->sig_hup, lifecycle_on_signal, SIGHUP);
+  }
+  if (r->crew)
+    crew_handles(r);
   health_start(r);
   log_info("run", "model %s (%s: %s L=%d H=%d%s); consuming %s as group %s -> %s", r->model->id,
            o->model_path, nn_cell_name(r->model->cell), r->model->L, r->model->H,
@@ -242,10 +248,10 @@ static void tear_down(run *r) {
   free(r->offbuf);
   free(r->clparts);
   engine_free(&r->e);
-  nn_model_free(r->model);
-  free(r->model);
+  model_unref(r->model);
   free(r->msgs);
   free(r->ticks);
+  free(r->state_buf);
   free(r);
 }
 
@@ -254,45 +260,110 @@ static void tear_down(run *r) {
  * restores and checkpoint writes on libuv's pool and librdkafka's threads each left their
  * high-water mark resident, and `make soak`'s RSS stepped up at rebalances from 73 to 127 MB
  * over 300 s; with two arenas it stayed between 52 and 67 MB, and the loop's stalls did not grow
- * (docs/BENCHMARKS.md, "Soak"). */
-static void malloc_arenas(void) {
+ * (docs/BENCHMARKS.md, "Soak"). With stream threads, one more per thread beyond the first, so
+ * that the loop threads do not contend for one arena's lock. */
+static void malloc_arenas(int threads) {
   if (!getenv("MALLOC_ARENA_MAX"))
-    mallopt(M_ARENA_MAX, 2);
+    mallopt(M_ARENA_MAX, 1 + threads);
+}
+
+/* libuv's thread pool, which every loop of the process shares, has 4 workers unless
+ * UV_THREADPOOL_SIZE says otherwise (read when the pool first starts); a checkpoint write holds
+ * one while it waits for the changelog's acknowledgements, so stream threads get two each. */
+static void pool_size(int threads) {
+  if (threads > 2 && !getenv("UV_THREADPOOL_SIZE")) {
+    char v[16];
+    snprintf(v, sizeof v, "%d", 2 * threads);
+    setenv("UV_THREADPOOL_SIZE", v, 1);
+  }
+}
+
+/* Stream thread k's part of the start-up (1 < --threads: logged as "run[k]"): phase 0 its model
+ * (the leader's: loaded once) and engine, 1 its state file, 2 its clients and membership. */
+static int start_member(run *r, run *leader, int phase, const char *bootstraps) {
+  log_set_thread(r->crew ? r->idx : -1);
+  int code = 0;
+  char err[1024];
+  if (phase == 0) {
+    if (r == leader)
+      code = load_model(r);
+    else
+      r->model = model_ref(leader->model);
+    if (code == 0)
+      code = setup_engine(r);
+  } else if (phase == 1) {
+    code = open_state(r);
+  } else {
+    int rc = clients_make(r, bootstraps, err, sizeof err);
+    if (rc != 0) {
+      log_error("run", "%s", err);
+      code = rc == TC_EUSAGE ? 2 : 1;
+    }
+    if (code == 0)
+      code = join_group(r);
+  }
+  log_set_thread(r->crew ? 0 : -1);
+  return code;
 }
 
 int run_main(const run_opts *o) {
-  malloc_arenas();
-  run *r = run_new(o);
-  if (!r)
-    return 1;
-  uv_loop_t loop;
+  int n = o->threads > 1 ? o->threads : 1;
+  malloc_arenas(n);
+  pool_size(n);
+  run **rs = calloc((size_t)n, sizeof *rs);
+  uv_loop_t *loops = calloc((size_t)n, sizeof *loops);
+  int code = rs && loops ? 0 : 1;
+  for (int k = 0; code == 0 && k < n; k++)
+    if (!(rs[k] = run_new(o, k)))
+      code = 1;
+  crew *cw = NULL;
+  if (code == 0 && n > 1 && !(cw = crew_new(rs, n)))
+    code = 1;
   /* What can be refused (usage, model, configuration, state file: exit 2) is checked before
    * anything starts (state file aside, which is created when absent); then the HTTP port (in
    * use: exit 1) before the embedded broker and the clients. */
-  int code = load_model(r);
+  for (int k = 0; code == 0 && k < n; k++)
+    code = start_member(rs[k], rs[0], 0, NULL);
   if (code == 0)
-    code = setup_engine(r);
-  if (code == 0)
-    code = check_clients(r);
-  if (code == 0) {
-    uv_loop_init(&loop);
-    r->loop = &loop;
-    code = open_state(r);
+    code = check_clients(rs[0]);
+  for (int k = 0; code == 0 && k < n; k++) {
+    uv_loop_init(&loops[k]);
+    rs[k]->loop = &loops[k];
+    code = start_member(rs[k], rs[0], 1, NULL);
   }
   if (code == 0)
-    code = start_http(r);
+    code = start_http(rs[0]);
   if (code == 0)
-    code = start_embedded_broker(r);
-  if (code == 0)
-    code = make_clients(r);
-  if (code == 0)
-    code = join_group(r);
+    code = start_embedded_broker(rs[0]);
+  const char *boot = code == 0 && rs[0]->mb ? mockbroker_bootstraps(rs[0]->mb) : NULL;
+  for (int k = 0; code == 0 && k < n; k++)
+    code = start_member(rs[k], rs[0], 2, boot);
   if (code == 0) {
-    start_handles(r);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    code = r->exit_code;
-    report(r);
+    for (int k = 0; k < n; k++) {
+      log_set_thread(cw ? k : -1);
+      start_handles(rs[k]);
+    }
+    log_set_thread(cw ? 0 : -1);
+    if (cw && crew_start(cw) != 0)
+      lifecycle_begin_shutdown(rs[0], 1);
+    uv_run(&loops[0], UV_RUN_DEFAULT);
+    code = rs[0]->exit_code;
+    if (cw) {
+      int c = crew_join(cw);
+      code = c > code ? c : code;
+    }
+    for (int k = 0; k < n; k++) {
+      log_set_thread(cw ? k : -1);
+      report(rs[k]);
+    }
   }
-  tear_down(r);
+  crew_free(cw);
+  /* The embedded broker (the leader's) stops last. */
+  for (int k = n - 1; rs && k >= 0; k--)
+    if (rs[k])
+      tear_down(rs[k]);
+  log_set_thread(-1);
+  free(rs);
+  free(loops);
   return code;
 }

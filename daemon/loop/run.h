@@ -9,6 +9,8 @@
 #include "daemon/kafka/kconf.h"
 #include <stdio.h>
 
+#define RUN_THREADS_MAX 64 /* --threads at most */
+
 typedef struct run_opts {
   kconf kc;                    /* --brokers, -X, --config */
   const char *group;           /* consumer group, default "tickcast" */
@@ -26,6 +28,7 @@ typedef struct run_opts {
   int max_instruments;         /* --max-instruments: live instruments at most, 0 = no bound */
   int max_future_ms;           /* --max-future: how far ahead of the wall clock a ts may be */
   int unhealthy_after_ms;      /* --unhealthy-after: /healthz bound, 0 = never unhealthy */
+  int threads;                 /* --threads: stream threads, each a consumer (default 1) */
   /* Used by checkpoints (store/, daemon/loop/ckpt.h): parsed and validated here. */
   const char *state_path;   /* --state, default "tickcast.db" */
   int checkpoint_ms;        /* --checkpoint-interval, default 1000 */

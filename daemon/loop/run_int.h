@@ -127,6 +127,20 @@ typedef struct run {
   uint64_t stall_due_ns;    /* when t_stall should fire next (monotonic) */
   uint64_t paused_since;    /* uv_now() when draining last paused, 0 while not paused */
   uint64_t ckpt_fail_since; /* uv_now() of the first of the current run of failed checkpoints */
+  /* Stream threads (run --threads N > 1; crew.c). With one, crew is NULL and idx 0. */
+  struct crew *crew;      /* the process's stream threads */
+  int idx;                /* this one's index: 0 is the leader (see crew.c) */
+  const char *state_path; /* --state, or for thread K > 0 --state.K */
+  char *state_buf;        /* the storage of the latter (owned) */
+  uv_async_t a_cmd;       /* another thread asks this one to stop or take a new model */
+  /* Guarded by the crew's mutex: */
+  stats *snap;            /* threads K > 0: their figures, published every second for the leader */
+  char snap_why[512];     /* why it is unhealthy, "" when healthy */
+  int snap_joined;        /* its consumer has joined the group */
+  int alive;              /* its loop runs: a_cmd may be sent */
+  int stop_asked;         /* a stop was asked of it (or it stops on its own) */
+  int cmd_stop, cmd_code; /* a_cmd asks it to stop with this status */
+  nn_model *cmd_model;    /* a_cmd hands it the leader's new model (a reference), or NULL */
 } run;
 
 /* ---- inflight.c: the per-partition rings of offsets in flight. part_get and part_push run once
@@ -294,16 +308,73 @@ void health_on_second(uv_timer_t *h);
 int health_on_http(void *ud, const char *path, char **body, size_t *len, const char **ctype);
 int health_on_rdkafka_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque);
 
+/* Stream threads K > 0: their figures, health and membership for the leader (crew_publish). */
+void health_publish(run *r);
+
 /* ---- lifecycle.c: signals, model reload, shutdown. */
 
 /* Asks the loop to stop with exit status code (from anywhere, librdkafka callbacks included). */
 void lifecycle_begin_shutdown(run *r, int code);
 
-/* SIGTERM and SIGINT stop; SIGHUP reloads the model. */
+/* SIGTERM and SIGINT stop; SIGHUP reloads the model (in every stream thread). */
 void lifecycle_on_signal(uv_signal_t *h, int sig);
+
+/* Swaps model nm (a reference the caller gives up; same shape, another id) in for the running
+ * one: the engine's instruments reset or kept (--on-model-change), the header list renewed, a
+ * checkpoint records it. */
+void lifecycle_swap_model(run *r, nn_model *nm);
 
 /* uv_walk callback: closes every handle not yet closing. */
 void lifecycle_close_all(uv_handle_t *h, void *arg);
+
+/* ---- crew.c: the stream threads of run --threads N > 1. */
+
+typedef struct crew crew;
+
+/* The crew of runs[0..n) (n > 1; each run's crew and idx are set): NULL on ENOMEM. */
+crew *crew_new(run **runs, int n);
+void crew_free(crew *c); /* after crew_join; accepts NULL */
+
+/* Runs the loops of threads 1..n-1, each on a thread of its own (the leader's runs on the
+ * caller's). 0, or 1 when a thread could not be created (the caller then stops the leader, which
+ * stops the ones started). */
+int crew_start(crew *c);
+
+/* Waits for the threads started; returns the highest of their exit statuses. */
+int crew_join(crew *c);
+
+/* On r's loop before it runs: the handle other threads wake it with. */
+void crew_handles(run *r);
+
+/* r's loop is about to close its handles: no more wake-ups are sent to it. */
+void crew_leave(run *r);
+
+/* r stops with status code: every other thread is asked to stop too (once). */
+void crew_stop_all(run *r, int code);
+
+/* The leader swapped model nm in: every other thread swaps it in too (each holds a reference). */
+void crew_model_all(run *r, nn_model *nm);
+
+/* The running model, loaded once and shared by the stream threads: a model with a reference
+ * count. model_new: zeroed, one reference, NULL on ENOMEM; model_ref: one more; model_unref: one
+ * fewer, the last frees it (nn_model_free, also of a half-loaded one); accepts NULL. */
+nn_model *model_new(void);
+nn_model *model_ref(nn_model *m);
+void model_unref(nn_model *m);
+
+/* Threads K > 0, every second and at the end: their figures (stats_fill'ed), health and group
+ * membership, for the leader. The latency histogram of the interval moves over (it restarts). */
+void crew_publish(run *r, const char *why, int joined);
+
+/* The leader: the published figures of threads 1..n-1 merged into s (stats_merge); take: the
+ * interval's histogram and longest stall move into s (for a stats message). */
+void crew_merge(crew *c, stats *s, int take);
+
+/* The first of threads 1..n-1 that is unhealthy (why: "stream thread K: ..."), or 0. */
+int crew_unhealthy(crew *c, char *why, size_t len);
+
+/* 1 when every thread 1..n-1 has joined the group. */
+int crew_joined(crew *c);
 
 /* ---- clients.c: the Kafka clients. */
 
