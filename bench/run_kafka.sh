@@ -15,6 +15,9 @@
 # With 2 or more cores (and taskset), the broker is pinned to core 0 and the passthrough or the
 # daemon to core 1 (BENCH_PIN=0: no pinning), so that the ratio does not depend on where the
 # scheduler puts them or on what else runs.
+# BENCH_RUN_THREADS (default "1"): the daemon's --threads, each in every round after the
+# passthrough (e.g. "1 2": stream threads; the ratio to the passthrough is the first's, and the
+# median rate of each is printed); with more than one thread, run it with BENCH_PIN=0.
 # BENCH_PT_HEAP=1 runs the passthrough with the daemon's heap policy (daemon/cmd/heap.c: malloc on
 # transparent huge pages, freed memory kept; the same glibc settings given through
 # GLIBC_TUNABLES), to show what that policy is worth to a plain client.
@@ -31,6 +34,7 @@ N=${BENCH_KAFKA_TICKS:-1000000}
 K=${BENCH_INSTRUMENTS:-1000}
 P=${BENCH_PARTITIONS:-$(((N + 19999) / 20000))}
 LAT_CHUNKS=${BENCH_LAT_CHUNKS:-8 64}
+RUN_THREADS=${BENCH_RUN_THREADS:-1}
 [ "$P" -ge 8 ] || P=8
 H=64
 make -s "$B/bench/passthrough" "$B/bench/bench_replay" tickcast >/dev/null
@@ -44,7 +48,7 @@ fi
 "$B/bench/bench_replay" --write "$TMP/model.csv" --hidden $H --instruments 4 --ticks 10
 MODEL=$TMP/model.csv.safetensors
 
-tc_broker_start --topics "ticks:$P,$(for i in $(seq "${BENCH_ROUNDS:-5}"); do printf "passr%d:%d,predsr%d:%d,statsr%d:1," "$i" "$P" "$i" "$P" "$i"; done)dlq:1,$(for c in $LAT_CHUNKS; do printf "lat%d:%d,stats2c%d:1," "$c" "$P" "$c"; done)preds2:$P,dlq2:1"
+tc_broker_start --topics "ticks:$P,$(for i in $(seq "${BENCH_ROUNDS:-5}"); do printf "passr%d:%d," "$i" "$P"; for t in $RUN_THREADS; do printf "predsr%dt%d:%d,statsr%dt%d:1," "$i" "$t" "$P" "$i" "$t"; done; done)dlq:1,$(for c in $LAT_CHUNKS; do printf "lat%d:%d,stats2c%d:1," "$c" "$P" "$c"; done)preds2:$P,dlq2:1"
 [ ${#PIN[@]} -eq 0 ] || taskset -a -c -p 0 "$BROKER_PID" >/dev/null # its threads, and the ones it makes
 
 # Messages in a topic now (high - low watermarks): what survived the broker's retention.
@@ -134,32 +138,41 @@ for round in $(seq "$ROUNDS"); do
   PT_CPU=$(awk -v c="$(jget "$PT" steady_cpu_s)" -v n="$WIN" 'BEGIN { if (c == "n/a") print c; else printf "%.3f", c * 1e6 / n }')
   echo "round $round: passthrough: $(jget "$PT" msgs) msgs in $(jget "$PT" seconds) s (first consume to last delivery), steady $PT_RATE msgs/s (10% to 90%);" \
     "consume -> produce enqueue $($PY -c 'import json,sys; l=json.loads(sys.argv[1])["latency_us"]; print("p50 %g us, p99 %g us" % (l["p50"], l["p99"]))' "$PT")"
-  tc_bg "${PIN[@]}" "$TC" run --brokers "$BROKERS" --group "bench-$$-$round" --input-topic ticks --output-topic "predsr$round" \
-    --stats-topic "statsr$round" --dlq-topic dlq --stats-interval 100 --http off --model "$MODEL" \
-    --state "$TMP/run$round.db" >"$TMP/run.log" 2>&1
-  RUN_PID=$BG_PID
-  ST=$(stats_watch "statsr$round" "$R" 300)
-  tc_stop "$RUN_PID" 15
-  [ "$(jget "$ST" done)" == "True" ] || tc_fail "daemon processed $(jget "$ST" ticks_in) of $R: $(tail -5 "$TMP/run.log")"
-  RUN_RATE=$(jget "$ST" rate)
-  RATIO=$(awk -v a="$RUN_RATE" -v b="$PT_RATE" 'BEGIN { if (a == "n/a") print "n/a"; else printf "%.2f", a / b }')
-  RATIOS+=("$RATIO")
-  echo "round $round: tickcast run (H=$H): $R ticks, steady $RUN_RATE ticks/s (10% to 90%, from its stats every 100 ms; exit $STOP_RC); ratio $RATIO"
-  # CPU per message over the same window, all threads of each process (the daemon's from the
-  # cpu_s of its stats): what the ratio would be if each had core 1 to itself, whatever else ran.
-  read -r RUN_CPU RUN_UTIL PT_UTIL CRATIO < <(awk -v c="$(jget "$ST" steady_cpu_s)" -v s="$(jget "$ST" steady_s)" \
-    -v n="$WIN" -v p="$PT_CPU" -v pr="$PT_RATE" 'BEGIN {
-      pu = p == "n/a" ? "n/a" : sprintf("%.0f", p * pr / 1e4)
-      if (c == "n/a") { print "n/a n/a", pu, "n/a"; exit }
-      u = c * 1e6 / n; printf "%.3f %.0f %s %s\n", u, 100 * c / s, pu, p == "n/a" ? "n/a" : sprintf("%.2f", p / u) }')
-  CRATIOS+=("$CRATIO")
-  echo "round $round: CPU per message over that window: passthrough $PT_CPU us ($PT_UTIL% of a core), daemon $RUN_CPU us ($RUN_UTIL% of a core); passthrough/daemon $CRATIO"
+  for T in $RUN_THREADS; do
+    tc_bg "${PIN[@]}" "$TC" run --brokers "$BROKERS" --group "bench-$$-$round-$T" --input-topic ticks --output-topic "predsr${round}t$T" \
+      --stats-topic "statsr${round}t$T" --dlq-topic dlq --stats-interval 100 --http off --model "$MODEL" \
+      --state "$TMP/run$round-$T.db" --threads "$T" >"$TMP/run.log" 2>&1
+    RUN_PID=$BG_PID
+    ST=$(stats_watch "statsr${round}t$T" "$R" 300)
+    tc_stop "$RUN_PID" 15
+    [ "$(jget "$ST" done)" == "True" ] || tc_fail "daemon processed $(jget "$ST" ticks_in) of $R: $(tail -5 "$TMP/run.log")"
+    RUN_RATE=$(jget "$ST" rate)
+    eval "RATES_T$T+=(\"\$RUN_RATE\")"
+    RATIO=$(awk -v a="$RUN_RATE" -v b="$PT_RATE" 'BEGIN { if (a == "n/a") print "n/a"; else printf "%.2f", a / b }')
+    [ "$T" != "${RUN_THREADS%% *}" ] || RATIOS+=("$RATIO")
+    echo "round $round: tickcast run (H=$H, --threads $T): $R ticks, steady $RUN_RATE ticks/s (10% to 90%, from its stats every 100 ms; exit $STOP_RC); ratio $RATIO"
+    # CPU per message over the same window, all threads of each process (the daemon's from the
+    # cpu_s of its stats): what the ratio would be if each had core 1 to itself, whatever else ran.
+    read -r RUN_CPU RUN_UTIL PT_UTIL CRATIO < <(awk -v c="$(jget "$ST" steady_cpu_s)" -v s="$(jget "$ST" steady_s)" \
+      -v n="$WIN" -v p="$PT_CPU" -v pr="$PT_RATE" 'BEGIN {
+        pu = p == "n/a" ? "n/a" : sprintf("%.0f", p * pr / 1e4)
+        if (c == "n/a") { print "n/a n/a", pu, "n/a"; exit }
+        u = c * 1e6 / n; printf "%.3f %.0f %s %s\n", u, 100 * c / s, pu, p == "n/a" ? "n/a" : sprintf("%.2f", p / u) }')
+    [ "$T" != "${RUN_THREADS%% *}" ] || CRATIOS+=("$CRATIO")
+    echo "round $round: CPU per message over that window: passthrough $PT_CPU us ($PT_UTIL% of a core), daemon --threads $T $RUN_CPU us ($RUN_UTIL% of a core); passthrough/daemon $CRATIO"
+  done
 done
 # The median and the range of the rounds that gave a number ("n/a": a figure the round lacked).
 median() { printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "n/a" }'; }
 spread() { printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g | awk 'NR == 1 { a = $1 } { b = $1 } END { print NR ? a " to " b : "n/a" }'; }
 echo "throughput ratio run/passthrough: median $(median "${RATIOS[@]}"), spread $(spread "${RATIOS[@]}"), of ${RATIOS[*]} ($PINNED; goal >= 0.80)"
 echo "CPU per message, passthrough/daemon: median $(median "${CRATIOS[@]}"), spread $(spread "${CRATIOS[@]}"), of ${CRATIOS[*]}"
+if [ "$RUN_THREADS" != 1 ]; then
+  for T in $RUN_THREADS; do
+    eval "RT=(\"\${RATES_T$T[@]}\")"
+    echo "tickcast run --threads $T: median $(median "${RT[@]}") ticks/s, spread $(spread "${RT[@]}"), of ${RT[*]} ($PINNED)"
+  done
+fi
 PT_RATE=$(median "${PT_RATES[@]}")
 
 # 4. Latency at half the passthrough rate, on a fresh topic per chunk size (BENCH_LAT_CHUNKS,
