@@ -381,6 +381,17 @@ static void test_merge(void) {
   CHECK_INT(a->stall_max_ns, 9);
   CHECK_INT(a->stalls, 3);
   CHECK_INT(a->threads, 2);
+  stats *fresh = malloc(sizeof *fresh); /* a thread that has recorded no second yet adds none */
+  stats_init(fresh, 0);
+  stats_merge(a, fresh);
+  CHECK_INT(a->rate_secs, 5);
+  CHECK_NEAR(stats_rate(a, 1), 150, 1e-9);
+  CHECK_INT(a->threads, 3);
+  stats_merge(fresh, a);
+  CHECK_INT(fresh->rate_secs, 5);
+  CHECK_NEAR(stats_rate(fresh, 60), 150, 1e-9);
+  free(fresh);
+  a->threads = 2;
   char *js = stats_json(a, 1000, 0);
   json_t *o = json_loads(js, 0, NULL);
   CHECK_INT(json_integer_value(json_object_get(o, "threads")), 2);

@@ -62,14 +62,15 @@ crew *crew_new(run **runs, int n) {
   c->runs = runs;
   c->tids = calloc((size_t)n, sizeof *c->tids);
   c->started = calloc((size_t)n, 1);
-  int ok = c->tids && c->started && uv_mutex_init(&c->mu) == 0;
+  int ok = c->tids && c->started;
   for (int k = 1; ok && k < n; k++) {
     runs[k]->snap = malloc(sizeof *runs[k]->snap);
     if (!(ok = runs[k]->snap != NULL))
       break;
     stats_init(runs[k]->snap, runs[k]->st.start_ms);
+    runs[k]->snap->healthy = 1; /* until it says otherwise */
   }
-  if (!ok) {
+  if (!ok || uv_mutex_init(&c->mu) != 0) {
     for (int k = 1; k < n; k++)
       free(runs[k]->snap), runs[k]->snap = NULL;
     free(c->tids);
@@ -88,6 +89,7 @@ void crew_free(crew *c) {
   for (int k = 0; k < c->n; k++) {
     model_unref(c->runs[k]->cmd_model);
     c->runs[k]->cmd_model = NULL;
+    c->runs[k]->crew = NULL;
   }
   for (int k = 1; k < c->n; k++)
     free(c->runs[k]->snap), c->runs[k]->snap = NULL;
@@ -216,12 +218,13 @@ int crew_joined(crew *c) {
   return all;
 }
 
-/* Thread K > 0: its loop until it stops, then its last figures for the leader. */
+/* Thread K > 0: its loop until it stops, its last figures for the leader, then what it holds. */
 static void *thread_main(void *arg) {
   run *r = arg;
   log_set_thread(r->idx);
   uv_run(r->loop, UV_RUN_DEFAULT);
   health_publish(r);
+  run_release(r);
   return NULL;
 }
 

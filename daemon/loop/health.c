@@ -186,8 +186,6 @@ void health_on_second(uv_timer_t *h) {
   run *r = h->data;
   stats_second(&r->st);
   note_state_heals(r);
-  if (r->idx > 0)
-    health_publish(r);
   if (r->ck && ckpt_get_stats(r->ck)->consecutive_failures > 0) {
     if (!r->ckpt_fail_since)
       r->ckpt_fail_since = uv_now(r->loop);
@@ -270,6 +268,10 @@ static int assigned_all(run *r) {
   if (s)
     stats_done(r, s);
   return n;
+}
+
+void health_on_publish_timer(uv_timer_t *h) {
+  health_publish(h->data);
 }
 
 void health_publish(run *r) {

@@ -33,6 +33,8 @@ typedef struct rpart_res {
   int64_t floor;   /* ... those below this changelog offset */
 } rpart_res;
 
+#define LOWS_MAX 4096 /* changelog partitions whose low watermarks a restore checks */
+
 typedef struct restore_job {
   uv_work_t work;
   run *r;
@@ -53,6 +55,9 @@ typedef struct restore_job {
   uint32_t n_put;  /* instruments put so far */
   uint32_t n_cl;   /* of which the state file lacked */
   char cluster[STORE_CLUSTER_MAX + 1];
+  /* The changelog's low watermarks by partition (cl_read): the job's own, since the restores of
+   * several stream threads may run on the pool at once. */
+  int64_t lows[LOWS_MAX];
 } restore_job;
 
 static void note(restore_job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -80,7 +85,7 @@ static void check_binding(restore_job *j) {
     note(j,
          "state file %s: the cluster id is not known yet; its binding is checked at the next "
          "assignment",
-         r->o->state_path);
+         r->state_path);
     return;
   }
   snprintf(j->cluster, sizeof j->cluster, "%s", cid);
@@ -92,7 +97,7 @@ static void check_binding(restore_job *j) {
          "state file %s: its offsets and states are of cluster %s topic %s, not of cluster %s "
          "topic %s (a new broker or topic?): dropping them and starting from the changelog or "
          "zero state",
-         r->o->state_path, m.cluster_id, m.input_topic, j->cluster, r->o->input_topic);
+         r->state_path, m.cluster_id, m.input_topic, j->cluster, r->o->input_topic);
     if (store_reset(r->db, err, sizeof err) != 0)
       note(j, "%s", err);
     else
@@ -185,8 +190,8 @@ static void read_changelog(restore_job *j, int64_t *lows, int *ncl) {
   int rc = -1;
   for (int k = 0; k < READ_TRIES && rc != 0; k++) {
     err[0] = 0;
-    rc = cl_read(r->cl_rk, r->o->changelog_topic, j->rs, ps, j->np, lows, 4096, ncl, READ_MS, err,
-                 sizeof err);
+    rc = cl_read(r->cl_rk, r->o->changelog_topic, j->rs, ps, j->np, lows, LOWS_MAX, ncl, READ_MS,
+                 err, sizeof err);
     if (rc != 0 && k + 1 < READ_TRIES) {
       note(j, "%s; trying again", err);
       cl_restore_free(j->rs); /* start over: a half-read changelog is fine, but counts twice */
@@ -221,7 +226,7 @@ static int check_stale(restore_job *j, const int64_t *lows, int ncl) {
   int again = 0;
   for (int i = 0; i < j->np; i++) {
     rpart_res *x = &j->res[i];
-    int64_t low = ncl > 0 && x->p % ncl < 4096 ? lows[x->p % ncl] : -1;
+    int64_t low = ncl > 0 && x->p % ncl < LOWS_MAX ? lows[x->p % ncl] : -1;
     cl_restore_resume(j->rs, x->p, low, &x->from_cl, &x->mk);
     uint32_t stale = x->refloored ? 0 : cl_restore_stale(j->rs, x->p);
     if (!stale)
@@ -247,7 +252,7 @@ static void decide(restore_job *j, const int64_t *lows, int ncl) {
   uint32_t *has = calloc((size_t)(j->np ? j->np : 1), sizeof *has);
   for (int i = 0; i < j->np; i++) {
     rpart_res *x = &j->res[i];
-    int64_t low = ncl > 0 && x->p % ncl < 4096 ? lows[x->p % ncl] : -1;
+    int64_t low = ncl > 0 && x->p % ncl < LOWS_MAX ? lows[x->p % ncl] : -1;
     int64_t R = cl_restore_resume(j->rs, x->p, low, &x->from_cl, &x->mk);
     x->lo = x->hi = -1;
     rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(r->consumer, r->o->input_topic, x->p,
@@ -320,7 +325,7 @@ static void work_cb(uv_work_t *w) {
     read_file(j);
     ckpt_store_unlock(r->ck);
   }
-  static int64_t lows[4096];
+  int64_t *lows = j->lows;
   int ncl = 0;
   if (r->stopping) { /* read without synchronization: at worst one more stage runs */
     j->secs = tc_mono_s() - t0;

@@ -206,7 +206,10 @@ static void start_handles(run *r) {
   uv_timer_start(&r->t_second, health_on_second, 0, 1000);
   uv_timer_start(&r->t_ckpt, sched_ckpt_on_timer, (uint64_t)o->checkpoint_ms,
                  (uint64_t)o->checkpoint_ms);
-  if (r->idx == 0) {
+  if (r->idx > 0) { /* the leader's stats message and /metrics carry this thread's figures */
+    uint64_t ms = o->stats_ms < 1000 ? (uint64_t)o->stats_ms : 1000;
+    uv_timer_start(&r->t_stats_timer, health_on_publish_timer, ms, ms);
+  } else {
     uv_timer_start(&r->t_stats_timer, health_on_stats_timer, (uint64_t)o->stats_ms,
                    (uint64_t)o->stats_ms);
     uv_signal_start(&r->sig_term, lifecycle_on_signal, SIGTERM);
@@ -229,28 +232,37 @@ static void report(const run *r) {
            (unsigned long long)r->st.dlq_out, (unsigned long long)r->st.delivery_errors);
 }
 
-/* Frees everything, also after a start-up that stopped half-way: the loop's handles are closed
- * (and their callbacks run) first, since the checkpointer and the clients are still in use until
- * then. */
-static void tear_down(run *r) {
+void run_release(run *r) {
+  if (r->released)
+    return;
+  r->released = 1;
   if (r->loop) {
     if (r->http)
       http_stop(r->http);
+    r->http = NULL;
     uv_walk(r->loop, lifecycle_close_all, NULL);
     uv_run(r->loop, UV_RUN_DEFAULT);
     uv_loop_close(r->loop);
   }
   ckpt_destroy(r->ck);
+  r->ck = NULL;
   store_close(r->db);
+  r->db = NULL;
   clients_destroy(r);
-  mockbroker_stop(r->mb);
   parts_free(r);
   free(r->offbuf);
   free(r->clparts);
   engine_free(&r->e);
   model_unref(r->model);
+  r->model = NULL;
   free(r->msgs);
   free(r->ticks);
+}
+
+/* Frees everything (run_release, unless done), then the embedded broker and the run itself. */
+static void tear_down(run *r) {
+  run_release(r);
+  mockbroker_stop(r->mb);
   free(r->state_buf);
   free(r);
 }
@@ -348,7 +360,8 @@ int run_main(const run_opts *o) {
       lifecycle_begin_shutdown(rs[0], 1);
     uv_run(&loops[0], UV_RUN_DEFAULT);
     code = rs[0]->exit_code;
-    if (cw) {
+    if (cw) { /* the threads release their runs themselves, meanwhile */
+      run_release(rs[0]);
       int c = crew_join(cw);
       code = c > code ? c : code;
     }

@@ -127,6 +127,7 @@ typedef struct run {
   uint64_t stall_due_ns;    /* when t_stall should fire next (monotonic) */
   uint64_t paused_since;    /* uv_now() when draining last paused, 0 while not paused */
   uint64_t ckpt_fail_since; /* uv_now() of the first of the current run of failed checkpoints */
+  int released;             /* run_release has freed what it holds */
   /* Stream threads (run --threads N > 1; crew.c). With one, crew is NULL and idx 0. */
   struct crew *crew;      /* the process's stream threads */
   int idx;                /* this one's index: 0 is the leader (see crew.c) */
@@ -308,8 +309,10 @@ void health_on_second(uv_timer_t *h);
 int health_on_http(void *ud, const char *path, char **body, size_t *len, const char **ctype);
 int health_on_rdkafka_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque);
 
-/* Stream threads K > 0: their figures, health and membership for the leader (crew_publish). */
+/* Stream threads K > 0: their figures, health and membership for the leader (crew_publish); the
+ * timer does it every min(--stats-interval, 1 s). */
 void health_publish(run *r);
+void health_on_publish_timer(uv_timer_t *h);
 
 /* ---- lifecycle.c: signals, model reload, shutdown. */
 
@@ -326,6 +329,15 @@ void lifecycle_swap_model(run *r, nn_model *nm);
 
 /* uv_walk callback: closes every handle not yet closing. */
 void lifecycle_close_all(uv_handle_t *h, void *arg);
+
+/* ---- run.c */
+
+/* Frees what r holds, its struct, stats and embedded broker aside; also after a start-up that
+ * stopped half-way: the loop's handles are closed (and their callbacks run) first, since the
+ * checkpointer and the clients are in use until then. On the run's own thread once its loop has
+ * ended (stream threads release theirs at once, in parallel, within the shutdown watchdog's
+ * time), or on the main thread after a failed start. Only once. */
+void run_release(run *r);
 
 /* ---- crew.c: the stream threads of run --threads N > 1. */
 

@@ -97,6 +97,13 @@ void hist_merge(hist *d, const hist *s) {
 /* rate_hist holds ticks_in at each whole second: the sums of the two at equal ages, over the
  * seconds both have. */
 static void rates_merge(stats *d, const stats *s) {
+  if (!s->rate_secs) /* nothing recorded yet: it adds nothing */
+    return;
+  if (!d->rate_secs) {
+    memcpy(d->rate_hist, s->rate_hist, sizeof d->rate_hist);
+    d->rate_secs = s->rate_secs;
+    return;
+  }
   uint64_t n = d->rate_secs < s->rate_secs ? d->rate_secs : s->rate_secs;
   uint64_t keep = n < STATS_RATE_WIN ? n : STATS_RATE_WIN;
   uint64_t sum[STATS_RATE_WIN];
@@ -143,7 +150,7 @@ void stats_merge(stats *d, const stats *s) {
     d->nparts = s->nparts;
   for (int32_t p = 0; p < s->nparts; p++) {
     d->part_in[p] += s->part_in[p];
-    if (!s->assigned[p])
+    if (!s->assigned[p] || d->assigned[p]) /* just moved: the fresher figures are dst's */
       continue;
     d->assigned[p] = 1;
     d->hi[p] = s->hi[p];

@@ -133,10 +133,11 @@ typedef struct stats {
 void stats_init(stats *s, int64_t now_ms);
 
 /* Adds the figures of another stream thread of the same process (run --threads) into dst: its
- * counters, histograms and rates (by age: dst's second k ago plus src's second k ago), its
- * gauges (instruments, partitions, queue: summed; checkpoint age and stalls: the worst; healthy:
- * both) and its assigned partitions, which no other thread holds. The process figures, the
- * version, the model and the start stay dst's. */
+ * counters, histograms and rates (by age: dst's second k ago plus src's second k ago, over the
+ * seconds both recorded; a side with none adds nothing), its gauges (instruments, partitions,
+ * queue: summed; checkpoint age, stalls and the last restore's seconds: the worst; healthy: both)
+ * and its assigned partitions (one held by both, just moved, keeps dst's figures). The process
+ * figures, the version, the model and the start stay dst's. */
 void stats_merge(stats *dst, const stats *src);
 
 /* Records n latency samples of ns nanoseconds each into the interval histogram and the
