@@ -89,7 +89,13 @@ static int consumer_conf(const run_opts *o, const char *bootstrap, rd_kafka_conf
                          * (bench/run_kafka.sh, 2026-11-29). The bound on prefetched memory stays
                          * queued.max.messages.kbytes (64 MiB of payload by default). */
                         "queued.min.messages", "1000000", "client.id", "tickcast-run",
-                        bootstrap ? "bootstrap.servers" : NULL, bootstrap, NULL};
+                        /* The embedded broker (librdkafka's mock cluster) lives in this process,
+                         * so no network can delay a heartbeat; and it sometimes leaves one of two
+                         * members joining at once without an assignment until the other's session
+                         * times out (12 starts of 2 stream threads: 2 waited 45 s, RUN.md "Known
+                         * limits"). A 6 s session bounds that wait. */
+                        bootstrap ? "bootstrap.servers" : NULL, bootstrap, "session.timeout.ms",
+                        "6000", NULL};
   return client_conf(&o->kc, "consumer.", "producer.", cdef, cc, err, errlen);
 }
 
