@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""e2e_crash.py: the Python side of tests/e2e_crash.sh (confluent_kafka as the outside client).
+"""e2e_crash.py: the Python side of tests/e2e_crash.sh and e2e_crash_threads.sh (confluent_kafka).
 Not a test by itself. Subcommands:
 
   gen CSV N K SEED            N ticks over K instruments (random walks, increasing ts), CSV

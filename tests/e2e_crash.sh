@@ -6,41 +6,9 @@
 # are exactly `tickcast replay`'s (none missing, repeats carry equal values, no tick applied twice)
 # and `tickcast inspect` shows every instrument with the right n and offsets adding up to N.
 . "$(dirname "$0")/lib.sh"
-X="$PY $ROOT/tests/e2e_crash.py"
-N=3000
-K=60
-DB="$TMP/state.db"
-$PY "$ROOT/tests/e2e_run.py" model "$TMP/m.safetensors" 1 16 7
-$X gen "$TMP/ticks.csv" $N $K 3
-"$TC" replay --model "$TMP/m.safetensors" --input "$TMP/ticks.csv" --output "$TMP/replay.csv" \
-  2>/dev/null || tc_fail "replay failed"
-tc_broker_start --topics ticks:4,predictions:4,tickcast.dlq:1,tickcast.stats:1
-"$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/ticks.csv" 2>"$TMP/feed.log" ||
-  tc_fail "feed failed: $(tail -n 3 "$TMP/feed.log")"
-
-# Small chunks, a small and slow producer queue (a few hundred predictions/s) so the backlog
-# takes several runs to work through and every kill lands with outputs unacknowledged.
-RUNS=0
-start_run() { # group
-  echo "--- run under group $1" >>"$TMP/run.log"
-  tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/m.safetensors" --state "$DB" --group "$1" \
-    --checkpoint-interval 200 --stats-interval 1000 --http off --chunk 32 \
-    -X producer.linger.ms=100 -X producer.queue.buffering.max.messages=64 \
-    >/dev/null 2>>"$TMP/run.log"
-  RUN_PID=$BG_PID
-  RUNS=$((RUNS + 1))
-  # Joining a new group takes the broker's initial rebalance delay (~3 s); wait for the partitions.
-  tc_wait_for 20 sh -c "[ \$(grep -c 'assigned ticks partitions' '$TMP/run.log') -ge $RUNS ]" ||
-    tc_fail "run under group $1 got no partitions in 20 s"
-}
-kill9() {
-  kill -KILL "$RUN_PID"
-  wait "$RUN_PID" 2>/dev/null || true
-  local keep=() q
-  for q in "${TC_PIDS[@]}"; do [ "$q" == "$RUN_PID" ] || keep+=("$q"); done
-  TC_PIDS=("${keep[@]}")
-}
-distinct() { $X count "$BROKERS" predictions; }
+. "$(dirname "$0")/crash_lib.sh"
+crash_setup 3
+start_run() { crash_run --group "$1"; } # a new group each time (see below)
 
 # Run 1, stopped cleanly after a second of work.
 start_run g1

@@ -87,23 +87,26 @@ for k in 0 1; do
   grep -q "run\[$k\]: stopped: " "$TMP/run1.log" || tc_fail "thread $k did not stop cleanly"
 done
 
+# A restart with $1 threads, then the ticks of $2.csv: one new prediction per new tick, every
+# prediction so far (p$3.jsonl) equal to the replay of all ticks (r$4.csv, $5 rows); the
+# predictions before are p$(($3 - 1)).jsonl, $6 of them.
+restart_feed() {
+  start "$1" "run$3.log"
+  "$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/$2.csv" 2>>"$TMP/feed.log" || tc_fail "feed $2"
+  $PY "$H" collect "$BROKERS" predictions "$5" 30 "$TMP/p$3.jsonl"
+  tc_eq "new predictions, one per new tick" "$(new_preds "$TMP/p$(($3 - 1)).jsonl" "$TMP/p$3.jsonl")" $(($5 - $6))
+  $PY "$H" check-preds "$TMP/p$3.jsonl" "$TMP/r$4.csv"
+}
+
 echo "--- the restart with --threads 1 goes on from both threads' states"
-start 1 run2.log
-"$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/b.csv" 2>>"$TMP/feed.log" || tc_fail "feed b"
-$PY "$H" collect "$BROKERS" predictions "$NAB" 30 "$TMP/p2.jsonl"
-tc_eq "new predictions, one per new tick" "$(new_preds "$TMP/p1.jsonl" "$TMP/p2.jsonl")" $((NAB - NA))
-$PY "$H" check-preds "$TMP/p2.jsonl" "$TMP/rab.csv"
+restart_feed 1 b 2 ab "$NAB" "$NA"
 grep -q "from the changelog g.state" "$TMP/run2.log" ||
   tc_fail "nothing resumed from the changelog: $(grep -i changelog "$TMP/run2.log")"
 tc_stop "$PID" 15
 tc_eq "exit status (--threads 1)" "$STOP_RC" 0
 
 echo "--- and a restart with --threads 2 again"
-start 2 run3.log
-"$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/c.csv" 2>>"$TMP/feed.log" || tc_fail "feed c"
-$PY "$H" collect "$BROKERS" predictions "$NABC" 30 "$TMP/p3.jsonl"
-tc_eq "new predictions, one per new tick" "$(new_preds "$TMP/p2.jsonl" "$TMP/p3.jsonl")" $((NABC - NAB))
-$PY "$H" check-preds "$TMP/p3.jsonl" "$TMP/rabc.csv"
+restart_feed 2 c 3 abc "$NABC" "$NAB"
 
 echo "--- SIGHUP reloads the model in both threads"
 $PY "$H" model "$TMP/m.safetensors" 1 8 7
