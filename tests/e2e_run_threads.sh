@@ -5,8 +5,9 @@
 # gets exactly one prediction, equal to `tickcast replay` (per-partition order and state kept);
 # /metrics and the stats topic count the ticks of both threads; a restart with --threads 1 takes
 # the partitions of the thread that is gone from the changelog and goes on from their states, and
-# a restart with --threads 2 again does the same; SIGHUP reloads the model in both threads; a stop
-# ends both threads with status 0.
+# a restart with --threads 2 again does the same; /healthz and /readyz answer 503 naming thread 1
+# while its checkpoints fail; SIGHUP reloads the model in both threads; a stop ends both threads
+# with status 0; a thread's state file held by another process refuses the start.
 . "$(dirname "$0")/lib.sh"
 H="$ROOT/tests/e2e_run.py"
 $PY "$H" model "$TMP/m.safetensors" 1 8 6
@@ -25,10 +26,10 @@ NABC=$(($(wc -l <"$TMP/rabc.csv") - 1))
 tc_broker_start --topics ticks:4,tickcast.dlq:1,tickcast.stats:1
 
 metric() { curl -s "http://127.0.0.1:$PORT/metrics" | sed -n "s/^tickcast_$1 //p"; }
-start() { # threads log
+start() { # threads log [more flags]
   tc_bg "$TC" run --brokers "$BROKERS" --group g --model "$TMP/m.safetensors" \
     --state "$TMP/s.db" --http 127.0.0.1:0 --stats-interval 500 --threads "$1" \
-    -X consumer.session.timeout.ms=6000 2>"$TMP/$2"
+    -X consumer.session.timeout.ms=6000 "${@:3}" 2>"$TMP/$2"
   PID=$BG_PID
   tc_wait_for 10 grep -q "http on" "$TMP/$2" || tc_fail "no http line: $(cat "$TMP/$2")"
   PORT=$(sed -n 's/.*http on .* (port \([0-9]*\)).*/\1/p' "$TMP/$2" | head -n 1)
@@ -79,8 +80,7 @@ while time.time() < deadline:
         sys.exit(0)
 sys.exit(1)
 EOF
-curl -s "http://127.0.0.1:$PORT/readyz" | grep -q "^ready (4 partitions assigned)" ||
-  tc_fail "/readyz: $(curl -s "http://127.0.0.1:$PORT/readyz")"
+tc_eq "/readyz" "$(curl -s "http://127.0.0.1:$PORT/readyz")" "ready (4 partitions assigned)"
 tc_stop "$PID" 15
 tc_eq "exit status (--threads 2)" "$STOP_RC" 0
 for k in 0 1; do
@@ -91,7 +91,7 @@ done
 # prediction so far (p$3.jsonl) equal to the replay of all ticks (r$4.csv, $5 rows); the
 # predictions before are p$(($3 - 1)).jsonl, $6 of them.
 restart_feed() {
-  start "$1" "run$3.log"
+  start "$1" "run$3.log" --unhealthy-after 1500
   "$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/$2.csv" 2>>"$TMP/feed.log" || tc_fail "feed $2"
   $PY "$H" collect "$BROKERS" predictions "$5" 30 "$TMP/p$3.jsonl"
   tc_eq "new predictions, one per new tick" "$(new_preds "$TMP/p$(($3 - 1)).jsonl" "$TMP/p$3.jsonl")" $(($5 - $6))
@@ -108,17 +108,44 @@ tc_eq "exit status (--threads 1)" "$STOP_RC" 0
 echo "--- and a restart with --threads 2 again"
 restart_feed 2 c 3 abc "$NABC" "$NAB"
 
-echo "--- SIGHUP reloads the model in both threads"
+echo "--- thread 1's checkpoints fail (its state file locked): /healthz and /readyz say so"
+$PY - "$TMP/s.db.1" "$TMP/locked" "$TMP/release" <<'EOF' &
+import os, sqlite3, sys, time
+db, locked, release = sys.argv[1:]
+c = sqlite3.connect(db, isolation_level=None, timeout=10)
+c.execute("BEGIN IMMEDIATE")
+open(locked, "w").close()
+t = time.time()
+while not os.path.exists(release) and time.time() - t < 40:
+    time.sleep(0.05)
+c.execute("ROLLBACK")
+EOF
+TC_PIDS+=("$!")
+tc_wait_for 10 test -e "$TMP/locked" || tc_fail "the locker did not get the lock"
+# SIGHUP: each thread records the new model in a checkpoint at once; thread 1's cannot be written.
 $PY "$H" model "$TMP/m.safetensors" 1 8 7
 kill -HUP "$PID"
+health() { curl -s -o "$TMP/body" -w '%{http_code}' "http://127.0.0.1:$PORT$1"; }
+tc_wait_for 15 sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$PORT/healthz)\" = 503 ]" ||
+  tc_fail "/healthz stayed $(health /healthz) while thread 1's checkpoints failed"
+health /healthz >/dev/null
+grep -q "^unhealthy: stream thread 1: checkpoints failing for" "$TMP/body" ||
+  tc_fail "/healthz body: $(cat "$TMP/body")"
+echo "ok: /healthz 503: $(cat "$TMP/body")"
+tc_eq "/readyz while thread 1's checkpoints fail" "$(health /readyz)" 503
+touch "$TMP/release"
+tc_wait_for 15 sh -c "curl -sf http://127.0.0.1:$PORT/healthz >/dev/null" ||
+  tc_fail "/healthz did not recover: $(health /healthz) $(cat "$TMP/body")"
+echo "ok: /healthz 200 again once the lock is released"
+
+echo "--- SIGHUP reloaded the model in both threads"
 NEW_ID=$("$TC" inspect --model "$TMP/m.safetensors" | sed -n 's/^sha256 .*(id \([0-9a-f]*\)).*/\1/p')
 [ -n "$NEW_ID" ] || tc_fail "no id from inspect --model"
 swapped() { for k in 0 1; do grep -q "run\[$k\]: SIGHUP: model .* -> $NEW_ID " "$TMP/run3.log" || return 1; done; }
 tc_wait_for 10 swapped || tc_fail "a thread kept the old model: $(grep SIGHUP "$TMP/run3.log")"
 # One load, one model for the process: one reload counted, every message names the new model.
 tc_eq "model reloads (/metrics)" "$(metric model_reloads_total)" 1
-curl -s "http://127.0.0.1:$PORT/metrics" | grep -q "^tickcast_build_info{.*model=\"$NEW_ID\"} 1" ||
-  tc_fail "/metrics: $(curl -s "http://127.0.0.1:$PORT/metrics" | grep build_info)"
+tc_eq "the model /metrics names" "$(curl -s "http://127.0.0.1:$PORT/metrics" | sed -n 's/^tickcast_build_info{.*model="\([0-9a-f]*\)"} 1$/\1/p')" "$NEW_ID"
 echo "ok: both threads swapped model $NEW_ID in"
 tc_stop "$PID" 15
 tc_eq "exit status (--threads 2, after SIGHUP)" "$STOP_RC" 0
