@@ -5,7 +5,7 @@
  * the hand-offs and restores every member has. What they share is the process: run 0, the
  * leader, runs on the main thread with the HTTP endpoint, the stats message, the signals and
  * the embedded broker, and they share one model (loaded once; a SIGHUP's new model is handed to
- * each thread: crew_model_all). The others publish their figures every second (crew_publish);
+ * each thread: crew_model_all). The others publish their figures often (crew_publish);
  * the leader merges them into its own for /metrics and the stats topic (crew_merge), and answers
  * /healthz and /readyz for all. A stop, from a signal or a thread's fatal error, stops every
  * thread (crew_stop_all). The threads never touch each other's runs: what crosses is the

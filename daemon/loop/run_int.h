@@ -135,7 +135,7 @@ typedef struct run {
   char *state_buf;        /* the storage of the latter (owned) */
   uv_async_t a_cmd;       /* another thread asks this one to stop or take a new model */
   /* Guarded by the crew's mutex: */
-  stats *snap;            /* threads K > 0: their figures, published every second for the leader */
+  stats *snap;            /* threads K > 0: their figures, published for the leader */
   char snap_why[512];     /* why it is unhealthy, "" when healthy */
   int snap_joined;        /* its consumer has joined the group */
   int alive;              /* its loop runs: a_cmd may be sent */
@@ -374,8 +374,9 @@ nn_model *model_new(void);
 nn_model *model_ref(nn_model *m);
 void model_unref(nn_model *m);
 
-/* Threads K > 0, every second and at the end: their figures (stats_fill'ed), health and group
- * membership, for the leader. The latency histogram of the interval moves over (it restarts). */
+/* Threads K > 0, every min(--stats-interval, 1 s) and at the end: their figures (stats_fill'ed),
+ * health and group membership, for the leader. The latency histogram of the interval moves over (it
+ * restarts). */
 void crew_publish(run *r, const char *why, int joined);
 
 /* The leader: the published figures of threads 1..n-1 merged into s (stats_merge); take: the
