@@ -32,6 +32,10 @@ tc_stop "$RUN_PID" 15
 tc_eq "last run exit after SIGTERM" "$STOP_RC" 0
 grep -q "from the changelog g.state" "$TMP/run.log" ||
   tc_fail "no partition resumed from the changelog: $(grep -i changelog "$TMP/run.log" | head -5)"
+for k in 1 2; do # the runs with 2 and 3 threads spread the partitions over them
+  grep -q "run\[$k\]: assigned ticks partitions \[[0-9]" "$TMP/run.log" ||
+    tc_fail "thread $k was never assigned a partition: $(grep "assigned ticks" "$TMP/run.log")"
+done
 ls "$DB" "$DB.1" "$DB.2" >/dev/null || tc_fail "state files: $(ls "$TMP")"
 $X check "$BROKERS" predictions "$N" "$TMP/replay.csv" - "$TMP/m.safetensors"
 echo "PASS e2e_crash_threads"

@@ -47,6 +47,14 @@ assert len(src) == len(set(src)), 'duplicate src'
 print(len(src))" "$1" "$2"
 }
 
+echo "--- usage"
+set +e
+"$TC" run --model "$TMP/m.safetensors" --threads 2 --changelog-topic off 2>"$TMP/usage.log"
+RC=$?
+set -e
+tc_eq "exit status (--threads 2 --changelog-topic off)" "$RC" 2
+tc_eq "its error" "$(cat "$TMP/usage.log")" "tickcast run: --threads 2 with --changelog-topic off: stream threads hand partitions over through the changelog; expected --threads 1, or a changelog topic"
+
 echo "--- run --threads 2"
 start 2 run1.log
 # Both threads hold partitions: each logs its own assignment ("run[K]").
@@ -59,6 +67,9 @@ echo "ok: two stream threads hold the 4 partitions; state files s.db and s.db.1"
 "$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/a.csv" 2>>"$TMP/feed.log" || tc_fail "feed a"
 $PY "$H" collect "$BROKERS" predictions "$NA" 30 "$TMP/p1.jsonl"
 $PY "$H" check-preds "$TMP/p1.jsonl" "$TMP/ra.csv"
+# Thread 1's figures reach /metrics at its next publication (every 500 ms here).
+tc_wait_for 10 sh -c "[ \"\$(curl -s http://127.0.0.1:$PORT/metrics | sed -n 's/^tickcast_ticks_in_total //p')\" = $NA ]" ||
+  tc_fail "ticks in (/metrics): $(metric ticks_in_total), expected $NA"
 tc_eq "ticks in, both threads (/metrics)" "$(metric ticks_in_total)" "$NA"
 tc_eq "predictions out, both threads (/metrics)" "$(metric predictions_out_total)" "$NA"
 # The stats topic: one message per interval with both threads' figures.
@@ -83,8 +94,9 @@ EOF
 tc_eq "/readyz" "$(curl -s "http://127.0.0.1:$PORT/readyz")" "ready (4 partitions assigned)"
 tc_stop "$PID" 15
 tc_eq "exit status (--threads 2)" "$STOP_RC" 0
-for k in 0 1; do
-  grep -q "run\[$k\]: stopped: " "$TMP/run1.log" || tc_fail "thread $k did not stop cleanly"
+for k in 0 1; do # each thread's own shutdown: its final checkpoint, its partitions handed back
+  grep -q "run\[$k\]: revoked ticks partitions \[[0-9,]*\] after a final checkpoint" "$TMP/run1.log" ||
+    tc_fail "thread $k did not stop cleanly: $(grep "run\[$k\]" "$TMP/run1.log" | tail -n 3)"
 done
 
 # A restart with $1 threads, then the ticks of $2.csv: one new prediction per new tick, every

@@ -354,6 +354,9 @@ static void test_merge(void) {
   for (int i = 0; i < 7; i++)
     stats_part_in(a, 1), stats_part_in(b, 3), stats_part_in(b, 2);
   a->hi[0] = 10, a->next[0] = 7, b->hi[2] = 20, b->next[2] = 5;
+  /* Partition 1 just moved from b to a: b's published figures still claim it. */
+  stats_part_assigned(b, 1);
+  a->hi[1] = 5, a->next[1] = 5, b->hi[1] = 99, b->next[1] = 0;
   a->instruments = 3, b->instruments = 4, a->assigned_count = 2, b->assigned_count = 1;
   a->healthy = 1, b->healthy = 0, a->checkpoint_age_ms = 200, b->checkpoint_age_ms = 500;
   a->stall_max_ns = 7, b->stall_max_ns = 9, a->stalls = 1, b->stalls = 2;
@@ -372,6 +375,7 @@ static void test_merge(void) {
   CHECK_INT(a->assigned[0] + a->assigned[1] + a->assigned[2] + a->assigned[3], 3);
   CHECK_INT(stats_lag(a, 0), 3);
   CHECK_INT(stats_lag(a, 2), 15);
+  CHECK_INT(stats_lag(a, 1), 0); /* a's own, fresher figures */
   CHECK_INT(a->part_in[1], 7);
   CHECK_INT(a->part_in[3], 7);
   CHECK_INT(a->instruments, 7);

@@ -124,6 +124,15 @@ static int check_opts(run_opts *o, const char *http, char *err, size_t errlen) {
   }
   if (!strcmp(o->changelog_topic, "off"))
     o->changelog_topic = NULL;
+  /* Which thread a partition lands on changes with every assignment; only the changelog carries
+   * its state from one thread's file to another's. */
+  if (o->threads > 1 && !o->changelog_topic) {
+    snprintf(err, errlen,
+             "--threads %d with --changelog-topic off: stream threads hand partitions over "
+             "through the changelog; expected --threads 1, or a changelog topic",
+             o->threads);
+    return TC_EUSAGE;
+  }
   if (!*o->group) {
     snprintf(err, errlen, "--group '': expected a non-empty consumer group id");
     return TC_EUSAGE;

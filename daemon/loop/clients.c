@@ -266,9 +266,25 @@ int clients_check(const run_opts *o, char *err, size_t errlen) {
   return rc;
 }
 
+/* Stream thread K > 0 of a static member (-X group.instance.id=ID) is the member ID-K: two
+ * consumers with one instance id would fence each other. 0 or TC_EUSAGE with err. */
+static int instance_id(run *r, rd_kafka_conf_t *cc, char *err, size_t errlen) {
+  char id[256], v[300];
+  size_t len = sizeof id;
+  if (r->idx == 0 || rd_kafka_conf_get(cc, "group.instance.id", id, &len) != RD_KAFKA_CONF_OK ||
+      !id[0])
+    return 0;
+  snprintf(v, sizeof v, "%s-%d", id, r->idx);
+  if (rd_kafka_conf_set(cc, "group.instance.id", v, err, errlen) != RD_KAFKA_CONF_OK)
+    return TC_EUSAGE;
+  return 0;
+}
+
 int clients_make(run *r, const char *bootstrap, char *err, size_t errlen) {
   rd_kafka_conf_t *cc = NULL, *pc = NULL;
   int rc = consumer_conf(r->o, bootstrap, &cc, err, errlen);
+  if (rc == 0)
+    rc = instance_id(r, cc, err, errlen);
   if (rc == 0)
     rc = producer_conf(r->o, bootstrap, &pc, err, errlen);
   if (rc != 0) {
