@@ -15,6 +15,10 @@ start_run() { crash_run --group g --threads "$1" -X consumer.session.timeout.ms=
 RANDOM=11
 for threads in 2 1 3 2 2; do
   start_run "$threads"
+  # The run with 3 threads is killed only once its third thread holds a partition (it may wait a
+  # session for its assignment: RUN.md, "Known limits").
+  [ "$threads" != 3 ] || tc_wait_for 30 grep -q "run\[2\]: assigned ticks partitions \[[0-9]" "$TMP/run.log" ||
+    tc_fail "thread 2 was assigned no partition in 30 s: $(grep "assigned ticks" "$TMP/run.log" | tail -n 3)"
   if [ "$RUNS" = 4 ]; then
     sleep 1
     tc_stop "$RUN_PID" 15
@@ -32,10 +36,8 @@ tc_stop "$RUN_PID" 15
 tc_eq "last run exit after SIGTERM" "$STOP_RC" 0
 grep -q "from the changelog g.state" "$TMP/run.log" ||
   tc_fail "no partition resumed from the changelog: $(grep -i changelog "$TMP/run.log" | head -5)"
-for k in 1 2; do # the runs with 2 and 3 threads spread the partitions over them
-  grep -q "run\[$k\]: assigned ticks partitions \[[0-9]" "$TMP/run.log" ||
-    tc_fail "thread $k was never assigned a partition: $(grep "assigned ticks" "$TMP/run.log")"
-done
+grep -q "run\[1\]: assigned ticks partitions \[[0-9]" "$TMP/run.log" ||
+  tc_fail "thread 1 was never assigned a partition: $(grep "assigned ticks" "$TMP/run.log")"
 ls "$DB" "$DB.1" "$DB.2" >/dev/null || tc_fail "state files: $(ls "$TMP")"
 $X check "$BROKERS" predictions "$N" "$TMP/replay.csv" - "$TMP/m.safetensors"
 echo "PASS e2e_crash_threads"
