@@ -77,26 +77,14 @@ cp "$TMP/m.safetensors" "$TMP/live.safetensors"
 tc_run b --unhealthy-after 1500
 tc_wait_for 20 sh -c "curl -sf $URL/readyz >/dev/null" || tc_fail "b: not ready: $(code /readyz) $(body)"
 tc_wait_for 10 test -s "$TMP/b.db" || tc_fail "b: no state file"
-$PY - "$TMP/b.db" "$TMP/locked" "$TMP/release" <<'EOF' &
-import os, sqlite3, sys, time
-db, locked, release = sys.argv[1:]
-c = sqlite3.connect(db, isolation_level=None, timeout=10)
-c.execute("BEGIN IMMEDIATE")
-open(locked, "w").close()
-t = time.time()
-while not os.path.exists(release) and time.time() - t < 40:
-    time.sleep(0.05)
-c.execute("ROLLBACK")
-EOF
-TC_PIDS+=("$!")
-tc_wait_for 10 test -e "$TMP/locked" || tc_fail "the locker did not get the lock"
+tc_sqlite_lock "$TMP/b.db"
 tc_wait_for 10 sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' $URL/healthz)\" = 503 ]" ||
   tc_fail "/healthz stayed $(code /healthz) while checkpoints failed"
 code /healthz >/dev/null
 grep -q "checkpoints failing for" "$TMP/body" || tc_fail "/healthz body: $(body)"
 echo "ok: /healthz 503: $(body)"
 tc_eq "/readyz while checkpoints fail" "$(code /readyz)" 503
-touch "$TMP/release"
+tc_sqlite_unlock
 tc_wait_for 10 sh -c "curl -sf $URL/healthz >/dev/null" || tc_fail "/healthz did not recover: $(code /healthz) $(body)"
 tc_eq "/readyz after recovery" "$(code /readyz)" 200
 echo "ok: /healthz and /readyz back to 200 once a checkpoint succeeds"

@@ -121,19 +121,7 @@ echo "--- and a restart with --threads 2 again"
 restart_feed 2 c 3 abc "$NABC" "$NAB"
 
 echo "--- thread 1's checkpoints fail (its state file locked): /healthz and /readyz say so"
-$PY - "$TMP/s.db.1" "$TMP/locked" "$TMP/release" <<'EOF' &
-import os, sqlite3, sys, time
-db, locked, release = sys.argv[1:]
-c = sqlite3.connect(db, isolation_level=None, timeout=10)
-c.execute("BEGIN IMMEDIATE")
-open(locked, "w").close()
-t = time.time()
-while not os.path.exists(release) and time.time() - t < 40:
-    time.sleep(0.05)
-c.execute("ROLLBACK")
-EOF
-TC_PIDS+=("$!")
-tc_wait_for 10 test -e "$TMP/locked" || tc_fail "the locker did not get the lock"
+tc_sqlite_lock "$TMP/s.db.1"
 # SIGHUP: each thread records the new model in a checkpoint at once; thread 1's cannot be written.
 $PY "$H" model "$TMP/m.safetensors" 1 8 7
 kill -HUP "$PID"
@@ -145,7 +133,7 @@ grep -q "^unhealthy: stream thread 1: checkpoints failing for" "$TMP/body" ||
   tc_fail "/healthz body: $(cat "$TMP/body")"
 echo "ok: /healthz 503: $(cat "$TMP/body")"
 tc_eq "/readyz while thread 1's checkpoints fail" "$(health /readyz)" 503
-touch "$TMP/release"
+tc_sqlite_unlock
 tc_wait_for 15 sh -c "curl -sf http://127.0.0.1:$PORT/healthz >/dev/null" ||
   tc_fail "/healthz did not recover: $(health /healthz) $(cat "$TMP/body")"
 echo "ok: /healthz 200 again once the lock is released"

@@ -56,20 +56,7 @@ grep -q "ERROR .*s.db: in use by another process" "$TMP/second.err" ||
 echo "ok: second writer refused: $(grep ERROR "$TMP/second.err")"
 
 # Another process holds the write lock: checkpoints fail (SQLITE_BUSY), predicting goes on.
-$PY - "$DB" "$TMP/locked" "$TMP/release" <<'EOF' &
-import os, sqlite3, sys, time
-db, locked, release = sys.argv[1:]
-c = sqlite3.connect(db, isolation_level=None, timeout=10)
-c.execute("BEGIN IMMEDIATE")
-open(locked, "w").close()
-t = time.time()
-while not os.path.exists(release) and time.time() - t < 30:
-    time.sleep(0.05)
-c.execute("ROLLBACK")
-EOF
-LOCKER=$!
-TC_PIDS+=("$LOCKER")
-tc_wait_for 15 test -e "$TMP/locked" || tc_fail "the locker did not get the lock"
+tc_sqlite_lock "$DB"
 tc_wait_for 10 sh -c "[ \"\$(curl -s http://127.0.0.1:$PORT/metrics | sed -n 's/^tickcast_checkpoints_failing //p')\" -ge 1 ]" ||
   tc_fail "checkpoints_failing did not rise while the db was locked"
 written_locked=$(metric checkpoints_total)
@@ -83,8 +70,8 @@ fails=$(metric checkpoint_failures_total)
 grep -q "WARN  run: checkpoint failed (1 in a row): .*database is locked" "$TMP/run.log" ||
   tc_fail "no checkpoint failure in the log: $(grep -i checkpoint "$TMP/run.log" | tail -3)"
 echo "ok: locked db: $fails checkpoint failures, predictions went on"
-touch "$TMP/release"
-wait "$LOCKER"
+tc_sqlite_unlock
+wait "$LOCKER_PID"
 tc_wait_for 10 sh -c "[ \"\$(curl -s http://127.0.0.1:$PORT/metrics | sed -n 's/^tickcast_checkpoints_failing //p')\" = 0 ]" ||
   tc_fail "checkpoints still failing after the lock was released"
 grep -q "checkpoint written again after" "$TMP/run.log" || tc_fail "no recovery line in the log"

@@ -8,6 +8,7 @@
 #   tc_fail MESSAGE                         prints "FAIL: MESSAGE" and exits 1
 #   tc_eq WHAT FOUND EXPECTED               fails unless FOUND == EXPECTED (strings)
 #   tc_stop PID [SECONDS]                   SIGTERM, wait up to SECONDS (default 10), sets STOP_RC
+#   tc_sqlite_lock DB, tc_sqlite_unlock     another process holds SQLite's write lock on DB
 #   tc_run NAME ARGS...                     `tickcast run` on $BROKERS in group NAME with model
 #                                           $TMP/live.safetensors, state $TMP/NAME.db, log $TMP/NAME.log,
 #                                           checkpoints every 200 ms, HTTP on a free port, ARGS last;
@@ -94,6 +95,28 @@ tc_broker_start() {
   BROKERS=$(head -n 1 "$out")
   echo "broker at $BROKERS (pid $BROKER_PID)"
 }
+
+# Another process takes SQLite's write lock on DB (BEGIN IMMEDIATE), so that its writers fail
+# with SQLITE_BUSY, and holds it until tc_sqlite_unlock (at most 40 s). Returns once it holds it;
+# LOCKER_PID is that process.
+tc_sqlite_lock() { # db
+  rm -f "$TMP/sqlite.locked" "$TMP/sqlite.release"
+  $PY - "$1" "$TMP/sqlite.locked" "$TMP/sqlite.release" <<'EOF' &
+import os, sqlite3, sys, time
+db, locked, release = sys.argv[1:]
+c = sqlite3.connect(db, isolation_level=None, timeout=10)
+c.execute("BEGIN IMMEDIATE")
+open(locked, "w").close()
+t = time.time()
+while not os.path.exists(release) and time.time() - t < 40:
+    time.sleep(0.05)
+c.execute("ROLLBACK")
+EOF
+  LOCKER_PID=$!
+  TC_PIDS+=("$LOCKER_PID")
+  tc_wait_for 15 test -e "$TMP/sqlite.locked" || tc_fail "the locker did not get the lock of $1"
+}
+tc_sqlite_unlock() { touch "$TMP/sqlite.release"; }
 
 tc_stop() { # pid [seconds]: SIGTERM and wait; STOP_RC = exit status (124 if it did not exit)
   local pid=$1 t=${2:-10} i
