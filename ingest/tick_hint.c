@@ -2,6 +2,9 @@
  * threads by instrument before it is decoded. Exact where it answers: the rules below make the
  * bytes it returns the symbol the decoder would give, whenever the decoder accepts the input. */
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "ingest/tick.h"
 
@@ -33,23 +36,51 @@ static int json_ws(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/* The quote at buf[j] opens the key "sym". */
+static int sym_key_at(const char *buf, size_t len, size_t j) {
+  return j + 5 <= len && memcmp(buf + j + 1, "sym\"", 4) == 0;
+}
+
 int tick_json_sym_hint(const char *buf, size_t len, const char **sym, size_t *symlen) {
   /* Without a backslash no string has an escape, so every '"' delimits a string, and in valid
    * JSON a string that is exactly "sym" appears as those five bytes. Seen once, it is the
    * top-level key sym of any object the decoder accepts (a nested one alone leaves sym missing;
    * a second key or a value "sym" would be a second occurrence), and its value is the string
-   * that follows, unescaped. */
-  if (memchr(buf, '\\', len))
-    return 0;
-  const char *end = buf + len, *k = NULL;
-  for (const char *p = buf; (p = memmem(p, (size_t)(end - p), "\"sym\"", 5)); p += 5) {
-    if (k)
+   * that follows, unescaped.
+   * One pass finds the backslashes and the quotes, 16 bytes at a time, and checks each quote for
+   * the key: the router of replay --threads N calls this for every record, and a memchr for the
+   * backslash and a memmem for the key took 60 ns of a 100-byte tick (bench_replay --pipeline,
+   * route_ns; docs/BENCHMARKS.md, "JSON Lines"). */
+  const char *k = NULL;
+  size_t i = 0;
+#ifdef __SSE2__
+  const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+  for (; i + 16 <= len; i += 16) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(buf + i));
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(v, bslash)))
       return 0;
-    k = p;
+    for (unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)); m; m &= m - 1) {
+      size_t j = i + (size_t)__builtin_ctz(m);
+      if (sym_key_at(buf, len, j)) {
+        if (k)
+          return 0;
+        k = buf + j;
+      }
+    }
+  }
+#endif
+  for (; i < len; i++) {
+    if (buf[i] == '\\')
+      return 0;
+    if (buf[i] == '"' && sym_key_at(buf, len, i)) {
+      if (k)
+        return 0;
+      k = buf + i;
+    }
   }
   if (!k)
     return 0;
-  const char *p = k + 5;
+  const char *end = buf + len, *p = k + 5;
   while (p < end && json_ws(*p))
     p++;
   if (p == end || *p++ != ':')

@@ -750,9 +750,85 @@ static void test_sym_hint(void) {
   CHECK_STR(hint_csv("sym,ts,px", ",1,2"), "");         /* rejected anyway: missing sym */
 }
 
+/* tick_json_sym_hint against a reference that says the same thing with memchr and memmem: no
+ * backslash, exactly one "sym" (overlapping ones counted), then ws ':' ws '"' and the value up to
+ * the next quote. Random strings over the bytes that matter, of 0 to 200 bytes, so that the key,
+ * a backslash and the value fall on every place of the 16-byte blocks and in the tail after them;
+ * then a real tick padded in front by 0 to 40 spaces. */
+static int ref_json_hint(const char *buf, size_t len, const char **sym, size_t *symlen) {
+  if (memchr(buf, '\\', len))
+    return 0;
+  const char *end = buf + len, *k = NULL;
+  for (const char *p = buf; (p = memmem(p, (size_t)(end - p), "\"sym\"", 5)); p++) {
+    if (k)
+      return 0;
+    k = p;
+  }
+  if (!k)
+    return 0;
+  const char *p = k + 5;
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    p++;
+  if (p == end || *p++ != ':')
+    return 0;
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    p++;
+  if (p == end || *p++ != '"')
+    return 0;
+  const char *q = memchr(p, '"', (size_t)(end - p));
+  if (!q)
+    return 0;
+  *sym = p;
+  *symlen = (size_t)(q - p);
+  return 1;
+}
+
+static void check_hint_same(const char *s, size_t n) {
+  const char *a = NULL, *b = NULL;
+  size_t an = 0, bn = 0;
+  int ra = tick_json_sym_hint(s, n, &a, &an), rb = ref_json_hint(s, n, &b, &bn);
+  CHECK_INT(ra, rb);
+  if (ra && rb) {
+    CHECK_INT((int)(a - s), (int)(b - s));
+    CHECK_INT((int)an, (int)bn);
+  }
+}
+
+static void test_sym_hint_blocks(void) {
+  static const char alphabet[] = "\"\"\"sym:  \\a{}";
+  char buf[256];
+  int answered = 0;
+  for (int trial = 0; trial < 200000; trial++) {
+    size_t n = (size_t)(next_u64() % 201);
+    for (size_t i = 0; i < n; i++)
+      buf[i] = alphabet[next_u64() % (sizeof alphabet - 1)];
+    if (n >= 8 && next_u64() % 2) { /* plant a key and a value somewhere */
+      size_t at = (size_t)(next_u64() % (n - 7));
+      memcpy(buf + at, "\"sym\":\"A", 8);
+    }
+    const char *h;
+    size_t hn;
+    answered += tick_json_sym_hint(buf, n, &h, &hn);
+    check_hint_same(buf, n);
+  }
+  CHECK(answered > 1000); /* the planted keys are found, not only refused */
+  const char *tick = "{\"sym\":\"EURUSD\",\"ts\":1700000000000582085,\"px\":1.0842,\"bid\":1.0841}";
+  for (size_t pad = 0; pad <= 40; pad++) {
+    memset(buf, ' ', pad);
+    memcpy(buf + pad, tick, strlen(tick));
+    const char *h = NULL;
+    size_t hn = 0;
+    CHECK_INT(tick_json_sym_hint(buf, pad + strlen(tick), &h, &hn), 1);
+    CHECK_INT((int)hn, 6);
+    CHECK(h && memcmp(h, "EURUSD", 6) == 0);
+    check_hint_same(buf, pad + strlen(tick));
+  }
+}
+
 int main(void) {
   test_accept();
   test_sym_hint();
+  test_sym_hint_blocks();
   test_json_ts_kind();
   test_date_and_format();
   test_reject();
