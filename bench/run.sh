@@ -72,6 +72,11 @@ if [ -x bench/run_replay.sh ]; then
   bench/run_replay.sh
 fi
 
+if [ -x "$B/bench/bench_boot" ]; then
+  section "eval's block bootstrap (2000 replicates) against its plain form, ns per block drawn"
+  "$B/bench/bench_boot" ${BENCH_QUICK:+3}
+fi
+
 if [ -x "$B/bench/bench_train" ]; then
   for cell in $CELLS; do
     section "training throughput vs PyTorch (one thread): $cell"
