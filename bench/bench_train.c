@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon/pipeline/shard.h"
 #include "daemon/pipeline/tpool.h"
@@ -118,9 +119,9 @@ static int run_list(const bench_cfg *c, const int *list, int nl, int rounds) {
   static double ours[MAX_LIST][2][64], theirs[MAX_LIST][2][64];
   double loss;
   printf("bench_train cell=%s H=%d B=%d T=%d L=%d: %d shards of at most %d sequences, %d rounds "
-         "of %g s per side and thread count\n",
+         "of %g s per side and thread count; %ld cores\n",
          nn_cell_name(c->cell), c->H, c->B, c->T, c->L, shard_count(c->B), SHARD_ROWS, rounds,
-         c->seconds);
+         c->seconds, sysconf(_SC_NPROCESSORS_ONLN));
   for (int r = 0; r < rounds; r++)
     for (int k = 0; k < nl; k++) {
       bench_fig f, g = {0, 0};
@@ -135,16 +136,20 @@ static int run_list(const bench_cfg *c, const int *list, int nl, int rounds) {
       ours[k][0][r] = f.rate, ours[k][1][r] = f.cpu_us;
       theirs[k][0][r] = g.rate, theirs[k][1][r] = g.cpu_us;
     }
-  printf("%-7s %-12s %-8s %-12s %-12s %-8s %-12s %-10s\n", "threads", "tickcast/s", "speedup",
-         "cpu_us/step", "PyTorch/s", "speedup", "cpu_us/step", "tc/PyTorch");
+  /* efficiency per added core: (speedup - 1) / (threads - 1) */
+  printf("%-7s %-12s %-8s %-8s %-12s %-12s %-8s %-12s %-10s\n", "threads", "tickcast/s", "speedup",
+         "eff/core", "cpu_us/step", "PyTorch/s", "speedup", "cpu_us/step", "tc/PyTorch");
   double o1 = 0, t1 = 0;
   for (int k = 0; k < nl; k++) {
     double o = median(ours[k][0], rounds), oc = median(ours[k][1], rounds);
     double t = median(theirs[k][0], rounds), tcu = median(theirs[k][1], rounds);
     if (k == 0)
       o1 = o, t1 = t;
-    printf("%-7d %-12.0f %-8.2f %-12.0f %-12.0f %-8.2f %-12.0f %-10.2f\n", list[k], o, o / o1, oc,
-           t, t1 > 0 ? t / t1 : 0.0, tcu, t > 0 ? o / t : 0.0);
+    char eff[16] = "";
+    if (list[k] > list[0])
+      snprintf(eff, sizeof eff, "%.0f%%", 100 * (o / o1 - 1) / (list[k] - list[0]));
+    printf("%-7d %-12.0f %-8.2f %-8s %-12.0f %-12.0f %-8.2f %-12.0f %-10.2f\n", list[k], o, o / o1,
+           eff, oc, t, t1 > 0 ? t / t1 : 0.0, tcu, t > 0 ? o / t : 0.0);
     printf("bench_train cell=%s threads=%d tickcast_tick_steps_per_s=%.0f speedup=%.2f "
            "torch_tick_steps_per_s=%.0f torch_speedup=%.2f ratio=%.2f\n",
            nn_cell_name(c->cell), list[k], o, o / o1, t, t1 > 0 ? t / t1 : 0.0,

@@ -82,10 +82,11 @@ if [ -x "$B/bench/bench_train" ]; then
     section "training throughput vs PyTorch (one thread): $cell"
     "$B/bench/bench_train" 64 64 32 1 "$TRAIN_SECS" --cell "$cell"
   done
-  section "training on 1 and 2 threads vs PyTorch on as many (torch.set_num_threads): lstm, H=64, B=64, T=32"
-  "$B/bench/bench_train" 64 64 32 1 "$TRAIN_SECS" --threads-list 1,2 --rounds "${BENCH_ROUNDS:-3}"
+  TL=$(printf '%s\n' 1 2 "$(nproc)" | awk '!seen[$0]++' | paste -sd,)
+  section "training on $TL threads vs PyTorch on as many (torch.set_num_threads): lstm, H=64, B=64, T=32"
+  "$B/bench/bench_train" 64 64 32 1 "$TRAIN_SECS" --threads-list "$TL" --rounds "${BENCH_ROUNDS:-3}"
   if [ -x bench/run_train.sh ]; then
-    section "tickcast train on a whole file with --threads 1 and 2"
+    section "tickcast train on a whole file with --threads 1, 2 and all the cores'"
     bench/run_train.sh
   fi
 fi
