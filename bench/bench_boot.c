@@ -4,6 +4,8 @@
  * instrument of the replay benchmark's file in eval (1,000,000 ticks over 256 instruments: 256
  * such bootstraps), n = 1,000,000 its pooled figures. The two must give the same bits.
  *
+ * The plain form is tests/boot_ref.h's, which tests/test_evalstat.c holds to the same bits.
+ *
  * usage: bench_boot [ROUNDS]   (default 5, the two alternating; medians)
  * Prints per n: wall ns per block drawn on one thread, each side, and the ratio. Not a test. */
 #include <math.h>
@@ -14,44 +16,7 @@
 #include "daemon/pipeline/evalstat.h"
 #include "nn/base/clock.h"
 #include "nn/train.h"
-
-static int cmp_dbl(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double plain_block(const double *c, size_t n, size_t s, size_t L) {
-  return s + L <= n ? c[s + L] - c[s] : (c[n] - c[s]) + c[s + L - n];
-}
-
-/* The plain bootstrap; returns the 5 % quantile of the replicates (type 7). */
-static double plain_boot(const double *sm, const double *sr, size_t n, int reps, size_t block,
-                         uint64_t seed) {
-  double *cm = calloc(n + 1, sizeof *cm), *cr = calloc(n + 1, sizeof *cr);
-  double *v = malloc((size_t)reps * sizeof *v);
-  if (!cm || !cr || !v)
-    exit(2);
-  for (size_t t = 0; t < n; t++)
-    cm[t + 1] = cm[t] + sm[t], cr[t + 1] = cr[t] + sr[t];
-  nn_rng rng;
-  nn_rng_seed(&rng, seed);
-  int k = 0;
-  for (int r = 0; r < reps; r++) {
-    double a = 0, b = 0;
-    for (size_t left = n; left > 0;) {
-      size_t L = left < block ? left : block, s = (size_t)nn_rng_below(&rng, n);
-      a += plain_block(cm, n, s, L);
-      b += plain_block(cr, n, s, L);
-      left -= L;
-    }
-    if (b > 0)
-      v[k++] = 1 - a / b;
-  }
-  qsort(v, (size_t)k, sizeof *v, cmp_dbl);
-  double h = (k - 1) * 0.05, lo = v[(int)h] + (h - (int)h) * (v[(int)h + 1] - v[(int)h]);
-  free(cm), free(cr), free(v);
-  return lo;
-}
+#include "tests/boot_ref.h"
 
 static int cmp_u64(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -81,19 +46,19 @@ int main(int argc, char **argv) {
     size_t n = ns[a], block = (size_t)ceil(cbrt((double)n)), D = (n + block - 1) / block;
     uint64_t tp[99], te[99];
     for (int r = 0; r < rounds; r++) {
-      double lp = 0, le = 0;
+      evalstat_boot p, e;
       uint64_t t0 = tc_mono_ns();
       for (int c = 0; c < calls[a]; c++)
-        lp = plain_boot(sm, sr, n, EVALSTAT_BOOT_REPS, block, 100 + (uint64_t)c);
-      uint64_t t1 = tc_mono_ns();
-      evalstat_boot b;
-      for (int c = 0; c < calls[a]; c++)
-        if (evalstat_skill_boot(sm, sr, n, 0.9, 0, 0, 100 + (uint64_t)c, &b) != 0)
+        if (boot_ref(sm, sr, n, 0.9, EVALSTAT_BOOT_REPS, block, 100 + (uint64_t)c, &p) != 0)
           return 1;
-      le = b.lo;
+      uint64_t t1 = tc_mono_ns();
+      for (int c = 0; c < calls[a]; c++)
+        if (evalstat_skill_boot(sm, sr, n, 0.9, 0, 0, 100 + (uint64_t)c, &e) != 0)
+          return 1;
       uint64_t t2 = tc_mono_ns();
       tp[r] = t1 - t0, te[r] = t2 - t1;
-      bad += memcmp(&lp, &le, sizeof lp) != 0;
+      bad += memcmp(&p.lo, &e.lo, sizeof p.lo) != 0 || memcmp(&p.hi, &e.hi, sizeof p.hi) != 0 ||
+             memcmp(&p.se, &e.se, sizeof p.se) != 0;
     }
     qsort(tp, (size_t)rounds, sizeof *tp, cmp_u64);
     qsort(te, (size_t)rounds, sizeof *te, cmp_u64);

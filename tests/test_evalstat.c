@@ -8,6 +8,7 @@
 
 #include "nn/base/tc_err.h"
 #include "nn/train.h"
+#include "tests/boot_ref.h"
 #include "tests/check.h"
 
 /* |a - b| <= rel |b| */
@@ -385,59 +386,6 @@ static void boot_data(size_t n, uint64_t seed, double *sm, double *sr) {
   }
 }
 
-/* The circular block bootstrap as its definition says, one draw and one block at a time with
- * nn_rng_below: evalstat_skill_boot draws a replicate's block starts first, divides without a
- * division instruction and prefetches, and must give the same bits. */
-static int cmp_dbl(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double ref_q7(const double *x, int k, double q) {
-  double h = (k - 1) * q;
-  int i = (int)floor(h);
-  return i >= k - 1 ? x[k - 1] : x[i] + (h - i) * (x[i + 1] - x[i]);
-}
-
-static double ref_block(const double *c, size_t n, size_t s, size_t L) {
-  return s + L <= n ? c[s + L] - c[s] : (c[n] - c[s]) + c[s + L - n];
-}
-
-static void ref_boot(const double *sm, const double *sr, size_t n, double level, int reps,
-                     size_t block, uint64_t seed, evalstat_boot *out) {
-  double *cm = dalloc(n + 1), *cr = dalloc(n + 1), *v = dalloc((size_t)reps);
-  for (size_t t = 0; t < n; t++)
-    cm[t + 1] = cm[t] + sm[t], cr[t + 1] = cr[t] + sr[t];
-  nn_rng rng;
-  nn_rng_seed(&rng, seed);
-  int k = 0;
-  out->dropped = 0;
-  for (int r = 0; r < reps; r++) {
-    double a = 0, b = 0;
-    for (size_t left = n; left > 0;) {
-      size_t L = left < block ? left : block, s = (size_t)nn_rng_below(&rng, n);
-      a += ref_block(cm, n, s, L);
-      b += ref_block(cr, n, s, L);
-      left -= L;
-    }
-    if (b > 0)
-      v[k++] = 1 - a / b;
-    else
-      out->dropped++;
-  }
-  qsort(v, (size_t)k, sizeof *v, cmp_dbl);
-  out->lo = ref_q7(v, k, 0.5 * (1 - level));
-  out->hi = ref_q7(v, k, 0.5 * (1 + level));
-  double m = 0, ss = 0;
-  for (int i = 0; i < k; i++)
-    m += v[i];
-  m /= k;
-  for (int i = 0; i < k; i++)
-    ss += (v[i] - m) * (v[i] - m);
-  out->se = k > 1 ? sqrt(ss / (k - 1)) : 0;
-  free(cm), free(cr), free(v);
-}
-
 static void test_boot_reference(void) {
   const size_t ns[] = {2, 3, 17, 1000, 3906, 100003};
   size_t N = 100003;
@@ -452,7 +400,7 @@ static void test_boot_reference(void) {
     for (size_t bi = 0; bi < 4; bi++) {
       evalstat_boot got, want;
       CHECK_INT(evalstat_skill_boot(sm, sr, n, 0.9, 301, blocks[bi], 1000 + a, &got), 0);
-      ref_boot(sm, sr, n, 0.9, 301, got.block, 1000 + a, &want);
+      CHECK_INT(boot_ref(sm, sr, n, 0.9, 301, got.block, 1000 + a, &want), 0);
       cases++;
       same += memcmp(&got.lo, &want.lo, sizeof got.lo) == 0 &&
               memcmp(&got.hi, &want.hi, sizeof got.hi) == 0 &&
