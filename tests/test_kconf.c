@@ -30,7 +30,45 @@ static int parse(kconf *kc, int argc, char **argv, char *err, size_t errlen) {
   return 0;
 }
 
+/* kconf_cooperative: the protocol of a consumer configuration's assignors. */
+static int coop_of(const char *strategy) {
+  rd_kafka_conf_t *c = rd_kafka_conf_new();
+  char e[256];
+  if (strategy && rd_kafka_conf_set(c, "partition.assignment.strategy", strategy, e, sizeof e) !=
+                      RD_KAFKA_CONF_OK) {
+    rd_kafka_conf_destroy(c);
+    return -1;
+  }
+  int r = kconf_cooperative(c);
+  rd_kafka_conf_destroy(c);
+  return r;
+}
+
+static void test_cooperative(void) {
+  CHECK_INT(coop_of(NULL), 0); /* the default: range,roundrobin */
+  CHECK_INT(coop_of("range"), 0);
+  CHECK_INT(coop_of("roundrobin"), 0);
+  CHECK_INT(coop_of("range,roundrobin"), 0);
+  CHECK_INT(coop_of("cooperative-sticky"), 1);
+  CHECK_INT(coop_of(" cooperative-sticky "), 1);
+  CHECK_INT(kconf_cooperative(NULL), 0);
+  /* The consumer's own configuration (rd_kafka_conf), which the rebalance callback reads. */
+  rd_kafka_conf_t *c = rd_kafka_conf_new();
+  char e[256];
+  CHECK_INT(
+      rd_kafka_conf_set(c, "partition.assignment.strategy", "cooperative-sticky", e, sizeof e),
+      RD_KAFKA_CONF_OK);
+  CHECK_INT(rd_kafka_conf_set(c, "group.id", "g", e, sizeof e), RD_KAFKA_CONF_OK);
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof e);
+  CHECK(rk != NULL);
+  if (rk) {
+    CHECK_INT(kconf_cooperative(rd_kafka_conf(rk)), 1);
+    rd_kafka_destroy(rk);
+  }
+}
+
 int main(void) {
+  test_cooperative();
   char err[512], buf[256];
   char path[] = "/tmp/test_kconf_XXXXXX";
   int fd = mkstemp(path);

@@ -78,6 +78,14 @@ int kconf_secret(const char *key) {
   return 0;
 }
 
+int kconf_cooperative(const rd_kafka_conf_t *conf) {
+  char v[512];
+  size_t n = sizeof v;
+  if (!conf || rd_kafka_conf_get(conf, "partition.assignment.strategy", v, &n) != RD_KAFKA_CONF_OK)
+    return 0;
+  return strstr(v, "cooperative") != NULL;
+}
+
 /* 1 when s reads like a property name (lowercase letters, digits, '.', '_', '-', with a '.'), so
  * that quoting it cannot leak a secret typed where a name was expected. */
 static int looks_like_name(const char *s) {

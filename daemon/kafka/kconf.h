@@ -40,6 +40,15 @@ typedef struct kconf {
  * librdkafka does not know (a mistyped secret), nor a config line or -X argument without '='. */
 int kconf_secret(const char *key);
 
+/* 1 when the consumer configuration conf rebalances by the cooperative protocol: its
+ * partition.assignment.strategy names cooperative-sticky (librdkafka's one cooperative assignor;
+ * it refuses a list that mixes the two protocols), 0 for the eager one (range, roundrobin, the
+ * default). The rebalance callback asks this of the consumer's own configuration instead of
+ * rd_kafka_rebalance_protocol(), which waits for librdkafka's main thread and, called from the
+ * callback that rd_kafka_consumer_close() serves, can wait forever (librdkafka issue #4041; a
+ * daemon stopped while its group rebalanced hung until the shutdown watchdog ended it). */
+int kconf_cooperative(const rd_kafka_conf_t *conf);
+
 /* Zeroes kc. Never fails. */
 void kconf_init(kconf *kc);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/kafka/kconf.h"
 #include "daemon/kafka/produce.h"
 #include "daemon/loop/run_int.h"
 #include "daemon/pipeline/log.h"
@@ -158,6 +159,7 @@ static int create_clients(run *r, rd_kafka_conf_t *cc, rd_kafka_conf_t *pc, char
     snprintf(err, errlen, "consumer: %s", kerr);
     return TC_EKAFKA;
   }
+  r->coop = kconf_cooperative(rd_kafka_conf(r->consumer));
   r->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, kerr, sizeof kerr);
   if (!r->producer) {
     rd_kafka_conf_destroy(pc);

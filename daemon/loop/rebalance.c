@@ -220,7 +220,7 @@ void rebalance_stop(run *r) {
 void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
                   void *opaque) {
   run *r = opaque;
-  int coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+  int coop = r->coop; /* never rd_kafka_rebalance_protocol() here: kconf_cooperative */
   r->st.rebalances++;
   char list[512];
   list_of(parts, list, sizeof list);
