@@ -7,7 +7,8 @@
  * out-of-order lines; a second input has 3 instruments (fewer than the workers). The shards' logs
  * are laid out by the longest entry the output can have, so the outputs with the longest entries
  * are replayed too: JSON Lines with the syms kept and a src escaped to its 300 bytes, and CSV rows
- * of a model with the scale head (random weights: numbers of every length). */
+ * of a model with the scale head (random weights: numbers of every length). A third input has
+ * lines of up to 4.2 MB, which outgrow a chunk's text buffer and the logs placed after the text. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,8 +124,9 @@ static void replay(const char *path, const nn_model *m, int threads, int shards,
 
 /* Writes the test's input to a new temporary file named into path (char[64]): n lines of k
  * instruments with a rejected line every 97th, a blank every 89th and an out-of-order tick every
- * 211th. */
-static void write_input(char *path, int n, int k) {
+ * 211th; with wide, every 701st line is a rejected price of 0.1 to 4.2 MB (a chunk's text, and
+ * its logs after the text, outgrow the room they started with). */
+static void write_input(char *path, int n, int k, int wide) {
   strcpy(path, "/tmp/test_preplay.XXXXXX");
   int fd = mkstemp(path);
   CHECK(fd >= 0);
@@ -136,12 +138,18 @@ static void write_input(char *path, int n, int k) {
     x = x * 1103515245u + 12345u;
     int s = (int)((x >> 8) % (unsigned)k);
     long long ts = 1700000000000000000LL + 1000000000LL * i - (i % 211 == 0 ? 5000000000000LL : 0);
-    if (i % 89 == 0)
+    if (i % 89 == 0) {
       fprintf(f, "\n");
-    else if (i % 97 == 0)
+    } else if (wide && i % 701 == 0) {
+      fprintf(f, "I%d,%lld,", s, ts);
+      for (unsigned j = 0, len = 100000 + (x >> 4) % 4100000; j < len; j++)
+        fputc('a' + (int)(j % 7), f);
+      fputc('\n', f);
+    } else if (i % 97 == 0) {
       fprintf(f, "I%d,%lld,not-a-price\n", s, ts);
-    else
+    } else {
       fprintf(f, "I%d,%lld,%.4f\n", s, ts, 100.0 + s + 0.01 * (double)(x % 1000));
+    }
   }
   fclose(f);
 }
@@ -179,7 +187,7 @@ static void gauss_model(nn_model *g) {
 
 int main(void) {
   nn_model m, g;
-  char err[256], many[64], few[64];
+  char err[256], many[64], few[64], wide[64];
   if (nn_model_load(&m, "tests/fixtures/nn_l2_h16_peep.safetensors", err, sizeof err) != 0) {
     fprintf(stderr, "test_preplay: %s\n", err);
     return 1;
@@ -187,23 +195,26 @@ int main(void) {
   gauss_model(&g);
   for (size_t i = 0; i + 1 < sizeof long_src; i++)
     long_src[i] = i % 2 ? '"' : '\\';
-  write_input(many, 30000, 1500);
-  write_input(few, 6000, 3);
+  write_input(many, 30000, 1500, 0);
+  write_input(few, 6000, 3, 0);
+  write_input(wide, 6000, 3, 1);
   /* threads, shards (0: the default), chunk (0: the default) */
   static const int cases[][3] = {{2, 0, 0},  {2, 1, 0},  {3, 5, 100},     {4, 7, 1},
                                  {8, 0, 64}, {2, 3, 37}, {5, 4096, 8192}, {16, 9999, 500}};
   /* output (0 CSV, 1 JSON Lines), model (0 the fixture, 1 with the scale head); the first two
    * outputs run every case, the others the first and the last three */
   static const int outs[][2] = {{0, 0}, {1, 0}, {0, 1}, {1, 1}};
-  const char *files[] = {many, few};
+  const char *files[] = {many, few, wide};
   for (int o = 0; o < 4; o++)
-    for (int f = 0; f < 2; f++) {
+    for (int f = 0; f < 3; f++) {
       const nn_model *mm = outs[o][1] ? &g : &m;
       out_jsonl = outs[o][0];
       result ref;
       replay(files[f], mm, 1, 1, 0, &ref);
       CHECK(ref.accepted > 0 && ref.rej.n[TICK_OUT_OF_ORDER] > 0 && ref.rej.total > 0);
       CHECK_INT(ref.instruments, f == 0 ? 1500 : 3);
+      if (f == 2) /* the 8 wide lines are rejects, as every 97th line */
+        CHECK_INT((long long)ref.rej.n[TICK_BAD_PX], 8 + 6000 / 97 - 6000 / (89 * 97));
       if (out_jsonl) /* the src is in every object, escaped to its 300 bytes */
         CHECK(ref.len > 300 * ref.accepted);
       for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -212,9 +223,10 @@ int main(void) {
         result r;
         char what[160];
         replay(files[f], mm, cases[i][0], cases[i][1], cases[i][2], &r);
-        snprintf(what, sizeof what, "%s, %s%s instruments, threads %d, shards %d, chunk %d",
+        snprintf(what, sizeof what, "%s, %s%s instruments%s, threads %d, shards %d, chunk %d",
                  out_jsonl ? "JSON Lines" : "CSV", outs[o][1] ? "scale head, " : "",
-                 f == 0 ? "1500" : "3", cases[i][0], cases[i][1], cases[i][2]);
+                 f == 0 ? "1500" : "3", f == 2 ? " and wide lines" : "", cases[i][0], cases[i][1],
+                 cases[i][2]);
         compare(&ref, &r, what);
         free(r.out);
       }
@@ -222,6 +234,7 @@ int main(void) {
     }
   unlink(many);
   unlink(few);
+  unlink(wide);
   nn_model_free(&m);
   nn_model_free(&g);
   return check_done();

@@ -60,13 +60,16 @@
  * then the sym (when kept: cfg.keep_sym, and out_of_order rejects), then the text (the
  * prediction with its '\n', or an out_of_order tick's ts as 8 bytes). */
 #define ENTRY_HEAD 4
-#define ENTRY_MAX (ENTRY_HEAD + TICK_SYM_MAX + ENC_PRED_MAX + 1)
+/* The longest entry of a prediction as a JSON object, with the sym kept or not (an out_of_order
+ * reject's entry, sym and ts, is shorter than either). */
+#define ENTRY_MAX(keep) (ENTRY_HEAD + ((keep) ? TICK_SYM_MAX : 0) + ENC_PRED_MAX + 1)
 /* The longest entry of a CSV row, with and without the scale head's columns. A chunk's logs are
- * laid out by the longest entry, so with CSV rows the 8192 of a chunk (1.9 MB without the scale
- * head) fit one huge page. By ENTRY_MAX they spanned 5.5 MB, each shard's log began in another
- * huge page, and a replay on 2 threads cleared 15 huge pages for logs of under 3 MB (11-26 ms of
- * CPU on this VM in perf record; docs/BENCHMARKS.md, "Replay on several threads"). */
-#define ENTRY_CSV_MAX(std) (ENTRY_HEAD + TICK_SYM_MAX + ENC_CSV_MAX(std) + 1)
+ * laid out by the longest entry, so with CSV rows the 8192 of a chunk (1.65 MB without the scale
+ * head and the kept sym) fit one huge page with the chunk's text (see place_out). By ENTRY_MAX
+ * they spanned 5.5 MB, each shard's log began in another huge page, and a replay on 2 threads
+ * cleared 15 huge pages for logs of under 3 MB (11-26 ms of CPU on this VM in perf record;
+ * docs/BENCHMARKS.md, "Replay on several threads"). */
+#define ENTRY_CSV_MAX(std, keep) (ENTRY_HEAD + ((keep) ? TICK_SYM_MAX : 0) + ENC_CSV_MAX(std) + 1)
 
 /* What a Kafka message's record has beyond its text. */
 typedef struct prp_msg {
@@ -92,8 +95,9 @@ struct preplay_chunk {
   int32_t *sidx;     /* (cap) each part's records grouped by shard, in input order */
   uint32_t *poff;    /* (maxparts, shards + 1) where each part's group of each shard starts in
                         sidx */
-  char *out;         /* (cap * emax) one log per shard: an entry for each of its records,
-                        in input order; no cache line is written by two workers at once */
+  char *out;         /* (n * emax) one log per shard: an entry for each of its records,
+                        in input order; no cache line is written by two workers at once. In
+                        bytes, after the text (see place_out) */
   size_t *base;      /* (shards) start of each shard's log in out */
   uint32_t *cnt;     /* (shards) records of each shard, summed over the parts */
   int nparts;        /* routing parts */
@@ -109,6 +113,7 @@ typedef struct prp_shard {
   _Alignas(64) engine_book b; /* (each shard on cache lines of its own) */
   uint64_t next;              /* the next chunk it steps (under mu) */
   int queued;                 /* in the ready queue or being stepped (under mu) */
+  int last;                   /* the worker that stepped it last, -1 before (under mu) */
 } prp_shard;
 
 /* One worker: an engine's scratch, into which it swaps the book of the shard it steps, and room
@@ -205,11 +210,10 @@ static void *alloc_lines(size_t n) {
   return b;
 }
 
-static void chunk_free(preplay_chunk *c, size_t emax) {
+static void chunk_free(preplay_chunk *c) {
   free(c->off), free(c->len), free(c->msg), free(c->shard), free(c->sidx);
   free(c->poff), free(c->base), free(c->cnt);
   tc_big_free(c->bytes, c->bcap);
-  tc_big_free(c->out, (size_t)c->cap * emax);
 }
 
 /* Routing parts of a chunk of cap records: a few per worker, so that the work balances, of at
@@ -222,23 +226,21 @@ static int max_parts(int cap, int N) {
 static int chunk_init(preplay_chunk *c, int cap, int N, int S, size_t emax) {
   size_t n = (size_t)cap;
   c->cap = cap;
-  /* Room for records of 256 bytes from the start: growing moves the text, and on a virtual
-   * machine each new page costs a fault again. Untouched pages cost nothing. The text and the
-   * log are the slot's large buffers, on huge pages (nn/base/bigbuf.h): with 4 KiB pages their
-   * first fill took 1900 faults, 11-21 us each on this VM, in a replay of a million ticks on 2
-   * threads (2961 faults against 1048 on one). */
-  c->bcap = (size_t)cap * 256 + PREPLAY_BLOCK;
+  /* Room for records of 256 bytes and the logs from the start: growing moves the text, and on a
+   * virtual machine each new page costs a fault again. Untouched pages cost nothing. The text
+   * with the logs after it is the slot's large buffer, on huge pages (nn/base/bigbuf.h): with
+   * 4 KiB pages the first fill of text and logs took 1900 faults, 11-21 us each on this VM, in a
+   * replay of a million ticks on 2 threads (2961 faults against 1048 on one). */
+  c->bcap = n * 256 + PREPLAY_BLOCK + n * emax;
   c->off = malloc(n * sizeof *c->off);
   c->len = malloc(n * sizeof *c->len);
   c->bytes = tc_big_alloc(c->bcap);
   c->shard = malloc(n * sizeof *c->shard);
   c->sidx = malloc(n * sizeof *c->sidx);
   c->poff = malloc((size_t)max_parts(cap, N) * (size_t)(S + 1) * sizeof *c->poff);
-  c->out = tc_big_alloc(n * emax); /* untouched pages cost nothing */
   c->base = malloc((size_t)S * sizeof *c->base);
   c->cnt = malloc((size_t)S * sizeof *c->cnt);
-  return c->off && c->len && c->bytes && c->shard && c->sidx && c->poff && c->out && c->base &&
-                 c->cnt
+  return c->off && c->len && c->bytes && c->shard && c->sidx && c->poff && c->base && c->cnt
              ? 0
              : TC_ENOMEM;
 }
@@ -263,7 +265,8 @@ int preplay_new(preplay **out, const preplay_cfg *cfg) {
   /* Room for every worker to be a chunk apart from the slowest, and for one being filled and
    * one being written. */
   p->K = p->N + 3 < 32 ? p->N + 3 : 32;
-  p->emax = p->cfg.jsonl ? ENTRY_MAX : ENTRY_CSV_MAX(p->cfg.m->gauss);
+  p->emax =
+      p->cfg.jsonl ? ENTRY_MAX(p->cfg.keep_sym) : ENTRY_CSV_MAX(p->cfg.m->gauss, p->cfg.keep_sym);
   p->vpart = -2;
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->work, NULL);
@@ -277,8 +280,10 @@ int preplay_new(preplay **out, const preplay_cfg *cfg) {
   int rc = p->ck && p->wk && p->sh && p->rq && p->map && p->cur ? 0 : TC_ENOMEM;
   for (int k = 0; rc == 0 && k < p->K; k++)
     rc = chunk_init(&p->ck[k], p->cfg.chunk, p->N, p->S, p->emax);
-  for (int s = 0; rc == 0 && s < p->S; s++)
+  for (int s = 0; rc == 0 && s < p->S; s++) {
+    p->sh[s].last = -1;
     rc = engine_book_init(&p->sh[s].b, p->cfg.m);
+  }
   for (int i = 0; rc == 0 && i < p->N; i++) {
     prp_worker *w = &p->wk[i];
     w->p = p;
@@ -329,7 +334,7 @@ void preplay_destroy(preplay *p) {
   for (int s = 0; p->sh && s < p->S; s++)
     engine_book_free(&p->sh[s].b);
   for (int k = 0; p->ck && k < p->K; k++)
-    chunk_free(&p->ck[k], p->emax);
+    chunk_free(&p->ck[k]);
   free(p->ck), free(p->wk), free(p->sh), free(p->rq), free((void *)p->map), free(p->carry);
   free(p->cur);
   pthread_mutex_destroy(&p->mu);
@@ -573,8 +578,30 @@ static void stepped(preplay *p, int s, preplay_chunk *c) {
     pthread_cond_broadcast(&p->work);
 }
 
+/* The shard that worker id steps next, taken out of the ready queue (not empty; under mu): the
+ * first one it stepped last time, else the one ready longest. A shard's states and symbols stay
+ * in the cache of the core that stepped them; on another core each access misses (they move
+ * between the cores' caches). In process (bench_replay --pipeline, 1M ticks, H = 64, 256
+ * instruments, 2 threads, 4 rounds alternating) this took 2.5 % off the wall time: 0.318-0.331 s
+ * against 0.320-0.344 s, with stepping 1-3 % cheaper. It only chooses among shards that are
+ * ready: a worker with none of its own takes another's, so the work still balances itself. */
+static int take_ready(preplay *p, int id) {
+  int j = 0;
+  while (j < p->rq_len && p->sh[p->rq[(p->rq_head + j) % p->S]].last != id)
+    j++;
+  if (j == p->rq_len)
+    j = 0;
+  int s = p->rq[(p->rq_head + j) % p->S];
+  for (; j > 0; j--) /* those before it move up one place, in their order */
+    p->rq[(p->rq_head + j) % p->S] = p->rq[(p->rq_head + j - 1) % p->S];
+  p->rq_head = (p->rq_head + 1) % p->S;
+  p->rq_len--;
+  p->sh[s].last = id;
+  return s;
+}
+
 /* A worker: makes its engine's scratch (here, so that the workers zero their buffers at once,
- * while the caller's thread reads), then steps ready shards, the longest-ready first, and routes
+ * while the caller's thread reads), then steps ready shards (take_ready), and routes
  * parts of any submitted chunk when no shard is ready, the oldest chunk first. */
 static void *worker_main(void *arg) {
   prp_worker *w = arg;
@@ -589,9 +616,7 @@ static void *worker_main(void *arg) {
     fail(p, rc);
   while (!p->stop && !p->failed) {
     if (p->rq_len) {
-      int s = p->rq[p->rq_head];
-      p->rq_head = (p->rq_head + 1) % p->S;
-      p->rq_len--;
+      int s = take_ready(p, w->id);
       preplay_chunk *c = &p->ck[p->sh[s].next % (uint64_t)p->K];
       if (c->cnt[s]) {
         pthread_mutex_unlock(&p->mu);
@@ -640,16 +665,18 @@ int preplay_count(const preplay_chunk *c) {
   return c->n;
 }
 
-/* Room for n more bytes in c->bytes. 0 or TC_ENOMEM. */
+/* Room for n more bytes in c->bytes, whose text (c->used bytes) it keeps. 0 or TC_ENOMEM. */
 static int bytes_reserve(preplay_chunk *c, size_t n) {
   if (c->bcap - c->used >= n)
     return 0;
   size_t cap = c->bcap;
   while (cap - c->used < n)
     cap *= 2;
-  char *b = tc_big_realloc(c->bytes, c->bcap, cap);
+  char *b = tc_big_alloc(cap);
   if (!b)
     return TC_ENOMEM;
+  memcpy(b, c->bytes, c->used); /* not the rest: a copy of untouched pages would fault them in */
+  tc_big_free(c->bytes, c->bcap);
   c->bytes = b;
   c->bcap = cap;
   return 0;
@@ -878,9 +905,28 @@ preplay_chunk *preplay_acquire(preplay *p) {
   return c;
 }
 
+/* Puts c's logs in its text buffer, after the text (growing the buffer when the text was long):
+ * the two share huge pages. A slot's first use clears each huge page it touches, which on this
+ * VM took 0.12 ms when the host had backed that memory before and up to 1.8 ms when not (the
+ * 10 huge pages of a 2-thread replay touched at its start: 1.2-18 ms in 5 runs). As two buffers,
+ * the CSV text of a chunk (0.5 MB) and its logs (1.6 MB laid out, 0.4 MB written) took two huge
+ * pages a slot; together they take one. 0 or TC_ENOMEM. */
+static int place_out(preplay *p, preplay_chunk *c) {
+  size_t at = (c->used + 63) & ~(size_t)63;
+  if (bytes_reserve(c, at - c->used + (size_t)c->n * p->emax) != 0)
+    return TC_ENOMEM;
+  c->out = c->bytes + at;
+  return 0;
+}
+
 void preplay_submit(preplay *p, preplay_chunk *c) {
+  int rc = place_out(p, c);
+  if (rc != 0)
+    c->n = 0; /* nothing of it is stepped or written: the replay fails */
   int parts = max_parts(c->n, p->N);
   pthread_mutex_lock(&p->mu);
+  if (rc != 0)
+    fail(p, rc);
   c->nparts = parts;
   if (parts == 0)
     lay_out(p, c);

@@ -11,7 +11,8 @@
  * instrument, which is fixed for the whole run, chosen by a hash of the symbol when first seen;
  * the symbol is found without decoding the record where that is exact (tick_*_sym_hint).
  * Once a chunk is routed, each shard is ready when it is done with the chunk before; a free worker
- * takes the shard ready longest, decodes its records, runs them through its engine with the
+ * takes a ready shard (the first it stepped last time, else the one ready longest: a shard's
+ * states stay in one core's cache), decodes its records, runs them through its engine with the
  * shard's book swapped in (engine_swap_book) and encodes the predictions into the shard's log in
  * the chunk. Shards belong to no worker (by default there are twice as many), so a worker that a
  * busy core slows steps fewer of them (the work balances itself here too). The caller's thread, in

@@ -2,7 +2,6 @@
 #include "nn/base/bigbuf.h"
 
 #include <stdint.h>
-#include <string.h>
 #include <sys/mman.h>
 
 static size_t round_up(size_t n) {
@@ -24,19 +23,6 @@ void *tc_big_alloc(size_t n) {
     munmap(a + len, (size_t)(m + span - (a + len)));
   madvise(a, len, MADV_HUGEPAGE); /* EINVAL without THP: an ordinary mapping then */
   return a;
-}
-
-void *tc_big_realloc(void *p, size_t old, size_t n) {
-  if (p && round_up(n) == round_up(old))
-    return p;
-  void *q = tc_big_alloc(n);
-  if (!q)
-    return NULL;
-  if (p) {
-    memcpy(q, p, old < n ? old : n);
-    tc_big_free(p, old);
-  }
-  return q;
 }
 
 void tc_big_free(void *p, size_t n) {

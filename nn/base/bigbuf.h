@@ -14,9 +14,6 @@
 
 /* n bytes (n > 0), zeroed; NULL when the mapping fails. Freed with tc_big_free(p, n). */
 void *tc_big_alloc(size_t n);
-/* A buffer of n bytes that holds the first old bytes of p (a tc_big_alloc of old bytes, or NULL
- * with old 0); p is freed. NULL when the mapping fails, and then p is kept. */
-void *tc_big_realloc(void *p, size_t old, size_t n);
 void tc_big_free(void *p, size_t n);
 
 #endif
