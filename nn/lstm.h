@@ -19,7 +19,8 @@ typedef struct nn_work {
   int Bkern;   /* batches of up to Bkern use nn_projT, larger ones sgemm: set by init for this
                   CPU (nn_projT_max_b in lstm_int.h); tests and benchmarks may change it */
   int ldw;     /* row stride of whh and wih: G padded (nn_projT_ldw in lstm_int.h) */
-  float *buf;  /* one allocation holding the blocks below */
+  void *raw;   /* the allocation (calloc) */
+  float *buf;  /* its first 64-byte boundary: the blocks below */
   float *x;    /* (Bmax, max(NN_F, H)) layer input */
   float *h;    /* (Bmax, H) gathered h of the current layer */
   float *c;    /* (Bmax, H) gathered c of the current layer (LSTM) */
