@@ -122,7 +122,8 @@ typedef struct prp_worker {
   _Alignas(64) preplay *p; /* (each worker on cache lines of its own) */
   int id;                  /* 0 .. threads-1 */
   pthread_t th;            /* the thread */
-  int started;             /* th runs */
+  int started;             /* th runs (worker 0 is the caller's thread: none) */
+  int made;                /* e is made (worker 0 makes it when it first helps) */
   engine e;                /* scratch (its own book stays empty) */
   eng_tick *loc;           /* (chunk) a shard's ticks of one chunk, in input order */
   int32_t *idx;            /* (chunk) their records */
@@ -164,6 +165,7 @@ struct preplay {
   int *rq;               /* (S) the ready queue: shards whose next chunk is routed (under mu) */
   int rq_head, rq_len;   /* (under mu) */
   int waiting;           /* workers waiting on work (under mu) */
+  int caller_waits;      /* the caller's thread waits on done (under mu) */
   uint64_t steps;        /* shard steps done, one per shard and chunk (under mu) */
   /* The reader (the caller's thread). */
   char *carry; /* bytes read past the last line of the previous chunk */
@@ -295,7 +297,7 @@ int preplay_new(preplay **out, const preplay_cfg *cfg) {
     if (!w->loc || !w->idx || !w->cnt || !w->pos)
       rc = TC_ENOMEM;
   }
-  for (int i = 0; rc == 0 && i < p->N; i++) {
+  for (int i = 1; rc == 0 && i < p->N; i++) {
     if (pthread_create(&p->wk[i].th, NULL, worker_main, &p->wk[i]) != 0)
       rc = TC_ENOMEM;
     else
@@ -436,6 +438,13 @@ static void route_part(prp_worker *w, preplay_chunk *c, int k) {
       c->sidx[w->pos[c->shard[i]]++] = i;
 }
 
+/* Wakes the caller's thread when it waits for a chunk to finish, so that it helps with work that
+ * has become ready (under mu). */
+static void wake_caller(preplay *p) {
+  if (p->caller_waits)
+    pthread_cond_signal(&p->done);
+}
+
 /* Puts shard s in the ready queue (under mu). The caller wakes the workers. */
 static void ready(preplay *p, int s) {
   p->sh[s].queued = 1;
@@ -454,6 +463,8 @@ static void lay_out(preplay *p, preplay_chunk *c) {
   for (int s = 0; s < p->S; s++)
     if (!p->sh[s].queued && p->sh[s].next == c->seq)
       ready(p, s);
+  if (p->rq_len)
+    wake_caller(p);
 }
 
 /* The JSONL src of record r: SRC:LINE for a line, TOPIC/PARTITION/OFFSET for a message, with
@@ -571,8 +582,11 @@ static void stepped(preplay *p, int s, preplay_chunk *c) {
     pthread_cond_signal(&p->done);
   if (sh->next < p->filled && p->ck[sh->next % (uint64_t)p->K].routed) {
     ready(p, s);
-    if (p->rq_len > 1 && p->waiting) /* the calling worker takes one */
-      pthread_cond_signal(&p->work);
+    if (p->rq_len > 1) { /* the calling worker takes one */
+      if (p->waiting)
+        pthread_cond_signal(&p->work);
+      wake_caller(p);
+    }
   }
   if (++p->steps == p->filled * (uint64_t)p->S && p->eof)
     pthread_cond_broadcast(&p->work);
@@ -600,54 +614,71 @@ static int take_ready(preplay *p, int id) {
   return s;
 }
 
-/* A worker: makes its engine's scratch (here, so that the workers zero their buffers at once,
- * while the caller's thread reads), then steps ready shards (take_ready), and routes
- * parts of any submitted chunk when no shard is ready, the oldest chunk first. */
-static void *worker_main(void *arg) {
-  prp_worker *w = arg;
+/* Makes w's engine (its scratch). 0 or TC_ENOMEM. */
+static int make_engine(prp_worker *w) {
   preplay *p = w->p;
   int rc = engine_init_exact(&w->e, p->cfg.m, p->cfg.chunk, ENGINE_WAVE);
   if (rc == 0 && p->cfg.interval > 0)
     engine_set_interval(&w->e, p->cfg.interval);
   if (rc == 0)
     rc = engine_set_adapt(&w->e, p->cfg.adapt);
+  w->made = rc == 0;
+  return rc;
+}
+
+/* One piece of work for w (under mu, which it lets go while it works): steps a ready shard
+ * (take_ready) or, when none is ready, routes a part of the oldest submitted chunk that has one.
+ * 1 when it did, 0 when there was nothing to do. */
+static int work_one(prp_worker *w) {
+  preplay *p = w->p;
+  if (p->rq_len) {
+    int s = take_ready(p, w->id);
+    preplay_chunk *c = &p->ck[p->sh[s].next % (uint64_t)p->K];
+    if (c->cnt[s]) {
+      pthread_mutex_unlock(&p->mu);
+      double t0 = stage_us(p);
+      int rc = step_shard(w, s, c);
+      w->step_us += stage_us(p) - t0;
+      pthread_mutex_lock(&p->mu);
+      if (rc != 0)
+        fail(p, rc);
+    }
+    stepped(p, s, c);
+    return 1;
+  }
+  preplay_chunk *c = part_to_claim(p);
+  if (!c)
+    return 0;
+  int k = c->parts_claimed++;
+  pthread_mutex_unlock(&p->mu);
+  double t0 = stage_us(p);
+  route_part(w, c, k);
+  w->route_us += stage_us(p) - t0;
+  pthread_mutex_lock(&p->mu);
+  for (int s = 0; s < p->S; s++)
+    c->cnt[s] += w->cnt[s];
+  if (++c->parts_done == c->nparts) {
+    lay_out(p, c);
+    pthread_cond_broadcast(&p->work);
+  }
+  return 1;
+}
+
+/* A worker of its own thread (1 .. threads-1): makes its engine's scratch (here, so that the
+ * workers zero their buffers at once, while the caller's thread reads), then works until
+ * everything submitted is stepped after the end of the input. */
+static void *worker_main(void *arg) {
+  prp_worker *w = arg;
+  preplay *p = w->p;
+  int rc = make_engine(w);
   pthread_mutex_lock(&p->mu);
   if (rc != 0)
     fail(p, rc);
   while (!p->stop && !p->failed) {
-    if (p->rq_len) {
-      int s = take_ready(p, w->id);
-      preplay_chunk *c = &p->ck[p->sh[s].next % (uint64_t)p->K];
-      if (c->cnt[s]) {
-        pthread_mutex_unlock(&p->mu);
-        double t0 = stage_us(p);
-        rc = step_shard(w, s, c);
-        w->step_us += stage_us(p) - t0;
-        pthread_mutex_lock(&p->mu);
-        if (rc != 0)
-          fail(p, rc);
-      }
-      stepped(p, s, c);
+    if (work_one(w))
       continue;
-    }
     if (p->eof && p->steps == p->filled * (uint64_t)p->S)
       break;
-    preplay_chunk *c = part_to_claim(p);
-    if (c) {
-      int k = c->parts_claimed++;
-      pthread_mutex_unlock(&p->mu);
-      double t0 = stage_us(p);
-      route_part(w, c, k);
-      w->route_us += stage_us(p) - t0;
-      pthread_mutex_lock(&p->mu);
-      for (int s = 0; s < p->S; s++)
-        c->cnt[s] += w->cnt[s];
-      if (++c->parts_done == c->nparts) {
-        lay_out(p, c);
-        pthread_cond_broadcast(&p->work);
-      }
-      continue;
-    }
     double t0 = tc_mono_s();
     p->waiting++;
     pthread_cond_wait(&p->work, &p->mu);
@@ -657,6 +688,31 @@ static void *worker_main(void *arg) {
   pthread_mutex_unlock(&p->mu);
   w->cpu_us = stage_us(p);
   return NULL;
+}
+
+/* The caller's thread, waiting for the oldest chunk to finish, works as worker 0 meanwhile (under
+ * mu), so that `--threads N` keeps N threads busy and no more: with a thread of its own for each
+ * worker besides the caller's, the caller woke for every chunk on a core that the workers kept
+ * busy, and each wake-up preempted one of them (futex calls cost 10-60 us on this VM). 1 when it
+ * did some work or made its engine (mu was let go meanwhile), 0 when there was nothing to do. */
+static int help(preplay *p) {
+  prp_worker *w = &p->wk[0];
+  if (!w->made) {
+    pthread_mutex_unlock(&p->mu);
+    int rc = make_engine(w);
+    pthread_mutex_lock(&p->mu);
+    if (rc != 0)
+      fail(p, rc);
+    return 1; /* mu was let go: the caller looks again before it waits */
+  }
+  return work_one(w);
+}
+
+/* Waits on done for the oldest chunk or for work to help with (under mu). */
+static void caller_wait(preplay *p) {
+  p->caller_waits = 1;
+  pthread_cond_wait(&p->done, &p->mu);
+  p->caller_waits = 0;
 }
 
 /* ---- the reader ---- */
@@ -893,7 +949,8 @@ preplay_chunk *preplay_acquire(preplay *p) {
       continue;
     if (p->filled - p->written < (uint64_t)p->K)
       break;
-    pthread_cond_wait(&p->done, &p->mu);
+    if (!help(p))
+      caller_wait(p);
   }
   preplay_chunk *c = &p->ck[p->filled % (uint64_t)p->K];
   c->seq = p->filled;
@@ -940,8 +997,8 @@ int preplay_finish(preplay *p) {
   p->eof = 1;
   pthread_cond_broadcast(&p->work);
   while (!p->failed && p->written < p->filled)
-    if (!write_oldest(p))
-      pthread_cond_wait(&p->done, &p->mu);
+    if (!write_oldest(p) && !help(p))
+      caller_wait(p);
   int rc = p->failed;
   pthread_mutex_unlock(&p->mu);
   if (rc == 0)
@@ -957,7 +1014,7 @@ void preplay_get_stats(const preplay *p, preplay_stats *st) {
   for (int i = 0; i < p->N; i++) {
     st->route_us += p->wk[i].route_us;
     st->step_us += p->wk[i].step_us;
-    st->worker_us += p->wk[i].cpu_us;
+    st->worker_us += i ? p->wk[i].cpu_us : p->wk[i].route_us + p->wk[i].step_us;
     st->wait_us += p->wk[i].wait_us;
   }
 }

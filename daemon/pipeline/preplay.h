@@ -18,6 +18,8 @@
  * busy core slows steps fewer of them (the work balances itself here too). The caller's thread, in
  * preplay_acquire and preplay_finish, walks finished chunks in order: it notes rejected records
  * in the tally in the order the one-thread replay notes them and hands each prediction to emit.
+ * It is worker 0 too: while it waits for a chunk to finish it routes and steps like the others,
+ * which run on threads of their own (1 .. threads-1), so `threads` threads do the work.
  * Same bits: an instrument's state, order check, n and features see its ticks in input order
  * wherever it lives, and the engines step in batches that give an instrument the same bits
  * whichever others share its step (engine_init_exact), so the output does not depend on the
@@ -85,7 +87,8 @@ typedef struct preplay_cfg {
   const nn_model *m;           /* the model (not owned; outlives the pipeline) */
   double interval;             /* coverage of lo_px..hi_px (the scale head's); 0: 0.9 */
   double adapt;                /* the online interval's step (engine_set_adapt); 0: off */
-  int threads;                 /* workers, 1 .. PREPLAY_MAX_THREADS */
+  int threads;                 /* workers, the caller's thread among them, 1 ..
+                                  PREPLAY_MAX_THREADS */
   int shards;                  /* shards of instruments (0: 2 per worker; at most
                                   PREPLAY_MAX_SHARDS); any number gives the same output */
   int chunk;                   /* records per chunk (0: a default) */
@@ -105,14 +108,14 @@ typedef struct preplay_cfg {
 typedef struct preplay preplay;
 typedef struct preplay_chunk preplay_chunk;
 
-/* Starts the workers, each of which makes its own engine of m on its thread (meanwhile the caller
- * reads; a worker out of memory fails the replay: preplay_acquire, preplay_finish). 0, TC_EINVAL
- * or TC_ENOMEM. */
+/* Starts workers 1 .. threads-1, each of which makes its own engine of m on its thread (meanwhile
+ * the caller reads, and makes worker 0's when it first helps; a worker out of memory fails the
+ * replay: preplay_acquire, preplay_finish). 0, TC_EINVAL or TC_ENOMEM. */
 int preplay_new(preplay **out, const preplay_cfg *cfg);
 
-/* A free chunk slot to fill; first emits every chunk that has finished, and waits for the oldest
- * when no slot is free. NULL when the replay failed (an emit, chunk_done or a worker's memory):
- * then preplay_finish returns why. */
+/* A free chunk slot to fill; first emits every chunk that has finished, and works (as worker 0)
+ * or waits until the oldest finishes when no slot is free. NULL when the replay failed (an emit,
+ * chunk_done or a worker's memory): then preplay_finish returns why. */
 preplay_chunk *preplay_acquire(preplay *p);
 
 /* Fills c with the next lines of tf (up to the chunk size), numbering them on from tf's last
@@ -132,9 +135,9 @@ int preplay_count(const preplay_chunk *c);
 /* Hands c (filled, possibly empty) to the workers. */
 void preplay_submit(preplay *p, preplay_chunk *c);
 
-/* No more input: waits for the workers, emits the rest and notes the last rejects. Returns 0,
- * TC_ENOMEM (a worker ran out of memory; nothing was printed), or TC_EIO when emit or
- * chunk_done stopped it. */
+/* No more input: works with the workers until every chunk is stepped, emits the rest and notes the
+ * last rejects. Returns 0, TC_ENOMEM (a worker ran out of memory; nothing was printed), or TC_EIO
+ * when emit or chunk_done stopped it. */
 int preplay_finish(preplay *p);
 
 /* Counts for the summary: records read (non-blank), ticks accepted and instruments, over all
