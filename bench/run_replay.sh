@@ -9,6 +9,10 @@
 # tenant's load), so the unpinned 1-thread run's speed depends on where it landed, and the rate
 # of all the cores is set against the sum of their own rates. Then the pipeline's CPU per tick by
 # stage (bench_replay --pipeline). BENCH_TICKS (default 1000000; BENCH_QUICK=1: 200000).
+# Each run writes a new file: the previous round's output is removed before the timing starts.
+# Replacing an existing 70 MB output (truncating it frees its pages and blocks) took 15-24 ms on
+# this VM: before the replay starts on 1 thread, on a thread of its own beside it on several
+# (cmd_replay.c), so the ratio would measure the file system's cleanup as well.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=${TICKCAST_BUILD:-build}
@@ -34,6 +38,7 @@ print(f"{time.time() - t:.3f} {r.ru_utime + r.ru_stime:.3f}")' "$@"
 : >"$TMP/times"
 for r in $(seq "$ROUNDS"); do
   for t in $TS; do
+    rm -f "$TMP/tc$t.csv" "$TMP/pt$t.csv"
     read -r w c < <(cpu "${TICKCAST:-./tickcast}" replay --model "$M" --input "$TMP/ticks.csv" \
       --output "$TMP/tc$t.csv" --threads "$t" --quiet)
     echo "$r tickcast $t $w $c" >>"$TMP/times"
@@ -43,8 +48,9 @@ for r in $(seq "$ROUNDS"); do
   done
   if [ "$NCPU" -le 8 ]; then
     for k in $(seq 0 $((NCPU - 1))); do
+      rm -f "$TMP/core.csv"
       read -r w c < <(cpu taskset -c "$k" "${TICKCAST:-./tickcast}" replay --model "$M" \
-        --input "$TMP/ticks.csv" --output "$TMP/tc1.csv" --threads 1 --quiet)
+        --input "$TMP/ticks.csv" --output "$TMP/core.csv" --threads 1 --quiet)
       echo "$r core $k $w $c" >>"$TMP/times"
     done
   fi
