@@ -600,6 +600,7 @@ static void kr_replay_par(kr_run *r, const nn_model *m) {
       if (room < 0) {
         fprintf(stderr, "tickcast replay: out of memory\n");
         r->failed = 1;
+        break;
       } else if (room == 0) {
         preplay_submit(r->pp, c);
         c = preplay_acquire(r->pp);

@@ -131,8 +131,8 @@ typedef struct prp_worker {
   uint32_t *pos;           /* (shards) where the next of each shard's goes in sidx */
   double route_us;         /* CPU time in route_part */
   double step_us;          /* CPU time in step_shard: decoding, stepping, encoding */
-  double cpu_us;           /* CPU time of the thread (at its end) */
-  double wait_us;          /* wall time waiting for work */
+  double cpu_us;           /* CPU time of the thread (at its end); worker 0: making its engine */
+  double wait_us;          /* wall time waiting for work (worker 0: for work or a chunk) */
   char err[8];             /* a decoder's message buffer (not read: errlen 0) */
 } prp_worker;
 
@@ -598,10 +598,13 @@ static void stepped(preplay *p, int s, preplay_chunk *c) {
  * between the cores' caches). In process (bench_replay --pipeline, 1M ticks, H = 64, 256
  * instruments, 2 threads, 4 rounds alternating) this took 2.5 % off the wall time: 0.318-0.331 s
  * against 0.320-0.344 s, with stepping 1-3 % cheaper. It only chooses among shards that are
- * ready: a worker with none of its own takes another's, so the work still balances itself. */
+ * ready: a worker with none of its own takes another's, so the work still balances itself; and
+ * only for the chunk of the shard ready longest, so that the oldest chunk is not held back. */
 static int take_ready(preplay *p, int id) {
+  uint64_t head = p->sh[p->rq[p->rq_head]].next; /* the oldest chunk a ready shard waits for */
   int j = 0;
-  while (j < p->rq_len && p->sh[p->rq[(p->rq_head + j) % p->S]].last != id)
+  while (j < p->rq_len && (p->sh[p->rq[(p->rq_head + j) % p->S]].last != id ||
+                           p->sh[p->rq[(p->rq_head + j) % p->S]].next != head))
     j++;
   if (j == p->rq_len)
     j = 0;
@@ -699,7 +702,9 @@ static int help(preplay *p) {
   prp_worker *w = &p->wk[0];
   if (!w->made) {
     pthread_mutex_unlock(&p->mu);
+    double t0 = stage_us(p);
     int rc = make_engine(w);
+    w->cpu_us += stage_us(p) - t0;
     pthread_mutex_lock(&p->mu);
     if (rc != 0)
       fail(p, rc);
@@ -710,9 +715,11 @@ static int help(preplay *p) {
 
 /* Waits on done for the oldest chunk or for work to help with (under mu). */
 static void caller_wait(preplay *p) {
+  double t0 = tc_mono_s();
   p->caller_waits = 1;
   pthread_cond_wait(&p->done, &p->mu);
   p->caller_waits = 0;
+  p->wk[0].wait_us += (tc_mono_s() - t0) * 1e6;
 }
 
 /* ---- the reader ---- */
@@ -952,6 +959,10 @@ preplay_chunk *preplay_acquire(preplay *p) {
     if (!help(p))
       caller_wait(p);
   }
+  /* Shards made ready by the caller's last step woke nobody (stepped: "the calling worker takes
+   * one"), and the caller goes to read now: a sleeping worker takes each. */
+  for (int k = 0; k < p->rq_len && k < p->waiting; k++)
+    pthread_cond_signal(&p->work);
   preplay_chunk *c = &p->ck[p->filled % (uint64_t)p->K];
   c->seq = p->filled;
   c->n = 0;
@@ -970,6 +981,7 @@ preplay_chunk *preplay_acquire(preplay *p) {
  * pages a slot; together they take one. 0 or TC_ENOMEM. */
 static int place_out(preplay *p, preplay_chunk *c) {
   size_t at = (c->used + 63) & ~(size_t)63;
+  c->out = c->bytes; /* (not read when it fails: the chunk is then empty) */
   if (bytes_reserve(c, at - c->used + (size_t)c->n * p->emax) != 0)
     return TC_ENOMEM;
   c->out = c->bytes + at;
@@ -1014,7 +1026,8 @@ void preplay_get_stats(const preplay *p, preplay_stats *st) {
   for (int i = 0; i < p->N; i++) {
     st->route_us += p->wk[i].route_us;
     st->step_us += p->wk[i].step_us;
-    st->worker_us += i ? p->wk[i].cpu_us : p->wk[i].route_us + p->wk[i].step_us;
+    /* worker 0: making its engine, routing and stepping (its hand-overs are not counted) */
+    st->worker_us += p->wk[i].cpu_us + (i ? 0 : p->wk[i].route_us + p->wk[i].step_us);
     st->wait_us += p->wk[i].wait_us;
   }
 }

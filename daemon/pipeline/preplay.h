@@ -153,8 +153,10 @@ typedef struct preplay_stats {
   double write_us;  /* the caller's thread walking finished chunks: rejects, emit, chunk_done */
   double route_us;  /* the workers routing records to their instruments' shards */
   double step_us;   /* the workers decoding, stepping and encoding the shards' records */
-  double worker_us; /* the workers' threads in all (the rest: hand-overs) */
-  double wait_us;   /* the workers' wall time waiting for work (a worker with nothing to do) */
+  double worker_us; /* the workers' threads in all (the rest: hand-overs; the caller's thread,
+                       worker 0, counts only making its engine, routing and stepping) */
+  double wait_us;   /* the workers' wall time waiting for work (a worker with nothing to do;
+                       the caller's thread: nothing to do and no chunk to write) */
 } preplay_stats;
 void preplay_get_stats(const preplay *p, preplay_stats *st);
 
