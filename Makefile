@@ -14,7 +14,7 @@ B       := build
 # Debian packages, by what needs them. Every goal first installs the missing packages it needs
 # (the `deps` target, below), so any of them can be the first command on a bare Debian 12.
 DEBS_BUILD := build-essential pkg-config librdkafka-dev libuv1-dev libopenblas-dev libsqlite3-dev \
-              libmicrohttpd-dev libjansson-dev libxxhash-dev libssl-dev
+              libmicrohttpd-dev libjansson-dev libxxhash-dev nettle-dev
 # Python's torch, numpy and confluent_kafka are the tests' and benchmarks' outside references.
 DEBS_PY    := python3 python3-numpy python3-confluent-kafka python3-torch
 DEBS_TEST  := kcat sqlite3 curl python3-yaml python3-jsonschema $(DEBS_PY)
@@ -38,7 +38,7 @@ NEED_DEBS := $(sort $(foreach g,$(or $(MAKECMDGOALS),all),\
 # The libraries' flags come from pkg-config when a recipe first needs them, not when make reads
 # this file: on a bare machine they are installed only then, by `deps`, which every compile
 # waits for (an order-only prerequisite).
-PKGS       := rdkafka libuv openblas sqlite3 libmicrohttpd jansson libxxhash libcrypto
+PKGS       := rdkafka libuv openblas sqlite3 libmicrohttpd jansson libxxhash nettle
 PKG_CFLAGS  = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
 # libmicrohttpd is not linked: daemon/loop/http.c loads it when `run` serves HTTP (its TLS chain
 # took about 5 ms of every command's start).
@@ -90,8 +90,17 @@ deps:
 # tickcast does not link OpenBLAS: nn/blas.c loads it when a command first needs it (its loading
 # took 4-6 ms of every command's start). The other test and benchmark programs link it (two
 # benchmarks call it directly).
-$(BIN): $(B)/daemon/main.o $(ALL_LIBS) | deps
-	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(filter-out -lopenblas,$(LDLIBS))
+# Nor does it link librdkafka: stubs of the functions it calls (nn/base/lazystubs.sh writes them
+# from the objects' undefined symbols) load it on the first call, so that the commands without
+# Kafka do not load it and its TLS chain (about 6 ms of every start).
+LAZY_RDKAFKA := $(B)/daemon/lazy_rdkafka
+$(BIN): $(B)/daemon/main.o $(LAZY_RDKAFKA).o $(ALL_LIBS) | deps
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(filter-out -lopenblas -lrdkafka,$(LDLIBS))
+$(LAZY_RDKAFKA).c: $(B)/daemon/main.o $(ALL_LIBS) nn/base/lazystubs.sh | deps
+	CC="$(CC)" sh nn/base/lazystubs.sh rdkafka librdkafka.so.1 librdkafka1 '^rd_kafka_' \
+	  $(filter %.o %.a,$^) > $@.tmp && mv $@.tmp $@
+$(LAZY_RDKAFKA).o: $(LAZY_RDKAFKA).c
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(LIBNN): $(call obj,$(NN_SRC))
 $(LIBINGEST): $(call obj,$(INGEST_SRC))

@@ -13,12 +13,12 @@ cd "$(dirname "$0")/.."
 #            rooted at the repository ("nn/lstm.h"); a path under nn/ ingest/ store/ daemon/ is one.
 #   refused: headers from outside the tree it must not include ("openssl/": that folder). Any
 #            other outside header is allowed: libc, POSIX, and cblas.h or immintrin.h in nn/.
-LIBS="jansson.h openssl/ uv.h librdkafka/ sqlite3.h microhttpd.h xxhash.h cblas.h"
+LIBS="jansson.h openssl/ nettle/ uv.h librdkafka/ sqlite3.h microhttpd.h xxhash.h cblas.h"
 RULES="
 # layer            | project                                                 | refused
 nn/base/           | nn/base/                                                | $LIBS
-nn/safetensors/    | nn/                                                     | uv.h librdkafka/ sqlite3.h microhttpd.h
-nn/                | nn/                                                     | jansson.h openssl/ uv.h librdkafka/ sqlite3.h microhttpd.h
+nn/safetensors/    | nn/                                                     | openssl/ uv.h librdkafka/ sqlite3.h microhttpd.h
+nn/                | nn/                                                     | jansson.h openssl/ nettle/ uv.h librdkafka/ sqlite3.h microhttpd.h
 ingest/            | nn/ ingest/                                             | uv.h librdkafka/ sqlite3.h microhttpd.h
 store/             | nn/base/ store/                                         | uv.h librdkafka/ microhttpd.h jansson.h
 daemon/pipeline/   | nn/ ingest/ store/ daemon/pipeline/                     | uv.h librdkafka/ microhttpd.h

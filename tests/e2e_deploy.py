@@ -202,12 +202,17 @@ def check_dockerfile(root):
                  "linked by ./tickcast)")
         ok(f"Dockerfile: the runtime stage installs the package of each of the {len(direct)} "
            "libraries ./tickcast links")
-    # And of the libraries it opens with dlopen when it needs them: their sonames in the source.
+    # And of the libraries it opens with dlopen when it needs them: their sonames in the source
+    # and, for those reached through stubs, in the Makefile.
     sonames = {}
     for src, name in (("nn/blas.h", "NN_BLAS_SONAME"), ("daemon/loop/http.c", "HTTP_MHD_SONAME")):
         m = re.search(r'#define\s+' + name + r'\s+"([^"]+)"', open(os.path.join(root, src)).read())
         need(m, f"{src}: no {name}")
         sonames[m.group(1)] = src
+    makefile = open(os.path.join(root, "Makefile")).read()
+    for so in re.findall(r"lazystubs\.sh \w+ (lib\S+\.so\.\d+) ", makefile):
+        sonames[so] = "Makefile"
+    need(len(sonames) > 2, "Makefile: no library loaded through nn/base/lazystubs.sh")
     cache = run([shutil.which("ldconfig") or "/sbin/ldconfig", "-p"]).stdout
     paths = {}
     for so in sonames:

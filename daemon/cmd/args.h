@@ -86,11 +86,13 @@ typedef struct args_cmd {
  * "unexpected argument 'x' (see tickcast run --help)", "--chunk 0: expected messages in
  * 1..65536", or the message of kconf_arg and kconf_check_flags. With c->kc, the keys of the
  * config file must be flags of the table, and a flag the command line did not give takes the
- * file's value, checked the same way. */
+ * file's value, checked the same way; then librdkafka is loaded (kconf_lib_load: TC_EKAFKA with
+ * its message when it cannot be). */
 int args_parse(const args_cmd *c, int argc, char **argv, char *err, size_t errlen);
 
 /* args_parse for a command's entry point. Returns -1 when the command goes on, or the exit status
- * it returns at once: 0 after --help, 2 after printing "tickcast NAME: ERROR" on stderr. */
+ * it returns at once: 0 after --help, 2 after printing "tickcast NAME: ERROR" on stderr (1 when
+ * librdkafka would not load). */
 int args_parse_cmd(const args_cmd *c, int argc, char **argv);
 
 #endif

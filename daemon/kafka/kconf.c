@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "daemon/pipeline/log.h"
+#include "nn/base/lazylib.h"
 #include "nn/base/tc_err.h"
 
 void kconf_init(kconf *kc) {
@@ -275,6 +276,15 @@ int kconf_check_flags(const kconf *kc, const char *const *allowed, char *err, si
              kc->flags[i].where, k, list);
     return TC_EUSAGE;
   }
+  return 0;
+}
+
+/* Defined by the stubs (build/daemon/lazy_rdkafka.c) in the tickcast program only. */
+extern lazylib lazy_rdkafka __attribute__((weak));
+
+int kconf_lib_load(char *err, size_t errlen) {
+  if (&lazy_rdkafka && lazylib_load(&lazy_rdkafka, err, errlen) != 0)
+    return TC_EKAFKA;
   return 0;
 }
 

@@ -34,6 +34,12 @@ typedef struct kconf {
   "  --config FILE          config file: key=value lines, '#' comments; tickcast flags without\n"  \
   "                         '--' (brokers=..., input-topic=...), librdkafka keys as kafka.KEY\n"
 
+/* Loads librdkafka where the program reaches it through stubs (nn/base/lazylib.h: the tickcast
+ * program; elsewhere it is linked and this does nothing). For the Kafka commands' flag check, so
+ * that a missing library is one error before anything starts. 0, or TC_EKAFKA with err like
+ * "cannot load librdkafka.so.1 (install Debian's librdkafka1): ...". */
+int kconf_lib_load(char *err, size_t errlen);
+
 /* 1 when the value of librdkafka property `key` must never be printed: passwords, secrets, keys,
  * tokens and the configs that hold them (by name: sasl.password, ssl.key.password, ssl.key.pem,
  * sasl.oauthbearer.client.secret, ...). Error lines also never print the value of a property

@@ -1,0 +1,66 @@
+/* lazylib.c: loading a library on its first call (see lazylib.h). */
+#include "nn/base/lazylib.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/base/tc_err.h"
+
+/* One load at a time, of any library: loads are rare, and a second thread that calls in while
+ * the first loads must wait for it, not load again. */
+static pthread_mutex_t loading = PTHREAD_MUTEX_INITIALIZER;
+
+static void load(lazylib *L) {
+  void *lib = dlopen(L->soname, RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    snprintf(L->err, sizeof L->err, "cannot load %s (install Debian's %s): %s", L->soname,
+             L->debian, dlerror());
+    return;
+  }
+  /* Every address first, published only when all are found: a stub that sees an entry set may
+   * jump there, and no half-filled table is ever seen as loaded. */
+  void **tmp = calloc((size_t)L->count, sizeof *tmp);
+  if (!tmp) {
+    snprintf(L->err, sizeof L->err, "cannot load %s: out of memory", L->soname);
+    return;
+  }
+  const char *name = L->names;
+  for (int i = 0; i < L->count; i++, name += strlen(name) + 1)
+    if (!(tmp[i] = dlsym(lib, name))) {
+      snprintf(L->err, sizeof L->err, "%s has no %s (a newer version is needed): %s", L->soname,
+               name, dlerror());
+      free(tmp);
+      return;
+    }
+  for (int i = 0; i < L->count; i++)
+    __atomic_store_n(&L->fn[i], tmp[i], __ATOMIC_RELEASE);
+  free(tmp);
+  __atomic_store_n(&L->loaded, 1, __ATOMIC_RELEASE);
+}
+
+int lazylib_load(lazylib *L, char *err, size_t errlen) {
+  if (!__atomic_load_n(&L->loaded, __ATOMIC_ACQUIRE)) {
+    pthread_mutex_lock(&loading);
+    if (!L->tried) {
+      L->tried = 1;
+      load(L);
+    }
+    pthread_mutex_unlock(&loading);
+  }
+  if (__atomic_load_n(&L->loaded, __ATOMIC_ACQUIRE))
+    return 0;
+  if (errlen)
+    snprintf(err, errlen, "%s", L->err);
+  return TC_EIO;
+}
+
+void *lazylib_bind(lazylib *L, int i) {
+  if (lazylib_load(L, NULL, 0) != 0) {
+    fprintf(stderr, "tickcast: %s\n", L->err);
+    exit(1);
+  }
+  return __atomic_load_n(&L->fn[i], __ATOMIC_ACQUIRE);
+}
