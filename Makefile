@@ -90,16 +90,20 @@ deps:
 # tickcast does not link OpenBLAS: nn/blas.c loads it when a command first needs it (its loading
 # took 4-6 ms of every command's start). The other test and benchmark programs link it (two
 # benchmarks call it directly).
-# Nor does it link librdkafka: stubs of the functions it calls (nn/base/lazystubs.sh writes them
-# from the objects' undefined symbols) load it on the first call, so that the commands without
-# Kafka do not load it and its TLS chain (about 6 ms of every start).
-LAZY_RDKAFKA := $(B)/daemon/lazy_rdkafka
-$(BIN): $(B)/daemon/main.o $(LAZY_RDKAFKA).o $(ALL_LIBS) | deps
-	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(filter-out -lopenblas -lrdkafka,$(LDLIBS))
-$(LAZY_RDKAFKA).c: $(B)/daemon/main.o $(ALL_LIBS) nn/base/lazystubs.sh | deps
-	CC="$(CC)" sh nn/base/lazystubs.sh rdkafka librdkafka.so.1 librdkafka1 '^rd_kafka_' \
-	  $(filter %.o %.a,$^) > $@.tmp && mv $@.tmp $@
-$(LAZY_RDKAFKA).o: $(LAZY_RDKAFKA).c
+# Nor does it link librdkafka, SQLite or libuv: stubs of the functions it calls
+# (nn/base/lazystubs.sh writes them from the objects' undefined symbols) load each on the first
+# call, so that the commands without Kafka, a state database or the daemon's loop do not load
+# them (librdkafka's TLS chain took about 6 ms of every start, SQLite and libuv about 1 ms).
+LAZY := $(B)/daemon/lazy_rdkafka $(B)/daemon/lazy_sqlite3 $(B)/daemon/lazy_uv
+$(BIN): $(B)/daemon/main.o $(addsuffix .o,$(LAZY)) $(ALL_LIBS) | deps
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) \
+	  $(filter-out -lopenblas -lrdkafka -lsqlite3 -luv,$(LDLIBS))
+$(B)/daemon/lazy_rdkafka.c: STUBS := rdkafka librdkafka.so.1 librdkafka1 '^rd_kafka_'
+$(B)/daemon/lazy_sqlite3.c: STUBS := sqlite3 libsqlite3.so.0 libsqlite3-0 '^sqlite3_'
+$(B)/daemon/lazy_uv.c: STUBS := uv libuv.so.1 libuv1 '^uv_'
+$(addsuffix .c,$(LAZY)): $(B)/daemon/main.o $(ALL_LIBS) nn/base/lazystubs.sh | deps
+	CC="$(CC)" sh nn/base/lazystubs.sh $(STUBS) $(filter %.o %.a,$^) > $@.tmp && mv $@.tmp $@
+$(addsuffix .o,$(LAZY)): %.o: %.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(LIBNN): $(call obj,$(NN_SRC))

@@ -7,9 +7,10 @@
 #    floating-point ones, a variadic call with %al set, a struct returned in memory), and with 8
 #    threads making their first calls at once. It does not name the library (readelf NEEDED), and
 #    without the library it prints one line and exits 1.
-# 2. tickcast: it does not name librdkafka or OpenSSL's libraries; with librdkafka.so.1 hidden (a
-#    private mount namespace), `replay` works, and `feed` and `run` stop at their flag check with
-#    one line and exit status 1 (run before it creates its state file).
+# 2. tickcast: it does not name librdkafka, OpenSSL's libraries, SQLite or libuv; with any of the
+#    three hidden (a private mount namespace), `replay` works, and `run` (and `feed`, without
+#    librdkafka) stops at its flag check with one line and exit status 1, before it creates its
+#    state file.
 . "$(dirname "$0")/lib.sh"
 CC=${CC:-cc}
 
@@ -122,36 +123,42 @@ echo "ok: without the library: $(cat "$TMP/err.txt")"
 
 # tickcast itself.
 needed=$(readelf -dW "$TC" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p' | tr '\n' ' ')
-for lib in librdkafka libssl libcrypto; do
+for lib in librdkafka libssl libcrypto libsqlite3 libuv; do
   case " $needed" in *" $lib."*) tc_fail "$TC links $lib: $needed" ;; esac
 done
 echo "ok: tickcast links $needed"
 M=$ROOT/data/model/fx.safetensors
 [ -f "$M" ] || tc_fail "no bundled model $M"
 printf 'sym,ts,px\nA,1700000000000000000,10\nA,1700000001000000000,11\n' >"$TMP/two.csv"
-LIBRK=$(readlink -f "$(pkg-config --variable=libdir rdkafka)/librdkafka.so.1")
-[ -f "$LIBRK" ] || tc_fail "librdkafka.so.1 not found in pkg-config's libdir: $LIBRK"
 if unshare -m true 2>/dev/null; then
-  hide() { unshare -m sh -c 'mount --bind /dev/null "$1" && shift && exec "$@"' sh "$LIBRK" "$@"; }
-  hide "$TC" replay --model "$M" --input "$TMP/two.csv" --output "$TMP/two.out" --quiet ||
-    tc_fail "replay without librdkafka failed"
-  tc_eq "prediction rows of a replay without librdkafka" "$(($(wc -l <"$TMP/two.out") - 1))" 2
-  for cmd in feed run; do
-    set +e
-    if [ $cmd = feed ]; then
-      hide "$TC" feed --brokers 127.0.0.1:1 --topic ticks --input "$TMP/two.csv" 2>"$TMP/err.txt"
-    else
-      hide "$TC" run --model "$M" --brokers 127.0.0.1:1 --state "$TMP/nolib.db" 2>"$TMP/err.txt"
-    fi
-    rc=$?
-    set -e
-    tc_eq "$cmd's exit status without librdkafka" "$rc" 1
-    [ "$(wc -l <"$TMP/err.txt")" -eq 1 ] || tc_fail "not one error line: $(cat "$TMP/err.txt")"
-    grep -q "^tickcast $cmd: cannot load librdkafka.so.1 (install Debian's librdkafka1): " \
-      "$TMP/err.txt" || tc_fail "missing-library message: $(cat "$TMP/err.txt")"
-    echo "ok: without librdkafka: $cmd -> exit 1: $(cat "$TMP/err.txt")"
+  for pair in librdkafka.so.1:rdkafka libsqlite3.so.0:sqlite3 libuv.so.1:libuv; do
+    so=${pair%%:*}
+    lib=$(readlink -f "$(pkg-config --variable=libdir "${pair#*:}")/$so")
+    [ -f "$lib" ] || tc_fail "$so not found in pkg-config's libdir: $lib"
+    hide() { unshare -m sh -c 'mount --bind /dev/null "$1" && shift && exec "$@"' sh "$lib" "$@"; }
+    rm -f "$TMP/two.out"
+    hide "$TC" replay --model "$M" --input "$TMP/two.csv" --output "$TMP/two.out" --quiet ||
+      tc_fail "replay without $so failed"
+    tc_eq "prediction rows of a replay without $so" "$(($(wc -l <"$TMP/two.out") - 1))" 2
+    cmds="run"
+    [ "$so" != librdkafka.so.1 ] || cmds="feed run"
+    for cmd in $cmds; do
+      set +e
+      if [ "$cmd" = feed ]; then
+        hide "$TC" feed --brokers 127.0.0.1:1 --topic ticks --input "$TMP/two.csv" 2>"$TMP/err.txt"
+      else
+        hide "$TC" run --model "$M" --brokers 127.0.0.1:1 --state "$TMP/nolib.db" 2>"$TMP/err.txt"
+      fi
+      rc=$?
+      set -e
+      tc_eq "$cmd's exit status without $so" "$rc" 1
+      [ "$(wc -l <"$TMP/err.txt")" -eq 1 ] || tc_fail "not one error line: $(cat "$TMP/err.txt")"
+      grep -q "^tickcast $cmd: cannot load $so (install Debian's [a-z0-9-]*): " "$TMP/err.txt" ||
+        tc_fail "missing-library message: $(cat "$TMP/err.txt")"
+      echo "ok: without $so: $cmd -> exit 1: $(cat "$TMP/err.txt")"
+    done
+    [ ! -e "$TMP/nolib.db" ] || tc_fail "run created a state file before its flag check failed"
   done
-  [ ! -e "$TMP/nolib.db" ] || tc_fail "run created a state file before its flag check failed"
 else
   echo "skip: no private mount namespace here (unshare -m), so librdkafka cannot be hidden"
 fi

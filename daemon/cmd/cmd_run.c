@@ -17,7 +17,7 @@ int cmd_run(int argc, char **argv) {
   if (r < 0) {
     fprintf(stderr, "tickcast run: %s\n", err);
     run_opts_free(&o);
-    /* TC_EIO: libmicrohttpd would not load; TC_EKAFKA: librdkafka */
+    /* TC_EIO: libmicrohttpd, SQLite or libuv would not load; TC_EKAFKA: librdkafka */
     return r == TC_EIO || r == TC_EKAFKA ? 1 : 2;
   }
   int code = run_main(&o);

@@ -7,6 +7,7 @@
 #include "daemon/loop/http.h"
 #include "daemon/loop/run.h"
 #include "daemon/pipeline/ivtrack.h"
+#include "nn/base/lazylib.h"
 #include "nn/base/tc_err.h"
 
 void run_usage(FILE *f) {
@@ -100,6 +101,11 @@ void run_opts_free(run_opts *o) {
 }
 
 /* After the flags: the required model, the defaults, and the topics. */
+/* The libraries the tickcast program reaches through stubs (Makefile, nn/base/lazylib.h); absent
+ * (weak) where they are linked. */
+extern lazylib lazy_sqlite3 __attribute__((weak));
+extern lazylib lazy_uv __attribute__((weak));
+
 static int check_opts(run_opts *o, const char *http, char *err, size_t errlen) {
   if (!o->model_path || !*o->model_path) {
     snprintf(err, errlen, "--model: missing (the safetensors model file to run)");
@@ -161,6 +167,11 @@ static int check_opts(run_opts *o, const char *http, char *err, size_t errlen) {
   if (o->http && http_addr_parse(o->http, host, &port, err, errlen) != 0)
     return TC_EUSAGE;
   if (o->http && http_lib_load(err, errlen) != 0)
+    return TC_EIO;
+  /* The state database's and the loop's libraries, loaded now so that a missing one is an error
+   * before anything starts (librdkafka was, by args_parse). */
+  if ((&lazy_sqlite3 && lazylib_load(&lazy_sqlite3, err, errlen) != 0) ||
+      (&lazy_uv && lazylib_load(&lazy_uv, err, errlen) != 0))
     return TC_EIO;
   return 0;
 }
