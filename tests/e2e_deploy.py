@@ -210,7 +210,7 @@ def check_dockerfile(root):
         need(m, f"{src}: no {name}")
         sonames[m.group(1)] = src
     makefile = open(os.path.join(root, "Makefile")).read()
-    for so in re.findall(r"lazystubs\.sh \w+ (lib\S+\.so\.\d+) ", makefile):
+    for so in re.findall(r"STUBS := \w+ (lib\S+\.so\.\d+) ", makefile):
         sonames[so] = "Makefile"
     need(len(sonames) > 2, "Makefile: no library loaded through nn/base/lazystubs.sh")
     cache = run([shutil.which("ldconfig") or "/sbin/ldconfig", "-p"]).stdout
