@@ -21,6 +21,9 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/tickcast-bench.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 N=${BENCH_TICKS:-1000000}
 [ -n "${BENCH_QUICK:-}" ] && N=200000
+for f in ./tickcast "$B/bench/bench_replay"; do
+  [ -x "$f" ] || { echo "bench/run_replay.sh: $f is not built: make bench builds it" >&2; exit 2; }
+done
 NCPU=$(nproc)
 TS=$(printf '%s\n' 1 2 "$NCPU" | awk '!seen[$0]++' | tr '\n' ' ')
 ROUNDS=${BENCH_ROUNDS:-3}
