@@ -7,6 +7,7 @@
 #   tc_wait_for SECONDS CMD...              retries CMD every 0.1 s until it succeeds or time is up
 #   tc_fail MESSAGE                         prints "FAIL: MESSAGE" and exits 1
 #   tc_eq WHAT FOUND EXPECTED               fails unless FOUND == EXPECTED (strings)
+#   tc_one_error WHAT RC FILE REGEX         fails unless RC is 1 and FILE holds one line, matching REGEX
 #   tc_stop PID [SECONDS]                   SIGTERM, wait up to SECONDS (default 10), sets STOP_RC
 #   tc_sqlite_lock DB, tc_sqlite_unlock     another process holds SQLite's write lock on DB
 #   tc_run NAME ARGS...                     `tickcast run` on $BROKERS in group NAME with model
@@ -48,6 +49,13 @@ tc_fail() { echo "FAIL: $*" >&2; exit 1; }
 tc_eq() { # what found expected
   [ "$2" == "$3" ] || tc_fail "$1: found '$2', expected '$3'"
   echo "ok: $1 = $3"
+}
+
+tc_one_error() { # what rc file regex: a command that failed with one error line
+  tc_eq "$1: exit status" "$2" 1
+  [ "$(wc -l <"$3")" -eq 1 ] || tc_fail "$1: not one error line: $(cat "$3")"
+  grep -qE "$4" "$3" || tc_fail "$1: message: $(cat "$3")"
+  echo "ok: $1: $(cat "$3")"
 }
 
 tc_bg() { # CMD... ; stdout/stderr are the caller's business (redirect the call)
