@@ -4,13 +4,14 @@
 # 1. The stubs on a library of this test's own: a program that calls it through stubs prints the
 #    same as the program linked with it, for each function as the first call (so that each
 #    signature goes through lazylib_bind once: eight integer arguments and two on the stack,
-#    floating-point ones, a variadic call with %al set, a struct returned in memory), and with 8
+#    floating-point ones, a variadic call and the %al it sets, a struct returned in memory; the
+#    library's constructor leaves garbage in every register the stub must keep), and with 8
 #    threads making their first calls at once. It does not name the library (readelf NEEDED), and
 #    without the library it prints one line and exits 1.
 # 2. tickcast: it does not name librdkafka, OpenSSL's libraries, SQLite or libuv; with any of the
-#    three hidden (a private mount namespace), `replay` works, and `run` (and `feed`, without
-#    librdkafka) stops at its flag check with one line and exit status 1, before it creates its
-#    state file.
+#    three hidden (a private mount namespace), `replay` of a file works, and `run` (and `feed`,
+#    `broker` and `replay --brokers`, without librdkafka) stops after its flag check with one line
+#    and exit status 1, before it creates its state file; a usage error is still status 2.
 . "$(dirname "$0")/lib.sh"
 CC=${CC:-cc}
 
@@ -21,6 +22,7 @@ double lzt_floats(int n, double x0, double x1, double x2, double x3, double x4, 
                   double x6, double x7, double x8, long tail);
 double lzt_vsum(int n, ...);
 lzt_big lzt_struct(long seed);
+int lzt_al(int n, ...); /* the %al it was called with: the number of vector registers used */
 EOF
 cat >"$TMP/lzt.c" <<'EOF'
 #include <stdarg.h>
@@ -47,6 +49,20 @@ lzt_big lzt_struct(long seed) {
     b.v[i] = seed * (i + 1);
   return b;
 }
+__asm__(".text\n.globl lzt_al\n.type lzt_al, @function\nlzt_al:\n"
+        "  movzbl %al, %eax\n  ret\n.size lzt_al, .-lzt_al\n");
+/* Runs inside the stub's dlopen: leaves garbage in every register a stub must keep, so that one
+ * it does not restore shows (what dlopen itself leaves there varies). */
+__attribute__((constructor)) static void clobber(void) {
+  __asm__ volatile("pcmpeqd %%xmm0, %%xmm0\n"
+                   "movdqa %%xmm0, %%xmm1\n movdqa %%xmm0, %%xmm2\n movdqa %%xmm0, %%xmm3\n"
+                   "movdqa %%xmm0, %%xmm4\n movdqa %%xmm0, %%xmm5\n movdqa %%xmm0, %%xmm6\n"
+                   "movdqa %%xmm0, %%xmm7\n"
+                   "movq $-1, %%rdi\n movq $-1, %%rsi\n movq $-1, %%rdx\n movq $-1, %%rcx\n"
+                   "movq $-1, %%r8\n movq $-1, %%r9\n movq $-1, %%rax\n"
+                   ::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "rdi",
+                   "rsi", "rdx", "rcx", "r8", "r9", "rax", "memory");
+}
 EOF
 cat >"$TMP/main.c" <<'EOF'
 #include <pthread.h>
@@ -60,6 +76,8 @@ static void one(const char *what) {
     printf("floats %.17g\n", lzt_floats(3, .5, 1.25, -2, 3.5, 1e-3, 7, -8.25, 9, 10.5, 1000));
   else if (!strcmp(what, "vsum"))
     printf("vsum %.17g\n", lzt_vsum(4, 1.0, 2.5, 3.0, 4.25));
+  else if (!strcmp(what, "al"))
+    printf("al %d\n", lzt_al(0, 1.0, 2.0, 3.0));
   else if (!strcmp(what, "struct")) {
     lzt_big b = lzt_struct(7);
     printf("struct %ld %ld %ld %ld %ld\n", b.v[0], b.v[1], b.v[2], b.v[3], b.v[4]);
@@ -100,8 +118,8 @@ $CC -O2 -I"$ROOT" -c -o lazylib.o "$ROOT/nn/base/lazylib.c"
 $CC -o lazy main.o stubs.o lazylib.o -lpthread
 cd - >/dev/null
 ! readelf -dW "$TMP/lazy" | grep -q 'NEEDED.*liblzt' || tc_fail "the stubbed program links liblzt"
-for first in ints floats vsum struct; do
-  rest=$(printf '%s\n' ints floats vsum struct | grep -vx "$first" | tr '\n' ' ')
+for first in ints floats vsum al struct; do
+  rest=$(printf '%s\n' ints floats vsum al struct | grep -vx "$first" | tr '\n' ' ')
   # shellcheck disable=SC2086 # the other functions, one argument each
   want=$(LD_LIBRARY_PATH=$TMP "$TMP/direct" "$first" $rest)
   # shellcheck disable=SC2086
@@ -138,19 +156,27 @@ if unshare -m true 2>/dev/null; then
       tc_fail "replay without $so failed"
     tc_eq "prediction rows of a replay without $so" "$(($(wc -l <"$TMP/two.out") - 1))" 2
     cmds="run"
-    [ "$so" != librdkafka.so.1 ] || cmds="feed run"
+    [ "$so" != librdkafka.so.1 ] || cmds="feed run broker replay"
     for cmd in $cmds; do
       set +e
-      if [ "$cmd" = feed ]; then
-        hide "$TC" feed --brokers 127.0.0.1:1 --topic ticks --input "$TMP/two.csv" 2>"$TMP/err.txt"
-      else
-        hide "$TC" run --model "$M" --brokers 127.0.0.1:1 --state "$TMP/nolib.db" 2>"$TMP/err.txt"
-      fi
+      case $cmd in
+        feed) hide "$TC" feed --brokers 127.0.0.1:1 --topic ticks --input "$TMP/two.csv" ;;
+        run) hide "$TC" run --model "$M" --brokers 127.0.0.1:1 --state "$TMP/nolib.db" ;;
+        broker) hide "$TC" broker --port 0 ;;
+        replay) hide "$TC" replay --model "$M" --brokers 127.0.0.1:1 --topic ticks ;;
+      esac 2>"$TMP/err.txt"
       rc=$?
       set -e
       tc_one_error "$cmd without $so" "$rc" "$TMP/err.txt" \
         "^tickcast $cmd: cannot load $so \(install Debian's [a-z0-9-]+\): "
     done
+    # A usage error is still one (status 2), library or not.
+    set +e
+    hide "$TC" run --brokers 127.0.0.1:1 --state "$TMP/nolib.db" 2>"$TMP/err.txt"
+    rc=$?
+    set -e
+    tc_eq "run without --model and $so: exit status" "$rc" 2
+    grep -q "model" "$TMP/err.txt" || tc_fail "run without --model: $(cat "$TMP/err.txt")"
     [ ! -e "$TMP/nolib.db" ] || tc_fail "run created a state file before its flag check failed"
   done
 else

@@ -200,7 +200,7 @@ int args_parse(const args_cmd *c, int argc, char **argv, char *err, size_t errle
     if (v && (rc = set_value(c, &c->flags[k], v, 1, err, errlen)) < 0)
       return rc;
   }
-  return kconf_lib_load(err, errlen);
+  return 0;
 }
 
 int args_parse_cmd(const args_cmd *c, int argc, char **argv) {
@@ -208,5 +208,13 @@ int args_parse_cmd(const args_cmd *c, int argc, char **argv) {
   int rc = args_parse(c, argc, argv, err, sizeof err);
   if (rc < 0)
     fprintf(stderr, "tickcast %s: %s\n", c->name, err);
-  return rc == TC_EKAFKA ? 1 : rc < 0 ? 2 : rc == 1 ? 0 : -1;
+  return rc < 0 ? 2 : rc == 1 ? 0 : -1;
+}
+
+int args_kafka_load(const char *name) {
+  char err[512];
+  if (kconf_lib_load(err, sizeof err) == 0)
+    return -1;
+  fprintf(stderr, "tickcast %s: %s\n", name, err);
+  return 1;
 }

@@ -86,13 +86,15 @@ typedef struct args_cmd {
  * "unexpected argument 'x' (see tickcast run --help)", "--chunk 0: expected messages in
  * 1..65536", or the message of kconf_arg and kconf_check_flags. With c->kc, the keys of the
  * config file must be flags of the table, and a flag the command line did not give takes the
- * file's value, checked the same way; then librdkafka is loaded (kconf_lib_load: TC_EKAFKA with
- * its message when it cannot be). */
+ * file's value, checked the same way. */
 int args_parse(const args_cmd *c, int argc, char **argv, char *err, size_t errlen);
 
 /* args_parse for a command's entry point. Returns -1 when the command goes on, or the exit status
- * it returns at once: 0 after --help, 2 after printing "tickcast NAME: ERROR" on stderr (1 when
- * librdkafka would not load). */
+ * it returns at once: 0 after --help, 2 after printing "tickcast NAME: ERROR" on stderr. */
 int args_parse_cmd(const args_cmd *c, int argc, char **argv);
+
+/* For a Kafka command once its flags are checked: loads librdkafka (kconf_lib_load). Returns -1
+ * to go on, or 1 after printing "tickcast NAME: cannot load librdkafka.so.1 (...)". */
+int args_kafka_load(const char *name);
 
 #endif

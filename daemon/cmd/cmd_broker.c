@@ -74,7 +74,7 @@ int cmd_broker(int argc, char **argv) {
                       .usage = usage};
   char err[512];
   int status = args_parse_cmd(&c, argc, argv);
-  if (status >= 0)
+  if (status >= 0 || (status = args_kafka_load("broker")) >= 0)
     return status;
 
   /* Block the stop signals before librdkafka starts its threads (they inherit the mask), so only

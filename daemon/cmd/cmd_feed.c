@@ -304,8 +304,9 @@ static int feed_synthetic(const feed_opts *o, feed_sink *sink, char *err, size_t
   return rc;
 }
 
-/* The command line into o and kc (flags not given there from the config file). Returns -1 to go
- * on, or the exit status to return at once (0 after --help, 2 after a usage error). */
+/* The command line into o and kc (flags not given there from the config file), then librdkafka.
+ * Returns -1 to go on, or the exit status to return at once (0 after --help, 2 after a usage
+ * error, 1 when librdkafka would not load). */
 static int feed_parse(feed_opts *o, kconf *kc, int argc, char **argv) {
   double synthetic = -1, instruments = 16, seed = 1;
   /* In the order kconf_check_flags lists them for an unknown config key. */
@@ -343,7 +344,7 @@ static int feed_parse(feed_opts *o, kconf *kc, int argc, char **argv) {
                                   : "one of --input FILE or --synthetic N is required");
     return 2;
   }
-  return -1;
+  return args_kafka_load("feed");
 }
 
 /* The idempotent murmur2 producer and its topic into sink (its delivery reports count into

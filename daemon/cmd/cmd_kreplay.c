@@ -83,8 +83,9 @@ static int parse_time_ms(const char *flag, const char *v, int64_t *ms) {
   return 0;
 }
 
-/* The command line into o, *model and kc; parts holds KREPLAY_MAX_PARTS. Returns -1 to go on, or
- * the exit status to return at once (0 after --help, 2 after a usage error). */
+/* The command line into o, *model and kc (parts holds KREPLAY_MAX_PARTS), then librdkafka. Returns
+ * -1 to go on, or the exit status to return at once (0 after --help, 2 after a usage error, 1 when
+ * librdkafka would not load). */
 static int kreplay_parse(kreplay_opts *o, const char **model, kconf *kc, int32_t *parts, int argc,
                          char **argv) {
   /* In the order kconf_check_flags lists them for an unknown config key. */
@@ -142,7 +143,7 @@ static int kreplay_parse(kreplay_opts *o, const char **model, kconf *kc, int32_t
   if ((o->start_time && parse_time_ms("--start-time", o->start_time, &o->start_ms)) ||
       (o->end_time && parse_time_ms("--end-time", o->end_time, &o->end_ms)))
     return 2;
-  return -1;
+  return args_kafka_load("replay");
 }
 
 int cmd_kreplay(int argc, char **argv) {

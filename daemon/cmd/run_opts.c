@@ -100,12 +100,12 @@ void run_opts_free(run_opts *o) {
   memset(o, 0, sizeof *o);
 }
 
-/* After the flags: the required model, the defaults, and the topics. */
 /* The libraries the tickcast program reaches through stubs (Makefile, nn/base/lazylib.h); absent
  * (weak) where they are linked. */
 extern lazylib lazy_sqlite3 __attribute__((weak));
 extern lazylib lazy_uv __attribute__((weak));
 
+/* After the flags: the required model, the defaults, and the topics; then the libraries. */
 static int check_opts(run_opts *o, const char *http, char *err, size_t errlen) {
   if (!o->model_path || !*o->model_path) {
     snprintf(err, errlen, "--model: missing (the safetensors model file to run)");
@@ -168,8 +168,10 @@ static int check_opts(run_opts *o, const char *http, char *err, size_t errlen) {
     return TC_EUSAGE;
   if (o->http && http_lib_load(err, errlen) != 0)
     return TC_EIO;
-  /* The state database's and the loop's libraries, loaded now so that a missing one is an error
-   * before anything starts (librdkafka was, by args_parse). */
+  /* The libraries of Kafka, the state database and the loop, loaded now so that a missing one
+   * is an error before anything starts. */
+  if (kconf_lib_load(err, errlen) != 0)
+    return TC_EKAFKA;
   if ((&lazy_sqlite3 && lazylib_load(&lazy_sqlite3, err, errlen) != 0) ||
       (&lazy_uv && lazylib_load(&lazy_uv, err, errlen) != 0))
     return TC_EIO;

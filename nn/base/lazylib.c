@@ -14,7 +14,9 @@
 static pthread_mutex_t loading = PTHREAD_MUTEX_INITIALIZER;
 
 static void load(lazylib *L) {
-  void *lib = dlopen(L->soname, RTLD_NOW | RTLD_LOCAL);
+  /* RTLD_GLOBAL, as a linked library's symbols are: what the library loads in turn (a
+   * librdkafka plugin that does not name librdkafka itself) still finds them. */
+  void *lib = dlopen(L->soname, RTLD_NOW | RTLD_GLOBAL);
   if (!lib) {
     snprintf(L->err, sizeof L->err, "cannot load %s (install Debian's %s): %s", L->soname,
              L->debian, dlerror());
