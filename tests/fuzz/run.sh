@@ -10,7 +10,8 @@ secs=${1:-60}
 shift || true
 OUT=build-fuzz
 mkdir -p "$OUT/obj"
-PKGS="rdkafka libuv openblas sqlite3 libmicrohttpd jansson libxxhash libcrypto"
+PKGS=$(sed -n 's/^PKGS *:= *//p' Makefile) # the libraries the Makefile builds with
+[ -n "$PKGS" ] || { echo "tests/fuzz/run.sh: no PKGS line in the Makefile" >&2; exit 1; }
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 FLAGS="-g -O1 $SAN -D_GNU_SOURCE -I. $(pkg-config --cflags $PKGS)"
 # Targets link the module objects (not the archives, which are built without coverage): nn,
