@@ -172,8 +172,7 @@ static int check_opts(run_opts *o, const char *http, char *err, size_t errlen) {
    * is an error before anything starts. */
   if (kconf_lib_load(err, errlen) != 0)
     return TC_EKAFKA;
-  if ((&lazy_sqlite3 && lazylib_load(&lazy_sqlite3, err, errlen) != 0) ||
-      (&lazy_uv && lazylib_load(&lazy_uv, err, errlen) != 0))
+  if (lazylib_load(&lazy_sqlite3, err, errlen) != 0 || lazylib_load(&lazy_uv, err, errlen) != 0)
     return TC_EIO;
   return 0;
 }

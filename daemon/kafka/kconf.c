@@ -283,7 +283,7 @@ int kconf_check_flags(const kconf *kc, const char *const *allowed, char *err, si
 extern lazylib lazy_rdkafka __attribute__((weak));
 
 int kconf_lib_load(char *err, size_t errlen) {
-  if (&lazy_rdkafka && lazylib_load(&lazy_rdkafka, err, errlen) != 0)
+  if (lazylib_load(&lazy_rdkafka, err, errlen) != 0)
     return TC_EKAFKA;
   return 0;
 }

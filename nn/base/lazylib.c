@@ -22,28 +22,25 @@ static void load(lazylib *L) {
              L->debian, dlerror());
     return;
   }
-  /* Every address first, published only when all are found: a stub that sees an entry set may
-   * jump there, and no half-filled table is ever seen as loaded. */
-  void **tmp = calloc((size_t)L->count, sizeof *tmp);
-  if (!tmp) {
-    snprintf(L->err, sizeof L->err, "cannot load %s: out of memory", L->soname);
-    return;
-  }
+  /* Each address as it is found: a stub that sees one may jump there (the library is loaded).
+   * Only a complete table counts as loaded; when a name is missing, lazylib_bind ends the
+   * process. */
   const char *name = L->names;
-  for (int i = 0; i < L->count; i++, name += strlen(name) + 1)
-    if (!(tmp[i] = dlsym(lib, name))) {
+  for (int i = 0; i < L->count; i++, name += strlen(name) + 1) {
+    void *fn = dlsym(lib, name);
+    if (!fn) {
       snprintf(L->err, sizeof L->err, "%s has no %s (a newer version is needed): %s", L->soname,
                name, dlerror());
-      free(tmp);
       return;
     }
-  for (int i = 0; i < L->count; i++)
-    __atomic_store_n(&L->fn[i], tmp[i], __ATOMIC_RELEASE);
-  free(tmp);
+    __atomic_store_n(&L->fn[i], fn, __ATOMIC_RELEASE);
+  }
   __atomic_store_n(&L->loaded, 1, __ATOMIC_RELEASE);
 }
 
 int lazylib_load(lazylib *L, char *err, size_t errlen) {
+  if (!L)
+    return 0;
   if (!__atomic_load_n(&L->loaded, __ATOMIC_ACQUIRE)) {
     pthread_mutex_lock(&loading);
     if (!L->tried) {

@@ -27,7 +27,8 @@ typedef struct lazylib {
   char err[320];      /* why it could not be loaded */
 } lazylib;
 
-/* Loads L (the first call; later ones return what it did): 0, or TC_EIO with why in err. */
+/* Loads L (the first call; later ones return what it did): 0, or TC_EIO with why in err. L may
+ * be NULL, as the address of a weak reference to a library that is linked, not stubbed: 0. */
 int lazylib_load(lazylib *L, char *err, size_t errlen);
 
 /* For the stubs: the address of function i of L, loading L first. Where L cannot be loaded it
