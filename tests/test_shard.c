@@ -5,10 +5,12 @@
  * RNN, with and without the scale head, 1 and 2 layers, minibatches of 1 to 3 shards and uneven
  * padding weights); on 1, 2, 3 and 8 threads they are the same bytes; the optimizer step on the
  * pool (shard_set_update) gives nn_grad_clip's and nn_adam_step's very floats on any thread count;
+ * shards that load their own rows (shard_set_loader) load each once and give the same floats;
  * the pool runs every job of every section exactly once, including with more threads than jobs,
  * more jobs than one section holds, workers that fell asleep and a caller that did, and the first
  * section of a new pool. */
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -196,7 +198,31 @@ static void check_update(int H, double maxnorm) {
   nn_model_free(&m1);
 }
 
-/* One shape: the whole batch against the shards on 1, 2, 3 and 8 threads. */
+/* A loader (shard_set_loader) that fills the rows it is given from the source arrays into
+ * buffers that start as garbage, and counts the loads of each row. */
+typedef struct loader {
+  int B, T;
+  size_t sf;
+  const float *x, *tgt, *w, *s0; /* the minibatch */
+  float *lx, *lt, *lw, *ls;      /* what the step reads */
+  int *loads;                    /* (B) */
+} loader;
+
+static void load_rows(void *arg, int b0, int n) {
+  loader *l = arg;
+  for (int b = b0; b < b0 + n; b++) {
+    __atomic_add_fetch(&l->loads[b], 1, __ATOMIC_RELAXED);
+    memcpy(l->ls + b * l->sf, l->s0 + b * l->sf, l->sf * 4);
+    for (int t = 0; t < l->T; t++) {
+      size_t r = (size_t)t * l->B + b;
+      memcpy(l->lx + r * NN_F, l->x + r * NN_F, NN_F * 4);
+      l->lt[r] = l->tgt[r], l->lw[r] = l->w[r];
+    }
+  }
+}
+
+/* One shape: the whole batch against the shards on 1, 2, 3 and 8 threads, the minibatch given
+ * whole and loaded by the shards themselves. */
 static void check_step(int cell, int L, int H, int peephole, int gauss, int B, int T) {
   nn_model m;
   nn_rng r;
@@ -242,6 +268,33 @@ static void check_step(int cell, int L, int H, int peephole, int gauss, int B, i
       memcpy(ss, s0, (size_t)B * sf * 4);
       ls = shard_set_grad(&sh, p, &m, B, T, x, tgt, w, ss, gs);
     }
+    /* The same step with each shard loading its own rows: the same floats, each row once. */
+    loader ld = {B,
+                 T,
+                 sf,
+                 x,
+                 tgt,
+                 w,
+                 s0,
+                 malloc(TB * NN_F * 4),
+                 malloc(TB * 4),
+                 malloc(TB * 4),
+                 malloc((size_t)B * sf * 4),
+                 calloc((size_t)B, sizeof(int))};
+    memset(ld.lx, 0x7f, TB * NN_F * 4), memset(ld.lt, 0x7f, TB * 4), memset(ld.lw, 0x7f, TB * 4);
+    memset(ld.ls, 0x7f, (size_t)B * sf * 4);
+    float *gl = malloc(np * 4);
+    shard_set_loader(&sh, load_rows, &ld);
+    double ll = shard_set_grad(&sh, p, &m, B, T, ld.lx, ld.lt, ld.lw, ld.ls, gl);
+    shard_set_loader(&sh, NULL, NULL);
+    int once = 1;
+    for (int b = 0; b < B; b++)
+      once &= ld.loads[b] == 1;
+    CHECK(once);
+    CHECK(ll == ls);
+    CHECK_INT(memcmp(gl, gs, np * 4), 0);
+    CHECK_INT(memcmp(ld.ls, ss, (size_t)B * sf * 4), 0);
+    free(ld.lx), free(ld.lt), free(ld.lw), free(ld.ls), free(ld.loads), free(gl);
     tpool_destroy(p);
     if (ti == 0) {
       lref = ls;

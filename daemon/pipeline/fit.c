@@ -13,6 +13,7 @@
 #include "daemon/pipeline/score.h"
 #include "daemon/pipeline/shard.h"
 #include "daemon/pipeline/tpool.h"
+#include "nn/base/bigbuf.h"
 #include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 #include "nn/lstm.h"
@@ -48,10 +49,12 @@ typedef struct flat {
   float *y;    /* (N) standardized target (next tick's ret), 0 where there is none */
 } flat;
 
+/* x and y are on huge pages when large (nn/base/bigbuf.h): built once, on one thread, before
+ * the threads start, where 4 KiB pages cost a fault each. */
 static void flat_free(flat *f) {
   free(f->off);
-  free(f->x);
-  free(f->y);
+  tc_big_sized_free(f->x, (f->N ? f->N : 1) * NN_F * sizeof *f->x);
+  tc_big_sized_free(f->y, (f->N ? f->N : 1) * sizeof *f->y);
   memset(f, 0, sizeof *f);
 }
 
@@ -65,8 +68,8 @@ static int flat_build(flat *f, const dataset *d) {
     f->off[i] = N, N += d->s[i].n;
   f->off[d->ns] = N;
   f->N = N;
-  f->x = malloc((N ? N : 1) * NN_F * sizeof *f->x);
-  f->y = malloc((N ? N : 1) * sizeof *f->y);
+  f->x = tc_big_sized_alloc((N ? N : 1) * NN_F * sizeof *f->x);
+  f->y = tc_big_sized_alloc((N ? N : 1) * sizeof *f->y);
   if (!f->x || !f->y) {
     flat_free(f);
     return TC_ENOMEM;
@@ -319,18 +322,50 @@ typedef struct piece {
 } piece;
 
 /* The lane layout of one epoch: idx (B, W*T) flat tick index or -1, with a flag where a piece
- * starts (state reset) for each (lane, window). */
+ * starts (state reset) for each (lane, window), and the valid steps of each window. Its arrays
+ * are kept from epoch to epoch (grown, never shrunk): fresh ones cost a page fault per 4 KiB at
+ * every epoch, about 11 us each on this project's VMs, on the one thread that builds them. */
 typedef struct lanes {
   int B, T;
   size_t W;       /* windows */
   long long *idx; /* (B, W * T) */
   uint8_t *reset; /* (B, W) */
+  int *nvalid;    /* (W) */
+  size_t cap_idx; /* allocated entries of idx, */
+  size_t cap_w;   /* and of reset and nvalid (windows) */
 } lanes;
 
 static void lanes_free(lanes *ln) {
   free(ln->idx);
   free(ln->reset);
+  free(ln->nvalid);
   memset(ln, 0, sizeof *ln);
+}
+
+/* Room for B lanes of W windows of T steps, with an eighth more when it grows (the windows of
+ * an epoch vary a little with its random cut). 0 or TC_ENOMEM. */
+static int lanes_reserve(lanes *ln, int B, size_t W, int T) {
+  if ((size_t)B * W * T > ln->cap_idx || (size_t)B * W > ln->cap_w)
+    W += W / 8;
+  size_t ni = (size_t)B * W * T, nw = (size_t)B * W;
+  if (ni > ln->cap_idx) {
+    long long *p = realloc(ln->idx, ni * sizeof *p);
+    if (!p)
+      return TC_ENOMEM;
+    ln->idx = p, ln->cap_idx = ni;
+  }
+  if (nw > ln->cap_w) {
+    uint8_t *r = realloc(ln->reset, nw);
+    if (r)
+      ln->reset = r;
+    int *v = realloc(ln->nvalid, nw * sizeof *v);
+    if (v)
+      ln->nvalid = v;
+    if (!r || !v)
+      return TC_ENOMEM;
+    ln->cap_w = nw;
+  }
+  return 0;
 }
 
 /* Cuts every training part into pieces of P ticks, the first one of a random length below P
@@ -389,12 +424,12 @@ static int lanes_pack(lanes *ln, const piece *pc, size_t np, int B, int T) {
     if (fill[b] > W)
       W = fill[b];
   ln->B = B, ln->T = T, ln->W = W;
-  ln->idx = malloc((size_t)B * W * T * sizeof *ln->idx);
-  ln->reset = calloc((size_t)B * W, 1);
-  if (!ln->idx || !ln->reset)
+  if (lanes_reserve(ln, B, W, T) != 0)
     goto done;
   for (size_t i = 0; i < (size_t)B * W * T; i++)
     ln->idx[i] = -1;
+  memset(ln->reset, 0, (size_t)B * W);
+  memset(ln->nvalid, 0, W * sizeof *ln->nvalid);
   memset(fill, 0, B * sizeof *fill);
   for (size_t i = 0; i < np; i++) {
     int b = lane_of[i];
@@ -402,6 +437,8 @@ static int lanes_pack(lanes *ln, const piece *pc, size_t np, int B, int T) {
     long long *dst = ln->idx + (size_t)b * W * T + fill[b] * T;
     for (size_t k = 0; k < pc[i].len; k++)
       dst[k] = (long long)(pc[i].start + k);
+    for (size_t k = 0; k < pc[i].len; k += T) /* whole windows, then the rest */
+      ln->nvalid[fill[b] + k / T] += pc[i].len - k < (size_t)T ? (int)(pc[i].len - k) : T;
     fill[b] += (pc[i].len + T - 1) / T;
   }
   rc = 0;
@@ -411,9 +448,9 @@ done:
 }
 
 /* One epoch's lane layout: the training parts cut into pieces of about a lane's share (whole
- * windows), shuffled and packed into B lanes. */
+ * windows), shuffled and packed into B lanes; in ln's arrays of the epoch before. */
 static int lanes_build(lanes *ln, const dataset *d, const flat *f, int B, int T, nn_rng *r) {
-  memset(ln, 0, sizeof *ln);
+  ln->W = 0;
   size_t ntr = 0;
   for (int i = 0; i < d->ns; i++)
     if (d->s[i].ntrain >= 2)
@@ -428,8 +465,6 @@ static int lanes_build(lanes *ln, const dataset *d, const flat *f, int B, int T,
   if (rc == 0)
     rc = lanes_pack(ln, pc, np, B, T);
   free(pc);
-  if (rc != 0)
-    lanes_free(ln);
   return rc;
 }
 
@@ -459,6 +494,9 @@ typedef struct fit_ctx {
   float *w;          /* (T, B) its loss weights */
   float *state;      /* (B, sf) LSTM state carried across a lane's windows */
   float *grad;       /* (nparams) */
+  lanes ln;          /* the epoch's lane layout */
+  size_t wi;         /* the window being stepped, */
+  float winv;        /* and 1 / its valid steps: the weight of each */
   float *best;       /* (nparams) the parameters of the best epoch */
   double vbest;      /* validation MSE of the best epoch (the zero model's before any) */
   double vrw;        /* validation MSE of the zero model */
@@ -499,6 +537,7 @@ static void fit_free(fit_ctx *c) {
   vplan_free(&c->val);
   nn_adam_free(&c->adam);
   free(c->x), free(c->tg), free(c->w), free(c->state), free(c->grad), free(c->best);
+  lanes_free(&c->ln);
 }
 
 /* Epoch 0 is the zero prediction: a trained model has to beat it on validation to be kept. */
@@ -526,11 +565,15 @@ static int fit_baseline(fit_ctx *c, fit_result *res) {
   return 0;
 }
 
-/* Loads window wi of every lane into x, tg and w (zeroing the state of lanes where a piece
- * starts) and weighs each valid step 1 / (valid steps). Returns the valid steps. */
-static int fit_load_window(fit_ctx *c, const lanes *ln, size_t wi) {
-  int B = ln->B, T = ln->T, nvalid = 0;
-  for (int b = 0; b < B; b++) {
+/* Loads lanes [b0, b0 + nb) of window c->wi into x, tg and w (zeroing the state of lanes where a
+ * piece starts); each valid step weighs 1 / (the window's valid steps). The shards of the step
+ * call it for their own lanes (shard_set_loader), so the window loads on every thread. */
+static void fit_load_rows(void *arg, int b0, int nb) {
+  fit_ctx *c = arg;
+  const lanes *ln = &c->ln;
+  int B = ln->B, T = ln->T;
+  size_t wi = c->wi;
+  for (int b = b0; b < b0 + nb; b++) {
     if (ln->reset[(size_t)b * ln->W + wi])
       memset(c->state + b * c->sf, 0, c->sf * sizeof *c->state);
     for (int t = 0; t < T; t++) {
@@ -539,8 +582,7 @@ static int fit_load_window(fit_ctx *c, const lanes *ln, size_t wi) {
       if (gi >= 0) {
         memcpy(c->x + r * NN_F, c->f.x + (size_t)gi * NN_F, NN_F * sizeof *c->x);
         c->tg[r] = c->f.y[gi];
-        c->w[r] = 1.0f;
-        nvalid++;
+        c->w[r] = c->winv;
       } else {
         memset(c->x + r * NN_F, 0, NN_F * sizeof *c->x);
         c->tg[r] = 0;
@@ -548,24 +590,24 @@ static int fit_load_window(fit_ctx *c, const lanes *ln, size_t wi) {
       }
     }
   }
-  for (int r = 0; nvalid && r < T * B; r++)
-    c->w[r] /= (float)nvalid;
-  return nvalid;
 }
 
 /* One pass over the training data in a fresh lane layout: a forward/backward and an Adam step
  * per window. *loss: mean training loss; *steps: tick-steps; *dt: seconds. */
 static int fit_epoch(fit_ctx *c, int epoch, double *loss, double *steps, double *dt) {
   const fit_opts *o = c->o;
-  lanes ln;
-  if (lanes_build(&ln, c->d, &c->f, o->B, o->T, &c->rng) != 0)
+  lanes *ln = &c->ln;
+  if (lanes_build(ln, c->d, &c->f, o->B, o->T, &c->rng) != 0)
     return TC_ENOMEM;
   double t0 = tc_mono_s(), loss_sum = 0, last_bar = 0;
   *steps = 0;
-  for (size_t wi = 0; wi < ln.W; wi++) {
-    int nvalid = fit_load_window(c, &ln, wi);
+  shard_set_loader(&c->sh, fit_load_rows, c);
+  for (size_t wi = 0; wi < ln->W; wi++) {
+    int nvalid = ln->nvalid[wi];
     if (nvalid == 0)
       continue;
+    c->wi = wi;
+    c->winv = 1.0f / (float)nvalid; /* the float of 1.0f /= nvalid */
     double l =
         shard_set_grad(&c->sh, c->pool, c->m, o->B, o->T, c->x, c->tg, c->w, c->state, c->grad);
     shard_set_update(&c->sh, c->pool, c->m, &c->adam, c->grad, o->clip);
@@ -573,10 +615,10 @@ static int fit_epoch(fit_ctx *c, int epoch, double *loss, double *steps, double 
     *steps += nvalid;
     if (c->log && o->verbose >= 2 && tc_mono_s() - last_bar > 0.2) {
       last_bar = tc_mono_s();
-      bar(c->log, epoch, o->epochs, wi + 1, ln.W, *steps, last_bar - t0);
+      bar(c->log, epoch, o->epochs, wi + 1, ln->W, *steps, last_bar - t0);
     }
   }
-  lanes_free(&ln);
+  shard_set_loader(&c->sh, NULL, NULL);
   *dt = tc_mono_s() - t0;
   *loss = *steps > 0 ? loss_sum / *steps : 0;
   return 0;

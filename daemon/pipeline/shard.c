@@ -58,6 +58,8 @@ static void shard_job(void *arg, int k) {
   int b0, n;
   shard_rows(s->B, k, &b0, &n);
   float *g = k == 0 ? s->out : s->grad + (size_t)(k - 1) * s->np;
+  if (s->load)
+    s->load(s->load_arg, b0, n);
   memset(g, 0, s->np * sizeof *g);
   s->loss[k] =
       nn_train_forward_rows(&s->tr[k], s->m, s->B, b0, n, s->T, s->x, s->tgt, s->w, s->state);
@@ -89,6 +91,10 @@ static void reduce_job(void *arg, int j) {
     for (size_t i = lo; i < hi; i++)
       s->out[i] += g[i];
   }
+}
+
+void shard_set_loader(shard_set *s, shard_load_fn load, void *arg) {
+  s->load = load, s->load_arg = arg;
 }
 
 double shard_set_grad(shard_set *s, tpool *pool, const nn_model *m, int B, int T, const float *x,

@@ -24,6 +24,9 @@ int shard_count(int B);
 /* Shard k of a minibatch of B: sequences [*b0, *b0 + *n), the B split as evenly as can be. */
 void shard_rows(int B, int k, int *b0, int *n);
 
+/* Fills rows [b0, b0 + n) of a minibatch's x, tgt and w (and resets their state) in place. */
+typedef void (*shard_load_fn)(void *arg, int b0, int n);
+
 /* Scratch for steps on minibatches of at most Bmax sequences x Tmax steps. */
 typedef struct shard_set {
   int K;        /* shards of a Bmax minibatch: every nn_train below */
@@ -38,11 +41,13 @@ typedef struct shard_set {
   const float *tgt, *w; /* (T, B) targets and loss weights */
   float *state;         /* (B, nn_state_floats(m)) carried state, in and out */
   float *out;           /* the caller's grad, shard 0 adds into it */
-  int K1;               /* the step's shards */
-  int parts;            /* parameter ranges of the reduction and the update */
-  nn_model *um;         /* the update (shard_set_update): its model, */
-  nn_adam *adam;        /* optimizer, */
-  float clip;           /* and the factor grad is scaled by (1: none) */
+  shard_load_fn load;   /* shard_set_loader's, or NULL */
+  void *load_arg;
+  int K1;        /* the step's shards */
+  int parts;     /* parameter ranges of the reduction and the update */
+  nn_model *um;  /* the update (shard_set_update): its model, */
+  nn_adam *adam; /* optimizer, */
+  float clip;    /* and the factor grad is scaled by (1: none) */
 } shard_set;
 
 /* 0 or TC_ENOMEM/TC_EINVAL. */
@@ -56,6 +61,11 @@ void shard_set_free(shard_set *s); /* accepts NULL and half-built */
  * Returns the loss, the shards' losses summed in shard order. */
 double shard_set_grad(shard_set *s, tpool *pool, const nn_model *m, int B, int T, const float *x,
                       const float *tgt, const float *w, float *state, float *grad);
+
+/* With load set, each shard of the next shard_set_grad calls load(arg, b0, n) for its own rows
+ * first, on its thread, before it reads them: the minibatch loads in parallel too. NULL: the
+ * caller has filled x, tgt, w and state. */
+void shard_set_loader(shard_set *s, shard_load_fn load, void *arg);
 
 /* The optimizer step on grad, on pool (NULL: this thread): grad clipped to an L2 norm of at most
  * maxnorm (<= 0: no clipping), then Adam's update of m->params. The norm is summed on this thread

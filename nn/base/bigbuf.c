@@ -2,6 +2,7 @@
 #include "nn/base/bigbuf.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 
 static size_t round_up(size_t n) {
@@ -28,4 +29,15 @@ void *tc_big_alloc(size_t n) {
 void tc_big_free(void *p, size_t n) {
   if (p)
     munmap(p, round_up(n));
+}
+
+void *tc_big_sized_alloc(size_t n) {
+  return n >= TC_BIG_ALIGN / 2 ? tc_big_alloc(n) : malloc(n ? n : 1);
+}
+
+void tc_big_sized_free(void *p, size_t n) {
+  if (n >= TC_BIG_ALIGN / 2)
+    tc_big_free(p, n);
+  else
+    free(p);
 }

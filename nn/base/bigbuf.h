@@ -16,4 +16,10 @@
 void *tc_big_alloc(size_t n);
 void tc_big_free(void *p, size_t n);
 
+/* n bytes (n > 0, not zeroed): from tc_big_alloc from TC_BIG_ALIGN / 2 on (a resident size at
+ * most twice n), from malloc below. Freed with tc_big_sized_free(p, n), n the same. For buffers
+ * sized once that a run fills whole, of any size. */
+void *tc_big_sized_alloc(size_t n);
+void tc_big_sized_free(void *p, size_t n);
+
 #endif
