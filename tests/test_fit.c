@@ -4,8 +4,10 @@
  * equal timestamps), statistics from the training part only (validation prices do not move
  * them), the target scale (RMS, mean 0), the zero model when nothing is trained or the gain is
  * noise, the trial-corrected threshold, seed reproducibility, a model that learns an AR(1)
- * coefficient, and a held-out part that changes nothing in training (same model bytes). */
+ * coefficient, a held-out part that changes nothing in training (same model bytes), and a large
+ * input loaded from one file or two into the same series. */
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -144,6 +146,67 @@ static void write_ar1(const char *p, int n, double phi, uint64_t seed) {
     fprintf(f, "X,%lld,%.17g\n", 1000000000000LL + i * 1000000000LL, px);
   }
   fclose(f);
+}
+
+/* A large file loads into the same series from one file as from two (cut mid-series), the
+ * staging blocks and the arrays past their first sizes (large enough for huge pages), and every
+ * array holds the ticks and the features computed here from the values written; the second file's
+ * first tick of C, older than C's last in the first file, is rejected as out of order. */
+static void check_dataset_large(void) {
+  enum { N = 200003, CUT = 123457, NSYM = 3 };
+  char p1[80], p2[80], err[256];
+  snprintf(p1, sizeof p1, "%s.1", path);
+  snprintf(p2, sizeof p2, "%s.2", path);
+  static char line[N][64];
+  long long ts0 = 1600000000000000000LL;
+  for (int i = 0; i < N; i++)
+    snprintf(line[i], sizeof line[i], "%c,%lld,%.2f,%d\n", 'A' + i % NSYM, ts0 + 1000LL * i,
+             100 + (i * 7919 % 2000) / 100.0, i % 5);
+  FILE *f = fopen(path, "w"), *f1 = fopen(p1, "w"), *f2 = fopen(p2, "w");
+  fprintf(f, "sym,ts,px,qty\n"), fprintf(f1, "sym,ts,px,qty\n"), fprintf(f2, "sym,ts,px,qty\n");
+  fprintf(f2, "%c,%lld,1,1\n", 'A' + (CUT - 1) % NSYM, ts0 + 1000LL * (CUT - 1) - 1);
+  for (int i = 0; i < N; i++)
+    fputs(line[i], f), fputs(line[i], i < CUT ? f1 : f2);
+  fclose(f), fclose(f1), fclose(f2);
+  dataset a, b;
+  CHECK_INT(dataset_init(&a), 0);
+  CHECK_INT(dataset_init(&b), 0);
+  a.ts_unit = b.ts_unit = TICKFILE_TS_NS;
+  CHECK_INT(dataset_load(&a, path, 0, err, sizeof err), 0);
+  CHECK_INT(dataset_load(&b, p1, 0, err, sizeof err), 0);
+  CHECK_INT(b.accepted, CUT);
+  CHECK_INT(dataset_load(&b, p2, 0, err, sizeof err), 0);
+  CHECK_INT(a.accepted, N);
+  CHECK_INT(b.accepted, N);
+  CHECK_INT(b.rej.n[TICK_OUT_OF_ORDER], 1);
+  CHECK_INT(b.rej.first[TICK_OUT_OF_ORDER][0].pos, 2);
+  CHECK_INT(a.ns, NSYM);
+  CHECK_INT(b.ns, NSYM);
+  for (int k = 0; k < NSYM; k++) {
+    const ds_series *s = &a.s[k], *t = &b.s[k];
+    size_t n = (N - k + NSYM - 1) / NSYM;
+    CHECK_INT(s->n, n);
+    CHECK_INT(t->n, n);
+    CHECK(memcmp(s->ts, t->ts, n * sizeof *s->ts) == 0);
+    CHECK(memcmp(s->px, t->px, n * sizeof *s->px) == 0);
+    CHECK(memcmp(s->raw, t->raw, n * NN_F * sizeof *s->raw) == 0);
+    CHECK(memcmp(s->quoted, t->quoted, n) == 0);
+    int bad = 0;
+    for (size_t j = 0; j < n; j++) {
+      int i = (int)j * NSYM + k, ip = i - NSYM;
+      double px = strtod(strchr(strchr(line[i], ',') + 1, ',') + 1, NULL);
+      double pp = j ? strtod(strchr(strchr(line[ip], ',') + 1, ',') + 1, NULL) : px;
+      double raw[NN_F];
+      nn_features_raw(raw, j == 0, px, pp, ts0 + 1000LL * i, ts0 + 1000LL * (j ? ip : i), i % 5, 0,
+                      0, 0);
+      bad += s->ts[j] != ts0 + 1000LL * i || s->px[j] != px || s->quoted[j] != 0 ||
+             memcmp(s->raw + j * NN_F, raw, sizeof raw) != 0;
+    }
+    CHECK_INT(bad, 0);
+  }
+  dataset_free(&a);
+  dataset_free(&b);
+  unlink(p1), unlink(p2);
 }
 
 static void check_fit(void) {
@@ -310,6 +373,7 @@ static void check_test_unseen(void) {
 int main(void) {
   snprintf(path, sizeof path, "/tmp/test_train_%d.csv", (int)getpid());
   check_dataset();
+  check_dataset_large();
   check_fit();
   check_hold_out();
   check_min_t();

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "ingest/tickfile.h"
+#include "nn/base/bigbuf.h"
 #include "nn/base/tc_err.h"
 #include "nn/features.h"
 
@@ -28,38 +29,126 @@ int dataset_init(dataset *d) {
 void dataset_free(dataset *d) {
   if (!d)
     return;
-  for (int i = 0; i < d->ns; i++) {
-    free(d->s[i].ts);
-    free(d->s[i].px);
-    free(d->s[i].raw);
-    free(d->s[i].quoted);
-  }
+  tc_big_sized_free(d->arena, d->arena_len);
   free(d->s);
   symtab_free(&d->st);
   memset(d, 0, sizeof *d);
 }
 
-/* Makes room for one more tick in series s: 8 to start with (an instrument of a few ticks holds
- * no more), then doubling. */
-static int series_grow(ds_series *s) {
-  if (s->n < s->cap)
-    return 0;
-  size_t cap = s->cap ? s->cap * 2 : 8;
-  int64_t *ts = realloc(s->ts, cap * sizeof *ts);
-  if (ts)
-    s->ts = ts;
-  double *px = realloc(s->px, cap * sizeof *px);
-  if (px)
-    s->px = px;
-  double *raw = realloc(s->raw, cap * NN_F * sizeof *raw);
-  if (raw)
-    s->raw = raw;
-  uint8_t *quoted = realloc(s->quoted, cap);
-  if (quoted)
-    s->quoted = quoted;
-  if (!ts || !px || !raw || !quoted)
+/* A file loads in two passes: its accepted ticks are first appended, in file order, to a list of
+ * blocks of records (ds_stage), then copied to their series' arrays, which are all cut from one
+ * new buffer of exactly the size needed (ds_commit). Arrays grown tick by tick (realloc, doubling)
+ * cost a page fault per 4 KiB at every size they pass through, and the copy of each doubling: on
+ * the VMs of docs/BENCHMARKS.md, 11 us a fault, 40% of loading a file. The two buffers here
+ * are on huge pages when large, so a file of 130,000 ticks takes a few faults instead of ~1,600. */
+typedef struct ds_rec {
+  int64_t ts;
+  double px;
+  double raw[NN_F];
+  int32_t si; /* series */
+  uint8_t quoted;
+} ds_rec;
+
+/* Records of the first block (57 KiB: a small file stays small), and of every next one (8 MiB,
+ * on huge pages, resident as it fills). */
+#define DS_BLOCK_FIRST 1024
+#define DS_BLOCK_NEXT ((size_t)TC_BIG_ALIGN / sizeof(ds_rec) * 4)
+
+typedef struct ds_block {
+  struct ds_block *next;
+  size_t n, cap, bytes; /* records used and room, and the block's bytes */
+  ds_rec r[];
+} ds_block;
+
+typedef struct ds_stage {
+  ds_block *head, *tail;
+} ds_stage;
+
+static void stage_free(ds_stage *g) {
+  for (ds_block *b = g->head, *nx; b; b = nx) {
+    nx = b->next;
+    tc_big_sized_free(b, b->bytes);
+  }
+  g->head = g->tail = NULL;
+}
+
+/* Room for one more record, NULL on ENOMEM. */
+static ds_rec *stage_next(ds_stage *g) {
+  ds_block *b = g->tail;
+  if (!b || b->n == b->cap) {
+    size_t cap = b ? DS_BLOCK_NEXT : DS_BLOCK_FIRST;
+    size_t bytes = sizeof *b + cap * sizeof(ds_rec);
+    ds_block *nb = tc_big_sized_alloc(bytes);
+    if (!nb)
+      return NULL;
+    nb->next = NULL, nb->n = 0, nb->cap = cap, nb->bytes = bytes;
+    if (b)
+      b->next = nb;
+    else
+      g->head = nb;
+    g->tail = b = nb;
+  }
+  return &b->r[b->n++];
+}
+
+/* Bytes of one series' arrays of n ticks, each array on whole cache lines. */
+#define DS_LINE(x) (((x) + 63) / 64 * 64)
+static size_t series_bytes(size_t n) {
+  return DS_LINE(n * sizeof(int64_t)) + DS_LINE(n * sizeof(double)) +
+         DS_LINE(n * NN_F * sizeof(double)) + DS_LINE(n);
+}
+
+/* Moves every series to arrays of its n ticks in one new buffer: the ticks already kept, then
+ * the staged ones in order, freeing g's blocks. On ENOMEM the dataset stays as it was (the staged
+ * ticks dropped). */
+static int ds_commit(dataset *d, ds_stage *g) {
+  size_t len = 0;
+  for (int i = 0; i < d->ns; i++)
+    len += series_bytes(d->s[i].n);
+  char *a = len ? tc_big_sized_alloc(len) : NULL;
+  if (len && !a) {
+    for (int i = 0; i < d->ns; i++)
+      d->s[i].n = d->s[i].nkept;
     return TC_ENOMEM;
-  s->cap = cap;
+  }
+  char *p = a;
+  for (int i = 0; i < d->ns; i++) {
+    ds_series *s = &d->s[i];
+    size_t n = s->n, k = s->nkept;
+    int64_t *ts = (int64_t *)p;
+    p += DS_LINE(n * sizeof *ts);
+    double *px = (double *)p;
+    p += DS_LINE(n * sizeof *px);
+    double *raw = (double *)p;
+    p += DS_LINE(n * NN_F * sizeof *raw);
+    uint8_t *quoted = (uint8_t *)p;
+    p += DS_LINE(n);
+    if (k) {
+      memcpy(ts, s->ts, k * sizeof *ts);
+      memcpy(px, s->px, k * sizeof *px);
+      memcpy(raw, s->raw, k * NN_F * sizeof *raw);
+      memcpy(quoted, s->quoted, k);
+    }
+    s->ts = n ? ts : NULL, s->px = n ? px : NULL, s->raw = n ? raw : NULL;
+    s->quoted = n ? quoted : NULL;
+  }
+  while (g->head) { /* each block freed once copied: the two copies are not resident at once */
+    ds_block *b = g->head;
+    for (size_t j = 0; j < b->n; j++) {
+      const ds_rec *r = &b->r[j];
+      ds_series *s = &d->s[r->si];
+      size_t i = s->nkept++;
+      s->ts[i] = r->ts;
+      s->px[i] = r->px;
+      memcpy(s->raw + i * NN_F, r->raw, sizeof r->raw);
+      s->quoted[i] = r->quoted;
+    }
+    g->head = b->next;
+    tc_big_sized_free(b, b->bytes);
+  }
+  g->tail = NULL;
+  tc_big_sized_free(d->arena, d->arena_len);
+  d->arena = a, d->arena_len = len;
   return 0;
 }
 
@@ -104,6 +193,7 @@ int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t er
   char msg[256];
   tick t;
   int reason;
+  ds_stage g = {NULL, NULL};
   while ((rc = tickfile_next(&tf, &t, &reason, msg, sizeof msg)) == 1) {
     d->read++;
     if (reason != TICK_OK) {
@@ -116,11 +206,11 @@ int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t er
       break;
     }
     ds_series *s = &d->s[si];
-    if (s->n > 0 && t.ts < s->ts[s->n - 1]) {
+    if (s->n > 0 && t.ts < s->last_ts) {
       snprintf(msg, sizeof msg,
                "field ts: found %lld, expected >= %lld (the last accepted tick "
                "of %s)",
-               (long long)t.ts, (long long)s->ts[s->n - 1], s->sym);
+               (long long)t.ts, (long long)s->last_ts, s->sym);
       reject_tally_note(&d->rej, TICK_OUT_OF_ORDER,
                         (reject_loc){name, REJECT_LINE, (int64_t)tf.line}, msg);
       continue;
@@ -147,17 +237,18 @@ int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t er
       rc = TC_ERANGE;
       break;
     }
-    if (series_grow(s) != 0) {
+    ds_rec *r = stage_next(&g);
+    if (!r) {
       rc = TC_ENOMEM;
       break;
     }
-    size_t i = s->n;
-    int first = i == 0;
-    nn_features_raw(s->raw + i * NN_F, first, t.px, first ? t.px : s->px[i - 1], t.ts,
-                    first ? t.ts : s->ts[i - 1], t.qty, t.has_quote, t.bid, t.ask);
-    s->ts[i] = t.ts;
-    s->px[i] = t.px;
-    s->quoted[i] = t.has_quote;
+    int first = s->n == 0;
+    nn_features_raw(r->raw, first, t.px, first ? t.px : s->last_px, t.ts, first ? t.ts : s->last_ts,
+                    t.qty, t.has_quote, t.bid, t.ask);
+    r->ts = s->last_ts = t.ts;
+    r->px = s->last_px = t.px;
+    r->quoted = (uint8_t)t.has_quote;
+    r->si = si;
     s->n++;
     s->ntrain = s->nfit = s->n;
     d->accepted++;
@@ -166,6 +257,9 @@ int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t er
   if (tickfile_ts_warning(&tf, msg, sizeof msg))
     fprintf(stderr, "%s\n", msg);
   tickfile_close(&tf);
+  if (ds_commit(d, &g) != 0 && rc >= 0)
+    rc = TC_ENOMEM;
+  stage_free(&g);
   if (rc == TC_ENOMEM) {
     snprintf(err, errlen, "%s: out of memory after %llu ticks", name,
              (unsigned long long)d->accepted);

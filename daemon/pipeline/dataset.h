@@ -24,7 +24,9 @@
 typedef struct ds_series {
   char sym[TICK_SYM_MAX + 1];
   size_t n;        /* accepted ticks */
-  size_t cap;      /* allocated entries */
+  size_t nkept;    /* of which in the arrays (n, but for those of a file being loaded) */
+  int64_t last_ts; /* the last accepted tick's ts and px (while loading) */
+  double last_px;
   size_t ntrain;   /* ticks [0, ntrain) are training (dataset_split) */
   size_t nfit;     /* ticks [ntrain, nfit) validation, [nfit, n) test (dataset_hold_out) */
   int64_t *ts;     /* (n) */
@@ -36,6 +38,8 @@ typedef struct ds_series {
 typedef struct dataset {
   symtab st;          /* sym -> slot; slot i is series[i] (slots are never reused here) */
   ds_series *s;       /* (ns) */
+  void *arena;        /* every series' arrays, in one buffer (nn/base/bigbuf.h) */
+  size_t arena_len;   /* its bytes */
   int ns;             /* instruments */
   int scap;           /* allocated series */
   uint64_t read;      /* ticks (non-empty lines) read over all files */
@@ -66,7 +70,7 @@ void dataset_free(dataset *d); /* accepts NULL and half-built */
 int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t errlen);
 
 /* What a dataset command holds in memory per accepted tick, at most: the series (ts, px, raw
- * features, quote flag: 49 bytes, up to twice that while an array doubles) and the command's own
+ * features, quote flag: 49 bytes, and 56 more while its file loads) and the command's own
  * per-tick arrays (train: the fitting copy, about 82 bytes a tick in all, measured as peak RSS;
  * eval: predictions, scores and bootstrap, about 180). */
 #define DATASET_TICK_BYTES 200
