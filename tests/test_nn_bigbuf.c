@@ -1,6 +1,7 @@
 /* test_nn_bigbuf.c: large buffers on transparent huge pages (nn/base/bigbuf.h): 2 MiB alignment,
  * zeroed and writable to the last byte, and, where the kernel offers THP, the advice itself: the
- * mapping is THP-eligible in /proc/self/smaps (an ordinary mapping is not, under "madvise"). */
+ * mapping is THP-eligible in /proc/self/smaps (an ordinary mapping is not, under "madvise"); the
+ * sized pair (tc_big_sized_alloc) on either side of its threshold. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -63,6 +64,23 @@ int main(void) {
   }
   tc_big_free(p, n);
   tc_big_free(NULL, 10);
+  /* The sized pair: below half a huge page from malloc, from there on a huge-page mapping (2 MiB
+   * aligned, eligible); any size, 0 included, comes back writable and goes back without error
+   * (ASan's build checks the malloc side). */
+  static const size_t sizes[] = {0, 1, 4096, TC_BIG_ALIGN / 2 - 1, TC_BIG_ALIGN / 2, 5u << 20};
+  for (int i = 0; i < 6; i++) {
+    size_t k = sizes[i];
+    unsigned char *b = tc_big_sized_alloc(k);
+    CHECK(b != NULL);
+    if (k)
+      b[0] = 1, b[k - 1] = 2;
+    if (k >= TC_BIG_ALIGN / 2) {
+      CHECK_INT((uintptr_t)b % TC_BIG_ALIGN, 0);
+      if (mode)
+        CHECK_INT(thp_eligible(b), 1);
+    }
+    tc_big_sized_free(b, k);
+  }
   CHECK(tc_big_alloc(0) == NULL);
   CHECK(tc_big_alloc(SIZE_MAX - 100) == NULL);
   return check_done();
