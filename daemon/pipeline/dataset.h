@@ -71,8 +71,9 @@ int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t er
 
 /* What a dataset command holds in memory per accepted tick, at most: the series (ts, px, raw
  * features, quote flag: 49 bytes, and 56 more while its file loads) and the command's own
- * per-tick arrays (train: the fitting copy, about 82 bytes a tick in all, measured as peak RSS;
- * eval: predictions, scores and bootstrap, about 180). */
+ * per-tick arrays (train: the fitting copy, about 110 bytes a tick in all at its peak, while the
+ * file loads, measured as peak RSS on 0.5M to 1.5M ticks; eval: predictions, scores and
+ * bootstrap, about 180). */
 #define DATASET_TICK_BYTES 200
 /* An instrument counts as at least this many ticks: what a command holds per instrument whatever
  * its ticks (the series, its symbol, train's piece of a lane padded to a whole window, eval's
