@@ -3,10 +3,11 @@
  * daemon's waves rely on: stepping B instruments in one call gives the same results as stepping
  * them one at a time, in any order and grouping: bit for bit while B <= nn_work.Bkern (nn_projT,
  * every B on an AVX-512 machine), to 1e-6 when sgemm does the projections (forced here with
- * Bkern lowered). */
+ * Bkern lowered); and the output head row by row in a fixed order whatever the batch. */
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "nn/base/tc_err.h"
@@ -356,8 +357,42 @@ static void test_work_update(void) {
   nn_model_free(&m);
 }
 
+/* nn_head: each row's sum in the order j = 0..H-1, whatever B and the row's place in the call
+ * (rows run 8 at a time, the rest one by one): the same bits as the plain loop here. */
+static void test_head(int H) {
+  nn_model m;
+  CHECK_INT(nn_model_init(&m, 1, H, 0), 0);
+  for (int j = 0; j < H; j++)
+    m.head_w[j] = frand(-1, 1);
+  m.head_b[0] = frand(-1, 1);
+  enum { BMAX = 21 };
+  float *h = malloc((size_t)BMAX * H * sizeof *h), y[BMAX], ref[BMAX];
+  for (int i = 0; i < BMAX * H; i++)
+    h[i] = frand(-1, 1);
+  for (int b = 0; b < BMAX; b++) {
+    volatile float acc = 0.0f; /* one rounding per operation, in order */
+    for (int j = 0; j < H; j++) {
+      volatile float p = h[b * H + j] * m.head_w[j];
+      acc = acc + p;
+    }
+    ref[b] = acc + m.head_b[0];
+  }
+  int bad = 0;
+  for (int B = 0; B <= BMAX; B++)
+    for (int b0 = 0; b0 + B <= BMAX; b0 += 5) {
+      nn_head(&m, B, h + (size_t)b0 * H, y);
+      for (int b = 0; b < B; b++)
+        bad += memcmp(&y[b], &ref[b0 + b], sizeof *y) != 0;
+    }
+  CHECK_INT(bad, 0);
+  free(h);
+  nn_model_free(&m);
+}
+
 int main(void) {
   test_work_update();
+  test_head(5);
+  test_head(64);
   const char *cases[] = {"l1_h8", "l2_h16", "l1_h8_peep", "l2_h16_peep", "l3_h5_peep"};
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
     test_fixture(cases[i]);
