@@ -6,6 +6,7 @@
 
 #include "daemon/cmd/cmds.h"
 #include "daemon/cmd/heap.h"
+#include "nn/blas.h"
 
 static const struct {
   const char *name;
@@ -29,6 +30,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+  nn_blas_pin_kernels(); /* while this is the only thread */
   /* First, since it may re-execute the program (daemon/cmd/heap.c). */
   if (argc >= 2 && !strcmp(argv[1], "run"))
     heap_daemon(argv);

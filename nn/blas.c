@@ -20,7 +20,16 @@ static struct {
   __typeof__(openblas_set_num_threads) *set_threads;
 } blas = {.once = PTHREAD_ONCE_INIT};
 
+void nn_blas_pin_kernels(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  if (!getenv("OPENBLAS_CORETYPE") && __builtin_cpu_supports("avx2") &&
+      __builtin_cpu_supports("fma"))
+    setenv("OPENBLAS_CORETYPE", "Haswell", 0);
+#endif
+}
+
 static void load(void) {
+  nn_blas_pin_kernels(); /* (read by OpenBLAS's constructor, in dlopen) */
   void *lib = dlopen(NN_BLAS_SONAME, RTLD_NOW | RTLD_LOCAL);
   if (!lib) {
     snprintf(blas.err, sizeof blas.err,

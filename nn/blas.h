@@ -15,6 +15,15 @@
 
 #define NN_BLAS_SONAME "libopenblas.so.0"
 
+/* OpenBLAS picks its kernels by the CPU it finds (OPENBLAS_CORETYPE overrides it), and kernels of
+ * different widths sum in different orders: a model trained on an AVX-512 CPU (OpenBLAS 0.3.21's
+ * SkylakeX and Cooperlake kernels) differed in its last bits from one trained on a CPU it runs
+ * its Haswell or Zen kernels on. On a CPU with AVX2 and FMA, unless OPENBLAS_CORETYPE is set,
+ * this sets it to Haswell, whose kernels every such CPU runs, so that training gives the same
+ * model bytes on all of them. It sets an environment variable: call it before any other thread
+ * starts (tickcast's main does; nn_blas_load calls it too, for programs that do not). */
+void nn_blas_pin_kernels(void);
+
 /* Loads OpenBLAS once (any thread, any number of times): 0, or TC_EIO with a one-line reason in
  * err (errlen may be 0). */
 int nn_blas_load(char *err, size_t errlen);

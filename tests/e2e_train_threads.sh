@@ -5,7 +5,8 @@
 # different lengths with --batch 40 (three training shards) and two validation shards; a
 # one-instrument file trained on 2 threads keeps its skill on a held-out file (near the optimal
 # 0.25) and the bytes of 1 thread; --search with more threads than trials (the rest go to the
-# shards inside each trial) keeps the one-thread model. Ticks: tests/gen_ar1.py.
+# shards inside each trial) keeps the one-thread model; the model is the same whatever kernels
+# OpenBLAS would pick for this CPU. Ticks: tests/gen_ar1.py.
 . "$(dirname "$0")/lib.sh"
 
 $PY "$ROOT/tests/gen_ar1.py" 30000 11 10 "$TMP/multi.csv" --skew 300
@@ -67,4 +68,27 @@ tc_threads_waiting "$TMP/one_train.csv" train --output "$TMP/fifo.safetensors" -
 tc_eq "threads of a train --threads 1 waiting for its input, OpenBLAS left to its default" \
   "$NTHREADS" 1
 [ "$NBLAS" -gt 0 ] || tc_fail "train waiting for its input has not loaded OpenBLAS"
+# 5. The same model bytes whatever kernels OpenBLAS would pick for this CPU: on one with AVX2
+# and FMA, tickcast runs Haswell's (nn_blas_pin_kernels), so a model trained here is the one
+# OPENBLAS_CORETYPE=Haswell trains (OpenBLAS 0.3.21 picks its AVX-512 kernels, which sum in
+# another order, on AVX-512 CPUs); a user's OPENBLAS_CORETYPE is kept.
+if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+  (unset OPENBLAS_CORETYPE && OPENBLAS_VERBOSE=2 "$TC" train --input "$TMP/multi.csv" \
+    --output "$TMP/core_default.safetensors" --epochs 2 --hidden 16 --seed 5 --batch 40 \
+    --threads 1 --quiet 2>"$TMP/core_default.log") || tc_fail "train, kernels left to tickcast"
+  OPENBLAS_CORETYPE=Haswell "$TC" train --input "$TMP/multi.csv" \
+    --output "$TMP/core_haswell.safetensors" --epochs 2 --hidden 16 --seed 5 --batch 40 \
+    --threads 1 --quiet || tc_fail "train, OPENBLAS_CORETYPE=Haswell"
+  tc_eq "OpenBLAS's kernels for tickcast train" "$(grep -m1 '^Core:' "$TMP/core_default.log")" \
+    "Core: Haswell"
+  cmp "$TMP/core_default.safetensors" "$TMP/core_haswell.safetensors" ||
+    tc_fail "the kernels OpenBLAS picks for this CPU changed the model bytes"
+  OPENBLAS_VERBOSE=2 OPENBLAS_CORETYPE=Prescott "$TC" train --input "$TMP/multi.csv" \
+    --output "$TMP/core_prescott.safetensors" --epochs 1 --hidden 16 --batch 40 --threads 1 \
+    --quiet 2>"$TMP/core_prescott.log" || tc_fail "train, OPENBLAS_CORETYPE=Prescott"
+  tc_eq "OpenBLAS's kernels with OPENBLAS_CORETYPE=Prescott" \
+    "$(grep -m1 '^Core:' "$TMP/core_prescott.log")" "Core: Prescott"
+else
+  echo "skip: this CPU has no AVX2 and FMA, so OpenBLAS's kernels are left to it"
+fi
 echo "e2e_train_threads: all passed"
