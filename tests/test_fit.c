@@ -4,8 +4,9 @@
  * equal timestamps), statistics from the training part only (validation prices do not move
  * them), the target scale (RMS, mean 0), the zero model when nothing is trained or the gain is
  * noise, the trial-corrected threshold, seed reproducibility, a model that learns an AR(1)
- * coefficient, a held-out part that changes nothing in training (same model bytes), and a large
- * input loaded from one file or two into the same series. */
+ * coefficient, a held-out part that changes nothing in training (same model bytes), a large
+ * input loaded from one file or two into the same series, and the same dataset loaded on one
+ * thread or several. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,7 +15,9 @@
 #include "daemon/pipeline/dataset.h"
 #include "daemon/pipeline/evalstat.h"
 #include "daemon/pipeline/fit.h"
+#include "ingest/reject.h"
 #include "ingest/tickfile.h"
+#include "nn/base/tc_err.h"
 #include "nn/features.h"
 #include "nn/train.h"
 
@@ -152,6 +155,120 @@ static void write_ar1(const char *p, int n, double phi, uint64_t seed) {
  * staging blocks and the arrays past their first sizes (large enough for huge pages), and every
  * array holds the ticks and the features computed here from the values written; the second file's
  * first tick of C, older than C's last in the first file, is rejected as out of order. */
+/* What the tally prints, gathered (d->rej.print). */
+static void gather(void *ud, const char *line) {
+  char *b = ud;
+  size_t n = strlen(b);
+  snprintf(b + n, 8192 - n, "%s\n", line);
+}
+
+/* Loads `files` into a new dataset on `threads` threads, printing its rejects into shown. */
+static int load_threads(dataset *d, int threads, const char *const *files, int nfiles,
+                        uint64_t max_bytes, char *shown, char *err, size_t errlen) {
+  CHECK_INT(dataset_init(d), 0);
+  d->threads = threads;
+  d->max_bytes = max_bytes;
+  d->rej.print = gather;
+  d->rej.print_ud = shown;
+  shown[0] = 0;
+  int rc = 0;
+  for (int i = 0; i < nfiles && rc == 0; i++)
+    rc = dataset_load(d, files[i], 1, err, errlen);
+  return rc;
+}
+
+/* The same dataset, bit for bit, with its tally. */
+static void check_same_dataset(const dataset *a, const dataset *b) {
+  CHECK_INT(b->ns, a->ns);
+  CHECK_INT(b->read, a->read);
+  CHECK_INT(b->accepted, a->accepted);
+  CHECK_INT(b->charged, a->charged);
+  CHECK(memcmp(a->rej.n, b->rej.n, sizeof a->rej.n) == 0);
+  int bad = 0;
+  for (int r = 0; r < TICK_NREASONS; r++)
+    for (int k = 0; k < REJECT_FIRST && (uint64_t)k < a->rej.n[r]; k++)
+      bad += a->rej.first[r][k].pos != b->rej.first[r][k].pos;
+  for (int i = 0; i < a->ns && i < b->ns; i++) {
+    const ds_series *s = &a->s[i], *t = &b->s[i];
+    size_t n = s->n;
+    bad += strcmp(s->sym, t->sym) != 0 || t->n != n;
+    if (t->n == n && n)
+      bad += memcmp(s->ts, t->ts, n * sizeof *s->ts) != 0 ||
+             memcmp(s->px, t->px, n * sizeof *s->px) != 0 ||
+             memcmp(s->raw, t->raw, n * NN_F * sizeof *s->raw) != 0 ||
+             memcmp(s->quoted, t->quoted, n) != 0;
+  }
+  CHECK_INT(bad, 0);
+}
+
+/* Loading on several threads (blocks of lines decoded in parallel, taken in order) gives the
+ * dataset of one thread: files of many blocks, CSV and JSON Lines, with blank lines, lines of
+ * spaces, "\r\n", rejects of the decoder (printed with the message of one thread) and
+ * out_of_order ones (within a file and across two), a last line without '\n', and the memory
+ * bound's error on the same line. */
+static void check_dataset_threads(void) {
+  enum { N = 40000, NSYM = 37 };
+  char files[4][80], err1[512], err2[512];
+  static char shown1[8192], shown2[8192];
+  for (int k = 0; k < 4; k++)
+    snprintf(files[k], sizeof files[k], "%s.t%d", path, k);
+  for (int json = 0; json < 2; json++) {
+    /* files[2 json]: the whole input; files[2 json + 1]: a second file that goes on. */
+    for (int part = 0; part < 2; part++) {
+      FILE *f = fopen(files[2 * json + part], "w");
+      if (!json)
+        fprintf(f, "sym,ts,px,qty,bid,ask\r\n");
+      long long ts0 = 1600000000000000000LL + part * 1000000000000LL;
+      for (int i = 0; i < N; i++) {
+        long long ts = ts0 + 1000LL * i - (i % 997 == 5 ? 5000000 : 0);          /* out of order */
+        double px = 50 + (i * 7919 % 3001) / 100.0 + (i % 1013 == 7 ? -200 : 0); /* bad px */
+        char sym[8];
+        snprintf(sym, sizeof sym, "S%d", (i * 31) % NSYM);
+        const char *end = i % 5 == 0 ? "\r\n" : "\n";
+        if (i % 211 == 3)
+          fprintf(f, i % 2 ? "\n" : "  \t \r\n"); /* blank lines */
+        if (json)
+          fprintf(f, "{\"sym\":\"%s\",\"ts\":%lld,\"px\":%.2f,\"qty\":%d}%s", sym, ts, px, i % 4,
+                  end);
+        else if (i % 3)
+          fprintf(f, "%s,%lld,%.2f,%d,%.2f,%.2f%s", sym, ts, px, i % 4, px - 0.01, px + 0.01, end);
+        else
+          fprintf(f, "%s,%lld,%.2f,%d,,%s", sym, ts, px, i % 4, end);
+      }
+      fprintf(f, json ? "{\"sym\":\"S1\",\"ts\":%lld,\"px\":3}" : "S1,%lld,3,1,,",
+              ts0 + 1000LL * N); /* no '\n' */
+      fclose(f);
+    }
+    const char *one[1] = {files[2 * json]}, *two[2] = {files[2 * json], files[2 * json + 1]};
+    dataset a, b;
+    CHECK_INT(load_threads(&a, 1, one, 1, 0, shown1, err1, sizeof err1), 0);
+    CHECK_INT(a.read, N + 1);
+    CHECK(a.rej.n[TICK_OUT_OF_ORDER] > 30 && a.rej.n[TICK_BAD_PX] > 30);
+    CHECK(strlen(shown1) > 100);
+    for (int threads = 2; threads <= 5; threads += 3) {
+      CHECK_INT(load_threads(&b, threads, one, 1, 0, shown2, err2, sizeof err2), 0);
+      check_same_dataset(&a, &b);
+      CHECK_STR(shown2, shown1);
+      dataset_free(&b);
+    }
+    dataset_free(&a);
+    CHECK_INT(load_threads(&a, 1, two, 2, 0, shown1, err1, sizeof err1), 0);
+    CHECK_INT(a.read, 2 * (N + 1));
+    CHECK_INT(load_threads(&b, 3, two, 2, 0, shown2, err2, sizeof err2), 0);
+    check_same_dataset(&a, &b);
+    dataset_free(&a), dataset_free(&b);
+    /* The bound: about 30,000 ticks (6 MB at 200 bytes a tick) of the 80,000. */
+    uint64_t bound = 6u << 20;
+    CHECK_INT(load_threads(&a, 1, two, 2, bound, shown1, err1, sizeof err1), TC_ERANGE);
+    CHECK_INT(load_threads(&b, 2, two, 2, bound, shown2, err2, sizeof err2), TC_ERANGE);
+    CHECK_CONTAINS(err1, "past the memory bound of 6 MiB");
+    CHECK_STR(err2, err1);
+    dataset_free(&a), dataset_free(&b);
+  }
+  for (int k = 0; k < 4; k++)
+    unlink(files[k]);
+}
+
 static void check_dataset_large(void) {
   enum { N = 200003, CUT = 123457, NSYM = 3 };
   char p1[80], p2[80], err[256];
@@ -374,6 +491,7 @@ int main(void) {
   snprintf(path, sizeof path, "/tmp/test_train_%d.csv", (int)getpid());
   check_dataset();
   check_dataset_large();
+  check_dataset_threads();
   check_fit();
   check_hold_out();
   check_min_t();

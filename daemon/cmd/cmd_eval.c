@@ -84,8 +84,8 @@ static void usage(FILE *f) {
       "  --max-memory MiB  most memory for the input's ticks (default: half of this\n"
       "                  machine's; about 200 bytes a tick, an instrument at least 16\n"
       "                  ticks): past it, exit 1 naming the line\n"
-      "  --threads N     threads for the predictions and the figures (default: the\n"
-      "                  online cores); the report is the same for every N\n"
+      "  --threads N     threads for decoding the input, the predictions and the figures\n"
+      "                  (default: the online cores); the report is the same for every N\n"
       "  --quiet         no input summary on stderr\n"
       "Exit status: 0 done, 1 runtime failure or nothing to score, 2 bad usage, bad model or\n"
       "unreadable input.\n");
@@ -233,6 +233,7 @@ static int eval_load(eval_run *r, const eval_opts *o) {
   int rc = dataset_init(&r->d);
   r->d.ts_unit = o->ts_unit;
   r->d.max_bytes = dataset_memory_bound(o->max_memory);
+  r->d.threads = o->threads;
   if (rc == 0)
     rc = dataset_load(&r->d, o->in_path, !o->quiet, err, sizeof err);
   else

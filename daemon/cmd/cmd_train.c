@@ -84,7 +84,8 @@ static void usage(FILE *f) {
       "                  t that keeps the level of a single run over all the trials (Sidak):\n"
       "                  2.52 for 4, 2.76 for 8\n"
       "  --trials N      configurations tried by --search (default 8)\n"
-      "  --threads N     threads (default: the online cores): every minibatch runs as shards\n"
+      "  --threads N     threads (default: the online cores): the input is decoded on them,\n"
+      "                  every minibatch runs as shards\n"
       "                  of at most 16 sequences and validation as shards of instruments, at\n"
       "                  once, summed in a fixed order; --search trains trials at once (threads\n"
       "                  beyond the trials go to their shards). The model, the progress and\n"
@@ -504,6 +505,7 @@ static int train_load(dataset *d, const train_opts *o) {
   }
   d->ts_unit = o->ts_unit;
   d->max_bytes = dataset_memory_bound(o->max_memory);
+  d->threads = o->threads;
   for (int i = 0; i < o->ninputs; i++) {
     int rc = dataset_load(d, o->inputs[i], !o->quiet, err, sizeof err);
     if (rc != 0) {

@@ -3,12 +3,14 @@
  * tick); streaming use goes through the engine instead. */
 #include "daemon/pipeline/dataset.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/pipeline/tpool.h"
 #include "ingest/tickfile.h"
 #include "nn/base/bigbuf.h"
 #include "nn/base/tc_err.h"
@@ -98,10 +100,35 @@ static size_t series_bytes(size_t n) {
          DS_LINE(n * NN_F * sizeof(double)) + DS_LINE(n);
 }
 
+/* The copy of one staged block into the series' arrays, on several threads: job j copies the
+ * records of series [lo[j], lo[j + 1]). */
+typedef struct commit_job {
+  dataset *d;
+  const ds_block *b;
+  int lo[DATASET_MAX_THREADS + 1];
+} commit_job;
+
+static void commit_job_run(void *arg, int j) {
+  const commit_job *cj = arg;
+  const ds_block *b = cj->b;
+  int lo = cj->lo[j], hi = cj->lo[j + 1];
+  for (size_t k = 0; k < b->n; k++) {
+    const ds_rec *r = &b->r[k];
+    if (r->si < lo || r->si >= hi)
+      continue;
+    ds_series *s = &cj->d->s[r->si];
+    size_t i = s->nkept++;
+    s->ts[i] = r->ts;
+    s->px[i] = r->px;
+    memcpy(s->raw + i * NN_F, r->raw, sizeof r->raw);
+    s->quoted[i] = r->quoted;
+  }
+}
+
 /* Moves every series to arrays of its n ticks in one new buffer: the ticks already kept, then
- * the staged ones in order, freeing g's blocks. On ENOMEM the dataset stays as it was (the staged
- * ticks dropped). */
-static int ds_commit(dataset *d, ds_stage *g) {
+ * the staged ones in order, freeing g's blocks; on pool's threads (NULL: the caller's). On
+ * ENOMEM the dataset stays as it was (the staged ticks dropped). */
+static int ds_commit(dataset *d, ds_stage *g, tpool *pool) {
   size_t len = 0;
   for (int i = 0; i < d->ns; i++)
     len += series_bytes(d->s[i].n);
@@ -132,17 +159,24 @@ static int ds_commit(dataset *d, ds_stage *g) {
     s->ts = n ? ts : NULL, s->px = n ? px : NULL, s->raw = n ? raw : NULL;
     s->quoted = n ? quoted : NULL;
   }
+  /* Each thread copies the records of one range of series, about equal in bytes, so that the
+   * arena's pages are first touched (cleared) on all of them. */
+  commit_job cj = {d, NULL, {0}};
+  int T = pool ? tpool_threads(pool) : 1;
+  size_t acc = 0;
+  for (int i = 0, j = 1; i < d->ns && j < T; i++) {
+    acc += series_bytes(d->s[i].n);
+    while (j < T && acc >= len / (size_t)T * (size_t)j)
+      cj.lo[j++] = i + 1;
+  }
+  for (int j = 1; j < T; j++)
+    if (!cj.lo[j])
+      cj.lo[j] = d->ns;
+  cj.lo[T] = d->ns;
   while (g->head) { /* each block freed once copied: the two copies are not resident at once */
     ds_block *b = g->head;
-    for (size_t j = 0; j < b->n; j++) {
-      const ds_rec *r = &b->r[j];
-      ds_series *s = &d->s[r->si];
-      size_t i = s->nkept++;
-      s->ts[i] = r->ts;
-      s->px[i] = r->px;
-      memcpy(s->raw + i * NN_F, r->raw, sizeof r->raw);
-      s->quoted[i] = r->quoted;
-    }
+    cj.b = b;
+    tpool_run(pool, T, commit_job_run, &cj);
     g->head = b->next;
     tc_big_sized_free(b, b->bytes);
   }
@@ -182,6 +216,290 @@ uint64_t dataset_memory_bound(int mib) {
   return pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize / 2 : 0;
 }
 
+/* Takes one decoded tick of line `line`: its series, the out_of_order check (a reject noted in
+ * d->rej), the memory bound, its raw features, staged in g. 0, or TC_ENOMEM, or TC_ERANGE past
+ * the bound (err says which line). */
+static int ds_accept(dataset *d, ds_stage *g, const tick *t, uint64_t line, const char *name,
+                     char *err, size_t errlen) {
+  int si = series_of(d, t);
+  if (si < 0)
+    return TC_ENOMEM;
+  ds_series *s = &d->s[si];
+  if (s->n > 0 && t->ts < s->last_ts) {
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "field ts: found %lld, expected >= %lld (the last accepted tick "
+             "of %s)",
+             (long long)t->ts, (long long)s->last_ts, s->sym);
+    reject_tally_note(&d->rej, TICK_OUT_OF_ORDER, (reject_loc){name, REJECT_LINE, (int64_t)line},
+                      msg);
+    return 0;
+  }
+  /* An instrument counts as at least DATASET_SERIES_TICKS ticks: its first tick pays for
+   * them, and its ticks past them one each. */
+  uint64_t cost = s->n == 0 ? DATASET_SERIES_TICKS : s->n >= DATASET_SERIES_TICKS ? 1 : 0;
+  if (d->max_bytes && d->charged + cost > d->max_bytes / DATASET_TICK_BYTES) {
+    unsigned long long most = d->max_bytes / DATASET_TICK_BYTES;
+    char what[160];
+    if (d->charged == d->accepted)
+      snprintf(what, sizeof what, "more than %llu accepted ticks at %d bytes a tick", most,
+               DATASET_TICK_BYTES);
+    else
+      snprintf(what, sizeof what,
+               "%llu accepted ticks in %d instruments, each counted as at least %d ticks, "
+               "make more than %llu at %d bytes a tick",
+               (unsigned long long)d->accepted, d->ns - (s->n == 0), DATASET_SERIES_TICKS, most,
+               DATASET_TICK_BYTES);
+    snprintf(err, errlen,
+             "%s:%llu: %s: past the memory bound of %llu MiB (--max-memory; default: half of "
+             "this machine's memory); use a shorter range of the input, or raise --max-memory",
+             name, (unsigned long long)line, what, (unsigned long long)(d->max_bytes >> 20));
+    return TC_ERANGE;
+  }
+  ds_rec *r = stage_next(g);
+  if (!r)
+    return TC_ENOMEM;
+  int first = s->n == 0;
+  nn_features_raw(r->raw, first, t->px, first ? t->px : s->last_px, t->ts,
+                  first ? t->ts : s->last_ts, t->qty, t->has_quote, t->bid, t->ask);
+  r->ts = s->last_ts = t->ts;
+  r->px = s->last_px = t->px;
+  r->quoted = (uint8_t)t->has_quote;
+  r->si = si;
+  s->n++;
+  s->ntrain = s->nfit = s->n;
+  d->accepted++;
+  d->charged += cost;
+  return 0;
+}
+
+/* The load on one thread: tickfile_next, line by line. 0, TC_ENOMEM, TC_ERANGE (err set), or
+ * TC_EIO (msg set). */
+static int load_serial(dataset *d, ds_stage *g, tickfile *tf, const char *name, char *msg,
+                       size_t msglen, char *err, size_t errlen) {
+  tick t;
+  int reason, rc;
+  while ((rc = tickfile_next(tf, &t, &reason, msg, msglen)) == 1) {
+    d->read++;
+    if (reason != TICK_OK)
+      reject_tally_note(&d->rej, reason, (reject_loc){name, REJECT_LINE, (int64_t)tf->line}, msg);
+    else if ((rc = ds_accept(d, g, &t, tf->line, name, err, errlen)) != 0)
+      return rc;
+  }
+  return rc;
+}
+
+/* The load on several threads. The text is read in blocks of whole lines (on the caller's
+ * thread, between sections); in each section of the pool, one job takes the previous block's
+ * decoded lines in order (ds_accept, as load_serial does: the same series, rejects, features and
+ * bound) while the other jobs decode the next block's lines, each a slice of them, with the
+ * decoder of load_serial (tickfile_decode). A reject's message is made again only when the tally
+ * prints it. So the dataset, the tally and what is printed are those of one thread. */
+#define DS_LINES 8192      /* lines per block, at most */
+#define DS_TEXT (1 << 20)  /* a block takes no more lines once its text is this long */
+#define DS_READ (64 << 10) /* bytes per read */
+typedef struct ds_dec {
+  tick t;
+  int reason; /* TICK_OK or a reject reason; -1: a blank line */
+} ds_dec;
+
+typedef struct ds_seen { /* on cache lines of its own: a job writes it at every tick */
+  _Alignas(64) tickfile_ts_seen s;
+} ds_seen;
+
+typedef struct ds_block_text {
+  char *text;
+  size_t used, cap;
+  size_t *off, *len; /* (DS_LINES) each line, without its "\n" or "\r\n" */
+  ds_dec *dec;       /* (DS_LINES) */
+  int n;             /* lines */
+  uint64_t line0;    /* number of line 0 */
+} ds_block_text;
+
+typedef struct ds_par {
+  dataset *d;
+  ds_stage *g;
+  tickfile *tf;
+  const char *name;
+  char *err;
+  size_t errlen;
+  ds_block_text blk[2]; /* the block being decoded and the one being taken, in turn */
+  int dec, acc;         /* their indexes in blk; acc -1: none this section */
+  int T;                /* jobs: 0 takes, 1..T-1 decode */
+  ds_seen *seen;        /* (T) what each decoding job saw of integer timestamps */
+  int rc;               /* job 0's result */
+  char *carry;          /* bytes read past the last whole line */
+  size_t carry_len, carry_cap;
+  uint64_t line; /* the number of the last line given out */
+  int eof;
+} ds_par;
+
+static int grow(char **b, size_t *cap, size_t need) {
+  if (need <= *cap)
+    return 0;
+  size_t c = *cap ? *cap : DS_TEXT + DS_READ;
+  while (c < need)
+    c *= 2;
+  char *n = realloc(*b, c);
+  if (!n)
+    return TC_ENOMEM;
+  *b = n, *cap = c;
+  return 0;
+}
+
+static void add_line(ds_block_text *k, size_t beg, size_t end) {
+  size_t len = end - beg;
+  if (len && k->text[beg + len - 1] == '\r')
+    len--;
+  k->off[k->n] = beg, k->len[k->n] = len;
+  k->n++;
+}
+
+/* Reads the next block of whole lines into k. 0, or TC_EIO (errno set) or TC_ENOMEM. */
+static int read_block(ds_par *p, ds_block_text *k) {
+  k->n = 0;
+  k->line0 = p->line + 1;
+  if (grow(&k->text, &k->cap, p->carry_len + DS_READ) != 0)
+    return TC_ENOMEM;
+  if (p->carry_len)
+    memcpy(k->text, p->carry, p->carry_len);
+  k->used = p->carry_len;
+  p->carry_len = 0;
+  size_t beg = 0, scan = 0;
+  while (k->n < DS_LINES && (k->n == 0 || beg < DS_TEXT)) {
+    char *nl = memchr(k->text + scan, '\n', k->used - scan);
+    if (nl) {
+      add_line(k, beg, (size_t)(nl - k->text));
+      beg = scan = (size_t)(nl - k->text) + 1;
+      continue;
+    }
+    scan = k->used;
+    if (p->eof) {
+      if (beg < k->used) /* a last line without '\n' */
+        add_line(k, beg, k->used);
+      beg = k->used;
+      break;
+    }
+    if (grow(&k->text, &k->cap, k->used + DS_READ) != 0)
+      return TC_ENOMEM;
+    int got = tickfile_read_raw(p->tf, k->text + k->used, DS_READ);
+    if (got < 0)
+      return got;
+    if (got == 0)
+      p->eof = 1;
+    k->used += (size_t)got;
+  }
+  p->line += (uint64_t)k->n;
+  size_t rest = k->used - beg;
+  if (rest) {
+    if (grow(&p->carry, &p->carry_cap, rest) != 0)
+      return TC_ENOMEM;
+    memcpy(p->carry, k->text + beg, rest);
+    p->carry_len = rest;
+  }
+  return 0;
+}
+
+/* Takes block k's decoded lines in order. 0, or ds_accept's error. */
+static int take_block(ds_par *p, const ds_block_text *k) {
+  dataset *d = p->d;
+  for (int i = 0; i < k->n; i++) {
+    const ds_dec *e = &k->dec[i];
+    uint64_t line = k->line0 + (uint64_t)i;
+    if (e->reason < 0)
+      continue;
+    d->read++;
+    if (e->reason == TICK_OK) {
+      int rc = ds_accept(d, p->g, &e->t, line, p->name, p->err, p->errlen);
+      if (rc != 0)
+        return rc;
+      continue;
+    }
+    char msg[256] = "";
+    if (!d->rej.quiet && d->rej.total < REJECT_SHOWN) { /* the tally prints this one */
+      tick t;
+      int again;
+      tickfile_ts_seen seen = {0}; /* (not merged: the decoding job's counted it) */
+      tickfile_decode(p->tf, line, k->text + k->off[i], k->len[i], &t, &again, &seen, msg,
+                      sizeof msg);
+    }
+    reject_tally_note(&d->rej, e->reason, (reject_loc){p->name, REJECT_LINE, (int64_t)line}, msg);
+  }
+  return 0;
+}
+
+static void par_job(void *arg, int j) {
+  ds_par *p = arg;
+  if (j == 0) {
+    if (p->acc >= 0 && p->rc == 0)
+      p->rc = take_block(p, &p->blk[p->acc]);
+    return;
+  }
+  ds_block_text *k = &p->blk[p->dec];
+  int parts = p->T - 1;
+  int lo = (int)((int64_t)k->n * (j - 1) / parts), hi = (int)((int64_t)k->n * j / parts);
+  for (int i = lo; i < hi; i++) {
+    ds_dec *e = &k->dec[i];
+    if (!tickfile_decode(p->tf, k->line0 + (uint64_t)i, k->text + k->off[i], k->len[i], &e->t,
+                         &e->reason, &p->seen[j].s, NULL, 0))
+      e->reason = -1;
+  }
+}
+
+/* 0, TC_ENOMEM, TC_ERANGE (err set), or TC_EIO (msg set). */
+static int load_parallel(dataset *d, ds_stage *g, tickfile *tf, const char *name, tpool *pool,
+                         char *msg, size_t msglen, char *err, size_t errlen) {
+  ds_par p = {.d = d, .g = g, .tf = tf, .name = name, .err = err, .errlen = errlen, .acc = -1};
+  p.T = tpool_threads(pool);
+  p.line = tf->line;
+  p.seen = aligned_alloc(64, (size_t)p.T * sizeof *p.seen);
+  if (p.seen)
+    memset(p.seen, 0, (size_t)p.T * sizeof *p.seen);
+  int rc = p.seen ? 0 : TC_ENOMEM;
+  for (int b = 0; b < 2 && rc == 0; b++) {
+    ds_block_text *k = &p.blk[b];
+    k->off = malloc(DS_LINES * sizeof *k->off);
+    k->len = malloc(DS_LINES * sizeof *k->len);
+    k->dec = malloc(DS_LINES * sizeof *k->dec);
+    if (!k->off || !k->len || !k->dec)
+      rc = TC_ENOMEM;
+  }
+  /* Each section: job 0 takes block acc (the one decoded in the section before) while the others
+   * decode block dec (read just before); the last section only takes. */
+  int more = 1;
+  while (rc == 0) {
+    if (more) {
+      p.dec = p.acc < 0 ? 0 : 1 - p.acc;
+      int r = read_block(&p, &p.blk[p.dec]);
+      if (r != 0) {
+        if (msglen)
+          snprintf(msg, msglen, "%s:%llu: cannot read: %s", tf->path,
+                   (unsigned long long)p.line + 1,
+                   r == TC_ENOMEM ? "out of memory" : strerror(errno));
+        rc = r;
+        break;
+      }
+      more = p.blk[p.dec].n > 0;
+    }
+    if (!more && p.acc < 0)
+      break;
+    if (!more)
+      p.blk[p.dec].n = 0; /* nothing to decode: the section only takes */
+    tpool_run(pool, p.T, par_job, &p);
+    if (p.rc != 0) {
+      rc = p.rc;
+      break;
+    }
+    p.acc = more ? p.dec : -1;
+  }
+  for (int j = 1; p.seen && j < p.T; j++)
+    tickfile_ts_merge(tf, &p.seen[j].s);
+  for (int b = 0; b < 2; b++)
+    free(p.blk[b].text), free(p.blk[b].off), free(p.blk[b].len), free(p.blk[b].dec);
+  free(p.carry), free(p.seen);
+  return rc;
+}
+
 int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t errlen) {
   tickfile tf;
   int rc = tickfile_open(&tf, path, err, errlen);
@@ -191,74 +509,21 @@ int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t er
   const char *name = strcmp(path, "-") ? path : "stdin";
   d->rej.quiet = !verbose;
   char msg[256];
-  tick t;
-  int reason;
   ds_stage g = {NULL, NULL};
-  while ((rc = tickfile_next(&tf, &t, &reason, msg, sizeof msg)) == 1) {
-    d->read++;
-    if (reason != TICK_OK) {
-      reject_tally_note(&d->rej, reason, (reject_loc){name, REJECT_LINE, (int64_t)tf.line}, msg);
-      continue;
-    }
-    int si = series_of(d, &t);
-    if (si < 0) {
-      rc = TC_ENOMEM;
-      break;
-    }
-    ds_series *s = &d->s[si];
-    if (s->n > 0 && t.ts < s->last_ts) {
-      snprintf(msg, sizeof msg,
-               "field ts: found %lld, expected >= %lld (the last accepted tick "
-               "of %s)",
-               (long long)t.ts, (long long)s->last_ts, s->sym);
-      reject_tally_note(&d->rej, TICK_OUT_OF_ORDER,
-                        (reject_loc){name, REJECT_LINE, (int64_t)tf.line}, msg);
-      continue;
-    }
-    /* An instrument counts as at least DATASET_SERIES_TICKS ticks: its first tick pays for
-     * them, and its ticks past them one each. */
-    uint64_t cost = s->n == 0 ? DATASET_SERIES_TICKS : s->n >= DATASET_SERIES_TICKS ? 1 : 0;
-    if (d->max_bytes && d->charged + cost > d->max_bytes / DATASET_TICK_BYTES) {
-      unsigned long long most = d->max_bytes / DATASET_TICK_BYTES;
-      char what[160];
-      if (d->charged == d->accepted)
-        snprintf(what, sizeof what, "more than %llu accepted ticks at %d bytes a tick", most,
-                 DATASET_TICK_BYTES);
-      else
-        snprintf(what, sizeof what,
-                 "%llu accepted ticks in %d instruments, each counted as at least %d ticks, "
-                 "make more than %llu at %d bytes a tick",
-                 (unsigned long long)d->accepted, d->ns - (s->n == 0), DATASET_SERIES_TICKS, most,
-                 DATASET_TICK_BYTES);
-      snprintf(err, errlen,
-               "%s:%llu: %s: past the memory bound of %llu MiB (--max-memory; default: half of "
-               "this machine's memory); use a shorter range of the input, or raise --max-memory",
-               name, (unsigned long long)tf.line, what, (unsigned long long)(d->max_bytes >> 20));
-      rc = TC_ERANGE;
-      break;
-    }
-    ds_rec *r = stage_next(&g);
-    if (!r) {
-      rc = TC_ENOMEM;
-      break;
-    }
-    int first = s->n == 0;
-    nn_features_raw(r->raw, first, t.px, first ? t.px : s->last_px, t.ts, first ? t.ts : s->last_ts,
-                    t.qty, t.has_quote, t.bid, t.ask);
-    r->ts = s->last_ts = t.ts;
-    r->px = s->last_px = t.px;
-    r->quoted = (uint8_t)t.has_quote;
-    r->si = si;
-    s->n++;
-    s->ntrain = s->nfit = s->n;
-    d->accepted++;
-    d->charged += cost;
-  }
+  tpool *pool = NULL;
+  int threads = d->threads < DATASET_MAX_THREADS ? d->threads : DATASET_MAX_THREADS;
+  if (threads > 1 && tpool_new(&pool, threads) != 0)
+    pool = NULL; /* (then on this thread) */
+  if (pool && tpool_threads(pool) > 1)
+    rc = load_parallel(d, &g, &tf, name, pool, msg, sizeof msg, err, errlen);
+  else
+    rc = load_serial(d, &g, &tf, name, msg, sizeof msg, err, errlen);
   if (tickfile_ts_warning(&tf, msg, sizeof msg))
     fprintf(stderr, "%s\n", msg);
   tickfile_close(&tf);
-  if (ds_commit(d, &g) != 0 && rc >= 0)
+  if (ds_commit(d, &g, pool) != 0 && rc >= 0)
     rc = TC_ENOMEM;
+  tpool_destroy(pool);
   stage_free(&g);
   if (rc == TC_ENOMEM) {
     snprintf(err, errlen, "%s: out of memory after %llu ticks", name,

@@ -50,10 +50,14 @@ typedef struct dataset {
                        * DATASET_TICK_BYTES charged ticks over all files; 0: no bound */
   uint64_t charged;   /* accepted ticks as the bound counts them: an instrument counts as at
                        * least DATASET_SERIES_TICKS */
+  int threads;        /* dataset_load decodes and copies on this many threads (0 or 1: the
+                       * caller's only; at most DATASET_MAX_THREADS); the dataset is the same */
   /* Standardization from the training part (dataset_stats). */
   double feat_mean[NN_F], feat_std[NN_F];
   double tgt_mean, tgt_std;
 } dataset;
+
+#define DATASET_MAX_THREADS 1024
 
 int dataset_init(dataset *d);  /* 0 or TC_ENOMEM */
 void dataset_free(dataset *d); /* accepts NULL and half-built */
