@@ -7,7 +7,9 @@
 #    floating-point ones, a variadic call and the %al it sets, a struct returned in memory; the
 #    library's constructor leaves garbage in every register the stub must keep), and with 8
 #    threads making their first calls at once. It does not name the library (readelf NEEDED), and
-#    without the library it prints one line and exits 1.
+#    without the library it prints one line and exits 1. A backtrace taken inside the library's
+#    load (its constructor, under the stub's bind routine) reaches main: the stubs carry call
+#    frame information.
 # 2. tickcast: it does not name librdkafka, OpenSSL's libraries, SQLite or libuv; with any of the
 #    three hidden (a private mount namespace), `replay` of a file works, and `run` (and `feed`,
 #    `broker` and `replay --brokers`, without librdkafka) stops after its flag check with one line
@@ -25,7 +27,13 @@ lzt_big lzt_struct(long seed);
 int lzt_al(int n, ...); /* the %al it was called with: the number of vector registers used */
 EOF
 cat >"$TMP/lzt.c" <<'EOF'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <execinfo.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include "lzt.h"
 long lzt_ints(long a, long b, long c, long d, long e, long f, long g, long h) {
   return a + 2 * b + 3 * c + 4 * d + 5 * e + 6 * f + 7 * g + 8 * h;
@@ -62,6 +70,20 @@ __attribute__((constructor)) static void clobber(void) {
                    "movq $-1, %%r8\n movq $-1, %%r9\n movq $-1, %%rax\n"
                    ::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "rdi",
                    "rsi", "rdx", "rcx", "r8", "r9", "rax", "memory");
+}
+/* With LZT_UNWIND set: whether a backtrace from inside the stub's dlopen (libgcc's unwinder, by
+ * the call frame information) reaches main through lazylib_bind and the stub's bind routine. */
+__attribute__((constructor)) static void unwind(void) {
+  if (!getenv("LZT_UNWIND"))
+    return;
+  void *ip[256];
+  int n = backtrace(ip, 256), found = 0;
+  for (int i = 0; i < n; i++) {
+    Dl_info di;
+    if (dladdr(ip[i], &di) && di.dli_sname && !strcmp(di.dli_sname, "main"))
+      found = 1;
+  }
+  fprintf(stderr, "unwind from the first call's load: %s\n", found ? "reaches main" : "stops");
 }
 EOF
 cat >"$TMP/main.c" <<'EOF'
@@ -115,7 +137,7 @@ LIBRARY_PATH=$TMP CC=$CC sh "$ROOT/nn/base/lazystubs.sh" lzt liblzt.so.1 lzt-tes
   >stubs.c
 $CC -O2 -I"$ROOT" -c -o stubs.o stubs.c
 $CC -O2 -I"$ROOT" -c -o lazylib.o "$ROOT/nn/base/lazylib.c"
-$CC -o lazy main.o stubs.o lazylib.o -lpthread
+$CC -rdynamic -o lazy main.o stubs.o lazylib.o -lpthread
 cd - >/dev/null
 ! readelf -dW "$TMP/lazy" | grep -q 'NEEDED.*liblzt' || tc_fail "the stubbed program links liblzt"
 for first in ints floats vsum al struct; do
@@ -126,6 +148,9 @@ for first in ints floats vsum al struct; do
   got=$(LD_LIBRARY_PATH=$TMP "$TMP/lazy" "$first" $rest)
   tc_eq "calls through the stubs, $first first" "$got" "$want"
 done
+tc_eq "a backtrace from inside the first call's library load" \
+  "$(LZT_UNWIND=1 LD_LIBRARY_PATH=$TMP "$TMP/lazy" ints 2>&1 >/dev/null)" \
+  "unwind from the first call's load: reaches main"
 tc_eq "8 threads calling first at once" "$(LD_LIBRARY_PATH=$TMP "$TMP/lazy" threads)" \
   "threads 0 wrong"
 set +e

@@ -50,7 +50,9 @@ cat <<MID
 
 /* A stub: the address from the table, or lazylib_bind's with the stub's index in r11. The
  * caller's argument registers (rdi, rsi, rdx, rcx, r8, r9, rax for variadic calls, xmm0-7) are
- * kept around the call, so the function gets the call exactly as it was made. */
+ * kept around the call, so the function gets the call exactly as it was made. Each has its
+ * call frame information (.cfi_*), so that debuggers, profilers and unwinders walk through it
+ * to its caller, also from inside the library's loading. */
 __asm__(".pushsection .text\n"
 MID
 i=0
@@ -59,7 +61,8 @@ for s in $syms; do
         ".globl $s\n"
         ".type $s, @function\n"
         ".p2align 4\n"
-        "$s:\n" LAZY_ENDBR
+        "$s:\n"
+        "  .cfi_startproc\n" LAZY_ENDBR
         "  movq lazy_${name}_fn+$((8 * i))(%rip), %r11\n"
         "  testq %r11, %r11\n"
         "  jz 1f\n"
@@ -67,15 +70,21 @@ for s in $syms; do
         "1:\n"
         "  movl \$$i, %r11d\n"
         "  jmp lazy_${name}_bind\n"
+        "  .cfi_endproc\n"
         ".size $s, .-$s\n"
 STUB
   i=$((i + 1))
 done
 cat <<TAIL
         ".p2align 4\n"
-        "lazy_${name}_bind:\n" LAZY_ENDBR
+        ".type lazy_${name}_bind, @function\n"
+        "lazy_${name}_bind:\n"
+        "  .cfi_startproc\n" LAZY_ENDBR
         "  pushq %rbp\n"
+        "  .cfi_def_cfa_offset 16\n"
+        "  .cfi_offset %rbp, -16\n"
         "  movq %rsp, %rbp\n"
+        "  .cfi_def_cfa_register %rbp\n"
         "  subq \$192, %rsp\n"
         "  movaps %xmm0, 0(%rsp)\n"
         "  movaps %xmm1, 16(%rsp)\n"
@@ -112,6 +121,9 @@ cat <<TAIL
         "  movq 168(%rsp), %r9\n"
         "  movq 176(%rsp), %rax\n"
         "  leave\n"
+        "  .cfi_def_cfa %rsp, 8\n"
         "  jmpq *%r11\n"
+        "  .cfi_endproc\n"
+        ".size lazy_${name}_bind, .-lazy_${name}_bind\n"
         ".popsection\n");
 TAIL
