@@ -294,7 +294,10 @@ static int load_serial(dataset *d, ds_stage *g, tickfile *tf, const char *name, 
  * decoded lines in order (ds_accept, as load_serial does: the same series, rejects, features and
  * bound) while the other jobs decode the next block's lines, each a slice of them, with the
  * decoder of load_serial (tickfile_decode). A reject's message is made again only when the tally
- * prints it. So the dataset, the tally and what is printed are those of one thread. There are a
+ * prints it. So the dataset, the tally and what is printed are those of one thread, also where
+ * a load stops early: each line's integer-timestamp notes (for tickfile_ts_warning) count when
+ * the line is taken, not when it is decoded, and on a read error the whole lines before it are
+ * decoded and taken first, as tickfile_next would have returned them. There are a
  * few slices per thread, so that the thread that takes, when done, decodes what is left: with one
  * decoding job per thread but the taker's, 2 threads loaded the benchmark's million ticks in
  * 0.24-0.33 s, with 4 slices per thread in 0.16-0.25 (one thread: 0.24-0.60, with the page
@@ -305,12 +308,11 @@ static int load_serial(dataset *d, ds_stage *g, tickfile *tf, const char *name, 
 #define DS_SLICES 4        /* decoding slices of a block per thread */
 typedef struct ds_dec {
   tick t;
-  int reason; /* TICK_OK or a reject reason; -1: a blank line */
+  int reason;      /* TICK_OK or a reject reason; -1: a blank line */
+  uint8_t ts_int;  /* the decoder counted an integer ts (tickfile_ts_seen.ints) */
+  int8_t ts_odd;   /* and the unit it looks like (tickfile_ts_seen.odd_unit), or -1 */
+  int64_t ts_seen; /* the ts it noted (odd_ts) */
 } ds_dec;
-
-typedef struct ds_seen { /* on cache lines of its own: a job writes it at every tick */
-  _Alignas(64) tickfile_ts_seen s;
-} ds_seen;
 
 typedef struct ds_block_text {
   char *text;
@@ -328,12 +330,13 @@ typedef struct ds_par {
   const char *name;
   char *err;
   size_t errlen;
-  ds_block_text blk[2]; /* the block being decoded and the one being taken, in turn */
-  int dec, acc;         /* their indexes in blk; acc -1: none this section */
-  int J;                /* jobs of a section: 0 takes, 1..J-1 each decode a slice */
-  ds_seen *seen;        /* (J) what each decoding job saw of integer timestamps */
-  int rc;               /* job 0's result */
-  char *carry;          /* bytes read past the last whole line */
+  ds_block_text blk[2];  /* the block being decoded and the one being taken, in turn */
+  int dec, acc;          /* their indexes in blk; acc -1: none this section */
+  int J;                 /* jobs of a section: 0 takes, 1..J-1 each decode a slice */
+  tickfile_ts_seen seen; /* the integer timestamps of the lines taken so far, as load_serial's
+                            tickfile_next counts them: up to the line where the load stops */
+  int rc;                /* job 0's result */
+  char *carry;           /* bytes read past the last whole line */
   size_t carry_len, carry_cap;
   uint64_t line; /* the number of the last line given out */
   int eof;
@@ -360,7 +363,8 @@ static void add_line(ds_block_text *k, size_t beg, size_t end) {
   k->n++;
 }
 
-/* Reads the next block of whole lines into k. 0, or TC_EIO (errno set) or TC_ENOMEM. */
+/* Reads the next block of whole lines into k. 0, or TC_EIO (errno set) or TC_ENOMEM; then k
+ * holds the whole lines read before the error, as tickfile_next would have returned them. */
 static int read_block(ds_par *p, ds_block_text *k) {
   k->n = 0;
   k->line0 = p->line + 1;
@@ -385,11 +389,13 @@ static int read_block(ds_par *p, ds_block_text *k) {
       beg = k->used;
       break;
     }
-    if (grow(&k->text, &k->cap, k->used + DS_READ) != 0)
-      return TC_ENOMEM;
-    int got = tickfile_read_raw(p->tf, k->text + k->used, DS_READ);
-    if (got < 0)
+    int got = grow(&k->text, &k->cap, k->used + DS_READ) != 0
+                  ? TC_ENOMEM
+                  : tickfile_read_raw(p->tf, k->text + k->used, DS_READ);
+    if (got < 0) {
+      p->line += (uint64_t)k->n;
       return got;
+    }
     if (got == 0)
       p->eof = 1;
     k->used += (size_t)got;
@@ -413,6 +419,9 @@ static int take_block(ds_par *p, const ds_block_text *k) {
     uint64_t line = k->line0 + (uint64_t)i;
     if (e->reason < 0)
       continue;
+    p->seen.ints += e->ts_int;
+    if (e->ts_odd >= 0 && !p->seen.odd++) /* (in line order: the first is the lowest) */
+      p->seen.odd_line = line, p->seen.odd_ts = e->ts_seen, p->seen.odd_unit = e->ts_odd;
     d->read++;
     if (e->reason == TICK_OK) {
       int rc = ds_accept(d, p->g, &e->t, line, p->name, p->err, p->errlen);
@@ -445,9 +454,13 @@ static void par_job(void *arg, int j) {
   int lo = (int)((int64_t)k->n * (j - 1) / parts), hi = (int)((int64_t)k->n * j / parts);
   for (int i = lo; i < hi; i++) {
     ds_dec *e = &k->dec[i];
+    tickfile_ts_seen seen = {0};
     if (!tickfile_decode(p->tf, k->line0 + (uint64_t)i, k->text + k->off[i], k->len[i], &e->t,
-                         &e->reason, &p->seen[j].s, NULL, 0))
+                         &e->reason, &seen, NULL, 0))
       e->reason = -1;
+    e->ts_int = (uint8_t)seen.ints;
+    e->ts_odd = seen.odd ? (int8_t)seen.odd_unit : -1;
+    e->ts_seen = seen.odd_ts;
   }
 }
 
@@ -458,10 +471,7 @@ static int load_parallel(dataset *d, ds_stage *g, tickfile *tf, const char *name
   /* Slices of a few per thread: the thread that takes decodes the slices left when it is done. */
   p.J = 1 + DS_SLICES * tpool_threads(pool);
   p.line = tf->line;
-  p.seen = aligned_alloc(64, (size_t)p.J * sizeof *p.seen);
-  if (p.seen)
-    memset(p.seen, 0, (size_t)p.J * sizeof *p.seen);
-  int rc = p.seen ? 0 : TC_ENOMEM;
+  int rc = 0;
   for (int b = 0; b < 2 && rc == 0; b++) {
     ds_block_text *k = &p.blk[b];
     k->off = malloc(DS_LINES * sizeof *k->off);
@@ -471,38 +481,39 @@ static int load_parallel(dataset *d, ds_stage *g, tickfile *tf, const char *name
       rc = TC_ENOMEM;
   }
   /* Each section: job 0 takes block acc (the one decoded in the section before) while the others
-   * decode slices of block dec (read just before); the last section only takes. */
-  int more = 1;
+   * decode slices of block dec (read just before); the last section only takes. A read error
+   * ends the reading: the whole lines before it are decoded and taken, then it is the result. */
+  int more = 1, read_rc = 0;
   while (rc == 0) {
     if (more) {
       p.dec = p.acc < 0 ? 0 : 1 - p.acc;
-      int r = read_block(&p, &p.blk[p.dec]);
-      if (r != 0) {
-        if (msglen)
-          snprintf(msg, msglen, "%s:%llu: cannot read: %s", tf->path,
-                   (unsigned long long)p.line + 1,
-                   r == TC_ENOMEM ? "out of memory" : strerror(errno));
-        rc = r;
-        break;
-      }
+      read_rc = read_block(&p, &p.blk[p.dec]);
+      if (read_rc != 0 && msglen)
+        snprintf(msg, msglen, "%s:%llu: cannot read: %s", tf->path, (unsigned long long)p.line + 1,
+                 read_rc == TC_ENOMEM ? "out of memory" : strerror(errno));
       more = p.blk[p.dec].n > 0;
     }
     if (!more && p.acc < 0)
       break;
-    if (!more)
-      p.blk[p.dec].n = 0; /* nothing to decode: the section only takes */
+    if (!more) { /* nothing to decode: the section only takes */
+      p.dec = 1 - p.acc;
+      p.blk[p.dec].n = 0;
+    }
     tpool_run(pool, p.J, par_job, &p);
     if (p.rc != 0) {
       rc = p.rc;
       break;
     }
     p.acc = more ? p.dec : -1;
+    if (read_rc != 0)
+      more = 0;
   }
-  for (int j = 1; p.seen && j < p.J; j++)
-    tickfile_ts_merge(tf, &p.seen[j].s);
+  if (rc == 0)
+    rc = read_rc;
+  tickfile_ts_merge(tf, &p.seen);
   for (int b = 0; b < 2; b++)
     free(p.blk[b].text), free(p.blk[b].off), free(p.blk[b].len), free(p.blk[b].dec);
-  free(p.carry), free(p.seen);
+  free(p.carry);
   return rc;
 }
 
@@ -524,8 +535,9 @@ int dataset_load(dataset *d, const char *path, int verbose, char *err, size_t er
     rc = load_parallel(d, &g, &tf, name, pool, msg, sizeof msg, err, errlen);
   else
     rc = load_serial(d, &g, &tf, name, msg, sizeof msg, err, errlen);
-  if (tickfile_ts_warning(&tf, msg, sizeof msg))
-    fprintf(stderr, "%s\n", msg);
+  char warn[512];
+  if (tickfile_ts_warning(&tf, warn, sizeof warn))
+    fprintf(stderr, "%s\n", warn);
   tickfile_close(&tf);
   if (ds_commit(d, &g, pool) != 0 && rc >= 0)
     rc = TC_ENOMEM;
