@@ -123,7 +123,7 @@ $(B)/%.o: %.c | deps
 # of B even if CFLAGS adds -march with FMA.
 EXTRA_nn_gates := -O3 -fno-trapping-math -ffp-contract=off
 # The trainer's gate loops (nn/train.c, and the GRU's and RNN's in nn/train_cells.c) likewise.
-EXTRA_nn_train := -O3 -fno-trapping-math -ffp-contract=off
+EXTRA_nn_train := -O3 -fno-trapping-math -fno-math-errno -ffp-contract=off
 EXTRA_nn_train_cells := -O3 -fno-trapping-math -ffp-contract=off
 # The projection kernel (nn/proj.c): -O3 to unroll its register blocks; -ffp-contract=off keeps
 # the plain C version free of FMA, as its contract says (the SIMD versions fuse explicitly).

@@ -468,15 +468,25 @@ void nn_adam_free(nn_adam *a) {
   memset(a, 0, sizeof *a);
 }
 
-/* Updates params[lo, hi) */
-static void adam_range(nn_adam *a, float *params, const float *grad, size_t lo, size_t hi, float c1,
-                       float c2) {
-  const float b1 = a->beta1, b2 = a->beta2, lr = a->lr, eps = a->eps;
-  for (size_t i = lo; i < hi; i++) {
-    float g = grad[i];
-    float mo = a->mom[i] = b1 * a->mom[i] + (1.0f - b1) * g;
-    float ve = a->vel[i] = b2 * a->vel[i] + (1.0f - b2) * g * g;
-    params[i] -= lr * (mo / c1) / (sqrtf(ve / c2) + eps);
+/* Adam's loop is built for baseline x86-64 and for AVX and AVX-512, picked at load time by the
+ * CPU, as nn/gates.c's are: each lane does the scalar loop's IEEE operations in its order, without
+ * FMA (-ffp-contract=off), so every width gives the same bits. Its three divisions and square
+ * root made the scalar loop 6 ns a parameter, the serial gap between two training steps. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define ADAM_CLONES __attribute__((target_clones("avx512f", "avx", "default")))
+#else
+#define ADAM_CLONES
+#endif
+
+/* Updates p[0, n) from g; mom and vel are Adam's moments of the same entries. */
+ADAM_CLONES static void adam_range(float *restrict p, const float *restrict g, float *restrict mom,
+                                   float *restrict vel, size_t n, float b1, float b2, float lr,
+                                   float eps, float c1, float c2) {
+  for (size_t i = 0; i < n; i++) {
+    float gi = g[i];
+    float mo = mom[i] = b1 * mom[i] + (1.0f - b1) * gi;
+    float ve = vel[i] = b2 * vel[i] + (1.0f - b2) * gi * gi;
+    p[i] -= lr * (mo / c1) / (__builtin_sqrtf(ve / c2) + eps);
   }
 }
 
@@ -498,7 +508,8 @@ void nn_adam_part(nn_adam *a, nn_model *m, const float *grad, size_t lo, size_t 
     size_t j = i;
     while (j < hi && nn_param_trainable(m, j))
       j++;
-    adam_range(a, m->params, grad, i, j, c1, c2);
+    adam_range(m->params + i, grad + i, a->mom + i, a->vel + i, j - i, a->beta1, a->beta2, a->lr,
+               a->eps, c1, c2);
     i = j;
   }
 }

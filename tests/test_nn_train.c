@@ -341,6 +341,48 @@ static void check_kernels(int cell) {
   nn_model_free(&m);
 }
 
+/* Adam's vector clones (nn/train.c: adam_range, the one this CPU picks) against the scalar
+ * formula written out here, bit for bit: five steps over a model whose trainable runs have odd
+ * lengths, on every split point of nn_adam_part's ranges, with gradients of all magnitudes. */
+static void check_adam_bits(void) {
+  nn_model m;
+  CHECK_INT(nn_model_init(&m, 2, 13, 0), 0);
+  size_t n = m.nparams;
+  nn_adam a;
+  CHECK_INT(nn_adam_init(&a, n, 3e-3f), 0);
+  float *p = malloc(n * 4), *mo = calloc(n, 4), *ve = calloc(n, 4), *g = malloc(n * 4);
+  memcpy(p, m.params, n * 4);
+  nn_rng r;
+  nn_rng_seed(&r, 11);
+  size_t bad = 0;
+  for (int t = 1; t <= 5; t++) {
+    for (size_t i = 0; i < n; i++)
+      g[i] = frand(&r, 1.0f) * ldexpf(1.0f, (int)(i % 41) - 20);
+    float c1 = 1.0f - (float)pow(a.beta1, (double)t), c2 = 1.0f - (float)pow(a.beta2, (double)t);
+    for (size_t i = 0; i < n; i++) {
+      if (!nn_param_trainable(&m, i))
+        continue;
+      volatile float mv = a.beta1 * mo[i] + (1.0f - a.beta1) * g[i];
+      volatile float vv = a.beta2 * ve[i] + (1.0f - a.beta2) * g[i] * g[i];
+      volatile float q = sqrtf(vv / c2) + a.eps;
+      mo[i] = mv, ve[i] = vv;
+      p[i] -= a.lr * (mv / c1) / q;
+    }
+    nn_adam_next(&a);
+    size_t cut = (size_t)t * n / 7 + (size_t)t; /* parts of any length and alignment */
+    nn_adam_part(&a, &m, g, 0, cut);
+    nn_adam_part(&a, &m, g, cut, n);
+    for (size_t i = 0; i < n; i++)
+      bad += memcmp(&p[i], &m.params[i], 4) != 0 || memcmp(&mo[i], &a.mom[i], 4) != 0 ||
+             memcmp(&ve[i], &a.vel[i], 4) != 0;
+  }
+  CHECK_INT(bad, 0);
+  printf("adam: %zu parameters, 5 steps, the vector loop's floats are the scalar formula's\n", n);
+  free(p), free(mo), free(ve), free(g);
+  nn_adam_free(&a);
+  nn_model_free(&m);
+}
+
 static void check_clip_adam(void) {
   float g[3] = {3, 4, 0};
   CHECK_NEAR(nn_grad_clip(g, 3, 1.0), 5.0, 1e-12);
@@ -542,6 +584,7 @@ int main(void) {
     check_kernels(cell);
   }
   check_clip_adam();
+  check_adam_bits();
   check_torch("tests/fixtures/train_grad_l1.txt");
   check_torch("tests/fixtures/train_grad_l2_peephole.txt");
   check_torch("tests/fixtures/train_grad_gru_l2.txt");

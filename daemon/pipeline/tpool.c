@@ -193,7 +193,7 @@ static void run_section(tpool *p, int n, int base, tpool_fn fn, void *arg) {
 }
 
 void tpool_run(tpool *p, int n, tpool_fn fn, void *arg) {
-  if (!p || p->nworkers == 0) {
+  if (!p || p->nworkers == 0 || n == 1) { /* one job: the caller's, with nothing to wait for */
     for (int j = 0; j < n; j++)
       fn(arg, j);
     return;
