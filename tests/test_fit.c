@@ -206,6 +206,35 @@ static void check_same_dataset(const dataset *a, const dataset *b) {
  * spaces, "\r\n", rejects of the decoder (printed with the message of one thread) and
  * out_of_order ones (within a file and across two), a last line without '\n', and the memory
  * bound's error on the same line. */
+/* A file of more ticks than three staging blocks hold (dataset.c: DS_BLOCK_NEXT, about 150,000
+ * records each), so that --threads moves through blocks made ahead and faulted in by a decoding
+ * job (stage_spare, tc_big_populate) while the taking job writes them: the same dataset as one
+ * thread's, whose blocks are made when they are needed. */
+static void check_dataset_blocks(void) {
+  enum { N = 470000, NSYM = 11 };
+  char file[80], err1[256], err2[256];
+  static char shown1[4096], shown2[4096];
+  snprintf(file, sizeof file, "%s.blocks", path);
+  FILE *f = fopen(file, "w");
+  fprintf(f, "sym,ts,px\n");
+  for (int i = 0; i < N; i++)
+    fprintf(f, "S%d,%d,%d.%02d\n", i % NSYM, 1000000 + i, 100 + i % 53, i % 97);
+  fclose(f);
+  const char *one[1] = {file};
+  dataset a, b;
+  CHECK_INT(load_threads(&a, 1, one, 1, 0, shown1, err1, sizeof err1), 0);
+  CHECK_INT(load_threads(&b, 2, one, 1, 0, shown2, err2, sizeof err2), 0);
+  CHECK_INT(a.accepted, N);
+  check_same_dataset(&a, &b);
+  int last = N - 11; /* (N % NSYM == 3: the last tick of S3) */
+  char px[32];
+  snprintf(px, sizeof px, "%d.%02d", 100 + last % 53, last % 97);
+  CHECK_INT(a.s[3].n, N / NSYM);
+  CHECK(a.s[3].px[a.s[3].n - 1] == strtod(px, NULL) && a.s[3].ts[a.s[3].n - 1] == 1000000 + last);
+  dataset_free(&a), dataset_free(&b);
+  unlink(file);
+}
+
 static void check_dataset_threads(void) {
   enum { N = 40000, NSYM = 37 };
   char files[4][80], err1[512], err2[512];
@@ -492,6 +521,7 @@ int main(void) {
   check_dataset();
   check_dataset_large();
   check_dataset_threads();
+  check_dataset_blocks();
   check_fit();
   check_hold_out();
   check_min_t();

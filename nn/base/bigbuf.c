@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 static size_t round_up(size_t n) {
   return (n + TC_BIG_ALIGN - 1) & ~(TC_BIG_ALIGN - 1);
@@ -40,4 +41,16 @@ void tc_big_sized_free(void *p, size_t n) {
     tc_big_free(p, n);
   else
     free(p);
+}
+
+int tc_big_populate(void *p, size_t n) {
+  if (!p || !n)
+    return 0;
+#ifdef MADV_POPULATE_WRITE
+  uintptr_t a = (uintptr_t)p & ~(uintptr_t)(sysconf(_SC_PAGESIZE) - 1);
+  return madvise((void *)a, (uintptr_t)p + n - a, MADV_POPULATE_WRITE);
+#else
+  (void)p, (void)n;
+  return -1;
+#endif
 }

@@ -22,4 +22,11 @@ void tc_big_free(void *p, size_t n);
 void *tc_big_sized_alloc(size_t n);
 void tc_big_sized_free(void *p, size_t n);
 
+/* Makes the pages of p[0, n) resident and writable now (MADV_POPULATE_WRITE), so that the thread
+ * that writes them later does not fault; their contents are unchanged, so another thread may be
+ * writing them meanwhile. For a buffer of tc_big_alloc or tc_big_sized_alloc: a thread with
+ * nothing else to do pays the first touch instead of a thread on the critical path. 0, or -1
+ * where the kernel lacks it (before Linux 5.14; then nothing is done). */
+int tc_big_populate(void *p, size_t n);
+
 #endif
