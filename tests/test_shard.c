@@ -9,6 +9,7 @@
  * the pool runs every job of every section exactly once, including with more threads than jobs,
  * more jobs than one section holds, workers that fell asleep and a caller that did, and the first
  * section of a new pool. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -55,6 +56,12 @@ static void many_job(void *arg, int j) {
   __atomic_fetch_add(&((int *)arg)[j], 1, __ATOMIC_RELAXED);
 }
 
+/* Records the thread that ran the job. */
+static void self_job(void *arg, int j) {
+  (void)j;
+  *(pthread_t *)arg = pthread_self();
+}
+
 static void check_pool(int threads) {
   tpool *p;
   CHECK_INT(tpool_new(&p, threads), 0);
@@ -76,6 +83,13 @@ static void check_pool(int threads) {
     tpool_run(p, 5, sec % 2 ? pool_job : slow_job, &a);
     for (int j = 0; j < 64; j++)
       bad += a.count[j] != (j < 5);
+  }
+  CHECK_INT(bad, 0);
+  /* A section of one job runs on the caller: nothing to hand out or wait for. */
+  for (int sec = 0; sec < 200; sec++) {
+    pthread_t who = 0;
+    tpool_run(p, 1, self_job, &who);
+    bad += !pthread_equal(who, pthread_self());
   }
   CHECK_INT(bad, 0);
   /* More jobs than one section holds (tpool.c cuts them at 32768). */

@@ -22,7 +22,7 @@ void tpool_destroy(tpool *p);
 int tpool_threads(const tpool *p);
 
 /* Runs fn(arg, j) for every j in [0, n) on the workers and the calling thread; returns when all
- * are done. p NULL: on the caller, in order. */
+ * are done. p NULL, or n = 1: on the caller, in order. */
 void tpool_run(tpool *p, int n, tpool_fn fn, void *arg);
 
 #endif
