@@ -433,6 +433,20 @@ static void free_job(restore_job *j) {
 
 static void on_put_idle(uv_idle_t *h);
 
+/* AddressSanitizer's allocator owns the heap, so glibc's has nothing to trim; and as glibc's
+ * arenas were then never set up, two pool threads trimming at once (one restore per stream
+ * thread) race in its lazy initialisation and crash. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
 /* Pool thread: frees the restored table and hands the allocator's free pages back to the system
  * (malloc_trim: 4-6 ms after a restore of 12,000 instruments, off the loop). Without it what a
  * restore freed stays resident (glibc raises its mmap threshold as large blocks are freed, so the
@@ -442,7 +456,9 @@ static void release_cb(uv_work_t *w) {
   restore_job *j = w->data;
   cl_restore_free(j->rs);
   j->rs = NULL;
+#if !UNDER_ASAN
   malloc_trim(0);
+#endif
 }
 
 static void released_cb(uv_work_t *w, int status) {
