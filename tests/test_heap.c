@@ -8,15 +8,7 @@
 
 #include "check.h"
 #include "daemon/cmd/heap.h"
-
-/* AddressSanitizer has an allocator of its own: mallopt and mallinfo2 say nothing about it. */
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
+#include "nn/base/sanitize.h"
 
 int main(void) {
   char out[256];
@@ -52,7 +44,7 @@ int main(void) {
   setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=0", 1);
   char *argv[] = {"test_heap", NULL};
   heap_daemon(argv);
-#ifdef UNDER_ASAN
+#if UNDER_ASAN
   printf("retention not checked: AddressSanitizer's allocator is not glibc's\n");
   return check_done();
 #endif

@@ -13,6 +13,7 @@
 #include "daemon/loop/run_int.h"
 #include "daemon/pipeline/log.h"
 #include "nn/base/clock.h"
+#include "nn/base/sanitize.h"
 #include "nn/base/tc_err.h"
 
 /* The changelog is read in at most this long per attempt, and tried this many times before the
@@ -433,20 +434,6 @@ static void free_job(restore_job *j) {
 
 static void on_put_idle(uv_idle_t *h);
 
-/* AddressSanitizer's allocator owns the heap, so glibc's has nothing to trim; and as glibc's
- * arenas were then never set up, two pool threads trimming at once (one restore per stream
- * thread) race in its lazy initialisation and crash. */
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
 /* Pool thread: frees the restored table and hands the allocator's free pages back to the system
  * (malloc_trim: 4-6 ms after a restore of 12,000 instruments, off the loop). Without it what a
  * restore freed stays resident (glibc raises its mmap threshold as large blocks are freed, so the
@@ -456,6 +443,8 @@ static void release_cb(uv_work_t *w) {
   restore_job *j = w->data;
   cl_restore_free(j->rs);
   j->rs = NULL;
+  /* Not under AddressSanitizer: glibc's heap is then never set up, and two pool threads trimming
+   * at once (a restore per stream thread) raced in its lazy set-up and crashed. */
 #if !UNDER_ASAN
   malloc_trim(0);
 #endif
