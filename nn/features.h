@@ -31,13 +31,27 @@ static inline double nn_ts_diff(int64_t ts, int64_t prev_ts) {
                        : -(double)((uint64_t)prev_ts - (uint64_t)ts);
 }
 
+/* ln(px / prev_px) for prices that are finite and > 0: from the quotient wherever it is a normal
+ * double (the same bits as always), else as ln(px) - ln(prev_px), so that a move of more than
+ * about 2^1022 either way (1e-200 -> 1e200) gives its finite log return instead of +-inf. */
+static inline double nn_log_ret(double px, double prev_px) {
+  double q = px / prev_px;
+  return q >= 0x1p-1022 && q <= 0x1.fffffffffffffp+1023 ? log(q) : log(px) - log(prev_px);
+}
+
 static inline void nn_features_raw(double raw[NN_F], int first, double px, double prev_px,
                                    int64_t ts, int64_t prev_ts, double qty, int has_quote,
                                    double bid, double ask) {
-  raw[0] = first ? 0.0 : log(px / prev_px);
+  raw[0] = first ? 0.0 : nn_log_ret(px, prev_px);
   raw[1] = log1p(qty);
   raw[2] = first ? 0.0 : log1p(nn_ts_diff(ts, prev_ts) / 1e9);
-  raw[3] = has_quote ? (ask - bid) / ((ask + bid) / 2.0) : 0.0;
+  if (has_quote) {
+    /* The mid as (ask + bid) / 2 unless that sum overflows (quotes near DBL_MAX). */
+    double sum = ask + bid;
+    raw[3] = (ask - bid) / (sum <= 0x1.fffffffffffffp+1023 ? sum / 2.0 : ask / 2.0 + bid / 2.0);
+  } else {
+    raw[3] = 0.0;
+  }
 }
 
 /* pred_ret = y * target.std + target.mean (in double). */

@@ -424,6 +424,24 @@ static void features_extremes(void) {
   /* Ordinary values keep their exact bits. */
   nn_features_raw(raw, 0, 2.0, 1.0, 1700000001500000000LL, 1700000000000000000LL, 0, 0, 0, 0);
   CHECK(raw[2] == log1p((double)1500000000LL / 1e9));
+  /* A price ratio past double's range either way: the finite log return, not +-inf (a model
+   * trained on it had a NaN features.mean); ordinary ratios keep the quotient's bits. */
+  nn_features_raw(raw, 0, 1e200, 1e-200, 1, 0, 0, 0, 0, 0);
+  CHECK(isfinite(raw[0]));
+  CHECK_NEAR(raw[0], 400 * log(10.0), 1e-9);
+  nn_features_raw(raw, 0, 1e-200, 1e200, 1, 0, 0, 0, 0, 0);
+  CHECK_NEAR(raw[0], -400 * log(10.0), 1e-9);
+  nn_features_raw(raw, 0, 5e-324, 1.0, 1, 0, 0, 0, 0, 0);
+  CHECK_NEAR(raw[0], log(5e-324), 1e-9);
+  nn_features_raw(raw, 0, 1.25, 1.0, 1, 0, 0, 0, 0, 0);
+  CHECK(raw[0] == log(1.25 / 1.0));
+  nn_features_raw(raw, 0, 101.5, 99.25, 1, 0, 0, 0, 0, 0);
+  CHECK(raw[0] == log(101.5 / 99.25));
+  /* Quotes near DBL_MAX: ask + bid overflows; the spread is still (ask - bid) / mid. */
+  nn_features_raw(raw, 0, 1.0, 1.0, 1, 0, 0, 1, 1e308, 1.5e308);
+  CHECK_NEAR(raw[3], 0.5e308 / 1.25e308, 1e-12);
+  nn_features_raw(raw, 0, 1.0, 1.0, 1, 0, 0, 1, 99.0, 101.0);
+  CHECK(raw[3] == (101.0 - 99.0) / ((101.0 + 99.0) / 2.0));
 }
 
 int main(void) {
