@@ -3,6 +3,7 @@
  * right one-line message; a save/load round trip keeps every value and metadata entry; the
  * PyTorch-written fixtures load; the GRU and RNN cells' files (gru.*, rnn.* and
  * tickcast.nonlinearity) load, are checked like the LSTM's and round-trip. */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -440,6 +441,25 @@ static void test_roundtrip(void) {
   CHECK_CONTAINS(err, "metadata entry \"bad\" is not valid UTF-8");
   CHECK(access(path, F_OK) != 0);
   nn_model_free(&mu);
+  /* A tensor that is not finite is refused by name and index (the loader would refuse the file),
+   * and nothing is written. */
+  nn_model mn;
+  CHECK_INT(nn_model_init(&mn, 1, 2, 0), 0);
+  nn_tensor tn[NN_TENSORS_MAX];
+  int ntn = nn_model_tensors(&mn, tn);
+  CHECK(ntn > 1);
+  tn[1].data[1] = NAN;
+  rc = nn_model_save(&mn, path, err, sizeof err);
+  CHECK_INT(rc, TC_ERANGE);
+  char want[96];
+  snprintf(want, sizeof want, "tensor %s value [1] is nan, expected a finite number", tn[1].name);
+  CHECK_CONTAINS(err, want);
+  CHECK(access(path, F_OK) != 0);
+  tn[1].data[1] = -INFINITY;
+  CHECK_INT(nn_model_save(&mn, path, err, sizeof err), TC_ERANGE);
+  CHECK_CONTAINS(err, "is inf, expected a finite number");
+  CHECK(access(path, F_OK) != 0);
+  nn_model_free(&mn);
   /* Saving into a missing directory fails cleanly. */
   rc = nn_model_save(&m, "/nonexistent/dir/m.safetensors", err, sizeof err);
   CHECK_INT(rc, TC_EIO);

@@ -761,13 +761,20 @@ static int fit_choose(fit_ctx *c, fit_result *res) {
   return 0;
 }
 
+/* The floor of the calibrated variance in the standardized target's units: a validation part
+ * that the mean head predicts exactly (prices that never move) would otherwise put the
+ * log-variance at -inf. 1e-12 is a standard deviation of 1e-6 target standard deviations, under
+ * float32's resolution of the standardized target. */
+#define CALIB_VAR_MIN 1e-12
+
 /* The validation NLL (up to constants) of the log-variances a s + b against e2 (n each), and the b
- * that minimizes it for a given a: ln of the mean of e2 exp(-a s). */
+ * that minimizes it for a given a: ln of the mean of e2 exp(-a s), at least ln CALIB_VAR_MIN. */
 static double calib_b(const double *s, const double *e2, size_t n, double a) {
   double acc = 0;
   for (size_t i = 0; i < n; i++)
     acc += e2[i] * exp(-a * s[i]);
-  return log(acc / (double)n);
+  double mean = acc / (double)n;
+  return log(mean > CALIB_VAR_MIN ? mean : CALIB_VAR_MIN);
 }
 
 static double calib_nll(const double *s, const double *e2, size_t n, double a, double b) {

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,15 @@ int nn_model_save(const nn_model *m, const char *path, char *err, size_t errlen)
     return nn_st_fail(err, errlen, path ? path : "?", TC_EINVAL, "no model");
   nn_tensor s[NN_TENSORS_MAX];
   int ns = nn_model_tensors(m, s);
+  /* Nothing that the loader would refuse is written (a model that no command can load). */
+  for (int j = 0; j < ns; j++) {
+    size_t cnt = nn_tensor_numel(&s[j]);
+    for (size_t i = 0; i < cnt; i++)
+      if (!isfinite(s[j].data[i]))
+        return nn_st_fail(err, errlen, path, TC_ERANGE,
+                          "tensor %s value [%zu] is %s, expected a finite number (not written)",
+                          s[j].name, i, isnan(s[j].data[i]) ? "nan" : "inf");
+  }
   qsort(s, (size_t)ns, sizeof *s, tensor_name_cmp);
   char *hdr = NULL, *tpath = NULL;
   FILE *f = NULL;
