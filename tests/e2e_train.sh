@@ -267,6 +267,17 @@ grep -q "was made after the model's training range" "$TMP/err" || tc_fail "eval 
 tc_eq "eval --test of a model without ranges" \
   "$(code "$TC" eval --model "$TMP/const.safetensors" --input "$TMP/multi_ok.csv" --test --quiet)" 2
 grep -q "records no training ranges" "$TMP/err" || tc_fail "eval --test without ranges message"
+# Nothing to score (one tick per instrument) is exit 1, as --help says; so is a report that
+# cannot be written (eval once exited 0 on a full disk).
+head -4 "$TMP/multi_ok.csv" | awk -F, 'NR == 1 || !seen[$1]++' >"$TMP/one_each.csv"
+tc_eq "eval with nothing to score" \
+  "$(code "$TC" eval --model "$TMP/multi.safetensors" --input "$TMP/one_each.csv" --quiet)" 1
+grep -q "one_each.csv: nothing to score: found [0-9]* accepted ticks" "$TMP/err" || tc_fail "nothing to score: $(cat "$TMP/err")"
+set +e
+"$TC" eval --model "$TMP/multi.safetensors" --input "$TMP/multi_ok.csv" --json --quiet >/dev/full 2>"$TMP/err"
+tc_eq "eval to a full disk" "$?" 1
+set -e
+tc_eq "eval to a full disk: message" "$(tail -1 "$TMP/err")" "tickcast eval: stdout: cannot write the report: No space left on device"
 # --test-from: every fitted tick is before the bound, and eval --test scores the ticks after it.
 FROM=$(sed -n 2000p "$TMP/multi_ok.csv" | cut -d, -f2)
 "$TC" train --input "$TMP/multi_ok.csv" --output "$TMP/from.safetensors" --hidden 4 --epochs 2 \
@@ -362,4 +373,22 @@ grep -q "^train: --search on 2 threads instead of 8: each trial at once holds ab
   tc_fail "search threads under the bound: $(grep -- --search "$TMP/mm.err")"
 tc_eq "eval within --max-memory 10" "$(code "$TC" eval --model "$TMP/ar1.safetensors" --input "$TMP/ar1_test.csv" \
   --max-memory 10 --quiet)" 0
+# Valid prices whose ratio leaves double's range (1e-200 <-> 1e200: ln of the ratio is +-921, the
+# quotient is inf or 0), and prices that never move under the Gaussian head (every validation
+# residual 0): both models load, and replay predicts finite numbers. Once the first wrote a NaN
+# features.mean and the second an infinite scale_head.bias, and both exited 0.
+awk 'BEGIN { print "sym,ts,px"; for (i = 0; i < 400; i++) printf "A,%d,%s\n", 1000 + i, i % 2 ? "1e200" : "1e-200" }' >"$TMP/wild.csv"
+awk 'BEGIN { print "sym,ts,px"; for (i = 0; i < 200; i++) printf "A,%d,100\n", 1000 + i }' >"$TMP/flat.csv"
+for c in "wild.csv --hidden 4" "flat.csv --hidden 4 --head gauss"; do
+  read -r f args <<<"$c"
+  "$TC" train --input "$TMP/$f" --output "$TMP/$f.safetensors" $args --epochs 2 --quiet 2>"$TMP/edge.err" ||
+    tc_fail "train on $f: $(cat "$TMP/edge.err")"
+  "$TC" inspect --model "$TMP/$f.safetensors" >/dev/null 2>"$TMP/edge.err" || tc_fail "the model of $f: $(cat "$TMP/edge.err")"
+  "$TC" replay --quiet --model "$TMP/$f.safetensors" --input "$TMP/$f" --output "$TMP/edge.out" --threads 1 ||
+    tc_fail "replay of $f"
+  $PY -c 'import csv, math, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+bad = [r for r in rows if not all(math.isfinite(float(r[k])) for k in ("pred_ret", "pred_px", "pred_std", "lo_px", "hi_px") if k in r)]
+assert len(rows) > 100 and not bad, (len(rows), bad[:2])' "$TMP/edge.out" || tc_fail "replay of $f: not finite"
+done
 echo "e2e_train: all passed in $SECONDS s"

@@ -783,6 +783,15 @@ static int eval_report(eval_run *r, const eval_opts *o) {
             o->in_path);
     return 1;
   }
+  if (r->npts == 0) {
+    fprintf(stderr,
+            "tickcast eval: %s: nothing to score: found %llu accepted ticks and no instrument with "
+            "a prediction followed by its next tick, expected at least one%s\n",
+            o->in_path, (unsigned long long)r->d.accepted,
+            o->sym || o->has_since || o->val_frac > 0 ? " that --sym, --since or --val-frac choose"
+                                                      : "");
+    return 1;
+  }
   if (eval_score(r, o->threads) != 0) {
     fprintf(stderr, "tickcast eval: out of memory\n");
     return 1;
@@ -800,8 +809,9 @@ static int eval_report(eval_run *r, const eval_opts *o) {
     eval_report_json(r, o, warning);
   else
     eval_report_table(r, o);
-  if (fflush(stdout) != 0) {
-    fprintf(stderr, "tickcast eval: cannot write the report\n");
+  /* ferror too: a write that failed while the report was printed leaves nothing for fflush. */
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    fprintf(stderr, "tickcast eval: stdout: cannot write the report: %m\n");
     return 1;
   }
   return o->plot_path ? eval_plot(r, o) : 0;
