@@ -38,4 +38,16 @@ tc_eq "predictions" "$(($(wc -l <"$TMP/out.csv") - 1))" 2000
 cmp -s "$TMP/out.csv" "$TMP/out2.csv" || tc_fail "stdin replay differs"
 "$TC" replay --model $M --input "$IN" >"$TMP/out3.csv" 2>/dev/null || tc_fail "stdout replay failed"
 cmp -s "$TMP/out.csv" "$TMP/out3.csv" || tc_fail "stdout replay differs"
+# A full disk: exit 1 and one line naming the output and the reason, on every thread count and
+# with stdout or --output (once a blank line came first, left from a progress bar never drawn).
+for th in 1 2; do
+  for out in "--output /dev/full" ""; do
+    set +e
+    "$TC" replay --quiet --model $M --input "$IN" --threads $th $out >/dev/full 2>"$TMP/full.err"
+    rc=$?
+    set -e
+    tc_one_error "replay --threads $th ${out:-to stdout} on a full disk" $rc "$TMP/full.err" \
+      "^tickcast replay: (/dev/full|stdout): write failed: No space left on device$"
+  done
+done
 echo "PASS e2e_replay_output"

@@ -136,6 +136,12 @@ static int output_is_input(const char *in_path, const char *out_path) {
 
 static int par_cut_start(replay_run *r);
 
+/* A failed write of the predictions (errno set): one line, after clearing the progress bar. */
+static void write_failed(const replay_run *r) {
+  fprintf(stderr, "%stickcast replay: %s: write failed: %m\n", r->rej.lead,
+          r->out_path ? r->out_path : "stdout");
+}
+
 /* The output file (with the CSV header). With --threads N > 1 an existing file is truncated on a
  * thread of its own (par_cut_start), else as fopen "w" does. 0, or 1 after printing why. */
 static int replay_open_output(replay_run *r, const nn_model *m) {
@@ -227,8 +233,7 @@ static int replay_emit_chunk(replay_run *r, int N) {
     *p++ = '\n';
   }
   if (fwrite(r->outbuf, 1, (size_t)(p - r->outbuf), r->out) != (size_t)(p - r->outbuf)) {
-    fprintf(stderr, "\ntickcast replay: %s: write failed: %m\n",
-            r->out_path ? r->out_path : "stdout");
+    write_failed(r);
     return 1;
   }
   return 0;
@@ -255,8 +260,7 @@ static int replay_loop(replay_run *r) {
       break;
   }
   if (fflush(r->out) != 0) {
-    fprintf(stderr, "tickcast replay: %s: write failed: %m\n",
-            r->out_path ? r->out_path : "stdout");
+    write_failed(r);
     return 1;
   }
   if (r->bar)
@@ -312,8 +316,7 @@ static int par_flush(replay_run *r) {
   if (par_cut_done(r) != 0)
     return 1;
   if (r->outlen && fwrite(r->outbuf, 1, r->outlen, r->out) != r->outlen) {
-    fprintf(stderr, "\ntickcast replay: %s: write failed: %m\n",
-            r->out_path ? r->out_path : "stdout");
+    write_failed(r);
     return 1;
   }
   r->outlen = 0;
@@ -406,8 +409,7 @@ static int par_loop(replay_run *r) {
     return 1;
   }
   if (par_flush(r) != 0 || fflush(r->out) != 0) {
-    fprintf(stderr, "tickcast replay: %s: write failed: %m\n",
-            r->out_path ? r->out_path : "stdout");
+    write_failed(r);
     return 1;
   }
   if (r->bar)
@@ -423,7 +425,7 @@ static int replay_close(replay_run *r, int status) {
   if (par_cut_done(r) != 0)
     status = 1;
   if (r->out && r->out != stdout && fclose(r->out) != 0 && status == 0) {
-    fprintf(stderr, "tickcast replay: %s: write failed: %m\n", r->out_path);
+    write_failed(r);
     status = 1;
   }
   engine_free(&r->e);
