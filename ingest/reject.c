@@ -3,7 +3,11 @@
 #include "ingest/reject.h"
 
 #include <assert.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "nn/base/tc_err.h"
 
 void reject_tally_init(reject_tally *t) {
   memset(t, 0, sizeof *t);
@@ -35,6 +39,41 @@ void reject_tally_note(reject_tally *t, int reason, reject_loc loc, const char *
   fprintf(stderr, "%s%s: %s: %s\n", t->lead ? t->lead : "", where, tick_reason_name(reason), msg);
   if (last)
     fprintf(stderr, "%s: further rejected lines are only counted\n", loc.src);
+}
+
+int reject_hold_init(reject_hold *h) {
+  memset(h, 0, sizeof *h);
+  h->e = malloc(REJECT_HOLD_MAX * sizeof *h->e);
+  return h->e ? 0 : TC_ENOMEM;
+}
+
+void reject_hold_free(reject_hold *h) {
+  free(h->e);
+  h->e = NULL;
+}
+
+void reject_hold_add(reject_hold *h, const reject_tally *t, int reason, reject_loc loc,
+                     const char *msg, int before) {
+  assert(h->n < REJECT_HOLD_MAX);
+  reject_held *e = &h->e[h->n++];
+  e->loc = loc;
+  e->reason = reason;
+  e->before = before;
+  e->msg = -1;
+  /* Noting is deferred for the whole chunk, so t->total is what it was when the chunk began. */
+  if (!t->quiet && t->total + (uint64_t)h->nmsg < REJECT_SHOWN) {
+    e->msg = h->nmsg++;
+    snprintf(h->msg[e->msg], REJECT_MSG, "%s", msg);
+  }
+}
+
+void reject_hold_flush(reject_hold *h, reject_tally *t, int upto) {
+  for (; h->next < h->n && h->e[h->next].before <= upto; h->next++) {
+    const reject_held *e = &h->e[h->next];
+    reject_tally_note(t, e->reason, e->loc, e->msg >= 0 ? h->msg[e->msg] : "");
+  }
+  if (upto == INT_MAX)
+    h->n = h->next = h->nmsg = 0;
 }
 
 /* The first locations of one reason: "lines 3, 9" (or "line 3" when inline and alone), or

@@ -45,6 +45,41 @@ void reject_tally_init(reject_tally *t);
  * lead, the last one followed by the line "SRC: further rejected lines are only counted". */
 void reject_tally_note(reject_tally *t, int reason, reject_loc loc, const char *msg);
 
+/* Rejects held back while a chunk is read, to be noted in input order among the chunk's
+ * out_of_order rejects, which are known only once the chunk has been stepped: the tools read a
+ * chunk of accepted ticks, step it through the engine, then walk it, calling
+ * reject_hold_flush(h, t, i) before the chunk's i-th accepted tick and
+ * reject_hold_flush(h, t, INT_MAX) at its end. Only the first REJECT_SHOWN held keep their
+ * message (no later one can be printed: the tally prints the first REJECT_SHOWN it is given). */
+#define REJECT_HOLD_MAX 4096 /* held at most: a tool ends its chunk early when reject_hold_full */
+#define REJECT_MSG 512       /* bytes kept of a held message */
+typedef struct reject_held {
+  reject_loc loc;
+  int reason;
+  int before; /* the chunk's accepted ticks read before it */
+  int msg;    /* its message in reject_hold.msg, or -1 */
+} reject_held;
+typedef struct reject_hold {
+  reject_held *e; /* (REJECT_HOLD_MAX) */
+  int n, next;    /* held; the next to note */
+  int nmsg;       /* messages kept */
+  char msg[REJECT_SHOWN][REJECT_MSG];
+} reject_hold;
+
+/* 0, or TC_ENOMEM. */
+int reject_hold_init(reject_hold *h);
+void reject_hold_free(reject_hold *h);
+/* Holds one reject, found after `before` accepted ticks of the chunk. Never fails while
+ * !reject_hold_full(h) (the caller checks that first). */
+void reject_hold_add(reject_hold *h, const reject_tally *t, int reason, reject_loc loc,
+                     const char *msg, int before);
+static inline int reject_hold_full(const reject_hold *h) {
+  return h->n >= REJECT_HOLD_MAX;
+}
+/* Notes into t, in order, the held rejects found before the chunk's accepted tick `upto`
+ * (INT_MAX: all of them, and the hold is emptied for the next chunk). */
+void reject_hold_flush(reject_hold *h, reject_tally *t, int upto);
+
 /* Writes loc as "FILE:LINE" or "TOPIC/PARTITION/OFFSET" into buf (truncated to n, always
  * terminated); returns what snprintf returns. */
 int reject_loc_format(const reject_loc *loc, char *buf, size_t n);

@@ -37,6 +37,10 @@ enum tick_reason {
 /* Returns "bad_json", "missing_field", ... ; "ok" for TICK_OK. */
 const char *tick_reason_name(int reason);
 
+/* The message of an out_of_order tick of sym at ts, the instrument's last accepted tick being at
+ * last_ts: "field ts: found TS, expected >= LAST (the last accepted tick of SYM)". As snprintf. */
+int tick_ooo_message(char *buf, size_t n, int64_t ts, int64_t last_ts, const char *sym);
+
 typedef struct tick {
   int64_t ts;                   /* ns since the Unix epoch, UTC */
   double px;                    /* > 0 */

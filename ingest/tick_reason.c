@@ -98,3 +98,8 @@ int tick_check_key(const tick *t, const char *key, size_t keylen, char *err, siz
   }
   return TICK_KEY_MISMATCH;
 }
+
+int tick_ooo_message(char *buf, size_t n, int64_t ts, int64_t last_ts, const char *sym) {
+  return snprintf(buf, n, "field ts: found %lld, expected >= %lld (the last accepted tick of %s)",
+                  (long long)ts, (long long)last_ts, sym);
+}

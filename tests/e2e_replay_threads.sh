@@ -103,12 +103,16 @@ grep -qF "replay $TMP/many.csv: $(cat "$TMP/many.expect")" "$TMP/many.1.err" ||
 tc_eq "rejects printed in full" \
   "$(grep "^$TMP/many.csv:[0-9][0-9]*: [a-z]" "$TMP/many.1.err" | grep -vc ": warning: ")" 10
 grep -q "^$TMP/many.csv:2: warning: integer ts" "$TMP/many.1.err" || tc_fail "no ts warning"
-# The one-thread order: a chunk's decode rejects as read, then its out-of-order ticks.
-tc_eq "first rejects by reason" \
-  "$(grep -o "^$TMP/many.csv:[0-9][0-9]*: [a-z_]*" "$TMP/many.1.err" | sed 's/.*: //' |
+# The first 10 rejected lines in file order (lines 41, 61, 71, 91, 101, 4096, 4098, 4100, 4102,
+# 4103 of the generator), decode rejects and out-of-order ticks interleaved. Once a chunk's
+# decode rejects came first, and ten of them could hide an earlier out-of-order line.
+tc_eq "first rejects by line and reason" \
+  "$(grep -o "^$TMP/many.csv:[0-9][0-9]*: [a-z_]*" "$TMP/many.1.err" | sed "s|^$TMP/many.csv:||" |
     head -n 10 | tr '\n' ' ')" \
-  "bad_px bad_px bad_ts bad_row out_of_order out_of_order out_of_order out_of_order out_of_order \
-out_of_order "
+  "41: bad_px 61: out_of_order 71: out_of_order 91: bad_px 101: out_of_order 4096: bad_ts \
+4098: out_of_order 4100: out_of_order 4102: out_of_order 4103: bad_row "
+grep -q "^$TMP/many.csv:61: out_of_order: field ts: found [0-9]*, expected >= [0-9]* (the last accepted tick of S0[0-9][0-9])$" \
+  "$TMP/many.1.err" || tc_fail "the out_of_order message: $(grep ':61:' "$TMP/many.1.err")"
 tc_eq "csv rows" "$(($(wc -l <"$TMP/many.1.csv") - 1))" "$(cut -d' ' -f4 "$TMP/many.expect")"
 
 # The other cells (GRU, RNN tanh and relu) give the same bytes on any number of threads too.
@@ -135,6 +139,26 @@ same "one.csv stderr" $(for n in $NS; do echo "$TMP/one.$n.err"; done)
 grep -q "9000 ticks read, 8998 accepted, 2 rejected, 1 instruments" "$TMP/one.1.err" ||
   tc_fail "one.csv summary: $(cat "$TMP/one.1.err")"
 tc_eq "one.csv last n" "$(tail -n 1 "$TMP/one.1.csv" | cut -d, -f6)" 8998
+
+# A flood of bad lines: more than a chunk holds back (4096), so a one-thread chunk ends early;
+# an out-of-order tick (line 8) among the first of them, more later among bad lines. Same bytes
+# and stderr on every N, the counts right, the first ten printed in file order: 2..6, the
+# out-of-order line 8, 9..12 (once the chunk's decode rejects came first and hid line 8).
+awk 'BEGIN { print "sym,ts,px"; for (i = 0; i < 10000; i++) print "A,1,bad";
+  for (i = 1; i <= 3000; i++) { printf "B,%d,1.5\n", i % 500 == 0 ? 5 : 100 + i; if (i % 3 == 0) print "C,x,1" } }' |
+  sed '6a D,10,2.5\nD,5,2.5' >"$TMP/flood.csv"
+for n in $NS; do run flood "$n" --input "$TMP/flood.csv" --output "$TMP/flood.$n.csv"; done
+same "flood.csv predictions" $(for n in $NS; do echo "$TMP/flood.$n.csv"; done)
+same "flood.csv stderr" $(for n in $NS; do echo "$TMP/flood.$n.err"; done)
+grep -q "14002 ticks read, 2995 accepted, 11007 rejected, 2 instruments" "$TMP/flood.1.err" ||
+  tc_fail "flood.csv summary: $(cat "$TMP/flood.1.err")"
+grep -qE "rejected out_of_order +7 +\(lines 8, 10669, 11336, 12002, 12669, \.\.\.\)" "$TMP/flood.1.err" ||
+  tc_fail "flood.csv out_of_order: $(grep out_of_order "$TMP/flood.1.err")"
+tc_eq "flood.csv first rejects" \
+  "$(grep -o "^$TMP/flood.csv:[0-9]*" "$TMP/flood.1.err" | sed 's/.*://' | head -n 10 | tr '\n' ' ')" \
+  "2 3 4 5 6 8 9 10 11 12 "
+grep -q "^$TMP/flood.csv:8: out_of_order: field ts: found 5, expected >= 10 (the last accepted tick of D)$" \
+  "$TMP/flood.1.err" || tc_fail "flood.csv line 8: $(grep ':8:' "$TMP/flood.1.err")"
 
 # JSON Lines from stdin, JSONL out with src stdin:LINE.
 for n in $NS; do

@@ -1,7 +1,9 @@
 /* test_ingest_reject.c: the tally of rejected inputs (ingest/reject.h): counts by reason, the
  * first locations kept per reason, the first REJECT_SHOWN inputs printed in full (to a callback
  * with the "further" suffix, or to stderr with the "further" line), quiet, and every summary
- * form (file lines, file lines naming the file, inline with "line" for one, Kafka messages). */
+ * form (file lines, file lines naming the file, inline with "line" for one, Kafka messages), and
+ * the hold that notes a chunk's rejects in input order. */
+#include <limits.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -122,8 +124,60 @@ static void check_stderr_and_summaries(void) {
   CHECK_STR(buf, "a-long-file-nam"); /* truncated, terminated */
 }
 
+/* The hold: rejects found while a chunk is read are noted in input order among those found when
+ * it is walked; only the first REJECT_SHOWN keep their message; flushing everything empties it. */
+static void check_hold(void) {
+  reject_tally t;
+  reject_tally_init(&t);
+  sink s = {{0}, 0};
+  t.print = collect;
+  t.print_ud = &s;
+  reject_hold h;
+  CHECK_INT(reject_hold_init(&h), 0);
+  /* Read: bad lines 2 and 3 before accepted tick 0 (line 4), line 6 before tick 1 (line 7). */
+  reject_hold_add(&h, &t, TICK_BAD_PX, (reject_loc){"f", REJECT_LINE, 2}, "m2", 0);
+  reject_hold_add(&h, &t, TICK_BAD_TS, (reject_loc){"f", REJECT_LINE, 3}, "m3", 0);
+  reject_hold_add(&h, &t, TICK_BAD_PX, (reject_loc){"f", REJECT_LINE, 6}, "m6", 1);
+  CHECK_INT(t.total, 0); /* nothing noted while reading */
+  /* Walk: tick 0 (line 4) accepted, tick 1 (line 7) out of order. */
+  reject_hold_flush(&h, &t, 0);
+  CHECK_STR(s.buf, "f:2: bad_px: m2|f:3: bad_ts: m3|");
+  reject_hold_flush(&h, &t, 1);
+  reject_tally_note(&t, TICK_OUT_OF_ORDER, (reject_loc){"f", REJECT_LINE, 7}, "o7");
+  reject_hold_flush(&h, &t, INT_MAX);
+  CHECK_STR(s.buf, "f:2: bad_px: m2|f:3: bad_ts: m3|f:6: bad_px: m6|f:7: out_of_order: o7|");
+  CHECK_INT(h.n, 0);
+  /* A flood: 20 held in a chunk whose tally already has 4: the first 6 keep their messages, and
+   * the tally prints exactly those, in order. */
+  for (int i = 0; i < 20; i++) {
+    char m[8];
+    snprintf(m, sizeof m, "b%d", i);
+    reject_hold_add(&h, &t, TICK_BAD_ROW, (reject_loc){"f", REJECT_LINE, 10 + i}, m, 0);
+  }
+  CHECK_INT(h.nmsg, REJECT_SHOWN - 4);
+  reject_hold_flush(&h, &t, INT_MAX);
+  CHECK_INT(t.total, 24);
+  CHECK_INT(t.n[TICK_BAD_ROW], 20);
+  CHECK_INT(s.n, REJECT_SHOWN);
+  CHECK(strstr(s.buf, "|f:15: bad_row: b5 (further rejects only counted)|") != NULL);
+  CHECK(strstr(s.buf, "f:16") == NULL);
+  CHECK_INT(t.first[TICK_BAD_ROW][4].pos, 14);
+  /* Full at REJECT_HOLD_MAX. */
+  for (int i = 0; i < REJECT_HOLD_MAX; i++) {
+    CHECK(!reject_hold_full(&h));
+    reject_hold_add(&h, &t, TICK_BAD_TS, (reject_loc){"f", REJECT_LINE, 100 + i}, "", i / 7);
+  }
+  CHECK(reject_hold_full(&h));
+  reject_hold_flush(&h, &t, INT_MAX);
+  CHECK_INT(t.n[TICK_BAD_TS], 1 + REJECT_HOLD_MAX);
+  CHECK(!reject_hold_full(&h));
+  reject_hold_free(&h);
+  reject_hold_free(&h); /* twice is harmless */
+}
+
 int main(void) {
   check_counts_and_callback();
   check_stderr_and_summaries();
+  check_hold();
   return check_done();
 }

@@ -5,6 +5,7 @@
  * (--brokers/--topic) is cmd_kreplay.c's job. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +113,7 @@ typedef struct replay_run {
   FILE *out;            /* the prediction file or stdout */
   uint64_t read;        /* ticks (non-empty lines) read */
   reject_tally rej;     /* rejected lines */
+  reject_hold hold;     /* (--threads 1) the chunk's decode rejects, noted as it is walked */
   /* With --threads N > 1: */
   preplay *pp;         /* the pipeline */
   pthread_t cutter;    /* truncates the output file while the replay starts */
@@ -170,7 +172,7 @@ static int replay_setup(replay_run *r, const nn_model *m) {
   r->outbuf = malloc(CHUNK * (size_t)ENC_PRED_MAX);
   /* Exact: the same bits as the workers of --threads N > 1, on every CPU (engine.h). */
   if (engine_init_exact(&r->e, m, CHUNK, ENGINE_WAVE) != 0 || !r->ticks || !r->lines ||
-      !r->outbuf) {
+      !r->outbuf || reject_hold_init(&r->hold) != 0) {
     fprintf(stderr, "tickcast replay: out of memory\n");
     return 1;
   }
@@ -183,15 +185,15 @@ static int replay_read_chunk(replay_run *r, int *N) {
   char err[512];
   int rc = 0;
   *N = 0;
-  while (*N < CHUNK) {
+  while (*N < CHUNK && !reject_hold_full(&r->hold)) {
     eng_tick *t = &r->ticks[*N];
     rc = tickfile_next(&r->tf, &t->t, &t->reason, err, sizeof err);
     if (rc <= 0)
       break;
     r->read++;
     if (t->reason != TICK_OK) { /* no output for it, so it need not go through the engine */
-      reject_tally_note(&r->rej, t->reason, (reject_loc){r->src, REJECT_LINE, (int64_t)r->tf.line},
-                        err);
+      reject_hold_add(&r->hold, &r->rej, t->reason,
+                      (reject_loc){r->src, REJECT_LINE, (int64_t)r->tf.line}, err, *N);
       continue;
     }
     t->partition = -1;
@@ -204,17 +206,17 @@ static int replay_read_chunk(replay_run *r, int *N) {
  * their source FILE:LINE. 0, or 1 after printing why. */
 static int replay_emit_chunk(replay_run *r, int N) {
   if (engine_process(&r->e, r->ticks, N) != 0) {
-    fprintf(stderr, "\ntickcast replay: out of memory\n");
+    fprintf(stderr, "%stickcast replay: out of memory\n", r->rej.lead);
     return 1;
   }
   size_t src_len = strlen(r->src) > 300 ? 300 : strlen(r->src);
   char *p = r->outbuf;
   for (int i = 0; i < N; i++) {
     eng_tick *t = &r->ticks[i];
+    reject_hold_flush(&r->hold, &r->rej, i);
     if (t->reason == TICK_OUT_OF_ORDER) {
       char msg[256];
-      snprintf(msg, sizeof msg, "field ts: found %lld, older than the last accepted tick of %s",
-               (long long)t->t.ts, t->t.sym);
+      tick_ooo_message(msg, sizeof msg, t->t.ts, t->prev_ts, t->t.sym);
       reject_tally_note(&r->rej, TICK_OUT_OF_ORDER,
                         (reject_loc){r->src, REJECT_LINE, (int64_t)r->lines[i]}, msg);
     }
@@ -232,6 +234,7 @@ static int replay_emit_chunk(replay_run *r, int N) {
     }
     *p++ = '\n';
   }
+  reject_hold_flush(&r->hold, &r->rej, INT_MAX);
   if (fwrite(r->outbuf, 1, (size_t)(p - r->outbuf), r->out) != (size_t)(p - r->outbuf)) {
     write_failed(r);
     return 1;
@@ -246,7 +249,8 @@ static int replay_loop(replay_run *r) {
   for (;;) {
     int N, rc = replay_read_chunk(r, &N);
     if (rc < 0) {
-      fprintf(stderr, "\ntickcast replay: %s:%llu: read error\n", r->src,
+      reject_hold_flush(&r->hold, &r->rej, INT_MAX);
+      fprintf(stderr, "%stickcast replay: %s:%llu: read error\n", r->rej.lead, r->src,
               (unsigned long long)r->tf.line);
       return 1;
     }
@@ -434,6 +438,7 @@ static int replay_close(replay_run *r, int status) {
   free(r->ticks);
   free(r->lines);
   free(r->outbuf);
+  reject_hold_free(&r->hold);
   tickfile_close(&r->tf);
   return status;
 }

@@ -7,6 +7,7 @@
 #include "daemon/kafka/kreplay.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +160,7 @@ typedef struct kr_run {
   char *outbuf;              /* (KR_CHUNK * ENC_PRED_MAX) the chunk's predictions */
   uint64_t read;             /* messages read in range */
   reject_tally rej;          /* rejected messages */
+  reject_hold hold;          /* threads 1: the chunk's decode rejects, noted as it is walked */
   preplay *pp;               /* threads > 1: the pipeline */
   size_t outlen;             /* threads > 1: bytes waiting in outbuf */
   double last_msg;           /* when the consumer last returned a message (tc_mono_s) */
@@ -226,7 +228,7 @@ static int kr_alloc(kr_run *r, const nn_model *m) {
   r->srcs = malloc(KR_CHUNK * sizeof *r->srcs);
   r->outbuf = malloc(KR_CHUNK * (size_t)ENC_PRED_MAX);
   /* Exact: the same bits as the workers of threads > 1, on every CPU (engine.h). */
-  if (!r->parts || !r->ticks || !r->srcs || !r->outbuf ||
+  if (!r->parts || !r->ticks || !r->srcs || !r->outbuf || reject_hold_init(&r->hold) != 0 ||
       (r->o->threads <= 1 && engine_init_exact(&r->e, m, KR_CHUNK, ENGINE_WAVE) != 0)) {
     fprintf(stderr, "tickcast replay: out of memory\n");
     return TC_ENOMEM;
@@ -362,7 +364,7 @@ static int kr_decode(kr_run *r, kr_part *p, const rd_kafka_message_t *msg, int N
   p->read++;
   if (t->reason == TICK_OK)
     return 1;
-  reject_tally_note(&r->rej, t->reason, r->srcs[N], derr);
+  reject_hold_add(&r->hold, &r->rej, t->reason, r->srcs[N], derr, N);
   return 0;
 }
 
@@ -421,7 +423,7 @@ static rd_kafka_message_t *kr_next(kr_run *r, kr_part *p) {
 static int kr_read_chunk(kr_run *r, kr_part *p) {
   int N = 0;
   rd_kafka_message_t *msg;
-  while (N < KR_CHUNK && (msg = kr_next(r, p))) {
+  while (N < KR_CHUNK && !reject_hold_full(&r->hold) && (msg = kr_next(r, p))) {
     N += kr_decode(r, p, msg, N);
     rd_kafka_message_destroy(msg);
   }
@@ -452,10 +454,10 @@ static void kr_emit_chunk(kr_run *r, int N) {
   char *bp = r->outbuf;
   for (int i = 0; i < N && !r->failed; i++) {
     eng_tick *t = &r->ticks[i];
+    reject_hold_flush(&r->hold, &r->rej, i);
     if (t->reason == TICK_OUT_OF_ORDER) {
       char msg[256];
-      snprintf(msg, sizeof msg, "field ts: found %lld, older than the last accepted tick of %s",
-               (long long)t->t.ts, t->t.sym);
+      tick_ooo_message(msg, sizeof msg, t->t.ts, t->prev_ts, t->t.sym);
       reject_tally_note(&r->rej, TICK_OUT_OF_ORDER, r->srcs[i], msg);
     }
     if (t->reason != TICK_OK)
@@ -478,6 +480,7 @@ static void kr_emit_chunk(kr_run *r, int N) {
     bp += n;
     *bp++ = '\n';
   }
+  reject_hold_flush(&r->hold, &r->rej, INT_MAX);
   if (r->prod)
     rd_kafka_poll(r->prod, 0);
   if (r->out &&
@@ -489,9 +492,9 @@ static void kr_emit_chunk(kr_run *r, int N) {
 }
 
 /* Partitions are read one at a time, each in chunks of the next KR_CHUNK accepted ticks (or the
- * rest of its range). The engine's float32 results depend slightly on which instruments share a
- * chunk, so fixing chunks by offsets rather than by fetch timing makes two replays of one range
- * give identical output. Instruments never span partitions when keyed by sym. */
+ * rest of its range, or fewer when REJECT_HOLD_MAX rejects are held). The exact engine gives an
+ * instrument the same bits whichever others share its chunk, so the output does not depend on
+ * where chunks end. Instruments never span partitions when keyed by sym. */
 static void kr_replay(kr_run *r) {
   for (int i = 0; i < r->np && !r->failed; i++) {
     kr_part *p = &r->parts[i];
@@ -501,6 +504,8 @@ static void kr_replay(kr_run *r) {
       int N = kr_read_chunk(r, p);
       if (N > 0)
         kr_emit_chunk(r, N);
+      else
+        reject_hold_flush(&r->hold, &r->rej, INT_MAX);
     }
   }
 }
@@ -672,6 +677,7 @@ static int kr_close(kr_run *r, int rc) {
   free(r->ticks);
   free(r->srcs);
   free(r->outbuf);
+  reject_hold_free(&r->hold);
   return rc;
 }
 

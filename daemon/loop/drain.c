@@ -110,11 +110,10 @@ static void send_dead_letter(run *r, const rd_kafka_message_t *m, eng_tick *t, s
                              void *opaque) {
   char err[256] = "";
   if (t->reason == TICK_OUT_OF_ORDER) {
-    int32_t s = symtab_find(&r->e.st, t->t.sym, t->t.sym_len);
     snprintf(err, sizeof err,
              "field ts: found %lld, expected at least the last accepted ts of %s"
              " (%lld)",
-             (long long)t->t.ts, t->t.sym, s >= 0 ? (long long)r->e.st.inst[s].last_ts : -1LL);
+             (long long)t->t.ts, t->t.sym, (long long)t->prev_ts);
   } else if (t->reason == TICK_FUTURE_TS) {
     snprintf(err, sizeof err,
              "field ts: found %lld, more than %d ms ahead of the wall clock (--max-future)",

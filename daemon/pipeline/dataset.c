@@ -246,10 +246,7 @@ static int ds_accept(dataset *d, ds_stage *g, const tick *t, uint64_t line, cons
   ds_series *s = &d->s[si];
   if (s->n > 0 && t->ts < s->last_ts) {
     char msg[256];
-    snprintf(msg, sizeof msg,
-             "field ts: found %lld, expected >= %lld (the last accepted tick "
-             "of %s)",
-             (long long)t->ts, (long long)s->last_ts, s->sym);
+    tick_ooo_message(msg, sizeof msg, t->ts, s->last_ts, s->sym);
     reject_tally_note(&d->rej, TICK_OUT_OF_ORDER, (reject_loc){name, REJECT_LINE, (int64_t)line},
                       msg);
     return 0;

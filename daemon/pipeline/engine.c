@@ -214,6 +214,7 @@ int engine_process(engine *e, eng_tick *ticks, int N) {
     int first = in->n == 0;
     if (!first && t->t.ts < in->last_ts) {
       if (in->last_ts <= ts_max) {
+        t->prev_ts = in->last_ts;
         reject(e, t, TICK_OUT_OF_ORDER);
         continue;
       }

@@ -20,6 +20,7 @@ typedef struct eng_tick {
   uint8_t skipped;   /* out: 1 when the tick was already in its instrument's restored state
                       * (offset below the instrument's skip_below): nothing applied, no output */
   int32_t slot;      /* out: instrument slot when accepted */
+  int64_t prev_ts;   /* out: for TICK_OUT_OF_ORDER, the instrument's last accepted ts then */
   uint64_t n;        /* out: ticks applied to the instrument, this one included */
   double pred_ret;   /* out: y * target.std + target.mean */
   double pred_px;    /* out: px * exp(pred_ret) */

@@ -136,13 +136,6 @@ typedef struct prp_worker {
   char err[8];             /* a decoder's message buffer (not read: errlen 0) */
 } prp_worker;
 
-/* An out_of_order reject held back until the end of its one-thread chunk (see walk). */
-typedef struct prp_ooo {
-  reject_loc loc;
-  int64_t ts;
-  char sym[TICK_SYM_MAX + 1];
-} prp_ooo;
-
 struct preplay {
   preplay_cfg cfg;
   int N;                           /* workers */
@@ -175,11 +168,6 @@ struct preplay {
   /* The writer (the caller's thread). */
   _Alignas(64) uint64_t read; /* records with a tick, emitted so far */
   size_t *cur;                /* (shards) the next entry of each shard's log of a chunk */
-  int32_t vpart;              /* partition of the last record with a tick (-2: none yet) */
-  int vok;                    /* decode-accepted ticks since the last one-thread chunk boundary */
-  prp_ooo ooo[REJECT_SHOWN];  /* held-back out_of_order rejects, the first REJECT_SHOWN */
-  int nooo;                   /* held in ooo */
-  uint64_t ooo_more;          /* held back beyond those (only counted: see walk) */
   double read_us;             /* the caller's thread: CPU time reading (preplay_fill_lines) */
   double write_us;            /* and writing (walk, with emit and chunk_done) */
 };
@@ -269,7 +257,6 @@ int preplay_new(preplay **out, const preplay_cfg *cfg) {
   p->K = p->N + 3 < 32 ? p->N + 3 : 32;
   p->emax =
       p->cfg.jsonl ? ENTRY_MAX(p->cfg.keep_sym) : ENTRY_CSV_MAX(p->cfg.m->gauss, p->cfg.keep_sym);
-  p->vpart = -2;
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->work, NULL);
   pthread_cond_init(&p->done, NULL);
@@ -544,7 +531,8 @@ static int step_shard(prp_worker *w, int s, preplay_chunk *c) {
       e[len++] = '\n';
     } else if (st == TICK_OUT_OF_ORDER) { /* the writer notes it, with its ts and sym */
       memcpy(e, &t->t.ts, 8);
-      len = 8;
+      memcpy(e + 8, &t->prev_ts, 8);
+      len = 16;
     }
     o[0] = (char)st;
     o[1] = (char)sl;
@@ -844,33 +832,21 @@ static int fill_lines(preplay *p, preplay_chunk *c, tickfile *tf) {
 
 /* ---- the writer ---- */
 
-/* Notes the held-back out_of_order rejects: the one-thread replays note a chunk's decode rejects
- * as they read it and its out_of_order ones after stepping it, so the printed first rejects and
- * each reason's first locations come in that order. */
-static void flush_ooo(preplay *p) {
-  for (int k = 0; k < p->nooo; k++) {
-    char msg[256];
-    snprintf(msg, sizeof msg, "field ts: found %lld, older than the last accepted tick of %s",
-             (long long)p->ooo[k].ts, p->ooo[k].sym);
-    reject_tally_note(p->cfg.rej, TICK_OUT_OF_ORDER, p->ooo[k].loc, msg);
+/* An out_of_order reject, with its message (ts, and the instrument's last accepted ts then) only
+ * when the tally will print it. */
+static void note_ooo(preplay *p, const preplay_rec *r, const char *sym, size_t sl, const char *e) {
+  char msg[256] = "";
+  reject_tally *rej = p->cfg.rej;
+  if (!rej->quiet && rej->total < REJECT_SHOWN) {
+    int64_t ts, prev;
+    char name[TICK_SYM_MAX + 1];
+    memcpy(&ts, e, 8);
+    memcpy(&prev, e + 8, 8);
+    memcpy(name, sym, sl);
+    name[sl] = 0;
+    tick_ooo_message(msg, sizeof msg, ts, prev, name);
   }
-  /* Beyond REJECT_SHOWN held back, the tally has printed all it prints and holds the first
-   * locations of the reason: these are only counted, and their place does not matter. */
-  for (; p->ooo_more; p->ooo_more--)
-    reject_tally_note(p->cfg.rej, TICK_OUT_OF_ORDER, p->ooo[0].loc, "");
-  p->nooo = 0;
-}
-
-static void hold_ooo(preplay *p, const preplay_rec *r, const char *sym, size_t sl, const char *ts) {
-  if (p->nooo == REJECT_SHOWN) {
-    p->ooo_more++;
-    return;
-  }
-  prp_ooo *o = &p->ooo[p->nooo++];
-  o->loc = (reject_loc){p->cfg.src, r->part, r->pos};
-  memcpy(&o->ts, ts, 8);
-  memcpy(o->sym, sym, sl);
-  o->sym[sl] = 0;
+  reject_tally_note(rej, TICK_OUT_OF_ORDER, (reject_loc){p->cfg.src, r->part, r->pos}, msg);
 }
 
 /* A decode reject: its message is made again (by the same decoder, with a worker number whose
@@ -889,8 +865,7 @@ static void note_reject(preplay *p, const preplay_chunk *c, int i, int reason) {
 }
 
 /* Emits chunk c's predictions and notes its rejects, in input order, as the one-thread replays
- * would: their chunks end after PREPLAY_GROUP decode-accepted ticks or where a partition ends.
- * Each record's result is the next entry of its shard's log. 0, or TC_EIO when a callback
+ * do. Each record's result is the next entry of its shard's log. 0, or TC_EIO when a callback
  * stopped it. */
 static int walk(preplay *p, const preplay_chunk *c) {
   memcpy(p->cur, c->base, (size_t)p->S * sizeof *p->cur);
@@ -908,23 +883,12 @@ static int walk(preplay *p, const preplay_chunk *c) {
     p->read++;
     preplay_rec r;
     rec_at(c, i, &r);
-    if (r.part != p->vpart) {
-      flush_ooo(p);
-      p->vpart = r.part;
-      p->vok = 0;
-    }
-    if (st != TICK_OK && st != TICK_OUT_OF_ORDER) {
-      note_reject(p, c, i, st);
-      continue;
-    }
     if (st == TICK_OUT_OF_ORDER)
-      hold_ooo(p, &r, sym, sl, text);
+      note_ooo(p, &r, sym, sl, text);
+    else if (st != TICK_OK)
+      note_reject(p, c, i, st);
     else if (p->cfg.emit(p->cfg.ud, &r, sl ? sym : NULL, sl, text, len) != 0)
       return TC_EIO;
-    if (++p->vok == PREPLAY_GROUP) {
-      flush_ooo(p);
-      p->vok = 0;
-    }
   }
   if (p->cfg.chunk_done && p->cfg.chunk_done(p->cfg.ud) != 0)
     return TC_EIO;
@@ -1018,8 +982,6 @@ int preplay_finish(preplay *p) {
       caller_wait(p);
   int rc = p->failed;
   pthread_mutex_unlock(&p->mu);
-  if (rc == 0)
-    flush_ooo(p);
   stop_workers(p);
   return rc;
 }

@@ -40,7 +40,6 @@
 
 #define PREPLAY_MAX_THREADS 1024 /* workers a pipeline may have */
 #define PREPLAY_MAX_SHARDS 4096  /* shards of instruments a pipeline may have */
-#define PREPLAY_GROUP 4096       /* accepted ticks per chunk of the one-thread replays */
 
 /* One input record, as the reader gave it. */
 typedef struct preplay_rec {
