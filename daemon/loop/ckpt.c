@@ -47,13 +47,15 @@ struct ckpt {
   uv_mutex_t store_mu; /* one user of the store at a time */
   store_offset *off;   /* (off_cap) offsets of the snapshot */
   size_t noff, off_cap;
-  char model_sha256[65]; /* new model hash to record with the snapshot, "" for none */
-  int clear_instruments; /* the snapshot starts by deleting all stored instruments */
-  int carry;             /* the arena holds a snapshot (failed or kept) to merge into the next */
-  char pend_model[65];   /* from ckpt_model_changed, picked up by the next take */
-  int pend_clear;        /* from ckpt_model_changed with reset, picked up by the next take */
-  int64_t snap_wall_ns;  /* wall clock of the snapshot */
-  uint64_t snap_mono_ns; /* uv_hrtime() of the snapshot */
+  char model_sha256[65];  /* new model hash to record with the snapshot, "" for none */
+  int clear_instruments;  /* the snapshot starts by deleting all stored instruments */
+  int carry;              /* the arena holds a snapshot (failed or kept) to merge into the next */
+  int32_t *gone;          /* (gone_cap) partitions let go while a write was in flight: dropped */
+  size_t ngone, gone_cap; /* from its snapshot if that write fails (ckpt_forget) */
+  char pend_model[65];    /* from ckpt_model_changed, picked up by the next take */
+  int pend_clear;         /* from ckpt_model_changed with reset, picked up by the next take */
+  int64_t snap_wall_ns;   /* wall clock of the snapshot */
+  uint64_t snap_mono_ns;  /* uv_hrtime() of the snapshot */
   /* The write in flight. */
   uv_work_t work;
   uv_mutex_t mu; /* guards wstate, status, err between the pool and the loop */
@@ -105,6 +107,7 @@ void ckpt_destroy(ckpt *ck) {
   free(ck->state);
   free(ck->to_cl);
   free(ck->off);
+  free(ck->gone);
   free(ck->parts);
   free(ck->seen);
   free(ck->p_next);
@@ -575,8 +578,53 @@ static int write_snapshot(ckpt *ck, char *err, size_t errlen, double *us, double
   return rc;
 }
 
+/* Drops partition p from the snapshot in the arena: its rows, its offset and its changelog side. */
+static void drop_part(ckpt *ck, int32_t p) {
+  size_t n = 0;
+  for (size_t i = 0; i < ck->nrows; i++) {
+    if (ck->inst[i].partition == p)
+      continue;
+    if (n != i) {
+      ck->inst[n] = ck->inst[i];
+      memcpy(ck->sym[n], ck->sym[i], sizeof ck->sym[n]);
+      ck->slot[n] = ck->slot[i];
+      ck->to_cl[n] = ck->to_cl[i];
+      memcpy(ck->state + n * ck->sf, ck->state + i * ck->sf, ck->sf * sizeof(float));
+    }
+    n++;
+  }
+  ck->nrows = n;
+  n = 0;
+  for (size_t k = 0; k < ck->noff; k++)
+    if (ck->off[k].partition != p)
+      ck->off[n++] = ck->off[k];
+  ck->noff = n;
+  n = 0;
+  for (size_t k = 0; k < ck->nparts; k++)
+    if (ck->parts[k].part != p)
+      ck->parts[n++] = ck->parts[k];
+  ck->nparts = n;
+}
+
+int ckpt_forget(ckpt *ck, int32_t p) {
+  if (ck->in_flight || ck->wstate) {
+    if (ck->ngone == ck->gone_cap) {
+      size_t cap = ck->gone_cap ? 2 * ck->gone_cap : 16;
+      int32_t *g = realloc(ck->gone, cap * sizeof *g);
+      if (!g)
+        return TC_ENOMEM;
+      ck->gone = g;
+      ck->gone_cap = cap;
+    }
+    ck->gone[ck->ngone++] = p;
+  } else if (ck->carry) {
+    drop_part(ck, p);
+  }
+  return 0;
+}
+
 /* Loop thread: applies the result of a write: on success the arena is free again; on failure it
- * is kept to be merged into the next snapshot. */
+ * is kept to be merged into the next snapshot, without the partitions let go meanwhile. */
 static void complete(ckpt *ck, int status, const char *err, double write_us, double write_cpu) {
   ck->wstate = 0;
   ck->stats.last_write_us = write_us;
@@ -595,7 +643,10 @@ static void complete(ckpt *ck, int status, const char *err, double write_us, dou
     ck->stats.consecutive_failures++;
     snprintf(ck->stats.last_error, sizeof ck->stats.last_error, "%s", err);
     ck->carry = 1;
+    for (size_t k = 0; k < ck->ngone; k++)
+      drop_part(ck, ck->gone[k]);
   }
+  ck->ngone = 0;
 }
 
 static void work_cb(uv_work_t *w) {

@@ -185,6 +185,13 @@ void ckpt_untake(ckpt *ck, symtab *t);
  * revoke or shutdown commits it through ckpt_flush). */
 void ckpt_carry(ckpt *ck);
 
+/* Loop thread: partition p is no longer this member's (revoked or lost): a snapshot kept in the
+ * arena (ckpt_carry, or a failed write's, now or when the write in flight fails) loses its rows,
+ * offset and changelog side of p, so no later write puts p's old states or a marker of p into
+ * the changelog, where the partition's next owner writes now (changelog.h: one writer per
+ * partition). A write already in flight still goes out. 0, or TC_ENOMEM. */
+int ckpt_forget(ckpt *ck, int32_t p);
+
 /* Loop thread: queues the write of the taken snapshot on the thread pool; cb(ck, status, err, ud)
  * runs on the loop thread when it ends. 0, TC_EBUSY, or TC_EIO when libuv refuses the work. */
 int ckpt_submit(ckpt *ck, ckpt_done_fn cb, void *ud);

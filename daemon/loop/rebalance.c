@@ -32,6 +32,8 @@ static void drop_revoked(run *r, const rd_kafka_topic_partition_list_t *parts) {
     for (uint32_t s = 0; s < r->e.st.count; s++)
       if (r->e.st.inst[s].live && r->e.st.inst[s].partition == p)
         symtab_remove(&r->e.st, (int32_t)s);
+    if (r->ck && r->clw && ckpt_forget(r->ck, p) != 0)
+      log_error("run", "out of memory: a failed checkpoint may still write partition %d", (int)p);
   }
 }
 
