@@ -391,4 +391,13 @@ rows = list(csv.DictReader(open(sys.argv[1])))
 bad = [r for r in rows if not all(math.isfinite(float(r[k])) for k in ("pred_ret", "pred_px", "pred_std", "lo_px", "hi_px") if k in r)]
 assert len(rows) > 100 and not bad, (len(rows), bad[:2])' "$TMP/edge.out" || tc_fail "replay of $f: not finite"
 done
+# Standard input can be read once: --input - twice is bad usage (it once read stdin, then
+# failed on the second as an empty file).
+set +e
+"$TC" train --input - --input - --output "$TMP/twice.safetensors" <"$TMP/flat.csv" 2>"$TMP/twice.err"
+rc=$?
+set -e
+tc_eq "train --input - twice: exit status" "$rc" 2
+tc_eq "train --input - twice: message" "$(cat "$TMP/twice.err")" \
+  "tickcast train: --input -: found 2 times, expected at most once (standard input can be read only once)"
 echo "e2e_train: all passed in $SECONDS s"

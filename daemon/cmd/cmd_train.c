@@ -95,7 +95,8 @@ static void usage(FILE *f) {
       "  --max-memory MiB  most memory for the input's ticks (default: half of this\n"
       "                  machine's; about 200 bytes a tick, an instrument at least 16\n"
       "                  ticks): past it, exit 1 naming the line\n"
-      "  --quiet         no progress on stderr\n"
+      "  --quiet         only errors and warnings on stderr: no progress, input summary,\n"
+      "                  rejected lines or final report\n"
       "Exit status: 0 done, 1 runtime failure (no usable ticks, past --max-memory, cannot write),\n"
       "2 bad usage or unreadable input.\n");
 }
@@ -483,6 +484,16 @@ static int train_parse(train_opts *o, int argc, char **argv) {
   if (!o->ninputs || !o->out_path) {
     fprintf(stderr, "tickcast train: %s is required (see --help)\n",
             !o->ninputs ? "--input" : "--output");
+    return 2;
+  }
+  int nstdin = 0;
+  for (int i = 0; i < o->ninputs; i++)
+    nstdin += !strcmp(o->inputs[i], "-");
+  if (nstdin > 1) {
+    fprintf(stderr,
+            "tickcast train: --input -: found %d times, expected at most once (standard input "
+            "can be read only once)\n",
+            nstdin);
     return 2;
   }
   if (f->peephole && f->cell != NN_CELL_LSTM) {
