@@ -50,6 +50,7 @@ typedef struct restore_job {
   char note[2048]; /* warnings for the loop to log, one per line */
   size_t note_len;
   int resets_file; /* the state file was reset (another cluster or topic) */
+  int foreign;     /* it is of another cluster or topic and the reset failed: not used */
   uint64_t file_rows;
   double secs;
   uint32_t put_at; /* the next table slot to put into the engine */
@@ -99,10 +100,14 @@ static void check_binding(restore_job *j) {
          "topic %s (a new broker or topic?): dropping them and starting from the changelog or "
          "zero state",
          r->state_path, m.cluster_id, m.input_topic, j->cluster, r->o->input_topic);
-    if (store_reset(r->db, err, sizeof err) != 0)
-      note(j, "%s", err);
-    else
-      j->resets_file = 1;
+    if (store_reset(r->db, err, sizeof err) != 0) {
+      /* Not bound to this stream: not read now, checked again at the next assignment. */
+      note(j, "%s; the state file is not used for this assignment", err);
+      j->foreign = 1;
+      rd_kafka_mem_free(r->consumer, (void *)cid);
+      return;
+    }
+    j->resets_file = 1;
   }
   if (rc == 0 && store_binding_set(r->db, j->cluster, r->o->input_topic, err, sizeof err) != 0)
     note(j, "%s", err);
@@ -128,6 +133,8 @@ static void read_file(restore_job *j) {
   char err[512];
   store_offset *off = NULL;
   size_t noff = 0;
+  if (j->foreign)
+    return;
   if (store_offsets_load(r->db, &off, &noff, err, sizeof err) != 0) {
     note(j, "%s; the state file is not used for this assignment", err);
     return;
