@@ -235,10 +235,17 @@ void drain_process_chunk(run *r) {
 static void pause_partitions(run *r, int pause) {
   rd_kafka_topic_partition_list_t *a = NULL;
   if (rd_kafka_assignment(r->consumer, &a) == 0 && a) {
-    if (pause)
+    if (pause) {
       rd_kafka_pause_partitions(r->consumer, a);
-    else
+    } else {
+      /* Not the partitions a revoke holds paused until its final checkpoint (rebalance.c):
+       * ticks processed after that snapshot would be repeated by their next owner. */
+      for (int i = a->cnt - 1; r->rv_parts && i >= 0; i--)
+        if (rd_kafka_topic_partition_list_find(r->rv_parts, a->elems[i].topic,
+                                               a->elems[i].partition))
+          rd_kafka_topic_partition_list_del_by_idx(a, i);
       rd_kafka_resume_partitions(r->consumer, a);
+    }
     rd_kafka_topic_partition_list_destroy(a);
   }
 }
