@@ -101,8 +101,10 @@ static void parts_from_ckpt(run *r) {
 int sched_changelog_hook(void *ud, const store_inst *rows, const uint8_t *to_cl, size_t n,
                          cl_part *parts, size_t nparts, int64_t time_ns, char *err, size_t errlen) {
   run *r = ud;
-  return cl_writer_put(r->clw, r->ckpt_sha, r->model->cell, r->model->L, r->model->H, rows, to_cl,
-                       n, parts, nparts, time_ns, CHANGELOG_ACK_MS, err, errlen);
+  /* On the pool thread: not r->model, which a reload swaps and frees meanwhile (a reload keeps
+   * the shape: lifecycle.c). */
+  return cl_writer_put(r->clw, r->ckpt_sha, r->m_cell, r->m_L, r->m_H, rows, to_cl, n, parts,
+                       nparts, time_ns, CHANGELOG_ACK_MS, err, errlen);
 }
 
 /* A submitted checkpoint write ended (loop thread). */
@@ -282,6 +284,7 @@ void sched_ckpt_now(run *r, const char *why) {
       ckpt_carry(r->ck);
   }
   char err[512];
+  ckpt_wait(r->ck); /* the write in flight still names the model of its snapshot */
   memcpy(r->ckpt_sha, r->model->sha256, sizeof r->ckpt_sha);
   if (ckpt_flush(r->ck, &r->e.st, r->offbuf, (size_t)n, r->clw ? r->clparts : NULL,
                  r->clw ? (size_t)n : 0, err, sizeof err) != 0) {

@@ -71,6 +71,9 @@ static int load_model(run *r) {
  * re-run after a crash gives the same bits on every CPU. On AVX-512 that is engine_init itself;
  * on AVX2 waves of more than 64 instruments run on nn_projT instead of sgemm, as fast. */
 static int setup_engine(run *r) {
+  r->m_cell = r->model->cell;
+  r->m_L = r->model->L;
+  r->m_H = r->model->H;
   if (engine_init_exact(&r->e, r->model, r->chunk_backlog, r->chunk_backlog) != 0) {
     log_error("run", "engine: out of memory for chunks of %d", r->chunk_backlog);
     return 1;
