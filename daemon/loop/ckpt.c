@@ -607,7 +607,12 @@ static void drop_part(ckpt *ck, int32_t p) {
 }
 
 int ckpt_forget(ckpt *ck, int32_t p) {
-  if (ck->in_flight || ck->wstate) {
+  /* Not in_flight: once ckpt_wait has applied a write's result (wstate 0), a failed snapshot is
+   * carried already, though the write's callback has yet to run. */
+  uv_mutex_lock(&ck->mu);
+  int pending = ck->wstate != 0;
+  uv_mutex_unlock(&ck->mu);
+  if (pending) {
     if (ck->ngone == ck->gone_cap) {
       size_t cap = ck->gone_cap ? 2 * ck->gone_cap : 16;
       int32_t *g = realloc(ck->gone, cap * sizeof *g);
