@@ -686,16 +686,19 @@ static int put_one(cl_writer *w, size_t i, int32_t q, const void *val, size_t le
   return -1;
 }
 
-/* Waits for the reports of messages [0, n) of this put; 0, or -1 with err. A put that fails
- * drops what it still has queued (not yet sent to a broker): the checkpoint is retried as a
- * whole, and a state record that reached the changelog minutes later, after its partition's next
- * owner wrote a newer one, would be the one that compaction keeps (changelog.h: one writer per
- * partition). Requests already sent cannot be called back. */
+/* A put that fails drops what it still has queued (not yet sent to a broker): the checkpoint is
+ * retried as a whole, and a state record that reached the changelog minutes later, after its
+ * partition's next owner wrote a newer one, would be the one that compaction keeps (changelog.h:
+ * one writer per partition). Requests already sent cannot be called back. */
+static void put_failed(cl_writer *w) {
+  rd_kafka_purge(w->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_NON_BLOCKING);
+}
+
+/* Waits for the reports of messages [0, n) of this put; 0, or -1 with err. */
 static int put_wait(cl_writer *w, size_t n, int timeout_ms, char *err, size_t errlen) {
   rd_kafka_flush(w->rk, timeout_ms);
   for (size_t i = 0; i < n; i++)
     if (w->off[i] < 0) {
-      rd_kafka_purge(w->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_NON_BLOCKING);
       snprintf(err, errlen, "changelog %s: %s", w->topic,
                w->off[i] == -1 ? "not acknowledged in time" : rd_kafka_err2str(w->err));
       return -1;
@@ -778,6 +781,7 @@ int cl_writer_put(cl_writer *w, const unsigned char sha[32], int cell, int L, in
   }
   long sent = put_records(w, sha, cell, L, H, in, send, n, parts, nparts, timeout_ms, err, errlen);
   if (sent < 0) {
+    put_failed(w);
     for (size_t k = 0; k < nparts; k++)
       parts[k].base = base_in[k];
     free(base_in);
@@ -805,6 +809,7 @@ int cl_writer_put(cl_writer *w, const unsigned char sha[32], int cell, int L, in
   if (rc == 0)
     rc = put_wait(w, nparts, timeout_ms, err, errlen);
   if (rc != 0) {
+    put_failed(w);
     for (size_t k = 0; k < nparts; k++) {
       parts[k].base = base_in[k];
       parts[k].since_base = since_in[k];
