@@ -308,7 +308,7 @@ static int par_cut_done(replay_run *r) {
   pthread_join(r->cutter, NULL);
   r->cutting = 0;
   if (r->cut_errno) {
-    fprintf(stderr, "\ntickcast replay: %s: cannot truncate: %s\n", r->out_path,
+    fprintf(stderr, "%stickcast replay: %s: cannot truncate: %s\n", r->rej.lead, r->out_path,
             strerror(r->cut_errno));
     return 1;
   }
@@ -412,7 +412,9 @@ static int par_loop(replay_run *r) {
             (unsigned long long)r->tf.line);
     return 1;
   }
-  if (par_flush(r) != 0 || fflush(r->out) != 0) {
+  if (par_flush(r) != 0) /* it said why */
+    return 1;
+  if (fflush(r->out) != 0) {
     write_failed(r);
     return 1;
   }

@@ -774,7 +774,7 @@ static double calib_b(const double *s, const double *e2, size_t n, double a) {
   for (size_t i = 0; i < n; i++)
     acc += e2[i] * exp(-a * s[i]);
   double mean = acc / (double)n;
-  return log(mean > CALIB_VAR_MIN ? mean : CALIB_VAR_MIN);
+  return log(mean > CALIB_VAR_MIN || isnan(mean) ? mean : CALIB_VAR_MIN); /* NaN stays NaN */
 }
 
 static double calib_nll(const double *s, const double *e2, size_t n, double a, double b) {
