@@ -325,6 +325,17 @@ static void copy_row(ckpt *ck, symtab *t, uint32_t s, int64_t next) {
   in->dirty = 0;
 }
 
+/* Moves arena row i down to row n (n <= i), when the rows between are dropped. */
+static void row_move(ckpt *ck, size_t n, size_t i) {
+  if (n == i)
+    return;
+  ck->inst[n] = ck->inst[i];
+  memcpy(ck->sym[n], ck->sym[i], sizeof ck->sym[n]);
+  ck->slot[n] = ck->slot[i];
+  ck->to_cl[n] = ck->to_cl[i];
+  memcpy(ck->state + n * ck->sf, ck->state + i * ck->sf, ck->sf * sizeof(float));
+}
+
 /* With a carried (failed) snapshot in the arena, its rows whose instrument the new snapshot takes
  * again are dropped (a fresh copy follows) and the rest kept, so the next write covers both. */
 static void carry_compact(ckpt *ck, symtab *t) {
@@ -334,14 +345,7 @@ static void carry_compact(ckpt *ck, symtab *t) {
     if ((uint32_t)s < t->count && t->inst[s].live && wants(ck, &t->inst[s]) != -1 &&
         !strcmp(t->inst[s].sym, ck->sym[i])) /* a reused slot holds another instrument */
       continue;
-    if (n != i) {
-      ck->inst[n] = ck->inst[i];
-      memcpy(ck->sym[n], ck->sym[i], sizeof ck->sym[n]);
-      ck->slot[n] = s;
-      ck->to_cl[n] = ck->to_cl[i];
-      memcpy(ck->state + n * ck->sf, ck->state + i * ck->sf, ck->sf * sizeof(float));
-    }
-    n++;
+    row_move(ck, n++, i);
   }
   ck->nrows = n;
 }
@@ -584,14 +588,7 @@ static void drop_part(ckpt *ck, int32_t p) {
   for (size_t i = 0; i < ck->nrows; i++) {
     if (ck->inst[i].partition == p)
       continue;
-    if (n != i) {
-      ck->inst[n] = ck->inst[i];
-      memcpy(ck->sym[n], ck->sym[i], sizeof ck->sym[n]);
-      ck->slot[n] = ck->slot[i];
-      ck->to_cl[n] = ck->to_cl[i];
-      memcpy(ck->state + n * ck->sf, ck->state + i * ck->sf, ck->sf * sizeof(float));
-    }
-    n++;
+    row_move(ck, n++, i);
   }
   ck->nrows = n;
   n = 0;
