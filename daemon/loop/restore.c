@@ -186,7 +186,28 @@ static void ensure_changelog(restore_job *j, int ncl) {
   }
 }
 
-/* The changelog partitions of the assigned partitions, read to their end (a few tries). */
+/* Drops what a failed changelog read put into the job and reads the state file again. 0, or -1
+ * (out of memory: j->rs is NULL). */
+static int restart_from_file(restore_job *j, const int32_t *ps) {
+  cl_restore_free(j->rs);
+  j->rs = NULL;
+  if (cl_restore_new(&j->rs, j->cell, j->L, j->H, j->sha, ps, j->np) != 0)
+    return -1;
+  for (int i = 0; i < j->np; i++)
+    if (j->res[i].refloored)
+      cl_restore_refloor(j->rs, j->res[i].p, j->res[i].floor);
+  if (j->r->db) {
+    ckpt_store_lock(j->r->ck);
+    read_file(j);
+    ckpt_store_unlock(j->r->ck);
+  }
+  return 0;
+}
+
+/* The changelog partitions of the assigned partitions, read to their end (a few tries). A read
+ * that fails every try leaves the state file alone: a half-read changelog may hold a marker whose
+ * records retention has dropped in part, and only a complete read gives the low watermarks that
+ * tell (cl_restore_resume). */
 static void read_changelog(restore_job *j, int64_t *lows, int *ncl) {
   run *r = j->r;
   char err[512];
@@ -202,16 +223,8 @@ static void read_changelog(restore_job *j, int64_t *lows, int *ncl) {
                  err, sizeof err);
     if (rc != 0 && k + 1 < READ_TRIES) {
       note(j, "%s; trying again", err);
-      cl_restore_free(j->rs); /* start over: a half-read changelog is fine, but counts twice */
-      j->rs = NULL;
-      if (cl_restore_new(&j->rs, j->cell, j->L, j->H, j->sha, ps, j->np) != 0)
+      if (restart_from_file(j, ps) != 0) /* a half-read changelog is fine, but counts twice */
         break;
-      for (int i = 0; i < j->np; i++)
-        if (j->res[i].refloored)
-          cl_restore_refloor(j->rs, j->res[i].p, j->res[i].floor);
-      ckpt_store_lock(r->ck);
-      read_file(j);
-      ckpt_store_unlock(r->ck);
     }
   }
   if (rc != 0) {
@@ -220,6 +233,8 @@ static void read_changelog(restore_job *j, int64_t *lows, int *ncl) {
          "changelog again at the next checkpoint)",
          err);
     *ncl = 0;
+    if (j->rs)
+      restart_from_file(j, ps);
   }
   if (rc == 0 && !r->cl_checked) { /* once: create it when missing, warn when it is small */
     ensure_changelog(j, *ncl);
