@@ -608,6 +608,13 @@ rd_kafka_t *cl_writer_handle(cl_writer *w) {
   return w->rk;
 }
 
+int cl_writer_fatal(cl_writer *w, char *reason, size_t len) {
+  char buf[256];
+  rd_kafka_resp_err_t e =
+      rd_kafka_fatal_error(w->rk, reason ? reason : buf, reason ? len : sizeof buf);
+  return e != RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
 int cl_writer_partitions(cl_writer *w, int timeout_ms, char *err, size_t errlen) {
   int n = topic_partitions(w->rk, w->topic, timeout_ms, err, errlen);
   if (n > 0)
@@ -690,8 +697,11 @@ static int put_one(cl_writer *w, size_t i, int32_t q, const void *val, size_t le
  * retried as a whole, and a state record that reached the changelog minutes later, after its
  * partition's next owner wrote a newer one, would be the one that compaction keeps (changelog.h:
  * one writer per partition). Requests already sent cannot be called back. */
-static void put_failed(cl_writer *w) {
+static void put_failed(cl_writer *w, char *err, size_t errlen) {
   rd_kafka_purge(w->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_NON_BLOCKING);
+  char why[256];
+  if (cl_writer_fatal(w, why, sizeof why))
+    snprintf(err, errlen, "changelog %s: the writer's producer failed for good: %s", w->topic, why);
 }
 
 /* Waits for the reports of messages [0, n) of this put; 0, or -1 with err. */
@@ -781,7 +791,7 @@ int cl_writer_put(cl_writer *w, const unsigned char sha[32], int cell, int L, in
   }
   long sent = put_records(w, sha, cell, L, H, in, send, n, parts, nparts, timeout_ms, err, errlen);
   if (sent < 0) {
-    put_failed(w);
+    put_failed(w, err, errlen);
     for (size_t k = 0; k < nparts; k++)
       parts[k].base = base_in[k];
     free(base_in);
@@ -809,7 +819,7 @@ int cl_writer_put(cl_writer *w, const unsigned char sha[32], int cell, int L, in
   if (rc == 0)
     rc = put_wait(w, nparts, timeout_ms, err, errlen);
   if (rc != 0) {
-    put_failed(w);
+    put_failed(w, err, errlen);
     for (size_t k = 0; k < nparts; k++) {
       parts[k].base = base_in[k];
       parts[k].since_base = since_in[k];

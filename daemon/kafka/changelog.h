@@ -198,6 +198,11 @@ void cl_writer_destroy(cl_writer *w); /* accepts NULL; waits at most 2 s for mes
 /* The writer's producer (for metadata and the Admin API). */
 rd_kafka_t *cl_writer_handle(cl_writer *w);
 
+/* 1 when the writer's producer failed for good (a fatal error of the idempotent producer, e.g. the
+ * broker lost its sequence state): every later put fails, and only a new producer writes again.
+ * reason (may be NULL) gets librdkafka's text. Any thread. */
+int cl_writer_fatal(cl_writer *w, char *reason, size_t len);
+
 /* The changelog's partition count (metadata, at most timeout_ms), 0 when the topic does not exist,
  * -1 with err when metadata fails. */
 int cl_writer_partitions(cl_writer *w, int timeout_ms, char *err, size_t errlen);

@@ -132,6 +132,17 @@ static void on_done(ckpt *ck, int status, const char *err, void *ud) {
     return;
   }
   r->st.checkpoint_failing = cs->consecutive_failures;
+  char why[256];
+  if (r->clw && !r->stopping && cl_writer_fatal(r->clw, why, sizeof why)) {
+    /* No checkpoint can be written again by this process: exit 1 and let the supervisor start a
+     * new one (it resumes at the last checkpoint, as after a crash). */
+    log_error("run",
+              "checkpoint failed: %s; the changelog writer cannot write again, stopping (exit 1) "
+              "so that a restart makes a new one",
+              err);
+    lifecycle_begin_shutdown(r, 1);
+    return;
+  }
   if (cs->consecutive_failures <= 3 || cs->consecutive_failures % 100 == 0)
     log_warn("run", "checkpoint failed (%u in a row): %s; predicting goes on, retrying",
              cs->consecutive_failures, err);
