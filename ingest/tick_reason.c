@@ -42,7 +42,8 @@ const char *const tick_field_names[F_N] = {"sym", "ts", "px", "qty", "bid", "ask
 
 static const char *const field_expect[] = {
     "1..32 bytes of printable ASCII without '\"', '\\' or ','",
-    "integer nanoseconds or an RFC 3339 timestamp",
+    "integer nanoseconds or an RFC 3339 timestamp, within int64 nanoseconds (1677-09-21 to "
+    "2262-04-11)",
     "a finite number > 0",
     "a finite number >= 0",
     "a finite number > 0",
