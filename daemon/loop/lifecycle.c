@@ -43,6 +43,7 @@ void lifecycle_swap_model(run *r, nn_model *nm) {
            reset ? "reset" : "kept");
   model_unref(r->model);
   r->model = nm;
+  r->model_swaps++;
   parts_hdrs_retire(r); /* the next message gets a list with the new id */
   sched_ckpt_model_changed(r);
 }

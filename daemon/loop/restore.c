@@ -44,6 +44,9 @@ typedef struct restore_job {
   int orphan;     /* shutdown: the partitions were assigned without it; drop the result */
   int cell, L, H; /* the model's: its states are of this cell, L layers of H */
   unsigned char sha[32];
+  char hex[65];   /* sha in hex, as the state file's meta names its model */
+  int keep;       /* --on-model-change keep */
+  int old_rows;   /* the state file's rows were of the model before a reload (noted once) */
   rpart_res *res; /* (np) */
   int np;
   cl_restore *rs;
@@ -54,6 +57,7 @@ typedef struct restore_job {
   uint64_t file_rows;
   double secs;
   uint32_t put_at; /* the next table slot to put into the engine */
+  uint64_t swaps;  /* r->model_swaps when the put began */
   uint32_t n_put;  /* instruments put so far */
   uint32_t n_cl;   /* of which the state file lacked */
   char cluster[STORE_CLUSTER_MAX + 1];
@@ -127,7 +131,11 @@ static int file_row(void *ud, const store_inst *in) {
   return cl_restore_add_file_inst(f->j->rs, in, in->next_offset >= 0 ? in->next_offset : f->at);
 }
 
-/* The state file's offsets and rows of the assigned partitions (under the store lock). */
+/* The state file's offsets and rows of the assigned partitions (under the store lock). Rows of
+ * another model than the job's (a SIGHUP swapped a model in, and the checkpoint that rewrites the
+ * file for it has not been written yet) are the states --on-model-change reset threw away: only
+ * the offsets are used then, so the partitions go on with zero state as the instruments the
+ * reload found did. (At start a file of another model is refused: ckpt_bind_model.) */
 static void read_file(restore_job *j) {
   run *r = j->r;
   char err[512];
@@ -139,6 +147,18 @@ static void read_file(restore_job *j) {
     note(j, "%s; the state file is not used for this assignment", err);
     return;
   }
+  store_meta m;
+  int rows = 1;
+  if (!j->keep && store_meta_get(r->db, &m, err, sizeof err) == 0 && m.model_sha256[0] &&
+      strcmp(m.model_sha256, j->hex) != 0) {
+    rows = 0;
+    if (!j->old_rows++)
+      note(j,
+           "the state file's instruments are of model %.16s, the one before the reload (no "
+           "checkpoint of model %.16s yet): with --on-model-change reset they are not restored, "
+           "the partitions go on from the file's offsets with zero state",
+           m.model_sha256, j->hex);
+  }
   for (int i = 0; i < j->np; i++) {
     int64_t at = -1;
     for (size_t k = 0; k < noff; k++)
@@ -147,8 +167,8 @@ static void read_file(restore_job *j) {
     j->res[i].file_at = at;
     cl_restore_file_offset(j->rs, j->res[i].p, at);
     file_ctx f = {.j = j, .at = at};
-    if (store_instruments_load_partition(r->db, j->cell, j->L, j->H, j->res[i].p, file_row, &f, err,
-                                         sizeof err) != 0)
+    if (rows && store_instruments_load_partition(r->db, j->cell, j->L, j->H, j->res[i].p, file_row,
+                                                 &f, err, sizeof err) != 0)
       note(j, "%s; partition %d: state file rows not used", err, j->res[i].p);
   }
   free(off);
@@ -373,9 +393,14 @@ static void work_cb(uv_work_t *w) {
 /* Puts the next restored instruments (about budget of them) into the engine: each with its state,
  * n, last tick, the offset below which its ticks are skipped, and what the next checkpoint must
  * write of it. Returns 1 once all are in. Sliced so that a large restore never holds the loop
- * for long (its partitions are not assigned yet: nothing of them is processed meanwhile). */
+ * for long (its partitions are not assigned yet: nothing of them is processed meanwhile). A
+ * model swapped in between two slices (SIGHUP) did to the instruments already put what it does
+ * to every instrument (engine_set_model); the rest get the same here, so that none keeps the
+ * old model's state under --on-model-change reset, nor its interval tracker in any case. */
 static int put_instruments(run *r, restore_job *j, uint32_t budget) {
   symtab *t = cl_restore_table(j->rs);
+  int swapped = r->model_swaps != j->swaps;
+  int reset = swapped && !r->o->on_model_change_keep;
   uint32_t end = t->count - j->put_at > budget ? j->put_at + budget : t->count;
   for (uint32_t s = j->put_at; s < end; s++) {
     const inst *in = &t->inst[s];
@@ -400,6 +425,15 @@ static int put_instruments(run *r, restore_job *j, uint32_t budget) {
     memcpy(di->iv, in->iv, sizeof di->iv);
     memcpy(symtab_state(&r->e.st, d), symtab_state(t, (int32_t)s),
            r->e.st.state_floats * sizeof(float));
+    if (swapped) { /* as engine_set_model and sched_ckpt_model_changed did to the others */
+      di->iv_on = 0;
+      di->dirty = 1;
+    }
+    if (reset) {
+      memset(symtab_state(&r->e.st, d), 0, r->e.st.state_floats * sizeof(float));
+      di->n = 0;
+      di->dirty = 1;
+    }
     j->n_put++;
     j->n_cl += in->dirty == 2;
   }
@@ -517,6 +551,7 @@ static void after_cb(uv_work_t *w, int status) {
     rd_kafka_topic_partition_list_destroy(parts);
     return;
   }
+  j->swaps = r->model_swaps;
   r->restore_idle.data = r;
   uv_idle_start(&r->restore_idle, on_put_idle);
 }
@@ -583,6 +618,8 @@ void restore_begin(run *r, rd_kafka_topic_partition_list_t *parts, int coop) {
   j->L = r->model->L;
   j->H = r->model->H;
   memcpy(j->sha, r->model->sha256, 32);
+  ckpt_model_hex(r->model, j->hex);
+  j->keep = r->o->on_model_change_keep;
   for (int i = 0; i < parts->cnt; i++)
     if (!strcmp(parts->elems[i].topic, r->o->input_topic)) {
       j->res[j->np].p = parts->elems[i].partition;

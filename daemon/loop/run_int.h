@@ -66,6 +66,7 @@ typedef struct run {
   http_srv *http;                                     /* --http, NULL when off */
   mockbroker *mb;              /* the embedded broker without --brokers, else NULL */
   nn_model *model;             /* the running model (owned) */
+  uint64_t model_swaps;        /* models swapped in by SIGHUP so far */
   engine e;                    /* the instruments and the network */
   int chunk;                   /* messages per chunk (--chunk) */
   int chunk_backlog;           /* the same while a backlog waits (--backlog-chunk, >= chunk) */
