@@ -551,6 +551,14 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
   }
 }
 
+void cl_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+  (void)opaque;
+  int lv = err == RD_KAFKA_RESP_ERR__FATAL       ? LOG_ERROR
+           : err == RD_KAFKA_RESP_ERR__TRANSPORT ? LOG_DEBUG
+                                                 : LOG_WARN;
+  log_msg(lv, "run", "%s: %s: %s", rd_kafka_name(rk), rd_kafka_err2name(err), reason);
+}
+
 int cl_writer_new(cl_writer **out, rd_kafka_conf_t *conf, const char *topic, char *err,
                   size_t errlen) {
   *out = NULL;
@@ -571,6 +579,7 @@ int cl_writer_new(cl_writer **out, rd_kafka_conf_t *conf, const char *topic, cha
   }
   rd_kafka_conf_set_opaque(conf, w);
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+  rd_kafka_conf_set_error_cb(conf, cl_on_error);
   if (!(w->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof kerr))) {
     rd_kafka_conf_destroy(conf);
     free(w);

@@ -188,6 +188,14 @@ int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *par
 
 typedef struct cl_writer cl_writer;
 
+/* The changelog clients' error callback (set on the writer by cl_writer_new, on the reader by its
+ * creator): logs like the daemon's own clients (transport errors at debug, librdkafka's lines say
+ * them already; others as warnings, a fatal one as an error) instead of librdkafka's default,
+ * which logs every error, a broker's restart included, at level ERROR. Only logs: it runs on
+ * whichever thread polls the client; a fatal error of the writer is acted on through
+ * cl_writer_fatal. */
+void cl_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque);
+
 /* A writer for topic with a producer of its own made from conf (owned from here on, also on
  * failure), with what a changelog needs set on it: enable.idempotence=true, acks=all and the
  * writer's delivery report callback. 0 or TC_ENOMEM / TC_EKAFKA with err. */

@@ -199,6 +199,7 @@ static int changelog_clients(run *r, const char *bootstrap, char *err, size_t er
   if (rc != 0)
     return rc;
   char kerr[512];
+  rd_kafka_conf_set_error_cb(lc, cl_on_error);
   if (!(r->cl_rk = rd_kafka_new(RD_KAFKA_CONSUMER, lc, kerr, sizeof kerr))) {
     rd_kafka_conf_destroy(lc);
     snprintf(err, errlen, "changelog reader: %s", kerr);
