@@ -400,4 +400,46 @@ set -e
 tc_eq "train --input - twice: exit status" "$rc" 2
 tc_eq "train --input - twice: message" "$(cat "$TMP/twice.err")" \
   "tickcast train: --input -: found 2 times, expected at most once (standard input can be read only once)"
+# An --output that is not a regular file is written in place: a FIFO's reader gets the model's
+# bytes, a device stays a device (the model was once written to a temp file and renamed over it,
+# which made /dev/full a 22 KB regular file, exit 0). A full device is a failed write (exit 1).
+"$TC" train --input "$TMP/flat.csv" --output "$TMP/flat_reg.safetensors" --hidden 4 --epochs 1 --quiet ||
+  tc_fail "train to a regular file"
+mkfifo "$TMP/model.fifo"
+cat "$TMP/model.fifo" >"$TMP/from_fifo.safetensors" &
+CAT_PID=$!
+"$TC" train --input "$TMP/flat.csv" --output "$TMP/model.fifo" --hidden 4 --epochs 1 --quiet ||
+  tc_fail "train to a FIFO"
+[ -p "$TMP/model.fifo" ] || { kill "$CAT_PID"; tc_fail "the FIFO was replaced by a regular file"; }
+wait "$CAT_PID"
+cmp -s "$TMP/from_fifo.safetensors" "$TMP/flat_reg.safetensors" || tc_fail "the FIFO's reader got other bytes"
+echo "ok: a model written into a FIFO reaches its reader, the FIFO stays one"
+if mknod "$TMP/full" c 1 7 2>/dev/null && mknod "$TMP/null" c 1 3 2>/dev/null; then
+  tc_eq "train --output a full device: exit status" \
+    "$(code "$TC" train --input "$TMP/flat.csv" --output "$TMP/full" --hidden 4 --epochs 1 --quiet)" 1
+  [ -c "$TMP/full" ] || tc_fail "the full device was replaced by a regular file"
+  tc_eq "train --output a null device: exit status" \
+    "$(code "$TC" train --input "$TMP/flat.csv" --output "$TMP/null" --hidden 4 --epochs 1 --quiet)" 0
+  [ -c "$TMP/null" ] || tc_fail "the null device was replaced by a regular file"
+  echo "ok: devices as --output stay devices; a full one fails the write (exit 1)"
+else
+  echo "skipped: devices as --output (mknod needs root)"
+fi
+# An output that is an input under another name is refused before anything is read or written
+# (exit 2): train's model over a tick file, eval's plot over its tick file or model, replay's
+# predictions over its model. Each once replaced the file and exited 0.
+cp "$TMP/flat.csv" "$TMP/keep.csv"
+ln -s "$TMP/keep.csv" "$TMP/keep_link.csv"
+cp "$TMP/flat_reg.safetensors" "$TMP/keep.safetensors"
+tc_eq "train --output over an --input" \
+  "$(code "$TC" train --input "$TMP/flat.csv" --input "$TMP/keep.csv" --output "$TMP/keep_link.csv" --quiet)" 2
+tc_eq "eval --plot over --input" \
+  "$(code "$TC" eval --model "$TMP/keep.safetensors" --input "$TMP/keep.csv" --plot "$TMP/keep_link.csv" --quiet)" 2
+tc_eq "eval --plot over --model" \
+  "$(code "$TC" eval --model "$TMP/keep.safetensors" --input "$TMP/keep.csv" --plot "$TMP/keep.safetensors" --quiet)" 2
+tc_eq "replay --output over --model" \
+  "$(code "$TC" replay --model "$TMP/keep.safetensors" --input "$TMP/keep.csv" --output "$TMP/keep.safetensors" --quiet)" 2
+cmp -s "$TMP/keep.csv" "$TMP/flat.csv" || tc_fail "the tick file was overwritten"
+cmp -s "$TMP/keep.safetensors" "$TMP/flat_reg.safetensors" || tc_fail "the model was overwritten"
+echo "ok: outputs over an input or the model are refused, the files intact"
 echo "e2e_train: all passed in $SECONDS s"

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "ingest/number.h"
 #include "ingest/rfc3339.h"
@@ -15,6 +16,13 @@
 int args_time_ns(const char *v, void *dst) {
   size_t n = strlen(v);
   return tick_parse_int64(v, n, dst) == 0 || tick_parse_rfc3339(v, n, dst) == 0 ? 0 : -1;
+}
+
+int args_same_file(const char *a, const char *b) {
+  struct stat sa, sb;
+  if (!a || !b || !strcmp(a, "-") || !strcmp(b, "-") || stat(a, &sa) != 0 || stat(b, &sb) != 0)
+    return 0;
+  return S_ISREG(sa.st_mode) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 /* "--NAME V: expected WHAT", or "--NAME: found 'V', expected WHAT" in the found style. */

@@ -93,6 +93,11 @@ int args_parse(const args_cmd *c, int argc, char **argv, char *err, size_t errle
  * it returns at once: 0 after --help, 2 after printing "tickcast NAME: ERROR" on stderr. */
 int args_parse_cmd(const args_cmd *c, int argc, char **argv);
 
+/* 1 when the paths a and b name one regular file (the same path, a symlink, a hard link: the same
+ * device and inode), so that writing b would destroy a; "-" and paths that do not exist are no
+ * file. For the cross-flag checks of commands that write a file (an output over an input). */
+int args_same_file(const char *a, const char *b);
+
 /* For a Kafka command once its flags are checked: loads librdkafka (kconf_lib_load). Returns -1
  * to go on, or 1 after printing "tickcast NAME: cannot load librdkafka.so.1 (...)". */
 int args_kafka_load(const char *name);

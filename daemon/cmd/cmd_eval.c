@@ -148,6 +148,16 @@ static int eval_parse(eval_opts *o, int argc, char **argv) {
             !o->model_path ? "--model" : "--input");
     return 2;
   }
+  const char *over = args_same_file(o->in_path, o->plot_path)      ? o->in_path
+                     : args_same_file(o->model_path, o->plot_path) ? o->model_path
+                                                                   : NULL;
+  if (over) {
+    fprintf(stderr,
+            "tickcast eval: --plot %s is the %s file %s (same device and inode); refusing to "
+            "write the plot over it\n",
+            o->plot_path, over == o->in_path ? "input" : "model", over);
+    return 2;
+  }
   return -1;
 }
 

@@ -490,6 +490,13 @@ int cmd_replay(int argc, char **argv) {
             r.out_path ? r.out_path : "stdout", strcmp(in_path, "-") ? in_path : "on stdin");
     return 2;
   }
+  if (args_same_file(model_path, r.out_path)) {
+    fprintf(stderr,
+            "tickcast replay: the output (%s) is the model file %s (same device and inode); "
+            "refusing to write predictions over the model\n",
+            r.out_path, model_path);
+    return 2;
+  }
   char err[512];
   nn_model m;
   if (nn_model_load(&m, model_path, err, sizeof err) != 0) {

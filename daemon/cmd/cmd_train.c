@@ -489,6 +489,14 @@ static int train_parse(train_opts *o, int argc, char **argv) {
   int nstdin = 0;
   for (int i = 0; i < o->ninputs; i++)
     nstdin += !strcmp(o->inputs[i], "-");
+  for (int i = 0; i < o->ninputs; i++)
+    if (args_same_file(o->inputs[i], o->out_path)) {
+      fprintf(stderr,
+              "tickcast train: --output %s is the input file %s (same device and inode); "
+              "refusing to write the model over the input\n",
+              o->out_path, o->inputs[i]);
+      return 2;
+    }
   if (nstdin > 1) {
     fprintf(stderr,
             "tickcast train: --input -: found %d times, expected at most once (standard input "

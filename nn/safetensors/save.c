@@ -114,10 +114,28 @@ static int contents_write(FILE *f, const char *hdr, const nn_tensor *s, int ns) 
   return ok;
 }
 
+/* Writes the file's bytes straight into path, an existing file that is not a regular one (a
+ * character device such as /dev/null, a FIFO): renaming a temp file over it would replace the
+ * device node or the pipe with a regular file. 0, or TC_EIO with err. */
+static int direct_write(const char *path, const char *hdr, const nn_tensor *s, int ns, char *err,
+                        size_t errlen) {
+  FILE *f = fopen(path, "wb");
+  if (!f)
+    return nn_st_fail(err, errlen, path, TC_EIO, "cannot open for writing: %s", strerror(errno));
+  int ok = contents_write(f, hdr, s, ns) && fflush(f) == 0;
+  int e = errno;
+  if (fclose(f) != 0 && ok) {
+    ok = 0;
+    e = errno;
+  }
+  return ok ? 0 : nn_st_fail(err, errlen, path, TC_EIO, "cannot write: %s", strerror(e));
+}
+
 /* Writes m as a safetensors file the way safetensors.torch.save_file does: compact JSON header
  * (tensors sorted by name, contiguous offsets, __metadata__ with every entry) padded with spaces
  * to a multiple of 8, then the little-endian F32 data. Written to a temp file in the same
- * directory, flushed to disk, then renamed over path. */
+ * directory, flushed to disk, then renamed over path; a path that exists and is not a regular
+ * file is written in place (a device, a FIFO) or refused (a directory). */
 int nn_model_save(const nn_model *m, const char *path, char *err, size_t errlen) {
   if (!m || !m->params || !path)
     return nn_st_fail(err, errlen, path ? path : "?", TC_EINVAL, "no model");
@@ -136,6 +154,14 @@ int nn_model_save(const nn_model *m, const char *path, char *err, size_t errlen)
   char *hdr = NULL, *tpath = NULL;
   FILE *f = NULL;
   int rc = header_build(m, s, ns, path, &hdr, err, errlen);
+  struct stat st;
+  if (rc == 0 && stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+    rc = S_ISDIR(st.st_mode)
+             ? nn_st_fail(err, errlen, path, TC_EIO, "is a directory, expected a file name")
+             : direct_write(path, hdr, s, ns, err, errlen);
+    free(hdr);
+    return rc;
+  }
   if (rc == 0)
     rc = temp_open(path, &tpath, &f, err, errlen);
   if (rc == 0) {
