@@ -73,4 +73,17 @@ expect_exit 2 "instrument S003: state blob checksum" --state damaged.db
 : >empty.db
 expect_exit 2 "empty file, expected a tickcast state file" --state empty.db
 tc_eq "empty file left empty" "$(stat -c %s empty.db)" 0
+# A report that cannot be written is a failure (exit 1, one line), not exit 0 with the output
+# lost: stdout on a full device, for the state and the model, text and JSON.
+full_exit() { # inspect args...
+  local rc=0
+  "$TC" inspect "$@" >/dev/full 2>err.txt || rc=$?
+  tc_eq "exit of inspect $* >/dev/full" "$rc" 1
+  tc_eq "stderr of inspect $* >/dev/full" "$(cat err.txt)" \
+    "tickcast inspect: stdout: write failed: No space left on device"
+}
+full_exit --state good.db
+full_exit --state good.db --json
+full_exit --model "$ROOT/data/model/fx.safetensors"
+full_exit --model "$ROOT/data/model/fx.safetensors" --json
 echo "e2e_inspect: all passed"

@@ -442,4 +442,13 @@ tc_eq "replay --output over --model" \
 cmp -s "$TMP/keep.csv" "$TMP/flat.csv" || tc_fail "the tick file was overwritten"
 cmp -s "$TMP/keep.safetensors" "$TMP/flat_reg.safetensors" || tc_fail "the model was overwritten"
 echo "ok: outputs over an input or the model are refused, the files intact"
+# --search prints its trials' table on stdout: a table that cannot be written is exit 1.
+set +e
+"$TC" train --input "$TMP/flat.csv" --output "$TMP/search_full.safetensors" --search --trials 2 \
+  --epochs 1 --hidden 4 --quiet >/dev/full 2>"$TMP/err"
+rc=$?
+set -e
+tc_eq "train --search >/dev/full: exit status" "$rc" 1
+tc_eq "train --search >/dev/full: message" "$(cat "$TMP/err")" \
+  "tickcast train: stdout: write failed: No space left on device"
 echo "e2e_train: all passed in $SECONDS s"

@@ -18,6 +18,16 @@ int args_time_ns(const char *v, void *dst) {
   return tick_parse_int64(v, n, dst) == 0 || tick_parse_rfc3339(v, n, dst) == 0 ? 0 : -1;
 }
 
+int args_stdout_done(const char *name) {
+  errno = 0;
+  int e = fflush(stdout) != 0 ? errno : 0;
+  if (!e && !ferror(stdout))
+    return 0;
+  fprintf(stderr, "tickcast %s: stdout: write failed%s%s\n", name, e ? ": " : "",
+          e ? strerror(e) : "");
+  return 1;
+}
+
 int args_same_file(const char *a, const char *b) {
   struct stat sa, sb;
   if (!a || !b || !strcmp(a, "-") || !strcmp(b, "-") || stat(a, &sa) != 0 || stat(b, &sb) != 0)

@@ -98,6 +98,11 @@ int args_parse_cmd(const args_cmd *c, int argc, char **argv);
  * file. For the cross-flag checks of commands that write a file (an output over an input). */
 int args_same_file(const char *a, const char *b);
 
+/* At the end of a command that printed its result on stdout: flushes it and checks that every
+ * write succeeded (ferror: a write that failed mid-way leaves nothing for the flush). Returns 0,
+ * or 1 after printing "tickcast NAME: stdout: write failed: REASON" (the command exits 1). */
+int args_stdout_done(const char *name);
+
 /* For a Kafka command once its flags are checked: loads librdkafka (kconf_lib_load). Returns -1
  * to go on, or 1 after printing "tickcast NAME: cannot load librdkafka.so.1 (...)". */
 int args_kafka_load(const char *name);

@@ -256,5 +256,5 @@ int cmd_inspect(int argc, char **argv) {
   free(v.off);
   free(v.top);
   store_close(st);
-  return rc ? exit_for(rc) : 0;
+  return rc ? exit_for(rc) : args_stdout_done("inspect");
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
 #include "daemon/pipeline/evalstat.h"
 #include "daemon/pipeline/ivcal.h"
@@ -300,7 +301,7 @@ int cmd_inspect_model(const char *path, int json, int top) {
       print_json(&m, path, hex, ranges, rows, nrows);
     else
       print_text(&m, path, hex, ranges, rows, nrows);
-    status = fflush(stdout) == 0 ? 0 : 1;
+    status = args_stdout_done("inspect");
   }
   free(rows);
   json_decref(ranges);

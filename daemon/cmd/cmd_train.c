@@ -721,6 +721,8 @@ int cmd_train(int argc, char **argv) {
     status = train_save(&m, &o, &used, &res, &d, &tf);
   if (status == 0 && !o.quiet)
     train_report(&o, &res, &tf);
+  if (status == 0 && o.search && args_stdout_done("train") != 0) /* the trials' table */
+    status = 1;
   nn_model_free(&m);
   dataset_free(&d);
   return status;
