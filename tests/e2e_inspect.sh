@@ -73,6 +73,17 @@ expect_exit 2 "instrument S003: state blob checksum" --state damaged.db
 : >empty.db
 expect_exit 2 "empty file, expected a tickcast state file" --state empty.db
 tc_eq "empty file left empty" "$(stat -c %s empty.db)" 0
+# Checkpoint times before 1970 and at int64's ends (a file written by another tool, or damaged)
+# print as the instants they are: the second and the fraction floored. Once INT64_MIN printed
+# "00:12:44.-854Z" (and overflowed computing its age) and -1 printed 1970-01-01T00:00:00.000Z.
+cp good.db times.db
+cp good.db-wal times.db-wal
+for tv in "-9223372036854775808 1677-09-21T00:12:43.145Z" "-1 1969-12-31T23:59:59.999Z" \
+  "9223372036854775807 2262-04-11T23:47:16.854Z"; do
+  read -r ns want <<<"$tv"
+  sqlite3 times.db "UPDATE meta SET ckpt_time_ns = $ns"
+  tc_eq "checkpoint time $ns" "$("$TC" inspect --state times.db | sed -n 's/^checkpoint   \([^ ]*\) .*/\1/p')" "$want"
+done
 # A report that cannot be written is a failure (exit 1, one line), not exit 0 with the output
 # lost: stdout on a full device, for the state and the model, text and JSON.
 full_exit() { # inspect args...

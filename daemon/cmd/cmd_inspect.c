@@ -45,12 +45,24 @@ static void usage(FILE *f) {
 }
 
 /* "2026-11-28T23:10:00.123Z" from ns since the epoch. */
+/* ns since the epoch as UTC with milliseconds, any int64 (before 1970 too: the second and the
+ * fraction are floored, so -1 ns is 1969-12-31T23:59:59.999Z). */
 static void fmt_time(char *buf, size_t len, int64_t ns) {
-  time_t s = (time_t)(ns / 1000000000);
+  int64_t sec = ns / 1000000000, frac = ns % 1000000000;
+  if (frac < 0) {
+    frac += 1000000000;
+    sec--;
+  }
+  time_t s = (time_t)sec;
   struct tm tm;
   gmtime_r(&s, &tm);
   size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(buf + n, len - n, ".%03dZ", (int)(ns % 1000000000 / 1000000));
+  snprintf(buf + n, len - n, ".%03dZ", (int)(frac / 1000000));
+}
+
+/* Seconds from ns to now, in double (an int64 difference of a corrupt time can overflow). */
+static double secs_ago(int64_t ns) {
+  return ((double)tc_wall_ns() - (double)ns) / 1e9;
 }
 
 typedef struct top_list {
@@ -110,9 +122,7 @@ static void print_json(const inspect_view *v) {
     fmt_time(ts, sizeof ts, v->m.ckpt_time_ns);
   json_object_set_new(o, "checkpoint_time", v->m.ckpt_time_ns ? json_string(ts) : json_null());
   json_object_set_new(o, "checkpoint_age_s",
-                      v->m.ckpt_time_ns
-                          ? json_real((double)(tc_wall_ns() - v->m.ckpt_time_ns) / 1e9)
-                          : json_null());
+                      v->m.ckpt_time_ns ? json_real(secs_ago(v->m.ckpt_time_ns)) : json_null());
   json_object_set_new(o, "checkpoints", json_integer((json_int_t)v->m.ckpts));
   json_object_set_new(o, "app", json_string(v->m.app));
   json_t *oa = json_array();
@@ -158,8 +168,8 @@ static void print_text(const inspect_view *v) {
   if (v->m.ckpt_time_ns) {
     char ts[40];
     fmt_time(ts, sizeof ts, v->m.ckpt_time_ns);
-    printf("checkpoint   %s (%.1f s ago), %" PRIu64 " written\n", ts,
-           (double)(tc_wall_ns() - v->m.ckpt_time_ns) / 1e9, v->m.ckpts);
+    printf("checkpoint   %s (%.1f s ago), %" PRIu64 " written\n", ts, secs_ago(v->m.ckpt_time_ns),
+           v->m.ckpts);
   } else {
     printf("checkpoint   (none yet)\n");
   }
