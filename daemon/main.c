@@ -19,7 +19,7 @@ static const struct {
     {"feed", cmd_feed, "publish a tick file to Kafka"},
     {"train", cmd_train, "train a model on tick files"},
     {"eval", cmd_eval, "score a model against the random-walk baseline"},
-    {"inspect", cmd_inspect, "show a state checkpoint"},
+    {"inspect", cmd_inspect, "show a state checkpoint or a model file"},
 };
 
 static void usage(FILE *f) {

@@ -176,6 +176,21 @@ set -e
 tc_eq "missing input exit" "$rc" 2
 grep -q "nonexistent.csv: cannot open" "$TMP/nf.log" || tc_fail "$(cat "$TMP/nf.log")"
 
+# Counts and seeds are integers: a fraction or a sign is refused (exit 2, one line), not truncated.
+for bad in "--synthetic 2.5|--synthetic 2.5: expected an integer in 0..1000000000000" \
+  "--synthetic 1000000000001|--synthetic 1000000000001: expected an integer in 0..1000000000000" \
+  "--instruments 1.5|--instruments 1.5: expected an integer in 1..1000000" \
+  "--seed -1|--seed -1: expected an unsigned 64-bit integer"; do
+  IFS='|' read -r args msg <<<"$bad"
+  set +e
+  # shellcheck disable=SC2086 # a flag and its value
+  "$TC" feed --brokers "$BROKERS" --topic ints --synthetic 3 $args 2>"$TMP/int.log"
+  rc=$?
+  set -e
+  tc_eq "feed $args: exit" "$rc" 2
+  tc_eq "feed $args: message" "$(cat "$TMP/int.log")" "tickcast feed: $msg"
+done
+
 # A config file: flags without '--', librdkafka properties as kafka.KEY; errors quote FILE:LINE.
 printf '# feed settings\nbrokers = %s\ntopic=cfg\nkafka.linger.ms=1\n' "$BROKERS" >"$TMP/feed.conf"
 "$TC" feed --config "$TMP/feed.conf" --synthetic 7 2>"$TMP/cfg.log" || tc_fail "feed --config: $(cat "$TMP/cfg.log")"
@@ -209,6 +224,17 @@ rc=$?
 set -e
 tc_eq "unreachable broker exit" "$rc" 1
 grep -q "failed 120" "$TMP/down.log" || tc_fail "$(tail -3 "$TMP/down.log")"
+# SIGINT while the final flush waits (nothing sent can be delivered there): the flush ends 5 s
+# after the signal, not at its 30 s bound (it once ignored a signal that came during the flush).
+tc_bg "$TC" feed --brokers "127.0.0.1:$port" --topic ticks --input "$TMP/ticks.csv" --log-level error \
+  2>"$TMP/intflush.log"
+FP=$BG_PID
+sleep 1 # the 120 ticks are sent at once; the flush waits
+kill -INT "$FP"
+tc_stop "$FP" 15 # (SIGTERM too after the SIGINT: the same stop, the bound runs from the first)
+tc_eq "feed exit after SIGINT during the flush (120 undelivered)" "$STOP_RC" 1
+grep -q "flush: 120 messages still undelivered after" "$TMP/intflush.log" ||
+  tc_fail "SIGINT during the flush: $(tail -3 "$TMP/intflush.log")"
 
 # --port: a fixed port, and a taken one is refused with exit 1. The same broker has --rtt and
 # --no-leader: a feed there takes at least one round trip of 400 ms, and one to the topic without

@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -33,6 +34,16 @@ int args_same_file(const char *a, const char *b) {
   if (!a || !b || !strcmp(a, "-") || !strcmp(b, "-") || stat(a, &sa) != 0 || stat(b, &sb) != 0)
     return 0;
   return S_ISREG(sa.st_mode) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int args_u64(const char *v, void *dst) {
+  char *end;
+  errno = 0;
+  unsigned long long x = strtoull(v, &end, 10);
+  if (errno || end == v || *end || v[0] < '0' || v[0] > '9')
+    return -1;
+  *(uint64_t *)dst = x;
+  return 0;
 }
 
 /* "--NAME V: expected WHAT", or "--NAME: found 'V', expected WHAT" in the found style. */

@@ -66,6 +66,10 @@ typedef struct args_flag {
  * *(int64_t *)dst. 0 or -1. */
 int args_time_ns(const char *v, void *dst);
 
+/* An ARGS_FN parser for an unsigned 64-bit decimal integer (no sign, no fraction), into
+ * *(uint64_t *)dst. 0 or -1. */
+int args_u64(const char *v, void *dst);
+
 /* A command's flags and how its errors read. */
 typedef struct args_cmd {
   const char *name;       /* "run": errors end "(see tickcast run --help)" */

@@ -308,15 +308,17 @@ static int feed_synthetic(const feed_opts *o, feed_sink *sink, char *err, size_t
  * Returns -1 to go on, or the exit status to return at once (0 after --help, 2 after a usage
  * error, 1 when librdkafka would not load). */
 static int feed_parse(feed_opts *o, kconf *kc, int argc, char **argv) {
-  double synthetic = -1, instruments = 16, seed = 1;
+  uint64_t synthetic = 0, seed = 1;
+  int instruments = 16, synthetic_set = 0;
   /* In the order kconf_check_flags lists them for an unknown config key. */
   const args_flag flags[] = {
       {"topic", ARGS_STR, .dst = &o->topic},
       {"input", ARGS_STR, .dst = &o->input},
       {"rate", ARGS_DOUBLE, .dst = &o->rate, .lo = 0, .hi = 1e9},
-      {"synthetic", ARGS_DOUBLE, .dst = &synthetic, .lo = 0, .hi = 1e12},
-      {"instruments", ARGS_DOUBLE, .dst = &instruments, .lo = 1, .hi = 1000000},
-      {"seed", ARGS_DOUBLE, .dst = &seed, .lo = 0, .hi = 1e18},
+      {"synthetic", ARGS_FN, .dst = &synthetic, .parse = args_u64, .given = &synthetic_set,
+       .unit = "an integer in 0..1000000000000"},
+      {"instruments", ARGS_INT, .dst = &instruments, .lo = 1, .hi = 1000000},
+      {"seed", ARGS_FN, .dst = &seed, .parse = args_u64, .unit = "an unsigned 64-bit integer"},
       {"start-time", ARGS_FN, .dst = &o->start_ts, .parse = args_time_ns,
        .unit = "RFC 3339 or integer ns"},
       ARGS_LOG_LEVEL,
@@ -331,9 +333,14 @@ static int feed_parse(feed_opts *o, kconf *kc, int argc, char **argv) {
   int status = args_parse_cmd(&c, argc, argv);
   if (status >= 0)
     return status;
-  o->synthetic = synthetic >= 0 ? (long long)synthetic : -1;
-  o->instruments = (int)instruments;
-  o->seed = (uint64_t)seed;
+  if (synthetic_set && synthetic > 1000000000000ull) {
+    fprintf(stderr, "tickcast feed: --synthetic %llu: expected an integer in 0..1000000000000\n",
+            (unsigned long long)synthetic);
+    return 2;
+  }
+  o->synthetic = synthetic_set ? (long long)synthetic : -1;
+  o->instruments = instruments;
+  o->seed = seed;
   if (!kc->brokers || !o->topic || (!o->input && o->synthetic < 0) ||
       (o->input && o->synthetic >= 0) || (o->raw && !o->input)) {
     fprintf(stderr, "tickcast feed: %s (see tickcast feed --help)\n",
@@ -399,12 +406,30 @@ static int feed_send_all(const feed_opts *o, feed_sink *sink) {
   return rc;
 }
 
+/* Waits for the delivery reports: at most FEED_FLUSH_MS, and at most FEED_STOP_FLUSH_MS from a
+ * stop signal, whether it came before the flush or during it. *waited_ms: how long it waited. */
+static rd_kafka_resp_err_t feed_flush(rd_kafka_t *rk, int *waited_ms) {
+  double t0 = tc_mono_s(), end = t0 + FEED_FLUSH_MS / 1e3, stop_end = -1;
+  for (;;) {
+    rd_kafka_resp_err_t e = rd_kafka_flush(rk, 100);
+    double now = tc_mono_s();
+    *waited_ms = (int)((now - t0) * 1e3);
+    if (!e)
+      return e;
+    if (feed_stop && stop_end < 0)
+      stop_end =
+          (now - t0) * 1e3 < 100 ? t0 + FEED_STOP_FLUSH_MS / 1e3 : now + FEED_STOP_FLUSH_MS / 1e3;
+    if (now >= end || (stop_end >= 0 && now >= stop_end))
+      return e;
+  }
+}
+
 /* Waits for the delivery reports (less long after a stop signal) and prints the summary: one line,
  * then one per reject reason with its first line numbers. Returns the undelivered count. */
 static uint64_t feed_finish(const feed_opts *o, feed_sink *sink, double t0) {
   const feed_stats *st = sink->st;
-  int flush_ms = feed_stop ? FEED_STOP_FLUSH_MS : FEED_FLUSH_MS;
-  rd_kafka_resp_err_t ferr = rd_kafka_flush(sink->rk, flush_ms);
+  int flush_ms = 0;
+  rd_kafka_resp_err_t ferr = feed_flush(sink->rk, &flush_ms);
   double dt = tc_mono_s() - t0;
   uint64_t undelivered = st->sent - st->delivered - st->failed;
   if (ferr)

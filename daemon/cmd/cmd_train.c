@@ -54,11 +54,12 @@ static void usage(FILE *f) {
       "  --output M      model file to write\n"
       "  --cell C        recurrent cell: lstm (default), gru, rnn (tanh) or rnn_relu,\n"
       "                  PyTorch's nn.LSTM, nn.GRU and nn.RNN\n"
-      "  --test-frac F   hold out the last F of every instrument's ticks, 0 <= F < 1 (default\n"
+      "  --test-frac F   hold out the last F of every instrument's ticks, 0 <= F <= 0.99 (default\n"
       "                  0: train on everything, for a model to deploy)\n"
       "  --test-from TS  hold out every tick at ts >= TS (integer ns or RFC 3339); with\n"
       "                  --test-frac, whichever holds out more\n"
-      "  --val-frac F    validation fraction of what is not held out, 0 <= F < 1 (default 0.2)\n"
+      "  --val-frac F    validation fraction of what is not held out, 0 <= F <= 0.99 (default\n"
+      "                  0.2)\n"
       "  --hidden H      hidden size (default 32)\n"
       "  --layers L      recurrent layers (default 1)\n"
       "  --peephole      add peephole weights w_ci, w_cf, w_co (LSTM only)\n"
@@ -102,16 +103,6 @@ static void usage(FILE *f) {
 }
 
 /* --seed: an unsigned 64-bit decimal into *(uint64_t *)dst; 0 or -1. */
-static int parse_u64(const char *s, void *dst) {
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno || end == s || *end || s[0] == '-')
-    return -1;
-  *(uint64_t *)dst = v;
-  return 0;
-}
-
 /* --cell: a cell name (nn_cell_parse) into *(int *)dst; 0 or -1. */
 static int parse_cell(const char *s, void *dst) {
   int c = nn_cell_parse(s);
@@ -452,7 +443,7 @@ static int train_parse(train_opts *o, int argc, char **argv) {
       {"hidden", ARGS_INT, .dst = &f->H, .lo = 1, .hi = 1024},
       {"layers", ARGS_INT, .dst = &f->L, .lo = 1, .hi = NN_MAX_LAYERS},
       {"epochs", ARGS_INT, .dst = &f->epochs, .lo = 0, .hi = 100000, .given = &o->epochs_set},
-      {"seed", ARGS_FN, .dst = &f->seed, .parse = parse_u64, .unit = "an unsigned 64-bit integer"},
+      {"seed", ARGS_FN, .dst = &f->seed, .parse = args_u64, .unit = "an unsigned 64-bit integer"},
       {"peephole", ARGS_SWITCH, .dst = &f->peephole},
       {"head", ARGS_CHOICE, .dst = &f->gauss, .choices = head_names},
       {"seq", ARGS_INT, .dst = &f->T, .lo = 1, .hi = 4096},
