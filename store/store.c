@@ -562,6 +562,13 @@ static int db_connect(store *st, char *err, size_t errlen) {
   }
   for (int i = 0; i < Q_N; i++) {
     rc = sqlite3_prepare_v3(st->db, q_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->q[i], NULL);
+    if (rc == SQLITE_ERROR) { /* a table or column of the schema is missing */
+      set_err(err, errlen,
+              "state db %s: the schema lacks what version %d has: %s (a damaged file, or "
+              "another tool's)",
+              st->path, STORE_SCHEMA_VERSION, sqlite3_errmsg(st->db));
+      return TC_EFORMAT;
+    }
     if (rc != SQLITE_OK)
       return db_fail(st, rc, "preparing statements", err, errlen);
   }
@@ -749,6 +756,35 @@ static void copy_col(char *dst, size_t cap, sqlite3_stmt *s, int col) {
   snprintf(dst, cap, "%s", v ? v : "");
 }
 
+/* A bound model's meta as a tickcast writes it: a sha256 in lowercase hex, a known cell, a
+ * positive shape. 0, or TC_EFORMAT naming the field (a damaged file, or another tool's). */
+static int meta_check(const store *st, const store_meta *m, char *err, size_t errlen) {
+  if (!m->model_sha256[0])
+    return 0; /* no model bound yet: the rest is unset */
+  int hex = strlen(m->model_sha256) == 64;
+  for (int i = 0; hex && i < 64; i++)
+    hex = (m->model_sha256[i] >= '0' && m->model_sha256[i] <= '9') ||
+          (m->model_sha256[i] >= 'a' && m->model_sha256[i] <= 'f');
+  char found[48];
+  const char *field = NULL, *want = NULL;
+  if (!hex) {
+    field = "model_sha256", want = "64 lowercase hex digits";
+    snprintf(found, sizeof found, "'%.16s%s'", m->model_sha256,
+             strlen(m->model_sha256) > 16 ? "..." : "");
+  } else if (!nn_cell_valid(m->cell)) {
+    field = "cell", want = "0..3 (lstm, gru, rnn_tanh, rnn_relu)";
+    snprintf(found, sizeof found, "%d", m->cell);
+  } else if (m->L < 1 || m->H < 1) {
+    field = m->L < 1 ? "layers" : "hidden", want = "an integer >= 1";
+    snprintf(found, sizeof found, "%d", m->L < 1 ? m->L : m->H);
+  }
+  if (!field)
+    return 0;
+  set_err(err, errlen, "state db %s: meta %s: found %s, expected %s (a damaged file)", st->path,
+          field, found, want);
+  return TC_EFORMAT;
+}
+
 int store_meta_get(store *st, store_meta *m, char *err, size_t errlen) {
   sqlite3_stmt *s = st->q[Q_META_GET];
   memset(m, 0, sizeof *m);
@@ -765,6 +801,7 @@ int store_meta_get(store *st, store_meta *m, char *err, size_t errlen) {
     copy_col(m->cluster_id, sizeof m->cluster_id, s, 7);
     copy_col(m->input_topic, sizeof m->input_topic, s, 8);
     m->cell = sqlite3_column_int(s, 9);
+    code = meta_check(st, m, err, errlen);
   } else if (rc == SQLITE_DONE) {
     set_err(err, errlen, "state db %s: no model bound yet (fresh file)", st->path);
     code = TC_ENOENT;

@@ -73,6 +73,18 @@ expect_exit 2 "instrument S003: state blob checksum" --state damaged.db
 : >empty.db
 expect_exit 2 "empty file, expected a tickcast state file" --state empty.db
 tc_eq "empty file left empty" "$(stat -c %s empty.db)" 0
+# A damaged meta row or a missing table is a damaged file: exit 2 naming what is wrong (they were
+# exit 1 with an internal message, or accepted).
+for dq in "UPDATE meta SET cell = 99|meta cell: found 99, expected 0..3 (lstm, gru, rnn_tanh, rnn_relu)" \
+  "UPDATE meta SET model_sha256 = 'zz'|meta model_sha256: found 'zz', expected 64 lowercase hex digits" \
+  "UPDATE meta SET hidden = 0|meta hidden: found 0, expected an integer >= 1" \
+  "DROP TABLE offsets|the schema lacks what version 2 has: no such table: offsets"; do
+  IFS='|' read -r sql msg <<<"$dq"
+  cp good.db damaged.db
+  cp good.db-wal damaged.db-wal
+  sqlite3 damaged.db "$sql"
+  expect_exit 2 "state db damaged.db: $msg" --state damaged.db
+done
 # Checkpoint times before 1970 and at int64's ends (a file written by another tool, or damaged)
 # print as the instants they are: the second and the fraction floored. Once INT64_MIN printed
 # "00:12:44.-854Z" (and overflowed computing its age) and -1 printed 1970-01-01T00:00:00.000Z.

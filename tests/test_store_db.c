@@ -304,7 +304,11 @@ static void test_cells_db(void) {
   CHECK_INT(store_open(p, STORE_SYNC_NORMAL, STORE_OPEN_CREATE, &st, err, sizeof err), 0);
   if (!st)
     return;
-  store_meta m = {.model_sha256 = "cd34", .cell = NN_CELL_GRU, .L = 2, .H = 8};
+  store_meta m = {.model_sha256 =
+                      "cd34000000000000000000000000000000000000000000000000000000000000",
+                  .cell = NN_CELL_GRU,
+                  .L = 2,
+                  .H = 8};
   CHECK_INT(store_meta_set(st, &m, err, sizeof err), 0);
   memset(&m, 0, sizeof m);
   CHECK_INT(store_meta_get(st, &m, err, sizeof err), 0);
@@ -363,7 +367,8 @@ static void test_round_trip(void) {
   uint64_t cnt = 99;
   CHECK_INT(store_instruments_count(st, &cnt, err, sizeof err), 0);
   CHECK_INT(cnt, 0);
-  store_meta w = {.model_sha256 = "ab12",
+  store_meta w = {.model_sha256 =
+                      "ab12000000000000000000000000000000000000000000000000000000000000",
                   .features = "ret,log_qty,log_dt,spread",
                   .L = 2,
                   .H = 16,
@@ -383,7 +388,7 @@ static void test_round_trip(void) {
   if (!st)
     return;
   CHECK_INT(store_meta_get(st, &m, err, sizeof err), 0);
-  CHECK_STR(m.model_sha256, "ab12");
+  CHECK_STR(m.model_sha256, "ab12000000000000000000000000000000000000000000000000000000000000");
   CHECK_STR(m.features, "ret,log_qty,log_dt,spread");
   CHECK_INT(m.L, 2);
   CHECK_INT(m.H, 16);
@@ -422,7 +427,8 @@ static void test_round_trip(void) {
                    .ndel = 1,
                    .off = off2,
                    .noff = 1,
-                   .model_sha256 = "cd34",
+                   .model_sha256 =
+                       "cd34000000000000000000000000000000000000000000000000000000000000",
                    .time_ns = 5,
                    .L = 2,
                    .H = 16};
@@ -433,7 +439,7 @@ static void test_round_trip(void) {
   CHECK_INT(cc.seen, 299);
   CHECK_INT(cc.mismatched, 0);
   CHECK_INT(store_meta_get(st, &m, err, sizeof err), 0);
-  CHECK_STR(m.model_sha256, "cd34");
+  CHECK_STR(m.model_sha256, "cd34000000000000000000000000000000000000000000000000000000000000");
   CHECK_STR(m.features, "ret,log_qty,log_dt,spread");
   CHECK_INT(m.ckpts, 2);
   CHECK_INT(m.ckpt_time_ns, 5);
@@ -487,7 +493,7 @@ static void test_round_trip(void) {
   CHECK_INT(nlo, 0);
   free(lo);
   CHECK_INT(store_meta_get(st, &m, err, sizeof err), 0);
-  CHECK_STR(m.model_sha256, "cd34");
+  CHECK_STR(m.model_sha256, "cd34000000000000000000000000000000000000000000000000000000000000");
   store_close(st);
   fixture_free(&f);
 }
@@ -574,7 +580,8 @@ static void test_migrations(void) {
                          "CREATE TABLE instruments (sym TEXT PRIMARY KEY NOT NULL, partition "
                          "INTEGER NOT NULL, n INTEGER NOT NULL, last_ts INTEGER NOT NULL, last_px "
                          "REAL NOT NULL, state BLOB NOT NULL);"
-                         "INSERT INTO meta (id, model_sha256, layers, hidden) VALUES (1, 'ab', 1, "
+                         "INSERT INTO meta (id, model_sha256, layers, hidden) VALUES (1, "
+                         "'ab00000000000000000000000000000000000000000000000000000000000000', 1, "
                          "2); INSERT INTO offsets VALUES ('ticks', 3, 77);",
                          NULL, NULL, NULL),
             SQLITE_OK);
@@ -596,7 +603,7 @@ static void test_migrations(void) {
   if (st) {
     store_meta m;
     CHECK_INT(store_meta_get(st, &m, err, sizeof err), 0);
-    CHECK_STR(m.model_sha256, "ab");
+    CHECK_STR(m.model_sha256, "ab00000000000000000000000000000000000000000000000000000000000000");
     CHECK_STR(m.cluster_id, "");
     CHECK_INT(m.cell, NN_CELL_LSTM);
     CHECK_INT(store_binding_set(st, "cl-1", "ticks", err, sizeof err), 0);
