@@ -1037,8 +1037,12 @@ static int inst_row_check(const store *st, sqlite3_stmt *s, const store_inst *in
     snprintf(why, sizeof why, "next_offset is %s, expected NULL or an integer >= 0",
              ot == SQLITE_INTEGER ? "negative" : "not an integer");
   int pt = sqlite3_column_type(s, 4);
-  if (!why[0] &&
-      ((pt != SQLITE_FLOAT && pt != SQLITE_INTEGER) || !isfinite(in->last_px) || in->last_px < 0))
+  if (!why[0] && pt != SQLITE_FLOAT && pt != SQLITE_INTEGER)
+    snprintf(why, sizeof why, "last_px is %s, expected a finite number >= 0",
+             pt == SQLITE_TEXT   ? "text"
+             : pt == SQLITE_NULL ? "NULL"
+                                 : "a blob");
+  else if (!why[0] && (!isfinite(in->last_px) || in->last_px < 0))
     snprintf(why, sizeof why, "last_px is %.17g, expected a finite number >= 0", in->last_px);
   if (!why[0])
     return 0;

@@ -1085,6 +1085,7 @@ static void test_row_checks(void) {
       {"UPDATE instruments SET last_ts = 'yesterday' WHERE sym = 'SYM00001.X'", "last_ts is text"},
       {"UPDATE instruments SET partition = -7 WHERE sym = 'SYM00001.X'", "partition is -7"},
       {"UPDATE instruments SET last_px = -1.5 WHERE sym = 'SYM00001.X'", "last_px is -1.5"},
+      {"UPDATE instruments SET last_px = 'abc' WHERE sym = 'SYM00001.X'", "last_px is text"},
       {"UPDATE instruments SET next_offset = -4 WHERE sym = 'SYM00001.X'",
        "next_offset is negative"},
       {"UPDATE instruments SET next_offset = 'x' WHERE sym = 'SYM00001.X'",
