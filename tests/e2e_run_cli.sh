@@ -43,6 +43,20 @@ usage "unknown flag '--bogus'" --model "$M" --bogus 1
 usage "--group: missing value" --model "$M" --group
 usage "--input-topic 'bad topic'" --model "$M" --input-topic "bad topic"
 usage "must differ" --model "$M" --input-topic same --output-topic same
+# The daemon's own records stay out of the topics of ticks, predictions and dead letters (stats in
+# the input topic came back as dead letters; a changelog there was read as the input's history).
+usage "--stats-topic ticks: must differ from the input, output and dead-letter topics" \
+  --model "$M" --stats-topic ticks
+usage "--changelog-topic predictions: must differ from the input, output and dead-letter topics" \
+  --model "$M" --changelog-topic predictions
+usage "--changelog-topic tickcast.stats: must differ from the stats topic" \
+  --model "$M" --changelog-topic tickcast.stats
+# The group is --group: a group.id from -X (any scope) or the config file would join another
+# group while the changelog, the stats and the logs carry --group's name.
+usage "-X group.id: found 'gD', expected none (the consumer group is --group, now 'gC'" \
+  --model "$M" --group gC -X consumer.group.id=gD --state "$TMP/gid.db"
+usage "-X group.id: found 'gD'" --model "$M" -X group.id=gD --state "$TMP/gid.db"
+[ ! -e "$TMP/gid.db" ] || tc_fail "a refused group.id left a state file"
 usage "-X" --model "$M" -X nonsense
 usage "unexpected argument 'extra'" --model "$M" extra
 printf 'input-topic = ticks\ninptu-topic = x\n' >"$TMP/bad.conf"

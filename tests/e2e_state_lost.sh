@@ -34,6 +34,11 @@ tc_stop "$RUN_PID" 15
 tc_eq "exit after SIGTERM" "$STOP_RC" 0
 grep -q "checkpoint given up: a delivery it covers failed" "$TMP/run.log" ||
   tc_fail "no pending snapshot was given up (the path under test did not run)"
+# The shutdown wrote no final checkpoint, and its revoke says so (it once said "after a final
+# checkpoint" and counted a handoff).
+grep -q "revoked ticks partitions \[[0-9,]*\] without a final checkpoint" "$TMP/run.log" ||
+  tc_fail "the shutdown's revoke: $(grep revoked "$TMP/run.log")"
+! grep -q "after a final checkpoint" "$TMP/run.log" || tc_fail "a revoke claimed a final checkpoint"
 "$TC" inspect --state "$DB" --json >"$TMP/inspect.json"
 $PY - "$TMP/inspect.json" <<'PYEOF' || tc_fail "state file covers lost predictions: $(cat "$TMP/inspect.json")"
 import json, sys

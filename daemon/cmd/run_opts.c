@@ -67,7 +67,8 @@ void run_usage(FILE *f) {
       "\n"
       "-X consumer.KEY=VALUE or -X producer.KEY=VALUE sets a property on one client only\n"
       "(e.g. -X producer.queue.buffering.max.messages=20000); plain -X KEY=VALUE sets both.\n"
-      "Defaults: auto.offset.reset=earliest (override with -X auto.offset.reset=latest),\n"
+      "Defaults: auto.offset.reset=earliest (override with\n"
+      "-X consumer.auto.offset.reset=latest),\n"
       "a restart resumes from the offsets checkpointed in --state (Kafka's committed\n"
       "offsets follow the checkpoints); predictions after the last checkpoint may repeat\n"
       "(same src and values), none is lost.\n"
@@ -157,6 +158,23 @@ static int check_opts(run_opts *o, const char *http, char *err, size_t errlen) {
   /* Delivery reports tell dead letters (which never hold offsets back) by their topic. */
   if (!strcmp(o->dlq_topic, o->output_topic)) {
     snprintf(err, errlen, "--dlq-topic %s: must differ from the output topic", o->dlq_topic);
+    return TC_EUSAGE;
+  }
+  /* The daemon's own records (stats, checkpoints) never go into a topic of ticks, predictions or
+   * dead letters: read back as ticks they would come back as dead letters, and consumers of the
+   * others would get messages of another kind. */
+  const char *data[] = {o->input_topic, o->output_topic, o->dlq_topic};
+  for (int k = 0; k < 3; k++)
+    if (!strcmp(o->stats_topic, data[k]) ||
+        (o->changelog_topic && !strcmp(o->changelog_topic, data[k]))) {
+      int st = !strcmp(o->stats_topic, data[k]);
+      snprintf(err, errlen, "--%s %s: must differ from the input, output and dead-letter topics",
+               st ? "stats-topic" : "changelog-topic", data[k]);
+      return TC_EUSAGE;
+    }
+  if (o->changelog_topic && !strcmp(o->changelog_topic, o->stats_topic)) {
+    snprintf(err, errlen, "--changelog-topic %s: must differ from the stats topic",
+             o->changelog_topic);
     return TC_EUSAGE;
   }
   o->http = http ? http : "127.0.0.1:9464";

@@ -268,22 +268,23 @@ void sched_ckpt_try(run *r) {
   uv_idle_start(&r->ckpt_idle, sched_ckpt_on_idle);
 }
 
-/* Synchronous checkpoint (shutdown), after the caller flushed the producer. */
-void sched_ckpt_now(run *r, const char *why) {
+/* Synchronous checkpoint (shutdown), after the caller flushed the producer. 0 when it was
+ * written, -1 when not (no state file, outputs unacknowledged, a failed write: logged). */
+int sched_ckpt_now(run *r, const char *why) {
   if (!r->db)
-    return;
+    return -1;
   if (rd_kafka_outq_len(r->producer) > 0) {
     sched_ckpt_abandon(r, "outputs unacknowledged at a revoke or shutdown");
     log_warn("run", "%s: no checkpoint, %d outputs still unacknowledged", why,
              rd_kafka_outq_len(r->producer));
-    return;
+    return -1;
   }
   int n = offsets_fill(r);
   if (n < 0) {
     sched_ckpt_abandon(r, "no final checkpoint");
     log_warn("run", "%s: no checkpoint, %s", why,
              n == -1 ? "a delivery failed" : "out of memory for the offsets");
-    return;
+    return -1;
   }
   if (r->ckpt_pending) {
     /* Everything is acknowledged now: the pending snapshot is merged into this one. */
@@ -301,7 +302,7 @@ void sched_ckpt_now(run *r, const char *why) {
                  r->clw ? (size_t)n : 0, err, sizeof err) != 0) {
     r->st.checkpoint_failing = ckpt_get_stats(r->ck)->consecutive_failures;
     log_warn("run", "%s: checkpoint failed: %s", why, err);
-    return;
+    return -1;
   }
   r->st.checkpoint_failing = 0;
   r->ckpt_done_seq = ++r->ckpt_seq;
@@ -309,6 +310,7 @@ void sched_ckpt_now(run *r, const char *why) {
   offsets_to_kafka(r);
   log_info("run", "%s: checkpoint of %llu instruments", why,
            (unsigned long long)ckpt_get_stats(r->ck)->last_rows);
+  return 0;
 }
 
 /* Every --checkpoint-interval. */

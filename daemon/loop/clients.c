@@ -97,7 +97,22 @@ static int consumer_conf(const run_opts *o, const char *bootstrap, rd_kafka_conf
                          * limits"). A 6 s session bounds that wait. */
                         bootstrap ? "bootstrap.servers" : NULL, bootstrap, "session.timeout.ms",
                         "6000", NULL};
-  return client_conf(&o->kc, "consumer.", "producer.", cdef, cc, err, errlen);
+  int rc = client_conf(&o->kc, "consumer.", "producer.", cdef, cc, err, errlen);
+  /* The group also names the changelog (GROUP.state), the stats' key and the logs: a group.id
+   * from -X or the config file would join another group under this one's name. */
+  char v[256];
+  size_t vl = sizeof v;
+  if (rc == 0 && rd_kafka_conf_get(*cc, "group.id", v, &vl) == RD_KAFKA_CONF_OK &&
+      strcmp(v, o->group) != 0) {
+    snprintf(err, errlen,
+             "-X group.id: found '%s', expected none (the consumer group is --group, now '%s', "
+             "which also names the changelog and the stats)",
+             v, o->group);
+    rd_kafka_conf_destroy(*cc);
+    *cc = NULL;
+    rc = TC_EUSAGE;
+  }
+  return rc;
 }
 
 /* The producer's conf. */

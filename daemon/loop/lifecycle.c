@@ -156,7 +156,7 @@ static void on_stop(uv_timer_t *h) {
     pthread_detach(wd);
   int flushed = parts_settle(r, 5000) == 0;
   if (flushed)
-    sched_ckpt_now(r, "shutdown"); /* the final checkpoint */
+    r->final_ckpt = sched_ckpt_now(r, "shutdown") == 0; /* the final checkpoint */
   else
     log_warn("run", "shutdown: no final checkpoint, outputs unacknowledged; a restart resumes "
                     "from the last checkpoint");

@@ -194,7 +194,7 @@ static void on_revoke(run *r, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *p
     if (lost)
       log_warn("run", "%s partitions [%s] lost (session expired?): leaving without a checkpoint",
                r->o->input_topic, list);
-    revoke_finish(r, !lost && r->stopping);
+    revoke_finish(r, !lost && r->stopping && r->final_ckpt);
     return;
   }
   for (int i = 0; i < parts->cnt; i++) {

@@ -452,11 +452,13 @@ static void report(run *r, restore_job *j, uint32_t n, uint32_t n_cl) {
   }
   for (int i = 0; i < j->np; i++) {
     rpart_res *x = &j->res[i];
-    if (x->from_cl)
-      log_info("run", "%s/%d: resuming at offset %lld from the changelog %s (state file: %s%lld)",
-               r->o->input_topic, x->p, (long long)x->resume, r->o->changelog_topic,
-               x->file_at < 0 ? "no offset" : "offset ",
-               x->file_at < 0 ? 0LL : (long long)x->file_at);
+    if (x->from_cl) {
+      char at[40] = "no offset";
+      if (x->file_at >= 0)
+        snprintf(at, sizeof at, "offset %lld", (long long)x->file_at);
+      log_info("run", "%s/%d: resuming at offset %lld from the changelog %s (state file: %s)",
+               r->o->input_topic, x->p, (long long)x->resume, r->o->changelog_topic, at);
+    }
   }
   const cl_restore_stats *cs = cl_restore_get_stats(j->rs);
   char list[512];

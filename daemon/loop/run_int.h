@@ -83,6 +83,7 @@ typedef struct run {
   uv_timer_t t_pause;          /* turns a long pause into a partition pause */
   int64_t outq_high, outq_low; /* backpressure: pause above, resume below (queued messages) */
   int stopping;                /* shutdown begun: no more draining */
+  int final_ckpt;              /* the shutdown's final checkpoint was written */
   int flush_failed;            /* a flush timed out: later ones do not wait */
   int closing;                 /* the producer is being closed: reports only reclaim headers */
   /* The header tickcast.model = the running model's id, one list lent to every prediction and
@@ -256,7 +257,7 @@ void sched_ckpt_ready(run *r);
 void sched_ckpt_abandon(run *r, const char *why);
 
 /* Synchronous checkpoint at a revoke or shutdown, after the caller flushed the producer. */
-void sched_ckpt_now(run *r, const char *why);
+int sched_ckpt_now(run *r, const char *why); /* 0: written */
 
 /* The --checkpoint-interval timer. */
 void sched_ckpt_on_timer(uv_timer_t *h);
