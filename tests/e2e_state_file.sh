@@ -86,4 +86,17 @@ damaged "a damaged blob" "UPDATE instruments SET state = substr(state, 1, 20) ||
 damaged "a short blob" "UPDATE instruments SET state = substr(state, 1, 40) WHERE rowid = (SELECT min(rowid) FROM instruments)" "state blob is 40 bytes"
 damaged "an escape-byte symbol" "UPDATE instruments SET sym = X'1B5D303B6F776E65641B5C' WHERE rowid = (SELECT min(rowid) FROM instruments)" "is not 1..32 bytes"
 damaged "a negative n" "UPDATE instruments SET n = -4 WHERE rowid = (SELECT min(rowid) FROM instruments)" "n is -4"
+damaged "a meta row's sha256 not hex" "UPDATE meta SET model_sha256 = 'zz'" \
+  "meta model_sha256: found 'zz', expected 64 lowercase hex digits (a damaged file); --reset-state drops"
+# --reset-state repairs such a file: the daemon binds the model to it at start and runs.
+tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/m.safetensors" --state "$TMP/bad.db" \
+  --group bad --http off --reset-state --checkpoint-interval 200 2>"$TMP/reset.err"
+RUN_PID=$BG_PID
+M=$(sha256sum "$TMP/m.safetensors" | cut -c1-64)
+tc_wait_for 20 grep -q "restored ticks partitions" "$TMP/reset.err" ||
+  tc_fail "--reset-state on a damaged meta row: $(tail -n 3 "$TMP/reset.err")"
+tc_eq "the model bound by --reset-state" "$(sqlite3 "$TMP/bad.db" 'SELECT model_sha256 FROM meta')" "$M"
+tc_stop "$RUN_PID" 15
+tc_eq "exit after --reset-state on a damaged meta row" "$STOP_RC" 0
+echo "ok: --reset-state rewrites a damaged meta row"
 echo "PASS e2e_state_file"

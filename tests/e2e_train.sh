@@ -408,12 +408,23 @@ tc_eq "train --input - twice: message" "$(cat "$TMP/twice.err")" \
 mkfifo "$TMP/model.fifo"
 cat "$TMP/model.fifo" >"$TMP/from_fifo.safetensors" &
 CAT_PID=$!
+TC_PIDS+=("$CAT_PID") # ended at exit if train fails before it opens the FIFO
 "$TC" train --input "$TMP/flat.csv" --output "$TMP/model.fifo" --hidden 4 --epochs 1 --quiet ||
   tc_fail "train to a FIFO"
 [ -p "$TMP/model.fifo" ] || { kill "$CAT_PID"; tc_fail "the FIFO was replaced by a regular file"; }
 wait "$CAT_PID"
 cmp -s "$TMP/from_fifo.safetensors" "$TMP/flat_reg.safetensors" || tc_fail "the FIFO's reader got other bytes"
 echo "ok: a model written into a FIFO reaches its reader, the FIFO stays one"
+# A reader that leaves early: a failed write (exit 1, EPIPE named), not a death by SIGPIPE (141).
+# The model (H = 64, about 80 KB) does not fit the pipe's buffer.
+head -c 1 "$TMP/model.fifo" >/dev/null &
+set +e
+"$TC" train --input "$TMP/flat.csv" --output "$TMP/model.fifo" --hidden 64 --epochs 1 --quiet \
+  2>"$TMP/pipe.err"
+rc=$?
+set -e
+tc_eq "train --output a FIFO whose reader left: exit status" "$rc" 1
+grep -q "cannot write: Broken pipe" "$TMP/pipe.err" || tc_fail "FIFO reader left: $(cat "$TMP/pipe.err")"
 if mknod "$TMP/full" c 1 7 2>/dev/null && mknod "$TMP/null" c 1 3 2>/dev/null; then
   tc_eq "train --output a full device: exit status" \
     "$(code "$TC" train --input "$TMP/flat.csv" --output "$TMP/full" --hidden 4 --epochs 1 --quiet)" 1

@@ -409,16 +409,16 @@ static int feed_send_all(const feed_opts *o, feed_sink *sink) {
 /* Waits for the delivery reports: at most FEED_FLUSH_MS, and at most FEED_STOP_FLUSH_MS from a
  * stop signal, whether it came before the flush or during it. *waited_ms: how long it waited. */
 static rd_kafka_resp_err_t feed_flush(rd_kafka_t *rk, int *waited_ms) {
-  double t0 = tc_mono_s(), end = t0 + FEED_FLUSH_MS / 1e3, stop_end = -1;
+  double t0 = tc_mono_s(), end = t0 + FEED_FLUSH_MS / 1e3;
+  double stop_end = feed_stop ? t0 + FEED_STOP_FLUSH_MS / 1e3 : -1;
   for (;;) {
     rd_kafka_resp_err_t e = rd_kafka_flush(rk, 100);
     double now = tc_mono_s();
     *waited_ms = (int)((now - t0) * 1e3);
     if (!e)
       return e;
-    if (feed_stop && stop_end < 0)
-      stop_end =
-          (now - t0) * 1e3 < 100 ? t0 + FEED_STOP_FLUSH_MS / 1e3 : now + FEED_STOP_FLUSH_MS / 1e3;
+    if (feed_stop && stop_end < 0) /* the signal came during the flush */
+      stop_end = now + FEED_STOP_FLUSH_MS / 1e3;
     if (now >= end || (stop_end >= 0 && now >= stop_end))
       return e;
   }

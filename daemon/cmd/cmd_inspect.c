@@ -44,7 +44,6 @@ static void usage(FILE *f) {
       TOP_MAX);
 }
 
-/* "2026-11-28T23:10:00.123Z" from ns since the epoch. */
 /* ns since the epoch as UTC with milliseconds, any int64 (before 1970 too: the second and the
  * fraction are floored, so -1 ns is 1969-12-31T23:59:59.999Z). */
 static void fmt_time(char *buf, size_t len, int64_t ns) {

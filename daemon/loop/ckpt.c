@@ -739,9 +739,15 @@ int ckpt_bind_model(store *st, const nn_model *m, int reset, char *err, size_t e
   ckpt_model_hex(m, hex);
   store_meta cur;
   int rc = store_meta_get(st, &cur, err, errlen);
-  if (rc != 0 && rc != TC_ENOENT)
+  if (rc == TC_EFORMAT && !reset) { /* a damaged meta row: --reset-state rewrites it */
+    size_t l = strlen(err);
+    snprintf(err + l, errlen > l ? errlen - l : 0,
+             "; --reset-state drops the stored state and writes the binding again");
     return rc;
-  int fresh = rc == TC_ENOENT || !cur.model_sha256[0];
+  }
+  if (rc != 0 && rc != TC_ENOENT && rc != TC_EFORMAT)
+    return rc;
+  int fresh = rc == TC_ENOENT || rc == TC_EFORMAT || !cur.model_sha256[0];
   if (!fresh && !reset) {
     /* The cell is part of the binding: a state is never restored into a model of another cell,
      * even under the same hash. */

@@ -57,7 +57,7 @@ typedef struct restore_job {
   uint64_t file_rows;
   double secs;
   uint32_t put_at; /* the next table slot to put into the engine */
-  uint64_t swaps;  /* r->model_swaps when the put began */
+  uint64_t swaps;  /* r->model_swaps when the restore began */
   uint32_t n_put;  /* instruments put so far */
   uint32_t n_cl;   /* of which the state file lacked */
   char cluster[STORE_CLUSTER_MAX + 1];
@@ -131,11 +131,13 @@ static int file_row(void *ud, const store_inst *in) {
   return cl_restore_add_file_inst(f->j->rs, in, in->next_offset >= 0 ? in->next_offset : f->at);
 }
 
-/* The state file's offsets and rows of the assigned partitions (under the store lock). Rows of
+/* The state file's offsets and rows of the assigned partitions (under the store lock). A file of
  * another model than the job's (a SIGHUP swapped a model in, and the checkpoint that rewrites the
- * file for it has not been written yet) are the states --on-model-change reset threw away: only
- * the offsets are used then, so the partitions go on with zero state as the instruments the
- * reload found did. (At start a file of another model is refused: ckpt_bind_model.) */
+ * file for it has not been written yet) holds the states --on-model-change reset threw away: it
+ * is not used, so the partitions go on with zero state, as the instruments the reload found did,
+ * from the group's committed offsets (which follow the file's checkpoints), or from a checkpoint
+ * of the job's model in the changelog, whose states and offsets belong together. (At start a
+ * file of another model is refused: ckpt_bind_model.) */
 static void read_file(restore_job *j) {
   run *r = j->r;
   char err[512];
@@ -148,16 +150,16 @@ static void read_file(restore_job *j) {
     return;
   }
   store_meta m;
-  int rows = 1;
   if (!j->keep && store_meta_get(r->db, &m, err, sizeof err) == 0 && m.model_sha256[0] &&
       strcmp(m.model_sha256, j->hex) != 0) {
-    rows = 0;
     if (!j->old_rows++)
       note(j,
            "the state file's instruments are of model %.16s, the one before the reload (no "
            "checkpoint of model %.16s yet): with --on-model-change reset they are not restored, "
-           "the partitions go on from the file's offsets with zero state",
+           "the partitions go on from the committed offsets with zero state",
            m.model_sha256, j->hex);
+    free(off);
+    return;
   }
   for (int i = 0; i < j->np; i++) {
     int64_t at = -1;
@@ -167,8 +169,8 @@ static void read_file(restore_job *j) {
     j->res[i].file_at = at;
     cl_restore_file_offset(j->rs, j->res[i].p, at);
     file_ctx f = {.j = j, .at = at};
-    if (rows && store_instruments_load_partition(r->db, j->cell, j->L, j->H, j->res[i].p, file_row,
-                                                 &f, err, sizeof err) != 0)
+    if (store_instruments_load_partition(r->db, j->cell, j->L, j->H, j->res[i].p, file_row, &f, err,
+                                         sizeof err) != 0)
       note(j, "%s; partition %d: state file rows not used", err, j->res[i].p);
   }
   free(off);
@@ -541,9 +543,10 @@ static void after_cb(uv_work_t *w, int status) {
     free_job(j);
     return;
   }
-  if (memcmp(j->sha, r->model->sha256, 32) != 0) {
+  if (r->model_swaps != j->swaps) {
     r->rj = NULL;
-    /* The model changed meanwhile (SIGHUP): what was restored is another model's. */
+    /* The model changed meanwhile (SIGHUP; also when it was swapped out and back): what was read
+     * was chosen for another model. */
     log_info("run", "the model changed during the restore: restoring again");
     rd_kafka_topic_partition_list_t *parts = j->parts;
     j->parts = NULL;
@@ -553,7 +556,6 @@ static void after_cb(uv_work_t *w, int status) {
     rd_kafka_topic_partition_list_destroy(parts);
     return;
   }
-  j->swaps = r->model_swaps;
   r->restore_idle.data = r;
   uv_idle_start(&r->restore_idle, on_put_idle);
 }
@@ -622,6 +624,7 @@ void restore_begin(run *r, rd_kafka_topic_partition_list_t *parts, int coop) {
   memcpy(j->sha, r->model->sha256, 32);
   ckpt_model_hex(r->model, j->hex);
   j->keep = r->o->on_model_change_keep;
+  j->swaps = r->model_swaps;
   for (int i = 0; i < parts->cnt; i++)
     if (!strcmp(parts->elems[i].topic, r->o->input_topic)) {
       j->res[j->np].p = parts->elems[i].partition;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,15 +120,25 @@ static int contents_write(FILE *f, const char *hdr, const nn_tensor *s, int ns) 
  * device node or the pipe with a regular file. 0, or TC_EIO with err. */
 static int direct_write(const char *path, const char *hdr, const nn_tensor *s, int ns, char *err,
                         size_t errlen) {
+  /* A FIFO's reader that leaves early is a failed write (EPIPE), not a silent death by SIGPIPE.
+   * Opening a FIFO waits for its reader, as any writer of a FIFO does. */
+  struct sigaction ign, old;
+  memset(&ign, 0, sizeof ign);
+  ign.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &ign, &old);
   FILE *f = fopen(path, "wb");
-  if (!f)
-    return nn_st_fail(err, errlen, path, TC_EIO, "cannot open for writing: %s", strerror(errno));
-  int ok = contents_write(f, hdr, s, ns) && fflush(f) == 0;
-  int e = errno;
-  if (fclose(f) != 0 && ok) {
-    ok = 0;
+  int ok = f != NULL, e = errno;
+  if (f) {
+    ok = contents_write(f, hdr, s, ns) && fflush(f) == 0;
     e = errno;
+    if (fclose(f) != 0 && ok) {
+      ok = 0;
+      e = errno;
+    }
   }
+  sigaction(SIGPIPE, &old, NULL);
+  if (!f)
+    return nn_st_fail(err, errlen, path, TC_EIO, "cannot open for writing: %s", strerror(e));
   return ok ? 0 : nn_st_fail(err, errlen, path, TC_EIO, "cannot write: %s", strerror(e));
 }
 
