@@ -99,6 +99,15 @@ grep -q "ERROR .*--http 127.0.0.1:$BUSY: cannot listen: Address already in use" 
   tc_fail "port-in-use message: $(cat "$TMP/err.txt")"
 [ "$(grep -c ERROR "$TMP/err.txt")" -eq 1 ] || tc_fail "more than one error line: $(cat "$TMP/err.txt")"
 echo "ok: port in use -> exit 1: $(grep ERROR "$TMP/err.txt")"
+# The refused start leaves no state file behind (it once left a new, empty one); one that existed
+# before is kept as it was.
+[ ! -e "$TMP/busy.db" ] && [ ! -e "$TMP/busy.db-wal" ] || tc_fail "a refused start left $(ls "$TMP"/busy.db*)"
+"$TC" run --model "$M" --state "$TMP/busy.db" --http "127.0.0.1:$BUSY" 2>/dev/null || true
+[ ! -e "$TMP/busy.db" ] || tc_fail "the second refused start left a state file"
+$PY "$ROOT/tests/statedb.py" write "$TMP/kept.db" --instruments 1 --layers 1 --hidden 8
+"$TC" run --model "$M" --state "$TMP/kept.db" --http "127.0.0.1:$BUSY" --reset-state 2>/dev/null || true
+[ -e "$TMP/kept.db" ] || tc_fail "a refused start removed a state file that existed before"
+echo "ok: a refused start removes the state file it created, and only that one"
 
 # libmicrohttpd is loaded, not linked: without it (the library file hidden in a private mount
 # namespace) `run` stops at its flag check with one line naming --http and exit status 1, creates

@@ -341,6 +341,13 @@ int run_main(const run_opts *o) {
     code = start_member(rs[k], rs[0], 0, NULL);
   if (code == 0)
     code = check_clients(rs[0]);
+  /* State files this start-up creates: removed again when it fails (an HTTP port in use, a broker
+   * that cannot start), so that a refused start leaves nothing behind. */
+  char **fresh = code == 0 ? calloc((size_t)n, sizeof *fresh) : NULL;
+  for (int k = 0; fresh && k < n; k++)
+    if (rs[k]->state_path && access(rs[k]->state_path, F_OK) != 0)
+      fresh[k] = strdup(rs[k]->state_path);
+  int started = 0;
   for (int k = 0; code == 0 && k < n; k++) {
     uv_loop_init(&loops[k]);
     rs[k]->loop = &loops[k];
@@ -354,6 +361,7 @@ int run_main(const run_opts *o) {
   for (int k = 0; code == 0 && k < n; k++)
     code = start_member(rs[k], rs[0], 2, boot);
   if (code == 0) {
+    started = 1;
     for (int k = 0; k < n; k++) {
       log_set_thread(cw ? k : -1);
       start_handles(rs[k]);
@@ -378,6 +386,18 @@ int run_main(const run_opts *o) {
   for (int k = n - 1; rs && k >= 0; k--)
     if (rs[k])
       tear_down(rs[k]);
+  for (int k = 0; fresh && k < n; k++) {
+    if (fresh[k] && !started) {
+      static const char *const side[] = {"", "-wal", "-shm"};
+      for (int i = 0; i < 3; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s%s", fresh[k], side[i]);
+        unlink(path);
+      }
+    }
+    free(fresh[k]);
+  }
+  free(fresh);
   log_set_thread(-1);
   free(rs);
   free(loops);
