@@ -67,7 +67,7 @@ void reject_hold_add(reject_hold *h, const reject_tally *t, int reason, reject_l
   }
 }
 
-void reject_hold_flush(reject_hold *h, reject_tally *t, int upto) {
+void reject_hold_note(reject_hold *h, reject_tally *t, int upto) {
   for (; h->next < h->n && h->e[h->next].before <= upto; h->next++) {
     const reject_held *e = &h->e[h->next];
     reject_tally_note(t, e->reason, e->loc, e->msg >= 0 ? h->msg[e->msg] : "");

@@ -5,6 +5,7 @@
 #ifndef INGEST_REJECT_H
 #define INGEST_REJECT_H
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -77,8 +78,13 @@ static inline int reject_hold_full(const reject_hold *h) {
   return h->n >= REJECT_HOLD_MAX;
 }
 /* Notes into t, in order, the held rejects found before the chunk's accepted tick `upto`
- * (INT_MAX: all of them, and the hold is emptied for the next chunk). */
-void reject_hold_flush(reject_hold *h, reject_tally *t, int upto);
+ * (INT_MAX: all of them, and the hold is emptied for the next chunk). Called before every accepted
+ * tick: a compare when nothing is due. */
+void reject_hold_note(reject_hold *h, reject_tally *t, int upto);
+static inline void reject_hold_flush(reject_hold *h, reject_tally *t, int upto) {
+  if (upto == INT_MAX || (h->next < h->n && h->e[h->next].before <= upto))
+    reject_hold_note(h, t, upto);
+}
 
 /* Writes loc as "FILE:LINE" or "TOPIC/PARTITION/OFFSET" into buf (truncated to n, always
  * terminated); returns what snprintf returns. */

@@ -765,14 +765,20 @@ static int meta_check(const store *st, const store_meta *m, char *err, size_t er
   for (int i = 0; hex && i < 64; i++)
     hex = (m->model_sha256[i] >= '0' && m->model_sha256[i] <= '9') ||
           (m->model_sha256[i] >= 'a' && m->model_sha256[i] <= 'f');
-  char found[48];
+  char found[48], cells[96];
   const char *field = NULL, *want = NULL;
   if (!hex) {
     field = "model_sha256", want = "64 lowercase hex digits";
     snprintf(found, sizeof found, "'%.16s%s'", m->model_sha256,
              strlen(m->model_sha256) > 16 ? "..." : "");
   } else if (!nn_cell_valid(m->cell)) {
-    field = "cell", want = "0..3 (lstm, gru, rnn_tanh, rnn_relu)";
+    /* "0..3 (lstm, gru, rnn_tanh, rnn_relu)", from nn/base/cell.h */
+    size_t k = (size_t)snprintf(cells, sizeof cells, "0..%d (", NN_CELL_COUNT - 1);
+    for (int c = 0; c < NN_CELL_COUNT && k < sizeof cells; c++)
+      k += (size_t)snprintf(cells + k, sizeof cells - k, "%s%s", c ? ", " : "", nn_cell_name(c));
+    if (k < sizeof cells)
+      snprintf(cells + k, sizeof cells - k, ")");
+    field = "cell", want = cells;
     snprintf(found, sizeof found, "%d", m->cell);
   } else if (m->L < 1 || m->H < 1) {
     field = m->L < 1 ? "layers" : "hidden", want = "an integer >= 1";

@@ -102,7 +102,6 @@ static void usage(FILE *f) {
       "2 bad usage or unreadable input.\n");
 }
 
-/* --seed: an unsigned 64-bit decimal into *(uint64_t *)dst; 0 or -1. */
 /* --cell: a cell name (nn_cell_parse) into *(int *)dst; 0 or -1. */
 static int parse_cell(const char *s, void *dst) {
   int c = nn_cell_parse(s);
@@ -477,9 +476,6 @@ static int train_parse(train_opts *o, int argc, char **argv) {
             !o->ninputs ? "--input" : "--output");
     return 2;
   }
-  int nstdin = 0;
-  for (int i = 0; i < o->ninputs; i++)
-    nstdin += !strcmp(o->inputs[i], "-");
   for (int i = 0; i < o->ninputs; i++)
     if (args_same_file(o->inputs[i], o->out_path)) {
       fprintf(stderr,
@@ -488,6 +484,9 @@ static int train_parse(train_opts *o, int argc, char **argv) {
               o->out_path, o->inputs[i]);
       return 2;
     }
+  int nstdin = 0;
+  for (int i = 0; i < o->ninputs; i++)
+    nstdin += !strcmp(o->inputs[i], "-");
   if (nstdin > 1) {
     fprintf(stderr,
             "tickcast train: --input -: found %d times, expected at most once (standard input "

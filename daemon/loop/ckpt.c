@@ -205,6 +205,20 @@ void ckpt_model_changed(ckpt *ck, const nn_model *m, int reset) {
     ck->pend_clear = 1;
 }
 
+/* Room for one more element in the array *a of *cap elements of size sz holding n: doubles it
+ * (16 at first) when full. 0, or TC_ENOMEM (the array as it was). */
+static int grow(void **a, size_t *cap, size_t n, size_t sz) {
+  if (n < *cap)
+    return 0;
+  size_t c = *cap ? 2 * *cap : 16;
+  void *g = realloc(*a, c * sz);
+  if (!g)
+    return TC_ENOMEM;
+  *a = g;
+  *cap = c;
+  return 0;
+}
+
 /* Merges the offsets off[0..noff) into the snapshot's: same (topic, partition) replaced, others
  * appended. Few partitions, so a linear search is fine. */
 static int offsets_merge(ckpt *ck, const store_offset *off, size_t noff) {
@@ -214,14 +228,8 @@ static int offsets_merge(ckpt *ck, const store_offset *off, size_t noff) {
                              strcmp(ck->off[j].topic, off[i].topic) == 0))
       j++;
     if (j == ck->noff) {
-      if (ck->noff == ck->off_cap) {
-        size_t cap = ck->off_cap ? 2 * ck->off_cap : 16;
-        store_offset *o = realloc(ck->off, cap * sizeof *o);
-        if (!o)
-          return TC_ENOMEM;
-        ck->off = o;
-        ck->off_cap = cap;
-      }
+      if (grow((void **)&ck->off, &ck->off_cap, ck->noff, sizeof *ck->off) != 0)
+        return TC_ENOMEM;
       ck->noff++;
     }
     ck->off[j] = off[i];
@@ -610,14 +618,8 @@ int ckpt_forget(ckpt *ck, int32_t p) {
   int pending = ck->wstate != 0;
   uv_mutex_unlock(&ck->mu);
   if (pending) {
-    if (ck->ngone == ck->gone_cap) {
-      size_t cap = ck->gone_cap ? 2 * ck->gone_cap : 16;
-      int32_t *g = realloc(ck->gone, cap * sizeof *g);
-      if (!g)
-        return TC_ENOMEM;
-      ck->gone = g;
-      ck->gone_cap = cap;
-    }
+    if (grow((void **)&ck->gone, &ck->gone_cap, ck->ngone, sizeof *ck->gone) != 0)
+      return TC_ENOMEM;
     ck->gone[ck->ngone++] = p;
   } else if (ck->carry) {
     drop_part(ck, p);

@@ -110,10 +110,7 @@ static void send_dead_letter(run *r, const rd_kafka_message_t *m, eng_tick *t, s
                              void *opaque) {
   char err[256] = "";
   if (t->reason == TICK_OUT_OF_ORDER) {
-    snprintf(err, sizeof err,
-             "field ts: found %lld, expected at least the last accepted ts of %s"
-             " (%lld)",
-             (long long)t->t.ts, t->t.sym, (long long)t->prev_ts);
+    tick_ooo_message(err, sizeof err, t->t.ts, t->prev_ts, t->t.sym);
   } else if (t->reason == TICK_FUTURE_TS) {
     snprintf(err, sizeof err,
              "field ts: found %lld, more than %d ms ahead of the wall clock (--max-future)",

@@ -45,7 +45,6 @@ typedef struct restore_job {
   int cell, L, H; /* the model's: its states are of this cell, L layers of H */
   unsigned char sha[32];
   char hex[65];   /* sha in hex, as the state file's meta names its model */
-  int keep;       /* --on-model-change keep */
   int old_rows;   /* the state file's rows were of the model before a reload (noted once) */
   rpart_res *res; /* (np) */
   int np;
@@ -150,8 +149,8 @@ static void read_file(restore_job *j) {
     return;
   }
   store_meta m;
-  if (!j->keep && store_meta_get(r->db, &m, err, sizeof err) == 0 && m.model_sha256[0] &&
-      strcmp(m.model_sha256, j->hex) != 0) {
+  if (!r->o->on_model_change_keep && store_meta_get(r->db, &m, err, sizeof err) == 0 &&
+      m.model_sha256[0] && strcmp(m.model_sha256, j->hex) != 0) {
     if (!j->old_rows++)
       note(j,
            "the state file's instruments are of model %.16s, the one before the reload (no "
@@ -434,7 +433,6 @@ static int put_instruments(run *r, restore_job *j, uint32_t budget) {
     if (reset) {
       memset(symtab_state(&r->e.st, d), 0, r->e.st.state_floats * sizeof(float));
       di->n = 0;
-      di->dirty = 1;
     }
     j->n_put++;
     j->n_cl += in->dirty == 2;
@@ -623,7 +621,6 @@ void restore_begin(run *r, rd_kafka_topic_partition_list_t *parts, int coop) {
   j->H = r->model->H;
   memcpy(j->sha, r->model->sha256, 32);
   ckpt_model_hex(r->model, j->hex);
-  j->keep = r->o->on_model_change_keep;
   j->swaps = r->model_swaps;
   for (int i = 0; i < parts->cnt; i++)
     if (!strcmp(parts->elems[i].topic, r->o->input_topic)) {
