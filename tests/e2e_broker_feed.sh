@@ -270,6 +270,21 @@ for bad in "a b" "x:2" ","; do
   tc_eq "--no-leader '$bad' exit" "$rc" 2
   grep -q "^tickcast broker: --no-leader $bad: expected" "$TMP/bad.log" || tc_fail "$(cat "$TMP/bad.log")"
 done
+# --fail-requests is checked whole before the broker starts: one line naming the item and what
+# was expected (an unknown request or error name, a count out of range, an item without ERROR).
+for bad in "Foo:NOT_COORDINATOR|unknown request 'Foo'" "Fetch:NOPE|unknown error 'NOPE'" \
+  "Produce:NO_ERROR,Fetch:_TRANSPORT:0|count must be 1..100000, found '0'" \
+  "Fetch|expected API:ERROR\[:COUNT\]"; do
+  set +e
+  "$TC" broker --fail-requests "${bad%%|*}" >"$TMP/bad.out" 2>"$TMP/bad.log"
+  rc=$?
+  set -e
+  tc_eq "--fail-requests ${bad%%|*} exit" "$rc" 2
+  [ "$(wc -l <"$TMP/bad.log")" -eq 1 ] &&
+    grep -qE "^tickcast broker: --fail-requests [^ ]*: ${bad#*|}" "$TMP/bad.log" ||
+    tc_fail "--fail-requests ${bad%%|*}: $(cat "$TMP/bad.log")"
+  [ ! -s "$TMP/bad.out" ] || tc_fail "--fail-requests ${bad%%|*}: a broker started"
+done
 set +e
 "$TC" broker --port "$fport" >/dev/null 2>"$TMP/b3.log"
 rc=$?

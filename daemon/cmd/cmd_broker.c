@@ -16,7 +16,8 @@ static void usage(FILE *f) {
   fprintf(
       f,
       "usage: tickcast broker [--topics NAME[:PARTITIONS],...] [--port P] [--rtt MS]\n"
-      "                       [--no-leader NAME,...] [--log-level L]\n"
+      "                       [--no-leader NAME,...] [--fail-requests API:ERROR[:N],...]\n"
+      "                       [--log-level L]\n"
       "\n"
       "An embedded development Kafka broker (librdkafka's in-memory mock cluster, one broker\n"
       "on 127.0.0.1). Prints its bootstrap list (127.0.0.1:PORT) as the first line of stdout,\n"
@@ -30,6 +31,18 @@ static void usage(FILE *f) {
       "  --no-leader LIST  topics whose partitions have no leader (one partition if not in\n"
       "                    --topics): clients wait for one, so messages produced to them fail\n"
       "                    once message.timeout.ms passes; to test outputs that never get through\n"
+      "  --fail-requests LIST\n"
+      "                    answer the next N (default 1) requests of a Kafka API, from any\n"
+      "                    client, with an error: API is the request's name (Produce, Fetch,\n"
+      "                    ListOffsets, Metadata, OffsetCommit, OffsetFetch, FindCoordinator,\n"
+      "                    JoinGroup, Heartbeat, LeaveGroup, SyncGroup, ApiVersions,\n"
+      "                    InitProducerId) or key, ERROR librdkafka's name of a Kafka error\n"
+      "                    (NOT_COORDINATOR; _TRANSPORT drops the connection; NO_ERROR lets\n"
+      "                    one through, so Fetch:NO_ERROR,Fetch:UNKNOWN_SERVER_ERROR fails\n"
+      "                    the second fetch); items apply in order; e.g.\n"
+      "                    InitProducerId:CLUSTER_AUTHORIZATION_FAILED fails the first\n"
+      "                    idempotent producer for good; to test clients against a broker in\n"
+      "                    trouble\n"
       "  --log-level L     error, warn, info (default) or debug\n"
       "\n"
       "Limits of the mock: each partition keeps a bounded log (older batches are dropped), and\n"
@@ -59,13 +72,14 @@ static int set_no_leader(mockbroker *mb, const char *list, char *err, size_t err
 }
 
 int cmd_broker(int argc, char **argv) {
-  const char *topics = NULL, *no_leader = NULL;
+  const char *topics = NULL, *no_leader = NULL, *fail = NULL;
   int port = 0, rtt = 0;
   const args_flag flags[] = {
       {"topics", ARGS_STR, .dst = &topics},
       {"port", ARGS_INT, .dst = &port, .unit = "an integer", .lo = 0, .hi = 65535},
       {"rtt", ARGS_INT, .dst = &rtt, .unit = "milliseconds", .lo = 0, .hi = 600000},
       {"no-leader", ARGS_STR, .dst = &no_leader},
+      {"fail-requests", ARGS_STR, .dst = &fail},
       ARGS_LOG_LEVEL,
   };
   const args_cmd c = {.name = "broker",
@@ -76,6 +90,10 @@ int cmd_broker(int argc, char **argv) {
   int status = args_parse_cmd(&c, argc, argv);
   if (status >= 0 || (status = args_kafka_load("broker")) >= 0)
     return status;
+  if (fail && mockbroker_fail_requests(NULL, fail, err, sizeof err) < 0) {
+    fprintf(stderr, "tickcast broker: %s\n", err);
+    return 2;
+  }
 
   /* Block the stop signals before librdkafka starts its threads (they inherit the mask), so only
    * sigwait below sees them. */
@@ -92,6 +110,10 @@ int cmd_broker(int argc, char **argv) {
   if (rc == 0 && no_leader && set_no_leader(mb, no_leader, err, sizeof err) < 0) {
     mockbroker_stop(mb);
     rc = TC_EUSAGE;
+  }
+  if (rc == 0 && fail) {
+    int n = mockbroker_fail_requests(mb, fail, err, sizeof err);
+    log_info("broker", "%d requests will fail: %s", n, fail);
   }
   if (rc < 0) {
     fprintf(stderr, "tickcast broker: %s\n", err);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -198,6 +199,109 @@ int mockbroker_set_no_leader(mockbroker *mb, const char *topic, char *err, size_
     snprintf(err, errlen, "--no-leader %s: cannot change the topic's leader: %s", name,
              rd_kafka_err2str(kerr));
     return -1;
+  }
+  return n;
+}
+
+/* Kafka protocol request names accepted by --fail-requests (Kafka's own names for the APIs). */
+static const struct {
+  const char *name;
+  int16_t key;
+} api_names[] = {{"Produce", 0},          {"Fetch", 1},        {"ListOffsets", 2},
+                 {"Metadata", 3},         {"OffsetCommit", 8}, {"OffsetFetch", 9},
+                 {"FindCoordinator", 10}, {"JoinGroup", 11},   {"Heartbeat", 12},
+                 {"LeaveGroup", 13},      {"SyncGroup", 14},   {"ApiVersions", 18},
+                 {"InitProducerId", 22}};
+
+/* The API key of a name of api_names or a number 0..32767; -1 if neither. */
+static int api_key(const char *s, size_t len) {
+  for (size_t i = 0; i < sizeof api_names / sizeof api_names[0]; i++)
+    if (strlen(api_names[i].name) == len && strncasecmp(api_names[i].name, s, len) == 0)
+      return api_names[i].key;
+  long v = 0;
+  for (size_t i = 0; i < len && v >= 0; i++)
+    v = isdigit((unsigned char)s[i]) && v <= 32767 ? v * 10 + (s[i] - '0') : -1;
+  return len > 0 && v >= 0 && v <= 32767 ? (int)v : -1;
+}
+
+/* Finds librdkafka's name of an error (NOT_COORDINATOR, _TRANSPORT: rd_kafka_get_err_descs, any
+ * case; NO_ERROR lets a request through): 0 with *code, or -1 if there is none. */
+static int err_code(const char *s, size_t len, rd_kafka_resp_err_t *code) {
+  const struct rd_kafka_err_desc *d;
+  size_t n;
+  rd_kafka_get_err_descs(&d, &n);
+  for (size_t i = 0; i < n; i++)
+    if (d[i].name && strlen(d[i].name) == len && strncasecmp(d[i].name, s, len) == 0) {
+      *code = d[i].code;
+      return 0;
+    }
+  return -1;
+}
+
+/* Parses one "API:ERROR[:COUNT]" item; fills *key, *code, *count, or TC_EUSAGE with err. */
+static int fail_parse(const char *s, size_t len, int *key, rd_kafka_resp_err_t *code, int *count,
+                      char *err, size_t errlen) {
+  const char *c1 = memchr(s, ':', len);
+  const char *c2 = c1 ? memchr(c1 + 1, ':', len - (size_t)(c1 + 1 - s)) : NULL;
+  const char *end = s + len;
+  if (!c1) {
+    snprintf(err, errlen,
+             "--fail-requests %.*s: expected API:ERROR[:COUNT], e.g. "
+             "Fetch:NOT_LEADER_FOR_PARTITION:3",
+             (int)len, s);
+    return TC_EUSAGE;
+  }
+  if ((*key = api_key(s, (size_t)(c1 - s))) < 0) {
+    snprintf(err, errlen,
+             "--fail-requests %.*s: unknown request '%.*s' (expected a Kafka API "
+             "name such as Produce, Fetch, InitProducerId, or its key 0..32767)",
+             (int)len, s, (int)(c1 - s), s);
+    return TC_EUSAGE;
+  }
+  const char *e = c1 + 1, *ee = c2 ? c2 : end;
+  if (err_code(e, (size_t)(ee - e), code) < 0) {
+    snprintf(err, errlen,
+             "--fail-requests %.*s: unknown error '%.*s' (expected librdkafka's "
+             "name of a Kafka error, such as NOT_COORDINATOR, _TRANSPORT to drop "
+             "the connection, or NO_ERROR to let a request through)",
+             (int)len, s, (int)(ee - e), e);
+    return TC_EUSAGE;
+  }
+  *count = 1;
+  if (c2) {
+    long v = c2 + 1 < end ? 0 : -1;
+    for (const char *p = c2 + 1; p < end && v >= 0; p++)
+      v = isdigit((unsigned char)*p) && v <= 100000 ? v * 10 + (*p - '0') : -1;
+    if (v < 1 || v > 100000) {
+      snprintf(err, errlen, "--fail-requests %.*s: count must be 1..100000, found '%.*s'", (int)len,
+               s, (int)(end - c2 - 1), c2 + 1);
+      return TC_EUSAGE;
+    }
+    *count = (int)v;
+  }
+  return 0;
+}
+
+int mockbroker_fail_requests(mockbroker *mb, const char *spec, char *err, size_t errlen) {
+  int n = 0;
+  for (const char *p = spec; *p;) {
+    const char *e = strchr(p, ',');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    int key, count;
+    rd_kafka_resp_err_t code;
+    if (fail_parse(p, len, &key, &code, &count, err, errlen) < 0)
+      return TC_EUSAGE;
+    for (int i = 0; mb && i < count; i++)
+      rd_kafka_mock_push_request_errors_array(mb->mcluster, (int16_t)key, 1, &code);
+    n += count;
+    if (!e)
+      break;
+    p = e + 1;
+  }
+  if (n == 0) {
+    snprintf(err, errlen, "--fail-requests '%s': expected API:ERROR[:COUNT] items separated by ','",
+             spec);
+    return TC_EUSAGE;
   }
   return n;
 }

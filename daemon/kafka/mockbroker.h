@@ -34,6 +34,17 @@ void mockbroker_set_rtt(mockbroker *mb, int ms);
  * with err like "--no-leader a b: expected a topic name of [A-Za-z0-9._-]". */
 int mockbroker_set_no_leader(mockbroker *mb, const char *topic, char *err, size_t errlen);
 
+/* Makes the broker answer the next requests of some Kafka APIs with an error, as a broker in
+ * trouble would: spec is "API:ERROR[:COUNT],..." with API a Kafka request name (Produce, Fetch,
+ * ListOffsets, Metadata, OffsetCommit, OffsetFetch, FindCoordinator, JoinGroup, Heartbeat,
+ * LeaveGroup, SyncGroup, ApiVersions, InitProducerId; any case) or its key, ERROR librdkafka's
+ * name of a Kafka error (NOT_COORDINATOR, CLUSTER_AUTHORIZATION_FAILED; _TRANSPORT drops the
+ * connection; NO_ERROR lets a request through, to fail later ones) and COUNT how many requests of
+ * that API, from whichever client, fail (default 1). With mb NULL it only checks spec. Returns the
+ * number of failures queued, or TC_EUSAGE with err like "--fail-requests Fetch:NOPE: unknown error
+ * 'NOPE' (...)". */
+int mockbroker_fail_requests(mockbroker *mb, const char *spec, char *err, size_t errlen);
+
 /* The bootstrap list ("127.0.0.1:PORT", the relay's port when one was asked for), valid until
  * mockbroker_stop. */
 const char *mockbroker_bootstraps(const mockbroker *mb);
