@@ -14,8 +14,10 @@
 #                                           $TMP/live.safetensors, state $TMP/NAME.db, log $TMP/NAME.log,
 #                                           checkpoints every 200 ms, HTTP on a free port, ARGS last;
 #                                           sets RUN_PID, PORT and URL once HTTP is up
-# Also: ROOT (repo), TC (the tickcast binary; $TICKCAST overrides), TMP (scratch dir, removed at
-# exit), PY (/usr/bin/python3, Debian's, which has confluent_kafka and numpy).
+# Also: ROOT (repo), TC (the tickcast binary; $TICKCAST overrides; $TICKCAST_BROKER runs
+# tc_broker_start's broker from another, so that an old build's daemon meets today's broker),
+# TMP (scratch dir, removed at exit), PY (/usr/bin/python3, Debian's, which has confluent_kafka
+# and numpy).
 
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -97,7 +99,7 @@ tc_threads_waiting() { # feed cmd args...
 tc_broker_start() {
   local out="$TMP/broker.out"
   : >"$out"
-  tc_bg "$TC" broker "$@" >"$out" 2>"$TMP/broker.log"
+  tc_bg "${TICKCAST_BROKER:-$TC}" broker "$@" >"$out" 2>"$TMP/broker.log"
   BROKER_PID=$BG_PID
   tc_wait_for 10 grep -q . "$out" || tc_fail "tickcast broker printed no bootstrap list in 10 s"
   BROKERS=$(head -n 1 "$out")
