@@ -286,6 +286,13 @@ for bad in "Foo:NOT_COORDINATOR|unknown request 'Foo'" "Fetch:NOPE|unknown error
   [ ! -s "$TMP/bad.out" ] || tc_fail "--fail-requests ${bad%%|*}: a broker started"
 done
 set +e
+"$TC" broker --commands "$TMP/no-such-fifo" >"$TMP/bad.out" 2>"$TMP/bad.log"
+rc=$?
+set -e
+tc_eq "--commands of a missing file exit" "$rc" 2
+grep -qx "tickcast broker: --commands $TMP/no-such-fifo: No such file or directory" "$TMP/bad.log" ||
+  tc_fail "--commands: $(cat "$TMP/bad.log")"
+set +e
 "$TC" broker --port "$fport" >/dev/null 2>"$TMP/b3.log"
 rc=$?
 set -e

@@ -1,10 +1,13 @@
 /* cmd_broker.c: `tickcast broker`, an embedded development Kafka broker (librdkafka's mock
  * cluster, see mockbroker.h): prints its bootstrap list as the first line of stdout and runs until
  * SIGINT or SIGTERM. Not for production data: everything lives in memory. */
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
@@ -17,7 +20,7 @@ static void usage(FILE *f) {
       f,
       "usage: tickcast broker [--topics NAME[:PARTITIONS],...] [--port P] [--rtt MS]\n"
       "                       [--no-leader NAME,...] [--fail-requests API:ERROR[:N],...]\n"
-      "                       [--log-level L]\n"
+      "                       [--commands FILE] [--log-level L]\n"
       "\n"
       "An embedded development Kafka broker (librdkafka's in-memory mock cluster, one broker\n"
       "on 127.0.0.1). Prints its bootstrap list (127.0.0.1:PORT) as the first line of stdout,\n"
@@ -43,6 +46,10 @@ static void usage(FILE *f) {
       "                    InitProducerId:CLUSTER_AUTHORIZATION_FAILED fails the first\n"
       "                    idempotent producer for good; to test clients against a broker in\n"
       "                    trouble\n"
+      "  --commands FILE   read commands while running, one a line, from FILE (a FIFO: reopened\n"
+      "                    after each writer; '-': standard input until its end):\n"
+      "                    'fail-requests LIST' queues failures as the flag does; a bad line\n"
+      "                    is logged and skipped\n"
       "  --log-level L     error, warn, info (default) or debug\n"
       "\n"
       "Limits of the mock: each partition keeps a bounded log (older batches are dropped), and\n"
@@ -71,8 +78,59 @@ static int set_no_leader(mockbroker *mb, const char *list, char *err, size_t err
   return 0;
 }
 
+/* --commands: a thread reads lines from a file while the broker runs. The broker is stopped under
+ * `lock` (mb set to NULL first), so a command never reaches a destroyed cluster; the thread is not
+ * joined (it may be blocked in open or read), the process ends with it. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static mockbroker *cmd_mb;
+
+static void command(char *line) {
+  size_t n = strlen(line);
+  while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+    line[--n] = 0;
+  if (n == 0 || line[0] == '#')
+    return;
+  const char *verb = "fail-requests ";
+  if (strncmp(line, verb, strlen(verb)) != 0) {
+    log_error("broker", "command '%s': unknown (expected 'fail-requests API:ERROR[:N],...')", line);
+    return;
+  }
+  const char *spec = line + strlen(verb);
+  char err[512];
+  pthread_mutex_lock(&lock);
+  int k = cmd_mb && mockbroker_fail_requests(NULL, spec, err, sizeof err) >= 0
+              ? mockbroker_fail_requests(cmd_mb, spec, err, sizeof err)
+              : -1;
+  pthread_mutex_unlock(&lock);
+  if (k >= 0)
+    log_info("broker", "%d requests will fail: %s", k, spec);
+  else if (cmd_mb)
+    log_error("broker", "command: %s", err);
+}
+
+static void *commands(void *arg) {
+  const char *path = arg;
+  int is_stdin = strcmp(path, "-") == 0;
+  char line[4096];
+  for (;;) {
+    FILE *f = is_stdin ? stdin : fopen(path, "r");
+    if (!f) {
+      log_error("broker", "--commands %s: %s; no more commands", path, strerror(errno));
+      return NULL;
+    }
+    while (fgets(line, sizeof line, f))
+      command(line);
+    if (is_stdin)
+      return NULL;
+    fclose(f);
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISFIFO(st.st_mode))
+      return NULL; /* a regular file is read once */
+  }
+}
+
 int cmd_broker(int argc, char **argv) {
-  const char *topics = NULL, *no_leader = NULL, *fail = NULL;
+  const char *topics = NULL, *no_leader = NULL, *fail = NULL, *cmds = NULL;
   int port = 0, rtt = 0;
   const args_flag flags[] = {
       {"topics", ARGS_STR, .dst = &topics},
@@ -80,6 +138,7 @@ int cmd_broker(int argc, char **argv) {
       {"rtt", ARGS_INT, .dst = &rtt, .unit = "milliseconds", .lo = 0, .hi = 600000},
       {"no-leader", ARGS_STR, .dst = &no_leader},
       {"fail-requests", ARGS_STR, .dst = &fail},
+      {"commands", ARGS_STR, .dst = &cmds},
       ARGS_LOG_LEVEL,
   };
   const args_cmd c = {.name = "broker",
@@ -92,6 +151,11 @@ int cmd_broker(int argc, char **argv) {
     return status;
   if (fail && mockbroker_fail_requests(NULL, fail, err, sizeof err) < 0) {
     fprintf(stderr, "tickcast broker: %s\n", err);
+    return 2;
+  }
+  struct stat cst;
+  if (cmds && strcmp(cmds, "-") != 0 && stat(cmds, &cst) != 0) {
+    fprintf(stderr, "tickcast broker: --commands %s: %s\n", cmds, strerror(errno));
     return 2;
   }
 
@@ -121,11 +185,19 @@ int cmd_broker(int argc, char **argv) {
   }
   printf("%s\n", mockbroker_bootstraps(mb));
   fflush(stdout);
+
   log_info("broker", "listening on %s, topics %s", mockbroker_bootstraps(mb),
            topics && *topics ? topics : "(none; auto-created on use)");
+  cmd_mb = mb;
+  pthread_t ct;
+  if (cmds && pthread_create(&ct, NULL, commands, (void *)cmds) == 0)
+    pthread_detach(ct);
   int sig = 0;
   sigwait(&stop, &sig);
   log_info("broker", "%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  pthread_mutex_lock(&lock);
+  cmd_mb = NULL;
+  pthread_mutex_unlock(&lock);
   mockbroker_stop(mb);
   return 0;
 }
