@@ -63,6 +63,15 @@ echo "ok: feed summary and rejected line numbers"
 grep -q "sent 120, delivered 120, failed 0, rejected 1" "$TMP/feedj.log" || tc_fail "$(cat "$TMP/feedj.log")"
 grep -q "rejected bad_json: 1 (line 121)" "$TMP/feedj.log" || tc_fail "$(cat "$TMP/feedj.log")"
 
+# --raw with --ts-unit: the unit cannot apply to lines sent verbatim (it was once ignored, exit 0).
+set +e
+"$TC" feed --brokers "$BROKERS" --topic raw --input "$TMP/ticks.csv" --raw --ts-unit s \
+  2>"$TMP/rawunit.log"
+rc=$?
+set -e
+tc_eq "--raw --ts-unit exit" "$rc" 2
+grep -qx "tickcast feed: --raw sends lines verbatim, so --ts-unit cannot convert them (drop one) (see tickcast feed --help)" \
+  "$TMP/rawunit.log" || tc_fail "--raw --ts-unit: $(cat "$TMP/rawunit.log")"
 # --raw sends every line, malformed ones and the CSV header included.
 "$TC" feed --brokers "$BROKERS" --topic raw --input "$TMP/ticks.csv" --raw 2>"$TMP/feedr.log" ||
   tc_fail "feed --raw exited $?"

@@ -162,6 +162,10 @@ set +e
 "$TC" replay --model $M --brokers "$BROKERS" --topic ticks --partitions 0,9 2>"$TMP/e2.log"; r2=$?
 "$TC" replay --model "$TMP/a.csv" --brokers "$BROKERS" --topic ticks 2>"$TMP/e3.log"; r3=$?
 "$TC" replay --model $M --brokers "$BROKERS" --topic ticks --start-offset x 2>"$TMP/e4.log"; r4=$?
+"$TC" replay --model $M --brokers "$BROKERS" --topic ticks --start-offset 10 --end-offset 3 \
+  --output "$TMP/e5.csv" 2>"$TMP/e5.log"; r5=$?
+"$TC" replay --model $M --brokers "$BROKERS" --topic ticks --start-time 2024-01-02T00:00:00Z \
+  --end-time 2024-01-01T00:00:00Z 2>"$TMP/e6.log"; r6=$?
 set -e
 tc_eq "unknown topic exit" "$r1" 1
 grep -q "topic nosuch on $BROKERS: .*Unknown topic" "$TMP/e1.log" || tc_fail "$(cat "$TMP/e1.log")"
@@ -172,6 +176,14 @@ grep -q "topic ticks has partitions 0..3, found 9" "$TMP/e2.log" || tc_fail "$(c
 tc_eq "bad model exit" "$r3" 2
 tc_eq "bad offset exit" "$r4" 2
 grep -q -- "--start-offset x: expected an offset" "$TMP/e4.log" || tc_fail "$(cat "$TMP/e4.log")"
+# A reversed range (it once read nothing and exited 0), refused before anything is read or written.
+tc_eq "reversed offsets exit" "$r5" 2
+grep -qx -- "tickcast replay: --start-offset 10 is past --end-offset 3 (expected start <= end)" \
+  "$TMP/e5.log" || tc_fail "$(cat "$TMP/e5.log")"
+[ ! -e "$TMP/e5.csv" ] || tc_fail "a refused replay wrote its output"
+tc_eq "reversed times exit" "$r6" 2
+grep -q -- "^tickcast replay: --start-time 2024-01-02T00:00:00Z is after --end-time" "$TMP/e6.log" ||
+  tc_fail "$(cat "$TMP/e6.log")"
 
 tc_stop "$BROKER_PID"
 tc_eq "broker exit" "$STOP_RC" 0

@@ -342,13 +342,15 @@ static int feed_parse(feed_opts *o, kconf *kc, int argc, char **argv) {
   o->instruments = instruments;
   o->seed = seed;
   if (!kc->brokers || !o->topic || (!o->input && o->synthetic < 0) ||
-      (o->input && o->synthetic >= 0) || (o->raw && !o->input)) {
+      (o->input && o->synthetic >= 0) || (o->raw && !o->input) ||
+      (o->raw && o->ts_unit != TICKFILE_TS_AUTO)) {
     fprintf(stderr, "tickcast feed: %s (see tickcast feed --help)\n",
             !kc->brokers          ? "--brokers is required"
             : !o->topic           ? "--topic is required"
             : o->raw && !o->input ? "--raw needs --input"
-            : o->input            ? "--input and --synthetic exclude each other"
-                                  : "one of --input FILE or --synthetic N is required");
+            : o->raw   ? "--raw sends lines verbatim, so --ts-unit cannot convert them (drop one)"
+            : o->input ? "--input and --synthetic exclude each other"
+                       : "one of --input FILE or --synthetic N is required");
     return 2;
   }
   return args_kafka_load("feed");

@@ -143,6 +143,20 @@ static int kreplay_parse(kreplay_opts *o, const char **model, kconf *kc, int32_t
   if ((o->start_time && parse_time_ms("--start-time", o->start_time, &o->start_ms)) ||
       (o->end_time && parse_time_ms("--end-time", o->end_time, &o->end_ms)))
     return 2;
+  /* A reversed range selects nothing in every partition: a typo, not a request. */
+  if (o->start_off >= 0 && o->end_off >= 0 && o->start_off > o->end_off) {
+    fprintf(
+        stderr,
+        "tickcast replay: --start-offset %lld is past --end-offset %lld (expected start <= end)\n",
+        (long long)o->start_off, (long long)o->end_off);
+    return 2;
+  }
+  if (o->start_time && o->end_time && o->start_ms > o->end_ms) {
+    fprintf(stderr,
+            "tickcast replay: --start-time %s is after --end-time %s (expected start <= end)\n",
+            o->start_time, o->end_time);
+    return 2;
+  }
   return args_kafka_load("replay");
 }
 
