@@ -412,6 +412,41 @@ static void skip_restored(void) {
   nn_model_free(&m);
 }
 
+/* An instrument's tick in another partition than its previous one is taken and counted (moved,
+ * the slot and the partition it came from); the instrument follows it; file ticks (partition -1)
+ * and a first tick move nothing. */
+static void partition_moves(void) {
+  nn_model m;
+  random_model(&m, 1, 6, 0);
+  engine e;
+  CHECK_INT(engine_init(&e, &m, 8), 0);
+  eng_tick t[5];
+  memset(t, 0, sizeof t);
+  const int32_t parts[5] = {0, 0, -1, 1, 1}; /* A, B, A (a file tick), A, B */
+  for (int i = 0; i < 5; i++) {
+    t[i].t.sym_len = (uint8_t)sprintf(t[i].t.sym, "%s", i == 1 || i == 4 ? "B" : "A");
+    t[i].t.ts = 1000 + i;
+    t[i].t.px = 10 + i;
+    t[i].partition = parts[i];
+    t[i].offset = parts[i] < 0 ? -1 : i;
+  }
+  CHECK_INT(engine_process(&e, t, 3), 0);
+  CHECK_INT(e.moved, 0);
+  CHECK_INT(engine_process(&e, t + 3, 1), 0);
+  int32_t a = symtab_find(&e.st, "A", 1), b = symtab_find(&e.st, "B", 1);
+  CHECK_INT(e.moved, 1);
+  CHECK_INT(e.moved_slot, a);
+  CHECK_INT(e.moved_from, 0);
+  CHECK_INT(e.st.inst[a].partition, 1);
+  CHECK_INT(e.st.inst[a].n, 3);
+  CHECK_INT(engine_process(&e, t + 4, 1), 0);
+  CHECK_INT(e.moved, 2);
+  CHECK_INT(e.moved_slot, b);
+  CHECK_INT(e.st.inst[b].partition, 1);
+  engine_free(&e);
+  nn_model_free(&m);
+}
+
 /* log_dt at the ends of int64: ts - prev_ts of 2^64 - 2 ns does not fit int64 (signed overflow,
  * which UBSan reports and which once gave NaN); it is computed exactly as unsigned. */
 static void features_extremes(void) {
@@ -460,5 +495,6 @@ int main(void) {
       nn_model_free(&m);
     }
   skip_restored();
+  partition_moves();
   return check_done();
 }

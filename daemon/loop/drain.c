@@ -158,6 +158,22 @@ static void log_unfrozen(run *r) {
              r->e.st.inst[r->e.unfrozen_slot].sym, r->o->max_future_ms, (unsigned long long)n);
 }
 
+/* An instrument's tick in another partition than its previous one: one instrument in one
+ * partition is what makes a group behave as one instance (its order, its one state), so this is
+ * logged, the first ten and then every 1000th. */
+static void log_moved(run *r) {
+  uint64_t n = r->e.moved;
+  const inst *in = &r->e.st.inst[r->e.moved_slot];
+  if (n <= 10 || n % 1000 == 0)
+    log_warn("run",
+             "instrument %s: a tick in %s partition %d after ticks in partition %d (a producer "
+             "that does not key ticks by sym, or partitions added to the topic): across "
+             "partitions its ticks are taken in fetch order, and each member of a group keeps a "
+             "state of its own for it (%llu such ticks so far)",
+             in->sym, r->o->input_topic, (int)in->partition, (int)r->e.moved_from,
+             (unsigned long long)n);
+}
+
 /* The pipeline: decode, one engine step, produce. */
 void drain_process_chunk(run *r) {
   int N = r->n;
@@ -177,12 +193,14 @@ void drain_process_chunk(run *r) {
     r->st.ticks_in++;
     stats_part_in(&r->st, m->partition);
   }
-  uint64_t unfrozen = r->e.unfrozen;
+  uint64_t unfrozen = r->e.unfrozen, moved = r->e.moved;
   sched_ckpt_guard(r, N);
   int rc = engine_process(&r->e, r->ticks, N);
   r->st.chunks++;
   if (r->e.unfrozen != unfrozen)
     log_unfrozen(r);
+  if (r->e.moved != moved)
+    log_moved(r);
   if (rc != 0) {
     /* Nothing was applied; the messages are not acknowledged, so a restart reprocesses them. */
     log_error("run", "engine: %s on a chunk of %d ticks; stopping", tc_strerror(rc), N);

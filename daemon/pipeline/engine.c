@@ -235,8 +235,14 @@ int engine_process(engine *e, eng_tick *ticks, int N) {
     in->last_px = t->t.px;
     in->n++;
     in->dirty = 1;
-    if (t->partition >= 0)
+    if (t->partition >= 0) {
+      if (in->partition >= 0 && in->partition != t->partition) {
+        e->moved++;
+        e->moved_slot = t->slot;
+        e->moved_from = in->partition;
+      }
       in->partition = t->partition;
+    }
     t->n = in->n;
     int w = (int)e->occ[t->slot]++;
     e->wave[i] = w;

@@ -62,6 +62,11 @@ typedef struct engine {
   uint32_t max_instruments; /* a new instrument while this many are live: instrument_limit */
   uint64_t unfrozen;        /* instruments restarted afresh, their last ts beyond max_future_ns */
   int32_t unfrozen_slot;    /* the slot of the last one */
+  /* Accepted ticks of an instrument in another input partition than its previous tick's (a
+   * producer that does not key by sym, or partitions added to the topic): the instrument follows
+   * the tick (its partition becomes the new one); counted for the daemon to report. */
+  uint64_t moved;
+  int32_t moved_slot, moved_from; /* the last one: its slot and the partition it came from */
 } engine;
 
 /* Sets up an engine for model m with chunks of at most chunk_max ticks. 0 or TC_E*. */
