@@ -20,7 +20,7 @@ Not a test by itself. Subcommands:
   check-stats STATS TICKS_IN PREDS the last stats object has every documented field and totals
   check-process URL PID            /metrics' process_* figures against what /proc says of PID
 """
-import base64, csv, json, os, struct, sys, time
+import base64, csv, json, os, socket, struct, sys, time
 
 
 def model(path, L, H, seed):
@@ -289,6 +289,9 @@ def check_stats(path, ticks_in, preds):
              f"{ticks_in} {preds}")
     if s["rejected"].get("bad_px") != 1 or s["rejected"].get("out_of_order") != 1:
         fail(f"stats rejected {s['rejected']}")
+    host, _, pid = s.get("member", "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or {r.get("member") for r in recs} != {s["member"]}:
+        fail(f"stats member {s.get('member')!r}, expected {socket.gethostname()}:PID in every message")
     if len(s["model"]) != 16 or s["delivery_errors"] != 0 or s["rebalances"] < 1:
         fail(f"stats model/delivery_errors/rebalances {s}")
     lat = [r for r in recs if r["latency_us"]["p50"] is not None]

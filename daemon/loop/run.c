@@ -48,6 +48,10 @@ static run *run_new(const run_opts *o, int k) {
   r->chunk_backlog = o->backlog_chunk > o->chunk ? o->backlog_chunk : o->chunk;
   stats_init(&r->st, tc_wall_ms());
   snprintf(r->st.version, sizeof r->st.version, "%s", TICKCAST_VERSION);
+  char host[128] = "";
+  if (gethostname(host, sizeof host - 1) != 0 || !host[0])
+    snprintf(host, sizeof host, "unknown");
+  snprintf(r->st.member, sizeof r->st.member, "%s:%d", host, (int)getpid());
   return r;
 }
 

@@ -279,6 +279,8 @@ char *stats_json(stats *s, int64_t now_ms, int reset_interval) {
   json_object_set_new(o, "time", json_integer(now_ms));
   json_object_set_new(o, "uptime_s", json_real((double)(now_ms - s->start_ms) / 1000.0));
   json_object_set_new(o, "version", json_string(s->version));
+  if (s->member[0])
+    json_object_set_new(o, "member", json_string(s->member));
   json_object_set_new(o, "model", json_string(s->model_id));
   json_object_set_new(o, "ticks_in", json_integer((json_int_t)s->ticks_in));
   json_object_set_new(o, "predictions_out", json_integer((json_int_t)s->predictions_out));

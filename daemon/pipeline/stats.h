@@ -127,7 +127,8 @@ typedef struct stats {
   uint64_t stalls;     /* stalls of STATS_STALL_NS or more since start */
   char model_id[17];   /* model sha256 prefix */
   char version[16];
-  int threads; /* stream threads of the process (run --threads), 1 unless merged */
+  char member[160]; /* "HOST:PID" of the process, to tell a group's members apart */
+  int threads;      /* stream threads of the process (run --threads), 1 unless merged */
 } stats;
 
 void stats_init(stats *s, int64_t now_ms);
