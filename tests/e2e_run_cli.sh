@@ -57,6 +57,11 @@ usage "-X group.id: found 'gD', expected none (the consumer group is --group, no
   --model "$M" --group gC -X consumer.group.id=gD --state "$TMP/gid.db"
 usage "-X group.id: found 'gD'" --model "$M" -X group.id=gD --state "$TMP/gid.db"
 [ ! -e "$TMP/gid.db" ] || tc_fail "a refused group.id left a state file"
+# Committed offsets follow the checkpoints: librdkafka's automatic offset store (it once was
+# accepted) would commit offsets past ticks whose state no checkpoint holds.
+usage "-X enable.auto.offset.store: found 'true', expected false (the daemon stores a partition's" \
+  --model "$M" -X consumer.enable.auto.offset.store=true --state "$TMP/gid.db"
+[ ! -e "$TMP/gid.db" ] || tc_fail "a refused enable.auto.offset.store left a state file"
 usage "-X" --model "$M" -X nonsense
 usage "unexpected argument 'extra'" --model "$M" extra
 printf 'input-topic = ticks\ninptu-topic = x\n' >"$TMP/bad.conf"

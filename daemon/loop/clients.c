@@ -112,6 +112,20 @@ static int consumer_conf(const run_opts *o, const char *bootstrap, rd_kafka_conf
     *cc = NULL;
     rc = TC_EUSAGE;
   }
+  /* Committed offsets follow the checkpoints (ckpt_sched.c stores them): librdkafka's own store
+   * would commit the offset of every tick polled, past ticks whose state no checkpoint holds. */
+  vl = sizeof v;
+  if (rc == 0 && rd_kafka_conf_get(*cc, "enable.auto.offset.store", v, &vl) == RD_KAFKA_CONF_OK &&
+      strcmp(v, "false") != 0) {
+    snprintf(err, errlen,
+             "-X enable.auto.offset.store: found '%s', expected false (the daemon stores a "
+             "partition's offset once a checkpoint covers it; an automatic store would commit "
+             "offsets past ticks whose state no checkpoint holds)",
+             v);
+    rd_kafka_conf_destroy(*cc);
+    *cc = NULL;
+    rc = TC_EUSAGE;
+  }
   return rc;
 }
 
