@@ -436,6 +436,31 @@ if mknod "$TMP/full" c 1 7 2>/dev/null && mknod "$TMP/null" c 1 3 2>/dev/null; t
 else
   echo "skipped: devices as --output (mknod needs root)"
 fi
+# An output that cannot be written is refused before any work, with one line naming the flag, the
+# path and why, and the exit status of a write that fails after the work (1); nothing is created.
+# train once trained every epoch and only then failed on its temp file; eval printed its whole
+# report first.
+nowrite() { # what regex command...: exit 1, one error line matching regex, nothing on stdout
+  local what=$1 re=$2 rc=0
+  shift 2
+  "$@" >"$TMP/nowrite.out" 2>"$TMP/nowrite.err" || rc=$?
+  tc_one_error "$what" "$rc" "$TMP/nowrite.err" "$re"
+  [ ! -s "$TMP/nowrite.out" ] || tc_fail "$what: work done first: $(head -n 3 "$TMP/nowrite.out")"
+}
+nowrite "train --output in a missing directory" \
+  "^tickcast train: --output $TMP/nodir/m.safetensors: cannot be created: directory $TMP/nodir: No such file or directory \(expected an existing, writable directory\)$" \
+  "$TC" train --input "$TMP/flat.csv" --output "$TMP/nodir/m.safetensors" --hidden 4 --epochs 50
+nowrite "train --search --output under a file" \
+  "^tickcast train: --output $TMP/flat.csv/m.safetensors: cannot be created: Not a directory$" \
+  "$TC" train --input "$TMP/flat.csv" --output "$TMP/flat.csv/m.safetensors" --search --trials 2 \
+  --hidden 4 --epochs 1
+nowrite "train --output a directory" "^tickcast train: --output $TMP: is a directory, expected a file name$" \
+  "$TC" train --input "$TMP/flat.csv" --output "$TMP" --hidden 4 --epochs 1
+nowrite "eval --plot in a missing directory" \
+  "^tickcast eval: --plot $TMP/nodir/p.svg: cannot be created: directory $TMP/nodir: No such file or directory \(expected an existing, writable directory\)$" \
+  "$TC" eval --model "$TMP/flat_reg.safetensors" --input "$TMP/flat.csv" --plot "$TMP/nodir/p.svg" --quiet
+[ ! -e "$TMP/nodir" ] || tc_fail "a refused output left $TMP/nodir"
+echo "ok: outputs that cannot be written are refused before any work"
 # An output that is an input under another name is refused before anything is read or written
 # (exit 2): train's model over a tick file, eval's plot over its tick file or model, replay's
 # predictions over its model. Each once replaced the file and exited 0.

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "ingest/number.h"
 #include "ingest/rfc3339.h"
@@ -34,6 +35,50 @@ int args_same_file(const char *a, const char *b) {
   if (!a || !b || !strcmp(a, "-") || !strcmp(b, "-") || stat(a, &sa) != 0 || stat(b, &sb) != 0)
     return 0;
   return S_ISREG(sa.st_mode) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* The directory a new file at path goes into: what precedes its last '/' ("/" for "/x", "." for a
+ * bare name). malloc'd, or NULL. */
+static char *dir_of(const char *path) {
+  const char *slash = strrchr(path, '/');
+  if (!slash)
+    return strdup(".");
+  return strndup(path, slash == path ? 1 : (size_t)(slash - path));
+}
+
+int args_output_check(const char *flag, const char *path, args_out_mode mode, char *err,
+                      size_t errlen) {
+  struct stat st;
+  if (stat(path, &st) == 0) {
+    if (S_ISDIR(st.st_mode)) {
+      snprintf(err, errlen, "--%s %s: is a directory, expected a file name", flag, path);
+      return TC_EIO;
+    }
+    if (!S_ISREG(st.st_mode) || mode == ARGS_OUT_INPLACE) { /* written where it is */
+      if (access(path, W_OK) == 0)
+        return 0;
+      snprintf(err, errlen, "--%s %s: cannot be written: %s", flag, path, strerror(errno));
+      return TC_EIO;
+    }
+  } else if (errno != ENOENT) { /* a component that is not a directory, or not searchable */
+    snprintf(err, errlen, "--%s %s: cannot be created: %s", flag, path, strerror(errno));
+    return TC_EIO;
+  }
+  char *dir = dir_of(path);
+  if (!dir) {
+    snprintf(err, errlen, "out of memory");
+    return TC_ENOMEM;
+  }
+  int bad = stat(dir, &st) != 0 ? errno : !S_ISDIR(st.st_mode) ? ENOTDIR : 0;
+  if (!bad && access(dir, W_OK | X_OK) != 0)
+    bad = errno;
+  if (bad)
+    snprintf(err, errlen,
+             "--%s %s: cannot be created: directory %s: %s (expected an existing, writable "
+             "directory)",
+             flag, path, dir, strerror(bad));
+  free(dir);
+  return bad ? TC_EIO : 0;
 }
 
 int args_u64(const char *v, void *dst) {

@@ -102,6 +102,24 @@ int args_parse_cmd(const args_cmd *c, int argc, char **argv);
  * file. For the cross-flag checks of commands that write a file (an output over an input). */
 int args_same_file(const char *a, const char *b);
 
+/* How a command writes its output file, for args_output_check. */
+typedef enum args_out_mode {
+  ARGS_OUT_INPLACE, /* opened for writing as it is (eval --plot) */
+  ARGS_OUT_RENAME,  /* a temp file next to it renamed over it; a path that exists and is not a
+                     * regular file is written in place (train --output, nn_model_save) */
+} args_out_mode;
+
+/* Before any work: whether the output path, given as --FLAG, can be written later, so that a
+ * command fails at once rather than after its work. A directory is refused; a path that exists
+ * and is not a regular file (/dev/null, a FIFO) must be writable itself, and so must an existing
+ * regular file with ARGS_OUT_INPLACE; otherwise the path's directory must exist and be writable.
+ * Nothing is created, opened or truncated (nor a FIFO opened: that would wait for its reader).
+ * 0, or TC_EIO (TC_ENOMEM) with err set to one line, e.g. "--output /nonexist/m.st: cannot be
+ * created: directory /nonexist: No such file or directory (expected an existing, writable
+ * directory)". */
+int args_output_check(const char *flag, const char *path, args_out_mode mode, char *err,
+                      size_t errlen);
+
 /* At the end of a command that printed its result on stdout: flushes it and checks that every
  * write succeeded (ferror: a write that failed mid-way leaves nothing for the flush). Returns 0,
  * or 1 after printing "tickcast NAME: stdout: write failed: REASON" (the command exits 1). */

@@ -71,7 +71,9 @@ static void usage(FILE *f) {
       "  --json          print the report as one JSON object instead of a table\n"
       "  --plot FILE     write an SVG: predicted vs realized returns, and the cumulative\n"
       "                  return of trading the sign of the prediction, equal-weighted over\n"
-      "                  instruments, gross and net of costs, next to buying and holding\n"
+      "                  instruments, gross and net of costs, next to buying and holding;\n"
+      "                  checked before the input is read (its directory must exist and be\n"
+      "                  writable, an existing FILE be writable), else exit 1 at once\n"
       "  --sym SYM       only this instrument (table, JSON and plot)\n"
       "  --cost-bps X    cost of changing the position by one unit at a tick without a bid\n"
       "                  and ask, in basis points of the price (default 1); ticks with a\n"
@@ -157,6 +159,13 @@ static int eval_parse(eval_opts *o, int argc, char **argv) {
             "write the plot over it\n",
             o->plot_path, over == o->in_path ? "input" : "model", over);
     return 2;
+  }
+  /* A plot that cannot be written fails now, as it would after the report (exit 1). */
+  char err[512];
+  if (o->plot_path &&
+      args_output_check("plot", o->plot_path, ARGS_OUT_INPLACE, err, sizeof err) != 0) {
+    fprintf(stderr, "tickcast eval: %s\n", err);
+    return 1;
   }
   return -1;
 }

@@ -51,7 +51,9 @@ static void usage(FILE *f) {
       "higher for --search); if not, the saved model predicts exactly zero. Feature and\n"
       "target statistics come from the training part only.\n\n"
       "  --input FILE    tick file (CSV or JSON Lines, '-' = stdin); repeat for more files\n"
-      "  --output M      model file to write\n"
+      "  --output M      model file to write; checked before the input is read: its\n"
+      "                  directory must exist and be writable (or M an existing writable\n"
+      "                  device or FIFO), else exit 1 at once\n"
       "  --cell C        recurrent cell: lstm (default), gru, rnn (tanh) or rnn_relu,\n"
       "                  PyTorch's nn.LSTM, nn.GRU and nn.RNN\n"
       "  --test-frac F   hold out the last F of every instrument's ticks, 0 <= F <= 0.99 (default\n"
@@ -500,6 +502,12 @@ static int train_parse(train_opts *o, int argc, char **argv) {
     return 2;
   }
   o->cell_set |= f->peephole; /* peepholes: a search of LSTMs */
+  /* An output that cannot be written fails now, as it would after training (exit 1). */
+  char err[512];
+  if (args_output_check("output", o->out_path, ARGS_OUT_RENAME, err, sizeof err) != 0) {
+    fprintf(stderr, "tickcast train: %s\n", err);
+    return 1;
+  }
   f->verbose = o->quiet ? 0 : isatty(2) ? 2 : 1;
   return -1;
 }
