@@ -334,6 +334,12 @@ tc_eq "eval --help" "$(code "$TC" eval --help)" 0
 tc_eq "train without --output" "$(code "$TC" train --input "$TMP/small.csv")" 2
 tc_eq "train --hidden 0" "$(code "$TC" train --input "$TMP/small.csv" --output "$TMP/x" --hidden 0)" 2
 grep -q -- "--hidden: found '0', expected an integer" "$TMP/err" || tc_fail "--hidden message"
+# --trials is --search's: without it, bad usage before any work (it was silently ignored).
+tc_eq "train --trials without --search" \
+  "$(code "$TC" train --input "$TMP/small.csv" --output "$TMP/trials.safetensors" --trials 3 --epochs 1)" 2
+tc_eq "train --trials without --search: message" "$(cat "$TMP/err")" \
+  "tickcast train: --trials 3 without --search: --trials is the number of configurations --search tries, expected --search with it"
+[ ! -e "$TMP/trials.safetensors" ] || tc_fail "train --trials without --search wrote a model"
 tc_eq "train missing input" "$(code "$TC" train --input "$TMP/nope.csv" --output "$TMP/x")" 2
 grep -q "nope.csv: cannot open" "$TMP/err" || tc_fail "missing-input message"
 printf 'foo,bar\n1,2\n' >"$TMP/noheader.csv"

@@ -86,7 +86,7 @@ static void usage(FILE *f) {
       "                  to zero, t of its gain) and keeps the best. Each trial must reach the\n"
       "                  t that keeps the level of a single run over all the trials (Sidak):\n"
       "                  2.52 for 4, 2.76 for 8\n"
-      "  --trials N      configurations tried by --search (default 8)\n"
+      "  --trials N      configurations tried by --search (default 8); only with --search\n"
       "  --threads N     threads (default: the online cores): the input is decoded on them,\n"
       "                  every minibatch runs as shards\n"
       "                  of at most 16 sequences and validation as shards of instruments, at\n"
@@ -417,6 +417,7 @@ typedef struct train_opts {
   int ts_unit;               /* --ts-unit (enum tickfile_ts_unit) */
   int max_memory;            /* --max-memory MiB for the input (0: half of the machine's) */
   int search, trials, quiet; /* --search, --trials, --quiet */
+  int trials_set;            /* --trials given (only with --search) */
   int threads;               /* --threads: the shards of each step and of validation, or trials
                                 of --search, at once */
   int epochs_set, batch_set; /* --epochs, --batch given (else sized to the data) */
@@ -460,7 +461,7 @@ static int train_parse(train_opts *o, int argc, char **argv) {
       {"max-memory", ARGS_INT, .dst = &o->max_memory, .unit = "MiB", .lo = 1, .hi = 1 << 30},
       {"patience", ARGS_INT, .dst = &f->patience, .lo = 1, .hi = 100000, .given = &o->patience_set},
       {"search", ARGS_SWITCH, .dst = &o->search},
-      {"trials", ARGS_INT, .dst = &o->trials, .lo = 1, .hi = 1000},
+      {"trials", ARGS_INT, .dst = &o->trials, .lo = 1, .hi = 1000, .given = &o->trials_set},
       {"threads", ARGS_INT, .dst = &o->threads, .lo = 1, .hi = PREPLAY_MAX_THREADS},
       {"quiet", ARGS_SWITCH, .dst = &o->quiet, .short_name = 'q'},
   };
@@ -499,6 +500,13 @@ static int train_parse(train_opts *o, int argc, char **argv) {
   if (f->peephole && f->cell != NN_CELL_LSTM) {
     fprintf(stderr, "tickcast train: --peephole is for the LSTM only, not --cell %s\n",
             nn_cell_name(f->cell));
+    return 2;
+  }
+  if (o->trials_set && !o->search) {
+    fprintf(stderr,
+            "tickcast train: --trials %d without --search: --trials is the number of "
+            "configurations --search tries, expected --search with it\n",
+            o->trials);
     return 2;
   }
   o->cell_set |= f->peephole; /* peepholes: a search of LSTMs */
