@@ -267,6 +267,15 @@ grep -q "was made after the model's training range" "$TMP/err" || tc_fail "eval 
 tc_eq "eval --test of a model without ranges" \
   "$(code "$TC" eval --model "$TMP/const.safetensors" --input "$TMP/multi_ok.csv" --test --quiet)" 2
 grep -q "records no training ranges" "$TMP/err" || tc_fail "eval --test without ranges message"
+# --test, --val-frac and --since are alternatives: two of them are bad usage naming both (they
+# were accepted and their intersection scored).
+for pair in "--test|--since 0" "--val-frac 0.5|--since 0" "--test|--val-frac 0.5"; do
+  a=${pair%|*} b=${pair#*|}
+  tc_eq "eval $a $b" \
+    "$(code "$TC" eval --model "$TMP/held.safetensors" --input "$TMP/multi_ok.csv" $a $b --quiet)" 2
+  tc_eq "eval $a $b: message" "$(cat "$TMP/err")" \
+    "tickcast eval: ${a%% *} with ${b%% *}: found both, expected at most one of --test, --val-frac and --since (see tickcast eval --help)"
+done
 # Nothing to score (one tick per instrument) is exit 1, as --help says; so is a report that
 # cannot be written (eval once exited 0 on a full disk).
 head -4 "$TMP/multi_ok.csv" | awk -F, 'NR == 1 || !seen[$1]++' >"$TMP/one_each.csv"

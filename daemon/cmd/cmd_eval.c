@@ -51,9 +51,9 @@ static void usage(FILE *f) {
       "               frequent sign among them (what always calling it scores); pt_p: the\n"
       "               Pesaran-Timmermann p-value of directional skill\n"
       "Pooled tests sum the losses of predictions made at the same time. Each instrument's\n"
-      "state starts at zero at its first tick; --test, --val-frac and --since only choose\n"
-      "which predictions are scored (earlier ticks still warm the state up). eval warns when\n"
-      "scored predictions were made inside the model's training range.\n"
+      "state starts at zero at its first tick; --test, --val-frac and --since (at most one\n"
+      "of them) only choose which predictions are scored (earlier ticks still warm the state\n"
+      "up). eval warns when scored predictions were made inside the model's training range.\n"
       "A model with the scale head (train --head gauss) also has its variance forecast\n"
       "h = pred_std^2 scored against the next squared return, next to EWMA (RiskMetrics,\n"
       "lambda 0.94), GARCH(1,1) and the constant variance, all three fitted per instrument\n"
@@ -148,6 +148,22 @@ static int eval_parse(eval_opts *o, int argc, char **argv) {
   if (!o->model_path || !o->in_path) {
     fprintf(stderr, "tickcast eval: %s is required (see --help)\n",
             !o->model_path ? "--model" : "--input");
+    return 2;
+  }
+  /* The selections are alternatives: a combination would score their intersection. */
+  const char *sel[3];
+  int nsel = 0;
+  if (o->test)
+    sel[nsel++] = "--test";
+  if (o->val_frac > 0)
+    sel[nsel++] = "--val-frac";
+  if (o->has_since)
+    sel[nsel++] = "--since";
+  if (nsel > 1) {
+    fprintf(stderr,
+            "tickcast eval: %s with %s: found both, expected at most one of --test, --val-frac "
+            "and --since (see tickcast eval --help)\n",
+            sel[0], sel[1]);
     return 2;
   }
   const char *over = args_same_file(o->in_path, o->plot_path)      ? o->in_path
