@@ -91,6 +91,12 @@ tc_eq "no --model" "$(st "$TC" replay --input "$SAMPLE")" 2
 tc_eq "unknown flag" "$(st "$TC" replay --model $M --input "$SAMPLE" --bogus)" 2
 tc_eq "bad model" "$(st "$TC" replay --model "$SAMPLE" --input "$SAMPLE")" 2
 grep -q "$SAMPLE" "$TMP/st.err" || tc_fail "bad model error does not name the file"
+# A model file with no room for a header (8 zero bytes) says so (it once read "header length is 0,
+# expected 2..0 (file size 8 minus 8)").
+printf '\0\0\0\0\0\0\0\0' >"$TMP/z.safetensors"
+tc_eq "8-byte model" "$(st "$TC" replay --model "$TMP/z.safetensors" --input "$SAMPLE")" 2
+tc_eq "8-byte model: message" "$(cat "$TMP/st.err")" \
+  "tickcast replay: model $TMP/z.safetensors: file is 8 bytes, expected at least 10 (an 8-byte header length, then a header of at least 2)"
 tc_eq "missing input" "$(st "$TC" replay --model $M --input "$TMP/nope.csv")" 2
 grep -q "nope.csv" "$TMP/st.err" || tc_fail "missing input error does not name the file"
 printf 'a,b,c\n1,2,3\n' >"$TMP/nohdr.csv"

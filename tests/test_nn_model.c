@@ -156,7 +156,15 @@ static void test_malformed(void) {
   base(&f, 0);
   buf = build(&f, &len);
   kinds++, expect_bad("shorter than 8 bytes", buf, 5, TC_EFORMAT,
-                      "file is 5 bytes, expected at least 8");
+                      "file is 5 bytes, expected at least 10 (an 8-byte header length, then a "
+                      "header of at least 2)");
+  /* 8 or 9 bytes: a header length and no room for a header (once "expected 2..0"). */
+  static const unsigned char zeros[9] = {0};
+  kinds++,
+      expect_bad("8 zero bytes", zeros, 8, TC_EFORMAT, "file is 8 bytes, expected at least 10");
+  kinds++,
+      expect_bad("header length 1 in 9 bytes", (const unsigned char[]){1, 0, 0, 0, 0, 0, 0, 0, '{'},
+                 9, TC_EFORMAT, "file is 9 bytes, expected at least 10");
   unsigned char *b2 = malloc(len);
   memcpy(b2, buf, len);
   b2[0] = 1, memset(b2 + 1, 0, 7);

@@ -279,10 +279,12 @@ typedef struct reader {
 /* Header length, then the header itself: a JSON object of at most HEADER_MAX bytes inside the
  * file. Sets r->data, r->datalen and r->root. */
 static int header_read(reader *r, const unsigned char *buf, size_t len) {
-  if (len < 8)
+  /* The header length, then a header of at least "{}": a shorter file has no room for one (a
+   * length check against len - 8 would read "expected 2..0"). */
+  if (len < 10)
     return nn_st_fail(r->err, r->errlen, r->file, TC_EFORMAT,
-                      "file is %zu bytes, expected at least 8 (the "
-                      "header length)",
+                      "file is %zu bytes, expected at least 10 (an 8-byte header length, "
+                      "then a header of at least 2)",
                       len);
   unsigned long long hl = 0;
   for (int i = 7; i >= 0; i--)
