@@ -7,10 +7,14 @@
       practice the modules you trained) and writes them as a tickcast model file.
   python3 torch_roundtrip.py predict MODEL TICKS.csv
       loads a model file (from `tickcast train` or from export) into the PyTorch module it
-      names and prints what `tickcast replay` prints for a clean sym,ts,px[,qty,bid,ask] CSV:
-      sym,ts,px,pred_ret,pred_px,n, each instrument run from zero state; a model with the scale
-      head (train --head gauss) also pred_std,lo_px,hi_px (the 90% interval, with the model's
-      calibrated quantile when it has one: interval_z).
+      names and prints, for a clean sym,ts,px[,qty,bid,ask] CSV, the columns `tickcast replay`
+      prints: sym,ts,px,pred_ret,pred_px,n, each instrument run from zero state; a model with
+      the scale head (train --head gauss) also pred_std,lo_px,hi_px. Those are what replay
+      prints but for lo_px and hi_px, which are the 90% interval with the static z (the model's
+      calibrated quantile when it has one: interval_z), so they match only
+      `tickcast replay --interval-adapt 0`: replay's default online interval moves each
+      instrument's z with its misses (daemon/pipeline/ivtrack.h, docs/TRAINING.md "The online
+      interval"), which this script does not implement.
 
 The file is safetensors: an 8-byte little-endian header length, a JSON header, raw little-endian
 float32 data. load_file and save_file below do by hand what safetensors.torch.load_file and
@@ -154,7 +158,7 @@ def predict(model, ticks):
             pred[i] = yy * tstd + float(sd["target.mean"][0])
             std[i] = math.exp(ss / 2) * tstd  # the variance is exp(s) target.std^2
     n, w = {}, csv.writer(sys.stdout, lineterminator="\n")
-    z = interval_z(meta, 0.9)  # the central 90% interval
+    z = interval_z(meta, 0.9)  # the central 90% interval, static: replay --interval-adapt 0
     w.writerow(["sym", "ts", "px", "pred_ret", "pred_px", "n"] +
                (["pred_std", "lo_px", "hi_px"] if scale else []))
     for r, p, sd_ in zip(rows, pred, std):

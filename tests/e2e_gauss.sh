@@ -228,6 +228,22 @@ worst = max(abs(float(x[f]) / float(y[f]) - 1) for x, y in zip(a, b) for f in ("
 assert worst < 1e-5, worst
 print(f"PyTorch = replay: pred_std, lo_px, hi_px of 3000 ticks within {worst:.2g} (relative)")
 PYEOF
+# Only the static interval: replay's default online interval has other lo_px, and the script's
+# docstring says which replay it matches (it once said it prints what replay prints).
+"$TC" replay --model "$TMP/g.safetensors" --input "$TMP/a.csv" --output "$TMP/r_adapt.csv" -q
+$PY - "$TMP/r_adapt.csv" "$TMP/torch.csv" <<'PYEOF' || tc_fail "the online interval equals PyTorch's static one"
+import csv, sys
+a, b = (list(csv.DictReader(open(p))) for p in sys.argv[1:])
+diff = sum(abs(float(x["lo_px"]) / float(y["lo_px"]) - 1) > 1e-5 for x, y in zip(a, b))
+assert diff > 0, diff
+print(f"ok: the default online interval differs from PyTorch's static one at {diff} of {len(a)} ticks")
+PYEOF
+$PY - "$ROOT/docs/torch_roundtrip.py" <<'PYEOF' ||
+import ast, sys
+doc = " ".join(ast.get_docstring(ast.parse(open(sys.argv[1]).read())).split())
+sys.exit(0 if "so they match only `tickcast replay --interval-adapt 0`" in doc else 1)
+PYEOF
+  tc_fail "docs/torch_roundtrip.py does not say that its lo_px, hi_px match only replay --interval-adapt 0"
 
 # The same bytes on 1 and 3 threads, with the online interval (each worker keeps its instruments'
 # z): replay (CSV and JSONL, --interval 0.8) and eval's report.
