@@ -358,7 +358,17 @@ tc_eq "train with no training targets" "$(code "$TC" train --input "$TMP/one.csv
 head -c 100 "$TMP/ar1.safetensors" >"$TMP/bad.safetensors"
 tc_eq "eval bad model" "$(code "$TC" eval --model "$TMP/bad.safetensors" --input "$TMP/small.csv")" 2
 grep -q "bad.safetensors" "$TMP/err" || tc_fail "bad-model message names the file"
-tc_eq "eval --sym absent" "$(code "$TC" eval --model "$TMP/ar1.safetensors" --input "$TMP/small.csv" --sym ZZZ)" 2
+tc_eq "eval --sym absent" \
+  "$(code "$TC" eval --model "$TMP/ar1.safetensors" --input "$TMP/small.csv" --sym ZZZ --quiet)" 2
+tc_eq "eval --sym absent: message" "$(cat "$TMP/err")" \
+  "tickcast eval: --sym ZZZ: no accepted tick of that instrument in $TMP/small.csv"
+# ...while a --since (or a --sym that is there) that leaves nothing to score is exit 1; --help
+# and TRAINING.md say both (TRAINING.md once said 1 for an absent --sym).
+tc_eq "eval --since past the end" "$(code "$TC" eval --model "$TMP/ar1.safetensors" --input "$TMP/small.csv" \
+  --since 2100-01-01T00:00:00Z --quiet)" 1
+grep -q "nothing to score: .* that --sym, --since or --val-frac choose$" "$TMP/err" || tc_fail "--since: $(cat "$TMP/err")"
+"$TC" eval --help | tr '\n' ' ' | grep -q "1 runtime failure or nothing to score (also when --since, --val-frac or --sym leave no prediction), 2 bad usage, bad model, unreadable input or a --sym with no accepted tick in the input" ||
+  tc_fail "eval --help does not give the exit status of --sym and --since"
 # past_bound WHAT TRAIN_INPUT EVAL_INPUT MESSAGE: with --max-memory 1, train on TRAIN_INPUT exits
 # 1 with MESSAGE and writes no model, and eval on EVAL_INPUT exits 1.
 past_bound() {

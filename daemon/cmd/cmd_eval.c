@@ -89,8 +89,9 @@ static void usage(FILE *f) {
       "  --threads N     threads for decoding the input, the predictions and the figures\n"
       "                  (default: the online cores); the report is the same for every N\n"
       "  --quiet         no input summary on stderr\n"
-      "Exit status: 0 done, 1 runtime failure or nothing to score, 2 bad usage, bad model or\n"
-      "unreadable input.\n");
+      "Exit status: 0 done, 1 runtime failure or nothing to score (also when --since,\n"
+      "--val-frac or --sym leave no prediction), 2 bad usage, bad model, unreadable input or a\n"
+      "--sym with no accepted tick in the input.\n");
 }
 
 /* The command line. */
