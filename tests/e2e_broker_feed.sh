@@ -283,14 +283,15 @@ done
 # was expected (an unknown request or error name, a count out of range, an item without ERROR).
 for bad in "Foo:NOT_COORDINATOR|unknown request 'Foo'" "Fetch:NOPE|unknown error 'NOPE'" \
   "Produce:NO_ERROR,Fetch:_TRANSPORT:0|count must be 1..100000, found '0'" \
-  "Fetch|expected API:ERROR\[:COUNT\]"; do
+  "Fetch|expected API:ERROR\[:COUNT\]" "Fetch:UNKNOWN,|an empty item" \
+  "Fetch:_PARTITION_EOF|unknown error '_PARTITION_EOF'"; do
   set +e
   "$TC" broker --fail-requests "${bad%%|*}" >"$TMP/bad.out" 2>"$TMP/bad.log"
   rc=$?
   set -e
   tc_eq "--fail-requests ${bad%%|*} exit" "$rc" 2
   [ "$(wc -l <"$TMP/bad.log")" -eq 1 ] &&
-    grep -qE "^tickcast broker: --fail-requests [^ ]*: ${bad#*|}" "$TMP/bad.log" ||
+    grep -qE "^tickcast broker: --fail-requests [^ ]*:? ${bad#*|}" "$TMP/bad.log" ||
     tc_fail "--fail-requests ${bad%%|*}: $(cat "$TMP/bad.log")"
   [ ! -s "$TMP/bad.out" ] || tc_fail "--fail-requests ${bad%%|*}: a broker started"
 done
@@ -299,7 +300,14 @@ set +e
 rc=$?
 set -e
 tc_eq "--commands of a missing file exit" "$rc" 2
-grep -qx "tickcast broker: --commands $TMP/no-such-fifo: No such file or directory" "$TMP/bad.log" ||
+grep -qx "tickcast broker: --commands $TMP/no-such-fifo: No such file or directory (expected a readable FIFO or file, or -)" \
+  "$TMP/bad.log" || tc_fail "--commands: $(cat "$TMP/bad.log")"
+set +e
+"$TC" broker --commands "$TMP" >"$TMP/bad.out" 2>"$TMP/bad.log"
+rc=$?
+set -e
+tc_eq "--commands of a directory exit" "$rc" 2
+grep -q "^tickcast broker: --commands $TMP: is a directory" "$TMP/bad.log" ||
   tc_fail "--commands: $(cat "$TMP/bad.log")"
 set +e
 "$TC" broker --port "$fport" >/dev/null 2>"$TMP/b3.log"

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "daemon/cmd/args.h"
 #include "daemon/cmd/cmds.h"
@@ -46,8 +47,8 @@ static void usage(FILE *f) {
       "                    InitProducerId:CLUSTER_AUTHORIZATION_FAILED fails the first\n"
       "                    idempotent producer for good; to test clients against a broker in\n"
       "                    trouble\n"
-      "  --commands FILE   read commands while running, one a line, from FILE (a FIFO: reopened\n"
-      "                    after each writer; '-': standard input until its end):\n"
+      "  --commands FILE   read commands while running, one a line, from FILE (a FIFO, read\n"
+      "                    until the broker stops, or a file; '-': standard input):\n"
       "                    'fail-requests LIST' queues failures as the flag does; a bad line\n"
       "                    is logged and skipped\n"
       "  --log-level L     error, warn, info (default) or debug\n"
@@ -84,49 +85,56 @@ static int set_no_leader(mockbroker *mb, const char *list, char *err, size_t err
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static mockbroker *cmd_mb;
 
-static void command(char *line) {
+/* One line of FILE (its number lineno): "fail-requests LIST", blank, or a '#' comment. */
+static void command(const char *path, unsigned lineno, char *line) {
   size_t n = strlen(line);
-  while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+  while (n > 0 &&
+         (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
     line[--n] = 0;
-  if (n == 0 || line[0] == '#')
+  char *p = line + strspn(line, " \t");
+  if (!*p || *p == '#')
     return;
-  const char *verb = "fail-requests ";
-  if (strncmp(line, verb, strlen(verb)) != 0) {
-    log_error("broker", "command '%s': unknown (expected 'fail-requests API:ERROR[:N],...')", line);
+  const char *verb = "fail-requests";
+  size_t vl = strlen(verb);
+  if (strncmp(p, verb, vl) != 0 || (p[vl] != ' ' && p[vl] != '\t')) {
+    log_error("broker",
+              "--commands %s:%u: '%s': unknown (expected 'fail-requests API:ERROR[:N],...')", path,
+              lineno, p);
     return;
   }
-  const char *spec = line + strlen(verb);
+  const char *spec = p + vl + strspn(p + vl, " \t");
   char err[512];
   pthread_mutex_lock(&lock);
   int k = cmd_mb && mockbroker_fail_requests(NULL, spec, err, sizeof err) >= 0
               ? mockbroker_fail_requests(cmd_mb, spec, err, sizeof err)
               : -1;
+  int stopping = !cmd_mb;
   pthread_mutex_unlock(&lock);
   if (k >= 0)
     log_info("broker", "%d requests will fail: %s", k, spec);
-  else if (cmd_mb)
-    log_error("broker", "command: %s", err);
+  else if (!stopping)
+    log_error("broker", "--commands %s:%u: %s", path, lineno, err);
 }
 
 static void *commands(void *arg) {
   const char *path = arg;
-  int is_stdin = strcmp(path, "-") == 0;
-  char line[4096];
-  for (;;) {
-    FILE *f = is_stdin ? stdin : fopen(path, "r");
-    if (!f) {
-      log_error("broker", "--commands %s: %s; no more commands", path, strerror(errno));
-      return NULL;
-    }
-    while (fgets(line, sizeof line, f))
-      command(line);
-    if (is_stdin)
-      return NULL;
-    fclose(f);
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISFIFO(st.st_mode))
-      return NULL; /* a regular file is read once */
+  struct stat st;
+  int fifo = strcmp(path, "-") != 0 && stat(path, &st) == 0 && S_ISFIFO(st.st_mode);
+  /* A FIFO is opened for writing too: with a write end of its own open, its reads never see the
+   * end of the file between two writers (a reopen there would lose a writer that came in between),
+   * so it is read until the broker stops. */
+  FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, fifo ? "r+" : "r");
+  if (!f) {
+    log_error("broker", "--commands %s: %s; no more commands", path, strerror(errno));
+    return NULL;
   }
+  char line[4096];
+  unsigned lineno = 0;
+  while (fgets(line, sizeof line, f))
+    command(path, ++lineno, line);
+  if (f != stdin)
+    fclose(f);
+  return NULL;
 }
 
 int cmd_broker(int argc, char **argv) {
@@ -153,10 +161,18 @@ int cmd_broker(int argc, char **argv) {
     fprintf(stderr, "tickcast broker: %s\n", err);
     return 2;
   }
-  struct stat cst;
-  if (cmds && strcmp(cmds, "-") != 0 && stat(cmds, &cst) != 0) {
-    fprintf(stderr, "tickcast broker: --commands %s: %s\n", cmds, strerror(errno));
-    return 2;
+  if (cmds && strcmp(cmds, "-") != 0) {
+    struct stat cst;
+    const char *why = stat(cmds, &cst) != 0     ? strerror(errno)
+                      : S_ISDIR(cst.st_mode)    ? "is a directory"
+                      : access(cmds, R_OK) != 0 ? strerror(errno)
+                                                : NULL;
+    if (why) {
+      fprintf(stderr,
+              "tickcast broker: --commands %s: %s (expected a readable FIFO or file, or -)\n", cmds,
+              why);
+      return 2;
+    }
   }
 
   /* Block the stop signals before librdkafka starts its threads (they inherit the mask), so only

@@ -224,14 +224,16 @@ static int api_key(const char *s, size_t len) {
   return len > 0 && v >= 0 && v <= 32767 ? (int)v : -1;
 }
 
-/* Finds librdkafka's name of an error (NOT_COORDINATOR, _TRANSPORT: rd_kafka_get_err_descs, any
- * case; NO_ERROR lets a request through): 0 with *code, or -1 if there is none. */
+/* Finds librdkafka's name of a Kafka error (NOT_COORDINATOR: rd_kafka_get_err_descs, any case;
+ * NO_ERROR lets a request through) or _TRANSPORT (the mock drops the connection; librdkafka's
+ * other local errors, negative codes, mean nothing in a response): 0 with *code, or -1. */
 static int err_code(const char *s, size_t len, rd_kafka_resp_err_t *code) {
   const struct rd_kafka_err_desc *d;
   size_t n;
   rd_kafka_get_err_descs(&d, &n);
   for (size_t i = 0; i < n; i++)
-    if (d[i].name && strlen(d[i].name) == len && strncasecmp(d[i].name, s, len) == 0) {
+    if (d[i].name && strlen(d[i].name) == len && strncasecmp(d[i].name, s, len) == 0 &&
+        (d[i].code > RD_KAFKA_RESP_ERR__END || d[i].code == RD_KAFKA_RESP_ERR__TRANSPORT)) {
       *code = d[i].code;
       return 0;
     }
@@ -283,25 +285,26 @@ static int fail_parse(const char *s, size_t len, int *key, rd_kafka_resp_err_t *
 }
 
 int mockbroker_fail_requests(mockbroker *mb, const char *spec, char *err, size_t errlen) {
-  int n = 0;
-  for (const char *p = spec; *p;) {
+  int fails = 0;
+  for (const char *p = spec;;) {
     const char *e = strchr(p, ',');
     size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (len == 0) {
+      snprintf(err, errlen,
+               "--fail-requests '%s': an empty item (expected API:ERROR[:COUNT] items separated "
+               "by ',')",
+               spec);
+      return TC_EUSAGE;
+    }
     int key, count;
     rd_kafka_resp_err_t code;
     if (fail_parse(p, len, &key, &code, &count, err, errlen) < 0)
       return TC_EUSAGE;
     for (int i = 0; mb && i < count; i++)
       rd_kafka_mock_push_request_errors_array(mb->mcluster, (int16_t)key, 1, &code);
-    n += count;
+    fails += code != RD_KAFKA_RESP_ERR_NO_ERROR ? count : 0;
     if (!e)
-      break;
+      return fails;
     p = e + 1;
   }
-  if (n == 0) {
-    snprintf(err, errlen, "--fail-requests '%s': expected API:ERROR[:COUNT] items separated by ','",
-             spec);
-    return TC_EUSAGE;
-  }
-  return n;
 }

@@ -146,12 +146,18 @@ static void send_dead_letter(run *r, const rd_kafka_message_t *m, eng_tick *t, s
   part_ack(r, opaque, 0);
 }
 
+/* Whether a counter that went from `before` to `now` in one chunk is due a log line: while it is
+ * among the first ten, and when it crosses a multiple of 1000 (a chunk can add several). */
+static int log_due(uint64_t before, uint64_t now) {
+  return before < 10 || before / 1000 != now / 1000;
+}
+
 /* Instruments whose last ts lay beyond --max-future (a state from before the bound) restarted
  * afresh instead of rejecting every real tick as out of order: logged, the first ten and then
  * every 1000th. */
-static void log_unfrozen(run *r) {
+static void log_unfrozen(run *r, uint64_t before) {
   uint64_t n = r->e.unfrozen;
-  if (n <= 10 || n % 1000 == 0)
+  if (log_due(before, n))
     log_warn("run",
              "instrument %s: its last ts lay more than %d ms ahead of the wall clock, so it "
              "restarted from zero state instead of rejecting every tick (%llu so far)",
@@ -160,18 +166,20 @@ static void log_unfrozen(run *r) {
 
 /* An instrument's tick in another partition than its previous one: one instrument in one
  * partition is what makes a group behave as one instance (its order, its one state), so this is
- * logged, the first ten and then every 1000th. */
-static void log_moved(run *r) {
+ * counted (partition_moves) and logged for the chunks that bring the first ten and each 1000th,
+ * naming the chunk's last such instrument. */
+static void log_moved(run *r, uint64_t before) {
   uint64_t n = r->e.moved;
+  r->st.partition_moves += n - before;
   const inst *in = &r->e.st.inst[r->e.moved_slot];
-  if (n <= 10 || n % 1000 == 0)
+  if (log_due(before, n))
     log_warn("run",
              "instrument %s: a tick in %s partition %d after ticks in partition %d (a producer "
              "that does not key ticks by sym, or partitions added to the topic): across "
              "partitions its ticks are taken in fetch order, and each member of a group keeps a "
-             "state of its own for it (%llu such ticks so far)",
+             "state of its own for it (%llu such ticks in this chunk, %llu so far)",
              in->sym, r->o->input_topic, (int)in->partition, (int)r->e.moved_from,
-             (unsigned long long)n);
+             (unsigned long long)(n - before), (unsigned long long)n);
 }
 
 /* The pipeline: decode, one engine step, produce. */
@@ -198,9 +206,9 @@ void drain_process_chunk(run *r) {
   int rc = engine_process(&r->e, r->ticks, N);
   r->st.chunks++;
   if (r->e.unfrozen != unfrozen)
-    log_unfrozen(r);
+    log_unfrozen(r, unfrozen);
   if (r->e.moved != moved)
-    log_moved(r);
+    log_moved(r, moved);
   if (rc != 0) {
     /* Nothing was applied; the messages are not acknowledged, so a restart reprocesses them. */
     log_error("run", "engine: %s on a chunk of %d ticks; stopping", tc_strerror(rc), N);

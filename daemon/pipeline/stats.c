@@ -135,6 +135,7 @@ void stats_merge(stats *d, const stats *s) {
     d->restore_last_s = s->restore_last_s;
   d->restore_total_s += s->restore_total_s;
   d->restore_skipped += s->restore_skipped;
+  d->partition_moves += s->partition_moves;
   d->state_resets += s->state_resets;
   d->model_reloads += s->model_reloads;
   d->model_reload_failures += s->model_reload_failures;
@@ -332,6 +333,7 @@ char *stats_json(stats *s, int64_t now_ms, int reset_interval) {
   json_object_set_new(o, "restore_last_s", json_real(s->restore_last_s));
   json_object_set_new(o, "restore_total_s", json_real(s->restore_total_s));
   json_object_set_new(o, "restore_skipped", json_integer((json_int_t)s->restore_skipped));
+  json_object_set_new(o, "partition_moves", json_integer((json_int_t)s->partition_moves));
   json_object_set_new(o, "state_resets", json_integer((json_int_t)s->state_resets));
   json_object_set_new(o, "model_reload_failures",
                       json_integer((json_int_t)s->model_reload_failures));
@@ -447,6 +449,10 @@ static void prom_traffic(sbuf *b, const stats *s) {
             s->restore_total_s);
   counter(b, "restore_skipped_total", "Ticks skipped as already in a restored state.",
           s->restore_skipped);
+  counter(b, "partition_moves_total",
+          "Accepted ticks of an instrument in another input partition than its previous tick's "
+          "(producers must key ticks by sym).",
+          s->partition_moves);
   counter(b, "state_resets_total",
           "States dropped: a state file of another cluster or topic, or a resume offset outside "
           "its partition.",

@@ -77,6 +77,8 @@ typedef struct stats {
   double restore_last_s;            /* seconds the last restore took */
   double restore_total_s;           /* seconds all restores took */
   uint64_t restore_skipped;         /* ticks skipped: already in a restored state */
+  uint64_t partition_moves;         /* accepted ticks of an instrument in another partition than
+                                       its previous tick's (engine.moved) */
   uint64_t state_resets;            /* states dropped: a state file of another cluster or topic,
                                        or a resume offset outside its partition */
   uint64_t model_reloads;           /* successful SIGHUP reloads */
