@@ -61,6 +61,12 @@ install -m 0644 "$unit.tpl" "$DESTDIR$UNITDIR/tickcast@.service"
 rm -f "$unit.tpl"
 say "installed $DESTDIR$UNITDIR/tickcast@.service"
 
+# The state directory, where the model goes before the first start (the unit's StateDirectory=
+# would create it only at that start), owned by the service.
+install -d -m 0750 "$DESTDIR$STATE_DIR"
+[ -n "$DESTDIR" ] || chown "$USER_NAME:$USER_NAME" "$STATE_DIR"
+say "state directory $DESTDIR$STATE_DIR"
+
 # The settings may hold credentials (kafka.sasl.password): readable by root and the service.
 conf="$DESTDIR$SYSCONFDIR/tickcast/tickcast.conf"
 install -d -m 0755 "$DESTDIR$SYSCONFDIR/tickcast"
