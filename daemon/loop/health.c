@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/loop/run_int.h"
@@ -64,14 +65,23 @@ static double proc_start_s(void) {
                    "%*s %*s %llu",
                    &start) != 1)
     return -1;
-  if (!(f = fopen("/proc/stat", "r")))
-    return -1;
-  char line[256];
-  while (fgets(line, sizeof line, f) && sscanf(line, "btime %llu", &btime) != 1)
-    ;
-  fclose(f);
   long hz = sysconf(_SC_CLK_TCK);
-  return btime && hz > 0 ? (double)btime + (double)start / (double)hz : -1;
+  double boot = -1;
+  if ((f = fopen("/proc/stat", "r"))) {
+    char line[256];
+    while (fgets(line, sizeof line, f) && sscanf(line, "btime %llu", &btime) != 1)
+      ;
+    fclose(f);
+    if (btime)
+      boot = (double)btime;
+  }
+  /* Without /proc/stat (systemd's ProcSubset=pid hides it): the boot time is the wall clock
+   * less the time since boot. */
+  struct timespec now, up;
+  if (boot < 0 && clock_gettime(CLOCK_REALTIME, &now) == 0 &&
+      clock_gettime(CLOCK_BOOTTIME, &up) == 0)
+    boot = (double)(now.tv_sec - up.tv_sec) + (double)(now.tv_nsec - up.tv_nsec) / 1e9;
+  return boot >= 0 && hz > 0 ? boot + (double)start / (double)hz : -1;
 }
 
 /* The process figures of the stats (see stats.h), each -1 where it cannot be read; the open
