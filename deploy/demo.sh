@@ -45,14 +45,16 @@ field() { # json-line key -> value (the flat objects tickcast writes)
   sed -n "s/.*\"$2\":\\(\"[^\"]*\"\\|[^,}]*\\).*/\\1/p" <<<"$1" | tr -d '"'
 }
 view() {
-  local n stats
+  local n stats lat
   n=$(wc -l <"$D/predictions.jsonl")
   stats=$(tail -n 1 "$D/stats.jsonl")
+  # Latency from the last interval that had ticks (an idle interval's quantiles are null).
+  lat=$(grep -v '"p50":null' "$D/stats.jsonl" | tail -n 1 || true)
   [ -t 1 ] && printf '\033[H\033[J'
   echo "tickcast demo: broker $BROKERS, model $(basename "$MODEL"), input $(basename "$INPUT")"
   printf 'predictions %s | daemon: ticks_in %s, rate_1s %s/s, latency p50 %s us p99 %s us, instruments %s, checkpoint age %s ms\n' \
-    "$n" "$(field "$stats" ticks_in)" "$(field "$stats" rate_1s)" "$(field "$stats" p50)" \
-    "$(field "$stats" p99)" "$(field "$stats" instruments)" "$(field "$stats" checkpoint_age_ms)"
+    "$n" "$(field "$stats" ticks_in)" "$(field "$stats" rate_1s)" "$(field "$lat" p50)" \
+    "$(field "$lat" p99)" "$(field "$stats" instruments)" "$(field "$stats" checkpoint_age_ms)"
   printf '%-8s %-10s %12s %14s %12s %6s\n' sym date px pred_ret pred_px n
   # The newest prediction of each instrument.
   awk -F'"sym":"' 'NF > 1 { split($2, a, "\""); last[a[1]] = $0 }

@@ -28,6 +28,8 @@ for f in opt/tc/bin/tickcast etc/systemd/system/tickcast.service etc/systemd/sys
   etc/tickcast/tickcast.conf; do
   [ -f "$S/$f" ] || tc_fail "install.sh did not install /$f"
 done
+# The model is copied into the state directory before the first start (deploy/README.md).
+[ -d "$S/var/lib/tickcast" ] || tc_fail "install.sh did not create /var/lib/tickcast"
 cmp -s "$S/opt/tc/bin/tickcast" "$TC" || tc_fail "install.sh: the installed binary is not ./tickcast"
 cmp -s "$S/etc/tickcast/tickcast.conf" "$D/tickcast.conf" ||
   tc_fail "install.sh: the config is not deploy/tickcast.conf"
