@@ -2,7 +2,7 @@
 # e2e_changelog_unreadable.sh: a changelog that cannot be read to its end in any of the restore's
 # tries is not used at all (docs/STATE.md, "Restore at an assignment"): a half-read changelog may
 # hold a partition's marker whose records retention has dropped in part, and only a complete read
-# gives the low watermarks that tell. A first member writes 2000 instruments' states (about 1.2 MB,
+# gives the low watermarks that tell. A first member writes 2000 instruments' states (over 1 MB,
 # several fetches of the reader's 256 KiB) to the changelog and stops; its state file is deleted.
 # Then the broker fails every second Fetch request (`tickcast broker --commands`, `fail-requests
 # Fetch:NO_ERROR,Fetch:UNKNOWN`, three times), so each of the second member's three reads gets

@@ -23,6 +23,14 @@ struct mockbroker {
   char relay_addr[32];               /* "127.0.0.1:PORT" of the relay */
 };
 
+/* The decimal number s[0..len) (digits only, at least one) if it is at most max, else -1. */
+static long digits(const char *s, size_t len, long max) {
+  long v = len > 0 ? 0 : -1;
+  for (size_t i = 0; i < len && v >= 0; i++)
+    v = !isdigit((unsigned char)s[i]) ? -1 : v > max ? v : v * 10 + (s[i] - '0');
+  return v <= max ? v : -1;
+}
+
 /* Checks one "name[:N]" item of the topics spec; fills name (NUL-terminated) and *parts. */
 static int topic_parse(const char *s, size_t len, char *name, size_t namecap, int *parts, char *err,
                        size_t errlen) {
@@ -44,13 +52,8 @@ static int topic_parse(const char *s, size_t len, char *name, size_t namecap, in
   name[nl] = 0;
   *parts = MOCKBROKER_AUTO_PARTITIONS;
   if (colon) {
-    long v = 0;
-    size_t i = nl + 1;
-    if (i == len)
-      v = -1;
-    for (; i < len && v >= 0; i++)
-      v = isdigit((unsigned char)s[i]) && v < 1000000 ? v * 10 + (s[i] - '0') : -1;
-    if (v < 1 || v > 100000) {
+    long v = digits(colon + 1, len - nl - 1, 100000);
+    if (v < 1) {
       snprintf(err, errlen, "--topics %.*s: partitions must be 1..100000, found '%.*s'", (int)len,
                s, (int)(len - nl - 1), colon + 1);
       return TC_EUSAGE;
@@ -218,10 +221,7 @@ static int api_key(const char *s, size_t len) {
   for (size_t i = 0; i < sizeof api_names / sizeof api_names[0]; i++)
     if (strlen(api_names[i].name) == len && strncasecmp(api_names[i].name, s, len) == 0)
       return api_names[i].key;
-  long v = 0;
-  for (size_t i = 0; i < len && v >= 0; i++)
-    v = isdigit((unsigned char)s[i]) && v <= 32767 ? v * 10 + (s[i] - '0') : -1;
-  return len > 0 && v >= 0 && v <= 32767 ? (int)v : -1;
+  return (int)digits(s, len, 32767);
 }
 
 /* Finds librdkafka's name of a Kafka error (NOT_COORDINATOR: rd_kafka_get_err_descs, any case;
@@ -271,10 +271,8 @@ static int fail_parse(const char *s, size_t len, int *key, rd_kafka_resp_err_t *
   }
   *count = 1;
   if (c2) {
-    long v = c2 + 1 < end ? 0 : -1;
-    for (const char *p = c2 + 1; p < end && v >= 0; p++)
-      v = isdigit((unsigned char)*p) && v <= 100000 ? v * 10 + (*p - '0') : -1;
-    if (v < 1 || v > 100000) {
+    long v = digits(c2 + 1, (size_t)(end - c2 - 1), 100000);
+    if (v < 1) {
       snprintf(err, errlen, "--fail-requests %.*s: count must be 1..100000, found '%.*s'", (int)len,
                s, (int)(end - c2 - 1), c2 + 1);
       return TC_EUSAGE;

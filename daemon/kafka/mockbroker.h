@@ -42,8 +42,7 @@ int mockbroker_set_no_leader(mockbroker *mb, const char *topic, char *err, size_
  * connection; NO_ERROR lets a request through, to fail later ones) and COUNT how many requests of
  * that API, from whichever client, fail (default 1). With mb NULL it only checks spec. Returns the
  * number of requests that will fail (NO_ERROR items not counted), or TC_EUSAGE with err like
- * "--fail-requests Fetch:NOPE: unknown error 'NOPE'
- * (...)". */
+ * "--fail-requests Fetch:NOPE: unknown error 'NOPE' (...)". */
 int mockbroker_fail_requests(mockbroker *mb, const char *spec, char *err, size_t errlen);
 
 /* The bootstrap list ("127.0.0.1:PORT", the relay's port when one was asked for), valid until

@@ -166,11 +166,10 @@ static void log_unfrozen(run *r, uint64_t before) {
 
 /* An instrument's tick in another partition than its previous one: one instrument in one
  * partition is what makes a group behave as one instance (its order, its one state), so this is
- * counted (partition_moves) and logged for the chunks that bring the first ten and each 1000th,
- * naming the chunk's last such instrument. */
+ * logged for the chunks that bring the first ten and each 1000th, naming the chunk's last such
+ * instrument. */
 static void log_moved(run *r, uint64_t before) {
   uint64_t n = r->e.moved;
-  r->st.partition_moves += n - before;
   const inst *in = &r->e.st.inst[r->e.moved_slot];
   if (log_due(before, n))
     log_warn("run",
@@ -207,8 +206,10 @@ void drain_process_chunk(run *r) {
   r->st.chunks++;
   if (r->e.unfrozen != unfrozen)
     log_unfrozen(r, unfrozen);
-  if (r->e.moved != moved)
+  if (r->e.moved != moved) {
+    r->st.partition_moves += r->e.moved - moved;
     log_moved(r, moved);
+  }
   if (rc != 0) {
     /* Nothing was applied; the messages are not acknowledged, so a restart reprocesses them. */
     log_error("run", "engine: %s on a chunk of %d ticks; stopping", tc_strerror(rc), N);
