@@ -40,7 +40,7 @@ static int offsets_fill(run *r) {
   int n = 0;
   for (int32_t p = 0; p < r->nparts; p++) {
     part *pt = &r->parts[p];
-    if (!pt->assigned || pt->restoring)
+    if (!pt->assigned || pt->restoring || pt->awaiting)
       continue;
     if (pt->stuck)
       return -1;
@@ -70,7 +70,7 @@ static void offsets_to_kafka(run *r) {
   for (size_t k = 0; k < n; k++) {
     int32_t p = off[k].partition;
     if (strcmp(off[k].topic, r->o->input_topic) || p >= r->nparts || !r->parts[p].assigned ||
-        r->parts[p].restoring || off[k].next_offset <= 0)
+        r->parts[p].restoring || r->parts[p].awaiting || off[k].next_offset <= 0)
       continue;
     stats_part_checkpointed(&r->st, p, off[k].next_offset, uv_now(r->loop));
     /* rd_kafka_offset_store stores offset + 1, the next one to read. */
@@ -257,7 +257,7 @@ void sched_ckpt_try(run *r) {
   }
   for (int32_t p = 0; p < r->nparts; p++) {
     part *pt = &r->parts[p];
-    pt->in_snap = pt->assigned && !pt->restoring && pt->pnext >= 0;
+    pt->in_snap = pt->assigned && !pt->restoring && !pt->awaiting && pt->pnext >= 0;
     pt->snap_seq = pt->head;
   }
   r->ckpt_seq++;

@@ -263,11 +263,15 @@ static void pause_partitions(run *r, int pause) {
       rd_kafka_pause_partitions(r->consumer, a);
     } else {
       /* Not the partitions a revoke holds paused until its final checkpoint (rebalance.c):
-       * ticks processed after that snapshot would be repeated by their next owner. */
-      for (int i = a->cnt - 1; r->rv_parts && i >= 0; i--)
-        if (rd_kafka_topic_partition_list_find(r->rv_parts, a->elems[i].topic,
-                                               a->elems[i].partition))
+       * ticks processed after that snapshot would be repeated by their next owner; nor those
+       * awaiting their state (restore.c). */
+      for (int i = a->cnt - 1; i >= 0; i--) {
+        int32_t p = a->elems[i].partition;
+        if ((r->rv_parts &&
+             rd_kafka_topic_partition_list_find(r->rv_parts, a->elems[i].topic, p)) ||
+            (p >= 0 && p < r->nparts && r->parts[p].awaiting))
           rd_kafka_topic_partition_list_del_by_idx(a, i);
+      }
       rd_kafka_resume_partitions(r->consumer, a);
     }
     rd_kafka_topic_partition_list_destroy(a);
@@ -370,6 +374,11 @@ static void drain(run *r) {
         break;
       if (m->err) {
         on_consumer_error(r, m);
+        rd_kafka_message_destroy(m);
+        continue;
+      }
+      if (m->partition >= 0 && m->partition < r->nparts && r->parts[m->partition].awaiting) {
+        /* fetched before its pause took hold: read again once it is restored */
         rd_kafka_message_destroy(m);
         continue;
       }

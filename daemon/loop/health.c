@@ -121,6 +121,9 @@ static void proc_fill(stats *s, int fds) {
 static void stats_fill(run *r, int fds) {
   r->st.instruments = r->e.st.live;
   r->st.assigned_count = r->assigned;
+  r->st.awaiting_count = 0;
+  for (int32_t p = 0; p < r->nparts; p++)
+    r->st.awaiting_count += r->parts[p].assigned && r->parts[p].awaiting;
   r->st.outq = rd_kafka_outq_len(r->producer);
   if (r->ck) {
     const ckpt_stats *cs = ckpt_get_stats(r->ck);

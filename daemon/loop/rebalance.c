@@ -52,6 +52,7 @@ static void track_assigned(run *r, const rd_kafka_topic_partition_list_t *parts)
     pt->assigned = 1;
     pt->restoring = 1;
     pt->revoking = 0;
+    pt->awaiting = 0;
     if (pt->in_snap) /* cannot happen: a revoke resolved it; but never commit across this */
       sched_ckpt_abandon(r, "its partition was assigned again");
     pt->tail = pt->head = 0;
@@ -75,6 +76,7 @@ static void untrack_revoked(run *r, const rd_kafka_topic_partition_list_t *parts
       r->parts[p].assigned = 0;
       r->parts[p].revoking = 0;
       r->parts[p].restoring = 0;
+      r->parts[p].awaiting = 0;
       r->assigned--;
     }
     if (p >= 0 && p < STATS_MAX_PARTS)

@@ -4,7 +4,9 @@
  * state, per partition the resume offset), and the check of each resume offset against the input
  * partition's watermarks. The loop then puts the instruments into the engine (each with the offset
  * below which its ticks are already in its state) and assigns the partitions at their resume
- * offsets (rebalance_assign). Not for the record format (changelog.c) nor the SQL (store.c). */
+ * offsets (rebalance_assign). A partition whose state only an unreadable changelog holds is
+ * assigned paused instead and restored again later (mark_waiting, restore_on_await). Not for the
+ * record format (changelog.c) nor the SQL (store.c). */
 #include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,9 +19,14 @@
 #include "nn/base/tc_err.h"
 
 /* The changelog is read in at most this long per attempt, and tried this many times before the
- * partitions are restored from the state file alone. */
+ * partitions are restored from the state file alone (a retry of awaiting partitions tries once). */
 #define READ_MS 10000
 #define READ_TRIES 3
+
+/* A partition awaiting its state is restored again after this long, the delay doubling up to
+ * AWAIT_MAX_MS while the changelog stays unreadable. */
+#define AWAIT_MS 5000
+#define AWAIT_MAX_MS 60000
 
 typedef struct rpart_res {
   int32_t p;
@@ -32,6 +39,9 @@ typedef struct rpart_res {
   int64_t lo, hi;  /* the input partition's watermarks, -1 unknown */
   int refloored;   /* its changelog was read again without records of a recreated topic */
   int64_t floor;   /* ... those below this changelog offset */
+  int wait;        /* its state is only in the changelog, which could not be read: it awaits */
+  int gone;        /* (a retry) no longer assigned and awaiting as it was: its result dropped */
+  uint8_t gen;     /* (a retry) its assignment's generation when the retry began */
 } rpart_res;
 
 #define LOWS_MAX 4096 /* changelog partitions whose low watermarks a restore checks */
@@ -41,6 +51,8 @@ typedef struct restore_job {
   run *r;
   rd_kafka_topic_partition_list_t *parts; /* the assignment (owned) */
   int coop;
+  int late;       /* a retry for partitions assigned and awaiting: no assign call at its end */
+  int cl_failed;  /* no read of the changelog reached its end */
   int orphan;     /* shutdown: the partitions were assigned without it; drop the result */
   int cell, L, H; /* the model's: its states are of this cell, L layers of H */
   unsigned char sha[32];
@@ -237,21 +249,22 @@ static void read_changelog(restore_job *j, int64_t *lows, int *ncl) {
     return;
   for (int i = 0; i < j->np; i++)
     ps[i] = j->res[i].p;
-  int rc = -1;
-  for (int k = 0; k < READ_TRIES && rc != 0; k++) {
+  int rc = -1, tries = j->late ? 1 : READ_TRIES;
+  for (int k = 0; k < tries && rc != 0; k++) {
     err[0] = 0;
     rc = cl_read(r->cl_rk, r->o->changelog_topic, j->rs, ps, j->np, lows, LOWS_MAX, ncl, READ_MS,
                  err, sizeof err);
-    if (rc != 0 && k + 1 < READ_TRIES) {
+    if (rc != 0 && k + 1 < tries) {
       note(j, "%s; trying again", err);
       if (restart_from_file(j, ps) != 0) /* a half-read changelog is fine, but counts twice */
         break;
     }
   }
+  j->cl_failed = rc != 0;
   if (rc != 0) {
     note(j,
-         "%s; restoring from the state file alone (every instrument is written to the "
-         "changelog again at the next checkpoint)",
+         "%s; restoring from the state file alone where it has the partition (every "
+         "instrument is written to the changelog again at the next checkpoint)",
          err);
     *ncl = 0;
     if (j->rs)
@@ -287,6 +300,45 @@ static int check_stale(restore_job *j, const int64_t *lows, int ncl) {
   return again;
 }
 
+/* After a changelog read that failed every try: a partition that the state file lacks but the
+ * group has a committed offset for had a state, and only the changelog holds it. Resumed at that
+ * offset with zero state, its instruments would predict from the wrong state for good, so it
+ * waits instead, assigned and paused, until a read of the changelog succeeds (on_put_idle,
+ * restore_on_await), as a Kafka Streams task stays restoring. A partition the group never
+ * committed starts from zero state, which is its state. */
+static void mark_waiting(restore_job *j) {
+  run *r = j->r;
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(j->np ? j->np : 1);
+  if (!l)
+    return;
+  for (int i = 0; i < j->np; i++)
+    if (j->res[i].file_at < 0)
+      rd_kafka_topic_partition_list_add(l, r->o->input_topic, j->res[i].p);
+  rd_kafka_resp_err_t e = l->cnt ? rd_kafka_committed(r->consumer, l, 5000) : 0;
+  for (int k = 0; k < l->cnt; k++) {
+    rd_kafka_topic_partition_t *t = &l->elems[k];
+    rd_kafka_resp_err_t te = e ? e : t->err;
+    if (!te && t->offset < 0)
+      continue;
+    for (int i = 0; i < j->np; i++)
+      if (j->res[i].p == t->partition) {
+        j->res[i].wait = 1;
+        cl_restore_drop(j->rs, t->partition);
+      }
+    if (te)
+      note(j,
+           "%s/%d: the state file has no checkpoint of it and the group's committed offset is "
+           "not known (%s): it waits, paused, for the changelog",
+           r->o->input_topic, t->partition, rd_kafka_err2str(te));
+    else
+      note(j,
+           "%s/%d: the state file has no checkpoint of it and the group committed offset %lld: "
+           "its state is in the changelog alone, so it waits, paused, for a read of it",
+           r->o->input_topic, t->partition, (long long)t->offset);
+  }
+  rd_kafka_topic_partition_list_destroy(l);
+}
+
 /* Each partition's resume offset, checked against the input partition's watermarks: outside them
  * (the topic was recreated, or retention dropped ticks no checkpoint covers) its state is dropped,
  * in the state file too, and it starts at the low watermark with zero state. */
@@ -296,6 +348,10 @@ static void decide(restore_job *j, const int64_t *lows, int ncl) {
   uint32_t *has = calloc((size_t)(j->np ? j->np : 1), sizeof *has);
   for (int i = 0; i < j->np; i++) {
     rpart_res *x = &j->res[i];
+    if (x->wait) {
+      x->resume = x->pnext = -1;
+      continue;
+    }
     int64_t low = ncl > 0 && x->p % ncl < LOWS_MAX ? lows[x->p % ncl] : -1;
     int64_t R = cl_restore_resume(j->rs, x->p, low, &x->from_cl, &x->mk);
     x->lo = x->hi = -1;
@@ -386,8 +442,11 @@ static void work_cb(uv_work_t *w) {
       read_changelog(j, lows, &ncl);
     }
   }
-  if (j->rs && !r->stopping)
+  if (j->rs && !r->stopping) {
+    if (j->cl_failed)
+      mark_waiting(j);
     decide(j, lows, ncl);
+  }
   j->secs = tc_mono_s() - t0;
 }
 
@@ -441,8 +500,8 @@ static int put_instruments(run *r, restore_job *j, uint32_t budget) {
   return end == t->count;
 }
 
-/* Logs the job's notes (one warning each) and its per-partition outcome. */
-static void report(run *r, restore_job *j, uint32_t n, uint32_t n_cl) {
+/* Logs the job's notes, one warning each. */
+static void report_notes(restore_job *j) {
   for (char *line = j->note, *nl; *line; line = nl + 1) {
     nl = strchr(line, '\n');
     if (!nl)
@@ -450,9 +509,17 @@ static void report(run *r, restore_job *j, uint32_t n, uint32_t n_cl) {
     *nl = 0;
     log_warn("run", "%s", line);
   }
+  j->note_len = 0;
+  j->note[0] = 0;
+}
+
+/* Logs the job's notes and its per-partition outcome (of the partitions restored: not those
+ * that wait, nor those a retry found gone). */
+static void report(run *r, restore_job *j, uint32_t n, uint32_t n_cl) {
+  report_notes(j);
   for (int i = 0; i < j->np; i++) {
     rpart_res *x = &j->res[i];
-    if (x->from_cl) {
+    if (x->from_cl && !x->wait && !x->gone) {
       char at[40] = "no offset";
       if (x->file_at >= 0)
         snprintf(at, sizeof at, "offset %lld", (long long)x->file_at);
@@ -465,8 +532,9 @@ static void report(run *r, restore_job *j, uint32_t n, uint32_t n_cl) {
   size_t o = 0;
   list[0] = 0;
   for (int i = 0; i < j->np && o < sizeof list - 40; i++)
-    o += (size_t)snprintf(list + o, sizeof list - o, "%s%d@%lld", i ? "," : "", j->res[i].p,
-                          (long long)j->res[i].resume);
+    if (!j->res[i].wait && !j->res[i].gone)
+      o += (size_t)snprintf(list + o, sizeof list - o, "%s%d@%lld", o ? "," : "", j->res[i].p,
+                            (long long)j->res[i].resume);
   log_info("run",
            "restored %s partitions [%s] in %.3f s: %u instruments (%u from the changelog, %u "
            "from the state file), %llu changelog records of %llu messages (%.1f MB) read, "
@@ -491,6 +559,8 @@ static void free_job(restore_job *j) {
 }
 
 static void on_put_idle(uv_idle_t *h);
+static void late_done(run *r, restore_job *j);
+static void begin(run *r, rd_kafka_topic_partition_list_t *parts, int coop, int late);
 
 /* Pool thread: frees the restored table and hands the allocator's free pages back to the system
  * (malloc_trim: 4-6 ms after a restore of 12,000 instruments, off the loop). Without it what a
@@ -525,6 +595,10 @@ static void after_cb(uv_work_t *w, int status) {
   (void)status;
   restore_job *j = w->data;
   run *r = j->r;
+  if (j->late) {
+    late_done(r, j);
+    return;
+  }
   if (r->stopping && !j->orphan) { /* stopping: the partitions only need to be given back */
     r->rj = NULL;
     rebalance_assign(r, j->parts, j->coop);
@@ -561,8 +635,76 @@ static void after_cb(uv_work_t *w, int status) {
 /* Instruments per loop turn put into the engine (a few ms at most). */
 #define PUT_SLICE 1024
 
+/* A restored partition's offsets and changelog position, and its counts in the stats. */
+static void part_restored(run *r, const rpart_res *x) {
+  part *pt = part_get(r, x->p);
+  if (pt) {
+    pt->pnext = x->pnext;
+    pt->cl_base = x->mk.part >= 0 ? x->mk.base : -1;
+    pt->cl_since = x->mk.part >= 0 ? x->mk.since_base : 0;
+    pt->ninst = x->mk.part >= 0 ? x->mk.instruments : 0;
+  }
+  r->st.handoffs_in += (uint64_t)x->from_cl;
+  r->st.state_resets += (uint64_t)x->reset;
+}
+
+static void restore_counted(run *r, restore_job *j) {
+  r->st.restores++;
+  r->st.restored_instruments += j->n_put;
+  r->st.restore_records += cl_restore_get_stats(j->rs)->records;
+  r->st.restore_last_s = j->secs;
+  r->st.restore_total_s += j->secs;
+}
+
+/* The job's partitions that wait, as "p,q", into list; returns how many. */
+static int waiting_list(const restore_job *j, char *list, size_t cap) {
+  size_t o = 0;
+  int n = 0;
+  list[0] = 0;
+  for (int i = 0; i < j->np; i++)
+    if (j->res[i].wait && !j->res[i].gone && o < cap - 16) {
+      o += (size_t)snprintf(list + o, cap - o, "%s%d", n ? "," : "", j->res[i].p);
+      n++;
+    }
+  return n;
+}
+
+/* Partitions of the job wait (mark_waiting): they stay paused, and t_await restores them again,
+ * after a delay that doubles from AWAIT_MS to AWAIT_MAX_MS while they keep waiting. */
+static void await_again(run *r, const restore_job *j) {
+  char list[512];
+  int n = waiting_list(j, list, sizeof list);
+  if (!n) {
+    r->await_ms = 0;
+    return;
+  }
+  r->await_ms = r->await_ms ? r->await_ms * 2 : AWAIT_MS;
+  if (r->await_ms > AWAIT_MAX_MS)
+    r->await_ms = AWAIT_MAX_MS;
+  log_warn("run",
+           "%s partitions [%s] wait, paused, for their state in changelog %s: restoring them "
+           "again in %llu s",
+           r->o->input_topic, list, r->o->changelog_topic,
+           (unsigned long long)(r->await_ms / 1000));
+  uv_timer_start(&r->t_await, restore_on_await, r->await_ms, 0);
+}
+
+/* An assignment that came while a retry was on the pool begins now (given back unrestored when
+ * stopping). */
+static void assign_deferred(run *r) {
+  rd_kafka_topic_partition_list_t *l = r->assign_later;
+  if (!l)
+    return;
+  r->assign_later = NULL;
+  if (r->stopping)
+    rebalance_assign(r, l, r->assign_later_coop);
+  else
+    begin(r, l, r->assign_later_coop, 0);
+  rd_kafka_topic_partition_list_destroy(l);
+}
+
 /* The restore's instruments go into the engine a slice per loop turn; then the partitions are
- * assigned. */
+ * assigned, those that wait paused. */
 static void on_put_idle(uv_idle_t *h) {
   run *r = h->data;
   restore_job *j = r->rj;
@@ -574,48 +716,180 @@ static void on_put_idle(uv_idle_t *h) {
     return;
   uv_idle_stop(h);
   r->rj = NULL;
+  rd_kafka_topic_partition_list_t *wl = rd_kafka_topic_partition_list_new(j->np ? j->np : 1);
+  int restored = 0;
   for (int i = 0; i < j->np; i++) {
     rpart_res *x = &j->res[i];
-    part *pt = part_get(r, x->p);
-    if (pt) {
-      pt->pnext = x->pnext;
-      pt->cl_base = x->mk.part >= 0 ? x->mk.base : -1;
-      pt->cl_since = x->mk.part >= 0 ? x->mk.since_base : 0;
-      pt->ninst = x->mk.part >= 0 ? x->mk.instruments : 0;
-    }
+    part_restored(r, x);
     for (int k = 0; k < j->parts->cnt; k++)
       if (j->parts->elems[k].partition == x->p &&
           !strcmp(j->parts->elems[k].topic, r->o->input_topic))
         j->parts->elems[k].offset = x->resume >= 0 ? x->resume : RD_KAFKA_OFFSET_INVALID;
-    r->st.handoffs_in += (uint64_t)x->from_cl;
-    r->st.state_resets += (uint64_t)x->reset;
+    restored += !x->wait;
+    if (x->wait && wl)
+      rd_kafka_topic_partition_list_add(wl, r->o->input_topic, x->p);
   }
   r->st.state_resets += (uint64_t)j->resets_file;
-  r->st.restores++;
-  r->st.restored_instruments += j->n_put;
-  r->st.restore_records += cl_restore_get_stats(j->rs)->records;
-  r->st.restore_last_s = j->secs;
-  r->st.restore_total_s += j->secs;
-  report(r, j, j->n_put, j->n_cl);
+  if (restored || !wl || !wl->cnt) /* else counted once its partitions are restored */
+    restore_counted(r, j);
+  if (restored)
+    report(r, j, j->n_put, j->n_cl);
+  else
+    report_notes(j);
   rebalance_assign(r, j->parts, j->coop);
+  if (wl && wl->cnt) { /* paused before their fetch starts (it waits for the committed offset) */
+    for (int k = 0; k < wl->cnt; k++) {
+      part *pt = part_get(r, wl->elems[k].partition);
+      if (pt)
+        pt->awaiting = 1;
+    }
+    rd_kafka_pause_partitions(r->consumer, wl);
+    r->await_ms = 0;
+    await_again(r, j);
+  }
+  if (wl)
+    rd_kafka_topic_partition_list_destroy(wl);
   release_job(r, j);
   /* The first checkpoint stores where each partition starts (and what only one side lacks). */
   sched_ckpt_try(r);
 }
 
-void restore_begin(run *r, rd_kafka_topic_partition_list_t *parts, int coop) {
+/* Loop thread: a retry of awaiting partitions is done. Those still assigned and awaiting as when
+ * it began get their instruments (at once: a retry is rare and its partitions few), their resume
+ * offsets (a seek, which waits up to 1 s for the fetcher so that nothing fetched before it is
+ * delivered) and are resumed; those that still wait are tried again later. */
+static void late_done(run *r, restore_job *j) {
+  if (r->rj == j)
+    r->rj = NULL;
+  if (j->orphan || r->stopping || !j->rs || r->model_swaps != j->swaps) {
+    if (!j->orphan && !r->stopping) { /* out of memory, or another model: again, soon */
+      report_notes(j);
+      uv_timer_start(&r->t_await, restore_on_await, 100, 0);
+    }
+    free_job(j);
+    assign_deferred(r);
+    return;
+  }
+  rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(j->np ? j->np : 1);
+  if (!seek) {
+    free_job(j);
+    uv_timer_start(&r->t_await, restore_on_await, 100, 0);
+    assign_deferred(r);
+    return;
+  }
+  for (int i = 0; i < j->np; i++) {
+    rpart_res *x = &j->res[i];
+    part *pt = part_get(r, x->p);
+    if (!pt || !pt->assigned || !pt->awaiting || pt->revoking || pt->gen != x->gen) {
+      x->gone = 1;
+      cl_restore_drop(j->rs, x->p);
+    } else if (!x->wait) {
+      rd_kafka_topic_partition_list_add(seek, r->o->input_topic, x->p)->offset =
+          x->resume >= 0 ? x->resume : RD_KAFKA_OFFSET_STORED;
+    }
+  }
+  /* A partition whose seek fails waits on (its restored instruments are not put in). */
+  rd_kafka_error_t *e = seek->cnt ? rd_kafka_seek_partitions(r->consumer, seek, 1000) : NULL;
+  for (int k = 0; k < seek->cnt; k++) {
+    rd_kafka_topic_partition_t *t = &seek->elems[k];
+    const char *why = e ? rd_kafka_error_string(e) : t->err ? rd_kafka_err2str(t->err) : NULL;
+    if (!why)
+      continue;
+    log_warn("run", "%s/%d: seek to offset %lld: %s; it waits on", r->o->input_topic, t->partition,
+             (long long)t->offset, why);
+    for (int i = 0; i < j->np; i++)
+      if (j->res[i].p == t->partition) {
+        j->res[i].wait = 1;
+        cl_restore_drop(j->rs, t->partition);
+      }
+    t->offset = -1;
+  }
+  if (e)
+    rd_kafka_error_destroy(e);
+  put_instruments(r, j, UINT32_MAX);
+  int restored = 0;
+  for (int i = 0; i < j->np; i++) {
+    rpart_res *x = &j->res[i];
+    if (x->gone || x->wait)
+      continue;
+    part_restored(r, x);
+    part_get(r, x->p)->awaiting = 0;
+    restored++;
+  }
+  for (int k = seek->cnt - 1; k >= 0; k--)
+    if (seek->elems[k].offset == -1)
+      rd_kafka_topic_partition_list_del_by_idx(seek, k);
+  if (seek->cnt && !r->hard_paused)
+    rd_kafka_resume_partitions(r->consumer, seek);
+  rd_kafka_topic_partition_list_destroy(seek);
+  if (restored) {
+    restore_counted(r, j);
+    report(r, j, j->n_put, j->n_cl);
+  } else {
+    report_notes(j);
+  }
+  await_again(r, j);
+  release_job(r, j);
+  if (restored)
+    sched_ckpt_try(r);
+  uv_idle_start(&r->idle, drain_on_idle);
+  assign_deferred(r);
+}
+
+void restore_on_await(uv_timer_t *h) {
+  run *r = h->data;
+  if (r->stopping)
+    return;
+  if (r->rj) { /* an assignment's restore, or the last retry, is under way */
+    uv_timer_start(h, restore_on_await, 1000, 0);
+    return;
+  }
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+  if (!l)
+    return;
+  for (int32_t p = 0; p < r->nparts; p++)
+    if (r->parts[p].assigned && r->parts[p].awaiting && !r->parts[p].revoking)
+      rd_kafka_topic_partition_list_add(l, r->o->input_topic, p);
+  if (l->cnt)
+    begin(r, l, r->coop, 1);
+  rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void begin(run *r, rd_kafka_topic_partition_list_t *parts, int coop, int late) {
+  if (r->rj && r->rj->late) { /* the changelog reader is busy: after the retry */
+    if (!r->assign_later) {
+      r->assign_later = rd_kafka_topic_partition_list_copy(parts);
+      r->assign_later_coop = coop;
+    } else {
+      for (int i = 0; i < parts->cnt; i++)
+        rd_kafka_topic_partition_list_add(r->assign_later, parts->elems[i].topic,
+                                          parts->elems[i].partition);
+    }
+    if (!r->assign_later) {
+      log_error("run", "restore: out of memory; stopping");
+      rebalance_assign(r, parts, coop);
+      lifecycle_begin_shutdown(r, 1);
+    }
+    return;
+  }
   restore_job *j = calloc(1, sizeof *j);
   if (!j || !(j->parts = rd_kafka_topic_partition_list_copy(parts)) ||
       !(j->res = calloc((size_t)(parts->cnt ? parts->cnt : 1), sizeof *j->res))) {
-    log_error("run", "restore: out of memory; stopping");
     if (j)
       free_job(j);
+    if (late) { /* the partitions wait on */
+      log_error("run", "restore: out of memory; trying again in 1 s");
+      uv_timer_start(&r->t_await, restore_on_await, 1000, 0);
+      return;
+    }
+    log_error("run", "restore: out of memory; stopping");
     rebalance_assign(r, parts, coop);
     lifecycle_begin_shutdown(r, 1);
     return;
   }
   j->r = r;
   j->coop = coop;
+  j->late = late;
   j->cell = r->model->cell;
   j->L = r->model->L;
   j->H = r->model->H;
@@ -624,25 +898,43 @@ void restore_begin(run *r, rd_kafka_topic_partition_list_t *parts, int coop) {
   j->swaps = r->model_swaps;
   for (int i = 0; i < parts->cnt; i++)
     if (!strcmp(parts->elems[i].topic, r->o->input_topic)) {
-      j->res[j->np].p = parts->elems[i].partition;
-      j->res[j->np].file_at = -1;
-      j->res[j->np].mk.part = -1;
-      j->np++;
+      rpart_res *x = &j->res[j->np++];
+      x->p = parts->elems[i].partition;
+      x->file_at = -1;
+      x->mk.part = -1;
+      part *pt = part_get(r, x->p);
+      x->gen = pt ? pt->gen : 0;
     }
   j->work.data = j;
   r->rj = j;
   int rc = uv_queue_work(r->loop, &j->work, work_cb, after_cb);
   if (rc != 0) {
-    log_error("run", "restore: uv_queue_work: %s; stopping", uv_strerror(rc));
     r->rj = NULL;
     free_job(j);
+    if (late) {
+      log_error("run", "restore: uv_queue_work: %s; trying again in 1 s", uv_strerror(rc));
+      uv_timer_start(&r->t_await, restore_on_await, 1000, 0);
+      return;
+    }
+    log_error("run", "restore: uv_queue_work: %s; stopping", uv_strerror(rc));
     rebalance_assign(r, parts, coop);
     lifecycle_begin_shutdown(r, 1);
   }
 }
 
+void restore_begin(run *r, rd_kafka_topic_partition_list_t *parts, int coop) {
+  begin(r, parts, coop, 0);
+}
+
 void restore_stop(run *r) {
+  uv_timer_stop(&r->t_await);
   restore_job *j = r->rj;
+  if (j && j->late) { /* its partitions are assigned already: its result is dropped */
+    r->rj = NULL;
+    j->orphan = 1;
+    j = NULL;
+  }
+  assign_deferred(r); /* given back: r->stopping */
   if (!j)
     return;
   r->rj = NULL;

@@ -198,6 +198,7 @@ static void start_handles(run *r) {
   uv_timer_init(loop, &r->t_stop);
   uv_timer_init(loop, &r->t_pause);
   uv_timer_init(loop, &r->t_revoke);
+  uv_timer_init(loop, &r->t_await);
   uv_idle_init(loop, &r->ckpt_idle);
   uv_idle_init(loop, &r->restore_idle);
   uv_signal_init(loop, &r->sig_term);
@@ -205,7 +206,8 @@ static void start_handles(run *r) {
   uv_signal_init(loop, &r->sig_hup);
   r->cpoll.data = r->ppoll.data = r->idle.data = r->t_stats_timer.data = r->t_second.data =
       r->t_ckpt.data = r->t_stop.data = r->t_pause.data = r->sig_term.data = r->sig_int.data =
-          r->sig_hup.data = r->t_revoke.data = r->ckpt_idle.data = r->restore_idle.data = r;
+          r->sig_hup.data = r->t_revoke.data = r->t_await.data = r->ckpt_idle.data =
+              r->restore_idle.data = r;
   uv_poll_start(&r->cpoll, UV_READABLE, drain_on_consumer_io);
   uv_poll_start(&r->ppoll, UV_READABLE, drain_on_producer_io);
   /* The queue may be non-empty already: no io event comes for that. */

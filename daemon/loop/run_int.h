@@ -39,6 +39,8 @@ typedef struct part {
   uint8_t dirty;     /* next advanced since the last offset store */
   uint8_t restoring; /* assigned by the group, its restore under way (librdkafka not told yet) */
   uint8_t revoking;  /* revoked by the group, waiting for its final checkpoint */
+  uint8_t awaiting;  /* assigned and paused: its state is in a changelog no read could reach the
+                      * end of; restore.c tries again (restore_on_await) */
   int64_t cl_base;   /* changelog base of its last marker; -1 none (the next checkpoint is full) */
   uint64_t cl_since; /* changelog messages written since that base */
   uint32_t ninst;    /* its live instruments at the last committed snapshot */
@@ -122,7 +124,12 @@ typedef struct run {
   uv_timer_t t_revoke;                       /* checks the deadline */
   struct restore_job *rj;                    /* the restore under way (restore.c), NULL none */
   uv_idle_t restore_idle;                    /* puts its instruments in, a slice per turn */
-  int bound;                                 /* the state file's binding was checked */
+  uv_timer_t t_await;                        /* restores awaiting partitions again (restore.c) */
+  uint64_t await_ms;                         /* its delay: doubles while they keep waiting */
+  /* An assignment that came while such a retry was on the pool: it begins after it (NULL none). */
+  rd_kafka_topic_partition_list_t *assign_later;
+  int assign_later_coop;
+  int bound;      /* the state file's binding was checked */
   int cl_checked; /* the changelog topic was checked (created when missing) */
   /* lifecycle.c and health.c: a SIGHUP reload on the thread pool, the loop's own health. */
   int reloading;            /* a model reload is on the pool */
@@ -296,8 +303,11 @@ void rebalance_stop(run *r);
 void rebalance_assign(run *r, rd_kafka_topic_partition_list_t *parts, int coop);
 
 /* At an assignment: restores parts (instruments from the state file and the changelog, resume
- * offsets, checks) on the thread pool, then calls rebalance_assign on the loop. */
+ * offsets, checks) on the thread pool, then calls rebalance_assign on the loop. A partition whose
+ * state only the changelog holds, when the changelog cannot be read, is assigned paused and
+ * awaiting; t_await restores it again (restore_on_await) until a read succeeds. */
 void restore_begin(run *r, rd_kafka_topic_partition_list_t *parts, int coop);
+void restore_on_await(uv_timer_t *h);
 
 /* Shutdown: a restore under way gives its partitions to librdkafka unrestored (nothing is consumed
  * any more) and its result is dropped when it ends. */

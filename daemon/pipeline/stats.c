@@ -164,6 +164,7 @@ void stats_merge(stats *d, const stats *s) {
   }
   d->instruments += s->instruments;
   d->assigned_count += s->assigned_count;
+  d->awaiting_count += s->awaiting_count;
   d->outq += s->outq;
   d->paused |= s->paused;
   d->healthy &= s->healthy;
@@ -319,6 +320,7 @@ char *stats_json(stats *s, int64_t now_ms, int reset_interval) {
   json_object_set_new(o, "lag", lag);
   json_object_set_new(o, "uncheckpointed", unck);
   json_object_set_new(o, "partitions_assigned", json_integer(s->assigned_count));
+  json_object_set_new(o, "partitions_awaiting_state", json_integer(s->awaiting_count));
   json_object_set_new(o, "threads", json_integer(s->threads));
   json_object_set_new(o, "producer_queue", json_integer(s->outq));
   json_object_set_new(o, "paused", json_boolean(s->paused));
@@ -493,6 +495,9 @@ static void prom_state(sbuf *b, const stats *s, int64_t now_ms) {
   gauge(b, "instruments", "Live instruments.", s->instruments);
   gauge(b, "partitions_assigned", "Input partitions assigned to this process's consumers.",
         s->assigned_count);
+  gauge(b, "partitions_awaiting_state",
+        "Assigned input partitions paused until their state can be read from the changelog.",
+        s->awaiting_count);
   gauge(b, "stream_threads", "Stream threads of this process (run --threads), each a consumer.",
         s->threads);
   gauge(b, "producer_queue", "Messages in the producer queue.", (double)s->outq);
