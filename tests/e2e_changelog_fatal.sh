@@ -32,6 +32,10 @@ tc_wait_for 30 sh -c "! kill -0 $RUN_PID 2>/dev/null" ||
 rc=0
 wait "$RUN_PID" || rc=$?
 tc_eq "exit status after the writer failed for good" "$rc" 1
+# A new group's partitions start where Kafka says (no committed offset: auto.offset.reset), and
+# the restore line says so rather than printing the sentinel -1 as an offset.
+grep -q "restored ticks partitions \[0@committed,1@committed\] in" "$TMP/run.log" ||
+  tc_fail "restore line: $(grep 'restored ticks' "$TMP/run.log")"
 grep -q "the writer's producer failed for good: .*Cluster authorization failed; the changelog writer cannot write again, stopping (exit 1)" "$TMP/run.log" ||
   tc_fail "no line says why the daemon stopped: $(grep -E 'ERROR|checkpoint' "$TMP/run.log" | tail -n 5)"
 n1=$(sed -n 's/.*stopped: \([0-9]*\) ticks in, \1 predictions, 0 dead letters.*/\1/p' "$TMP/run.log")

@@ -128,6 +128,9 @@ tc_wait_for 15 sh -c "curl -s $URL/healthz | grep -q 'output paused for'" ||
 code /healthz >/dev/null
 echo "ok: /healthz $(code /healthz): $(body)"
 tc_stop "$RUN_PID" 10
+# The shutdown's flush gives up once and says so once (its second flush, after leaving the group,
+# does not wait and once said it again, "after 0 ms").
+tc_eq "flush warnings at shutdown" "$(grep -c 'flush: [0-9]* messages still unacknowledged' "$TMP/f.log")" 1
 
 # 4. Honest lag: 500 ticks of one instrument (one partition of four), no checkpoint for a minute.
 tc_run g --input-topic lagt --output-topic lagp --stats-topic lags --stats-interval 500 \

@@ -154,11 +154,11 @@ int parts_settle(run *r, int timeout_ms) {
   if (r->flush_failed)
     timeout_ms = 0; /* the broker did not answer once: do not wait again */
   rd_kafka_resp_err_t err = rd_kafka_flush(r->producer, timeout_ms);
-  if (err) {
-    r->flush_failed = 1;
+  if (err && !r->flush_failed) /* once: the shutdown's second flush would say it again */
     log_warn("run", "flush: %d messages still unacknowledged after %d ms",
              rd_kafka_outq_len(r->producer), timeout_ms);
-  }
+  if (err)
+    r->flush_failed = 1;
   parts_store(r);
   return err ? -1 : 0;
 }

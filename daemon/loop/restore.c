@@ -531,10 +531,16 @@ static void report(run *r, restore_job *j, uint32_t n, uint32_t n_cl) {
   char list[512];
   size_t o = 0;
   list[0] = 0;
-  for (int i = 0; i < j->np && o < sizeof list - 40; i++)
-    if (!j->res[i].wait && !j->res[i].gone)
-      o += (size_t)snprintf(list + o, sizeof list - o, "%s%d@%lld", o ? "," : "", j->res[i].p,
-                            (long long)j->res[i].resume);
+  for (int i = 0; i < j->np && o < sizeof list - 40; i++) {
+    const rpart_res *x = &j->res[i];
+    if (x->wait || x->gone)
+      continue;
+    if (x->resume >= 0) /* else where the group committed (or auto.offset.reset says) */
+      o += (size_t)snprintf(list + o, sizeof list - o, "%s%d@%lld", o ? "," : "", x->p,
+                            (long long)x->resume);
+    else
+      o += (size_t)snprintf(list + o, sizeof list - o, "%s%d@committed", o ? "," : "", x->p);
+  }
   log_info("run",
            "restored %s partitions [%s] in %.3f s: %u instruments (%u from the changelog, %u "
            "from the state file), %llu changelog records of %llu messages (%.1f MB) read, "
