@@ -37,6 +37,8 @@ if [ -z "$DESTDIR" ]; then
 fi
 
 install -d -m 0755 "$DESTDIR$PREFIX/bin" "$DESTDIR$UNITDIR"
+upgrade=0
+[ -e "$DESTDIR$PREFIX/bin/tickcast" ] && upgrade=1
 install -m 0755 "$BIN" "$DESTDIR$PREFIX/bin/tickcast"
 say "installed $DESTDIR$PREFIX/bin/tickcast"
 
@@ -81,5 +83,12 @@ fi
 if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ]; then
   systemctl daemon-reload
 fi
-say "next: put the model at $STATE_DIR/model.safetensors (the 'model' setting), then" \
-  "systemctl enable --now tickcast"
+if [ "$upgrade" = 1 ]; then
+  # A running member keeps the binary it started with until it restarts (its state and offsets
+  # carry over: SIGTERM checkpoints, the restart restores).
+  say "upgraded $DESTDIR$PREFIX/bin/tickcast: running members use it once restarted" \
+    "(systemctl restart 'tickcast*')"
+else
+  say "next: put the model at $STATE_DIR/model.safetensors (the 'model' setting), then" \
+    "systemctl enable --now tickcast"
+fi

@@ -48,6 +48,9 @@ tc_eq "checksum of the staged files after a second install.sh" "$sum2" "$sum1"
 tail -n 1 "$S/etc/tickcast/tickcast.conf" | grep -qx "# edited" ||
   tc_fail "install.sh overwrote an existing config"
 grep -q "kept the existing" "$TMP/install2.log" || tc_fail "install.sh did not say it kept the config"
+grep -q "running members use it once restarted" "$TMP/install2.log" ||
+  tc_fail "a second install.sh did not say that running members need a restart: $(tail -n 1 "$TMP/install2.log")"
+grep -q "running members" "$TMP/install1.log" && tc_fail "the first install.sh spoke of an upgrade"
 rc=0; BIN=/nonexistent DESTDIR="$S" "$D/install.sh" >/dev/null 2>&1 || rc=$?
 tc_eq "install.sh exit status without a binary" "$rc" 2
 echo "ok: install.sh honours DESTDIR and PREFIX, is idempotent and keeps an existing config"
