@@ -143,7 +143,7 @@ static void restore_in_process(const char *bootstrap, const unsigned char sha[32
     die("restore", "out of memory");
   int64_t lows[64];
   int ncl = 0;
-  if (cl_read(rk, "bench.state", r, ps, P, lows, 64, &ncl, 60000, err, sizeof err) != 0)
+  if (cl_read(rk, "bench.state", r, ps, P, lows, 64, &ncl, 60000, NULL, err, sizeof err) != 0)
     die("reading the changelog", err);
   int64_t resume = 0;
   for (int q = 0; q < P; q++) {

@@ -117,7 +117,7 @@ static double read_peak(const char *bootstrap, const char *topic, const unsigned
   pthread_t th;
   pthread_create(&th, NULL, sampler, NULL);
   double t0 = tc_mono_s();
-  int rc = cl_read(rk, topic, r, ps, P, lows, P, &ncl, 60000, err, sizeof err);
+  int rc = cl_read(rk, topic, r, ps, P, lows, P, &ncl, 60000, NULL, err, sizeof err);
   double secs = tc_mono_s() - t0;
   sampling = 0;
   pthread_join(th, NULL);

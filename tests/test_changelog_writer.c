@@ -81,7 +81,7 @@ int main(void) {
   CHECK_INT(cl_restore_new(&r, NN_CELL_GRU, 1, H, sha, ps, P), 0);
   int64_t lows[P];
   int ncl = 0;
-  CHECK_INT(cl_read(rk, "state", r, ps, P, lows, P, &ncl, 10000, err, sizeof err), 0);
+  CHECK_INT(cl_read(rk, "state", r, ps, P, lows, P, &ncl, 10000, NULL, err, sizeof err), 0);
   CHECK_INT(ncl, P);
   for (int q = 0; q < P; q++) {
     int from_cl = 0;

@@ -452,7 +452,8 @@ static void wake_fetcher(rd_kafka_t *rk, const char *topic, const int64_t *end, 
 }
 
 int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *parts, int nparts,
-            int64_t *lows, int lows_cap, int *ncl_out, int timeout_ms, char *err, size_t errlen) {
+            int64_t *lows, int lows_cap, int *ncl_out, int timeout_ms, const int *stop, char *err,
+            size_t errlen) {
   for (int i = 0; lows && i < lows_cap; i++)
     lows[i] = -1;
   *ncl_out = 0;
@@ -477,6 +478,11 @@ int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *par
   while (rc == 0 && open > 0) {
     if (mono_ms() - t0 > timeout_ms) {
       snprintf(err, errlen, "changelog %s: not read to its end within %d ms", topic, timeout_ms);
+      rc = -1;
+      break;
+    }
+    if (stop && __atomic_load_n(stop, __ATOMIC_RELAXED)) {
+      snprintf(err, errlen, "changelog %s: read given up (stopping)", topic);
       rc = -1;
       break;
     }

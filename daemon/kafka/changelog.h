@@ -180,9 +180,11 @@ size_t cl_restore_mem(const cl_restore *r);
  * watermark to its high watermark at the time of the call, into r. lows (ncl entries, or NULL)
  * get each changelog partition's low watermark (-1 for partitions not read); *ncl the
  * changelog's partition count (0: the topic does not exist, which reads as empty).
- * At most timeout_ms in all. 0, or -1 with err ("changelog tickcast.state: ..."). */
+ * At most timeout_ms in all, and no longer once *stop (if stop is not NULL; read atomically, set
+ * by another thread) is non-zero. 0, or -1 with err ("changelog tickcast.state: ..."). */
 int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *parts, int nparts,
-            int64_t *lows, int lows_cap, int *ncl, int timeout_ms, char *err, size_t errlen);
+            int64_t *lows, int lows_cap, int *ncl, int timeout_ms, const int *stop, char *err,
+            size_t errlen);
 
 /* ---- Kafka: writing one checkpoint ---- */
 

@@ -177,7 +177,7 @@ static void on_stop(uv_timer_t *h) {
 void lifecycle_begin_shutdown(run *r, int code) {
   if (r->stopping)
     return;
-  r->stopping = 1;
+  __atomic_store_n(&r->stopping, 1, __ATOMIC_RELAXED); /* read by restores on the pool */
   r->exit_code = code;
   uv_timer_start(&r->t_stop, on_stop, 0, 0);
   crew_stop_all(r, code);

@@ -238,6 +238,7 @@ void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partit
     log_error("run", "rebalance error: %s", rd_kafka_err2str(err));
     sched_ckpt_abandon(r, "rebalance error");
     untrack_revoked(r, parts);
+    rd_kafka_resume_partitions(rk, parts); /* a pause (awaiting, revoking) outlives an unassign */
     rd_kafka_error_t *e = coop ? rd_kafka_incremental_unassign(rk, parts) : NULL;
     if (e)
       rd_kafka_error_destroy(e);

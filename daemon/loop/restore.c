@@ -250,10 +250,10 @@ static void read_changelog(restore_job *j, int64_t *lows, int *ncl) {
   for (int i = 0; i < j->np; i++)
     ps[i] = j->res[i].p;
   int rc = -1, tries = j->late ? 1 : READ_TRIES;
-  for (int k = 0; k < tries && rc != 0; k++) {
+  for (int k = 0; k < tries && rc != 0 && !__atomic_load_n(&r->stopping, __ATOMIC_RELAXED); k++) {
     err[0] = 0;
     rc = cl_read(r->cl_rk, r->o->changelog_topic, j->rs, ps, j->np, lows, LOWS_MAX, ncl, READ_MS,
-                 err, sizeof err);
+                 &r->stopping, err, sizeof err);
     if (rc != 0 && k + 1 < tries) {
       note(j, "%s; trying again", err);
       if (restart_from_file(j, ps) != 0) /* a half-read changelog is fine, but counts twice */
@@ -405,6 +405,39 @@ static void decide(restore_job *j, const int64_t *lows, int ncl) {
   free(has);
 }
 
+/* A retry's partitions without a resume offset (the changelog read, but holds no usable marker of
+ * the current model) resume where the group committed: the late job seeks there explicitly (a
+ * seek cannot name "the committed offset" in librdkafka 2.0.2), or, with none, at the low
+ * watermark (auto.offset.reset=earliest, the default). Without an answer the partition waits on. */
+static void late_offsets(restore_job *j) {
+  run *r = j->r;
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(j->np ? j->np : 1);
+  if (!l)
+    return;
+  for (int i = 0; i < j->np; i++)
+    if (!j->res[i].wait && j->res[i].resume < 0)
+      rd_kafka_topic_partition_list_add(l, r->o->input_topic, j->res[i].p);
+  rd_kafka_resp_err_t e = l->cnt ? rd_kafka_committed(r->consumer, l, 5000) : 0;
+  for (int k = 0; k < l->cnt; k++) {
+    rd_kafka_topic_partition_t *t = &l->elems[k];
+    for (int i = 0; i < j->np; i++) {
+      rpart_res *x = &j->res[i];
+      if (x->p != t->partition)
+        continue;
+      rd_kafka_resp_err_t te = e ? e : t->err;
+      if (!te && (t->offset >= 0 || x->lo >= 0)) {
+        x->resume = t->offset >= 0 ? t->offset : x->lo;
+        continue;
+      }
+      note(j, "%s/%d: its committed offset is not known (%s): it waits on", r->o->input_topic, x->p,
+           rd_kafka_err2str(te ? te : RD_KAFKA_RESP_ERR__NO_OFFSET));
+      x->wait = 1;
+      cl_restore_drop(j->rs, x->p);
+    }
+  }
+  rd_kafka_topic_partition_list_destroy(l);
+}
+
 static void work_cb(uv_work_t *w) {
   restore_job *j = w->data;
   run *r = j->r;
@@ -446,6 +479,8 @@ static void work_cb(uv_work_t *w) {
     if (j->cl_failed)
       mark_waiting(j);
     decide(j, lows, ncl);
+    if (j->late)
+      late_offsets(j);
   }
   j->secs = tc_mono_s() - t0;
 }
@@ -763,7 +798,8 @@ static void on_put_idle(uv_idle_t *h) {
 /* Loop thread: a retry of awaiting partitions is done. Those still assigned and awaiting as when
  * it began get their instruments (at once: a retry is rare and its partitions few), their resume
  * offsets (a seek, which waits up to 1 s for the fetcher so that nothing fetched before it is
- * delivered) and are resumed; those that still wait are tried again later. */
+ * delivered; late_offsets made each one absolute) and are resumed; those that still wait are tried
+ * again later. */
 static void late_done(run *r, restore_job *j) {
   if (r->rj == j)
     r->rj = NULL;
@@ -790,19 +826,19 @@ static void late_done(run *r, restore_job *j) {
       x->gone = 1;
       cl_restore_drop(j->rs, x->p);
     } else if (!x->wait) {
-      rd_kafka_topic_partition_list_add(seek, r->o->input_topic, x->p)->offset =
-          x->resume >= 0 ? x->resume : RD_KAFKA_OFFSET_STORED;
+      rd_kafka_topic_partition_list_add(seek, r->o->input_topic, x->p)->offset = x->resume;
     }
   }
-  /* A partition whose seek fails waits on (its restored instruments are not put in). */
-  rd_kafka_error_t *e = seek->cnt ? rd_kafka_seek_partitions(r->consumer, seek, 1000) : NULL;
+  /* A partition whose seek fails waits on (its restored instruments are not put in). The seek
+   * waits up to 1 s for the fetcher to take the offset: rd_kafka_seek_partitions of librdkafka
+   * 2.0.2 waits 1000 times less than it is told (fixed in 2.0.3), rd_kafka_seek does not. */
   for (int k = 0; k < seek->cnt; k++) {
     rd_kafka_topic_partition_t *t = &seek->elems[k];
-    const char *why = e ? rd_kafka_error_string(e) : t->err ? rd_kafka_err2str(t->err) : NULL;
-    if (!why)
+    rd_kafka_resp_err_t se = rd_kafka_seek(r->t_in, t->partition, t->offset, 1000);
+    if (!se)
       continue;
     log_warn("run", "%s/%d: seek to offset %lld: %s; it waits on", r->o->input_topic, t->partition,
-             (long long)t->offset, why);
+             (long long)t->offset, rd_kafka_err2str(se));
     for (int i = 0; i < j->np; i++)
       if (j->res[i].p == t->partition) {
         j->res[i].wait = 1;
@@ -810,8 +846,6 @@ static void late_done(run *r, restore_job *j) {
       }
     t->offset = -1;
   }
-  if (e)
-    rd_kafka_error_destroy(e);
   put_instruments(r, j, UINT32_MAX);
   int restored = 0;
   for (int i = 0; i < j->np; i++) {
