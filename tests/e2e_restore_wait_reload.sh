@@ -18,16 +18,7 @@ head -n 401 "$TMP/all.csv" >"$TMP/first.csv"
 mkfifo "$TMP/ctl"
 tc_broker_start --topics ticks:2,predictions:2,preds2:2,tickcast.dlq:1,tickcast.stats:1,g1.state:2 \
   --commands "$TMP/ctl"
-"$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/first.csv" 2>"$TMP/feed.log" ||
-  tc_fail "feed failed: $(tail -n 3 "$TMP/feed.log")"
-tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/m.safetensors" --state "$DB" --group g1 \
-  --checkpoint-interval 100 --http off -X consumer.session.timeout.ms=6000 2>"$TMP/run1.log"
-RUN_PID=$BG_PID
-tc_wait_for 60 sh -c "[ \"\$($X count "$BROKERS" predictions)\" -ge 400 ]" ||
-  tc_fail "the first member did not predict 400 ticks"
-tc_stop "$RUN_PID" 15
-tc_eq "first member's exit" "$STOP_RC" 0
-rm -f "$DB" "$DB-wal" "$DB-shm"
+tc_changelog_only "$TMP/m.safetensors" "$TMP/first.csv" 400 "$DB"
 
 echo "fail-requests Fetch:UNKNOWN:4" >"$TMP/ctl"
 tc_wait_for 10 grep -q "4 requests will fail" "$TMP/broker.log" ||

@@ -14,6 +14,10 @@
 #                                           $TMP/live.safetensors, state $TMP/NAME.db, log $TMP/NAME.log,
 #                                           checkpoints every 200 ms, HTTP on a free port, ARGS last;
 #                                           sets RUN_PID, PORT and URL once HTTP is up
+#   tc_changelog_only MODEL CSV N DB        feeds CSV to topic ticks; a member of group g1 (state
+#                                           DB, log $TMP/run1.log) predicts its N ticks and stops
+#                                           after a final checkpoint; DB is deleted, so that only
+#                                           the changelog g1.state holds the states
 # Also: ROOT (repo), TC (the tickcast binary; $TICKCAST overrides; $TICKCAST_BROKER runs
 # tc_broker_start's broker from another, so that an old build's daemon meets today's broker),
 # TMP (scratch dir, removed at exit), PY (/usr/bin/python3, Debian's, which has confluent_kafka
@@ -153,4 +157,19 @@ tc_run() { # name args...
   tc_wait_for 10 grep -q "http on" "$TMP/$name.log" || tc_fail "$name: no http line"
   PORT=$(sed -n 's/.*http on .* (port \([0-9]*\)).*/\1/p' "$TMP/$name.log" | head -n 1)
   URL="http://127.0.0.1:$PORT"
+}
+
+tc_changelog_only() { # model csv n db
+  "$TC" feed --brokers "$BROKERS" --topic ticks --input "$2" 2>"$TMP/feed.log" ||
+    tc_fail "feed failed: $(tail -n 3 "$TMP/feed.log")"
+  tc_bg "$TC" run --brokers "$BROKERS" --model "$1" --state "$4" --group g1 \
+    --checkpoint-interval 100 --http off -X consumer.session.timeout.ms=6000 2>"$TMP/run1.log"
+  local pid=$BG_PID
+  tc_wait_for 60 sh -c "[ \"\$($PY "$ROOT/tests/e2e_crash.py" count "$BROKERS" predictions)\" -ge $3 ]" ||
+    tc_fail "the first member did not predict $3 ticks"
+  tc_stop "$pid" 15
+  tc_eq "first member's exit" "$STOP_RC" 0
+  grep -q "revoked ticks partitions \[0,1\] after a final checkpoint" "$TMP/run1.log" ||
+    tc_fail "no final checkpoint: $(grep revoked "$TMP/run1.log")"
+  rm -f "$4" "$4-wal" "$4-shm"
 }
