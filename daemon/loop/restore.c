@@ -305,7 +305,7 @@ static int check_stale(restore_job *j, const int64_t *lows, int ncl) {
  * offset with zero state, its instruments would predict from the wrong state for good, so it
  * waits instead, assigned and paused, until a read of the changelog succeeds (on_put_idle,
  * restore_on_await), as a Kafka Streams task stays restoring. A partition the group never
- * committed starts from zero state, which is its state. */
+ * committed starts where auto.offset.reset says with zero state (docs/STATE.md, step 7). */
 static void mark_waiting(restore_job *j) {
   run *r = j->r;
   rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(j->np ? j->np : 1);

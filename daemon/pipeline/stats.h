@@ -105,15 +105,15 @@ typedef struct stats {
   int64_t rk_hi[STATS_MAX_PARTS];       /* hi_offset from librdkafka statistics, -1 unknown */
   int64_t rk_next[STATS_MAX_PARTS];     /* next_offset (fetch position) from them, -1 unknown */
   /* gauges filled by the daemon before rendering */
-  int64_t start_ms;          /* wall clock at start */
-  uint32_t instruments;      /* live instruments */
-  int32_t assigned_count;    /* input partitions assigned */
-  int32_t awaiting_count;    /* of which paused, awaiting their state (an unreadable changelog) */
-  int64_t outq;              /* producer queue depth */
-  int paused;                /* 1 while backpressure holds the consumer */
-  int healthy;               /* 1 while /healthz answers 200 */
-  int64_t checkpoint_age_ms; /* -1 until checkpoints exist */
-  uint64_t checkpoints;      /* checkpoints committed to the state db */
+  int64_t start_ms;             /* wall clock at start */
+  uint32_t instruments;         /* live instruments */
+  int32_t assigned_count;       /* input partitions assigned */
+  int32_t awaiting_count;       /* of them, paused until their state can be read */
+  int64_t outq;                 /* producer queue depth */
+  int paused;                   /* 1 while backpressure holds the consumer */
+  int healthy;                  /* 1 while /healthz answers 200 */
+  int64_t checkpoint_age_ms;    /* -1 until checkpoints exist */
+  uint64_t checkpoints;         /* checkpoints committed to the state db */
   uint64_t checkpoint_failures; /* checkpoint writes that failed (merged into the next) */
   uint32_t checkpoint_failing;  /* failures since the last success */
   uint64_t
