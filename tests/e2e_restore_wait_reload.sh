@@ -5,7 +5,7 @@
 # count as absent), so the partitions resume where the group committed, with zero state, as every
 # instrument restarts under a reset: the ticks fed meanwhile are predicted exactly as a replay of
 # them alone with the new model. The broker fails four Fetch requests (the restore's three tries
-# and the first retry). A first version sought to "the committed offset" (a logical offset that
+# and the first retry, which waits on for 10 s). A first version sought to "the committed offset" (a logical offset that
 # librdkafka 2.0.2's seek refuses), and the partitions waited for good.
 . "$(dirname "$0")/lib.sh"
 X="$PY $ROOT/tests/e2e_crash.py"
@@ -33,6 +33,10 @@ cp "$TMP/m2.safetensors" "$TMP/live.safetensors"
 kill -HUP "$RUN_PID"
 tc_wait_for 10 grep -q "SIGHUP: model .* (reset instrument states)" "$TMP/run2.log" ||
   tc_fail "no reload: $(grep SIGHUP "$TMP/run2.log")"
+# The first retry (5 s) gets the fourth failure and the partitions wait on (no other client
+# fetches before this line).
+tc_wait_for 20 grep -q "wait, paused, for their state in changelog g1.state: restoring them again in 10 s" "$TMP/run2.log" ||
+  tc_fail "the first retry did not fail: $(grep -E 'wait|restor' "$TMP/run2.log" | grep -v rdkafka | tail -n 3)"
 "$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/second.csv" 2>"$TMP/feed2.log" ||
   tc_fail "feed failed: $(tail -n 3 "$TMP/feed2.log")"
 tc_wait_for 60 sh -c "[ \"\$($X count "$BROKERS" preds2)\" -ge 100 ]" ||

@@ -219,6 +219,12 @@ static void ensure_changelog(restore_job *j, int ncl) {
   }
 }
 
+/* Pool thread: the daemon is stopping (lifecycle_begin_shutdown stores the flag atomically); the
+ * restore's result will be dropped, so its remaining stages are skipped. */
+static int pool_stopping(run *r) {
+  return __atomic_load_n(&r->stopping, __ATOMIC_RELAXED);
+}
+
 /* Drops what a failed changelog read put into the job and reads the state file again. 0, or -1
  * (out of memory: j->rs is NULL). */
 static int restart_from_file(restore_job *j, const int32_t *ps) {
@@ -250,10 +256,12 @@ static void read_changelog(restore_job *j, int64_t *lows, int *ncl) {
   for (int i = 0; i < j->np; i++)
     ps[i] = j->res[i].p;
   int rc = -1, tries = j->late ? 1 : READ_TRIES;
-  for (int k = 0; k < tries && rc != 0 && !__atomic_load_n(&r->stopping, __ATOMIC_RELAXED); k++) {
+  for (int k = 0; k < tries && rc != 0 && !pool_stopping(r); k++) {
     err[0] = 0;
     rc = cl_read(r->cl_rk, r->o->changelog_topic, j->rs, ps, j->np, lows, LOWS_MAX, ncl, READ_MS,
                  &r->stopping, err, sizeof err);
+    if (pool_stopping(r)) /* the result is dropped: no more work, nor the store's lock */
+      break;
     if (rc != 0 && k + 1 < tries) {
       note(j, "%s; trying again", err);
       if (restart_from_file(j, ps) != 0) /* a half-read changelog is fine, but counts twice */
@@ -261,7 +269,7 @@ static void read_changelog(restore_job *j, int64_t *lows, int *ncl) {
     }
   }
   j->cl_failed = rc != 0;
-  if (rc != 0) {
+  if (rc != 0 && !pool_stopping(r)) {
     note(j,
          "%s; restoring from the state file alone where it has the partition (every "
          "instrument is written to the changelog again at the next checkpoint)",
@@ -460,7 +468,7 @@ static void work_cb(uv_work_t *w) {
   }
   int64_t *lows = j->lows;
   int ncl = 0;
-  if (r->stopping) { /* read without synchronization: at worst one more stage runs */
+  if (pool_stopping(r)) {
     j->secs = tc_mono_s() - t0;
     return;
   }
@@ -475,7 +483,7 @@ static void work_cb(uv_work_t *w) {
       read_changelog(j, lows, &ncl);
     }
   }
-  if (j->rs && !r->stopping) {
+  if (j->rs && !pool_stopping(r)) {
     if (j->cl_failed)
       mark_waiting(j);
     decide(j, lows, ncl);
