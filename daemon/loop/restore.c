@@ -308,6 +308,38 @@ static int check_stale(restore_job *j, const int64_t *lows, int ncl) {
   return again;
 }
 
+/* Partition p of the job waits: nothing restored of it goes into the engine. */
+static void set_waiting(restore_job *j, int32_t p) {
+  for (int i = 0; i < j->np; i++)
+    if (j->res[i].p == p)
+      j->res[i].wait = 1;
+  cl_restore_drop(j->rs, p);
+}
+
+/* The group's committed offsets (rd_kafka_committed, on the pool) of the job's partitions that
+ * pick selects; *e the request's error. NULL on ENOMEM. */
+static rd_kafka_topic_partition_list_t *committed_of(restore_job *j, int (*pick)(const rpart_res *),
+                                                     rd_kafka_resp_err_t *e) {
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(j->np ? j->np : 1);
+  *e = 0;
+  if (!l)
+    return NULL;
+  for (int i = 0; i < j->np; i++)
+    if (pick(&j->res[i]))
+      rd_kafka_topic_partition_list_add(l, j->r->o->input_topic, j->res[i].p);
+  if (l->cnt)
+    *e = rd_kafka_committed(j->r->consumer, l, 5000);
+  return l;
+}
+
+static int no_file_offset(const rpart_res *x) {
+  return x->file_at < 0;
+}
+
+static int no_resume(const rpart_res *x) {
+  return !x->wait && x->resume < 0;
+}
+
 /* After a changelog read that failed every try: a partition that the state file lacks but the
  * group has a committed offset for had a state, and only the changelog holds it. Resumed at that
  * offset with zero state, its instruments would predict from the wrong state for good, so it
@@ -316,23 +348,14 @@ static int check_stale(restore_job *j, const int64_t *lows, int ncl) {
  * committed starts where auto.offset.reset says with zero state (docs/STATE.md, step 7). */
 static void mark_waiting(restore_job *j) {
   run *r = j->r;
-  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(j->np ? j->np : 1);
-  if (!l)
-    return;
-  for (int i = 0; i < j->np; i++)
-    if (j->res[i].file_at < 0)
-      rd_kafka_topic_partition_list_add(l, r->o->input_topic, j->res[i].p);
-  rd_kafka_resp_err_t e = l->cnt ? rd_kafka_committed(r->consumer, l, 5000) : 0;
-  for (int k = 0; k < l->cnt; k++) {
+  rd_kafka_resp_err_t e;
+  rd_kafka_topic_partition_list_t *l = committed_of(j, no_file_offset, &e);
+  for (int k = 0; l && k < l->cnt; k++) {
     rd_kafka_topic_partition_t *t = &l->elems[k];
     rd_kafka_resp_err_t te = e ? e : t->err;
     if (!te && t->offset < 0)
       continue;
-    for (int i = 0; i < j->np; i++)
-      if (j->res[i].p == t->partition) {
-        j->res[i].wait = 1;
-        cl_restore_drop(j->rs, t->partition);
-      }
+    set_waiting(j, t->partition);
     if (te)
       note(j,
            "%s/%d: the state file has no checkpoint of it and the group's committed offset is "
@@ -344,7 +367,8 @@ static void mark_waiting(restore_job *j) {
            "its state is in the changelog alone, so it waits, paused, for a read of it",
            r->o->input_topic, t->partition, (long long)t->offset);
   }
-  rd_kafka_topic_partition_list_destroy(l);
+  if (l)
+    rd_kafka_topic_partition_list_destroy(l);
 }
 
 /* Each partition's resume offset, checked against the input partition's watermarks: outside them
@@ -419,14 +443,9 @@ static void decide(restore_job *j, const int64_t *lows, int ncl) {
  * watermark (auto.offset.reset=earliest, the default). Without an answer the partition waits on. */
 static void late_offsets(restore_job *j) {
   run *r = j->r;
-  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(j->np ? j->np : 1);
-  if (!l)
-    return;
-  for (int i = 0; i < j->np; i++)
-    if (!j->res[i].wait && j->res[i].resume < 0)
-      rd_kafka_topic_partition_list_add(l, r->o->input_topic, j->res[i].p);
-  rd_kafka_resp_err_t e = l->cnt ? rd_kafka_committed(r->consumer, l, 5000) : 0;
-  for (int k = 0; k < l->cnt; k++) {
+  rd_kafka_resp_err_t e;
+  rd_kafka_topic_partition_list_t *l = committed_of(j, no_resume, &e);
+  for (int k = 0; l && k < l->cnt; k++) {
     rd_kafka_topic_partition_t *t = &l->elems[k];
     for (int i = 0; i < j->np; i++) {
       rpart_res *x = &j->res[i];
@@ -439,11 +458,11 @@ static void late_offsets(restore_job *j) {
       }
       note(j, "%s/%d: its committed offset is not known (%s): it waits on", r->o->input_topic, x->p,
            rd_kafka_err2str(te ? te : RD_KAFKA_RESP_ERR__NO_OFFSET));
-      x->wait = 1;
-      cl_restore_drop(j->rs, x->p);
+      set_waiting(j, x->p);
     }
   }
-  rd_kafka_topic_partition_list_destroy(l);
+  if (l)
+    rd_kafka_topic_partition_list_destroy(l);
 }
 
 static void work_cb(uv_work_t *w) {
@@ -820,39 +839,30 @@ static void late_done(run *r, restore_job *j) {
     assign_deferred(r);
     return;
   }
-  rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(j->np ? j->np : 1);
-  if (!seek) {
+  rd_kafka_topic_partition_list_t *go = rd_kafka_topic_partition_list_new(j->np ? j->np : 1);
+  if (!go) {
     free_job(j);
     uv_timer_start(&r->t_await, restore_on_await, 100, 0);
     assign_deferred(r);
     return;
   }
+  /* A partition whose seek fails waits on (its restored instruments are not put in). The seek
+   * waits up to 1 s for the fetcher to take the offset: rd_kafka_seek_partitions of librdkafka
+   * 2.0.2 waits 1000 times less than it is told (fixed in 2.0.3), rd_kafka_seek does not. */
   for (int i = 0; i < j->np; i++) {
     rpart_res *x = &j->res[i];
     part *pt = part_get(r, x->p);
     if (!pt || !pt->assigned || !pt->awaiting || pt->revoking || pt->gen != x->gen) {
       x->gone = 1;
       cl_restore_drop(j->rs, x->p);
-    } else if (!x->wait) {
-      rd_kafka_topic_partition_list_add(seek, r->o->input_topic, x->p)->offset = x->resume;
-    }
-  }
-  /* A partition whose seek fails waits on (its restored instruments are not put in). The seek
-   * waits up to 1 s for the fetcher to take the offset: rd_kafka_seek_partitions of librdkafka
-   * 2.0.2 waits 1000 times less than it is told (fixed in 2.0.3), rd_kafka_seek does not. */
-  for (int k = 0; k < seek->cnt; k++) {
-    rd_kafka_topic_partition_t *t = &seek->elems[k];
-    rd_kafka_resp_err_t se = rd_kafka_seek(r->t_in, t->partition, t->offset, 1000);
-    if (!se)
       continue;
-    log_warn("run", "%s/%d: seek to offset %lld: %s; it waits on", r->o->input_topic, t->partition,
-             (long long)t->offset, rd_kafka_err2str(se));
-    for (int i = 0; i < j->np; i++)
-      if (j->res[i].p == t->partition) {
-        j->res[i].wait = 1;
-        cl_restore_drop(j->rs, t->partition);
-      }
-    t->offset = -1;
+    }
+    rd_kafka_resp_err_t se = x->wait ? 0 : rd_kafka_seek(r->t_in, x->p, x->resume, 1000);
+    if (se) {
+      log_warn("run", "%s/%d: seek to offset %lld: %s; it waits on", r->o->input_topic, x->p,
+               (long long)x->resume, rd_kafka_err2str(se));
+      set_waiting(j, x->p);
+    }
   }
   put_instruments(r, j, UINT32_MAX);
   int restored = 0;
@@ -862,14 +872,12 @@ static void late_done(run *r, restore_job *j) {
       continue;
     part_restored(r, x);
     part_get(r, x->p)->awaiting = 0;
+    rd_kafka_topic_partition_list_add(go, r->o->input_topic, x->p);
     restored++;
   }
-  for (int k = seek->cnt - 1; k >= 0; k--)
-    if (seek->elems[k].offset == -1)
-      rd_kafka_topic_partition_list_del_by_idx(seek, k);
-  if (seek->cnt && !r->hard_paused)
-    rd_kafka_resume_partitions(r->consumer, seek);
-  rd_kafka_topic_partition_list_destroy(seek);
+  if (go->cnt && !r->hard_paused)
+    rd_kafka_resume_partitions(r->consumer, go);
+  rd_kafka_topic_partition_list_destroy(go);
   if (restored) {
     restore_counted(r, j);
     report(r, j, j->n_put, j->n_cl);
