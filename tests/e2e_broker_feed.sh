@@ -309,6 +309,24 @@ set -e
 tc_eq "--commands of a directory exit" "$rc" 2
 grep -q "^tickcast broker: --commands $TMP: is a directory" "$TMP/bad.log" ||
   tc_fail "--commands: $(cat "$TMP/bad.log")"
+# A command file's lines: each good one is logged as taken, each bad one with its file, line
+# number and what was expected, and skipped.
+printf '%s\n' "# a comment" "rtt 50" "rtt x" "rtt" "bogus 1" "fail-requests Fetch:UNKNOWN" "rtt 0" \
+  >"$TMP/cmds"
+"$TC" broker --commands "$TMP/cmds" >"$TMP/cmd.out" 2>"$TMP/cmd.log" &
+CB=$!
+TC_PIDS+=("$CB")
+tc_wait_for 10 grep -q "responses delayed by 0 ms" "$TMP/cmd.log" ||
+  tc_fail "the command file was not read to its end: $(cat "$TMP/cmd.log")"
+tc_stop "$CB"
+grep -q "responses delayed by 50 ms" "$TMP/cmd.log" || tc_fail "rtt 50: $(cat "$TMP/cmd.log")"
+grep -q "1 requests will fail: Fetch:UNKNOWN" "$TMP/cmd.log" || tc_fail "fail-requests: $(cat "$TMP/cmd.log")"
+grep -q -- "--commands $TMP/cmds:3: rtt 'x': expected milliseconds 0..600000" "$TMP/cmd.log" ||
+  tc_fail "rtt x: $(cat "$TMP/cmd.log")"
+for l in "4: 'rtt'" "5: 'bogus 1'"; do
+  grep -q -- "--commands $TMP/cmds:$l: unknown (expected 'fail-requests API:ERROR\[:N\],...' or 'rtt MS')" \
+    "$TMP/cmd.log" || tc_fail "line $l: $(cat "$TMP/cmd.log")"
+done
 set +e
 "$TC" broker --port "$fport" >/dev/null 2>"$TMP/b3.log"
 rc=$?

@@ -49,7 +49,8 @@ static void usage(FILE *f) {
       "                    trouble\n"
       "  --commands FILE   read commands while running, one a line, from FILE (a FIFO, read\n"
       "                    until the broker stops, or a file; '-': standard input):\n"
-      "                    'fail-requests LIST' queues failures as the flag does; a bad line\n"
+      "                    'fail-requests LIST' queues failures as the flag does, 'rtt MS'\n"
+      "                    delays responses from then on as --rtt does; a bad line\n"
       "                    is logged and skipped\n"
       "  --log-level L     error, warn, info (default) or debug\n"
       "\n"
@@ -85,7 +86,20 @@ static int set_no_leader(mockbroker *mb, const char *list, char *err, size_t err
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static mockbroker *cmd_mb;
 
-/* One line of FILE (its number lineno): "fail-requests LIST", blank, or a '#' comment. */
+/* 'rtt MS': MS is 0..600000; returns it, or -1 (err says why). */
+static int parse_rtt(const char *spec, char *err, size_t errlen) {
+  char *end;
+  errno = 0;
+  long ms = strtol(spec, &end, 10);
+  if (end == spec || *end || errno || ms < 0 || ms > 600000) {
+    snprintf(err, errlen, "rtt '%s': expected milliseconds 0..600000", spec);
+    return -1;
+  }
+  return (int)ms;
+}
+
+/* One line of FILE (its number lineno): "fail-requests LIST", "rtt MS", blank, or a '#'
+ * comment. */
 static void command(const char *path, unsigned lineno, char *line) {
   size_t n = strlen(line);
   while (n > 0 &&
@@ -94,24 +108,34 @@ static void command(const char *path, unsigned lineno, char *line) {
   char *p = line + strspn(line, " \t");
   if (!*p || *p == '#')
     return;
-  const char *verb = "fail-requests";
-  size_t vl = strlen(verb);
-  if (strncmp(p, verb, vl) != 0 || (p[vl] != ' ' && p[vl] != '\t')) {
+  size_t vl = strcspn(p, " \t");
+  int is_fail = vl == 13 && !strncmp(p, "fail-requests", vl);
+  int is_rtt = vl == 3 && !strncmp(p, "rtt", vl);
+  if ((!is_fail && !is_rtt) || !p[vl]) {
     log_error("broker",
-              "--commands %s:%u: '%s': unknown (expected 'fail-requests API:ERROR[:N],...')", path,
-              lineno, p);
+              "--commands %s:%u: '%s': unknown (expected 'fail-requests API:ERROR[:N],...' or "
+              "'rtt MS')",
+              path, lineno, p);
     return;
   }
   const char *spec = p + vl + strspn(p + vl, " \t");
   char err[512];
+  int k;
   pthread_mutex_lock(&lock);
-  int k = cmd_mb && mockbroker_fail_requests(NULL, spec, err, sizeof err) >= 0
-              ? mockbroker_fail_requests(cmd_mb, spec, err, sizeof err)
-              : -1;
+  if (is_rtt) {
+    k = parse_rtt(spec, err, sizeof err);
+    if (k >= 0 && cmd_mb)
+      mockbroker_set_rtt(cmd_mb, k);
+  } else {
+    k = cmd_mb && mockbroker_fail_requests(NULL, spec, err, sizeof err) >= 0
+            ? mockbroker_fail_requests(cmd_mb, spec, err, sizeof err)
+            : -1;
+  }
   int stopping = !cmd_mb;
   pthread_mutex_unlock(&lock);
-  if (k >= 0)
-    log_info("broker", "%d requests will fail: %s", k, spec);
+  if (k >= 0 && !stopping)
+    log_info("broker", is_rtt ? "responses delayed by %d ms" : "%d requests will fail: %s", k,
+             spec);
   else if (!stopping)
     log_error("broker", "--commands %s:%u: %s", path, lineno, err);
 }
