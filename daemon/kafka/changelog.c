@@ -535,6 +535,7 @@ struct cl_writer {
   rd_kafka_resp_err_t err; /* the first delivery error of this put */
   unsigned char *buf;      /* (buf_cap) one encoded value */
   size_t buf_cap;
+  int64_t cut_ms; /* CLOCK_MONOTONIC ms no wait goes past, 0: none (cl_writer_cut; atomic) */
 };
 
 #define GEN_SHIFT 40
@@ -604,10 +605,9 @@ int cl_writer_new(cl_writer **out, rd_kafka_conf_t *conf, const char *topic, cha
 void cl_writer_destroy(cl_writer *w) {
   if (!w)
     return;
-  if (w->rk) {
-    rd_kafka_flush(w->rk, 2000);
-    w->gen++; /* reports from here on belong to no put */
-  }
+  /* Every put waited for its records' acknowledgements: what is left belongs to a put that gave up
+   * on them (the broker did not answer), so it is purged, not waited for again. */
+  w->gen++; /* reports from here on belong to no put */
   if (w->rkt)
     rd_kafka_topic_destroy(w->rkt);
   if (w->rk) {
@@ -719,9 +719,23 @@ static void put_failed(cl_writer *w, char *err, size_t errlen) {
     snprintf(err, errlen, "changelog %s: the writer's producer failed for good: %s", w->topic, why);
 }
 
-/* Waits for the reports of messages [0, n) of this put; 0, or -1 with err. */
+void cl_writer_cut(cl_writer *w, int64_t mono_ms_by) {
+  if (w)
+    __atomic_store_n(&w->cut_ms, mono_ms_by, __ATOMIC_RELAXED);
+}
+
+/* Waits for the reports of messages [0, n) of this put, for timeout_ms or until the cut-off;
+ * 0, or -1 with err. */
 static int put_wait(cl_writer *w, size_t n, int timeout_ms, char *err, size_t errlen) {
-  rd_kafka_flush(w->rk, timeout_ms);
+  double end = mono_ms() + timeout_ms;
+  for (;;) {
+    int64_t cut = __atomic_load_n(&w->cut_ms, __ATOMIC_RELAXED);
+    double now = mono_ms(), by = cut > 0 && (double)cut < end ? (double)cut : end;
+    if (rd_kafka_outq_len(w->rk) == 0 || now >= by)
+      break;
+    /* In slices, so that a cut-off set meanwhile (a shutdown) is seen within 100 ms. */
+    rd_kafka_flush(w->rk, by - now < 100 ? (int)(by - now) + 1 : 100);
+  }
   for (size_t i = 0; i < n; i++)
     if (w->off[i] < 0) {
       snprintf(err, errlen, "changelog %s: %s", w->topic,

@@ -203,7 +203,12 @@ void cl_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque);
  * writer's delivery report callback. 0 or TC_ENOMEM / TC_EKAFKA with err. */
 int cl_writer_new(cl_writer **out, rd_kafka_conf_t *conf, const char *topic, char *err,
                   size_t errlen);
-void cl_writer_destroy(cl_writer *w); /* accepts NULL; waits at most 2 s for messages in flight */
+void cl_writer_destroy(cl_writer *w); /* accepts NULL; drops what is still in flight */
+
+/* From now on no wait of a put (the one under way on another thread included) goes past
+ * mono_ms_by (CLOCK_MONOTONIC, ms): a shutdown bounds its checkpoint writes so. 0 lifts it.
+ * Accepts NULL; thread-safe. */
+void cl_writer_cut(cl_writer *w, int64_t mono_ms_by);
 
 /* The writer's producer (for metadata and the Admin API). */
 rd_kafka_t *cl_writer_handle(cl_writer *w);
@@ -234,14 +239,14 @@ typedef struct cl_part {
 } cl_part;
 
 /* Writes one checkpoint of model sha of the cell (states of L layers of H): the rows in[0..n) (each
- * at its own o_A, in[i].next_offset; rows with
- * send[i] == 0 (send may be NULL: all), a negative offset, or a partition not in parts are not
- * written) to the changelog, waits until the broker acknowledged all of them, then one marker per
- * partition of parts, and waits again. timeout_ms bounds each wait. 0 when every message was
- * acknowledged; TC_EKAFKA with err when one failed or the wait ran out (then the checkpoint must
- * be treated as not written: markers are sent only after every record is acknowledged, so no
- * marker can claim a record that is missing). Not thread-safe: one call at a time (the caller's
- * checkpoints are serialized). */
+ * at its own o_A, in[i].next_offset; rows with send[i] == 0 (send may be NULL: all), a negative
+ * offset, or a partition not in parts are not written) to the changelog, waits until the broker
+ * acknowledged all of them, then one marker per partition of parts, and waits again. timeout_ms
+ * bounds each wait, and so does cl_writer_cut. 0 when every message was acknowledged; TC_EKAFKA
+ * with err when one failed or the wait ran out (then the checkpoint must be treated as not
+ * written: markers are sent only after every record is acknowledged, so no marker can claim a
+ * record that is missing). Not thread-safe: one call at a time (the caller's checkpoints are
+ * serialized). */
 int cl_writer_put(cl_writer *w, const unsigned char sha[32], int cell, int L, int H,
                   const store_inst *in, const uint8_t *send, size_t n, cl_part *parts,
                   size_t nparts, int64_t time_ns, int timeout_ms, char *err, size_t errlen);

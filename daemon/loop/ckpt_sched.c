@@ -16,9 +16,6 @@
 /* A slice of a snapshot copy: about 1 MB of state per loop turn (under 1 ms). */
 #define SLICE_BYTES (1u << 20)
 
-/* How long the changelog may take to acknowledge a checkpoint's records, and then its markers. */
-#define CHANGELOG_ACK_MS 5000
-
 /* Offsets the states reflect, into r->offbuf: next = last processed + 1 of every assigned
  * partition that processed something since its assignment or was restored (the others keep
  * their stored offset), and the changelog side of each in r->clparts. A snapshot with these
@@ -104,7 +101,8 @@ int sched_changelog_hook(void *ud, const store_inst *rows, const uint8_t *to_cl,
   /* On the pool thread: not r->model, which a reload swaps and frees meanwhile (a reload keeps
    * the shape: lifecycle.c). */
   return cl_writer_put(r->clw, r->ckpt_sha, r->m_cell, r->m_L, r->m_H, rows, to_cl, n, parts,
-                       nparts, time_ns, CHANGELOG_ACK_MS, err, errlen);
+                       nparts, time_ns, __atomic_load_n(&r->cl_ack_ms, __ATOMIC_RELAXED), err,
+                       errlen);
 }
 
 /* A submitted checkpoint write ended (loop thread). */
@@ -143,7 +141,9 @@ static void on_done(ckpt *ck, int status, const char *err, void *ud) {
     lifecycle_begin_shutdown(r, 1);
     return;
   }
-  if (cs->consecutive_failures <= 3 || cs->consecutive_failures % 100 == 0)
+  if (r->stopping) /* a write under way when the shutdown began (which says what it does next) */
+    log_warn("run", "checkpoint failed: %s", err);
+  else if (cs->consecutive_failures <= 3 || cs->consecutive_failures % 100 == 0)
     log_warn("run", "checkpoint failed (%u in a row): %s; predicting goes on, retrying",
              cs->consecutive_failures, err);
   rebalance_progress(r);

@@ -360,7 +360,10 @@ void clients_destroy(run *r) {
     rd_kafka_consumer_close(r->cl_rk);
     rd_kafka_destroy(r->cl_rk);
   }
-  if (r->consumer)
+  /* A consumer whose close did not finish at shutdown (the coordinator did not answer) is left
+   * undestroyed: rd_kafka_destroy would wait for the same answers (librdkafka 2.0.2 waits for the
+   * LeaveGroup and the commits a close began, flags or not), and the process is about to exit. */
+  if (r->consumer && !r->consumer_open)
     rd_kafka_destroy(r->consumer);
   if (r->producer) {
     /* Purged, and the purged messages' reports served (they only take their headers back), so

@@ -131,8 +131,13 @@ void lifecycle_close_all(uv_handle_t *h, void *arg) {
     uv_close(h, close_cb);
 }
 
-/* Shutdown must end within 10 s even when the broker is gone (rd_kafka_consumer_close can wait
- * on a coordinator that never answers): this thread ends the process with status 1 at 9.5 s. */
+/* Shutdown must end within 10 s even when the broker is gone. Its steps share a bound of 8.5 s
+ * (STOP_BOUND_MS: each waits at most what is left of it, and one the broker does not answer gives
+ * up, says so and lets the next go on; what follows the loop, freeing the clients, is left the
+ * rest), and this thread ends the process with status 1 at 9.5 s should anything still wait then
+ * (a SQLite lock held by another process, say). */
+#define STOP_BOUND_MS 8500
+
 static void *watchdog(void *arg) {
   (void)arg;
   struct timespec ts = {9, 500000000};
@@ -143,29 +148,106 @@ static void *watchdog(void *arg) {
   return NULL;
 }
 
-/* Stops consuming, flushes the producer (bounded), commits, leaves the group and lets the loop
- * end. Blocking inside the loop is fine here: nothing else is left to serve. Runs from a timer,
- * never from inside a librdkafka callback. */
+static uint64_t mono_ms(void) {
+  return uv_hrtime() / 1000000;
+}
+
+/* What is left of the shutdown's bound, in ms (0 once it is spent). */
+static int stop_left(const run *r) {
+  uint64_t now = mono_ms();
+  return now >= r->stop_by_ms ? 0 : (int)(r->stop_by_ms - now);
+}
+
+static int imin(int a, int b) {
+  return a < b ? a : b;
+}
+
+/* Commits the offsets the final checkpoint stored, waiting at most timeout_ms for the answer (a
+ * synchronous rd_kafka_commit waits as long as the broker takes). */
+static void final_commit(run *r, int timeout_ms) {
+  rd_kafka_queue_t *q = rd_kafka_queue_new(r->consumer);
+  rd_kafka_resp_err_t ce = rd_kafka_commit_queue(r->consumer, NULL, q, NULL, NULL);
+  if (!ce) {
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms);
+    ce = ev ? rd_kafka_event_error(ev) : RD_KAFKA_RESP_ERR__TIMED_OUT;
+    if (ev)
+      rd_kafka_event_destroy(ev);
+  }
+  rd_kafka_queue_destroy(q); /* an answer that comes later is dropped */
+  if (ce == RD_KAFKA_RESP_ERR__TIMED_OUT)
+    log_warn("run",
+             "final commit: no answer in %d ms; the final checkpoint holds the offsets, and "
+             "a restart resumes from it",
+             timeout_ms);
+  else if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
+    log_warn("run", "final commit: %s", rd_kafka_err2str(ce));
+}
+
+/* Closes the consumer (the revoke, through the rebalance callback, then leaving the group), for at
+ * most timeout_ms; 0 once closed. When the coordinator does not answer in time the member leaves
+ * without a word: the group moves its partitions once session.timeout.ms passes. */
+static int close_consumer(run *r, int timeout_ms) {
+  rd_kafka_queue_t *q = rd_kafka_queue_new(r->consumer);
+  rd_kafka_error_t *e = rd_kafka_consumer_close_queue(r->consumer, q);
+  if (e) {
+    log_warn("run", "leaving the group: %s", rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+  }
+  uint64_t end = mono_ms() + (uint64_t)timeout_ms;
+  while (!e && !rd_kafka_consumer_closed(r->consumer)) {
+    uint64_t now = mono_ms();
+    if (now >= end)
+      break;
+    /* As events: the queue also gets what has no callback here (the close's own commit's
+     * answer, which rd_kafka_queue_poll_callback would abort on), and is dropped. */
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, imin((int)(end - now), 100));
+    if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+      rebalance_cb(r->consumer, rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev),
+                   r);
+    if (ev)
+      rd_kafka_event_destroy(ev);
+  }
+  int closed = !e && rd_kafka_consumer_closed(r->consumer);
+  rd_kafka_queue_destroy(q);
+  if (!closed && !e)
+    log_warn("run",
+             "leaving the group: no answer in %d ms; the group moves this member's "
+             "partitions once its session times out",
+             timeout_ms);
+  return closed ? 0 : -1;
+}
+
+/* Stops consuming, flushes the producer, takes the final checkpoint, commits, leaves the group
+ * and lets the loop end, each step within what is left of STOP_BOUND_MS. Blocking inside the loop
+ * is fine here: nothing else is left to serve. Runs from a timer, never from inside a librdkafka
+ * callback. */
 static void on_stop(uv_timer_t *h) {
   run *r = h->data;
+  r->stop_by_ms = mono_ms() + STOP_BOUND_MS;
   log_info("run", "stopping: flushing %d queued messages", rd_kafka_outq_len(r->producer));
   uv_poll_stop(&r->cpoll);
   uv_idle_stop(&r->idle);
   pthread_t wd;
   if (pthread_create(&wd, NULL, watchdog, NULL) == 0)
     pthread_detach(wd);
-  int flushed = parts_settle(r, 5000) == 0;
-  if (flushed)
+  int flushed = parts_settle(r, imin(5000, stop_left(r))) == 0;
+  /* Checkpoint writes, the one under way on the pool included, end 1.5 s before the bound, so that
+   * the commit and the close get their turn; the final one waits for what is left until then. */
+  cl_writer_cut(r->clw, (int64_t)(r->stop_by_ms - 1500));
+  ckpt_wait(r->ck);
+  int ack_ms = imin(CHANGELOG_ACK_MS, stop_left(r) - 1500);
+  if (flushed && ack_ms >= 500) {
+    __atomic_store_n(&r->cl_ack_ms, ack_ms, __ATOMIC_RELAXED);
     r->final_ckpt = sched_ckpt_now(r, "shutdown") == 0; /* the final checkpoint */
-  else
-    log_warn("run", "shutdown: no final checkpoint, outputs unacknowledged; a restart resumes "
-                    "from the last checkpoint");
-  rd_kafka_resp_err_t ce = flushed ? rd_kafka_commit(r->consumer, NULL, 0) : 0;
-  if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
-    log_warn("run", "final commit: %s", rd_kafka_err2str(ce));
+  } else {
+    log_warn("run", "shutdown: no final checkpoint, %s; a restart resumes from the last checkpoint",
+             flushed ? "no time left for it" : "outputs unacknowledged");
+  }
+  if (r->final_ckpt && stop_left(r) > 0)
+    final_commit(r, imin(2000, stop_left(r) / 2));
   rebalance_stop(r); /* an assignment or revoke still waiting goes to librdkafka now */
-  rd_kafka_consumer_close(r->consumer);
-  parts_settle(r, 1000);
+  r->consumer_open = close_consumer(r, stop_left(r)) != 0;
+  parts_settle(r, imin(1000, stop_left(r)));
   http_stop(r->http);
   r->http = NULL;
   crew_leave(r);

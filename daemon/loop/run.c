@@ -45,6 +45,7 @@ static run *run_new(const run_opts *o, int k) {
   }
   r->cpipe[0] = r->cpipe[1] = r->ppipe[0] = r->ppipe[1] = -1;
   r->chunk = o->chunk;
+  r->cl_ack_ms = CHANGELOG_ACK_MS;
   r->chunk_backlog = o->backlog_chunk > o->chunk ? o->backlog_chunk : o->chunk;
   stats_init(&r->st, tc_wall_ms());
   snprintf(r->st.version, sizeof r->st.version, "%s", TICKCAST_VERSION);

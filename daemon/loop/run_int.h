@@ -51,6 +51,10 @@ typedef struct part {
 #define OPQ_PART_MAX 65534 /* 65535 with generation 255 would collide with OPQ_NONE */
 #define OPQ_NONE ((void *)(uintptr_t)UINT64_MAX) /* stats messages: not tracked */
 
+/* How long the changelog may take to acknowledge a checkpoint's records, and then its markers
+ * (the shutdown's final checkpoint gets what is left of its bound, lifecycle.c). */
+#define CHANGELOG_ACK_MS 5000
+
 typedef struct run {
   const run_opts *o;               /* the options (not owned) */
   uv_loop_t *loop;                 /* the loop (run_main's), NULL until initialised */
@@ -87,6 +91,9 @@ typedef struct run {
   int stopping;                /* shutdown begun: no more draining */
   int final_ckpt;              /* the shutdown's final checkpoint was written */
   int flush_failed;            /* a flush timed out: later ones do not wait */
+  uint64_t stop_by_ms;         /* shutdown: monotonic ms (uv_hrtime) its steps must end by */
+  int cl_ack_ms;               /* changelog acks wait this long (pool thread reads it atomically) */
+  int consumer_open;           /* the consumer's close did not finish: destroy must not wait */
   int closing;                 /* the producer is being closed: reports only reclaim headers */
   /* The header tickcast.model = the running model's id, one list lent to every prediction and
    * dead letter (daemon/kafka/produce.h, "Lent headers"); NULL until the first produce after a

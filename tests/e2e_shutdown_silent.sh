@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# e2e_shutdown_silent.sh: SIGTERM while the broker takes no notice of anything (`tickcast broker
+# --commands`, 'rtt 60000': every answer comes a minute late). The shutdown's steps (flush, final
+# checkpoint, commit, leaving the group) share one bound and each gives up at its share, so the
+# member says what it could not do and exits 0 within 8.5 s, before the 9.5 s watchdog. Then the
+# broker answers again and the next member resumes from what the last one managed to store:
+# every prediction, those of ticks fed afterwards too, equals replay's (no tick lost, none applied
+# twice). The shutdown once waited for the consumer's close (and, with nothing to flush, for a
+# changelog write's acknowledgements, 5 s for its records and 5 more for its markers) until the
+# watchdog ended it with exit 1.
+. "$(dirname "$0")/lib.sh"
+X="$PY $ROOT/tests/e2e_crash.py"
+DB="$TMP/s.db"
+$PY "$ROOT/tests/e2e_run.py" model "$TMP/m.safetensors" 1 16 1
+$X gen "$TMP/all.csv" 600 40 7
+head -n 401 "$TMP/all.csv" >"$TMP/first.csv"
+{ head -n 1 "$TMP/all.csv"; tail -n +402 "$TMP/all.csv"; } >"$TMP/second.csv"
+mkfifo "$TMP/ctl"
+tc_broker_start --topics ticks:2,predictions:2,tickcast.dlq:1,tickcast.stats:1,g1.state:2 \
+  --commands "$TMP/ctl"
+"$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/first.csv" 2>"$TMP/feed.log" ||
+  tc_fail "feed failed: $(tail -n 3 "$TMP/feed.log")"
+member() { # log
+  tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/m.safetensors" --state "$DB" --group g1 \
+    --checkpoint-interval 100 --stats-interval 500 --http off -X consumer.session.timeout.ms=6000 \
+    2>"$1"
+  RUN_PID=$BG_PID
+}
+member "$TMP/run1.log"
+tc_wait_for 60 sh -c "[ \"\$($X count "$BROKERS" predictions)\" -ge 400 ]" ||
+  tc_fail "the first member did not predict 400 ticks: $(grep -v rdkafka "$TMP/run1.log" | tail -n 3)"
+sleep 1 # checkpoints go on
+
+echo "rtt 60000" >"$TMP/ctl"
+tc_wait_for 10 grep -q "responses delayed by 60000 ms" "$TMP/broker.log" ||
+  tc_fail "the broker did not take the command: $(tail -n 3 "$TMP/broker.log")"
+sleep 1.5 # the stats message and a checkpoint's changelog records wait for their answers
+t0=$(date +%s%N)
+tc_stop "$RUN_PID" 15
+ms=$((($(date +%s%N) - t0) / 1000000))
+echo "stopped in $ms ms against a silent broker"
+grep -q "shutdown did not finish" "$TMP/run1.log" &&
+  tc_fail "the watchdog ended the shutdown after $ms ms"
+tc_eq "exit after SIGTERM against a silent broker" "$STOP_RC" 0
+[ "$ms" -lt 9500 ] || tc_fail "the shutdown took $ms ms"
+grep -q "leaving the group: no answer in [0-9]* ms" "$TMP/run1.log" ||
+  tc_fail "no line on leaving the group: $(grep -v rdkafka "$TMP/run1.log" | tail -n 4)"
+grep -q "shutdown: no final checkpoint\|shutdown: checkpoint failed" "$TMP/run1.log" ||
+  tc_fail "no line on the final checkpoint: $(grep -v rdkafka "$TMP/run1.log" | tail -n 4)"
+grep -q "stopped: " "$TMP/run1.log" || tc_fail "no shutdown line"
+
+echo "rtt 0" >"$TMP/ctl"
+tc_wait_for 10 grep -q "responses delayed by 0 ms" "$TMP/broker.log" ||
+  tc_fail "the broker did not take the second command"
+member "$TMP/run2.log"
+"$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/second.csv" 2>"$TMP/feed2.log" ||
+  tc_fail "the second feed failed: $(tail -n 3 "$TMP/feed2.log")"
+tc_wait_for 60 sh -c "[ \"\$($X count "$BROKERS" predictions)\" -ge 600 ]" ||
+  tc_fail "the next member did not predict the new ticks: $(grep -v rdkafka "$TMP/run2.log" | tail -n 3)"
+tc_stop "$RUN_PID" 15
+tc_eq "the next member's exit" "$STOP_RC" 0
+"$TC" replay --model "$TMP/m.safetensors" --input "$TMP/all.csv" --output "$TMP/replay.csv" 2>/dev/null
+$X check "$BROKERS" predictions 600 "$TMP/replay.csv" - "$TMP/m.safetensors" \
+  >"$TMP/check.txt" || tc_fail "$(cat "$TMP/check.txt")"
+cat "$TMP/check.txt"
+stored=$("$TC" inspect --state "$DB" --json |
+  $PY -c 'import json,sys; s=json.load(sys.stdin); print(s["instruments"], sum(o["next_offset"] for o in s["offsets"]))')
+tc_eq "instruments and offsets in the state file" "$stored" "40 600"
+echo "PASS e2e_shutdown_silent"
