@@ -392,8 +392,8 @@ static int topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, c
 /* Assigns the changelog partitions of parts to rk from their low watermarks; fills end[] (the high
  * watermark at the start, 0 for partitions not read) and lows[]; returns how many are open. */
 static int read_assign(rd_kafka_t *rk, const char *topic, const int32_t *parts, int nparts, int ncl,
-                       int64_t *end, int64_t *lows, int lows_cap, int timeout_ms, char *err,
-                       size_t errlen) {
+                       int64_t *end, int64_t *lows, int lows_cap, int timeout_ms, const int *stop,
+                       char *err, size_t errlen) {
   rd_kafka_topic_partition_list_t *asg = rd_kafka_topic_partition_list_new(nparts);
   int open = 0;
   for (int i = 0; i < nparts; i++) {
@@ -401,7 +401,11 @@ static int read_assign(rd_kafka_t *rk, const char *topic, const int32_t *parts, 
     if (rd_kafka_topic_partition_list_find(asg, topic, q))
       continue;
     int64_t lo = 0, hi = 0;
-    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, q, &lo, &hi, timeout_ms);
+    /* Stopping: no more waits of up to timeout_ms each on a broker that may not answer. */
+    rd_kafka_resp_err_t e =
+        stop && __atomic_load_n(stop, __ATOMIC_RELAXED)
+            ? RD_KAFKA_RESP_ERR__DESTROY
+            : rd_kafka_query_watermark_offsets(rk, topic, q, &lo, &hi, timeout_ms);
     if (e) {
       snprintf(err, errlen, "changelog %s/%d: watermarks: %s", topic, q, rd_kafka_err2str(e));
       rd_kafka_topic_partition_list_destroy(asg);
@@ -469,8 +473,8 @@ int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *par
     snprintf(err, errlen, "changelog %s: out of memory", topic);
     return -1;
   }
-  int open =
-      read_assign(rk, topic, parts, nparts, ncl, end, lows, lows_cap, timeout_ms, err, errlen);
+  int open = read_assign(rk, topic, parts, nparts, ncl, end, lows, lows_cap, timeout_ms, stop, err,
+                         errlen);
   int rc = open < 0 ? -1 : 0;
   int32_t woken = 0;   /* the next partition wake_fetcher asks about */
   size_t since = 0;    /* value bytes since the last wake-up */

@@ -327,8 +327,9 @@ static rd_kafka_topic_partition_list_t *committed_of(restore_job *j, int (*pick)
   for (int i = 0; i < j->np; i++)
     if (pick(&j->res[i]))
       rd_kafka_topic_partition_list_add(l, j->r->o->input_topic, j->res[i].p);
-  if (l->cnt)
-    *e = rd_kafka_committed(j->r->consumer, l, 5000);
+  if (l->cnt) /* stopping: the job's result is dropped, so no 5 s wait on a broker for it */
+    *e = pool_stopping(j->r) ? RD_KAFKA_RESP_ERR__DESTROY
+                             : rd_kafka_committed(j->r->consumer, l, 5000);
   return l;
 }
 
@@ -387,8 +388,10 @@ static void decide(restore_job *j, const int64_t *lows, int ncl) {
     int64_t low = ncl > 0 && x->p % ncl < LOWS_MAX ? lows[x->p % ncl] : -1;
     int64_t R = cl_restore_resume(j->rs, x->p, low, &x->from_cl, &x->mk);
     x->lo = x->hi = -1;
-    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(r->consumer, r->o->input_topic, x->p,
-                                                             &x->lo, &x->hi, 5000);
+    rd_kafka_resp_err_t e = pool_stopping(r)
+                                ? RD_KAFKA_RESP_ERR__DESTROY
+                                : rd_kafka_query_watermark_offsets(r->consumer, r->o->input_topic,
+                                                                   x->p, &x->lo, &x->hi, 5000);
     if (e) {
       note(j, "%s/%d: watermarks: %s (the resume offset is not checked)", r->o->input_topic, x->p,
            rd_kafka_err2str(e));
