@@ -309,6 +309,23 @@ set -e
 tc_eq "--commands of a directory exit" "$rc" 2
 grep -q "^tickcast broker: --commands $TMP: is a directory" "$TMP/bad.log" ||
   tc_fail "--commands: $(cat "$TMP/bad.log")"
+# feed to a broker that is not there: each error is said once (librdkafka's own line; its error
+# event as a warning, not again at ERROR), the summary counts every tick failed, exit 1, and the
+# producer is not left to warn at exit that messages are "still in queue or transit".
+{ echo "sym,ts,px"; for i in $(seq 1 50); do echo "AB,$((1700000000000000000 + i)),1.$i"; done; } \
+  >"$TMP/dead.csv"
+set +e
+"$TC" feed --brokers 127.0.0.1:1 --topic ticks --input "$TMP/dead.csv" -X message.timeout.ms=2000 \
+  >/dev/null 2>"$TMP/dead.log"
+rc=$?
+set -e
+tc_eq "feed to no broker exit" "$rc" 1
+grep -q "^feed: $TMP/dead.csv -> ticks: sent 50, delivered 0, failed 50, rejected 0" \
+  "$TMP/dead.log" || tc_fail "feed to no broker: $(cat "$TMP/dead.log")"
+grep -q "WARN  rdkafka: tickcast-feed#producer-1: _ALL_BROKERS_DOWN: 1/1 brokers are down" \
+  "$TMP/dead.log" || tc_fail "no warning that the brokers are down: $(cat "$TMP/dead.log")"
+! grep -q "ERROR: \[thrd:\|still in queue or transit" "$TMP/dead.log" ||
+  tc_fail "feed to no broker: $(grep "ERROR: \[thrd:\|still in queue" "$TMP/dead.log" | head -n 3)"
 # A command file's lines: each good one is logged as taken, each bad one with its file, line
 # number and what was expected, and skipped.
 printf '%s\n' "# a comment" "rtt 50" "rtt x" "rtt" "bogus 1" "fail-requests Fetch:UNKNOWN" "rtt 0" \

@@ -468,8 +468,12 @@ int cmd_feed(int argc, char **argv) {
   }
   if (sink.rkt)
     rd_kafka_topic_destroy(sink.rkt);
-  if (sink.rk)
+  if (sink.rk) {
+    /* What the flush gave up on (counted as undelivered) is purged: librdkafka would otherwise
+     * warn at destroy that it is "still in queue or transit: use flush()". */
+    kprod_close_lent(sink.rk, 1000);
     rd_kafka_destroy(sink.rk);
+  }
   kconf_free(&kc);
   return status;
 }

@@ -8,6 +8,7 @@
 
 #include <xxhash.h>
 
+#include "daemon/kafka/kconf.h"
 #include "daemon/kafka/produce.h"
 #include "daemon/pipeline/log.h"
 #include "nn/base/le.h"
@@ -564,10 +565,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 void cl_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
   (void)opaque;
-  int lv = err == RD_KAFKA_RESP_ERR__FATAL       ? LOG_ERROR
-           : err == RD_KAFKA_RESP_ERR__TRANSPORT ? LOG_DEBUG
-                                                 : LOG_WARN;
-  log_msg(lv, "run", "%s: %s: %s", rd_kafka_name(rk), rd_kafka_err2name(err), reason);
+  kconf_error_log("run", rk, err, reason);
 }
 
 int cl_writer_new(cl_writer **out, rd_kafka_conf_t *conf, const char *topic, char *err,

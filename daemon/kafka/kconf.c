@@ -294,6 +294,18 @@ void kconf_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *
   log_msg(lv, "rdkafka", "%s %s: %s", rk ? rd_kafka_name(rk) : "-", fac, buf);
 }
 
+void kconf_error_log(const char *tag, rd_kafka_t *rk, int err, const char *reason) {
+  int lv = err == RD_KAFKA_RESP_ERR__FATAL       ? LOG_ERROR
+           : err == RD_KAFKA_RESP_ERR__TRANSPORT ? LOG_DEBUG
+                                                 : LOG_WARN;
+  log_msg(lv, tag, "%s: %s: %s", rd_kafka_name(rk), rd_kafka_err2name(err), reason);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+  (void)opaque;
+  kconf_error_log("rdkafka", rk, err, reason);
+}
+
 int kconf_build(const kconf *kc, const char *const *defaults, rd_kafka_conf_t **out, char *err,
                 size_t errlen) {
   char rerr[512];
@@ -337,6 +349,7 @@ int kconf_build(const kconf *kc, const char *const *defaults, rd_kafka_conf_t **
     }
   }
   rd_kafka_conf_set_log_cb(conf, kconf_log_cb);
+  rd_kafka_conf_set_error_cb(conf, error_cb);
   *out = conf;
   return 0;
 fail:

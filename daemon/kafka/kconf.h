@@ -95,12 +95,13 @@ int kconf_check_flags(const kconf *kc, const char *const *allowed, char *err, si
 
 /* Builds a new rd_kafka_conf_t: first `defaults` (NULL or a NULL-terminated list of key, value,
  * key, value, ..., which any later setting overrides), then bootstrap.servers = kc->brokers when
- * set, then kc->props in order. Installs the log callback (kconf_log_cb). On success returns 0 and
- * *out owns the conf (pass it to rd_kafka_new, or rd_kafka_conf_destroy it). On a rejected
- * property returns TC_EUSAGE, *out = NULL, err like "-X foo=bar: No such configuration property:
- * \"foo\"" or "tickcast.conf:3: kafka.compression.codec=zzz: Invalid value \"zzz\" for
- * configuration property
- * \"compression.codec\"". kc may be NULL (defaults only). */
+ * set, then kc->props in order. Installs the log callback (kconf_log_cb) and an error callback
+ * that logs each error event once with kconf_error_log (a client may set its own after). On
+ * success returns 0 and *out owns the conf (pass it to rd_kafka_new, or rd_kafka_conf_destroy
+ * it). On a rejected property returns TC_EUSAGE, *out = NULL, err like "-X foo=bar: No such
+ * configuration property: \"foo\"" or "tickcast.conf:3: kafka.compression.codec=zzz: Invalid
+ * value \"zzz\" for configuration property \"compression.codec\"". kc may be NULL (defaults
+ * only). */
 int kconf_build(const kconf *kc, const char *const *defaults, rd_kafka_conf_t **out, char *err,
                 size_t errlen);
 
@@ -109,6 +110,13 @@ int kconf_build(const kconf *kc, const char *const *defaults, rd_kafka_conf_t **
  * "<client name> <facility>: <text>". It runs on librdkafka's threads (no log queue is set);
  * log_msg writes each line with one fprintf, which is safe there. */
 void kconf_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+
+/* Logs a client's error event (an error callback's arguments) under component tag as
+ * "<client name>: <error name>: <reason>": a fatal error as an error, a transport error at debug
+ * (librdkafka's own log line says it already), others as warnings. Without an error callback
+ * librdkafka logs every error event at level ERROR, a broker's restart included, after the log
+ * line that said it. Thread-safe. */
+void kconf_error_log(const char *tag, rd_kafka_t *rk, int err, const char *reason);
 
 /* How long a produce may wait for room in producer rk's full queue (kprod_send's wait_ms): rk's
  * message.timeout.ms, within which every queued message is delivered or fails and so frees its

@@ -668,8 +668,10 @@ static int kr_close(kr_run *r, int rc) {
   }
   if (r->out_rkt)
     rd_kafka_topic_destroy(r->out_rkt);
-  if (r->prod)
+  if (r->prod) {
+    kprod_close_lent(r->prod, 1000); /* what kr_flush gave up on (counted there): no hint at exit */
     rd_kafka_destroy(r->prod);
+  }
   if (r->engine_ok)
     engine_free(&r->e);
   preplay_destroy(r->pp);

@@ -51,9 +51,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
     lifecycle_begin_shutdown(r, 1);
     return;
   }
-  /* Transport errors are already in librdkafka's own log lines; keep them out of warnings. */
-  int lv = err == RD_KAFKA_RESP_ERR__TRANSPORT ? LOG_DEBUG : LOG_WARN;
-  log_msg(lv, "run", "%s: %s: %s", rd_kafka_name(rk), rd_kafka_err2name(err), reason);
+  kconf_error_log("run", rk, err, reason);
 }
 
 /* One client's conf: its defaults def (key, value, ..., NULL), then --brokers, --config and the
