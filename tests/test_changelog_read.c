@@ -151,10 +151,25 @@ static double read_peak(const char *bootstrap, const char *topic, const unsigned
   return held - table;
 }
 
+/* cl_holds_records: a changelog partition with records, an empty one, an input partition that
+ * shares a changelog partition (13 % 12), and a topic that does not exist. */
+static void holds(const char *bootstrap) {
+  static const char *const reader[] = {"group.id", "test-holds", "enable.auto.commit", "false",
+                                       NULL};
+  char err[512] = "";
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf_of(bootstrap, reader), err, sizeof err);
+  CHECK(rk != NULL);
+  CHECK_INT(cl_holds_records(rk, "short", 0, 5000, err, sizeof err), 1);
+  CHECK_INT(cl_holds_records(rk, "short", 13, 5000, err, sizeof err), 1);
+  CHECK_INT(cl_holds_records(rk, "empty", 4, 5000, err, sizeof err), 0);
+  CHECK_INT(cl_holds_records(rk, "no.such.changelog", 0, 5000, err, sizeof err), 0);
+  rd_kafka_destroy(rk);
+}
+
 int main(void) {
   char err[512];
   mockbroker *mb = NULL;
-  int rc = mockbroker_start(&mb, 0, "short:12,long:12", err, sizeof err);
+  int rc = mockbroker_start(&mb, 0, "short:12,long:12,empty:3", err, sizeof err);
   if (rc != 0) {
     fprintf(stderr, "%s\n", err);
     return 1;
@@ -165,6 +180,7 @@ int main(void) {
     sha[i] = (unsigned char)(i * 7 + 1);
   fill(bs, "short", sha, 1);
   fill(bs, "long", sha, 5);
+  holds(bs);
   double x1 = read_peak(bs, "short", sha, 1);
   double x5 = read_peak(bs, "long", sha, 5);
   /* glibc's statistics show the 10 MB table; a sanitizer's allocator keeps its own. */

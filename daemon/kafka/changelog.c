@@ -390,6 +390,22 @@ static int topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, c
   return n;
 }
 
+int cl_holds_records(rd_kafka_t *rk, const char *topic, int32_t part, int timeout_ms, char *err,
+                     size_t errlen) {
+  int ncl = topic_partitions(rk, topic, timeout_ms, err, errlen);
+  if (ncl <= 0)
+    return ncl;
+  int64_t lo = 0, hi = 0;
+  rd_kafka_resp_err_t e =
+      rd_kafka_query_watermark_offsets(rk, topic, part % ncl, &lo, &hi, timeout_ms);
+  if (e) {
+    snprintf(err, errlen, "changelog %s/%d: watermarks: %s", topic, part % ncl,
+             rd_kafka_err2str(e));
+    return -1;
+  }
+  return hi > lo;
+}
+
 /* Assigns the changelog partitions of parts to rk from their low watermarks; fills end[] (the high
  * watermark at the start, 0 for partitions not read) and lows[]; returns how many are open. */
 static int read_assign(rd_kafka_t *rk, const char *topic, const int32_t *parts, int nparts, int ncl,

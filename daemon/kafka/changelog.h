@@ -186,6 +186,13 @@ int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *par
             int64_t *lows, int lows_cap, int *ncl, int timeout_ms, const int *stop, char *err,
             size_t errlen);
 
+/* Whether the changelog partition that holds input partition part (part % its partition count)
+ * holds records now (its high watermark above its low one), asked of rk's brokers (metadata and
+ * ListOffsets, which work when fetches fail): 1 it does, 0 it does not or the topic does not
+ * exist, -1 with err when the broker did not tell within timeout_ms (each request). */
+int cl_holds_records(rd_kafka_t *rk, const char *topic, int32_t part, int timeout_ms, char *err,
+                     size_t errlen);
+
 /* ---- Kafka: writing one checkpoint ---- */
 
 typedef struct cl_writer cl_writer;

@@ -341,12 +341,15 @@ static int no_resume(const rpart_res *x) {
   return !x->wait && x->resume < 0;
 }
 
-/* After a changelog read that failed every try: a partition that the state file lacks but the
- * group has a committed offset for had a state, and only the changelog holds it. Resumed at that
- * offset with zero state, its instruments would predict from the wrong state for good, so it
- * waits instead, assigned and paused, until a read of the changelog succeeds (on_put_idle,
+/* After a changelog read that failed every try: a partition that the state file lacks had a
+ * state, and only the changelog holds it, when the group has a committed offset for it, or when
+ * its changelog partition holds records (a member checkpointed it and died before the group
+ * committed its offsets: its next owner would otherwise start it where auto.offset.reset says,
+ * with zero state). Resumed so, its instruments would predict from the wrong state for good, so
+ * it waits instead, assigned and paused, until a read of the changelog succeeds (on_put_idle,
  * restore_on_await), as a Kafka Streams task stays restoring. A partition the group never
- * committed starts where auto.offset.reset says with zero state (docs/STATE.md, step 7). */
+ * committed whose changelog partition is empty starts where auto.offset.reset says with zero
+ * state (docs/STATE.md, step 7); one whose changelog cannot be asked waits too. */
 static void mark_waiting(restore_job *j) {
   run *r = j->r;
   rd_kafka_resp_err_t e;
@@ -354,8 +357,27 @@ static void mark_waiting(restore_job *j) {
   for (int k = 0; l && k < l->cnt; k++) {
     rd_kafka_topic_partition_t *t = &l->elems[k];
     rd_kafka_resp_err_t te = e ? e : t->err;
-    if (!te && t->offset < 0)
+    if (!te && t->offset < 0) {
+      char err[512] = "";
+      int held = pool_stopping(r) ? 0
+                                  : cl_holds_records(r->cl_rk, r->o->changelog_topic, t->partition,
+                                                     5000, err, sizeof err);
+      if (held == 0)
+        continue;
+      set_waiting(j, t->partition);
+      if (held > 0)
+        note(j,
+             "%s/%d: the state file has no checkpoint of it and the group no committed offset, "
+             "but its changelog partition holds records (a member that checkpointed it may have "
+             "died before committing): it waits, paused, for a read of it",
+             r->o->input_topic, t->partition);
+      else
+        note(j,
+             "%s/%d: the state file has no checkpoint of it, the group no committed offset, and "
+             "%s: it waits, paused, for the changelog",
+             r->o->input_topic, t->partition, err);
       continue;
+    }
     set_waiting(j, t->partition);
     if (te)
       note(j,
