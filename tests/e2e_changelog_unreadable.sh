@@ -58,19 +58,13 @@ awaiting() { curl -s "$URL/metrics" | sed -n 's/^tickcast_partitions_awaiting_st
 tc_wait_for 60 grep -qE "restored ticks partitions|wait, paused" "$TMP/run3.log" ||
   tc_fail "the third member neither restored nor waited in 60 s: $(grep -v rdkafka "$TMP/run3.log" | tail -n 5)"
 tc_eq "tickcast_partitions_awaiting_state while they wait" "$(awaiting)" 2
-"$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/second.csv" 2>"$TMP/feed2.log" ||
-  tc_fail "feed failed: $(tail -n 3 "$TMP/feed2.log")"
-tc_wait_for 60 sh -c "[ \"\$($X count "$BROKERS" predictions)\" -ge 5000 ]" ||
-  tc_fail "the third member did not predict the 1000 new ticks: $(grep -v rdkafka "$TMP/run3.log" | tail -n 5)"
+tc_feed_second 5000 "$TMP/run3.log"
 tc_eq "tickcast_partitions_awaiting_state once restored" "$(awaiting)" 0
 tc_stop "$RUN_PID" 15
 tc_eq "third member's exit" "$STOP_RC" 0
-"$TC" replay --model "$TMP/m.safetensors" --input "$TMP/all.csv" --output "$TMP/replay.csv" 2>/dev/null
 # Every prediction, the 1000 after the wait too, equals replay's (the state file alone is not
 # compared instrument by instrument: inspect lists at most 1000).
-$X check "$BROKERS" predictions 5000 "$TMP/replay.csv" - "$TMP/m.safetensors" \
-  >"$TMP/check.txt" || tc_fail "$(cat "$TMP/check.txt")"
-cat "$TMP/check.txt"
+tc_check_replay 5000
 stored=$("$TC" inspect --state "$DB" --json |
   $PY -c 'import json,sys; print(sum(o["next_offset"] for o in json.load(sys.stdin)["offsets"]))')
 tc_eq "offsets stored after the restart" "$stored" 5000

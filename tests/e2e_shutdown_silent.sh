@@ -11,22 +11,8 @@
 . "$(dirname "$0")/lib.sh"
 X="$PY $ROOT/tests/e2e_crash.py"
 DB="$TMP/s.db"
-$PY "$ROOT/tests/e2e_run.py" model "$TMP/m.safetensors" 1 16 1
-$X gen "$TMP/all.csv" 600 40 7
-head -n 401 "$TMP/all.csv" >"$TMP/first.csv"
-{ head -n 1 "$TMP/all.csv"; tail -n +402 "$TMP/all.csv"; } >"$TMP/second.csv"
-mkfifo "$TMP/ctl"
-tc_broker_start --topics ticks:2,predictions:2,tickcast.dlq:1,tickcast.stats:1,g1.state:2 \
-  --commands "$TMP/ctl"
-"$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/first.csv" 2>"$TMP/feed.log" ||
-  tc_fail "feed failed: $(tail -n 3 "$TMP/feed.log")"
-member() { # log
-  tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/m.safetensors" --state "$DB" --group g1 \
-    --checkpoint-interval 100 --stats-interval 500 --http off -X consumer.session.timeout.ms=6000 \
-    2>"$1"
-  RUN_PID=$BG_PID
-}
-member "$TMP/run1.log"
+tc_two_phase 7
+tc_member "$TMP/run1.log" --stats-interval 500
 tc_wait_for 60 sh -c "[ \"\$($X count "$BROKERS" predictions)\" -ge 400 ]" ||
   tc_fail "the first member did not predict 400 ticks: $(grep -v rdkafka "$TMP/run1.log" | tail -n 3)"
 sleep 1 # checkpoints go on
@@ -52,17 +38,11 @@ grep -q "stopped: " "$TMP/run1.log" || tc_fail "no shutdown line"
 echo "rtt 0" >"$TMP/ctl"
 tc_wait_for 10 grep -q "responses delayed by 0 ms" "$TMP/broker.log" ||
   tc_fail "the broker did not take the second command"
-member "$TMP/run2.log"
-"$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/second.csv" 2>"$TMP/feed2.log" ||
-  tc_fail "the second feed failed: $(tail -n 3 "$TMP/feed2.log")"
-tc_wait_for 60 sh -c "[ \"\$($X count "$BROKERS" predictions)\" -ge 600 ]" ||
-  tc_fail "the next member did not predict the new ticks: $(grep -v rdkafka "$TMP/run2.log" | tail -n 3)"
+tc_member "$TMP/run2.log" --stats-interval 500
+tc_feed_second 600 "$TMP/run2.log"
 tc_stop "$RUN_PID" 15
 tc_eq "the next member's exit" "$STOP_RC" 0
-"$TC" replay --model "$TMP/m.safetensors" --input "$TMP/all.csv" --output "$TMP/replay.csv" 2>/dev/null
-$X check "$BROKERS" predictions 600 "$TMP/replay.csv" - "$TMP/m.safetensors" \
-  >"$TMP/check.txt" || tc_fail "$(cat "$TMP/check.txt")"
-cat "$TMP/check.txt"
+tc_check_replay 600
 stored=$("$TC" inspect --state "$DB" --json |
   $PY -c 'import json,sys; s=json.load(sys.stdin); print(s["instruments"], sum(o["next_offset"] for o in s["offsets"]))')
 tc_eq "instruments and offsets in the state file" "$stored" "40 600"

@@ -173,3 +173,48 @@ tc_changelog_only() { # model csv n db
     tc_fail "no final checkpoint: $(grep revoked "$TMP/run1.log")"
   rm -f "$4" "$4-wal" "$4-shm"
 }
+
+# The set-up of the tests whose ticks come in two phases: model $TMP/m.safetensors (L=1, H=16),
+# $TMP/all.csv (600 ticks of 40 instruments, seed SEED) split into $TMP/first.csv (400) and
+# $TMP/second.csv (200), a broker with group g1's topics taking commands from the FIFO $TMP/ctl
+# (`tickcast broker --commands`), and first.csv fed to ticks.
+tc_two_phase() { # seed
+  $PY "$ROOT/tests/e2e_run.py" model "$TMP/m.safetensors" 1 16 1
+  $PY "$ROOT/tests/e2e_crash.py" gen "$TMP/all.csv" 600 40 "$1"
+  head -n 401 "$TMP/all.csv" >"$TMP/first.csv"
+  { head -n 1 "$TMP/all.csv"; tail -n +402 "$TMP/all.csv"; } >"$TMP/second.csv"
+  mkfifo "$TMP/ctl"
+  tc_broker_start --topics ticks:2,predictions:2,tickcast.dlq:1,tickcast.stats:1,g1.state:2 \
+    --commands "$TMP/ctl"
+  "$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/first.csv" 2>"$TMP/feed.log" ||
+    tc_fail "feed failed: $(tail -n 3 "$TMP/feed.log")"
+}
+
+# A member of group g1 on the model and state file $TMP/s.db of tc_two_phase, stderr to LOG,
+# with more flags; RUN_PID is its pid.
+tc_member() { # log [flags...]
+  local log=$1
+  shift
+  tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/m.safetensors" --state "$TMP/s.db" --group g1 \
+    --checkpoint-interval 100 --http off -X consumer.session.timeout.ms=6000 "$@" 2>"$log"
+  RUN_PID=$BG_PID
+}
+
+# Feeds $TMP/second.csv to ticks and waits until N distinct ticks have predictions (the member's
+# log LOG says why not).
+tc_feed_second() { # n log
+  "$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/second.csv" 2>"$TMP/feed2.log" ||
+    tc_fail "the second feed failed: $(tail -n 3 "$TMP/feed2.log")"
+  tc_wait_for 60 sh -c "[ \"\$($PY "$ROOT/tests/e2e_crash.py" count "$BROKERS" predictions)\" -ge $1 ]" ||
+    tc_fail "the ticks of second.csv were not predicted: $(grep -v rdkafka "$2" | tail -n 5)"
+}
+
+# Every prediction (N distinct ticks, none missing, repeats equal) equals a replay of $TMP/all.csv
+# with $TMP/m.safetensors (tests/e2e_crash.py check).
+tc_check_replay() { # n
+  "$TC" replay --model "$TMP/m.safetensors" --input "$TMP/all.csv" --output "$TMP/replay.csv" \
+    2>/dev/null
+  $PY "$ROOT/tests/e2e_crash.py" check "$BROKERS" predictions "$1" "$TMP/replay.csv" - \
+    "$TMP/m.safetensors" >"$TMP/check.txt" || tc_fail "$(cat "$TMP/check.txt")"
+  cat "$TMP/check.txt"
+}
