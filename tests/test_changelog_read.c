@@ -159,10 +159,10 @@ static void holds(const char *bootstrap) {
   char err[512] = "";
   rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf_of(bootstrap, reader), err, sizeof err);
   CHECK(rk != NULL);
-  CHECK_INT(cl_holds_records(rk, "short", 0, 5000, err, sizeof err), 1);
-  CHECK_INT(cl_holds_records(rk, "short", 13, 5000, err, sizeof err), 1);
-  CHECK_INT(cl_holds_records(rk, "empty", 4, 5000, err, sizeof err), 0);
-  CHECK_INT(cl_holds_records(rk, "no.such.changelog", 0, 5000, err, sizeof err), 0);
+  CHECK_INT(cl_holds_records(rk, "short", 0, 5000, NULL, err, sizeof err), 1);
+  CHECK_INT(cl_holds_records(rk, "short", 13, 5000, NULL, err, sizeof err), 1);
+  CHECK_INT(cl_holds_records(rk, "empty", 4, 5000, NULL, err, sizeof err), 0);
+  CHECK_INT(cl_holds_records(rk, "no.such.changelog", 0, 5000, NULL, err, sizeof err), 0);
   rd_kafka_destroy(rk);
 }
 

@@ -370,34 +370,78 @@ static double mono_ms(void) {
   return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
-/* The changelog's partition count through rk's metadata: 0 when the topic does not exist. */
-static int topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err,
-                            size_t errlen) {
+static int stopped(const int *stop) {
+  return stop && __atomic_load_n(stop, __ATOMIC_RELAXED);
+}
+
+/* The wait of one request while a stop may come: with stop, a request is asked again every
+ * STOP_SLICE_MS (a timed-out request's answer is dropped), so that a stop ends the wait within
+ * that; without, one request waits the whole timeout. */
+#define STOP_SLICE_MS 1000
+
+static int slice_ms(const int *stop, double end) {
+  double left = end - mono_ms();
+  if (left < 1)
+    return 1;
+  return stop && left > STOP_SLICE_MS ? STOP_SLICE_MS : (int)left;
+}
+
+rd_kafka_resp_err_t cl_watermarks(rd_kafka_t *rk, const char *topic, int32_t part, int64_t *lo,
+                                  int64_t *hi, int timeout_ms, const int *stop) {
+  double end = mono_ms() + timeout_ms;
+  for (;;) {
+    if (stopped(stop))
+      return RD_KAFKA_RESP_ERR__DESTROY;
+    rd_kafka_resp_err_t e =
+        rd_kafka_query_watermark_offsets(rk, topic, part, lo, hi, slice_ms(stop, end));
+    if (e != RD_KAFKA_RESP_ERR__TIMED_OUT || mono_ms() >= end)
+      return e;
+  }
+}
+
+/* The changelog's partition count through rk's metadata: 0 when the topic does not exist, -1
+ * with err when the broker did not tell (no answer, or another topic error). */
+static int topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, const int *stop,
+                            char *err, size_t errlen) {
   rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
   if (!t) {
     snprintf(err, errlen, "changelog %s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
     return -1;
   }
   const struct rd_kafka_metadata *md = NULL;
-  rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, timeout_ms);
+  double end = mono_ms() + timeout_ms;
+  rd_kafka_resp_err_t e;
+  do
+    e = stopped(stop) ? RD_KAFKA_RESP_ERR__DESTROY
+                      : rd_kafka_metadata(rk, 0, t, &md, slice_ms(stop, end));
+  while (e == RD_KAFKA_RESP_ERR__TIMED_OUT && mono_ms() < end);
   rd_kafka_topic_destroy(t);
   if (e) {
     snprintf(err, errlen, "changelog %s: metadata: %s", topic, rd_kafka_err2str(e));
     return -1;
   }
-  int n = md->topic_cnt == 1 && !md->topics[0].err ? md->topics[0].partition_cnt : 0;
+  /* Only a topic the broker does not know counts as absent (empty): another topic error
+   * (LEADER_NOT_AVAILABLE in a failover, TOPIC_AUTHORIZATION_FAILED) says nothing of its
+   * records. */
+  rd_kafka_resp_err_t te =
+      md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+  int n = md->topic_cnt == 1 && !te ? md->topics[0].partition_cnt : 0;
   rd_kafka_metadata_destroy(md);
+  if (te && te != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
+      te != RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+    snprintf(err, errlen, "changelog %s: metadata: %s", topic, rd_kafka_err2str(te));
+    return -1;
+  }
   return n;
 }
 
-int cl_holds_records(rd_kafka_t *rk, const char *topic, int32_t part, int timeout_ms, char *err,
-                     size_t errlen) {
-  int ncl = topic_partitions(rk, topic, timeout_ms, err, errlen);
+int cl_holds_records(rd_kafka_t *rk, const char *topic, int32_t part, int timeout_ms,
+                     const int *stop, char *err, size_t errlen) {
+  int ncl = topic_partitions(rk, topic, timeout_ms, stop, err, errlen);
   if (ncl <= 0)
     return ncl;
   int64_t lo = 0, hi = 0;
-  rd_kafka_resp_err_t e =
-      rd_kafka_query_watermark_offsets(rk, topic, part % ncl, &lo, &hi, timeout_ms);
+  rd_kafka_resp_err_t e = cl_watermarks(rk, topic, part % ncl, &lo, &hi, timeout_ms, stop);
   if (e) {
     snprintf(err, errlen, "changelog %s/%d: watermarks: %s", topic, part % ncl,
              rd_kafka_err2str(e));
@@ -418,11 +462,7 @@ static int read_assign(rd_kafka_t *rk, const char *topic, const int32_t *parts, 
     if (rd_kafka_topic_partition_list_find(asg, topic, q))
       continue;
     int64_t lo = 0, hi = 0;
-    /* Stopping: no more waits of up to timeout_ms each on a broker that may not answer. */
-    rd_kafka_resp_err_t e =
-        stop && __atomic_load_n(stop, __ATOMIC_RELAXED)
-            ? RD_KAFKA_RESP_ERR__DESTROY
-            : rd_kafka_query_watermark_offsets(rk, topic, q, &lo, &hi, timeout_ms);
+    rd_kafka_resp_err_t e = cl_watermarks(rk, topic, q, &lo, &hi, timeout_ms, stop);
     if (e) {
       snprintf(err, errlen, "changelog %s/%d: watermarks: %s", topic, q, rd_kafka_err2str(e));
       rd_kafka_topic_partition_list_destroy(asg);
@@ -481,7 +521,7 @@ int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *par
   if (nparts <= 0)
     return 0;
   double t0 = mono_ms();
-  int ncl = topic_partitions(rk, topic, timeout_ms, err, errlen);
+  int ncl = topic_partitions(rk, topic, timeout_ms, stop, err, errlen);
   if (ncl <= 0)
     return ncl; /* 0: no such topic (yet), nothing to read */
   *ncl_out = ncl;
@@ -502,7 +542,7 @@ int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *par
       rc = -1;
       break;
     }
-    if (stop && __atomic_load_n(stop, __ATOMIC_RELAXED)) {
+    if (stopped(stop)) {
       snprintf(err, errlen, "changelog %s: read given up (stopping)", topic);
       rc = -1;
       break;
@@ -625,13 +665,13 @@ void cl_writer_destroy(cl_writer *w) {
     return;
   /* Every put waited for its records' acknowledgements: what is left belongs to a put that gave up
    * on them (the broker did not answer), so it is purged, not waited for again. */
-  w->gen++; /* reports from here on belong to no put */
+  w->gen++;  /* reports from here on belong to no put */
+  if (w->rk) /* purged and their reports served, so that librdkafka does not warn at destroy */
+    kprod_close_lent(w->rk, 200);
   if (w->rkt)
     rd_kafka_topic_destroy(w->rkt);
-  if (w->rk) {
-    rd_kafka_purge(w->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  if (w->rk)
     rd_kafka_destroy(w->rk);
-  }
   free(w->off);
   free(w->buf);
   free(w);
@@ -649,7 +689,7 @@ int cl_writer_fatal(cl_writer *w, char *reason, size_t len) {
 }
 
 int cl_writer_partitions(cl_writer *w, int timeout_ms, char *err, size_t errlen) {
-  int n = topic_partitions(w->rk, w->topic, timeout_ms, err, errlen);
+  int n = topic_partitions(w->rk, w->topic, timeout_ms, NULL, err, errlen);
   if (n > 0)
     w->ncl = n;
   return n;

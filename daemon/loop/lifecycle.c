@@ -189,12 +189,13 @@ static void final_commit(run *r, int timeout_ms) {
 static int close_consumer(run *r, int timeout_ms) {
   rd_kafka_queue_t *q = rd_kafka_queue_new(r->consumer);
   rd_kafka_error_t *e = rd_kafka_consumer_close_queue(r->consumer, q);
+  int failed = e != NULL;
   if (e) {
     log_warn("run", "leaving the group: %s", rd_kafka_error_string(e));
     rd_kafka_error_destroy(e);
   }
   uint64_t end = mono_ms() + (uint64_t)timeout_ms;
-  while (!e && !rd_kafka_consumer_closed(r->consumer)) {
+  while (!failed && !rd_kafka_consumer_closed(r->consumer)) {
     uint64_t now = mono_ms();
     if (now >= end)
       break;
@@ -207,9 +208,9 @@ static int close_consumer(run *r, int timeout_ms) {
     if (ev)
       rd_kafka_event_destroy(ev);
   }
-  int closed = !e && rd_kafka_consumer_closed(r->consumer);
+  int closed = !failed && rd_kafka_consumer_closed(r->consumer);
   rd_kafka_queue_destroy(q);
-  if (!closed && !e)
+  if (!closed && !failed)
     log_warn("run",
              "leaving the group: no answer in %d ms; the group moves this member's "
              "partitions once its session times out",
@@ -234,7 +235,8 @@ static void on_stop(uv_timer_t *h) {
   /* Checkpoint writes, the one under way on the pool included, end 1.5 s before the bound, so that
    * the commit and the close get their turn; the final one waits for what is left until then. */
   cl_writer_cut(r->clw, (int64_t)(r->stop_by_ms - 1500));
-  ckpt_wait(r->ck);
+  if (r->ck)
+    ckpt_wait(r->ck);
   int ack_ms = imin(CHANGELOG_ACK_MS, stop_left(r) - 1500);
   if (flushed && ack_ms >= 500) {
     __atomic_store_n(&r->cl_ack_ms, ack_ms, __ATOMIC_RELAXED);

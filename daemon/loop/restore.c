@@ -278,7 +278,8 @@ static void read_changelog(restore_job *j, int64_t *lows, int *ncl) {
     if (j->rs)
       restart_from_file(j, ps);
   }
-  if (rc == 0 && !r->cl_checked) { /* once: create it when missing, warn when it is small */
+  /* Once: create it when missing, warn when it is small. */
+  if (rc == 0 && !r->cl_checked && !pool_stopping(r)) {
     ensure_changelog(j, *ncl);
     r->cl_checked = 1;
   }
@@ -327,9 +328,14 @@ static rd_kafka_topic_partition_list_t *committed_of(restore_job *j, int (*pick)
   for (int i = 0; i < j->np; i++)
     if (pick(&j->res[i]))
       rd_kafka_topic_partition_list_add(l, j->r->o->input_topic, j->res[i].p);
-  if (l->cnt) /* stopping: the job's result is dropped, so no 5 s wait on a broker for it */
-    *e = pool_stopping(j->r) ? RD_KAFKA_RESP_ERR__DESTROY
-                             : rd_kafka_committed(j->r->consumer, l, 5000);
+  /* Asked again every second up to 5 s, so that a stop (the job's result is then dropped) ends
+   * the wait within a second even on a broker that does not answer. */
+  double end = tc_mono_s() + 5.0;
+  do
+    *e = !l->cnt               ? RD_KAFKA_RESP_ERR_NO_ERROR
+         : pool_stopping(j->r) ? RD_KAFKA_RESP_ERR__DESTROY
+                               : rd_kafka_committed(j->r->consumer, l, 1000);
+  while (*e == RD_KAFKA_RESP_ERR__TIMED_OUT && tc_mono_s() < end);
   return l;
 }
 
@@ -359,9 +365,8 @@ static void mark_waiting(restore_job *j) {
     rd_kafka_resp_err_t te = e ? e : t->err;
     if (!te && t->offset < 0) {
       char err[512] = "";
-      int held = pool_stopping(r) ? 0
-                                  : cl_holds_records(r->cl_rk, r->o->changelog_topic, t->partition,
-                                                     5000, err, sizeof err);
+      int held = cl_holds_records(r->cl_rk, r->o->changelog_topic, t->partition, 5000, &r->stopping,
+                                  err, sizeof err);
       if (held == 0)
         continue;
       set_waiting(j, t->partition);
@@ -410,10 +415,8 @@ static void decide(restore_job *j, const int64_t *lows, int ncl) {
     int64_t low = ncl > 0 && x->p % ncl < LOWS_MAX ? lows[x->p % ncl] : -1;
     int64_t R = cl_restore_resume(j->rs, x->p, low, &x->from_cl, &x->mk);
     x->lo = x->hi = -1;
-    rd_kafka_resp_err_t e = pool_stopping(r)
-                                ? RD_KAFKA_RESP_ERR__DESTROY
-                                : rd_kafka_query_watermark_offsets(r->consumer, r->o->input_topic,
-                                                                   x->p, &x->lo, &x->hi, 5000);
+    rd_kafka_resp_err_t e =
+        cl_watermarks(r->consumer, r->o->input_topic, x->p, &x->lo, &x->hi, 5000, &r->stopping);
     if (e) {
       note(j, "%s/%d: watermarks: %s (the resume offset is not checked)", r->o->input_topic, x->p,
            rd_kafka_err2str(e));

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# e2e_restore_stop_silent.sh: SIGTERM while a restore's retry waits on a broker that answers
+# nothing in time. The partitions of a member without a state file wait for an unreadable
+# changelog (`tickcast broker --commands`: every Fetch fails); then every answer is delayed a
+# minute ('rtt 60000') and the member (with a 45 s session, so that the group does not drop it
+# meanwhile, which would end its close early) is stopped just after its retry began on the pool.
+# The retry's metadata, watermark and committed-offset requests are asked again every second and
+# end at the stop, so the member exits 0 within the shutdown's bound. The retry once sat in one 10 s
+# metadata request, which the end of the loop waits for, and the watchdog ended the member with
+# exit 1 ("shutdown did not finish in 9.5 s", 9583 ms).
+. "$(dirname "$0")/lib.sh"
+X="$PY $ROOT/tests/e2e_crash.py"
+DB="$TMP/s.db"
+tc_two_phase 5
+tc_member "$TMP/run1.log"
+tc_wait_for 60 sh -c "[ \"\$($X count "$BROKERS" predictions)\" -ge 400 ]" ||
+  tc_fail "the first member did not predict 400 ticks"
+sleep 1 # checkpoints go on
+tc_stop "$RUN_PID" 15
+tc_eq "first member's exit" "$STOP_RC" 0
+rm -f "$DB" "$DB-wal" "$DB-shm"
+
+echo "fail-requests Fetch:UNKNOWN:1000" >"$TMP/ctl"
+tc_wait_for 10 grep -q "1000 requests will fail" "$TMP/broker.log" ||
+  tc_fail "the broker did not take the command: $(tail -n 3 "$TMP/broker.log")"
+tc_member "$TMP/run2.log" -X consumer.session.timeout.ms=45000
+tc_wait_for 60 grep -q "wait, paused, for their state in changelog g1.state: restoring them again in 5 s" \
+  "$TMP/run2.log" || tc_fail "the partitions did not wait: $(grep -v rdkafka "$TMP/run2.log" | tail -n 5)"
+echo "rtt 60000" >"$TMP/ctl"
+sleep 5.3 # the retry is on the pool, asking the broker
+t0=$(date +%s%N)
+tc_stop "$RUN_PID" 15
+ms=$((($(date +%s%N) - t0) / 1000000))
+echo "stopped in $ms ms during the retry"
+grep -q "shutdown did not finish" "$TMP/run2.log" &&
+  tc_fail "the watchdog ended the shutdown after $ms ms"
+tc_eq "exit after SIGTERM during the retry" "$STOP_RC" 0
+[ "$ms" -lt 9500 ] || tc_fail "the shutdown took $ms ms"
+grep -q "stopped: " "$TMP/run2.log" || tc_fail "no shutdown line"
+echo "PASS e2e_restore_stop_silent"
