@@ -51,7 +51,8 @@ struct crew {
   run **runs;      /* (n) runs[0] is the leader */
   pthread_t *tids; /* (n) tids[k] for k > 0 once started */
   uint8_t *started;
-  uv_mutex_t mu; /* guards each run's snap, snap_why, snap_joined, alive and cmd fields */
+  uv_mutex_t mu;       /* guards each run's snap, snap_why, snap_joined, alive and cmd fields */
+  uint64_t stop_by_ms; /* the first shutdown's bound (lifecycle.c), 0 until then; under mu */
 };
 
 crew *crew_new(run **runs, int n) {
@@ -131,6 +132,18 @@ void crew_leave(run *r) {
   uv_mutex_lock(&r->crew->mu);
   r->alive = 0;
   uv_mutex_unlock(&r->crew->mu);
+}
+
+uint64_t crew_stop_by(run *r, uint64_t by_ms) {
+  crew *c = r->crew;
+  if (!c)
+    return by_ms;
+  uv_mutex_lock(&c->mu);
+  if (!c->stop_by_ms || by_ms < c->stop_by_ms)
+    c->stop_by_ms = by_ms;
+  by_ms = c->stop_by_ms;
+  uv_mutex_unlock(&c->mu);
+  return by_ms;
 }
 
 void crew_stop_all(run *r, int code) {

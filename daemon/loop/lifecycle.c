@@ -224,7 +224,7 @@ static int close_consumer(run *r, int timeout_ms) {
  * callback. */
 static void on_stop(uv_timer_t *h) {
   run *r = h->data;
-  r->stop_by_ms = mono_ms() + STOP_BOUND_MS;
+  r->stop_by_ms = crew_stop_by(r, mono_ms() + STOP_BOUND_MS);
   log_info("run", "stopping: flushing %d queued messages", rd_kafka_outq_len(r->producer));
   uv_poll_stop(&r->cpoll);
   uv_idle_stop(&r->idle);

@@ -385,6 +385,12 @@ void crew_leave(run *r);
 /* r stops with status code: every other thread is asked to stop too (once). */
 void crew_stop_all(run *r, int code);
 
+/* The shutdown's bound of r's process (monotonic ms): the earliest by_ms any thread of r's crew
+ * has asked with, so that every stream thread ends its steps by the first one's bound (each
+ * thread's watchdog counts from its own start, and the first to fire ends the process). by_ms
+ * itself without a crew. */
+uint64_t crew_stop_by(run *r, uint64_t by_ms);
+
 /* The leader swapped model nm in: every other thread swaps it in too (each holds a reference). */
 void crew_model_all(run *r, nn_model *nm);
 
