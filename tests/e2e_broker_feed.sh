@@ -326,6 +326,26 @@ grep -q "WARN  rdkafka: tickcast-feed#producer-1: _ALL_BROKERS_DOWN: 1/1 brokers
   "$TMP/dead.log" || tc_fail "no warning that the brokers are down: $(cat "$TMP/dead.log")"
 ! grep -q "ERROR: \[thrd:\|still in queue or transit" "$TMP/dead.log" ||
   tc_fail "feed to no broker: $(grep "ERROR: \[thrd:\|still in queue" "$TMP/dead.log" | head -n 3)"
+# Stopped during its flush, with its messages still queued (they would wait a minute): it waits
+# 5 s more, counts them undelivered and purges them before it exits.
+"$TC" feed --brokers 127.0.0.1:1 --topic ticks --input "$TMP/dead.csv" -X message.timeout.ms=60000 \
+  >/dev/null 2>"$TMP/dead2.log" &
+FP=$!
+TC_PIDS+=("$FP")
+sleep 1
+kill -INT "$FP"
+set +e
+wait "$FP"
+rc=$?
+set -e
+tc_forget "$FP"
+tc_eq "feed stopped during its flush exit" "$rc" 1
+grep -q "^feed: $TMP/dead.csv -> ticks: sent 50, delivered 0, failed 50, rejected 0" \
+  "$TMP/dead2.log" || tc_fail "feed stopped during its flush: $(cat "$TMP/dead2.log")"
+grep -q "flush: 50 messages still undelivered after" "$TMP/dead2.log" ||
+  tc_fail "no line on the undelivered messages: $(cat "$TMP/dead2.log")"
+! grep -q "still in queue or transit" "$TMP/dead2.log" ||
+  tc_fail "feed left its messages to librdkafka: $(grep "still in queue" "$TMP/dead2.log")"
 # A command file's lines: each good one is logged as taken, each bad one with its file, line
 # number and what was expected, and skipped.
 printf '%s\n' "# a comment" "rtt 50" "rtt x" "rtt" "bogus 1" "fail-requests Fetch:UNKNOWN" "rtt 0" \

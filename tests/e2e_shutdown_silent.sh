@@ -12,7 +12,7 @@
 X="$PY $ROOT/tests/e2e_crash.py"
 DB="$TMP/s.db"
 tc_two_phase 7
-tc_member "$TMP/run1.log" --stats-interval 500
+tc_member "$TMP/run1.log" --stats-interval 86400000
 tc_wait_for 60 sh -c "[ \"\$($X count "$BROKERS" predictions)\" -ge 400 ]" ||
   tc_fail "the first member did not predict 400 ticks: $(grep -v rdkafka "$TMP/run1.log" | tail -n 3)"
 sleep 1 # checkpoints go on
@@ -20,7 +20,7 @@ sleep 1 # checkpoints go on
 echo "rtt 60000" >"$TMP/ctl"
 tc_wait_for 10 grep -q "responses delayed by 60000 ms" "$TMP/broker.log" ||
   tc_fail "the broker did not take the command: $(tail -n 3 "$TMP/broker.log")"
-sleep 1.5 # the stats message and a checkpoint's changelog records wait for their answers
+sleep 1.5 # a checkpoint's changelog records wait for their answers
 t0=$(date +%s%N)
 tc_stop "$RUN_PID" 15
 ms=$((($(date +%s%N) - t0) / 1000000))
@@ -31,7 +31,9 @@ tc_eq "exit after SIGTERM against a silent broker" "$STOP_RC" 0
 [ "$ms" -lt 9500 ] || tc_fail "the shutdown took $ms ms"
 grep -q "leaving the group: no answer in [0-9]* ms" "$TMP/run1.log" ||
   tc_fail "no line on leaving the group: $(grep -v rdkafka "$TMP/run1.log" | tail -n 4)"
-grep -q "shutdown: no final checkpoint\|shutdown: checkpoint failed" "$TMP/run1.log" ||
+# Every output was acknowledged before the broker went silent (no stats message is due), so the
+# flush passes and the final checkpoint's changelog write gives up at its share.
+grep -q "shutdown: checkpoint failed: changelog g1.state: not acknowledged in time" "$TMP/run1.log" ||
   tc_fail "no line on the final checkpoint: $(grep -v rdkafka "$TMP/run1.log" | tail -n 4)"
 grep -q "stopped: " "$TMP/run1.log" || tc_fail "no shutdown line"
 ! grep -q "still in queue or transit" "$TMP/run1.log" ||
@@ -40,7 +42,7 @@ grep -q "stopped: " "$TMP/run1.log" || tc_fail "no shutdown line"
 echo "rtt 0" >"$TMP/ctl"
 tc_wait_for 10 grep -q "responses delayed by 0 ms" "$TMP/broker.log" ||
   tc_fail "the broker did not take the second command"
-tc_member "$TMP/run2.log" --stats-interval 500
+tc_member "$TMP/run2.log" --stats-interval 86400000
 tc_feed_second 600 "$TMP/run2.log"
 tc_stop "$RUN_PID" 15
 tc_eq "the next member's exit" "$STOP_RC" 0

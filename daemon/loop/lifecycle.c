@@ -245,7 +245,7 @@ static void on_stop(uv_timer_t *h) {
     log_warn("run", "shutdown: no final checkpoint, %s; a restart resumes from the last checkpoint",
              flushed ? "no time left for it" : "outputs unacknowledged");
   }
-  if (r->final_ckpt && stop_left(r) > 0)
+  if (r->final_ckpt && stop_left(r) >= 200)
     final_commit(r, imin(2000, stop_left(r) / 2));
   rebalance_stop(r); /* an assignment or revoke still waiting goes to librdkafka now */
   r->consumer_open = close_consumer(r, stop_left(r)) != 0;
