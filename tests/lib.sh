@@ -218,3 +218,17 @@ tc_check_replay() { # n
     "$TMP/m.safetensors" >"$TMP/check.txt" || tc_fail "$(cat "$TMP/check.txt")"
   cat "$TMP/check.txt"
 }
+
+# SIGTERM to RUN_PID, whose stderr is LOG: it must exit 0 with its shutdown line within the
+# shutdown's bound, not by the 9.5 s watchdog; WHEN names the moment in the messages.
+tc_stop_bounded() { # log when
+  local t0 ms
+  t0=$(date +%s%N)
+  tc_stop "$RUN_PID" 15
+  ms=$((($(date +%s%N) - t0) / 1000000))
+  echo "stopped in $ms ms $2"
+  ! grep -q "shutdown did not finish" "$1" || tc_fail "the watchdog ended the shutdown $2 ($ms ms)"
+  tc_eq "exit after SIGTERM $2" "$STOP_RC" 0
+  [ "$ms" -lt 9500 ] || tc_fail "the shutdown $2 took $ms ms"
+  grep -q "stopped: " "$1" || tc_fail "no shutdown line: $(grep -v rdkafka "$1" | tail -n 3)"
+}
