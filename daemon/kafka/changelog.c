@@ -11,6 +11,7 @@
 #include "daemon/kafka/kconf.h"
 #include "daemon/kafka/produce.h"
 #include "daemon/pipeline/log.h"
+#include "nn/base/clock.h"
 #include "nn/base/le.h"
 #include "nn/base/tc_err.h"
 
@@ -365,9 +366,7 @@ size_t cl_restore_mem(const cl_restore *r) {
 /* ---- reading ---- */
 
 static double mono_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+  return (double)tc_mono_ns() / 1e6;
 }
 
 static int stopped(const int *stop) {
@@ -394,6 +393,18 @@ rd_kafka_resp_err_t cl_watermarks(rd_kafka_t *rk, const char *topic, int32_t par
       return RD_KAFKA_RESP_ERR__DESTROY;
     rd_kafka_resp_err_t e =
         rd_kafka_query_watermark_offsets(rk, topic, part, lo, hi, slice_ms(stop, end));
+    if (e != RD_KAFKA_RESP_ERR__TIMED_OUT || mono_ms() >= end)
+      return e;
+  }
+}
+
+rd_kafka_resp_err_t cl_committed(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
+                                 int timeout_ms, const int *stop) {
+  double end = mono_ms() + timeout_ms;
+  for (;;) {
+    if (stopped(stop))
+      return RD_KAFKA_RESP_ERR__DESTROY;
+    rd_kafka_resp_err_t e = rd_kafka_committed(rk, parts, slice_ms(stop, end));
     if (e != RD_KAFKA_RESP_ERR__TIMED_OUT || mono_ms() >= end)
       return e;
   }

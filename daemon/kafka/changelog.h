@@ -201,6 +201,10 @@ int cl_holds_records(rd_kafka_t *rk, const char *topic, int32_t part, int timeou
 rd_kafka_resp_err_t cl_watermarks(rd_kafka_t *rk, const char *topic, int32_t part, int64_t *lo,
                                   int64_t *hi, int timeout_ms, const int *stop);
 
+/* rd_kafka_committed of parts (a group consumer's) in the same way as cl_watermarks. */
+rd_kafka_resp_err_t cl_committed(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
+                                 int timeout_ms, const int *stop);
+
 /* ---- Kafka: writing one checkpoint ---- */
 
 typedef struct cl_writer cl_writer;

@@ -9,6 +9,7 @@
 
 #include "daemon/loop/run_int.h"
 #include "daemon/pipeline/log.h"
+#include "nn/base/clock.h"
 #include "nn/base/tc_err.h"
 #include "nn/safetensors/safetensors.h"
 
@@ -148,8 +149,9 @@ static void *watchdog(void *arg) {
   return NULL;
 }
 
+/* The clock of cl_writer_cut's cut-off too. */
 static uint64_t mono_ms(void) {
-  return uv_hrtime() / 1000000;
+  return tc_mono_ns() / 1000000;
 }
 
 /* What is left of the shutdown's bound, in ms (0 once it is spent). */

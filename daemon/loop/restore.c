@@ -328,14 +328,9 @@ static rd_kafka_topic_partition_list_t *committed_of(restore_job *j, int (*pick)
   for (int i = 0; i < j->np; i++)
     if (pick(&j->res[i]))
       rd_kafka_topic_partition_list_add(l, j->r->o->input_topic, j->res[i].p);
-  /* Asked again every second up to 5 s, so that a stop (the job's result is then dropped) ends
-   * the wait within a second even on a broker that does not answer. */
-  double end = tc_mono_s() + 5.0;
-  do
-    *e = !l->cnt               ? RD_KAFKA_RESP_ERR_NO_ERROR
-         : pool_stopping(j->r) ? RD_KAFKA_RESP_ERR__DESTROY
-                               : rd_kafka_committed(j->r->consumer, l, 1000);
-  while (*e == RD_KAFKA_RESP_ERR__TIMED_OUT && tc_mono_s() < end);
+  /* A stop (the job's result is then dropped) ends the wait within a second. */
+  if (l->cnt)
+    *e = cl_committed(j->r->consumer, l, 5000, &j->r->stopping);
   return l;
 }
 
