@@ -91,7 +91,7 @@ typedef struct run {
   int stopping;                /* shutdown begun: no more draining */
   int final_ckpt;              /* the shutdown's final checkpoint was written */
   int flush_failed;            /* a flush timed out: later ones do not wait */
-  uint64_t stop_by_ms;         /* shutdown: monotonic ms (uv_hrtime) its steps must end by */
+  uint64_t stop_by_ms;         /* shutdown: monotonic ms (tc_mono_ns) its steps must end by */
   int cl_ack_ms;               /* changelog acks wait this long (pool thread reads it atomically) */
   int consumer_open;           /* the consumer's close did not finish: destroy must not wait */
   int closing;                 /* the producer is being closed: reports only reclaim headers */
