@@ -13,6 +13,8 @@ Not a test by itself. Subcommands:
       batch-invariant); per instrument n = 1..count, each with the replay's values; and
       the final state (`tickcast inspect --json --top K`) holds every instrument with n = its
       tick count and offsets that add up to N.
+  dump BROKERS TOPIC CSV       TOPIC's predictions as a replay CSV (sym,ts,px,pred_ret,pred_px,n),
+      for check's REPLAY_CSV when the reference is another daemon's output
 """
 import csv
 import json
@@ -152,6 +154,11 @@ def main():
         gen(a[2], int(a[3]), int(a[4]), int(a[5]))
     elif a[1] == "count":
         print(len({v["src"] for v in read_all(a[2], a[3], idle_s=0.3, max_s=10)}))
+    elif a[1] == "dump":  # a topic's predictions as a replay CSV, for check's REPLAY_CSV
+        with open(a[4], "w") as f:
+            f.write("sym,ts,px,pred_ret,pred_px,n\n")
+            for v in read_all(a[2], a[3]):
+                f.write(f"{v['sym']},{v['ts']},{v['px']!r},{v['pred_ret']!r},{v['pred_px']!r},{v['n']}\n")
     elif a[1] == "check":
         check(a[2], a[3], int(a[4]), a[5], a[6], a[7])
     else:

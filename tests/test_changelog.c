@@ -165,7 +165,7 @@ static void restore_and_check(const int *ps, int np, const member *fm, int64_t f
                        .state = fm->inst[k].st,
                        .has_track = 1,
                        .track = {fm->inst[k].iv[0], fm->inst[k].iv[1], fm->inst[k].iv[2]}};
-      CHECK_INT(cl_restore_add_file_inst(r, &in, file_next), 0);
+      CHECK_INT(cl_restore_add_file_inst(r, &in, file_next, 0), 0);
     }
   }
   int64_t Rs[8];
@@ -297,6 +297,89 @@ static void test_other_cell(void) {
   CHECK_INT(cl_restore_get_stats(r)->other_model, 1); /* the GRU's marker */
   CHECK_INT(cl_restore_table(r)->live, 0);
   cl_restore_free(r);
+}
+
+/* Partition 9 checkpointed at 100 under model OTHER, then swapped to SHA with
+ * --on-model-change keep: 3 ticks on, a checkpoint at 103 under SHA of the instruments they
+ * changed. A reader of SHA alone resumes at 103 with those only; one that also takes OTHER
+ * (cl_restore_accept_earlier) resumes there with every instrument at the uninterrupted run's
+ * state, OTHER's without their interval tracker and to be written again (dirty 1), the others with
+ * it (dirty 2: the file lacks them). Of OTHER's log alone it resumes at OTHER's marker. At an equal
+ * offset the running model's fact wins over an earlier model's file row, in either order. */
+static void test_earlier_model(void) {
+  nlog = 0;
+  member m = {.p = 9};
+  consume(&m, 100);
+  for (int k = 0; k < K; k++) {
+    put_state(9, k, &m.inst[k], 100, OTHER);
+    m.inst[k].dirty = 0;
+  }
+  msg *mm = &log_[nlog++];
+  mm->klen = cl_marker_key(mm->key, 9);
+  cl_marker x = {.part = 9, .next = 100, .base = 0, .since_base = K + 1, .instruments = K};
+  mm->len = cl_encode_marker(mm->val, &x, OTHER, NN_CELL_LSTM);
+  int old_end = nlog, nchanged = 0, changed[K];
+  consume(&m, 103);
+  for (int k = 0; k < K; k++)
+    nchanged += changed[k] = m.inst[k].dirty;
+  checkpoint(&m, -1);
+  CHECK(nchanged > 0 && nchanged < K);
+  for (int q = 0; q < 5; q++) {
+    int32_t p9 = 9;
+    cl_restore *r = NULL;
+    CHECK_INT(cl_restore_new(&r, NN_CELL_LSTM, L, H, SHA, &p9, 1), 0);
+    if (!r)
+      return;
+    int accept = q != 0, upto = q == 2 ? old_end : nlog, file_first = q == 3, file_last = q == 4;
+    if (accept)
+      CHECK_INT(cl_restore_accept_earlier(r, OTHER), 0);
+    /* An earlier model's file rows at 103 with another n (q 3: before the log, q 4: after). */
+    for (int pass = 0; pass < 2; pass++) {
+      if ((pass == 0 && file_first) || (pass == 1 && file_last)) {
+        cl_restore_file_offset(r, 9, 103);
+        for (int k = 0; k < K; k++) {
+          char sym[40];
+          size_t sl;
+          sym_of(sym, sizeof sym, 9, k, &sl);
+          store_inst in = {.sym = sym,
+                           .sym_len = sl,
+                           .partition = 9,
+                           .n = m.inst[k].n + 1000,
+                           .state = m.inst[k].st};
+          if (changed[k])
+            CHECK_INT(cl_restore_add_file_inst(r, &in, 103, 1), 0);
+        }
+      }
+      for (int i = 0; pass == 0 && i < upto; i++)
+        cl_restore_add(r, i, log_[i].key, log_[i].klen, log_[i].val, log_[i].len);
+    }
+    int fc;
+    cl_marker mk;
+    CHECK_INT(cl_restore_resume(r, 9, 0, &fc, &mk), q == 2 ? 100 : 103);
+    const cl_restore_stats *cs = cl_restore_get_stats(r);
+    CHECK_INT(cs->other_model, accept ? 0 : K + 1);
+    CHECK_INT(cs->earlier, accept ? K + 1 : 0);
+    symtab *t = cl_restore_table(r);
+    CHECK_INT(t->live, accept ? K : nchanged);
+    member one = {.p = 9};
+    consume(&one, q == 2 ? 100 : 103);
+    for (int k = 0; k < K; k++) {
+      char sym[40];
+      size_t sl;
+      sym_of(sym, sizeof sym, 9, k, &sl);
+      int32_t s = symtab_find(t, sym, sl);
+      if (s < 0) {
+        CHECK(!accept && !changed[k]);
+        continue;
+      }
+      int of_sha = changed[k] && q != 2;
+      CHECK(t->inst[s].n == one.inst[k].n && t->inst[s].last_ts == one.inst[k].ts &&
+            memcmp(symtab_state(t, s), one.inst[k].st, sizeof one.inst[k].st) == 0);
+      CHECK_INT(t->inst[s].iv_on, of_sha);
+      CHECK_INT(t->inst[s].dirty, of_sha ? (q >= 3 ? 0 : 2) : 1);
+    }
+    cl_restore_free(r);
+  }
 }
 
 /* Partition p checkpointed every 37 offsets up to `upto`, the writer dying after 3 records of the
@@ -453,7 +536,7 @@ int main(void) {
     float zero[SF];
     memset(zero, 0, sizeof zero);
     store_inst fo = {.sym = "FILEONLY", .sym_len = 8, .partition = 6, .n = 3, .state = zero};
-    CHECK_INT(cl_restore_add_file_inst(r, &fo, 40), 0);
+    CHECK_INT(cl_restore_add_file_inst(r, &fo, 40, 0), 0);
     for (int i = 0; i < nlog; i++) /* fed again */
       cl_restore_add(r, i, log_[i].key, log_[i].klen, log_[i].val, log_[i].len);
     CHECK_INT(cl_restore_resume(r, 6, 0, &fc, &m), 40);
@@ -593,5 +676,6 @@ int main(void) {
 
   /* 8. A checkpoint of another cell under the same hash. */
   test_other_cell();
+  test_earlier_model();
   return check_done();
 }

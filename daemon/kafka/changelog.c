@@ -85,10 +85,13 @@ typedef struct rpart {
 struct cl_restore {
   int cell, L, H;
   unsigned char sha[32];
+  unsigned char earlier[CL_EARLIER_MAX][32]; /* cl_restore_accept_earlier's models */
+  int n_earlier;
   symtab t;        /* the instruments: skip_below = the offset of the state held */
   int64_t *o_cl;   /* (side_cap) per slot: the largest o_A the changelog holds, -1 none */
   int64_t *o_file; /* (side_cap) per slot: the state file's o_A, -1 none */
   int64_t *cl_at;  /* (side_cap) per slot: changelog offset of its latest best record, -1 none */
+  uint8_t *old;    /* (side_cap) per slot: the fact held is of an earlier model */
   uint32_t side_cap;
   rpart *parts; /* (nparts) */
   int nparts;
@@ -131,9 +134,24 @@ void cl_restore_free(cl_restore *r) {
   free(r->o_cl);
   free(r->o_file);
   free(r->cl_at);
+  free(r->old);
   free(r->parts);
   free(r->tmp);
   free(r);
+}
+
+int cl_restore_accept_earlier(cl_restore *r, const unsigned char sha[32]) {
+  if (r->n_earlier >= CL_EARLIER_MAX)
+    return TC_EINVAL;
+  memcpy(r->earlier[r->n_earlier++], sha, 32);
+  return 0;
+}
+
+static int is_earlier(const cl_restore *r, const unsigned char *sha) {
+  for (int i = 0; i < r->n_earlier; i++)
+    if (!memcmp(r->earlier[i], sha, 32))
+      return 1;
+  return 0;
 }
 
 static rpart *rpart_of(cl_restore *r, int32_t p) {
@@ -159,16 +177,23 @@ static int side_reserve(cl_restore *r) {
   if (!c)
     return TC_ENOMEM;
   r->cl_at = c;
-  for (uint32_t i = r->side_cap; i < r->t.cap; i++)
+  uint8_t *d = realloc(r->old, r->t.cap);
+  if (!d)
+    return TC_ENOMEM;
+  r->old = d;
+  for (uint32_t i = r->side_cap; i < r->t.cap; i++) {
     r->o_cl[i] = r->o_file[i] = r->cl_at[i] = -1;
+    r->old[i] = 0;
+  }
   r->side_cap = r->t.cap;
   return 0;
 }
 
-/* Offers one fact (instrument in, state st, offset next) from the changelog (from_cl, at changelog
- * offset cl_off) or the file: it replaces what the table holds when its offset is larger. */
+/* Offers one fact (instrument in, state st, offset next, of an earlier model or not) from the
+ * changelog (from_cl, at changelog offset cl_off) or the file: it replaces what the table holds
+ * when its offset is larger, or equal and the fact held is of an earlier model and this one not. */
 static int offer(cl_restore *r, const store_inst *in, const float *st, int64_t next, int from_cl,
-                 int64_t cl_off) {
+                 int64_t cl_off, int earlier) {
   int32_t s = symtab_find(&r->t, in->sym, in->sym_len);
   int fresh = s < 0;
   if (fresh && (s = symtab_add(&r->t, in->sym, in->sym_len)) < 0)
@@ -183,14 +208,15 @@ static int offer(cl_restore *r, const store_inst *in, const float *st, int64_t n
   inst *ti = &r->t.inst[s];
   if (from_cl && (fresh || next >= ti->skip_below))
     r->cl_at[s] = cl_off; /* an equal fact later in the log: the later one counts */
-  if (!fresh && next <= ti->skip_below)
+  if (!fresh && (next < ti->skip_below || (next == ti->skip_below && (earlier || !r->old[s]))))
     return 0;
+  r->old[s] = (uint8_t)earlier;
   ti->n = in->n;
   ti->last_ts = in->last_ts;
   ti->last_px = in->last_px;
   ti->partition = in->partition;
   ti->skip_below = next;
-  ti->iv_on = (uint8_t)in->has_track;
+  ti->iv_on = (uint8_t)(in->has_track && !earlier);
   memcpy(ti->iv, in->track, sizeof ti->iv);
   memcpy(symtab_state(&r->t, s), st, r->t.state_floats * sizeof(float));
   return 0;
@@ -219,7 +245,8 @@ void cl_restore_add(cl_restore *r, int64_t cl_off, const void *key, size_t klen,
   rpart *rp = rpart_of(r, part);
   if (!rp)
     return;
-  if (memcmp(v + 20, r->sha, 32) != 0 || v[5] != r->cell) {
+  int earlier = 0;
+  if (v[5] != r->cell || (memcmp(v + 20, r->sha, 32) != 0 && !(earlier = is_earlier(r, v + 20)))) {
     r->st.other_model++;
     return;
   }
@@ -237,6 +264,7 @@ void cl_restore_add(cl_restore *r, int64_t cl_off, const void *key, size_t klen,
                    .time_ns = (int64_t)le_get_u64(v + CL_HEAD + 24),
                    .at = cl_off};
     r->st.markers++;
+    r->st.earlier += (uint64_t)earlier;
     /* The latest in log order, as compaction keeps it: with one writer at a time markers come in
      * increasing offsets, and a later lower one (a recreated input topic) must win. Every marker's
      * claim holds, so an older writer's late marker is safe too (it only resumes lower). */
@@ -262,7 +290,8 @@ void cl_restore_add(cl_restore *r, int64_t cl_off, const void *key, size_t klen,
   if (cl_off < rp->floor)
     return;
   r->st.records++;
-  if (offer(r, &in, r->tmp, off, 1, cl_off) != 0)
+  r->st.earlier += (uint64_t)earlier;
+  if (offer(r, &in, r->tmp, off, 1, cl_off, earlier) != 0)
     r->st.bad++;
 }
 
@@ -272,10 +301,10 @@ void cl_restore_file_offset(cl_restore *r, int32_t p, int64_t next) {
     rp->file_next = next;
 }
 
-int cl_restore_add_file_inst(cl_restore *r, const store_inst *in, int64_t next) {
+int cl_restore_add_file_inst(cl_restore *r, const store_inst *in, int64_t next, int earlier) {
   if (!rpart_of(r, in->partition) || next < 0)
     return 0;
-  return offer(r, in, in->state, next, 0, -1);
+  return offer(r, in, in->state, next, 0, -1, earlier != 0);
 }
 
 int64_t cl_restore_resume(cl_restore *r, int32_t p, int64_t cl_low, int *from_changelog,
@@ -338,14 +367,20 @@ symtab *cl_restore_table(cl_restore *r) {
     }
     /* Without a usable marker the changelog's completeness is unknown: everything is rewritten
      * (a full checkpoint). */
-    if (!rp->usable || r->o_cl[s] < in->skip_below)
-      in->dirty = 1;
+    if (!rp->usable || r->o_cl[s] < in->skip_below || r->old[s])
+      in->dirty = 1; /* an earlier model's state too: the changelog lacks it under this one */
     else if (r->o_file[s] < in->skip_below)
       in->dirty = 2;
     else
       in->dirty = 0;
   }
   return &r->t;
+}
+
+int cl_restore_from_changelog(cl_restore *r, uint32_t s) {
+  const inst *in = &r->t.inst[s];
+  const rpart *rp = rpart_of(r, in->partition);
+  return rp && rp->usable && r->o_cl[s] >= in->skip_below && r->o_file[s] < in->skip_below;
 }
 
 void cl_restore_drop(cl_restore *r, int32_t p) {

@@ -30,8 +30,9 @@
  * carries p, so partitions may share a changelog partition.
  *
  * A model is its file's sha256 and its cell (nn/base/cell.h): both are in every record and
- * marker, and a restore takes only those of its own model, so a state of one cell is never
- * restored into a model of another (the state blob records the cell too, and is checked).
+ * marker, and a restore takes only those of its own model (and of the earlier models whose states
+ * its model carries on: cl_restore_accept_earlier), so a state of one cell is never restored into
+ * a model of another (the state blob records the cell too, and is checked).
  *
  * Value layout (little-endian), CL_HEAD bytes of header: "TCCL", u8 kind (3 state, 4 marker;
  * 1 and 2 were the hand-off records of an earlier version: ignored and counted), u8 cell of the
@@ -109,6 +110,7 @@ typedef struct cl_restore_stats {
   uint64_t records;     /* state records of the partitions asked for, of this model */
   uint64_t markers;     /* markers of those partitions, of this model */
   uint64_t other_model; /* records and markers of another model or cell (count as absent) */
+  uint64_t earlier;     /* of the records and markers taken, those of an earlier model */
   uint64_t old_format;  /* hand-off records of the earlier format (ignored) */
   uint64_t bad;         /* values that do not decode (damaged, foreign): ignored */
 } cl_restore_stats;
@@ -119,15 +121,28 @@ int cl_restore_new(cl_restore **out, int cell, int L, int H, const unsigned char
                    const int32_t *parts, int nparts);
 void cl_restore_free(cl_restore *r); /* accepts NULL */
 
+/* Earlier models a restore also takes (cl_restore_accept_earlier), at most. */
+#define CL_EARLIER_MAX 8
+
+/* The restore also takes the records and markers of model sha, of the same cell and shape: an
+ * earlier model that `--on-model-change keep` swapped out, whose states the running model carries
+ * on. They count as the running model's, except that an instrument whose freshest fact is of an
+ * earlier model restarts its interval tracker (as every instrument does at a swap) and is written
+ * again (dirty 1, so that the changelog then holds it under the running model); at an equal
+ * offset the running model's fact wins. 0, or TC_EINVAL when CL_EARLIER_MAX are taken already. */
+int cl_restore_accept_earlier(cl_restore *r, const unsigned char sha[32]);
+
 /* Feeds one changelog message (changelog offset cl_off). Messages of other partitions are
  * skipped; values that do not decode are counted and skipped. */
 void cl_restore_add(cl_restore *r, int64_t cl_off, const void *key, size_t klen, const void *val,
                     size_t len);
 
 /* Feeds the state file's view of partition p: it resumes at next (-1: the file has no offset for
- * p). Then cl_restore_add_file_inst for each of its rows, with the row's own offset o_A. */
+ * p). Then cl_restore_add_file_inst for each of its rows, with the row's own offset o_A; earlier:
+ * the file's rows are of an earlier model, as a changelog fact of one accepted by
+ * cl_restore_accept_earlier. */
 void cl_restore_file_offset(cl_restore *r, int32_t p, int64_t next);
-int cl_restore_add_file_inst(cl_restore *r, const store_inst *in, int64_t next);
+int cl_restore_add_file_inst(cl_restore *r, const store_inst *in, int64_t next, int earlier);
 
 /* Decides partition p, knowing the low watermark of its changelog partition (cl_low: a marker
  * whose base is below it lost records to retention and is not used; -1 when unknown). Returns the
@@ -153,6 +168,10 @@ void cl_restore_refloor(cl_restore *r, int32_t p, int64_t floor);
  * next checkpoint writes it where it is missing, 0 when both hold it). Valid until
  * cl_restore_free. Instruments of partition p are restored only after cl_restore_resume(p). */
 symtab *cl_restore_table(cl_restore *r);
+
+/* After cl_restore_table: 1 when the state of the table's slot s came from the changelog, which the
+ * state file lacks (as dirty 2, but also for a state of an earlier model, which is dirty 1). */
+int cl_restore_from_changelog(cl_restore *r, uint32_t s);
 
 /* Drops partition p's instruments from the table (a reset). */
 void cl_restore_drop(cl_restore *r, int32_t p);

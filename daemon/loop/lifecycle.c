@@ -35,8 +35,25 @@ static void reload_work(uv_work_t *w) {
   rl->rc = nn_model_load(rl->nm, rl->r->o->model_path, rl->err, sizeof rl->err);
 }
 
+/* Under --on-model-change keep the outgoing model joins the earlier models whose states the
+ * running one carries on (the oldest dropped past CL_EARLIER_MAX; the incoming one leaves the list
+ * when it was there: a swap back); a reset swap forgets them all. */
+static void note_earlier(run *r, const nn_model *out, const nn_model *in, int reset) {
+  int k = 0;
+  for (int i = 0; !reset && i < r->n_earlier; i++)
+    if (memcmp(r->earlier[i], in->sha256, 32) && memcmp(r->earlier[i], out->sha256, 32))
+      memmove(r->earlier[k++], r->earlier[i], 32);
+  r->n_earlier = k;
+  if (reset)
+    return;
+  if (r->n_earlier == CL_EARLIER_MAX)
+    memmove(r->earlier[0], r->earlier[1], (size_t)--r->n_earlier * 32);
+  memcpy(r->earlier[r->n_earlier++], out->sha256, 32);
+}
+
 void lifecycle_swap_model(run *r, nn_model *nm) {
   int reset = !r->o->on_model_change_keep;
+  note_earlier(r, r->model, nm, reset);
   engine_set_model(&r->e, nm, reset);
   /* The LSTM scratch caches the summed biases of the model it was set up with. */
   nn_work_update(&r->e.w, nm);

@@ -72,6 +72,9 @@ typedef struct restore_job {
   uint32_t n_put;  /* instruments put so far */
   uint32_t n_cl;   /* of which the state file lacked */
   char cluster[STORE_CLUSTER_MAX + 1];
+  /* r->earlier when the restore began: models whose facts it takes as its own. */
+  unsigned char earlier[CL_EARLIER_MAX][32];
+  int n_earlier;
   /* The changelog's low watermarks by partition (cl_read): the job's own, since the restores of
    * several stream threads may run on the pool at once. */
   int64_t lows[LOWS_MAX];
@@ -133,13 +136,15 @@ static void check_binding(restore_job *j) {
 
 typedef struct file_ctx {
   restore_job *j;
-  int64_t at; /* the partition's stored offset */
+  int64_t at;  /* the partition's stored offset */
+  int earlier; /* the file's rows are of an earlier model (--on-model-change keep) */
 } file_ctx;
 
 static int file_row(void *ud, const store_inst *in) {
   file_ctx *f = ud;
   f->j->file_rows++;
-  return cl_restore_add_file_inst(f->j->rs, in, in->next_offset >= 0 ? in->next_offset : f->at);
+  return cl_restore_add_file_inst(f->j->rs, in, in->next_offset >= 0 ? in->next_offset : f->at,
+                                  f->earlier);
 }
 
 /* The state file's offsets and rows of the assigned partitions (under the store lock). A file of
@@ -147,8 +152,10 @@ static int file_row(void *ud, const store_inst *in) {
  * file for it has not been written yet) holds the states --on-model-change reset threw away: it
  * is not used, so the partitions go on with zero state, as the instruments the reload found did,
  * from the group's committed offsets (which follow the file's checkpoints), or from a checkpoint
- * of the job's model in the changelog, whose states and offsets belong together. (At start a
- * file of another model is refused: ckpt_bind_model.) */
+ * of the job's model in the changelog, whose states and offsets belong together. Under
+ * --on-model-change keep the rows are the states the running model carries on, taken as an
+ * earlier model's (cl_restore_accept_earlier). (At start a file of another model is refused:
+ * ckpt_bind_model.) */
 static void read_file(restore_job *j) {
   run *r = j->r;
   char err[512];
@@ -161,8 +168,9 @@ static void read_file(restore_job *j) {
     return;
   }
   store_meta m;
-  if (!r->o->on_model_change_keep && store_meta_get(r->db, &m, err, sizeof err) == 0 &&
-      m.model_sha256[0] && strcmp(m.model_sha256, j->hex) != 0) {
+  int other = store_meta_get(r->db, &m, err, sizeof err) == 0 && m.model_sha256[0] &&
+              strcmp(m.model_sha256, j->hex) != 0;
+  if (other && !r->o->on_model_change_keep) {
     if (!j->old_rows++)
       note(j,
            "the state file's instruments are of model %.16s, the one before the reload (no "
@@ -179,7 +187,7 @@ static void read_file(restore_job *j) {
         at = off[k].next_offset;
     j->res[i].file_at = at;
     cl_restore_file_offset(j->rs, j->res[i].p, at);
-    file_ctx f = {.j = j, .at = at};
+    file_ctx f = {.j = j, .at = at, .earlier = other};
     if (store_instruments_load_partition(r->db, j->cell, j->L, j->H, j->res[i].p, file_row, &f, err,
                                          sizeof err) != 0)
       note(j, "%s; partition %d: state file rows not used", err, j->res[i].p);
@@ -219,6 +227,15 @@ static void ensure_changelog(restore_job *j, int ncl) {
   }
 }
 
+/* The job's accumulator for partitions ps, taking the earlier models' facts too. 0 or TC_ENOMEM. */
+static int new_accumulator(restore_job *j, const int32_t *ps) {
+  if (cl_restore_new(&j->rs, j->cell, j->L, j->H, j->sha, ps, j->np) != 0)
+    return TC_ENOMEM;
+  for (int i = 0; i < j->n_earlier; i++)
+    cl_restore_accept_earlier(j->rs, j->earlier[i]);
+  return 0;
+}
+
 /* Pool thread: the daemon is stopping (lifecycle_begin_shutdown stores the flag atomically); the
  * restore's result will be dropped, so its remaining stages are skipped. */
 static int pool_stopping(run *r) {
@@ -230,7 +247,7 @@ static int pool_stopping(run *r) {
 static int restart_from_file(restore_job *j, const int32_t *ps) {
   cl_restore_free(j->rs);
   j->rs = NULL;
-  if (cl_restore_new(&j->rs, j->cell, j->L, j->H, j->sha, ps, j->np) != 0)
+  if (new_accumulator(j, ps) != 0)
     return -1;
   for (int i = 0; i < j->np; i++)
     if (j->res[i].refloored)
@@ -495,7 +512,7 @@ static void work_cb(uv_work_t *w) {
   int32_t *ps = malloc((size_t)(j->np ? j->np : 1) * sizeof *ps);
   for (int i = 0; ps && i < j->np; i++)
     ps[i] = j->res[i].p;
-  if (!ps || cl_restore_new(&j->rs, j->cell, j->L, j->H, j->sha, ps, j->np) != 0) {
+  if (!ps || new_accumulator(j, ps) != 0) {
     note(j, "restore: out of memory");
     free(ps);
     return;
@@ -579,7 +596,7 @@ static int put_instruments(run *r, restore_job *j, uint32_t budget) {
       di->n = 0;
     }
     j->n_put++;
-    j->n_cl += in->dirty == 2;
+    j->n_cl += (uint32_t)cl_restore_from_changelog(j->rs, s);
   }
   j->put_at = end;
   return end == t->count;
@@ -633,6 +650,12 @@ static void report(run *r, restore_job *j, uint32_t n, uint32_t n_cl) {
            r->o->input_topic, list, j->secs, n, n_cl, n - n_cl, (unsigned long long)cs->records,
            (unsigned long long)cs->messages, (double)cs->bytes / 1e6,
            (double)cl_restore_mem(j->rs) / 1e6);
+  if (cs->earlier)
+    log_info("run",
+             "changelog %s: %llu records and markers of the models swapped out with "
+             "--on-model-change keep taken (their instruments restart their intervals and are "
+             "written again under model %s)",
+             r->o->changelog_topic, (unsigned long long)cs->earlier, r->model->id);
   if (cs->bad || cs->old_format || cs->other_model)
     log_info("run",
              "changelog %s: ignored %llu values that do not decode, %llu hand-off records of "
@@ -974,6 +997,8 @@ static void begin(run *r, rd_kafka_topic_partition_list_t *parts, int coop, int 
   j->H = r->model->H;
   memcpy(j->sha, r->model->sha256, 32);
   ckpt_model_hex(r->model, j->hex);
+  memcpy(j->earlier, r->earlier, sizeof j->earlier);
+  j->n_earlier = r->n_earlier;
   j->swaps = r->model_swaps;
   for (int i = 0; i < parts->cnt; i++)
     if (!strcmp(parts->elems[i].topic, r->o->input_topic)) {
