@@ -310,8 +310,9 @@ tc_eq "--commands of a directory exit" "$rc" 2
 grep -q "^tickcast broker: --commands $TMP: is a directory" "$TMP/bad.log" ||
   tc_fail "--commands: $(cat "$TMP/bad.log")"
 # feed to a broker that is not there: each error is said once (librdkafka's own line; its error
-# event as a warning, not again at ERROR), the summary counts every tick failed, exit 1, and the
-# producer is not left to warn at exit that messages are "still in queue or transit".
+# event as a warning, not again at ERROR), the summary counts every tick failed, exit 1. (Its
+# messages time out before its flush ends, so none is left to purge: the stop during the flush
+# below is the case that leaves some.)
 { echo "sym,ts,px"; for i in $(seq 1 50); do echo "AB,$((1700000000000000000 + i)),1.$i"; done; } \
   >"$TMP/dead.csv"
 set +e
@@ -324,8 +325,8 @@ grep -q "^feed: $TMP/dead.csv -> ticks: sent 50, delivered 0, failed 50, rejecte
   "$TMP/dead.log" || tc_fail "feed to no broker: $(cat "$TMP/dead.log")"
 grep -q "WARN  rdkafka: tickcast-feed#producer-1: _ALL_BROKERS_DOWN: 1/1 brokers are down" \
   "$TMP/dead.log" || tc_fail "no warning that the brokers are down: $(cat "$TMP/dead.log")"
-! grep -q "ERROR: \[thrd:\|still in queue or transit" "$TMP/dead.log" ||
-  tc_fail "feed to no broker: $(grep "ERROR: \[thrd:\|still in queue" "$TMP/dead.log" | head -n 3)"
+! grep -q "ERROR: \[thrd:" "$TMP/dead.log" ||
+  tc_fail "feed to no broker: $(grep "ERROR: \[thrd:" "$TMP/dead.log" | head -n 3)"
 # Stopped during its flush, with its messages still queued (they would wait a minute): it waits
 # 5 s more, counts them undelivered and purges them before it exits.
 "$TC" feed --brokers 127.0.0.1:1 --topic ticks --input "$TMP/dead.csv" -X message.timeout.ms=60000 \
