@@ -14,6 +14,8 @@
 #   checkpoint: a caught-up daemon whose checkpoint lies 500 messages behind reports lag 0 and 500
 #   uncheckpointed, the same in the stats topic and /metrics, for every assigned partition
 #   (those without data too).
+# - The Kafka clients' error events are counted (`kafka_errors`, tickcast_kafka_errors_total):
+#   none on a healthy run, each "all brokers down" once the broker is gone.
 . "$(dirname "$0")/lib.sh"
 H="$ROOT/tests/e2e_hostile.py"
 $PY "$ROOT/tests/e2e_run.py" model "$TMP/m.safetensors" 1 8 1
@@ -168,7 +170,21 @@ last = json.loads(json.loads(open(sys.argv[1]).readlines()[-1])["value"])
 lp = sys.argv[2]
 assert last["lag"] == {"0": 0, "1": 0, "2": 0, "3": 0}, last["lag"]
 assert last["uncheckpointed"] == {p: (500 if p == lp else 0) for p in "0123"}, last["uncheckpointed"]
-print("ok: stats lag", last["lag"], "uncheckpointed", last["uncheckpointed"])
+assert last["kafka_errors"] == 0, last["kafka_errors"]
+print("ok: stats lag", last["lag"], "uncheckpointed", last["uncheckpointed"], "kafka_errors 0")
 PYEOF
-tc_stop "$RUN_PID" 10
+# The Kafka clients' error events are counted: none so far; the broker gone, each client's
+# "all brokers down" (and the transport errors before it) in tickcast_kafka_errors_total.
+tc_eq "/metrics Kafka errors" "$(sed -n 's/^tickcast_kafka_errors_total //p' "$TMP/g.metrics")" 0
+kill -9 "$BROKER_PID"
+tc_forget "$BROKER_PID"
+tc_wait_for 15 grep -q "tickcast-run#consumer-1: _ALL_BROKERS_DOWN" "$TMP/g.log" ||
+  tc_fail "g: no error event of the consumer: $(grep -v rdkafka "$TMP/g.log" | tail -n 3)"
+n=$(grep -c "WARN  run: .*: _\|ERROR run: .*: fatal" "$TMP/g.log")
+errs=$(curl -s "$URL/metrics" | sed -n 's/^tickcast_kafka_errors_total //p')
+[ "$errs" -ge "$n" ] && [ "$n" -ge 1 ] ||
+  tc_fail "tickcast_kafka_errors_total $errs after $n error events logged as warnings"
+echo "ok: tickcast_kafka_errors_total $errs with the broker gone ($n error events logged as warnings)"
+kill -9 "$RUN_PID"
+tc_forget "$RUN_PID"
 echo "PASS e2e_health"

@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,7 +295,18 @@ void kconf_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *
   log_msg(lv, "rdkafka", "%s %s: %s", rk ? rd_kafka_name(rk) : "-", fac, buf);
 }
 
+static atomic_uint_fast64_t errors_seen;
+
+void kconf_error_seen(void) {
+  atomic_fetch_add_explicit(&errors_seen, 1, memory_order_relaxed);
+}
+
+uint64_t kconf_errors(void) {
+  return atomic_load_explicit(&errors_seen, memory_order_relaxed);
+}
+
 void kconf_error_log(const char *tag, rd_kafka_t *rk, int err, const char *reason) {
+  kconf_error_seen();
   int lv = err == RD_KAFKA_RESP_ERR__FATAL       ? LOG_ERROR
            : err == RD_KAFKA_RESP_ERR__TRANSPORT ? LOG_DEBUG
                                                  : LOG_WARN;

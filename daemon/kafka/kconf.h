@@ -118,6 +118,11 @@ void kconf_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *
  * line that said it. Thread-safe. */
 void kconf_error_log(const char *tag, rd_kafka_t *rk, int err, const char *reason);
 
+/* Error events of the process's Kafka clients so far: every kconf_error_log call and every
+ * kconf_error_seen (an error callback that logs in its own way). Thread-safe. */
+uint64_t kconf_errors(void);
+void kconf_error_seen(void);
+
 /* How long a produce may wait for room in producer rk's full queue (kprod_send's wait_ms): rk's
  * message.timeout.ms, within which every queued message is delivered or fails and so frees its
  * place, plus KCONF_QUEUE_MARGIN_MS for serving the delivery reports. A queue still full after

@@ -47,6 +47,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
   if (err == RD_KAFKA_RESP_ERR__FATAL) {
     char buf[512];
     rd_kafka_fatal_error(rk, buf, sizeof buf);
+    kconf_error_seen();
     log_error("run", "%s: fatal: %s", rd_kafka_name(rk), buf);
     lifecycle_begin_shutdown(r, 1);
     return;

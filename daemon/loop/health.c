@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/kafka/kconf.h"
 #include "daemon/loop/run_int.h"
 #include "daemon/pipeline/log.h"
 #include "nn/base/clock.h"
@@ -136,6 +137,7 @@ static void stats_fill(run *r, int fds) {
   memcpy(r->st.model_id, r->model->id, sizeof r->st.model_id);
   lag_fill(r);
   proc_fill(&r->st, fds);
+  r->st.kafka_errors = kconf_errors(); /* the process's: each thread's copy is the same */
   char why[512];
   r->st.healthy = !unhealthy(r, why, sizeof why);
 }

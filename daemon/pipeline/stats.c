@@ -326,6 +326,7 @@ char *stats_json(stats *s, int64_t now_ms, int reset_interval) {
   json_object_set_new(o, "paused", json_boolean(s->paused));
   json_object_set_new(o, "healthy", json_boolean(s->healthy));
   json_object_set_new(o, "delivery_errors", json_integer((json_int_t)s->delivery_errors));
+  json_object_set_new(o, "kafka_errors", json_integer((json_int_t)s->kafka_errors));
   json_object_set_new(o, "rebalances", json_integer((json_int_t)s->rebalances));
   json_object_set_new(o, "handoffs_out", json_integer((json_int_t)s->handoffs_out));
   json_object_set_new(o, "handoffs_in", json_integer((json_int_t)s->handoffs_in));
@@ -433,7 +434,13 @@ static void prom_traffic(sbuf *b, const stats *s) {
   counter(b, "delivered_total", "Messages acknowledged by the broker.", s->delivered);
   counter(b, "delivery_errors_total", "Messages the producer failed to deliver.",
           s->delivery_errors);
-  counter(b, "consume_errors_total", "Consumer error events.", s->consume_errors);
+  counter(b, "consume_errors_total",
+          "Errors the consumer delivered with a message (a partition it cannot fetch).",
+          s->consume_errors);
+  counter(b, "kafka_errors_total",
+          "Error events of the process's Kafka clients (a broker unreachable, all brokers down, "
+          "a fatal error); each is logged.",
+          s->kafka_errors);
   counter(b, "rebalances_total", "Partition assignments and revocations.", s->rebalances);
   counter(b, "handoffs_out_total", "Revoked partitions that left after a final checkpoint.",
           s->handoffs_out);

@@ -67,7 +67,8 @@ typedef struct stats {
   uint64_t dlq_failed;              /* dead letters refused by the producer or not delivered */
   uint64_t delivered;               /* delivery reports with success */
   uint64_t delivery_errors;         /* delivery reports with an error */
-  uint64_t consume_errors;          /* consumer error events */
+  uint64_t consume_errors;          /* errors the consumer delivered with a message */
+  uint64_t kafka_errors;            /* the process's Kafka clients' error events (not merged) */
   uint64_t rebalances;              /* assign + revoke events */
   uint64_t handoffs_out;            /* revoked partitions that left after a final checkpoint */
   uint64_t handoffs_in;             /* partitions resumed from the changelog (ahead of the file) */
