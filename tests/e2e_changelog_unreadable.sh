@@ -60,6 +60,14 @@ tc_wait_for 60 grep -qE "restored ticks partitions|wait, paused" "$TMP/run3.log"
 tc_eq "tickcast_partitions_awaiting_state while they wait" "$(awaiting)" 2
 tc_feed_second 5000 "$TMP/run3.log"
 tc_eq "tickcast_partitions_awaiting_state once restored" "$(awaiting)" 0
+# tickcast_restore_seconds_total: the restore that left the partitions waiting (its three reads)
+# and the retry that restored them.
+waited=$(sed -n 's/.*restoring them again in [0-9]* s (this restore took \([0-9.]*\) s).*/\1/p' "$TMP/run3.log" | head -n 1)
+took=$(sed -n 's/.*restored ticks partitions .* in \([0-9.]*\) s: .*/\1/p' "$TMP/run3.log" | head -n 1)
+total=$(curl -s "$URL/metrics" | sed -n 's/^tickcast_restore_seconds_total //p')
+awk -v w="$waited" -v t="$took" -v s="$total" 'BEGIN { d = s - w - t; exit !(w > 0 && t > 0 && d > -0.002 && d < 0.002) }' ||
+  tc_fail "tickcast_restore_seconds_total $total, expected the waiting restore's $waited s and the retry's $took s"
+echo "ok: tickcast_restore_seconds_total $total = $waited s (the restore that waited) + $took s (the retry)"
 tc_stop "$RUN_PID" 15
 tc_eq "third member's exit" "$STOP_RC" 0
 # Every prediction, the 1000 after the wait too, equals replay's (the state file alone is not

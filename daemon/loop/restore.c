@@ -797,9 +797,9 @@ static void await_again(run *r, const restore_job *j) {
     r->await_ms = AWAIT_MAX_MS;
   log_warn("run",
            "%s partitions [%s] wait, paused, for their state in changelog %s: restoring them "
-           "again in %llu s",
-           r->o->input_topic, list, r->o->changelog_topic,
-           (unsigned long long)(r->await_ms / 1000));
+           "again in %llu s (this restore took %.3f s)",
+           r->o->input_topic, list, r->o->changelog_topic, (unsigned long long)(r->await_ms / 1000),
+           j->secs);
   uv_timer_start(&r->t_await, restore_on_await, r->await_ms, 0);
 }
 
@@ -846,6 +846,8 @@ static void on_put_idle(uv_idle_t *h) {
   r->st.state_resets += (uint64_t)j->resets_file;
   if (restored || !wl || !wl->cnt) /* else counted once its partitions are restored */
     restore_counted(r, j);
+  else /* its reads took their time too */
+    r->st.restore_total_s += j->secs;
   if (restored)
     report(r, j, j->n_put, j->n_cl);
   else
@@ -928,6 +930,7 @@ static void late_done(run *r, restore_job *j) {
     restore_counted(r, j);
     report(r, j, j->n_put, j->n_cl);
   } else {
+    r->st.restore_total_s += j->secs;
     report_notes(j);
   }
   await_again(r, j);

@@ -452,7 +452,8 @@ static void prom_traffic(sbuf *b, const stats *s) {
   counter(b, "restore_records_total", "Changelog records read by restores.", s->restore_records);
   gauge(b, "restore_last_seconds", "Seconds the last restore took.", s->restore_last_s);
   sb_printf(b,
-            "# HELP tickcast_restore_seconds_total Seconds all restores took.\n"
+            "# HELP tickcast_restore_seconds_total Seconds all restores took (those that left "
+            "partitions waiting included).\n"
             "# TYPE tickcast_restore_seconds_total counter\ntickcast_restore_seconds_total "
             "%.17g\n",
             s->restore_total_s);
