@@ -380,6 +380,48 @@ static void test_earlier_model(void) {
     }
     cl_restore_free(r);
   }
+  /* The state file's rows of the running model at 100 beside OTHER's records at 100: the file's
+   * win (with their trackers), and each is written again (dirty 1), since the changelog holds it
+   * under OTHER only, which a process started with SHA would not take. */
+  int32_t p9 = 9;
+  cl_restore *r = NULL;
+  CHECK_INT(cl_restore_new(&r, NN_CELL_LSTM, L, H, SHA, &p9, 1), 0);
+  if (!r)
+    return;
+  CHECK_INT(cl_restore_accept_earlier(r, OTHER), 0);
+  member at100 = {.p = 9};
+  consume(&at100, 100);
+  cl_restore_file_offset(r, 9, 100);
+  for (int k = 0; k < K; k++) {
+    char sym[40];
+    size_t sl;
+    sym_of(sym, sizeof sym, 9, k, &sl);
+    const toy *t = &at100.inst[k];
+    store_inst in = {.sym = sym,
+                     .sym_len = sl,
+                     .partition = 9,
+                     .n = t->n,
+                     .last_ts = t->ts,
+                     .last_px = t->px,
+                     .state = t->st,
+                     .has_track = 1,
+                     .track = {t->iv[0], t->iv[1], t->iv[2]}};
+    CHECK_INT(cl_restore_add_file_inst(r, &in, 100, 0), 0);
+  }
+  for (int i = 0; i < old_end; i++)
+    cl_restore_add(r, i, log_[i].key, log_[i].klen, log_[i].val, log_[i].len);
+  int fc;
+  cl_marker mk;
+  CHECK_INT(cl_restore_resume(r, 9, 0, &fc, &mk), 100);
+  symtab *t = cl_restore_table(r);
+  CHECK_INT(t->live, K);
+  for (uint32_t s = 0; s < t->count; s++)
+    if (t->inst[s].live) {
+      CHECK_INT(t->inst[s].iv_on, 1);
+      CHECK_INT(t->inst[s].dirty, 1);
+      CHECK_INT(cl_restore_from_changelog(r, s), 0);
+    }
+  cl_restore_free(r);
 }
 
 /* Partition p checkpointed every 37 offsets up to `upto`, the writer dying after 3 records of the

@@ -89,6 +89,7 @@ struct cl_restore {
   int n_earlier;
   symtab t;        /* the instruments: skip_below = the offset of the state held */
   int64_t *o_cl;   /* (side_cap) per slot: the largest o_A the changelog holds, -1 none */
+  int64_t *o_run;  /* (side_cap) per slot: the same of the running model's records alone */
   int64_t *o_file; /* (side_cap) per slot: the state file's o_A, -1 none */
   int64_t *cl_at;  /* (side_cap) per slot: changelog offset of its latest best record, -1 none */
   uint8_t *old;    /* (side_cap) per slot: the fact held is of an earlier model */
@@ -132,6 +133,7 @@ void cl_restore_free(cl_restore *r) {
     return;
   symtab_free(&r->t);
   free(r->o_cl);
+  free(r->o_run);
   free(r->o_file);
   free(r->cl_at);
   free(r->old);
@@ -177,12 +179,16 @@ static int side_reserve(cl_restore *r) {
   if (!c)
     return TC_ENOMEM;
   r->cl_at = c;
+  int64_t *e = realloc(r->o_run, (size_t)r->t.cap * sizeof *e);
+  if (!e)
+    return TC_ENOMEM;
+  r->o_run = e;
   uint8_t *d = realloc(r->old, r->t.cap);
   if (!d)
     return TC_ENOMEM;
   r->old = d;
   for (uint32_t i = r->side_cap; i < r->t.cap; i++) {
-    r->o_cl[i] = r->o_file[i] = r->cl_at[i] = -1;
+    r->o_cl[i] = r->o_run[i] = r->o_file[i] = r->cl_at[i] = -1;
     r->old[i] = 0;
   }
   r->side_cap = r->t.cap;
@@ -201,10 +207,12 @@ static int offer(cl_restore *r, const store_inst *in, const float *st, int64_t n
   if (side_reserve(r) != 0)
     return TC_ENOMEM;
   if (fresh) /* the slot may be a dropped instrument's, reused: none of its offsets apply */
-    r->o_cl[s] = r->o_file[s] = r->cl_at[s] = -1;
+    r->o_cl[s] = r->o_run[s] = r->o_file[s] = r->cl_at[s] = -1;
   int64_t *mine = from_cl ? r->o_cl : r->o_file;
   if (next > mine[s])
     mine[s] = next;
+  if (from_cl && !earlier && next > r->o_run[s])
+    r->o_run[s] = next;
   inst *ti = &r->t.inst[s];
   if (from_cl && (fresh || next >= ti->skip_below))
     r->cl_at[s] = cl_off; /* an equal fact later in the log: the later one counts */
@@ -367,8 +375,8 @@ symtab *cl_restore_table(cl_restore *r) {
     }
     /* Without a usable marker the changelog's completeness is unknown: everything is rewritten
      * (a full checkpoint). */
-    if (!rp->usable || r->o_cl[s] < in->skip_below || r->old[s])
-      in->dirty = 1; /* an earlier model's state too: the changelog lacks it under this one */
+    if (!rp->usable || r->o_run[s] < in->skip_below)
+      in->dirty = 1; /* also when the changelog holds it under an earlier model only */
     else if (r->o_file[s] < in->skip_below)
       in->dirty = 2;
     else

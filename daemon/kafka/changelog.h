@@ -164,9 +164,10 @@ uint32_t cl_restore_stale(const cl_restore *r, int32_t p);
 void cl_restore_refloor(cl_restore *r, int32_t p, int64_t floor);
 
 /* Finishes: the table of every restored instrument (skip_below = its o_A, the offset its state is
- * at; dirty = 1 when the changelog lacks that state, 2 when only the state file lacks it, so the
- * next checkpoint writes it where it is missing, 0 when both hold it). Valid until
- * cl_restore_free. Instruments of partition p are restored only after cl_restore_resume(p). */
+ * at; dirty = 1 when the changelog lacks that state under the running model (it may hold it under
+ * an earlier one), 2 when only the state file lacks it, so the next checkpoint writes it where it
+ * is missing, 0 when both hold it). Valid until cl_restore_free. Instruments of partition p are
+ * restored only after cl_restore_resume(p). */
 symtab *cl_restore_table(cl_restore *r);
 
 /* After cl_restore_table: 1 when the state of the table's slot s came from the changelog, which the
