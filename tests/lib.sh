@@ -219,6 +219,56 @@ tc_check_replay() { # n
   cat "$TMP/check.txt"
 }
 
+# The set-up of the tests of a SIGHUP while partitions wait for an unreadable changelog: models
+# $TMP/m.safetensors and m2 (L=1, H=16), $TMP/all.csv (500 ticks of 40 instruments) split into
+# first.csv (400) and second.csv (100); the first member checkpoints first.csv to the changelog
+# alone (tc_changelog_only, group g1); the broker fails four Fetch requests (the restore's three
+# tries and, as a rule, the first retry); a second member (--on-model-change MODE, output preds2,
+# stderr $TMP/run2.log, RUN_PID) waits for the changelog and is sent SIGHUP with m2 at the path of
+# its model; once the swap came before the retry that restored the partitions, second.csv is fed,
+# its 100 predictions are awaited in preds2, and the member is stopped (exit 0). TOPICS: more
+# topics for the broker.
+tc_wait_reload() { # mode [topics]
+  $PY "$ROOT/tests/e2e_run.py" model "$TMP/m.safetensors" 1 16 1
+  $PY "$ROOT/tests/e2e_run.py" model "$TMP/m2.safetensors" 1 16 2
+  $PY "$ROOT/tests/e2e_crash.py" gen "$TMP/all.csv" 500 40 3
+  head -n 401 "$TMP/all.csv" >"$TMP/first.csv"
+  { head -n 1 "$TMP/all.csv"; tail -n +402 "$TMP/all.csv"; } >"$TMP/second.csv"
+  mkfifo "$TMP/ctl"
+  tc_broker_start --topics "ticks:2,predictions:2,preds2:2,tickcast.dlq:1,tickcast.stats:1,g1.state:2${2:+,$2}" \
+    --commands "$TMP/ctl"
+  tc_changelog_only "$TMP/m.safetensors" "$TMP/first.csv" 400 "$TMP/s.db"
+  echo "fail-requests Fetch:UNKNOWN:4" >"$TMP/ctl"
+  tc_wait_for 10 grep -q "4 requests will fail" "$TMP/broker.log" ||
+    tc_fail "the broker did not take the command: $(tail -n 3 "$TMP/broker.log")"
+  cp "$TMP/m.safetensors" "$TMP/live.safetensors"
+  tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/live.safetensors" --state "$TMP/s.db" --group g1 \
+    --output-topic preds2 --checkpoint-interval 100 --http off --on-model-change "$1" 2>"$TMP/run2.log"
+  RUN_PID=$BG_PID
+  tc_wait_for 60 grep -q "wait, paused" "$TMP/run2.log" ||
+    tc_fail "the partitions did not wait: $(grep -v rdkafka "$TMP/run2.log" | tail -n 5)"
+  cp "$TMP/m2.safetensors" "$TMP/live.safetensors"
+  kill -HUP "$RUN_PID"
+  local how=reset
+  [ "$1" = keep ] && how=kept
+  tc_wait_for 10 grep -q "SIGHUP: model .* ($how instrument states)" "$TMP/run2.log" ||
+    tc_fail "no reload: $(grep SIGHUP "$TMP/run2.log")"
+  # The retries (the first 5 s after the wait began, as a rule failed by the fourth failure) come
+  # after the swap.
+  tc_wait_for 30 grep -q "restored ticks partitions" "$TMP/run2.log" ||
+    tc_fail "no retry restored the partitions: $(grep -E 'wait|restor' "$TMP/run2.log" | grep -v rdkafka | tail -n 3)"
+  local hup got
+  hup=$(grep -n "SIGHUP: model" "$TMP/run2.log" | cut -d: -f1)
+  got=$(grep -n "restored ticks partitions" "$TMP/run2.log" | cut -d: -f1)
+  [ "$hup" -lt "$got" ] || tc_fail "the partitions were restored before the swap (lines $got, $hup)"
+  "$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/second.csv" 2>"$TMP/feed2.log" ||
+    tc_fail "feed failed: $(tail -n 3 "$TMP/feed2.log")"
+  tc_wait_for 60 sh -c "[ \"\$($PY "$ROOT/tests/e2e_crash.py" count "$BROKERS" preds2)\" -ge 100 ]" ||
+    tc_fail "the 100 new ticks were not predicted: $(grep -E 'wait|restor|seek' "$TMP/run2.log" | grep -v rdkafka | tail -n 5)"
+  tc_stop "$RUN_PID" 15
+  tc_eq "second member's exit" "$STOP_RC" 0
+}
+
 # SIGTERM to RUN_PID, whose stderr is LOG: it must exit 0 with its shutdown line within the
 # shutdown's bound, not by the 9.5 s watchdog; WHEN names the moment in the messages.
 tc_stop_bounded() { # log when

@@ -81,18 +81,23 @@ static void consume(member *m, int64_t to) {
   m->pnext = to;
 }
 
+/* Toy instrument t of partition p, named sym, as a row of the state file or a changelog record. */
+static store_inst toy_inst(const char *sym, size_t sl, int p, const toy *t) {
+  return (store_inst){.sym = sym,
+                      .sym_len = sl,
+                      .partition = p,
+                      .n = t->n,
+                      .last_ts = t->ts,
+                      .last_px = t->px,
+                      .state = t->st,
+                      .has_track = 1,
+                      .track = {t->iv[0], t->iv[1], t->iv[2]}};
+}
+
 static void put_state(int p, int k, const toy *t, int64_t next, const unsigned char *sha) {
   msg *m = &log_[nlog++];
   sym_of(m->key, sizeof m->key, p, k, &m->klen);
-  store_inst in = {.sym = m->key,
-                   .sym_len = m->klen,
-                   .partition = p,
-                   .n = t->n,
-                   .last_ts = t->ts,
-                   .last_px = t->px,
-                   .state = t->st,
-                   .has_track = 1,
-                   .track = {t->iv[0], t->iv[1], t->iv[2]}};
+  store_inst in = toy_inst(m->key, m->klen, p, t);
   m->len = cl_encode_state(m->val, p, next, sha, &in, NN_CELL_LSTM, L, H);
 }
 
@@ -156,15 +161,7 @@ static void restore_and_check(const int *ps, int np, const member *fm, int64_t f
       char sym[40];
       size_t sl;
       sym_of(sym, sizeof sym, fm->p, k, &sl);
-      store_inst in = {.sym = sym,
-                       .sym_len = sl,
-                       .partition = fm->p,
-                       .n = fm->inst[k].n,
-                       .last_ts = fm->inst[k].ts,
-                       .last_px = fm->inst[k].px,
-                       .state = fm->inst[k].st,
-                       .has_track = 1,
-                       .track = {fm->inst[k].iv[0], fm->inst[k].iv[1], fm->inst[k].iv[2]}};
+      store_inst in = toy_inst(sym, sl, fm->p, &fm->inst[k]);
       CHECK_INT(cl_restore_add_file_inst(r, &in, file_next, 0), 0);
     }
   }
@@ -396,16 +393,7 @@ static void test_earlier_model(void) {
     char sym[40];
     size_t sl;
     sym_of(sym, sizeof sym, 9, k, &sl);
-    const toy *t = &at100.inst[k];
-    store_inst in = {.sym = sym,
-                     .sym_len = sl,
-                     .partition = 9,
-                     .n = t->n,
-                     .last_ts = t->ts,
-                     .last_px = t->px,
-                     .state = t->st,
-                     .has_track = 1,
-                     .track = {t->iv[0], t->iv[1], t->iv[2]}};
+    store_inst in = toy_inst(sym, sl, 9, &at100.inst[k]);
     CHECK_INT(cl_restore_add_file_inst(r, &in, 100, 0), 0);
   }
   for (int i = 0; i < old_end; i++)
