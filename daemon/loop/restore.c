@@ -70,7 +70,7 @@ typedef struct restore_job {
   uint32_t put_at; /* the next table slot to put into the engine */
   uint64_t swaps;  /* r->model_swaps when the restore began */
   uint32_t n_put;  /* instruments put so far */
-  uint32_t n_cl;   /* of which the state file lacked */
+  uint32_t n_cl;   /* of which came from the changelog (the state file lacked them) */
   char cluster[STORE_CLUSTER_MAX + 1];
   /* r->earlier when the restore began: models whose facts it takes as its own. */
   unsigned char earlier[CL_EARLIER_MAX][32];
