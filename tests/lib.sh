@@ -258,8 +258,8 @@ tc_wait_reload() { # mode [topics]
   tc_wait_for 30 grep -q "restored ticks partitions" "$TMP/run2.log" ||
     tc_fail "no retry restored the partitions: $(grep -E 'wait|restor' "$TMP/run2.log" | grep -v rdkafka | tail -n 3)"
   local hup got
-  hup=$(grep -n "SIGHUP: model" "$TMP/run2.log" | cut -d: -f1)
-  got=$(grep -n "restored ticks partitions" "$TMP/run2.log" | cut -d: -f1)
+  hup=$(grep -n "SIGHUP: model" "$TMP/run2.log" | head -n 1 | cut -d: -f1)
+  got=$(grep -n "restored ticks partitions" "$TMP/run2.log" | head -n 1 | cut -d: -f1)
   [ "$hup" -lt "$got" ] || tc_fail "the partitions were restored before the swap (lines $got, $hup)"
   "$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/second.csv" 2>"$TMP/feed2.log" ||
     tc_fail "feed failed: $(tail -n 3 "$TMP/feed2.log")"

@@ -428,29 +428,32 @@ static int slice_ms(const int *stop, double end) {
   return stop && left > STOP_SLICE_MS ? STOP_SLICE_MS : (int)left;
 }
 
+/* A request that ended with e is asked again when it timed out before end. */
+static int again(rd_kafka_resp_err_t e, double end) {
+  return e == RD_KAFKA_RESP_ERR__TIMED_OUT && mono_ms() < end;
+}
+
 rd_kafka_resp_err_t cl_watermarks(rd_kafka_t *rk, const char *topic, int32_t part, int64_t *lo,
                                   int64_t *hi, int timeout_ms, const int *stop) {
   double end = mono_ms() + timeout_ms;
-  for (;;) {
-    if (stopped(stop))
-      return RD_KAFKA_RESP_ERR__DESTROY;
-    rd_kafka_resp_err_t e =
-        rd_kafka_query_watermark_offsets(rk, topic, part, lo, hi, slice_ms(stop, end));
-    if (e != RD_KAFKA_RESP_ERR__TIMED_OUT || mono_ms() >= end)
-      return e;
-  }
+  rd_kafka_resp_err_t e;
+  do
+    e = stopped(stop)
+            ? RD_KAFKA_RESP_ERR__DESTROY
+            : rd_kafka_query_watermark_offsets(rk, topic, part, lo, hi, slice_ms(stop, end));
+  while (again(e, end));
+  return e;
 }
 
 rd_kafka_resp_err_t cl_committed(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
                                  int timeout_ms, const int *stop) {
   double end = mono_ms() + timeout_ms;
-  for (;;) {
-    if (stopped(stop))
-      return RD_KAFKA_RESP_ERR__DESTROY;
-    rd_kafka_resp_err_t e = rd_kafka_committed(rk, parts, slice_ms(stop, end));
-    if (e != RD_KAFKA_RESP_ERR__TIMED_OUT || mono_ms() >= end)
-      return e;
-  }
+  rd_kafka_resp_err_t e;
+  do
+    e = stopped(stop) ? RD_KAFKA_RESP_ERR__DESTROY
+                      : rd_kafka_committed(rk, parts, slice_ms(stop, end));
+  while (again(e, end));
+  return e;
 }
 
 /* The changelog's partition count through rk's metadata: 0 when the topic does not exist, -1
@@ -468,7 +471,7 @@ static int topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, c
   do
     e = stopped(stop) ? RD_KAFKA_RESP_ERR__DESTROY
                       : rd_kafka_metadata(rk, 0, t, &md, slice_ms(stop, end));
-  while (e == RD_KAFKA_RESP_ERR__TIMED_OUT && mono_ms() < end);
+  while (again(e, end));
   rd_kafka_topic_destroy(t);
   if (e) {
     snprintf(err, errlen, "changelog %s: metadata: %s", topic, rd_kafka_err2str(e));

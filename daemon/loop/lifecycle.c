@@ -37,15 +37,13 @@ static void reload_work(uv_work_t *w) {
 
 /* Under --on-model-change keep the outgoing model joins the earlier models whose states the
  * running one carries on (the oldest dropped past CL_EARLIER_MAX; the incoming one leaves the list
- * when it was there: a swap back); a reset swap forgets them all. */
-static void note_earlier(run *r, const nn_model *out, const nn_model *in, int reset) {
+ * when it was there: a swap back). */
+static void note_earlier(run *r, const nn_model *out, const nn_model *in) {
   int k = 0;
-  for (int i = 0; !reset && i < r->n_earlier; i++)
+  for (int i = 0; i < r->n_earlier; i++)
     if (memcmp(r->earlier[i], in->sha256, 32) && memcmp(r->earlier[i], out->sha256, 32))
       memmove(r->earlier[k++], r->earlier[i], 32);
   r->n_earlier = k;
-  if (reset)
-    return;
   if (r->n_earlier == CL_EARLIER_MAX)
     memmove(r->earlier[0], r->earlier[1], (size_t)--r->n_earlier * 32);
   memcpy(r->earlier[r->n_earlier++], out->sha256, 32);
@@ -53,7 +51,8 @@ static void note_earlier(run *r, const nn_model *out, const nn_model *in, int re
 
 void lifecycle_swap_model(run *r, nn_model *nm) {
   int reset = !r->o->on_model_change_keep;
-  note_earlier(r, r->model, nm, reset);
+  if (!reset)
+    note_earlier(r, r->model, nm);
   engine_set_model(&r->e, nm, reset);
   /* The LSTM scratch caches the summed biases of the model it was set up with. */
   nn_work_update(&r->e.w, nm);

@@ -762,12 +762,16 @@ static void part_restored(run *r, const rpart_res *x) {
   r->st.state_resets += (uint64_t)x->reset;
 }
 
-static void restore_counted(run *r, restore_job *j) {
+/* A job's seconds count in restore_total_s whatever came of it; the job counts as a restore when
+ * it restored (else once a retry restores its partitions). */
+static void restore_counted(run *r, restore_job *j, int restored) {
+  r->st.restore_total_s += j->secs;
+  if (!restored)
+    return;
   r->st.restores++;
   r->st.restored_instruments += j->n_put;
   r->st.restore_records += cl_restore_get_stats(j->rs)->records;
   r->st.restore_last_s = j->secs;
-  r->st.restore_total_s += j->secs;
 }
 
 /* The job's partitions that wait, as "p,q", into list; returns how many. */
@@ -844,10 +848,7 @@ static void on_put_idle(uv_idle_t *h) {
       rd_kafka_topic_partition_list_add(wl, r->o->input_topic, x->p);
   }
   r->st.state_resets += (uint64_t)j->resets_file;
-  if (restored || !wl || !wl->cnt) /* else counted once its partitions are restored */
-    restore_counted(r, j);
-  else /* its reads took their time too */
-    r->st.restore_total_s += j->secs;
+  restore_counted(r, j, restored || !wl || !wl->cnt);
   if (restored)
     report(r, j, j->n_put, j->n_cl);
   else
@@ -926,13 +927,11 @@ static void late_done(run *r, restore_job *j) {
   if (go->cnt && !r->hard_paused)
     rd_kafka_resume_partitions(r->consumer, go);
   rd_kafka_topic_partition_list_destroy(go);
-  if (restored) {
-    restore_counted(r, j);
+  restore_counted(r, j, restored);
+  if (restored)
     report(r, j, j->n_put, j->n_cl);
-  } else {
-    r->st.restore_total_s += j->secs;
+  else
     report_notes(j);
-  }
   await_again(r, j);
   release_job(r, j);
   if (restored)

@@ -136,8 +136,8 @@ typedef struct run {
   /* An assignment that came while such a retry was on the pool: it begins after it (NULL none). */
   rd_kafka_topic_partition_list_t *assign_later;
   int assign_later_coop;
-  /* Models --on-model-change keep swapped out, the latest last (emptied by a reset swap): their
-   * states are the running model's to carry on, so restores take their changelog facts too. */
+  /* Models --on-model-change keep swapped out, the latest last: their states are the running
+   * model's to carry on, so restores take their changelog facts too. */
   unsigned char earlier[CL_EARLIER_MAX][32];
   int n_earlier;
   int bound;      /* the state file's binding was checked */
