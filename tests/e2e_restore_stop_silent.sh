@@ -4,10 +4,10 @@
 # changelog (`tickcast broker --commands`: every Fetch fails); then every answer is delayed a
 # minute ('rtt 60000') and the member (with a 45 s session, so that the group does not drop it
 # meanwhile, which would end its close early) is stopped just after its retry began on the pool.
-# The retry's metadata, watermark and committed-offset requests are asked again every second and
-# end at the stop, so the member exits 0 within the shutdown's bound. The retry once sat in one 10 s
-# metadata request, which the end of the loop waits for, and the watchdog ended the member with
-# exit 1 ("shutdown did not finish in 9.5 s", 9583 ms).
+# The retry's metadata, watermark and committed-offset requests are asked in slices (a second,
+# then two) and end at the stop, so the member exits 0 within the shutdown's bound. The retry
+# once sat in one 10 s metadata request, which the end of the loop waits for, and the watchdog
+# ended the member with exit 1 ("shutdown did not finish in 9.5 s", 9583 ms).
 . "$(dirname "$0")/lib.sh"
 X="$PY $ROOT/tests/e2e_crash.py"
 DB="$TMP/s.db"

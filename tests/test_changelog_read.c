@@ -6,7 +6,8 @@
  * table's own size by a bound that does not depend on the changelog's length. librdkafka's
  * default prefetch (64 MiB) held 10-20 MB of the longer changelog at once. Also: every
  * instrument comes back with its latest record, and the read does not stall on the capped
- * prefetch (librdkafka 2.0.2 waited up to a second per refill: 20 s for the long changelog). */
+ * prefetch (librdkafka 2.0.2 waited up to a second per refill: 20 s for the long changelog), and
+ * a broker slower than a second is answered. */
 #include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -166,6 +167,37 @@ static void holds(const char *bootstrap) {
   rd_kafka_destroy(rk);
 }
 
+/* A broker that answers every request 1.5 s late, asked with a stop flag (as a restore asks):
+ * cl_holds_records' metadata and watermark requests and cl_watermarks are answered. The metadata
+ * request, asked again every second, each time dropping the answer of the one before, timed out
+ * after its 5 s. */
+static void slow(const char *bootstrap, mockbroker *mb) {
+  static const char *const reader[] = {"group.id", "test-slow", "enable.auto.commit", "false",
+                                       NULL};
+  char err[512] = "";
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf_of(bootstrap, reader), err, sizeof err);
+  CHECK(rk != NULL);
+  int stop = 0;
+  CHECK_INT(cl_holds_records(rk, "short", 3, 5000, &stop, err, sizeof err), 1); /* connected */
+  mockbroker_set_rtt(mb, 1500);
+  double t0 = tc_mono_s();
+  int held = cl_holds_records(rk, "short", 3, 5000, &stop, err, sizeof err);
+  if (held < 0)
+    fprintf(stderr, "slow broker: %s\n", err);
+  CHECK_INT(held, 1);
+  int64_t lo = -1, hi = -1;
+  rd_kafka_resp_err_t e = cl_watermarks(rk, "short", 5, &lo, &hi, 5000, &stop);
+  double secs = tc_mono_s() - t0;
+  if (e)
+    fprintf(stderr, "slow broker: watermarks: %s\n", rd_kafka_err2str(e));
+  CHECK_INT(e, 0);
+  CHECK(lo == 0 && hi > 0);
+  printf("slow broker (1.5 s a request): metadata and two watermarks in %.1f s\n", secs);
+  CHECK(secs >= 4.5);
+  mockbroker_set_rtt(mb, 0);
+  rd_kafka_destroy(rk);
+}
+
 int main(void) {
   char err[512];
   mockbroker *mb = NULL;
@@ -181,6 +213,7 @@ int main(void) {
   fill(bs, "short", sha, 1);
   fill(bs, "long", sha, 5);
   holds(bs);
+  slow(bs, mb);
   double x1 = read_peak(bs, "short", sha, 1);
   double x5 = read_peak(bs, "long", sha, 5);
   /* glibc's statistics show the 10 MB table; a sanitizer's allocator keeps its own. */

@@ -416,43 +416,69 @@ static int stopped(const int *stop) {
   return stop && __atomic_load_n(stop, __ATOMIC_RELAXED);
 }
 
-/* The wait of one request while a stop may come: with stop, a request is asked again every
- * STOP_SLICE_MS (a timed-out request's answer is dropped), so that a stop ends the wait within
- * that; without, one request waits the whole timeout. */
+/* The wait of one request while a stop may come. With stop, a request is asked in slices, and
+ * asked again when a slice ends without its answer (that answer is then dropped), so that a stop
+ * ends the wait within a slice. The first slice is STOP_SLICE_MS, or twice what the last answered
+ * request took when that is longer, and each next one twice the one before, so that a broker that
+ * answers slower than a second still answers one (with equal slices of a second, it never did).
+ * Without stop, one request waits the whole timeout. */
 #define STOP_SLICE_MS 1000
 
-static int slice_ms(const int *stop, double end) {
-  double left = end - mono_ms();
-  if (left < 1)
-    return 1;
-  return stop && left > STOP_SLICE_MS ? STOP_SLICE_MS : (int)left;
+static int last_answer_ms; /* process-wide, atomic: what the last answered request took */
+
+typedef struct slices {
+  const int *stop;
+  double end;   /* the request's deadline */
+  double asked; /* when the current slice began */
+  int next;     /* the next slice's length */
+} slices;
+
+static slices slices_of(const int *stop, int timeout_ms) {
+  int last = __atomic_load_n(&last_answer_ms, __ATOMIC_RELAXED);
+  double now = mono_ms();
+  return (slices){stop, now + timeout_ms, now, last > STOP_SLICE_MS / 2 ? 2 * last : STOP_SLICE_MS};
 }
 
-/* A request that ended with e is asked again when it timed out before end. */
-static int again(rd_kafka_resp_err_t e, double end) {
-  return e == RD_KAFKA_RESP_ERR__TIMED_OUT && mono_ms() < end;
+/* The length of the next slice (the whole rest without stop), from now. */
+static int slice_ms(slices *s) {
+  s->asked = mono_ms();
+  double left = s->end - s->asked;
+  if (left < 1)
+    return 1;
+  int ms = s->stop && left > s->next ? s->next : (int)left;
+  if (s->next < 1 << 24)
+    s->next *= 2;
+  return ms;
+}
+
+/* A request that ended with e is asked again when it timed out before the deadline; an answer
+ * (e another error or none) sets what the next request's first slice is from. */
+static int again(slices *s, rd_kafka_resp_err_t e) {
+  if (e == RD_KAFKA_RESP_ERR__TIMED_OUT)
+    return mono_ms() < s->end;
+  if (e != RD_KAFKA_RESP_ERR__DESTROY)
+    __atomic_store_n(&last_answer_ms, (int)(mono_ms() - s->asked), __ATOMIC_RELAXED);
+  return 0;
 }
 
 rd_kafka_resp_err_t cl_watermarks(rd_kafka_t *rk, const char *topic, int32_t part, int64_t *lo,
                                   int64_t *hi, int timeout_ms, const int *stop) {
-  double end = mono_ms() + timeout_ms;
+  slices s = slices_of(stop, timeout_ms);
   rd_kafka_resp_err_t e;
   do
-    e = stopped(stop)
-            ? RD_KAFKA_RESP_ERR__DESTROY
-            : rd_kafka_query_watermark_offsets(rk, topic, part, lo, hi, slice_ms(stop, end));
-  while (again(e, end));
+    e = stopped(stop) ? RD_KAFKA_RESP_ERR__DESTROY
+                      : rd_kafka_query_watermark_offsets(rk, topic, part, lo, hi, slice_ms(&s));
+  while (again(&s, e));
   return e;
 }
 
 rd_kafka_resp_err_t cl_committed(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
                                  int timeout_ms, const int *stop) {
-  double end = mono_ms() + timeout_ms;
+  slices s = slices_of(stop, timeout_ms);
   rd_kafka_resp_err_t e;
   do
-    e = stopped(stop) ? RD_KAFKA_RESP_ERR__DESTROY
-                      : rd_kafka_committed(rk, parts, slice_ms(stop, end));
-  while (again(e, end));
+    e = stopped(stop) ? RD_KAFKA_RESP_ERR__DESTROY : rd_kafka_committed(rk, parts, slice_ms(&s));
+  while (again(&s, e));
   return e;
 }
 
@@ -466,12 +492,11 @@ static int topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, c
     return -1;
   }
   const struct rd_kafka_metadata *md = NULL;
-  double end = mono_ms() + timeout_ms;
+  slices s = slices_of(stop, timeout_ms);
   rd_kafka_resp_err_t e;
   do
-    e = stopped(stop) ? RD_KAFKA_RESP_ERR__DESTROY
-                      : rd_kafka_metadata(rk, 0, t, &md, slice_ms(stop, end));
-  while (again(e, end));
+    e = stopped(stop) ? RD_KAFKA_RESP_ERR__DESTROY : rd_kafka_metadata(rk, 0, t, &md, slice_ms(&s));
+  while (again(&s, e));
   rd_kafka_topic_destroy(t);
   if (e) {
     snprintf(err, errlen, "changelog %s: metadata: %s", topic, rd_kafka_err2str(e));
@@ -593,9 +618,11 @@ int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *par
   int32_t woken = 0;   /* the next partition wake_fetcher asks about */
   size_t since = 0;    /* value bytes since the last wake-up */
   double woke_at = t0; /* its time */
+  double seen = t0;    /* when the last message came */
   while (rc == 0 && open > 0) {
-    if (mono_ms() - t0 > timeout_ms) {
-      snprintf(err, errlen, "changelog %s: not read to its end within %d ms", topic, timeout_ms);
+    if (mono_ms() - seen > timeout_ms) {
+      snprintf(err, errlen, "changelog %s: nothing read for %d ms, %d partitions not at their end",
+               topic, timeout_ms, open);
       rc = -1;
       break;
     }
@@ -606,7 +633,7 @@ int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *par
     }
     rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, POLL_MS);
     if (!m) {
-      double now = mono_ms(), left = timeout_ms - (now - t0);
+      double now = mono_ms(), left = timeout_ms - (now - seen);
       if (since >= WAKE_BYTES || now - woke_at >= WAKE_MS) {
         wake_fetcher(rk, topic, end, ncl, &woken, left < 1 ? 1 : left < 1000 ? (int)left : 1000);
         since = 0;
@@ -615,6 +642,7 @@ int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *par
       continue;
     }
     since += m->len;
+    seen = mono_ms();
     int32_t q = m->partition;
     int mine = q >= 0 && q < ncl && end[q] > 0;
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {

@@ -200,9 +200,10 @@ size_t cl_restore_mem(const cl_restore *r);
  * watermark to its high watermark at the time of the call, into r. lows (ncl entries, or NULL)
  * get each changelog partition's low watermark (-1 for partitions not read); *ncl the
  * changelog's partition count (0: the topic does not exist, which reads as empty).
- * At most timeout_ms in all, and no longer (within a second) once *stop (if stop is not NULL;
- * read atomically, set by another thread) is non-zero. 0, or -1 with err ("changelog
- * tickcast.state: ..."). */
+ * Each request waits at most timeout_ms, and the read gives up once no message came for
+ * timeout_ms (a large changelog is read as long as it takes), and no later (within a slice of
+ * cl_watermarks) than *stop (if stop is not NULL; read atomically, set by another thread) is
+ * non-zero. 0, or -1 with err ("changelog tickcast.state: ..."). */
 int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *parts, int nparts,
             int64_t *lows, int lows_cap, int *ncl, int timeout_ms, const int *stop, char *err,
             size_t errlen);
@@ -216,8 +217,10 @@ int cl_holds_records(rd_kafka_t *rk, const char *topic, int32_t part, int timeou
                      const int *stop, char *err, size_t errlen);
 
 /* rd_kafka_query_watermark_offsets of topic/part for up to timeout_ms, which a stop cuts short:
- * with stop (read atomically; set by another thread), the request is asked again every second and
- * RD_KAFKA_RESP_ERR__DESTROY returned once *stop is set; without, one request waits it all. */
+ * with stop (read atomically; set by another thread), the request is asked again when a slice of
+ * the wait ends without its answer (a second, or twice what the last answered request took, each
+ * next slice twice the one before) and RD_KAFKA_RESP_ERR__DESTROY returned once *stop is set;
+ * without, one request waits it all. */
 rd_kafka_resp_err_t cl_watermarks(rd_kafka_t *rk, const char *topic, int32_t part, int64_t *lo,
                                   int64_t *hi, int timeout_ms, const int *stop);
 

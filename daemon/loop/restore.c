@@ -345,7 +345,7 @@ static rd_kafka_topic_partition_list_t *committed_of(restore_job *j, int (*pick)
   for (int i = 0; i < j->np; i++)
     if (pick(&j->res[i]))
       rd_kafka_topic_partition_list_add(l, j->r->o->input_topic, j->res[i].p);
-  /* A stop (the job's result is then dropped) ends the wait within a second. */
+  /* A stop (the job's result is then dropped) ends the wait within a slice (cl_committed). */
   if (l->cnt)
     *e = cl_committed(j->r->consumer, l, 5000, &j->r->stopping);
   return l;

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# e2e_restore_slow.sh: a restore on a broker that answers every request 1.5 s late (`tickcast
+# broker --commands`, 'rtt 1500'). A member without a state file takes over the partitions of a
+# member that checkpointed 400 ticks of 40 instruments; its restore's metadata, watermark and
+# committed-offset requests each wait longer than a second. It restores all 40 instruments from
+# the changelog (the embedded broker returns one record batch per partition a Fetch, so the read
+# takes about 20 round trips, 30 s), and every prediction after it equals a replay. The requests
+# were once asked again every second, each dropping the answer of the one before, so none was
+# ever answered; and a read was given up after 10 s in all, however it progressed: either way the
+# partitions waited for the changelog, tried again and again, for good.
+. "$(dirname "$0")/lib.sh"
+X="$PY $ROOT/tests/e2e_crash.py"
+DB="$TMP/s.db"
+tc_two_phase 7
+tc_member "$TMP/run1.log"
+tc_wait_for 60 sh -c "[ \"\$($X count "$BROKERS" predictions)\" -ge 400 ]" ||
+  tc_fail "the first member did not predict 400 ticks"
+sleep 1 # checkpoints go on
+tc_stop "$RUN_PID" 15
+tc_eq "first member's exit" "$STOP_RC" 0
+rm -f "$DB" "$DB-wal" "$DB-shm"
+
+echo "rtt 1500" >"$TMP/ctl"
+tc_wait_for 10 grep -q "responses delayed by 1500 ms" "$TMP/broker.log" ||
+  tc_fail "the broker did not take the command: $(tail -n 3 "$TMP/broker.log")"
+tc_member "$TMP/run2.log" -X consumer.session.timeout.ms=45000
+tc_wait_for 90 grep -q "restored ticks partitions" "$TMP/run2.log" ||
+  tc_fail "no restore: $(grep -E 'wait|restor' "$TMP/run2.log" | grep -v rdkafka | tail -n 4)"
+grep "restored ticks partitions" "$TMP/run2.log" | head -n 1
+grep -q "restored ticks partitions.*: 40 instruments" "$TMP/run2.log" ||
+  tc_fail "the restore did not find 40 instruments: $(grep 'restored ticks' "$TMP/run2.log")"
+if grep -q "wait, paused" "$TMP/run2.log"; then
+  tc_fail "partitions waited: $(grep 'wait, paused' "$TMP/run2.log" | head -n 2)"
+fi
+echo "rtt 0" >"$TMP/ctl"
+tc_feed_second 600 "$TMP/run2.log"
+tc_stop "$RUN_PID" 15
+tc_eq "second member's exit" "$STOP_RC" 0
+tc_check_replay 600
+echo "PASS e2e_restore_slow"
