@@ -152,7 +152,7 @@ static double read_peak(const char *bootstrap, const char *topic, const unsigned
   return held - table;
 }
 
-/* cl_holds_records: a changelog partition with records, an empty one, an input partition that
+/* cl_holds_records: changelog partitions with records, empty ones, an input partition that
  * shares a changelog partition (13 % 12), and a topic that does not exist. */
 static void holds(const char *bootstrap) {
   static const char *const reader[] = {"group.id", "test-holds", "enable.auto.commit", "false",
@@ -160,10 +160,15 @@ static void holds(const char *bootstrap) {
   char err[512] = "";
   rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf_of(bootstrap, reader), err, sizeof err);
   CHECK(rk != NULL);
-  CHECK_INT(cl_holds_records(rk, "short", 0, 5000, NULL, err, sizeof err), 1);
-  CHECK_INT(cl_holds_records(rk, "short", 13, 5000, NULL, err, sizeof err), 1);
-  CHECK_INT(cl_holds_records(rk, "empty", 4, 5000, NULL, err, sizeof err), 0);
-  CHECK_INT(cl_holds_records(rk, "no.such.changelog", 0, 5000, NULL, err, sizeof err), 0);
+  const int32_t ps[] = {0, 13, 1};
+  int held[3] = {7, 7, 7};
+  CHECK_INT(cl_holds_records(rk, "short", ps, 3, held, 5000, NULL, err, sizeof err), 0);
+  CHECK(held[0] == 1 && held[1] == 1 && held[2] == 1);
+  CHECK_INT(cl_holds_records(rk, "empty", ps + 1, 2, held, 5000, NULL, err, sizeof err), 0);
+  CHECK(held[0] == 0 && held[1] == 0);
+  held[0] = 7;
+  CHECK_INT(cl_holds_records(rk, "no.such.changelog", ps, 1, held, 5000, NULL, err, sizeof err), 0);
+  CHECK_INT(held[0], 0);
   rd_kafka_destroy(rk);
 }
 
@@ -178,11 +183,14 @@ static void slow(const char *bootstrap, mockbroker *mb) {
   rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf_of(bootstrap, reader), err, sizeof err);
   CHECK(rk != NULL);
   int stop = 0;
-  CHECK_INT(cl_holds_records(rk, "short", 3, 5000, &stop, err, sizeof err), 1); /* connected */
+  const int32_t p3 = 3;
+  int held = -1;
+  CHECK_INT(cl_holds_records(rk, "short", &p3, 1, &held, 5000, &stop, err, sizeof err), 0);
+  CHECK_INT(held, 1); /* connected */
   mockbroker_set_rtt(mb, 1500);
   double t0 = tc_mono_s();
-  int held = cl_holds_records(rk, "short", 3, 5000, &stop, err, sizeof err);
-  if (held < 0)
+  held = -1;
+  if (cl_holds_records(rk, "short", &p3, 1, &held, 5000, &stop, err, sizeof err) != 0)
     fprintf(stderr, "slow broker: %s\n", err);
   CHECK_INT(held, 1);
   int64_t lo = -1, hi = -1;

@@ -517,19 +517,37 @@ static int topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, c
   return n;
 }
 
-int cl_holds_records(rd_kafka_t *rk, const char *topic, int32_t part, int timeout_ms,
-                     const int *stop, char *err, size_t errlen) {
-  int ncl = topic_partitions(rk, topic, timeout_ms, stop, err, errlen);
-  if (ncl <= 0)
-    return ncl;
-  int64_t lo = 0, hi = 0;
-  rd_kafka_resp_err_t e = cl_watermarks(rk, topic, part % ncl, &lo, &hi, timeout_ms, stop);
-  if (e) {
-    snprintf(err, errlen, "changelog %s/%d: watermarks: %s", topic, part % ncl,
-             rd_kafka_err2str(e));
+int cl_holds_records(rd_kafka_t *rk, const char *topic, const int32_t *parts, int n, int *held,
+                     int timeout_ms, const int *stop, char *err, size_t errlen) {
+  for (int i = 0; i < n; i++)
+    held[i] = -1;
+  int ncl = n > 0 ? topic_partitions(rk, topic, timeout_ms, stop, err, errlen) : 0;
+  if (ncl < 0)
     return -1;
+  int failed = 0;
+  for (int i = 0; i < n; i++) {
+    if (ncl == 0) {
+      held[i] = 0;
+      continue;
+    }
+    int32_t q = parts[i] % ncl;
+    for (int k = 0; k < i && held[i] < 0; k++)
+      if (parts[k] % ncl == q && held[k] >= 0)
+        held[i] = held[k]; /* its changelog partition was asked already */
+    if (held[i] >= 0)
+      continue;
+    int64_t lo = 0, hi = 0;
+    rd_kafka_resp_err_t e = cl_watermarks(rk, topic, q, &lo, &hi, timeout_ms, stop);
+    if (e) {
+      snprintf(err, errlen, "changelog %s/%d: watermarks: %s", topic, q, rd_kafka_err2str(e));
+      failed = 1;
+      if (e == RD_KAFKA_RESP_ERR__DESTROY)
+        break;
+      continue;
+    }
+    held[i] = hi > lo;
   }
-  return hi > lo;
+  return failed ? -1 : 0;
 }
 
 /* Assigns the changelog partitions of parts to rk from their low watermarks; fills end[] (the high

@@ -208,13 +208,14 @@ int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *par
             int64_t *lows, int lows_cap, int *ncl, int timeout_ms, const int *stop, char *err,
             size_t errlen);
 
-/* Whether the changelog partition that holds input partition part (part % its partition count)
- * holds records now (its high watermark above its low one), asked of rk's brokers (metadata and
- * ListOffsets, which work when fetches fail): 1 it does, 0 it does not or the topic does not
- * exist, -1 with err when the broker did not tell within timeout_ms (each request) or *stop
- * was set (stop may be NULL; as in cl_watermarks). */
-int cl_holds_records(rd_kafka_t *rk, const char *topic, int32_t part, int timeout_ms,
-                     const int *stop, char *err, size_t errlen);
+/* Whether the changelog partitions that hold input partitions parts[0..n) (each part % the
+ * changelog's partition count) hold records now (the high watermark above the low one), asked of
+ * rk's brokers (one metadata request, then ListOffsets once per changelog partition; they work
+ * when fetches fail): held[i] 1 it does, 0 it does not or the topic does not exist, -1 the broker
+ * did not tell within timeout_ms (each request) or *stop was set (stop may be NULL; as in
+ * cl_watermarks). 0, or -1 with err (the last such error) when some held[i] is -1. */
+int cl_holds_records(rd_kafka_t *rk, const char *topic, const int32_t *parts, int n, int *held,
+                     int timeout_ms, const int *stop, char *err, size_t errlen);
 
 /* rd_kafka_query_watermark_offsets of topic/part for up to timeout_ms, which a stop cuts short:
  * with stop (read atomically; set by another thread), the request is asked again when a slice of

@@ -359,6 +359,38 @@ static int no_resume(const rpart_res *x) {
   return !x->wait && x->resume < 0;
 }
 
+/* Whether entry k of l (committed_of's, its request's error e) is a partition the group has
+ * answered it never committed. */
+static int never_committed(const rd_kafka_topic_partition_list_t *l, int k, rd_kafka_resp_err_t e) {
+  return !e && !l->elems[k].err && l->elems[k].offset < 0;
+}
+
+/* For each entry k of l (committed_of's, its request's error e) that the group never committed,
+ * held[k] says whether its changelog partition holds records (cl_holds_records, asked for all of
+ * them at once; err its error); NULL on ENOMEM. */
+static int *changelog_held(restore_job *j, const rd_kafka_topic_partition_list_t *l,
+                           rd_kafka_resp_err_t e, char *err, size_t errlen) {
+  int *held = calloc((size_t)l->cnt + 1, sizeof *held), n = 0;
+  int32_t *ask = calloc((size_t)l->cnt + 1, sizeof *ask);
+  int *got = calloc((size_t)l->cnt + 1, sizeof *got);
+  if (!held || !ask || !got) {
+    free(held);
+    held = NULL;
+  }
+  for (int k = 0; held && k < l->cnt; k++)
+    if (never_committed(l, k, e))
+      ask[n++] = l->elems[k].partition;
+  if (held && n > 0)
+    cl_holds_records(j->r->cl_rk, j->r->o->changelog_topic, ask, n, got, 5000, &j->r->stopping, err,
+                     errlen);
+  for (int k = 0, i = 0; held && k < l->cnt; k++)
+    if (never_committed(l, k, e))
+      held[k] = got[i++];
+  free(ask);
+  free(got);
+  return held;
+}
+
 /* After a changelog read that failed every try: a partition that the state file lacks had a
  * state, and only the changelog holds it, when the group has a committed offset for it, or when
  * its changelog partition holds records (a member checkpointed it and died before the group
@@ -372,17 +404,22 @@ static void mark_waiting(restore_job *j) {
   run *r = j->r;
   rd_kafka_resp_err_t e;
   rd_kafka_topic_partition_list_t *l = committed_of(j, no_file_offset, &e);
-  for (int k = 0; l && k < l->cnt; k++) {
+  char err[512] = "";
+  int *held = l ? changelog_held(j, l, e, err, sizeof err) : NULL;
+  if (!held) {
+    note(j, "restore: out of memory; the partitions the state file lacks wait for the changelog");
+    for (int i = 0; i < j->np; i++)
+      if (no_file_offset(&j->res[i]))
+        set_waiting(j, j->res[i].p);
+  }
+  for (int k = 0; held && k < l->cnt; k++) {
     rd_kafka_topic_partition_t *t = &l->elems[k];
     rd_kafka_resp_err_t te = e ? e : t->err;
-    if (!te && t->offset < 0) {
-      char err[512] = "";
-      int held = cl_holds_records(r->cl_rk, r->o->changelog_topic, t->partition, 5000, &r->stopping,
-                                  err, sizeof err);
-      if (held == 0)
+    if (never_committed(l, k, e)) {
+      if (held[k] == 0)
         continue;
       set_waiting(j, t->partition);
-      if (held > 0)
+      if (held[k] > 0)
         note(j,
              "%s/%d: the state file has no checkpoint of it and the group no committed offset, "
              "but its changelog partition holds records (a member that checkpointed it may have "
@@ -407,6 +444,7 @@ static void mark_waiting(restore_job *j) {
            "its state is in the changelog alone, so it waits, paused, for a read of it",
            r->o->input_topic, t->partition, (long long)t->offset);
   }
+  free(held);
   if (l)
     rd_kafka_topic_partition_list_destroy(l);
 }
