@@ -524,7 +524,6 @@ int cl_holds_records(rd_kafka_t *rk, const char *topic, const int32_t *parts, in
   int ncl = n > 0 ? topic_partitions(rk, topic, timeout_ms, stop, err, errlen) : 0;
   if (ncl < 0)
     return -1;
-  int failed = 0;
   for (int i = 0; i < n; i++) {
     if (ncl == 0) {
       held[i] = 0;
@@ -532,22 +531,19 @@ int cl_holds_records(rd_kafka_t *rk, const char *topic, const int32_t *parts, in
     }
     int32_t q = parts[i] % ncl;
     for (int k = 0; k < i && held[i] < 0; k++)
-      if (parts[k] % ncl == q && held[k] >= 0)
+      if (parts[k] % ncl == q)
         held[i] = held[k]; /* its changelog partition was asked already */
     if (held[i] >= 0)
       continue;
     int64_t lo = 0, hi = 0;
     rd_kafka_resp_err_t e = cl_watermarks(rk, topic, q, &lo, &hi, timeout_ms, stop);
-    if (e) {
+    if (e) { /* the rest are not asked: they stay -1 */
       snprintf(err, errlen, "changelog %s/%d: watermarks: %s", topic, q, rd_kafka_err2str(e));
-      failed = 1;
-      if (e == RD_KAFKA_RESP_ERR__DESTROY)
-        break;
-      continue;
+      return -1;
     }
     held[i] = hi > lo;
   }
-  return failed ? -1 : 0;
+  return 0;
 }
 
 /* Assigns the changelog partitions of parts to rk from their low watermarks; fills end[] (the high

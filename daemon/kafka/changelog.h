@@ -211,9 +211,9 @@ int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *par
 /* Whether the changelog partitions that hold input partitions parts[0..n) (each part % the
  * changelog's partition count) hold records now (the high watermark above the low one), asked of
  * rk's brokers (one metadata request, then ListOffsets once per changelog partition; they work
- * when fetches fail): held[i] 1 it does, 0 it does not or the topic does not exist, -1 the broker
- * did not tell within timeout_ms (each request) or *stop was set (stop may be NULL; as in
- * cl_watermarks). 0, or -1 with err (the last such error) when some held[i] is -1. */
+ * when fetches fail): held[i] 1 it does, 0 it does not or the topic does not exist, -1 not known.
+ * 0, or -1 with err when a request failed (no answer within timeout_ms, or *stop was set: stop
+ * may be NULL, as in cl_watermarks); the partitions not asked after it are then -1. */
 int cl_holds_records(rd_kafka_t *rk, const char *topic, const int32_t *parts, int n, int *held,
                      int timeout_ms, const int *stop, char *err, size_t errlen);
 
