@@ -172,10 +172,18 @@ static void holds(const char *bootstrap) {
   rd_kafka_destroy(rk);
 }
 
+static void *stop_later(void *arg) {
+  usleep(300000);
+  __atomic_store_n((int *)arg, 1, __ATOMIC_RELAXED);
+  return NULL;
+}
+
 /* A broker that answers every request 1.5 s late, asked with a stop flag (as a restore asks):
  * cl_holds_records' metadata and watermark requests and cl_watermarks are answered. The metadata
  * request, asked again every second, each time dropping the answer of the one before, timed out
- * after its 5 s. */
+ * after its 5 s. Then a broker that answers nothing in time: a stop ends a watermark request
+ * within a slice (rd_kafka_query_watermark_offsets waited 60 s, its request's life), and
+ * cl_holds_records asked with the stop set tells nothing. */
 static void slow(const char *bootstrap, mockbroker *mb) {
   static const char *const reader[] = {"group.id", "test-slow", "enable.auto.commit", "false",
                                        NULL};
@@ -202,6 +210,20 @@ static void slow(const char *bootstrap, mockbroker *mb) {
   CHECK(lo == 0 && hi > 0);
   printf("slow broker (1.5 s a request): metadata and two watermarks in %.1f s\n", secs);
   CHECK(secs >= 4.5);
+  /* A silent broker: a stop 0.3 s into the wait ends it within a slice (at most 4 s). */
+  mockbroker_set_rtt(mb, 60000);
+  pthread_t th;
+  pthread_create(&th, NULL, stop_later, &stop);
+  t0 = tc_mono_s();
+  e = cl_watermarks(rk, "short", 6, &lo, &hi, 30000, &stop);
+  secs = tc_mono_s() - t0;
+  pthread_join(th, NULL);
+  printf("silent broker: a stop 0.3 s into a watermark request ended it in %.1f s\n", secs);
+  CHECK_INT(e, RD_KAFKA_RESP_ERR__DESTROY);
+  CHECK(secs < 5.0);
+  held = 7;
+  CHECK_INT(cl_holds_records(rk, "short", &p3, 1, &held, 30000, &stop, err, sizeof err), -1);
+  CHECK_INT(held, -1);
   mockbroker_set_rtt(mb, 0);
   rd_kafka_destroy(rk);
 }

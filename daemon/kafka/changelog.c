@@ -419,10 +419,13 @@ static int stopped(const int *stop) {
 /* The wait of one request while a stop may come. With stop, a request is asked in slices, and
  * asked again when a slice ends without its answer (that answer is then dropped), so that a stop
  * ends the wait within a slice. The first slice is STOP_SLICE_MS, or twice what the last answered
- * request took when that is longer, and each next one twice the one before, so that a broker that
- * answers slower than a second still answers one (with equal slices of a second, it never did).
- * Without stop, one request waits the whole timeout. */
+ * request took when that is longer, and each next one twice the one before, up to
+ * STOP_SLICE_MAX_MS, so that a broker that answers slower than a second, up to that cap, still
+ * answers one (with equal slices of a second, it never did). The cap keeps a stop's wait within
+ * the shutdown's bound (STOP_BOUND_MS, daemon/loop/lifecycle.c). Without stop, one request waits
+ * the whole timeout. */
 #define STOP_SLICE_MS 1000
+#define STOP_SLICE_MAX_MS 4000
 
 static int last_answer_ms; /* process-wide, atomic: what the last answered request took */
 
@@ -435,8 +438,11 @@ typedef struct slices {
 
 static slices slices_of(const int *stop, int timeout_ms) {
   int last = __atomic_load_n(&last_answer_ms, __ATOMIC_RELAXED);
+  int first = last > STOP_SLICE_MAX_MS / 2 ? STOP_SLICE_MAX_MS
+              : last > STOP_SLICE_MS / 2   ? 2 * last
+                                           : STOP_SLICE_MS;
   double now = mono_ms();
-  return (slices){stop, now + timeout_ms, now, last > STOP_SLICE_MS / 2 ? 2 * last : STOP_SLICE_MS};
+  return (slices){stop, now + timeout_ms, now, first};
 }
 
 /* The length of the next slice (the whole rest without stop), from now. */
@@ -446,8 +452,7 @@ static int slice_ms(slices *s) {
   if (left < 1)
     return 1;
   int ms = s->stop && left > s->next ? s->next : (int)left;
-  if (s->next < 1 << 24)
-    s->next *= 2;
+  s->next = s->next > STOP_SLICE_MAX_MS / 2 ? STOP_SLICE_MAX_MS : 2 * s->next;
   return ms;
 }
 
@@ -461,13 +466,43 @@ static int again(slices *s, rd_kafka_resp_err_t e) {
   return 0;
 }
 
+/* The low and high watermarks of topic/part by two ListOffsets requests (earliest, latest) within
+ * timeout_ms in all. rd_kafka_offsets_for_times, which honours its timeout, not
+ * rd_kafka_query_watermark_offsets: in librdkafka 2.0.2 that one uses its timeout only to find
+ * the leader and then waits for the answer as long as the request lives (socket.timeout.ms, 60 s
+ * by default), which no stop can cut short. */
+static rd_kafka_resp_err_t watermarks_once(rd_kafka_t *rk, const char *topic, int32_t part,
+                                           int64_t *lo, int64_t *hi, int timeout_ms) {
+  double end = mono_ms() + timeout_ms;
+  int64_t *out[2] = {lo, hi};
+  const int64_t at[2] = {RD_KAFKA_OFFSET_BEGINNING, RD_KAFKA_OFFSET_END};
+  for (int k = 0; k < 2; k++) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    if (!l)
+      return RD_KAFKA_RESP_ERR__FAIL;
+    rd_kafka_topic_partition_list_add(l, topic, part)->offset = at[k];
+    double left = end - mono_ms();
+    rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(rk, l, left < 1 ? 1 : (int)left);
+    if (!e)
+      e = l->elems[0].err;
+    if (!e)
+      *out[k] = l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e)
+      return e;
+  }
+  if (*lo < 0 && *hi >= 0) /* as rd_kafka_query_watermark_offsets: an empty partition */
+    *lo = *hi;
+  return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
 rd_kafka_resp_err_t cl_watermarks(rd_kafka_t *rk, const char *topic, int32_t part, int64_t *lo,
                                   int64_t *hi, int timeout_ms, const int *stop) {
   slices s = slices_of(stop, timeout_ms);
   rd_kafka_resp_err_t e;
   do
     e = stopped(stop) ? RD_KAFKA_RESP_ERR__DESTROY
-                      : rd_kafka_query_watermark_offsets(rk, topic, part, lo, hi, slice_ms(&s));
+                      : watermarks_once(rk, topic, part, lo, hi, slice_ms(&s));
   while (again(&s, e));
   return e;
 }
@@ -601,7 +636,7 @@ static void wake_fetcher(rd_kafka_t *rk, const char *topic, const int64_t *end, 
     int32_t q = (*next + k) % ncl;
     if (end[q] > 0) {
       int64_t lo, hi;
-      rd_kafka_query_watermark_offsets(rk, topic, q, &lo, &hi, timeout_ms);
+      watermarks_once(rk, topic, q, &lo, &hi, timeout_ms);
       *next = q + 1;
       return;
     }
@@ -629,10 +664,10 @@ int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *par
   int open = read_assign(rk, topic, parts, nparts, ncl, end, lows, lows_cap, timeout_ms, stop, err,
                          errlen);
   int rc = open < 0 ? -1 : 0;
-  int32_t woken = 0;   /* the next partition wake_fetcher asks about */
-  size_t since = 0;    /* value bytes since the last wake-up */
-  double woke_at = t0; /* its time */
-  double seen = t0;    /* when the last message came */
+  int32_t woken = 0;       /* the next partition wake_fetcher asks about */
+  size_t since = 0;        /* value bytes since the last wake-up */
+  double woke_at = t0;     /* its time */
+  double seen = mono_ms(); /* when the last message came (or the read began) */
   while (rc == 0 && open > 0) {
     if (mono_ms() - seen > timeout_ms) {
       snprintf(err, errlen, "changelog %s: nothing read for %d ms, %d partitions not at their end",

@@ -201,9 +201,9 @@ size_t cl_restore_mem(const cl_restore *r);
  * get each changelog partition's low watermark (-1 for partitions not read); *ncl the
  * changelog's partition count (0: the topic does not exist, which reads as empty).
  * Each request waits at most timeout_ms, and the read gives up once no message came for
- * timeout_ms (a large changelog is read as long as it takes), and no later (within a slice of
- * cl_watermarks) than *stop (if stop is not NULL; read atomically, set by another thread) is
- * non-zero. 0, or -1 with err ("changelog tickcast.state: ..."). */
+ * timeout_ms after them (a large changelog is read as long as it takes), and no later (within a
+ * slice of cl_watermarks) than *stop (if stop is not NULL; read atomically, set by another thread)
+ * is non-zero. 0, or -1 with err ("changelog tickcast.state: ..."). */
 int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *parts, int nparts,
             int64_t *lows, int lows_cap, int *ncl, int timeout_ms, const int *stop, char *err,
             size_t errlen);
@@ -217,11 +217,11 @@ int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *par
 int cl_holds_records(rd_kafka_t *rk, const char *topic, const int32_t *parts, int n, int *held,
                      int timeout_ms, const int *stop, char *err, size_t errlen);
 
-/* rd_kafka_query_watermark_offsets of topic/part for up to timeout_ms, which a stop cuts short:
- * with stop (read atomically; set by another thread), the request is asked again when a slice of
- * the wait ends without its answer (a second, or twice what the last answered request took, each
- * next slice twice the one before) and RD_KAFKA_RESP_ERR__DESTROY returned once *stop is set;
- * without, one request waits it all. */
+/* The low and high watermarks of topic/part (ListOffsets, earliest and latest) within timeout_ms,
+ * which a stop cuts short: with stop (read atomically; set by another thread), the request is
+ * asked again when a slice of the wait ends without its answer (a second, or twice what the last
+ * answered request took, each next slice twice the one before, up to 4 s) and
+ * RD_KAFKA_RESP_ERR__DESTROY returned once *stop is set; without, one request waits it all. */
 rd_kafka_resp_err_t cl_watermarks(rd_kafka_t *rk, const char *topic, int32_t part, int64_t *lo,
                                   int64_t *hi, int timeout_ms, const int *stop);
 

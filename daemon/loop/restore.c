@@ -23,6 +23,11 @@
 #define READ_MS 10000
 #define READ_TRIES 3
 
+/* A restore's requests to the broker (committed offsets, watermarks) wait at most this long; asked
+ * in slices of at most 4 s (cl_watermarks), which a stop cuts short, they are answered by a broker
+ * that takes up to those 4 s. */
+#define ASK_MS 10000
+
 /* A partition awaiting its state is restored again after this long, the delay doubling up to
  * AWAIT_MAX_MS while the changelog stays unreadable. */
 #define AWAIT_MS 5000
@@ -347,7 +352,7 @@ static rd_kafka_topic_partition_list_t *committed_of(restore_job *j, int (*pick)
       rd_kafka_topic_partition_list_add(l, j->r->o->input_topic, j->res[i].p);
   /* A stop (the job's result is then dropped) ends the wait within a slice (cl_committed). */
   if (l->cnt)
-    *e = cl_committed(j->r->consumer, l, 5000, &j->r->stopping);
+    *e = cl_committed(j->r->consumer, l, ASK_MS, &j->r->stopping);
   return l;
 }
 
@@ -381,8 +386,8 @@ static int *changelog_held(restore_job *j, const rd_kafka_topic_partition_list_t
     if (never_committed(l, k, e))
       ask[n++] = l->elems[k].partition;
   if (held && n > 0)
-    cl_holds_records(j->r->cl_rk, j->r->o->changelog_topic, ask, n, got, 5000, &j->r->stopping, err,
-                     errlen);
+    cl_holds_records(j->r->cl_rk, j->r->o->changelog_topic, ask, n, got, ASK_MS, &j->r->stopping,
+                     err, errlen);
   for (int k = 0, i = 0; held && k < l->cnt; k++)
     if (never_committed(l, k, e))
       held[k] = got[i++];
@@ -466,7 +471,7 @@ static void decide(restore_job *j, const int64_t *lows, int ncl) {
     int64_t R = cl_restore_resume(j->rs, x->p, low, &x->from_cl, &x->mk);
     x->lo = x->hi = -1;
     rd_kafka_resp_err_t e =
-        cl_watermarks(r->consumer, r->o->input_topic, x->p, &x->lo, &x->hi, 5000, &r->stopping);
+        cl_watermarks(r->consumer, r->o->input_topic, x->p, &x->lo, &x->hi, ASK_MS, &r->stopping);
     if (e) {
       note(j, "%s/%d: watermarks: %s (the resume offset is not checked)", r->o->input_topic, x->p,
            rd_kafka_err2str(e));
