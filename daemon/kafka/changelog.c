@@ -466,45 +466,45 @@ static int again(slices *s, rd_kafka_resp_err_t e) {
   return 0;
 }
 
-/* The low and high watermarks of topic/part by two ListOffsets requests (earliest, latest) within
- * timeout_ms in all. rd_kafka_offsets_for_times, which honours its timeout, not
- * rd_kafka_query_watermark_offsets: in librdkafka 2.0.2 that one uses its timeout only to find
- * the leader and then waits for the answer as long as the request lives (socket.timeout.ms, 60 s
- * by default), which no stop can cut short. */
-static rd_kafka_resp_err_t watermarks_once(rd_kafka_t *rk, const char *topic, int32_t part,
-                                           int64_t *lo, int64_t *hi, int timeout_ms) {
-  double end = mono_ms() + timeout_ms;
-  int64_t *out[2] = {lo, hi};
-  const int64_t at[2] = {RD_KAFKA_OFFSET_BEGINNING, RD_KAFKA_OFFSET_END};
-  for (int k = 0; k < 2; k++) {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    if (!l)
-      return RD_KAFKA_RESP_ERR__FAIL;
-    rd_kafka_topic_partition_list_add(l, topic, part)->offset = at[k];
-    double left = end - mono_ms();
-    rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(rk, l, left < 1 ? 1 : (int)left);
-    if (!e)
-      e = l->elems[0].err;
-    if (!e)
-      *out[k] = l->elems[0].offset;
-    rd_kafka_topic_partition_list_destroy(l);
-    if (e)
-      return e;
-  }
-  if (*lo < 0 && *hi >= 0) /* as rd_kafka_query_watermark_offsets: an empty partition */
-    *lo = *hi;
-  return RD_KAFKA_RESP_ERR_NO_ERROR;
+/* The offset of topic/part at AT (RD_KAFKA_OFFSET_BEGINNING: the low watermark, END: the high one)
+ * by one ListOffsets request within timeout_ms. rd_kafka_offsets_for_times, which honours its
+ * timeout, not rd_kafka_query_watermark_offsets: in librdkafka 2.0.2 that one uses its timeout
+ * only to find the leader and then waits for the answer as long as the request lives
+ * (socket.timeout.ms, 60 s by default), which no stop can cut short. */
+static rd_kafka_resp_err_t offset_at(rd_kafka_t *rk, const char *topic, int32_t part, int64_t at,
+                                     int64_t *out, int timeout_ms) {
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+  if (!l)
+    return RD_KAFKA_RESP_ERR__FAIL;
+  rd_kafka_topic_partition_list_add(l, topic, part)->offset = at;
+  rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(rk, l, timeout_ms);
+  if (!e)
+    e = l->elems[0].err;
+  if (!e && l->elems[0].offset < 0) /* the partition was not in the answer */
+    e = RD_KAFKA_RESP_ERR__BAD_MSG;
+  if (!e)
+    *out = l->elems[0].offset;
+  rd_kafka_topic_partition_list_destroy(l);
+  return e;
 }
 
 rd_kafka_resp_err_t cl_watermarks(rd_kafka_t *rk, const char *topic, int32_t part, int64_t *lo,
                                   int64_t *hi, int timeout_ms, const int *stop) {
-  slices s = slices_of(stop, timeout_ms);
-  rd_kafka_resp_err_t e;
-  do
-    e = stopped(stop) ? RD_KAFKA_RESP_ERR__DESTROY
-                      : watermarks_once(rk, topic, part, lo, hi, slice_ms(&s));
-  while (again(&s, e));
-  return e;
+  double end = mono_ms() + timeout_ms;
+  int64_t *out[2] = {lo, hi};
+  const int64_t at[2] = {RD_KAFKA_OFFSET_BEGINNING, RD_KAFKA_OFFSET_END};
+  for (int k = 0; k < 2; k++) { /* each request sliced on its own, against one deadline */
+    double left = end - mono_ms();
+    slices s = slices_of(stop, left < 1 ? 1 : (int)left);
+    rd_kafka_resp_err_t e;
+    do
+      e = stopped(stop) ? RD_KAFKA_RESP_ERR__DESTROY
+                        : offset_at(rk, topic, part, at[k], out[k], slice_ms(&s));
+    while (again(&s, e));
+    if (e)
+      return e;
+  }
+  return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 rd_kafka_resp_err_t cl_committed(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
@@ -627,16 +627,16 @@ static int read_assign(rd_kafka_t *rk, const char *topic, const int32_t *parts, 
  * queued.max.messages.kbytes and decides again only when its broker thread next wakes up, up to a
  * second later, however soon the queue was drained (2.4 added fetch.queue.backoff.ms, also 1 s by
  * default): with CL_READER_CONF's 1 MiB, 38 MB of changelog took 20 s instead of 0.2 s. A request
- * through the broker thread wakes it: the watermarks of a partition still being read (the leader
- * of all of them on the embedded broker; on a cluster each stalled leader is woken in turn, as
- * the poll keeps finding nothing). */
+ * through the broker thread wakes it: the high watermark of a partition still being read (the
+ * leader of all of them on the embedded broker; on a cluster each stalled leader is woken in turn,
+ * as the poll keeps finding nothing). */
 static void wake_fetcher(rd_kafka_t *rk, const char *topic, const int64_t *end, int ncl,
                          int32_t *next, int timeout_ms) {
   for (int k = 0; k < ncl; k++) {
     int32_t q = (*next + k) % ncl;
     if (end[q] > 0) {
-      int64_t lo, hi;
-      watermarks_once(rk, topic, q, &lo, &hi, timeout_ms);
+      int64_t hi;
+      offset_at(rk, topic, q, RD_KAFKA_OFFSET_END, &hi, timeout_ms);
       *next = q + 1;
       return;
     }

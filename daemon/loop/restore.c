@@ -101,11 +101,11 @@ static void note(restore_job *j, const char *fmt, ...) {
 }
 
 /* The state file belongs to one Kafka cluster and input topic: a file of another is reset (its
- * instruments and offsets describe another stream), once, at the first assignment. */
-static void check_binding(restore_job *j) {
+ * instruments and offsets describe another stream), once, at the first assignment. cid: the
+ * cluster's id, NULL when not known (under the store lock). */
+static void check_binding(restore_job *j, const char *cid) {
   run *r = j->r;
   char err[512];
-  const char *cid = rd_kafka_clusterid(r->consumer, 5000);
   if (!cid) {
     note(j,
          "state file %s: the cluster id is not known yet; its binding is checked at the next "
@@ -127,7 +127,6 @@ static void check_binding(restore_job *j) {
       /* Not bound to this stream: not read now, checked again at the next assignment. */
       note(j, "%s; the state file is not used for this assignment", err);
       j->foreign = 1;
-      rd_kafka_mem_free(r->consumer, (void *)cid);
       return;
     }
     j->resets_file = 1;
@@ -136,7 +135,6 @@ static void check_binding(restore_job *j) {
     note(j, "%s", err);
   else if (rc == 0)
     r->bound = 1; /* under the store lock, as its reader in work_cb */
-  rd_kafka_mem_free(r->consumer, (void *)cid);
 }
 
 typedef struct file_ctx {
@@ -200,6 +198,12 @@ static void read_file(restore_job *j) {
   free(off);
 }
 
+/* Pool thread: the daemon is stopping (lifecycle_begin_shutdown stores the flag atomically); the
+ * restore's result will be dropped, so its remaining stages are skipped. */
+static int pool_stopping(run *r) {
+  return __atomic_load_n(&r->stopping, __ATOMIC_RELAXED);
+}
+
 /* The changelog topic exists with as many partitions as the input (created, compacted, when
  * missing; a broker without the Admin API auto-creates it at the first write). */
 static void ensure_changelog(restore_job *j, int ncl) {
@@ -214,7 +218,7 @@ static void ensure_changelog(restore_job *j, int ncl) {
     rd_kafka_metadata_destroy(md);
   if (t)
     rd_kafka_topic_destroy(t);
-  if (ncl == 0 && nin > 0) {
+  if (ncl == 0 && nin > 0 && !pool_stopping(r)) {
     if (cl_writer_create(r->clw, nin, 2000, err, sizeof err) == 0)
       note(j, "changelog %s: created with %d partitions (cleanup.policy=compact)",
            r->o->changelog_topic, nin);
@@ -239,12 +243,6 @@ static int new_accumulator(restore_job *j, const int32_t *ps) {
   for (int i = 0; i < j->n_earlier; i++)
     cl_restore_accept_earlier(j->rs, j->earlier[i]);
   return 0;
-}
-
-/* Pool thread: the daemon is stopping (lifecycle_begin_shutdown stores the flag atomically); the
- * restore's result will be dropped, so its remaining stages are skipped. */
-static int pool_stopping(run *r) {
-  return __atomic_load_n(&r->stopping, __ATOMIC_RELAXED);
 }
 
 /* Drops what a failed changelog read put into the job and reads the state file again. 0, or -1
@@ -461,6 +459,7 @@ static void decide(restore_job *j, const int64_t *lows, int ncl) {
   run *r = j->r;
   char err[512];
   uint32_t *has = calloc((size_t)(j->np ? j->np : 1), sizeof *has);
+  rd_kafka_resp_err_t failed = 0; /* once a request failed, the next partitions are not asked */
   for (int i = 0; i < j->np; i++) {
     rpart_res *x = &j->res[i];
     if (x->wait) {
@@ -470,8 +469,10 @@ static void decide(restore_job *j, const int64_t *lows, int ncl) {
     int64_t low = ncl > 0 && x->p % ncl < LOWS_MAX ? lows[x->p % ncl] : -1;
     int64_t R = cl_restore_resume(j->rs, x->p, low, &x->from_cl, &x->mk);
     x->lo = x->hi = -1;
-    rd_kafka_resp_err_t e =
-        cl_watermarks(r->consumer, r->o->input_topic, x->p, &x->lo, &x->hi, ASK_MS, &r->stopping);
+    rd_kafka_resp_err_t e = failed ? failed
+                                   : cl_watermarks(r->consumer, r->o->input_topic, x->p, &x->lo,
+                                                   &x->hi, ASK_MS, &r->stopping);
+    failed = e;
     if (e) {
       note(j, "%s/%d: watermarks: %s (the resume offset is not checked)", r->o->input_topic, x->p,
            rd_kafka_err2str(e));
@@ -562,11 +563,16 @@ static void work_cb(uv_work_t *w) {
   }
   free(ps);
   if (r->db) {
+    /* Before the store lock, which a checkpoint may be waiting for: this may ask the broker. Only
+     * restores, one at a time, set r->bound. */
+    char *cid = r->bound ? NULL : rd_kafka_clusterid(r->consumer, 5000);
     ckpt_store_lock(r->ck);
     if (!r->bound)
-      check_binding(j);
+      check_binding(j, cid);
     read_file(j);
     ckpt_store_unlock(r->ck);
+    if (cid)
+      rd_kafka_mem_free(r->consumer, cid);
   }
   int64_t *lows = j->lows;
   int ncl = 0;
