@@ -28,9 +28,7 @@ wait "$RUN_PID" 2>/dev/null || true
 tc_forget "$RUN_PID"
 rm -f "$DB" "$DB-wal" "$DB-shm" # the next member runs on another machine
 
-echo "fail-requests Fetch:UNKNOWN:3" >"$TMP/ctl"
-tc_wait_for 10 grep -q "3 requests will fail" "$TMP/broker.log" ||
-  tc_fail "the broker did not take the command: $(tail -n 3 "$TMP/broker.log")"
+tc_broker_cmd "fail-requests Fetch:UNKNOWN:3" "3 requests will fail"
 tc_member "$TMP/run2.log" -X consumer.auto.offset.reset=latest
 tc_wait_for 60 grep -q "wait, paused, for their state in changelog" "$TMP/run2.log" ||
   tc_fail "the partitions did not wait: $(grep -v rdkafka "$TMP/run2.log" | tail -n 5)"

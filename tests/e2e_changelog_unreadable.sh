@@ -29,9 +29,7 @@ tc_broker_start --topics ticks:2,predictions:2,tickcast.dlq:1,tickcast.stats:1,g
 tc_changelog_only "$TMP/m.safetensors" "$TMP/first.csv" 4000 "$DB"
 
 FAILS="fail-requests Fetch:NO_ERROR,Fetch:UNKNOWN,Fetch:NO_ERROR,Fetch:UNKNOWN,Fetch:NO_ERROR,Fetch:UNKNOWN"
-echo "$FAILS" >"$TMP/ctl"
-tc_wait_for 10 grep -q "3 requests will fail" "$TMP/broker.log" ||
-  tc_fail "the broker did not take the command: $(tail -n 3 "$TMP/broker.log")"
+tc_broker_cmd "$FAILS" "3 requests will fail"
 # A member stopped while its partitions wait checkpoints nothing of them: no offsets in its file,
 # and no marker in the changelog (an empty one would tell the next restore that the partition has
 # no instruments).

@@ -16,9 +16,7 @@ tc_member "$TMP/run1.log" --stats-interval 86400000 --changelog-topic off \
 tc_wait_for 60 sh -c "[ \"\$($X count "$BROKERS" predictions)\" -ge 400 ]" ||
   tc_fail "the first member did not predict 400 ticks: $(grep -v rdkafka "$TMP/run1.log" | tail -n 3)"
 
-echo "rtt 60000" >"$TMP/ctl"
-tc_wait_for 10 grep -q "responses delayed by 60000 ms" "$TMP/broker.log" ||
-  tc_fail "the broker did not take the command: $(tail -n 3 "$TMP/broker.log")"
+tc_broker_cmd "rtt 60000" "responses delayed by 60000 ms"
 tc_stop_bounded "$TMP/run1.log" "against a silent broker"
 grep -q "final commit: no answer in [0-9]* ms; the final checkpoint holds the offsets" \
   "$TMP/run1.log" || tc_fail "no line on the final commit: $(grep -v rdkafka "$TMP/run1.log" | tail -n 4)"
@@ -28,9 +26,7 @@ stored=$("$TC" inspect --state "$DB" --json |
   $PY -c 'import json,sys; s=json.load(sys.stdin); print(s["instruments"], sum(o["next_offset"] for o in s["offsets"]))')
 tc_eq "instruments and offsets in the state file after the first member" "$stored" "40 400"
 
-echo "rtt 0" >"$TMP/ctl"
-tc_wait_for 10 grep -q "responses delayed by 0 ms" "$TMP/broker.log" ||
-  tc_fail "the broker did not take the second command"
+tc_broker_cmd "rtt 0" "responses delayed by 0 ms"
 tc_member "$TMP/run2.log" --stats-interval 86400000 --changelog-topic off
 tc_feed_second 600 "$TMP/run2.log"
 tc_stop "$RUN_PID" 15

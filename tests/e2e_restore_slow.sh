@@ -9,20 +9,9 @@
 # ever answered; and a read was given up after 10 s in all, however it progressed: either way the
 # partitions waited for the changelog, tried again and again, for good.
 . "$(dirname "$0")/lib.sh"
-X="$PY $ROOT/tests/e2e_crash.py"
-DB="$TMP/s.db"
-tc_two_phase 7
-tc_member "$TMP/run1.log"
-tc_wait_for 60 sh -c "[ \"\$($X count "$BROKERS" predictions)\" -ge 400 ]" ||
-  tc_fail "the first member did not predict 400 ticks"
-sleep 1 # checkpoints go on
-tc_stop "$RUN_PID" 15
-tc_eq "first member's exit" "$STOP_RC" 0
-rm -f "$DB" "$DB-wal" "$DB-shm"
+tc_first_gone 7
 
-echo "rtt 1500" >"$TMP/ctl"
-tc_wait_for 10 grep -q "responses delayed by 1500 ms" "$TMP/broker.log" ||
-  tc_fail "the broker did not take the command: $(tail -n 3 "$TMP/broker.log")"
+tc_broker_cmd "rtt 1500" "responses delayed by 1500 ms"
 tc_member "$TMP/run2.log" -X consumer.session.timeout.ms=45000
 tc_wait_for 90 grep -q "restored ticks partitions" "$TMP/run2.log" ||
   tc_fail "no restore: $(grep -E 'wait|restor' "$TMP/run2.log" | grep -v rdkafka | tail -n 4)"

@@ -15,9 +15,7 @@ tc_broker_start --topics ticks:2,predictions:2,tickcast.dlq:1,tickcast.stats:1,g
   --commands "$TMP/ctl"
 tc_changelog_only "$TMP/m.safetensors" "$TMP/all.csv" 400 "$DB"
 
-echo "fail-requests Fetch:NOT_LEADER_FOR_PARTITION:100000" >"$TMP/ctl"
-tc_wait_for 10 grep -q "100000 requests will fail" "$TMP/broker.log" ||
-  tc_fail "the broker did not take the command: $(tail -n 3 "$TMP/broker.log")"
+tc_broker_cmd "fail-requests Fetch:NOT_LEADER_FOR_PARTITION:100000" "100000 requests will fail"
 tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/m.safetensors" --state "$DB" --group g1 \
   --checkpoint-interval 100 --http off 2>"$TMP/run2.log"
 RUN_PID=$BG_PID

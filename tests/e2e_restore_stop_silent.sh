@@ -9,20 +9,9 @@
 # once sat in one 10 s metadata request, which the end of the loop waits for, and the watchdog
 # ended the member with exit 1 ("shutdown did not finish in 9.5 s", 9583 ms).
 . "$(dirname "$0")/lib.sh"
-X="$PY $ROOT/tests/e2e_crash.py"
-DB="$TMP/s.db"
-tc_two_phase 5
-tc_member "$TMP/run1.log"
-tc_wait_for 60 sh -c "[ \"\$($X count "$BROKERS" predictions)\" -ge 400 ]" ||
-  tc_fail "the first member did not predict 400 ticks"
-sleep 1 # checkpoints go on
-tc_stop "$RUN_PID" 15
-tc_eq "first member's exit" "$STOP_RC" 0
-rm -f "$DB" "$DB-wal" "$DB-shm"
+tc_first_gone 5
 
-echo "fail-requests Fetch:UNKNOWN:1000" >"$TMP/ctl"
-tc_wait_for 10 grep -q "1000 requests will fail" "$TMP/broker.log" ||
-  tc_fail "the broker did not take the command: $(tail -n 3 "$TMP/broker.log")"
+tc_broker_cmd "fail-requests Fetch:UNKNOWN:1000" "1000 requests will fail"
 tc_member "$TMP/run2.log" -X consumer.session.timeout.ms=45000
 tc_wait_for 60 grep -q "wait, paused, for their state in changelog g1.state: restoring them again in 5 s" \
   "$TMP/run2.log" || tc_fail "the partitions did not wait: $(grep -v rdkafka "$TMP/run2.log" | tail -n 5)"

@@ -17,9 +17,7 @@ tc_wait_for 60 sh -c "[ \"\$($X count "$BROKERS" predictions)\" -ge 400 ]" ||
   tc_fail "the first member did not predict 400 ticks: $(grep -v rdkafka "$TMP/run1.log" | tail -n 3)"
 sleep 1 # checkpoints go on
 
-echo "rtt 60000" >"$TMP/ctl"
-tc_wait_for 10 grep -q "responses delayed by 60000 ms" "$TMP/broker.log" ||
-  tc_fail "the broker did not take the command: $(tail -n 3 "$TMP/broker.log")"
+tc_broker_cmd "rtt 60000" "responses delayed by 60000 ms"
 sleep 1.5 # a checkpoint's changelog records wait for their answers
 tc_stop_bounded "$TMP/run1.log" "against a silent broker"
 grep -q "leaving the group: no answer in [0-9]* ms" "$TMP/run1.log" ||
@@ -31,9 +29,7 @@ grep -q "shutdown: checkpoint failed: changelog g1.state: not acknowledged in ti
 ! grep -q "still in queue or transit" "$TMP/run1.log" ||
   tc_fail "a producer was destroyed with messages unpurged: $(grep "still in queue" "$TMP/run1.log")"
 
-echo "rtt 0" >"$TMP/ctl"
-tc_wait_for 10 grep -q "responses delayed by 0 ms" "$TMP/broker.log" ||
-  tc_fail "the broker did not take the second command"
+tc_broker_cmd "rtt 0" "responses delayed by 0 ms"
 tc_member "$TMP/run2.log" --stats-interval 86400000
 tc_feed_second 600 "$TMP/run2.log"
 tc_stop "$RUN_PID" 15

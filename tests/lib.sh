@@ -200,6 +200,27 @@ tc_member() { # log [flags...]
   RUN_PID=$BG_PID
 }
 
+# tc_two_phase SEED, then a first member (stderr $TMP/run1.log) predicts first.csv's 400 ticks,
+# checkpoints them and stops (exit 0), and its state file is removed: the next member runs
+# elsewhere and finds their states in the changelog alone.
+tc_first_gone() { # seed
+  tc_two_phase "$1"
+  tc_member "$TMP/run1.log"
+  tc_wait_for 60 sh -c "[ \"\$($PY "$ROOT/tests/e2e_crash.py" count "$BROKERS" predictions)\" -ge 400 ]" ||
+    tc_fail "the first member did not predict 400 ticks: $(grep -v rdkafka "$TMP/run1.log" | tail -n 3)"
+  sleep 1 # checkpoints go on
+  tc_stop "$RUN_PID" 15
+  tc_eq "first member's exit" "$STOP_RC" 0
+  rm -f "$TMP/s.db" "$TMP/s.db-wal" "$TMP/s.db-shm"
+}
+
+# Sends LINE to the broker's --commands FIFO $TMP/ctl and waits until its log says WHAT.
+tc_broker_cmd() { # line what
+  echo "$1" >"$TMP/ctl"
+  tc_wait_for 10 grep -q "$2" "$TMP/broker.log" ||
+    tc_fail "the broker did not take '$1': $(tail -n 3 "$TMP/broker.log")"
+}
+
 # Feeds $TMP/second.csv to ticks and waits until N distinct ticks have predictions (the member's
 # log LOG says why not).
 tc_feed_second() { # n log
@@ -238,9 +259,7 @@ tc_wait_reload() { # mode [topics]
   tc_broker_start --topics "ticks:2,predictions:2,preds2:2,tickcast.dlq:1,tickcast.stats:1,g1.state:2${2:+,$2}" \
     --commands "$TMP/ctl"
   tc_changelog_only "$TMP/m.safetensors" "$TMP/first.csv" 400 "$TMP/s.db"
-  echo "fail-requests Fetch:UNKNOWN:4" >"$TMP/ctl"
-  tc_wait_for 10 grep -q "4 requests will fail" "$TMP/broker.log" ||
-    tc_fail "the broker did not take the command: $(tail -n 3 "$TMP/broker.log")"
+  tc_broker_cmd "fail-requests Fetch:UNKNOWN:4" "4 requests will fail"
   cp "$TMP/m.safetensors" "$TMP/live.safetensors"
   tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/live.safetensors" --state "$TMP/s.db" --group g1 \
     --output-topic preds2 --checkpoint-interval 100 --http off --on-model-change "$1" 2>"$TMP/run2.log"
