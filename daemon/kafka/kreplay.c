@@ -15,6 +15,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "daemon/kafka/changelog.h"
 #include "daemon/kafka/kconf.h"
 #include "daemon/kafka/produce.h"
 #include "daemon/pipeline/encode.h"
@@ -258,9 +259,8 @@ static int kr_set_ranges(kr_run *r, int ntopic) {
       return TC_EUSAGE;
     }
     r->parts[i].id = id;
-    int64_t lo, hi;
-    rd_kafka_resp_err_t ke =
-        rd_kafka_query_watermark_offsets(r->rk, o->topic, id, &lo, &hi, KR_META_MS);
+    int64_t lo, hi; /* not rd_kafka_query_watermark_offsets, which may wait 60 s (cl_watermarks) */
+    rd_kafka_resp_err_t ke = cl_watermarks(r->rk, o->topic, id, &lo, &hi, KR_META_MS, NULL);
     if (ke) {
       fprintf(stderr, "tickcast replay: %s/%d: watermarks: %s\n", o->topic, (int)id,
               rd_kafka_err2str(ke));
