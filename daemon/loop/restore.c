@@ -375,22 +375,20 @@ static int *changelog_held(restore_job *j, const rd_kafka_topic_partition_list_t
                            rd_kafka_resp_err_t e, char *err, size_t errlen) {
   int *held = calloc((size_t)l->cnt + 1, sizeof *held), n = 0;
   int32_t *ask = calloc((size_t)l->cnt + 1, sizeof *ask);
-  int *got = calloc((size_t)l->cnt + 1, sizeof *got);
-  if (!held || !ask || !got) {
+  if (!held || !ask) {
     free(held);
-    held = NULL;
+    free(ask);
+    return NULL;
   }
-  for (int k = 0; held && k < l->cnt; k++)
+  for (int k = 0; k < l->cnt; k++)
     if (never_committed(l, k, e))
       ask[n++] = l->elems[k].partition;
-  if (held && n > 0)
-    cl_holds_records(j->r->cl_rk, j->r->o->changelog_topic, ask, n, got, ASK_MS, &j->r->stopping,
+  if (n > 0) /* into held[0..n), then spread to their entries (the i-th asked is entry k >= i) */
+    cl_holds_records(j->r->cl_rk, j->r->o->changelog_topic, ask, n, held, ASK_MS, &j->r->stopping,
                      err, errlen);
-  for (int k = 0, i = 0; held && k < l->cnt; k++)
-    if (never_committed(l, k, e))
-      held[k] = got[i++];
+  for (int k = l->cnt - 1; k >= 0; k--)
+    held[k] = never_committed(l, k, e) ? held[--n] : 0;
   free(ask);
-  free(got);
   return held;
 }
 
