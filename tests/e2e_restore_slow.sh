@@ -4,9 +4,9 @@
 # member that checkpointed 400 ticks of 40 instruments; its restore's metadata, watermark and
 # committed-offset requests each wait longer than a second. It restores all 40 instruments from
 # the changelog (the embedded broker returns one record batch per partition a Fetch, so the read
-# takes about 20 round trips, 30 s), and every prediction after it equals a replay. The requests
-# were once asked again every second, each dropping the answer of the one before, so none was
-# ever answered; and a read was given up after 10 s in all, however it progressed: either way the
+# takes about 22 round trips: the restore took 45-50 s), and every prediction after it equals a
+# replay. The requests were once asked again every second, each dropping the answer of the one
+# before, so none was ever answered; and a read was given up after 10 s in all, however it progressed: either way the
 # partitions waited for the changelog, tried again and again, for good.
 . "$(dirname "$0")/lib.sh"
 tc_first_gone 7
