@@ -348,23 +348,31 @@ grep -q "flush: 50 messages still undelivered after" "$TMP/dead2.log" ||
 ! grep -q "still in queue or transit" "$TMP/dead2.log" ||
   tc_fail "feed left its messages to librdkafka: $(grep "still in queue" "$TMP/dead2.log")"
 # A command file's lines: each good one is logged as taken, each bad one with its file, line
-# number and what was expected, and skipped.
+# number and what was expected, and skipped. clear-requests drops the failures still queued: the
+# feed after it is delivered whole (without it, every Produce would be refused for good).
 printf '%s\n' "# a comment" "rtt 50" "rtt x" "rtt" "bogus 1" "fail-requests Fetch:UNKNOWN" "rtt 0" \
-  >"$TMP/cmds"
-"$TC" broker --commands "$TMP/cmds" >"$TMP/cmd.out" 2>"$TMP/cmd.log" &
+  "fail-requests Produce:TOPIC_AUTHORIZATION_FAILED:100000" "clear-requests Nope" \
+  "clear-requests Fetch,Produce" >"$TMP/cmds"
+"$TC" broker --topics cl:1 --commands "$TMP/cmds" >"$TMP/cmd.out" 2>"$TMP/cmd.log" &
 CB=$!
 TC_PIDS+=("$CB")
-tc_wait_for 10 grep -q "responses delayed by 0 ms" "$TMP/cmd.log" ||
+tc_wait_for 10 grep -q "queued failures dropped: Fetch,Produce" "$TMP/cmd.log" ||
   tc_fail "the command file was not read to its end: $(cat "$TMP/cmd.log")"
+"$TC" feed --brokers "$(head -n 1 "$TMP/cmd.out")" --topic cl --synthetic 20 --instruments 2 \
+  2>"$TMP/clfeed.log" || tc_fail "feed after clear-requests: $(cat "$TMP/clfeed.log")"
+grep -q "sent 20, delivered 20, failed 0" "$TMP/clfeed.log" ||
+  tc_fail "feed after clear-requests: $(cat "$TMP/clfeed.log")"
 tc_stop "$CB"
 grep -q "responses delayed by 50 ms" "$TMP/cmd.log" || tc_fail "rtt 50: $(cat "$TMP/cmd.log")"
 grep -q "1 requests will fail: Fetch:UNKNOWN" "$TMP/cmd.log" || tc_fail "fail-requests: $(cat "$TMP/cmd.log")"
 grep -q -- "--commands $TMP/cmds:3: rtt 'x': expected milliseconds 0..600000" "$TMP/cmd.log" ||
   tc_fail "rtt x: $(cat "$TMP/cmd.log")"
 for l in "4: 'rtt'" "5: 'bogus 1'"; do
-  grep -q -- "--commands $TMP/cmds:$l: unknown (expected 'fail-requests API:ERROR\[:N\],...' or 'rtt MS')" \
+  grep -q -- "--commands $TMP/cmds:$l: unknown (expected 'fail-requests API:ERROR\[:N\],...', 'clear-requests API,...' or 'rtt MS')" \
     "$TMP/cmd.log" || tc_fail "line $l: $(cat "$TMP/cmd.log")"
 done
+grep -q -- "--commands $TMP/cmds:9: clear-requests Nope: unknown request 'Nope'" "$TMP/cmd.log" ||
+  tc_fail "clear-requests Nope: $(cat "$TMP/cmd.log")"
 set +e
 "$TC" broker --port "$fport" >/dev/null 2>"$TMP/b3.log"
 rc=$?

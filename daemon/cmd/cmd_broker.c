@@ -49,9 +49,10 @@ static void usage(FILE *f) {
       "                    trouble\n"
       "  --commands FILE   read commands while running, one a line, from FILE (a FIFO, read\n"
       "                    until the broker stops, or a file; '-': standard input):\n"
-      "                    'fail-requests LIST' queues failures as the flag does, 'rtt MS'\n"
-      "                    delays responses from then on as --rtt does; a bad line\n"
-      "                    is logged and skipped\n"
+      "                    'fail-requests LIST' queues failures as the flag does,\n"
+      "                    'clear-requests API,...' drops those still queued for those\n"
+      "                    APIs, 'rtt MS' delays responses from then on as --rtt does; a\n"
+      "                    bad line is logged and skipped\n"
       "  --log-level L     error, warn, info (default) or debug\n"
       "\n"
       "Limits of the mock: each partition keeps a bounded log (older batches are dropped), and\n"
@@ -98,8 +99,8 @@ static int parse_rtt(const char *spec, char *err, size_t errlen) {
   return (int)ms;
 }
 
-/* One line of FILE (its number lineno): "fail-requests LIST", "rtt MS", blank, or a '#'
- * comment. */
+/* One line of FILE (its number lineno): "fail-requests LIST", "clear-requests LIST", "rtt MS",
+ * blank, or a '#' comment. */
 static void command(const char *path, unsigned lineno, char *line) {
   size_t n = strlen(line);
   while (n > 0 &&
@@ -110,34 +111,42 @@ static void command(const char *path, unsigned lineno, char *line) {
     return;
   size_t vl = strcspn(p, " \t");
   int is_fail = vl == 13 && !strncmp(p, "fail-requests", vl);
+  int is_clear = vl == 14 && !strncmp(p, "clear-requests", vl);
   int is_rtt = vl == 3 && !strncmp(p, "rtt", vl);
-  if ((!is_fail && !is_rtt) || !p[vl]) {
+  if ((!is_fail && !is_clear && !is_rtt) || !p[vl]) {
     log_error("broker",
-              "--commands %s:%u: '%s': unknown (expected 'fail-requests API:ERROR[:N],...' or "
-              "'rtt MS')",
+              "--commands %s:%u: '%s': unknown (expected 'fail-requests API:ERROR[:N],...', "
+              "'clear-requests API,...' or 'rtt MS')",
               path, lineno, p);
     return;
   }
   const char *spec = p + vl + strspn(p + vl, " \t");
   char err[512];
-  int k;
+  int k = -1;
   pthread_mutex_lock(&lock);
   if (is_rtt) {
     k = parse_rtt(spec, err, sizeof err);
     if (k >= 0 && cmd_mb)
       mockbroker_set_rtt(cmd_mb, k);
-  } else {
-    k = cmd_mb && mockbroker_fail_requests(NULL, spec, err, sizeof err) >= 0
-            ? mockbroker_fail_requests(cmd_mb, spec, err, sizeof err)
-            : -1;
+  } else if (is_clear) {
+    k = mockbroker_clear_requests(NULL, spec, err, sizeof err);
+    if (k >= 0 && cmd_mb)
+      mockbroker_clear_requests(cmd_mb, spec, err, sizeof err);
+  } else if (cmd_mb && mockbroker_fail_requests(NULL, spec, err, sizeof err) >= 0) {
+    k = mockbroker_fail_requests(cmd_mb, spec, err, sizeof err);
   }
   int stopping = !cmd_mb;
   pthread_mutex_unlock(&lock);
-  if (k >= 0 && !stopping)
-    log_info("broker", is_rtt ? "responses delayed by %d ms" : "%d requests will fail: %s", k,
-             spec);
-  else if (!stopping)
+  if (stopping)
+    return;
+  if (k < 0)
     log_error("broker", "--commands %s:%u: %s", path, lineno, err);
+  else if (is_rtt)
+    log_info("broker", "responses delayed by %d ms", k);
+  else if (is_clear)
+    log_info("broker", "queued failures dropped: %s", spec);
+  else
+    log_info("broker", "%d requests will fail: %s", k, spec);
 }
 
 static void *commands(void *arg) {

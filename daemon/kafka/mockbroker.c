@@ -282,6 +282,27 @@ static int fail_parse(const char *s, size_t len, int *key, rd_kafka_resp_err_t *
   return 0;
 }
 
+int mockbroker_clear_requests(mockbroker *mb, const char *list, char *err, size_t errlen) {
+  int n = 0;
+  for (const char *p = list;; n++) {
+    const char *e = strchr(p, ',');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    int key = len ? api_key(p, len) : -1;
+    if (key < 0) {
+      snprintf(err, errlen,
+               "clear-requests %s: unknown request '%.*s' (expected Kafka API names such as "
+               "Fetch or Produce, or their keys 0..32767, separated by ',')",
+               list, (int)len, p);
+      return TC_EUSAGE;
+    }
+    if (mb)
+      rd_kafka_mock_clear_request_errors(mb->mcluster, (int16_t)key);
+    if (!e)
+      return n + 1;
+    p = e + 1;
+  }
+}
+
 int mockbroker_fail_requests(mockbroker *mb, const char *spec, char *err, size_t errlen) {
   int fails = 0;
   for (const char *p = spec;;) {

@@ -45,6 +45,12 @@ int mockbroker_set_no_leader(mockbroker *mb, const char *topic, char *err, size_
  * "--fail-requests Fetch:NOPE: unknown error 'NOPE' (...)". */
 int mockbroker_fail_requests(mockbroker *mb, const char *spec, char *err, size_t errlen);
 
+/* Drops the failures still queued for each API of list ("Fetch,Produce": names or keys as for
+ * mockbroker_fail_requests), so that the next requests of those APIs are answered; librdkafka's
+ * rd_kafka_mock_clear_request_errors. With mb NULL it only checks list. Returns the number of
+ * APIs, or TC_EUSAGE with err like "clear-requests Nope: unknown request 'Nope' (...)". */
+int mockbroker_clear_requests(mockbroker *mb, const char *list, char *err, size_t errlen);
+
 /* The bootstrap list ("127.0.0.1:PORT", the relay's port when one was asked for), valid until
  * mockbroker_stop. */
 const char *mockbroker_bootstraps(const mockbroker *mb);
