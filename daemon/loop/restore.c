@@ -45,6 +45,8 @@ typedef struct rpart_res {
   int refloored;   /* its changelog was read again without records of a recreated topic */
   int64_t floor;   /* ... those below this changelog offset */
   int wait;        /* its state is only in the changelog, which could not be read: it awaits */
+  int64_t reset_at; /* never committed, auto.offset.reset=latest: the high watermark when it began
+                     * to wait, -1 unknown (part.reset_at) */
   int gone;        /* (a retry) no longer assigned and awaiting as it was: its result dropped */
   uint8_t gen;     /* (a retry) its assignment's generation when the retry began */
 } rpart_res;
@@ -337,6 +339,26 @@ static void set_waiting(restore_job *j, int32_t p) {
   cl_restore_drop(j->rs, p);
 }
 
+/* The consumer's auto.offset.reset: 1 for the end (latest), -1 for error, 0 for the start. */
+static int reset_policy(run *r) {
+  char v[32];
+  size_t vl = sizeof v;
+  if (rd_kafka_conf_get(rd_kafka_conf(r->consumer), "auto.offset.reset", v, &vl) !=
+      RD_KAFKA_CONF_OK)
+    return 0;
+  if (!strcmp(v, "largest") || !strcmp(v, "latest") || !strcmp(v, "end"))
+    return 1;
+  return strcmp(v, "error") ? 0 : -1;
+}
+
+/* Partition p's entry of the job, NULL if none. */
+static rpart_res *res_of(restore_job *j, int32_t p) {
+  for (int i = 0; i < j->np; i++)
+    if (j->res[i].p == p)
+      return &j->res[i];
+  return NULL;
+}
+
 /* The group's committed offsets (rd_kafka_committed, on the pool) of the job's partitions that
  * pick selects; *e the request's error. NULL on ENOMEM. */
 static rd_kafka_topic_partition_list_t *committed_of(restore_job *j, int (*pick)(const rpart_res *),
@@ -420,6 +442,14 @@ static void mark_waiting(restore_job *j) {
       if (held[k] == 0)
         continue;
       set_waiting(j, t->partition);
+      /* auto.offset.reset=latest: should the changelog hold no state of it, it starts where the
+       * partition ended now, as at an assignment without a wait. */
+      rpart_res *x = res_of(j, t->partition);
+      int64_t lo, hi;
+      if (x && x->reset_at < 0 && reset_policy(r) == 1 &&
+          cl_watermarks(r->consumer, r->o->input_topic, t->partition, &lo, &hi, ASK_MS,
+                        &r->stopping) == 0)
+        x->reset_at = hi;
       if (held[k] > 0)
         note(j,
              "%s/%d: the state file has no checkpoint of it and the group no committed offset, "
@@ -521,8 +551,11 @@ static void decide(restore_job *j, const int64_t *lows, int ncl) {
 
 /* A retry's partitions without a resume offset (the changelog read, but holds no usable marker of
  * the current model) resume where the group committed: the late job seeks there explicitly (a
- * seek cannot name "the committed offset" in librdkafka 2.0.2), or, with none, at the low
- * watermark (auto.offset.reset=earliest, the default). Without an answer the partition waits on. */
+ * seek cannot name "the committed offset" in librdkafka 2.0.2), or, with none, where
+ * auto.offset.reset says: the low watermark (earliest, the default), or, for latest, the high
+ * watermark when the partition began to wait (the ticks that came during the wait are processed,
+ * as they would have been without one; now's when that is not known). Without an answer, or with
+ * auto.offset.reset=error, the partition waits on. */
 static void late_offsets(restore_job *j) {
   run *r = j->r;
   rd_kafka_resp_err_t e;
@@ -534,8 +567,27 @@ static void late_offsets(restore_job *j) {
       if (x->p != t->partition)
         continue;
       rd_kafka_resp_err_t te = e ? e : t->err;
-      if (!te && (t->offset >= 0 || x->lo >= 0)) {
-        x->resume = t->offset >= 0 ? t->offset : x->lo;
+      if (!te && t->offset >= 0) {
+        x->resume = t->offset;
+        continue;
+      }
+      int pol = te ? 0 : reset_policy(r);
+      int64_t at = pol == 1 ? (x->reset_at >= 0 ? x->reset_at : x->hi) : pol == 0 ? x->lo : -1;
+      if (!te && at >= 0) {
+        x->resume = at;
+        if (pol == 1)
+          note(j,
+               "%s/%d: no state of it in the changelog and no committed offset: it starts at %lld "
+               "(auto.offset.reset=latest: the end of the partition when it began to wait%s)",
+               r->o->input_topic, x->p, (long long)at, x->reset_at >= 0 ? "" : ", not known: now");
+        continue;
+      }
+      if (!te && pol < 0) {
+        note(j,
+             "%s/%d: no state of it in the changelog and no committed offset, and "
+             "auto.offset.reset=error: it waits on",
+             r->o->input_topic, x->p);
+        set_waiting(j, x->p);
         continue;
       }
       note(j, "%s/%d: its committed offset is not known (%s): it waits on", r->o->input_topic, x->p,
@@ -891,6 +943,9 @@ static void on_put_idle(uv_idle_t *h) {
           !strcmp(j->parts->elems[k].topic, r->o->input_topic))
         j->parts->elems[k].offset = x->resume >= 0 ? x->resume : RD_KAFKA_OFFSET_INVALID;
     restored += !x->wait;
+    part *wp = x->wait ? part_get(r, x->p) : NULL;
+    if (wp)
+      wp->reset_at = x->reset_at;
     if (x->wait && wl)
       rd_kafka_topic_partition_list_add(wl, r->o->input_topic, x->p);
   }
@@ -953,6 +1008,7 @@ static void late_done(run *r, restore_job *j) {
       cl_restore_drop(j->rs, x->p);
       continue;
     }
+    pt->reset_at = x->reset_at; /* learnt by this retry, when the first restore could not ask */
     rd_kafka_resp_err_t se = x->wait ? 0 : rd_kafka_seek(r->t_in, x->p, x->resume, 1000);
     if (se) {
       log_warn("run", "%s/%d: seek to offset %lld: %s; it waits on", r->o->input_topic, x->p,
@@ -1057,6 +1113,7 @@ static void begin(run *r, rd_kafka_topic_partition_list_t *parts, int coop, int 
       x->mk.part = -1;
       part *pt = part_get(r, x->p);
       x->gen = pt ? pt->gen : 0;
+      x->reset_at = late && pt ? pt->reset_at : -1;
     }
   j->work.data = j;
   r->rj = j;

@@ -41,6 +41,9 @@ typedef struct part {
   uint8_t revoking;  /* revoked by the group, waiting for its final checkpoint */
   uint8_t awaiting;  /* assigned and paused: its state is in a changelog no read could reach the
                       * end of; restore.c tries again (restore_on_await) */
+  int64_t reset_at;  /* awaiting, never committed, auto.offset.reset=latest: the input's high
+                      * watermark when it began to wait (where it starts if the changelog has no
+                      * state of it); -1 unknown */
   int64_t cl_base;   /* changelog base of its last marker; -1 none (the next checkpoint is full) */
   uint64_t cl_since; /* changelog messages written since that base */
   uint32_t ninst;    /* its live instruments at the last committed snapshot */
