@@ -243,10 +243,11 @@ tc_check_replay() { # n
 # The set-up of the tests of a SIGHUP while partitions wait for an unreadable changelog: models
 # $TMP/m.safetensors and m2 (L=1, H=16), $TMP/all.csv (500 ticks of 40 instruments) split into
 # first.csv (400) and second.csv (100); the first member checkpoints first.csv to the changelog
-# alone (tc_changelog_only, group g1); the broker fails four Fetch requests (the restore's three
-# tries and, as a rule, the first retry); a second member (--on-model-change MODE, output preds2,
-# stderr $TMP/run2.log, RUN_PID) waits for the changelog and is sent SIGHUP with m2 at the path of
-# its model; once the swap came before the retry that restored the partitions, second.csv is fed,
+# alone (tc_changelog_only, group g1); the broker fails every Fetch request; a second member
+# (--on-model-change MODE, output preds2, stderr $TMP/run2.log, RUN_PID) waits for the changelog
+# and is sent SIGHUP with m2 at the path of its model; once it has swapped, fetches are let through
+# again (`clear-requests Fetch`); once the swap came before the retry that restored the
+# partitions, second.csv is fed,
 # its 100 predictions are awaited in preds2, and the member is stopped (exit 0). TOPICS: more
 # topics for the broker.
 tc_wait_reload() { # mode [topics]
@@ -259,7 +260,7 @@ tc_wait_reload() { # mode [topics]
   tc_broker_start --topics "ticks:2,predictions:2,preds2:2,tickcast.dlq:1,tickcast.stats:1,g1.state:2${2:+,$2}" \
     --commands "$TMP/ctl"
   tc_changelog_only "$TMP/m.safetensors" "$TMP/first.csv" 400 "$TMP/s.db"
-  tc_broker_cmd "fail-requests Fetch:UNKNOWN:4" "4 requests will fail"
+  tc_broker_cmd "fail-requests Fetch:UNKNOWN:100000" "100000 requests will fail"
   cp "$TMP/m.safetensors" "$TMP/live.safetensors"
   tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/live.safetensors" --state "$TMP/s.db" --group g1 \
     --output-topic preds2 --checkpoint-interval 100 --http off --on-model-change "$1" 2>"$TMP/run2.log"
@@ -272,8 +273,7 @@ tc_wait_reload() { # mode [topics]
   [ "$1" = keep ] && how=kept
   tc_wait_for 10 grep -q "SIGHUP: model .* ($how instrument states)" "$TMP/run2.log" ||
     tc_fail "no reload: $(grep SIGHUP "$TMP/run2.log")"
-  # The retries (the first 5 s after the wait began, as a rule failed by the fourth failure) come
-  # after the swap.
+  tc_broker_cmd "clear-requests Fetch" "queued failures dropped: Fetch"
   tc_wait_for 30 grep -q "restored ticks partitions" "$TMP/run2.log" ||
     tc_fail "no retry restored the partitions: $(grep -E 'wait|restor' "$TMP/run2.log" | grep -v rdkafka | tail -n 3)"
   local hup got
