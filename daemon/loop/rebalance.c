@@ -61,7 +61,7 @@ static void track_assigned(run *r, const rd_kafka_topic_partition_list_t *parts)
     pt->cl_base = -1;
     pt->cl_since = 0;
     pt->ninst = 0;
-    pt->reset_at = -1;
+    pt->wait_hi = -1;
     stats_part_assigned(&r->st, p);
     r->assigned++;
   }

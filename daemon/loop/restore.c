@@ -45,8 +45,8 @@ typedef struct rpart_res {
   int refloored;   /* its changelog was read again without records of a recreated topic */
   int64_t floor;   /* ... those below this changelog offset */
   int wait;        /* its state is only in the changelog, which could not be read: it awaits */
-  int64_t reset_at; /* never committed, auto.offset.reset=latest: the high watermark when it began
-                     * to wait, -1 unknown (part.reset_at) */
+  int64_t wait_hi; /* never committed, auto.offset.reset=latest: the high watermark when it began
+                    * to wait, -1 unknown (part.wait_hi) */
   int gone;        /* (a retry) no longer assigned and awaiting as it was: its result dropped */
   uint8_t gen;     /* (a retry) its assignment's generation when the retry began */
 } rpart_res;
@@ -446,10 +446,10 @@ static void mark_waiting(restore_job *j) {
        * partition ended now, as at an assignment without a wait. */
       rpart_res *x = res_of(j, t->partition);
       int64_t lo, hi;
-      if (x && x->reset_at < 0 && reset_policy(r) == 1 &&
+      if (x && x->wait_hi < 0 && reset_policy(r) == 1 &&
           cl_watermarks(r->consumer, r->o->input_topic, t->partition, &lo, &hi, ASK_MS,
                         &r->stopping) == 0)
-        x->reset_at = hi;
+        x->wait_hi = hi;
       if (held[k] > 0)
         note(j,
              "%s/%d: the state file has no checkpoint of it and the group no committed offset, "
@@ -572,14 +572,14 @@ static void late_offsets(restore_job *j) {
         continue;
       }
       int pol = te ? 0 : reset_policy(r);
-      int64_t at = pol == 1 ? (x->reset_at >= 0 ? x->reset_at : x->hi) : pol == 0 ? x->lo : -1;
+      int64_t at = pol == 1 ? (x->wait_hi >= 0 ? x->wait_hi : x->hi) : pol == 0 ? x->lo : -1;
       if (!te && at >= 0) {
         x->resume = at;
         if (pol == 1)
           note(j,
                "%s/%d: no state of it in the changelog and no committed offset: it starts at %lld "
                "(auto.offset.reset=latest: the end of the partition when it began to wait%s)",
-               r->o->input_topic, x->p, (long long)at, x->reset_at >= 0 ? "" : ", not known: now");
+               r->o->input_topic, x->p, (long long)at, x->wait_hi >= 0 ? "" : ", not known: now");
         continue;
       }
       if (!te && pol < 0) {
@@ -945,7 +945,7 @@ static void on_put_idle(uv_idle_t *h) {
     restored += !x->wait;
     part *wp = x->wait ? part_get(r, x->p) : NULL;
     if (wp)
-      wp->reset_at = x->reset_at;
+      wp->wait_hi = x->wait_hi;
     if (x->wait && wl)
       rd_kafka_topic_partition_list_add(wl, r->o->input_topic, x->p);
   }
@@ -1008,7 +1008,7 @@ static void late_done(run *r, restore_job *j) {
       cl_restore_drop(j->rs, x->p);
       continue;
     }
-    pt->reset_at = x->reset_at; /* learnt by this retry, when the first restore could not ask */
+    pt->wait_hi = x->wait_hi; /* learnt by this retry, when the first restore could not ask */
     rd_kafka_resp_err_t se = x->wait ? 0 : rd_kafka_seek(r->t_in, x->p, x->resume, 1000);
     if (se) {
       log_warn("run", "%s/%d: seek to offset %lld: %s; it waits on", r->o->input_topic, x->p,
@@ -1113,7 +1113,7 @@ static void begin(run *r, rd_kafka_topic_partition_list_t *parts, int coop, int 
       x->mk.part = -1;
       part *pt = part_get(r, x->p);
       x->gen = pt ? pt->gen : 0;
-      x->reset_at = late && pt ? pt->reset_at : -1;
+      x->wait_hi = late && pt ? pt->wait_hi : -1;
     }
   j->work.data = j;
   r->rj = j;

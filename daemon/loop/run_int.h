@@ -41,7 +41,7 @@ typedef struct part {
   uint8_t revoking;  /* revoked by the group, waiting for its final checkpoint */
   uint8_t awaiting;  /* assigned and paused: its state is in a changelog no read could reach the
                       * end of; restore.c tries again (restore_on_await) */
-  int64_t reset_at;  /* awaiting, never committed, auto.offset.reset=latest: the input's high
+  int64_t wait_hi;   /* awaiting, never committed, auto.offset.reset=latest: the input's high
                       * watermark when it began to wait (where it starts if the changelog has no
                       * state of it); -1 unknown */
   int64_t cl_base;   /* changelog base of its last marker; -1 none (the next checkpoint is full) */
