@@ -90,6 +90,6 @@ tc_eq "the second member's exit" "$STOP_RC" 0
 # Every prediction equals a replay of first.csv and mid.csv (old.csv's ticks are not in it: one
 # predicted would have no replay row, or put its instrument's later ticks out of step).
 tc_check_replay $((NF + NM))
-grep -q "ticks/1: no state of it in the changelog and no committed offset: it starts at $NO (auto.offset.reset=latest: the end of the partition when it began to wait)" \
+grep -q "ticks/1: no state of it in the changelog and no committed offset: it starts at $NO (auto.offset.reset=latest: the end of the partition when the wait first asked it)" \
   "$TMP/run2.log" || tc_fail "ticks/1 did not start at $NO: $(grep -E 'ticks/1|restored' "$TMP/run2.log" | grep -v rdkafka)"
 echo "PASS e2e_changelog_shared_latest"

@@ -67,8 +67,46 @@ static void test_cooperative(void) {
   }
 }
 
+/* kconf_offset_reset: each of librdkafka's names of auto.offset.reset, on a plain conf and on a
+ * running consumer's (rd_kafka_conf), which keeps it in its default topic conf. */
+static int reset_of(const char *v, int consumer) {
+  rd_kafka_conf_t *c = rd_kafka_conf_new();
+  char e[256];
+  if ((v && rd_kafka_conf_set(c, "auto.offset.reset", v, e, sizeof e) != RD_KAFKA_CONF_OK) ||
+      rd_kafka_conf_set(c, "group.id", "g", e, sizeof e) != RD_KAFKA_CONF_OK) {
+    rd_kafka_conf_destroy(c);
+    return -2;
+  }
+  if (!consumer) {
+    int r = kconf_offset_reset(c);
+    rd_kafka_conf_destroy(c);
+    return r;
+  }
+  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof e);
+  if (!rk)
+    return -3;
+  int r = kconf_offset_reset(rd_kafka_conf(rk));
+  rd_kafka_destroy(rk);
+  return r;
+}
+
+static void test_offset_reset(void) {
+  for (int consumer = 0; consumer < 2; consumer++) {
+    CHECK_INT(reset_of(NULL, consumer), 1); /* librdkafka's default: largest */
+    CHECK_INT(reset_of("earliest", consumer), 0);
+    CHECK_INT(reset_of("smallest", consumer), 0);
+    CHECK_INT(reset_of("beginning", consumer), 0);
+    CHECK_INT(reset_of("latest", consumer), 1);
+    CHECK_INT(reset_of("largest", consumer), 1);
+    CHECK_INT(reset_of("end", consumer), 1);
+    CHECK_INT(reset_of("error", consumer), -1);
+  }
+  CHECK_INT(kconf_offset_reset(NULL), 1);
+}
+
 int main(void) {
   test_cooperative();
+  test_offset_reset();
   char err[512], buf[256];
   char path[] = "/tmp/test_kconf_XXXXXX";
   int fd = mkstemp(path);

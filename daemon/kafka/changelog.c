@@ -493,7 +493,7 @@ rd_kafka_resp_err_t cl_watermarks(rd_kafka_t *rk, const char *topic, int32_t par
   double end = mono_ms() + timeout_ms;
   int64_t *out[2] = {lo, hi};
   const int64_t at[2] = {RD_KAFKA_OFFSET_BEGINNING, RD_KAFKA_OFFSET_END};
-  for (int k = 0; k < 2; k++) { /* each request sliced on its own, against one deadline */
+  for (int k = lo ? 0 : 1; k < 2; k++) { /* each request sliced on its own, against one deadline */
     double left = end - mono_ms();
     slices s = slices_of(stop, left < 1 ? 1 : (int)left);
     rd_kafka_resp_err_t e;

@@ -217,7 +217,8 @@ int cl_read(rd_kafka_t *rk, const char *topic, cl_restore *r, const int32_t *par
 int cl_holds_records(rd_kafka_t *rk, const char *topic, const int32_t *parts, int n, int *held,
                      int timeout_ms, const int *stop, char *err, size_t errlen);
 
-/* The low and high watermarks of topic/part (ListOffsets, earliest and latest) within timeout_ms,
+/* The low and high watermarks of topic/part (ListOffsets, earliest and latest; with lo NULL only
+ * the latest) within timeout_ms,
  * which a stop cuts short: with stop (read atomically; set by another thread), the request is
  * asked again when a slice of the wait ends without its answer (a second, or twice what the last
  * answered request took, each next slice twice the one before, up to 4 s) and

@@ -88,6 +88,16 @@ int kconf_cooperative(const rd_kafka_conf_t *conf) {
   return strstr(v, "cooperative") != NULL;
 }
 
+int kconf_offset_reset(const rd_kafka_conf_t *conf) {
+  char v[32];
+  size_t n = sizeof v;
+  if (!conf || rd_kafka_conf_get(conf, "auto.offset.reset", v, &n) != RD_KAFKA_CONF_OK)
+    return 1;
+  if (!strcmp(v, "smallest") || !strcmp(v, "earliest") || !strcmp(v, "beginning"))
+    return 0;
+  return strcmp(v, "error") ? 1 : -1;
+}
+
 /* 1 when s reads like a property name (lowercase letters, digits, '.', '_', '-', with a '.'), so
  * that quoting it cannot leak a secret typed where a name was expected. */
 static int looks_like_name(const char *s) {

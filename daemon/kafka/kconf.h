@@ -55,6 +55,10 @@ int kconf_secret(const char *key);
  * daemon stopped while its group rebalanced hung until the shutdown watchdog ended it). */
 int kconf_cooperative(const rd_kafka_conf_t *conf);
 
+/* The consumer conf's auto.offset.reset: 1 for the end (latest, largest, end; also when conf does
+ * not say, librdkafka's default), 0 for the start (earliest, smallest, beginning), -1 for error. */
+int kconf_offset_reset(const rd_kafka_conf_t *conf);
+
 /* Zeroes kc. Never fails. */
 void kconf_init(kconf *kc);
 

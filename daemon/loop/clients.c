@@ -188,6 +188,7 @@ static int create_clients(run *r, rd_kafka_conf_t *cc, rd_kafka_conf_t *pc, char
     return TC_EKAFKA;
   }
   r->coop = kconf_cooperative(rd_kafka_conf(r->consumer));
+  r->offset_reset = kconf_offset_reset(rd_kafka_conf(r->consumer));
   r->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, kerr, sizeof kerr);
   if (!r->producer) {
     rd_kafka_conf_destroy(pc);

@@ -339,18 +339,6 @@ static void set_waiting(restore_job *j, int32_t p) {
   cl_restore_drop(j->rs, p);
 }
 
-/* The consumer's auto.offset.reset: 1 for the end (latest), -1 for error, 0 for the start. */
-static int reset_policy(run *r) {
-  char v[32];
-  size_t vl = sizeof v;
-  if (rd_kafka_conf_get(rd_kafka_conf(r->consumer), "auto.offset.reset", v, &vl) !=
-      RD_KAFKA_CONF_OK)
-    return 0;
-  if (!strcmp(v, "largest") || !strcmp(v, "latest") || !strcmp(v, "end"))
-    return 1;
-  return strcmp(v, "error") ? 0 : -1;
-}
-
 /* Partition p's entry of the job, NULL if none. */
 static rpart_res *res_of(restore_job *j, int32_t p) {
   for (int i = 0; i < j->np; i++)
@@ -429,6 +417,7 @@ static void mark_waiting(restore_job *j) {
   rd_kafka_topic_partition_list_t *l = committed_of(j, no_file_offset, &e);
   char err[512] = "";
   int *held = l ? changelog_held(j, l, e, err, sizeof err) : NULL;
+  rd_kafka_resp_err_t hi_failed = 0; /* once a high watermark was not answered, none is asked */
   if (!held) {
     note(j, "restore: out of memory; the partitions the state file lacks wait for the changelog");
     for (int i = 0; i < j->np; i++)
@@ -445,11 +434,13 @@ static void mark_waiting(restore_job *j) {
       /* auto.offset.reset=latest: should the changelog hold no state of it, it starts where the
        * partition ended now, as at an assignment without a wait. */
       rpart_res *x = res_of(j, t->partition);
-      int64_t lo, hi;
-      if (x && x->wait_hi < 0 && reset_policy(r) == 1 &&
-          cl_watermarks(r->consumer, r->o->input_topic, t->partition, &lo, &hi, ASK_MS,
-                        &r->stopping) == 0)
-        x->wait_hi = hi;
+      int64_t hi;
+      if (x && x->wait_hi < 0 && r->offset_reset == 1 && !hi_failed) {
+        hi_failed = cl_watermarks(r->consumer, r->o->input_topic, t->partition, NULL, &hi, ASK_MS,
+                                  &r->stopping);
+        if (!hi_failed)
+          x->wait_hi = hi;
+      }
       if (held[k] > 0)
         note(j,
              "%s/%d: the state file has no checkpoint of it and the group no committed offset, "
@@ -553,9 +544,11 @@ static void decide(restore_job *j, const int64_t *lows, int ncl) {
  * the current model) resume where the group committed: the late job seeks there explicitly (a
  * seek cannot name "the committed offset" in librdkafka 2.0.2), or, with none, where
  * auto.offset.reset says: the low watermark (earliest, the default), or, for latest, the high
- * watermark when the partition began to wait (the ticks that came during the wait are processed,
- * as they would have been without one; now's when that is not known). Without an answer, or with
- * auto.offset.reset=error, the partition waits on. */
+ * watermark when the partition began to wait (or when a retry first learnt it; now's when no
+ * request answered it), so that the ticks that came during the wait are processed, as they would
+ * have been without one; within the partition's offsets now (retention or a recreated topic may
+ * have moved them past it). Without an answer, or with auto.offset.reset=error, the partition
+ * waits on. */
 static void late_offsets(restore_job *j) {
   run *r = j->r;
   rd_kafka_resp_err_t e;
@@ -571,15 +564,22 @@ static void late_offsets(restore_job *j) {
         x->resume = t->offset;
         continue;
       }
-      int pol = te ? 0 : reset_policy(r);
+      int pol = te ? 0 : r->offset_reset;
       int64_t at = pol == 1 ? (x->wait_hi >= 0 ? x->wait_hi : x->hi) : pol == 0 ? x->lo : -1;
+      if (at >= 0 && x->lo >= 0 && (at < x->lo || at > x->hi))
+        at = at < x->lo ? x->lo : x->hi;
       if (!te && at >= 0) {
         x->resume = at;
         if (pol == 1)
           note(j,
                "%s/%d: no state of it in the changelog and no committed offset: it starts at %lld "
-               "(auto.offset.reset=latest: the end of the partition when it began to wait%s)",
-               r->o->input_topic, x->p, (long long)at, x->wait_hi >= 0 ? "" : ", not known: now");
+               "(auto.offset.reset=latest: %s)",
+               r->o->input_topic, x->p, (long long)at,
+               x->wait_hi < 0     ? "the end of the partition now: no request during the wait "
+                                    "answered it"
+               : at == x->wait_hi ? "the end of the partition when the wait first asked it"
+                                  : "within the partition's offsets now, which moved past its end "
+                                    "when the wait first asked it");
         continue;
       }
       if (!te && pol < 0) {

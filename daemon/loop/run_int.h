@@ -124,7 +124,9 @@ typedef struct run {
   uint64_t ckpt_done_seq;     /* the number of the last one committed */
   unsigned char ckpt_sha[32]; /* the model of the snapshot submitted last (for its records) */
   int m_cell, m_L, m_H;       /* the model's shape, which a reload keeps (for the pool thread) */
-  int coop; /* the consumer rebalances by the cooperative protocol (kconf_cooperative) */
+  int coop;         /* the consumer rebalances by the cooperative protocol (kconf_cooperative) */
+  int offset_reset; /* the consumer's auto.offset.reset (kconf_offset_reset): 1 latest, 0
+                     * earliest, -1 error */
   /* A revoke waiting for its final checkpoint (rebalance.c). */
   rd_kafka_topic_partition_list_t *rv_parts; /* the revoked partitions; NULL when none */
   int rv_coop;                               /* cooperative protocol */
