@@ -352,7 +352,7 @@ grep -q "flush: 50 messages still undelivered after" "$TMP/dead2.log" ||
 # feed after it is delivered whole (without it, every Produce would be refused for good).
 printf '%s\n' "# a comment" "rtt 50" "rtt x" "rtt" "bogus 1" "fail-requests Fetch:UNKNOWN" "rtt 0" \
   "fail-requests Produce:TOPIC_AUTHORIZATION_FAILED:100000" "clear-requests Nope" \
-  "clear-requests Fetch,Produce" >"$TMP/cmds"
+  "clear-requests Produce," "clear-requests Fetch,Produce" >"$TMP/cmds"
 "$TC" broker --topics cl:1 --commands "$TMP/cmds" >"$TMP/cmd.out" 2>"$TMP/cmd.log" &
 CB=$!
 TC_PIDS+=("$CB")
@@ -373,6 +373,8 @@ for l in "4: 'rtt'" "5: 'bogus 1'"; do
 done
 grep -q -- "--commands $TMP/cmds:9: clear-requests Nope: unknown request 'Nope'" "$TMP/cmd.log" ||
   tc_fail "clear-requests Nope: $(cat "$TMP/cmd.log")"
+grep -q -- "--commands $TMP/cmds:10: clear-requests 'Produce,': an empty item" "$TMP/cmd.log" ||
+  tc_fail "clear-requests Produce,: $(cat "$TMP/cmd.log")"
 set +e
 "$TC" broker --port "$fport" >/dev/null 2>"$TMP/b3.log"
 rc=$?

@@ -128,12 +128,14 @@ static void command(const char *path, unsigned lineno, char *line) {
     k = parse_rtt(spec, err, sizeof err);
     if (k >= 0 && cmd_mb)
       mockbroker_set_rtt(cmd_mb, k);
-  } else if (is_clear) {
-    k = mockbroker_clear_requests(NULL, spec, err, sizeof err);
-    if (k >= 0 && cmd_mb)
-      mockbroker_clear_requests(cmd_mb, spec, err, sizeof err);
-  } else if (cmd_mb && mockbroker_fail_requests(NULL, spec, err, sizeof err) >= 0) {
-    k = mockbroker_fail_requests(cmd_mb, spec, err, sizeof err);
+  } else if (is_clear) { /* checked whole before anything is cleared */
+    k = cmd_mb && mockbroker_clear_requests(NULL, spec, err, sizeof err) >= 0
+            ? mockbroker_clear_requests(cmd_mb, spec, err, sizeof err)
+            : -1;
+  } else {
+    k = cmd_mb && mockbroker_fail_requests(NULL, spec, err, sizeof err) >= 0
+            ? mockbroker_fail_requests(cmd_mb, spec, err, sizeof err)
+            : -1;
   }
   int stopping = !cmd_mb;
   pthread_mutex_unlock(&lock);

@@ -287,7 +287,13 @@ int mockbroker_clear_requests(mockbroker *mb, const char *list, char *err, size_
   for (const char *p = list;; n++) {
     const char *e = strchr(p, ',');
     size_t len = e ? (size_t)(e - p) : strlen(p);
-    int key = len ? api_key(p, len) : -1;
+    if (len == 0) {
+      snprintf(err, errlen,
+               "clear-requests '%s': an empty item (expected Kafka API names separated by ',')",
+               list);
+      return TC_EUSAGE;
+    }
+    int key = api_key(p, len);
     if (key < 0) {
       snprintf(err, errlen,
                "clear-requests %s: unknown request '%.*s' (expected Kafka API names such as "
