@@ -218,11 +218,11 @@ int cl_holds_records(rd_kafka_t *rk, const char *topic, const int32_t *parts, in
                      int timeout_ms, const int *stop, char *err, size_t errlen);
 
 /* The low and high watermarks of topic/part (ListOffsets, earliest and latest; with lo NULL only
- * the latest) within timeout_ms,
- * which a stop cuts short: with stop (read atomically; set by another thread), the request is
- * asked again when a slice of the wait ends without its answer (a second, or twice what the last
- * answered request took, each next slice twice the one before, up to 4 s) and
- * RD_KAFKA_RESP_ERR__DESTROY returned once *stop is set; without, one request waits it all. */
+ * the latest) within timeout_ms, which a stop cuts short: with stop (read atomically; set by
+ * another thread), the request is asked again when a slice of the wait ends without its answer (a
+ * second, or twice what the last answered request took, each next slice twice the one before, up
+ * to 4 s) and RD_KAFKA_RESP_ERR__DESTROY returned once *stop is set; without, one request waits
+ * it all. */
 rd_kafka_resp_err_t cl_watermarks(rd_kafka_t *rk, const char *topic, int32_t part, int64_t *lo,
                                   int64_t *hi, int timeout_ms, const int *stop);
 

@@ -282,38 +282,46 @@ static int fail_parse(const char *s, size_t len, int *key, rd_kafka_resp_err_t *
   return 0;
 }
 
+/* The next item of a ','-separated list at *p: its length, *p moved past it and its ','; -1 at
+ * the end of the list. *p starts at the list; an empty list, or an empty item, has length 0. */
+static long next_item(const char **p, const char **item) {
+  if (!*p)
+    return -1;
+  const char *e = strchr(*p, ',');
+  size_t len = e ? (size_t)(e - *p) : strlen(*p);
+  *item = *p;
+  *p = e ? e + 1 : NULL;
+  return (long)len;
+}
+
 int mockbroker_clear_requests(mockbroker *mb, const char *list, char *err, size_t errlen) {
   int n = 0;
-  for (const char *p = list;; n++) {
-    const char *e = strchr(p, ',');
-    size_t len = e ? (size_t)(e - p) : strlen(p);
+  const char *p = list, *it;
+  for (long len; (len = next_item(&p, &it)) >= 0; n++) {
     if (len == 0) {
       snprintf(err, errlen,
                "clear-requests '%s': an empty item (expected Kafka API names separated by ',')",
                list);
       return TC_EUSAGE;
     }
-    int key = api_key(p, len);
+    int key = api_key(it, (size_t)len);
     if (key < 0) {
       snprintf(err, errlen,
                "clear-requests %s: unknown request '%.*s' (expected Kafka API names such as "
                "Fetch or Produce, or their keys 0..32767, separated by ',')",
-               list, (int)len, p);
+               list, (int)len, it);
       return TC_EUSAGE;
     }
     if (mb)
       rd_kafka_mock_clear_request_errors(mb->mcluster, (int16_t)key);
-    if (!e)
-      return n + 1;
-    p = e + 1;
   }
+  return n;
 }
 
 int mockbroker_fail_requests(mockbroker *mb, const char *spec, char *err, size_t errlen) {
   int fails = 0;
-  for (const char *p = spec;;) {
-    const char *e = strchr(p, ',');
-    size_t len = e ? (size_t)(e - p) : strlen(p);
+  const char *p = spec, *it;
+  for (long len; (len = next_item(&p, &it)) >= 0;) {
     if (len == 0) {
       snprintf(err, errlen,
                "--fail-requests '%s': an empty item (expected API:ERROR[:COUNT] items separated "
@@ -323,13 +331,11 @@ int mockbroker_fail_requests(mockbroker *mb, const char *spec, char *err, size_t
     }
     int key, count;
     rd_kafka_resp_err_t code;
-    if (fail_parse(p, len, &key, &code, &count, err, errlen) < 0)
+    if (fail_parse(it, (size_t)len, &key, &code, &count, err, errlen) < 0)
       return TC_EUSAGE;
     for (int i = 0; mb && i < count; i++)
       rd_kafka_mock_push_request_errors_array(mb->mcluster, (int16_t)key, 1, &code);
     fails += code != RD_KAFKA_RESP_ERR_NO_ERROR ? count : 0;
-    if (!e)
-      return fails;
-    p = e + 1;
   }
+  return fails;
 }

@@ -331,20 +331,20 @@ static int check_stale(restore_job *j, const int64_t *lows, int ncl) {
   return again;
 }
 
-/* Partition p of the job waits: nothing restored of it goes into the engine. */
-static void set_waiting(restore_job *j, int32_t p) {
-  for (int i = 0; i < j->np; i++)
-    if (j->res[i].p == p)
-      j->res[i].wait = 1;
-  cl_restore_drop(j->rs, p);
-}
-
 /* Partition p's entry of the job, NULL if none. */
 static rpart_res *res_of(restore_job *j, int32_t p) {
   for (int i = 0; i < j->np; i++)
     if (j->res[i].p == p)
       return &j->res[i];
   return NULL;
+}
+
+/* Partition p of the job waits: nothing restored of it goes into the engine. */
+static void set_waiting(restore_job *j, int32_t p) {
+  rpart_res *x = res_of(j, p);
+  if (x)
+    x->wait = 1;
+  cl_restore_drop(j->rs, p);
 }
 
 /* The group's committed offsets (rd_kafka_committed, on the pool) of the job's partitions that
@@ -555,45 +555,43 @@ static void late_offsets(restore_job *j) {
   rd_kafka_topic_partition_list_t *l = committed_of(j, no_resume, &e);
   for (int k = 0; l && k < l->cnt; k++) {
     rd_kafka_topic_partition_t *t = &l->elems[k];
-    for (int i = 0; i < j->np; i++) {
-      rpart_res *x = &j->res[i];
-      if (x->p != t->partition)
-        continue;
-      rd_kafka_resp_err_t te = e ? e : t->err;
-      if (!te && t->offset >= 0) {
-        x->resume = t->offset;
-        continue;
-      }
-      int pol = te ? 0 : r->offset_reset;
-      int64_t at = pol == 1 ? (x->wait_hi >= 0 ? x->wait_hi : x->hi) : pol == 0 ? x->lo : -1;
-      if (at >= 0 && x->lo >= 0 && (at < x->lo || at > x->hi))
-        at = at < x->lo ? x->lo : x->hi;
-      if (!te && at >= 0) {
-        x->resume = at;
-        if (pol == 1)
-          note(j,
-               "%s/%d: no state of it in the changelog and no committed offset: it starts at %lld "
-               "(auto.offset.reset=latest: %s)",
-               r->o->input_topic, x->p, (long long)at,
-               x->wait_hi < 0     ? "the end of the partition now: no request during the wait "
-                                    "answered it"
-               : at == x->wait_hi ? "the end of the partition when the wait first asked it"
-                                  : "within the partition's offsets now, which moved past its end "
-                                    "when the wait first asked it");
-        continue;
-      }
-      if (!te && pol < 0) {
-        note(j,
-             "%s/%d: no state of it in the changelog and no committed offset, and "
-             "auto.offset.reset=error: it waits on",
-             r->o->input_topic, x->p);
-        set_waiting(j, x->p);
-        continue;
-      }
-      note(j, "%s/%d: its committed offset is not known (%s): it waits on", r->o->input_topic, x->p,
-           rd_kafka_err2str(te ? te : RD_KAFKA_RESP_ERR__NO_OFFSET));
-      set_waiting(j, x->p);
+    rpart_res *x = res_of(j, t->partition);
+    if (!x)
+      continue;
+    rd_kafka_resp_err_t te = e ? e : t->err;
+    if (!te && t->offset >= 0) {
+      x->resume = t->offset;
+      continue;
     }
+    int pol = te ? 0 : r->offset_reset;
+    int64_t at = pol == 1 ? (x->wait_hi >= 0 ? x->wait_hi : x->hi) : pol == 0 ? x->lo : -1;
+    if (at >= 0 && x->lo >= 0 && (at < x->lo || at > x->hi))
+      at = at < x->lo ? x->lo : x->hi;
+    if (!te && at >= 0) {
+      x->resume = at;
+      if (pol == 1)
+        note(j,
+             "%s/%d: no state of it in the changelog and no committed offset: it starts at %lld "
+             "(auto.offset.reset=latest: %s)",
+             r->o->input_topic, x->p, (long long)at,
+             x->wait_hi < 0     ? "the end of the partition now: no request during the wait "
+                                  "answered it"
+             : at == x->wait_hi ? "the end of the partition when the wait first asked it"
+                                : "within the partition's offsets now, which moved past its end "
+                                  "when the wait first asked it");
+      continue;
+    }
+    if (!te && pol < 0) {
+      note(j,
+           "%s/%d: no state of it in the changelog and no committed offset, and "
+           "auto.offset.reset=error: it waits on",
+           r->o->input_topic, x->p);
+      set_waiting(j, x->p);
+      continue;
+    }
+    note(j, "%s/%d: its committed offset is not known (%s): it waits on", r->o->input_topic, x->p,
+         rd_kafka_err2str(te ? te : RD_KAFKA_RESP_ERR__NO_OFFSET));
+    set_waiting(j, x->p);
   }
   if (l)
     rd_kafka_topic_partition_list_destroy(l);
