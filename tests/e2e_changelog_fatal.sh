@@ -53,13 +53,8 @@ tc_bg "$TC" run --brokers "$BROKERS" --model "$TMP/m.safetensors" --state "$DB" 
   --checkpoint-interval 100 --http off 2>"$TMP/run2.log"
 RUN_PID=$BG_PID
 # Done once a checkpoint stored all 300 ticks (inspect reads the file while the daemon runs).
-stored() {
-  "$TC" inspect --state "$DB" --json 2>/dev/null |
-    $PY -c 'import json,sys; print(sum(o["next_offset"] for o in json.load(sys.stdin)["offsets"]))'
-}
-all_stored() { [ "$(stored)" = 300 ]; }
-tc_wait_for 40 all_stored ||
-  tc_fail "the restart stored no checkpoint of the 300 ticks (stored: $(stored)): $(
+tc_wait_for 40 tc_offsets_are "$DB" 300 ||
+  tc_fail "the restart stored no checkpoint of the 300 ticks (stored: $(tc_offsets_sum "$DB")): $(
     grep -vE "rdkafka" "$TMP/run2.log" | tail -n 12)"
 tc_stop "$RUN_PID" 15
 tc_eq "exit after SIGTERM (restart)" "$STOP_RC" 0

@@ -11,7 +11,6 @@
 # watermark (auto.offset.reset=earliest, whatever was set) and predicted the old ticks too.
 . "$(dirname "$0")/lib.sh"
 X="$PY $ROOT/tests/e2e_crash.py"
-DB="$TMP/s.db"
 $PY "$ROOT/tests/e2e_run.py" model "$TMP/m.safetensors" 1 16 1
 $X gen "$TMP/gen.csv" 600 40 17
 # Rows by the partition their sym goes to (Kafka's murmur2, as feed's murmur2_random partitioner):
@@ -59,18 +58,7 @@ EOF
 }
 tc_eq "ticks' ends after first.csv" "$(ends)" "$NF 0"
 
-tc_member "$TMP/run1.log" -X consumer.auto.commit.interval.ms=600000
-tc_wait_for 60 sh -c "[ \"\$($X count "$BROKERS" predictions)\" -ge $NF ]" ||
-  tc_fail "the first member did not predict $NF ticks"
-cat >"$TMP/offsets.sh" <<EOF
-"$TC" inspect --state "$DB" --json 2>/dev/null |
-  $PY -c 'import json,sys; print(sum(o["next_offset"] for o in json.load(sys.stdin)["offsets"]))'
-EOF
-tc_wait_for 20 sh -c "[ \"\$(sh $TMP/offsets.sh)\" = $NF ]" || tc_fail "no checkpoint of all $NF ticks"
-kill -KILL "$RUN_PID"
-wait "$RUN_PID" 2>/dev/null || true
-tc_forget "$RUN_PID"
-rm -f "$DB" "$DB-wal" "$DB-shm" # the next member runs on another machine
+tc_killed_uncommitted "$NF"
 
 "$TC" feed --brokers "$BROKERS" --topic ticks --input "$TMP/old.csv" 2>"$TMP/feed.log" ||
   tc_fail "feed of old.csv failed: $(tail -n 3 "$TMP/feed.log")"

@@ -9,24 +9,8 @@
 # replay does. They once started at the end of the partitions (auto.offset.reset=latest here)
 # with zero state, and the new ticks' predictions were out of step.
 . "$(dirname "$0")/lib.sh"
-X="$PY $ROOT/tests/e2e_crash.py"
-DB="$TMP/s.db"
 tc_two_phase 13
-cat >"$TMP/offsets.sh" <<EOF
-"$TC" inspect --state "$DB" --json 2>/dev/null |
-  $PY -c 'import json,sys; print(sum(o["next_offset"] for o in json.load(sys.stdin)["offsets"]))'
-EOF
-
-tc_member "$TMP/run1.log" -X consumer.auto.commit.interval.ms=600000
-tc_wait_for 60 sh -c "[ \"\$($X count "$BROKERS" predictions)\" -ge 400 ]" ||
-  tc_fail "the first member did not predict 400 ticks"
-# The state file is written after the changelog: once it holds all 400 offsets, so does the
-# changelog.
-tc_wait_for 20 sh -c "[ \"\$(sh $TMP/offsets.sh)\" = 400 ]" || tc_fail "no checkpoint of all 400 ticks"
-kill -KILL "$RUN_PID"
-wait "$RUN_PID" 2>/dev/null || true
-tc_forget "$RUN_PID"
-rm -f "$DB" "$DB-wal" "$DB-shm" # the next member runs on another machine
+tc_killed_uncommitted 400
 
 # Every fetch fails until the partitions wait (how many fetches each of the restore's tries makes
 # depends on timing), then none does.

@@ -71,9 +71,7 @@ tc_eq "third member's exit" "$STOP_RC" 0
 # Every prediction, the 1000 after the wait too, equals replay's (the state file alone is not
 # compared instrument by instrument: inspect lists at most 1000).
 tc_check_replay 5000
-stored=$("$TC" inspect --state "$DB" --json |
-  $PY -c 'import json,sys; print(sum(o["next_offset"] for o in json.load(sys.stdin)["offsets"]))')
-tc_eq "offsets stored after the restart" "$stored" 5000
+tc_eq "offsets stored after the restart" "$(tc_offsets_sum "$DB")" 5000
 tries=$(grep -c "Fetch from broker 1 failed: Unknown broker error; trying again" "$TMP/run3.log" || true)
 tc_eq "failed reads tried again" "$tries" 2
 grep -q "Fetch from broker 1 failed: Unknown broker error; restoring from the state file alone" "$TMP/run3.log" ||

@@ -214,6 +214,32 @@ tc_first_gone() { # seed
   rm -f "$TMP/s.db" "$TMP/s.db-wal" "$TMP/s.db-shm"
 }
 
+# The sum of the next offsets that state file DB stores (inspect reads it while a daemon runs), and
+# whether it is N.
+tc_offsets_sum() { # db
+  "$TC" inspect --state "$1" --json 2>/dev/null |
+    $PY -c 'import json,sys; print(sum(o["next_offset"] for o in json.load(sys.stdin)["offsets"]))'
+}
+tc_offsets_are() { # db n
+  [ "$(tc_offsets_sum "$1")" = "$2" ]
+}
+
+# A member of group g1 (tc_member, stderr $TMP/run1.log) that commits no offset to the group
+# predicts N ticks, checkpoints them all and is killed (SIGKILL); its state file $TMP/s.db is
+# removed: the next member runs on another machine, and only the changelog has the states.
+tc_killed_uncommitted() { # n
+  tc_member "$TMP/run1.log" -X consumer.auto.commit.interval.ms=600000
+  tc_wait_for 60 sh -c "[ \"\$($PY "$ROOT/tests/e2e_crash.py" count "$BROKERS" predictions)\" -ge $1 ]" ||
+    tc_fail "the first member did not predict $1 ticks"
+  # The state file is written after the changelog: once it holds all N offsets, so does the
+  # changelog.
+  tc_wait_for 20 tc_offsets_are "$TMP/s.db" "$1" || tc_fail "no checkpoint of all $1 ticks"
+  kill -KILL "$RUN_PID"
+  wait "$RUN_PID" 2>/dev/null || true
+  tc_forget "$RUN_PID"
+  rm -f "$TMP/s.db" "$TMP/s.db-wal" "$TMP/s.db-shm"
+}
+
 # Sends LINE to the broker's --commands FIFO $TMP/ctl and waits until its log says WHAT.
 tc_broker_cmd() { # line what
   echo "$1" >"$TMP/ctl"
