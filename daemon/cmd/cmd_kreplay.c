@@ -20,7 +20,8 @@ static void usage(FILE *f) {
       f,
       "usage: tickcast replay --model M --brokers LIST --topic T [--partitions P,...]\n"
       "         [--start-offset N | --start-time T] [--end-offset N | --end-time T]\n"
-      "         [--output FILE | --output-topic T] [--interval C] [--idle-timeout MS]\n"
+      "         [--output FILE | --output-topic T] [--interval C]\n"
+      "         [--interval-adapt ETA] [--idle-timeout MS]\n"
       "         [--threads N] [--quiet]\n"
       "\n"
       "Runs the model over a range of a Kafka topic, with fresh state, and stops at the end\n"

@@ -16,7 +16,7 @@ void run_usage(FILE *f) {
       "usage: tickcast run --model M [--brokers LIST] [OPTIONS]\n"
       "\n"
       "The daemon: consumes ticks (JSON, CONTRACT §1) from a Kafka topic in a consumer group,\n"
-      "keeps each instrument's LSTM state, and produces one prediction per accepted tick to\n"
+      "keeps each instrument's model state, and produces one prediction per accepted tick to\n"
       "the output topic (keyed by sym), rejected messages to the dead-letter topic and a stats\n"
       "object every --stats-interval. Without --brokers it starts an embedded development\n"
       "broker in-process and logs its address.\n"
